@@ -1,0 +1,1 @@
+//! NATS config file parser (in progress).

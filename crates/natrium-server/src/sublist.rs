@@ -1,0 +1,1 @@
+//! Subject index (in progress).
