@@ -3,5 +3,16 @@
 //! The crate is a library first so that tests can run a server in-process on port 0; the
 //! `natrium-server` binary is a thin wrapper over [`server::Server`].
 
+pub mod account;
+pub mod auth;
+pub mod client;
 pub mod conf;
+pub mod config_file;
+pub mod flags;
+pub mod logging;
+pub mod monitor;
+pub mod options;
+pub mod protocol;
+pub mod server;
+pub mod signals;
 pub mod sublist;

@@ -1,0 +1,225 @@
+//! Client connections.
+//!
+//! Each connection runs as two tasks sharing one [`ClientConn`]:
+//! - the reader (`reader.rs`) owns the read half and the parser, handles every op, and
+//!   delivers published messages into receivers' outbound buffers;
+//! - the writer (`writer.rs`) owns the write half, drains the outbound buffer, and runs the
+//!   connection's timers (server PINGs, the auth timeout).
+//!
+//! Closing is one-directional and idempotent: anyone calls [`ClientConn::close`], the
+//! writer flushes (or not), shuts the socket down in both directions, which ends the
+//! reader's read, and the reader's task then removes the subscriptions, waits for the
+//! writer and deregisters the connection. So cleanup runs exactly once, in one place.
+
+pub mod outbound;
+pub mod reader;
+pub mod subscription;
+pub mod writer;
+
+use outbound::Outbound;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+use subscription::Subscription;
+use tokio::sync::Notify;
+
+/// Why a connection closed, with the strings `/connz` reports as `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed the socket.
+    ClientClosed,
+    /// No CONNECT within the auth timeout.
+    AuthenticationTimeout,
+    /// Bad or missing credentials.
+    AuthenticationViolation,
+    /// Outbound buffer over `max_pending`.
+    SlowConsumerPendingBytes,
+    /// A flush blocked longer than `write_deadline`.
+    SlowConsumerWriteDeadline,
+    /// The socket write failed.
+    WriteError,
+    /// The socket read failed.
+    ReadError,
+    /// The client sent something the parser could not read.
+    ParseError,
+    /// Too many unanswered PINGs.
+    StaleConnection,
+    /// A protocol rule was broken (bad args, bad CONNECT JSON, HPUB without headers).
+    ProtocolViolation,
+    /// CONNECT asked for an unknown protocol version.
+    BadClientProtocolVersion,
+    /// A publish over `max_payload`.
+    MaxPayloadExceeded,
+    /// A control line over `max_control_line`.
+    MaxControlLineExceeded,
+    /// The server is at `max_connections`.
+    MaxConnectionsExceeded,
+    /// `no_responders` without `headers`.
+    NoRespondersRequiresHeaders,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+impl CloseReason {
+    /// The text `/connz` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "Client Closed",
+            CloseReason::AuthenticationTimeout => "Authentication Timeout",
+            CloseReason::AuthenticationViolation => "Authentication Failure",
+            CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            CloseReason::WriteError => "Write Error",
+            CloseReason::ReadError => "Read Error",
+            CloseReason::ParseError => "Parse Error",
+            CloseReason::StaleConnection => "Stale Connection",
+            CloseReason::ProtocolViolation => "Protocol Violation",
+            CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
+            CloseReason::MaxPayloadExceeded => "Maximum Payload Exceeded",
+            CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
+            CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
+            CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
+            CloseReason::ServerShutdown => "Server Shutdown",
+        }
+    }
+
+    /// Slow-consumer closes are counted in `/varz`.
+    pub fn is_slow_consumer(self) -> bool {
+        matches!(
+            self,
+            CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline
+        )
+    }
+}
+
+/// What the client told us in CONNECT, kept for `/connz` and for delivery decisions.
+#[derive(Debug, Clone, Default)]
+pub struct ClientMeta {
+    /// `name` from CONNECT.
+    pub name: String,
+    /// `lang` from CONNECT.
+    pub lang: String,
+    /// `version` from CONNECT.
+    pub version: String,
+    /// Authenticated user, if any.
+    pub user: Option<String>,
+    /// Account the client is bound to.
+    pub account: String,
+    /// Round-trip time measured with the server's PING, in nanoseconds (0: unknown).
+    pub rtt_nanos: u64,
+}
+
+/// Monotonic clock origin shared by the activity timestamps below.
+fn clock_origin() -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since [`clock_origin`], cheap enough to store in an atomic.
+pub fn mono_nanos() -> u64 {
+    clock_origin().elapsed().as_nanos() as u64
+}
+
+/// Convert a [`mono_nanos`] value back to an `Instant`.
+pub fn mono_to_instant(n: u64) -> Instant {
+    clock_origin() + std::time::Duration::from_nanos(n)
+}
+
+/// The shared state of one client connection.
+pub struct ClientConn {
+    /// Connection id (`cid`), unique for the server's life.
+    pub cid: u64,
+    /// Remote address.
+    pub addr: SocketAddr,
+    /// When the connection was accepted (wall clock, for `/connz start`).
+    pub start: SystemTime,
+    /// Outbound buffer and delivery counters.
+    pub out: Mutex<Outbound>,
+    /// Wakes the writer task.
+    pub writer_wake: Notify,
+    /// The client negotiated headers (HPUB/HMSG).
+    headers: AtomicBool,
+    /// CONNECT has been received and accepted.
+    connected: AtomicBool,
+    /// The client speaks protocol 1 (accepts async INFO).
+    pub proto_info: AtomicBool,
+    /// Last time anything arrived from the client (mono nanos), to skip needless PINGs.
+    pub last_in: AtomicU64,
+    /// Server PINGs sent and not yet answered.
+    pub pings_out: AtomicU32,
+    /// When the outstanding RTT-measuring PING was sent (mono nanos), 0 if none.
+    pub ping_sent_at: AtomicU64,
+    /// Messages received from the client (flushed from the reader in batches).
+    pub in_msgs: AtomicU64,
+    /// Payload bytes received from the client.
+    pub in_bytes: AtomicU64,
+    /// The client's subscriptions by sid.
+    pub subs: Mutex<FxHashMap<Box<[u8]>, Arc<Subscription>>>,
+    /// CONNECT details for monitoring.
+    pub meta: Mutex<ClientMeta>,
+}
+
+impl std::fmt::Debug for ClientConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConn")
+            .field("cid", &self.cid)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConn {
+    /// A new connection record.
+    pub fn new(cid: u64, addr: SocketAddr) -> Self {
+        ClientConn {
+            cid,
+            addr,
+            start: SystemTime::now(),
+            out: Mutex::new(Outbound::default()),
+            writer_wake: Notify::new(),
+            headers: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            proto_info: AtomicBool::new(false),
+            last_in: AtomicU64::new(mono_nanos()),
+            pings_out: AtomicU32::new(0),
+            ping_sent_at: AtomicU64::new(0),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            subs: Mutex::new(FxHashMap::default()),
+            meta: Mutex::new(ClientMeta::default()),
+        }
+    }
+
+    /// Whether the client accepts HMSG.
+    pub fn supports_headers(&self) -> bool {
+        self.headers.load(Ordering::Relaxed)
+    }
+
+    /// Record header support from CONNECT.
+    pub fn set_headers(&self, on: bool) {
+        self.headers.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether a valid CONNECT has been processed.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Mark CONNECT as processed.
+    pub fn set_connected(&self) {
+        self.connected.store(true, Ordering::Release);
+    }
+
+    /// The close reason, if the connection is closing.
+    pub fn closing(&self) -> Option<CloseReason> {
+        self.out.lock().closing
+    }
+
+    /// Number of subscriptions.
+    pub fn num_subs(&self) -> usize {
+        self.subs.lock().len()
+    }
+}

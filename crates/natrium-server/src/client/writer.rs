@@ -1,0 +1,173 @@
+//! The writer task: drains a connection's outbound buffer and runs its timers.
+//!
+//! One task per connection. It sleeps until woken by a delivery or a timer, swaps the whole
+//! pending buffer out (so publishers can keep appending to the other one), and writes it
+//! with as few syscalls as the socket allows. A write first tries without waiting; only if
+//! the socket is full does it wait, bounded by `write_deadline`, so the common case arms no
+//! timer.
+//!
+//! The timers live here because this task is the one that talks to the socket anyway:
+//! - server PINGs every `ping_interval`, skipped when the client was recently active;
+//!   `ping_max` unanswered ones close the connection as stale;
+//! - the auth timeout, when the server requires authentication.
+
+use super::{ClientConn, CloseReason, mono_nanos};
+use crate::protocol::write;
+use crate::server::ServerShared;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::time::Instant;
+
+/// Above this capacity an idle buffer is given back to the allocator.
+const SHRINK_ABOVE: usize = 256 * 1024;
+
+/// Why a write failed.
+enum WriteFail {
+    /// The socket errored or closed.
+    Io,
+    /// The socket stayed full past the write deadline.
+    Deadline,
+}
+
+/// Write all of `data`, waiting at most `deadline` in total for the socket to drain.
+async fn write_all(wr: &OwnedWriteHalf, mut data: &[u8], deadline: Duration) -> Result<(), WriteFail> {
+    let mut until: Option<Instant> = None;
+    while !data.is_empty() {
+        match wr.try_write(data) {
+            Ok(0) => return Err(WriteFail::Io),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let at = *until.get_or_insert_with(|| Instant::now() + deadline);
+                match tokio::time::timeout_at(at, wr.writable()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Err(WriteFail::Io),
+                    Err(_) => return Err(WriteFail::Deadline),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(WriteFail::Io),
+        }
+    }
+    Ok(())
+}
+
+/// The first server PING comes after min(ping_interval, 2s) plus up to 20% jitter, as in
+/// nats-server, so a fleet of clients that connected together does not ping in lockstep.
+fn first_ping_delay(interval: Duration) -> Duration {
+    let d = interval.min(Duration::from_secs(2));
+    let jitter_max = (d.as_nanos() / 5) as u64;
+    let jitter = if jitter_max > 0 {
+        rand::random::<u64>() % jitter_max
+    } else {
+        0
+    };
+    d + Duration::from_nanos(jitter)
+}
+
+/// Run the writer until the connection closes. Shuts the socket down in both directions
+/// on the way out, which ends the reader's pending read.
+pub async fn run(conn: Arc<ClientConn>, wr: OwnedWriteHalf, server: Arc<ServerShared>, auth_deadline: Option<Instant>) {
+    let mut spare: Vec<u8> = Vec::new();
+    let opts = server.opts();
+    let mut ping_at = Instant::now() + first_ping_delay(opts.ping_interval);
+    let mut auth_at = auth_deadline;
+    drop(opts);
+    let sleep = tokio::time::sleep_until(ping_at);
+    tokio::pin!(sleep);
+    let mut sleep_for = ping_at;
+
+    loop {
+        let next = auth_at.map_or(ping_at, |a| a.min(ping_at));
+        if next != sleep_for {
+            sleep.as_mut().reset(next);
+            sleep_for = next;
+        }
+        tokio::select! {
+            biased;
+            _ = conn.writer_wake.notified() => {}
+            _ = &mut sleep => {
+                let now = Instant::now();
+                if let Some(a) = auth_at
+                    && now >= a
+                {
+                    auth_at = None;
+                    if !conn.is_connected() {
+                        conn.err_and_close("Authentication Timeout", CloseReason::AuthenticationTimeout);
+                    }
+                }
+                if now >= ping_at {
+                    let opts = server.opts();
+                    ping_at = now + opts.ping_interval;
+                    ping_timer(&conn, opts.ping_interval, opts.ping_max);
+                }
+            }
+        }
+
+        let (closing, flush) = {
+            let mut out = conn.out.lock();
+            std::mem::swap(&mut out.buf, &mut spare);
+            out.inflight = spare.len();
+            out.flush_pending = false;
+            (out.closing, out.flush_before_close)
+        };
+        if closing.is_some() && !flush {
+            break;
+        }
+        if !spare.is_empty() {
+            let deadline = server.opts().write_deadline;
+            match write_all(&wr, &spare, deadline).await {
+                Ok(()) => {}
+                Err(fail) => {
+                    let reason = match fail {
+                        WriteFail::Io => CloseReason::WriteError,
+                        WriteFail::Deadline => CloseReason::SlowConsumerWriteDeadline,
+                    };
+                    conn.close(reason, false);
+                    break;
+                }
+            }
+            let mut out = conn.out.lock();
+            out.inflight = 0;
+            out.last_flush = Some(std::time::Instant::now());
+            drop(out);
+            spare.clear();
+            if spare.capacity() > SHRINK_ABOVE {
+                spare = Vec::new();
+            }
+        }
+        if closing.is_some() {
+            break;
+        }
+    }
+    // Ends the reader's read too; the fd stays open until both halves drop.
+    // SAFETY: the fd belongs to the socket `wr` keeps alive for the duration of the call.
+    unsafe {
+        libc::shutdown(wr.as_ref().as_raw_fd(), libc::SHUT_RDWR);
+    }
+}
+
+/// One tick of the PING timer.
+fn ping_timer(conn: &ClientConn, interval: Duration, ping_max: i64) {
+    if conn.closing().is_some() {
+        return;
+    }
+    let now = mono_nanos();
+    let idle = now.saturating_sub(conn.last_in.load(Ordering::Relaxed));
+    let rtt_known = conn.meta.lock().rtt_nanos != 0;
+    if rtt_known && idle < interval.as_nanos() as u64 {
+        return;
+    }
+    let out = conn.pings_out.load(Ordering::Relaxed);
+    if i64::from(out) + 1 > ping_max {
+        conn.err_and_close("Stale Connection", CloseReason::StaleConnection);
+        return;
+    }
+    conn.pings_out.store(out + 1, Ordering::Relaxed);
+    let _ = conn
+        .ping_sent_at
+        .compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
+    conn.send_proto(write::PING);
+}

@@ -1,0 +1,364 @@
+//! Turning a parsed NATS config file into [`Options`].
+//!
+//! The generic parser (`conf`) knows the grammar; this module knows the keys. It mirrors
+//! nats-server's rules: keys are matched case-insensitively, an unknown key is an error
+//! (`file:line:col: unknown field "x"`), integer durations are accepted as seconds with a
+//! warning, and the size/duration traps are nats-server's. Keys nats-server knows but that
+//! natrium does not implement (clustering, TLS, operator mode, websocket, MQTT…) are
+//! accepted with a warning, so an existing config still starts.
+
+use crate::conf::{self, ConfError, Entry, Map, Spanned, Value};
+use crate::options::{JetStreamOptions, Options};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Syntax or a bad value; carries file:line:column.
+    #[error("{0}")]
+    Conf(#[from] ConfError),
+}
+
+/// Top-level keys nats-server accepts that natrium ignores (with a warning).
+const UNSUPPORTED_TOP: &[&str] = &[
+    "client_advertise",
+    "mappings",
+    "maps",
+    "default_sentinel",
+    "https",
+    "https_port",
+    "cluster",
+    "gateway",
+    "leaf",
+    "leafnodes",
+    "log_max_num",
+    "logfile_max_num",
+    "syslog",
+    "remote_syslog",
+    "prof_port",
+    "prof_block_rate",
+    "proxy_protocol",
+    "tls",
+    "ocsp",
+    "write_timeout",
+    "operator",
+    "operators",
+    "roots",
+    "root",
+    "root_operators",
+    "root_operator",
+    "resolver",
+    "account_resolver",
+    "accounts_resolver",
+    "resolver_tls",
+    "resolver_preload",
+    "resolver_pinned_accounts",
+    "trusted",
+    "trusted_keys",
+    "connect_error_reports",
+    "reconnect_error_reports",
+    "websocket",
+    "ws",
+    "mqtt",
+    "server_tags",
+    "server_metadata",
+    "feature_flags",
+    "default_js_domain",
+    "ocsp_cache",
+    "no_fast_producer_stall",
+    "proxies",
+    "trace_headers",
+];
+
+/// Keys handled by the accounts issue; parsed and kept, not yet enforced.
+const LATER_TOP: &[&str] = &[
+    "accounts",
+    "no_auth_user",
+    "system_account",
+    "system",
+    "no_system_account",
+    "no_system",
+    "no_sys_acc",
+];
+
+/// Load and map a config file.
+pub fn load(path: &Path) -> Result<Options, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let map = conf::parse_file(path)?;
+    let mut opts = Options::default();
+    apply(&mut opts, &map)?;
+    opts.config_file = Some(path.to_path_buf());
+    opts.config_digest = Some(format!("sha256:{}", hex(&Sha256::digest(&bytes))));
+    Ok(opts)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn err(pos: &conf::Pos, message: impl Into<String>) -> ConfError {
+    pos.error(message)
+}
+
+fn int(v: &Spanned, key: &str) -> Result<i64, ConfError> {
+    conf::as_i64(v).map_err(|_| err(&v.pos, format!("invalid value for {key:?}: expected an integer")))
+}
+
+/// `listen` / `http` style "host:port", a bare port, or ":port".
+fn host_port(v: &Spanned) -> Result<(Option<String>, i32), ConfError> {
+    match &v.value {
+        Value::Int(p) => Ok((None, *p as i32)),
+        Value::String(s) => {
+            let (h, p) = s
+                .rsplit_once(':')
+                .ok_or_else(|| err(&v.pos, format!("could not parse address string {s:?}")))?;
+            let port = p
+                .parse::<i32>()
+                .map_err(|_| err(&v.pos, format!("could not parse port {p:?}")))?;
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            Ok(((!h.is_empty()).then(|| h.to_string()), port))
+        }
+        _ => Err(err(&v.pos, "expected a host:port string or a port")),
+    }
+}
+
+fn duration(v: &Spanned, key: &str, o: &mut Options) -> Result<Duration, ConfError> {
+    let (d, warning) = conf::duration(v, key)?;
+    if let Some(w) = warning {
+        o.warnings.push(w.to_string());
+    }
+    Ok(d)
+}
+
+/// Apply every top-level entry of `map` to `o`.
+pub fn apply(o: &mut Options, map: &Map) -> Result<(), ConfError> {
+    for e in map.iter() {
+        apply_entry(o, e)?;
+    }
+    Ok(())
+}
+
+fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
+    let key = e.key.to_ascii_lowercase();
+    let v = &e.value;
+    match key.as_str() {
+        "listen" => {
+            let (h, p) = host_port(v)?;
+            if let Some(h) = h {
+                o.host = h;
+            }
+            o.port = p;
+        }
+        "port" => o.port = int(v, "port")? as i32,
+        "host" | "net" => o.host = conf::as_string(v)?.to_string(),
+        "server_name" => {
+            let name = conf::as_string(v)?;
+            if name.contains(' ') {
+                return Err(err(&v.pos, "server name cannot contain spaces"));
+            }
+            o.server_name = Some(name.to_string());
+        }
+        "http" => {
+            let (h, p) = host_port(v)?;
+            o.http_host = h;
+            o.http_port = p;
+        }
+        "http_port" | "monitor_port" => o.http_port = int(v, &key)? as i32,
+        "http_base_path" => o.http_base_path = conf::as_string(v)?.to_string(),
+        "max_payload" => {
+            let n = conf::as_size(v)?;
+            if n > i32::MAX as i64 {
+                return Err(err(
+                    &v.pos,
+                    format!(
+                        "error parsing max_payload: value {n} exceeds the maximum of {}",
+                        i32::MAX
+                    ),
+                ));
+            }
+            o.max_payload = n;
+        }
+        "max_control_line" => o.max_control_line = conf::as_size(v)?,
+        "max_pending" => o.max_pending = conf::as_size(v)?,
+        "max_connections" | "max_conn" => {
+            let n = int(v, &key)?;
+            o.max_connections = if n == 0 { -1 } else { n };
+        }
+        "max_subscriptions" | "max_subs" => o.max_subscriptions = int(v, &key)?,
+        "max_sub_tokens" | "max_subscription_tokens" => {
+            let n = int(v, &key)?;
+            if n > 255 {
+                return Err(err(&v.pos, "max_sub_tokens can not exceed 255"));
+            }
+            o.max_sub_tokens = n;
+        }
+        "ping_interval" => o.ping_interval = duration(v, "ping_interval", o)?,
+        "ping_max" => o.ping_max = int(v, "ping_max")?,
+        "write_deadline" => o.write_deadline = duration(v, "write_deadline", o)?,
+        "no_header_support" => o.no_header_support = conf::as_bool(v)?,
+        "max_closed_clients" => o.max_closed_clients = int(v, &key)?,
+        "lame_duck_duration" => {
+            let d = conf::duration_strict(v, "lame_duck_duration")?;
+            if d < Duration::from_secs(30) {
+                return Err(err(
+                    &v.pos,
+                    format!("invalid lame_duck_duration of {d:?}, minimum is 30 seconds"),
+                ));
+            }
+            o.lame_duck_duration = d;
+        }
+        "lame_duck_grace_period" => {
+            o.lame_duck_grace_period = conf::duration_strict(v, "lame_duck_grace_period")?;
+        }
+        "debug" => o.log.debug = conf::as_bool(v)?,
+        "trace" => o.log.trace = conf::as_bool(v)?,
+        "trace_verbose" => {
+            o.log.trace_verbose = conf::as_bool(v)?;
+            if o.log.trace_verbose {
+                o.log.trace = true;
+            }
+        }
+        "logtime" => o.log.logtime = conf::as_bool(v)?,
+        "logtime_utc" => o.log.logtime_utc = conf::as_bool(v)?,
+        "log_file" | "logfile" => o.log.log_file = Some(PathBuf::from(conf::as_string(v)?)),
+        "log_size_limit" | "logfile_size_limit" => o.log.log_size_limit = conf::as_size(v)?,
+        "max_traced_msg_len" => o.log.max_traced_msg_len = int(v, &key)?,
+        "pid_file" | "pidfile" => o.pid_file = Some(PathBuf::from(conf::as_string(v)?)),
+        "ports_file_dir" => o.ports_file_dir = Some(PathBuf::from(conf::as_string(v)?)),
+        "disable_sublist_cache" | "no_sublist_cache" => {
+            o.disable_sublist_cache = conf::as_bool(v)?
+        }
+        "authorization" => apply_authorization(o, v)?,
+        "store_dir" | "storedir" => {
+            if o.jetstream.store_dir.is_some() {
+                return Err(err(&e.key_pos, "Duplicate 'store_dir' configuration"));
+            }
+            o.jetstream.store_dir = Some(PathBuf::from(conf::as_string(v)?));
+        }
+        "jetstream" => apply_jetstream(&mut o.jetstream, v)?,
+        k if LATER_TOP.contains(&k) => {
+            o.warnings.push(format!(
+                "{}: {:?} is parsed but not yet enforced by natrium-server",
+                e.key_pos, e.key
+            ));
+        }
+        k if UNSUPPORTED_TOP.contains(&k) => {
+            o.warnings.push(format!(
+                "{}: {:?} is not supported by natrium-server and is ignored",
+                e.key_pos, e.key
+            ));
+        }
+        _ if e.used_as_variable => {}
+        _ => return Err(err(&e.key_pos, format!("unknown field {:?}", e.key))),
+    }
+    Ok(())
+}
+
+fn apply_authorization(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
+    let Value::Map(m) = &v.value else {
+        return Err(err(&v.pos, "authorization should be a map"));
+    };
+    for e in m.iter() {
+        let key = e.key.to_ascii_lowercase();
+        let v = &e.value;
+        match key.as_str() {
+            "user" | "username" => o.auth.user = Some(conf::as_string(v)?.to_string()),
+            "pass" | "password" => o.auth.password = Some(conf::as_string(v)?.to_string()),
+            "token" => o.auth.token = Some(conf::as_string(v)?.to_string()),
+            "timeout" => {
+                let secs = conf::as_f64(v)?;
+                if !(0.0..=1e9).contains(&secs) {
+                    return Err(err(&v.pos, "invalid authorization timeout"));
+                }
+                o.auth.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "users" | "default_permissions" | "permissions" | "auth_callout" | "proxy_required" => {
+                o.warnings.push(format!(
+                    "{}: authorization {:?} is not yet supported by natrium-server",
+                    e.key_pos, e.key
+                ));
+            }
+            _ if e.used_as_variable => {}
+            _ => return Err(err(&e.key_pos, format!("unknown field {:?}", e.key))),
+        }
+    }
+    if o.auth.token.is_some() && o.auth.user.is_some() {
+        return Err(err(
+            &v.pos,
+            "Cannot have a user/pass and token at the same time",
+        ));
+    }
+    Ok(())
+}
+
+fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfError> {
+    match &v.value {
+        Value::Bool(b) => {
+            js.enabled = *b;
+            return Ok(());
+        }
+        Value::String(s) => {
+            match s.to_ascii_lowercase().as_str() {
+                "enabled" | "enable" | "true" => js.enabled = true,
+                "disabled" | "disable" | "false" => js.enabled = false,
+                _ => return Err(err(&v.pos, format!("Expected 'enabled' or 'disabled' for string value, got '{s}'"))),
+            }
+            return Ok(());
+        }
+        Value::Map(_) => {}
+        _ => return Err(err(&v.pos, "jetstream should be a boolean, a string or a map")),
+    }
+    let Value::Map(m) = &v.value else {
+        return Ok(());
+    };
+    js.enabled = true;
+    for e in m.iter() {
+        let key = e.key.to_ascii_lowercase();
+        let v = &e.value;
+        match key.as_str() {
+            "store" | "store_dir" | "storedir" => {
+                if js.store_dir.is_some() {
+                    return Err(err(&e.key_pos, "Duplicate 'store_dir' configuration"));
+                }
+                js.store_dir = Some(PathBuf::from(conf::as_string(v)?));
+            }
+            "max_memory_store" | "max_mem_store" | "max_mem" => {
+                js.max_memory = Some(conf::storage_size(v)?)
+            }
+            "max_file_store" | "max_file" | "max_store" => js.max_store = Some(conf::storage_size(v)?),
+            "domain" => js.domain = Some(conf::as_string(v)?.to_string()),
+            "enabled" | "enable" => js.enabled = conf::as_bool(v)?,
+            "strict" => js.strict = conf::as_bool(v)?,
+            "sync_interval" | "sync" => {
+                if let Value::String(s) = &v.value
+                    && s.eq_ignore_ascii_case("always")
+                {
+                    js.sync_interval = Some(None);
+                } else {
+                    js.sync_interval = Some(Some(conf::duration_strict(v, "sync_interval")?));
+                }
+            }
+            "unique_tag" | "key" | "ek" | "encryption_key" | "prev_key" | "prev_ek"
+            | "prev_encryption_key" | "cipher" | "max_outstanding_catchup" | "max_buffered_size"
+            | "max_buffered_msgs" | "request_queue_limit" | "info_queue_limit" | "meta_compact"
+            | "meta_compact_size" | "meta_compact_sync" | "max_concurrent_io" | "extension_hint"
+            | "tpm" | "limits" | "max_catchup" => {}
+            _ if e.used_as_variable => {}
+            _ => return Err(err(&e.key_pos, format!("unknown field {:?}", e.key))),
+        }
+    }
+    Ok(())
+}

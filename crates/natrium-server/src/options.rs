@@ -1,0 +1,238 @@
+//! Server options: every setting the server runs with, whatever its source.
+//!
+//! Options come from three places, applied in order: built-in defaults (nats-server's
+//! `const.go` values), the config file (`-c`), then command-line flags, which always win.
+//! Keeping one plain struct for the result means the rest of the server never asks where
+//! a value came from, and a reload is "build a new `Options`, diff, apply".
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default client port.
+pub const DEFAULT_PORT: i32 = 4222;
+/// Default monitoring port when enabled with `-m` without a value.
+pub const DEFAULT_HTTP_PORT: i32 = 8222;
+/// Default `max_payload`: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD: i64 = 1024 * 1024;
+/// Default `max_pending`: 64 MiB.
+pub const DEFAULT_MAX_PENDING: i64 = 64 * 1024 * 1024;
+/// Default `max_control_line`.
+pub const DEFAULT_MAX_CONTROL_LINE: i64 = 4096;
+/// Default `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: i64 = 64 * 1024;
+/// Default `max_closed_clients`.
+pub const DEFAULT_MAX_CLOSED_CLIENTS: i64 = 10_000;
+
+/// The version string we report in INFO and `/varz`. Clients gate features on the server
+/// version, so we report the nats-server release whose protocol we implement (see
+/// `docs/compat.md`); our own version is in [`NATRIUM_VERSION`].
+pub const NATS_COMPAT_VERSION: &str = "2.15.1";
+/// Natrium's own version.
+pub const NATRIUM_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// JetStream API level we report (`api_lvl`), as nats-server 2.15.1.
+pub const API_LEVEL: i64 = 5;
+
+/// All server settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Config file the options were read from, for reload and `/varz`.
+    pub config_file: Option<PathBuf>,
+    /// `sha256:<hex>` of the config file, as `/varz config_digest` shows.
+    pub config_digest: Option<String>,
+    /// Client listen host.
+    pub host: String,
+    /// Client port; `-1` picks a random free port, `0` as well for tests.
+    pub port: i32,
+    /// Server name; defaults to the server id.
+    pub server_name: Option<String>,
+    /// Monitoring listen host; defaults to `host`.
+    pub http_host: Option<String>,
+    /// Monitoring port; `0` disables, `-1` random.
+    pub http_port: i32,
+    /// Prefix for monitoring paths.
+    pub http_base_path: String,
+    /// Largest message (headers included) a client may publish.
+    pub max_payload: i64,
+    /// Largest control line.
+    pub max_control_line: i64,
+    /// Per-connection outbound buffer limit (slow consumer threshold).
+    pub max_pending: i64,
+    /// Maximum client connections; negative means unlimited.
+    pub max_connections: i64,
+    /// Maximum subscriptions per connection; `0` unlimited.
+    pub max_subscriptions: i64,
+    /// Maximum tokens in a subscription subject; `0` unlimited.
+    pub max_sub_tokens: i64,
+    /// Interval between server PINGs.
+    pub ping_interval: Duration,
+    /// Unanswered PINGs allowed before the connection is stale.
+    pub ping_max: i64,
+    /// How long a flush may block before the client is a slow consumer.
+    pub write_deadline: Duration,
+    /// Time allowed between connect and a valid CONNECT when auth is required.
+    pub auth_timeout: Duration,
+    /// Refuse HPUB/HMSG and report `headers: false`.
+    pub no_header_support: bool,
+    /// How many closed connections `/connz?state=closed` remembers.
+    pub max_closed_clients: i64,
+    /// Lame-duck: spread client closes over this long.
+    pub lame_duck_duration: Duration,
+    /// Lame-duck: wait this long before starting to close clients.
+    pub lame_duck_grace_period: Duration,
+    /// Disable the shared subject-match cache.
+    pub disable_sublist_cache: bool,
+    /// Logging settings.
+    pub log: LogOptions,
+    /// Write the PID to this file.
+    pub pid_file: Option<PathBuf>,
+    /// Write a `<exe>_<pid>.ports` file with the listen URLs here.
+    pub ports_file_dir: Option<PathBuf>,
+    /// Simple single-user or token authentication.
+    pub auth: SimpleAuth,
+    /// JetStream settings.
+    pub jetstream: JetStreamOptions,
+    /// Warnings produced while building the options (printed at start, never fatal).
+    pub warnings: Vec<String>,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogOptions {
+    /// `[DBG]` lines.
+    pub debug: bool,
+    /// `[TRC]` lines (protocol trace).
+    pub trace: bool,
+    /// Trace the system account too.
+    pub trace_verbose: bool,
+    /// Timestamps on each line; nats-server's default is on.
+    pub logtime: bool,
+    /// Timestamps in UTC rather than local time.
+    pub logtime_utc: bool,
+    /// Log to this file instead of stderr.
+    pub log_file: Option<PathBuf>,
+    /// Rotate the log file past this size (0: never).
+    pub log_size_limit: i64,
+    /// Truncate traced message bodies to this many bytes (0: no limit).
+    pub max_traced_msg_len: i64,
+}
+
+/// The `authorization` block's single-user and token forms, and `--user/--pass/--auth`.
+/// The full users list, nkeys and accounts come with the accounts issue.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SimpleAuth {
+    /// Required user name.
+    pub user: Option<String>,
+    /// Required password (plain or bcrypt).
+    pub password: Option<String>,
+    /// Required token.
+    pub token: Option<String>,
+    /// Auth timeout from the `authorization` block, if set there.
+    pub timeout: Option<Duration>,
+}
+
+impl SimpleAuth {
+    /// Whether clients must authenticate.
+    pub fn required(&self) -> bool {
+        self.user.is_some() || self.token.is_some()
+    }
+}
+
+/// JetStream settings from `-js`, `-sd` and the `jetstream` block.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JetStreamOptions {
+    /// JetStream on.
+    pub enabled: bool,
+    /// Store directory as configured; the server appends `/jetstream`.
+    pub store_dir: Option<PathBuf>,
+    /// Memory storage limit in bytes; `None` means computed at start.
+    pub max_memory: Option<i64>,
+    /// File storage limit in bytes; `None` means computed at start.
+    pub max_store: Option<i64>,
+    /// JetStream domain.
+    pub domain: Option<String>,
+    /// `sync_interval`: `None` = default, `Some(None)` = `always`, `Some(Some(d))` = interval.
+    pub sync_interval: Option<Option<Duration>>,
+    /// Strict API request validation.
+    pub strict: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config_file: None,
+            config_digest: None,
+            host: "0.0.0.0".to_string(),
+            port: DEFAULT_PORT,
+            server_name: None,
+            http_host: None,
+            http_port: 0,
+            http_base_path: String::new(),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_control_line: DEFAULT_MAX_CONTROL_LINE,
+            max_pending: DEFAULT_MAX_PENDING,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_subscriptions: 0,
+            max_sub_tokens: 0,
+            ping_interval: Duration::from_secs(120),
+            ping_max: 2,
+            write_deadline: Duration::from_secs(10),
+            auth_timeout: Duration::from_secs(2),
+            no_header_support: false,
+            max_closed_clients: DEFAULT_MAX_CLOSED_CLIENTS,
+            lame_duck_duration: Duration::from_secs(120),
+            lame_duck_grace_period: Duration::from_secs(10),
+            disable_sublist_cache: false,
+            log: LogOptions {
+                logtime: true,
+                ..LogOptions::default()
+            },
+            pid_file: None,
+            ports_file_dir: None,
+            auth: SimpleAuth::default(),
+            jetstream: JetStreamOptions {
+                strict: true,
+                ..JetStreamOptions::default()
+            },
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// Options for tests: loopback, a random port, quiet logging.
+    pub fn for_test() -> Self {
+        Options {
+            host: "127.0.0.1".to_string(),
+            port: 0,
+            ..Options::default()
+        }
+    }
+
+    /// The auth timeout in effect: the `authorization` block's value if set.
+    pub fn effective_auth_timeout(&self) -> Duration {
+        self.auth.timeout.unwrap_or(self.auth_timeout)
+    }
+
+    /// Check cross-field rules nats-server enforces at start.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_payload > i32::MAX as i64 {
+            return Err(format!(
+                "max_payload ({}) cannot be higher than the maximum allowed value of {}",
+                self.max_payload,
+                i32::MAX
+            ));
+        }
+        if self.max_pending > 0 && self.max_payload > self.max_pending {
+            return Err(format!(
+                "max_payload ({}) cannot be higher than max_pending ({})",
+                self.max_payload, self.max_pending
+            ));
+        }
+        if let Some(name) = &self.server_name
+            && name.contains(' ')
+        {
+            return Err("server name cannot contain spaces".to_string());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,543 @@
+//! The server: listeners, the connection registry, shared counters, and the life cycle
+//! (start, reload, lame duck, shutdown).
+//!
+//! [`Server`] is the handle a binary or a test holds; [`ServerShared`] is what every
+//! connection task holds (through an `Arc`). Options are swapped whole on reload
+//! (`RwLock<Arc<Options>>`), so a task reads a consistent snapshot with one cheap clone.
+
+use crate::account::{Account, GLOBAL_ACCOUNT};
+use crate::client::{ClientConn, CloseReason, reader};
+use crate::logging::Logger;
+use crate::options::{API_LEVEL, NATRIUM_VERSION, NATS_COMPAT_VERSION, Options};
+use crate::protocol::connect::ServerInfo;
+use crate::protocol::write;
+use crate::{debug, error, info, warn};
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// Server-wide message counters, as `/varz` reports them.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Messages received from clients.
+    pub in_msgs: AtomicU64,
+    /// Bytes received from clients.
+    pub in_bytes: AtomicU64,
+    /// Messages delivered.
+    pub out_msgs: AtomicU64,
+    /// Bytes delivered.
+    pub out_bytes: AtomicU64,
+    /// Connections closed as slow consumers.
+    pub slow_consumers: AtomicU64,
+    /// Connections closed as stale.
+    pub stale_connections: AtomicU64,
+    /// Connections accepted since start.
+    pub total_connections: AtomicU64,
+}
+
+impl ServerStats {
+    /// Add a batch of inbound counts.
+    pub fn add_in(&self, msgs: u64, bytes: u64) {
+        self.in_msgs.fetch_add(msgs, Ordering::Relaxed);
+        self.in_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Add a batch of outbound counts.
+    pub fn add_out(&self, msgs: u64, bytes: u64) {
+        self.out_msgs.fetch_add(msgs, Ordering::Relaxed);
+        self.out_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// What `/connz?state=closed` shows about a connection after it is gone.
+#[derive(Debug, Clone)]
+pub struct ClosedConn {
+    /// Connection id.
+    pub cid: u64,
+    /// Remote address.
+    pub addr: SocketAddr,
+    /// Accepted at.
+    pub start: SystemTime,
+    /// Closed at.
+    pub stop: SystemTime,
+    /// Why.
+    pub reason: CloseReason,
+    /// CONNECT details.
+    pub meta: crate::client::ClientMeta,
+    /// Messages received from the client.
+    pub in_msgs: u64,
+    /// Bytes received from the client.
+    pub in_bytes: u64,
+    /// Messages delivered to the client.
+    pub out_msgs: u64,
+    /// Bytes delivered to the client.
+    pub out_bytes: u64,
+}
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not bind.
+    #[error("Error listening on port: {addr}, {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The options are inconsistent.
+    #[error("{0}")]
+    Options(String),
+}
+
+/// State shared by every task of one server.
+pub struct ServerShared {
+    /// Current options; replaced whole on reload.
+    opts: RwLock<Arc<Options>>,
+    /// The logger.
+    pub log: Arc<Logger>,
+    /// Server id (an nkey public key).
+    pub server_id: String,
+    /// Server name.
+    pub server_name: String,
+    /// Address the client listener is bound to.
+    pub client_addr: SocketAddr,
+    /// When the server started.
+    pub start_time: SystemTime,
+    /// Shared counters.
+    pub stats: ServerStats,
+    /// Open client connections by cid.
+    clients: Mutex<FxHashMap<u64, Arc<ClientConn>>>,
+    /// Recently closed connections, newest last.
+    closed: Mutex<VecDeque<ClosedConn>>,
+    /// Next connection id.
+    next_cid: AtomicU64,
+    /// The global account.
+    global: Arc<Account>,
+    /// Set when shutting down; stops the accept loop.
+    shutting_down: AtomicBool,
+    /// Set in lame-duck mode.
+    lame_duck: AtomicBool,
+    /// Wakes the accept loop on shutdown or lame duck.
+    stop_accepting: Notify,
+    /// Connection tasks still running.
+    active_conns: AtomicUsize,
+    /// Signalled whenever a connection task ends.
+    conn_ended: Notify,
+}
+
+impl std::fmt::Debug for ServerShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerShared")
+            .field("server_id", &self.server_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerShared {
+    /// Current options.
+    pub fn opts(&self) -> Arc<Options> {
+        self.opts.read().clone()
+    }
+
+    /// Replace the options (reload). Only reloadable settings take effect on existing
+    /// connections; listeners keep their addresses.
+    pub fn set_opts(&self, opts: Options) {
+        self.log.configure(
+            opts.log.debug,
+            opts.log.trace,
+            opts.log.logtime,
+            opts.log.logtime_utc,
+        );
+        *self.opts.write() = Arc::new(opts);
+    }
+
+    /// The global account.
+    pub fn global_account(&self) -> Arc<Account> {
+        self.global.clone()
+    }
+
+    /// All accounts (for monitoring).
+    pub fn accounts(&self) -> Vec<Arc<Account>> {
+        vec![self.global.clone()]
+    }
+
+    /// Whether lame-duck mode is on.
+    pub fn in_lame_duck(&self) -> bool {
+        self.lame_duck.load(Ordering::Relaxed)
+    }
+
+    /// The base INFO for this server.
+    pub fn base_info(&self) -> ServerInfo {
+        let opts = self.opts();
+        ServerInfo {
+            server_id: self.server_id.clone(),
+            server_name: self.server_name.clone(),
+            version: NATS_COMPAT_VERSION.to_string(),
+            proto: 1,
+            git_commit: option_env!("NATRIUM_GIT_COMMIT").unwrap_or("").to_string(),
+            go: format!("natrium-{NATRIUM_VERSION}"),
+            host: opts.host.clone(),
+            port: self.client_addr.port(),
+            headers: !opts.no_header_support,
+            auth_required: opts.auth.required(),
+            max_payload: opts.max_payload,
+            jetstream: opts.jetstream.enabled,
+            domain: opts.jetstream.domain.clone().unwrap_or_default(),
+            ldm: self.in_lame_duck(),
+            api_lvl: API_LEVEL,
+            ..ServerInfo::default()
+        }
+    }
+
+    /// The INFO JSON for one client; `connect_info` for the one after the first PONG.
+    pub fn client_info_json(&self, conn: &ClientConn, connect_info: bool) -> String {
+        let mut info = self.base_info();
+        info.client_id = conn.cid;
+        info.client_ip = conn.addr.ip().to_string();
+        if connect_info {
+            info.connect_info = true;
+            info.remote_account = conn.meta.lock().account.clone();
+        }
+        info.to_json()
+    }
+
+    /// Number of open client connections.
+    pub fn num_clients(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Snapshot of open connections, ordered by cid.
+    pub fn clients(&self) -> Vec<Arc<ClientConn>> {
+        let mut v: Vec<_> = self.clients.lock().values().cloned().collect();
+        v.sort_by_key(|c| c.cid);
+        v
+    }
+
+    /// Snapshot of recently closed connections, oldest first.
+    pub fn closed_clients(&self) -> Vec<ClosedConn> {
+        self.closed.lock().iter().cloned().collect()
+    }
+
+    /// Called by a connection task once it has fully closed.
+    pub fn client_closed(&self, conn: &Arc<ClientConn>) {
+        self.clients.lock().remove(&conn.cid);
+        let reason = conn.closing().unwrap_or(CloseReason::ClientClosed);
+        if reason == CloseReason::StaleConnection {
+            self.stats.stale_connections.fetch_add(1, Ordering::Relaxed);
+        }
+        let (out_msgs, out_bytes) = conn.out_stats();
+        let record = ClosedConn {
+            cid: conn.cid,
+            addr: conn.addr,
+            start: conn.start,
+            stop: SystemTime::now(),
+            reason,
+            meta: conn.meta.lock().clone(),
+            in_msgs: conn.in_msgs.load(Ordering::Relaxed),
+            in_bytes: conn.in_bytes.load(Ordering::Relaxed),
+            out_msgs,
+            out_bytes,
+        };
+        let max = self.opts().max_closed_clients.max(0) as usize;
+        {
+            let mut closed = self.closed.lock();
+            closed.push_back(record);
+            while closed.len() > max {
+                closed.pop_front();
+            }
+        }
+        debug!(
+            self.log,
+            "{} - cid:{} - Client connection closed: {}",
+            conn.addr,
+            conn.cid,
+            reason.as_str()
+        );
+        self.active_conns.fetch_sub(1, Ordering::AcqRel);
+        self.conn_ended.notify_waiters();
+    }
+
+    /// Record and log a slow consumer (the connection has already been told to close).
+    pub fn slow_consumer(&self, conn: &ClientConn) {
+        self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        let max = self.opts().max_pending;
+        warn!(
+            self.log,
+            "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+            conn.addr,
+            conn.cid,
+            max
+        );
+    }
+
+    /// Log a client protocol error.
+    pub fn log_client_error(&self, conn: &ClientConn, msg: &str) {
+        error!(self.log, "{} - cid:{} - {}", conn.addr, conn.cid, msg);
+    }
+
+    /// Log an authentication failure.
+    pub fn log_auth_failure(&self, conn: &ClientConn, user: Option<&str>) {
+        match user {
+            Some(u) => error!(
+                self.log,
+                "{} - cid:{} - authentication error - User {:?}",
+                conn.addr,
+                conn.cid,
+                u
+            ),
+            None => error!(self.log, "{} - cid:{} - authentication error", conn.addr, conn.cid),
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// Shared state.
+    shared: Arc<ServerShared>,
+    /// The accept loop.
+    accept_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.shared.client_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Bind the listeners and start serving. Returns once the server is ready.
+    pub async fn start(opts: Options, log: Arc<Logger>) -> Result<Server, StartError> {
+        opts.validate().map_err(StartError::Options)?;
+        log.configure(
+            opts.log.debug,
+            opts.log.trace,
+            opts.log.logtime,
+            opts.log.logtime_utc,
+        );
+        let server_id = nkeys::KeyPair::new_server().public_key();
+        let server_name = opts.server_name.clone().unwrap_or_else(|| server_id.clone());
+        info!(log, "Starting nats-server");
+        info!(log, "  Version:  {} (natrium {})", NATS_COMPAT_VERSION, NATRIUM_VERSION);
+        info!(log, "  Name:     {}", server_name);
+        info!(log, "  ID:       {}", server_id);
+        if let Some(cf) = &opts.config_file {
+            info!(
+                log,
+                "Using configuration file: {} ({})",
+                cf.display(),
+                opts.config_digest.as_deref().unwrap_or("")
+            );
+        }
+        for w in &opts.warnings {
+            warn!(log, "{}", w);
+        }
+        let port = if opts.port < 0 { 0 } else { opts.port };
+        let bind = format!("{}:{}", opts.host, port);
+        let listener = TcpListener::bind(bind_addr(&opts.host, port))
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: bind.clone(),
+                source,
+            })?;
+        let client_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: bind.clone(),
+            source,
+        })?;
+        let shared = Arc::new(ServerShared {
+            global: Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache)),
+            opts: RwLock::new(Arc::new(opts)),
+            log: log.clone(),
+            server_id,
+            server_name,
+            client_addr,
+            start_time: SystemTime::now(),
+            stats: ServerStats::default(),
+            clients: Mutex::new(FxHashMap::default()),
+            closed: Mutex::new(VecDeque::new()),
+            next_cid: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            lame_duck: AtomicBool::new(false),
+            stop_accepting: Notify::new(),
+            active_conns: AtomicUsize::new(0),
+            conn_ended: Notify::new(),
+        });
+        info!(
+            log,
+            "Listening for client connections on {}",
+            display_host_port(&shared.opts().host, client_addr.port())
+        );
+        let accept_task = tokio::spawn(accept_loop(shared.clone(), listener));
+        info!(log, "Server is ready");
+        Ok(Server {
+            shared,
+            accept_task: Some(accept_task),
+        })
+    }
+
+    /// The shared state (for monitoring, signals and tests).
+    pub fn shared(&self) -> &Arc<ServerShared> {
+        &self.shared
+    }
+
+    /// The bound client address.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.shared.client_addr
+    }
+
+    /// A `nats://127.0.0.1:PORT` URL for clients on this machine.
+    pub fn client_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.shared.client_addr.port())
+    }
+
+    /// Enter lame-duck mode: stop accepting, tell protocol-1 clients (`ldm: true`), wait the
+    /// grace period, then close clients spread over `lame_duck_duration`, then shut down.
+    pub async fn lame_duck(&mut self) {
+        let s = self.shared.clone();
+        if s.lame_duck.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        info!(s.log, "Entering lame duck mode, stop accepting new clients");
+        s.stop_accepting.notify_waiters();
+        if let Some(t) = self.accept_task.take() {
+            let _ = t.await;
+        }
+        let clients = s.clients();
+        for c in &clients {
+            if c.proto_info.load(Ordering::Relaxed) {
+                let mut line = Vec::new();
+                write::append_info(&mut line, s.client_info_json(c, false).as_bytes());
+                c.send_proto(&line);
+            }
+        }
+        let opts = s.opts();
+        tokio::time::sleep(opts.lame_duck_grace_period).await;
+        let clients = s.clients();
+        if !clients.is_empty() {
+            let per = opts.lame_duck_duration / clients.len().max(1) as u32;
+            info!(s.log, "Closing existing clients");
+            for c in clients {
+                c.close(CloseReason::ServerShutdown, true);
+                if !per.is_zero() {
+                    tokio::time::sleep(per.min(Duration::from_secs(1))).await;
+                }
+            }
+        }
+        self.shutdown().await;
+    }
+
+    /// Stop accepting, close every connection, and wait for their tasks to finish.
+    pub async fn shutdown(&mut self) {
+        let s = self.shared.clone();
+        if !s.shutting_down.swap(true, Ordering::AcqRel) {
+            info!(s.log, "Initiating Shutdown...");
+        }
+        s.stop_accepting.notify_waiters();
+        if let Some(t) = self.accept_task.take() {
+            let _ = t.await;
+        }
+        for c in s.clients() {
+            c.close(CloseReason::ServerShutdown, true);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while s.active_conns.load(Ordering::Acquire) > 0 {
+            let ended = s.conn_ended.notified();
+            if s.active_conns.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                break;
+            }
+        }
+        info!(s.log, "Server Exiting..");
+    }
+}
+
+/// Resolve a host string for binding; `0.0.0.0`/`::` and names are allowed.
+fn bind_addr(host: &str, port: i32) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `HOST:PORT` as nats-server logs it.
+fn display_host_port(host: &str, port: u16) -> String {
+    bind_addr(host, i32::from(port))
+}
+
+async fn accept_loop(s: Arc<ServerShared>, listener: TcpListener) {
+    loop {
+        // Register for the stop signal before checking the flags, so a stop that lands
+        // between the check and the await is not missed.
+        let stop = s.stop_accepting.notified();
+        tokio::pin!(stop);
+        stop.as_mut().enable();
+        if s.shutting_down.load(Ordering::Acquire) || s.in_lame_duck() {
+            break;
+        }
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = &mut stop => break,
+        };
+        let (stream, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                error!(s.log, "Error accepting client connection: {}", e);
+                // Usually out of file descriptors: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let cid = s.next_cid.fetch_add(1, Ordering::Relaxed);
+        s.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(ClientConn::new(cid, addr));
+        let max = s.opts().max_connections;
+        {
+            let mut clients = s.clients.lock();
+            if max >= 0 && clients.len() as i64 >= max {
+                drop(clients);
+                tokio::spawn(refuse_max_connections(s.clone(), conn, stream));
+                continue;
+            }
+            clients.insert(cid, conn.clone());
+        }
+        s.active_conns.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(reader::run(conn, stream, s.clone()));
+    }
+    drop(listener);
+}
+
+/// Over `max_connections`: send INFO, then the error, then close (as nats-server does).
+async fn refuse_max_connections(s: Arc<ServerShared>, conn: Arc<ClientConn>, stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = stream;
+    let mut bytes = Vec::new();
+    write::append_info(&mut bytes, s.client_info_json(&conn, false).as_bytes());
+    write::append_err(&mut bytes, "maximum connections exceeded");
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&bytes)).await;
+    let _ = stream.shutdown().await;
+    error!(s.log, "{} - cid:{} - maximum connections exceeded", conn.addr, conn.cid);
+    let record = ClosedConn {
+        cid: conn.cid,
+        addr: conn.addr,
+        start: conn.start,
+        stop: SystemTime::now(),
+        reason: CloseReason::MaxConnectionsExceeded,
+        meta: Default::default(),
+        in_msgs: 0,
+        in_bytes: 0,
+        out_msgs: 0,
+        out_bytes: 0,
+    };
+    s.closed.lock().push_back(record);
+}

