@@ -24,7 +24,10 @@ pub fn check_simple(auth: &SimpleAuth, c: &ConnectOptions) -> bool {
             .is_some_and(|t| ct_eq(t.as_bytes(), token.as_bytes()));
     }
     if let Some(user) = &auth.user {
-        let user_ok = c.user.as_deref().is_some_and(|u| ct_eq(u.as_bytes(), user.as_bytes()));
+        let user_ok = c
+            .user
+            .as_deref()
+            .is_some_and(|u| ct_eq(u.as_bytes(), user.as_bytes()));
         let want = auth.password.as_deref().unwrap_or("");
         let pass_ok = ct_eq(c.pass.as_deref().unwrap_or("").as_bytes(), want.as_bytes());
         return user_ok && pass_ok;
@@ -47,9 +50,18 @@ mod tests {
             password: Some("secret".into()),
             ..SimpleAuth::default()
         };
-        assert!(check_simple(&up, &connect(r#"{"user":"alice","pass":"secret"}"#)));
-        assert!(!check_simple(&up, &connect(r#"{"user":"alice","pass":"nope"}"#)));
-        assert!(!check_simple(&up, &connect(r#"{"user":"bob","pass":"secret"}"#)));
+        assert!(check_simple(
+            &up,
+            &connect(r#"{"user":"alice","pass":"secret"}"#)
+        ));
+        assert!(!check_simple(
+            &up,
+            &connect(r#"{"user":"alice","pass":"nope"}"#)
+        ));
+        assert!(!check_simple(
+            &up,
+            &connect(r#"{"user":"bob","pass":"secret"}"#)
+        ));
         assert!(!check_simple(&up, &connect("{}")));
         let tok = SimpleAuth {
             token: Some("t0k".into()),

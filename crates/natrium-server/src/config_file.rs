@@ -114,7 +114,12 @@ fn err(pos: &conf::Pos, message: impl Into<String>) -> ConfError {
 }
 
 fn int(v: &Spanned, key: &str) -> Result<i64, ConfError> {
-    conf::as_i64(v).map_err(|_| err(&v.pos, format!("invalid value for {key:?}: expected an integer")))
+    conf::as_i64(v).map_err(|_| {
+        err(
+            &v.pos,
+            format!("invalid value for {key:?}: expected an integer"),
+        )
+    })
 }
 
 /// `listen` / `http` style "host:port", a bare port, or ":port".
@@ -238,9 +243,7 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
         "max_traced_msg_len" => o.log.max_traced_msg_len = int(v, &key)?,
         "pid_file" | "pidfile" => o.pid_file = Some(PathBuf::from(conf::as_string(v)?)),
         "ports_file_dir" => o.ports_file_dir = Some(PathBuf::from(conf::as_string(v)?)),
-        "disable_sublist_cache" | "no_sublist_cache" => {
-            o.disable_sublist_cache = conf::as_bool(v)?
-        }
+        "disable_sublist_cache" | "no_sublist_cache" => o.disable_sublist_cache = conf::as_bool(v)?,
         "authorization" => apply_authorization(o, v)?,
         "store_dir" | "storedir" => {
             if o.jetstream.store_dir.is_some() {
@@ -314,12 +317,22 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
             match s.to_ascii_lowercase().as_str() {
                 "enabled" | "enable" | "true" => js.enabled = true,
                 "disabled" | "disable" | "false" => js.enabled = false,
-                _ => return Err(err(&v.pos, format!("Expected 'enabled' or 'disabled' for string value, got '{s}'"))),
+                _ => {
+                    return Err(err(
+                        &v.pos,
+                        format!("Expected 'enabled' or 'disabled' for string value, got '{s}'"),
+                    ));
+                }
             }
             return Ok(());
         }
         Value::Map(_) => {}
-        _ => return Err(err(&v.pos, "jetstream should be a boolean, a string or a map")),
+        _ => {
+            return Err(err(
+                &v.pos,
+                "jetstream should be a boolean, a string or a map",
+            ));
+        }
     }
     let Value::Map(m) = &v.value else {
         return Ok(());
@@ -338,7 +351,9 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
             "max_memory_store" | "max_mem_store" | "max_mem" => {
                 js.max_memory = Some(conf::storage_size(v)?)
             }
-            "max_file_store" | "max_file" | "max_store" => js.max_store = Some(conf::storage_size(v)?),
+            "max_file_store" | "max_file" | "max_store" => {
+                js.max_store = Some(conf::storage_size(v)?)
+            }
             "domain" => js.domain = Some(conf::as_string(v)?.to_string()),
             "enabled" | "enable" => js.enabled = conf::as_bool(v)?,
             "strict" => js.strict = conf::as_bool(v)?,
@@ -351,11 +366,27 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
                     js.sync_interval = Some(Some(conf::duration_strict(v, "sync_interval")?));
                 }
             }
-            "unique_tag" | "key" | "ek" | "encryption_key" | "prev_key" | "prev_ek"
-            | "prev_encryption_key" | "cipher" | "max_outstanding_catchup" | "max_buffered_size"
-            | "max_buffered_msgs" | "request_queue_limit" | "info_queue_limit" | "meta_compact"
-            | "meta_compact_size" | "meta_compact_sync" | "max_concurrent_io" | "extension_hint"
-            | "tpm" | "limits" | "max_catchup" => {}
+            "unique_tag"
+            | "key"
+            | "ek"
+            | "encryption_key"
+            | "prev_key"
+            | "prev_ek"
+            | "prev_encryption_key"
+            | "cipher"
+            | "max_outstanding_catchup"
+            | "max_buffered_size"
+            | "max_buffered_msgs"
+            | "request_queue_limit"
+            | "info_queue_limit"
+            | "meta_compact"
+            | "meta_compact_size"
+            | "meta_compact_sync"
+            | "max_concurrent_io"
+            | "extension_hint"
+            | "tpm"
+            | "limits"
+            | "max_catchup" => {}
             _ if e.used_as_variable => {}
             _ => return Err(err(&e.key_pos, format!("unknown field {:?}", e.key))),
         }

@@ -352,8 +352,9 @@ impl Flags {
             o.auth.token = Some(t.clone());
         }
         for u in &self.unsupported {
-            o.warnings
-                .push(format!("flag {u} is not supported by natrium-server and is ignored"));
+            o.warnings.push(format!(
+                "flag {u} is not supported by natrium-server and is ignored"
+            ));
         }
     }
 }
@@ -408,8 +409,17 @@ mod tests {
 
     #[test]
     fn go_flag_syntax() {
-        let f = Flags::parse(["-p", "-1", "-sd=/tmp/x", "--js", "-DV", "-T=false", "-m", "8222"])
-            .unwrap();
+        let f = Flags::parse([
+            "-p",
+            "-1",
+            "-sd=/tmp/x",
+            "--js",
+            "-DV",
+            "-T=false",
+            "-m",
+            "8222",
+        ])
+        .unwrap();
         assert_eq!(f.port, Some(-1));
         assert_eq!(f.store_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(f.jetstream, Some(true));
@@ -450,8 +460,10 @@ mod tests {
 
     #[test]
     fn flags_override_options() {
-        let mut o = crate::options::Options::default();
-        o.port = 1234;
+        let mut o = crate::options::Options {
+            port: 1234,
+            ..Default::default()
+        };
         o.log.debug = true;
         let f = Flags::parse(["-p", "5678", "--user", "u", "--pass", "p", "-tls"]).unwrap();
         f.apply(&mut o);

@@ -253,7 +253,10 @@ mod tests {
         assert!(lines[0].starts_with(&pid));
         // "[PID] 2006/01/02 15:04:05.000000 [INF] Server is ready"
         let rest = &lines[0][pid.len()..];
-        assert_eq!(rest.len(), "2006/01/02 15:04:05.000000 [INF] Server is ready".len());
+        assert_eq!(
+            rest.len(),
+            "2006/01/02 15:04:05.000000 [INF] Server is ready".len()
+        );
         assert_eq!(&rest[4..5], "/");
         assert_eq!(&rest[26..], " [INF] Server is ready");
         assert_eq!(lines[1], format!("{pid}[DBG] shown"));

@@ -80,7 +80,10 @@ fn main() -> ExitCode {
     if let Some(file) = &opts.log.log_file
         && let Err(e) = logger.set_file(file)
     {
-        eprintln!("natrium-server: error opening log file {}: {e}", file.display());
+        eprintln!(
+            "natrium-server: error opening log file {}: {e}",
+            file.display()
+        );
         return ExitCode::from(1);
     }
 

@@ -287,12 +287,12 @@ impl ServerShared {
         match user {
             Some(u) => error!(
                 self.log,
-                "{} - cid:{} - authentication error - User {:?}",
-                conn.addr,
-                conn.cid,
-                u
+                "{} - cid:{} - authentication error - User {:?}", conn.addr, conn.cid, u
             ),
-            None => error!(self.log, "{} - cid:{} - authentication error", conn.addr, conn.cid),
+            None => error!(
+                self.log,
+                "{} - cid:{} - authentication error", conn.addr, conn.cid
+            ),
         }
     }
 }
@@ -324,9 +324,15 @@ impl Server {
             opts.log.logtime_utc,
         );
         let server_id = nkeys::KeyPair::new_server().public_key();
-        let server_name = opts.server_name.clone().unwrap_or_else(|| server_id.clone());
+        let server_name = opts
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.clone());
         info!(log, "Starting nats-server");
-        info!(log, "  Version:  {} (natrium {})", NATS_COMPAT_VERSION, NATRIUM_VERSION);
+        info!(
+            log,
+            "  Version:  {} (natrium {})", NATS_COMPAT_VERSION, NATRIUM_VERSION
+        );
         info!(log, "  Name:     {}", server_name);
         info!(log, "  ID:       {}", server_id);
         if let Some(cf) = &opts.config_file {
@@ -526,7 +532,10 @@ async fn refuse_max_connections(s: Arc<ServerShared>, conn: Arc<ClientConn>, str
     write::append_err(&mut bytes, "maximum connections exceeded");
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&bytes)).await;
     let _ = stream.shutdown().await;
-    error!(s.log, "{} - cid:{} - maximum connections exceeded", conn.addr, conn.cid);
+    error!(
+        s.log,
+        "{} - cid:{} - maximum connections exceeded", conn.addr, conn.cid
+    );
     let record = ClosedConn {
         cid: conn.cid,
         addr: conn.addr,

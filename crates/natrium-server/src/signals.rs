@@ -143,7 +143,12 @@ fn write_process_files(opts: &Options, server: &Server, http: Option<std::net::S
         }
         let path = dir.join(format!("{exe}_{pid}.ports"));
         if let Err(e) = std::fs::write(&path, ports.to_string()) {
-            error!(server.shared().log, "Error writing ports file ({}): {}", path.display(), e);
+            error!(
+                server.shared().log,
+                "Error writing ports file ({}): {}",
+                path.display(),
+                e
+            );
         }
     }
 }
@@ -151,10 +156,16 @@ fn write_process_files(opts: &Options, server: &Server, http: Option<std::net::S
 /// Settings a reload cannot change (listeners stay where they are).
 fn reload_blockers(old: &Options, new: &Options) -> Option<String> {
     if old.host != new.host {
-        return Some(format!("config reload not supported for Host: old={}, new={}", old.host, new.host));
+        return Some(format!(
+            "config reload not supported for Host: old={}, new={}",
+            old.host, new.host
+        ));
     }
     if old.port != new.port {
-        return Some(format!("config reload not supported for Port: old={}, new={}", old.port, new.port));
+        return Some(format!(
+            "config reload not supported for Port: old={}, new={}",
+            old.port, new.port
+        ));
     }
     if old.http_port != new.http_port {
         return Some(format!(
@@ -192,9 +203,12 @@ pub async fn run_until_stopped(
     logger: Arc<Logger>,
     flags: Flags,
 ) -> Result<(), StartError> {
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| StartError::Options(e.to_string()))?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| StartError::Options(e.to_string()))?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(|e| StartError::Options(e.to_string()))?;
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|e| StartError::Options(e.to_string()))?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|e| StartError::Options(e.to_string()))?;
+    let mut sighup =
+        signal(SignalKind::hangup()).map_err(|e| StartError::Options(e.to_string()))?;
     let mut sigusr1 =
         signal(SignalKind::user_defined1()).map_err(|e| StartError::Options(e.to_string()))?;
     let mut sigusr2 =

@@ -140,6 +140,8 @@ pub struct ClientConn {
     pub out: Mutex<Outbound>,
     /// Wakes the writer task.
     pub writer_wake: Notify,
+    /// Signalled by the writer after a write when a stalled producer is waiting.
+    pub drained: Notify,
     /// The client negotiated headers (HPUB/HMSG).
     headers: AtomicBool,
     /// CONNECT has been received and accepted.
@@ -180,6 +182,7 @@ impl ClientConn {
             start: SystemTime::now(),
             out: Mutex::new(Outbound::default()),
             writer_wake: Notify::new(),
+            drained: Notify::new(),
             headers: AtomicBool::new(false),
             connected: AtomicBool::new(false),
             proto_info: AtomicBool::new(false),

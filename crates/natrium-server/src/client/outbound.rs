@@ -12,6 +12,11 @@
 //! - Bounded: if pending bytes (buffered plus in flight) would exceed `max_pending`, the
 //!   receiver is a slow consumer and is closed; the publisher never blocks on it.
 //!
+//! - Fast producers: when a receiver's pending bytes pass 3/4 of `max_pending`, the
+//!   publisher's reader pauses for a few milliseconds (at most 10 ms per read) to let the
+//!   writer catch up, as nats-server does. This turns a burst into TCP back-pressure on the
+//!   publisher instead of cutting off a receiver that is only briefly behind.
+//!
 //! Lock order: a publisher may hold its own nothing-else while taking a receiver's
 //! `Outbound` lock; code holding an `Outbound` lock never takes any other lock.
 
@@ -39,15 +44,21 @@ pub struct Outbound {
     pub out_bytes: u64,
     /// When the writer last finished writing everything (for `/connz` and stall checks).
     pub last_flush: Option<Instant>,
+    /// A producer is waiting for this connection to drain (see "Fast producers" above);
+    /// the writer signals `ClientConn::drained` after its next write.
+    pub stall_waiters: bool,
 }
 
 /// What a delivery attempt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// Buffered; the caller must wake the writer (it was idle).
-    QueuedWake,
-    /// Buffered; the writer was already due to run.
-    Queued,
+    /// Buffered.
+    Queued {
+        /// The writer was idle: the caller must wake it (after its batch).
+        wake: bool,
+        /// The receiver is over 3/4 of `max_pending`: the producer should pause briefly.
+        stall: bool,
+    },
     /// Dropped: the connection is closing.
     Dropped,
     /// Dropped, and the receiver was just marked a slow consumer.
@@ -57,7 +68,7 @@ pub enum Delivery {
 impl Delivery {
     /// Whether the message went into the buffer.
     pub fn queued(self) -> bool {
-        matches!(self, Delivery::QueuedWake | Delivery::Queued)
+        matches!(self, Delivery::Queued { .. })
     }
 }
 
@@ -94,12 +105,21 @@ impl ClientConn {
         write::append_msg(&mut out.buf, subject, sid, reply, headers, payload);
         out.out_msgs += 1;
         out.out_bytes += (headers.map_or(0, <[u8]>::len) + payload.len()) as u64;
-        if out.flush_pending {
-            Delivery::Queued
-        } else {
-            out.flush_pending = true;
-            Delivery::QueuedWake
+        let wake = !out.flush_pending;
+        out.flush_pending = true;
+        let stall = out.buf.len() + out.inflight > max_pending / 4 * 3;
+        Delivery::Queued { wake, stall }
+    }
+
+    /// Register a producer's wait for this connection to drain. Returns false if there is
+    /// nothing to wait for (it already drained, or it is closing).
+    pub fn prepare_stall(&self, max_pending: usize) -> bool {
+        let mut out = self.out.lock();
+        if out.closing.is_some() || out.buf.len() + out.inflight <= max_pending / 4 * 3 {
+            return false;
         }
+        out.stall_waiters = true;
+        true
     }
 
     /// Queue raw protocol bytes (`+OK`, `PONG`, `-ERR`, `INFO`) and wake the writer.

@@ -23,6 +23,7 @@ use crate::{debug, trace};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -88,7 +89,18 @@ struct Reader {
     rng: u64,
     /// Outbound limit for receivers, in bytes.
     max_pending: usize,
+    /// A receiver past 3/4 of its outbound limit; we pause before parsing more.
+    stalled: Option<Arc<ClientConn>>,
+    /// Time spent stalled since the last socket read (capped, as in nats-server).
+    stall_total: Duration,
 }
+
+/// Shortest pause for a stalled receiver.
+const STALL_MIN: Duration = Duration::from_millis(2);
+/// Pause when the receiver is already at its limit.
+const STALL_MAX: Duration = Duration::from_millis(5);
+/// Most a producer is paused per socket read.
+const STALL_TOTAL: Duration = Duration::from_millis(10);
 
 /// How handling an op ended.
 enum Flow {
@@ -120,7 +132,10 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
     conn.send_proto(&line);
 
     let writer = tokio::spawn(writer::run(conn.clone(), wr, server.clone(), auth_deadline));
-    debug!(server.log, "{} - cid:{} - Client connection created", conn.addr, conn.cid);
+    debug!(
+        server.log,
+        "{} - cid:{} - Client connection created", conn.addr, conn.cid
+    );
 
     let mut r = Reader {
         account: server.global_account(),
@@ -138,6 +153,8 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
         batch_out: (0, 0),
         rng: (conn.cid ^ 0x9E37_79B9_7F4A_7C15) | 1,
         max_pending,
+        stalled: None,
+        stall_total: Duration::ZERO,
         server: server.clone(),
     };
     let reason = r.read_loop(&mut rd).await;
@@ -172,35 +189,68 @@ impl Reader {
                 read_size /= 2;
             }
             self.conn.last_in.store(mono_nanos(), Ordering::Relaxed);
+            self.stall_total = Duration::ZERO;
 
-            let mut pos = 0;
-            let mut flow = Flow::Continue;
-            while pos < buf.len() {
-                match self.parser.parse(&buf[pos..]) {
-                    Ok(Some(parsed)) => {
-                        pos += parsed.len;
-                        flow = self.handle(parsed.op);
-                        if matches!(flow, Flow::Close) {
+            // Handle everything buffered. A stalled receiver pauses us mid-buffer.
+            loop {
+                let mut pos = 0;
+                let mut flow = Flow::Continue;
+                while pos < buf.len() {
+                    match self.parser.parse(&buf[pos..]) {
+                        Ok(Some(parsed)) => {
+                            pos += parsed.len;
+                            flow = self.handle(parsed.op);
+                            if matches!(flow, Flow::Close) || self.stalled.is_some() {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.parse_error(&e);
+                            flow = Flow::Close;
                             break;
                         }
                     }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.parse_error(&e);
-                        flow = Flow::Close;
-                        break;
-                    }
+                }
+                buf.drain(..pos);
+                self.end_batch();
+                if matches!(flow, Flow::Close) {
+                    return self
+                        .conn
+                        .closing()
+                        .unwrap_or(CloseReason::ProtocolViolation);
+                }
+                match self.stalled.take() {
+                    Some(receiver) => self.stall_wait(&receiver).await,
+                    None => break,
                 }
             }
-            buf.drain(..pos);
-            if buf.capacity() > MAX_READ * 4 && buf.len() < MIN_READ && self.parser.bytes_needed().is_none() {
+            if buf.capacity() > MAX_READ * 4
+                && buf.len() < MIN_READ
+                && self.parser.bytes_needed().is_none()
+            {
                 buf.shrink_to(MIN_READ);
             }
-            self.end_batch();
-            if matches!(flow, Flow::Close) {
-                return self.conn.closing().unwrap_or(CloseReason::ProtocolViolation);
-            }
         }
+    }
+
+    /// Pause briefly so a receiver past 3/4 of its outbound limit can drain, as
+    /// nats-server stalls fast producers. Bounded per read by [`STALL_TOTAL`].
+    async fn stall_wait(&mut self, receiver: &Arc<ClientConn>) {
+        if self.stall_total >= STALL_TOTAL {
+            return;
+        }
+        let notified = receiver.drained.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !receiver.prepare_stall(self.max_pending) {
+            return;
+        }
+        let full = receiver.pending_bytes() >= self.max_pending;
+        let ttl = if full { STALL_MAX } else { STALL_MIN }.min(STALL_TOTAL - self.stall_total);
+        let started = tokio::time::Instant::now();
+        let _ = tokio::time::timeout(ttl, notified).await;
+        self.stall_total += started.elapsed();
     }
 
     /// Wake the writers of everyone who got data, and publish the batch's counters.
@@ -229,10 +279,15 @@ impl Reader {
                 CloseReason::ProtocolViolation
             }
         };
-        if !self.conn.is_connected() && self.auth_required && !matches!(e, ParseError::ControlLineTooLong { .. }) {
+        if !self.conn.is_connected()
+            && self.auth_required
+            && !matches!(e, ParseError::ControlLineTooLong { .. })
+        {
             // Before CONNECT with auth on, anything else is an authorization violation.
-            self.conn
-                .err_and_close("Authorization Violation", CloseReason::AuthenticationViolation);
+            self.conn.err_and_close(
+                "Authorization Violation",
+                CloseReason::AuthenticationViolation,
+            );
             return;
         }
         self.server.log_client_error(&self.conn, &e.to_string());
@@ -244,8 +299,10 @@ impl Reader {
 
     fn handle(&mut self, op: ClientOp<'_>) -> Flow {
         if self.auth_required && !self.conn.is_connected() && !matches!(op, ClientOp::Connect(_)) {
-            self.conn
-                .err_and_close("Authorization Violation", CloseReason::AuthenticationViolation);
+            self.conn.err_and_close(
+                "Authorization Violation",
+                CloseReason::AuthenticationViolation,
+            );
             return Flow::Close;
         }
         if self.server.log.trace_enabled() {
@@ -272,8 +329,10 @@ impl Reader {
             }
             ClientOp::Ok => Flow::Continue,
             ClientOp::Err(text) => {
-                self.server
-                    .log_client_error(&self.conn, &format!("Client Error {}", String::from_utf8_lossy(text)));
+                self.server.log_client_error(
+                    &self.conn,
+                    &format!("Client Error {}", String::from_utf8_lossy(text)),
+                );
                 self.conn.close(CloseReason::ParseError, true);
                 Flow::Close
             }
@@ -291,8 +350,17 @@ impl Reader {
                 m.reply.map(s).unwrap_or_default(),
                 m.total_len()
             ),
-            ClientOp::Sub { subject, queue, sid } => {
-                format!("SUB {} {} {}", s(subject), queue.map(s).unwrap_or_default(), s(sid))
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => {
+                format!(
+                    "SUB {} {} {}",
+                    s(subject),
+                    queue.map(s).unwrap_or_default(),
+                    s(sid)
+                )
             }
             ClientOp::Unsub { sid, max } => format!("UNSUB {} {}", s(sid), max.unwrap_or(0)),
             ClientOp::Ping => "PING".into(),
@@ -301,7 +369,10 @@ impl Reader {
             ClientOp::Ok => "+OK".into(),
             ClientOp::Err(t) => format!("-ERR {}", s(t)),
         };
-        trace!(self.server.log, "{} - cid:{} - \"<<- [{}]\"", self.conn.addr, self.conn.cid, text);
+        trace!(
+            self.server.log,
+            "{} - cid:{} - \"<<- [{}]\"", self.conn.addr, self.conn.cid, text
+        );
     }
 
     fn ok(&self) {
@@ -324,19 +395,26 @@ impl Reader {
         };
         let opts = self.server.opts();
         if self.auth_required && !crate::auth::check_simple(&opts.auth, &copts) {
-            self.server.log_auth_failure(&self.conn, copts.user.as_deref());
-            self.conn
-                .err_and_close("Authorization Violation", CloseReason::AuthenticationViolation);
+            self.server
+                .log_auth_failure(&self.conn, copts.user.as_deref());
+            self.conn.err_and_close(
+                "Authorization Violation",
+                CloseReason::AuthenticationViolation,
+            );
             return Flow::Close;
         }
         if copts.new_account || copts.account.as_deref().is_some_and(|a| !a.is_empty()) {
-            self.conn
-                .err_and_close("Authorization Violation", CloseReason::AuthenticationViolation);
+            self.conn.err_and_close(
+                "Authorization Violation",
+                CloseReason::AuthenticationViolation,
+            );
             return Flow::Close;
         }
         if !(0..=1).contains(&copts.protocol) {
-            self.conn
-                .err_and_close("invalid client protocol", CloseReason::BadClientProtocolVersion);
+            self.conn.err_and_close(
+                "invalid client protocol",
+                CloseReason::BadClientProtocolVersion,
+            );
             return Flow::Close;
         }
         let headers = copts.headers && !opts.no_header_support;
@@ -353,7 +431,9 @@ impl Reader {
             self.remove_all_subs();
         }
         self.conn.set_headers(headers);
-        self.conn.proto_info.store(copts.protocol >= 1, Ordering::Relaxed);
+        self.conn
+            .proto_info
+            .store(copts.protocol >= 1, Ordering::Relaxed);
         {
             let mut meta = self.conn.meta.lock();
             meta.name = copts.name.clone();
@@ -467,9 +547,10 @@ impl Reader {
         for s in &subs {
             s.closed.store(true, Ordering::Release);
         }
-        self.account
-            .sublist
-            .remove_batch(subs.into_iter().map(|s| (s.subject.clone(), s.queue.clone(), s)));
+        self.account.sublist.remove_batch(
+            subs.into_iter()
+                .map(|s| (s.subject.clone(), s.queue.clone(), s)),
+        );
     }
 
     // ---- PUB ----------------------------------------------------------------------------
@@ -562,8 +643,14 @@ impl Reader {
             self.max_pending,
         );
         match d {
-            Delivery::QueuedWake => self.pcd.push(target.clone()),
-            Delivery::Queued => {}
+            Delivery::Queued { wake, stall } => {
+                if wake {
+                    self.pcd.push(target.clone());
+                }
+                if stall && self.stalled.is_none() && !Arc::ptr_eq(target, &self.conn) {
+                    self.stalled = Some(target.clone());
+                }
+            }
             Delivery::SlowConsumer => {
                 self.server.slow_consumer(target);
                 return false;
@@ -603,10 +690,9 @@ impl Reader {
             return;
         };
         let hdr = write::no_responders_header(subject);
-        if self
-            .conn
-            .deliver(reply, &sub.sid, None, Some(&hdr), b"", usize::MAX)
-            == Delivery::QueuedWake
+        if let Delivery::Queued { wake: true, .. } =
+            self.conn
+                .deliver(reply, &sub.sid, None, Some(&hdr), b"", usize::MAX)
         {
             self.pcd.push(self.conn.clone());
         }

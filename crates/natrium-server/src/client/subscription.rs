@@ -66,12 +66,7 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     /// A client subscription.
-    pub fn client(
-        conn: Arc<ClientConn>,
-        subject: &[u8],
-        queue: Option<&[u8]>,
-        sid: &[u8],
-    ) -> Self {
+    pub fn client(conn: Arc<ClientConn>, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Self {
         Subscription {
             target: SubTarget::Client(conn),
             subject: subject.into(),
@@ -84,7 +79,11 @@ impl Subscription {
     }
 
     /// An internal subscription.
-    pub fn internal(handler: Arc<dyn InternalHandler>, subject: &[u8], queue: Option<&[u8]>) -> Self {
+    pub fn internal(
+        handler: Arc<dyn InternalHandler>,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+    ) -> Self {
         Subscription {
             target: SubTarget::Internal(handler),
             subject: subject.into(),

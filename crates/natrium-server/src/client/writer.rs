@@ -33,7 +33,11 @@ enum WriteFail {
 }
 
 /// Write all of `data`, waiting at most `deadline` in total for the socket to drain.
-async fn write_all(wr: &OwnedWriteHalf, mut data: &[u8], deadline: Duration) -> Result<(), WriteFail> {
+async fn write_all(
+    wr: &OwnedWriteHalf,
+    mut data: &[u8],
+    deadline: Duration,
+) -> Result<(), WriteFail> {
     let mut until: Option<Instant> = None;
     while !data.is_empty() {
         match wr.try_write(data) {
@@ -69,7 +73,12 @@ fn first_ping_delay(interval: Duration) -> Duration {
 
 /// Run the writer until the connection closes. Shuts the socket down in both directions
 /// on the way out, which ends the reader's pending read.
-pub async fn run(conn: Arc<ClientConn>, wr: OwnedWriteHalf, server: Arc<ServerShared>, auth_deadline: Option<Instant>) {
+pub async fn run(
+    conn: Arc<ClientConn>,
+    wr: OwnedWriteHalf,
+    server: Arc<ServerShared>,
+    auth_deadline: Option<Instant>,
+) {
     let mut spare: Vec<u8> = Vec::new();
     let opts = server.opts();
     let mut ping_at = Instant::now() + first_ping_delay(opts.ping_interval);
@@ -114,6 +123,7 @@ pub async fn run(conn: Arc<ClientConn>, wr: OwnedWriteHalf, server: Arc<ServerSh
             (out.closing, out.flush_before_close)
         };
         if closing.is_some() && !flush {
+            conn.drained.notify_waiters();
             break;
         }
         if !spare.is_empty() {
@@ -132,7 +142,11 @@ pub async fn run(conn: Arc<ClientConn>, wr: OwnedWriteHalf, server: Arc<ServerSh
             let mut out = conn.out.lock();
             out.inflight = 0;
             out.last_flush = Some(std::time::Instant::now());
+            let stalled = std::mem::take(&mut out.stall_waiters);
             drop(out);
+            if stalled {
+                conn.drained.notify_waiters();
+            }
             spare.clear();
             if spare.capacity() > SHRINK_ABOVE {
                 spare = Vec::new();

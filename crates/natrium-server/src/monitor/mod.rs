@@ -42,7 +42,11 @@ pub async fn start(server: Arc<ServerShared>) -> Result<Option<MonitorHandle>, S
         return Ok(None);
     }
     let host = opts.http_host.clone().unwrap_or_else(|| opts.host.clone());
-    let port = if opts.http_port < 0 { 0 } else { opts.http_port };
+    let port = if opts.http_port < 0 {
+        0
+    } else {
+        opts.http_port
+    };
     let bind = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -114,8 +118,15 @@ impl Reply {
     }
 }
 
-fn route(server: &Arc<ServerShared>, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let base = server.opts().http_base_path.trim_end_matches('/').to_string();
+fn route(
+    server: &Arc<ServerShared>,
+    req: &Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let base = server
+        .opts()
+        .http_base_path
+        .trim_end_matches('/')
+        .to_string();
     let path = req.uri().path();
     let path = path.strip_prefix(base.as_str()).unwrap_or(path);
     let query = req.uri().query().unwrap_or("");

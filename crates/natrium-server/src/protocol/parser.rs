@@ -242,7 +242,7 @@ impl Parser {
     /// Parse one op from the front of `buf`. `Ok(None)` means more bytes are needed.
     pub fn parse<'a>(&mut self, buf: &'a [u8]) -> Result<Option<Parsed<'a>>, ParseError> {
         if let Some(p) = self.pending {
-            return Ok(self.finish_msg(buf, p)?);
+            return self.finish_msg(buf, p);
         }
         if buf.is_empty() {
             return Ok(None);
@@ -267,7 +267,10 @@ impl Parser {
         }
         // Find the end of the control line.
         let from = self.scanned.max(arg_start);
-        let Some(nl) = buf.get(from..).and_then(|rest| memchr(b'\n', rest)).map(|i| from + i)
+        let Some(nl) = buf
+            .get(from..)
+            .and_then(|rest| memchr(b'\n', rest))
+            .map(|i| from + i)
         else {
             self.scanned = buf.len();
             let seen = buf.len().saturating_sub(arg_start);
@@ -325,7 +328,7 @@ impl Parser {
             return Err(ParseError::HeadersNotSupported);
         }
         let mut fields = [(0usize, 0usize); 4];
-        let n = split_fields(arg, &[b' ', b'\t'], &mut fields).ok_or(ParseError::BadArgs {
+        let n = split_fields(arg, b" \t", &mut fields).ok_or(ParseError::BadArgs {
             op,
             reason: "too many arguments",
         })?;
@@ -334,7 +337,12 @@ impl Parser {
         let (subject, reply, hdr, size) = match (is_hpub, n) {
             (false, 2) => (at(0), None, None, parse_size(slice(1))),
             (false, 3) => (at(0), Some(at(1)), None, parse_size(slice(2))),
-            (true, 3) => (at(0), None, Some(parse_size(slice(1))), parse_size(slice(2))),
+            (true, 3) => (
+                at(0),
+                None,
+                Some(parse_size(slice(1))),
+                parse_size(slice(2)),
+            ),
             (true, 4) => (
                 at(0),
                 Some(at(1)),

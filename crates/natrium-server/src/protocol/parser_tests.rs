@@ -29,12 +29,9 @@ fn own(op: &ClientOp<'_>) -> Owned {
     let v = |s: &[u8]| s.to_vec();
     match *op {
         ClientOp::Connect(a) => Owned::Connect(v(a)),
-        ClientOp::Pub(m) => Owned::Pub(
-            v(m.subject),
-            m.reply.map(v),
-            m.headers.map(v),
-            v(m.payload),
-        ),
+        ClientOp::Pub(m) => {
+            Owned::Pub(v(m.subject), m.reply.map(v), m.headers.map(v), v(m.payload))
+        }
         ClientOp::Sub {
             subject,
             queue,
@@ -126,13 +123,21 @@ HPUB foo 24 29\r\nNATS/1.0\r\nA: b\r\nC: d\r\n\r\nhello\r\nping\r\nUNSUB 1 3\r\n
     assert_eq!(err, None);
     assert_eq!(expect.len(), 6);
     for chunk in 1..input.len() {
-        assert_eq!(feed(input, &[chunk]), (expect.clone(), None), "chunk {chunk}");
+        assert_eq!(
+            feed(input, &[chunk]),
+            (expect.clone(), None),
+            "chunk {chunk}"
+        );
     }
     for seed in 0..200u64 {
         let sizes: Vec<usize> = (0..7)
             .map(|i| ((seed * 7919 + i * 104729) % 13 + 1) as usize)
             .collect();
-        assert_eq!(feed(input, &sizes), (expect.clone(), None), "sizes {sizes:?}");
+        assert_eq!(
+            feed(input, &sizes),
+            (expect.clone(), None),
+            "sizes {sizes:?}"
+        );
     }
 }
 
@@ -207,11 +212,14 @@ fn bad_pub_args_close_without_err_text() {
 #[test]
 fn max_payload_checked_on_the_control_line() {
     let err = whole(b"PUB foo 101\r\n").1;
-    assert_eq!(err, Some(ParseError::MaxPayload { size: 101, max: 100 }));
     assert_eq!(
-        err.unwrap().err_text(),
-        Some("Maximum Payload Violation")
+        err,
+        Some(ParseError::MaxPayload {
+            size: 101,
+            max: 100
+        })
     );
+    assert_eq!(err.unwrap().err_text(), Some("Maximum Payload Violation"));
     // Headers count toward the limit.
     assert!(matches!(
         whole(b"HPUB foo 50 101\r\n").1,
@@ -280,7 +288,11 @@ fn queue_group_that_looks_like_a_subject_is_a_queue() {
     let (ops, _) = whole(b"SUB a.> .b 3\r\n");
     assert_eq!(
         ops,
-        vec![Owned::Sub(b"a.>".to_vec(), Some(b".b".to_vec()), b"3".to_vec())]
+        vec![Owned::Sub(
+            b"a.>".to_vec(),
+            Some(b".b".to_vec()),
+            b"3".to_vec()
+        )]
     );
 }
 

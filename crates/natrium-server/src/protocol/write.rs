@@ -119,7 +119,14 @@ mod tests {
         append_msg(&mut out, b"a.b", b"1", None, None, b"hi");
         append_msg(&mut out, b"a", b"22", Some(b"r"), None, b"");
         append_msg(&mut out, b"h", b"3", None, Some(b"NATS/1.0\r\n\r\n"), b"xy");
-        append_msg(&mut out, b"h", b"3", Some(b"in"), Some(b"NATS/1.0\r\n\r\n"), b"");
+        append_msg(
+            &mut out,
+            b"h",
+            b"3",
+            Some(b"in"),
+            Some(b"NATS/1.0\r\n\r\n"),
+            b"",
+        );
         assert_eq!(
             out,
             b"MSG a.b 1 2\r\nhi\r\nMSG a 22 r 0\r\n\r\n\
@@ -129,7 +136,10 @@ HMSG h 3 12 14\r\nNATS/1.0\r\n\r\nxy\r\nHMSG h 3 in 12 12\r\nNATS/1.0\r\n\r\n\r\
 
     #[test]
     fn msg_len_is_an_upper_bound() {
-        for (hdr, payload) in [(None, &b""[..]), (Some(&b"NATS/1.0\r\n\r\n"[..]), &b"x"[..])] {
+        for (hdr, payload) in [
+            (None, &b""[..]),
+            (Some(&b"NATS/1.0\r\n\r\n"[..]), &b"x"[..]),
+        ] {
             let mut out = Vec::new();
             append_msg(&mut out, b"subj", b"99", Some(b"reply"), hdr, payload);
             assert!(out.len() <= msg_len(b"subj", b"99", Some(b"reply"), hdr, payload));

@@ -1,1 +1,0 @@
-//! Subject index (in progress).

@@ -1,0 +1,66 @@
+//! Shared helpers for integration tests: an in-process server on port 0 and clients.
+#![allow(dead_code)]
+
+use natrium_server::logging::Logger;
+use natrium_server::options::Options;
+use natrium_server::server::Server;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A server running in this test process.
+pub struct TestServer {
+    pub server: Server,
+}
+
+impl TestServer {
+    /// Start with test defaults (loopback, random port).
+    pub async fn start() -> Self {
+        Self::with(Options::for_test()).await
+    }
+
+    /// Start with the given options.
+    pub async fn with(opts: Options) -> Self {
+        let log = if std::env::var_os("NATRIUM_TEST_LOG").is_some() {
+            Logger::stderr(time::UtcOffset::UTC)
+        } else {
+            Logger::null()
+        };
+        let server = Server::start(opts, Arc::new(log))
+            .await
+            .expect("server starts");
+        TestServer { server }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.client_url()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.client_addr().port()
+    }
+
+    /// A connected async-nats client.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url())
+            .await
+            .expect("client connects")
+    }
+
+    pub async fn stop(mut self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// Wait for `f` to become true, polling, up to `limit`.
+pub async fn eventually<F: FnMut() -> bool>(limit: Duration, mut f: F) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
