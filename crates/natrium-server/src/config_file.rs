@@ -349,7 +349,8 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
                 js.store_dir = Some(PathBuf::from(conf::as_string(v)?));
             }
             "max_memory_store" | "max_mem_store" | "max_mem" => {
-                js.max_memory = Some(conf::storage_size(v)?)
+                js.max_memory =
+                    Some(conf::storage_size(v).map_err(|e| e.prefixed("max_mem_store"))?)
             }
             "max_file_store" | "max_file" | "max_store" => {
                 js.max_store = Some(conf::storage_size(v)?)
@@ -393,3 +394,7 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "config_file_tests.rs"]
+mod tests;

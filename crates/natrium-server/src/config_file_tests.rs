@@ -1,0 +1,215 @@
+//! Mapping config text to options: every key spelling this issue covers, the size and
+//! duration traps, and the errors and warnings nats-server gives.
+
+use super::*;
+
+fn opts(text: &str) -> Result<Options, ConfError> {
+    let map = conf::parse_str_with_env(text, &|_| None)?;
+    let mut o = Options::default();
+    apply(&mut o, &map)?;
+    Ok(o)
+}
+
+fn err(text: &str) -> String {
+    opts(text).expect_err("must fail").to_string()
+}
+
+#[test]
+fn listen_host_port_and_name() {
+    let o = opts("listen: 127.0.0.1:4333\nserver_name: n1").unwrap();
+    assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 4333));
+    assert_eq!(o.server_name.as_deref(), Some("n1"));
+    let o = opts("host = 10.0.0.1; port = -1").unwrap();
+    assert_eq!((o.host.as_str(), o.port), ("10.0.0.1", -1));
+    let o = opts("net: ::1\nport 5").unwrap();
+    assert_eq!(o.host, "::1");
+    assert!(err("server_name: 'a b'").contains("cannot contain spaces"));
+}
+
+#[test]
+fn monitoring_spellings() {
+    assert_eq!(opts("http_port: 8222").unwrap().http_port, 8222);
+    assert_eq!(opts("monitor_port: 8333").unwrap().http_port, 8333);
+    let o = opts("http: 127.0.0.1:8444\nhttp_base_path: /mon").unwrap();
+    assert_eq!(
+        (o.http_host.as_deref(), o.http_port),
+        (Some("127.0.0.1"), 8444)
+    );
+    assert_eq!(o.http_base_path, "/mon");
+}
+
+#[test]
+fn size_suffixes_decimal_and_binary() {
+    assert_eq!(opts("max_payload: 1k").unwrap().max_payload, 1000);
+    assert_eq!(opts("max_payload: 1KB").unwrap().max_payload, 1024);
+    assert_eq!(
+        opts("max_pending: 2MB").unwrap().max_pending,
+        2 * 1024 * 1024
+    );
+    assert_eq!(
+        opts("max_pending: 512MiB").unwrap().max_pending,
+        512 * 1024 * 1024
+    );
+    assert_eq!(opts("max_control_line: 512").unwrap().max_control_line, 512);
+    assert!(err("max_payload: 3GB").contains("max_payload"));
+}
+
+#[test]
+fn durations_and_the_mega_trap() {
+    assert_eq!(
+        opts("ping_interval: \"1s\"").unwrap().ping_interval,
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        opts("ping_interval: 30s").unwrap().ping_interval,
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        opts("write_deadline: \"2s\"").unwrap().write_deadline,
+        Duration::from_secs(2)
+    );
+    // A bare integer is seconds, with nats-server's warning.
+    let o = opts("ping_interval: 2").unwrap();
+    assert_eq!(o.ping_interval, Duration::from_secs(2));
+    assert!(
+        o.warnings
+            .iter()
+            .any(|w| w.contains("should be converted to a duration"))
+    );
+    // Unquoted `2m` is 2 million (mega), hence 2,000,000 seconds.
+    assert_eq!(
+        opts("ping_interval: 2m").unwrap().ping_interval,
+        Duration::from_secs(2_000_000)
+    );
+    assert_eq!(
+        opts("ping_interval: \"2m\"").unwrap().ping_interval,
+        Duration::from_secs(120)
+    );
+}
+
+#[test]
+fn lame_duck_needs_a_string_of_at_least_30s() {
+    assert_eq!(
+        opts("lame_duck_duration: \"45s\"")
+            .unwrap()
+            .lame_duck_duration,
+        Duration::from_secs(45)
+    );
+    assert!(err("lame_duck_duration: \"10s\"").contains("minimum is 30 seconds"));
+    assert!(opts("lame_duck_duration: 60").is_err());
+    assert_eq!(
+        opts("lame_duck_grace_period: \"3s\"")
+            .unwrap()
+            .lame_duck_grace_period,
+        Duration::from_secs(3)
+    );
+}
+
+#[test]
+fn limits_and_logging() {
+    let o = opts(
+        "max_connections: 3\nmax_subs: 7\nmax_sub_tokens: 9\nping_max: 4\n\
+         debug: true\ntrace: on\nlogtime: false\nlogtime_utc: yes\nlog_file: /tmp/x.log\n\
+         max_closed_clients: 5\nno_header_support: true\npid_file: /tmp/p.pid",
+    )
+    .unwrap();
+    assert_eq!(o.max_connections, 3);
+    assert_eq!(o.max_subscriptions, 7);
+    assert_eq!(o.max_sub_tokens, 9);
+    assert_eq!(o.ping_max, 4);
+    assert!(o.log.debug && o.log.trace && !o.log.logtime && o.log.logtime_utc);
+    assert_eq!(o.log.log_file, Some(PathBuf::from("/tmp/x.log")));
+    assert_eq!(o.max_closed_clients, 5);
+    assert!(o.no_header_support);
+    assert_eq!(o.pid_file, Some(PathBuf::from("/tmp/p.pid")));
+    // 0 connections means unlimited in nats-server.
+    assert_eq!(opts("max_conn: 0").unwrap().max_connections, -1);
+    assert!(err("max_sub_tokens: 300").contains("255"));
+}
+
+#[test]
+fn unknown_keys_are_errors_with_position() {
+    let e = err("port: 4222\nbogus_key: 1\n");
+    assert!(e.starts_with("2:1:"), "{e}");
+    assert!(e.contains("unknown field \"bogus_key\""), "{e}");
+    let e = err("jetstream {\n  bogus: 1\n}\n");
+    assert!(e.contains("unknown field \"bogus\""), "{e}");
+    assert!(e.starts_with("2:3:"), "{e}");
+}
+
+#[test]
+fn known_but_unsupported_keys_warn() {
+    let o = opts("cluster { port: 6222 }\ntls { cert_file: x }\n").unwrap();
+    assert_eq!(o.warnings.len(), 2);
+    assert!(o.warnings[0].contains("not supported by natrium-server"));
+}
+
+#[test]
+fn variables_are_not_unknown_fields() {
+    let o = opts("PORTVAR: 14230\nport: $PORTVAR").unwrap();
+    assert_eq!(o.port, 14230);
+}
+
+#[test]
+fn authorization_block() {
+    let o = opts("authorization { user: alice, password: secret, timeout: 0.5 }").unwrap();
+    assert_eq!(o.auth.user.as_deref(), Some("alice"));
+    assert_eq!(o.auth.password.as_deref(), Some("secret"));
+    assert_eq!(o.auth.timeout, Some(Duration::from_millis(500)));
+    assert_eq!(o.effective_auth_timeout(), Duration::from_millis(500));
+    let o = opts("authorization { token: s3cr3t }").unwrap();
+    assert_eq!(o.auth.token.as_deref(), Some("s3cr3t"));
+    assert!(err("authorization { user: a, token: b }").contains("token"));
+    assert!(err("authorization { nope: 1 }").contains("unknown field"));
+}
+
+#[test]
+fn jetstream_forms_and_storage_sizes() {
+    assert!(opts("jetstream: enabled").unwrap().jetstream.enabled);
+    assert!(opts("jetstream: true").unwrap().jetstream.enabled);
+    assert!(!opts("jetstream: disabled").unwrap().jetstream.enabled);
+    let js = opts("jetstream { store_dir: /tmp/js, max_mem: \"1G\", max_file: 1G }")
+        .unwrap()
+        .jetstream;
+    assert!(js.enabled);
+    assert_eq!(js.store_dir, Some(PathBuf::from("/tmp/js")));
+    // Quoted sizes are binary (getStorageSize); unquoted suffixes are decimal.
+    assert_eq!(js.max_memory, Some(1 << 30));
+    assert_eq!(js.max_store, Some(1_000_000_000));
+    let js = opts("jetstream { max_memory_store: 1GB, max_file_store: -1 }")
+        .unwrap()
+        .jetstream;
+    assert_eq!(js.max_memory, Some(1 << 30));
+    assert_eq!(js.max_store, Some(-1));
+    let e = err("jetstream { max_mem: \"1GB\" }");
+    assert!(e.contains("max_mem_store"), "{e}");
+    let js = opts("jetstream { sync_interval: always }")
+        .unwrap()
+        .jetstream;
+    assert_eq!(js.sync_interval, Some(None));
+    let js = opts("jetstream { sync: \"1s\" }").unwrap().jetstream;
+    assert_eq!(js.sync_interval, Some(Some(Duration::from_secs(1))));
+    assert!(err("store_dir: /a\njetstream { store_dir: /b }").contains("Duplicate"));
+}
+
+#[test]
+fn load_reads_a_file_and_computes_its_digest() {
+    let dir = std::env::temp_dir().join(format!("natrium-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inc = dir.join("limits.conf");
+    std::fs::write(&inc, "max_payload: 2KB\n").unwrap();
+    let main = dir.join("main.conf");
+    std::fs::write(&main, "port: 4999\ninclude ./limits.conf\n").unwrap();
+    let o = load(&main).unwrap();
+    assert_eq!(o.port, 4999);
+    assert_eq!(o.max_payload, 2048);
+    let digest = o.config_digest.unwrap();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 7 + 64,
+        "{digest}"
+    );
+    std::fs::write(&main, "port: 4999\nnope: 1\n").unwrap();
+    let e = load(&main).unwrap_err().to_string();
+    assert!(e.contains("main.conf:2:1: unknown field \"nope\""), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
