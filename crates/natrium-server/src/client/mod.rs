@@ -78,7 +78,7 @@ impl CloseReason {
             CloseReason::StaleConnection => "Stale Connection",
             CloseReason::ProtocolViolation => "Protocol Violation",
             CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
-            CloseReason::MaxPayloadExceeded => "Maximum Payload Exceeded",
+            CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
             CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",

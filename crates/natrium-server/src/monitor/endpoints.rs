@@ -1,18 +1,172 @@
-//! The monitoring endpoints. Each takes the server and the query string and returns a
-//! [`Reply`]; none of them blocks.
+//! Routing: from a request path and query string to an endpoint and its [`Reply`].
+//!
+//! nats-server registers each endpoint at `path.Join(base, "/varz")` etc. on Go's
+//! `ServeMux`, with the index page at the base path itself, and counts each request in
+//! `http_req_stats` under the endpoint's path without the base. Where in a handler the
+//! count happens matters to anyone reconciling the counters, so it follows nats-server:
+//! `/connz` counts only requests whose parameters decoded, every other endpoint counts
+//! every request, and unknown paths count nowhere. Handlers never block: each builds its
+//! answer from a snapshot of the server's state.
 
-use super::Reply;
-use crate::server::ServerShared;
-use hyper::StatusCode;
-use std::sync::Arc;
+use super::accountz::accountz;
+use super::connz::{ConnzOptions, connz};
+use super::format::go_quote;
+use super::healthz::{HealthzOptions, healthz};
+use super::json::{to_compact, to_pretty};
+use super::query::Query;
+use super::subsz::{SubszOptions, subsz};
+use super::varz::varz;
+use super::{Monitor, Reply, root};
+use crate::warn;
+use serde::Serialize;
 
-/// Route a path to its endpoint.
-pub fn dispatch(server: &Arc<ServerShared>, path: &str, _query: &str) -> Reply {
-    match path {
-        "/healthz" => Reply::json(r#"{"status":"ok"}"#.to_string()),
-        _ => {
-            let _ = server;
-            Reply::text(StatusCode::NOT_FOUND, "404 page not found\n".to_string())
+/// `http_req_stats` key of the index page.
+pub const ROOT_PATH: &str = "/";
+/// `http_req_stats` key and path of `/varz`.
+pub const VARZ_PATH: &str = "/varz";
+/// `http_req_stats` key and path of `/connz`.
+pub const CONNZ_PATH: &str = "/connz";
+/// `http_req_stats` key and path of `/subsz` (also counts the alias).
+pub const SUBSZ_PATH: &str = "/subsz";
+/// Backwards-compatible alias of `/subsz`.
+pub const SUBSCRIPTIONSZ_PATH: &str = "/subscriptionsz";
+/// `http_req_stats` key and path of `/accountz`.
+pub const ACCOUNTZ_PATH: &str = "/accountz";
+/// `http_req_stats` key and path of `/healthz`.
+pub const HEALTHZ_PATH: &str = "/healthz";
+
+/// nats-server's `normalizeBasePath`: `/` when empty, otherwise with a leading `/` and
+/// cleaned like Go's `path.Clean` (no trailing `/`, no `.`/`..`/empty segments).
+pub fn normalize_base_path(p: &str) -> String {
+    if p.is_empty() {
+        return "/".to_string();
+    }
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            s => segs.push(s),
         }
+    }
+    format!("/{}", segs.join("/"))
+}
+
+/// Go's `path.Join(base, p)` for a normalised `base` and an absolute endpoint path.
+pub fn join_base(base: &str, p: &str) -> String {
+    if base == "/" {
+        p.to_string()
+    } else {
+        format!("{base}{p}")
+    }
+}
+
+/// Route a request. `path` is the decoded URL path, `raw_query` the undecoded query.
+pub fn dispatch(mon: &Monitor, path: &str, raw_query: &str) -> Reply {
+    let base = normalize_base_path(&mon.server().opts().http_base_path);
+    if path == base {
+        mon.count(ROOT_PATH);
+        return Reply::html(root::page(&base));
+    }
+    let rel = if base == "/" {
+        Some(path)
+    } else {
+        path.strip_prefix(base.as_str())
+    };
+    let q = Query::parse(raw_query);
+    match rel {
+        Some(VARZ_PATH) => {
+            mon.count(VARZ_PATH);
+            pretty(&varz(mon))
+        }
+        Some(CONNZ_PATH) => handle_connz(mon, &q),
+        Some(SUBSZ_PATH | SUBSCRIPTIONSZ_PATH) => handle_subsz(mon, &q),
+        Some(ACCOUNTZ_PATH) => {
+            mon.count(ACCOUNTZ_PATH);
+            match accountz(mon, q.get("acc")) {
+                Ok(a) => pretty(&a),
+                Err(e) => Reply::bad_request(e.to_string()),
+            }
+        }
+        Some(HEALTHZ_PATH) => handle_healthz(mon, &q),
+        _ => Reply::not_found(),
+    }
+}
+
+/// `/connz`: decode, count, build.
+fn handle_connz(mon: &Monitor, q: &Query) -> Reply {
+    let opts = match ConnzOptions::from_query(q) {
+        Ok(o) => o,
+        Err(e) => return Reply::bad_request(e.to_string()),
+    };
+    mon.count(CONNZ_PATH);
+    match connz(mon, &opts) {
+        Ok(c) => pretty(&c),
+        Err(e) => Reply::bad_request(e.to_string()),
+    }
+}
+
+/// `/subsz`: count, decode, build.
+fn handle_subsz(mon: &Monitor, q: &Query) -> Reply {
+    mon.count(SUBSZ_PATH);
+    let opts = match SubszOptions::from_query(q) {
+        Ok(o) => o,
+        Err(e) => return Reply::bad_request(e.to_string()),
+    };
+    match subsz(mon, &opts) {
+        Ok(s) => pretty(&s),
+        Err(e) => Reply::bad_request(e.to_string()),
+    }
+}
+
+/// `/healthz`: count, decode, evaluate; failures are logged as nats-server logs them.
+fn handle_healthz(mon: &Monitor, q: &Query) -> Reply {
+    mon.count(HEALTHZ_PATH);
+    let opts = match HealthzOptions::from_query(q) {
+        Ok(o) => o,
+        Err(e) => return Reply::bad_request(e.to_string()),
+    };
+    let log = &mon.server().log;
+    if opts.js_enabled {
+        warn!(
+            log,
+            "Healthcheck: js-enabled deprecated, use js-enabled-only instead"
+        );
+    }
+    let status = healthz(&opts);
+    if !status.error.is_empty() {
+        warn!(log, "Healthcheck failed: {}", go_quote(&status.error));
+    } else if !status.errors.is_empty() {
+        warn!(log, "Healthcheck failed: {} errors", status.errors.len());
+    }
+    match to_compact(&status) {
+        Ok(body) => Reply::json_status(status.code, body),
+        Err(e) => Reply::internal(e),
+    }
+}
+
+/// A 200 answer with `value` as indented JSON.
+fn pretty<T: Serialize>(value: &T) -> Reply {
+    match to_pretty(value) {
+        Ok(body) => Reply::json(body),
+        Err(e) => Reply::internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_normalise_like_go() {
+        assert_eq!(normalize_base_path(""), "/");
+        assert_eq!(normalize_base_path("/"), "/");
+        assert_eq!(normalize_base_path("mon"), "/mon");
+        assert_eq!(normalize_base_path("/mon/"), "/mon");
+        assert_eq!(normalize_base_path("//a/./b/../c/"), "/a/c");
+        assert_eq!(join_base("/", "/varz"), "/varz");
+        assert_eq!(join_base("/a/c", "/varz"), "/a/c/varz");
     }
 }

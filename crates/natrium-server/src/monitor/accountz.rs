@@ -1,0 +1,123 @@
+//! `/accountz`: the accounts this server knows, and one account's details with `acc=`.
+//!
+//! Accounts are only the global account today, without imports, exports, JWTs or
+//! mappings, so the detail view carries the fields nats-server always prints plus the
+//! connection and subscription counts; the optional sections appear once accounts have
+//! them.
+
+use super::Monitor;
+use super::json::GoTime;
+use super::subsz::SublistStatsJson;
+use super::varz::system_account_name;
+use crate::account::GLOBAL_ACCOUNT;
+use serde::Serialize;
+use std::time::SystemTime;
+
+/// Why `/accountz?acc=` failed (HTTP 400, `Display` is the body).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountzError {
+    /// No such account.
+    #[error("Account {0} does not exist")]
+    NoAccount(String),
+}
+
+/// The `/accountz` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct Accountz {
+    /// Server id.
+    pub server_id: String,
+    /// Now.
+    pub now: GoTime,
+    /// The system account, when there is one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub system_account: String,
+    /// Account names (without `acc=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<Vec<String>>,
+    /// One account (with `acc=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_detail: Option<AccountInfo>,
+}
+
+/// One account's details.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountInfo {
+    /// Name.
+    pub account_name: String,
+    /// Last change (creation: server start).
+    pub update_time: GoTime,
+    /// Whether this is the system account.
+    #[serde(skip_serializing_if = "is_false")]
+    pub is_system: bool,
+    /// JWT expired (no JWTs yet).
+    pub expired: bool,
+    /// Fully loaded.
+    pub complete: bool,
+    /// JetStream enabled for the account.
+    pub jetstream_enabled: bool,
+    /// Leaf-node connections.
+    pub leafnode_connections: usize,
+    /// Client connections.
+    pub client_connections: usize,
+    /// Subscriptions.
+    pub subscriptions: u64,
+    /// Name tag (the name unless tagged).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name_tag: String,
+    /// The account's subject-index counters.
+    pub sublist_stats: SublistStatsJson,
+}
+
+/// For `skip_serializing_if`.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Builds `/accountz`; `acc` empty lists the accounts.
+pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
+    let s = mon.server();
+    let mut out = Accountz {
+        server_id: s.server_id.clone(),
+        now: GoTime(SystemTime::now()),
+        system_account: system_account_name(mon),
+        accounts: None,
+        account_detail: None,
+    };
+    let accounts = s.accounts();
+    if acc.is_empty() {
+        out.accounts = Some(accounts.iter().map(|a| a.name.clone()).collect());
+        return Ok(out);
+    }
+    let a = accounts
+        .iter()
+        .find(|a| a.name == acc)
+        .ok_or_else(|| AccountzError::NoAccount(acc.to_string()))?;
+    let clients = s
+        .clients()
+        .iter()
+        .filter(|c| {
+            let meta = c.meta.lock();
+            let name = if meta.account.is_empty() {
+                GLOBAL_ACCOUNT
+            } else {
+                meta.account.as_str()
+            };
+            name == a.name
+        })
+        .count();
+    let stats = a.sublist.stats();
+    out.account_detail = Some(AccountInfo {
+        account_name: a.name.clone(),
+        update_time: GoTime(s.start_time),
+        is_system: out.system_account == a.name,
+        expired: false,
+        complete: true,
+        jetstream_enabled: false,
+        leafnode_connections: 0,
+        client_connections: clients,
+        subscriptions: stats.num_subs,
+        name_tag: a.name.clone(),
+        sublist_stats: SublistStatsJson::from(&stats),
+    });
+    Ok(out)
+}

@@ -1,0 +1,194 @@
+//! `/healthz`: the probe orchestrators poll.
+//!
+//! Unlike the other endpoints the body is compact JSON and the HTTP status carries the
+//! verdict, so probes can look at the status alone. nats-server checks, in order: the
+//! request itself (a stream needs an account, a consumer needs a stream → 400), that the
+//! server accepts connections, then JetStream (enabled, meta group, streams, consumers).
+//! natrium runs no JetStream yet, so after the request checks the answer is
+//! `{"status":"ok"}`; the JetStream options (`js-enabled-only`, `js-server-only`,
+//! `js-meta-only`, the deprecated `js-enabled`) are decoded and validated like
+//! nats-server so probes configured for it keep getting the same answers.
+
+use super::query::{Query, QueryError};
+use hyper::StatusCode;
+use serde::Serialize;
+
+/// `/healthz` request options.
+#[derive(Debug, Clone, Default)]
+pub struct HealthzOptions {
+    /// Deprecated spelling of `js_enabled_only`.
+    pub js_enabled: bool,
+    /// Only check that JetStream is enabled.
+    pub js_enabled_only: bool,
+    /// Skip JetStream checks.
+    pub js_server_only: bool,
+    /// Only check the JetStream meta group.
+    pub js_meta_only: bool,
+    /// Account to check.
+    pub account: String,
+    /// Stream to check (needs `account`).
+    pub stream: String,
+    /// Consumer to check (needs `stream`).
+    pub consumer: String,
+    /// Answer with an `errors` list instead of one `error`.
+    pub details: bool,
+}
+
+impl HealthzOptions {
+    /// Decodes the query string as nats-server's `HandleHealthz` does, in its order.
+    pub fn from_query(q: &Query) -> Result<Self, QueryError> {
+        Ok(HealthzOptions {
+            js_enabled: q.bool("js-enabled")?,
+            js_enabled_only: q.bool("js-enabled-only")?,
+            js_server_only: q.bool("js-server-only")?,
+            js_meta_only: q.bool("js-meta-only")?,
+            details: q.bool("details")?,
+            account: q.get("account").to_string(),
+            stream: q.get("stream").to_string(),
+            consumer: q.get("consumer").to_string(),
+        })
+    }
+}
+
+/// Kinds of health problems (`errors[].type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HealthzErrorType {
+    /// Not accepting connections.
+    Connection,
+    /// The request is inconsistent.
+    BadRequest,
+    /// JetStream problem.
+    Jetstream,
+    /// Account problem.
+    Account,
+    /// Stream problem.
+    Stream,
+    /// Consumer problem.
+    Consumer,
+}
+
+/// One problem in a `details=true` answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthzError {
+    /// Kind.
+    #[serde(rename = "type")]
+    pub kind: HealthzErrorType,
+    /// Account concerned.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    /// Stream concerned.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stream: String,
+    /// Consumer concerned.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub consumer: String,
+    /// What is wrong.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+/// The `/healthz` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthStatus {
+    /// `ok`, `error` or `unavailable`.
+    pub status: &'static str,
+    /// The problem (without `details`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// The problems (with `details`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<HealthzError>,
+    /// HTTP status to answer with (not part of the body).
+    #[serde(skip)]
+    pub code: StatusCode,
+}
+
+impl HealthStatus {
+    /// A failed check: one `error`, or one entry in `errors` with `details`.
+    fn failed(code: StatusCode, details: bool, kind: HealthzErrorType, error: String) -> Self {
+        if details {
+            HealthStatus {
+                status: "error",
+                error: String::new(),
+                errors: vec![HealthzError {
+                    kind,
+                    account: String::new(),
+                    stream: String::new(),
+                    consumer: String::new(),
+                    error,
+                }],
+                code,
+            }
+        } else {
+            HealthStatus {
+                status: "error",
+                error,
+                errors: Vec::new(),
+                code,
+            }
+        }
+    }
+}
+
+/// Evaluates the probe.
+pub fn healthz(o: &HealthzOptions) -> HealthStatus {
+    if o.account.is_empty() && !o.stream.is_empty() {
+        return HealthStatus::failed(
+            StatusCode::BAD_REQUEST,
+            o.details,
+            HealthzErrorType::BadRequest,
+            "\"account\" must not be empty when checking stream health".to_string(),
+        );
+    }
+    if o.stream.is_empty() && !o.consumer.is_empty() {
+        return HealthStatus::failed(
+            StatusCode::BAD_REQUEST,
+            o.details,
+            HealthzErrorType::BadRequest,
+            "\"stream\" must not be empty when checking consumer health".to_string(),
+        );
+    }
+    // The listener is up as soon as `Server::start` returns, and JetStream checks come
+    // with JetStream.
+    HealthStatus {
+        status: "ok",
+        error: String::new(),
+        errors: Vec::new(),
+        code: StatusCode::OK,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::json::to_compact;
+
+    #[test]
+    fn bad_requests_match_nats_server() {
+        let o = HealthzOptions {
+            stream: "ORDERS".into(),
+            ..HealthzOptions::default()
+        };
+        let h = healthz(&o);
+        assert_eq!(h.code, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            to_compact(&h).expect("serialises"),
+            r#"{"status":"error","error":"\"account\" must not be empty when checking stream health"}"#
+        );
+        let o = HealthzOptions {
+            consumer: "C".into(),
+            details: true,
+            ..HealthzOptions::default()
+        };
+        let h = healthz(&o);
+        assert_eq!(
+            to_compact(&h).expect("serialises"),
+            r#"{"status":"error","errors":[{"type":"BAD_REQUEST","error":"\"stream\" must not be empty when checking consumer health"}]}"#
+        );
+        assert_eq!(
+            to_compact(&healthz(&HealthzOptions::default())).expect("serialises"),
+            r#"{"status":"ok"}"#
+        );
+    }
+}

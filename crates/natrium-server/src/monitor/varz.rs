@@ -1,0 +1,309 @@
+//! `/varz`: server identity, configuration and counters.
+//!
+//! The field set and order are nats-server 2.15.1's `Varz` struct as a standalone server
+//! without TLS, cluster, gateways, leaf nodes, MQTT or websockets prints it: those
+//! sections are present but empty (`"cluster": {}`), fields Go tags `omitempty` are left
+//! out when empty, and `jetstream` is `{}` because JetStream is not running (which is
+//! what nats-server prints when it is disabled).
+
+use super::Monitor;
+use super::json::GoTime;
+use super::process;
+use crate::account::SYSTEM_ACCOUNT;
+use crate::sublist::SublistStats;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+/// nats-server's default TLS timeout, in seconds (TLS is not configurable yet).
+const DEFAULT_TLS_TIMEOUT: f64 = 2.0;
+
+/// An empty JSON object, for the sections a standalone server has nothing to say about.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Empty {}
+
+/// nats-server 2.15.1's feature flags and their defaults (all concern JetStream).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FeatureFlags {
+    /// v2 format for `$JS.ACK.>` / `$JS.FC.>`.
+    pub js_ack_fc_v2: bool,
+    /// v2 JetStream API replies.
+    pub js_api_reply_v2: bool,
+    /// Delete ranges proposed as one Raft entry.
+    pub js_raft_delete_range: bool,
+    /// Sourcing state in stream snapshots.
+    pub js_snapshot_sources: bool,
+}
+
+/// Counts per connection kind (`slow_consumer_stats`, `stale_connection_stats`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct KindCounts {
+    /// Client connections.
+    pub clients: u64,
+    /// Route connections.
+    pub routes: u64,
+    /// Gateway connections.
+    pub gateways: u64,
+    /// Leaf-node connections.
+    pub leafs: u64,
+}
+
+/// `disk_io_wait_stats`: contention on the disk I/O semaphore (JetStream storage).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct DiskIoWaitStats {
+    /// Tasks waiting now.
+    pub waiters: i64,
+    /// Acquisitions that had to wait.
+    pub waits: u64,
+    /// Total time waited, nanoseconds.
+    pub wait_time: u64,
+    /// Longest wait, nanoseconds.
+    pub max_wait_time: u64,
+}
+
+/// The `/varz` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct Varz {
+    /// Server id (nkey public key).
+    pub server_id: String,
+    /// Server name (the id unless configured).
+    pub server_name: String,
+    /// Version reported to clients (the nats-server release we implement).
+    pub version: String,
+    /// Protocol version.
+    pub proto: i64,
+    /// Git commit of the build, if known.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub git_commit: String,
+    /// Runtime description (nats-server: the Go version).
+    pub go: String,
+    /// Client listen host.
+    pub host: String,
+    /// Client port.
+    pub port: u16,
+    /// Clients must authenticate.
+    #[serde(skip_serializing_if = "is_false")]
+    pub auth_required: bool,
+    /// Maximum client connections.
+    pub max_connections: i64,
+    /// Maximum subscriptions per connection, when limited.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_subscriptions: i64,
+    /// Server PING interval, nanoseconds.
+    pub ping_interval: u64,
+    /// Unanswered PINGs before a connection is stale.
+    pub ping_max: i64,
+    /// Monitoring host.
+    pub http_host: String,
+    /// Monitoring port as configured (`-1`: random).
+    pub http_port: i32,
+    /// Monitoring path prefix.
+    pub http_base_path: String,
+    /// HTTPS monitoring port (not supported: 0).
+    pub https_port: i32,
+    /// Authentication timeout, seconds.
+    pub auth_timeout: f64,
+    /// Longest control line.
+    pub max_control_line: i64,
+    /// Largest message.
+    pub max_payload: i64,
+    /// Per-connection outbound limit.
+    pub max_pending: i64,
+    /// Cluster settings (none).
+    pub cluster: Empty,
+    /// Gateway settings (none).
+    pub gateway: Empty,
+    /// Leaf-node settings (none).
+    pub leaf: Empty,
+    /// MQTT settings (none).
+    pub mqtt: Empty,
+    /// Websocket settings (none).
+    pub websocket: Empty,
+    /// JetStream state (not running).
+    pub jetstream: Empty,
+    /// TLS handshake timeout, seconds.
+    pub tls_timeout: f64,
+    /// Write deadline, nanoseconds.
+    pub write_deadline: u64,
+    /// When the server started.
+    pub start: GoTime,
+    /// Now.
+    pub now: GoTime,
+    /// Time since start, `myUptime` format.
+    pub uptime: String,
+    /// Resident memory, bytes.
+    pub mem: i64,
+    /// CPUs available to the process.
+    pub cores: usize,
+    /// Worker parallelism (nats-server: `GOMAXPROCS`).
+    pub gomaxprocs: usize,
+    /// CPU use, percent.
+    pub cpu: f64,
+    /// Open client connections.
+    pub connections: usize,
+    /// Client connections accepted since start.
+    pub total_connections: u64,
+    /// Route connections.
+    pub routes: u64,
+    /// Configured route remotes.
+    pub remotes: u64,
+    /// Leaf-node connections.
+    pub leafnodes: u64,
+    /// Messages received (all connection kinds).
+    pub in_msgs: u64,
+    /// Bytes received (all connection kinds).
+    pub in_bytes: u64,
+    /// Messages received from clients.
+    pub in_client_msgs: u64,
+    /// Bytes received from clients.
+    pub in_client_bytes: u64,
+    /// Messages sent (all connection kinds).
+    pub out_msgs: u64,
+    /// Bytes sent (all connection kinds).
+    pub out_bytes: u64,
+    /// Messages sent to clients.
+    pub out_client_msgs: u64,
+    /// Bytes sent to clients.
+    pub out_client_bytes: u64,
+    /// Slow consumers detected.
+    pub slow_consumers: u64,
+    /// Stale connections detected.
+    pub stale_connections: u64,
+    /// Times a client was stalled by a full peer (not tracked: 0).
+    pub stalled_clients: u64,
+    /// Subscriptions across all accounts.
+    pub subscriptions: u64,
+    /// Requests per monitoring path.
+    pub http_req_stats: BTreeMap<String, u64>,
+    /// When the configuration was loaded.
+    pub config_load_time: GoTime,
+    /// `sha256:<hex>` of the configuration file, or empty.
+    pub config_digest: String,
+    /// Feature flags in effect.
+    pub feature_flags: FeatureFlags,
+    /// The system account's name, when there is one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub system_account: String,
+    /// Slow consumers by connection kind.
+    pub slow_consumer_stats: KindCounts,
+    /// Stale connections by connection kind.
+    pub stale_connection_stats: KindCounts,
+    /// Disk I/O contention.
+    pub disk_io_wait_stats: DiskIoWaitStats,
+}
+
+/// For `skip_serializing_if`.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// For `skip_serializing_if`.
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// The system account's name, if the server has one: an account named `$SYS` among
+/// [`ServerShared::accounts`](crate::server::ServerShared::accounts). Today there is none,
+/// so `system_account` is omitted (nats-server always has one); a configurable
+/// `system_account` comes with the accounts work and should be read here.
+pub fn system_account_name(mon: &Monitor) -> String {
+    mon.server()
+        .accounts()
+        .iter()
+        .find(|a| a.name == SYSTEM_ACCOUNT)
+        .map(|a| a.name.clone())
+        .unwrap_or_default()
+}
+
+/// Builds `/varz` (the request has already been counted).
+pub fn varz(mon: &Monitor) -> Varz {
+    let s = mon.server();
+    let opts = s.opts();
+    let info = s.base_info();
+    let now = SystemTime::now();
+    let st = &s.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut subs = SublistStats::default();
+    for acc in s.accounts() {
+        subs.add(&acc.sublist.stats());
+    }
+    let (in_msgs, in_bytes) = (load(&st.in_msgs), load(&st.in_bytes));
+    let (out_msgs, out_bytes) = (load(&st.out_msgs), load(&st.out_bytes));
+    let slow = load(&st.slow_consumers);
+    let stale = load(&st.stale_connections);
+    Varz {
+        server_id: info.server_id,
+        server_name: info.server_name,
+        version: info.version,
+        proto: info.proto,
+        git_commit: info.git_commit,
+        go: info.go,
+        host: info.host,
+        port: info.port,
+        auth_required: info.auth_required,
+        max_connections: opts.max_connections,
+        max_subscriptions: opts.max_subscriptions,
+        ping_interval: opts.ping_interval.as_nanos() as u64,
+        ping_max: opts.ping_max,
+        http_host: opts.http_host.clone().unwrap_or_else(|| opts.host.clone()),
+        http_port: opts.http_port,
+        http_base_path: opts.http_base_path.clone(),
+        https_port: 0,
+        auth_timeout: opts.effective_auth_timeout().as_secs_f64(),
+        max_control_line: opts.max_control_line,
+        max_payload: opts.max_payload,
+        max_pending: opts.max_pending,
+        cluster: Empty {},
+        gateway: Empty {},
+        leaf: Empty {},
+        mqtt: Empty {},
+        websocket: Empty {},
+        jetstream: Empty {},
+        tls_timeout: DEFAULT_TLS_TIMEOUT,
+        write_deadline: opts.write_deadline.as_nanos() as u64,
+        start: GoTime(s.start_time),
+        now: GoTime(now),
+        uptime: super::format::my_uptime(now.duration_since(s.start_time).unwrap_or_default()),
+        mem: process::rss_bytes(),
+        cores: process::cores(),
+        gomaxprocs: process::parallelism(),
+        cpu: mon.cpu_percent(),
+        connections: s.num_clients(),
+        total_connections: load(&st.total_connections),
+        routes: 0,
+        remotes: 0,
+        leafnodes: 0,
+        in_msgs,
+        in_bytes,
+        in_client_msgs: in_msgs,
+        in_client_bytes: in_bytes,
+        out_msgs,
+        out_bytes,
+        out_client_msgs: out_msgs,
+        out_client_bytes: out_bytes,
+        slow_consumers: slow,
+        stale_connections: stale,
+        stalled_clients: 0,
+        subscriptions: subs.num_subs,
+        http_req_stats: mon.http_req_stats(),
+        config_load_time: GoTime(s.start_time),
+        config_digest: opts.config_digest.clone().unwrap_or_default(),
+        feature_flags: FeatureFlags {
+            js_ack_fc_v2: false,
+            js_api_reply_v2: false,
+            js_raft_delete_range: true,
+            js_snapshot_sources: false,
+        },
+        system_account: system_account_name(mon),
+        slow_consumer_stats: KindCounts {
+            clients: slow,
+            ..KindCounts::default()
+        },
+        stale_connection_stats: KindCounts {
+            clients: stale,
+            ..KindCounts::default()
+        },
+        disk_io_wait_stats: DiskIoWaitStats::default(),
+    }
+}
