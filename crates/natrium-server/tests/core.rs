@@ -270,8 +270,14 @@ async fn slow_consumer_is_cut_and_others_keep_working() {
         ..Options::for_test()
     })
     .await;
-    // A subscriber that never reads its socket.
-    let mut slow = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
+    // A subscriber that never reads its socket, with a tiny receive buffer so the kernel
+    // cannot absorb the flood on its behalf.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut slow = sock
+        .connect(([127, 0, 0, 1], s.port()).into())
+        .await
+        .unwrap();
     slow.write_all(b"CONNECT {\"verbose\":false}\r\nSUB flood 1\r\nPING\r\n")
         .await
         .unwrap();
@@ -282,7 +288,8 @@ async fn slow_consumer_is_cut_and_others_keep_working() {
     healthy.flush().await.unwrap();
     let publisher = s.client().await;
     let payload = bytes::Bytes::from(vec![b'x'; 1024]);
-    const N: usize = 4000; // ~4 MB, far over 64 KiB for a reader that never reads.
+    // ~12 MB: more than loopback socket buffers can hold, far over 64 KiB pending.
+    const N: usize = 12_000;
     let reader = tokio::spawn(async move {
         let mut n = 0;
         while n < N {

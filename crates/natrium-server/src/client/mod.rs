@@ -136,6 +136,8 @@ pub struct ClientConn {
     pub addr: SocketAddr,
     /// When the connection was accepted (wall clock, for `/connz start`).
     pub start: SystemTime,
+    /// When the connection was accepted (mono nanos), for the RTT estimate at CONNECT.
+    pub start_mono: u64,
     /// Outbound buffer and delivery counters.
     pub out: Mutex<Outbound>,
     /// Wakes the writer task.
@@ -180,6 +182,7 @@ impl ClientConn {
             cid,
             addr,
             start: SystemTime::now(),
+            start_mono: mono_nanos(),
             out: Mutex::new(Outbound::default()),
             writer_wake: Notify::new(),
             drained: Notify::new(),

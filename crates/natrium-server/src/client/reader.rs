@@ -441,6 +441,10 @@ impl Reader {
             meta.version = copts.version.clone();
             meta.user = copts.user.clone().filter(|u| !u.is_empty());
             meta.account = self.account.name.clone();
+            // nats-server's first RTT estimate: accept to CONNECT; PONGs refine it.
+            if meta.rtt_nanos == 0 {
+                meta.rtt_nanos = mono_nanos().saturating_sub(self.conn.start_mono).max(1);
+            }
         }
         let mut limits = self.parser.limits();
         limits.headers = headers;

@@ -87,6 +87,8 @@ pub async fn run(
     let sleep = tokio::time::sleep_until(ping_at);
     tokio::pin!(sleep);
     let mut sleep_for = ping_at;
+    // Whether a PING was ever sent; the first one always goes out, to measure RTT.
+    let mut pinged = false;
 
     loop {
         let next = auth_at.map_or(ping_at, |a| a.min(ping_at));
@@ -110,7 +112,7 @@ pub async fn run(
                 if now >= ping_at {
                     let opts = server.opts();
                     ping_at = now + opts.ping_interval;
-                    ping_timer(&conn, opts.ping_interval, opts.ping_max);
+                    ping_timer(&conn, opts.ping_interval, opts.ping_max, &mut pinged);
                 }
             }
         }
@@ -163,17 +165,18 @@ pub async fn run(
     }
 }
 
-/// One tick of the PING timer.
-fn ping_timer(conn: &ClientConn, interval: Duration, ping_max: i64) {
+/// One tick of the PING timer. As in nats-server, a PING is skipped when the client sent
+/// something within the last interval, except the first one, which measures RTT.
+fn ping_timer(conn: &ClientConn, interval: Duration, ping_max: i64, pinged: &mut bool) {
     if conn.closing().is_some() {
         return;
     }
     let now = mono_nanos();
     let idle = now.saturating_sub(conn.last_in.load(Ordering::Relaxed));
-    let rtt_known = conn.meta.lock().rtt_nanos != 0;
-    if rtt_known && idle < interval.as_nanos() as u64 {
+    if *pinged && idle < interval.as_nanos() as u64 {
         return;
     }
+    *pinged = true;
     let out = conn.pings_out.load(Ordering::Relaxed);
     if i64::from(out) + 1 > ping_max {
         conn.err_and_close("Stale Connection", CloseReason::StaleConnection);
