@@ -9,6 +9,7 @@ pub mod client;
 pub mod conf;
 pub mod config_file;
 pub mod flags;
+pub mod jetstream;
 pub mod logging;
 pub mod monitor;
 pub mod options;

@@ -112,6 +112,8 @@ pub struct ServerShared {
     pub start_time: SystemTime,
     /// Shared counters.
     pub stats: ServerStats,
+    /// Resolved JetStream configuration, when JetStream is enabled.
+    pub jetstream: Option<crate::jetstream::config::JsConfig>,
     /// Open client connections by cid.
     clients: Mutex<FxHashMap<u64, Arc<ClientConn>>>,
     /// Recently closed connections, newest last.
@@ -346,6 +348,15 @@ impl Server {
         for w in &opts.warnings {
             warn!(log, "{}", w);
         }
+        let jetstream = if opts.jetstream.enabled {
+            let c = crate::jetstream::config::resolve(&opts.jetstream).map_err(|e| {
+                StartError::Options(format!("Can't start JetStream: store directory: {e}"))
+            })?;
+            crate::jetstream::config::log_banner(&log, &c);
+            Some(c)
+        } else {
+            None
+        };
         let port = if opts.port < 0 { 0 } else { opts.port };
         let bind = format!("{}:{}", opts.host, port);
         let listener = TcpListener::bind(bind_addr(&opts.host, port))
@@ -367,6 +378,7 @@ impl Server {
             client_addr,
             start_time: SystemTime::now(),
             stats: ServerStats::default(),
+            jetstream,
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(VecDeque::new()),
             next_cid: AtomicU64::new(1),

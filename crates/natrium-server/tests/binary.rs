@@ -1,0 +1,313 @@
+//! The `natrium-server` binary as tools use `nats-server`: started as a child process with
+//! Go-style flags, its log read for the port and readiness, signalled to reload, to enter
+//! lame-duck mode and to stop, and refusing a bad config before any port opens.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_natrium-server");
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("natrium-bin-{}-{}", name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A child server that is killed (by PID) when dropped.
+struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Proc {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn natrium-server");
+    Proc { child }
+}
+
+/// Wait until `file` contains `needle`, returning the whole text.
+fn wait_for_log(file: &Path, needle: &str, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out waiting for {needle:?} in log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The port from `Listening for client connections on HOST:PORT`.
+fn port_from_log(text: &str) -> u16 {
+    let line = text
+        .lines()
+        .find(|l| l.contains("Listening for client connections on "))
+        .expect("listening line");
+    line.rsplit(':').next().unwrap().trim().parse().unwrap()
+}
+
+fn wait_exit(p: &mut Proc, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(st) = p.child.try_wait().unwrap() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn random_port_log_and_pid_files() {
+    let d = tmpdir("ports");
+    let log = d.join("server.log");
+    let pid = d.join("server.pid");
+    let p = spawn(&[
+        "-a",
+        "127.0.0.1",
+        "-p",
+        "-1",
+        "-l",
+        log.to_str().unwrap(),
+        "-P",
+        pid.to_str().unwrap(),
+    ]);
+    let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    let port = port_from_log(&text);
+    assert_ne!(port, 4222);
+    // nats-server's line shape: "[PID] date time [INF] Listening for client connections on HOST:PORT"
+    let line = text.lines().find(|l| l.contains("Listening")).unwrap();
+    assert!(line.starts_with(&format!("[{}] ", p.child.id())), "{line}");
+    assert!(line.contains("[INF] Listening for client connections on 127.0.0.1:"));
+    let written: u32 = std::fs::read_to_string(&pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(written, p.child.id());
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"INFO ");
+}
+
+#[test]
+fn store_dir_with_go_equals_syntax() {
+    let d = tmpdir("sd");
+    let log = d.join("server.log");
+    let sd = format!("-sd={}", d.join("data").display());
+    let _p = spawn(&["-p=-1", "-js", &sd, "-l", log.to_str().unwrap()]);
+    let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    let want = format!(
+        "Store Directory: \"{}\"",
+        d.join("data/jetstream").display()
+    );
+    assert!(text.contains(&want), "{text}");
+    assert!(d.join("data/jetstream").is_dir());
+}
+
+#[test]
+fn flags_override_the_config_file() {
+    let d = tmpdir("override");
+    let conf = d.join("a.conf");
+    let fixed = free_port();
+    std::fs::write(&conf, format!("port: {fixed}\nserver_name: from_file\n")).unwrap();
+    let log = d.join("server.log");
+    let _p = spawn(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "-p",
+        "-1",
+        "-n",
+        "from_flag",
+        "-l",
+        log.to_str().unwrap(),
+    ]);
+    let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    assert_ne!(port_from_log(&text), fixed);
+    assert!(text.contains("Name:     from_flag"), "{text}");
+    assert!(text.contains("Using configuration file"));
+}
+
+#[test]
+fn bad_config_fails_before_any_port_opens() {
+    let d = tmpdir("badconf");
+    let conf = d.join("bad.conf");
+    let port = free_port();
+    std::fs::write(&conf, format!("port: {port}\nbogus_key: 1\n")).unwrap();
+    let out = Command::new(BIN)
+        .args(["-c", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.conf:2:1: unknown field \"bogus_key\""),
+        "{err}"
+    );
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn config_check_mode() {
+    let d = tmpdir("check");
+    let good = d.join("good.conf");
+    std::fs::write(&good, "port: 4222\nmax_payload: 1MB\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["-t", "-c", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("is valid (sha256:"), "{text}");
+    let bad = d.join("bad.conf");
+    std::fs::write(&bad, "port: [1, 2\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["-t", "-c", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.conf:"));
+}
+
+#[test]
+fn help_version_and_unknown_flags() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--store_dir"));
+    let out = Command::new(BIN).arg("-v").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("nats-server: v2.15.1"));
+    let out = Command::new(BIN).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("flag provided but not defined: -bogus"));
+}
+
+#[test]
+fn signal_term_by_pid_file_stops_cleanly() {
+    let d = tmpdir("term");
+    let log = d.join("server.log");
+    let pid = d.join("server.pid");
+    let mut p = spawn(&[
+        "-p",
+        "-1",
+        "-l",
+        log.to_str().unwrap(),
+        "-P",
+        pid.to_str().unwrap(),
+    ]);
+    wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    let st = Command::new(BIN)
+        .arg(format!("--signal=term={}", pid.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = wait_exit(&mut p, Duration::from_secs(10)).expect("server exits");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("Trapped \"terminated\" signal"));
+    assert!(text.contains("Server Exiting.."));
+}
+
+#[test]
+fn sighup_reloads_logging_and_keeps_old_config_on_error() {
+    let d = tmpdir("reload");
+    let conf = d.join("r.conf");
+    let log = d.join("server.log");
+    std::fs::write(&conf, "port: -1\ndebug: false\n").unwrap();
+    let p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
+    let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    let port = port_from_log(&text);
+    std::fs::write(&conf, "port: -1\ndebug: true\n").unwrap();
+    let st = Command::new(BIN)
+        .args(["--signal", &format!("reload={}", p.child.id())])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_for_log(
+        &log,
+        "Reloaded server configuration",
+        Duration::from_secs(10),
+    );
+    let _c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    wait_for_log(&log, "[DBG]", Duration::from_secs(10));
+    // A change that cannot be applied live is refused, and the server keeps running.
+    std::fs::write(&conf, "port: 1\ndebug: true\n").unwrap();
+    Command::new(BIN)
+        .args(["--signal", &format!("reload={}", p.child.id())])
+        .status()
+        .unwrap();
+    wait_for_log(
+        &log,
+        "Failed to reload server configuration",
+        Duration::from_secs(10),
+    );
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+}
+
+#[test]
+fn lame_duck_mode_informs_clients_stops_accepting_and_exits() {
+    let d = tmpdir("ldm");
+    let conf = d.join("l.conf");
+    let log = d.join("server.log");
+    std::fs::write(&conf, "port: -1\nlame_duck_grace_period: \"500ms\"\n").unwrap();
+    let mut p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
+    let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    let port = port_from_log(&text);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("PONG") {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let st = Command::new(BIN)
+        .args(["--signal", &format!("ldm={}", p.child.id())])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The client is told with an async INFO carrying "ldm":true, then closed.
+    let mut rest = Vec::new();
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => rest.extend_from_slice(&buf[..n]),
+        }
+    }
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("\"ldm\":true"), "{rest}");
+    let status = wait_exit(&mut p, Duration::from_secs(15)).expect("server exits after lame duck");
+    assert!(status.success());
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("Entering lame duck mode"));
+}
