@@ -93,7 +93,7 @@ const LATER_TOP: &[&str] = &[
 
 /// Load and map a config file.
 pub fn load(path: &Path) -> Result<Options, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    std::fs::metadata(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -101,8 +101,73 @@ pub fn load(path: &Path) -> Result<Options, ConfigError> {
     let mut opts = Options::default();
     apply(&mut opts, &map)?;
     opts.config_file = Some(path.to_path_buf());
-    opts.config_digest = Some(format!("sha256:{}", hex(&Sha256::digest(&bytes))));
+    opts.config_digest = Some(digest(&map));
     Ok(opts)
+}
+
+/// The config digest as nats-server computes it: sha256 of Go's JSON encoding of the parsed
+/// config (keys sorted, last duplicate wins, a trailing newline), so `/varz config_digest`
+/// and the startup line agree with nats-server for the same file.
+pub fn digest(map: &Map) -> String {
+    let mut out = String::new();
+    go_json_map(map, &mut out);
+    out.push('\n');
+    format!("sha256:{}", hex(&Sha256::digest(out.as_bytes())))
+}
+
+fn go_json_map(map: &Map, out: &mut String) {
+    let mut sorted: std::collections::BTreeMap<&str, &Spanned> = std::collections::BTreeMap::new();
+    for e in map.iter() {
+        sorted.insert(e.key.as_str(), &e.value);
+    }
+    out.push('{');
+    for (i, (k, v)) in sorted.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        go_json_str(k, out);
+        out.push(':');
+        go_json_value(&v.value, out);
+    }
+    out.push('}');
+}
+
+fn go_json_str(s: &str, out: &mut String) {
+    let quoted = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
+    out.push_str(&crate::protocol::write::go_json_escape(quoted));
+}
+
+fn go_json_value(v: &Value, out: &mut String) {
+    match v {
+        Value::Map(m) => go_json_map(m, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                go_json_value(&item.value, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => go_json_str(s, out),
+        Value::Int(n) => out.push_str(&n.to_string()),
+        Value::Float(f) => {
+            // Go prints floats in the shortest form, without a trailing ".0".
+            if f.fract() == 0.0 && f.abs() < 1e21 {
+                out.push_str(&format!("{}", *f as i64));
+            } else {
+                out.push_str(&format!("{f}"));
+            }
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Date(d) => {
+            let text = d
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            go_json_str(&text, out);
+        }
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -213,3 +213,19 @@ fn load_reads_a_file_and_computes_its_digest() {
     assert!(e.contains("main.conf:2:1: unknown field \"nope\""), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn digest_matches_nats_server() {
+    // `nats-server -t -c` on this exact file printed this digest (2.15.1).
+    let map = conf::parse_str_with_env(
+        "port: 4333\nserver_name: \"a<b\"\nmax_payload: 1KB\nping_max: 3\nwrite_deadline: \"2.5s\"\n\
+         jetstream { store_dir: /tmp/x, max_mem: 1G }\n\
+         authorization { timeout: 0.5, users: [ {user: a, password: b} ] }\n",
+        &|_| None,
+    )
+    .unwrap();
+    assert_eq!(
+        digest(&map),
+        "sha256:ea88600902db0d3f4ffe03be5b0c5cf84714690f60927f9b8142f71d67158146"
+    );
+}

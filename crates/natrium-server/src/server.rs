@@ -270,7 +270,7 @@ impl ServerShared {
     pub fn slow_consumer(&self, conn: &ClientConn) {
         self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
         let max = self.opts().max_pending;
-        warn!(
+        info!(
             self.log,
             "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
             conn.addr,

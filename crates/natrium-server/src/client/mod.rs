@@ -152,6 +152,9 @@ pub struct ClientConn {
     pub proto_info: AtomicBool,
     /// Last time anything arrived from the client (mono nanos), to skip needless PINGs.
     pub last_in: AtomicU64,
+    /// When CONNECT was processed (mono nanos, 0 before): the writer restarts its first-PING
+    /// timer from there, as nats-server does.
+    pub connected_at: AtomicU64,
     /// Server PINGs sent and not yet answered.
     pub pings_out: AtomicU32,
     /// When the outstanding RTT-measuring PING was sent (mono nanos), 0 if none.
@@ -190,6 +193,7 @@ impl ClientConn {
             connected: AtomicBool::new(false),
             proto_info: AtomicBool::new(false),
             last_in: AtomicU64::new(mono_nanos()),
+            connected_at: AtomicU64::new(0),
             pings_out: AtomicU32::new(0),
             ping_sent_at: AtomicU64::new(0),
             in_msgs: AtomicU64::new(0),
@@ -216,6 +220,8 @@ impl ClientConn {
 
     /// Mark CONNECT as processed.
     pub fn set_connected(&self) {
+        self.connected_at
+            .store(mono_nanos().max(1), Ordering::Release);
         self.connected.store(true, Ordering::Release);
     }
 

@@ -89,8 +89,17 @@ pub async fn run(
     let mut sleep_for = ping_at;
     // Whether a PING was ever sent; the first one always goes out, to measure RTT.
     let mut pinged = false;
+    // The CONNECT time the PING schedule is based on (0: accept time).
+    let mut ping_base = 0u64;
 
     loop {
+        // CONNECT restarts the first-PING timer (nats-server does the same).
+        let connected_at = conn.connected_at.load(Ordering::Acquire);
+        if connected_at != ping_base {
+            ping_base = connected_at;
+            ping_at = tokio::time::Instant::from_std(super::mono_to_instant(connected_at))
+                + first_ping_delay(server.opts().ping_interval);
+        }
         let next = auth_at.map_or(ping_at, |a| a.min(ping_at));
         if next != sleep_for {
             sleep.as_mut().reset(next);
@@ -109,7 +118,7 @@ pub async fn run(
                         conn.err_and_close("Authentication Timeout", CloseReason::AuthenticationTimeout);
                     }
                 }
-                if now >= ping_at {
+                if now >= ping_at && conn.connected_at.load(Ordering::Acquire) == ping_base {
                     let opts = server.opts();
                     ping_at = now + opts.ping_interval;
                     ping_timer(&conn, opts.ping_interval, opts.ping_max, &mut pinged);
