@@ -1,0 +1,201 @@
+//! The [`StreamStore`] trait: everything a JetStream stream needs from its storage.
+//!
+//! Why `&self` everywhere with internal locking: the server runs the appender (publishes),
+//! many readers (consumers, MSG.GET, direct get, stream info) and the expiry timer
+//! concurrently. Each store guards its state with a reader/writer lock so reads run in
+//! parallel with each other and only briefly exclude the appender.
+//!
+//! Why append and durability are split (`append_msg` + `wait_durable`): with
+//! [`Durability::Always`] a file store must fsync before a publish is acknowledged. An
+//! fsync costs the same for one message as for a thousand, so the server appends what it
+//! has, then waits once; concurrent waiters share one fsync (group commit).
+//! [`StreamStore::store_msg`] does both steps for callers that do not batch.
+//!
+//! Time: the store stamps messages with its [`crate::Clock`] but never runs timers. The
+//! server asks [`StreamStore::next_expiry`] and calls [`StreamStore::expire`] when due, so
+//! tests drive expiry with a manual clock.
+//!
+//! Visibility: under `Durability::Always` a [`crate::FileStore`] does not return a message
+//! from `load_*` until it is durable, so a consumer can never see (and acknowledge) a
+//! message that a crash could take back and whose sequence could then be reused. Counts
+//! (`state`, `num_pending`) include appended-but-not-yet-durable messages; the server
+//! should signal consumers after `wait_durable` returns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::consumer::{ConsumerPolicy, ConsumerStore};
+use crate::error::Result;
+use crate::subject::SubjectFilter;
+use crate::types::{
+    Durability, ExpireReport, SimpleState, StorageType, StoreAck, StoreConfig, StoredMsg,
+    StreamState, Ticket, Ttl,
+};
+
+/// Storage for one stream. See the module docs for the concurrency and durability model.
+pub trait StreamStore: Send + Sync {
+    /// Memory or file.
+    fn storage_type(&self) -> StorageType;
+
+    /// The durability mode (reported in stream info).
+    fn durability(&self) -> Durability;
+
+    /// The accounted size of a message (nats-server's formula for this store type), the
+    /// unit of `max_bytes` and `StreamState::bytes`.
+    fn msg_size(&self, subject: &str, hdrs: &[u8], payload: &[u8]) -> u64;
+
+    /// Appends a message with the next sequence and the current time (clamped so
+    /// timestamps never decrease in sequence order), enforcing limits.
+    /// The message is not necessarily durable yet: call [`Self::wait_durable`] with the
+    /// returned ticket before acknowledging the publisher.
+    fn append_msg(
+        &self,
+        subject: &str,
+        hdrs: &[u8],
+        payload: &[u8],
+        ttl: Option<Ttl>,
+    ) -> Result<StoreAck>;
+
+    /// Appends and waits until durable per the store's mode. Returns (seq, timestamp).
+    fn store_msg(
+        &self,
+        subject: &str,
+        hdrs: &[u8],
+        payload: &[u8],
+        ttl: Option<Ttl>,
+    ) -> Result<(u64, i64)> {
+        let ack = self.append_msg(subject, hdrs, payload, ttl)?;
+        self.wait_durable(ack.ticket)?;
+        Ok((ack.seq, ack.ts))
+    }
+
+    /// Stores a message at a given sequence and timestamp (mirrors, restores, replicas).
+    /// `seq` must be `last_seq + 1` (0 means "next"). `discard_new_check` applies the
+    /// discard-new limits (false when a leader already decided). Waits for durability.
+    #[allow(clippy::too_many_arguments)]
+    fn store_raw_msg(
+        &self,
+        subject: &str,
+        hdrs: &[u8],
+        payload: &[u8],
+        seq: u64,
+        ts: i64,
+        ttl: Option<Ttl>,
+        discard_new_check: bool,
+    ) -> Result<()>;
+
+    /// Consumes sequence `seq` (0 = next) without storing a message. Returns it.
+    fn skip_msg(&self, seq: u64) -> Result<u64>;
+
+    /// Consumes `num` sequences starting at `seq` (0 = next) without storing messages.
+    fn skip_msgs(&self, seq: u64, num: u64) -> Result<()>;
+
+    /// Blocks until everything appended up to `ticket` is durable per the mode. Concurrent
+    /// callers share one flush/fsync.
+    fn wait_durable(&self, ticket: Ticket) -> Result<()>;
+
+    /// Makes everything appended so far durable, including an fsync in every file mode.
+    fn sync(&self) -> Result<()>;
+
+    /// Loads the message at `seq`. `Eof` past the last sequence, `NotFound` for a gap.
+    fn load_msg(&self, seq: u64) -> Result<StoredMsg>;
+
+    /// Loads the first message with sequence ≥ `start` matching `filter`; `Eof` if none.
+    fn load_next_msg(&self, filter: &SubjectFilter, start: u64) -> Result<StoredMsg>;
+
+    /// Loads the last message with sequence ≤ `start` matching `filter`; `Eof` if `start`
+    /// is before the first sequence, `NotFound` if nothing matches.
+    fn load_prev_msg(&self, filter: &SubjectFilter, start: u64) -> Result<StoredMsg>;
+
+    /// Loads the last message matching `filter` (last-by-subject).
+    fn load_last_msg(&self, filter: &SubjectFilter) -> Result<StoredMsg>;
+
+    /// The subject of the message at `seq`.
+    fn subject_for_seq(&self, seq: u64) -> Result<String>;
+
+    /// Removes a message. Ok(false) if it was not there.
+    fn remove_msg(&self, seq: u64) -> Result<bool>;
+
+    /// Removes a message and overwrites its bytes (subject, headers, payload) in storage.
+    fn erase_msg(&self, seq: u64) -> Result<bool>;
+
+    /// Removes all messages; returns how many. Sequences are not reused.
+    fn purge(&self) -> Result<u64>;
+
+    /// Removes messages matching `filter` with sequence < `seq` (0 = no bound), keeping the
+    /// newest `keep` matching messages (0 = keep none). JetStream purge request semantics.
+    fn purge_ex(&self, filter: &SubjectFilter, seq: u64, keep: u64) -> Result<u64>;
+
+    /// Removes all messages below `seq`. If `seq` is past the end, the next message gets
+    /// `seq`.
+    fn compact(&self, seq: u64) -> Result<u64>;
+
+    /// Removes all messages above `seq` and makes `seq` the last sequence (replication
+    /// rollback — the only operation that lets a sequence be assigned again).
+    fn truncate(&self, seq: u64) -> Result<()>;
+
+    /// First sequence whose timestamp is ≥ `ts` (Unix nanos), `last_seq + 1` if none.
+    fn seq_from_time(&self, ts: i64) -> u64;
+
+    /// Count and first/last sequence of messages matching `filter` from `start`.
+    fn filtered_state(&self, start: u64, filter: &SubjectFilter) -> SimpleState;
+
+    /// Per-subject state of subjects matching `filter`.
+    fn subjects_state(&self, filter: &SubjectFilter) -> HashMap<String, SimpleState>;
+
+    /// Per-subject message counts of subjects matching `filter`.
+    fn subjects_totals(&self, filter: &SubjectFilter) -> HashMap<String, u64> {
+        self.subjects_state(filter)
+            .into_iter()
+            .map(|(k, v)| (k, v.msgs))
+            .collect()
+    }
+
+    /// Messages pending for a consumer starting at `start` with `filter`; with
+    /// `last_per_subject`, the number of matching subjects whose last message is ≥ start.
+    fn num_pending(&self, start: u64, filter: &SubjectFilter, last_per_subject: bool) -> u64;
+
+    /// Last sequence of every subject matching `filter`, ascending.
+    fn last_seqs(&self, filter: &SubjectFilter) -> Vec<u64>;
+
+    /// Full state including the list of interior deleted sequences.
+    fn state(&self) -> StreamState;
+
+    /// State without the deleted list (cheap).
+    fn fast_state(&self) -> StreamState;
+
+    /// The limits in force.
+    fn config(&self) -> StoreConfig;
+
+    /// Replaces the limits. Tighter limits are enforced immediately (max_msgs/max_bytes
+    /// under discard-old, max_msgs_per_subject always), as nats-server does.
+    fn update_config(&self, cfg: StoreConfig) -> Result<()>;
+
+    /// Removes messages whose `max_age` or per-message TTL has passed at `now` (Unix
+    /// nanos). Messages stored with `Ttl::Never` are exempt from `max_age`.
+    fn expire(&self, now: i64) -> Result<ExpireReport>;
+
+    /// When `expire` next has something to do (Unix nanos). Re-check after every store.
+    fn next_expiry(&self) -> Option<i64>;
+
+    /// Persists the server's opaque stream metadata (its config JSON).
+    fn write_stream_meta(&self, meta: &[u8]) -> Result<()>;
+
+    /// The stream metadata last written, if any.
+    fn stream_meta(&self) -> Result<Option<Vec<u8>>>;
+
+    /// Opens (creating if needed) the store of a durable consumer of this stream.
+    fn consumer_store(&self, name: &str, policy: ConsumerPolicy) -> Result<Arc<dyn ConsumerStore>>;
+
+    /// Names of consumers with stored state.
+    fn consumer_names(&self) -> Result<Vec<String>>;
+
+    /// Deletes a consumer's stored state.
+    fn remove_consumer(&self, name: &str) -> Result<()>;
+
+    /// Flushes and closes. Later calls return `Closed`.
+    fn stop(&self) -> Result<()>;
+
+    /// Stops and removes all stored data.
+    fn delete(&self) -> Result<()>;
+}
