@@ -113,44 +113,6 @@ pub fn friendly_bytes(bytes: i64) -> String {
     format!("{:.2} {}B", f / 1024f64.powi(idx as i32 + 1), units[idx])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn friendly_bytes_matches_nats_server() {
-        assert_eq!(friendly_bytes(18957382656), "17.66 GB");
-        assert_eq!(friendly_bytes(512), "512 B");
-        assert_eq!(friendly_bytes(1536), "1.50 KB");
-    }
-
-    #[test]
-    fn defaults_are_computed_and_explicit_values_kept() {
-        let dir = std::env::temp_dir().join(format!("natrium-jscfg-{}", std::process::id()));
-        let js = JetStreamOptions {
-            enabled: true,
-            store_dir: Some(dir.clone()),
-            ..JetStreamOptions::default()
-        };
-        let c = resolve(&js).unwrap();
-        assert_eq!(c.store_dir, dir.join("jetstream"));
-        assert!(c.store_dir.is_dir());
-        assert_eq!(c.max_memory_source, LimitSource::Computed);
-        assert_eq!(c.max_memory, system_memory().unwrap() / 4 * 3);
-        assert_eq!(c.max_store_source, LimitSource::Computed);
-        assert!(c.max_store > 0);
-        let js = JetStreamOptions {
-            max_memory: Some(0),
-            max_store: Some(-1),
-            ..js
-        };
-        let c = resolve(&js).unwrap();
-        assert_eq!((c.max_memory, c.max_store), (0, -1));
-        assert_eq!(c.max_store_source, LimitSource::Configured);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
 /// Log the JetStream section of the startup banner, in nats-server's shape (tools grep for
 /// `Store Directory: "…"`), plus a line saying how each default was chosen.
 pub fn log_banner(log: &crate::logging::Logger, c: &JsConfig) {
@@ -193,5 +155,43 @@ fn source_text(s: LimitSource, computed: &str) -> String {
         LimitSource::Configured => "as configured".to_string(),
         LimitSource::Computed => format!("computed as {computed}"),
         LimitSource::Fallback => "a fixed fallback (the machine could not be read)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn friendly_bytes_matches_nats_server() {
+        assert_eq!(friendly_bytes(18957382656), "17.66 GB");
+        assert_eq!(friendly_bytes(512), "512 B");
+        assert_eq!(friendly_bytes(1536), "1.50 KB");
+    }
+
+    #[test]
+    fn defaults_are_computed_and_explicit_values_kept() {
+        let dir = std::env::temp_dir().join(format!("natrium-jscfg-{}", std::process::id()));
+        let js = JetStreamOptions {
+            enabled: true,
+            store_dir: Some(dir.clone()),
+            ..JetStreamOptions::default()
+        };
+        let c = resolve(&js).unwrap();
+        assert_eq!(c.store_dir, dir.join("jetstream"));
+        assert!(c.store_dir.is_dir());
+        assert_eq!(c.max_memory_source, LimitSource::Computed);
+        assert_eq!(c.max_memory, system_memory().unwrap() / 4 * 3);
+        assert_eq!(c.max_store_source, LimitSource::Computed);
+        assert!(c.max_store > 0);
+        let js = JetStreamOptions {
+            max_memory: Some(0),
+            max_store: Some(-1),
+            ..js
+        };
+        let c = resolve(&js).unwrap();
+        assert_eq!((c.max_memory, c.max_store), (0, -1));
+        assert_eq!(c.max_store_source, LimitSource::Configured);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
