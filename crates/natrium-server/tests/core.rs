@@ -8,7 +8,7 @@ use futures::StreamExt;
 use natrium_server::options::{Options, SimpleAuth};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use support::{TestServer, eventually};
+use support::{TestServer, eventually, roundtrip};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -143,7 +143,7 @@ async fn request_reply() {
     let s = TestServer::start().await;
     let responder = s.client().await;
     let mut svc = responder.subscribe("svc.echo").await.unwrap();
-    responder.flush().await.unwrap();
+    roundtrip(&responder).await;
     tokio::spawn(async move {
         while let Some(m) = svc.next().await {
             if let Some(reply) = m.reply {
@@ -230,7 +230,10 @@ async fn echo_off_skips_own_messages() {
         .unwrap();
     let other = s.client().await;
     let mut own = quiet.subscribe("e").await.unwrap();
+    // An echo-off client cannot round-trip through itself; wait for the server to see the SUB.
     quiet.flush().await.unwrap();
+    let acc = s.server.shared().global_account();
+    assert!(eventually(T, || acc.sublist.count() == 1).await);
     quiet.publish("e", "mine".into()).await.unwrap();
     quiet.flush().await.unwrap();
     other.publish("e", "theirs".into()).await.unwrap();
@@ -285,7 +288,7 @@ async fn slow_consumer_is_cut_and_others_keep_working() {
     assert!(contains(&got, b"PONG"));
     let healthy = s.client().await;
     let mut hsub = healthy.subscribe("flood").await.unwrap();
-    healthy.flush().await.unwrap();
+    roundtrip(&healthy).await;
     let publisher = s.client().await;
     let payload = bytes::Bytes::from(vec![b'x'; 1024]);
     // ~12 MB: more than loopback socket buffers can hold, far over 64 KiB pending.
@@ -520,7 +523,7 @@ async fn a_flooding_client_does_not_stall_others() {
     });
     let responder = s.client().await;
     let mut svc = responder.subscribe("rtt").await.unwrap();
-    responder.flush().await.unwrap();
+    roundtrip(&responder).await;
     tokio::spawn(async move {
         while let Some(m) = svc.next().await {
             if let Some(r) = m.reply {
@@ -546,7 +549,7 @@ async fn bad_input_closes_only_that_client() {
     let s = TestServer::start().await;
     let good = s.client().await;
     let mut sub = good.subscribe("still").await.unwrap();
-    good.flush().await.unwrap();
+    roundtrip(&good).await;
     let cases: &[&[u8]] = &[
         b"CONNECT {bad json\r\n",
         b"CONNECT {}\r\nFOO\r\n",

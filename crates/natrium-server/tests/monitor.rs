@@ -10,6 +10,8 @@
 //! are in [`ALLOWED_DIFFERENCES`]. It needs the nats-server binary: `NATS_SERVER_BIN`,
 //! or `nats-server` on `PATH`; without one it prints a notice and passes.
 
+mod support;
+
 use futures::StreamExt;
 use natrium_server::logging::Logger;
 use natrium_server::monitor::{self, MonitorHandle};
@@ -20,6 +22,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use support::roundtrip;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -249,6 +252,9 @@ async fn varz_reports_identity_config_and_counters() {
     let a = env.client("a").await;
     let mut sub = a.subscribe("v.>").await.unwrap();
     a.flush().await.unwrap();
+    // Make sure the server has the SUB before another connection publishes.
+    env.json_until("/subsz", |v| v["num_subscriptions"] == 1)
+        .await;
     let b = env.client("b").await;
     for _ in 0..4 {
         b.publish("v.x", "12345".into()).await.unwrap();
@@ -339,6 +345,8 @@ async fn connz_lists_pages_sorts_and_details() {
     let mut capped = s.subscribe("baz").await.unwrap();
     capped.unsubscribe_after(5).await.unwrap();
     s.flush().await.unwrap();
+    env.json_until("/subsz", |v| v["num_subscriptions"] == 3)
+        .await;
     let p = env.client("pub").await;
     for _ in 0..3 {
         p.publish("foo.x", "hi".into()).await.unwrap();
@@ -1020,7 +1028,7 @@ async fn workload(url: &str) -> Workload {
     let q = s.queue_subscribe("bar", "q1".into()).await.unwrap();
     let mut capped = s.subscribe("baz").await.unwrap();
     capped.unsubscribe_after(5).await.unwrap();
-    s.flush().await.unwrap();
+    roundtrip(&s).await;
     let p = async_nats::ConnectOptions::new()
         .name("diff-pub")
         .connect(url)

@@ -64,3 +64,17 @@ pub async fn eventually<F: FnMut() -> bool>(limit: Duration, mut f: F) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A real round trip through the server on `client`'s connection: everything the client
+/// sent before (SUBs, PUBs) has been processed when this returns. async-nats's `flush()`
+/// only empties the client's write buffer, which is not enough to order two connections.
+pub async fn roundtrip(client: &async_nats::Client) {
+    use futures::StreamExt;
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.expect("subscribe");
+    client.publish(inbox, "sync".into()).await.expect("publish");
+    tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("round trip in time")
+        .expect("subscription open");
+}
