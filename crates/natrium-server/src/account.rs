@@ -1,17 +1,66 @@
-//! Accounts: isolated subject spaces.
+//! Accounts: isolated subject spaces, and the imports and exports that connect them.
 //!
 //! Every client is bound to one account, and a publish only reaches subscriptions in the
 //! same account's index. Without an `accounts` block every client is in the global account
-//! `$G`. Imports, exports, limits and users per account come with the accounts issue; they
-//! will hang off this struct.
+//! `$G`.
+//!
+//! Imports are not a second delivery mechanism: each one is an internal subscription in an
+//! account's ordinary index, whose handler re-publishes into the other account.
+//! - A stream import of `S` from account E into account A subscribes to `S` in E and
+//!   re-publishes into A (under a prefix or a `to` subject).
+//! - A service import subscribes in A to the local subject; a request is re-published into E
+//!   on the exported subject with a fresh reply subject `_R_.<token>.<id>`, remembered in E's
+//!   response table. E's internal subscription on `_R_.<token>.>` routes each response back
+//!   into A on the requester's reply subject. Singleton responses close the route after one
+//!   message; stream and chunked ones when it expires.
 
-use crate::client::subscription::Subscription;
-use crate::sublist::Sublist;
+use crate::client::deliver::{DeliveryCtx, Publisher};
+use crate::client::mono_nanos;
+use crate::client::subscription::{InternalHandler, Subscription};
+use crate::options::{AccountConfig, AccountJsLimits, AccountLimits, ExportConfig, ResponseType};
+use crate::protocol::PubMsg;
+use crate::sublist::{Sublist, subject_is_subset_match};
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// Name of the global account.
 pub const GLOBAL_ACCOUNT: &str = "$G";
 /// Default name of the system account.
 pub const SYSTEM_ACCOUNT: &str = "$SYS";
+/// Prefix of service-import reply subjects.
+pub const REPLY_PREFIX: &str = "_R_.";
+/// Most open response routes an account keeps before pruning expired ones.
+const MAX_RESPONSE_ROUTES: usize = 100_000;
+
+/// Where a response to a service import goes back to.
+struct ResponseRoute {
+    /// The importing account.
+    dest: Weak<Account>,
+    /// The requester's own reply subject.
+    reply: Box<[u8]>,
+    /// Close after one response.
+    singleton: bool,
+    /// Expiry (mono nanos).
+    expires_at: u64,
+}
+
+/// One import as monitoring shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportInfo {
+    /// Subject in the exporting account.
+    pub subject: String,
+    /// Exporting account.
+    pub account: String,
+    /// Local subject.
+    pub local_subject: String,
+    /// Service rather than stream.
+    pub service: bool,
+    /// Shares the requestor identity.
+    pub share: bool,
+}
 
 /// One account.
 pub struct Account {
@@ -19,6 +68,26 @@ pub struct Account {
     pub name: String,
     /// The account's subject index.
     pub sublist: Sublist<Subscription>,
+    /// Connection and payload limits.
+    pub limits: AccountLimits,
+    /// JetStream limits, when JetStream is enabled for the account.
+    pub jetstream: Option<AccountJsLimits>,
+    /// Exports.
+    pub exports: Vec<ExportConfig>,
+    /// Imports into this account, for monitoring.
+    pub imports: Mutex<Vec<ImportInfo>>,
+    /// Whether this is the system account.
+    pub is_system: bool,
+    /// Client connections bound to this account.
+    pub nconns: AtomicUsize,
+    /// Open service-import response routes, by the `_R_` reply subject.
+    responses: Mutex<FxHashMap<Box<[u8]>, ResponseRoute>>,
+    /// This account's `_R_.<token>.` prefix, and whether its router is subscribed.
+    reply_prefix: String,
+    /// The response router's subscription, created on first use.
+    router: Mutex<Option<Arc<Subscription>>>,
+    /// Internal subscriptions created for imports (removed on reload).
+    import_subs: Mutex<Vec<(Arc<Account>, Arc<Subscription>)>>,
 }
 
 impl std::fmt::Debug for Account {
@@ -29,12 +98,490 @@ impl std::fmt::Debug for Account {
     }
 }
 
+/// A short random token for an account's reply prefix.
+fn reply_token() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..6)
+        .map(|_| ALPHABET[(rand::random::<u32>() as usize) % ALPHABET.len()] as char)
+        .collect()
+}
+
 impl Account {
     /// A new, empty account.
     pub fn new(name: &str, cache: bool) -> Self {
+        Self::from_config(
+            &AccountConfig {
+                name: name.to_string(),
+                ..AccountConfig::default()
+            },
+            cache,
+            false,
+        )
+    }
+
+    /// An account from its configuration (imports are wired separately, once every
+    /// account exists).
+    pub fn from_config(c: &AccountConfig, cache: bool, is_system: bool) -> Self {
         Account {
-            name: name.to_string(),
+            name: c.name.clone(),
             sublist: Sublist::with_cache(cache),
+            limits: c.limits,
+            jetstream: c.jetstream,
+            exports: c.exports.clone(),
+            imports: Mutex::new(Vec::new()),
+            is_system,
+            nconns: AtomicUsize::new(0),
+            responses: Mutex::new(FxHashMap::default()),
+            reply_prefix: format!("{REPLY_PREFIX}{}.", reply_token()),
+            router: Mutex::new(None),
+            import_subs: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Client connections bound to this account.
+    pub fn num_connections(&self) -> usize {
+        self.nconns.load(Ordering::Relaxed)
+    }
+
+    /// The export that covers `subject` for `importer`, if it is allowed.
+    pub fn export_for(
+        &self,
+        subject: &str,
+        service: bool,
+        importer: &str,
+    ) -> Option<&ExportConfig> {
+        self.exports.iter().find(|e| {
+            e.service == service
+                && subject_is_subset_match(subject.as_bytes(), e.subject.as_bytes())
+                && e.accounts
+                    .as_ref()
+                    .is_none_or(|list| list.iter().any(|a| a == importer))
+        })
+    }
+
+    /// Remove every internal subscription made for this account's imports.
+    pub fn clear_imports(&self) {
+        for (acc, sub) in self.import_subs.lock().drain(..) {
+            crate::client::deliver::remove_sub(&acc, &sub);
+        }
+        self.imports.lock().clear();
+    }
+
+    /// Open a response route and return the `_R_` reply subject for it.
+    fn open_route(
+        self: &Arc<Self>,
+        dest: &Arc<Account>,
+        reply: &[u8],
+        export: &ExportConfig,
+    ) -> Vec<u8> {
+        self.ensure_router();
+        let mut subject = self.reply_prefix.clone().into_bytes();
+        let id: u64 = rand::random();
+        subject.extend_from_slice(format!("{id:x}").as_bytes());
+        let now = mono_nanos();
+        let mut routes = self.responses.lock();
+        if routes.len() >= MAX_RESPONSE_ROUTES {
+            routes.retain(|_, r| r.expires_at > now);
+        }
+        routes.insert(
+            subject.clone().into_boxed_slice(),
+            ResponseRoute {
+                dest: Arc::downgrade(dest),
+                reply: reply.into(),
+                singleton: export.response_type == ResponseType::Singleton,
+                expires_at: now.saturating_add(export.response_threshold.as_nanos() as u64),
+            },
+        );
+        subject
+    }
+
+    /// Subscribe this account's response router on `_R_.<token>.>` once.
+    fn ensure_router(self: &Arc<Self>) {
+        let mut router = self.router.lock();
+        if router.is_some() {
+            return;
+        }
+        let subject = format!("{}>", self.reply_prefix);
+        let handler = Arc::new(ResponseRouter);
+        let sub = Arc::new(Subscription::internal(handler, subject.as_bytes(), None));
+        if self
+            .sublist
+            .insert(subject.as_bytes(), None, sub.clone())
+            .is_ok()
+        {
+            *router = Some(sub);
+        }
+    }
+
+    /// Number of open response routes (for monitoring and tests).
+    pub fn open_responses(&self) -> usize {
+        self.responses.lock().len()
+    }
+}
+
+/// Routes responses on `_R_.<token>.>` back to the importing account.
+struct ResponseRouter;
+
+impl InternalHandler for ResponseRouter {
+    fn handle(
+        &self,
+        ctx: &mut DeliveryCtx,
+        account: &Arc<Account>,
+        _sub: &Subscription,
+        _publisher: Publisher<'_>,
+        msg: PubMsg<'_>,
+    ) -> bool {
+        let now = mono_nanos();
+        let (dest, reply) = {
+            let mut routes = account.responses.lock();
+            let Some(route) = routes.get(msg.subject) else {
+                return false;
+            };
+            if route.expires_at <= now {
+                routes.remove(msg.subject);
+                return false;
+            }
+            let out = (route.dest.upgrade(), route.reply.clone());
+            if route.singleton {
+                routes.remove(msg.subject);
+            }
+            out
+        };
+        let Some(dest) = dest else {
+            return false;
+        };
+        ctx.publish(
+            &dest,
+            Publisher::SERVER,
+            PubMsg {
+                subject: &reply,
+                reply: None,
+                headers: msg.headers,
+                payload: msg.payload,
+            },
+        )
+    }
+}
+
+/// Subject transform for imports: a literal prefix, or a `to` subject whose wildcards
+/// (`*`, `>`) and `$N` references are filled from the source subject's wildcard tokens.
+#[derive(Debug, Clone)]
+pub enum Transform {
+    /// Keep the subject.
+    Same,
+    /// `prefix.subject`.
+    Prefix(String),
+    /// Map the source pattern onto `to`.
+    Map {
+        /// Source pattern.
+        from: String,
+        /// Destination pattern.
+        to: String,
+    },
+}
+
+impl Transform {
+    /// Apply to a published subject that matched the source pattern.
+    pub fn apply(&self, subject: &[u8]) -> Vec<u8> {
+        match self {
+            Transform::Same => subject.to_vec(),
+            Transform::Prefix(p) => {
+                let mut out = Vec::with_capacity(p.len() + 1 + subject.len());
+                out.extend_from_slice(p.as_bytes());
+                out.push(b'.');
+                out.extend_from_slice(subject);
+                out
+            }
+            Transform::Map { from, to } => {
+                // Collect what the source wildcards matched.
+                let src: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
+                let mut captured: Vec<Vec<u8>> = Vec::new();
+                for (i, tok) in from.split('.').enumerate() {
+                    match tok {
+                        "*" => captured.push(src.get(i).map(|t| t.to_vec()).unwrap_or_default()),
+                        ">" => {
+                            captured.push(src.get(i..).map(|r| r.join(&b'.')).unwrap_or_default())
+                        }
+                        _ => {}
+                    }
+                }
+                let mut next = 0usize;
+                let mut out: Vec<Vec<u8>> = Vec::new();
+                for tok in to.split('.') {
+                    if tok == "*" || tok == ">" {
+                        out.push(captured.get(next).cloned().unwrap_or_default());
+                        next += 1;
+                    } else if let Some(n) = tok
+                        .strip_prefix('$')
+                        .and_then(|d| d.parse::<usize>().ok())
+                        .filter(|n| *n >= 1)
+                    {
+                        out.push(captured.get(n - 1).cloned().unwrap_or_default());
+                    } else {
+                        out.push(tok.as_bytes().to_vec());
+                    }
+                }
+                out.join(&b'.')
+            }
+        }
+    }
+}
+
+/// A stream import: messages published in the exporter are re-published into the importer.
+pub struct StreamImport {
+    /// The importing account.
+    pub dest: Weak<Account>,
+    /// Subject transform.
+    pub transform: Transform,
+}
+
+impl InternalHandler for StreamImport {
+    fn handle(
+        &self,
+        ctx: &mut DeliveryCtx,
+        _account: &Arc<Account>,
+        _sub: &Subscription,
+        _publisher: Publisher<'_>,
+        msg: PubMsg<'_>,
+    ) -> bool {
+        let Some(dest) = self.dest.upgrade() else {
+            return false;
+        };
+        let subject = self.transform.apply(msg.subject);
+        ctx.publish(
+            &dest,
+            Publisher::SERVER,
+            PubMsg {
+                subject: &subject,
+                ..msg
+            },
+        )
+    }
+}
+
+/// A service import: requests in the importer are re-published into the exporter with a
+/// reply subject that routes responses back.
+pub struct ServiceImport {
+    /// The exporting account.
+    pub exporter: Weak<Account>,
+    /// The export in force (response type and threshold).
+    pub export: ExportConfig,
+    /// Local → remote subject transform.
+    pub transform: Transform,
+}
+
+impl InternalHandler for ServiceImport {
+    fn handle(
+        &self,
+        ctx: &mut DeliveryCtx,
+        account: &Arc<Account>,
+        _sub: &Subscription,
+        _publisher: Publisher<'_>,
+        msg: PubMsg<'_>,
+    ) -> bool {
+        let Some(exporter) = self.exporter.upgrade() else {
+            return false;
+        };
+        let subject = self.transform.apply(msg.subject);
+        let reply = msg
+            .reply
+            .map(|r| exporter.open_route(account, r, &self.export));
+        ctx.publish(
+            &exporter,
+            Publisher::SERVER,
+            PubMsg {
+                subject: &subject,
+                reply: reply.as_deref(),
+                headers: msg.headers,
+                payload: msg.payload,
+            },
+        )
+    }
+}
+
+/// Why an import could not be wired.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    /// The exporting account does not exist.
+    #[error("{account:?} account not defined for {kind} import")]
+    NoAccount {
+        /// Account named by the import.
+        account: String,
+        /// `stream` or `service`.
+        kind: &'static str,
+    },
+    /// No export covers the subject for this importer.
+    #[error("Error adding {kind} import {subject:?}: {kind} import not authorized")]
+    NotAuthorized {
+        /// Imported subject.
+        subject: String,
+        /// `stream` or `service`.
+        kind: &'static str,
+    },
+    /// The subject could not be subscribed.
+    #[error("Error adding {kind} import {subject:?}: invalid subject")]
+    InvalidSubject {
+        /// Subject.
+        subject: String,
+        /// `stream` or `service`.
+        kind: &'static str,
+    },
+}
+
+/// Wire `importer`'s configured imports, given all accounts by name.
+pub fn wire_imports(
+    importer: &Arc<Account>,
+    config: &AccountConfig,
+    accounts: &FxHashMap<String, Arc<Account>>,
+) -> Result<(), ImportError> {
+    for imp in &config.imports {
+        let kind = if imp.service { "service" } else { "stream" };
+        let exporter = accounts
+            .get(&imp.account)
+            .ok_or_else(|| ImportError::NoAccount {
+                account: imp.account.clone(),
+                kind,
+            })?;
+        let export = exporter
+            .export_for(&imp.subject, imp.service, &importer.name)
+            .cloned()
+            .ok_or_else(|| ImportError::NotAuthorized {
+                subject: imp.subject.clone(),
+                kind,
+            })?;
+        let invalid = || ImportError::InvalidSubject {
+            subject: imp.subject.clone(),
+            kind,
+        };
+        if imp.service {
+            let local = imp.to.clone().unwrap_or_else(|| imp.subject.clone());
+            let transform = if local == imp.subject {
+                Transform::Same
+            } else {
+                Transform::Map {
+                    from: local.clone(),
+                    to: imp.subject.clone(),
+                }
+            };
+            let handler = Arc::new(ServiceImport {
+                exporter: Arc::downgrade(exporter),
+                export,
+                transform,
+            });
+            let sub = Arc::new(Subscription::internal(handler, local.as_bytes(), None));
+            importer
+                .sublist
+                .insert(local.as_bytes(), None, sub.clone())
+                .map_err(|_| invalid())?;
+            importer.import_subs.lock().push((importer.clone(), sub));
+            importer.imports.lock().push(ImportInfo {
+                subject: imp.subject.clone(),
+                account: imp.account.clone(),
+                local_subject: local,
+                service: true,
+                share: imp.share,
+            });
+        } else {
+            let transform = match (&imp.prefix, &imp.to) {
+                (Some(p), _) => Transform::Prefix(p.clone()),
+                (None, Some(to)) if *to != imp.subject => Transform::Map {
+                    from: imp.subject.clone(),
+                    to: to.clone(),
+                },
+                _ => Transform::Same,
+            };
+            let local = match &transform {
+                Transform::Same => imp.subject.clone(),
+                Transform::Prefix(p) => format!("{p}.{}", imp.subject),
+                Transform::Map { to, .. } => to.clone(),
+            };
+            let handler = Arc::new(StreamImport {
+                dest: Arc::downgrade(importer),
+                transform,
+            });
+            let sub = Arc::new(Subscription::internal(
+                handler,
+                imp.subject.as_bytes(),
+                None,
+            ));
+            exporter
+                .sublist
+                .insert(imp.subject.as_bytes(), None, sub.clone())
+                .map_err(|_| invalid())?;
+            importer.import_subs.lock().push((exporter.clone(), sub));
+            importer.imports.lock().push(ImportInfo {
+                subject: imp.subject.clone(),
+                account: imp.account.clone(),
+                local_subject: local,
+                service: false,
+                share: false,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Default lifetime of a service response route.
+pub const DEFAULT_RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transforms() {
+        assert_eq!(Transform::Same.apply(b"a.b"), b"a.b");
+        assert_eq!(
+            Transform::Prefix("from_a".into()).apply(b"pub.x"),
+            b"from_a.pub.x"
+        );
+        let t = Transform::Map {
+            from: "svc.*.>".into(),
+            to: "local.$2.$1".into(),
+        };
+        assert_eq!(t.apply(b"svc.a.b.c"), b"local.b.c.a");
+        let t = Transform::Map {
+            from: "orders.*".into(),
+            to: "imported.*".into(),
+        };
+        assert_eq!(t.apply(b"orders.1"), b"imported.1");
+        let t = Transform::Map {
+            from: "svc.x".into(),
+            to: "local.x".into(),
+        };
+        assert_eq!(t.apply(b"svc.x"), b"local.x");
+    }
+
+    #[test]
+    fn exports_authorize_importers() {
+        let acc = Account::from_config(
+            &AccountConfig {
+                name: "E".into(),
+                exports: vec![
+                    ExportConfig {
+                        subject: "svc.>".into(),
+                        service: true,
+                        accounts: Some(vec!["A".into()]),
+                        response_type: ResponseType::Singleton,
+                        response_threshold: DEFAULT_RESPONSE_THRESHOLD,
+                    },
+                    ExportConfig {
+                        subject: "pub.>".into(),
+                        service: false,
+                        accounts: None,
+                        response_type: ResponseType::Singleton,
+                        response_threshold: DEFAULT_RESPONSE_THRESHOLD,
+                    },
+                ],
+                ..AccountConfig::default()
+            },
+            true,
+            false,
+        );
+        assert!(acc.export_for("svc.x", true, "A").is_some());
+        assert!(acc.export_for("svc.x", true, "B").is_none());
+        assert!(acc.export_for("svc.x", false, "A").is_none());
+        assert!(acc.export_for("pub.a.b", false, "anyone").is_some());
+        assert!(acc.export_for("other", false, "A").is_none());
     }
 }

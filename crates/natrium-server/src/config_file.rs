@@ -80,17 +80,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "trace_headers",
 ];
 
-/// Keys handled by the accounts issue; parsed and kept, not yet enforced.
-const LATER_TOP: &[&str] = &[
-    "accounts",
-    "no_auth_user",
-    "system_account",
-    "system",
-    "no_system_account",
-    "no_system",
-    "no_sys_acc",
-];
-
 /// Load and map a config file.
 pub fn load(path: &Path) -> Result<Options, ConfigError> {
     std::fs::metadata(path).map_err(|source| ConfigError::Read {
@@ -317,11 +306,13 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
             o.jetstream.store_dir = Some(PathBuf::from(conf::as_string(v)?));
         }
         "jetstream" => apply_jetstream(&mut o.jetstream, v)?,
-        k if LATER_TOP.contains(&k) => {
-            o.warnings.push(format!(
-                "{}: {:?} is parsed but not yet enforced by natrium-server",
-                e.key_pos, e.key
-            ));
+        "accounts" => crate::config_accounts::accounts(o, v)?,
+        "no_auth_user" => o.accounts.no_auth_user = Some(conf::as_string(v)?.to_string()),
+        "system_account" | "system" => {
+            o.accounts.system_account = Some(conf::as_string(v)?.to_string())
+        }
+        "no_system_account" | "no_system" | "no_sys_acc" => {
+            o.accounts.no_system_account = conf::as_bool(v)?
         }
         k if UNSUPPORTED_TOP.contains(&k) => {
             o.warnings.push(format!(
@@ -339,6 +330,8 @@ fn apply_authorization(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
     let Value::Map(m) = &v.value else {
         return Err(err(&v.pos, "authorization should be a map"));
     };
+    let mut users_value = None;
+    let mut defaults = None;
     for e in m.iter() {
         let key = e.key.to_ascii_lowercase();
         let v = &e.value;
@@ -347,15 +340,35 @@ fn apply_authorization(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
             "pass" | "password" => o.auth.password = Some(conf::as_string(v)?.to_string()),
             "token" => o.auth.token = Some(conf::as_string(v)?.to_string()),
             "timeout" => {
-                let secs = conf::as_f64(v)?;
+                let secs = match &v.value {
+                    Value::String(s) => {
+                        let n = conf::parse_go_duration(s).map_err(|e| {
+                            err(
+                                &v.pos,
+                                format!("error parsing authorization config, 'timeout' {e}"),
+                            )
+                        })?;
+                        n as f64 / 1e9
+                    }
+                    _ => conf::as_f64(v).map_err(|_| {
+                        err(
+                            &v.pos,
+                            "error parsing authorization config, 'timeout' wrong type",
+                        )
+                    })?,
+                };
                 if !(0.0..=1e9).contains(&secs) {
                     return Err(err(&v.pos, "invalid authorization timeout"));
                 }
                 o.auth.timeout = Some(Duration::from_secs_f64(secs));
             }
-            "users" | "default_permissions" | "permissions" | "auth_callout" | "proxy_required" => {
+            "users" => users_value = Some(v),
+            "default_permission" | "default_permissions" | "permissions" => {
+                defaults = Some(crate::config_accounts::permissions(v)?)
+            }
+            "auth_callout" | "auth_hook" | "proxy_required" => {
                 o.warnings.push(format!(
-                    "{}: authorization {:?} is not yet supported by natrium-server",
+                    "{}: authorization {:?} is not supported by natrium-server",
                     e.key_pos, e.key
                 ));
             }
@@ -369,6 +382,20 @@ fn apply_authorization(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
             "Cannot have a user/pass and token at the same time",
         ));
     }
+    if let Some(uv) = users_value {
+        let users =
+            crate::config_accounts::users(uv, crate::account::GLOBAL_ACCOUNT, defaults.as_ref())?;
+        if !users.is_empty() && (o.auth.user.is_some() || o.auth.token.is_some()) {
+            return Err(err(
+                &uv.pos,
+                "Can not have a single user/pass and a users array",
+            ));
+        }
+        for u in users {
+            crate::config_accounts::add_user(o, u, uv)?;
+        }
+    }
+    o.accounts.default_permissions = defaults;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod account;
 pub mod auth;
 pub mod client;
 pub mod conf;
+pub mod config_accounts;
 pub mod config_file;
 pub mod flags;
 pub mod jetstream;

@@ -89,6 +89,8 @@ pub struct Options {
     pub ports_file_dir: Option<PathBuf>,
     /// Simple single-user or token authentication.
     pub auth: SimpleAuth,
+    /// Users lists, accounts, permissions, imports and exports.
+    pub accounts: AccountsConfig,
     /// JetStream settings.
     pub jetstream: JetStreamOptions,
     /// Warnings produced while building the options (printed at start, never fatal).
@@ -131,9 +133,204 @@ pub struct SimpleAuth {
 }
 
 impl SimpleAuth {
-    /// Whether clients must authenticate.
+    /// Whether clients must authenticate with the single user or token.
     pub fn required(&self) -> bool {
         self.user.is_some() || self.token.is_some()
+    }
+}
+
+/// Default `allow_responses` message count.
+pub const DEFAULT_ALLOW_RESPONSE_MAX_MSGS: i64 = 1;
+/// Default `allow_responses` expiry.
+pub const DEFAULT_ALLOW_RESPONSE_EXPIRATION: Duration = Duration::from_secs(120);
+
+/// Allow and deny lists for publish or subscribe. Subscribe entries may be
+/// `"subject queue"` to restrict queue groups.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SubjectPermission {
+    /// Allowed subjects; `None` means "no allow list" (everything allowed unless denied);
+    /// `Some(empty)` allows nothing.
+    pub allow: Option<Vec<String>>,
+    /// Denied subjects.
+    pub deny: Vec<String>,
+}
+
+/// `allow_responses`: temporary publish rights to reply subjects of received requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResponsePermission {
+    /// Responses allowed per request; negative means unlimited.
+    pub max_msgs: i64,
+    /// How long the right lasts; `None` means forever.
+    pub expires: Option<Duration>,
+}
+
+/// A user's or account's permissions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Permissions {
+    /// Publish rights.
+    pub publish: Option<SubjectPermission>,
+    /// Subscribe rights.
+    pub subscribe: Option<SubjectPermission>,
+    /// Response rights.
+    pub response: Option<ResponsePermission>,
+}
+
+/// One configured user.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserConfig {
+    /// User name (password users) or public key (nkey users, starting with `U`).
+    pub name: String,
+    /// Password, plain or bcrypt (`$2a$…`); `None` for nkey users.
+    pub password: Option<String>,
+    /// Whether `name` is an nkey.
+    pub nkey: bool,
+    /// Account the user belongs to (`$G` for the `authorization` block).
+    pub account: String,
+    /// Permissions (the account's or block's defaults when the user has none).
+    pub permissions: Option<Permissions>,
+    /// `allowed_connection_types`; empty means all.
+    pub allowed_connection_types: Vec<String>,
+}
+
+/// How a service export answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseType {
+    /// One response per request.
+    #[default]
+    Singleton,
+    /// Many responses per request.
+    Stream,
+    /// Many responses, chunked.
+    Chunked,
+}
+
+/// One export of an account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportConfig {
+    /// Exported subject (wildcards allowed).
+    pub subject: String,
+    /// Service (request/reply) rather than stream.
+    pub service: bool,
+    /// Accounts allowed to import; `None` means public.
+    pub accounts: Option<Vec<String>>,
+    /// Service response type.
+    pub response_type: ResponseType,
+    /// How long a service response route stays open.
+    pub response_threshold: Duration,
+}
+
+/// One import into an account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportConfig {
+    /// Exporting account.
+    pub account: String,
+    /// Subject in the exporting account.
+    pub subject: String,
+    /// Service (request/reply) rather than stream.
+    pub service: bool,
+    /// Local subject (`to`) for services and streams.
+    pub to: Option<String>,
+    /// Prefix for stream imports.
+    pub prefix: Option<String>,
+    /// Share the requestor's identity with the service (recorded only).
+    pub share: bool,
+}
+
+/// JetStream limits for one account, from its `jetstream` block (`-1` = unlimited).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AccountJsLimits {
+    /// Memory storage limit.
+    pub max_memory: i64,
+    /// File storage limit.
+    pub max_store: i64,
+    /// Streams.
+    pub max_streams: i64,
+    /// Consumers per stream.
+    pub max_consumers: i64,
+    /// Streams must set `max_bytes`.
+    pub max_bytes_required: bool,
+    /// Cap on a memory stream's `max_bytes`.
+    pub memory_max_stream_bytes: i64,
+    /// Cap on a file stream's `max_bytes`.
+    pub store_max_stream_bytes: i64,
+    /// Cap on a consumer's `max_ack_pending` (and its default).
+    pub max_ack_pending: i64,
+}
+
+impl Default for AccountJsLimits {
+    fn default() -> Self {
+        AccountJsLimits {
+            max_memory: -1,
+            max_store: -1,
+            max_streams: -1,
+            max_consumers: -1,
+            max_bytes_required: false,
+            memory_max_stream_bytes: -1,
+            store_max_stream_bytes: -1,
+            max_ack_pending: -1,
+        }
+    }
+}
+
+/// Per-account connection limits (`limits {}`); `-1` = unlimited.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AccountLimits {
+    /// Client connections.
+    pub max_connections: i64,
+    /// Subscriptions per connection.
+    pub max_subscriptions: i64,
+    /// Largest message.
+    pub max_payload: i64,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        AccountLimits {
+            max_connections: -1,
+            max_subscriptions: -1,
+            max_payload: -1,
+        }
+    }
+}
+
+/// One configured account.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccountConfig {
+    /// Account name.
+    pub name: String,
+    /// Exports.
+    pub exports: Vec<ExportConfig>,
+    /// Imports.
+    pub imports: Vec<ImportConfig>,
+    /// JetStream limits, when JetStream is enabled for the account.
+    pub jetstream: Option<AccountJsLimits>,
+    /// Connection limits.
+    pub limits: AccountLimits,
+}
+
+/// Everything about users and accounts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccountsConfig {
+    /// Users from the `authorization` block and from every account, unique by name/nkey.
+    pub users: Vec<UserConfig>,
+    /// Configured accounts (not including `$G`).
+    pub accounts: Vec<AccountConfig>,
+    /// `no_auth_user`.
+    pub no_auth_user: Option<String>,
+    /// `system_account` (default `$SYS`).
+    pub system_account: Option<String>,
+    /// `no_system_account`.
+    pub no_system_account: bool,
+    /// Whether an `accounts` block was present (then `$G` gets no JetStream by default).
+    pub accounts_block: bool,
+    /// `authorization { default_permissions }`, for users without their own.
+    pub default_permissions: Option<Permissions>,
+}
+
+impl AccountsConfig {
+    /// The system account's name.
+    pub fn system_account_name(&self) -> &str {
+        self.system_account.as_deref().unwrap_or("$SYS")
     }
 }
 
@@ -189,6 +386,7 @@ impl Default for Options {
             pid_file: None,
             ports_file_dir: None,
             auth: SimpleAuth::default(),
+            accounts: AccountsConfig::default(),
             jetstream: JetStreamOptions {
                 strict: true,
                 ..JetStreamOptions::default()

@@ -5,7 +5,8 @@
 //! connection task holds (through an `Arc`). Options are swapped whole on reload
 //! (`RwLock<Arc<Options>>`), so a task reads a consistent snapshot with one cheap clone.
 
-use crate::account::{Account, GLOBAL_ACCOUNT};
+use crate::account::{Account, GLOBAL_ACCOUNT, wire_imports};
+use crate::auth::AuthRegistry;
 use crate::client::{ClientConn, CloseReason, reader};
 use crate::logging::Logger;
 use crate::options::{API_LEVEL, NATRIUM_VERSION, NATS_COMPAT_VERSION, Options};
@@ -120,8 +121,12 @@ pub struct ServerShared {
     closed: Mutex<VecDeque<ClosedConn>>,
     /// Next connection id.
     next_cid: AtomicU64,
-    /// The global account.
-    global: Arc<Account>,
+    /// Accounts by name (`$G`, the system account, and configured ones).
+    accounts: RwLock<FxHashMap<String, Arc<Account>>>,
+    /// Users and credentials; replaced whole on reload.
+    auth: RwLock<Arc<AuthRegistry>>,
+    /// Name of the system account, if there is one.
+    pub system_account: Option<String>,
     /// Set when shutting down; stops the accept loop.
     shutting_down: AtomicBool,
     /// Set in lame-duck mode.
@@ -162,12 +167,53 @@ impl ServerShared {
 
     /// The global account.
     pub fn global_account(&self) -> Arc<Account> {
-        self.global.clone()
+        self.account(GLOBAL_ACCOUNT)
+            .unwrap_or_else(|| unreachable!("the global account always exists"))
     }
 
-    /// All accounts (for monitoring).
+    /// An account by name.
+    pub fn account(&self, name: &str) -> Option<Arc<Account>> {
+        self.accounts.read().get(name).cloned()
+    }
+
+    /// The system account, if enabled.
+    pub fn system_account(&self) -> Option<Arc<Account>> {
+        self.system_account.as_deref().and_then(|n| self.account(n))
+    }
+
+    /// All accounts, sorted by name (for monitoring).
     pub fn accounts(&self) -> Vec<Arc<Account>> {
-        vec![self.global.clone()]
+        let mut v: Vec<_> = self.accounts.read().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// The current users registry.
+    pub fn auth(&self) -> Arc<AuthRegistry> {
+        self.auth.read().clone()
+    }
+
+    /// Replace the users registry (reload), and close connections whose user is gone.
+    pub fn set_auth(&self, registry: AuthRegistry) {
+        let registry = Arc::new(registry);
+        *self.auth.write() = registry.clone();
+        for c in self.clients() {
+            let user = c.meta.lock().user.clone();
+            let nkey = c.meta.lock().nkey.clone();
+            let name = nkey.or(user);
+            let gone = match (c.is_connected(), name) {
+                (true, Some(n)) => {
+                    registry.configured() && !registry.has_user(&n) && !c.meta.lock().simple_auth
+                }
+                _ => false,
+            };
+            if gone {
+                c.err_and_close(
+                    "Authorization Violation",
+                    CloseReason::AuthenticationViolation,
+                );
+            }
+        }
     }
 
     /// Whether lame-duck mode is on.
@@ -188,7 +234,7 @@ impl ServerShared {
             host: opts.host.clone(),
             port: self.client_addr.port(),
             headers: !opts.no_header_support,
-            auth_required: opts.auth.required(),
+            auth_required: self.auth().required(),
             max_payload: opts.max_payload,
             jetstream: opts.jetstream.enabled,
             domain: opts.jetstream.domain.clone().unwrap_or_default(),
@@ -203,9 +249,11 @@ impl ServerShared {
         let mut info = self.base_info();
         info.client_id = conn.cid;
         info.client_ip = conn.addr.ip().to_string();
+        info.nonce = conn.nonce.clone();
         if connect_info {
             info.connect_info = true;
             info.remote_account = conn.meta.lock().account.clone();
+            info.acc_is_sys = self.system_account.as_deref() == Some(info.remote_account.as_str());
         }
         info.to_json()
     }
@@ -230,6 +278,12 @@ impl ServerShared {
     /// Called by a connection task once it has fully closed.
     pub fn client_closed(&self, conn: &Arc<ClientConn>) {
         self.clients.lock().remove(&conn.cid);
+        let account = conn.meta.lock().account.clone();
+        if conn.is_connected()
+            && let Some(acc) = self.account(&account)
+        {
+            acc.nconns.fetch_sub(1, Ordering::Relaxed);
+        }
         let reason = conn.closing().unwrap_or(CloseReason::ClientClosed);
         if reason == CloseReason::StaleConnection {
             self.stats.stale_connections.fetch_add(1, Ordering::Relaxed);
@@ -369,8 +423,12 @@ impl Server {
             addr: bind.clone(),
             source,
         })?;
+        let (accounts, system_account) = build_accounts(&opts).map_err(StartError::Options)?;
+        let auth = AuthRegistry::from_options(&opts);
         let shared = Arc::new(ServerShared {
-            global: Arc::new(Account::new(GLOBAL_ACCOUNT, !opts.disable_sublist_cache)),
+            accounts: RwLock::new(accounts),
+            auth: RwLock::new(Arc::new(auth)),
+            system_account,
             opts: RwLock::new(Arc::new(opts)),
             log: log.clone(),
             server_id,
@@ -518,7 +576,12 @@ async fn accept_loop(s: Arc<ServerShared>, listener: TcpListener) {
         };
         let cid = s.next_cid.fetch_add(1, Ordering::Relaxed);
         s.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(ClientConn::new(cid, addr));
+        let nonce = if s.auth().needs_nonce() {
+            crate::auth::new_nonce()
+        } else {
+            String::new()
+        };
+        let conn = Arc::new(ClientConn::new(cid, addr).with_nonce(nonce));
         let max = s.opts().max_connections;
         {
             let mut clients = s.clients.lock();
@@ -561,4 +624,72 @@ async fn refuse_max_connections(s: Arc<ServerShared>, conn: Arc<ClientConn>, str
         out_bytes: 0,
     };
     s.closed.lock().push_back(record);
+}
+
+/// Create every account from the options and wire their imports. Returns the accounts by
+/// name and the system account's name (if enabled).
+pub fn build_accounts(
+    opts: &Options,
+) -> Result<(FxHashMap<String, Arc<Account>>, Option<String>), String> {
+    let cache = !opts.disable_sublist_cache;
+    let mut map: FxHashMap<String, Arc<Account>> = FxHashMap::default();
+    // Without an accounts block, the global account gets JetStream with no limits.
+    let global_js = (!opts.accounts.accounts_block && opts.jetstream.enabled)
+        .then(crate::options::AccountJsLimits::default);
+    let global = crate::options::AccountConfig {
+        name: GLOBAL_ACCOUNT.to_string(),
+        jetstream: global_js,
+        ..Default::default()
+    };
+    map.insert(
+        GLOBAL_ACCOUNT.to_string(),
+        Arc::new(Account::from_config(&global, cache, false)),
+    );
+    let system =
+        (!opts.accounts.no_system_account).then(|| opts.accounts.system_account_name().to_string());
+    for a in &opts.accounts.accounts {
+        let is_sys = system.as_deref() == Some(a.name.as_str());
+        let mut cfg = a.clone();
+        if is_sys {
+            // JetStream cannot be enabled for the system account.
+            cfg.jetstream = None;
+        }
+        map.insert(
+            a.name.clone(),
+            Arc::new(Account::from_config(&cfg, cache, is_sys)),
+        );
+    }
+    if let Some(sys) = &system
+        && !map.contains_key(sys)
+    {
+        let cfg = crate::options::AccountConfig {
+            name: sys.clone(),
+            ..Default::default()
+        };
+        map.insert(
+            sys.clone(),
+            Arc::new(Account::from_config(&cfg, cache, true)),
+        );
+    }
+    for a in &opts.accounts.accounts {
+        if let Some(acc) = map.get(&a.name) {
+            wire_imports(acc, a, &map).map_err(|e| e.to_string())?;
+        }
+    }
+    for u in &opts.accounts.users {
+        if !map.contains_key(&u.account) {
+            return Err(format!(
+                "user {:?} references unknown account {:?}",
+                u.name, u.account
+            ));
+        }
+    }
+    if let Some(n) = &opts.accounts.no_auth_user
+        && !opts.accounts.users.iter().any(|u| &u.name == n)
+    {
+        return Err(format!(
+            "no_auth_user: {n:?} not present as user or nkey in authorization block or account configuration"
+        ));
+    }
+    Ok((map, system))
 }

@@ -241,6 +241,7 @@ const VARZ_KEYS: &[&str] = &[
     "config_load_time",
     "config_digest",
     "feature_flags",
+    "system_account",
     "slow_consumer_stats",
     "stale_connection_stats",
     "disk_io_wait_stats",
@@ -758,7 +759,8 @@ async fn healthz_accountz_index_and_unknown_paths() {
 
     let r = env.get("/accountz").await;
     let v: Value = serde_json::from_str(&r.body).unwrap();
-    assert_eq!(v["accounts"], serde_json::json!(["$G"]));
+    assert_eq!(v["accounts"], serde_json::json!(["$G", "$SYS"]));
+    assert_eq!(v["system_account"], "$SYS");
     assert_eq!(v["server_id"], env.server.shared().server_id.as_str());
     assert!(v.get("account_detail").is_none());
     let v = env.json("/accountz?acc=$G").await;

@@ -11,11 +11,13 @@
 //! reader's read, and the reader's task then removes the subscriptions, waits for the
 //! writer and deregisters the connection. So cleanup runs exactly once, in one place.
 
+pub mod deliver;
 pub mod outbound;
 pub mod reader;
 pub mod subscription;
 pub mod writer;
 
+use crate::auth::permissions::{ClientPerms, ResponseGrant};
 use outbound::Outbound;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -24,6 +26,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 use subscription::Subscription;
+
+/// Most outstanding response grants a connection keeps.
+const MAX_RESPONSE_GRANTS: usize = 10_000;
 use tokio::sync::Notify;
 
 /// Why a connection closed, with the strings `/connz` reports as `reason`.
@@ -57,6 +62,8 @@ pub enum CloseReason {
     MaxControlLineExceeded,
     /// The server is at `max_connections`.
     MaxConnectionsExceeded,
+    /// The account is at its `max_connections`.
+    MaxAccountConnectionsExceeded,
     /// `no_responders` without `headers`.
     NoRespondersRequiresHeaders,
     /// The server is shutting down.
@@ -81,6 +88,7 @@ impl CloseReason {
             CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
             CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
+            CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::ServerShutdown => "Server Shutdown",
         }
@@ -104,8 +112,12 @@ pub struct ClientMeta {
     pub lang: String,
     /// `version` from CONNECT.
     pub version: String,
-    /// Authenticated user, if any.
+    /// Authenticated user (or the token label), if any.
     pub user: Option<String>,
+    /// The nkey the client authenticated with, if any.
+    pub nkey: Option<String>,
+    /// Authenticated with the single user or token (not a users list entry).
+    pub simple_auth: bool,
     /// Account the client is bound to.
     pub account: String,
     /// Round-trip time measured with the server's PING, in nanoseconds (0: unknown).
@@ -167,6 +179,16 @@ pub struct ClientConn {
     pub subs: Mutex<FxHashMap<Box<[u8]>, Arc<Subscription>>>,
     /// CONNECT details for monitoring.
     pub meta: Mutex<ClientMeta>,
+    /// Nonce sent in INFO for nkey authentication (empty when not needed).
+    pub nonce: String,
+    /// The authenticated user's permissions; read at delivery when checks are needed.
+    pub perms: parking_lot::RwLock<Option<Arc<ClientPerms>>>,
+    /// Delivery needs a permission step: a deny filter or response tracking.
+    delivery_checks: AtomicBool,
+    /// Some subscription overlaps a subscribe-deny entry: filter at delivery.
+    deny_filter: AtomicBool,
+    /// Response rights granted by received requests (`allow_responses`).
+    pub responses: Mutex<FxHashMap<Box<[u8]>, ResponseGrant>>,
 }
 
 impl std::fmt::Debug for ClientConn {
@@ -200,7 +222,85 @@ impl ClientConn {
             in_bytes: AtomicU64::new(0),
             subs: Mutex::new(FxHashMap::default()),
             meta: Mutex::new(ClientMeta::default()),
+            nonce: String::new(),
+            perms: parking_lot::RwLock::new(None),
+            delivery_checks: AtomicBool::new(false),
+            deny_filter: AtomicBool::new(false),
+            responses: Mutex::new(FxHashMap::default()),
         }
+    }
+
+    /// Set the nonce (before the connection is shared).
+    pub fn with_nonce(mut self, nonce: String) -> Self {
+        self.nonce = nonce;
+        self
+    }
+
+    /// Install permissions after authentication.
+    pub fn set_perms(&self, perms: Option<Arc<ClientPerms>>) {
+        let tracks = perms.as_ref().is_some_and(|p| p.tracks_responses());
+        *self.perms.write() = perms;
+        self.deny_filter.store(false, Ordering::Relaxed);
+        self.delivery_checks.store(tracks, Ordering::Release);
+    }
+
+    /// A subscription overlaps a deny entry: filter deliveries from now on.
+    pub fn enable_deny_filter(&self) {
+        self.deny_filter.store(true, Ordering::Relaxed);
+        self.delivery_checks.store(true, Ordering::Release);
+    }
+
+    /// Whether delivery must consult [`ClientConn::delivery_allowed`].
+    pub fn has_delivery_checks(&self) -> bool {
+        self.delivery_checks.load(Ordering::Acquire)
+    }
+
+    /// Delivery-time permission step: drop messages on denied subjects that reached us
+    /// through a wildcard or queue subscription, and grant response rights for requests.
+    pub fn delivery_allowed(
+        &self,
+        _sub_subject: &[u8],
+        queue: Option<&[u8]>,
+        m: crate::protocol::PubMsg<'_>,
+    ) -> bool {
+        let Some(perms) = self.perms.read().clone() else {
+            return true;
+        };
+        if self.deny_filter.load(Ordering::Relaxed) && perms.delivery_denied(m.subject, queue) {
+            return false;
+        }
+        if let (Some(rp), Some(reply)) = (perms.response.as_ref(), m.reply) {
+            let now = mono_nanos();
+            let mut grants = self.responses.lock();
+            if grants.len() >= MAX_RESPONSE_GRANTS {
+                grants.retain(|_, g| g.expires_at.is_none_or(|t| t > now));
+                if grants.len() >= MAX_RESPONSE_GRANTS {
+                    grants.clear();
+                }
+            }
+            grants.insert(reply.into(), ResponseGrant::new(rp, now));
+        }
+        true
+    }
+
+    /// Use up one response right for `subject`, if there is one.
+    pub fn take_response_right(&self, subject: &[u8]) -> bool {
+        let now = mono_nanos();
+        let mut grants = self.responses.lock();
+        let Some(g) = grants.get_mut(subject) else {
+            return false;
+        };
+        if g.expires_at.is_some_and(|t| t <= now) {
+            grants.remove(subject);
+            return false;
+        }
+        if g.remaining > 0 {
+            g.remaining -= 1;
+            if g.remaining == 0 {
+                grants.remove(subject);
+            }
+        }
+        true
     }
 
     /// Whether the client accepts HMSG.

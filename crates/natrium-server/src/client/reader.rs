@@ -10,10 +10,12 @@
 //! per read, so a burst of small messages costs one wake-up per receiver, not one per
 //! message.
 
-use super::outbound::Delivery;
-use super::subscription::{InMsg, SubTarget, Subscription};
+use super::deliver::{DeliveryCtx, Publisher};
+use super::subscription::Subscription;
 use super::{ClientConn, CloseReason, mono_nanos, writer};
 use crate::account::Account;
+use crate::auth::Identity;
+use crate::auth::permissions::ClientPerms;
 use crate::protocol::connect::ConnectOptions;
 use crate::protocol::write;
 use crate::protocol::{ClientOp, ParseError, Parser, ParserLimits, PubMsg};
@@ -33,6 +35,28 @@ const MIN_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
 /// Entries kept in a reader's private match cache.
 const L1_MAX: usize = 512;
+/// Entries kept in a reader's publish-permission cache.
+const PUB_CACHE_MAX: usize = 1024;
+
+/// Go's `%q` for subjects in error texts: double quotes, with `"` and `\` escaped and
+/// non-printable bytes as `\xNN`.
+pub fn go_quote(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for &b in s {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            b'\r' => out.push_str("\\r"),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
 
 /// A reader's private cache of subject → match result, valid for one sublist generation.
 /// It saves taking the shared index's lock for every message on a hot subject.
@@ -73,24 +97,24 @@ struct Reader {
     account: Arc<Account>,
     /// CONNECT options (defaults until CONNECT arrives: verbose and pedantic, as nats-server).
     copts: ConnectOptions,
-    /// Whether auth is required for this connection.
+    /// Whether auth is required for this connection (no anonymous access).
     auth_required: bool,
+    /// Whether any credentials are configured (then a `no_auth_user` may apply).
+    auth_configured: bool,
+    /// The authenticated user's permissions.
+    perms: Option<Arc<ClientPerms>>,
+    /// Publish permission results by subject (static rules only).
+    pub_cache: FxHashMap<Box<[u8]>, bool>,
+    /// Effective subscription limit (server and account), 0 = none.
+    max_subs: i64,
     /// The connect-info INFO has been sent after the first PONG.
     first_pong_sent: bool,
     /// Private match cache.
     l1: L1Cache,
-    /// Receivers whose writers must be woken after this batch.
-    pcd: Vec<Arc<ClientConn>>,
+    /// Delivery state: receivers to wake, the stalled receiver, outbound counters.
+    ctx: DeliveryCtx,
     /// Messages and bytes received in this batch, published to atomics once per batch.
     batch_in: (u64, u64),
-    /// Messages and bytes delivered in this batch (for the server totals).
-    batch_out: (u64, u64),
-    /// Cheap random state for queue member selection.
-    rng: u64,
-    /// Outbound limit for receivers, in bytes.
-    max_pending: usize,
-    /// A receiver past 3/4 of its outbound limit; we pause before parsing more.
-    stalled: Option<Arc<ClientConn>>,
     /// Time spent stalled since the last socket read (capped, as in nats-server).
     stall_total: Duration,
 }
@@ -115,7 +139,8 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let opts = server.opts();
-    let auth_required = opts.auth.required();
+    let registry = server.auth();
+    let auth_required = registry.required();
     let auth_deadline =
         auth_required.then(|| tokio::time::Instant::now() + opts.effective_auth_timeout());
     let limits = ParserLimits {
@@ -123,7 +148,6 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
         max_payload: opts.max_payload,
         headers: false,
     };
-    let max_pending = opts.max_pending.max(0) as usize;
     drop(opts);
 
     let info = server.client_info_json(&conn, false);
@@ -143,17 +167,17 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
         parser: Parser::new(limits),
         copts: ConnectOptions::parse(b"{}").unwrap_or_else(|_| unreachable!("static JSON")),
         auth_required,
+        auth_configured: registry.configured(),
+        perms: None,
+        pub_cache: FxHashMap::default(),
+        max_subs: 0,
         first_pong_sent: false,
         l1: L1Cache {
             genid: u64::MAX,
             map: FxHashMap::default(),
         },
-        pcd: Vec::new(),
+        ctx: DeliveryCtx::new(server.clone(), conn.cid ^ 0x9E37_79B9_7F4A_7C15),
         batch_in: (0, 0),
-        batch_out: (0, 0),
-        rng: (conn.cid ^ 0x9E37_79B9_7F4A_7C15) | 1,
-        max_pending,
-        stalled: None,
         stall_total: Duration::ZERO,
         server: server.clone(),
     };
@@ -200,7 +224,7 @@ impl Reader {
                         Ok(Some(parsed)) => {
                             pos += parsed.len;
                             flow = self.handle(parsed.op);
-                            if matches!(flow, Flow::Close) || self.stalled.is_some() {
+                            if matches!(flow, Flow::Close) || self.ctx.stalled.is_some() {
                                 break;
                             }
                         }
@@ -220,7 +244,7 @@ impl Reader {
                         .closing()
                         .unwrap_or(CloseReason::ProtocolViolation);
                 }
-                match self.stalled.take() {
+                match self.ctx.stalled.take() {
                     Some(receiver) => self.stall_wait(&receiver).await,
                     None => break,
                 }
@@ -243,10 +267,10 @@ impl Reader {
         let notified = receiver.drained.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if !receiver.prepare_stall(self.max_pending) {
+        if !receiver.prepare_stall(self.ctx.max_pending) {
             return;
         }
-        let full = receiver.pending_bytes() >= self.max_pending;
+        let full = receiver.pending_bytes() >= self.ctx.max_pending;
         let ttl = if full { STALL_MAX } else { STALL_MIN }.min(STALL_TOTAL - self.stall_total);
         let started = tokio::time::Instant::now();
         let _ = tokio::time::timeout(ttl, notified).await;
@@ -255,18 +279,12 @@ impl Reader {
 
     /// Wake the writers of everyone who got data, and publish the batch's counters.
     fn end_batch(&mut self) {
-        for c in self.pcd.drain(..) {
-            c.writer_wake.notify_one();
-        }
+        self.ctx.flush();
         let (m, b) = std::mem::take(&mut self.batch_in);
         if m > 0 {
             self.conn.in_msgs.fetch_add(m, Ordering::Relaxed);
             self.conn.in_bytes.fetch_add(b, Ordering::Relaxed);
             self.server.stats.add_in(m, b);
-        }
-        let (m, b) = std::mem::take(&mut self.batch_out);
-        if m > 0 {
-            self.server.stats.add_out(m, b);
         }
     }
 
@@ -298,12 +316,29 @@ impl Reader {
     }
 
     fn handle(&mut self, op: ClientOp<'_>) -> Flow {
-        if self.auth_required && !self.conn.is_connected() && !matches!(op, ClientOp::Connect(_)) {
-            self.conn.err_and_close(
-                "Authorization Violation",
-                CloseReason::AuthenticationViolation,
-            );
-            return Flow::Close;
+        if self.auth_configured && !self.conn.is_connected() && !matches!(op, ClientOp::Connect(_))
+        {
+            // Anything but CONNECT first: allowed only as the `no_auth_user`.
+            let anonymous = ConnectOptions::parse(b"{}").ok();
+            let id = match (self.auth_required, anonymous) {
+                (false, Some(c)) => self.server.auth().authenticate(&c, &self.conn.nonce),
+                _ => None,
+            };
+            match id {
+                Some(id) => {
+                    if !self.bind(id) {
+                        return Flow::Close;
+                    }
+                    self.conn.set_connected();
+                }
+                None => {
+                    self.conn.err_and_close(
+                        "Authorization Violation",
+                        CloseReason::AuthenticationViolation,
+                    );
+                    return Flow::Close;
+                }
+            }
         }
         if self.server.log.trace_enabled() {
             self.trace_op(&op);
@@ -394,7 +429,8 @@ impl Reader {
             }
         };
         let opts = self.server.opts();
-        if self.auth_required && !crate::auth::check_simple(&opts.auth, &copts) {
+        let identity = self.server.auth().authenticate(&copts, &self.conn.nonce);
+        let Some(identity) = identity else {
             self.server
                 .log_auth_failure(&self.conn, copts.user.as_deref());
             self.conn.err_and_close(
@@ -402,7 +438,7 @@ impl Reader {
                 CloseReason::AuthenticationViolation,
             );
             return Flow::Close;
-        }
+        };
         if copts.new_account || copts.account.as_deref().is_some_and(|a| !a.is_empty()) {
             self.conn.err_and_close(
                 "Authorization Violation",
@@ -410,6 +446,15 @@ impl Reader {
             );
             return Flow::Close;
         }
+        drop(opts);
+        // A second CONNECT re-authenticates and drops existing subscriptions.
+        if self.conn.is_connected() {
+            self.remove_all_subs();
+        }
+        if !self.bind(identity) {
+            return Flow::Close;
+        }
+        let opts = self.server.opts();
         if !(0..=1).contains(&copts.protocol) {
             self.conn.err_and_close(
                 "invalid client protocol",
@@ -426,10 +471,6 @@ impl Reader {
             return Flow::Close;
         }
         drop(opts);
-        // A second CONNECT re-authenticates and drops existing subscriptions.
-        if self.conn.is_connected() {
-            self.remove_all_subs();
-        }
         self.conn.set_headers(headers);
         self.conn
             .proto_info
@@ -439,8 +480,6 @@ impl Reader {
             meta.name = copts.name.clone();
             meta.lang = copts.lang.clone();
             meta.version = copts.version.clone();
-            meta.user = copts.user.clone().filter(|u| !u.is_empty());
-            meta.account = self.account.name.clone();
             // nats-server's first RTT estimate: accept to CONNECT; PONGs refine it.
             if meta.rtt_nanos == 0 {
                 meta.rtt_nanos = mono_nanos().saturating_sub(self.conn.start_mono).max(1);
@@ -453,6 +492,81 @@ impl Reader {
         self.conn.set_connected();
         self.ok();
         Flow::Continue
+    }
+
+    /// Bind the connection to the identity's account and permissions. False if the account
+    /// is full (the connection is then closing).
+    fn bind(&mut self, id: Identity) -> bool {
+        let Some(account) = self.server.account(&id.account) else {
+            self.conn.err_and_close(
+                "Authorization Violation",
+                CloseReason::AuthenticationViolation,
+            );
+            return false;
+        };
+        let was_connected = self.conn.is_connected();
+        let same = Arc::ptr_eq(&account, &self.account);
+        if !(was_connected && same) {
+            let max = account.limits.max_connections;
+            if max >= 0 && account.num_connections() as i64 >= max {
+                self.conn.err_and_close(
+                    "maximum account active connections exceeded",
+                    CloseReason::MaxAccountConnectionsExceeded,
+                );
+                return false;
+            }
+            if was_connected {
+                self.account.nconns.fetch_sub(1, Ordering::Relaxed);
+            }
+            account.nconns.fetch_add(1, Ordering::Relaxed);
+        }
+        let perms = id.user.as_ref().and_then(|u| u.perms.clone());
+        self.conn.set_perms(perms.clone());
+        self.perms = perms;
+        self.pub_cache.clear();
+        self.l1.genid = u64::MAX;
+        let opts = self.server.opts();
+        let server_max = opts.max_subscriptions;
+        let acc_max = account.limits.max_subscriptions;
+        self.max_subs = match (server_max > 0, acc_max > 0) {
+            (true, true) => server_max.min(acc_max),
+            (true, false) => server_max,
+            (false, true) => acc_max,
+            (false, false) => 0,
+        };
+        if account.limits.max_payload > 0 {
+            let mut limits = self.parser.limits();
+            limits.max_payload = limits.max_payload.min(account.limits.max_payload);
+            self.parser.set_limits(limits);
+        }
+        {
+            let mut meta = self.conn.meta.lock();
+            meta.account = account.name.clone();
+            meta.user = id.label.clone();
+            meta.nkey = id.user.as_ref().filter(|u| u.nkey).map(|u| u.name.clone());
+            meta.simple_auth = id.user.is_none();
+        }
+        self.account = account;
+        true
+    }
+
+    /// Publish permission for `subject`: static rules (cached), then response rights.
+    fn pub_allowed(&mut self, subject: &[u8]) -> bool {
+        let Some(p) = &self.perms else {
+            return true;
+        };
+        let allowed = match self.pub_cache.get(subject) {
+            Some(a) => *a,
+            None => {
+                let a = p.can_publish(subject);
+                if self.pub_cache.len() >= PUB_CACHE_MAX {
+                    self.pub_cache.clear();
+                }
+                self.pub_cache.insert(subject.into(), a);
+                a
+            }
+        };
+        allowed || (p.tracks_responses() && self.conn.take_response_right(subject))
     }
 
     // ---- PING / PONG --------------------------------------------------------------------
@@ -484,20 +598,43 @@ impl Reader {
     // ---- SUB / UNSUB --------------------------------------------------------------------
 
     fn on_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Flow {
-        let opts = self.server.opts();
-        if opts.max_sub_tokens > 0
-            && subject.split(|&b| b == b'.').count() as i64 > opts.max_sub_tokens
+        // Permissions first, as nats-server (so an invalid subject a user may not use is a
+        // permission error); the `_sys_` queue name is reserved.
+        if let Some(p) = &self.perms
+            && (!p.can_subscribe(subject, queue) || queue == Some(b"_sys_".as_slice()))
         {
+            let text = match queue {
+                Some(q) => format!(
+                    "Permissions Violation for Subscription to {} using queue {}",
+                    go_quote(subject),
+                    go_quote(q)
+                ),
+                None => format!(
+                    "Permissions Violation for Subscription to {}",
+                    go_quote(subject)
+                ),
+            };
+            self.conn.send_err(&text);
+            self.server.log_client_error(
+                &self.conn,
+                &format!(
+                    "Subscription Violation - Subject {}, SID {}",
+                    go_quote(subject),
+                    String::from_utf8_lossy(sid)
+                ),
+            );
+            return Flow::Continue;
+        }
+        let max_tokens = self.server.opts().max_sub_tokens;
+        if max_tokens > 0 && subject.split(|&b| b == b'.').count() as i64 > max_tokens {
             self.conn.send_err(&format!(
-                "Permissions Violation for Subscription to {:?}, too many tokens",
-                String::from_utf8_lossy(subject)
+                "Permissions Violation for Subscription to {}, too many tokens",
+                go_quote(subject)
             ));
             return Flow::Continue;
         }
-        let max_subs = opts.max_subscriptions;
-        drop(opts);
         let mut subs = self.conn.subs.lock();
-        if max_subs > 0 && subs.len() as i64 >= max_subs {
+        if self.max_subs > 0 && subs.len() as i64 >= self.max_subs {
             drop(subs);
             self.server
                 .log_client_error(&self.conn, "maximum subscriptions exceeded");
@@ -527,6 +664,11 @@ impl Reader {
         }
         subs.insert(sid.into(), sub);
         drop(subs);
+        if let Some(p) = &self.perms
+            && p.sub_needs_delivery_filter(subject, queue)
+        {
+            self.conn.enable_deny_filter();
+        }
         self.ok();
         Flow::Continue
     }
@@ -566,155 +708,49 @@ impl Reader {
             // nats-server reports it but still routes the message (verified on 2.15.1).
             self.conn.send_err("Invalid Publish Subject");
         }
+        if m.subject.starts_with(b"$GNR.") || !self.pub_allowed(m.subject) {
+            self.conn.send_err(&format!(
+                "Permissions Violation for Publish to {}",
+                go_quote(m.subject)
+            ));
+            self.server.log_client_error(
+                &self.conn,
+                &format!("Publish Violation - Subject {}", go_quote(m.subject)),
+            );
+            return Flow::Continue;
+        }
+        if m.subject.starts_with(b"$NRG.") && !self.account.is_system {
+            self.conn.send_err(&format!(
+                "Permissions Violation for Publish to {}",
+                go_quote(m.subject)
+            ));
+            return Flow::Continue;
+        }
+        if let Some(reply) = m.reply
+            && (reply.starts_with(b"_R_.") || reply.starts_with(b"$GNR."))
+        {
+            self.conn.send_err(&format!(
+                "Permissions Violation for Publish with Reply of {}",
+                go_quote(reply)
+            ));
+            return Flow::Continue;
+        }
         self.ok();
-        let delivered = self.route(m);
+        let result = self.l1.lookup(&self.account, m.subject);
+        let publisher = Publisher {
+            conn: Some(&self.conn),
+            echo: self.copts.echo,
+        };
+        let delivered = self.ctx.route(&self.account, &result, publisher, m);
         if !delivered
             && let Some(reply) = m.reply
             && self.copts.no_responders
         {
-            self.no_responders(m.subject, reply);
+            self.ctx
+                .no_responders(&self.account, &self.conn, m.subject, reply);
         }
         Flow::Continue
     }
-
-    /// Deliver a published message to every matching subscription (one member per queue
-    /// group). Returns whether anyone received it.
-    fn route(&mut self, m: PubMsg<'_>) -> bool {
-        let result = self.l1.lookup(&self.account, m.subject);
-        let mut delivered = false;
-        for sub in &result.psubs {
-            delivered |= self.deliver_to(sub, m);
-        }
-        for group in &result.qsubs {
-            if group.is_empty() {
-                continue;
-            }
-            // Start at a random member; skip members that cannot take it (closed, or our own
-            // when echo is off), as nats-server does.
-            let start = (self.next_rand() % group.len() as u64) as usize;
-            for i in 0..group.len() {
-                let sub = &group[(start + i) % group.len()];
-                if self.deliver_to(sub, m) {
-                    delivered = true;
-                    break;
-                }
-            }
-        }
-        delivered
-    }
-
-    fn next_rand(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
-    }
-
-    /// Deliver to one subscription, honouring echo and auto-unsubscribe.
-    fn deliver_to(&mut self, sub: &Arc<Subscription>, m: PubMsg<'_>) -> bool {
-        if sub.is_closed() {
-            return false;
-        }
-        let target = match &sub.target {
-            SubTarget::Client(c) => c,
-            SubTarget::Internal(h) => {
-                if !self.count_and_check_max(sub) {
-                    return false;
-                }
-                h.handle(InMsg {
-                    subject: m.subject,
-                    reply: m.reply,
-                    headers: m.headers,
-                    payload: m.payload,
-                });
-                return true;
-            }
-        };
-        if !self.copts.echo && Arc::ptr_eq(target, &self.conn) {
-            return false;
-        }
-        if !self.count_and_check_max(sub) {
-            return false;
-        }
-        let d = target.deliver(
-            m.subject,
-            &sub.sid,
-            m.reply,
-            m.headers,
-            m.payload,
-            self.max_pending,
-        );
-        match d {
-            Delivery::Queued { wake, stall } => {
-                if wake {
-                    self.pcd.push(target.clone());
-                }
-                if stall && self.stalled.is_none() && !Arc::ptr_eq(target, &self.conn) {
-                    self.stalled = Some(target.clone());
-                }
-            }
-            Delivery::SlowConsumer => {
-                self.server.slow_consumer(target);
-                return false;
-            }
-            Delivery::Dropped => return false,
-        }
-        self.batch_out.0 += 1;
-        self.batch_out.1 += m.total_len() as u64;
-        let max = sub.max.load(Ordering::Relaxed);
-        if max > 0 && sub.delivered.load(Ordering::Relaxed) >= max {
-            remove_sub(&self.account, sub);
-        }
-        true
-    }
-
-    /// Count a delivery against the subscription; false if it is past its auto-unsubscribe
-    /// limit (the subscription is then removed).
-    fn count_and_check_max(&self, sub: &Arc<Subscription>) -> bool {
-        let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
-        let max = sub.max.load(Ordering::Relaxed);
-        if max > 0 && n > max {
-            remove_sub(&self.account, sub);
-            return false;
-        }
-        true
-    }
-
-    /// Answer a request nobody received with a 503 status on the requester's own reply
-    /// subscription.
-    fn no_responders(&mut self, subject: &[u8], reply: &[u8]) {
-        let r = self.account.sublist.match_subject(reply);
-        let Some(sub) = r
-            .psubs
-            .iter()
-            .find(|s| s.client_conn().is_some_and(|c| Arc::ptr_eq(c, &self.conn)))
-        else {
-            return;
-        };
-        let hdr = write::no_responders_header(subject);
-        if let Delivery::Queued { wake: true, .. } =
-            self.conn
-                .deliver(reply, &sub.sid, None, Some(&hdr), b"", usize::MAX)
-        {
-            self.pcd.push(self.conn.clone());
-        }
-    }
 }
 
-/// Remove one subscription from its account index and its client's table.
-pub fn remove_sub(account: &Account, sub: &Arc<Subscription>) {
-    if sub.closed.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    account
-        .sublist
-        .remove(&sub.subject, sub.queue.as_deref(), sub);
-    if let Some(c) = sub.client_conn() {
-        let mut subs = c.subs.lock();
-        if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
-            subs.remove(&sub.sid);
-        }
-    }
-}
+pub use super::deliver::remove_sub;

@@ -6,27 +6,26 @@
 //! wildcards and queue semantics that clients see.
 
 use super::ClientConn;
+use super::deliver::{DeliveryCtx, Publisher};
+use crate::account::Account;
+use crate::protocol::PubMsg;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// A message as handed to an internal subscriber.
-#[derive(Debug, Clone, Copy)]
-pub struct InMsg<'a> {
-    /// Publish subject.
-    pub subject: &'a [u8],
-    /// Reply subject.
-    pub reply: Option<&'a [u8]>,
-    /// Header block, if any.
-    pub headers: Option<&'a [u8]>,
-    /// Payload.
-    pub payload: &'a [u8],
-}
-
 /// A server-side subscriber. It is called on the publisher's task, so it must be quick:
-/// copy what it needs and hand work to its own task.
+/// copy what it needs and hand work to its own task, or route the message onwards through
+/// `ctx` (service and stream imports). Returns whether the message was delivered anywhere,
+/// which decides no-responders for the publisher.
 pub trait InternalHandler: Send + Sync {
-    /// Handle one message.
-    fn handle(&self, msg: InMsg<'_>);
+    /// Handle one message published in `account`.
+    fn handle(
+        &self,
+        ctx: &mut DeliveryCtx,
+        account: &Arc<Account>,
+        sub: &Subscription,
+        publisher: Publisher<'_>,
+        msg: PubMsg<'_>,
+    ) -> bool;
 }
 
 /// Who receives the messages.

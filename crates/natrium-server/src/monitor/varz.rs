@@ -9,7 +9,6 @@
 use super::Monitor;
 use super::json::GoTime;
 use super::process;
-use crate::account::SYSTEM_ACCOUNT;
 use crate::sublist::SublistStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -203,17 +202,9 @@ fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
-/// The system account's name, if the server has one: an account named `$SYS` among
-/// [`ServerShared::accounts`](crate::server::ServerShared::accounts). Today there is none,
-/// so `system_account` is omitted (nats-server always has one); a configurable
-/// `system_account` comes with the accounts work and should be read here.
+/// The system account's name, if the server has one (empty otherwise, and then omitted).
 pub fn system_account_name(mon: &Monitor) -> String {
-    mon.server()
-        .accounts()
-        .iter()
-        .find(|a| a.name == SYSTEM_ACCOUNT)
-        .map(|a| a.name.clone())
-        .unwrap_or_default()
+    mon.server().system_account.clone().unwrap_or_default()
 }
 
 /// Builds `/varz` (the request has already been counted).

@@ -1,0 +1,262 @@
+//! Client authentication: who a connection is, and which account it belongs to.
+//!
+//! The [`AuthRegistry`] is built from the options at start and rebuilt on reload, then
+//! swapped whole (connections read an `Arc` snapshot). It answers one question at CONNECT:
+//! do these credentials name a user, and if so which one. The order of checks follows
+//! nats-server: an nkey signature, then a named user's password, then `no_auth_user` for a
+//! client that sent no credentials, then the single token or user/password.
+//!
+//! The server never says which part of the credentials was wrong: every failure is the
+//! same `Authorization Violation`.
+
+pub mod permissions;
+
+use crate::account::GLOBAL_ACCOUNT;
+use crate::options::{Options, SimpleAuth};
+use crate::protocol::connect::ConnectOptions;
+use base64::Engine;
+use permissions::ClientPerms;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Raw random bytes in a nonce (nats-server uses 11, base64url without padding).
+const NONCE_RAW_LEN: usize = 11;
+
+/// Compare secrets in constant time, so timing does not reveal how much matched.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a configured secret is a bcrypt hash.
+fn is_bcrypt(s: &str) -> bool {
+    s.starts_with("$2a$") || s.starts_with("$2b$") || s.starts_with("$2y$")
+}
+
+/// Compare a configured secret (plain or bcrypt) with what the client sent.
+fn secret_matches(configured: &str, given: &str) -> bool {
+    if is_bcrypt(configured) {
+        // bcrypt is deliberately slow; keep it off the async worker's hot loop.
+        let check = || bcrypt::verify(given, configured).unwrap_or(false);
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(check)
+            }
+            _ => check(),
+        }
+    } else {
+        ct_eq(configured.as_bytes(), given.as_bytes())
+    }
+}
+
+/// A new random nonce for nkey authentication.
+pub fn new_nonce() -> String {
+    let raw: [u8; NONCE_RAW_LEN] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// Verify an nkey signature of `nonce`. Clients send it base64url without padding; standard
+/// base64 is accepted too, as nats-server does.
+fn verify_nkey(public_key: &str, nonce: &str, sig: &str) -> bool {
+    let Ok(kp) = nkeys::KeyPair::from_public_key(public_key) else {
+        return false;
+    };
+    let sig_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig.trim_end_matches('='))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(sig));
+    match sig_bytes {
+        Ok(bytes) => kp.verify(nonce.as_bytes(), &bytes).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A configured user, ready to authenticate.
+#[derive(Debug)]
+pub struct AuthUser {
+    /// User name, or the public nkey for nkey users.
+    pub name: String,
+    /// Password (plain or bcrypt); `None` for nkey users.
+    pub password: Option<String>,
+    /// Whether `name` is an nkey.
+    pub nkey: bool,
+    /// Account the user is bound to.
+    pub account: String,
+    /// Compiled permissions.
+    pub perms: Option<Arc<ClientPerms>>,
+    /// Allowed connection types (upper case); empty means all.
+    pub conn_types: Vec<String>,
+}
+
+/// Who a connection authenticated as.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The user, when a configured user matched (not for token / no-auth servers).
+    pub user: Option<Arc<AuthUser>>,
+    /// A label for monitoring (`authorized_user`): the user name, or `[REDACTED]` for a
+    /// token.
+    pub label: Option<String>,
+    /// Account to bind to.
+    pub account: String,
+}
+
+/// Users and how to check them.
+#[derive(Debug, Default)]
+pub struct AuthRegistry {
+    /// The single user/password or token.
+    simple: SimpleAuth,
+    /// Users and nkey users by name/key.
+    users: HashMap<String, Arc<AuthUser>>,
+    /// The `no_auth_user`, if any.
+    no_auth_user: Option<Arc<AuthUser>>,
+    /// Whether nkey users exist (then INFO carries a nonce).
+    has_nkeys: bool,
+}
+
+impl AuthRegistry {
+    /// Build from options.
+    pub fn from_options(o: &Options) -> AuthRegistry {
+        let mut users = HashMap::new();
+        for u in &o.accounts.users {
+            let perms = u
+                .permissions
+                .as_ref()
+                .map(|p| Arc::new(ClientPerms::compile(p)));
+            users.insert(
+                u.name.clone(),
+                Arc::new(AuthUser {
+                    name: u.name.clone(),
+                    password: u.password.clone(),
+                    nkey: u.nkey,
+                    account: u.account.clone(),
+                    perms,
+                    conn_types: u
+                        .allowed_connection_types
+                        .iter()
+                        .map(|t| t.to_ascii_uppercase())
+                        .collect(),
+                }),
+            );
+        }
+        let no_auth_user = o
+            .accounts
+            .no_auth_user
+            .as_ref()
+            .and_then(|n| users.get(n).cloned());
+        AuthRegistry {
+            has_nkeys: users.values().any(|u| u.nkey),
+            simple: o.auth.clone(),
+            users,
+            no_auth_user,
+        }
+    }
+
+    /// Whether any credentials are configured.
+    pub fn configured(&self) -> bool {
+        self.simple.required() || !self.users.is_empty()
+    }
+
+    /// `auth_required` as INFO reports it: false when a `no_auth_user` lets anonymous
+    /// clients in.
+    pub fn required(&self) -> bool {
+        self.configured() && self.no_auth_user.is_none()
+    }
+
+    /// Whether INFO must carry a nonce.
+    pub fn needs_nonce(&self) -> bool {
+        self.has_nkeys
+    }
+
+    /// Whether a user with this name (or nkey) exists.
+    pub fn has_user(&self, name: &str) -> bool {
+        self.users.contains_key(name)
+    }
+
+    /// Authenticate CONNECT's credentials. `None` is an authorization violation.
+    pub fn authenticate(&self, c: &ConnectOptions, nonce: &str) -> Option<Identity> {
+        if !self.configured() {
+            // nats-server still reports the user name the client sent (`/connz?auth=1`).
+            return Some(Identity {
+                user: None,
+                label: c.user.clone().filter(|u| !u.is_empty()),
+                account: GLOBAL_ACCOUNT.to_string(),
+            });
+        }
+        let user_given = c.user.as_deref().filter(|u| !u.is_empty());
+        let nkey_given = c.nkey.as_deref().filter(|k| !k.is_empty());
+        let token_given = c.auth_token.as_deref().filter(|t| !t.is_empty());
+        let pass_given = c.pass.as_deref().filter(|p| !p.is_empty());
+        if !self.users.is_empty() {
+            if let Some(key) = nkey_given {
+                let u = self.users.get(key).filter(|u| u.nkey)?;
+                let sig = c.sig.as_deref()?;
+                if nonce.is_empty() || !verify_nkey(key, nonce, sig) {
+                    return None;
+                }
+                return self.identity(u);
+            }
+            if let Some(name) = user_given {
+                if let Some(u) = self.users.get(name).filter(|u| !u.nkey) {
+                    let configured = u.password.as_deref().unwrap_or("");
+                    if !secret_matches(configured, pass_given.unwrap_or("")) {
+                        return None;
+                    }
+                    return self.identity(u);
+                }
+                // Fall through: it may be the single user.
+            } else if token_given.is_none()
+                && pass_given.is_none()
+                && let Some(u) = &self.no_auth_user
+            {
+                return self.identity(u);
+            }
+        }
+        if let Some(token) = &self.simple.token {
+            return token_given
+                .filter(|t| secret_matches(token, t))
+                .map(|_| Identity {
+                    user: None,
+                    label: Some("[REDACTED]".to_string()),
+                    account: GLOBAL_ACCOUNT.to_string(),
+                });
+        }
+        if let Some(user) = &self.simple.user {
+            let ok = user_given.is_some_and(|u| ct_eq(u.as_bytes(), user.as_bytes()))
+                && secret_matches(
+                    self.simple.password.as_deref().unwrap_or(""),
+                    pass_given.unwrap_or(""),
+                );
+            return ok.then(|| Identity {
+                user: None,
+                label: Some(user.clone()),
+                account: GLOBAL_ACCOUNT.to_string(),
+            });
+        }
+        None
+    }
+
+    fn identity(&self, u: &Arc<AuthUser>) -> Option<Identity> {
+        if !u.conn_types.is_empty() && !u.conn_types.iter().any(|t| t == "STANDARD") {
+            return None;
+        }
+        Some(Identity {
+            user: Some(u.clone()),
+            label: Some(u.name.clone()),
+            account: u.account.clone(),
+        })
+    }
+}
+
+/// Single user/token check, kept for callers that only have [`SimpleAuth`].
+pub fn check_simple(auth: &SimpleAuth, c: &ConnectOptions) -> bool {
+    let o = Options {
+        auth: auth.clone(),
+        ..Options::default()
+    };
+    AuthRegistry::from_options(&o).authenticate(c, "").is_some()
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

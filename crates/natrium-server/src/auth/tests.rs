@@ -1,0 +1,170 @@
+//! Authentication decisions for every credential form.
+
+use super::*;
+use crate::options::{AccountsConfig, UserConfig};
+
+fn connect(json: &str) -> ConnectOptions {
+    ConnectOptions::parse(json.as_bytes()).unwrap()
+}
+
+fn registry(users: Vec<UserConfig>, no_auth_user: Option<&str>) -> AuthRegistry {
+    let o = Options {
+        accounts: AccountsConfig {
+            users,
+            no_auth_user: no_auth_user.map(str::to_string),
+            ..AccountsConfig::default()
+        },
+        ..Options::default()
+    };
+    AuthRegistry::from_options(&o)
+}
+
+fn user(name: &str, pass: &str, account: &str) -> UserConfig {
+    UserConfig {
+        name: name.into(),
+        password: Some(pass.into()),
+        account: account.into(),
+        ..UserConfig::default()
+    }
+}
+
+#[test]
+fn single_user_password_and_token() {
+    let up = SimpleAuth {
+        user: Some("alice".into()),
+        password: Some("secret".into()),
+        ..SimpleAuth::default()
+    };
+    assert!(check_simple(
+        &up,
+        &connect(r#"{"user":"alice","pass":"secret"}"#)
+    ));
+    assert!(!check_simple(
+        &up,
+        &connect(r#"{"user":"alice","pass":"nope"}"#)
+    ));
+    assert!(!check_simple(
+        &up,
+        &connect(r#"{"user":"bob","pass":"secret"}"#)
+    ));
+    assert!(!check_simple(&up, &connect("{}")));
+    let tok = SimpleAuth {
+        token: Some("t0k".into()),
+        ..SimpleAuth::default()
+    };
+    assert!(check_simple(&tok, &connect(r#"{"auth_token":"t0k"}"#)));
+    assert!(!check_simple(&tok, &connect(r#"{"auth_token":"t0"}"#)));
+    assert!(check_simple(&SimpleAuth::default(), &connect("{}")));
+}
+
+#[test]
+fn users_bind_to_their_accounts() {
+    let r = registry(vec![user("a", "pa", "A"), user("b", "pb", "B")], None);
+    assert!(r.required());
+    let id = r
+        .authenticate(&connect(r#"{"user":"a","pass":"pa"}"#), "")
+        .unwrap();
+    assert_eq!(id.account, "A");
+    assert_eq!(id.label.as_deref(), Some("a"));
+    assert_eq!(
+        r.authenticate(&connect(r#"{"user":"b","pass":"pb"}"#), "")
+            .unwrap()
+            .account,
+        "B"
+    );
+    assert!(
+        r.authenticate(&connect(r#"{"user":"a","pass":"pb"}"#), "")
+            .is_none()
+    );
+    assert!(
+        r.authenticate(&connect(r#"{"user":"zed","pass":"x"}"#), "")
+            .is_none()
+    );
+    assert!(r.authenticate(&connect("{}"), "").is_none());
+}
+
+#[test]
+fn bcrypt_passwords() {
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    assert!(hash.starts_with("$2"));
+    let r = registry(vec![user("h", &hash, "$G")], None);
+    assert!(
+        r.authenticate(&connect(r#"{"user":"h","pass":"s3cret"}"#), "")
+            .is_some()
+    );
+    assert!(
+        r.authenticate(&connect(r#"{"user":"h","pass":"wrong"}"#), "")
+            .is_none()
+    );
+}
+
+#[test]
+fn no_auth_user_for_clients_without_credentials() {
+    let r = registry(
+        vec![user("a", "pa", "A"), user("anon", "x", "B")],
+        Some("anon"),
+    );
+    assert!(!r.required(), "INFO must not say auth_required");
+    let id = r.authenticate(&connect("{}"), "").unwrap();
+    assert_eq!(
+        (id.account.as_str(), id.label.as_deref()),
+        ("B", Some("anon"))
+    );
+    // Credentials that are given must still be right.
+    assert!(
+        r.authenticate(&connect(r#"{"user":"a","pass":"no"}"#), "")
+            .is_none()
+    );
+}
+
+#[test]
+fn nkey_signature_over_the_nonce() {
+    let kp = nkeys::KeyPair::new_user();
+    let pk = kp.public_key();
+    let r = registry(
+        vec![UserConfig {
+            name: pk.clone(),
+            nkey: true,
+            account: "A".into(),
+            ..UserConfig::default()
+        }],
+        None,
+    );
+    assert!(r.needs_nonce());
+    let nonce = new_nonce();
+    assert_eq!(nonce.len(), 15);
+    let sig =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.sign(nonce.as_bytes()).unwrap());
+    let good = connect(&format!(r#"{{"nkey":"{pk}","sig":"{sig}"}}"#));
+    assert_eq!(r.authenticate(&good, &nonce).unwrap().account, "A");
+    // Standard base64 is accepted too.
+    let std_sig =
+        base64::engine::general_purpose::STANDARD.encode(kp.sign(nonce.as_bytes()).unwrap());
+    let good_std = connect(&format!(r#"{{"nkey":"{pk}","sig":"{std_sig}"}}"#));
+    assert!(r.authenticate(&good_std, &nonce).is_some());
+    // Wrong nonce, missing signature, unknown key.
+    assert!(r.authenticate(&good, &new_nonce()).is_none());
+    assert!(
+        r.authenticate(&connect(&format!(r#"{{"nkey":"{pk}"}}"#)), &nonce)
+            .is_none()
+    );
+    let other = nkeys::KeyPair::new_user().public_key();
+    assert!(
+        r.authenticate(
+            &connect(&format!(r#"{{"nkey":"{other}","sig":"{sig}"}}"#)),
+            &nonce
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn connection_types_restrict_users() {
+    let mut u = user("ws", "p", "$G");
+    u.allowed_connection_types = vec!["WEBSOCKET".into()];
+    let r = registry(vec![u], None);
+    assert!(
+        r.authenticate(&connect(r#"{"user":"ws","pass":"p"}"#), "")
+            .is_none()
+    );
+}
