@@ -23,7 +23,7 @@ use common::transcript_util::{
     server_only_transcript,
 };
 use natrium_server::logging::Logger;
-use natrium_server::options::{Options, SimpleAuth};
+use natrium_server::options::Options;
 use natrium_server::server::Server;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,11 +37,7 @@ use tokio::time::{Instant, timeout};
 
 /// Cases natrium cannot pass yet, with the reason. They are still replayed and their
 /// result printed, but they do not fail the test.
-const PENDING: &[(&str, &str)] = &[(
-    "permissions_violation",
-    "needs per-user permissions and the `bob` user (publish allow ok.>/_INBOX.>, \
-     subscribe deny secret.>); accounts/permissions come in a later issue",
-)];
+const PENDING: &[(&str, &str)] = &[];
 
 /// Allowed difference between a recorded and an observed arrival time.
 const TOLERANCE: Tolerance = Tolerance {
@@ -110,27 +106,16 @@ fn load_limits() -> BTreeMap<String, String> {
     serde_json::from_str(&text).expect("limits transcripts: a map of strings")
 }
 
-/// The options the transcripts were recorded with (minus the `bob` user).
+/// The options the transcripts were recorded with: the same config file nats-server
+/// gets, loaded through natrium's own config parser.
 fn transcript_opts() -> Options {
-    Options {
-        host: "127.0.0.1".into(),
-        port: 0,
-        max_payload: 1024,
-        max_connections: 3,
-        max_subscriptions: 3,
-        max_control_line: 512,
-        ping_interval: Duration::from_secs(1),
-        ping_max: 2,
-        max_pending: 64 * 1024,
-        write_deadline: Duration::from_secs(2),
-        auth: SimpleAuth {
-            user: Some("alice".into()),
-            password: Some("secret".into()),
-            token: None,
-            timeout: Some(Duration::from_secs(1)),
-        },
-        ..Options::default()
-    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("transcripts.conf");
+    std::fs::write(&path, REFERENCE_CONF).expect("write config");
+    let mut o = natrium_server::config_file::load(&path).expect("config loads");
+    o.host = "127.0.0.1".into();
+    o.port = 0;
+    o
 }
 
 async fn start_natrium() -> Server {

@@ -1,0 +1,484 @@
+//! Accounts, users and permissions from real nats-server config files, driven by async-nats
+//! and raw sockets: isolation, every credential form, permission violations with
+//! nats-server's exact texts, allow_responses, and service and stream imports.
+
+mod support;
+
+use futures::StreamExt;
+use natrium_server::config_file;
+use natrium_server::options::Options;
+use std::time::Duration;
+use support::{TestServer, roundtrip};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const T: Duration = Duration::from_secs(5);
+
+/// Load a config text as the server would, then point it at loopback port 0.
+fn config(text: &str) -> Options {
+    let dir = std::env::temp_dir().join(format!(
+        "natrium-acc-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("server.conf");
+    std::fs::write(&path, text).unwrap();
+    let mut o = config_file::load(&path).unwrap_or_else(|e| panic!("config: {e}"));
+    o.host = "127.0.0.1".into();
+    o.port = 0;
+    let _ = std::fs::remove_dir_all(&dir);
+    o
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn user(s: &TestServer, name: &str, pass: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(name.into(), pass.into())
+        .connect(s.url())
+        .await
+        .unwrap_or_else(|e| panic!("{name} connects: {e}"))
+}
+
+async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    tokio::time::timeout(T, sub.next())
+        .await
+        .expect("message in time")
+        .expect("subscription open")
+}
+
+async fn nothing(sub: &mut async_nats::Subscriber) {
+    let got = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    assert!(got.is_err(), "expected nothing, got {got:?}");
+}
+
+/// A raw connection: send `lines`, then read until `PONG` (the client ends with PING).
+async fn raw_exchange(port: u16, lines: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(lines.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + T;
+    while !String::from_utf8_lossy(&out).contains("PONG\r\n") {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    // Drop the greeting INFO line; callers check what follows.
+    match text.strip_prefix("INFO ") {
+        Some(rest) => rest
+            .split_once("\r\n")
+            .map_or(String::new(), |(_, r)| r.to_string()),
+        None => text,
+    }
+}
+
+/// Wait until `account` has `n` subscriptions (for clients that cannot round-trip).
+async fn wait_subs(s: &TestServer, account: &str, n: usize) {
+    let acc = s.server.shared().account(account).expect("account exists");
+    assert!(
+        support::eventually(T, || acc.sublist.count() == n).await,
+        "{account} subs"
+    );
+}
+
+const ACCOUNTS: &str = r#"
+accounts {
+  A {
+    users: [ {user: a, password: pa} ]
+    exports: [
+      {stream: "pub.>"}
+      {service: "svc.>", accounts: [B]}
+    ]
+  }
+  B {
+    users: [ {user: b, password: pb} ]
+    imports: [
+      {stream: {account: A, subject: "pub.>"}, prefix: "from_a"}
+      {service: {account: A, subject: "svc.echo"}, to: "echo"}
+    ]
+  }
+  C { users: [ {user: c, password: pc} ] }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_isolated() {
+    let s = TestServer::with(config(ACCOUNTS)).await;
+    let a = user(&s, "a", "pa").await;
+    let c = user(&s, "c", "pc").await;
+    let mut a_sub = a.subscribe("iso").await.unwrap();
+    roundtrip(&a).await;
+    c.publish("iso", "from c".into()).await.unwrap();
+    roundtrip(&c).await;
+    nothing(&mut a_sub).await;
+    a.publish("iso", "from a".into()).await.unwrap();
+    assert_eq!(next(&mut a_sub).await.payload, "from a".as_bytes());
+    // The connect-info INFO names the account.
+    let info = raw_exchange(
+        s.port(),
+        "CONNECT {\"user\":\"c\",\"pass\":\"pc\",\"protocol\":1,\"verbose\":false}\r\nPING\r\n",
+    )
+    .await;
+    assert!(info.contains("\"remote_account\":\"C\""), "{info}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_import_with_prefix() {
+    let s = TestServer::with(config(ACCOUNTS)).await;
+    let a = user(&s, "a", "pa").await;
+    let b = user(&s, "b", "pb").await;
+    let mut imported = b.subscribe("from_a.pub.>").await.unwrap();
+    roundtrip(&b).await;
+    a.publish("pub.orders", "o1".into()).await.unwrap();
+    let m = next(&mut imported).await;
+    assert_eq!(m.subject.as_str(), "from_a.pub.orders");
+    assert_eq!(m.payload, "o1".as_bytes());
+    // Not exported: stays in A.
+    a.publish("private.x", "p".into()).await.unwrap();
+    let mut all = b.subscribe(">").await.unwrap();
+    roundtrip(&b).await;
+    a.publish("private.y", "p".into()).await.unwrap();
+    roundtrip(&a).await;
+    let got = tokio::time::timeout(Duration::from_millis(300), all.next()).await;
+    assert!(
+        got.is_err()
+            || got
+                .as_ref()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .subject
+                .starts_with("_INBOX"),
+        "{got:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_import_request_reply_across_accounts() {
+    let s = TestServer::with(config(ACCOUNTS)).await;
+    let a = user(&s, "a", "pa").await;
+    let mut svc = a.subscribe("svc.echo").await.unwrap();
+    roundtrip(&a).await;
+    let responder = a.clone();
+    tokio::spawn(async move {
+        while let Some(m) = svc.next().await {
+            if let Some(r) = m.reply {
+                // The responder sees the exporter's subject and a routed reply.
+                assert_eq!(m.subject.as_str(), "svc.echo");
+                assert!(r.starts_with("_R_."), "{r}");
+                let mut body = b"echo: ".to_vec();
+                body.extend_from_slice(&m.payload);
+                responder.publish(r, body.into()).await.unwrap();
+            }
+        }
+    });
+    let b = user(&s, "b", "pb").await;
+    for i in 0..5 {
+        let r = tokio::time::timeout(T, b.request("echo", format!("{i}").into()))
+            .await
+            .expect("reply in time")
+            .expect("reply");
+        assert_eq!(r.payload, format!("echo: {i}").as_bytes());
+    }
+    // Singleton routes close after their response.
+    let acc_a = s.server.shared().account("A").unwrap();
+    assert_eq!(acc_a.open_responses(), 0);
+    // C has no import: no responders.
+    let c = user(&s, "c", "pc").await;
+    let err = c.request("echo", "x".into()).await.unwrap_err();
+    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_import_without_responder_is_no_responders() {
+    let s = TestServer::with(config(ACCOUNTS)).await;
+    let b = user(&s, "b", "pb").await;
+    let err = tokio::time::timeout(T, b.request("echo", "x".into()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    s.stop().await;
+}
+
+#[test]
+fn unauthorized_import_fails_the_start() {
+    let o = config(
+        r#"
+accounts {
+  A { exports: [ {service: "svc.>", accounts: [C]} ] }
+  B { imports: [ {service: {account: A, subject: "svc.x"}} ] }
+  C {}
+}
+"#,
+    );
+    let err = natrium_server::server::build_accounts(&o).unwrap_err();
+    assert!(err.contains("service import not authorized"), "{err}");
+}
+
+const PERMS: &str = r#"
+authorization {
+  users: [
+    {user: alice, password: secret}
+    {user: bob, password: pw, permissions: {
+        publish: {allow: ["ok.>", "_INBOX.>"]}
+        subscribe: {deny: ["secret.>"]}
+    }}
+    {user: svc, password: pw, permissions: {
+        subscribe: "requests"
+        allow_responses: true
+    }}
+    {user: q, password: pw, permissions: { subscribe: ["work.* workers"] }}
+  ]
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_violations_have_nats_server_texts_and_keep_the_connection() {
+    let s = TestServer::with(config(PERMS)).await;
+    let out = raw_exchange(
+        s.port(),
+        "CONNECT {\"user\":\"bob\",\"pass\":\"pw\",\"verbose\":false}\r\n\
+         PUB notok 1\r\nx\r\nSUB secret.x 1\r\nSUB secret.x q 2\r\nPUB ok.x 1\r\nx\r\nPING\r\n",
+    )
+    .await;
+    assert_eq!(
+        out,
+        "-ERR 'Permissions Violation for Publish to \"notok\"'\r\n\
+         -ERR 'Permissions Violation for Subscription to \"secret.x\"'\r\n\
+         -ERR 'Permissions Violation for Subscription to \"secret.x\" using queue \"q\"'\r\n\
+         PONG\r\n"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_subscription_does_not_leak_denied_subjects() {
+    let s = TestServer::with(config(PERMS)).await;
+    let bob = user(&s, "bob", "pw").await;
+    let alice = user(&s, "alice", "secret").await;
+    let mut all = bob.subscribe(">").await.unwrap();
+    bob.flush().await.unwrap();
+    wait_subs(&s, "$G", 1).await;
+    alice.publish("secret.plans", "no".into()).await.unwrap();
+    alice.publish("public.news", "yes".into()).await.unwrap();
+    let m = next(&mut all).await;
+    assert_eq!(m.subject.as_str(), "public.news");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_responses_grants_one_reply() {
+    let s = TestServer::with(config(PERMS)).await;
+    let svc = user(&s, "svc", "pw").await;
+    let mut reqs = svc.subscribe("requests").await.unwrap();
+    svc.flush().await.unwrap();
+    wait_subs(&s, "$G", 1).await;
+    let alice = user(&s, "alice", "secret").await;
+    let mut inbox = alice.subscribe("my.reply").await.unwrap();
+    roundtrip(&alice).await;
+    alice
+        .publish_with_reply("requests", "my.reply", "q".into())
+        .await
+        .unwrap();
+    let req = next(&mut reqs).await;
+    // The first reply is allowed; a second one is not (max 1 by default).
+    svc.publish(req.reply.clone().unwrap(), "a1".into())
+        .await
+        .unwrap();
+    svc.publish(req.reply.unwrap(), "a2".into()).await.unwrap();
+    assert_eq!(next(&mut inbox).await.payload, "a1".as_bytes());
+    nothing(&mut inbox).await;
+    // Publishing anywhere else is denied.
+    let out = raw_exchange(
+        s.port(),
+        "CONNECT {\"user\":\"svc\",\"pass\":\"pw\",\"verbose\":false}\r\nPUB elsewhere 1\r\nx\r\nPING\r\n",
+    )
+    .await;
+    assert!(
+        out.starts_with("-ERR 'Permissions Violation for Publish to \"elsewhere\"'"),
+        "{out}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_restricted_subscribe_permissions() {
+    let s = TestServer::with(config(PERMS)).await;
+    let out = raw_exchange(
+        s.port(),
+        "CONNECT {\"user\":\"q\",\"pass\":\"pw\",\"verbose\":false}\r\n\
+         SUB work.a workers 1\r\nSUB work.a 2\r\nSUB work.a other 3\r\nSUB x 4\r\nSUB y _sys_ 5\r\nPING\r\n",
+    )
+    .await;
+    assert_eq!(
+        out,
+        "-ERR 'Permissions Violation for Subscription to \"work.a\"'\r\n\
+         -ERR 'Permissions Violation for Subscription to \"work.a\" using queue \"other\"'\r\n\
+         -ERR 'Permissions Violation for Subscription to \"x\"'\r\n\
+         -ERR 'Permissions Violation for Subscription to \"y\" using queue \"_sys_\"'\r\n\
+         PONG\r\n"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_reply_prefix_is_refused() {
+    let s = TestServer::start().await;
+    let out = raw_exchange(
+        s.port(),
+        "CONNECT {\"verbose\":false}\r\nPUB a _R_.x 1\r\nx\r\nPING\r\n",
+    )
+    .await;
+    assert_eq!(
+        out,
+        "-ERR 'Permissions Violation for Publish with Reply of \"_R_.x\"'\r\nPONG\r\n"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_auth_user_and_default_permissions() {
+    let s = TestServer::with(config(
+        r#"
+accounts {
+  A {
+    default_permissions: { publish: "allowed.>" }
+    users: [ {user: anon, password: x}, {user: full, password: y, permissions: {publish: ">"}} ]
+  }
+}
+no_auth_user: anon
+"#,
+    ))
+    .await;
+    // No credentials: bound to `anon` in A, with A's default permissions.
+    let c = async_nats::connect(s.url()).await.unwrap();
+    assert!(!c.server_info().auth_required);
+    let out = raw_exchange(
+        s.port(),
+        "CONNECT {\"verbose\":false,\"protocol\":1}\r\nPUB denied 1\r\nx\r\nPUB allowed.x 1\r\nx\r\nPING\r\n",
+    )
+    .await;
+    assert!(
+        out.starts_with("-ERR 'Permissions Violation for Publish to \"denied\"'\r\nPONG\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("\"remote_account\":\"A\""), "{out}");
+    // Explicit credentials still work, and bad ones still fail.
+    user(&s, "full", "y").await;
+    let out = raw_exchange(
+        s.port(),
+        "CONNECT {\"user\":\"full\",\"pass\":\"bad\"}\r\nPING\r\n",
+    )
+    .await;
+    assert!(out.contains("-ERR 'Authorization Violation'"), "{out}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nkey_users_sign_the_nonce() {
+    let kp = nkeys::KeyPair::new_user();
+    let s = TestServer::with(config(&format!(
+        "authorization {{ users: [ {{nkey: {}}} ] }}",
+        kp.public_key()
+    )))
+    .await;
+    let c = async_nats::ConnectOptions::with_nkey(kp.seed().unwrap())
+        .connect(s.url())
+        .await
+        .expect("nkey user connects");
+    let mut sub = c.subscribe("nk").await.unwrap();
+    c.publish("nk", "hi".into()).await.unwrap();
+    assert_eq!(next(&mut sub).await.payload, "hi".as_bytes());
+    let info = c.server_info();
+    assert!(info.nonce.len() >= 11, "INFO carries a nonce");
+    // Another key is refused.
+    let other = nkeys::KeyPair::new_user();
+    let bad = async_nats::ConnectOptions::with_nkey(other.seed().unwrap())
+        .connect(s.url())
+        .await;
+    assert!(bad.is_err());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bcrypt_password_in_config() {
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let s = TestServer::with(config(&format!(
+        "authorization {{ users: [ {{user: h, password: \"{hash}\"}} ] }}"
+    )))
+    .await;
+    user(&s, "h", "s3cret").await;
+    let bad = async_nats::ConnectOptions::with_user_and_password("h".into(), "nope".into())
+        .connect(s.url())
+        .await;
+    assert!(bad.is_err());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_connection_limit() {
+    let s = TestServer::with(config(
+        "accounts { L { users: [ {user: l, password: p} ], limits: { max_connections: 1 } } }",
+    ))
+    .await;
+    let _first = user(&s, "l", "p").await;
+    let out = raw_exchange(
+        s.port(),
+        "CONNECT {\"user\":\"l\",\"pass\":\"p\",\"verbose\":false}\r\nPING\r\n",
+    )
+    .await;
+    assert!(
+        out.contains("-ERR 'maximum account active connections exceeded'"),
+        "{out}"
+    );
+    s.stop().await;
+}
+
+#[test]
+fn config_errors_match_nats_server() {
+    let bad = |text: &str| {
+        let dir = std::env::temp_dir().join(format!(
+            "natrium-accerr-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.conf");
+        std::fs::write(&path, text).unwrap();
+        let e = config_file::load(&path).unwrap_err().to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        e
+    };
+    assert!(bad("accounts { A { users: [ {user: x, password: y} ] }, B { users: [ {user: x, password: z} ] } }").contains("Duplicate user \"x\" detected"));
+    assert!(bad("accounts { $G { } }").contains("Reserved Account"));
+    assert!(
+        bad("authorization { users: [ {password: x} ] }").contains("User entry requires a user")
+    );
+    assert!(
+        bad("authorization { users: [ {nkey: NOTAKEY} ] }")
+            .contains("Not a valid public nkey for a user")
+    );
+    assert!(
+        bad("authorization { users: [ {user: a, permissions: {publish: \"a..b\"}} ] }")
+            .contains("is not a valid subject")
+    );
+    assert!(
+        bad("authorization { users: [ {user: a, permissions: {bogus: 1}} ] }")
+            .contains("Unknown field \"bogus\" parsing permissions")
+    );
+    assert!(
+        bad("accounts { B { imports: [ {stream: {account: Z, subject: x}} ] } }")
+            .contains("account not defined for stream import")
+    );
+}
