@@ -127,6 +127,8 @@ pub struct ServerShared {
     auth: RwLock<Arc<AuthRegistry>>,
     /// Name of the system account, if there is one.
     pub system_account: Option<String>,
+    /// Sequence number of system messages (`server.seq`).
+    pub sys_seq: AtomicU64,
     /// Set when shutting down; stops the accept loop.
     shutting_down: AtomicBool,
     /// Set in lame-duck mode.
@@ -191,6 +193,34 @@ impl ServerShared {
     /// The current users registry.
     pub fn auth(&self) -> Arc<AuthRegistry> {
         self.auth.read().clone()
+    }
+
+    /// Apply a reloaded configuration's accounts: accounts that are new are created and
+    /// their imports wired; existing accounts keep their subscriptions (changes to their
+    /// imports and exports take effect on restart).
+    pub fn reload_accounts(&self, opts: &Options) -> Result<Vec<String>, String> {
+        // Validate the whole new account set first, so a bad reload changes nothing.
+        build_accounts(opts)?;
+        let cache = !opts.disable_sublist_cache;
+        let mut added = Vec::new();
+        let mut map = self.accounts.write();
+        for a in &opts.accounts.accounts {
+            if !map.contains_key(&a.name) {
+                map.insert(
+                    a.name.clone(),
+                    Arc::new(Account::from_config(a, cache, false)),
+                );
+                added.push(a.name.clone());
+            }
+        }
+        for a in &opts.accounts.accounts {
+            if added.contains(&a.name)
+                && let Some(acc) = map.get(&a.name)
+            {
+                wire_imports(acc, a, &map).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(added)
     }
 
     /// Replace the users registry (reload), and close connections whose user is gone.
@@ -429,6 +459,7 @@ impl Server {
             accounts: RwLock::new(accounts),
             auth: RwLock::new(Arc::new(auth)),
             system_account,
+            sys_seq: AtomicU64::new(0),
             opts: RwLock::new(Arc::new(opts)),
             log: log.clone(),
             server_id,
@@ -451,6 +482,7 @@ impl Server {
             "Listening for client connections on {}",
             display_host_port(&shared.opts().host, client_addr.port())
         );
+        crate::system::start(&shared);
         let accept_task = tokio::spawn(accept_loop(shared.clone(), listener));
         info!(log, "Server is ready");
         Ok(Server {
@@ -626,11 +658,14 @@ async fn refuse_max_connections(s: Arc<ServerShared>, conn: Arc<ClientConn>, str
     s.closed.lock().push_back(record);
 }
 
+/// Accounts by name.
+pub type AccountMap = FxHashMap<String, Arc<Account>>;
+
 /// Create every account from the options and wire their imports. Returns the accounts by
 /// name and the system account's name (if enabled).
 pub fn build_accounts(
     opts: &Options,
-) -> Result<(FxHashMap<String, Arc<Account>>, Option<String>), String> {
+) -> Result<(AccountMap, Option<String>), String> {
     let cache = !opts.disable_sublist_cache;
     let mut map: FxHashMap<String, Arc<Account>> = FxHashMap::default();
     // Without an accounts block, the global account gets JetStream with no limits.

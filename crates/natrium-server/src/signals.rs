@@ -193,6 +193,8 @@ pub fn reload(server: &Server, flags: &Flags) -> Result<(), String> {
     if let Some(b) = reload_blockers(&old, &new) {
         return Err(b);
     }
+    shared.reload_accounts(&new)?;
+    shared.set_auth(crate::auth::AuthRegistry::from_options(&new));
     shared.set_opts(new);
     Ok(())
 }

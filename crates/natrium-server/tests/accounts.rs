@@ -482,3 +482,89 @@ fn config_errors_match_nats_server() {
             .contains("account not defined for stream import")
     );
 }
+
+const SYS: &str = r#"
+accounts {
+  A { users: [ {user: a, password: pa} ] }
+  SYS { users: [ {user: sys, password: sys} ] }
+}
+system_account: SYS
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_account_sees_connect_and_disconnect_events() {
+    let s = TestServer::with(config(SYS)).await;
+    let sys = user(&s, "sys", "sys").await;
+    assert!(sys.server_info().auth_required);
+    let mut connects = sys.subscribe("$SYS.ACCOUNT.*.CONNECT").await.unwrap();
+    let mut disconnects = sys.subscribe("$SYS.ACCOUNT.A.DISCONNECT").await.unwrap();
+    roundtrip(&sys).await;
+    let a = async_nats::ConnectOptions::with_user_and_password("a".into(), "pa".into())
+        .name("app")
+        .connect(s.url())
+        .await
+        .unwrap();
+    let ev = next(&mut connects).await;
+    assert_eq!(ev.subject.as_str(), "$SYS.ACCOUNT.A.CONNECT");
+    let v: serde_json::Value = serde_json::from_slice(&ev.payload).unwrap();
+    assert_eq!(v["type"], "io.nats.server.advisory.v1.client_connect");
+    assert_eq!(v["client"]["acc"], "A");
+    assert_eq!(v["client"]["user"], "a");
+    assert_eq!(v["client"]["name"], "app");
+    assert_eq!(v["server"]["id"], s.server.shared().server_id.as_str());
+    a.publish("x", "12345".into()).await.unwrap();
+    roundtrip(&a).await;
+    drop(a);
+    let ev = next(&mut disconnects).await;
+    let v: serde_json::Value = serde_json::from_slice(&ev.payload).unwrap();
+    assert_eq!(v["type"], "io.nats.server.advisory.v1.client_disconnect");
+    assert_eq!(v["reason"], "Client Closed");
+    assert!(v["received"]["msgs"].as_u64().unwrap() >= 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_requests_over_the_system_account() {
+    let s = TestServer::with(config(SYS)).await;
+    let sys = user(&s, "sys", "sys").await;
+    let _a = user(&s, "a", "pa").await;
+    let id = s.server.shared().server_id.clone();
+    let r = tokio::time::timeout(T, sys.request("$SYS.REQ.SERVER.PING", "".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["server"]["id"], id.as_str());
+    assert_eq!(v["server"]["ver"], "2.15.1");
+    assert!(v["data"]["connections"].as_u64().unwrap() >= 2);
+    let r = sys
+        .request(format!("$SYS.REQ.SERVER.{id}.VARZ"), "".into())
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["data"]["server_id"], id.as_str());
+    assert_eq!(v["data"]["system_account"], "SYS");
+    let r = sys
+        .request(
+            "$SYS.REQ.SERVER.PING.CONNZ",
+            r#"{"subscriptions":true,"auth":true}"#.into(),
+        )
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    let conns = v["data"]["connections"].as_array().unwrap();
+    assert!(
+        conns
+            .iter()
+            .any(|c| c["account"] == "A" && c["authorized_user"] == "a"),
+        "{v}"
+    );
+    // Other accounts cannot reach the system account's services.
+    let a = user(&s, "a", "pa").await;
+    let err = a
+        .request("$SYS.REQ.SERVER.PING", "".into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    s.stop().await;
+}

@@ -311,3 +311,71 @@ fn lame_duck_mode_informs_clients_stops_accepting_and_exits() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("Entering lame duck mode"));
 }
+
+#[test]
+fn reload_applies_users_and_closes_removed_ones() {
+    let d = tmpdir("reload-users");
+    let conf = d.join("u.conf");
+    let log = d.join("server.log");
+    std::fs::write(
+        &conf,
+        "port: -1\naccounts { A { users: [ {user: a, password: pa} ] } }\n",
+    )
+    .unwrap();
+    let p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
+    let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    let port = port_from_log(&text);
+    let connect = |user: &str, pass: &str| -> (TcpStream, String) {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(
+            format!(
+                "CONNECT {{\"user\":\"{user}\",\"pass\":\"{pass}\",\"verbose\":false}}\r\nPING\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&got).to_string();
+            if text.contains("PONG") || text.contains("-ERR") {
+                return (c, text);
+            }
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => return (c, text),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let (mut a_conn, out) = connect("a", "pa");
+    assert!(out.contains("PONG"), "{out}");
+    assert!(connect("b", "pb").1.contains("Authorization Violation"));
+    // Replace user a with b, in a new account B.
+    std::fs::write(
+        &conf,
+        "port: -1\naccounts {\n A { users: [] }\n B { users: [ {user: b, password: pb} ] }\n}\n",
+    )
+    .unwrap();
+    Command::new(BIN)
+        .args(["--signal", &format!("reload={}", p.child.id())])
+        .status()
+        .unwrap();
+    wait_for_log(
+        &log,
+        "Reloaded server configuration",
+        Duration::from_secs(10),
+    );
+    // a's existing connection is closed with an authorization violation.
+    let mut rest = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match a_conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => rest.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(String::from_utf8_lossy(&rest).contains("-ERR 'Authorization Violation'"));
+    assert!(connect("b", "pb").1.contains("PONG"));
+    assert!(connect("a", "pa").1.contains("Authorization Violation"));
+}

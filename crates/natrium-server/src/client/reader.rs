@@ -185,6 +185,10 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
     conn.close(reason, true);
     r.remove_all_subs();
     let _ = writer.await;
+    if conn.is_connected() {
+        let reason = conn.closing().unwrap_or(reason);
+        crate::system::client_disconnected(&server, &conn, reason);
+    }
     server.client_closed(&conn);
 }
 
@@ -489,8 +493,12 @@ impl Reader {
         limits.headers = headers;
         self.parser.set_limits(limits);
         self.copts = copts;
+        let first = !self.conn.is_connected();
         self.conn.set_connected();
         self.ok();
+        if first {
+            crate::system::client_connected(&self.server, &self.conn);
+        }
         Flow::Continue
     }
 

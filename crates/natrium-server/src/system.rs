@@ -1,0 +1,414 @@
+//! The system account: server requests and account events over NATS.
+//!
+//! Operators and tools (the `nats` CLI's `server` commands among them) query servers over
+//! NATS rather than HTTP: a request on `$SYS.REQ.SERVER.PING[.<X>]` is answered by every
+//! server, and `$SYS.REQ.SERVER.<id>.<X>` by one. The answer wraps the monitoring JSON as
+//! `{"server": {...}, "data": {...}}`. Users of the system account can also watch
+//! `$SYS.ACCOUNT.<acc>.CONNECT` / `.DISCONNECT` events.
+//!
+//! The handlers are internal subscriptions in the system account, answered on the
+//! requester's task from the same code as the HTTP endpoints (`monitor`).
+
+use crate::account::Account;
+use crate::client::deliver::{DeliveryCtx, Publisher};
+use crate::client::subscription::{InternalHandler, Subscription};
+use crate::client::{ClientConn, CloseReason};
+use crate::monitor::Monitor;
+use crate::options::NATS_COMPAT_VERSION;
+use crate::protocol::PubMsg;
+use crate::protocol::write::go_json_escape;
+use crate::server::ServerShared;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Monitoring endpoints reachable over `$SYS.REQ.SERVER…`, with their HTTP paths.
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("VARZ", "/varz"),
+    ("CONNZ", "/connz"),
+    ("SUBSZ", "/subsz"),
+    ("ACCOUNTZ", "/accountz"),
+    ("HEALTHZ", "/healthz"),
+    ("JSZ", "/jsz"),
+    ("STATSZ", ""),
+    ("IDZ", ""),
+];
+
+/// RFC 3339 with nanoseconds, UTC.
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "0001-01-01T00:00:00Z".to_string())
+}
+
+/// A 22-character random id (nats-server uses NUIDs for event ids).
+fn event_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..22)
+        .map(|_| ALPHABET[(rand::random::<u32>() as usize) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The `server` object of every system message, in nats-server's field order.
+#[derive(serde::Serialize)]
+struct EventServer {
+    name: String,
+    host: String,
+    id: String,
+    ver: &'static str,
+    jetstream: bool,
+    flags: u64,
+    seq: u64,
+    time: String,
+}
+
+fn server_info(s: &ServerShared) -> EventServer {
+    let js = s.jetstream.is_some();
+    EventServer {
+        name: s.server_name.clone(),
+        host: s.opts().host.clone(),
+        id: s.server_id.clone(),
+        ver: NATS_COMPAT_VERSION,
+        jetstream: js,
+        flags: u64::from(js),
+        seq: s.sys_seq.fetch_add(1, Ordering::Relaxed) + 1,
+        time: now_rfc3339(),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    go_json_escape(serde_json::to_string(v).unwrap_or_else(|_| "{}".to_string()))
+}
+
+/// Remove whitespace outside strings, turning monitoring's indented JSON into the compact
+/// form nats-server uses on the wire.
+fn minify(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut in_str = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_str {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if c == '"' {
+            in_str = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Turn a request's JSON options into the monitoring query string.
+fn options_to_query(payload: &[u8]) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(payload)
+    else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    for (k, v) in map {
+        let key = match k.as_str() {
+            "subscriptions" => "subs",
+            "subscriptions_detail" => {
+                if v == serde_json::Value::Bool(true) {
+                    parts.push("subs=detail".to_string());
+                }
+                continue;
+            }
+            "account" => "acc",
+            other => other,
+        };
+        match v {
+            serde_json::Value::Bool(true) => parts.push(format!("{key}=1")),
+            serde_json::Value::Number(n) => parts.push(format!("{key}={n}")),
+            serde_json::Value::String(s) if !s.is_empty() => parts.push(format!("{key}={s}")),
+            _ => {}
+        }
+    }
+    parts.join("&")
+}
+
+/// The `data` of a STATSZ answer.
+fn statsz(s: &ServerShared) -> serde_json::Value {
+    let start = time::OffsetDateTime::from(s.start_time)
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    let subs: usize = s.accounts().iter().map(|a| a.sublist.count()).sum();
+    serde_json::json!({
+        "start": start,
+        "connections": s.num_clients(),
+        "total_connections": s.stats.total_connections.load(Ordering::Relaxed),
+        "active_accounts": s.accounts().iter().filter(|a| a.num_connections() > 0).count(),
+        "subscriptions": subs,
+        "sent": {
+            "msgs": s.stats.out_msgs.load(Ordering::Relaxed),
+            "bytes": s.stats.out_bytes.load(Ordering::Relaxed),
+        },
+        "received": {
+            "msgs": s.stats.in_msgs.load(Ordering::Relaxed),
+            "bytes": s.stats.in_bytes.load(Ordering::Relaxed),
+        },
+        "slow_consumers": s.stats.slow_consumers.load(Ordering::Relaxed),
+    })
+}
+
+/// Build the answer for endpoint `name` with request body `payload`.
+fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8]) -> String {
+    let server = to_json(&server_info(s));
+    let data = match name {
+        "STATSZ" => Ok(statsz(s).to_string()),
+        "IDZ" => Ok(
+            serde_json::json!({"name": s.server_name, "host": s.opts().host, "id": s.server_id})
+                .to_string(),
+        ),
+        _ => {
+            let path = ENDPOINTS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, p)| *p)
+                .unwrap_or("");
+            let reply = Monitor::new(s.clone()).handle(path, &options_to_query(payload));
+            if reply.status.is_success() {
+                Ok(minify(&reply.body))
+            } else {
+                Err((reply.status.as_u16(), reply.body.trim().to_string()))
+            }
+        }
+    };
+    match data {
+        Ok(d) => format!("{{\"server\":{server},\"data\":{d}}}"),
+        Err((code, text)) => format!(
+            "{{\"server\":{server},\"error\":{{\"code\":{code},\"description\":{}}}}}",
+            serde_json::Value::String(text)
+        ),
+    }
+}
+
+/// Answers `$SYS.REQ.SERVER.PING[.<X>]` and `$SYS.REQ.SERVER.<id>.<X>`.
+struct ServerRequests {
+    /// The server (weak: the server owns the subscription).
+    server: Weak<ServerShared>,
+}
+
+impl InternalHandler for ServerRequests {
+    fn handle(
+        &self,
+        ctx: &mut DeliveryCtx,
+        account: &Arc<Account>,
+        _sub: &Subscription,
+        _publisher: Publisher<'_>,
+        msg: PubMsg<'_>,
+    ) -> bool {
+        let (Some(s), Some(reply)) = (self.server.upgrade(), msg.reply) else {
+            return true;
+        };
+        let subject = String::from_utf8_lossy(msg.subject);
+        let tokens: Vec<&str> = subject.split('.').collect();
+        // $SYS.REQ.SERVER.PING → STATSZ; $SYS.REQ.SERVER.<PING|id>.<X> → X.
+        let name = tokens.get(4).copied().unwrap_or("STATSZ");
+        let body = answer(&s, name, msg.payload);
+        ctx.publish(
+            account,
+            Publisher::SERVER,
+            PubMsg {
+                subject: reply,
+                reply: None,
+                headers: None,
+                payload: body.as_bytes(),
+            },
+        );
+        true
+    }
+}
+
+/// Subscribe the system account's request handlers.
+pub fn start(server: &Arc<ServerShared>) {
+    let Some(sys) = server.system_account() else {
+        return;
+    };
+    let handler: Arc<dyn InternalHandler> = Arc::new(ServerRequests {
+        server: Arc::downgrade(server),
+    });
+    let mut subjects = vec!["$SYS.REQ.SERVER.PING".to_string()];
+    for (name, _) in ENDPOINTS {
+        subjects.push(format!("$SYS.REQ.SERVER.PING.{name}"));
+        subjects.push(format!("$SYS.REQ.SERVER.{}.{name}", server.server_id));
+    }
+    for subject in subjects {
+        let sub = Arc::new(Subscription::internal(
+            handler.clone(),
+            subject.as_bytes(),
+            None,
+        ));
+        let _ = sys.sublist.insert(subject.as_bytes(), None, sub);
+    }
+}
+
+/// The `client` object of connect/disconnect events, in nats-server's field order.
+#[derive(serde::Serialize)]
+struct EventClient {
+    start: String,
+    host: String,
+    id: u64,
+    acc: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    user: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    lang: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    ver: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    rtt: u64,
+    server: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<String>,
+    kind: &'static str,
+    client_type: &'static str,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn client_info(s: &ServerShared, c: &ClientConn, stop: bool) -> EventClient {
+    let meta = c.meta.lock().clone();
+    EventClient {
+        start: time::OffsetDateTime::from(c.start)
+            .format(&Rfc3339)
+            .unwrap_or_default(),
+        host: c.addr.ip().to_string(),
+        id: c.cid,
+        acc: meta.account,
+        user: meta.user.unwrap_or_default(),
+        name: meta.name,
+        lang: meta.lang,
+        ver: meta.version,
+        rtt: meta.rtt_nanos,
+        server: s.server_name.clone(),
+        stop: stop.then(now_rfc3339),
+        kind: "Client",
+        client_type: "nats",
+    }
+}
+
+/// Counts in a disconnect event.
+#[derive(serde::Serialize)]
+struct MsgBytes {
+    msgs: u64,
+    bytes: u64,
+}
+
+/// `$SYS.ACCOUNT.<acc>.CONNECT` / `.DISCONNECT` payload.
+#[derive(serde::Serialize)]
+struct ConnEvent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    timestamp: String,
+    server: EventServer,
+    client: EventClient,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent: Option<MsgBytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received: Option<MsgBytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+/// Publish an event into the system account, if anyone listens.
+fn publish_event(s: &Arc<ServerShared>, subject: &str, body: &ConnEvent) {
+    let Some(sys) = s.system_account() else {
+        return;
+    };
+    if !sys.sublist.has_interest(subject.as_bytes()) {
+        return;
+    }
+    let payload = to_json(body);
+    let mut ctx = DeliveryCtx::new(s.clone(), rand::random());
+    ctx.publish(
+        &sys,
+        Publisher::SERVER,
+        PubMsg {
+            subject: subject.as_bytes(),
+            reply: None,
+            headers: None,
+            payload: payload.as_bytes(),
+        },
+    );
+    ctx.flush();
+}
+
+/// `$SYS.ACCOUNT.<acc>.CONNECT` for a client that just authenticated.
+pub fn client_connected(s: &Arc<ServerShared>, c: &ClientConn) {
+    let account = c.meta.lock().account.clone();
+    let body = ConnEvent {
+        kind: "io.nats.server.advisory.v1.client_connect",
+        id: event_id(),
+        timestamp: now_rfc3339(),
+        server: server_info(s),
+        client: client_info(s, c, false),
+        sent: None,
+        received: None,
+        reason: None,
+    };
+    publish_event(s, &format!("$SYS.ACCOUNT.{account}.CONNECT"), &body);
+}
+
+/// `$SYS.ACCOUNT.<acc>.DISCONNECT` for a client that was connected.
+pub fn client_disconnected(s: &Arc<ServerShared>, c: &ClientConn, reason: CloseReason) {
+    let account = c.meta.lock().account.clone();
+    let (out_msgs, out_bytes) = c.out_stats();
+    let body = ConnEvent {
+        kind: "io.nats.server.advisory.v1.client_disconnect",
+        id: event_id(),
+        timestamp: now_rfc3339(),
+        server: server_info(s),
+        client: client_info(s, c, true),
+        sent: Some(MsgBytes {
+            msgs: out_msgs,
+            bytes: out_bytes,
+        }),
+        received: Some(MsgBytes {
+            msgs: c.in_msgs.load(Ordering::Relaxed),
+            bytes: c.in_bytes.load(Ordering::Relaxed),
+        }),
+        reason: Some(reason.as_str()),
+    };
+    publish_event(s, &format!("$SYS.ACCOUNT.{account}.DISCONNECT"), &body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minify_keeps_strings() {
+        assert_eq!(
+            minify("{\n  \"a b\": \"x y\\\" z\",\n  \"n\": 1\n}"),
+            "{\"a b\":\"x y\\\" z\",\"n\":1}"
+        );
+    }
+
+    #[test]
+    fn request_options_become_query_parameters() {
+        assert_eq!(
+            options_to_query(br#"{"subscriptions":true,"limit":5,"sort":"cid"}"#),
+            "subs=1&limit=5&sort=cid"
+        );
+        assert_eq!(options_to_query(b""), "");
+        assert_eq!(
+            options_to_query(br#"{"subscriptions_detail":true}"#),
+            "subs=detail"
+        );
+    }
+}
