@@ -403,7 +403,7 @@ mod tests {
     fn request_options_become_query_parameters() {
         assert_eq!(
             options_to_query(br#"{"subscriptions":true,"limit":5,"sort":"cid"}"#),
-            "subs=1&limit=5&sort=cid"
+            "limit=5&sort=cid&subs=1"
         );
         assert_eq!(options_to_query(b""), "");
         assert_eq!(
