@@ -663,9 +663,7 @@ pub type AccountMap = FxHashMap<String, Arc<Account>>;
 
 /// Create every account from the options and wire their imports. Returns the accounts by
 /// name and the system account's name (if enabled).
-pub fn build_accounts(
-    opts: &Options,
-) -> Result<(AccountMap, Option<String>), String> {
+pub fn build_accounts(opts: &Options) -> Result<(AccountMap, Option<String>), String> {
     let cache = !opts.disable_sublist_cache;
     let mut map: FxHashMap<String, Arc<Account>> = FxHashMap::default();
     // Without an accounts block, the global account gets JetStream with no limits.

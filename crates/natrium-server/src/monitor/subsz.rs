@@ -186,13 +186,13 @@ pub fn subsz(mon: &Monitor, o: &SubszOptions) -> Result<Subsz, SubszError> {
         }
         // Runs under the sublist's read lock: only atomics are read in here.
         acc.sublist.for_each(|subject, _queue, sub| {
-            let Some(conn) = sub.client_conn() else {
-                return;
-            };
+            // Internal subscriptions (system services, imports) are listed too, as
+            // nats-server lists its internal clients' subscriptions; they have no cid.
+            let cid = sub.client_conn().map_or(0, |c| c.cid);
             if !o.test.is_empty() && !subject_matches(subject, o.test.as_bytes()) {
                 return;
             }
-            let mut d = SubDetail::new(sub, conn.cid);
+            let mut d = SubDetail::new(sub, cid);
             d.account = acc.name.clone();
             d.account_tag = acc.name.clone();
             details.push(d);
