@@ -568,3 +568,35 @@ async fn server_requests_over_the_system_account() {
     assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accountz_shows_imports_exports_and_connz_shows_auth() {
+    let s = TestServer::with(config(ACCOUNTS)).await;
+    let _b = async_nats::ConnectOptions::with_user_and_password("b".into(), "pb".into())
+        .name("b-conn")
+        .connect(s.url())
+        .await
+        .unwrap();
+    let mon = natrium_server::monitor::Monitor::new(s.server.shared().clone());
+    let r = mon.handle("/accountz", "acc=B");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let d = &v["account_detail"];
+    assert_eq!(d["client_connections"], 1);
+    let imports = d["imports"].as_array().unwrap();
+    assert!(imports.iter().any(|i| i["type"] == "stream"
+        && i["account"] == "A"
+        && i["local_subject"] == "from_a.pub.>"));
+    assert!(imports.iter().any(|i| i["type"] == "service"
+        && i["subject"] == "svc.echo"
+        && i["local_subject"] == "echo"));
+    let r = mon.handle("/accountz", "acc=A");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let exports = v["account_detail"]["exports"].as_array().unwrap();
+    assert_eq!(exports.len(), 2);
+    let r = mon.handle("/connz", "auth=1");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let c = &v["connections"][0];
+    assert_eq!(c["authorized_user"], "b");
+    assert_eq!(c["account"], "B");
+    s.stop().await;
+}

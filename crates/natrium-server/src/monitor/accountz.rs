@@ -1,9 +1,8 @@
 //! `/accountz`: the accounts this server knows, and one account's details with `acc=`.
 //!
-//! Accounts are only the global account today, without imports, exports, JWTs or
-//! mappings, so the detail view carries the fields nats-server always prints plus the
-//! connection and subscription counts; the optional sections appear once accounts have
-//! them.
+//! The detail view carries the fields nats-server always prints, the connection and
+//! subscription counts, and the account's configured exports and imports (no JWTs or
+//! mappings: natrium has no operator mode).
 
 use super::Monitor;
 use super::json::GoTime;
@@ -61,11 +60,57 @@ pub struct AccountInfo {
     pub client_connections: usize,
     /// Subscriptions.
     pub subscriptions: u64,
+    /// Exports (omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<ExportInfo>,
+    /// Imports (omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<ImportJson>,
     /// Name tag (the name unless tagged).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name_tag: String,
     /// The account's subject-index counters.
     pub sublist_stats: SublistStatsJson,
+}
+
+/// One export, as nats-server's `ExtExport`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportInfo {
+    /// Exported subject.
+    pub subject: String,
+    /// `stream` or `service`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Token required (never, without JWTs).
+    pub token_req: bool,
+    /// Accounts allowed to import (omitted when public).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approved_accounts: Vec<String>,
+    /// Service response type.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub response_type: String,
+}
+
+/// One import, as nats-server's `ExtImport`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportJson {
+    /// Subject in the exporting account.
+    pub subject: String,
+    /// Exporting account.
+    pub account: String,
+    /// Mapped subject.
+    pub to: String,
+    /// Local subject.
+    pub local_subject: String,
+    /// `stream` or `service`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Whether it failed to resolve.
+    pub invalid: bool,
+    /// Shares the requestor identity.
+    pub share: bool,
+    /// Latency tracking.
+    pub tracking: bool,
 }
 
 /// For `skip_serializing_if`.
@@ -112,10 +157,45 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
         is_system: out.system_account == a.name,
         expired: false,
         complete: true,
-        jetstream_enabled: false,
+        jetstream_enabled: a.jetstream.is_some(),
         leafnode_connections: 0,
         client_connections: clients,
         subscriptions: stats.num_subs,
+        exports: a
+            .exports
+            .iter()
+            .map(|e| ExportInfo {
+                subject: e.subject.clone(),
+                kind: if e.service { "service" } else { "stream" },
+                token_req: false,
+                approved_accounts: e.accounts.clone().unwrap_or_default(),
+                response_type: if e.service {
+                    match e.response_type {
+                        crate::options::ResponseType::Singleton => "Singleton",
+                        crate::options::ResponseType::Stream => "Stream",
+                        crate::options::ResponseType::Chunked => "Chunked",
+                    }
+                    .to_string()
+                } else {
+                    String::new()
+                },
+            })
+            .collect(),
+        imports: a
+            .imports
+            .lock()
+            .iter()
+            .map(|i| ImportJson {
+                subject: i.subject.clone(),
+                account: i.account.clone(),
+                to: i.local_subject.clone(),
+                local_subject: i.local_subject.clone(),
+                kind: if i.service { "service" } else { "stream" },
+                invalid: false,
+                share: i.share,
+                tracking: false,
+            })
+            .collect(),
         name_tag: a.name.clone(),
         sublist_stats: SublistStatsJson::from(&stats),
     });
