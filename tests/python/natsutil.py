@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 import socket
 import time
 
@@ -160,3 +161,56 @@ class RawConn:
             self.writer.close()
         except Exception:
             pass
+
+
+def connect_op(**fields) -> bytes:
+    """A CONNECT line (no verbose/pedantic, headers on) with extra fields, e.g. user/pass."""
+    opts = {"verbose": False, "pedantic": False, "headers": True}
+    opts.update(fields)
+    return b"CONNECT " + json.dumps(opts).encode() + b"\r\n"
+
+
+_INFO_LINE = re.compile(rb"(?m)^INFO [^\r\n]*\r\n")
+
+
+async def transcript(port: int, steps, timeout: float = 5.0) -> dict[str, bytes]:
+    """Replay ``steps`` — ``(conn_name, bytes)`` pairs, or ``("sleep", seconds)`` — over
+    raw connections to ``port``.
+
+    A connection is opened on its name's first use. Each step's bytes are followed by a
+    PING and read up to the PONG, so the server has processed the step before the next
+    one (and a message it routed to another connection is queued there ahead of that
+    connection's next PONG). At the end every open connection is PINGed once more.
+    Returns what each connection received, INFO lines removed, PONGs kept, and ``<EOF>``
+    where the server closed the connection."""
+    conns: dict[str, RawConn] = {}
+    out: dict[str, bytes] = {}
+    closed: set[str] = set()
+
+    async def roundtrip(name: str, data: bytes) -> None:
+        c = conns[name]
+        try:
+            await c.send(data + b"PING\r\n")
+            got = await c.read_until(b"PONG\r\n", timeout=timeout)
+        except (EOFError, ConnectionError):
+            got, c.buf = c.buf + b"<EOF>", b""
+            closed.add(name)
+        out[name] = out.get(name, b"") + got
+
+    try:
+        for name, data in steps:
+            if name == "sleep":
+                await asyncio.sleep(data)
+                continue
+            if name not in conns:
+                conns[name] = await RawConn.open(port)
+            if name in closed:
+                raise AssertionError(f"step on {name!r} after the server closed it")
+            await roundtrip(name, data)
+        for name in conns:
+            if name not in closed:
+                await roundtrip(name, b"")
+    finally:
+        for c in conns.values():
+            c.close()
+    return {k: _INFO_LINE.sub(b"", v) for k, v in out.items()}

@@ -22,7 +22,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
 /// Above this capacity an idle buffer is given back to the allocator.
-const SHRINK_ABOVE: usize = 256 * 1024;
+const SHRINK_ABOVE: usize = 8 * 1024 * 1024;
 
 /// Why a write failed.
 enum WriteFail {

@@ -4,4 +4,5 @@
 //! JetStream configuration (store directory, memory and storage limits with nats-server's
 //! defaults) and prints the startup banner tools look for.
 
+pub mod api;
 pub mod config;

@@ -170,21 +170,6 @@ enum OpKind {
     MinusErr,
 }
 
-/// Op names and how their arguments start. `sep_required`: a space or tab must follow the
-/// name (PUB, SUB…); otherwise leading blanks are skipped if present (CONNECT, INFO) or the
-/// rest of the line is ignored (PING, PONG, +OK).
-const OPS: &[(&[u8], OpKind)] = &[
-    (b"CONNECT", OpKind::Connect),
-    (b"PUB", OpKind::Pub),
-    (b"HPUB", OpKind::HPub),
-    (b"SUB", OpKind::Sub),
-    (b"UNSUB", OpKind::Unsub),
-    (b"PING", OpKind::Ping),
-    (b"PONG", OpKind::Pong),
-    (b"INFO", OpKind::Info),
-    (b"+OK", OpKind::PlusOk),
-    (b"-ERR", OpKind::MinusErr),
-];
 
 /// A PUB/HPUB whose control line is parsed but whose payload is still arriving. Offsets are
 /// relative to the start of the frame.
@@ -328,7 +313,7 @@ impl Parser {
             return Err(ParseError::HeadersNotSupported);
         }
         let mut fields = [(0usize, 0usize); 4];
-        let n = split_fields(arg, b" \t", &mut fields).ok_or(ParseError::BadArgs {
+        let n = split_fields(arg, |b| b == b' ' || b == b'\t', &mut fields).ok_or(ParseError::BadArgs {
             op,
             reason: "too many arguments",
         })?;
@@ -430,30 +415,50 @@ impl Parser {
 /// a strict prefix of some op name; `UnknownOp` as soon as no op can match, as nats-server
 /// fails on the first unexpected byte.
 fn match_op(buf: &[u8]) -> Result<Option<(OpKind, usize)>, ParseError> {
-    let mut partial = false;
-    for &(name, kind) in OPS {
-        let n = name.len().min(buf.len());
-        if buf[..n].eq_ignore_ascii_case(&name[..n]) {
-            if n == name.len() {
-                return Ok(Some((kind, n)));
-            }
-            partial = true;
-        }
+    // Dispatch on the first byte (PUB dominates, so it is tried first), then check the
+    // rest of the name case-insensitively.
+    let lower = |b: u8| b.to_ascii_lowercase();
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    let (name, kind): (&[u8], OpKind) = match lower(first) {
+        b'p' => match buf.get(1).map(|&b| lower(b)) {
+            None => return Ok(None),
+            Some(b'u') => (b"PUB", OpKind::Pub),
+            Some(b'i') => (b"PING", OpKind::Ping),
+            Some(b'o') => (b"PONG", OpKind::Pong),
+            Some(_) => return Err(ParseError::UnknownOp),
+        },
+        b'h' => (b"HPUB", OpKind::HPub),
+        b's' => (b"SUB", OpKind::Sub),
+        b'u' => (b"UNSUB", OpKind::Unsub),
+        b'c' => (b"CONNECT", OpKind::Connect),
+        b'i' => (b"INFO", OpKind::Info),
+        b'+' => (b"+OK", OpKind::PlusOk),
+        b'-' => (b"-ERR", OpKind::MinusErr),
+        _ => return Err(ParseError::UnknownOp),
+    };
+    let n = name.len().min(buf.len());
+    if !buf[..n].eq_ignore_ascii_case(&name[..n]) {
+        return Err(ParseError::UnknownOp);
     }
-    if partial {
-        Ok(None)
-    } else {
-        Err(ParseError::UnknownOp)
+    if n < name.len() {
+        return Ok(None);
     }
+    Ok(Some((kind, n)))
 }
 
-/// Split `arg` on any of `seps`, writing (start, end) pairs into `out`. Returns the number
+/// Split `arg` on bytes where `is_sep` holds, writing (start, end) pairs into `out`. Returns the number
 /// of fields, or `None` if there are more than `out` can hold.
-fn split_fields(arg: &[u8], seps: &[u8], out: &mut [(usize, usize)]) -> Option<usize> {
+fn split_fields(
+    arg: &[u8],
+    is_sep: impl Fn(u8) -> bool,
+    out: &mut [(usize, usize)],
+) -> Option<usize> {
     let mut n = 0;
     let mut start: Option<usize> = None;
-    for (i, b) in arg.iter().enumerate() {
-        if seps.contains(b) {
+    for (i, &b) in arg.iter().enumerate() {
+        if is_sep(b) {
             if let Some(s) = start.take() {
                 *out.get_mut(n)? = (s, i);
                 n += 1;
@@ -485,7 +490,9 @@ pub fn parse_size(d: &[u8]) -> Option<usize> {
 }
 
 /// Blanks that separate SUB/UNSUB arguments (nats-server's `splitArg`).
-const SUB_SEPS: &[u8] = b" \t\r\n";
+fn sub_sep(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
 
 fn parse_sub(arg: &[u8]) -> Result<ClientOp<'_>, ParseError> {
     let mut f = [(0usize, 0usize); 3];
@@ -493,7 +500,7 @@ fn parse_sub(arg: &[u8]) -> Result<ClientOp<'_>, ParseError> {
         op: "SUB",
         reason: "wrong number of arguments",
     };
-    let n = split_fields(arg, SUB_SEPS, &mut f).ok_or(bad.clone())?;
+    let n = split_fields(arg, sub_sep, &mut f).ok_or(bad.clone())?;
     let s = |i: usize| &arg[f[i].0..f[i].1];
     match n {
         2 => Ok(ClientOp::Sub {
@@ -516,7 +523,7 @@ fn parse_unsub(arg: &[u8]) -> Result<ClientOp<'_>, ParseError> {
         op: "UNSUB",
         reason: "wrong number of arguments",
     };
-    let n = split_fields(arg, SUB_SEPS, &mut f).ok_or(bad.clone())?;
+    let n = split_fields(arg, sub_sep, &mut f).ok_or(bad.clone())?;
     let s = |i: usize| &arg[f[i].0..f[i].1];
     match n {
         1 => Ok(ClientOp::Unsub {
