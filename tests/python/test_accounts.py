@@ -32,16 +32,6 @@ async def wait_for(pred, timeout: float = 5.0, what: str = "condition") -> None:
 # --- 3. raw protocol exchanges -----------------------------------------------------------
 
 
-@pytest.mark.natrium_xfail(
-    case="reserved-reply-prefixes",
-    reason='reserved reply prefixes are "_R_.", "$JS.ACK." and "$GR." (nats-server '
-    'isReservedReply); natrium refuses "$GNR." instead and lets "$JS.ACK."/"$GR." replies through',
-)
-@pytest.mark.natrium_xfail(
-    case="sys-queue-group",
-    reason='queue group "_sys_" must be refused for every client (nats-server processSub), '
-    "natrium only refuses it for users with permissions",
-)
 @pytest.mark.parametrize("case", list(CASES))
 @async_test()
 async def test_raw_exchange(start_server, case):
@@ -251,10 +241,6 @@ async def test_service_import_request_reply(start_server):
         await b.close()
 
 
-@pytest.mark.natrium_xfail(
-    reason="service import requests reach the exporter without the Nats-Request-Info header "
-    '(nats-server adds {"acc":"<importer>","rtt":<ns>}, turning a MSG into an HMSG)'
-)
 @async_test()
 async def test_service_import_request_info_header(start_server):
     server = start_server(SERVICE_CONF)
@@ -460,10 +446,6 @@ async def test_sys_connect_disconnect_events(start_server):
     assert de["server"]["seq"] > ce["server"]["seq"]
 
 
-@pytest.mark.natrium_xfail(
-    reason="DISCONNECT sent/received are swapped: nats-server counts from the client's side "
-    "(sent = what the client published, received = what it was delivered)"
-)
 @async_test()
 async def test_sys_disconnect_event_counters(start_server):
     server = start_server(SYS_CONF)
@@ -479,11 +461,6 @@ CLIENT_KEYS = {"start", "host", "id", "acc", "user", "name", "lang", "ver", "nam
                "client_type"}
 
 
-@pytest.mark.natrium_xfail(
-    reason="event shape: server.feature_flags missing; client.name_tag (the account name) "
-    "missing; extra client.server (both events) and client.rtt (CONNECT, where nats-server "
-    "has no rtt yet)"
-)
 @async_test()
 async def test_sys_event_key_sets(start_server):
     """The exact set of (nested) keys of CONNECT/DISCONNECT events."""
@@ -550,16 +527,6 @@ SYS_ENDPOINTS = {
 }
 
 
-@pytest.mark.natrium_xfail(case="PING", reason='PING/STATSZ answer is {"server","data"}; '
-                           'nats-server: {"server","statsz"} with 7 more statsz fields')
-@pytest.mark.natrium_xfail(case="PING.STATSZ", reason='answer is {"server","data"}, '
-                           'nats-server: {"server","statsz"}')
-@pytest.mark.natrium_xfail(case="STATSZ", reason='answer is {"server","data"}, '
-                           'nats-server: {"server","statsz"}')
-@pytest.mark.natrium_xfail(case="IDZ", reason='IDZ answer is wrapped in {"server","data"}; '
-                           'nats-server answers the bare {"name","host","id"}')
-@pytest.mark.natrium_xfail(case="PING.IDZ", reason='IDZ answer is wrapped in {"server","data"}')
-@pytest.mark.natrium_xfail(case="HEALTHZ", reason="HEALTHZ data lacks status_code (200)")
 @pytest.mark.natrium_xfail(case="JSZ", reason="JSZ without JetStream answers an error "
                            '{"code":404,"description":"404 page not found"}; nats-server '
                            'answers data with "disabled":true')
@@ -587,10 +554,6 @@ async def test_sys_server_request_shape(start_server, case):
         await sys_nc.close()
 
 
-@pytest.mark.natrium_xfail(
-    reason="no account_connections events ($SYS.ACCOUNT.<acc>.SERVER.CONNS, and the older "
-    "$SYS.SERVER.ACCOUNT.<acc>.CONNS) on client connect/disconnect"
-)
 @async_test()
 async def test_sys_account_conns_events(start_server):
     server = start_server(SYS_CONF)
@@ -616,10 +579,6 @@ async def test_sys_account_conns_events(start_server):
         await sys_nc.close()
 
 
-@pytest.mark.natrium_xfail(
-    reason="accounts do not get nats-server's system service imports ($SYS.REQ.USER.INFO, "
-    "$SYS.REQ.ACCOUNT.PING.CONNZ / .STATZ, $SYS.REQ.SERVER.PING.CONNZ): no responders"
-)
 @pytest.mark.parametrize("case", ["$SYS.REQ.USER.INFO", "$SYS.REQ.ACCOUNT.PING.CONNZ",
                                   "$SYS.REQ.SERVER.PING.CONNZ"])
 @async_test()

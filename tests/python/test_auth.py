@@ -6,7 +6,6 @@ tests give both servers the same config text."""
 from __future__ import annotations
 
 import base64
-import json
 import time
 
 import nats

@@ -80,6 +80,9 @@ pub struct Account {
     pub is_system: bool,
     /// Client connections bound to this account.
     pub nconns: AtomicUsize,
+    /// Traffic of this account's connections that have closed: (in msgs, in bytes, out
+    /// msgs, out bytes). Live connections are summed on demand.
+    pub closed_traffic: Mutex<[u64; 4]>,
     /// Open service-import response routes, by the `_R_` reply subject.
     responses: Mutex<FxHashMap<Box<[u8]>, ResponseRoute>>,
     /// This account's `_R_.<token>.` prefix, and whether its router is subscribed.
@@ -131,6 +134,7 @@ impl Account {
             imports: Mutex::new(Vec::new()),
             is_system,
             nconns: AtomicUsize::new(0),
+            closed_traffic: Mutex::new([0; 4]),
             responses: Mutex::new(FxHashMap::default()),
             reply_prefix: format!("{REPLY_PREFIX}{}.", reply_token()),
             router: Mutex::new(None),
@@ -376,7 +380,7 @@ impl InternalHandler for ServiceImport {
         ctx: &mut DeliveryCtx,
         account: &Arc<Account>,
         _sub: &Subscription,
-        _publisher: Publisher<'_>,
+        publisher: Publisher<'_>,
         msg: PubMsg<'_>,
     ) -> bool {
         let Some(exporter) = self.exporter.upgrade() else {
@@ -386,17 +390,39 @@ impl InternalHandler for ServiceImport {
         let reply = msg
             .reply
             .map(|r| exporter.open_route(account, r, &self.export));
+        // Tell the service who asks, as nats-server does with `Nats-Request-Info`.
+        let rtt = publisher.conn.map_or(0, |c| c.meta.lock().rtt_nanos);
+        let info = format!(
+            "Nats-Request-Info: {{\"acc\":{},\"rtt\":{rtt}}}\r\n",
+            serde_json::Value::String(account.name.clone())
+        );
+        let headers = with_header(msg.headers, &info);
         ctx.publish(
             &exporter,
             Publisher::SERVER,
             PubMsg {
                 subject: &subject,
                 reply: reply.as_deref(),
-                headers: msg.headers,
+                headers: Some(&headers),
                 payload: msg.payload,
             },
         )
     }
+}
+
+/// Append one `Key: value\r\n` line to a header block (making one if there is none).
+pub fn with_header(headers: Option<&[u8]>, line: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(headers.map_or(12, <[u8]>::len) + line.len());
+    match headers {
+        Some(h) if h.ends_with(b"\r\n\r\n") => {
+            out.extend_from_slice(&h[..h.len() - 2]);
+        }
+        Some(h) if h.ends_with(b"\r\n") => out.extend_from_slice(h),
+        _ => out.extend_from_slice(b"NATS/1.0\r\n"),
+    }
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// Why an import could not be wired.
@@ -527,6 +553,15 @@ pub const DEFAULT_RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_appended() {
+        assert_eq!(with_header(None, "A: b\r\n"), b"NATS/1.0\r\nA: b\r\n\r\n");
+        assert_eq!(
+            with_header(Some(b"NATS/1.0\r\nX: 1\r\n\r\n"), "A: b\r\n"),
+            b"NATS/1.0\r\nX: 1\r\nA: b\r\n\r\n"
+        );
+    }
 
     #[test]
     fn transforms() {

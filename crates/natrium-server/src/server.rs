@@ -313,6 +313,12 @@ impl ServerShared {
             && let Some(acc) = self.account(&account)
         {
             acc.nconns.fetch_sub(1, Ordering::Relaxed);
+            let (om, ob) = conn.out_stats();
+            let mut t = acc.closed_traffic.lock();
+            t[0] += conn.in_msgs.load(Ordering::Relaxed);
+            t[1] += conn.in_bytes.load(Ordering::Relaxed);
+            t[2] += om;
+            t[3] += ob;
         }
         let reason = conn.closing().unwrap_or(CloseReason::ClientClosed);
         if reason == CloseReason::StaleConnection {

@@ -193,7 +193,11 @@ pub fn reload(server: &Server, flags: &Flags) -> Result<(), String> {
     if let Some(b) = reload_blockers(&old, &new) {
         return Err(b);
     }
-    shared.reload_accounts(&new)?;
+    for name in shared.reload_accounts(&new)? {
+        if let Some(acc) = shared.account(&name) {
+            crate::system::account_services(shared, &acc);
+        }
+    }
     shared.set_auth(crate::auth::AuthRegistry::from_options(&new));
     shared.set_opts(new);
     Ok(())

@@ -57,6 +57,7 @@ struct EventServer {
     host: String,
     id: String,
     ver: &'static str,
+    feature_flags: crate::monitor::varz::FeatureFlags,
     jetstream: bool,
     flags: u64,
     seq: u64,
@@ -70,6 +71,7 @@ fn server_info(s: &ServerShared) -> EventServer {
         host: s.opts().host.clone(),
         id: s.server_id.clone(),
         ver: NATS_COMPAT_VERSION,
+        feature_flags: crate::monitor::varz::FeatureFlags::CURRENT,
         jetstream: js,
         flags: u64::from(js),
         seq: s.sys_seq.fetch_add(1, Ordering::Relaxed) + 1,
@@ -136,52 +138,163 @@ fn options_to_query(payload: &[u8]) -> String {
     parts.join("&")
 }
 
-/// The `data` of a STATSZ answer.
-fn statsz(s: &ServerShared) -> serde_json::Value {
-    let start = time::OffsetDateTime::from(s.start_time)
-        .format(&Rfc3339)
-        .unwrap_or_default();
-    let subs: usize = s.accounts().iter().map(|a| a.sublist.count()).sum();
-    serde_json::json!({
-        "start": start,
-        "connections": s.num_clients(),
-        "total_connections": s.stats.total_connections.load(Ordering::Relaxed),
-        "active_accounts": s.accounts().iter().filter(|a| a.num_connections() > 0).count(),
-        "subscriptions": subs,
-        "sent": {
-            "msgs": s.stats.out_msgs.load(Ordering::Relaxed),
-            "bytes": s.stats.out_bytes.load(Ordering::Relaxed),
-        },
-        "received": {
-            "msgs": s.stats.in_msgs.load(Ordering::Relaxed),
-            "bytes": s.stats.in_bytes.load(Ordering::Relaxed),
-        },
-        "slow_consumers": s.stats.slow_consumers.load(Ordering::Relaxed),
-    })
+/// `sent`/`received` counters.
+#[derive(serde::Serialize, Default, Clone, Copy)]
+struct Counts {
+    msgs: u64,
+    bytes: u64,
 }
 
-/// Build the answer for endpoint `name` with request body `payload`.
-fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8]) -> String {
-    let server = to_json(&server_info(s));
-    let data = match name {
-        "STATSZ" => Ok(statsz(s).to_string()),
-        "IDZ" => Ok(
-            serde_json::json!({"name": s.server_name, "host": s.opts().host, "id": s.server_id})
-                .to_string(),
-        ),
-        _ => {
-            let path = ENDPOINTS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, p)| *p)
-                .unwrap_or("");
-            let reply = Monitor::new(s.clone()).handle(path, &options_to_query(payload));
-            if reply.status.is_success() {
-                Ok(minify(&reply.body))
-            } else {
-                Err((reply.status.as_u16(), reply.body.trim().to_string()))
-            }
+/// The `statsz` of a STATSZ answer, in nats-server's field order.
+#[derive(serde::Serialize)]
+struct Statsz {
+    start: String,
+    mem: i64,
+    cores: usize,
+    cpu: f64,
+    connections: usize,
+    total_connections: u64,
+    active_accounts: usize,
+    subscriptions: usize,
+    sent: Counts,
+    sent_to_clients: Counts,
+    received: Counts,
+    received_from_clients: Counts,
+    slow_consumers: u64,
+    active_servers: u32,
+    gomaxprocs: usize,
+}
+
+fn statsz(s: &ServerShared, mon: &Monitor) -> Statsz {
+    let subs: usize = s.accounts().iter().map(|a| a.sublist.count()).sum();
+    let sent = Counts {
+        msgs: s.stats.out_msgs.load(Ordering::Relaxed),
+        bytes: s.stats.out_bytes.load(Ordering::Relaxed),
+    };
+    let received = Counts {
+        msgs: s.stats.in_msgs.load(Ordering::Relaxed),
+        bytes: s.stats.in_bytes.load(Ordering::Relaxed),
+    };
+    Statsz {
+        start: time::OffsetDateTime::from(s.start_time)
+            .format(&Rfc3339)
+            .unwrap_or_default(),
+        mem: crate::monitor::process::rss_bytes(),
+        cores: crate::monitor::process::cores(),
+        cpu: mon.cpu_percent(),
+        connections: s.num_clients(),
+        total_connections: s.stats.total_connections.load(Ordering::Relaxed),
+        active_accounts: s
+            .accounts()
+            .iter()
+            .filter(|a| a.num_connections() > 0)
+            .count(),
+        subscriptions: subs,
+        sent,
+        sent_to_clients: sent,
+        received,
+        received_from_clients: received,
+        slow_consumers: s.stats.slow_consumers.load(Ordering::Relaxed),
+        active_servers: 1,
+        gomaxprocs: crate::monitor::process::parallelism(),
+    }
+}
+
+/// One account's statistics (`AccountStat` in nats-server).
+#[derive(serde::Serialize)]
+struct AccountStat {
+    acc: String,
+    name: String,
+    conns: usize,
+    leafnodes: usize,
+    total_conns: usize,
+    num_subscriptions: usize,
+    sent: Counts,
+    received: Counts,
+    slow_consumers: u64,
+}
+
+fn account_stat(s: &ServerShared, account: &Account) -> AccountStat {
+    // As nats-server counts it: `received` is what the server received from the
+    // account's clients, `sent` what it delivered to them.
+    let t = *account.closed_traffic.lock();
+    let mut received = Counts {
+        msgs: t[0],
+        bytes: t[1],
+    };
+    let mut sent = Counts {
+        msgs: t[2],
+        bytes: t[3],
+    };
+    for c in s.clients() {
+        if !c.is_connected() || c.meta.lock().account != account.name {
+            continue;
         }
+        let (om, ob) = c.out_stats();
+        received.msgs += c.in_msgs.load(Ordering::Relaxed);
+        received.bytes += c.in_bytes.load(Ordering::Relaxed);
+        sent.msgs += om;
+        sent.bytes += ob;
+    }
+    AccountStat {
+        acc: account.name.clone(),
+        name: account.name.clone(),
+        conns: account.num_connections(),
+        leafnodes: 0,
+        total_conns: account.num_connections(),
+        num_subscriptions: account.sublist.count(),
+        sent,
+        received,
+        slow_consumers: 0,
+    }
+}
+
+/// Build the answer for endpoint `name` with request body `payload`. `account` limits
+/// account-scoped endpoints to one account.
+fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&str>) -> String {
+    let mon = Monitor::new(s.clone());
+    let server = to_json(&server_info(s));
+    match name {
+        // nats-server answers these two without the usual envelope.
+        "STATSZ" => {
+            return format!(
+                "{{\"server\":{server},\"statsz\":{}}}",
+                to_json(&statsz(s, &mon))
+            );
+        }
+        "IDZ" => {
+            return to_json(&serde_json::json!({
+                "name": s.server_name, "host": s.opts().host, "id": s.server_id
+            }));
+        }
+        _ => {}
+    }
+    let path = ENDPOINTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| *p)
+        .unwrap_or("");
+    let mut query = options_to_query(payload);
+    if let Some(acc) = account {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str("acc=");
+        query.push_str(acc);
+    }
+    let reply = mon.handle(path, &query);
+    let data = if name == "HEALTHZ" {
+        // The NATS form carries the HTTP status in the body too.
+        let mut v: serde_json::Value =
+            serde_json::from_str(&reply.body).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("status_code".into(), reply.status.as_u16().into());
+        }
+        Ok(to_json(&v))
+    } else if reply.status.is_success() {
+        Ok(minify(&reply.body))
+    } else {
+        Err((reply.status.as_u16(), reply.body.trim().to_string()))
     };
     match data {
         Ok(d) => format!("{{\"server\":{server},\"data\":{d}}}"),
@@ -190,6 +303,37 @@ fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8]) -> String {
             serde_json::Value::String(text)
         ),
     }
+}
+
+/// The account-scoped STATZ answer.
+fn account_statz(s: &Arc<ServerShared>, account: &Account) -> String {
+    #[derive(serde::Serialize)]
+    struct Data {
+        server_id: String,
+        now: String,
+        account_statz: Vec<AccountStat>,
+    }
+    let server = to_json(&server_info(s));
+    let data = Data {
+        server_id: s.server_id.clone(),
+        now: now_rfc3339(),
+        account_statz: vec![account_stat(s, account)],
+    };
+    format!("{{\"server\":{server},\"data\":{}}}", to_json(&data))
+}
+
+/// Reply to `reply` in `account`.
+fn respond(ctx: &mut DeliveryCtx, account: &Arc<Account>, reply: &[u8], body: &str) {
+    ctx.publish(
+        account,
+        Publisher::SERVER,
+        PubMsg {
+            subject: reply,
+            reply: None,
+            headers: None,
+            payload: body.as_bytes(),
+        },
+    );
 }
 
 /// Answers `$SYS.REQ.SERVER.PING[.<X>]` and `$SYS.REQ.SERVER.<id>.<X>`.
@@ -213,19 +357,98 @@ impl InternalHandler for ServerRequests {
         let subject = String::from_utf8_lossy(msg.subject);
         let tokens: Vec<&str> = subject.split('.').collect();
         // $SYS.REQ.SERVER.PING → STATSZ; $SYS.REQ.SERVER.<PING|id>.<X> → X.
-        let name = tokens.get(4).copied().unwrap_or("STATSZ");
-        let body = answer(&s, name, msg.payload);
-        ctx.publish(
-            account,
-            Publisher::SERVER,
-            PubMsg {
-                subject: reply,
-                reply: None,
-                headers: None,
-                payload: body.as_bytes(),
-            },
-        );
+        let body = if tokens.get(2) == Some(&"ACCOUNT") {
+            // $SYS.REQ.ACCOUNT.<acc>.<X>, from the system account.
+            let (Some(acc), Some(x)) = (tokens.get(3), tokens.get(4)) else {
+                return true;
+            };
+            match (s.account(acc), *x) {
+                (Some(a), "STATZ") => account_statz(&s, &a),
+                (Some(_), x) => answer(&s, x, msg.payload, Some(acc)),
+                (None, _) => return true,
+            }
+        } else {
+            let name = tokens.get(4).copied().unwrap_or("STATSZ");
+            answer(&s, name, msg.payload, None)
+        };
+        respond(ctx, account, reply, &body);
         true
+    }
+}
+
+/// System services nats-server imports into every account: who am I, and this account's
+/// connections and statistics.
+struct AccountRequests {
+    /// The server.
+    server: Weak<ServerShared>,
+}
+
+impl InternalHandler for AccountRequests {
+    fn handle(
+        &self,
+        ctx: &mut DeliveryCtx,
+        account: &Arc<Account>,
+        _sub: &Subscription,
+        publisher: Publisher<'_>,
+        msg: PubMsg<'_>,
+    ) -> bool {
+        let (Some(s), Some(reply)) = (self.server.upgrade(), msg.reply) else {
+            return true;
+        };
+        let body = match msg.subject {
+            b"$SYS.REQ.USER.INFO" => {
+                #[derive(serde::Serialize)]
+                struct UserInfo {
+                    user: String,
+                    account: String,
+                    account_name: String,
+                }
+                let user = publisher
+                    .conn
+                    .and_then(|c| c.meta.lock().user.clone())
+                    .unwrap_or_default();
+                let info = UserInfo {
+                    user,
+                    account: account.name.clone(),
+                    account_name: account.name.clone(),
+                };
+                format!(
+                    "{{\"server\":{},\"data\":{}}}",
+                    to_json(&server_info(&s)),
+                    to_json(&info)
+                )
+            }
+            b"$SYS.REQ.ACCOUNT.PING.STATZ" => account_statz(&s, account),
+            _ => answer(&s, "CONNZ", msg.payload, Some(&account.name)),
+        };
+        respond(ctx, account, reply, &body);
+        true
+    }
+}
+
+/// Subjects of the per-account system services.
+const ACCOUNT_SERVICES: &[&str] = &[
+    "$SYS.REQ.USER.INFO",
+    "$SYS.REQ.ACCOUNT.PING.CONNZ",
+    "$SYS.REQ.ACCOUNT.PING.STATZ",
+    "$SYS.REQ.SERVER.PING.CONNZ",
+];
+
+/// Subscribe the per-account system services in `account` (not the system account).
+pub fn account_services(server: &Arc<ServerShared>, account: &Arc<Account>) {
+    if account.is_system {
+        return;
+    }
+    let handler: Arc<dyn InternalHandler> = Arc::new(AccountRequests {
+        server: Arc::downgrade(server),
+    });
+    for subject in ACCOUNT_SERVICES {
+        let sub = Arc::new(Subscription::internal(
+            handler.clone(),
+            subject.as_bytes(),
+            None,
+        ));
+        let _ = account.sublist.insert(subject.as_bytes(), None, sub);
     }
 }
 
@@ -241,6 +464,12 @@ pub fn start(server: &Arc<ServerShared>) {
     for (name, _) in ENDPOINTS {
         subjects.push(format!("$SYS.REQ.SERVER.PING.{name}"));
         subjects.push(format!("$SYS.REQ.SERVER.{}.{name}", server.server_id));
+    }
+    for name in ["CONNZ", "SUBSZ", "STATZ"] {
+        subjects.push(format!("$SYS.REQ.ACCOUNT.*.{name}"));
+    }
+    for acc in server.accounts() {
+        account_services(server, &acc);
     }
     for subject in subjects {
         let sub = Arc::new(Subscription::internal(
@@ -269,9 +498,9 @@ struct EventClient {
     ver: String,
     #[serde(skip_serializing_if = "is_zero")]
     rtt: u64,
-    server: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop: Option<String>,
+    name_tag: String,
     kind: &'static str,
     client_type: &'static str,
 }
@@ -280,7 +509,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-fn client_info(s: &ServerShared, c: &ClientConn, stop: bool) -> EventClient {
+fn client_info(c: &ClientConn, stop: bool) -> EventClient {
     let meta = c.meta.lock().clone();
     EventClient {
         start: time::OffsetDateTime::from(c.start)
@@ -288,13 +517,14 @@ fn client_info(s: &ServerShared, c: &ClientConn, stop: bool) -> EventClient {
             .unwrap_or_default(),
         host: c.addr.ip().to_string(),
         id: c.cid,
+        name_tag: meta.account.clone(),
         acc: meta.account,
         user: meta.user.unwrap_or_default(),
         name: meta.name,
         lang: meta.lang,
         ver: meta.version,
-        rtt: meta.rtt_nanos,
-        server: s.server_name.clone(),
+        // nats-server reports the RTT only once it has been measured, on disconnect.
+        rtt: if stop { meta.rtt_nanos } else { 0 },
         stop: stop.then(now_rfc3339),
         kind: "Client",
         client_type: "nats",
@@ -326,7 +556,7 @@ struct ConnEvent {
 }
 
 /// Publish an event into the system account, if anyone listens.
-fn publish_event(s: &Arc<ServerShared>, subject: &str, body: &ConnEvent) {
+fn publish_event<T: serde::Serialize>(s: &Arc<ServerShared>, subject: &str, body: &T) {
     let Some(sys) = s.system_account() else {
         return;
     };
@@ -348,6 +578,36 @@ fn publish_event(s: &Arc<ServerShared>, subject: &str, body: &ConnEvent) {
     ctx.flush();
 }
 
+/// `account_connections` event on both subjects nats-server uses.
+fn account_conns_event(s: &Arc<ServerShared>, account_name: &str) {
+    let Some(account) = s.account(account_name) else {
+        return;
+    };
+    #[derive(serde::Serialize)]
+    struct AccountNumConns {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: String,
+        timestamp: String,
+        server: EventServer,
+        #[serde(flatten)]
+        stat: AccountStat,
+    }
+    for subject in [
+        format!("$SYS.ACCOUNT.{account_name}.SERVER.CONNS"),
+        format!("$SYS.SERVER.ACCOUNT.{account_name}.CONNS"),
+    ] {
+        let body = AccountNumConns {
+            kind: "io.nats.server.advisory.v1.account_connections",
+            id: event_id(),
+            timestamp: now_rfc3339(),
+            server: server_info(s),
+            stat: account_stat(s, &account),
+        };
+        publish_event(s, &subject, &body);
+    }
+}
+
 /// `$SYS.ACCOUNT.<acc>.CONNECT` for a client that just authenticated.
 pub fn client_connected(s: &Arc<ServerShared>, c: &ClientConn) {
     let account = c.meta.lock().account.clone();
@@ -356,12 +616,13 @@ pub fn client_connected(s: &Arc<ServerShared>, c: &ClientConn) {
         id: event_id(),
         timestamp: now_rfc3339(),
         server: server_info(s),
-        client: client_info(s, c, false),
+        client: client_info(c, false),
         sent: None,
         received: None,
         reason: None,
     };
     publish_event(s, &format!("$SYS.ACCOUNT.{account}.CONNECT"), &body);
+    account_conns_event(s, &account);
 }
 
 /// `$SYS.ACCOUNT.<acc>.DISCONNECT` for a client that was connected.
@@ -373,18 +634,24 @@ pub fn client_disconnected(s: &Arc<ServerShared>, c: &ClientConn, reason: CloseR
         id: event_id(),
         timestamp: now_rfc3339(),
         server: server_info(s),
-        client: client_info(s, c, true),
+        client: client_info(c, true),
+        // From the client's side: what it sent is what the server received.
         sent: Some(MsgBytes {
-            msgs: out_msgs,
-            bytes: out_bytes,
-        }),
-        received: Some(MsgBytes {
             msgs: c.in_msgs.load(Ordering::Relaxed),
             bytes: c.in_bytes.load(Ordering::Relaxed),
+        }),
+        received: Some(MsgBytes {
+            msgs: out_msgs,
+            bytes: out_bytes,
         }),
         reason: Some(reason.as_str()),
     };
     publish_event(s, &format!("$SYS.ACCOUNT.{account}.DISCONNECT"), &body);
+}
+
+/// After a disconnect is fully processed: the account's new connection count.
+pub fn account_changed(s: &Arc<ServerShared>, account: &str) {
+    account_conns_event(s, account);
 }
 
 #[cfg(test)]

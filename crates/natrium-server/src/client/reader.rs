@@ -38,6 +38,14 @@ const L1_MAX: usize = 512;
 /// Entries kept in a reader's publish-permission cache.
 const PUB_CACHE_MAX: usize = 1024;
 
+/// Reply subjects clients may not use: service-import replies (`_R_.`), JetStream acks
+/// and gateway replies, as nats-server's `isReservedReply`.
+fn is_reserved_reply(r: &[u8]) -> bool {
+    r.starts_with(b"_R_.")
+        || (r.len() > 8 && r.starts_with(b"$JS.ACK."))
+        || (r.len() > 4 && r.starts_with(b"$GR."))
+}
+
 /// Go's `%q` for subjects in error texts: double quotes, with `"` and `\` escaped and
 /// non-printable bytes as `\xNN`.
 pub fn go_quote(s: &[u8]) -> String {
@@ -185,11 +193,16 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
     conn.close(reason, true);
     r.remove_all_subs();
     let _ = writer.await;
-    if conn.is_connected() {
+    let was_connected = conn.is_connected();
+    if was_connected {
         let reason = conn.closing().unwrap_or(reason);
         crate::system::client_disconnected(&server, &conn, reason);
     }
     server.client_closed(&conn);
+    if was_connected {
+        let account = conn.meta.lock().account.clone();
+        crate::system::account_changed(&server, &account);
+    }
 }
 
 impl Reader {
@@ -608,8 +621,12 @@ impl Reader {
     fn on_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) -> Flow {
         // Permissions first, as nats-server (so an invalid subject a user may not use is a
         // permission error); the `_sys_` queue name is reserved.
-        if let Some(p) = &self.perms
-            && (!p.can_subscribe(subject, queue) || queue == Some(b"_sys_".as_slice()))
+        let sys_queue = queue == Some(b"_sys_".as_slice());
+        if sys_queue
+            || self
+                .perms
+                .as_ref()
+                .is_some_and(|p| !p.can_subscribe(subject, queue))
         {
             let text = match queue {
                 Some(q) => format!(
@@ -735,7 +752,7 @@ impl Reader {
             return Flow::Continue;
         }
         if let Some(reply) = m.reply
-            && (reply.starts_with(b"_R_.") || reply.starts_with(b"$GNR."))
+            && is_reserved_reply(reply)
         {
             self.conn.send_err(&format!(
                 "Permissions Violation for Publish with Reply of {}",

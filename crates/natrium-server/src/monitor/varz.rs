@@ -35,6 +35,16 @@ pub struct FeatureFlags {
     pub js_snapshot_sources: bool,
 }
 
+impl FeatureFlags {
+    /// The flags this server reports (nats-server 2.15.1's defaults).
+    pub const CURRENT: FeatureFlags = FeatureFlags {
+        js_ack_fc_v2: false,
+        js_api_reply_v2: false,
+        js_raft_delete_range: true,
+        js_snapshot_sources: false,
+    };
+}
+
 /// Counts per connection kind (`slow_consumer_stats`, `stale_connection_stats`).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct KindCounts {
@@ -280,12 +290,7 @@ pub fn varz(mon: &Monitor) -> Varz {
         http_req_stats: mon.http_req_stats(),
         config_load_time: GoTime(s.start_time),
         config_digest: opts.config_digest.clone().unwrap_or_default(),
-        feature_flags: FeatureFlags {
-            js_ack_fc_v2: false,
-            js_api_reply_v2: false,
-            js_raft_delete_range: true,
-            js_snapshot_sources: false,
-        },
+        feature_flags: FeatureFlags::CURRENT,
         system_account: system_account_name(mon),
         slow_consumer_stats: KindCounts {
             clients: slow,

@@ -170,7 +170,6 @@ enum OpKind {
     MinusErr,
 }
 
-
 /// A PUB/HPUB whose control line is parsed but whose payload is still arriving. Offsets are
 /// relative to the start of the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,10 +312,12 @@ impl Parser {
             return Err(ParseError::HeadersNotSupported);
         }
         let mut fields = [(0usize, 0usize); 4];
-        let n = split_fields(arg, |b| b == b' ' || b == b'\t', &mut fields).ok_or(ParseError::BadArgs {
-            op,
-            reason: "too many arguments",
-        })?;
+        let n = split_fields(arg, |b| b == b' ' || b == b'\t', &mut fields).ok_or(
+            ParseError::BadArgs {
+                op,
+                reason: "too many arguments",
+            },
+        )?;
         let at = |i: usize| (arg_start + fields[i].0, arg_start + fields[i].1);
         let slice = |i: usize| &arg[fields[i].0..fields[i].1];
         let (subject, reply, hdr, size) = match (is_hpub, n) {
