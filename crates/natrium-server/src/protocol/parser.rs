@@ -257,7 +257,10 @@ impl Parser {
             .map(|i| from + i)
         else {
             self.scanned = buf.len();
-            let seen = buf.len().saturating_sub(arg_start);
+            // A trailing `\r` may be the start of the line end; like nats-server, it does
+            // not count toward the limit.
+            let cr = usize::from(buf.last() == Some(&b'\r'));
+            let seen = buf.len().saturating_sub(arg_start).saturating_sub(cr);
             if seen > self.limits.max_control_line {
                 return Err(ParseError::ControlLineTooLong {
                     len: seen,
