@@ -584,3 +584,65 @@ async fn bad_input_closes_only_that_client() {
     assert_eq!(client_subs, 1);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_deadline_cuts_a_client_whose_socket_stays_full() {
+    let s = TestServer::with(Options {
+        write_deadline: Duration::from_millis(300),
+        ..Options::for_test()
+    })
+    .await;
+    // Never reads, tiny receive buffer: the server's writes block, and max_pending (64 MiB)
+    // is not what trips first.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = sock
+        .connect(([127, 0, 0, 1], s.port()).into())
+        .await
+        .unwrap();
+    stuck
+        .write_all(b"CONNECT {\"verbose\":false}\r\nSUB big 1\r\nPING\r\n")
+        .await
+        .unwrap();
+    let (got, _) = read_until(&mut stuck, T, |b| contains(b, b"PONG")).await;
+    assert!(contains(&got, b"PONG"));
+    let publisher = s.client().await;
+    let payload = bytes::Bytes::from(vec![b'w'; 32 * 1024]);
+    // ~16 MiB: far beyond the socket buffers, far below max_pending.
+    for _ in 0..512 {
+        publisher.publish("big", payload.clone()).await.unwrap();
+    }
+    roundtrip(&publisher).await;
+    let shared = s.server.shared().clone();
+    assert!(
+        eventually(Duration::from_secs(10), || shared
+            .closed_clients()
+            .iter()
+            .any(|c| c.reason.as_str() == "Slow Consumer (Write Deadline)"))
+        .await
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_churn_leaves_nothing_behind() {
+    let s = TestServer::with(Options {
+        max_closed_clients: 50,
+        ..Options::for_test()
+    })
+    .await;
+    let shared = s.server.shared().clone();
+    let acc = shared.global_account();
+    let baseline = acc.sublist.count();
+    for i in 0..200 {
+        let mut raw = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
+        raw.write_all(format!("CONNECT {{}}\r\nSUB a.{i} 1\r\nSUB b.* q 2\r\nPING\r\n").as_bytes())
+            .await
+            .unwrap();
+        let _ = read_until(&mut raw, T, |b| contains(b, b"PONG")).await;
+    }
+    assert!(eventually(T, || shared.num_clients() == 0).await);
+    assert!(eventually(T, || acc.sublist.count() == baseline).await);
+    assert_eq!(shared.closed_clients().len(), 50, "closed ring is bounded");
+    s.stop().await;
+}
