@@ -115,6 +115,8 @@ pub struct ServerShared {
     pub stats: ServerStats,
     /// Resolved JetStream configuration, when JetStream is enabled.
     pub jetstream: Option<crate::jetstream::config::JsConfig>,
+    /// The JetStream engine, once started.
+    pub js: std::sync::OnceLock<Arc<crate::jetstream::engine::JetStream>>,
     /// Open client connections by cid.
     clients: Mutex<FxHashMap<u64, Arc<ClientConn>>>,
     /// Recently closed connections, newest last.
@@ -474,6 +476,7 @@ impl Server {
             start_time: SystemTime::now(),
             stats: ServerStats::default(),
             jetstream,
+            js: std::sync::OnceLock::new(),
             clients: Mutex::new(FxHashMap::default()),
             closed: Mutex::new(VecDeque::new()),
             next_cid: AtomicU64::new(1),
@@ -489,6 +492,11 @@ impl Server {
             display_host_port(&shared.opts().host, client_addr.port())
         );
         crate::system::start(&shared);
+        if let Some(cfg) = shared.jetstream.clone() {
+            let js = crate::jetstream::engine::JetStream::start(&shared, cfg);
+            crate::jetstream::api_server::start(&js, &shared);
+            let _ = shared.js.set(js);
+        }
         let accept_task = tokio::spawn(accept_loop(shared.clone(), listener));
         info!(log, "Server is ready");
         Ok(Server {
@@ -560,6 +568,9 @@ impl Server {
         }
         for c in s.clients() {
             c.close(CloseReason::ServerShutdown, true);
+        }
+        if let Some(js) = s.js.get() {
+            js.shutdown();
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while s.active_conns.load(Ordering::Acquire) > 0 {

@@ -1,8 +1,17 @@
 //! JetStream: persistent streams and consumers on top of core NATS.
 //!
-//! This module grows with the JetStream issues. Today it resolves the server-level
-//! JetStream configuration (store directory, memory and storage limits with nats-server's
-//! defaults) and prints the startup banner tools look for.
+//! - `config`: the server-level configuration (store directory, limits, banner);
+//! - `engine`: which accounts have JetStream, their streams, recovery from disk;
+//! - `stream`: one stream and its publish pipeline (checks, append, group commit, PubAck);
+//! - `api_server`: the `$JS.API.>` subscription and its worker; `api_streams` and
+//!   `direct` answer the account and stream requests;
+//! - `api`: the wire types, with nats-server's exact JSON.
 
 pub mod api;
+pub mod api_server;
+pub mod api_streams;
 pub mod config;
+pub mod direct;
+pub mod engine;
+pub mod headers;
+pub mod stream;

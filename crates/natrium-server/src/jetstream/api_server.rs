@@ -1,0 +1,218 @@
+//! Serving `$JS.API.>`: one internal subscription per account, one worker thread.
+//!
+//! Why a worker thread: API requests create directories, open stores and fsync metadata.
+//! They must not run on the publisher's reader task, nor block an async worker. So the
+//! subscription copies each request onto a queue and a dedicated thread answers them in
+//! order (as nats-server's API queue does). Direct gets are the exception: they are reads
+//! served from memory or the page cache and sit on the hot path of KV `get`, so they are
+//! answered inline.
+//!
+//! Subjects nobody handles get no answer at all (nats-server's `$JS.API.>` subscription
+//! swallows them); direct gets on a stream without `allow_direct` report "not delivered",
+//! so a `no_responders` client gets its 503, as from nats-server where nobody listens.
+
+use super::api::errors::ApiError;
+use super::engine::{JetStream, JsAccount};
+use crate::account::Account;
+use crate::client::deliver::{DeliveryCtx, Publisher};
+use crate::client::subscription::{InternalHandler, Subscription};
+use crate::protocol::PubMsg;
+use crate::server::ServerShared;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+/// Most API requests queued before new ones are refused.
+const MAX_QUEUED_REQUESTS: usize = 10_000;
+
+/// One API request, copied off the publisher's task.
+pub struct ApiRequest {
+    /// Account it was made in.
+    pub account: Arc<Account>,
+    /// Full subject.
+    pub subject: String,
+    /// Where the answer goes.
+    pub reply: Option<Vec<u8>>,
+    /// Header block.
+    pub headers: Option<Vec<u8>>,
+    /// Body.
+    pub payload: Vec<u8>,
+}
+
+impl ApiRequest {
+    /// Subject tokens after `$JS.API.`.
+    pub fn tokens(&self) -> Vec<&str> {
+        self.subject
+            .strip_prefix("$JS.API.")
+            .map(|rest| rest.split('.').collect())
+            .unwrap_or_default()
+    }
+}
+
+/// An answer: the JSON text, and whether it is an error (for the API stats).
+pub struct ApiAnswer {
+    /// Body.
+    pub body: String,
+    /// Counted in `api.errors`.
+    pub is_error: bool,
+}
+
+impl ApiAnswer {
+    /// A success.
+    pub fn ok(body: String) -> Self {
+        ApiAnswer {
+            body,
+            is_error: false,
+        }
+    }
+
+    /// An error.
+    pub fn err(body: String) -> Self {
+        ApiAnswer {
+            body,
+            is_error: true,
+        }
+    }
+}
+
+/// The `$JS.API.>` subscription handler.
+struct ApiSub {
+    /// The engine.
+    js: Weak<JetStream>,
+    /// The worker's queue.
+    queue: std::sync::mpsc::SyncSender<ApiRequest>,
+}
+
+impl InternalHandler for ApiSub {
+    fn handle(
+        &self,
+        ctx: &mut DeliveryCtx,
+        account: &Arc<Account>,
+        _sub: &Subscription,
+        _publisher: Publisher<'_>,
+        msg: PubMsg<'_>,
+    ) -> bool {
+        let Some(js) = self.js.upgrade() else {
+            return false;
+        };
+        if msg.subject.starts_with(b"$JS.API.DIRECT.GET.") {
+            return super::direct::direct_get(&js, ctx, account, msg);
+        }
+        let req = ApiRequest {
+            account: account.clone(),
+            subject: String::from_utf8_lossy(msg.subject).into_owned(),
+            reply: msg.reply.map(<[u8]>::to_vec),
+            headers: msg.headers.map(<[u8]>::to_vec),
+            payload: msg.payload.to_vec(),
+        };
+        if let Err(std::sync::mpsc::TrySendError::Full(req)) = self.queue.try_send(req)
+            && let Some(reply) = &req.reply
+        {
+            let body = format!(
+                "{{\"error\":{}}}",
+                super::api::to_go_json(&ApiError::insufficient_resources())
+            );
+            publish(ctx, account, reply, body.as_bytes());
+        }
+        true
+    }
+}
+
+/// Publish an answer into `account`.
+pub fn publish(ctx: &mut DeliveryCtx, account: &Arc<Account>, reply: &[u8], body: &[u8]) {
+    ctx.publish(
+        account,
+        Publisher::SERVER,
+        PubMsg {
+            subject: reply,
+            reply: None,
+            headers: None,
+            payload: body,
+        },
+    );
+}
+
+/// Start the worker and subscribe `$JS.API.>` in every account.
+pub fn start(js: &Arc<JetStream>, server: &Arc<ServerShared>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ApiRequest>(MAX_QUEUED_REQUESTS);
+    let worker_js = js.clone();
+    let handle = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name("natrium-js-api".to_string())
+        .spawn(move || {
+            let _guard = handle.enter();
+            while let Ok(req) = rx.recv() {
+                answer(&worker_js, req);
+            }
+        });
+    if let Err(e) = spawned {
+        crate::error!(
+            server.log,
+            "Could not start the JetStream API worker: {}",
+            e
+        );
+        return;
+    }
+    let handler: Arc<dyn InternalHandler> = Arc::new(ApiSub {
+        js: Arc::downgrade(js),
+        queue: tx,
+    });
+    for account in server.accounts() {
+        subscribe_account(&account, &handler);
+    }
+    *js.api_handler.lock() = Some(handler);
+}
+
+/// Subscribe the API handler in one account.
+pub fn subscribe_account(account: &Arc<Account>, handler: &Arc<dyn InternalHandler>) {
+    let sub = Arc::new(Subscription::internal(handler.clone(), b"$JS.API.>", None));
+    let _ = account.sublist.insert(b"$JS.API.>", None, sub);
+}
+
+/// Handle one request on the worker and publish the answer.
+fn answer(js: &Arc<JetStream>, req: ApiRequest) {
+    let Some(server) = js.server.upgrade() else {
+        return;
+    };
+    js.api_total.fetch_add(1, Ordering::Relaxed);
+    let jsa = js.account(&req.account.name);
+    if let Some(a) = &jsa {
+        a.api_total.fetch_add(1, Ordering::Relaxed);
+    }
+    let Some(answer) = dispatch(js, jsa.as_ref(), &req) else {
+        return;
+    };
+    if answer.is_error {
+        js.api_errors.fetch_add(1, Ordering::Relaxed);
+        if let Some(a) = &jsa {
+            a.api_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if let Some(reply) = &req.reply {
+        let mut ctx = DeliveryCtx::new(server.clone(), rand::random());
+        publish(&mut ctx, &req.account, reply, answer.body.as_bytes());
+        ctx.flush();
+    }
+}
+
+/// Route a request to its handler. `None`: no handler (no answer, as nats-server).
+fn dispatch(
+    js: &Arc<JetStream>,
+    jsa: Option<&Arc<JsAccount>>,
+    req: &ApiRequest,
+) -> Option<ApiAnswer> {
+    let tokens = req.tokens();
+    let known = super::api_streams::is_known(&tokens);
+    if !known {
+        return None;
+    }
+    let Some(jsa) = jsa else {
+        return Some(super::api_streams::not_enabled(&tokens));
+    };
+    if let Some(h) = &req.headers
+        && let Some(level) = super::headers::get_str(h, super::headers::REQUIRED_API_LEVEL)
+        && super::api::required_api_level_unmet(level)
+    {
+        return Some(super::api_streams::api_level_error(&tokens));
+    }
+    super::api_streams::handle(js, jsa, req, &tokens)
+}

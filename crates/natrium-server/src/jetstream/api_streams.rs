@@ -1,0 +1,592 @@
+//! Handlers for the account and stream API: `$JS.API.INFO` and `$JS.API.STREAM.*`.
+//!
+//! Each handler decodes its request the way nats-server does (strict JSON), checks it,
+//! acts, and answers with the typed response from `api`. Errors keep nats-server's codes;
+//! where it helps an operator, the description says more (which limit, how much is used).
+
+use super::api::account::{AccountInfo, AccountInfoBody, AccountLimits, AccountTier, ApiStats};
+use super::api::errors::ApiError;
+use super::api::go_json::{GoRequest, Mode};
+use super::api::stream::{
+    MsgDeleteBody, MsgDeleteRequest, MsgGetBody, StorageType as ApiStorage, StreamConfig,
+    StreamConfigRequest, StreamCreateBody, StreamDeleteBody, StreamInfo, StreamInfoBody,
+    StreamInfoRequest, StreamListBody, StreamListRequest, StreamNamesBody, StreamNamesRequest,
+    StreamPurgeBody, StreamPurgeRequest, StreamState, StreamUpdateBody,
+};
+use super::api::stream_check::{
+    StreamCheckContext, check_stream_config, check_stream_create_request,
+    check_stream_standalone_replicas, check_stream_update, set_static_stream_metadata,
+    with_dynamic_stream_metadata,
+};
+use super::api::time::Timestamp;
+use super::api::{ApiPaged, ApiResponse, LIST_LIMIT, NAMES_LIMIT, ServerLimits};
+use super::api_server::{ApiAnswer, ApiRequest};
+use super::engine::{JetStream, JsAccount, StreamMeta};
+use super::stream::Stream;
+use crate::sublist::subjects_collide;
+use natrium_store::SubjectFilter;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Subjects this server answers (others get no answer, as nats-server's catch-all).
+pub fn is_known(t: &[&str]) -> bool {
+    matches!(
+        t,
+        ["INFO"]
+            | [
+                "STREAM",
+                "CREATE" | "UPDATE" | "DELETE" | "INFO" | "PURGE",
+                _
+            ]
+            | ["STREAM", "NAMES" | "LIST"]
+            | ["STREAM", "MSG", "GET" | "DELETE", _]
+    )
+}
+
+/// A typed error answer for the request's subject.
+fn error_for(t: &[&str], e: ApiError) -> ApiAnswer {
+    let body = match t {
+        ["INFO"] => ApiResponse::<AccountInfoBody>::error(e).to_json(),
+        ["STREAM", "CREATE", _] => ApiResponse::<StreamCreateBody>::error(e).to_json(),
+        ["STREAM", "UPDATE", _] => ApiResponse::<StreamUpdateBody>::error(e).to_json(),
+        ["STREAM", "DELETE", _] => ApiResponse::<StreamDeleteBody>::error(e).to_json(),
+        ["STREAM", "INFO", _] => ApiResponse::<StreamInfoBody>::error(e).to_json(),
+        ["STREAM", "PURGE", _] => ApiResponse::<StreamPurgeBody>::error(e).to_json(),
+        ["STREAM", "NAMES"] => ApiResponse::<StreamNamesBody>::error(e).to_json(),
+        ["STREAM", "LIST"] => ApiResponse::with_error(
+            StreamListBody {
+                streams: Some(Vec::new()),
+                ..StreamListBody::default()
+            },
+            e,
+        )
+        .to_json(),
+        ["STREAM", "MSG", "GET", _] => ApiResponse::<MsgGetBody>::error(e).to_json(),
+        ["STREAM", "MSG", "DELETE", _] => ApiResponse::<MsgDeleteBody>::error(e).to_json(),
+        _ => format!("{{\"error\":{}}}", super::api::to_go_json(&e)),
+    };
+    ApiAnswer::err(body)
+}
+
+/// 10039 for an account without JetStream.
+pub fn not_enabled(t: &[&str]) -> ApiAnswer {
+    error_for(t, ApiError::not_enabled_for_account())
+}
+
+/// The answer to a too-high `Nats-Required-Api-Level`.
+pub fn api_level_error(t: &[&str]) -> ApiAnswer {
+    error_for(t, ApiError::required_api_level())
+}
+
+/// Route a known subject.
+pub fn handle(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    req: &ApiRequest,
+    t: &[&str],
+) -> Option<ApiAnswer> {
+    let r = match t {
+        ["INFO"] => Ok(account_info(js, jsa)),
+        ["STREAM", "CREATE", name] => stream_create(js, jsa, name, &req.payload),
+        ["STREAM", "UPDATE", name] => stream_update(js, jsa, name, &req.payload),
+        ["STREAM", "DELETE", name] => stream_delete(jsa, name),
+        ["STREAM", "INFO", name] => stream_info(js, jsa, name, &req.payload),
+        ["STREAM", "NAMES"] => stream_names(jsa, &req.payload),
+        ["STREAM", "LIST"] => stream_list(js, jsa, &req.payload),
+        ["STREAM", "PURGE", name] => stream_purge(jsa, name, &req.payload),
+        ["STREAM", "MSG", "GET", name] => msg_get(jsa, name, &req.payload),
+        ["STREAM", "MSG", "DELETE", name] => msg_delete(jsa, name, &req.payload),
+        _ => return None,
+    };
+    Some(r.unwrap_or_else(|e| error_for(t, e)))
+}
+
+fn limits_json(l: &crate::options::AccountJsLimits) -> AccountLimits {
+    AccountLimits {
+        max_memory: l.max_memory,
+        max_storage: l.max_store,
+        max_streams: l.max_streams,
+        max_consumers: l.max_consumers,
+        max_ack_pending: l.max_ack_pending,
+        memory_max_stream_bytes: l.memory_max_stream_bytes,
+        storage_max_stream_bytes: l.store_max_stream_bytes,
+        max_bytes_required: l.max_bytes_required,
+    }
+}
+
+/// Bytes a stream reserves against the account: its `max_bytes`, when set.
+fn reserved(jsa: &JsAccount, memory: bool) -> u64 {
+    jsa.streams
+        .read()
+        .values()
+        .filter(|s| s.is_memory() == memory)
+        .map(|s| s.config().max_bytes.max(0) as u64)
+        .sum()
+}
+
+fn account_info(js: &JetStream, jsa: &JsAccount) -> ApiAnswer {
+    let streams = jsa.streams.read().len() as i64;
+    let info = AccountInfo {
+        tier: AccountTier {
+            memory: jsa.usage(true),
+            storage: jsa.usage(false),
+            reserved_memory: reserved(jsa, true),
+            reserved_storage: reserved(jsa, false),
+            streams,
+            consumers: 0,
+            limits: limits_json(&jsa.limits),
+        },
+        domain: js.domain.clone(),
+        api: ApiStats {
+            level: crate::options::API_LEVEL,
+            total: jsa.api_total.load(Ordering::Relaxed),
+            errors: jsa.api_errors.load(Ordering::Relaxed),
+            inflight: 0,
+        },
+        tiers: Default::default(),
+    };
+    ApiAnswer::ok(ApiResponse::new(AccountInfoBody { info: Some(info) }).to_json())
+}
+
+/// The state nats-server reports, from the store's.
+pub fn api_state(stream: &Stream, deleted_details: bool) -> StreamState {
+    let st = if deleted_details {
+        stream.store.state()
+    } else {
+        stream.store.fast_state()
+    };
+    let ts = |n: i64| {
+        if n == 0 {
+            Timestamp::default()
+        } else {
+            Timestamp::from_store_nanos(n)
+        }
+    };
+    StreamState {
+        messages: st.msgs,
+        bytes: st.bytes,
+        first_seq: st.first_seq,
+        first_ts: if st.msgs == 0 {
+            Timestamp::default()
+        } else {
+            ts(st.first_ts)
+        },
+        last_seq: st.last_seq,
+        last_ts: ts(st.last_ts),
+        num_subjects: st.num_subjects as i64,
+        subjects: Default::default(),
+        num_deleted: st.num_deleted as i64,
+        deleted: if deleted_details {
+            st.deleted
+        } else {
+            Vec::new()
+        },
+        lost: None,
+        consumer_count: 0,
+    }
+}
+
+/// Stream info as create/update/info report it.
+fn info_of(js: &JetStream, stream: &Stream, with_cluster: bool) -> StreamInfo {
+    let cluster = with_cluster.then(|| {
+        let name = js
+            .server
+            .upgrade()
+            .map(|s| s.server_name.clone())
+            .unwrap_or_default();
+        super::api::stream::ClusterInfo {
+            leader: name,
+            ..Default::default()
+        }
+    });
+    StreamInfo {
+        config: with_dynamic_stream_metadata(&stream.config()),
+        created: stream.created,
+        state: api_state(stream, false),
+        domain: js.domain.clone(),
+        cluster,
+        ts: Timestamp::now(),
+        ..StreamInfo::default()
+    }
+}
+
+fn check_ctx(
+    js: &JetStream,
+    jsa: &JsAccount,
+    pedantic: bool,
+    storage: ApiStorage,
+) -> StreamCheckContext {
+    let _ = js;
+    let cap = match storage {
+        ApiStorage::Memory => jsa.limits.memory_max_stream_bytes,
+        ApiStorage::File => jsa.limits.store_max_stream_bytes,
+    };
+    StreamCheckContext {
+        pedantic,
+        server: ServerLimits::default(),
+        max_bytes_required: jsa.limits.max_bytes_required,
+        max_stream_bytes: cap,
+    }
+}
+
+/// Refuse subjects that overlap another stream's in the account.
+fn check_overlap(jsa: &JsAccount, name: &str, cfg: &StreamConfig) -> Result<(), ApiError> {
+    for (other_name, other) in jsa.streams.read().iter() {
+        if other_name == name {
+            continue;
+        }
+        let other_cfg = other.config();
+        for a in &cfg.subjects {
+            for b in &other_cfg.subjects {
+                if subjects_collide(a.as_bytes(), b.as_bytes()) {
+                    return Err(ApiError::stream_subject_overlap());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stream count and storage checks for a new stream (the full accounting comes with the
+/// limits work).
+fn check_resources(js: &JetStream, jsa: &JsAccount, cfg: &StreamConfig) -> Result<(), ApiError> {
+    let count = jsa.streams.read().len() as i64;
+    if jsa.limits.max_streams >= 0 && count >= jsa.limits.max_streams {
+        return Err(ApiError::maximum_streams_limit()
+            .with_detail(format!("limit {}, in use {count}", jsa.limits.max_streams)));
+    }
+    let memory = cfg.storage == ApiStorage::Memory;
+    let want = cfg.max_bytes.max(0) as u64;
+    let (account_max, server_max) = if memory {
+        (jsa.limits.max_memory, js.config.max_memory)
+    } else {
+        (jsa.limits.max_store, js.config.max_store)
+    };
+    let in_use = reserved(jsa, memory);
+    for max in [account_max, server_max] {
+        if max >= 0 && in_use + want > max as u64 {
+            let detail = format!("limit {max}, reserved {in_use}, requested {want}");
+            return Err(if memory {
+                ApiError::memory_resources_exceeded().with_detail(detail)
+            } else {
+                ApiError::storage_resources_exceeded().with_detail(detail)
+            });
+        }
+    }
+    Ok(())
+}
+
+fn stream_create(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    name: &str,
+    body: &[u8],
+) -> Result<ApiAnswer, ApiError> {
+    let req = StreamConfigRequest::decode_request(body, Mode::Strict)?;
+    check_stream_create_request(name, &req)?;
+    let mut requested = req.config.clone();
+    set_static_stream_metadata(&mut requested);
+    let cfg = check_stream_config(
+        &requested,
+        &check_ctx(js, jsa, req.pedantic, requested.storage),
+    )?;
+    check_stream_standalone_replicas(&cfg)?;
+    if let Some(existing) = jsa.stream(name) {
+        if existing.config() != cfg {
+            return Err(ApiError::stream_name_exist());
+        }
+        let info = info_of(js, &existing, false);
+        return Ok(ApiAnswer::ok(
+            ApiResponse::new(StreamCreateBody {
+                info: Some(info),
+                did_create: true,
+            })
+            .to_json(),
+        ));
+    }
+    check_overlap(jsa, name, &cfg)?;
+    check_resources(js, jsa, &cfg)?;
+    let server = js
+        .server
+        .upgrade()
+        .ok_or_else(|| ApiError::stream_create("server stopping"))?;
+    let dir = jsa.dir.join(name);
+    let store = js.open_store(&dir, &cfg).map_err(ApiError::stream_create)?;
+    let created = Timestamp::now();
+    let stream = Stream::new(
+        jsa.account.clone(),
+        cfg.clone(),
+        created,
+        store,
+        Some(dir.clone()),
+        js.domain.clone(),
+    );
+    if let Err(e) = js.persist_meta(
+        &stream,
+        &StreamMeta {
+            config: cfg,
+            created,
+        },
+    ) {
+        let _ = stream.store.delete();
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(ApiError::stream_create(e));
+    }
+    stream.subscribe();
+    stream.spawn(server);
+    jsa.streams.write().insert(name.to_string(), stream.clone());
+    let info = info_of(js, &stream, false);
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(StreamCreateBody {
+            info: Some(info),
+            did_create: true,
+        })
+        .to_json(),
+    ))
+}
+
+fn stream_update(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    name: &str,
+    body: &[u8],
+) -> Result<ApiAnswer, ApiError> {
+    let req = StreamConfigRequest::decode_request(body, Mode::Strict)?;
+    if req.config.name != name {
+        return Err(ApiError::stream_mismatch());
+    }
+    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
+    let mut requested = req.config.clone();
+    set_static_stream_metadata(&mut requested);
+    let cfg = check_stream_config(
+        &requested,
+        &check_ctx(js, jsa, req.pedantic, requested.storage),
+    )?;
+    let old = stream.config();
+    let cfg = check_stream_update(&old, cfg, true)?;
+    check_overlap(jsa, name, &cfg)?;
+    stream
+        .update_config(cfg.clone())
+        .map_err(ApiError::stream_update)?;
+    js.persist_meta(
+        &stream,
+        &StreamMeta {
+            config: cfg,
+            created: stream.created,
+        },
+    )
+    .map_err(ApiError::stream_update)?;
+    let info = info_of(js, &stream, false);
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(StreamUpdateBody { info: Some(info) }).to_json(),
+    ))
+}
+
+fn stream_delete(jsa: &Arc<JsAccount>, name: &str) -> Result<ApiAnswer, ApiError> {
+    let stream = jsa
+        .streams
+        .write()
+        .remove(name)
+        .ok_or_else(ApiError::stream_not_found)?;
+    stream.close();
+    stream.store.delete().map_err(ApiError::stream_delete)?;
+    if let Some(dir) = &stream.dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(StreamDeleteBody { success: true }).to_json(),
+    ))
+}
+
+fn stream_info(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    name: &str,
+    body: &[u8],
+) -> Result<ApiAnswer, ApiError> {
+    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
+    let req = if body.is_empty() {
+        StreamInfoRequest::default()
+    } else {
+        StreamInfoRequest::decode_request(body, Mode::Strict)?
+    };
+    let mut info = info_of(js, &stream, true);
+    info.state = api_state(&stream, req.deleted_details);
+    let mut paged = ApiPaged::default();
+    if !req.subjects_filter.is_empty() {
+        let filter =
+            SubjectFilter::new(&req.subjects_filter).map_err(|_| ApiError::bad_request())?;
+        let mut all: Vec<(String, u64)> =
+            stream.store.subjects_totals(&filter).into_iter().collect();
+        all.sort();
+        let total = all.len();
+        let offset = (req.offset.max(0) as usize).min(total);
+        let limit = super::api::MAX_SUBJECT_DETAILS;
+        info.state.subjects = all.into_iter().skip(offset).take(limit).collect();
+        paged = ApiPaged {
+            total: total as i64,
+            offset: offset as i64,
+            limit: limit as i64,
+        };
+    }
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(StreamInfoBody {
+            paged,
+            info: Some(info),
+        })
+        .to_json(),
+    ))
+}
+
+/// Names of the account's streams matching an optional subject filter, sorted.
+fn matching_streams(jsa: &JsAccount, subject: &str) -> Vec<Arc<Stream>> {
+    jsa.streams
+        .read()
+        .values()
+        .filter(|s| {
+            subject.is_empty()
+                || s.config()
+                    .subjects
+                    .iter()
+                    .any(|x| subjects_collide(x.as_bytes(), subject.as_bytes()))
+        })
+        .cloned()
+        .collect()
+}
+
+fn stream_names(jsa: &Arc<JsAccount>, body: &[u8]) -> Result<ApiAnswer, ApiError> {
+    let req = if body.is_empty() {
+        StreamNamesRequest::default()
+    } else {
+        StreamNamesRequest::decode_request(body, Mode::Strict)?
+    };
+    let all = matching_streams(jsa, &req.subject);
+    let total = all.len();
+    let offset = (req.offset.max(0) as usize).min(total);
+    let page: Vec<String> = all
+        .iter()
+        .skip(offset)
+        .take(NAMES_LIMIT)
+        .map(|s| s.name.clone())
+        .collect();
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(StreamNamesBody {
+            paged: ApiPaged {
+                total: total as i64,
+                offset: offset as i64,
+                limit: NAMES_LIMIT as i64,
+            },
+            streams: (!page.is_empty()).then_some(page),
+        })
+        .to_json(),
+    ))
+}
+
+fn stream_list(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    body: &[u8],
+) -> Result<ApiAnswer, ApiError> {
+    let req = if body.is_empty() {
+        StreamListRequest::default()
+    } else {
+        StreamListRequest::decode_request(body, Mode::Strict)?
+    };
+    let all = matching_streams(jsa, &req.subject);
+    let total = all.len();
+    let offset = (req.offset.max(0) as usize).min(total);
+    let page: Vec<StreamInfo> = all
+        .iter()
+        .skip(offset)
+        .take(LIST_LIMIT)
+        .map(|s| {
+            // LIST shows the stored config (no dynamic metadata), as nats-server.
+            let mut info = info_of(js, s, false);
+            info.config = s.config();
+            info
+        })
+        .collect();
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(StreamListBody {
+            paged: ApiPaged {
+                total: total as i64,
+                offset: offset as i64,
+                limit: LIST_LIMIT as i64,
+            },
+            streams: Some(page),
+            ..StreamListBody::default()
+        })
+        .to_json(),
+    ))
+}
+
+fn stream_purge(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
+    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
+    let req = if body.is_empty() {
+        StreamPurgeRequest::default()
+    } else {
+        StreamPurgeRequest::decode_request(body, Mode::Strict)?
+    };
+    let cfg = stream.config();
+    if cfg.sealed {
+        return Err(ApiError::stream_sealed());
+    }
+    if cfg.deny_purge {
+        return Err(ApiError::stream_purge_failed("stream purge not permitted"));
+    }
+    if req.seq > 0 && req.keep > 0 {
+        return Err(ApiError::bad_request());
+    }
+    let purged = if req.filter.is_empty() && req.seq == 0 && req.keep == 0 {
+        stream.store.purge()
+    } else {
+        let filter = if req.filter.is_empty() {
+            SubjectFilter::all()
+        } else {
+            SubjectFilter::new(&req.filter).map_err(|_| ApiError::bad_request())?
+        };
+        stream.store.purge_ex(&filter, req.seq, req.keep)
+    }
+    .map_err(ApiError::stream_purge_failed)?;
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(StreamPurgeBody {
+            success: true,
+            purged,
+        })
+        .to_json(),
+    ))
+}
+
+fn msg_get(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
+    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
+    let msg = super::direct::msg_get(&stream, body)?;
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(MsgGetBody { message: Some(msg) }).to_json(),
+    ))
+}
+
+fn msg_delete(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
+    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
+    let req = MsgDeleteRequest::decode_request(body, Mode::Strict)?;
+    let cfg = stream.config();
+    if cfg.sealed {
+        return Err(ApiError::stream_sealed());
+    }
+    if cfg.deny_delete {
+        return Err(ApiError::stream_msg_delete_failed(
+            "message delete not permitted",
+        ));
+    }
+    let removed = if req.no_erase {
+        stream.store.remove_msg(req.seq)
+    } else {
+        stream.store.erase_msg(req.seq)
+    }
+    .map_err(ApiError::stream_msg_delete_failed)?;
+    if !removed {
+        return Err(ApiError::stream_msg_delete_failed("no message found"));
+    }
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(MsgDeleteBody { success: true }).to_json(),
+    ))
+}

@@ -1,0 +1,361 @@
+//! The JetStream engine: which accounts have JetStream, their streams, and recovering
+//! everything from disk at start.
+//!
+//! On disk (as nats-server lays it out): `<store_dir>/jetstream/<account>/streams/<stream>/`.
+//! A file stream's directory is a `natrium-store` file store, whose stream metadata blob
+//! holds the stream's config and creation time. A memory stream's directory holds only
+//! `memory-stream.json` (written atomically), so the stream comes back, empty, after a
+//! restart, as in nats-server.
+//!
+//! Lock order: `JetStream::accounts` before `JsAccount::streams`; neither is held while a
+//! stream's store is opened, synced or deleted, nor while publishing.
+
+use super::api::stream::{StorageType as ApiStorage, StreamConfig};
+use super::api::time::Timestamp;
+use super::config::JsConfig;
+use super::stream::{Stream, store_config};
+use crate::account::Account;
+use crate::options::AccountJsLimits;
+use crate::server::ServerShared;
+use crate::{error, info, warn};
+use natrium_store::{Durability, FileStore, FileStoreOptions, MemStore, StreamStore};
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Weak};
+
+/// File name of a memory stream's persisted config.
+const MEMORY_META: &str = "memory-stream.json";
+
+/// What we persist about a stream besides its messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// The stored configuration.
+    pub config: StreamConfig,
+    /// Creation time.
+    pub created: Timestamp,
+}
+
+/// Why a stream could not be created or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] natrium_store::StoreError),
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Metadata could not be read.
+    #[error("stream metadata in {path}: {detail}")]
+    Meta {
+        /// Where.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// Write `bytes` to `path` so that a crash leaves either the old or the new content:
+/// temp file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    use std::io::Write;
+    let io = |op: &'static str, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| EngineError::Io {
+            op,
+            path: p,
+            source,
+        }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
+    f.write_all(bytes).map_err(io("write", &tmp))?;
+    f.sync_all().map_err(io("fsync", &tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io("rename", path))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync dir", dir))?;
+    Ok(())
+}
+
+/// JetStream state of one account.
+pub struct JsAccount {
+    /// The account.
+    pub account: Arc<Account>,
+    /// Its JetStream limits.
+    pub limits: AccountJsLimits,
+    /// Streams by name.
+    pub streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// `<store>/jetstream/<account>/streams`.
+    pub dir: PathBuf,
+    /// API requests handled for this account.
+    pub api_total: AtomicU64,
+    /// API requests that failed.
+    pub api_errors: AtomicU64,
+}
+
+impl std::fmt::Debug for JsAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsAccount")
+            .field("account", &self.account.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JsAccount {
+    /// A stream by name.
+    pub fn stream(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.read().get(name).cloned()
+    }
+
+    /// Bytes stored by the account's streams of one storage type.
+    pub fn usage(&self, memory: bool) -> u64 {
+        self.streams
+            .read()
+            .values()
+            .filter(|s| s.is_memory() == memory)
+            .map(|s| s.store.fast_state().bytes)
+            .sum()
+    }
+}
+
+/// The server's JetStream.
+pub struct JetStream {
+    /// Resolved server-level configuration.
+    pub config: JsConfig,
+    /// The server.
+    pub server: Weak<ServerShared>,
+    /// Accounts with JetStream, by name.
+    pub accounts: RwLock<FxHashMap<String, Arc<JsAccount>>>,
+    /// API requests handled.
+    pub api_total: AtomicU64,
+    /// API requests that failed.
+    pub api_errors: AtomicU64,
+    /// Durability of file streams: `Always` unless `sync_interval` says otherwise.
+    pub durability: Durability,
+    /// JetStream domain.
+    pub domain: String,
+    /// The `$JS.API.>` handler, to subscribe accounts added later.
+    pub api_handler:
+        parking_lot::Mutex<Option<Arc<dyn crate::client::subscription::InternalHandler>>>,
+}
+
+impl std::fmt::Debug for JetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStream").finish_non_exhaustive()
+    }
+}
+
+impl JetStream {
+    /// Start JetStream for `server`: recover every JetStream-enabled account's streams.
+    pub fn start(server: &Arc<ServerShared>, config: JsConfig) -> Arc<JetStream> {
+        let opts = server.opts();
+        let durability = match opts.jetstream.sync_interval {
+            Some(Some(d)) => Durability::Interval(d),
+            Some(None) | None => Durability::Always,
+        };
+        let js = Arc::new(JetStream {
+            config,
+            server: Arc::downgrade(server),
+            accounts: RwLock::new(FxHashMap::default()),
+            api_total: AtomicU64::new(0),
+            api_errors: AtomicU64::new(0),
+            durability,
+            domain: opts.jetstream.domain.clone().unwrap_or_default(),
+            api_handler: parking_lot::Mutex::new(None),
+        });
+        drop(opts);
+        for account in server.accounts() {
+            if let Some(limits) = account.jetstream {
+                js.enable_account(server, account, limits);
+            }
+        }
+        js
+    }
+
+    /// Enable JetStream for an account and recover its streams.
+    pub fn enable_account(
+        &self,
+        server: &Arc<ServerShared>,
+        account: Arc<Account>,
+        limits: AccountJsLimits,
+    ) -> Arc<JsAccount> {
+        let dir = self.config.store_dir.join(&account.name).join("streams");
+        let jsa = Arc::new(JsAccount {
+            account,
+            limits,
+            streams: RwLock::new(BTreeMap::new()),
+            dir,
+            api_total: AtomicU64::new(0),
+            api_errors: AtomicU64::new(0),
+        });
+        self.recover_streams(server, &jsa);
+        self.accounts
+            .write()
+            .insert(jsa.account.name.clone(), jsa.clone());
+        jsa
+    }
+
+    /// The JetStream state of an account, if enabled.
+    pub fn account(&self, name: &str) -> Option<Arc<JsAccount>> {
+        self.accounts.read().get(name).cloned()
+    }
+
+    /// Open (or create) the store for a stream config.
+    pub fn open_store(
+        &self,
+        dir: &Path,
+        cfg: &StreamConfig,
+    ) -> Result<Arc<dyn StreamStore>, EngineError> {
+        if cfg.storage == ApiStorage::Memory {
+            return Ok(Arc::new(MemStore::new(store_config(cfg))));
+        }
+        let opts = FileStoreOptions {
+            durability: self.durability,
+            config: store_config(cfg),
+            ..FileStoreOptions::default()
+        };
+        let store = FileStore::open(dir, opts)?;
+        Ok(Arc::new(store))
+    }
+
+    /// Persist a stream's config and creation time.
+    pub fn persist_meta(&self, stream: &Stream, meta: &StreamMeta) -> Result<(), EngineError> {
+        let bytes = serde_json::to_vec(meta).map_err(|e| EngineError::Meta {
+            path: stream.dir.clone().unwrap_or_default(),
+            detail: e.to_string(),
+        })?;
+        if stream.is_memory() {
+            if let Some(dir) = &stream.dir {
+                std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+                    op: "mkdir",
+                    path: dir.clone(),
+                    source,
+                })?;
+                write_atomic(&dir.join(MEMORY_META), &bytes)?;
+            }
+            Ok(())
+        } else {
+            stream.store.write_stream_meta(&bytes)?;
+            Ok(())
+        }
+    }
+
+    /// Recover an account's streams from its directory. A stream that cannot be opened is
+    /// logged and left on disk untouched (never deleted), so an operator can look at it.
+    fn recover_streams(&self, server: &Arc<ServerShared>, jsa: &Arc<JsAccount>) {
+        let Ok(entries) = std::fs::read_dir(&jsa.dir) else {
+            return;
+        };
+        let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for dir in names {
+            if !dir.is_dir() {
+                continue;
+            }
+            match self.recover_one(server, jsa, &dir) {
+                Ok(stream) => {
+                    info!(
+                        server.log,
+                        "  Restored {} messages for stream '{} > {}'",
+                        stream.store.fast_state().msgs,
+                        jsa.account.name,
+                        stream.name
+                    );
+                }
+                Err(e) => {
+                    error!(
+                        server.log,
+                        "Error recovering stream in {}: {} (left on disk untouched)",
+                        dir.display(),
+                        e
+                    );
+                }
+            }
+        }
+    }
+
+    fn recover_one(
+        &self,
+        server: &Arc<ServerShared>,
+        jsa: &Arc<JsAccount>,
+        dir: &Path,
+    ) -> Result<Arc<Stream>, EngineError> {
+        let mem_meta = dir.join(MEMORY_META);
+        let (store, meta): (Arc<dyn StreamStore>, StreamMeta) = if mem_meta.exists() {
+            let bytes = std::fs::read(&mem_meta).map_err(|source| EngineError::Io {
+                op: "read",
+                path: mem_meta.clone(),
+                source,
+            })?;
+            let meta: StreamMeta =
+                serde_json::from_slice(&bytes).map_err(|e| EngineError::Meta {
+                    path: mem_meta.clone(),
+                    detail: e.to_string(),
+                })?;
+            (Arc::new(MemStore::new(store_config(&meta.config))), meta)
+        } else {
+            let opts = FileStoreOptions {
+                durability: self.durability,
+                ..FileStoreOptions::default()
+            };
+            let store = FileStore::open(dir, opts)?;
+            let report = store.recovery_report();
+            if !report.is_clean() {
+                warn!(
+                    server.log,
+                    "Stream recovery in {}: {:?}",
+                    dir.display(),
+                    report
+                );
+            }
+            let bytes = store.stream_meta()?.ok_or_else(|| EngineError::Meta {
+                path: dir.to_path_buf(),
+                detail: "no stream metadata".to_string(),
+            })?;
+            let meta: StreamMeta =
+                serde_json::from_slice(&bytes).map_err(|e| EngineError::Meta {
+                    path: dir.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
+            store.update_config(store_config(&meta.config))?;
+            (Arc::new(store), meta)
+        };
+        let stream = Stream::new(
+            jsa.account.clone(),
+            meta.config,
+            meta.created,
+            store,
+            Some(dir.to_path_buf()),
+            self.domain.clone(),
+        );
+        stream.subscribe();
+        stream.spawn(server.clone());
+        jsa.streams
+            .write()
+            .insert(stream.name.clone(), stream.clone());
+        Ok(stream)
+    }
+
+    /// Stop every stream (server shutdown): no more publishes, stores flushed and closed.
+    pub fn shutdown(&self) {
+        for jsa in self.accounts.read().values() {
+            for s in jsa.streams.read().values() {
+                s.close();
+                let _ = s.store.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,610 @@
+//! A JetStream stream: its store, its subscriptions, and the publish pipeline.
+//!
+//! Why a pipeline: a publish that matches a stream arrives on the *publisher's* reader
+//! task, which must never wait for a disk. So the stream's subscription only copies the
+//! message into the stream's queue. One task per stream drains the queue in batches:
+//! it checks each message (sealed, size, expectation headers, de-duplication, TTL,
+//! rollup), appends it, then makes the whole batch durable with **one** fsync
+//! (group commit, off the async workers), and only then sends the PubAcks. So under
+//! load many publishers share each fsync, and when idle a publish costs one fsync.
+//!
+//! Invariants:
+//! - A PubAck that says "stored" is sent only after the store reports the message
+//!   durable under the stream's durability mode. If making it durable fails, every
+//!   message of the batch is answered with an error instead.
+//! - Only this task appends, so checks against "the last sequence" are exact.
+//! - Lock order: `config` may be read while holding nothing else; no lock is held while
+//!   publishing acks (publishing can re-enter internal subscriptions).
+
+use super::api::errors::ApiError;
+use super::api::pub_ack::{PubAck, PubAckResponse};
+use super::api::stream::{DiscardPolicy, StorageType as ApiStorage, StreamConfig};
+use super::api::time::Timestamp;
+use super::headers;
+use crate::account::Account;
+use crate::client::deliver::{DeliveryCtx, Publisher};
+use crate::client::subscription::{InternalHandler, Subscription};
+use crate::protocol::PubMsg;
+use crate::server::ServerShared;
+use natrium_store::{
+    DiscardPolicy as StoreDiscard, Durability, StoreConfig, StoreError, StreamStore, SubjectFilter,
+    Ticket, Ttl,
+};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Messages taken from the queue per batch.
+const BATCH: usize = 512;
+/// Bytes a stream may have queued before new publishes are refused (back-pressure for a
+/// stream whose disk cannot keep up).
+const MAX_QUEUED_BYTES: usize = 256 * 1024 * 1024;
+/// Largest header block nats-server accepts into a stream.
+const MAX_HEADER_SIZE: usize = 64 * 1024;
+
+/// A published message waiting to be stored.
+pub struct Inbound {
+    /// Subject.
+    pub subject: String,
+    /// Reply subject for the PubAck.
+    pub reply: Option<Box<[u8]>>,
+    /// Header block.
+    pub headers: Option<Box<[u8]>>,
+    /// Payload.
+    pub payload: Box<[u8]>,
+}
+
+impl Inbound {
+    fn size(&self) -> usize {
+        self.subject.len()
+            + self.reply.as_ref().map_or(0, |r| r.len())
+            + self.headers.as_ref().map_or(0, |h| h.len())
+            + self.payload.len()
+    }
+}
+
+/// Map the API config's limits to what the store enforces.
+pub fn store_config(cfg: &StreamConfig) -> StoreConfig {
+    let pos = |v: i64| (v > 0).then_some(v as u64);
+    StoreConfig {
+        max_msgs: pos(cfg.max_msgs),
+        max_bytes: pos(cfg.max_bytes),
+        max_age: (cfg.max_age > 0).then(|| Duration::from_nanos(cfg.max_age as u64)),
+        max_msgs_per_subject: pos(cfg.max_msgs_per_subject),
+        max_msg_size: (cfg.max_msg_size > 0).then_some(cfg.max_msg_size as u64),
+        discard: match cfg.discard {
+            DiscardPolicy::Old => StoreDiscard::Old,
+            DiscardPolicy::New => StoreDiscard::New,
+        },
+        discard_new_per_subject: cfg.discard_new_per_subject,
+    }
+}
+
+/// The `Nats-Msg-Id` de-duplication window.
+#[derive(Default)]
+struct Dedup {
+    /// id → (sequence, timestamp ns).
+    ids: HashMap<String, (u64, i64)>,
+    /// Insertion order, for expiry.
+    order: VecDeque<(i64, String)>,
+}
+
+impl Dedup {
+    fn prune(&mut self, now: i64, window: i64) {
+        while let Some((ts, _)) = self.order.front() {
+            if now - *ts <= window {
+                break;
+            }
+            if let Some((_, id)) = self.order.pop_front()
+                && self.ids.get(&id).is_some_and(|(_, t)| now - *t > window)
+            {
+                self.ids.remove(&id);
+            }
+        }
+    }
+
+    fn insert(&mut self, id: String, seq: u64, ts: i64) {
+        self.order.push_back((ts, id.clone()));
+        self.ids.insert(id, (seq, ts));
+    }
+}
+
+/// One stream.
+pub struct Stream {
+    /// Stream name.
+    pub name: String,
+    /// The account it lives in.
+    pub account: Arc<Account>,
+    /// Current configuration.
+    config: RwLock<StreamConfig>,
+    /// Creation time.
+    pub created: Timestamp,
+    /// The store.
+    pub store: Arc<dyn StreamStore>,
+    /// Directory of the stream's files (`None` would be a purely in-memory test stream).
+    pub dir: Option<PathBuf>,
+    /// The publish queue.
+    tx: mpsc::UnboundedSender<Inbound>,
+    /// The queue's receiving end, until the task takes it.
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Inbound>>>,
+    /// Bytes queued and not yet processed.
+    queued: AtomicUsize,
+    /// Subscriptions on the stream's subjects.
+    subs: Mutex<Vec<Arc<Subscription>>>,
+    /// Set when the stream is deleted or the server stops.
+    closed: AtomicBool,
+    /// Last stored sequence, watched by consumers.
+    pub last_seq: tokio::sync::watch::Sender<u64>,
+    /// JetStream domain for PubAcks.
+    domain: String,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The subscription handler on a stream's subjects.
+struct StreamSub {
+    /// The stream (weak: the account's index must not keep a deleted stream alive).
+    stream: Weak<Stream>,
+}
+
+impl InternalHandler for StreamSub {
+    fn handle(
+        &self,
+        ctx: &mut DeliveryCtx,
+        account: &Arc<Account>,
+        _sub: &Subscription,
+        _publisher: Publisher<'_>,
+        msg: PubMsg<'_>,
+    ) -> bool {
+        let Some(stream) = self.stream.upgrade() else {
+            return false;
+        };
+        if let Err(e) = stream.enqueue(msg) {
+            // Refused before queueing (overload): answer right away.
+            if let Some(reply) = msg.reply {
+                let ack = PubAckResponse::error(stream.name.clone(), e).to_wire();
+                ctx.publish(
+                    account,
+                    Publisher::SERVER,
+                    PubMsg {
+                        subject: reply,
+                        reply: None,
+                        headers: None,
+                        payload: &ack,
+                    },
+                );
+            }
+        }
+        true
+    }
+}
+
+impl Stream {
+    /// A stream over an opened store. Call [`Stream::subscribe`] and [`Stream::spawn`]
+    /// to make it live.
+    pub fn new(
+        account: Arc<Account>,
+        config: StreamConfig,
+        created: Timestamp,
+        store: Arc<dyn StreamStore>,
+        dir: Option<PathBuf>,
+        domain: String,
+    ) -> Arc<Stream> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let last = store.fast_state().last_seq;
+        Arc::new(Stream {
+            name: config.name.clone(),
+            account,
+            config: RwLock::new(config),
+            created,
+            store,
+            dir,
+            tx,
+            rx: Mutex::new(Some(rx)),
+            queued: AtomicUsize::new(0),
+            subs: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            last_seq: tokio::sync::watch::channel(last).0,
+            domain,
+        })
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> StreamConfig {
+        self.config.read().clone()
+    }
+
+    /// Storage type.
+    pub fn is_memory(&self) -> bool {
+        self.config.read().storage == ApiStorage::Memory
+    }
+
+    /// Replace the configuration (after validation), re-subscribing if subjects changed.
+    pub fn update_config(self: &Arc<Self>, cfg: StreamConfig) -> Result<(), StoreError> {
+        self.store.update_config(store_config(&cfg))?;
+        let resubscribe = self.config.read().subjects != cfg.subjects;
+        *self.config.write() = cfg;
+        if resubscribe {
+            self.unsubscribe();
+            self.subscribe();
+        }
+        Ok(())
+    }
+
+    /// Subscribe the stream's subjects in its account.
+    pub fn subscribe(self: &Arc<Self>) {
+        let handler: Arc<dyn InternalHandler> = Arc::new(StreamSub {
+            stream: Arc::downgrade(self),
+        });
+        let mut subs = self.subs.lock();
+        for subject in &self.config.read().subjects {
+            let sub = Arc::new(Subscription::internal(
+                handler.clone(),
+                subject.as_bytes(),
+                None,
+            ));
+            if self
+                .account
+                .sublist
+                .insert(subject.as_bytes(), None, sub.clone())
+                .is_ok()
+            {
+                subs.push(sub);
+            }
+        }
+    }
+
+    /// Remove the stream's subscriptions.
+    pub fn unsubscribe(&self) {
+        for sub in self.subs.lock().drain(..) {
+            crate::client::deliver::remove_sub(&self.account, &sub);
+        }
+    }
+
+    /// Queue a published message. Fails only when the queue is over its byte limit.
+    fn enqueue(&self, msg: PubMsg<'_>) -> Result<(), ApiError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ApiError::stream_not_found());
+        }
+        let inbound = Inbound {
+            subject: String::from_utf8_lossy(msg.subject).into_owned(),
+            reply: msg.reply.map(Into::into),
+            headers: msg.headers.map(Into::into),
+            payload: msg.payload.into(),
+        };
+        let size = inbound.size();
+        if self.queued.fetch_add(size, Ordering::AcqRel) > MAX_QUEUED_BYTES {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return Err(ApiError::insufficient_resources());
+        }
+        if self.tx.send(inbound).is_err() {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return Err(ApiError::stream_not_found());
+        }
+        Ok(())
+    }
+
+    /// Stop accepting publishes and drop the subscriptions (delete or shutdown).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.unsubscribe();
+    }
+
+    /// Whether the stream has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Start the stream's task.
+    pub fn spawn(self: &Arc<Self>, server: Arc<ServerShared>) {
+        let Some(rx) = self.rx.lock().take() else {
+            return;
+        };
+        let stream = self.clone();
+        tokio::spawn(async move { stream.run(rx, server).await });
+    }
+
+    /// The stream's task: drain the queue in batches, store, sync once, ack.
+    async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Inbound>,
+        server: Arc<ServerShared>,
+    ) {
+        let mut state = TaskState::recover(&self);
+        let mut batch: Vec<Inbound> = Vec::with_capacity(BATCH);
+        loop {
+            let expiry = self.store.next_expiry();
+            let sleep = async {
+                match expiry {
+                    Some(at) => {
+                        let now = now_nanos();
+                        let wait = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+                        tokio::time::sleep(Duration::from_nanos(wait)).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                _ = sleep => {
+                    let _ = self.store.expire(now_nanos());
+                    continue;
+                }
+            }
+            self.process_batch(&mut state, &mut batch, &server).await;
+        }
+    }
+
+    async fn process_batch(
+        &self,
+        state: &mut TaskState,
+        batch: &mut Vec<Inbound>,
+        server: &Arc<ServerShared>,
+    ) {
+        let cfg = self.config.read().clone();
+        let mut acks: Vec<(Box<[u8]>, PubAckResponse, bool)> = Vec::with_capacity(batch.len());
+        let mut last_ticket: Option<Ticket> = None;
+        let now = now_nanos();
+        state.dedup.prune(now, cfg.duplicate_window);
+        let mut queued = 0usize;
+        for m in batch.drain(..) {
+            queued += m.size();
+            let result = self.store_one(&cfg, state, &m, now);
+            let Some(reply) = m.reply else {
+                if let Ok(Stored::New { ticket, .. }) = result {
+                    last_ticket = Some(ticket);
+                }
+                continue;
+            };
+            match result {
+                Ok(Stored::New { seq, ticket }) => {
+                    last_ticket = Some(ticket);
+                    acks.push((reply, self.ack(seq, false), true));
+                }
+                Ok(Stored::Duplicate { seq }) => acks.push((reply, self.ack(seq, true), false)),
+                Err(e) => acks.push((reply, PubAckResponse::error(self.name.clone(), e), false)),
+            }
+        }
+        self.queued.fetch_sub(queued, Ordering::AcqRel);
+        // Group commit: one fsync makes the whole batch durable, off the async workers.
+        let mut durable_error: Option<ApiError> = None;
+        if let Some(ticket) = last_ticket
+            && matches!(self.store.durability(), Durability::Always)
+        {
+            let store = self.store.clone();
+            let r = tokio::task::spawn_blocking(move || store.wait_durable(ticket)).await;
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => durable_error = Some(store_error(&e)),
+                Err(_) => durable_error = Some(ApiError::stream_store_failed("store task failed")),
+            }
+        }
+        let _ = self.last_seq.send(self.store.fast_state().last_seq);
+        if cfg.no_ack || acks.is_empty() {
+            return;
+        }
+        let mut ctx = DeliveryCtx::new(server.clone(), rand::random());
+        for (reply, mut ack, needs_durable) in acks {
+            if needs_durable && let Some(e) = &durable_error {
+                ack = PubAckResponse::error(self.name.clone(), e.clone());
+            }
+            let bytes = ack.to_wire();
+            ctx.publish(
+                &self.account,
+                Publisher::SERVER,
+                PubMsg {
+                    subject: &reply,
+                    reply: None,
+                    headers: None,
+                    payload: &bytes,
+                },
+            );
+        }
+        ctx.flush();
+    }
+
+    fn ack(&self, seq: u64, duplicate: bool) -> PubAckResponse {
+        let mut ack = PubAck::new(self.name.clone(), seq);
+        ack.duplicate = duplicate;
+        ack.domain = self.domain.clone();
+        PubAckResponse { error: None, ack }
+    }
+
+    /// Check and append one message.
+    fn store_one(
+        &self,
+        cfg: &StreamConfig,
+        state: &mut TaskState,
+        m: &Inbound,
+        now: i64,
+    ) -> Result<Stored, ApiError> {
+        if cfg.sealed {
+            return Err(ApiError::stream_sealed());
+        }
+        let hdrs: &[u8] = m.headers.as_deref().unwrap_or(&[]);
+        if hdrs.len() > MAX_HEADER_SIZE {
+            return Err(ApiError::stream_header_exceeds_maximum());
+        }
+        if cfg.max_msg_size > 0 && hdrs.len() + m.payload.len() > cfg.max_msg_size as usize {
+            return Err(ApiError::stream_message_exceeds_maximum());
+        }
+        let mut ttl: Option<Ttl> = None;
+        let mut msg_id: Option<&str> = None;
+        let mut rollup: Option<&str> = None;
+        if !hdrs.is_empty() {
+            msg_id = headers::get_str(hdrs, headers::MSG_ID).filter(|s| !s.is_empty());
+            if let Some(id) = msg_id
+                && let Some((seq, _)) = state.dedup.ids.get(id)
+            {
+                return Ok(Stored::Duplicate { seq: *seq });
+            }
+            if let Some(expected) = headers::get_str(hdrs, headers::EXPECTED_STREAM)
+                && expected != self.name
+            {
+                return Err(ApiError::stream_not_match());
+            }
+            if let Some(v) = headers::get_str(hdrs, headers::EXPECTED_LAST_SEQ) {
+                let last = self.store.fast_state().last_seq;
+                if v.trim().parse::<u64>().ok() != Some(last) {
+                    return Err(ApiError::stream_wrong_last_sequence(last));
+                }
+            }
+            if let Some(v) = headers::get_str(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ) {
+                let filter_subject = headers::get_str(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ_SUBJ)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(&m.subject);
+                let last = SubjectFilter::new(filter_subject)
+                    .ok()
+                    .and_then(|f| self.store.load_last_msg(&f).ok())
+                    .map_or(0, |msg| msg.seq);
+                if v.trim().parse::<u64>().ok() != Some(last) {
+                    return Err(ApiError::stream_wrong_last_sequence(last));
+                }
+            }
+            if let Some(v) = headers::get_str(hdrs, headers::EXPECTED_LAST_MSG_ID)
+                && v != state.last_msg_id
+            {
+                return Err(ApiError::stream_wrong_last_msg_id(&state.last_msg_id));
+            }
+            if let Some(v) = headers::get_str(hdrs, headers::ROLLUP) {
+                if !cfg.allow_rollup_hdrs {
+                    return Err(ApiError::stream_rollup_failed("rollup not permitted"));
+                }
+                match v {
+                    "sub" | "all" => rollup = Some(v),
+                    other => {
+                        return Err(ApiError::stream_rollup_failed(format!(
+                            "rollup value invalid: {other:?}"
+                        )));
+                    }
+                }
+            }
+            if let Some(v) = headers::get_str(hdrs, headers::TTL) {
+                if !cfg.allow_msg_ttl {
+                    return Err(ApiError::message_ttl_disabled());
+                }
+                ttl = match headers::parse_ttl(v) {
+                    Ok(Some(d)) => Some(Ttl::After(d)),
+                    Ok(None) => Some(Ttl::Never),
+                    Err(_) => return Err(ApiError::message_ttl_invalid()),
+                };
+            }
+        }
+        let ack = self
+            .store
+            .append_msg(&m.subject, hdrs, &m.payload, ttl)
+            .map_err(|e| store_error(&e))?;
+        if let Some(id) = msg_id {
+            state.dedup.insert(id.to_string(), ack.seq, now);
+        }
+        state.last_msg_id = msg_id.unwrap_or("").to_string();
+        match rollup {
+            Some("sub") => {
+                if let Ok(f) = SubjectFilter::new(&m.subject) {
+                    let _ = self.store.purge_ex(&f, ack.seq, 0);
+                }
+            }
+            Some("all") => {
+                let _ = self.store.purge_ex(&SubjectFilter::all(), ack.seq, 0);
+            }
+            _ => {}
+        }
+        Ok(Stored::New {
+            seq: ack.seq,
+            ticket: ack.ticket,
+        })
+    }
+}
+
+/// The outcome of storing one message.
+enum Stored {
+    /// Appended at `seq`; durable once `ticket` is.
+    New {
+        /// Sequence.
+        seq: u64,
+        /// Durability ticket.
+        ticket: Ticket,
+    },
+    /// A duplicate of the message at `seq`.
+    Duplicate {
+        /// The original's sequence.
+        seq: u64,
+    },
+}
+
+/// State only the stream's task touches.
+struct TaskState {
+    /// De-duplication window.
+    dedup: Dedup,
+    /// `Nats-Msg-Id` of the last stored message (for `Nats-Expected-Last-Msg-Id`).
+    last_msg_id: String,
+}
+
+impl TaskState {
+    /// Rebuild the de-duplication window and last message id from the store, so they
+    /// survive a restart.
+    fn recover(stream: &Stream) -> TaskState {
+        let cfg = stream.config.read().clone();
+        let mut dedup = Dedup::default();
+        let now = now_nanos();
+        let state = stream.store.fast_state();
+        let mut last_msg_id = String::new();
+        if state.msgs > 0 {
+            if cfg.duplicate_window > 0 {
+                let from = stream.store.seq_from_time(now - cfg.duplicate_window);
+                let all = SubjectFilter::all();
+                let mut seq = from.max(state.first_seq);
+                while let Ok(m) = stream.store.load_next_msg(&all, seq) {
+                    if let Some(id) = headers::get_str(&m.hdrs, headers::MSG_ID)
+                        && !id.is_empty()
+                        && now - m.ts <= cfg.duplicate_window
+                    {
+                        dedup.insert(id.to_string(), m.seq, m.ts);
+                    }
+                    seq = m.seq + 1;
+                }
+            }
+            if let Ok(m) = stream.store.load_msg(state.last_seq) {
+                last_msg_id = headers::get_str(&m.hdrs, headers::MSG_ID)
+                    .unwrap_or("")
+                    .to_string();
+            }
+        }
+        TaskState { dedup, last_msg_id }
+    }
+}
+
+/// Map a store failure to the PubAck error nats-server gives.
+pub fn store_error(e: &StoreError) -> ApiError {
+    match e {
+        StoreError::MaxMsgs { .. } => ApiError::stream_store_failed("maximum messages exceeded"),
+        StoreError::MaxBytes { .. } => ApiError::stream_store_failed("maximum bytes exceeded"),
+        StoreError::MaxMsgsPerSubject { .. } => {
+            ApiError::stream_store_failed("maximum messages per subject exceeded")
+        }
+        StoreError::MsgTooLarge { .. } => ApiError::stream_message_exceeds_maximum(),
+        other => ApiError::stream_store_failed(other),
+    }
+}
+
+/// Wall clock in Unix nanoseconds.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,129 @@
+//! JetStream streams through async-nats: create, publish with acks, info, purge, get,
+//! delete, expectations, de-duplication, restart, and KV basics.
+
+mod support;
+
+use async_nats::jetstream::{self, stream};
+use natrium_server::options::Options;
+use std::time::Duration;
+use support::TestServer;
+
+fn js_opts(dir: &std::path::Path) -> Options {
+    let mut o = Options::for_test();
+    o.jetstream.enabled = true;
+    o.jetstream.store_dir = Some(dir.to_path_buf());
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_publish_info_get_purge_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let c = s.client().await;
+    let js = jetstream::new(c.clone());
+    let mut st = js
+        .create_stream(stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    for i in 0..10 {
+        let ack = js
+            .publish(format!("orders.{}", i % 3), format!("o{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(ack.sequence, i + 1);
+        assert_eq!(ack.stream, "ORDERS");
+    }
+    let info = st.info().await.unwrap();
+    assert_eq!(info.state.messages, 10);
+    assert_eq!(info.state.last_sequence, 10);
+    let m = st.get_raw_message(4).await.unwrap();
+    assert_eq!(m.subject.as_str(), "orders.0");
+    assert_eq!(&m.payload[..], b"o3");
+    let last = st
+        .get_last_raw_message_by_subject("orders.1")
+        .await
+        .unwrap();
+    assert_eq!(last.sequence, 8);
+    st.purge().filter("orders.2").await.unwrap();
+    assert_eq!(st.info().await.unwrap().state.messages, 7);
+    js.delete_stream("ORDERS").await.unwrap();
+    assert!(js.get_stream("ORDERS").await.is_err());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_survives_restart_with_dedup_window() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = TestServer::with(js_opts(dir.path())).await;
+        let js = jetstream::new(s.client().await);
+        js.create_stream(stream::Config {
+            name: "D".into(),
+            subjects: vec!["d.*".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", "once");
+        let a = js
+            .publish_with_headers("d.x", headers.clone(), "1".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(!a.duplicate);
+        let b = js
+            .publish_with_headers("d.x", headers, "2".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(b.duplicate);
+        assert_eq!(b.sequence, a.sequence);
+        s.stop().await;
+    }
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let mut st = js.get_stream("D").await.expect("stream recovered");
+    assert_eq!(st.info().await.unwrap().state.messages, 1);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "once");
+    let again = js
+        .publish_with_headers("d.x", headers, "3".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(again.duplicate, "dedup window survives a restart");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_put_get_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let kv = js
+        .create_key_value(jetstream::kv::Config {
+            bucket: "cfg".into(),
+            history: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("kv create");
+    kv.put("a", "1".into()).await.unwrap();
+    kv.put("a", "2".into()).await.unwrap();
+    assert_eq!(kv.get("a").await.unwrap().unwrap(), "2".as_bytes());
+    kv.delete("a").await.unwrap();
+    assert!(kv.get("a").await.unwrap().is_none());
+    assert!(kv.get("missing").await.unwrap().is_none());
+    let _ = Duration::ZERO;
+    s.stop().await;
+}
