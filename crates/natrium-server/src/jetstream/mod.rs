@@ -11,6 +11,7 @@ pub mod api;
 pub mod api_server;
 pub mod api_streams;
 pub mod config;
+pub mod consumer;
 pub mod direct;
 pub mod engine;
 pub mod headers;

@@ -1,0 +1,677 @@
+//! The consumer as a pure state machine: what to deliver next, what is pending, what to
+//! redeliver, which pull requests are waiting and when they expire.
+//!
+//! Why pure: a consumer's rules (ack policies, ack wait and backoff, max deliver, max ack
+//! pending, pull batches and byte limits, expiries, heartbeats) are where subtle bugs lose
+//! or duplicate messages. Here they take plain inputs — an ack, a pull request, "the time
+//! is now T" — and return plain outputs, so unit tests drive them with a fake clock and
+//! an in-memory message source, without sockets, tasks or disks. The driver (`driver.rs`)
+//! feeds events in and carries out what comes out.
+//!
+//! Cost: every operation is O(log pending) or O(pending), never O(stream length): new
+//! messages are found by asking the source for the next match after a cursor, and
+//! redeliveries are kept in ordered sets.
+
+use natrium_store::{ConsumerState, Pending, SequencePair};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// How acks work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Delivered means done.
+    None,
+    /// An ack covers everything up to it.
+    All,
+    /// Each message is acked on its own.
+    Explicit,
+}
+
+/// The rules a consumer runs with (from its config).
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Ack policy.
+    pub ack: Ack,
+    /// Ack wait in ns.
+    pub ack_wait: i64,
+    /// Redelivery delays in ns by delivery count (overrides `ack_wait`).
+    pub backoff: Vec<i64>,
+    /// Most deliveries of one message (`-1`/`0` unlimited).
+    pub max_deliver: i64,
+    /// Most unacknowledged messages (`-1`/`0` unlimited).
+    pub max_ack_pending: i64,
+    /// Pull: most waiting requests.
+    pub max_waiting: i64,
+    /// Pull: largest batch per request (0 unlimited).
+    pub max_batch: i64,
+    /// Pull: longest expiry per request in ns (0 unlimited).
+    pub max_expires: i64,
+    /// Pull: largest max_bytes per request (0 unlimited).
+    pub max_bytes: i64,
+}
+
+/// What a message source (the stream's store) can tell the machine.
+pub trait Source {
+    /// The first message at or after `seq` that matches the consumer's filter:
+    /// (sequence, size in bytes for `max_bytes`).
+    fn next_matching(&self, seq: u64) -> Option<(u64, u64)>;
+    /// Whether a message still exists (it may have been deleted or expired).
+    fn exists(&self, seq: u64) -> bool;
+    /// Size of a stored message, for `max_bytes`.
+    fn size(&self, seq: u64) -> Option<u64>;
+    /// Matching messages at or after `seq`.
+    fn num_pending(&self, seq: u64) -> u64;
+}
+
+/// A waiting pull request.
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    /// Where messages and statuses go.
+    pub reply: Box<[u8]>,
+    /// Messages still wanted.
+    pub batch: i64,
+    /// Bytes still allowed (0 = no limit).
+    pub max_bytes: i64,
+    /// Whether `max_bytes` was given.
+    pub bytes_limited: bool,
+    /// Expiry (ns since epoch); `None` waits forever.
+    pub expires_at: Option<i64>,
+    /// Answer at once when nothing is available.
+    pub no_wait: bool,
+    /// Heartbeat interval in ns.
+    pub heartbeat: Option<i64>,
+    /// When the next heartbeat is due.
+    pub next_heartbeat: i64,
+    /// Whether anything was delivered to this request.
+    pub delivered_any: bool,
+}
+
+/// A status to send to a pull request's reply subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Reply subject.
+    pub reply: Box<[u8]>,
+    /// Status line after `NATS/1.0 `, e.g. `408 Request Timeout`.
+    pub line: String,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Status {
+    fn new(reply: &[u8], line: impl Into<String>) -> Status {
+        Status {
+            reply: reply.into(),
+            line: line.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn pending(mut self, msgs: i64, bytes: i64) -> Status {
+        self.headers
+            .push(("Nats-Pending-Messages", msgs.max(0).to_string()));
+        self.headers
+            .push(("Nats-Pending-Bytes", bytes.max(0).to_string()));
+        self
+    }
+}
+
+/// Where a delivery goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A pull request's reply subject.
+    Pull(Box<[u8]>),
+    /// The push consumer's deliver subject.
+    Push,
+}
+
+/// One message to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Stream sequence.
+    pub sseq: u64,
+    /// Consumer sequence of this delivery.
+    pub dseq: u64,
+    /// How many times it has been delivered, this one included.
+    pub count: u64,
+    /// Matching messages left after this one (the ack subject's last token).
+    pub pending: u64,
+    /// Where it goes.
+    pub target: Target,
+    /// A status to send right after the message (`409 Batch Completed`).
+    pub after: Option<Status>,
+}
+
+/// What an ack did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckKind {
+    /// `+ACK` (or empty): done.
+    Ack,
+    /// `-NAK`, optionally after a delay (ns).
+    Nak(Option<i64>),
+    /// `+WPI`: still working, restart the ack wait.
+    Progress,
+    /// `+TERM`: never redeliver.
+    Term,
+}
+
+/// The machine.
+#[derive(Debug)]
+pub struct Machine {
+    /// Rules.
+    pub params: Params,
+    /// Next stream sequence to look at for new messages.
+    next_sseq: u64,
+    /// Last delivered (consumer seq, stream seq).
+    delivered: SequencePair,
+    /// Everything at or below is acknowledged.
+    ack_floor: SequencePair,
+    /// Unacknowledged deliveries: stream seq → (consumer seq, delivery time).
+    pending: BTreeMap<u64, Pending>,
+    /// Delivery counts above one, by stream seq.
+    redelivered: BTreeMap<u64, u64>,
+    /// Ack deadlines: (deadline ns, stream seq).
+    deadlines: BTreeSet<(i64, u64)>,
+    /// Deadline per pending stream seq (to find it in `deadlines`).
+    deadline_of: BTreeMap<u64, i64>,
+    /// Stream seqs due for redelivery, oldest first.
+    redeliver: BTreeSet<u64>,
+    /// Waiting pull requests, oldest first.
+    waiting: VecDeque<PullRequest>,
+}
+
+impl Machine {
+    /// A new consumer that starts at stream sequence `start` (the first to deliver).
+    pub fn new(params: Params, start: u64) -> Machine {
+        let floor = start.saturating_sub(1);
+        Machine {
+            params,
+            next_sseq: start.max(1),
+            delivered: SequencePair {
+                consumer: 0,
+                stream: floor,
+            },
+            ack_floor: SequencePair {
+                consumer: 0,
+                stream: floor,
+            },
+            pending: BTreeMap::new(),
+            redelivered: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            deadline_of: BTreeMap::new(),
+            redeliver: BTreeSet::new(),
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// A consumer recovered from stored state. Pending messages are due again now (their
+    /// ack wait started before the restart).
+    pub fn recover(params: Params, state: &ConsumerState, now: i64) -> Machine {
+        let mut m = Machine::new(params, state.delivered.stream + 1);
+        m.delivered = state.delivered;
+        m.ack_floor = state.ack_floor;
+        m.redelivered = state.redelivered.clone();
+        for (sseq, p) in &state.pending {
+            m.pending.insert(*sseq, *p);
+            m.set_deadline(*sseq, now);
+        }
+        m
+    }
+
+    /// The state to persist.
+    pub fn state(&self) -> ConsumerState {
+        ConsumerState {
+            delivered: self.delivered,
+            ack_floor: self.ack_floor,
+            pending: self.pending.clone(),
+            redelivered: self.redelivered.clone(),
+        }
+    }
+
+    /// Last delivered pair.
+    pub fn delivered(&self) -> SequencePair {
+        self.delivered
+    }
+
+    /// Ack floor pair.
+    pub fn ack_floor(&self) -> SequencePair {
+        self.ack_floor
+    }
+
+    /// Unacknowledged messages.
+    pub fn num_ack_pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Pending messages delivered more than once.
+    pub fn num_redelivered(&self) -> usize {
+        self.pending
+            .keys()
+            .filter(|s| self.redelivered.contains_key(s))
+            .count()
+    }
+
+    /// Waiting pull requests.
+    pub fn num_waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// The next stream sequence new deliveries start from.
+    pub fn next_sseq(&self) -> u64 {
+        self.next_sseq
+    }
+
+    /// Whether `sseq` is acknowledged (for interest and work-queue retention).
+    pub fn is_acked(&self, sseq: u64) -> bool {
+        if self.params.ack == Ack::None {
+            return sseq <= self.delivered.stream;
+        }
+        sseq <= self.ack_floor.stream || (sseq <= self.delivered.stream && !self.pending.contains_key(&sseq))
+    }
+
+    fn ack_delay(&self, count: u64) -> i64 {
+        if self.params.backoff.is_empty() {
+            self.params.ack_wait
+        } else {
+            let i = (count.saturating_sub(1) as usize).min(self.params.backoff.len() - 1);
+            self.params.backoff[i]
+        }
+    }
+
+    fn set_deadline(&mut self, sseq: u64, at: i64) {
+        if let Some(old) = self.deadline_of.insert(sseq, at) {
+            self.deadlines.remove(&(old, sseq));
+        }
+        self.deadlines.insert((at, sseq));
+    }
+
+    fn clear_deadline(&mut self, sseq: u64) {
+        if let Some(old) = self.deadline_of.remove(&sseq) {
+            self.deadlines.remove(&(old, sseq));
+        }
+    }
+
+    /// Move the ack floor up over everything acknowledged.
+    fn advance_floor(&mut self) {
+        match self.pending.iter().next() {
+            Some((sseq, p)) => {
+                self.ack_floor.stream = sseq.saturating_sub(1);
+                self.ack_floor.consumer = p.sequence.saturating_sub(1);
+            }
+            None => self.ack_floor = self.delivered,
+        }
+    }
+
+    fn forget(&mut self, sseq: u64) {
+        self.pending.remove(&sseq);
+        self.redelivered.remove(&sseq);
+        self.redeliver.remove(&sseq);
+        self.clear_deadline(sseq);
+    }
+
+    /// The earliest time something is due (an ack deadline, a pull expiry, a heartbeat).
+    pub fn next_deadline(&self) -> Option<i64> {
+        let mut t = self.deadlines.iter().next().map(|(d, _)| *d);
+        for w in &self.waiting {
+            for cand in [w.expires_at, w.heartbeat.map(|_| w.next_heartbeat)]
+                .into_iter()
+                .flatten()
+            {
+                t = Some(t.map_or(cand, |x: i64| x.min(cand)));
+            }
+        }
+        t
+    }
+
+    /// Time passes: ack deadlines that passed make their messages due for redelivery;
+    /// expired pull requests are answered; heartbeats are due. Returns the statuses to send.
+    pub fn tick(&mut self, now: i64) -> Vec<Status> {
+        while let Some(&(at, sseq)) = self.deadlines.iter().next() {
+            if at > now {
+                break;
+            }
+            self.deadlines.remove(&(at, sseq));
+            self.deadline_of.remove(&sseq);
+            if self.pending.contains_key(&sseq) {
+                self.redeliver.insert(sseq);
+            }
+        }
+        let mut out = Vec::new();
+        let mut keep = VecDeque::with_capacity(self.waiting.len());
+        while let Some(mut w) = self.waiting.pop_front() {
+            if w.expires_at.is_some_and(|e| e <= now) {
+                out.push(Status::new(&w.reply, "408 Request Timeout").pending(w.batch, w.max_bytes));
+                continue;
+            }
+            if let Some(hb) = w.heartbeat
+                && w.next_heartbeat <= now
+            {
+                w.next_heartbeat = now + hb;
+                let mut s = Status::new(&w.reply, "100 Idle Heartbeat");
+                s.headers
+                    .push(("Nats-Last-Consumer", self.delivered.consumer.to_string()));
+                s.headers
+                    .push(("Nats-Last-Stream", self.delivered.stream.to_string()));
+                out.push(s);
+            }
+            keep.push_back(w);
+        }
+        self.waiting = keep;
+        out
+    }
+
+    /// Whether anything could be delivered right now (ignoring targets).
+    fn has_work(&self, src: &dyn Source) -> bool {
+        !self.redeliver.is_empty() || src.next_matching(self.next_sseq).is_some()
+    }
+
+    /// Whether max ack pending blocks new deliveries.
+    fn blocked(&self) -> bool {
+        self.params.ack != Ack::None
+            && self.params.max_ack_pending > 0
+            && self.pending.len() as i64 >= self.params.max_ack_pending
+    }
+
+    /// Add a pull request. Returns a status to send right away, if any (a refusal, or
+    /// `404 No Messages` for a `no_wait` request with nothing to deliver).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_pull(
+        &mut self,
+        reply: &[u8],
+        batch: i64,
+        max_bytes: i64,
+        expires: i64,
+        no_wait: bool,
+        heartbeat: i64,
+        now: i64,
+        src: &dyn Source,
+    ) -> Option<Status> {
+        let p = &self.params;
+        let batch = batch.max(1);
+        if p.max_batch > 0 && batch > p.max_batch {
+            return Some(Status::new(
+                reply,
+                format!("409 Exceeded MaxRequestBatch of {}", p.max_batch),
+            ));
+        }
+        if p.max_expires > 0 && (expires > p.max_expires || expires == 0) {
+            return Some(Status::new(
+                reply,
+                format!(
+                    "409 Exceeded MaxRequestExpires of {}",
+                    super::super::api::time::go_duration_string(p.max_expires)
+                ),
+            ));
+        }
+        if p.max_bytes > 0 && max_bytes > p.max_bytes {
+            return Some(Status::new(
+                reply,
+                format!("409 Exceeded MaxRequestMaxBytes of {}", p.max_bytes),
+            ));
+        }
+        if no_wait && expires <= 0 && !self.has_work(src) {
+            return Some(Status::new(reply, "404 No Messages"));
+        }
+        if p.max_waiting > 0 && self.waiting.len() as i64 >= p.max_waiting {
+            if heartbeat > 0 {
+                return None;
+            }
+            return Some(Status::new(reply, "409 Exceeded MaxWaiting"));
+        }
+        self.waiting.push_back(PullRequest {
+            reply: reply.into(),
+            batch,
+            max_bytes: max_bytes.max(0),
+            bytes_limited: max_bytes > 0,
+            expires_at: (expires > 0).then(|| now.saturating_add(expires)),
+            no_wait,
+            heartbeat: (heartbeat > 0).then_some(heartbeat),
+            next_heartbeat: now.saturating_add(heartbeat.max(0)),
+            delivered_any: false,
+        });
+        None
+    }
+
+    /// Drop waiting requests whose requester went away.
+    pub fn drop_waiting(&mut self, keep: impl Fn(&[u8]) -> bool) {
+        self.waiting.retain(|w| keep(&w.reply));
+    }
+
+    /// Answer every waiting request (consumer deleted, server stopping).
+    pub fn close_waiting(&mut self, line: &str) -> Vec<Status> {
+        self.waiting
+            .drain(..)
+            .map(|w| Status::new(&w.reply, line).pending(w.batch, w.max_bytes))
+            .collect()
+    }
+
+    /// Pick the next delivery. `push`: whether deliveries may go to the push target
+    /// (a push consumer with interest and no flow-control stall). Statuses produced on the
+    /// way (a finished no-wait request, a message too large for a request) go to `out`.
+    /// `Ok(None)` when nothing can be delivered now.
+    pub fn next(
+        &mut self,
+        src: &dyn Source,
+        push: bool,
+        now: i64,
+        out: &mut Vec<Status>,
+    ) -> Option<Delivery> {
+        loop {
+            if !push && self.waiting.is_empty() {
+                return None;
+            }
+            // Redeliveries first, oldest first.
+            let mut candidate: Option<(u64, u64, bool)> = None;
+            while let Some(&sseq) = self.redeliver.iter().next() {
+                self.redeliver.remove(&sseq);
+                if !self.pending.contains_key(&sseq) {
+                    continue;
+                }
+                if !src.exists(sseq) {
+                    self.forget(sseq);
+                    self.advance_floor();
+                    continue;
+                }
+                let count = self.redelivered.get(&sseq).copied().unwrap_or(1) + 1;
+                if self.params.max_deliver > 0 && count as i64 > self.params.max_deliver {
+                    // Delivered as often as allowed: stop (an advisory was already sent
+                    // when the last allowed delivery happened).
+                    self.forget(sseq);
+                    self.advance_floor();
+                    continue;
+                }
+                candidate = Some((sseq, src.size(sseq).unwrap_or(0), true));
+                break;
+            }
+            if candidate.is_none() {
+                if self.blocked() {
+                    return self.finish_no_wait(out);
+                }
+                match src.next_matching(self.next_sseq) {
+                    Some((sseq, size)) => candidate = Some((sseq, size, false)),
+                    None => return self.finish_no_wait(out),
+                }
+            }
+            let (sseq, size, redelivery) = candidate?;
+            let mut after = None;
+            // Where does it go?
+            let target = if !self.waiting.is_empty() {
+                let w = &mut self.waiting[0];
+                if w.bytes_limited && size as i64 > w.max_bytes {
+                    // Does not fit this request: answer it and keep the message.
+                    let w = self.waiting.pop_front()?;
+                    out.push(
+                        Status::new(&w.reply, "409 Message Size Exceeds MaxBytes")
+                            .pending(w.batch, w.max_bytes),
+                    );
+                    if redelivery {
+                        self.redeliver.insert(sseq);
+                    }
+                    continue;
+                }
+                w.batch -= 1;
+                if w.bytes_limited {
+                    w.max_bytes -= size as i64;
+                }
+                w.delivered_any = true;
+                let t = Target::Pull(w.reply.clone());
+                if w.batch <= 0 || (w.bytes_limited && w.max_bytes <= 0) {
+                    if let Some(done) = self.waiting.pop_front()
+                        && done.batch <= 0
+                        && done.bytes_limited
+                        && done.max_bytes > 0
+                    {
+                        after = Some(
+                            Status::new(&done.reply, "409 Batch Completed")
+                                .pending(0, done.max_bytes),
+                        );
+                    }
+                }
+                t
+            } else if push {
+                Target::Push
+            } else {
+                if redelivery {
+                    self.redeliver.insert(sseq);
+                }
+                return None;
+            };
+            let mut d = self.record(sseq, redelivery, target, now, src);
+            d.after = after;
+            return Some(d);
+        }
+    }
+
+    /// At the end of the stream, no-wait requests are finished with `404 No Messages`,
+    /// unless they have an expiry and got nothing yet (those wait, as in nats-server).
+    fn finish_no_wait(&mut self, out: &mut Vec<Status>) -> Option<Delivery> {
+        self.waiting.retain(|w| {
+            if w.no_wait && (w.expires_at.is_none() || w.delivered_any) {
+                out.push(Status::new(&w.reply, "404 No Messages"));
+                false
+            } else {
+                true
+            }
+        });
+        None
+    }
+
+    /// Bookkeeping for a delivery.
+    fn record(&mut self, sseq: u64, redelivery: bool, target: Target, now: i64, src: &dyn Source) -> Delivery {
+        self.delivered.consumer += 1;
+        let dseq = self.delivered.consumer;
+        let count = if redelivery {
+            let c = self.redelivered.entry(sseq).or_insert(1);
+            *c += 1;
+            *c
+        } else {
+            self.next_sseq = sseq + 1;
+            1
+        };
+        if sseq > self.delivered.stream {
+            self.delivered.stream = sseq;
+        }
+        match self.params.ack {
+            Ack::None => {
+                self.ack_floor = self.delivered;
+            }
+            Ack::All | Ack::Explicit => {
+                self.pending.insert(
+                    sseq,
+                    Pending {
+                        sequence: dseq,
+                        timestamp: now,
+                    },
+                );
+                let delay = self.ack_delay(count);
+                self.set_deadline(sseq, now.saturating_add(delay));
+            }
+        }
+        Delivery {
+            sseq,
+            dseq,
+            count,
+            pending: src.num_pending(self.next_sseq),
+            target,
+            after: None,
+        }
+    }
+
+    /// Whether this delivery hit `max_deliver` (for the max-deliveries advisory).
+    pub fn at_max_deliver(&self, d: &Delivery) -> bool {
+        self.params.max_deliver > 0 && d.count as i64 == self.params.max_deliver
+    }
+
+    /// Apply an ack for stream seq `sseq`. Returns the stream seqs newly acknowledged
+    /// (for work-queue and interest retention).
+    pub fn ack(&mut self, sseq: u64, kind: AckKind, now: i64) -> Vec<u64> {
+        match kind {
+            AckKind::Ack | AckKind::Term => {}
+            AckKind::Nak(delay) => {
+                if self.pending.contains_key(&sseq) {
+                    match delay {
+                        Some(d) if d > 0 => self.set_deadline(sseq, now.saturating_add(d)),
+                        _ => {
+                            // Honour backoff for the next delivery, as nats-server does
+                            // for a plain NAK when backoff is set.
+                            self.clear_deadline(sseq);
+                            let count = self.redelivered.get(&sseq).copied().unwrap_or(1);
+                            if !self.params.backoff.is_empty() {
+                                let at = now.saturating_add(self.ack_delay(count + 1));
+                                self.set_deadline(sseq, at);
+                            } else {
+                                self.redeliver.insert(sseq);
+                            }
+                        }
+                    }
+                }
+                return Vec::new();
+            }
+            AckKind::Progress => {
+                if self.pending.contains_key(&sseq) {
+                    let count = self.redelivered.get(&sseq).copied().unwrap_or(1);
+                    let at = now.saturating_add(self.ack_delay(count));
+                    self.set_deadline(sseq, at);
+                    self.redeliver.remove(&sseq);
+                }
+                return Vec::new();
+            }
+        }
+        let mut acked = Vec::new();
+        match self.params.ack {
+            Ack::None => {}
+            Ack::Explicit => {
+                if self.pending.contains_key(&sseq) {
+                    self.forget(sseq);
+                    acked.push(sseq);
+                }
+            }
+            Ack::All => {
+                let below: Vec<u64> = self.pending.range(..=sseq).map(|(s, _)| *s).collect();
+                for s in below {
+                    self.forget(s);
+                    acked.push(s);
+                }
+            }
+        }
+        self.advance_floor();
+        acked
+    }
+
+    /// Skip ahead (stream purged or compacted below `seq`): nothing below it is pending.
+    pub fn skip_to(&mut self, seq: u64) {
+        if seq > self.next_sseq {
+            self.next_sseq = seq;
+        }
+        let below: Vec<u64> = self.pending.range(..seq).map(|(s, _)| *s).collect();
+        for s in below {
+            self.forget(s);
+        }
+        if seq.saturating_sub(1) > self.delivered.stream {
+            self.delivered.stream = seq - 1;
+        }
+        self.advance_floor();
+    }
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

@@ -1,0 +1,391 @@
+//! The consumer state machine under a fake clock and an in-memory message source.
+
+use super::*;
+use std::collections::BTreeMap;
+
+/// Messages by sequence: size, and whether they match the filter.
+struct Fake {
+    msgs: BTreeMap<u64, (u64, bool)>,
+}
+
+impl Fake {
+    fn with(n: u64) -> Fake {
+        Fake {
+            msgs: (1..=n).map(|s| (s, (10, true))).collect(),
+        }
+    }
+}
+
+impl Source for Fake {
+    fn next_matching(&self, seq: u64) -> Option<(u64, u64)> {
+        self.msgs
+            .range(seq..)
+            .find(|(_, (_, m))| *m)
+            .map(|(s, (size, _))| (*s, *size))
+    }
+    fn exists(&self, seq: u64) -> bool {
+        self.msgs.contains_key(&seq)
+    }
+    fn size(&self, seq: u64) -> Option<u64> {
+        self.msgs.get(&seq).map(|(s, _)| *s)
+    }
+    fn num_pending(&self, seq: u64) -> u64 {
+        self.msgs.range(seq..).filter(|(_, (_, m))| *m).count() as u64
+    }
+}
+
+const S: i64 = 1_000_000_000;
+
+fn params(ack: Ack) -> Params {
+    Params {
+        ack,
+        ack_wait: 30 * S,
+        backoff: Vec::new(),
+        max_deliver: -1,
+        max_ack_pending: 1000,
+        max_waiting: 512,
+        max_batch: 0,
+        max_expires: 0,
+        max_bytes: 0,
+    }
+}
+
+fn drain_push(m: &mut Machine, src: &Fake, now: i64) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    let mut st = Vec::new();
+    while let Some(d) = m.next(src, true, now, &mut st) {
+        out.push(d);
+        if out.len() > 1000 {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn push_delivers_in_order_with_pending_counts() {
+    let src = Fake::with(3);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    let ds = drain_push(&mut m, &src, 0);
+    let seqs: Vec<(u64, u64, u64)> = ds.iter().map(|d| (d.sseq, d.dseq, d.pending)).collect();
+    assert_eq!(seqs, vec![(1, 1, 2), (2, 2, 1), (3, 3, 0)]);
+    assert_eq!(m.num_ack_pending(), 3);
+    assert_eq!(m.ack_floor().stream, 0);
+}
+
+#[test]
+fn explicit_acks_move_the_floor_only_over_contiguous_acks() {
+    let src = Fake::with(3);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    drain_push(&mut m, &src, 0);
+    assert_eq!(m.ack(2, AckKind::Ack, 1), vec![2]);
+    assert_eq!(m.ack_floor().stream, 0, "1 is still pending");
+    assert!(m.is_acked(2) && !m.is_acked(1));
+    m.ack(1, AckKind::Ack, 1);
+    assert_eq!(m.ack_floor(), SequencePair { consumer: 2, stream: 2 });
+    m.ack(3, AckKind::Ack, 1);
+    assert_eq!(m.ack_floor(), SequencePair { consumer: 3, stream: 3 });
+    assert_eq!(m.num_ack_pending(), 0);
+    // Acking twice or an unknown sequence changes nothing.
+    assert!(m.ack(3, AckKind::Ack, 1).is_empty());
+    assert!(m.ack(99, AckKind::Ack, 1).is_empty());
+    assert_eq!(m.ack_floor().stream, 3);
+}
+
+#[test]
+fn ack_all_covers_everything_below() {
+    let src = Fake::with(4);
+    let mut m = Machine::new(params(Ack::All), 1);
+    drain_push(&mut m, &src, 0);
+    assert_eq!(m.ack(3, AckKind::Ack, 1), vec![1, 2, 3]);
+    assert_eq!(m.ack_floor().stream, 3);
+    assert_eq!(m.num_ack_pending(), 1);
+}
+
+#[test]
+fn ack_none_has_nothing_pending() {
+    let src = Fake::with(3);
+    let mut m = Machine::new(params(Ack::None), 1);
+    drain_push(&mut m, &src, 0);
+    assert_eq!(m.num_ack_pending(), 0);
+    assert_eq!(m.ack_floor(), m.delivered());
+}
+
+#[test]
+fn ack_wait_expiry_redelivers_with_counts() {
+    let src = Fake::with(2);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    drain_push(&mut m, &src, 0);
+    // Nothing due before the ack wait.
+    m.tick(29 * S);
+    assert!(drain_push(&mut m, &src, 29 * S).is_empty());
+    m.ack(2, AckKind::Ack, 29 * S);
+    m.tick(30 * S);
+    let ds = drain_push(&mut m, &src, 30 * S);
+    assert_eq!(ds.len(), 1);
+    assert_eq!((ds[0].sseq, ds[0].count, ds[0].dseq), (1, 2, 3));
+    assert_eq!(m.num_redelivered(), 1);
+    // Next deadline is another ack wait later.
+    assert_eq!(m.next_deadline(), Some(60 * S));
+}
+
+#[test]
+fn nak_redelivers_now_or_after_a_delay() {
+    let src = Fake::with(2);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    drain_push(&mut m, &src, 0);
+    m.ack(1, AckKind::Nak(None), 1);
+    let ds = drain_push(&mut m, &src, 1);
+    assert_eq!((ds.len(), ds[0].sseq, ds[0].count), (1, 1, 2));
+    m.ack(2, AckKind::Nak(Some(5 * S)), 2);
+    assert!(drain_push(&mut m, &src, 2).is_empty());
+    m.tick(5 * S + 2);
+    let ds = drain_push(&mut m, &src, 5 * S + 2);
+    assert_eq!((ds.len(), ds[0].sseq), (1, 2));
+}
+
+#[test]
+fn progress_resets_the_ack_wait() {
+    let src = Fake::with(1);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    drain_push(&mut m, &src, 0);
+    m.ack(1, AckKind::Progress, 20 * S);
+    m.tick(30 * S);
+    assert!(drain_push(&mut m, &src, 30 * S).is_empty());
+    m.tick(50 * S);
+    assert_eq!(drain_push(&mut m, &src, 50 * S).len(), 1);
+}
+
+#[test]
+fn term_stops_redelivery() {
+    let src = Fake::with(1);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    drain_push(&mut m, &src, 0);
+    assert_eq!(m.ack(1, AckKind::Term, 1), vec![1]);
+    m.tick(100 * S);
+    assert!(drain_push(&mut m, &src, 100 * S).is_empty());
+    assert_eq!(m.ack_floor().stream, 1);
+}
+
+#[test]
+fn backoff_sets_each_redelivery_delay_and_max_deliver_stops() {
+    let src = Fake::with(1);
+    let mut p = params(Ack::Explicit);
+    p.backoff = vec![S, 2 * S, 5 * S];
+    p.max_deliver = 3;
+    let mut m = Machine::new(p, 1);
+    let d = drain_push(&mut m, &src, 0);
+    assert!(!m.at_max_deliver(&d[0]));
+    assert_eq!(m.next_deadline(), Some(S));
+    m.tick(S);
+    let d = drain_push(&mut m, &src, S);
+    assert_eq!(d[0].count, 2);
+    assert_eq!(m.next_deadline(), Some(3 * S), "second delay is 2s");
+    m.tick(3 * S);
+    let d = drain_push(&mut m, &src, 3 * S);
+    assert_eq!(d[0].count, 3);
+    assert!(m.at_max_deliver(&d[0]));
+    m.tick(100 * S);
+    assert!(drain_push(&mut m, &src, 100 * S).is_empty(), "no 4th delivery");
+    assert_eq!(m.num_ack_pending(), 0);
+}
+
+#[test]
+fn max_ack_pending_blocks_new_messages_not_redeliveries() {
+    let src = Fake::with(5);
+    let mut p = params(Ack::Explicit);
+    p.max_ack_pending = 2;
+    let mut m = Machine::new(p, 1);
+    assert_eq!(drain_push(&mut m, &src, 0).len(), 2);
+    m.tick(31 * S);
+    let d = drain_push(&mut m, &src, 31 * S);
+    assert_eq!(d.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![1, 2]);
+    m.ack(1, AckKind::Ack, 32 * S);
+    let d = drain_push(&mut m, &src, 32 * S);
+    assert_eq!(d.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![3]);
+}
+
+#[test]
+fn filtered_messages_are_skipped() {
+    let mut src = Fake::with(4);
+    src.msgs.insert(2, (10, false));
+    src.msgs.insert(4, (10, false));
+    let mut m = Machine::new(params(Ack::None), 1);
+    let d = drain_push(&mut m, &src, 0);
+    assert_eq!(d.iter().map(|d| (d.sseq, d.pending)).collect::<Vec<_>>(), vec![(1, 1), (3, 0)]);
+}
+
+#[test]
+fn pull_batches_go_to_their_requests_in_order() {
+    let src = Fake::with(5);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    let mut out = Vec::new();
+    assert!(m.add_pull(b"r1", 2, 0, 0, false, 0, 0, &src).is_none());
+    assert!(m.add_pull(b"r2", 2, 0, 0, false, 0, 0, &src).is_none());
+    let mut got = Vec::new();
+    while let Some(d) = m.next(&src, false, 0, &mut out) {
+        got.push((d.sseq, d.target));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (1, Target::Pull(b"r1"[..].into())),
+            (2, Target::Pull(b"r1"[..].into())),
+            (3, Target::Pull(b"r2"[..].into())),
+            (4, Target::Pull(b"r2"[..].into())),
+        ]
+    );
+    assert!(out.is_empty());
+    assert_eq!(m.num_waiting(), 0);
+    // Without a request nothing is delivered.
+    assert!(m.next(&src, false, 0, &mut out).is_none());
+}
+
+#[test]
+fn no_wait_requests() {
+    let empty = Fake::with(0);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    let st = m.add_pull(b"r", 5, 0, 0, true, 0, 0, &empty).unwrap();
+    assert_eq!(st.line, "404 No Messages");
+    // Partial: two available, five asked.
+    let src = Fake::with(2);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    assert!(m.add_pull(b"r", 5, 0, 0, true, 0, 0, &src).is_none());
+    let mut out = Vec::new();
+    let mut n = 0;
+    while m.next(&src, false, 0, &mut out).is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 2);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].line, "404 No Messages");
+    assert_eq!(m.num_waiting(), 0);
+}
+
+#[test]
+fn expiry_heartbeats_and_timeouts() {
+    let src = Fake::with(0);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    assert!(m.add_pull(b"r", 10, 0, 10 * S, false, 3 * S, 0, &src).is_none());
+    assert_eq!(m.next_deadline(), Some(3 * S));
+    let st = m.tick(3 * S);
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0].line, "100 Idle Heartbeat");
+    assert!(st[0].headers.iter().any(|(k, _)| *k == "Nats-Last-Consumer"));
+    let st = m.tick(10 * S);
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0].line, "408 Request Timeout");
+    assert_eq!(
+        st[0].headers,
+        vec![
+            ("Nats-Pending-Messages", "10".to_string()),
+            ("Nats-Pending-Bytes", "0".to_string())
+        ]
+    );
+    assert_eq!(m.num_waiting(), 0);
+}
+
+#[test]
+fn request_limits_and_max_waiting() {
+    let src = Fake::with(0);
+    let mut p = params(Ack::Explicit);
+    p.max_batch = 10;
+    p.max_expires = 5 * S;
+    p.max_bytes = 100;
+    p.max_waiting = 1;
+    let mut m = Machine::new(p, 1);
+    assert_eq!(
+        m.add_pull(b"r", 11, 0, S, false, 0, 0, &src).unwrap().line,
+        "409 Exceeded MaxRequestBatch of 10"
+    );
+    assert_eq!(
+        m.add_pull(b"r", 1, 0, 6 * S, false, 0, 0, &src).unwrap().line,
+        "409 Exceeded MaxRequestExpires of 5s"
+    );
+    assert_eq!(
+        m.add_pull(b"r", 1, 101, S, false, 0, 0, &src).unwrap().line,
+        "409 Exceeded MaxRequestMaxBytes of 100"
+    );
+    assert!(m.add_pull(b"r1", 1, 0, S, false, 0, 0, &src).is_none());
+    assert_eq!(
+        m.add_pull(b"r2", 1, 0, S, false, 0, 0, &src).unwrap().line,
+        "409 Exceeded MaxWaiting"
+    );
+}
+
+#[test]
+fn max_bytes_per_request() {
+    let mut src = Fake::with(3);
+    src.msgs.insert(2, (50, true));
+    let mut m = Machine::new(params(Ack::None), 1);
+    // 30 bytes allowed: message 1 (10) fits, message 2 (50) does not.
+    assert!(m.add_pull(b"r", 5, 30, S, false, 0, 0, &src).is_none());
+    let mut out = Vec::new();
+    let d = m.next(&src, false, 0, &mut out).unwrap();
+    assert_eq!(d.sseq, 1);
+    assert!(m.next(&src, false, 0, &mut out).is_none());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].line, "409 Message Size Exceeds MaxBytes");
+    // The message stays for the next request.
+    assert!(m.add_pull(b"r2", 1, 0, S, false, 0, 0, &src).is_none());
+    assert_eq!(m.next(&src, false, 0, &mut out).unwrap().sseq, 2);
+}
+
+#[test]
+fn batch_completed_with_bytes_left() {
+    let src = Fake::with(3);
+    let mut m = Machine::new(params(Ack::None), 1);
+    assert!(m.add_pull(b"r", 1, 1000, S, false, 0, 0, &src).is_none());
+    let mut out = Vec::new();
+    let d = m.next(&src, false, 0, &mut out).unwrap();
+    let after = d.after.expect("batch completed status");
+    assert_eq!(after.line, "409 Batch Completed");
+    assert_eq!(after.headers[1], ("Nats-Pending-Bytes", "990".to_string()));
+}
+
+#[test]
+fn deleted_pending_messages_are_dropped() {
+    let mut src = Fake::with(2);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    drain_push(&mut m, &src, 0);
+    src.msgs.remove(&1);
+    m.tick(30 * S);
+    let d = drain_push(&mut m, &src, 30 * S);
+    assert_eq!(d.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![2]);
+    m.ack(2, AckKind::Ack, 31 * S);
+    assert_eq!(m.ack_floor().stream, 2);
+}
+
+#[test]
+fn recovered_state_redelivers_what_was_pending() {
+    let src = Fake::with(5);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    let ds = drain_push(&mut m, &src, 0);
+    assert_eq!(ds.len(), 5);
+    m.ack(1, AckKind::Ack, 1);
+    m.ack(2, AckKind::Ack, 1);
+    m.ack(4, AckKind::Ack, 1);
+    let state = m.state();
+    let mut r = Machine::recover(params(Ack::Explicit), &state, 100 * S);
+    assert_eq!(r.ack_floor().stream, 2);
+    assert_eq!(r.delivered(), SequencePair { consumer: 5, stream: 5 });
+    r.tick(100 * S);
+    let again = drain_push(&mut r, &src, 100 * S);
+    // Only the unacknowledged ones come again; never an acked one, never a new dseq reuse.
+    assert_eq!(again.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![3, 5]);
+    assert!(again.iter().all(|d| d.dseq > 5));
+}
+
+#[test]
+fn skip_to_after_purge() {
+    let src = Fake::with(10);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    let mut out = Vec::new();
+    m.add_pull(b"r", 2, 0, 0, false, 0, 0, &src);
+    while m.next(&src, false, 0, &mut out).is_some() {}
+    m.skip_to(8);
+    assert_eq!(m.num_ack_pending(), 0);
+    assert_eq!(m.ack_floor().stream, 7);
+    m.add_pull(b"r", 1, 0, 0, false, 0, 0, &src);
+    assert_eq!(m.next(&src, false, 0, &mut out).unwrap().sseq, 8);
+}
