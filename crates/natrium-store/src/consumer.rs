@@ -393,6 +393,14 @@ pub trait ConsumerStore: Send + Sync {
     }
     /// Persists the server's opaque consumer config blob.
     fn write_config(&self, cfg: &[u8]) -> Result<()>;
+    /// Switch to owner-driven group commit: ops are kept in memory and written only by
+    /// [`ConsumerStore::commit`] (or when a batch grows large). Memory stores ignore it.
+    fn set_deferred(&self, _on: bool) {}
+    /// Write deferred ops to the OS, and fsync them if `durable`. The owner calls it once
+    /// per batch of deliveries and acks, so many ops share one fsync.
+    fn commit(&self, _durable: bool) -> Result<()> {
+        Ok(())
+    }
     /// The stored config blob.
     fn config(&self) -> Result<Option<Vec<u8>>>;
     /// Makes all updates durable now.

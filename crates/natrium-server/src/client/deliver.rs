@@ -111,6 +111,23 @@ impl DeliveryCtx {
         self.route(account, &result, publisher, m)
     }
 
+    /// Publish into `account`, matching `route` but delivering `m.subject` as the message's
+    /// subject: how JetStream sends a stored message to a pull request's inbox or a push
+    /// consumer's deliver subject while clients see the original subject.
+    pub fn publish_routed(
+        &mut self,
+        account: &Arc<Account>,
+        route: &[u8],
+        publisher: Publisher<'_>,
+        m: PubMsg<'_>,
+    ) -> bool {
+        if self.depth >= MAX_DEPTH {
+            return false;
+        }
+        let result = account.sublist.match_subject(route);
+        self.route(account, &result, publisher, m)
+    }
+
     /// Deliver `m` to the subscriptions in `result` (one member per queue group).
     pub fn route(
         &mut self,

@@ -93,7 +93,14 @@ struct Inner {
     poisoned: Option<String>,
     /// Stopped or deleted.
     closed: bool,
+    /// Deferred mode: ops not yet written to the log (see [`ConsumerStore::commit`]).
+    pending: Vec<u8>,
+    /// Whether ops are deferred until `commit` instead of written (and synced) one by one.
+    deferred: bool,
 }
+
+/// Deferred mode writes its in-memory ops to the log once they reach this size.
+const DEFERRED_FLUSH_AT: usize = 64 * 1024;
 
 /// File-backed consumer store (one directory per consumer).
 #[derive(Debug)]
@@ -246,6 +253,8 @@ impl FileConsumerStore {
                 buf: Vec::with_capacity(64),
                 poisoned: None,
                 closed: false,
+                pending: Vec::new(),
+                deferred: false,
             }),
         })
     }
@@ -294,6 +303,16 @@ impl FileConsumerStore {
             g.buf = buf;
             return Err(e);
         }
+        if g.deferred {
+            // Group commit by the owner: keep the op in memory until `commit`.
+            g.pending.extend_from_slice(&buf);
+            g.buf = buf;
+            g.dirty = true;
+            if g.pending.len() >= DEFERRED_FLUSH_AT {
+                self.write_pending(&mut g)?;
+            }
+            return Ok(());
+        }
         let at = g.log_len;
         let w = g.log.write_all_at(&buf, at);
         let w = w.and_then(|()| {
@@ -318,8 +337,29 @@ impl FileConsumerStore {
         Ok(())
     }
 
+    /// Deferred mode: write the ops kept in memory to the log (no fsync).
+    fn write_pending(&self, g: &mut Inner) -> Result<()> {
+        if g.pending.is_empty() {
+            return Ok(());
+        }
+        let at = g.log_len;
+        if let Err(e) = g.log.write_all_at(&g.pending, at) {
+            let cause = format!("consumer {} log write: {e}", self.name);
+            g.poisoned = Some(cause.clone());
+            return Err(StoreError::Poisoned { cause });
+        }
+        g.log_len += g.pending.len() as u64;
+        g.pending.clear();
+        if g.log_len > LOG_COMPACT_AT {
+            self.compact_locked(g)?;
+        }
+        Ok(())
+    }
+
     /// Writes a snapshot of the next generation, then replaces the log.
     fn compact_locked(&self, g: &mut Inner) -> Result<()> {
+        // The snapshot covers every deferred op too.
+        g.pending.clear();
         let gen_ = g.gen_ + 1;
         let mut payload = gen_.to_le_bytes().to_vec();
         payload.extend_from_slice(&g.state.encode());
@@ -491,6 +531,7 @@ impl ConsumerStore for FileConsumerStore {
         if g.closed || !g.dirty {
             return Ok(());
         }
+        self.write_pending(&mut g)?;
         if let Err(e) = g.log.sync_data() {
             let cause = format!("consumer {} log fsync: {e}", self.name);
             g.poisoned = Some(cause.clone());
@@ -499,7 +540,32 @@ impl ConsumerStore for FileConsumerStore {
         g.dirty = false;
         Ok(())
     }
+    fn set_deferred(&self, on: bool) {
+        self.inner.lock().deferred = on;
+    }
+    fn commit(&self, durable: bool) -> Result<()> {
+        let mut g = self.inner.lock();
+        if g.closed {
+            return Ok(());
+        }
+        if let Some(cause) = &g.poisoned {
+            return Err(StoreError::Poisoned {
+                cause: cause.clone(),
+            });
+        }
+        self.write_pending(&mut g)?;
+        if durable && g.dirty {
+            if let Err(e) = g.log.sync_data() {
+                let cause = format!("consumer {} log fsync: {e}", self.name);
+                g.poisoned = Some(cause.clone());
+                return Err(StoreError::Poisoned { cause });
+            }
+            g.dirty = false;
+        }
+        Ok(())
+    }
     fn stop(&self) -> Result<()> {
+        let _ = self.commit(false);
         let r = self.sync();
         self.inner.lock().closed = true;
         r
@@ -591,5 +657,27 @@ mod tests {
             FileConsumerStore::open(&d, "c", ConsumerPolicy::default(), Durability::Always),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn deferred_ops_are_durable_after_commit_only() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("c");
+        {
+            let c = open_with(&dir, Durability::Always);
+            c.set_deferred(true);
+            c.update_delivered(1, 1, 1, 10).unwrap();
+            c.update_delivered(2, 2, 1, 11).unwrap();
+            c.update_acks(1, 1).unwrap();
+            c.commit(true).unwrap();
+            // Not committed: lost on a crash (dropped without stop).
+            c.update_acks(2, 2).unwrap();
+            std::mem::forget(c);
+        }
+        let c = open_with(&dir, Durability::Always);
+        let st = c.state();
+        assert_eq!(st.delivered.consumer, 2);
+        assert_eq!(st.ack_floor.consumer, 1, "only committed acks survive");
+        assert!(st.pending.contains_key(&2));
     }
 }

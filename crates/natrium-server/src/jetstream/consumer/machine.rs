@@ -176,6 +176,8 @@ pub struct Machine {
     redeliver: BTreeSet<u64>,
     /// Waiting pull requests, oldest first.
     waiting: VecDeque<PullRequest>,
+    /// Sequences to deliver before `next_sseq` (deliver `last_per_subject`).
+    initial: VecDeque<u64>,
 }
 
 impl Machine {
@@ -199,7 +201,18 @@ impl Machine {
             deadline_of: BTreeMap::new(),
             redeliver: BTreeSet::new(),
             waiting: VecDeque::new(),
+            initial: VecDeque::new(),
         }
+    }
+
+    /// A consumer that first delivers `initial` (ascending stream sequences, e.g. the last
+    /// message of each subject), then new messages from `next`.
+    pub fn with_initial(params: Params, initial: Vec<u64>, next: u64) -> Machine {
+        let first = initial.first().copied().unwrap_or(next);
+        let mut m = Machine::new(params, first);
+        m.initial = initial.into_iter().collect();
+        m.next_sseq = next.max(1);
+        m
     }
 
     /// A consumer recovered from stored state. Pending messages are due again now (their
@@ -360,7 +373,14 @@ impl Machine {
 
     /// Whether anything could be delivered right now (ignoring targets).
     fn has_work(&self, src: &dyn Source) -> bool {
-        !self.redeliver.is_empty() || src.next_matching(self.next_sseq).is_some()
+        !self.redeliver.is_empty()
+            || !self.initial.is_empty()
+            || src.next_matching(self.next_sseq).is_some()
+    }
+
+    /// Matching messages not yet delivered.
+    pub fn num_pending(&self, src: &dyn Source) -> u64 {
+        self.initial.len() as u64 + src.num_pending(self.next_sseq)
     }
 
     /// Whether max ack pending blocks new deliveries.
@@ -485,9 +505,18 @@ impl Machine {
                 if self.blocked() {
                     return self.finish_no_wait(out);
                 }
-                match src.next_matching(self.next_sseq) {
-                    Some((sseq, size)) => candidate = Some((sseq, size, false)),
-                    None => return self.finish_no_wait(out),
+                while let Some(&sseq) = self.initial.front() {
+                    if src.exists(sseq) {
+                        candidate = Some((sseq, src.size(sseq).unwrap_or(0), false));
+                        break;
+                    }
+                    self.initial.pop_front();
+                }
+                if candidate.is_none() {
+                    match src.next_matching(self.next_sseq) {
+                        Some((sseq, size)) => candidate = Some((sseq, size, false)),
+                        None => return self.finish_no_wait(out),
+                    }
                 }
             }
             let (sseq, size, redelivery) = candidate?;
@@ -563,7 +592,11 @@ impl Machine {
             *c += 1;
             *c
         } else {
-            self.next_sseq = sseq + 1;
+            if self.initial.front() == Some(&sseq) {
+                self.initial.pop_front();
+            } else {
+                self.next_sseq = sseq + 1;
+            }
             1
         };
         if sseq > self.delivered.stream {
@@ -589,7 +622,7 @@ impl Machine {
             sseq,
             dseq,
             count,
-            pending: src.num_pending(self.next_sseq),
+            pending: self.initial.len() as u64 + src.num_pending(self.next_sseq),
             target,
             after: None,
         }
@@ -600,9 +633,9 @@ impl Machine {
         self.params.max_deliver > 0 && d.count as i64 == self.params.max_deliver
     }
 
-    /// Apply an ack for stream seq `sseq`. Returns the stream seqs newly acknowledged
-    /// (for work-queue and interest retention).
-    pub fn ack(&mut self, sseq: u64, kind: AckKind, now: i64) -> Vec<u64> {
+    /// Apply an ack for stream seq `sseq`. Returns the (stream seq, consumer seq) pairs
+    /// newly acknowledged (for the state store and for work-queue and interest retention).
+    pub fn ack(&mut self, sseq: u64, kind: AckKind, now: i64) -> Vec<(u64, u64)> {
         match kind {
             AckKind::Ack | AckKind::Term => {}
             AckKind::Nak(delay) => {
@@ -639,16 +672,20 @@ impl Machine {
         match self.params.ack {
             Ack::None => {}
             Ack::Explicit => {
-                if self.pending.contains_key(&sseq) {
+                if let Some(p) = self.pending.get(&sseq).copied() {
                     self.forget(sseq);
-                    acked.push(sseq);
+                    acked.push((sseq, p.sequence));
                 }
             }
             Ack::All => {
-                let below: Vec<u64> = self.pending.range(..=sseq).map(|(s, _)| *s).collect();
-                for s in below {
+                let below: Vec<(u64, u64)> = self
+                    .pending
+                    .range(..=sseq)
+                    .map(|(s, p)| (*s, p.sequence))
+                    .collect();
+                for (s, d) in below {
                     self.forget(s);
-                    acked.push(s);
+                    acked.push((s, d));
                 }
             }
         }

@@ -78,7 +78,7 @@ fn explicit_acks_move_the_floor_only_over_contiguous_acks() {
     let src = Fake::with(3);
     let mut m = Machine::new(params(Ack::Explicit), 1);
     drain_push(&mut m, &src, 0);
-    assert_eq!(m.ack(2, AckKind::Ack, 1), vec![2]);
+    assert_eq!(m.ack(2, AckKind::Ack, 1), vec![(2, 2)]);
     assert_eq!(m.ack_floor().stream, 0, "1 is still pending");
     assert!(m.is_acked(2) && !m.is_acked(1));
     m.ack(1, AckKind::Ack, 1);
@@ -97,7 +97,7 @@ fn ack_all_covers_everything_below() {
     let src = Fake::with(4);
     let mut m = Machine::new(params(Ack::All), 1);
     drain_push(&mut m, &src, 0);
-    assert_eq!(m.ack(3, AckKind::Ack, 1), vec![1, 2, 3]);
+    assert_eq!(m.ack(3, AckKind::Ack, 1), vec![(1, 1), (2, 2), (3, 3)]);
     assert_eq!(m.ack_floor().stream, 3);
     assert_eq!(m.num_ack_pending(), 1);
 }
@@ -161,7 +161,7 @@ fn term_stops_redelivery() {
     let src = Fake::with(1);
     let mut m = Machine::new(params(Ack::Explicit), 1);
     drain_push(&mut m, &src, 0);
-    assert_eq!(m.ack(1, AckKind::Term, 1), vec![1]);
+    assert_eq!(m.ack(1, AckKind::Term, 1), vec![(1, 1)]);
     m.tick(100 * S);
     assert!(drain_push(&mut m, &src, 100 * S).is_empty());
     assert_eq!(m.ack_floor().stream, 1);
@@ -388,4 +388,18 @@ fn skip_to_after_purge() {
     assert_eq!(m.ack_floor().stream, 7);
     m.add_pull(b"r", 1, 0, 0, false, 0, 0, &src);
     assert_eq!(m.next(&src, false, 0, &mut out).unwrap().sseq, 8);
+}
+
+#[test]
+fn last_per_subject_delivers_the_initial_list_then_new_messages() {
+    let src = Fake::with(6);
+    // Last per subject were 2 and 4; the stream ends at 6, so new ones start at 7.
+    let mut m = Machine::with_initial(params(Ack::None), vec![2, 4], 7);
+    assert_eq!(m.num_pending(&src), 2);
+    let d = drain_push(&mut m, &src, 0);
+    assert_eq!(d.iter().map(|d| (d.sseq, d.pending)).collect::<Vec<_>>(), vec![(2, 1), (4, 0)]);
+    let mut src = src;
+    src.msgs.insert(7, (10, true));
+    let d = drain_push(&mut m, &src, 0);
+    assert_eq!(d.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![7]);
 }
