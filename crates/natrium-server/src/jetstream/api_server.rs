@@ -97,6 +97,9 @@ impl InternalHandler for ApiSub {
         if msg.subject.starts_with(b"$JS.API.DIRECT.GET.") {
             return super::direct::direct_get(&js, ctx, account, msg);
         }
+        if let Some(rest) = msg.subject.strip_prefix(b"$JS.API.CONSUMER.MSG.NEXT.") {
+            return pull_request(&js, ctx, account, rest, msg);
+        }
         let req = ApiRequest {
             account: account.clone(),
             subject: String::from_utf8_lossy(msg.subject).into_owned(),
@@ -115,6 +118,39 @@ impl InternalHandler for ApiSub {
         }
         true
     }
+}
+
+/// `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`: handed to the pull consumer. Not
+/// delivered (so the requester gets a 503 no-responders status, as from nats-server)
+/// when the consumer does not exist or is a push consumer: neither listens there.
+fn pull_request(
+    js: &JetStream,
+    ctx: &mut DeliveryCtx,
+    account: &Arc<Account>,
+    rest: &[u8],
+    msg: PubMsg<'_>,
+) -> bool {
+    let Ok(rest) = std::str::from_utf8(rest) else {
+        return false;
+    };
+    let Some((stream, consumer)) = rest.split_once('.') else {
+        return false;
+    };
+    let Some(c) = js
+        .account(&account.name)
+        .and_then(|a| a.stream(stream))
+        .and_then(|s| s.consumer(consumer))
+    else {
+        return false;
+    };
+    if c.is_push() {
+        return false;
+    }
+    let Some(reply) = msg.reply else {
+        return true;
+    };
+    super::consumer::subs::pull_request(&c, ctx, account, reply, msg.payload);
+    true
 }
 
 /// Publish an answer into `account`.
@@ -201,18 +237,28 @@ fn dispatch(
     req: &ApiRequest,
 ) -> Option<ApiAnswer> {
     let tokens = req.tokens();
-    let known = super::api_streams::is_known(&tokens);
-    if !known {
+    let consumer = super::api_consumers::is_known(&tokens);
+    if !consumer && !super::api_streams::is_known(&tokens) {
         return None;
     }
-    let Some(jsa) = jsa else {
-        return Some(super::api_streams::not_enabled(&tokens));
+    let error_for = |e: ApiError| {
+        if consumer {
+            super::api_consumers::error_for(&tokens, e)
+        } else {
+            super::api_streams::error_for(&tokens, e)
+        }
     };
     if let Some(h) = &req.headers
         && let Some(level) = super::headers::get_str(h, super::headers::REQUIRED_API_LEVEL)
         && super::api::required_api_level_unmet(level)
     {
-        return Some(super::api_streams::api_level_error(&tokens));
+        return Some(error_for(ApiError::required_api_level()));
+    }
+    let Some(jsa) = jsa else {
+        return Some(error_for(ApiError::not_enabled_for_account()));
+    };
+    if consumer {
+        return super::api_consumers::handle(js, jsa, req, &tokens);
     }
     super::api_streams::handle(js, jsa, req, &tokens)
 }

@@ -44,7 +44,7 @@ pub fn is_known(t: &[&str]) -> bool {
 }
 
 /// A typed error answer for the request's subject.
-fn error_for(t: &[&str], e: ApiError) -> ApiAnswer {
+pub fn error_for(t: &[&str], e: ApiError) -> ApiAnswer {
     let body = match t {
         ["INFO"] => ApiResponse::<AccountInfoBody>::error(e).to_json(),
         ["STREAM", "CREATE", _] => ApiResponse::<StreamCreateBody>::error(e).to_json(),
@@ -133,7 +133,12 @@ fn account_info(js: &JetStream, jsa: &JsAccount) -> ApiAnswer {
             reserved_memory: reserved(jsa, true),
             reserved_storage: reserved(jsa, false),
             streams,
-            consumers: 0,
+            consumers: jsa
+                .streams
+                .read()
+                .values()
+                .map(|s| s.consumers.read().len() as i64)
+                .sum(),
             limits: limits_json(&jsa.limits),
         },
         domain: js.domain.clone(),
@@ -182,7 +187,7 @@ pub fn api_state(stream: &Stream, deleted_details: bool) -> StreamState {
             Vec::new()
         },
         lost: None,
-        consumer_count: 0,
+        consumer_count: stream.consumers.read().len() as i64,
     }
 }
 
@@ -548,6 +553,9 @@ fn stream_purge(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnsw
         stream.store.purge_ex(&filter, req.seq, req.keep)
     }
     .map_err(ApiError::stream_purge_failed)?;
+    if req.filter.is_empty() && req.keep == 0 {
+        stream.consumers_skip_to(stream.store.fast_state().first_seq);
+    }
     Ok(ApiAnswer::ok(
         ApiResponse::new(StreamPurgeBody {
             success: true,

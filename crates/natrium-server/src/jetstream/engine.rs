@@ -13,12 +13,15 @@
 use super::api::stream::{StorageType as ApiStorage, StreamConfig};
 use super::api::time::Timestamp;
 use super::config::JsConfig;
+use super::consumer::ConsumerMeta;
 use super::stream::{Stream, store_config};
 use crate::account::Account;
 use crate::options::AccountJsLimits;
 use crate::server::ServerShared;
 use crate::{error, info, warn};
-use natrium_store::{Durability, FileStore, FileStoreOptions, MemStore, StreamStore};
+use natrium_store::{
+    ConsumerPolicy, Durability, FileStore, FileStoreOptions, MemStore, StreamStore,
+};
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -346,7 +349,102 @@ impl JetStream {
         jsa.streams
             .write()
             .insert(stream.name.clone(), stream.clone());
+        self.recover_consumers(server, &stream);
         Ok(stream)
+    }
+
+    /// Recover a stream's durable consumers. One that cannot be opened is logged and left
+    /// on disk.
+    fn recover_consumers(&self, server: &Arc<ServerShared>, stream: &Arc<Stream>) {
+        let mut found: Vec<(String, ConsumerMeta)> = Vec::new();
+        let parse = |bytes: &[u8]| serde_json::from_slice::<ConsumerMeta>(bytes);
+        if stream.is_memory() {
+            let Some(dir) = &stream.dir else { return };
+            let Ok(entries) = std::fs::read_dir(dir.join("consumers")) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                let Some(name) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .map(str::to_string)
+                else {
+                    continue;
+                };
+                match std::fs::read(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| parse(&b).map_err(|e| e.to_string()))
+                {
+                    Ok(meta) => found.push((name, meta)),
+                    Err(e) => error!(
+                        server.log,
+                        "Error recovering consumer {}: {}",
+                        path.display(),
+                        e
+                    ),
+                }
+            }
+        } else {
+            let names = match stream.store.consumer_names() {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            for name in names {
+                let opened = stream
+                    .store
+                    .consumer_store(&name, ConsumerPolicy::default())
+                    .and_then(|cs| {
+                        let blob = cs.config()?;
+                        // Reopened below with the consumer's own policy.
+                        cs.stop()?;
+                        Ok(blob)
+                    });
+                match opened {
+                    Ok(Some(blob)) => match parse(&blob) {
+                        Ok(meta) => found.push((name, meta)),
+                        Err(e) => error!(
+                            server.log,
+                            "Error recovering consumer '{} > {}': bad config: {}",
+                            stream.name,
+                            name,
+                            e
+                        ),
+                    },
+                    Ok(None) => warn!(
+                        server.log,
+                        "Consumer '{} > {}' has no config; left on disk", stream.name, name
+                    ),
+                    Err(e) => error!(
+                        server.log,
+                        "Error recovering consumer '{} > {}': {}", stream.name, name, e
+                    ),
+                }
+            }
+        }
+        for (name, meta) in found {
+            match super::api_consumers::open_consumer(
+                stream,
+                meta.config,
+                name.clone(),
+                meta.created,
+                true,
+                true,
+            ) {
+                Ok(c) => {
+                    stream.consumers.write().insert(name, c.clone());
+                    c.start(server.clone());
+                }
+                Err(e) => error!(
+                    server.log,
+                    "Error recovering consumer '{} > {}': {} (left on disk untouched)",
+                    stream.name,
+                    name,
+                    e
+                ),
+            }
+        }
     }
 
     /// Stop every stream (server shutdown): no more publishes, stores flushed and closed.

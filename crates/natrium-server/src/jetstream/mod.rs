@@ -3,11 +3,13 @@
 //! - `config`: the server-level configuration (store directory, limits, banner);
 //! - `engine`: which accounts have JetStream, their streams, recovery from disk;
 //! - `stream`: one stream and its publish pipeline (checks, append, group commit, PubAck);
-//! - `api_server`: the `$JS.API.>` subscription and its worker; `api_streams` and
-//!   `direct` answer the account and stream requests;
+//! - `consumer`: consumers (state machine, delivery task, ack and pull subjects);
+//! - `api_server`: the `$JS.API.>` subscription and its worker; `api_streams`,
+//!   `api_consumers` and `direct` answer the account, stream and consumer requests;
 //! - `api`: the wire types, with nats-server's exact JSON.
 
 pub mod api;
+pub mod api_consumers;
 pub mod api_server;
 pub mod api_streams;
 pub mod config;

@@ -18,8 +18,10 @@
 
 use super::api::errors::ApiError;
 use super::api::pub_ack::{PubAck, PubAckResponse};
+use super::api::stream::RetentionPolicy;
 use super::api::stream::{DiscardPolicy, StorageType as ApiStorage, StreamConfig};
 use super::api::time::Timestamp;
+use super::consumer::Consumer;
 use super::headers;
 use crate::account::Account;
 use crate::client::deliver::{DeliveryCtx, Publisher};
@@ -31,7 +33,7 @@ use natrium_store::{
     Ticket, Ttl,
 };
 use parking_lot::{Mutex, RwLock};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -141,6 +143,9 @@ pub struct Stream {
     pub last_seq: tokio::sync::watch::Sender<u64>,
     /// JetStream domain for PubAcks.
     domain: String,
+    /// The stream's consumers, by name. Each holds the stream; [`Stream::close`] stops
+    /// them, which breaks the cycle.
+    pub consumers: RwLock<BTreeMap<String, Arc<Consumer>>>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -216,6 +221,7 @@ impl Stream {
             closed: AtomicBool::new(false),
             last_seq: tokio::sync::watch::channel(last).0,
             domain,
+            consumers: RwLock::new(BTreeMap::new()),
         })
     }
 
@@ -294,10 +300,81 @@ impl Stream {
         Ok(())
     }
 
-    /// Stop accepting publishes and drop the subscriptions (delete or shutdown).
+    /// Stop accepting publishes, drop the subscriptions and stop the consumers (delete
+    /// or shutdown).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.unsubscribe();
+        let consumers = std::mem::take(&mut *self.consumers.write());
+        for c in consumers.values() {
+            c.stop();
+            // The task may not get to its final write before the process exits.
+            let _ = c.store.commit(true);
+        }
+    }
+
+    /// A consumer by name.
+    pub fn consumer(&self, name: &str) -> Option<Arc<Consumer>> {
+        self.consumers.read().get(name).cloned()
+    }
+
+    /// Take a consumer out of the stream (it is deleted or expired). Under interest
+    /// retention, messages only it still wanted go.
+    pub fn remove_consumer(&self, name: &str) -> Option<Arc<Consumer>> {
+        let c = self.consumers.write().remove(name)?;
+        if self.config.read().retention == RetentionPolicy::Interest {
+            let st = self.store.fast_state();
+            let floor = c.machine.lock().ack_floor().stream;
+            let from = floor.saturating_add(1).max(st.first_seq);
+            if st.msgs > 0 && from <= st.last_seq {
+                let seqs: Vec<u64> = (from..=st.last_seq).take(1_000_000).collect();
+                self.apply_retention(&seqs);
+            }
+        }
+        Some(c)
+    }
+
+    /// After acknowledgements: remove messages no consumer needs any more. Work queue:
+    /// acked means done. Interest: every consumer whose filter matches the message's
+    /// subject has acknowledged it.
+    pub fn apply_retention(&self, seqs: &[u64]) {
+        let retention = self.config.read().retention;
+        match retention {
+            RetentionPolicy::Limits => {}
+            RetentionPolicy::WorkQueue => {
+                for &s in seqs {
+                    let _ = self.store.remove_msg(s);
+                }
+            }
+            RetentionPolicy::Interest => {
+                let consumers: Vec<Arc<Consumer>> =
+                    self.consumers.read().values().cloned().collect();
+                for &s in seqs {
+                    let Ok(subject) = self.store.subject_for_seq(s) else {
+                        continue;
+                    };
+                    let done = consumers
+                        .iter()
+                        .filter(|c| c.matches(&subject))
+                        .all(|c| c.machine.lock().is_acked(s));
+                    if done {
+                        let _ = self.store.remove_msg(s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Under interest retention: whether any consumer wants messages on `subject`.
+    fn has_interest(&self, subject: &str) -> bool {
+        self.consumers.read().values().any(|c| c.matches(subject))
+    }
+
+    /// Tell the consumers everything below `first` is gone (after a purge).
+    pub fn consumers_skip_to(&self, first: u64) {
+        for c in self.consumers.read().values() {
+            c.machine.lock().skip_to(first);
+        }
     }
 
     /// Whether the stream has been closed.
@@ -376,6 +453,7 @@ impl Stream {
                     acks.push((reply, self.ack(seq, false), true));
                 }
                 Ok(Stored::Duplicate { seq }) => acks.push((reply, self.ack(seq, true), false)),
+                Ok(Stored::Skipped { seq }) => acks.push((reply, self.ack(seq, false), false)),
                 Err(e) => acks.push((reply, PubAckResponse::error(self.name.clone(), e), false)),
             }
         }
@@ -504,6 +582,15 @@ impl Stream {
                 };
             }
         }
+        if cfg.retention == RetentionPolicy::Interest && !self.has_interest(&m.subject) {
+            // Nobody wants it: use up the sequence without storing, as nats-server.
+            let seq = self.store.skip_msg(0).map_err(|e| store_error(&e))?;
+            if let Some(id) = msg_id {
+                state.dedup.insert(id.to_string(), seq, now);
+            }
+            state.last_msg_id = msg_id.unwrap_or("").to_string();
+            return Ok(Stored::Skipped { seq });
+        }
         let ack = self
             .store
             .append_msg(&m.subject, hdrs, &m.payload, ttl)
@@ -538,6 +625,11 @@ enum Stored {
         seq: u64,
         /// Durability ticket.
         ticket: Ticket,
+    },
+    /// Not stored (interest retention without interest); `seq` was used up.
+    Skipped {
+        /// The sequence.
+        seq: u64,
     },
     /// A duplicate of the message at `seq`.
     Duplicate {

@@ -277,7 +277,8 @@ impl Machine {
         if self.params.ack == Ack::None {
             return sseq <= self.delivered.stream;
         }
-        sseq <= self.ack_floor.stream || (sseq <= self.delivered.stream && !self.pending.contains_key(&sseq))
+        sseq <= self.ack_floor.stream
+            || (sseq <= self.delivered.stream && !self.pending.contains_key(&sseq))
     }
 
     fn ack_delay(&self, count: u64) -> i64 {
@@ -351,7 +352,9 @@ impl Machine {
         let mut keep = VecDeque::with_capacity(self.waiting.len());
         while let Some(mut w) = self.waiting.pop_front() {
             if w.expires_at.is_some_and(|e| e <= now) {
-                out.push(Status::new(&w.reply, "408 Request Timeout").pending(w.batch, w.max_bytes));
+                out.push(
+                    Status::new(&w.reply, "408 Request Timeout").pending(w.batch, w.max_bytes),
+                );
                 continue;
             }
             if let Some(hb) = w.heartbeat
@@ -412,7 +415,7 @@ impl Machine {
                 format!("409 Exceeded MaxRequestBatch of {}", p.max_batch),
             ));
         }
-        if p.max_expires > 0 && (expires > p.max_expires || expires == 0) {
+        if p.max_expires > 0 && expires > p.max_expires {
             return Some(Status::new(
                 reply,
                 format!(
@@ -427,7 +430,7 @@ impl Machine {
                 format!("409 Exceeded MaxRequestMaxBytes of {}", p.max_bytes),
             ));
         }
-        if no_wait && expires <= 0 && !self.has_work(src) {
+        if no_wait && expires == 0 && !self.has_work(src) {
             return Some(Status::new(reply, "404 No Messages"));
         }
         if p.max_waiting > 0 && self.waiting.len() as i64 >= p.max_waiting {
@@ -441,7 +444,8 @@ impl Machine {
             batch,
             max_bytes: max_bytes.max(0),
             bytes_limited: max_bytes > 0,
-            expires_at: (expires > 0).then(|| now.saturating_add(expires)),
+            // A negative expiry is already past: the next tick answers 408, as nats-server.
+            expires_at: (expires != 0).then(|| now.saturating_add(expires)),
             no_wait,
             heartbeat: (heartbeat > 0).then_some(heartbeat),
             next_heartbeat: now.saturating_add(heartbeat.max(0)),
@@ -542,17 +546,15 @@ impl Machine {
                 }
                 w.delivered_any = true;
                 let t = Target::Pull(w.reply.clone());
-                if w.batch <= 0 || (w.bytes_limited && w.max_bytes <= 0) {
-                    if let Some(done) = self.waiting.pop_front()
-                        && done.batch <= 0
-                        && done.bytes_limited
-                        && done.max_bytes > 0
-                    {
-                        after = Some(
-                            Status::new(&done.reply, "409 Batch Completed")
-                                .pending(0, done.max_bytes),
-                        );
-                    }
+                if (w.batch <= 0 || (w.bytes_limited && w.max_bytes <= 0))
+                    && let Some(done) = self.waiting.pop_front()
+                    && done.batch <= 0
+                    && done.bytes_limited
+                    && done.max_bytes > 0
+                {
+                    after = Some(
+                        Status::new(&done.reply, "409 Batch Completed").pending(0, done.max_bytes),
+                    );
                 }
                 t
             } else if push {
@@ -584,7 +586,14 @@ impl Machine {
     }
 
     /// Bookkeeping for a delivery.
-    fn record(&mut self, sseq: u64, redelivery: bool, target: Target, now: i64, src: &dyn Source) -> Delivery {
+    fn record(
+        &mut self,
+        sseq: u64,
+        redelivery: bool,
+        target: Target,
+        now: i64,
+        src: &dyn Source,
+    ) -> Delivery {
         self.delivered.consumer += 1;
         let dseq = self.delivered.consumer;
         let count = if redelivery {

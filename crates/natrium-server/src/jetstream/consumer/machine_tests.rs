@@ -82,9 +82,21 @@ fn explicit_acks_move_the_floor_only_over_contiguous_acks() {
     assert_eq!(m.ack_floor().stream, 0, "1 is still pending");
     assert!(m.is_acked(2) && !m.is_acked(1));
     m.ack(1, AckKind::Ack, 1);
-    assert_eq!(m.ack_floor(), SequencePair { consumer: 2, stream: 2 });
+    assert_eq!(
+        m.ack_floor(),
+        SequencePair {
+            consumer: 2,
+            stream: 2
+        }
+    );
     m.ack(3, AckKind::Ack, 1);
-    assert_eq!(m.ack_floor(), SequencePair { consumer: 3, stream: 3 });
+    assert_eq!(
+        m.ack_floor(),
+        SequencePair {
+            consumer: 3,
+            stream: 3
+        }
+    );
     assert_eq!(m.num_ack_pending(), 0);
     // Acking twice or an unknown sequence changes nothing.
     assert!(m.ack(3, AckKind::Ack, 1).is_empty());
@@ -186,7 +198,10 @@ fn backoff_sets_each_redelivery_delay_and_max_deliver_stops() {
     assert_eq!(d[0].count, 3);
     assert!(m.at_max_deliver(&d[0]));
     m.tick(100 * S);
-    assert!(drain_push(&mut m, &src, 100 * S).is_empty(), "no 4th delivery");
+    assert!(
+        drain_push(&mut m, &src, 100 * S).is_empty(),
+        "no 4th delivery"
+    );
     assert_eq!(m.num_ack_pending(), 0);
 }
 
@@ -212,7 +227,10 @@ fn filtered_messages_are_skipped() {
     src.msgs.insert(4, (10, false));
     let mut m = Machine::new(params(Ack::None), 1);
     let d = drain_push(&mut m, &src, 0);
-    assert_eq!(d.iter().map(|d| (d.sseq, d.pending)).collect::<Vec<_>>(), vec![(1, 1), (3, 0)]);
+    assert_eq!(
+        d.iter().map(|d| (d.sseq, d.pending)).collect::<Vec<_>>(),
+        vec![(1, 1), (3, 0)]
+    );
 }
 
 #[test]
@@ -266,12 +284,20 @@ fn no_wait_requests() {
 fn expiry_heartbeats_and_timeouts() {
     let src = Fake::with(0);
     let mut m = Machine::new(params(Ack::Explicit), 1);
-    assert!(m.add_pull(b"r", 10, 0, 10 * S, false, 3 * S, 0, &src).is_none());
+    assert!(
+        m.add_pull(b"r", 10, 0, 10 * S, false, 3 * S, 0, &src)
+            .is_none()
+    );
     assert_eq!(m.next_deadline(), Some(3 * S));
     let st = m.tick(3 * S);
     assert_eq!(st.len(), 1);
     assert_eq!(st[0].line, "100 Idle Heartbeat");
-    assert!(st[0].headers.iter().any(|(k, _)| *k == "Nats-Last-Consumer"));
+    assert!(
+        st[0]
+            .headers
+            .iter()
+            .any(|(k, _)| *k == "Nats-Last-Consumer")
+    );
     let st = m.tick(10 * S);
     assert_eq!(st.len(), 1);
     assert_eq!(st[0].line, "408 Request Timeout");
@@ -299,7 +325,9 @@ fn request_limits_and_max_waiting() {
         "409 Exceeded MaxRequestBatch of 10"
     );
     assert_eq!(
-        m.add_pull(b"r", 1, 0, 6 * S, false, 0, 0, &src).unwrap().line,
+        m.add_pull(b"r", 1, 0, 6 * S, false, 0, 0, &src)
+            .unwrap()
+            .line,
         "409 Exceeded MaxRequestExpires of 5s"
     );
     assert_eq!(
@@ -368,7 +396,13 @@ fn recovered_state_redelivers_what_was_pending() {
     let state = m.state();
     let mut r = Machine::recover(params(Ack::Explicit), &state, 100 * S);
     assert_eq!(r.ack_floor().stream, 2);
-    assert_eq!(r.delivered(), SequencePair { consumer: 5, stream: 5 });
+    assert_eq!(
+        r.delivered(),
+        SequencePair {
+            consumer: 5,
+            stream: 5
+        }
+    );
     r.tick(100 * S);
     let again = drain_push(&mut r, &src, 100 * S);
     // Only the unacknowledged ones come again; never an acked one, never a new dseq reuse.
@@ -397,7 +431,10 @@ fn last_per_subject_delivers_the_initial_list_then_new_messages() {
     let mut m = Machine::with_initial(params(Ack::None), vec![2, 4], 7);
     assert_eq!(m.num_pending(&src), 2);
     let d = drain_push(&mut m, &src, 0);
-    assert_eq!(d.iter().map(|d| (d.sseq, d.pending)).collect::<Vec<_>>(), vec![(2, 1), (4, 0)]);
+    assert_eq!(
+        d.iter().map(|d| (d.sseq, d.pending)).collect::<Vec<_>>(),
+        vec![(2, 1), (4, 0)]
+    );
     let mut src = src;
     src.msgs.insert(7, (10, true));
     let d = drain_push(&mut m, &src, 0);

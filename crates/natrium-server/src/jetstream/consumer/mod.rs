@@ -1,4 +1,445 @@
-//! JetStream consumers: a pure state machine (`machine`) and the task that drives it
-//! (`driver`), plus the consumer API handlers (`api`).
+//! JetStream consumers: a stream's cursor that delivers its messages to clients and
+//! tracks their acknowledgements.
+//!
+//! Why three layers: the rules (what to deliver, redelivery, pull requests) are a pure
+//! state machine in [`machine`], tested without I/O; [`driver`] is the one task per
+//! consumer that feeds it events and time and carries out its decisions (publishing,
+//! persisting state); this module holds the consumer's identity, configuration, its
+//! subscriptions (acks, flow control) and what the API reports about it.
+//!
+//! Invariants:
+//! - Only the consumer's task changes the machine; API handlers only read it (info).
+//!   Subscription handlers never lock it: they queue events, because they run on a
+//!   publisher's reader task and the machine's lock is held while delivering.
+//! - Lock order: `Stream::consumers` before `Consumer::machine`; no lock is held while
+//!   waiting for a disk.
+//! - State durability: every delivery and ack is written to the OS at the end of its
+//!   cycle (so a killed process loses none), and fsynced before an ack-with-reply is
+//!   answered and at least every [`driver::SYNC_EVERY`]. A power failure can therefore
+//!   redeliver a message whose ack was not yet fsynced, never lose one.
 
+pub mod driver;
 pub mod machine;
+pub mod source;
+pub mod subs;
+
+use super::api::consumer::{AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, SequenceInfo};
+use super::api::consumer_check::with_dynamic_consumer_metadata;
+use super::api::time::Timestamp;
+use super::stream::{Stream, now_nanos};
+use crate::client::subscription::Subscription;
+use machine::{Ack, Machine, Params};
+use natrium_store::{
+    AckPolicy as StoreAck, ConsumerPolicy, ConsumerStore, Durability, StoreError, StreamStore,
+    SubjectFilter,
+};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use tokio::sync::mpsc;
+
+/// Most events queued for a consumer's task before new ones are dropped (an ack dropped
+/// this way means a redelivery, never a loss).
+const MAX_QUEUED_EVENTS: usize = 1 << 20;
+
+/// What we persist about a consumer besides its state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsumerMeta {
+    /// The configuration.
+    pub config: ConsumerConfig,
+    /// Creation time.
+    pub created: Timestamp,
+}
+
+/// Something for the consumer's task to do.
+#[derive(Debug)]
+pub enum Event {
+    /// An ack arrived.
+    Ack {
+        /// Stream sequence from the ack subject.
+        sseq: u64,
+        /// What kind.
+        kind: machine::AckKind,
+        /// Where to confirm it (AckSync), if anywhere.
+        reply: Option<Box<[u8]>>,
+    },
+    /// A pull request arrived (MSG.NEXT or `+NXT`).
+    Pull {
+        /// Reply subject.
+        reply: Box<[u8]>,
+        /// The request.
+        req: PullArgs,
+    },
+    /// A flow-control response arrived on this subject.
+    FlowControl(Box<[u8]>),
+    /// The configuration changed.
+    Updated,
+    /// Stop the task.
+    Stop,
+}
+
+/// A parsed pull request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullArgs {
+    /// Messages wanted.
+    pub batch: i64,
+    /// Byte budget (0 none).
+    pub max_bytes: i64,
+    /// Expiry in ns (0 none).
+    pub expires: i64,
+    /// Answer at once when empty.
+    pub no_wait: bool,
+    /// Heartbeat interval in ns (0 none).
+    pub heartbeat: i64,
+}
+
+/// One consumer.
+pub struct Consumer {
+    /// Its name.
+    pub name: String,
+    /// Its stream (the stream holds its consumers; [`Consumer::stop`] breaks the cycle).
+    pub stream: Arc<Stream>,
+    /// Current configuration.
+    config: RwLock<ConsumerConfig>,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Durable state.
+    pub store: Arc<dyn ConsumerStore>,
+    /// Whether state is fsynced (file stream under `Durability::Always`).
+    sync_state: bool,
+    /// The rules and the state they act on.
+    pub machine: Mutex<Machine>,
+    /// The subject filter, compiled.
+    filter: RwLock<SubjectFilter>,
+    /// Events for the task.
+    events: mpsc::UnboundedSender<Event>,
+    /// The receiving end, until the task takes it.
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
+    /// Events queued and not yet taken.
+    queued: AtomicUsize,
+    /// Ack and flow-control subscriptions.
+    subs: Mutex<Vec<Arc<Subscription>>>,
+    /// Set once deleted or stopped.
+    closed: AtomicBool,
+    /// Time of the last delivery (ns, 0 never).
+    pub last_delivered: AtomicI64,
+    /// Time of the last ack (ns, 0 never).
+    pub last_ack: AtomicI64,
+    /// Time of the last sign of life (pull request, ack, push interest), for
+    /// `inactive_threshold`.
+    pub last_activity: AtomicI64,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("stream", &self.stream.name)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The machine's rules from a config.
+pub fn params(cfg: &ConsumerConfig) -> Params {
+    Params {
+        ack: match cfg.ack_policy {
+            AckPolicy::None => Ack::None,
+            AckPolicy::All => Ack::All,
+            AckPolicy::Explicit | AckPolicy::FlowControl => Ack::Explicit,
+        },
+        ack_wait: cfg.ack_wait,
+        backoff: cfg.backoff.clone(),
+        max_deliver: cfg.max_deliver,
+        max_ack_pending: cfg.max_ack_pending,
+        max_waiting: cfg.max_waiting,
+        max_batch: cfg.max_batch,
+        max_expires: cfg.max_expires,
+        max_bytes: cfg.max_bytes,
+    }
+}
+
+/// The store's view of the rules.
+fn store_policy(cfg: &ConsumerConfig) -> ConsumerPolicy {
+    ConsumerPolicy {
+        ack: match cfg.ack_policy {
+            AckPolicy::None => StoreAck::None,
+            AckPolicy::All => StoreAck::All,
+            AckPolicy::Explicit | AckPolicy::FlowControl => StoreAck::Explicit,
+        },
+        max_deliver: (cfg.max_deliver > 0).then_some(cfg.max_deliver as u64),
+    }
+}
+
+/// The compiled filter of a config (all subjects when unfiltered).
+pub fn compile_filter(cfg: &ConsumerConfig) -> Result<SubjectFilter, StoreError> {
+    let filters = super::api::consumer_check::subject_filters(cfg);
+    if filters.is_empty() {
+        Ok(SubjectFilter::all())
+    } else {
+        SubjectFilter::multi(filters.iter().map(String::as_str))
+    }
+}
+
+/// Where a new consumer starts (nats-server `selectStartingSeqNo`): the machine, and the
+/// stream sequence to record as the store's starting point.
+fn starting_machine(
+    cfg: &ConsumerConfig,
+    store: &dyn StreamStore,
+    filter: &SubjectFilter,
+) -> Machine {
+    let p = params(cfg);
+    let st = store.fast_state();
+    let filtered = !filter.is_all();
+    let mut sseq = if cfg.opt_start_seq > 0 {
+        cfg.opt_start_seq
+    } else {
+        match cfg.deliver_policy {
+            DeliverPolicy::All => st.first_seq,
+            DeliverPolicy::Last => {
+                if filtered {
+                    store.load_last_msg(filter).map_or(0, |m| m.seq)
+                } else {
+                    st.last_seq
+                }
+            }
+            DeliverPolicy::LastPerSubject => {
+                let seqs = store.last_seqs(filter);
+                if seqs.is_empty() {
+                    return Machine::new(p, st.last_seq + 1);
+                }
+                let next = st.last_seq + 1;
+                return Machine::with_initial(p, seqs, next);
+            }
+            DeliverPolicy::ByStartTime => {
+                let ns = cfg.opt_start_time.map_or(0, |t| t.unix_nanos_saturating());
+                store.seq_from_time(ns)
+            }
+            DeliverPolicy::New | DeliverPolicy::ByStartSequence => st.last_seq + 1,
+        }
+    };
+    if st.first_seq == 0 && cfg.opt_start_seq == 0 {
+        sseq = 1;
+    } else if sseq > st.last_seq && cfg.opt_start_seq == 0 {
+        sseq = st.last_seq + 1;
+    } else if sseq < st.first_seq {
+        sseq = st.first_seq;
+    }
+    Machine::new(p, sseq)
+}
+
+impl Consumer {
+    /// A new consumer (state starts per its deliver policy), or one recovered with the
+    /// state in `store`. Call [`Consumer::start`] to make it live.
+    pub fn open(
+        stream: Arc<Stream>,
+        config: ConsumerConfig,
+        created: Timestamp,
+        store: Arc<dyn ConsumerStore>,
+        recovered: bool,
+        name: String,
+    ) -> Result<Arc<Consumer>, StoreError> {
+        let filter = compile_filter(&config)?;
+        let machine = if recovered && store.has_state() {
+            let mut m = Machine::recover(params(&config), &store.state(), now_nanos());
+            let first = stream.store.fast_state().first_seq;
+            if first > m.next_sseq() {
+                m.skip_to(first);
+            }
+            m
+        } else {
+            let m = starting_machine(&config, stream.store.as_ref(), &filter);
+            store.set_starting(m.delivered().stream)?;
+            m
+        };
+        let sync_state = matches!(stream.store.durability(), Durability::Always)
+            && store.storage_type() == natrium_store::StorageType::File;
+        store.set_deferred(true);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let now = now_nanos();
+        Ok(Arc::new(Consumer {
+            name,
+            stream,
+            config: RwLock::new(config),
+            created,
+            store,
+            sync_state,
+            machine: Mutex::new(machine),
+            filter: RwLock::new(filter),
+            events: tx,
+            rx: Mutex::new(Some(rx)),
+            queued: AtomicUsize::new(0),
+            subs: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            last_delivered: AtomicI64::new(0),
+            last_ack: AtomicI64::new(0),
+            last_activity: AtomicI64::new(now),
+        }))
+    }
+
+    /// A store-side policy for opening the state store of `cfg`.
+    pub fn store_policy(cfg: &ConsumerConfig) -> ConsumerPolicy {
+        store_policy(cfg)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> ConsumerConfig {
+        self.config.read().clone()
+    }
+
+    /// Whether the consumer's filter takes messages on `subject`.
+    pub fn matches(&self, subject: &str) -> bool {
+        self.filter.read().matches(subject)
+    }
+
+    /// Whether deliveries go to a deliver subject.
+    pub fn is_push(&self) -> bool {
+        !self.config.read().deliver_subject.is_empty()
+    }
+
+    /// Whether the consumer survives inactivity.
+    pub fn is_durable(&self) -> bool {
+        !self.config.read().durable_name.is_empty()
+    }
+
+    /// Replace the configuration (already validated as an allowed update).
+    pub fn update_config(&self, cfg: ConsumerConfig) -> Result<(), StoreError> {
+        let filter = compile_filter(&cfg)?;
+        self.machine.lock().params = params(&cfg);
+        *self.filter.write() = filter;
+        *self.config.write() = cfg;
+        self.send(Event::Updated);
+        Ok(())
+    }
+
+    /// Queue an event for the task. Returns false if dropped.
+    pub fn send(&self, ev: Event) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_EVENTS {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        if self.events.send(ev).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Make the task look at the state again (after an API change).
+    pub fn wake(&self) {
+        self.send(Event::Updated);
+    }
+
+    /// Whether the consumer was deleted or stopped.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Stop delivering: drop subscriptions, end the task, flush the state store.
+    pub fn stop(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for sub in self.subs.lock().drain(..) {
+            crate::client::deliver::remove_sub(&self.stream.account, &sub);
+        }
+        let _ = self.events.send(Event::Stop);
+    }
+
+    /// Whether a push consumer's deliver subject has a subscriber.
+    pub fn push_bound(&self) -> bool {
+        let cfg = self.config.read();
+        !cfg.deliver_subject.is_empty()
+            && self
+                .stream
+                .account
+                .sublist
+                .has_interest(cfg.deliver_subject.as_bytes())
+    }
+
+    /// The consumer's info, as `CONSUMER.INFO` reports it.
+    pub fn info(&self) -> ConsumerInfo {
+        let cfg = self.config();
+        let ts = |ns: i64| (ns > 0).then(|| Timestamp::from_store_nanos(ns));
+        let m = self.machine.lock();
+        let filter = self.filter.read();
+        let src = source::StoreSource::new(self.stream.store.as_ref(), &filter);
+        let delivered = m.delivered();
+        let floor = m.ack_floor();
+        let paused_until = cfg
+            .pause_until
+            .filter(|t| !t.is_zero())
+            .map(|t| t.unix_nanos_saturating())
+            .unwrap_or(0);
+        let now = now_nanos();
+        ConsumerInfo {
+            stream_name: self.stream.name.clone(),
+            name: self.name.clone(),
+            created: self.created,
+            config: Some(with_dynamic_consumer_metadata(&cfg)),
+            delivered: SequenceInfo {
+                consumer_seq: delivered.consumer,
+                stream_seq: delivered.stream,
+                last_active: ts(self.last_delivered.load(Ordering::Relaxed)),
+            },
+            ack_floor: SequenceInfo {
+                consumer_seq: floor.consumer,
+                stream_seq: floor.stream,
+                last_active: ts(self.last_ack.load(Ordering::Relaxed)),
+            },
+            num_ack_pending: m.num_ack_pending() as i64,
+            num_redelivered: m.num_redelivered() as i64,
+            num_waiting: m.num_waiting() as i64,
+            num_pending: m.num_pending(&src),
+            cluster: None,
+            push_bound: {
+                drop(m);
+                self.push_bound()
+            },
+            paused: paused_until > now,
+            pause_remaining: (paused_until - now).max(0),
+            ts: Timestamp::now(),
+            priority_groups: Vec::new(),
+        }
+    }
+
+    /// Persist the config (durable consumers only).
+    pub fn persist_meta(&self) -> Result<(), super::engine::EngineError> {
+        let meta = ConsumerMeta {
+            config: self.config(),
+            created: self.created,
+        };
+        let bytes = serde_json::to_vec(&meta).map_err(|e| super::engine::EngineError::Meta {
+            path: Default::default(),
+            detail: e.to_string(),
+        })?;
+        if self.stream.is_memory() {
+            if let Some(dir) = &self.stream.dir {
+                let d = dir.join("consumers");
+                std::fs::create_dir_all(&d).map_err(|source| super::engine::EngineError::Io {
+                    op: "mkdir",
+                    path: d.clone(),
+                    source,
+                })?;
+                super::engine::write_atomic(&d.join(format!("{}.json", self.name)), &bytes)?;
+            }
+            return Ok(());
+        }
+        self.store.write_config(&bytes)?;
+        Ok(())
+    }
+
+    /// Remove the consumer's persisted state and config.
+    pub fn delete_state(&self) {
+        let _ = self.store.delete();
+        let _ = self.stream.store.remove_consumer(&self.name);
+        if self.stream.is_memory()
+            && let Some(dir) = &self.stream.dir
+        {
+            let _ = std::fs::remove_file(dir.join("consumers").join(format!("{}.json", self.name)));
+        }
+    }
+}

@@ -1,0 +1,509 @@
+//! Handlers for `$JS.API.CONSUMER.*`: create (all three subject forms), info, names,
+//! list, delete, pause, reset, and the leader stepdown refusal.
+//!
+//! The create handler runs nats-server's checks in its order (subject, replicas, stream
+//! lookup, defaults, config checks, existing consumer and action, consumer limit, work
+//! queue rules), so a bad request gets the error a client expects from the real server.
+
+use super::api::account::AccountLimits as ApiAccountLimits;
+use super::api::consumer::{
+    ConsumerAction, ConsumerConfig, ConsumerCreateBody, ConsumerDeleteBody, ConsumerInfo,
+    ConsumerInfoBody, ConsumerLeaderStepdownBody, ConsumerListBody, ConsumerNamesBody,
+    ConsumerPauseBody, ConsumerPauseRequest, ConsumerResetBody, ConsumerResetRequest,
+    ConsumersRequest, CreateConsumerRequest,
+};
+use super::api::consumer_check::{
+    ConsumerCreateSubject, check_consumer_config, check_consumer_standalone_replicas,
+    check_workqueue_consumer, finalize_new_consumer_config, partition_unique,
+    set_consumer_config_defaults, set_static_consumer_metadata, subject_filters,
+};
+use super::api::errors::ApiError;
+use super::api::go_json::{GoRequest, Mode};
+use super::api::stream::RetentionPolicy;
+use super::api::time::Timestamp;
+use super::api::{ApiPaged, ApiResponse, LIST_LIMIT, NAMES_LIMIT, ServerLimits};
+use super::api_server::{ApiAnswer, ApiRequest};
+use super::consumer::machine::Machine;
+use super::consumer::{Consumer, params};
+use super::engine::{JetStream, JsAccount};
+use super::stream::Stream;
+use natrium_store::{ConsumerStore, StoreError};
+use std::sync::Arc;
+
+/// Consumer subjects this server answers.
+pub fn is_known(t: &[&str]) -> bool {
+    matches!(
+        t,
+        ["CONSUMER", "CREATE", _, ..]
+            | ["CONSUMER", "DURABLE", "CREATE", _, ..]
+            | ["CONSUMER", "DELETE" | "INFO" | "PAUSE" | "RESET", _, _]
+            | ["CONSUMER", "NAMES" | "LIST", _]
+            | ["CONSUMER", "LEADER", "STEPDOWN", _, _]
+    )
+}
+
+/// A typed error answer for a consumer subject.
+pub fn error_for(t: &[&str], e: ApiError) -> ApiAnswer {
+    let body = match t {
+        ["CONSUMER", "CREATE", ..] | ["CONSUMER", "DURABLE", "CREATE", ..] => {
+            ApiResponse::<ConsumerCreateBody>::error(e).to_json()
+        }
+        ["CONSUMER", "DELETE", ..] => ApiResponse::<ConsumerDeleteBody>::error(e).to_json(),
+        ["CONSUMER", "INFO", ..] => ApiResponse::<ConsumerInfoBody>::error(e).to_json(),
+        ["CONSUMER", "PAUSE", ..] => ApiResponse::<ConsumerPauseBody>::error(e).to_json(),
+        ["CONSUMER", "RESET", ..] => ApiResponse::<ConsumerResetBody>::error(e).to_json(),
+        ["CONSUMER", "NAMES", ..] => ApiResponse::with_error(
+            ConsumerNamesBody {
+                consumers: Some(Vec::new()),
+                ..ConsumerNamesBody::default()
+            },
+            e,
+        )
+        .to_json(),
+        ["CONSUMER", "LIST", ..] => ApiResponse::with_error(
+            ConsumerListBody {
+                consumers: Some(Vec::new()),
+                ..ConsumerListBody::default()
+            },
+            e,
+        )
+        .to_json(),
+        ["CONSUMER", "LEADER", ..] => ApiResponse::<ConsumerLeaderStepdownBody>::error(e).to_json(),
+        _ => format!("{{\"error\":{}}}", super::api::to_go_json(&e)),
+    };
+    ApiAnswer::err(body)
+}
+
+/// Route a consumer subject. `None`: no answer.
+pub fn handle(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    req: &ApiRequest,
+    t: &[&str],
+) -> Option<ApiAnswer> {
+    let r = match t {
+        ["CONSUMER", "CREATE", ..] | ["CONSUMER", "DURABLE", "CREATE", ..] => {
+            consumer_create(js, jsa, req)?
+        }
+        ["CONSUMER", "INFO", stream, name] => consumer_info(jsa, stream, name),
+        ["CONSUMER", "DELETE", stream, name] => consumer_delete(jsa, stream, name),
+        ["CONSUMER", "NAMES", stream] => consumer_names(jsa, stream, &req.payload),
+        ["CONSUMER", "LIST", stream] => consumer_list(jsa, stream, &req.payload),
+        ["CONSUMER", "PAUSE", stream, name] => consumer_pause(js, jsa, stream, name, &req.payload),
+        ["CONSUMER", "RESET", stream, name] => consumer_reset(jsa, stream, name, &req.payload),
+        ["CONSUMER", "LEADER", "STEPDOWN", stream, name] => jsa
+            .stream(stream)
+            .ok_or_else(ApiError::stream_not_found)
+            .and_then(|s| s.consumer(name).ok_or_else(ApiError::consumer_not_found))
+            .and_then(|_| Err(ApiError::cluster_required())),
+        _ => return None,
+    };
+    Some(r.unwrap_or_else(|e| error_for(t, e)))
+}
+
+fn account_limits(jsa: &JsAccount) -> ApiAccountLimits {
+    let l = &jsa.limits;
+    ApiAccountLimits {
+        max_memory: l.max_memory,
+        max_storage: l.max_store,
+        max_streams: l.max_streams,
+        max_consumers: l.max_consumers,
+        max_ack_pending: l.max_ack_pending,
+        memory_max_stream_bytes: l.memory_max_stream_bytes,
+        storage_max_stream_bytes: l.store_max_stream_bytes,
+        max_bytes_required: l.max_bytes_required,
+    }
+}
+
+fn info_answer(info: ConsumerInfo) -> ApiAnswer {
+    ApiAnswer::ok(ApiResponse::new(ConsumerCreateBody { info: Some(info) }).to_json())
+}
+
+/// Go `checkNewConsumerConfig`: what an update may not change.
+fn check_update(
+    stream: &Stream,
+    old: &ConsumerConfig,
+    new: &ConsumerConfig,
+) -> Result<(), ApiError> {
+    if old == new {
+        return Ok(());
+    }
+    let fail = |m: &str| Err(ApiError::consumer_create(m));
+    if old.deliver_policy != new.deliver_policy {
+        return fail("deliver policy can not be updated");
+    }
+    if old.mem_storage != new.mem_storage {
+        return fail("storage type can not be updated");
+    }
+    if old.direct != new.direct {
+        return fail("direct can not be updated");
+    }
+    if old.sourcing != new.sourcing {
+        return fail("sourcing can not be updated");
+    }
+    if old.opt_start_seq != new.opt_start_seq {
+        return fail("start sequence can not be updated");
+    }
+    if old.opt_start_time != new.opt_start_time {
+        return fail("start time can not be updated");
+    }
+    if old.ack_policy != new.ack_policy {
+        return fail("ack policy can not be updated");
+    }
+    if old.replay_policy != new.replay_policy {
+        return fail("replay policy can not be updated");
+    }
+    if old.idle_heartbeat != new.idle_heartbeat {
+        return fail("heart beats can not be updated");
+    }
+    if old.flow_control != new.flow_control {
+        return fail("flow control can not be updated");
+    }
+    if old.deliver_subject != new.deliver_subject {
+        if old.deliver_subject.is_empty() {
+            return fail("can not update pull consumer to push based");
+        }
+        if new.deliver_subject.is_empty() {
+            return fail("can not update push consumer to pull based");
+        }
+        if stream
+            .account
+            .sublist
+            .has_interest(old.deliver_subject.as_bytes())
+        {
+            return Err(ApiError::consumer_name_exist());
+        }
+    }
+    if old.max_waiting != new.max_waiting {
+        return fail("max waiting can not be updated");
+    }
+    if !new.backoff.is_empty()
+        && new.max_deliver != -1
+        && new.backoff.len() as i64 > new.max_deliver
+    {
+        return Err(ApiError::consumer_max_deliver_backoff());
+    }
+    if subject_filters(old) != subject_filters(new) {
+        // Allowed by nats-server; the new filter applies from the current position.
+    }
+    Ok(())
+}
+
+/// A random 8-character name for an ephemeral consumer.
+fn ephemeral_name() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..8)
+        .map(|_| ALPHABET[rand::random::<u32>() as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn consumer_create(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    req: &ApiRequest,
+) -> Option<Result<ApiAnswer, ApiError>> {
+    let form = ConsumerCreateSubject::parse(req.subject.as_str())?;
+    Some(create(js, jsa, req, &form))
+}
+
+fn create(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    req: &ApiRequest,
+    form: &ConsumerCreateSubject,
+) -> Result<ApiAnswer, ApiError> {
+    let mut r = CreateConsumerRequest::decode_request(&req.payload, Mode::Strict)?;
+    form.check(&mut r)?;
+    check_consumer_standalone_replicas(&r.config)?;
+    let stream = jsa
+        .stream(&r.stream_name)
+        .ok_or_else(ApiError::stream_not_found)?;
+    let wanted_name = if !r.config.durable_name.is_empty() {
+        r.config.durable_name.clone()
+    } else {
+        r.config.name.clone()
+    };
+    let existing = (!wanted_name.is_empty())
+        .then(|| stream.consumer(&wanted_name))
+        .flatten();
+    if let Some(e) = &existing {
+        r.config.pause_until = e.config().pause_until;
+    }
+    let mut cfg = r.config.clone();
+    set_static_consumer_metadata(&mut cfg);
+    let scfg = stream.config();
+    let acct = account_limits(jsa);
+    let server = ServerLimits::default();
+    set_consumer_config_defaults(&mut cfg, &scfg, &server, &acct, r.pedantic)?;
+    check_consumer_config(&cfg, &server, &scfg, &acct, false)?;
+    if let Some(e) = existing {
+        let old = e.config();
+        if r.action == ConsumerAction::Create && old != cfg {
+            return Err(ApiError::consumer_already_exists());
+        }
+        if scfg.retention == RetentionPolicy::WorkQueue {
+            let others = other_filters(&stream, &e.name);
+            if !partition_unique(&subject_filters(&cfg), &others) && !others.is_empty() {
+                return Err(ApiError::consumer_wq_consumer_not_unique());
+            }
+        }
+        check_update(&stream, &old, &cfg)?;
+        if old != cfg {
+            let mut new = cfg;
+            new.name = old.name.clone();
+            e.update_config(new).map_err(ApiError::consumer_create)?;
+            if e.is_durable() {
+                e.persist_meta().map_err(ApiError::consumer_create)?;
+            }
+        }
+        return Ok(info_answer(e.info()));
+    }
+    if r.action == ConsumerAction::Update {
+        return Err(ApiError::consumer_does_not_exist());
+    }
+    let mut maxc = scfg.max_consumers;
+    if maxc <= 0 || (acct.max_consumers > 0 && acct.max_consumers < maxc) {
+        maxc = acct.max_consumers;
+    }
+    let count = stream.consumers.read().len() as i64;
+    if maxc > 0 && count >= maxc {
+        return Err(ApiError::maximum_consumers_limit());
+    }
+    if scfg.retention == RetentionPolicy::WorkQueue {
+        check_workqueue_consumer(&cfg, &other_filters(&stream, ""))?;
+    }
+    finalize_new_consumer_config(&mut cfg);
+    let durable = !cfg.durable_name.is_empty();
+    let name = if wanted_name.is_empty() {
+        loop {
+            let n = ephemeral_name();
+            if stream.consumer(&n).is_none() {
+                break n;
+            }
+        }
+    } else {
+        wanted_name
+    };
+    let server = js
+        .server
+        .upgrade()
+        .ok_or_else(|| ApiError::consumer_create("server stopping"))?;
+    let c = open_consumer(&stream, cfg, name, Timestamp::now(), durable, false)
+        .map_err(|e| ApiError::consumer_store_failed(e.to_string()))?;
+    if durable && let Err(e) = c.persist_meta() {
+        c.delete_state();
+        return Err(ApiError::consumer_store_failed(e.to_string()));
+    }
+    stream.consumers.write().insert(c.name.clone(), c.clone());
+    c.start(server);
+    Ok(info_answer(c.info()))
+}
+
+/// Open the state store and the consumer. Durable consumers of file streams keep their
+/// state in files (unless `mem_storage`); everything else keeps it in memory.
+pub fn open_consumer(
+    stream: &Arc<Stream>,
+    mut cfg: ConsumerConfig,
+    name: String,
+    created: Timestamp,
+    durable: bool,
+    recovered: bool,
+) -> Result<Arc<Consumer>, StoreError> {
+    let policy = Consumer::store_policy(&cfg);
+    let store: Arc<dyn ConsumerStore> = if durable && !cfg.mem_storage {
+        stream.store.consumer_store(&name, policy)?
+    } else {
+        Arc::new(natrium_store::consumer::MemConsumerStore::new(
+            &name, policy,
+        ))
+    };
+    if cfg.name.is_empty() && durable {
+        cfg.name = name.clone();
+    }
+    let c = Consumer::open(stream.clone(), cfg, created, store, recovered, name)?;
+    Ok(c)
+}
+
+/// The filters of the stream's other consumers (for work-queue uniqueness).
+fn other_filters(stream: &Stream, except: &str) -> Vec<Vec<String>> {
+    stream
+        .consumers
+        .read()
+        .values()
+        .filter(|c| c.name != except)
+        .map(|c| subject_filters(&c.config()))
+        .collect()
+}
+
+fn lookup(
+    jsa: &JsAccount,
+    stream: &str,
+    name: &str,
+) -> Result<(Arc<Stream>, Arc<Consumer>), ApiError> {
+    let s = jsa.stream(stream).ok_or_else(ApiError::stream_not_found)?;
+    let c = s.consumer(name).ok_or_else(ApiError::consumer_not_found)?;
+    Ok((s, c))
+}
+
+fn consumer_info(jsa: &JsAccount, stream: &str, name: &str) -> Result<ApiAnswer, ApiError> {
+    let (_, c) = lookup(jsa, stream, name)?;
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(ConsumerInfoBody {
+            info: Some(c.info()),
+        })
+        .to_json(),
+    ))
+}
+
+fn consumer_delete(jsa: &JsAccount, stream: &str, name: &str) -> Result<ApiAnswer, ApiError> {
+    let s = jsa.stream(stream).ok_or_else(ApiError::stream_not_found)?;
+    let c = s
+        .remove_consumer(name)
+        .ok_or_else(ApiError::consumer_not_found)?;
+    c.stop();
+    c.delete_state();
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(ConsumerDeleteBody { success: true }).to_json(),
+    ))
+}
+
+fn sorted(stream: &Stream) -> Vec<Arc<Consumer>> {
+    stream.consumers.read().values().cloned().collect()
+}
+
+fn consumer_names(jsa: &JsAccount, stream: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
+    let req = if body.is_empty() {
+        ConsumersRequest::default()
+    } else {
+        ConsumersRequest::decode_request(body, Mode::Strict)?
+    };
+    let s = jsa.stream(stream).ok_or_else(ApiError::stream_not_found)?;
+    let all = sorted(&s);
+    let total = all.len();
+    let offset = (req.offset.max(0) as usize).min(total);
+    let page: Vec<String> = all
+        .iter()
+        .skip(offset)
+        .take(NAMES_LIMIT)
+        .map(|c| c.name.clone())
+        .collect();
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(ConsumerNamesBody {
+            paged: ApiPaged {
+                total: total as i64,
+                offset: offset as i64,
+                limit: NAMES_LIMIT as i64,
+            },
+            consumers: Some(page),
+        })
+        .to_json(),
+    ))
+}
+
+fn consumer_list(jsa: &JsAccount, stream: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
+    let req = if body.is_empty() {
+        ConsumersRequest::default()
+    } else {
+        ConsumersRequest::decode_request(body, Mode::Strict)?
+    };
+    let s = jsa.stream(stream).ok_or_else(ApiError::stream_not_found)?;
+    let all = sorted(&s);
+    let total = all.len();
+    let offset = (req.offset.max(0) as usize).min(total);
+    let page: Vec<ConsumerInfo> = all
+        .iter()
+        .skip(offset)
+        .take(LIST_LIMIT)
+        .map(|c| {
+            // LIST shows the stored config (no dynamic metadata), as nats-server.
+            let mut info = c.info();
+            info.config = Some(c.config());
+            info
+        })
+        .collect();
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(ConsumerListBody {
+            paged: ApiPaged {
+                total: total as i64,
+                offset: offset as i64,
+                limit: LIST_LIMIT as i64,
+            },
+            consumers: Some(page),
+            ..ConsumerListBody::default()
+        })
+        .to_json(),
+    ))
+}
+
+fn consumer_pause(
+    js: &JetStream,
+    jsa: &JsAccount,
+    stream: &str,
+    name: &str,
+    body: &[u8],
+) -> Result<ApiAnswer, ApiError> {
+    let _ = js;
+    let req = if body.is_empty() {
+        ConsumerPauseRequest::default()
+    } else {
+        ConsumerPauseRequest::decode_request(body, Mode::Strict)?
+    };
+    let (_, c) = lookup(jsa, stream, name)?;
+    let mut cfg = c.config();
+    let now = Timestamp::now();
+    let until = req.pause_until;
+    cfg.pause_until = (!until.is_zero() && now.nanos_until(&until) > 0).then_some(until);
+    c.update_config(cfg.clone())
+        .map_err(ApiError::consumer_create)?;
+    if c.is_durable() {
+        c.persist_meta().map_err(ApiError::consumer_create)?;
+    }
+    let remaining = cfg.pause_until.map_or(0, |u| now.nanos_until(&u).max(0));
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(ConsumerPauseBody {
+            paused: remaining > 0,
+            pause_until: cfg.pause_until.unwrap_or_default(),
+            pause_remaining: remaining,
+        })
+        .to_json(),
+    ))
+}
+
+fn consumer_reset(
+    jsa: &JsAccount,
+    stream: &str,
+    name: &str,
+    body: &[u8],
+) -> Result<ApiAnswer, ApiError> {
+    let req = if body.is_empty() {
+        ConsumerResetRequest::default()
+    } else {
+        ConsumerResetRequest::decode_request(body, Mode::Unmarshal)?
+    };
+    let (s, c) = lookup(jsa, stream, name)?;
+    let cfg = c.config();
+    let seq = {
+        let mut m = c.machine.lock();
+        let seq = if req.seq == 0 {
+            m.ack_floor().stream + 1
+        } else {
+            req.seq
+        };
+        let first = s.store.fast_state().first_seq;
+        let seq = seq.max(first).max(1);
+        *m = Machine::new(params(&cfg), seq);
+        seq
+    };
+    c.store
+        .reset(seq - 1)
+        .map_err(|e| ApiError::consumer_invalid_reset(e.to_string()))?;
+    c.wake();
+    let info = c.info();
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(ConsumerResetBody {
+            info: Some(info),
+            reset_seq: seq,
+        })
+        .to_json(),
+    ))
+}

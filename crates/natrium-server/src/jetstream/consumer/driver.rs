@@ -1,0 +1,554 @@
+//! The consumer's task: feeds the machine events and time, delivers what it decides,
+//! and persists the state.
+//!
+//! One cycle: take every queued event (acks, pull requests, flow-control responses),
+//! let time pass in the machine (ack deadlines, pull expiries, heartbeats), deliver up to
+//! [`BATCH`] messages, then write the state changes in one go and answer acks that asked
+//! for confirmation. Then sleep until an event, a new message in the stream, or the
+//! machine's next deadline.
+//!
+//! Push consumers deliver only while their deliver subject has a subscriber, and, with
+//! flow control, while the client has answered recent flow-control requests (nats-server's
+//! window: it starts at 2 MiB, doubles with each answer up to 32 MiB, and a request is
+//! sent when half of it is outstanding).
+
+use super::machine::{Delivery, Status, Target};
+use super::source::{StoreSource, msg_size};
+use super::{Consumer, Event};
+use crate::client::deliver::{DeliveryCtx, Publisher};
+use crate::jetstream::api::stream::RetentionPolicy;
+use crate::jetstream::stream::now_nanos;
+use crate::protocol::PubMsg;
+use crate::server::ServerShared;
+use natrium_store::StoredMsg;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Most deliveries per cycle (then events are looked at again).
+const BATCH: usize = 256;
+/// Longest time state changes stay written but not fsynced.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// How often a push consumer without a subscriber looks for one.
+const INTEREST_POLL: Duration = Duration::from_millis(50);
+/// Flow-control window limit (nats-server `JsFlowControlMaxPending`).
+const FC_LIMIT: i64 = 32 * 1024 * 1024;
+
+/// Push flow-control accounting.
+#[derive(Debug)]
+struct FlowControl {
+    /// Bytes delivered and not yet confirmed.
+    pbytes: i64,
+    /// Current window.
+    maxpb: i64,
+    /// The outstanding request's reply subject.
+    fcid: Option<Box<[u8]>>,
+    /// Bytes the outstanding request covers.
+    fcsz: i64,
+}
+
+/// The parts of the config the hot path needs, refreshed on updates.
+struct Hot {
+    /// Deliver subject (push) or empty (pull).
+    deliver: Box<[u8]>,
+    /// Deliver headers only.
+    headers_only: bool,
+    /// Flow control on.
+    flow_control: bool,
+    /// Push idle heartbeat (ns, 0 none).
+    heartbeat: i64,
+    /// Paused until (ns, 0 none).
+    paused_until: i64,
+    /// Delete after this long inactive (ns, 0 never).
+    inactive: i64,
+}
+
+impl Hot {
+    fn of(c: &Consumer) -> Hot {
+        let cfg = c.config.read();
+        Hot {
+            deliver: cfg.deliver_subject.as_bytes().into(),
+            headers_only: cfg.headers_only,
+            flow_control: cfg.flow_control,
+            heartbeat: cfg.idle_heartbeat,
+            paused_until: cfg
+                .pause_until
+                .filter(|t| !t.is_zero())
+                .map_or(0, |t| t.unix_nanos_saturating()),
+            inactive: cfg.inactive_threshold,
+        }
+    }
+}
+
+/// The task's state.
+struct Task {
+    /// The consumer.
+    c: Arc<Consumer>,
+    /// Delivery context.
+    ctx: DeliveryCtx,
+    /// Hot config.
+    hot: Hot,
+    /// Ack confirmations waiting for the state to be written.
+    ack_replies: Vec<Box<[u8]>>,
+    /// Newly acknowledged stream sequences (for interest and work-queue retention).
+    acked: Vec<u64>,
+    /// State changed since the last commit.
+    dirty: bool,
+    /// Written but not fsynced.
+    unsynced: bool,
+    /// Last fsync.
+    last_sync: tokio::time::Instant,
+    /// Flow control.
+    fc: FlowControl,
+    /// Last time anything went to the deliver subject (ns).
+    last_push: i64,
+    /// Reused ack-subject buffer.
+    reply_buf: Vec<u8>,
+    /// Reused header buffer (headers-only deliveries).
+    hdr_buf: Vec<u8>,
+    /// More to deliver right away (the batch limit was hit, or a receiver stalled).
+    again: bool,
+    /// A receiver is over its pending limit; wait for it.
+    stalled: Option<Arc<crate::client::ClientConn>>,
+    /// The store failed; stop confirming acks.
+    failed: bool,
+}
+
+impl Consumer {
+    /// Subscribe and start the task.
+    pub fn start(self: &Arc<Self>, server: Arc<ServerShared>) {
+        self.subscribe();
+        let Some(rx) = self.rx.lock().take() else {
+            return;
+        };
+        let task = Task {
+            c: self.clone(),
+            ctx: DeliveryCtx::new(server, rand::random()),
+            hot: Hot::of(self),
+            ack_replies: Vec::new(),
+            acked: Vec::new(),
+            dirty: false,
+            unsynced: false,
+            last_sync: tokio::time::Instant::now(),
+            fc: FlowControl {
+                pbytes: 0,
+                maxpb: FC_LIMIT / 16,
+                fcid: None,
+                fcsz: 0,
+            },
+            last_push: now_nanos(),
+            reply_buf: Vec::with_capacity(128),
+            hdr_buf: Vec::new(),
+            again: false,
+            stalled: None,
+            failed: false,
+        };
+        tokio::spawn(task.run(rx));
+    }
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        let mut new_msgs = self.c.stream.last_seq.subscribe();
+        'outer: loop {
+            while let Ok(ev) = rx.try_recv() {
+                self.c.queued.fetch_sub(1, Ordering::AcqRel);
+                if !self.event(ev) {
+                    break 'outer;
+                }
+            }
+            if self.c.is_closed() {
+                break;
+            }
+            self.cycle();
+            self.persist().await;
+            if self.check_inactive() {
+                break;
+            }
+            let wait = self.next_wake();
+            let stalled = self.stalled.take();
+            let drained = async {
+                match &stalled {
+                    Some(conn) => conn.drained.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = rx.recv() => {
+                    let Some(ev) = ev else { break };
+                    self.c.queued.fetch_sub(1, Ordering::AcqRel);
+                    if !self.event(ev) {
+                        break;
+                    }
+                }
+                _ = new_msgs.changed() => {}
+                _ = drained => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        // Final write of whatever changed.
+        if self.dirty || self.unsynced {
+            let store = self.c.store.clone();
+            let durable = self.c.sync_state;
+            let _ = tokio::task::spawn_blocking(move || store.commit(durable)).await;
+        }
+        let closing = self.c.machine.lock().close_waiting("409 Consumer Deleted");
+        for s in &closing {
+            self.status(s);
+        }
+        self.ctx.flush();
+    }
+
+    /// Apply one event. Returns false to stop.
+    fn event(&mut self, ev: Event) -> bool {
+        let now = now_nanos();
+        match ev {
+            Event::Stop => return false,
+            Event::Updated => self.hot = Hot::of(&self.c),
+            Event::Ack { sseq, kind, reply } => {
+                let acked = self.c.machine.lock().ack(sseq, kind.clone(), now);
+                if !acked.is_empty() {
+                    self.c.last_ack.store(now, Ordering::Relaxed);
+                    for (s, d) in acked {
+                        let _ = self.c.store.update_acks(d, s);
+                        self.acked.push(s);
+                    }
+                    self.dirty = true;
+                }
+                if let Some(r) = reply {
+                    self.ack_replies.push(r);
+                }
+            }
+            Event::Pull { reply, req } => {
+                let filter = self.c.filter.read();
+                let src = StoreSource::new(self.c.stream.store.as_ref(), &filter);
+                let st = self.c.machine.lock().add_pull(
+                    &reply,
+                    req.batch,
+                    req.max_bytes,
+                    req.expires,
+                    req.no_wait,
+                    req.heartbeat,
+                    now,
+                    &src,
+                );
+                drop(filter);
+                if let Some(s) = st {
+                    self.status(&s);
+                }
+            }
+            Event::FlowControl(subject) => {
+                if self.fc.fcid.as_deref() == Some(&*subject) {
+                    self.fc.maxpb = (self.fc.maxpb * 2).min(FC_LIMIT);
+                    self.fc.pbytes = (self.fc.pbytes - self.fc.fcsz).max(0);
+                    self.fc.fcid = None;
+                    self.fc.fcsz = 0;
+                }
+            }
+        }
+        true
+    }
+
+    fn status(&mut self, s: &Status) {
+        super::subs::send_status(
+            &mut self.ctx,
+            &self.c.stream.account,
+            &s.reply,
+            &s.line,
+            &s.headers,
+        );
+    }
+
+    /// Time passes, then deliver what can be delivered.
+    fn cycle(&mut self) {
+        let now = now_nanos();
+        let c = self.c.clone();
+        let account = &c.stream.account;
+        let push = !self.hot.deliver.is_empty();
+        let mut m = c.machine.lock();
+        let mut out = m.tick(now);
+        if !push && m.num_waiting() > 0 {
+            m.drop_waiting(|r| account.sublist.has_interest(r));
+            if m.num_waiting() > 0 {
+                c.touch();
+            }
+        }
+        let interest = push && account.sublist.has_interest(&self.hot.deliver);
+        if interest {
+            c.touch();
+        }
+        // Push idle heartbeat.
+        if push && self.hot.heartbeat > 0 && now - self.last_push >= self.hot.heartbeat {
+            let d = m.delivered();
+            let mut headers = vec![
+                ("Nats-Last-Consumer", d.consumer.to_string()),
+                ("Nats-Last-Stream", d.stream.to_string()),
+            ];
+            if let Some(id) = &self.fc.fcid
+                && self.fc_stalled()
+            {
+                headers.push((
+                    "Nats-Consumer-Stalled",
+                    String::from_utf8_lossy(id).into_owned(),
+                ));
+            }
+            out.push(Status {
+                reply: self.hot.deliver.clone(),
+                line: "100 Idle Heartbeat".to_string(),
+                headers,
+            });
+            self.last_push = now;
+        }
+        self.again = false;
+        let paused = self.hot.paused_until > now;
+        if !paused {
+            let filter = c.filter.read();
+            let src = StoreSource::new(c.stream.store.as_ref(), &filter);
+            let mut sent = 0;
+            while sent < BATCH {
+                let push_ok = interest && !self.fc_stalled();
+                let Some(d) = m.next(&src, push_ok, now, &mut out) else {
+                    break;
+                };
+                let _ = c.store.update_delivered(d.dseq, d.sseq, d.count, now);
+                self.dirty = true;
+                sent += 1;
+                match src.take(d.sseq) {
+                    Ok(msg) => self.deliver(&d, &msg, now),
+                    Err(_) => {
+                        // Removed between finding and loading: nothing to send; the
+                        // machine forgets it when it finds it gone.
+                    }
+                }
+                if let Some(after) = &d.after {
+                    self.status(after);
+                }
+                if self.ctx.stalled.is_some() {
+                    break;
+                }
+            }
+            // A full batch means there may be more: go again after looking at events.
+            self.again = sent == BATCH && self.ctx.stalled.is_none();
+        }
+        drop(m);
+        for s in &out {
+            self.status(s);
+        }
+        self.stalled = self.ctx.stalled.take();
+        self.ctx.flush();
+    }
+
+    fn fc_stalled(&self) -> bool {
+        self.hot.flow_control && self.fc.pbytes > self.fc.maxpb
+    }
+
+    /// Publish one message to its target.
+    fn deliver(&mut self, d: &Delivery, msg: &StoredMsg, now: i64) {
+        let c = &self.c;
+        self.reply_buf.clear();
+        let _ = write!(
+            self.reply_buf,
+            "$JS.ACK.{}.{}.{}.{}.{}.{}.{}",
+            c.stream.name, c.name, d.count, d.sseq, d.dseq, msg.ts, d.pending
+        );
+        let (headers, payload): (Option<&[u8]>, &[u8]) = if self.hot.headers_only {
+            self.hdr_buf.clear();
+            if msg.hdrs.is_empty() {
+                self.hdr_buf.extend_from_slice(b"NATS/1.0\r\n");
+            } else {
+                let h = msg.hdrs.strip_suffix(b"\r\n").unwrap_or(&msg.hdrs);
+                self.hdr_buf.extend_from_slice(h);
+            }
+            let _ = write!(self.hdr_buf, "Nats-Msg-Size: {}\r\n\r\n", msg.payload.len());
+            (Some(&self.hdr_buf), b"")
+        } else {
+            (
+                (!msg.hdrs.is_empty()).then_some(&msg.hdrs[..]),
+                &msg.payload[..],
+            )
+        };
+        let route: &[u8] = match &d.target {
+            Target::Push => &self.hot.deliver,
+            Target::Pull(r) => r,
+        };
+        self.ctx.publish_routed(
+            &c.stream.account,
+            route,
+            Publisher::SERVER,
+            PubMsg {
+                subject: msg.subject.as_bytes(),
+                reply: Some(&self.reply_buf),
+                headers,
+                payload,
+            },
+        );
+        c.last_delivered.store(now, Ordering::Relaxed);
+        if d.target == Target::Push {
+            self.last_push = now;
+            if self.hot.flow_control {
+                let size = (msg_size(msg) + self.reply_buf.len() as u64) as i64;
+                self.fc.pbytes += size;
+                if self.fc.fcid.is_none() && self.fc.pbytes > self.fc.maxpb / 2 {
+                    self.send_flow_control();
+                } else if self.fc.fcid.is_some() && self.fc.pbytes - self.fc.fcsz >= self.fc.maxpb {
+                    self.fc.fcsz += size;
+                }
+            }
+        }
+    }
+
+    fn send_flow_control(&mut self) {
+        let c = &self.c;
+        let id = format!(
+            "$JS.FC.{}.{}.{}",
+            c.stream.name,
+            c.name,
+            rand::random::<u32>() % 10_000
+        );
+        self.fc.fcsz = self.fc.pbytes;
+        self.ctx.publish_routed(
+            &c.stream.account,
+            &self.hot.deliver,
+            Publisher::SERVER,
+            PubMsg {
+                subject: &self.hot.deliver,
+                reply: Some(id.as_bytes()),
+                headers: Some(b"NATS/1.0 100 FlowControl Request\r\n\r\n"),
+                payload: b"",
+            },
+        );
+        self.fc.fcid = Some(id.into_bytes().into());
+    }
+
+    /// Write the cycle's state changes; fsync when an ack waits for confirmation or the
+    /// last fsync is [`SYNC_EVERY`] old; then confirm acks and apply retention.
+    async fn persist(&mut self) {
+        let due = self.last_sync.elapsed() >= SYNC_EVERY;
+        if self.dirty || (self.unsynced && due) || !self.ack_replies.is_empty() {
+            let fsync = self.c.sync_state
+                && (!self.ack_replies.is_empty() || due)
+                && (self.dirty || self.unsynced);
+            let result = if fsync {
+                let store = self.c.store.clone();
+                match tokio::task::spawn_blocking(move || store.commit(true)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            } else if self.dirty {
+                self.c.store.commit(false).map_err(|e| e.to_string())
+            } else {
+                Ok(())
+            };
+            match result {
+                Ok(()) => {
+                    if fsync {
+                        self.unsynced = false;
+                        self.last_sync = tokio::time::Instant::now();
+                    } else if self.dirty {
+                        self.unsynced = self.c.sync_state;
+                    }
+                }
+                Err(e) => {
+                    if !self.failed {
+                        crate::error!(
+                            self.ctx.server.log,
+                            "JetStream consumer '{} > {} > {}' state could not be saved: {}",
+                            self.c.stream.account.name,
+                            self.c.stream.name,
+                            self.c.name,
+                            e
+                        );
+                    }
+                    self.failed = true;
+                }
+            }
+            self.dirty = false;
+            if !self.failed {
+                let account = self.c.stream.account.clone();
+                for r in self.ack_replies.drain(..) {
+                    self.ctx.publish(
+                        &account,
+                        Publisher::SERVER,
+                        PubMsg {
+                            subject: &r,
+                            reply: None,
+                            headers: None,
+                            payload: b"",
+                        },
+                    );
+                }
+                self.ctx.flush();
+            } else {
+                self.ack_replies.clear();
+            }
+        }
+        if !self.acked.is_empty() {
+            let acked = std::mem::take(&mut self.acked);
+            if self.c.stream.config().retention != RetentionPolicy::Limits {
+                self.c.stream.apply_retention(&acked);
+            }
+            self.acked = acked;
+            self.acked.clear();
+        }
+    }
+
+    /// How long to sleep before the next cycle.
+    fn next_wake(&self) -> Duration {
+        if self.again {
+            return Duration::ZERO;
+        }
+        let now = now_nanos();
+        let mut at: Option<i64> = self.c.machine.lock().next_deadline();
+        let mut consider = |t: i64| at = Some(at.map_or(t, |a| a.min(t)));
+        let push = !self.hot.deliver.is_empty();
+        if push && self.hot.heartbeat > 0 {
+            consider(self.last_push + self.hot.heartbeat);
+        }
+        if push
+            && !self
+                .c
+                .stream
+                .account
+                .sublist
+                .has_interest(&self.hot.deliver)
+        {
+            consider(now + INTEREST_POLL.as_nanos() as i64);
+        }
+        if self.hot.inactive > 0 {
+            consider(self.c.last_activity.load(Ordering::Relaxed) + self.hot.inactive);
+        }
+        if self.hot.paused_until > now {
+            consider(self.hot.paused_until);
+        }
+        if self.unsynced {
+            consider(now + SYNC_EVERY.as_nanos() as i64);
+        }
+        match at {
+            Some(t) => Duration::from_nanos(u64::try_from(t - now).unwrap_or(0)),
+            None => Duration::from_secs(3600),
+        }
+    }
+
+    /// Delete the consumer after `inactive_threshold` without interest or requests.
+    /// Returns true when it was deleted.
+    fn check_inactive(&mut self) -> bool {
+        if self.hot.inactive <= 0 {
+            return false;
+        }
+        let now = now_nanos();
+        let last = self.c.last_activity.load(Ordering::Relaxed);
+        if now - last < self.hot.inactive {
+            return false;
+        }
+        if self.c.machine.lock().num_waiting() > 0 || self.c.push_bound() {
+            self.c.touch();
+            return false;
+        }
+        self.c.stream.remove_consumer(&self.c.name);
+        self.c.stop();
+        self.c.delete_state();
+        true
+    }
+}

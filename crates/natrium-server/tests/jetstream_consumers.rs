@@ -1,0 +1,440 @@
+//! JetStream consumers through async-nats: pull and push delivery, acks and their
+//! effect on info, redelivery after ack wait and NAK, durable state across a restart,
+//! ordered consumers, work-queue and interest retention, inactivity cleanup, and the KV
+//! and object stores built on them.
+
+mod support;
+
+use async_nats::jetstream::{self, AckKind, consumer, kv, object_store, stream};
+use futures::StreamExt;
+use natrium_server::options::Options;
+use std::time::Duration;
+use support::TestServer;
+
+/// Poll an async condition until it holds; fails the test after `limit`.
+async fn until<F, Fut>(limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn js_opts(dir: &std::path::Path) -> Options {
+    let mut o = Options::for_test();
+    o.jetstream.enabled = true;
+    o.jetstream.store_dir = Some(dir.to_path_buf());
+    o
+}
+
+async fn stream_with(
+    js: &jetstream::Context,
+    name: &str,
+    subject: &str,
+    n: usize,
+) -> stream::Stream {
+    let st = js
+        .create_stream(stream::Config {
+            name: name.into(),
+            subjects: vec![subject.into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    let prefix = subject.trim_end_matches(".>").trim_end_matches(".*");
+    for i in 0..n {
+        js.publish(format!("{prefix}.{}", i % 3), format!("m{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    st
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_fetch_ack_and_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let st = stream_with(&js, "P", "p.>", 10).await;
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("d".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer");
+    let mut c = c;
+    let info = c.info().await.unwrap().clone();
+    assert_eq!(info.num_pending, 10);
+    assert_eq!(info.delivered.stream_sequence, 0);
+    let mut msgs = c.fetch().max_messages(4).messages().await.unwrap();
+    let mut got = Vec::new();
+    while let Some(m) = msgs.next().await {
+        let m = m.unwrap();
+        let i = m.info().unwrap();
+        got.push((i.stream_sequence, i.consumer_sequence, i.pending));
+        if i.stream_sequence <= 3 {
+            m.double_ack().await.unwrap();
+        }
+    }
+    assert_eq!(got, vec![(1, 1, 9), (2, 2, 8), (3, 3, 7), (4, 4, 6)]);
+    let info = c.info().await.unwrap().clone();
+    assert_eq!(info.delivered.stream_sequence, 4);
+    assert_eq!(info.delivered.consumer_sequence, 4);
+    assert_eq!(info.ack_floor.stream_sequence, 3);
+    assert_eq!(info.num_ack_pending, 1);
+    assert_eq!(info.num_pending, 6);
+    // A no-wait fetch of more than is left gets what there is.
+    let mut rest = c.fetch().max_messages(100).messages().await.unwrap();
+    let mut n = 0;
+    while let Some(m) = rest.next().await {
+        m.unwrap().ack().await.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 6);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_consumer_delivers_and_redelivers_after_nak() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    let st = stream_with(&js, "PU", "pu.>", 3).await;
+    let c = st
+        .create_consumer(consumer::push::Config {
+            durable_name: Some("push".into()),
+            deliver_subject: client.new_inbox(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = c.messages().await.unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.len() < 4 && tokio::time::Instant::now() < deadline {
+        let m = tokio::time::timeout(Duration::from_secs(5), msgs.next())
+            .await
+            .expect("delivery")
+            .unwrap()
+            .unwrap();
+        let i = m.info().unwrap();
+        seen.push((i.stream_sequence, i.delivered));
+        if i.stream_sequence == 2 && i.delivered == 1 {
+            m.ack_with(AckKind::Nak(None)).await.unwrap();
+        } else {
+            m.ack().await.unwrap();
+        }
+    }
+    assert_eq!(seen[..3], [(1, 1), (2, 1), (3, 1)]);
+    assert_eq!(seen[3], (2, 2));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_wait_expiry_redelivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let st = stream_with(&js, "AW", "aw.>", 1).await;
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("aw".into()),
+            ack_wait: Duration::from_millis(300),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut first = c.fetch().max_messages(1).messages().await.unwrap();
+    let m = first.next().await.unwrap().unwrap();
+    assert_eq!(m.info().unwrap().delivered, 1);
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut again = c
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(3))
+        .messages()
+        .await
+        .unwrap();
+    let m = again.next().await.unwrap().unwrap();
+    let i = m.info().unwrap();
+    assert_eq!((i.stream_sequence, i.delivered), (1, 2));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_state_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = TestServer::with(js_opts(dir.path())).await;
+        let js = jetstream::new(s.client().await);
+        let st = stream_with(&js, "R", "r.>", 6).await;
+        let c = st
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some("keep".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut msgs = c.fetch().max_messages(4).messages().await.unwrap();
+        while let Some(m) = msgs.next().await {
+            let m = m.unwrap();
+            if m.info().unwrap().stream_sequence <= 3 {
+                m.double_ack().await.unwrap();
+            }
+        }
+        s.stop().await;
+    }
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let st = js.get_stream("R").await.unwrap();
+    let mut c: consumer::PullConsumer = st.get_consumer("keep").await.expect("recovered");
+    let info = c.info().await.unwrap().clone();
+    assert_eq!(info.ack_floor.stream_sequence, 3);
+    assert_eq!(info.delivered.stream_sequence, 4);
+    assert_eq!(info.num_ack_pending, 1);
+    // The unacked message comes back first, then the rest.
+    let mut msgs = c
+        .fetch()
+        .max_messages(3)
+        .expires(Duration::from_secs(3))
+        .messages()
+        .await
+        .unwrap();
+    let mut seqs = Vec::new();
+    while let Some(m) = msgs.next().await {
+        let m = m.unwrap();
+        seqs.push(m.info().unwrap().stream_sequence);
+        m.ack().await.unwrap();
+    }
+    assert_eq!(seqs, vec![4, 5, 6]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_consumer_reads_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let st = stream_with(&js, "O", "o.>", 50).await;
+    let c = st
+        .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: "ord.inbox".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = c.messages().await.unwrap();
+    for want in 1..=50u64 {
+        let m = tokio::time::timeout(Duration::from_secs(5), msgs.next())
+            .await
+            .expect("ordered delivery")
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.info().unwrap().stream_sequence, want);
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_queue_removes_acked_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let mut st = js
+        .create_stream(stream::Config {
+            name: "WQ".into(),
+            subjects: vec!["wq.>".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..5 {
+        js.publish(format!("wq.{i}"), "job".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("w".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = c.fetch().max_messages(3).messages().await.unwrap();
+    while let Some(m) = msgs.next().await {
+        m.unwrap().double_ack().await.unwrap();
+    }
+    until(Duration::from_secs(5), || {
+        let mut st = st.clone();
+        async move { st.info().await.unwrap().state.messages == 2 }
+    })
+    .await;
+    assert_eq!(st.info().await.unwrap().state.first_sequence, 4);
+    // A second unfiltered consumer on a work queue is refused.
+    let err = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("w2".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("multiple non-filtered"), "{err}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interest_retention_needs_every_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let mut st = js
+        .create_stream(stream::Config {
+            name: "IN".into(),
+            subjects: vec!["in.>".into()],
+            retention: stream::RetentionPolicy::Interest,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // No consumers: nothing is kept, but sequences are used.
+    let ack = js.publish("in.a", "x".into()).await.unwrap().await.unwrap();
+    assert_eq!(ack.sequence, 1);
+    assert_eq!(st.info().await.unwrap().state.messages, 0);
+    let mut consumers = Vec::new();
+    for name in ["a", "b"] {
+        consumers.push(
+            st.create_consumer(consumer::pull::Config {
+                durable_name: Some(name.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    js.publish("in.a", "y".into()).await.unwrap().await.unwrap();
+    assert_eq!(st.info().await.unwrap().state.messages, 1);
+    for (i, c) in consumers.iter().enumerate() {
+        let mut msgs = c.fetch().max_messages(1).messages().await.unwrap();
+        let m = msgs.next().await.unwrap().unwrap();
+        m.double_ack().await.unwrap();
+        let left = st.info().await.unwrap().state.messages;
+        if i == 0 {
+            assert_eq!(left, 1, "one consumer still wants it");
+        }
+    }
+    until(Duration::from_secs(5), || {
+        let mut st = st.clone();
+        async move { st.info().await.unwrap().state.messages == 0 }
+    })
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_consumer_goes_after_inactivity() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let st = stream_with(&js, "E", "e.>", 1).await;
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            inactive_threshold: Duration::from_millis(300),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let name = c.cached_info().name.clone();
+    assert_eq!(name.len(), 8);
+    until(Duration::from_secs(5), || {
+        let st = st.clone();
+        let name = name.clone();
+        async move {
+            st.get_consumer::<consumer::pull::Config>(&name)
+                .await
+                .is_err()
+        }
+    })
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_put_get_keys_history_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let kv = js
+        .create_key_value(kv::Config {
+            bucket: "cfg".into(),
+            history: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("create bucket");
+    kv.put("a", "1".into()).await.unwrap();
+    kv.put("b", "2".into()).await.unwrap();
+    kv.put("a", "3".into()).await.unwrap();
+    assert_eq!(kv.get("a").await.unwrap().unwrap(), "3");
+    let mut keys: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
+    keys.sort();
+    assert_eq!(keys, vec!["a", "b"]);
+    let hist: Vec<_> = kv
+        .history("a")
+        .await
+        .unwrap()
+        .map(|e| e.unwrap().value)
+        .collect()
+        .await;
+    assert_eq!(hist, vec!["1", "3"]);
+    let mut watch = kv.watch("a").await.unwrap();
+    kv.put("a", "4".into()).await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("watch update")
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.value, "4");
+    kv.delete("b").await.unwrap();
+    assert!(kv.get("b").await.unwrap().is_none());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_store_put_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let os = js
+        .create_object_store(object_store::Config {
+            bucket: "files".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create object store");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    os.put("blob", &mut data.as_slice()).await.unwrap();
+    let mut obj = os.get("blob").await.expect("get");
+    let mut back = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut obj, &mut back)
+        .await
+        .unwrap();
+    assert_eq!(back.len(), data.len());
+    assert!(back == data);
+    s.stop().await;
+}
