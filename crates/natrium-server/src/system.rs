@@ -43,7 +43,7 @@ fn now_rfc3339() -> String {
 }
 
 /// A 22-character random id (nats-server uses NUIDs for event ids).
-fn event_id() -> String {
+pub(crate) fn event_id() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     (0..22)
         .map(|_| ALPHABET[(rand::random::<u32>() as usize) % ALPHABET.len()] as char)

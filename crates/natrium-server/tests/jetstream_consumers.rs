@@ -438,3 +438,141 @@ async fn object_store_put_get() {
     assert!(back == data);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_advisories() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    let mut adv = client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.>")
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let st = stream_with(&js, "AD", "ad.>", 3).await;
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("adv".into()),
+            ack_wait: Duration::from_millis(200),
+            max_deliver: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut next = async || {
+        let m = tokio::time::timeout(Duration::from_secs(5), adv.next())
+            .await
+            .expect("advisory")
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        (m.subject.to_string(), v)
+    };
+    let (subj, v) = next().await;
+    assert_eq!(subj, "$JS.EVENT.ADVISORY.CONSUMER.CREATED.AD.adv");
+    assert_eq!(v["type"], "io.nats.jetstream.advisory.v1.consumer_action");
+    assert_eq!(v["action"], "create");
+    assert_eq!(v["id"].as_str().unwrap().len(), 22);
+    // 1: never acked -> max deliveries; 2: NAK; 3: TERM with a reason.
+    let mut batch = c.fetch().max_messages(3).messages().await.unwrap();
+    while let Some(m) = batch.next().await {
+        let m = m.unwrap();
+        match m.info().unwrap().stream_sequence {
+            2 => m.ack_with(AckKind::Nak(None)).await.unwrap(),
+            3 => m.ack_with(AckKind::Term).await.unwrap(),
+            _ => {}
+        }
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Keep pulling so redeliveries happen until seq 1 hits max deliveries.
+    while !seen.contains_key("MAX_DELIVERIES") && tokio::time::Instant::now() < deadline {
+        let mut b = c
+            .fetch()
+            .max_messages(5)
+            .expires(Duration::from_millis(300))
+            .messages()
+            .await
+            .unwrap();
+        while let Some(m) = b.next().await {
+            if let Ok(m) = m
+                && m.info().unwrap().stream_sequence == 2
+            {
+                m.ack().await.unwrap();
+            }
+        }
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(50), adv.next()).await {
+            let kind = m.subject.split('.').nth(4).unwrap().to_string();
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            seen.insert(kind, v);
+        }
+    }
+    let nak = &seen["MSG_NAKED"];
+    assert_eq!(nak["type"], "io.nats.jetstream.advisory.v1.nak");
+    assert_eq!(
+        (nak["stream_seq"].as_u64(), nak["deliveries"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let term = &seen["MSG_TERMINATED"];
+    assert_eq!(term["type"], "io.nats.jetstream.advisory.v1.terminated");
+    assert_eq!(term["stream_seq"], 3);
+    let max = &seen["MAX_DELIVERIES"];
+    assert_eq!(max["type"], "io.nats.jetstream.advisory.v1.max_deliver");
+    assert_eq!(
+        (max["stream_seq"].as_u64(), max["deliveries"].as_u64()),
+        (Some(1), Some(2))
+    );
+    js.delete_consumer_from_stream("adv", "AD").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = tokio::time::timeout_at(deadline, adv.next())
+            .await
+            .expect("deleted advisory")
+            .unwrap();
+        if m.subject.as_str() == "$JS.EVENT.ADVISORY.CONSUMER.DELETED.AD.adv" {
+            break;
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_original_keeps_the_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let st = stream_with(&js, "RP", "rp.>", 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    js.publish("rp.x", "late".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("rp".into()),
+            replay_policy: consumer::ReplayPolicy::Original,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = c
+        .fetch()
+        .max_messages(2)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
+    let first = msgs.next().await.unwrap().unwrap();
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(first.info().unwrap().stream_sequence, 1);
+    let second = msgs.next().await.unwrap().unwrap();
+    assert_eq!(second.info().unwrap().stream_sequence, 2);
+    // The original gap was at least 400ms; replay must not close it (lower bound only).
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
+    s.stop().await;
+}

@@ -5,6 +5,7 @@
 //! lookup, defaults, config checks, existing consumer and action, consumer limit, work
 //! queue rules), so a bad request gets the error a client expects from the real server.
 
+use super::advisory;
 use super::api::account::AccountLimits as ApiAccountLimits;
 use super::api::consumer::{
     ConsumerAction, ConsumerConfig, ConsumerCreateBody, ConsumerDeleteBody, ConsumerInfo,
@@ -86,7 +87,7 @@ pub fn handle(
             consumer_create(js, jsa, req)?
         }
         ["CONSUMER", "INFO", stream, name] => consumer_info(jsa, stream, name),
-        ["CONSUMER", "DELETE", stream, name] => consumer_delete(jsa, stream, name),
+        ["CONSUMER", "DELETE", stream, name] => consumer_delete(js, jsa, stream, name),
         ["CONSUMER", "NAMES", stream] => consumer_names(jsa, stream, &req.payload),
         ["CONSUMER", "LIST", stream] => consumer_list(jsa, stream, &req.payload),
         ["CONSUMER", "PAUSE", stream, name] => consumer_pause(js, jsa, stream, name, &req.payload),
@@ -295,7 +296,15 @@ fn create(
         return Err(ApiError::consumer_store_failed(e.to_string()));
     }
     stream.consumers.write().insert(c.name.clone(), c.clone());
-    c.start(server);
+    c.start(server.clone());
+    advisory::consumer_action(
+        &server,
+        &stream.account,
+        &stream.name,
+        &c.name,
+        "create",
+        stream.domain(),
+    );
     Ok(info_answer(c.info()))
 }
 
@@ -355,13 +364,21 @@ fn consumer_info(jsa: &JsAccount, stream: &str, name: &str) -> Result<ApiAnswer,
     ))
 }
 
-fn consumer_delete(jsa: &JsAccount, stream: &str, name: &str) -> Result<ApiAnswer, ApiError> {
+fn consumer_delete(
+    js: &JetStream,
+    jsa: &JsAccount,
+    stream: &str,
+    name: &str,
+) -> Result<ApiAnswer, ApiError> {
     let s = jsa.stream(stream).ok_or_else(ApiError::stream_not_found)?;
     let c = s
         .remove_consumer(name)
         .ok_or_else(ApiError::consumer_not_found)?;
     c.stop();
     c.delete_state();
+    if let Some(server) = js.server.upgrade() {
+        advisory::consumer_action(&server, &s.account, &s.name, name, "delete", s.domain());
+    }
     Ok(ApiAnswer::ok(
         ApiResponse::new(ConsumerDeleteBody { success: true }).to_json(),
     ))
@@ -442,7 +459,6 @@ fn consumer_pause(
     name: &str,
     body: &[u8],
 ) -> Result<ApiAnswer, ApiError> {
-    let _ = js;
     let req = if body.is_empty() {
         ConsumerPauseRequest::default()
     } else {
@@ -459,6 +475,22 @@ fn consumer_pause(
         c.persist_meta().map_err(ApiError::consumer_create)?;
     }
     let remaining = cfg.pause_until.map_or(0, |u| now.nanos_until(&u).max(0));
+    if let Some(server) = js.server.upgrade() {
+        let (s, _) = lookup(jsa, stream, name)?;
+        advisory::send_now(
+            &server,
+            &s.account,
+            &format!("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{stream}.{name}"),
+            &advisory::Pause {
+                typed: advisory::Typed::new(advisory::PAUSE),
+                stream,
+                consumer: name,
+                paused: remaining > 0,
+                pause_until: cfg.pause_until.unwrap_or_default(),
+                domain: s.domain(),
+            },
+        );
+    }
     Ok(ApiAnswer::ok(
         ApiResponse::new(ConsumerPauseBody {
             paused: remaining > 0,

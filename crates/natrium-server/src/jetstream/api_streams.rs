@@ -89,7 +89,7 @@ pub fn handle(
         ["INFO"] => Ok(account_info(js, jsa)),
         ["STREAM", "CREATE", name] => stream_create(js, jsa, name, &req.payload),
         ["STREAM", "UPDATE", name] => stream_update(js, jsa, name, &req.payload),
-        ["STREAM", "DELETE", name] => stream_delete(jsa, name),
+        ["STREAM", "DELETE", name] => stream_delete(js, jsa, name),
         ["STREAM", "INFO", name] => stream_info(js, jsa, name, &req.payload),
         ["STREAM", "NAMES"] => stream_names(jsa, &req.payload),
         ["STREAM", "LIST"] => stream_list(js, jsa, &req.payload),
@@ -338,8 +338,9 @@ fn stream_create(
         return Err(ApiError::stream_create(e));
     }
     stream.subscribe();
-    stream.spawn(server);
+    stream.spawn(server.clone());
     jsa.streams.write().insert(name.to_string(), stream.clone());
+    super::advisory::stream_action(&server, &jsa.account, name, "create", &js.domain);
     let info = info_of(js, &stream, false);
     Ok(ApiAnswer::ok(
         ApiResponse::new(StreamCreateBody {
@@ -381,13 +382,20 @@ fn stream_update(
         },
     )
     .map_err(ApiError::stream_update)?;
+    if let Some(server) = js.server.upgrade() {
+        super::advisory::stream_action(&server, &jsa.account, name, "modify", &js.domain);
+    }
     let info = info_of(js, &stream, false);
     Ok(ApiAnswer::ok(
         ApiResponse::new(StreamUpdateBody { info: Some(info) }).to_json(),
     ))
 }
 
-fn stream_delete(jsa: &Arc<JsAccount>, name: &str) -> Result<ApiAnswer, ApiError> {
+fn stream_delete(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    name: &str,
+) -> Result<ApiAnswer, ApiError> {
     let stream = jsa
         .streams
         .write()
@@ -397,6 +405,9 @@ fn stream_delete(jsa: &Arc<JsAccount>, name: &str) -> Result<ApiAnswer, ApiError
     stream.store.delete().map_err(ApiError::stream_delete)?;
     if let Some(dir) = &stream.dir {
         let _ = std::fs::remove_dir_all(dir);
+    }
+    if let Some(server) = js.server.upgrade() {
+        super::advisory::stream_action(&server, &jsa.account, name, "delete", &js.domain);
     }
     Ok(ApiAnswer::ok(
         ApiResponse::new(StreamDeleteBody { success: true }).to_json(),

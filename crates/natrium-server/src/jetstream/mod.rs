@@ -8,6 +8,7 @@
 //!   `api_consumers` and `direct` answer the account, stream and consumer requests;
 //! - `api`: the wire types, with nats-server's exact JSON.
 
+pub mod advisory;
 pub mod api;
 pub mod api_consumers;
 pub mod api_server;

@@ -230,6 +230,11 @@ impl Stream {
         self.config.read().clone()
     }
 
+    /// The JetStream domain (for advisories and PubAcks).
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
     /// Storage type.
     pub fn is_memory(&self) -> bool {
         self.config.read().storage == ApiStorage::Memory

@@ -12,10 +12,12 @@
 //! window: it starts at 2 MiB, doubles with each answer up to 32 MiB, and a request is
 //! sent when half of it is outstanding).
 
-use super::machine::{Delivery, Status, Target};
+use super::machine::{AckKind, Delivery, Status, Target};
 use super::source::{StoreSource, msg_size};
+use super::subs::AckTokens;
 use super::{Consumer, Event};
 use crate::client::deliver::{DeliveryCtx, Publisher};
+use crate::jetstream::advisory;
 use crate::jetstream::api::stream::RetentionPolicy;
 use crate::jetstream::stream::now_nanos;
 use crate::protocol::PubMsg;
@@ -63,6 +65,12 @@ struct Hot {
     paused_until: i64,
     /// Delete after this long inactive (ns, 0 never).
     inactive: i64,
+    /// Percentage of acks sampled into metrics (0 none).
+    sample_pct: u32,
+    /// Replay with the original timing.
+    replay_original: bool,
+    /// Push rate limit in bits per second (0 none).
+    rate_bps: u64,
 }
 
 impl Hot {
@@ -78,6 +86,16 @@ impl Hot {
                 .filter(|t| !t.is_zero())
                 .map_or(0, |t| t.unix_nanos_saturating()),
             inactive: cfg.inactive_threshold,
+            sample_pct: cfg
+                .sample_freq
+                .trim_end_matches('%')
+                .trim()
+                .parse::<u32>()
+                .unwrap_or(0)
+                .min(100),
+            replay_original: cfg.replay_policy
+                == crate::jetstream::api::consumer::ReplayPolicy::Original,
+            rate_bps: cfg.rate_limit_bps,
         }
     }
 }
@@ -114,6 +132,12 @@ struct Task {
     stalled: Option<Arc<crate::client::ClientConn>>,
     /// The store failed; stop confirming acks.
     failed: bool,
+    /// Replay original: (timestamp of the last new message, when it was delivered).
+    replay: Option<(i64, i64)>,
+    /// Rate limit: earliest time of the next push delivery.
+    rate_next: i64,
+    /// Pacing (replay or rate limit) holds deliveries until this time.
+    pace_until: Option<i64>,
 }
 
 impl Consumer {
@@ -144,6 +168,9 @@ impl Consumer {
             again: false,
             stalled: None,
             failed: false,
+            replay: None,
+            rate_next: 0,
+            pace_until: None,
         };
         tokio::spawn(task.run(rx));
     }
@@ -207,7 +234,14 @@ impl Task {
         match ev {
             Event::Stop => return false,
             Event::Updated => self.hot = Hot::of(&self.c),
-            Event::Ack { sseq, kind, reply } => {
+            Event::Ack {
+                tokens,
+                kind,
+                reply,
+                reason,
+            } => {
+                let sseq = tokens.sseq;
+                self.ack_events(&tokens, &kind, reason.as_deref(), now);
                 let acked = self.c.machine.lock().ack(sseq, kind.clone(), now);
                 if !acked.is_empty() {
                     self.c.last_ack.store(now, Ordering::Relaxed);
@@ -249,6 +283,94 @@ impl Task {
             }
         }
         true
+    }
+
+    /// Advisories and metrics about an ack, sent before it is applied (they describe
+    /// the delivery being acked).
+    fn ack_events(&mut self, t: &AckTokens, kind: &AckKind, reason: Option<&str>, now: i64) {
+        let c = self.c.clone();
+        let account = &c.stream.account;
+        let (stream, consumer, domain) =
+            (c.stream.name.as_str(), c.name.as_str(), c.stream.domain());
+        match kind {
+            AckKind::Nak(_) => advisory::send(
+                &mut self.ctx,
+                account,
+                &format!("$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.{stream}.{consumer}"),
+                &advisory::Delivery {
+                    typed: advisory::Typed::new(advisory::NAK),
+                    stream,
+                    consumer,
+                    consumer_seq: t.dseq,
+                    stream_seq: t.sseq,
+                    deliveries: t.dc,
+                    reason: "",
+                    domain,
+                },
+            ),
+            AckKind::Term => advisory::send(
+                &mut self.ctx,
+                account,
+                &format!("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{stream}.{consumer}"),
+                &advisory::Delivery {
+                    typed: advisory::Typed::new(advisory::TERMINATED),
+                    stream,
+                    consumer,
+                    consumer_seq: t.dseq,
+                    stream_seq: t.sseq,
+                    deliveries: t.dc,
+                    reason: reason.unwrap_or(""),
+                    domain,
+                },
+            ),
+            AckKind::Ack if self.hot.sample_pct > 0 => {
+                let Some(p) = c.machine.lock().pending_of(t.sseq) else {
+                    return;
+                };
+                if rand::random::<u32>() % 100 >= self.hot.sample_pct {
+                    return;
+                }
+                advisory::send(
+                    &mut self.ctx,
+                    account,
+                    &format!("$JS.EVENT.METRIC.CONSUMER.ACK.{stream}.{consumer}"),
+                    &advisory::AckMetric {
+                        typed: advisory::Typed::new(advisory::ACK_METRIC),
+                        stream,
+                        consumer,
+                        consumer_seq: p.sequence,
+                        stream_seq: t.sseq,
+                        ack_time: now - p.timestamp,
+                        deliveries: t.dc,
+                        domain,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Max-deliveries advisories for messages the machine gave up on.
+    fn exceeded_events(&mut self, exceeded: Vec<(u64, u64)>) {
+        let c = self.c.clone();
+        let (stream, consumer, domain) =
+            (c.stream.name.as_str(), c.name.as_str(), c.stream.domain());
+        let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}");
+        for (sseq, deliveries) in exceeded {
+            advisory::send(
+                &mut self.ctx,
+                &c.stream.account,
+                &subject,
+                &advisory::MaxDeliver {
+                    typed: advisory::Typed::new(advisory::MAX_DELIVER),
+                    stream,
+                    consumer,
+                    stream_seq: sseq,
+                    deliveries,
+                    domain,
+                },
+            );
+        }
     }
 
     fn status(&mut self, s: &Status) {
@@ -307,7 +429,12 @@ impl Task {
             let filter = c.filter.read();
             let src = StoreSource::new(c.stream.store.as_ref(), &filter);
             let mut sent = 0;
+            self.pace_until = None;
             while sent < BATCH {
+                if let Some(at) = self.pace(&m, &src, now) {
+                    self.pace_until = Some(at);
+                    break;
+                }
                 let push_ok = interest && !self.fc_stalled();
                 let Some(d) = m.next(&src, push_ok, now, &mut out) else {
                     break;
@@ -316,7 +443,17 @@ impl Task {
                 self.dirty = true;
                 sent += 1;
                 match src.take(d.sseq) {
-                    Ok(msg) => self.deliver(&d, &msg, now),
+                    Ok(msg) => {
+                        if self.hot.replay_original && d.count == 1 {
+                            self.replay = Some((msg.ts, now));
+                        }
+                        if self.hot.rate_bps > 0 && d.target == Target::Push {
+                            let bits = (msg_size(&msg) as u128) * 8 * 1_000_000_000;
+                            let cost = (bits / self.hot.rate_bps as u128).min(i64::MAX as u128);
+                            self.rate_next = self.rate_next.max(now).saturating_add(cost as i64);
+                        }
+                        self.deliver(&d, &msg, now)
+                    }
                     Err(_) => {
                         // Removed between finding and loading: nothing to send; the
                         // machine forgets it when it finds it gone.
@@ -329,6 +466,10 @@ impl Task {
                     break;
                 }
             }
+            let exceeded = m.take_exceeded();
+            if !exceeded.is_empty() {
+                self.exceeded_events(exceeded);
+            }
             // A full batch means there may be more: go again after looking at events.
             self.again = sent == BATCH && self.ctx.stalled.is_none();
         }
@@ -338,6 +479,26 @@ impl Task {
         }
         self.stalled = self.ctx.stalled.take();
         self.ctx.flush();
+    }
+
+    /// Whether pacing holds the next delivery: replay-original timing of the next new
+    /// message, or the push rate limit. Returns when it may go.
+    fn pace(&self, m: &super::machine::Machine, src: &StoreSource<'_>, now: i64) -> Option<i64> {
+        if self.hot.rate_bps > 0 && self.rate_next > now {
+            return Some(self.rate_next);
+        }
+        if self.hot.replay_original
+            && m.next_is_new()
+            && let Some((last_ts, at)) = self.replay
+            && let Some((seq, _)) = super::machine::Source::next_matching(src, m.next_sseq())
+            && let Some(ts) = src.peek_ts(seq)
+        {
+            let due = at.saturating_add(ts - last_ts);
+            if due > now {
+                return Some(due);
+            }
+        }
+        None
     }
 
     fn fc_stalled(&self) -> bool {
@@ -525,6 +686,9 @@ impl Task {
         if self.unsynced {
             consider(now + SYNC_EVERY.as_nanos() as i64);
         }
+        if let Some(t) = self.pace_until {
+            consider(t);
+        }
         match at {
             Some(t) => Duration::from_nanos(u64::try_from(t - now).unwrap_or(0)),
             None => Duration::from_secs(3600),
@@ -549,6 +713,23 @@ impl Task {
         self.c.stream.remove_consumer(&self.c.name);
         self.c.stop();
         self.c.delete_state();
+        let c = &self.c;
+        advisory::send(
+            &mut self.ctx,
+            &c.stream.account,
+            &format!(
+                "$JS.EVENT.ADVISORY.CONSUMER.DELETED.{}.{}",
+                c.stream.name, c.name
+            ),
+            &advisory::Action {
+                typed: advisory::Typed::new(advisory::CONSUMER_ACTION),
+                stream: &c.stream.name,
+                consumer: Some(&c.name),
+                action: "delete",
+                domain: c.stream.domain(),
+            },
+        );
+        self.ctx.flush();
         true
     }
 }

@@ -178,6 +178,9 @@ pub struct Machine {
     waiting: VecDeque<PullRequest>,
     /// Sequences to deliver before `next_sseq` (deliver `last_per_subject`).
     initial: VecDeque<u64>,
+    /// Messages that reached `max_deliver` since the last [`Machine::take_exceeded`]:
+    /// (stream seq, deliveries), for the max-deliveries advisory.
+    exceeded: Vec<(u64, u64)>,
 }
 
 impl Machine {
@@ -202,6 +205,7 @@ impl Machine {
             redeliver: BTreeSet::new(),
             waiting: VecDeque::new(),
             initial: VecDeque::new(),
+            exceeded: Vec::new(),
         }
     }
 
@@ -496,8 +500,8 @@ impl Machine {
                 }
                 let count = self.redelivered.get(&sseq).copied().unwrap_or(1) + 1;
                 if self.params.max_deliver > 0 && count as i64 > self.params.max_deliver {
-                    // Delivered as often as allowed: stop (an advisory was already sent
-                    // when the last allowed delivery happened).
+                    // Delivered as often as allowed: stop, and say so.
+                    self.exceeded.push((sseq, count - 1));
                     self.forget(sseq);
                     self.advance_floor();
                     continue;
@@ -637,9 +641,29 @@ impl Machine {
         }
     }
 
-    /// Whether this delivery hit `max_deliver` (for the max-deliveries advisory).
-    pub fn at_max_deliver(&self, d: &Delivery) -> bool {
-        self.params.max_deliver > 0 && d.count as i64 == self.params.max_deliver
+    /// Messages that reached `max_deliver` and were dropped since the last call:
+    /// (stream seq, deliveries).
+    pub fn take_exceeded(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.exceeded)
+    }
+
+    /// The pending entry of `sseq` (its consumer seq and last delivery time).
+    pub fn pending_of(&self, sseq: u64) -> Option<Pending> {
+        self.pending.get(&sseq).copied()
+    }
+
+    /// How many times `sseq` has been delivered (0 if not pending).
+    pub fn deliveries(&self, sseq: u64) -> u64 {
+        if !self.pending.contains_key(&sseq) {
+            return 0;
+        }
+        self.redelivered.get(&sseq).copied().unwrap_or(1)
+    }
+
+    /// Whether the next delivery would be a new message (no redelivery or initial
+    /// message is due first): for replay pacing.
+    pub fn next_is_new(&self) -> bool {
+        self.redeliver.is_empty() && self.initial.is_empty()
     }
 
     /// Apply an ack for stream seq `sseq`. Returns the (stream seq, consumer seq) pairs

@@ -186,8 +186,7 @@ fn backoff_sets_each_redelivery_delay_and_max_deliver_stops() {
     p.backoff = vec![S, 2 * S, 5 * S];
     p.max_deliver = 3;
     let mut m = Machine::new(p, 1);
-    let d = drain_push(&mut m, &src, 0);
-    assert!(!m.at_max_deliver(&d[0]));
+    drain_push(&mut m, &src, 0);
     assert_eq!(m.next_deadline(), Some(S));
     m.tick(S);
     let d = drain_push(&mut m, &src, S);
@@ -196,13 +195,22 @@ fn backoff_sets_each_redelivery_delay_and_max_deliver_stops() {
     m.tick(3 * S);
     let d = drain_push(&mut m, &src, 3 * S);
     assert_eq!(d[0].count, 3);
-    assert!(m.at_max_deliver(&d[0]));
+    assert!(
+        m.take_exceeded().is_empty(),
+        "not exceeded until a 4th is due"
+    );
     m.tick(100 * S);
     assert!(
         drain_push(&mut m, &src, 100 * S).is_empty(),
         "no 4th delivery"
     );
     assert_eq!(m.num_ack_pending(), 0);
+    assert_eq!(
+        m.take_exceeded(),
+        vec![(1, 3)],
+        "advisory: seq 1 after 3 deliveries"
+    );
+    assert!(m.take_exceeded().is_empty());
 }
 
 #[test]

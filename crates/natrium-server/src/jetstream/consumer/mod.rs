@@ -57,12 +57,14 @@ pub struct ConsumerMeta {
 pub enum Event {
     /// An ack arrived.
     Ack {
-        /// Stream sequence from the ack subject.
-        sseq: u64,
+        /// The numbers from the ack subject.
+        tokens: subs::AckTokens,
         /// What kind.
         kind: machine::AckKind,
         /// Where to confirm it (AckSync), if anywhere.
         reply: Option<Box<[u8]>>,
+        /// `+TERM` reason.
+        reason: Option<String>,
     },
     /// A pull request arrived (MSG.NEXT or `+NXT`).
     Pull {

@@ -48,6 +48,15 @@ impl<'a> StoreSource<'a> {
         self.store.load_msg(seq)
     }
 
+    /// The timestamp of the message `next_matching` just found, if it is `seq`.
+    pub fn peek_ts(&self, seq: u64) -> Option<i64> {
+        self.cached
+            .borrow()
+            .as_ref()
+            .filter(|m| m.seq == seq)
+            .map(|m| m.ts)
+    }
+
     fn count_from(&self, start: u64) -> u64 {
         if self.filter.is_all() {
             let st = self.store.fast_state();

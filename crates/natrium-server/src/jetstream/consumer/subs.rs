@@ -20,20 +20,31 @@ pub const ACK_PREFIX: &str = "$JS.ACK.";
 /// Flow-control reply prefix.
 pub const FC_PREFIX: &str = "$JS.FC.";
 
+/// The numbers of an ack subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckTokens {
+    /// Delivery count of the delivery being acked.
+    pub dc: u64,
+    /// Stream sequence.
+    pub sseq: u64,
+    /// Consumer sequence.
+    pub dseq: u64,
+}
+
 /// Parse the tokens after `$JS.ACK.<stream>.<consumer>.`:
 /// `<delivered count>.<stream seq>.<consumer seq>.<timestamp>.<pending>`.
-/// Returns the stream sequence.
-pub fn parse_ack_tail(tail: &[u8]) -> Option<u64> {
+pub fn parse_ack_tail(tail: &[u8]) -> Option<AckTokens> {
+    let num = |t: &[u8]| -> Option<u64> { std::str::from_utf8(t).ok()?.parse().ok() };
     let mut it = tail.split(|&b| b == b'.');
-    let _dc = it.next()?;
-    let sseq = it.next()?;
-    let _dseq = it.next()?;
+    let dc = num(it.next()?)?;
+    let sseq = num(it.next()?)?;
+    let dseq = num(it.next()?)?;
     let _ts = it.next()?;
     let _pending = it.next()?;
     if it.next().is_some() {
         return None;
     }
-    std::str::from_utf8(sseq).ok()?.parse().ok()
+    Some(AckTokens { dc, sseq, dseq })
 }
 
 /// What an ack body asks for (and, for `+NXT`, the pull request after it). `None` for a
@@ -176,7 +187,7 @@ impl InternalHandler for AckSub {
         let Some(c) = self.consumer.upgrade() else {
             return false;
         };
-        let Some(sseq) = msg
+        let Some(tokens) = msg
             .subject
             .strip_prefix(&*self.prefix)
             .and_then(parse_ack_tail)
@@ -187,12 +198,20 @@ impl InternalHandler for AckSub {
             return true;
         };
         c.touch();
+        let reason = match kind {
+            AckKind::Term => msg
+                .payload
+                .strip_prefix(b"+TERM")
+                .map(|r| String::from_utf8_lossy(r.trim_ascii()).into_owned()),
+            _ => None,
+        };
         match next {
             Some(body) => {
                 c.send(Event::Ack {
-                    sseq,
+                    tokens,
                     kind,
                     reply: None,
+                    reason,
                 });
                 if let Some(reply) = msg.reply {
                     pull_request(&c, ctx, account, reply, body);
@@ -200,9 +219,10 @@ impl InternalHandler for AckSub {
             }
             None => {
                 c.send(Event::Ack {
-                    sseq,
+                    tokens,
                     kind,
                     reply: msg.reply.map(Into::into),
+                    reason,
                 });
             }
         }

@@ -1,0 +1,250 @@
+//! JetStream advisories and metrics: JSON events on `$JS.EVENT.ADVISORY.…` and
+//! `$JS.EVENT.METRIC.…` in the account that owns the stream.
+//!
+//! Why: operators and tools (`nats events`, dead-letter handlers listening for
+//! max-deliveries) subscribe to them. The shapes follow nats-server's `TypedEvent`
+//! structs field for field. Like nats-server, nothing is encoded when nobody listens.
+
+use super::api::time::Timestamp;
+use crate::account::Account;
+use crate::client::deliver::{DeliveryCtx, Publisher};
+use crate::protocol::PubMsg;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Consumer created/deleted.
+pub const CONSUMER_ACTION: &str = "io.nats.jetstream.advisory.v1.consumer_action";
+/// Stream created/updated/deleted.
+pub const STREAM_ACTION: &str = "io.nats.jetstream.advisory.v1.stream_action";
+/// A message reached max deliveries.
+pub const MAX_DELIVER: &str = "io.nats.jetstream.advisory.v1.max_deliver";
+/// A message was NAKed.
+pub const NAK: &str = "io.nats.jetstream.advisory.v1.nak";
+/// A message was terminated.
+pub const TERMINATED: &str = "io.nats.jetstream.advisory.v1.terminated";
+/// Consumer paused/resumed.
+pub const PAUSE: &str = "io.nats.jetstream.advisory.v1.consumer_pause";
+/// Sampled ack metric.
+pub const ACK_METRIC: &str = "io.nats.jetstream.metric.v1.consumer_ack";
+
+/// The header every event has (`TypedEvent`).
+#[derive(Debug, Serialize)]
+pub struct Typed {
+    /// Schema type.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Unique id.
+    pub id: String,
+    /// When.
+    pub timestamp: Timestamp,
+}
+
+impl Typed {
+    /// A new header of `kind`, now.
+    pub fn new(kind: &'static str) -> Typed {
+        Typed {
+            kind,
+            id: crate::system::event_id(),
+            timestamp: Timestamp::now(),
+        }
+    }
+}
+
+fn is_empty(s: &str) -> bool {
+    s.is_empty()
+}
+
+/// `JSStreamActionAdvisory` / `JSConsumerActionAdvisory` (consumer empty for streams).
+#[derive(Debug, Serialize)]
+pub struct Action<'a> {
+    /// Header.
+    #[serde(flatten)]
+    pub typed: Typed,
+    /// Stream.
+    pub stream: &'a str,
+    /// Consumer (absent for stream actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<&'a str>,
+    /// `create`, `delete` or `modify`.
+    pub action: &'static str,
+    /// JetStream domain.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub domain: &'a str,
+}
+
+/// `JSConsumerDeliveryExceededAdvisory`.
+#[derive(Debug, Serialize)]
+pub struct MaxDeliver<'a> {
+    /// Header.
+    #[serde(flatten)]
+    pub typed: Typed,
+    /// Stream.
+    pub stream: &'a str,
+    /// Consumer.
+    pub consumer: &'a str,
+    /// The message.
+    pub stream_seq: u64,
+    /// How often it was delivered.
+    pub deliveries: u64,
+    /// JetStream domain.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub domain: &'a str,
+}
+
+/// `JSConsumerDeliveryNakAdvisory` and `JSConsumerDeliveryTerminatedAdvisory`.
+#[derive(Debug, Serialize)]
+pub struct Delivery<'a> {
+    /// Header.
+    #[serde(flatten)]
+    pub typed: Typed,
+    /// Stream.
+    pub stream: &'a str,
+    /// Consumer.
+    pub consumer: &'a str,
+    /// Consumer sequence of the delivery.
+    pub consumer_seq: u64,
+    /// The message.
+    pub stream_seq: u64,
+    /// How often it was delivered.
+    pub deliveries: u64,
+    /// `+TERM` reason.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub reason: &'a str,
+    /// JetStream domain.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub domain: &'a str,
+}
+
+/// `JSConsumerPauseAdvisory`.
+#[derive(Debug, Serialize)]
+pub struct Pause<'a> {
+    /// Header.
+    #[serde(flatten)]
+    pub typed: Typed,
+    /// Stream.
+    pub stream: &'a str,
+    /// Consumer.
+    pub consumer: &'a str,
+    /// Paused now.
+    pub paused: bool,
+    /// Until when (zero time when resumed).
+    pub pause_until: Timestamp,
+    /// JetStream domain.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub domain: &'a str,
+}
+
+/// `JSConsumerAckMetric`.
+#[derive(Debug, Serialize)]
+pub struct AckMetric<'a> {
+    /// Header.
+    #[serde(flatten)]
+    pub typed: Typed,
+    /// Stream.
+    pub stream: &'a str,
+    /// Consumer.
+    pub consumer: &'a str,
+    /// Consumer sequence.
+    pub consumer_seq: u64,
+    /// Stream sequence.
+    pub stream_seq: u64,
+    /// Delivery to ack, ns.
+    pub ack_time: i64,
+    /// Deliveries.
+    pub deliveries: u64,
+    /// JetStream domain.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub domain: &'a str,
+}
+
+/// Publish `event` on `subject` in `account` through `ctx`, if anyone listens.
+pub fn send<T: Serialize>(ctx: &mut DeliveryCtx, account: &Arc<Account>, subject: &str, event: &T) {
+    if !account.sublist.has_interest(subject.as_bytes()) {
+        return;
+    }
+    let Ok(body) = serde_json::to_vec(event) else {
+        return;
+    };
+    ctx.publish(
+        account,
+        Publisher::SERVER,
+        PubMsg {
+            subject: subject.as_bytes(),
+            reply: None,
+            headers: None,
+            payload: &body,
+        },
+    );
+}
+
+/// Publish with a context of its own (API handlers).
+pub fn send_now<T: Serialize>(
+    server: &Arc<crate::server::ServerShared>,
+    account: &Arc<Account>,
+    subject: &str,
+    event: &T,
+) {
+    if !account.sublist.has_interest(subject.as_bytes()) {
+        return;
+    }
+    let mut ctx = DeliveryCtx::new(server.clone(), rand::random());
+    send(&mut ctx, account, subject, event);
+    ctx.flush();
+}
+
+/// Consumer created/deleted advisory.
+pub fn consumer_action(
+    server: &Arc<crate::server::ServerShared>,
+    account: &Arc<Account>,
+    stream: &str,
+    consumer: &str,
+    action: &'static str,
+    domain: &str,
+) {
+    let what = if action == "delete" {
+        "DELETED"
+    } else {
+        "CREATED"
+    };
+    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.{what}.{stream}.{consumer}");
+    send_now(
+        server,
+        account,
+        &subject,
+        &Action {
+            typed: Typed::new(CONSUMER_ACTION),
+            stream,
+            consumer: Some(consumer),
+            action,
+            domain,
+        },
+    );
+}
+
+/// Stream created/updated/deleted advisory.
+pub fn stream_action(
+    server: &Arc<crate::server::ServerShared>,
+    account: &Arc<Account>,
+    stream: &str,
+    action: &'static str,
+    domain: &str,
+) {
+    let what = match action {
+        "delete" => "DELETED",
+        "modify" => "UPDATED",
+        _ => "CREATED",
+    };
+    let subject = format!("$JS.EVENT.ADVISORY.STREAM.{what}.{stream}");
+    send_now(
+        server,
+        account,
+        &subject,
+        &Action {
+            typed: Typed::new(STREAM_ACTION),
+            stream,
+            consumer: None,
+            action,
+            domain,
+        },
+    );
+}
