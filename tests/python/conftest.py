@@ -220,3 +220,29 @@ def run_server_to_exit(server_binary, tmp_path):
 def server(start_server) -> ServerProc:
     """A server with default settings."""
     return start_server()
+
+
+@pytest.fixture
+def start_js_server(start_server, tmp_path):
+    """Factory: start_js_server(store_dir=None, config=None, args=()) -> ServerProc with
+    JetStream on (``-js -sd <store_dir>``). ``store_dir`` defaults to a fresh directory
+    under tmp_path; pass a previous server's ``.store_dir`` to restart on the same store."""
+    n = [0]
+
+    def _start(store_dir: Path | None = None, config: str | None = None,
+               args: list[str] | tuple = ()) -> ServerProc:
+        if store_dir is None:
+            store_dir = tmp_path / f"jsstore{n[0]}"
+            n[0] += 1
+            store_dir.mkdir()
+        s = start_server(config, ["-js", "-sd", str(store_dir), *args])
+        s.store_dir = store_dir
+        return s
+
+    return _start
+
+
+@pytest.fixture
+def js_server(start_js_server) -> ServerProc:
+    """A server with JetStream enabled on a fresh temporary store."""
+    return start_js_server()
