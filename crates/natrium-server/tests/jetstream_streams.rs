@@ -127,3 +127,68 @@ async fn kv_put_get_delete() {
     let _ = Duration::ZERO;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_publish_then_flush_is_visible() {
+    // nats-server stores inline, so after "publish; flush" (PING/PONG) the message is
+    // in the stream. Natrium stores on the stream's task; the PONG waits for it.
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let c = s.client().await;
+    let js = jetstream::new(c.clone());
+    let mut st = js
+        .create_stream(stream::Config {
+            name: "F".into(),
+            subjects: vec!["f.>".into()],
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for round in 1..=5u64 {
+        for i in 0..100 {
+            c.publish(format!("f.{i}"), "x".into()).await.unwrap();
+        }
+        c.flush().await.unwrap();
+        assert_eq!(st.info().await.unwrap().state.messages, round * 100);
+        let last = st.direct_get_last_for_subject("f.99").await.unwrap();
+        assert_eq!(last.sequence, round * 100);
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pong_waits_for_stream_writes() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let mut st = js
+        .create_stream(stream::Config {
+            name: "PW".into(),
+            subjects: vec!["pw.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let sock = tokio::net::TcpStream::connect(("127.0.0.1", s.port()))
+        .await
+        .unwrap();
+    let (rd, mut wr) = sock.into_split();
+    let mut rd = BufReader::new(rd);
+    let mut line = String::new();
+    rd.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("INFO "));
+    let mut out = b"CONNECT {\"verbose\":false}\r\n".to_vec();
+    for i in 0..500 {
+        out.extend_from_slice(format!("PUB pw.{i} 1\r\nx\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"PING\r\n");
+    wr.write_all(&out).await.unwrap();
+    line.clear();
+    rd.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "PONG\r\n");
+    // Answered on another connection: the PONG promised the writes were stored.
+    assert_eq!(st.info().await.unwrap().state.messages, 500);
+    s.stop().await;
+}

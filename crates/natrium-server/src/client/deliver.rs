@@ -58,6 +58,13 @@ pub struct DeliveryCtx {
     rng: u64,
     /// Internal re-publish depth.
     depth: u8,
+    /// Whether to record [`DeliveryCtx::barriers`] (client readers only).
+    pub track_barriers: bool,
+    /// Writes this publisher queued into JetStream streams and not yet known to be done:
+    /// (stream identity, the stream's "processed" counter, the number to wait for). A
+    /// PING waits for them before its PONG, so "publish, flush, read" sees the message,
+    /// as with nats-server, which stores inline.
+    pub barriers: Vec<(usize, tokio::sync::watch::Receiver<u64>, u64)>,
 }
 
 impl DeliveryCtx {
@@ -73,6 +80,41 @@ impl DeliveryCtx {
             max_pending,
             rng: seed | 1,
             depth: 0,
+            track_barriers: false,
+            barriers: Vec::new(),
+        }
+    }
+
+    /// The barriers not yet reached (dropping those that are).
+    pub fn open_barriers(&mut self) -> Vec<(tokio::sync::watch::Receiver<u64>, u64)> {
+        self.barriers.retain(|(_, rx, n)| *rx.borrow() < *n);
+        self.barriers
+            .iter()
+            .map(|(_, rx, n)| (rx.clone(), *n))
+            .collect()
+    }
+
+    /// A context for a client's reader: records stream write barriers for its PINGs.
+    pub fn for_client(server: Arc<ServerShared>, seed: u64) -> Self {
+        let mut ctx = Self::new(server, seed);
+        ctx.track_barriers = true;
+        ctx
+    }
+
+    /// Remember that this publisher's write number `n` into the queue identified by `id`
+    /// must be processed before its next PONG.
+    pub fn add_barrier(
+        &mut self,
+        id: usize,
+        n: u64,
+        subscribe: impl FnOnce() -> tokio::sync::watch::Receiver<u64>,
+    ) {
+        if !self.track_barriers {
+            return;
+        }
+        match self.barriers.iter_mut().find(|b| b.0 == id) {
+            Some(b) => b.2 = b.2.max(n),
+            None => self.barriers.push((id, subscribe(), n)),
         }
     }
 

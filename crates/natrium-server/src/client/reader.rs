@@ -123,10 +123,14 @@ struct Reader {
     ctx: DeliveryCtx,
     /// Messages and bytes received in this batch, published to atomics once per batch.
     batch_in: (u64, u64),
+    /// PONGs waiting for this client's stream writes (see [`DeliveryCtx::barriers`]).
+    pongs_held: u32,
     /// Time spent stalled since the last socket read (capped, as in nats-server).
     stall_total: Duration,
 }
 
+/// Longest a PONG waits for the client's stream writes to be stored.
+const PONG_HOLD_MAX: Duration = Duration::from_secs(5);
 /// Shortest pause for a stalled receiver.
 const STALL_MIN: Duration = Duration::from_millis(2);
 /// Pause when the receiver is already at its limit.
@@ -184,8 +188,9 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
             genid: u64::MAX,
             map: FxHashMap::default(),
         },
-        ctx: DeliveryCtx::new(server.clone(), conn.cid ^ 0x9E37_79B9_7F4A_7C15),
+        ctx: DeliveryCtx::for_client(server.clone(), conn.cid ^ 0x9E37_79B9_7F4A_7C15),
         batch_in: (0, 0),
+        pongs_held: 0,
         stall_total: Duration::ZERO,
         server: server.clone(),
     };
@@ -241,7 +246,10 @@ impl Reader {
                         Ok(Some(parsed)) => {
                             pos += parsed.len;
                             flow = self.handle(parsed.op);
-                            if matches!(flow, Flow::Close) || self.ctx.stalled.is_some() {
+                            if matches!(flow, Flow::Close)
+                                || self.ctx.stalled.is_some()
+                                || self.pongs_held > 0
+                            {
                                 break;
                             }
                         }
@@ -260,6 +268,10 @@ impl Reader {
                         .conn
                         .closing()
                         .unwrap_or(CloseReason::ProtocolViolation);
+                }
+                if self.pongs_held > 0 {
+                    self.release_pongs().await;
+                    continue;
                 }
                 match self.ctx.stalled.take() {
                     Some(receiver) => self.stall_wait(&receiver).await,
@@ -592,8 +604,24 @@ impl Reader {
 
     // ---- PING / PONG --------------------------------------------------------------------
 
+    /// Wait (bounded) until the streams this client published into have stored those
+    /// messages, then send the PONGs held for that.
+    async fn release_pongs(&mut self) {
+        let deadline = tokio::time::Instant::now() + PONG_HOLD_MAX;
+        for (_, mut rx, n) in self.ctx.barriers.drain(..) {
+            let _ = tokio::time::timeout_at(deadline, rx.wait_for(|p| *p >= n)).await;
+        }
+        for _ in 0..std::mem::take(&mut self.pongs_held) {
+            self.conn.send_proto(write::PONG);
+        }
+    }
+
     fn on_ping(&mut self) -> Flow {
-        self.conn.send_proto(write::PONG);
+        if !self.ctx.barriers.is_empty() {
+            self.pongs_held += 1;
+        } else {
+            self.conn.send_proto(write::PONG);
+        }
         if self.conn.is_connected() && !self.first_pong_sent {
             self.first_pong_sent = true;
             if self.copts.protocol >= 1 {

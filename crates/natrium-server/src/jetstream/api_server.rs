@@ -21,6 +21,8 @@ use crate::server::ServerShared;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
+/// Longest an API request waits for the same client's earlier stream writes.
+const BARRIER_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most API requests queued before new ones are refused.
 const MAX_QUEUED_REQUESTS: usize = 10_000;
 
@@ -36,6 +38,10 @@ pub struct ApiRequest {
     pub headers: Option<Vec<u8>>,
     /// Body.
     pub payload: Vec<u8>,
+    /// Stream writes by the same client that must be stored before this is answered
+    /// (a client's publishes and its later requests are handled in order, as in
+    /// nats-server).
+    pub after: Vec<(tokio::sync::watch::Receiver<u64>, u64)>,
 }
 
 impl ApiRequest {
@@ -94,7 +100,8 @@ impl InternalHandler for ApiSub {
         let Some(js) = self.js.upgrade() else {
             return false;
         };
-        if msg.subject.starts_with(b"$JS.API.DIRECT.GET.") {
+        let after = ctx.open_barriers();
+        if msg.subject.starts_with(b"$JS.API.DIRECT.GET.") && after.is_empty() {
             return super::direct::direct_get(&js, ctx, account, msg);
         }
         if let Some(rest) = msg.subject.strip_prefix(b"$JS.API.CONSUMER.MSG.NEXT.") {
@@ -106,6 +113,7 @@ impl InternalHandler for ApiSub {
             reply: msg.reply.map(<[u8]>::to_vec),
             headers: msg.headers.map(<[u8]>::to_vec),
             payload: msg.payload.to_vec(),
+            after,
         };
         if let Err(std::sync::mpsc::TrySendError::Full(req)) = self.queue.try_send(req)
             && let Some(reply) = &req.reply
@@ -205,10 +213,33 @@ pub fn subscribe_account(account: &Arc<Account>, handler: &Arc<dyn InternalHandl
 }
 
 /// Handle one request on the worker and publish the answer.
-fn answer(js: &Arc<JetStream>, req: ApiRequest) {
+fn answer(js: &Arc<JetStream>, mut req: ApiRequest) {
     let Some(server) = js.server.upgrade() else {
         return;
     };
+    if !req.after.is_empty() {
+        let handle = tokio::runtime::Handle::current();
+        for (mut rx, n) in req.after.drain(..) {
+            let _ = handle.block_on(tokio::time::timeout(BARRIER_MAX, rx.wait_for(|p| *p >= n)));
+        }
+    }
+    if req.subject.starts_with("$JS.API.DIRECT.GET.") {
+        // Queued only to wait for the barriers above; answered as inline.
+        let mut ctx = DeliveryCtx::new(server.clone(), rand::random());
+        super::direct::direct_get(
+            js,
+            &mut ctx,
+            &req.account,
+            PubMsg {
+                subject: req.subject.as_bytes(),
+                reply: req.reply.as_deref(),
+                headers: req.headers.as_deref(),
+                payload: &req.payload,
+            },
+        );
+        ctx.flush();
+        return;
+    }
     js.api_total.fetch_add(1, Ordering::Relaxed);
     let jsa = js.account(&req.account.name);
     if let Some(a) = &jsa {

@@ -129,8 +129,11 @@ pub struct Stream {
     pub store: Arc<dyn StreamStore>,
     /// Directory of the stream's files (`None` would be a purely in-memory test stream).
     pub dir: Option<PathBuf>,
-    /// The publish queue.
-    tx: mpsc::UnboundedSender<Inbound>,
+    /// The publish queue, with the number of the last message put on it (one lock, so
+    /// numbers follow queue order).
+    tx: Mutex<(u64, mpsc::UnboundedSender<Inbound>)>,
+    /// How many queued messages the task has finished (stored and acked, or refused).
+    pub processed: tokio::sync::watch::Sender<u64>,
     /// The queue's receiving end, until the task takes it.
     rx: Mutex<Option<mpsc::UnboundedReceiver<Inbound>>>,
     /// Bytes queued and not yet processed.
@@ -174,20 +177,26 @@ impl InternalHandler for StreamSub {
         let Some(stream) = self.stream.upgrade() else {
             return false;
         };
-        if let Err(e) = stream.enqueue(msg) {
-            // Refused before queueing (overload): answer right away.
-            if let Some(reply) = msg.reply {
-                let ack = PubAckResponse::error(stream.name.clone(), e).to_wire();
-                ctx.publish(
-                    account,
-                    Publisher::SERVER,
-                    PubMsg {
-                        subject: reply,
-                        reply: None,
-                        headers: None,
-                        payload: &ack,
-                    },
-                );
+        match stream.enqueue(msg) {
+            Ok(n) => {
+                let id = Arc::as_ptr(&stream) as usize;
+                ctx.add_barrier(id, n, || stream.processed.subscribe());
+            }
+            Err(e) => {
+                // Refused before queueing (overload): answer right away.
+                if let Some(reply) = msg.reply {
+                    let ack = PubAckResponse::error(stream.name.clone(), e).to_wire();
+                    ctx.publish(
+                        account,
+                        Publisher::SERVER,
+                        PubMsg {
+                            subject: reply,
+                            reply: None,
+                            headers: None,
+                            payload: &ack,
+                        },
+                    );
+                }
             }
         }
         true
@@ -214,7 +223,8 @@ impl Stream {
             created,
             store,
             dir,
-            tx,
+            tx: Mutex::new((0, tx)),
+            processed: tokio::sync::watch::channel(0).0,
             rx: Mutex::new(Some(rx)),
             queued: AtomicUsize::new(0),
             subs: Mutex::new(Vec::new()),
@@ -282,8 +292,9 @@ impl Stream {
         }
     }
 
-    /// Queue a published message. Fails only when the queue is over its byte limit.
-    fn enqueue(&self, msg: PubMsg<'_>) -> Result<(), ApiError> {
+    /// Queue a published message; returns its number in the queue. Fails only when the
+    /// queue is over its byte limit.
+    fn enqueue(&self, msg: PubMsg<'_>) -> Result<u64, ApiError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(ApiError::stream_not_found());
         }
@@ -298,11 +309,14 @@ impl Stream {
             self.queued.fetch_sub(size, Ordering::AcqRel);
             return Err(ApiError::insufficient_resources());
         }
-        if self.tx.send(inbound).is_err() {
+        let mut tx = self.tx.lock();
+        if tx.1.send(inbound).is_err() {
+            drop(tx);
             self.queued.fetch_sub(size, Ordering::AcqRel);
             return Err(ApiError::stream_not_found());
         }
-        Ok(())
+        tx.0 += 1;
+        Ok(tx.0)
     }
 
     /// Stop accepting publishes, drop the subscriptions and stop the consumers (delete
@@ -442,6 +456,7 @@ impl Stream {
         let mut last_ticket: Option<Ticket> = None;
         let now = now_nanos();
         state.dedup.prune(now, cfg.duplicate_window);
+        let count = batch.len() as u64;
         let mut queued = 0usize;
         for m in batch.drain(..) {
             queued += m.size();
@@ -477,6 +492,7 @@ impl Stream {
             }
         }
         let _ = self.last_seq.send(self.store.fast_state().last_seq);
+        self.processed.send_modify(|p| *p += count);
         if cfg.no_ack || acks.is_empty() {
             return;
         }
