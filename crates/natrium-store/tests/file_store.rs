@@ -32,6 +32,16 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Make a cleanly stopped store look like one whose process died before stopping: remove
+/// the empty segment a clean stop starts (its name records the last sequence).
+fn as_if_crashed(dir: &Path) {
+    for seg in segments(dir) {
+        if fs::metadata(&seg).unwrap().len() <= 16 {
+            fs::remove_file(seg).unwrap();
+        }
+    }
+}
+
 fn payload(seq: u64) -> Vec<u8> {
     format!("payload-{seq:08}-{}", "x".repeat((seq % 50) as usize)).into_bytes()
 }
@@ -85,6 +95,7 @@ fn torn_tail_truncated_at_random_points() {
         let s = open(d.path(), 1 << 20);
         fill(&s, 40);
         drop(s);
+        as_if_crashed(d.path());
         let seg = segments(d.path()).pop().unwrap();
         let len = fs::metadata(&seg).unwrap().len();
         // Cut somewhere inside the last ~5 records.
@@ -109,6 +120,34 @@ fn torn_tail_truncated_at_random_points() {
         assert!(s.recovery_report().is_clean(), "round {round}");
         assert_eq!(&s.load_msg(seq).unwrap().payload[..], b"after");
     }
+}
+
+#[test]
+fn clean_stop_keeps_last_seq_when_the_tail_is_lost() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 1 << 20);
+    fill(&s, 40);
+    drop(s);
+    // Lose the end of the data segment after a clean stop (a cut file, a bad block).
+    let data = segments(d.path())
+        .into_iter()
+        .rfind(|p| fs::metadata(p).unwrap().len() > 16)
+        .unwrap();
+    let len = fs::metadata(&data).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(len - 300)
+        .unwrap();
+    let s = open(d.path(), 1 << 20);
+    assert!(s.state().msgs < 40);
+    assert_eq!(
+        s.state().last_seq,
+        40,
+        "sequences handed out are never reused"
+    );
+    assert_eq!(s.append_msg("a", b"", b"x", None).unwrap().seq, 41);
 }
 
 #[test]
@@ -140,6 +179,7 @@ fn flipped_payload_byte_is_isolated_on_open() {
     let s = open(d.path(), 1 << 20);
     fill(&s, 30);
     drop(s);
+    as_if_crashed(d.path());
     let seg = segments(d.path()).pop().unwrap();
     let mut raw = fs::read(&seg).unwrap();
     let at = find(&raw, b"payload-00000012").unwrap();
@@ -168,6 +208,7 @@ fn flipped_header_byte_resyncs() {
     let s = open(d.path(), 1 << 20);
     fill(&s, 30);
     drop(s);
+    as_if_crashed(d.path());
     let seg = segments(d.path()).pop().unwrap();
     let mut raw = fs::read(&seg).unwrap();
     // The record header sits 48 + 3 ("f.x") bytes before the payload.
@@ -191,6 +232,7 @@ fn random_corruption_never_serves_bad_data() {
         let s = open(d.path(), 8192);
         fill(&s, 120);
         drop(s);
+        as_if_crashed(d.path());
         let segs = segments(d.path());
         // Damage a few random bytes in random segments, and sometimes truncate one.
         for _ in 0..1 + rng.below(4) {

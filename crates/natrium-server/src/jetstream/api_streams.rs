@@ -316,6 +316,14 @@ fn stream_create(
         .upgrade()
         .ok_or_else(|| ApiError::stream_create("server stopping"))?;
     let dir = jsa.dir.join(name);
+    if dir.exists() {
+        // Left on disk by a failed recovery: never open it with a new config (that would
+        // apply new limits to, or overwrite, data nobody could read back yet).
+        return Err(ApiError::stream_create(format!(
+            "stream directory {} exists but could not be recovered; move it aside to reuse the name",
+            dir.display()
+        )));
+    }
     let store = js.open_store(&dir, &cfg).map_err(ApiError::stream_create)?;
     let created = Timestamp::now();
     let stream = Stream::new(

@@ -1633,6 +1633,16 @@ impl StreamStore for FileStore {
         let mut res = Ok(());
         if self.sh.inner.read().poisoned.is_none() {
             res = self.sh.sync_all();
+            if res.is_ok() {
+                // Record the last sequence in a fresh segment's name, so that even if the
+                // end of the last segment is later lost (a cut file, a bad disk block),
+                // recovery still knows every sequence handed out and never reuses one.
+                let mut g = self.sh.inner.write();
+                let active = g.active;
+                if g.segs.get(&active).is_some_and(|s| s.len > SEG_HDR_LEN) {
+                    res = roll_new(&self.sh.dir.join("msgs"), &mut g);
+                }
+            }
         }
         let cons: Vec<_> = self.sh.consumers.lock().drain().map(|(_, c)| c).collect();
         for c in cons {
