@@ -19,6 +19,7 @@
 //! The on-disk format, the durability guarantees and the lock order are documented in
 //! the crate README and in [`mod@file`].
 
+pub mod archive;
 pub mod consumer;
 pub mod error;
 pub mod file;

@@ -1,0 +1,41 @@
+//! JetStream backup archives: reading, writing and verifying what `$JS.API.STREAM.SNAPSHOT`
+//! produces and `$JS.API.STREAM.RESTORE` consumes, byte-compatible with nats-server and
+//! the nats CLI (`stream.tar.s2` + `backup.json`).
+//!
+//! * [`s2_frame`] — the S2/Snappy framing around every snapshot.
+//! * [`v2`] — the `NATSARC1` record stream of nats-server 2.15+ ([`ArchiveWriter`]).
+//! * [`v1`] with [`tar_reader`], [`filestore_blk`], [`index_db`], [`seqset`],
+//!   [`consumer_odat`] — import of legacy tar snapshots of nats-server ≤ 2.14.
+//! * [`reader`] — [`ArchiveReader`], one entry stream over both formats.
+//! * [`verify`] — offline verification of a backup directory.
+//!
+//! Everything here is synchronous over `std::io::Read`/`Write`, free of networking, and
+//! bounds every allocation whose size comes from the input.
+
+pub mod consumer_odat;
+pub mod error;
+pub mod filestore_blk;
+pub mod index_db;
+pub mod reader;
+pub mod s2_frame;
+pub mod seqset;
+pub mod state_json;
+pub mod tar_reader;
+pub mod v1;
+pub mod v2;
+pub mod varint;
+pub mod verify;
+
+pub use error::ArchiveError;
+pub use reader::{ArchiveFormat, ArchiveReader, Entry, FrameStats, ReaderOptions};
+pub use s2_frame::{S2FrameReader, S2FrameWriter};
+pub use state_json::{
+    ConsumerStateJson, PendingJson, SequencePairJson, StreamStateJson, format_go_time,
+    parse_go_time,
+};
+pub use v1::{IndexDbUse, V1Report};
+pub use v2::ArchiveWriter;
+pub use verify::{
+    BackupSummary, ConsumerSummary, DamagedStream, StreamSummary, verify_archive,
+    verify_backup_dir, verify_stream_dir,
+};
