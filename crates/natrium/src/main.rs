@@ -12,6 +12,7 @@
 //! global flags into a connection; each command lives in its own module
 //! (`bench/`, later `stream/`, `kv/`, ...) with one file per subcommand.
 
+mod backup_verify;
 mod bench;
 mod connect;
 mod error;
@@ -42,6 +43,8 @@ struct Cli {
 enum Command {
     /// Measure throughput and latency of a NATS server.
     Bench(bench::BenchArgs),
+    /// Work with backups offline (`backup verify DIR`).
+    Backup(backup_verify::BackupArgs),
 }
 
 impl Command {
@@ -51,6 +54,7 @@ impl Command {
     fn runtime_threads(&self) -> Option<usize> {
         match self {
             Command::Bench(args) => args.threads(),
+            Command::Backup(_) => Some(1),
         }
     }
 }
@@ -59,6 +63,7 @@ impl Command {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(&cli.conn, args).await,
+        Command::Backup(args) => backup_verify::run(args),
     }
 }
 

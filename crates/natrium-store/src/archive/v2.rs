@@ -268,7 +268,7 @@ impl<R: Read> V2Decoder<R> {
                 max: MAX_NAME_LEN,
             });
         }
-        let total = hsz.checked_add(psz).unwrap_or(u64::MAX);
+        let total = hsz.saturating_add(psz);
         if total > payload_limit {
             return Err(ArchiveError::TooLarge {
                 what: if seq == 0 {
