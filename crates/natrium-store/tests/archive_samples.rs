@@ -1034,7 +1034,7 @@ fn verify_stream_and_account_dirs() {
     w.state(&StreamStateJson {
         messages: 1,
         first_seq: 1,
-        last_seq: 1,
+        last_seq: 10,
         consumer_count: 1,
         ..Default::default()
     })
@@ -1171,4 +1171,132 @@ fn random_damage_never_panics() {
     }
     // The staging directory is left empty.
     assert_eq!(std::fs::read_dir(staging.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn random_archives_round_trip() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for case in 0..60 {
+        let n = rng.below(300);
+        let first = 1 + rng.below(1000) as u64;
+        let mut seq = first - 1;
+        let mut msgs = Vec::new();
+        for _ in 0..n {
+            seq += 1 + (rng.below(4) == 0) as u64 * rng.below(50) as u64;
+            let subject: Vec<u8> = format!("s.{}", rng.below(9)).into_bytes();
+            let header = if rng.below(3) == 0 {
+                format!("NATS/1.0\r\nK: {}\r\n\r\n", rng.next()).into_bytes()
+            } else {
+                Vec::new()
+            };
+            let len = if rng.below(20) == 0 {
+                rng.below(200_000)
+            } else {
+                rng.below(300)
+            };
+            let payload: Vec<u8> = (0..len).map(|i| (i as u64 ^ seq) as u8).collect();
+            msgs.push((seq, rng.next() as i64, subject, header, payload));
+        }
+        let last = seq + rng.below(5) as u64;
+        let st = StreamStateJson {
+            messages: n as u64,
+            first_seq: if n == 0 { last + 1 } else { first },
+            last_seq: last,
+            consumer_count: rng.below(3) as i64,
+            ..Default::default()
+        };
+        let mut w = ArchiveWriter::new(Vec::new());
+        w.state(&st).unwrap();
+        for c in 0..st.consumer_count {
+            w.consumer(
+                &format!("c{c}"),
+                &serde_json::json!({"durable_name": format!("c{c}")}),
+                &ConsumerStateJson::default(),
+            )
+            .unwrap();
+        }
+        for (seq, ts, s, h, p) in &msgs {
+            w.message(*seq, *ts, s, h, p).unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        let (_, entries) = read_entries(&bytes).unwrap_or_else(|e| panic!("case {case}: {e}"));
+        let got: Vec<_> = messages(&entries)
+            .into_iter()
+            .map(|m| (m.seq, m.ts, m.subject.into_bytes(), m.header, m.payload))
+            .collect();
+        assert!(got == msgs, "case {case}");
+        assert_eq!(state(&entries), st);
+        assert_eq!(entries.last(), Some(&Entry::End { last_seq: last }));
+    }
+}
+
+#[test]
+fn writer_clamps_consumer_state_to_last_seq() {
+    let mut w = ArchiveWriter::new(Vec::new());
+    w.state(&StreamStateJson {
+        messages: 1,
+        first_seq: 1,
+        last_seq: 5,
+        consumer_count: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut cs = ConsumerStateJson {
+        delivered: SequencePairJson {
+            consumer_seq: 9,
+            stream_seq: 9,
+        },
+        ack_floor: SequencePairJson {
+            consumer_seq: 7,
+            stream_seq: 7,
+        },
+        ..Default::default()
+    };
+    cs.pending.insert(
+        8,
+        PendingJson {
+            sequence: 8,
+            timestamp: 1,
+        },
+    );
+    cs.redelivered.insert(9, 1);
+    w.consumer("c", &serde_json::json!({}), &cs).unwrap();
+    w.message(5, 1, b"a", b"", b"b").unwrap();
+    let (_, e) = read_entries(&w.finish().unwrap()).unwrap();
+    let (_, got) = consumer(&e, "c");
+    assert_eq!(
+        got.delivered,
+        SequencePairJson {
+            consumer_seq: 9,
+            stream_seq: 5
+        }
+    );
+    assert_eq!(
+        got.ack_floor,
+        SequencePairJson {
+            consumer_seq: 7,
+            stream_seq: 5
+        }
+    );
+    assert!(got.pending.is_empty() && got.redelivered.is_empty());
+}
+
+#[test]
+fn verify_reports_trailing_bytes_and_accepts_a_bare_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut content = decompress(&read_bytes("ORDERS.stream.tar.s2"));
+    content.extend_from_slice(b"junk after sentinel");
+    let f = tmp.path().join("x.s2");
+    std::fs::write(&f, frame(&content)).unwrap();
+    let s = verify_backup_dir(&f).unwrap();
+    assert_eq!(s.kind, "file");
+    assert_eq!(s.streams[0].messages, 47);
+    assert!(
+        s.streams[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("19 bytes after the end sentinel")),
+        "{:?}",
+        s.streams[0].warnings
+    );
 }
