@@ -62,6 +62,10 @@ pub enum Error {
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 
+    /// A backup or restore failed.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
+
     /// A worker task panicked or was cancelled; a bug rather than a user error.
     #[error("internal error: {0}")]
     Internal(String),

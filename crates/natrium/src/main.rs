@@ -12,6 +12,8 @@
 //! global flags into a connection; each command lives in its own module
 //! (`bench/`, later `stream/`, `kv/`, ...) with one file per subcommand.
 
+mod backup;
+mod backup_verify;
 mod bench;
 mod connect;
 mod error;
@@ -42,6 +44,33 @@ struct Cli {
 enum Command {
     /// Measure throughput and latency of a NATS server.
     Bench(bench::BenchArgs),
+    /// Streams: backup and restore.
+    #[command(subcommand)]
+    Stream(StreamCommand),
+    /// The account: backup and restore of all its streams.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Work with backups offline (`backup verify DIR`).
+    Backup(backup_verify::BackupArgs),
+}
+
+/// `natrium stream …`.
+#[derive(Subcommand, Debug)]
+enum StreamCommand {
+    /// Back up a stream into a folder (`stream.tar.s2` + `backup.json`).
+    #[command(alias = "snapshot")]
+    Backup(backup::StreamBackupArgs),
+    /// Restore a stream from a backup folder.
+    Restore(backup::StreamRestoreArgs),
+}
+
+/// `natrium account …`.
+#[derive(Subcommand, Debug)]
+enum AccountCommand {
+    /// Back up every stream of the account (one folder per stream).
+    Backup(backup::AccountBackupArgs),
+    /// Restore every stream folder of an account backup.
+    Restore(backup::AccountRestoreArgs),
 }
 
 impl Command {
@@ -51,6 +80,8 @@ impl Command {
     fn runtime_threads(&self) -> Option<usize> {
         match self {
             Command::Bench(args) => args.threads(),
+            Command::Backup(_) => Some(1),
+            _ => None,
         }
     }
 }
@@ -59,6 +90,17 @@ impl Command {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(&cli.conn, args).await,
+        Command::Stream(StreamCommand::Backup(a)) => backup::run_stream_backup(&cli.conn, a).await,
+        Command::Stream(StreamCommand::Restore(a)) => {
+            backup::run_stream_restore(&cli.conn, a).await
+        }
+        Command::Account(AccountCommand::Backup(a)) => {
+            backup::run_account_backup(&cli.conn, a).await
+        }
+        Command::Account(AccountCommand::Restore(a)) => {
+            backup::run_account_restore(&cli.conn, a).await
+        }
+        Command::Backup(args) => backup_verify::run(args),
     }
 }
 

@@ -60,6 +60,8 @@ pub struct ApiAnswer {
     pub body: String,
     /// Counted in `api.errors`.
     pub is_error: bool,
+    /// Run once the answer is published (a snapshot's chunks must follow its answer).
+    pub then: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl ApiAnswer {
@@ -68,7 +70,14 @@ impl ApiAnswer {
         ApiAnswer {
             body,
             is_error: false,
+            then: None,
         }
+    }
+
+    /// Run `f` after the answer is out.
+    pub fn then(mut self, f: impl FnOnce() + Send + 'static) -> Self {
+        self.then = Some(Box::new(f));
+        self
     }
 
     /// An error.
@@ -76,6 +85,7 @@ impl ApiAnswer {
         ApiAnswer {
             body,
             is_error: true,
+            then: None,
         }
     }
 }
@@ -245,7 +255,7 @@ fn answer(js: &Arc<JetStream>, mut req: ApiRequest) {
     if let Some(a) = &jsa {
         a.api_total.fetch_add(1, Ordering::Relaxed);
     }
-    let Some(answer) = dispatch(js, jsa.as_ref(), &req) else {
+    let Some(mut answer) = dispatch(js, jsa.as_ref(), &req) else {
         return;
     };
     if answer.is_error {
@@ -258,6 +268,9 @@ fn answer(js: &Arc<JetStream>, mut req: ApiRequest) {
         let mut ctx = DeliveryCtx::new(server.clone(), rand::random());
         publish(&mut ctx, &req.account, reply, answer.body.as_bytes());
         ctx.flush();
+    }
+    if let Some(then) = answer.then.take() {
+        then();
     }
 }
 

@@ -11,7 +11,7 @@ use super::api::stream::{
     MsgDeleteBody, MsgDeleteRequest, MsgGetBody, StorageType as ApiStorage, StreamConfig,
     StreamConfigRequest, StreamCreateBody, StreamDeleteBody, StreamInfo, StreamInfoBody,
     StreamInfoRequest, StreamListBody, StreamListRequest, StreamNamesBody, StreamNamesRequest,
-    StreamPurgeBody, StreamPurgeRequest, StreamState, StreamUpdateBody,
+    StreamPurgeBody, StreamPurgeRequest, StreamSnapshotBody, StreamState, StreamUpdateBody,
 };
 use super::api::stream_check::{
     StreamCheckContext, check_stream_config, check_stream_create_request,
@@ -40,6 +40,7 @@ pub fn is_known(t: &[&str]) -> bool {
             ]
             | ["STREAM", "NAMES" | "LIST"]
             | ["STREAM", "MSG", "GET" | "DELETE", _]
+            | ["STREAM", "SNAPSHOT" | "RESTORE", _]
     )
 }
 
@@ -63,6 +64,8 @@ pub fn error_for(t: &[&str], e: ApiError) -> ApiAnswer {
         .to_json(),
         ["STREAM", "MSG", "GET", _] => ApiResponse::<MsgGetBody>::error(e).to_json(),
         ["STREAM", "MSG", "DELETE", _] => ApiResponse::<MsgDeleteBody>::error(e).to_json(),
+        ["STREAM", "SNAPSHOT", _] => ApiResponse::<StreamSnapshotBody>::error(e).to_json(),
+        ["STREAM", "RESTORE", _] => super::restore::error_body(e),
         _ => format!("{{\"error\":{}}}", super::api::to_go_json(&e)),
     };
     ApiAnswer::err(body)
@@ -96,6 +99,10 @@ pub fn handle(
         ["STREAM", "PURGE", name] => stream_purge(jsa, name, &req.payload),
         ["STREAM", "MSG", "GET", name] => msg_get(jsa, name, &req.payload),
         ["STREAM", "MSG", "DELETE", name] => msg_delete(jsa, name, &req.payload),
+        ["STREAM", "SNAPSHOT", name] => {
+            super::snapshot::stream_snapshot(js, jsa, name, &req.payload)
+        }
+        ["STREAM", "RESTORE", name] => super::restore::stream_restore(js, jsa, name, &req.payload),
         _ => return None,
     };
     Some(r.unwrap_or_else(|e| error_for(t, e)))
@@ -192,7 +199,7 @@ pub fn api_state(stream: &Stream, deleted_details: bool) -> StreamState {
 }
 
 /// Stream info as create/update/info report it.
-fn info_of(js: &JetStream, stream: &Stream, with_cluster: bool) -> StreamInfo {
+pub(crate) fn info_of(js: &JetStream, stream: &Stream, with_cluster: bool) -> StreamInfo {
     let cluster = with_cluster.then(|| {
         let name = js
             .server
@@ -215,7 +222,7 @@ fn info_of(js: &JetStream, stream: &Stream, with_cluster: bool) -> StreamInfo {
     }
 }
 
-fn check_ctx(
+pub(crate) fn check_ctx(
     js: &JetStream,
     jsa: &JsAccount,
     pedantic: bool,
@@ -232,6 +239,33 @@ fn check_ctx(
         max_bytes_required: jsa.limits.max_bytes_required,
         max_stream_bytes: cap,
     }
+}
+
+/// Whether `bytes` more of real usage fit the account's and the server's limits (a
+/// restore reserves the archive's declared size before taking its data).
+pub(crate) fn check_usage(
+    js: &JetStream,
+    jsa: &JsAccount,
+    memory: bool,
+    bytes: u64,
+) -> Result<(), ApiError> {
+    let (account_max, server_max) = if memory {
+        (jsa.limits.max_memory, js.config.max_memory)
+    } else {
+        (jsa.limits.max_store, js.config.max_store)
+    };
+    let in_use = jsa.usage(memory).max(reserved(jsa, memory));
+    for max in [account_max, server_max] {
+        if max >= 0 && in_use.saturating_add(bytes) > max as u64 {
+            let detail = format!("limit {max}, in use {in_use}, requested {bytes}");
+            return Err(if memory {
+                ApiError::memory_resources_exceeded().with_detail(detail)
+            } else {
+                ApiError::storage_resources_exceeded().with_detail(detail)
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Refuse subjects that overlap another stream's in the account.
@@ -254,7 +288,11 @@ fn check_overlap(jsa: &JsAccount, name: &str, cfg: &StreamConfig) -> Result<(), 
 
 /// Stream count and storage checks for a new stream (the full accounting comes with the
 /// limits work).
-fn check_resources(js: &JetStream, jsa: &JsAccount, cfg: &StreamConfig) -> Result<(), ApiError> {
+pub(crate) fn check_resources(
+    js: &JetStream,
+    jsa: &JsAccount,
+    cfg: &StreamConfig,
+) -> Result<(), ApiError> {
     let count = jsa.streams.read().len() as i64;
     if jsa.limits.max_streams >= 0 && count >= jsa.limits.max_streams {
         return Err(ApiError::maximum_streams_limit()

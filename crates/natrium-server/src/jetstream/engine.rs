@@ -264,8 +264,18 @@ impl JetStream {
         };
         let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         names.sort();
+        for gone in super::restore::remove_leftovers(&jsa.dir) {
+            warn!(
+                server.log,
+                "Removed {} (an unfinished restore)",
+                gone.display()
+            );
+        }
         for dir in names {
-            if !dir.is_dir() {
+            let hidden = dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if !dir.is_dir() || hidden {
                 continue;
             }
             match self.recover_one(server, jsa, &dir) {
@@ -288,6 +298,17 @@ impl JetStream {
                 }
             }
         }
+    }
+
+    /// Open a stream directory and make the stream live, as recovery at start does (a
+    /// finished restore is opened this way).
+    pub(crate) fn open_stream_dir(
+        &self,
+        server: &Arc<ServerShared>,
+        jsa: &Arc<JsAccount>,
+        dir: &Path,
+    ) -> Result<Arc<Stream>, EngineError> {
+        self.recover_one(server, jsa, dir)
     }
 
     fn recover_one(

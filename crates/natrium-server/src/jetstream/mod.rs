@@ -6,6 +6,8 @@
 //! - `consumer`: consumers (state machine, delivery task, ack and pull subjects);
 //! - `api_server`: the `$JS.API.>` subscription and its worker; `api_streams`,
 //!   `api_consumers` and `direct` answer the account, stream and consumer requests;
+//! - `snapshot`, `restore` (with `archive_state`): online backup and atomic restore of
+//!   a stream over nats-server's chunk protocol;
 //! - `api`: the wire types, with nats-server's exact JSON.
 
 pub mod advisory;
@@ -13,9 +15,12 @@ pub mod api;
 pub mod api_consumers;
 pub mod api_server;
 pub mod api_streams;
+pub mod archive_state;
 pub mod config;
 pub mod consumer;
 pub mod direct;
 pub mod engine;
 pub mod headers;
+pub mod restore;
+pub mod snapshot;
 pub mod stream;

@@ -26,7 +26,7 @@ pub struct HashKey(Key);
 
 impl HashKey {
     /// Key = SHA-256(`text`).
-    pub fn from_str(text: &str) -> Self {
+    pub fn of_text(text: &str) -> Self {
         let d = Sha256::digest(text.as_bytes());
         let mut k = [0u64; 4];
         for (i, w) in k.iter_mut().enumerate() {
@@ -39,7 +39,7 @@ impl HashKey {
 
     /// Key of block `index` of `stream`.
     pub fn for_block(stream: &str, index: u64) -> Self {
-        Self::from_str(&format!("{stream}-{index}"))
+        Self::of_text(&format!("{stream}-{index}"))
     }
 
     /// A fresh hasher.

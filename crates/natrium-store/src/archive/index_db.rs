@@ -58,7 +58,7 @@ pub fn decode_index_db(buf: &[u8], stream: &str) -> Result<IndexDb, String> {
         return Err("too short".into());
     }
     let (body, hash) = buf.split_at(buf.len() - 8);
-    if HashKey::from_str(stream).sum(body) != hash {
+    if HashKey::of_text(stream).sum(body) != hash {
         return Err("checksum mismatch".into());
     }
     let mut c = SliceCursor::new(body);

@@ -191,6 +191,16 @@ impl<R: Read> ArchiveReader<R> {
         }
     }
 
+    /// After [`Entry::End`]: reads the rest of the stream (so framing damage there is
+    /// found) and returns how many decompressed bytes followed the end of the archive
+    /// (v2: after the sentinel; v1: always 0, the tail was read at open).
+    pub fn drain_trailing(&mut self) -> Result<u64, ArchiveError> {
+        match &mut self.inner {
+            Inner::V2(d) => d.drain_trailing(),
+            Inner::V1(..) => Ok(0),
+        }
+    }
+
     /// The next entry; `Ok(None)` after [`Entry::End`].
     pub fn next_entry(&mut self) -> Result<Option<Entry>, ArchiveError> {
         match &mut self.inner {

@@ -17,6 +17,9 @@ use super::error::ArchiveError;
 pub const WRITE_CHUNK_SIZE: usize = 1 << 20;
 /// Largest decoded block accepted (S2's maximum block size).
 pub const MAX_BLOCK_SIZE: usize = 4 << 20;
+/// Largest compressed chunk body accepted: the worst-case encoding of a
+/// [`MAX_BLOCK_SIZE`] block plus its checksum.
+pub const MAX_COMPRESSED_CHUNK: usize = 4 + 32 + MAX_BLOCK_SIZE + MAX_BLOCK_SIZE / 6 + 16;
 
 const CHUNK_COMPRESSED: u8 = 0x00;
 const CHUNK_UNCOMPRESSED: u8 = 0x01;
@@ -262,7 +265,9 @@ impl<R: Read> S2FrameReader<R> {
                     if len < 4 {
                         return Err(self.corrupt("chunk too short for its checksum"));
                     }
-                    if kind == CHUNK_UNCOMPRESSED && len - 4 > MAX_BLOCK_SIZE {
+                    if (kind == CHUNK_UNCOMPRESSED && len - 4 > MAX_BLOCK_SIZE)
+                        || len > MAX_COMPRESSED_CHUNK
+                    {
                         return Err(ArchiveError::BlockTooLarge {
                             offset: start,
                             len: (len - 4) as u64,
@@ -533,6 +538,80 @@ mod tests {
         let mut dst = Vec::new();
         decode_block(&src, &mut dst, 1 << 20).unwrap();
         assert_eq!(dst, b"abcdabcdabcdabcdabcdab");
+    }
+
+    /// A block using every element form: literals with 1..4-byte lengths, copy1, copy2,
+    /// copy4, overlapping copies and S2 repeats with 0-, 1-, 2- and 3-byte extensions.
+    #[test]
+    fn all_element_forms() {
+        fn uv(out: &mut Vec<u8>, mut v: u64) {
+            while v >= 0x80 {
+                out.push(v as u8 | 0x80);
+                v >>= 7;
+            }
+            out.push(v as u8);
+        }
+        let mut body = Vec::new();
+        let mut want: Vec<u8> = Vec::new();
+        let lit = |body: &mut Vec<u8>, want: &mut Vec<u8>, data: &[u8]| {
+            let n = data.len() - 1;
+            match n {
+                0..=59 => body.push((n as u8) << 2),
+                60..=0xff => body.extend_from_slice(&[60 << 2, n as u8]),
+                0x100..=0xffff => body.extend_from_slice(&[61 << 2, n as u8, (n >> 8) as u8]),
+                _ => body.extend_from_slice(&[62 << 2, n as u8, (n >> 8) as u8, (n >> 16) as u8]),
+            }
+            body.extend_from_slice(data);
+            want.extend_from_slice(data);
+        };
+        let copy = |want: &mut Vec<u8>, off: usize, len: usize| {
+            for _ in 0..len {
+                let b = want[want.len() - off];
+                want.push(b);
+            }
+        };
+        let pattern: Vec<u8> = (0..70_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        lit(&mut body, &mut want, &pattern[..10]);
+        lit(&mut body, &mut want, &pattern[..100]);
+        lit(&mut body, &mut want, &pattern[..1000]);
+        lit(&mut body, &mut want, &pattern[..70_000]);
+        // copy1: len 7, offset 300 (high bits in the tag).
+        body.extend_from_slice(&[(3 << 2) | 1 | ((300 >> 8) << 5) as u8, (300 & 0xff) as u8]);
+        copy(&mut want, 300, 7);
+        // copy2: len 64, offset 3 (overlapping).
+        body.extend_from_slice(&[(63 << 2) | 2, 3, 0]);
+        copy(&mut want, 3, 64);
+        // copy4: len 5, offset 70_000.
+        let o = 70_000u32.to_le_bytes();
+        body.extend_from_slice(&[(4 << 2) | 3, o[0], o[1], o[2], o[3]]);
+        copy(&mut want, 70_000, 5);
+        // repeats of offset 70_000: len 8 (code 4), 8+9 (code 5), 260+300 (code 6),
+        // 65540+10 (code 7).
+        body.extend_from_slice(&[(4 << 2) | 1, 0]);
+        copy(&mut want, 70_000, 8);
+        body.extend_from_slice(&[(5 << 2) | 1, 0, 9]);
+        copy(&mut want, 70_000, 17);
+        body.extend_from_slice(&[(6 << 2) | 1, 0, 44, 1]);
+        copy(&mut want, 70_000, 560);
+        body.extend_from_slice(&[(7 << 2) | 1, 0, 10, 0, 0]);
+        copy(&mut want, 70_000, 65_550);
+        let mut src = Vec::new();
+        uv(&mut src, want.len() as u64);
+        src.extend_from_slice(&body);
+        let mut dst = Vec::new();
+        decode_block(&src, &mut dst, MAX_BLOCK_SIZE).unwrap();
+        assert!(dst == want);
+        // Declared length too small for the content, or too large for the limit.
+        let mut short = Vec::new();
+        uv(&mut short, want.len() as u64 - 1);
+        short.extend_from_slice(&body);
+        assert!(decode_block(&short, &mut dst, MAX_BLOCK_SIZE).is_err());
+        assert_eq!(
+            decode_block(&src, &mut dst, 1000),
+            Err(BlockError::TooLarge(want.len() as u64))
+        );
+        // Repeat before any offset was set.
+        assert!(decode_block(&[4, 1, 0], &mut dst, 100).is_err());
     }
 
     #[test]

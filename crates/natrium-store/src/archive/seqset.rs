@@ -8,34 +8,42 @@ use super::varint::SliceCursor;
 
 /// Magic byte of an encoded sequence set.
 pub const SEQSET_MAGIC: u8 = 22;
-const NODE_WORDS: usize = 32;
-const NODE_SIZE: usize = 8 + NODE_WORDS * 8 + 2;
-
-/// Decodes an encoded AVL sequence set (version 2) at the cursor, calling `each` for
-/// every sequence in it. Returns `None` on malformed input (cursor position unspecified).
+/// Decodes an encoded AVL sequence set at the cursor, calling `each` for every sequence
+/// in it. Version 2 nodes hold 32 bitmap words (2048 sequences), version 1 nodes 64; the
+/// layout is otherwise the same (`u64 base`, words, `u16 height`). Returns `None` on
+/// malformed input (cursor position then unspecified).
 pub fn decode_seqset(cur: &mut SliceCursor<'_>, mut each: impl FnMut(u64)) -> Option<()> {
     if cur.u8()? != SEQSET_MAGIC {
         return None;
     }
-    if cur.u8()? != 2 {
-        return None;
-    }
+    let words: usize = match cur.u8()? {
+        1 => 64,
+        2 => 32,
+        _ => return None,
+    };
+    let node_size = 8 + words * 8 + 2;
     let nodes = cur.u32_le()? as usize;
-    let _size = cur.u32_le()?;
-    if nodes.checked_mul(NODE_SIZE)? > cur.remaining() {
+    let size = cur.u32_le()?;
+    if nodes.checked_mul(node_size)? > cur.remaining() {
         return None;
     }
+    let mut count: u64 = 0;
     for _ in 0..nodes {
         let base = cur.u64_le()?;
-        for w in 0..NODE_WORDS {
+        for w in 0..words {
             let mut word = cur.u64_le()?;
             while word != 0 {
-                let b = word.trailing_zeros() as u64;
+                let b = u64::from(word.trailing_zeros());
                 each(base.checked_add(64 * w as u64 + b)?);
+                count += 1;
                 word &= word - 1;
             }
         }
         let _height = cur.u16_le()?;
+    }
+    // Version 1 decoders check the recorded size; version 2 ones do not.
+    if words == 64 && count != u64::from(size) {
+        return None;
     }
     Some(())
 }
@@ -205,5 +213,17 @@ mod tests {
         decode_seqset(&mut SliceCursor::new(&b), |s| got.push(s)).unwrap();
         assert_eq!(got, vec![4, 5]);
         assert!(decode_seqset(&mut SliceCursor::new(&b[..100]), |_| {}).is_none());
+        // Version 1: 64 words per node; sequence 4096 + 64 + 1 in word 1.
+        let mut b = vec![22u8, 1, 1, 0, 0, 0, 1, 0, 0, 0];
+        b.extend_from_slice(&4096u64.to_le_bytes());
+        b.extend_from_slice(&0u64.to_le_bytes());
+        b.extend_from_slice(&2u64.to_le_bytes());
+        b.extend(std::iter::repeat_n(0u8, 62 * 8));
+        b.extend_from_slice(&1u16.to_le_bytes());
+        let mut got = Vec::new();
+        decode_seqset(&mut SliceCursor::new(&b), |s| got.push(s)).unwrap();
+        assert_eq!(got, vec![4096 + 64 + 1]);
+        b[6] = 2; // wrong recorded size
+        assert!(decode_seqset(&mut SliceCursor::new(&b), |_| {}).is_none());
     }
 }

@@ -359,7 +359,7 @@ impl V1Reader {
         }
         let meta_sum_ok = meta_sum
             .as_ref()
-            .map(|s| sum_matches(s, &HashKey::from_str(&stream).sum_hex(&meta_bytes)));
+            .map(|s| sum_matches(s, &HashKey::of_text(&stream).sum_hex(&meta_bytes)));
         if meta_sum_ok == Some(false) {
             if opts.strict {
                 return Err(ArchiveError::CorruptFile {
@@ -540,7 +540,7 @@ impl V1Reader {
                     report.warnings.push(format!("obs/{dir}/meta.sum missing"));
                 }
                 Some(s) => {
-                    let expected = HashKey::from_str(&format!("{stream}/{dir}")).sum_hex(&meta);
+                    let expected = HashKey::of_text(&format!("{stream}/{dir}")).sum_hex(&meta);
                     if !sum_matches(s, &expected) {
                         if opts.strict {
                             return Err(ArchiveError::CorruptFile {

@@ -47,6 +47,7 @@ pub struct ArchiveWriter<W: Write> {
     consumers_expected: u64,
     consumers_written: u64,
     prev_seq: u64,
+    last_seq: u64,
     scratch: Vec<u8>,
 }
 
@@ -70,6 +71,7 @@ impl<W: Write> ArchiveWriter<W> {
             consumers_expected: 0,
             consumers_written: 0,
             prev_seq: 0,
+            last_seq: 0,
             scratch: Vec::with_capacity(256),
         }
     }
@@ -114,11 +116,15 @@ impl<W: Write> ArchiveWriter<W> {
         self.entry(STATE_ENTRY.as_bytes(), ts, 0, &[], &json)?;
         self.consumers_expected = state.consumer_count as u64;
         self.prev_seq = state.first_seq.saturating_sub(1);
+        self.last_seq = state.last_seq;
         self.phase = Phase::Consumers;
         Ok(())
     }
 
-    /// Writes one `consumers/<name>` entry (after `state`, before any message).
+    /// Writes one `consumers/<name>` entry (after `state`, before any message). As
+    /// nats-server does, stream sequences are clamped to the state's `last_seq`:
+    /// delivered and ack floor are lowered to it, pending and redelivered entries above it
+    /// are dropped (consumer sequences are left alone).
     pub fn consumer(
         &mut self,
         name: &str,
@@ -137,6 +143,13 @@ impl<W: Write> ArchiveWriter<W> {
         if name.is_empty() || name.len() as u64 + CONSUMER_PREFIX.len() as u64 > MAX_NAME_LEN {
             return Err(misuse(format!("bad consumer name {name:?}")));
         }
+        let clamped;
+        let state = if needs_clamp(state, self.last_seq) {
+            clamped = clamp_consumer(state, self.last_seq);
+            &clamped
+        } else {
+            state
+        };
         let json =
             serde_json::to_vec(&ConsumerEntryRef { config, state }).map_err(io::Error::other)?;
         let entry_name = format!("{CONSUMER_PREFIX}{name}");
@@ -191,6 +204,22 @@ impl<W: Write> ArchiveWriter<W> {
     }
 }
 
+fn needs_clamp(st: &ConsumerStateJson, last: u64) -> bool {
+    st.delivered.stream_seq > last
+        || st.ack_floor.stream_seq > last
+        || st.pending.keys().next_back().is_some_and(|&k| k > last)
+        || st.redelivered.keys().next_back().is_some_and(|&k| k > last)
+}
+
+fn clamp_consumer(st: &ConsumerStateJson, last: u64) -> ConsumerStateJson {
+    let mut c = st.clone();
+    c.delivered.stream_seq = c.delivered.stream_seq.min(last);
+    c.ack_floor.stream_seq = c.ack_floor.stream_seq.min(last);
+    c.pending.retain(|&k, _| k <= last);
+    c.redelivered.retain(|&k, _| k <= last);
+    c
+}
+
 /// Header fields of one decoded entry.
 struct RawEntry {
     ts: i64,
@@ -239,6 +268,11 @@ impl<R: Read> V2Decoder<R> {
         &self.r
     }
 
+    /// Reads whatever follows the end sentinel; returns its length.
+    pub(crate) fn drain_trailing(&mut self) -> Result<u64, ArchiveError> {
+        std::io::copy(&mut self.r, &mut std::io::sink()).map_err(ArchiveError::from_io)
+    }
+
     fn uvarint(&mut self, first: bool) -> Result<Option<u64>, ArchiveError> {
         match read_uvarint(&mut self.r).map_err(ArchiveError::from_io)? {
             VarintRead::Value(v) => Ok(Some(v)),
@@ -268,7 +302,7 @@ impl<R: Read> V2Decoder<R> {
                 max: MAX_NAME_LEN,
             });
         }
-        let total = hsz.checked_add(psz).unwrap_or(u64::MAX);
+        let total = hsz.saturating_add(psz);
         if total > payload_limit {
             return Err(ArchiveError::TooLarge {
                 what: if seq == 0 {

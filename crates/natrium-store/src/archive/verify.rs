@@ -74,7 +74,7 @@ pub struct DamagedStream {
 /// Result of verifying a backup directory.
 #[derive(Debug, Serialize)]
 pub struct BackupSummary {
-    /// `"stream"` or `"account"`.
+    /// `"stream"`, `"account"` or `"file"`.
     pub kind: &'static str,
     /// Healthy streams.
     pub streams: Vec<StreamSummary>,
@@ -177,6 +177,12 @@ pub fn verify_archive<R: Read>(
     }
     let state = state.ok_or(ArchiveError::Eof)?;
     let last_seq = last_seq.ok_or(ArchiveError::Eof)?;
+    let trailing = rd.drain_trailing()?;
+    if trailing > 0 {
+        warnings.push(format!(
+            "{trailing} bytes after the end sentinel (ignored by restore)"
+        ));
+    }
     for c in &consumers {
         check_consumer(&c.name, &c.state, last_seq)?;
     }
@@ -280,14 +286,11 @@ pub fn verify_stream_dir(dir: &Path) -> Result<StreamSummary, ArchiveError> {
     Ok(s)
 }
 
-/// Verifies a stream backup directory or an account backup directory (every entry a
-/// stream backup directory). A stream directory's damage is returned as `Err`; an
+/// Verifies a stream backup directory, an account backup directory (every entry a
+/// stream backup directory), or a single archive file. A stream directory's damage is returned as `Err`; an
 /// account directory lists damaged streams in [`BackupSummary::damaged`].
 pub fn verify_backup_dir(dir: &Path) -> Result<BackupSummary, ArchiveError> {
     let meta = std::fs::metadata(dir).map_err(|e| layout(dir, e.to_string()))?;
-    if !meta.is_dir() {
-        return Err(layout(dir, "not a directory"));
-    }
     let mut summary = BackupSummary {
         kind: "stream",
         streams: Vec::new(),
@@ -296,7 +299,16 @@ pub fn verify_backup_dir(dir: &Path) -> Result<BackupSummary, ArchiveError> {
         total_message_bytes: 0,
         total_consumers: 0,
     };
-    if dir.join("stream.tar.s2").exists() || dir.join("backup.json").exists() {
+    if meta.is_file() {
+        // A bare `stream.tar.s2` (or any framed archive file).
+        summary.kind = "file";
+        let file = File::open(dir)?;
+        summary.streams.push(verify_archive(
+            BufReader::with_capacity(256 * 1024, file),
+            &dir.display().to_string(),
+            None,
+        )?);
+    } else if dir.join("stream.tar.s2").exists() || dir.join("backup.json").exists() {
         summary.streams.push(verify_stream_dir(dir)?);
     } else {
         summary.kind = "account";

@@ -1,0 +1,754 @@
+//! `$JS.API.STREAM.RESTORE.<stream>`: rebuild a stream from a snapshot archive uploaded
+//! in chunks (reference/backup-spec.md §2).
+//!
+//! The wire is nats-server's: the answer names an upload subject; the client sends the
+//! archive as requests to it, each answered with an empty message once taken, then an
+//! empty request, answered with a `stream_create_response`. Both archive formats are
+//! read (v2 `NATSARC1`, and the v1 tar of ≤2.14 servers) by `natrium_store::archive`.
+//!
+//! What we do better, and why: a restore is *atomic*. nats-server creates the stream
+//! first and fills it as chunks arrive, so a truncated, corrupt or abandoned upload
+//! leaves a half-made stream behind. Here the stream is built hidden — a file stream in
+//! a staging directory `.restore-<name>-<id>` beside the account's streams, a memory
+//! stream in memory — and becomes visible only after the whole archive was read and
+//! verified: the staging store is synced and closed, renamed into place (then the
+//! directory is fsynced), and opened through the same path as a server restart. Any
+//! failure removes the staging data; a crash in the middle leaves only a staging
+//! directory, which the next start deletes. Limits are checked before data is taken:
+//! the request's config like a stream create, the archive's declared size against the
+//! account as soon as `state.json` arrives, and each message as it is stored.
+
+use super::api::ApiResponse;
+use super::api::consumer::ConsumerConfig;
+use super::api::errors::ApiError;
+use super::api::go_json::{GoRequest, Mode};
+use super::api::stream::{
+    StorageType as ApiStorage, StreamConfig, StreamCreateBody, StreamRestoreBody,
+    StreamRestoreRequest,
+};
+use super::api::stream_check::{check_stream_config, set_static_stream_metadata};
+use super::api::time::Timestamp;
+use super::api_server::ApiAnswer;
+use super::consumer::{Consumer, ConsumerMeta};
+use super::engine::{JetStream, JsAccount, StreamMeta};
+use super::stream::{Stream, store_config};
+use crate::account::Account;
+use crate::client::deliver::{DeliveryCtx, Publisher};
+use crate::client::subscription::{InternalHandler, Subscription};
+use crate::protocol::PubMsg;
+use crate::server::ServerShared;
+use natrium_store::archive::{ArchiveReader, Entry, ReaderOptions};
+use natrium_store::consumer::{ConsumerState, ConsumerStore, MemConsumerStore};
+use natrium_store::{Durability, FileStore, FileStoreOptions, MemStore, StreamStore};
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Prefix of staging directories (hidden from recovery, removed at start).
+pub const STAGING_PREFIX: &str = ".restore-";
+/// An upload with no chunk for this long is abandoned (nats-server: 5 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Chunks queued between the upload subscription and the importer.
+const QUEUE_CHUNKS: usize = 64;
+/// Most consumers an archive may carry.
+const MAX_CONSUMERS: usize = 100_000;
+/// Advisory: restore started.
+const RESTORE_CREATE: &str = "io.nats.jetstream.advisory.v1.restore_create";
+/// Advisory: restore finished.
+const RESTORE_COMPLETE: &str = "io.nats.jetstream.advisory.v1.restore_complete";
+
+/// Restores in progress, by `account\0stream`: a second restore of the same name is
+/// refused as if the stream existed.
+fn in_progress() -> &'static Mutex<HashSet<String>> {
+    static SET: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    SET.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// Releases the in-progress mark when the restore ends, however it ends.
+struct Claim(String);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        in_progress().lock().remove(&self.0);
+    }
+}
+
+/// Handle the request: validate it as nats-server does, then open the upload subject.
+pub fn stream_restore(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    name: &str,
+    body: &[u8],
+) -> Result<ApiAnswer, ApiError> {
+    if body.trim_ascii().is_empty() {
+        return Err(ApiError::bad_request());
+    }
+    let req = StreamRestoreRequest::decode_request(body, Mode::Unmarshal)?;
+    let mut cfg = req.config;
+    if cfg.name.is_empty() {
+        cfg.name = name.to_string();
+    }
+    if cfg.name != name {
+        return Err(ApiError::stream_mismatch());
+    }
+    if name.contains(['/', '\\']) {
+        return Err(ApiError::stream_name_contains_path_separators());
+    }
+    set_static_stream_metadata(&mut cfg);
+    let cfg = check_stream_config(
+        &cfg,
+        &super::api_streams::check_ctx(js, jsa, false, cfg.storage),
+    )?;
+    super::api_streams::check_resources(js, jsa, &cfg)?;
+    let key = format!("{}\0{}", jsa.account.name, name);
+    if jsa.stream(name).is_some() || !in_progress().lock().insert(key.clone()) {
+        return Err(ApiError::stream_name_exist_restore_failed());
+    }
+    let claim = Claim(key);
+    let server = js
+        .server
+        .upgrade()
+        .ok_or_else(|| ApiError::stream_restore("server stopping"))?;
+    let id = crate::system::event_id();
+    let deliver = format!("$JS.SNAPSHOT.RESTORE.{name}.{id}");
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(QUEUE_CHUNKS);
+    let handler: Arc<dyn InternalHandler> = Arc::new(Upload { tx });
+    let sub = Arc::new(Subscription::internal(handler, deliver.as_bytes(), None));
+    if let Err(e) = jsa
+        .account
+        .sublist
+        .insert(deliver.as_bytes(), None, sub.clone())
+    {
+        return Err(ApiError::restore_subscribe_failed(
+            format!("{e:?}"),
+            &deliver,
+        ));
+    }
+    let job = Job {
+        js: js.clone(),
+        jsa: jsa.clone(),
+        server,
+        cfg,
+        staging: jsa.dir.join(format!("{STAGING_PREFIX}{name}-{id}")),
+        sub,
+        claim,
+    };
+    let handle = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name(format!("natrium-restore-{name}"))
+        .spawn(move || {
+            // Streams and consumers made live here start tasks on the server's runtime.
+            let _guard = handle.enter();
+            job.run(rx)
+        });
+    if let Err(e) = spawned {
+        return Err(ApiError::stream_restore(e));
+    }
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(StreamRestoreBody {
+            deliver_subject: deliver,
+        })
+        .to_json(),
+    ))
+}
+
+/// The error answer of this endpoint (`deliver_subject` is always present).
+pub fn error_body(e: ApiError) -> String {
+    ApiResponse::with_error(StreamRestoreBody::default(), e).to_json()
+}
+
+/// One uploaded message.
+struct Chunk {
+    /// Where to answer.
+    reply: Option<Box<[u8]>>,
+    /// The bytes (empty: end of upload).
+    data: Box<[u8]>,
+}
+
+/// The upload subscription: queues chunks for the importer, never blocking the sender's
+/// connection. A client that runs more than the queue ahead (jsm.go sends one chunk at
+/// a time) fails the restore rather than growing memory.
+struct Upload {
+    /// To the importer.
+    tx: SyncSender<Chunk>,
+}
+
+impl InternalHandler for Upload {
+    fn handle(
+        &self,
+        _ctx: &mut DeliveryCtx,
+        _account: &Arc<Account>,
+        _sub: &Subscription,
+        _publisher: Publisher<'_>,
+        msg: PubMsg<'_>,
+    ) -> bool {
+        let chunk = Chunk {
+            reply: msg.reply.map(Into::into),
+            data: msg.payload.into(),
+        };
+        match self.tx.try_send(chunk) {
+            Ok(()) => true,
+            // The importer stopped, or the client ignored flow control: the importer
+            // notices (disconnected channel or overrun flag below).
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => true,
+        }
+    }
+}
+
+/// `Read` over the queued chunks; answers each chunk as it is taken (that answer is the
+/// client's flow control).
+struct ChunkReader {
+    /// From the subscription.
+    rx: Receiver<Chunk>,
+    /// Current chunk.
+    cur: Box<[u8]>,
+    /// Read position in it.
+    pos: usize,
+    /// Reply subject of the empty end-of-upload request, once seen.
+    end_reply: Option<Option<Box<[u8]>>>,
+    /// For answering chunks.
+    server: Arc<ServerShared>,
+    /// The account.
+    account: Arc<Account>,
+    /// Bytes received (for the advisory).
+    received: u64,
+    /// The client went quiet past the idle timeout (the upload is abandoned).
+    timed_out: bool,
+}
+
+impl ChunkReader {
+    fn answer(&self, reply: &[u8], body: &[u8]) {
+        let mut ctx = DeliveryCtx::new(self.server.clone(), rand::random());
+        ctx.publish(
+            &self.account,
+            Publisher::SERVER,
+            PubMsg {
+                subject: reply,
+                reply: None,
+                headers: None,
+                payload: body,
+            },
+        );
+        ctx.flush();
+    }
+
+    /// Whether the upload ends with no more data (reads up to the end request).
+    fn rest_is_empty(&mut self) -> std::io::Result<bool> {
+        let mut buf = [0u8; 256];
+        let mut extra = 0usize;
+        loop {
+            match std::io::Read::read(self, &mut buf)? {
+                0 => return Ok(extra == 0),
+                n => extra += n,
+            }
+        }
+    }
+
+    /// Take chunks until the end of the upload, discarding them (after a failure, so
+    /// the client gets to send its end request and read the error).
+    fn drain(&mut self) {
+        while self.end_reply.is_none() && !self.timed_out {
+            match self.rx.recv_timeout(IDLE_TIMEOUT) {
+                Ok(c) if c.data.is_empty() => self.end_reply = Some(c.reply),
+                Ok(c) => {
+                    if let Some(r) = &c.reply {
+                        self.answer(r, b"");
+                    }
+                }
+                Err(_) => {
+                    self.timed_out = true;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.end_reply.is_some() {
+                return Ok(0);
+            }
+            let c = match self.rx.recv_timeout(IDLE_TIMEOUT) {
+                Ok(c) => c,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.timed_out = true;
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no data for 5s, restore abandoned",
+                    ));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+                }
+            };
+            if c.data.is_empty() {
+                self.end_reply = Some(c.reply);
+                return Ok(0);
+            }
+            let Some(reply) = &c.reply else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "chunk without a reply subject",
+                ));
+            };
+            self.answer(reply, b"");
+            self.received += c.data.len() as u64;
+            self.cur = c.data;
+            self.pos = 0;
+        }
+        let n = (self.cur.len() - self.pos).min(out.len());
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Why a restore failed: an API error to answer with.
+type Failure = ApiError;
+
+fn restore_failed(e: impl std::fmt::Display) -> Failure {
+    ApiError::stream_restore(e)
+}
+
+/// One restore, run on its own thread.
+struct Job {
+    js: Arc<JetStream>,
+    jsa: Arc<JsAccount>,
+    server: Arc<ServerShared>,
+    /// The request's (checked) configuration: authoritative for configuration.
+    cfg: StreamConfig,
+    /// Staging directory for a file stream.
+    staging: PathBuf,
+    /// The upload subscription (removed when done).
+    sub: Arc<Subscription>,
+    /// In-progress mark.
+    claim: Claim,
+}
+
+/// A consumer read from the archive.
+struct ArchivedConsumer {
+    name: String,
+    config: ConsumerConfig,
+    state: ConsumerState,
+}
+
+/// `JSRestoreCreateAdvisory` / `JSRestoreCompleteAdvisory`.
+#[derive(Serialize)]
+struct Advisory<'a> {
+    #[serde(flatten)]
+    typed: super::advisory::Typed,
+    stream: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    domain: &'a str,
+}
+
+impl Job {
+    /// Where a v1 (tar) archive is unpacked while it is read; hidden like the staging
+    /// directory, and removed with it.
+    fn spool(&self) -> PathBuf {
+        let mut name = self.staging.as_os_str().to_owned();
+        name.push(".spool");
+        PathBuf::from(name)
+    }
+
+    fn run(self, rx: Receiver<Chunk>) {
+        let name = self.cfg.name.clone();
+        let start = Timestamp::now();
+        super::advisory::send_now(
+            &self.server,
+            &self.jsa.account,
+            &format!("$JS.EVENT.ADVISORY.STREAM.RESTORE_CREATE.{name}"),
+            &Advisory {
+                typed: super::advisory::Typed::new(RESTORE_CREATE),
+                stream: &name,
+                start: None,
+                end: None,
+                bytes: None,
+                domain: &self.js.domain,
+            },
+        );
+        let mut reader = ChunkReader {
+            rx,
+            cur: Box::new([]),
+            pos: 0,
+            end_reply: None,
+            server: self.server.clone(),
+            account: self.jsa.account.clone(),
+            received: 0,
+            timed_out: false,
+        };
+        let result = self.import(&mut reader);
+        if result.is_err() {
+            reader.drain();
+        }
+        crate::client::deliver::remove_sub(&self.jsa.account, &self.sub);
+        for dir in [&self.staging, &self.spool()] {
+            if dir.exists() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        let body = match &result {
+            Ok(stream) => ApiResponse::new(StreamCreateBody {
+                info: Some(super::api_streams::info_of(&self.js, stream, false)),
+                did_create: false,
+            })
+            .to_json(),
+            Err(e) => ApiResponse::<StreamCreateBody>::error(e.clone()).to_json(),
+        };
+        if let Some(Some(reply)) = &reader.end_reply {
+            reader.answer(reply, body.as_bytes());
+        }
+        if result.is_ok() {
+            super::advisory::stream_action(
+                &self.server,
+                &self.jsa.account,
+                &name,
+                "create",
+                &self.js.domain,
+            );
+        }
+        super::advisory::send_now(
+            &self.server,
+            &self.jsa.account,
+            &format!("$JS.EVENT.ADVISORY.STREAM.RESTORE_COMPLETE.{name}"),
+            &Advisory {
+                typed: super::advisory::Typed::new(RESTORE_COMPLETE),
+                stream: &name,
+                start: Some(start),
+                end: Some(Timestamp::now()),
+                bytes: Some(reader.received),
+                domain: &self.js.domain,
+            },
+        );
+        drop(self.claim);
+    }
+
+    /// Read the whole archive into a hidden store, then make it live.
+    fn import(&self, reader: &mut ChunkReader) -> Result<Arc<Stream>, Failure> {
+        let memory = self.cfg.storage == ApiStorage::Memory;
+        let opts = self.server.opts();
+        let max_msg = if self.cfg.max_msg_size > 0 {
+            (self.cfg.max_msg_size as u64).min(opts.max_payload.max(0) as u64)
+        } else {
+            opts.max_payload.max(0) as u64
+        };
+        let mut archive = ArchiveReader::new(
+            &mut *reader,
+            ReaderOptions {
+                max_msg_size: max_msg,
+                staging_dir: Some(self.spool()),
+                strict: false,
+                expected_stream: Some(self.cfg.name.clone()),
+            },
+        )
+        .map_err(restore_failed)?;
+        let store: Arc<dyn StreamStore> = if memory {
+            Arc::new(MemStore::new(store_config(&self.cfg)))
+        } else {
+            let o = FileStoreOptions {
+                // Synced once at the end, before the rename makes it visible.
+                durability: Durability::Interval(Duration::from_secs(3600)),
+                config: store_config(&self.cfg),
+                ..FileStoreOptions::default()
+            };
+            Arc::new(FileStore::open(&self.staging, o).map_err(restore_failed)?)
+        };
+        let mut created: Option<Timestamp> = None;
+        let mut consumers: Vec<ArchivedConsumer> = Vec::new();
+        let mut next = 1u64; // next sequence the store expects
+        let mut declared_last = 0u64;
+        let mut saw_state = false;
+        // Bytes stored so far, and the point at which usage is checked next: the
+        // declared size was reserved up front, and an archive that holds more than it
+        // declared is checked again every MiB beyond that.
+        let mut stored = 0u64;
+        let mut next_check = u64::MAX;
+        let fail = |e: Failure| -> Failure {
+            let _ = store.delete();
+            e
+        };
+        loop {
+            let entry = match archive.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => return Err(fail(restore_failed(e))),
+            };
+            match entry {
+                Entry::StreamMeta { config, created: c } => {
+                    let name = config.get("name").and_then(|v| v.as_str()).unwrap_or("");
+                    if name != self.cfg.name {
+                        return Err(fail(restore_failed("stream names do not match")));
+                    }
+                    created =
+                        c.and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok());
+                }
+                Entry::State(st) => {
+                    saw_state = true;
+                    super::api_streams::check_usage(&self.js, &self.jsa, memory, st.bytes)
+                        .map_err(fail)?;
+                    declared_last = st.last_seq;
+                    next_check = st.bytes.saturating_add(1 << 20);
+                    if st.first_seq > 1 {
+                        store
+                            .skip_msgs(1, st.first_seq - 1)
+                            .map_err(|e| fail(restore_failed(e)))?;
+                        next = st.first_seq;
+                    }
+                }
+                Entry::Consumer {
+                    name,
+                    config,
+                    state,
+                } => {
+                    if consumers.len() >= MAX_CONSUMERS {
+                        return Err(fail(restore_failed("too many consumers")));
+                    }
+                    let config: ConsumerConfig = serde_json::from_value(config)
+                        .map_err(|e| fail(restore_failed(format!("consumer {name}: {e}"))))?;
+                    let state_json =
+                        serde_json::to_value(&state).map_err(|e| fail(restore_failed(e)))?;
+                    let state = super::archive_state::from_json(&state_json)
+                        .map_err(|e| fail(restore_failed(format!("consumer {name}: {e}"))))?;
+                    consumers.push(ArchivedConsumer {
+                        name,
+                        config,
+                        state,
+                    });
+                }
+                Entry::Message {
+                    seq,
+                    ts,
+                    subject,
+                    header,
+                    payload,
+                } => {
+                    if seq < next {
+                        return Err(fail(restore_failed(format!(
+                            "message sequence {seq} out of order"
+                        ))));
+                    }
+                    if seq > next {
+                        store
+                            .skip_msgs(next, seq - next)
+                            .map_err(|e| fail(restore_failed(e)))?;
+                    }
+                    let subject = std::str::from_utf8(&subject)
+                        .map_err(|_| fail(restore_failed("message subject is not UTF-8")))?;
+                    let ttl = ttl_of(&header);
+                    if ttl_elapsed(ttl, ts) {
+                        // Expired while in the archive: keep the sequence, not the data.
+                        store.skip_msg(seq).map_err(|e| fail(restore_failed(e)))?;
+                    } else {
+                        store
+                            .store_raw_msg(subject, &header, &payload, seq, ts, ttl, false)
+                            .map_err(|e| fail(super::stream::store_error(&e)))?;
+                        stored += store.msg_size(subject, &header, &payload);
+                        if stored >= next_check {
+                            super::api_streams::check_usage(&self.js, &self.jsa, memory, stored)
+                                .map_err(fail)?;
+                            next_check = stored.saturating_add(1 << 20);
+                        }
+                    }
+                    next = seq + 1;
+                }
+                Entry::End { last_seq } => {
+                    let last = last_seq.max(declared_last);
+                    if last >= next {
+                        store
+                            .skip_msgs(next, last - next + 1)
+                            .map_err(|e| fail(restore_failed(e)))?;
+                        next = last + 1;
+                    }
+                }
+            }
+        }
+        if !saw_state {
+            return Err(fail(restore_failed("archive has no stream state")));
+        }
+        drop(archive);
+        // Everything was read: the upload must end here.
+        match reader.rest_is_empty() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(fail(restore_failed(
+                    "unexpected data after the archive end",
+                )));
+            }
+            Err(e) => return Err(fail(restore_failed(e))),
+        }
+        let created = created.unwrap_or_else(Timestamp::now);
+        if memory {
+            self.activate_memory(store, created, consumers)
+        } else {
+            self.activate_file(store, created, consumers)
+        }
+    }
+
+    /// Make a file stream live: write its metadata and durable consumers into the
+    /// staging store, sync and close it, rename it into place, and open it as recovery
+    /// does.
+    fn activate_file(
+        &self,
+        store: Arc<dyn StreamStore>,
+        created: Timestamp,
+        consumers: Vec<ArchivedConsumer>,
+    ) -> Result<Arc<Stream>, Failure> {
+        let fail = |e: &dyn std::fmt::Display| {
+            let _ = store.delete();
+            restore_failed(e)
+        };
+        let meta = serde_json::to_vec(&StreamMeta {
+            config: self.cfg.clone(),
+            created,
+        })
+        .map_err(|e| fail(&e))?;
+        store.write_stream_meta(&meta).map_err(|e| fail(&e))?;
+        let mut ephemeral = Vec::new();
+        for c in consumers {
+            if c.config.durable_name.is_empty() || c.config.mem_storage {
+                ephemeral.push(c);
+                continue;
+            }
+            let cs = store
+                .consumer_store(&c.name, Consumer::store_policy(&c.config))
+                .map_err(|e| fail(&e))?;
+            let meta = serde_json::to_vec(&ConsumerMeta {
+                config: c.config,
+                created: Timestamp::now(),
+            })
+            .map_err(|e| fail(&e))?;
+            cs.write_config(&meta).map_err(|e| fail(&e))?;
+            cs.force_update(&c.state).map_err(|e| fail(&e))?;
+            cs.sync().map_err(|e| fail(&e))?;
+            cs.stop().map_err(|e| fail(&e))?;
+        }
+        store.sync().map_err(|e| fail(&e))?;
+        store.stop().map_err(|e| fail(&e))?;
+        drop(store);
+        let dir = self.jsa.dir.join(&self.cfg.name);
+        if dir.exists() || self.jsa.stream(&self.cfg.name).is_some() {
+            return Err(ApiError::stream_name_exist_restore_failed());
+        }
+        std::fs::rename(&self.staging, &dir).map_err(|e| restore_failed(&e))?;
+        if let Ok(d) = std::fs::File::open(&self.jsa.dir) {
+            let _ = d.sync_all();
+        }
+        let stream = self
+            .js
+            .open_stream_dir(&self.server, &self.jsa, &dir)
+            .map_err(restore_failed)?;
+        self.add_ephemerals(&stream, ephemeral)?;
+        Ok(stream)
+    }
+
+    /// Make a memory stream live.
+    fn activate_memory(
+        &self,
+        store: Arc<dyn StreamStore>,
+        created: Timestamp,
+        consumers: Vec<ArchivedConsumer>,
+    ) -> Result<Arc<Stream>, Failure> {
+        if self.jsa.stream(&self.cfg.name).is_some() {
+            return Err(ApiError::stream_name_exist_restore_failed());
+        }
+        let stream = Stream::new(
+            self.jsa.account.clone(),
+            self.cfg.clone(),
+            created,
+            store,
+            None,
+            self.js.domain.clone(),
+        );
+        stream.subscribe();
+        stream.spawn(self.server.clone());
+        self.jsa
+            .streams
+            .write()
+            .insert(self.cfg.name.clone(), stream.clone());
+        self.add_ephemerals(&stream, consumers)?;
+        Ok(stream)
+    }
+
+    /// Open consumers whose state lives in memory, with their archived state.
+    fn add_ephemerals(
+        &self,
+        stream: &Arc<Stream>,
+        consumers: Vec<ArchivedConsumer>,
+    ) -> Result<(), Failure> {
+        for c in consumers {
+            let cs: Arc<dyn ConsumerStore> = Arc::new(MemConsumerStore::new(
+                &c.name,
+                Consumer::store_policy(&c.config),
+            ));
+            cs.force_update(&c.state).map_err(restore_failed)?;
+            let consumer = Consumer::open(
+                stream.clone(),
+                c.config,
+                Timestamp::now(),
+                cs,
+                true,
+                c.name.clone(),
+            )
+            .map_err(restore_failed)?;
+            stream.consumers.write().insert(c.name, consumer.clone());
+            consumer.start(self.server.clone());
+        }
+        Ok(())
+    }
+}
+
+/// The `Nats-TTL` a message was stored with (none when absent or unreadable).
+fn ttl_of(header: &[u8]) -> Option<natrium_store::Ttl> {
+    let v = super::headers::get_str(header, super::headers::TTL)?;
+    match super::headers::parse_ttl(v) {
+        Ok(Some(d)) => Some(natrium_store::Ttl::After(d)),
+        Ok(None) => Some(natrium_store::Ttl::Never),
+        Err(_) => None,
+    }
+}
+
+/// Whether a message's TTL ran out before now (relative to its timestamp).
+fn ttl_elapsed(ttl: Option<natrium_store::Ttl>, ts: i64) -> bool {
+    match ttl {
+        Some(natrium_store::Ttl::After(d)) => {
+            let end = ts.saturating_add(d.as_nanos().min(i64::MAX as u128) as i64);
+            end <= super::stream::now_nanos()
+        }
+        _ => false,
+    }
+}
+
+/// Remove staging directories a crash left behind (called at start, before recovery).
+pub fn remove_leftovers(account_dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(account_dir) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with(STAGING_PREFIX) {
+            let path = e.path();
+            let gone = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if gone.is_ok() {
+                removed.push(path);
+            }
+        }
+    }
+    removed
+}

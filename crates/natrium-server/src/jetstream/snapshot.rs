@@ -1,0 +1,530 @@
+//! `$JS.API.STREAM.SNAPSHOT.<stream>`: an online backup of one stream, streamed to the
+//! client in acknowledged chunks (reference/backup-spec.md §1).
+//!
+//! Why it looks like this: the `nats` CLI, jsm.go and every other client speak
+//! nats-server 2.12.5+'s chunk protocol, so the wire is theirs exactly — fixed-size chunks
+//! with an ack reply subject, a last short chunk without one, a window of unacknowledged
+//! chunks, and an empty end message (status 204, none, 408 or 500). What we add is the
+//! point in time: the snapshot's *watermark* is the stream's last sequence when the
+//! request is answered, the consumers' states are read at that same moment (clamped to
+//! the watermark), and nothing published later enters the archive. Publishing goes on
+//! during the backup: the archive is produced by a reader thread that never blocks the
+//! stream's writer.
+//!
+//! Two halves, joined by a small bounded channel (so memory is a few chunks, whatever
+//! the stream's size):
+//! - the producer, a blocking thread: reads messages through the store's checksummed
+//!   read path and writes the v2 (`NATSARC1`) archive in S2 framing, cut into chunks;
+//! - the sender, a task: waits for the receiver's interest, publishes chunks as slots of
+//!   the window come back, and ends the transfer.
+
+use super::api::ApiResponse;
+use super::api::errors::ApiError;
+use super::api::go_json::{GoRequest, Mode};
+use super::api::stream::{StreamSnapshotBody, StreamSnapshotRequest, StreamState};
+use super::api::time::Timestamp;
+use super::api_server::ApiAnswer;
+use super::engine::{JetStream, JsAccount};
+use super::stream::Stream;
+use crate::account::Account;
+use crate::client::deliver::{DeliveryCtx, Publisher};
+use crate::client::subscription::{InternalHandler, Subscription};
+use crate::protocol::PubMsg;
+use crate::server::ServerShared;
+use natrium_store::archive::{ArchiveWriter, ConsumerStateJson, StreamStateJson};
+use natrium_store::{StoreError, SubjectFilter};
+use serde::Serialize;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Default chunk size (jsm.go's and nats-server's).
+pub const DEFAULT_CHUNK: i64 = 128 * 1024;
+/// Smallest chunk.
+pub const MIN_CHUNK: i64 = 1024;
+/// Largest chunk.
+pub const MAX_CHUNK: i64 = 1024 * 1024;
+/// Default window of unacknowledged bytes.
+pub const DEFAULT_WINDOW: i64 = 8 * 1024 * 1024;
+/// Largest window.
+pub const MAX_WINDOW: i64 = 32 * 1024 * 1024;
+/// How long the sender waits for someone to subscribe the deliver subject.
+const INTEREST_WAIT: Duration = Duration::from_secs(2);
+/// How long a full window may stay unacknowledged before the transfer is abandoned.
+const FLOW_TIMEOUT: Duration = Duration::from_secs(5);
+/// Chunks buffered between producer and sender.
+const PIPE_CHUNKS: usize = 4;
+/// Advisory: snapshot started.
+const SNAPSHOT_CREATE: &str = "io.nats.jetstream.advisory.v1.snapshot_create";
+/// Advisory: snapshot finished.
+const SNAPSHOT_COMPLETE: &str = "io.nats.jetstream.advisory.v1.snapshot_complete";
+
+/// Chunk and window sizes after nats-server's clamping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Bytes per chunk.
+    pub chunk: usize,
+    /// Chunks that may be unacknowledged.
+    pub slots: usize,
+}
+
+impl Window {
+    /// Clamp a request's sizes (0 = default).
+    pub fn of(req: &StreamSnapshotRequest) -> Window {
+        let chunk = if req.chunk_size <= 0 {
+            DEFAULT_CHUNK
+        } else {
+            req.chunk_size.clamp(MIN_CHUNK, MAX_CHUNK)
+        };
+        let window = if req.window_size <= 0 {
+            DEFAULT_WINDOW
+        } else {
+            req.window_size.clamp(MIN_CHUNK, MAX_WINDOW)
+        }
+        .max(chunk);
+        Window {
+            chunk: chunk as usize,
+            slots: ((window / chunk) as usize).max(1),
+        }
+    }
+}
+
+/// nats-server's `isEmptyRequest`: no body, only whitespace, or an empty JSON object.
+pub fn is_empty_request(body: &[u8]) -> bool {
+    let t = body.trim_ascii();
+    if t.is_empty() {
+        return true;
+    }
+    matches!(
+        serde_json::from_slice::<serde_json::Value>(t),
+        Ok(serde_json::Value::Object(m)) if m.is_empty()
+    )
+}
+
+/// What the producer captured when the snapshot was taken.
+struct Capture {
+    /// The stream.
+    stream: Arc<Stream>,
+    /// First sequence to read.
+    first_seq: u64,
+    /// The watermark: last sequence included.
+    last_seq: u64,
+    /// `state.json`.
+    state: StreamState,
+    /// `(name, config JSON, state JSON)` per consumer.
+    consumers: Vec<(String, serde_json::Value, serde_json::Value)>,
+}
+
+/// Handle the request: check it, take the point-in-time capture, answer, and start the
+/// transfer once the answer is out.
+pub fn stream_snapshot(
+    js: &Arc<JetStream>,
+    jsa: &Arc<JsAccount>,
+    name: &str,
+    body: &[u8],
+) -> Result<ApiAnswer, ApiError> {
+    if is_empty_request(body) {
+        return Err(ApiError::bad_request());
+    }
+    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
+    let req = StreamSnapshotRequest::decode_request(body, Mode::Unmarshal)?;
+    if !crate::sublist::is_valid_literal_subject(req.deliver_subject.as_bytes()) {
+        return Err(ApiError::snapshot_deliver_subject_invalid());
+    }
+    let server = js
+        .server
+        .upgrade()
+        .ok_or_else(|| ApiError::stream_snapshot("server stopping"))?;
+    // The point in time. Everything the stream's writer has stored by now is in; a
+    // consumer's state is read right after, which is as close to the same instant as a
+    // lock-free writer allows (its stream sequences are clamped to the watermark).
+    let mut state = super::api_streams::api_state(&stream, false);
+    let live_consumers = stream.consumers.read().len() as i64;
+    let mut consumers = Vec::new();
+    if !req.no_consumers {
+        for c in stream.consumers.read().values() {
+            let cfg = serde_json::to_value(c.config())
+                .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
+            let st = super::archive_state::to_json(&c.store.state(), state.last_seq);
+            consumers.push((c.name.clone(), cfg, st));
+        }
+    }
+    state.consumer_count = live_consumers;
+    let response = ApiResponse::new(StreamSnapshotBody {
+        config: Some(stream.config()),
+        state: Some(state.clone()),
+    })
+    .to_json();
+    let mut archived = state.clone();
+    archived.consumer_count = consumers.len() as i64;
+    let capture = Capture {
+        first_seq: state.first_seq.max(1),
+        last_seq: state.last_seq,
+        state: archived,
+        consumers,
+        stream: stream.clone(),
+    };
+    let window = Window::of(&req);
+    let account = jsa.account.clone();
+    let deliver = req.deliver_subject;
+    let domain = js.domain.clone();
+    Ok(ApiAnswer::ok(response).then(move || {
+        start(server, account, capture, deliver, window, domain);
+    }))
+}
+
+/// A chunk handed from the producer to the sender.
+enum Piece {
+    /// A full chunk (sent with an ack reply subject).
+    Full(Vec<u8>),
+    /// The rest, shorter than a chunk (possibly empty); the archive is complete.
+    Last(Vec<u8>),
+    /// Producing the archive failed.
+    Failed(String),
+}
+
+/// `Write` that cuts the compressed stream into chunks for the sender.
+struct ChunkSink {
+    /// Chunk being filled.
+    buf: Vec<u8>,
+    /// Chunk size.
+    chunk: usize,
+    /// To the sender.
+    tx: tokio::sync::mpsc::Sender<Piece>,
+    /// Archive bytes produced (for the completion log).
+    total: u64,
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let take = (self.chunk - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buf.len() == self.chunk {
+                let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
+                self.tx
+                    .blocking_send(Piece::Full(full))
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+            }
+        }
+        self.total += data.len() as u64;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Write the archive of `cap` into `w`. Messages are read one at a time from the
+/// store's verified read path, from the first sequence up to the watermark; sequences
+/// deleted by then are simply absent (restore recreates the gaps).
+fn produce<W: Write>(cap: &Capture, w: W) -> Result<W, String> {
+    let json = |e: serde_json::Error| e.to_string();
+    let mut a = ArchiveWriter::new(w);
+    let state: StreamStateJson =
+        serde_json::from_value(serde_json::to_value(&cap.state).map_err(json)?).map_err(json)?;
+    a.state(&state).map_err(|e| e.to_string())?;
+    for (name, cfg, st) in &cap.consumers {
+        let st: ConsumerStateJson = serde_json::from_value(st.clone()).map_err(json)?;
+        a.consumer(name, cfg, &st).map_err(|e| e.to_string())?;
+    }
+    let all = SubjectFilter::all();
+    let mut seq = cap.first_seq;
+    while seq <= cap.last_seq && cap.last_seq > 0 {
+        match cap.stream.store.load_next_msg(&all, seq) {
+            Ok(m) if m.seq <= cap.last_seq => {
+                a.message(m.seq, m.ts, m.subject.as_bytes(), &m.hdrs, &m.payload)
+                    .map_err(|e| e.to_string())?;
+                seq = m.seq + 1;
+            }
+            Ok(_) | Err(StoreError::Eof) | Err(StoreError::NotFound) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    a.finish().map_err(|e| e.to_string())
+}
+
+/// The ack subscription: every message on `<prefix>.>` returns one window slot.
+struct AckSlots {
+    /// Chunks sent and not acknowledged.
+    inflight: AtomicUsize,
+    /// Wakes the sender.
+    notify: tokio::sync::Notify,
+}
+
+impl InternalHandler for AckSlots {
+    fn handle(
+        &self,
+        _ctx: &mut DeliveryCtx,
+        _account: &Arc<Account>,
+        _sub: &Subscription,
+        _publisher: Publisher<'_>,
+        _msg: PubMsg<'_>,
+    ) -> bool {
+        // An ack never returns more slots than are out.
+        if self
+            .inflight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.notify.notify_one();
+        }
+        true
+    }
+}
+
+/// `JSSnapshotCreateAdvisory`.
+#[derive(Serialize)]
+struct CreateAdvisory<'a> {
+    #[serde(flatten)]
+    typed: super::advisory::Typed,
+    stream: &'a str,
+    state: &'a StreamState,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    domain: &'a str,
+}
+
+/// `JSSnapshotCompleteAdvisory`.
+#[derive(Serialize)]
+struct CompleteAdvisory<'a> {
+    #[serde(flatten)]
+    typed: super::advisory::Typed,
+    stream: &'a str,
+    start: Timestamp,
+    end: Timestamp,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    domain: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    error: &'a str,
+}
+
+/// Start producer and sender.
+fn start(
+    server: Arc<ServerShared>,
+    account: Arc<Account>,
+    cap: Capture,
+    deliver: String,
+    window: Window,
+    domain: String,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(PIPE_CHUNKS);
+    let stream_name = cap.stream.name.clone();
+    super::advisory::send_now(
+        &server,
+        &account,
+        &format!("$JS.EVENT.ADVISORY.STREAM.SNAPSHOT_CREATE.{stream_name}"),
+        &CreateAdvisory {
+            typed: super::advisory::Typed::new(SNAPSHOT_CREATE),
+            stream: &stream_name,
+            state: &cap.state,
+            domain: &domain,
+        },
+    );
+    let chunk = window.chunk;
+    let spawned = std::thread::Builder::new()
+        .name(format!("natrium-snapshot-{stream_name}"))
+        .spawn(move || {
+            let sink = ChunkSink {
+                buf: Vec::with_capacity(chunk),
+                chunk,
+                tx: tx.clone(),
+                total: 0,
+            };
+            let piece = match produce(&cap, sink) {
+                Ok(sink) => Piece::Last(sink.buf),
+                Err(e) => Piece::Failed(e),
+            };
+            let _ = tx.blocking_send(piece);
+        });
+    if spawned.is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        let start = Timestamp::now();
+        let error = send(&server, &account, &stream_name, &deliver, window, rx).await;
+        super::advisory::send_now(
+            &server,
+            &account,
+            &format!("$JS.EVENT.ADVISORY.STREAM.SNAPSHOT_COMPLETE.{stream_name}"),
+            &CompleteAdvisory {
+                typed: super::advisory::Typed::new(SNAPSHOT_COMPLETE),
+                stream: &stream_name,
+                start,
+                end: Timestamp::now(),
+                domain: &domain,
+                error: error.as_deref().unwrap_or(""),
+            },
+        );
+    });
+}
+
+/// Publish one message into the account.
+fn publish(
+    server: &Arc<ServerShared>,
+    account: &Arc<Account>,
+    subject: &[u8],
+    reply: Option<&[u8]>,
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
+    let mut ctx = DeliveryCtx::new(server.clone(), rand::random());
+    ctx.publish(
+        account,
+        Publisher::SERVER,
+        PubMsg {
+            subject,
+            reply,
+            headers,
+            payload,
+        },
+    );
+    ctx.flush();
+}
+
+/// The sender: returns the failure text (for the completion advisory), if any.
+async fn send(
+    server: &Arc<ServerShared>,
+    account: &Arc<Account>,
+    stream: &str,
+    deliver: &str,
+    window: Window,
+    mut rx: tokio::sync::mpsc::Receiver<Piece>,
+) -> Option<String> {
+    let deliver_b = deliver.as_bytes();
+    let waited = tokio::time::Instant::now();
+    while !account.sublist.has_interest(deliver_b) && waited.elapsed() < INTEREST_WAIT {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let prefix = format!("$JS.SNAPSHOT.ACK.{stream}.{}", crate::system::event_id());
+    let slots = Arc::new(AckSlots {
+        inflight: AtomicUsize::new(0),
+        notify: tokio::sync::Notify::new(),
+    });
+    let ack_subject = format!("{prefix}.>");
+    let handler: Arc<dyn InternalHandler> = slots.clone();
+    let sub = Arc::new(Subscription::internal(
+        handler,
+        ack_subject.as_bytes(),
+        None,
+    ));
+    let _ = account
+        .sublist
+        .insert(ack_subject.as_bytes(), None, sub.clone());
+    let end = |status: Option<&str>| {
+        let h = status.map(|s| format!("NATS/1.0 {s}\r\n\r\n"));
+        publish(
+            server,
+            account,
+            deliver_b,
+            None,
+            h.as_deref().map(str::as_bytes),
+            b"",
+        );
+    };
+    let mut index = 0u64;
+    let outcome = loop {
+        let Some(piece) = rx.recv().await else {
+            break Err((
+                "500 snapshot producer stopped".to_string(),
+                "producer stopped",
+            ));
+        };
+        match piece {
+            Piece::Full(data) => {
+                // Wait for a slot of the window.
+                loop {
+                    let notified = slots.notify.notified();
+                    if slots.inflight.load(Ordering::Acquire) < window.slots {
+                        break;
+                    }
+                    if tokio::time::timeout(FLOW_TIMEOUT, notified).await.is_err() {
+                        break;
+                    }
+                }
+                if slots.inflight.load(Ordering::Acquire) >= window.slots {
+                    break Err(("408 No Flow Response".to_string(), "no flow response"));
+                }
+                if !account.sublist.has_interest(deliver_b) {
+                    break Err(("408 No Interest".to_string(), "no interest"));
+                }
+                index += 1;
+                slots.inflight.fetch_add(1, Ordering::AcqRel);
+                let reply = format!("{prefix}.{}.{index}", data.len());
+                publish(
+                    server,
+                    account,
+                    deliver_b,
+                    Some(reply.as_bytes()),
+                    None,
+                    &data,
+                );
+            }
+            Piece::Last(data) => {
+                if !data.is_empty() {
+                    publish(server, account, deliver_b, None, None, &data);
+                }
+                break Ok(());
+            }
+            Piece::Failed(e) => break Err((format!("500 {e}"), "failed")),
+        }
+    };
+    drop(rx);
+    crate::client::deliver::remove_sub(account, &sub);
+    match outcome {
+        Ok(()) => {
+            end(if index > 0 { Some("204") } else { None });
+            None
+        }
+        Err((status, why)) => {
+            end(Some(&status));
+            Some(if why == "failed" {
+                status.trim_start_matches("500 ").to_string()
+            } else {
+                why.to_string()
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_clamps_like_nats_server() {
+        let w = |chunk, window| {
+            Window::of(&StreamSnapshotRequest {
+                chunk_size: chunk,
+                window_size: window,
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            w(0, 0),
+            Window {
+                chunk: 131072,
+                slots: 64
+            }
+        );
+        assert_eq!(w(10, 0).chunk, 1024);
+        assert_eq!(w(1 << 30, 0).chunk, 1 << 20);
+        assert_eq!(w(65536, 262144).slots, 4);
+        // The window is raised to at least one chunk.
+        assert_eq!(w(65536, 1024).slots, 1);
+        assert_eq!(w(1024, 1 << 40).slots, 32768);
+    }
+
+    #[test]
+    fn empty_requests() {
+        assert!(is_empty_request(b""));
+        assert!(is_empty_request(b"  \n"));
+        assert!(is_empty_request(b"{}"));
+        assert!(is_empty_request(b" { } "));
+        assert!(!is_empty_request(br#"{"deliver_subject":"x"}"#));
+        assert!(!is_empty_request(b"{bad"));
+    }
+}

@@ -1,0 +1,666 @@
+//! Stream snapshot and restore through the JetStream API, driven with async-nats: the
+//! chunk protocol (acks, last chunk, end status), the archive's contents, a round trip
+//! with consumers, the archives real nats-server versions wrote, the point in time
+//! under a concurrent publisher, atomic restore (truncated, corrupt and abandoned
+//! uploads leave nothing), and the request errors.
+
+mod support;
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+use natrium_server::options::Options;
+use natrium_store::archive::{ArchiveReader, Entry, ReaderOptions};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::TestServer;
+
+fn js_opts(dir: &Path) -> Options {
+    let mut o = Options::for_test();
+    o.jetstream.enabled = true;
+    o.jetstream.store_dir = Some(dir.to_path_buf());
+    o
+}
+
+/// Sample archives written by real nats-server versions.
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../natrium-store/tests/data/backup")
+        .join(name)
+}
+
+async fn api(client: &async_nats::Client, subject: &str, body: impl Into<Bytes>) -> Value {
+    let m = client
+        .request(subject.to_string(), body.into())
+        .await
+        .expect("api request");
+    serde_json::from_slice(&m.payload).expect("json answer")
+}
+
+/// What a snapshot transfer delivered.
+struct Snap {
+    answer: Value,
+    archive: Vec<u8>,
+    /// (length, had a reply subject) per chunk.
+    chunks: Vec<(usize, bool)>,
+    /// Status code on the end message (None: no header).
+    end: Option<u16>,
+}
+
+async fn snapshot(client: &async_nats::Client, stream: &str, req: Value) -> Snap {
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    let mut req = req;
+    req["deliver_subject"] = json!(inbox);
+    let answer = api(
+        client,
+        &format!("$JS.API.STREAM.SNAPSHOT.{stream}"),
+        req.to_string(),
+    )
+    .await;
+    assert!(answer.get("error").is_none(), "{answer}");
+    let mut archive = Vec::new();
+    let mut chunks = Vec::new();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("chunk in time")
+            .expect("subscription open");
+        if m.payload.is_empty() {
+            return Snap {
+                answer,
+                archive,
+                chunks,
+                end: m.status.map(|s| s.as_u16()),
+            };
+        }
+        chunks.push((m.payload.len(), m.reply.is_some()));
+        archive.extend_from_slice(&m.payload);
+        if let Some(r) = m.reply {
+            client.publish(r, Bytes::new()).await.unwrap();
+        }
+    }
+}
+
+/// Upload `archive` as a restore of `config`; returns the final answer.
+async fn restore(
+    client: &async_nats::Client,
+    config: Value,
+    archive: &[u8],
+    chunk: usize,
+) -> Value {
+    let name = config["name"].as_str().unwrap().to_string();
+    let answer = api(
+        client,
+        &format!("$JS.API.STREAM.RESTORE.{name}"),
+        json!({"config": config, "state": {}}).to_string(),
+    )
+    .await;
+    let upload = answer["deliver_subject"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| panic!("restore refused: {answer}"))
+        .to_string();
+    for part in archive.chunks(chunk) {
+        let r = client
+            .request(upload.clone(), Bytes::copy_from_slice(part))
+            .await
+            .expect("chunk answered");
+        assert!(r.payload.is_empty(), "chunk reply {:?}", r.payload);
+    }
+    let done = client.request(upload, Bytes::new()).await.expect("final");
+    serde_json::from_slice(&done.payload).unwrap()
+}
+
+/// A decoded archive: state, consumers (name, config, state), messages.
+type Decoded = (
+    Value,
+    Vec<(String, Value, Value)>,
+    Vec<(u64, String, Vec<u8>, Vec<u8>)>,
+);
+
+/// Decode an archive into (state, consumers, messages as (seq, subject, header, payload)).
+fn decode(
+    archive: &[u8],
+) -> Decoded {
+    let staging = tempfile::tempdir().unwrap();
+    let mut r = ArchiveReader::new(
+        archive,
+        ReaderOptions {
+            staging_dir: Some(staging.path().to_path_buf()),
+            ..ReaderOptions::default()
+        },
+    )
+    .expect("archive opens");
+    let mut state = Value::Null;
+    let mut consumers = Vec::new();
+    let mut msgs = Vec::new();
+    while let Some(e) = r.next_entry().expect("archive entry") {
+        match e {
+            Entry::State(s) => state = serde_json::to_value(s).unwrap(),
+            Entry::Consumer {
+                name,
+                config,
+                state,
+            } => consumers.push((name, config, serde_json::to_value(state).unwrap())),
+            Entry::Message {
+                seq,
+                subject,
+                header,
+                payload,
+                ..
+            } => msgs.push((
+                seq,
+                String::from_utf8(subject.to_vec()).unwrap(),
+                header.to_vec(),
+                payload.to_vec(),
+            )),
+            _ => {}
+        }
+    }
+    (state, consumers, msgs)
+}
+
+/// A stream with 30 messages (every 5th with a header), seqs 4 and 5 deleted, and a
+/// durable consumer that has acked 2 and holds 1 pending.
+async fn fixture(js: &jetstream::Context, name: &str) {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![format!("{name}.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 1..=30u32 {
+        let mut h = async_nats::HeaderMap::new();
+        if i % 5 == 0 {
+            h.insert("X-N", i.to_string().as_str());
+        }
+        js.publish_with_headers(format!("{name}.{}", i % 3), h, format!("m{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let st = js.get_stream(name).await.unwrap();
+    st.delete_message(4).await.unwrap();
+    st.delete_message(5).await.unwrap();
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("C1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = c.fetch().max_messages(3).messages().await.unwrap();
+    let mut n = 0;
+    while let Some(m) = batch.next().await {
+        let m = m.unwrap();
+        n += 1;
+        if n <= 2 {
+            m.double_ack().await.unwrap();
+        }
+    }
+    assert_eq!(n, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_speaks_the_chunk_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    fixture(&js, "S").await;
+
+    // Small chunks: all full chunks carry an ack subject, the last short one doesn't,
+    // and the end message says 204.
+    let snap = snapshot(&client, "S", json!({"chunk_size": 1024})).await;
+    assert_eq!(
+        snap.answer["type"],
+        "io.nats.jetstream.api.v1.stream_snapshot_response"
+    );
+    assert_eq!(snap.answer["state"]["messages"], 28);
+    assert_eq!(snap.answer["state"]["last_seq"], 30);
+    assert_eq!(snap.answer["config"]["name"], "S");
+    assert!(snap.chunks.len() >= 2, "{:?}", snap.chunks);
+    let (last, full) = snap.chunks.split_last().unwrap();
+    assert!(full.iter().all(|&(len, reply)| len == 1024 && reply));
+    assert!(last.0 <= 1024);
+    assert_eq!(last.1, last.0 == 1024);
+    assert_eq!(snap.end, Some(204));
+
+    // The archive holds exactly the stream.
+    let (state, consumers, msgs) = decode(&snap.archive);
+    assert_eq!(state["messages"], 28);
+    assert_eq!(state["consumer_count"], 1);
+    let seqs: Vec<u64> = msgs.iter().map(|m| m.0).collect();
+    let want: Vec<u64> = (1..=30).filter(|s| *s != 4 && *s != 5).collect();
+    assert_eq!(seqs, want);
+    let m10 = msgs.iter().find(|m| m.0 == 10).unwrap();
+    assert_eq!(m10.1, "S.1");
+    assert!(String::from_utf8_lossy(&m10.2).contains("X-N: 10"));
+    assert_eq!(m10.3, b"m10");
+    assert_eq!(consumers.len(), 1);
+    assert_eq!(consumers[0].0, "C1");
+    assert_eq!(consumers[0].2["ack_floor"]["stream_seq"], 2);
+    assert_eq!(consumers[0].2["delivered"]["stream_seq"], 3);
+    assert!(consumers[0].2["pending"].get("3").is_some());
+
+    // A snapshot that fits in one chunk ends with a bare empty message; no_consumers
+    // leaves them out of the archive.
+    let snap = snapshot(&client, "S", json!({"no_consumers": true})).await;
+    assert_eq!(snap.chunks.len(), 1);
+    assert!(!snap.chunks[0].1);
+    assert_eq!(snap.end, None);
+    let (state, consumers, _) = decode(&snap.archive);
+    assert!(consumers.is_empty());
+    assert_eq!(state["consumer_count"], 0);
+    assert_eq!(snap.answer["state"]["consumer_count"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_stops_without_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    js.create_stream(stream::Config {
+        name: "B".into(),
+        subjects: vec!["b".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Incompressible payloads so the archive spans many chunks.
+    for i in 0..40u32 {
+        let body: Vec<u8> = (0..2000u32)
+            .map(|k| (k.wrapping_mul(2654435761).wrapping_add(i * 7919) >> 13) as u8)
+            .collect();
+        js.publish("b", body.into()).await.unwrap().await.unwrap();
+    }
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    let answer = api(
+        &client,
+        "$JS.API.STREAM.SNAPSHOT.B",
+        json!({"deliver_subject": inbox, "chunk_size": 1024, "window_size": 1024}).to_string(),
+    )
+    .await;
+    assert!(answer.get("error").is_none());
+    // Never ack: one chunk comes, then after the flow timeout the 408 end.
+    let first = sub.next().await.unwrap();
+    assert_eq!(first.payload.len(), 1024);
+    let end = tokio::time::timeout(Duration::from_secs(9), sub.next())
+        .await
+        .expect("end marker within the flow timeout")
+        .unwrap();
+    assert!(end.payload.is_empty());
+    assert_eq!(end.status.map(|s| s.as_u16()), Some(408));
+    assert_eq!(end.description.as_deref(), Some("No Flow Response"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_keeps_messages_and_consumers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    fixture(&js, "R").await;
+    let snap = snapshot(&client, "R", json!({"chunk_size": 4096})).await;
+    let config = snap.answer["config"].clone();
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let s2 = TestServer::with(js_opts(dir2.path())).await;
+    let client2 = s2.client().await;
+    let done = restore(&client2, config.clone(), &snap.archive, 1000).await;
+    assert_eq!(
+        done["type"], "io.nats.jetstream.api.v1.stream_create_response",
+        "{done}"
+    );
+    assert_eq!(done["state"]["messages"], 28);
+    assert_eq!(done["state"]["last_seq"], 30);
+    assert_eq!(done["state"]["num_deleted"], 2);
+    assert_eq!(done["state"]["consumer_count"], 1);
+
+    let js2 = jetstream::new(client2.clone());
+    let mut st = js2.get_stream("R").await.unwrap();
+    let info = st.info().await.unwrap();
+    assert_eq!(info.state.first_sequence, 1);
+    assert_eq!(
+        info.state.first_timestamp,
+        js.get_stream("R")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .state
+            .first_timestamp
+    );
+    let m = st.get_raw_message(10).await.unwrap();
+    assert_eq!(m.subject.as_str(), "R.1");
+    assert_eq!(&m.payload[..], b"m10");
+    assert_eq!(
+        m.headers.get("X-N").map(|v| v.as_str().to_string()),
+        Some("10".to_string())
+    );
+    assert!(st.get_raw_message(4).await.is_err());
+
+    // The consumer resumes where it was: seq 3 pending, next new is 6.
+    let mut c: consumer::PullConsumer = st.get_consumer("C1").await.unwrap();
+    let ci = c.info().await.unwrap().clone();
+    assert_eq!(ci.ack_floor.stream_sequence, 2);
+    assert_eq!(ci.delivered.stream_sequence, 3);
+    assert_eq!(ci.num_ack_pending, 1);
+    assert_eq!(ci.num_pending, 25);
+
+    // Publishing continues after the restored sequence.
+    let ack = js2
+        .publish("R.x", "new".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(ack.sequence, 31);
+
+    // A memory-storage target works too.
+    let mut mem = config.clone();
+    mem["name"] = json!("RM");
+    mem["subjects"] = json!(["rm.>"]);
+    mem["storage"] = json!("memory");
+    let done = restore(&client2, mem, &snap.archive, 64 * 1024).await;
+    assert_eq!(done["state"]["messages"], 28, "{done}");
+    assert_eq!(done["config"]["storage"], "memory");
+
+    // Restored file streams survive a restart.
+    s2.stop().await;
+    let s2 = TestServer::with(js_opts(dir2.path())).await;
+    let js2 = jetstream::new(s2.client().await);
+    let mut st = js2.get_stream("R").await.unwrap();
+    assert_eq!(st.info().await.unwrap().state.messages, 29);
+    let mut c: consumer::PullConsumer = st.get_consumer("C1").await.unwrap();
+    assert_eq!(c.info().await.unwrap().ack_floor.stream_sequence, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_archives_from_nats_server_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    for (i, version) in ["v2.15.1", "v2.14.6", "v2.10.26"].iter().enumerate() {
+        let archive = std::fs::read(sample(&format!("ORDERS.{version}.stream.tar.s2"))).unwrap();
+        let meta: Value = serde_json::from_slice(
+            &std::fs::read(sample(&format!("ORDERS.{version}.backup.json"))).unwrap(),
+        )
+        .unwrap();
+        let want = meta["state"].clone();
+        let done = restore(&client, meta["config"].clone(), &archive, 64 * 1024).await;
+        assert!(done.get("error").is_none(), "{version}: {done}");
+        for k in [
+            "messages",
+            "first_seq",
+            "last_seq",
+            "num_deleted",
+            "consumer_count",
+        ] {
+            assert_eq!(done["state"][k], want[k], "{version} {k}: {done}");
+        }
+        let info = api(
+            &client,
+            "$JS.API.STREAM.INFO.ORDERS",
+            json!({"deleted_details": true}).to_string(),
+        )
+        .await;
+        assert_eq!(info["state"]["first_ts"], want["first_ts"], "{version}");
+        let del = api(&client, "$JS.API.STREAM.DELETE.ORDERS", "").await;
+        assert_eq!(del["success"], true, "{i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_restores_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    fixture(&js, "F").await;
+    let snap = snapshot(&client, "F", json!({})).await;
+    let mut config = snap.answer["config"].clone();
+    config["name"] = json!("G");
+    config["subjects"] = json!(["g.>"]);
+    let account_dir = dir.path().join("jetstream").join("$G").join("streams");
+    let leftovers = || {
+        std::fs::read_dir(&account_dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != "F")
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+
+    // Truncated: the error comes in the final answer, and no stream G exists.
+    let cut = &snap.archive[..snap.archive.len() / 2];
+    let done = restore(&client, config.clone(), cut, 100).await;
+    assert_eq!(done["error"]["err_code"], 10062, "{done}");
+    let info = api(&client, "$JS.API.STREAM.INFO.G", "").await;
+    assert_eq!(info["error"]["err_code"], 10059);
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+
+    // Bit-flipped: refused the same way.
+    let mut flipped = snap.archive.clone();
+    let at = flipped.len() - 20;
+    flipped[at] ^= 0x40;
+    let done = restore(&client, config.clone(), &flipped, 64 * 1024).await;
+    assert_eq!(done["error"]["err_code"], 10062, "{done}");
+    assert_eq!(
+        api(&client, "$JS.API.STREAM.INFO.G", "").await["error"]["err_code"],
+        10059
+    );
+
+    // Not an archive at all.
+    let done = restore(
+        &client,
+        config.clone(),
+        b"definitely not an archive",
+        64 * 1024,
+    )
+    .await;
+    assert_eq!(done["error"]["err_code"], 10062, "{done}");
+
+    // Abandoned mid-upload: after the idle timeout the upload subject is gone and so is
+    // the staging data.
+    let answer = api(
+        &client,
+        "$JS.API.STREAM.RESTORE.G",
+        json!({"config": config, "state": {}}).to_string(),
+    )
+    .await;
+    let upload = answer["deliver_subject"].as_str().unwrap().to_string();
+    client
+        .request(upload.clone(), Bytes::copy_from_slice(&snap.archive[..100]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(
+        client
+            .request(upload, Bytes::from_static(b"x"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        api(&client, "$JS.API.STREAM.INFO.G", "").await["error"]["err_code"],
+        10059
+    );
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+
+    // And the good archive still restores under that name afterwards.
+    let done = restore(&client, config, &snap.archive, 64 * 1024).await;
+    assert_eq!(done["state"]["messages"], 28, "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_is_a_point_in_time_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    js.create_stream(stream::Config {
+        name: "P".into(),
+        subjects: vec!["p".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..2000u32 {
+        js.publish("p", format!("before-{i}").into()).await.unwrap();
+    }
+    js.publish("p", "sync".into()).await.unwrap().await.unwrap();
+    // A publisher runs during the whole backup (bounded in count and time).
+    let pubc = s.client().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let publisher = tokio::spawn(async move {
+        let js = jetstream::new(pubc);
+        let mut n = 0u32;
+        let t = std::time::Instant::now();
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed)
+            && n < 50_000
+            && t.elapsed() < Duration::from_secs(20)
+        {
+            js.publish("p", format!("during-{n}").into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            n += 1;
+        }
+        n
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let snap = snapshot(&client, "P", json!({"chunk_size": 1024})).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let published = publisher.await.unwrap();
+    assert!(published > 0);
+    let watermark = snap.answer["state"]["last_seq"].as_u64().unwrap();
+    let (_, _, msgs) = decode(&snap.archive);
+    // Exactly the prefix 1..=watermark, nothing missing, nothing after.
+    let seqs: Vec<u64> = msgs.iter().map(|m| m.0).collect();
+    assert_eq!(seqs, (1..=watermark).collect::<Vec<_>>());
+    let total = js
+        .get_stream("P")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence;
+    assert!(total >= watermark);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_errors_match_nats_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    fixture(&js, "E").await;
+    let err = |v: &Value| v["error"]["err_code"].as_u64();
+    // Snapshot.
+    assert_eq!(
+        err(&api(&client, "$JS.API.STREAM.SNAPSHOT.E", "").await),
+        Some(10003)
+    );
+    assert_eq!(
+        err(&api(&client, "$JS.API.STREAM.SNAPSHOT.E", "{}").await),
+        Some(10003)
+    );
+    assert_eq!(
+        err(&api(
+            &client,
+            "$JS.API.STREAM.SNAPSHOT.NOPE",
+            r#"{"deliver_subject":"x"}"#
+        )
+        .await),
+        Some(10059)
+    );
+    assert_eq!(
+        err(&api(
+            &client,
+            "$JS.API.STREAM.SNAPSHOT.E",
+            r#"{"deliver_subject":"x.*"}"#
+        )
+        .await),
+        Some(10015)
+    );
+    let v = api(
+        &client,
+        "$JS.API.STREAM.SNAPSHOT.E",
+        r#"{"deliver_subject":5}"#,
+    )
+    .await;
+    assert_eq!(err(&v), Some(10025));
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.stream_snapshot_response"
+    );
+    // Restore.
+    let v = api(&client, "$JS.API.STREAM.RESTORE.E", "").await;
+    assert_eq!(err(&v), Some(10003));
+    assert_eq!(v["deliver_subject"], "");
+    let cfg = json!({"config": {"name": "E", "subjects": ["e2"]}, "state": {}});
+    assert_eq!(
+        err(&api(&client, "$JS.API.STREAM.RESTORE.E", cfg.to_string()).await),
+        Some(10130)
+    );
+    let cfg = json!({"config": {"name": "OTHER"}, "state": {}});
+    let v = api(&client, "$JS.API.STREAM.RESTORE.E", cfg.to_string()).await;
+    assert_eq!(err(&v), Some(10056));
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.stream_restore_response"
+    );
+    // A second restore of a name that is being restored is refused.
+    let cfg = json!({"config": {"name": "Q", "subjects": ["q"]}, "state": {}});
+    let first = api(&client, "$JS.API.STREAM.RESTORE.Q", cfg.to_string()).await;
+    assert!(
+        first["deliver_subject"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    assert_eq!(
+        err(&api(&client, "$JS.API.STREAM.RESTORE.Q", cfg.to_string()).await),
+        Some(10130)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_checks_account_limits_before_taking_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    fixture(&js, "L").await;
+    let snap = snapshot(&client, "L", json!({})).await;
+    let declared = snap.answer["state"]["bytes"].as_u64().unwrap();
+    assert!(declared > 0);
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut o = js_opts(dir2.path());
+    o.jetstream.max_store = Some((declared / 2) as i64);
+    let s2 = TestServer::with(o).await;
+    let client2 = s2.client().await;
+    let done = restore(
+        &client2,
+        snap.answer["config"].clone(),
+        &snap.archive,
+        64 * 1024,
+    )
+    .await;
+    assert_eq!(done["error"]["err_code"], 10047, "{done}");
+    let info = api(&client2, "$JS.API.STREAM.INFO.L", "").await;
+    assert_eq!(info["error"]["err_code"], 10059);
+}

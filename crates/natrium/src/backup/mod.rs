@@ -1,0 +1,348 @@
+//! Backups from the command line: `stream backup|restore` and `account backup|restore`.
+//!
+//! The CLI is just another client: it speaks the JetStream snapshot and restore API
+//! (the same against nats-server and natrium-server), writes the `nats` CLI's folder
+//! layout, and can run anywhere that reaches the server. See `layout` for the folder,
+//! `stream_backup` / `stream_restore` for the two protocols, `account` for the loop
+//! over an account's streams, `progress` for what the user sees.
+
+pub mod account;
+pub mod layout;
+pub mod progress;
+pub mod stream_backup;
+pub mod stream_restore;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::Client;
+use bytes::Bytes;
+use clap::Args;
+use serde_json::Value;
+
+use crate::connect::ConnectArgs;
+use crate::units::parse_size;
+
+/// Why a backup or restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The server answered with a JetStream API error.
+    #[error("{description} (code {code}, err_code {err_code})")]
+    Api {
+        /// HTTP-like status.
+        code: u64,
+        /// JetStream error code.
+        err_code: u64,
+        /// The server's text.
+        description: String,
+    },
+    /// The server ended the transfer with a failure status.
+    #[error("server ended the transfer: {0}")]
+    Server(String),
+    /// Nothing arrived for too long.
+    #[error("transfer stalled: no data for {0:?}")]
+    Stalled(Duration),
+    /// The server said something this client does not understand.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A NATS operation failed.
+    #[error("{op}: {detail}")]
+    Nats {
+        /// What was being done.
+        op: &'static str,
+        /// The client library's error.
+        detail: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// Which file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A JSON file is malformed.
+    #[error("{}: {detail}", path.display())]
+    Json {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The target folder already holds a backup.
+    #[error("{} already holds a backup; choose an empty folder", .0.display())]
+    Exists(PathBuf),
+    /// The backup was interrupted and must not be restored.
+    #[error("{} holds an incomplete backup (it was interrupted); take the backup again", .0.display())]
+    Incomplete(PathBuf),
+    /// The stream to restore exists already.
+    #[error(
+        "stream {0:?} already exists; delete it first, restore under another name (--name), or use --skip-existing"
+    )]
+    StreamExists(String),
+    /// Arguments that make no sense.
+    #[error("{0}")]
+    Usage(String),
+    /// Interrupted by the user.
+    #[error("interrupted; the folder is marked incomplete")]
+    Interrupted,
+}
+
+impl BackupError {
+    fn nats(op: &'static str, e: impl std::fmt::Display) -> BackupError {
+        BackupError::Nats {
+            op,
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// A JSON API error in `v`, if any.
+pub fn check_api_error(v: &Value) -> Result<(), BackupError> {
+    if let Some(e) = v.get("error") {
+        return Err(BackupError::Api {
+            code: e.get("code").and_then(Value::as_u64).unwrap_or(0),
+            err_code: e.get("err_code").and_then(Value::as_u64).unwrap_or(0),
+            description: e
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
+                .to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A JetStream API request; the answer's JSON, or its error.
+pub async fn api_request(
+    client: &Client,
+    subject: &str,
+    body: String,
+) -> Result<Value, BackupError> {
+    let msg = client
+        .request(subject.to_string(), Bytes::from(body))
+        .await
+        .map_err(|e| BackupError::nats("JetStream API request", e))?;
+    let v: Value = serde_json::from_slice(&msg.payload)
+        .map_err(|e| BackupError::Protocol(format!("{subject}: bad answer: {e}")))?;
+    check_api_error(&v)?;
+    Ok(v)
+}
+
+/// Whether the account has a stream of this name.
+pub async fn stream_exists(client: &Client, name: &str) -> Result<bool, BackupError> {
+    match api_request(
+        client,
+        &format!("$JS.API.STREAM.INFO.{name}"),
+        String::new(),
+    )
+    .await
+    {
+        Ok(_) => Ok(true),
+        Err(BackupError::Api {
+            err_code: 10059, ..
+        }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Flags shared by the backup commands.
+#[derive(Args, Debug, Clone)]
+pub struct BackupFlags {
+    /// Leave consumers out of the backup.
+    #[arg(long)]
+    pub no_consumers: bool,
+    /// Bytes per chunk (e.g. 128KB, 1MB).
+    #[arg(long, default_value = "128KiB", value_parser = parse_size)]
+    pub chunk_size: usize,
+    /// Flow-control window (bytes in flight), server default if unset.
+    #[arg(long, value_parser = parse_size)]
+    pub window_size: Option<usize>,
+    /// Ask the server to check the stream's data first.
+    #[arg(long)]
+    pub check: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl BackupFlags {
+    fn options(&self, conn: &ConnectArgs) -> stream_backup::BackupOptions {
+        stream_backup::BackupOptions {
+            no_consumers: self.no_consumers,
+            chunk_size: self.chunk_size as u64,
+            window_size: self.window_size.map(|w| w as u64),
+            check: self.check,
+            idle_timeout: conn.timeout.max(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// `stream backup STREAM DIR`.
+#[derive(Args, Debug, Clone)]
+pub struct StreamBackupArgs {
+    /// The stream.
+    pub stream: String,
+    /// Folder to write (`stream.tar.s2`, `backup.json`).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub flags: BackupFlags,
+}
+
+/// `stream restore DIR`.
+#[derive(Args, Debug, Clone)]
+pub struct StreamRestoreArgs {
+    /// Backup folder.
+    pub dir: PathBuf,
+    /// Restore under this name instead.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `account backup DIR`.
+#[derive(Args, Debug, Clone)]
+pub struct AccountBackupArgs {
+    /// Folder to write (one sub-folder per stream).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub flags: BackupFlags,
+}
+
+/// `account restore DIR`.
+#[derive(Args, Debug, Clone)]
+pub struct AccountRestoreArgs {
+    /// Backup folder (one sub-folder per stream).
+    pub dir: PathBuf,
+    /// Skip streams that exist instead of refusing.
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+async fn connect(conn: &ConnectArgs) -> crate::error::Result<Client> {
+    conn.connect_with(conn.options().await?).await
+}
+
+/// Run `fut`, turning Ctrl-C into [`BackupError::Interrupted`] (the folder keeps its
+/// INCOMPLETE marker).
+async fn interruptible<T>(
+    fut: impl std::future::Future<Output = Result<T, BackupError>>,
+) -> Result<T, BackupError> {
+    tokio::select! {
+        r = fut => r,
+        _ = tokio::signal::ctrl_c() => Err(BackupError::Interrupted),
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> crate::error::Result<()> {
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// `natrium stream backup`.
+pub async fn run_stream_backup(
+    conn: &ConnectArgs,
+    a: StreamBackupArgs,
+) -> crate::error::Result<()> {
+    let client = connect(conn).await?;
+    let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || a.flags.json));
+    let sd = layout::StreamDir::new(&a.dir);
+    let s = interruptible(stream_backup::backup_stream(
+        &client,
+        &a.stream,
+        &sd,
+        &a.flags.options(conn),
+        &mut p,
+    ))
+    .await?;
+    if a.flags.json {
+        print_json(&s)?;
+    }
+    Ok(())
+}
+
+/// `natrium stream restore`.
+pub async fn run_stream_restore(
+    conn: &ConnectArgs,
+    a: StreamRestoreArgs,
+) -> crate::error::Result<()> {
+    let client = connect(conn).await?;
+    let mut p = progress::Progress::new(progress::Mode::detect(a.quiet || a.json));
+    let sd = layout::StreamDir::new(&a.dir);
+    let s = interruptible(stream_restore::restore_stream(
+        &client,
+        &sd,
+        a.name.as_deref(),
+        conn.timeout.max(Duration::from_secs(5)),
+        &mut p,
+    ))
+    .await?;
+    if a.json {
+        print_json(&s)?;
+    }
+    Ok(())
+}
+
+/// `natrium account backup`.
+pub async fn run_account_backup(
+    conn: &ConnectArgs,
+    a: AccountBackupArgs,
+) -> crate::error::Result<()> {
+    let client = connect(conn).await?;
+    let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || a.flags.json));
+    let s = interruptible(account::backup_account(
+        &client,
+        &a.dir,
+        &a.flags.options(conn),
+        &mut p,
+    ))
+    .await?;
+    if a.flags.json {
+        print_json(&s)?;
+    } else if !a.flags.quiet {
+        eprintln!("Backed up {} streams into {}", s.len(), a.dir.display());
+    }
+    Ok(())
+}
+
+/// `natrium account restore`.
+pub async fn run_account_restore(
+    conn: &ConnectArgs,
+    a: AccountRestoreArgs,
+) -> crate::error::Result<()> {
+    let client = connect(conn).await?;
+    let mut p = progress::Progress::new(progress::Mode::detect(a.quiet || a.json));
+    let s = interruptible(account::restore_account(
+        &client,
+        &a.dir,
+        a.skip_existing,
+        conn.timeout.max(Duration::from_secs(5)),
+        &mut p,
+    ))
+    .await?;
+    if a.json {
+        print_json(&s)?;
+    } else if !a.quiet {
+        for name in &s.skipped {
+            eprintln!("Skipped stream {name:?}: it exists");
+        }
+        eprintln!("Restored {} streams", s.restored.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! `natrium stream restore DIR`: upload a backup folder through the JetStream API.
+//!
+//! Protocol (backup-spec §2.3): a restore request with the backup's config and state
+//! answers with an upload subject; the archive goes there as requests, one at a time,
+//! each answered with an empty message (anything else is an error: a JSON error or an
+//! `-ERR`); an empty request ends the upload and is answered with the new stream's info
+//! or the error. The server checks limits and, on natrium, makes the stream visible only
+//! once the whole archive was verified.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use async_nats::Client;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::layout::{StreamDir, io};
+use super::progress::Progress;
+use super::{BackupError, api_request, stream_exists};
+
+/// Bytes per upload request (jsm.go's size).
+pub const UPLOAD_CHUNK: usize = 64 * 1024;
+/// How long the final answer may take (the server verifies and activates).
+const FINAL_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What a finished restore reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreSummary {
+    /// Stream name restored.
+    pub stream: String,
+    /// Archive bytes sent.
+    pub bytes: u64,
+    /// Messages in the restored stream.
+    pub messages: u64,
+    /// Its last sequence.
+    pub last_seq: u64,
+    /// Consumers restored.
+    pub consumers: u64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// Restore the backup in `dir`, under `rename` if given.
+pub async fn restore_stream(
+    client: &Client,
+    dir: &StreamDir,
+    rename: Option<&str>,
+    chunk_timeout: Duration,
+    progress: &mut Progress,
+) -> Result<RestoreSummary, BackupError> {
+    let started = Instant::now();
+    let meta = dir.read_meta()?;
+    let mut config = meta.get("config").cloned().unwrap_or(Value::Null);
+    if let Some(new) = rename {
+        config["name"] = json!(new);
+    }
+    let name = config
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| BackupError::Json {
+            path: dir.meta(),
+            detail: "config has no stream name".into(),
+        })?
+        .to_string();
+    if stream_exists(client, &name).await? {
+        return Err(BackupError::StreamExists(name));
+    }
+    let state = meta.get("state").cloned().unwrap_or_else(|| json!({}));
+    let answer = api_request(
+        client,
+        &format!("$JS.API.STREAM.RESTORE.{name}"),
+        json!({"config": config, "state": state}).to_string(),
+    )
+    .await?;
+    let upload = answer
+        .get("deliver_subject")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| BackupError::Protocol("restore answer without deliver_subject".into()))?
+        .to_string();
+    let path = dir.archive();
+    let size = std::fs::metadata(&path).map_err(|e| io(&path, e))?.len();
+    progress.start(&name, size, 0);
+    let mut file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    let mut sent = 0u64;
+    loop {
+        let n = read_full(&mut file, &mut buf).map_err(|e| io(&path, e))?;
+        if n == 0 {
+            break;
+        }
+        let reply = tokio::time::timeout(
+            chunk_timeout,
+            client.request(upload.clone(), Bytes::copy_from_slice(&buf[..n])),
+        )
+        .await
+        .map_err(|_| BackupError::Stalled(chunk_timeout))?
+        .map_err(|e| BackupError::nats("upload chunk", e))?;
+        if !reply.payload.is_empty() {
+            return Err(chunk_error(&reply.payload));
+        }
+        sent += n as u64;
+        progress.advance(n as u64);
+    }
+    let done = tokio::time::timeout(FINAL_TIMEOUT, client.request(upload, Bytes::new()))
+        .await
+        .map_err(|_| BackupError::Stalled(FINAL_TIMEOUT))?
+        .map_err(|e| BackupError::nats("finish upload", e))?;
+    let info: Value = serde_json::from_slice(&done.payload)
+        .map_err(|e| BackupError::Protocol(format!("bad final answer: {e}")))?;
+    super::check_api_error(&info)?;
+    if info.get("type").and_then(Value::as_str)
+        != Some("io.nats.jetstream.api.v1.stream_create_response")
+    {
+        return Err(BackupError::Protocol(format!(
+            "unexpected final answer type {:?}",
+            info.get("type")
+        )));
+    }
+    let st = &info["state"];
+    let summary = RestoreSummary {
+        stream: name.clone(),
+        bytes: sent,
+        messages: st.get("messages").and_then(Value::as_u64).unwrap_or(0),
+        last_seq: st.get("last_seq").and_then(Value::as_u64).unwrap_or(0),
+        consumers: st
+            .get("consumer_count")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    progress.finish(&format!(
+        "Restored stream {:?}: {} messages, last sequence {}, {} consumers, {} bytes in {:.2}s",
+        name, summary.messages, summary.last_seq, summary.consumers, sent, summary.seconds
+    ));
+    Ok(summary)
+}
+
+/// A non-empty chunk answer: a JSON API error or a protocol `-ERR`.
+fn chunk_error(payload: &[u8]) -> BackupError {
+    if let Ok(v) = serde_json::from_slice::<Value>(payload)
+        && let Err(e) = super::check_api_error(&v)
+    {
+        return e;
+    }
+    BackupError::Server(String::from_utf8_lossy(payload).trim().to_string())
+}
+
+/// Fill `buf` as far as the file allows.
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,348 @@
+//! `natrium stream backup|restore` and `account backup|restore` end to end, run as a
+//! user would run them, against natrium-server and against the real nats-server 2.15.1
+//! in both directions: a backup from one server restores into the other with every
+//! message and the consumers' state intact.
+//!
+//! Servers are spawned binaries on 127.0.0.1 with a port they pick (`-p -1`, read back
+//! from the log), each with its own store directory. nats-server comes from
+//! `NATS_SERVER_BIN` or PATH; without it the interop tests print a notice and only the
+//! natrium half runs.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use serde_json::Value;
+
+const NATRIUM: &str = env!("CARGO_BIN_EXE_natrium");
+
+fn natrium_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATRIUM_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    Path::new(NATRIUM)
+        .parent()
+        .expect("target dir")
+        .join("natrium-server")
+}
+
+fn nats_server_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+/// A server child process with JetStream in its own store directory.
+struct Server {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(bin: &Path) -> Server {
+        let store = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
+            .arg(store.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("Listening for client connections on ").nth(1)
+                    && let Some(port) = rest.trim().rsplit(':').next()
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port.to_string());
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("{} did not start", bin.display()));
+        Server {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        }
+    }
+
+    fn natrium() -> Server {
+        Server::start(&natrium_server_bin())
+    }
+
+    async fn js(&self) -> jetstream::Context {
+        jetstream::new(async_nats::connect(&self.url).await.unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run the CLI against `url`.
+fn cli(url: &str, args: &[&str]) -> Output {
+    Command::new(NATRIUM)
+        .args(["-s", url])
+        .args(args)
+        .output()
+        .expect("run natrium")
+}
+
+fn ok_json(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "natrium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad json {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Stream `name` with 50 messages (some with headers), 2 deletes, and a durable
+/// consumer with acks and one pending.
+async fn fill(js: &jetstream::Context, name: &str) {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![format!("{name}.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 1..=50u32 {
+        let mut h = async_nats::HeaderMap::new();
+        if i % 7 == 0 {
+            h.insert("X-I", i.to_string().as_str());
+        }
+        js.publish_with_headers(format!("{name}.s{}", i % 4), h, format!("body-{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let st = js.get_stream(name).await.unwrap();
+    st.delete_message(10).await.unwrap();
+    st.delete_message(11).await.unwrap();
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("D".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = c.fetch().max_messages(5).messages().await.unwrap();
+    let mut n = 0;
+    while let Some(m) = batch.next().await {
+        n += 1;
+        let m = m.unwrap();
+        if n < 5 {
+            m.double_ack().await.unwrap();
+        }
+    }
+}
+
+/// Everything a comparison needs: (seq, subject, X-I header, payload) per message, and
+/// the consumer's (ack floor, delivered, ack pending).
+async fn contents(
+    js: &jetstream::Context,
+    name: &str,
+) -> (Vec<(u64, String, String, Vec<u8>)>, (u64, u64, usize)) {
+    let mut st = js.get_stream(name).await.unwrap();
+    let last = st.info().await.unwrap().state.last_sequence;
+    let mut msgs = Vec::new();
+    for seq in 1..=last {
+        if let Ok(m) = st.get_raw_message(seq).await {
+            let h = m
+                .headers
+                .get("X-I")
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default();
+            msgs.push((seq, m.subject.to_string(), h, m.payload.to_vec()));
+        }
+    }
+    let mut c: consumer::PullConsumer = st.get_consumer("D").await.unwrap();
+    let i = c.info().await.unwrap();
+    (
+        msgs,
+        (
+            i.ack_floor.stream_sequence,
+            i.delivered.stream_sequence,
+            i.num_ack_pending,
+        ),
+    )
+}
+
+async fn backup_restore_between(from: &Server, to: &Server) {
+    let js_from = from.js().await;
+    fill(&js_from, "ORD").await;
+    let want = contents(&js_from, "ORD").await;
+    assert_eq!(want.0.len(), 48);
+    assert_eq!(want.1, (4, 5, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("ord");
+    let b = ok_json(cli(
+        &from.url,
+        &[
+            "stream",
+            "backup",
+            "ORD",
+            bdir.to_str().unwrap(),
+            "--json",
+            "--chunk-size",
+            "1KB",
+        ],
+    ));
+    assert_eq!(b["stream"], "ORD");
+    assert_eq!(b["last_seq"], 50);
+    assert!(b["chunks"].as_u64().unwrap() >= 2, "{b}");
+    assert!(bdir.join("stream.tar.s2").is_file());
+    assert!(bdir.join("backup.json").is_file());
+    assert!(!bdir.join("INCOMPLETE").exists());
+
+    let r = ok_json(cli(
+        &to.url,
+        &["stream", "restore", bdir.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(r["messages"], 48, "{r}");
+    assert_eq!(r["last_seq"], 50);
+    let js_to = to.js().await;
+    let got = contents(&js_to, "ORD").await;
+    assert_eq!(got, want);
+
+    // Restoring again is refused with a clear line and a non-zero exit.
+    let again = cli(&to.url, &["stream", "restore", bdir.to_str().unwrap()]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn natrium_to_natrium() {
+    let a = Server::natrium();
+    let b = Server::natrium();
+    backup_restore_between(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_server_to_natrium() {
+    let Some(bin) = nats_server_bin() else {
+        eprintln!("nats-server not found: skipping the interop half");
+        return;
+    };
+    let a = Server::start(&bin);
+    let b = Server::natrium();
+    backup_restore_between(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn natrium_to_nats_server() {
+    let Some(bin) = nats_server_bin() else {
+        eprintln!("nats-server not found: skipping the interop half");
+        return;
+    };
+    let a = Server::natrium();
+    let b = Server::start(&bin);
+    backup_restore_between(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_backup_and_restore() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    for name in ["A1", "A2", "A3"] {
+        fill(&js, name).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("acct");
+    let b = ok_json(cli(
+        &a.url,
+        &["account", "backup", bdir.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(b.as_array().unwrap().len(), 3);
+    for name in ["A1", "A2", "A3"] {
+        assert!(bdir.join(name).join("backup.json").is_file());
+    }
+
+    let c = Server::natrium();
+    let jsc = c.js().await;
+    // A2 exists on the target: refused as a whole, nothing uploaded.
+    jsc.create_stream(stream::Config {
+        name: "A2".into(),
+        subjects: vec!["other".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let out = cli(&c.url, &["account", "restore", bdir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"A2\""));
+    assert!(jsc.get_stream("A1").await.is_err());
+    // With --skip-existing the others are restored and A2 is named as skipped.
+    let r = ok_json(cli(
+        &c.url,
+        &[
+            "account",
+            "restore",
+            bdir.to_str().unwrap(),
+            "--skip-existing",
+            "--json",
+        ],
+    ));
+    assert_eq!(r["skipped"], serde_json::json!(["A2"]));
+    assert_eq!(r["restored"].as_array().unwrap().len(), 2);
+    assert_eq!(contents(&jsc, "A3").await, contents(&js, "A3").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_backup_is_refused() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    fill(&js, "I").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("i");
+    ok_json(cli(
+        &a.url,
+        &["stream", "backup", "I", bdir.to_str().unwrap(), "--json"],
+    ));
+    // What an interrupted run leaves: the marker is still there.
+    std::fs::write(bdir.join("INCOMPLETE"), "backup of stream I in progress\n").unwrap();
+    let b = Server::natrium();
+    let out = cli(&b.url, &["stream", "restore", bdir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("incomplete"), "{err}");
+    // And a backup never overwrites an existing one.
+    let out = cli(&a.url, &["stream", "backup", "I", bdir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    // A missing stream is a clear API error.
+    let out = cli(
+        &a.url,
+        &[
+            "stream",
+            "backup",
+            "NOPE",
+            dir.path().join("n").to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10059"));
+}
