@@ -121,9 +121,7 @@ type Decoded = (
 );
 
 /// Decode an archive into (state, consumers, messages as (seq, subject, header, payload)).
-fn decode(
-    archive: &[u8],
-) -> Decoded {
+fn decode(archive: &[u8]) -> Decoded {
     let staging = tempfile::tempdir().unwrap();
     let mut r = ArchiveReader::new(
         archive,
@@ -663,4 +661,80 @@ async fn restore_checks_account_limits_before_taking_data() {
     assert_eq!(done["error"]["err_code"], 10047, "{done}");
     let info = api(&client2, "$JS.API.STREAM.INFO.L", "").await;
     assert_eq!(info["error"]["err_code"], 10059);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_during_a_snapshot_do_not_reach_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    js.create_stream(stream::Config {
+        name: "D".into(),
+        subjects: vec!["d.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 1..=3000u32 {
+        js.publish(format!("d.{}", i % 5), format!("payload-{i}").into())
+            .await
+            .unwrap();
+    }
+    js.publish("d.x", "last".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    let answer = api(
+        &client,
+        "$JS.API.STREAM.SNAPSHOT.D",
+        json!({"deliver_subject": inbox, "chunk_size": 1024, "window_size": 1024}).to_string(),
+    )
+    .await;
+    assert_eq!(answer["state"]["last_seq"], 3001);
+    // First chunk in hand (the producer is held back by the window): now delete,
+    // purge a subject, then purge everything and publish more.
+    let first = sub.next().await.unwrap();
+    let mut archive = first.payload.to_vec();
+    let st = js.get_stream("D").await.unwrap();
+    st.delete_message(2000).await.unwrap();
+    let purged = api(&client, "$JS.API.STREAM.PURGE.D", r#"{"filter":"d.1"}"#).await;
+    assert!(purged["purged"].as_u64().unwrap() > 0, "{purged}");
+    let purged = api(&client, "$JS.API.STREAM.PURGE.D", "").await;
+    assert_eq!(purged["success"], true);
+    js.publish("d.after", "after".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    client
+        .publish(first.reply.unwrap(), Bytes::new())
+        .await
+        .unwrap();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        if m.payload.is_empty() {
+            assert_eq!(m.status.map(|s| s.as_u16()), Some(204));
+            break;
+        }
+        archive.extend_from_slice(&m.payload);
+        if let Some(r) = m.reply {
+            client.publish(r, Bytes::new()).await.unwrap();
+        }
+    }
+    let (_, _, msgs) = decode(&archive);
+    let seqs: Vec<u64> = msgs.iter().map(|m| m.0).collect();
+    assert_eq!(seqs, (1..=3001).collect::<Vec<_>>());
+    let m = msgs.iter().find(|m| m.0 == 2000).unwrap();
+    assert_eq!(m.3, b"payload-2000");
+    assert_eq!(m.1, "d.0");
+    // The stream itself is purged.
+    let info = api(&client, "$JS.API.STREAM.INFO.D", "").await;
+    assert_eq!(info["state"]["messages"], 1);
 }

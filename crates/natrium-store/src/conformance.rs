@@ -750,6 +750,55 @@ pub fn concurrent_readers<H: Harness>(h: &mut H) {
     assert_eq!(s.state().msgs, n);
 }
 
+/// A pinned view keeps the messages up to its watermark as they were, whatever is
+/// removed or appended afterwards (deletes, subject purges, full purges, limits); an
+/// erased message is left out.
+pub fn pinned_view_is_a_point_in_time<H: Harness>(h: &mut H) {
+    let (s, c) = open_default(h);
+    for i in 1..=20u64 {
+        let subj = format!("s.{}", i % 3);
+        s.store_msg(&subj, b"", format!("m{i}").as_bytes(), None)
+            .unwrap();
+        c.advance(Duration::from_millis(1));
+    }
+    s.remove_msg(2).unwrap();
+    let mut v = s.pinned_view(15).unwrap();
+    assert_eq!(v.watermark(), 15);
+    // Read a few, then change everything.
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(v.next_msg().unwrap().unwrap());
+    }
+    s.remove_msg(10).unwrap();
+    s.erase_msg(12).unwrap();
+    s.purge_ex(&f("s.1"), 0, 0).unwrap();
+    for i in 21..=30u64 {
+        s.store_msg("late", b"", format!("m{i}").as_bytes(), None)
+            .unwrap();
+    }
+    s.compact(25).unwrap();
+    while let Some(m) = v.next_msg().unwrap() {
+        got.push(m);
+    }
+    let seqs: Vec<u64> = got.iter().map(|m| m.seq).collect();
+    let want: Vec<u64> = (1..=15).filter(|q| *q != 2 && *q != 12).collect();
+    assert_eq!(seqs, want);
+    for m in &got {
+        assert_eq!(&m.payload[..], format!("m{}", m.seq).as_bytes());
+        assert_eq!(m.subject, format!("s.{}", m.seq % 3));
+    }
+    // The store itself moved on.
+    assert!(s.load_msg(10).is_err());
+    assert_eq!(s.state().first_seq, 25);
+    // A view past the end stops at the last sequence; of an empty store, nothing.
+    let mut v = s.pinned_view(1_000).unwrap();
+    assert_eq!(v.watermark(), 30);
+    assert_eq!(v.next_msg().unwrap().map(|m| m.seq), Some(25));
+    s.purge().unwrap();
+    let mut v = s.pinned_view(0).unwrap();
+    assert!(v.next_msg().unwrap().is_none());
+}
+
 /// Tiny deterministic PRNG (xorshift64*), so the suite needs no dependencies.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -916,7 +965,8 @@ macro_rules! conformance_tests {
                 load_last_and_prev, remove_and_deleted_tracking, purge_all, purge_ex_variants,
                 compact_variants, truncate_variants, state_queries, limits_discard_old,
                 limits_discard_new, per_subject_limits, max_age_expiry, ttl_expiry,
-                seq_from_time, meta_and_consumers, concurrent_readers, randomized_model);
+                seq_from_time, meta_and_consumers, concurrent_readers, randomized_model,
+                pinned_view_is_a_point_in_time);
         }
     };
     (@tests $harness:expr; $($t:ident),* $(,)?) => {

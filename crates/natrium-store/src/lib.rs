@@ -41,7 +41,7 @@ pub use error::{CorruptLocation, Result, StoreError};
 pub use file::InjectedFault;
 pub use file::{FileConsumerStore, FileStore, FileStoreOptions, RecoveryReport};
 pub use mem::MemStore;
-pub use stream::StreamStore;
+pub use stream::{PinnedView, StreamStore};
 pub use subject::{SubjectFilter, subject_matches, validate_subject};
 pub use types::{
     Clock, DiscardPolicy, Durability, ExpireReport, ManualClock, SimpleState, StorageType,

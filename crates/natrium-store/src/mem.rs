@@ -40,6 +40,8 @@ struct Inner {
     closed: bool,
     /// Reused buffer for removals.
     scratch: Vec<Removed<MemData>>,
+    /// Erased sequences, per live pinned view.
+    views: Vec<std::sync::Weak<Mutex<std::collections::HashSet<u64>>>>,
 }
 
 /// In-memory stream store.
@@ -68,6 +70,7 @@ impl MemStore {
                 ix: StreamIndex::new(cfg, mem_msg_size),
                 closed: false,
                 scratch: Vec::new(),
+                views: Vec::new(),
             }),
             clock,
             consumers: Mutex::new(HashMap::new()),
@@ -239,6 +242,31 @@ impl StreamStore for MemStore {
         Self::to_msg(&g.ix, seq)
     }
 
+    /// A memory store's view is a copy of its index up to the watermark: payloads are
+    /// shared (reference-counted), only the per-message metadata is copied.
+    fn pinned_view(&self, watermark: u64) -> Result<Box<dyn crate::stream::PinnedView>> {
+        let mut g = self.write()?;
+        let erased = Arc::new(Mutex::new(std::collections::HashSet::new()));
+        g.views.retain(|w| w.strong_count() > 0);
+        g.views.push(Arc::downgrade(&erased));
+        let watermark = watermark.min(g.ix.last_seq());
+        let all = SubjectFilter::all();
+        let mut msgs = Vec::new();
+        let mut seq = g.ix.first_seq().max(1);
+        while seq <= watermark {
+            let Some(s) = g.ix.next_match(&all, seq, watermark) else {
+                break;
+            };
+            msgs.push(Self::to_msg(&g.ix, s)?);
+            seq = s + 1;
+        }
+        Ok(Box::new(MemPinnedView {
+            watermark,
+            msgs: msgs.into_iter(),
+            erased,
+        }))
+    }
+
     fn load_next_msg(&self, filter: &SubjectFilter, start: u64) -> Result<StoredMsg> {
         let g = self.read()?;
         let last = g.ix.last_seq();
@@ -279,9 +307,18 @@ impl StreamStore for MemStore {
     }
 
     fn erase_msg(&self, seq: u64) -> Result<bool> {
-        let Some(e) = self.write()?.ix.remove(seq) else {
+        let mut g = self.write()?;
+        let Some(e) = g.ix.remove(seq) else {
             return Ok(false);
         };
+        // Views hold their own copy; tell them the erase wins.
+        g.views.retain(|w| w.strong_count() > 0);
+        for v in &g.views {
+            if let Some(v) = v.upgrade() {
+                v.lock().insert(seq);
+            }
+        }
+        drop(g);
         // Overwrite the bytes unless a reader still holds a reference (it keeps its copy,
         // as with any read that completed before the erase).
         if let Ok(mut b) = e.data.buf.try_into_mut() {
@@ -441,5 +478,29 @@ impl StreamStore for MemStore {
             c.delete()?;
         }
         Ok(())
+    }
+}
+
+/// A point-in-time copy of a memory store (see [`StreamStore::pinned_view`]).
+#[derive(Debug)]
+struct MemPinnedView {
+    watermark: u64,
+    msgs: std::vec::IntoIter<StoredMsg>,
+    /// Sequences erased since the view was taken (left out).
+    erased: Arc<Mutex<std::collections::HashSet<u64>>>,
+}
+
+impl crate::stream::PinnedView for MemPinnedView {
+    fn watermark(&self) -> u64 {
+        self.watermark
+    }
+
+    fn next_msg(&mut self) -> Result<Option<StoredMsg>> {
+        for m in self.msgs.by_ref() {
+            if !self.erased.lock().contains(&m.seq) {
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
     }
 }

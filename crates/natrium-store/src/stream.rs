@@ -97,6 +97,12 @@ pub trait StreamStore: Send + Sync {
     /// Makes everything appended so far durable, including an fsync in every file mode.
     fn sync(&self) -> Result<()>;
 
+    /// A view of the messages up to `watermark` as they are now, unaffected by later
+    /// removals (deletes, purges, limits, expiry): what a point-in-time backup reads.
+    /// Messages appended later are never in it. A message securely erased meanwhile
+    /// (`erase_msg`) is left out: the erase request wins over the backup.
+    fn pinned_view(&self, watermark: u64) -> Result<Box<dyn PinnedView>>;
+
     /// Loads the message at `seq`. `Eof` past the last sequence, `NotFound` for a gap.
     fn load_msg(&self, seq: u64) -> Result<StoredMsg>;
 
@@ -198,4 +204,14 @@ pub trait StreamStore: Send + Sync {
 
     /// Stops and removes all stored data.
     fn delete(&self) -> Result<()>;
+}
+
+/// Messages of a store as of one moment, in sequence order (see
+/// [`StreamStore::pinned_view`]).
+pub trait PinnedView: Send {
+    /// The last sequence the view covers.
+    fn watermark(&self) -> u64;
+
+    /// The next message, ascending; `None` after the watermark.
+    fn next_msg(&mut self) -> Result<Option<StoredMsg>>;
 }

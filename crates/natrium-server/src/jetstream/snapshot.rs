@@ -4,10 +4,13 @@
 //! Why it looks like this: the `nats` CLI, jsm.go and every other client speak
 //! nats-server 2.12.5+'s chunk protocol, so the wire is theirs exactly — fixed-size chunks
 //! with an ack reply subject, a last short chunk without one, a window of unacknowledged
-//! chunks, and an empty end message (status 204, none, 408 or 500). What we add is the
-//! point in time: the snapshot's *watermark* is the stream's last sequence when the
+//! chunks, and an empty end message (status 204, none, 408 or 500). What we add is a
+//! true point in time: the snapshot's *watermark* is the stream's last sequence when the
 //! request is answered, the consumers' states are read at that same moment (clamped to
-//! the watermark), and nothing published later enters the archive. Publishing goes on
+//! the watermark), and the messages come from the store's pinned view — every message
+//! up to the watermark as it stood then, even if it is deleted, purged or expired while
+//! the backup runs; nothing published later enters the archive. nats-server reads the
+//! live stream instead, so deletes during a backup show up in it. Publishing goes on
 //! during the backup: the archive is produced by a reader thread that never blocks the
 //! stream's writer.
 //!
@@ -25,14 +28,13 @@ use super::api::stream::{StreamSnapshotBody, StreamSnapshotRequest, StreamState}
 use super::api::time::Timestamp;
 use super::api_server::ApiAnswer;
 use super::engine::{JetStream, JsAccount};
-use super::stream::Stream;
 use crate::account::Account;
 use crate::client::deliver::{DeliveryCtx, Publisher};
 use crate::client::subscription::{InternalHandler, Subscription};
 use crate::protocol::PubMsg;
 use crate::server::ServerShared;
+use natrium_store::PinnedView;
 use natrium_store::archive::{ArchiveWriter, ConsumerStateJson, StreamStateJson};
-use natrium_store::{StoreError, SubjectFilter};
 use serde::Serialize;
 use std::io::Write;
 use std::sync::Arc;
@@ -104,12 +106,8 @@ pub fn is_empty_request(body: &[u8]) -> bool {
 
 /// What the producer captured when the snapshot was taken.
 struct Capture {
-    /// The stream.
-    stream: Arc<Stream>,
-    /// First sequence to read.
-    first_seq: u64,
-    /// The watermark: last sequence included.
-    last_seq: u64,
+    /// The stream's messages up to the watermark, as they were at that moment.
+    view: Box<dyn PinnedView>,
     /// `state.json`.
     state: StreamState,
     /// `(name, config JSON, state JSON)` per consumer.
@@ -140,6 +138,19 @@ pub fn stream_snapshot(
     // consumer's state is read right after, which is as close to the same instant as a
     // lock-free writer allows (its stream sequences are clamped to the watermark).
     let mut state = super::api_streams::api_state(&stream, false);
+    let view = stream
+        .store
+        .pinned_view(state.last_seq)
+        .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
+    if view.watermark() < state.last_seq {
+        // Messages still being made durable are not in the view: they count as
+        // published after the snapshot (their publishers have no ack yet).
+        state.last_seq = view.watermark();
+        let span = state.last_seq.saturating_sub(state.first_seq.max(1)) + 1;
+        state.messages = state
+            .messages
+            .min(if state.last_seq == 0 { 0 } else { span });
+    }
     let live_consumers = stream.consumers.read().len() as i64;
     let mut consumers = Vec::new();
     if !req.no_consumers {
@@ -159,18 +170,17 @@ pub fn stream_snapshot(
     let mut archived = state.clone();
     archived.consumer_count = consumers.len() as i64;
     let capture = Capture {
-        first_seq: state.first_seq.max(1),
-        last_seq: state.last_seq,
+        view,
         state: archived,
         consumers,
-        stream: stream.clone(),
     };
     let window = Window::of(&req);
     let account = jsa.account.clone();
+    let name = stream.name.clone();
     let deliver = req.deliver_subject;
     let domain = js.domain.clone();
     Ok(ApiAnswer::ok(response).then(move || {
-        start(server, account, capture, deliver, window, domain);
+        start(server, account, &name, capture, deliver, window, domain);
     }))
 }
 
@@ -219,10 +229,11 @@ impl Write for ChunkSink {
     }
 }
 
-/// Write the archive of `cap` into `w`. Messages are read one at a time from the
-/// store's verified read path, from the first sequence up to the watermark; sequences
-/// deleted by then are simply absent (restore recreates the gaps).
-fn produce<W: Write>(cap: &Capture, w: W) -> Result<W, String> {
+/// Write the archive of `cap` into `w`. Messages come from the store's point-in-time
+/// view: every message up to the watermark as it was when the snapshot was taken, even
+/// if deleted, purged or expired since; sequences already deleted then are absent
+/// (restore recreates the gaps).
+fn produce<W: Write>(cap: &mut Capture, w: W) -> Result<W, String> {
     let json = |e: serde_json::Error| e.to_string();
     let mut a = ArchiveWriter::new(w);
     let state: StreamStateJson =
@@ -232,18 +243,9 @@ fn produce<W: Write>(cap: &Capture, w: W) -> Result<W, String> {
         let st: ConsumerStateJson = serde_json::from_value(st.clone()).map_err(json)?;
         a.consumer(name, cfg, &st).map_err(|e| e.to_string())?;
     }
-    let all = SubjectFilter::all();
-    let mut seq = cap.first_seq;
-    while seq <= cap.last_seq && cap.last_seq > 0 {
-        match cap.stream.store.load_next_msg(&all, seq) {
-            Ok(m) if m.seq <= cap.last_seq => {
-                a.message(m.seq, m.ts, m.subject.as_bytes(), &m.hdrs, &m.payload)
-                    .map_err(|e| e.to_string())?;
-                seq = m.seq + 1;
-            }
-            Ok(_) | Err(StoreError::Eof) | Err(StoreError::NotFound) => break,
-            Err(e) => return Err(e.to_string()),
-        }
+    while let Some(m) = cap.view.next_msg().map_err(|e| e.to_string())? {
+        a.message(m.seq, m.ts, m.subject.as_bytes(), &m.hdrs, &m.payload)
+            .map_err(|e| e.to_string())?;
     }
     a.finish().map_err(|e| e.to_string())
 }
@@ -306,13 +308,14 @@ struct CompleteAdvisory<'a> {
 fn start(
     server: Arc<ServerShared>,
     account: Arc<Account>,
+    stream_name: &str,
     cap: Capture,
     deliver: String,
     window: Window,
     domain: String,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(PIPE_CHUNKS);
-    let stream_name = cap.stream.name.clone();
+    let stream_name = stream_name.to_string();
     super::advisory::send_now(
         &server,
         &account,
@@ -334,7 +337,8 @@ fn start(
                 tx: tx.clone(),
                 total: 0,
             };
-            let piece = match produce(&cap, sink) {
+            let mut cap = cap;
+            let piece = match produce(&mut cap, sink) {
                 Ok(sink) => Piece::Last(sink.buf),
                 Err(e) => Piece::Failed(e),
             };

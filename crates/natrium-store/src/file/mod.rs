@@ -60,6 +60,7 @@
 
 pub mod consumer;
 pub mod meta;
+mod pin;
 pub mod record;
 pub mod segment;
 
@@ -190,6 +191,8 @@ struct Inner {
     scratch: Vec<Removed<Loc>>,
     /// Sequences whose records failed verification after open.
     lost: Vec<u64>,
+    /// Point-in-time views that must keep removed messages readable (see `pin`).
+    holds: Vec<std::sync::Weak<pin::Hold>>,
 }
 
 /// Group-commit coordination.
@@ -647,6 +650,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
         closed: false,
         scratch: Vec::new(),
         lost: Vec::new(),
+        holds: Vec::new(),
     };
     // Start a fresh segment if there is none, or the last one is full or suspicious.
     let reuse = inner.segs.get(&active).is_some_and(|s| {
@@ -699,6 +703,36 @@ fn roll_new(msgs_dir: &Path, g: &mut Inner) -> Result<()> {
     g.active = id;
     g.abandon_active = false;
     Ok(())
+}
+
+/// A verified message record as a message.
+fn decode_msg(rec: Vec<u8>, seq: u64) -> Result<StoredMsg> {
+    let corrupt = |d: &str| StoreError::Corrupt {
+        location: CorruptLocation::Seq(seq),
+        detail: d.to_string(),
+    };
+    let h = record::decode_header(&rec).map_err(|_| corrupt("bad header"))?;
+    if h.kind != Kind::Msg || h.seq != seq {
+        return Err(corrupt("record does not hold this sequence"));
+    }
+    let s_end = record::HDR_LEN + h.subj_len as usize;
+    let h_end = s_end + h.hdr_len as usize;
+    let p_end = rec.len().saturating_sub(4);
+    if h_end > p_end {
+        return Err(corrupt("record lengths do not fit"));
+    }
+    let subject = std::str::from_utf8(&rec[record::HDR_LEN..s_end])
+        .map_err(|_| corrupt("subject is not UTF-8"))?
+        .to_string();
+    let buf = Bytes::from(rec);
+    Ok(StoredMsg {
+        seq,
+        ts: h.ts,
+        subject,
+        hdrs: buf.slice(s_end..h_end),
+        payload: buf.slice(h_end..p_end),
+        ttl: Ttl::decode(h.aux),
+    })
 }
 
 /// Deletes fully dead segments from the front (oldest first), never the active one.
@@ -927,6 +961,7 @@ impl Shared {
     /// floor, a FLOOR record if the floor moved and no record carried it yet, and deletes
     /// dead segments.
     fn persist_removed(&self, g: &mut Inner, removed: &mut Vec<Removed<Loc>>) -> Result<()> {
+        pin::note_removed(g, removed);
         for (_, e) in removed.iter() {
             if let Some(s) = g.segs.get_mut(&e.data.seg) {
                 s.live = s.live.saturating_sub(1);
@@ -1156,25 +1191,7 @@ impl Shared {
             detail: d.to_string(),
         };
         let rec = rec.ok_or_else(|| corrupt("record checksum mismatch"))?;
-        let h = record::decode_header(&rec).map_err(|_| corrupt("bad header"))?;
-        if h.kind != Kind::Msg || h.seq != seq {
-            return Err(corrupt("record does not hold this sequence"));
-        }
-        let s_end = record::HDR_LEN + h.subj_len as usize;
-        let h_end = s_end + h.hdr_len as usize;
-        let p_end = rec.len() - 4;
-        let subject = std::str::from_utf8(&rec[record::HDR_LEN..s_end])
-            .map_err(|_| corrupt("subject is not UTF-8"))?
-            .to_string();
-        let buf = Bytes::from(rec);
-        Ok(StoredMsg {
-            seq,
-            ts: h.ts,
-            subject,
-            hdrs: buf.slice(s_end..h_end),
-            payload: buf.slice(h_end..p_end),
-            ttl: Ttl::decode(h.aux),
-        })
+        decode_msg(rec, seq)
     }
 
     /// Removes a message whose record failed verification from the index.
@@ -1346,6 +1363,10 @@ impl StreamStore for FileStore {
         }
     }
 
+    fn pinned_view(&self, watermark: u64) -> Result<Box<dyn crate::stream::PinnedView>> {
+        Ok(Box::new(self.pin(watermark)?))
+    }
+
     fn load_next_msg(&self, filter: &SubjectFilter, start: u64) -> Result<StoredMsg> {
         self.sh.load_with(|g| {
             let max = g.ix.last_seq().min(g.visible);
@@ -1422,6 +1443,7 @@ impl StreamStore for FileStore {
         let mut removed = std::mem::take(&mut g.scratch);
         removed.clear();
         let n = g.ix.purge_all(&mut removed);
+        pin::note_removed(&mut g, &removed);
         for (_, e) in removed.drain(..) {
             if let Some(s) = g.segs.get_mut(&e.data.seg) {
                 s.live = s.live.saturating_sub(1);

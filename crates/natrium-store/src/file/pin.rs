@@ -1,0 +1,185 @@
+//! Point-in-time views of a file store (what an online backup reads).
+//!
+//! Why: a backup of a live stream must be one moment — every message up to the
+//! watermark as it stood when the backup began — while publishers, deletes, purges,
+//! limits and expiry carry on. Copying the stream first would cost its size in disk and
+//! time; blocking writers would stall the system. Instead a view *holds* removals:
+//!
+//! - When the view is taken, buffered records are written out, so every record up to
+//!   the watermark is in a segment file, and the view keeps each segment file open
+//!   (an unlinked segment stays readable through its handle).
+//! - From then on, every removal of a sequence the view has not read yet (≤ watermark,
+//!   ≥ its cursor) records the removed message's location in the view. This happens
+//!   under the store's write lock, in the same critical section that drops the message
+//!   from the index.
+//! - The view reads the live store first and the held locations second; a message is
+//!   therefore either still live or already held (the lock makes the two steps agree).
+//!
+//! Cost: one map entry per message removed during the backup (dropped as the cursor
+//! passes it), and open handles to the segments that existed at the start. A record
+//! securely erased meanwhile fails verification and is skipped: the erase wins.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+
+use super::{FileStore, Inner, Loc, Shared, segment};
+use crate::error::{Result, StoreError};
+use crate::index::Removed;
+use crate::stream::PinnedView;
+use crate::subject::SubjectFilter;
+use crate::types::StoredMsg;
+
+/// What the store records for one view.
+#[derive(Debug)]
+pub(super) struct Hold {
+    /// Last sequence of the view.
+    watermark: u64,
+    /// Next sequence the view will read (removals below it are not needed).
+    cursor: AtomicU64,
+    /// Locations of messages removed after the view was taken.
+    removed: Mutex<BTreeMap<u64, Loc>>,
+}
+
+impl Hold {
+    /// Record removals the view still needs (called with the store's write lock held).
+    fn note(&self, removed: &[Removed<Loc>]) {
+        let from = self.cursor.load(Ordering::Acquire);
+        let mut m = self.removed.lock();
+        for (seq, e) in removed {
+            if *seq >= from && *seq <= self.watermark {
+                m.insert(*seq, e.data);
+            }
+        }
+    }
+}
+
+/// Tell every live view about removals (write lock held). Cheap when there are none.
+pub(super) fn note_removed(g: &mut Inner, removed: &[Removed<Loc>]) {
+    if g.holds.is_empty() || removed.is_empty() {
+        return;
+    }
+    g.holds.retain(|w| w.strong_count() > 0);
+    for w in &g.holds {
+        if let Some(h) = w.upgrade() {
+            h.note(removed);
+        }
+    }
+}
+
+/// A point-in-time view of a [`FileStore`].
+pub struct FilePinnedView {
+    sh: Arc<Shared>,
+    hold: Arc<Hold>,
+    /// Segment files as they were when the view was taken.
+    files: HashMap<u32, Arc<File>>,
+    cursor: u64,
+    all: SubjectFilter,
+}
+
+impl std::fmt::Debug for FilePinnedView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilePinnedView")
+            .field("watermark", &self.hold.watermark)
+            .field("cursor", &self.cursor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStore {
+    /// Take a view (see the module docs).
+    pub(super) fn pin(&self, watermark: u64) -> Result<FilePinnedView> {
+        let sh = self.sh();
+        let mut g = sh.change_guard()?;
+        sh.write_out(&mut g)?;
+        // Only what readers may see (durable under `Always`): every acknowledged message.
+        let watermark = watermark.min(g.ix.last_seq()).min(g.visible);
+        let first = g.ix.first_seq();
+        let hold = Arc::new(Hold {
+            watermark,
+            cursor: AtomicU64::new(first),
+            removed: Mutex::new(BTreeMap::new()),
+        });
+        g.holds.retain(|w| w.strong_count() > 0);
+        g.holds.push(Arc::downgrade(&hold) as Weak<Hold>);
+        let files = g.segs.iter().map(|(id, s)| (*id, s.file.clone())).collect();
+        drop(g);
+        Ok(FilePinnedView {
+            sh: self.sh.clone(),
+            hold,
+            files,
+            cursor: first.max(1),
+            all: SubjectFilter::all(),
+        })
+    }
+}
+
+impl FilePinnedView {
+    /// Read a held (removed) message from the files of the view.
+    fn read_held(&self, seq: u64, loc: Loc) -> Option<StoredMsg> {
+        let file = self.files.get(&loc.seg)?;
+        let rec = segment::read_record(file, u64::from(loc.off), loc.len).ok()??;
+        super::decode_msg(rec, seq).ok()
+    }
+
+    fn advance(&mut self, to: u64) {
+        self.cursor = to;
+        self.hold.cursor.store(to, Ordering::Release);
+    }
+}
+
+impl PinnedView for FilePinnedView {
+    fn watermark(&self) -> u64 {
+        self.hold.watermark
+    }
+
+    fn next_msg(&mut self) -> Result<Option<StoredMsg>> {
+        loop {
+            let w = self.hold.watermark;
+            if self.cursor > w || w == 0 {
+                return Ok(None);
+            }
+            // Live first, held second: a message the live read misses because it was
+            // just removed is in the held map by then (same critical section).
+            let (all, from) = (&self.all, self.cursor);
+            let live = match self.sh.load_with(|g| {
+                let max = g.ix.last_seq().min(g.visible);
+                g.ix.next_match(all, from, max).ok_or(StoreError::Eof)
+            }) {
+                Ok(m) if m.seq <= w => Some(m),
+                Ok(_) | Err(StoreError::Eof) | Err(StoreError::NotFound) => None,
+                Err(e) => return Err(e),
+            };
+            let held = {
+                let mut m = self.hold.removed.lock();
+                if m.first_key_value().is_some_and(|(s, _)| *s < self.cursor) {
+                    *m = m.split_off(&self.cursor);
+                }
+                m.range(self.cursor..=w).next().map(|(s, l)| (*s, *l))
+            };
+            match (held, live) {
+                (Some((seq, loc)), None) => {
+                    self.advance(seq + 1);
+                    if let Some(m) = self.read_held(seq, loc) {
+                        return Ok(Some(m));
+                    }
+                    // Erased meanwhile: left out.
+                }
+                (Some((seq, loc)), Some(m)) if seq < m.seq => {
+                    self.advance(seq + 1);
+                    if let Some(h) = self.read_held(seq, loc) {
+                        return Ok(Some(h));
+                    }
+                }
+                (_, Some(m)) => {
+                    self.advance(m.seq + 1);
+                    return Ok(Some(m));
+                }
+                (None, None) => return Ok(None),
+            }
+        }
+    }
+}
