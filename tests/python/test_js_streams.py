@@ -132,8 +132,6 @@ async def test_create_ok(js_server, case):
         assert_json(without_state(got), create_resp(cfg))
 
 
-@pytest.mark.natrium_xfail(reason="an empty new stream reports first_seq 1 (nats-server: 0, "
-                           "and with deleted_details the quirk num_deleted 1, deleted [0])")
 @pytest.mark.parametrize("case", ["create", "info", "info_deleted_details"])
 @async_test()
 async def test_fresh_stream_state(js_server, case):
@@ -323,8 +321,6 @@ UPDATE_ERRORS = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="UPDATE with an empty body answers 10056 (nats-server: 10052 name rule)",
-                           case="empty_body")
 @pytest.mark.parametrize("case", list(UPDATE_ERRORS))
 @async_test()
 async def test_update_error(js_server, case):
@@ -398,12 +394,6 @@ INFO_FILTER = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="subjects_filter matching nothing answers limit 100000 (nats-server: "
-                           "total/offset/limit 0)", case="no_match")
-@pytest.mark.natrium_xfail(reason="an offset past the end is clamped to total (nats-server echoes it)",
-                           case="offset_past_end")
-@pytest.mark.natrium_xfail(reason="an invalid subjects_filter is a 10003 error (nats-server: no match)",
-                           case="invalid_filter")
 @pytest.mark.parametrize("case", list(INFO_FILTER))
 @async_test()
 async def test_info_subjects_filter(js_server, case):
@@ -426,8 +416,6 @@ INFO_ERRORS = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="the stream is looked up before the body is decoded (10059, "
-                           "nats-server: 10025)", case="not_found_bad_json")
 @pytest.mark.parametrize("case", list(INFO_ERRORS))
 @async_test()
 async def test_info_error(js_server, case):
@@ -592,19 +580,6 @@ EXPECTATIONS = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="Expected-Last-Subject-Sequence-Subject alone is ignored (nats-server: 10193)",
-                           case="last_subject_seq_filter_without_seq")
-@pytest.mark.natrium_xfail(reason="Nats-Expected-Last-Sequence is checked before "
-                           "Nats-Expected-Last-Subject-Sequence (nats-server: the other way round)",
-                           case="subject_seq_checked_before_last_seq")
-@pytest.mark.natrium_xfail(reason="an empty Nats-Expected-Last-Sequence is a check against 0 "
-                           "(nats-server: unset)", case="last_seq_empty_is_unset")
-@pytest.mark.natrium_xfail(reason="an empty Nats-Expected-Stream must match (nats-server: unset)",
-                           case="stream_empty_is_unset")
-@pytest.mark.natrium_xfail(reason="the duplicate check runs before Nats-Expected-Stream",
-                           case="duplicate_after_expected_stream")
-@pytest.mark.natrium_xfail(reason="the duplicate check runs before Nats-Expected-Last-Sequence",
-                           case="duplicate_after_expected_last_seq")
 @pytest.mark.parametrize("case", list(EXPECTATIONS))
 @async_test()
 async def test_pub_expectation(js_server, case):
@@ -653,10 +628,6 @@ ROLLUP = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="Nats-Rollup values are case-sensitive (nats-server lowercases: SUB = sub)",
-                           case="uppercase_sub")
-@pytest.mark.natrium_xfail(reason="an empty Nats-Rollup is refused (nats-server: no rollup)",
-                           case="empty_value")
 @pytest.mark.parametrize("case", list(ROLLUP))
 @async_test()
 async def test_pub_rollup(js_server, case):
@@ -692,12 +663,6 @@ TTL = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="on a stream without allow_msg_ttl an unparsable Nats-TTL gives 10166 "
-                           "(nats-server parses first: 10165)", case="disabled_and_invalid")
-@pytest.mark.natrium_xfail(reason="the rollup check runs before the TTL-enabled check",
-                           case="disabled_checked_before_rollup")
-@pytest.mark.natrium_xfail(reason="an empty Nats-TTL is refused with 10165 (nats-server: no TTL)",
-                           case="empty_value")
 @pytest.mark.parametrize("case", list(TTL))
 @async_test()
 async def test_pub_ttl(js_server, case):
@@ -868,9 +833,6 @@ MSG_GET = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="the stream is looked up before the body is decoded (10059, "
-                           "nats-server: 10025)", case="stream_not_found_bad_json")
-@pytest.mark.natrium_xfail(reason="MSG.GET ignores no_hdr (nats-server leaves out hdrs)", case="no_hdr")
 @pytest.mark.parametrize("case", list(MSG_GET))
 @async_test()
 async def test_msg_get(js_server, case):
@@ -909,12 +871,6 @@ MSG_DELETE = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="a seq past the last says 'no message found' (nats-server: "
-                           "'stream store EOF')", case="past_last")
-@pytest.mark.natrium_xfail(reason="deleting an already deleted interior seq says 10057 'no message found' "
-                           "(nats-server: 400 10043 'sequence N not found')", case="twice")
-@pytest.mark.natrium_xfail(reason="an empty body says 10057 'no message found' (nats-server: 10003)",
-                           case="empty_body")
 @pytest.mark.parametrize("case", list(MSG_DELETE))
 @async_test()
 async def test_msg_delete(js_server, case):
@@ -979,10 +935,6 @@ PURGE = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="an invalid purge filter is a 10003 error (nats-server: purged 0)",
-                           case="invalid_filter")
-@pytest.mark.natrium_xfail(reason="deny_purge is checked before the keep+seq bad request",
-                           case="deny_purge_bad_request_first")
 @pytest.mark.parametrize("case", list(PURGE))
 @async_test()
 async def test_purge(js_server, case):
@@ -1116,27 +1068,6 @@ DIRECT = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="no_hdr is ignored (nats-server sends a plain MSG without headers)",
-                           case="no_hdr")
-@pytest.mark.natrium_xfail(reason="no_hdr is ignored (nats-server sends a plain MSG without headers)",
-                           case="subject_in_subject_no_hdr")
-@pytest.mark.natrium_xfail(reason="batch no_hdr is ignored (nats-server: plain MSGs, and an EOB whose "
-                           "Nats-Num-Pending is not decremented)", case="batch_no_hdr")
-@pytest.mark.natrium_xfail(reason="a start_time after the last message is 404 (nats-server 2.15.1 "
-                           "answers the first message)", case="start_time_future")
-@pytest.mark.natrium_xfail(reason="a plain batch stops at up_to_seq (nats-server applies it to "
-                           "multi_last only)", case="batch_ignores_up_to_seq")
-@pytest.mark.natrium_xfail(reason="multi_last ignores up_to_time", case="multi_last_up_to_time")
-@pytest.mark.natrium_xfail(reason="batch max_bytes is not honoured like nats-server (stops once the "
-                           "sent messages reach max_bytes)", case="batch_max_bytes")
-@pytest.mark.natrium_xfail(reason="multi_last with up_to_seq misses subjects whose last message is "
-                           "after up_to_seq and miscounts Nats-Num-Pending", case="multi_last_up_to_seq")
-@pytest.mark.natrium_xfail(reason="multi_last matching nothing answers 404 Message Not Found "
-                           "(nats-server: 404 No Results)", case="multi_last_no_results")
-@pytest.mark.natrium_xfail(reason="multi_last with batch counts Nats-Num-Pending within the batch "
-                           "(nats-server: over all matches)", case="multi_last_batch")
-@pytest.mark.natrium_xfail(reason="multi_last ignores seq (nats-server starts from it)",
-                           case="multi_last_with_seq")
 @pytest.mark.parametrize("case", list(DIRECT))
 @async_test()
 async def test_direct_get(js_server, case):
@@ -1216,8 +1147,6 @@ API_COUNTING = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="a $JS.API subject no handler matches counts in api.total",
-                           case="unknown_subject")
 @pytest.mark.parametrize("case", list(API_COUNTING))
 @async_test()
 async def test_api_stats_counting(js_server, case):
@@ -1276,8 +1205,6 @@ async def test_restart_recovers_file_stream(start_js_server):
                                                       streams=1))
 
 
-@pytest.mark.natrium_xfail(reason="memory streams come back (empty) after a restart; nats-server "
-                           "does not persist standalone memory streams at all")
 @async_test()
 async def test_restart_drops_memory_stream(start_js_server):
     s = start_js_server()
