@@ -132,18 +132,30 @@ async def test_create_ok(js_server, case):
         assert_json(without_state(got), create_resp(cfg))
 
 
-@pytest.mark.parametrize("case", ["create", "info", "info_deleted_details"])
+@pytest.mark.parametrize("case", ["create", "info", "info_deleted_details", "memory_deleted_details",
+                                  "purged", "purged_memory"])
 @async_test()
 async def test_fresh_stream_state(js_server, case):
+    """first_seq is 0 until the first message or purge; the file store then lists 0 as
+    deleted (with deleted_details), the memory store does not."""
+    storage = "memory" if "memory" in case else "file"
     async with client(js_server) as c:
-        got = await c.api("STREAM.CREATE.ORDERS", {"name": "ORDERS", "subjects": ["orders.>"]})
+        got = await c.api("STREAM.CREATE.ORDERS", {"name": "ORDERS", "subjects": ["orders.>"],
+                                                   "storage": storage})
         if case == "create":
             assert state_of(got) == go_json(state())
         elif case == "info":
             assert state_of(await c.api("STREAM.INFO.ORDERS")) == go_json(state())
-        else:
+        elif case == "info_deleted_details":
             got = await c.api("STREAM.INFO.ORDERS", {"deleted_details": True})
             assert state_of(got) == go_json(state(num_deleted=1, deleted=[0]))
+        elif case == "memory_deleted_details":
+            got = await c.api("STREAM.INFO.ORDERS", {"deleted_details": True})
+            assert state_of(got) == go_json(state())
+        else:
+            assert_json(await c.api("STREAM.PURGE.ORDERS"), purged(0))
+            got = await c.api("STREAM.INFO.ORDERS", {"deleted_details": True})
+            assert state_of(got) == go_json(state(first_seq=1))
 
 
 @async_test()
@@ -830,6 +842,11 @@ MSG_GET = {
     "bad_json": ("ORDERS", b"{", get_err(400, 10025, "invalid JSON: unexpected EOF")),
     "stream_not_found": ("NOPE", {"seq": 1}, get_err(404, 10059, "stream not found")),
     "stream_not_found_bad_json": ("NOPE", b"{", get_err(400, 10025, "invalid JSON: unexpected EOF")),
+    "blank_body": ("ORDERS", b"  ", BAD),
+    "start_time_future": ("ORDERS", {"start_time": "2999-01-01T00:00:00Z"},
+                          got_msg("orders.0", 1, "m0")),  # sic: Go's UnixNano wraps past 2262
+    "next_by_subj_invalid": ("ORDERS", {"seq": 1, "next_by_subj": "a..b"}, get_err(404, 10037, "no message found")),
+    "last_by_subj_invalid": ("ORDERS", {"last_by_subj": "a..b"}, get_err(404, 10037, "no message found")),
 }
 
 
@@ -888,6 +905,44 @@ async def test_msg_delete(js_server, case):
             seq = bodies[0]["seq"]
             assert_json(await c.api("STREAM.MSG.GET.ORDERS", {"seq": seq}),
                         get_err(404, 10037, "no message found"))
+
+
+MEM_DELETE = {
+    # (bodies…, expected answer to the last): the memory store reports every miss as
+    # "not removed" (10043), where the file store says "no message found" / "stream store EOF".
+    "seq_zero": ([{"seq": 0}], del_err(400, 10043, "sequence 0 not found")),
+    "past_last": ([{"seq": 99}], del_err(400, 10043, "sequence 99 not found")),
+    "twice": ([{"seq": 2}, {"seq": 2}], del_err(400, 10043, "sequence 2 not found")),
+    "first_twice": ([{"seq": 1}, {"seq": 1}], del_err(400, 10043, "sequence 1 not found")),
+    "first": ([{"seq": 1}], DELETED),
+}
+
+
+@pytest.mark.parametrize("case", list(MEM_DELETE))
+@async_test()
+async def test_msg_delete_memory(js_server, case):
+    bodies, expected = MEM_DELETE[case]
+    async with client(js_server) as c:
+        await create(c, "MEM", subjects=["mem.>"], storage="memory")
+        for i in range(4):
+            await store(c, f"mem.{i % 2}", "y")
+        for body in bodies:
+            got = await c.api("STREAM.MSG.DELETE.MEM", body)
+        assert_json(got, expected)
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b"", api_error("stream_delete_response", 404, 10059, "stream not found")),
+    (b" {} ", api_error("stream_delete_response", 404, 10059, "stream not found")),
+    (b'{"a":1}', api_error("stream_delete_response", 400, 10038, "expected an empty request payload")),
+    (b"x", api_error("stream_delete_response", 400, 10038, "expected an empty request payload")),
+], ids=["empty", "blank_object", "object", "garbage"])
+@async_test()
+async def test_stream_delete_body(js_server, body, expected):
+    """STREAM.DELETE takes no options: anything but an empty body or `{}` is 10038,
+    checked before the stream lookup."""
+    async with client(js_server) as c:
+        assert_json(await c.api("STREAM.DELETE.NOPE", body), expected)
 
 
 # =========================================================================================
@@ -1060,6 +1115,22 @@ DIRECT = {
         (dmsg("kv.a", 1, pre=ROLL, pending=3, last=0), b"1"),
         (dmsg("kv.b", 2, pre=XYZ, pending=2, last=1), b"1"),
         eob(2, 2, upto=8)]),
+    "multi_last_invalid_filter": ("KV", {"multi_last": ["a..b"]}, True, status("404 No Results")),
+    "multi_last_no_hdr": ("KV", {"multi_last": ["kv.a", "kv.d.e"], "no_hdr": True}, True, [
+        (dmsg("kv.a", 1, pre=ROLL, pending=1, last=0), b"1"),
+        (dmsg("kv.d.e", 8, pending=0, last=1), b"de"),
+        eob(0, 8, upto=8)]),
+    "multi_last_max_bytes": ("KV", {"multi_last": ["kv.>"], "max_bytes": 5}, True, [
+        (dmsg("kv.a", 1, pre=ROLL, pending=3, last=0), b"1"),
+        eob(3, 1, upto=8)]),
+    "multi_last_seq_past_all": ("KV", {"multi_last": ["kv.>"], "seq": 99}, True, [eob(0, 0, upto=8)]),
+    "next_by_subj_invalid": ("KV", {"seq": 1, "next_by_subj": "a..b"}, False, NOT_FOUND),
+    "batch_next_by_subj_invalid": ("KV", {"seq": 1, "batch": 2, "next_by_subj": "a..b"}, True, NOT_FOUND),
+    "start_time_near_future": ("KV", {"start_time": "2200-01-01T00:00:00Z"}, False, NOT_FOUND),
+    "batch_start_time_future": ("KV", {"start_time": "2999-01-01T00:00:00Z", "batch": 2}, True, [
+        (dmsg("kv.a", 1, pre=ROLL, pending=7, last=0), b"1"),
+        (dmsg("kv.b", 2, pre=XYZ, pending=6, last=1), b"1"),
+        eob(6, 2)]),
     "multi_last_with_seq": ("KV", {"multi_last": ["kv.>"], "seq": 2}, True, [
         (dmsg("kv.b", 2, pre=XYZ, pending=2, last=0), b"1"),
         (dmsg("kv.c", 7, pending=1, last=2), b"v4"),

@@ -168,11 +168,11 @@ pub fn api_state(stream: &Stream, deleted_details: bool) -> StreamState {
             Timestamp::from_store_nanos(n)
         }
     };
-    // A stream that never had a sequence assigned reports first_seq 0 (nats-server's
-    // stores start at 0 and move to last + 1 only on purge). Its file store then also
-    // lists sequence 0 as deleted when the details are asked for; nats-server's memory
-    // store does not.
-    let never_written = st.last_seq == 0 && st.msgs == 0;
+    // A stream that never had a sequence assigned and was never purged reports
+    // first_seq 0 (nats-server's stores start at 0 and move to last + 1 at the first
+    // purge). Its file store then also lists sequence 0 as deleted when the details are
+    // asked for; nats-server's memory store does not.
+    let never_written = st.last_seq == 0 && st.msgs == 0 && !stream.purged.load(Ordering::Relaxed);
     let (num_deleted, deleted) = if deleted_details && never_written && !stream.is_memory() {
         (1, vec![0])
     } else if deleted_details {
@@ -603,7 +603,12 @@ fn stream_purge(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnsw
         }
     };
     let purged = match purged {
-        Ok(n) => n,
+        Ok(n) => {
+            if (req.filter.is_empty() || req.filter == ">") && req.keep == 0 {
+                stream.purged.store(true, Ordering::Relaxed);
+            }
+            n
+        }
         // nats-server answers this one through its success path: counted in
         // `api.total` only.
         Err(e) => {

@@ -130,6 +130,9 @@ pub struct Stream {
     /// Directory of the stream's files; `None` for a memory stream, which keeps nothing
     /// on disk.
     pub dir: Option<PathBuf>,
+    /// Set by a purge: from then on an empty stream reports `first_seq` as last + 1
+    /// (nats-server's stores start at 0 and move on at the first purge or message).
+    pub purged: AtomicBool,
     /// The publish queue, with the number of the last message put on it (one lock, so
     /// numbers follow queue order).
     tx: Mutex<(u64, mpsc::UnboundedSender<Inbound>)>,
@@ -224,6 +227,7 @@ impl Stream {
             created,
             store,
             dir,
+            purged: AtomicBool::new(false),
             tx: Mutex::new((0, tx)),
             processed: tokio::sync::watch::channel(0).0,
             rx: Mutex::new(Some(rx)),
