@@ -132,20 +132,30 @@ async def test_create_ok(js_server, case):
         assert_json(without_state(got), create_resp(cfg))
 
 
-@pytest.mark.natrium_xfail(reason="an empty new stream reports first_seq 1 (nats-server: 0, "
-                           "and with deleted_details the quirk num_deleted 1, deleted [0])")
-@pytest.mark.parametrize("case", ["create", "info", "info_deleted_details"])
+@pytest.mark.parametrize("case", ["create", "info", "info_deleted_details", "memory_deleted_details",
+                                  "purged", "purged_memory"])
 @async_test()
 async def test_fresh_stream_state(js_server, case):
+    """first_seq is 0 until the first message or purge; the file store then lists 0 as
+    deleted (with deleted_details), the memory store does not."""
+    storage = "memory" if "memory" in case else "file"
     async with client(js_server) as c:
-        got = await c.api("STREAM.CREATE.ORDERS", {"name": "ORDERS", "subjects": ["orders.>"]})
+        got = await c.api("STREAM.CREATE.ORDERS", {"name": "ORDERS", "subjects": ["orders.>"],
+                                                   "storage": storage})
         if case == "create":
             assert state_of(got) == go_json(state())
         elif case == "info":
             assert state_of(await c.api("STREAM.INFO.ORDERS")) == go_json(state())
-        else:
+        elif case == "info_deleted_details":
             got = await c.api("STREAM.INFO.ORDERS", {"deleted_details": True})
             assert state_of(got) == go_json(state(num_deleted=1, deleted=[0]))
+        elif case == "memory_deleted_details":
+            got = await c.api("STREAM.INFO.ORDERS", {"deleted_details": True})
+            assert state_of(got) == go_json(state())
+        else:
+            assert_json(await c.api("STREAM.PURGE.ORDERS"), purged(0))
+            got = await c.api("STREAM.INFO.ORDERS", {"deleted_details": True})
+            assert state_of(got) == go_json(state(first_seq=1))
 
 
 @async_test()
@@ -323,8 +333,6 @@ UPDATE_ERRORS = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="UPDATE with an empty body answers 10056 (nats-server: 10052 name rule)",
-                           case="empty_body")
 @pytest.mark.parametrize("case", list(UPDATE_ERRORS))
 @async_test()
 async def test_update_error(js_server, case):
@@ -398,12 +406,6 @@ INFO_FILTER = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="subjects_filter matching nothing answers limit 100000 (nats-server: "
-                           "total/offset/limit 0)", case="no_match")
-@pytest.mark.natrium_xfail(reason="an offset past the end is clamped to total (nats-server echoes it)",
-                           case="offset_past_end")
-@pytest.mark.natrium_xfail(reason="an invalid subjects_filter is a 10003 error (nats-server: no match)",
-                           case="invalid_filter")
 @pytest.mark.parametrize("case", list(INFO_FILTER))
 @async_test()
 async def test_info_subjects_filter(js_server, case):
@@ -426,8 +428,6 @@ INFO_ERRORS = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="the stream is looked up before the body is decoded (10059, "
-                           "nats-server: 10025)", case="not_found_bad_json")
 @pytest.mark.parametrize("case", list(INFO_ERRORS))
 @async_test()
 async def test_info_error(js_server, case):
@@ -592,19 +592,6 @@ EXPECTATIONS = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="Expected-Last-Subject-Sequence-Subject alone is ignored (nats-server: 10193)",
-                           case="last_subject_seq_filter_without_seq")
-@pytest.mark.natrium_xfail(reason="Nats-Expected-Last-Sequence is checked before "
-                           "Nats-Expected-Last-Subject-Sequence (nats-server: the other way round)",
-                           case="subject_seq_checked_before_last_seq")
-@pytest.mark.natrium_xfail(reason="an empty Nats-Expected-Last-Sequence is a check against 0 "
-                           "(nats-server: unset)", case="last_seq_empty_is_unset")
-@pytest.mark.natrium_xfail(reason="an empty Nats-Expected-Stream must match (nats-server: unset)",
-                           case="stream_empty_is_unset")
-@pytest.mark.natrium_xfail(reason="the duplicate check runs before Nats-Expected-Stream",
-                           case="duplicate_after_expected_stream")
-@pytest.mark.natrium_xfail(reason="the duplicate check runs before Nats-Expected-Last-Sequence",
-                           case="duplicate_after_expected_last_seq")
 @pytest.mark.parametrize("case", list(EXPECTATIONS))
 @async_test()
 async def test_pub_expectation(js_server, case):
@@ -653,10 +640,6 @@ ROLLUP = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="Nats-Rollup values are case-sensitive (nats-server lowercases: SUB = sub)",
-                           case="uppercase_sub")
-@pytest.mark.natrium_xfail(reason="an empty Nats-Rollup is refused (nats-server: no rollup)",
-                           case="empty_value")
 @pytest.mark.parametrize("case", list(ROLLUP))
 @async_test()
 async def test_pub_rollup(js_server, case):
@@ -692,12 +675,6 @@ TTL = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="on a stream without allow_msg_ttl an unparsable Nats-TTL gives 10166 "
-                           "(nats-server parses first: 10165)", case="disabled_and_invalid")
-@pytest.mark.natrium_xfail(reason="the rollup check runs before the TTL-enabled check",
-                           case="disabled_checked_before_rollup")
-@pytest.mark.natrium_xfail(reason="an empty Nats-TTL is refused with 10165 (nats-server: no TTL)",
-                           case="empty_value")
 @pytest.mark.parametrize("case", list(TTL))
 @async_test()
 async def test_pub_ttl(js_server, case):
@@ -865,12 +842,14 @@ MSG_GET = {
     "bad_json": ("ORDERS", b"{", get_err(400, 10025, "invalid JSON: unexpected EOF")),
     "stream_not_found": ("NOPE", {"seq": 1}, get_err(404, 10059, "stream not found")),
     "stream_not_found_bad_json": ("NOPE", b"{", get_err(400, 10025, "invalid JSON: unexpected EOF")),
+    "blank_body": ("ORDERS", b"  ", BAD),
+    "start_time_future": ("ORDERS", {"start_time": "2999-01-01T00:00:00Z"},
+                          got_msg("orders.0", 1, "m0")),  # sic: Go's UnixNano wraps past 2262
+    "next_by_subj_invalid": ("ORDERS", {"seq": 1, "next_by_subj": "a..b"}, get_err(404, 10037, "no message found")),
+    "last_by_subj_invalid": ("ORDERS", {"last_by_subj": "a..b"}, get_err(404, 10037, "no message found")),
 }
 
 
-@pytest.mark.natrium_xfail(reason="the stream is looked up before the body is decoded (10059, "
-                           "nats-server: 10025)", case="stream_not_found_bad_json")
-@pytest.mark.natrium_xfail(reason="MSG.GET ignores no_hdr (nats-server leaves out hdrs)", case="no_hdr")
 @pytest.mark.parametrize("case", list(MSG_GET))
 @async_test()
 async def test_msg_get(js_server, case):
@@ -909,12 +888,6 @@ MSG_DELETE = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="a seq past the last says 'no message found' (nats-server: "
-                           "'stream store EOF')", case="past_last")
-@pytest.mark.natrium_xfail(reason="deleting an already deleted interior seq says 10057 'no message found' "
-                           "(nats-server: 400 10043 'sequence N not found')", case="twice")
-@pytest.mark.natrium_xfail(reason="an empty body says 10057 'no message found' (nats-server: 10003)",
-                           case="empty_body")
 @pytest.mark.parametrize("case", list(MSG_DELETE))
 @async_test()
 async def test_msg_delete(js_server, case):
@@ -932,6 +905,44 @@ async def test_msg_delete(js_server, case):
             seq = bodies[0]["seq"]
             assert_json(await c.api("STREAM.MSG.GET.ORDERS", {"seq": seq}),
                         get_err(404, 10037, "no message found"))
+
+
+MEM_DELETE = {
+    # (bodies…, expected answer to the last): the memory store reports every miss as
+    # "not removed" (10043), where the file store says "no message found" / "stream store EOF".
+    "seq_zero": ([{"seq": 0}], del_err(400, 10043, "sequence 0 not found")),
+    "past_last": ([{"seq": 99}], del_err(400, 10043, "sequence 99 not found")),
+    "twice": ([{"seq": 2}, {"seq": 2}], del_err(400, 10043, "sequence 2 not found")),
+    "first_twice": ([{"seq": 1}, {"seq": 1}], del_err(400, 10043, "sequence 1 not found")),
+    "first": ([{"seq": 1}], DELETED),
+}
+
+
+@pytest.mark.parametrize("case", list(MEM_DELETE))
+@async_test()
+async def test_msg_delete_memory(js_server, case):
+    bodies, expected = MEM_DELETE[case]
+    async with client(js_server) as c:
+        await create(c, "MEM", subjects=["mem.>"], storage="memory")
+        for i in range(4):
+            await store(c, f"mem.{i % 2}", "y")
+        for body in bodies:
+            got = await c.api("STREAM.MSG.DELETE.MEM", body)
+        assert_json(got, expected)
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b"", api_error("stream_delete_response", 404, 10059, "stream not found")),
+    (b" {} ", api_error("stream_delete_response", 404, 10059, "stream not found")),
+    (b'{"a":1}', api_error("stream_delete_response", 400, 10038, "expected an empty request payload")),
+    (b"x", api_error("stream_delete_response", 400, 10038, "expected an empty request payload")),
+], ids=["empty", "blank_object", "object", "garbage"])
+@async_test()
+async def test_stream_delete_body(js_server, body, expected):
+    """STREAM.DELETE takes no options: anything but an empty body or `{}` is 10038,
+    checked before the stream lookup."""
+    async with client(js_server) as c:
+        assert_json(await c.api("STREAM.DELETE.NOPE", body), expected)
 
 
 # =========================================================================================
@@ -979,10 +990,6 @@ PURGE = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="an invalid purge filter is a 10003 error (nats-server: purged 0)",
-                           case="invalid_filter")
-@pytest.mark.natrium_xfail(reason="deny_purge is checked before the keep+seq bad request",
-                           case="deny_purge_bad_request_first")
 @pytest.mark.parametrize("case", list(PURGE))
 @async_test()
 async def test_purge(js_server, case):
@@ -1108,6 +1115,22 @@ DIRECT = {
         (dmsg("kv.a", 1, pre=ROLL, pending=3, last=0), b"1"),
         (dmsg("kv.b", 2, pre=XYZ, pending=2, last=1), b"1"),
         eob(2, 2, upto=8)]),
+    "multi_last_invalid_filter": ("KV", {"multi_last": ["a..b"]}, True, status("404 No Results")),
+    "multi_last_no_hdr": ("KV", {"multi_last": ["kv.a", "kv.d.e"], "no_hdr": True}, True, [
+        (dmsg("kv.a", 1, pre=ROLL, pending=1, last=0), b"1"),
+        (dmsg("kv.d.e", 8, pending=0, last=1), b"de"),
+        eob(0, 8, upto=8)]),
+    "multi_last_max_bytes": ("KV", {"multi_last": ["kv.>"], "max_bytes": 5}, True, [
+        (dmsg("kv.a", 1, pre=ROLL, pending=3, last=0), b"1"),
+        eob(3, 1, upto=8)]),
+    "multi_last_seq_past_all": ("KV", {"multi_last": ["kv.>"], "seq": 99}, True, [eob(0, 0, upto=8)]),
+    "next_by_subj_invalid": ("KV", {"seq": 1, "next_by_subj": "a..b"}, False, NOT_FOUND),
+    "batch_next_by_subj_invalid": ("KV", {"seq": 1, "batch": 2, "next_by_subj": "a..b"}, True, NOT_FOUND),
+    "start_time_near_future": ("KV", {"start_time": "2200-01-01T00:00:00Z"}, False, NOT_FOUND),
+    "batch_start_time_future": ("KV", {"start_time": "2999-01-01T00:00:00Z", "batch": 2}, True, [
+        (dmsg("kv.a", 1, pre=ROLL, pending=7, last=0), b"1"),
+        (dmsg("kv.b", 2, pre=XYZ, pending=6, last=1), b"1"),
+        eob(6, 2)]),
     "multi_last_with_seq": ("KV", {"multi_last": ["kv.>"], "seq": 2}, True, [
         (dmsg("kv.b", 2, pre=XYZ, pending=2, last=0), b"1"),
         (dmsg("kv.c", 7, pending=1, last=2), b"v4"),
@@ -1116,27 +1139,6 @@ DIRECT = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="no_hdr is ignored (nats-server sends a plain MSG without headers)",
-                           case="no_hdr")
-@pytest.mark.natrium_xfail(reason="no_hdr is ignored (nats-server sends a plain MSG without headers)",
-                           case="subject_in_subject_no_hdr")
-@pytest.mark.natrium_xfail(reason="batch no_hdr is ignored (nats-server: plain MSGs, and an EOB whose "
-                           "Nats-Num-Pending is not decremented)", case="batch_no_hdr")
-@pytest.mark.natrium_xfail(reason="a start_time after the last message is 404 (nats-server 2.15.1 "
-                           "answers the first message)", case="start_time_future")
-@pytest.mark.natrium_xfail(reason="a plain batch stops at up_to_seq (nats-server applies it to "
-                           "multi_last only)", case="batch_ignores_up_to_seq")
-@pytest.mark.natrium_xfail(reason="multi_last ignores up_to_time", case="multi_last_up_to_time")
-@pytest.mark.natrium_xfail(reason="batch max_bytes is not honoured like nats-server (stops once the "
-                           "sent messages reach max_bytes)", case="batch_max_bytes")
-@pytest.mark.natrium_xfail(reason="multi_last with up_to_seq misses subjects whose last message is "
-                           "after up_to_seq and miscounts Nats-Num-Pending", case="multi_last_up_to_seq")
-@pytest.mark.natrium_xfail(reason="multi_last matching nothing answers 404 Message Not Found "
-                           "(nats-server: 404 No Results)", case="multi_last_no_results")
-@pytest.mark.natrium_xfail(reason="multi_last with batch counts Nats-Num-Pending within the batch "
-                           "(nats-server: over all matches)", case="multi_last_batch")
-@pytest.mark.natrium_xfail(reason="multi_last ignores seq (nats-server starts from it)",
-                           case="multi_last_with_seq")
 @pytest.mark.parametrize("case", list(DIRECT))
 @async_test()
 async def test_direct_get(js_server, case):
@@ -1216,8 +1218,6 @@ API_COUNTING = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="a $JS.API subject no handler matches counts in api.total",
-                           case="unknown_subject")
 @pytest.mark.parametrize("case", list(API_COUNTING))
 @async_test()
 async def test_api_stats_counting(js_server, case):
@@ -1276,8 +1276,6 @@ async def test_restart_recovers_file_stream(start_js_server):
                                                       streams=1))
 
 
-@pytest.mark.natrium_xfail(reason="memory streams come back (empty) after a restart; nats-server "
-                           "does not persist standalone memory streams at all")
 @async_test()
 async def test_restart_drops_memory_stream(start_js_server):
     s = start_js_server()

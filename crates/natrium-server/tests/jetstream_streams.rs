@@ -192,3 +192,76 @@ async fn pong_waits_for_stream_writes() {
     assert_eq!(st.info().await.unwrap().state.messages, 500);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stream_is_gone_after_restart() {
+    // A standalone nats-server keeps nothing of a memory stream (or its consumers) across
+    // a restart; neither do we. A file stream next to it comes back.
+    let dir = tempfile::tempdir().unwrap();
+    let streams_dir = dir.path().join("jetstream").join("$G").join("streams");
+    {
+        let s = TestServer::with(js_opts(dir.path())).await;
+        let js = jetstream::new(s.client().await);
+        let mem = js
+            .create_stream(stream::Config {
+                name: "MEM".into(),
+                subjects: vec!["mem.>".into()],
+                storage: stream::StorageType::Memory,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        mem.create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("D".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        js.create_stream(stream::Config {
+            name: "FILE".into(),
+            subjects: vec!["file.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        for subject in ["mem.a", "file.a"] {
+            js.publish(subject, "x".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        assert!(
+            !streams_dir.join("MEM").exists(),
+            "a memory stream writes nothing to disk"
+        );
+        s.stop().await;
+    }
+    // What an earlier natrium build left for a memory stream is cleaned up at start.
+    let legacy = streams_dir.join("OLDMEM");
+    std::fs::create_dir_all(legacy.join("consumers")).unwrap();
+    std::fs::write(legacy.join("memory-stream.json"), b"{}").unwrap();
+    std::fs::write(legacy.join("consumers").join("D.json"), b"{}").unwrap();
+
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    assert!(js.get_stream("MEM").await.is_err(), "memory stream is gone");
+    assert!(js.get_stream("OLDMEM").await.is_err());
+    assert!(!legacy.exists(), "legacy memory stream config removed");
+    let mut file = js.get_stream("FILE").await.expect("file stream recovered");
+    assert_eq!(file.info().await.unwrap().state.messages, 1);
+    // The name is free again, and the new stream starts empty.
+    let mut again = js
+        .create_stream(stream::Config {
+            name: "MEM".into(),
+            subjects: vec!["mem.>".into()],
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let info = again.info().await.unwrap();
+    assert_eq!(info.state.messages, 0);
+    assert_eq!(info.state.consumer_count, 0);
+    s.stop().await;
+}

@@ -54,12 +54,25 @@ impl ApiRequest {
     }
 }
 
-/// An answer: the JSON text, and whether it is an error (for the API stats).
+/// How an answered request counts in the account's API stats (`api.total`,
+/// `api.errors`). nats-server counts when it sends through its API response helpers, so
+/// a few answers do not count the way their body suggests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    /// Counts in `api.total`.
+    Success,
+    /// Counts in `api.total` and `api.errors`.
+    Error,
+    /// Counts nowhere (a `STREAM.MSG.GET` that found its message is sent directly).
+    Uncounted,
+}
+
+/// An answer: the JSON text, and how it counts in the API stats.
 pub struct ApiAnswer {
     /// Body.
     pub body: String,
-    /// Counted in `api.errors`.
-    pub is_error: bool,
+    /// How it counts.
+    pub tally: Tally,
     /// Run once the answer is published (a snapshot's chunks must follow its answer).
     pub then: Option<Box<dyn FnOnce() + Send>>,
 }
@@ -69,7 +82,7 @@ impl ApiAnswer {
     pub fn ok(body: String) -> Self {
         ApiAnswer {
             body,
-            is_error: false,
+            tally: Tally::Success,
             then: None,
         }
     }
@@ -84,9 +97,15 @@ impl ApiAnswer {
     pub fn err(body: String) -> Self {
         ApiAnswer {
             body,
-            is_error: true,
+            tally: Tally::Error,
             then: None,
         }
+    }
+
+    /// The same answer, counted as `tally` says.
+    #[must_use]
+    pub fn counted_as(self, tally: Tally) -> Self {
+        ApiAnswer { tally, ..self }
     }
 }
 
@@ -250,15 +269,18 @@ fn answer(js: &Arc<JetStream>, mut req: ApiRequest) {
         ctx.flush();
         return;
     }
-    js.api_total.fetch_add(1, Ordering::Relaxed);
     let jsa = js.account(&req.account.name);
-    if let Some(a) = &jsa {
-        a.api_total.fetch_add(1, Ordering::Relaxed);
-    }
     let Some(mut answer) = dispatch(js, jsa.as_ref(), &req) else {
+        // No handler: nats-server neither answers nor counts it.
         return;
     };
-    if answer.is_error {
+    if answer.tally != Tally::Uncounted {
+        js.api_total.fetch_add(1, Ordering::Relaxed);
+        if let Some(a) = &jsa {
+            a.api_total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if answer.tally == Tally::Error {
         js.api_errors.fetch_add(1, Ordering::Relaxed);
         if let Some(a) = &jsa {
             a.api_errors.fetch_add(1, Ordering::Relaxed);

@@ -20,7 +20,8 @@ use super::api::stream_check::{
 };
 use super::api::time::Timestamp;
 use super::api::{ApiPaged, ApiResponse, LIST_LIMIT, NAMES_LIMIT, ServerLimits};
-use super::api_server::{ApiAnswer, ApiRequest};
+use super::api::{is_empty_request, is_json_object_or_array};
+use super::api_server::{ApiAnswer, ApiRequest, Tally};
 use super::engine::{JetStream, JsAccount, StreamMeta};
 use super::stream::Stream;
 use crate::sublist::subjects_collide;
@@ -92,7 +93,7 @@ pub fn handle(
         ["INFO"] => Ok(account_info(js, jsa)),
         ["STREAM", "CREATE", name] => stream_create(js, jsa, name, &req.payload),
         ["STREAM", "UPDATE", name] => stream_update(js, jsa, name, &req.payload),
-        ["STREAM", "DELETE", name] => stream_delete(js, jsa, name),
+        ["STREAM", "DELETE", name] => stream_delete(js, jsa, name, &req.payload),
         ["STREAM", "INFO", name] => stream_info(js, jsa, name, &req.payload),
         ["STREAM", "NAMES"] => stream_names(jsa, &req.payload),
         ["STREAM", "LIST"] => stream_list(js, jsa, &req.payload),
@@ -174,10 +175,22 @@ pub fn api_state(stream: &Stream, deleted_details: bool) -> StreamState {
             Timestamp::from_store_nanos(n)
         }
     };
+    // A stream that never had a sequence assigned and was never purged reports
+    // first_seq 0 (nats-server's stores start at 0 and move to last + 1 at the first
+    // purge). Its file store then also lists sequence 0 as deleted when the details are
+    // asked for; nats-server's memory store does not.
+    let never_written = st.last_seq == 0 && st.msgs == 0 && !stream.purged.load(Ordering::Relaxed);
+    let (num_deleted, deleted) = if deleted_details && never_written && !stream.is_memory() {
+        (1, vec![0])
+    } else if deleted_details {
+        (st.num_deleted as i64, st.deleted)
+    } else {
+        (st.num_deleted as i64, Vec::new())
+    };
     StreamState {
         messages: st.msgs,
         bytes: st.bytes,
-        first_seq: st.first_seq,
+        first_seq: if never_written { 0 } else { st.first_seq },
         first_ts: if st.msgs == 0 {
             Timestamp::default()
         } else {
@@ -187,12 +200,8 @@ pub fn api_state(stream: &Stream, deleted_details: bool) -> StreamState {
         last_ts: ts(st.last_ts),
         num_subjects: st.num_subjects as i64,
         subjects: Default::default(),
-        num_deleted: st.num_deleted as i64,
-        deleted: if deleted_details {
-            st.deleted
-        } else {
-            Vec::new()
-        },
+        num_deleted,
+        deleted,
         lost: None,
         consumer_count: stream.consumers.read().len() as i64,
     }
@@ -364,12 +373,14 @@ fn stream_create(
     }
     let store = js.open_store(&dir, &cfg).map_err(ApiError::stream_create)?;
     let created = Timestamp::now();
+    // A memory stream has no directory: nothing of it is kept across a restart.
+    let memory = cfg.storage == ApiStorage::Memory;
     let stream = Stream::new(
         jsa.account.clone(),
         cfg.clone(),
         created,
         store,
-        Some(dir.clone()),
+        (!memory).then(|| dir.clone()),
         js.domain.clone(),
     );
     if let Err(e) = js.persist_meta(
@@ -380,7 +391,9 @@ fn stream_create(
         },
     ) {
         let _ = stream.store.delete();
-        let _ = std::fs::remove_dir_all(&dir);
+        if !memory {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         return Err(ApiError::stream_create(e));
     }
     stream.subscribe();
@@ -403,17 +416,19 @@ fn stream_update(
     name: &str,
     body: &[u8],
 ) -> Result<ApiAnswer, ApiError> {
+    // nats-server's order: decode, check the config (an empty body fails the name
+    // rule), compare the name, then look the stream up.
     let req = StreamConfigRequest::decode_request(body, Mode::Strict)?;
-    if req.config.name != name {
-        return Err(ApiError::stream_mismatch());
-    }
-    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
     let mut requested = req.config.clone();
     set_static_stream_metadata(&mut requested);
     let cfg = check_stream_config(
         &requested,
         &check_ctx(js, jsa, req.pedantic, requested.storage),
     )?;
+    if cfg.name != name {
+        return Err(ApiError::stream_mismatch());
+    }
+    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
     let old = stream.config();
     let cfg = check_stream_update(&old, cfg, true)?;
     check_overlap(jsa, name, &cfg)?;
@@ -441,7 +456,11 @@ fn stream_delete(
     js: &Arc<JetStream>,
     jsa: &Arc<JsAccount>,
     name: &str,
+    body: &[u8],
 ) -> Result<ApiAnswer, ApiError> {
+    if !is_empty_request(body) {
+        return Err(ApiError::not_empty_request());
+    }
     let stream = jsa
         .streams
         .write()
@@ -466,30 +485,36 @@ fn stream_info(
     name: &str,
     body: &[u8],
 ) -> Result<ApiAnswer, ApiError> {
-    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
-    let req = if body.is_empty() {
-        StreamInfoRequest::default()
-    } else {
+    // Options only from a JSON object (or array), decoded before the stream lookup, as
+    // nats-server does; any other body means "no options".
+    let req = if is_json_object_or_array(body) {
         StreamInfoRequest::decode_request(body, Mode::Strict)?
+    } else {
+        StreamInfoRequest::default()
     };
+    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
     let mut info = info_of(js, &stream, true);
     info.state = api_state(&stream, req.deleted_details);
     let mut paged = ApiPaged::default();
     if !req.subjects_filter.is_empty() {
-        let filter =
-            SubjectFilter::new(&req.subjects_filter).map_err(|_| ApiError::bad_request())?;
-        let mut all: Vec<(String, u64)> =
-            stream.store.subjects_totals(&filter).into_iter().collect();
-        all.sort();
-        let total = all.len();
-        let offset = (req.offset.max(0) as usize).min(total);
-        let limit = super::api::MAX_SUBJECT_DETAILS;
-        info.state.subjects = all.into_iter().skip(offset).take(limit).collect();
-        paged = ApiPaged {
-            total: total as i64,
-            offset: offset as i64,
-            limit: limit as i64,
-        };
+        // An invalid filter matches nothing. With no match the paging stays all zero;
+        // otherwise the requested offset is echoed even past the end.
+        let mut all: Vec<(String, u64)> = SubjectFilter::new(&req.subjects_filter)
+            .map(|f| stream.store.subjects_totals(&f).into_iter().collect())
+            .unwrap_or_default();
+        if !all.is_empty() {
+            all.sort();
+            let total = all.len();
+            let offset = req.offset.max(0);
+            let limit = super::api::MAX_SUBJECT_DETAILS;
+            let skip = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
+            info.state.subjects = all.into_iter().skip(skip).take(limit).collect();
+            paged = ApiPaged {
+                total: total as i64,
+                offset,
+                limit: limit as i64,
+            };
+        }
     }
     Ok(ApiAnswer::ok(
         ApiResponse::new(StreamInfoBody {
@@ -517,10 +542,10 @@ fn matching_streams(jsa: &JsAccount, subject: &str) -> Vec<Arc<Stream>> {
 }
 
 fn stream_names(jsa: &Arc<JsAccount>, body: &[u8]) -> Result<ApiAnswer, ApiError> {
-    let req = if body.is_empty() {
-        StreamNamesRequest::default()
-    } else {
+    let req = if is_json_object_or_array(body) {
         StreamNamesRequest::decode_request(body, Mode::Strict)?
+    } else {
+        StreamNamesRequest::default()
     };
     let all = matching_streams(jsa, &req.subject);
     let total = all.len();
@@ -549,10 +574,10 @@ fn stream_list(
     jsa: &Arc<JsAccount>,
     body: &[u8],
 ) -> Result<ApiAnswer, ApiError> {
-    let req = if body.is_empty() {
-        StreamListRequest::default()
-    } else {
+    let req = if is_json_object_or_array(body) {
         StreamListRequest::decode_request(body, Mode::Strict)?
+    } else {
+        StreamListRequest::default()
     };
     let all = matching_streams(jsa, &req.subject);
     let total = all.len();
@@ -583,12 +608,18 @@ fn stream_list(
 }
 
 fn stream_purge(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
-    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
-    let req = if body.is_empty() {
-        StreamPurgeRequest::default()
+    // The request is decoded and checked before the stream is looked up, as in
+    // nats-server.
+    let req = if is_json_object_or_array(body) {
+        let req = StreamPurgeRequest::decode_request(body, Mode::Strict)?;
+        if req.seq > 0 && req.keep > 0 {
+            return Err(ApiError::bad_request());
+        }
+        req
     } else {
-        StreamPurgeRequest::decode_request(body, Mode::Strict)?
+        StreamPurgeRequest::default()
     };
+    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
     let cfg = stream.config();
     if cfg.sealed {
         return Err(ApiError::stream_sealed());
@@ -596,20 +627,36 @@ fn stream_purge(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnsw
     if cfg.deny_purge {
         return Err(ApiError::stream_purge_failed("stream purge not permitted"));
     }
-    if req.seq > 0 && req.keep > 0 {
-        return Err(ApiError::bad_request());
-    }
     let purged = if req.filter.is_empty() && req.seq == 0 && req.keep == 0 {
         stream.store.purge()
+    } else if req.filter.is_empty() {
+        stream
+            .store
+            .purge_ex(&SubjectFilter::all(), req.seq, req.keep)
     } else {
-        let filter = if req.filter.is_empty() {
-            SubjectFilter::all()
-        } else {
-            SubjectFilter::new(&req.filter).map_err(|_| ApiError::bad_request())?
-        };
-        stream.store.purge_ex(&filter, req.seq, req.keep)
-    }
-    .map_err(ApiError::stream_purge_failed)?;
+        match SubjectFilter::new(&req.filter) {
+            Ok(filter) => stream.store.purge_ex(&filter, req.seq, req.keep),
+            // Matches nothing (nats-server: purged 0).
+            Err(_) => Ok(0),
+        }
+    };
+    let purged = match purged {
+        Ok(n) => {
+            if (req.filter.is_empty() || req.filter == ">") && req.keep == 0 {
+                stream.purged.store(true, Ordering::Relaxed);
+            }
+            n
+        }
+        // nats-server answers this one through its success path: counted in
+        // `api.total` only.
+        Err(e) => {
+            return Ok(error_for(
+                &["STREAM", "PURGE", name],
+                ApiError::stream_general(e.to_string()),
+            )
+            .counted_as(Tally::Success));
+        }
+    };
     if req.filter.is_empty() && req.keep == 0 {
         stream.consumers_skip_to(stream.store.fast_state().first_seq);
     }
@@ -623,16 +670,23 @@ fn stream_purge(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnsw
 }
 
 fn msg_get(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
+    // Request errors come before the stream lookup, as in nats-server.
+    let req = super::direct::decode_msg_get(body)?;
     let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
-    let msg = super::direct::msg_get(&stream, body)?;
-    Ok(ApiAnswer::ok(
-        ApiResponse::new(MsgGetBody { message: Some(msg) }).to_json(),
-    ))
+    let msg = super::direct::msg_get(&stream, &req)?;
+    // nats-server sends a found message past its API accounting.
+    Ok(
+        ApiAnswer::ok(ApiResponse::new(MsgGetBody { message: Some(msg) }).to_json())
+            .counted_as(Tally::Uncounted),
+    )
 }
 
 fn msg_delete(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
-    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
+    if is_empty_request(body) {
+        return Err(ApiError::bad_request());
+    }
     let req = MsgDeleteRequest::decode_request(body, Mode::Strict)?;
+    let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
     let cfg = stream.config();
     if cfg.sealed {
         return Err(ApiError::stream_sealed());
@@ -642,16 +696,44 @@ fn msg_delete(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnswer
             "message delete not permitted",
         ));
     }
-    let removed = if req.no_erase {
-        stream.store.remove_msg(req.seq)
-    } else {
-        stream.store.erase_msg(req.seq)
+    let removed = match msg_delete_precheck(&stream, req.seq) {
+        Some(e) => Err(e),
+        None if req.no_erase => stream.store.remove_msg(req.seq),
+        None => stream.store.erase_msg(req.seq),
+    };
+    // nats-server answers the outcome of the removal through its success path, so these
+    // errors count in `api.total` only.
+    let e = match removed {
+        Ok(true) => {
+            return Ok(ApiAnswer::ok(
+                ApiResponse::new(MsgDeleteBody { success: true }).to_json(),
+            ));
+        }
+        Ok(false) => ApiError::sequence_not_found(req.seq),
+        Err(e) => ApiError::stream_msg_delete_failed(e.to_string()),
+    };
+    Ok(error_for(&["STREAM", "MSG", "DELETE", name], e).counted_as(Tally::Success))
+}
+
+/// The errors nats-server's stores give for a sequence they cannot remove before looking
+/// at it: the file store refuses sequence 0 and anything outside first..last ("no
+/// message found" up to the last sequence, "stream store EOF" past it); the memory store
+/// refuses nothing here (it answers "not removed", 10043). `None`: go ahead.
+fn msg_delete_precheck(stream: &Stream, seq: u64) -> Option<natrium_store::StoreError> {
+    use natrium_store::StoreError;
+    if stream.is_memory() {
+        return None;
     }
-    .map_err(ApiError::stream_msg_delete_failed)?;
-    if !removed {
-        return Err(ApiError::stream_msg_delete_failed("no message found"));
+    if seq == 0 {
+        return Some(StoreError::NotFound);
     }
-    Ok(ApiAnswer::ok(
-        ApiResponse::new(MsgDeleteBody { success: true }).to_json(),
-    ))
+    let st = stream.store.fast_state();
+    if seq < st.first_seq || seq > st.last_seq || st.msgs == 0 {
+        return Some(if seq <= st.last_seq {
+            StoreError::NotFound
+        } else {
+            StoreError::Eof
+        });
+    }
+    None
 }

@@ -20,55 +20,77 @@ use crate::protocol::PubMsg;
 use natrium_store::{StoreError, StoredMsg, SubjectFilter};
 use std::sync::Arc;
 
-/// Load what a get request asks for (single-message forms).
-fn load_one(stream: &Stream, req: &MsgGetRequest) -> Result<StoredMsg, StoreError> {
-    let store = &stream.store;
-    if !req.last_by_subj.is_empty() {
-        let f = SubjectFilter::new(&req.last_by_subj)?;
-        return store.load_last_msg(&f);
-    }
-    let start = match &req.start_time {
-        Some(t) => store.seq_from_time(t.unix_nanos_saturating()),
+/// The first sequence a get starts from: the one `start_time` names (with Go's
+/// wrapping `UnixNano`, so far-future times behave as in nats-server), else `seq`.
+fn start_seq(stream: &Stream, req: &MsgGetRequest) -> u64 {
+    match &req.start_time {
+        Some(t) => stream.store.seq_from_time(t.unix_nanos_wrapping()),
         None => req.seq,
-    };
-    if !req.next_by_subj.is_empty() {
-        let f = SubjectFilter::new(&req.next_by_subj)?;
-        return store.load_next_msg(&f, start);
     }
-    if req.start_time.is_some() {
-        return store.load_next_msg(&SubjectFilter::all(), start);
-    }
-    store.load_msg(start)
 }
 
-/// `STREAM.MSG.GET`: the message as JSON.
-pub fn msg_get(stream: &Stream, body: &[u8]) -> Result<ApiStoredMsg, ApiError> {
+/// A subject filter from a request field; an invalid one matches nothing (`None`).
+fn filter_of(subject: &str) -> Option<SubjectFilter> {
+    if subject.is_empty() {
+        Some(SubjectFilter::all())
+    } else {
+        SubjectFilter::new(subject).ok()
+    }
+}
+
+/// Load what a get request asks for (single-message forms), as nats-server picks it:
+/// `next_by_subj` from the start sequence, else the message at the start sequence, else
+/// the last one on `last_by_subj`.
+fn load_one(stream: &Stream, req: &MsgGetRequest) -> Result<StoredMsg, StoreError> {
+    let store = &stream.store;
+    let seq = start_seq(stream, req);
+    if !req.next_by_subj.is_empty() {
+        let f = filter_of(&req.next_by_subj).ok_or(StoreError::NotFound)?;
+        return store.load_next_msg(&f, seq);
+    }
+    if req.start_time.is_some() && seq > 0 {
+        return store.load_next_msg(&SubjectFilter::all(), seq);
+    }
+    if seq > 0 {
+        return store.load_msg(seq);
+    }
+    let f = filter_of(&req.last_by_subj).ok_or(StoreError::NotFound)?;
+    store.load_last_msg(&f)
+}
+
+/// Decode and check a `STREAM.MSG.GET` body: no body (or `{}`) is 10003, then JSON
+/// errors (10025), then conflicting options (10003).
+pub fn decode_msg_get(body: &[u8]) -> Result<MsgGetRequest, ApiError> {
+    if super::api::is_empty_request(body) {
+        return Err(ApiError::bad_request());
+    }
     let req = MsgGetRequest::decode_request(body, Mode::Strict)?;
     req.check_msg_get()?;
-    let m = load_one(stream, &req).map_err(|e| match e {
-        StoreError::InvalidSubject { .. } => ApiError::bad_request(),
-        _ => ApiError::no_message_found(),
-    })?;
+    Ok(req)
+}
+
+/// `STREAM.MSG.GET`: the message as JSON (without its headers when `no_hdr`).
+pub fn msg_get(stream: &Stream, req: &MsgGetRequest) -> Result<ApiStoredMsg, ApiError> {
+    let m = load_one(stream, req).map_err(|_| ApiError::no_message_found())?;
     Ok(ApiStoredMsg {
         subject: m.subject,
         seq: m.seq,
-        hdrs: m.hdrs.to_vec(),
+        hdrs: if req.no_hdr {
+            Vec::new()
+        } else {
+            m.hdrs.to_vec()
+        },
         data: m.payload.to_vec(),
         time: Timestamp::from_store_nanos(m.ts),
     })
 }
 
-/// The header block of a direct-get answer: the stored headers (unless `no_hdr`), then
-/// ours, then `extra` lines.
-fn answer_headers(
-    stream: &Stream,
-    m: &StoredMsg,
-    no_hdr: bool,
-    extra: &[(&str, String)],
-) -> Vec<u8> {
+/// The header block of a direct-get answer: the stored headers, then ours, then `extra`
+/// lines.
+fn answer_headers(stream: &Stream, m: &StoredMsg, extra: &[(&str, String)]) -> Vec<u8> {
     let mut h = Vec::with_capacity(m.hdrs.len() + 160);
     match m.hdrs.strip_suffix(b"\r\n") {
-        Some(stored) if !no_hdr && !stored.is_empty() => h.extend_from_slice(stored),
+        Some(stored) if !stored.is_empty() => h.extend_from_slice(stored),
         _ => h.extend_from_slice(b"NATS/1.0\r\n"),
     }
     let mut line = |k: &str, v: &str| {
@@ -98,16 +120,42 @@ fn send(
     headers: &[u8],
     payload: &[u8],
 ) {
+    send_opt(ctx, account, reply, Some(headers), payload);
+}
+
+/// [`send`], or a plain message without headers (`no_hdr`).
+fn send_opt(
+    ctx: &mut DeliveryCtx,
+    account: &Arc<Account>,
+    reply: &[u8],
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
     ctx.publish(
         account,
         Publisher::SERVER,
         PubMsg {
             subject: reply,
             reply: None,
-            headers: Some(headers),
+            headers,
             payload,
         },
     );
+}
+
+/// The byte budget of a batch or multi-last answer: `max_bytes`, else the server's
+/// `max_pending`, as nats-server.
+fn byte_budget(ctx: &DeliveryCtx, req: &MsgGetRequest) -> i64 {
+    if req.max_bytes != 0 {
+        req.max_bytes
+    } else {
+        ctx.server.opts().max_pending
+    }
+}
+
+/// Bytes of a sent message as nats-server counts them against the budget.
+fn sent_size(m: &StoredMsg) -> i64 {
+    (m.subject.len() + m.hdrs.len() + m.payload.len()) as i64
 }
 
 /// `$JS.API.DIRECT.GET.<stream>[.<subject>]`. Returns false when nobody would have
@@ -164,8 +212,9 @@ pub fn direct_get(
         batch(&stream, ctx, account, reply, &req);
     } else {
         match load_one(&stream, &req) {
+            Ok(m) if req.no_hdr => send_opt(ctx, account, reply, None, &m.payload),
             Ok(m) => {
-                let h = answer_headers(&stream, &m, req.no_hdr, &[]);
+                let h = answer_headers(&stream, &m, &[]);
                 send(ctx, account, reply, &h, &m.payload);
             }
             Err(_) => send(ctx, account, reply, dh::NOT_FOUND, b""),
@@ -189,7 +238,11 @@ fn eob(pending: u64, last: u64, up_to: Option<u64>) -> Vec<u8> {
 }
 
 /// `batch`: up to N messages from a start, each with pending and previous sequence, then
-/// an EOB status.
+/// an EOB status. As in nats-server: `up_to_seq` does not apply here; the budget is
+/// checked after each message (so the message crossing it is still sent); the pending
+/// count is taken once at the start and counted down per message sent with headers (so
+/// with `no_hdr` the EOB repeats the starting count), and only recounted when the stream
+/// grew meanwhile.
 fn batch(
     stream: &Stream,
     ctx: &mut DeliveryCtx,
@@ -197,68 +250,63 @@ fn batch(
     reply: &[u8],
     req: &MsgGetRequest,
 ) {
-    let filter = if req.next_by_subj.is_empty() {
-        SubjectFilter::all()
-    } else {
-        match SubjectFilter::new(&req.next_by_subj) {
-            Ok(f) => f,
-            Err(_) => {
-                send(
-                    ctx,
-                    account,
-                    reply,
-                    DirectGetStatus::BadRequest.header(),
-                    b"",
-                );
-                return;
-            }
-        }
-    };
-    let mut seq = match &req.start_time {
-        Some(t) => stream.store.seq_from_time(t.unix_nanos_saturating()),
-        None => req.seq.max(1),
-    };
-    let up_to = if req.up_to_seq > 0 {
-        req.up_to_seq
-    } else {
-        u64::MAX
-    };
-    let mut sent = 0i64;
-    let mut bytes = 0i64;
-    let mut last = 0u64;
-    while sent < req.batch {
-        let Ok(m) = stream.store.load_next_msg(&filter, seq) else {
-            break;
-        };
-        if m.seq > up_to {
-            break;
-        }
-        let size = (m.hdrs.len() + m.payload.len()) as i64;
-        if req.max_bytes > 0 && sent > 0 && bytes + size > req.max_bytes {
-            break;
-        }
-        let pending = stream.store.num_pending(m.seq + 1, &filter, false);
-        let extra = [
-            (dh::NUM_PENDING, pending.to_string()),
-            (dh::LAST_SEQUENCE, last.to_string()),
-        ];
-        let h = answer_headers(stream, &m, req.no_hdr, &extra);
-        send(ctx, account, reply, &h, &m.payload);
-        sent += 1;
-        bytes += size;
-        last = m.seq;
-        seq = m.seq + 1;
-    }
-    if sent == 0 {
+    let Some(filter) = filter_of(&req.next_by_subj) else {
         send(ctx, account, reply, dh::NOT_FOUND, b"");
         return;
+    };
+    let store = &stream.store;
+    let mut seq = start_seq(stream, req);
+    let mut pending = store.num_pending(seq, &filter, false);
+    let valid_through = store.fast_state().last_seq;
+    let budget = byte_budget(ctx, req);
+    let mut sent_bytes = 0i64;
+    let mut last = 0u64;
+    for i in 0..req.batch {
+        let loaded = if !req.next_by_subj.is_empty() || seq > 0 {
+            store.load_next_msg(&filter, seq)
+        } else {
+            store.load_last_msg(&filter)
+        };
+        let m = match loaded {
+            Ok(m) => m,
+            Err(_) if i > 0 => break,
+            Err(_) => {
+                send(ctx, account, reply, dh::NOT_FOUND, b"");
+                return;
+            }
+        };
+        seq = m.seq + 1;
+        if req.no_hdr {
+            send_opt(ctx, account, reply, None, &m.payload);
+        } else {
+            pending = pending.saturating_sub(1);
+            let extra = [
+                (dh::NUM_PENDING, pending.to_string()),
+                (dh::LAST_SEQUENCE, last.to_string()),
+            ];
+            let h = answer_headers(stream, &m, &extra);
+            send(ctx, account, reply, &h, &m.payload);
+        }
+        last = m.seq;
+        sent_bytes += sent_size(&m);
+        if sent_bytes >= budget {
+            break;
+        }
     }
-    let pending = stream.store.num_pending(seq, &filter, false);
+    if store.fast_state().last_seq > valid_through {
+        pending = store.num_pending(seq, &filter, false);
+    }
     send(ctx, account, reply, &eob(pending, last, None), b"");
 }
 
-/// `multi_last`: the last message of every subject matching the filters, in sequence
-/// order, then an EOB status with the sequence the answer is consistent up to.
+/// Most subjects a `multi_last` answer may cover (nats-server's limit).
+const MULTI_LAST_MAX: usize = 1024;
+
+/// `multi_last`: the last message (at or before `up_to_seq` / `up_to_time`) of every
+/// subject matching the filters, in sequence order from `seq` on, then an EOB status
+/// with the sequence the answer is consistent up to. `Nats-Num-Pending` counts down over
+/// all matches, also those skipped below `seq`; `batch` and the byte budget cut the
+/// answer short. `no_hdr` does not apply here, as in nats-server.
 fn multi_last(
     stream: &Stream,
     ctx: &mut DeliveryCtx,
@@ -267,47 +315,81 @@ fn multi_last(
     req: &MsgGetRequest,
 ) {
     let Ok(filter) = SubjectFilter::multi(req.multi_last.iter()) else {
-        send(
-            ctx,
-            account,
-            reply,
-            DirectGetStatus::BadRequest.header(),
-            b"",
-        );
+        send(ctx, account, reply, dh::NO_RESULTS, b"");
         return;
     };
-    let up_to = if req.up_to_seq > 0 {
-        req.up_to_seq
-    } else {
-        stream.store.fast_state().last_seq
-    };
-    let mut seqs: Vec<u64> = stream
-        .store
-        .last_seqs(&filter)
-        .into_iter()
-        .filter(|s| *s <= up_to)
-        .collect();
-    seqs.sort_unstable();
-    if req.batch > 0 {
-        seqs.truncate(req.batch as usize);
+    let store = &stream.store;
+    let state = store.fast_state();
+    let mut up_to = req.up_to_seq;
+    if let Some(t) = &req.up_to_time {
+        let seq = store.seq_from_time(t.unix_nanos_wrapping());
+        if seq <= state.first_seq {
+            send(ctx, account, reply, dh::NO_RESULTS, b"");
+            return;
+        }
+        // The first sequence at or after the time; the answer stops before it.
+        up_to = seq - 1;
+    }
+    if up_to == 0 {
+        up_to = state.last_seq;
+    }
+    let seqs = last_seqs_up_to(stream, &filter, up_to, state.last_seq);
+    if seqs.len() > MULTI_LAST_MAX {
+        send(ctx, account, reply, dh::TOO_MANY_RESULTS, b"");
+        return;
     }
     if seqs.is_empty() {
-        send(ctx, account, reply, dh::NOT_FOUND, b"");
+        send(ctx, account, reply, dh::NO_RESULTS, b"");
         return;
     }
-    let total = seqs.len() as u64;
+    let budget = byte_budget(ctx, req);
+    let mut pending = seqs.len() as u64;
+    let mut sent = 0i64;
+    let mut sent_bytes = 0i64;
     let mut last = 0u64;
-    for (i, seq) in seqs.iter().enumerate() {
-        let Ok(m) = stream.store.load_msg(*seq) else {
+    for seq in seqs {
+        pending = pending.saturating_sub(1);
+        if seq < req.seq {
             continue;
+        }
+        let Ok(m) = store.load_msg(seq) else {
+            send(ctx, account, reply, dh::NOT_FOUND, b"");
+            return;
         };
         let extra = [
-            (dh::NUM_PENDING, (total - 1 - i as u64).to_string()),
+            (dh::NUM_PENDING, pending.to_string()),
             (dh::LAST_SEQUENCE, last.to_string()),
         ];
-        let h = answer_headers(stream, &m, req.no_hdr, &extra);
+        let h = answer_headers(stream, &m, &extra);
         send(ctx, account, reply, &h, &m.payload);
         last = m.seq;
+        sent_bytes += sent_size(&m);
+        if sent_bytes >= budget {
+            break;
+        }
+        sent += 1;
+        if req.batch > 0 && sent >= req.batch {
+            break;
+        }
     }
-    send(ctx, account, reply, &eob(0, last, Some(up_to)), b"");
+    send(ctx, account, reply, &eob(pending, last, Some(up_to)), b"");
+}
+
+/// The last sequence of every subject matching `filter` among messages at or before
+/// `up_to`, ascending.
+fn last_seqs_up_to(stream: &Stream, filter: &SubjectFilter, up_to: u64, last_seq: u64) -> Vec<u64> {
+    let store = &stream.store;
+    if up_to >= last_seq {
+        return store.last_seqs(filter);
+    }
+    let mut seqs: Vec<u64> = store
+        .subjects_totals(filter)
+        .into_keys()
+        .filter_map(|subject| {
+            let f = SubjectFilter::new(&subject).ok()?;
+            store.load_prev_msg(&f, up_to).ok().map(|m| m.seq)
+        })
+        .collect();
+    seqs.sort_unstable();
+    seqs
 }

@@ -3,9 +3,10 @@
 //!
 //! On disk (as nats-server lays it out): `<store_dir>/jetstream/<account>/streams/<stream>/`.
 //! A file stream's directory is a `natrium-store` file store, whose stream metadata blob
-//! holds the stream's config and creation time. A memory stream's directory holds only
-//! `memory-stream.json` (written atomically), so the stream comes back, empty, after a
-//! restart, as in nats-server.
+//! holds the stream's config and creation time. Memory streams (and their consumers)
+//! leave nothing on disk and are gone after a restart, as with a standalone nats-server.
+//! A `memory-stream.json` left by earlier natrium builds, which did keep memory stream
+//! configs, is removed at start.
 //!
 //! Lock order: `JetStream::accounts` before `JsAccount::streams`; neither is held while a
 //! stream's store is opened, synced or deleted, nor while publishing.
@@ -30,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
-/// File name of a memory stream's persisted config.
-const MEMORY_META: &str = "memory-stream.json";
+/// File name of a memory stream's config as earlier natrium builds persisted it.
+const LEGACY_MEMORY_META: &str = "memory-stream.json";
 
 /// What we persist about a stream besides its messages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,6 +91,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io("fsync dir", dir))?;
+    Ok(())
+}
+
+/// Remove what earlier natrium builds kept of a memory stream: its `memory-stream.json`
+/// and `consumers/*.json`, then the (then empty) directories. Anything else in the
+/// directory is left alone, and so is the directory then.
+fn remove_legacy_memory_stream(dir: &Path) -> Result<(), EngineError> {
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EngineError::Io { op, path, source }
+    };
+    let consumers = dir.join("consumers");
+    if let Ok(entries) = std::fs::read_dir(&consumers) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "json") {
+                std::fs::remove_file(&path).map_err(io("remove", &path))?;
+            }
+        }
+        std::fs::remove_dir(&consumers).map_err(io("rmdir", &consumers))?;
+    }
+    let meta = dir.join(LEGACY_MEMORY_META);
+    std::fs::remove_file(&meta).map_err(io("remove", &meta))?;
+    std::fs::remove_dir(dir).map_err(io("rmdir", dir))?;
     Ok(())
 }
 
@@ -234,26 +259,18 @@ impl JetStream {
         Ok(Arc::new(store))
     }
 
-    /// Persist a stream's config and creation time.
+    /// Persist a stream's config and creation time in its file store. Memory streams
+    /// are not persisted (nothing to do).
     pub fn persist_meta(&self, stream: &Stream, meta: &StreamMeta) -> Result<(), EngineError> {
+        if stream.is_memory() {
+            return Ok(());
+        }
         let bytes = serde_json::to_vec(meta).map_err(|e| EngineError::Meta {
             path: stream.dir.clone().unwrap_or_default(),
             detail: e.to_string(),
         })?;
-        if stream.is_memory() {
-            if let Some(dir) = &stream.dir {
-                std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
-                    op: "mkdir",
-                    path: dir.clone(),
-                    source,
-                })?;
-                write_atomic(&dir.join(MEMORY_META), &bytes)?;
-            }
-            Ok(())
-        } else {
-            stream.store.write_stream_meta(&bytes)?;
-            Ok(())
-        }
+        stream.store.write_stream_meta(&bytes)?;
+        Ok(())
     }
 
     /// Recover an account's streams from its directory. A stream that cannot be opened is
@@ -276,6 +293,22 @@ impl JetStream {
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'));
             if !dir.is_dir() || hidden {
+                continue;
+            }
+            if dir.join(LEGACY_MEMORY_META).exists() {
+                match remove_legacy_memory_stream(&dir) {
+                    Ok(()) => info!(
+                        server.log,
+                        "Removed the memory stream config left in {} (memory streams are not kept across restarts)",
+                        dir.display()
+                    ),
+                    Err(e) => warn!(
+                        server.log,
+                        "Could not remove the memory stream config left in {}: {}",
+                        dir.display(),
+                        e
+                    ),
+                }
                 continue;
             }
             match self.recover_one(server, jsa, &dir) {
@@ -317,51 +350,34 @@ impl JetStream {
         jsa: &Arc<JsAccount>,
         dir: &Path,
     ) -> Result<Arc<Stream>, EngineError> {
-        let mem_meta = dir.join(MEMORY_META);
-        let (store, meta): (Arc<dyn StreamStore>, StreamMeta) = if mem_meta.exists() {
-            let bytes = std::fs::read(&mem_meta).map_err(|source| EngineError::Io {
-                op: "read",
-                path: mem_meta.clone(),
-                source,
-            })?;
-            let meta: StreamMeta =
-                serde_json::from_slice(&bytes).map_err(|e| EngineError::Meta {
-                    path: mem_meta.clone(),
-                    detail: e.to_string(),
-                })?;
-            (Arc::new(MemStore::new(store_config(&meta.config))), meta)
-        } else {
-            let opts = FileStoreOptions {
-                durability: self.durability,
-                ..FileStoreOptions::default()
-            };
-            let store = FileStore::open(dir, opts)?;
-            let report = store.recovery_report();
-            if !report.is_clean() {
-                warn!(
-                    server.log,
-                    "Stream recovery in {}: {:?}",
-                    dir.display(),
-                    report
-                );
-            }
-            let bytes = store.stream_meta()?.ok_or_else(|| EngineError::Meta {
-                path: dir.to_path_buf(),
-                detail: "no stream metadata".to_string(),
-            })?;
-            let meta: StreamMeta =
-                serde_json::from_slice(&bytes).map_err(|e| EngineError::Meta {
-                    path: dir.to_path_buf(),
-                    detail: e.to_string(),
-                })?;
-            store.update_config(store_config(&meta.config))?;
-            (Arc::new(store), meta)
+        let opts = FileStoreOptions {
+            durability: self.durability,
+            ..FileStoreOptions::default()
         };
+        let store = FileStore::open(dir, opts)?;
+        let report = store.recovery_report();
+        if !report.is_clean() {
+            warn!(
+                server.log,
+                "Stream recovery in {}: {:?}",
+                dir.display(),
+                report
+            );
+        }
+        let bytes = store.stream_meta()?.ok_or_else(|| EngineError::Meta {
+            path: dir.to_path_buf(),
+            detail: "no stream metadata".to_string(),
+        })?;
+        let meta: StreamMeta = serde_json::from_slice(&bytes).map_err(|e| EngineError::Meta {
+            path: dir.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        store.update_config(store_config(&meta.config))?;
         let stream = Stream::new(
             jsa.account.clone(),
             meta.config,
             meta.created,
-            store,
+            Arc::new(store),
             Some(dir.to_path_buf()),
             self.domain.clone(),
         );
@@ -374,74 +390,41 @@ impl JetStream {
         Ok(stream)
     }
 
-    /// Recover a stream's durable consumers. One that cannot be opened is logged and left
-    /// on disk.
+    /// Recover a (file) stream's durable consumers. One that cannot be opened is logged
+    /// and left on disk.
     fn recover_consumers(&self, server: &Arc<ServerShared>, stream: &Arc<Stream>) {
         let mut found: Vec<(String, ConsumerMeta)> = Vec::new();
         let parse = |bytes: &[u8]| serde_json::from_slice::<ConsumerMeta>(bytes);
-        if stream.is_memory() {
-            let Some(dir) = &stream.dir else { return };
-            let Ok(entries) = std::fs::read_dir(dir.join("consumers")) else {
-                return;
-            };
-            for e in entries.flatten() {
-                let path = e.path();
-                let Some(name) = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_suffix(".json"))
-                    .map(str::to_string)
-                else {
-                    continue;
-                };
-                match std::fs::read(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| parse(&b).map_err(|e| e.to_string()))
-                {
+        let names = match stream.store.consumer_names() {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        for name in names {
+            let opened = stream
+                .store
+                .consumer_store(&name, ConsumerPolicy::default())
+                .and_then(|cs| {
+                    let blob = cs.config()?;
+                    // Reopened below with the consumer's own policy.
+                    cs.stop()?;
+                    Ok(blob)
+                });
+            match opened {
+                Ok(Some(blob)) => match parse(&blob) {
                     Ok(meta) => found.push((name, meta)),
                     Err(e) => error!(
                         server.log,
-                        "Error recovering consumer {}: {}",
-                        path.display(),
-                        e
+                        "Error recovering consumer '{} > {}': bad config: {}", stream.name, name, e
                     ),
-                }
-            }
-        } else {
-            let names = match stream.store.consumer_names() {
-                Ok(n) => n,
-                Err(_) => return,
-            };
-            for name in names {
-                let opened = stream
-                    .store
-                    .consumer_store(&name, ConsumerPolicy::default())
-                    .and_then(|cs| {
-                        let blob = cs.config()?;
-                        // Reopened below with the consumer's own policy.
-                        cs.stop()?;
-                        Ok(blob)
-                    });
-                match opened {
-                    Ok(Some(blob)) => match parse(&blob) {
-                        Ok(meta) => found.push((name, meta)),
-                        Err(e) => error!(
-                            server.log,
-                            "Error recovering consumer '{} > {}': bad config: {}",
-                            stream.name,
-                            name,
-                            e
-                        ),
-                    },
-                    Ok(None) => warn!(
-                        server.log,
-                        "Consumer '{} > {}' has no config; left on disk", stream.name, name
-                    ),
-                    Err(e) => error!(
-                        server.log,
-                        "Error recovering consumer '{} > {}': {}", stream.name, name, e
-                    ),
-                }
+                },
+                Ok(None) => warn!(
+                    server.log,
+                    "Consumer '{} > {}' has no config; left on disk", stream.name, name
+                ),
+                Err(e) => error!(
+                    server.log,
+                    "Error recovering consumer '{} > {}': {}", stream.name, name, e
+                ),
             }
         }
         for (name, meta) in found {

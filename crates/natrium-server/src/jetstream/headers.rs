@@ -1,9 +1,10 @@
 //! Reading the JetStream publish headers (`Nats-Msg-Id`, `Nats-Expected-*`, `Nats-Rollup`,
 //! `Nats-TTL`) out of a raw NATS header block.
 //!
-//! nats-server looks headers up by exact key at the start of a line, skips blanks after the
+//! nats-server looks headers up by exact key at the start of a line, skips spaces after the
 //! colon, and takes the first occurrence; we do the same, without building a map, since a
-//! publish usually carries none of these.
+//! publish usually carries none of these. An empty value counts as absent for every
+//! header nats-server checks ([`get_set`]).
 
 /// `Nats-Msg-Id`.
 pub const MSG_ID: &str = "Nats-Msg-Id";
@@ -37,7 +38,7 @@ pub fn get<'a>(block: &'a [u8], key: &str) -> Option<&'a [u8]> {
         let line = &rest[..end];
         if line.len() > key.len() && line.starts_with(key) && line[key.len()] == b':' {
             let mut v = &line[key.len() + 1..];
-            while let [b' ' | b'\t', tail @ ..] = v {
+            while let [b' ', tail @ ..] = v {
                 v = tail;
             }
             return Some(v);
@@ -47,33 +48,66 @@ pub fn get<'a>(block: &'a [u8], key: &str) -> Option<&'a [u8]> {
     None
 }
 
+/// The value of header `key`, if present and not empty.
+pub fn get_set<'a>(block: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    get(block, key).filter(|v| !v.is_empty())
+}
+
+/// [`get_set`] as UTF-8 text.
+pub fn get_set_str<'a>(block: &'a [u8], key: &str) -> Option<&'a str> {
+    get_set(block, key).and_then(|v| std::str::from_utf8(v).ok())
+}
+
 /// [`get`] as UTF-8 text.
 pub fn get_str<'a>(block: &'a [u8], key: &str) -> Option<&'a str> {
     get(block, key).and_then(|v| std::str::from_utf8(v).ok())
 }
 
-/// A `Nats-TTL` value that is not a duration of at least one second or `never`.
+/// A `Nats-TTL` value that is not a duration of at least one second, a count of
+/// seconds, or `never`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("invalid per-message TTL")]
 pub struct InvalidTtl;
 
-/// Parse a `Nats-TTL` value: a Go duration (`5s`), whole seconds (`30`), or `never`.
-/// `Ok(None)` is "never expires"; the duration is truncated to whole seconds, which must be
-/// at least one.
-pub fn parse_ttl(v: &str) -> Result<Option<std::time::Duration>, InvalidTtl> {
-    let v = v.trim();
+/// Parse a `Nats-TTL` value as nats-server does (`parseMessageTTL`): `never` (any case),
+/// a Go duration (`5s`; under one second is invalid), or whole seconds in plain ASCII
+/// digits (`30`). `Ok(None)` is "no TTL": nats-server reads a digit string of zeros other
+/// than the duration `0` (`00`) that way. The duration is truncated to whole seconds.
+pub fn parse_ttl(v: &str) -> Result<Option<natrium_store::Ttl>, InvalidTtl> {
+    use natrium_store::Ttl;
     if v.eq_ignore_ascii_case("never") {
-        return Ok(None);
+        return Ok(Some(Ttl::Never));
     }
-    let nanos: i64 = match v.parse::<i64>() {
-        Ok(secs) => secs.checked_mul(1_000_000_000).ok_or(InvalidTtl)?,
-        Err(_) => crate::conf::parse_go_duration(v).map_err(|_| InvalidTtl)?,
-    };
-    let secs = nanos / 1_000_000_000;
-    if secs < 1 {
-        return Err(InvalidTtl);
+    if let Ok(nanos) = crate::conf::parse_go_duration(v) {
+        if nanos < 1_000_000_000 {
+            return Err(InvalidTtl);
+        }
+        let secs = nanos / 1_000_000_000;
+        return Ok(Some(Ttl::After(std::time::Duration::from_secs(
+            secs as u64,
+        ))));
     }
-    Ok(Some(std::time::Duration::from_secs(secs as u64)))
+    match go_parse_int64(v.as_bytes()) {
+        n if n < 0 => Err(InvalidTtl),
+        0 => Ok(None),
+        n => Ok(Some(Ttl::After(std::time::Duration::from_secs(n as u64)))),
+    }
+}
+
+/// nats-server's `parseInt64` for header values: ASCII digits only, `-1` for anything
+/// else (empty, a sign, a blank). Overflow wraps, as in Go.
+pub fn go_parse_int64(v: &[u8]) -> i64 {
+    if v.is_empty() {
+        return -1;
+    }
+    let mut n: i64 = 0;
+    for &d in v {
+        if !d.is_ascii_digit() {
+            return -1;
+        }
+        n = n.wrapping_mul(10).wrapping_add(i64::from(d - b'0'));
+    }
+    n
 }
 
 #[cfg(test)]
@@ -92,18 +126,27 @@ mod tests {
 
     #[test]
     fn ttl_forms() {
-        assert_eq!(parse_ttl("5s"), Ok(Some(std::time::Duration::from_secs(5))));
-        assert_eq!(
-            parse_ttl("30"),
-            Ok(Some(std::time::Duration::from_secs(30)))
-        );
-        assert_eq!(
-            parse_ttl("1500ms"),
-            Ok(Some(std::time::Duration::from_secs(1)))
-        );
-        assert_eq!(parse_ttl("never"), Ok(None));
+        use natrium_store::Ttl;
+        let secs = |n| Ok(Some(Ttl::After(std::time::Duration::from_secs(n))));
+        assert_eq!(parse_ttl("5s"), secs(5));
+        assert_eq!(parse_ttl("30"), secs(30));
+        assert_eq!(parse_ttl("1500ms"), secs(1));
+        assert_eq!(parse_ttl("never"), Ok(Some(Ttl::Never)));
+        assert_eq!(parse_ttl("NEVER"), Ok(Some(Ttl::Never)));
+        assert_eq!(parse_ttl("00"), Ok(None));
         assert!(parse_ttl("500ms").is_err());
         assert!(parse_ttl("bogus").is_err());
         assert!(parse_ttl("0").is_err());
+        assert!(parse_ttl("-1").is_err());
+        assert!(parse_ttl(" 5s").is_err());
+        assert!(parse_ttl("").is_err());
+    }
+
+    #[test]
+    fn go_int_parsing() {
+        assert_eq!(go_parse_int64(b"42"), 42);
+        assert_eq!(go_parse_int64(b""), -1);
+        assert_eq!(go_parse_int64(b"+4"), -1);
+        assert_eq!(go_parse_int64(b"4 "), -1);
     }
 }

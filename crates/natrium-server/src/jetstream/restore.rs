@@ -712,11 +712,7 @@ impl Job {
 /// The `Nats-TTL` a message was stored with (none when absent or unreadable).
 fn ttl_of(header: &[u8]) -> Option<natrium_store::Ttl> {
     let v = super::headers::get_str(header, super::headers::TTL)?;
-    match super::headers::parse_ttl(v) {
-        Ok(Some(d)) => Some(natrium_store::Ttl::After(d)),
-        Ok(None) => Some(natrium_store::Ttl::Never),
-        Err(_) => None,
-    }
+    super::headers::parse_ttl(v).ok().flatten()
 }
 
 /// Whether a message's TTL ran out before now (relative to its timestamp).

@@ -45,8 +45,8 @@ const BATCH: usize = 512;
 /// Bytes a stream may have queued before new publishes are refused (back-pressure for a
 /// stream whose disk cannot keep up).
 const MAX_QUEUED_BYTES: usize = 256 * 1024 * 1024;
-/// Largest header block nats-server accepts into a stream.
-const MAX_HEADER_SIZE: usize = 64 * 1024;
+/// Largest header block nats-server accepts into a stream (`math.MaxUint16`).
+const MAX_HEADER_SIZE: usize = u16::MAX as usize;
 
 /// A published message waiting to be stored.
 pub struct Inbound {
@@ -127,8 +127,12 @@ pub struct Stream {
     pub created: Timestamp,
     /// The store.
     pub store: Arc<dyn StreamStore>,
-    /// Directory of the stream's files (`None` would be a purely in-memory test stream).
+    /// Directory of the stream's files; `None` for a memory stream, which keeps nothing
+    /// on disk.
     pub dir: Option<PathBuf>,
+    /// Set by a purge: from then on an empty stream reports `first_seq` as last + 1
+    /// (nats-server's stores start at 0 and move on at the first purge or message).
+    pub purged: AtomicBool,
     /// The publish queue, with the number of the last message put on it (one lock, so
     /// numbers follow queue order).
     tx: Mutex<(u64, mpsc::UnboundedSender<Inbound>)>,
@@ -223,6 +227,7 @@ impl Stream {
             created,
             store,
             dir,
+            purged: AtomicBool::new(false),
             tx: Mutex::new((0, tx)),
             processed: tokio::sync::watch::channel(0).0,
             rx: Mutex::new(Some(rx)),
@@ -523,7 +528,11 @@ impl Stream {
         PubAckResponse { error: None, ack }
     }
 
-    /// Check and append one message.
+    /// Check and append one message. The checks run in nats-server's order
+    /// (`processJetStreamMsg`), since a message failing several of them must get the same
+    /// error: expectations (stream, TTL allowed, last subject sequence, last sequence)
+    /// before de-duplication, then the expected last msg id, rollup, sizes, and the TTL
+    /// value last. An empty header value counts as absent.
     fn store_one(
         &self,
         cfg: &StreamConfig,
@@ -535,73 +544,78 @@ impl Stream {
             return Err(ApiError::stream_sealed());
         }
         let hdrs: &[u8] = m.headers.as_deref().unwrap_or(&[]);
-        if hdrs.len() > MAX_HEADER_SIZE {
-            return Err(ApiError::stream_header_exceeds_maximum());
-        }
-        if cfg.max_msg_size > 0 && hdrs.len() + m.payload.len() > cfg.max_msg_size as usize {
-            return Err(ApiError::stream_message_exceeds_maximum());
-        }
-        let mut ttl: Option<Ttl> = None;
         let mut msg_id: Option<&str> = None;
-        let mut rollup: Option<&str> = None;
+        let mut rollup: Option<Rollup> = None;
+        // `Ok(None)`: no TTL. A value that does not parse passes the "TTLs allowed"
+        // check (nats-server reads it as no TTL there) and is refused after the others.
+        let mut ttl: Result<Option<Ttl>, headers::InvalidTtl> = Ok(None);
         if !hdrs.is_empty() {
-            msg_id = headers::get_str(hdrs, headers::MSG_ID).filter(|s| !s.is_empty());
+            if let Some(expected) = headers::get_set(hdrs, headers::EXPECTED_STREAM)
+                && expected != self.name.as_bytes()
+            {
+                return Err(ApiError::stream_not_match());
+            }
+            if let Some(v) = headers::get_set(hdrs, headers::TTL) {
+                ttl = std::str::from_utf8(v)
+                    .map_err(|_| headers::InvalidTtl)
+                    .and_then(headers::parse_ttl);
+            }
+            if matches!(ttl, Ok(Some(_))) && !cfg.allow_msg_ttl {
+                return Err(ApiError::message_ttl_disabled());
+            }
+            let subject_override = headers::get_set(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ_SUBJ);
+            if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ) {
+                let expected = headers::go_parse_int64(v) as u64;
+                let last = subject_override
+                    .map_or(Some(m.subject.as_str()), |s| std::str::from_utf8(s).ok())
+                    .and_then(|s| SubjectFilter::new(s).ok())
+                    .and_then(|f| self.store.load_last_msg(&f).ok())
+                    .map_or(0, |msg| msg.seq);
+                if expected != last {
+                    return Err(ApiError::stream_wrong_last_sequence(last));
+                }
+            } else if subject_override.is_some() {
+                return Err(ApiError::stream_expected_last_seq_per_subject_invalid());
+            }
+            if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_SEQ) {
+                let last = self.store.fast_state().last_seq;
+                if headers::go_parse_int64(v) as u64 != last {
+                    return Err(ApiError::stream_wrong_last_sequence(last));
+                }
+            }
+            msg_id = headers::get_set_str(hdrs, headers::MSG_ID);
             if let Some(id) = msg_id
                 && let Some((seq, _)) = state.dedup.ids.get(id)
             {
                 return Ok(Stored::Duplicate { seq: *seq });
             }
-            if let Some(expected) = headers::get_str(hdrs, headers::EXPECTED_STREAM)
-                && expected != self.name
-            {
-                return Err(ApiError::stream_not_match());
-            }
-            if let Some(v) = headers::get_str(hdrs, headers::EXPECTED_LAST_SEQ) {
-                let last = self.store.fast_state().last_seq;
-                if v.trim().parse::<u64>().ok() != Some(last) {
-                    return Err(ApiError::stream_wrong_last_sequence(last));
-                }
-            }
-            if let Some(v) = headers::get_str(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ) {
-                let filter_subject = headers::get_str(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ_SUBJ)
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or(&m.subject);
-                let last = SubjectFilter::new(filter_subject)
-                    .ok()
-                    .and_then(|f| self.store.load_last_msg(&f).ok())
-                    .map_or(0, |msg| msg.seq);
-                if v.trim().parse::<u64>().ok() != Some(last) {
-                    return Err(ApiError::stream_wrong_last_sequence(last));
-                }
-            }
-            if let Some(v) = headers::get_str(hdrs, headers::EXPECTED_LAST_MSG_ID)
-                && v != state.last_msg_id
+            if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_MSG_ID)
+                && v != state.last_msg_id.as_bytes()
             {
                 return Err(ApiError::stream_wrong_last_msg_id(&state.last_msg_id));
             }
-            if let Some(v) = headers::get_str(hdrs, headers::ROLLUP) {
-                if !cfg.allow_rollup_hdrs {
+            if let Some(v) = headers::get_set(hdrs, headers::ROLLUP) {
+                if !cfg.allow_rollup_hdrs || cfg.deny_purge {
                     return Err(ApiError::stream_rollup_failed("rollup not permitted"));
                 }
-                match v {
-                    "sub" | "all" => rollup = Some(v),
+                let v = String::from_utf8_lossy(v).to_lowercase();
+                rollup = Some(match v.as_str() {
+                    "sub" => Rollup::Subject,
+                    "all" => Rollup::All,
                     other => {
                         return Err(ApiError::stream_rollup_failed(format!(
-                            "rollup value invalid: {other:?}"
+                            "rollup value invalid: {}",
+                            super::api::go_json::go_quote(other)
                         )));
                     }
-                }
+                });
             }
-            if let Some(v) = headers::get_str(hdrs, headers::TTL) {
-                if !cfg.allow_msg_ttl {
-                    return Err(ApiError::message_ttl_disabled());
-                }
-                ttl = match headers::parse_ttl(v) {
-                    Ok(Some(d)) => Some(Ttl::After(d)),
-                    Ok(None) => Some(Ttl::Never),
-                    Err(_) => return Err(ApiError::message_ttl_invalid()),
-                };
-            }
+        }
+        if cfg.max_msg_size > 0 && hdrs.len() + m.payload.len() > cfg.max_msg_size as usize {
+            return Err(ApiError::stream_message_exceeds_maximum());
+        }
+        if hdrs.len() > MAX_HEADER_SIZE {
+            return Err(ApiError::stream_header_exceeds_maximum());
         }
         if cfg.retention == RetentionPolicy::Interest && !self.has_interest(&m.subject) {
             // Nobody wants it: use up the sequence without storing, as nats-server.
@@ -612,6 +626,7 @@ impl Stream {
             state.last_msg_id = msg_id.unwrap_or("").to_string();
             return Ok(Stored::Skipped { seq });
         }
+        let ttl = ttl.map_err(|_| ApiError::message_ttl_invalid())?;
         let ack = self
             .store
             .append_msg(&m.subject, hdrs, &m.payload, ttl)
@@ -621,21 +636,30 @@ impl Stream {
         }
         state.last_msg_id = msg_id.unwrap_or("").to_string();
         match rollup {
-            Some("sub") => {
+            Some(Rollup::Subject) => {
                 if let Ok(f) = SubjectFilter::new(&m.subject) {
                     let _ = self.store.purge_ex(&f, ack.seq, 0);
                 }
             }
-            Some("all") => {
+            Some(Rollup::All) => {
                 let _ = self.store.purge_ex(&SubjectFilter::all(), ack.seq, 0);
             }
-            _ => {}
+            None => {}
         }
         Ok(Stored::New {
             seq: ack.seq,
             ticket: ack.ticket,
         })
     }
+}
+
+/// What a `Nats-Rollup` header asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rollup {
+    /// `sub`: the new message replaces every earlier one on its subject.
+    Subject,
+    /// `all`: the new message replaces the whole stream.
+    All,
 }
 
 /// The outcome of storing one message.

@@ -144,6 +144,8 @@ pub mod headers {
     pub const NOT_FOUND: &[u8] = b"NATS/1.0 404 Message Not Found\r\n\r\n";
     /// Batch/multi-last with nothing to return.
     pub const NO_RESULTS: &[u8] = b"NATS/1.0 404 No Results\r\n\r\n";
+    /// Multi-last matching more subjects than one answer may carry.
+    pub const TOO_MANY_RESULTS: &[u8] = b"NATS/1.0 413 Too Many Results\r\n\r\n";
 }
 
 /// Parses and checks a `DIRECT.GET.<stream>` body (`processDirectGetRequest`).

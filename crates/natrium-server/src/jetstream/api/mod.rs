@@ -90,6 +90,28 @@ pub struct ServerLimits {
     pub duplicates: i64,
 }
 
+/// nats-server's `isJSONObjectOrArray`: whether a request body (after JSON whitespace)
+/// starts with `{` or `[`. Handlers with an optional body (stream info, names, list,
+/// purge) decode it only then; anything else is read as "no options".
+pub fn is_json_object_or_array(body: &[u8]) -> bool {
+    body.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|b| matches!(b, b'{' | b'['))
+}
+
+/// nats-server's `isEmptyRequest`: no body, or a JSON object without members. Handlers
+/// that need options (message get and delete) refuse such a body with 10003; stream
+/// delete refuses anything else with 10038.
+pub fn is_empty_request(body: &[u8]) -> bool {
+    if body.is_empty() || body == b"{}" {
+        return true;
+    }
+    matches!(
+        serde_json::from_slice::<serde_json::Value>(body),
+        Ok(serde_json::Value::Object(m)) if m.is_empty()
+    )
+}
+
 /// Marks a response body type with its `type` string.
 pub trait ResponseType {
     /// The full type, e.g. `io.nats.jetstream.api.v1.stream_create_response`.

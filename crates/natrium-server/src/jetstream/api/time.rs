@@ -123,6 +123,16 @@ impl Timestamp {
         i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
     }
 
+    /// Nanoseconds since the Unix epoch computed as Go's `UnixNano()` does, wrapping
+    /// around outside the `i64` range (so a time after 2262 can come out negative).
+    /// For lookups that must pick the same message as nats-server for such times (a
+    /// direct get `start_time` in the year 2999 finds the first message there).
+    pub fn unix_nanos_wrapping(&self) -> i64 {
+        self.secs
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(i64::from(self.nanos))
+    }
+
     /// The offset east of UTC (seconds) this time is displayed with.
     pub fn offset_secs(&self) -> i32 {
         self.offset

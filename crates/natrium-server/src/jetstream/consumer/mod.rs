@@ -408,8 +408,13 @@ impl Consumer {
         }
     }
 
-    /// Persist the config (durable consumers only).
+    /// Persist the config (durable consumers only) in the file stream's consumer store.
+    /// A memory stream's consumers are not persisted: like the stream, they are gone
+    /// after a restart.
     pub fn persist_meta(&self) -> Result<(), super::engine::EngineError> {
+        if self.stream.is_memory() {
+            return Ok(());
+        }
         let meta = ConsumerMeta {
             config: self.config(),
             created: self.created,
@@ -418,18 +423,6 @@ impl Consumer {
             path: Default::default(),
             detail: e.to_string(),
         })?;
-        if self.stream.is_memory() {
-            if let Some(dir) = &self.stream.dir {
-                let d = dir.join("consumers");
-                std::fs::create_dir_all(&d).map_err(|source| super::engine::EngineError::Io {
-                    op: "mkdir",
-                    path: d.clone(),
-                    source,
-                })?;
-                super::engine::write_atomic(&d.join(format!("{}.json", self.name)), &bytes)?;
-            }
-            return Ok(());
-        }
         self.store.write_config(&bytes)?;
         Ok(())
     }
@@ -438,10 +431,5 @@ impl Consumer {
     pub fn delete_state(&self) {
         let _ = self.store.delete();
         let _ = self.stream.store.remove_consumer(&self.name);
-        if self.stream.is_memory()
-            && let Some(dir) = &self.stream.dir
-        {
-            let _ = std::fs::remove_file(dir.join("consumers").join(format!("{}.json", self.name)));
-        }
     }
 }
