@@ -314,7 +314,7 @@ for round in $(seq 1 "$ROUNDS"); do
   if [ -n "$RUN_JS" ]; then
     printf 'round %d/%d %-14s ' "$round" "$ROUNDS" "disk fsync" >&2
     run_one disk "$round" fsync "fsync:msgs_per_sec fsync_p50:p50_us" \
-      bench fsync --dir "$OUT" --size 128 --msgs "$(msgs 2000)"
+      bench fsync --dir "$OUT" --size 128 --msgs "$(msgs 1000)"
     echo >&2
     for entry in "${JS_SIDES[@]}"; do
       IFS='|' read -r side bin extra only factor <<<"$entry"
