@@ -10,12 +10,21 @@
 //! one `Bytes` payload, a flush only at the end, subscribers counting in a
 //! loop over the subscription stream.
 //!
+//! JetStream modes (`js-pub`, `js-consume`) measure the persistence path:
+//! acknowledged publishes into a stream and consumption through pull or
+//! push consumers; `fsync` measures the disk's own durable-append rate as
+//! the ceiling for a server that syncs before every ack.
+//!
 //! Each mode lives in its own file; the shared machinery (connections,
 //! worker loops, the stop logic) is in [`common`], result printing in
 //! [`report`].
 
 mod common;
 mod fanout;
+mod fsync;
+mod jetstream;
+mod js_consume;
+mod js_publish;
 mod publish;
 mod pubsub;
 mod report;
@@ -49,6 +58,12 @@ enum Mode {
     Fanout(fanout::FanoutArgs),
     /// Request/reply round trips with latency percentiles.
     Request(request::RequestArgs),
+    /// JetStream: publish to a stream, each message acknowledged (PubAck).
+    JsPub(js_publish::JsPubArgs),
+    /// JetStream: fill a stream, then read it back through a consumer.
+    JsConsume(js_consume::JsConsumeArgs),
+    /// The disk's raw write + fdatasync rate (no server involved).
+    Fsync(fsync::FsyncArgs),
 }
 
 /// Flags shared by every benchmark mode.
@@ -90,6 +105,9 @@ impl BenchArgs {
             Mode::Pubsub(a) => &a.common,
             Mode::Fanout(a) => &a.common,
             Mode::Request(a) => &a.common,
+            Mode::JsPub(a) => &a.common,
+            Mode::JsConsume(a) => &a.common,
+            Mode::Fsync(a) => &a.common,
         };
         (common.threads > 0).then_some(usize::from(common.threads))
     }
@@ -103,5 +121,8 @@ pub async fn run(conn: &ConnectArgs, args: BenchArgs) -> Result<()> {
         Mode::Pubsub(a) => pubsub::run(conn, a).await,
         Mode::Fanout(a) => fanout::run(conn, a).await,
         Mode::Request(a) => request::run(conn, a).await,
+        Mode::JsPub(a) => js_publish::run(conn, a).await,
+        Mode::JsConsume(a) => js_consume::run(conn, a).await,
+        Mode::Fsync(a) => fsync::run(a).await,
     }
 }

@@ -6,7 +6,9 @@
 //! the headline number in the same place for every mode: `msgs_per_sec` is
 //! what the run measures — publish rate for `pub`, delivered messages per
 //! second for `sub`/`pubsub`/`fanout`, round trips per second for
-//! `request`. The text report shows the same numbers laid out like
+//! `request`, acknowledged publishes per second for `js-pub`, consumed
+//! messages per second for `js-consume`, fdatasyncs per second for
+//! `fsync`. The text report shows the same numbers laid out like
 //! `nats bench`, including the per-client spread.
 
 use std::io::Write;
@@ -22,7 +24,8 @@ use crate::units::{group, group_f, human_bytes};
 /// `msgs_per_sec` per mode.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Benchmark mode: `pub`, `sub`, `pubsub`, `fanout` or `request`.
+    /// Benchmark mode: `pub`, `sub`, `pubsub`, `fanout`, `request`,
+    /// `js-pub`, `js-consume` or `fsync`.
     pub mode: &'static str,
     /// Subject used.
     pub subject: String,
@@ -53,7 +56,8 @@ pub struct Report {
     pub pub_msgs_per_sec: Option<f64>,
     /// Aggregate receive rate, where there are subscribers.
     pub sub_msgs_per_sec: Option<f64>,
-    /// Median round-trip latency in microseconds (`request` only).
+    /// Median round-trip latency in microseconds (`request`; `js-pub
+    /// --sync`: publish to PubAck; `fsync`: one write + fdatasync).
     pub p50_us: Option<f64>,
     /// 90th percentile round-trip latency in microseconds.
     pub p90_us: Option<f64>,
@@ -79,6 +83,19 @@ pub struct Report {
     /// True when every message was published and every expected message
     /// received.
     pub complete: bool,
+    /// JetStream modes: the stream used.
+    pub stream: Option<String>,
+    /// JetStream modes: the stream's storage, `file` or `memory`.
+    pub storage: Option<&'static str>,
+    /// JetStream modes: `sync` / `async` (`js-pub`), `pull-ack`,
+    /// `pull-noack`, `push` or `push-ack` (`js-consume`).
+    pub variant: Option<&'static str>,
+    /// `js-pub`: acks each publisher may have outstanding (1 with `--sync`).
+    pub max_pending: Option<u64>,
+    /// `js-consume`: messages asked for per pull.
+    pub batch: Option<u64>,
+    /// `fsync`: the directory written in.
+    pub dir: Option<String>,
     /// Per-client results.
     pub clients: Vec<ClientStats>,
 }
@@ -131,6 +148,12 @@ impl Report {
             last_error: health.last_error(),
             stop_reason: "complete",
             complete: false,
+            stream: None,
+            storage: None,
+            variant: None,
+            max_pending: None,
+            batch: None,
+            dir: None,
             clients: Vec::new(),
         }
     }
@@ -221,15 +244,41 @@ pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
     let clients = match r.mode {
         "request" => format!("{} requester(s), {} replier(s)", r.pubs, r.subs),
+        "js-pub" => format!("{} publisher(s)", r.pubs),
+        "js-consume" => "1 consumer".to_string(),
+        "fsync" => "1 writer".to_string(),
         _ => format!("{} publisher(s), {} subscriber(s)", r.pubs, r.subs),
     };
+    let on = match (&r.stream, &r.dir) {
+        (Some(stream), _) => format!("stream {stream:?} ({:?})", r.subject),
+        (None, Some(dir)) => format!("{dir:?}"),
+        (None, None) => format!("{:?}", r.subject),
+    };
     s += &format!(
-        "natrium bench {}: {} msgs of {} on {:?}, {clients}\n",
+        "natrium bench {}: {} msgs of {} on {on}, {clients}\n",
         r.mode,
         group(r.msgs),
         human_bytes(r.size),
-        r.subject
     );
+    let mut details = Vec::new();
+    if let Some(v) = r.storage {
+        details.push(format!("storage {v}"));
+    }
+    if let Some(v) = r.variant {
+        details.push(v.to_string());
+    }
+    if let Some(v) = r.max_pending {
+        details.push(format!("max pending {v}"));
+    }
+    if let Some(v) = r
+        .batch
+        .filter(|_| r.variant.is_some_and(|v| v.starts_with("pull")))
+    {
+        details.push(format!("batch {v}"));
+    }
+    if !details.is_empty() {
+        s += &format!("  {}\n", details.join(", "));
+    }
     let size = r.size as f64;
     if let Some(rate) = r.pub_msgs_per_sec {
         s += &section(r, "pub", "Pub", rate, size);
@@ -239,6 +288,8 @@ pub fn render_text(r: &Report) -> String {
     }
     if r.mode == "request" {
         s += &section(r, "req", "Req", r.msgs_per_sec, size * 2.0);
+    }
+    if r.p50_us.is_some() {
         let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         s += &format!(
             "  Latency (µs): p50 {} | p90 {} | p99 {} | max {} | mean {}\n",
