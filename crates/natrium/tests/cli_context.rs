@@ -51,7 +51,18 @@ fn contexts_select_and_override() {
     );
 
     // The selected context is used without -s.
-    let out = ok(&["server", "check", "connection"], &env);
+    let out = ok(
+        &[
+            "server",
+            "check",
+            "connection",
+            "--connect-warn",
+            "5s",
+            "--connect-critical",
+            "10s",
+        ],
+        &env,
+    );
     assert!(out.contains(&s.url), "{out}");
 
     // --context picks another; it is unreachable.
@@ -68,7 +79,18 @@ fn contexts_select_and_override() {
     // NATS_URL beats the selected context.
     ok(&["context", "select", "dead"], &env);
     let with_url = [("XDG_CONFIG_HOME", home), ("NATS_URL", s.url.as_str())];
-    let out = ok(&["server", "check", "connection"], &with_url);
+    let out = ok(
+        &[
+            "server",
+            "check",
+            "connection",
+            "--connect-warn",
+            "5s",
+            "--connect-critical",
+            "10s",
+        ],
+        &with_url,
+    );
     assert!(out.starts_with("CONNECTION OK"), "{out}");
 
     // Unknown contexts are one clear line.

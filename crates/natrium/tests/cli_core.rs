@@ -181,13 +181,33 @@ fn server_ping_info_and_checks() {
             .expect("server_id");
         assert!(!id.is_empty());
 
-        let out = s.ok(&["server", "check", "connection"]);
+        let out = s.ok(&[
+            "server",
+            "check",
+            "connection",
+            "--connect-warn",
+            "5s",
+            "--connect-critical",
+            "10s",
+        ]);
         assert!(out.starts_with("CONNECTION OK: "), "{out}");
         assert!(out.contains("|connect_time="), "{out}");
 
         // A zero warning threshold must warn (exit 1); a zero critical one
         // must be critical (exit 2).
-        let o = s.run(&["server", "check", "connection", "--rtt-warn", "0s"]);
+        let o = s.run(&[
+            "server",
+            "check",
+            "connection",
+            "--rtt-warn",
+            "0s",
+            "--connect-warn",
+            "5s",
+            "--connect-critical",
+            "10s",
+            "--rtt-critical",
+            "10s",
+        ]);
         assert_eq!(o.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&o.stdout).starts_with("CONNECTION WARNING: "));
         let o = s.run(&[
@@ -330,6 +350,52 @@ fn auth_failure_and_user_password() {
         "server",
         "check",
         "connection",
+        "--connect-warn",
+        "5s",
+        "--connect-critical",
+        "10s",
     ]);
     assert!(out.starts_with("CONNECTION OK"), "{out}");
+
+    // A context carries the credentials.
+    let cfg = tempfile::tempdir().expect("tempdir");
+    let home = cfg.path().to_str().expect("utf8");
+    let env = [("XDG_CONFIG_HOME", home)];
+    let o = natrium(
+        Some(&s.url),
+        &[
+            "context",
+            "add",
+            "alice",
+            "--user",
+            "alice",
+            "--password",
+            "s3cret",
+            "--select",
+        ],
+        &env,
+    );
+    assert!(o.status.success());
+    let saved =
+        std::fs::read_to_string(cfg.path().join("natrium/context/alice.json")).expect("saved");
+    assert!(saved.contains("\"user\": \"alice\""), "{saved}");
+    let o = natrium(None, &["stream", "ls", "--json"], &env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    // The password is not shown back.
+    let o = natrium(None, &["context", "info", "alice", "--json"], &env);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(!shown.contains("s3cret"), "{shown}");
+}
+
+#[test]
+fn token_auth() {
+    let s = Server::natrium_with(&["--auth", "tok123"]);
+    let (code, err) = s.fails(&["account", "info", "--timeout", "3s"]);
+    assert_eq!(code, 1);
+    assert_one_line_error(&err);
+    let v = s.json(&["--token", "tok123", "account", "info"]);
+    assert_eq!(v["streams"], 0);
+    let (_, err) = s.fails(&["--token", "wrong", "account", "info", "--timeout", "3s"]);
+    assert_one_line_error(&err);
 }

@@ -164,6 +164,53 @@ fn stream_add_from_file_and_missing_values() {
         assert_eq!(v["config"]["max_msgs"], 10);
         assert_eq!(v["config"]["max_age"], 3_600_000_000_000u64);
 
+        // Every-field flags reach the server's configuration.
+        let v = s.json(&[
+            "stream",
+            "add",
+            "FULL",
+            "--subjects",
+            "full.a,full.b",
+            "--defaults",
+            "--storage",
+            "memory",
+            "--retention",
+            "workqueue",
+            "--discard",
+            "new",
+            "--max-msgs",
+            "1000",
+            "--max-bytes",
+            "1M",
+            "--max-msg-size",
+            "1K",
+            "--max-msgs-per-subject",
+            "50",
+            "--dupe-window",
+            "30s",
+            "--description",
+            "all flags",
+            "--allow-rollup",
+            "--deny-delete",
+            "--metadata",
+            "team=ops",
+        ]);
+        let c = &v["config"];
+        assert_eq!(c["subjects"], serde_json::json!(["full.a", "full.b"]));
+        assert_eq!(c["storage"], "memory");
+        assert_eq!(c["retention"], "workqueue");
+        assert_eq!(c["discard"], "new");
+        assert_eq!(c["max_msgs"], 1000);
+        assert_eq!(c["max_bytes"], 1_048_576);
+        assert_eq!(c["max_msg_size"], 1024);
+        assert_eq!(c["max_msgs_per_subject"], 50);
+        assert_eq!(c["duplicate_window"], 30_000_000_000u64);
+        assert_eq!(c["description"], "all flags");
+        assert_eq!(c["allow_rollup_hdrs"], true);
+        assert_eq!(c["deny_delete"], true);
+        assert_eq!(c["deny_purge"], false);
+        assert_eq!(c["metadata"]["team"], "ops");
+
         // Off a terminal, missing settings are one clear line naming them.
         let (code, err) = s.fails(&["stream", "add", "NOPE", "--subjects", "n"]);
         assert_eq!(code, 2);
@@ -238,6 +285,17 @@ fn consumer_lifecycle() {
             "{text}"
         );
         assert!(text.contains("Outstanding Acks: 1"), "{text}");
+
+        // The report table, as a snapshot (every column is deterministic).
+        let expected = "\
+Consumer report for JOBS with 1 consumers
+╭──────────┬──────┬────────────┬──────────┬─────────────┬─────────────┬─────────────┬─────────╮
+│ Consumer ┆ Mode ┆ Ack Policy ┆ Ack Wait ┆ Ack Pending ┆ Redelivered ┆ Unprocessed ┆ Waiting │
+╞══════════╪══════╪════════════╪══════════╪═════════════╪═════════════╪═════════════╪═════════╡
+│ C1       ┆ Pull ┆ explicit   ┆ 30s      ┆ 1           ┆ 0           ┆ 0           ┆ 0       │
+╰──────────┴──────┴────────────┴──────────┴─────────────┴─────────────┴─────────────┴─────────╯
+";
+        assert_eq!(s.ok(&["consumer", "report", "JOBS"]), expected, "{k:?}");
 
         // Nothing left: a clear failure.
         let (code, err) = s.fails(&["consumer", "next", "JOBS", "C1", "--wait", "300ms"]);

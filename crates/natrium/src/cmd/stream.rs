@@ -223,6 +223,41 @@ struct ConfigFlags {
     /// Do not acknowledge publishes.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     no_ack: Option<bool>,
+    /// With discard new, apply it per subject (needs --max-msgs-per-subject).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    discard_per_subject: Option<bool>,
+    /// Allow a per-message TTL (Nats-TTL header).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    allow_msg_ttl: Option<bool>,
+    /// On-disk compression.
+    #[arg(long, value_enum)]
+    compression: Option<Compression>,
+    /// First sequence number of a new stream.
+    #[arg(long)]
+    first_seq: Option<u64>,
+    /// Mirror this stream (then no subjects are taken).
+    #[arg(long, value_name = "STREAM")]
+    mirror: Option<String>,
+    /// Source messages from this stream (repeatable).
+    #[arg(long, value_name = "STREAM")]
+    source: Vec<String>,
+    /// Metadata entry KEY=VALUE (repeatable).
+    #[arg(long, value_parser = parse_kv, value_name = "KEY=VALUE")]
+    metadata: Vec<(String, String)>,
+}
+
+/// Compression choices.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Compression {
+    None,
+    S2,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("invalid metadata {s:?}: expected KEY=VALUE")),
+    }
 }
 
 /// Parses a byte limit: a size such as 1G, or -1 / unlimited.
@@ -317,6 +352,39 @@ impl ConfigFlags {
         }
         if let Some(v) = self.no_ack {
             set("no_ack", json!(v));
+        }
+        if let Some(v) = self.discard_per_subject {
+            set("discard_new_per_subject", json!(v));
+        }
+        if let Some(v) = self.allow_msg_ttl {
+            set("allow_msg_ttl", json!(v));
+        }
+        if let Some(v) = self.compression {
+            set(
+                "compression",
+                json!(match v {
+                    Compression::None => "none",
+                    Compression::S2 => "s2",
+                }),
+            );
+        }
+        if let Some(v) = self.first_seq {
+            set("first_seq", json!(v));
+        }
+        if let Some(m) = &self.mirror {
+            set("mirror", json!({ "name": m }));
+        }
+        if !self.source.is_empty() {
+            let v: Vec<Value> = self.source.iter().map(|s| json!({ "name": s })).collect();
+            set("sources", json!(v));
+        }
+        if !self.metadata.is_empty() {
+            let m: serde_json::Map<String, Value> = self
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            set("metadata", Value::Object(m));
         }
     }
 }
@@ -749,9 +817,11 @@ async fn add(
     cfg.insert("name".into(), json!(name));
     flags.apply(&mut cfg);
     if config.is_none() && !defaults {
+        // A mirror takes no subjects of its own.
+        let mirror = cfg.contains_key("mirror");
         let missing: Vec<&(&str, &str, &str)> = REQUIRED
             .iter()
-            .filter(|(k, _, _)| !cfg.contains_key(*k))
+            .filter(|(k, _, _)| !(cfg.contains_key(*k) || (mirror && *k == "subjects")))
             .collect();
         if !missing.is_empty() {
             if !tty {
