@@ -137,6 +137,27 @@ pub fn select(question: &str, choices: &[&str], default: usize) -> Result<String
     Ok(choices[i].to_string())
 }
 
+/// A byte progress bar on stderr for a long transfer, or `None` when
+/// stderr is not a terminal (scripts and logs get no bar noise).
+pub fn progress(total: Option<u64>, what: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = match total {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::no_length(),
+    };
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    pb.set_style(style);
+    pb.set_message(what.to_string());
+    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    Some(pb)
+}
+
 /// Formats a byte count: `0 B`, `1.5 KiB`, `12 MiB`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [(&str, u64); 4] = [

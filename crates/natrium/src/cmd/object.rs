@@ -105,6 +105,47 @@ enum Cmd {
     },
 }
 
+/// Counts bytes read through it onto a progress bar.
+struct Progress<R> {
+    inner: R,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Progress<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if let Some(b) = &self.bar {
+            b.inc(n as u64);
+        }
+        r
+    }
+}
+
+impl<R> Progress<R> {
+    fn new(inner: R, total: Option<u64>, what: &str, quiet: bool) -> Self {
+        Progress {
+            inner,
+            bar: if quiet {
+                None
+            } else {
+                output::progress(total, what)
+            },
+        }
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
 fn parse_bucket_size(s: &str) -> Result<i64, String> {
     if s.trim() == "-1" {
         return Ok(-1);
@@ -223,9 +264,11 @@ pub async fn run(conn: &ConnectArgs, a: ObjectArgs) -> Result<()> {
         } => {
             let s = store(&js, &bucket).await?;
             let op = format!("object get {bucket} {name}");
-            let mut obj = s.get(&name).await.map_err(|e| Error::nats(&op, e))?;
+            let obj = s.get(&name).await.map_err(|e| Error::nats(&op, e))?;
+            let size = obj.info().size as u64;
             match &path {
                 Some(p) => {
+                    let mut obj = Progress::new(obj, Some(size), &format!("Getting {name}"), json);
                     let mut f = tokio::fs::File::create(p).await.map_err(|e| {
                         Error::BadInput(format!("cannot create {}: {e}", p.display()))
                     })?;
@@ -235,6 +278,7 @@ pub async fn run(conn: &ConnectArgs, a: ObjectArgs) -> Result<()> {
                     f.flush()
                         .await
                         .map_err(|e| Error::BadInput(format!("{op}: {e}")))?;
+                    obj.done();
                     if json {
                         output::json(
                             &json!({"bucket": bucket, "name": name, "file": p, "bytes": n}),
@@ -244,6 +288,7 @@ pub async fn run(conn: &ConnectArgs, a: ObjectArgs) -> Result<()> {
                     }
                 }
                 None => {
+                    let mut obj = obj;
                     let mut stdout = tokio::io::stdout();
                     tokio::io::copy(&mut obj, &mut stdout)
                         .await

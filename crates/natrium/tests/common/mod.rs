@@ -101,6 +101,19 @@ impl Server {
         }
     }
 
+    /// Starts nats-server with extra flags, or prints why not.
+    pub fn nats_with(test: &str, extra: &[&str]) -> Option<Server> {
+        match nats_server_bin() {
+            Some(bin) => Some(Self::start(&bin, Kind::Nats, extra)),
+            None => {
+                eprintln!(
+                    "SKIPPED {test} against nats-server: set NATS_SERVER_BIN or put nats-server on PATH"
+                );
+                None
+            }
+        }
+    }
+
     /// natrium-server, plus nats-server when it is available.
     pub fn both(test: &str) -> Vec<Server> {
         let mut v = vec![Self::natrium()];
