@@ -211,18 +211,21 @@ fn usage_error(e: clap::Error) -> ExitCode {
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         _ => {}
     }
+    // clap spreads one complaint over several lines (the missing arguments,
+    // the possible values, a tip); fold them into one, without the usage.
     let text = e.render().to_string();
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines
-        .next()
-        .unwrap_or("invalid arguments")
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut line = parts
+        .join(" ")
         .trim_start_matches("error: ")
-        .to_string();
-    let tips: Vec<&str> = lines.filter(|l| l.starts_with("tip:")).collect();
-    let mut line = first;
-    for t in tips {
-        line.push_str("; ");
-        line.push_str(t);
+        .replace(" tip: ", "; tip: ");
+    if line.is_empty() {
+        line = "invalid arguments".into();
     }
     eprintln!("natrium: error: {line} (see --help)");
     ExitCode::from(2)

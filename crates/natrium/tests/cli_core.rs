@@ -288,6 +288,17 @@ fn bad_input_gets_one_clear_line() {
     assert_one_line_error(&err);
     assert!(err.contains("--bogus"), "{err}");
 
+    // A missing argument is named; a bad value lists the good ones.
+    let o = natrium(None, &["stream", "info"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_one_line_error(&err);
+    assert!(err.contains("<NAME>"), "{err}");
+    let o = natrium(None, &["stream", "add", "X", "--storage", "disk"], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_one_line_error(&err);
+    assert!(err.contains("possible values: file, memory"), "{err}");
+
     // Bad server URL.
     let o = natrium(Some("nats://[bad"), &["stream", "ls"], &[]);
     assert_eq!(o.status.code(), Some(2));
