@@ -96,6 +96,11 @@ fn pub_sub_with_templates_and_headers() {
             "k:v{{Count}}",
         ]);
         assert_eq!(out.matches(">>> Published").count(), 3, "{out}");
+        let p: Value =
+            serde_json::from_str(s.ok(&["pub", "other", "{{Random 5 5}}", "--json"]).trim())
+                .expect("json");
+        assert_eq!(p["bytes"], 5);
+        assert_eq!(p["subject"], "other");
         let text = finish(sub);
         let msgs: Vec<Value> = text
             .lines()
@@ -156,7 +161,9 @@ fn request_reply_templated() {
                 .expect("json");
         assert_eq!(v["data"], "re[2]: again");
         assert!(v["rtt_ns"].as_u64().expect("rtt") > 0);
-        finish(rep);
+        let served = finish(rep);
+        assert!(served.contains("[#2] Received on \"svc.echo\""), "{served}");
+        assert!(served.contains("again"), "{served}");
 
         let (code, err) = s.fails(&["request", "nobody.home", "x", "--timeout", "2s"]);
         assert_eq!(code, 1);

@@ -227,6 +227,28 @@ fn stream_add_from_file_and_missing_values() {
 }
 
 #[test]
+fn purge_by_subject_and_sequence() {
+    for s in Server::both("purge_by_subject_and_sequence") {
+        s.ok(&["stream", "add", "P", "--subjects", "p.*", "--defaults"]);
+        s.ok(&["pub", "p.a", "a", "--count", "3", "-q"]);
+        s.ok(&["pub", "p.b", "b", "--count", "2", "-q"]);
+        assert!(eventually(
+            || s.json(&["stream", "info", "P"])["state"]["messages"] == 5
+        ));
+        let r = s.json(&["stream", "purge", "P", "--subject", "p.a", "-f"]);
+        assert_eq!(r["purged"], 3, "{:?}", s.kind);
+        // Below sequence 5: the p.b at 4 goes, the one at 5 stays.
+        let r = s.json(&["stream", "purge", "P", "--seq", "5", "-f"]);
+        assert_eq!(r["purged"], 1, "{:?}", s.kind);
+        let i = s.json(&["stream", "info", "P"]);
+        assert_eq!(i["state"]["messages"], 1);
+        assert_eq!(i["state"]["first_seq"], 5);
+        let text = s.ok(&["stream", "purge", "P", "-f"]);
+        assert_eq!(text, "Purged 1 messages from P\n");
+    }
+}
+
+#[test]
 fn consumer_lifecycle() {
     for s in Server::both("consumer_lifecycle") {
         let k = s.kind;

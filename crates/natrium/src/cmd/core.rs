@@ -38,6 +38,9 @@ pub struct PubArgs {
     /// Print nothing on success.
     #[arg(short, long)]
     quiet: bool,
+    /// Print one JSON object per published message.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `natrium sub`.
@@ -103,6 +106,9 @@ pub struct ReplyArgs {
     /// Print nothing per request.
     #[arg(long)]
     quiet: bool,
+    /// Print one JSON object per request answered.
+    #[arg(long)]
+    json: bool,
 }
 
 fn body_or_stdin(body: Option<String>) -> Result<String> {
@@ -186,7 +192,9 @@ pub async fn publish(conn: &ConnectArgs, a: PubArgs) -> Result<()> {
             (None, None) => client.publish(subject, payload).await,
         };
         r.map_err(|e| Error::nats(&op, e))?;
-        if !a.quiet {
+        if a.json {
+            output::json_line(&json!({"n": n, "subject": a.subject, "bytes": len}))?;
+        } else if !a.quiet {
             out(format!(">>> Published {len} bytes to {:?}", a.subject))?;
         }
         if let Some(d) = a.sleep
@@ -367,7 +375,9 @@ pub async fn reply(conn: &ConnectArgs, a: ReplyArgs) -> Result<()> {
             None => client.publish(reply_to, payload).await,
         };
         r.map_err(|e| Error::nats(&op, e))?;
-        if !a.quiet {
+        if a.json {
+            output::json_line(&message_json(&m, n))?;
+        } else if !a.quiet {
             out(format!("[#{n}] Received on {:?}", m.subject.as_str()))?;
             out_bytes(&m.payload, true)?;
             out("")?;
