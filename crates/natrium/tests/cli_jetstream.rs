@@ -358,5 +358,28 @@ fn account_info_shows_usage_and_limits() {
         assert!(text.contains("Account Usage:"), "{text}");
         assert!(text.contains("Streams: 1 of Unlimited"), "{text}");
         assert!(text.contains("Connected URL: nats://127.0.0.1:"), "{text}");
+
+        // Reports: our own connection is among the account's.
+        let conns = s.json(&["account", "report", "connections"]);
+        let names: Vec<&str> = conns
+            .as_array()
+            .expect("array")
+            .iter()
+            .flat_map(|a| {
+                a["data"]["connections"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|c| c["name"].as_str().map(|_| "named"))
+            .collect();
+        assert!(!names.is_empty(), "{:?}: {conns}", s.kind);
+        let table = s.ok(&["account", "report", "connections"]);
+        assert!(table.lines().any(|l| l.contains("natrium")), "{table}");
+        let stats = s.json(&["account", "report", "statistics"]);
+        let acc = &stats[0]["data"]["account_statz"][0];
+        assert!(acc["conns"].as_u64().expect("conns") >= 1, "{stats}");
+        let table = s.ok(&["account", "report", "statistics"]);
+        assert!(table.contains("Account Statistics"), "{table}");
     }
 }

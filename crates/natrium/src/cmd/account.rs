@@ -23,6 +23,146 @@ pub struct AccountArgs {
 enum Cmd {
     /// Show the connection, and JetStream usage against the account's limits.
     Info,
+    /// Reports on the account, from every server that answers.
+    Report {
+        #[command(subcommand)]
+        report: Report,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum Report {
+    /// The account's connections.
+    #[command(alias = "conns")]
+    Connections,
+    /// The account's message and connection statistics.
+    #[command(alias = "statz")]
+    Statistics,
+}
+
+/// Gathers the per-account monitoring answers of every server.
+async fn account_ping(conn: &ConnectArgs, what: &str) -> Result<Vec<Value>> {
+    let client = conn.connect().await?;
+    let wait = conn.timeout.min(std::time::Duration::from_secs(2));
+    let subject = format!("$SYS.REQ.ACCOUNT.PING.{what}");
+    let got = crate::cmd::server::gather(&client, &subject, b"{}", wait).await?;
+    if got.is_empty() {
+        return Err(Error::NoResponders(format!(
+            "account report: no server answered on {subject}"
+        )));
+    }
+    Ok(got.into_iter().map(|(v, _)| v).collect())
+}
+
+async fn report(conn: &ConnectArgs, json: bool, r: Report) -> Result<()> {
+    match r {
+        Report::Connections => {
+            let answers = account_ping(conn, "CONNZ").await?;
+            if json {
+                return output::json(&answers);
+            }
+            let mut rows: Vec<(String, Value)> = Vec::new();
+            for a in &answers {
+                let server = a
+                    .pointer("/server/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                for c in a
+                    .pointer("/data/connections")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    rows.push((server.clone(), c.clone()));
+                }
+            }
+            rows.sort_by_key(|(s, c)| (s.clone(), output::u(c, "cid")));
+            let mut t = output::table(
+                Some(&format!("Connections: {}", rows.len())),
+                &[
+                    "CID",
+                    "Name",
+                    "Server",
+                    "Address",
+                    "Uptime",
+                    "Idle",
+                    "RTT",
+                    "Subs",
+                    "In Msgs",
+                    "Out Msgs",
+                    "In Bytes",
+                    "Out Bytes",
+                ],
+            );
+            for (server, c) in &rows {
+                t.row([
+                    output::u(c, "cid").to_string(),
+                    output::s(c, "name").to_string(),
+                    server.clone(),
+                    format!("{}:{}", output::s(c, "ip"), output::u(c, "port")),
+                    output::s(c, "uptime").to_string(),
+                    output::s(c, "idle").to_string(),
+                    output::s(c, "rtt").to_string(),
+                    output::num(output::u(c, "subscriptions")),
+                    output::num(output::u(c, "in_msgs")),
+                    output::num(output::u(c, "out_msgs")),
+                    output::bytes(output::u(c, "in_bytes")),
+                    output::bytes(output::u(c, "out_bytes")),
+                ]);
+            }
+            t.print()
+        }
+        Report::Statistics => {
+            let answers = account_ping(conn, "STATZ").await?;
+            if json {
+                return output::json(&answers);
+            }
+            let mut t = output::table(
+                Some("Account Statistics"),
+                &[
+                    "Server",
+                    "Account",
+                    "Connections",
+                    "Total Conns",
+                    "Subs",
+                    "Sent Msgs",
+                    "Sent Bytes",
+                    "Received Msgs",
+                    "Received Bytes",
+                    "Slow Consumers",
+                ],
+            );
+            for a in &answers {
+                let server = a
+                    .pointer("/server/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                for st in a
+                    .pointer("/data/account_statz")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let sent = st.get("sent").cloned().unwrap_or(Value::Null);
+                    let recv = st.get("received").cloned().unwrap_or(Value::Null);
+                    t.row([
+                        server.to_string(),
+                        output::s(st, "acc").to_string(),
+                        output::num(output::u(st, "conns")),
+                        output::num(output::u(st, "total_conns")),
+                        output::num(output::u(st, "num_subscriptions")),
+                        output::num(output::u(&sent, "msgs")),
+                        output::bytes(output::u(&sent, "bytes")),
+                        output::num(output::u(&recv, "msgs")),
+                        output::bytes(output::u(&recv, "bytes")),
+                        output::num(output::u(st, "slow_consumers")),
+                    ]);
+                }
+            }
+            t.print()
+        }
+    }
 }
 
 fn of(used: u64, limit: i64, f: fn(u64) -> String) -> String {
@@ -43,7 +183,9 @@ fn of(used: u64, limit: i64, f: fn(u64) -> String) -> String {
 /// Runs `natrium account …`.
 pub async fn run(conn: &ConnectArgs, a: AccountArgs) -> Result<()> {
     let json = a.json.json;
-    let Cmd::Info = a.cmd;
+    if let Cmd::Report { report: r } = a.cmd {
+        return report(conn, json, r).await;
+    }
     let client = conn.connect().await?;
     let js = jsapi::request(&client, "INFO", &Value::Null, "account info").await;
     if json {

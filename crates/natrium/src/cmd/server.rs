@@ -108,7 +108,12 @@ enum Check {
 
 /// Sends a request and gathers every answer until `wait` has passed (or
 /// no-responders says nobody is there).
-async fn gather(client: &Client, subject: &str, wait: Duration) -> Result<Vec<(Value, Duration)>> {
+pub async fn gather(
+    client: &Client,
+    subject: &str,
+    body: &'static [u8],
+    wait: Duration,
+) -> Result<Vec<(Value, Duration)>> {
     let inbox = client.new_inbox();
     let mut sub = client
         .subscribe(inbox.clone())
@@ -116,12 +121,12 @@ async fn gather(client: &Client, subject: &str, wait: Duration) -> Result<Vec<(V
         .map_err(|e| Error::nats("subscribe", e))?;
     let start = Instant::now();
     client
-        .publish_with_reply(subject.to_string(), inbox, bytes::Bytes::new())
+        .publish_with_reply(subject.to_string(), inbox, bytes::Bytes::from_static(body))
         .await
         .map_err(|e| Error::nats(format!("publish to {subject}"), e))?;
     client.flush().await.map_err(|e| Error::nats("flush", e))?;
     let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + wait;
+    let mut deadline = tokio::time::Instant::now() + wait;
     while let Ok(Some(m)) = tokio::time::timeout_at(deadline, sub.next()).await {
         if m.status.is_some() {
             break;
@@ -129,6 +134,9 @@ async fn gather(client: &Client, subject: &str, wait: Duration) -> Result<Vec<(V
         if let Ok(v) = serde_json::from_slice::<Value>(&m.payload) {
             got.push((v, start.elapsed()));
         }
+        // Servers of one cluster answer together: once answers flow, a
+        // short silence means everyone has spoken.
+        deadline = deadline.min(tokio::time::Instant::now() + Duration::from_millis(300));
     }
     Ok(got)
 }
@@ -168,7 +176,7 @@ pub async fn run(conn: &ConnectArgs, a: ServerArgs) -> Result<()> {
         Cmd::Ping { count } => {
             let client = conn.connect().await?;
             let wait = conn.timeout.min(Duration::from_secs(2));
-            let all = gather(&client, "$SYS.REQ.SERVER.PING", wait).await?;
+            let all = gather(&client, "$SYS.REQ.SERVER.PING", b"", wait).await?;
             let mut rows: Vec<(String, Duration)> = all
                 .iter()
                 .map(|(v, d)| {
@@ -213,7 +221,7 @@ pub async fn run(conn: &ConnectArgs, a: ServerArgs) -> Result<()> {
         Cmd::Info => {
             let client = conn.connect().await?;
             let wait = conn.timeout.min(Duration::from_secs(2));
-            let varz = gather(&client, "$SYS.REQ.SERVER.PING.VARZ", wait).await?;
+            let varz = gather(&client, "$SYS.REQ.SERVER.PING.VARZ", b"", wait).await?;
             if let Some((v, _)) = varz.into_iter().next() {
                 if json {
                     return output::json(&v);
