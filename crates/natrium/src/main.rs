@@ -69,7 +69,7 @@ enum Command {
     /// Object store buckets.
     #[command(alias = "obj")]
     Object(cmd::object::ObjectArgs),
-    /// Account information and JetStream limits.
+    /// Account information, JetStream limits and reports.
     Account(cmd::account::AccountArgs),
     /// Named connection settings.
     #[command(alias = "ctx")]
