@@ -79,3 +79,30 @@ fn stream_add_prompts_for_the_name() {
         "NAMED"
     );
 }
+
+#[test]
+fn consumer_add_prompts_for_policies() {
+    let s = Server::natrium();
+    s.ok(&["stream", "add", "CP", "--subjects", "cp", "--defaults"]);
+    let cfg = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(NATRIUM);
+    cmd.args(["-s", &s.url, "consumer", "add", "CP", "--ack", "none"])
+        .env("XDG_CONFIG_HOME", cfg.path())
+        .env("TERM", "dumb")
+        .env_remove("NATS_URL");
+    let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).expect("spawn in a pty");
+    p.exp_string("Consumer name").expect("asks for the name");
+    p.send_line("ASKED").expect("answer");
+    p.exp_string("Start policy")
+        .expect("asks for the start policy");
+    // Second choice: "new".
+    p.send("\x1b[B").expect("arrow down");
+    p.send_line("").expect("choose");
+    p.exp_string("Information for Consumer CP > ASKED")
+        .expect("created");
+    p.exp_eof().expect("exits");
+    let v = s.json(&["consumer", "info", "CP", "ASKED"]);
+    assert_eq!(v["config"]["deliver_policy"], "new");
+    // Given on the command line, not asked.
+    assert_eq!(v["config"]["ack_policy"], "none");
+}

@@ -24,7 +24,8 @@ pub struct ConsumerArgs {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Create a durable consumer (pull unless --target is given).
+    /// Create a durable consumer (pull unless --target is given; asks for
+    /// the name and policies not given on a terminal).
     #[command(alias = "create", alias = "new")]
     Add {
         /// Stream name.
@@ -37,7 +38,8 @@ enum Cmd {
         /// given too override it.
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
-        /// Accept defaults for anything not given (no prompts).
+        /// Accept defaults for anything not given (no prompts): deliver
+        /// all, explicit acks.
         #[arg(long)]
         defaults: bool,
     },
@@ -334,9 +336,30 @@ pub async fn run(conn: &ConnectArgs, a: ConsumerArgs) -> Result<()> {
             valid_name("consumer", &name)?;
             c.insert("durable_name".into(), json!(name));
             c.insert("name".into(), json!(name));
-            c.entry("deliver_policy").or_insert(json!("all"));
-            c.entry("ack_policy").or_insert(json!("explicit"));
             cfg.apply(&mut c);
+            // On a terminal, ask for the policies not given (as `nats
+            // consumer add` does); elsewhere take the usual defaults.
+            let ask = !defaults && config.is_none() && output::interactive();
+            if !c.contains_key("deliver_policy") {
+                let v = if ask {
+                    output::select(
+                        "Start policy",
+                        &["all", "new", "last", "last_per_subject"],
+                        0,
+                    )?
+                } else {
+                    "all".into()
+                };
+                c.insert("deliver_policy".into(), json!(v));
+            }
+            if !c.contains_key("ack_policy") {
+                let v = if ask {
+                    output::select("Acknowledgment policy", &["explicit", "none", "all"], 0)?
+                } else {
+                    "explicit".into()
+                };
+                c.insert("ack_policy".into(), json!(v));
+            }
             let client = conn.connect().await?;
             let resp = create(&client, &stream, &name, c, "create").await?;
             if json {
