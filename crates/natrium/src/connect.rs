@@ -17,20 +17,24 @@ use clap::Args;
 use crate::error::{Error, Result};
 use crate::units::parse_duration;
 
+/// Where `natrium` connects when nothing says otherwise.
+pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
+
 /// Flags that say which server to reach and how to authenticate.
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Connection options")]
 pub struct ConnectArgs {
     /// NATS server URL(s), comma separated (e.g. nats://127.0.0.1:4222).
+    /// Without it (and without NATS_URL), the selected context's server,
+    /// else nats://127.0.0.1:4222.
     #[arg(
         short = 's',
         long = "server",
         env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222",
         global = true,
         value_name = "URL"
     )]
-    pub server: String,
+    pub server: Option<String>,
 
     /// Username for user/password authentication.
     #[arg(long, env = "NATS_USER", global = true)]
@@ -70,6 +74,35 @@ pub struct ConnectArgs {
     )]
     pub nkey: Option<PathBuf>,
 
+    /// TLS client certificate file (PEM), with --tlskey.
+    #[arg(
+        long,
+        env = "NATS_CERT",
+        global = true,
+        value_name = "FILE",
+        requires = "tlskey"
+    )]
+    pub tlscert: Option<PathBuf>,
+
+    /// TLS client private key file (PEM), with --tlscert.
+    #[arg(
+        long,
+        env = "NATS_KEY",
+        global = true,
+        value_name = "FILE",
+        requires = "tlscert"
+    )]
+    pub tlskey: Option<PathBuf>,
+
+    /// CA certificate file (PEM) to verify the server with.
+    #[arg(long, env = "NATS_CA", global = true, value_name = "FILE")]
+    pub tlsca: Option<PathBuf>,
+
+    /// Named context to take connection settings from (see `natrium
+    /// context`); the selected one is used when not given.
+    #[arg(long, env = "NATS_CONTEXT", global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
     /// Time to wait for the connection handshake and for each response
     /// (e.g. 5s, 500ms).
     #[arg(
@@ -90,7 +123,7 @@ impl ConnectArgs {
     /// connection.
     pub fn servers(&self) -> Result<Vec<ServerAddr>> {
         let servers: Vec<ServerAddr> = self
-            .server
+            .server_url()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -103,11 +136,58 @@ impl ConnectArgs {
             .collect::<Result<_>>()?;
         if servers.is_empty() {
             return Err(Error::InvalidServer {
-                url: self.server.clone(),
+                url: self.server_url().to_string(),
                 reason: "no server given".into(),
             });
         }
         Ok(servers)
+    }
+
+    /// The server URL list in effect: `--server`/`NATS_URL`, else the
+    /// context's (after [`ConnectArgs::apply_context`]), else the default.
+    pub fn server_url(&self) -> &str {
+        self.server.as_deref().unwrap_or(DEFAULT_SERVER)
+    }
+
+    /// Fills every connection setting not given by a flag or environment
+    /// variable from the named context (`--context`), or from the selected
+    /// one. An explicitly named context that does not exist is an error; no
+    /// selected context is not.
+    pub fn apply_context(&mut self) -> Result<()> {
+        let ctx = match &self.context {
+            Some(name) => Some(crate::cmd::context::load(name)?),
+            None => crate::cmd::context::load_selected()?,
+        };
+        let Some(ctx) = ctx else { return Ok(()) };
+        fn fill<T: Clone>(slot: &mut Option<T>, from: &Option<T>) {
+            if slot.is_none() {
+                slot.clone_from(from);
+            }
+        }
+        fill(&mut self.server, &ctx.url);
+        if self.token.is_none() && self.creds.is_none() && self.nkey.is_none() {
+            fill(&mut self.user, &ctx.user);
+        }
+        if self.user == ctx.user {
+            fill(&mut self.password, &ctx.password);
+        }
+        if self.user.is_none() {
+            fill(&mut self.token, &ctx.token);
+        }
+        fill(&mut self.creds, &ctx.creds);
+        if self.creds.is_none() {
+            fill(&mut self.nkey, &ctx.nkey);
+        }
+        fill(&mut self.tlscert, &ctx.tlscert);
+        fill(&mut self.tlskey, &ctx.tlskey);
+        fill(&mut self.tlsca, &ctx.tlsca);
+        Ok(())
+    }
+
+    /// Builds options and connects: the one-liner most commands use.
+    pub async fn connect(&self) -> Result<Client> {
+        let opts = self.options().await?.name("natrium");
+        self.connect_with(opts).await
     }
 
     /// Builds connect options carrying authentication and timeouts.
@@ -139,6 +219,29 @@ impl ConnectArgs {
         if let Some(user) = &self.user {
             opts = opts.user_and_password(user.clone(), self.password.clone().unwrap_or_default());
         }
+        for (what, path) in [
+            ("TLS certificate", &self.tlscert),
+            ("TLS key", &self.tlskey),
+            ("TLS CA", &self.tlsca),
+        ] {
+            if let Some(path) = path
+                && let Err(source) = std::fs::metadata(path)
+            {
+                return Err(Error::ReadFile {
+                    what,
+                    path: path.clone(),
+                    source,
+                });
+            }
+        }
+        if let Some(ca) = &self.tlsca {
+            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let (Some(cert), Some(key)) = (&self.tlscert, &self.tlskey) {
+            opts = opts
+                .add_client_certificate(cert.clone(), key.clone())
+                .require_tls(true);
+        }
         Ok(opts
             .connection_timeout(self.timeout)
             .request_timeout(Some(self.timeout)))
@@ -154,7 +257,7 @@ impl ConnectArgs {
         opts.connect(servers)
             .await
             .map_err(|source| Error::Connect {
-                server: self.server.clone(),
+                server: self.server_url().to_string(),
                 source,
             })
     }
@@ -166,12 +269,16 @@ mod tests {
 
     fn args(server: &str) -> ConnectArgs {
         ConnectArgs {
-            server: server.into(),
+            server: Some(server.into()),
             user: None,
             password: None,
             token: None,
             creds: None,
             nkey: None,
+            tlscert: None,
+            tlskey: None,
+            tlsca: None,
+            context: None,
             timeout: Duration::from_secs(1),
         }
     }

@@ -58,6 +58,47 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// The JetStream API answered with an error: its description and codes,
+    /// exactly as the server sent them.
+    #[error("{op}: {description} (code {code}, err_code {err_code})")]
+    Api {
+        /// What was being done, e.g. `stream info ORDERS`.
+        op: String,
+        /// The server's `error.description`.
+        description: String,
+        /// The server's HTTP-like `error.code`.
+        code: u64,
+        /// The server's `error.err_code` (JSApiError code).
+        err_code: u64,
+    },
+
+    /// Nobody answered a request: no subscriber on the subject, or no
+    /// JetStream in the account.
+    #[error("{0}")]
+    NoResponders(String),
+
+    /// A request got no answer within `--timeout`.
+    #[error("{0}: no response within the timeout (raise --timeout?)")]
+    Timeout(String),
+
+    /// A file given to a command (configuration, payload, context) could
+    /// not be used.
+    #[error("{0}")]
+    BadInput(String),
+
+    /// The command needs an answer from the user, and cannot ask.
+    #[error("{0}")]
+    NeedInput(String),
+
+    /// The user declined a confirmation prompt.
+    #[error("{0}: not confirmed, nothing done")]
+    Declined(String),
+
+    /// A health check finished: its line is printed, only the status is
+    /// left to give (Nagios: 1 warning, 2 critical, 3 unknown).
+    #[error("check status {0}")]
+    Check(u8),
+
     /// Writing the results to stdout failed (for example a closed pipe).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -84,9 +125,16 @@ impl Error {
     /// uses), 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::InvalidServer { .. } => 2,
+            Error::Usage(_) | Error::InvalidServer { .. } | Error::NeedInput(_) => 2,
+            Error::Check(code) => *code,
             _ => 1,
         }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Internal(format!("JSON encoding: {e}"))
     }
 }
 

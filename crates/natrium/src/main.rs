@@ -2,26 +2,31 @@
 //!
 //! Natrium is meant to be a drop-in NATS server, so its client tool mirrors
 //! the `nats` CLI: the same global connection flags and environment
-//! variables, and (over time) the same command tree — pub/sub/request/reply,
-//! stream, consumer, kv, object, account, server, backup. Today it has
-//! `bench`, which exists first because we need a load generator that drives
-//! nats-server and natrium-server identically to compare them.
+//! variables, named contexts, and the same command tree — pub/sub/request/
+//! reply, server, stream, consumer, kv, object, account — plus `bench`, the
+//! load generator that drives nats-server and natrium-server identically.
 //!
 //! Layout: this file holds only the clap root and the process boundary
 //! (runtime, exit status, the single error line); [`connect`] turns the
-//! global flags into a connection; each command lives in its own module
-//! (`bench/`, later `stream/`, `kv/`, ...) with one file per subcommand.
+//! global flags (and the selected context) into a connection; each command
+//! group lives in its own module under `cmd/` (and `bench/`); [`output`]
+//! prints tables, JSON and prompts; [`jsapi`] speaks the JetStream API.
 
 mod backup;
 mod backup_verify;
 mod bench;
+mod cmd;
 mod connect;
 mod error;
+mod jsapi;
+mod output;
+mod template;
 mod units;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::connect::ConnectArgs;
 use crate::error::{Error, Result};
@@ -42,35 +47,49 @@ struct Cli {
 /// The top-level command tree.
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Publish messages.
+    #[command(alias = "publish")]
+    Pub(cmd::core::PubArgs),
+    /// Subscribe and print messages.
+    #[command(alias = "subscribe")]
+    Sub(cmd::core::SubArgs),
+    /// Send requests and print the responses.
+    #[command(alias = "req")]
+    Request(cmd::core::RequestArgs),
+    /// Answer requests on a subject.
+    Reply(cmd::core::ReplyArgs),
+    /// Server information, ping and health checks.
+    Server(cmd::server::ServerArgs),
+    /// JetStream streams.
+    #[command(alias = "str")]
+    Stream(cmd::stream::StreamArgs),
+    /// JetStream consumers.
+    #[command(alias = "con")]
+    Consumer(cmd::consumer::ConsumerArgs),
+    /// Key/value buckets.
+    Kv(cmd::kv::KvArgs),
+    /// Object store buckets.
+    #[command(alias = "obj")]
+    Object(cmd::object::ObjectArgs),
+    /// Account information, JetStream limits and reports.
+    Account(cmd::account::AccountArgs),
+    /// Named connection settings.
+    #[command(alias = "ctx")]
+    Context(cmd::context::ContextArgs),
     /// Measure throughput and latency of a NATS server.
     Bench(bench::BenchArgs),
-    /// Streams: backup and restore.
-    #[command(subcommand)]
-    Stream(StreamCommand),
-    /// The account: backup and restore of all its streams.
-    #[command(subcommand)]
-    Account(AccountCommand),
     /// Work with backups offline (`backup verify DIR`).
     Backup(backup_verify::BackupArgs),
-}
-
-/// `natrium stream …`.
-#[derive(Subcommand, Debug)]
-enum StreamCommand {
-    /// Back up a stream into a folder (`stream.tar.s2` + `backup.json`).
-    #[command(alias = "snapshot")]
-    Backup(backup::StreamBackupArgs),
-    /// Restore a stream from a backup folder.
-    Restore(backup::StreamRestoreArgs),
-}
-
-/// `natrium account …`.
-#[derive(Subcommand, Debug)]
-enum AccountCommand {
-    /// Back up every stream of the account (one folder per stream).
-    Backup(backup::AccountBackupArgs),
-    /// Restore every stream folder of an account backup.
-    Restore(backup::AccountRestoreArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// Shell to generate for.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for natrium and every subcommand into a directory.
+    Man {
+        /// Directory to write the pages to (created if missing).
+        dir: PathBuf,
+    },
 }
 
 impl Command {
@@ -81,31 +100,98 @@ impl Command {
         match self {
             Command::Bench(args) => args.threads(),
             Command::Backup(_) => Some(1),
-            _ => None,
+            _ => Some(2),
         }
     }
 }
 
 /// Runs the chosen command to completion.
 async fn run(cli: Cli) -> Result<()> {
+    let mut conn = cli.conn;
     match cli.command {
-        Command::Bench(args) => bench::run(&cli.conn, args).await,
-        Command::Stream(StreamCommand::Backup(a)) => backup::run_stream_backup(&cli.conn, a).await,
-        Command::Stream(StreamCommand::Restore(a)) => {
-            backup::run_stream_restore(&cli.conn, a).await
+        Command::Context(a) => return cmd::context::run(&conn, a),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "natrium", &mut out);
+            return output::out_bytes(&out, false);
         }
-        Command::Account(AccountCommand::Backup(a)) => {
-            backup::run_account_backup(&cli.conn, a).await
-        }
-        Command::Account(AccountCommand::Restore(a)) => {
-            backup::run_account_restore(&cli.conn, a).await
-        }
-        Command::Backup(args) => backup_verify::run(args),
+        Command::Man { dir } => return write_man_pages(&dir),
+        Command::Backup(args) => return backup_verify::run(args),
+        _ => {}
+    }
+    conn.apply_context()?;
+    match cli.command {
+        Command::Pub(a) => cmd::core::publish(&conn, a).await,
+        Command::Sub(a) => cmd::core::subscribe(&conn, a).await,
+        Command::Request(a) => cmd::core::request(&conn, a).await,
+        Command::Reply(a) => cmd::core::reply(&conn, a).await,
+        Command::Server(a) => cmd::server::run(&conn, a).await,
+        Command::Stream(a) => cmd::stream::run(&conn, a).await,
+        Command::Consumer(a) => cmd::consumer::run(&conn, a).await,
+        Command::Kv(a) => cmd::kv::run(&conn, a).await,
+        Command::Object(a) => cmd::object::run(&conn, a).await,
+        Command::Account(a) => cmd::account::run(&conn, a).await,
+        Command::Bench(args) => bench::run(&conn, args).await,
+        Command::Context(_)
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Backup(_) => Ok(()),
     }
 }
 
+/// Writes `natrium.1` and `natrium-<sub>[-<sub>].1` for every subcommand.
+fn write_man_pages(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", dir.display())))?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut count = 0;
+    fn walk(
+        cmd: &clap::Command,
+        name: &str,
+        dir: &std::path::Path,
+        count: &mut usize,
+    ) -> Result<()> {
+        // clap wants a 'static name; this process writes the pages and exits.
+        let page = cmd
+            .clone()
+            .name(&*Box::leak(name.to_string().into_boxed_str()));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page).render(&mut buf)?;
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, buf)
+            .map_err(|e| Error::BadInput(format!("cannot write {}: {e}", path.display())))?;
+        *count += 1;
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            walk(sub, &format!("{name}-{}", sub.get_name()), dir, count)?;
+        }
+        Ok(())
+    }
+    walk(&cmd, "natrium", dir, &mut count)?;
+    output::out(format!("Wrote {count} man pages to {}", dir.display()))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("natrium: internal error: {msg}{at} (please report this)");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = cli.command.runtime_threads() {
         builder.worker_threads(n);
@@ -124,16 +210,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// Reports a command-line parsing problem in one line (help and version
+/// requests print as usual).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {}
+    }
+    // clap spreads one complaint over several lines (the missing arguments,
+    // the possible values, a tip); fold them into one, without the usage.
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut line = parts
+        .join(" ")
+        .trim_start_matches("error: ")
+        .replace(" tip: ", "; tip: ");
+    if line.is_empty() {
+        line = "invalid arguments".into();
+    }
+    eprintln!("natrium: error: {line} (see --help)");
+    ExitCode::from(2)
+}
+
 /// Prints the one-line error message and picks the exit status.
 fn fail(e: &Error) -> ExitCode {
-    eprintln!("natrium: error: {e}");
+    match e {
+        // A health check already printed its status line.
+        Error::Check(_) => {}
+        // The reader went away (`| head`): not worth a message.
+        Error::Output(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+            return ExitCode::SUCCESS;
+        }
+        _ => eprintln!("natrium: error: {e}"),
+    }
     ExitCode::from(e.exit_code())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -154,12 +277,19 @@ mod tests {
             "2s",
         ])
         .expect("parses");
-        assert_eq!(cli.conn.server, "nats://127.0.0.1:1234");
+        assert_eq!(cli.conn.server.as_deref(), Some("nats://127.0.0.1:1234"));
         assert_eq!(cli.conn.timeout, std::time::Duration::from_secs(2));
     }
 
     #[test]
     fn password_requires_user() {
         assert!(Cli::try_parse_from(["natrium", "--password", "x", "bench", "pub"]).is_err());
+    }
+
+    #[test]
+    fn json_flag_on_groups() {
+        assert!(Cli::try_parse_from(["natrium", "stream", "ls", "--json"]).is_ok());
+        assert!(Cli::try_parse_from(["natrium", "stream", "--json", "info", "X"]).is_ok());
+        assert!(Cli::try_parse_from(["natrium", "stream", "ls", "--bogus"]).is_err());
     }
 }

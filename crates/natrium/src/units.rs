@@ -54,11 +54,13 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
         "" | "s" => value,
         "ms" => value / 1e3,
         "us" | "µs" => value / 1e6,
+        "ns" => value / 1e9,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86400.0,
         other => {
             return Err(format!(
-                "invalid duration {input:?}: unknown unit {other:?} (use ms, s, m or h)"
+                "invalid duration {input:?}: unknown unit {other:?} (use ms, s, m, h or d)"
             ));
         }
     };

@@ -161,9 +161,6 @@ pub struct BackupFlags {
     /// Ask the server to check the stream's data first.
     #[arg(long)]
     pub check: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
     /// No progress output.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -200,9 +197,6 @@ pub struct StreamRestoreArgs {
     /// Restore under this name instead.
     #[arg(long)]
     pub name: Option<String>,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
     /// No progress output.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -225,16 +219,13 @@ pub struct AccountRestoreArgs {
     /// Skip streams that exist instead of refusing.
     #[arg(long)]
     pub skip_existing: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
     /// No progress output.
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
 
 async fn connect(conn: &ConnectArgs) -> crate::error::Result<Client> {
-    conn.connect_with(conn.options().await?).await
+    conn.connect().await
 }
 
 /// Run `fut`, turning Ctrl-C into [`BackupError::Interrupted`] (the folder keeps its
@@ -259,9 +250,10 @@ fn print_json<T: serde::Serialize>(v: &T) -> crate::error::Result<()> {
 pub async fn run_stream_backup(
     conn: &ConnectArgs,
     a: StreamBackupArgs,
+    json: bool,
 ) -> crate::error::Result<()> {
     let client = connect(conn).await?;
-    let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || a.flags.json));
+    let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || json));
     let sd = layout::StreamDir::new(&a.dir);
     let s = interruptible(stream_backup::backup_stream(
         &client,
@@ -271,7 +263,7 @@ pub async fn run_stream_backup(
         &mut p,
     ))
     .await?;
-    if a.flags.json {
+    if json {
         print_json(&s)?;
     }
     Ok(())
@@ -281,9 +273,10 @@ pub async fn run_stream_backup(
 pub async fn run_stream_restore(
     conn: &ConnectArgs,
     a: StreamRestoreArgs,
+    json: bool,
 ) -> crate::error::Result<()> {
     let client = connect(conn).await?;
-    let mut p = progress::Progress::new(progress::Mode::detect(a.quiet || a.json));
+    let mut p = progress::Progress::new(progress::Mode::detect(a.quiet || json));
     let sd = layout::StreamDir::new(&a.dir);
     let s = interruptible(stream_restore::restore_stream(
         &client,
@@ -293,7 +286,7 @@ pub async fn run_stream_restore(
         &mut p,
     ))
     .await?;
-    if a.json {
+    if json {
         print_json(&s)?;
     }
     Ok(())
@@ -303,9 +296,10 @@ pub async fn run_stream_restore(
 pub async fn run_account_backup(
     conn: &ConnectArgs,
     a: AccountBackupArgs,
+    json: bool,
 ) -> crate::error::Result<()> {
     let client = connect(conn).await?;
-    let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || a.flags.json));
+    let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || json));
     let s = interruptible(account::backup_account(
         &client,
         &a.dir,
@@ -313,7 +307,7 @@ pub async fn run_account_backup(
         &mut p,
     ))
     .await?;
-    if a.flags.json {
+    if json {
         print_json(&s)?;
     } else if !a.flags.quiet {
         eprintln!("Backed up {} streams into {}", s.len(), a.dir.display());
@@ -325,9 +319,10 @@ pub async fn run_account_backup(
 pub async fn run_account_restore(
     conn: &ConnectArgs,
     a: AccountRestoreArgs,
+    json: bool,
 ) -> crate::error::Result<()> {
     let client = connect(conn).await?;
-    let mut p = progress::Progress::new(progress::Mode::detect(a.quiet || a.json));
+    let mut p = progress::Progress::new(progress::Mode::detect(a.quiet || json));
     let s = interruptible(account::restore_account(
         &client,
         &a.dir,
@@ -336,7 +331,7 @@ pub async fn run_account_restore(
         &mut p,
     ))
     .await?;
-    if a.json {
+    if json {
         print_json(&s)?;
     } else if !a.quiet {
         for name in &s.skipped {

@@ -1,0 +1,264 @@
+//! Shared helpers for the `natrium` CLI integration tests: servers as child
+//! processes on a port they pick themselves, and running the CLI binary.
+//!
+//! natrium-server comes from `NATRIUM_SERVER_BIN`, else the workspace
+//! target directory next to the test executable (built with `cargo build
+//! -p natrium-server` on first use if missing). The reference nats-server
+//! comes from `NATS_SERVER_BIN` or `nats-server` on PATH; tests against it
+//! print a notice and skip when there is none.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The CLI under test.
+pub const NATRIUM: &str = env!("CARGO_BIN_EXE_natrium");
+
+/// Finds the natrium-server binary, building it once if needed.
+pub fn natrium_server_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("NATRIUM_SERVER_BIN") {
+            return PathBuf::from(p);
+        }
+        // CARGO_BIN_EXE_natrium is <target>/<profile>/natrium.
+        let dir = Path::new(NATRIUM).parent().expect("bin dir").to_path_buf();
+        let bin = dir.join("natrium-server");
+        if !bin.is_file() {
+            static BUILD: Mutex<()> = Mutex::new(());
+            let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+            if !bin.is_file() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let mut c = Command::new(cargo);
+                c.args(["build", "-p", "natrium-server", "--bin", "natrium-server"]);
+                if dir.file_name().is_some_and(|n| n == "release") {
+                    c.arg("--release");
+                }
+                let st = c.status().expect("run cargo build -p natrium-server");
+                assert!(st.success(), "cargo build -p natrium-server failed");
+            }
+        }
+        bin
+    })
+    .clone()
+}
+
+/// The reference nats-server, if installed.
+pub fn nats_server_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+/// Which server a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Natrium,
+    Nats,
+}
+
+/// A server child process with JetStream in a temporary directory,
+/// killed (by its own handle) on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub port: u16,
+    pub kind: Kind,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts natrium-server with JetStream.
+    pub fn natrium() -> Server {
+        Self::start(&natrium_server_bin(), Kind::Natrium, &[])
+    }
+
+    /// Starts natrium-server with extra flags.
+    pub fn natrium_with(extra: &[&str]) -> Server {
+        Self::start(&natrium_server_bin(), Kind::Natrium, extra)
+    }
+
+    /// Starts nats-server with JetStream, or prints why not.
+    pub fn nats(test: &str) -> Option<Server> {
+        match nats_server_bin() {
+            Some(bin) => Some(Self::start(&bin, Kind::Nats, &[])),
+            None => {
+                eprintln!(
+                    "SKIPPED {test} against nats-server: set NATS_SERVER_BIN or put nats-server on PATH"
+                );
+                None
+            }
+        }
+    }
+
+    /// Starts nats-server with extra flags, or prints why not.
+    pub fn nats_with(test: &str, extra: &[&str]) -> Option<Server> {
+        match nats_server_bin() {
+            Some(bin) => Some(Self::start(&bin, Kind::Nats, extra)),
+            None => {
+                eprintln!(
+                    "SKIPPED {test} against nats-server: set NATS_SERVER_BIN or put nats-server on PATH"
+                );
+                None
+            }
+        }
+    }
+
+    /// natrium-server, plus nats-server when it is available.
+    pub fn both(test: &str) -> Vec<Server> {
+        let mut v = vec![Self::natrium()];
+        v.extend(Self::nats(test));
+        v
+    }
+
+    fn start(bin: &Path, kind: Kind, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sd = dir.path().join("js");
+        let mut child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
+            .arg(&sd)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("Listening for client connections on ").nth(1)
+                    && let Some(port) = rest.trim().rsplit(':').next()
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port.to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(port) => {
+                let port: u16 = port.parse().expect("port number");
+                Server {
+                    child,
+                    url: format!("nats://127.0.0.1:{port}"),
+                    port,
+                    kind,
+                    _dir: dir,
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not report its listening port", bin.display());
+            }
+        }
+    }
+
+    /// Runs `natrium -s URL args…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        natrium(Some(&self.url), args, &[])
+    }
+
+    /// Runs a command that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_success(&out, args, self.kind);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a `--json` command that must succeed; returns the parsed JSON.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let text = self.ok(&a);
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{:?} {a:?}: not JSON ({e}):\n{text}", self.kind))
+    }
+
+    /// Runs a command that must fail; returns (exit code, stderr).
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "{:?} {args:?} should fail but succeeded:\n{}",
+            self.kind,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the CLI with a clean environment: no NATS_* variables and an empty
+/// private configuration directory (unless `env` sets XDG_CONFIG_HOME).
+pub fn natrium(url: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Output {
+    static EMPTY: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let empty = EMPTY.get_or_init(|| tempfile::tempdir().expect("tempdir"));
+    let mut c = Command::new(NATRIUM);
+    if let Some(u) = url {
+        c.arg("-s").arg(u);
+    }
+    c.args(args)
+        .env("XDG_CONFIG_HOME", empty.path())
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null());
+    for v in [
+        "NATS_URL",
+        "NATS_USER",
+        "NATS_PASSWORD",
+        "NATS_TOKEN",
+        "NATS_CREDS",
+        "NATS_NKEY",
+        "NATS_CONTEXT",
+        "NATS_CERT",
+        "NATS_KEY",
+        "NATS_CA",
+        "NATS_TIMEOUT",
+    ] {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run natrium")
+}
+
+/// Asserts a run succeeded, showing its output otherwise.
+pub fn assert_success(out: &Output, args: &[&str], kind: Kind) {
+    assert!(
+        out.status.success(),
+        "{kind:?} natrium {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts stderr is one error line, with no panic or backtrace.
+pub fn assert_one_line_error(stderr: &str) {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
+    assert!(lines[0].starts_with("natrium: error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+}
