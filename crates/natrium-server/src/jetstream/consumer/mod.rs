@@ -25,6 +25,7 @@ pub mod subs;
 
 use super::api::consumer::{AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, SequenceInfo};
 use super::api::consumer_check::with_dynamic_consumer_metadata;
+use super::api::stream::RetentionPolicy;
 use super::api::time::Timestamp;
 use super::stream::{Stream, now_nanos};
 use crate::client::subscription::Subscription;
@@ -183,6 +184,28 @@ pub fn compile_filter(cfg: &ConsumerConfig) -> Result<SubjectFilter, StoreError>
     }
 }
 
+/// Work-queue retention, on recovery: a message this consumer's persisted state counts
+/// as acknowledged but which is still stored (the process died between saving the ack
+/// and removing the message) is removed now, as nats-server does when it recovers a
+/// consumer. Only messages the consumer's filter takes are looked at (work-queue filters
+/// never overlap), and only up to its last delivered sequence.
+fn remove_acked_work(stream: &Stream, m: &Machine, filter: &SubjectFilter) {
+    let last = m.delivered().stream;
+    let mut seq = stream.store.fast_state().first_seq.max(1);
+    while seq <= last {
+        let Ok(msg) = stream.store.load_next_msg(filter, seq) else {
+            break;
+        };
+        if msg.seq > last {
+            break;
+        }
+        if m.is_acked(msg.seq) {
+            let _ = stream.store.remove_msg(msg.seq);
+        }
+        seq = msg.seq + 1;
+    }
+}
+
 /// Where a new consumer starts (nats-server `selectStartingSeqNo`): the machine, and the
 /// stream sequence to record as the store's starting point.
 fn starting_machine(
@@ -247,6 +270,9 @@ impl Consumer {
             let first = stream.store.fast_state().first_seq;
             if first > m.next_sseq() {
                 m.skip_to(first);
+            }
+            if stream.config().retention == RetentionPolicy::WorkQueue {
+                remove_acked_work(&stream, &m, &filter);
             }
             m
         } else {
