@@ -25,7 +25,7 @@
 //!
 //! Randomness is seeded: `NATRIUM_CONSUMER_CRASH_SEED=<u64>` repeats a run (the seed is
 //! printed). `NATRIUM_CONSUMER_CRASH_CYCLES=<n>` sets the number of kill/restart cycles
-//! of each scenario (default 5; each cycle costs about half a second to two seconds).
+//! of each scenario (default 4; each cycle costs about half a second to two seconds).
 //! Every loop is bounded by count and time. The server process and RNG helpers are shared
 //! with `js_crash.rs` (`js_crash_support`).
 
@@ -45,7 +45,7 @@ const ACK_WAIT: Duration = Duration::from_secs(2);
 /// Client-side timeout of JetStream requests (AckSync, info, fetch start).
 const REQ_TIMEOUT: Duration = Duration::from_secs(3);
 /// Kill/restart cycles per scenario unless `NATRIUM_CONSUMER_CRASH_CYCLES` says otherwise.
-const DEFAULT_CYCLES: usize = 5;
+const DEFAULT_CYCLES: usize = 4;
 
 /// Start a server on `store`, panicking with its log if it does not come up.
 fn start(store: &Path, log: &Path) -> ServerProc {
@@ -710,7 +710,7 @@ async fn durable_pull_consumer_survives_sigkill() {
         stream: "CCRASH",
         retention: stream::RetentionPolicy::Limits,
         n: 2000,
-        run_ms: (150, 1200),
+        run_ms: (150, 900),
         mix: AckMix {
             skip_pct: 4,
             sync_pct: 30,

@@ -272,6 +272,10 @@ fn create(
     }
     finalize_new_consumer_config(&mut cfg);
     let durable = !cfg.durable_name.is_empty();
+    // nats-server `JSMaxNameLen`, checked (in bytes) for durable names only.
+    if durable && cfg.durable_name.len() > 255 {
+        return Err(ApiError::consumer_name_too_long(255));
+    }
     let name = if wanted_name.is_empty() {
         loop {
             let n = ephemeral_name();
