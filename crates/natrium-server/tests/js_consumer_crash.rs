@@ -18,7 +18,8 @@
 //!   sequence `1..=N` received and acked, `num_pending == 0`, `num_ack_pending == 0`, and
 //!   another SIGKILL after that redelivers nothing;
 //! - the stream itself: limits retention still holds all N messages with their payloads;
-//!   work-queue retention ends empty.
+//!   work-queue and interest retention (one consumer) end empty, and after every restart
+//!   hold nothing at or below the consumer's ack floor.
 //!
 //! - the consumer's configuration (as the server reported it at creation) is unchanged
 //!   after every restart.
@@ -368,8 +369,29 @@ async fn check_after_restart(
         .await
         .unwrap_or_else(|e| panic!("[{}] durable consumer after restart: {e}", sc.test));
     let info = c.get_info().await.expect("consumer info");
+    let stream_state = js
+        .get_stream(sc.stream)
+        .await
+        .expect("stream after restart")
+        .get_info()
+        .await
+        .expect("stream info")
+        .state;
     let mut l = ledger.lock().unwrap();
     let life = l.life;
+    // Work queue and interest (one consumer): everything at or below the ack floor is
+    // gone from the stream, even if the process died between saving an ack and removing
+    // the message.
+    if sc.retention != stream::RetentionPolicy::Limits
+        && stream_state.messages > 0
+        && stream_state.first_sequence <= info.ack_floor.stream_sequence
+    {
+        l.violation(format!(
+            "life {life}: the stream still starts at {} ({} messages) although the only \
+             consumer's ack floor is {}",
+            stream_state.first_sequence, stream_state.messages, info.ack_floor.stream_sequence
+        ));
+    }
     if info.config != *want_cfg {
         l.violation(format!(
             "life {life}: consumer config changed across the restart:\n  was {want_cfg:?}\n  now \
@@ -821,5 +843,37 @@ async fn work_queue_consumer_survives_sigkill() {
         ));
     }
     assert_eq!(info.state.last_sequence, sc.n, "work queue last_seq");
+    assert_clean(&sc, out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interest_consumer_survives_sigkill() {
+    let sc = Scenario {
+        test: "interest",
+        salt: 0x33,
+        stream: "ICRASH",
+        retention: stream::RetentionPolicy::Interest,
+        n: 400,
+        run_ms: (100, 700),
+        mix: AckMix {
+            skip_pct: 3,
+            sync_pct: 40,
+            max_batch: 20,
+            pause_ms: 30,
+        },
+    };
+    let mut out = run(&sc).await;
+    let (l, js) = (&mut out.ledger, out.js.clone());
+    let st = js.get_stream(sc.stream).await.unwrap();
+    let info = st.get_info().await.unwrap();
+    // Its only consumer acknowledged everything, so nothing is left.
+    if info.state.messages != 0 {
+        l.violation(format!(
+            "interest stream not empty after every message was acked: {} left (first {}, \
+             last {})",
+            info.state.messages, info.state.first_sequence, info.state.last_sequence
+        ));
+    }
+    assert_eq!(info.state.last_sequence, sc.n, "interest stream last_seq");
     assert_clean(&sc, out);
 }

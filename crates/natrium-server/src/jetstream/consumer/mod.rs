@@ -206,6 +206,36 @@ fn remove_acked_work(stream: &Stream, m: &Machine, filter: &SubjectFilter) {
     }
 }
 
+/// Interest retention, on recovery of the last of the stream's durable consumers:
+/// messages at or below every consumer's ack floor were acknowledged by all that wanted
+/// them; any still stored (the process died between saving the acks and removing the
+/// messages) go now, as nats-server does when it recovers an interest stream. Does
+/// nothing while a consumer on disk is not loaded yet (or could not be).
+fn remove_acked_by_all(stream: &Stream, name: &str, m: &Machine) {
+    if stream.is_memory() {
+        return;
+    }
+    let Ok(names) = stream.store.consumer_names() else {
+        return;
+    };
+    let others: Vec<Arc<Consumer>> = {
+        let loaded = stream.consumers.read();
+        if names.iter().any(|n| n != name && !loaded.contains_key(n)) {
+            return;
+        }
+        loaded.values().cloned().collect()
+    };
+    let mut floor = m.ack_floor().stream;
+    for c in &others {
+        floor = floor.min(c.machine.lock().ack_floor().stream);
+    }
+    let st = stream.store.fast_state();
+    let floor = floor.min(st.last_seq);
+    if st.msgs > 0 && floor >= st.first_seq {
+        let _ = stream.store.compact(floor + 1);
+    }
+}
+
 /// Where a new consumer starts (nats-server `selectStartingSeqNo`): the machine, and the
 /// stream sequence to record as the store's starting point.
 fn starting_machine(
@@ -271,8 +301,10 @@ impl Consumer {
             if first > m.next_sseq() {
                 m.skip_to(first);
             }
-            if stream.config().retention == RetentionPolicy::WorkQueue {
-                remove_acked_work(&stream, &m, &filter);
+            match stream.config().retention {
+                RetentionPolicy::WorkQueue => remove_acked_work(&stream, &m, &filter),
+                RetentionPolicy::Interest => remove_acked_by_all(&stream, &name, &m),
+                RetentionPolicy::Limits => {}
             }
             m
         } else {
