@@ -55,7 +55,7 @@ MS = 1_000_000
 # stream between cases is racy on nats-server (a re-created stream's consumer briefly saw
 # the deleted stream's state). Everything else gets a fresh server (js_server).
 
-SHARED_ACCOUNTS = 200
+SHARED_ACCOUNTS = 170  # 156 used; raise when adding shared cases
 SHARED_CONF = "accounts {\n" + "".join(
     f"  A{i} {{ jetstream: enabled, users [ {{ user: u{i}, password: p }} ] }}\n"
     for i in range(SHARED_ACCOUNTS)) + "}\n"
