@@ -86,17 +86,14 @@ pub fn handle(
         ["CONSUMER", "CREATE", ..] | ["CONSUMER", "DURABLE", "CREATE", ..] => {
             consumer_create(js, jsa, req)?
         }
-        ["CONSUMER", "INFO", stream, name] => consumer_info(jsa, stream, name),
+        ["CONSUMER", "INFO", stream, name] => consumer_info(jsa, stream, name, &req.payload),
         ["CONSUMER", "DELETE", stream, name] => consumer_delete(js, jsa, stream, name),
         ["CONSUMER", "NAMES", stream] => consumer_names(jsa, stream, &req.payload),
         ["CONSUMER", "LIST", stream] => consumer_list(jsa, stream, &req.payload),
         ["CONSUMER", "PAUSE", stream, name] => consumer_pause(js, jsa, stream, name, &req.payload),
         ["CONSUMER", "RESET", stream, name] => consumer_reset(jsa, stream, name, &req.payload),
-        ["CONSUMER", "LEADER", "STEPDOWN", stream, name] => jsa
-            .stream(stream)
-            .ok_or_else(ApiError::stream_not_found)
-            .and_then(|s| s.consumer(name).ok_or_else(ApiError::consumer_not_found))
-            .and_then(|_| Err(ApiError::cluster_required())),
+        // Standalone nats-server refuses every stepdown the same way, before any lookup.
+        ["CONSUMER", "LEADER", "STEPDOWN", _, _] => Err(ApiError::cluster_required()),
         _ => return None,
     };
     Some(r.unwrap_or_else(|e| error_for(t, e)))
@@ -275,6 +272,10 @@ fn create(
     }
     finalize_new_consumer_config(&mut cfg);
     let durable = !cfg.durable_name.is_empty();
+    // nats-server `JSMaxNameLen`, checked (in bytes) for durable names only.
+    if durable && cfg.durable_name.len() > 255 {
+        return Err(ApiError::consumer_name_too_long(255));
+    }
     let name = if wanted_name.is_empty() {
         loop {
             let n = ephemeral_name();
@@ -354,7 +355,24 @@ fn lookup(
     Ok((s, c))
 }
 
-fn consumer_info(jsa: &JsAccount, stream: &str, name: &str) -> Result<ApiAnswer, ApiError> {
+/// Go `isEmptyRequest`: no bytes, or a JSON object without members.
+fn is_empty_request(body: &[u8]) -> bool {
+    body.is_empty()
+        || matches!(
+            serde_json::from_slice::<serde_json::Value>(body),
+            Ok(serde_json::Value::Object(m)) if m.is_empty()
+        )
+}
+
+fn consumer_info(
+    jsa: &JsAccount,
+    stream: &str,
+    name: &str,
+    body: &[u8],
+) -> Result<ApiAnswer, ApiError> {
+    if !is_empty_request(body) {
+        return Err(ApiError::not_empty_request());
+    }
     let (_, c) = lookup(jsa, stream, name)?;
     Ok(ApiAnswer::ok(
         ApiResponse::new(ConsumerInfoBody {
@@ -468,7 +486,10 @@ fn consumer_pause(
     let mut cfg = c.config();
     let now = Timestamp::now();
     let until = req.pause_until;
-    cfg.pause_until = (!until.is_zero() && now.nanos_until(&until) > 0).then_some(until);
+    // As nats-server: any non-zero time is kept in the config (one in the past pauses
+    // nothing), and the API level the config needs is recorded again.
+    cfg.pause_until = (!until.is_zero()).then_some(until);
+    super::api::consumer_check::set_static_consumer_metadata(&mut cfg);
     c.update_config(cfg.clone())
         .map_err(ApiError::consumer_create)?;
     if c.is_durable() {

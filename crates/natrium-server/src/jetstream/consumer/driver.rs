@@ -425,7 +425,10 @@ impl Task {
         }
         self.again = false;
         let paused = self.hot.paused_until > now;
-        if !paused {
+        if paused {
+            // Nothing is delivered while paused: no-wait requests end now (nats-server).
+            m.end_no_wait(&mut out);
+        } else {
             let filter = c.filter.read();
             let src = StoreSource::new(c.stream.store.as_ref(), &filter);
             let mut sent = 0;

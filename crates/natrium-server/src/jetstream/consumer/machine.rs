@@ -465,9 +465,10 @@ impl Machine {
 
     /// Answer every waiting request (consumer deleted, server stopping).
     pub fn close_waiting(&mut self, line: &str) -> Vec<Status> {
+        // A bare status line, as nats-server sends it (no pending counts).
         self.waiting
             .drain(..)
-            .map(|w| Status::new(&w.reply, line).pending(w.batch, w.max_bytes))
+            .map(|w| Status::new(&w.reply, line))
             .collect()
     }
 
@@ -575,6 +576,11 @@ impl Machine {
         }
     }
 
+    /// The consumer is paused: no-wait requests end as at the end of the stream.
+    pub fn end_no_wait(&mut self, out: &mut Vec<Status>) {
+        self.finish_no_wait(out);
+    }
+
     /// At the end of the stream, no-wait requests are finished with `404 No Messages`,
     /// unless they have an expiry and got nothing yet (those wait, as in nats-server).
     fn finish_no_wait(&mut self, out: &mut Vec<Status>) -> Option<Delivery> {
@@ -620,10 +626,16 @@ impl Machine {
                 self.ack_floor = self.delivered;
             }
             Ack::All | Ack::Explicit => {
+                // A redelivery keeps the consumer sequence of the first delivery (as the
+                // state store and nats-server do): the ack floor is measured in it.
+                let sequence = match self.pending.get(&sseq) {
+                    Some(p) if redelivery && p.sequence > 0 => p.sequence,
+                    _ => dseq,
+                };
                 self.pending.insert(
                     sseq,
                     Pending {
-                        sequence: dseq,
+                        sequence,
                         timestamp: now,
                     },
                 );

@@ -419,6 +419,36 @@ fn recovered_state_redelivers_what_was_pending() {
 }
 
 #[test]
+fn ack_floor_after_a_redelivery_counts_first_delivery_sequences() {
+    let src = Fake::with(4);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    drain_push(&mut m, &src, 0);
+    m.ack(1, AckKind::Ack, 1);
+    m.ack(2, AckKind::Nak(None), 1);
+    let again = drain_push(&mut m, &src, 2);
+    assert_eq!((again[0].sseq, again[0].dseq), (2, 5));
+    // 3 and 4 acked: the floor stays below 2, whose first delivery was consumer seq 2.
+    m.ack(3, AckKind::Ack, 3);
+    m.ack(4, AckKind::Ack, 3);
+    assert_eq!(
+        m.ack_floor(),
+        SequencePair {
+            consumer: 1,
+            stream: 1
+        }
+    );
+    assert_eq!(m.pending_of(2).map(|p| p.sequence), Some(2));
+    m.ack(2, AckKind::Ack, 4);
+    assert_eq!(
+        m.ack_floor(),
+        SequencePair {
+            consumer: 5,
+            stream: 4
+        }
+    );
+}
+
+#[test]
 fn skip_to_after_purge() {
     let src = Fake::with(10);
     let mut m = Machine::new(params(Ack::Explicit), 1);

@@ -25,6 +25,7 @@ pub mod subs;
 
 use super::api::consumer::{AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, SequenceInfo};
 use super::api::consumer_check::with_dynamic_consumer_metadata;
+use super::api::stream::RetentionPolicy;
 use super::api::time::Timestamp;
 use super::stream::{Stream, now_nanos};
 use crate::client::subscription::Subscription;
@@ -183,6 +184,58 @@ pub fn compile_filter(cfg: &ConsumerConfig) -> Result<SubjectFilter, StoreError>
     }
 }
 
+/// Work-queue retention, on recovery: a message this consumer's persisted state counts
+/// as acknowledged but which is still stored (the process died between saving the ack
+/// and removing the message) is removed now, as nats-server does when it recovers a
+/// consumer. Only messages the consumer's filter takes are looked at (work-queue filters
+/// never overlap), and only up to its last delivered sequence.
+fn remove_acked_work(stream: &Stream, m: &Machine, filter: &SubjectFilter) {
+    let last = m.delivered().stream;
+    let mut seq = stream.store.fast_state().first_seq.max(1);
+    while seq <= last {
+        let Ok(msg) = stream.store.load_next_msg(filter, seq) else {
+            break;
+        };
+        if msg.seq > last {
+            break;
+        }
+        if m.is_acked(msg.seq) {
+            let _ = stream.store.remove_msg(msg.seq);
+        }
+        seq = msg.seq + 1;
+    }
+}
+
+/// Interest retention, on recovery of the last of the stream's durable consumers:
+/// messages at or below every consumer's ack floor were acknowledged by all that wanted
+/// them; any still stored (the process died between saving the acks and removing the
+/// messages) go now, as nats-server does when it recovers an interest stream. Does
+/// nothing while a consumer on disk is not loaded yet (or could not be).
+fn remove_acked_by_all(stream: &Stream, name: &str, m: &Machine) {
+    if stream.is_memory() {
+        return;
+    }
+    let Ok(names) = stream.store.consumer_names() else {
+        return;
+    };
+    let others: Vec<Arc<Consumer>> = {
+        let loaded = stream.consumers.read();
+        if names.iter().any(|n| n != name && !loaded.contains_key(n)) {
+            return;
+        }
+        loaded.values().cloned().collect()
+    };
+    let mut floor = m.ack_floor().stream;
+    for c in &others {
+        floor = floor.min(c.machine.lock().ack_floor().stream);
+    }
+    let st = stream.store.fast_state();
+    let floor = floor.min(st.last_seq);
+    if st.msgs > 0 && floor >= st.first_seq {
+        let _ = stream.store.compact(floor + 1);
+    }
+}
+
 /// Where a new consumer starts (nats-server `selectStartingSeqNo`): the machine, and the
 /// stream sequence to record as the store's starting point.
 fn starting_machine(
@@ -247,6 +300,11 @@ impl Consumer {
             let first = stream.store.fast_state().first_seq;
             if first > m.next_sseq() {
                 m.skip_to(first);
+            }
+            match stream.config().retention {
+                RetentionPolicy::WorkQueue => remove_acked_work(&stream, &m, &filter),
+                RetentionPolicy::Interest => remove_acked_by_all(&stream, &name, &m),
+                RetentionPolicy::Limits => {}
             }
             m
         } else {

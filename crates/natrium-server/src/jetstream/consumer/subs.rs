@@ -93,7 +93,15 @@ fn parse_nak_delay(rest: &[u8]) -> Option<i64> {
 
 /// Parse a pull request body into arguments, or the text of a `400 Bad Request`.
 pub fn parse_pull(body: &[u8]) -> Result<PullArgs, String> {
-    Ok(match NextRequest::parse_body(body)? {
+    // nats-server decodes the request into an unnamed struct type, so its type errors
+    // read "Go struct field .batch of type int".
+    let parsed = NextRequest::parse_body(body).map_err(|e| {
+        e.replace(
+            "Go struct field JSApiConsumerGetNextRequest.",
+            "Go struct field .",
+        )
+    })?;
+    Ok(match parsed {
         NextRequestBody::Default => PullArgs {
             batch: 1,
             ..PullArgs::default()
