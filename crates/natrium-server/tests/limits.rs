@@ -656,3 +656,48 @@ accounts {{ A {{ jetstream {{ max_file: 1MB }}, users [ {{user: a, password: a}}
     drop(mon);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_limit_refuses_publishes_once_usage_is_over_it() {
+    let d = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "listen: 127.0.0.1:-1\njetstream {{ store_dir: \"{}\", max_file: 1MB }}\n",
+        d.path().display()
+    );
+    let s = start_conf(d.path(), &conf).await;
+    let c = s.client().await;
+    let r = request(
+        &c,
+        "$JS.API.STREAM.CREATE.S",
+        &serde_json::json!({"name": "S"}),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    // As in nats-server the check is "usage already over the limit": the message that
+    // crosses it is stored, the next one is refused with 10023.
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let m = c.request("S", vec![0u8; 600 * 1024].into()).await.unwrap();
+        answers.push(serde_json::from_slice::<Value>(&m.payload).unwrap());
+    }
+    assert_eq!(answers[0]["seq"], 1, "{answers:?}");
+    assert_eq!(answers[1]["seq"], 2, "{answers:?}");
+    let e = &answers[2]["error"];
+    assert_eq!(
+        (e["code"].as_u64(), e["err_code"].as_u64()),
+        (Some(503), Some(10023)),
+        "{e}"
+    );
+    let used = 2 * (600 * 1024 + 22 + 1 + 8);
+    assert_eq!(
+        e["description"],
+        format!("insufficient resources (server file limit 1048576, used {used})")
+    );
+    // Freeing space lets publishing continue.
+    let r = request(&c, "$JS.API.STREAM.PURGE.S", &Value::Null).await;
+    assert_eq!(r["success"], true, "{r}");
+    let m = c.request("S", vec![0u8; 600 * 1024].into()).await.unwrap();
+    let v: Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(v["seq"], 3, "{v}");
+    s.stop().await;
+}
