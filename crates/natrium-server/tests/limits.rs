@@ -653,6 +653,17 @@ accounts {{ A {{ jetstream {{ max_file: 1MB }}, users [ {{user: a, password: a}}
     let j: Value = serde_json::from_str(&body).unwrap();
     assert!(j.get("account_details").is_none(), "{j}");
     assert_eq!(j["streams"], 1);
+
+    // /accountz: the account's JetStream usage, reservations and limits.
+    let (code, _, body) = http_get(mon.addr, "/accountz?acc=A").await;
+    assert_eq!(code, 200, "{body}");
+    let z: Value = serde_json::from_str(&body).unwrap();
+    let j = &z["account_detail"]["jetstream"];
+    assert_eq!(z["account_detail"]["jetstream_enabled"], true);
+    assert_eq!(j["storage"], used, "{z}");
+    assert_eq!(j["reserved_storage"], 1000000);
+    assert_eq!(j["streams"], 1);
+    assert_eq!(j["limits"]["max_storage"], 1048576);
     drop(mon);
     s.stop().await;
 }
