@@ -712,3 +712,53 @@ async fn server_limit_refuses_publishes_once_usage_is_over_it() {
     assert_eq!(v["seq"], 3, "{v}");
     s.stop().await;
 }
+
+#[test]
+fn startup_log_says_how_each_limit_was_chosen() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |conf: &str| -> String {
+        let path = d.path().join("log.conf");
+        std::fs::write(&path, conf).unwrap();
+        let log = d.path().join("server.log");
+        let _ = std::fs::remove_file(&log);
+        let mut child = std::process::Command::new(BIN)
+            .arg("-c")
+            .arg(&path)
+            .arg("-l")
+            .arg(&log)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let start = std::time::Instant::now();
+        let text = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Server is ready") || start.elapsed() > Duration::from_secs(10) {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        text
+    };
+    let text = run(&format!(
+        "listen: 127.0.0.1:-1\njetstream {{ store_dir: \"{}\" }}\n",
+        d.path().display()
+    ));
+    assert!(
+        text.contains("JetStream limits: max memory computed as 75% of physical memory, max storage computed as 75% of the disk space available at start ("),
+        "{text}"
+    );
+    assert!(text.contains("already used by the store)"), "{text}");
+    let text = run(&format!(
+        "listen: 127.0.0.1:-1\njetstream {{ store_dir: \"{}\", max_mem: -1, max_file: 5MB }}\n",
+        d.path().display()
+    ));
+    assert!(text.contains("  Max Memory:      unlimited"), "{text}");
+    assert!(text.contains("  Max Storage:     5.00 MB"), "{text}");
+    assert!(
+        text.contains("JetStream limits: max memory as configured, max storage as configured"),
+        "{text}"
+    );
+}
