@@ -995,7 +995,9 @@ impl Shared {
         let r = roll_new(&self.msgs_dir, g);
         if let Err(e) = r {
             if g.poisoned.is_none() {
-                let full = matches!(&e, StoreError::Io { source, .. } if is_no_space(source));
+                // Only a failed create/write is a full disk; a failed fsync poisons.
+                let full = matches!(&e, StoreError::Io { op, source, .. }
+                    if matches!(*op, "create" | "write") && is_no_space(source));
                 return Err(self.poison_as(g, e.to_string(), full));
             }
             return Err(e);
