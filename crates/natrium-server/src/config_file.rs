@@ -445,7 +445,8 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
                     Some(conf::storage_size(v).map_err(|e| e.prefixed("max_mem_store"))?)
             }
             "max_file_store" | "max_file" | "max_store" => {
-                js.max_store = Some(conf::storage_size(v)?)
+                js.max_store =
+                    Some(conf::storage_size(v).map_err(|e| e.prefixed("max_file_store"))?)
             }
             "domain" => js.domain = Some(conf::as_string(v)?.to_string()),
             "enabled" | "enable" => js.enabled = conf::as_bool(v)?,

@@ -493,7 +493,11 @@ impl Server {
         );
         crate::system::start(&shared);
         if let Some(cfg) = shared.jetstream.clone() {
-            let js = crate::jetstream::engine::JetStream::start(&shared, cfg);
+            let js = crate::jetstream::engine::JetStream::start(&shared, cfg).map_err(|e| {
+                let msg = format!("Can't start JetStream: {e}");
+                crate::error!(log, "{}", msg);
+                StartError::Options(msg)
+            })?;
             crate::jetstream::api_server::start(&js, &shared);
             let _ = shared.js.set(js);
         }

@@ -193,10 +193,23 @@ pub fn reload(server: &Server, flags: &Flags) -> Result<(), String> {
     if let Some(b) = reload_blockers(&old, &new) {
         return Err(b);
     }
-    for name in shared.reload_accounts(&new)? {
-        if let Some(acc) = shared.account(&name) {
+    if let Some(js) = shared.js.get() {
+        // Check the new limits before anything changes (nats-server refuses the reload).
+        js.check_reload(shared, &new).map(|_| ())?;
+    }
+    let added = shared.reload_accounts(&new)?;
+    for name in &added {
+        if let Some(acc) = shared.account(name) {
             crate::system::account_services(shared, &acc);
+            if let Some(js) = shared.js.get()
+                && let Some(h) = js.api_handler.lock().clone()
+            {
+                crate::jetstream::api_server::subscribe_account(&acc, &h);
+            }
         }
+    }
+    if let Some(js) = shared.js.get() {
+        js.reload(shared, &new)?;
     }
     shared.set_auth(crate::auth::AuthRegistry::from_options(&new));
     shared.set_opts(new);

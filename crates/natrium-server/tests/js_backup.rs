@@ -210,6 +210,13 @@ async fn snapshot_speaks_the_chunk_protocol() {
     let client = s.client().await;
     let js = jetstream::new(client.clone());
     fixture(&js, "S").await;
+    // Ten incompressible messages so the archive spans several 1 KiB chunks.
+    for i in 0..10u32 {
+        let body: Vec<u8> = (0..400u32)
+            .map(|k| (k.wrapping_mul(2654435761).wrapping_add(i * 7919) >> 11) as u8)
+            .collect();
+        js.publish("S.big", body.into()).await.unwrap().await.unwrap();
+    }
 
     // Small chunks: all full chunks carry an ack subject, the last short one doesn't,
     // and the end message says 204.
@@ -218,8 +225,8 @@ async fn snapshot_speaks_the_chunk_protocol() {
         snap.answer["type"],
         "io.nats.jetstream.api.v1.stream_snapshot_response"
     );
-    assert_eq!(snap.answer["state"]["messages"], 28);
-    assert_eq!(snap.answer["state"]["last_seq"], 30);
+    assert_eq!(snap.answer["state"]["messages"], 38);
+    assert_eq!(snap.answer["state"]["last_seq"], 40);
     assert_eq!(snap.answer["config"]["name"], "S");
     assert!(snap.chunks.len() >= 2, "{:?}", snap.chunks);
     let (last, full) = snap.chunks.split_last().unwrap();
@@ -230,10 +237,10 @@ async fn snapshot_speaks_the_chunk_protocol() {
 
     // The archive holds exactly the stream.
     let (state, consumers, msgs) = decode(&snap.archive);
-    assert_eq!(state["messages"], 28);
+    assert_eq!(state["messages"], 38);
     assert_eq!(state["consumer_count"], 1);
     let seqs: Vec<u64> = msgs.iter().map(|m| m.0).collect();
-    let want: Vec<u64> = (1..=30).filter(|s| *s != 4 && *s != 5).collect();
+    let want: Vec<u64> = (1..=40).filter(|s| *s != 4 && *s != 5).collect();
     assert_eq!(seqs, want);
     let m10 = msgs.iter().find(|m| m.0 == 10).unwrap();
     assert_eq!(m10.1, "S.1");

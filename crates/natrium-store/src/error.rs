@@ -98,6 +98,16 @@ pub enum StoreError {
         cause: String,
     },
 
+    /// The filesystem is full (ENOSPC/EDQUOT on a write). The partial write was rolled
+    /// back and nothing acknowledged was lost; appends fail with this error until a
+    /// recovery succeeds, which the store retries by itself on later appends once space
+    /// is free. Reads, removals and purges keep working.
+    #[error("no space left for the store: {cause}")]
+    NoSpace {
+        /// The failed operation, path and OS error.
+        cause: String,
+    },
+
     /// Data on disk failed validation. The damaged part is isolated and never served.
     #[error("corrupt data at {location}: {detail}")]
     Corrupt {

@@ -448,18 +448,26 @@ fn write_failure_enospc_then_space_freed() {
     let s = open(d.path(), 1 << 20);
     fill(&s, 50);
     s.inject_fault(InjectedFault::Write);
+    assert!(d.path().join("space.reserve").exists());
     let e = s.store_msg("f.x", b"", b"no space", None).unwrap_err();
-    assert!(matches!(e, StoreError::Poisoned { .. }));
+    // A full disk is its own, recoverable error, not a poisoning for good.
+    assert!(matches!(e, StoreError::NoSpace { .. }), "{e}");
+    assert!(s.is_out_of_space());
     assert!(
         s.poisoned().unwrap().contains("os error 28"),
         "{:?}",
         s.poisoned()
     );
-    // Operator frees space by purging, then recovers.
+    // The reserve was released so removals have room.
+    assert!(!d.path().join("space.reserve").exists());
+    // Operator frees space by purging; appends then recover by themselves (no
+    // try_recover, no reopen) once the retry interval has passed.
     assert_eq!(s.purge().unwrap(), 50);
-    s.try_recover().unwrap();
+    std::thread::sleep(natrium_store::file::NOSPACE_RETRY + std::time::Duration::from_millis(20));
     let (seq, _) = s.store_msg("f.x", b"", b"space again", None).unwrap();
     assert_eq!(seq, 52);
+    assert!(!s.is_out_of_space());
+    assert!(d.path().join("space.reserve").exists());
     drop(s);
     let s = open(d.path(), 1 << 20);
     let st = s.state();

@@ -100,7 +100,7 @@ pub fn handle(
 }
 
 fn account_limits(jsa: &JsAccount) -> ApiAccountLimits {
-    let l = &jsa.limits;
+    let l = &jsa.limits();
     ApiAccountLimits {
         max_memory: l.max_memory,
         max_storage: l.max_store,

@@ -122,14 +122,15 @@ fn limits_json(l: &crate::options::AccountJsLimits) -> AccountLimits {
     }
 }
 
-/// Bytes a stream reserves against the account: its `max_bytes`, when set.
+/// Bytes an account's streams reserve (their `max_bytes`, when set).
 fn reserved(jsa: &JsAccount, memory: bool) -> u64 {
-    jsa.streams
-        .read()
-        .values()
-        .filter(|s| s.is_memory() == memory)
-        .map(|s| s.config().max_bytes.max(0) as u64)
-        .sum()
+    use super::limits::{Storage, account_reserved};
+    let storage = if memory {
+        Storage::Memory
+    } else {
+        Storage::File
+    };
+    account_reserved(jsa, storage, None).max(0) as u64
 }
 
 fn account_info(js: &JetStream, jsa: &JsAccount) -> ApiAnswer {
@@ -147,7 +148,7 @@ fn account_info(js: &JetStream, jsa: &JsAccount) -> ApiAnswer {
                 .values()
                 .map(|s| s.consumers.read().len() as i64)
                 .sum(),
-            limits: limits_json(&jsa.limits),
+            limits: limits_json(&jsa.limits()),
         },
         domain: js.domain.clone(),
         api: ApiStats {
@@ -238,14 +239,15 @@ pub(crate) fn check_ctx(
     storage: ApiStorage,
 ) -> StreamCheckContext {
     let _ = js;
+    let limits = jsa.limits();
     let cap = match storage {
-        ApiStorage::Memory => jsa.limits.memory_max_stream_bytes,
-        ApiStorage::File => jsa.limits.store_max_stream_bytes,
+        ApiStorage::Memory => limits.memory_max_stream_bytes,
+        ApiStorage::File => limits.store_max_stream_bytes,
     };
     StreamCheckContext {
         pedantic,
         server: ServerLimits::default(),
-        max_bytes_required: jsa.limits.max_bytes_required,
+        max_bytes_required: limits.max_bytes_required,
         max_stream_bytes: cap,
     }
 }
@@ -258,23 +260,24 @@ pub(crate) fn check_usage(
     memory: bool,
     bytes: u64,
 ) -> Result<(), ApiError> {
-    let (account_max, server_max) = if memory {
-        (jsa.limits.max_memory, js.config.max_memory)
+    use super::limits::{Storage, account_reserved, check_bytes, server_reserved};
+    let storage = if memory {
+        Storage::Memory
     } else {
-        (jsa.limits.max_store, js.config.max_store)
+        Storage::File
     };
-    let in_use = jsa.usage(memory).max(reserved(jsa, memory));
-    for max in [account_max, server_max] {
-        if max >= 0 && in_use.saturating_add(bytes) > max as u64 {
-            let detail = format!("limit {max}, in use {in_use}, requested {bytes}");
-            return Err(if memory {
-                ApiError::memory_resources_exceeded().with_detail(detail)
-            } else {
-                ApiError::storage_resources_exceeded().with_detail(detail)
-            });
-        }
-    }
-    Ok(())
+    let limits = jsa.limits();
+    let account_in_use = (jsa.usage(memory) as i64).max(account_reserved(jsa, storage, None));
+    let server_in_use = super::limits::server_used(js, storage).max(server_reserved(js, storage));
+    check_bytes(
+        storage,
+        i64::try_from(bytes).unwrap_or(i64::MAX),
+        storage.account_max(&limits),
+        account_in_use,
+        js.limits.max(storage),
+        server_in_use,
+    )
+    .map_err(|e| e.to_api())
 }
 
 /// Refuse subjects that overlap another stream's in the account.
@@ -290,39 +293,6 @@ fn check_overlap(jsa: &JsAccount, name: &str, cfg: &StreamConfig) -> Result<(), 
                     return Err(ApiError::stream_subject_overlap());
                 }
             }
-        }
-    }
-    Ok(())
-}
-
-/// Stream count and storage checks for a new stream (the full accounting comes with the
-/// limits work).
-pub(crate) fn check_resources(
-    js: &JetStream,
-    jsa: &JsAccount,
-    cfg: &StreamConfig,
-) -> Result<(), ApiError> {
-    let count = jsa.streams.read().len() as i64;
-    if jsa.limits.max_streams >= 0 && count >= jsa.limits.max_streams {
-        return Err(ApiError::maximum_streams_limit()
-            .with_detail(format!("limit {}, in use {count}", jsa.limits.max_streams)));
-    }
-    let memory = cfg.storage == ApiStorage::Memory;
-    let want = cfg.max_bytes.max(0) as u64;
-    let (account_max, server_max) = if memory {
-        (jsa.limits.max_memory, js.config.max_memory)
-    } else {
-        (jsa.limits.max_store, js.config.max_store)
-    };
-    let in_use = reserved(jsa, memory);
-    for max in [account_max, server_max] {
-        if max >= 0 && in_use + want > max as u64 {
-            let detail = format!("limit {max}, reserved {in_use}, requested {want}");
-            return Err(if memory {
-                ApiError::memory_resources_exceeded().with_detail(detail)
-            } else {
-                ApiError::storage_resources_exceeded().with_detail(detail)
-            });
         }
     }
     Ok(())
@@ -357,7 +327,7 @@ fn stream_create(
         ));
     }
     check_overlap(jsa, name, &cfg)?;
-    check_resources(js, jsa, &cfg)?;
+    super::limits::check_stream_create(js, jsa, &cfg)?;
     let server = js
         .server
         .upgrade()
@@ -432,6 +402,7 @@ fn stream_update(
     let old = stream.config();
     let cfg = check_stream_update(&old, cfg, true)?;
     check_overlap(jsa, name, &cfg)?;
+    super::limits::check_stream_update(js, jsa, &old, &cfg)?;
     stream
         .update_config(cfg.clone())
         .map_err(ApiError::stream_update)?;

@@ -5,8 +5,11 @@
 //!   warning when none is configured;
 //! - an unset `max_mem` is 75% of physical memory (256 MiB if unknown);
 //! - an unset `max_file` is 75% of the space available on the store's filesystem at start
-//!   (1 TiB if that cannot be read);
-//! - an explicit value is used as given; `-1` means unlimited.
+//!   (1 TiB if that cannot be read). Unlike nats-server, the bytes the store directory
+//!   already holds count as available, so a restart with a fuller disk never computes a
+//!   limit below the data already stored (nats-server#3520, #3641);
+//! - an explicit value is used as given (`0` too); any negative value (`-1`) means
+//!   unlimited (nats-server computes the default for `-1`).
 
 use crate::options::JetStreamOptions;
 use std::path::{Path, PathBuf};
@@ -44,6 +47,9 @@ pub struct JsConfig {
     pub max_store: i64,
     /// How `max_store` was chosen.
     pub max_store_source: LimitSource,
+    /// For a computed `max_store`: free bytes on the filesystem and bytes the store
+    /// already used at start.
+    pub disk_at_start: Option<(i64, i64)>,
     /// Strict API validation.
     pub strict: bool,
 }
@@ -83,10 +89,15 @@ pub fn resolve(js: &JetStreamOptions) -> std::io::Result<JsConfig> {
             None => (DEFAULT_MAX_MEMORY, LimitSource::Fallback),
         },
     };
+    let mut disk_at_start = None;
     let (max_store, max_store_source) = match js.max_store {
         Some(v) => (v, LimitSource::Configured),
         None => match disk_available(&store_dir) {
-            Some(a) => (a / 4 * 3, LimitSource::Computed),
+            Some(free) => {
+                let own = dir_usage(&store_dir);
+                disk_at_start = Some((free, own));
+                (free.saturating_add(own) / 4 * 3, LimitSource::Computed)
+            }
             None => (DEFAULT_MAX_STORE, LimitSource::Fallback),
         },
     };
@@ -97,8 +108,58 @@ pub fn resolve(js: &JetStreamOptions) -> std::io::Result<JsConfig> {
         max_memory_source,
         max_store,
         max_store_source,
+        disk_at_start,
         strict: js.strict,
     })
+}
+
+/// Bytes allocated on disk by the files under `dir` (what deleting them would free).
+pub fn dir_usage(dir: &Path) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total: i64 = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(md) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.is_file() {
+                let bytes = i64::try_from(md.blocks().saturating_mul(512)).unwrap_or(i64::MAX);
+                total = total.saturating_add(bytes);
+            }
+        }
+    }
+    total
+}
+
+/// The server limits after a reload: configured values are taken as given; an unset one
+/// keeps the value computed at start (the disk is not measured again, so a reload never
+/// shrinks a computed limit).
+pub fn reload_limits(js: &JetStreamOptions, started: &JsConfig) -> (i64, i64) {
+    let mem = match js.max_memory {
+        Some(v) => v,
+        None if started.max_memory_source == LimitSource::Configured => match system_memory() {
+            Some(m) => m / 4 * 3,
+            None => DEFAULT_MAX_MEMORY,
+        },
+        None => started.max_memory,
+    };
+    let store = match js.max_store {
+        Some(v) => v,
+        None if started.max_store_source == LimitSource::Configured => {
+            match disk_available(&started.store_dir) {
+                Some(free) => free.saturating_add(dir_usage(&started.store_dir)) / 4 * 3,
+                None => DEFAULT_MAX_STORE,
+            }
+        }
+        None => started.max_store,
+    };
+    (mem, store)
 }
 
 /// nats-server's `friendlyBytes`: binary multiples printed with decimal-looking units.
@@ -131,18 +192,24 @@ pub fn log_banner(log: &crate::logging::Logger, c: &JsConfig) {
     info!(log, "  Store Directory: \"{}\"", c.store_dir.display());
     info!(log, "  API Level:       {}", crate::options::API_LEVEL);
     info!(log, "-------------------------------------------");
+    let store_how = match c.disk_at_start {
+        Some((free, own)) => format!(
+            "75% of the disk space available at start ({} free + {} already used by the store)",
+            friendly_bytes(free),
+            friendly_bytes(own)
+        ),
+        None => "75% of the disk space available at start".to_string(),
+    };
     info!(
         log,
         "JetStream limits: max memory {}, max storage {}",
         source_text(c.max_memory_source, "75% of physical memory"),
-        source_text(
-            c.max_store_source,
-            "75% of the disk space available at start"
-        ),
+        source_text(c.max_store_source, &store_how),
     );
 }
 
-fn limit_text(v: i64) -> String {
+/// A limit for logs: `unlimited` or nats-server's friendly bytes.
+pub fn limit_text(v: i64) -> String {
     if v < 0 {
         "unlimited".to_string()
     } else {

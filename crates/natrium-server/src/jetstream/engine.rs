@@ -15,6 +15,7 @@ use super::api::stream::{StorageType as ApiStorage, StreamConfig};
 use super::api::time::Timestamp;
 use super::config::JsConfig;
 use super::consumer::ConsumerMeta;
+use super::limits::{ServerLimits, Storage, accounts_fit_message, check_accounts_fit};
 use super::stream::{Stream, store_config};
 use crate::account::Account;
 use crate::options::AccountJsLimits;
@@ -122,8 +123,8 @@ fn remove_legacy_memory_stream(dir: &Path) -> Result<(), EngineError> {
 pub struct JsAccount {
     /// The account.
     pub account: Arc<Account>,
-    /// Its JetStream limits.
-    pub limits: AccountJsLimits,
+    /// Its JetStream limits (replaced by a reload).
+    pub live_limits: RwLock<AccountJsLimits>,
     /// Streams by name.
     pub streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// `<store>/jetstream/<account>/streams`.
@@ -143,6 +144,11 @@ impl std::fmt::Debug for JsAccount {
 }
 
 impl JsAccount {
+    /// The account's current JetStream limits.
+    pub fn limits(&self) -> AccountJsLimits {
+        *self.live_limits.read()
+    }
+
     /// A stream by name.
     pub fn stream(&self, name: &str) -> Option<Arc<Stream>> {
         self.streams.read().get(name).cloned()
@@ -161,8 +167,11 @@ impl JsAccount {
 
 /// The server's JetStream.
 pub struct JetStream {
-    /// Resolved server-level configuration.
+    /// Resolved server-level configuration (as at start; the limits in force are in
+    /// `limits`).
     pub config: JsConfig,
+    /// The server's storage limits, changeable by a reload.
+    pub limits: ServerLimits,
     /// The server.
     pub server: Weak<ServerShared>,
     /// Accounts with JetStream, by name.
@@ -188,13 +197,19 @@ impl std::fmt::Debug for JetStream {
 
 impl JetStream {
     /// Start JetStream for `server`: recover every JetStream-enabled account's streams.
-    pub fn start(server: &Arc<ServerShared>, config: JsConfig) -> Arc<JetStream> {
+    ///
+    /// # Errors
+    /// The accounts' limits do not fit the server's (nats-server's message, after
+    /// `Can't start JetStream: `).
+    pub fn start(server: &Arc<ServerShared>, config: JsConfig) -> Result<Arc<JetStream>, String> {
         let opts = server.opts();
         let durability = match opts.jetstream.sync_interval {
             Some(Some(d)) => Durability::Interval(d),
             Some(None) | None => Durability::Always,
         };
+        let limits = ServerLimits::new(config.max_memory, config.max_store);
         let js = Arc::new(JetStream {
+            limits,
             config,
             server: Arc::downgrade(server),
             accounts: RwLock::new(FxHashMap::default()),
@@ -207,10 +222,111 @@ impl JetStream {
         drop(opts);
         for account in server.accounts() {
             if let Some(limits) = account.jetstream {
+                if let Err(e) = js.check_fits(&account.name, &limits) {
+                    js.shutdown();
+                    return Err(e);
+                }
                 js.enable_account(server, account, limits);
             }
         }
-        js
+        Ok(js)
+    }
+
+    /// Whether an account with `limits` can be enabled next to the ones already enabled
+    /// (nats-server's `sufficientResources`).
+    ///
+    /// # Errors
+    /// nats-server's message: `Error enabling jetstream on configured accounts: …`.
+    pub fn check_fits(&self, name: &str, limits: &AccountJsLimits) -> Result<(), String> {
+        let accounts = self.accounts.read();
+        let mut others: Vec<(AccountJsLimits, (i64, i64))> = accounts
+            .values()
+            .filter(|a| a.account.name != name)
+            .map(|a| {
+                (
+                    a.limits(),
+                    (
+                        super::limits::account_reserved(a, Storage::Memory, None),
+                        super::limits::account_reserved(a, Storage::File, None),
+                    ),
+                )
+            })
+            .collect();
+        drop(accounts);
+        others.push((*limits, (0, 0)));
+        check_accounts_fit(
+            self.limits.max(Storage::Memory),
+            self.limits.max(Storage::File),
+            others.iter().map(|(l, r)| (l, *r)),
+        )
+        .map_err(|e| accounts_fit_message(&e))
+    }
+
+    /// The server limits and the accounts with JetStream a reloaded configuration asks
+    /// for, checked like nats-server's `sufficientResources` (nothing is changed).
+    ///
+    /// # Errors
+    /// The new limits do not fit (nats-server's message for enabling accounts).
+    #[allow(clippy::type_complexity)]
+    pub fn check_reload(
+        &self,
+        server: &Arc<ServerShared>,
+        opts: &crate::options::Options,
+    ) -> Result<(i64, i64, Vec<(String, AccountJsLimits)>), String> {
+        let (mem, store) = super::config::reload_limits(&opts.jetstream, &self.config);
+        let sys = opts.accounts.system_account_name().to_string();
+        let mut wanted: Vec<(String, AccountJsLimits)> = opts
+            .accounts
+            .accounts
+            .iter()
+            .filter(|c| c.name != sys)
+            .filter_map(|c| c.jetstream.map(|l| (c.name.clone(), l)))
+            .collect();
+        if !opts.accounts.accounts_block
+            && let Some(g) = server.account(crate::account::GLOBAL_ACCOUNT)
+            && let Some(l) = g.jetstream
+        {
+            wanted.push((g.name.clone(), l));
+        }
+        wanted.sort_by(|a, b| a.0.cmp(&b.0));
+        let reserved = |name: &str| {
+            self.account(name).map_or((0, 0), |a| {
+                (
+                    super::limits::account_reserved(&a, Storage::Memory, None),
+                    super::limits::account_reserved(&a, Storage::File, None),
+                )
+            })
+        };
+        let check: Vec<(AccountJsLimits, (i64, i64))> =
+            wanted.iter().map(|(n, l)| (*l, reserved(n))).collect();
+        check_accounts_fit(mem, store, check.iter().map(|(l, r)| (l, *r)))
+            .map_err(|e| accounts_fit_message(&e))?;
+        Ok((mem, store, wanted))
+    }
+
+    /// Apply a reloaded configuration (after the accounts were reloaded): new server
+    /// limits, new account limits, JetStream for accounts that gained it.
+    ///
+    /// # Errors
+    /// The new limits do not fit; nothing is changed then.
+    pub fn reload(
+        &self,
+        server: &Arc<ServerShared>,
+        opts: &crate::options::Options,
+    ) -> Result<(), String> {
+        let (mem, store, wanted) = self.check_reload(server, opts)?;
+        self.limits.set(mem, store);
+        for (name, l) in wanted {
+            match self.account(&name) {
+                Some(jsa) => *jsa.live_limits.write() = l,
+                None => {
+                    if let Some(account) = server.account(&name) {
+                        self.enable_account(server, account, l);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Enable JetStream for an account and recover its streams.
@@ -223,7 +339,7 @@ impl JetStream {
         let dir = self.config.store_dir.join(&account.name).join("streams");
         let jsa = Arc::new(JsAccount {
             account,
-            limits,
+            live_limits: RwLock::new(limits),
             streams: RwLock::new(BTreeMap::new()),
             dir,
             api_total: AtomicU64::new(0),

@@ -1,6 +1,7 @@
 //! JetStream: persistent streams and consumers on top of core NATS.
 //!
 //! - `config`: the server-level configuration (store directory, limits, banner);
+//! - `limits`: server, account and stream storage limits (reservations, publish checks);
 //! - `engine`: which accounts have JetStream, their streams, recovery from disk;
 //! - `stream`: one stream and its publish pipeline (checks, append, group commit, PubAck);
 //! - `consumer`: consumers (state machine, delivery task, ack and pull subjects);
@@ -21,6 +22,7 @@ pub mod consumer;
 pub mod direct;
 pub mod engine;
 pub mod headers;
+pub mod limits;
 pub mod restore;
 pub mod snapshot;
 pub mod stream;

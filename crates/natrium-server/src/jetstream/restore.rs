@@ -103,7 +103,7 @@ pub fn stream_restore(
         &cfg,
         &super::api_streams::check_ctx(js, jsa, false, cfg.storage),
     )?;
-    super::api_streams::check_resources(js, jsa, &cfg)?;
+    super::limits::check_stream_create(js, jsa, &cfg)?;
     let key = format!("{}\0{}", jsa.account.name, name);
     if jsa.stream(name).is_some() || !in_progress().lock().insert(key.clone()) {
         return Err(ApiError::stream_name_exist_restore_failed());

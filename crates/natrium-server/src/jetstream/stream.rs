@@ -463,9 +463,13 @@ impl Stream {
         state.dedup.prune(now, cfg.duplicate_window);
         let count = batch.len() as u64;
         let mut queued = 0usize;
+        // Account and server usage, checked per message against a once-per-batch snapshot.
+        let mut quota = server.js.get().and_then(|js| {
+            super::limits::Quota::snapshot(js, &self.account.name, super::limits::Storage::of(&cfg))
+        });
         for m in batch.drain(..) {
             queued += m.size();
-            let result = self.store_one(&cfg, state, &m, now);
+            let result = self.store_one(&cfg, state, &m, now, &mut quota);
             let Some(reply) = m.reply else {
                 if let Ok(Stored::New { ticket, .. }) = result {
                     last_ticket = Some(ticket);
@@ -539,6 +543,7 @@ impl Stream {
         state: &mut TaskState,
         m: &Inbound,
         now: i64,
+        quota: &mut Option<super::limits::Quota>,
     ) -> Result<Stored, ApiError> {
         if cfg.sealed {
             return Err(ApiError::stream_sealed());
@@ -627,10 +632,17 @@ impl Stream {
             return Ok(Stored::Skipped { seq });
         }
         let ttl = ttl.map_err(|_| ApiError::message_ttl_invalid())?;
+        let size = self.store.msg_size(&m.subject, hdrs, &m.payload);
+        if let Some(q) = quota.as_mut() {
+            q.admit(size).map_err(|e| e.to_api())?;
+        }
         let ack = self
             .store
             .append_msg(&m.subject, hdrs, &m.payload, ttl)
             .map_err(|e| store_error(&e))?;
+        if let Some(q) = quota.as_mut() {
+            q.stored(size);
+        }
         if let Some(id) = msg_id {
             state.dedup.insert(id.to_string(), ack.seq, now);
         }
@@ -734,6 +746,10 @@ pub fn store_error(e: &StoreError) -> ApiError {
             ApiError::stream_store_failed("maximum messages per subject exceeded")
         }
         StoreError::MsgTooLarge { .. } => ApiError::stream_message_exceeds_maximum(),
+        // The disk is full: nats-server's 10047, with the cause; the store resumes by itself.
+        StoreError::NoSpace { cause } => ApiError::storage_resources_exceeded().with_detail(
+            format!("disk full: {cause}; publishing resumes once space is freed"),
+        ),
         other => ApiError::stream_store_failed(other),
     }
 }

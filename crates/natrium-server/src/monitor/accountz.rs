@@ -71,6 +71,26 @@ pub struct AccountInfo {
     pub name_tag: String,
     /// The account's subject-index counters.
     pub sublist_stats: SublistStatsJson,
+    /// natrium only: JetStream usage, reservations and limits of the account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<AccountJetStream>,
+}
+
+/// An account's JetStream usage against its limits (natrium only).
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountJetStream {
+    /// Memory stored.
+    pub memory: u64,
+    /// File storage stored.
+    pub storage: u64,
+    /// Memory reserved by streams' `max_bytes`.
+    pub reserved_memory: i64,
+    /// File storage reserved by streams' `max_bytes`.
+    pub reserved_storage: i64,
+    /// Streams.
+    pub streams: usize,
+    /// Limits, as `$JS.API.INFO` shows them.
+    pub limits: crate::jetstream::api::account::AccountLimits,
 }
 
 /// One export, as nats-server's `ExtExport`.
@@ -157,7 +177,8 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
         is_system: out.system_account == a.name,
         expired: false,
         complete: true,
-        jetstream_enabled: a.jetstream.is_some(),
+        jetstream_enabled: a.jetstream.is_some()
+            || s.js.get().is_some_and(|js| js.account(&a.name).is_some()),
         leafnode_connections: 0,
         client_connections: clients,
         subscriptions: stats.num_subs,
@@ -198,6 +219,27 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
             .collect(),
         name_tag: a.name.clone(),
         sublist_stats: SublistStatsJson::from(&stats),
+        jetstream: s.js.get().and_then(|js| js.account(&a.name)).map(|jsa| {
+            use crate::jetstream::limits::{Storage, account_reserved};
+            let l = jsa.limits();
+            AccountJetStream {
+                memory: jsa.usage(true),
+                storage: jsa.usage(false),
+                reserved_memory: account_reserved(&jsa, Storage::Memory, None),
+                reserved_storage: account_reserved(&jsa, Storage::File, None),
+                streams: jsa.streams.read().len(),
+                limits: crate::jetstream::api::account::AccountLimits {
+                    max_memory: l.max_memory,
+                    max_storage: l.max_store,
+                    max_streams: l.max_streams,
+                    max_consumers: l.max_consumers,
+                    max_ack_pending: l.max_ack_pending,
+                    memory_max_stream_bytes: l.memory_max_stream_bytes,
+                    storage_max_stream_bytes: l.store_max_stream_bytes,
+                    max_bytes_required: l.max_bytes_required,
+                },
+            }
+        }),
     });
     Ok(out)
 }

@@ -34,6 +34,10 @@ pub const SUBSCRIPTIONSZ_PATH: &str = "/subscriptionsz";
 pub const ACCOUNTZ_PATH: &str = "/accountz";
 /// `http_req_stats` key and path of `/healthz`.
 pub const HEALTHZ_PATH: &str = "/healthz";
+/// Prometheus text exposition of JetStream usage against limits (natrium only).
+pub const METRICS_PATH: &str = "/metrics";
+/// `http_req_stats` key and path of `/jsz`.
+pub const JSZ_PATH: &str = "/jsz";
 
 /// nats-server's `normalizeBasePath`: `/` when empty, otherwise with a leading `/` and
 /// cleaned like Go's `path.Clean` (no trailing `/`, no `.`/`..`/empty segments).
@@ -91,6 +95,27 @@ pub fn dispatch(mon: &Monitor, path: &str, raw_query: &str) -> Reply {
             }
         }
         Some(HEALTHZ_PATH) => handle_healthz(mon, &q),
+        Some(METRICS_PATH) => {
+            mon.count(METRICS_PATH);
+            let body = match mon.server().js.get() {
+                Some(js) => crate::jetstream::limits::prometheus(js),
+                None => "# JetStream is not enabled\n".to_string(),
+            };
+            Reply {
+                status: hyper::StatusCode::OK,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                cors: false,
+                nosniff: false,
+                body,
+            }
+        }
+        Some(JSZ_PATH) => {
+            mon.count(JSZ_PATH);
+            match super::jsz::jsz(mon, &q) {
+                Ok(j) => pretty(&j),
+                Err(e) => Reply::bad_request(e),
+            }
+        }
         _ => Reply::not_found(),
     }
 }
@@ -135,7 +160,24 @@ fn handle_healthz(mon: &Monitor, q: &Query) -> Reply {
             "Healthcheck: js-enabled deprecated, use js-enabled-only instead"
         );
     }
-    let status = healthz(&opts);
+    let mut status = healthz(&opts);
+    if status.code == hyper::StatusCode::OK
+        && !opts.js_server_only
+        && let Some(js) = mon.server().js.get()
+    {
+        // Usage at or above 90% of a limit: still healthy, but say so before it bites.
+        let rows = crate::jetstream::limits::usage_rows(js);
+        for (row, text) in crate::jetstream::limits::warnings(&rows) {
+            warn!(log, "Healthcheck warning: {}", text);
+            status.warnings.push(super::healthz::HealthzError {
+                kind: super::healthz::HealthzErrorType::Jetstream,
+                account: row.account,
+                stream: row.stream,
+                consumer: String::new(),
+                error: text,
+            });
+        }
+    }
     if !status.error.is_empty() {
         warn!(log, "Healthcheck failed: {}", go_quote(&status.error));
     } else if !status.errors.is_empty() {

@@ -99,6 +99,10 @@ pub struct HealthStatus {
     /// The problems (with `details`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<HealthzError>,
+    /// natrium only: usage at or above 90% of a server, account or stream limit. The
+    /// status stays `ok` (HTTP 200); the list says what will soon be refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<HealthzError>,
     /// HTTP status to answer with (not part of the body).
     #[serde(skip)]
     pub code: StatusCode,
@@ -118,6 +122,7 @@ impl HealthStatus {
                     consumer: String::new(),
                     error,
                 }],
+                warnings: Vec::new(),
                 code,
             }
         } else {
@@ -125,6 +130,7 @@ impl HealthStatus {
                 status: "error",
                 error,
                 errors: Vec::new(),
+                warnings: Vec::new(),
                 code,
             }
         }
@@ -155,6 +161,7 @@ pub fn healthz(o: &HealthzOptions) -> HealthStatus {
         status: "ok",
         error: String::new(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         code: StatusCode::OK,
     }
 }

@@ -21,6 +21,7 @@ pub mod endpoints;
 pub mod format;
 pub mod healthz;
 pub mod json;
+pub mod jsz;
 pub mod process;
 pub mod query;
 pub mod root;

@@ -51,6 +51,16 @@
 //! [`FileStore::try_recover`] (cuts the non-durable tail, re-reads the segments, clears
 //! the poison) or a reopen. There is no silent retry of a failed fsync.
 //!
+//! A full filesystem (ENOSPC/EDQUOT on a write or when creating a segment) is the one
+//! failure that is not final: the partial write is cut off at once, appends return
+//! [`StoreError::NoSpace`], and the store deletes a small reserve file it keeps
+//! (`DIR/space.reserve`, [`SPACE_RESERVE`] bytes) so that removals, purges and consumer
+//! acks have room to be recorded. Later appends retry [`FileStore::try_recover`] by
+//! themselves (at most every [`NOSPACE_RETRY`]), so publishing resumes once space is
+//! freed. An fsync failure still poisons for good: after a failed fsync the kernel may
+//! have dropped the dirty pages, so nothing written since the last good fsync can be
+//! trusted.
+//!
 //! # Lock order
 //! `inner` (index + segments + write buffer) → `commit` (group-commit state): `inner` may
 //! be held while briefly taking `commit` (to publish a poisoning), never the reverse. The
@@ -90,6 +100,52 @@ use crate::types::{
     Clock, Durability, ExpireReport, SimpleState, StorageType, StoreAck, StoreConfig, StoredMsg,
     StreamState, SystemClock, Ticket, Ttl, file_msg_size,
 };
+
+/// Size of the reserve file a store deletes when the disk is full, so that removals can
+/// still be written.
+pub const SPACE_RESERVE: u64 = 64 * 1024;
+/// Name of the reserve file in the store directory.
+const RESERVE_NAME: &str = "space.reserve";
+/// How often appends retry recovery after the disk was full.
+pub const NOSPACE_RETRY: Duration = Duration::from_millis(100);
+
+/// Whether an I/O error means the filesystem (or quota) is full.
+fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Bytes available to unprivileged users on the filesystem of `dir` (0 if unknown).
+fn free_space(dir: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return 0;
+    };
+    // SAFETY: statvfs only writes into the zeroed struct we pass; `c` is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    (st.f_bavail as u64).saturating_mul(st.f_frsize as u64)
+}
+
+/// Creates the reserve file (best effort: a full disk simply leaves no reserve).
+fn make_reserve(dir: &Path) {
+    let path = dir.join(RESERVE_NAME);
+    if path.exists() {
+        return;
+    }
+    let tmp = dir.join("space.reserve.tmp");
+    let ok = (|| -> std::io::Result<()> {
+        let f = fs::File::create(&tmp)?;
+        f.write_all_at(&vec![0u8; SPACE_RESERVE as usize], 0)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    })();
+    if ok.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+}
 
 /// Payload of `store.nmeta`.
 const FORMAT_DESC: &[u8] = b"natrium-store segments v1";
@@ -183,6 +239,8 @@ struct Inner {
     floor_written: u64,
     /// Set when a write or fsync failed.
     poisoned: Option<String>,
+    /// The poisoning was a full disk (recoverable by itself).
+    nospace: bool,
     /// The active segment must not be written again (poisoned); roll first.
     abandon_active: bool,
     /// Stopped or deleted.
@@ -206,6 +264,8 @@ struct Commit {
     durable: u64,
     /// Poison cause, mirrored from `Inner`.
     poisoned: Option<String>,
+    /// The poisoning was a full disk.
+    nospace: bool,
     /// Ticket ranges `(from, to]` lost to a poisoning; never reported durable.
     lost: Vec<(u64, u64)>,
 }
@@ -241,6 +301,8 @@ struct Shared {
     meta_mu: Mutex<()>,
     /// Fault injection for tests: 0 none, 1 next segment write fails, 2 next fsync fails.
     fault: std::sync::atomic::AtomicU8,
+    /// When an append last retried recovery from a full disk.
+    nospace_retry: Mutex<Option<std::time::Instant>>,
     /// The directory lock, held until `stop()` (so the stream can be reopened in this
     /// process even while stale references to the stopped store are still alive).
     lock: Mutex<Option<DirLock>>,
@@ -320,6 +382,7 @@ impl FileStore {
             consumers: Mutex::new(HashMap::new()),
             meta_mu: Mutex::new(()),
             fault: std::sync::atomic::AtomicU8::new(0),
+            nospace_retry: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
         });
         // Apply the limits (a config tightened while closed, or a crash between a message
@@ -339,6 +402,7 @@ impl FileStore {
             Durability::Interval(d) => Some(spawn_flusher(sh.clone(), d)),
             _ => None,
         };
+        make_reserve(&sh.dir);
         Ok(FileStore {
             sh,
             flusher: Mutex::new(flusher),
@@ -426,6 +490,7 @@ impl FileStore {
                 c.written = new_lsn;
                 c.durable = new_lsn;
                 c.poisoned = None;
+                c.nospace = false;
                 Ok(report)
             }
             Ok((report, None)) => Ok(report),
@@ -437,6 +502,30 @@ impl FileStore {
 
     fn sh(&self) -> &Shared {
         &self.sh
+    }
+
+    /// After a full disk: retry the recovery (at most every [`NOSPACE_RETRY`]) so that
+    /// appends resume by themselves once space is free.
+    fn retry_after_no_space(&self) {
+        if !self.sh.inner.read().nospace {
+            return;
+        }
+        {
+            let mut last = self.sh.nospace_retry.lock();
+            let now = std::time::Instant::now();
+            if last.is_some_and(|t| now.duration_since(t) < NOSPACE_RETRY) {
+                return;
+            }
+            *last = Some(now);
+        }
+        if self.try_recover().is_ok() && free_space(&self.sh.dir) >= 4 * SPACE_RESERVE {
+            make_reserve(&self.sh.dir);
+        }
+    }
+
+    /// Whether the store is refusing appends because the disk was full.
+    pub fn is_out_of_space(&self) -> bool {
+        self.sh.inner.read().nospace
     }
 
     /// Makes the next segment write or fsync fail (testing the poisoning path).
@@ -646,6 +735,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
         appended: 0,
         floor_written,
         poisoned: None,
+        nospace: false,
         abandon_active: false,
         closed: false,
         scratch: Vec::new(),
@@ -684,8 +774,12 @@ fn roll_new(msgs_dir: &Path, g: &mut Inner) -> Result<()> {
     g.next_id += 1;
     // The name alone records `base`; make the entry durable before relying on it.
     sync_dir(msgs_dir)?;
-    file.write_all_at(&seg_header(base), 0)
-        .map_err(io_err("write", &path))?;
+    if let Err(e) = file.write_all_at(&seg_header(base), 0) {
+        // A full disk: leave no header-less segment behind.
+        drop(file);
+        let _ = fs::remove_file(&path);
+        return Err(StoreError::io("write", &path, e));
+    }
     file.sync_data().map_err(io_err("fsync", &path))?;
     g.segs.insert(
         id,
@@ -784,7 +878,17 @@ impl Shared {
 
     /// Poisons the store (first cause wins) and drops non-durable messages from the index.
     fn poison(&self, g: &mut Inner, cause: String) -> StoreError {
+        self.poison_as(g, cause, false)
+    }
+
+    /// Poisons the store; `nospace` marks a full disk, which appends recover from by
+    /// themselves (see the module docs). The reserve file is released then.
+    fn poison_as(&self, g: &mut Inner, cause: String, nospace: bool) -> StoreError {
         if g.poisoned.is_none() {
+            g.nospace = nospace;
+            if nospace {
+                let _ = fs::remove_file(self.dir.join(RESERVE_NAME));
+            }
             g.poisoned = Some(cause.clone());
             g.abandon_active = true;
             g.buf.clear();
@@ -814,10 +918,17 @@ impl Shared {
             }
             let mut c = self.commit.lock();
             c.poisoned = Some(cause.clone());
+            c.nospace = nospace;
             drop(c);
             self.commit_cv.notify_all();
         }
-        StoreError::Poisoned { cause }
+        if g.nospace {
+            StoreError::NoSpace {
+                cause: g.poisoned.clone().unwrap_or(cause),
+            }
+        } else {
+            StoreError::Poisoned { cause }
+        }
     }
 
     fn check_open(&self, g: &Inner) -> Result<()> {
@@ -830,6 +941,11 @@ impl Shared {
     fn check_appendable(&self, g: &Inner) -> Result<()> {
         self.check_open(g)?;
         if let Some(cause) = &g.poisoned {
+            if g.nospace {
+                return Err(StoreError::NoSpace {
+                    cause: cause.clone(),
+                });
+            }
             return Err(StoreError::Poisoned {
                 cause: cause.clone(),
             });
@@ -848,8 +964,21 @@ impl Shared {
             Some(s) => self
                 .take_fault(FAULT_WRITE)
                 .and_then(|()| s.file.write_all_at(&buf, s.written))
-                .map_err(|e| format!("write {}: {e}", s.path.display())),
-            None => Err("no active segment".to_string()),
+                .map_err(|e| {
+                    let full = is_no_space(&e);
+                    if full {
+                        // Roll the partial write back now: it frees the space it took,
+                        // and nothing past `written` was ever acknowledged.
+                        let _ = s.file.set_len(s.written);
+                    }
+                    (format!("write {}: {e}", s.path.display()), full)
+                }),
+            None => Err(("no active segment".to_string(), false)),
+        };
+        let res = match res {
+            Ok(()) => Ok(()),
+            Err((cause, true)) => return Err(self.poison_as(g, cause, true)),
+            Err((cause, false)) => Err(cause),
         };
         match res {
             Ok(()) => {
@@ -900,7 +1029,10 @@ impl Shared {
         let r = roll_new(&self.msgs_dir, g);
         if let Err(e) = r {
             if g.poisoned.is_none() {
-                return Err(self.poison(g, e.to_string()));
+                // Only a failed create/write is a full disk; a failed fsync poisons.
+                let full = matches!(&e, StoreError::Io { op, source, .. }
+                    if matches!(*op, "create" | "write") && is_no_space(source));
+                return Err(self.poison_as(g, e.to_string(), full));
             }
             return Err(e);
         }
@@ -1072,6 +1204,11 @@ impl Shared {
                 return Ok(());
             }
             if let Some(cause) = &c.poisoned {
+                if c.nospace {
+                    return Err(StoreError::NoSpace {
+                        cause: cause.clone(),
+                    });
+                }
                 return Err(StoreError::Poisoned {
                     cause: cause.clone(),
                 });
@@ -1100,10 +1237,11 @@ impl Shared {
     fn lead(&self, fsync: bool) -> Result<(u64, Option<u64>)> {
         let (lsn, seq, file, seg, written) = {
             let mut g = self.inner.write();
-            if let Some(cause) = &g.poisoned {
-                return Err(StoreError::Poisoned {
-                    cause: cause.clone(),
-                });
+            if g.poisoned.is_some() {
+                return Err(self
+                    .check_appendable(&g)
+                    .err()
+                    .unwrap_or(StoreError::Closed));
             }
             self.write_out(&mut g)?;
             let active = g.active;
@@ -1250,6 +1388,7 @@ impl StreamStore for FileStore {
         ttl: Option<Ttl>,
     ) -> Result<StoreAck> {
         Shared::validate_msg(subject, hdrs, payload)?;
+        self.retry_after_no_space();
         let sh = self.sh();
         let mut g = sh.inner.write();
         sh.check_appendable(&g)?;
@@ -1275,6 +1414,7 @@ impl StreamStore for FileStore {
         discard_new_check: bool,
     ) -> Result<()> {
         Shared::validate_msg(subject, hdrs, payload)?;
+        self.retry_after_no_space();
         let sh = self.sh();
         let t = {
             let mut g = sh.inner.write();
@@ -1299,6 +1439,7 @@ impl StreamStore for FileStore {
     }
 
     fn skip_msg(&self, seq: u64) -> Result<u64> {
+        self.retry_after_no_space();
         let sh = self.sh();
         let (s, t) = {
             let mut g = sh.inner.write();
@@ -1316,6 +1457,7 @@ impl StreamStore for FileStore {
     }
 
     fn skip_msgs(&self, seq: u64, num: u64) -> Result<()> {
+        self.retry_after_no_space();
         let sh = self.sh();
         let t = {
             let mut g = sh.inner.write();

@@ -1,0 +1,231 @@
+//! `/jsz`: JetStream usage, reservations and limits, in nats-server's shape.
+//!
+//! Top level: usage and stream reservations of the whole server, its configuration and
+//! counts. `account_details` (with `accounts=true` or `acc=<name>`) lists each account's
+//! usage; as in nats-server its `reserved_memory`/`reserved_storage` are the account's
+//! limits (what enabling it reserved on the server), or 0 when unlimited. With
+//! `streams=true` each account lists its streams' state (and config with `config=true`).
+//! Clustering fields (`meta_cluster`, raft groups) are omitted: natrium is standalone.
+
+use super::Monitor;
+use super::json::GoTime;
+use crate::jetstream::api::stream::{StreamConfig, StreamState};
+use crate::jetstream::api::time::Timestamp;
+use crate::jetstream::limits::{Storage, server_reserved, server_used};
+use serde::Serialize;
+use std::time::SystemTime;
+
+/// API counters.
+#[derive(Debug, Serialize)]
+pub struct JszApi {
+    /// API level.
+    pub level: i64,
+    /// Requests.
+    pub total: u64,
+    /// Failed requests.
+    pub errors: u64,
+}
+
+/// `config`.
+#[derive(Debug, Serialize)]
+pub struct JszConfig {
+    /// Memory limit in force.
+    pub max_memory: i64,
+    /// File limit in force.
+    pub max_storage: i64,
+    /// Store directory.
+    pub store_dir: String,
+    /// fsync interval in nanoseconds (0 = always).
+    pub sync_interval: i64,
+    /// Compression supported.
+    pub compress_ok: bool,
+    /// Strict API.
+    pub strict: bool,
+}
+
+/// `limits`.
+#[derive(Debug, Serialize)]
+pub struct JszLimits {
+    /// Implicit per-stream consumer cap.
+    pub default_max_consumers: i64,
+}
+
+/// One stream in `stream_detail`.
+#[derive(Debug, Serialize)]
+pub struct JszStream {
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Config (with `config=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<StreamConfig>,
+    /// State.
+    pub state: StreamState,
+}
+
+/// One account in `account_details`.
+#[derive(Debug, Serialize)]
+pub struct JszAccount {
+    /// Name.
+    pub name: String,
+    /// Id (the name in config mode).
+    pub id: String,
+    /// Memory used.
+    pub memory: u64,
+    /// File storage used.
+    pub storage: u64,
+    /// The account's memory limit (0 unlimited).
+    pub reserved_memory: u64,
+    /// The account's file limit (0 unlimited).
+    pub reserved_storage: u64,
+    /// Always 0 here.
+    pub accounts: u64,
+    /// Always 0 here.
+    pub ha_assets: u64,
+    /// API counters.
+    pub api: JszApi,
+    /// Streams (with `streams=true`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stream_detail: Vec<JszStream>,
+}
+
+/// The `/jsz` body.
+#[derive(Debug, Serialize)]
+pub struct Jsz {
+    /// Memory used.
+    pub memory: u64,
+    /// File storage used.
+    pub storage: u64,
+    /// Memory reserved by streams' `max_bytes`.
+    pub reserved_memory: u64,
+    /// File storage reserved by streams' `max_bytes`.
+    pub reserved_storage: u64,
+    /// Accounts with JetStream.
+    pub accounts: u64,
+    /// Raft groups (0).
+    pub ha_assets: u64,
+    /// API counters.
+    pub api: JszApi,
+    /// Server id.
+    pub server_id: String,
+    /// Now.
+    pub now: GoTime,
+    /// Configuration.
+    pub config: JszConfig,
+    /// Server-wide limits.
+    pub limits: JszLimits,
+    /// Streams.
+    pub streams: u64,
+    /// Consumers.
+    pub consumers: u64,
+    /// Messages.
+    pub messages: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Per account (with `accounts=true` or `acc=`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub account_details: Vec<JszAccount>,
+    /// Accounts with JetStream.
+    pub total: u64,
+}
+
+/// Build `/jsz`.
+///
+/// # Errors
+/// A malformed query parameter (the text of nats-server's 400 answer).
+pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
+    let server = mon.server();
+    let accounts_flag = q.bool("accounts").map_err(|e| e.to_string())?;
+    let streams_flag = q.bool("streams").map_err(|e| e.to_string())?;
+    let config_flag = q.bool("config").map_err(|e| e.to_string())?;
+    let filter = q.get("acc").to_string();
+    let Some(js) = server.js.get() else {
+        return Err("JetStream not enabled".to_string());
+    };
+    let opts = server.opts();
+    let mut jsas: Vec<_> = js.accounts.read().values().cloned().collect();
+    jsas.sort_by(|a, b| a.account.name.cmp(&b.account.name));
+    let (mut streams, mut consumers, mut messages, mut bytes) = (0u64, 0u64, 0u64, 0u64);
+    let mut details = Vec::new();
+    for jsa in &jsas {
+        let mut stream_detail = Vec::new();
+        for s in jsa.streams.read().values() {
+            let st = s.store.fast_state();
+            streams += 1;
+            consumers += s.consumers.read().len() as u64;
+            messages += st.msgs;
+            bytes += st.bytes;
+            if streams_flag {
+                stream_detail.push(JszStream {
+                    name: s.name.clone(),
+                    created: s.created,
+                    config: config_flag.then(|| s.config()),
+                    state: crate::jetstream::api_streams::api_state(s, false),
+                });
+            }
+        }
+        let wanted = if filter.is_empty() {
+            accounts_flag
+        } else {
+            jsa.account.name == filter
+        };
+        if wanted {
+            let l = jsa.limits();
+            details.push(JszAccount {
+                name: jsa.account.name.clone(),
+                id: jsa.account.name.clone(),
+                memory: jsa.usage(true),
+                storage: jsa.usage(false),
+                reserved_memory: l.max_memory.max(0) as u64,
+                reserved_storage: l.max_store.max(0) as u64,
+                accounts: 0,
+                ha_assets: 0,
+                api: JszApi {
+                    level: 0,
+                    total: jsa.api_total.load(std::sync::atomic::Ordering::Relaxed),
+                    errors: jsa.api_errors.load(std::sync::atomic::Ordering::Relaxed),
+                },
+                stream_detail,
+            });
+        }
+    }
+    let sync_interval = match opts.jetstream.sync_interval {
+        Some(Some(d)) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Some(None) => 0,
+        None => 120_000_000_000,
+    };
+    let n = jsas.len() as u64;
+    Ok(Jsz {
+        memory: server_used(js, Storage::Memory).max(0) as u64,
+        storage: server_used(js, Storage::File).max(0) as u64,
+        reserved_memory: server_reserved(js, Storage::Memory).max(0) as u64,
+        reserved_storage: server_reserved(js, Storage::File).max(0) as u64,
+        accounts: n,
+        ha_assets: 0,
+        api: JszApi {
+            level: crate::options::API_LEVEL,
+            total: js.api_total.load(std::sync::atomic::Ordering::Relaxed),
+            errors: js.api_errors.load(std::sync::atomic::Ordering::Relaxed),
+        },
+        server_id: server.server_id.clone(),
+        now: GoTime(SystemTime::now()),
+        config: JszConfig {
+            max_memory: js.limits.max(Storage::Memory),
+            max_storage: js.limits.max(Storage::File),
+            store_dir: js.config.store_dir.display().to_string(),
+            sync_interval,
+            compress_ok: false,
+            strict: js.config.strict,
+        },
+        limits: JszLimits {
+            default_max_consumers: 1000,
+        },
+        streams,
+        consumers,
+        messages,
+        bytes,
+        account_details: details,
+        total: n,
+    })
+}
