@@ -104,6 +104,22 @@ mod tests {
         let c2 = [0x16, 0x02, 0, 0, 0, 0, 0, 0];
         assert_eq!(decode_odat(&c2).unwrap(), ConsumerStateJson::default());
         assert!(decode_odat(&c1[..9]).is_err());
+        // Version 1: delivered stored as "next" relative to the ack floor, pending without
+        // consumer sequence and with positive time offsets, redelivered absolute.
+        let v1 = [22, 1, 2, 2, 2, 2, 1, 0xc8, 0x01, 1, 10, 1, 3, 2];
+        let st = decode_odat(&v1).unwrap();
+        assert_eq!((st.delivered.consumer_seq, st.delivered.stream_seq), (3, 3));
+        assert_eq!((st.ack_floor.consumer_seq, st.ack_floor.stream_seq), (2, 2));
+        assert_eq!(
+            st.pending[&3],
+            PendingJson {
+                sequence: 0,
+                timestamp: 105_000_000_000
+            }
+        );
+        assert_eq!(st.redelivered[&3], 2);
+        // Zero redelivery count is corrupt.
+        assert!(decode_odat(&[22, 2, 0, 0, 0, 0, 0, 1, 1, 0]).is_err());
         assert!(decode_odat(&[0x17, 2]).is_err());
     }
 }
