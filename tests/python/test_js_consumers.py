@@ -927,9 +927,6 @@ PULL_CASES = {
 @pytest.mark.natrium_xfail(
     reason="max_bytes counts fewer bytes per message than nats-server (delivers m0,m1,m2 then 409 with "
            "pending 1/30; nats-server: m0 then 409 with pending 3/6)", case="max_bytes_partial_no_wait")
-@pytest.mark.natrium_xfail(
-    reason="MSG.NEXT on a push consumer answers the no-responders 503 (nats-server: "
-           "'409 Consumer is push based')", case="push_consumer")
 @pytest.mark.parametrize("case", list(PULL_CASES))
 @async_test()
 async def test_pull(shared_js, case):

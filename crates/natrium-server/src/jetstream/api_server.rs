@@ -157,9 +157,10 @@ impl InternalHandler for ApiSub {
     }
 }
 
-/// `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`: handed to the pull consumer. Not
-/// delivered (so the requester gets a 503 no-responders status, as from nats-server)
-/// when the consumer does not exist or is a push consumer: neither listens there.
+/// `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`: handed to the pull consumer (a push
+/// consumer answers `409 Consumer is push based`, as nats-server's does). Not delivered
+/// (so the requester gets a 503 no-responders status, as from nats-server) when the
+/// consumer does not exist: nobody listens there.
 fn pull_request(
     js: &JetStream,
     ctx: &mut DeliveryCtx,
@@ -180,9 +181,6 @@ fn pull_request(
     else {
         return false;
     };
-    if c.is_push() {
-        return false;
-    }
     let Some(reply) = msg.reply else {
         return true;
     };
