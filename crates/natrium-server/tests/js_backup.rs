@@ -215,7 +215,11 @@ async fn snapshot_speaks_the_chunk_protocol() {
         let body: Vec<u8> = (0..400u32)
             .map(|k| (k.wrapping_mul(2654435761).wrapping_add(i * 7919) >> 11) as u8)
             .collect();
-        js.publish("S.big", body.into()).await.unwrap().await.unwrap();
+        js.publish("S.big", body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
 
     // Small chunks: all full chunks carry an ack subject, the last short one doesn't,
