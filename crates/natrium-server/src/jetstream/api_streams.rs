@@ -42,6 +42,7 @@ pub fn is_known(t: &[&str]) -> bool {
             | ["STREAM", "NAMES" | "LIST"]
             | ["STREAM", "MSG", "GET" | "DELETE", _]
             | ["STREAM", "SNAPSHOT" | "RESTORE", _]
+            | ["NATRIUM", "ACCOUNT", "FREEZE"]
     )
 }
 
@@ -104,6 +105,7 @@ pub fn handle(
             super::snapshot::stream_snapshot(js, jsa, name, &req.payload)
         }
         ["STREAM", "RESTORE", name] => super::restore::stream_restore(js, jsa, name, &req.payload),
+        ["NATRIUM", "ACCOUNT", "FREEZE"] => super::account_snapshot::account_freeze(jsa),
         _ => return None,
     };
     Some(r.unwrap_or_else(|e| error_for(t, e)))

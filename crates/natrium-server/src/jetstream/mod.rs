@@ -11,6 +11,7 @@
 //!   a stream over nats-server's chunk protocol;
 //! - `api`: the wire types, with nats-server's exact JSON.
 
+pub mod account_snapshot;
 pub mod advisory;
 pub mod api;
 pub mod api_consumers;

@@ -28,6 +28,7 @@ use super::api::stream::{StreamSnapshotBody, StreamSnapshotRequest, StreamState}
 use super::api::time::Timestamp;
 use super::api_server::ApiAnswer;
 use super::engine::{JetStream, JsAccount};
+use super::stream::Stream;
 use crate::account::Account;
 use crate::client::deliver::{DeliveryCtx, Publisher};
 use crate::client::subscription::{InternalHandler, Subscription};
@@ -104,8 +105,63 @@ pub fn is_empty_request(body: &[u8]) -> bool {
     )
 }
 
+/// The natrium extension field naming a consistent account freeze
+/// (`natrium_freeze`, see `account_snapshot`); ignored by nats-server.
+fn freeze_token(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("natrium_freeze")?.as_str().map(str::to_string)
+}
+
+/// Take a stream's point in time: its state, a pinned view of its messages up to the
+/// watermark, and its consumers' states (clamped to the watermark). Returns the state
+/// for the API answer (live consumer count) and the capture for the archive.
+pub(crate) fn take_capture(stream: &Stream) -> Result<(StreamState, Capture), ApiError> {
+    let mut state = super::api_streams::api_state(stream, false);
+    let view = stream
+        .store
+        .pinned_view(state.last_seq)
+        .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
+    if view.watermark() < state.last_seq {
+        // Messages still being made durable are not in the view: they count as
+        // published after the snapshot (their publishers have no ack yet).
+        state.last_seq = view.watermark();
+        let span = state.last_seq.saturating_sub(state.first_seq.max(1)) + 1;
+        state.messages = state
+            .messages
+            .min(if state.last_seq == 0 { 0 } else { span });
+    }
+    let mut consumers = Vec::new();
+    for c in stream.consumers.read().values() {
+        let cfg = serde_json::to_value(c.config())
+            .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
+        let st = super::archive_state::to_json(&c.store.state(), state.last_seq);
+        consumers.push((c.name.clone(), cfg, st));
+    }
+    state.consumer_count = consumers.len() as i64;
+    let capture = Capture {
+        view,
+        state: state.clone(),
+        consumers,
+    };
+    Ok((state, capture))
+}
+
+impl Capture {
+    /// The same capture with its consumers left out of the archive.
+    fn without_consumers(mut self) -> Capture {
+        self.consumers.clear();
+        self.state.consumer_count = 0;
+        self
+    }
+
+    /// The archive's watermark (last sequence it covers).
+    pub(crate) fn watermark(&self) -> u64 {
+        self.state.last_seq
+    }
+}
+
 /// What the producer captured when the snapshot was taken.
-struct Capture {
+pub(crate) struct Capture {
     /// The stream's messages up to the watermark, as they were at that moment.
     view: Box<dyn PinnedView>,
     /// `state.json`.
@@ -134,49 +190,31 @@ pub fn stream_snapshot(
         .server
         .upgrade()
         .ok_or_else(|| ApiError::stream_snapshot("server stopping"))?;
-    // The point in time. Everything the stream's writer has stored by now is in; a
-    // consumer's state is read right after, which is as close to the same instant as a
-    // lock-free writer allows (its stream sequences are clamped to the watermark).
-    let mut state = super::api_streams::api_state(&stream, false);
-    let view = stream
-        .store
-        .pinned_view(state.last_seq)
-        .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
-    if view.watermark() < state.last_seq {
-        // Messages still being made durable are not in the view: they count as
-        // published after the snapshot (their publishers have no ack yet).
-        state.last_seq = view.watermark();
-        let span = state.last_seq.saturating_sub(state.first_seq.max(1)) + 1;
-        state.messages = state
-            .messages
-            .min(if state.last_seq == 0 { 0 } else { span });
-    }
-    let live_consumers = stream.consumers.read().len() as i64;
-    let mut consumers = Vec::new();
-    if !req.no_consumers {
-        for c in stream.consumers.read().values() {
-            let cfg = serde_json::to_value(c.config())
-                .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
-            let st = super::archive_state::to_json(&c.store.state(), state.last_seq);
-            consumers.push((c.name.clone(), cfg, st));
+    let frozen = freeze_token(body);
+    let (state, capture) = match frozen {
+        Some(token) => {
+            super::account_snapshot::claim(&token, &jsa.account.name, name).ok_or_else(|| {
+                ApiError::stream_snapshot(format!(
+                    "no frozen state of stream {name} under token {token:?} (expired or used)"
+                ))
+            })?
         }
-    }
-    state.consumer_count = live_consumers;
+        None => take_capture(&stream)?,
+    };
+    let capture = if req.no_consumers {
+        capture.without_consumers()
+    } else {
+        capture
+    };
     let response = ApiResponse::new(StreamSnapshotBody {
         config: Some(stream.config()),
-        state: Some(state.clone()),
+        state: Some(state),
     })
     .to_json();
-    let mut archived = state.clone();
-    archived.consumer_count = consumers.len() as i64;
-    let capture = Capture {
-        view,
-        state: archived,
-        consumers,
-    };
     let window = Window::of(&req);
     let account = jsa.account.clone();
     let name = stream.name.clone();
+    let capture = capture;
     let deliver = req.deliver_subject;
     let domain = js.domain.clone();
     Ok(ApiAnswer::ok(response).then(move || {

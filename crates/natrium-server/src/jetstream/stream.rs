@@ -153,6 +153,9 @@ pub struct Stream {
     /// The stream's consumers, by name. Each holds the stream; [`Stream::close`] stops
     /// them, which breaks the cycle.
     pub consumers: RwLock<BTreeMap<String, Arc<Consumer>>>,
+    /// The account's freeze gate: held shared while a batch is stored, taken exclusively
+    /// for an instant by a consistent account snapshot (`account_snapshot`).
+    gate: Arc<parking_lot::RwLock<()>>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -220,6 +223,7 @@ impl Stream {
     ) -> Arc<Stream> {
         let (tx, rx) = mpsc::unbounded_channel();
         let last = store.fast_state().last_seq;
+        let account_name = account.name.clone();
         Arc::new(Stream {
             name: config.name.clone(),
             account,
@@ -237,6 +241,7 @@ impl Stream {
             last_seq: tokio::sync::watch::channel(last).0,
             domain,
             consumers: RwLock::new(BTreeMap::new()),
+            gate: super::account_snapshot::gate(&account_name),
         })
     }
 
@@ -467,6 +472,8 @@ impl Stream {
         let mut quota = server.js.get().and_then(|js| {
             super::limits::Quota::snapshot(js, &self.account.name, super::limits::Storage::of(&cfg))
         });
+        // No account snapshot can freeze the account in the middle of a batch.
+        let gate = self.gate.read();
         for m in batch.drain(..) {
             queued += m.size();
             let result = self.store_one(&cfg, state, &m, now, &mut quota);
@@ -486,6 +493,7 @@ impl Stream {
                 Err(e) => acks.push((reply, PubAckResponse::error(self.name.clone(), e), false)),
             }
         }
+        drop(gate);
         self.queued.fetch_sub(queued, Ordering::AcqRel);
         // Group commit: one fsync makes the whole batch durable, off the async workers.
         let mut durable_error: Option<ApiError> = None;

@@ -231,6 +231,12 @@ fn layout(path: &Path, reason: impl Into<String>) -> ArchiveError {
 
 /// Verifies one stream backup directory (`stream.tar.s2` + `backup.json`).
 pub fn verify_stream_dir(dir: &Path) -> Result<StreamSummary, ArchiveError> {
+    if dir.join("INCOMPLETE").exists() {
+        return Err(layout(
+            dir,
+            "incomplete backup (interrupted while it was written; take it again)",
+        ));
+    }
     let bj_path = dir.join("backup.json");
     let bj_text = std::fs::read(&bj_path).map_err(|e| layout(&bj_path, e.to_string()))?;
     let bj: serde_json::Value =
@@ -317,6 +323,10 @@ pub fn verify_backup_dir(dir: &Path) -> Result<BackupSummary, ArchiveError> {
             let e = e?;
             let p = e.path();
             if !e.file_type()?.is_dir() {
+                // natrium's account metadata (consistency, watermarks) sits beside them.
+                if e.file_name() == "account.json" {
+                    continue;
+                }
                 return Err(layout(&p, "account backups hold only stream directories"));
             }
             if !p.join("backup.json").exists() {

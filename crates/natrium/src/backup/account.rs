@@ -51,20 +51,84 @@ pub async fn stream_names(client: &Client) -> Result<Vec<String>, BackupError> {
     Ok(names)
 }
 
-/// Back up every stream into `dir/<stream>`.
+/// What an account backup did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccountBackup {
+    /// All streams were captured at one instant (natrium-server's freeze).
+    pub consistent: bool,
+    /// When the account was frozen (consistent backups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// One entry per stream.
+    pub streams: Vec<BackupSummary>,
+}
+
+/// `$JS.API.NATRIUM.ACCOUNT.FREEZE`, if the server has it: the token, the freeze time
+/// and the streams frozen. `None` from a server without it (nats-server does not answer).
+async fn freeze(client: &Client) -> Option<(String, String, Vec<String>)> {
+    let msg = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        client.request("$JS.API.NATRIUM.ACCOUNT.FREEZE", bytes::Bytes::new()),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let v: Value = serde_json::from_slice(&msg.payload).ok()?;
+    if v.get("type").and_then(Value::as_str) != Some("io.natrium.api.v1.account_freeze_response") {
+        return None;
+    }
+    let token = v.get("token")?.as_str()?.to_string();
+    let time = v
+        .get("time")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let names = v.get("streams")?.as_object()?.keys().cloned().collect();
+    Some((token, time, names))
+}
+
+/// Back up every stream into `dir/<stream>`. On natrium-server all streams come from
+/// one instant (a freeze); elsewhere each is snapshotted at its own moment, and the
+/// user is told. `dir/account.json` records which.
 pub async fn backup_account(
     client: &Client,
     dir: &Path,
     opts: &BackupOptions,
     progress: &mut Progress,
-) -> Result<Vec<BackupSummary>, BackupError> {
-    let names = stream_names(client).await?;
+) -> Result<AccountBackup, BackupError> {
+    let frozen = freeze(client).await;
+    let (names, time, token) = match frozen {
+        Some((token, time, names)) => (names, Some(time), Some(token)),
+        None => {
+            eprintln!(
+                "note: the server offers no consistent account snapshot (not natrium-server); \
+                 backing up stream by stream, each at its own moment"
+            );
+            (stream_names(client).await?, None, None)
+        }
+    };
     create_private_dir(dir)?;
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let sd = StreamDir::new(dir.join(&name));
-        out.push(backup_stream(client, &name, &sd, opts, progress).await?);
+    let mut streams = Vec::with_capacity(names.len());
+    let mut o = opts.clone();
+    o.freeze = token.clone();
+    for name in &names {
+        let sd = StreamDir::new(dir.join(name));
+        streams.push(backup_stream(client, name, &sd, &o, progress).await?);
     }
+    let out = AccountBackup {
+        consistent: token.is_some(),
+        time,
+        streams,
+    };
+    let meta = json!({
+        "consistent": out.consistent,
+        "time": out.time,
+        "streams": out.streams.iter().map(|s| (s.stream.clone(), json!({"last_seq": s.last_seq}))).collect::<serde_json::Map<_, _>>(),
+    });
+    super::layout::write_synced(
+        &dir.join("account.json"),
+        &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
+    )?;
     Ok(out)
 }
 

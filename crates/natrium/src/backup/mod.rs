@@ -174,6 +174,7 @@ impl BackupFlags {
             window_size: self.window_size.map(|w| w as u64),
             check: self.check,
             idle_timeout: conn.timeout.max(Duration::from_secs(5)),
+            freeze: None,
         }
     }
 }
@@ -310,7 +311,16 @@ pub async fn run_account_backup(
     if json {
         print_json(&s)?;
     } else if !a.flags.quiet {
-        eprintln!("Backed up {} streams into {}", s.len(), a.dir.display());
+        eprintln!(
+            "Backed up {} streams into {} ({})",
+            s.streams.len(),
+            a.dir.display(),
+            if s.consistent {
+                "one consistent point in time"
+            } else {
+                "stream by stream"
+            }
+        );
     }
     Ok(())
 }

@@ -51,6 +51,8 @@ pub struct BackupOptions {
     pub check: bool,
     /// No chunk for this long fails the backup.
     pub idle_timeout: Duration,
+    /// A consistent account freeze to take this stream's snapshot from (natrium).
+    pub freeze: Option<String>,
 }
 
 /// Back up `stream` into `dir`.
@@ -80,6 +82,9 @@ pub async fn backup_stream(
     }
     if let Some(w) = opts.window_size {
         req["window_size"] = json!(w);
+    }
+    if let Some(token) = &opts.freeze {
+        req["natrium_freeze"] = json!(token);
     }
     let answer = api_request(
         client,
