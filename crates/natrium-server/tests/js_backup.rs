@@ -121,9 +121,7 @@ type Decoded = (
 );
 
 /// Decode an archive into (state, consumers, messages as (seq, subject, header, payload)).
-fn decode(
-    archive: &[u8],
-) -> Decoded {
+fn decode(archive: &[u8]) -> Decoded {
     let staging = tempfile::tempdir().unwrap();
     let mut r = ArchiveReader::new(
         archive,

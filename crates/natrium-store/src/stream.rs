@@ -28,7 +28,7 @@ use crate::consumer::{ConsumerPolicy, ConsumerStore};
 use crate::error::Result;
 use crate::subject::SubjectFilter;
 use crate::types::{
-    Durability, ExpireReport, SimpleState, StorageType, StoreAck, StoreConfig, StoredMsg,
+    Durability, ExpireReport, MsgRef, SimpleState, StorageType, StoreAck, StoreConfig, StoredMsg,
     StreamState, Ticket, Ttl,
 };
 
@@ -84,6 +84,24 @@ pub trait StreamStore: Send + Sync {
         discard_new_check: bool,
     ) -> Result<()>;
 
+    /// [`StreamStore::store_raw_msg`] without waiting for durability: the message is
+    /// stored (and readable) when this returns, but may still sit in a write buffer
+    /// until [`StreamStore::sync`] or [`StreamStore::wait_durable`]. For bulk loads
+    /// (restores) that sync once at the end.
+    #[allow(clippy::too_many_arguments)]
+    fn append_raw_msg(
+        &self,
+        subject: &str,
+        hdrs: &[u8],
+        payload: &[u8],
+        seq: u64,
+        ts: i64,
+        ttl: Option<Ttl>,
+        discard_new_check: bool,
+    ) -> Result<()> {
+        self.store_raw_msg(subject, hdrs, payload, seq, ts, ttl, discard_new_check)
+    }
+
     /// Consumes sequence `seq` (0 = next) without storing a message. Returns it.
     fn skip_msg(&self, seq: u64) -> Result<u64>;
 
@@ -102,6 +120,22 @@ pub trait StreamStore: Send + Sync {
 
     /// Loads the first message with sequence ≥ `start` matching `filter`; `Eof` if none.
     fn load_next_msg(&self, filter: &SubjectFilter, start: u64) -> Result<StoredMsg>;
+
+    /// Bulk read in sequence order (snapshots): calls `f` on the messages with sequences
+    /// in `[start, end]` until about `max_bytes` of them were read or `f` returns false,
+    /// and returns the sequence to continue from (greater than `end` when the range is
+    /// done; `end` must be below `u64::MAX`). Deleted sequences are absent. Every message goes through the same checks
+    /// as [`StreamStore::load_next_msg`] (a damaged one is handled exactly as there);
+    /// stores may read many messages at once. The default reads them one by one.
+    fn read_batch(
+        &self,
+        start: u64,
+        end: u64,
+        max_bytes: usize,
+        f: &mut dyn FnMut(MsgRef<'_>) -> bool,
+    ) -> Result<u64> {
+        read_batch_one_by_one(self, start, end, max_bytes, f)
+    }
 
     /// Loads the last message with sequence ≤ `start` matching `filter`; `Eof` if `start`
     /// is before the first sequence, `NotFound` if nothing matches.
@@ -198,4 +232,44 @@ pub trait StreamStore: Send + Sync {
 
     /// Stops and removes all stored data.
     fn delete(&self) -> Result<()>;
+}
+
+/// [`StreamStore::read_batch`] through [`StreamStore::load_next_msg`]; reads at least one
+/// message when there is one.
+pub fn read_batch_one_by_one<S: StreamStore + ?Sized>(
+    store: &S,
+    start: u64,
+    end: u64,
+    max_bytes: usize,
+    f: &mut dyn FnMut(MsgRef<'_>) -> bool,
+) -> Result<u64> {
+    let all = SubjectFilter::all();
+    let done = end.saturating_add(1);
+    let mut seq = start;
+    let mut read = 0usize;
+    loop {
+        if seq > end {
+            return Ok(done);
+        }
+        match store.load_next_msg(&all, seq) {
+            Ok(m) if m.seq <= end => {
+                read += m.subject.len() + m.hdrs.len() + m.payload.len();
+                seq = m.seq + 1;
+                let go_on = f(MsgRef {
+                    seq: m.seq,
+                    ts: m.ts,
+                    subject: &m.subject,
+                    hdrs: &m.hdrs,
+                    payload: &m.payload,
+                });
+                if !go_on || read >= max_bytes {
+                    return Ok(seq);
+                }
+            }
+            Ok(_) | Err(crate::StoreError::Eof) | Err(crate::StoreError::NotFound) => {
+                return Ok(done);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

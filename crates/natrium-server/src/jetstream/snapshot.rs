@@ -32,7 +32,6 @@ use crate::client::subscription::{InternalHandler, Subscription};
 use crate::protocol::PubMsg;
 use crate::server::ServerShared;
 use natrium_store::archive::{ArchiveWriter, ConsumerStateJson, StreamStateJson};
-use natrium_store::{StoreError, SubjectFilter};
 use serde::Serialize;
 use std::io::Write;
 use std::sync::Arc;
@@ -53,6 +52,8 @@ pub const MAX_WINDOW: i64 = 32 * 1024 * 1024;
 const INTEREST_WAIT: Duration = Duration::from_secs(2);
 /// How long a full window may stay unacknowledged before the transfer is abandoned.
 const FLOW_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes of messages the producer reads from the store at a time.
+const READ_BATCH: usize = 1 << 20;
 /// Chunks buffered between producer and sender.
 const PIPE_CHUNKS: usize = 4;
 /// Advisory: snapshot started.
@@ -232,17 +233,29 @@ fn produce<W: Write>(cap: &Capture, w: W) -> Result<W, String> {
         let st: ConsumerStateJson = serde_json::from_value(st.clone()).map_err(json)?;
         a.consumer(name, cfg, &st).map_err(|e| e.to_string())?;
     }
-    let all = SubjectFilter::all();
     let mut seq = cap.first_seq;
+    let mut failed: Option<std::io::Error> = None;
     while seq <= cap.last_seq && cap.last_seq > 0 {
-        match cap.stream.store.load_next_msg(&all, seq) {
-            Ok(m) if m.seq <= cap.last_seq => {
-                a.message(m.seq, m.ts, m.subject.as_bytes(), &m.hdrs, &m.payload)
-                    .map_err(|e| e.to_string())?;
-                seq = m.seq + 1;
-            }
-            Ok(_) | Err(StoreError::Eof) | Err(StoreError::NotFound) => break,
-            Err(e) => return Err(e.to_string()),
+        // Batches of about a MiB: one store lock and a few large reads per batch.
+        seq = cap
+            .stream
+            .store
+            .read_batch(seq, cap.last_seq, READ_BATCH, &mut |m| match a.message(
+                m.seq,
+                m.ts,
+                m.subject.as_bytes(),
+                m.hdrs,
+                m.payload,
+            ) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = failed.take() {
+            return Err(e.to_string());
         }
     }
     a.finish().map_err(|e| e.to_string())
