@@ -799,6 +799,42 @@ pub fn pinned_view_is_a_point_in_time<H: Harness>(h: &mut H) {
     assert!(v.next_msg().unwrap().is_none());
 }
 
+/// Bulk reads of a pinned view (`next_batch`, what snapshots use) see the same point in
+/// time while the store changes between batches.
+pub fn pinned_view_batches<H: Harness>(h: &mut H) {
+    let (s, _c) = open_default(h);
+    for i in 1..=50u64 {
+        s.store_msg(
+            &format!("b.{}", i % 4),
+            b"",
+            format!("p{i}").as_bytes(),
+            None,
+        )
+        .unwrap();
+    }
+    s.remove_msg(3).unwrap();
+    let mut v = s.pinned_view(40).unwrap();
+    let mut batch = crate::stream::MsgBatch::default();
+    let mut seqs = Vec::new();
+    let mut first = true;
+    while v.next_batch(s.as_ref(), 40, &mut batch).unwrap() {
+        for m in batch.iter() {
+            assert_eq!(m.payload, format!("p{}", m.seq).as_bytes());
+            assert_eq!(m.subject, format!("b.{}", m.seq % 4));
+            seqs.push(m.seq);
+        }
+        if first {
+            first = false;
+            s.remove_msg(20).unwrap();
+            s.purge_ex(&f("b.1"), 0, 0).unwrap();
+            s.compact(35).unwrap();
+            s.store_msg("late", b"", b"x", None).unwrap();
+        }
+    }
+    let want: Vec<u64> = (1..=40).filter(|q| *q != 3).collect();
+    assert_eq!(seqs, want);
+}
+
 /// Tiny deterministic PRNG (xorshift64*), so the suite needs no dependencies.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -966,7 +1002,7 @@ macro_rules! conformance_tests {
                 compact_variants, truncate_variants, state_queries, limits_discard_old,
                 limits_discard_new, per_subject_limits, max_age_expiry, ttl_expiry,
                 seq_from_time, meta_and_consumers, concurrent_readers, randomized_model,
-                pinned_view_is_a_point_in_time);
+                pinned_view_is_a_point_in_time, pinned_view_batches);
         }
     };
     (@tests $harness:expr; $($t:ident),* $(,)?) => {

@@ -44,7 +44,7 @@ pub use mem::MemStore;
 pub use stream::{PinnedView, StreamStore};
 pub use subject::{SubjectFilter, subject_matches, validate_subject};
 pub use types::{
-    Clock, DiscardPolicy, Durability, ExpireReport, ManualClock, SimpleState, StorageType,
+    Clock, DiscardPolicy, Durability, ExpireReport, ManualClock, MsgRef, SimpleState, StorageType,
     StoreAck, StoreConfig, StoredMsg, StreamState, SystemClock, Ticket, Ttl, file_msg_size,
     mem_msg_size,
 };

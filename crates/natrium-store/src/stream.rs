@@ -28,7 +28,7 @@ use crate::consumer::{ConsumerPolicy, ConsumerStore};
 use crate::error::Result;
 use crate::subject::SubjectFilter;
 use crate::types::{
-    Durability, ExpireReport, SimpleState, StorageType, StoreAck, StoreConfig, StoredMsg,
+    Durability, ExpireReport, MsgRef, SimpleState, StorageType, StoreAck, StoreConfig, StoredMsg,
     StreamState, Ticket, Ttl,
 };
 
@@ -84,6 +84,24 @@ pub trait StreamStore: Send + Sync {
         discard_new_check: bool,
     ) -> Result<()>;
 
+    /// [`StreamStore::store_raw_msg`] without waiting for durability: the message is
+    /// stored (and readable) when this returns, but may still sit in a write buffer
+    /// until [`StreamStore::sync`] or [`StreamStore::wait_durable`]. For bulk loads
+    /// (restores) that sync once at the end.
+    #[allow(clippy::too_many_arguments)]
+    fn append_raw_msg(
+        &self,
+        subject: &str,
+        hdrs: &[u8],
+        payload: &[u8],
+        seq: u64,
+        ts: i64,
+        ttl: Option<Ttl>,
+        discard_new_check: bool,
+    ) -> Result<()> {
+        self.store_raw_msg(subject, hdrs, payload, seq, ts, ttl, discard_new_check)
+    }
+
     /// Consumes sequence `seq` (0 = next) without storing a message. Returns it.
     fn skip_msg(&self, seq: u64) -> Result<u64>;
 
@@ -108,6 +126,22 @@ pub trait StreamStore: Send + Sync {
 
     /// Loads the first message with sequence ≥ `start` matching `filter`; `Eof` if none.
     fn load_next_msg(&self, filter: &SubjectFilter, start: u64) -> Result<StoredMsg>;
+
+    /// Bulk read in sequence order (snapshots): calls `f` on the messages with sequences
+    /// in `[start, end]` until about `max_bytes` of them were read or `f` returns false,
+    /// and returns the sequence to continue from (greater than `end` when the range is
+    /// done; `end` must be below `u64::MAX`). Deleted sequences are absent. Every message goes through the same checks
+    /// as [`StreamStore::load_next_msg`] (a damaged one is handled exactly as there);
+    /// stores may read many messages at once. The default reads them one by one.
+    fn read_batch(
+        &self,
+        start: u64,
+        end: u64,
+        max_bytes: usize,
+        f: &mut dyn FnMut(MsgRef<'_>) -> bool,
+    ) -> Result<u64> {
+        read_batch_one_by_one(self, start, end, max_bytes, f)
+    }
 
     /// Loads the last message with sequence ≤ `start` matching `filter`; `Eof` if `start`
     /// is before the first sequence, `NotFound` if nothing matches.
@@ -214,4 +248,156 @@ pub trait PinnedView: Send {
 
     /// The next message, ascending; `None` after the watermark.
     fn next_msg(&mut self) -> Result<Option<StoredMsg>>;
+
+    /// The next messages, ascending, about `max_bytes` of them, into `out` (cleared
+    /// first); false when the view is exhausted. `store` is the store the view was taken
+    /// of (stores read their live messages in bulk through it). The default calls
+    /// [`PinnedView::next_msg`].
+    fn next_batch(
+        &mut self,
+        store: &dyn StreamStore,
+        max_bytes: usize,
+        out: &mut MsgBatch,
+    ) -> Result<bool> {
+        let _ = store;
+        out.clear();
+        while out.bytes() < max_bytes {
+            match self.next_msg()? {
+                Some(m) => out.push(MsgRef {
+                    seq: m.seq,
+                    ts: m.ts,
+                    subject: &m.subject,
+                    hdrs: &m.hdrs,
+                    payload: &m.payload,
+                }),
+                None => return Ok(!out.is_empty()),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Messages owned in one buffer (a batch of a [`PinnedView`]): no allocation per
+/// message, reused from batch to batch.
+#[derive(Debug, Default)]
+pub struct MsgBatch {
+    buf: Vec<u8>,
+    items: Vec<BatchItem>,
+}
+
+/// Where one message of a [`MsgBatch`] lies in its buffer.
+#[derive(Debug, Clone, Copy)]
+struct BatchItem {
+    seq: u64,
+    ts: i64,
+    off: usize,
+    subj: usize,
+    hdrs: usize,
+    payload: usize,
+}
+
+impl MsgBatch {
+    /// Empty it (keeping its memory).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.items.clear();
+    }
+
+    /// Copy a message in.
+    pub fn push(&mut self, m: MsgRef<'_>) {
+        let off = self.buf.len();
+        self.buf.extend_from_slice(m.subject.as_bytes());
+        self.buf.extend_from_slice(m.hdrs);
+        self.buf.extend_from_slice(m.payload);
+        self.items.push(BatchItem {
+            seq: m.seq,
+            ts: m.ts,
+            off,
+            subj: m.subject.len(),
+            hdrs: m.hdrs.len(),
+            payload: m.payload.len(),
+        });
+    }
+
+    /// Messages held.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// No messages.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether a sequence is in the batch.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.items.iter().any(|i| i.seq == seq)
+    }
+
+    /// Put the messages in sequence order (after merging two sources).
+    pub fn sort(&mut self) {
+        self.items.sort_by_key(|i| i.seq);
+    }
+
+    /// The messages, in the batch's order.
+    pub fn iter(&self) -> impl Iterator<Item = MsgRef<'_>> {
+        self.items.iter().map(|i| {
+            let s = i.off;
+            let h = s + i.subj;
+            let p = h + i.hdrs;
+            MsgRef {
+                seq: i.seq,
+                ts: i.ts,
+                // Pushed from a `&str`.
+                subject: std::str::from_utf8(&self.buf[s..h]).unwrap_or(""),
+                hdrs: &self.buf[h..p],
+                payload: &self.buf[p..p + i.payload],
+            }
+        })
+    }
+}
+
+/// [`StreamStore::read_batch`] through [`StreamStore::load_next_msg`]; reads at least one
+/// message when there is one.
+pub fn read_batch_one_by_one<S: StreamStore + ?Sized>(
+    store: &S,
+    start: u64,
+    end: u64,
+    max_bytes: usize,
+    f: &mut dyn FnMut(MsgRef<'_>) -> bool,
+) -> Result<u64> {
+    let all = SubjectFilter::all();
+    let done = end.saturating_add(1);
+    let mut seq = start;
+    let mut read = 0usize;
+    loop {
+        if seq > end {
+            return Ok(done);
+        }
+        match store.load_next_msg(&all, seq) {
+            Ok(m) if m.seq <= end => {
+                read += m.subject.len() + m.hdrs.len() + m.payload.len();
+                seq = m.seq + 1;
+                let go_on = f(MsgRef {
+                    seq: m.seq,
+                    ts: m.ts,
+                    subject: &m.subject,
+                    hdrs: &m.hdrs,
+                    payload: &m.payload,
+                });
+                if !go_on || read >= max_bytes {
+                    return Ok(seq);
+                }
+            }
+            Ok(_) | Err(crate::StoreError::Eof) | Err(crate::StoreError::NotFound) => {
+                return Ok(done);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

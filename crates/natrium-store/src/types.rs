@@ -114,6 +114,21 @@ pub struct StoredMsg {
     pub ttl: Option<Ttl>,
 }
 
+/// A message borrowed from a store's buffer (see [`crate::StreamStore::read_batch`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MsgRef<'a> {
+    /// Stream sequence.
+    pub seq: u64,
+    /// Timestamp, Unix nanoseconds.
+    pub ts: i64,
+    /// Subject.
+    pub subject: &'a str,
+    /// Raw NATS header block, empty if none.
+    pub hdrs: &'a [u8],
+    /// Payload.
+    pub payload: &'a [u8],
+}
+
 /// Returned by a successful append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "under Durability::Always the message is not durable until wait_durable(ticket)"]

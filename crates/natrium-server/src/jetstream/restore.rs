@@ -551,8 +551,10 @@ impl Job {
                         // Expired while in the archive: keep the sequence, not the data.
                         store.skip_msg(seq).map_err(|e| fail(restore_failed(e)))?;
                     } else {
+                        // No per-message wait: the staging store is synced once,
+                        // before it becomes visible.
                         store
-                            .store_raw_msg(subject, &header, &payload, seq, ts, ttl, false)
+                            .append_raw_msg(subject, &header, &payload, seq, ts, ttl, false)
                             .map_err(|e| fail(super::stream::store_error(&e)))?;
                         stored += store.msg_size(subject, &header, &payload);
                         if stored >= next_check {

@@ -56,6 +56,8 @@ pub const MAX_WINDOW: i64 = 32 * 1024 * 1024;
 const INTEREST_WAIT: Duration = Duration::from_secs(2);
 /// How long a full window may stay unacknowledged before the transfer is abandoned.
 const FLOW_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes of messages the producer reads from the store at a time.
+const READ_BATCH: usize = 1 << 20;
 /// Chunks buffered between producer and sender.
 const PIPE_CHUNKS: usize = 4;
 /// Advisory: snapshot started.
@@ -139,6 +141,7 @@ pub(crate) fn take_capture(stream: &Stream) -> Result<(StreamState, Capture), Ap
     }
     state.consumer_count = consumers.len() as i64;
     let capture = Capture {
+        store: stream.store.clone(),
         view,
         state: state.clone(),
         consumers,
@@ -162,6 +165,8 @@ impl Capture {
 
 /// What the producer captured when the snapshot was taken.
 pub(crate) struct Capture {
+    /// The stream's store (bulk reads of live messages).
+    store: Arc<dyn natrium_store::StreamStore>,
     /// The stream's messages up to the watermark, as they were at that moment.
     view: Box<dyn PinnedView>,
     /// `state.json`.
@@ -281,9 +286,16 @@ fn produce<W: Write>(cap: &mut Capture, w: W) -> Result<W, String> {
         let st: ConsumerStateJson = serde_json::from_value(st.clone()).map_err(json)?;
         a.consumer(name, cfg, &st).map_err(|e| e.to_string())?;
     }
-    while let Some(m) = cap.view.next_msg().map_err(|e| e.to_string())? {
-        a.message(m.seq, m.ts, m.subject.as_bytes(), &m.hdrs, &m.payload)
-            .map_err(|e| e.to_string())?;
+    let mut batch = natrium_store::stream::MsgBatch::default();
+    while cap
+        .view
+        .next_batch(cap.store.as_ref(), READ_BATCH, &mut batch)
+        .map_err(|e| e.to_string())?
+    {
+        for m in batch.iter() {
+            a.message(m.seq, m.ts, m.subject.as_bytes(), m.hdrs, m.payload)
+                .map_err(|e| e.to_string())?;
+        }
     }
     a.finish().map_err(|e| e.to_string())
 }

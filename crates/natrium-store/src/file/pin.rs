@@ -29,8 +29,9 @@ use parking_lot::Mutex;
 use super::{FileStore, Inner, Loc, Shared, segment};
 use crate::error::{Result, StoreError};
 use crate::index::Removed;
-use crate::stream::PinnedView;
+use crate::stream::{MsgBatch, PinnedView, StreamStore};
 use crate::subject::SubjectFilter;
+use crate::types::MsgRef;
 use crate::types::StoredMsg;
 
 /// What the store records for one view.
@@ -134,6 +135,58 @@ impl FilePinnedView {
 impl PinnedView for FilePinnedView {
     fn watermark(&self) -> u64 {
         self.hold.watermark
+    }
+
+    /// Bulk: the live messages of the next range through the store's batched reads,
+    /// merged with what was removed from that range since the view was taken (read
+    /// after the live ones, so a removal racing the read is held by then; a message
+    /// both read live and held is taken once).
+    fn next_batch(
+        &mut self,
+        store: &dyn StreamStore,
+        max_bytes: usize,
+        out: &mut MsgBatch,
+    ) -> Result<bool> {
+        out.clear();
+        let w = self.hold.watermark;
+        let start = self.cursor;
+        if w == 0 || start > w {
+            return Ok(false);
+        }
+        let next = store.read_batch(start, w, max_bytes, &mut |m| {
+            out.push(m);
+            true
+        })?;
+        let held: Vec<(u64, Loc)> = {
+            let mut m = self.hold.removed.lock();
+            let got = m
+                .range(start..next.min(w.saturating_add(1)))
+                .map(|(s, l)| (*s, *l))
+                .collect();
+            *m = m.split_off(&next);
+            got
+        };
+        let mut added = false;
+        for (seq, loc) in held {
+            if out.contains(seq) {
+                continue;
+            }
+            if let Some(m) = self.read_held(seq, loc) {
+                out.push(MsgRef {
+                    seq: m.seq,
+                    ts: m.ts,
+                    subject: &m.subject,
+                    hdrs: &m.hdrs,
+                    payload: &m.payload,
+                });
+                added = true;
+            }
+        }
+        if added {
+            out.sort();
+        }
+        self.advance(next);
+        Ok(!out.is_empty() || next <= w)
     }
 
     fn next_msg(&mut self) -> Result<Option<StoredMsg>> {
