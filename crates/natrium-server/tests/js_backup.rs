@@ -749,3 +749,57 @@ async fn deletes_during_a_snapshot_do_not_reach_it() {
     let info = api(&client, "$JS.API.STREAM.INFO.D", "").await;
     assert_eq!(info["state"]["messages"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_mid_backup_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let watcher = s.client().await;
+    let js = jetstream::new(watcher.clone());
+    js.create_stream(stream::Config {
+        name: "G".into(),
+        subjects: vec!["g".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..40u32 {
+        let body: Vec<u8> = (0..2000u32)
+            .map(|k| (k.wrapping_mul(2654435761).wrapping_add(i * 7919) >> 13) as u8)
+            .collect();
+        js.publish("g", body.into()).await.unwrap().await.unwrap();
+    }
+    let mut done = watcher
+        .subscribe("$JS.EVENT.ADVISORY.STREAM.SNAPSHOT_COMPLETE.G")
+        .await
+        .unwrap();
+    watcher.flush().await.unwrap();
+    // The backup client takes one chunk and disconnects.
+    let gone = s.client().await;
+    let inbox = gone.new_inbox();
+    let mut sub = gone.subscribe(inbox.clone()).await.unwrap();
+    let answer = api(
+        &gone,
+        "$JS.API.STREAM.SNAPSHOT.G",
+        json!({"deliver_subject": inbox, "chunk_size": 1024, "window_size": 2048}).to_string(),
+    )
+    .await;
+    assert!(answer.get("error").is_none());
+    let first = sub.next().await.unwrap();
+    assert_eq!(first.payload.len(), 1024);
+    drop(sub);
+    drop(gone);
+    // The server notices (no interest, or no acks within the flow timeout), ends the
+    // transfer and says so.
+    let adv = tokio::time::timeout(Duration::from_secs(10), done.next())
+        .await
+        .expect("completion advisory")
+        .unwrap();
+    let v: Value = serde_json::from_slice(&adv.payload).unwrap();
+    assert_eq!(v["type"], "io.nats.jetstream.advisory.v1.snapshot_complete");
+    let err = v["error"].as_str().unwrap_or("");
+    assert!(err == "no interest" || err == "no flow response", "{v}");
+    // The stream is untouched and a new backup works.
+    let snap = snapshot(&watcher, "G", json!({})).await;
+    assert_eq!(snap.answer["state"]["messages"], 40);
+}
