@@ -428,6 +428,8 @@ impl Stream {
     ) {
         let mut state = TaskState::recover(&self);
         let mut batch: Vec<Inbound> = Vec::with_capacity(BATCH);
+        // Subjects with a delete marker, and when it expires (see `subject_delete_markers`).
+        let mut markers: HashMap<String, i64> = HashMap::new();
         loop {
             let expiry = self.store.next_expiry();
             let sleep = async {
@@ -447,11 +449,65 @@ impl Stream {
                     }
                 }
                 _ = sleep => {
-                    let _ = self.store.expire(now_nanos());
+                    let now = now_nanos();
+                    if let Ok(rep) = self.store.expire(now) {
+                        self.subject_delete_markers(&rep.emptied_subjects, now, &mut markers);
+                    }
                     continue;
                 }
             }
             self.process_batch(&mut state, &mut batch, &server).await;
+        }
+    }
+
+    /// `subject_delete_marker_ttl`: when expiry (max age or per-message TTL) takes the
+    /// last message of a subject, leave a marker there, as nats-server does: an empty
+    /// message with `Nats-Marker-Reason: MaxAge`, `Nats-TTL: <ttl>` and `Nats-Rollup: sub`,
+    /// stored through the normal publish path (so consumers and KV watchers see the
+    /// delete). When the marker itself expires it leaves no new marker: `markers` remembers
+    /// each marker's expiry, and a subject emptied within a second or two of it is taken
+    /// to be the marker expiring.
+    fn subject_delete_markers(
+        &self,
+        emptied: &[String],
+        now: i64,
+        markers: &mut HashMap<String, i64>,
+    ) {
+        const SLACK: i64 = 2_000_000_000;
+        let ttl = self.config.read().subject_delete_marker_ttl;
+        if ttl <= 0 {
+            markers.clear();
+            return;
+        }
+        markers.retain(|_, exp| *exp + SLACK >= now);
+        if emptied.is_empty() {
+            return;
+        }
+        let secs = ttl / 1_000_000_000;
+        let hdr = format!(
+            "NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: {}\r\nNats-Rollup: sub\r\n\r\n",
+            super::api::time::go_duration_string(secs.max(1) * 1_000_000_000)
+        );
+        for subject in emptied {
+            if markers
+                .get(subject)
+                .is_some_and(|exp| (*exp - now).abs() <= SLACK)
+            {
+                markers.remove(subject);
+                continue;
+            }
+            let queued = self.enqueue(PubMsg {
+                subject: subject.as_bytes(),
+                reply: None,
+                headers: Some(hdr.as_bytes()),
+                payload: b"",
+            });
+            if queued.is_ok() {
+                markers.insert(
+                    subject.clone(),
+                    now.saturating_add(secs.max(1) * 1_000_000_000),
+                );
+            }
         }
     }
 
