@@ -1564,9 +1564,6 @@ async def test_client_ordered_consumer(js_server):
         await nc.close()
 
 
-@pytest.mark.natrium_xfail(reason="after a restart an unacked message whose ack wait (30 s) has not passed is "
-                           "redelivered at once, before m4/m5 (nats-server keeps the ack wait of the last "
-                           "delivery: the fetch returns m4, m5)")
 @async_test()
 async def test_client_durable_resumes_after_restart(start_js_server):
     s = start_js_server()

@@ -228,7 +228,15 @@ impl Machine {
         m.redelivered = state.redelivered.clone();
         for (sseq, p) in &state.pending {
             m.pending.insert(*sseq, *p);
-            m.set_deadline(*sseq, now);
+            // The ack wait of the last delivery still runs (as in nats-server): a
+            // restart does not redeliver early. Without a delivery time, now.
+            let count = 1 + m.redelivered.get(sseq).copied().unwrap_or(0);
+            let due = if p.timestamp > 0 {
+                p.timestamp.saturating_add(m.ack_delay(count))
+            } else {
+                now
+            };
+            m.set_deadline(*sseq, due);
         }
         m
     }

@@ -478,3 +478,41 @@ fn last_per_subject_delivers_the_initial_list_then_new_messages() {
     let d = drain_push(&mut m, &src, 0);
     assert_eq!(d.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![7]);
 }
+
+#[test]
+fn recovery_keeps_the_ack_wait_of_the_last_delivery() {
+    use natrium_store::consumer::{ConsumerState, Pending, SequencePair};
+    let mut st = ConsumerState {
+        delivered: SequencePair {
+            consumer: 2,
+            stream: 2,
+        },
+        ack_floor: SequencePair {
+            consumer: 0,
+            stream: 0,
+        },
+        ..ConsumerState::default()
+    };
+    // Delivered at 1_000 (ns); the other one's time is unknown.
+    st.pending.insert(
+        1,
+        Pending {
+            sequence: 1,
+            timestamp: 1_000,
+        },
+    );
+    st.pending.insert(
+        2,
+        Pending {
+            sequence: 2,
+            timestamp: 0,
+        },
+    );
+    let p = Params {
+        ack_wait: 30_000,
+        ..params(Ack::Explicit)
+    };
+    let m = Machine::recover(p, &st, 5_000);
+    assert_eq!(m.deadline_of.get(&1), Some(&31_000));
+    assert_eq!(m.deadline_of.get(&2), Some(&5_000));
+}
