@@ -355,22 +355,13 @@ fn lookup(
     Ok((s, c))
 }
 
-/// Go `isEmptyRequest`: no bytes, or a JSON object without members.
-fn is_empty_request(body: &[u8]) -> bool {
-    body.is_empty()
-        || matches!(
-            serde_json::from_slice::<serde_json::Value>(body),
-            Ok(serde_json::Value::Object(m)) if m.is_empty()
-        )
-}
-
 fn consumer_info(
     jsa: &JsAccount,
     stream: &str,
     name: &str,
     body: &[u8],
 ) -> Result<ApiAnswer, ApiError> {
-    if !is_empty_request(body) {
+    if !super::api::is_empty_request(body) {
         return Err(ApiError::not_empty_request());
     }
     let (_, c) = lookup(jsa, stream, name)?;

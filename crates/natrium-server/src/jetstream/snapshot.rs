@@ -95,18 +95,6 @@ impl Window {
     }
 }
 
-/// nats-server's `isEmptyRequest`: no body, only whitespace, or an empty JSON object.
-pub fn is_empty_request(body: &[u8]) -> bool {
-    let t = body.trim_ascii();
-    if t.is_empty() {
-        return true;
-    }
-    matches!(
-        serde_json::from_slice::<serde_json::Value>(t),
-        Ok(serde_json::Value::Object(m)) if m.is_empty()
-    )
-}
-
 /// The natrium extension field naming a consistent account freeze
 /// (`natrium_freeze`, see `account_snapshot`); ignored by nats-server.
 fn freeze_token(body: &[u8]) -> Option<String> {
@@ -183,7 +171,7 @@ pub fn stream_snapshot(
     name: &str,
     body: &[u8],
 ) -> Result<ApiAnswer, ApiError> {
-    if is_empty_request(body) {
+    if super::api::is_empty_request(body) {
         return Err(ApiError::bad_request());
     }
     let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
@@ -574,8 +562,11 @@ mod tests {
 
     #[test]
     fn empty_requests() {
+        use super::super::api::is_empty_request;
         assert!(is_empty_request(b""));
-        assert!(is_empty_request(b"  \n"));
+        // Go's isEmptyRequest: whitespace alone is not JSON, so it is not "empty" (the
+        // decode that follows answers 10025).
+        assert!(!is_empty_request(b"  \n"));
         assert!(is_empty_request(b"{}"));
         assert!(is_empty_request(b" { } "));
         assert!(!is_empty_request(br#"{"deliver_subject":"x"}"#));
