@@ -311,9 +311,6 @@ CREATE_OK = {
 }
 
 
-@pytest.mark.natrium_xfail(reason="an overflow-policy consumer's info has no top-level priority_groups state "
-                           '(nats-server: [{"group":"g1","pinned_ts":"0001-01-01T00:00:00Z"}])',
-                           case="priority_overflow")
 @pytest.mark.parametrize("case", list(CREATE_OK))
 @async_test()
 async def test_create_ok(shared_js, case):
@@ -1169,6 +1166,206 @@ async def test_reset_missing(shared_js):
         await orders(c)
         await c.no_response("$JS.API.CONSUMER.RESET.ORDERS.NOPE", wait=0.3)
         await c.no_response("$JS.API.CONSUMER.RESET.NOPE.A", wait=0.3)
+
+
+# =========================================================================================
+# 3b. Priority groups (ADR-42): pinned_client, overflow, prioritized
+# =========================================================================================
+
+_PIN_HDR = re.compile(r"Nats-Pin-Id: ([0-9A-Za-z]*)")
+
+
+def pin_of(msg) -> str:
+    """The Nats-Pin-Id a delivery carries."""
+    m = _PIN_HDR.search((msg.hdr or b"").decode())
+    assert m, msg
+    return m[1]
+
+
+def mask_pin(text: str) -> str:
+    """Pin ids (in delivery headers and in info) → ``@PIN@``."""
+    text = _PIN_HDR.sub("Nats-Pin-Id: @PIN@", text)
+    return re.sub(r'"pinned_client_id":"[0-9A-Za-z]+"', '"pinned_client_id":"@PIN@"', text)
+
+
+def pm(i: int, consumer: str, sseq: int, cseq: int, pending: int) -> str:
+    """A pinned delivery of orders.<i> as its masked line."""
+    return msg_line(f"orders.{i}", f"m{i}", "ORDERS", consumer, 1, sseq, cseq, pending,
+                    hdr="NATS/1.0\r\nNats-Pin-Id: @PIN@\r\n\r\n")
+
+
+async def pull_masked(c, consumer: str, req: dict, **kw) -> list[str]:
+    kw.setdefault("timeout", 3)
+    return [mask_pin(x) for x in await c.pull_lines("ORDERS", consumer, J(req), **kw)]
+
+
+def pinned_cfg(ttl: int) -> dict:
+    return ccfg(durable="PIN", req_level="1", priority_groups=["g1"], priority_policy="pinned_client",
+                priority_timeout=ttl)
+
+
+def pin_state(info: str) -> tuple[str, str]:
+    """(pinned_client_id, pinned_ts) of the info's only priority group."""
+    (g,) = json.loads(info.replace("<N>", "0"))["priority_groups"]
+    assert g["group"] == "g1", info
+    return g.get("pinned_client_id", ""), g["pinned_ts"]
+
+
+async def pin_advisory_subs(c) -> None:
+    for kind in ("PINNED", "UNPINNED"):
+        await c.sub(f"$JS.EVENT.ADVISORY.CONSUMER.{kind}.ORDERS.PIN")
+
+
+async def advisories(c, n: int) -> list[tuple[str, str, str]]:
+    """The next ``n`` pin advisories, as (subject, type, reason or ``pinned_id``); the
+    client's other frames (its inbox sees the other client's API answers) are skipped."""
+    got = []
+    deadline = time.monotonic() + 3
+    while len(got) < n:
+        m = await c.msg(deadline)
+        if m is not None and m.subject.startswith("$JS.EVENT."):
+            got.append(m)
+    out = []
+    for m in got:
+        d = json.loads(m.data)
+        assert (d["account"], d["stream"], d["consumer"], d["group"]) == ("$G", "ORDERS", "PIN", "g1"), d
+        out.append((m.subject, d["type"], d.get("reason") or ("pinned_id" if d.get("pinned_id") else "")))
+    return out
+
+
+@async_test()
+async def test_priority_pinned_client(js_server):
+    """The first request in the group gets a pin; only requests carrying it are served
+    (a wrong id gets 423 at once, none waits); UNPIN ends it and the old id gets 423
+    Nats-Wrong-Pin-Id when the next message would go to it; the next request gets a new
+    pin. Info and the pin advisories follow each step."""
+    async with cclient(js_server) as c, cclient(js_server) as adv:
+        await orders(c, 4)
+        await pin_advisory_subs(adv)
+        await make_consumer(c, "ORDERS", "PIN", ack_policy="explicit", priority_groups=["g1"],
+                            priority_policy="pinned_client", priority_timeout=30 * SEC)
+        info = await c.info("ORDERS", "PIN")
+        assert pin_state(info) == ("", "0001-01-01T00:00:00Z")
+        # Group checks on the request.
+        assert await pull_masked(c, "PIN", {"batch": 1, "expires": SEC}) == [
+            status_line("400 Bad Request - Priority Group missing")]
+        assert await pull_masked(c, "PIN", {"batch": 1, "expires": SEC, "group": "zz"}) == [
+            status_line("400 Bad Request - Invalid Priority Group")]
+        assert await pull_masked(c, "PIN", {"batch": 1, "expires": SEC, "group": "g1", "min_pending": 2}) == [
+            status_line("400 Bad Request - Not a Overflow Priority consumer")]
+        # Pin assignment.
+        inbox, got = await c.pull("ORDERS", "PIN", J({"batch": 1, "expires": SEC, "group": "g1"}), n=1)
+        assert [mask_pin(x) for x in lines(got, inbox)] == [pm(0, "PIN", 1, 1, 3)]
+        pin = pin_of(got[0])
+        assert len(pin) == 22
+        info = await c.info("ORDERS", "PIN")
+        assert pin_state(info) == (pin, "<TS>")
+        assert_json(mask_pin(info), cinfo_json(
+            "ORDERS", "PIN", pinned_cfg(30 * SEC), delivered=(1, 1), num_ack_pending=1, num_pending=3,
+            extra={"priority_groups": [{"group": "g1", "pinned_client_id": "@PIN@", "pinned_ts": "<TS>"}]}))
+        # A wrong id is refused at once; no id waits (and times out) while the pin holds.
+        assert await pull_masked(c, "PIN", {"batch": 1, "expires": SEC, "group": "g1", "id": "bogus"}) == [
+            status_line("423 Nats-Pin-Id mismatch")]
+        assert await pull_masked(c, "PIN", {"batch": 1, "expires": 300 * MS, "group": "g1"}) == [timeout408(1)]
+        inbox, got = await c.pull("ORDERS", "PIN", J({"batch": 1, "expires": SEC, "group": "g1", "id": pin}), n=1)
+        assert [mask_pin(x) for x in lines(got, inbox)] == [pm(1, "PIN", 2, 2, 2)] and pin_of(got[0]) == pin
+        # UNPIN, with its errors.
+        unpin = API + "consumer_unpin_response"
+        assert_json(await c.capi("CONSUMER.UNPIN.ORDERS.PIN", {"group": "nope"}),
+                    cerr("consumer_unpin_response", 400, 10160,
+                         "Provided priority group does not exist for this consumer"))
+        assert_json(await c.capi("CONSUMER.UNPIN.ORDERS.PIN", {}),
+                    cerr("consumer_unpin_response", 400, 10025, "invalid JSON: consumer group not specified"))
+        assert_json(await c.capi("CONSUMER.UNPIN.ORDERS.NOPE", {"group": "g1"}),
+                    cerr("consumer_unpin_response", 404, 10014, "consumer not found"))
+        assert_json(await c.capi("CONSUMER.UNPIN.ORDERS.PIN", {"group": "g1"}), go_json({"type": unpin}))
+        assert pin_state(await c.info("ORDERS", "PIN")) == ("", "0001-01-01T00:00:00Z")
+        # The old id: 423 Nats-Wrong-Pin-Id once a message would go to it.
+        assert await pull_masked(c, "PIN", {"batch": 1, "expires": SEC, "group": "g1", "id": pin}) == [
+            status_line("423 Nats-Wrong-Pin-Id", ("Nats-Pending-Messages", 1), ("Nats-Pending-Bytes", 0))]
+        inbox, got = await c.pull("ORDERS", "PIN", J({"batch": 1, "expires": SEC, "group": "g1"}), n=1)
+        assert [mask_pin(x) for x in lines(got, inbox)] == [pm(2, "PIN", 3, 3, 1)]
+        new_pin = pin_of(got[0])
+        assert new_pin != pin and pin_state(await c.info("ORDERS", "PIN")) == (new_pin, "<TS>")
+        pre = "$JS.EVENT.ADVISORY.CONSUMER."
+        assert await advisories(adv, 3) == [
+            (pre + "PINNED.ORDERS.PIN", "io.nats.jetstream.advisory.v1.consumer_group_pinned", "pinned_id"),
+            (pre + "UNPINNED.ORDERS.PIN", "io.nats.jetstream.advisory.v1.consumer_group_unpinned", "admin"),
+            (pre + "PINNED.ORDERS.PIN", "io.nats.jetstream.advisory.v1.consumer_group_pinned", "pinned_id"),
+        ]
+
+
+@async_test()
+async def test_priority_pinned_ttl_expiry(js_server):
+    """priority_timeout 500ms: without a request carrying the pin, it lapses (info shows
+    no pin, an unpinned advisory says timeout) and the next request gets a new pin."""
+    async with cclient(js_server) as c, cclient(js_server) as adv:
+        await orders(c, 3)
+        await pin_advisory_subs(adv)
+        await make_consumer(c, "ORDERS", "PIN", ack_policy="explicit", priority_groups=["g1"],
+                            priority_policy="pinned_client", priority_timeout=500 * MS)
+        inbox, got = await c.pull("ORDERS", "PIN", J({"batch": 1, "expires": SEC, "group": "g1"}), n=1)
+        pin = pin_of(got[0])
+        assert pin_state(await c.info("ORDERS", "PIN"))[0] == pin
+        await asyncio.sleep(0.9)
+        assert pin_state(await c.info("ORDERS", "PIN")) == ("", "0001-01-01T00:00:00Z")
+        inbox, got = await c.pull("ORDERS", "PIN", J({"batch": 1, "expires": SEC, "group": "g1"}), n=1)
+        assert [mask_pin(x) for x in lines(got, inbox)] == [pm(1, "PIN", 2, 2, 1)]
+        assert pin_of(got[0]) != pin
+        pre = "$JS.EVENT.ADVISORY.CONSUMER."
+        assert await advisories(adv, 3) == [
+            (pre + "PINNED.ORDERS.PIN", "io.nats.jetstream.advisory.v1.consumer_group_pinned", "pinned_id"),
+            (pre + "UNPINNED.ORDERS.PIN", "io.nats.jetstream.advisory.v1.consumer_group_unpinned", "timeout"),
+            (pre + "PINNED.ORDERS.PIN", "io.nats.jetstream.advisory.v1.consumer_group_pinned", "pinned_id"),
+        ]
+
+
+@async_test()
+async def test_priority_overflow(js_server):
+    """overflow: a request with min_pending / min_ack_pending is served only while the
+    backlog (messages pending, acks pending) reaches either; without them it is served."""
+    async with cclient(js_server) as c:
+        await orders(c, 4)
+        await make_consumer(c, "ORDERS", "OV", ack_policy="explicit", priority_groups=["g1"],
+                            priority_policy="overflow")
+        req = lambda **kw: {"batch": 1, "expires": 300 * MS, "group": "g1", **kw}  # noqa: E731
+        assert await c.pull_lines("ORDERS", "OV", J(req(min_pending=5))) == [timeout408(1)]
+        assert await c.pull_lines("ORDERS", "OV", J(req(min_pending=4))) == [m(0, "OV", 1, 1, 1, 3)]
+        # 3 pending now: min_pending 4 waits, min_ack_pending 1 (1 unacked) is served.
+        assert await c.pull_lines("ORDERS", "OV", J(req(min_pending=4))) == [timeout408(1)]
+        assert await c.pull_lines("ORDERS", "OV", J(req(min_pending=4, min_ack_pending=1))) == [
+            m(1, "OV", 1, 2, 2, 2)]
+        assert await c.pull_lines("ORDERS", "OV", J(req(min_ack_pending=3))) == [timeout408(1)]
+        assert await c.pull_lines("ORDERS", "OV", J(req())) == [m(2, "OV", 1, 3, 3, 1)]
+        assert await c.pull_lines("ORDERS", "OV", J(req(id="x"))) == [
+            status_line("400 Bad Request - Not a Pinned Client Priority consumer")]
+        summary_ = summary(await c.info("ORDERS", "OV"))
+        assert summary_ == (3, 3, 0, 0, 3, 0, 0, 1)
+
+
+@async_test()
+async def test_priority_prioritized(js_server):
+    """prioritized: waiting requests are served lowest priority number first, whatever
+    their arrival order; within one priority in turn."""
+    async with cclient(js_server) as c:
+        await orders(c, 0)
+        await make_consumer(c, "ORDERS", "PR", ack_policy="none", priority_groups=["g1"],
+                            priority_policy="prioritized")
+        assert await c.pull_lines("ORDERS", "PR", J({"batch": 1, "group": "g1", "priority": 10})) == [
+            status_line("400 Bad Request - Priority must be between 0 and 9")]
+        sids = {}
+        for name, prio in [("low5", 5), ("high1", 1), ("mid3", 3), ("high1b", 1)]:
+            inbox = f"prio.{name}"
+            sids[await c.sub(inbox)] = name
+            await c.send("$JS.API.CONSUMER.MSG.NEXT.ORDERS.PR",
+                         J({"batch": 2, "expires": 3 * SEC, "group": "g1", "priority": prio}), reply=inbox)
+        await c.sync()
+        await asyncio.sleep(0.3)
+        for i in range(6):
+            await c.send(f"orders.{i}", f"m{i}".encode())
+        got = await c.collect(n=6, timeout=3)
+        assert [(sids.get(x.sid), x.data.decode()) for x in got] == [
+            ("high1", "m0"), ("high1b", "m1"), ("high1", "m2"), ("high1b", "m3"), ("mid3", "m4"), ("mid3", "m5")]
 
 
 # =========================================================================================

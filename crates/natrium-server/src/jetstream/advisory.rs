@@ -248,3 +248,69 @@ pub fn stream_action(
         },
     );
 }
+
+/// A priority group got a pinned client.
+pub const GROUP_PINNED: &str = "io.nats.jetstream.advisory.v1.consumer_group_pinned";
+/// A priority group's pin ended.
+pub const GROUP_UNPINNED: &str = "io.nats.jetstream.advisory.v1.consumer_group_unpinned";
+
+/// `JSConsumerGroupPinnedAdvisory` (`pinned_id` set) and
+/// `JSConsumerGroupUnpinnedAdvisory` (`reason` set): same fields up to the last.
+#[derive(Debug, Serialize)]
+pub struct GroupPin<'a> {
+    /// Header.
+    #[serde(flatten)]
+    pub typed: Typed,
+    /// Account name.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub account: &'a str,
+    /// Stream.
+    pub stream: &'a str,
+    /// Consumer.
+    pub consumer: &'a str,
+    /// JetStream domain.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub domain: &'a str,
+    /// Priority group.
+    pub group: &'a str,
+    /// The new pin id (pinned advisory only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_id: Option<&'a str>,
+    /// `admin` or `timeout` (unpinned advisory only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> GroupPin<'a> {
+    /// The advisory's subject and body for a pin change of consumer `consumer`.
+    pub fn of(
+        account: &'a str,
+        stream: &'a str,
+        consumer: &'a str,
+        domain: &'a str,
+        ev: &'a super::consumer::machine::PinEvent,
+    ) -> (String, GroupPin<'a>) {
+        use super::consumer::machine::PinEvent;
+        let (kind, pre, group, pinned_id, reason) = match ev {
+            PinEvent::Pinned { group, id } => {
+                (GROUP_PINNED, "PINNED", group, Some(id.as_str()), None)
+            }
+            PinEvent::Unpinned { group, reason } => {
+                (GROUP_UNPINNED, "UNPINNED", group, None, Some(*reason))
+            }
+        };
+        (
+            format!("$JS.EVENT.ADVISORY.CONSUMER.{pre}.{stream}.{consumer}"),
+            GroupPin {
+                typed: Typed::new(kind),
+                account,
+                stream,
+                consumer,
+                domain,
+                group,
+                pinned_id,
+                reason,
+            },
+        )
+    }
+}

@@ -11,11 +11,11 @@ use super::api::consumer::{
     ConsumerAction, ConsumerConfig, ConsumerCreateBody, ConsumerDeleteBody, ConsumerInfo,
     ConsumerInfoBody, ConsumerLeaderStepdownBody, ConsumerListBody, ConsumerNamesBody,
     ConsumerPauseBody, ConsumerPauseRequest, ConsumerResetBody, ConsumerResetRequest,
-    ConsumersRequest, CreateConsumerRequest,
+    ConsumerUnpinBody, ConsumerUnpinRequest, ConsumersRequest, CreateConsumerRequest,
 };
 use super::api::consumer_check::{
     ConsumerCreateSubject, check_consumer_config, check_consumer_standalone_replicas,
-    check_workqueue_consumer, finalize_new_consumer_config, partition_unique,
+    check_workqueue_consumer, finalize_new_consumer_config, is_valid_group_name, partition_unique,
     set_consumer_config_defaults, set_static_consumer_metadata, subject_filters,
 };
 use super::api::errors::ApiError;
@@ -24,8 +24,7 @@ use super::api::stream::RetentionPolicy;
 use super::api::time::Timestamp;
 use super::api::{ApiPaged, ApiResponse, LIST_LIMIT, NAMES_LIMIT, ServerLimits};
 use super::api_server::{ApiAnswer, ApiRequest};
-use super::consumer::machine::Machine;
-use super::consumer::{Consumer, params};
+use super::consumer::Consumer;
 use super::engine::{JetStream, JsAccount};
 use super::stream::Stream;
 use natrium_store::{ConsumerStore, StoreError};
@@ -37,7 +36,12 @@ pub fn is_known(t: &[&str]) -> bool {
         t,
         ["CONSUMER", "CREATE", _, ..]
             | ["CONSUMER", "DURABLE", "CREATE", _, ..]
-            | ["CONSUMER", "DELETE" | "INFO" | "PAUSE" | "RESET", _, _]
+            | [
+                "CONSUMER",
+                "DELETE" | "INFO" | "PAUSE" | "RESET" | "UNPIN",
+                _,
+                _
+            ]
             | ["CONSUMER", "NAMES" | "LIST", _]
             | ["CONSUMER", "LEADER", "STEPDOWN", _, _]
     )
@@ -53,6 +57,7 @@ pub fn error_for(t: &[&str], e: ApiError) -> ApiAnswer {
         ["CONSUMER", "INFO", ..] => ApiResponse::<ConsumerInfoBody>::error(e).to_json(),
         ["CONSUMER", "PAUSE", ..] => ApiResponse::<ConsumerPauseBody>::error(e).to_json(),
         ["CONSUMER", "RESET", ..] => ApiResponse::<ConsumerResetBody>::error(e).to_json(),
+        ["CONSUMER", "UNPIN", ..] => ApiResponse::<ConsumerUnpinBody>::error(e).to_json(),
         ["CONSUMER", "NAMES", ..] => ApiResponse::with_error(
             ConsumerNamesBody {
                 consumers: Some(Vec::new()),
@@ -91,7 +96,13 @@ pub fn handle(
         ["CONSUMER", "NAMES", stream] => consumer_names(jsa, stream, &req.payload),
         ["CONSUMER", "LIST", stream] => consumer_list(jsa, stream, &req.payload),
         ["CONSUMER", "PAUSE", stream, name] => consumer_pause(js, jsa, stream, name, &req.payload),
-        ["CONSUMER", "RESET", stream, name] => consumer_reset(jsa, stream, name, &req.payload),
+        ["CONSUMER", "RESET", stream, name] => {
+            // nats-server listens for resets on each consumer: a missing stream or
+            // consumer gets no answer at all.
+            lookup(jsa, stream, name).ok()?;
+            consumer_reset(jsa, stream, name, &req.payload)
+        }
+        ["CONSUMER", "UNPIN", stream, name] => consumer_unpin(js, jsa, stream, name, &req.payload),
         // Standalone nats-server refuses every stepdown the same way, before any lookup.
         ["CONSUMER", "LEADER", "STEPDOWN", _, _] => Err(ApiError::cluster_required()),
         _ => return None,
@@ -513,6 +524,45 @@ fn consumer_pause(
     ))
 }
 
+/// `CONSUMER.UNPIN`: end the pin of a `pinned_client` group (nats-server
+/// `jsConsumerUnpinRequest`, its checks in its order); the next request without a pin id
+/// gets a new one.
+fn consumer_unpin(
+    js: &JetStream,
+    jsa: &JsAccount,
+    stream: &str,
+    name: &str,
+    body: &[u8],
+) -> Result<ApiAnswer, ApiError> {
+    let req = ConsumerUnpinRequest::decode_request(body, Mode::Unmarshal)?;
+    if req.group.is_empty() {
+        return Err(ApiError::invalid_json("consumer group not specified"));
+    }
+    if !is_valid_group_name(&req.group) {
+        return Err(ApiError::consumer_invalid_group_name());
+    }
+    let (s, c) = lookup(jsa, stream, name)?;
+    if !c.config().priority_groups.contains(&req.group) {
+        return Err(ApiError::consumer_invalid_priority_group());
+    }
+    let events = {
+        let mut m = c.machine.lock();
+        m.unpin();
+        m.take_pin_events()
+    };
+    if let Some(server) = js.server.upgrade() {
+        for ev in &events {
+            let (subject, body) =
+                advisory::GroupPin::of(&s.account.name, &s.name, name, s.domain(), ev);
+            advisory::send_now(&server, &s.account, &subject, &body);
+        }
+    }
+    c.wake();
+    Ok(ApiAnswer::ok(
+        ApiResponse::new(ConsumerUnpinBody {}).to_json(),
+    ))
+}
+
 fn consumer_reset(
     jsa: &JsAccount,
     stream: &str,
@@ -525,7 +575,6 @@ fn consumer_reset(
         ConsumerResetRequest::decode_request(body, Mode::Unmarshal)?
     };
     let (s, c) = lookup(jsa, stream, name)?;
-    let cfg = c.config();
     let seq = {
         let mut m = c.machine.lock();
         let seq = if req.seq == 0 {
@@ -535,7 +584,7 @@ fn consumer_reset(
         };
         let first = s.store.fast_state().first_seq;
         let seq = seq.max(first).max(1);
-        *m = Machine::new(params(&cfg), seq);
+        m.restart_at(seq);
         seq
     };
     c.store

@@ -184,7 +184,7 @@ fn pull_request(
     let Some(reply) = msg.reply else {
         return true;
     };
-    super::consumer::subs::pull_request(&c, ctx, account, reply, msg.payload);
+    super::consumer::subs::pull_request(&c, ctx, account, reply, msg.headers, msg.payload);
     true
 }
 

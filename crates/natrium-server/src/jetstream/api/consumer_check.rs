@@ -155,7 +155,7 @@ pub fn finalize_new_consumer_config(cfg: &mut ConsumerConfig) {
 }
 
 /// Go `validGroupName`: `^[a-zA-Z0-9/_=-]{1,16}$`.
-fn is_valid_group_name(g: &str) -> bool {
+pub fn is_valid_group_name(g: &str) -> bool {
     (1..=16).contains(&g.len())
         && g.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'=' | b'-'))

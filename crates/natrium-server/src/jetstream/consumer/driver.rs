@@ -258,16 +258,7 @@ impl Task {
             Event::Pull { reply, req } => {
                 let filter = self.c.filter.read();
                 let src = StoreSource::new(self.c.stream.store.as_ref(), &filter);
-                let st = self.c.machine.lock().add_pull(
-                    &reply,
-                    req.batch,
-                    req.max_bytes,
-                    req.expires,
-                    req.no_wait,
-                    req.heartbeat,
-                    now,
-                    &src,
-                );
+                let st = self.c.machine.lock().add_pull_req(&reply, req, now, &src);
                 drop(filter);
                 if let Some(s) = st {
                     self.status(&s);
@@ -370,6 +361,21 @@ impl Task {
                     domain,
                 },
             );
+        }
+    }
+
+    /// Pinned/unpinned advisories for the machine's pin changes.
+    fn pin_events(&mut self, events: &[super::machine::PinEvent]) {
+        let c = self.c.clone();
+        for ev in events {
+            let (subject, body) = advisory::GroupPin::of(
+                &c.stream.account.name,
+                &c.stream.name,
+                &c.name,
+                c.stream.domain(),
+                ev,
+            );
+            advisory::send(&mut self.ctx, &c.stream.account, &subject, &body);
         }
     }
 
@@ -476,6 +482,10 @@ impl Task {
             // A full batch means there may be more: go again after looking at events.
             self.again = sent == BATCH && self.ctx.stalled.is_none();
         }
+        let pins = m.take_pin_events();
+        if !pins.is_empty() {
+            self.pin_events(&pins);
+        }
         drop(m);
         for s in &out {
             self.status(s);
@@ -517,7 +527,7 @@ impl Task {
             "$JS.ACK.{}.{}.{}.{}.{}.{}.{}",
             c.stream.name, c.name, d.count, d.sseq, d.dseq, msg.ts, d.pending
         );
-        let (headers, payload): (Option<&[u8]>, &[u8]) = if self.hot.headers_only {
+        let (mut headers, payload): (Option<&[u8]>, &[u8]) = if self.hot.headers_only {
             self.hdr_buf.clear();
             if msg.hdrs.is_empty() {
                 self.hdr_buf.extend_from_slice(b"NATS/1.0\r\n");
@@ -533,6 +543,19 @@ impl Task {
                 &msg.payload[..],
             )
         };
+        let pinned;
+        if let Some(pin) = &d.pin {
+            // `pinned_client`: every delivery names the pin (nats-server adds the header
+            // after counting the message against max_bytes).
+            let mut h = Vec::with_capacity(headers.map_or(0, <[u8]>::len) + 40);
+            match headers {
+                Some(old) => h.extend_from_slice(old.strip_suffix(b"\r\n").unwrap_or(old)),
+                None => h.extend_from_slice(b"NATS/1.0\r\n"),
+            }
+            let _ = write!(h, "Nats-Pin-Id: {pin}\r\n\r\n");
+            pinned = h;
+            headers = Some(&pinned);
+        }
         let route: &[u8] = match &d.target {
             Target::Push => &self.hot.deliver,
             Target::Pull(r) => r,

@@ -47,6 +47,95 @@ pub struct Params {
     pub max_expires: i64,
     /// Pull: largest max_bytes per request (0 unlimited).
     pub max_bytes: i64,
+    /// Length of `$JS.ACK.<stream>.<consumer>.`, for what a delivery counts against a
+    /// request's `max_bytes` (nats-server counts the whole ack reply).
+    pub ack_prefix_len: u64,
+    /// Priority policy (ADR-42) and its groups.
+    pub priority: Priority,
+    /// Priority group names (nats-server uses the first for pinning).
+    pub groups: Vec<String>,
+    /// Makes a new pin id (random in the server, deterministic in tests).
+    pub new_pin_id: fn() -> String,
+}
+
+/// A consumer's priority policy (`priority_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Requests are served in turn.
+    None,
+    /// Requests with `min_pending`/`min_ack_pending` are served only above that backlog.
+    Overflow,
+    /// One client (the holder of the pin id) gets the messages; the pin lapses after
+    /// `ttl` ns without a request carrying it.
+    Pinned {
+        /// `priority_timeout` in ns.
+        ttl: i64,
+    },
+    /// Requests with a lower `priority` number are served first.
+    Prioritized,
+}
+
+/// The priority-group part of a JSON pull request (nats-server `PriorityGroup`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullGroup {
+    /// Group name.
+    pub group: String,
+    /// Overflow: serve only with at least this many messages pending (0 = no gate).
+    pub min_pending: i64,
+    /// Overflow: serve only with at least this many acks pending (0 = no gate).
+    pub min_ack_pending: i64,
+    /// Pinned: the pin id the client holds (empty = none).
+    pub id: String,
+    /// Prioritized: 0 (first) to 9.
+    pub priority: i64,
+}
+
+/// A parsed pull request.
+#[derive(Debug, Clone, Default)]
+pub struct PullArgs {
+    /// Messages wanted.
+    pub batch: i64,
+    /// Byte budget (0 none).
+    pub max_bytes: i64,
+    /// Expiry in ns (0 none).
+    pub expires: i64,
+    /// Answer at once when empty.
+    pub no_wait: bool,
+    /// Heartbeat interval in ns (0 none).
+    pub heartbeat: i64,
+    /// Priority group fields; `None` for a request that is not JSON (as nats-server, such
+    /// a request skips the group checks).
+    pub group: Option<PullGroup>,
+}
+
+/// The current pin of a `pinned_client` consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The pin id (sent as `Nats-Pin-Id`).
+    pub id: String,
+    /// When it was assigned (ns).
+    pub since: i64,
+    /// When it lapses unless renewed (ns).
+    pub expires_at: i64,
+}
+
+/// A pin change, for the pinned/unpinned advisories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinEvent {
+    /// A new pin id was assigned in `group`.
+    Pinned {
+        /// Group.
+        group: String,
+        /// The new id.
+        id: String,
+    },
+    /// The pin of `group` ended (`timeout` or `admin`).
+    Unpinned {
+        /// Group.
+        group: String,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 /// What a message source (the stream's store) can tell the machine.
@@ -60,6 +149,11 @@ pub trait Source {
     fn size(&self, seq: u64) -> Option<u64>;
     /// Matching messages at or after `seq`.
     fn num_pending(&self, seq: u64) -> u64;
+    /// The stream's last sequence (read before a scan: a scan that then finds nothing
+    /// has passed everything up to it).
+    fn last_seq(&self) -> u64;
+    /// Decimal digits of a stored message's timestamp (part of its ack reply).
+    fn ts_digits(&self, seq: u64) -> u64;
 }
 
 /// A waiting pull request.
@@ -83,6 +177,22 @@ pub struct PullRequest {
     pub next_heartbeat: i64,
     /// Whether anything was delivered to this request.
     pub delivered_any: bool,
+    /// Priority group fields (JSON requests).
+    pub group: Option<PullGroup>,
+}
+
+impl PullRequest {
+    /// Place in a `prioritized` queue (requests without a group go last, as nats-server).
+    fn rank(&self) -> i64 {
+        self.group
+            .as_ref()
+            .map_or(i64::from(i32::MAX), |g| g.priority)
+    }
+
+    /// The pin id the request carries.
+    fn pin_id(&self) -> &str {
+        self.group.as_ref().map_or("", |g| g.id.as_str())
+    }
 }
 
 /// A status to send to a pull request's reply subject.
@@ -138,6 +248,8 @@ pub struct Delivery {
     pub target: Target,
     /// A status to send right after the message (`409 Batch Completed`).
     pub after: Option<Status>,
+    /// `pinned_client`: the `Nats-Pin-Id` header value to add.
+    pub pin: Option<String>,
 }
 
 /// What an ack did.
@@ -181,6 +293,13 @@ pub struct Machine {
     /// Messages that reached `max_deliver` since the last [`Machine::take_exceeded`]:
     /// (stream seq, deliveries), for the max-deliveries advisory.
     exceeded: Vec<(u64, u64)>,
+    /// The stream position a scan without a match has passed (for heartbeats'
+    /// `Nats-Last-Stream`, which nats-server takes from its scan cursor).
+    scanned: u64,
+    /// The current pin (`pinned_client`).
+    pin: Option<Pin>,
+    /// Pin changes since the last [`Machine::take_pin_events`].
+    pin_events: Vec<PinEvent>,
 }
 
 impl Machine {
@@ -206,7 +325,18 @@ impl Machine {
             waiting: VecDeque::new(),
             initial: VecDeque::new(),
             exceeded: Vec::new(),
+            scanned: 0,
+            pin: None,
+            pin_events: Vec::new(),
         }
+    }
+
+    /// Start over at stream sequence `seq` (`CONSUMER.RESET`): a fresh state with the
+    /// same rules; the pin (`pinned_client`) stays.
+    pub fn restart_at(&mut self, seq: u64) {
+        let pin = self.pin.take();
+        *self = Machine::new(self.params.clone(), seq);
+        self.pin = pin;
     }
 
     /// A consumer that first delivers `initial` (ascending stream sequences, e.g. the last
@@ -266,12 +396,10 @@ impl Machine {
         self.pending.len()
     }
 
-    /// Pending messages delivered more than once.
+    /// Messages delivered more than once and not acknowledged: pending ones, and those
+    /// that ran out of deliveries (nats-server counts its redelivery map).
     pub fn num_redelivered(&self) -> usize {
-        self.pending
-            .keys()
-            .filter(|s| self.redelivered.contains_key(s))
-            .count()
+        self.redelivered.len()
     }
 
     /// Waiting pull requests.
@@ -289,8 +417,12 @@ impl Machine {
         if self.params.ack == Ack::None {
             return sseq <= self.delivered.stream;
         }
+        // A message that ran out of deliveries stays (nats-server keeps it for the
+        // interest of this consumer): it is in `redelivered` but no longer pending.
         sseq <= self.ack_floor.stream
-            || (sseq <= self.delivered.stream && !self.pending.contains_key(&sseq))
+            || (sseq <= self.delivered.stream
+                && !self.pending.contains_key(&sseq)
+                && !self.redelivered.contains_key(&sseq))
     }
 
     fn ack_delay(&self, count: u64) -> i64 {
@@ -333,9 +465,13 @@ impl Machine {
         self.clear_deadline(sseq);
     }
 
-    /// The earliest time something is due (an ack deadline, a pull expiry, a heartbeat).
+    /// The earliest time something is due (an ack deadline, a pull expiry, a heartbeat,
+    /// the lapse of a pin).
     pub fn next_deadline(&self) -> Option<i64> {
         let mut t = self.deadlines.iter().next().map(|(d, _)| *d);
+        if let Some(p) = &self.pin {
+            t = Some(t.map_or(p.expires_at, |x| x.min(p.expires_at)));
+        }
         for w in &self.waiting {
             for cand in [w.expires_at, w.heartbeat.map(|_| w.next_heartbeat)]
                 .into_iter()
@@ -360,7 +496,11 @@ impl Machine {
                 self.redeliver.insert(sseq);
             }
         }
+        if self.pin.as_ref().is_some_and(|p| p.expires_at <= now) {
+            self.unpin_with("timeout");
+        }
         let mut out = Vec::new();
+        let last_stream = self.last_stream();
         let mut keep = VecDeque::with_capacity(self.waiting.len());
         while let Some(mut w) = self.waiting.pop_front() {
             if w.expires_at.is_some_and(|e| e <= now) {
@@ -377,13 +517,70 @@ impl Machine {
                 s.headers
                     .push(("Nats-Last-Consumer", self.delivered.consumer.to_string()));
                 s.headers
-                    .push(("Nats-Last-Stream", self.delivered.stream.to_string()));
+                    .push(("Nats-Last-Stream", last_stream.to_string()));
                 out.push(s);
             }
             keep.push_back(w);
         }
         self.waiting = keep;
         out
+    }
+
+    /// The stream position heartbeats report: the last delivered message, or further
+    /// when a scan without a match has passed more of the stream.
+    fn last_stream(&self) -> u64 {
+        if self.initial.is_empty() {
+            self.delivered.stream.max(self.scanned)
+        } else {
+            self.delivered.stream
+        }
+    }
+
+    /// The current pin (`pinned_client`).
+    pub fn pin(&self) -> Option<&Pin> {
+        self.pin.as_ref()
+    }
+
+    /// Pin changes since the last call (for advisories).
+    pub fn take_pin_events(&mut self) -> Vec<PinEvent> {
+        std::mem::take(&mut self.pin_events)
+    }
+
+    fn group_name(&self) -> String {
+        self.params.groups.first().cloned().unwrap_or_default()
+    }
+
+    /// End the pin (if any) and record why. nats-server reports an `admin` unpin even
+    /// when nothing was pinned.
+    fn unpin_with(&mut self, reason: &'static str) {
+        self.pin = None;
+        self.pin_events.push(PinEvent::Unpinned {
+            group: self.group_name(),
+            reason,
+        });
+    }
+
+    /// `CONSUMER.UNPIN`: the next request without a pin id gets a new pin.
+    pub fn unpin(&mut self) {
+        self.unpin_with("admin");
+    }
+
+    fn assign_pin(&mut self, now: i64) -> String {
+        let ttl = match self.params.priority {
+            Priority::Pinned { ttl } => ttl,
+            _ => 0,
+        };
+        let id = (self.params.new_pin_id)();
+        self.pin = Some(Pin {
+            id: id.clone(),
+            since: now,
+            expires_at: now.saturating_add(ttl),
+        });
+        self.pin_events.push(PinEvent::Pinned {
+            group: self.group_name(),
+            id: id.clone(),
+        });
+        id
     }
 
     /// Whether anything could be delivered right now (ignoring targets).
@@ -419,6 +616,35 @@ impl Machine {
         now: i64,
         src: &dyn Source,
     ) -> Option<Status> {
+        let req = PullArgs {
+            batch,
+            max_bytes,
+            expires,
+            no_wait,
+            heartbeat,
+            group: None,
+        };
+        self.add_pull_req(reply, req, now, src)
+    }
+
+    /// Add a pull request, with its priority group fields (nats-server
+    /// `processNextMsgRequest`'s checks, in its order). Returns a status to send right
+    /// away, if any.
+    pub fn add_pull_req(
+        &mut self,
+        reply: &[u8],
+        req: PullArgs,
+        now: i64,
+        src: &dyn Source,
+    ) -> Option<Status> {
+        let PullArgs {
+            batch,
+            max_bytes,
+            expires,
+            no_wait,
+            heartbeat,
+            group,
+        } = req;
         let p = &self.params;
         let batch = batch.max(1);
         if p.max_batch > 0 && batch > p.max_batch {
@@ -442,6 +668,35 @@ impl Machine {
                 format!("409 Exceeded MaxRequestMaxBytes of {}", p.max_bytes),
             ));
         }
+        if let Some(g) = &group {
+            let bad = |why: &str| Some(Status::new(reply, format!("400 Bad Request - {why}")));
+            if (g.min_pending != 0 || g.min_ack_pending != 0) && p.priority != Priority::Overflow {
+                return bad("Not a Overflow Priority consumer");
+            }
+            if !g.id.is_empty() && !matches!(p.priority, Priority::Pinned { .. }) {
+                return bad("Not a Pinned Client Priority consumer");
+            }
+            if !(0..=9).contains(&g.priority) {
+                return bad("Priority must be between 0 and 9");
+            }
+            if p.priority != Priority::None {
+                if g.group.is_empty() {
+                    return bad("Priority Group missing");
+                }
+                if !p.groups.contains(&g.group) {
+                    return bad("Invalid Priority Group");
+                }
+                if let (Priority::Pinned { ttl }, Some(pin)) = (p.priority, &mut self.pin) {
+                    if g.id == pin.id {
+                        // The pinned client is still there: the pin lives on.
+                        pin.expires_at = now.saturating_add(ttl);
+                    } else if !g.id.is_empty() {
+                        return Some(Status::new(reply, "423 Nats-Pin-Id mismatch"));
+                    }
+                }
+            }
+        }
+        let p = &self.params;
         if no_wait && expires == 0 && !self.has_work(src) {
             return Some(Status::new(reply, "404 No Messages"));
         }
@@ -451,7 +706,7 @@ impl Machine {
             }
             return Some(Status::new(reply, "409 Exceeded MaxWaiting"));
         }
-        self.waiting.push_back(PullRequest {
+        let w = PullRequest {
             reply: reply.into(),
             batch,
             max_bytes: max_bytes.max(0),
@@ -462,8 +717,124 @@ impl Machine {
             heartbeat: (heartbeat > 0).then_some(heartbeat),
             next_heartbeat: now.saturating_add(heartbeat.max(0)),
             delivered_any: false,
-        });
+            group,
+        };
+        if self.params.priority == Priority::Prioritized {
+            self.insert_ranked(w);
+        } else {
+            self.waiting.push_back(w);
+        }
         None
+    }
+
+    /// Queue `w` after every request ranked at or before it (nats-server
+    /// `insertAtPosition`).
+    fn insert_ranked(&mut self, w: PullRequest) {
+        let rank = w.rank();
+        let at = self
+            .waiting
+            .iter()
+            .position(|x| x.rank() > rank)
+            .unwrap_or(self.waiting.len());
+        self.waiting.insert(at, w);
+    }
+
+    /// Move the front request to the back (nats-server `waitQueue.cycle`).
+    fn cycle_front(&mut self) {
+        if let Some(w) = self.waiting.pop_front() {
+            self.waiting.push_back(w);
+        }
+    }
+
+    /// Choose the waiting request a message goes to (nats-server `nextWaiting`): the
+    /// chosen one ends up at the front. Requests a priority rule holds back are cycled to
+    /// the back; requests with a stale pin id get `423`, requests the message is too large
+    /// for get `409`; both end. `size` is what the message counts against `max_bytes`.
+    /// `npc` is the matching messages pending including this one; returns the pin id to
+    /// send when a pin was assigned or confirmed.
+    fn choose_request(
+        &mut self,
+        size: i64,
+        npc: &dyn Fn() -> u64,
+        now: i64,
+        out: &mut Vec<Status>,
+    ) -> bool {
+        let pinned = matches!(self.params.priority, Priority::Pinned { .. });
+        let mut cycled = 0;
+        while let Some(w) = self.waiting.front() {
+            let mut assigned = false;
+            if pinned {
+                let id = w.pin_id();
+                let current = self.pin.as_ref().map(|p| p.id.as_str());
+                let stale = match current {
+                    None if id.is_empty() => {
+                        // The first request without an id gets a new pin (a request that
+                        // is not JSON has no group to pin, as in nats-server).
+                        if self.waiting[0]
+                            .group
+                            .as_ref()
+                            .is_some_and(|g| !g.group.is_empty())
+                        {
+                            let id = self.assign_pin(now);
+                            if let Some(g) = self.waiting[0].group.as_mut() {
+                                g.id = id;
+                            }
+                            assigned = true;
+                        }
+                        false
+                    }
+                    None => true,
+                    Some(cur) if cur == id => false,
+                    Some(_) if id.is_empty() => {
+                        self.cycle_front();
+                        cycled += 1;
+                        if cycled >= self.waiting.len() {
+                            return false;
+                        }
+                        continue;
+                    }
+                    Some(_) => true,
+                };
+                if stale {
+                    if let Some(w) = self.waiting.pop_front() {
+                        out.push(
+                            Status::new(&w.reply, "423 Nats-Wrong-Pin-Id")
+                                .pending(w.batch, w.max_bytes),
+                        );
+                    }
+                    continue;
+                }
+            }
+            let w = &self.waiting[0];
+            if self.params.priority == Priority::Overflow
+                && let Some(g) = &w.group
+                && (g.min_pending > 0 || g.min_ack_pending > 0)
+                && !((g.min_pending > 0 && g.min_pending as u64 <= npc())
+                    || (g.min_ack_pending > 0 && g.min_ack_pending <= self.pending.len() as i64))
+            {
+                self.cycle_front();
+                cycled += 1;
+                if cycled >= self.waiting.len() {
+                    return false;
+                }
+                continue;
+            }
+            if w.bytes_limited && w.max_bytes > 0 && size > w.max_bytes {
+                // Too large for this request: it ends, the message goes to the next one.
+                if assigned {
+                    self.pin = None;
+                }
+                if let Some(w) = self.waiting.pop_front() {
+                    out.push(
+                        Status::new(&w.reply, "409 Message Size Exceeds MaxBytes")
+                            .pending(w.batch, w.max_bytes),
+                    );
+                }
+                continue;
+            }
+            return true;
+        }
+        false
     }
 
     /// Drop waiting requests whose requester went away.
@@ -509,10 +880,12 @@ impl Machine {
                 }
                 let count = self.redelivered.get(&sseq).copied().unwrap_or(1) + 1;
                 if self.params.max_deliver > 0 && count as i64 > self.params.max_deliver {
-                    // Delivered as often as allowed: stop, and say so.
+                    // Delivered as often as allowed: stop, and say so. As in nats-server
+                    // the message is no longer pending but not acknowledged either: the
+                    // ack floor stays and it still counts as redelivered.
                     self.exceeded.push((sseq, count - 1));
-                    self.forget(sseq);
-                    self.advance_floor();
+                    self.pending.remove(&sseq);
+                    self.clear_deadline(sseq);
                     continue;
                 }
                 candidate = Some((sseq, src.size(sseq).unwrap_or(0), true));
@@ -530,46 +903,72 @@ impl Machine {
                     self.initial.pop_front();
                 }
                 if candidate.is_none() {
+                    // Read before the scan: a scan that finds nothing has passed it.
+                    let last = src.last_seq();
                     match src.next_matching(self.next_sseq) {
                         Some((sseq, size)) => candidate = Some((sseq, size, false)),
-                        None => return self.finish_no_wait(out),
+                        None => {
+                            self.scanned = self.scanned.max(last);
+                            return self.finish_no_wait(out);
+                        }
                     }
                 }
             }
             let (sseq, size, redelivery) = candidate?;
             let mut after = None;
+            let mut pin = None;
             // Where does it go?
             let target = if !self.waiting.is_empty() {
-                let w = &mut self.waiting[0];
-                if w.bytes_limited && size as i64 > w.max_bytes {
-                    // Does not fit this request: answer it and keep the message.
-                    let w = self.waiting.pop_front()?;
-                    out.push(
-                        Status::new(&w.reply, "409 Message Size Exceeds MaxBytes")
-                            .pending(w.batch, w.max_bytes),
-                    );
+                // Matching messages pending, this one included (nats-server's `npc + 1`).
+                let npc = || {
+                    self.initial.len() as u64
+                        + src.num_pending(self.next_sseq)
+                        + u64::from(redelivery)
+                };
+                let sz = if self.waiting.iter().any(|w| w.bytes_limited) {
+                    self.pull_size(sseq, size, redelivery, npc(), src)
+                } else {
+                    0
+                };
+                let npc_now = npc();
+                if !self.choose_request(sz, &|| npc_now, now, out) {
                     if redelivery {
                         self.redeliver.insert(sseq);
                     }
-                    continue;
+                    return None;
+                }
+                if matches!(self.params.priority, Priority::Pinned { .. }) {
+                    pin = Some(self.pin.as_ref().map(|p| p.id.clone()).unwrap_or_default());
+                }
+                let prioritized = self.params.priority == Priority::Prioritized;
+                let more = self.waiting.len() > 1;
+                let w = &mut self.waiting[0];
+                if w.bytes_limited && w.max_bytes > 0 {
+                    w.max_bytes -= sz;
+                    if w.max_bytes <= 0 {
+                        // Exactly used up: this is the request's last message.
+                        w.batch = 1;
+                    }
                 }
                 w.batch -= 1;
-                if w.bytes_limited {
-                    w.max_bytes -= size as i64;
-                }
                 w.delivered_any = true;
-                let t = Target::Pull(w.reply.clone());
-                if (w.batch <= 0 || (w.bytes_limited && w.max_bytes <= 0))
-                    && let Some(done) = self.waiting.pop_front()
-                    && done.batch <= 0
-                    && done.bytes_limited
-                    && done.max_bytes > 0
-                {
-                    after = Some(
-                        Status::new(&done.reply, "409 Batch Completed").pending(0, done.max_bytes),
-                    );
+                let reply = w.reply.clone();
+                let (left, bytes_left) = (w.batch, w.max_bytes);
+                if left <= 0 {
+                    self.waiting.pop_front();
+                    if bytes_left > 0 {
+                        after =
+                            Some(Status::new(&reply, "409 Batch Completed").pending(0, bytes_left));
+                    }
+                } else if more && let Some(w) = self.waiting.pop_front() {
+                    // Served in turn: to the back (of its rank, when prioritized).
+                    if prioritized {
+                        self.insert_ranked(w);
+                    } else {
+                        self.waiting.push_back(w);
+                    }
                 }
-                t
+                Target::Pull(reply)
             } else if push {
                 Target::Push
             } else {
@@ -580,8 +979,29 @@ impl Machine {
             };
             let mut d = self.record(sseq, redelivery, target, now, src);
             d.after = after;
+            d.pin = pin;
             return Some(d);
         }
+    }
+
+    /// What a delivery counts against a request's `max_bytes`, as nats-server counts it:
+    /// subject, headers and payload (`size`) plus the whole ack reply
+    /// `$JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<dseq>.<ts>.<pending>`.
+    fn pull_size(&self, sseq: u64, size: u64, redelivery: bool, npc: u64, src: &dyn Source) -> i64 {
+        let digits = |n: u64| n.checked_ilog10().map_or(1, |d| u64::from(d) + 1);
+        let dc = if redelivery {
+            self.redelivered.get(&sseq).copied().unwrap_or(1) + 1
+        } else {
+            1
+        };
+        let reply = self.params.ack_prefix_len
+            + digits(dc)
+            + digits(sseq)
+            + digits(self.delivered.consumer + 1)
+            + src.ts_digits(sseq)
+            + digits(npc.saturating_sub(1))
+            + 4;
+        i64::try_from(size.saturating_add(reply)).unwrap_or(i64::MAX)
     }
 
     /// The consumer is paused: no-wait requests end as at the end of the stream.
@@ -658,6 +1078,7 @@ impl Machine {
             pending: self.initial.len() as u64 + src.num_pending(self.next_sseq),
             target,
             after: None,
+            pin: None,
         }
     }
 

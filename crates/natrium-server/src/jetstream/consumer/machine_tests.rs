@@ -32,6 +32,12 @@ impl Source for Fake {
     fn num_pending(&self, seq: u64) -> u64 {
         self.msgs.range(seq..).filter(|(_, (_, m))| *m).count() as u64
     }
+    fn last_seq(&self) -> u64 {
+        self.msgs.keys().next_back().copied().unwrap_or(0)
+    }
+    fn ts_digits(&self, _seq: u64) -> u64 {
+        19
+    }
 }
 
 const S: i64 = 1_000_000_000;
@@ -47,7 +53,20 @@ fn params(ack: Ack) -> Params {
         max_batch: 0,
         max_expires: 0,
         max_bytes: 0,
+        ack_prefix_len: 0,
+        priority: Priority::None,
+        groups: Vec::new(),
+        new_pin_id: test_pin_id,
     }
+}
+
+/// Pin ids `pin1`, `pin2`, … (per process: tests compare against `m.pin()`).
+fn test_pin_id() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "pin{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    )
 }
 
 fn drain_push(m: &mut Machine, src: &Fake, now: i64) -> Vec<Delivery> {

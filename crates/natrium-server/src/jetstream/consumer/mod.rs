@@ -23,13 +23,16 @@ pub mod machine;
 pub mod source;
 pub mod subs;
 
-use super::api::consumer::{AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, SequenceInfo};
+use super::api::consumer::{
+    AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, PriorityGroupState, PriorityPolicy,
+    SequenceInfo,
+};
 use super::api::consumer_check::with_dynamic_consumer_metadata;
 use super::api::stream::RetentionPolicy;
 use super::api::time::Timestamp;
 use super::stream::{Stream, now_nanos};
 use crate::client::subscription::Subscription;
-use machine::{Ack, Machine, Params};
+use machine::{Ack, Machine, Params, Priority};
 use natrium_store::{
     AckPolicy as StoreAck, ConsumerPolicy, ConsumerStore, Durability, StoreError, StreamStore,
     SubjectFilter,
@@ -82,20 +85,7 @@ pub enum Event {
     Stop,
 }
 
-/// A parsed pull request.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PullArgs {
-    /// Messages wanted.
-    pub batch: i64,
-    /// Byte budget (0 none).
-    pub max_bytes: i64,
-    /// Expiry in ns (0 none).
-    pub expires: i64,
-    /// Answer at once when empty.
-    pub no_wait: bool,
-    /// Heartbeat interval in ns (0 none).
-    pub heartbeat: i64,
-}
+pub use machine::PullArgs;
 
 /// One consumer.
 pub struct Consumer {
@@ -143,8 +133,16 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
-/// The machine's rules from a config.
-pub fn params(cfg: &ConsumerConfig) -> Params {
+/// A new pin id: 22 random base-62 characters, the shape of nats-server's NUIDs.
+fn new_pin_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..22)
+        .map(|_| ALPHABET[rand::random::<u32>() as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The machine's rules from a config, for consumer `name` of `stream`.
+pub fn params(cfg: &ConsumerConfig, stream: &str, name: &str) -> Params {
     Params {
         ack: match cfg.ack_policy {
             AckPolicy::None => Ack::None,
@@ -159,6 +157,17 @@ pub fn params(cfg: &ConsumerConfig) -> Params {
         max_batch: cfg.max_batch,
         max_expires: cfg.max_expires,
         max_bytes: cfg.max_bytes,
+        ack_prefix_len: ("$JS.ACK.".len() + stream.len() + 1 + name.len() + 1) as u64,
+        priority: match cfg.priority_policy {
+            PriorityPolicy::None => Priority::None,
+            PriorityPolicy::Overflow => Priority::Overflow,
+            PriorityPolicy::PinnedClient => Priority::Pinned {
+                ttl: cfg.priority_timeout,
+            },
+            PriorityPolicy::Prioritized => Priority::Prioritized,
+        },
+        groups: cfg.priority_groups.clone(),
+        new_pin_id,
     }
 }
 
@@ -240,10 +249,10 @@ fn remove_acked_by_all(stream: &Stream, name: &str, m: &Machine) {
 /// stream sequence to record as the store's starting point.
 fn starting_machine(
     cfg: &ConsumerConfig,
+    p: Params,
     store: &dyn StreamStore,
     filter: &SubjectFilter,
 ) -> Machine {
-    let p = params(cfg);
     let st = store.fast_state();
     let filtered = !filter.is_all();
     let mut sseq = if cfg.opt_start_seq > 0 {
@@ -296,7 +305,11 @@ impl Consumer {
     ) -> Result<Arc<Consumer>, StoreError> {
         let filter = compile_filter(&config)?;
         let machine = if recovered && store.has_state() {
-            let mut m = Machine::recover(params(&config), &store.state(), now_nanos());
+            let mut m = Machine::recover(
+                params(&config, &stream.name, &name),
+                &store.state(),
+                now_nanos(),
+            );
             let first = stream.store.fast_state().first_seq;
             if first > m.next_sseq() {
                 m.skip_to(first);
@@ -308,7 +321,8 @@ impl Consumer {
             }
             m
         } else {
-            let m = starting_machine(&config, stream.store.as_ref(), &filter);
+            let p = params(&config, &stream.name, &name);
+            let m = starting_machine(&config, p, stream.store.as_ref(), &filter);
             store.set_starting(m.delivered().stream)?;
             m
         };
@@ -365,7 +379,7 @@ impl Consumer {
     /// Replace the configuration (already validated as an allowed update).
     pub fn update_config(&self, cfg: ConsumerConfig) -> Result<(), StoreError> {
         let filter = compile_filter(&cfg)?;
-        self.machine.lock().params = params(&cfg);
+        self.machine.lock().params = params(&cfg, &self.stream.name, &self.name);
         *self.filter.write() = filter;
         *self.config.write() = cfg;
         self.send(Event::Updated);
@@ -462,7 +476,21 @@ impl Consumer {
             paused: paused_until > now,
             pause_remaining: (paused_until - now).max(0),
             ts: Timestamp::now(),
-            priority_groups: Vec::new(),
+            // nats-server reports the first group only (it pins one group).
+            priority_groups: cfg
+                .priority_groups
+                .first()
+                .map(|g| {
+                    let pin = self.machine.lock().pin().cloned();
+                    vec![PriorityGroupState {
+                        group: g.clone(),
+                        pinned_client_id: pin.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
+                        pinned_ts: pin.map_or_else(Timestamp::default, |p| {
+                            Timestamp::from_store_nanos(p.since)
+                        }),
+                    }]
+                })
+                .unwrap_or_default(),
         }
     }
 

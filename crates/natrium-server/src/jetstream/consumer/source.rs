@@ -109,6 +109,25 @@ impl Source for StoreSource<'_> {
         self.store.load_msg(seq).ok().map(|m| msg_size(&m))
     }
 
+    fn last_seq(&self) -> u64 {
+        self.store.fast_state().last_seq
+    }
+
+    fn ts_digits(&self, seq: u64) -> u64 {
+        let digits = |ts: i64| {
+            ts.unsigned_abs()
+                .checked_ilog10()
+                .map_or(1, |d| u64::from(d) + 1)
+                + u64::from(ts < 0)
+        };
+        if let Some(m) = self.cached.borrow().as_ref()
+            && m.seq == seq
+        {
+            return digits(m.ts);
+        }
+        self.store.load_msg(seq).map_or(19, |m| digits(m.ts))
+    }
+
     fn num_pending(&self, start: u64) -> u64 {
         if let Some((s, c)) = self.pending.get() {
             if s == start {

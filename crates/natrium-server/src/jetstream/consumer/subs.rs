@@ -6,7 +6,7 @@
 //! requests at once, and queue everything else for the consumer's task; they never lock
 //! the consumer's machine.
 
-use super::machine::AckKind;
+use super::machine::{AckKind, PullGroup};
 use super::{Consumer, Event, PullArgs};
 use crate::account::Account;
 use crate::client::deliver::{DeliveryCtx, Publisher};
@@ -116,6 +116,13 @@ pub fn parse_pull(body: &[u8]) -> Result<PullArgs, String> {
             expires: r.expires,
             no_wait: r.no_wait,
             heartbeat: r.idle_heartbeat,
+            group: Some(PullGroup {
+                group: r.group,
+                min_pending: r.min_pending,
+                min_ack_pending: r.min_ack_pending,
+                id: r.id,
+                priority: r.priority,
+            }),
         },
     })
 }
@@ -151,16 +158,25 @@ pub fn send_status(
     );
 }
 
-/// Handle a pull request for `consumer` (MSG.NEXT or `+NXT`).
+/// Handle a pull request for `consumer` (MSG.NEXT with its headers, or `+NXT`).
 pub fn pull_request(
     consumer: &Consumer,
     ctx: &mut DeliveryCtx,
     account: &Arc<Account>,
     reply: &[u8],
+    headers: Option<&[u8]>,
     body: &[u8],
 ) {
     if consumer.is_push() {
         send_status(ctx, account, reply, "409 Consumer is push based", &[]);
+        return;
+    }
+    if let Some(h) = headers
+        && let Some(level) =
+            crate::jetstream::headers::get_str(h, crate::jetstream::headers::REQUIRED_API_LEVEL)
+        && crate::jetstream::api::required_api_level_unmet(level)
+    {
+        send_status(ctx, account, reply, "412 Required Api Level", &[]);
         return;
     }
     match parse_pull(body) {
@@ -222,7 +238,7 @@ impl InternalHandler for AckSub {
                     reason,
                 });
                 if let Some(reply) = msg.reply {
-                    pull_request(&c, ctx, account, reply, body);
+                    pull_request(&c, ctx, account, reply, None, body);
                 }
             }
             None => {
