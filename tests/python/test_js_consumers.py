@@ -917,13 +917,6 @@ PULL_CASES = {
 }
 
 
-@pytest.mark.natrium_xfail(
-    reason="max_bytes counts fewer bytes per message than nats-server (subject + ack reply + headers + "
-           "payload) and ends with '409 Batch Completed'/other pending counts instead of '409 Message Size "
-           "Exceeds MaxBytes'", case="max_bytes_partial")
-@pytest.mark.natrium_xfail(
-    reason="max_bytes counts fewer bytes per message than nats-server (delivers m0,m1,m2 then 409 with "
-           "pending 1/30; nats-server: m0 then 409 with pending 3/6)", case="max_bytes_partial_no_wait")
 @pytest.mark.parametrize("case", list(PULL_CASES))
 @async_test()
 async def test_pull(shared_js, case):
@@ -948,8 +941,6 @@ async def test_pull_no_responders(shared_js, case):
         assert got == [status_line("503", ("Nats-Subject", "$JS.API.CONSUMER.MSG.NEXT.NOST.C"))]
 
 
-@pytest.mark.natrium_xfail(reason="a pull request with Nats-Required-Api-Level above the server's gets no "
-                           "answer (nats-server: '412 Required Api Level')")
 @async_test()
 async def test_pull_required_api_level(js_server):
     async with cclient(js_server) as c:
@@ -962,9 +953,6 @@ async def test_pull_required_api_level(js_server):
         assert got == [status_line("412 Required Api Level")]
 
 
-@pytest.mark.natrium_xfail(reason="pull idle heartbeats carry Nats-Last-Stream 0 for a filtered consumer that "
-                           "has scanned the stream without a match (nats-server: 4, the stream position "
-                           "it has passed)")
 @async_test()
 async def test_pull_idle_heartbeat(js_server):
     """expires 1.2s, heartbeat 0.5s: heartbeats while waiting, then the 408."""
@@ -1157,8 +1145,6 @@ async def test_reset_odd(shared_js, case):
         assert_json(await c.capi("CONSUMER.RESET.ORDERS.A", body), expected)
 
 
-@pytest.mark.natrium_xfail(reason="RESET of a missing consumer/stream answers 404 10014 'consumer not found' / "
-                           "10059 'stream not found' (nats-server 2.15.1 sends no answer at all)")
 @async_test()
 async def test_reset_missing(shared_js):
     """nats-server does not answer a reset of a missing consumer or stream."""
@@ -1523,9 +1509,6 @@ async def test_ack_all_policy(js_server):
         assert summary(await c.info("ORDERS", "A")) == (4, 4, 3, 3, 1, 0, 0, 1)
 
 
-@pytest.mark.natrium_xfail(reason="once max_deliver is exhausted the message counts as acked: ack_floor "
-                           "moves to 2/1 and num_redelivered drops to 0 (nats-server: ack_floor 0/0, "
-                           "num_redelivered 1, num_ack_pending 0)", case="state")
 @pytest.mark.parametrize("case", ["deliveries", "state"])
 @async_test()
 async def test_ack_wait_redelivery_and_max_deliver(js_server, case):

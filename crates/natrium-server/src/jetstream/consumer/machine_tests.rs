@@ -261,7 +261,7 @@ fn filtered_messages_are_skipped() {
 }
 
 #[test]
-fn pull_batches_go_to_their_requests_in_order() {
+fn pull_requests_are_served_in_turn() {
     let src = Fake::with(5);
     let mut m = Machine::new(params(Ack::Explicit), 1);
     let mut out = Vec::new();
@@ -275,8 +275,8 @@ fn pull_batches_go_to_their_requests_in_order() {
         got,
         vec![
             (1, Target::Pull(b"r1"[..].into())),
-            (2, Target::Pull(b"r1"[..].into())),
-            (3, Target::Pull(b"r2"[..].into())),
+            (2, Target::Pull(b"r2"[..].into())),
+            (3, Target::Pull(b"r1"[..].into())),
             (4, Target::Pull(b"r2"[..].into())),
         ]
     );
@@ -373,8 +373,10 @@ fn max_bytes_per_request() {
     let mut src = Fake::with(3);
     src.msgs.insert(2, (50, true));
     let mut m = Machine::new(params(Ack::None), 1);
-    // 30 bytes allowed: message 1 (10) fits, message 2 (50) does not.
-    assert!(m.add_pull(b"r", 5, 30, S, false, 0, 0, &src).is_none());
+    // A delivery counts its message plus its ack reply (27 bytes here: "1.1.1.<19-digit
+    // ts>.2" with an empty prefix). 60 bytes allowed: message 1 (10 + 27) fits, message 2
+    // (50 + 27) does not.
+    assert!(m.add_pull(b"r", 5, 60, S, false, 0, 0, &src).is_none());
     let mut out = Vec::new();
     let d = m.next(&src, false, 0, &mut out).unwrap();
     assert_eq!(d.sseq, 1);
@@ -395,7 +397,234 @@ fn batch_completed_with_bytes_left() {
     let d = m.next(&src, false, 0, &mut out).unwrap();
     let after = d.after.expect("batch completed status");
     assert_eq!(after.line, "409 Batch Completed");
-    assert_eq!(after.headers[1], ("Nats-Pending-Bytes", "990".to_string()));
+    assert_eq!(after.headers[1], ("Nats-Pending-Bytes", "963".to_string()));
+}
+
+#[test]
+fn max_bytes_used_up_exactly_ends_the_request_without_a_status() {
+    let src = Fake::with(3);
+    let mut m = Machine::new(params(Ack::None), 1);
+    assert!(m.add_pull(b"r", 5, 37, S, false, 0, 0, &src).is_none());
+    let mut out = Vec::new();
+    let d = m.next(&src, false, 0, &mut out).unwrap();
+    assert_eq!(d.sseq, 1);
+    assert!(d.after.is_none());
+    assert_eq!(m.num_waiting(), 0);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn max_deliver_exhausted_keeps_the_floor_and_the_message() {
+    let src = Fake::with(2);
+    let mut p = params(Ack::Explicit);
+    p.ack_wait = S;
+    p.max_deliver = 2;
+    let mut m = Machine::new(p, 1);
+    assert_eq!(drain_push(&mut m, &src, 0).len(), 2);
+    m.ack(2, AckKind::Ack, 0);
+    m.tick(S);
+    assert_eq!(drain_push(&mut m, &src, S)[0].count, 2);
+    m.tick(3 * S);
+    assert!(drain_push(&mut m, &src, 3 * S).is_empty());
+    assert_eq!(m.take_exceeded(), vec![(1, 2)]);
+    // Not pending any more, but not acknowledged: the floor stays, it still counts as
+    // redelivered, and retention keeps it.
+    assert_eq!(m.num_ack_pending(), 0);
+    assert_eq!(m.num_redelivered(), 1);
+    assert_eq!(m.ack_floor().stream, 0);
+    assert!(!m.is_acked(1));
+    assert!(m.is_acked(2));
+}
+
+#[test]
+fn heartbeats_report_the_scanned_stream_position() {
+    let mut src = Fake::with(4);
+    for v in src.msgs.values_mut() {
+        v.1 = false;
+    }
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    assert!(m.add_pull(b"r", 1, 0, 10 * S, false, S, 0, &src).is_none());
+    let mut out = Vec::new();
+    assert!(m.next(&src, false, 0, &mut out).is_none());
+    let st = m.tick(S);
+    assert_eq!(st[0].line, "100 Idle Heartbeat");
+    assert_eq!(st[0].headers[1], ("Nats-Last-Stream", "4".to_string()));
+    assert_eq!(m.delivered().stream, 0);
+}
+
+fn grouped(group: &str, id: &str) -> PullArgs {
+    PullArgs {
+        batch: 1,
+        expires: 10 * S,
+        group: Some(PullGroup {
+            group: group.into(),
+            id: id.into(),
+            ..PullGroup::default()
+        }),
+        ..PullArgs::default()
+    }
+}
+
+fn with_priority(priority: Priority) -> Params {
+    let mut p = params(Ack::Explicit);
+    p.priority = priority;
+    p.groups = vec!["g1".into()];
+    p
+}
+
+#[test]
+fn pinned_client_pins_the_first_request_and_serves_only_its_holder() {
+    let src = Fake::with(5);
+    let mut m = Machine::new(with_priority(Priority::Pinned { ttl: 5 * S }), 1);
+    let mut out = Vec::new();
+    // Group checks.
+    let st = m.add_pull_req(b"x", grouped("", ""), 0, &src).unwrap();
+    assert_eq!(st.line, "400 Bad Request - Priority Group missing");
+    let st = m.add_pull_req(b"x", grouped("zz", ""), 0, &src).unwrap();
+    assert_eq!(st.line, "400 Bad Request - Invalid Priority Group");
+    // The first request gets a new pin, and so does its delivery.
+    assert!(m.add_pull_req(b"a", grouped("g1", ""), 0, &src).is_none());
+    let d = m.next(&src, false, 0, &mut out).unwrap();
+    let pin = m.pin().unwrap().clone();
+    assert_eq!(d.pin.as_deref(), Some(pin.id.as_str()));
+    assert_eq!((pin.since, pin.expires_at), (0, 5 * S));
+    assert_eq!(
+        m.take_pin_events(),
+        vec![PinEvent::Pinned {
+            group: "g1".into(),
+            id: pin.id.clone()
+        }]
+    );
+    // A wrong id: 423 at once. No id: waits while the pin holds.
+    let st = m
+        .add_pull_req(b"w", grouped("g1", "bogus"), S, &src)
+        .unwrap();
+    assert_eq!(st.line, "423 Nats-Pin-Id mismatch");
+    assert!(m.add_pull_req(b"n", grouped("g1", ""), S, &src).is_none());
+    assert!(m.next(&src, false, S, &mut out).is_none());
+    assert_eq!(m.num_waiting(), 1);
+    // The holder is served (past the waiting one) and its request renews the pin.
+    assert!(
+        m.add_pull_req(b"h", grouped("g1", &pin.id), 2 * S, &src)
+            .is_none()
+    );
+    let d = m.next(&src, false, 2 * S, &mut out).unwrap();
+    assert_eq!(d.target, Target::Pull(b"h"[..].into()));
+    assert_eq!(m.pin().unwrap().expires_at, 7 * S);
+    assert!(out.is_empty());
+    // Unpinned: the waiting request without an id gets the next pin; a request with
+    // the old id gets 423 Nats-Wrong-Pin-Id when a message would go to it.
+    m.unpin();
+    assert!(m.pin().is_none());
+    let mut order = VecDeque::new();
+    std::mem::swap(&mut order, &mut m.waiting);
+    assert!(
+        m.add_pull_req(b"old", grouped("g1", &pin.id), 3 * S, &src)
+            .is_none()
+    );
+    m.waiting.extend(order);
+    let d = m.next(&src, false, 3 * S, &mut out).unwrap();
+    assert_eq!(d.target, Target::Pull(b"n"[..].into()));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].line, "423 Nats-Wrong-Pin-Id");
+    let new_pin = m.pin().unwrap().id.clone();
+    assert_ne!(new_pin, pin.id);
+    assert_eq!(d.pin, Some(new_pin.clone()));
+    let ev = m.take_pin_events();
+    assert_eq!(
+        ev[0],
+        PinEvent::Unpinned {
+            group: "g1".into(),
+            reason: "admin"
+        }
+    );
+    assert!(matches!(&ev[1], PinEvent::Pinned { id, .. } if *id == new_pin));
+}
+
+#[test]
+fn a_pin_lapses_after_its_ttl() {
+    let src = Fake::with(3);
+    let mut m = Machine::new(with_priority(Priority::Pinned { ttl: S }), 1);
+    let mut out = Vec::new();
+    assert!(m.add_pull_req(b"a", grouped("g1", ""), 0, &src).is_none());
+    m.next(&src, false, 0, &mut out).unwrap();
+    m.take_pin_events();
+    assert_eq!(m.next_deadline(), Some(S));
+    m.tick(S);
+    assert!(m.pin().is_none());
+    assert_eq!(
+        m.take_pin_events(),
+        vec![PinEvent::Unpinned {
+            group: "g1".into(),
+            reason: "timeout"
+        }]
+    );
+}
+
+#[test]
+fn overflow_serves_only_above_the_backlog() {
+    let src = Fake::with(4);
+    let mut m = Machine::new(with_priority(Priority::Overflow), 1);
+    let mut out = Vec::new();
+    let req = |min_pending: i64, min_ack_pending: i64| {
+        let mut r = grouped("g1", "");
+        if let Some(g) = r.group.as_mut() {
+            g.min_pending = min_pending;
+            g.min_ack_pending = min_ack_pending;
+        }
+        r
+    };
+    // 4 pending: min_pending 5 waits, 4 is served.
+    assert!(m.add_pull_req(b"a", req(5, 0), 0, &src).is_none());
+    assert!(m.next(&src, false, 0, &mut out).is_none());
+    assert!(m.add_pull_req(b"b", req(4, 0), 0, &src).is_none());
+    let d = m.next(&src, false, 0, &mut out).unwrap();
+    assert_eq!((d.sseq, d.target), (1, Target::Pull(b"b"[..].into())));
+    // 1 ack pending now: min_ack_pending 1 passes the gate.
+    assert!(m.add_pull_req(b"c", req(9, 1), 0, &src).is_none());
+    let d = m.next(&src, false, 0, &mut out).unwrap();
+    assert_eq!(d.target, Target::Pull(b"c"[..].into()));
+    assert!(m.next(&src, false, 0, &mut out).is_none());
+    assert_eq!(m.num_waiting(), 1);
+    // Gates on other policies are refused.
+    let mut p = Machine::new(with_priority(Priority::Prioritized), 1);
+    let st = p.add_pull_req(b"x", req(1, 0), 0, &src).unwrap();
+    assert_eq!(
+        st.line,
+        "400 Bad Request - Not a Overflow Priority consumer"
+    );
+}
+
+#[test]
+fn prioritized_serves_lower_numbers_first_and_in_turn_within_one() {
+    let src = Fake::with(6);
+    let mut m = Machine::new(with_priority(Priority::Prioritized), 1);
+    let mut out = Vec::new();
+    for (reply, prio) in [("low5", 5), ("high1", 1), ("mid3", 3), ("high1b", 1)] {
+        let mut r = grouped("g1", "");
+        r.batch = 2;
+        if let Some(g) = r.group.as_mut() {
+            g.priority = prio;
+        }
+        assert!(m.add_pull_req(reply.as_bytes(), r, 0, &src).is_none());
+    }
+    let mut got = Vec::new();
+    while let Some(d) = m.next(&src, false, 0, &mut out) {
+        let Target::Pull(r) = d.target else {
+            panic!("pull")
+        };
+        got.push(String::from_utf8_lossy(&r).into_owned());
+    }
+    assert_eq!(got, ["high1", "high1b", "high1", "high1b", "mid3", "mid3"]);
+    let mut bad = grouped("g1", "");
+    if let Some(g) = bad.group.as_mut() {
+        g.priority = 10;
+    }
+    let st = m.add_pull_req(b"x", bad, 0, &src).unwrap();
+    assert_eq!(
+        st.line,
+        "400 Bad Request - Priority must be between 0 and 9"
+    );
 }
 
 #[test]
