@@ -580,3 +580,131 @@ async fn replay_original_keeps_the_gaps() {
     );
     s.stop().await;
 }
+
+/// A `pinned_client` consumer under async-nats: the first `messages()` stream in the
+/// group gets the pin (its messages carry `Nats-Pin-Id`, info names it), a second
+/// client in the group gets nothing while the pin holds, and `unpin_consumer` ends it so
+/// the second client takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_client_priority_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let st = stream_with(&js, "PG", "pg.>", 6).await;
+    let c: consumer::PullConsumer = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("pin".into()),
+            priority_policy: consumer::PriorityPolicy::PinnedClient,
+            priority_groups: vec!["g1".into()],
+            priority_timeout: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .expect("create pinned consumer");
+    let mut first = c
+        .stream()
+        .group("g1")
+        .max_messages_per_batch(1)
+        .expires(Duration::from_millis(500))
+        .messages()
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), first.next())
+        .await
+        .expect("pinned delivery")
+        .unwrap()
+        .unwrap();
+    let pin = m
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Pin-Id"))
+        .map(|v| v.to_string())
+        .expect("Nats-Pin-Id header");
+    assert_eq!(pin.len(), 22);
+    m.ack().await.unwrap();
+    let mut c2: consumer::PullConsumer = st.get_consumer("pin").await.unwrap();
+    let info = c2.info().await.unwrap().clone();
+    assert_eq!(info.priority_groups.len(), 1);
+    assert_eq!(info.priority_groups[0].group, "g1");
+    assert_eq!(
+        info.priority_groups[0].pinned_client_id.as_deref(),
+        Some(pin.as_str())
+    );
+    assert!(info.priority_groups[0].pinned_ts.is_some());
+    // Stop the pinned client; a second one waits while the pin holds.
+    drop(first);
+    let mut second = c2
+        .stream()
+        .group("g1")
+        .max_messages_per_batch(1)
+        .expires(Duration::from_millis(500))
+        .messages()
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1200), second.next())
+            .await
+            .is_err(),
+        "delivered to an unpinned client while the pin holds"
+    );
+    st.unpin_consumer("pin", "g1").await.expect("unpin");
+    let m = tokio::time::timeout(Duration::from_secs(5), second.next())
+        .await
+        .expect("delivery after unpin")
+        .unwrap()
+        .unwrap();
+    let new_pin = m
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Pin-Id"))
+        .map(|v| v.to_string())
+        .expect("Nats-Pin-Id header");
+    assert_ne!(new_pin, pin);
+    assert_eq!(m.info().unwrap().stream_sequence, 2);
+    let err = st.unpin_consumer("pin", "nope").await;
+    assert!(err.is_err(), "unknown group refused");
+    s.stop().await;
+}
+
+/// An `overflow` consumer under async-nats: a fetch with `min_pending` above the backlog
+/// gets nothing, one at or below it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflow_priority_group_min_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let st = stream_with(&js, "OV", "ov.>", 4).await;
+    let c: consumer::PullConsumer = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("ov".into()),
+            priority_policy: consumer::PriorityPolicy::Overflow,
+            priority_groups: vec!["g1".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create overflow consumer");
+    let count = |min_pending: usize| {
+        let c = c.clone();
+        async move {
+            let mut msgs = c
+                .fetch()
+                .group("g1")
+                .min_pending(min_pending)
+                .max_messages(1)
+                .expires(Duration::from_millis(300))
+                .messages()
+                .await
+                .unwrap();
+            let mut n = 0;
+            while let Some(m) = msgs.next().await {
+                m.unwrap().ack().await.unwrap();
+                n += 1;
+            }
+            n
+        }
+    };
+    assert_eq!(count(5).await, 0, "4 pending < min_pending 5");
+    assert_eq!(count(4).await, 1, "4 pending >= min_pending 4");
+    assert_eq!(count(4).await, 0, "3 pending < min_pending 4");
+    s.stop().await;
+}
