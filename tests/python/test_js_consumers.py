@@ -859,6 +859,7 @@ PULL_CONSUMERS = {
     "H": dict(ack_policy="explicit", filter_subject="orders.h"),
     "N": dict(ack_policy="none"),
     "MB": dict(ack_policy="explicit", max_batch=2, max_expires=SEC, max_bytes=100),
+    "HO": dict(ack_policy="explicit", headers_only=True),
     "PU": dict(deliver_subject="push.x"),
 }
 
@@ -888,6 +889,12 @@ PULL_CASES = {
         "P", {"batch": 4, "max_bytes": 80, "expires": 300 * MS}, {},
         [m(0, "P", 1, 1, 1, 3),
          status_line("409 Message Size Exceeds MaxBytes", ("Nats-Pending-Messages", 3), ("Nats-Pending-Bytes", 26))]),
+    # Headers only: the converted header block counts (10 + 18 + 2), not the payload:
+    # 8 + 45 + 30 = 83 of 120.
+    "max_bytes_headers_only": (
+        "HO", {"batch": 3, "max_bytes": 120, "expires": 300 * MS}, {},
+        [msg_line("orders.0", "", "ORDERS", "HO", 1, 1, 1, 3, hdr="NATS/1.0\r\nNats-Msg-Size: 2\r\n\r\n"),
+         status_line("409 Message Size Exceeds MaxBytes", ("Nats-Pending-Messages", 2), ("Nats-Pending-Bytes", 37))]),
     "max_bytes_partial_no_wait": (
         "P", {"batch": 4, "max_bytes": 60, "no_wait": True}, {},
         [m(0, "P", 1, 1, 1, 3),

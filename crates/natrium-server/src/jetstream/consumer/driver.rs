@@ -436,7 +436,8 @@ impl Task {
             m.end_no_wait(&mut out);
         } else {
             let filter = c.filter.read();
-            let src = StoreSource::new(c.stream.store.as_ref(), &filter);
+            let src = StoreSource::new(c.stream.store.as_ref(), &filter)
+                .with_headers_only(self.hot.headers_only);
             let mut sent = 0;
             self.pace_until = None;
             while sent < BATCH {

@@ -26,6 +26,8 @@ pub struct StoreSource<'a> {
     last_next: Cell<Option<(u64, u64)>>,
     /// `(start, count)` of the last pending count.
     pending: Cell<Option<(u64, u64)>>,
+    /// Deliveries carry headers only (sizes count the converted header block).
+    headers_only: bool,
 }
 
 impl<'a> StoreSource<'a> {
@@ -37,6 +39,22 @@ impl<'a> StoreSource<'a> {
             cached: RefCell::new(None),
             last_next: Cell::new(None),
             pending: Cell::new(None),
+            headers_only: false,
+        }
+    }
+
+    /// Sizes as a `headers_only` consumer delivers the messages.
+    pub fn with_headers_only(mut self, on: bool) -> Self {
+        self.headers_only = on;
+        self
+    }
+
+    /// What a message counts against a pull request's `max_bytes` besides its ack reply.
+    fn size_of(&self, m: &StoredMsg) -> u64 {
+        if self.headers_only {
+            headers_only_size(m)
+        } else {
+            msg_size(m)
         }
     }
 
@@ -80,11 +98,11 @@ impl Source for StoreSource<'_> {
                 .get()
                 .is_some_and(|(from, found)| from <= seq && seq <= found)
         {
-            return Some((m.seq, msg_size(m)));
+            return Some((m.seq, self.size_of(m)));
         }
         match self.store.load_next_msg(self.filter, seq) {
             Ok(m) => {
-                let r = (m.seq, msg_size(&m));
+                let r = (m.seq, self.size_of(&m));
                 self.last_next.set(Some((seq, m.seq)));
                 *self.cached.borrow_mut() = Some(m);
                 Some(r)
@@ -104,9 +122,9 @@ impl Source for StoreSource<'_> {
         if let Some(m) = self.cached.borrow().as_ref()
             && m.seq == seq
         {
-            return Some(msg_size(m));
+            return Some(self.size_of(m));
         }
-        self.store.load_msg(seq).ok().map(|m| msg_size(&m))
+        self.store.load_msg(seq).ok().map(|m| self.size_of(&m))
     }
 
     fn last_seq(&self) -> u64 {
@@ -151,7 +169,20 @@ impl Source for StoreSource<'_> {
 }
 
 /// What a message counts against a pull request's `max_bytes` (nats-server counts
-/// subject, headers and payload).
+/// subject, headers and payload, and the ack reply, which the machine adds).
 pub fn msg_size(m: &StoredMsg) -> u64 {
     (m.subject.len() + m.hdrs.len() + m.payload.len()) as u64
+}
+
+/// [`msg_size`] of the headers-only form the driver delivers: the header block (or
+/// `NATS/1.0`) plus `Nats-Msg-Size: <n>`, no payload.
+pub fn headers_only_size(m: &StoredMsg) -> u64 {
+    let base = if m.hdrs.is_empty() {
+        b"NATS/1.0\r\n".len()
+    } else {
+        m.hdrs.strip_suffix(b"\r\n").map_or(m.hdrs.len(), <[u8]>::len)
+    };
+    let n = m.payload.len() as u64;
+    let digits = n.checked_ilog10().map_or(1, |d| u64::from(d) + 1);
+    m.subject.len() as u64 + base as u64 + "Nats-Msg-Size: ".len() as u64 + digits + 4
 }
