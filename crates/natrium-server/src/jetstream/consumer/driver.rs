@@ -341,13 +341,20 @@ impl Task {
         }
     }
 
-    /// Max-deliveries advisories for messages the machine gave up on.
-    fn exceeded_events(&mut self, exceeded: Vec<(u64, u64)>) {
+    /// Max-deliveries advisories for messages the machine gave up on, and the state
+    /// store told (a delivery past `max_deliver` leaves its pending set, so a restart
+    /// does not bring the message back).
+    fn exceeded_events(&mut self, exceeded: Vec<(u64, u64, u64)>) {
         let c = self.c.clone();
         let (stream, consumer, domain) =
             (c.stream.name.as_str(), c.name.as_str(), c.stream.domain());
         let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}");
-        for (sseq, deliveries) in exceeded {
+        let now = now_nanos();
+        for (sseq, deliveries, dseq) in exceeded {
+            if dseq > 0 {
+                let _ = c.store.update_delivered(dseq, sseq, deliveries + 1, now);
+                self.dirty = true;
+            }
             advisory::send(
                 &mut self.ctx,
                 &c.stream.account,

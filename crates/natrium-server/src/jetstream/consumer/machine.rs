@@ -291,8 +291,9 @@ pub struct Machine {
     /// Sequences to deliver before `next_sseq` (deliver `last_per_subject`).
     initial: VecDeque<u64>,
     /// Messages that reached `max_deliver` since the last [`Machine::take_exceeded`]:
-    /// (stream seq, deliveries), for the max-deliveries advisory.
-    exceeded: Vec<(u64, u64)>,
+    /// (stream seq, deliveries, consumer seq of the first delivery), for the
+    /// max-deliveries advisory and the state store.
+    exceeded: Vec<(u64, u64, u64)>,
     /// The stream position a scan without a match has passed (for heartbeats'
     /// `Nats-Last-Stream`, which nats-server takes from its scan cursor).
     scanned: u64,
@@ -355,12 +356,19 @@ impl Machine {
         let mut m = Machine::new(params, state.delivered.stream + 1);
         m.delivered = state.delivered;
         m.ack_floor = state.ack_floor;
-        m.redelivered = state.redelivered.clone();
+        // Stored state counts redeliveries (nats-server's encoding); the machine counts
+        // deliveries.
+        m.redelivered = state
+            .redelivered
+            .iter()
+            .filter(|(_, r)| **r > 0)
+            .map(|(s, r)| (*s, r.saturating_add(1)))
+            .collect();
         for (sseq, p) in &state.pending {
             m.pending.insert(*sseq, *p);
             // The ack wait of the last delivery still runs (as in nats-server): a
             // restart does not redeliver early. Without a delivery time, now.
-            let count = 1 + m.redelivered.get(sseq).copied().unwrap_or(0);
+            let count = m.redelivered.get(sseq).copied().unwrap_or(1);
             let due = if p.timestamp > 0 {
                 p.timestamp.saturating_add(m.ack_delay(count))
             } else {
@@ -377,7 +385,7 @@ impl Machine {
             delivered: self.delivered,
             ack_floor: self.ack_floor,
             pending: self.pending.clone(),
-            redelivered: self.redelivered.clone(),
+            redelivered: self.redelivered.iter().map(|(s, c)| (*s, c - 1)).collect(),
         }
     }
 
@@ -749,13 +757,13 @@ impl Machine {
     /// Choose the waiting request a message goes to (nats-server `nextWaiting`): the
     /// chosen one ends up at the front. Requests a priority rule holds back are cycled to
     /// the back; requests with a stale pin id get `423`, requests the message is too large
-    /// for get `409`; both end. `size` is what the message counts against `max_bytes`.
-    /// `npc` is the matching messages pending including this one; returns the pin id to
-    /// send when a pin was assigned or confirmed.
+    /// for get `409`; both end. `size` is what the message counts against `max_bytes`;
+    /// `npc` the matching messages pending, this one included (for `overflow`). False
+    /// when no request may take the message now.
     fn choose_request(
         &mut self,
         size: i64,
-        npc: &dyn Fn() -> u64,
+        npc: u64,
         now: i64,
         out: &mut Vec<Status>,
     ) -> bool {
@@ -809,7 +817,7 @@ impl Machine {
             if self.params.priority == Priority::Overflow
                 && let Some(g) = &w.group
                 && (g.min_pending > 0 || g.min_ack_pending > 0)
-                && !((g.min_pending > 0 && g.min_pending as u64 <= npc())
+                && !((g.min_pending > 0 && g.min_pending as u64 <= npc)
                     || (g.min_ack_pending > 0 && g.min_ack_pending <= self.pending.len() as i64))
             {
                 self.cycle_front();
@@ -883,8 +891,8 @@ impl Machine {
                     // Delivered as often as allowed: stop, and say so. As in nats-server
                     // the message is no longer pending but not acknowledged either: the
                     // ack floor stays and it still counts as redelivered.
-                    self.exceeded.push((sseq, count - 1));
-                    self.pending.remove(&sseq);
+                    let dseq = self.pending.remove(&sseq).map_or(0, |p| p.sequence);
+                    self.exceeded.push((sseq, count - 1, dseq));
                     self.clear_deadline(sseq);
                     continue;
                 }
@@ -930,8 +938,12 @@ impl Machine {
                 } else {
                     0
                 };
-                let npc_now = npc();
-                if !self.choose_request(sz, &|| npc_now, now, out) {
+                let npc = if self.params.priority == Priority::Overflow {
+                    npc()
+                } else {
+                    0
+                };
+                if !self.choose_request(sz, npc, now, out) {
                     if redelivery {
                         self.redeliver.insert(sseq);
                     }
@@ -1083,8 +1095,8 @@ impl Machine {
     }
 
     /// Messages that reached `max_deliver` and were dropped since the last call:
-    /// (stream seq, deliveries).
-    pub fn take_exceeded(&mut self) -> Vec<(u64, u64)> {
+    /// (stream seq, deliveries, consumer seq of the first delivery).
+    pub fn take_exceeded(&mut self) -> Vec<(u64, u64, u64)> {
         std::mem::take(&mut self.exceeded)
     }
 

@@ -226,7 +226,7 @@ fn backoff_sets_each_redelivery_delay_and_max_deliver_stops() {
     assert_eq!(m.num_ack_pending(), 0);
     assert_eq!(
         m.take_exceeded(),
-        vec![(1, 3)],
+        vec![(1, 3, 1)],
         "advisory: seq 1 after 3 deliveries"
     );
     assert!(m.take_exceeded().is_empty());
@@ -426,7 +426,7 @@ fn max_deliver_exhausted_keeps_the_floor_and_the_message() {
     assert_eq!(drain_push(&mut m, &src, S)[0].count, 2);
     m.tick(3 * S);
     assert!(drain_push(&mut m, &src, 3 * S).is_empty());
-    assert_eq!(m.take_exceeded(), vec![(1, 2)]);
+    assert_eq!(m.take_exceeded(), vec![(1, 2, 1)]);
     // Not pending any more, but not acknowledged: the floor stays, it still counts as
     // redelivered, and retention keeps it.
     assert_eq!(m.num_ack_pending(), 0);
@@ -664,6 +664,17 @@ fn recovered_state_redelivers_what_was_pending() {
     // Only the unacknowledged ones come again; never an acked one, never a new dseq reuse.
     assert_eq!(again.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![3, 5]);
     assert!(again.iter().all(|d| d.dseq > 5));
+    assert!(again.iter().all(|d| d.count == 2));
+    // The stored state counts redeliveries (1 each now); recovered again, the next
+    // delivery is the third.
+    let state = r.state();
+    assert_eq!(state.redelivered.get(&3), Some(&1));
+    let mut r = Machine::recover(params(Ack::Explicit), &state, 1000 * S);
+    assert_eq!(r.deliveries(3), 2);
+    assert_eq!(r.num_redelivered(), 2);
+    r.tick(1000 * S);
+    let third = drain_push(&mut r, &src, 1000 * S);
+    assert_eq!(third.iter().map(|d| d.count).collect::<Vec<_>>(), vec![3, 3]);
 }
 
 #[test]
