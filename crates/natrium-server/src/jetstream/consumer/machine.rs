@@ -760,13 +760,7 @@ impl Machine {
     /// for get `409`; both end. `size` is what the message counts against `max_bytes`;
     /// `npc` the matching messages pending, this one included (for `overflow`). False
     /// when no request may take the message now.
-    fn choose_request(
-        &mut self,
-        size: i64,
-        npc: u64,
-        now: i64,
-        out: &mut Vec<Status>,
-    ) -> bool {
+    fn choose_request(&mut self, size: i64, npc: u64, now: i64, out: &mut Vec<Status>) -> bool {
         let pinned = matches!(self.params.priority, Priority::Pinned { .. });
         let mut cycled = 0;
         while let Some(w) = self.waiting.front() {
@@ -862,7 +856,7 @@ impl Machine {
     /// Pick the next delivery. `push`: whether deliveries may go to the push target
     /// (a push consumer with interest and no flow-control stall). Statuses produced on the
     /// way (a finished no-wait request, a message too large for a request) go to `out`.
-    /// `Ok(None)` when nothing can be delivered now.
+    /// `None` when nothing can be delivered now.
     pub fn next(
         &mut self,
         src: &dyn Source,
@@ -870,130 +864,125 @@ impl Machine {
         now: i64,
         out: &mut Vec<Status>,
     ) -> Option<Delivery> {
-        loop {
-            if !push && self.waiting.is_empty() {
-                return None;
+        if !push && self.waiting.is_empty() {
+            return None;
+        }
+        // Redeliveries first, oldest first.
+        let mut candidate: Option<(u64, u64, bool)> = None;
+        while let Some(&sseq) = self.redeliver.iter().next() {
+            self.redeliver.remove(&sseq);
+            if !self.pending.contains_key(&sseq) {
+                continue;
             }
-            // Redeliveries first, oldest first.
-            let mut candidate: Option<(u64, u64, bool)> = None;
-            while let Some(&sseq) = self.redeliver.iter().next() {
-                self.redeliver.remove(&sseq);
-                if !self.pending.contains_key(&sseq) {
-                    continue;
+            if !src.exists(sseq) {
+                self.forget(sseq);
+                self.advance_floor();
+                continue;
+            }
+            let count = self.redelivered.get(&sseq).copied().unwrap_or(1) + 1;
+            if self.params.max_deliver > 0 && count as i64 > self.params.max_deliver {
+                // Delivered as often as allowed: stop, and say so. As in nats-server
+                // the message is no longer pending but not acknowledged either: the
+                // ack floor stays and it still counts as redelivered.
+                let dseq = self.pending.remove(&sseq).map_or(0, |p| p.sequence);
+                self.exceeded.push((sseq, count - 1, dseq));
+                self.clear_deadline(sseq);
+                continue;
+            }
+            candidate = Some((sseq, src.size(sseq).unwrap_or(0), true));
+            break;
+        }
+        if candidate.is_none() {
+            if self.blocked() {
+                return self.finish_no_wait(out);
+            }
+            while let Some(&sseq) = self.initial.front() {
+                if src.exists(sseq) {
+                    candidate = Some((sseq, src.size(sseq).unwrap_or(0), false));
+                    break;
                 }
-                if !src.exists(sseq) {
-                    self.forget(sseq);
-                    self.advance_floor();
-                    continue;
-                }
-                let count = self.redelivered.get(&sseq).copied().unwrap_or(1) + 1;
-                if self.params.max_deliver > 0 && count as i64 > self.params.max_deliver {
-                    // Delivered as often as allowed: stop, and say so. As in nats-server
-                    // the message is no longer pending but not acknowledged either: the
-                    // ack floor stays and it still counts as redelivered.
-                    let dseq = self.pending.remove(&sseq).map_or(0, |p| p.sequence);
-                    self.exceeded.push((sseq, count - 1, dseq));
-                    self.clear_deadline(sseq);
-                    continue;
-                }
-                candidate = Some((sseq, src.size(sseq).unwrap_or(0), true));
-                break;
+                self.initial.pop_front();
             }
             if candidate.is_none() {
-                if self.blocked() {
-                    return self.finish_no_wait(out);
-                }
-                while let Some(&sseq) = self.initial.front() {
-                    if src.exists(sseq) {
-                        candidate = Some((sseq, src.size(sseq).unwrap_or(0), false));
-                        break;
-                    }
-                    self.initial.pop_front();
-                }
-                if candidate.is_none() {
-                    // Read before the scan: a scan that finds nothing has passed it.
-                    let last = src.last_seq();
-                    match src.next_matching(self.next_sseq) {
-                        Some((sseq, size)) => candidate = Some((sseq, size, false)),
-                        None => {
-                            self.scanned = self.scanned.max(last);
-                            return self.finish_no_wait(out);
-                        }
+                // Read before the scan: a scan that finds nothing has passed it.
+                let last = src.last_seq();
+                match src.next_matching(self.next_sseq) {
+                    Some((sseq, size)) => candidate = Some((sseq, size, false)),
+                    None => {
+                        self.scanned = self.scanned.max(last);
+                        return self.finish_no_wait(out);
                     }
                 }
             }
-            let (sseq, size, redelivery) = candidate?;
-            let mut after = None;
-            let mut pin = None;
-            // Where does it go?
-            let target = if !self.waiting.is_empty() {
-                // Matching messages pending, this one included (nats-server's `npc + 1`).
-                let npc = || {
-                    self.initial.len() as u64
-                        + src.num_pending(self.next_sseq)
-                        + u64::from(redelivery)
-                };
-                let sz = if self.waiting.iter().any(|w| w.bytes_limited) {
-                    self.pull_size(sseq, size, redelivery, npc(), src)
-                } else {
-                    0
-                };
-                let npc = if self.params.priority == Priority::Overflow {
-                    npc()
-                } else {
-                    0
-                };
-                if !self.choose_request(sz, npc, now, out) {
-                    if redelivery {
-                        self.redeliver.insert(sseq);
-                    }
-                    return None;
-                }
-                if matches!(self.params.priority, Priority::Pinned { .. }) {
-                    pin = Some(self.pin.as_ref().map(|p| p.id.clone()).unwrap_or_default());
-                }
-                let prioritized = self.params.priority == Priority::Prioritized;
-                let more = self.waiting.len() > 1;
-                let w = &mut self.waiting[0];
-                if w.bytes_limited && w.max_bytes > 0 {
-                    w.max_bytes -= sz;
-                    if w.max_bytes <= 0 {
-                        // Exactly used up: this is the request's last message.
-                        w.batch = 1;
-                    }
-                }
-                w.batch -= 1;
-                w.delivered_any = true;
-                let reply = w.reply.clone();
-                let (left, bytes_left) = (w.batch, w.max_bytes);
-                if left <= 0 {
-                    self.waiting.pop_front();
-                    if bytes_left > 0 {
-                        after =
-                            Some(Status::new(&reply, "409 Batch Completed").pending(0, bytes_left));
-                    }
-                } else if more && let Some(w) = self.waiting.pop_front() {
-                    // Served in turn: to the back (of its rank, when prioritized).
-                    if prioritized {
-                        self.insert_ranked(w);
-                    } else {
-                        self.waiting.push_back(w);
-                    }
-                }
-                Target::Pull(reply)
-            } else if push {
-                Target::Push
+        }
+        let (sseq, size, redelivery) = candidate?;
+        let mut after = None;
+        let mut pin = None;
+        // Where does it go?
+        let target = if !self.waiting.is_empty() {
+            // Matching messages pending, this one included (nats-server's `npc + 1`).
+            let npc = || {
+                self.initial.len() as u64 + src.num_pending(self.next_sseq) + u64::from(redelivery)
+            };
+            let sz = if self.waiting.iter().any(|w| w.bytes_limited) {
+                self.pull_size(sseq, size, redelivery, npc(), src)
             } else {
+                0
+            };
+            let npc = if self.params.priority == Priority::Overflow {
+                npc()
+            } else {
+                0
+            };
+            if !self.choose_request(sz, npc, now, out) {
                 if redelivery {
                     self.redeliver.insert(sseq);
                 }
                 return None;
-            };
-            let mut d = self.record(sseq, redelivery, target, now, src);
-            d.after = after;
-            d.pin = pin;
-            return Some(d);
-        }
+            }
+            if matches!(self.params.priority, Priority::Pinned { .. }) {
+                pin = Some(self.pin.as_ref().map(|p| p.id.clone()).unwrap_or_default());
+            }
+            let prioritized = self.params.priority == Priority::Prioritized;
+            let more = self.waiting.len() > 1;
+            let w = &mut self.waiting[0];
+            if w.bytes_limited && w.max_bytes > 0 {
+                w.max_bytes -= sz;
+                if w.max_bytes <= 0 {
+                    // Exactly used up: this is the request's last message.
+                    w.batch = 1;
+                }
+            }
+            w.batch -= 1;
+            w.delivered_any = true;
+            let reply = w.reply.clone();
+            let (left, bytes_left) = (w.batch, w.max_bytes);
+            if left <= 0 {
+                self.waiting.pop_front();
+                if bytes_left > 0 {
+                    after = Some(Status::new(&reply, "409 Batch Completed").pending(0, bytes_left));
+                }
+            } else if more && let Some(w) = self.waiting.pop_front() {
+                // Served in turn: to the back (of its rank, when prioritized).
+                if prioritized {
+                    self.insert_ranked(w);
+                } else {
+                    self.waiting.push_back(w);
+                }
+            }
+            Target::Pull(reply)
+        } else if push {
+            Target::Push
+        } else {
+            if redelivery {
+                self.redeliver.insert(sseq);
+            }
+            return None;
+        };
+        let mut d = self.record(sseq, redelivery, target, now, src);
+        d.after = after;
+        d.pin = pin;
+        Some(d)
     }
 
     /// What a delivery counts against a request's `max_bytes`, as nats-server counts it:

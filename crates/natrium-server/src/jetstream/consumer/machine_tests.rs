@@ -674,7 +674,10 @@ fn recovered_state_redelivers_what_was_pending() {
     assert_eq!(r.num_redelivered(), 2);
     r.tick(1000 * S);
     let third = drain_push(&mut r, &src, 1000 * S);
-    assert_eq!(third.iter().map(|d| d.count).collect::<Vec<_>>(), vec![3, 3]);
+    assert_eq!(
+        third.iter().map(|d| d.count).collect::<Vec<_>>(),
+        vec![3, 3]
+    );
 }
 
 #[test]

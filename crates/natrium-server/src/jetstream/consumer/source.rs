@@ -180,7 +180,9 @@ pub fn headers_only_size(m: &StoredMsg) -> u64 {
     let base = if m.hdrs.is_empty() {
         b"NATS/1.0\r\n".len()
     } else {
-        m.hdrs.strip_suffix(b"\r\n").map_or(m.hdrs.len(), <[u8]>::len)
+        m.hdrs
+            .strip_suffix(b"\r\n")
+            .map_or(m.hdrs.len(), <[u8]>::len)
     };
     let n = m.payload.len() as u64;
     let digits = n.checked_ilog10().map_or(1, |d| u64::from(d) + 1);
