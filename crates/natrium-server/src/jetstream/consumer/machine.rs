@@ -8,6 +8,12 @@
 //! an in-memory message source, without sockets, tasks or disks. The driver (`driver.rs`)
 //! feeds events in and carries out what comes out.
 //!
+//! Priority groups (ADR-42) are decision logic too, so they live here: which waiting
+//! request a message goes to (`pinned_client` serves only the holder of the current pin,
+//! `overflow` holds requests back below their backlog thresholds, `prioritized` keeps the
+//! queue ordered by priority), when a pin is assigned or lapses, and the 423 statuses. The
+//! driver only adds the `Nats-Pin-Id` header and publishes the pin advisories.
+//!
 //! Cost: every operation is O(log pending) or O(pending), never O(stream length): new
 //! messages are found by asking the source for the next match after a cursor, and
 //! redeliveries are kept in ordered sets.

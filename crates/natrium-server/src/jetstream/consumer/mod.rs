@@ -133,14 +133,6 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
-/// A new pin id: 22 random base-62 characters, the shape of nats-server's NUIDs.
-fn new_pin_id() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..22)
-        .map(|_| ALPHABET[rand::random::<u32>() as usize % ALPHABET.len()] as char)
-        .collect()
-}
-
 /// The machine's rules from a config, for consumer `name` of `stream`.
 pub fn params(cfg: &ConsumerConfig, stream: &str, name: &str) -> Params {
     Params {
@@ -167,7 +159,8 @@ pub fn params(cfg: &ConsumerConfig, stream: &str, name: &str) -> Params {
             PriorityPolicy::Prioritized => Priority::Prioritized,
         },
         groups: cfg.priority_groups.clone(),
-        new_pin_id,
+        // 22 random base-62 characters, the shape of nats-server's NUIDs.
+        new_pin_id: crate::system::event_id,
     }
 }
 
