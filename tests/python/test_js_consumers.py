@@ -1161,6 +1161,26 @@ async def test_reset_missing(shared_js):
         await c.no_response("$JS.API.CONSUMER.RESET.NOPE.A", wait=0.3)
 
 
+@async_test()
+async def test_pull_requests_served_in_turn(js_server):
+    """Two waiting requests (batch 2 each): new messages alternate between them."""
+    async with cclient(js_server) as c:
+        await orders(c, 0)
+        await make_consumer(c, "ORDERS", "P", ack_policy="none")
+        sids = {}
+        for name in ("first", "second"):
+            sids[await c.sub(f"turn.{name}")] = name
+            await c.send("$JS.API.CONSUMER.MSG.NEXT.ORDERS.P", J({"batch": 2, "expires": 3 * SEC}),
+                         reply=f"turn.{name}")
+        await c.sync()
+        await asyncio.sleep(0.3)
+        for i in range(4):
+            await c.send(f"orders.{i}", f"m{i}".encode())
+        got = await c.collect(n=4, timeout=3)
+        assert [(sids.get(x.sid), x.data.decode()) for x in got] == [
+            ("first", "m0"), ("second", "m1"), ("first", "m2"), ("second", "m3")]
+
+
 # =========================================================================================
 # 3b. Priority groups (ADR-42): pinned_client, overflow, prioritized
 # =========================================================================================
@@ -1785,6 +1805,33 @@ async def test_client_durable_resumes_after_restart(start_js_server):
         assert info.num_ack_pending == 1 and info.ack_floor.stream_seq == 3
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_redelivery_count_and_max_deliver_across_restart(start_js_server):
+    """ack_wait 300ms, max_deliver 3: two deliveries, a restart, the third delivery counts
+    3, then none; out of deliveries it stays out of the pending set across another restart
+    (the ack floor stays, it counts as redelivered)."""
+    s = start_js_server()
+    async with cclient(s) as c:
+        await orders(c, 1)
+        await make_consumer(c, "ORDERS", "D", ack_policy="explicit", ack_wait=300 * MS, max_deliver=3)
+        assert await c.pull_lines("ORDERS", "D", J({"batch": 1, "expires": SEC}), n=1) == [m(0, "D", 1, 1, 1, 0)]
+        assert await c.pull_lines("ORDERS", "D", J({"batch": 1, "expires": 2 * SEC}), n=1) == [
+            m(0, "D", 2, 1, 2, 0)]
+    s.stop()
+    s = start_js_server(store_dir=s.store_dir)
+    async with cclient(s) as c:
+        assert summary(await c.info("ORDERS", "D")) == (2, 1, 0, 0, 1, 1, 0, 0)
+        assert await c.pull_lines("ORDERS", "D", J({"batch": 1, "expires": 2 * SEC}), n=1) == [
+            m(0, "D", 3, 1, 3, 0)]
+        assert await c.pull_lines("ORDERS", "D", J({"batch": 1, "expires": 700 * MS})) == [timeout408(1)]
+        assert summary(await c.info("ORDERS", "D")) == (3, 1, 0, 0, 0, 1, 0, 0)
+    s.stop()
+    s = start_js_server(store_dir=s.store_dir)
+    async with cclient(s) as c:
+        assert summary(await c.info("ORDERS", "D")) == (3, 1, 0, 0, 0, 1, 0, 0)
+        assert await c.pull_lines("ORDERS", "D", J({"batch": 1, "expires": 700 * MS})) == [timeout408(1)]
 
 
 @async_test()
