@@ -497,10 +497,11 @@ impl Stream {
         // Fsync before ack: stored batches go to the group-commit task, so storing the next
         // batch overlaps the fsync of the previous ones. Otherwise nothing waits for the
         // disk and the acks go out inline.
-        let commit_tx = matches!(self.store.durability(), Durability::Always).then(|| {
+        let commit = matches!(self.store.durability(), Durability::Always).then(|| {
             let (tx, rx) = mpsc::channel(COMMIT_DEPTH);
-            tokio::spawn(self.clone().commit(rx, server.clone()));
-            tx
+            let (synced_tx, synced_rx) = mpsc::unbounded_channel();
+            tokio::spawn(self.clone().commit(rx, synced_rx, server.clone()));
+            (tx, Syncer::new(self.store.clone(), synced_tx))
         });
         let mut inline: Vec<Answers> = Vec::with_capacity(1);
         loop {
@@ -530,15 +531,18 @@ impl Stream {
                 }
             }
             let answers = self.store_batch(&mut state, &mut batch, &server);
-            match &commit_tx {
-                Some(tx) => {
+            match &commit {
+                Some((tx, syncer)) => {
+                    if let Some(t) = answers.ticket {
+                        syncer.request(t);
+                    }
                     if tx.send(answers).await.is_err() {
                         break;
                     }
                 }
                 None => {
                     inline.push(answers);
-                    self.answer(&mut inline, None, &server);
+                    self.answer(&mut inline, &server);
                 }
             }
         }
@@ -592,6 +596,7 @@ impl Stream {
             replies: Vec::new(),
             outcomes: Vec::with_capacity(batch.len()),
             count: batch.len() as u64,
+            durable_error: None,
         };
         let now = now_nanos();
         state.dedup.prune(now, cfg.duplicate_window);
@@ -625,67 +630,59 @@ impl Stream {
         out
     }
 
-    /// The group-commit task of a stream whose store fsyncs before acking. It takes every
-    /// stored batch waiting and makes them all durable with **one** `wait_durable` (one
-    /// fsync, off the async workers). Two things overlap the fsync: the stream task stores
-    /// the next batches meanwhile, and the batches made durable by the previous fsync are
-    /// answered meanwhile. So the disk is kept busy back to back, and acks still go out
-    /// in order, each only after its message is durable.
-    async fn commit(self: Arc<Self>, mut rx: mpsc::Receiver<Answers>, server: Arc<ServerShared>) {
-        // Batches made durable (or not: the error) and not yet answered.
-        let mut done: Option<(Vec<Answers>, Option<ApiError>)> = None;
+    /// The answering task of a stream whose store fsyncs before acking: answers stored
+    /// batches in order, each once the [`Syncer`] reports an fsync that covers it.
+    async fn commit(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Answers>,
+        mut synced: mpsc::UnboundedReceiver<Ticket>,
+        server: Arc<ServerShared>,
+    ) {
+        let mut queue: VecDeque<Answers> = VecDeque::with_capacity(COMMIT_DEPTH);
+        // Everything up to here has been through an fsync attempt.
+        let mut covered = Ticket::default();
+        let mut ready: Vec<Answers> = Vec::with_capacity(COMMIT_DEPTH);
+        let mut open = true;
         loop {
-            let mut batches: Vec<Answers> = Vec::with_capacity(COMMIT_DEPTH);
-            match done.take() {
-                None => {
-                    if rx.recv_many(&mut batches, COMMIT_DEPTH).await == 0 {
-                        break;
-                    }
+            // Answer, in order, every batch the last fsync covered.
+            while queue
+                .front()
+                .is_some_and(|b| b.ticket.is_none_or(|t| t <= covered))
+            {
+                let Some(mut b) = queue.pop_front() else {
+                    break;
+                };
+                if let Some(t) = b.ticket {
+                    // Returns at once: an fsync covering `t` has finished (it reports
+                    // the failure if that fsync, or an earlier one, lost the write).
+                    b.durable_error = self.store.wait_durable(t).err().map(|e| store_error(&e));
                 }
-                Some((mut prev, err)) => {
-                    while batches.len() < COMMIT_DEPTH {
-                        match rx.try_recv() {
-                            Ok(b) => batches.push(b),
-                            Err(_) => break,
-                        }
-                    }
-                    if batches.is_empty() {
-                        self.answer(&mut prev, err.as_ref(), &server);
-                        continue;
-                    }
-                    let sync = self.start_sync(&batches);
-                    self.answer(&mut prev, err.as_ref(), &server);
-                    done = Some((batches, finish_sync(sync).await));
-                    continue;
-                }
+                ready.push(b);
             }
-            let sync = self.start_sync(&batches);
-            done = Some((batches, finish_sync(sync).await));
+            if !ready.is_empty() {
+                self.answer(&mut ready, &server);
+            }
+            if !open && queue.is_empty() {
+                break;
+            }
+            tokio::select! {
+                b = rx.recv(), if open && queue.len() < COMMIT_DEPTH => match b {
+                    Some(b) => queue.push_back(b),
+                    None => open = false,
+                },
+                t = synced.recv() => match t {
+                    Some(t) => covered = covered.max(t),
+                    // The syncer is gone (cannot happen while the stream task lives).
+                    None => break,
+                },
+            }
         }
     }
 
-    /// Start making `batches` durable (one `wait_durable` for the newest ticket, on the
-    /// blocking pool); `None` if they appended nothing.
-    fn start_sync(
-        &self,
-        batches: &[Answers],
-    ) -> Option<tokio::task::JoinHandle<Result<(), StoreError>>> {
-        let ticket = batches.iter().filter_map(|b| b.ticket).max()?;
-        let store = self.store.clone();
-        Some(tokio::task::spawn_blocking(move || {
-            store.wait_durable(ticket)
-        }))
-    }
-
     /// Publish the PubAcks of stored (and, as the durability mode requires, durable)
-    /// batches, in order, and let consumers and waiting PINGs know. `durable_error`: making
-    /// them durable failed, so every message stored in them is answered with it instead.
-    fn answer(
-        &self,
-        batches: &mut Vec<Answers>,
-        durable_error: Option<&ApiError>,
-        server: &Arc<ServerShared>,
-    ) {
+    /// batches, in order, and let consumers and waiting PINGs know. A batch whose
+    /// `durable_error` is set answers every message it stored with that error instead.
+    fn answer(&self, batches: &mut Vec<Answers>, server: &Arc<ServerShared>) {
         let _ = self.last_seq.send(self.store.fast_state().last_seq);
         let count: u64 = batches.iter().map(|b| b.count).sum();
         self.processed.send_modify(|p| *p += count);
@@ -702,7 +699,7 @@ impl Stream {
                 let reply = &b.replies[start..*end];
                 start = *end;
                 wire.clear();
-                match (outcome, durable_error) {
+                match (outcome, &b.durable_error) {
                     (Outcome::Stored(_), Some(e)) => wire.extend_from_slice(
                         &PubAckResponse::error(self.name.clone(), e.clone()).to_wire(),
                     ),
@@ -918,6 +915,70 @@ struct Answers {
     outcomes: Vec<(usize, Outcome)>,
     /// Messages in the batch, answered or not (for `processed`).
     count: u64,
+    /// Making the batch durable failed: its stored messages are answered with this.
+    durable_error: Option<ApiError>,
+}
+
+/// Runs the fsyncs of a stream whose store fsyncs before acking, on the blocking pool
+/// while there is work (no idle thread per stream). One run loops: fsync everything
+/// stored so far (the store writes every pending append, then one `fdatasync`), report
+/// the ticket it covered, and go again at once if more was stored meanwhile. So under
+/// load the disk goes from one fsync straight to the next, with no task hand-off in
+/// between, and each fsync takes in everything that arrived during the previous one.
+struct Syncer {
+    /// The store.
+    store: Arc<dyn StreamStore>,
+    /// (newest ticket stored and not yet handed to a run, whether a run is active).
+    state: Mutex<(Option<Ticket>, bool)>,
+    /// Where each run reports the tickets it made durable (or tried to).
+    synced: mpsc::UnboundedSender<Ticket>,
+}
+
+impl Syncer {
+    fn new(store: Arc<dyn StreamStore>, synced: mpsc::UnboundedSender<Ticket>) -> Arc<Syncer> {
+        Arc::new(Syncer {
+            store,
+            state: Mutex::new((None, false)),
+            synced,
+        })
+    }
+
+    /// Ask for everything up to `t` to be made durable (once per stored batch).
+    fn request(self: &Arc<Self>, t: Ticket) {
+        let mut st = self.state.lock();
+        st.0 = Some(st.0.map_or(t, |w| w.max(t)));
+        if !st.1 {
+            st.1 = true;
+            drop(st);
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.run());
+        }
+    }
+
+    /// One run: fsync until nothing more is asked for.
+    fn run(&self) {
+        loop {
+            let t = {
+                let mut st = self.state.lock();
+                match st.0.take() {
+                    Some(t) => t,
+                    None => {
+                        st.1 = false;
+                        return;
+                    }
+                }
+            };
+            // A failure poisons the store; the answering task reads it per batch.
+            let _ = self.store.wait_durable(t);
+            if self.synced.send(t).is_err() {
+                // Nobody answers any more (the stream is gone).
+                let mut st = self.state.lock();
+                st.0 = None;
+                st.1 = false;
+                return;
+            }
+        }
+    }
 }
 
 /// The start of a successful PubAck as nats-server writes it (`{"stream":<q>` then
@@ -932,18 +993,6 @@ fn ack_prefix(stream: &str, domain: &str) -> Vec<u8> {
     }
     out.extend_from_slice(b",\"seq\":");
     out
-}
-
-/// Wait for a [`Stream::start_sync`]; the error every stored message of its batches is
-/// answered with instead, if making them durable failed.
-async fn finish_sync(
-    sync: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
-) -> Option<ApiError> {
-    match sync?.await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(store_error(&e)),
-        Err(_) => Some(ApiError::stream_store_failed("store task failed")),
-    }
 }
 
 /// What a `Nats-Rollup` header asks for.
