@@ -18,8 +18,11 @@ expectation, and a fix shows up as XPASS."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import re
+import time
 
 import pytest
 
@@ -688,6 +691,88 @@ async def test_pub_ttl(js_server, case):
             f = await c.req("$JS.API.DIRECT.GET.TTL", {"seq": 1})
             assert f.hdr_text() == hdrs(*headers, ("Nats-Stream", "TTL"), ("Nats-Subject", "ttl.a"),
                                         ("Nats-Sequence", "1"), ("Nats-Time-Stamp", TS))
+
+
+# With subject_delete_marker_ttl a shorter per-message TTL is raised to the marker TTL's
+# whole seconds and the header rewritten (the old Nats-TTL lines go, the new one comes
+# last); longer TTLs, `never`, and streams with max_msgs_per_subject 1 keep theirs.
+# (marker ttl ns, max_msgs_per_subject, headers sent, headers stored)
+TTL_RAISE = {
+    "raised": (5_000_000_000, 0, [("Nats-TTL", "2s")], [("Nats-TTL", "5")]),
+    "raised_seconds_form": (5_000_000_000, 0, [("Nats-TTL", "1")], [("Nats-TTL", "5")]),
+    "raised_header_moves_last": (5_000_000_000, 0, [("A", "b"), ("Nats-TTL", "1s"), ("C", "d")],
+                                 [("A", "b"), ("C", "d"), ("Nats-TTL", "5")]),
+    "marker_ttl_truncated": (2_500_000_000, 0, [("Nats-TTL", "1s")], [("Nats-TTL", "2")]),
+    "equal_kept": (5_000_000_000, 0, [("Nats-TTL", "5s")], [("Nats-TTL", "5s")]),
+    "longer_kept": (5_000_000_000, 0, [("Nats-TTL", "1m")], [("Nats-TTL", "1m")]),
+    "never_kept": (5_000_000_000, 0, [("Nats-TTL", "never")], [("Nats-TTL", "never")]),
+    "one_per_subject_kept": (5_000_000_000, 1, [("Nats-TTL", "1s")], [("Nats-TTL", "1s")]),
+}
+
+
+@pytest.mark.parametrize("case", list(TTL_RAISE))
+@async_test()
+async def test_pub_ttl_raised_to_marker_ttl(js_server, case):
+    marker_ttl, per_subject, sent, stored = TTL_RAISE[case]
+    async with client(js_server) as c:
+        await create(c, "SDM", subjects=["sdm.>"], allow_direct=True,
+                     subject_delete_marker_ttl=marker_ttl, max_msgs_per_subject=per_subject)
+        assert await c.pub_ack("sdm.a", "x", sent) == ack(1, "SDM")
+        f = await c.req("$JS.API.DIRECT.GET.SDM", {"seq": 1})
+        assert f.hdr_text() == hdrs(*stored, ("Nats-Stream", "SDM"), ("Nats-Subject", "sdm.a"),
+                                    ("Nats-Sequence", "1"), ("Nats-Time-Stamp", TS))
+
+
+async def stream_state(c, name: str) -> dict:
+    return json.loads(await c.api(f"STREAM.INFO.{name}"))["state"]
+
+
+@pytest.mark.parametrize("storage", ["file", "memory"])
+@async_test()
+async def test_delete_marker_not_left_by_purge_or_delete(js_server, storage):
+    """nats-server 2.15.1 leaves subject delete markers only for expiry (reason MaxAge):
+    a purge (filtered or not) and a message delete (erased or not) leave none, although
+    ADR-43 names Purge and Remove reasons."""
+    async with client(js_server) as c:
+        await create(c, "SDM", subjects=["sdm.>"], storage=storage,
+                     subject_delete_marker_ttl=5_000_000_000)
+        for subject in ["sdm.a", "sdm.b", "sdm.c", "sdm.d", "sdm.e"]:
+            await store(c, subject, "x")
+        assert '"purged":1' in await c.api("STREAM.PURGE.SDM", {"filter": "sdm.a"})
+        assert '"success":true' in await c.api("STREAM.MSG.DELETE.SDM", {"seq": 2})
+        assert '"success":true' in await c.api("STREAM.MSG.DELETE.SDM", {"seq": 3, "no_erase": False})
+        assert '"purged":1' in await c.api("STREAM.PURGE.SDM", {"filter": "sdm.d", "keep": 0})
+        assert '"purged":1' in await c.api("STREAM.PURGE.SDM", {})
+        await asyncio.sleep(0.3)
+        st = await stream_state(c, "SDM")
+        assert (st["messages"], st["first_seq"], st["last_seq"]) == (0, 6, 5), st
+
+
+@async_test(timeout=30)
+async def test_delete_marker_left_by_expiry_only(js_server):
+    """Expiry that empties a subject leaves a marker (MaxAge, Nats-TTL of the marker TTL,
+    rollup sub). An expiring marker leaves none, and neither does an expiring KV purge
+    marker (``KV-Operation: PURGE``), as nats-server's isSubjectDeleteMarker."""
+    async with client(js_server) as c:
+        await create(c, "SDM", subjects=["sdm.>"], allow_direct=True,
+                     subject_delete_marker_ttl=1_000_000_000)
+        await store(c, "sdm.a", "x", [("Nats-TTL", "1s")])
+        await store(c, "sdm.k", "", [("KV-Operation", "PURGE"), ("Nats-Rollup", "sub"), ("Nats-TTL", "1s")])
+        deadline = time.monotonic() + 10
+        while (st := await stream_state(c, "SDM"))["last_seq"] < 3:
+            assert time.monotonic() < deadline, f"no marker: {st}"
+            await asyncio.sleep(0.1)
+        f = await c.req("$JS.API.DIRECT.GET.SDM", {"seq": 3})
+        assert f.hdr_text() == hdrs(("Nats-Marker-Reason", "MaxAge"), ("Nats-TTL", "1s"), ("Nats-Rollup", "sub"),
+                                    ("Nats-Stream", "SDM"), ("Nats-Subject", "sdm.a"),
+                                    ("Nats-Sequence", "3"), ("Nats-Time-Stamp", TS))
+        assert f.data == b""
+        while (st := await stream_state(c, "SDM"))["messages"] > 0:
+            assert time.monotonic() < deadline, f"marker did not expire: {st}"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)
+        st = await stream_state(c, "SDM")
+        assert (st["messages"], st["last_seq"]) == (0, 3), st
 
 
 MAX_SIZE = {

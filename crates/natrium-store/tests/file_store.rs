@@ -491,6 +491,8 @@ fn group_commit_many_writers() {
         }
     });
     assert_eq!(s.state().msgs, 800);
+    // Writers waiting together share fsyncs.
+    assert!(s.group_fsyncs() < 800, "{} fsyncs", s.group_fsyncs());
     for t in 0..8u8 {
         let f = SubjectFilter::new(&format!("g.{t}")).unwrap();
         assert_eq!(s.filtered_state(0, &f).msgs, 100);
@@ -502,6 +504,25 @@ fn group_commit_many_writers() {
             seq = m.seq;
         }
     }
+}
+
+#[test]
+fn one_fsync_covers_every_pending_append() {
+    // A publisher with many acks in flight: everything appended before the wait is made
+    // durable by one fsync, and waiting on any earlier ticket costs none.
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 1 << 20);
+    let tickets: Vec<_> = (0..500u64)
+        .map(|i| s.append_msg("p.a", b"", &payload(i), None).unwrap().ticket)
+        .collect();
+    let before = s.group_fsyncs();
+    s.wait_durable(tickets[499]).unwrap();
+    assert_eq!(s.group_fsyncs(), before + 1);
+    for t in &tickets {
+        s.wait_durable(*t).unwrap();
+    }
+    assert_eq!(s.group_fsyncs(), before + 1);
+    assert_eq!(s.load_msg(500).unwrap().payload, payload(499));
 }
 
 #[test]

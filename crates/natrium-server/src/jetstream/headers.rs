@@ -22,6 +22,10 @@ pub const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
 pub const ROLLUP: &str = "Nats-Rollup";
 /// `Nats-TTL`.
 pub const TTL: &str = "Nats-TTL";
+/// `Nats-Marker-Reason` (subject delete markers).
+pub const MARKER_REASON: &str = "Nats-Marker-Reason";
+/// `KV-Operation` (a KV client's `DEL`/`PURGE`).
+pub const KV_OPERATION: &str = "KV-Operation";
 /// `Nats-Required-Api-Level`.
 pub const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
 
@@ -61,6 +65,38 @@ pub fn get_set_str<'a>(block: &'a [u8], key: &str) -> Option<&'a str> {
 /// [`get`] as UTF-8 text.
 pub fn get_str<'a>(block: &'a [u8], key: &str) -> Option<&'a str> {
     get(block, key).and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// `block` with every `Nats-TTL` line removed and `Nats-TTL: <secs>` appended as the
+/// last header, the way nats-server rewrites a raised TTL (`removeHeaderIfPresent` then
+/// `genHeader`: exact-case key at a line start, followed by a colon).
+pub fn replace_ttl(block: &[u8], secs: u64) -> Vec<u8> {
+    const STATUS: &[u8] = b"NATS/1.0\r\n";
+    let mut out = Vec::with_capacity(block.len() + 24);
+    let body = match memchr::memmem::find(block, b"\r\n") {
+        Some(i) => {
+            out.extend_from_slice(&block[..i + 2]);
+            &block[i + 2..]
+        }
+        None => {
+            out.extend_from_slice(STATUS);
+            &[][..]
+        }
+    };
+    let mut rest = body;
+    while !rest.is_empty() {
+        let end = memchr::memmem::find(rest, b"\r\n").unwrap_or(rest.len());
+        let line = &rest[..end];
+        let is_ttl =
+            line.len() > TTL.len() && line.starts_with(TTL.as_bytes()) && line[TTL.len()] == b':';
+        if !line.is_empty() && !is_ttl {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        rest = rest.get(end + 2..).unwrap_or(&[]);
+    }
+    out.extend_from_slice(format!("{TTL}: {secs}\r\n\r\n").as_bytes());
+    out
 }
 
 /// A `Nats-TTL` value that is not a duration of at least one second, a count of
@@ -140,6 +176,19 @@ mod tests {
         assert!(parse_ttl("-1").is_err());
         assert!(parse_ttl(" 5s").is_err());
         assert!(parse_ttl("").is_err());
+    }
+
+    #[test]
+    fn ttl_rewrite_moves_the_header_last() {
+        let h = b"NATS/1.0\r\nNats-TTL: 1s\r\nA: b\r\nNats-TTL: 2\r\n\r\n";
+        assert_eq!(
+            replace_ttl(h, 5),
+            b"NATS/1.0\r\nA: b\r\nNats-TTL: 5\r\n\r\n".to_vec()
+        );
+        assert_eq!(
+            replace_ttl(b"NATS/1.0\r\nNats-TTL: 1\r\n\r\n", 3),
+            b"NATS/1.0\r\nNats-TTL: 3\r\n\r\n".to_vec()
+        );
     }
 
     #[test]

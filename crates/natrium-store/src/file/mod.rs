@@ -301,6 +301,8 @@ struct Shared {
     meta_mu: Mutex<()>,
     /// Fault injection for tests: 0 none, 1 next segment write fails, 2 next fsync fails.
     fault: std::sync::atomic::AtomicU8,
+    /// Group-commit fsyncs done (see [`FileStore::group_fsyncs`]).
+    group_fsyncs: std::sync::atomic::AtomicU64,
     /// When an append last retried recovery from a full disk.
     nospace_retry: Mutex<Option<std::time::Instant>>,
     /// The directory lock, held until `stop()` (so the stream can be reopened in this
@@ -382,6 +384,7 @@ impl FileStore {
             consumers: Mutex::new(HashMap::new()),
             meta_mu: Mutex::new(()),
             fault: std::sync::atomic::AtomicU8::new(0),
+            group_fsyncs: std::sync::atomic::AtomicU64::new(0),
             nospace_retry: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
         });
@@ -521,6 +524,15 @@ impl FileStore {
         if self.try_recover().is_ok() && free_space(&self.sh.dir) >= 4 * SPACE_RESERVE {
             make_reserve(&self.sh.dir);
         }
+    }
+
+    /// How many fsyncs group-commit leaders have done since open: one covers every
+    /// append made before it started, however many writers wait on it (for tests and
+    /// diagnostics).
+    pub fn group_fsyncs(&self) -> u64 {
+        self.sh
+            .group_fsyncs
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the store is refusing appends because the disk was full.
@@ -1255,6 +1267,8 @@ impl Shared {
             return Ok((lsn, None));
         }
         let res = self.take_fault(FAULT_FSYNC).and_then(|()| file.sync_data());
+        self.group_fsyncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut g = self.inner.write();
         if let Err(e) = res {
             let path = g
