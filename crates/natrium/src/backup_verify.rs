@@ -176,10 +176,18 @@ async fn prune(a: PruneArgs) -> Result<()> {
     Ok(())
 }
 
+/// The reason in a backup error, without the location it names (the caller adds it).
+fn reason(e: crate::backup::BackupError) -> String {
+    match e {
+        crate::backup::BackupError::Object { detail, .. } => detail,
+        other => other.to_string(),
+    }
+}
+
 /// Verify a backup in an object store, streaming each archive.
 async fn verify_remote(t: &Target) -> std::result::Result<BackupSummary, ArchiveError> {
     let layout = |path: String, reason: String| ArchiveError::Layout { path, reason };
-    let berr = |e: crate::backup::BackupError| layout(t.display(), e.to_string());
+    let berr = |e: crate::backup::BackupError| layout(t.display(), reason(e));
     let mut summary = BackupSummary {
         kind: "stream",
         streams: Vec::new(),
@@ -229,7 +237,7 @@ async fn verify_remote(t: &Target) -> std::result::Result<BackupSummary, Archive
 
 async fn verify_remote_stream(t: &Target) -> std::result::Result<StreamSummary, ArchiveError> {
     let layout = |path: String, reason: String| ArchiveError::Layout { path, reason };
-    let berr = |e: crate::backup::BackupError| layout(t.display(), e.to_string());
+    let berr = |e: crate::backup::BackupError| layout(t.display(), reason(e));
     if t.exists(INCOMPLETE).await.map_err(berr)? {
         return Err(layout(
             t.display(),

@@ -438,13 +438,20 @@ fn describe(e: &object_store::Error) -> String {
     } else {
         None
     };
-    let mut detail: String = one_line.chars().take(240).collect();
-    if detail.len() < one_line.len() {
-        detail.push('…');
-    }
-    match hint {
-        Some(h) => format!("{h} ({detail})"),
-        None => detail,
+    // With a known cause, the HTTP status is all the rest a person needs.
+    let status = one_line
+        .split_once("status code: ")
+        .map(|(_, rest)| rest.split(':').next().unwrap_or(rest).trim().to_string());
+    match (hint, status) {
+        (Some(h), Some(st)) => format!("{h} (HTTP {st})"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => {
+            let mut detail: String = one_line.chars().take(240).collect();
+            if detail.len() < one_line.len() {
+                detail.push('…');
+            }
+            detail
+        }
     }
 }
 
