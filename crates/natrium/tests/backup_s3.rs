@@ -433,6 +433,30 @@ async fn s3_account_backup_and_restore() {
     for name in ["A1", "A2", "A3"] {
         assert_eq!(digest(&jc, name).await, digest(&js, name).await, "{name}");
     }
+
+    // What a cut account backup leaves at its root: the marker. Restore and verify
+    // refuse it, ls shows it unfinished.
+    let (st, body) = moto.http("PUT", "/acct/x/y/INCOMPLETE");
+    assert_eq!(st, 200, "{body}");
+    let d = Server::start();
+    one_line_error(
+        run(
+            s3cli(&moto, Some(&d.url)),
+            &["account", "restore", "s3://acct/x/y"],
+        ),
+        "incomplete",
+    );
+    assert!(
+        !run(s3cli(&moto, None), &["backup", "verify", "s3://acct/x/y"])
+            .status
+            .success()
+    );
+    let ls = ok_json(run(
+        s3cli(&moto, None),
+        &["backup", "ls", "s3://acct/x", "--json"],
+    ));
+    assert_eq!(ls[0]["kind"], "account", "{ls}");
+    assert_eq!(ls[0]["complete"], false, "{ls}");
 }
 
 /// ls and prune on one target (local folder or s3 prefix): three backups a second
