@@ -7,7 +7,8 @@
 # Then, alternately (local, s3, local, s3, ...), `natrium stream backup BENCH TARGET`
 # is timed: TARGET is a fresh folder under the work dir, or s3://bench/rN. Rate =
 # stream bytes (state.bytes of the snapshot) / the CLI's wall time. Each backup is
-# removed after its run (the folder, or the two objects), so moto's memory stays flat.
+# removed after its run (the folder; on s3 the previous round's, by `natrium backup
+# prune --keep 1`), so moto's memory stays flat.
 # The table shows medians and the ratio s3 / local. Every process started here is
 # stopped by PID; every step is bounded by timeout(1).
 #
@@ -56,7 +57,7 @@ if [ -z "${MOTO_SERVER_BIN:-}" ]; then
 fi
 [ -n "${MOTO_SERVER_BIN:-}" ] || die "moto_server not found: pip install -r tests/python/requirements.txt into .venv, or set MOTO_SERVER_BIN"
 for b in "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN" "$MOTO_SERVER_BIN"; do
-  [ -x "$b" ] || die "not an executable: $b (build: cargo build --release -p natrium -p natrium-server --example js_fill)"
+  [ -x "$b" ] || die "not an executable: $b (build: cargo build --release -p natrium -p natrium-server --bins --example js_fill)"
 done
 command -v timeout >/dev/null || die "timeout(1) is required"
 command -v python3 >/dev/null || die "python3 is required"
@@ -144,8 +145,9 @@ for round in $(seq 1 "$ROUNDS"); do
       stream_bytes=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"]["bytes"])' "$target/backup.json")
       rm -rf "$target"
     else
-      http DELETE "/bench/r$round/stream.tar.s2"
-      http DELETE "/bench/r$round/backup.json"
+      # Keep moto's memory flat: drop the previous round's backup (our own prune).
+      timeout -k 5 60 "$NATRIUM_BIN" backup prune s3://bench --keep 1 \
+        >>"$WORK/prune.log" 2>>"$WORK/client.stderr" </dev/null || die "prune failed"
     fi
     python3 - "$side" "$round" "$t0" "$t1" "$stream_bytes" "$WORK/$side.r$round.json" >>"$RAW" <<'EOF'
 import json, sys
