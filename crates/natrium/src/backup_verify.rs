@@ -1,6 +1,8 @@
 //! `natrium backup verify DIR [--json]`: offline check of a backup directory written by
 //! `nats stream backup` (`DIR/stream.tar.s2` + `DIR/backup.json`) or `nats account
-//! backup` (one such directory per stream), without a server.
+//! backup` (one such directory per stream), without a server. DIR may also be an
+//! `s3://bucket/prefix` URL; the archive is then streamed from the object store.
+//! `backup ls` and `backup prune` (see `backup::catalog`) manage a folder of backups.
 //!
 //! It reads every archive the way a restore would — S2 framing and CRCs, v2 entry order
 //! and sentinel or v1 tar members with block checksums, consumer state sanity — prints a
@@ -8,11 +10,16 @@
 //! `natrium_store::archive::verify`; this file is only the command-line face.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use natrium_store::archive::{BackupSummary, StreamSummary, verify_backup_dir};
+use natrium_store::archive::{
+    ArchiveError, BackupSummary, DamagedStream, StreamSummary, verify_backup_dir,
+    verify_stream_parts,
+};
 
+use crate::backup::catalog;
+use crate::backup::layout::{ARCHIVE, INCOMPLETE, META};
+use crate::backup::target::Target;
 use crate::error::{Error, Result};
 
 /// `natrium backup ...`.
@@ -28,29 +35,233 @@ pub struct BackupArgs {
 pub enum BackupCommand {
     /// Verify a stream or account backup directory offline (exit status 1 if damaged).
     Verify(VerifyArgs),
+    /// List the backups in a folder or s3:// prefix: time, streams, watermark, size.
+    Ls(LsArgs),
+    /// Delete all but the newest N backup chains (a full backup and its incrementals).
+    Prune(PruneArgs),
+}
+
+/// `natrium backup ls`.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Folder or s3://BUCKET/PREFIX holding backups (or one backup).
+    pub target: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `natrium backup prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Folder or s3://BUCKET/PREFIX holding backups.
+    pub target: String,
+    /// How many of the newest chains to keep.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: u64,
+    /// Only print what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `natrium backup verify`.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// Backup directory: `stream.tar.s2` + `backup.json`, or one such directory per stream.
-    pub dir: PathBuf,
+    /// Backup directory: `stream.tar.s2` + `backup.json`, or one such directory per
+    /// stream; or s3://BUCKET/PREFIX.
+    pub dir: String,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Runs a backup subcommand.
-pub fn run(args: BackupArgs) -> Result<()> {
+pub async fn run(args: BackupArgs) -> Result<()> {
     match args.command {
-        BackupCommand::Verify(v) => verify(v),
+        BackupCommand::Verify(v) => verify(v).await,
+        BackupCommand::Ls(a) => ls(a).await,
+        BackupCommand::Prune(a) => prune(a).await,
     }
 }
 
-fn verify(args: VerifyArgs) -> Result<()> {
-    let dir = args.dir.display().to_string();
+async fn ls(a: LsArgs) -> Result<()> {
+    let target = Target::parse(&a.target)?;
+    let entries = catalog::list(&target).await?;
+    if a.json {
+        return crate::output::json(&entries);
+    }
+    if entries.is_empty() {
+        return crate::output::out(format!("No backups in {}", target.display()));
+    }
+    let mut t = crate::output::table(
+        Some(&format!("Backups in {}", target.display())),
+        &[
+            "Name",
+            "Kind",
+            "Time",
+            "Streams",
+            "Watermark",
+            "Size",
+            "Chain",
+            "Status",
+        ],
+    );
+    for e in &entries {
+        let wm = match &e.watermark {
+            Some(w) => w.to_string(),
+            None => e
+                .last_seq
+                .iter()
+                .map(|(s, l)| format!("{s}@{l}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        let kind = match e.natrium.as_ref().and_then(|n| n.get("kind")) {
+            Some(k) => format!("{} {}", e.kind, k.as_str().unwrap_or("")),
+            None => e.kind.to_string(),
+        };
+        t.row([
+            if e.name.is_empty() {
+                ".".to_string()
+            } else {
+                e.name.clone()
+            },
+            kind,
+            e.time.clone(),
+            e.streams.join(" "),
+            wm,
+            crate::output::bytes(e.size),
+            e.chain.clone(),
+            if e.complete { "complete" } else { "INCOMPLETE" }.to_string(),
+        ]);
+    }
+    t.print()
+}
+
+async fn prune(a: PruneArgs) -> Result<()> {
+    let target = Target::parse(&a.target)?;
+    let entries = catalog::list(&target).await?;
+    if entries.iter().any(|e| e.name.is_empty()) {
+        return Err(Error::Usage(format!(
+            "{} is itself a backup, not a folder of backups; nothing to prune",
+            target.display()
+        )));
+    }
+    let doomed = catalog::to_prune(&entries, a.keep as usize);
+    if doomed.is_empty() {
+        return crate::output::out(format!(
+            "Nothing to prune in {}: {} backups, keeping the newest {} chains",
+            target.display(),
+            entries.len(),
+            a.keep
+        ));
+    }
+    for e in doomed {
+        let what = format!(
+            "{} ({} backup of {}, {}, chain {}, {})",
+            e.location,
+            e.kind,
+            e.streams.join(" "),
+            e.time,
+            e.chain,
+            crate::output::bytes(e.size)
+        );
+        if a.dry_run {
+            crate::output::out(format!("Would delete {what}"))?;
+        } else {
+            crate::output::out(format!("Deleting {what}"))?;
+            catalog::delete(&target, e).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The reason in a backup error, without the location it names (the caller adds it).
+fn reason(e: crate::backup::BackupError) -> String {
+    match e {
+        crate::backup::BackupError::Object { detail, .. } => detail,
+        other => other.to_string(),
+    }
+}
+
+/// Verify a backup in an object store, streaming each archive.
+async fn verify_remote(t: &Target) -> std::result::Result<BackupSummary, ArchiveError> {
+    let layout = |path: String, reason: String| ArchiveError::Layout { path, reason };
+    let berr = |e: crate::backup::BackupError| layout(t.display(), reason(e));
+    let mut summary = BackupSummary {
+        kind: "stream",
+        streams: Vec::new(),
+        damaged: Vec::new(),
+        total_messages: 0,
+        total_message_bytes: 0,
+        total_consumers: 0,
+    };
+    t.prepare().await.map_err(berr)?;
+    let is_stream = t.exists(META).await.map_err(berr)? || t.exists(ARCHIVE).await.map_err(berr)?;
+    if is_stream {
+        summary.streams.push(verify_remote_stream(t).await?);
+    } else {
+        summary.kind = "account";
+        if t.exists(INCOMPLETE).await.map_err(berr)? {
+            return Err(layout(
+                t.display(),
+                "incomplete backup (interrupted while it was written; take it again)".into(),
+            ));
+        }
+        let subs = t.children().await.map_err(berr)?;
+        if subs.is_empty() {
+            return Err(layout(
+                t.display(),
+                "no stream.tar.s2 and no stream directories".into(),
+            ));
+        }
+        for s in subs {
+            let st = t.join(&s);
+            match verify_remote_stream(&st).await {
+                Ok(s) => summary.streams.push(s),
+                Err(source) => summary.damaged.push(DamagedStream {
+                    path: st.display(),
+                    error: source.to_string(),
+                    source,
+                }),
+            }
+        }
+    }
+    for s in &summary.streams {
+        summary.total_messages += s.messages;
+        summary.total_message_bytes += s.message_bytes;
+        summary.total_consumers += s.consumers.len() as u64;
+    }
+    Ok(summary)
+}
+
+async fn verify_remote_stream(t: &Target) -> std::result::Result<StreamSummary, ArchiveError> {
+    let layout = |path: String, reason: String| ArchiveError::Layout { path, reason };
+    let berr = |e: crate::backup::BackupError| layout(t.display(), reason(e));
+    if t.exists(INCOMPLETE).await.map_err(berr)? {
+        return Err(layout(
+            t.display(),
+            "incomplete backup (interrupted while it was written; take it again)".into(),
+        ));
+    }
+    let bj = t.read_small(META).await.map_err(berr)?;
+    let reader = t.open(ARCHIVE).await.map_err(berr)?.into_blocking_read();
+    let bj_name = t.location(META).display().to_string();
+    let path = t.display();
+    tokio::task::spawn_blocking(move || verify_stream_parts(&bj, &bj_name, reader, &path))
+        .await
+        .map_err(|e| layout(t.display(), format!("verification task failed: {e}")))?
+}
+
+async fn verify(args: VerifyArgs) -> Result<()> {
+    let target = Target::parse(&args.dir)?;
+    let dir = target.display();
+    let result = match &target {
+        Target::Local(p) => verify_backup_dir(p),
+        Target::Object(_) => verify_remote(&target).await,
+    };
     let mut out = std::io::stdout().lock();
-    match verify_backup_dir(&args.dir) {
+    match result {
         Ok(summary) => {
             if args.json {
                 let mut v = serde_json::to_value(&summary)
@@ -179,8 +390,8 @@ fn print_summary(out: &mut impl Write, dir: &str, s: &BackupSummary) -> std::io:
 mod tests {
     use super::*;
 
-    #[test]
-    fn verifies_sample_dir_and_reports_damage() {
+    #[tokio::test]
+    async fn verifies_sample_dir_and_reports_damage() {
         let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../natrium-store/tests/data/backup");
         let tmp = std::env::temp_dir().join(format!("natrium-bv-{}", std::process::id()));
@@ -189,17 +400,19 @@ mod tests {
         std::fs::copy(data.join("ORDERS.stream.tar.s2"), tmp.join("stream.tar.s2")).unwrap();
         std::fs::copy(data.join("ORDERS.backup.json"), tmp.join("backup.json")).unwrap();
         let ok = verify(VerifyArgs {
-            dir: tmp.clone(),
+            dir: tmp.display().to_string(),
             json: true,
-        });
+        })
+        .await;
         assert!(ok.is_ok(), "{ok:?}");
         let mut bytes = std::fs::read(tmp.join("stream.tar.s2")).unwrap();
         bytes[200] ^= 0x40;
         std::fs::write(tmp.join("stream.tar.s2"), bytes).unwrap();
         let bad = verify(VerifyArgs {
-            dir: tmp.clone(),
+            dir: tmp.display().to_string(),
             json: false,
-        });
+        })
+        .await;
         assert!(bad.is_err());
         let _ = std::fs::remove_dir_all(&tmp);
     }

@@ -78,7 +78,7 @@ enum Command {
     Context(cmd::context::ContextArgs),
     /// Measure throughput and latency of a NATS server.
     Bench(bench::BenchArgs),
-    /// Work with backups offline (`backup verify DIR`).
+    /// Work with backups offline (`backup verify|ls|prune`).
     Backup(backup_verify::BackupArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -116,7 +116,7 @@ async fn run(cli: Cli) -> Result<()> {
             return output::out_bytes(&out, false);
         }
         Command::Man { dir } => return write_man_pages(&dir),
-        Command::Backup(args) => return backup_verify::run(args),
+        Command::Backup(args) => return backup_verify::run(args).await,
         _ => {}
     }
     conn.apply_context()?;

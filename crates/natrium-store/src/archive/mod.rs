@@ -37,5 +37,5 @@ pub use v1::{IndexDbUse, V1Report};
 pub use v2::ArchiveWriter;
 pub use verify::{
     BackupSummary, ConsumerSummary, DamagedStream, StreamSummary, verify_archive,
-    verify_backup_dir, verify_stream_dir,
+    verify_backup_dir, verify_stream_dir, verify_stream_parts,
 };

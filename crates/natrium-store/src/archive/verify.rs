@@ -239,39 +239,56 @@ pub fn verify_stream_dir(dir: &Path) -> Result<StreamSummary, ArchiveError> {
     }
     let bj_path = dir.join("backup.json");
     let bj_text = std::fs::read(&bj_path).map_err(|e| layout(&bj_path, e.to_string()))?;
+    let arc_path = dir.join("stream.tar.s2");
+    let file = File::open(&arc_path).map_err(|e| layout(&arc_path, e.to_string()))?;
+    verify_stream_parts(
+        &bj_text,
+        &bj_path.display().to_string(),
+        BufReader::with_capacity(256 * 1024, file),
+        &dir.display().to_string(),
+    )
+}
+
+/// Verifies one stream backup given as its parts: the `backup.json` bytes (named
+/// `bj_name` in errors) and a reader of its `stream.tar.s2`. This is how a backup that
+/// is not a local folder (an object-storage prefix) is checked, streaming the archive.
+pub fn verify_stream_parts<R: Read>(
+    bj_text: &[u8],
+    bj_name: &str,
+    archive: R,
+    path: &str,
+) -> Result<StreamSummary, ArchiveError> {
+    let bj_layout = |reason: &str| ArchiveError::Layout {
+        path: bj_name.to_string(),
+        reason: reason.to_string(),
+    };
     let bj: serde_json::Value =
-        serde_json::from_slice(&bj_text).map_err(|source| ArchiveError::Json {
-            name: bj_path.display().to_string(),
+        serde_json::from_slice(bj_text).map_err(|source| ArchiveError::Json {
+            name: bj_name.to_string(),
             source,
         })?;
     let config = bj
         .get("config")
         .filter(|c| c.is_object())
-        .ok_or_else(|| layout(&bj_path, "no config object"))?;
+        .ok_or_else(|| bj_layout("no config object"))?;
     let name = config
         .get("name")
         .and_then(|n| n.as_str())
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| layout(&bj_path, "config has no stream name"))?
+        .ok_or_else(|| bj_layout("config has no stream name"))?
         .to_string();
     let backup_state: Option<StreamStateJson> = match bj.get("state") {
         Some(s) => {
             Some(
                 serde_json::from_value(s.clone()).map_err(|source| ArchiveError::Json {
-                    name: format!("{} state", bj_path.display()),
+                    name: format!("{bj_name} state"),
                     source,
                 })?,
             )
         }
         None => None,
     };
-    let arc_path = dir.join("stream.tar.s2");
-    let file = File::open(&arc_path).map_err(|e| layout(&arc_path, e.to_string()))?;
-    let mut s = verify_archive(
-        BufReader::with_capacity(256 * 1024, file),
-        &dir.display().to_string(),
-        Some(&name),
-    )?;
+    let mut s = verify_archive(archive, path, Some(&name))?;
     if s.stream != name {
         return Err(ArchiveError::StreamNameMismatch {
             expected: name,
@@ -326,6 +343,13 @@ pub fn verify_backup_dir(dir: &Path) -> Result<BackupSummary, ArchiveError> {
                 // natrium's account metadata (consistency, watermarks) sits beside them.
                 if e.file_name() == "account.json" {
                     continue;
+                }
+                // natrium marks an account backup unfinished until account.json is written.
+                if e.file_name() == "INCOMPLETE" {
+                    return Err(layout(
+                        dir,
+                        "incomplete account backup (interrupted while it was written; take it again)",
+                    ));
                 }
                 return Err(layout(&p, "account backups hold only stream directories"));
             }

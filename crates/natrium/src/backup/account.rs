@@ -7,15 +7,15 @@
 //! whole restore stops before uploading anything) or, with `--skip-existing`, skipped
 //! and named.
 
-use std::path::Path;
-
 use async_nats::Client;
 use serde_json::{Value, json};
 
-use super::layout::{StreamDir, create_private_dir, io};
+use super::catalog::ACCOUNT_META;
+use super::layout::{INCOMPLETE, META, StreamDir};
 use super::progress::Progress;
 use super::stream_backup::{BackupOptions, BackupSummary, backup_stream};
 use super::stream_restore::{RestoreSummary, restore_stream};
+use super::target::Target;
 use super::{BackupError, api_request, stream_exists};
 
 /// All stream names of the account, every page.
@@ -92,7 +92,7 @@ async fn freeze(client: &Client) -> Option<(String, String, Vec<String>)> {
 /// user is told. `dir/account.json` records which.
 pub async fn backup_account(
     client: &Client,
-    dir: &Path,
+    dir: &Target,
     opts: &BackupOptions,
     progress: &mut Progress,
 ) -> Result<AccountBackup, BackupError> {
@@ -107,12 +107,19 @@ pub async fn backup_account(
             (stream_names(client).await?, None, None)
         }
     };
-    create_private_dir(dir)?;
+    dir.prepare().await?;
+    if dir.exists(META).await? || dir.exists(ACCOUNT_META).await? {
+        return Err(BackupError::Exists(dir.location("")));
+    }
+    // Marked unfinished until account.json is written: a backup cut short between
+    // two streams must not pass for a whole account.
+    dir.write_small(INCOMPLETE, b"account backup in progress\n")
+        .await?;
     let mut streams = Vec::with_capacity(names.len());
     let mut o = opts.clone();
     o.freeze = token.clone();
     for name in &names {
-        let sd = StreamDir::new(dir.join(name));
+        let sd = StreamDir::at(dir.join(name));
         streams.push(backup_stream(client, name, &sd, &o, progress).await?);
     }
     let out = AccountBackup {
@@ -125,10 +132,12 @@ pub async fn backup_account(
         "time": out.time,
         "streams": out.streams.iter().map(|s| (s.stream.clone(), json!({"last_seq": s.last_seq}))).collect::<serde_json::Map<_, _>>(),
     });
-    super::layout::write_synced(
-        &dir.join("account.json"),
+    dir.write_small(
+        ACCOUNT_META,
         &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
-    )?;
+    )
+    .await?;
+    dir.remove(INCOMPLETE).await?;
     Ok(out)
 }
 
@@ -144,19 +153,20 @@ pub struct AccountRestore {
 /// Restore every stream folder in `dir`.
 pub async fn restore_account(
     client: &Client,
-    dir: &Path,
+    dir: &Target,
     skip_existing: bool,
     chunk_timeout: std::time::Duration,
     progress: &mut Progress,
 ) -> Result<AccountRestore, BackupError> {
-    let mut folders = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
-        let e = e.map_err(|e| io(dir, e))?;
-        if e.path().is_dir() {
-            folders.push(StreamDir::new(e.path()));
-        }
+    if dir.exists(INCOMPLETE).await? {
+        return Err(BackupError::Incomplete(dir.location("")));
     }
-    folders.sort_by(|a, b| a.dir.cmp(&b.dir));
+    let folders: Vec<StreamDir> = dir
+        .children()
+        .await?
+        .iter()
+        .map(|name| StreamDir::at(dir.join(name)))
+        .collect();
     if folders.is_empty() {
         return Err(BackupError::Usage(format!(
             "{} holds no stream backups",
@@ -167,7 +177,7 @@ pub async fn restore_account(
     let mut todo = Vec::new();
     let mut skipped = Vec::new();
     for sd in folders {
-        let meta = sd.read_meta()?;
+        let meta = sd.read_meta().await?;
         let name = meta["config"]["name"]
             .as_str()
             .unwrap_or_default()

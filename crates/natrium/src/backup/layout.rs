@@ -10,11 +10,15 @@
 //! none and restore fails with a confusing "no such file". We write `INCOMPLETE` first
 //! and remove it after `backup.json` is durable; restore and verify refuse a folder
 //! that has it, and say why.
+//!
+//! The same layout holds at an object-storage prefix (see `target`): a backup there is
+//! complete exactly when `backup.json` exists and no `INCOMPLETE` object does.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::BackupError;
+use super::target::Target;
 
 /// The archive file.
 pub const ARCHIVE: &str = "stream.tar.s2";
@@ -23,61 +27,82 @@ pub const META: &str = "backup.json";
 /// Present while a backup is being written.
 pub const INCOMPLETE: &str = "INCOMPLETE";
 
-/// Paths of one stream backup folder.
+/// One stream backup folder (or object prefix).
 #[derive(Debug, Clone)]
 pub struct StreamDir {
-    /// The folder.
+    /// The folder; for an object-storage target its `s3://` URL (for messages only).
     pub dir: PathBuf,
+    /// Where its files are read and written.
+    pub target: Target,
 }
 
 impl StreamDir {
-    /// The folder at `dir`.
+    /// The local folder at `dir`.
+    #[allow(dead_code)] // the local-only constructor, kept for callers that have a path
     pub fn new(dir: impl Into<PathBuf>) -> StreamDir {
-        StreamDir { dir: dir.into() }
+        let dir = dir.into();
+        StreamDir {
+            target: Target::Local(dir.clone()),
+            dir,
+        }
+    }
+
+    /// The backup at `target` (a folder or an object prefix).
+    pub fn at(target: Target) -> StreamDir {
+        StreamDir {
+            dir: target.local().map_or_else(
+                || PathBuf::from(target.display()),
+                std::path::Path::to_path_buf,
+            ),
+            target,
+        }
     }
 
     /// `stream.tar.s2`.
     pub fn archive(&self) -> PathBuf {
-        self.dir.join(ARCHIVE)
+        self.target.location(ARCHIVE)
     }
 
     /// `backup.json`.
     pub fn meta(&self) -> PathBuf {
-        self.dir.join(META)
+        self.target.location(META)
     }
 
     /// The unfinished marker.
+    #[allow(dead_code)] // for messages, like `meta` and `archive`
     pub fn marker(&self) -> PathBuf {
-        self.dir.join(INCOMPLETE)
+        self.target.location(INCOMPLETE)
     }
 
     /// Create the folder (0700, like the nats CLI) and mark it unfinished. Refuses a
-    /// folder that already holds a backup.
-    pub fn start(&self, what: &str) -> Result<(), BackupError> {
-        create_private_dir(&self.dir)?;
-        if self.meta().exists() || self.archive().exists() {
+    /// folder that already holds a backup. On object storage this first checks the
+    /// bucket is reachable.
+    pub async fn start(&self, what: &str) -> Result<(), BackupError> {
+        self.target.prepare().await?;
+        if self.target.exists(META).await? || self.target.exists(ARCHIVE).await? {
             return Err(BackupError::Exists(self.dir.clone()));
         }
-        write_synced(&self.marker(), format!("{what}\n").as_bytes())
+        self.target
+            .write_small(INCOMPLETE, format!("{what}\n").as_bytes())
+            .await
     }
 
     /// Write `backup.json`, then drop the marker (each step synced).
-    pub fn finish(&self, meta: &serde_json::Value) -> Result<(), BackupError> {
+    pub async fn finish(&self, meta: &serde_json::Value) -> Result<(), BackupError> {
         let body = serde_json::to_vec_pretty(meta).map_err(|e| BackupError::Json {
             path: self.meta(),
             detail: e.to_string(),
         })?;
-        write_synced(&self.meta(), &body)?;
-        std::fs::remove_file(self.marker()).map_err(|e| io(&self.marker(), e))?;
-        sync_dir(&self.dir)
+        self.target.write_small(META, &body).await?;
+        self.target.remove(INCOMPLETE).await
     }
 
     /// Check the folder is a finished backup; returns the parsed `backup.json`.
-    pub fn read_meta(&self) -> Result<serde_json::Value, BackupError> {
-        if self.marker().exists() {
+    pub async fn read_meta(&self) -> Result<serde_json::Value, BackupError> {
+        if self.target.exists(INCOMPLETE).await? {
             return Err(BackupError::Incomplete(self.dir.clone()));
         }
-        let bytes = std::fs::read(self.meta()).map_err(|e| io(&self.meta(), e))?;
+        let bytes = self.target.read_small(META).await?;
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| BackupError::Json {
                 path: self.meta(),
@@ -89,7 +114,7 @@ impl StreamDir {
                 detail: "no \"config\" object".into(),
             });
         }
-        if !self.archive().is_file() {
+        if !self.target.exists(ARCHIVE).await? {
             return Err(io(
                 &self.archive(),
                 std::io::Error::from(std::io::ErrorKind::NotFound),

@@ -4,13 +4,16 @@
 //! (the same against nats-server and natrium-server), writes the `nats` CLI's folder
 //! layout, and can run anywhere that reaches the server. See `layout` for the folder,
 //! `stream_backup` / `stream_restore` for the two protocols, `account` for the loop
-//! over an account's streams, `progress` for what the user sees.
+//! over an account's streams, `progress` for what the user sees, `target` for where the
+//! files live (a folder or an `s3://` prefix), `catalog` for `backup ls` / `prune`.
 
 pub mod account;
+pub mod catalog;
 pub mod layout;
 pub mod progress;
 pub mod stream_backup;
 pub mod stream_restore;
+pub mod target;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,6 +63,14 @@ pub enum BackupError {
         path: PathBuf,
         /// The error.
         source: std::io::Error,
+    },
+    /// An object-storage operation failed.
+    #[error("{url}: {detail}")]
+    Object {
+        /// The object or prefix.
+        url: String,
+        /// What went wrong, on one line.
+        detail: String,
     },
     /// A JSON file is malformed.
     #[error("{}: {detail}", path.display())]
@@ -184,8 +195,9 @@ impl BackupFlags {
 pub struct StreamBackupArgs {
     /// The stream.
     pub stream: String,
-    /// Folder to write (`stream.tar.s2`, `backup.json`).
-    pub dir: PathBuf,
+    /// Folder to write (`stream.tar.s2`, `backup.json`): a path, file://PATH or
+    /// s3://BUCKET/PREFIX.
+    pub dir: String,
     #[command(flatten)]
     pub flags: BackupFlags,
 }
@@ -193,8 +205,8 @@ pub struct StreamBackupArgs {
 /// `stream restore DIR`.
 #[derive(Args, Debug, Clone)]
 pub struct StreamRestoreArgs {
-    /// Backup folder.
-    pub dir: PathBuf,
+    /// Backup folder: a path, file://PATH or s3://BUCKET/PREFIX.
+    pub dir: String,
     /// Restore under this name instead.
     #[arg(long)]
     pub name: Option<String>,
@@ -206,8 +218,9 @@ pub struct StreamRestoreArgs {
 /// `account backup DIR`.
 #[derive(Args, Debug, Clone)]
 pub struct AccountBackupArgs {
-    /// Folder to write (one sub-folder per stream).
-    pub dir: PathBuf,
+    /// Folder to write (one sub-folder per stream): a path, file://PATH or
+    /// s3://BUCKET/PREFIX.
+    pub dir: String,
     #[command(flatten)]
     pub flags: BackupFlags,
 }
@@ -215,8 +228,9 @@ pub struct AccountBackupArgs {
 /// `account restore DIR`.
 #[derive(Args, Debug, Clone)]
 pub struct AccountRestoreArgs {
-    /// Backup folder (one sub-folder per stream).
-    pub dir: PathBuf,
+    /// Backup folder (one sub-folder per stream): a path, file://PATH or
+    /// s3://BUCKET/PREFIX.
+    pub dir: String,
     /// Skip streams that exist instead of refusing.
     #[arg(long)]
     pub skip_existing: bool,
@@ -253,9 +267,9 @@ pub async fn run_stream_backup(
     a: StreamBackupArgs,
     json: bool,
 ) -> crate::error::Result<()> {
+    let sd = layout::StreamDir::at(target::Target::parse(&a.dir)?);
     let client = connect(conn).await?;
     let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || json));
-    let sd = layout::StreamDir::new(&a.dir);
     let s = interruptible(stream_backup::backup_stream(
         &client,
         &a.stream,
@@ -276,9 +290,9 @@ pub async fn run_stream_restore(
     a: StreamRestoreArgs,
     json: bool,
 ) -> crate::error::Result<()> {
+    let sd = layout::StreamDir::at(target::Target::parse(&a.dir)?);
     let client = connect(conn).await?;
     let mut p = progress::Progress::new(progress::Mode::detect(a.quiet || json));
-    let sd = layout::StreamDir::new(&a.dir);
     let s = interruptible(stream_restore::restore_stream(
         &client,
         &sd,
@@ -299,11 +313,12 @@ pub async fn run_account_backup(
     a: AccountBackupArgs,
     json: bool,
 ) -> crate::error::Result<()> {
+    let dir = target::Target::parse(&a.dir)?;
     let client = connect(conn).await?;
     let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || json));
     let s = interruptible(account::backup_account(
         &client,
-        &a.dir,
+        &dir,
         &a.flags.options(conn),
         &mut p,
     ))
@@ -314,7 +329,7 @@ pub async fn run_account_backup(
         eprintln!(
             "Backed up {} streams into {} ({})",
             s.streams.len(),
-            a.dir.display(),
+            dir.display(),
             if s.consistent {
                 "one consistent point in time"
             } else {
@@ -331,11 +346,12 @@ pub async fn run_account_restore(
     a: AccountRestoreArgs,
     json: bool,
 ) -> crate::error::Result<()> {
+    let dir = target::Target::parse(&a.dir)?;
     let client = connect(conn).await?;
     let mut p = progress::Progress::new(progress::Mode::detect(a.quiet || json));
     let s = interruptible(account::restore_account(
         &client,
-        &a.dir,
+        &dir,
         a.skip_existing,
         conn.timeout.max(Duration::from_secs(5)),
         &mut p,

@@ -7,7 +7,6 @@
 //! marked unfinished until `backup.json` is written, so an interrupted backup is never
 //! mistaken for a good one.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use async_nats::Client;
@@ -15,8 +14,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::layout::{StreamDir, io};
+use super::layout::{ARCHIVE, StreamDir};
 use super::progress::Progress;
+use super::target::Writer;
 use super::{BackupError, api_request};
 
 /// What a finished backup reports.
@@ -64,7 +64,8 @@ pub async fn backup_stream(
     progress: &mut Progress,
 ) -> Result<BackupSummary, BackupError> {
     let started = Instant::now();
-    dir.start(&format!("backup of stream {stream} in progress"))?;
+    dir.start(&format!("backup of stream {stream} in progress"))
+        .await?;
     let inbox = client.new_inbox();
     let mut sub = client
         .subscribe(inbox.clone())
@@ -97,10 +98,56 @@ pub async fn backup_stream(
     let messages = state.get("messages").and_then(Value::as_u64).unwrap_or(0);
     let last_seq = state.get("last_seq").and_then(Value::as_u64).unwrap_or(0);
     progress.start(stream, total, messages);
-    let path = dir.archive();
-    let mut file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
+    let mut file = dir.target.create(ARCHIVE, total).await?;
     let mut bytes = 0u64;
     let mut chunks = 0u64;
+    let received = receive(
+        client,
+        &mut sub,
+        &mut file,
+        opts,
+        progress,
+        &mut bytes,
+        &mut chunks,
+    )
+    .await;
+    if let Err(e) = received {
+        // Drop the parts already uploaded (no-op for a local file); the marker stays.
+        file.abort().await;
+        return Err(e);
+    }
+    file.finish().await?;
+    let meta = json!({
+        "config": answer.get("config").cloned().unwrap_or(Value::Null),
+        "state": state,
+    });
+    dir.finish(&meta).await?;
+    let summary = BackupSummary {
+        stream: stream.to_string(),
+        dir: dir.dir.display().to_string(),
+        bytes,
+        chunks,
+        messages,
+        last_seq,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    progress.finish(&format!(
+        "Received {} compressed bytes in {} chunks for stream {:?} in {:.2}s (up to sequence {})",
+        bytes, chunks, stream, summary.seconds, last_seq
+    ));
+    Ok(summary)
+}
+
+/// Take chunks until the end message, acknowledging and writing each.
+async fn receive(
+    client: &Client,
+    sub: &mut async_nats::Subscriber,
+    file: &mut Writer,
+    opts: &BackupOptions,
+    progress: &mut Progress,
+    bytes: &mut u64,
+    chunks: &mut u64,
+) -> Result<(), BackupError> {
     loop {
         let msg = match tokio::time::timeout(opts.idle_timeout, sub.next()).await {
             Ok(Some(m)) => m,
@@ -126,30 +173,11 @@ pub async fn backup_stream(
                 .await
                 .map_err(|e| BackupError::nats("ack chunk", e))?;
         }
-        file.write_all(&msg.payload).map_err(|e| io(&path, e))?;
-        bytes += msg.payload.len() as u64;
-        chunks += 1;
-        progress.advance(msg.payload.len() as u64);
+        let n = msg.payload.len() as u64;
+        file.write(msg.payload).await?;
+        *bytes += n;
+        *chunks += 1;
+        progress.advance(n);
     }
-    file.sync_all().map_err(|e| io(&path, e))?;
-    drop(file);
-    let meta = json!({
-        "config": answer.get("config").cloned().unwrap_or(Value::Null),
-        "state": state,
-    });
-    dir.finish(&meta)?;
-    let summary = BackupSummary {
-        stream: stream.to_string(),
-        dir: dir.dir.display().to_string(),
-        bytes,
-        chunks,
-        messages,
-        last_seq,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    progress.finish(&format!(
-        "Received {} compressed bytes in {} chunks for stream {:?} in {:.2}s (up to sequence {})",
-        bytes, chunks, stream, summary.seconds, last_seq
-    ));
-    Ok(summary)
+    Ok(())
 }

@@ -7,14 +7,13 @@
 //! or the error. The server checks limits and, on natrium, makes the stream visible only
 //! once the whole archive was verified.
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use async_nats::Client;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::layout::{StreamDir, io};
+use super::layout::{ARCHIVE, StreamDir};
 use super::progress::Progress;
 use super::{BackupError, api_request, stream_exists};
 
@@ -49,7 +48,7 @@ pub async fn restore_stream(
     progress: &mut Progress,
 ) -> Result<RestoreSummary, BackupError> {
     let started = Instant::now();
-    let meta = dir.read_meta()?;
+    let meta = dir.read_meta().await?;
     let mut config = meta.get("config").cloned().unwrap_or(Value::Null);
     if let Some(new) = rename {
         config["name"] = json!(new);
@@ -79,24 +78,15 @@ pub async fn restore_stream(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| BackupError::Protocol("restore answer without deliver_subject".into()))?
         .to_string();
-    let path = dir.archive();
-    let size = std::fs::metadata(&path).map_err(|e| io(&path, e))?.len();
-    progress.start(&name, size, 0);
-    let mut file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
-    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    let mut file = dir.target.open(ARCHIVE).await?;
+    progress.start(&name, file.size, 0);
     let mut sent = 0u64;
-    loop {
-        let n = read_full(&mut file, &mut buf).map_err(|e| io(&path, e))?;
-        if n == 0 {
-            break;
-        }
-        let reply = tokio::time::timeout(
-            chunk_timeout,
-            client.request(upload.clone(), Bytes::copy_from_slice(&buf[..n])),
-        )
-        .await
-        .map_err(|_| BackupError::Stalled(chunk_timeout))?
-        .map_err(|e| BackupError::nats("upload chunk", e))?;
+    while let Some(chunk) = file.next_chunk(UPLOAD_CHUNK).await? {
+        let n = chunk.len();
+        let reply = tokio::time::timeout(chunk_timeout, client.request(upload.clone(), chunk))
+            .await
+            .map_err(|_| BackupError::Stalled(chunk_timeout))?
+            .map_err(|e| BackupError::nats("upload chunk", e))?;
         if !reply.payload.is_empty() {
             return Err(chunk_error(&reply.payload));
         }
@@ -145,16 +135,4 @@ fn chunk_error(payload: &[u8]) -> BackupError {
         return e;
     }
     BackupError::Server(String::from_utf8_lossy(payload).trim().to_string())
-}
-
-/// Fill `buf` as far as the file allows.
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }

@@ -1,0 +1,706 @@
+//! Where a backup lives: a local folder or a prefix in an S3-compatible object store.
+//!
+//! Why one type: operators want `natrium stream backup ORDERS s3://bucket/nightly/`
+//! without staging the archive on local disk first (a 25 GiB stream would need 25 GiB
+//! free twice over). Every backup command works on a [`Target`], so the folder layout
+//! (`backup.json`, `stream.tar.s2`, `INCOMPLETE`, one sub-folder per stream of an
+//! account) is the same on both: an object key `PREFIX/NAME` plays the file
+//! `DIR/NAME`, a key prefix `PREFIX/SUB/` plays a sub-folder.
+//!
+//! Streaming both ways: writes go to a multipart upload in parts of a bounded size
+//! (memory is `part size × parts in flight`, never the archive), reads come from one
+//! streaming GET. Object storage has no fsync and no rename; what makes a backup
+//! trustworthy is the order of the writes (marker first, `backup.json` last, marker
+//! removed after) and that an unfinished multipart upload is invisible.
+//!
+//! Credentials and endpoint come from the usual AWS variables (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` / `AWS_DEFAULT_REGION`,
+//! `AWS_ENDPOINT_URL`); plain `http://` is allowed for a loopback endpoint or with
+//! `AWS_ALLOW_HTTP=true`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart};
+
+use super::BackupError;
+use super::layout::{create_private_dir, io, sync_dir, write_synced};
+
+/// Largest small file (`backup.json`, `account.json`) read whole.
+pub const SMALL_FILE_MAX: u64 = 64 * 1024 * 1024;
+/// Smallest multipart part (S3 requires ≥ 5 MiB for all but the last).
+const MIN_PART: u64 = 8 * 1024 * 1024;
+/// Largest multipart part we choose.
+const MAX_PART: u64 = 512 * 1024 * 1024;
+/// S3 allows 10,000 parts; leave headroom for an archive that outgrows its estimate.
+const PARTS_BUDGET: u64 = 8_000;
+/// Parts uploading at once (memory is this × the part size).
+const PARTS_IN_FLIGHT: usize = 4;
+/// Folder depth a local listing descends (target / backup / stream / file).
+const LOCAL_DEPTH: usize = 4;
+
+/// A backup location.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A folder on this machine.
+    Local(PathBuf),
+    /// A key prefix in an object store.
+    Object(ObjectTarget),
+}
+
+/// A key prefix in an object store.
+#[derive(Debug, Clone)]
+pub struct ObjectTarget {
+    /// The store (one bucket).
+    pub store: Arc<dyn ObjectStore>,
+    /// Bucket name, for messages.
+    pub bucket: String,
+    /// The prefix inside the bucket (empty for the bucket's root).
+    pub prefix: ObjPath,
+}
+
+/// One file found by [`Target::list_recursive`].
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Path relative to the target, `/`-separated.
+    pub rel: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, Unix seconds.
+    pub modified: i64,
+}
+
+impl Target {
+    /// Parse a command-line target: `s3://bucket/prefix`, `file://path` or a plain path.
+    pub fn parse(s: &str) -> Result<Target, BackupError> {
+        if let Some(rest) = s.strip_prefix("file://") {
+            if rest.is_empty() {
+                return Err(BackupError::Usage(format!(
+                    "{s:?}: file:// URL without a path"
+                )));
+            }
+            return Ok(Target::Local(PathBuf::from(rest)));
+        }
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(BackupError::Usage(format!(
+                    "{s:?}: no bucket; use s3://BUCKET/PREFIX"
+                )));
+            }
+            let prefix = ObjPath::parse(prefix.trim_matches('/'))
+                .map_err(|e| BackupError::Usage(format!("{s:?}: invalid object prefix: {e}")))?;
+            return Ok(Target::Object(ObjectTarget {
+                store: Arc::new(s3_store(bucket)?),
+                bucket: bucket.to_string(),
+                prefix,
+            }));
+        }
+        if let Some((scheme, _)) = s.split_once("://")
+            && !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        {
+            return Err(BackupError::Usage(format!(
+                "{s:?}: unsupported URL scheme {scheme:?}; use a folder, file://PATH or s3://BUCKET/PREFIX"
+            )));
+        }
+        Ok(Target::Local(PathBuf::from(s)))
+    }
+
+    /// The sub-folder (sub-prefix) `name`.
+    pub fn join(&self, name: &str) -> Target {
+        match self {
+            Target::Local(p) => Target::Local(p.join(name)),
+            Target::Object(o) => Target::Object(ObjectTarget {
+                store: o.store.clone(),
+                bucket: o.bucket.clone(),
+                prefix: o.key(name),
+            }),
+        }
+    }
+
+    /// How to show it to a person (a path or an `s3://` URL).
+    pub fn display(&self) -> String {
+        match self {
+            Target::Local(p) => p.display().to_string(),
+            Target::Object(o) => o.url(None),
+        }
+    }
+
+    /// The location of `name` inside, for messages.
+    pub fn location(&self, name: &str) -> PathBuf {
+        match self {
+            Target::Local(p) => p.join(name),
+            Target::Object(o) => PathBuf::from(o.url(Some(name))),
+        }
+    }
+
+    /// The local folder, if it is one.
+    pub fn local(&self) -> Option<&Path> {
+        match self {
+            Target::Local(p) => Some(p),
+            Target::Object(_) => None,
+        }
+    }
+
+    /// Make the folder exist (0700), or check the bucket is reachable with these
+    /// credentials (one listing), so a bad URL fails before any transfer begins.
+    pub async fn prepare(&self) -> Result<(), BackupError> {
+        match self {
+            Target::Local(p) => create_private_dir(p),
+            Target::Object(o) => o
+                .store
+                .list_with_delimiter(Some(&o.prefix))
+                .await
+                .map(|_| ())
+                .map_err(|e| o.err(None, e)),
+        }
+    }
+
+    /// Whether the file `name` exists.
+    pub async fn exists(&self, name: &str) -> Result<bool, BackupError> {
+        match self {
+            Target::Local(p) => Ok(p.join(name).exists()),
+            Target::Object(o) => match o.store.head(&o.key(name)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(o.err(Some(name), e)),
+            },
+        }
+    }
+
+    /// Read the small file `name` whole (refused above [`SMALL_FILE_MAX`]).
+    pub async fn read_small(&self, name: &str) -> Result<Vec<u8>, BackupError> {
+        let mut r = self.open(name).await?;
+        if r.size > SMALL_FILE_MAX {
+            return Err(BackupError::Usage(format!(
+                "{}: {} bytes, more than the {} a metadata file may have",
+                self.location(name).display(),
+                r.size,
+                SMALL_FILE_MAX
+            )));
+        }
+        let mut out = Vec::with_capacity(r.size as usize);
+        while let Some(b) = r.next_chunk(256 * 1024).await? {
+            out.extend_from_slice(&b);
+            if out.len() as u64 > SMALL_FILE_MAX {
+                return Err(BackupError::Usage(format!(
+                    "{}: grew past {SMALL_FILE_MAX} bytes while read",
+                    self.location(name).display()
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write the small file `name` whole, durably (fsync locally; one PUT remotely).
+    pub async fn write_small(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError> {
+        match self {
+            Target::Local(p) => write_synced(&p.join(name), bytes),
+            Target::Object(o) => o
+                .store
+                .put(&o.key(name), Bytes::copy_from_slice(bytes).into())
+                .await
+                .map(|_| ())
+                .map_err(|e| o.err(Some(name), e)),
+        }
+    }
+
+    /// Remove the file `name` (and make that durable).
+    pub async fn remove(&self, name: &str) -> Result<(), BackupError> {
+        match self {
+            Target::Local(p) => {
+                let path = p.join(name);
+                std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                sync_dir(p)
+            }
+            Target::Object(o) => o
+                .store
+                .delete(&o.key(name))
+                .await
+                .map_err(|e| o.err(Some(name), e)),
+        }
+    }
+
+    /// Start writing the file `name`; `size_hint` (bytes expected) picks the part size
+    /// of a multipart upload.
+    pub async fn create(&self, name: &str, size_hint: u64) -> Result<Writer, BackupError> {
+        match self {
+            Target::Local(p) => {
+                let path = p.join(name);
+                let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
+                Ok(Writer::File { file, path })
+            }
+            Target::Object(o) => {
+                let up = o
+                    .store
+                    .put_multipart(&o.key(name))
+                    .await
+                    .map_err(|e| o.err(Some(name), e))?;
+                let part = (size_hint / PARTS_BUDGET).clamp(MIN_PART, MAX_PART) as usize;
+                Ok(Writer::Multipart {
+                    up: WriteMultipart::new_with_chunk_size(up, part),
+                    target: o.clone(),
+                    name: name.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Open the file `name` for streaming reads.
+    pub async fn open(&self, name: &str) -> Result<Reader, BackupError> {
+        match self {
+            Target::Local(p) => {
+                let path = p.join(name);
+                let file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+                let size = file.metadata().map_err(|e| io(&path, e))?.len();
+                Ok(Reader {
+                    size,
+                    location: path.clone(),
+                    inner: ReaderInner::File(file),
+                    pending: Bytes::new(),
+                })
+            }
+            Target::Object(o) => {
+                let got = o
+                    .store
+                    .get(&o.key(name))
+                    .await
+                    .map_err(|e| o.err(Some(name), e))?;
+                Ok(Reader {
+                    size: got.meta.size,
+                    location: PathBuf::from(o.url(Some(name))),
+                    inner: ReaderInner::Stream(got.into_stream()),
+                    pending: Bytes::new(),
+                })
+            }
+        }
+    }
+
+    /// Names of the sub-folders (sub-prefixes), sorted.
+    pub async fn children(&self) -> Result<Vec<String>, BackupError> {
+        let mut out = Vec::new();
+        match self {
+            Target::Local(p) => {
+                for e in std::fs::read_dir(p).map_err(|e| io(p, e))? {
+                    let e = e.map_err(|e| io(p, e))?;
+                    if e.path().is_dir() {
+                        out.push(e.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+            Target::Object(o) => {
+                let l = o
+                    .store
+                    .list_with_delimiter(Some(&o.prefix))
+                    .await
+                    .map_err(|e| o.err(None, e))?;
+                for cp in l.common_prefixes {
+                    if let Some(last) = cp.filename() {
+                        out.push(last.to_string());
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every file below, with sizes and times (a local listing stops a few folders
+    /// down: backups are never deeper).
+    pub async fn list_recursive(&self) -> Result<Vec<Listed>, BackupError> {
+        let mut out = Vec::new();
+        match self {
+            Target::Local(p) => walk(p, "", LOCAL_DEPTH, &mut out)?,
+            Target::Object(o) => {
+                let mut s = o.store.list(Some(&o.prefix));
+                while let Some(m) = s.next().await {
+                    let m = m.map_err(|e| o.err(None, e))?;
+                    let Some(rel) = m.location.prefix_match(&o.prefix) else {
+                        continue;
+                    };
+                    let rel: Vec<String> = rel.map(|p| p.as_ref().to_string()).collect();
+                    out.push(Listed {
+                        rel: rel.join("/"),
+                        size: m.size,
+                        modified: m.last_modified.timestamp(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(out)
+    }
+
+    /// Delete everything below (the folder itself too, locally).
+    pub async fn remove_all(&self) -> Result<(), BackupError> {
+        match self {
+            Target::Local(p) => std::fs::remove_dir_all(p).map_err(|e| io(p, e)),
+            Target::Object(o) => {
+                let locations = o.store.list(Some(&o.prefix)).map(|m| m.map(|m| m.location));
+                let mut deleted = o.store.delete_stream(locations.boxed());
+                while let Some(r) = deleted.next().await {
+                    r.map_err(|e| o.err(None, e))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn walk(dir: &Path, rel: &str, depth: usize, out: &mut Vec<Listed>) -> Result<(), BackupError> {
+    if depth == 0 {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let e = e.map_err(|e| io(dir, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let r = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let md = e.metadata().map_err(|err| io(&e.path(), err))?;
+        if md.is_dir() {
+            walk(&e.path(), &r, depth - 1, out)?;
+        } else {
+            let modified = md
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64);
+            out.push(Listed {
+                rel: r,
+                size: md.len(),
+                modified,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl ObjectTarget {
+    fn key(&self, name: &str) -> ObjPath {
+        let mut k = self.prefix.clone();
+        for part in name.split('/').filter(|p| !p.is_empty()) {
+            k = k.clone().join(part);
+        }
+        k
+    }
+
+    fn url(&self, name: Option<&str>) -> String {
+        let k = match name {
+            Some(n) => self.key(n),
+            None => self.prefix.clone(),
+        };
+        format!("s3://{}/{}", self.bucket, k)
+    }
+
+    /// A one-line error for an object-store failure on `name` (or the prefix).
+    fn err(&self, name: Option<&str>, e: object_store::Error) -> BackupError {
+        BackupError::Object {
+            url: self.url(name),
+            detail: describe(&e),
+        }
+    }
+}
+
+/// A short, single-line reason for an object-store error, naming the usual causes.
+fn describe(e: &object_store::Error) -> String {
+    let text = e.to_string();
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let hint = if one_line.contains("NoSuchBucket") {
+        Some("the bucket does not exist")
+    } else if one_line.contains("InvalidAccessKeyId")
+        || one_line.contains("SignatureDoesNotMatch")
+        || matches!(
+            e,
+            object_store::Error::Unauthenticated { .. }
+                | object_store::Error::PermissionDenied { .. }
+        )
+    {
+        Some("access denied: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    } else if matches!(e, object_store::Error::NotFound { .. }) {
+        Some("not found")
+    } else if one_line.contains("error sending request")
+        || one_line.contains("onnection refused")
+        || one_line.contains("dns error")
+    {
+        Some("cannot reach the object store (check AWS_ENDPOINT_URL)")
+    } else {
+        None
+    };
+    // With a known cause, the HTTP status is all the rest a person needs.
+    let status = one_line
+        .split_once("status code: ")
+        .map(|(_, rest)| rest.split(':').next().unwrap_or(rest).trim().to_string());
+    match (hint, status) {
+        (Some(h), Some(st)) => format!("{h} (HTTP {st})"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => {
+            let mut detail: String = one_line.chars().take(240).collect();
+            if detail.len() < one_line.len() {
+                detail.push('…');
+            }
+            detail
+        }
+    }
+}
+
+/// An S3 client for `bucket` from the AWS environment variables.
+fn s3_store(bucket: &str) -> Result<object_store::aws::AmazonS3, BackupError> {
+    let mut b = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(30),
+            ..RetryConfig::default()
+        });
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .or_else(|_| std::env::var("AWS_ENDPOINT"))
+        .unwrap_or_default();
+    if is_loopback_http(&endpoint) {
+        b = b.with_allow_http(true);
+    }
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        b = b.with_region("us-east-1");
+    }
+    b.build().map_err(|e| BackupError::Object {
+        url: format!("s3://{bucket}"),
+        detail: describe(&e),
+    })
+}
+
+/// `http://` to 127.0.0.0/8, `localhost` or `[::1]`: no TLS needed on loopback.
+fn is_loopback_http(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A file being written.
+#[derive(Debug)]
+pub enum Writer {
+    /// A local file.
+    File {
+        /// The open file.
+        file: std::fs::File,
+        /// Its path.
+        path: PathBuf,
+    },
+    /// A multipart upload.
+    Multipart {
+        /// The upload (buffers at most one part plus the parts in flight).
+        up: WriteMultipart,
+        /// Where.
+        target: ObjectTarget,
+        /// Object name below the target.
+        name: String,
+    },
+}
+
+impl Writer {
+    /// Append `b`. Waits while too many parts are uploading (back-pressure).
+    pub async fn write(&mut self, b: Bytes) -> Result<(), BackupError> {
+        match self {
+            Writer::File { file, path } => file.write_all(&b).map_err(|e| io(path, e)),
+            Writer::Multipart { up, target, name } => {
+                up.wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(|e| target.err(Some(name), e))?;
+                up.put(b);
+                Ok(())
+            }
+        }
+    }
+
+    /// Make it whole and durable (fsync, or complete the multipart upload).
+    pub async fn finish(self) -> Result<(), BackupError> {
+        match self {
+            Writer::File { file, path } => file.sync_all().map_err(|e| io(&path, e)),
+            Writer::Multipart { up, target, name } => up
+                .finish()
+                .await
+                .map(|_| ())
+                .map_err(|e| target.err(Some(&name), e)),
+        }
+    }
+
+    /// Give up: abort a multipart upload so its parts are not kept (best effort).
+    pub async fn abort(self) {
+        if let Writer::Multipart { up, .. } = self {
+            let _ = up.abort().await;
+        }
+    }
+}
+
+enum ReaderInner {
+    File(std::fs::File),
+    Stream(BoxStream<'static, object_store::Result<Bytes>>),
+}
+
+/// A file being read, in chunks.
+pub struct Reader {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Where, for messages.
+    pub location: PathBuf,
+    inner: ReaderInner,
+    pending: Bytes,
+}
+
+impl Reader {
+    /// The next up-to-`max` bytes (exactly `max` unless at the end); `None` at the end.
+    pub async fn next_chunk(&mut self, max: usize) -> Result<Option<Bytes>, BackupError> {
+        match &mut self.inner {
+            ReaderInner::File(f) => {
+                let mut buf = vec![0u8; max];
+                let mut n = 0;
+                while n < max {
+                    match f.read(&mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(io(&self.location, e)),
+                    }
+                }
+                buf.truncate(n);
+                Ok((n > 0).then(|| Bytes::from(buf)))
+            }
+            ReaderInner::Stream(s) => {
+                if self.pending.len() >= max {
+                    return Ok(Some(self.pending.split_to(max)));
+                }
+                let mut acc = BytesMut::with_capacity(max);
+                acc.extend_from_slice(&self.pending);
+                self.pending = Bytes::new();
+                while acc.len() < max {
+                    match s.next().await {
+                        None => break,
+                        Some(Ok(mut b)) => {
+                            let take = (max - acc.len()).min(b.len());
+                            acc.extend_from_slice(&b.split_to(take));
+                            self.pending = b;
+                        }
+                        Some(Err(e)) => {
+                            return Err(BackupError::Object {
+                                url: self.location.display().to_string(),
+                                detail: describe(&e),
+                            });
+                        }
+                    }
+                }
+                Ok((!acc.is_empty()).then(|| acc.freeze()))
+            }
+        }
+    }
+
+    /// A blocking [`Read`] over the rest of the file, for checks that parse the
+    /// archive synchronously (run it in `spawn_blocking`). An object's body is pumped
+    /// by a task through a small bounded channel, so it is never held whole.
+    pub fn into_blocking_read(self) -> Box<dyn Read + Send> {
+        match self.inner {
+            ReaderInner::File(f) => Box::new(std::io::BufReader::with_capacity(256 * 1024, f)),
+            ReaderInner::Stream(mut s) => {
+                let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
+                let first = self.pending;
+                tokio::spawn(async move {
+                    if !first.is_empty() && tx.send(Ok(first)).await.is_err() {
+                        return;
+                    }
+                    while let Some(r) = s.next().await {
+                        let r = r.map_err(|e| std::io::Error::other(describe(&e)));
+                        let stop = r.is_err();
+                        if tx.send(r).await.is_err() || stop {
+                            return;
+                        }
+                    }
+                });
+                Box::new(ChannelRead {
+                    rx,
+                    cur: Bytes::new(),
+                })
+            }
+        }
+    }
+}
+
+/// Blocking reads fed by an async task.
+struct ChannelRead {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for ChannelRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(r) => self.cur = r?,
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        assert!(
+            matches!(Target::parse("/tmp/x").unwrap(), Target::Local(p) if p == Path::new("/tmp/x"))
+        );
+        assert!(
+            matches!(Target::parse("file:///tmp/y").unwrap(), Target::Local(p) if p == Path::new("/tmp/y"))
+        );
+        assert!(matches!(
+            Target::parse("rel/dir").unwrap(),
+            Target::Local(_)
+        ));
+        let e = Target::parse("gs://b/p").unwrap_err().to_string();
+        assert!(e.contains("unsupported URL scheme"), "{e}");
+        let e = Target::parse("s3:///p").unwrap_err().to_string();
+        assert!(e.contains("no bucket"), "{e}");
+        match Target::parse("s3://bkt/a/b/").unwrap() {
+            Target::Object(o) => {
+                assert_eq!(o.bucket, "bkt");
+                assert_eq!(o.prefix.as_ref(), "a/b");
+                assert_eq!(o.url(Some("s/backup.json")), "s3://bkt/a/b/s/backup.json");
+            }
+            t => panic!("{t:?}"),
+        }
+    }
+
+    #[test]
+    fn loopback_http_only() {
+        assert!(is_loopback_http("http://127.0.0.1:9000"));
+        assert!(is_loopback_http("http://localhost:9000/"));
+        assert!(is_loopback_http("http://[::1]:9000"));
+        assert!(!is_loopback_http("http://10.0.0.1:9000"));
+        assert!(!is_loopback_http("https://127.0.0.1:9000"));
+    }
+}

@@ -1,0 +1,715 @@
+//! Backups to and from object storage (`s3://bucket/prefix`), end to end against a real
+//! S3-compatible server on loopback: moto in server mode (`moto_server`, pinned in
+//! tests/python/requirements.txt), spawned per test on a free port. No in-process mock:
+//! the CLI talks real HTTP with SigV4 signing to a separate process.
+//!
+//! `MOTO_SERVER_BIN` names the binary; scripts/test.sh (CI) always sets it, and a test
+//! fails if it is set but missing. In a plain `cargo test` without it these tests print
+//! a notice and pass without running (local folders are covered by backup_cli.rs).
+//!
+//! Also here: `backup ls` / `backup prune` on local folders and on s3 prefixes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use serde_json::Value;
+
+const NATRIUM: &str = env!("CARGO_BIN_EXE_natrium");
+
+fn natrium_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATRIUM_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    Path::new(NATRIUM)
+        .parent()
+        .expect("target dir")
+        .join("natrium-server")
+}
+
+/// The moto server binary, or `None` (with a notice) in a dev run without it.
+fn moto_bin() -> Option<PathBuf> {
+    match std::env::var_os("MOTO_SERVER_BIN") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "MOTO_SERVER_BIN={} does not exist (pip install -r tests/python/requirements.txt)",
+                p.display()
+            );
+            Some(p)
+        }
+        None => {
+            eprintln!(
+                "MOTO_SERVER_BIN is not set: s3 backup tests not run (scripts/test.sh sets it)"
+            );
+            None
+        }
+    }
+}
+
+/// A natrium-server child with JetStream in its own store directory.
+struct Server {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let bin = natrium_server_bin();
+        let store = tempfile::tempdir().unwrap();
+        let mut child = Command::new(&bin)
+            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
+            .arg(store.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("Listening for client connections on ").nth(1)
+                    && let Some(port) = rest.trim().rsplit(':').next()
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port.to_string());
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(15))
+            .expect("natrium-server did not start");
+        Server {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        }
+    }
+
+    async fn js(&self) -> jetstream::Context {
+        jetstream::new(async_nats::connect(&self.url).await.unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A moto S3 server on a free loopback port.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Start it; `auth` makes it check credentials (it knows none, so every signed
+    /// request is refused: what wrong credentials look like).
+    fn start(bin: &Path, auth: bool) -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new(bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if auth {
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let m = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        m
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain HTTP request (moto without auth takes unsigned ones); status and body.
+    fn http(&self, method: &str, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        (status, body)
+    }
+
+    fn create_bucket(&self, name: &str) {
+        let (st, body) = self.http("PUT", &format!("/{name}"));
+        assert_eq!(st, 200, "create bucket {name}: {body}");
+    }
+
+    /// Keys below `prefix`.
+    fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let (st, body) = self.http("GET", &format!("/{bucket}?list-type=2&prefix={prefix}"));
+        assert_eq!(st, 200, "{body}");
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The CLI with the AWS variables pointing at `moto`.
+fn s3cli(moto: &Moto, server: Option<&str>) -> Command {
+    let mut c = Command::new(NATRIUM);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .stdin(Stdio::null());
+    if let Some(url) = server {
+        c.args(["-s", url]);
+    }
+    c
+}
+
+fn run(mut c: Command, args: &[&str]) -> Output {
+    c.args(args).output().expect("run natrium")
+}
+
+fn ok_json(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "natrium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad json {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A failure with exactly one line on stderr that contains `want`.
+fn one_line_error(out: Output, want: &str) {
+    assert!(!out.status.success(), "should have failed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(want), "expected {want:?} in: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+}
+
+/// Fill stream `name` with `count` incompressible payloads of `size` bytes (pipelined
+/// publishes), plus a durable consumer "D".
+async fn fill_random(js: &jetstream::Context, name: &str, count: usize, size: usize) {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![format!("{name}.>")],
+        max_message_size: 1 << 20,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ name.len() as u64;
+    let mut acks = Vec::new();
+    for i in 0..count {
+        let mut p = Vec::with_capacity(size);
+        while p.len() < size {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            p.extend_from_slice(&x.to_le_bytes());
+        }
+        p.truncate(size);
+        acks.push(
+            js.publish(format!("{name}.s{}", i % 3), p.into())
+                .await
+                .unwrap(),
+        );
+        if acks.len() >= 64 {
+            for a in acks.drain(..) {
+                a.await.unwrap();
+            }
+        }
+    }
+    for a in acks.drain(..) {
+        a.await.unwrap();
+    }
+    js.create_consumer_on_stream(
+        consumer::pull::Config {
+            durable_name: Some("D".into()),
+            ..Default::default()
+        },
+        name,
+    )
+    .await
+    .unwrap();
+}
+
+/// (last_seq, per message (seq, subject, payload hash)), read with an ordered consumer.
+async fn digest(js: &jetstream::Context, name: &str) -> (u64, Vec<(u64, String, u64)>) {
+    let mut st = js.get_stream(name).await.unwrap();
+    let info = st.info().await.unwrap().state.clone();
+    let c = st
+        .create_consumer(consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut msgs = c.messages().await.unwrap();
+    let mut out = Vec::new();
+    while (out.len() as u64) < info.messages {
+        let m = tokio::time::timeout(Duration::from_secs(30), msgs.next())
+            .await
+            .expect("messages stalled")
+            .expect("messages ended")
+            .unwrap();
+        let seq = m.info().unwrap().stream_sequence;
+        // FNV-1a: enough to tell payloads apart.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in m.payload.iter() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        out.push((seq, m.subject.to_string(), h));
+    }
+    (info.last_sequence, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_backup_and_restore_of_100_mib() {
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("bkt");
+    let a = Server::start();
+    let js = a.js().await;
+    // 1650 × 64 KiB random = 103 MiB.
+    let t0 = Instant::now();
+    fill_random(&js, "BIG", 1650, 64 * 1024).await;
+    eprintln!("fill: {:?}", t0.elapsed());
+    let t0 = Instant::now();
+    let want = digest(&js, "BIG").await;
+    eprintln!("digest: {:?}", t0.elapsed());
+    assert_eq!(want.1.len(), 1650);
+
+    let t0 = Instant::now();
+    let b = ok_json(run(
+        s3cli(&moto, Some(&a.url)),
+        &[
+            "stream",
+            "backup",
+            "BIG",
+            "s3://bkt/nightly/big",
+            "--json",
+            "--chunk-size",
+            "1MB",
+        ],
+    ));
+    eprintln!("s3 backup of {} bytes: {:?}", b["bytes"], t0.elapsed());
+    assert!(b["bytes"].as_u64().unwrap() >= 100 << 20, "{b}");
+    assert_eq!(b["last_seq"], 1650);
+    let keys = moto.keys("bkt", "nightly/big/");
+    assert_eq!(
+        keys,
+        vec!["nightly/big/backup.json", "nightly/big/stream.tar.s2"],
+        "exactly the folder layout, no marker left"
+    );
+
+    // verify streams from the object store.
+    let v = ok_json(run(
+        s3cli(&moto, None),
+        &["backup", "verify", "s3://bkt/nightly/big", "--json"],
+    ));
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["total_messages"], 1650, "{v}");
+
+    let t0 = Instant::now();
+    let c = Server::start();
+    let r = ok_json(run(
+        s3cli(&moto, Some(&c.url)),
+        &["stream", "restore", "s3://bkt/nightly/big", "--json"],
+    ));
+    eprintln!("s3 restore: {:?}", t0.elapsed());
+    assert_eq!(r["messages"], 1650, "{r}");
+    // The durable, and the ordered consumer digest() left, come along.
+    assert!(r["consumers"].as_u64().unwrap() >= 1, "{r}");
+    let jc = c.js().await;
+    let d: consumer::PullConsumer = jc
+        .get_stream("BIG")
+        .await
+        .unwrap()
+        .get_consumer("D")
+        .await
+        .unwrap();
+    assert_eq!(d.cached_info().name, "D");
+    let got = digest(&jc, "BIG").await;
+    assert_eq!(got, want);
+
+    // A second backup into the same prefix is refused.
+    one_line_error(
+        run(
+            s3cli(&moto, Some(&a.url)),
+            &["stream", "backup", "BIG", "s3://bkt/nightly/big"],
+        ),
+        "already holds a backup",
+    );
+}
+
+/// A small stream "name" with consumer "D" and some acks.
+async fn small(js: &jetstream::Context, name: &str, n: usize) {
+    fill_random(js, name, n, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_account_backup_and_restore() {
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("acct");
+    let a = Server::start();
+    let js = a.js().await;
+    for (name, n) in [("A1", 30), ("A2", 5), ("A3", 70)] {
+        small(&js, name, n).await;
+    }
+    let b = ok_json(run(
+        s3cli(&moto, Some(&a.url)),
+        &["account", "backup", "s3://acct/x/y", "--json"],
+    ));
+    assert_eq!(b["consistent"], true, "{b}");
+    assert_eq!(b["streams"].as_array().unwrap().len(), 3);
+    let keys = moto.keys("acct", "x/y/");
+    assert!(keys.contains(&"x/y/account.json".to_string()), "{keys:?}");
+    assert!(
+        keys.contains(&"x/y/A2/stream.tar.s2".to_string()),
+        "{keys:?}"
+    );
+    assert!(!keys.iter().any(|k| k.ends_with("INCOMPLETE")), "{keys:?}");
+    let v = ok_json(run(
+        s3cli(&moto, None),
+        &["backup", "verify", "s3://acct/x/y", "--json"],
+    ));
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["kind"], "account", "{v}");
+
+    let c = Server::start();
+    let r = ok_json(run(
+        s3cli(&moto, Some(&c.url)),
+        &["account", "restore", "s3://acct/x/y", "--json"],
+    ));
+    assert_eq!(r["restored"].as_array().unwrap().len(), 3, "{r}");
+    let jc = c.js().await;
+    for name in ["A1", "A2", "A3"] {
+        assert_eq!(digest(&jc, name).await, digest(&js, name).await, "{name}");
+    }
+
+    // What a cut account backup leaves at its root: the marker. Restore and verify
+    // refuse it, ls shows it unfinished.
+    let (st, body) = moto.http("PUT", "/acct/x/y/INCOMPLETE");
+    assert_eq!(st, 200, "{body}");
+    let d = Server::start();
+    one_line_error(
+        run(
+            s3cli(&moto, Some(&d.url)),
+            &["account", "restore", "s3://acct/x/y"],
+        ),
+        "incomplete",
+    );
+    assert!(
+        !run(s3cli(&moto, None), &["backup", "verify", "s3://acct/x/y"])
+            .status
+            .success()
+    );
+    let ls = ok_json(run(
+        s3cli(&moto, None),
+        &["backup", "ls", "s3://acct/x", "--json"],
+    ));
+    assert_eq!(ls[0]["kind"], "account", "{ls}");
+    assert_eq!(ls[0]["complete"], false, "{ls}");
+}
+
+/// ls and prune on one target (local folder or s3 prefix): three backups a second
+/// apart; keep 2 deletes the oldest.
+async fn ls_and_prune(mk: impl Fn() -> Command, url: &str, target: &str) {
+    for i in 1..=3 {
+        ok_json(run(
+            {
+                let mut c = mk();
+                c.args(["-s", url]);
+                c
+            },
+            &[
+                "stream",
+                "backup",
+                "LP",
+                &format!("{target}/b{i}"),
+                "--json",
+            ],
+        ));
+        if i < 3 {
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+    }
+    let ls = ok_json(run(mk(), &["backup", "ls", target, "--json"]));
+    let names: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b1", "b2", "b3"], "{ls}");
+    for e in ls.as_array().unwrap() {
+        assert_eq!(e["complete"], true, "{e}");
+        assert_eq!(e["streams"], serde_json::json!(["LP"]), "{e}");
+        assert_eq!(e["last_seq"]["LP"], 12, "{e}");
+        assert!(e["size"].as_u64().unwrap() > 500, "{e}");
+        assert!(e["time"].as_str().unwrap().starts_with("20"), "{e}");
+    }
+    let table = run(mk(), &["backup", "ls", target]);
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("b2") && text.contains("LP@12"), "{text}");
+
+    let dry = run(
+        mk(),
+        &["backup", "prune", target, "--keep", "2", "--dry-run"],
+    );
+    assert!(dry.status.success());
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        text.contains("Would delete") && text.contains("b1"),
+        "{text}"
+    );
+    assert!(!text.contains("b2") && !text.contains("b3"), "{text}");
+    assert_eq!(
+        ok_json(run(mk(), &["backup", "ls", target, "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let p = run(mk(), &["backup", "prune", target, "--keep", "2"]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    assert!(String::from_utf8_lossy(&p.stdout).contains("Deleting"));
+    let ls = ok_json(run(mk(), &["backup", "ls", target, "--json"]));
+    let names: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b2", "b3"]);
+    // Nothing left to prune; keep 0 is refused.
+    let again = run(mk(), &["backup", "prune", target, "--keep", "2"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("Nothing to prune"));
+    assert!(
+        !run(mk(), &["backup", "prune", target, "--keep", "0"])
+            .status
+            .success()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_and_prune_on_local_folder_and_s3() {
+    let a = Server::start();
+    small(&a.js().await, "LP", 12).await;
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("backups");
+    ls_and_prune(|| Command::new(NATRIUM), &a.url, local.to_str().unwrap()).await;
+    assert!(!local.join("b1").exists() && local.join("b2").join("backup.json").is_file());
+    // file:// URLs name the same folder.
+    let ls = ok_json(run(
+        Command::new(NATRIUM),
+        &[
+            "backup",
+            "ls",
+            &format!("file://{}", local.display()),
+            "--json",
+        ],
+    ));
+    assert_eq!(ls.as_array().unwrap().len(), 2);
+
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("lpr");
+    ls_and_prune(|| s3cli(&moto, None), &a.url, "s3://lpr/daily").await;
+    let keys = moto.keys("lpr", "daily/");
+    assert!(keys.iter().all(|k| !k.starts_with("daily/b1/")), "{keys:?}");
+    assert_eq!(keys.len(), 4, "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_errors_are_one_clear_line() {
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("real");
+    let a = Server::start();
+    small(&a.js().await, "E", 3).await;
+    let cli = || s3cli(&moto, Some(&a.url));
+    one_line_error(
+        run(cli(), &["stream", "backup", "E", "gs://b/p"]),
+        "unsupported URL scheme",
+    );
+    one_line_error(
+        run(cli(), &["stream", "backup", "E", "s3:///p"]),
+        "no bucket",
+    );
+    one_line_error(
+        run(cli(), &["stream", "backup", "E", "s3://missing/p"]),
+        "bucket does not exist",
+    );
+    one_line_error(
+        run(cli(), &["stream", "restore", "s3://missing/p"]),
+        "bucket does not exist",
+    );
+    one_line_error(
+        run(cli(), &["stream", "restore", "s3://real/nothing-here"]),
+        "not found",
+    );
+    one_line_error(
+        run(cli(), &["backup", "ls", "s3://missing/p"]),
+        "bucket does not exist",
+    );
+    // Nothing listens there.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let mut c = cli();
+    c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{dead_port}"));
+    one_line_error(
+        run(c, &["stream", "backup", "E", "s3://real/p"]),
+        "cannot reach the object store",
+    );
+    // A server that knows none of our credentials.
+    let strict = Moto::start(&bin, true);
+    one_line_error(
+        run(
+            s3cli(&strict, Some(&a.url)),
+            &["stream", "backup", "E", "s3://real/p"],
+        ),
+        "access denied",
+    );
+    one_line_error(
+        run(s3cli(&strict, None), &["backup", "verify", "s3://real/p"]),
+        "access denied",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_s3_backup_is_left_incomplete() {
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("kill");
+    let a = Server::start();
+    let js = a.js().await;
+    fill_random(&js, "K", 600, 64 * 1024).await;
+    let want = digest(&js, "K").await;
+    // Small chunks and a small window: the transfer takes a while.
+    let mut child = s3cli(&moto, Some(&a.url))
+        .args([
+            "stream",
+            "backup",
+            "K",
+            "s3://kill/cut",
+            "--chunk-size",
+            "16KB",
+            "--window-size",
+            "64KB",
+            "-q",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !moto
+        .keys("kill", "cut/")
+        .contains(&"cut/INCOMPLETE".to_string())
+    {
+        assert!(Instant::now() < deadline, "backup never started");
+        assert!(child.try_wait().unwrap().is_none(), "backup ended too soon");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "backup finished before it could be killed; make the stream bigger"
+    );
+    // SIGKILL by PID: no cleanup runs.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = child.wait();
+    let keys = moto.keys("kill", "cut/");
+    assert_eq!(keys, vec!["cut/INCOMPLETE"], "a cut upload is invisible");
+
+    let c = Server::start();
+    one_line_error(
+        run(
+            s3cli(&moto, Some(&c.url)),
+            &["stream", "restore", "s3://kill/cut"],
+        ),
+        "incomplete",
+    );
+    assert!(
+        !run(s3cli(&moto, None), &["backup", "verify", "s3://kill/cut"])
+            .status
+            .success()
+    );
+    let ls = ok_json(run(
+        s3cli(&moto, None),
+        &["backup", "ls", "s3://kill", "--json"],
+    ));
+    assert_eq!(ls[0]["name"], "cut", "{ls}");
+    assert_eq!(ls[0]["complete"], false, "{ls}");
+
+    // Nothing is corrupted: the stream is intact and a new backup into the same prefix
+    // (it holds only the marker) completes and restores everything.
+    assert_eq!(digest(&js, "K").await, want);
+    ok_json(run(
+        s3cli(&moto, Some(&a.url)),
+        &["stream", "backup", "K", "s3://kill/cut", "--json"],
+    ));
+    let r = ok_json(run(
+        s3cli(&moto, Some(&c.url)),
+        &["stream", "restore", "s3://kill/cut", "--json"],
+    ));
+    assert_eq!(r["messages"], 600);
+    assert_eq!(digest(&c.js().await, "K").await, want);
+}

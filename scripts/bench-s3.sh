@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# bench-s3.sh — stream backup to a local folder vs to s3:// on a loopback S3 server.
+#
+# One natrium-server (-js -sd <dir>, 127.0.0.1, -p -1) gets a file stream of N x 1 KiB
+# messages (crates/natrium/examples/js_fill.rs). One moto_server (the S3-compatible
+# server the tests use, from PyPI) listens on a free loopback port with bucket "bench".
+# Then, alternately (local, s3, local, s3, ...), `natrium stream backup BENCH TARGET`
+# is timed: TARGET is a fresh folder under the work dir, or s3://bench/rN. Rate =
+# stream bytes (state.bytes of the snapshot) / the CLI's wall time. Each backup is
+# removed after its run (the folder; on s3 the previous round's, by `natrium backup
+# prune --keep 1`), so moto's memory stays flat.
+# The table shows medians and the ratio s3 / local. Every process started here is
+# stopped by PID; every step is bounded by timeout(1).
+#
+# What the s3 number measures: the CLI (streaming multipart upload, 4 parts in flight)
+# *and* moto, a single Python process that parses, checksums and spools every part;
+# on a 2-core machine moto competes with the server and the CLI for CPU.
+#
+# Environment:
+#   NATRIUM_SERVER_BIN  natrium-server (default: $CARGO_TARGET_DIR or target, release)
+#   NATRIUM_BIN         natrium CLI (same default place)
+#   JS_FILL_BIN         the fill helper (same place, examples/js_fill)
+#   MOTO_SERVER_BIN     moto_server (default: .venv/bin/moto_server, then PATH)
+#
+# Usage: scripts/bench-s3.sh [--size-mb N] [--rounds N] [--chunk-size SZ] [--work DIR]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+SIZE_MB=512
+ROUNDS=3
+CHUNK_SIZE=""
+WORK=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size-mb) SIZE_MB=${2:?}; shift 2 ;;
+    --rounds) ROUNDS=${2:?}; shift 2 ;;
+    --chunk-size) CHUNK_SIZE=${2:?}; shift 2 ;;
+    --work) WORK=${2:?}; shift 2 ;;
+    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-s3: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+die() { echo "bench-s3: $*" >&2; exit 1; }
+case "$SIZE_MB" in ''|*[!0-9]*|0) die "--size-mb must be a positive integer" ;; esac
+case "$ROUNDS" in ''|*[!0-9]*|0) die "--rounds must be a positive integer" ;; esac
+
+REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
+NATRIUM_SERVER_BIN=${NATRIUM_SERVER_BIN:-$REL/natrium-server}
+NATRIUM_BIN=${NATRIUM_BIN:-$REL/natrium}
+JS_FILL_BIN=${JS_FILL_BIN:-$REL/examples/js_fill}
+if [ -z "${MOTO_SERVER_BIN:-}" ]; then
+  for c in "$ROOT/.venv/bin/moto_server" "$(command -v moto_server || true)"; do
+    if [ -n "$c" ] && [ -x "$c" ]; then MOTO_SERVER_BIN=$c; break; fi
+  done
+fi
+[ -n "${MOTO_SERVER_BIN:-}" ] || die "moto_server not found: pip install -r tests/python/requirements.txt into .venv, or set MOTO_SERVER_BIN"
+for b in "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN" "$MOTO_SERVER_BIN"; do
+  [ -x "$b" ] || die "not an executable: $b (build: cargo build --release -p natrium -p natrium-server --bins --example js_fill)"
+done
+command -v timeout >/dev/null || die "timeout(1) is required"
+command -v python3 >/dev/null || die "python3 is required"
+
+if [ -z "$WORK" ]; then
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-s3.XXXXXX")
+else
+  mkdir -p "$WORK"
+fi
+RAW="$WORK/raw.jsonl"
+: >"$RAW"
+MSGS=$((SIZE_MB * 1024))
+STEP_LIMIT=$((SIZE_MB / 2 + 60))
+
+SERVER_PID=""
+MOTO_PID=""
+stop_pid() {
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop_pid "$SERVER_PID"; SERVER_PID=""
+  stop_pid "$MOTO_PID"; MOTO_PID=""
+  rm -rf "$WORK/store" "$WORK"/local.r*
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# natrium-server.
+"$NATRIUM_SERVER_BIN" -js -sd "$WORK/store" -a 127.0.0.1 -p -1 >"$WORK/server.log" 2>&1 </dev/null &
+SERVER_PID=$!
+PORT=""
+for _ in $(seq 1 150); do
+  PORT=$(sed -n 's/.*Listening for client connections on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$WORK/server.log" | head -n 1)
+  [ -n "$PORT" ] && break
+  kill -0 "$SERVER_PID" 2>/dev/null || die "natrium-server exited: $(tail -n 5 "$WORK/server.log")"
+  sleep 0.1
+done
+[ -n "$PORT" ] || die "natrium-server did not report its port"
+URL="nats://127.0.0.1:$PORT"
+
+# moto on a free loopback port, bucket "bench".
+MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$MOTO_SERVER_BIN" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 </dev/null &
+MOTO_PID=$!
+# http METHOD PATH: an unsigned request to moto (it accepts them without auth).
+http() {
+  python3 - "$MOTO_PORT" "$1" "$2" <<'EOF'
+import sys, urllib.request
+req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}{sys.argv[3]}", method=sys.argv[2], data=b"" if sys.argv[2] == "PUT" else None)
+urllib.request.urlopen(req, timeout=30).read()
+EOF
+}
+for i in $(seq 1 300); do
+  http PUT /bench 2>/dev/null && break
+  kill -0 "$MOTO_PID" 2>/dev/null || die "moto_server exited: $(tail -n 5 "$WORK/moto.log")"
+  [ "$i" -lt 300 ] || die "moto_server did not start within 30 s"
+  sleep 0.1
+done
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+
+printf 'fill %d x 1 KiB... ' "$MSGS" >&2
+timeout -k 5 "$STEP_LIMIT" "$JS_FILL_BIN" fill "$URL" BENCH "$MSGS" 1024 512 \
+  >"$WORK/fill.json" 2>>"$WORK/client.stderr" </dev/null || die "fill failed"
+echo done >&2
+
+chunk=()
+[ -n "$CHUNK_SIZE" ] && chunk=(--chunk-size "$CHUNK_SIZE")
+now() { date +%s.%N; }
+for round in $(seq 1 "$ROUNDS"); do
+  for side in local s3; do
+    if [ "$side" = local ]; then target="$WORK/local.r$round"; else target="s3://bench/r$round"; fi
+    sync
+    t0=$(now)
+    timeout -k 5 "$STEP_LIMIT" "$NATRIUM_BIN" -s "$URL" stream backup BENCH "$target" --json -q \
+      "${chunk[@]}" >"$WORK/$side.r$round.json" 2>>"$WORK/client.stderr" </dev/null \
+      || die "$side backup failed, see $WORK/client.stderr"
+    t1=$(now)
+    if [ "$side" = local ]; then
+      sync
+      t1=$(now)
+      stream_bytes=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"]["bytes"])' "$target/backup.json")
+      rm -rf "$target"
+    else
+      # Keep moto's memory flat: drop the previous round's backup (our own prune).
+      timeout -k 5 60 "$NATRIUM_BIN" backup prune s3://bench --keep 1 \
+        >>"$WORK/prune.log" 2>>"$WORK/client.stderr" </dev/null || die "prune failed"
+    fi
+    python3 - "$side" "$round" "$t0" "$t1" "$stream_bytes" "$WORK/$side.r$round.json" >>"$RAW" <<'EOF'
+import json, sys
+side, rnd, t0, t1, sb, f = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+b = json.load(open(f))
+row = {"side": side, "round": rnd, "seconds": t1 - t0, "stream_bytes": sb, "archive_bytes": b["bytes"], "mbs": sb / 1e6 / (t1 - t0)}
+print(json.dumps(row))
+print("round %d %-5s %.1f MB/s (%.2fs, archive %d bytes)" % (rnd, side, row["mbs"], row["seconds"], b["bytes"]), file=sys.stderr)
+EOF
+  done
+done
+
+python3 - "$RAW" "$SIZE_MB" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def med(side):
+    v = [r["mbs"] for r in rows if r["side"] == side]
+    m = statistics.median(v)
+    return m, len(v), (max(v) - min(v)) / m
+l, ln, lsp = med("local")
+s, sn, ssp = med("s3")
+print()
+print(f"stream backup of {sys.argv[2]} MiB (1 KiB messages); medians, spread = (max-min)/median")
+print("| target | MB/s | n | spread |")
+print("|---|---|---|---|")
+print("| local folder | %.1f | %d | %.0f%% |" % (l, ln, 100 * lsp))
+print("| s3:// (moto on loopback) | %.1f | %d | %.0f%% |" % (s, sn, 100 * ssp))
+print("| ratio s3 / local | %.2f | | |" % (s / l))
+EOF
