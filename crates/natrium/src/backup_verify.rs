@@ -100,6 +100,7 @@ fn print_stream(out: &mut impl Write, s: &StreamSummary) -> std::io::Result<()> 
         match s.format {
             natrium_store::archive::ArchiveFormat::V2 => "v2 (NATSARC1)",
             natrium_store::archive::ArchiveFormat::V1 => "v1 (tar)",
+            natrium_store::archive::ArchiveFormat::Incremental => "incremental (NATRINC1)",
         },
         flavor,
         s.frames.chunks,
