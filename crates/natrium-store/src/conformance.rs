@@ -841,8 +841,13 @@ pub fn pinned_view_batches<H: Harness>(h: &mut H) {
 pub fn pinned_view_split_at<H: Harness>(h: &mut H) {
     let (s, _c) = open_default(h);
     for i in 1..=30u64 {
-        s.store_msg(&format!("t.{}", i % 3), b"", format!("q{i}").as_bytes(), None)
-            .unwrap();
+        s.store_msg(
+            &format!("t.{}", i % 3),
+            b"",
+            format!("q{i}").as_bytes(),
+            None,
+        )
+        .unwrap();
     }
     s.compact(3).unwrap();
     s.remove_msg(7).unwrap();
@@ -877,7 +882,10 @@ pub fn pinned_view_split_at<H: Harness>(h: &mut H) {
     }
     // Since beyond the watermark: everything up to the watermark, nothing to read.
     let mut v = s.pinned_view(25).unwrap();
-    assert_eq!(v.split_at(40).unwrap(), vec![(1, 2), (7, 8), (11, 11), (20, 20)]);
+    assert_eq!(
+        v.split_at(40).unwrap(),
+        vec![(1, 2), (7, 8), (11, 11), (20, 20)]
+    );
     assert!(v.next_msg().unwrap().is_none());
     // Since 0: no tombstones, everything to read.
     let mut v = s.pinned_view(5).unwrap();

@@ -446,6 +446,9 @@ mod absent_tests {
         );
         assert_eq!(absent_ranges([1, 2, 3].into_iter(), 3), vec![]);
         // Duplicates (live and held at once) count once.
-        assert_eq!(absent_ranges([2, 2, 3].into_iter(), 4), vec![(1, 1), (4, 4)]);
+        assert_eq!(
+            absent_ranges([2, 2, 3].into_iter(), 4),
+            vec![(1, 1), (4, 4)]
+        );
     }
 }

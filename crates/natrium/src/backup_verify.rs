@@ -50,6 +50,10 @@ pub fn run(args: BackupArgs) -> Result<()> {
 fn verify(args: VerifyArgs) -> Result<()> {
     let dir = args.dir.display().to_string();
     let mut out = std::io::stdout().lock();
+    let sd = crate::backup::layout::StreamDir::new(&args.dir);
+    if let Some(res) = crate::backup::chain::verify_folder(&sd) {
+        return verify_chain(&mut out, &dir, args.json, res);
+    }
     match verify_backup_dir(&args.dir) {
         Ok(summary) => {
             if args.json {
@@ -88,6 +92,45 @@ fn verify(args: VerifyArgs) -> Result<()> {
     }
 }
 
+/// `backup verify` of an incremental backup: every link of its chain, full first.
+fn verify_chain(
+    out: &mut impl Write,
+    dir: &str,
+    json: bool,
+    res: std::result::Result<Vec<StreamSummary>, crate::backup::BackupError>,
+) -> Result<()> {
+    match res {
+        Ok(links) => {
+            if json {
+                let v = serde_json::json!({"ok": true, "dir": dir, "kind": "chain",
+                    "links": links});
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(
+                    out,
+                    "Backup {dir} (incremental backup, chain of {} links): OK",
+                    links.len()
+                )?;
+                for s in &links {
+                    print_stream(out, s)?;
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({"ok": false, "dir": dir, "kind": "chain",
+                    "error": e.to_string()});
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "Backup {dir} (incremental backup): DAMAGED")?;
+                writeln!(out, "  {e}")?;
+            }
+            Err(Error::Incomplete(format!("backup {dir} is damaged: {e}")))
+        }
+    }
+}
+
 fn print_stream(out: &mut impl Write, s: &StreamSummary) -> std::io::Result<()> {
     let flavor = match s.frames.flavor {
         Some(natrium_store::archive::s2_frame::FrameFlavor::Snappy) => "Snappy",
@@ -114,6 +157,13 @@ fn print_stream(out: &mut impl Write, s: &StreamSummary) -> std::io::Result<()> 
             s.messages, s.message_bytes, s.last_seq
         )?,
         _ => writeln!(out, "    no messages, stream last sequence {}", s.last_seq)?,
+    }
+    if let Some(since) = s.since {
+        writeln!(
+            out,
+            "    incremental after sequence {since}: {} tombstones (sequences up to {since} gone)",
+            s.tombstones
+        )?;
     }
     if let Some(bs) = &s.backup_state {
         writeln!(

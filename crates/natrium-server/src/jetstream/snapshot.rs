@@ -119,7 +119,9 @@ fn since_seq(body: &[u8]) -> Result<Option<u64>, ApiError> {
     match v.get("natrium_since") {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(n) => n.as_u64().map(Some).ok_or_else(|| {
-            ApiError::stream_snapshot("natrium_since must be a stream sequence (an unsigned integer)")
+            ApiError::stream_snapshot(
+                "natrium_since must be a stream sequence (an unsigned integer)",
+            )
         }),
     }
 }
@@ -146,7 +148,10 @@ pub(crate) fn take_capture(stream: &Stream) -> Result<(StreamState, Capture), Ap
     for c in stream.consumers.read().values() {
         let cfg = serde_json::to_value(c.config())
             .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
-        let st = super::archive_state::to_json(&c.store.state(), state.last_seq);
+        // The machine's state, not the store's: purges move the ack floor and drop
+        // pending entries in the machine only (`Stream::consumers_skip_to`).
+        let live = c.machine.lock().state();
+        let st = super::archive_state::to_json(&live, state.last_seq);
         consumers.push((c.name.clone(), cfg, st));
     }
     state.consumer_count = consumers.len() as i64;

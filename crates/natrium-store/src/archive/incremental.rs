@@ -266,8 +266,8 @@ mod tests {
             last_seq: last,
             ..Default::default()
         };
-        let mut w = ArchiveWriter::incremental(Vec::new(), &IncrementalHeader { since, absent })
-            .unwrap();
+        let mut w =
+            ArchiveWriter::incremental(Vec::new(), &IncrementalHeader { since, absent }).unwrap();
         w.state(&st).unwrap();
         for &s in msgs {
             w.message(s, s as i64, b"a", b"", format!("m{s}").as_bytes())
@@ -322,8 +322,8 @@ mod tests {
     fn refuses_links_that_do_not_fit() {
         let a = full(&[1, 2], 2);
         let b = inc(3, vec![], 1, &[4], 4);
-        let e = merge_chain(vec![&a[..], &b[..]], Vec::new(), &ReaderOptions::default())
-            .unwrap_err();
+        let e =
+            merge_chain(vec![&a[..], &b[..]], Vec::new(), &ReaderOptions::default()).unwrap_err();
         assert!(matches!(e, ArchiveError::Chain { .. }), "{e}");
         let e = merge_chain(vec![&b[..]], Vec::new(), &ReaderOptions::default()).unwrap_err();
         assert!(e.to_string().contains("full backup"), "{e}");
@@ -331,8 +331,7 @@ mod tests {
         let r = ArchiveReader::new(&b[..], ReaderOptions::default()).unwrap();
         assert_eq!(r.incremental().map(|h| h.since), Some(3));
         // Messages at or below `since` cannot be written into an incremental archive.
-        let mut w =
-            ArchiveWriter::incremental(Vec::new(), &IncrementalHeader::default()).unwrap();
+        let mut w = ArchiveWriter::incremental(Vec::new(), &IncrementalHeader::default()).unwrap();
         w.state(&StreamStateJson {
             first_seq: 1,
             last_seq: 5,

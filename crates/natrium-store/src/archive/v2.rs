@@ -11,8 +11,8 @@ use std::io::{self, Read, Write};
 use serde::Serialize;
 
 use super::error::ArchiveError;
-use super::reader::Entry;
 use super::incremental::{INC_ENTRY, INC_MAGIC, IncrementalHeader};
+use super::reader::Entry;
 use super::s2_frame::S2FrameWriter;
 use super::state_json::{ConsumerStateJson, StreamStateJson};
 use super::varint::{VarintRead, put_uvarint, put_varint, read_exact_growing, read_uvarint};

@@ -99,6 +99,73 @@ impl StreamDir {
     }
 }
 
+impl StreamDir {
+    /// Open `stream.tar.s2` for reading (chain restores and verification).
+    pub fn open_archive(&self) -> Result<Box<dyn std::io::Read + Send>, BackupError> {
+        let path = self.archive();
+        let f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)))
+    }
+
+    /// Size of `stream.tar.s2` in bytes.
+    pub fn archive_len(&self) -> Result<u64, BackupError> {
+        let path = self.archive();
+        Ok(std::fs::metadata(&path).map_err(|e| io(&path, e))?.len())
+    }
+
+    /// Undo [`StreamDir::start`] of a backup that never received data: remove the
+    /// archive and the marker, and the folder if that leaves it empty.
+    pub fn discard(&self) -> Result<(), BackupError> {
+        for p in [self.archive(), self.marker()] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&p, e)),
+            }
+        }
+        // Only removes an empty folder: one the user had filled stays.
+        let _ = std::fs::remove_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Another backup folder named the way `backup.json` records a parent: relative to
+    /// this folder, or absolute.
+    pub fn resolve(&self, recorded: &str) -> StreamDir {
+        StreamDir::new(self.dir.join(recorded))
+    }
+
+    /// How to record `other` in this folder's `backup.json`: a path relative to this
+    /// folder when both resolve (so a chain can be moved or copied as a whole), else
+    /// `other`'s path as given.
+    pub fn record(&self, other: &StreamDir) -> String {
+        match (
+            std::fs::canonicalize(&self.dir),
+            std::fs::canonicalize(&other.dir),
+        ) {
+            (Ok(from), Ok(to)) => relative(&from, &to).display().to_string(),
+            _ => other.dir.display().to_string(),
+        }
+    }
+}
+
+/// `to` as seen from the folder `from` (both absolute and canonical).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let f: Vec<_> = from.components().collect();
+    let t: Vec<_> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c);
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
 /// An I/O error on `path`.
 pub fn io(path: &Path, source: std::io::Error) -> BackupError {
     BackupError::Io {
@@ -131,4 +198,18 @@ pub fn sync_dir(dir: &Path) -> Result<(), BackupError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        let r = |a: &str, b: &str| relative(Path::new(a), Path::new(b)).display().to_string();
+        assert_eq!(r("/b/inc1", "/b/full"), "../full");
+        assert_eq!(r("/b/x/inc1", "/b/full"), "../../full");
+        assert_eq!(r("/b", "/b/full"), "full");
+        assert_eq!(r("/b", "/b"), ".");
+    }
 }

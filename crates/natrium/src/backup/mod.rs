@@ -7,6 +7,7 @@
 //! over an account's streams, `progress` for what the user sees.
 
 pub mod account;
+pub mod chain;
 pub mod layout;
 pub mod progress;
 pub mod stream_backup;
@@ -86,6 +87,18 @@ pub enum BackupError {
     /// Interrupted by the user.
     #[error("interrupted; the folder is marked incomplete")]
     Interrupted,
+    /// An incremental backup chain is broken (a link missing, damaged, or not
+    /// continuing its parent).
+    #[error("backup chain broken at {}: {reason}", dir.display())]
+    Chain {
+        /// The folder where the chain breaks.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The server lacks a natrium extension the command needs.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl BackupError {
@@ -175,6 +188,7 @@ impl BackupFlags {
             check: self.check,
             idle_timeout: conn.timeout.max(Duration::from_secs(5)),
             freeze: None,
+            since: None,
         }
     }
 }
@@ -186,6 +200,10 @@ pub struct StreamBackupArgs {
     pub stream: String,
     /// Folder to write (`stream.tar.s2`, `backup.json`).
     pub dir: PathBuf,
+    /// Incremental: store only what changed after the earlier natrium backup in this
+    /// folder (new messages, deletes, consumer state); needs natrium-server.
+    #[arg(long, value_name = "PREV")]
+    pub since: Option<PathBuf>,
     #[command(flatten)]
     pub flags: BackupFlags,
 }
@@ -256,12 +274,12 @@ pub async fn run_stream_backup(
     let client = connect(conn).await?;
     let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || json));
     let sd = layout::StreamDir::new(&a.dir);
+    let mut opts = a.flags.options(conn);
+    if let Some(prev) = &a.since {
+        opts.since = Some(chain::parent(&layout::StreamDir::new(prev), &a.stream)?);
+    }
     let s = interruptible(stream_backup::backup_stream(
-        &client,
-        &a.stream,
-        &sd,
-        &a.flags.options(conn),
-        &mut p,
+        &client, &a.stream, &sd, &opts, &mut p,
     ))
     .await?;
     if json {

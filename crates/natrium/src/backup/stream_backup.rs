@@ -53,6 +53,8 @@ pub struct BackupOptions {
     pub idle_timeout: Duration,
     /// A consistent account freeze to take this stream's snapshot from (natrium).
     pub freeze: Option<String>,
+    /// Incremental: the earlier backup to continue from (natrium).
+    pub since: Option<super::chain::Parent>,
 }
 
 /// Back up `stream` into `dir`.
@@ -86,12 +88,29 @@ pub async fn backup_stream(
     if let Some(token) = &opts.freeze {
         req["natrium_freeze"] = json!(token);
     }
+    if let Some(p) = &opts.since {
+        req["natrium_since"] = json!(p.meta.watermark);
+    }
     let answer = api_request(
         client,
         &format!("$JS.API.STREAM.SNAPSHOT.{stream}"),
         req.to_string(),
     )
-    .await?;
+    .await;
+    let answer = match (&opts.since, answer) {
+        (None, a) => a?,
+        (Some(p), a) => {
+            match a.and_then(|a| super::chain::check_since_ack(&a, p.meta.watermark).map(|_| a)) {
+                Ok(a) => a,
+                Err(e) => {
+                    // Nothing was received: leave no folder that looks like a backup.
+                    drop(sub);
+                    dir.discard()?;
+                    return Err(super::chain::explain_refusal(e));
+                }
+            }
+        }
+    };
     let state = answer.get("state").cloned().unwrap_or(Value::Null);
     let total = state.get("bytes").and_then(Value::as_u64).unwrap_or(0);
     let messages = state.get("messages").and_then(Value::as_u64).unwrap_or(0);
@@ -136,6 +155,7 @@ pub async fn backup_stream(
     let meta = json!({
         "config": answer.get("config").cloned().unwrap_or(Value::Null),
         "state": state,
+        super::chain::NATRIUM_KEY: super::chain::section(dir, stream, last_seq, opts.since.as_ref()),
     });
     dir.finish(&meta)?;
     let summary = BackupSummary {

@@ -40,7 +40,8 @@ pub struct RestoreSummary {
     pub seconds: f64,
 }
 
-/// Restore the backup in `dir`, under `rename` if given.
+/// Restore the backup in `dir`, under `rename` if given. An incremental backup is
+/// restored with its whole chain (`chain::restore`).
 pub async fn restore_stream(
     client: &Client,
     dir: &StreamDir,
@@ -50,6 +51,42 @@ pub async fn restore_stream(
 ) -> Result<RestoreSummary, BackupError> {
     let started = Instant::now();
     let meta = dir.read_meta()?;
+    if super::chain::is_incremental(&meta) {
+        return super::chain::restore(client, dir, rename, chunk_timeout, progress).await;
+    }
+    let (name, upload) = begin(client, &meta, rename, dir).await?;
+    let path = dir.archive();
+    let size = std::fs::metadata(&path).map_err(|e| io(&path, e))?.len();
+    progress.start(&name, size, 0);
+    let mut file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    let mut sent = 0u64;
+    loop {
+        let n = read_full(&mut file, &mut buf).map_err(|e| io(&path, e))?;
+        if n == 0 {
+            break;
+        }
+        send_chunk(
+            client,
+            &upload,
+            Bytes::copy_from_slice(&buf[..n]),
+            chunk_timeout,
+        )
+        .await?;
+        sent += n as u64;
+        progress.advance(n as u64);
+    }
+    finish(client, upload, &name, sent, started, progress).await
+}
+
+/// Start a restore from a parsed `backup.json` (of `dir`): refuse an existing stream,
+/// send the restore request; returns the stream name and the upload subject.
+pub async fn begin(
+    client: &Client,
+    meta: &Value,
+    rename: Option<&str>,
+    dir: &StreamDir,
+) -> Result<(String, String), BackupError> {
     let mut config = meta.get("config").cloned().unwrap_or(Value::Null);
     if let Some(new) = rename {
         config["name"] = json!(new);
@@ -79,30 +116,35 @@ pub async fn restore_stream(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| BackupError::Protocol("restore answer without deliver_subject".into()))?
         .to_string();
-    let path = dir.archive();
-    let size = std::fs::metadata(&path).map_err(|e| io(&path, e))?.len();
-    progress.start(&name, size, 0);
-    let mut file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
-    let mut buf = vec![0u8; UPLOAD_CHUNK];
-    let mut sent = 0u64;
-    loop {
-        let n = read_full(&mut file, &mut buf).map_err(|e| io(&path, e))?;
-        if n == 0 {
-            break;
-        }
-        let reply = tokio::time::timeout(
-            chunk_timeout,
-            client.request(upload.clone(), Bytes::copy_from_slice(&buf[..n])),
-        )
+    Ok((name, upload))
+}
+
+/// Upload one piece of the archive and check the server's answer to it.
+pub async fn send_chunk(
+    client: &Client,
+    upload: &str,
+    data: Bytes,
+    chunk_timeout: Duration,
+) -> Result<(), BackupError> {
+    let reply = tokio::time::timeout(chunk_timeout, client.request(upload.to_string(), data))
         .await
         .map_err(|_| BackupError::Stalled(chunk_timeout))?
         .map_err(|e| BackupError::nats("upload chunk", e))?;
-        if !reply.payload.is_empty() {
-            return Err(chunk_error(&reply.payload));
-        }
-        sent += n as u64;
-        progress.advance(n as u64);
+    if !reply.payload.is_empty() {
+        return Err(chunk_error(&reply.payload));
     }
+    Ok(())
+}
+
+/// End the upload and read the new stream's info (or the error).
+pub async fn finish(
+    client: &Client,
+    upload: String,
+    name: &str,
+    sent: u64,
+    started: Instant,
+    progress: &mut Progress,
+) -> Result<RestoreSummary, BackupError> {
     let done = tokio::time::timeout(FINAL_TIMEOUT, client.request(upload, Bytes::new()))
         .await
         .map_err(|_| BackupError::Stalled(FINAL_TIMEOUT))?
@@ -120,7 +162,7 @@ pub async fn restore_stream(
     }
     let st = &info["state"];
     let summary = RestoreSummary {
-        stream: name.clone(),
+        stream: name.to_string(),
         bytes: sent,
         messages: st.get("messages").and_then(Value::as_u64).unwrap_or(0),
         last_seq: st.get("last_seq").and_then(Value::as_u64).unwrap_or(0),
