@@ -741,7 +741,8 @@ async fn a_damaged_chain_is_detected_and_refused() {
     build_chain(&a, "DMG", &good).await;
     let b = Server::natrium();
     let jsb = b.js().await;
-    let damage: [(&str, &dyn Fn(&Path)); 3] = [
+    type Damage<'a> = (&'a str, &'a dyn Fn(&Path));
+    let damage: [Damage; 3] = [
         ("bitflip", &|root: &Path| {
             let arch = root.join("inc1").join("stream.tar.s2");
             let mut bytes = std::fs::read(&arch).unwrap();

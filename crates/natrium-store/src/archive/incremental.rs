@@ -103,11 +103,14 @@ fn chain(reason: String) -> ArchiveError {
     ArchiveError::Chain { reason }
 }
 
+/// A consumer entry: name, config, state.
+type ConsumerEntry = (String, serde_json::Value, ConsumerStateJson);
+
 /// Opens `r` and reads up to the first message: the state, and the consumers.
 fn open_link<R: Read>(
     r: R,
     opts: &ReaderOptions,
-) -> Result<(Link<R>, Vec<(String, serde_json::Value, ConsumerStateJson)>), ArchiveError> {
+) -> Result<(Link<R>, Vec<ConsumerEntry>), ArchiveError> {
     let mut reader = ArchiveReader::new(r, opts.clone())?;
     let state = loop {
         match reader.next_entry()? {
