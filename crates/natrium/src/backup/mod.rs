@@ -226,6 +226,10 @@ pub struct StreamRestoreArgs {
 pub struct AccountBackupArgs {
     /// Folder to write (one sub-folder per stream).
     pub dir: PathBuf,
+    /// Incremental: per stream, only what changed after its folder in this earlier
+    /// natrium account backup (streams new since then are backed up in full).
+    #[arg(long, value_name = "PREV")]
+    pub since: Option<PathBuf>,
     #[command(flatten)]
     pub flags: BackupFlags,
 }
@@ -322,6 +326,7 @@ pub async fn run_account_backup(
     let s = interruptible(account::backup_account(
         &client,
         &a.dir,
+        a.since.as_deref(),
         &a.flags.options(conn),
         &mut p,
     ))
