@@ -909,3 +909,113 @@ async fn account_incremental_backup() {
         .unwrap();
     assert!(!v.status.success());
 }
+
+/// `stream backup --resume` finishes an interrupted backup: the intact part of the
+/// archive is kept, only the rest is fetched, and the result is an ordinary full backup
+/// of the stream as it stands at the resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_backup_resumes() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    js.create_stream(stream::Config {
+        name: "RS".into(),
+        subjects: vec!["RS.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // About 2 MB of poorly compressible payloads: several archive frames.
+    let mut acks = Vec::new();
+    for i in 1..=2000u32 {
+        let body: String = (0..1000u32)
+            .map(|k| {
+                char::from(b'!' + ((i.wrapping_mul(2654435761) ^ k.wrapping_mul(40503)) % 90) as u8)
+            })
+            .collect();
+        acks.push(
+            js.publish(format!("RS.s{}", i % 3), body.into())
+                .await
+                .unwrap(),
+        );
+        if acks.len() >= 256 {
+            for a in acks.drain(..) {
+                a.await.unwrap();
+            }
+        }
+    }
+    for a in acks.drain(..) {
+        a.await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("rs");
+    ok_json(cli(
+        &a.url,
+        &["stream", "backup", "RS", bdir.to_str().unwrap(), "--json"],
+    ));
+    // What an interrupted run leaves: the marker, part of the archive, no backup.json.
+    let arch = bdir.join("stream.tar.s2");
+    let bytes = std::fs::read(&arch).unwrap();
+    std::fs::write(&arch, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    std::fs::remove_file(bdir.join("backup.json")).unwrap();
+    std::fs::write(bdir.join("INCOMPLETE"), "backup of stream RS in progress\n").unwrap();
+    // The stream moves on meanwhile.
+    let st = js.get_stream("RS").await.unwrap();
+    st.delete_message(7).await.unwrap();
+    st.delete_message(1999).await.unwrap();
+    publish_range(&js, "RS", 1, 20).await;
+    let want = {
+        let mut s = js.get_stream("RS").await.unwrap();
+        let last = s.info().await.unwrap().state.last_sequence;
+        let mut v = Vec::new();
+        for seq in 1..=last {
+            if let Ok(m) = s.get_raw_message(seq).await {
+                v.push((seq, m.subject.to_string(), m.payload.to_vec()));
+            }
+        }
+        v
+    };
+    let r = ok_json(cli(
+        &a.url,
+        &[
+            "stream",
+            "backup",
+            "RS",
+            bdir.to_str().unwrap(),
+            "--resume",
+            "--json",
+        ],
+    ));
+    let kept = r["resumed_after"].as_u64().unwrap();
+    assert!(kept > 100 && kept < 2000, "{r}");
+    assert_eq!(r["last_seq"], 2020);
+    assert!(!bdir.join("INCOMPLETE").exists());
+    assert_eq!(natrium_section(&bdir)["kind"], "full");
+    // Nothing of the scratch work is left.
+    let names: Vec<_> = std::fs::read_dir(&bdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let b = Server::natrium();
+    ok_json(cli(
+        &b.url,
+        &["stream", "restore", bdir.to_str().unwrap(), "--json"],
+    ));
+    let jsb = b.js().await;
+    let mut s = jsb.get_stream("RS").await.unwrap();
+    let last = s.info().await.unwrap().state.last_sequence;
+    let mut got = Vec::new();
+    for seq in 1..=last {
+        if let Ok(m) = s.get_raw_message(seq).await {
+            got.push((seq, m.subject.to_string(), m.payload.to_vec()));
+        }
+    }
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "restored stream differs");
+    // A finished backup is not resumed.
+    let again = cli(
+        &a.url,
+        &["stream", "backup", "RS", bdir.to_str().unwrap(), "--resume"],
+    );
+    assert!(!again.status.success());
+}

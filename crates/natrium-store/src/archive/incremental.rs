@@ -243,6 +243,75 @@ pub fn merge_chain<R: Read, W: Write>(
     Ok((out, summary))
 }
 
+/// What survived of an interrupted archive ([`scan_prefix`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Prefix {
+    /// Complete messages.
+    pub messages: u64,
+    /// The last sequence the kept part covers: its last complete message, or the
+    /// sequence before the first one if none survived.
+    pub last_seq: u64,
+}
+
+/// Resumable backups, first pass: how much of an interrupted archive (cut anywhere,
+/// even inside a frame or an entry) survived intact — every byte counted passed the
+/// frame checksums. Fails only when not even `state.json` and the consumers survived,
+/// or when the archive is an incremental one.
+pub fn scan_prefix<R: Read>(r: R) -> Result<Prefix, ArchiveError> {
+    let (mut link, _) = open_link(r, &ReaderOptions::default())?;
+    if link.reader.incremental().is_some() {
+        return Err(chain(
+            "an interrupted incremental backup cannot be resumed; take it again".into(),
+        ));
+    }
+    let mut p = Prefix {
+        messages: 0,
+        last_seq: link.state.first_seq.saturating_sub(1),
+    };
+    while let Ok(Some(Entry::Message { seq, .. })) = link.reader.next_entry() {
+        p.messages += 1;
+        p.last_seq = seq;
+    }
+    Ok(p)
+}
+
+/// Resumable backups, second pass: write the surviving part `prefix` (from
+/// [`scan_prefix`] of the same bytes) as a complete v2 archive — the state with
+/// `last_seq` lowered to `prefix.last_seq`, the consumers (clamped to it), the
+/// messages, the sentinel. An incremental backup after `prefix.last_seq`, merged with
+/// it ([`merge_chain`]), completes the backup.
+pub fn copy_prefix<R: Read, W: Write>(r: R, prefix: &Prefix, out: W) -> Result<W, ArchiveError> {
+    let (mut link, consumers) = open_link(r, &ReaderOptions::default())?;
+    let state = StreamStateJson {
+        messages: prefix.messages,
+        last_seq: prefix.last_seq,
+        consumer_count: consumers.len() as i64,
+        ..link.state.clone()
+    };
+    let mut w = ArchiveWriter::new(out);
+    w.state(&state)?;
+    for (name, config, st) in &consumers {
+        w.consumer(name, config, st)?;
+    }
+    let mut left = prefix.messages;
+    while left > 0 {
+        match link.reader.next_entry()? {
+            Some(Entry::Message {
+                seq,
+                ts,
+                subject,
+                header,
+                payload,
+            }) => {
+                w.message(seq, ts, &subject, &header, &payload)?;
+                left -= 1;
+            }
+            _ => return Err(ArchiveError::Eof),
+        }
+    }
+    Ok(w.finish()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +388,66 @@ mod tests {
         // A single full link is copied.
         let (out, _) = merge_chain(vec![&a[..]], Vec::new(), &ReaderOptions::default()).unwrap();
         assert_eq!(seqs(&out).1, vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn an_interrupted_archive_is_salvaged_and_completed() {
+        // Big enough for several frames: cut it in the middle of the last ones.
+        let msgs: Vec<u64> = (1..=3000).collect();
+        let st = StreamStateJson {
+            messages: msgs.len() as u64,
+            first_seq: 1,
+            last_seq: 3000,
+            ..Default::default()
+        };
+        let mut w = ArchiveWriter::new(Vec::new());
+        w.state(&st).unwrap();
+        for &s in &msgs {
+            let mut pad = format!("m{s}").into_bytes();
+            pad.resize(1000, b'x');
+            w.message(s, s as i64, b"a", b"", &pad).unwrap();
+        }
+        let whole = w.finish().unwrap();
+        let cut = &whole[..whole.len() * 2 / 3];
+        let p = scan_prefix(cut).unwrap();
+        assert!(p.messages > 0 && p.messages < 3000, "{p:?}");
+        assert_eq!(p.last_seq, p.messages);
+        let kept = copy_prefix(cut, &p, Vec::new()).unwrap();
+        // The rest, as an incremental backup after the kept part.
+        let mut w = ArchiveWriter::incremental(
+            Vec::new(),
+            &IncrementalHeader {
+                since: p.last_seq,
+                absent: vec![],
+            },
+        )
+        .unwrap();
+        w.state(&st).unwrap();
+        for s in p.last_seq + 1..=3000 {
+            let mut pad = format!("m{s}").into_bytes();
+            pad.resize(1000, b'x');
+            w.message(s, s as i64, b"a", b"", &pad).unwrap();
+        }
+        let rest = w.finish().unwrap();
+        let (merged, s) = merge_chain(
+            vec![&kept[..], &rest[..]],
+            Vec::new(),
+            &ReaderOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(s.messages, 3000);
+        let mut r = ArchiveReader::new(&merged[..], ReaderOptions::default()).unwrap();
+        let mut n = 0;
+        while let Some(e) = r.next_entry().unwrap() {
+            if let Entry::Message { seq, payload, .. } = e {
+                n += 1;
+                assert_eq!(seq, n);
+                assert!(payload.starts_with(format!("m{seq}x").as_bytes()));
+            }
+        }
+        assert_eq!(n, 3000);
+        // Nothing usable: an error, not an empty backup.
+        assert!(scan_prefix(&whole[..5]).is_err());
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub mod varint;
 pub mod verify;
 
 pub use error::ArchiveError;
-pub use incremental::{ChainSummary, IncrementalHeader, merge_chain};
+pub use incremental::{
+    ChainSummary, IncrementalHeader, Prefix, copy_prefix, merge_chain, scan_prefix,
+};
 pub use reader::{ArchiveFormat, ArchiveReader, Entry, FrameStats, ReaderOptions};
 pub use s2_frame::{S2FrameReader, S2FrameWriter};
 pub use state_json::{

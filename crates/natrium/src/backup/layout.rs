@@ -148,6 +148,71 @@ impl StreamDir {
     }
 }
 
+/// Files and folders of a resumed backup (`resume`): scratch files beside the archive,
+/// and a sub-folder for the fetched rest.
+impl StreamDir {
+    /// Whether the folder holds an interrupted backup (marker, no `backup.json`).
+    pub fn is_interrupted(&self) -> bool {
+        self.marker().exists() && !self.meta().exists()
+    }
+
+    /// A scratch file beside the archive, created (truncated) for writing.
+    pub fn create_aux(&self, name: &str) -> Result<std::io::BufWriter<std::fs::File>, BackupError> {
+        let path = self.dir.join(name);
+        let f = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
+        Ok(std::io::BufWriter::with_capacity(256 * 1024, f))
+    }
+
+    /// Flush and fsync a scratch file written through [`StreamDir::create_aux`].
+    pub fn sync_aux(
+        &self,
+        name: &str,
+        w: std::io::BufWriter<std::fs::File>,
+    ) -> Result<(), BackupError> {
+        let path = self.dir.join(name);
+        let f = w.into_inner().map_err(|e| io(&path, e.into_error()))?;
+        f.sync_all().map_err(|e| io(&path, e))
+    }
+
+    /// A scratch file, for reading.
+    pub fn open_aux(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>, BackupError> {
+        let path = self.dir.join(name);
+        let f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)))
+    }
+
+    /// Make a scratch file the archive (atomic rename).
+    pub fn replace_archive(&self, aux: &str) -> Result<(), BackupError> {
+        let from = self.dir.join(aux);
+        std::fs::rename(&from, self.archive()).map_err(|e| io(&from, e))?;
+        sync_dir(&self.dir)
+    }
+
+    /// Remove a scratch file if present.
+    pub fn remove_aux(&self, name: &str) -> Result<(), BackupError> {
+        let path = self.dir.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// A scratch sub-folder, emptied (whatever an earlier attempt left is removed).
+    pub fn fresh_sub(&self, name: &str) -> Result<StreamDir, BackupError> {
+        let path = self.dir.join(name);
+        match std::fs::remove_dir_all(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path, e)),
+            _ => {}
+        }
+        Ok(StreamDir::new(path))
+    }
+
+    /// Remove a scratch sub-folder.
+    pub fn remove_sub(&self, sub: &StreamDir) -> Result<(), BackupError> {
+        std::fs::remove_dir_all(&sub.dir).map_err(|e| io(&sub.dir, e))
+    }
+}
+
 /// `to` as seen from the folder `from` (both absolute and canonical).
 fn relative(from: &Path, to: &Path) -> PathBuf {
     let f: Vec<_> = from.components().collect();

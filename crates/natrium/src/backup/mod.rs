@@ -10,6 +10,7 @@ pub mod account;
 pub mod chain;
 pub mod layout;
 pub mod progress;
+pub mod resume;
 pub mod stream_backup;
 pub mod stream_restore;
 
@@ -204,6 +205,10 @@ pub struct StreamBackupArgs {
     /// folder (new messages, deletes, consumer state); needs natrium-server.
     #[arg(long, value_name = "PREV")]
     pub since: Option<PathBuf>,
+    /// Finish the interrupted backup in DIR: keep what it received, fetch only the
+    /// rest (needs natrium-server).
+    #[arg(long, conflicts_with = "since")]
+    pub resume: bool,
     #[command(flatten)]
     pub flags: BackupFlags,
 }
@@ -282,10 +287,17 @@ pub async fn run_stream_backup(
     if let Some(prev) = &a.since {
         opts.since = Some(chain::parent(&layout::StreamDir::new(prev), &a.stream)?);
     }
-    let s = interruptible(stream_backup::backup_stream(
-        &client, &a.stream, &sd, &opts, &mut p,
-    ))
-    .await?;
+    let s = if a.resume {
+        interruptible(resume::resume_backup(
+            &client, &a.stream, &sd, &opts, &mut p,
+        ))
+        .await?
+    } else {
+        interruptible(stream_backup::backup_stream(
+            &client, &a.stream, &sd, &opts, &mut p,
+        ))
+        .await?
+    };
     if json {
         print_json(&s)?;
     }

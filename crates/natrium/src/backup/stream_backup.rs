@@ -36,6 +36,10 @@ pub struct BackupSummary {
     pub last_seq: u64,
     /// Wall time, seconds.
     pub seconds: f64,
+    /// A resumed backup (`--resume`): the last sequence of the part kept from the
+    /// interrupted run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_after: Option<u64>,
 }
 
 /// Options of one stream backup.
@@ -166,6 +170,7 @@ pub async fn backup_stream(
         messages,
         last_seq,
         seconds: started.elapsed().as_secs_f64(),
+        resumed_after: None,
     };
     progress.finish(&format!(
         "Received {} compressed bytes in {} chunks for stream {:?} in {:.2}s (up to sequence {})",
