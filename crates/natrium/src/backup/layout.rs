@@ -156,6 +156,11 @@ impl StreamDir {
         self.marker().exists() && !self.meta().exists()
     }
 
+    /// What the unfinished marker says (which backup was interrupted).
+    pub fn marker_text(&self) -> Result<String, BackupError> {
+        std::fs::read_to_string(self.marker()).map_err(|e| io(&self.marker(), e))
+    }
+
     /// A scratch file beside the archive, created (truncated) for writing.
     pub fn create_aux(&self, name: &str) -> Result<std::io::BufWriter<std::fs::File>, BackupError> {
         let path = self.dir.join(name);

@@ -52,11 +52,27 @@ pub async fn resume_backup(
             dir.dir.display()
         )));
     }
+    // The marker names the stream whose backup was interrupted.
+    let marker = dir.marker_text()?;
+    if !marker.contains(&format!("stream {stream} ")) {
+        return Err(BackupError::Usage(format!(
+            "{} holds an interrupted backup of another stream ({})",
+            dir.dir.display(),
+            marker.trim()
+        )));
+    }
     // 1. What survived, rewritten as a complete archive up to its last message.
     let d = dir.clone();
     let prefix = tokio::task::spawn_blocking(move || {
-        let Ok(p) = scan_prefix(d.open_archive()?) else {
-            return Ok(None);
+        let p = match scan_prefix(d.open_archive()?) {
+            Ok(p) => p,
+            Err(e @ natrium_store::archive::ArchiveError::Chain { .. }) => {
+                return Err(BackupError::Usage(format!(
+                    "{}: {e}; remove the folder first",
+                    d.dir.display()
+                )));
+            }
+            Err(_) => return Ok(None),
         };
         let out = d.create_aux(PART)?;
         let out = copy_prefix(d.open_archive()?, &p, out).map_err(|e| BackupError::Chain {
