@@ -803,3 +803,73 @@ async fn a_client_that_goes_away_mid_backup_ends_it() {
     let snap = snapshot(&watcher, "G", json!({})).await;
     assert_eq!(snap.answer["state"]["messages"], 40);
 }
+
+/// The `natrium_since` extension: the answer echoes it, the archive is an incremental
+/// one (messages above the base, tombstones up to it, full state), a restore of it
+/// alone is refused, and a base beyond the stream's last sequence is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_snapshot_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    js.create_stream(stream::Config {
+        name: "INC".into(),
+        subjects: vec!["inc.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 1..=20u32 {
+        js.publish(format!("inc.{}", i % 2), format!("m{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let st = js.get_stream("INC").await.unwrap();
+    st.delete_message(3).await.unwrap();
+    st.delete_message(15).await.unwrap();
+    st.purge().sequence(2).await.unwrap();
+
+    let snap = snapshot(&client, "INC", json!({"natrium_since": 10})).await;
+    assert_eq!(snap.answer["natrium_since"], 10);
+    assert_eq!(snap.answer["state"]["last_seq"], 20);
+    let r = ArchiveReader::new(&snap.archive[..], ReaderOptions::default()).unwrap();
+    let h = r.incremental().expect("incremental header").clone();
+    assert_eq!(h.since, 10);
+    assert_eq!(h.absent, vec![(1, 1), (3, 3)]);
+    let seqs: Vec<u64> = {
+        let mut r = r;
+        let mut v = Vec::new();
+        while let Some(e) = r.next_entry().unwrap() {
+            if let Entry::Message { seq, .. } = e {
+                v.push(seq);
+            }
+        }
+        v
+    };
+    assert_eq!(seqs, (11..=20).filter(|s| *s != 15).collect::<Vec<_>>());
+
+    // One link alone is not a stream: refused.
+    let mut cfg = snap.answer["config"].clone();
+    cfg["name"] = json!("INC2");
+    cfg["subjects"] = json!(["inc2.>"]);
+    let done = restore(&client, cfg, &snap.archive, 4096).await;
+    let err = done["error"]["description"].as_str().unwrap_or_default();
+    assert!(err.contains("incremental archive"), "{done}");
+    assert!(js.get_stream("INC2").await.is_err());
+
+    // A base beyond the stream: an error, no transfer.
+    let inbox = client.new_inbox();
+    let a = api(
+        &client,
+        "$JS.API.STREAM.SNAPSHOT.INC",
+        json!({"deliver_subject": inbox, "natrium_since": 99}).to_string(),
+    )
+    .await;
+    assert_eq!(a["error"]["err_code"], 10064, "{a}");
+    // Without the field the answer carries no echo.
+    let full = snapshot(&client, "INC", json!({})).await;
+    assert!(full.answer.get("natrium_since").is_none());
+}

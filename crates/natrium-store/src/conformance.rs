@@ -835,6 +835,64 @@ pub fn pinned_view_batches<H: Harness>(h: &mut H) {
     assert_eq!(seqs, want);
 }
 
+/// An incremental backup's view (`split_at`): the sequences up to `since` that were gone
+/// when the view was taken come back as ranges (removals after the pin do not count),
+/// and reading starts after `since`, with bulk and single reads alike.
+pub fn pinned_view_split_at<H: Harness>(h: &mut H) {
+    let (s, _c) = open_default(h);
+    for i in 1..=30u64 {
+        s.store_msg(
+            &format!("t.{}", i % 3),
+            b"",
+            format!("q{i}").as_bytes(),
+            None,
+        )
+        .unwrap();
+    }
+    s.compact(3).unwrap();
+    s.remove_msg(7).unwrap();
+    s.remove_msg(8).unwrap();
+    s.remove_msg(20).unwrap();
+    for bulk in [false, true] {
+        let mut v = s.pinned_view(25).unwrap();
+        // Removed after the pin: still in the view, so not a tombstone.
+        if !bulk {
+            s.remove_msg(11).unwrap();
+        }
+        let absent = v.split_at(15).unwrap();
+        if bulk {
+            // Removed before this second view.
+            assert_eq!(absent, vec![(1, 2), (7, 8), (11, 11)]);
+        } else {
+            assert_eq!(absent, vec![(1, 2), (7, 8)]);
+        }
+        let mut seqs = Vec::new();
+        if bulk {
+            let mut batch = crate::stream::MsgBatch::default();
+            while v.next_batch(s.as_ref(), 64, &mut batch).unwrap() {
+                seqs.extend(batch.iter().map(|m| m.seq));
+            }
+        } else {
+            while let Some(m) = v.next_msg().unwrap() {
+                seqs.push(m.seq);
+            }
+        }
+        let want: Vec<u64> = (16..=25).filter(|q| *q != 20).collect();
+        assert_eq!(seqs, want, "bulk {bulk}");
+    }
+    // Since beyond the watermark: everything up to the watermark, nothing to read.
+    let mut v = s.pinned_view(25).unwrap();
+    assert_eq!(
+        v.split_at(40).unwrap(),
+        vec![(1, 2), (7, 8), (11, 11), (20, 20)]
+    );
+    assert!(v.next_msg().unwrap().is_none());
+    // Since 0: no tombstones, everything to read.
+    let mut v = s.pinned_view(5).unwrap();
+    assert_eq!(v.split_at(0).unwrap(), vec![]);
+    assert_eq!(v.next_msg().unwrap().map(|m| m.seq), Some(3));
+}
+
 /// Tiny deterministic PRNG (xorshift64*), so the suite needs no dependencies.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -1002,7 +1060,7 @@ macro_rules! conformance_tests {
                 compact_variants, truncate_variants, state_queries, limits_discard_old,
                 limits_discard_new, per_subject_limits, max_age_expiry, ttl_expiry,
                 seq_from_time, meta_and_consumers, concurrent_readers, randomized_model,
-                pinned_view_is_a_point_in_time, pinned_view_batches);
+                pinned_view_is_a_point_in_time, pinned_view_batches, pinned_view_split_at);
         }
     };
     (@tests $harness:expr; $($t:ident),* $(,)?) => {

@@ -495,6 +495,17 @@ impl crate::stream::PinnedView for MemPinnedView {
         self.watermark
     }
 
+    fn split_at(&mut self, since: u64) -> Result<Vec<(u64, u64)>> {
+        let upto = since.min(self.watermark);
+        let slice = self.msgs.as_slice();
+        let absent = crate::stream::absent_ranges(slice.iter().map(|m| m.seq), upto);
+        let skip = slice.partition_point(|m| m.seq <= since);
+        if skip > 0 {
+            self.msgs.nth(skip - 1);
+        }
+        Ok(absent)
+    }
+
     fn next_msg(&mut self) -> Result<Option<StoredMsg>> {
         for m in self.msgs.by_ref() {
             if !self.erased.lock().contains(&m.seq) {

@@ -249,6 +249,12 @@ pub trait PinnedView: Send {
     /// The next message, ascending; `None` after the watermark.
     fn next_msg(&mut self) -> Result<Option<StoredMsg>>;
 
+    /// For an incremental backup, before the first read: leave out every message with a
+    /// sequence ≤ `since` (an earlier backup holds them) and return the sequences in
+    /// `1..=min(since, watermark)` the view does *not* hold — removed before the view was
+    /// taken — as ascending, disjoint, inclusive ranges (the backup's tombstones).
+    fn split_at(&mut self, since: u64) -> Result<Vec<(u64, u64)>>;
+
     /// The next messages, ascending, about `max_bytes` of them, into `out` (cleared
     /// first); false when the view is exhausted. `store` is the store the view was taken
     /// of (stores read their live messages in bulk through it). The default calls
@@ -399,5 +405,50 @@ pub fn read_batch_one_by_one<S: StreamStore + ?Sized>(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// The sequences of `1..=upto` missing from `present` (ascending, may hold values
+/// outside the range) as ascending inclusive ranges: what [`PinnedView::split_at`]
+/// returns.
+pub fn absent_ranges(present: impl Iterator<Item = u64>, upto: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut next = 1u64;
+    for s in present {
+        if s > upto {
+            break;
+        }
+        if s < next {
+            continue;
+        }
+        if s > next {
+            out.push((next, s - 1));
+        }
+        next = s + 1;
+    }
+    if upto >= next {
+        out.push((next, upto));
+    }
+    out
+}
+
+#[cfg(test)]
+mod absent_tests {
+    use super::absent_ranges;
+
+    #[test]
+    fn absent_ranges_cover_the_gaps() {
+        assert_eq!(absent_ranges([].into_iter(), 0), vec![]);
+        assert_eq!(absent_ranges([].into_iter(), 3), vec![(1, 3)]);
+        assert_eq!(
+            absent_ranges([3, 4, 6, 9, 12].into_iter(), 10),
+            vec![(1, 2), (5, 5), (7, 8), (10, 10)]
+        );
+        assert_eq!(absent_ranges([1, 2, 3].into_iter(), 3), vec![]);
+        // Duplicates (live and held at once) count once.
+        assert_eq!(
+            absent_ranges([2, 2, 3].into_iter(), 4),
+            vec![(1, 1), (4, 4)]
+        );
     }
 }

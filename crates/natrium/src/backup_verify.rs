@@ -257,7 +257,14 @@ async fn verify(args: VerifyArgs) -> Result<()> {
     let target = Target::parse(&args.dir)?;
     let dir = target.display();
     let result = match &target {
-        Target::Local(p) => verify_backup_dir(p),
+        Target::Local(p) => {
+            // An incremental backup is verified with its whole chain (local folders).
+            let sd = crate::backup::layout::StreamDir::new(p);
+            if let Some(res) = crate::backup::chain::verify_folder(&sd) {
+                return verify_chain(&mut std::io::stdout().lock(), &dir, args.json, res);
+            }
+            verify_backup_dir(p).map(|s| check_account_chains(p, s))
+        }
         Target::Object(_) => verify_remote(&target).await,
     };
     let mut out = std::io::stdout().lock();
@@ -299,6 +306,72 @@ async fn verify(args: VerifyArgs) -> Result<()> {
     }
 }
 
+/// An account backup's incremental stream folders: their chains are checked too (a
+/// broken one moves the stream to the damaged list).
+fn check_account_chains(dir: &std::path::Path, mut s: BackupSummary) -> BackupSummary {
+    if s.kind != "account" {
+        return s;
+    }
+    let mut ok = Vec::with_capacity(s.streams.len());
+    for st in std::mem::take(&mut s.streams) {
+        let sd = crate::backup::layout::StreamDir::new(std::path::PathBuf::from(&st.path));
+        match crate::backup::chain::verify_folder(&sd) {
+            Some(Err(e)) => s.damaged.push(natrium_store::archive::DamagedStream {
+                path: st.path.clone(),
+                error: e.to_string(),
+                source: natrium_store::archive::ArchiveError::Chain {
+                    reason: format!("{} ({})", e, dir.display()),
+                },
+            }),
+            _ => ok.push(st),
+        }
+    }
+    s.streams = ok;
+    s.total_messages = s.streams.iter().map(|t| t.messages).sum();
+    s.total_message_bytes = s.streams.iter().map(|t| t.message_bytes).sum();
+    s.total_consumers = s.streams.iter().map(|t| t.consumers.len() as u64).sum();
+    s
+}
+
+/// `backup verify` of an incremental backup: every link of its chain, full first.
+fn verify_chain(
+    out: &mut impl Write,
+    dir: &str,
+    json: bool,
+    res: std::result::Result<Vec<StreamSummary>, crate::backup::BackupError>,
+) -> Result<()> {
+    match res {
+        Ok(links) => {
+            if json {
+                let v = serde_json::json!({"ok": true, "dir": dir, "kind": "chain",
+                    "links": links});
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(
+                    out,
+                    "Backup {dir} (incremental backup, chain of {} links): OK",
+                    links.len()
+                )?;
+                for s in &links {
+                    print_stream(out, s)?;
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({"ok": false, "dir": dir, "kind": "chain",
+                    "error": e.to_string()});
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "Backup {dir} (incremental backup): DAMAGED")?;
+                writeln!(out, "  {e}")?;
+            }
+            Err(Error::Incomplete(format!("backup {dir} is damaged: {e}")))
+        }
+    }
+}
+
 fn print_stream(out: &mut impl Write, s: &StreamSummary) -> std::io::Result<()> {
     let flavor = match s.frames.flavor {
         Some(natrium_store::archive::s2_frame::FrameFlavor::Snappy) => "Snappy",
@@ -311,6 +384,7 @@ fn print_stream(out: &mut impl Write, s: &StreamSummary) -> std::io::Result<()> 
         match s.format {
             natrium_store::archive::ArchiveFormat::V2 => "v2 (NATSARC1)",
             natrium_store::archive::ArchiveFormat::V1 => "v1 (tar)",
+            natrium_store::archive::ArchiveFormat::Incremental => "incremental (NATRINC1)",
         },
         flavor,
         s.frames.chunks,
@@ -324,6 +398,13 @@ fn print_stream(out: &mut impl Write, s: &StreamSummary) -> std::io::Result<()> 
             s.messages, s.message_bytes, s.last_seq
         )?,
         _ => writeln!(out, "    no messages, stream last sequence {}", s.last_seq)?,
+    }
+    if let Some(since) = s.since {
+        writeln!(
+            out,
+            "    incremental after sequence {since}: {} tombstones (sequences up to {since} gone)",
+            s.tombstones
+        )?;
     }
     if let Some(bs) = &s.backup_state {
         writeln!(

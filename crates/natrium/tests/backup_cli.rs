@@ -502,3 +502,520 @@ async fn verify_checks_backups_offline() {
     let out = run(&bdir.join("V1"));
     assert!(!out.status.success());
 }
+
+/// Publish `from..=to` on `name.s{i % 4}` (every 7th with an `X-I` header).
+async fn publish_range(js: &jetstream::Context, name: &str, from: u32, to: u32) {
+    for i in from..=to {
+        let mut h = async_nats::HeaderMap::new();
+        if i % 7 == 0 {
+            h.insert("X-I", i.to_string().as_str());
+        }
+        js.publish_with_headers(format!("{name}.s{}", i % 4), h, format!("body-{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+/// Fetch `n` messages from consumer `D` of `name` and ack all but the last.
+async fn ack_some(js: &jetstream::Context, name: &str, n: usize) {
+    let st = js.get_stream(name).await.unwrap();
+    let c: consumer::PullConsumer = st.get_consumer("D").await.unwrap();
+    let mut batch = c.fetch().max_messages(n).messages().await.unwrap();
+    let mut k = 0;
+    while let Some(m) = batch.next().await {
+        k += 1;
+        if k < n {
+            m.unwrap().double_ack().await.unwrap();
+        }
+    }
+}
+
+/// (first seq, last seq, messages, deleted count) of a stream.
+async fn seq_state(js: &jetstream::Context, name: &str) -> (u64, u64, u64, u64) {
+    let mut st = js.get_stream(name).await.unwrap();
+    let i = st.info().await.unwrap().state.clone();
+    (
+        i.first_sequence,
+        i.last_sequence,
+        i.messages,
+        i.last_sequence.saturating_sub(i.first_sequence) + 1 - i.messages,
+    )
+}
+
+fn natrium_section(dir: &Path) -> Value {
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("backup.json")).unwrap()).unwrap();
+    v["natrium"].clone()
+}
+
+/// Build full → inc1 → inc2 of stream `name` on `a` under `root`, with publishes,
+/// deletes, a filtered purge, a purge up to a sequence and consumer acks in between.
+/// Returns what the stream held when inc2 was taken.
+async fn build_chain(
+    a: &Server,
+    name: &str,
+    root: &Path,
+) -> (
+    (Vec<(u64, String, String, Vec<u8>)>, (u64, u64, usize)),
+    (u64, u64, u64, u64),
+) {
+    let js = a.js().await;
+    fill(&js, name).await;
+    let b = |dir: &str, since: Option<&str>| {
+        let d = root.join(dir);
+        let mut args = vec!["stream", "backup", name, d.to_str().unwrap(), "--json"];
+        let prev;
+        if let Some(s) = since {
+            prev = root.join(s);
+            args.push("--since");
+            args.push(prev.to_str().unwrap());
+        }
+        ok_json(cli(&a.url, &args))
+    };
+    let full = b("full", None);
+    assert_eq!(full["last_seq"], 50);
+    // Changes: new messages, deletes below and above the watermark, a filtered purge,
+    // acks.
+    publish_range(&js, name, 51, 70).await;
+    let st = js.get_stream(name).await.unwrap();
+    st.delete_message(5).await.unwrap();
+    st.delete_message(60).await.unwrap();
+    st.purge().filter(format!("{name}.s1")).await.unwrap();
+    ack_some(&js, name, 10).await;
+    let inc1 = b("inc1", Some("full"));
+    assert_eq!(inc1["last_seq"], 70);
+    // More: a purge up to a sequence, a delete, new messages, acks.
+    publish_range(&js, name, 71, 90).await;
+    st.purge().sequence(20).await.unwrap();
+    st.delete_message(44).await.unwrap();
+    st.delete_message(88).await.unwrap();
+    ack_some(&js, name, 6).await;
+    let want = contents(&js, name).await;
+    let want_state = seq_state(&js, name).await;
+    let _now = b("now", None);
+    let inc2 = b("inc2", Some("inc1"));
+    assert_eq!(inc2["last_seq"], 90);
+    // Changes after inc2 are not in it.
+    publish_range(&js, name, 91, 95).await;
+    st.delete_message(30).await.unwrap();
+    (want, want_state)
+}
+
+/// An incremental chain full → inc1 → inc2 restores the stream exactly as it stood when
+/// inc2 was taken: every message (sequence, subject, header, payload), the deleted
+/// sequences, first/last sequence and the consumer's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_chain_restores_the_last_point_in_time() {
+    let a = Server::natrium();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (want, want_state) = build_chain(&a, "INC", root).await;
+    assert_eq!(want_state.0, 20, "purge up to 20 moved the first sequence");
+    assert!(want_state.3 > 5, "{want_state:?}");
+
+    // The folders record the chain.
+    let full = natrium_section(&root.join("full"));
+    let inc1 = natrium_section(&root.join("inc1"));
+    let inc2 = natrium_section(&root.join("inc2"));
+    assert_eq!(full["kind"], "full");
+    assert_eq!(inc1["kind"], "incremental");
+    assert_eq!(inc1["parent"], "../full");
+    assert_eq!(inc1["parent_id"], full["id"]);
+    assert_eq!(inc1["since"], 50);
+    assert_eq!(inc2["parent_id"], inc1["id"]);
+    assert_eq!(inc2["since"], 70);
+    assert_eq!(inc2["watermark"], 90);
+    // An incremental archive holds only the new messages.
+    let size = |d: &str| {
+        std::fs::metadata(root.join(d).join("stream.tar.s2"))
+            .unwrap()
+            .len()
+    };
+    assert!(
+        size("inc2") < size("full"),
+        "{} vs {}",
+        size("inc2"),
+        size("full")
+    );
+
+    // verify walks the whole chain.
+    let v = Command::new(NATRIUM)
+        .args(["backup", "verify"])
+        .arg(root.join("inc2"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let v = ok_json(v);
+    assert_eq!(v["ok"], true);
+    let links = v["links"].as_array().unwrap();
+    assert_eq!(links.len(), 3);
+    assert_eq!(links[0]["format"], "v2");
+    assert_eq!(links[2]["format"], "incremental");
+    assert_eq!(links[2]["since"], 70);
+
+    let b = Server::natrium();
+    let r = ok_json(cli(
+        &b.url,
+        &[
+            "stream",
+            "restore",
+            root.join("inc2").to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(r["last_seq"], 90, "{r}");
+    let jsb = b.js().await;
+    ok_json(cli(
+        &b.url,
+        &[
+            "stream",
+            "restore",
+            root.join("now").to_str().unwrap(),
+            "--name",
+            "NOW",
+            "--json",
+        ],
+    ));
+    // A full backup taken at the same moment restores the same stream.
+    assert_eq!(contents(&jsb, "NOW").await, want);
+    assert_eq!(contents(&jsb, "INC").await, want);
+    assert_eq!(seq_state(&jsb, "INC").await, want_state);
+
+    // The middle of the chain restores its own point in time (under another name).
+    let r = ok_json(cli(
+        &b.url,
+        &[
+            "stream",
+            "restore",
+            root.join("inc1").to_str().unwrap(),
+            "--name",
+            "INC1",
+            "--json",
+        ],
+    ));
+    assert_eq!(r["last_seq"], 70, "{r}");
+
+    // The restore half needs no natrium extension: the merged chain goes into
+    // nats-server 2.15 too.
+    if let Some(bin) = nats_server_bin() {
+        let n = Server::start(&bin);
+        ok_json(cli(
+            &n.url,
+            &[
+                "stream",
+                "restore",
+                root.join("inc2").to_str().unwrap(),
+                "--json",
+            ],
+        ));
+        let jsn = n.js().await;
+        assert_eq!(contents(&jsn, "INC").await, want);
+        assert_eq!(seq_state(&jsn, "INC").await, want_state);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A damaged link — a flipped bit in inc1's archive, a missing parent folder, a
+/// parent replaced by another backup (wrong id) — is reported by `backup verify` (exit
+/// status non-zero) and refused by restore before anything is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_chain_is_detected_and_refused() {
+    let a = Server::natrium();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    std::fs::create_dir_all(&good).unwrap();
+    build_chain(&a, "DMG", &good).await;
+    let b = Server::natrium();
+    let jsb = b.js().await;
+    type Damage<'a> = (&'a str, &'a dyn Fn(&Path));
+    let damage: [Damage; 3] = [
+        ("bitflip", &|root: &Path| {
+            let arch = root.join("inc1").join("stream.tar.s2");
+            let mut bytes = std::fs::read(&arch).unwrap();
+            let n = bytes.len();
+            bytes[n / 2] ^= 0x10;
+            std::fs::write(&arch, bytes).unwrap();
+        }),
+        ("missing", &|root: &Path| {
+            std::fs::remove_dir_all(root.join("full")).unwrap();
+        }),
+        ("wrong-id", &|root: &Path| {
+            let p = root.join("inc1").join("backup.json");
+            let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            v["natrium"]["parent_id"] = "0123456789abcdef0123456789abcdef".into();
+            std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        }),
+    ];
+    for (what, f) in damage {
+        let root = dir.path().join(what);
+        copy_dir(&good, &root);
+        f(&root);
+        let inc2 = root.join("inc2");
+        let v = Command::new(NATRIUM)
+            .args(["backup", "verify"])
+            .arg(&inc2)
+            .output()
+            .unwrap();
+        assert!(!v.status.success(), "{what}: verify passed");
+        let text = String::from_utf8_lossy(&v.stdout);
+        assert!(text.contains("DAMAGED"), "{what}: {text}");
+        let out = cli(&b.url, &["stream", "restore", inc2.to_str().unwrap()]);
+        assert!(!out.status.success(), "{what}: restore passed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("backup chain broken"), "{what}: {err}");
+        assert!(
+            jsb.get_stream("DMG").await.is_err(),
+            "{what}: stream created"
+        );
+    }
+    // The undamaged chain still restores.
+    ok_json(cli(
+        &b.url,
+        &[
+            "stream",
+            "restore",
+            good.join("inc2").to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert!(jsb.get_stream("DMG").await.is_ok());
+}
+
+/// `--since` against nats-server, which ignores the extension, is refused with a clear
+/// error and leaves no folder behind (no full archive labelled incremental).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_against_nats_server_is_refused() {
+    let Some(bin) = nats_server_bin() else {
+        eprintln!("nats-server not found: skipping");
+        return;
+    };
+    let a = Server::start(&bin);
+    let js = a.js().await;
+    fill(&js, "NS").await;
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    let inc = dir.path().join("inc");
+    ok_json(cli(
+        &a.url,
+        &["stream", "backup", "NS", full.to_str().unwrap(), "--json"],
+    ));
+    let out = cli(
+        &a.url,
+        &[
+            "stream",
+            "backup",
+            "NS",
+            inc.to_str().unwrap(),
+            "--since",
+            full.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not support incremental backups"),
+        "{err}"
+    );
+    assert!(!inc.exists(), "a folder was left behind");
+}
+
+/// `account backup --since PREV`: every stream that PREV holds is backed up
+/// incrementally (a new stream in full), and `account restore` replays each chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_incremental_backup() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    fill(&js, "AC1").await;
+    fill(&js, "AC2").await;
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    let inc = dir.path().join("inc");
+    ok_json(cli(
+        &a.url,
+        &["account", "backup", full.to_str().unwrap(), "--json"],
+    ));
+    publish_range(&js, "AC1", 51, 60).await;
+    js.get_stream("AC2")
+        .await
+        .unwrap()
+        .purge()
+        .sequence(30)
+        .await
+        .unwrap();
+    ack_some(&js, "AC1", 5).await;
+    fill(&js, "AC3").await;
+    let b = ok_json(cli(
+        &a.url,
+        &[
+            "account",
+            "backup",
+            inc.to_str().unwrap(),
+            "--since",
+            full.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(b["consistent"], true);
+    assert_eq!(natrium_section(&inc.join("AC1"))["kind"], "incremental");
+    assert_eq!(
+        natrium_section(&inc.join("AC1"))["parent"],
+        "../../full/AC1"
+    );
+    assert_eq!(natrium_section(&inc.join("AC3"))["kind"], "full");
+    let v = Command::new(NATRIUM)
+        .args(["backup", "verify"])
+        .arg(&inc)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let c = Server::natrium();
+    ok_json(cli(
+        &c.url,
+        &["account", "restore", inc.to_str().unwrap(), "--json"],
+    ));
+    let jsc = c.js().await;
+    for name in ["AC1", "AC2", "AC3"] {
+        assert_eq!(
+            contents(&jsc, name).await,
+            contents(&js, name).await,
+            "{name}"
+        );
+        assert_eq!(
+            seq_state(&jsc, name).await,
+            seq_state(&js, name).await,
+            "{name}"
+        );
+    }
+    // A broken chain in one stream folder fails the account's verify.
+    std::fs::remove_dir_all(full.join("AC2")).unwrap();
+    let v = Command::new(NATRIUM)
+        .args(["backup", "verify"])
+        .arg(&inc)
+        .output()
+        .unwrap();
+    assert!(!v.status.success());
+}
+
+/// `stream backup --resume` finishes an interrupted backup: the intact part of the
+/// archive is kept, only the rest is fetched, and the result is an ordinary full backup
+/// of the stream as it stands at the resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_backup_resumes() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    js.create_stream(stream::Config {
+        name: "RS".into(),
+        subjects: vec!["RS.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // About 2 MB of poorly compressible payloads: several archive frames.
+    let mut acks = Vec::new();
+    for i in 1..=2000u32 {
+        let body: String = (0..1000u32)
+            .map(|k| {
+                char::from(b'!' + ((i.wrapping_mul(2654435761) ^ k.wrapping_mul(40503)) % 90) as u8)
+            })
+            .collect();
+        acks.push(
+            js.publish(format!("RS.s{}", i % 3), body.into())
+                .await
+                .unwrap(),
+        );
+        if acks.len() >= 256 {
+            for a in acks.drain(..) {
+                a.await.unwrap();
+            }
+        }
+    }
+    for a in acks.drain(..) {
+        a.await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("rs");
+    ok_json(cli(
+        &a.url,
+        &["stream", "backup", "RS", bdir.to_str().unwrap(), "--json"],
+    ));
+    // What an interrupted run leaves: the marker, part of the archive, no backup.json.
+    let arch = bdir.join("stream.tar.s2");
+    let bytes = std::fs::read(&arch).unwrap();
+    std::fs::write(&arch, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    std::fs::remove_file(bdir.join("backup.json")).unwrap();
+    std::fs::write(bdir.join("INCOMPLETE"), "backup of stream RS in progress\n").unwrap();
+    // The stream moves on meanwhile.
+    let st = js.get_stream("RS").await.unwrap();
+    st.delete_message(7).await.unwrap();
+    st.delete_message(1999).await.unwrap();
+    publish_range(&js, "RS", 1, 20).await;
+    let want = {
+        let mut s = js.get_stream("RS").await.unwrap();
+        let last = s.info().await.unwrap().state.last_sequence;
+        let mut v = Vec::new();
+        for seq in 1..=last {
+            if let Ok(m) = s.get_raw_message(seq).await {
+                v.push((seq, m.subject.to_string(), m.payload.to_vec()));
+            }
+        }
+        v
+    };
+    let r = ok_json(cli(
+        &a.url,
+        &[
+            "stream",
+            "backup",
+            "RS",
+            bdir.to_str().unwrap(),
+            "--resume",
+            "--json",
+        ],
+    ));
+    let kept = r["resumed_after"].as_u64().unwrap();
+    assert!(kept > 100 && kept < 2000, "{r}");
+    assert_eq!(r["last_seq"], 2020);
+    assert!(!bdir.join("INCOMPLETE").exists());
+    assert_eq!(natrium_section(&bdir)["kind"], "full");
+    // Nothing of the scratch work is left.
+    let names: Vec<_> = std::fs::read_dir(&bdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let b = Server::natrium();
+    ok_json(cli(
+        &b.url,
+        &["stream", "restore", bdir.to_str().unwrap(), "--json"],
+    ));
+    let jsb = b.js().await;
+    let mut s = jsb.get_stream("RS").await.unwrap();
+    let last = s.info().await.unwrap().state.last_sequence;
+    let mut got = Vec::new();
+    for seq in 1..=last {
+        if let Ok(m) = s.get_raw_message(seq).await {
+            got.push((seq, m.subject.to_string(), m.payload.to_vec()));
+        }
+    }
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "restored stream differs");
+    // A finished backup is not resumed.
+    let again = cli(
+        &a.url,
+        &["stream", "backup", "RS", bdir.to_str().unwrap(), "--resume"],
+    );
+    assert!(!again.status.success());
+}

@@ -454,6 +454,13 @@ impl Job {
             },
         )
         .map_err(restore_failed)?;
+        if let Some(h) = archive.incremental() {
+            // One link of a natrium backup chain is not the stream: the CLI merges the
+            // chain into one complete archive first.
+            return Err(restore_failed(
+                natrium_store::archive::ArchiveError::Incremental { since: h.since },
+            ));
+        }
         let store: Arc<dyn StreamStore> = if memory {
             Arc::new(MemStore::new(store_config(&self.cfg)))
         } else {

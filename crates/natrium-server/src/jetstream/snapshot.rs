@@ -14,6 +14,11 @@
 //! during the backup: the archive is produced by a reader thread that never blocks the
 //! stream's writer.
 //!
+//! natrium extension (docs/api.md): `"natrium_since": N` in the request makes the archive
+//! an incremental one — the same point in time, but only the messages above `N` plus the
+//! sequences up to `N` that are gone (`PinnedView::split_at`); the answer echoes the
+//! field so a client can tell that the server understood it.
+//!
 //! Two halves, joined by a small bounded channel (so memory is a few chunks, whatever
 //! the stream's size):
 //! - the producer, a blocking thread: reads messages through the store's checksummed
@@ -35,7 +40,9 @@ use crate::client::subscription::{InternalHandler, Subscription};
 use crate::protocol::PubMsg;
 use crate::server::ServerShared;
 use natrium_store::PinnedView;
-use natrium_store::archive::{ArchiveWriter, ConsumerStateJson, StreamStateJson};
+use natrium_store::archive::{
+    ArchiveWriter, ConsumerStateJson, IncrementalHeader, StreamStateJson,
+};
 use serde::Serialize;
 use std::io::Write;
 use std::sync::Arc;
@@ -102,6 +109,23 @@ fn freeze_token(body: &[u8]) -> Option<String> {
     v.get("natrium_freeze")?.as_str().map(str::to_string)
 }
 
+/// The natrium extension field asking for an incremental archive (`natrium_since`: the
+/// earlier backup's watermark; see `natrium_store::archive::incremental`). Ignored by
+/// nats-server, which is why the answer echoes it.
+fn since_seq(body: &[u8]) -> Result<Option<u64>, ApiError> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(None);
+    };
+    match v.get("natrium_since") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(n) => n.as_u64().map(Some).ok_or_else(|| {
+            ApiError::stream_snapshot(
+                "natrium_since must be a stream sequence (an unsigned integer)",
+            )
+        }),
+    }
+}
+
 /// Take a stream's point in time: its state, a pinned view of its messages up to the
 /// watermark, and its consumers' states (clamped to the watermark). Returns the state
 /// for the API answer (live consumer count) and the capture for the archive.
@@ -124,7 +148,10 @@ pub(crate) fn take_capture(stream: &Stream) -> Result<(StreamState, Capture), Ap
     for c in stream.consumers.read().values() {
         let cfg = serde_json::to_value(c.config())
             .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
-        let st = super::archive_state::to_json(&c.store.state(), state.last_seq);
+        // The machine's state, not the store's: purges move the ack floor and drop
+        // pending entries in the machine only (`Stream::consumers_skip_to`).
+        let live = c.machine.lock().state();
+        let st = super::archive_state::to_json(&live, state.last_seq);
         consumers.push((c.name.clone(), cfg, st));
     }
     state.consumer_count = consumers.len() as i64;
@@ -133,6 +160,7 @@ pub(crate) fn take_capture(stream: &Stream) -> Result<(StreamState, Capture), Ap
         view,
         state: state.clone(),
         consumers,
+        incremental: None,
     };
     Ok((state, capture))
 }
@@ -149,6 +177,25 @@ impl Capture {
     pub(crate) fn watermark(&self) -> u64 {
         self.state.last_seq
     }
+
+    /// Make the archive an incremental one after `since` (an earlier backup's
+    /// watermark): only messages above it, plus the tombstones up to it. Refused when
+    /// `since` lies beyond this watermark — the earlier backup cannot be of this stream
+    /// as it is now (deleted and recreated, or another stream of that name).
+    fn since(mut self, since: u64) -> Result<Capture, ApiError> {
+        let w = self.watermark();
+        if since > w {
+            return Err(ApiError::stream_snapshot(format!(
+                "incremental base sequence {since} is beyond the stream's last sequence {w}; take a full backup"
+            )));
+        }
+        let absent = self
+            .view
+            .split_at(since)
+            .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
+        self.incremental = Some(IncrementalHeader { since, absent });
+        Ok(self)
+    }
 }
 
 /// What the producer captured when the snapshot was taken.
@@ -161,6 +208,8 @@ pub(crate) struct Capture {
     state: StreamState,
     /// `(name, config JSON, state JSON)` per consumer.
     consumers: Vec<(String, serde_json::Value, serde_json::Value)>,
+    /// An incremental archive: its header (the view then starts after `since`).
+    incremental: Option<IncrementalHeader>,
 }
 
 /// Handle the request: check it, take the point-in-time capture, answer, and start the
@@ -183,6 +232,7 @@ pub fn stream_snapshot(
         .server
         .upgrade()
         .ok_or_else(|| ApiError::stream_snapshot("server stopping"))?;
+    let since = since_seq(body)?;
     let frozen = freeze_token(body);
     let (state, capture) = match frozen {
         Some(token) => {
@@ -199,9 +249,14 @@ pub fn stream_snapshot(
     } else {
         capture
     };
+    let capture = match since {
+        Some(n) => capture.since(n)?,
+        None => capture,
+    };
     let response = ApiResponse::new(StreamSnapshotBody {
         config: Some(stream.config()),
         state: Some(state),
+        natrium_since: since,
     })
     .to_json();
     let window = Window::of(&req);
@@ -266,7 +321,10 @@ impl Write for ChunkSink {
 /// (restore recreates the gaps).
 fn produce<W: Write>(cap: &mut Capture, w: W) -> Result<W, String> {
     let json = |e: serde_json::Error| e.to_string();
-    let mut a = ArchiveWriter::new(w);
+    let mut a = match &cap.incremental {
+        Some(h) => ArchiveWriter::incremental(w, h).map_err(|e| e.to_string())?,
+        None => ArchiveWriter::new(w),
+    };
     let state: StreamStateJson =
         serde_json::from_value(serde_json::to_value(&cap.state).map_err(json)?).map_err(json)?;
     a.state(&state).map_err(|e| e.to_string())?;

@@ -190,6 +190,23 @@ pub enum ArchiveError {
         reason: String,
     },
 
+    /// An incremental archive offered where a complete one is needed (a restore of one
+    /// link of a chain on its own).
+    #[error(
+        "incremental archive: it holds only the changes after sequence {since}; restore it through its backup chain (natrium stream restore)"
+    )]
+    Incremental {
+        /// The sequence it continues from.
+        since: u64,
+    },
+
+    /// The links of an incremental backup chain do not fit together.
+    #[error("backup chain broken: {reason}")]
+    Chain {
+        /// What does not fit.
+        reason: String,
+    },
+
     /// A backup directory does not have the layout the nats CLI writes.
     #[error("{path}: {reason}")]
     Layout {

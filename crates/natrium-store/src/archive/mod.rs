@@ -8,6 +8,8 @@
 //!   [`consumer_odat`] — import of legacy tar snapshots of nats-server ≤ 2.14.
 //! * [`reader`] — [`ArchiveReader`], one entry stream over both formats.
 //! * [`verify`] — offline verification of a backup directory.
+//! * [`incremental`] — natrium's incremental archives and the merge of a backup chain
+//!   into one v2 archive.
 //!
 //! Everything here is synchronous over `std::io::Read`/`Write`, free of networking, and
 //! bounds every allocation whose size comes from the input.
@@ -15,6 +17,7 @@
 pub mod consumer_odat;
 pub mod error;
 pub mod filestore_blk;
+pub mod incremental;
 pub mod index_db;
 pub mod reader;
 pub mod s2_frame;
@@ -27,6 +30,9 @@ pub mod varint;
 pub mod verify;
 
 pub use error::ArchiveError;
+pub use incremental::{
+    ChainSummary, IncrementalHeader, Prefix, copy_prefix, merge_chain, scan_prefix,
+};
 pub use reader::{ArchiveFormat, ArchiveReader, Entry, FrameStats, ReaderOptions};
 pub use s2_frame::{S2FrameReader, S2FrameWriter};
 pub use state_json::{

@@ -2,6 +2,9 @@
 //!
 //! The decompressed stream's first 8 bytes decide, as in nats-server 2.15: `NATSARC1` →
 //! v2 (streamed entry by entry), anything else → legacy tar (spooled, see [`mod@super::v1`]).
+//! natrium's incremental archives (`NATRINC1`, see [`super::incremental`]) are a header
+//! followed by a v2 body; they are read the same way and flagged by
+//! [`ArchiveReader::incremental`].
 //! Both produce the same entry sequence — for v1 preceded by [`Entry::StreamMeta`] — so
 //! the server's importer has one code path:
 //!
@@ -14,6 +17,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::error::ArchiveError;
+use super::incremental::{INC_MAGIC, IncrementalHeader};
 use super::s2_frame::{FrameFlavor, S2FrameReader};
 use super::state_json::{ConsumerStateJson, StreamStateJson};
 use super::v1::{V1Reader, V1Report};
@@ -69,6 +73,8 @@ pub enum ArchiveFormat {
     V2,
     /// Legacy tar of filestore files (nats-server ≤ 2.14).
     V1,
+    /// natrium's incremental archive (`NATRINC1`): one link of a backup chain.
+    Incremental,
 }
 
 /// Reader options.
@@ -130,6 +136,8 @@ enum Inner<R: Read> {
 /// Reads a snapshot (`stream.tar.s2` bytes) of either format.
 pub struct ArchiveReader<R: Read> {
     inner: Inner<R>,
+    /// The header of an incremental archive.
+    incremental: Option<IncrementalHeader>,
 }
 
 impl<R: Read> ArchiveReader<R> {
@@ -153,6 +161,15 @@ impl<R: Read> ArchiveReader<R> {
         if got == head.len() && &head == MAGIC {
             return Ok(ArchiveReader {
                 inner: Inner::V2(V2Decoder::new(s2, opts.max_msg_size)),
+                incremental: None,
+            });
+        }
+        if got == head.len() && &head == INC_MAGIC {
+            let mut d = V2Decoder::new(s2, opts.max_msg_size);
+            let h = d.read_incremental_header()?;
+            return Ok(ArchiveReader {
+                inner: Inner::V2(d),
+                incremental: Some(h),
             });
         }
         let v1 = {
@@ -164,15 +181,24 @@ impl<R: Read> ArchiveReader<R> {
         let stats = FrameStats::of(&s2);
         Ok(ArchiveReader {
             inner: Inner::V1(Box::new(v1), stats),
+            incremental: None,
         })
     }
 
     /// The archive format.
     pub fn format(&self) -> ArchiveFormat {
         match self.inner {
+            Inner::V2(_) if self.incremental.is_some() => ArchiveFormat::Incremental,
             Inner::V2(_) => ArchiveFormat::V2,
             Inner::V1(..) => ArchiveFormat::V1,
         }
+    }
+
+    /// The header of an incremental archive (`None` for complete ones). Importers
+    /// must refuse an incremental archive ([`ArchiveError::Incremental`]): alone it is
+    /// not the stream.
+    pub fn incremental(&self) -> Option<&IncrementalHeader> {
+        self.incremental.as_ref()
     }
 
     /// Framing statistics so far (complete once [`Entry::End`] was returned).

@@ -11,6 +11,7 @@ use std::io::{self, Read, Write};
 use serde::Serialize;
 
 use super::error::ArchiveError;
+use super::incremental::{INC_ENTRY, INC_MAGIC, IncrementalHeader};
 use super::reader::Entry;
 use super::s2_frame::S2FrameWriter;
 use super::state_json::{ConsumerStateJson, StreamStateJson};
@@ -49,6 +50,10 @@ pub struct ArchiveWriter<W: Write> {
     prev_seq: u64,
     last_seq: u64,
     scratch: Vec<u8>,
+    /// The magic was written already (incremental archives write their own).
+    magic_written: bool,
+    /// Incremental: messages must lie above this sequence.
+    since: u64,
 }
 
 #[derive(Serialize)]
@@ -73,7 +78,23 @@ impl<W: Write> ArchiveWriter<W> {
             prev_seq: 0,
             last_seq: 0,
             scratch: Vec::with_capacity(256),
+            magic_written: false,
+            since: 0,
         }
+    }
+
+    /// Starts an incremental archive (natrium's `NATRINC1`, see [`super::incremental`]):
+    /// the magic and the `natrium.json` header, after which the archive goes on exactly
+    /// like a v2 one, with messages above `header.since` only.
+    pub fn incremental(w: W, header: &IncrementalHeader) -> io::Result<Self> {
+        let mut a = Self::new(w);
+        let json = serde_json::to_vec(header).map_err(io::Error::other)?;
+        a.out.write_all(INC_MAGIC)?;
+        let ts = a.meta_ts;
+        a.entry(INC_ENTRY.as_bytes(), ts, 0, &[], &json)?;
+        a.magic_written = true;
+        a.since = header.since;
+        Ok(a)
     }
 
     /// Sets the timestamp written on `state.json` and consumer entries (the snapshot time).
@@ -111,11 +132,14 @@ impl<W: Write> ArchiveWriter<W> {
             return Err(misuse("negative consumer count".into()));
         }
         let json = serde_json::to_vec(state).map_err(io::Error::other)?;
-        self.out.write_all(MAGIC)?;
+        if !self.magic_written {
+            self.out.write_all(MAGIC)?;
+            self.magic_written = true;
+        }
         let ts = self.meta_ts;
         self.entry(STATE_ENTRY.as_bytes(), ts, 0, &[], &json)?;
         self.consumers_expected = state.consumer_count as u64;
-        self.prev_seq = state.first_seq.saturating_sub(1);
+        self.prev_seq = state.first_seq.saturating_sub(1).max(self.since);
         self.last_seq = state.last_seq;
         self.phase = Phase::Consumers;
         Ok(())
@@ -245,6 +269,8 @@ pub(crate) struct V2Decoder<R: Read> {
     prev_seq: u64,
     last_seq: u64,
     name: Vec<u8>,
+    /// Incremental archives: messages must lie above this sequence.
+    since: u64,
 }
 
 fn truncated(context: &'static str) -> ArchiveError {
@@ -261,7 +287,29 @@ impl<R: Read> V2Decoder<R> {
             prev_seq: 0,
             last_seq: 0,
             name: Vec::new(),
+            since: 0,
         }
+    }
+
+    /// Incremental archives: reads the `natrium.json` header that follows the magic
+    /// (before [`V2Decoder::next_entry`]).
+    pub(crate) fn read_incremental_header(&mut self) -> Result<IncrementalHeader, ArchiveError> {
+        let raw = self.read_raw(MAX_META_SIZE)?.ok_or(ArchiveError::Eof)?;
+        if self.name != INC_ENTRY.as_bytes() || raw.seq != 0 {
+            return Err(ArchiveError::InvalidEntry {
+                name: self.name_lossy(),
+                reason: format!("first entry of an incremental archive must be {INC_ENTRY}"),
+            });
+        }
+        let body = self.read_meta_json(&raw)?;
+        let h: IncrementalHeader =
+            serde_json::from_slice(&body).map_err(|source| ArchiveError::Json {
+                name: INC_ENTRY.into(),
+                source,
+            })?;
+        h.validate()?;
+        self.since = h.since;
+        Ok(h)
     }
 
     pub(crate) fn get_ref(&self) -> &R {
@@ -359,8 +407,17 @@ impl<R: Read> V2Decoder<R> {
                         source,
                     })?;
                 validate_state(&state)?;
+                if state.last_seq < self.since {
+                    return Err(ArchiveError::InvalidEntry {
+                        name: STATE_ENTRY.into(),
+                        reason: format!(
+                            "last sequence {} below the incremental base {}",
+                            state.last_seq, self.since
+                        ),
+                    });
+                }
                 self.consumers_left = state.consumer_count as u64;
-                self.prev_seq = state.first_seq.saturating_sub(1);
+                self.prev_seq = state.first_seq.saturating_sub(1).max(self.since);
                 self.last_seq = state.last_seq;
                 self.phase = if self.consumers_left > 0 {
                     DPhase::Consumers

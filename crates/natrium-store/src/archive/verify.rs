@@ -53,6 +53,10 @@ pub struct StreamSummary {
     pub backup_state: Option<StreamStateJson>,
     /// `backup.json`'s `watermark` field, if a tool wrote one.
     pub watermark: Option<serde_json::Value>,
+    /// Incremental archives: the earlier backup's watermark they continue from.
+    pub since: Option<u64>,
+    /// Incremental archives: how many sequences up to `since` they list as absent.
+    pub tombstones: u64,
     /// v1 import report.
     pub v1: Option<V1Report>,
     /// Oddities that are not damage.
@@ -193,7 +197,8 @@ pub fn verify_archive<R: Read>(
             "message sequence {l} beyond state.json last_seq {last_seq}"
         ));
     }
-    if state.messages != messages {
+    let incremental = rd.incremental().map(|h| (h.since, h.absent_count()));
+    if state.messages != messages && incremental.is_none() {
         warnings.push(format!(
             "state says {} messages, archive holds {messages} (the state is taken at snapshot start)",
             state.messages
@@ -217,6 +222,8 @@ pub fn verify_archive<R: Read>(
         consumers,
         backup_state: None,
         watermark: None,
+        since: incremental.map(|(s, _)| s),
+        tombstones: incremental.map_or(0, |(_, t)| t),
         v1,
         warnings,
     })
@@ -298,7 +305,7 @@ pub fn verify_stream_parts<R: Read>(
     s.watermark = bj.get("watermark").cloned();
     if let Some(bs) = &backup_state
         && bs.last_seq != s.last_seq
-        && s.format == ArchiveFormat::V2
+        && s.format != ArchiveFormat::V1
     {
         s.warnings.push(format!(
             "backup.json last_seq {} differs from the archive's {}",

@@ -189,6 +189,38 @@ impl PinnedView for FilePinnedView {
         Ok(!out.is_empty() || next <= w)
     }
 
+    /// Present at the pin = live now or held since (nothing at or below the watermark
+    /// is added after the pin); one pass over the index under its read lock.
+    fn split_at(&mut self, since: u64) -> Result<Vec<(u64, u64)>> {
+        let upto = since.min(self.hold.watermark);
+        let from = self.cursor;
+        let absent = if upto < from {
+            crate::stream::absent_ranges(std::iter::empty(), upto)
+        } else {
+            let g = self.sh.inner.read();
+            self.sh.check_open(&g)?;
+            let held = self.hold.removed.lock();
+            let mut live = g.ix.range(from..=upto).map(|(s, _)| *s).peekable();
+            let mut kept = held.range(from..=upto).map(|(s, _)| *s).peekable();
+            let merged = std::iter::from_fn(|| match (live.peek(), kept.peek()) {
+                (Some(&a), Some(&b)) if a <= b => live.next(),
+                (Some(_), Some(_)) => kept.next(),
+                (Some(_), None) => live.next(),
+                (None, _) => kept.next(),
+            });
+            crate::stream::absent_ranges(merged, upto)
+        };
+        if since >= self.cursor {
+            let next = since.saturating_add(1);
+            {
+                let mut m = self.hold.removed.lock();
+                *m = m.split_off(&next);
+            }
+            self.advance(next);
+        }
+        Ok(absent)
+    }
+
     fn next_msg(&mut self) -> Result<Option<StoredMsg>> {
         loop {
             let w = self.hold.watermark;

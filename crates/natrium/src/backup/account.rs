@@ -5,7 +5,10 @@
 //! once stopped at 256), then backs them up one after another. Restore takes every
 //! sub-folder holding a `backup.json`; a stream that already exists is refused (the
 //! whole restore stops before uploading anything) or, with `--skip-existing`, skipped
-//! and named.
+//! and named. `account backup DIR --since PREV` makes every stream folder an
+//! incremental backup after its folder in PREV (`chain`); restore replays each chain.
+
+use std::path::Path;
 
 use async_nats::Client;
 use serde_json::{Value, json};
@@ -90,9 +93,14 @@ async fn freeze(client: &Client) -> Option<(String, String, Vec<String>)> {
 /// Back up every stream into `dir/<stream>`. On natrium-server all streams come from
 /// one instant (a freeze); elsewhere each is snapshotted at its own moment, and the
 /// user is told. `dir/account.json` records which.
+///
+/// With `since` (an earlier natrium account backup), each stream that has a folder there
+/// is backed up incrementally after it (`chain`); a stream new since then gets a full
+/// backup.
 pub async fn backup_account(
     client: &Client,
     dir: &Target,
+    since: Option<&Path>,
     opts: &BackupOptions,
     progress: &mut Progress,
 ) -> Result<AccountBackup, BackupError> {
@@ -120,6 +128,10 @@ pub async fn backup_account(
     o.freeze = token.clone();
     for name in &names {
         let sd = StreamDir::at(dir.join(name));
+        o.since = match since.map(|p| StreamDir::new(p.join(name))) {
+            Some(prev) if prev.meta().exists() => Some(super::chain::parent(&prev, name)?),
+            _ => None,
+        };
         streams.push(backup_stream(client, name, &sd, &o, progress).await?);
     }
     let out = AccountBackup {
@@ -178,6 +190,10 @@ pub async fn restore_account(
     let mut skipped = Vec::new();
     for sd in folders {
         let meta = sd.read_meta().await?;
+        if super::chain::is_incremental(&meta) {
+            // A broken chain is refused before any stream is created.
+            super::chain::verify(&super::chain::resolve(&sd)?)?;
+        }
         let name = meta["config"]["name"]
             .as_str()
             .unwrap_or_default()

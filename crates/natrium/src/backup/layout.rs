@@ -103,8 +103,44 @@ impl StreamDir {
             return Err(BackupError::Incomplete(self.dir.clone()));
         }
         let bytes = self.target.read_small(META).await?;
+        let v = self.parse_meta(&bytes)?;
+        if !self.target.exists(ARCHIVE).await? {
+            return Err(io(
+                &self.archive(),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// [`StreamDir::read_meta`] without async, for a local folder: the incremental
+    /// chain code (`chain`, `resume`) reads and rewrites backups in place, which is
+    /// only written for local folders so far; an object-storage target is refused.
+    pub fn read_meta_local(&self) -> Result<serde_json::Value, BackupError> {
+        if self.target.local().is_none() {
+            return Err(BackupError::Usage(format!(
+                "incremental backup chains work with local folders only for now, not {}",
+                self.dir.display()
+            )));
+        }
+        if self.marker().exists() {
+            return Err(BackupError::Incomplete(self.dir.clone()));
+        }
+        let bytes = std::fs::read(self.meta()).map_err(|e| io(&self.meta(), e))?;
+        let v = self.parse_meta(&bytes)?;
+        if !self.archive().is_file() {
+            return Err(io(
+                &self.archive(),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Parse `backup.json` and check it has the `config` object restore needs.
+    fn parse_meta(&self, bytes: &[u8]) -> Result<serde_json::Value, BackupError> {
         let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| BackupError::Json {
+            serde_json::from_slice(bytes).map_err(|e| BackupError::Json {
                 path: self.meta(),
                 detail: e.to_string(),
             })?;
@@ -114,14 +150,145 @@ impl StreamDir {
                 detail: "no \"config\" object".into(),
             });
         }
-        if !self.target.exists(ARCHIVE).await? {
-            return Err(io(
-                &self.archive(),
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
-        }
         Ok(v)
     }
+}
+
+impl StreamDir {
+    /// Open `stream.tar.s2` for reading (chain restores and verification).
+    pub fn open_archive(&self) -> Result<Box<dyn std::io::Read + Send>, BackupError> {
+        let path = self.archive();
+        let f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)))
+    }
+
+    /// Size of `stream.tar.s2` in bytes.
+    pub fn archive_len(&self) -> Result<u64, BackupError> {
+        let path = self.archive();
+        Ok(std::fs::metadata(&path).map_err(|e| io(&path, e))?.len())
+    }
+
+    /// Undo [`StreamDir::start`] of a backup that never received data: remove the
+    /// archive and the marker, and the folder if that leaves it empty.
+    pub fn discard(&self) -> Result<(), BackupError> {
+        for p in [self.archive(), self.marker()] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&p, e)),
+            }
+        }
+        // Only removes an empty folder: one the user had filled stays.
+        let _ = std::fs::remove_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Another backup folder named the way `backup.json` records a parent: relative to
+    /// this folder, or absolute.
+    pub fn resolve(&self, recorded: &str) -> StreamDir {
+        StreamDir::new(self.dir.join(recorded))
+    }
+
+    /// How to record `other` in this folder's `backup.json`: a path relative to this
+    /// folder when both resolve (so a chain can be moved or copied as a whole), else
+    /// `other`'s path as given.
+    pub fn record(&self, other: &StreamDir) -> String {
+        match (
+            std::fs::canonicalize(&self.dir),
+            std::fs::canonicalize(&other.dir),
+        ) {
+            (Ok(from), Ok(to)) => relative(&from, &to).display().to_string(),
+            _ => other.dir.display().to_string(),
+        }
+    }
+}
+
+/// Files and folders of a resumed backup (`resume`): scratch files beside the archive,
+/// and a sub-folder for the fetched rest.
+impl StreamDir {
+    /// Whether the folder holds an interrupted backup (marker, no `backup.json`).
+    pub fn is_interrupted(&self) -> bool {
+        self.marker().exists() && !self.meta().exists()
+    }
+
+    /// What the unfinished marker says (which backup was interrupted).
+    pub fn marker_text(&self) -> Result<String, BackupError> {
+        std::fs::read_to_string(self.marker()).map_err(|e| io(&self.marker(), e))
+    }
+
+    /// A scratch file beside the archive, created (truncated) for writing.
+    pub fn create_aux(&self, name: &str) -> Result<std::io::BufWriter<std::fs::File>, BackupError> {
+        let path = self.dir.join(name);
+        let f = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
+        Ok(std::io::BufWriter::with_capacity(256 * 1024, f))
+    }
+
+    /// Flush and fsync a scratch file written through [`StreamDir::create_aux`].
+    pub fn sync_aux(
+        &self,
+        name: &str,
+        w: std::io::BufWriter<std::fs::File>,
+    ) -> Result<(), BackupError> {
+        let path = self.dir.join(name);
+        let f = w.into_inner().map_err(|e| io(&path, e.into_error()))?;
+        f.sync_all().map_err(|e| io(&path, e))
+    }
+
+    /// A scratch file, for reading.
+    pub fn open_aux(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>, BackupError> {
+        let path = self.dir.join(name);
+        let f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)))
+    }
+
+    /// Make a scratch file the archive (atomic rename).
+    pub fn replace_archive(&self, aux: &str) -> Result<(), BackupError> {
+        let from = self.dir.join(aux);
+        std::fs::rename(&from, self.archive()).map_err(|e| io(&from, e))?;
+        sync_dir(&self.dir)
+    }
+
+    /// Remove a scratch file if present.
+    pub fn remove_aux(&self, name: &str) -> Result<(), BackupError> {
+        let path = self.dir.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// A scratch sub-folder, emptied (whatever an earlier attempt left is removed).
+    pub fn fresh_sub(&self, name: &str) -> Result<StreamDir, BackupError> {
+        let path = self.dir.join(name);
+        match std::fs::remove_dir_all(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path, e)),
+            _ => {}
+        }
+        Ok(StreamDir::new(path))
+    }
+
+    /// Remove a scratch sub-folder.
+    pub fn remove_sub(&self, sub: &StreamDir) -> Result<(), BackupError> {
+        std::fs::remove_dir_all(&sub.dir).map_err(|e| io(&sub.dir, e))
+    }
+}
+
+/// `to` as seen from the folder `from` (both absolute and canonical).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let f: Vec<_> = from.components().collect();
+    let t: Vec<_> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c);
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }
 
 /// An I/O error on `path`.
@@ -156,4 +323,18 @@ pub fn sync_dir(dir: &Path) -> Result<(), BackupError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        let r = |a: &str, b: &str| relative(Path::new(a), Path::new(b)).display().to_string();
+        assert_eq!(r("/b/inc1", "/b/full"), "../full");
+        assert_eq!(r("/b/x/inc1", "/b/full"), "../../full");
+        assert_eq!(r("/b", "/b/full"), "full");
+        assert_eq!(r("/b", "/b"), ".");
+    }
 }

@@ -36,6 +36,10 @@ pub struct BackupSummary {
     pub last_seq: u64,
     /// Wall time, seconds.
     pub seconds: f64,
+    /// A resumed backup (`--resume`): the last sequence of the part kept from the
+    /// interrupted run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_after: Option<u64>,
 }
 
 /// Options of one stream backup.
@@ -53,6 +57,8 @@ pub struct BackupOptions {
     pub idle_timeout: Duration,
     /// A consistent account freeze to take this stream's snapshot from (natrium).
     pub freeze: Option<String>,
+    /// Incremental: the earlier backup to continue from (natrium).
+    pub since: Option<super::chain::Parent>,
 }
 
 /// Back up `stream` into `dir`.
@@ -87,12 +93,29 @@ pub async fn backup_stream(
     if let Some(token) = &opts.freeze {
         req["natrium_freeze"] = json!(token);
     }
+    if let Some(p) = &opts.since {
+        req["natrium_since"] = json!(p.meta.watermark);
+    }
     let answer = api_request(
         client,
         &format!("$JS.API.STREAM.SNAPSHOT.{stream}"),
         req.to_string(),
     )
-    .await?;
+    .await;
+    let answer = match (&opts.since, answer) {
+        (None, a) => a?,
+        (Some(p), a) => {
+            match a.and_then(|a| super::chain::check_since_ack(&a, p.meta.watermark).map(|_| a)) {
+                Ok(a) => a,
+                Err(e) => {
+                    // Nothing was received: leave no folder that looks like a backup.
+                    drop(sub);
+                    dir.discard()?;
+                    return Err(super::chain::explain_refusal(e));
+                }
+            }
+        }
+    };
     let state = answer.get("state").cloned().unwrap_or(Value::Null);
     let total = state.get("bytes").and_then(Value::as_u64).unwrap_or(0);
     let messages = state.get("messages").and_then(Value::as_u64).unwrap_or(0);
@@ -120,6 +143,7 @@ pub async fn backup_stream(
     let meta = json!({
         "config": answer.get("config").cloned().unwrap_or(Value::Null),
         "state": state,
+        super::chain::NATRIUM_KEY: super::chain::section(dir, stream, last_seq, opts.since.as_ref()),
     });
     dir.finish(&meta).await?;
     let summary = BackupSummary {
@@ -130,6 +154,7 @@ pub async fn backup_stream(
         messages,
         last_seq,
         seconds: started.elapsed().as_secs_f64(),
+        resumed_after: None,
     };
     progress.finish(&format!(
         "Received {} compressed bytes in {} chunks for stream {:?} in {:.2}s (up to sequence {})",

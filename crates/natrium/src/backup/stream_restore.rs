@@ -39,7 +39,8 @@ pub struct RestoreSummary {
     pub seconds: f64,
 }
 
-/// Restore the backup in `dir`, under `rename` if given.
+/// Restore the backup in `dir`, under `rename` if given. An incremental backup is
+/// restored with its whole chain (`chain::restore`).
 pub async fn restore_stream(
     client: &Client,
     dir: &StreamDir,
@@ -49,6 +50,30 @@ pub async fn restore_stream(
 ) -> Result<RestoreSummary, BackupError> {
     let started = Instant::now();
     let meta = dir.read_meta().await?;
+    if super::chain::is_incremental(&meta) {
+        return super::chain::restore(client, dir, rename, chunk_timeout, progress).await;
+    }
+    let (name, upload) = begin(client, &meta, rename, dir).await?;
+    let mut file = dir.target.open(ARCHIVE).await?;
+    progress.start(&name, file.size, 0);
+    let mut sent = 0u64;
+    while let Some(chunk) = file.next_chunk(UPLOAD_CHUNK).await? {
+        let n = chunk.len() as u64;
+        send_chunk(client, &upload, chunk, chunk_timeout).await?;
+        sent += n;
+        progress.advance(n);
+    }
+    finish(client, upload, &name, sent, started, progress).await
+}
+
+/// Start a restore from a parsed `backup.json` (of `dir`): refuse an existing stream,
+/// send the restore request; returns the stream name and the upload subject.
+pub async fn begin(
+    client: &Client,
+    meta: &Value,
+    rename: Option<&str>,
+    dir: &StreamDir,
+) -> Result<(String, String), BackupError> {
     let mut config = meta.get("config").cloned().unwrap_or(Value::Null);
     if let Some(new) = rename {
         config["name"] = json!(new);
@@ -78,21 +103,35 @@ pub async fn restore_stream(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| BackupError::Protocol("restore answer without deliver_subject".into()))?
         .to_string();
-    let mut file = dir.target.open(ARCHIVE).await?;
-    progress.start(&name, file.size, 0);
-    let mut sent = 0u64;
-    while let Some(chunk) = file.next_chunk(UPLOAD_CHUNK).await? {
-        let n = chunk.len();
-        let reply = tokio::time::timeout(chunk_timeout, client.request(upload.clone(), chunk))
-            .await
-            .map_err(|_| BackupError::Stalled(chunk_timeout))?
-            .map_err(|e| BackupError::nats("upload chunk", e))?;
-        if !reply.payload.is_empty() {
-            return Err(chunk_error(&reply.payload));
-        }
-        sent += n as u64;
-        progress.advance(n as u64);
+    Ok((name, upload))
+}
+
+/// Upload one piece of the archive and check the server's answer to it.
+pub async fn send_chunk(
+    client: &Client,
+    upload: &str,
+    data: Bytes,
+    chunk_timeout: Duration,
+) -> Result<(), BackupError> {
+    let reply = tokio::time::timeout(chunk_timeout, client.request(upload.to_string(), data))
+        .await
+        .map_err(|_| BackupError::Stalled(chunk_timeout))?
+        .map_err(|e| BackupError::nats("upload chunk", e))?;
+    if !reply.payload.is_empty() {
+        return Err(chunk_error(&reply.payload));
     }
+    Ok(())
+}
+
+/// End the upload and read the new stream's info (or the error).
+pub async fn finish(
+    client: &Client,
+    upload: String,
+    name: &str,
+    sent: u64,
+    started: Instant,
+    progress: &mut Progress,
+) -> Result<RestoreSummary, BackupError> {
     let done = tokio::time::timeout(FINAL_TIMEOUT, client.request(upload, Bytes::new()))
         .await
         .map_err(|_| BackupError::Stalled(FINAL_TIMEOUT))?
@@ -110,7 +149,7 @@ pub async fn restore_stream(
     }
     let st = &info["state"];
     let summary = RestoreSummary {
-        stream: name.clone(),
+        stream: name.to_string(),
         bytes: sent,
         messages: st.get("messages").and_then(Value::as_u64).unwrap_or(0),
         last_seq: st.get("last_seq").and_then(Value::as_u64).unwrap_or(0),

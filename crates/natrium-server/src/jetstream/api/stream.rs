@@ -703,6 +703,11 @@ pub struct StreamSnapshotBody {
     /// State at snapshot time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<StreamState>,
+    /// natrium extension: the request's `natrium_since`, echoed when the archive is an
+    /// incremental one (clients check it to tell natrium from servers that ignore the
+    /// field and send a full archive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub natrium_since: Option<u64>,
 }
 
 impl ResponseType for StreamSnapshotBody {

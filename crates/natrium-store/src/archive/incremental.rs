@@ -1,0 +1,504 @@
+//! natrium's incremental archives, and the merge of a backup chain into one ordinary v2
+//! archive.
+//!
+//! Why: a nightly full backup copies the whole stream every night although almost all of
+//! it is unchanged. Messages never change once stored — a sequence is only ever added
+//! (above the last one) or removed — so everything after an earlier backup with watermark
+//! `W` is (a) the messages above `W` and (b) which sequences `≤ W` are gone by now. An
+//! incremental archive carries exactly that, plus the complete current stream state and
+//! consumer states (small, and simpler to replace than to diff).
+//!
+//! Format (`NATRINC1`): S2 framing as every snapshot; decompressed, the magic
+//! `NATRINC1`, one metadata entry `natrium.json` (v2 entry encoding, sequence 0) holding
+//! [`IncrementalHeader`], then the body of a v2 archive unchanged — `state.json`,
+//! `consumers/<name>` entries, the messages above `since` in ascending order, the
+//! sentinel. A distinct magic, not a flag inside `state.json`, so that no server (ours or
+//! nats-server, which reads any other magic as a legacy tar and fails) can restore one
+//! link alone and silently produce a stream with holes.
+//!
+//! Restore never needs a new server API: [`merge_chain`] reads the full archive and the
+//! incremental links in order, all streaming, and writes the stream as it stood at the
+//! last link's watermark as one v2 archive (the last link's state and consumers; every
+//! message that the last link does not list as absent), which goes to the ordinary
+//! restore API of any 2.15+ server.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ArchiveError;
+use super::reader::{ArchiveReader, Entry, ReaderOptions};
+use super::state_json::{ConsumerStateJson, StreamStateJson};
+use super::v2::ArchiveWriter;
+
+/// First 8 decompressed bytes of an incremental archive.
+pub const INC_MAGIC: &[u8; 8] = b"NATRINC1";
+/// Name of its header entry.
+pub const INC_ENTRY: &str = "natrium.json";
+
+/// The header of an incremental archive.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncrementalHeader {
+    /// The earlier backup's watermark: this archive holds only messages above it.
+    pub since: u64,
+    /// The sequences `1..=since` that were absent at this backup's point in time
+    /// (deleted, purged, expired, or before the first sequence), as ascending, disjoint,
+    /// inclusive `[first, last]` ranges: the tombstones.
+    pub absent: Vec<(u64, u64)>,
+}
+
+impl IncrementalHeader {
+    /// Checks the ranges are ascending, disjoint, non-empty and within `1..=since`.
+    pub fn validate(&self) -> Result<(), ArchiveError> {
+        let bad = |reason: String| ArchiveError::InvalidEntry {
+            name: INC_ENTRY.into(),
+            reason,
+        };
+        let mut prev = 0u64;
+        for &(lo, hi) in &self.absent {
+            if lo == 0 || lo > hi || hi > self.since {
+                return Err(bad(format!(
+                    "absent range [{lo}, {hi}] outside 1..={}",
+                    self.since
+                )));
+            }
+            if lo <= prev {
+                return Err(bad(format!(
+                    "absent range [{lo}, {hi}] not above the previous one"
+                )));
+            }
+            prev = hi;
+        }
+        Ok(())
+    }
+
+    /// How many sequences the ranges cover.
+    pub fn absent_count(&self) -> u64 {
+        self.absent.iter().map(|(lo, hi)| hi - lo + 1).sum()
+    }
+}
+
+/// What [`merge_chain`] produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChainSummary {
+    /// Links read (the full backup included).
+    pub links: usize,
+    /// Messages written.
+    pub messages: u64,
+    /// Messages of earlier links left out because a later link lists them as absent.
+    pub dropped: u64,
+    /// Last sequence of the merged stream (the last link's watermark).
+    pub last_seq: u64,
+    /// Consumers written.
+    pub consumers: u64,
+}
+
+/// One opened link: its reader, state and (for the last link) consumers.
+struct Link<R: Read> {
+    reader: ArchiveReader<R>,
+    state: StreamStateJson,
+}
+
+fn chain(reason: String) -> ArchiveError {
+    ArchiveError::Chain { reason }
+}
+
+/// A consumer entry: name, config, state.
+type ConsumerEntry = (String, serde_json::Value, ConsumerStateJson);
+
+/// Opens `r` and reads up to the first message: the state, and the consumers.
+fn open_link<R: Read>(
+    r: R,
+    opts: &ReaderOptions,
+) -> Result<(Link<R>, Vec<ConsumerEntry>), ArchiveError> {
+    let mut reader = ArchiveReader::new(r, opts.clone())?;
+    let state = loop {
+        match reader.next_entry()? {
+            Some(Entry::StreamMeta { .. }) => {}
+            Some(Entry::State(s)) => break s,
+            _ => return Err(ArchiveError::Eof),
+        }
+    };
+    let mut consumers = Vec::new();
+    for _ in 0..state.consumer_count.max(0) {
+        match reader.next_entry()? {
+            Some(Entry::Consumer {
+                name,
+                config,
+                state,
+            }) => consumers.push((name, config, state)),
+            _ => return Err(ArchiveError::Eof),
+        }
+    }
+    Ok((Link { reader, state }, consumers))
+}
+
+/// Merges a backup chain — `links[0]` a complete archive (v2 or v1), then incremental
+/// archives, each continuing from the previous one's watermark — into one v2 archive on
+/// `out`: the stream as it stood at the last link's point in time. Everything streams;
+/// memory is one message plus the last link's tombstone ranges. Any damage, or links
+/// that do not continue one another, is an error (and `out` then holds a partial
+/// archive, which no restore accepts: it has no end sentinel).
+pub fn merge_chain<R: Read, W: Write>(
+    links: Vec<R>,
+    out: W,
+    opts: &ReaderOptions,
+) -> Result<(W, ChainSummary), ArchiveError> {
+    if links.is_empty() {
+        return Err(chain("no links".into()));
+    }
+    let n = links.len();
+    let mut opened: Vec<Link<R>> = Vec::with_capacity(n);
+    let mut consumers = Vec::new();
+    for (i, r) in links.into_iter().enumerate() {
+        let (link, cons) = open_link(r, opts)?;
+        match (i, link.reader.incremental()) {
+            (0, Some(h)) => {
+                return Err(chain(format!(
+                    "the first link must be a full backup, found an incremental one (since {})",
+                    h.since
+                )));
+            }
+            (0, None) => {}
+            (_, None) => {
+                return Err(chain(format!(
+                    "link {i} is a full backup; only the first link may be"
+                )));
+            }
+            (_, Some(h)) => {
+                let prev = opened[i - 1].state.last_seq;
+                if h.since != prev {
+                    return Err(chain(format!(
+                        "link {i} continues from sequence {} but link {} ends at {prev}",
+                        h.since,
+                        i - 1
+                    )));
+                }
+            }
+        }
+        if i == n - 1 {
+            consumers = cons;
+        }
+        opened.push(link);
+    }
+    let last = &opened[n - 1];
+    let final_state = StreamStateJson {
+        consumer_count: consumers.len() as i64,
+        ..last.state.clone()
+    };
+    let (cut, absent) = match last.reader.incremental() {
+        Some(h) => (h.since, h.absent.clone()),
+        None => (0, Vec::new()),
+    };
+    let mut w = ArchiveWriter::new(out);
+    w.state(&final_state)?;
+    for (name, config, st) in &consumers {
+        w.consumer(name, config, st)?;
+    }
+    let mut summary = ChainSummary {
+        links: n,
+        last_seq: final_state.last_seq,
+        consumers: consumers.len() as u64,
+        ..ChainSummary::default()
+    };
+    let mut gone = absent.iter().peekable();
+    for (i, link) in opened.iter_mut().enumerate() {
+        let end = link.state.last_seq;
+        while let Some(e) = link.reader.next_entry()? {
+            match e {
+                Entry::Message {
+                    seq,
+                    ts,
+                    subject,
+                    header,
+                    payload,
+                } => {
+                    if seq > end {
+                        return Err(chain(format!(
+                            "link {i} holds message {seq} beyond its last sequence {end}"
+                        )));
+                    }
+                    if seq <= cut {
+                        while gone.peek().is_some_and(|(_, hi)| *hi < seq) {
+                            gone.next();
+                        }
+                        let is_gone = gone.peek().is_some_and(|(lo, _)| *lo <= seq);
+                        if is_gone || seq < final_state.first_seq {
+                            summary.dropped += 1;
+                            continue;
+                        }
+                    }
+                    w.message(seq, ts, &subject, &header, &payload)?;
+                    summary.messages += 1;
+                }
+                Entry::End { .. } => {}
+                Entry::StreamMeta { .. } | Entry::State(_) | Entry::Consumer { .. } => {
+                    return Err(chain(format!("link {i}: metadata entry among messages")));
+                }
+            }
+        }
+        link.reader.drain_trailing()?;
+    }
+    let out = w.finish()?;
+    Ok((out, summary))
+}
+
+/// What survived of an interrupted archive ([`scan_prefix`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Prefix {
+    /// Complete messages.
+    pub messages: u64,
+    /// The last sequence the kept part covers: its last complete message, or the
+    /// sequence before the first one if none survived.
+    pub last_seq: u64,
+}
+
+/// Resumable backups, first pass: how much of an interrupted archive (cut anywhere,
+/// even inside a frame or an entry) survived intact — every byte counted passed the
+/// frame checksums. Fails only when not even `state.json` and the consumers survived,
+/// or when the archive is an incremental one.
+pub fn scan_prefix<R: Read>(r: R) -> Result<Prefix, ArchiveError> {
+    let (mut link, _) = open_link(r, &ReaderOptions::default())?;
+    if link.reader.incremental().is_some() {
+        return Err(chain(
+            "an interrupted incremental backup cannot be resumed; take it again".into(),
+        ));
+    }
+    let mut p = Prefix {
+        messages: 0,
+        last_seq: link.state.first_seq.saturating_sub(1),
+    };
+    while let Ok(Some(Entry::Message { seq, .. })) = link.reader.next_entry() {
+        p.messages += 1;
+        p.last_seq = seq;
+    }
+    Ok(p)
+}
+
+/// Resumable backups, second pass: write the surviving part `prefix` (from
+/// [`scan_prefix`] of the same bytes) as a complete v2 archive — the state with
+/// `last_seq` lowered to `prefix.last_seq`, the consumers (clamped to it), the
+/// messages, the sentinel. An incremental backup after `prefix.last_seq`, merged with
+/// it ([`merge_chain`]), completes the backup.
+pub fn copy_prefix<R: Read, W: Write>(r: R, prefix: &Prefix, out: W) -> Result<W, ArchiveError> {
+    let (mut link, consumers) = open_link(r, &ReaderOptions::default())?;
+    let state = StreamStateJson {
+        messages: prefix.messages,
+        last_seq: prefix.last_seq,
+        consumer_count: consumers.len() as i64,
+        ..link.state.clone()
+    };
+    let mut w = ArchiveWriter::new(out);
+    w.state(&state)?;
+    for (name, config, st) in &consumers {
+        w.consumer(name, config, st)?;
+    }
+    let mut left = prefix.messages;
+    while left > 0 {
+        match link.reader.next_entry()? {
+            Some(Entry::Message {
+                seq,
+                ts,
+                subject,
+                header,
+                payload,
+            }) => {
+                w.message(seq, ts, &subject, &header, &payload)?;
+                left -= 1;
+            }
+            _ => return Err(ArchiveError::Eof),
+        }
+    }
+    Ok(w.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(msgs: &[u64], last: u64) -> Vec<u8> {
+        let st = StreamStateJson {
+            messages: msgs.len() as u64,
+            first_seq: msgs.first().copied().unwrap_or(last + 1),
+            last_seq: last,
+            ..Default::default()
+        };
+        let mut w = ArchiveWriter::new(Vec::new());
+        w.state(&st).unwrap();
+        for &s in msgs {
+            w.message(s, s as i64, b"a", b"", format!("m{s}").as_bytes())
+                .unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn inc(since: u64, absent: Vec<(u64, u64)>, first: u64, msgs: &[u64], last: u64) -> Vec<u8> {
+        let st = StreamStateJson {
+            first_seq: first,
+            last_seq: last,
+            ..Default::default()
+        };
+        let mut w =
+            ArchiveWriter::incremental(Vec::new(), &IncrementalHeader { since, absent }).unwrap();
+        w.state(&st).unwrap();
+        for &s in msgs {
+            w.message(s, s as i64, b"a", b"", format!("m{s}").as_bytes())
+                .unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn seqs(archive: &[u8]) -> (StreamStateJson, Vec<u64>) {
+        let mut r = ArchiveReader::new(archive, ReaderOptions::default()).unwrap();
+        assert!(r.incremental().is_none());
+        let mut st = None;
+        let mut out = Vec::new();
+        while let Some(e) = r.next_entry().unwrap() {
+            match e {
+                Entry::State(s) => st = Some(s),
+                Entry::Message { seq, payload, .. } => {
+                    assert_eq!(payload, format!("m{seq}").as_bytes());
+                    out.push(seq);
+                }
+                _ => {}
+            }
+        }
+        (st.unwrap(), out)
+    }
+
+    #[test]
+    fn merges_a_chain_with_deletes_and_purges() {
+        let a = full(&[1, 2, 3, 4, 5, 6], 6);
+        // inc1: 2 deleted, purge up to 3 (first 4), new 7..9 with 8 deleted.
+        let b = inc(6, vec![(1, 3)], 4, &[7, 9], 9);
+        // inc2: 5 and 9 deleted, new 10.
+        let c = inc(9, vec![(1, 3), (5, 5), (8, 9)], 4, &[10], 10);
+        let (out, s) = merge_chain(
+            vec![&a[..], &b[..], &c[..]],
+            Vec::new(),
+            &ReaderOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(s.links, 3);
+        let (st, got) = seqs(&out);
+        assert_eq!(got, vec![4, 6, 7, 10]);
+        assert_eq!((st.first_seq, st.last_seq), (4, 10));
+        assert_eq!(s.messages, 4);
+        assert_eq!(s.dropped, 5);
+        // A single full link is copied.
+        let (out, _) = merge_chain(vec![&a[..]], Vec::new(), &ReaderOptions::default()).unwrap();
+        assert_eq!(seqs(&out).1, vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn an_interrupted_archive_is_salvaged_and_completed() {
+        // Big enough for several frames: cut it in the middle of the last ones.
+        let msgs: Vec<u64> = (1..=3000).collect();
+        let st = StreamStateJson {
+            messages: msgs.len() as u64,
+            first_seq: 1,
+            last_seq: 3000,
+            ..Default::default()
+        };
+        let mut w = ArchiveWriter::new(Vec::new());
+        w.state(&st).unwrap();
+        for &s in &msgs {
+            let mut pad = format!("m{s}").into_bytes();
+            pad.resize(1000, b'x');
+            w.message(s, s as i64, b"a", b"", &pad).unwrap();
+        }
+        let whole = w.finish().unwrap();
+        let cut = &whole[..whole.len() * 2 / 3];
+        let p = scan_prefix(cut).unwrap();
+        assert!(p.messages > 0 && p.messages < 3000, "{p:?}");
+        assert_eq!(p.last_seq, p.messages);
+        let kept = copy_prefix(cut, &p, Vec::new()).unwrap();
+        // The rest, as an incremental backup after the kept part.
+        let mut w = ArchiveWriter::incremental(
+            Vec::new(),
+            &IncrementalHeader {
+                since: p.last_seq,
+                absent: vec![],
+            },
+        )
+        .unwrap();
+        w.state(&st).unwrap();
+        for s in p.last_seq + 1..=3000 {
+            let mut pad = format!("m{s}").into_bytes();
+            pad.resize(1000, b'x');
+            w.message(s, s as i64, b"a", b"", &pad).unwrap();
+        }
+        let rest = w.finish().unwrap();
+        let (merged, s) = merge_chain(
+            vec![&kept[..], &rest[..]],
+            Vec::new(),
+            &ReaderOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(s.messages, 3000);
+        let mut r = ArchiveReader::new(&merged[..], ReaderOptions::default()).unwrap();
+        let mut n = 0;
+        while let Some(e) = r.next_entry().unwrap() {
+            if let Entry::Message { seq, payload, .. } = e {
+                n += 1;
+                assert_eq!(seq, n);
+                assert!(payload.starts_with(format!("m{seq}x").as_bytes()));
+            }
+        }
+        assert_eq!(n, 3000);
+        // Nothing usable: an error, not an empty backup.
+        assert!(scan_prefix(&whole[..5]).is_err());
+    }
+
+    #[test]
+    fn refuses_links_that_do_not_fit() {
+        let a = full(&[1, 2], 2);
+        let b = inc(3, vec![], 1, &[4], 4);
+        let e =
+            merge_chain(vec![&a[..], &b[..]], Vec::new(), &ReaderOptions::default()).unwrap_err();
+        assert!(matches!(e, ArchiveError::Chain { .. }), "{e}");
+        let e = merge_chain(vec![&b[..]], Vec::new(), &ReaderOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("full backup"), "{e}");
+        // A restore of one link alone sees the incremental header.
+        let r = ArchiveReader::new(&b[..], ReaderOptions::default()).unwrap();
+        assert_eq!(r.incremental().map(|h| h.since), Some(3));
+        // Messages at or below `since` cannot be written into an incremental archive.
+        let mut w = ArchiveWriter::incremental(Vec::new(), &IncrementalHeader::default()).unwrap();
+        w.state(&StreamStateJson {
+            first_seq: 1,
+            last_seq: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut w2 = ArchiveWriter::incremental(
+            Vec::new(),
+            &IncrementalHeader {
+                since: 3,
+                absent: vec![],
+            },
+        )
+        .unwrap();
+        w2.state(&StreamStateJson {
+            first_seq: 1,
+            last_seq: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(w2.message(3, 0, b"a", b"", b"").is_err());
+        assert!(w.message(1, 0, b"a", b"", b"").is_ok());
+        // Bad ranges are rejected by the reader.
+        let bad = IncrementalHeader {
+            since: 5,
+            absent: vec![(2, 3), (3, 4)],
+        };
+        assert!(bad.validate().is_err());
+        assert_eq!(
+            IncrementalHeader {
+                since: 9,
+                absent: vec![(1, 3), (5, 5)]
+            }
+            .absent_count(),
+            4
+        );
+    }
+}

@@ -1,0 +1,428 @@
+//! Incremental backups and their chains: `stream backup STREAM DIR --since PREV`,
+//! `stream restore DIR` of an incremental folder, and `backup verify` of one.
+//!
+//! Why: a nightly full backup copies the whole stream although almost nothing changed.
+//! With `--since PREV` the server (natrium's `natrium_since` snapshot extension) sends
+//! only what changed after PREV's watermark — new messages, the sequences gone since
+//! (tombstones, purges included) and the current stream and consumer state — as an
+//! incremental archive (`natrium_store::archive::incremental`).
+//!
+//! Each folder's `backup.json` keeps the nats CLI's `config` and `state` keys (a full
+//! natrium backup still restores with `nats stream restore`) and adds a `natrium`
+//! section: the backup's random `id`, `kind` (`full` | `incremental`), `stream`,
+//! `watermark`, `created`, and for an incremental one its `parent` folder (recorded
+//! relative to this folder when possible, so a chain moves as a whole), the parent's
+//! `parent_id` and `since` (= the parent's watermark).
+//!
+//! Restore walks the parents back to the full backup, checks every link (ids,
+//! watermarks, stream names, then each archive end to end) *before* asking the server
+//! for anything, and then streams the merged chain — one ordinary v2 archive of the
+//! stream at the last link's watermark — through the normal restore API. So the restore
+//! half works against nats-server 2.15+ too; only taking an incremental backup needs
+//! natrium-server, and the CLI refuses rather than write a full archive labelled
+//! incremental when the server does not echo the extension.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use async_nats::Client;
+use bytes::Bytes;
+use natrium_store::archive::{ArchiveFormat, ReaderOptions, StreamSummary, merge_chain};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::BackupError;
+use super::layout::StreamDir;
+use super::progress::Progress;
+use super::stream_restore::{self, RestoreSummary, UPLOAD_CHUNK};
+
+/// The key of natrium's section in `backup.json`.
+pub const NATRIUM_KEY: &str = "natrium";
+/// Longest chain followed (a guard against cycles through copied folders).
+pub const MAX_LINKS: usize = 10_000;
+
+/// Full or incremental.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The whole stream.
+    Full,
+    /// The changes after the parent's watermark.
+    Incremental,
+}
+
+/// natrium's section of `backup.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatriumMeta {
+    /// This backup's identity (128 random bits, hex).
+    pub id: String,
+    /// Full or incremental.
+    pub kind: Kind,
+    /// The stream backed up.
+    pub stream: String,
+    /// The last stream sequence the backup covers (its point in time).
+    pub watermark: u64,
+    /// When the backup was taken (RFC 3339).
+    pub created: String,
+    /// Incremental: the parent folder, relative to this one or absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Incremental: the parent's `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// Incremental: the parent's watermark; the archive holds the messages above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+}
+
+/// The earlier backup an incremental one continues from.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    /// Its folder.
+    pub dir: StreamDir,
+    /// Its section.
+    pub meta: NatriumMeta,
+}
+
+/// One link of a chain.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// Its folder.
+    pub dir: StreamDir,
+    /// Its whole `backup.json`.
+    pub backup: Value,
+    /// Its natrium section.
+    pub meta: NatriumMeta,
+}
+
+fn broken(dir: &StreamDir, reason: impl Into<String>) -> BackupError {
+    BackupError::Chain {
+        dir: dir.dir.clone(),
+        reason: reason.into(),
+    }
+}
+
+/// The natrium section of a parsed `backup.json`, if it has one.
+pub fn natrium_meta(dir: &StreamDir, backup: &Value) -> Result<Option<NatriumMeta>, BackupError> {
+    match backup.get(NATRIUM_KEY) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| BackupError::Json {
+                path: dir.meta(),
+                detail: format!("bad \"{NATRIUM_KEY}\" section: {e}"),
+            }),
+    }
+}
+
+/// Whether a parsed `backup.json` is an incremental backup's.
+pub fn is_incremental(backup: &Value) -> bool {
+    backup
+        .get(NATRIUM_KEY)
+        .and_then(|n| n.get("kind"))
+        .and_then(Value::as_str)
+        == Some("incremental")
+}
+
+/// Read `prev` as the parent of a new incremental backup of `stream`.
+pub fn parent(prev: &StreamDir, stream: &str) -> Result<Parent, BackupError> {
+    let backup = prev.read_meta_local()?;
+    let meta = natrium_meta(prev, &backup)?.ok_or_else(|| {
+        broken(
+            prev,
+            "not written by natrium (backup.json has no \"natrium\" section); take a full backup with natrium first",
+        )
+    })?;
+    if meta.stream != stream {
+        return Err(broken(
+            prev,
+            format!("is a backup of stream {:?}, not of {stream:?}", meta.stream),
+        ));
+    }
+    Ok(Parent {
+        dir: prev.clone(),
+        meta,
+    })
+}
+
+/// A new random backup id.
+fn new_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The section to write into the new backup `dir`'s `backup.json`.
+pub fn section(dir: &StreamDir, stream: &str, watermark: u64, parent: Option<&Parent>) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let meta = NatriumMeta {
+        id: new_id(),
+        kind: if parent.is_some() {
+            Kind::Incremental
+        } else {
+            Kind::Full
+        },
+        stream: stream.to_string(),
+        watermark,
+        created: natrium_store::archive::format_go_time(now),
+        parent: parent.map(|p| dir.record(&p.dir)),
+        parent_id: parent.map(|p| p.meta.id.clone()),
+        since: parent.map(|p| p.meta.watermark),
+    };
+    serde_json::to_value(meta).unwrap_or(Value::Null)
+}
+
+/// Check the snapshot answer acknowledges `natrium_since` (natrium-server echoes it;
+/// nats-server ignores the field and would send a full archive).
+pub fn check_since_ack(answer: &Value, since: u64) -> Result<(), BackupError> {
+    match answer.get("natrium_since").and_then(Value::as_u64) {
+        Some(n) if n == since => Ok(()),
+        Some(n) => Err(BackupError::Protocol(format!(
+            "asked for the changes after sequence {since}, the server answered {n}"
+        ))),
+        None => Err(no_extension()),
+    }
+}
+
+/// A snapshot request with `natrium_since` refused: nats-server rejects the unknown
+/// field (10025 `json: unknown field "natrium_since"`), which says the same as a
+/// missing acknowledgement.
+pub fn explain_refusal(e: BackupError) -> BackupError {
+    match e {
+        BackupError::Api {
+            err_code: 10025,
+            description,
+            ..
+        } if description.contains("natrium_since") => no_extension(),
+        e => e,
+    }
+}
+
+fn no_extension() -> BackupError {
+    BackupError::Unsupported(
+        "the server does not support incremental backups (natrium_since snapshot extension; nats-server takes only full backups); nothing was written, take a full backup without --since".into(),
+    )
+}
+
+/// The chain ending at `dir`, full backup first. Checks what the folders' metadata can
+/// tell: every link present and finished, ids and watermarks continuing each other, one
+/// stream throughout.
+pub fn resolve(dir: &StreamDir) -> Result<Vec<Link>, BackupError> {
+    let mut links: Vec<Link> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut cur = dir.clone();
+    loop {
+        let child = links.last();
+        let backup = cur.read_meta_local().map_err(|e| match child {
+            Some(c) => broken(
+                &c.dir,
+                format!("its parent {} is unusable: {e}", cur.dir.display()),
+            ),
+            None => e,
+        })?;
+        let meta = natrium_meta(&cur, &backup)?
+            .ok_or_else(|| broken(&cur, "backup.json has no \"natrium\" section"))?;
+        if let Some(c) = child {
+            if c.meta.parent_id.as_deref() != Some(meta.id.as_str()) {
+                return Err(broken(
+                    &c.dir,
+                    format!(
+                        "expects parent id {:?} but {} has id {:?} (the parent was replaced)",
+                        c.meta.parent_id.as_deref().unwrap_or(""),
+                        cur.dir.display(),
+                        meta.id
+                    ),
+                ));
+            }
+            if c.meta.since != Some(meta.watermark) {
+                return Err(broken(
+                    &c.dir,
+                    format!(
+                        "continues from sequence {:?} but its parent's watermark is {}",
+                        c.meta.since, meta.watermark
+                    ),
+                ));
+            }
+            if c.meta.stream != meta.stream {
+                return Err(broken(
+                    &c.dir,
+                    format!(
+                        "is of stream {:?}, its parent of {:?}",
+                        c.meta.stream, meta.stream
+                    ),
+                ));
+            }
+        }
+        if !seen.insert(meta.id.clone()) || links.len() >= MAX_LINKS {
+            return Err(broken(dir, "the chain loops or is too long"));
+        }
+        let next = match meta.kind {
+            Kind::Full => None,
+            Kind::Incremental => {
+                let p = meta
+                    .parent
+                    .as_deref()
+                    .ok_or_else(|| broken(&cur, "incremental backup without a parent"))?;
+                Some(cur.resolve(p))
+            }
+        };
+        links.push(Link {
+            dir: cur.clone(),
+            backup,
+            meta,
+        });
+        match next {
+            Some(n) => cur = n,
+            None => break,
+        }
+    }
+    links.reverse();
+    Ok(links)
+}
+
+/// Verify every link's archive end to end and that it is what its `backup.json` says
+/// (full or incremental, continuing from the parent's watermark, ending at its own).
+pub fn verify(links: &[Link]) -> Result<Vec<StreamSummary>, BackupError> {
+    let mut out = Vec::with_capacity(links.len());
+    for (i, l) in links.iter().enumerate() {
+        let r = l.dir.open_archive()?;
+        let s = natrium_store::archive::verify_archive(
+            r,
+            &l.dir.dir.display().to_string(),
+            Some(&l.meta.stream),
+        )
+        .map_err(|e| broken(&l.dir, format!("archive damaged: {e}")))?;
+        let want_inc = i > 0;
+        if (s.format == ArchiveFormat::Incremental) != want_inc {
+            return Err(broken(
+                &l.dir,
+                if want_inc {
+                    "an incremental link holds a full archive"
+                } else {
+                    "the first link holds an incremental archive"
+                },
+            ));
+        }
+        if want_inc && s.since != l.meta.since {
+            return Err(broken(
+                &l.dir,
+                format!(
+                    "archive continues from {:?}, backup.json says {:?}",
+                    s.since, l.meta.since
+                ),
+            ));
+        }
+        if s.last_seq != l.meta.watermark {
+            return Err(broken(
+                &l.dir,
+                format!(
+                    "archive ends at sequence {}, backup.json's watermark is {}",
+                    s.last_seq, l.meta.watermark
+                ),
+            ));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// `backup verify` of a folder: `None` unless it is an incremental backup; else the
+/// verified chain (full first) or why it is broken.
+pub fn verify_folder(dir: &StreamDir) -> Option<Result<Vec<StreamSummary>, BackupError>> {
+    let backup = dir.read_meta_local().ok()?;
+    if !is_incremental(&backup) {
+        return None;
+    }
+    Some(resolve(dir).and_then(|links| verify(&links)))
+}
+
+/// `Write` that hands the merged archive to the uploader in upload-sized pieces.
+struct UploadPipe {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl UploadPipe {
+    fn send(&mut self) -> std::io::Result<()> {
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK));
+        self.tx
+            .blocking_send(Bytes::from(piece))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl Write for UploadPipe {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let take = (UPLOAD_CHUNK - self.buf.len()).min(data.len());
+        self.buf.extend_from_slice(&data[..take]);
+        if self.buf.len() == UPLOAD_CHUNK {
+            self.send()?;
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Restore the stream at the point in time of the incremental backup `dir`.
+pub async fn restore(
+    client: &Client,
+    dir: &StreamDir,
+    rename: Option<&str>,
+    chunk_timeout: Duration,
+    progress: &mut Progress,
+) -> Result<RestoreSummary, BackupError> {
+    let started = Instant::now();
+    let links = resolve(dir)?;
+    let verify_links = links.clone();
+    tokio::task::spawn_blocking(move || verify(&verify_links))
+        .await
+        .map_err(|e| BackupError::Protocol(format!("verification task: {e}")))??;
+    let last = links.last().ok_or_else(|| broken(dir, "empty chain"))?;
+    let (name, upload) = stream_restore::begin(client, &last.backup, rename, dir).await?;
+    let mut total = 0u64;
+    for l in &links {
+        total += l.dir.archive_len()?;
+    }
+    progress.start(&name, total, 0);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let dirs: Vec<StreamDir> = links.iter().map(|l| l.dir.clone()).collect();
+    let merger = tokio::task::spawn_blocking(move || {
+        let mut readers = Vec::with_capacity(dirs.len());
+        for d in &dirs {
+            readers.push(d.open_archive().map_err(|e| e.to_string())?);
+        }
+        let pipe = UploadPipe {
+            tx,
+            buf: Vec::with_capacity(UPLOAD_CHUNK),
+        };
+        let (mut pipe, summary) =
+            merge_chain(readers, pipe, &ReaderOptions::default()).map_err(|e| e.to_string())?;
+        if !pipe.buf.is_empty() {
+            pipe.send().map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(summary)
+    });
+    let mut sent = 0u64;
+    while let Some(piece) = rx.recv().await {
+        stream_restore::send_chunk(client, &upload, piece.clone(), chunk_timeout).await?;
+        sent += piece.len() as u64;
+        progress.advance(piece.len() as u64);
+    }
+    let merged = merger
+        .await
+        .map_err(|e| BackupError::Protocol(format!("merge task: {e}")))?
+        .map_err(|e| broken(dir, format!("merging the chain failed: {e}")))?;
+    let summary = stream_restore::finish(client, upload, &name, sent, started, progress).await?;
+    if summary.last_seq != merged.last_seq {
+        return Err(BackupError::Protocol(format!(
+            "restored stream ends at {}, the chain at {}",
+            summary.last_seq, merged.last_seq
+        )));
+    }
+    Ok(summary)
+}
