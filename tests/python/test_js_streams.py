@@ -264,6 +264,48 @@ async def test_create_error(js_server, case):
                                     "limit": 1024, "streams": ["ORDERS"]}))
 
 
+# Config fields natrium accepts in the schema but does not implement yet: nats-server
+# creates the stream; natrium refuses it (documented in docs/compat.md) and stores nothing.
+# Default values (what clients send when the feature is unused) pass on both.
+UNSUPPORTED = {
+    "mirror": {"mirror": {"name": "ORDERS"}},
+    "sources": {"sources": [{"name": "ORDERS"}]},
+    "allow_msg_counter": {"subjects": ["u.>"], "allow_msg_counter": True},
+    "allow_atomic": {"subjects": ["u.>"], "allow_atomic": True},
+    "allow_msg_schedules": {"subjects": ["u.>"], "allow_msg_schedules": True,
+                            "allow_rollup_hdrs": True},
+}
+UNSUPPORTED_DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "republish": None,
+                        "subject_transform": None, "allow_msg_counter": False,
+                        "allow_atomic": False, "allow_msg_schedules": False}
+
+
+@pytest.mark.parametrize("case", list(UNSUPPORTED))
+@async_test()
+async def test_unsupported_field_refused(js_server, case):
+    async with client(js_server) as c:
+        await create(c, "ORDERS", subjects=["orders.>"])
+        body = {"name": "U", **UNSUPPORTED[case]}
+        got = json.loads(await c.api("STREAM.CREATE.U", body))
+        names = json.loads(await c.api("STREAM.NAMES"))["streams"]
+        if js_server.impl == "natrium":
+            assert got["error"] == {"code": 500, "err_code": 10052, "description":
+                                    f"stream configuration field {case} is not supported by natrium yet"}
+            assert names == ["ORDERS"]
+            # An update that turns the feature on is refused too and changes nothing.
+            await create(c, "U", subjects=["u.>"])
+            upd = json.loads(await c.api("STREAM.UPDATE.U", {"name": "U", "subjects": ["u.>"],
+                                                              **UNSUPPORTED[case]}))
+            assert "error" in upd, upd
+            info = json.loads(await c.api("STREAM.INFO.U"))
+            assert case not in info["config"] or not info["config"][case]
+        else:
+            assert "error" not in got, got
+            assert sorted(names) == ["ORDERS", "U"]
+        ok = json.loads(await c.api("STREAM.CREATE.D", {"name": "D", **UNSUPPORTED_DEFAULTS}))
+        assert "error" not in ok, ok
+
+
 NO_RESPONSE = {
     "dotted_name": ("$JS.API.STREAM.CREATE.a.b", {"name": "a.b"}),
     "create_without_name": ("$JS.API.STREAM.CREATE", {"name": "X"}),

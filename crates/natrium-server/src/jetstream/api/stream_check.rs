@@ -749,6 +749,42 @@ fn check_republish(cfg: &mut StreamConfig, pedantic_mode: bool) -> Result<(), Ap
     Ok(())
 }
 
+/// The first config field natrium accepts in nats-server's schema but does not act on
+/// yet, when it is set to something other than its default (`None`: nothing unsupported
+/// is in use). Absent, null, empty and `false` values are the defaults clients send.
+pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
+    if cfg.mirror.is_some() {
+        Some("mirror")
+    } else if !cfg.sources.is_empty() {
+        Some("sources")
+    } else if cfg.republish.is_some() {
+        Some("republish")
+    } else if cfg.subject_transform.is_some() {
+        Some("subject_transform")
+    } else if cfg.allow_msg_counter {
+        Some("allow_msg_counter")
+    } else if cfg.allow_atomic {
+        Some("allow_atomic")
+    } else if cfg.allow_msg_schedules {
+        Some("allow_msg_schedules")
+    } else {
+        None
+    }
+}
+
+/// Refuses a create or update that sets a field natrium does not implement yet (see
+/// [`unsupported_stream_field`]), so nothing is stored that would silently behave like a
+/// plain stream. Runs after [`check_stream_config`], so bad values still get nats-server's
+/// own errors first.
+pub fn check_stream_supported(cfg: &StreamConfig) -> Result<(), ApiError> {
+    match unsupported_stream_field(cfg) {
+        Some(field) => Err(invalid(format!(
+            "stream configuration field {field} is not supported by natrium yet"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The update-specific checks (`configUpdateCheckLocked` after `checkStreamCfg`):
 /// `new` must already have passed [`check_stream_config`]. Returns the config to store,
 /// with the adjustments a seal implies.

@@ -1262,11 +1262,8 @@ fn stream_create_fills_nats_server_defaults() {
         "stream_create_minimal",
         "stream_create_no_subjects",
         "stream_create_full",
-        "stream_create_counter",
         "stream_create_discard_new_limits",
         "stream_create_interest",
-        "stream_create_mirror",
-        "stream_create_sources",
         "stream_create_rollup",
         "stream_create_workqueue",
         "stream_create_idempotent_same_config",
@@ -1284,6 +1281,64 @@ fn stream_create_fills_nats_server_defaults() {
     let s = sample("cluster_stream_create_r3");
     let cfg = create_stream(&s, &StreamCheckContext::default(), false).expect("r3");
     assert_config_matches(&s, &cfg);
+}
+
+/// nats-server accepts these recorded creates; natrium refuses them (docs/compat.md,
+/// "Stream config fields natrium refuses"): the config checks still agree with
+/// nats-server's (so bad values get its errors), then the unsupported field is refused.
+#[test]
+fn stream_create_unsupported_fields_are_refused() {
+    for (name, field) in [
+        ("stream_create_counter", "allow_msg_counter"),
+        ("stream_create_mirror", "mirror"),
+        ("stream_create_sources", "sources"),
+    ] {
+        let s = sample(name);
+        let cfg = create_stream(&s, &StreamCheckContext::default(), true)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_config_matches(&s, &cfg);
+        assert_eq!(unsupported_stream_field(&cfg), Some(field), "{name}");
+        let err = check_stream_supported(&cfg).expect_err(name);
+        assert_eq!(
+            (err.code, err.err_code, err.description.as_str()),
+            (
+                500,
+                ErrorId::StreamInvalidConfig.err_code(),
+                format!("stream configuration field {field} is not supported by natrium yet")
+                    .as_str()
+            ),
+            "{name}"
+        );
+    }
+    // Defaults (what clients send when the feature is unused) pass.
+    let cfg = created_stream("stream_create_full");
+    assert_eq!(unsupported_stream_field(&cfg), None);
+    assert!(check_stream_supported(&cfg).is_ok());
+    for (field, cfg) in [
+        (
+            "republish",
+            StreamConfig {
+                republish: Some(RePublish::default()),
+                ..Default::default()
+            },
+        ),
+        (
+            "allow_atomic",
+            StreamConfig {
+                allow_atomic: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "allow_msg_schedules",
+            StreamConfig {
+                allow_msg_schedules: true,
+                ..Default::default()
+            },
+        ),
+    ] {
+        assert_eq!(unsupported_stream_field(&cfg), Some(field));
+    }
 }
 
 #[test]
