@@ -1415,3 +1415,36 @@ async def test_restart_drops_memory_stream(start_js_server):
     async with client(s2) as c:
         assert_json(await c.api("STREAM.NAMES"), names(1, 0, ["F"]))
         assert_json(await c.api("STREAM.INFO.M"), info_err(404, 10059, "stream not found"))
+
+
+# =========================================================================================
+# Subject transform (stored subject mapped on publish)
+# =========================================================================================
+
+TRANSFORMS = {
+    # (stream subjects, transform, published subjects -> stored subjects)
+    "wildcard_fn": (["in.>"], {"src": "in.*", "dest": "out.{{wildcard(1)}}"},
+                    [("in.a", "out.a"), ("in.a.b", "in.a.b")]),
+    "dollar_refs": (["in.>"], {"src": "in.*.*", "dest": "x.$2.$1"},
+                    [("in.a.b", "x.b.a"), ("in.c", "in.c")]),
+    "fwc": (["in.>"], {"src": "in.>", "dest": "y.>"}, [("in.a.b.c", "y.a.b.c")]),
+    "empty_src": (["in.>"], {"dest": "z.>"}, [("in.q", "z.in.q")]),
+}
+
+
+@pytest.mark.parametrize("case", list(TRANSFORMS))
+@async_test()
+async def test_subject_transform_maps_stored_subject(js_server, case):
+    subjects, tr, pubs = TRANSFORMS[case]
+    async with client(js_server) as c:
+        got = json.loads(await c.api("STREAM.CREATE.T", {"name": "T", "subjects": subjects,
+                                                         "subject_transform": tr}))
+        assert "error" not in got, got
+        for i, (pub, _) in enumerate(pubs, start=1):
+            assert json.loads(await c.pub_ack(pub, b"m"))["seq"] == i
+        for i, (_, stored) in enumerate(pubs, start=1):
+            msg = json.loads(await c.api("STREAM.MSG.GET.T", {"seq": i}))["message"]
+            assert msg["subject"] == stored
+        # Last-by-subject and the subject filter see the mapped subject.
+        last = json.loads(await c.api("STREAM.MSG.GET.T", {"last_by_subj": pubs[0][1]}))
+        assert last["message"]["seq"] == 1

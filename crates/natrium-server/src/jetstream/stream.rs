@@ -23,11 +23,12 @@ use super::api::stream::{DiscardPolicy, StorageType as ApiStorage, StreamConfig}
 use super::api::time::Timestamp;
 use super::consumer::Consumer;
 use super::headers;
-use crate::account::Account;
+use crate::account::{Account, map_subject};
 use crate::client::deliver::{DeliveryCtx, Publisher};
 use crate::client::subscription::{InternalHandler, Subscription};
 use crate::protocol::PubMsg;
 use crate::server::ServerShared;
+use crate::sublist::subject_matches;
 use natrium_store::{
     DiscardPolicy as StoreDiscard, Durability, StoreConfig, StoreError, StreamStore, SubjectFilter,
     Ticket, Ttl,
@@ -753,6 +754,13 @@ impl Stream {
         if cfg.sealed {
             return Err(ApiError::stream_sealed());
         }
+        // `subject_transform` picks the stored subject before any check, as nats-server
+        // (`processJetStreamMsg`); no allocation for streams without one.
+        let transformed = cfg
+            .subject_transform
+            .as_ref()
+            .and_then(|tr| transform_subject(&tr.src, &tr.dest, m.subject()));
+        let subject: &str = transformed.as_deref().unwrap_or(m.subject());
         let hdrs: &[u8] = m.headers().unwrap_or(&[]);
         let mut msg_id: Option<&str> = None;
         let mut rollup: Option<Rollup> = None;
@@ -777,7 +785,7 @@ impl Stream {
             if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ) {
                 let expected = headers::go_parse_int64(v) as u64;
                 let last = subject_override
-                    .map_or(Some(m.subject()), |s| std::str::from_utf8(s).ok())
+                    .map_or(Some(subject), |s| std::str::from_utf8(s).ok())
                     .and_then(|s| SubjectFilter::new(s).ok())
                     .and_then(|f| self.store.load_last_msg(&f).ok())
                     .map_or(0, |msg| msg.seq);
@@ -827,7 +835,7 @@ impl Stream {
         if hdrs.len() > MAX_HEADER_SIZE {
             return Err(ApiError::stream_header_exceeds_maximum());
         }
-        if cfg.retention == RetentionPolicy::Interest && !self.has_interest(m.subject()) {
+        if cfg.retention == RetentionPolicy::Interest && !self.has_interest(subject) {
             // Nobody wants it: use up the sequence without storing, as nats-server.
             let seq = self.store.skip_msg(0).map_err(|e| store_error(&e))?;
             if let Some(id) = msg_id {
@@ -854,13 +862,13 @@ impl Stream {
                 hdrs = raised.as_deref().unwrap_or(hdrs);
             }
         }
-        let size = self.store.msg_size(m.subject(), hdrs, m.payload());
+        let size = self.store.msg_size(subject, hdrs, m.payload());
         if let Some(q) = quota.as_mut() {
             q.admit(size).map_err(|e| e.to_api())?;
         }
         let ack = self
             .store
-            .append_msg(m.subject(), hdrs, m.payload(), ttl)
+            .append_msg(subject, hdrs, m.payload(), ttl)
             .map_err(|e| store_error(&e))?;
         if let Some(q) = quota.as_mut() {
             q.stored(size);
@@ -870,13 +878,13 @@ impl Stream {
         }
         state.set_last_msg_id(msg_id);
         if cfg.subject_delete_marker_ttl > 0 && is_delete_marker(hdrs) {
-            state.marker_last.insert(m.subject().to_string());
+            state.marker_last.insert(subject.to_string());
         } else if !state.marker_last.is_empty() {
-            state.marker_last.remove(m.subject());
+            state.marker_last.remove(subject);
         }
         match rollup {
             Some(Rollup::Subject) => {
-                if let Ok(f) = SubjectFilter::new(m.subject()) {
+                if let Ok(f) = SubjectFilter::new(subject) {
                     let _ = self.store.purge_ex(&f, ack.seq, 0);
                 }
             }
@@ -890,6 +898,16 @@ impl Stream {
             ticket: ack.ticket,
         })
     }
+}
+
+/// A subject mapped by a `src` -> `dest` transform (an empty `src` matches every
+/// subject); `None` when `subject` does not match `src`, which keeps its subject.
+pub fn transform_subject(src: &str, dest: &str, subject: &str) -> Option<String> {
+    let src = if src.is_empty() { ">" } else { src };
+    if !subject_matches(src.as_bytes(), subject.as_bytes()) {
+        return None;
+    }
+    String::from_utf8(map_subject(src, dest, subject.as_bytes())).ok()
 }
 
 /// How one publish is answered once its batch is durable.

@@ -26,6 +26,7 @@ use super::{
     MAX_DESCRIPTION_LEN, MAX_METADATA_LEN, MAX_NAME_LEN, META_REQUIRED_LEVEL, ServerLimits,
 };
 use super::{delete_dynamic_metadata, go_json::go_quote, is_valid_asset_name};
+use crate::account::check_transform_dest;
 use crate::sublist::{
     is_valid_subject, subject_is_literal, subject_is_subset_match, subjects_collide,
 };
@@ -759,8 +760,12 @@ pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
         Some("sources")
     } else if cfg.republish.is_some() {
         Some("republish")
-    } else if cfg.subject_transform.is_some() {
-        Some("subject_transform")
+    } else if cfg
+        .subject_transform
+        .as_ref()
+        .is_some_and(|tr| check_transform_dest(&tr.dest).is_err())
+    {
+        Some("subject_transform (mapping functions other than wildcard)")
     } else if cfg.allow_msg_counter {
         Some("allow_msg_counter")
     } else if cfg.allow_atomic {

@@ -1314,6 +1314,29 @@ fn stream_create_unsupported_fields_are_refused() {
     let cfg = created_stream("stream_create_full");
     assert_eq!(unsupported_stream_field(&cfg), None);
     assert!(check_stream_supported(&cfg).is_ok());
+    // Subject transforms are implemented for wildcard mappings only.
+    let tr = |dest: &str| StreamConfig {
+        subject_transform: Some(SubjectTransform {
+            src: "in.*".into(),
+            dest: dest.into(),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(unsupported_stream_field(&tr("out.{{wildcard(1)}}")), None);
+    assert_eq!(unsupported_stream_field(&tr("out.$1")), None);
+    assert_eq!(
+        unsupported_stream_field(&tr("out.{{partition(3,1)}}")),
+        Some("subject_transform (mapping functions other than wildcard)")
+    );
+    assert_eq!(
+        crate::jetstream::stream::transform_subject("in.*", "out.{{ Wildcard( 1 ) }}", "in.a")
+            .as_deref(),
+        Some("out.a")
+    );
+    assert_eq!(
+        crate::jetstream::stream::transform_subject("in.*", "out.$1", "x.a"),
+        None
+    );
     for (field, cfg) in [
         (
             "republish",
