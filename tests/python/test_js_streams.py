@@ -1448,3 +1448,61 @@ async def test_subject_transform_maps_stored_subject(js_server, case):
         # Last-by-subject and the subject filter see the mapped subject.
         last = json.loads(await c.api("STREAM.MSG.GET.T", {"last_by_subj": pubs[0][1]}))
         assert last["message"]["seq"] == 1
+
+
+# =========================================================================================
+# Republish (stored messages re-sent to a mapped subject)
+# =========================================================================================
+
+
+async def republished(sub, n: int) -> list:
+    """The next ``n`` messages on ``sub``'s ``rp.>`` subscription as (subject, header text,
+    body); ``n=None``: all that arrive before a PING round trip. (Answers to the other
+    client's inbox reach ``sub`` too and are skipped.)"""
+    out = []
+    deadline = time.monotonic() + 5
+    if n is None:
+        await sub.c.send(b"PING\r\n")
+    while n is None or len(out) < n:
+        f = await sub._frame(deadline)
+        if f is None:
+            if n is None:
+                break
+        elif f.subject.startswith("rp."):
+            out.append((f.subject, f.hdr_text(), f.data))
+    return out
+
+
+def rp_hdrs(stream, subject, seq, last, *extra, size=None, first=()):
+    pairs = [*first, ("Nats-Stream", stream), ("Nats-Subject", subject), ("Nats-Sequence", str(seq)),
+             ("Nats-Time-Stamp", "<TS>"), ("Nats-Last-Sequence", str(last)), *extra]
+    if size is not None:
+        pairs.append(("Nats-Msg-Size", str(size)))
+    return hdrs(*pairs)
+
+
+@async_test()
+async def test_republish(js_server):
+    async with client(js_server) as c, client(js_server) as sub:
+        await sub.c.send(b"SUB rp.> 7\r\n")
+        await sub.sync()
+        got = json.loads(await c.api("STREAM.CREATE.R", {
+            "name": "R", "subjects": ["in.>"],
+            "republish": {"src": "in.*", "dest": "rp.{{wildcard(1)}}"}}))
+        assert "error" not in got, got
+        got = json.loads(await c.api("STREAM.CREATE.H", {
+            "name": "H", "subjects": ["h.>"], "republish": {"dest": "rp.h.>", "headers_only": True}}))
+        assert "error" not in got, got
+        await c.pub_ack("in.a", "hello", headers=[("X-A", "1")])
+        await c.pub_ack("in.b", "b")
+        await c.pub_ack("in.a", "a3")
+        await c.pub_ack("in.b.c", "not republished")
+        await c.pub_ack("h.x", "body", headers=[("Nats-Msg-Id", "i1")])
+        assert await republished(sub, 4) == [
+            ("rp.a", rp_hdrs("R", "in.a", 1, 0, first=[("X-A", "1")]), b"hello"),
+            ("rp.b", rp_hdrs("R", "in.b", 2, 0), b"b"),
+            ("rp.a", rp_hdrs("R", "in.a", 3, 1), b"a3"),
+            ("rp.h.h.x", rp_hdrs("H", "h.x", 1, 0, size=4, first=[("Nats-Msg-Id", "i1")]), b""),
+        ]
+        # Nothing else: in.b.c does not match the republish source.
+        assert await republished(sub, None) == []

@@ -608,9 +608,11 @@ impl Stream {
         });
         // No account snapshot can freeze the account in the middle of a batch.
         let gate = self.gate.read();
+        // Created at the first republished message only.
+        let mut republish: Option<DeliveryCtx> = None;
         for m in batch.drain(..) {
             queued += m.size();
-            let result = self.store_one(&cfg, state, &m, now, &mut quota);
+            let result = self.store_one(&cfg, state, &m, now, &mut quota, (server, &mut republish));
             if let Ok(Stored::New { ticket, .. }) = result {
                 out.ticket = Some(ticket);
             }
@@ -627,6 +629,9 @@ impl Stream {
             out.outcomes.push((out.replies.len(), outcome));
         }
         drop(gate);
+        if let Some(mut ctx) = republish {
+            ctx.flush();
+        }
         self.queued.fetch_sub(queued, Ordering::AcqRel);
         out
     }
@@ -750,6 +755,7 @@ impl Stream {
         m: &Inbound,
         now: i64,
         quota: &mut Option<super::limits::Quota>,
+        (server, republish_ctx): (&Arc<ServerShared>, &mut Option<DeliveryCtx>),
     ) -> Result<Stored, ApiError> {
         if cfg.sealed {
             return Err(ApiError::stream_sealed());
@@ -862,6 +868,22 @@ impl Stream {
                 hdrs = raised.as_deref().unwrap_or(hdrs);
             }
         }
+        // `republish`: the subject's previous sequence goes into `Nats-Last-Sequence`, so
+        // look it up before storing (only for streams that republish this subject).
+        let republish = cfg.republish.as_ref().and_then(|rp| {
+            let src = if rp.src.is_empty() {
+                ">"
+            } else {
+                rp.src.as_str()
+            };
+            subject_matches(src.as_bytes(), subject.as_bytes()).then(|| {
+                let last = SubjectFilter::new(subject)
+                    .ok()
+                    .and_then(|f| self.store.load_last_msg(&f).ok())
+                    .map_or(0, |msg| msg.seq);
+                (rp, src, last)
+            })
+        });
         let size = self.store.msg_size(subject, hdrs, m.payload());
         if let Some(q) = quota.as_mut() {
             q.admit(size).map_err(|e| e.to_api())?;
@@ -881,6 +903,29 @@ impl Stream {
             state.marker_last.insert(subject.to_string());
         } else if !state.marker_last.is_empty() {
             state.marker_last.remove(subject);
+        }
+        if let Some((rp, src, last)) = republish {
+            let ctx = republish_ctx
+                .get_or_insert_with(|| DeliveryCtx::new(server.clone(), rand::random()));
+            let to = String::from_utf8(map_subject(src, &rp.dest, subject.as_bytes()))
+                .unwrap_or_default();
+            let rp_hdrs = republish_headers(
+                &self.name,
+                subject,
+                hdrs,
+                (ack.seq, ack.ts, last),
+                rp.headers_only.then_some(m.payload().len()),
+            );
+            ctx.publish(
+                &self.account,
+                Publisher::SERVER,
+                PubMsg {
+                    subject: to.as_bytes(),
+                    reply: None,
+                    headers: Some(&rp_hdrs),
+                    payload: if rp.headers_only { b"" } else { m.payload() },
+                },
+            );
         }
         match rollup {
             Some(Rollup::Subject) => {
@@ -908,6 +953,43 @@ pub fn transform_subject(src: &str, dest: &str, subject: &str) -> Option<String>
         return None;
     }
     String::from_utf8(map_subject(src, dest, subject.as_bytes())).ok()
+}
+
+/// The header block of a republished message, as nats-server writes it: the stored
+/// headers, then `Nats-Stream`, `Nats-Subject`, `Nats-Sequence`, `Nats-Time-Stamp`,
+/// `Nats-Last-Sequence` (the subject's previous sequence, 0 for none) and, headers only,
+/// `Nats-Msg-Size` (the payload length).
+fn republish_headers(
+    stream: &str,
+    subject: &str,
+    stored: &[u8],
+    (seq, ts, last): (u64, i64, u64),
+    size: Option<usize>,
+) -> Vec<u8> {
+    let mut h = Vec::with_capacity(stored.len() + 200);
+    match stored.strip_suffix(b"\r\n") {
+        Some(prev) if !prev.is_empty() => h.extend_from_slice(prev),
+        _ => h.extend_from_slice(b"NATS/1.0\r\n"),
+    }
+    let mut line = |k: &str, v: &str| {
+        h.extend_from_slice(k.as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(v.as_bytes());
+        h.extend_from_slice(b"\r\n");
+    };
+    line("Nats-Stream", stream);
+    line("Nats-Subject", subject);
+    line("Nats-Sequence", itoa::Buffer::new().format(seq));
+    line(
+        "Nats-Time-Stamp",
+        &Timestamp::from_store_nanos(ts).to_rfc3339_nano(),
+    );
+    line("Nats-Last-Sequence", itoa::Buffer::new().format(last));
+    if let Some(n) = size {
+        line("Nats-Msg-Size", itoa::Buffer::new().format(n));
+    }
+    h.extend_from_slice(b"\r\n");
+    h
 }
 
 /// How one publish is answered once its batch is durable.

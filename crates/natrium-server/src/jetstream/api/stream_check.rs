@@ -758,8 +758,12 @@ pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
         Some("mirror")
     } else if !cfg.sources.is_empty() {
         Some("sources")
-    } else if cfg.republish.is_some() {
-        Some("republish")
+    } else if cfg
+        .republish
+        .as_ref()
+        .is_some_and(|rp| check_transform_dest(&rp.dest).is_err())
+    {
+        Some("republish (mapping functions other than wildcard)")
     } else if cfg
         .subject_transform
         .as_ref()

@@ -1324,6 +1324,14 @@ fn stream_create_unsupported_fields_are_refused() {
     };
     assert_eq!(unsupported_stream_field(&tr("out.{{wildcard(1)}}")), None);
     assert_eq!(unsupported_stream_field(&tr("out.$1")), None);
+    let rp = StreamConfig {
+        republish: Some(RePublish {
+            dest: "rp.>".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(unsupported_stream_field(&rp), None);
     assert_eq!(
         unsupported_stream_field(&tr("out.{{partition(3,1)}}")),
         Some("subject_transform (mapping functions other than wildcard)")
@@ -1339,9 +1347,12 @@ fn stream_create_unsupported_fields_are_refused() {
     );
     for (field, cfg) in [
         (
-            "republish",
+            "republish (mapping functions other than wildcard)",
             StreamConfig {
-                republish: Some(RePublish::default()),
+                republish: Some(RePublish {
+                    dest: "rp.{{partition(2,1)}}".into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
         ),
