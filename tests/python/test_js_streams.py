@@ -270,7 +270,6 @@ async def test_create_error(js_server, case):
 UNSUPPORTED = {
     "mirror": {"mirror": {"name": "ORDERS"}},
     "sources": {"sources": [{"name": "ORDERS"}]},
-    "allow_msg_counter": {"subjects": ["u.>"], "allow_msg_counter": True},
     "allow_atomic": {"subjects": ["u.>"], "allow_atomic": True},
     "allow_msg_schedules": {"subjects": ["u.>"], "allow_msg_schedules": True,
                             "allow_rollup_hdrs": True},
@@ -1506,3 +1505,72 @@ async def test_republish(js_server):
         ]
         # Nothing else: in.b.c does not match the republish source.
         assert await republished(sub, None) == []
+
+
+# =========================================================================================
+# Message counters (allow_msg_counter, Nats-Incr)
+# =========================================================================================
+
+
+def incr_err(err_code, description, stream="C"):
+    return json.dumps({"error": {"code": 400, "err_code": err_code, "description": description},
+                       "stream": stream, "seq": 0}, separators=(",", ":"))
+
+
+def val_ack(seq, val):
+    return f'{{"stream":"C","seq":{seq},"val":"{val}"}}'
+
+
+INVALID = (10171, "message counter increment is invalid")
+COUNTER_PUBS = [
+    # (subject, headers, body, expected PubAck text)
+    ("c.a", [("Nats-Incr", "5")], "", val_ack(1, "5")),
+    ("c.a", [("Nats-Incr", "-2")], "", val_ack(2, "3")),
+    ("c.a", [("Nats-Incr", "+10")], "", val_ack(3, "13")),
+    ("c.a", [("Nats-Incr", "99999999999999999999999999999999")], "",
+     val_ack(4, "100000000000000000000000000000012")),
+    ("c.a", [("Nats-Incr", "0")], "", val_ack(5, "100000000000000000000000000000012")),
+    ("c.q", [("Nats-Incr", "-0005")], "", val_ack(6, "-5")),
+    ("c.q", [("Nats-Incr", "5")], "", val_ack(7, "0")),
+    ("c.a", [("Nats-Incr", "x")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1.5")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "0x10")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "")], "", incr_err(10169, "message counter increment is missing")),
+    ("c.a", None, "x", incr_err(10169, "message counter increment is missing")),
+    ("c.a", [("Nats-Incr", "1")], "body", incr_err(10170, "message counter has payload")),
+    ("c.a", [("Nats-Incr", "x")], "body", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-Expected-Last-Sequence", "1")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-Expected-Last-Subject-Sequence", "0")], "",
+     incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-Expected-Stream", "ZZ")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-Expected-Last-Msg-Id", "zz")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-Rollup", "sub")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-TTL", "5s")], "",
+     incr_err(10166, "per-message TTL is disabled")),
+    ("c.b", [("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "", val_ack(8, "1")),
+    ("c.b", [("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "", '{"stream":"C","seq":8,"duplicate": true}'),
+    ("c.b", [("Nats-Incr", "1"), ("X-Foo", "bar")], "", val_ack(9, "2")),
+]
+
+
+@async_test()
+async def test_message_counter(js_server):
+    async with client(js_server) as c:
+        got = json.loads(await c.api("STREAM.CREATE.C", {"name": "C", "subjects": ["c.>"],
+                                                         "allow_msg_counter": True}))
+        assert "error" not in got and got["config"]["allow_msg_counter"] is True, got
+        for subject, headers, body, want in COUNTER_PUBS:
+            assert await c.pub_ack(subject, body, headers=headers) == want, (subject, headers, body)
+        # What is stored: the publish's headers and {"val": total}.
+        msg = json.loads(await c.api("STREAM.MSG.GET.C", {"last_by_subj": "c.b"}))["message"]
+        assert base64.b64decode(msg["hdrs"]) == b"NATS/1.0\r\nNats-Incr: 1\r\nX-Foo: bar\r\n\r\n"
+        assert base64.b64decode(msg["data"]) == b'{"val":"2"}'
+        # Without allow_msg_counter a Nats-Incr publish is refused.
+        await create(c, "P", subjects=["p.>"])
+        assert await c.pub_ack("p.a", "", headers=[("Nats-Incr", "1")]) == incr_err(
+            10168, "message counters is disabled", stream="P")
+        # The setting cannot change on update (nats-server's config check).
+        upd = json.loads(await c.api("STREAM.UPDATE.P", {"name": "P", "subjects": ["p.>"],
+                                                          "allow_msg_counter": True}))
+        assert upd["error"]["description"] == \
+            "stream configuration update can not change message counter setting"

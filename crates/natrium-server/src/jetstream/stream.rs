@@ -22,6 +22,7 @@ use super::api::stream::RetentionPolicy;
 use super::api::stream::{DiscardPolicy, StorageType as ApiStorage, StreamConfig};
 use super::api::time::Timestamp;
 use super::consumer::Consumer;
+use super::counter;
 use super::headers;
 use crate::account::{Account, map_subject};
 use crate::client::deliver::{DeliveryCtx, Publisher};
@@ -621,6 +622,11 @@ impl Stream {
             };
             out.replies.extend_from_slice(reply);
             let outcome = match result {
+                Ok(Stored::New {
+                    seq,
+                    total: Some(total),
+                    ..
+                }) => Outcome::Counter(seq, total),
                 Ok(Stored::New { seq, .. }) => Outcome::Stored(seq),
                 Ok(Stored::Duplicate { seq }) => Outcome::Duplicate(seq),
                 Ok(Stored::Skipped { seq }) => Outcome::Skipped(seq),
@@ -706,13 +712,18 @@ impl Stream {
                 start = *end;
                 wire.clear();
                 match (outcome, &b.durable_error) {
-                    (Outcome::Stored(_), Some(e)) => wire.extend_from_slice(
+                    (Outcome::Stored(_) | Outcome::Counter(..), Some(e)) => wire.extend_from_slice(
                         &PubAckResponse::error(self.name.clone(), e.clone()).to_wire(),
                     ),
                     (Outcome::Stored(seq) | Outcome::Skipped(seq), _) => {
                         wire.extend_from_slice(&self.ack_prefix);
                         wire.extend_from_slice(itoa::Buffer::new().format(*seq).as_bytes());
                         wire.push(b'}');
+                    }
+                    (Outcome::Counter(seq, total), _) => {
+                        let mut ack = self.ack(*seq, false);
+                        ack.ack.value = total.clone();
+                        wire.extend_from_slice(&ack.to_wire())
                     }
                     (Outcome::Duplicate(seq), _) => {
                         wire.extend_from_slice(&self.ack(*seq, true).to_wire())
@@ -768,6 +779,16 @@ impl Stream {
             .and_then(|tr| transform_subject(&tr.src, &tr.dest, m.subject()));
         let subject: &str = transformed.as_deref().unwrap_or(m.subject());
         let hdrs: &[u8] = m.headers().unwrap_or(&[]);
+        // `allow_msg_counter`: the increment is checked before everything else, as
+        // nats-server; without counters a `Nats-Incr` header is refused.
+        let incr = if cfg.allow_msg_counter {
+            Some(counter::increment(hdrs, m.payload())?)
+        } else {
+            if !hdrs.is_empty() && headers::get_set(hdrs, counter::INCR).is_some() {
+                return Err(ApiError::message_incr_disabled());
+            }
+            None
+        };
         let mut msg_id: Option<&str> = None;
         let mut rollup: Option<Rollup> = None;
         // `Ok(None)`: no TTL. A value that does not parse passes the "TTLs allowed"
@@ -884,13 +905,25 @@ impl Stream {
                 (rp, src, last)
             })
         });
-        let size = self.store.msg_size(subject, hdrs, m.payload());
+        // A counter stores the subject's new total instead of the (empty) payload.
+        let total = match &incr {
+            Some(incr) => {
+                let prev = SubjectFilter::new(subject)
+                    .ok()
+                    .and_then(|f| self.store.load_last_msg(&f).ok());
+                Some(incr.apply(prev.as_ref().map(|p| &p.payload[..]))?)
+            }
+            None => None,
+        };
+        let counter_body = total.as_deref().map(counter::body);
+        let payload: &[u8] = counter_body.as_deref().unwrap_or(m.payload());
+        let size = self.store.msg_size(subject, hdrs, payload);
         if let Some(q) = quota.as_mut() {
             q.admit(size).map_err(|e| e.to_api())?;
         }
         let ack = self
             .store
-            .append_msg(subject, hdrs, m.payload(), ttl)
+            .append_msg(subject, hdrs, payload, ttl)
             .map_err(|e| store_error(&e))?;
         if let Some(q) = quota.as_mut() {
             q.stored(size);
@@ -914,7 +947,7 @@ impl Stream {
                 subject,
                 hdrs,
                 (ack.seq, ack.ts, last),
-                rp.headers_only.then_some(m.payload().len()),
+                rp.headers_only.then_some(payload.len()),
             );
             ctx.publish(
                 &self.account,
@@ -923,7 +956,7 @@ impl Stream {
                     subject: to.as_bytes(),
                     reply: None,
                     headers: Some(&rp_hdrs),
-                    payload: if rp.headers_only { b"" } else { m.payload() },
+                    payload: if rp.headers_only { b"" } else { payload },
                 },
             );
         }
@@ -941,6 +974,7 @@ impl Stream {
         Ok(Stored::New {
             seq: ack.seq,
             ticket: ack.ticket,
+            total,
         })
     }
 }
@@ -996,6 +1030,8 @@ fn republish_headers(
 enum Outcome {
     /// Stored at this sequence (durable only once the batch is).
     Stored(u64),
+    /// A counter message stored at this sequence, with the subject's new total.
+    Counter(u64, String),
     /// A duplicate of the message at this sequence.
     Duplicate(u64),
     /// Not stored (interest retention without interest); this sequence was used up.
@@ -1112,6 +1148,8 @@ enum Stored {
         seq: u64,
         /// Durability ticket.
         ticket: Ticket,
+        /// A counter stream's new total for the subject (the PubAck's `val`).
+        total: Option<String>,
     },
     /// Not stored (interest retention without interest); `seq` was used up.
     Skipped {

@@ -1262,6 +1262,7 @@ fn stream_create_fills_nats_server_defaults() {
         "stream_create_minimal",
         "stream_create_no_subjects",
         "stream_create_full",
+        "stream_create_counter",
         "stream_create_discard_new_limits",
         "stream_create_interest",
         "stream_create_rollup",
@@ -1289,7 +1290,6 @@ fn stream_create_fills_nats_server_defaults() {
 #[test]
 fn stream_create_unsupported_fields_are_refused() {
     for (name, field) in [
-        ("stream_create_counter", "allow_msg_counter"),
         ("stream_create_mirror", "mirror"),
         ("stream_create_sources", "sources"),
     ] {
@@ -1310,9 +1310,14 @@ fn stream_create_unsupported_fields_are_refused() {
             "{name}"
         );
     }
-    // Defaults (what clients send when the feature is unused) pass.
+    // Defaults (what clients send when the feature is unused) pass; counters are
+    // implemented.
     let cfg = created_stream("stream_create_full");
     assert_eq!(unsupported_stream_field(&cfg), None);
+    assert_eq!(
+        unsupported_stream_field(&created_stream("stream_create_counter")),
+        None
+    );
     assert!(check_stream_supported(&cfg).is_ok());
     // Subject transforms are implemented for wildcard mappings only.
     let tr = |dest: &str| StreamConfig {
