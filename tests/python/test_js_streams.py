@@ -264,6 +264,47 @@ async def test_create_error(js_server, case):
                                     "limit": 1024, "streams": ["ORDERS"]}))
 
 
+# Config fields natrium accepts in the schema but does not implement yet: nats-server
+# creates the stream; natrium refuses it (documented in docs/compat.md) and stores nothing.
+# Default values (what clients send when the feature is unused) pass on both.
+UNSUPPORTED = {
+    "mirror": {"mirror": {"name": "ORDERS"}},
+    "sources": {"sources": [{"name": "ORDERS"}]},
+    "allow_atomic": {"subjects": ["u.>"], "allow_atomic": True},
+    "allow_msg_schedules": {"subjects": ["u.>"], "allow_msg_schedules": True,
+                            "allow_rollup_hdrs": True},
+}
+UNSUPPORTED_DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "republish": None,
+                        "subject_transform": None, "allow_msg_counter": False,
+                        "allow_atomic": False, "allow_msg_schedules": False}
+
+
+@pytest.mark.parametrize("case", list(UNSUPPORTED))
+@async_test()
+async def test_unsupported_field_refused(js_server, case):
+    async with client(js_server) as c:
+        await create(c, "ORDERS", subjects=["orders.>"])
+        body = {"name": "U", **UNSUPPORTED[case]}
+        got = json.loads(await c.api("STREAM.CREATE.U", body))
+        names = json.loads(await c.api("STREAM.NAMES"))["streams"]
+        if js_server.impl == "natrium":
+            assert got["error"] == {"code": 500, "err_code": 10052, "description":
+                                    f"stream configuration field {case} is not supported by natrium yet"}
+            assert names == ["ORDERS"]
+            # An update that turns the feature on is refused too and changes nothing.
+            await create(c, "U", subjects=["u.>"])
+            upd = json.loads(await c.api("STREAM.UPDATE.U", {"name": "U", "subjects": ["u.>"],
+                                                              **UNSUPPORTED[case]}))
+            assert "error" in upd, upd
+            info = json.loads(await c.api("STREAM.INFO.U"))
+            assert case not in info["config"] or not info["config"][case]
+        else:
+            assert "error" not in got, got
+            assert sorted(names) == ["ORDERS", "U"]
+        ok = json.loads(await c.api("STREAM.CREATE.D", {"name": "D", **UNSUPPORTED_DEFAULTS}))
+        assert "error" not in ok, ok
+
+
 NO_RESPONSE = {
     "dotted_name": ("$JS.API.STREAM.CREATE.a.b", {"name": "a.b"}),
     "create_without_name": ("$JS.API.STREAM.CREATE", {"name": "X"}),
@@ -1373,3 +1414,163 @@ async def test_restart_drops_memory_stream(start_js_server):
     async with client(s2) as c:
         assert_json(await c.api("STREAM.NAMES"), names(1, 0, ["F"]))
         assert_json(await c.api("STREAM.INFO.M"), info_err(404, 10059, "stream not found"))
+
+
+# =========================================================================================
+# Subject transform (stored subject mapped on publish)
+# =========================================================================================
+
+TRANSFORMS = {
+    # (stream subjects, transform, published subjects -> stored subjects)
+    "wildcard_fn": (["in.>"], {"src": "in.*", "dest": "out.{{wildcard(1)}}"},
+                    [("in.a", "out.a"), ("in.a.b", "in.a.b")]),
+    "dollar_refs": (["in.>"], {"src": "in.*.*", "dest": "x.$2.$1"},
+                    [("in.a.b", "x.b.a"), ("in.c", "in.c")]),
+    "fwc": (["in.>"], {"src": "in.>", "dest": "y.>"}, [("in.a.b.c", "y.a.b.c")]),
+    "empty_src": (["in.>"], {"dest": "z.>"}, [("in.q", "z.in.q")]),
+}
+
+
+@pytest.mark.parametrize("case", list(TRANSFORMS))
+@async_test()
+async def test_subject_transform_maps_stored_subject(js_server, case):
+    subjects, tr, pubs = TRANSFORMS[case]
+    async with client(js_server) as c:
+        got = json.loads(await c.api("STREAM.CREATE.T", {"name": "T", "subjects": subjects,
+                                                         "subject_transform": tr}))
+        assert "error" not in got, got
+        for i, (pub, _) in enumerate(pubs, start=1):
+            assert json.loads(await c.pub_ack(pub, b"m"))["seq"] == i
+        for i, (_, stored) in enumerate(pubs, start=1):
+            msg = json.loads(await c.api("STREAM.MSG.GET.T", {"seq": i}))["message"]
+            assert msg["subject"] == stored
+        # Last-by-subject and the subject filter see the mapped subject.
+        last = json.loads(await c.api("STREAM.MSG.GET.T", {"last_by_subj": pubs[0][1]}))
+        assert last["message"]["seq"] == 1
+
+
+# =========================================================================================
+# Republish (stored messages re-sent to a mapped subject)
+# =========================================================================================
+
+
+async def republished(sub, n: int) -> list:
+    """The next ``n`` messages on ``sub``'s ``rp.>`` subscription as (subject, header text,
+    body); ``n=None``: all that arrive before a PING round trip. (Answers to the other
+    client's inbox reach ``sub`` too and are skipped.)"""
+    out = []
+    deadline = time.monotonic() + 5
+    if n is None:
+        await sub.c.send(b"PING\r\n")
+    while n is None or len(out) < n:
+        f = await sub._frame(deadline)
+        if f is None:
+            if n is None:
+                break
+        elif f.subject.startswith("rp."):
+            out.append((f.subject, f.hdr_text(), f.data))
+    return out
+
+
+def rp_hdrs(stream, subject, seq, last, *extra, size=None, first=()):
+    pairs = [*first, ("Nats-Stream", stream), ("Nats-Subject", subject), ("Nats-Sequence", str(seq)),
+             ("Nats-Time-Stamp", "<TS>"), ("Nats-Last-Sequence", str(last)), *extra]
+    if size is not None:
+        pairs.append(("Nats-Msg-Size", str(size)))
+    return hdrs(*pairs)
+
+
+@async_test()
+async def test_republish(js_server):
+    async with client(js_server) as c, client(js_server) as sub:
+        await sub.c.send(b"SUB rp.> 7\r\n")
+        await sub.sync()
+        got = json.loads(await c.api("STREAM.CREATE.R", {
+            "name": "R", "subjects": ["in.>"],
+            "republish": {"src": "in.*", "dest": "rp.{{wildcard(1)}}"}}))
+        assert "error" not in got, got
+        got = json.loads(await c.api("STREAM.CREATE.H", {
+            "name": "H", "subjects": ["h.>"], "republish": {"dest": "rp.h.>", "headers_only": True}}))
+        assert "error" not in got, got
+        await c.pub_ack("in.a", "hello", headers=[("X-A", "1")])
+        await c.pub_ack("in.b", "b")
+        await c.pub_ack("in.a", "a3")
+        await c.pub_ack("in.b.c", "not republished")
+        await c.pub_ack("h.x", "body", headers=[("Nats-Msg-Id", "i1")])
+        assert await republished(sub, 4) == [
+            ("rp.a", rp_hdrs("R", "in.a", 1, 0, first=[("X-A", "1")]), b"hello"),
+            ("rp.b", rp_hdrs("R", "in.b", 2, 0), b"b"),
+            ("rp.a", rp_hdrs("R", "in.a", 3, 1), b"a3"),
+            ("rp.h.h.x", rp_hdrs("H", "h.x", 1, 0, size=4, first=[("Nats-Msg-Id", "i1")]), b""),
+        ]
+        # Nothing else: in.b.c does not match the republish source.
+        assert await republished(sub, None) == []
+
+
+# =========================================================================================
+# Message counters (allow_msg_counter, Nats-Incr)
+# =========================================================================================
+
+
+def incr_err(err_code, description, stream="C"):
+    return json.dumps({"error": {"code": 400, "err_code": err_code, "description": description},
+                       "stream": stream, "seq": 0}, separators=(",", ":"))
+
+
+def val_ack(seq, val):
+    return f'{{"stream":"C","seq":{seq},"val":"{val}"}}'
+
+
+INVALID = (10171, "message counter increment is invalid")
+COUNTER_PUBS = [
+    # (subject, headers, body, expected PubAck text)
+    ("c.a", [("Nats-Incr", "5")], "", val_ack(1, "5")),
+    ("c.a", [("Nats-Incr", "-2")], "", val_ack(2, "3")),
+    ("c.a", [("Nats-Incr", "+10")], "", val_ack(3, "13")),
+    ("c.a", [("Nats-Incr", "99999999999999999999999999999999")], "",
+     val_ack(4, "100000000000000000000000000000012")),
+    ("c.a", [("Nats-Incr", "0")], "", val_ack(5, "100000000000000000000000000000012")),
+    ("c.q", [("Nats-Incr", "-0005")], "", val_ack(6, "-5")),
+    ("c.q", [("Nats-Incr", "5")], "", val_ack(7, "0")),
+    ("c.a", [("Nats-Incr", "x")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1.5")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "0x10")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "")], "", incr_err(10169, "message counter increment is missing")),
+    ("c.a", None, "x", incr_err(10169, "message counter increment is missing")),
+    ("c.a", [("Nats-Incr", "1")], "body", incr_err(10170, "message counter has payload")),
+    ("c.a", [("Nats-Incr", "x")], "body", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-Expected-Last-Sequence", "1")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-Expected-Last-Subject-Sequence", "0")], "",
+     incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-Expected-Stream", "ZZ")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-Expected-Last-Msg-Id", "zz")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-Rollup", "sub")], "", incr_err(*INVALID)),
+    ("c.a", [("Nats-Incr", "1"), ("Nats-TTL", "5s")], "",
+     incr_err(10166, "per-message TTL is disabled")),
+    ("c.b", [("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "", val_ack(8, "1")),
+    ("c.b", [("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "", '{"stream":"C","seq":8,"duplicate": true}'),
+    ("c.b", [("Nats-Incr", "1"), ("X-Foo", "bar")], "", val_ack(9, "2")),
+]
+
+
+@async_test()
+async def test_message_counter(js_server):
+    async with client(js_server) as c:
+        got = json.loads(await c.api("STREAM.CREATE.C", {"name": "C", "subjects": ["c.>"],
+                                                         "allow_msg_counter": True}))
+        assert "error" not in got and got["config"]["allow_msg_counter"] is True, got
+        for subject, headers, body, want in COUNTER_PUBS:
+            assert await c.pub_ack(subject, body, headers=headers) == want, (subject, headers, body)
+        # What is stored: the publish's headers and {"val": total}.
+        msg = json.loads(await c.api("STREAM.MSG.GET.C", {"last_by_subj": "c.b"}))["message"]
+        assert base64.b64decode(msg["hdrs"]) == b"NATS/1.0\r\nNats-Incr: 1\r\nX-Foo: bar\r\n\r\n"
+        assert base64.b64decode(msg["data"]) == b'{"val":"2"}'
+        # Without allow_msg_counter a Nats-Incr publish is refused.
+        await create(c, "P", subjects=["p.>"])
+        assert await c.pub_ack("p.a", "", headers=[("Nats-Incr", "1")]) == incr_err(
+            10168, "message counters is disabled", stream="P")
+        # The setting cannot change on update (nats-server's config check).
+        upd = json.loads(await c.api("STREAM.UPDATE.P", {"name": "P", "subjects": ["p.>"],
+                                                          "allow_msg_counter": True}))
+        assert upd["error"]["description"] == \
+            "stream configuration update can not change message counter setting"

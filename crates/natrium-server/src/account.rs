@@ -296,39 +296,66 @@ impl Transform {
                 out.extend_from_slice(subject);
                 out
             }
-            Transform::Map { from, to } => {
-                // Collect what the source wildcards matched.
-                let src: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
-                let mut captured: Vec<Vec<u8>> = Vec::new();
-                for (i, tok) in from.split('.').enumerate() {
-                    match tok {
-                        "*" => captured.push(src.get(i).map(|t| t.to_vec()).unwrap_or_default()),
-                        ">" => {
-                            captured.push(src.get(i..).map(|r| r.join(&b'.')).unwrap_or_default())
-                        }
-                        _ => {}
-                    }
-                }
-                let mut next = 0usize;
-                let mut out: Vec<Vec<u8>> = Vec::new();
-                for tok in to.split('.') {
-                    if tok == "*" || tok == ">" {
-                        out.push(captured.get(next).cloned().unwrap_or_default());
-                        next += 1;
-                    } else if let Some(n) = tok
-                        .strip_prefix('$')
-                        .and_then(|d| d.parse::<usize>().ok())
-                        .filter(|n| *n >= 1)
-                    {
-                        out.push(captured.get(n - 1).cloned().unwrap_or_default());
-                    } else {
-                        out.push(tok.as_bytes().to_vec());
-                    }
-                }
-                out.join(&b'.')
-            }
+            Transform::Map { from, to } => map_subject(from, to, subject),
         }
     }
+}
+
+/// Maps `subject` (which matched the pattern `from`) onto `to`: `*`/`>` tokens and `$n` /
+/// `{{wildcard(n)}}` references in `to` are filled from what `from`'s wildcards matched.
+pub fn map_subject(from: &str, to: &str, subject: &[u8]) -> Vec<u8> {
+    // Collect what the source wildcards matched.
+    let src: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
+    let mut captured: Vec<Vec<u8>> = Vec::new();
+    for (i, tok) in from.split('.').enumerate() {
+        match tok {
+            "*" => captured.push(src.get(i).map(|t| t.to_vec()).unwrap_or_default()),
+            ">" => captured.push(src.get(i..).map(|r| r.join(&b'.')).unwrap_or_default()),
+            _ => {}
+        }
+    }
+    let mut next = 0usize;
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for tok in to.split('.') {
+        if tok == "*" || tok == ">" {
+            out.push(captured.get(next).cloned().unwrap_or_default());
+            next += 1;
+        } else if let Some(n) = wildcard_ref(tok) {
+            out.push(captured.get(n - 1).cloned().unwrap_or_default());
+        } else {
+            out.push(tok.as_bytes().to_vec());
+        }
+    }
+    out.join(&b'.')
+}
+
+/// A destination token that refers to the source's `n`th wildcard (1-based): `$n` or the
+/// mapping function `{{wildcard(n)}}` (`{{Wildcard( n )}}` too: nats-server ignores case
+/// and spaces there).
+fn wildcard_ref(tok: &str) -> Option<usize> {
+    let digits = if let Some(d) = tok.strip_prefix('$') {
+        d.to_string()
+    } else {
+        let inner = tok.strip_prefix("{{")?.strip_suffix("}}")?;
+        let inner: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
+        let lower = inner.to_ascii_lowercase();
+        lower
+            .strip_prefix("wildcard(")?
+            .strip_suffix(')')?
+            .to_string()
+    };
+    digits.parse::<usize>().ok().filter(|n| *n >= 1)
+}
+
+/// Whether every mapping function in a transform destination is one [`Transform`]
+/// implements (`$n` and `{{wildcard(n)}}`); `Err` names the first that is not.
+pub fn check_transform_dest(dest: &str) -> Result<(), String> {
+    for tok in dest.split('.') {
+        if tok.contains("{{") && wildcard_ref(tok).is_none() {
+            return Err(tok.to_string());
+        }
+    }
+    Ok(())
 }
 
 /// A stream import: messages published in the exporter are re-published into the importer.

@@ -15,8 +15,8 @@ use super::api::stream::{
 };
 use super::api::stream_check::{
     StreamCheckContext, check_stream_config, check_stream_create_request,
-    check_stream_standalone_replicas, check_stream_update, set_static_stream_metadata,
-    with_dynamic_stream_metadata,
+    check_stream_standalone_replicas, check_stream_supported, check_stream_update,
+    set_static_stream_metadata, with_dynamic_stream_metadata,
 };
 use super::api::time::Timestamp;
 use super::api::{ApiPaged, ApiResponse, LIST_LIMIT, NAMES_LIMIT, ServerLimits};
@@ -315,6 +315,7 @@ fn stream_create(
         &check_ctx(js, jsa, req.pedantic, requested.storage),
     )?;
     check_stream_standalone_replicas(&cfg)?;
+    check_stream_supported(&cfg)?;
     if let Some(existing) = jsa.stream(name) {
         if existing.config() != cfg {
             return Err(ApiError::stream_name_exist());
@@ -403,6 +404,7 @@ fn stream_update(
     let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
     let old = stream.config();
     let cfg = check_stream_update(&old, cfg, true)?;
+    check_stream_supported(&cfg)?;
     check_overlap(jsa, name, &cfg)?;
     super::limits::check_stream_update(js, jsa, &old, &cfg)?;
     stream

@@ -4,6 +4,7 @@
 //! - `limits`: server, account and stream storage limits (reservations, publish checks);
 //! - `engine`: which accounts have JetStream, their streams, recovery from disk;
 //! - `stream`: one stream and its publish pipeline (checks, append, group commit, PubAck);
+//!   `counter`: message counters (`Nats-Incr`) it applies;
 //! - `consumer`: consumers (state machine, delivery task, ack and pull subjects);
 //! - `api_server`: the `$JS.API.>` subscription and its worker; `api_streams`,
 //!   `api_consumers` and `direct` answer the account, stream and consumer requests;
@@ -20,6 +21,7 @@ pub mod api_streams;
 pub mod archive_state;
 pub mod config;
 pub mod consumer;
+pub mod counter;
 pub mod direct;
 pub mod engine;
 pub mod headers;

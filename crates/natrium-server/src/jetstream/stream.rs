@@ -22,12 +22,14 @@ use super::api::stream::RetentionPolicy;
 use super::api::stream::{DiscardPolicy, StorageType as ApiStorage, StreamConfig};
 use super::api::time::Timestamp;
 use super::consumer::Consumer;
+use super::counter;
 use super::headers;
-use crate::account::Account;
+use crate::account::{Account, map_subject};
 use crate::client::deliver::{DeliveryCtx, Publisher};
 use crate::client::subscription::{InternalHandler, Subscription};
 use crate::protocol::PubMsg;
 use crate::server::ServerShared;
+use crate::sublist::subject_matches;
 use natrium_store::{
     DiscardPolicy as StoreDiscard, Durability, StoreConfig, StoreError, StreamStore, SubjectFilter,
     Ticket, Ttl,
@@ -607,9 +609,11 @@ impl Stream {
         });
         // No account snapshot can freeze the account in the middle of a batch.
         let gate = self.gate.read();
+        // Created at the first republished message only.
+        let mut republish: Option<DeliveryCtx> = None;
         for m in batch.drain(..) {
             queued += m.size();
-            let result = self.store_one(&cfg, state, &m, now, &mut quota);
+            let result = self.store_one(&cfg, state, &m, now, &mut quota, (server, &mut republish));
             if let Ok(Stored::New { ticket, .. }) = result {
                 out.ticket = Some(ticket);
             }
@@ -618,6 +622,11 @@ impl Stream {
             };
             out.replies.extend_from_slice(reply);
             let outcome = match result {
+                Ok(Stored::New {
+                    seq,
+                    total: Some(total),
+                    ..
+                }) => Outcome::Counter(seq, total),
                 Ok(Stored::New { seq, .. }) => Outcome::Stored(seq),
                 Ok(Stored::Duplicate { seq }) => Outcome::Duplicate(seq),
                 Ok(Stored::Skipped { seq }) => Outcome::Skipped(seq),
@@ -626,6 +635,9 @@ impl Stream {
             out.outcomes.push((out.replies.len(), outcome));
         }
         drop(gate);
+        if let Some(mut ctx) = republish {
+            ctx.flush();
+        }
         self.queued.fetch_sub(queued, Ordering::AcqRel);
         out
     }
@@ -700,13 +712,18 @@ impl Stream {
                 start = *end;
                 wire.clear();
                 match (outcome, &b.durable_error) {
-                    (Outcome::Stored(_), Some(e)) => wire.extend_from_slice(
+                    (Outcome::Stored(_) | Outcome::Counter(..), Some(e)) => wire.extend_from_slice(
                         &PubAckResponse::error(self.name.clone(), e.clone()).to_wire(),
                     ),
                     (Outcome::Stored(seq) | Outcome::Skipped(seq), _) => {
                         wire.extend_from_slice(&self.ack_prefix);
                         wire.extend_from_slice(itoa::Buffer::new().format(*seq).as_bytes());
                         wire.push(b'}');
+                    }
+                    (Outcome::Counter(seq, total), _) => {
+                        let mut ack = self.ack(*seq, false);
+                        ack.ack.value = total.clone();
+                        wire.extend_from_slice(&ack.to_wire())
                     }
                     (Outcome::Duplicate(seq), _) => {
                         wire.extend_from_slice(&self.ack(*seq, true).to_wire())
@@ -749,11 +766,29 @@ impl Stream {
         m: &Inbound,
         now: i64,
         quota: &mut Option<super::limits::Quota>,
+        (server, republish_ctx): (&Arc<ServerShared>, &mut Option<DeliveryCtx>),
     ) -> Result<Stored, ApiError> {
         if cfg.sealed {
             return Err(ApiError::stream_sealed());
         }
+        // `subject_transform` picks the stored subject before any check, as nats-server
+        // (`processJetStreamMsg`); no allocation for streams without one.
+        let transformed = cfg
+            .subject_transform
+            .as_ref()
+            .and_then(|tr| transform_subject(&tr.src, &tr.dest, m.subject()));
+        let subject: &str = transformed.as_deref().unwrap_or(m.subject());
         let hdrs: &[u8] = m.headers().unwrap_or(&[]);
+        // `allow_msg_counter`: the increment is checked before everything else, as
+        // nats-server; without counters a `Nats-Incr` header is refused.
+        let incr = if cfg.allow_msg_counter {
+            Some(counter::increment(hdrs, m.payload())?)
+        } else {
+            if !hdrs.is_empty() && headers::get_set(hdrs, counter::INCR).is_some() {
+                return Err(ApiError::message_incr_disabled());
+            }
+            None
+        };
         let mut msg_id: Option<&str> = None;
         let mut rollup: Option<Rollup> = None;
         // `Ok(None)`: no TTL. A value that does not parse passes the "TTLs allowed"
@@ -777,7 +812,7 @@ impl Stream {
             if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ) {
                 let expected = headers::go_parse_int64(v) as u64;
                 let last = subject_override
-                    .map_or(Some(m.subject()), |s| std::str::from_utf8(s).ok())
+                    .map_or(Some(subject), |s| std::str::from_utf8(s).ok())
                     .and_then(|s| SubjectFilter::new(s).ok())
                     .and_then(|f| self.store.load_last_msg(&f).ok())
                     .map_or(0, |msg| msg.seq);
@@ -827,7 +862,7 @@ impl Stream {
         if hdrs.len() > MAX_HEADER_SIZE {
             return Err(ApiError::stream_header_exceeds_maximum());
         }
-        if cfg.retention == RetentionPolicy::Interest && !self.has_interest(m.subject()) {
+        if cfg.retention == RetentionPolicy::Interest && !self.has_interest(subject) {
             // Nobody wants it: use up the sequence without storing, as nats-server.
             let seq = self.store.skip_msg(0).map_err(|e| store_error(&e))?;
             if let Some(id) = msg_id {
@@ -854,13 +889,41 @@ impl Stream {
                 hdrs = raised.as_deref().unwrap_or(hdrs);
             }
         }
-        let size = self.store.msg_size(m.subject(), hdrs, m.payload());
+        // `republish`: the subject's previous sequence goes into `Nats-Last-Sequence`, so
+        // look it up before storing (only for streams that republish this subject).
+        let republish = cfg.republish.as_ref().and_then(|rp| {
+            let src = if rp.src.is_empty() {
+                ">"
+            } else {
+                rp.src.as_str()
+            };
+            subject_matches(src.as_bytes(), subject.as_bytes()).then(|| {
+                let last = SubjectFilter::new(subject)
+                    .ok()
+                    .and_then(|f| self.store.load_last_msg(&f).ok())
+                    .map_or(0, |msg| msg.seq);
+                (rp, src, last)
+            })
+        });
+        // A counter stores the subject's new total instead of the (empty) payload.
+        let total = match &incr {
+            Some(incr) => {
+                let prev = SubjectFilter::new(subject)
+                    .ok()
+                    .and_then(|f| self.store.load_last_msg(&f).ok());
+                Some(incr.apply(prev.as_ref().map(|p| &p.payload[..]))?)
+            }
+            None => None,
+        };
+        let counter_body = total.as_deref().map(counter::body);
+        let payload: &[u8] = counter_body.as_deref().unwrap_or(m.payload());
+        let size = self.store.msg_size(subject, hdrs, payload);
         if let Some(q) = quota.as_mut() {
             q.admit(size).map_err(|e| e.to_api())?;
         }
         let ack = self
             .store
-            .append_msg(m.subject(), hdrs, m.payload(), ttl)
+            .append_msg(subject, hdrs, payload, ttl)
             .map_err(|e| store_error(&e))?;
         if let Some(q) = quota.as_mut() {
             q.stored(size);
@@ -870,13 +933,36 @@ impl Stream {
         }
         state.set_last_msg_id(msg_id);
         if cfg.subject_delete_marker_ttl > 0 && is_delete_marker(hdrs) {
-            state.marker_last.insert(m.subject().to_string());
+            state.marker_last.insert(subject.to_string());
         } else if !state.marker_last.is_empty() {
-            state.marker_last.remove(m.subject());
+            state.marker_last.remove(subject);
+        }
+        if let Some((rp, src, last)) = republish {
+            let ctx = republish_ctx
+                .get_or_insert_with(|| DeliveryCtx::new(server.clone(), rand::random()));
+            let to = String::from_utf8(map_subject(src, &rp.dest, subject.as_bytes()))
+                .unwrap_or_default();
+            let rp_hdrs = republish_headers(
+                &self.name,
+                subject,
+                hdrs,
+                (ack.seq, ack.ts, last),
+                rp.headers_only.then_some(payload.len()),
+            );
+            ctx.publish(
+                &self.account,
+                Publisher::SERVER,
+                PubMsg {
+                    subject: to.as_bytes(),
+                    reply: None,
+                    headers: Some(&rp_hdrs),
+                    payload: if rp.headers_only { b"" } else { payload },
+                },
+            );
         }
         match rollup {
             Some(Rollup::Subject) => {
-                if let Ok(f) = SubjectFilter::new(m.subject()) {
+                if let Ok(f) = SubjectFilter::new(subject) {
                     let _ = self.store.purge_ex(&f, ack.seq, 0);
                 }
             }
@@ -888,14 +974,64 @@ impl Stream {
         Ok(Stored::New {
             seq: ack.seq,
             ticket: ack.ticket,
+            total,
         })
     }
+}
+
+/// A subject mapped by a `src` -> `dest` transform (an empty `src` matches every
+/// subject); `None` when `subject` does not match `src`, which keeps its subject.
+pub fn transform_subject(src: &str, dest: &str, subject: &str) -> Option<String> {
+    let src = if src.is_empty() { ">" } else { src };
+    if !subject_matches(src.as_bytes(), subject.as_bytes()) {
+        return None;
+    }
+    String::from_utf8(map_subject(src, dest, subject.as_bytes())).ok()
+}
+
+/// The header block of a republished message, as nats-server writes it: the stored
+/// headers, then `Nats-Stream`, `Nats-Subject`, `Nats-Sequence`, `Nats-Time-Stamp`,
+/// `Nats-Last-Sequence` (the subject's previous sequence, 0 for none) and, headers only,
+/// `Nats-Msg-Size` (the payload length).
+fn republish_headers(
+    stream: &str,
+    subject: &str,
+    stored: &[u8],
+    (seq, ts, last): (u64, i64, u64),
+    size: Option<usize>,
+) -> Vec<u8> {
+    let mut h = Vec::with_capacity(stored.len() + 200);
+    match stored.strip_suffix(b"\r\n") {
+        Some(prev) if !prev.is_empty() => h.extend_from_slice(prev),
+        _ => h.extend_from_slice(b"NATS/1.0\r\n"),
+    }
+    let mut line = |k: &str, v: &str| {
+        h.extend_from_slice(k.as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(v.as_bytes());
+        h.extend_from_slice(b"\r\n");
+    };
+    line("Nats-Stream", stream);
+    line("Nats-Subject", subject);
+    line("Nats-Sequence", itoa::Buffer::new().format(seq));
+    line(
+        "Nats-Time-Stamp",
+        &Timestamp::from_store_nanos(ts).to_rfc3339_nano(),
+    );
+    line("Nats-Last-Sequence", itoa::Buffer::new().format(last));
+    if let Some(n) = size {
+        line("Nats-Msg-Size", itoa::Buffer::new().format(n));
+    }
+    h.extend_from_slice(b"\r\n");
+    h
 }
 
 /// How one publish is answered once its batch is durable.
 enum Outcome {
     /// Stored at this sequence (durable only once the batch is).
     Stored(u64),
+    /// A counter message stored at this sequence, with the subject's new total.
+    Counter(u64, String),
     /// A duplicate of the message at this sequence.
     Duplicate(u64),
     /// Not stored (interest retention without interest); this sequence was used up.
@@ -1012,6 +1148,8 @@ enum Stored {
         seq: u64,
         /// Durability ticket.
         ticket: Ticket,
+        /// A counter stream's new total for the subject (the PubAck's `val`).
+        total: Option<String>,
     },
     /// Not stored (interest retention without interest); `seq` was used up.
     Skipped {

@@ -26,6 +26,7 @@ use super::{
     MAX_DESCRIPTION_LEN, MAX_METADATA_LEN, MAX_NAME_LEN, META_REQUIRED_LEVEL, ServerLimits,
 };
 use super::{delete_dynamic_metadata, go_json::go_quote, is_valid_asset_name};
+use crate::account::check_transform_dest;
 use crate::sublist::{
     is_valid_subject, subject_is_literal, subject_is_subset_match, subjects_collide,
 };
@@ -747,6 +748,48 @@ fn check_republish(cfg: &mut StreamConfig, pedantic_mode: bool) -> Result<(), Ap
     }
     cfg.republish = Some(rp);
     Ok(())
+}
+
+/// The first config field natrium accepts in nats-server's schema but does not act on
+/// yet, when it is set to something other than its default (`None`: nothing unsupported
+/// is in use). Absent, null, empty and `false` values are the defaults clients send.
+pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
+    if cfg.mirror.is_some() {
+        Some("mirror")
+    } else if !cfg.sources.is_empty() {
+        Some("sources")
+    } else if cfg
+        .republish
+        .as_ref()
+        .is_some_and(|rp| check_transform_dest(&rp.dest).is_err())
+    {
+        Some("republish (mapping functions other than wildcard)")
+    } else if cfg
+        .subject_transform
+        .as_ref()
+        .is_some_and(|tr| check_transform_dest(&tr.dest).is_err())
+    {
+        Some("subject_transform (mapping functions other than wildcard)")
+    } else if cfg.allow_atomic {
+        Some("allow_atomic")
+    } else if cfg.allow_msg_schedules {
+        Some("allow_msg_schedules")
+    } else {
+        None
+    }
+}
+
+/// Refuses a create or update that sets a field natrium does not implement yet (see
+/// [`unsupported_stream_field`]), so nothing is stored that would silently behave like a
+/// plain stream. Runs after [`check_stream_config`], so bad values still get nats-server's
+/// own errors first.
+pub fn check_stream_supported(cfg: &StreamConfig) -> Result<(), ApiError> {
+    match unsupported_stream_field(cfg) {
+        Some(field) => Err(invalid(format!(
+            "stream configuration field {field} is not supported by natrium yet"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The update-specific checks (`configUpdateCheckLocked` after `checkStreamCfg`):

@@ -1265,8 +1265,6 @@ fn stream_create_fills_nats_server_defaults() {
         "stream_create_counter",
         "stream_create_discard_new_limits",
         "stream_create_interest",
-        "stream_create_mirror",
-        "stream_create_sources",
         "stream_create_rollup",
         "stream_create_workqueue",
         "stream_create_idempotent_same_config",
@@ -1284,6 +1282,102 @@ fn stream_create_fills_nats_server_defaults() {
     let s = sample("cluster_stream_create_r3");
     let cfg = create_stream(&s, &StreamCheckContext::default(), false).expect("r3");
     assert_config_matches(&s, &cfg);
+}
+
+/// nats-server accepts these recorded creates; natrium refuses them (docs/compat.md,
+/// "Stream config fields natrium refuses"): the config checks still agree with
+/// nats-server's (so bad values get its errors), then the unsupported field is refused.
+#[test]
+fn stream_create_unsupported_fields_are_refused() {
+    for (name, field) in [
+        ("stream_create_mirror", "mirror"),
+        ("stream_create_sources", "sources"),
+    ] {
+        let s = sample(name);
+        let cfg = create_stream(&s, &StreamCheckContext::default(), true)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_config_matches(&s, &cfg);
+        assert_eq!(unsupported_stream_field(&cfg), Some(field), "{name}");
+        let err = check_stream_supported(&cfg).expect_err(name);
+        assert_eq!(
+            (err.code, err.err_code, err.description.as_str()),
+            (
+                500,
+                ErrorId::StreamInvalidConfig.err_code(),
+                format!("stream configuration field {field} is not supported by natrium yet")
+                    .as_str()
+            ),
+            "{name}"
+        );
+    }
+    // Defaults (what clients send when the feature is unused) pass; counters are
+    // implemented.
+    let cfg = created_stream("stream_create_full");
+    assert_eq!(unsupported_stream_field(&cfg), None);
+    assert_eq!(
+        unsupported_stream_field(&created_stream("stream_create_counter")),
+        None
+    );
+    assert!(check_stream_supported(&cfg).is_ok());
+    // Subject transforms are implemented for wildcard mappings only.
+    let tr = |dest: &str| StreamConfig {
+        subject_transform: Some(SubjectTransform {
+            src: "in.*".into(),
+            dest: dest.into(),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(unsupported_stream_field(&tr("out.{{wildcard(1)}}")), None);
+    assert_eq!(unsupported_stream_field(&tr("out.$1")), None);
+    let rp = StreamConfig {
+        republish: Some(RePublish {
+            dest: "rp.>".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(unsupported_stream_field(&rp), None);
+    assert_eq!(
+        unsupported_stream_field(&tr("out.{{partition(3,1)}}")),
+        Some("subject_transform (mapping functions other than wildcard)")
+    );
+    assert_eq!(
+        crate::jetstream::stream::transform_subject("in.*", "out.{{ Wildcard( 1 ) }}", "in.a")
+            .as_deref(),
+        Some("out.a")
+    );
+    assert_eq!(
+        crate::jetstream::stream::transform_subject("in.*", "out.$1", "x.a"),
+        None
+    );
+    for (field, cfg) in [
+        (
+            "republish (mapping functions other than wildcard)",
+            StreamConfig {
+                republish: Some(RePublish {
+                    dest: "rp.{{partition(2,1)}}".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        (
+            "allow_atomic",
+            StreamConfig {
+                allow_atomic: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "allow_msg_schedules",
+            StreamConfig {
+                allow_msg_schedules: true,
+                ..Default::default()
+            },
+        ),
+    ] {
+        assert_eq!(unsupported_stream_field(&cfg), Some(field));
+    }
 }
 
 #[test]
