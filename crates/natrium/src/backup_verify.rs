@@ -107,7 +107,19 @@ async fn ls(a: LsArgs) -> Result<()> {
         ],
     );
     for e in &entries {
+        // Shown as STREAM@SEQ whatever its source: natrium's watermark (a number for a
+        // stream backup, a map for an account) or the nats CLI's `state.last_seq`.
         let wm = match &e.watermark {
+            Some(serde_json::Value::Number(n)) if e.last_seq.len() == 1 => e
+                .last_seq
+                .keys()
+                .map(|s| format!("{s}@{n}"))
+                .collect::<String>(),
+            Some(serde_json::Value::Object(m)) => m
+                .iter()
+                .map(|(s, l)| format!("{s}@{l}"))
+                .collect::<Vec<_>>()
+                .join(" "),
             Some(w) => w.to_string(),
             None => e
                 .last_seq
