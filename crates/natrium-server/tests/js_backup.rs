@@ -632,6 +632,17 @@ async fn request_errors_match_nats_server() {
         v["type"],
         "io.nats.jetstream.api.v1.stream_restore_response"
     );
+    // A config with a field natrium does not act on yet is refused, as on create.
+    let cfg =
+        json!({"config": {"name": "M", "subjects": ["m"], "allow_atomic": true}, "state": {}});
+    let v = api(&client, "$JS.API.STREAM.RESTORE.M", cfg.to_string()).await;
+    assert_eq!(err(&v), Some(10052), "{v}");
+    assert!(
+        v["error"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("allow_atomic")),
+        "{v}"
+    );
     // A second restore of a name that is being restored is refused.
     let cfg = json!({"config": {"name": "Q", "subjects": ["q"]}, "state": {}});
     let first = api(&client, "$JS.API.STREAM.RESTORE.Q", cfg.to_string()).await;

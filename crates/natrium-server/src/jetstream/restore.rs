@@ -103,6 +103,8 @@ pub fn stream_restore(
         &cfg,
         &super::api_streams::check_ctx(js, jsa, false, cfg.storage),
     )?;
+    // A restored stream must not come back silently ignoring a field we do not act on.
+    super::api::stream_check::check_stream_supported(&cfg)?;
     super::limits::check_stream_create(js, jsa, &cfg)?;
     let key = format!("{}\0{}", jsa.account.name, name);
     if jsa.stream(name).is_some() || !in_progress().lock().insert(key.clone()) {
