@@ -143,6 +143,28 @@ pub trait StreamStore: Send + Sync {
         read_batch_one_by_one(self, start, end, max_bytes, f)
     }
 
+    /// Loads a run of stored messages from `start` on, in sequence order, for a reader
+    /// that goes through the stream message by message (consumers without a filter):
+    /// the first message with sequence ≥ `start` and up to `max_msgs` (at least one)
+    /// and about `max_bytes` of the ones after it. Every stored message between `start`
+    /// and the last one returned is returned (deleted sequences are absent); empty when
+    /// there is nothing from `start` on. Each message goes through the same checks as
+    /// [`StreamStore::load_next_msg`]. Stores that can read a run at once (one `pread`)
+    /// do; the default returns just the next message, which costs nothing extra for
+    /// stores that hold messages in memory.
+    fn load_next_run(
+        &self,
+        start: u64,
+        _max_msgs: usize,
+        _max_bytes: usize,
+    ) -> Result<Vec<StoredMsg>> {
+        match self.load_next_msg(&SubjectFilter::all(), start) {
+            Ok(m) => Ok(vec![m]),
+            Err(crate::StoreError::Eof) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Loads the last message with sequence ≤ `start` matching `filter`; `Eof` if `start`
     /// is before the first sequence, `NotFound` if nothing matches.
     fn load_prev_msg(&self, filter: &SubjectFilter, start: u64) -> Result<StoredMsg>;

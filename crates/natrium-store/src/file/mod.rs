@@ -1381,6 +1381,36 @@ impl Drop for FileStore {
     }
 }
 
+/// The verified message record of `seq` at `buf[start..end]` as a message whose header
+/// and payload share `buf` (`None`: not one).
+fn decode_msg_shared(buf: &Bytes, start: usize, end: usize, seq: u64) -> Option<StoredMsg> {
+    let rec = buf.get(start..end)?;
+    if !segment::verify_full(rec) {
+        return None;
+    }
+    let h = record::decode_header(rec).ok()?;
+    if h.kind != Kind::Msg || h.seq != seq {
+        return None;
+    }
+    let s_end = record::HDR_LEN + h.subj_len as usize;
+    let h_end = s_end + h.hdr_len as usize;
+    let p_end = rec.len().checked_sub(4)?;
+    if h_end > p_end {
+        return None;
+    }
+    let subject = std::str::from_utf8(rec.get(record::HDR_LEN..s_end)?)
+        .ok()?
+        .to_string();
+    Some(StoredMsg {
+        seq,
+        ts: h.ts,
+        subject,
+        hdrs: buf.slice(start + s_end..start + h_end),
+        payload: buf.slice(start + h_end..start + p_end),
+        ttl: Ttl::decode(h.aux),
+    })
+}
+
 /// A verified message record of `seq` as a borrowed message (`None`: not one).
 fn decode_msg_record(rec: &[u8], seq: u64) -> Option<MsgRef<'_>> {
     if !segment::verify_full(rec) {
@@ -1581,6 +1611,83 @@ impl StreamStore for FileStore {
             let max = g.ix.last_seq().min(g.visible);
             g.ix.next_match(filter, start, max).ok_or(StoreError::Eof)
         })
+    }
+
+    /// One `pread` for a run of adjacent records of one segment, outside the index lock
+    /// (held only to look up locations); the messages share that one buffer. The run ends
+    /// at a segment change, a gap in the file, a record still in the write buffer, or a
+    /// record that does not verify; when not even the first one can be read this way, it
+    /// goes through `load_next_msg` (which isolates damage).
+    fn load_next_run(
+        &self,
+        start: u64,
+        max_msgs: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredMsg>> {
+        let mut locs: Vec<(u64, Loc)> = Vec::new();
+        let mut file: Option<Arc<fs::File>> = None;
+        {
+            let g = self.sh.inner.read();
+            self.sh.check_open(&g)?;
+            let max = g.ix.last_seq().min(g.visible);
+            let mut total = 0usize;
+            // (`range` panics on a reversed range.)
+            let range = (start <= max).then(|| g.ix.range(start..=max));
+            for (&seq, e) in range.into_iter().flatten() {
+                let loc = e.data;
+                let Some(seg) = g.segs.get(&loc.seg) else {
+                    break;
+                };
+                if u64::from(loc.off) + u64::from(loc.len) > seg.written {
+                    break;
+                }
+                match locs.last() {
+                    None => file = Some(seg.file.clone()),
+                    Some(&(_, prev)) => {
+                        if prev.seg != loc.seg || prev.off.checked_add(prev.len) != Some(loc.off) {
+                            break;
+                        }
+                    }
+                }
+                locs.push((seq, loc));
+                total += loc.len as usize;
+                if locs.len() >= max_msgs.max(1) || total >= max_bytes {
+                    break;
+                }
+            }
+        }
+        let single = |seq: u64| match self.load_next_msg(&SubjectFilter::all(), seq) {
+            Ok(m) => Ok(vec![m]),
+            Err(StoreError::Eof) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        let (Some(file), Some(&(first_seq, first))) = (file, locs.first()) else {
+            return single(start);
+        };
+        let Some(&(_, last)) = locs.last() else {
+            return single(start);
+        };
+        let len = (u64::from(last.off) + u64::from(last.len) - u64::from(first.off)) as usize;
+        let mut buf = vec![0u8; len];
+        if file.read_exact_at(&mut buf, u64::from(first.off)).is_err() {
+            // Leave it to the single-message path (and its error reporting).
+            return single(first_seq);
+        }
+        let buf = Bytes::from(buf);
+        let mut out = Vec::with_capacity(locs.len());
+        let mut pos = 0usize;
+        for &(seq, loc) in &locs {
+            let end = pos + loc.len as usize;
+            let Some(m) = decode_msg_shared(&buf, pos, end, seq) else {
+                if out.is_empty() {
+                    return single(seq);
+                }
+                break;
+            };
+            out.push(m);
+            pos = end;
+        }
+        Ok(out)
     }
 
     /// Reads runs of adjacent records with one `pread` each, outside the index lock (the

@@ -194,11 +194,29 @@ impl Task {
             if self.check_inactive() {
                 break;
             }
+            if self.again {
+                // More to deliver right away. A zero-length sleep in the select below
+                // would wait for the timer's next tick (up to a millisecond, per batch);
+                // letting other tasks run is enough, and queued events are taken at
+                // the top of the loop.
+                tokio::task::yield_now().await;
+                continue;
+            }
             let wait = self.next_wake();
             let stalled = self.stalled.take();
+            let max_pending = self.ctx.max_pending;
             let drained = async {
                 match &stalled {
-                    Some(conn) => conn.drained.notified().await,
+                    Some(conn) => {
+                        // Registered before asking the writer to signal, so the signal
+                        // cannot be missed; nothing to wait for if it already drained.
+                        let notified = conn.drained.notified();
+                        tokio::pin!(notified);
+                        notified.as_mut().enable();
+                        if conn.prepare_stall(max_pending) {
+                            notified.await;
+                        }
+                    }
                     None => std::future::pending().await,
                 }
             };

@@ -9,10 +9,24 @@
 //!
 //! A source lives for one delivery cycle; messages appended meanwhile make its pending
 //! count an underestimate until the next cycle, never an overestimate of what was stored.
+//!
+//! Read-ahead: a consumer without a filter reads the stream message by message, so on a
+//! miss the source asks the store for a run of messages at once
+//! ([`StreamStore::load_next_run`]: one `pread` for the run in a file store, instead of
+//! one per message) and answers the next calls from it. A run holds every message stored
+//! in the sequence range it covers when it was read, so "next matching after N" within
+//! that range is answered from memory; messages removed meanwhile are handed out as they
+//! were read, as the single-message cache always did within a cycle.
 
 use super::machine::Source;
 use natrium_store::{StoreError, StoredMsg, StreamStore, SubjectFilter};
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+
+/// Most messages one read-ahead loads (about one delivery cycle's worth).
+const READ_AHEAD_MSGS: usize = 128;
+/// Most bytes one read-ahead loads (beyond the first message).
+const READ_AHEAD_BYTES: usize = 256 * 1024;
 
 /// One cycle's view of a stream for one consumer.
 pub struct StoreSource<'a> {
@@ -20,8 +34,11 @@ pub struct StoreSource<'a> {
     store: &'a dyn StreamStore,
     /// The consumer's filter.
     filter: &'a SubjectFilter,
-    /// The last message `next_matching` found.
-    cached: RefCell<Option<StoredMsg>>,
+    /// Messages loaded and not yet taken, in sequence order: every message matching the
+    /// filter with a sequence in `covered` (as of loading), less those taken.
+    cached: RefCell<VecDeque<StoredMsg>>,
+    /// `(from, to)`: the sequence range `cached` answers for.
+    covered: Cell<Option<(u64, u64)>>,
     /// `(from, found)` of the last `next_matching` call that found something.
     last_next: Cell<Option<(u64, u64)>>,
     /// `(start, count)` of the last pending count.
@@ -36,7 +53,8 @@ impl<'a> StoreSource<'a> {
         StoreSource {
             store,
             filter,
-            cached: RefCell::new(None),
+            cached: RefCell::new(VecDeque::new()),
+            covered: Cell::new(None),
             last_next: Cell::new(None),
             pending: Cell::new(None),
             headers_only: false,
@@ -59,20 +77,56 @@ impl<'a> StoreSource<'a> {
     }
 
     /// The message at `seq`, from the cache when `next_matching` just found it.
+    ///
+    /// Taking a loaded message drops the ones before it too, and the range answered from
+    /// memory then starts after it (deliveries go forward; anything earlier is loaded).
     pub fn take(&self, seq: u64) -> Result<StoredMsg, StoreError> {
-        if let Some(m) = self.cached.borrow_mut().take_if(|m| m.seq == seq) {
-            return Ok(m);
+        let mut cached = self.cached.borrow_mut();
+        if let Ok(i) = cached.binary_search_by_key(&seq, |m| m.seq) {
+            let m = cached.drain(..=i).last();
+            if let Some((_, to)) = self.covered.get() {
+                self.covered
+                    .set((seq < to && !cached.is_empty()).then_some((seq + 1, to)));
+            }
+            if let Some(m) = m {
+                return Ok(m);
+            }
         }
+        drop(cached);
         self.store.load_msg(seq)
+    }
+
+    /// Runs `f` on the loaded message `seq`, if it is loaded.
+    fn with_cached<R>(&self, seq: u64, f: impl FnOnce(&StoredMsg) -> R) -> Option<R> {
+        let cached = self.cached.borrow();
+        let i = cached.binary_search_by_key(&seq, |m| m.seq).ok()?;
+        cached.get(i).map(f)
     }
 
     /// The timestamp of the message `next_matching` just found, if it is `seq`.
     pub fn peek_ts(&self, seq: u64) -> Option<i64> {
-        self.cached
-            .borrow()
-            .as_ref()
-            .filter(|m| m.seq == seq)
-            .map(|m| m.ts)
+        self.with_cached(seq, |m| m.ts)
+    }
+
+    /// Loads what comes at or after `seq` into `cached`; returns the first message's
+    /// sequence and size.
+    fn load_from(&self, seq: u64) -> Option<(u64, u64)> {
+        if self.filter.is_all() {
+            let run = self
+                .store
+                .load_next_run(seq, READ_AHEAD_MSGS, READ_AHEAD_BYTES)
+                .ok()?;
+            let (first, last) = (run.first()?.seq, run.last()?.seq);
+            let size = run.first().map(|m| self.size_of(m))?;
+            *self.cached.borrow_mut() = run.into();
+            self.covered.set(Some((seq, last)));
+            return Some((first, size));
+        }
+        let m = self.store.load_next_msg(self.filter, seq).ok()?;
+        let r = (m.seq, self.size_of(&m));
+        self.covered.set(Some((seq, m.seq)));
+        *self.cached.borrow_mut() = VecDeque::from([m]);
+        Some(r)
     }
 
     fn count_from(&self, start: u64) -> u64 {
@@ -92,37 +146,35 @@ impl<'a> StoreSource<'a> {
 
 impl Source for StoreSource<'_> {
     fn next_matching(&self, seq: u64) -> Option<(u64, u64)> {
-        if let Some(m) = self.cached.borrow().as_ref()
-            && self
-                .last_next
-                .get()
-                .is_some_and(|(from, found)| from <= seq && seq <= found)
-        {
-            return Some((m.seq, self.size_of(m)));
-        }
-        match self.store.load_next_msg(self.filter, seq) {
-            Ok(m) => {
-                let r = (m.seq, self.size_of(&m));
-                self.last_next.set(Some((seq, m.seq)));
-                *self.cached.borrow_mut() = Some(m);
-                Some(r)
-            }
-            Err(_) => None,
-        }
+        let hit = self
+            .covered
+            .get()
+            .filter(|&(from, to)| from <= seq && seq <= to)
+            .and_then(|_| {
+                let cached = self.cached.borrow();
+                cached
+                    .iter()
+                    .find(|m| m.seq >= seq)
+                    .map(|m| (m.seq, self.size_of(m)))
+            });
+        let r = match hit {
+            Some(r) => r,
+            None => self.load_from(seq)?,
+        };
+        self.last_next.set(Some((seq, r.0)));
+        Some(r)
     }
 
     fn exists(&self, seq: u64) -> bool {
-        if self.cached.borrow().as_ref().is_some_and(|m| m.seq == seq) {
+        if self.with_cached(seq, |_| ()).is_some() {
             return true;
         }
         self.store.load_msg(seq).is_ok()
     }
 
     fn size(&self, seq: u64) -> Option<u64> {
-        if let Some(m) = self.cached.borrow().as_ref()
-            && m.seq == seq
-        {
-            return Some(self.size_of(m));
+        if let Some(s) = self.with_cached(seq, |m| self.size_of(m)) {
+            return Some(s);
         }
         self.store.load_msg(seq).ok().map(|m| self.size_of(&m))
     }
@@ -138,10 +190,8 @@ impl Source for StoreSource<'_> {
                 .map_or(1, |d| u64::from(d) + 1)
                 + u64::from(ts < 0)
         };
-        if let Some(m) = self.cached.borrow().as_ref()
-            && m.seq == seq
-        {
-            return digits(m.ts);
+        if let Some(d) = self.with_cached(seq, |m| digits(m.ts)) {
+            return d;
         }
         self.store.load_msg(seq).map_or(19, |m| digits(m.ts))
     }
