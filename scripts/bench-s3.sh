@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=${2:?}; shift 2 ;;
     --chunk-size) CHUNK_SIZE=${2:?}; shift 2 ;;
     --work) WORK=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-s3: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
