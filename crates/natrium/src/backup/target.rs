@@ -42,6 +42,63 @@ const MAX_PART: u64 = 512 * 1024 * 1024;
 const PARTS_BUDGET: u64 = 8_000;
 /// Parts uploading at once (memory is this × the part size).
 const PARTS_IN_FLIGHT: usize = 4;
+/// Environment variable: smallest part in MiB (tuning for fast or far object stores).
+pub const ENV_PART_MIB: &str = "NATRIUM_S3_PART_MIB";
+/// Environment variable: parts uploading at once.
+pub const ENV_PARTS_IN_FLIGHT: &str = "NATRIUM_S3_PARTS_IN_FLIGHT";
+/// Most parts in flight the environment may ask for (and never more than fit in
+/// [`MAX_OVERRIDE_BUFFERED`]).
+const MAX_PARTS_IN_FLIGHT: u64 = 32;
+/// Most bytes an overridden shape may hold in part buffers (in flight + the one being
+/// filled): large parts get fewer in flight.
+const MAX_OVERRIDE_BUFFERED: u64 = 1024 * 1024 * 1024;
+
+/// The upload shape for one multipart object: part size and parts in flight.
+///
+/// Defaults (8 MiB, 4 in flight: 32 MiB of buffers) suit most stores; the two
+/// environment variables override them for tuning, clamped to S3's 5 MiB minimum,
+/// [`MAX_PART`] and [`MAX_PARTS_IN_FLIGHT`], so memory stays bounded whatever is set.
+/// A value that is not a number is ignored (the default applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadShape {
+    /// Bytes per part (the last one may be shorter).
+    pub part: usize,
+    /// Parts uploading at once.
+    pub in_flight: usize,
+}
+
+impl UploadShape {
+    /// The shape for an object of about `size_hint` bytes, given the overrides
+    /// `part_mib` and `in_flight` (raw environment values, if set).
+    pub fn new(size_hint: u64, part_mib: Option<&str>, in_flight: Option<&str>) -> Self {
+        let min_part = part_mib
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|m| {
+                m.saturating_mul(1024 * 1024)
+                    .clamp(5 * 1024 * 1024, MAX_PART)
+            })
+            .unwrap_or(MIN_PART);
+        let in_flight_set = in_flight.is_some();
+        let in_flight = in_flight
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|n| n.clamp(1, MAX_PARTS_IN_FLIGHT) as usize)
+            .unwrap_or(PARTS_IN_FLIGHT);
+        let part = (size_hint / PARTS_BUDGET).clamp(min_part, MAX_PART) as usize;
+        // A tuned shape may not buffer more than MAX_OVERRIDE_BUFFERED; the default
+        // shape is left alone (its part only grows for archives too big for 8,000 parts).
+        let tuned = part_mib.is_some() || in_flight_set;
+        let cap = ((MAX_OVERRIDE_BUFFERED / part as u64).saturating_sub(1) as usize).max(1);
+        let in_flight = if tuned { in_flight.min(cap) } else { in_flight };
+        UploadShape { part, in_flight }
+    }
+
+    /// The shape from the process environment.
+    pub fn from_env(size_hint: u64) -> Self {
+        let part = std::env::var(ENV_PART_MIB).ok();
+        let in_flight = std::env::var(ENV_PARTS_IN_FLIGHT).ok();
+        Self::new(size_hint, part.as_deref(), in_flight.as_deref())
+    }
+}
 /// Folder depth a local listing descends (target / backup / stream / file).
 const LOCAL_DEPTH: usize = 4;
 
@@ -245,9 +302,10 @@ impl Target {
                     .put_multipart(&o.key(name))
                     .await
                     .map_err(|e| o.err(Some(name), e))?;
-                let part = (size_hint / PARTS_BUDGET).clamp(MIN_PART, MAX_PART) as usize;
+                let shape = UploadShape::from_env(size_hint);
                 Ok(Writer::Multipart {
-                    up: WriteMultipart::new_with_chunk_size(up, part),
+                    up: WriteMultipart::new_with_chunk_size(up, shape.part),
+                    in_flight: shape.in_flight,
                     target: o.clone(),
                     name: name.to_string(),
                 })
@@ -512,6 +570,8 @@ pub enum Writer {
     Multipart {
         /// The upload (buffers at most one part plus the parts in flight).
         up: WriteMultipart,
+        /// Parts allowed to upload at once before `write` waits.
+        in_flight: usize,
         /// Where.
         target: ObjectTarget,
         /// Object name below the target.
@@ -524,8 +584,13 @@ impl Writer {
     pub async fn write(&mut self, b: Bytes) -> Result<(), BackupError> {
         match self {
             Writer::File { file, path } => file.write_all(&b).map_err(|e| io(path, e)),
-            Writer::Multipart { up, target, name } => {
-                up.wait_for_capacity(PARTS_IN_FLIGHT)
+            Writer::Multipart {
+                up,
+                in_flight,
+                target,
+                name,
+            } => {
+                up.wait_for_capacity(*in_flight)
                     .await
                     .map_err(|e| target.err(Some(name), e))?;
                 up.put(b);
@@ -538,7 +603,9 @@ impl Writer {
     pub async fn finish(self) -> Result<(), BackupError> {
         match self {
             Writer::File { file, path } => file.sync_all().map_err(|e| io(&path, e)),
-            Writer::Multipart { up, target, name } => up
+            Writer::Multipart {
+                up, target, name, ..
+            } => up
                 .finish()
                 .await
                 .map(|_| ())
@@ -702,5 +769,52 @@ mod tests {
         assert!(is_loopback_http("http://[::1]:9000"));
         assert!(!is_loopback_http("http://10.0.0.1:9000"));
         assert!(!is_loopback_http("https://127.0.0.1:9000"));
+    }
+
+    #[test]
+    fn upload_shape_defaults_and_bounded_overrides() {
+        const MIB: usize = 1024 * 1024;
+        let d = UploadShape::new(1 << 30, None, None);
+        assert_eq!(
+            d,
+            UploadShape {
+                part: 8 * MIB,
+                in_flight: 4
+            }
+        );
+        // A 1 TiB archive grows the part to stay within the part budget.
+        assert!(UploadShape::new(1 << 40, None, None).part > 128 * MIB);
+        let t = UploadShape::new(1 << 30, Some("32"), Some("8"));
+        assert_eq!(
+            t,
+            UploadShape {
+                part: 32 * MIB,
+                in_flight: 8
+            }
+        );
+        // Out of range is clamped (S3 minimum, memory bound); junk keeps the default.
+        let c = UploadShape::new(1 << 30, Some("1"), Some("100000"));
+        assert_eq!(
+            c,
+            UploadShape {
+                part: 5 * MIB,
+                in_flight: 32
+            }
+        );
+        let c = UploadShape::new(1 << 30, Some("999999999999"), Some("0"));
+        assert_eq!(
+            c,
+            UploadShape {
+                part: MAX_PART as usize,
+                in_flight: 1
+            }
+        );
+        assert_eq!(UploadShape::new(1 << 30, Some("x"), Some("-1")), d);
+        // Big parts with many in flight are held to the buffer budget (1 GiB): 256 MiB
+        // parts get 3 in flight, plus the one being filled.
+        let b = UploadShape::new(1 << 30, Some("256"), Some("32"));
+        assert_eq!((b.part, b.in_flight), (256 * MIB, 3));
+        let b = UploadShape::new(1 << 30, Some("64"), Some("32"));
+        assert_eq!((b.part, b.in_flight), (64 * MIB, 15));
     }
 }
