@@ -192,6 +192,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    // async-nats (TLS to NATS) and object_store (HTTPS to S3) enable different rustls
+    // crypto backends, so rustls cannot pick one by itself: choose ring, once, before
+    // any TLS is set up. An error only means one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = cli.command.runtime_threads() {
         builder.worker_threads(n);
