@@ -30,6 +30,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
 
 usage() {
   sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -93,11 +95,7 @@ done
 command -v timeout >/dev/null || die "timeout(1) is required"
 command -v python3 >/dev/null || die "python3 is required (for the summary)"
 
-if [ -z "$WORK" ]; then
-  WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-backup.XXXXXX")
-else
-  mkdir -p "$WORK"
-fi
+WORK=$(work_dir "$WORK" bench-backup)
 OUT=${OUT:-$WORK}
 mkdir -p "$OUT"
 RAW="$OUT/raw.jsonl"
@@ -108,14 +106,7 @@ MSGS=$((SIZE_MB * 1024))
 STEP_LIMIT=$((SIZE_MB / 2 + 60))
 
 # ---------------------------------------------------------------- processes --
-SERVER_PID=""
 SYNC_PID=""
-stop_pid() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$SYNC_PID"; SYNC_PID=""
   stop_pid "$SERVER_PID"; SERVER_PID=""
@@ -123,34 +114,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PORT=""
-# start_server BIN STORE LOG: sets SERVER_PID and PORT.
-start_server() {
-  local bin=$1 store=$2 log=$3 i
-  mkdir -p "$store"
-  "$bin" -js -sd "$store" -a 127.0.0.1 -p -1 >"$log" 2>&1 </dev/null &
-  SERVER_PID=$!
-  PORT=""
-  for i in $(seq 1 150); do
-    PORT=$(sed -n 's/.*Listening for client connections on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
-    [ -n "$PORT" ] && return 0
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      SERVER_PID=""
-      die "$bin exited during startup; log: $(tail -n 5 "$log")"
-    fi
-    sleep 0.1
-  done
-  die "$bin did not report its port within 15 s (log: $log)"
-}
+init_drop_caches
 
-CAN_DROP=0
-drop_caches() {
-  sync
-  if [ "$CAN_DROP" = 1 ]; then echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; fi
-}
-if sync && (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then CAN_DROP=1; fi
-
-now() { date +%s.%N; }
 # jget FILE EXPR: a value from a JSON file (python expression on `d`).
 jget() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
@@ -167,7 +132,7 @@ run() {
   if [ "$side" = nats ]; then bin=$NATS_SERVER_BIN; else bin=$NATRIUM_SERVER_BIN; fi
   dir="$WORK/$side.r$round"
   rm -rf "$dir"; mkdir -p "$dir"
-  start_server "$bin" "$dir/store" "$OUT/$side.r$round.server.log"
+  start_js "$bin" "$dir/store" "$OUT/$side.r$round.server.log"
   url="nats://127.0.0.1:$PORT"
 
   printf '  fill %d msgs... ' "$MSGS" >&2
@@ -212,7 +177,7 @@ run() {
   # 4. restore into a fresh server of the same kind.
   rm -rf "$dir/store"
   drop_caches
-  start_server "$bin" "$dir/store2" "$OUT/$side.r$round.server2.log"
+  start_js "$bin" "$dir/store2" "$OUT/$side.r$round.server2.log"
   url="nats://127.0.0.1:$PORT"
   local r0 r1
   r0=$(now)

@@ -36,6 +36,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
 
 usage() {
   cat <<'EOF'
@@ -122,43 +124,13 @@ printf 'jetstream { sync_interval: always }\n' >"$OUT/sync-always.conf"
 printf 'jetstream { sync_interval: "2m" }\n' >"$OUT/sync-2m.conf"
 
 # ---------------------------------------------------------------- processes --
-SERVER_PID=""
 CLIENT_PID=""
 cleanup() {
-  if [ -n "$CLIENT_PID" ]; then
-    kill "$CLIENT_PID" 2>/dev/null || true
-    wait "$CLIENT_PID" 2>/dev/null || true
-    CLIENT_PID=""
-  fi
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
+  stop_pid "$CLIENT_PID"; CLIENT_PID=""
+  stop_pid "$SERVER_PID"; SERVER_PID=""
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-PORT=""
-# start_server BIN LOG [ARGS...]: starts BIN on 127.0.0.1 with a server-chosen
-# port (and ARGS) and sets SERVER_PID and PORT once it logs that it listens.
-start_server() {
-  local bin=$1 log=$2 i
-  shift 2
-  "$bin" -a 127.0.0.1 -p -1 "$@" >"$log" 2>&1 </dev/null &
-  SERVER_PID=$!
-  PORT=""
-  for i in $(seq 1 150); do
-    PORT=$(sed -n 's/.*Listening for client connections on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
-    [ -n "$PORT" ] && return 0
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      SERVER_PID=""
-      die "$bin exited during startup; log: $(tail -n 5 "$log")"
-    fi
-    sleep 0.1
-  done
-  die "$bin did not report its listening port within 15 s (log: $log)"
-}
 
 # ------------------------------------------------------------------- loads --
 # msgs N [F]: the load's message count scaled by --scale (and F; at least 100).

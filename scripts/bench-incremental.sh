@@ -28,6 +28,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
 case "${1:-}" in -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 
 SIZE_MB=${SIZE_MB:-1024}
@@ -48,11 +50,7 @@ done
 command -v timeout >/dev/null || die "timeout(1) is required"
 command -v python3 >/dev/null || die "python3 is required (for the summary)"
 
-if [ -z "${WORK:-}" ]; then
-  WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-incremental.XXXXXX")
-else
-  mkdir -p "$WORK"
-fi
+WORK=$(work_dir "${WORK:-}" bench-incremental)
 RAW="$WORK/raw.jsonl"
 : >"$RAW"
 LOG="$WORK/client.stderr"
@@ -61,49 +59,17 @@ MSGS=$((SIZE_MB * 1024))
 CHANGE=$((MSGS / 100))
 STEP_LIMIT=$((SIZE_MB / 2 + 60))
 
-SERVER_PID=""
-stop_pid() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() { stop_pid "$SERVER_PID"; SERVER_PID=""; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PORT=""
-start_server() {
-  local store=$1 log=$2 i
-  mkdir -p "$store"
-  "$NATRIUM_SERVER_BIN" -js -sd "$store" -a 127.0.0.1 -p -1 >"$log" 2>&1 </dev/null &
-  SERVER_PID=$!
-  PORT=""
-  for i in $(seq 1 150); do
-    PORT=$(sed -n 's/.*Listening for client connections on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
-    [ -n "$PORT" ] && return 0
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      SERVER_PID=""
-      die "natrium-server exited during startup; log: $(tail -n 5 "$log")"
-    fi
-    sleep 0.1
-  done
-  die "natrium-server did not report its port within 15 s (log: $log)"
-}
-
-CAN_DROP=0
-drop_caches() {
-  sync
-  if [ "$CAN_DROP" = 1 ]; then echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; fi
-}
-if sync && (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then CAN_DROP=1; fi
-now() { date +%s.%N; }
+init_drop_caches
 
 run() {
   local round=$1 dir url f0 f1 i0 i1 r0 r1
   dir="$WORK/r$round"
   rm -rf "$dir"; mkdir -p "$dir"
-  start_server "$dir/store" "$dir/server.log"
+  start_js "$NATRIUM_SERVER_BIN" "$dir/store" "$dir/server.log"
   url="nats://127.0.0.1:$PORT"
   printf '  fill %d msgs... ' "$MSGS" >&2
   timeout -k 5 "$STEP_LIMIT" "$JS_FILL_BIN" fill "$url" BENCH "$MSGS" 1024 512 \
@@ -129,7 +95,7 @@ run() {
 
   rm -rf "$dir/store"
   drop_caches
-  start_server "$dir/store2" "$dir/server2.log"
+  start_js "$NATRIUM_SERVER_BIN" "$dir/store2" "$dir/server2.log"
   url="nats://127.0.0.1:$PORT"
   r0=$(now)
   timeout -k 5 "$STEP_LIMIT" "$NATRIUM_BIN" -s "$url" stream restore "$dir/inc" --json \

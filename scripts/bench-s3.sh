@@ -34,6 +34,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
 
 SIZE_MB=512
 ROUNDS=3
@@ -80,24 +82,13 @@ done
 command -v timeout >/dev/null || die "timeout(1) is required"
 command -v python3 >/dev/null || die "python3 is required"
 
-if [ -z "$WORK" ]; then
-  WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-s3.XXXXXX")
-else
-  mkdir -p "$WORK"
-fi
+WORK=$(work_dir "$WORK" bench-s3)
 RAW="$WORK/raw.jsonl"
 : >"$RAW"
 MSGS=$((SIZE_MB * 1024))
 STEP_LIMIT=$((SIZE_MB / 2 + 60))
 
-SERVER_PID=""
 S3_PID=""
-stop_pid() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$SERVER_PID"; SERVER_PID=""
   stop_pid "$S3_PID"; S3_PID=""
@@ -107,16 +98,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # natrium-server.
-"$NATRIUM_SERVER_BIN" -js -sd "$WORK/store" -a 127.0.0.1 -p -1 >"$WORK/server.log" 2>&1 </dev/null &
-SERVER_PID=$!
-PORT=""
-for _ in $(seq 1 150); do
-  PORT=$(sed -n 's/.*Listening for client connections on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$WORK/server.log" | head -n 1)
-  [ -n "$PORT" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || die "natrium-server exited: $(tail -n 5 "$WORK/server.log")"
-  sleep 0.1
-done
-[ -n "$PORT" ] || die "natrium-server did not report its port"
+start_js "$NATRIUM_SERVER_BIN" "$WORK/store" "$WORK/server.log"
 URL="nats://127.0.0.1:$PORT"
 
 # The S3 server on a free loopback port, bucket "bench".
@@ -158,7 +140,6 @@ echo done >&2
 
 chunk=()
 [ -n "$CHUNK_SIZE" ] && chunk=(--chunk-size "$CHUNK_SIZE")
-now() { date +%s.%N; }
 for round in $(seq 1 "$ROUNDS"); do
   for side in local s3; do
     if [ "$side" = local ]; then target="$WORK/local.r$round"; else target="s3://bench/r$round"; fi
