@@ -166,11 +166,20 @@ impl PinnedView for FilePinnedView {
             *m = m.split_off(&next);
             got
         };
+        // Both ascending: one merge pass finds the held ones not read live (a linear
+        // `contains` per held message would cost batch x held when removals race a
+        // backup of a stream at its limits).
+        let held: Vec<(u64, Loc)> = {
+            let mut live = out.iter().map(|m| m.seq).peekable();
+            held.into_iter()
+                .filter(|&(seq, _)| {
+                    while live.next_if(|&l| l < seq).is_some() {}
+                    live.peek() != Some(&seq)
+                })
+                .collect()
+        };
         let mut added = false;
         for (seq, loc) in held {
-            if out.contains(seq) {
-                continue;
-            }
             if let Some(m) = self.read_held(seq, loc) {
                 out.push(MsgRef {
                     seq: m.seq,
