@@ -294,19 +294,10 @@ impl<R: Read> V2Decoder<R> {
     /// Incremental archives: reads the `natrium.json` header that follows the magic
     /// (before [`V2Decoder::next_entry`]).
     pub(crate) fn read_incremental_header(&mut self) -> Result<IncrementalHeader, ArchiveError> {
-        let raw = self.read_raw(MAX_META_SIZE)?.ok_or(ArchiveError::Eof)?;
-        if self.name != INC_ENTRY.as_bytes() || raw.seq != 0 {
-            return Err(ArchiveError::InvalidEntry {
-                name: self.name_lossy(),
-                reason: format!("first entry of an incremental archive must be {INC_ENTRY}"),
-            });
-        }
-        let body = self.read_meta_json(&raw)?;
-        let h: IncrementalHeader =
-            serde_json::from_slice(&body).map_err(|source| ArchiveError::Json {
-                name: INC_ENTRY.into(),
-                source,
-            })?;
+        let h: IncrementalHeader = self.read_named_meta(
+            INC_ENTRY,
+            "first entry of an incremental archive must be natrium.json",
+        )?;
         h.validate()?;
         self.since = h.since;
         Ok(h)
@@ -383,6 +374,27 @@ impl<R: Read> V2Decoder<R> {
         String::from_utf8_lossy(&self.name).into_owned()
     }
 
+    /// Reads the metadata entry that must come next, named `entry` (sequence 0), as
+    /// JSON; `misplaced` is the error reason when another entry comes instead.
+    fn read_named_meta<T: serde::de::DeserializeOwned>(
+        &mut self,
+        entry: &str,
+        misplaced: &str,
+    ) -> Result<T, ArchiveError> {
+        let raw = self.read_raw(MAX_META_SIZE)?.ok_or(ArchiveError::Eof)?;
+        if self.name != entry.as_bytes() || raw.seq != 0 {
+            return Err(ArchiveError::InvalidEntry {
+                name: self.name_lossy(),
+                reason: misplaced.into(),
+            });
+        }
+        let body = self.read_meta_json(&raw)?;
+        serde_json::from_slice(&body).map_err(|source| ArchiveError::Json {
+            name: entry.into(),
+            source,
+        })
+    }
+
     fn read_meta_json(&mut self, raw: &RawEntry) -> Result<Vec<u8>, ArchiveError> {
         let mut body = Vec::new();
         self.read_body(raw.hsz + raw.psz, &mut body)?;
@@ -393,19 +405,8 @@ impl<R: Read> V2Decoder<R> {
         match self.phase {
             DPhase::Done => Ok(None),
             DPhase::State => {
-                let raw = self.read_raw(MAX_META_SIZE)?.ok_or(ArchiveError::Eof)?;
-                if self.name != STATE_ENTRY.as_bytes() || raw.seq != 0 {
-                    return Err(ArchiveError::InvalidEntry {
-                        name: self.name_lossy(),
-                        reason: "first entry must be state.json".into(),
-                    });
-                }
-                let body = self.read_meta_json(&raw)?;
                 let state: StreamStateJson =
-                    serde_json::from_slice(&body).map_err(|source| ArchiveError::Json {
-                        name: STATE_ENTRY.into(),
-                        source,
-                    })?;
+                    self.read_named_meta(STATE_ENTRY, "first entry must be state.json")?;
                 validate_state(&state)?;
                 if state.last_seq < self.since {
                     return Err(ArchiveError::InvalidEntry {
