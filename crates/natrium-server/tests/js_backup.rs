@@ -23,6 +23,32 @@ fn js_opts(dir: &Path) -> Options {
     o
 }
 
+/// Creates stream `name` on one subject, everything else default.
+async fn create(js: &jetstream::Context, name: &str, subject: &str) {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![subject.into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+/// Publishes `n` incompressible 2000-byte messages (acked), so that an archive of them
+/// spans many small chunks.
+async fn publish_incompressible(js: &jetstream::Context, subject: &str, n: u32) {
+    for i in 0..n {
+        let body: Vec<u8> = (0..2000u32)
+            .map(|k| (k.wrapping_mul(2654435761).wrapping_add(i * 7919) >> 13) as u8)
+            .collect();
+        js.publish(subject.to_string(), body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
 /// Sample archives written by real nats-server versions.
 fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -274,20 +300,9 @@ async fn snapshot_stops_without_acks() {
     let s = TestServer::with(js_opts(dir.path())).await;
     let client = s.client().await;
     let js = jetstream::new(client.clone());
-    js.create_stream(stream::Config {
-        name: "B".into(),
-        subjects: vec!["b".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    create(&js, "B", "b").await;
     // Incompressible payloads so the archive spans many chunks.
-    for i in 0..40u32 {
-        let body: Vec<u8> = (0..2000u32)
-            .map(|k| (k.wrapping_mul(2654435761).wrapping_add(i * 7919) >> 13) as u8)
-            .collect();
-        js.publish("b", body.into()).await.unwrap().await.unwrap();
-    }
+    publish_incompressible(&js, "b", 40).await;
     let inbox = client.new_inbox();
     let mut sub = client.subscribe(inbox.clone()).await.unwrap();
     let answer = api(
@@ -516,13 +531,7 @@ async fn snapshot_is_a_point_in_time_under_load() {
     let s = TestServer::with(js_opts(dir.path())).await;
     let client = s.client().await;
     let js = jetstream::new(client.clone());
-    js.create_stream(stream::Config {
-        name: "P".into(),
-        subjects: vec!["p".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    create(&js, "P", "p").await;
     for i in 0..2000u32 {
         js.publish("p", format!("before-{i}").into()).await.unwrap();
     }
@@ -691,13 +700,7 @@ async fn deletes_during_a_snapshot_do_not_reach_it() {
     let s = TestServer::with(js_opts(dir.path())).await;
     let client = s.client().await;
     let js = jetstream::new(client.clone());
-    js.create_stream(stream::Config {
-        name: "D".into(),
-        subjects: vec!["d.>".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    create(&js, "D", "d.>").await;
     for i in 1..=3000u32 {
         js.publish(format!("d.{}", i % 5), format!("payload-{i}").into())
             .await
@@ -767,19 +770,8 @@ async fn a_client_that_goes_away_mid_backup_ends_it() {
     let s = TestServer::with(js_opts(dir.path())).await;
     let watcher = s.client().await;
     let js = jetstream::new(watcher.clone());
-    js.create_stream(stream::Config {
-        name: "G".into(),
-        subjects: vec!["g".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    for i in 0..40u32 {
-        let body: Vec<u8> = (0..2000u32)
-            .map(|k| (k.wrapping_mul(2654435761).wrapping_add(i * 7919) >> 13) as u8)
-            .collect();
-        js.publish("g", body.into()).await.unwrap().await.unwrap();
-    }
+    create(&js, "G", "g").await;
+    publish_incompressible(&js, "g", 40).await;
     let mut done = watcher
         .subscribe("$JS.EVENT.ADVISORY.STREAM.SNAPSHOT_COMPLETE.G")
         .await
@@ -824,13 +816,7 @@ async fn incremental_snapshot_extension() {
     let s = TestServer::with(js_opts(dir.path())).await;
     let client = s.client().await;
     let js = jetstream::new(client.clone());
-    js.create_stream(stream::Config {
-        name: "INC".into(),
-        subjects: vec!["inc.>".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    create(&js, "INC", "inc.>").await;
     for i in 1..=20u32 {
         js.publish(format!("inc.{}", i % 2), format!("m{i}").into())
             .await
