@@ -97,6 +97,13 @@ impl BackupSummary {
     pub fn is_ok(&self) -> bool {
         self.damaged.is_empty()
     }
+
+    /// Sets the totals from `streams` (after they were filled or changed).
+    pub fn sum_totals(&mut self) {
+        self.total_messages = self.streams.iter().map(|s| s.messages).sum();
+        self.total_message_bytes = self.streams.iter().map(|s| s.message_bytes).sum();
+        self.total_consumers = self.streams.iter().map(|s| s.consumers.len() as u64).sum();
+    }
 }
 
 fn check_consumer(name: &str, st: &ConsumerStateJson, last_seq: u64) -> Result<(), ArchiveError> {
@@ -380,10 +387,6 @@ pub fn verify_backup_dir(dir: &Path) -> Result<BackupSummary, ArchiveError> {
             }
         }
     }
-    for s in &summary.streams {
-        summary.total_messages += s.messages;
-        summary.total_message_bytes += s.message_bytes;
-        summary.total_consumers += s.consumers.len() as u64;
-    }
+    summary.sum_totals();
     Ok(summary)
 }
