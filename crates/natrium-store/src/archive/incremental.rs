@@ -133,6 +133,25 @@ fn open_link<R: Read>(
     Ok((Link { reader, state }, consumers))
 }
 
+/// A v2 archive on `out` up to its first message: `state` (its consumer count set to
+/// that of `consumers`) and the consumers.
+fn start_v2<W: Write>(
+    out: W,
+    state: StreamStateJson,
+    consumers: &[ConsumerEntry],
+) -> Result<ArchiveWriter<W>, ArchiveError> {
+    let state = StreamStateJson {
+        consumer_count: consumers.len() as i64,
+        ..state
+    };
+    let mut w = ArchiveWriter::new(out);
+    w.state(&state)?;
+    for (name, config, st) in consumers {
+        w.consumer(name, config, st)?;
+    }
+    Ok(w)
+}
+
 /// Merges a backup chain — `links[0]` a complete archive (v2 or v1), then incremental
 /// archives, each continuing from the previous one's watermark — into one v2 archive on
 /// `out`: the stream as it stood at the last link's point in time. Everything streams;
@@ -182,22 +201,15 @@ pub fn merge_chain<R: Read, W: Write>(
         opened.push(link);
     }
     let last = &opened[n - 1];
-    let final_state = StreamStateJson {
-        consumer_count: consumers.len() as i64,
-        ..last.state.clone()
-    };
+    let (first_seq, last_seq) = (last.state.first_seq, last.state.last_seq);
     let (cut, absent) = match last.reader.incremental() {
         Some(h) => (h.since, h.absent.clone()),
         None => (0, Vec::new()),
     };
-    let mut w = ArchiveWriter::new(out);
-    w.state(&final_state)?;
-    for (name, config, st) in &consumers {
-        w.consumer(name, config, st)?;
-    }
+    let mut w = start_v2(out, last.state.clone(), &consumers)?;
     let mut summary = ChainSummary {
         links: n,
-        last_seq: final_state.last_seq,
+        last_seq,
         consumers: consumers.len() as u64,
         ..ChainSummary::default()
     };
@@ -223,7 +235,7 @@ pub fn merge_chain<R: Read, W: Write>(
                             gone.next();
                         }
                         let is_gone = gone.peek().is_some_and(|(lo, _)| *lo <= seq);
-                        if is_gone || seq < final_state.first_seq {
+                        if is_gone || seq < first_seq {
                             summary.dropped += 1;
                             continue;
                         }
@@ -285,14 +297,9 @@ pub fn copy_prefix<R: Read, W: Write>(r: R, prefix: &Prefix, out: W) -> Result<W
     let state = StreamStateJson {
         messages: prefix.messages,
         last_seq: prefix.last_seq,
-        consumer_count: consumers.len() as i64,
         ..link.state.clone()
     };
-    let mut w = ArchiveWriter::new(out);
-    w.state(&state)?;
-    for (name, config, st) in &consumers {
-        w.consumer(name, config, st)?;
-    }
+    let mut w = start_v2(out, state, &consumers)?;
     let mut left = prefix.messages;
     while left > 0 {
         match link.reader.next_entry()? {
