@@ -892,18 +892,12 @@ impl Stream {
         // `republish`: the subject's previous sequence goes into `Nats-Last-Sequence`, so
         // look it up before storing (only for streams that republish this subject).
         let republish = cfg.republish.as_ref().and_then(|rp| {
-            let src = if rp.src.is_empty() {
-                ">"
-            } else {
-                rp.src.as_str()
-            };
-            subject_matches(src.as_bytes(), subject.as_bytes()).then(|| {
-                let last = SubjectFilter::new(subject)
-                    .ok()
-                    .and_then(|f| self.store.load_last_msg(&f).ok())
-                    .map_or(0, |msg| msg.seq);
-                (rp, src, last)
-            })
+            let to = transform_subject(&rp.src, &rp.dest, subject)?;
+            let last = SubjectFilter::new(subject)
+                .ok()
+                .and_then(|f| self.store.load_last_msg(&f).ok())
+                .map_or(0, |msg| msg.seq);
+            Some((rp, to, last))
         });
         // A counter stores the subject's new total instead of the (empty) payload.
         let total = match &incr {
@@ -937,11 +931,9 @@ impl Stream {
         } else if !state.marker_last.is_empty() {
             state.marker_last.remove(subject);
         }
-        if let Some((rp, src, last)) = republish {
+        if let Some((rp, to, last)) = republish {
             let ctx = republish_ctx
                 .get_or_insert_with(|| DeliveryCtx::new(server.clone(), rand::random()));
-            let to = String::from_utf8(map_subject(src, &rp.dest, subject.as_bytes()))
-                .unwrap_or_default();
             let rp_hdrs = republish_headers(
                 &self.name,
                 subject,
