@@ -16,6 +16,7 @@
 //! - Lock order: `config` may be read while holding nothing else; no lock is held while
 //!   publishing acks (publishing can re-enter internal subscriptions).
 
+use super::api::direct::headers::LAST_SEQUENCE;
 use super::api::errors::ApiError;
 use super::api::pub_ack::{PubAck, PubAckResponse};
 use super::api::stream::RetentionPolicy;
@@ -992,30 +993,15 @@ fn republish_headers(
     (seq, ts, last): (u64, i64, u64),
     size: Option<usize>,
 ) -> Vec<u8> {
-    let mut h = Vec::with_capacity(stored.len() + 200);
-    match stored.strip_suffix(b"\r\n") {
-        Some(prev) if !prev.is_empty() => h.extend_from_slice(prev),
-        _ => h.extend_from_slice(b"NATS/1.0\r\n"),
-    }
-    let mut line = |k: &str, v: &str| {
-        h.extend_from_slice(k.as_bytes());
-        h.extend_from_slice(b": ");
-        h.extend_from_slice(v.as_bytes());
-        h.extend_from_slice(b"\r\n");
-    };
-    line("Nats-Stream", stream);
-    line("Nats-Subject", subject);
-    line("Nats-Sequence", itoa::Buffer::new().format(seq));
-    line(
-        "Nats-Time-Stamp",
-        &Timestamp::from_store_nanos(ts).to_rfc3339_nano(),
-    );
-    line("Nats-Last-Sequence", itoa::Buffer::new().format(last));
-    if let Some(n) = size {
-        line("Nats-Msg-Size", itoa::Buffer::new().format(n));
-    }
-    h.extend_from_slice(b"\r\n");
-    h
+    let extra = [
+        (LAST_SEQUENCE, last.to_string()),
+        (
+            "Nats-Msg-Size",
+            size.map(|n| n.to_string()).unwrap_or_default(),
+        ),
+    ];
+    let extra = &extra[..if size.is_some() { 2 } else { 1 }];
+    super::direct::stored_msg_headers(stored, stream, subject, (seq, ts), extra)
 }
 
 /// How one publish is answered once its batch is durable.
