@@ -733,16 +733,7 @@ impl Stream {
                         &PubAckResponse::error(self.name.clone(), e.clone()).to_wire(),
                     ),
                 }
-                ctx.publish(
-                    &self.account,
-                    Publisher::SERVER,
-                    PubMsg {
-                        subject: reply,
-                        reply: None,
-                        headers: None,
-                        payload: &wire,
-                    },
-                );
+                super::api_server::publish(&mut ctx, &self.account, reply, &wire);
             }
         }
         ctx.flush();
