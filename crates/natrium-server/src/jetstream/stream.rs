@@ -1218,7 +1218,7 @@ fn recover_marker_subjects(stream: &Stream) -> HashSet<String> {
 /// `isSubjectDeleteMarker`: a `Nats-Marker-Reason`, or a KV purge (`KV-Operation: PURGE`).
 fn is_delete_marker(hdrs: &[u8]) -> bool {
     !hdrs.is_empty()
-        && (headers::get(hdrs, headers::MARKER_REASON).is_some_and(|v| !v.is_empty())
+        && (headers::get_set(hdrs, headers::MARKER_REASON).is_some()
             || headers::get(hdrs, headers::KV_OPERATION) == Some(&b"PURGE"[..]))
 }
 
