@@ -333,8 +333,9 @@ pub fn map_subject(from: &str, to: &str, subject: &[u8]) -> Vec<u8> {
 /// mapping function `{{wildcard(n)}}` (`{{Wildcard( n )}}` too: nats-server ignores case
 /// and spaces there).
 fn wildcard_ref(tok: &str) -> Option<usize> {
-    let digits = if let Some(d) = tok.strip_prefix('$') {
-        d.to_string()
+    let n = if let Some(d) = tok.strip_prefix('$') {
+        // The common form: no allocation (this runs per mapped message).
+        d.parse::<usize>().ok()
     } else {
         let inner = tok.strip_prefix("{{")?.strip_suffix("}}")?;
         let inner: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
@@ -342,9 +343,10 @@ fn wildcard_ref(tok: &str) -> Option<usize> {
         lower
             .strip_prefix("wildcard(")?
             .strip_suffix(')')?
-            .to_string()
+            .parse::<usize>()
+            .ok()
     };
-    digits.parse::<usize>().ok().filter(|n| *n >= 1)
+    n.filter(|n| *n >= 1)
 }
 
 /// Whether every mapping function in a transform destination is one [`Transform`]

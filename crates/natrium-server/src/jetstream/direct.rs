@@ -88,8 +88,21 @@ pub fn msg_get(stream: &Stream, req: &MsgGetRequest) -> Result<ApiStoredMsg, Api
 /// The header block of a direct-get answer: the stored headers, then ours, then `extra`
 /// lines.
 fn answer_headers(stream: &Stream, m: &StoredMsg, extra: &[(&str, String)]) -> Vec<u8> {
-    let mut h = Vec::with_capacity(m.hdrs.len() + 160);
-    match m.hdrs.strip_suffix(b"\r\n") {
+    stored_msg_headers(&m.hdrs, &stream.name, &m.subject, (m.seq, m.ts), extra)
+}
+
+/// A stored message's header block `stored` extended with `Nats-Stream`, `Nats-Subject`,
+/// `Nats-Sequence`, `Nats-Time-Stamp` and then the `extra` lines, as nats-server adds
+/// them to a direct get answer and to a republished message.
+pub(super) fn stored_msg_headers(
+    stored: &[u8],
+    stream: &str,
+    subject: &str,
+    (seq, ts): (u64, i64),
+    extra: &[(&str, String)],
+) -> Vec<u8> {
+    let mut h = Vec::with_capacity(stored.len() + 160);
+    match stored.strip_suffix(b"\r\n") {
         Some(stored) if !stored.is_empty() => h.extend_from_slice(stored),
         _ => h.extend_from_slice(b"NATS/1.0\r\n"),
     }
@@ -99,12 +112,12 @@ fn answer_headers(stream: &Stream, m: &StoredMsg, extra: &[(&str, String)]) -> V
         h.extend_from_slice(v.as_bytes());
         h.extend_from_slice(b"\r\n");
     };
-    line(dh::STREAM, &stream.name);
-    line(dh::SUBJECT, &m.subject);
-    line(dh::SEQUENCE, itoa::Buffer::new().format(m.seq));
+    line(dh::STREAM, stream);
+    line(dh::SUBJECT, subject);
+    line(dh::SEQUENCE, itoa::Buffer::new().format(seq));
     line(
         dh::TIME_STAMP,
-        &Timestamp::from_store_nanos(m.ts).to_rfc3339_nano(),
+        &Timestamp::from_store_nanos(ts).to_rfc3339_nano(),
     );
     for (k, v) in extra {
         line(k, v);

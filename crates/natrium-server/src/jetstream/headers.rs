@@ -31,23 +31,38 @@ pub const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
 
 /// The value of header `key` in `block`, if present.
 pub fn get<'a>(block: &'a [u8], key: &str) -> Option<&'a [u8]> {
-    let key = key.as_bytes();
-    // Skip the status line.
-    let mut rest = match memchr::memmem::find(block, b"\r\n") {
-        Some(i) => &block[i + 2..],
-        None => return None,
-    };
-    while !rest.is_empty() {
+    let (_, body) = split_status(block)?;
+    lines(body).find_map(|line| value_of(line, key))
+}
+
+/// `block` split after its status line (which keeps its CRLF); `None` without one.
+fn split_status(block: &[u8]) -> Option<(&[u8], &[u8])> {
+    memchr::memmem::find(block, b"\r\n").map(|i| block.split_at(i + 2))
+}
+
+/// The CRLF-separated lines of a header block's body (after the status line).
+fn lines(mut rest: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
         let end = memchr::memmem::find(rest, b"\r\n").unwrap_or(rest.len());
         let line = &rest[..end];
-        if line.len() > key.len() && line.starts_with(key) && line[key.len()] == b':' {
-            let mut v = &line[key.len() + 1..];
-            while let [b' ', tail @ ..] = v {
-                v = tail;
-            }
-            return Some(v);
-        }
         rest = rest.get(end + 2..).unwrap_or(&[]);
+        Some(line)
+    })
+}
+
+/// The value of `line` if it is header `key` (exact key at the line start, then a colon;
+/// spaces after the colon skipped).
+fn value_of<'a>(line: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let key = key.as_bytes();
+    if line.len() > key.len() && line.starts_with(key) && line[key.len()] == b':' {
+        let mut v = &line[key.len() + 1..];
+        while let [b' ', tail @ ..] = v {
+            v = tail;
+        }
+        return Some(v);
     }
     None
 }
@@ -73,27 +88,11 @@ pub fn get_str<'a>(block: &'a [u8], key: &str) -> Option<&'a str> {
 pub fn replace_ttl(block: &[u8], secs: u64) -> Vec<u8> {
     const STATUS: &[u8] = b"NATS/1.0\r\n";
     let mut out = Vec::with_capacity(block.len() + 24);
-    let body = match memchr::memmem::find(block, b"\r\n") {
-        Some(i) => {
-            out.extend_from_slice(&block[..i + 2]);
-            &block[i + 2..]
-        }
-        None => {
-            out.extend_from_slice(STATUS);
-            &[][..]
-        }
-    };
-    let mut rest = body;
-    while !rest.is_empty() {
-        let end = memchr::memmem::find(rest, b"\r\n").unwrap_or(rest.len());
-        let line = &rest[..end];
-        let is_ttl =
-            line.len() > TTL.len() && line.starts_with(TTL.as_bytes()) && line[TTL.len()] == b':';
-        if !line.is_empty() && !is_ttl {
-            out.extend_from_slice(line);
-            out.extend_from_slice(b"\r\n");
-        }
-        rest = rest.get(end + 2..).unwrap_or(&[]);
+    let (status, body) = split_status(block).unwrap_or((STATUS, &[]));
+    out.extend_from_slice(status);
+    for line in lines(body).filter(|l| !l.is_empty() && value_of(l, TTL).is_none()) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(format!("{TTL}: {secs}\r\n\r\n").as_bytes());
     out

@@ -225,16 +225,7 @@ struct ChunkReader {
 impl ChunkReader {
     fn answer(&self, reply: &[u8], body: &[u8]) {
         let mut ctx = DeliveryCtx::new(self.server.clone(), rand::random());
-        ctx.publish(
-            &self.account,
-            Publisher::SERVER,
-            PubMsg {
-                subject: reply,
-                reply: None,
-                headers: None,
-                payload: body,
-            },
-        );
+        super::api_server::publish(&mut ctx, &self.account, reply, body);
         ctx.flush();
     }
 

@@ -16,6 +16,7 @@
 //! - Lock order: `config` may be read while holding nothing else; no lock is held while
 //!   publishing acks (publishing can re-enter internal subscriptions).
 
+use super::api::direct::headers::LAST_SEQUENCE;
 use super::api::errors::ApiError;
 use super::api::pub_ack::{PubAck, PubAckResponse};
 use super::api::stream::RetentionPolicy;
@@ -732,16 +733,7 @@ impl Stream {
                         &PubAckResponse::error(self.name.clone(), e.clone()).to_wire(),
                     ),
                 }
-                ctx.publish(
-                    &self.account,
-                    Publisher::SERVER,
-                    PubMsg {
-                        subject: reply,
-                        reply: None,
-                        headers: None,
-                        payload: &wire,
-                    },
-                );
+                super::api_server::publish(&mut ctx, &self.account, reply, &wire);
             }
         }
         ctx.flush();
@@ -892,18 +884,12 @@ impl Stream {
         // `republish`: the subject's previous sequence goes into `Nats-Last-Sequence`, so
         // look it up before storing (only for streams that republish this subject).
         let republish = cfg.republish.as_ref().and_then(|rp| {
-            let src = if rp.src.is_empty() {
-                ">"
-            } else {
-                rp.src.as_str()
-            };
-            subject_matches(src.as_bytes(), subject.as_bytes()).then(|| {
-                let last = SubjectFilter::new(subject)
-                    .ok()
-                    .and_then(|f| self.store.load_last_msg(&f).ok())
-                    .map_or(0, |msg| msg.seq);
-                (rp, src, last)
-            })
+            let to = transform_subject(&rp.src, &rp.dest, subject)?;
+            let last = SubjectFilter::new(subject)
+                .ok()
+                .and_then(|f| self.store.load_last_msg(&f).ok())
+                .map_or(0, |msg| msg.seq);
+            Some((rp, to, last))
         });
         // A counter stores the subject's new total instead of the (empty) payload.
         let total = match &incr {
@@ -937,11 +923,9 @@ impl Stream {
         } else if !state.marker_last.is_empty() {
             state.marker_last.remove(subject);
         }
-        if let Some((rp, src, last)) = republish {
+        if let Some((rp, to, last)) = republish {
             let ctx = republish_ctx
                 .get_or_insert_with(|| DeliveryCtx::new(server.clone(), rand::random()));
-            let to = String::from_utf8(map_subject(src, &rp.dest, subject.as_bytes()))
-                .unwrap_or_default();
             let rp_hdrs = republish_headers(
                 &self.name,
                 subject,
@@ -1000,30 +984,15 @@ fn republish_headers(
     (seq, ts, last): (u64, i64, u64),
     size: Option<usize>,
 ) -> Vec<u8> {
-    let mut h = Vec::with_capacity(stored.len() + 200);
-    match stored.strip_suffix(b"\r\n") {
-        Some(prev) if !prev.is_empty() => h.extend_from_slice(prev),
-        _ => h.extend_from_slice(b"NATS/1.0\r\n"),
-    }
-    let mut line = |k: &str, v: &str| {
-        h.extend_from_slice(k.as_bytes());
-        h.extend_from_slice(b": ");
-        h.extend_from_slice(v.as_bytes());
-        h.extend_from_slice(b"\r\n");
-    };
-    line("Nats-Stream", stream);
-    line("Nats-Subject", subject);
-    line("Nats-Sequence", itoa::Buffer::new().format(seq));
-    line(
-        "Nats-Time-Stamp",
-        &Timestamp::from_store_nanos(ts).to_rfc3339_nano(),
-    );
-    line("Nats-Last-Sequence", itoa::Buffer::new().format(last));
-    if let Some(n) = size {
-        line("Nats-Msg-Size", itoa::Buffer::new().format(n));
-    }
-    h.extend_from_slice(b"\r\n");
-    h
+    let extra = [
+        (LAST_SEQUENCE, last.to_string()),
+        (
+            "Nats-Msg-Size",
+            size.map(|n| n.to_string()).unwrap_or_default(),
+        ),
+    ];
+    let extra = &extra[..if size.is_some() { 2 } else { 1 }];
+    super::direct::stored_msg_headers(stored, stream, subject, (seq, ts), extra)
 }
 
 /// How one publish is answered once its batch is durable.
@@ -1249,7 +1218,7 @@ fn recover_marker_subjects(stream: &Stream) -> HashSet<String> {
 /// `isSubjectDeleteMarker`: a `Nats-Marker-Reason`, or a KV purge (`KV-Operation: PURGE`).
 fn is_delete_marker(hdrs: &[u8]) -> bool {
     !hdrs.is_empty()
-        && (headers::get(hdrs, headers::MARKER_REASON).is_some_and(|v| !v.is_empty())
+        && (headers::get_set(hdrs, headers::MARKER_REASON).is_some()
             || headers::get(hdrs, headers::KV_OPERATION) == Some(&b"PURGE"[..]))
 }
 
