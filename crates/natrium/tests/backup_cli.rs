@@ -34,36 +34,18 @@ async fn fill(js: &jetstream::Context, name: &str) {
     })
     .await
     .unwrap();
-    for i in 1..=50u32 {
-        let mut h = async_nats::HeaderMap::new();
-        if i % 7 == 0 {
-            h.insert("X-I", i.to_string().as_str());
-        }
-        js.publish_with_headers(format!("{name}.s{}", i % 4), h, format!("body-{i}").into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
+    publish_range(js, name, 1, 50).await;
     let st = js.get_stream(name).await.unwrap();
     st.delete_message(10).await.unwrap();
     st.delete_message(11).await.unwrap();
-    let c = st
+    let _: consumer::PullConsumer = st
         .create_consumer(consumer::pull::Config {
             durable_name: Some("D".into()),
             ..Default::default()
         })
         .await
         .unwrap();
-    let mut batch = c.fetch().max_messages(5).messages().await.unwrap();
-    let mut n = 0;
-    while let Some(m) = batch.next().await {
-        n += 1;
-        let m = m.unwrap();
-        if n < 5 {
-            m.double_ack().await.unwrap();
-        }
-    }
+    ack_some(js, name, 5).await;
 }
 
 /// Everything a comparison needs: (seq, subject, X-I header, payload) per message, and
