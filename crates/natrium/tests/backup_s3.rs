@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer, stream};
 use common::{NATRIUM, Server, ok_json};
 use futures::StreamExt;
+use serde_json::Value;
 
 /// The moto server binary, or `None` (with a notice) in a dev run without it.
 fn moto_bin() -> Option<PathBuf> {
@@ -158,6 +159,30 @@ fn one_line_error(out: Output, want: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(want), "expected {want:?} in: {err}");
     assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+}
+
+/// A backup left unfinished at `target` (`kind` "stream" or "account"): restore into
+/// `server` refuses it in one line, verify fails, and `backup ls` of `parent` lists it
+/// as incomplete. Returns the `ls` answer.
+fn assert_unfinished(
+    moto: &Moto,
+    server: &Server,
+    kind: &str,
+    target: &str,
+    parent: &str,
+) -> Value {
+    one_line_error(
+        run(s3cli(moto, Some(&server.url)), &[kind, "restore", target]),
+        "incomplete",
+    );
+    assert!(
+        !run(s3cli(moto, None), &["backup", "verify", target])
+            .status
+            .success()
+    );
+    let ls = ok_json(run(s3cli(moto, None), &["backup", "ls", parent, "--json"]));
+    assert_eq!(ls[0]["complete"], false, "{ls}");
+    ls
 }
 
 /// Fill stream `name` with `count` incompressible payloads of `size` bytes (pipelined
@@ -364,24 +389,8 @@ async fn s3_account_backup_and_restore() {
     let (st, body) = moto.http("PUT", "/acct/x/y/INCOMPLETE");
     assert_eq!(st, 200, "{body}");
     let d = Server::natrium();
-    one_line_error(
-        run(
-            s3cli(&moto, Some(&d.url)),
-            &["account", "restore", "s3://acct/x/y"],
-        ),
-        "incomplete",
-    );
-    assert!(
-        !run(s3cli(&moto, None), &["backup", "verify", "s3://acct/x/y"])
-            .status
-            .success()
-    );
-    let ls = ok_json(run(
-        s3cli(&moto, None),
-        &["backup", "ls", "s3://acct/x", "--json"],
-    ));
+    let ls = assert_unfinished(&moto, &d, "account", "s3://acct/x/y", "s3://acct/x");
     assert_eq!(ls[0]["kind"], "account", "{ls}");
-    assert_eq!(ls[0]["complete"], false, "{ls}");
 }
 
 /// ls and prune on one target (local folder or s3 prefix): three backups a second
@@ -605,24 +614,8 @@ async fn killed_s3_backup_is_left_incomplete() {
     assert_eq!(keys, vec!["cut/INCOMPLETE"], "a cut upload is invisible");
 
     let c = Server::natrium();
-    one_line_error(
-        run(
-            s3cli(&moto, Some(&c.url)),
-            &["stream", "restore", "s3://kill/cut"],
-        ),
-        "incomplete",
-    );
-    assert!(
-        !run(s3cli(&moto, None), &["backup", "verify", "s3://kill/cut"])
-            .status
-            .success()
-    );
-    let ls = ok_json(run(
-        s3cli(&moto, None),
-        &["backup", "ls", "s3://kill", "--json"],
-    ));
+    let ls = assert_unfinished(&moto, &c, "stream", "s3://kill/cut", "s3://kill");
     assert_eq!(ls[0]["name"], "cut", "{ls}");
-    assert_eq!(ls[0]["complete"], false, "{ls}");
 
     // Nothing is corrupted: the stream is intact and a new backup into the same prefix
     // (it holds only the marker) completes and restores everything.
