@@ -38,7 +38,6 @@ pub struct StreamDir {
 
 impl StreamDir {
     /// The local folder at `dir`.
-    #[allow(dead_code)] // the local-only constructor, kept for callers that have a path
     pub fn new(dir: impl Into<PathBuf>) -> StreamDir {
         let dir = dir.into();
         StreamDir {
@@ -69,7 +68,6 @@ impl StreamDir {
     }
 
     /// The unfinished marker.
-    #[allow(dead_code)] // for messages, like `meta` and `archive`
     pub fn marker(&self) -> PathBuf {
         self.target.location(INCOMPLETE)
     }
