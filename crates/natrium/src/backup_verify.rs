@@ -214,12 +214,7 @@ async fn verify_remote(t: &Target) -> std::result::Result<BackupSummary, Archive
         summary.streams.push(verify_remote_stream(t).await?);
     } else {
         summary.kind = "account";
-        if t.exists(INCOMPLETE).await.map_err(berr)? {
-            return Err(layout(
-                t.display(),
-                "incomplete backup (interrupted while it was written; take it again)".into(),
-            ));
-        }
+        refuse_incomplete(t).await?;
         let subs = t.children().await.map_err(berr)?;
         if subs.is_empty() {
             return Err(layout(
@@ -239,23 +234,35 @@ async fn verify_remote(t: &Target) -> std::result::Result<BackupSummary, Archive
             }
         }
     }
-    for s in &summary.streams {
-        summary.total_messages += s.messages;
-        summary.total_message_bytes += s.message_bytes;
-        summary.total_consumers += s.consumers.len() as u64;
-    }
+    recount(&mut summary);
     Ok(summary)
+}
+
+/// Set the summary's totals from its verified streams.
+fn recount(s: &mut BackupSummary) {
+    s.total_messages = s.streams.iter().map(|t| t.messages).sum();
+    s.total_message_bytes = s.streams.iter().map(|t| t.message_bytes).sum();
+    s.total_consumers = s.streams.iter().map(|t| t.consumers.len() as u64).sum();
+}
+
+/// Refuse a backup (stream or account root) that still holds the unfinished marker.
+async fn refuse_incomplete(t: &Target) -> std::result::Result<(), ArchiveError> {
+    let layout = |reason: String| ArchiveError::Layout {
+        path: t.display(),
+        reason,
+    };
+    if t.exists(INCOMPLETE).await.map_err(|e| layout(reason(e)))? {
+        return Err(layout(
+            "incomplete backup (interrupted while it was written; take it again)".into(),
+        ));
+    }
+    Ok(())
 }
 
 async fn verify_remote_stream(t: &Target) -> std::result::Result<StreamSummary, ArchiveError> {
     let layout = |path: String, reason: String| ArchiveError::Layout { path, reason };
     let berr = |e: crate::backup::BackupError| layout(t.display(), reason(e));
-    if t.exists(INCOMPLETE).await.map_err(berr)? {
-        return Err(layout(
-            t.display(),
-            "incomplete backup (interrupted while it was written; take it again)".into(),
-        ));
-    }
+    refuse_incomplete(t).await?;
     let bj = t.read_small(META).await.map_err(berr)?;
     let reader = t.open(ARCHIVE).await.map_err(berr)?.into_blocking_read();
     let bj_name = t.location(META).display().to_string();
@@ -339,9 +346,7 @@ fn check_account_chains(dir: &std::path::Path, mut s: BackupSummary) -> BackupSu
         }
     }
     s.streams = ok;
-    s.total_messages = s.streams.iter().map(|t| t.messages).sum();
-    s.total_message_bytes = s.streams.iter().map(|t| t.message_bytes).sum();
-    s.total_consumers = s.streams.iter().map(|t| t.consumers.len() as u64).sum();
+    recount(&mut s);
     s
 }
 

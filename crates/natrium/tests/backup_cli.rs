@@ -8,113 +8,20 @@
 //! `NATS_SERVER_BIN` or PATH; without it the interop tests print a notice and only the
 //! natrium half runs.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
+use common::{NATRIUM, Server, ok_json};
 use futures::StreamExt;
 use serde_json::Value;
 
-const NATRIUM: &str = env!("CARGO_BIN_EXE_natrium");
-
-fn natrium_server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("NATRIUM_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    Path::new(NATRIUM)
-        .parent()
-        .expect("target dir")
-        .join("natrium-server")
-}
-
-fn nats_server_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("nats-server"))
-        .find(|p| p.is_file())
-}
-
-/// A server child process with JetStream in its own store directory.
-struct Server {
-    child: Child,
-    url: String,
-    _store: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(bin: &Path) -> Server {
-        let store = tempfile::tempdir().unwrap();
-        let mut child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-            .arg(store.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("Listening for client connections on ").nth(1)
-                    && let Some(port) = rest.trim().rsplit(':').next()
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(port.to_string());
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(15))
-            .unwrap_or_else(|_| panic!("{} did not start", bin.display()));
-        Server {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            _store: store,
-        }
-    }
-
-    fn natrium() -> Server {
-        Server::start(&natrium_server_bin())
-    }
-
-    async fn js(&self) -> jetstream::Context {
-        jetstream::new(async_nats::connect(&self.url).await.unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Run the CLI against `url`.
 fn cli(url: &str, args: &[&str]) -> Output {
-    Command::new(NATRIUM)
-        .args(["-s", url])
-        .args(args)
-        .output()
-        .expect("run natrium")
-}
-
-fn ok_json(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "natrium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad json {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    common::natrium(Some(url), args, &[])
 }
 
 /// Stream `name` with 50 messages (some with headers), 2 deletes, and a durable
@@ -127,36 +34,18 @@ async fn fill(js: &jetstream::Context, name: &str) {
     })
     .await
     .unwrap();
-    for i in 1..=50u32 {
-        let mut h = async_nats::HeaderMap::new();
-        if i % 7 == 0 {
-            h.insert("X-I", i.to_string().as_str());
-        }
-        js.publish_with_headers(format!("{name}.s{}", i % 4), h, format!("body-{i}").into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
+    publish_range(js, name, 1, 50).await;
     let st = js.get_stream(name).await.unwrap();
     st.delete_message(10).await.unwrap();
     st.delete_message(11).await.unwrap();
-    let c = st
+    let _: consumer::PullConsumer = st
         .create_consumer(consumer::pull::Config {
             durable_name: Some("D".into()),
             ..Default::default()
         })
         .await
         .unwrap();
-    let mut batch = c.fetch().max_messages(5).messages().await.unwrap();
-    let mut n = 0;
-    while let Some(m) = batch.next().await {
-        n += 1;
-        let m = m.unwrap();
-        if n < 5 {
-            m.double_ack().await.unwrap();
-        }
-    }
+    ack_some(js, name, 5).await;
 }
 
 /// Everything a comparison needs: (seq, subject, X-I header, payload) per message, and
@@ -244,23 +133,19 @@ async fn natrium_to_natrium() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_server_to_natrium() {
-    let Some(bin) = nats_server_bin() else {
-        eprintln!("nats-server not found: skipping the interop half");
+    let Some(a) = Server::nats("nats_server_to_natrium") else {
         return;
     };
-    let a = Server::start(&bin);
     let b = Server::natrium();
     backup_restore_between(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn natrium_to_nats_server() {
-    let Some(bin) = nats_server_bin() else {
-        eprintln!("nats-server not found: skipping the interop half");
+    let a = Server::natrium();
+    let Some(b) = Server::nats("natrium_to_nats_server") else {
         return;
     };
-    let a = Server::natrium();
-    let b = Server::start(&bin);
     backup_restore_between(&a, &b).await;
 }
 
@@ -434,11 +319,9 @@ async fn account_backup_is_one_point_in_time() {
 /// time, says so, and records it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_backup_falls_back_on_nats_server() {
-    let Some(bin) = nats_server_bin() else {
-        eprintln!("nats-server not found: skipping");
+    let Some(a) = Server::nats("account_backup_falls_back_on_nats_server") else {
         return;
     };
-    let a = Server::start(&bin);
     let js = a.js().await;
     fill(&js, "N1").await;
     fill(&js, "N2").await;
@@ -699,8 +582,7 @@ async fn incremental_chain_restores_the_last_point_in_time() {
 
     // The restore half needs no natrium extension: the merged chain goes into
     // nats-server 2.15 too.
-    if let Some(bin) = nats_server_bin() {
-        let n = Server::start(&bin);
+    if let Some(n) = Server::nats("incremental_chain_restores_the_last_point_in_time") {
         ok_json(cli(
             &n.url,
             &[
@@ -799,11 +681,9 @@ async fn a_damaged_chain_is_detected_and_refused() {
 /// error and leaves no folder behind (no full archive labelled incremental).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn since_against_nats_server_is_refused() {
-    let Some(bin) = nats_server_bin() else {
-        eprintln!("nats-server not found: skipping");
+    let Some(a) = Server::nats("since_against_nats_server_is_refused") else {
         return;
     };
-    let a = Server::start(&bin);
     let js = a.js().await;
     fill(&js, "NS").await;
     let dir = tempfile::tempdir().unwrap();

@@ -9,28 +9,18 @@
 //!
 //! Also here: `backup ls` / `backup prune` on local folders and on s3 prefixes.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
+use common::{NATRIUM, Server, ok_json};
 use futures::StreamExt;
 use serde_json::Value;
-
-const NATRIUM: &str = env!("CARGO_BIN_EXE_natrium");
-
-fn natrium_server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("NATRIUM_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    Path::new(NATRIUM)
-        .parent()
-        .expect("target dir")
-        .join("natrium-server")
-}
 
 /// The moto server binary, or `None` (with a notice) in a dev run without it.
 fn moto_bin() -> Option<PathBuf> {
@@ -50,60 +40,6 @@ fn moto_bin() -> Option<PathBuf> {
             );
             None
         }
-    }
-}
-
-/// A natrium-server child with JetStream in its own store directory.
-struct Server {
-    child: Child,
-    url: String,
-    _store: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let bin = natrium_server_bin();
-        let store = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&bin)
-            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-            .arg(store.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("Listening for client connections on ").nth(1)
-                    && let Some(port) = rest.trim().rsplit(':').next()
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(port.to_string());
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(15))
-            .expect("natrium-server did not start");
-        Server {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            _store: store,
-        }
-    }
-
-    async fn js(&self) -> jetstream::Context {
-        jetstream::new(async_nats::connect(&self.url).await.unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -217,22 +153,36 @@ fn run(mut c: Command, args: &[&str]) -> Output {
     c.args(args).output().expect("run natrium")
 }
 
-fn ok_json(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "natrium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad json {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
 /// A failure with exactly one line on stderr that contains `want`.
 fn one_line_error(out: Output, want: &str) {
     assert!(!out.status.success(), "should have failed");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(want), "expected {want:?} in: {err}");
     assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+}
+
+/// A backup left unfinished at `target` (`kind` "stream" or "account"): restore into
+/// `server` refuses it in one line, verify fails, and `backup ls` of `parent` lists it
+/// as incomplete. Returns the `ls` answer.
+fn assert_unfinished(
+    moto: &Moto,
+    server: &Server,
+    kind: &str,
+    target: &str,
+    parent: &str,
+) -> Value {
+    one_line_error(
+        run(s3cli(moto, Some(&server.url)), &[kind, "restore", target]),
+        "incomplete",
+    );
+    assert!(
+        !run(s3cli(moto, None), &["backup", "verify", target])
+            .status
+            .success()
+    );
+    let ls = ok_json(run(s3cli(moto, None), &["backup", "ls", parent, "--json"]));
+    assert_eq!(ls[0]["complete"], false, "{ls}");
+    ls
 }
 
 /// Fill stream `name` with `count` incompressible payloads of `size` bytes (pipelined
@@ -314,7 +264,7 @@ async fn s3_backup_and_restore_of_100_mib() {
     let Some(bin) = moto_bin() else { return };
     let moto = Moto::start(&bin, false);
     moto.create_bucket("bkt");
-    let a = Server::start();
+    let a = Server::natrium();
     let js = a.js().await;
     // 1650 × 64 KiB random = 103 MiB.
     let t0 = Instant::now();
@@ -357,7 +307,7 @@ async fn s3_backup_and_restore_of_100_mib() {
     assert_eq!(v["total_messages"], 1650, "{v}");
 
     let t0 = Instant::now();
-    let c = Server::start();
+    let c = Server::natrium();
     let r = ok_json(run(
         s3cli(&moto, Some(&c.url)),
         &["stream", "restore", "s3://bkt/nightly/big", "--json"],
@@ -398,7 +348,7 @@ async fn s3_account_backup_and_restore() {
     let Some(bin) = moto_bin() else { return };
     let moto = Moto::start(&bin, false);
     moto.create_bucket("acct");
-    let a = Server::start();
+    let a = Server::natrium();
     let js = a.js().await;
     for (name, n) in [("A1", 30), ("A2", 5), ("A3", 70)] {
         small(&js, name, n).await;
@@ -423,7 +373,7 @@ async fn s3_account_backup_and_restore() {
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["kind"], "account", "{v}");
 
-    let c = Server::start();
+    let c = Server::natrium();
     let r = ok_json(run(
         s3cli(&moto, Some(&c.url)),
         &["account", "restore", "s3://acct/x/y", "--json"],
@@ -438,25 +388,9 @@ async fn s3_account_backup_and_restore() {
     // refuse it, ls shows it unfinished.
     let (st, body) = moto.http("PUT", "/acct/x/y/INCOMPLETE");
     assert_eq!(st, 200, "{body}");
-    let d = Server::start();
-    one_line_error(
-        run(
-            s3cli(&moto, Some(&d.url)),
-            &["account", "restore", "s3://acct/x/y"],
-        ),
-        "incomplete",
-    );
-    assert!(
-        !run(s3cli(&moto, None), &["backup", "verify", "s3://acct/x/y"])
-            .status
-            .success()
-    );
-    let ls = ok_json(run(
-        s3cli(&moto, None),
-        &["backup", "ls", "s3://acct/x", "--json"],
-    ));
+    let d = Server::natrium();
+    let ls = assert_unfinished(&moto, &d, "account", "s3://acct/x/y", "s3://acct/x");
     assert_eq!(ls[0]["kind"], "account", "{ls}");
-    assert_eq!(ls[0]["complete"], false, "{ls}");
 }
 
 /// ls and prune on one target (local folder or s3 prefix): three backups a second
@@ -542,7 +476,7 @@ async fn ls_and_prune(mk: impl Fn() -> Command, url: &str, target: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ls_and_prune_on_local_folder_and_s3() {
-    let a = Server::start();
+    let a = Server::natrium();
     small(&a.js().await, "LP", 12).await;
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("backups");
@@ -574,7 +508,7 @@ async fn s3_errors_are_one_clear_line() {
     let Some(bin) = moto_bin() else { return };
     let moto = Moto::start(&bin, false);
     moto.create_bucket("real");
-    let a = Server::start();
+    let a = Server::natrium();
     small(&a.js().await, "E", 3).await;
     let cli = || s3cli(&moto, Some(&a.url));
     one_line_error(
@@ -631,7 +565,7 @@ async fn killed_s3_backup_is_left_incomplete() {
     let Some(bin) = moto_bin() else { return };
     let moto = Moto::start(&bin, false);
     moto.create_bucket("kill");
-    let a = Server::start();
+    let a = Server::natrium();
     let js = a.js().await;
     fill_random(&js, "K", 600, 64 * 1024).await;
     let want = digest(&js, "K").await;
@@ -679,25 +613,9 @@ async fn killed_s3_backup_is_left_incomplete() {
     let keys = moto.keys("kill", "cut/");
     assert_eq!(keys, vec!["cut/INCOMPLETE"], "a cut upload is invisible");
 
-    let c = Server::start();
-    one_line_error(
-        run(
-            s3cli(&moto, Some(&c.url)),
-            &["stream", "restore", "s3://kill/cut"],
-        ),
-        "incomplete",
-    );
-    assert!(
-        !run(s3cli(&moto, None), &["backup", "verify", "s3://kill/cut"])
-            .status
-            .success()
-    );
-    let ls = ok_json(run(
-        s3cli(&moto, None),
-        &["backup", "ls", "s3://kill", "--json"],
-    ));
+    let c = Server::natrium();
+    let ls = assert_unfinished(&moto, &c, "stream", "s3://kill/cut", "s3://kill");
     assert_eq!(ls[0]["name"], "cut", "{ls}");
-    assert_eq!(ls[0]["complete"], false, "{ls}");
 
     // Nothing is corrupted: the stream is intact and a new backup into the same prefix
     // (it holds only the marker) completes and restores everything.

@@ -409,9 +409,10 @@ pub async fn restore(
     });
     let mut sent = 0u64;
     while let Some(piece) = rx.recv().await {
-        stream_restore::send_chunk(client, &upload, piece.clone(), chunk_timeout).await?;
-        sent += piece.len() as u64;
-        progress.advance(piece.len() as u64);
+        let n = piece.len() as u64;
+        stream_restore::send_chunk(client, &upload, piece, chunk_timeout).await?;
+        sent += n;
+        progress.advance(n);
     }
     let merged = merger
         .await

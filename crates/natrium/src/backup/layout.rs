@@ -38,7 +38,6 @@ pub struct StreamDir {
 
 impl StreamDir {
     /// The local folder at `dir`.
-    #[allow(dead_code)] // the local-only constructor, kept for callers that have a path
     pub fn new(dir: impl Into<PathBuf>) -> StreamDir {
         let dir = dir.into();
         StreamDir {
@@ -69,7 +68,6 @@ impl StreamDir {
     }
 
     /// The unfinished marker.
-    #[allow(dead_code)] // for messages, like `meta` and `archive`
     pub fn marker(&self) -> PathBuf {
         self.target.location(INCOMPLETE)
     }
@@ -116,6 +114,8 @@ impl StreamDir {
     /// [`StreamDir::read_meta`] without async, for a local folder: the incremental
     /// chain code (`chain`, `resume`) reads and rewrites backups in place, which is
     /// only written for local folders so far; an object-storage target is refused.
+    /// The same checks as `read_meta`, run to completion here: a local target's
+    /// methods never wait on anything but plain file I/O.
     pub fn read_meta_local(&self) -> Result<serde_json::Value, BackupError> {
         if self.target.local().is_none() {
             return Err(BackupError::Usage(format!(
@@ -123,18 +123,7 @@ impl StreamDir {
                 self.dir.display()
             )));
         }
-        if self.marker().exists() {
-            return Err(BackupError::Incomplete(self.dir.clone()));
-        }
-        let bytes = std::fs::read(self.meta()).map_err(|e| io(&self.meta(), e))?;
-        let v = self.parse_meta(&bytes)?;
-        if !self.archive().is_file() {
-            return Err(io(
-                &self.archive(),
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
-        }
-        Ok(v)
+        futures::executor::block_on(self.read_meta())
     }
 
     /// Parse `backup.json` and check it has the `config` object restore needs.

@@ -119,7 +119,7 @@ pub async fn resume_backup(
             });
         }
     };
-    let rest_meta = rest.read_meta_local()?;
+    let rest_meta = rest.read_meta().await?;
     // 3. Merge: the folder's archive becomes a complete one at the new point in time.
     let (d, r) = (dir.clone(), rest.clone());
     let merged = tokio::task::spawn_blocking(move || {

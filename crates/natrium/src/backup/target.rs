@@ -449,7 +449,7 @@ impl ObjectTarget {
     fn key(&self, name: &str) -> ObjPath {
         let mut k = self.prefix.clone();
         for part in name.split('/').filter(|p| !p.is_empty()) {
-            k = k.clone().join(part);
+            k = k.join(part);
         }
         k
     }

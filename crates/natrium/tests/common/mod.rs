@@ -165,6 +165,11 @@ impl Server {
         }
     }
 
+    /// A JetStream context on a new client connection to this server.
+    pub async fn js(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(async_nats::connect(&self.url).await.expect("connect"))
+    }
+
     /// Runs `natrium -s URL args…`.
     pub fn run(&self, args: &[&str]) -> Output {
         natrium(Some(&self.url), args, &[])
@@ -241,6 +246,17 @@ pub fn natrium(url: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Output
         c.env(k, v);
     }
     c.output().expect("run natrium")
+}
+
+/// Asserts a run succeeded and returns its stdout parsed as JSON.
+pub fn ok_json(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "natrium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad json {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Asserts a run succeeded, showing its output otherwise.
