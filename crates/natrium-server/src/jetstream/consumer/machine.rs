@@ -617,7 +617,9 @@ impl Machine {
     }
 
     /// Add a pull request. Returns a status to send right away, if any (a refusal, or
-    /// `404 No Messages` for a `no_wait` request with nothing to deliver).
+    /// `404 No Messages` for a `no_wait` request with nothing to deliver). The tests'
+    /// shorthand for [`Machine::add_pull_req`] without group fields.
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub fn add_pull(
         &mut self,
@@ -995,18 +997,17 @@ impl Machine {
     /// subject, headers and payload (`size`) plus the whole ack reply
     /// `$JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<dseq>.<ts>.<pending>`.
     fn pull_size(&self, sseq: u64, size: u64, redelivery: bool, npc: u64, src: &dyn Source) -> i64 {
-        let digits = |n: u64| n.checked_ilog10().map_or(1, |d| u64::from(d) + 1);
         let dc = if redelivery {
             self.redelivered.get(&sseq).copied().unwrap_or(1) + 1
         } else {
             1
         };
         let reply = self.params.ack_prefix_len
-            + digits(dc)
-            + digits(sseq)
-            + digits(self.delivered.consumer + 1)
+            + dec_digits(dc)
+            + dec_digits(sseq)
+            + dec_digits(self.delivered.consumer + 1)
             + src.ts_digits(sseq)
-            + digits(npc.saturating_sub(1))
+            + dec_digits(npc.saturating_sub(1))
             + 4;
         i64::try_from(size.saturating_add(reply)).unwrap_or(i64::MAX)
     }
@@ -1188,6 +1189,11 @@ impl Machine {
         }
         self.advance_floor();
     }
+}
+
+/// Decimal digits of `n` (what it takes in an ack reply or a header).
+pub fn dec_digits(n: u64) -> u64 {
+    n.checked_ilog10().map_or(1, |d| u64::from(d) + 1)
 }
 
 #[cfg(test)]
