@@ -1626,11 +1626,7 @@ impl StreamStore for FileStore {
                 }
             }
         }
-        let single = |seq: u64| match self.load_next_msg(&SubjectFilter::all(), seq) {
-            Ok(m) => Ok(vec![m]),
-            Err(StoreError::Eof) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        };
+        let single = |seq: u64| crate::stream::load_next_one(self, seq);
         let (Some(file), Some(&(first_seq, first))) = (file, locs.first()) else {
             return single(start);
         };
