@@ -755,11 +755,15 @@ impl Machine {
         self.waiting.insert(at, w);
     }
 
-    /// Move the front request to the back (nats-server `waitQueue.cycle`).
-    fn cycle_front(&mut self) {
+    /// Move the front request to the back (nats-server `waitQueue.cycle`), counting the
+    /// move in `cycled`; false once as many moves as waiting requests were made (every
+    /// one is held back).
+    fn cycle_front(&mut self, cycled: &mut usize) -> bool {
         if let Some(w) = self.waiting.pop_front() {
             self.waiting.push_back(w);
         }
+        *cycled += 1;
+        *cycled < self.waiting.len()
     }
 
     /// Choose the waiting request a message goes to (nats-server `nextWaiting`): the
@@ -796,9 +800,7 @@ impl Machine {
                     None => true,
                     Some(cur) if cur == id => false,
                     Some(_) if id.is_empty() => {
-                        self.cycle_front();
-                        cycled += 1;
-                        if cycled >= self.waiting.len() {
+                        if !self.cycle_front(&mut cycled) {
                             return false;
                         }
                         continue;
@@ -822,9 +824,7 @@ impl Machine {
                 && !((g.min_pending > 0 && g.min_pending as u64 <= npc)
                     || (g.min_ack_pending > 0 && g.min_ack_pending <= self.pending.len() as i64))
             {
-                self.cycle_front();
-                cycled += 1;
-                if cycled >= self.waiting.len() {
+                if !self.cycle_front(&mut cycled) {
                     return false;
                 }
                 continue;
