@@ -275,7 +275,8 @@ impl Task {
             }
             Event::Pull { reply, req } => {
                 let filter = self.c.filter.read();
-                let src = StoreSource::new(self.c.stream.store.as_ref(), &filter);
+                let src =
+                    StoreSource::new(self.c.stream.store.as_ref(), &filter).without_read_ahead();
                 let st = self.c.machine.lock().add_pull_req(&reply, req, now, &src);
                 drop(filter);
                 if let Some(s) = st {

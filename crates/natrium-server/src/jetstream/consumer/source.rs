@@ -45,6 +45,8 @@ pub struct StoreSource<'a> {
     pending: Cell<Option<(u64, u64)>>,
     /// Deliveries carry headers only (sizes count the converted header block).
     headers_only: bool,
+    /// Whether a miss loads a run of messages (off for a one-look source).
+    read_ahead: bool,
 }
 
 impl<'a> StoreSource<'a> {
@@ -58,7 +60,15 @@ impl<'a> StoreSource<'a> {
             last_next: Cell::new(None),
             pending: Cell::new(None),
             headers_only: false,
+            read_ahead: true,
         }
+    }
+
+    /// A source asked about one message at most (whether a `no_wait` pull request has
+    /// anything to get): a run read ahead would be dropped unused.
+    pub fn without_read_ahead(mut self) -> Self {
+        self.read_ahead = false;
+        self
     }
 
     /// Sizes as a `headers_only` consumer delivers the messages.
@@ -111,7 +121,7 @@ impl<'a> StoreSource<'a> {
     /// Loads what comes at or after `seq` into `cached`; returns the first message's
     /// sequence and size.
     fn load_from(&self, seq: u64) -> Option<(u64, u64)> {
-        if self.filter.is_all() {
+        if self.read_ahead && self.filter.is_all() {
             let run = self
                 .store
                 .load_next_run(seq, READ_AHEAD_MSGS, READ_AHEAD_BYTES)
