@@ -117,8 +117,8 @@ pub struct PullArgs {
 /// The current pin of a `pinned_client` consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
-    /// The pin id (sent as `Nats-Pin-Id`).
-    pub id: String,
+    /// The pin id (sent as `Nats-Pin-Id`; shared with every delivery that names it).
+    pub id: std::sync::Arc<str>,
     /// When it was assigned (ns).
     pub since: i64,
     /// When it lapses unless renewed (ns).
@@ -255,7 +255,7 @@ pub struct Delivery {
     /// A status to send right after the message (`409 Batch Completed`).
     pub after: Option<Status>,
     /// `pinned_client`: the `Nats-Pin-Id` header value to add.
-    pub pin: Option<String>,
+    pub pin: Option<std::sync::Arc<str>>,
 }
 
 /// What an ack did.
@@ -586,7 +586,7 @@ impl Machine {
         };
         let id = (self.params.new_pin_id)();
         self.pin = Some(Pin {
-            id: id.clone(),
+            id: id.as_str().into(),
             since: now,
             expires_at: now.saturating_add(ttl),
         });
@@ -703,7 +703,7 @@ impl Machine {
                     return bad("Invalid Priority Group");
                 }
                 if let (Priority::Pinned { ttl }, Some(pin)) = (p.priority, &mut self.pin) {
-                    if g.id == pin.id {
+                    if *g.id == *pin.id {
                         // The pinned client is still there: the pin lives on.
                         pin.expires_at = now.saturating_add(ttl);
                     } else if !g.id.is_empty() {
@@ -779,7 +779,7 @@ impl Machine {
             let mut assigned = false;
             if pinned {
                 let id = w.pin_id();
-                let current = self.pin.as_ref().map(|p| p.id.as_str());
+                let current = self.pin.as_ref().map(|p| &*p.id);
                 let stale = match current {
                     None if id.is_empty() => {
                         // The first request without an id gets a new pin (a request that
