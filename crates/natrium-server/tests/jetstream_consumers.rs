@@ -581,6 +581,26 @@ async fn replay_original_keeps_the_gaps() {
     s.stop().await;
 }
 
+/// One message at a time from `c` in priority group `g1`.
+async fn pinned_messages(c: &consumer::PullConsumer) -> consumer::pull::Stream {
+    c.stream()
+        .group("g1")
+        .max_messages_per_batch(1)
+        .expires(Duration::from_millis(500))
+        .messages()
+        .await
+        .unwrap()
+}
+
+/// The `Nats-Pin-Id` a delivery carries.
+fn pin_id(m: &jetstream::Message) -> String {
+    m.headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Pin-Id"))
+        .map(|v| v.to_string())
+        .expect("Nats-Pin-Id header")
+}
+
 /// A `pinned_client` consumer under async-nats: the first `messages()` stream in the
 /// group gets the pin (its messages carry `Nats-Pin-Id`, info names it), a second
 /// client in the group gets nothing while the pin holds, and `unpin_consumer` ends it so
@@ -601,25 +621,13 @@ async fn pinned_client_priority_group() {
         })
         .await
         .expect("create pinned consumer");
-    let mut first = c
-        .stream()
-        .group("g1")
-        .max_messages_per_batch(1)
-        .expires(Duration::from_millis(500))
-        .messages()
-        .await
-        .unwrap();
+    let mut first = pinned_messages(&c).await;
     let m = tokio::time::timeout(Duration::from_secs(5), first.next())
         .await
         .expect("pinned delivery")
         .unwrap()
         .unwrap();
-    let pin = m
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Nats-Pin-Id"))
-        .map(|v| v.to_string())
-        .expect("Nats-Pin-Id header");
+    let pin = pin_id(&m);
     assert_eq!(pin.len(), 22);
     m.ack().await.unwrap();
     let mut c2: consumer::PullConsumer = st.get_consumer("pin").await.unwrap();
@@ -633,14 +641,7 @@ async fn pinned_client_priority_group() {
     assert!(info.priority_groups[0].pinned_ts.is_some());
     // Stop the pinned client; a second one waits while the pin holds.
     drop(first);
-    let mut second = c2
-        .stream()
-        .group("g1")
-        .max_messages_per_batch(1)
-        .expires(Duration::from_millis(500))
-        .messages()
-        .await
-        .unwrap();
+    let mut second = pinned_messages(&c2).await;
     assert!(
         tokio::time::timeout(Duration::from_millis(1200), second.next())
             .await
@@ -653,12 +654,7 @@ async fn pinned_client_priority_group() {
         .expect("delivery after unpin")
         .unwrap()
         .unwrap();
-    let new_pin = m
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Nats-Pin-Id"))
-        .map(|v| v.to_string())
-        .expect("Nats-Pin-Id header");
+    let new_pin = pin_id(&m);
     assert_ne!(new_pin, pin);
     assert_eq!(m.info().unwrap().stream_sequence, 2);
     let err = st.unpin_consumer("pin", "nope").await;

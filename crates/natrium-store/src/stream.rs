@@ -158,11 +158,7 @@ pub trait StreamStore: Send + Sync {
         _max_msgs: usize,
         _max_bytes: usize,
     ) -> Result<Vec<StoredMsg>> {
-        match self.load_next_msg(&SubjectFilter::all(), start) {
-            Ok(m) => Ok(vec![m]),
-            Err(crate::StoreError::Eof) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        load_next_one(self, start)
     }
 
     /// Loads the last message with sequence ≤ `start` matching `filter`; `Eof` if `start`
@@ -387,6 +383,16 @@ impl MsgBatch {
                 payload: &self.buf[p..p + i.payload],
             }
         })
+    }
+}
+
+/// [`StreamStore::load_next_run`] of just the next message (through
+/// [`StreamStore::load_next_msg`]): empty when there is none.
+pub fn load_next_one<S: StreamStore + ?Sized>(store: &S, start: u64) -> Result<Vec<StoredMsg>> {
+    match store.load_next_msg(&SubjectFilter::all(), start) {
+        Ok(m) => Ok(vec![m]),
+        Err(crate::StoreError::Eof) => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }
 

@@ -598,6 +598,27 @@ fn crc32c_of(b: &[u8]) -> u32 {
     !crc
 }
 
+/// A store of small (4 KiB) segments whose appends stay in the write buffer until
+/// `sync` (an hour's interval durability), so reads see buffered and written records.
+fn open_unsynced(dir: &Path) -> FileStore {
+    FileStore::open(
+        dir,
+        FileStoreOptions {
+            durability: Durability::Interval(Duration::from_secs(3600)),
+            ..opts(4096)
+        },
+    )
+    .unwrap()
+}
+
+/// Damage the record in the middle of a segment file.
+fn flip_middle_byte(seg: &Path) {
+    let mut bytes = fs::read(seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(seg, &bytes).unwrap();
+}
+
 /// All messages of `s` in `[start, end]` through `read_batch` with a small batch size.
 fn batched(
     s: &FileStore,
@@ -638,15 +659,7 @@ fn one_by_one(s: &FileStore, start: u64, end: u64) -> Vec<(u64, i64, String, Vec
 #[test]
 fn read_batch_matches_single_loads() {
     let d = tempfile::tempdir().unwrap();
-    let s = FileStore::open(
-        d.path(),
-        FileStoreOptions {
-            segment_size: 4096,
-            durability: Durability::Interval(Duration::from_secs(3600)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = open_unsynced(d.path());
     let mut rng = Rng::new(7);
     for i in 1..=400u64 {
         let len = (rng.next_u64() % 300) as usize;
@@ -689,11 +702,7 @@ fn read_batch_matches_single_loads() {
     assert_eq!(batched(&s, 1, 400, 4096), one_by_one(&s, 1, 400));
     // A damaged record is isolated and skipped, as by single loads.
     let before = one_by_one(&s, 1, 400);
-    let seg = segments(d.path())[2].clone();
-    let mut bytes = fs::read(&seg).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    fs::write(&seg, &bytes).unwrap();
+    flip_middle_byte(&segments(d.path())[2]);
     let got = batched(&s, 1, 400, 1 << 20);
     assert!(got.len() < before.len(), "the damaged message is left out");
     assert_eq!(got, one_by_one(&s, 1, 400));
@@ -725,15 +734,7 @@ fn by_runs(
 #[test]
 fn load_next_run_matches_single_loads() {
     let d = tempfile::tempdir().unwrap();
-    let s = FileStore::open(
-        d.path(),
-        FileStoreOptions {
-            segment_size: 4096,
-            durability: Durability::Interval(Duration::from_secs(3600)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = open_unsynced(d.path());
     let mut rng = Rng::new(11);
     for i in 1..=300u64 {
         let len = (rng.next_u64() % 200) as usize;
@@ -797,11 +798,7 @@ fn load_next_run_matches_single_loads() {
     );
     // A damaged record ends the run before it, and is isolated when it comes first.
     let before = one_by_one(&s, 0, u64::MAX - 1);
-    let seg = segments(d.path())[2].clone();
-    let mut bytes = fs::read(&seg).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    fs::write(&seg, &bytes).unwrap();
+    flip_middle_byte(&segments(d.path())[2]);
     let got = by_runs(&s, 0, 128, 1 << 20);
     assert!(got.len() < before.len(), "the damaged message is left out");
     assert_eq!(got, one_by_one(&s, 0, u64::MAX - 1));

@@ -813,31 +813,55 @@ fn roll_new(msgs_dir: &Path, g: &mut Inner) -> Result<()> {
 
 /// A verified message record as a message.
 fn decode_msg(rec: Vec<u8>, seq: u64) -> Result<StoredMsg> {
-    let corrupt = |d: &str| StoreError::Corrupt {
+    let len = rec.len();
+    stored_msg(&Bytes::from(rec), 0..len, seq).map_err(|d| StoreError::Corrupt {
         location: CorruptLocation::Seq(seq),
         detail: d.to_string(),
-    };
-    let h = record::decode_header(&rec).map_err(|_| corrupt("bad header"))?;
+    })
+}
+
+/// The message in a message record of `seq` that already passed
+/// [`segment::verify_full`], borrowed from it, and its TTL; `Err` says why it is not
+/// one. The one place record layout is read for every load path.
+fn msg_parts(rec: &[u8], seq: u64) -> std::result::Result<(MsgRef<'_>, Option<Ttl>), &'static str> {
+    let h = record::decode_header(rec).map_err(|_| "bad header")?;
     if h.kind != Kind::Msg || h.seq != seq {
-        return Err(corrupt("record does not hold this sequence"));
+        return Err("record does not hold this sequence");
     }
     let s_end = record::HDR_LEN + h.subj_len as usize;
     let h_end = s_end + h.hdr_len as usize;
     let p_end = rec.len().saturating_sub(4);
     if h_end > p_end {
-        return Err(corrupt("record lengths do not fit"));
+        return Err("record lengths do not fit");
     }
-    let subject = std::str::from_utf8(&rec[record::HDR_LEN..s_end])
-        .map_err(|_| corrupt("subject is not UTF-8"))?
-        .to_string();
-    let buf = Bytes::from(rec);
-    Ok(StoredMsg {
+    let subject =
+        std::str::from_utf8(&rec[record::HDR_LEN..s_end]).map_err(|_| "subject is not UTF-8")?;
+    let m = MsgRef {
         seq,
         ts: h.ts,
         subject,
-        hdrs: buf.slice(s_end..h_end),
-        payload: buf.slice(h_end..p_end),
-        ttl: Ttl::decode(h.aux),
+        hdrs: &rec[s_end..h_end],
+        payload: &rec[h_end..p_end],
+    };
+    Ok((m, Ttl::decode(h.aux)))
+}
+
+/// The verified message record of `seq` at `buf[range]` as a message whose header and
+/// payload share `buf`.
+fn stored_msg(
+    buf: &Bytes,
+    range: std::ops::Range<usize>,
+    seq: u64,
+) -> std::result::Result<StoredMsg, &'static str> {
+    let rec = buf.get(range).ok_or("record lengths do not fit")?;
+    let (m, ttl) = msg_parts(rec, seq)?;
+    Ok(StoredMsg {
+        seq,
+        ts: m.ts,
+        subject: m.subject.to_string(),
+        hdrs: buf.slice_ref(m.hdrs),
+        payload: buf.slice_ref(m.payload),
+        ttl,
     })
 }
 
@@ -1381,60 +1405,6 @@ impl Drop for FileStore {
     }
 }
 
-/// The verified message record of `seq` at `buf[start..end]` as a message whose header
-/// and payload share `buf` (`None`: not one).
-fn decode_msg_shared(buf: &Bytes, start: usize, end: usize, seq: u64) -> Option<StoredMsg> {
-    let rec = buf.get(start..end)?;
-    if !segment::verify_full(rec) {
-        return None;
-    }
-    let h = record::decode_header(rec).ok()?;
-    if h.kind != Kind::Msg || h.seq != seq {
-        return None;
-    }
-    let s_end = record::HDR_LEN + h.subj_len as usize;
-    let h_end = s_end + h.hdr_len as usize;
-    let p_end = rec.len().checked_sub(4)?;
-    if h_end > p_end {
-        return None;
-    }
-    let subject = std::str::from_utf8(rec.get(record::HDR_LEN..s_end)?)
-        .ok()?
-        .to_string();
-    Some(StoredMsg {
-        seq,
-        ts: h.ts,
-        subject,
-        hdrs: buf.slice(start + s_end..start + h_end),
-        payload: buf.slice(start + h_end..start + p_end),
-        ttl: Ttl::decode(h.aux),
-    })
-}
-
-/// A verified message record of `seq` as a borrowed message (`None`: not one).
-fn decode_msg_record(rec: &[u8], seq: u64) -> Option<MsgRef<'_>> {
-    if !segment::verify_full(rec) {
-        return None;
-    }
-    let h = record::decode_header(rec).ok()?;
-    if h.kind != Kind::Msg || h.seq != seq {
-        return None;
-    }
-    let s_end = record::HDR_LEN + h.subj_len as usize;
-    let h_end = s_end + h.hdr_len as usize;
-    let p_end = rec.len() - 4;
-    if h_end > p_end {
-        return None;
-    }
-    Some(MsgRef {
-        seq,
-        ts: h.ts,
-        subject: std::str::from_utf8(&rec[record::HDR_LEN..s_end]).ok()?,
-        hdrs: &rec[s_end..h_end],
-        payload: &rec[h_end..p_end],
-    })
-}
-
 impl FileStore {
     /// The append of `store_raw_msg`, without the wait; returns the ticket to wait on.
     #[allow(clippy::too_many_arguments)]
@@ -1656,11 +1626,7 @@ impl StreamStore for FileStore {
                 }
             }
         }
-        let single = |seq: u64| match self.load_next_msg(&SubjectFilter::all(), seq) {
-            Ok(m) => Ok(vec![m]),
-            Err(StoreError::Eof) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        };
+        let single = |seq: u64| crate::stream::load_next_one(self, seq);
         let (Some(file), Some(&(first_seq, first))) = (file, locs.first()) else {
             return single(start);
         };
@@ -1678,7 +1644,9 @@ impl StreamStore for FileStore {
         let mut pos = 0usize;
         for &(seq, loc) in &locs {
             let end = pos + loc.len as usize;
-            let Some(m) = decode_msg_shared(&buf, pos, end, seq) else {
+            let verified = buf.get(pos..end).is_some_and(segment::verify_full);
+            let m = verified.then(|| stored_msg(&buf, pos..end, seq));
+            let Some(Ok(m)) = m else {
                 if out.is_empty() {
                     return single(seq);
                 }
@@ -1770,7 +1738,8 @@ impl StreamStore for FileStore {
             for &(seq, loc) in &locs[i..j] {
                 let rec = &buf[pos..pos + loc.len as usize];
                 pos += loc.len as usize;
-                let Some(m) = decode_msg_record(rec, seq) else {
+                let m = segment::verify_full(rec).then(|| msg_parts(rec, seq));
+                let Some(Ok((m, _ttl))) = m else {
                     return crate::stream::read_batch_one_by_one(self, seq, end, 1, f);
                 };
                 next = seq + 1;

@@ -275,7 +275,8 @@ impl Task {
             }
             Event::Pull { reply, req } => {
                 let filter = self.c.filter.read();
-                let src = StoreSource::new(self.c.stream.store.as_ref(), &filter);
+                let src =
+                    StoreSource::new(self.c.stream.store.as_ref(), &filter).without_read_ahead();
                 let st = self.c.machine.lock().add_pull_req(&reply, req, now, &src);
                 drop(filter);
                 if let Some(s) = st {
@@ -553,7 +554,12 @@ impl Task {
             "$JS.ACK.{}.{}.{}.{}.{}.{}.{}",
             c.stream.name, c.name, d.count, d.sseq, d.dseq, msg.ts, d.pending
         );
-        let (mut headers, payload): (Option<&[u8]>, &[u8]) = if self.hot.headers_only {
+        // A header block of our own when it gets headers: headers-only deliveries carry
+        // `Nats-Msg-Size` and no payload; `pinned_client` deliveries name the pin
+        // (nats-server adds that header after counting the message against max_bytes).
+        // Built in a buffer kept across deliveries.
+        let headers_only = self.hot.headers_only;
+        let headers = if headers_only || d.pin.is_some() {
             self.hdr_buf.clear();
             if msg.hdrs.is_empty() {
                 self.hdr_buf.extend_from_slice(b"NATS/1.0\r\n");
@@ -561,27 +567,18 @@ impl Task {
                 let h = msg.hdrs.strip_suffix(b"\r\n").unwrap_or(&msg.hdrs);
                 self.hdr_buf.extend_from_slice(h);
             }
-            let _ = write!(self.hdr_buf, "Nats-Msg-Size: {}\r\n\r\n", msg.payload.len());
-            (Some(&self.hdr_buf), b"")
-        } else {
-            (
-                (!msg.hdrs.is_empty()).then_some(&msg.hdrs[..]),
-                &msg.payload[..],
-            )
-        };
-        let pinned;
-        if let Some(pin) = &d.pin {
-            // `pinned_client`: every delivery names the pin (nats-server adds the header
-            // after counting the message against max_bytes).
-            let mut h = Vec::with_capacity(headers.map_or(0, <[u8]>::len) + 40);
-            match headers {
-                Some(old) => h.extend_from_slice(old.strip_suffix(b"\r\n").unwrap_or(old)),
-                None => h.extend_from_slice(b"NATS/1.0\r\n"),
+            if headers_only {
+                let _ = write!(self.hdr_buf, "Nats-Msg-Size: {}\r\n", msg.payload.len());
             }
-            let _ = write!(h, "Nats-Pin-Id: {pin}\r\n\r\n");
-            pinned = h;
-            headers = Some(&pinned);
-        }
+            if let Some(pin) = &d.pin {
+                let _ = write!(self.hdr_buf, "Nats-Pin-Id: {pin}\r\n");
+            }
+            self.hdr_buf.extend_from_slice(b"\r\n");
+            Some(&self.hdr_buf[..])
+        } else {
+            (!msg.hdrs.is_empty()).then_some(&msg.hdrs[..])
+        };
+        let payload: &[u8] = if headers_only { b"" } else { &msg.payload };
         let route: &[u8] = match &d.target {
             Target::Push => &self.hot.deliver,
             Target::Pull(r) => r,

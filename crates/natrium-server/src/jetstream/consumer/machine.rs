@@ -117,8 +117,8 @@ pub struct PullArgs {
 /// The current pin of a `pinned_client` consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
-    /// The pin id (sent as `Nats-Pin-Id`).
-    pub id: String,
+    /// The pin id (sent as `Nats-Pin-Id`; shared with every delivery that names it).
+    pub id: std::sync::Arc<str>,
     /// When it was assigned (ns).
     pub since: i64,
     /// When it lapses unless renewed (ns).
@@ -255,7 +255,7 @@ pub struct Delivery {
     /// A status to send right after the message (`409 Batch Completed`).
     pub after: Option<Status>,
     /// `pinned_client`: the `Nats-Pin-Id` header value to add.
-    pub pin: Option<String>,
+    pub pin: Option<std::sync::Arc<str>>,
 }
 
 /// What an ack did.
@@ -586,7 +586,7 @@ impl Machine {
         };
         let id = (self.params.new_pin_id)();
         self.pin = Some(Pin {
-            id: id.clone(),
+            id: id.as_str().into(),
             since: now,
             expires_at: now.saturating_add(ttl),
         });
@@ -617,7 +617,9 @@ impl Machine {
     }
 
     /// Add a pull request. Returns a status to send right away, if any (a refusal, or
-    /// `404 No Messages` for a `no_wait` request with nothing to deliver).
+    /// `404 No Messages` for a `no_wait` request with nothing to deliver). The tests'
+    /// shorthand for [`Machine::add_pull_req`] without group fields.
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub fn add_pull(
         &mut self,
@@ -701,7 +703,7 @@ impl Machine {
                     return bad("Invalid Priority Group");
                 }
                 if let (Priority::Pinned { ttl }, Some(pin)) = (p.priority, &mut self.pin) {
-                    if g.id == pin.id {
+                    if *g.id == *pin.id {
                         // The pinned client is still there: the pin lives on.
                         pin.expires_at = now.saturating_add(ttl);
                     } else if !g.id.is_empty() {
@@ -753,11 +755,15 @@ impl Machine {
         self.waiting.insert(at, w);
     }
 
-    /// Move the front request to the back (nats-server `waitQueue.cycle`).
-    fn cycle_front(&mut self) {
+    /// Move the front request to the back (nats-server `waitQueue.cycle`), counting the
+    /// move in `cycled`; false once as many moves as waiting requests were made (every
+    /// one is held back).
+    fn cycle_front(&mut self, cycled: &mut usize) -> bool {
         if let Some(w) = self.waiting.pop_front() {
             self.waiting.push_back(w);
         }
+        *cycled += 1;
+        *cycled < self.waiting.len()
     }
 
     /// Choose the waiting request a message goes to (nats-server `nextWaiting`): the
@@ -773,7 +779,7 @@ impl Machine {
             let mut assigned = false;
             if pinned {
                 let id = w.pin_id();
-                let current = self.pin.as_ref().map(|p| p.id.as_str());
+                let current = self.pin.as_ref().map(|p| &*p.id);
                 let stale = match current {
                     None if id.is_empty() => {
                         // The first request without an id gets a new pin (a request that
@@ -794,9 +800,7 @@ impl Machine {
                     None => true,
                     Some(cur) if cur == id => false,
                     Some(_) if id.is_empty() => {
-                        self.cycle_front();
-                        cycled += 1;
-                        if cycled >= self.waiting.len() {
+                        if !self.cycle_front(&mut cycled) {
                             return false;
                         }
                         continue;
@@ -820,9 +824,7 @@ impl Machine {
                 && !((g.min_pending > 0 && g.min_pending as u64 <= npc)
                     || (g.min_ack_pending > 0 && g.min_ack_pending <= self.pending.len() as i64))
             {
-                self.cycle_front();
-                cycled += 1;
-                if cycled >= self.waiting.len() {
+                if !self.cycle_front(&mut cycled) {
                     return false;
                 }
                 continue;
@@ -995,18 +997,17 @@ impl Machine {
     /// subject, headers and payload (`size`) plus the whole ack reply
     /// `$JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<dseq>.<ts>.<pending>`.
     fn pull_size(&self, sseq: u64, size: u64, redelivery: bool, npc: u64, src: &dyn Source) -> i64 {
-        let digits = |n: u64| n.checked_ilog10().map_or(1, |d| u64::from(d) + 1);
         let dc = if redelivery {
             self.redelivered.get(&sseq).copied().unwrap_or(1) + 1
         } else {
             1
         };
         let reply = self.params.ack_prefix_len
-            + digits(dc)
-            + digits(sseq)
-            + digits(self.delivered.consumer + 1)
+            + dec_digits(dc)
+            + dec_digits(sseq)
+            + dec_digits(self.delivered.consumer + 1)
             + src.ts_digits(sseq)
-            + digits(npc.saturating_sub(1))
+            + dec_digits(npc.saturating_sub(1))
             + 4;
         i64::try_from(size.saturating_add(reply)).unwrap_or(i64::MAX)
     }
@@ -1188,6 +1189,11 @@ impl Machine {
         }
         self.advance_floor();
     }
+}
+
+/// Decimal digits of `n` (what it takes in an ack reply or a header).
+pub fn dec_digits(n: u64) -> u64 {
+    n.checked_ilog10().map_or(1, |d| u64::from(d) + 1)
 }
 
 #[cfg(test)]

@@ -486,13 +486,13 @@ fn pinned_client_pins_the_first_request_and_serves_only_its_holder() {
     assert!(m.add_pull_req(b"a", grouped("g1", ""), 0, &src).is_none());
     let d = m.next(&src, false, 0, &mut out).unwrap();
     let pin = m.pin().unwrap().clone();
-    assert_eq!(d.pin.as_deref(), Some(pin.id.as_str()));
+    assert_eq!(d.pin.as_deref(), Some(&*pin.id));
     assert_eq!((pin.since, pin.expires_at), (0, 5 * S));
     assert_eq!(
         m.take_pin_events(),
         vec![PinEvent::Pinned {
             group: "g1".into(),
-            id: pin.id.clone()
+            id: pin.id.to_string()
         }]
     );
     // A wrong id: 423 at once. No id: waits while the pin holds.
@@ -538,7 +538,7 @@ fn pinned_client_pins_the_first_request_and_serves_only_its_holder() {
             reason: "admin"
         }
     );
-    assert!(matches!(&ev[1], PinEvent::Pinned { id, .. } if *id == new_pin));
+    assert!(matches!(&ev[1], PinEvent::Pinned { id, .. } if **id == *new_pin));
 }
 
 #[test]

@@ -477,7 +477,10 @@ impl Consumer {
                     let pin = self.machine.lock().pin().cloned();
                     vec![PriorityGroupState {
                         group: g.clone(),
-                        pinned_client_id: pin.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
+                        pinned_client_id: pin
+                            .as_ref()
+                            .map(|p| p.id.to_string())
+                            .unwrap_or_default(),
                         pinned_ts: pin.map_or_else(Timestamp::default, |p| {
                             Timestamp::from_store_nanos(p.since)
                         }),

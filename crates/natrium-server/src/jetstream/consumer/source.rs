@@ -18,7 +18,7 @@
 //! that range is answered from memory; messages removed meanwhile are handed out as they
 //! were read, as the single-message cache always did within a cycle.
 
-use super::machine::Source;
+use super::machine::{Source, dec_digits};
 use natrium_store::{StoreError, StoredMsg, StreamStore, SubjectFilter};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -45,6 +45,8 @@ pub struct StoreSource<'a> {
     pending: Cell<Option<(u64, u64)>>,
     /// Deliveries carry headers only (sizes count the converted header block).
     headers_only: bool,
+    /// Whether a miss loads a run of messages (off for a one-look source).
+    read_ahead: bool,
 }
 
 impl<'a> StoreSource<'a> {
@@ -58,7 +60,15 @@ impl<'a> StoreSource<'a> {
             last_next: Cell::new(None),
             pending: Cell::new(None),
             headers_only: false,
+            read_ahead: true,
         }
+    }
+
+    /// A source asked about one message at most (whether a `no_wait` pull request has
+    /// anything to get): a run read ahead would be dropped unused.
+    pub fn without_read_ahead(mut self) -> Self {
+        self.read_ahead = false;
+        self
     }
 
     /// Sizes as a `headers_only` consumer delivers the messages.
@@ -111,7 +121,7 @@ impl<'a> StoreSource<'a> {
     /// Loads what comes at or after `seq` into `cached`; returns the first message's
     /// sequence and size.
     fn load_from(&self, seq: u64) -> Option<(u64, u64)> {
-        if self.filter.is_all() {
+        if self.read_ahead && self.filter.is_all() {
             let run = self
                 .store
                 .load_next_run(seq, READ_AHEAD_MSGS, READ_AHEAD_BYTES)
@@ -153,8 +163,7 @@ impl Source for StoreSource<'_> {
             .and_then(|_| {
                 let cached = self.cached.borrow();
                 cached
-                    .iter()
-                    .find(|m| m.seq >= seq)
+                    .get(cached.partition_point(|m| m.seq < seq))
                     .map(|m| (m.seq, self.size_of(m)))
             });
         let r = match hit {
@@ -184,12 +193,7 @@ impl Source for StoreSource<'_> {
     }
 
     fn ts_digits(&self, seq: u64) -> u64 {
-        let digits = |ts: i64| {
-            ts.unsigned_abs()
-                .checked_ilog10()
-                .map_or(1, |d| u64::from(d) + 1)
-                + u64::from(ts < 0)
-        };
+        let digits = |ts: i64| dec_digits(ts.unsigned_abs()) + u64::from(ts < 0);
         if let Some(d) = self.with_cached(seq, |m| digits(m.ts)) {
             return d;
         }
@@ -235,6 +239,5 @@ pub fn headers_only_size(m: &StoredMsg) -> u64 {
             .map_or(m.hdrs.len(), <[u8]>::len)
     };
     let n = m.payload.len() as u64;
-    let digits = n.checked_ilog10().map_or(1, |d| u64::from(d) + 1);
-    m.subject.len() as u64 + base as u64 + "Nats-Msg-Size: ".len() as u64 + digits + 4
+    m.subject.len() as u64 + base as u64 + "Nats-Msg-Size: ".len() as u64 + dec_digits(n) + 4
 }
