@@ -234,17 +234,11 @@ async fn verify_remote(t: &Target) -> std::result::Result<BackupSummary, Archive
             }
         }
     }
-    recount(&mut summary);
+    summary.sum_totals();
     Ok(summary)
 }
 
 /// Set the summary's totals from its verified streams.
-fn recount(s: &mut BackupSummary) {
-    s.total_messages = s.streams.iter().map(|t| t.messages).sum();
-    s.total_message_bytes = s.streams.iter().map(|t| t.message_bytes).sum();
-    s.total_consumers = s.streams.iter().map(|t| t.consumers.len() as u64).sum();
-}
-
 /// Refuse a backup (stream or account root) that still holds the unfinished marker.
 async fn refuse_incomplete(t: &Target) -> std::result::Result<(), ArchiveError> {
     let layout = |reason: String| ArchiveError::Layout {
@@ -346,7 +340,7 @@ fn check_account_chains(dir: &std::path::Path, mut s: BackupSummary) -> BackupSu
         }
     }
     s.streams = ok;
-    recount(&mut s);
+    s.sum_totals();
     s
 }
 
