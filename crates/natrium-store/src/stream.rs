@@ -287,13 +287,7 @@ pub trait PinnedView: Send {
         out.clear();
         while out.bytes() < max_bytes {
             match self.next_msg()? {
-                Some(m) => out.push(MsgRef {
-                    seq: m.seq,
-                    ts: m.ts,
-                    subject: &m.subject,
-                    hdrs: &m.hdrs,
-                    payload: &m.payload,
-                }),
+                Some(m) => out.push(m.as_msg_ref()),
                 None => return Ok(!out.is_empty()),
             }
         }
@@ -417,13 +411,7 @@ pub fn read_batch_one_by_one<S: StreamStore + ?Sized>(
             Ok(m) if m.seq <= end => {
                 read += m.subject.len() + m.hdrs.len() + m.payload.len();
                 seq = m.seq + 1;
-                let go_on = f(MsgRef {
-                    seq: m.seq,
-                    ts: m.ts,
-                    subject: &m.subject,
-                    hdrs: &m.hdrs,
-                    payload: &m.payload,
-                });
+                let go_on = f(m.as_msg_ref());
                 if !go_on || read >= max_bytes {
                     return Ok(seq);
                 }

@@ -114,6 +114,19 @@ pub struct StoredMsg {
     pub ttl: Option<Ttl>,
 }
 
+impl StoredMsg {
+    /// This message as the borrowed form batch readers hand out.
+    pub fn as_msg_ref(&self) -> MsgRef<'_> {
+        MsgRef {
+            seq: self.seq,
+            ts: self.ts,
+            subject: &self.subject,
+            hdrs: &self.hdrs,
+            payload: &self.payload,
+        }
+    }
+}
+
 /// A message borrowed from a store's buffer (see [`crate::StreamStore::read_batch`]).
 #[derive(Debug, Clone, Copy)]
 pub struct MsgRef<'a> {

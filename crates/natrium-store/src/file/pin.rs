@@ -31,7 +31,6 @@ use crate::error::{Result, StoreError};
 use crate::index::Removed;
 use crate::stream::{MsgBatch, PinnedView, StreamStore};
 use crate::subject::SubjectFilter;
-use crate::types::MsgRef;
 use crate::types::StoredMsg;
 
 /// What the store records for one view.
@@ -181,13 +180,7 @@ impl PinnedView for FilePinnedView {
         let mut added = false;
         for (seq, loc) in held {
             if let Some(m) = self.read_held(seq, loc) {
-                out.push(MsgRef {
-                    seq: m.seq,
-                    ts: m.ts,
-                    subject: &m.subject,
-                    hdrs: &m.hdrs,
-                    payload: &m.payload,
-                });
+                out.push(m.as_msg_ref());
                 added = true;
             }
         }
