@@ -89,6 +89,9 @@ pub struct ChainSummary {
     pub dropped: u64,
     /// Last sequence of the merged stream (the last link's watermark).
     pub last_seq: u64,
+    /// Messages left out because they are at or below the resume point
+    /// ([`merge_chain_after`]).
+    pub skipped: u64,
     /// Consumers written.
     pub consumers: u64,
 }
@@ -134,17 +137,22 @@ fn open_link<R: Read>(
 }
 
 /// A v2 archive on `out` up to its first message: `state` (its consumer count set to
-/// that of `consumers`) and the consumers.
+/// that of `consumers`) and the consumers. With `inc`, an incremental archive with that
+/// header instead.
 fn start_v2<W: Write>(
     out: W,
     state: StreamStateJson,
     consumers: &[ConsumerEntry],
+    inc: Option<&IncrementalHeader>,
 ) -> Result<ArchiveWriter<W>, ArchiveError> {
     let state = StreamStateJson {
         consumer_count: consumers.len() as i64,
         ..state
     };
-    let mut w = ArchiveWriter::new(out);
+    let mut w = match inc {
+        Some(h) => ArchiveWriter::incremental(out, h)?,
+        None => ArchiveWriter::new(out),
+    };
     w.state(&state)?;
     for (name, config, st) in consumers {
         w.consumer(name, config, st)?;
@@ -162,6 +170,21 @@ pub fn merge_chain<R: Read, W: Write>(
     links: Vec<R>,
     out: W,
     opts: &ReaderOptions,
+) -> Result<(W, ChainSummary), ArchiveError> {
+    merge_chain_after(links, out, opts, None)
+}
+
+/// [`merge_chain`], for resuming an interrupted restore: with `after = Some(L)` the
+/// output is an incremental archive continuing from `L` — the merged stream's state
+/// and consumers in full, but only the messages above `L`, and no tombstones (the
+/// receiver holds the merged stream's messages up to `L` already). A resumed restore
+/// (natrium-server's `natrium_resume`, docs/api.md) takes exactly that. An `L` beyond
+/// the merged stream's last sequence is an error: the receiver holds another stream.
+pub fn merge_chain_after<R: Read, W: Write>(
+    links: Vec<R>,
+    out: W,
+    opts: &ReaderOptions,
+    after: Option<u64>,
 ) -> Result<(W, ChainSummary), ArchiveError> {
     if links.is_empty() {
         return Err(chain("no links".into()));
@@ -206,7 +229,18 @@ pub fn merge_chain<R: Read, W: Write>(
         Some(h) => (h.since, h.absent.clone()),
         None => (0, Vec::new()),
     };
-    let mut w = start_v2(out, last.state.clone(), &consumers)?;
+    if let Some(a) = after
+        && a > last_seq
+    {
+        return Err(chain(format!(
+            "cannot continue after sequence {a}: the archive ends at {last_seq}"
+        )));
+    }
+    let resume = after.map(|since| IncrementalHeader {
+        since,
+        absent: Vec::new(),
+    });
+    let mut w = start_v2(out, last.state.clone(), &consumers, resume.as_ref())?;
     let mut summary = ChainSummary {
         links: n,
         last_seq,
@@ -229,6 +263,10 @@ pub fn merge_chain<R: Read, W: Write>(
                         return Err(chain(format!(
                             "link {i} holds message {seq} beyond its last sequence {end}"
                         )));
+                    }
+                    if after.is_some_and(|a| seq <= a) {
+                        summary.skipped += 1;
+                        continue;
                     }
                     if seq <= cut {
                         while gone.peek().is_some_and(|(_, hi)| *hi < seq) {
@@ -299,7 +337,7 @@ pub fn copy_prefix<R: Read, W: Write>(r: R, prefix: &Prefix, out: W) -> Result<W
         last_seq: prefix.last_seq,
         ..link.state.clone()
     };
-    let mut w = start_v2(out, state, &consumers)?;
+    let mut w = start_v2(out, state, &consumers, None)?;
     let mut left = prefix.messages;
     while left > 0 {
         match link.reader.next_entry()? {
@@ -455,6 +493,46 @@ mod tests {
         assert_eq!(n, 3000);
         // Nothing usable: an error, not an empty backup.
         assert!(scan_prefix(&whole[..5]).is_err());
+    }
+
+    #[test]
+    fn a_resume_tail_holds_what_is_after_the_point() {
+        let a = full(&[1, 2, 3, 4, 5, 6], 6);
+        let b = inc(6, vec![(2, 2)], 1, &[7, 8], 8);
+        let (out, s) = merge_chain_after(
+            vec![&a[..], &b[..]],
+            Vec::new(),
+            &ReaderOptions::default(),
+            Some(4),
+        )
+        .unwrap();
+        assert_eq!((s.messages, s.skipped), (4, 4), "{s:?}");
+        let mut r = ArchiveReader::new(&out[..], ReaderOptions::default()).unwrap();
+        assert_eq!(
+            r.incremental(),
+            Some(&IncrementalHeader {
+                since: 4,
+                absent: vec![]
+            })
+        );
+        let mut got = Vec::new();
+        while let Some(e) = r.next_entry().unwrap() {
+            match e {
+                Entry::State(st) => assert_eq!((st.first_seq, st.last_seq), (1, 8)),
+                Entry::Message { seq, .. } => got.push(seq),
+                _ => {}
+            }
+        }
+        assert_eq!(got, vec![5, 6, 7, 8]);
+        // At the end: an empty tail; beyond it: another stream.
+        let (out, s) =
+            merge_chain_after(vec![&a[..]], Vec::new(), &ReaderOptions::default(), Some(6))
+                .unwrap();
+        assert_eq!(s.messages, 0);
+        assert!(ArchiveReader::new(&out[..], ReaderOptions::default()).is_ok());
+        let e = merge_chain_after(vec![&a[..]], Vec::new(), &ReaderOptions::default(), Some(7))
+            .unwrap_err();
+        assert!(e.to_string().contains("ends at 6"), "{e}");
     }
 
     #[test]
