@@ -17,6 +17,22 @@
 //! directory, which the next start deletes. Limits are checked before data is taken:
 //! the request's config like a stream create, the archive's declared size against the
 //! account as soon as `state.json` arrives, and each message as it is stored.
+//!
+//! Resumable restores (natrium extension, docs/api.md): a large upload that breaks
+//! off should not start over. With `"natrium_resumable": {"id": ID}` in the request,
+//! a restore whose client goes quiet (the idle timeout) is not discarded but *parked*:
+//! its staging store — every complete, verified message up to the last one received —
+//! stays hidden for a bounded time (`hold`, default [`DEFAULT_HOLD`]), then is removed
+//! as a failed restore is (a restart removes it as any staging). A request with
+//! `"natrium_resume": ID` for the same stream takes the parked staging back, answers
+//! with its last sequence `L`, and expects an *incremental* archive continuing from
+//! `L` (`natrium_store::archive::merge_chain_after` writes one): the messages above
+//! `L`, the stream state and consumers in full. Everything else — the checks, the
+//! final verification, the atomic activation — is that of a plain restore, so nothing
+//! is visible before the whole stream is. A wrong id, a gap (an archive not continuing
+//! from `L`), a different configuration, or nothing parked (never started, expired)
+//! are errors that leave nothing visible; only a wrong id or configuration keeps the
+//! parked part for the right client.
 
 use super::api::ApiResponse;
 use super::api::consumer::ConsumerConfig;
@@ -42,8 +58,9 @@ use natrium_store::consumer::{ConsumerState, ConsumerStore, MemConsumerStore};
 use natrium_store::{Durability, FileStore, FileStoreOptions, MemStore, StreamStore};
 use parking_lot::Mutex;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -61,20 +78,221 @@ const RESTORE_CREATE: &str = "io.nats.jetstream.advisory.v1.restore_create";
 /// Advisory: restore finished.
 const RESTORE_COMPLETE: &str = "io.nats.jetstream.advisory.v1.restore_complete";
 
-/// Restores in progress, by `account\0stream`: a second restore of the same name is
-/// refused as if the stream existed.
-fn in_progress() -> &'static Mutex<HashSet<String>> {
-    static SET: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    SET.get_or_init(|| Mutex::new(HashSet::new()))
+/// How long a parked resumable restore waits for its resume unless the request says.
+pub const DEFAULT_HOLD: Duration = Duration::from_secs(300);
+/// The longest hold a request may ask for.
+pub const MAX_HOLD: Duration = Duration::from_secs(3600);
+/// Longest `natrium_resumable` id.
+const MAX_ID_LEN: usize = 128;
+
+/// A restore under a name: receiving, or parked for a resume.
+enum Slot {
+    /// An upload is running (its claim's generation).
+    Running(u64),
+    /// A resumable upload whose client went away.
+    Parked(Box<Parked>),
 }
 
-/// Releases the in-progress mark when the restore ends, however it ends.
-struct Claim(String);
+/// The kept part of an interrupted resumable restore.
+struct Parked {
+    /// The client's id for the archive (`natrium_resumable`).
+    id: String,
+    /// How long it is kept (again after each interruption).
+    hold: Duration,
+    /// The configuration it was started with (a resume must bring the same).
+    cfg: StreamConfig,
+    /// The hidden staging store, holding every message up to its last sequence.
+    store: Arc<dyn StreamStore>,
+    /// Its directory (file streams).
+    staging: PathBuf,
+    /// Creation time read from the archive, if it had one.
+    created: Option<Timestamp>,
+    /// Matches the expiry timer to this parking.
+    generation: u64,
+}
+
+/// Restores in progress or parked, by [`slot_key`]: a second restore of the same name
+/// is refused as if the stream existed, a resume finds its parked part.
+fn restores() -> &'static Mutex<HashMap<String, Slot>> {
+    static MAP: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
+    MAP.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// A fresh generation number (claims and parkings).
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The registry key: the account's store directory (several servers may share a
+/// process in tests), the account, the stream.
+fn slot_key(jsa: &JsAccount, name: &str) -> String {
+    format!("{}\0{}\0{}", jsa.dir.display(), jsa.account.name, name)
+}
+
+/// Releases the in-progress mark when the restore ends, however it ends (a parked
+/// restore has replaced the mark by then and keeps its slot).
+struct Claim {
+    /// Registry key.
+    key: String,
+    /// This claim's generation.
+    generation: u64,
+}
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        in_progress().lock().remove(&self.0);
+        let mut map = restores().lock();
+        if matches!(map.get(&self.key), Some(Slot::Running(g)) if *g == self.generation) {
+            map.remove(&self.key);
+        }
     }
+}
+
+/// Remove a parked restore whose hold ran out (unless it was resumed or replaced).
+fn expire(key: &str, generation: u64) {
+    let gone = {
+        let mut map = restores().lock();
+        match map.get(key) {
+            Some(Slot::Parked(p)) if p.generation == generation => map.remove(key),
+            _ => None,
+        }
+    };
+    if let Some(Slot::Parked(p)) = gone {
+        discard(&p);
+    }
+}
+
+/// Delete a parked restore's staging data.
+fn discard(p: &Parked) {
+    let _ = p.store.delete();
+    if p.staging.exists() {
+        let _ = std::fs::remove_dir_all(&p.staging);
+    }
+}
+
+/// The natrium extensions of a restore request (ignored by nats-server).
+#[derive(Debug, Default)]
+struct Extensions {
+    /// `natrium_resumable`: keep the received part if the client goes away.
+    resumable: Option<(String, Duration)>,
+    /// `natrium_resume`: continue the parked restore with this id.
+    resume: Option<String>,
+}
+
+fn bad_extension(why: &str) -> ApiError {
+    ApiError::stream_restore(why)
+}
+
+fn check_id(v: &serde_json::Value, field: &str) -> Result<String, ApiError> {
+    match v.as_str() {
+        Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => Ok(id.to_string()),
+        _ => Err(bad_extension(&format!(
+            "{field} must be a non-empty string of at most {MAX_ID_LEN} bytes"
+        ))),
+    }
+}
+
+/// Read `natrium_resumable` (`{"id": ID, "hold": SECONDS}`, or just the id) and
+/// `natrium_resume` (an id).
+fn extensions(body: &[u8]) -> Result<Extensions, ApiError> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(Extensions::default());
+    };
+    let mut ext = Extensions::default();
+    match v.get("natrium_resumable") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(r @ serde_json::Value::String(_)) => {
+            ext.resumable = Some((check_id(r, "natrium_resumable")?, DEFAULT_HOLD));
+        }
+        Some(r) => {
+            let id = check_id(
+                r.get("id").unwrap_or(&serde_json::Value::Null),
+                "natrium_resumable.id",
+            )?;
+            let hold = match r.get("hold") {
+                None | Some(serde_json::Value::Null) => DEFAULT_HOLD,
+                Some(h) => match h.as_u64() {
+                    Some(s) if s >= 1 && s <= MAX_HOLD.as_secs() => Duration::from_secs(s),
+                    _ => {
+                        return Err(bad_extension(&format!(
+                            "natrium_resumable.hold must be whole seconds from 1 to {}",
+                            MAX_HOLD.as_secs()
+                        )));
+                    }
+                },
+            };
+            ext.resumable = Some((id, hold));
+        }
+    }
+    match v.get("natrium_resume") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(r) => ext.resume = Some(check_id(r, "natrium_resume")?),
+    }
+    Ok(ext)
+}
+
+/// Claim the name for a new upload, or take the parked part for a resume.
+fn claim(
+    jsa: &JsAccount,
+    name: &str,
+    cfg: &StreamConfig,
+    ext: &Extensions,
+) -> Result<(Claim, Option<Box<Parked>>), ApiError> {
+    let key = slot_key(jsa, name);
+    let generation = next_generation();
+    let mut map = restores().lock();
+    if jsa.stream(name).is_some() {
+        return Err(ApiError::stream_name_exist_restore_failed());
+    }
+    let (resumed, replaced) = match (map.get(&key), &ext.resume) {
+        (Some(Slot::Running(_)), None) => {
+            return Err(ApiError::stream_name_exist_restore_failed());
+        }
+        (Some(Slot::Running(_)), Some(_)) => {
+            return Err(ApiError::stream_restore(format!(
+                "the restore of stream {name} is still receiving; it can be resumed once it has had no data for {}s",
+                IDLE_TIMEOUT.as_secs()
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::stream_restore(format!(
+                "no interrupted restore of stream {name} to resume (none was started resumable, it finished, or it expired); restore it from the start"
+            )));
+        }
+        (Some(Slot::Parked(p)), Some(id)) => {
+            if &p.id != id {
+                return Err(ApiError::stream_restore(format!(
+                    "the interrupted restore of stream {name} is of another archive (id {:?}, not {id:?})",
+                    p.id
+                )));
+            }
+            if &p.cfg != cfg {
+                return Err(ApiError::stream_restore(format!(
+                    "the configuration differs from that of the interrupted restore of stream {name}"
+                )));
+            }
+            match map.insert(key.clone(), Slot::Running(generation)) {
+                Some(Slot::Parked(p)) => (Some(p), None),
+                _ => (None, None),
+            }
+        }
+        (Some(Slot::Parked(_)), None) => {
+            // A plain restore starts over: the parked part is dropped.
+            match map.insert(key.clone(), Slot::Running(generation)) {
+                Some(Slot::Parked(p)) => (None, Some(p)),
+                _ => (None, None),
+            }
+        }
+        (None, None) => {
+            map.insert(key.clone(), Slot::Running(generation));
+            (None, None)
+        }
+    };
+    drop(map);
+    if let Some(p) = replaced {
+        discard(&p);
+    }
+    Ok((Claim { key, generation }, resumed))
 }
 
 /// Handle the request: validate it as nats-server does, then open the upload subject.
@@ -106,15 +324,18 @@ pub fn stream_restore(
     // A restored stream must not come back silently ignoring a field we do not act on.
     super::api::stream_check::check_stream_supported(&cfg)?;
     super::limits::check_stream_create(js, jsa, &cfg)?;
-    let key = format!("{}\0{}", jsa.account.name, name);
-    if jsa.stream(name).is_some() || !in_progress().lock().insert(key.clone()) {
-        return Err(ApiError::stream_name_exist_restore_failed());
-    }
-    let claim = Claim(key);
-    let server = js
-        .server
-        .upgrade()
-        .ok_or_else(|| ApiError::stream_restore("server stopping"))?;
+    let ext = extensions(body)?;
+    let (claim, resumed) = claim(jsa, name, &cfg, &ext)?;
+    // Until the job owns it, an error here must not lose or leak the parked part.
+    let give_back = |resumed: Option<Box<Parked>>| {
+        if let Some(p) = resumed {
+            discard(&p);
+        }
+    };
+    let Some(server) = js.server.upgrade() else {
+        give_back(resumed);
+        return Err(ApiError::stream_restore("server stopping"));
+    };
     let id = crate::system::event_id();
     let deliver = format!("$JS.SNAPSHOT.RESTORE.{name}.{id}");
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(QUEUE_CHUNKS);
@@ -125,19 +346,39 @@ pub fn stream_restore(
         .sublist
         .insert(deliver.as_bytes(), None, sub.clone())
     {
+        give_back(resumed);
         return Err(ApiError::restore_subscribe_failed(
             format!("{e:?}"),
             &deliver,
         ));
     }
+    let point = resumed.as_ref().map(|p| {
+        let st = p.store.fast_state();
+        super::api::stream::RestoreResumePoint {
+            id: p.id.clone(),
+            last_seq: st.last_seq,
+            messages: st.msgs,
+            bytes: st.bytes,
+        }
+    });
+    // A resumed upload stays resumable (same id; the request may set a new hold).
+    let resumable = match (&resumed, ext.resumable) {
+        (Some(p), r) => Some((p.id.clone(), r.map_or(p.hold, |(_, h)| h))),
+        (None, r) => r,
+    };
     let job = Job {
         js: js.clone(),
         jsa: jsa.clone(),
         server,
         cfg,
-        staging: jsa.dir.join(format!("{STAGING_PREFIX}{name}-{id}")),
+        staging: match &resumed {
+            Some(p) => p.staging.clone(),
+            None => jsa.dir.join(format!("{STAGING_PREFIX}{name}-{id}")),
+        },
         sub,
         claim,
+        resumable: resumable.clone(),
+        resumed: Mutex::new(resumed),
     };
     let handle = tokio::runtime::Handle::current();
     let spawned = std::thread::Builder::new()
@@ -153,6 +394,8 @@ pub fn stream_restore(
     Ok(ApiAnswer::ok(
         ApiResponse::new(StreamRestoreBody {
             deliver_subject: deliver,
+            natrium_resumable: resumable.map(|(id, _)| id),
+            natrium_resume: point,
         })
         .to_json(),
     ))
@@ -220,9 +463,21 @@ struct ChunkReader {
     received: u64,
     /// The client went quiet past the idle timeout (the upload is abandoned).
     timed_out: bool,
+    /// How long to wait for the first chunk: a resuming client first skips what the
+    /// server kept, which is not inactivity.
+    first_wait: Duration,
 }
 
 impl ChunkReader {
+    /// How long the next chunk may take.
+    fn wait(&self) -> Duration {
+        if self.received == 0 {
+            self.first_wait.max(IDLE_TIMEOUT)
+        } else {
+            IDLE_TIMEOUT
+        }
+    }
+
     fn answer(&self, reply: &[u8], body: &[u8]) {
         let mut ctx = DeliveryCtx::new(self.server.clone(), rand::random());
         super::api_server::publish(&mut ctx, &self.account, reply, body);
@@ -245,7 +500,7 @@ impl ChunkReader {
     /// the client gets to send its end request and read the error).
     fn drain(&mut self) {
         while self.end_reply.is_none() && !self.timed_out {
-            match self.rx.recv_timeout(IDLE_TIMEOUT) {
+            match self.rx.recv_timeout(self.wait()) {
                 Ok(c) if c.data.is_empty() => self.end_reply = Some(c.reply),
                 Ok(c) => {
                     if let Some(r) = &c.reply {
@@ -267,13 +522,13 @@ impl std::io::Read for ChunkReader {
             if self.end_reply.is_some() {
                 return Ok(0);
             }
-            let c = match self.rx.recv_timeout(IDLE_TIMEOUT) {
+            let c = match self.rx.recv_timeout(self.wait()) {
                 Ok(c) => c,
                 Err(RecvTimeoutError::Timeout) => {
                     self.timed_out = true;
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
-                        "no data for 5s, restore abandoned",
+                        format!("no data for {}s, restore abandoned", self.wait().as_secs()),
                     ));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -322,6 +577,21 @@ struct Job {
     sub: Arc<Subscription>,
     /// In-progress mark.
     claim: Claim,
+    /// `natrium_resumable`: id and hold, when the received part is kept for a resume
+    /// should the client go away.
+    resumable: Option<(String, Duration)>,
+    /// The parked part this upload continues (taken by the import).
+    resumed: Mutex<Option<Box<Parked>>>,
+}
+
+/// The staging store of a running import, owned outside it so that an interrupted
+/// resumable upload can be parked rather than deleted.
+#[derive(Default)]
+struct Staged {
+    /// The store, until activation takes it.
+    store: Option<Arc<dyn StreamStore>>,
+    /// The archive's creation time, once read.
+    created: Option<Timestamp>,
 }
 
 /// A consumer read from the archive.
@@ -381,13 +651,32 @@ impl Job {
             account: self.jsa.account.clone(),
             received: 0,
             timed_out: false,
+            first_wait: match (&*self.resumed.lock(), &self.resumable) {
+                (Some(_), Some((_, hold))) => *hold,
+                _ => IDLE_TIMEOUT,
+            },
         };
-        let result = self.import(&mut reader);
+        let mut staged = Staged::default();
+        let result = self.import(&mut reader, &mut staged);
+        // The client went away (rather than sent something wrong): keep what arrived.
+        let gone = reader.timed_out;
         if result.is_err() {
             reader.drain();
         }
         crate::client::deliver::remove_sub(&self.jsa.account, &self.sub);
-        for dir in [&self.staging, &self.spool()] {
+        let parked = match (&result, staged.store.take(), &self.resumable) {
+            (Err(_), Some(store), Some((id, hold))) if gone => {
+                self.park(store, staged.created, id, *hold);
+                true
+            }
+            (_, Some(store), _) => {
+                let _ = store.delete();
+                false
+            }
+            (_, None, _) => false,
+        };
+        let dirs: &[&PathBuf] = if parked { &[] } else { &[&self.staging] };
+        for dir in dirs.iter().copied().chain([&self.spool()]) {
             if dir.exists() {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -428,8 +717,60 @@ impl Job {
         drop(self.claim);
     }
 
-    /// Read the whole archive into a hidden store, then make it live.
-    fn import(&self, reader: &mut ChunkReader) -> Result<Arc<Stream>, Failure> {
+    /// Keep the staging store of an interrupted resumable upload for a resume, for
+    /// `hold`; afterwards it is removed like a failed restore's.
+    fn park(
+        &self,
+        store: Arc<dyn StreamStore>,
+        created: Option<Timestamp>,
+        id: &str,
+        hold: Duration,
+    ) {
+        let generation = next_generation();
+        let parked = Box::new(Parked {
+            id: id.to_string(),
+            hold,
+            cfg: self.cfg.clone(),
+            store,
+            staging: self.staging.clone(),
+            created,
+            generation,
+        });
+        {
+            let mut map = restores().lock();
+            if !matches!(map.get(&self.claim.key), Some(Slot::Running(g)) if *g == self.claim.generation)
+            {
+                drop(map);
+                discard(&parked);
+                return;
+            }
+            map.insert(self.claim.key.clone(), Slot::Parked(parked));
+        }
+        let key = self.claim.key.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            let _ = tokio::task::spawn_blocking(move || expire(&key, generation)).await;
+        });
+    }
+
+    /// Read the whole archive into a hidden store (`staged`, a fresh one or the parked
+    /// one of a resume), then make it live.
+    fn import(
+        &self,
+        reader: &mut ChunkReader,
+        staged: &mut Staged,
+    ) -> Result<Arc<Stream>, Failure> {
+        // A resume continues the parked store; from here on `run` owns its fate.
+        let resume_after = match self.resumed.lock().take() {
+            Some(p) => {
+                let p = *p;
+                let last = p.store.fast_state().last_seq;
+                staged.store = Some(p.store);
+                staged.created = p.created;
+                Some(last)
+            }
+            None => None,
+        };
         let memory = self.cfg.storage == ApiStorage::Memory;
         let opts = self.server.opts();
         let max_msg = if self.cfg.max_msg_size > 0 {
@@ -447,27 +788,53 @@ impl Job {
             },
         )
         .map_err(restore_failed)?;
-        if let Some(h) = archive.incremental() {
-            // One link of a natrium backup chain is not the stream: the CLI merges the
-            // chain into one complete archive first.
-            return Err(restore_failed(
-                natrium_store::archive::ArchiveError::Incremental { since: h.since },
-            ));
+        match (archive.incremental(), resume_after) {
+            (Some(h), None) => {
+                // One link of a natrium backup chain is not the stream: the CLI merges
+                // the chain into one complete archive first.
+                return Err(restore_failed(
+                    natrium_store::archive::ArchiveError::Incremental { since: h.since },
+                ));
+            }
+            (None, Some(l)) => {
+                return Err(restore_failed(format!(
+                    "a resumed restore takes an incremental archive continuing from sequence {l}, not a complete one"
+                )));
+            }
+            (Some(h), Some(l)) if h.since != l => {
+                return Err(restore_failed(format!(
+                    "the upload continues from sequence {} but the server holds up to {l}: a gap or an overlap",
+                    h.since
+                )));
+            }
+            (Some(h), Some(_)) if !h.absent.is_empty() => {
+                return Err(restore_failed(
+                    "a resumed upload may not delete what the server holds (tombstones)",
+                ));
+            }
+            _ => {}
         }
-        let store: Arc<dyn StreamStore> = if memory {
-            Arc::new(MemStore::new(store_config(&self.cfg)))
-        } else {
-            let o = FileStoreOptions {
-                // Synced once at the end, before the rename makes it visible.
-                durability: Durability::Interval(Duration::from_secs(3600)),
-                config: store_config(&self.cfg),
-                ..FileStoreOptions::default()
-            };
-            Arc::new(FileStore::open(&self.staging, o).map_err(restore_failed)?)
+        let store: Arc<dyn StreamStore> = match &staged.store {
+            Some(s) => s.clone(),
+            None => {
+                let s: Arc<dyn StreamStore> = if memory {
+                    Arc::new(MemStore::new(store_config(&self.cfg)))
+                } else {
+                    let o = FileStoreOptions {
+                        // Synced once at the end, before the rename makes it visible.
+                        durability: Durability::Interval(Duration::from_secs(3600)),
+                        config: store_config(&self.cfg),
+                        ..FileStoreOptions::default()
+                    };
+                    Arc::new(FileStore::open(&self.staging, o).map_err(restore_failed)?)
+                };
+                staged.store = Some(s.clone());
+                s
+            }
         };
-        let mut created: Option<Timestamp> = None;
         let mut consumers: Vec<ArchivedConsumer> = Vec::new();
-        let mut next = 1u64; // next sequence the store expects
+        // Next sequence the store expects (above what a resumed one holds).
+        let mut next = store.fast_state().last_seq + 1;
         let mut declared_last = 0u64;
         let mut saw_state = false;
         // Bytes stored so far, and the point at which usage is checked next: the
@@ -475,10 +842,8 @@ impl Job {
         // declared is checked again every MiB beyond that.
         let mut stored = 0u64;
         let mut next_check = u64::MAX;
-        let fail = |e: Failure| -> Failure {
-            let _ = store.delete();
-            e
-        };
+        // The staging store is removed (or parked) by `run`.
+        let fail = |e: Failure| -> Failure { e };
         loop {
             let entry = match archive.next_entry() {
                 Ok(Some(e)) => e,
@@ -491,7 +856,7 @@ impl Job {
                     if name != self.cfg.name {
                         return Err(fail(restore_failed("stream names do not match")));
                     }
-                    created =
+                    staged.created =
                         c.and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok());
                 }
                 Entry::State(st) => {
@@ -500,9 +865,9 @@ impl Job {
                         .map_err(fail)?;
                     declared_last = st.last_seq;
                     next_check = st.bytes.saturating_add(1 << 20);
-                    if st.first_seq > 1 {
+                    if st.first_seq > next {
                         store
-                            .skip_msgs(1, st.first_seq - 1)
+                            .skip_msgs(next, st.first_seq - next)
                             .map_err(|e| fail(restore_failed(e)))?;
                         next = st.first_seq;
                     }
@@ -590,7 +955,9 @@ impl Job {
             }
             Err(e) => return Err(fail(restore_failed(e))),
         }
-        let created = created.unwrap_or_else(Timestamp::now);
+        let created = staged.created.unwrap_or_else(Timestamp::now);
+        // Activation owns the store from here (and removes it if it fails).
+        staged.store = None;
         if memory {
             self.activate_memory(store, created, consumers)
         } else {

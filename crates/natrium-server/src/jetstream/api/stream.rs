@@ -720,6 +720,30 @@ impl ResponseType for StreamSnapshotBody {
 pub struct StreamRestoreBody {
     /// Where to send the chunks.
     pub deliver_subject: String,
+    /// natrium extension: the request's `natrium_resumable` id, echoed when the server
+    /// keeps the received part of this upload for a resume should the client go away
+    /// (clients check it to tell natrium from servers that ignore the field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub natrium_resumable: Option<String>,
+    /// natrium extension: the answer to `natrium_resume`, where the resumed upload
+    /// continues.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub natrium_resume: Option<RestoreResumePoint>,
+}
+
+/// What the server kept of an interrupted resumable restore (`natrium_resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestoreResumePoint {
+    /// The restore's id (the `natrium_resumable` it was started with).
+    pub id: String,
+    /// The last sequence received: the upload continues with an incremental archive
+    /// whose `since` is this.
+    pub last_seq: u64,
+    /// Messages kept.
+    pub messages: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 impl ResponseType for StreamRestoreBody {
