@@ -870,3 +870,213 @@ async fn incremental_snapshot_extension() {
     let full = snapshot(&client, "INC", json!({})).await;
     assert!(full.answer.get("natrium_since").is_none());
 }
+
+/// Start a restore of `config` with `ext` merged into the request; returns the answer.
+async fn restore_request(client: &async_nats::Client, config: &Value, ext: Value) -> Value {
+    let name = config["name"].as_str().unwrap();
+    let mut req = json!({"config": config, "state": {}});
+    if let (Some(r), Some(e)) = (req.as_object_mut(), ext.as_object()) {
+        r.extend(e.clone());
+    }
+    api(
+        client,
+        &format!("$JS.API.STREAM.RESTORE.{name}"),
+        req.to_string(),
+    )
+    .await
+}
+
+/// Upload `data` to `upload` in `chunk`-sized requests, each acked empty.
+async fn upload_part(client: &async_nats::Client, upload: &str, data: &[u8], chunk: usize) {
+    for part in data.chunks(chunk) {
+        let r = client
+            .request(upload.to_string(), Bytes::copy_from_slice(part))
+            .await
+            .expect("chunk answered");
+        assert!(r.payload.is_empty(), "chunk reply {:?}", r.payload);
+    }
+}
+
+/// The tail of `archive` after `after`, as a resumed upload takes it.
+fn tail(archive: &[u8], after: u64) -> Vec<u8> {
+    natrium_store::archive::merge_chain_after(
+        vec![archive],
+        Vec::new(),
+        &ReaderOptions::default(),
+        Some(after),
+    )
+    .expect("tail")
+    .0
+}
+
+/// natrium extension: a resumable restore whose client goes away keeps its verified
+/// part hidden; a resume with the same id continues from its last sequence and ends in
+/// the same stream as an uninterrupted restore. A gap, a wrong id or configuration, an
+/// expired hold, and a resume with nothing parked are clear errors, and no stream is
+/// visible before the whole archive is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_resumable_restore_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    fixture(&js, "F").await;
+    // About 5 MB of incompressible payloads: several 1 MiB archive frames, so that half
+    // an upload holds complete messages.
+    let mut acks = Vec::new();
+    for i in 0..2500u32 {
+        let body: Vec<u8> = (0..2000u32)
+            .map(|k| (k.wrapping_mul(2654435761).wrapping_add(i * 7919) >> 13) as u8)
+            .collect();
+        acks.push(js.publish("F.big", body.into()).await.unwrap());
+        if acks.len() >= 256 {
+            for a in acks.drain(..) {
+                a.await.unwrap();
+            }
+        }
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+    let snap = snapshot(&client, "F", json!({})).await;
+    let (_, want_consumers, want_msgs) = decode(&snap.archive);
+    let account_dir = dir.path().join("jetstream").join("$G").join("streams");
+    let staging_of = |name: &str| {
+        std::fs::read_dir(&account_dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&format!(".restore-{name}-")))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let config_of = |name: &str| {
+        let mut c = snap.answer["config"].clone();
+        c["name"] = json!(name);
+        c["subjects"] = json!([format!("{}.>", name.to_lowercase())]);
+        c
+    };
+    let missing = |v: &Value| v["error"]["err_code"] == 10059;
+    // R1 is resumed, R2 resumed with a gap, R3 expires: all interrupted at once.
+    let half = snap.archive.len() / 2;
+    for (name, hold) in [("R1", 60), ("R2", 60), ("R3", 1)] {
+        let a = restore_request(
+            &client,
+            &config_of(name),
+            json!({"natrium_resumable": {"id": format!("id-{name}"), "hold": hold}}),
+        )
+        .await;
+        assert_eq!(a["natrium_resumable"], format!("id-{name}"), "{a}");
+        let upload = a["deliver_subject"].as_str().unwrap().to_string();
+        upload_part(&client, &upload, &snap.archive[..half], 4096).await;
+    }
+    // Still receiving: a resume is refused (and does not disturb it).
+    let busy = restore_request(
+        &client,
+        &config_of("R1"),
+        json!({"natrium_resume": "id-R1"}),
+    )
+    .await;
+    assert!(
+        busy["error"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("still receiving"),
+        "{busy}"
+    );
+    // The idle timeout (5 s) parks them; R3's hold of 1 s then runs out.
+    tokio::time::sleep(Duration::from_millis(7500)).await;
+    for name in ["R1", "R2", "R3"] {
+        let info = api(&client, &format!("$JS.API.STREAM.INFO.{name}"), "").await;
+        assert!(missing(&info), "{name} visible: {info}");
+    }
+    assert_eq!(
+        (staging_of("R1"), staging_of("R2")),
+        (1, 1),
+        "{:?}",
+        std::fs::read_dir(&account_dir).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+    );
+    assert_eq!(staging_of("R3"), 0, "expired staging left behind");
+
+    // Errors that keep the parked part: another archive's id, another configuration.
+    let e = restore_request(
+        &client,
+        &config_of("R1"),
+        json!({"natrium_resume": "other"}),
+    )
+    .await;
+    let d = e["error"]["description"].as_str().unwrap_or("").to_string();
+    assert!(d.contains("another archive"), "{e}");
+    let mut changed = config_of("R1");
+    changed["max_msgs"] = json!(5);
+    let e = restore_request(&client, &changed, json!({"natrium_resume": "id-R1"})).await;
+    let d = e["error"]["description"].as_str().unwrap_or("").to_string();
+    assert!(d.contains("configuration differs"), "{e}");
+
+    // The resume: the server says how far it got; the rest completes the stream.
+    let a = restore_request(
+        &client,
+        &config_of("R1"),
+        json!({"natrium_resume": "id-R1"}),
+    )
+    .await;
+    let point = &a["natrium_resume"];
+    let last = point["last_seq"].as_u64().expect("resume point");
+    let total_last = want_msgs.last().unwrap().0;
+    assert!(last > 30 && last < total_last, "{a}");
+    assert_eq!(a["natrium_resumable"], "id-R1", "{a}");
+    let upload = a["deliver_subject"].as_str().unwrap().to_string();
+    upload_part(&client, &upload, &tail(&snap.archive, last), 4096).await;
+    assert!(missing(&api(&client, "$JS.API.STREAM.INFO.R1", "").await));
+    let done = client.request(upload, Bytes::new()).await.unwrap();
+    let done: Value = serde_json::from_slice(&done.payload).unwrap();
+    assert_eq!(done["state"]["messages"], want_msgs.len(), "{done}");
+    assert_eq!(done["state"]["last_seq"], total_last, "{done}");
+    let again = snapshot(&client, "R1", json!({})).await;
+    let (_, got_consumers, got_msgs) = decode(&again.archive);
+    assert!(got_msgs == want_msgs, "resumed stream differs");
+    let states = |c: &[(String, Value, Value)]| {
+        c.iter()
+            .map(|(n, _, s)| (n.clone(), s["delivered"].clone(), s["ack_floor"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(states(&got_consumers), states(&want_consumers));
+    assert_eq!(staging_of("R1"), 0);
+
+    // A gap: the upload continues from another sequence. Refused, nothing visible,
+    // and the parked part is gone (the archive is wrong, not the connection).
+    let a = restore_request(
+        &client,
+        &config_of("R2"),
+        json!({"natrium_resume": "id-R2"}),
+    )
+    .await;
+    let last = a["natrium_resume"]["last_seq"]
+        .as_u64()
+        .expect("resume point");
+    let upload = a["deliver_subject"].as_str().unwrap().to_string();
+    upload_part(&client, &upload, &tail(&snap.archive, last - 1), 4096).await;
+    let done = client.request(upload, Bytes::new()).await.unwrap();
+    let done: Value = serde_json::from_slice(&done.payload).unwrap();
+    let d = done["error"]["description"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(d.contains("gap"), "{done}");
+    assert!(missing(&api(&client, "$JS.API.STREAM.INFO.R2", "").await));
+    assert_eq!(staging_of("R2"), 0);
+
+    // Nothing parked (R2 failed, R3 expired, R4 never started): a clear error.
+    for name in ["R2", "R3", "R4"] {
+        let e = restore_request(&client, &config_of(name), json!({"natrium_resume": "x"})).await;
+        let d = e["error"]["description"].as_str().unwrap_or("").to_string();
+        assert!(d.contains("no interrupted restore"), "{name}: {e}");
+        assert!(missing(
+            &api(&client, &format!("$JS.API.STREAM.INFO.{name}"), "").await
+        ));
+    }
+    // A plain restore of the whole archive still works for those names.
+    let done = restore(&client, config_of("R3"), &snap.archive, 64 * 1024).await;
+    assert_eq!(done["state"]["messages"], want_msgs.len(), "{done}");
+}
