@@ -168,6 +168,7 @@ pub async fn restore_account(
     dir: &Target,
     skip_existing: bool,
     chunk_timeout: std::time::Duration,
+    resume: bool,
     progress: &mut Progress,
 ) -> Result<AccountRestore, BackupError> {
     if dir.exists(INCOMPLETE).await? {
@@ -209,7 +210,15 @@ pub async fn restore_account(
     }
     let mut restored = Vec::new();
     for sd in todo {
-        restored.push(restore_stream(client, &sd, None, chunk_timeout, progress).await?);
+        // Resuming an account restore: the stream that was cut off continues, those
+        // not reached yet start from the beginning.
+        let r = match restore_stream(client, &sd, None, chunk_timeout, resume, progress).await {
+            Err(BackupError::NothingToResume { .. }) if resume => {
+                restore_stream(client, &sd, None, chunk_timeout, false, progress).await
+            }
+            r => r,
+        };
+        restored.push(r?);
     }
     Ok(AccountRestore { restored, skipped })
 }

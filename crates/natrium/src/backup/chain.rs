@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use async_nats::Client;
 use bytes::Bytes;
-use natrium_store::archive::{ArchiveFormat, ReaderOptions, StreamSummary, merge_chain};
+use natrium_store::archive::{
+    ArchiveFormat, ChainSummary, ReaderOptions, StreamSummary, merge_chain_after,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -368,12 +370,78 @@ impl Write for UploadPipe {
     }
 }
 
-/// Restore the stream at the point in time of the incremental backup `dir`.
+/// Merge `sources` (a full archive, then incremental links) and upload the result to
+/// `upload` as it is produced; with `after`, only the part after that sequence, as a
+/// resumed restore takes it. Returns the bytes sent and what the merge wrote. A merge
+/// failure is returned without ending the upload (the server then drops, or for a
+/// resumable restore keeps, what it received).
+pub async fn upload_merged(
+    client: &Client,
+    upload: &str,
+    sources: Vec<Box<dyn std::io::Read + Send>>,
+    after: Option<u64>,
+    chunk_timeout: Duration,
+    progress: &mut Progress,
+) -> Result<(u64, ChainSummary), MergeFailed> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let merger = tokio::task::spawn_blocking(move || {
+        let pipe = UploadPipe {
+            tx,
+            buf: Vec::with_capacity(UPLOAD_CHUNK),
+        };
+        let (mut pipe, summary) =
+            merge_chain_after(sources, pipe, &ReaderOptions::default(), after)
+                .map_err(|e| e.to_string())?;
+        if !pipe.buf.is_empty() {
+            pipe.send().map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(summary)
+    });
+    let mut sent = 0u64;
+    while let Some(piece) = rx.recv().await {
+        let n = piece.len() as u64;
+        stream_restore::send_chunk(client, upload, piece, chunk_timeout)
+            .await
+            .map_err(MergeFailed::Upload)?;
+        sent += n;
+        progress.advance(n);
+    }
+    let merged = merger
+        .await
+        .map_err(|e| MergeFailed::Merge(format!("merge task: {e}")))?
+        .map_err(MergeFailed::Merge)?;
+    Ok((sent, merged))
+}
+
+/// Why [`upload_merged`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeFailed {
+    /// Uploading failed.
+    #[error(transparent)]
+    Upload(BackupError),
+    /// Reading or merging the archives failed.
+    #[error("{0}")]
+    Merge(String),
+}
+
+impl MergeFailed {
+    /// As a [`BackupError`], merge failures described by `what`.
+    pub fn into_backup_error(self, what: impl FnOnce(String) -> BackupError) -> BackupError {
+        match self {
+            MergeFailed::Upload(e) => e,
+            MergeFailed::Merge(m) => what(m),
+        }
+    }
+}
+
+/// Restore the stream at the point in time of the incremental backup `dir` (with
+/// `resume`, continue the interrupted restore of it).
 pub async fn restore(
     client: &Client,
     dir: &StreamDir,
     rename: Option<&str>,
     chunk_timeout: Duration,
+    resume: bool,
     progress: &mut Progress,
 ) -> Result<RestoreSummary, BackupError> {
     let started = Instant::now();
@@ -383,42 +451,25 @@ pub async fn restore(
         .await
         .map_err(|e| BackupError::Protocol(format!("verification task: {e}")))??;
     let last = links.last().ok_or_else(|| broken(dir, "empty chain"))?;
-    let (name, upload) = stream_restore::begin(client, &last.backup, rename, dir).await?;
     let mut total = 0u64;
     for l in &links {
         total += l.dir.archive_len()?;
     }
-    progress.start(&name, total, 0);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    let dirs: Vec<StreamDir> = links.iter().map(|l| l.dir.clone()).collect();
-    let merger = tokio::task::spawn_blocking(move || {
-        let mut readers = Vec::with_capacity(dirs.len());
-        for d in &dirs {
-            readers.push(d.open_archive().map_err(|e| e.to_string())?);
-        }
-        let pipe = UploadPipe {
-            tx,
-            buf: Vec::with_capacity(UPLOAD_CHUNK),
-        };
-        let (mut pipe, summary) =
-            merge_chain(readers, pipe, &ReaderOptions::default()).map_err(|e| e.to_string())?;
-        if !pipe.buf.is_empty() {
-            pipe.send().map_err(|e| e.to_string())?;
-        }
-        Ok::<_, String>(summary)
-    });
-    let mut sent = 0u64;
-    while let Some(piece) = rx.recv().await {
-        let n = piece.len() as u64;
-        stream_restore::send_chunk(client, &upload, piece, chunk_timeout).await?;
-        sent += n;
-        progress.advance(n);
+    let id = stream_restore::restore_id(&last.backup, rename, total);
+    let b = stream_restore::begin(client, &last.backup, rename, dir, &id, resume).await?;
+    progress.start(&b.name, total, 0);
+    let mut sources: Vec<Box<dyn std::io::Read + Send>> = Vec::with_capacity(links.len());
+    for l in &links {
+        sources.push(l.dir.open_archive()?);
     }
-    let merged = merger
-        .await
-        .map_err(|e| BackupError::Protocol(format!("merge task: {e}")))?
-        .map_err(|e| broken(dir, format!("merging the chain failed: {e}")))?;
-    let summary = stream_restore::finish(client, upload, &name, sent, started, progress).await?;
+    let (sent, merged) =
+        upload_merged(client, &b.upload, sources, b.after, chunk_timeout, progress)
+            .await
+            .map_err(|e| {
+                e.into_backup_error(|m| broken(dir, format!("merging the chain failed: {m}")))
+            })?;
+    let summary =
+        stream_restore::finish(client, b.upload, &b.name, sent, started, progress).await?;
     if summary.last_seq != merged.last_seq {
         return Err(BackupError::Protocol(format!(
             "restored stream ends at {}, the chain at {}",

@@ -111,6 +111,14 @@ pub enum BackupError {
     /// The server lacks a natrium extension the command needs.
     #[error("{0}")]
     Unsupported(String),
+    /// `--resume` found no interrupted restore to continue.
+    #[error("cannot resume the restore of stream {stream:?}: {detail}")]
+    NothingToResume {
+        /// The stream.
+        stream: String,
+        /// The server's explanation.
+        detail: String,
+    },
 }
 
 impl BackupError {
@@ -234,6 +242,10 @@ pub struct StreamRestoreArgs {
     /// Restore under this name instead.
     #[arg(long)]
     pub name: Option<String>,
+    /// Continue the interrupted restore of this backup: natrium-server kept what it
+    /// received (for 5 minutes by default), so only the rest is sent.
+    #[arg(long)]
+    pub resume: bool,
     /// No progress output.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -263,6 +275,10 @@ pub struct AccountRestoreArgs {
     /// Skip streams that exist instead of refusing.
     #[arg(long)]
     pub skip_existing: bool,
+    /// Continue an interrupted account restore: streams that exist are skipped, the
+    /// one that was cut off is resumed (natrium-server), the rest restored.
+    #[arg(long)]
+    pub resume: bool,
     /// No progress output.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -350,6 +366,7 @@ pub async fn run_stream_restore(
         &sd,
         a.name.as_deref(),
         conn.timeout.max(Duration::from_secs(5)),
+        a.resume,
         &mut p,
     ))
     .await?;
@@ -408,8 +425,9 @@ pub async fn run_account_restore(
     let s = interruptible(account::restore_account(
         &client,
         &dir,
-        a.skip_existing,
+        a.skip_existing || a.resume,
         conn.timeout.max(Duration::from_secs(5)),
+        a.resume,
         &mut p,
     ))
     .await?;

@@ -6,6 +6,14 @@
 //! `-ERR`); an empty request ends the upload and is answered with the new stream's info
 //! or the error. The server checks limits and, on natrium, makes the stream visible only
 //! once the whole archive was verified.
+//!
+//! Resumable restores (natrium-server, docs/api.md): every restore asks the server to
+//! keep what it received should the upload break off (`natrium_resumable`, ignored by
+//! nats-server), under an id derived from the backup itself ([`restore_id`]), so that
+//! `stream restore DIR --resume` needs no state of its own: it asks the server to
+//! continue (`natrium_resume`) with the same id, learns the last sequence the server
+//! holds, and uploads only the rest, cut from the same archive (or merged chain) by
+//! `natrium_store::archive::merge_chain_after`.
 
 use std::time::{Duration, Instant};
 
@@ -15,12 +23,16 @@ use serde_json::{Value, json};
 
 use super::layout::{ARCHIVE, StreamDir};
 use super::progress::Progress;
+use super::target::Reader;
 use super::{BackupError, api_request, stream_exists};
 
 /// Bytes per upload request (jsm.go's size).
 pub const UPLOAD_CHUNK: usize = 64 * 1024;
 /// How long the final answer may take (the server verifies and activates).
 const FINAL_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long `--resume` waits for the server to notice that the interrupted upload
+/// went quiet (natrium-server parks it after 5 s without data).
+const RESUME_WAIT: Duration = Duration::from_secs(30);
 
 /// What a finished restore reports.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -40,40 +52,102 @@ pub struct RestoreSummary {
 }
 
 /// Restore the backup in `dir`, under `rename` if given. An incremental backup is
-/// restored with its whole chain (`chain::restore`).
+/// restored with its whole chain (`chain::restore`). With `resume`, continue the
+/// interrupted restore of this backup that natrium-server kept.
 pub async fn restore_stream(
     client: &Client,
     dir: &StreamDir,
     rename: Option<&str>,
     chunk_timeout: Duration,
+    resume: bool,
     progress: &mut Progress,
 ) -> Result<RestoreSummary, BackupError> {
     let started = Instant::now();
     let meta = dir.read_meta().await?;
     if super::chain::is_incremental(&meta) {
-        return super::chain::restore(client, dir, rename, chunk_timeout, progress).await;
+        return super::chain::restore(client, dir, rename, chunk_timeout, resume, progress).await;
     }
-    let (name, upload) = begin(client, &meta, rename, dir).await?;
     let mut file = dir.target.open(ARCHIVE).await?;
-    progress.start(&name, file.size, 0);
-    let mut sent = 0u64;
-    while let Some(chunk) = file.next_chunk(UPLOAD_CHUNK).await? {
-        let n = chunk.len() as u64;
-        send_chunk(client, &upload, chunk, chunk_timeout).await?;
-        sent += n;
-        progress.advance(n);
+    let id = restore_id(&meta, rename, file.size);
+    let b = begin(client, &meta, rename, dir, &id, resume).await?;
+    progress.start(&b.name, file.size, 0);
+    let sent = match b.after {
+        None => {
+            let mut sent = 0u64;
+            while let Some(chunk) = file.next_chunk(UPLOAD_CHUNK).await? {
+                let n = chunk.len() as u64;
+                send_chunk(client, &b.upload, chunk, chunk_timeout).await?;
+                sent += n;
+                progress.advance(n);
+            }
+            sent
+        }
+        Some(after) => {
+            let source: Box<dyn std::io::Read + Send> = Box::new(ReaderBridge::spawn(file));
+            let (sent, _) = super::chain::upload_merged(
+                client,
+                &b.upload,
+                vec![source],
+                Some(after),
+                chunk_timeout,
+                progress,
+            )
+            .await
+            .map_err(|e| {
+                e.into_backup_error(|m| {
+                    BackupError::Protocol(format!(
+                        "cutting the archive after sequence {after} for the resume: {m}"
+                    ))
+                })
+            })?;
+            sent
+        }
+    };
+    finish(client, b.upload, &b.name, sent, started, progress).await
+}
+
+/// The id a restore of this backup is resumable under: a hash of its `backup.json`,
+/// the archive's size and the target name, so that `--resume` with the same backup
+/// finds it again and a different backup never continues it.
+pub fn restore_id(meta: &Value, rename: Option<&str>, archive_bytes: u64) -> String {
+    // FNV-1a, 64 bits: stable across builds, and collisions only matter between
+    // restores of the same stream name.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let text = meta.to_string();
+    let size = archive_bytes.to_le_bytes();
+    for part in [text.as_bytes(), rename.unwrap_or("").as_bytes(), &size[..]] {
+        for &b in part {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    finish(client, upload, &name, sent, started, progress).await
+    format!("natrium-restore-{h:016x}")
+}
+
+/// A started restore.
+#[derive(Debug, Clone)]
+pub struct Begun {
+    /// The stream's name.
+    pub name: String,
+    /// Where the archive goes.
+    pub upload: String,
+    /// A resume: the server holds everything up to this sequence, and takes the rest
+    /// as an incremental archive continuing from it.
+    pub after: Option<u64>,
 }
 
 /// Start a restore from a parsed `backup.json` (of `dir`): refuse an existing stream,
-/// send the restore request; returns the stream name and the upload subject.
+/// send the restore request (resumable under `id`, or resuming it).
 pub async fn begin(
     client: &Client,
     meta: &Value,
     rename: Option<&str>,
     dir: &StreamDir,
-) -> Result<(String, String), BackupError> {
+    id: &str,
+    resume: bool,
+) -> Result<Begun, BackupError> {
     let mut config = meta.get("config").cloned().unwrap_or(Value::Null);
     if let Some(new) = rename {
         config["name"] = json!(new);
@@ -91,19 +165,136 @@ pub async fn begin(
         return Err(BackupError::StreamExists(name));
     }
     let state = meta.get("state").cloned().unwrap_or_else(|| json!({}));
-    let answer = api_request(
-        client,
-        &format!("$JS.API.STREAM.RESTORE.{name}"),
-        json!({"config": config, "state": state}).to_string(),
-    )
-    .await?;
+    let mut req = json!({"config": config, "state": state});
+    if resume {
+        req["natrium_resume"] = json!(id);
+    } else {
+        req["natrium_resumable"] = json!({ "id": id });
+    }
+    let subject = format!("$JS.API.STREAM.RESTORE.{name}");
+    let waited = Instant::now();
+    let answer = loop {
+        match api_request(client, &subject, req.to_string()).await {
+            // nats-server refuses fields it does not know (10025): a plain restore
+            // goes on without the extension, a resume cannot.
+            Err(BackupError::Api {
+                err_code: 10025,
+                description,
+                ..
+            }) if description.contains("natrium_resum") => {
+                if resume {
+                    return Err(cannot_resume());
+                }
+                if let Some(o) = req.as_object_mut() {
+                    o.remove("natrium_resumable");
+                }
+            }
+            // The interrupted upload has not timed out on the server yet.
+            Err(BackupError::Api { description, .. })
+                if resume
+                    && description.contains("still receiving")
+                    && waited.elapsed() < RESUME_WAIT =>
+            {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(BackupError::Api { description, .. })
+                if resume && description.contains("no interrupted restore") =>
+            {
+                return Err(BackupError::NothingToResume {
+                    stream: name,
+                    detail: description,
+                });
+            }
+            r => break r?,
+        }
+    };
     let upload = answer
         .get("deliver_subject")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| BackupError::Protocol("restore answer without deliver_subject".into()))?
         .to_string();
-    Ok((name, upload))
+    let after = if resume {
+        match answer
+            .get("natrium_resume")
+            .and_then(|r| r.get("last_seq"))
+            .and_then(Value::as_u64)
+        {
+            Some(l) => Some(l),
+            None => {
+                // nats-server ignored the field and started a new restore: end it
+                // empty (it fails and creates nothing).
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.request(upload, Bytes::new()),
+                )
+                .await;
+                return Err(cannot_resume());
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Begun {
+        name,
+        upload,
+        after,
+    })
+}
+
+fn cannot_resume() -> BackupError {
+    BackupError::Unsupported(
+        "the server cannot resume restores (natrium-server's natrium_resume extension; nats-server restores only from the start); nothing was restored, run the restore without --resume".into(),
+    )
+}
+
+/// `Read` over a backup target's archive (a local file or an object), for the
+/// synchronous archive code; the chunks are fetched by a task on the runtime.
+pub struct ReaderBridge {
+    /// Chunks from the fetching task (an error ends the stream).
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
+    /// The current chunk.
+    cur: Bytes,
+}
+
+impl ReaderBridge {
+    /// Start fetching `file`.
+    pub fn spawn(mut file: Reader) -> ReaderBridge {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            loop {
+                let item = match file.next_chunk(UPLOAD_CHUNK).await {
+                    Ok(Some(c)) => Ok(c),
+                    Ok(None) => return,
+                    Err(e) => Err(e.to_string()),
+                };
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        ReaderBridge {
+            rx,
+            cur: Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for ReaderBridge {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(c)) => self.cur = c,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
 }
 
 /// Upload one piece of the archive and check the server's answer to it.

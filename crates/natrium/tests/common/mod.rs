@@ -165,6 +165,11 @@ impl Server {
         }
     }
 
+    /// The server's JetStream store directory (`-sd`).
+    pub fn store_dir(&self) -> PathBuf {
+        self._dir.path().join("js")
+    }
+
     /// A JetStream context on a new client connection to this server.
     pub async fn js(&self) -> async_nats::jetstream::Context {
         async_nats::jetstream::new(async_nats::connect(&self.url).await.expect("connect"))

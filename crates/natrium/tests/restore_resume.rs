@@ -1,0 +1,251 @@
+//! Resumable restores, end to end: `natrium stream restore DIR` killed (SIGKILL) in
+//! the middle of a large upload leaves no stream behind, and `--resume` continues it
+//! from the last sequence natrium-server kept, ending in exactly the backed-up stream
+//! (every message, every consumer). A resume with nothing to continue, and a resume
+//! against nats-server, are one clear error each and create nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, stream};
+use common::{NATRIUM, Server, ok_json};
+use futures::StreamExt;
+
+/// Stream `name` with `count` incompressible messages of `size` bytes on three
+/// subjects, a few deleted, and two durable consumers with acks and pending.
+async fn fill(js: &jetstream::Context, name: &str, count: u32, size: usize) {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![format!("{name}.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut acks = Vec::new();
+    for i in 0..count {
+        let mut body = Vec::with_capacity(size + 8);
+        while body.len() < size {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            body.extend_from_slice(&x.to_le_bytes());
+        }
+        body.truncate(size);
+        acks.push(
+            js.publish(format!("{name}.s{}", i % 3), body.into())
+                .await
+                .unwrap(),
+        );
+        if acks.len() >= 128 {
+            for a in acks.drain(..) {
+                a.await.unwrap();
+            }
+        }
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+    let st = js.get_stream(name).await.unwrap();
+    for seq in [2, 3, u64::from(count) / 2] {
+        st.delete_message(seq).await.unwrap();
+    }
+    for (durable, take, ack) in [("C1", 20, 15), ("C2", 5, 5)] {
+        let c: consumer::PullConsumer = st
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(durable.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut batch = c.fetch().max_messages(take).messages().await.unwrap();
+        let mut n = 0;
+        while let Some(m) = batch.next().await {
+            let m = m.unwrap();
+            n += 1;
+            if n <= ack {
+                m.double_ack().await.unwrap();
+            }
+        }
+        assert_eq!(n, take);
+    }
+}
+
+/// FNV-1a of a payload (the comparison keeps hashes, not 30 MB).
+fn hash(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Every message as (seq, subject, payload hash), and each consumer's (name, ack
+/// floor, delivered, ack pending, pending).
+async fn digest(
+    js: &jetstream::Context,
+    name: &str,
+) -> (Vec<(u64, String, u64)>, Vec<(String, u64, u64, usize, u64)>) {
+    let mut st = js.get_stream(name).await.unwrap();
+    let count = st.info().await.unwrap().state.messages;
+    // One ordered consumer streams them all (much faster than a get per sequence).
+    let reader = st
+        .create_consumer(consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut all = reader.messages().await.unwrap();
+    let mut msgs = Vec::new();
+    while (msgs.len() as u64) < count {
+        let m = tokio::time::timeout(Duration::from_secs(20), all.next())
+            .await
+            .expect("messages in time")
+            .unwrap()
+            .unwrap();
+        let seq = m.info().unwrap().stream_sequence;
+        msgs.push((seq, m.subject.to_string(), hash(&m.payload)));
+    }
+    let mut cons = Vec::new();
+    for c in ["C1", "C2"] {
+        let mut pc: consumer::PullConsumer = st.get_consumer(c).await.unwrap();
+        let i = pc.info().await.unwrap();
+        cons.push((
+            c.to_string(),
+            i.ack_floor.stream_sequence,
+            i.delivered.stream_sequence,
+            i.num_ack_pending,
+            i.num_pending,
+        ));
+    }
+    (msgs, cons)
+}
+
+/// Bytes under `dir`, recursively.
+fn du(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => du(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The restore staging folders of stream `name` on a natrium-server.
+fn staging(server: &Server, name: &str) -> Vec<PathBuf> {
+    let streams = server
+        .store_dir()
+        .join("jetstream")
+        .join("$G")
+        .join("streams");
+    std::fs::read_dir(streams)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!(".restore-{name}-"))
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn missing(js: &jetstream::Context, name: &str) -> bool {
+    js.get_stream(name).await.is_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_restore_resumes_where_it_stopped() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    // About 24 MiB.
+    fill(&js, "BIG", 2000, 12 * 1024).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("big");
+    let bpath = bdir.to_str().unwrap();
+    ok_json(common::natrium(
+        Some(&a.url),
+        &["stream", "backup", "BIG", bpath, "--json"],
+        &[],
+    ));
+    // After the backup: the digest's ordered consumer is not part of it.
+    let want = digest(&js, "BIG").await;
+    let archive = std::fs::metadata(bdir.join("stream.tar.s2")).unwrap().len();
+    assert!(archive > 16 << 20, "archive of {archive} bytes");
+
+    let b = Server::natrium();
+    let jsb = b.js().await;
+    let mut child = Command::new(NATRIUM)
+        .args(["-s", &b.url, "stream", "restore", bpath, "-q"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the server holds a good part of the stream (staged, hidden).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let staged: u64 = staging(&b, "BIG").iter().map(|p| du(p)).sum();
+        if staged > archive / 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "restore never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "restore finished before it could be killed; make the stream bigger"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = child.wait();
+    assert!(missing(&jsb, "BIG").await, "a cut restore is visible");
+
+    // The resume waits for the server to park the cut upload, then sends the rest.
+    let r = ok_json(common::natrium(
+        Some(&b.url),
+        &["stream", "restore", bpath, "--resume", "--json"],
+        &[],
+    ));
+    let sent = r["bytes"].as_u64().unwrap();
+    assert!(
+        sent > 0 && sent < archive * 3 / 4,
+        "resume sent {sent} of {archive}: {r}"
+    );
+    assert_eq!(r["consumers"], 2, "{r}");
+    assert_eq!(digest(&jsb, "BIG").await, want);
+    assert!(staging(&b, "BIG").is_empty());
+
+    // Nothing left to resume: one clear line, and no stream under that name.
+    let out = common::natrium(
+        Some(&b.url),
+        &["stream", "restore", bpath, "--name", "OTHER", "--resume"],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no interrupted restore"), "{err}");
+    common::assert_one_line_error(&err);
+    assert!(missing(&jsb, "OTHER").await);
+
+    // nats-server cannot resume: a clear error, nothing created.
+    if let Some(n) = Server::nats("killed_restore_resumes_where_it_stopped") {
+        let out = common::natrium(Some(&n.url), &["stream", "restore", bpath, "--resume"], &[]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot resume restores"), "{err}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(missing(&n.js().await, "BIG").await);
+    }
+}
