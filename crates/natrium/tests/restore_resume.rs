@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -83,10 +85,7 @@ fn hash(data: &[u8]) -> u64 {
 
 /// Every message as (seq, subject, payload hash), and each consumer's (name, ack
 /// floor, delivered, ack pending, pending).
-async fn digest(
-    js: &jetstream::Context,
-    name: &str,
-) -> (Vec<(u64, String, u64)>, Vec<(String, u64, u64, usize, u64)>) {
+async fn digest(js: &jetstream::Context, name: &str) -> Digest {
     let mut st = js.get_stream(name).await.unwrap();
     let count = st.info().await.unwrap().state.messages;
     // One ordered consumer streams them all (much faster than a get per sequence).
@@ -159,30 +158,34 @@ async fn missing(js: &jetstream::Context, name: &str) -> bool {
     js.get_stream(name).await.is_err()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_restore_resumes_where_it_stopped() {
-    let a = Server::natrium();
-    let js = a.js().await;
-    // About 24 MiB.
-    fill(&js, "BIG", 2000, 12 * 1024).await;
-    let dir = tempfile::tempdir().unwrap();
-    let bdir = dir.path().join("big");
-    let bpath = bdir.to_str().unwrap();
-    ok_json(common::natrium(
-        Some(&a.url),
-        &["stream", "backup", "BIG", bpath, "--json"],
-        &[],
-    ));
-    // After the backup: the digest's ordered consumer is not part of it.
-    let want = digest(&js, "BIG").await;
-    let archive = std::fs::metadata(bdir.join("stream.tar.s2")).unwrap().len();
-    assert!(archive > 16 << 20, "archive of {archive} bytes");
+/// The CLI against `url`, with `env` set (and nothing of the caller's NATS_*/AWS_*).
+fn cli(url: &str, env: &[(&str, String)]) -> Command {
+    let mut c = Command::new(NATRIUM);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("AWS_") || k.starts_with("NATS_") {
+            c.env_remove(&*k);
+        }
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(["-s", url]).stdin(Stdio::null());
+    c
+}
 
-    let b = Server::natrium();
+/// Restore `target` into `b`, SIGKILL the CLI once the server staged a third of
+/// `archive` bytes, check nothing is visible, resume, and compare with `want`.
+async fn kill_and_resume(
+    b: &Server,
+    target: &str,
+    env: &[(&str, String)],
+    archive: u64,
+    want: &Digest,
+) {
     let jsb = b.js().await;
-    let mut child = Command::new(NATRIUM)
-        .args(["-s", &b.url, "stream", "restore", bpath, "-q"])
-        .stdin(Stdio::null())
+    let mut child = cli(&b.url, env)
+        .args(["stream", "restore", target, "-q"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -190,7 +193,7 @@ async fn killed_restore_resumes_where_it_stopped() {
     // Kill it once the server holds a good part of the stream (staged, hidden).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let staged: u64 = staging(&b, "BIG").iter().map(|p| du(p)).sum();
+        let staged: u64 = staging(b, "BIG").iter().map(|p| du(p)).sum();
         if staged > archive / 3 {
             break;
         }
@@ -213,19 +216,46 @@ async fn killed_restore_resumes_where_it_stopped() {
     assert!(missing(&jsb, "BIG").await, "a cut restore is visible");
 
     // The resume waits for the server to park the cut upload, then sends the rest.
-    let r = ok_json(common::natrium(
-        Some(&b.url),
-        &["stream", "restore", bpath, "--resume", "--json"],
-        &[],
-    ));
+    let r = ok_json(
+        cli(&b.url, env)
+            .args(["stream", "restore", target, "--resume", "--json"])
+            .output()
+            .unwrap(),
+    );
     let sent = r["bytes"].as_u64().unwrap();
     assert!(
         sent > 0 && sent < archive * 3 / 4,
         "resume sent {sent} of {archive}: {r}"
     );
     assert_eq!(r["consumers"], 2, "{r}");
-    assert_eq!(digest(&jsb, "BIG").await, want);
-    assert!(staging(&b, "BIG").is_empty());
+    assert!(digest(&jsb, "BIG").await == *want, "resumed stream differs");
+    assert!(staging(b, "BIG").is_empty());
+}
+
+type Digest = (Vec<(u64, String, u64)>, Vec<(String, u64, u64, usize, u64)>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_restore_resumes_where_it_stopped() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    // About 24 MiB.
+    fill(&js, "BIG", 2000, 12 * 1024).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("big");
+    let bpath = bdir.to_str().unwrap();
+    ok_json(common::natrium(
+        Some(&a.url),
+        &["stream", "backup", "BIG", bpath, "--json"],
+        &[],
+    ));
+    // After the backup: the digest's ordered consumer is not part of it.
+    let want = digest(&js, "BIG").await;
+    let archive = std::fs::metadata(bdir.join("stream.tar.s2")).unwrap().len();
+    assert!(archive > 16 << 20, "archive of {archive} bytes");
+
+    let b = Server::natrium();
+    kill_and_resume(&b, bpath, &[], archive, &want).await;
+    let jsb = b.js().await;
 
     // Nothing left to resume: one clear line, and no stream under that name.
     let out = common::natrium(
@@ -247,5 +277,75 @@ async fn killed_restore_resumes_where_it_stopped() {
         assert!(err.contains("cannot resume restores"), "{err}");
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(missing(&n.js().await, "BIG").await);
+    }
+}
+
+/// The same from an `s3://` backup, against moto (`MOTO_SERVER_BIN`, as in
+/// backup_s3.rs; without it the test prints a notice and passes without running).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_s3_restore_resumes() {
+    let Some(bin) = std::env::var_os("MOTO_SERVER_BIN").map(PathBuf::from) else {
+        eprintln!("MOTO_SERVER_BIN is not set: s3 restore resume not run");
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut moto = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _reap = Reap(&mut moto);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut bucket = loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    write!(
+        bucket,
+        "PUT /resume HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    bucket.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+    ];
+
+    let a = Server::natrium();
+    let js = a.js().await;
+    fill(&js, "BIG", 1400, 12 * 1024).await;
+    let r = ok_json(
+        cli(&a.url, &env)
+            .args(["stream", "backup", "BIG", "s3://resume/big", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let want = digest(&js, "BIG").await;
+    let archive = r["bytes"].as_u64().unwrap();
+    assert!(archive > 12 << 20, "{r}");
+    let b = Server::natrium();
+    kill_and_resume(&b, "s3://resume/big", &env, archive, &want).await;
+}
+
+/// Kills (by its own handle) and reaps a child on drop.
+struct Reap<'a>(&'a mut std::process::Child);
+
+impl Drop for Reap<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
