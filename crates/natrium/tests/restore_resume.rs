@@ -349,3 +349,46 @@ impl Drop for Reap<'_> {
         let _ = self.0.wait();
     }
 }
+
+/// `account restore --resume` after an account restore that stopped between streams:
+/// the streams that exist are skipped, those with nothing to resume are restored from
+/// the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_restore_resume_skips_done_streams() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    fill(&js, "A1", 60, 1024).await;
+    fill(&js, "A2", 40, 1024).await;
+    let dir = tempfile::tempdir().unwrap();
+    let adir = dir.path().join("acct");
+    let apath = adir.to_str().unwrap();
+    ok_json(common::natrium(
+        Some(&a.url),
+        &["account", "backup", apath, "--json"],
+        &[],
+    ));
+    let want1 = digest(&js, "A1").await;
+    let want2 = digest(&js, "A2").await;
+    let b = Server::natrium();
+    // The first run got as far as A1.
+    ok_json(common::natrium(
+        Some(&b.url),
+        &[
+            "stream",
+            "restore",
+            adir.join("A1").to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    ));
+    let r = ok_json(common::natrium(
+        Some(&b.url),
+        &["account", "restore", apath, "--resume", "--json"],
+        &[],
+    ));
+    assert_eq!(r["skipped"], serde_json::json!(["A1"]), "{r}");
+    assert_eq!(r["restored"][0]["stream"], "A2", "{r}");
+    let jsb = b.js().await;
+    assert!(digest(&jsb, "A1").await == want1);
+    assert!(digest(&jsb, "A2").await == want2);
+}

@@ -99,6 +99,11 @@ pub enum BackupError {
     /// Interrupted by the user.
     #[error("interrupted; the folder is marked incomplete")]
     Interrupted,
+    /// A restore interrupted by the user.
+    #[error(
+        "interrupted; natrium-server keeps what it received for 5 minutes: run the same restore with --resume to send only the rest"
+    )]
+    RestoreInterrupted,
     /// An incremental backup chain is broken (a link missing, damaged, or not
     /// continuing its parent).
     #[error("backup chain broken at {}: {reason}", dir.display())]
@@ -352,6 +357,14 @@ pub async fn run_stream_backup(
     Ok(())
 }
 
+/// Ctrl-C during a restore: say how to continue it.
+fn restore_interrupted(e: BackupError) -> BackupError {
+    match e {
+        BackupError::Interrupted => BackupError::RestoreInterrupted,
+        e => e,
+    }
+}
+
 /// `natrium stream restore`.
 pub async fn run_stream_restore(
     conn: &ConnectArgs,
@@ -369,7 +382,8 @@ pub async fn run_stream_restore(
         a.resume,
         &mut p,
     ))
-    .await?;
+    .await
+    .map_err(restore_interrupted)?;
     if json {
         print_json(&s)?;
     }
@@ -430,7 +444,8 @@ pub async fn run_account_restore(
         a.resume,
         &mut p,
     ))
-    .await?;
+    .await
+    .map_err(restore_interrupted)?;
     if json {
         print_json(&s)?;
     } else if !a.quiet {
