@@ -1076,6 +1076,18 @@ async fn an_interrupted_resumable_restore_resumes() {
             &api(&client, &format!("$JS.API.STREAM.INFO.{name}"), "").await
         ));
     }
+    // Malformed extensions are refused before anything starts.
+    for bad in [
+        json!({"natrium_resumable": {"id": "x", "hold": 0}}),
+        json!({"natrium_resumable": {"id": "x", "hold": 3601}}),
+        json!({"natrium_resumable": {"hold": 10}}),
+        json!({"natrium_resumable": ""}),
+        json!({"natrium_resume": 5}),
+    ] {
+        let e = restore_request(&client, &config_of("R4"), bad.clone()).await;
+        assert_eq!(e["error"]["err_code"], 10062, "{bad}: {e}");
+        assert!(missing(&api(&client, "$JS.API.STREAM.INFO.R4", "").await));
+    }
     // A plain restore of the whole archive still works for those names.
     let done = restore(&client, config_of("R3"), &snap.archive, 64 * 1024).await;
     assert_eq!(done["state"]["messages"], want_msgs.len(), "{done}");
