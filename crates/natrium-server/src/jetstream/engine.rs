@@ -133,6 +133,8 @@ pub struct JsAccount {
     pub api_total: AtomicU64,
     /// API requests that failed.
     pub api_errors: AtomicU64,
+    /// Stream restores in progress or parked for a resume.
+    pub restores: super::restore::RestoreSlots,
 }
 
 impl std::fmt::Debug for JsAccount {
@@ -344,6 +346,7 @@ impl JetStream {
             dir,
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
+            restores: Default::default(),
         });
         self.recover_streams(server, &jsa);
         self.accounts

@@ -60,9 +60,9 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Prefix of staging directories (hidden from recovery, removed at start).
@@ -111,11 +111,23 @@ struct Parked {
     generation: u64,
 }
 
-/// Restores in progress or parked, by [`slot_key`]: a second restore of the same name
-/// is refused as if the stream existed, a resume finds its parked part.
-fn restores() -> &'static Mutex<HashMap<String, Slot>> {
-    static MAP: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
-    MAP.get_or_init(|| Mutex::new(HashMap::new()))
+/// The restores of one account in progress or parked, by stream name: a second restore
+/// of the same name is refused as if the stream existed, a resume finds its parked part.
+/// Held by [`JsAccount`] (so it ends with its server) and shared with the claims and
+/// expiry timers that outlive a request.
+#[derive(Clone, Default)]
+pub struct RestoreSlots(Arc<Mutex<HashMap<String, Slot>>>);
+
+impl std::fmt::Debug for RestoreSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreSlots").finish_non_exhaustive()
+    }
+}
+
+impl RestoreSlots {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Slot>> {
+        self.0.lock()
+    }
 }
 
 /// A fresh generation number (claims and parkings).
@@ -124,16 +136,12 @@ fn next_generation() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The registry key: the account's store directory (several servers may share a
-/// process in tests), the account, the stream.
-fn slot_key(jsa: &JsAccount, name: &str) -> String {
-    format!("{}\0{}\0{}", jsa.dir.display(), jsa.account.name, name)
-}
-
 /// Releases the in-progress mark when the restore ends, however it ends (a parked
 /// restore has replaced the mark by then and keeps its slot).
 struct Claim {
-    /// Registry key.
+    /// The account's registry.
+    slots: RestoreSlots,
+    /// The stream name.
     key: String,
     /// This claim's generation.
     generation: u64,
@@ -141,7 +149,7 @@ struct Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let mut map = restores().lock();
+        let mut map = self.slots.lock();
         if matches!(map.get(&self.key), Some(Slot::Running(g)) if *g == self.generation) {
             map.remove(&self.key);
         }
@@ -149,9 +157,9 @@ impl Drop for Claim {
 }
 
 /// Remove a parked restore whose hold ran out (unless it was resumed or replaced).
-fn expire(key: &str, generation: u64) {
+fn expire(slots: &RestoreSlots, key: &str, generation: u64) {
     let gone = {
-        let mut map = restores().lock();
+        let mut map = slots.lock();
         match map.get(key) {
             Some(Slot::Parked(p)) if p.generation == generation => map.remove(key),
             _ => None,
@@ -238,9 +246,9 @@ fn claim(
     cfg: &StreamConfig,
     ext: &Extensions,
 ) -> Result<(Claim, Option<Box<Parked>>), ApiError> {
-    let key = slot_key(jsa, name);
+    let key = name.to_string();
     let generation = next_generation();
-    let mut map = restores().lock();
+    let mut map = jsa.restores.lock();
     if jsa.stream(name).is_some() {
         return Err(ApiError::stream_name_exist_restore_failed());
     }
@@ -292,7 +300,15 @@ fn claim(
     if let Some(p) = replaced {
         discard(&p);
     }
-    Ok((Claim { key, generation }, resumed))
+    let slots = jsa.restores.clone();
+    Ok((
+        Claim {
+            slots,
+            key,
+            generation,
+        },
+        resumed,
+    ))
 }
 
 /// Handle the request: validate it as nats-server does, then open the upload subject.
@@ -737,7 +753,7 @@ impl Job {
             generation,
         });
         {
-            let mut map = restores().lock();
+            let mut map = self.claim.slots.lock();
             if !matches!(map.get(&self.claim.key), Some(Slot::Running(g)) if *g == self.claim.generation)
             {
                 drop(map);
@@ -747,9 +763,10 @@ impl Job {
             map.insert(self.claim.key.clone(), Slot::Parked(parked));
         }
         let key = self.claim.key.clone();
+        let slots = self.claim.slots.clone();
         tokio::spawn(async move {
             tokio::time::sleep(hold).await;
-            let _ = tokio::task::spawn_blocking(move || expire(&key, generation)).await;
+            let _ = tokio::task::spawn_blocking(move || expire(&slots, &key, generation)).await;
         });
     }
 
