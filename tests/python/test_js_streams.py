@@ -1574,3 +1574,42 @@ async def test_message_counter(js_server):
                                                           "allow_msg_counter": True}))
         assert upd["error"]["description"] == \
             "stream configuration update can not change message counter setting"
+
+
+# SNAPSHOT and RESTORE requests are decoded strictly by nats-server 2.15.1 (streaming
+# decoder: an unknown field, also inside the config, is 10025; a trailing value is fine).
+# natrium decodes them the same way, except for its own top-level `natrium_*` extensions.
+RESTORE_CFG = {"name": "R", "subjects": ["r.>"]}
+SNAPSHOT_RESTORE_DECODE = {
+    "snapshot_unknown_field": ("STREAM.SNAPSHOT.ORDERS", '{"deliver_subject":"d","foo":1}',
+                               "stream_snapshot_response", 'json: unknown field "foo"', {}),
+    "snapshot_truncated": ("STREAM.SNAPSHOT.ORDERS", '{"deliver_subject":"d",',
+                           "stream_snapshot_response", "unexpected EOF", {}),
+    "restore_unknown_field": ("STREAM.RESTORE.R",
+                              go_json({"config": RESTORE_CFG, "state": {}, "foo": 1}),
+                              "stream_restore_response", 'json: unknown field "foo"',
+                              {"deliver_subject": ""}),
+    "restore_unknown_config_field": ("STREAM.RESTORE.R",
+                                     go_json({"config": {**RESTORE_CFG, "zzz": 1}, "state": {}}),
+                                     "stream_restore_response", 'json: unknown field "zzz"',
+                                     {"deliver_subject": ""}),
+    "restore_truncated": ("STREAM.RESTORE.R", '{"config":{"name":"R"},"state":{},',
+                          "stream_restore_response", "unexpected EOF", {"deliver_subject": ""}),
+}
+
+
+@pytest.mark.parametrize("case", list(SNAPSHOT_RESTORE_DECODE))
+@async_test()
+async def test_snapshot_restore_request_decode(js_server, case):
+    suffix, body, kind, why, extra = SNAPSHOT_RESTORE_DECODE[case]
+    async with client(js_server) as c:
+        await create(c, "ORDERS", subjects=["orders.>"])
+        assert_json(await c.api(suffix, body),
+                    api_error(kind, 400, 10025, f"invalid JSON: {why}", **extra))
+        names = json.loads(await c.api("STREAM.NAMES"))["streams"]
+        assert names == ["ORDERS"]
+        if js_server.impl == "natrium" and suffix.startswith("STREAM.RESTORE"):
+            # natrium's own extension field is not an unknown field (it opens the upload).
+            ok = json.loads(await c.api(suffix, go_json({"config": RESTORE_CFG, "state": {},
+                                                         "natrium_resumable": "id-1"})))
+            assert "error" not in ok and ok["deliver_subject"], ok

@@ -40,7 +40,7 @@ use super::api::errors::ApiError;
 use super::api::go_json::{GoRequest, Mode};
 use super::api::stream::{
     StorageType as ApiStorage, StreamConfig, StreamCreateBody, StreamRestoreBody,
-    StreamRestoreRequest,
+    StreamRestoreRequest, without_natrium_fields,
 };
 use super::api::stream_check::{check_stream_config, set_static_stream_metadata};
 use super::api::time::Timestamp;
@@ -321,7 +321,7 @@ pub fn stream_restore(
     if body.trim_ascii().is_empty() {
         return Err(ApiError::bad_request());
     }
-    let req = StreamRestoreRequest::decode_request(body, Mode::Unmarshal)?;
+    let req = StreamRestoreRequest::decode_request(&without_natrium_fields(body), Mode::Strict)?;
     let mut cfg = req.config;
     if cfg.name.is_empty() {
         cfg.name = name.to_string();

@@ -29,7 +29,9 @@
 use super::api::ApiResponse;
 use super::api::errors::ApiError;
 use super::api::go_json::{GoRequest, Mode};
-use super::api::stream::{StreamSnapshotBody, StreamSnapshotRequest, StreamState};
+use super::api::stream::{
+    StreamSnapshotBody, StreamSnapshotRequest, StreamState, without_natrium_fields,
+};
 use super::api::time::Timestamp;
 use super::api_server::ApiAnswer;
 use super::engine::{JetStream, JsAccount};
@@ -224,7 +226,7 @@ pub fn stream_snapshot(
         return Err(ApiError::bad_request());
     }
     let stream = jsa.stream(name).ok_or_else(ApiError::stream_not_found)?;
-    let req = StreamSnapshotRequest::decode_request(body, Mode::Unmarshal)?;
+    let req = StreamSnapshotRequest::decode_request(&without_natrium_fields(body), Mode::Strict)?;
     if !crate::sublist::is_valid_literal_subject(req.deliver_subject.as_bytes()) {
         return Err(ApiError::snapshot_deliver_subject_invalid());
     }

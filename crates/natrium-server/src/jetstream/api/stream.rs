@@ -552,6 +552,22 @@ pub struct StreamRestoreRequest {
     pub state: StreamState,
 }
 
+/// The body of a SNAPSHOT or RESTORE request without its top-level `natrium_*` fields
+/// (our extensions, docs/api.md), so that the rest is decoded as strictly as nats-server
+/// decodes it (an unknown field is 10025). A body that is not one JSON object, or has no
+/// such field, is returned as it is, so its decode error is nats-server's.
+pub fn without_natrium_fields(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(body) else {
+        return body.into();
+    };
+    let before = map.len();
+    map.retain(|k, _| !k.starts_with("natrium_"));
+    if map.len() == before {
+        return body.into();
+    }
+    serde_json::to_vec(&map).map_or(body.into(), Into::into)
+}
+
 /// A stored message in a `STREAM.MSG.GET` response (`StoredMsg`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
