@@ -407,13 +407,13 @@ pub async fn restore(
         }
         Ok::<_, String>(summary)
     });
-    let mut sent = 0u64;
-    while let Some(piece) = rx.recv().await {
-        let n = piece.len() as u64;
-        stream_restore::send_chunk(client, &upload, piece, chunk_timeout).await?;
-        sent += n;
-        progress.advance(n);
-    }
+    let sent = {
+        let mut up = stream_restore::Uploader::new(client, &upload, chunk_timeout);
+        while let Some(piece) = rx.recv().await {
+            up.send(piece, progress).await?;
+        }
+        up.flush(progress).await?
+    };
     let merged = merger
         .await
         .map_err(|e| BackupError::Protocol(format!("merge task: {e}")))?

@@ -84,15 +84,15 @@ pub async fn restore_stream(
 /// Bytes per upload request for this connection: the server's `max_payload`, at most
 /// [`MAX_UPLOAD_CHUNK`] and at least [`UPLOAD_CHUNK`] (unless the server allows less).
 pub fn upload_chunk(client: &Client) -> usize {
-    let max = usize::try_from(client.server_info().max_payload).unwrap_or(0);
+    let max = client.server_info().max_payload;
     if max == 0 {
         return UPLOAD_CHUNK;
     }
     max.min(MAX_UPLOAD_CHUNK).max(UPLOAD_CHUNK.min(max))
 }
 
-/// A reply to one upload request, or why there is none.
-type ChunkAnswer = Result<async_nats::Message, BackupError>;
+/// One upload request's outcome (an empty answer, or why not).
+type ChunkAnswer = Result<(), BackupError>;
 
 /// Sends upload chunks with up to [`UPLOAD_WINDOW`] requests unanswered; answers are
 /// checked in order (the first bad one fails the upload).
@@ -131,11 +131,7 @@ impl<'a> Uploader<'a> {
         let timeout = self.chunk_timeout;
         let n = data.len() as u64;
         self.inflight.push_back(Box::pin(async move {
-            let answer = tokio::time::timeout(timeout, client.request(subject, data))
-                .await
-                .map_err(|_| BackupError::Stalled(timeout))
-                .and_then(|r| r.map_err(|e| BackupError::nats("upload chunk", e)));
-            (n, answer)
+            (n, send_chunk(&client, &subject, data, timeout).await)
         }));
         Ok(())
     }
@@ -143,10 +139,7 @@ impl<'a> Uploader<'a> {
     /// Wait for the oldest outstanding answer and check it.
     async fn settle_one(&mut self, progress: &mut Progress) -> Result<(), BackupError> {
         if let Some((n, answer)) = self.inflight.next().await {
-            let reply = answer?;
-            if !reply.payload.is_empty() {
-                return Err(chunk_error(&reply.payload));
-            }
+            answer?;
             self.sent += n;
             progress.advance(n);
         }
