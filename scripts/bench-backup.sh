@@ -89,7 +89,7 @@ NATRIUM_SERVER_BIN=${NATRIUM_SERVER_BIN:-$REL/natrium-server}
 NATRIUM_BIN=${NATRIUM_BIN:-$REL/natrium}
 JS_FILL_BIN=${JS_FILL_BIN:-$REL/examples/js_fill}
 [ -n "${NATS_SERVER_BIN:-}" ] || die "nats-server not found: set NATS_SERVER_BIN"
-require_bins "cargo build --release -p natrium -p natrium-server --example js_fill" \
+require_bins "cargo build --release -p natrium -p natrium-server --bins --example js_fill" \
   "$NATS_SERVER_BIN" "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN"
 command -v python3 >/dev/null || die "python3 is required (for the summary)"
 

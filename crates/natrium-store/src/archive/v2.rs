@@ -6,7 +6,7 @@
 //! message in strictly increasing sequence order, and a 5-zero-byte sentinel. Both sides
 //! stream: memory use is one entry, whatever the archive size.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 
 use serde::Serialize;
 
@@ -15,7 +15,7 @@ use super::incremental::{INC_ENTRY, INC_MAGIC, IncrementalHeader};
 use super::reader::Entry;
 use super::s2_frame::S2FrameWriter;
 use super::state_json::{ConsumerStateJson, StreamStateJson};
-use super::varint::{VarintRead, put_uvarint, put_varint, read_exact_growing, read_uvarint};
+use super::varint::{SliceCursor, VarintRead, put_uvarint, put_varint, read_uvarint};
 
 /// First 8 decompressed bytes of a v2 archive.
 pub const MAGIC: &[u8; 8] = b"NATSARC1";
@@ -260,8 +260,10 @@ enum DPhase {
     Done,
 }
 
-/// Pull decoder of v2 entries from the decompressed stream (after the magic).
-pub(crate) struct V2Decoder<R: Read> {
+/// Pull decoder of v2 entries from the decompressed stream (after the magic). It reads
+/// through `BufRead` so that varints and bodies come straight from the decoded chunk;
+/// only a field that straddles two chunks takes the byte-by-byte path.
+pub(crate) struct V2Decoder<R: BufRead> {
     r: R,
     max_msg_size: u64,
     phase: DPhase,
@@ -277,7 +279,7 @@ fn truncated(context: &'static str) -> ArchiveError {
     ArchiveError::UnexpectedEof { context }
 }
 
-impl<R: Read> V2Decoder<R> {
+impl<R: BufRead> V2Decoder<R> {
     pub(crate) fn new(r: R, max_msg_size: u64) -> Self {
         V2Decoder {
             r,
@@ -313,6 +315,14 @@ impl<R: Read> V2Decoder<R> {
     }
 
     fn uvarint(&mut self, first: bool) -> Result<Option<u64>, ArchiveError> {
+        let buf = self.r.fill_buf().map_err(ArchiveError::from_io)?;
+        let mut c = SliceCursor::new(buf);
+        if let Some(v) = c.uvarint() {
+            let n = c.pos();
+            self.r.consume(n);
+            return Ok(Some(v));
+        }
+        // Split across chunks, at the end of the stream, or malformed: byte by byte.
         match read_uvarint(&mut self.r).map_err(ArchiveError::from_io)? {
             VarintRead::Value(v) => Ok(Some(v)),
             VarintRead::Eof if first => Ok(None),
@@ -354,8 +364,7 @@ impl<R: Read> V2Decoder<R> {
             });
         }
         let mut name = std::mem::take(&mut self.name);
-        let ok =
-            read_exact_growing(&mut self.r, name_len, &mut name).map_err(ArchiveError::from_io)?;
+        let ok = read_exact_buf(&mut self.r, name_len, &mut name).map_err(ArchiveError::from_io)?;
         self.name = name;
         if !ok {
             return Err(truncated("entry name"));
@@ -364,7 +373,7 @@ impl<R: Read> V2Decoder<R> {
     }
 
     fn read_body(&mut self, n: u64, out: &mut Vec<u8>) -> Result<(), ArchiveError> {
-        if !read_exact_growing(&mut self.r, n, out).map_err(ArchiveError::from_io)? {
+        if !read_exact_buf(&mut self.r, n, out).map_err(ArchiveError::from_io)? {
             return Err(truncated("entry payload"));
         }
         Ok(())
@@ -507,6 +516,32 @@ impl<R: Read> V2Decoder<R> {
             }
         }
     }
+}
+
+/// Reads exactly `n` bytes of `r` into `out` (cleared first); `false` when the stream
+/// ends first. The buffer grows with the bytes actually read (beyond 64 KiB), so a
+/// lying size costs no more memory than the data that is really there.
+fn read_exact_buf<R: BufRead>(r: &mut R, n: u64, out: &mut Vec<u8>) -> io::Result<bool> {
+    out.clear();
+    if n <= 64 * 1024 {
+        out.reserve(n as usize);
+    }
+    let mut left = n;
+    while left > 0 {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        let take = left.min(buf.len() as u64) as usize;
+        out.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        left -= take as u64;
+    }
+    Ok(true)
 }
 
 /// nats-server's sanity checks of `state.json` on restore (section 2.4 of the spec).

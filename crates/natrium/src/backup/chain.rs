@@ -397,15 +397,13 @@ pub async fn upload_merged(
         }
         Ok::<_, String>(summary)
     });
-    let mut sent = 0u64;
+    let mut up = stream_restore::Uploader::new(client, upload, chunk_timeout);
     while let Some(piece) = rx.recv().await {
-        let n = piece.len() as u64;
-        stream_restore::send_chunk(client, upload, piece, chunk_timeout)
+        up.send(piece, progress)
             .await
             .map_err(MergeFailed::Upload)?;
-        sent += n;
-        progress.advance(n);
     }
+    let sent = up.flush(progress).await.map_err(MergeFailed::Upload)?;
     let merged = merger
         .await
         .map_err(|e| MergeFailed::Merge(format!("merge task: {e}")))?

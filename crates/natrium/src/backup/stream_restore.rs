@@ -14,11 +14,21 @@
 //! continue (`natrium_resume`) with the same id, learns the last sequence the server
 //! holds, and uploads only the rest, cut from the same archive (or merged chain) by
 //! `natrium_store::archive::merge_chain_after`.
+//!
+//! Speed: jsm.go sends 64 KiB and waits for each answer, so a restore costs one round
+//! trip per 64 KiB and the server idles between chunks. We send chunks of up to the
+//! server's `max_payload` (at most 1 MiB) and keep [`UPLOAD_WINDOW`] of them in flight
+//! ([`Uploader`]). Both servers take that: NATS keeps a connection's messages in order,
+//! nats-server queues upload chunks without a bound, and natrium answers a chunk when it
+//! takes it from its queue (64 chunks deep), so a client with at most that many
+//! unanswered chunks can never overrun it.
 
 use std::time::{Duration, Instant};
 
 use async_nats::Client;
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use serde_json::{Value, json};
 
 use super::layout::{ARCHIVE, StreamDir};
@@ -26,8 +36,12 @@ use super::progress::Progress;
 use super::target::Reader;
 use super::{BackupError, api_request, stream_exists};
 
-/// Bytes per upload request (jsm.go's size).
+/// Bytes per upload request (jsm.go's size); the floor of [`upload_chunk`].
 pub const UPLOAD_CHUNK: usize = 64 * 1024;
+/// Largest upload request we send (the default `max_payload`).
+pub const MAX_UPLOAD_CHUNK: usize = 1 << 20;
+/// Upload requests in flight at once (below natrium's 64-chunk upload queue).
+pub const UPLOAD_WINDOW: usize = 8;
 /// How long the final answer may take (the server verifies and activates).
 const FINAL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long `--resume` waits for the server to notice that the interrupted upload
@@ -73,14 +87,12 @@ pub async fn restore_stream(
     progress.start(&b.name, file.size, 0);
     let sent = match b.after {
         None => {
-            let mut sent = 0u64;
-            while let Some(chunk) = file.next_chunk(UPLOAD_CHUNK).await? {
-                let n = chunk.len() as u64;
-                send_chunk(client, &b.upload, chunk, chunk_timeout).await?;
-                sent += n;
-                progress.advance(n);
+            let mut up = Uploader::new(client, &b.upload, chunk_timeout);
+            let size = upload_chunk(client);
+            while let Some(chunk) = file.next_chunk(size).await? {
+                up.send(chunk, progress).await?;
             }
-            sent
+            up.flush(progress).await?
         }
         Some(after) => {
             let source: Box<dyn std::io::Read + Send> = Box::new(ReaderBridge::spawn(file));
@@ -136,6 +148,80 @@ pub struct Begun {
     /// A resume: the server holds everything up to this sequence, and takes the rest
     /// as an incremental archive continuing from it.
     pub after: Option<u64>,
+}
+
+/// Bytes per upload request for this connection: the server's `max_payload`, at most
+/// [`MAX_UPLOAD_CHUNK`] and at least [`UPLOAD_CHUNK`] (unless the server allows less).
+pub fn upload_chunk(client: &Client) -> usize {
+    let max = client.server_info().max_payload;
+    if max == 0 {
+        return UPLOAD_CHUNK;
+    }
+    max.min(MAX_UPLOAD_CHUNK).max(UPLOAD_CHUNK.min(max))
+}
+
+/// One upload request's outcome (an empty answer, or why not).
+type ChunkAnswer = Result<(), BackupError>;
+
+/// Sends upload chunks with up to [`UPLOAD_WINDOW`] requests unanswered; answers are
+/// checked in order (the first bad one fails the upload).
+pub struct Uploader<'a> {
+    /// The connection.
+    client: &'a Client,
+    /// The server's upload subject.
+    subject: &'a str,
+    /// How long one chunk's answer may take.
+    chunk_timeout: Duration,
+    /// Requests sent and not yet answered, oldest first, with their sizes.
+    inflight: FuturesOrdered<futures::future::BoxFuture<'a, (u64, ChunkAnswer)>>,
+    /// Bytes whose chunks were answered.
+    sent: u64,
+}
+
+impl<'a> Uploader<'a> {
+    /// An uploader to `subject`.
+    pub fn new(client: &'a Client, subject: &'a str, chunk_timeout: Duration) -> Self {
+        Uploader {
+            client,
+            subject,
+            chunk_timeout,
+            inflight: FuturesOrdered::new(),
+            sent: 0,
+        }
+    }
+
+    /// Send `data`, first waiting for the oldest answer when the window is full.
+    pub async fn send(&mut self, data: Bytes, progress: &mut Progress) -> Result<(), BackupError> {
+        while self.inflight.len() >= UPLOAD_WINDOW {
+            self.settle_one(progress).await?;
+        }
+        let client = self.client.clone();
+        let subject = self.subject.to_string();
+        let timeout = self.chunk_timeout;
+        let n = data.len() as u64;
+        self.inflight.push_back(Box::pin(async move {
+            (n, send_chunk(&client, &subject, data, timeout).await)
+        }));
+        Ok(())
+    }
+
+    /// Wait for the oldest outstanding answer and check it.
+    async fn settle_one(&mut self, progress: &mut Progress) -> Result<(), BackupError> {
+        if let Some((n, answer)) = self.inflight.next().await {
+            answer?;
+            self.sent += n;
+            progress.advance(n);
+        }
+        Ok(())
+    }
+
+    /// Wait for every outstanding answer; returns the bytes uploaded.
+    pub async fn flush(&mut self, progress: &mut Progress) -> Result<u64, BackupError> {
+        while !self.inflight.is_empty() {
+            self.settle_one(progress).await?;
+        }
+        Ok(self.sent)
+    }
 }
 
 /// Start a restore from a parsed `backup.json` (of `dir`): refuse an existing stream,
