@@ -23,7 +23,6 @@
 //! incremental when the server does not echo the extension.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use async_nats::Client;
@@ -36,6 +35,7 @@ use super::BackupError;
 use super::layout::StreamDir;
 use super::progress::Progress;
 use super::stream_restore::{self, RestoreSummary, UPLOAD_CHUNK};
+use super::target::ChannelWrite;
 
 /// The key of natrium's section in `backup.json`.
 pub const NATRIUM_KEY: &str = "natrium";
@@ -338,36 +338,6 @@ pub fn verify_folder(dir: &StreamDir) -> Option<Result<Vec<StreamSummary>, Backu
     Some(resolve(dir).and_then(|links| verify(&links)))
 }
 
-/// `Write` that hands the merged archive to the uploader in upload-sized pieces.
-struct UploadPipe {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-impl UploadPipe {
-    fn send(&mut self) -> std::io::Result<()> {
-        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK));
-        self.tx
-            .blocking_send(Bytes::from(piece))
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
-    }
-}
-
-impl Write for UploadPipe {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let take = (UPLOAD_CHUNK - self.buf.len()).min(data.len());
-        self.buf.extend_from_slice(&data[..take]);
-        if self.buf.len() == UPLOAD_CHUNK {
-            self.send()?;
-        }
-        Ok(take)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Restore the stream at the point in time of the incremental backup `dir`.
 pub async fn restore(
     client: &Client,
@@ -389,26 +359,22 @@ pub async fn restore(
         total += l.dir.archive_len()?;
     }
     progress.start(&name, total, 0);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     let dirs: Vec<StreamDir> = links.iter().map(|l| l.dir.clone()).collect();
     let merger = tokio::task::spawn_blocking(move || {
         let mut readers = Vec::with_capacity(dirs.len());
         for d in &dirs {
             readers.push(d.open_archive().map_err(|e| e.to_string())?);
         }
-        let pipe = UploadPipe {
-            tx,
-            buf: Vec::with_capacity(UPLOAD_CHUNK),
-        };
-        let (mut pipe, summary) =
+        let pipe = ChannelWrite::new(tx, UPLOAD_CHUNK);
+        let (pipe, summary) =
             merge_chain(readers, pipe, &ReaderOptions::default()).map_err(|e| e.to_string())?;
-        if !pipe.buf.is_empty() {
-            pipe.send().map_err(|e| e.to_string())?;
-        }
+        pipe.finish().map_err(|e| e.to_string())?;
         Ok::<_, String>(summary)
     });
     let mut sent = 0u64;
-    while let Some(piece) = rx.recv().await {
+    // The merger sends only `Ok` pieces; it reports its failures when joined.
+    while let Some(Ok(piece)) = rx.recv().await {
         let n = piece.len() as u64;
         stream_restore::send_chunk(client, &upload, piece, chunk_timeout).await?;
         sent += n;
