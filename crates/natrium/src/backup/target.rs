@@ -640,6 +640,12 @@ fn s3_store(bucket: &str) -> Result<object_store::aws::AmazonS3, BackupError> {
     if is_loopback_http(&endpoint) {
         b = b.with_allow_http(true);
     }
+    if let Some(unsigned) = unsigned_payload(
+        &endpoint,
+        std::env::var("AWS_UNSIGNED_PAYLOAD").ok().as_deref(),
+    ) {
+        b = b.with_unsigned_payload(unsigned);
+    }
     if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
     {
         b = b.with_region("us-east-1");
@@ -648,6 +654,21 @@ fn s3_store(bucket: &str) -> Result<object_store::aws::AmazonS3, BackupError> {
         url: format!("s3://{bucket}"),
         detail: describe(&e),
     })
+}
+
+/// Whether to sign request bodies (SigV4 over a SHA-256 of every part), given the
+/// endpoint and `AWS_UNSIGNED_PAYLOAD` if set (`None`: leave the builder's choice).
+///
+/// Why not by default: hashing every part costs the CLI CPU on the critical path of a
+/// backup, and over TLS (the default AWS endpoint, any `https://` one) the transport
+/// already protects the body, as it does on loopback; S3 accepts `UNSIGNED-PAYLOAD`
+/// there. Over plain HTTP to another host the signature is the body's only integrity
+/// check, so it stays. The variable, when set, decides (object_store reads it too).
+fn unsigned_payload(endpoint: &str, env: Option<&str>) -> Option<bool> {
+    if env.is_some() {
+        return None;
+    }
+    Some(endpoint.is_empty() || endpoint.starts_with("https://") || is_loopback_http(endpoint))
 }
 
 /// `http://` to 127.0.0.0/8, `localhost` or `[::1]`: no TLS needed on loopback.
@@ -944,6 +965,43 @@ mod tests {
         assert!(is_loopback_http("http://[::1]:9000"));
         assert!(!is_loopback_http("http://10.0.0.1:9000"));
         assert!(!is_loopback_http("https://127.0.0.1:9000"));
+    }
+
+    #[test]
+    fn a_channel_pipe_carries_every_byte_in_order() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let src = data.clone();
+        let writer = std::thread::spawn(move || {
+            let mut w = ChannelWrite::new(tx, 4096);
+            // Odd-sized writes: pieces are cut at 4096 whatever the writes.
+            for c in src.chunks(1000) {
+                w.write_all(c).unwrap();
+            }
+            w.finish().unwrap();
+        });
+        let mut got = Vec::new();
+        ChannelRead::new(rx).read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(got, data);
+        // A reader gone is a broken pipe for the writer, not a hang.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(rx);
+        let mut w = ChannelWrite::new(tx, 8);
+        assert!(w.write_all(&[0; 64]).is_err());
+    }
+
+    #[test]
+    fn payloads_are_signed_only_where_nothing_else_protects_them() {
+        assert_eq!(unsigned_payload("", None), Some(true));
+        assert_eq!(unsigned_payload("https://s3.example.com", None), Some(true));
+        assert_eq!(unsigned_payload("http://127.0.0.1:9000", None), Some(true));
+        assert_eq!(unsigned_payload("http://10.0.0.1:9000", None), Some(false));
+        // The variable decides when set (object_store's builder reads it).
+        assert_eq!(
+            unsigned_payload("http://127.0.0.1:9000", Some("false")),
+            None
+        );
     }
 
     #[test]
