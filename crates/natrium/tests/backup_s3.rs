@@ -881,3 +881,74 @@ async fn killed_s3_backup_resumes_where_it_stopped() {
     assert_eq!(consumer_state(&jc, "R", "D").await, want_d);
     assert_eq!(digest(&jc, "R").await, want);
 }
+
+/// An interrupted s3 backup whose journal lists nothing usable — killed before its
+/// first part completed, or naming an upload the store no longer has — keeps nothing:
+/// `--resume` takes a full backup instead, and leaves no journal behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_resume_with_nothing_kept_takes_a_full_backup() {
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("nokeep");
+    let a = Server::natrium();
+    let js = a.js().await;
+    small(&js, "N", 25).await;
+    let want = digest(&js, "N").await;
+    let store = moto.store("nokeep");
+    let put = |key: &str, body: &str| {
+        let store = &store;
+        let (key, body) = (key.to_string(), body.to_string());
+        async move {
+            store
+                .put(&object_store::path::Path::from(key), body.into())
+                .await
+                .unwrap();
+        }
+    };
+    for (prefix, journal) in [
+        (
+            "none",
+            r#"{"upload_id":"gone","resumable":true,"parts":[]}"#,
+        ),
+        (
+            "gone",
+            r#"{"upload_id":"gone","resumable":true,"parts":[{"etag":"\"x\"","bytes":8388608}]}"#,
+        ),
+    ] {
+        put(
+            &format!("{prefix}/INCOMPLETE"),
+            "backup of stream N in progress\n",
+        )
+        .await;
+        put(&format!("{prefix}/stream.tar.s2.upload.json"), journal).await;
+        let url = format!("s3://nokeep/{prefix}");
+        let r = ok_json(run(
+            s3cli(&moto, Some(&a.url)),
+            &["stream", "backup", "N", &url, "--resume", "--json"],
+        ));
+        assert_eq!(r["messages"], 25, "{prefix}: {r}");
+        assert!(r.get("resumed_after").is_none(), "{prefix}: {r}");
+        assert_eq!(
+            moto.keys("nokeep", &format!("{prefix}/")),
+            vec![
+                format!("{prefix}/backup.json"),
+                format!("{prefix}/stream.tar.s2")
+            ]
+        );
+        let c = Server::natrium();
+        ok_json(run(
+            s3cli(&moto, Some(&c.url)),
+            &["stream", "restore", &url, "--json"],
+        ));
+        assert_eq!(digest(&c.js().await, "N").await, want, "{prefix}");
+    }
+    // The marker of another stream's backup is not resumed as this one.
+    put("other/INCOMPLETE", "backup of stream OTHER in progress\n").await;
+    one_line_error(
+        run(
+            s3cli(&moto, Some(&a.url)),
+            &["stream", "backup", "N", "s3://nokeep/other", "--resume"],
+        ),
+        "interrupted backup of another stream",
+    );
+}
