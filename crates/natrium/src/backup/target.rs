@@ -320,7 +320,7 @@ impl Target {
                 let path = p.join(name);
                 let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
                 Ok(Writer::File {
-                    file: std::io::BufWriter::with_capacity(256 * 1024, file),
+                    file,
                     path,
                     replaces: None,
                 })
@@ -344,7 +344,7 @@ impl Target {
                 let path = p.join(format!("{name}.new"));
                 let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
                 Ok(Writer::File {
-                    file: std::io::BufWriter::with_capacity(256 * 1024, file),
+                    file,
                     path,
                     replaces: Some(p.join(name)),
                 })
@@ -693,8 +693,8 @@ fn is_loopback_http(endpoint: &str) -> bool {
 pub enum Writer {
     /// A local file.
     File {
-        /// The open file.
-        file: std::io::BufWriter<std::fs::File>,
+        /// The open file (written in the pieces given: chunks of 128 KiB or more).
+        file: std::fs::File,
         /// Its path.
         path: PathBuf,
         /// A replacement (`Target::create_replacement`): the file it is renamed over.
@@ -722,8 +722,7 @@ impl Writer {
                 path,
                 replaces,
             } => {
-                let f = file.into_inner().map_err(|e| io(&path, e.into_error()))?;
-                f.sync_all().map_err(|e| io(&path, e))?;
+                file.sync_all().map_err(|e| io(&path, e))?;
                 if let Some(to) = replaces {
                     std::fs::rename(&path, &to).map_err(|e| io(&path, e))?;
                     if let Some(dir) = to.parent() {
@@ -749,8 +748,8 @@ impl Writer {
                 if replaces.is_some() {
                     drop(file);
                     let _ = std::fs::remove_file(&path);
-                } else if let Ok(f) = file.into_inner() {
-                    let _ = f.sync_all();
+                } else {
+                    let _ = file.sync_all();
                 }
             }
             Writer::Multipart(up) => up.stop().await,
