@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer, stream};
 use common::{NATRIUM, Server, ok_json};
 use futures::StreamExt;
+use object_store::ObjectStoreExt;
 use serde_json::Value;
 
 /// The moto server binary, or `None` (with a notice) in a dev run without it.
@@ -109,6 +110,26 @@ impl Moto {
     fn create_bucket(&self, name: &str) {
         let (st, body) = self.http("PUT", &format!("/{name}"));
         assert_eq!(st, 200, "create bucket {name}: {body}");
+    }
+
+    /// Multipart uploads in progress (started, neither completed nor aborted).
+    fn uploads(&self, bucket: &str) -> usize {
+        let (st, body) = self.http("GET", &format!("/{bucket}?uploads"));
+        assert_eq!(st, 200, "{body}");
+        body.matches("<UploadId>").count()
+    }
+
+    /// A signed S3 client for `bucket` (moto refuses unsigned reads of objects).
+    fn store(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("testing")
+            .with_secret_access_key("testing")
+            .with_endpoint(self.endpoint())
+            .with_allow_http(true)
+            .build()
+            .unwrap()
     }
 
     /// Keys below `prefix`.
@@ -531,6 +552,36 @@ async fn s3_errors_are_one_clear_line() {
         run(cli(), &["stream", "restore", "s3://real/nothing-here"]),
         "not found",
     );
+    // Nothing interrupted to resume: an empty prefix, and a finished backup.
+    one_line_error(
+        run(
+            cli(),
+            &[
+                "stream",
+                "backup",
+                "E",
+                "s3://real/nothing-here",
+                "--resume",
+            ],
+        ),
+        "holds no interrupted backup to resume",
+    );
+    ok_json(run(
+        cli(),
+        &["stream", "backup", "E", "s3://real/done", "--json"],
+    ));
+    one_line_error(
+        run(
+            cli(),
+            &["stream", "backup", "E", "s3://real/done", "--resume"],
+        ),
+        "holds no interrupted backup to resume",
+    );
+    assert_eq!(
+        moto.keys("real", "done/"),
+        vec!["done/backup.json", "done/stream.tar.s2"],
+        "a refused resume changes nothing"
+    );
     one_line_error(
         run(cli(), &["backup", "ls", "s3://missing/p"]),
         "bucket does not exist",
@@ -611,23 +662,293 @@ async fn killed_s3_backup_is_left_incomplete() {
     );
     let _ = child.wait();
     let keys = moto.keys("kill", "cut/");
-    assert_eq!(keys, vec!["cut/INCOMPLETE"], "a cut upload is invisible");
+    assert_eq!(
+        keys,
+        vec!["cut/INCOMPLETE", "cut/stream.tar.s2.upload.json"],
+        "a cut upload is invisible; only its journal is there"
+    );
+    assert_eq!(moto.uploads("kill"), 1);
 
     let c = Server::natrium();
     let ls = assert_unfinished(&moto, &c, "stream", "s3://kill/cut", "s3://kill");
     assert_eq!(ls[0]["name"], "cut", "{ls}");
 
     // Nothing is corrupted: the stream is intact and a new backup into the same prefix
-    // (it holds only the marker) completes and restores everything.
+    // (it holds only the marker and the journal) supersedes the interrupted one (its
+    // upload is aborted), completes and restores everything.
     assert_eq!(digest(&js, "K").await, want);
     ok_json(run(
         s3cli(&moto, Some(&a.url)),
         &["stream", "backup", "K", "s3://kill/cut", "--json"],
     ));
+    assert_eq!(
+        moto.keys("kill", "cut/"),
+        vec!["cut/backup.json", "cut/stream.tar.s2"]
+    );
+    assert_eq!(moto.uploads("kill"), 0, "no stale upload left");
     let r = ok_json(run(
         s3cli(&moto, Some(&c.url)),
         &["stream", "restore", "s3://kill/cut", "--json"],
     ));
     assert_eq!(r["messages"], 600);
     assert_eq!(digest(&c.js().await, "K").await, want);
+}
+
+/// What a consumer's state looks like from outside: delivered and ack floor (stream
+/// sequences) and messages pending.
+async fn consumer_state(js: &jetstream::Context, stream: &str, name: &str) -> (u64, u64, u64) {
+    let mut c: consumer::PullConsumer = js
+        .get_stream(stream)
+        .await
+        .unwrap()
+        .get_consumer(name)
+        .await
+        .unwrap();
+    let i = c.info().await.unwrap();
+    (
+        i.delivered.stream_sequence,
+        i.ack_floor.stream_sequence,
+        i.num_pending,
+    )
+}
+
+/// Pull `n` messages with consumer "D" of `stream` and ack them.
+async fn ack_some(js: &jetstream::Context, stream: &str, n: usize) {
+    let c: consumer::PullConsumer = js
+        .get_stream(stream)
+        .await
+        .unwrap()
+        .get_consumer("D")
+        .await
+        .unwrap();
+    let mut got = c
+        .fetch()
+        .max_messages(n)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
+    let mut acked = 0;
+    while let Some(m) = got.next().await {
+        m.unwrap().double_ack().await.unwrap();
+        acked += 1;
+    }
+    assert_eq!(acked, n);
+}
+
+/// The issue's S3 test: a backup of more than 100 MiB to moto is killed (SIGKILL, no
+/// cleanup) once its journal shows at least one completed part; `--resume` keeps those
+/// parts, fetches only the messages after the last intact one (the stream has moved
+/// on meanwhile), and the result verifies and restores to exactly the stream and
+/// consumer as they stand at the resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_s3_backup_resumes_where_it_stopped() {
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("res");
+    let a = Server::natrium();
+    let js = a.js().await;
+    // 1650 × 64 KiB random = 103 MiB.
+    let t0 = Instant::now();
+    fill_random(&js, "R", 1650, 64 * 1024).await;
+    ack_some(&js, "R", 40).await;
+    eprintln!("fill: {:?}", t0.elapsed());
+
+    let t0 = Instant::now();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = s3cli(&moto, Some(&a.url))
+        .args(["stream", "backup", "R", "s3://res/cut", "-q"])
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    // Kill it once the journal lists a completed part (a 8 MiB part of 103 MiB). moto
+    // refuses unsigned reads of objects, so the journal is read with a signed client.
+    let store = moto.store("res");
+    let journal = object_store::path::Path::from("cut/stream.tar.s2.upload.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let journaled = loop {
+        if let Ok(got) = store.get(&journal).await
+            && let Ok(body) = got.bytes().await
+            && let Ok(j) = serde_json::from_slice::<Value>(&body)
+            && j["parts"].as_array().is_some_and(|p| !p.is_empty())
+        {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "no part was journaled in time");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "backup ended too soon: {}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the backup finished before it was killed: {status}"
+    );
+    let kept_bytes: u64 = journaled["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["bytes"].as_u64().unwrap())
+        .sum();
+    eprintln!(
+        "killed after {:?} with {kept_bytes} bytes journaled",
+        t0.elapsed()
+    );
+    assert!(kept_bytes >= 5 << 20, "{journaled}");
+    assert!(
+        !moto
+            .keys("res", "cut/")
+            .contains(&"cut/stream.tar.s2".to_string())
+    );
+    let c = Server::natrium();
+    assert_unfinished(&moto, &c, "stream", "s3://res/cut", "s3://res");
+
+    // The stream moves on: deletes among the kept part and after it, new messages,
+    // more acks.
+    let st = js.get_stream("R").await.unwrap();
+    st.delete_message(5).await.unwrap();
+    st.delete_message(1600).await.unwrap();
+    let mut acks = Vec::new();
+    for i in 0..20 {
+        acks.push(
+            js.publish(format!("R.new{i}"), format!("late {i}").into())
+                .await
+                .unwrap(),
+        );
+    }
+    for p in acks {
+        p.await.unwrap();
+    }
+    ack_some(&js, "R", 25).await;
+    let want = digest(&js, "R").await;
+    let want_d = consumer_state(&js, "R", "D").await;
+    assert_eq!(want.0, 1670);
+
+    let t0 = Instant::now();
+    let r = ok_json(run(
+        s3cli(&moto, Some(&a.url)),
+        &[
+            "stream",
+            "backup",
+            "R",
+            "s3://res/cut",
+            "--resume",
+            "--json",
+        ],
+    ));
+    eprintln!("resume: {:?}: {r}", t0.elapsed());
+    let kept = r["resumed_after"].as_u64().unwrap();
+    // At least the messages the journaled parts held whole (64 KiB each, barely
+    // compressible), and fewer than all.
+    assert!(kept * (64 << 10) + (1 << 20) >= kept_bytes, "{r}");
+    assert!(kept < 1650, "{r}");
+    assert_eq!(r["last_seq"], 1670, "{r}");
+    assert_eq!(r["messages"], 1668, "{r}");
+    assert_eq!(
+        moto.keys("res", "cut/"),
+        vec!["cut/backup.json", "cut/stream.tar.s2"],
+        "no marker, journal or scratch object left"
+    );
+    assert_eq!(moto.uploads("res"), 0, "no stale upload left");
+
+    let v = ok_json(run(
+        s3cli(&moto, None),
+        &["backup", "verify", "s3://res/cut", "--json"],
+    ));
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["total_messages"], 1668, "{v}");
+
+    let t0 = Instant::now();
+    let rr = ok_json(run(
+        s3cli(&moto, Some(&c.url)),
+        &["stream", "restore", "s3://res/cut", "--json"],
+    ));
+    eprintln!("restore: {:?}", t0.elapsed());
+    assert_eq!(rr["messages"], 1668, "{rr}");
+    let jc = c.js().await;
+    assert_eq!(consumer_state(&jc, "R", "D").await, want_d);
+    assert_eq!(digest(&jc, "R").await, want);
+}
+
+/// An interrupted s3 backup whose journal lists nothing usable — killed before its
+/// first part completed, or naming an upload the store no longer has — keeps nothing:
+/// `--resume` takes a full backup instead, and leaves no journal behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_resume_with_nothing_kept_takes_a_full_backup() {
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("nokeep");
+    let a = Server::natrium();
+    let js = a.js().await;
+    small(&js, "N", 25).await;
+    let want = digest(&js, "N").await;
+    let store = moto.store("nokeep");
+    let put = |key: &str, body: &str| {
+        let store = &store;
+        let (key, body) = (key.to_string(), body.to_string());
+        async move {
+            store
+                .put(&object_store::path::Path::from(key), body.into())
+                .await
+                .unwrap();
+        }
+    };
+    for (prefix, journal) in [
+        (
+            "none",
+            r#"{"upload_id":"gone","resumable":true,"parts":[]}"#,
+        ),
+        (
+            "gone",
+            r#"{"upload_id":"gone","resumable":true,"parts":[{"etag":"\"x\"","bytes":8388608}]}"#,
+        ),
+    ] {
+        put(
+            &format!("{prefix}/INCOMPLETE"),
+            "backup of stream N in progress\n",
+        )
+        .await;
+        put(&format!("{prefix}/stream.tar.s2.upload.json"), journal).await;
+        let url = format!("s3://nokeep/{prefix}");
+        let r = ok_json(run(
+            s3cli(&moto, Some(&a.url)),
+            &["stream", "backup", "N", &url, "--resume", "--json"],
+        ));
+        assert_eq!(r["messages"], 25, "{prefix}: {r}");
+        assert!(r.get("resumed_after").is_none(), "{prefix}: {r}");
+        assert_eq!(
+            moto.keys("nokeep", &format!("{prefix}/")),
+            vec![
+                format!("{prefix}/backup.json"),
+                format!("{prefix}/stream.tar.s2")
+            ]
+        );
+        let c = Server::natrium();
+        ok_json(run(
+            s3cli(&moto, Some(&c.url)),
+            &["stream", "restore", &url, "--json"],
+        ));
+        assert_eq!(digest(&c.js().await, "N").await, want, "{prefix}");
+    }
+    // The marker of another stream's backup is not resumed as this one.
+    put("other/INCOMPLETE", "backup of stream OTHER in progress\n").await;
+    one_line_error(
+        run(
+            s3cli(&moto, Some(&a.url)),
+            &["stream", "backup", "N", "s3://nokeep/other", "--resume"],
+        ),
+        "interrupted backup of another stream",
+    );
 }

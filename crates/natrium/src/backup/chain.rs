@@ -23,7 +23,6 @@
 //! incremental when the server does not echo the extension.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use async_nats::Client;
@@ -37,7 +36,8 @@ use serde_json::Value;
 use super::BackupError;
 use super::layout::StreamDir;
 use super::progress::Progress;
-use super::stream_restore::{self, RestoreSummary, UPLOAD_CHUNK};
+use super::stream_restore::{self, RestoreSummary};
+use super::target::ChannelWrite;
 
 /// The key of natrium's section in `backup.json`.
 pub const NATRIUM_KEY: &str = "natrium";
@@ -340,36 +340,6 @@ pub fn verify_folder(dir: &StreamDir) -> Option<Result<Vec<StreamSummary>, Backu
     Some(resolve(dir).and_then(|links| verify(&links)))
 }
 
-/// `Write` that hands the merged archive to the uploader in upload-sized pieces.
-struct UploadPipe {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-impl UploadPipe {
-    fn send(&mut self) -> std::io::Result<()> {
-        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK));
-        self.tx
-            .blocking_send(Bytes::from(piece))
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
-    }
-}
-
-impl Write for UploadPipe {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let take = (UPLOAD_CHUNK - self.buf.len()).min(data.len());
-        self.buf.extend_from_slice(&data[..take]);
-        if self.buf.len() == UPLOAD_CHUNK {
-            self.send()?;
-        }
-        Ok(take)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Merge `sources` (a full archive, then incremental links) and upload the result to
 /// `upload` as it is produced; with `after`, only the part after that sequence, as a
 /// resumed restore takes it. Returns the bytes sent and what the merge wrote. A merge
@@ -383,22 +353,18 @@ pub async fn upload_merged(
     chunk_timeout: Duration,
     progress: &mut Progress,
 ) -> Result<(u64, ChainSummary), MergeFailed> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let piece = stream_restore::upload_chunk(client);
     let merger = tokio::task::spawn_blocking(move || {
-        let pipe = UploadPipe {
-            tx,
-            buf: Vec::with_capacity(UPLOAD_CHUNK),
-        };
-        let (mut pipe, summary) =
-            merge_chain_after(sources, pipe, &ReaderOptions::default(), after)
-                .map_err(|e| e.to_string())?;
-        if !pipe.buf.is_empty() {
-            pipe.send().map_err(|e| e.to_string())?;
-        }
+        let pipe = ChannelWrite::new(tx, piece);
+        let (pipe, summary) = merge_chain_after(sources, pipe, &ReaderOptions::default(), after)
+            .map_err(|e| e.to_string())?;
+        pipe.finish().map_err(|e| e.to_string())?;
         Ok::<_, String>(summary)
     });
     let mut up = stream_restore::Uploader::new(client, upload, chunk_timeout);
-    while let Some(piece) = rx.recv().await {
+    // The merger sends only `Ok` pieces; it reports its failures when joined.
+    while let Some(Ok(piece)) = rx.recv().await {
         up.send(piece, progress)
             .await
             .map_err(MergeFailed::Upload)?;

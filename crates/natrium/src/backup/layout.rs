@@ -67,11 +67,6 @@ impl StreamDir {
         self.target.location(META)
     }
 
-    /// The unfinished marker.
-    pub fn marker(&self) -> PathBuf {
-        self.target.location(INCOMPLETE)
-    }
-
     /// Create the folder (0700, like the nats CLI) and mark it unfinished. Refuses a
     /// folder that already holds a backup. On object storage this first checks the
     /// bucket is reachable.
@@ -112,8 +107,8 @@ impl StreamDir {
     }
 
     /// [`StreamDir::read_meta`] without async, for a local folder: the incremental
-    /// chain code (`chain`, `resume`) reads and rewrites backups in place, which is
-    /// only written for local folders so far; an object-storage target is refused.
+    /// chain code (`chain`) follows backups as folders, which is only written for
+    /// local folders so far; an object-storage target is refused.
     /// The same checks as `read_meta`, run to completion here: a local target's
     /// methods never wait on anything but plain file I/O.
     pub fn read_meta_local(&self) -> Result<serde_json::Value, BackupError> {
@@ -157,18 +152,22 @@ impl StreamDir {
         Ok(std::fs::metadata(&path).map_err(|e| io(&path, e))?.len())
     }
 
+    /// `stream.tar.s2` as a blocking reader on any target (a local file, or an
+    /// object's streaming GET pumped through a bounded channel); run the reading in
+    /// `spawn_blocking`.
+    pub async fn read_archive(&self) -> Result<Box<dyn std::io::Read + Send>, BackupError> {
+        Ok(self.target.open(ARCHIVE).await?.into_blocking_read())
+    }
+
     /// Undo [`StreamDir::start`] of a backup that never received data: remove the
-    /// archive and the marker, and the folder if that leaves it empty.
-    pub fn discard(&self) -> Result<(), BackupError> {
-        for p in [self.archive(), self.marker()] {
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&p, e)),
-            }
+    /// archive and the marker, and a local folder if that leaves it empty.
+    pub async fn discard(&self) -> Result<(), BackupError> {
+        self.target.remove_if_present(ARCHIVE).await?;
+        self.target.remove_if_present(INCOMPLETE).await?;
+        if let Some(dir) = self.target.local() {
+            // Only removes an empty folder: one the user had filled stays.
+            let _ = std::fs::remove_dir(dir);
         }
-        // Only removes an empty folder: one the user had filled stays.
-        let _ = std::fs::remove_dir(&self.dir);
         Ok(())
     }
 
@@ -192,73 +191,30 @@ impl StreamDir {
     }
 }
 
-/// Files and folders of a resumed backup (`resume`): scratch files beside the archive,
-/// and a sub-folder for the fetched rest.
+/// What a resumed backup (`resume`) needs: the marker, and a scratch sub-folder for
+/// the fetched rest — on any target.
 impl StreamDir {
     /// Whether the folder holds an interrupted backup (marker, no `backup.json`).
-    pub fn is_interrupted(&self) -> bool {
-        self.marker().exists() && !self.meta().exists()
+    pub async fn is_interrupted(&self) -> Result<bool, BackupError> {
+        Ok(self.target.exists(INCOMPLETE).await? && !self.target.exists(META).await?)
     }
 
     /// What the unfinished marker says (which backup was interrupted).
-    pub fn marker_text(&self) -> Result<String, BackupError> {
-        std::fs::read_to_string(self.marker()).map_err(|e| io(&self.marker(), e))
-    }
-
-    /// A scratch file beside the archive, created (truncated) for writing.
-    pub fn create_aux(&self, name: &str) -> Result<std::io::BufWriter<std::fs::File>, BackupError> {
-        let path = self.dir.join(name);
-        let f = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
-        Ok(std::io::BufWriter::with_capacity(256 * 1024, f))
-    }
-
-    /// Flush and fsync a scratch file written through [`StreamDir::create_aux`].
-    pub fn sync_aux(
-        &self,
-        name: &str,
-        w: std::io::BufWriter<std::fs::File>,
-    ) -> Result<(), BackupError> {
-        let path = self.dir.join(name);
-        let f = w.into_inner().map_err(|e| io(&path, e.into_error()))?;
-        f.sync_all().map_err(|e| io(&path, e))
-    }
-
-    /// A scratch file, for reading.
-    pub fn open_aux(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>, BackupError> {
-        let path = self.dir.join(name);
-        let f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
-        Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)))
-    }
-
-    /// Make a scratch file the archive (atomic rename).
-    pub fn replace_archive(&self, aux: &str) -> Result<(), BackupError> {
-        let from = self.dir.join(aux);
-        std::fs::rename(&from, self.archive()).map_err(|e| io(&from, e))?;
-        sync_dir(&self.dir)
-    }
-
-    /// Remove a scratch file if present.
-    pub fn remove_aux(&self, name: &str) -> Result<(), BackupError> {
-        let path = self.dir.join(name);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path, e)),
-            _ => Ok(()),
-        }
+    pub async fn marker_text(&self) -> Result<String, BackupError> {
+        let b = self.target.read_small(INCOMPLETE).await?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
     }
 
     /// A scratch sub-folder, emptied (whatever an earlier attempt left is removed).
-    pub fn fresh_sub(&self, name: &str) -> Result<StreamDir, BackupError> {
-        let path = self.dir.join(name);
-        match std::fs::remove_dir_all(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path, e)),
-            _ => {}
-        }
-        Ok(StreamDir::new(path))
+    pub async fn fresh_sub(&self, name: &str) -> Result<StreamDir, BackupError> {
+        let t = self.target.join(name);
+        t.remove_all().await?;
+        Ok(StreamDir::at(t))
     }
 
     /// Remove a scratch sub-folder.
-    pub fn remove_sub(&self, sub: &StreamDir) -> Result<(), BackupError> {
-        std::fs::remove_dir_all(&sub.dir).map_err(|e| io(&sub.dir, e))
+    pub async fn remove_sub(&self, sub: &StreamDir) -> Result<(), BackupError> {
+        sub.target.remove_all().await
     }
 }
 

@@ -16,6 +16,7 @@ pub mod resume;
 pub mod stream_backup;
 pub mod stream_restore;
 pub mod target;
+pub mod upload;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -231,8 +232,8 @@ pub struct StreamBackupArgs {
     /// now, local folders.
     #[arg(long, value_name = "PREV")]
     pub since: Option<PathBuf>,
-    /// Finish the interrupted backup in DIR: keep what it received, fetch only the
-    /// rest (needs natrium-server and, for now, a local folder).
+    /// Finish the interrupted backup in DIR (a folder or s3:// prefix): keep what it
+    /// received, fetch only the rest (needs natrium-server).
     #[arg(long, conflicts_with = "since")]
     pub resume: bool,
     #[command(flatten)]
@@ -311,9 +312,8 @@ fn print_json<T: serde::Serialize>(v: &T) -> crate::error::Result<()> {
     Ok(())
 }
 
-/// Incremental backups and resumes read and rewrite the earlier backup's files in
-/// place, which is only written for local folders so far: refuse an object-storage
-/// target up front rather than fail halfway.
+/// Incremental backup chains are read and followed as local folders only so far
+/// (`chain`): refuse an object-storage target up front rather than fail halfway.
 fn local_only(t: &target::Target, flag: &str) -> Result<(), BackupError> {
     match t.local() {
         Some(_) => Ok(()),
@@ -334,8 +334,8 @@ pub async fn run_stream_backup(
     let client = connect(conn).await?;
     let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || json));
     let mut opts = a.flags.options(conn);
-    if a.since.is_some() || a.resume {
-        local_only(&sd.target, if a.resume { "--resume" } else { "--since" })?;
+    if a.since.is_some() {
+        local_only(&sd.target, "--since")?;
     }
     if let Some(prev) = &a.since {
         opts.since = Some(chain::parent(&layout::StreamDir::new(prev), &a.stream)?);

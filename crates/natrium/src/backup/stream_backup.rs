@@ -110,7 +110,7 @@ pub async fn backup_stream(
                 Err(e) => {
                     // Nothing was received: leave no folder that looks like a backup.
                     drop(sub);
-                    dir.discard()?;
+                    dir.discard().await?;
                     return Err(super::chain::explain_refusal(e));
                 }
             }
@@ -135,8 +135,9 @@ pub async fn backup_stream(
     )
     .await;
     if let Err(e) = received {
-        // Drop the parts already uploaded (no-op for a local file); the marker stays.
-        file.abort().await;
+        // Keep what arrived for `--resume` (the file; the journaled parts of an
+        // upload); the marker stays.
+        file.stop().await;
         return Err(e);
     }
     file.finish().await?;

@@ -11,7 +11,15 @@
 //! (memory is `part size × parts in flight`, never the archive), reads come from one
 //! streaming GET. Object storage has no fsync and no rename; what makes a backup
 //! trustworthy is the order of the writes (marker first, `backup.json` last, marker
-//! removed after) and that an unfinished multipart upload is invisible.
+//! removed after) and that an unfinished multipart upload is invisible. The upload
+//! keeps a journal of its completed parts beside the object (`upload`), so that a
+//! killed backup can still be resumed from what reached the store.
+//!
+//! Two kinds of write: [`Target::create`] writes a new file that an interrupted run
+//! leaves partly written (locally the file itself; remotely the journaled parts), for
+//! `--resume`; [`Target::create_replacement`] rewrites an existing file all at once on
+//! [`Writer::finish`] (locally a temporary file renamed over it; remotely an upload is
+//! invisible until it completes), so that until then the old content stays readable.
 //!
 //! Credentials and endpoint come from the usual AWS variables (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` / `AWS_DEFAULT_REGION`,
@@ -26,11 +34,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
 
 use super::BackupError;
 use super::layout::{create_private_dir, io, sync_dir, write_synced};
+use super::upload::{JOURNAL_SUFFIX, PartWriter, Recovered};
 
 /// Largest small file (`backup.json`, `account.json`) read whole.
 pub const SMALL_FILE_MAX: u64 = 64 * 1024 * 1024;
@@ -112,14 +122,25 @@ pub enum Target {
 }
 
 /// A key prefix in an object store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ObjectTarget {
     /// The store (one bucket).
     pub store: Arc<dyn ObjectStore>,
+    /// The same store's multipart API (journaled uploads, see `upload`).
+    pub multipart: Arc<dyn MultipartStore>,
     /// Bucket name, for messages.
     pub bucket: String,
     /// The prefix inside the bucket (empty for the bucket's root).
     pub prefix: ObjPath,
+}
+
+impl std::fmt::Debug for ObjectTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectTarget")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 /// One file found by [`Target::list_recursive`].
@@ -153,8 +174,10 @@ impl Target {
             }
             let prefix = ObjPath::parse(prefix.trim_matches('/'))
                 .map_err(|e| BackupError::Usage(format!("{s:?}: invalid object prefix: {e}")))?;
+            let s3 = Arc::new(s3_store(bucket)?);
             return Ok(Target::Object(ObjectTarget {
-                store: Arc::new(s3_store(bucket)?),
+                store: s3.clone(),
+                multipart: s3,
                 bucket: bucket.to_string(),
                 prefix,
             }));
@@ -178,6 +201,7 @@ impl Target {
             Target::Local(p) => Target::Local(p.join(name)),
             Target::Object(o) => Target::Object(ObjectTarget {
                 store: o.store.clone(),
+                multipart: o.multipart.clone(),
                 bucket: o.bucket.clone(),
                 prefix: o.key(name),
             }),
@@ -287,29 +311,85 @@ impl Target {
         }
     }
 
-    /// Start writing the file `name`; `size_hint` (bytes expected) picks the part size
-    /// of a multipart upload.
+    /// Start writing the new file `name`; `size_hint` (bytes expected) picks the part
+    /// size of a multipart upload. What an interrupted run wrote stays for `--resume`
+    /// (see [`Target::recover_upload`]).
     pub async fn create(&self, name: &str, size_hint: u64) -> Result<Writer, BackupError> {
         match self {
             Target::Local(p) => {
                 let path = p.join(name);
                 let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
-                Ok(Writer::File { file, path })
-            }
-            Target::Object(o) => {
-                let up = o
-                    .store
-                    .put_multipart(&o.key(name))
-                    .await
-                    .map_err(|e| o.err(Some(name), e))?;
-                let shape = UploadShape::from_env(size_hint);
-                Ok(Writer::Multipart {
-                    up: WriteMultipart::new_with_chunk_size(up, shape.part),
-                    in_flight: shape.in_flight,
-                    target: o.clone(),
-                    name: name.to_string(),
+                Ok(Writer::File {
+                    file,
+                    path,
+                    replaces: None,
                 })
             }
+            Target::Object(o) => Ok(Writer::Multipart(Box::new(
+                PartWriter::start(o, name, UploadShape::from_env(size_hint), true).await?,
+            ))),
+        }
+    }
+
+    /// Start rewriting the file `name`: it keeps its old content, readable, until
+    /// [`Writer::finish`] puts the new one in its place at once (a local temporary
+    /// file `NAME.new` renamed over it; an upload, invisible until it completes).
+    pub async fn create_replacement(
+        &self,
+        name: &str,
+        size_hint: u64,
+    ) -> Result<Writer, BackupError> {
+        match self {
+            Target::Local(p) => {
+                let path = p.join(format!("{name}.new"));
+                let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
+                Ok(Writer::File {
+                    file,
+                    path,
+                    replaces: Some(p.join(name)),
+                })
+            }
+            Target::Object(o) => Ok(Writer::Multipart(Box::new(
+                PartWriter::start(o, name, UploadShape::from_env(size_hint), false).await?,
+            ))),
+        }
+    }
+
+    /// After an interrupted run of [`Target::create`]: make what reached the store the
+    /// file `name`. Locally the file already is what was written; on object storage
+    /// the journaled parts are completed into the object (a prefix of what was being
+    /// written) and stale uploads are aborted (see `upload`).
+    pub async fn recover_upload(&self, name: &str) -> Result<Recovered, BackupError> {
+        match self {
+            Target::Local(_) => Ok(Recovered::Nothing),
+            Target::Object(o) => o.recover_upload(name).await,
+        }
+    }
+
+    /// Size of the file `name` in bytes.
+    pub async fn size(&self, name: &str) -> Result<u64, BackupError> {
+        match self {
+            Target::Local(p) => {
+                let path = p.join(name);
+                Ok(std::fs::metadata(&path).map_err(|e| io(&path, e))?.len())
+            }
+            Target::Object(o) => o
+                .store
+                .head(&o.key(name))
+                .await
+                .map(|m| m.size)
+                .map_err(|e| o.err(Some(name), e)),
+        }
+    }
+
+    /// Remove the file `name` if it exists.
+    pub async fn remove_if_present(&self, name: &str) -> Result<(), BackupError> {
+        match self {
+            Target::Local(p) => match std::fs::remove_file(p.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&p.join(name), e)),
+                _ => Ok(()),
+            },
+            Target::Object(o) => o.remove_if_present(name).await,
         }
     }
 
@@ -398,11 +478,21 @@ impl Target {
         Ok(out)
     }
 
-    /// Delete everything below (the folder itself too, locally).
+    /// Delete everything below (the folder itself too, locally; nothing there is not
+    /// an error). On object storage the uploads that journals below name are aborted
+    /// first, so no invisible parts are left behind.
     pub async fn remove_all(&self) -> Result<(), BackupError> {
         match self {
-            Target::Local(p) => std::fs::remove_dir_all(p).map_err(|e| io(p, e)),
+            Target::Local(p) => match std::fs::remove_dir_all(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(p, e)),
+                _ => Ok(()),
+            },
             Target::Object(o) => {
+                for f in self.list_recursive().await? {
+                    if let Some(name) = f.rel.strip_suffix(JOURNAL_SUFFIX) {
+                        o.abandon_upload(name).await?;
+                    }
+                }
                 let locations = o.store.list(Some(&o.prefix)).map(|m| m.map(|m| m.location));
                 let mut deleted = o.store.delete_stream(locations.boxed());
                 while let Some(r) = deleted.next().await {
@@ -446,7 +536,8 @@ fn walk(dir: &Path, rel: &str, depth: usize, out: &mut Vec<Listed>) -> Result<()
 }
 
 impl ObjectTarget {
-    fn key(&self, name: &str) -> ObjPath {
+    /// The key of the file `name` below the prefix.
+    pub(super) fn key(&self, name: &str) -> ObjPath {
         let mut k = self.prefix.clone();
         for part in name.split('/').filter(|p| !p.is_empty()) {
             k = k.join(part);
@@ -454,7 +545,8 @@ impl ObjectTarget {
         k
     }
 
-    fn url(&self, name: Option<&str>) -> String {
+    /// The `s3://` URL of `name` (or of the prefix).
+    pub(super) fn url(&self, name: Option<&str>) -> String {
         let k = match name {
             Some(n) => self.key(n),
             None => self.prefix.clone(),
@@ -463,10 +555,29 @@ impl ObjectTarget {
     }
 
     /// A one-line error for an object-store failure on `name` (or the prefix).
-    fn err(&self, name: Option<&str>, e: object_store::Error) -> BackupError {
+    pub(super) fn err(&self, name: Option<&str>, e: object_store::Error) -> BackupError {
         BackupError::Object {
             url: self.url(name),
             detail: describe(&e),
+        }
+    }
+}
+
+impl ObjectTarget {
+    /// Write the small object `name` whole (one PUT).
+    pub(super) async fn put_small(&self, name: &str, body: Bytes) -> Result<(), BackupError> {
+        self.store
+            .put(&self.key(name), body.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(Some(name), e))
+    }
+
+    /// Delete the object `name`; one that is not there is fine.
+    pub(super) async fn remove_if_present(&self, name: &str) -> Result<(), BackupError> {
+        match self.store.delete(&self.key(name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(Some(name), e)),
         }
     }
 }
@@ -529,6 +640,12 @@ fn s3_store(bucket: &str) -> Result<object_store::aws::AmazonS3, BackupError> {
     if is_loopback_http(&endpoint) {
         b = b.with_allow_http(true);
     }
+    if let Some(unsigned) = unsigned_payload(
+        &endpoint,
+        std::env::var("AWS_UNSIGNED_PAYLOAD").ok().as_deref(),
+    ) {
+        b = b.with_unsigned_payload(unsigned);
+    }
     if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
     {
         b = b.with_region("us-east-1");
@@ -537,6 +654,21 @@ fn s3_store(bucket: &str) -> Result<object_store::aws::AmazonS3, BackupError> {
         url: format!("s3://{bucket}"),
         detail: describe(&e),
     })
+}
+
+/// Whether to sign request bodies (SigV4 over a SHA-256 of every part), given the
+/// endpoint and `AWS_UNSIGNED_PAYLOAD` if set (`None`: leave the builder's choice).
+///
+/// Why not by default: hashing every part costs the CLI CPU on the critical path of a
+/// backup, and over TLS (the default AWS endpoint, any `https://` one) the transport
+/// already protects the body, as it does on loopback; S3 accepts `UNSIGNED-PAYLOAD`
+/// there. Over plain HTTP to another host the signature is the body's only integrity
+/// check, so it stays. The variable, when set, decides (object_store reads it too).
+fn unsigned_payload(endpoint: &str, env: Option<&str>) -> Option<bool> {
+    if env.is_some() {
+        return None;
+    }
+    Some(endpoint.is_empty() || endpoint.starts_with("https://") || is_loopback_http(endpoint))
 }
 
 /// `http://` to 127.0.0.0/8, `localhost` or `[::1]`: no TLS needed on loopback.
@@ -561,62 +693,66 @@ fn is_loopback_http(endpoint: &str) -> bool {
 pub enum Writer {
     /// A local file.
     File {
-        /// The open file.
+        /// The open file (written in the pieces given: chunks of 128 KiB or more).
         file: std::fs::File,
         /// Its path.
         path: PathBuf,
+        /// A replacement (`Target::create_replacement`): the file it is renamed over.
+        replaces: Option<PathBuf>,
     },
-    /// A multipart upload.
-    Multipart {
-        /// The upload (buffers at most one part plus the parts in flight).
-        up: WriteMultipart,
-        /// Parts allowed to upload at once before `write` waits.
-        in_flight: usize,
-        /// Where.
-        target: ObjectTarget,
-        /// Object name below the target.
-        name: String,
-    },
+    /// A journaled multipart upload.
+    Multipart(Box<PartWriter>),
 }
 
 impl Writer {
     /// Append `b`. Waits while too many parts are uploading (back-pressure).
     pub async fn write(&mut self, b: Bytes) -> Result<(), BackupError> {
         match self {
-            Writer::File { file, path } => write_local(file, path, &b),
-            Writer::Multipart {
-                up,
-                in_flight,
-                target,
-                name,
-            } => {
-                up.wait_for_capacity(*in_flight)
-                    .await
-                    .map_err(|e| target.err(Some(name), e))?;
-                up.put(b);
-                Ok(())
-            }
+            Writer::File { file, path, .. } => write_local(file, path, &b),
+            Writer::Multipart(up) => up.write(b).await,
         }
     }
 
-    /// Make it whole and durable (fsync, or complete the multipart upload).
+    /// Make it whole and durable (fsync, and for a replacement the rename; or complete
+    /// the multipart upload).
     pub async fn finish(self) -> Result<(), BackupError> {
         match self {
-            Writer::File { file, path } => file.sync_all().map_err(|e| io(&path, e)),
-            Writer::Multipart {
-                up, target, name, ..
-            } => up
-                .finish()
-                .await
-                .map(|_| ())
-                .map_err(|e| target.err(Some(&name), e)),
+            Writer::File {
+                file,
+                path,
+                replaces,
+            } => {
+                file.sync_all().map_err(|e| io(&path, e))?;
+                if let Some(to) = replaces {
+                    std::fs::rename(&path, &to).map_err(|e| io(&path, e))?;
+                    if let Some(dir) = to.parent() {
+                        sync_dir(dir)?;
+                    }
+                }
+                Ok(())
+            }
+            Writer::Multipart(up) => up.finish().await,
         }
     }
 
-    /// Give up: abort a multipart upload so its parts are not kept (best effort).
-    pub async fn abort(self) {
-        if let Writer::Multipart { up, .. } = self {
-            let _ = up.abort().await;
+    /// Stop after a failure (best effort). A new file keeps what was written for
+    /// `--resume` (flushed; the journal of an upload brought up to date); a
+    /// replacement is dropped and the old content stays.
+    pub async fn stop(self) {
+        match self {
+            Writer::File {
+                file,
+                path,
+                replaces,
+            } => {
+                if replaces.is_some() {
+                    drop(file);
+                    let _ = std::fs::remove_file(&path);
+                } else {
+                    let _ = file.sync_all();
+                }
+            }
+            Writer::Multipart(up) => up.stop().await,
         }
     }
 }
@@ -760,19 +896,78 @@ impl Reader {
                         }
                     }
                 });
-                Box::new(ChannelRead {
-                    rx,
-                    cur: Bytes::new(),
-                })
+                Box::new(ChannelRead::new(rx))
             }
         }
     }
 }
 
-/// Blocking reads fed by an async task.
-struct ChannelRead {
+/// Blocking reads fed through a bounded channel (by an async task, or by a
+/// [`ChannelWrite`] in another thread); the sender gone is the end of the data.
+pub struct ChannelRead {
     rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
     cur: Bytes,
+}
+
+impl ChannelRead {
+    /// Read what arrives on `rx`; an `Err` piece is returned as a read error.
+    pub fn new(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> ChannelRead {
+        ChannelRead {
+            rx,
+            cur: Bytes::new(),
+        }
+    }
+}
+
+/// Blocking writes handed on through a bounded channel in pieces of a set size (the
+/// last one shorter; call [`ChannelWrite::finish`]): how a synchronous archive writer
+/// in `spawn_blocking` feeds an async uploader, or a [`ChannelRead`] in another thread.
+pub struct ChannelWrite {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+    piece: usize,
+}
+
+impl ChannelWrite {
+    /// Pieces of `piece` bytes (at least 1) onto `tx`.
+    pub fn new(tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, piece: usize) -> Self {
+        let piece = piece.max(1);
+        ChannelWrite {
+            tx,
+            buf: Vec::with_capacity(piece),
+            piece,
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.piece));
+        self.tx
+            .blocking_send(Ok(Bytes::from(full)))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+
+    /// Send what is buffered; dropping the writer then ends the data.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.send()
+    }
+}
+
+impl Write for ChannelWrite {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let take = (self.piece - self.buf.len()).min(data.len());
+        self.buf.extend_from_slice(&data[..take]);
+        if self.buf.len() == self.piece {
+            self.send()?;
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Read for ChannelRead {
@@ -826,6 +1021,43 @@ mod tests {
         assert!(is_loopback_http("http://[::1]:9000"));
         assert!(!is_loopback_http("http://10.0.0.1:9000"));
         assert!(!is_loopback_http("https://127.0.0.1:9000"));
+    }
+
+    #[test]
+    fn a_channel_pipe_carries_every_byte_in_order() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let src = data.clone();
+        let writer = std::thread::spawn(move || {
+            let mut w = ChannelWrite::new(tx, 4096);
+            // Odd-sized writes: pieces are cut at 4096 whatever the writes.
+            for c in src.chunks(1000) {
+                w.write_all(c).unwrap();
+            }
+            w.finish().unwrap();
+        });
+        let mut got = Vec::new();
+        ChannelRead::new(rx).read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(got, data);
+        // A reader gone is a broken pipe for the writer, not a hang.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(rx);
+        let mut w = ChannelWrite::new(tx, 8);
+        assert!(w.write_all(&[0; 64]).is_err());
+    }
+
+    #[test]
+    fn payloads_are_signed_only_where_nothing_else_protects_them() {
+        assert_eq!(unsigned_payload("", None), Some(true));
+        assert_eq!(unsigned_payload("https://s3.example.com", None), Some(true));
+        assert_eq!(unsigned_payload("http://127.0.0.1:9000", None), Some(true));
+        assert_eq!(unsigned_payload("http://10.0.0.1:9000", None), Some(false));
+        // The variable decides when set (object_store's builder reads it).
+        assert_eq!(
+            unsigned_payload("http://127.0.0.1:9000", Some("false")),
+            None
+        );
     }
 
     #[test]

@@ -1,0 +1,427 @@
+//! Journaled multipart uploads: how an `s3://` archive is written so that a killed
+//! backup can be resumed.
+//!
+//! Why not object_store's `WriteMultipart`: a multipart upload whose process dies
+//! (SIGKILL, a crashed host) leaves its parts on the server, invisible, and nothing
+//! that names them — the upload id lived only in the dead process. No object, no
+//! prefix to keep: the interrupted backup could only start over. So this writer drives
+//! the upload through [`MultipartStore`] itself and keeps a *journal* object beside the
+//! archive (`stream.tar.s2.upload.json`, see [`JOURNAL_SUFFIX`]): the upload id, and
+//! the ETag and size of every part that completed, as one unbroken run from the first
+//! part (a part that finished ahead of an earlier one waits for it). The journal is
+//! written when the upload starts, rewritten as the run grows (one small PUT, at most
+//! one in flight, so it never holds up the parts and a later version can never be
+//! overtaken by an earlier one), and deleted once the upload completes.
+//!
+//! `--resume` then completes the journaled run into the archive's own key (an upload
+//! can only complete where it was started): the object becomes a prefix of the
+//! archive, cut at a part boundary — exactly what an interrupted local backup leaves in
+//! its file — and `resume` carries on from the last intact message in it.
+//!
+//! A journal marked not resumable belongs to an upload that *replaces* an existing
+//! object (the merged archive a resume writes over the kept prefix). Its parts are
+//! never completed from the journal, only aborted: a resume interrupted during its
+//! merge keeps the prefix it had rather than a shorter one. Whatever journal a new
+//! upload of the same object finds is aborted first (the new backup supersedes it),
+//! and so is every journal under a prefix that `backup prune` deletes; a bucket
+//! lifecycle rule (`AbortIncompleteMultipartUpload`) covers uploads nobody resumes.
+//!
+//! Memory: one part being filled plus the parts in flight, as before.
+
+use bytes::Bytes;
+use object_store::multipart::PartId;
+use object_store::path::Path as ObjPath;
+use object_store::{MultipartId, PutPayloadMut};
+use serde::{Deserialize, Serialize};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::BackupError;
+use super::target::{ObjectTarget, UploadShape};
+
+/// The journal of the upload of `NAME` is the object `NAME` + this.
+pub const JOURNAL_SUFFIX: &str = ".upload.json";
+/// Most parts a journal may list (S3 allows 10,000 per upload).
+const MAX_JOURNAL_PARTS: usize = 10_000;
+
+/// What the journal object holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Journal {
+    /// The multipart upload's id.
+    pub upload_id: String,
+    /// Whether the listed parts may be completed into the object on resume (an upload
+    /// of a new archive) or only aborted (an upload replacing an existing object).
+    pub resumable: bool,
+    /// The completed parts `1..=n`, in order.
+    pub parts: Vec<JournalPart>,
+}
+
+/// One completed part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JournalPart {
+    /// The part's ETag (what completing the upload names it by).
+    pub etag: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+impl Journal {
+    /// Bytes in the listed parts.
+    pub fn bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.bytes).sum()
+    }
+
+    /// Parse a journal object, refusing one with more parts than an upload can have.
+    pub fn parse(bytes: &[u8]) -> Result<Journal, String> {
+        let j: Journal = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if j.parts.len() > MAX_JOURNAL_PARTS {
+            return Err(format!(
+                "{} parts, more than an upload can have",
+                j.parts.len()
+            ));
+        }
+        Ok(j)
+    }
+}
+
+/// The result of one part upload: its index, size and id (or the error).
+type PartResult = (usize, u64, object_store::Result<PartId>);
+
+/// A multipart upload with a journal.
+pub struct PartWriter {
+    /// Where.
+    target: ObjectTarget,
+    /// Object name below the target.
+    name: String,
+    /// Its key.
+    key: ObjPath,
+    /// The upload's id.
+    id: MultipartId,
+    /// Part size and parts in flight.
+    shape: UploadShape,
+    /// Whether the journal lists parts for `--resume` (see the module doc).
+    resumable: bool,
+    /// The part being filled.
+    buf: PutPayloadMut,
+    /// Per part started: its id and size once it completed.
+    parts: Vec<Option<(PartId, u64)>>,
+    /// Parts uploading.
+    running: JoinSet<PartResult>,
+    /// Parts listed in the last journal sent.
+    journaled: usize,
+    /// The journal write in flight, if any.
+    journal_put: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for PartWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartWriter")
+            .field("object", &self.target.url(Some(&self.name)))
+            .field("parts", &self.parts.len())
+            .finish()
+    }
+}
+
+impl PartWriter {
+    /// Start the upload of `name` and journal it. An interrupted upload of the same
+    /// object journaled earlier is aborted first: this one supersedes it.
+    pub async fn start(
+        target: &ObjectTarget,
+        name: &str,
+        shape: UploadShape,
+        resumable: bool,
+    ) -> Result<PartWriter, BackupError> {
+        target.abandon_upload(name).await?;
+        let key = target.key(name);
+        let id = target
+            .multipart
+            .create_multipart(&key)
+            .await
+            .map_err(|e| target.err(Some(name), e))?;
+        let w = PartWriter {
+            target: target.clone(),
+            name: name.to_string(),
+            key,
+            id,
+            shape,
+            resumable,
+            buf: PutPayloadMut::new(),
+            parts: Vec::new(),
+            running: JoinSet::new(),
+            journaled: 0,
+            journal_put: None,
+        };
+        // At once, so that even a run killed before its first part can be cleaned up.
+        w.put_journal(0).await?;
+        Ok(w)
+    }
+
+    /// Append `b`; sends a part when one is full, waiting while too many are in flight
+    /// (back-pressure).
+    pub async fn write(&mut self, b: Bytes) -> Result<(), BackupError> {
+        while let Some(r) = self.running.try_join_next() {
+            self.record(r)?;
+        }
+        self.journal();
+        self.buf.push(b);
+        if self.buf.content_length() >= self.shape.part {
+            self.send_part().await?;
+        }
+        Ok(())
+    }
+
+    /// Send the buffered bytes as the next part.
+    async fn send_part(&mut self) -> Result<(), BackupError> {
+        while self.running.len() >= self.shape.in_flight.max(1) {
+            if let Some(r) = self.running.join_next().await {
+                self.record(r)?;
+            }
+        }
+        self.journal();
+        let payload = std::mem::take(&mut self.buf).freeze();
+        let n = payload.content_length() as u64;
+        let idx = self.parts.len();
+        self.parts.push(None);
+        let store = self.target.multipart.clone();
+        let (key, id) = (self.key.clone(), self.id.clone());
+        self.running.spawn(async move {
+            let r = store.put_part(&key, &id, idx, payload).await;
+            (idx, n, r)
+        });
+        Ok(())
+    }
+
+    /// Note a finished part.
+    fn record(&mut self, r: Result<PartResult, tokio::task::JoinError>) -> Result<(), BackupError> {
+        let (idx, n, r) = r.map_err(|e| BackupError::Protocol(format!("part upload task: {e}")))?;
+        let part = r.map_err(|e| self.target.err(Some(&self.name), e))?;
+        if let Some(slot) = self.parts.get_mut(idx) {
+            *slot = Some((part, n));
+        }
+        Ok(())
+    }
+
+    /// Parts completed in one run from the first.
+    fn completed_run(&self) -> usize {
+        self.parts.iter().take_while(|p| p.is_some()).count()
+    }
+
+    /// The journal listing the first `n` parts.
+    fn journal_body(&self, n: usize) -> Result<Bytes, BackupError> {
+        let j = Journal {
+            upload_id: self.id.clone(),
+            resumable: self.resumable,
+            parts: self.parts[..n]
+                .iter()
+                .flatten()
+                .map(|(p, b)| JournalPart {
+                    etag: p.content_id.clone(),
+                    bytes: *b,
+                })
+                .collect(),
+        };
+        serde_json::to_vec(&j)
+            .map(Bytes::from)
+            .map_err(|e| BackupError::Protocol(format!("journal: {e}")))
+    }
+
+    /// Write the journal listing the first `n` parts, and wait for it.
+    async fn put_journal(&self, n: usize) -> Result<(), BackupError> {
+        let body = self.journal_body(n)?;
+        self.target.put_small(&journal_name(&self.name), body).await
+    }
+
+    /// Rewrite the journal in the background if the completed run grew and no earlier
+    /// write is still in flight (a failed write only costs resumability, and the next
+    /// one lists everything again).
+    fn journal(&mut self) {
+        if !self.resumable {
+            return;
+        }
+        let n = self.completed_run();
+        if n <= self.journaled || self.journal_put.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let Ok(body) = self.journal_body(n) else {
+            return;
+        };
+        let t = self.target.clone();
+        let name = journal_name(&self.name);
+        self.journal_put = Some(tokio::spawn(async move {
+            let _ = t.put_small(&name, body).await;
+        }));
+        self.journaled = n;
+    }
+
+    /// Send the last part, wait for all, complete the upload, drop the journal.
+    pub async fn finish(mut self) -> Result<(), BackupError> {
+        if self.parts.is_empty() || self.buf.content_length() > 0 {
+            self.send_part().await?;
+        }
+        while let Some(r) = self.running.join_next().await {
+            self.record(r)?;
+        }
+        if let Some(h) = self.journal_put.take() {
+            let _ = h.await;
+        }
+        let parts: Option<Vec<PartId>> =
+            self.parts.into_iter().map(|p| p.map(|(p, _)| p)).collect();
+        let parts = parts.ok_or_else(|| BackupError::Protocol("a part never completed".into()))?;
+        self.target
+            .multipart
+            .complete_multipart(&self.key, &self.id, parts)
+            .await
+            .map_err(|e| self.target.err(Some(&self.name), e))?;
+        self.target
+            .remove_if_present(&journal_name(&self.name))
+            .await
+    }
+
+    /// Stop after a failure elsewhere. A resumable upload keeps what completed: the
+    /// parts in flight are waited for and the journal brought up to date, for
+    /// `--resume`. Any other is aborted. Best effort: the failure that stopped it is
+    /// what gets reported.
+    pub async fn stop(mut self) {
+        if self.resumable {
+            while let Some(r) = self.running.join_next().await {
+                let _ = self.record(r);
+            }
+            if let Some(h) = self.journal_put.take() {
+                let _ = h.await;
+            }
+            let n = self.completed_run();
+            if n > self.journaled {
+                let _ = self.put_journal(n).await;
+            }
+        } else {
+            self.running.abort_all();
+            let _ = self
+                .target
+                .multipart
+                .abort_multipart(&self.key, &self.id)
+                .await;
+            let _ = self
+                .target
+                .remove_if_present(&journal_name(&self.name))
+                .await;
+        }
+    }
+}
+
+/// The journal object of `name`.
+pub fn journal_name(name: &str) -> String {
+    format!("{name}{JOURNAL_SUFFIX}")
+}
+
+/// What [`ObjectTarget::recover_upload`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// No journal: nothing to do.
+    Nothing,
+    /// The journaled parts were completed into the object: this many bytes.
+    Completed(u64),
+    /// A journal without usable parts (none completed, or a replacing upload): the
+    /// upload was aborted.
+    Aborted,
+    /// The journal named an upload the store no longer knows (completed or aborted
+    /// earlier): it was dropped.
+    Gone,
+}
+
+impl ObjectTarget {
+    /// The journal of an interrupted upload of `name`, if there is one.
+    pub async fn read_journal(&self, name: &str) -> Result<Option<Journal>, BackupError> {
+        let jn = journal_name(name);
+        let t = super::target::Target::Object(self.clone());
+        if !t.exists(&jn).await? {
+            return Ok(None);
+        }
+        let bytes = t.read_small(&jn).await?;
+        Journal::parse(&bytes)
+            .map(Some)
+            .map_err(|detail| BackupError::Json {
+                path: t.location(&jn),
+                detail,
+            })
+    }
+
+    /// Abort the upload of `name` a journal names (if the store still has it) and
+    /// remove the journal.
+    pub async fn abandon_upload(&self, name: &str) -> Result<(), BackupError> {
+        if let Some(j) = self.read_journal(name).await? {
+            // The upload may be gone already (completed, aborted, expired): fine.
+            let _ = self
+                .multipart
+                .abort_multipart(&self.key(name), &j.upload_id)
+                .await;
+            self.remove_if_present(&journal_name(name)).await?;
+        }
+        Ok(())
+    }
+
+    /// Make what an interrupted resumable upload of `name` completed the object
+    /// `name` (a prefix of what was being written), and remove the journal.
+    pub async fn recover_upload(&self, name: &str) -> Result<Recovered, BackupError> {
+        let Some(j) = self.read_journal(name).await? else {
+            return Ok(Recovered::Nothing);
+        };
+        let key = self.key(name);
+        let out = if !j.resumable || j.parts.is_empty() {
+            let _ = self.multipart.abort_multipart(&key, &j.upload_id).await;
+            Recovered::Aborted
+        } else {
+            let parts = j
+                .parts
+                .iter()
+                .map(|p| PartId {
+                    content_id: p.etag.clone(),
+                })
+                .collect();
+            match self
+                .multipart
+                .complete_multipart(&key, &j.upload_id, parts)
+                .await
+            {
+                Ok(_) => Recovered::Completed(j.bytes()),
+                // Completed by an earlier resume that stopped before dropping the
+                // journal, or aborted/expired: whatever the object holds is what there is.
+                Err(_) => Recovered::Gone,
+            }
+        };
+        self.remove_if_present(&journal_name(name)).await?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_round_trips_and_is_bounded() {
+        let j = Journal {
+            upload_id: "u1".into(),
+            resumable: true,
+            parts: vec![
+                JournalPart {
+                    etag: "\"e1\"".into(),
+                    bytes: 8 << 20,
+                },
+                JournalPart {
+                    etag: "\"e2\"".into(),
+                    bytes: 5,
+                },
+            ],
+        };
+        let b = serde_json::to_vec(&j).unwrap();
+        assert_eq!(Journal::parse(&b).unwrap(), j);
+        assert_eq!(j.bytes(), (8 << 20) + 5);
+        let many = Journal {
+            parts: vec![j.parts[1].clone(); MAX_JOURNAL_PARTS + 1],
+            ..j
+        };
+        let e = Journal::parse(&serde_json::to_vec(&many).unwrap()).unwrap_err();
+        assert!(e.contains("more than an upload"), "{e}");
+        assert!(Journal::parse(b"{}").is_err());
+        assert_eq!(journal_name("stream.tar.s2"), "stream.tar.s2.upload.json");
+    }
+}
