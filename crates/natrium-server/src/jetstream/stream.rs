@@ -38,7 +38,7 @@ use natrium_store::{
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -327,6 +327,11 @@ impl Stream {
         &self.domain
     }
 
+    /// The retention policy (without copying the whole configuration).
+    pub fn retention(&self) -> RetentionPolicy {
+        self.config.read().retention
+    }
+
     /// Storage type.
     pub fn is_memory(&self) -> bool {
         self.config.read().storage == ApiStorage::Memory
@@ -503,8 +508,12 @@ impl Stream {
         let commit = matches!(self.store.durability(), Durability::Always).then(|| {
             let (tx, rx) = mpsc::channel(COMMIT_DEPTH);
             let (synced_tx, synced_rx) = mpsc::unbounded_channel();
-            tokio::spawn(self.clone().commit(rx, synced_rx, server.clone()));
-            (tx, Syncer::new(self.store.clone(), synced_tx))
+            let syncer = Syncer::new(self.store.clone(), synced_tx);
+            tokio::spawn(
+                self.clone()
+                    .commit(rx, synced_rx, syncer.clone(), server.clone()),
+            );
+            (tx, syncer)
         });
         let mut inline: Vec<Answers> = Vec::with_capacity(1);
         loop {
@@ -537,7 +546,7 @@ impl Stream {
             match &commit {
                 Some((tx, syncer)) => {
                     if let Some(t) = answers.ticket {
-                        syncer.request(t);
+                        syncer.request(t, answers.count);
                     }
                     if tx.send(answers).await.is_err() {
                         break;
@@ -648,12 +657,15 @@ impl Stream {
     async fn commit(
         self: Arc<Self>,
         mut rx: mpsc::Receiver<Answers>,
-        mut synced: mpsc::UnboundedReceiver<Ticket>,
+        mut synced: mpsc::UnboundedReceiver<(Ticket, u64)>,
+        syncer: Arc<Syncer>,
         server: Arc<ServerShared>,
     ) {
         let mut queue: VecDeque<Answers> = VecDeque::with_capacity(COMMIT_DEPTH);
         // Everything up to here has been through an fsync attempt.
         let mut covered = Ticket::default();
+        // The fsync round that covered up to `covered`.
+        let mut round = 0;
         let mut ready: Vec<Answers> = Vec::with_capacity(COMMIT_DEPTH);
         let mut open = true;
         loop {
@@ -675,6 +687,7 @@ impl Stream {
             if !ready.is_empty() {
                 self.answer(&mut ready, &server);
             }
+            syncer.answered(round);
             if !open && queue.is_empty() {
                 break;
             }
@@ -684,7 +697,10 @@ impl Stream {
                     None => open = false,
                 },
                 t = synced.recv() => match t {
-                    Some(t) => covered = covered.max(t),
+                    Some((t, r)) => {
+                        covered = covered.max(t);
+                        round = round.max(r);
+                    }
                     // The syncer is gone (cannot happen while the stream task lives).
                     None => break,
                 },
@@ -771,12 +787,19 @@ impl Stream {
             .and_then(|tr| transform_subject(&tr.src, &tr.dest, m.subject()));
         let subject: &str = transformed.as_deref().unwrap_or(m.subject());
         let hdrs: &[u8] = m.headers().unwrap_or(&[]);
+        // Every header the checks below read, in one pass over the block.
+        let h = if hdrs.is_empty() {
+            headers::PublishHeaders::default()
+        } else {
+            headers::PublishHeaders::parse(hdrs)
+        };
+        let set = headers::PublishHeaders::set;
         // `allow_msg_counter`: the increment is checked before everything else, as
         // nats-server; without counters a `Nats-Incr` header is refused.
         let incr = if cfg.allow_msg_counter {
             Some(counter::increment(hdrs, m.payload())?)
         } else {
-            if !hdrs.is_empty() && headers::get_set(hdrs, counter::INCR).is_some() {
+            if set(h.incr).is_some() {
                 return Err(ApiError::message_incr_disabled());
             }
             None
@@ -787,12 +810,12 @@ impl Stream {
         // check (nats-server reads it as no TTL there) and is refused after the others.
         let mut ttl: Result<Option<Ttl>, headers::InvalidTtl> = Ok(None);
         if !hdrs.is_empty() {
-            if let Some(expected) = headers::get_set(hdrs, headers::EXPECTED_STREAM)
+            if let Some(expected) = set(h.expected_stream)
                 && expected != self.name.as_bytes()
             {
                 return Err(ApiError::stream_not_match());
             }
-            if let Some(v) = headers::get_set(hdrs, headers::TTL) {
+            if let Some(v) = set(h.ttl) {
                 ttl = std::str::from_utf8(v)
                     .map_err(|_| headers::InvalidTtl)
                     .and_then(headers::parse_ttl);
@@ -800,8 +823,8 @@ impl Stream {
             if matches!(ttl, Ok(Some(_))) && !cfg.allow_msg_ttl {
                 return Err(ApiError::message_ttl_disabled());
             }
-            let subject_override = headers::get_set(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ_SUBJ);
-            if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ) {
+            let subject_override = set(h.expected_last_subj_seq_subj);
+            if let Some(v) = set(h.expected_last_subj_seq) {
                 let expected = headers::go_parse_int64(v) as u64;
                 let last = subject_override
                     .map_or(Some(subject), |s| std::str::from_utf8(s).ok())
@@ -814,24 +837,24 @@ impl Stream {
             } else if subject_override.is_some() {
                 return Err(ApiError::stream_expected_last_seq_per_subject_invalid());
             }
-            if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_SEQ) {
+            if let Some(v) = set(h.expected_last_seq) {
                 let last = self.store.fast_state().last_seq;
                 if headers::go_parse_int64(v) as u64 != last {
                     return Err(ApiError::stream_wrong_last_sequence(last));
                 }
             }
-            msg_id = headers::get_set_str(hdrs, headers::MSG_ID);
+            msg_id = set(h.msg_id).and_then(|v| std::str::from_utf8(v).ok());
             if let Some(id) = msg_id
                 && let Some((seq, _)) = state.dedup.ids.get(id)
             {
                 return Ok(Stored::Duplicate { seq: *seq });
             }
-            if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_MSG_ID)
+            if let Some(v) = set(h.expected_last_msg_id)
                 && v != state.last_msg_id.as_bytes()
             {
                 return Err(ApiError::stream_wrong_last_msg_id(&state.last_msg_id));
             }
-            if let Some(v) = headers::get_set(hdrs, headers::ROLLUP) {
+            if let Some(v) = set(h.rollup) {
                 if !cfg.allow_rollup_hdrs || cfg.deny_purge {
                     return Err(ApiError::stream_rollup_failed("rollup not permitted"));
                 }
@@ -918,7 +941,7 @@ impl Stream {
             state.dedup.insert(id.to_string(), ack.seq, now);
         }
         state.set_last_msg_id(msg_id);
-        if cfg.subject_delete_marker_ttl > 0 && is_delete_marker(hdrs) {
+        if cfg.subject_delete_marker_ttl > 0 && h.is_delete_marker() {
             state.marker_last.insert(subject.to_string());
         } else if !state.marker_last.is_empty() {
             state.marker_last.remove(subject);
@@ -1027,59 +1050,137 @@ struct Answers {
 /// Runs the fsyncs of a stream whose store fsyncs before acking, on the blocking pool
 /// while there is work (no idle thread per stream). One run loops: fsync everything
 /// stored so far (the store writes every pending append, then one `fdatasync`), report
-/// the ticket it covered, and go again at once if more was stored meanwhile. So under
-/// load the disk goes from one fsync straight to the next, with no task hand-off in
-/// between, and each fsync takes in everything that arrived during the previous one.
+/// the ticket it covered, and go again if more was stored meanwhile.
+///
+/// Why a run may *gather* before an fsync: a publisher with a window of N acks pending
+/// sends N messages, and a new one for each ack. If every fsync started the moment the
+/// previous one ended, it would take what arrived during that one -- the replacements of
+/// the fsync before -- so the window splits into two halves that alternate, and each
+/// fsync makes only half the window durable. Since an fsync costs about the same for one
+/// message as for hundreds, waiting the short time it takes the acks just sent to come
+/// back as new publishes doubles what each fsync covers. So when the last fsync covered
+/// several messages (there is concurrency to gather) and ended recently, the next one
+/// first waits until the acks of the last one have been sent and appends have stopped
+/// arriving for one [`GATHER_STEP`], at most [`MAX_GATHER`] (and at most as long as the
+/// last fsync took). A lone synchronous publisher (one message per fsync) never waits.
 struct Syncer {
     /// The store.
     store: Arc<dyn StreamStore>,
-    /// (newest ticket stored and not yet handed to a run, whether a run is active).
-    state: Mutex<(Option<Ticket>, bool)>,
-    /// Where each run reports the tickets it made durable (or tried to).
-    synced: mpsc::UnboundedSender<Ticket>,
+    /// What is asked for, and what the last fsync did.
+    state: Mutex<SyncState>,
+    /// Where each run reports the tickets it made durable (or tried to), with the number
+    /// of the fsync round.
+    synced: mpsc::UnboundedSender<(Ticket, u64)>,
+    /// The last round whose PubAcks the answering task has sent.
+    answered: AtomicU64,
 }
 
+/// What a [`Syncer`] is asked for, and what its last fsync did.
+#[derive(Default)]
+struct SyncState {
+    /// Newest ticket stored and not yet handed to an fsync.
+    want: Option<Ticket>,
+    /// Messages stored since the last fsync was started.
+    msgs: u64,
+    /// Whether a run is active.
+    running: bool,
+    /// Number of the last fsync round (1, 2, ...).
+    round: u64,
+    /// The last fsync: when it ended, how long it took, how many messages it covered.
+    last: Option<(std::time::Instant, Duration, u64)>,
+}
+
+/// How long a gathering run waits between looks at whether appends still arrive.
+const GATHER_STEP: Duration = Duration::from_micros(50);
+/// Longest a run gathers before an fsync.
+const MAX_GATHER: Duration = Duration::from_millis(1);
+
 impl Syncer {
-    fn new(store: Arc<dyn StreamStore>, synced: mpsc::UnboundedSender<Ticket>) -> Arc<Syncer> {
+    fn new(
+        store: Arc<dyn StreamStore>,
+        synced: mpsc::UnboundedSender<(Ticket, u64)>,
+    ) -> Arc<Syncer> {
         Arc::new(Syncer {
             store,
-            state: Mutex::new((None, false)),
+            state: Mutex::new(SyncState::default()),
             synced,
+            answered: AtomicU64::new(0),
         })
     }
 
-    /// Ask for everything up to `t` to be made durable (once per stored batch).
-    fn request(self: &Arc<Self>, t: Ticket) {
+    /// Ask for everything up to `t` to be made durable (once per stored batch of `msgs`
+    /// messages).
+    fn request(self: &Arc<Self>, t: Ticket, msgs: u64) {
         let mut st = self.state.lock();
-        st.0 = Some(st.0.map_or(t, |w| w.max(t)));
-        if !st.1 {
-            st.1 = true;
+        st.want = Some(st.want.map_or(t, |w| w.max(t)));
+        st.msgs += msgs;
+        if !st.running {
+            st.running = true;
             drop(st);
             let me = self.clone();
             tokio::task::spawn_blocking(move || me.run());
         }
     }
 
+    /// The answering task sent the PubAcks of fsync round `round`.
+    fn answered(&self, round: u64) {
+        self.answered.fetch_max(round, Ordering::AcqRel);
+    }
+
+    /// Wait (bounded) while the acks of the last fsync go out and the publishes they free
+    /// come in, if the last fsync had company to gather (see [`Syncer`]).
+    fn gather(&self) {
+        let (round, bound, mut seen) = {
+            let st = self.state.lock();
+            match st.last {
+                Some((ended, took, msgs)) if msgs > 1 && ended.elapsed() < took * 2 => {
+                    (st.round, took.min(MAX_GATHER), st.want)
+                }
+                _ => return,
+            }
+        };
+        let start = std::time::Instant::now();
+        while start.elapsed() < bound {
+            std::thread::sleep(GATHER_STEP);
+            let want = self.state.lock().want;
+            if want == seen && self.answered.load(Ordering::Acquire) >= round {
+                return;
+            }
+            seen = want;
+        }
+    }
+
     /// One run: fsync until nothing more is asked for.
     fn run(&self) {
+        // Everything up to here is known durable (reported already).
+        let mut covered = Ticket::default();
         loop {
-            let t = {
+            self.gather();
+            let (t, msgs, round) = {
                 let mut st = self.state.lock();
-                match st.0.take() {
-                    Some(t) => t,
-                    None => {
-                        st.1 = false;
+                match st.want.take() {
+                    Some(t) if t > covered => {
+                        st.round += 1;
+                        (t, std::mem::take(&mut st.msgs), st.round)
+                    }
+                    _ => {
+                        st.msgs = 0;
+                        st.running = false;
                         return;
                     }
                 }
             };
+            let began = std::time::Instant::now();
             // A failure poisons the store; the answering task reads it per batch.
             let _ = self.store.wait_durable(t);
-            if self.synced.send(t).is_err() {
+            // The fsync also took whatever was appended before it started.
+            covered = t.max(self.store.durable_ticket());
+            self.state.lock().last = Some((std::time::Instant::now(), began.elapsed(), msgs));
+            if self.synced.send((covered, round)).is_err() {
                 // Nobody answers any more (the stream is gone).
                 let mut st = self.state.lock();
-                st.0 = None;
-                st.1 = false;
+                st.want = None;
+                st.running = false;
                 return;
             }
         }
@@ -1217,9 +1318,7 @@ fn recover_marker_subjects(stream: &Stream) -> HashSet<String> {
 /// Whether a header block marks a subject delete marker, as nats-server's
 /// `isSubjectDeleteMarker`: a `Nats-Marker-Reason`, or a KV purge (`KV-Operation: PURGE`).
 fn is_delete_marker(hdrs: &[u8]) -> bool {
-    !hdrs.is_empty()
-        && (headers::get_set(hdrs, headers::MARKER_REASON).is_some()
-            || headers::get(hdrs, headers::KV_OPERATION) == Some(&b"PURGE"[..]))
+    !hdrs.is_empty() && headers::PublishHeaders::parse(hdrs).is_delete_marker()
 }
 
 /// Map a store failure to the PubAck error nats-server gives.
