@@ -458,6 +458,18 @@ impl<T> Sublist<T> {
     /// delivery order. A malformed subject (empty, or with an empty token) matches
     /// nothing. Wildcard tokens in `subject` are compared literally (module docs).
     pub fn match_subject(&self, subject: &[u8]) -> Arc<SublistResult<T>> {
+        self.match_with(subject, true)
+    }
+
+    /// [`Sublist::match_subject`] for a subject that will not be published to again (a
+    /// JetStream ack subject, which names one delivery; a request's unique reply inbox):
+    /// a cached result is used, but a miss is not stored. Storing it would only evict an
+    /// entry that is used again, at the cost of allocating and dropping a key per message.
+    pub fn match_subject_once(&self, subject: &[u8]) -> Arc<SublistResult<T>> {
+        self.match_with(subject, false)
+    }
+
+    fn match_with(&self, subject: &[u8], store: bool) -> Arc<SublistResult<T>> {
         self.matches.fetch_add(1, Ordering::Relaxed);
         if let Some(cache) = &self.cache
             && let Some(hit) = cache.read().get(subject)
@@ -483,7 +495,7 @@ impl<T> Sublist<T> {
         } else {
             Arc::new(result)
         };
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.cache.as_ref().filter(|_| store) {
             // Still under the trie read lock: no change can come between walk and store.
             cache.write().insert(subject, result.clone());
         }
