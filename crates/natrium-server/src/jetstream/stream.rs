@@ -38,7 +38,7 @@ use natrium_store::{
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -508,12 +508,8 @@ impl Stream {
         let commit = matches!(self.store.durability(), Durability::Always).then(|| {
             let (tx, rx) = mpsc::channel(COMMIT_DEPTH);
             let (synced_tx, synced_rx) = mpsc::unbounded_channel();
-            let syncer = Syncer::new(self.store.clone(), synced_tx);
-            tokio::spawn(
-                self.clone()
-                    .commit(rx, synced_rx, syncer.clone(), server.clone()),
-            );
-            (tx, syncer)
+            tokio::spawn(self.clone().commit(rx, synced_rx, server.clone()));
+            (tx, Syncer::new(self.store.clone(), synced_tx))
         });
         let mut inline: Vec<Answers> = Vec::with_capacity(1);
         loop {
@@ -546,7 +542,7 @@ impl Stream {
             match &commit {
                 Some((tx, syncer)) => {
                     if let Some(t) = answers.ticket {
-                        syncer.request(t, answers.count);
+                        syncer.request(t);
                     }
                     if tx.send(answers).await.is_err() {
                         break;
@@ -657,15 +653,12 @@ impl Stream {
     async fn commit(
         self: Arc<Self>,
         mut rx: mpsc::Receiver<Answers>,
-        mut synced: mpsc::UnboundedReceiver<(Ticket, u64)>,
-        syncer: Arc<Syncer>,
+        mut synced: mpsc::UnboundedReceiver<Ticket>,
         server: Arc<ServerShared>,
     ) {
         let mut queue: VecDeque<Answers> = VecDeque::with_capacity(COMMIT_DEPTH);
         // Everything up to here has been through an fsync attempt.
         let mut covered = Ticket::default();
-        // The fsync round that covered up to `covered`.
-        let mut round = 0;
         let mut ready: Vec<Answers> = Vec::with_capacity(COMMIT_DEPTH);
         let mut open = true;
         loop {
@@ -687,7 +680,6 @@ impl Stream {
             if !ready.is_empty() {
                 self.answer(&mut ready, &server);
             }
-            syncer.answered(round);
             if !open && queue.is_empty() {
                 break;
             }
@@ -697,10 +689,7 @@ impl Stream {
                     None => open = false,
                 },
                 t = synced.recv() => match t {
-                    Some((t, r)) => {
-                        covered = covered.max(t);
-                        round = round.max(r);
-                    }
+                    Some(t) => covered = covered.max(t),
                     // The syncer is gone (cannot happen while the stream task lives).
                     None => break,
                 },
@@ -1050,137 +1039,67 @@ struct Answers {
 /// Runs the fsyncs of a stream whose store fsyncs before acking, on the blocking pool
 /// while there is work (no idle thread per stream). One run loops: fsync everything
 /// stored so far (the store writes every pending append, then one `fdatasync`), report
-/// the ticket it covered, and go again if more was stored meanwhile.
+/// the ticket it covered, and go again at once if more was stored meanwhile. So under
+/// load the disk goes from one fsync straight to the next, with no task hand-off in
+/// between, and each fsync takes in everything that arrived during the previous one.
 ///
-/// Why a run may *gather* before an fsync: a publisher with a window of N acks pending
-/// sends N messages, and a new one for each ack. If every fsync started the moment the
-/// previous one ended, it would take what arrived during that one -- the replacements of
-/// the fsync before -- so the window splits into two halves that alternate, and each
-/// fsync makes only half the window durable. Since an fsync costs about the same for one
-/// message as for hundreds, waiting the short time it takes the acks just sent to come
-/// back as new publishes doubles what each fsync covers. So when the last fsync covered
-/// several messages (there is concurrency to gather) and ended recently, the next one
-/// first waits until the acks of the last one have been sent and appends have stopped
-/// arriving for one [`GATHER_STEP`], at most [`MAX_GATHER`] (and at most as long as the
-/// last fsync took). A lone synchronous publisher (one message per fsync) never waits.
+/// The ticket reported is what the fsync really covered (the store's durable ticket),
+/// not just the one asked for: appends that arrived while the fsync was being written
+/// went with it, and their PubAcks need not wait for another round.
 struct Syncer {
     /// The store.
     store: Arc<dyn StreamStore>,
-    /// What is asked for, and what the last fsync did.
-    state: Mutex<SyncState>,
-    /// Where each run reports the tickets it made durable (or tried to), with the number
-    /// of the fsync round.
-    synced: mpsc::UnboundedSender<(Ticket, u64)>,
-    /// The last round whose PubAcks the answering task has sent.
-    answered: AtomicU64,
+    /// (newest ticket stored and not yet handed to a run, whether a run is active).
+    state: Mutex<(Option<Ticket>, bool)>,
+    /// Where each run reports the tickets it made durable (or tried to).
+    synced: mpsc::UnboundedSender<Ticket>,
 }
-
-/// What a [`Syncer`] is asked for, and what its last fsync did.
-#[derive(Default)]
-struct SyncState {
-    /// Newest ticket stored and not yet handed to an fsync.
-    want: Option<Ticket>,
-    /// Messages stored since the last fsync was started.
-    msgs: u64,
-    /// Whether a run is active.
-    running: bool,
-    /// Number of the last fsync round (1, 2, ...).
-    round: u64,
-    /// The last fsync: when it ended, how long it took, how many messages it covered.
-    last: Option<(std::time::Instant, Duration, u64)>,
-}
-
-/// How long a gathering run waits between looks at whether appends still arrive.
-const GATHER_STEP: Duration = Duration::from_micros(50);
-/// Longest a run gathers before an fsync.
-const MAX_GATHER: Duration = Duration::from_millis(1);
 
 impl Syncer {
-    fn new(
-        store: Arc<dyn StreamStore>,
-        synced: mpsc::UnboundedSender<(Ticket, u64)>,
-    ) -> Arc<Syncer> {
+    fn new(store: Arc<dyn StreamStore>, synced: mpsc::UnboundedSender<Ticket>) -> Arc<Syncer> {
         Arc::new(Syncer {
             store,
-            state: Mutex::new(SyncState::default()),
+            state: Mutex::new((None, false)),
             synced,
-            answered: AtomicU64::new(0),
         })
     }
 
-    /// Ask for everything up to `t` to be made durable (once per stored batch of `msgs`
-    /// messages).
-    fn request(self: &Arc<Self>, t: Ticket, msgs: u64) {
+    /// Ask for everything up to `t` to be made durable (once per stored batch).
+    fn request(self: &Arc<Self>, t: Ticket) {
         let mut st = self.state.lock();
-        st.want = Some(st.want.map_or(t, |w| w.max(t)));
-        st.msgs += msgs;
-        if !st.running {
-            st.running = true;
+        st.0 = Some(st.0.map_or(t, |w| w.max(t)));
+        if !st.1 {
+            st.1 = true;
             drop(st);
             let me = self.clone();
             tokio::task::spawn_blocking(move || me.run());
         }
     }
 
-    /// The answering task sent the PubAcks of fsync round `round`.
-    fn answered(&self, round: u64) {
-        self.answered.fetch_max(round, Ordering::AcqRel);
-    }
-
-    /// Wait (bounded) while the acks of the last fsync go out and the publishes they free
-    /// come in, if the last fsync had company to gather (see [`Syncer`]).
-    fn gather(&self) {
-        let (round, bound, mut seen) = {
-            let st = self.state.lock();
-            match st.last {
-                Some((ended, took, msgs)) if msgs > 1 && ended.elapsed() < took * 2 => {
-                    (st.round, took.min(MAX_GATHER), st.want)
-                }
-                _ => return,
-            }
-        };
-        let start = std::time::Instant::now();
-        while start.elapsed() < bound {
-            std::thread::sleep(GATHER_STEP);
-            let want = self.state.lock().want;
-            if want == seen && self.answered.load(Ordering::Acquire) >= round {
-                return;
-            }
-            seen = want;
-        }
-    }
-
     /// One run: fsync until nothing more is asked for.
     fn run(&self) {
-        // Everything up to here is known durable (reported already).
+        // Everything up to here is known durable (and reported).
         let mut covered = Ticket::default();
         loop {
-            self.gather();
-            let (t, msgs, round) = {
+            let t = {
                 let mut st = self.state.lock();
-                match st.want.take() {
-                    Some(t) if t > covered => {
-                        st.round += 1;
-                        (t, std::mem::take(&mut st.msgs), st.round)
-                    }
+                match st.0.take() {
+                    Some(t) if t > covered => t,
                     _ => {
-                        st.msgs = 0;
-                        st.running = false;
+                        st.1 = false;
                         return;
                     }
                 }
             };
-            let began = std::time::Instant::now();
             // A failure poisons the store; the answering task reads it per batch.
             let _ = self.store.wait_durable(t);
             // The fsync also took whatever was appended before it started.
             covered = t.max(self.store.durable_ticket());
-            self.state.lock().last = Some((std::time::Instant::now(), began.elapsed(), msgs));
-            if self.synced.send((covered, round)).is_err() {
+            if self.synced.send(covered).is_err() {
                 // Nobody answers any more (the stream is gone).
                 let mut st = self.state.lock();
-                st.want = None;
-                st.running = false;
+                st.0 = None;
+                st.1 = false;
                 return;
             }
         }
