@@ -12,7 +12,9 @@
 //! 2. **A match cache** (`cache`): results are shared `Arc`s kept per publish subject
 //!    (1024 subjects by default, random eviction), so repeated publishes to the same
 //!    subject cost one hash lookup under a read lock. A subscription change drops exactly
-//!    the cached subjects it matches.
+//!    the cached subjects it matches. Subjects used once (JetStream ack subjects, reply
+//!    inboxes) go through [`Sublist::match_subject_once`], which does not store a miss:
+//!    one per message would evict a useful entry and allocate a key every time.
 //! 3. **A generation number** ([`Sublist::genid`]) bumped by every change, so that each
 //!    connection can keep its own lock-free L1 cache of results and throw it away when
 //!    the number moves. Read `genid` *before* calling [`Sublist::match_subject`] and tag
