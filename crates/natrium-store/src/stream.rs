@@ -112,6 +112,14 @@ pub trait StreamStore: Send + Sync {
     /// callers share one flush/fsync.
     fn wait_durable(&self, ticket: Ticket) -> Result<()>;
 
+    /// The newest ticket an fsync has covered: everything appended up to it is on disk.
+    /// Lets a caller that waited for one ticket learn what else that fsync took with it
+    /// (appends that arrived while it was being written). A store that never fsyncs
+    /// answers [`Ticket::DONE`].
+    fn durable_ticket(&self) -> Ticket {
+        Ticket::DONE
+    }
+
     /// Makes everything appended so far durable, including an fsync in every file mode.
     fn sync(&self) -> Result<()>;
 

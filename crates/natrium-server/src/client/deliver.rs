@@ -153,6 +153,21 @@ impl DeliveryCtx {
         self.route(account, &result, publisher, m)
     }
 
+    /// [`DeliveryCtx::publish`] to a subject published to once (a reply inbox): the match
+    /// is not kept in the index's cache ([`crate::sublist::Sublist::match_subject_once`]).
+    pub fn publish_once(
+        &mut self,
+        account: &Arc<Account>,
+        publisher: Publisher<'_>,
+        m: PubMsg<'_>,
+    ) -> bool {
+        if self.depth >= MAX_DEPTH {
+            return false;
+        }
+        let result = account.sublist.match_subject_once(m.subject);
+        self.route(account, &result, publisher, m)
+    }
+
     /// Publish into `account`, matching `route` but delivering `m.subject` as the message's
     /// subject: how JetStream sends a stored message to a pull request's inbox or a push
     /// consumer's deliver subject while clients see the original subject.

@@ -66,6 +66,9 @@ pub fn go_quote(s: &[u8]) -> String {
     out
 }
 
+/// Start of a JetStream ack subject (`$JS.ACK.<stream>.<consumer>.<numbers>`).
+const ACK_SUBJECT_PREFIX: &[u8] = b"$JS.ACK.";
+
 /// A reader's private cache of subject → match result, valid for one sublist generation.
 /// It saves taking the shared index's lock for every message on a hot subject.
 struct L1Cache {
@@ -83,6 +86,11 @@ impl L1Cache {
             self.genid = genid;
         } else if let Some(r) = self.map.get(subject) {
             return r.clone();
+        }
+        if subject.starts_with(ACK_SUBJECT_PREFIX) {
+            // An ack subject names one delivery and is not published to again: caching
+            // it here or in the index would cost a key allocation and an eviction per ack.
+            return account.sublist.match_subject_once(subject);
         }
         let r = account.sublist.match_subject(subject);
         if self.map.len() >= L1_MAX {

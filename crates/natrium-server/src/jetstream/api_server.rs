@@ -190,7 +190,8 @@ fn pull_request(
 
 /// Publish an answer into `account`.
 pub fn publish(ctx: &mut DeliveryCtx, account: &Arc<Account>, reply: &[u8], body: &[u8]) {
-    ctx.publish(
+    // Replies go to per-request inboxes: nothing to gain from caching their match.
+    ctx.publish_once(
         account,
         Publisher::SERVER,
         PubMsg {

@@ -82,6 +82,107 @@ pub fn get_str<'a>(block: &'a [u8], key: &str) -> Option<&'a str> {
     get(block, key).and_then(|v| std::str::from_utf8(v).ok())
 }
 
+/// The publish headers the stream's checks read, found in **one** pass over the header
+/// block (a lookup per header would scan the block once for each of them, several times
+/// per stored message). Each field is the first occurrence's value, as [`get`] gives it
+/// (possibly empty: the `get_set`-style accessors treat empty as absent).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PublishHeaders<'a> {
+    /// `Nats-Msg-Id`.
+    pub msg_id: Option<&'a [u8]>,
+    /// `Nats-Expected-Stream`.
+    pub expected_stream: Option<&'a [u8]>,
+    /// `Nats-Expected-Last-Sequence`.
+    pub expected_last_seq: Option<&'a [u8]>,
+    /// `Nats-Expected-Last-Subject-Sequence`.
+    pub expected_last_subj_seq: Option<&'a [u8]>,
+    /// `Nats-Expected-Last-Subject-Sequence-Subject`.
+    pub expected_last_subj_seq_subj: Option<&'a [u8]>,
+    /// `Nats-Expected-Last-Msg-Id`.
+    pub expected_last_msg_id: Option<&'a [u8]>,
+    /// `Nats-Rollup`.
+    pub rollup: Option<&'a [u8]>,
+    /// `Nats-TTL`.
+    pub ttl: Option<&'a [u8]>,
+    /// `Nats-Incr`.
+    pub incr: Option<&'a [u8]>,
+    /// `Nats-Marker-Reason`.
+    pub marker_reason: Option<&'a [u8]>,
+    /// `KV-Operation`.
+    pub kv_operation: Option<&'a [u8]>,
+}
+
+impl<'a> PublishHeaders<'a> {
+    /// Scan `block` once. A block without a status line has no headers (as [`get`]).
+    pub fn parse(block: &'a [u8]) -> PublishHeaders<'a> {
+        let mut out = PublishHeaders::default();
+        let Some((_, body)) = split_status(block) else {
+            return out;
+        };
+        for line in lines(body) {
+            // Every key we look for starts `Nats-` or `KV-`: other lines cost one compare.
+            let slot = if line.starts_with(b"Nats-") {
+                let Some(colon) = memchr::memchr(b':', line) else {
+                    continue;
+                };
+                match &line[..colon] {
+                    b"Nats-Msg-Id" => &mut out.msg_id,
+                    b"Nats-Expected-Stream" => &mut out.expected_stream,
+                    b"Nats-Expected-Last-Sequence" => &mut out.expected_last_seq,
+                    b"Nats-Expected-Last-Subject-Sequence" => &mut out.expected_last_subj_seq,
+                    b"Nats-Expected-Last-Subject-Sequence-Subject" => {
+                        &mut out.expected_last_subj_seq_subj
+                    }
+                    b"Nats-Expected-Last-Msg-Id" => &mut out.expected_last_msg_id,
+                    b"Nats-Rollup" => &mut out.rollup,
+                    b"Nats-TTL" => &mut out.ttl,
+                    b"Nats-Incr" => &mut out.incr,
+                    b"Nats-Marker-Reason" => &mut out.marker_reason,
+                    _ => continue,
+                }
+            } else if line.starts_with(b"KV-Operation:") {
+                &mut out.kv_operation
+            } else {
+                continue;
+            };
+            if slot.is_none() {
+                let colon = memchr::memchr(b':', line).unwrap_or(line.len());
+                let mut v = line.get(colon + 1..).unwrap_or(&[]);
+                while let [b' ', tail @ ..] = v {
+                    v = tail;
+                }
+                *slot = Some(v);
+            }
+        }
+        out
+    }
+
+    /// A header's value if present and not empty (as [`get_set`]).
+    pub fn set(v: Option<&'a [u8]>) -> Option<&'a [u8]> {
+        v.filter(|v| !v.is_empty())
+    }
+
+    /// Whether any header refused beside `Nats-Incr` is set (expectations, rollup).
+    pub fn has_incr_conflicts(&self) -> bool {
+        [
+            self.expected_stream,
+            self.expected_last_seq,
+            self.expected_last_subj_seq,
+            self.expected_last_subj_seq_subj,
+            self.expected_last_msg_id,
+            self.rollup,
+        ]
+        .into_iter()
+        .any(|v| Self::set(v).is_some())
+    }
+
+    /// Whether the block marks a subject delete marker, as nats-server's
+    /// `isSubjectDeleteMarker`: a `Nats-Marker-Reason`, or a KV purge (`KV-Operation: PURGE`).
+    pub fn is_delete_marker(&self) -> bool {
+        Self::set(self.marker_reason).is_some() || self.kv_operation == Some(&b"PURGE"[..])
+    }
+}
+
 /// `block` with every `Nats-TTL` line removed and `Nats-TTL: <secs>` appended as the
 /// last header, the way nats-server rewrites a raised TTL (`removeHeaderIfPresent` then
 /// `genHeader`: exact-case key at a line start, followed by a colon).
@@ -188,6 +289,55 @@ mod tests {
             replace_ttl(b"NATS/1.0\r\nNats-TTL: 1\r\n\r\n", 3),
             b"NATS/1.0\r\nNats-TTL: 3\r\n\r\n".to_vec()
         );
+    }
+
+    #[test]
+    fn one_pass_agrees_with_lookups() {
+        let keys = [
+            MSG_ID,
+            EXPECTED_STREAM,
+            EXPECTED_LAST_SEQ,
+            EXPECTED_LAST_SUBJ_SEQ,
+            EXPECTED_LAST_SUBJ_SEQ_SUBJ,
+            EXPECTED_LAST_MSG_ID,
+            ROLLUP,
+            TTL,
+            "Nats-Incr",
+            MARKER_REASON,
+            KV_OPERATION,
+        ];
+        let blocks: [&[u8]; 6] = [
+            b"NATS/1.0\r\nNats-Msg-Id:  abc\r\nNats-Msg-Id: second\r\nnats-ttl: 5\r\n\r\n",
+            b"NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: 4\r\nNats-Expected-Last-Subject-Sequence-Subject: a.b\r\nNats-TTL:\r\nNats-TTL: 9\r\n\r\n",
+            b"NATS/1.0\r\nX: y\r\nNats-Rollup: sub\r\nKV-Operation: PURGE\r\nNats-Incr: +1\r\nNats-Marker-Reason: MaxAge\r\n\r\n",
+            b"NATS/1.0 100 Idle\r\nNats-Expected-Stream: S\r\nNats-Expected-Last-Sequence: 7\r\nNats-Expected-Last-Msg-Id: m\r\nNats-Msg-Id\r\nKV-Operation\r\n\r\n",
+            b"garbage",
+            b"NATS/1.0\r\nNats-Msg-Idx: no\r\nKV-Operation: DEL\r\n\r\n",
+        ];
+        for b in blocks {
+            let p = PublishHeaders::parse(b);
+            let got = [
+                p.msg_id,
+                p.expected_stream,
+                p.expected_last_seq,
+                p.expected_last_subj_seq,
+                p.expected_last_subj_seq_subj,
+                p.expected_last_msg_id,
+                p.rollup,
+                p.ttl,
+                p.incr,
+                p.marker_reason,
+                p.kv_operation,
+            ];
+            for (k, v) in keys.iter().zip(got) {
+                assert_eq!(v, get(b, k), "{k} in {:?}", String::from_utf8_lossy(b));
+            }
+        }
+        let p = PublishHeaders::parse(blocks[2]);
+        assert!(p.is_delete_marker());
+        assert!(p.has_incr_conflicts());
+        assert!(!PublishHeaders::parse(blocks[5]).is_delete_marker());
+        assert_eq!(PublishHeaders::parse(blocks[1]).ttl, Some(&b""[..]));
     }
 
     #[test]

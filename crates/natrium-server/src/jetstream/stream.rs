@@ -327,6 +327,11 @@ impl Stream {
         &self.domain
     }
 
+    /// The retention policy (without copying the whole configuration).
+    pub fn retention(&self) -> RetentionPolicy {
+        self.config.read().retention
+    }
+
     /// Storage type.
     pub fn is_memory(&self) -> bool {
         self.config.read().storage == ApiStorage::Memory
@@ -771,12 +776,19 @@ impl Stream {
             .and_then(|tr| transform_subject(&tr.src, &tr.dest, m.subject()));
         let subject: &str = transformed.as_deref().unwrap_or(m.subject());
         let hdrs: &[u8] = m.headers().unwrap_or(&[]);
+        // Every header the checks below read, in one pass over the block.
+        let h = if hdrs.is_empty() {
+            headers::PublishHeaders::default()
+        } else {
+            headers::PublishHeaders::parse(hdrs)
+        };
+        let set = headers::PublishHeaders::set;
         // `allow_msg_counter`: the increment is checked before everything else, as
         // nats-server; without counters a `Nats-Incr` header is refused.
         let incr = if cfg.allow_msg_counter {
             Some(counter::increment(hdrs, m.payload())?)
         } else {
-            if !hdrs.is_empty() && headers::get_set(hdrs, counter::INCR).is_some() {
+            if set(h.incr).is_some() {
                 return Err(ApiError::message_incr_disabled());
             }
             None
@@ -787,12 +799,12 @@ impl Stream {
         // check (nats-server reads it as no TTL there) and is refused after the others.
         let mut ttl: Result<Option<Ttl>, headers::InvalidTtl> = Ok(None);
         if !hdrs.is_empty() {
-            if let Some(expected) = headers::get_set(hdrs, headers::EXPECTED_STREAM)
+            if let Some(expected) = set(h.expected_stream)
                 && expected != self.name.as_bytes()
             {
                 return Err(ApiError::stream_not_match());
             }
-            if let Some(v) = headers::get_set(hdrs, headers::TTL) {
+            if let Some(v) = set(h.ttl) {
                 ttl = std::str::from_utf8(v)
                     .map_err(|_| headers::InvalidTtl)
                     .and_then(headers::parse_ttl);
@@ -800,8 +812,8 @@ impl Stream {
             if matches!(ttl, Ok(Some(_))) && !cfg.allow_msg_ttl {
                 return Err(ApiError::message_ttl_disabled());
             }
-            let subject_override = headers::get_set(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ_SUBJ);
-            if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_SUBJ_SEQ) {
+            let subject_override = set(h.expected_last_subj_seq_subj);
+            if let Some(v) = set(h.expected_last_subj_seq) {
                 let expected = headers::go_parse_int64(v) as u64;
                 let last = subject_override
                     .map_or(Some(subject), |s| std::str::from_utf8(s).ok())
@@ -814,24 +826,24 @@ impl Stream {
             } else if subject_override.is_some() {
                 return Err(ApiError::stream_expected_last_seq_per_subject_invalid());
             }
-            if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_SEQ) {
+            if let Some(v) = set(h.expected_last_seq) {
                 let last = self.store.fast_state().last_seq;
                 if headers::go_parse_int64(v) as u64 != last {
                     return Err(ApiError::stream_wrong_last_sequence(last));
                 }
             }
-            msg_id = headers::get_set_str(hdrs, headers::MSG_ID);
+            msg_id = set(h.msg_id).and_then(|v| std::str::from_utf8(v).ok());
             if let Some(id) = msg_id
                 && let Some((seq, _)) = state.dedup.ids.get(id)
             {
                 return Ok(Stored::Duplicate { seq: *seq });
             }
-            if let Some(v) = headers::get_set(hdrs, headers::EXPECTED_LAST_MSG_ID)
+            if let Some(v) = set(h.expected_last_msg_id)
                 && v != state.last_msg_id.as_bytes()
             {
                 return Err(ApiError::stream_wrong_last_msg_id(&state.last_msg_id));
             }
-            if let Some(v) = headers::get_set(hdrs, headers::ROLLUP) {
+            if let Some(v) = set(h.rollup) {
                 if !cfg.allow_rollup_hdrs || cfg.deny_purge {
                     return Err(ApiError::stream_rollup_failed("rollup not permitted"));
                 }
@@ -918,7 +930,7 @@ impl Stream {
             state.dedup.insert(id.to_string(), ack.seq, now);
         }
         state.set_last_msg_id(msg_id);
-        if cfg.subject_delete_marker_ttl > 0 && is_delete_marker(hdrs) {
+        if cfg.subject_delete_marker_ttl > 0 && h.is_delete_marker() {
             state.marker_last.insert(subject.to_string());
         } else if !state.marker_last.is_empty() {
             state.marker_last.remove(subject);
@@ -1030,6 +1042,10 @@ struct Answers {
 /// the ticket it covered, and go again at once if more was stored meanwhile. So under
 /// load the disk goes from one fsync straight to the next, with no task hand-off in
 /// between, and each fsync takes in everything that arrived during the previous one.
+///
+/// The ticket reported is what the fsync really covered (the store's durable ticket),
+/// not just the one asked for: appends that arrived while the fsync was being written
+/// went with it, and their PubAcks need not wait for another round.
 struct Syncer {
     /// The store.
     store: Arc<dyn StreamStore>,
@@ -1062,12 +1078,14 @@ impl Syncer {
 
     /// One run: fsync until nothing more is asked for.
     fn run(&self) {
+        // Everything up to here is known durable (and reported).
+        let mut covered = Ticket::default();
         loop {
             let t = {
                 let mut st = self.state.lock();
                 match st.0.take() {
-                    Some(t) => t,
-                    None => {
+                    Some(t) if t > covered => t,
+                    _ => {
                         st.1 = false;
                         return;
                     }
@@ -1075,7 +1093,9 @@ impl Syncer {
             };
             // A failure poisons the store; the answering task reads it per batch.
             let _ = self.store.wait_durable(t);
-            if self.synced.send(t).is_err() {
+            // The fsync also took whatever was appended before it started.
+            covered = t.max(self.store.durable_ticket());
+            if self.synced.send(covered).is_err() {
                 // Nobody answers any more (the stream is gone).
                 let mut st = self.state.lock();
                 st.0 = None;
@@ -1217,9 +1237,7 @@ fn recover_marker_subjects(stream: &Stream) -> HashSet<String> {
 /// Whether a header block marks a subject delete marker, as nats-server's
 /// `isSubjectDeleteMarker`: a `Nats-Marker-Reason`, or a KV purge (`KV-Operation: PURGE`).
 fn is_delete_marker(hdrs: &[u8]) -> bool {
-    !hdrs.is_empty()
-        && (headers::get_set(hdrs, headers::MARKER_REASON).is_some()
-            || headers::get(hdrs, headers::KV_OPERATION) == Some(&b"PURGE"[..]))
+    !hdrs.is_empty() && headers::PublishHeaders::parse(hdrs).is_delete_marker()
 }
 
 /// Map a store failure to the PubAck error nats-server gives.

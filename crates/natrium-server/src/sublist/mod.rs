@@ -12,7 +12,9 @@
 //! 2. **A match cache** (`cache`): results are shared `Arc`s kept per publish subject
 //!    (1024 subjects by default, random eviction), so repeated publishes to the same
 //!    subject cost one hash lookup under a read lock. A subscription change drops exactly
-//!    the cached subjects it matches.
+//!    the cached subjects it matches. Subjects used once (JetStream ack subjects, reply
+//!    inboxes) go through [`Sublist::match_subject_once`], which does not store a miss:
+//!    one per message would evict a useful entry and allocate a key every time.
 //! 3. **A generation number** ([`Sublist::genid`]) bumped by every change, so that each
 //!    connection can keep its own lock-free L1 cache of results and throw it away when
 //!    the number moves. Read `genid` *before* calling [`Sublist::match_subject`] and tag
@@ -458,6 +460,18 @@ impl<T> Sublist<T> {
     /// delivery order. A malformed subject (empty, or with an empty token) matches
     /// nothing. Wildcard tokens in `subject` are compared literally (module docs).
     pub fn match_subject(&self, subject: &[u8]) -> Arc<SublistResult<T>> {
+        self.match_with(subject, true)
+    }
+
+    /// [`Sublist::match_subject`] for a subject that will not be published to again (a
+    /// JetStream ack subject, which names one delivery; a request's unique reply inbox):
+    /// a cached result is used, but a miss is not stored. Storing it would only evict an
+    /// entry that is used again, at the cost of allocating and dropping a key per message.
+    pub fn match_subject_once(&self, subject: &[u8]) -> Arc<SublistResult<T>> {
+        self.match_with(subject, false)
+    }
+
+    fn match_with(&self, subject: &[u8], store: bool) -> Arc<SublistResult<T>> {
         self.matches.fetch_add(1, Ordering::Relaxed);
         if let Some(cache) = &self.cache
             && let Some(hit) = cache.read().get(subject)
@@ -483,7 +497,7 @@ impl<T> Sublist<T> {
         } else {
             Arc::new(result)
         };
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.cache.as_ref().filter(|_| store) {
             // Still under the trie read lock: no change can come between walk and store.
             cache.write().insert(subject, result.clone());
         }

@@ -295,6 +295,24 @@ fn invalidation_is_selective() {
 }
 
 #[test]
+fn match_once_uses_but_does_not_fill_the_cache() {
+    let sl = Sublist::new();
+    sl.insert(b"$JS.ACK.>", None, item(1)).unwrap();
+    sl.insert(b"a.*", None, item(2)).unwrap();
+    for i in 0..100 {
+        let s = format!("$JS.ACK.S.C.1.{i}.{i}.0.0");
+        assert_eq!(ids(&sl.match_subject_once(s.as_bytes()).psubs), vec![1]);
+    }
+    assert_eq!(sl.cache_len(), 0);
+    assert!(sl.match_subject_once(b"b").psubs.is_empty());
+    // A cached result is still used.
+    assert_eq!(ids(&sl.match_subject(b"a.x").psubs), vec![2]);
+    assert_eq!(sl.cache_len(), 1);
+    assert_eq!(ids(&sl.match_subject_once(b"a.x").psubs), vec![2]);
+    assert_eq!(sl.stats().num_matches, 103);
+}
+
+#[test]
 fn cache_is_bounded() {
     let sl = Sublist::new();
     sl.insert(b">", None, item(1)).unwrap();

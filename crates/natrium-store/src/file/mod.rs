@@ -1550,6 +1550,10 @@ impl StreamStore for FileStore {
             .wait(ticket.0, matches!(self.sh.durability, Durability::Always))
     }
 
+    fn durable_ticket(&self) -> Ticket {
+        Ticket(self.sh.commit.lock().durable)
+    }
+
     fn sync(&self) -> Result<()> {
         self.sh.sync_all()?;
         let cons: Vec<_> = self.sh.consumers.lock().values().cloned().collect();

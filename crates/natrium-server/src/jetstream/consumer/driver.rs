@@ -112,6 +112,8 @@ struct Task {
     ack_replies: Vec<Box<[u8]>>,
     /// Newly acknowledged stream sequences (for interest and work-queue retention).
     acked: Vec<u64>,
+    /// Reused buffer for what one ack acknowledged: (stream seq, consumer seq).
+    ack_buf: Vec<(u64, u64)>,
     /// State changed since the last commit.
     dirty: bool,
     /// Written but not fsynced.
@@ -153,6 +155,7 @@ impl Consumer {
             hot: Hot::of(self),
             ack_replies: Vec::new(),
             acked: Vec::new(),
+            ack_buf: Vec::new(),
             dirty: false,
             unsynced: false,
             last_sync: tokio::time::Instant::now(),
@@ -260,10 +263,14 @@ impl Task {
             } => {
                 let sseq = tokens.sseq;
                 self.ack_events(&tokens, &kind, reason.as_deref(), now);
-                let acked = self.c.machine.lock().ack(sseq, kind.clone(), now);
-                if !acked.is_empty() {
+                self.ack_buf.clear();
+                self.c
+                    .machine
+                    .lock()
+                    .ack_into(sseq, kind, now, &mut self.ack_buf);
+                if !self.ack_buf.is_empty() {
                     self.c.last_ack.store(now, Ordering::Relaxed);
-                    for (s, d) in acked {
+                    for &(s, d) in &self.ack_buf {
                         let _ = self.c.store.update_acks(d, s);
                         self.acked.push(s);
                     }
@@ -696,7 +703,7 @@ impl Task {
         }
         if !self.acked.is_empty() {
             let acked = std::mem::take(&mut self.acked);
-            if self.c.stream.config().retention != RetentionPolicy::Limits {
+            if self.c.stream.retention() != RetentionPolicy::Limits {
                 self.c.stream.apply_retention(&acked);
             }
             self.acked = acked;

@@ -1118,6 +1118,14 @@ impl Machine {
     /// Apply an ack for stream seq `sseq`. Returns the (stream seq, consumer seq) pairs
     /// newly acknowledged (for the state store and for work-queue and interest retention).
     pub fn ack(&mut self, sseq: u64, kind: AckKind, now: i64) -> Vec<(u64, u64)> {
+        let mut acked = Vec::new();
+        self.ack_into(sseq, kind, now, &mut acked);
+        acked
+    }
+
+    /// [`Machine::ack`] appending the acknowledged `(stream seq, consumer seq)` pairs to
+    /// `acked` (a buffer the caller reuses, so an ack allocates nothing).
+    pub fn ack_into(&mut self, sseq: u64, kind: AckKind, now: i64, acked: &mut Vec<(u64, u64)>) {
         match kind {
             AckKind::Ack | AckKind::Term => {}
             AckKind::Nak(delay) => {
@@ -1138,7 +1146,7 @@ impl Machine {
                         }
                     }
                 }
-                return Vec::new();
+                return;
             }
             AckKind::Progress => {
                 if self.pending.contains_key(&sseq) {
@@ -1147,10 +1155,9 @@ impl Machine {
                     self.set_deadline(sseq, at);
                     self.redeliver.remove(&sseq);
                 }
-                return Vec::new();
+                return;
             }
         }
-        let mut acked = Vec::new();
         match self.params.ack {
             Ack::None => {}
             Ack::Explicit => {
@@ -1160,19 +1167,14 @@ impl Machine {
                 }
             }
             Ack::All => {
-                let below: Vec<(u64, u64)> = self
-                    .pending
-                    .range(..=sseq)
-                    .map(|(s, p)| (*s, p.sequence))
-                    .collect();
-                for (s, d) in below {
+                let from = acked.len();
+                acked.extend(self.pending.range(..=sseq).map(|(s, p)| (*s, p.sequence)));
+                for &(s, _) in &acked[from..] {
                     self.forget(s);
-                    acked.push((s, d));
                 }
             }
         }
         self.advance_floor();
-        acked
     }
 
     /// Skip ahead (stream purged or compacted below `seq`): nothing below it is pending.
