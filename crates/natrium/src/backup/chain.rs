@@ -10,9 +10,13 @@
 //! Each folder's `backup.json` keeps the nats CLI's `config` and `state` keys (a full
 //! natrium backup still restores with `nats stream restore`) and adds a `natrium`
 //! section: the backup's random `id`, `kind` (`full` | `incremental`), `stream`,
-//! `watermark`, `created`, and for an incremental one its `parent` folder (recorded
-//! relative to this folder when possible, so a chain moves as a whole), the parent's
-//! `parent_id` and `since` (= the parent's watermark).
+//! `watermark`, `created`, and for an incremental one its `parent` (recorded relative
+//! to this backup when both are local folders or both prefixes in one bucket, so a
+//! chain moves as a whole; else the parent's `s3://` URL or absolute path: see
+//! `StreamDir::record`), the parent's `parent_id` and `since` (= the parent's
+//! watermark). Links may live on any target, mixed: each is read through its
+//! `StreamDir`, and archives are streamed (from object storage through a bounded
+//! pipe), never held whole.
 //!
 //! Restore walks the parents back to the full backup, checks every link (ids,
 //! watermarks, stream names, then each archive end to end) *before* asking the server
@@ -67,7 +71,8 @@ pub struct NatriumMeta {
     pub watermark: u64,
     /// When the backup was taken (RFC 3339).
     pub created: String,
-    /// Incremental: the parent folder, relative to this one or absolute.
+    /// Incremental: the parent backup, relative to this one, an absolute path or an
+    /// `s3://` URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// Incremental: the parent's `id`.
