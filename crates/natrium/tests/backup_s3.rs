@@ -1126,9 +1126,23 @@ async fn s3_incremental_chains() {
         &["account", "restore", "s3://inc/acct/inc", "--json"],
     ));
     assert_eq!(digest(&e.js().await, "INC").await, want_acct);
+    // The account's stream chains are checked by verify: a damaged parent fails it.
+    let store = moto.store("inc");
+    let acct_full = object_store::path::Path::from("acct/full/INC/stream.tar.s2");
+    let good = store.get(&acct_full).await.unwrap().bytes().await.unwrap();
+    store
+        .put(&acct_full, good.slice(..good.len() / 2).into())
+        .await
+        .unwrap();
+    let out = run(
+        s3cli(&moto, None),
+        &["backup", "verify", "s3://inc/acct/inc", "--json"],
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("acct/full/INC"), "{text}");
 
     // A damaged link: verify names it, restore refuses before creating the stream.
-    let store = moto.store("inc");
     let archive = object_store::path::Path::from("n/inc1/stream.tar.s2");
     let good = store.get(&archive).await.unwrap().bytes().await.unwrap();
     let mut bad = good.to_vec();

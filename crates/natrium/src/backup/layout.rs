@@ -307,4 +307,32 @@ mod tests {
         assert_eq!(r("/b", "/b/full"), "full");
         assert_eq!(r("/b", "/b"), ".");
     }
+
+    #[test]
+    fn parents_recorded_and_found_on_object_storage() {
+        let at = |s: &str| StreamDir::at(Target::parse(s).unwrap());
+        let inc = at("s3://bkt/nightly/d2/ORDERS");
+        // Same bucket: relative, and found again by key prefix.
+        let rec = inc.record(&at("s3://bkt/nightly/d1/ORDERS"));
+        assert_eq!(rec, "../../d1/ORDERS");
+        let back = inc.resolve(&rec).unwrap();
+        assert_eq!(back.target.display(), "s3://bkt/nightly/d1/ORDERS");
+        // Another bucket: the URL.
+        let rec = inc.record(&at("s3://other/full"));
+        assert_eq!(rec, "s3://other/full");
+        assert_eq!(
+            inc.resolve(&rec).unwrap().target.display(),
+            "s3://other/full"
+        );
+        // A local parent of an s3 backup: its absolute path, read as a local folder.
+        let tmp = std::env::temp_dir();
+        let rec = inc.record(&StreamDir::new(&tmp));
+        assert!(Path::new(&rec).is_absolute(), "{rec}");
+        assert!(inc.resolve(&rec).unwrap().target.local().is_some());
+        // An s3 parent of a local backup: its URL.
+        let rec = StreamDir::new(&tmp).record(&inc);
+        assert_eq!(rec, "s3://bkt/nightly/d2/ORDERS");
+        // Above the bucket's root is refused.
+        assert!(inc.resolve("../../../../x").is_err());
+    }
 }
