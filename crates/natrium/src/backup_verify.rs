@@ -269,16 +269,20 @@ async fn verify_remote_stream(t: &Target) -> std::result::Result<StreamSummary, 
 async fn verify(args: VerifyArgs) -> Result<()> {
     let target = Target::parse(&args.dir)?;
     let dir = target.display();
+    // An incremental backup is verified with its whole chain (its links on any target).
+    let sd = crate::backup::layout::StreamDir::at(target.clone());
+    if let Some(res) = crate::backup::chain::verify_folder(&sd).await {
+        return verify_chain(&mut std::io::stdout().lock(), &dir, args.json, res);
+    }
     let result = match &target {
-        Target::Local(p) => {
-            // An incremental backup is verified with its whole chain (local folders).
-            let sd = crate::backup::layout::StreamDir::new(p);
-            if let Some(res) = crate::backup::chain::verify_folder(&sd) {
-                return verify_chain(&mut std::io::stdout().lock(), &dir, args.json, res);
-            }
-            verify_backup_dir(p).map(|s| check_account_chains(p, s))
-        }
-        Target::Object(_) => verify_remote(&target).await,
+        Target::Local(p) => match verify_backup_dir(p) {
+            Ok(s) => Ok(check_account_chains(&target, s).await),
+            Err(e) => Err(e),
+        },
+        Target::Object(_) => match verify_remote(&target).await {
+            Ok(s) => Ok(check_account_chains(&target, s).await),
+            Err(e) => Err(e),
+        },
     };
     let mut out = std::io::stdout().lock();
     match result {
@@ -321,14 +325,28 @@ async fn verify(args: VerifyArgs) -> Result<()> {
 
 /// An account backup's incremental stream folders: their chains are checked too (a
 /// broken one moves the stream to the damaged list).
-fn check_account_chains(dir: &std::path::Path, mut s: BackupSummary) -> BackupSummary {
+async fn check_account_chains(dir: &Target, mut s: BackupSummary) -> BackupSummary {
     if s.kind != "account" {
         return s;
     }
     let mut ok = Vec::with_capacity(s.streams.len());
     for st in std::mem::take(&mut s.streams) {
-        let sd = crate::backup::layout::StreamDir::new(std::path::PathBuf::from(&st.path));
-        match crate::backup::chain::verify_folder(&sd) {
+        let sd = match dir {
+            Target::Local(_) => {
+                crate::backup::layout::StreamDir::new(std::path::PathBuf::from(&st.path))
+            }
+            // The stream's folder is the last component of its URL.
+            Target::Object(_) => crate::backup::layout::StreamDir::at(
+                dir.join(
+                    st.path
+                        .trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(""),
+                ),
+            ),
+        };
+        match crate::backup::chain::verify_folder(&sd).await {
             Some(Err(e)) => s.damaged.push(natrium_store::archive::DamagedStream {
                 path: st.path.clone(),
                 error: e.to_string(),

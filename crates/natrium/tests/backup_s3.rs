@@ -952,3 +952,246 @@ async fn s3_resume_with_nothing_kept_takes_a_full_backup() {
         "interrupted backup of another stream",
     );
 }
+
+/// Publish `n` small messages to `subject`, each acknowledged.
+async fn publish_n(js: &jetstream::Context, subject: &str, n: usize) {
+    for i in 0..n {
+        js.publish(subject.to_string(), format!("more-{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+/// `backup.json`'s natrium section of the backup at `prefix` in `bucket`.
+async fn natrium_section_s3(moto: &Moto, bucket: &str, prefix: &str) -> Value {
+    let key = object_store::path::Path::from(format!("{prefix}/backup.json"));
+    let body = moto
+        .store(bucket)
+        .get(&key)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    v["natrium"].clone()
+}
+
+/// Incremental backups with `s3://` targets (issue 8): a full backup to s3, changes
+/// (new messages, deletes, acks), `--since` incrementals to s3 after an s3 parent and
+/// after a local one; `backup verify` walks each chain on s3 and `stream restore` of
+/// its last link rebuilds the stream exactly as it stood at that link's watermark. A
+/// damaged or missing parent on s3 fails verify and is refused by restore before any
+/// stream is created. Account backups with `--since` on s3 too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_incremental_chains() {
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("inc");
+    let a = Server::natrium();
+    let js = a.js().await;
+    let local = tempfile::tempdir().unwrap();
+    let lfull = local.path().join("lfull");
+    let lfull = lfull.to_str().unwrap();
+    let backup = |dir: &str, since: Option<&str>| {
+        let mut args = vec!["stream", "backup", "INC", dir, "--json"];
+        if let Some(s) = since {
+            args.extend(["--since", s]);
+        }
+        ok_json(run(s3cli(&moto, Some(&a.url)), &args))
+    };
+
+    small(&js, "INC", 40).await;
+    assert_eq!(backup("s3://inc/n/full", None)["last_seq"], 40);
+    publish_n(&js, "INC.s0", 20).await;
+    let st = js.get_stream("INC").await.unwrap();
+    st.delete_message(5).await.unwrap();
+    st.delete_message(45).await.unwrap();
+    ack_some(&js, "INC", 10).await;
+    let inc1 = backup("s3://inc/n/inc1", Some("s3://inc/n/full"));
+    assert_eq!(inc1["last_seq"], 60, "{inc1}");
+    publish_n(&js, "INC.s1", 10).await;
+    st.delete_message(62).await.unwrap();
+    ack_some(&js, "INC", 5).await;
+    assert_eq!(backup(lfull, None)["last_seq"], 70);
+    let inc2 = backup("s3://inc/n/inc2", Some("s3://inc/n/inc1"));
+    assert_eq!(inc2["last_seq"], 70, "{inc2}");
+    let want2 = digest(&js, "INC").await;
+    let want2_d = consumer_state(&js, "INC", "D").await;
+    // An s3 incremental after a local full backup.
+    publish_n(&js, "INC.s2", 5).await;
+    st.delete_message(72).await.unwrap();
+    let inc3 = backup("s3://inc/m/inc3", Some(lfull));
+    assert_eq!(inc3["last_seq"], 75, "{inc3}");
+    let want3 = digest(&js, "INC").await;
+    // And a local incremental after an s3 parent.
+    let linc = local.path().join("linc");
+    let linc = linc.to_str().unwrap();
+    assert_eq!(backup(linc, Some("s3://inc/n/inc2"))["last_seq"], 75);
+    // Changes after the last links are in none of them.
+    publish_n(&js, "INC.s0", 3).await;
+    st.delete_message(10).await.unwrap();
+
+    // Parents are recorded relative within the bucket, or where they are.
+    let full = natrium_section_s3(&moto, "inc", "n/full").await;
+    let n1 = natrium_section_s3(&moto, "inc", "n/inc1").await;
+    let n2 = natrium_section_s3(&moto, "inc", "n/inc2").await;
+    let n3 = natrium_section_s3(&moto, "inc", "m/inc3").await;
+    assert_eq!(full["kind"], "full");
+    assert_eq!(n1["kind"], "incremental");
+    assert_eq!(n1["parent"], "../full", "{n1}");
+    assert_eq!(n1["parent_id"], full["id"]);
+    assert_eq!(n1["since"], 40);
+    assert_eq!(n2["parent"], "../inc1", "{n2}");
+    assert_eq!(n2["since"], 60);
+    let lcanon = std::fs::canonicalize(lfull).unwrap();
+    assert_eq!(n3["parent"], lcanon.to_str().unwrap(), "{n3}");
+    assert_eq!(n3["since"], 70);
+
+    // verify walks the chain on s3.
+    let v = ok_json(run(
+        s3cli(&moto, None),
+        &["backup", "verify", "s3://inc/n/inc2", "--json"],
+    ));
+    assert_eq!(v["ok"], true, "{v}");
+    let links = v["links"].as_array().unwrap();
+    assert_eq!(links.len(), 3, "{v}");
+    assert_eq!(links[0]["format"], "v2", "{v}");
+    assert_eq!(links[2]["format"], "incremental", "{v}");
+    assert_eq!(links[2]["since"], 60, "{v}");
+    let v = ok_json(run(
+        s3cli(&moto, None),
+        &["backup", "verify", "s3://inc/m/inc3", "--json"],
+    ));
+    assert_eq!(v["links"].as_array().unwrap().len(), 2, "{v}");
+    let bj: Value =
+        serde_json::from_slice(&std::fs::read(format!("{linc}/backup.json")).unwrap()).unwrap();
+    assert_eq!(bj["natrium"]["parent"], "s3://inc/n/inc2", "{bj}");
+    let v = ok_json(run(
+        s3cli(&moto, None),
+        &["backup", "verify", linc, "--json"],
+    ));
+    assert_eq!(v["links"].as_array().unwrap().len(), 4, "{v}");
+
+    // Restores: each chain into a fresh server, the stream at its last watermark.
+    let c = Server::natrium();
+    let r = ok_json(run(
+        s3cli(&moto, Some(&c.url)),
+        &["stream", "restore", "s3://inc/n/inc2", "--json"],
+    ));
+    assert_eq!(r["last_seq"], 70, "{r}");
+    let jc = c.js().await;
+    assert_eq!(digest(&jc, "INC").await, want2);
+    assert_eq!(consumer_state(&jc, "INC", "D").await, want2_d);
+    let d = Server::natrium();
+    let r = ok_json(run(
+        s3cli(&moto, Some(&d.url)),
+        &["stream", "restore", "s3://inc/m/inc3", "--json"],
+    ));
+    assert_eq!(r["last_seq"], 75, "{r}");
+    assert_eq!(digest(&d.js().await, "INC").await, want3);
+
+    // Account backups: --since an earlier account backup on s3.
+    ok_json(run(
+        s3cli(&moto, Some(&a.url)),
+        &["account", "backup", "s3://inc/acct/full", "--json"],
+    ));
+    publish_n(&js, "INC.s1", 4).await;
+    let ab = ok_json(run(
+        s3cli(&moto, Some(&a.url)),
+        &[
+            "account",
+            "backup",
+            "s3://inc/acct/inc",
+            "--since",
+            "s3://inc/acct/full",
+            "--json",
+        ],
+    ));
+    assert_eq!(ab["streams"][0]["last_seq"], 82, "{ab}");
+    let an = natrium_section_s3(&moto, "inc", "acct/inc/INC").await;
+    assert_eq!(an["kind"], "incremental", "{an}");
+    assert_eq!(an["parent"], "../../full/INC", "{an}");
+    let v = ok_json(run(
+        s3cli(&moto, None),
+        &["backup", "verify", "s3://inc/acct/inc", "--json"],
+    ));
+    assert_eq!(v["ok"], true, "{v}");
+    let want_acct = digest(&js, "INC").await;
+    let e = Server::natrium();
+    ok_json(run(
+        s3cli(&moto, Some(&e.url)),
+        &["account", "restore", "s3://inc/acct/inc", "--json"],
+    ));
+    assert_eq!(digest(&e.js().await, "INC").await, want_acct);
+    // The account's stream chains are checked by verify: a damaged parent fails it.
+    let store = moto.store("inc");
+    let acct_full = object_store::path::Path::from("acct/full/INC/stream.tar.s2");
+    let good = store.get(&acct_full).await.unwrap().bytes().await.unwrap();
+    store
+        .put(&acct_full, good.slice(..good.len() / 2).into())
+        .await
+        .unwrap();
+    let out = run(
+        s3cli(&moto, None),
+        &["backup", "verify", "s3://inc/acct/inc", "--json"],
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("acct/full/INC"), "{text}");
+
+    // A damaged link: verify names it, restore refuses before creating the stream.
+    let archive = object_store::path::Path::from("n/inc1/stream.tar.s2");
+    let good = store.get(&archive).await.unwrap().bytes().await.unwrap();
+    let mut bad = good.to_vec();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    store.put(&archive, bad.into()).await.unwrap();
+    let out = run(
+        s3cli(&moto, None),
+        &["backup", "verify", "s3://inc/n/inc2", "--json"],
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("n/inc1") && text.contains("damaged"),
+        "{text}"
+    );
+    let f = Server::natrium();
+    let out = run(
+        s3cli(&moto, Some(&f.url)),
+        &["stream", "restore", "s3://inc/n/inc2"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chain broken"), "{err}");
+    let jf = f.js().await;
+    assert!(jf.get_stream("INC").await.is_err(), "nothing restored");
+
+    // A missing parent: the full backup gone.
+    store.put(&archive, good.into()).await.unwrap();
+    store
+        .delete(&object_store::path::Path::from("n/full/backup.json"))
+        .await
+        .unwrap();
+    let out = run(
+        s3cli(&moto, None),
+        &["backup", "verify", "s3://inc/n/inc2", "--json"],
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("parent") && text.contains("n/full"), "{text}");
+    let out = run(
+        s3cli(&moto, Some(&f.url)),
+        &["stream", "restore", "s3://inc/n/inc2"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("chain broken") && err.contains("n/full"),
+        "{err}"
+    );
+    assert!(jf.get_stream("INC").await.is_err(), "nothing restored");
+}

@@ -8,8 +8,6 @@
 //! and named. `account backup DIR --since PREV` makes every stream folder an
 //! incremental backup after its folder in PREV (`chain`); restore replays each chain.
 
-use std::path::Path;
-
 use async_nats::Client;
 use serde_json::{Value, json};
 
@@ -100,7 +98,7 @@ async fn freeze(client: &Client) -> Option<(String, String, Vec<String>)> {
 pub async fn backup_account(
     client: &Client,
     dir: &Target,
-    since: Option<&Path>,
+    since: Option<&Target>,
     opts: &BackupOptions,
     progress: &mut Progress,
 ) -> Result<AccountBackup, BackupError> {
@@ -128,8 +126,10 @@ pub async fn backup_account(
     o.freeze = token.clone();
     for name in &names {
         let sd = StreamDir::at(dir.join(name));
-        o.since = match since.map(|p| StreamDir::new(p.join(name))) {
-            Some(prev) if prev.meta().exists() => Some(super::chain::parent(&prev, name)?),
+        o.since = match since.map(|p| StreamDir::at(p.join(name))) {
+            Some(prev) if prev.target.exists(META).await? => {
+                Some(super::chain::parent(&prev, name).await?)
+            }
             _ => None,
         };
         streams.push(backup_stream(client, name, &sd, &o, progress).await?);
@@ -193,7 +193,7 @@ pub async fn restore_account(
         let meta = sd.read_meta().await?;
         if super::chain::is_incremental(&meta) {
             // A broken chain is refused before any stream is created.
-            super::chain::verify(&super::chain::resolve(&sd)?)?;
+            super::chain::verify(&super::chain::resolve(&sd).await?).await?;
         }
         let name = meta["config"]["name"]
             .as_str()

@@ -10,9 +10,13 @@
 //! Each folder's `backup.json` keeps the nats CLI's `config` and `state` keys (a full
 //! natrium backup still restores with `nats stream restore`) and adds a `natrium`
 //! section: the backup's random `id`, `kind` (`full` | `incremental`), `stream`,
-//! `watermark`, `created`, and for an incremental one its `parent` folder (recorded
-//! relative to this folder when possible, so a chain moves as a whole), the parent's
-//! `parent_id` and `since` (= the parent's watermark).
+//! `watermark`, `created`, and for an incremental one its `parent` (recorded relative
+//! to this backup when both are local folders or both prefixes in one bucket, so a
+//! chain moves as a whole; else the parent's `s3://` URL or absolute path: see
+//! `StreamDir::record`), the parent's `parent_id` and `since` (= the parent's
+//! watermark). Links may live on any target, mixed: each is read through its
+//! `StreamDir`, and archives are streamed (from object storage through a bounded
+//! pipe), never held whole.
 //!
 //! Restore walks the parents back to the full backup, checks every link (ids,
 //! watermarks, stream names, then each archive end to end) *before* asking the server
@@ -34,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::BackupError;
-use super::layout::StreamDir;
+use super::layout::{ARCHIVE, StreamDir};
 use super::progress::Progress;
 use super::stream_restore::{self, RestoreSummary};
 use super::target::ChannelWrite;
@@ -67,7 +71,8 @@ pub struct NatriumMeta {
     pub watermark: u64,
     /// When the backup was taken (RFC 3339).
     pub created: String,
-    /// Incremental: the parent folder, relative to this one or absolute.
+    /// Incremental: the parent backup, relative to this one, an absolute path or an
+    /// `s3://` URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// Incremental: the parent's `id`.
@@ -127,9 +132,10 @@ pub fn is_incremental(backup: &Value) -> bool {
         == Some("incremental")
 }
 
-/// Read `prev` as the parent of a new incremental backup of `stream`.
-pub fn parent(prev: &StreamDir, stream: &str) -> Result<Parent, BackupError> {
-    let backup = prev.read_meta_local()?;
+/// Read `prev` (a folder or an object prefix) as the parent of a new incremental
+/// backup of `stream`.
+pub async fn parent(prev: &StreamDir, stream: &str) -> Result<Parent, BackupError> {
+    let backup = prev.read_meta().await?;
     let meta = natrium_meta(prev, &backup)?.ok_or_else(|| {
         broken(
             prev,
@@ -210,14 +216,14 @@ fn no_extension() -> BackupError {
 
 /// The chain ending at `dir`, full backup first. Checks what the folders' metadata can
 /// tell: every link present and finished, ids and watermarks continuing each other, one
-/// stream throughout.
-pub fn resolve(dir: &StreamDir) -> Result<Vec<Link>, BackupError> {
+/// stream throughout. Links may live on any target (`StreamDir::resolve`).
+pub async fn resolve(dir: &StreamDir) -> Result<Vec<Link>, BackupError> {
     let mut links: Vec<Link> = Vec::new();
     let mut seen = HashSet::new();
     let mut cur = dir.clone();
     loop {
         let child = links.last();
-        let backup = cur.read_meta_local().map_err(|e| match child {
+        let backup = cur.read_meta().await.map_err(|e| match child {
             Some(c) => broken(
                 &c.dir,
                 format!("its parent {} is unusable: {e}", cur.dir.display()),
@@ -267,7 +273,7 @@ pub fn resolve(dir: &StreamDir) -> Result<Vec<Link>, BackupError> {
                     .parent
                     .as_deref()
                     .ok_or_else(|| broken(&cur, "incremental backup without a parent"))?;
-                Some(cur.resolve(p))
+                Some(cur.resolve(p)?)
             }
         };
         links.push(Link {
@@ -286,15 +292,22 @@ pub fn resolve(dir: &StreamDir) -> Result<Vec<Link>, BackupError> {
 
 /// Verify every link's archive end to end and that it is what its `backup.json` says
 /// (full or incremental, continuing from the parent's watermark, ending at its own).
-pub fn verify(links: &[Link]) -> Result<Vec<StreamSummary>, BackupError> {
+/// Each archive is streamed (from object storage through a bounded pipe) and checked
+/// in a blocking task.
+pub async fn verify(links: &[Link]) -> Result<Vec<StreamSummary>, BackupError> {
     let mut out = Vec::with_capacity(links.len());
     for (i, l) in links.iter().enumerate() {
-        let r = l.dir.open_archive()?;
-        let s = natrium_store::archive::verify_archive(
-            r,
-            &l.dir.dir.display().to_string(),
-            Some(&l.meta.stream),
-        )
+        let r = l
+            .dir
+            .read_archive()
+            .await
+            .map_err(|e| broken(&l.dir, format!("archive unreadable: {e}")))?;
+        let (name, stream) = (l.dir.dir.display().to_string(), l.meta.stream.clone());
+        let s = tokio::task::spawn_blocking(move || {
+            natrium_store::archive::verify_archive(r, &name, Some(&stream))
+        })
+        .await
+        .map_err(|e| BackupError::Protocol(format!("verification task: {e}")))?
         .map_err(|e| broken(&l.dir, format!("archive damaged: {e}")))?;
         let want_inc = i > 0;
         if (s.format == ArchiveFormat::Incremental) != want_inc {
@@ -332,12 +345,15 @@ pub fn verify(links: &[Link]) -> Result<Vec<StreamSummary>, BackupError> {
 
 /// `backup verify` of a folder: `None` unless it is an incremental backup; else the
 /// verified chain (full first) or why it is broken.
-pub fn verify_folder(dir: &StreamDir) -> Option<Result<Vec<StreamSummary>, BackupError>> {
-    let backup = dir.read_meta_local().ok()?;
+pub async fn verify_folder(dir: &StreamDir) -> Option<Result<Vec<StreamSummary>, BackupError>> {
+    let backup = dir.read_meta().await.ok()?;
     if !is_incremental(&backup) {
         return None;
     }
-    Some(resolve(dir).and_then(|links| verify(&links)))
+    Some(match resolve(dir).await {
+        Ok(links) => verify(&links).await,
+        Err(e) => Err(e),
+    })
 }
 
 /// Merge `sources` (a full archive, then incremental links) and upload the result to
@@ -409,22 +425,19 @@ pub async fn restore(
     progress: &mut Progress,
 ) -> Result<RestoreSummary, BackupError> {
     let started = Instant::now();
-    let links = resolve(dir)?;
-    let verify_links = links.clone();
-    tokio::task::spawn_blocking(move || verify(&verify_links))
-        .await
-        .map_err(|e| BackupError::Protocol(format!("verification task: {e}")))??;
+    let links = resolve(dir).await?;
+    verify(&links).await?;
     let last = links.last().ok_or_else(|| broken(dir, "empty chain"))?;
     let mut total = 0u64;
     for l in &links {
-        total += l.dir.archive_len()?;
+        total += l.dir.target.size(ARCHIVE).await?;
     }
     let id = stream_restore::restore_id(&last.backup, rename, total);
     let b = stream_restore::begin(client, &last.backup, rename, dir, &id, resume).await?;
     progress.start(&b.name, total, 0);
     let mut sources: Vec<Box<dyn std::io::Read + Send>> = Vec::with_capacity(links.len());
     for l in &links {
-        sources.push(l.dir.open_archive()?);
+        sources.push(l.dir.read_archive().await?);
     }
     let (sent, merged) =
         upload_merged(client, &b.upload, sources, b.after, chunk_timeout, progress)

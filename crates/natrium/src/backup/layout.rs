@@ -18,7 +18,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::BackupError;
-use super::target::Target;
+use object_store::path::Path as ObjPath;
+
+use super::target::{ObjectTarget, Target};
 
 /// The archive file.
 pub const ARCHIVE: &str = "stream.tar.s2";
@@ -106,21 +108,6 @@ impl StreamDir {
         Ok(v)
     }
 
-    /// [`StreamDir::read_meta`] without async, for a local folder: the incremental
-    /// chain code (`chain`) follows backups as folders, which is only written for
-    /// local folders so far; an object-storage target is refused.
-    /// The same checks as `read_meta`, run to completion here: a local target's
-    /// methods never wait on anything but plain file I/O.
-    pub fn read_meta_local(&self) -> Result<serde_json::Value, BackupError> {
-        if self.target.local().is_none() {
-            return Err(BackupError::Usage(format!(
-                "incremental backup chains work with local folders only for now, not {}",
-                self.dir.display()
-            )));
-        }
-        futures::executor::block_on(self.read_meta())
-    }
-
     /// Parse `backup.json` and check it has the `config` object restore needs.
     fn parse_meta(&self, bytes: &[u8]) -> Result<serde_json::Value, BackupError> {
         let v: serde_json::Value =
@@ -139,19 +126,6 @@ impl StreamDir {
 }
 
 impl StreamDir {
-    /// Open `stream.tar.s2` for reading (chain restores and verification).
-    pub fn open_archive(&self) -> Result<Box<dyn std::io::Read + Send>, BackupError> {
-        let path = self.archive();
-        let f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
-        Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)))
-    }
-
-    /// Size of `stream.tar.s2` in bytes.
-    pub fn archive_len(&self) -> Result<u64, BackupError> {
-        let path = self.archive();
-        Ok(std::fs::metadata(&path).map_err(|e| io(&path, e))?.len())
-    }
-
     /// `stream.tar.s2` as a blocking reader on any target (a local file, or an
     /// object's streaming GET pumped through a bounded channel); run the reading in
     /// `spawn_blocking`.
@@ -171,22 +145,73 @@ impl StreamDir {
         Ok(())
     }
 
-    /// Another backup folder named the way `backup.json` records a parent: relative to
-    /// this folder, or absolute.
-    pub fn resolve(&self, recorded: &str) -> StreamDir {
-        StreamDir::new(self.dir.join(recorded))
+    /// Another backup named the way `backup.json` records a parent: an `s3://` or
+    /// `file://` URL; an absolute path (a local folder); or a path relative to this
+    /// backup, on this backup's kind of target (locally a folder; on object storage a
+    /// key prefix in the same bucket, `..` going up one prefix component).
+    pub fn resolve(&self, recorded: &str) -> Result<StreamDir, BackupError> {
+        if recorded.contains("://") || Path::new(recorded).is_absolute() {
+            return Target::parse(recorded).map(StreamDir::at);
+        }
+        match &self.target {
+            Target::Local(_) => Ok(StreamDir::new(self.dir.join(recorded))),
+            Target::Object(o) => {
+                let mut parts: Vec<String> =
+                    o.prefix.parts().map(|p| p.as_ref().to_string()).collect();
+                for c in recorded.split('/') {
+                    match c {
+                        "" | "." => {}
+                        ".." => {
+                            if parts.pop().is_none() {
+                                return Err(BackupError::Usage(format!(
+                                    "{}: recorded parent {recorded:?} goes above the bucket",
+                                    self.dir.display()
+                                )));
+                            }
+                        }
+                        c => parts.push(c.to_string()),
+                    }
+                }
+                let prefix = ObjPath::parse(parts.join("/")).map_err(|e| {
+                    BackupError::Usage(format!(
+                        "{}: recorded parent {recorded:?} is no valid object prefix: {e}",
+                        self.dir.display()
+                    ))
+                })?;
+                Ok(StreamDir::at(Target::Object(ObjectTarget {
+                    prefix,
+                    ..o.clone()
+                })))
+            }
+        }
     }
 
-    /// How to record `other` in this folder's `backup.json`: a path relative to this
-    /// folder when both resolve (so a chain can be moved or copied as a whole), else
-    /// `other`'s path as given.
+    /// How to record `other` in this backup's `backup.json` (read back by
+    /// [`StreamDir::resolve`]): a relative path when both are local folders that
+    /// resolve, or both prefixes in one bucket — so a chain can be moved or copied as
+    /// a whole; else where `other` is: its `s3://` URL, or its absolute local path
+    /// (a local folder as given when it does not resolve, as before).
     pub fn record(&self, other: &StreamDir) -> String {
-        match (
-            std::fs::canonicalize(&self.dir),
-            std::fs::canonicalize(&other.dir),
-        ) {
-            (Ok(from), Ok(to)) => relative(&from, &to).display().to_string(),
-            _ => other.dir.display().to_string(),
+        match (&self.target, &other.target) {
+            (Target::Local(_), Target::Local(_)) => match (
+                std::fs::canonicalize(&self.dir),
+                std::fs::canonicalize(&other.dir),
+            ) {
+                (Ok(from), Ok(to)) => relative(&from, &to).display().to_string(),
+                _ => other.dir.display().to_string(),
+            },
+            (Target::Object(a), Target::Object(b)) if a.bucket == b.bucket => {
+                let root = |p: &ObjPath| Path::new("/").join(p.as_ref());
+                relative(&root(&a.prefix), &root(&b.prefix))
+                    .display()
+                    .to_string()
+            }
+            (_, Target::Object(b)) => b.url(None),
+            (Target::Object(_), Target::Local(p)) => std::fs::canonicalize(p)
+                .or_else(|_| std::path::absolute(p))
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string(),
         }
     }
 }
@@ -281,5 +306,33 @@ mod tests {
         assert_eq!(r("/b/x/inc1", "/b/full"), "../../full");
         assert_eq!(r("/b", "/b/full"), "full");
         assert_eq!(r("/b", "/b"), ".");
+    }
+
+    #[test]
+    fn parents_recorded_and_found_on_object_storage() {
+        let at = |s: &str| StreamDir::at(Target::parse(s).unwrap());
+        let inc = at("s3://bkt/nightly/d2/ORDERS");
+        // Same bucket: relative, and found again by key prefix.
+        let rec = inc.record(&at("s3://bkt/nightly/d1/ORDERS"));
+        assert_eq!(rec, "../../d1/ORDERS");
+        let back = inc.resolve(&rec).unwrap();
+        assert_eq!(back.target.display(), "s3://bkt/nightly/d1/ORDERS");
+        // Another bucket: the URL.
+        let rec = inc.record(&at("s3://other/full"));
+        assert_eq!(rec, "s3://other/full");
+        assert_eq!(
+            inc.resolve(&rec).unwrap().target.display(),
+            "s3://other/full"
+        );
+        // A local parent of an s3 backup: its absolute path, read as a local folder.
+        let tmp = std::env::temp_dir();
+        let rec = inc.record(&StreamDir::new(&tmp));
+        assert!(Path::new(&rec).is_absolute(), "{rec}");
+        assert!(inc.resolve(&rec).unwrap().target.local().is_some());
+        // An s3 parent of a local backup: its URL.
+        let rec = StreamDir::new(&tmp).record(&inc);
+        assert_eq!(rec, "s3://bkt/nightly/d2/ORDERS");
+        // Above the bucket's root is refused.
+        assert!(inc.resolve("../../../../x").is_err());
     }
 }

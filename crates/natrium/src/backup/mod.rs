@@ -227,11 +227,11 @@ pub struct StreamBackupArgs {
     /// Folder to write (`stream.tar.s2`, `backup.json`): a path, file://PATH or
     /// s3://BUCKET/PREFIX.
     pub dir: String,
-    /// Incremental: store only what changed after the earlier natrium backup in this
-    /// folder (new messages, deletes, consumer state); needs natrium-server and, for
-    /// now, local folders.
+    /// Incremental: store only what changed after the earlier natrium backup at PREV
+    /// (new messages, deletes, consumer state): a path, file://PATH or
+    /// s3://BUCKET/PREFIX; needs natrium-server.
     #[arg(long, value_name = "PREV")]
-    pub since: Option<PathBuf>,
+    pub since: Option<String>,
     /// Finish the interrupted backup in DIR (a folder or s3:// prefix): keep what it
     /// received, fetch only the rest (needs natrium-server).
     #[arg(long, conflicts_with = "since")]
@@ -264,10 +264,10 @@ pub struct AccountBackupArgs {
     /// s3://BUCKET/PREFIX.
     pub dir: String,
     /// Incremental: per stream, only what changed after its folder in this earlier
-    /// natrium account backup (streams new since then are backed up in full); local
-    /// folders only for now.
+    /// natrium account backup (streams new since then are backed up in full): a path,
+    /// file://PATH or s3://BUCKET/PREFIX.
     #[arg(long, value_name = "PREV")]
-    pub since: Option<PathBuf>,
+    pub since: Option<String>,
     #[command(flatten)]
     pub flags: BackupFlags,
 }
@@ -312,18 +312,6 @@ fn print_json<T: serde::Serialize>(v: &T) -> crate::error::Result<()> {
     Ok(())
 }
 
-/// Incremental backup chains are read and followed as local folders only so far
-/// (`chain`): refuse an object-storage target up front rather than fail halfway.
-fn local_only(t: &target::Target, flag: &str) -> Result<(), BackupError> {
-    match t.local() {
-        Some(_) => Ok(()),
-        None => Err(BackupError::Usage(format!(
-            "{flag} works with local folders only for now, not {}",
-            t.display()
-        ))),
-    }
-}
-
 /// `natrium stream backup`.
 pub async fn run_stream_backup(
     conn: &ConnectArgs,
@@ -334,11 +322,9 @@ pub async fn run_stream_backup(
     let client = connect(conn).await?;
     let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || json));
     let mut opts = a.flags.options(conn);
-    if a.since.is_some() {
-        local_only(&sd.target, "--since")?;
-    }
     if let Some(prev) = &a.since {
-        opts.since = Some(chain::parent(&layout::StreamDir::new(prev), &a.stream)?);
+        let prev = layout::StreamDir::at(target::Target::parse(prev)?);
+        opts.since = Some(chain::parent(&prev, &a.stream).await?);
     }
     let s = if a.resume {
         interruptible(resume::resume_backup(
@@ -397,15 +383,13 @@ pub async fn run_account_backup(
     json: bool,
 ) -> crate::error::Result<()> {
     let dir = target::Target::parse(&a.dir)?;
-    if a.since.is_some() {
-        local_only(&dir, "--since")?;
-    }
+    let since = a.since.as_deref().map(target::Target::parse).transpose()?;
     let client = connect(conn).await?;
     let mut p = progress::Progress::new(progress::Mode::detect(a.flags.quiet || json));
     let s = interruptible(account::backup_account(
         &client,
         &dir,
-        a.since.as_deref(),
+        since.as_ref(),
         &a.flags.options(conn),
         &mut p,
     ))
