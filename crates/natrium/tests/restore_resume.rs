@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
+use common::moto::{Moto, moto_bin};
 use common::{NATRIUM, Server, ok_json};
 use futures::StreamExt;
 
@@ -284,45 +283,12 @@ async fn killed_restore_resumes_where_it_stopped() {
 /// backup_s3.rs; without it the test prints a notice and passes without running).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_s3_restore_resumes() {
-    let Some(bin) = std::env::var_os("MOTO_SERVER_BIN").map(PathBuf::from) else {
-        eprintln!("MOTO_SERVER_BIN is not set: s3 restore resume not run");
+    let Some(bin) = moto_bin() else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut moto = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _reap = Reap(&mut moto);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut bucket = loop {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    write!(
-        bucket,
-        "PUT /resume HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    bucket.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let env = [
-        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
-    ];
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("resume");
+    let env = moto.aws_env();
 
     let a = Server::natrium();
     let js = a.js().await;
@@ -338,16 +304,6 @@ async fn killed_s3_restore_resumes() {
     assert!(archive > 12 << 20, "{r}");
     let b = Server::natrium();
     kill_and_resume(&b, "s3://resume/big", &env, archive, &want).await;
-}
-
-/// Kills (by its own handle) and reaps a child on drop.
-struct Reap<'a>(&'a mut std::process::Child);
-
-impl Drop for Reap<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `account restore --resume` after an account restore that stopped between streams:

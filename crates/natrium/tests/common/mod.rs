@@ -8,6 +8,8 @@
 //! print a notice and skip when there is none.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
