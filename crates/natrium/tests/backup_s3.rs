@@ -87,31 +87,15 @@ async fn fill_random(js: &jetstream::Context, name: &str, count: usize, size: us
     })
     .await
     .unwrap();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ name.len() as u64;
-    let mut acks = Vec::new();
-    for i in 0..count {
-        let mut p = Vec::with_capacity(size);
-        while p.len() < size {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            p.extend_from_slice(&x.to_le_bytes());
-        }
-        p.truncate(size);
-        acks.push(
-            js.publish(format!("{name}.s{}", i % 3), p.into())
-                .await
-                .unwrap(),
-        );
-        if acks.len() >= 64 {
-            for a in acks.drain(..) {
-                a.await.unwrap();
-            }
-        }
-    }
-    for a in acks.drain(..) {
-        a.await.unwrap();
-    }
+    common::publish_noise(
+        js,
+        name,
+        count as u64,
+        size,
+        0x9E37_79B9_7F4A_7C15 ^ name.len() as u64,
+        64,
+    )
+    .await;
     js.create_consumer_on_stream(
         consumer::pull::Config {
             durable_name: Some("D".into()),

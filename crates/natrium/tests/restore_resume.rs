@@ -25,31 +25,7 @@ async fn fill(js: &jetstream::Context, name: &str, count: u32, size: usize) {
     })
     .await
     .unwrap();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut acks = Vec::new();
-    for i in 0..count {
-        let mut body = Vec::with_capacity(size + 8);
-        while body.len() < size {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            body.extend_from_slice(&x.to_le_bytes());
-        }
-        body.truncate(size);
-        acks.push(
-            js.publish(format!("{name}.s{}", i % 3), body.into())
-                .await
-                .unwrap(),
-        );
-        if acks.len() >= 128 {
-            for a in acks.drain(..) {
-                a.await.unwrap();
-            }
-        }
-    }
-    for a in acks {
-        a.await.unwrap();
-    }
+    common::publish_noise(js, name, u64::from(count), size, 0x9e37_79b9_7f4a_7c15, 128).await;
     let st = js.get_stream(name).await.unwrap();
     for seq in [2, 3, u64::from(count) / 2] {
         st.delete_message(seq).await.unwrap();

@@ -285,3 +285,41 @@ pub fn assert_one_line_error(stderr: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
 }
+
+/// Publish `count` poorly compressible payloads of `size` bytes (xorshift noise from
+/// `seed`) on `<name>.s0`..`<name>.s2`, with up to `window` acks pending; every ack is
+/// checked. Large archives in few messages, for the backup tests.
+pub async fn publish_noise(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    count: u64,
+    size: usize,
+    seed: u64,
+    window: usize,
+) {
+    let mut x = seed | 1;
+    let mut acks = Vec::with_capacity(window);
+    for i in 0..count {
+        let mut body = Vec::with_capacity(size + 8);
+        while body.len() < size {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            body.extend_from_slice(&x.to_le_bytes());
+        }
+        body.truncate(size);
+        acks.push(
+            js.publish(format!("{name}.s{}", i % 3), body.into())
+                .await
+                .expect("publish"),
+        );
+        if acks.len() >= window {
+            for a in acks.drain(..) {
+                a.await.expect("ack");
+            }
+        }
+    }
+    for a in acks {
+        a.await.expect("ack");
+    }
+}
