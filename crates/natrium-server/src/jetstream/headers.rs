@@ -58,13 +58,18 @@ fn lines(mut rest: &[u8]) -> impl Iterator<Item = &[u8]> {
 fn value_of<'a>(line: &'a [u8], key: &str) -> Option<&'a [u8]> {
     let key = key.as_bytes();
     if line.len() > key.len() && line.starts_with(key) && line[key.len()] == b':' {
-        let mut v = &line[key.len() + 1..];
-        while let [b' ', tail @ ..] = v {
-            v = tail;
-        }
-        return Some(v);
+        return Some(after_colon(line, key.len()));
     }
     None
+}
+
+/// The value of a header line whose colon is at `colon` (spaces after it skipped).
+fn after_colon(line: &[u8], colon: usize) -> &[u8] {
+    let mut v = line.get(colon + 1..).unwrap_or(&[]);
+    while let [b' ', tail @ ..] = v {
+        v = tail;
+    }
+    v
 }
 
 /// The value of header `key`, if present and not empty.
@@ -147,11 +152,7 @@ impl<'a> PublishHeaders<'a> {
             };
             if slot.is_none() {
                 let colon = memchr::memchr(b':', line).unwrap_or(line.len());
-                let mut v = line.get(colon + 1..).unwrap_or(&[]);
-                while let [b' ', tail @ ..] = v {
-                    v = tail;
-                }
-                *slot = Some(v);
+                *slot = Some(after_colon(line, colon));
             }
         }
         out
