@@ -33,7 +33,6 @@ use serde_json::{Value, json};
 
 use super::layout::{ARCHIVE, StreamDir};
 use super::progress::Progress;
-use super::target::Reader;
 use super::{BackupError, api_request, stream_exists};
 
 /// Bytes per upload request (jsm.go's size); the floor of [`upload_chunk`].
@@ -95,7 +94,7 @@ pub async fn restore_stream(
             up.flush(progress).await?
         }
         Some(after) => {
-            let source: Box<dyn std::io::Read + Send> = Box::new(ReaderBridge::spawn(file));
+            let source = file.into_blocking_read();
             let (sent, _) = super::chain::upload_merged(
                 client,
                 &b.upload,
@@ -332,55 +331,6 @@ fn cannot_resume() -> BackupError {
     BackupError::Unsupported(
         "the server cannot resume restores (natrium-server's natrium_resume extension; nats-server restores only from the start); nothing was restored, run the restore without --resume".into(),
     )
-}
-
-/// `Read` over a backup target's archive (a local file or an object), for the
-/// synchronous archive code; the chunks are fetched by a task on the runtime.
-pub struct ReaderBridge {
-    /// Chunks from the fetching task (an error ends the stream).
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
-    /// The current chunk.
-    cur: Bytes,
-}
-
-impl ReaderBridge {
-    /// Start fetching `file`.
-    pub fn spawn(mut file: Reader) -> ReaderBridge {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            loop {
-                let item = match file.next_chunk(UPLOAD_CHUNK).await {
-                    Ok(Some(c)) => Ok(c),
-                    Ok(None) => return,
-                    Err(e) => Err(e.to_string()),
-                };
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    return;
-                }
-            }
-        });
-        ReaderBridge {
-            rx,
-            cur: Bytes::new(),
-        }
-    }
-}
-
-impl std::io::Read for ReaderBridge {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                None => return Ok(0),
-                Some(Ok(c)) => self.cur = c,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-            }
-        }
-        let n = out.len().min(self.cur.len());
-        out[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
-        Ok(n)
-    }
 }
 
 /// Upload one piece of the archive and check the server's answer to it.
