@@ -505,15 +505,8 @@ async fn killed_s3_backup_is_left_incomplete() {
         child.try_wait().unwrap().is_none(),
         "backup finished before it could be killed; make the stream bigger"
     );
-    // SIGKILL by PID: no cleanup runs.
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    // SIGKILL (what `Child::kill` sends on Unix): no cleanup runs.
+    child.kill().expect("SIGKILL the CLI");
     let _ = child.wait();
     let keys = moto.keys("kill", "cut/");
     assert_eq!(
@@ -637,14 +630,8 @@ async fn killed_s3_backup_resumes_where_it_stopped() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    // SIGKILL (what `Child::kill` sends on Unix): no chance to clean up.
+    child.kill().expect("SIGKILL the CLI");
     let status = child.wait().unwrap();
     assert!(
         !status.success(),
