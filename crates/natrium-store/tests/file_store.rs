@@ -329,10 +329,16 @@ fn erase_overwrites_bytes_on_disk() {
     assert_eq!((st.msgs, st.last_seq), (0, 2));
 }
 
+/// Bytes of records in the segments: each file up to its last non-zero byte (the
+/// active segment is preallocated ahead of its records, a bounded amount of zeros that
+/// holds no data; see `preallocated_tail_is_a_clean_end_after_a_crash`).
 fn dir_bytes(dir: &Path) -> u64 {
     segments(dir)
         .iter()
-        .map(|p| fs::metadata(p).unwrap().len())
+        .map(|p| {
+            let b = fs::read(p).unwrap();
+            b.iter().rposition(|&x| x != 0).map_or(0, |i| i as u64 + 1)
+        })
         .sum()
 }
 
@@ -802,4 +808,93 @@ fn load_next_run_matches_single_loads() {
     let got = by_runs(&s, 0, 128, 1 << 20);
     assert!(got.len() < before.len(), "the damaged message is left out");
     assert_eq!(got, one_by_one(&s, 0, u64::MAX - 1));
+}
+
+/// Copies a live store's directory (what a crash leaves on disk: the store fsyncs before
+/// every `store_msg` returns) into `to`.
+fn copy_live(from: &Path, to: &Path) {
+    fs::create_dir_all(to.join("msgs")).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+    for seg in segments(from) {
+        fs::copy(&seg, to.join("msgs").join(seg.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn preallocated_tail_is_a_clean_end_after_a_crash() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 8 << 20);
+    fill(&s, 40);
+    let written: u64 = 16
+        + (1..=40u64)
+            .map(|i| s.load_msg(i).unwrap().payload.len() as u64)
+            .sum::<u64>();
+    let active = segments(d.path()).pop().unwrap();
+    let on_disk = fs::metadata(&active).unwrap().len();
+    assert!(
+        on_disk > written && on_disk <= written + natrium_store::file::segment::PREALLOC_STEP,
+        "the active segment is preallocated a bounded step ahead of its records: \
+         {on_disk} bytes for {written}"
+    );
+    // The process dies here: the file ends in zeros that were never written.
+    let crashed = tempfile::tempdir().unwrap();
+    copy_live(d.path(), crashed.path());
+    drop(s);
+    let s = open(crashed.path(), 8 << 20);
+    let r = s.recovery_report().clone();
+    assert!(
+        r.is_clean(),
+        "zeros past the last record are no damage: {r:?}"
+    );
+    assert_eq!((r.msgs, r.last_seq), (40, 40));
+    for i in 1..=40 {
+        assert_eq!(&s.load_msg(i).unwrap().payload[..], &payload(i)[..]);
+    }
+    let seg = segments(crashed.path()).pop().unwrap();
+    assert!(
+        fs::metadata(&seg).unwrap().len() < on_disk,
+        "recovery cut the zeros off"
+    );
+    let (seq, _) = s.store_msg("f.x", b"", b"after", None).unwrap();
+    assert_eq!(seq, 41);
+    // A clean stop leaves no preallocated space behind in the finished segment.
+    drop(s);
+    let lens: Vec<u64> = segments(crashed.path())
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .collect();
+    assert!(lens.iter().all(|&l| l < 1 << 20), "{lens:?}");
+    let s = open(crashed.path(), 8 << 20);
+    assert!(s.recovery_report().is_clean());
+    assert_eq!(&s.load_msg(41).unwrap().payload[..], b"after");
+}
+
+#[test]
+fn a_partial_record_before_preallocated_zeros_is_a_torn_tail() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 8 << 20);
+    fill(&s, 10);
+    let crashed = tempfile::tempdir().unwrap();
+    copy_live(d.path(), crashed.path());
+    drop(s);
+    // A record's first bytes reached the disk, the rest of the file is still zeros.
+    let seg = segments(crashed.path()).pop().unwrap();
+    let bytes = fs::read(&seg).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
+    assert!(bytes.len() as u64 > end + 100, "zeros follow the records");
+    let f = fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(&[0xC1, 0, 0, 0, 1, 0, 7], end).unwrap();
+    drop(f);
+    let s = open(crashed.path(), 8 << 20);
+    let r = s.recovery_report().clone();
+    assert_eq!(r.truncated.len(), 1, "{r:?}");
+    assert_eq!(r.truncated[0].offset, end);
+    assert_eq!(r.msgs, 10);
+    assert!(r.corrupt.is_empty(), "{r:?}");
 }

@@ -29,7 +29,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Weak};
 
 /// File name of a memory stream's config as earlier natrium builds persisted it.
@@ -189,6 +189,11 @@ pub struct JetStream {
     /// The `$JS.API.>` handler, to subscribe accounts added later.
     pub api_handler:
         parking_lot::Mutex<Option<Arc<dyn crate::client::subscription::InternalHandler>>>,
+    /// Set while some stream's task runs an fsync on its own worker thread (a quiet
+    /// stream's shortcut, see `Stream::run`): at most one worker at a time may be tied up
+    /// by the disk, so the other workers keep serving, and busy streams keep their
+    /// fsyncs on the blocking pool, where any number may run at once.
+    pub inline_fsync: AtomicBool,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -220,6 +225,7 @@ impl JetStream {
             durability,
             domain: opts.jetstream.domain.clone().unwrap_or_default(),
             api_handler: parking_lot::Mutex::new(None),
+            inline_fsync: AtomicBool::new(false),
         });
         drop(opts);
         for account in server.accounts() {

@@ -616,6 +616,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
                 len: 0,
                 written: 0,
                 durable: 0,
+                allocated: 0,
                 live: 0,
             },
         );
@@ -719,6 +720,9 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
         if let Some(t) = outcome.truncated {
             file.set_len(end).map_err(io_err("truncate", &path))?;
             report.truncated.push(t);
+        } else if outcome.zero_tail > 0 {
+            // Preallocated and never written: not damage, nothing dropped.
+            file.set_len(end).map_err(io_err("truncate", &path))?;
         }
         if end < SEG_HDR_LEN {
             file.set_len(0).map_err(io_err("truncate", &path))?;
@@ -733,6 +737,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
             s.len = end;
             s.written = end;
             s.durable = end;
+            s.allocated = end;
         }
     }
     let next_id = segs.keys().next_back().map(|k| k + 1).unwrap_or(1);
@@ -774,6 +779,14 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
 
 /// Creates a new active segment (the caller has written/synced or abandoned the old).
 fn roll_new(msgs_dir: &Path, g: &mut Inner) -> Result<()> {
+    // The finished segment keeps only what was written (an abandoned one is left to
+    // recovery, which cuts its zeros too).
+    if !g.abandon_active {
+        let active = g.active;
+        if let Some(s) = g.segs.get_mut(&active) {
+            segment::trim(s);
+        }
+    }
     let id = g.next_id;
     let base = g.ix.last_seq() + 1;
     let path = msgs_dir.join(seg_name(id, base));
@@ -803,6 +816,7 @@ fn roll_new(msgs_dir: &Path, g: &mut Inner) -> Result<()> {
             len: SEG_HDR_LEN,
             written: SEG_HDR_LEN,
             durable: SEG_HDR_LEN,
+            allocated: SEG_HDR_LEN,
             live: 0,
         },
     );
@@ -996,6 +1010,9 @@ impl Shared {
         }
         let buf = std::mem::take(&mut g.buf);
         let active = g.active;
+        if let Some(s) = g.segs.get_mut(&active) {
+            segment::preallocate(s, buf.len() as u64, self.segment_size);
+        }
         let res = match g.segs.get(&active) {
             Some(s) => self
                 .take_fault(FAULT_WRITE)
@@ -1013,13 +1030,20 @@ impl Shared {
         };
         let res = match res {
             Ok(()) => Ok(()),
-            Err((cause, true)) => return Err(self.poison_as(g, cause, true)),
+            Err((cause, true)) => {
+                // The rollback above cut the file (and any preallocation) to `written`.
+                if let Some(s) = g.segs.get_mut(&active) {
+                    s.allocated = s.written;
+                }
+                return Err(self.poison_as(g, cause, true));
+            }
             Err((cause, false)) => Err(cause),
         };
         match res {
             Ok(()) => {
                 if let Some(s) = g.segs.get_mut(&active) {
                     s.written += buf.len() as u64;
+                    s.allocated = s.allocated.max(s.written);
                 }
                 let mut buf = buf;
                 buf.clear();

@@ -66,8 +66,66 @@ pub struct Segment {
     pub written: u64,
     /// Bytes known to be fsynced.
     pub durable: u64,
+    /// The file's length: `written` plus zeros preallocated ahead of it (see
+    /// [`preallocate`]).
+    pub allocated: u64,
     /// Live messages stored in this segment.
     pub live: u64,
+}
+
+/// How far ahead of the write position a segment's file is extended at a time.
+///
+/// Why: appending past the end of a file changes its size, and on ext4 and xfs an
+/// `fdatasync` after such an append must also commit that metadata change to the
+/// filesystem journal: a second device write per fsync. Writing into a file whose length
+/// already covers the write needs only the data itself to reach the disk (plus, on ext4,
+/// the first write into each preallocated block marks it written). Measured on this
+/// project's ext4 disk: 193-byte appends + `fdatasync` ran at ~5,000/s, the same writes
+/// into a preallocated file at ~6,500-8,000/s.
+///
+/// The zeros past `written` are not records: recovery treats a tail of zeros as the clean
+/// end of the segment ([`ScanOutcome::zero_tail`]), and a segment is cut back to its real
+/// length when it is finished.
+pub const PREALLOC_STEP: u64 = 1024 * 1024;
+
+/// Extends `seg`'s file so that `need` more bytes past `written` fit inside its length:
+/// to `written + need + PREALLOC_STEP`, but not past `limit` (the segment size) unless
+/// the write itself needs more. Best effort: a filesystem that cannot preallocate, or
+/// has no room, is left as it is (the write then appends as usual, and a full disk is
+/// reported by the write).
+pub fn preallocate(seg: &mut Segment, need: u64, limit: u64) {
+    use std::os::fd::AsRawFd;
+    let end = seg.written + need;
+    if end <= seg.allocated {
+        return;
+    }
+    let target = (end + PREALLOC_STEP).min(limit.max(end));
+    let Ok(off) = libc::off_t::try_from(seg.allocated) else {
+        return;
+    };
+    let Ok(len) = libc::off_t::try_from(target - seg.allocated) else {
+        return;
+    };
+    // SAFETY: plain syscall on an open descriptor owned by `seg.file`.
+    let rc = unsafe { libc::fallocate(seg.file.as_raw_fd(), 0, off, len) };
+    seg.allocated = if rc == 0 {
+        target
+    } else {
+        // A failed fallocate may still have grown the file: take its real length.
+        seg.file
+            .metadata()
+            .map(|m| m.len())
+            .unwrap_or(seg.written)
+            .max(seg.written)
+    };
+}
+
+/// Cuts `seg`'s file back to the bytes written (drops preallocated zeros). Best
+/// effort: if it fails, recovery still reads the zeros as the clean end.
+pub fn trim(seg: &mut Segment) {
+    if seg.allocated > seg.written && seg.file.set_len(seg.written).is_ok() {
+        seg.allocated = seg.written;
+    }
 }
 
 /// A damaged region found by the scan.
@@ -109,6 +167,23 @@ pub struct ScanOutcome {
     pub corrupt: Vec<CorruptRegion>,
     /// Problem with the segment header.
     pub header_problem: Option<String>,
+    /// Bytes of zeros after the last valid record: preallocated space never written (or
+    /// a write that never reached the disk at all). Not damage; the caller cuts it off
+    /// without reporting anything dropped.
+    pub zero_tail: u64,
+}
+
+/// True if every byte from `off` to the end of the file is zero.
+fn zeros_to_end(w: &mut Window<'_>, mut off: u64) -> std::io::Result<bool> {
+    const STEP: u64 = 64 * 1024;
+    while off < w.file_len {
+        let n = STEP.min(w.file_len - off) as usize;
+        if w.slice(off, n)?.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        off += n as u64;
+    }
+    Ok(true)
 }
 
 /// Sliding read window so the scan makes few large reads.
@@ -204,6 +279,12 @@ pub fn scan(
             Ok(b) => record::decode_header(b),
             Err(e) => return Err(StoreError::io("pread", path, e)),
         };
+        if parsed.is_err()
+            && zeros_to_end(&mut w, off).map_err(|e| StoreError::io("pread", path, e))?
+        {
+            out.zero_tail = file_len - off;
+            break;
+        }
         let (problem, seq, skip_to) = match parsed {
             Ok(h) if off + h.len as u64 <= file_len => {
                 let rec = w
