@@ -19,6 +19,7 @@ pub mod api_consumers;
 pub mod api_server;
 pub mod api_streams;
 pub mod archive_state;
+pub mod background;
 pub mod config;
 pub mod consumer;
 pub mod counter;

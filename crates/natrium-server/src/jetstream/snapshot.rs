@@ -429,6 +429,8 @@ fn start(
     let spawned = std::thread::Builder::new()
         .name(format!("natrium-snapshot-{stream_name}"))
         .spawn(move || {
+            // Publishers come first: see `background`.
+            super::background::lower_current_thread();
             let sink = ChunkSink {
                 buf: Vec::with_capacity(chunk),
                 chunk,

@@ -243,6 +243,12 @@ struct Inner {
     nospace: bool,
     /// The active segment must not be written again (poisoned); roll first.
     abandon_active: bool,
+    /// `Interval` mode only: a finished segment whose fsync was put off (see
+    /// `Shared::roll`); the next roll or group fsync does it first.
+    unsynced: Option<u32>,
+    /// `Interval` mode only: a segment was created and the directory entry is not yet
+    /// fsynced; the next group fsync does it first.
+    dir_unsynced: bool,
     /// Stopped or deleted.
     closed: bool,
     /// Reused removal buffer.
@@ -617,6 +623,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
                 written: 0,
                 durable: 0,
                 allocated: 0,
+                kicked: 0,
                 live: 0,
             },
         );
@@ -738,6 +745,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
             s.written = end;
             s.durable = end;
             s.allocated = end;
+            s.kicked = end;
         }
     }
     let next_id = segs.keys().next_back().map(|k| k + 1).unwrap_or(1);
@@ -754,6 +762,8 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
         poisoned: None,
         nospace: false,
         abandon_active: false,
+        unsynced: None,
+        dir_unsynced: false,
         closed: false,
         scratch: Vec::new(),
         lost: Vec::new(),
@@ -769,7 +779,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
                 .any(|n| n.starts_with(&s.path.display().to_string()))
     });
     if !reuse {
-        roll_new(msgs_dir, &mut inner)?;
+        roll_new(msgs_dir, &mut inner, true)?;
     }
     report.msgs = inner.ix.msgs();
     report.last_seq = inner.ix.last_seq();
@@ -778,7 +788,9 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
 }
 
 /// Creates a new active segment (the caller has written/synced or abandoned the old).
-fn roll_new(msgs_dir: &Path, g: &mut Inner) -> Result<()> {
+/// Without `sync_dir_now` (`Interval` mode) the directory entry is fsynced by the next
+/// group fsync instead (`Inner::dir_unsynced`).
+fn roll_new(msgs_dir: &Path, g: &mut Inner, sync_dir_now: bool) -> Result<()> {
     // The finished segment keeps only what was written (an abandoned one is left to
     // recovery, which cuts its zeros too).
     if !g.abandon_active {
@@ -798,7 +810,11 @@ fn roll_new(msgs_dir: &Path, g: &mut Inner) -> Result<()> {
         .map_err(io_err("create", &path))?;
     g.next_id += 1;
     // The name alone records `base`; make the entry durable before relying on it.
-    sync_dir(msgs_dir)?;
+    if sync_dir_now {
+        sync_dir(msgs_dir)?;
+    } else {
+        g.dir_unsynced = true;
+    }
     if let Err(e) = file.write_all_at(&seg_header(base), 0) {
         // A full disk: leave no header-less segment behind.
         drop(file);
@@ -817,6 +833,7 @@ fn roll_new(msgs_dir: &Path, g: &mut Inner) -> Result<()> {
             written: SEG_HDR_LEN,
             durable: SEG_HDR_LEN,
             allocated: SEG_HDR_LEN,
+            kicked: SEG_HDR_LEN,
             live: 0,
         },
     );
@@ -1041,9 +1058,13 @@ impl Shared {
         };
         match res {
             Ok(()) => {
+                let interval = matches!(self.durability, Durability::Interval(_));
                 if let Some(s) = g.segs.get_mut(&active) {
                     s.written += buf.len() as u64;
                     s.allocated = s.allocated.max(s.written);
+                    if interval {
+                        segment::start_writeback(s);
+                    }
                 }
                 let mut buf = buf;
                 buf.clear();
@@ -1054,8 +1075,40 @@ impl Shared {
         }
     }
 
+    /// fsyncs the segment whose fsync `roll` put off, if any (under the lock).
+    fn sync_unsynced_locked(&self, g: &mut Inner) -> Result<()> {
+        if g.dir_unsynced {
+            if let Err(e) = sync_dir(&self.msgs_dir) {
+                return Err(self.poison(g, e.to_string()));
+            }
+            g.dir_unsynced = false;
+        }
+        let Some(id) = g.unsynced.take() else {
+            return Ok(());
+        };
+        let res = match g.segs.get(&id) {
+            Some(s) => self
+                .take_fault(FAULT_FSYNC)
+                .and_then(|()| s.file.sync_data())
+                .map_err(|e| format!("fsync {}: {e}", s.path.display())),
+            // Deleted meanwhile: nothing to sync.
+            None => Ok(()),
+        };
+        match res {
+            Ok(()) => {
+                if let Some(s) = g.segs.get_mut(&id) {
+                    s.durable = s.written;
+                }
+                Ok(())
+            }
+            Err(cause) => Err(self.poison(g, cause)),
+        }
+    }
+
     /// fsyncs the active segment inline (under the lock); used by rare paths.
     fn sync_active_locked(&self, g: &mut Inner) -> Result<()> {
+        // Older segments first, so what is durable stays a prefix.
+        self.sync_unsynced_locked(g)?;
         let active = g.active;
         let res = match g.segs.get(&active) {
             Some(s) => self
@@ -1079,14 +1132,37 @@ impl Shared {
     }
 
     /// Finishes the active segment and starts a new one.
+    ///
+    /// `Always` fsyncs the finished segment here. `Interval` promises nothing until its
+    /// next sync, so it only starts the finished segment's writeback and fsyncs the
+    /// segment finished one roll *earlier*, whose writes have had a whole segment's time
+    /// to reach the disk: a bulk writer (a restore's staging store) no longer stops for
+    /// 16 MiB of disk writes at every roll. Segments still become durable in order, and
+    /// a group fsync (`lead`) first syncs the put-off one, so "durable up to here" stays
+    /// true for every segment.
     fn roll(&self, g: &mut Inner) -> Result<()> {
-        if !g.abandon_active {
+        if !g.abandon_active && matches!(self.durability, Durability::Interval(_)) {
+            self.write_out(g)?;
+            let dir_unsynced = std::mem::take(&mut g.dir_unsynced);
+            let synced = self.sync_unsynced_locked(g);
+            g.dir_unsynced = dir_unsynced;
+            synced?;
+            let active = g.active;
+            if let Some(s) = g.segs.get_mut(&active) {
+                s.kicked = s
+                    .kicked
+                    .min(s.written.saturating_sub(segment::WRITEBACK_STEP));
+                segment::start_writeback(s);
+            }
+            g.unsynced = Some(active);
+        } else if !g.abandon_active {
             self.write_out(g)?;
             self.sync_active_locked(g)?;
         } else {
             g.buf.clear();
         }
-        let r = roll_new(&self.msgs_dir, g);
+        let interval = matches!(self.durability, Durability::Interval(_));
+        let r = roll_new(&self.msgs_dir, g, !interval);
         if let Err(e) = r {
             if g.poisoned.is_none() {
                 // Only a failed create/write is a full disk; a failed fsync poisons.
@@ -1304,6 +1380,10 @@ impl Shared {
                     .unwrap_or(StoreError::Closed));
             }
             self.write_out(&mut g)?;
+            if fsync {
+                // Rare (once per roll in `Interval` mode) and quick: see `roll`.
+                self.sync_unsynced_locked(&mut g)?;
+            }
             let active = g.active;
             let (file, written) = match g.segs.get(&active) {
                 Some(s) => (s.file.clone(), s.written),
@@ -2070,7 +2150,7 @@ impl StreamStore for FileStore {
                 let mut g = self.sh.inner.write();
                 let active = g.active;
                 if g.segs.get(&active).is_some_and(|s| s.len > SEG_HDR_LEN) {
-                    res = roll_new(&self.sh.dir.join("msgs"), &mut g);
+                    res = roll_new(&self.sh.dir.join("msgs"), &mut g, true);
                 }
             }
         }
