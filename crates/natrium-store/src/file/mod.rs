@@ -29,6 +29,11 @@
 //! Every record also carries the stream's first sequence at write time ("floor"), so
 //! removing the oldest messages because of limits costs no extra record.
 //!
+//! The active segment's file is extended with `fallocate` 1 MiB ahead of its records
+//! (`segment::preallocate`), so that an append + `fdatasync` does not also have to write
+//! the inode's new size; a finished segment is cut back to its records, and recovery
+//! reads a tail of zeros as the clean end of a segment, not as damage.
+//!
 //! Segments are deleted whole once every message in them is dead, oldest first (so a
 //! tombstone or floor in a newer segment is never lost while an older segment it refers
 //! to still exists). A purge starts a new segment and deletes all older ones at once.
@@ -40,7 +45,10 @@
 //!   while others keep appending for the next batch. Loads only return messages that
 //!   are durable, so consumers never see a message a crash could take back.
 //! * `Interval(d)`: `wait_durable` only waits for the batch write to the OS (survives
-//!   kill -9); a background thread fsyncs every `d`.
+//!   kill -9); a background thread fsyncs every `d`. Writeback is started every 8 MiB
+//!   (`segment::start_writeback`), and a finished segment's fsync (and the directory's,
+//!   for the new segment) is put off to the next roll or group fsync, which does it
+//!   before anything newer: durable data stays a prefix of the log.
 //!
 //! # Failure: poisoning
 //! A failed write or fsync poisons the store: appends return `Poisoned` (the cause is
