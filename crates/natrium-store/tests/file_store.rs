@@ -948,3 +948,33 @@ fn interval_mode_puts_off_a_finished_segments_fsync_but_never_loses_it() {
         assert_eq!(&s.load_msg(i).unwrap().payload[..], &payload(i)[..]);
     }
 }
+
+#[test]
+fn a_preallocated_segment_without_its_header_is_empty_not_damaged() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 8 << 20);
+    fill(&s, 10);
+    let crashed = tempfile::tempdir().unwrap();
+    copy_live(d.path(), crashed.path());
+    drop(s);
+    // A roll created the next segment and preallocated it, then the power went: the
+    // file's length reached the disk, its header did not.
+    let last = segments(crashed.path()).pop().unwrap();
+    let name = last.file_name().unwrap().to_str().unwrap().to_string();
+    let id: u32 = name[..10].parse().unwrap();
+    let seg = crashed
+        .path()
+        .join("msgs")
+        .join(format!("{:010}-{:020}.seg", id + 1, 11));
+    fs::write(&seg, vec![0u8; 16 + (64 << 10)]).unwrap();
+    let s = open(crashed.path(), 8 << 20);
+    let r = s.recovery_report().clone();
+    assert!(r.is_clean(), "no damage: {r:?}");
+    assert_eq!((r.msgs, r.last_seq), (10, 10));
+    assert_eq!(s.store_msg("f.x", b"", b"after", None).unwrap().0, 11);
+    drop(s);
+    let s = open(crashed.path(), 8 << 20);
+    let r = s.recovery_report().clone();
+    assert!(r.is_clean(), "the header was written again: {r:?}");
+    assert_eq!(&s.load_msg(11).unwrap().payload[..], b"after");
+}
