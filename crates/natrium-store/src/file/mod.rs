@@ -1091,15 +1091,20 @@ impl Shared {
             }
             g.dir_unsynced = false;
         }
-        let Some(id) = g.unsynced.take() else {
-            return Ok(());
-        };
+        match g.unsynced.take() {
+            Some(id) => self.sync_segment_locked(g, id),
+            None => Ok(()),
+        }
+    }
+
+    /// fsyncs segment `id` (under the lock; one that is gone needs none); a failure
+    /// poisons.
+    fn sync_segment_locked(&self, g: &mut Inner, id: u32) -> Result<()> {
         let res = match g.segs.get(&id) {
             Some(s) => self
                 .take_fault(FAULT_FSYNC)
                 .and_then(|()| s.file.sync_data())
                 .map_err(|e| format!("fsync {}: {e}", s.path.display())),
-            // Deleted meanwhile: nothing to sync.
             None => Ok(()),
         };
         match res {
@@ -1118,25 +1123,11 @@ impl Shared {
         // Older segments first, so what is durable stays a prefix.
         self.sync_unsynced_locked(g)?;
         let active = g.active;
-        let res = match g.segs.get(&active) {
-            Some(s) => self
-                .take_fault(FAULT_FSYNC)
-                .and_then(|()| s.file.sync_data())
-                .map_err(|e| format!("fsync {}: {e}", s.path.display())),
-            None => Ok(()),
-        };
-        match res {
-            Ok(()) => {
-                if let Some(s) = g.segs.get_mut(&active) {
-                    s.durable = s.written;
-                }
-                if g.buf.is_empty() {
-                    g.visible = g.visible.max(g.ix.last_seq());
-                }
-                Ok(())
-            }
-            Err(cause) => Err(self.poison(g, cause)),
+        self.sync_segment_locked(g, active)?;
+        if g.buf.is_empty() {
+            g.visible = g.visible.max(g.ix.last_seq());
         }
+        Ok(())
     }
 
     /// Finishes the active segment and starts a new one.
