@@ -825,6 +825,16 @@ fn copy_live(from: &Path, to: &Path) {
     }
 }
 
+/// A store holding `n` messages as a crash leaves it (see [`copy_live`]).
+fn crashed_with(n: u64) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 8 << 20);
+    fill(&s, n);
+    let crashed = tempfile::tempdir().unwrap();
+    copy_live(d.path(), crashed.path());
+    crashed
+}
+
 #[test]
 fn preallocated_tail_is_a_clean_end_after_a_crash() {
     let d = tempfile::tempdir().unwrap();
@@ -876,12 +886,7 @@ fn preallocated_tail_is_a_clean_end_after_a_crash() {
 
 #[test]
 fn a_partial_record_before_preallocated_zeros_is_a_torn_tail() {
-    let d = tempfile::tempdir().unwrap();
-    let s = open(d.path(), 8 << 20);
-    fill(&s, 10);
-    let crashed = tempfile::tempdir().unwrap();
-    copy_live(d.path(), crashed.path());
-    drop(s);
+    let crashed = crashed_with(10);
     // A record's first bytes reached the disk, the rest of the file is still zeros.
     let seg = segments(crashed.path()).pop().unwrap();
     let bytes = fs::read(&seg).unwrap();
@@ -951,12 +956,7 @@ fn interval_mode_puts_off_a_finished_segments_fsync_but_never_loses_it() {
 
 #[test]
 fn a_preallocated_segment_without_its_header_is_empty_not_damaged() {
-    let d = tempfile::tempdir().unwrap();
-    let s = open(d.path(), 8 << 20);
-    fill(&s, 10);
-    let crashed = tempfile::tempdir().unwrap();
-    copy_live(d.path(), crashed.path());
-    drop(s);
+    let crashed = crashed_with(10);
     // A roll created the next segment and preallocated it, then the power went: the
     // file's length reached the disk, its header did not.
     let last = segments(crashed.path()).pop().unwrap();
