@@ -978,3 +978,40 @@ fn a_preallocated_segment_without_its_header_is_empty_not_damaged() {
     assert!(r.is_clean(), "the header was written again: {r:?}");
     assert_eq!(&s.load_msg(11).unwrap().payload[..], b"after");
 }
+
+#[test]
+fn interval_mode_drops_a_put_off_segment_at_its_limits_and_syncs_the_rest() {
+    let d = tempfile::tempdir().unwrap();
+    let open_limited = |dir: &Path| {
+        FileStore::open(
+            dir,
+            FileStoreOptions {
+                segment_size: 4096,
+                durability: Durability::Interval(Duration::from_secs(3600)),
+                config: StoreConfig {
+                    max_msgs: Some(5),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let s = open_limited(d.path());
+    // Each roll puts the finished segment's fsync off; with 5 messages kept, that
+    // segment is dead and deleted a few appends later, while still put off.
+    fill(&s, 300);
+    assert!(s.segment_count() <= 3, "dead segments deleted");
+    s.sync().unwrap();
+    assert!(s.poisoned().is_none());
+    let crashed = tempfile::tempdir().unwrap();
+    copy_live(d.path(), crashed.path());
+    drop(s);
+    let s = open_limited(crashed.path());
+    assert!(s.recovery_report().is_clean(), "{:?}", s.recovery_report());
+    let st = s.state();
+    assert_eq!((st.msgs, st.first_seq, st.last_seq), (5, 296, 300));
+    for i in 296..=300 {
+        assert_eq!(&s.load_msg(i).unwrap().payload[..], &payload(i)[..]);
+    }
+}
