@@ -1015,3 +1015,27 @@ fn interval_mode_drops_a_put_off_segment_at_its_limits_and_syncs_the_rest() {
         assert_eq!(&s.load_msg(i).unwrap().payload[..], &payload(i)[..]);
     }
 }
+
+#[test]
+fn an_older_segment_of_only_zeros_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 4096);
+    fill(&s, 200);
+    drop(s);
+    as_if_crashed(d.path());
+    let segs = segments(d.path());
+    assert!(segs.len() > 3, "small segments roll");
+    // None of a middle segment's writes reached the disk, only its length did.
+    let len = fs::metadata(&segs[1]).unwrap().len();
+    fs::write(&segs[1], vec![0u8; len as usize]).unwrap();
+    let s = open(d.path(), 4096);
+    let r = s.recovery_report().clone();
+    assert!(
+        r.notes.iter().any(|n| n.contains("all zeros")),
+        "a lost segment is no clean end: {r:?}"
+    );
+    assert_eq!(r.last_seq, 200);
+    assert!(r.msgs < 200);
+    assert_eq!(&s.load_msg(1).unwrap().payload[..], &payload(1)[..]);
+    assert_eq!(&s.load_msg(200).unwrap().payload[..], &payload(200)[..]);
+}

@@ -607,6 +607,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
         }
     }
     names.sort();
+    let last_id = names.last().map(|n| n.0);
     let mut ix: StreamIndex<Loc> = StreamIndex::new(StoreConfig::default(), file_msg_size);
     let mut segs: BTreeMap<u32, Segment> = BTreeMap::new();
     let mut removed: Vec<Removed<Loc>> = Vec::new();
@@ -730,6 +731,13 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
         report.corrupt.extend(outcome.corrupt.iter().cloned());
         if let Some(p) = &outcome.header_problem {
             report.notes.push(format!("{}: {p}", path.display()));
+        }
+        if outcome.valid_end == 0 && outcome.zero_tail > 0 && Some(id) != last_id {
+            // The last segment may be one just created; an older one had records.
+            report.notes.push(format!(
+                "{}: all zeros, header included (its writes never reached the disk)",
+                path.display()
+            ));
         }
         let mut end = outcome.valid_end;
         if let Some(t) = outcome.truncated {
