@@ -825,6 +825,16 @@ fn copy_live(from: &Path, to: &Path) {
     }
 }
 
+/// A store holding `n` messages as a crash leaves it (see [`copy_live`]).
+fn crashed_with(n: u64) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 8 << 20);
+    fill(&s, n);
+    let crashed = tempfile::tempdir().unwrap();
+    copy_live(d.path(), crashed.path());
+    crashed
+}
+
 #[test]
 fn preallocated_tail_is_a_clean_end_after_a_crash() {
     let d = tempfile::tempdir().unwrap();
@@ -876,12 +886,7 @@ fn preallocated_tail_is_a_clean_end_after_a_crash() {
 
 #[test]
 fn a_partial_record_before_preallocated_zeros_is_a_torn_tail() {
-    let d = tempfile::tempdir().unwrap();
-    let s = open(d.path(), 8 << 20);
-    fill(&s, 10);
-    let crashed = tempfile::tempdir().unwrap();
-    copy_live(d.path(), crashed.path());
-    drop(s);
+    let crashed = crashed_with(10);
     // A record's first bytes reached the disk, the rest of the file is still zeros.
     let seg = segments(crashed.path()).pop().unwrap();
     let bytes = fs::read(&seg).unwrap();
@@ -947,4 +952,90 @@ fn interval_mode_puts_off_a_finished_segments_fsync_but_never_loses_it() {
     for i in 1..=300 {
         assert_eq!(&s.load_msg(i).unwrap().payload[..], &payload(i)[..]);
     }
+}
+
+#[test]
+fn a_preallocated_segment_without_its_header_is_empty_not_damaged() {
+    let crashed = crashed_with(10);
+    // A roll created the next segment and preallocated it, then the power went: the
+    // file's length reached the disk, its header did not.
+    let last = segments(crashed.path()).pop().unwrap();
+    let name = last.file_name().unwrap().to_str().unwrap().to_string();
+    let id: u32 = name[..10].parse().unwrap();
+    let seg = crashed
+        .path()
+        .join("msgs")
+        .join(format!("{:010}-{:020}.seg", id + 1, 11));
+    fs::write(&seg, vec![0u8; 16 + (64 << 10)]).unwrap();
+    let s = open(crashed.path(), 8 << 20);
+    let r = s.recovery_report().clone();
+    assert!(r.is_clean(), "no damage: {r:?}");
+    assert_eq!((r.msgs, r.last_seq), (10, 10));
+    assert_eq!(s.store_msg("f.x", b"", b"after", None).unwrap().0, 11);
+    drop(s);
+    let s = open(crashed.path(), 8 << 20);
+    let r = s.recovery_report().clone();
+    assert!(r.is_clean(), "the header was written again: {r:?}");
+    assert_eq!(&s.load_msg(11).unwrap().payload[..], b"after");
+}
+
+#[test]
+fn interval_mode_drops_a_put_off_segment_at_its_limits_and_syncs_the_rest() {
+    let d = tempfile::tempdir().unwrap();
+    let open_limited = |dir: &Path| {
+        FileStore::open(
+            dir,
+            FileStoreOptions {
+                segment_size: 4096,
+                durability: Durability::Interval(Duration::from_secs(3600)),
+                config: StoreConfig {
+                    max_msgs: Some(5),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let s = open_limited(d.path());
+    // Each roll puts the finished segment's fsync off; with 5 messages kept, that
+    // segment is dead and deleted a few appends later, while still put off.
+    fill(&s, 300);
+    assert!(s.segment_count() <= 3, "dead segments deleted");
+    s.sync().unwrap();
+    assert!(s.poisoned().is_none());
+    let crashed = tempfile::tempdir().unwrap();
+    copy_live(d.path(), crashed.path());
+    drop(s);
+    let s = open_limited(crashed.path());
+    assert!(s.recovery_report().is_clean(), "{:?}", s.recovery_report());
+    let st = s.state();
+    assert_eq!((st.msgs, st.first_seq, st.last_seq), (5, 296, 300));
+    for i in 296..=300 {
+        assert_eq!(&s.load_msg(i).unwrap().payload[..], &payload(i)[..]);
+    }
+}
+
+#[test]
+fn an_older_segment_of_only_zeros_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 4096);
+    fill(&s, 200);
+    drop(s);
+    as_if_crashed(d.path());
+    let segs = segments(d.path());
+    assert!(segs.len() > 3, "small segments roll");
+    // None of a middle segment's writes reached the disk, only its length did.
+    let len = fs::metadata(&segs[1]).unwrap().len();
+    fs::write(&segs[1], vec![0u8; len as usize]).unwrap();
+    let s = open(d.path(), 4096);
+    let r = s.recovery_report().clone();
+    assert!(
+        r.notes.iter().any(|n| n.contains("all zeros")),
+        "a lost segment is no clean end: {r:?}"
+    );
+    assert_eq!(r.last_seq, 200);
+    assert!(r.msgs < 200);
+    assert_eq!(&s.load_msg(1).unwrap().payload[..], &payload(1)[..]);
+    assert_eq!(&s.load_msg(200).unwrap().payload[..], &payload(200)[..]);
 }

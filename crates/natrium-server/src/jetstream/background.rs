@@ -31,7 +31,12 @@ pub fn lower_current_thread() -> bool {
     unsafe {
         let tid = libc::gettid();
         let id = libc::id_t::try_from(tid).unwrap_or(0);
-        libc::setpriority(libc::PRIO_PROCESS, id, BULK_NICE);
+        // Only ever lower: a server already started with a higher nice value keeps it
+        // (as root, setting 10 would otherwise raise this thread above the others). A -1
+        // from a failed call only leads to setting `BULK_NICE`, as intended anyway.
+        if libc::getpriority(libc::PRIO_PROCESS, id) < BULK_NICE {
+            libc::setpriority(libc::PRIO_PROCESS, id, BULK_NICE);
+        }
         libc::syscall(
             libc::SYS_ioprio_set,
             IOPRIO_WHO_PROCESS,
@@ -66,5 +71,21 @@ mod tests {
         // SAFETY: reads this thread's own priority.
         let mine = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
         assert_ne!(mine, super::BULK_NICE, "other threads keep theirs");
+    }
+
+    #[test]
+    fn never_raises_a_thread_above_its_nice_value() {
+        let nice = std::thread::spawn(|| {
+            // SAFETY: changes and reads this thread's own priority.
+            unsafe {
+                let id = libc::gettid() as libc::id_t;
+                assert_eq!(libc::setpriority(libc::PRIO_PROCESS, id, 15), 0);
+                super::lower_current_thread();
+                libc::getpriority(libc::PRIO_PROCESS, id)
+            }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(nice, 15, "already lower than BULK_NICE: left as it was");
     }
 }

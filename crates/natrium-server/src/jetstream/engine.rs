@@ -194,6 +194,8 @@ pub struct JetStream {
     /// by the disk, so the other workers keep serving, and busy streams keep their
     /// fsyncs on the blocking pool, where any number may run at once.
     pub inline_fsync: AtomicBool,
+    /// How many fsyncs streams ran that way since start (for tests and diagnostics).
+    pub inline_fsyncs: AtomicU64,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -226,6 +228,7 @@ impl JetStream {
             domain: opts.jetstream.domain.clone().unwrap_or_default(),
             api_handler: parking_lot::Mutex::new(None),
             inline_fsync: AtomicBool::new(false),
+            inline_fsyncs: AtomicU64::new(0),
         });
         drop(opts);
         for account in server.accounts() {

@@ -528,7 +528,6 @@ impl Stream {
         let rt = tokio::runtime::Handle::current();
         let may_block = rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
             && rt.metrics().num_workers() >= 2;
-        let js = server.js.get().cloned();
         let mut inline: Vec<Answers> = Vec::with_capacity(1);
         loop {
             let expiry = self.store.next_expiry();
@@ -570,11 +569,14 @@ impl Stream {
                         if may_block
                             && waiting.load(Ordering::Acquire) == 0
                             && rx.is_empty()
-                            && let Some(js) = &js
+                            // Looked up here, not once at the start: a stream recovered
+                            // at startup runs before the server has set `js`.
+                            && let Some(js) = server.js.get()
                             && !js.inline_fsync.swap(true, Ordering::AcqRel)
                         {
                             let synced = self.store.wait_durable(t);
                             js.inline_fsync.store(false, Ordering::Release);
+                            js.inline_fsyncs.fetch_add(1, Ordering::Relaxed);
                             answers.durable_error = synced.err().map(|e| store_error(&e));
                             inline.push(answers);
                             self.answer(&mut inline, &server);
@@ -1323,5 +1325,74 @@ mod tests {
                 assert_eq!(fast, ack.to_wire(), "{stream} {domain} {seq}");
             }
         }
+    }
+
+    /// A quiet stream fsyncs on its own task, also when it was recovered at startup
+    /// (its task then starts before the server knows its `JetStream`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn quiet_stream_fsyncs_inline_also_after_a_restart() {
+        use crate::logging::Logger;
+        use crate::server::Server;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = || {
+            let mut o = crate::options::Options::for_test();
+            o.jetstream.enabled = true;
+            o.jetstream.store_dir = Some(dir.path().to_path_buf());
+            o
+        };
+        let inline = |s: &Server| {
+            s.shared()
+                .js
+                .get()
+                .expect("jetstream")
+                .inline_fsyncs
+                .load(Ordering::Relaxed)
+        };
+        let mut server = Server::start(opts(), Arc::new(Logger::null()))
+            .await
+            .expect("start");
+        let c = async_nats::connect(server.client_url())
+            .await
+            .expect("connect");
+        let js = async_nats::jetstream::new(c);
+        // Several streams: each recovered one's task may or may not start before `js` is
+        // set, so more of them make a miss likelier to show.
+        const STREAMS: usize = 6;
+        for i in 0..STREAMS {
+            js.create_stream(async_nats::jetstream::stream::Config {
+                name: format!("Q{i}"),
+                subjects: vec![format!("q{i}")],
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+        }
+        for restart in [false, true] {
+            if restart {
+                server.shutdown().await;
+                server = Server::start(opts(), Arc::new(Logger::null()))
+                    .await
+                    .expect("restart");
+            }
+            let c = async_nats::connect(server.client_url())
+                .await
+                .expect("connect");
+            let js = async_nats::jetstream::new(c);
+            for i in 0..STREAMS {
+                let before = inline(&server);
+                for _ in 0..3 {
+                    js.publish(format!("q{i}"), "x".into())
+                        .await
+                        .expect("publish")
+                        .await
+                        .expect("ack");
+                }
+                assert!(
+                    inline(&server) > before,
+                    "lone sync publishes to Q{i} fsync inline (restarted: {restart})"
+                );
+            }
+        }
+        server.shutdown().await;
     }
 }

@@ -607,6 +607,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
         }
     }
     names.sort();
+    let last_id = names.last().map(|n| n.0);
     let mut ix: StreamIndex<Loc> = StreamIndex::new(StoreConfig::default(), file_msg_size);
     let mut segs: BTreeMap<u32, Segment> = BTreeMap::new();
     let mut removed: Vec<Removed<Loc>> = Vec::new();
@@ -730,6 +731,13 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
         report.corrupt.extend(outcome.corrupt.iter().cloned());
         if let Some(p) = &outcome.header_problem {
             report.notes.push(format!("{}: {p}", path.display()));
+        }
+        if outcome.valid_end == 0 && outcome.zero_tail > 0 && Some(id) != last_id {
+            // The last segment may be one just created; an older one had records.
+            report.notes.push(format!(
+                "{}: all zeros, header included (its writes never reached the disk)",
+                path.display()
+            ));
         }
         let mut end = outcome.valid_end;
         if let Some(t) = outcome.truncated {
@@ -1091,15 +1099,20 @@ impl Shared {
             }
             g.dir_unsynced = false;
         }
-        let Some(id) = g.unsynced.take() else {
-            return Ok(());
-        };
+        match g.unsynced.take() {
+            Some(id) => self.sync_segment_locked(g, id),
+            None => Ok(()),
+        }
+    }
+
+    /// fsyncs segment `id` (under the lock; one that is gone needs none); a failure
+    /// poisons.
+    fn sync_segment_locked(&self, g: &mut Inner, id: u32) -> Result<()> {
         let res = match g.segs.get(&id) {
             Some(s) => self
                 .take_fault(FAULT_FSYNC)
                 .and_then(|()| s.file.sync_data())
                 .map_err(|e| format!("fsync {}: {e}", s.path.display())),
-            // Deleted meanwhile: nothing to sync.
             None => Ok(()),
         };
         match res {
@@ -1118,25 +1131,11 @@ impl Shared {
         // Older segments first, so what is durable stays a prefix.
         self.sync_unsynced_locked(g)?;
         let active = g.active;
-        let res = match g.segs.get(&active) {
-            Some(s) => self
-                .take_fault(FAULT_FSYNC)
-                .and_then(|()| s.file.sync_data())
-                .map_err(|e| format!("fsync {}: {e}", s.path.display())),
-            None => Ok(()),
-        };
-        match res {
-            Ok(()) => {
-                if let Some(s) = g.segs.get_mut(&active) {
-                    s.durable = s.written;
-                }
-                if g.buf.is_empty() {
-                    g.visible = g.visible.max(g.ix.last_seq());
-                }
-                Ok(())
-            }
-            Err(cause) => Err(self.poison(g, cause)),
+        self.sync_segment_locked(g, active)?;
+        if g.buf.is_empty() {
+            g.visible = g.visible.max(g.ix.last_seq());
         }
+        Ok(())
     }
 
     /// Finishes the active segment and starts a new one.

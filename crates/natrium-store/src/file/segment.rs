@@ -302,6 +302,13 @@ pub fn scan(
         buf: Vec::new(),
         start: 0,
     };
+    // Created and preallocated, but not even the header reached the disk: an empty
+    // segment (the caller writes its header again), not a damaged one.
+    if zeros_to_end(&mut w, 0).map_err(|e| StoreError::io("pread", path, e))? {
+        out.valid_end = 0;
+        out.zero_tail = file_len;
+        return Ok(out);
+    }
     {
         let h = w
             .slice(0, SEG_HDR_LEN as usize)
