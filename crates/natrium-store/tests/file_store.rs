@@ -1039,3 +1039,27 @@ fn an_older_segment_of_only_zeros_is_reported() {
     assert_eq!(&s.load_msg(1).unwrap().payload[..], &payload(1)[..]);
     assert_eq!(&s.load_msg(200).unwrap().payload[..], &payload(200)[..]);
 }
+
+#[test]
+fn a_small_stream_keeps_little_space_preallocated() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 16 << 20);
+    s.store_msg("kv.a", b"", b"v1", None).unwrap();
+    let active = segments(d.path()).pop().unwrap();
+    let len = fs::metadata(&active).unwrap().len();
+    assert!(
+        len > 16 && len <= 16 + 200 + natrium_store::file::segment::PREALLOC_MIN,
+        "one small record preallocates the minimum step, not a full one: {len}"
+    );
+    // The step grows with what the segment holds.
+    for i in 2..=8_000u64 {
+        s.store_msg("kv.b", b"", &payload(i), None).unwrap();
+    }
+    let len = fs::metadata(&active).unwrap().len();
+    let held: u64 = (2..=8_000u64).map(|i| payload(i).len() as u64).sum();
+    assert!(
+        len > held + natrium_store::file::segment::PREALLOC_MIN,
+        "a segment holding {held} bytes preallocates more than the minimum: {len}"
+    );
+    assert!(len <= 16 << 20, "never past the segment size");
+}

@@ -633,6 +633,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
                 durable: 0,
                 allocated: 0,
                 kicked: 0,
+                no_prealloc: false,
                 live: 0,
             },
         );
@@ -850,6 +851,7 @@ fn roll_new(msgs_dir: &Path, g: &mut Inner, sync_dir_now: bool) -> Result<()> {
             durable: SEG_HDR_LEN,
             allocated: SEG_HDR_LEN,
             kicked: SEG_HDR_LEN,
+            no_prealloc: false,
             live: 0,
         },
     );
