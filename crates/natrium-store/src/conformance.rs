@@ -1026,6 +1026,11 @@ pub fn randomized_model<H: Harness>(h: &mut H) {
         // Invariants after every step.
         let st = s.fast_state();
         assert_eq!(st.msgs, model.len() as u64, "msgs at step {step}");
+        assert_eq!(
+            s.stored_bytes(),
+            st.bytes,
+            "the lock-free byte gauge at step {step}"
+        );
         assert_eq!(st.last_seq, last_seq, "last_seq at step {step}");
         let first = model.keys().next().copied().unwrap_or(last_seq + 1);
         assert_eq!(st.first_seq, first, "first_seq at step {step}");

@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap;
 
@@ -259,6 +260,8 @@ pub(crate) struct StreamIndex<T> {
     last_ts: i64,
     /// Accounted bytes.
     bytes: u64,
+    /// `bytes`, readable without the store's lock (see [`StreamIndex::bytes_gauge`]).
+    gauge: Arc<AtomicU64>,
     /// The enforced limits.
     cfg: StoreConfig,
     /// Size formula for the store type.
@@ -275,9 +278,30 @@ impl<T> StreamIndex<T> {
             last_seq: 0,
             last_ts: 0,
             bytes: 0,
+            gauge: Arc::new(AtomicU64::new(0)),
             cfg,
             size_fn,
         }
+    }
+
+    /// A gauge that always holds this index's accounted bytes, readable without the
+    /// store's lock. Why: account and server storage limits sum every stream's bytes for
+    /// each publish batch; taking every store's lock (and building its state) for that
+    /// made a publish cost grow with the number of streams.
+    pub fn bytes_gauge(&self) -> Arc<AtomicU64> {
+        self.gauge.clone()
+    }
+
+    /// Makes `gauge` this index's gauge (an index rebuilt by recovery keeps reporting
+    /// through the one its store handed out).
+    pub fn adopt_gauge(&mut self, gauge: Arc<AtomicU64>) {
+        gauge.store(self.bytes, Ordering::Relaxed);
+        self.gauge = gauge;
+    }
+
+    /// Mirrors `bytes` into the gauge (after every change of `bytes`).
+    fn sync_gauge(&self) {
+        self.gauge.store(self.bytes, Ordering::Relaxed);
     }
 
     /// The accounted size of a message.
@@ -418,6 +442,7 @@ impl<T> StreamIndex<T> {
             },
         );
         self.bytes += size;
+        self.sync_gauge();
         self.last_seq = seq;
         self.last_ts = ts;
         if ttl > 0 {
@@ -519,6 +544,7 @@ impl<T> StreamIndex<T> {
         let e = self.msgs.remove(&seq)?;
         self.subjects.remove(e.subj, seq);
         self.bytes = self.bytes.saturating_sub(e.size);
+        self.sync_gauge();
         if e.ttl > 0 {
             self.ttls.remove(&(e.ts.saturating_add(e.ttl), seq));
         }
@@ -530,6 +556,7 @@ impl<T> StreamIndex<T> {
         let e = self.msgs.remove(&seq)?;
         let emptied = self.subjects.remove(e.subj, seq);
         self.bytes = self.bytes.saturating_sub(e.size);
+        self.sync_gauge();
         if e.ttl > 0 {
             self.ttls.remove(&(e.ts.saturating_add(e.ttl), seq));
         }
@@ -543,6 +570,7 @@ impl<T> StreamIndex<T> {
         self.subjects.clear();
         self.ttls.clear();
         self.bytes = 0;
+        self.sync_gauge();
         n
     }
 

@@ -55,6 +55,8 @@ pub struct MemStore {
     consumers: Mutex<HashMap<String, Arc<MemConsumerStore>>>,
     /// Opaque stream metadata.
     meta: Mutex<Option<Vec<u8>>>,
+    /// The index's bytes gauge.
+    bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MemStore {
@@ -65,9 +67,11 @@ impl MemStore {
 
     /// A new empty store with a given clock.
     pub fn with_clock(cfg: StoreConfig, clock: Arc<dyn Clock>) -> Self {
+        let ix = StreamIndex::new(cfg, mem_msg_size);
+        let bytes = ix.bytes_gauge();
         MemStore {
             inner: RwLock::new(Inner {
-                ix: StreamIndex::new(cfg, mem_msg_size),
+                ix,
                 closed: false,
                 scratch: Vec::new(),
                 views: Vec::new(),
@@ -75,6 +79,7 @@ impl MemStore {
             clock,
             consumers: Mutex::new(HashMap::new()),
             meta: Mutex::new(None),
+            bytes,
         }
     }
 
@@ -397,6 +402,10 @@ impl StreamStore for MemStore {
 
     fn fast_state(&self) -> StreamState {
         self.inner.read().ix.state(false)
+    }
+
+    fn stored_bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn config(&self) -> StoreConfig {

@@ -230,6 +230,12 @@ pub trait StreamStore: Send + Sync {
     /// State without the deleted list (cheap).
     fn fast_state(&self) -> StreamState;
 
+    /// The accounted bytes (`fast_state().bytes`) without taking the store's lock, for
+    /// limit checks that sum every stream of an account or server on each publish batch.
+    fn stored_bytes(&self) -> u64 {
+        self.fast_state().bytes
+    }
+
     /// The limits in force.
     fn config(&self) -> StoreConfig;
 

@@ -434,6 +434,9 @@ fn fsync_failure_poisons_then_recovers() {
     let rep = s.try_recover().unwrap();
     assert!(!rep.notes.is_empty());
     assert!(s.poisoned().is_none());
+    // The rebuilt index reports through the same lock-free gauge.
+    assert_eq!(s.stored_bytes(), s.fast_state().bytes);
+    assert!(s.stored_bytes() > 0);
     let (seq, _) = s.store_msg("f.x", b"", b"after", None).unwrap();
     assert_eq!(seq, 22);
     let st = s.state();

@@ -162,7 +162,7 @@ impl JsAccount {
             .read()
             .values()
             .filter(|s| s.is_memory() == memory)
-            .map(|s| s.store.fast_state().bytes)
+            .map(|s| s.store.stored_bytes())
             .sum()
     }
 }

@@ -322,6 +322,8 @@ struct Shared {
     /// The directory lock, held until `stop()` (so the stream can be reopened in this
     /// process even while stale references to the stopped store are still alive).
     lock: Mutex<Option<DirLock>>,
+    /// The index's bytes gauge (kept across the index rebuilt by `try_recover`).
+    bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The file-backed stream store. See the module docs.
@@ -379,6 +381,7 @@ impl FileStore {
             }
         }
         let inner = recover(&msgs_dir, segment_size, &mut report)?;
+        let bytes = inner.ix.bytes_gauge();
         let sh = Arc::new(Shared {
             dir,
             msgs_dir,
@@ -401,6 +404,7 @@ impl FileStore {
             group_fsyncs: std::sync::atomic::AtomicU64::new(0),
             nospace_retry: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
+            bytes,
         });
         // Apply the limits (a config tightened while closed, or a crash between a message
         // and the removal its limit caused) and persist what that removed.
@@ -495,6 +499,7 @@ impl FileStore {
             sh.write_out(&mut fresh)?;
             sh.sync_active_locked(&mut fresh)?;
             let new_lsn = fresh.appended;
+            fresh.ix.adopt_gauge(sh.bytes.clone());
             *g = fresh;
             Ok((report, Some((old_appended, new_lsn))))
         })();
@@ -2043,6 +2048,10 @@ impl StreamStore for FileStore {
 
     fn fast_state(&self) -> StreamState {
         self.sh.inner.read().ix.state(false)
+    }
+
+    fn stored_bytes(&self) -> u64 {
+        self.sh.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn config(&self) -> StoreConfig {
