@@ -106,10 +106,10 @@ pub struct PartWriter {
     parts: Vec<Option<(PartId, u64)>>,
     /// Parts uploading.
     running: JoinSet<PartResult>,
-    /// Parts listed in the last journal sent.
+    /// Parts listed in the last journal known to be written.
     journaled: usize,
-    /// The journal write in flight, if any.
-    journal_put: Option<JoinHandle<()>>,
+    /// The journal write in flight, if any: the parts it lists, and whether it worked.
+    journal_put: Option<(usize, JoinHandle<bool>)>,
 }
 
 impl std::fmt::Debug for PartWriter {
@@ -161,7 +161,7 @@ impl PartWriter {
         while let Some(r) = self.running.try_join_next() {
             self.record(r)?;
         }
-        self.journal();
+        self.journal().await;
         self.buf.push(b);
         if self.buf.content_length() >= self.shape.part {
             self.send_part().await?;
@@ -176,7 +176,7 @@ impl PartWriter {
                 self.record(r)?;
             }
         }
-        self.journal();
+        self.journal().await;
         let payload = std::mem::take(&mut self.buf).freeze();
         let n = payload.content_length() as u64;
         let idx = self.parts.len();
@@ -230,15 +230,34 @@ impl PartWriter {
         self.target.put_small(&journal_name(&self.name), body).await
     }
 
+    /// Takes the result of a finished journal write: `journaled` moves only when the
+    /// write worked, so a failed one is written again (listing everything) by the next
+    /// [`journal`](Self::journal) or by [`stop`](Self::stop).
+    async fn settle_journal(&mut self) {
+        if let Some((n, h)) = self.journal_put.take()
+            && let Ok(true) = h.await
+        {
+            self.journaled = self.journaled.max(n);
+        }
+    }
+
     /// Rewrite the journal in the background if the completed run grew and no earlier
-    /// write is still in flight (a failed write only costs resumability, and the next
-    /// one lists everything again).
-    fn journal(&mut self) {
+    /// write is still in flight (a failed write only costs resumability until the next
+    /// one, which lists everything again).
+    async fn journal(&mut self) {
         if !self.resumable {
             return;
         }
+        if self
+            .journal_put
+            .as_ref()
+            .is_some_and(|(_, h)| !h.is_finished())
+        {
+            return;
+        }
+        self.settle_journal().await;
         let n = self.completed_run();
-        if n <= self.journaled || self.journal_put.as_ref().is_some_and(|h| !h.is_finished()) {
+        if n <= self.journaled {
             return;
         }
         let Ok(body) = self.journal_body(n) else {
@@ -246,10 +265,10 @@ impl PartWriter {
         };
         let t = self.target.clone();
         let name = journal_name(&self.name);
-        self.journal_put = Some(tokio::spawn(async move {
-            let _ = t.put_small(&name, body).await;
-        }));
-        self.journaled = n;
+        self.journal_put = Some((
+            n,
+            tokio::spawn(async move { t.put_small(&name, body).await.is_ok() }),
+        ));
     }
 
     /// Send the last part, wait for all, complete the upload, drop the journal.
@@ -260,9 +279,7 @@ impl PartWriter {
         while let Some(r) = self.running.join_next().await {
             self.record(r)?;
         }
-        if let Some(h) = self.journal_put.take() {
-            let _ = h.await;
-        }
+        self.settle_journal().await;
         let parts: Option<Vec<PartId>> =
             self.parts.into_iter().map(|p| p.map(|(p, _)| p)).collect();
         let parts = parts.ok_or_else(|| BackupError::Protocol("a part never completed".into()))?;
@@ -285,9 +302,7 @@ impl PartWriter {
             while let Some(r) = self.running.join_next().await {
                 let _ = self.record(r);
             }
-            if let Some(h) = self.journal_put.take() {
-                let _ = h.await;
-            }
+            self.settle_journal().await;
             let n = self.completed_run();
             if n > self.journaled {
                 let _ = self.put_journal(n).await;
