@@ -467,6 +467,21 @@ OBJ_O_INFO = (
 )
 
 
+async def _history_after_restart(server, kv, key):
+    """`kv.history(key)`; against nats-server retried a few times on "no keys": right
+    after a restart under load, nats-server 2.15.1 was seen (once in CI) to create the
+    history watcher's consumer with nothing pending, so nats-py returned no entries.
+    natrium gets one try. Bounded: 5 tries."""
+    tries = 5 if server.impl == "nats-server" else 1
+    for attempt in range(tries):
+        try:
+            return await kv.history(key)
+        except jse.NoKeysError:
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.2)
+
+
 @async_test()
 async def test_kv_and_object_survive_restart(start_js_server):
     s = start_js_server()
@@ -491,7 +506,10 @@ async def test_kv_and_object_survive_restart(start_js_server):
         kv = await js.key_value("R")
         st = await kv.status()
         assert (st.values, st.history) == (4, 4)
-        assert [(h.value, h.revision) for h in await kv.history("a")] == [(b"1", 1), (b"2", 2)]
+        assert [(h.value, h.revision) for h in await _history_after_restart(s2, kv, "a")] == [
+            (b"1", 1),
+            (b"2", 2),
+        ]
         with pytest.raises(jse.KeyNotFoundError) as ei:
             await kv.get("b")
         assert (ei.value.op, ei.value.entry.revision) == ("DEL", 4)
