@@ -710,6 +710,36 @@ async fn server_limit_refuses_publishes_once_usage_is_over_it() {
     let m = c.request("S", vec![0u8; 600 * 1024].into()).await.unwrap();
     let v: Value = serde_json::from_slice(&m.payload).unwrap();
     assert_eq!(v["seq"], 3, "{v}");
+    // A deleted stream's bytes stop counting (usage is kept as running totals that
+    // each store updates, so a stream leaving must take its share out).
+    let r = request(&c, "$JS.API.STREAM.DELETE.S", &Value::Null).await;
+    assert_eq!(r["success"], true, "{r}");
+    let r = request(
+        &c,
+        "$JS.API.STREAM.CREATE.T",
+        &serde_json::json!({"name": "T"}),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    for seq in 1..=2 {
+        let m = c.request("T", vec![0u8; 600 * 1024].into()).await.unwrap();
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(v["seq"], seq, "{v}");
+    }
+    let m = c.request("T", vec![0u8; 600 * 1024].into()).await.unwrap();
+    let v: Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(v["error"]["err_code"], 10023, "{v}");
+    s.stop().await;
+    // After a restart the recovered stream's bytes count again.
+    let s = start_conf(d.path(), &conf).await;
+    let c = s.client().await;
+    let m = c.request("T", vec![0u8; 600 * 1024].into()).await.unwrap();
+    let v: Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        v["error"]["description"],
+        format!("insufficient resources (server file limit 1048576, used {used})"),
+        "{v}"
+    );
     s.stop().await;
 }
 

@@ -931,6 +931,11 @@ pub fn randomized_model<H: Harness>(h: &mut H) {
     let mut last_seq = 0u64;
     let mut rng = Rng::new(0x5eed_1234);
     let subjects = ["m.a", "m.b", "m.c.x", "m.c.y", "n.z"];
+    // A total the store's gauge is attached to, as an account's usage is; it also holds
+    // other stores' bytes.
+    const OTHERS: u64 = 5;
+    let total = Arc::new(std::sync::atomic::AtomicU64::new(OTHERS));
+    s.bytes_gauge().attach(total.clone());
     for step in 0..1500u32 {
         match rng.below(100) {
             0..=54 => {
@@ -997,7 +1002,9 @@ pub fn randomized_model<H: Harness>(h: &mut H) {
             }
             80..=82 => {
                 let cfg = s.config();
+                s.bytes_gauge().detach_all();
                 s = reopen(h, s, &c);
+                s.bytes_gauge().attach(total.clone());
                 if !h.persistent() {
                     // A memory store starts empty again.
                     model.clear();
@@ -1030,6 +1037,11 @@ pub fn randomized_model<H: Harness>(h: &mut H) {
             s.stored_bytes(),
             st.bytes,
             "the lock-free byte gauge at step {step}"
+        );
+        assert_eq!(
+            total.load(std::sync::atomic::Ordering::Relaxed),
+            OTHERS + st.bytes,
+            "an attached total at step {step}"
         );
         assert_eq!(st.last_seq, last_seq, "last_seq at step {step}");
         let first = model.keys().next().copied().unwrap_or(last_seq + 1);

@@ -20,9 +20,9 @@
 //! `first_seq` is derived (first live key, or `last_seq + 1` when empty), so it can never
 //! drift from the data. `last_seq` only moves forward, except through `truncate`.
 
+use crate::gauge::BytesGauge;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap;
 
@@ -261,7 +261,7 @@ pub(crate) struct StreamIndex<T> {
     /// Accounted bytes.
     bytes: u64,
     /// `bytes`, readable without the store's lock (see [`StreamIndex::bytes_gauge`]).
-    gauge: Arc<AtomicU64>,
+    gauge: Arc<BytesGauge>,
     /// The enforced limits.
     cfg: StoreConfig,
     /// Size formula for the store type.
@@ -278,30 +278,29 @@ impl<T> StreamIndex<T> {
             last_seq: 0,
             last_ts: 0,
             bytes: 0,
-            gauge: Arc::new(AtomicU64::new(0)),
+            gauge: Arc::new(BytesGauge::new()),
             cfg,
             size_fn,
         }
     }
 
     /// A gauge that always holds this index's accounted bytes, readable without the
-    /// store's lock. Why: account and server storage limits sum every stream's bytes for
-    /// each publish batch; taking every store's lock (and building its state) for that
-    /// made a publish cost grow with the number of streams.
-    pub fn bytes_gauge(&self) -> Arc<AtomicU64> {
+    /// store's lock, and that carries them into the totals its owner attaches (see
+    /// [`crate::gauge`]).
+    pub fn bytes_gauge(&self) -> Arc<BytesGauge> {
         self.gauge.clone()
     }
 
     /// Makes `gauge` this index's gauge (an index rebuilt by recovery keeps reporting
-    /// through the one its store handed out).
-    pub fn adopt_gauge(&mut self, gauge: Arc<AtomicU64>) {
-        gauge.store(self.bytes, Ordering::Relaxed);
+    /// through the one its store handed out, and into that one's totals).
+    pub fn adopt_gauge(&mut self, gauge: Arc<BytesGauge>) {
+        gauge.set(self.bytes);
         self.gauge = gauge;
     }
 
     /// Mirrors `bytes` into the gauge (after every change of `bytes`).
     fn sync_gauge(&self) {
-        self.gauge.store(self.bytes, Ordering::Relaxed);
+        self.gauge.set(self.bytes);
     }
 
     /// The accounted size of a message.

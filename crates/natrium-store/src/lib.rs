@@ -23,6 +23,7 @@ pub mod archive;
 pub mod consumer;
 pub mod error;
 pub mod file;
+pub mod gauge;
 pub(crate) mod index;
 pub mod mem;
 pub mod stream;
@@ -40,6 +41,7 @@ pub use error::{CorruptLocation, Result, StoreError};
 #[cfg(feature = "testing")]
 pub use file::InjectedFault;
 pub use file::{FileConsumerStore, FileStore, FileStoreOptions, RecoveryReport};
+pub use gauge::BytesGauge;
 pub use mem::MemStore;
 pub use stream::{PinnedView, StreamStore};
 pub use subject::{SubjectFilter, subject_matches, validate_subject};

@@ -56,7 +56,7 @@ pub struct MemStore {
     /// Opaque stream metadata.
     meta: Mutex<Option<Vec<u8>>>,
     /// The index's bytes gauge.
-    bytes: Arc<std::sync::atomic::AtomicU64>,
+    bytes: Arc<crate::gauge::BytesGauge>,
 }
 
 impl MemStore {
@@ -404,8 +404,8 @@ impl StreamStore for MemStore {
         self.inner.read().ix.state(false)
     }
 
-    fn stored_bytes(&self) -> u64 {
-        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    fn bytes_gauge(&self) -> Arc<crate::gauge::BytesGauge> {
+        self.bytes.clone()
     }
 
     fn config(&self) -> StoreConfig {

@@ -230,10 +230,14 @@ pub trait StreamStore: Send + Sync {
     /// State without the deleted list (cheap).
     fn fast_state(&self) -> StreamState;
 
-    /// The accounted bytes (`fast_state().bytes`) without taking the store's lock, for
-    /// limit checks that sum every stream of an account or server on each publish batch.
+    /// The gauge of the accounted bytes (`fast_state().bytes`): readable without the
+    /// store's lock, and attachable to an account's and the server's totals, which the
+    /// limit checks of every publish batch read (see [`crate::gauge`]).
+    fn bytes_gauge(&self) -> Arc<crate::gauge::BytesGauge>;
+
+    /// The accounted bytes (`fast_state().bytes`) without taking the store's lock.
     fn stored_bytes(&self) -> u64 {
-        self.fast_state().bytes
+        self.bytes_gauge().get()
     }
 
     /// The limits in force.

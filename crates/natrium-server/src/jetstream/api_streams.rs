@@ -371,7 +371,7 @@ fn stream_create(
     }
     stream.subscribe();
     stream.spawn(server.clone());
-    jsa.streams.write().insert(name.to_string(), stream.clone());
+    jsa.insert_stream(stream.clone());
     super::advisory::stream_action(&server, &jsa.account, name, "create", &js.domain);
     let info = info_of(js, &stream, false);
     Ok(ApiAnswer::ok(
@@ -437,9 +437,7 @@ fn stream_delete(
         return Err(ApiError::not_empty_request());
     }
     let stream = jsa
-        .streams
-        .write()
-        .remove(name)
+        .remove_stream(name)
         .ok_or_else(ApiError::stream_not_found)?;
     stream.close();
     stream.store.delete().map_err(ApiError::stream_delete)?;

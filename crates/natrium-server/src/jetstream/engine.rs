@@ -29,7 +29,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 /// File name of a memory stream's config as earlier natrium builds persisted it.
@@ -135,6 +135,22 @@ pub struct JsAccount {
     pub api_errors: AtomicU64,
     /// Stream restores in progress or parked for a resume.
     pub restores: super::restore::RestoreSlots,
+    /// Bytes stored by the account's streams, memory and file (in that order): each
+    /// stream's bytes gauge is attached here while the stream is in `streams`, so the
+    /// limit check of a publish batch reads one number instead of summing every stream.
+    used: StorageTotals,
+    /// The server's totals (`JetStream::used`), which the account's streams are attached
+    /// to as well.
+    server_used: StorageTotals,
+}
+
+/// Bytes used per storage type, kept up to date by the stores' gauges
+/// (`natrium_store::gauge`): index 0 memory, 1 file.
+pub type StorageTotals = [Arc<AtomicU64>; 2];
+
+/// The index of a storage type in [`StorageTotals`].
+pub fn totals_index(memory: bool) -> usize {
+    usize::from(!memory)
 }
 
 impl std::fmt::Debug for JsAccount {
@@ -158,12 +174,29 @@ impl JsAccount {
 
     /// Bytes stored by the account's streams of one storage type.
     pub fn usage(&self, memory: bool) -> u64 {
-        self.streams
-            .read()
-            .values()
-            .filter(|s| s.is_memory() == memory)
-            .map(|s| s.store.stored_bytes())
-            .sum()
+        self.used[totals_index(memory)].load(Ordering::Relaxed)
+    }
+
+    /// Makes `stream` the account's stream of its name, counting its bytes in the
+    /// account's and the server's usage. A stream it replaces stops counting.
+    pub fn insert_stream(&self, stream: Arc<Stream>) {
+        let i = totals_index(stream.is_memory());
+        let gauge = stream.store.bytes_gauge();
+        let mut streams = self.streams.write();
+        // Attach under the map's lock, so that usage never counts a stream that is not
+        // in the map, nor misses one that is.
+        gauge.attach(self.used[i].clone());
+        gauge.attach(self.server_used[i].clone());
+        if let Some(old) = streams.insert(stream.name.clone(), stream) {
+            old.store.bytes_gauge().detach_all();
+        }
+    }
+
+    /// Takes the stream `name` out of the account; its bytes stop counting.
+    pub fn remove_stream(&self, name: &str) -> Option<Arc<Stream>> {
+        let stream = self.streams.write().remove(name)?;
+        stream.store.bytes_gauge().detach_all();
+        Some(stream)
     }
 }
 
@@ -196,6 +229,9 @@ pub struct JetStream {
     pub inline_fsync: AtomicBool,
     /// How many fsyncs streams ran that way since start (for tests and diagnostics).
     pub inline_fsyncs: AtomicU64,
+    /// Bytes stored by all accounts' streams, memory and file: every stream in an
+    /// account's map has its bytes gauge attached here (see `JsAccount::insert_stream`).
+    pub used: StorageTotals,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -228,6 +264,7 @@ impl JetStream {
             domain: opts.jetstream.domain.clone().unwrap_or_default(),
             api_handler: parking_lot::Mutex::new(None),
             inline_fsync: AtomicBool::new(false),
+            used: Default::default(),
             inline_fsyncs: AtomicU64::new(0),
         });
         drop(opts);
@@ -356,6 +393,8 @@ impl JetStream {
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
             restores: Default::default(),
+            used: Default::default(),
+            server_used: self.used.clone(),
         });
         self.recover_streams(server, &jsa);
         self.accounts
@@ -511,9 +550,7 @@ impl JetStream {
         );
         stream.subscribe();
         stream.spawn(server.clone());
-        jsa.streams
-            .write()
-            .insert(stream.name.clone(), stream.clone());
+        jsa.insert_stream(stream.clone());
         self.recover_consumers(server, &stream);
         Ok(stream)
     }

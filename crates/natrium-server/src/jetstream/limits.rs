@@ -231,11 +231,8 @@ pub fn server_reserved(js: &JetStream, storage: Storage) -> i64 {
 
 /// Bytes stored by every account's streams of one storage.
 pub fn server_used(js: &JetStream, storage: Storage) -> i64 {
-    js.accounts
-        .read()
-        .values()
-        .map(|a| a.usage(storage == Storage::Memory) as i64)
-        .fold(0i64, i64::saturating_add)
+    let total = &js.used[super::engine::totals_index(storage == Storage::Memory)];
+    i64::try_from(total.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(i64::MAX)
 }
 
 /// nats-server's `checkBytesLimits` for one storage type (untiered, one replica):

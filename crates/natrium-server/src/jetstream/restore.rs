@@ -1059,10 +1059,7 @@ impl Job {
         );
         stream.subscribe();
         stream.spawn(self.server.clone());
-        self.jsa
-            .streams
-            .write()
-            .insert(self.cfg.name.clone(), stream.clone());
+        self.jsa.insert_stream(stream.clone());
         self.add_ephemerals(&stream, consumers)?;
         Ok(stream)
     }

@@ -323,7 +323,7 @@ struct Shared {
     /// process even while stale references to the stopped store are still alive).
     lock: Mutex<Option<DirLock>>,
     /// The index's bytes gauge (kept across the index rebuilt by `try_recover`).
-    bytes: Arc<std::sync::atomic::AtomicU64>,
+    bytes: Arc<crate::gauge::BytesGauge>,
 }
 
 /// The file-backed stream store. See the module docs.
@@ -2050,8 +2050,8 @@ impl StreamStore for FileStore {
         self.sh.inner.read().ix.state(false)
     }
 
-    fn stored_bytes(&self) -> u64 {
-        self.sh.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    fn bytes_gauge(&self) -> Arc<crate::gauge::BytesGauge> {
+        self.sh.bytes.clone()
     }
 
     fn config(&self) -> StoreConfig {
