@@ -790,6 +790,132 @@ async fn account_incremental_backup() {
     assert!(!v.status.success());
 }
 
+/// Publishes messages `from..=to` of ~1 KB poorly compressible payloads to `name.sN`.
+async fn publish_noise(js: &jetstream::Context, name: &str, from: u32, to: u32) {
+    let mut acks = Vec::new();
+    for i in from..=to {
+        let body: String = (0..1000u32)
+            .map(|k| {
+                char::from(b'!' + ((i.wrapping_mul(2654435761) ^ k.wrapping_mul(40503)) % 90) as u8)
+            })
+            .collect();
+        acks.push(
+            js.publish(format!("{name}.s{}", i % 3), body.into())
+                .await
+                .unwrap(),
+        );
+        if acks.len() >= 256 {
+            for a in acks.drain(..) {
+                a.await.unwrap();
+            }
+        }
+    }
+    for a in acks.drain(..) {
+        a.await.unwrap();
+    }
+}
+
+/// An interrupted incremental backup resumes, with the same `--since`, into the
+/// incremental backup that was asked for: it still continues the full backup, and the
+/// chain restores the stream as it stands at the resume, with the deletes made in the
+/// meantime below the full backup's watermark, in the kept part and after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_incremental_backup_resumes() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    js.create_stream(stream::Config {
+        name: "RI".into(),
+        subjects: vec!["RI.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    publish_noise(&js, "RI", 1, 300).await;
+    let _: consumer::PullConsumer = js
+        .get_stream("RI")
+        .await
+        .unwrap()
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("D".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    ack_some(&js, "RI", 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    ok_json(cli(
+        &a.url,
+        &["stream", "backup", "RI", full.to_str().unwrap(), "--json"],
+    ));
+    // ~3 MB: three archive chunks of 1 MiB, so a cut keeps whole ones.
+    publish_noise(&js, "RI", 301, 3300).await;
+    let inc = dir.path().join("inc");
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "stream".to_string(),
+            "backup".into(),
+            "RI".into(),
+            inc.to_str().unwrap().into(),
+            "--json".into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |v: Vec<String>| {
+        let v: Vec<&str> = v.iter().map(String::as_str).collect();
+        cli(&a.url, &v)
+    };
+    ok_json(run(args(&["--since", full.to_str().unwrap()])));
+    // Cut it off as an interrupted run leaves it.
+    let arch = inc.join("stream.tar.s2");
+    let bytes = std::fs::read(&arch).unwrap();
+    std::fs::write(&arch, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    std::fs::remove_file(inc.join("backup.json")).unwrap();
+    std::fs::write(inc.join("INCOMPLETE"), "backup of stream RI in progress\n").unwrap();
+    // Meanwhile: deletes below the full backup's watermark, in the kept part (early in
+    // the increment) and after it; more messages.
+    let st = js.get_stream("RI").await.unwrap();
+    for seq in [5, 310, 3299] {
+        st.delete_message(seq).await.unwrap();
+    }
+    publish_noise(&js, "RI", 3301, 3320).await;
+    ack_some(&js, "RI", 7).await;
+    // Without --since the CLI says what it needs, and keeps the folder as it is.
+    let o = run(args(&["--resume"]));
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--since"), "{err}");
+    assert!(inc.join("INCOMPLETE").exists());
+    let r = ok_json(run(args(&["--resume", "--since", full.to_str().unwrap()])));
+    let kept = r["resumed_after"].as_u64().unwrap();
+    assert!(kept > 400 && kept < 3299, "{r}");
+    assert_eq!(r["last_seq"], 3320);
+    assert!(!inc.join("INCOMPLETE").exists());
+    let sec = natrium_section(&inc);
+    assert_eq!(sec["kind"], "incremental", "{sec}");
+    assert_eq!(sec["since"], 300, "{sec}");
+    assert_eq!(sec["parent_id"], natrium_section(&full)["id"], "{sec}");
+    let v = Command::new(NATRIUM)
+        .args(["backup", "verify"])
+        .arg(&inc)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let b = Server::natrium();
+    ok_json(cli(
+        &b.url,
+        &["stream", "restore", inc.to_str().unwrap(), "--json"],
+    ));
+    let jsb = b.js().await;
+    assert_eq!(contents(&jsb, "RI").await, contents(&js, "RI").await);
+    assert_eq!(seq_state(&jsb, "RI").await, seq_state(&js, "RI").await);
+}
+
 /// `stream backup --resume` finishes an interrupted backup: the intact part of the
 /// archive is kept, only the rest is fetched, and the result is an ordinary full backup
 /// of the stream as it stands at the resume.
@@ -805,27 +931,7 @@ async fn an_interrupted_backup_resumes() {
     .await
     .unwrap();
     // About 2 MB of poorly compressible payloads: several archive frames.
-    let mut acks = Vec::new();
-    for i in 1..=2000u32 {
-        let body: String = (0..1000u32)
-            .map(|k| {
-                char::from(b'!' + ((i.wrapping_mul(2654435761) ^ k.wrapping_mul(40503)) % 90) as u8)
-            })
-            .collect();
-        acks.push(
-            js.publish(format!("RS.s{}", i % 3), body.into())
-                .await
-                .unwrap(),
-        );
-        if acks.len() >= 256 {
-            for a in acks.drain(..) {
-                a.await.unwrap();
-            }
-        }
-    }
-    for a in acks.drain(..) {
-        a.await.unwrap();
-    }
+    publish_noise(&js, "RS", 1, 2000).await;
     let dir = tempfile::tempdir().unwrap();
     let bdir = dir.path().join("rs");
     ok_json(cli(

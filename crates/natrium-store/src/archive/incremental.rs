@@ -186,28 +186,77 @@ pub fn merge_chain_after<R: Read, W: Write>(
     opts: &ReaderOptions,
     after: Option<u64>,
 ) -> Result<(W, ChainSummary), ArchiveError> {
+    merge_links(links, out, opts, Merge::Full { after })
+}
+
+/// Merges incremental links — `links[0]` an incremental archive since some watermark
+/// `W`, each later one continuing from the previous one's last sequence — into one
+/// incremental archive since `W`: the last link's state and consumers, every message
+/// above `W` that the last link does not list as absent, and the last link's tombstones
+/// at or below `W`. Why: resuming an interrupted incremental backup fetches the changes
+/// after the part that arrived (a second incremental archive); merged, the two are the
+/// incremental backup that was asked for, still continuing the same parent.
+pub fn merge_increments<R: Read, W: Write>(
+    links: Vec<R>,
+    out: W,
+    opts: &ReaderOptions,
+) -> Result<(W, ChainSummary), ArchiveError> {
+    merge_links(links, out, opts, Merge::Increments)
+}
+
+/// What [`merge_links`] writes.
+#[derive(Debug, Clone, Copy)]
+enum Merge {
+    /// The chain starts with a full archive; the output is complete, or with
+    /// `after = Some(L)` an incremental one continuing from `L` without tombstones.
+    Full {
+        /// See [`merge_chain_after`].
+        after: Option<u64>,
+    },
+    /// The chain starts with an incremental archive; so does the output.
+    Increments,
+}
+
+fn merge_links<R: Read, W: Write>(
+    links: Vec<R>,
+    out: W,
+    opts: &ReaderOptions,
+    mode: Merge,
+) -> Result<(W, ChainSummary), ArchiveError> {
     if links.is_empty() {
         return Err(chain("no links".into()));
     }
+    let after = match mode {
+        Merge::Full { after } => after,
+        Merge::Increments => None,
+    };
     let n = links.len();
     let mut opened: Vec<Link<R>> = Vec::with_capacity(n);
     let mut consumers = Vec::new();
+    // The first link's watermark when it is an incremental one.
+    let mut base: Option<u64> = None;
     for (i, r) in links.into_iter().enumerate() {
         let (link, cons) = open_link(r, opts)?;
-        match (i, link.reader.incremental()) {
-            (0, Some(h)) => {
+        match (i, link.reader.incremental(), mode) {
+            (0, Some(h), Merge::Increments) => base = Some(h.since),
+            (0, None, Merge::Increments) => {
+                return Err(chain(
+                    "the first link must be an incremental backup, found a full one".into(),
+                ));
+            }
+            (0, Some(h), Merge::Full { .. }) => {
                 return Err(chain(format!(
                     "the first link must be a full backup, found an incremental one (since {})",
                     h.since
                 )));
             }
-            (0, None) => {}
-            (_, None) => {
+            (0, None, Merge::Full { .. }) => {}
+            (_, None, _) => {
                 return Err(chain(format!(
                     "link {i} is a full backup; only the first link may be"
                 )));
             }
-            (_, Some(h)) => {
+            (_, Some(h), _) => {
                 let prev = opened[i - 1].state.last_seq;
                 if h.since != prev {
                     return Err(chain(format!(
@@ -236,11 +285,20 @@ pub fn merge_chain_after<R: Read, W: Write>(
             "cannot continue after sequence {a}: the archive ends at {last_seq}"
         )));
     }
-    let resume = after.map(|since| IncrementalHeader {
-        since,
-        absent: Vec::new(),
-    });
-    let mut w = start_v2(out, last.state.clone(), &consumers, resume.as_ref())?;
+    let header = match (after, base) {
+        (Some(since), _) => Some(IncrementalHeader {
+            since,
+            absent: Vec::new(),
+        }),
+        // The last link's tombstones hold every sequence up to its `since` that was
+        // absent at its point in time; those at or below the base are the output's.
+        (None, Some(since)) => Some(IncrementalHeader {
+            since,
+            absent: clip_ranges(&absent, since),
+        }),
+        (None, None) => None,
+    };
+    let mut w = start_v2(out, last.state.clone(), &consumers, header.as_ref())?;
     let mut summary = ChainSummary {
         links: n,
         last_seq,
@@ -250,6 +308,7 @@ pub fn merge_chain_after<R: Read, W: Write>(
     let mut gone = absent.iter().peekable();
     for (i, link) in opened.iter_mut().enumerate() {
         let end = link.state.last_seq;
+        let floor = link.reader.incremental().map_or(0, |h| h.since);
         while let Some(e) = link.reader.next_entry()? {
             match e {
                 Entry::Message {
@@ -262,6 +321,11 @@ pub fn merge_chain_after<R: Read, W: Write>(
                     if seq > end {
                         return Err(chain(format!(
                             "link {i} holds message {seq} beyond its last sequence {end}"
+                        )));
+                    }
+                    if seq <= floor {
+                        return Err(chain(format!(
+                            "link {i} continues from sequence {floor} but holds message {seq}"
                         )));
                     }
                     if after.is_some_and(|a| seq <= a) {
@@ -293,6 +357,15 @@ pub fn merge_chain_after<R: Read, W: Write>(
     Ok((out, summary))
 }
 
+/// The parts of ascending, disjoint, inclusive ranges at or below `max`.
+fn clip_ranges(ranges: &[(u64, u64)], max: u64) -> Vec<(u64, u64)> {
+    ranges
+        .iter()
+        .filter(|(lo, _)| *lo <= max)
+        .map(|&(lo, hi)| (lo, hi.min(max)))
+        .collect()
+}
+
 /// What survived of an interrupted archive ([`scan_prefix`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Prefix {
@@ -301,22 +374,25 @@ pub struct Prefix {
     /// The last sequence the kept part covers: its last complete message, or the
     /// sequence before the first one if none survived.
     pub last_seq: u64,
+    /// For an incremental archive, the watermark it continues from.
+    pub since: Option<u64>,
 }
 
 /// Resumable backups, first pass: how much of an interrupted archive (cut anywhere,
 /// even inside a frame or an entry) survived intact — every byte counted passed the
-/// frame checksums. Fails only when not even `state.json` and the consumers survived,
-/// or when the archive is an incremental one.
+/// frame checksums. Fails only when not even `state.json` and the consumers survived
+/// (for an incremental archive: and its header). For an incremental archive since `W`
+/// the kept part covers at least up to `W`.
 pub fn scan_prefix<R: Read>(r: R) -> Result<Prefix, ArchiveError> {
     let (mut link, _) = open_link(r, &ReaderOptions::default())?;
-    if link.reader.incremental().is_some() {
-        return Err(chain(
-            "an interrupted incremental backup cannot be resumed; take it again".into(),
-        ));
-    }
+    let before_first = link.state.first_seq.saturating_sub(1);
     let mut p = Prefix {
         messages: 0,
-        last_seq: link.state.first_seq.saturating_sub(1),
+        last_seq: match link.reader.incremental() {
+            Some(h) => h.since.max(before_first),
+            None => before_first,
+        },
+        since: link.reader.incremental().map(|h| h.since),
     };
     while let Ok(Some(Entry::Message { seq, .. })) = link.reader.next_entry() {
         p.messages += 1;
@@ -326,18 +402,33 @@ pub fn scan_prefix<R: Read>(r: R) -> Result<Prefix, ArchiveError> {
 }
 
 /// Resumable backups, second pass: write the surviving part `prefix` (from
-/// [`scan_prefix`] of the same bytes) as a complete v2 archive — the state with
-/// `last_seq` lowered to `prefix.last_seq`, the consumers (clamped to it), the
-/// messages, the sentinel. An incremental backup after `prefix.last_seq`, merged with
-/// it ([`merge_chain`]), completes the backup.
+/// [`scan_prefix`] of the same bytes) as a complete archive — the state with
+/// `last_seq` lowered to `prefix.last_seq`, the consumers, the messages, the sentinel
+/// (an incremental archive stays one, with its header). An incremental backup after
+/// `prefix.last_seq`, merged with it ([`merge_chain`], or [`merge_increments`] for an
+/// incremental one), completes the backup.
 pub fn copy_prefix<R: Read, W: Write>(r: R, prefix: &Prefix, out: W) -> Result<W, ArchiveError> {
     let (mut link, consumers) = open_link(r, &ReaderOptions::default())?;
+    let header = link.reader.incremental().cloned();
+    if header.as_ref().map(|h| h.since) != prefix.since {
+        return Err(chain(
+            "the archive changed between the two passes over its kept part".into(),
+        ));
+    }
     let state = StreamStateJson {
-        messages: prefix.messages,
+        // An incremental archive's state counts the whole stream, not its own content;
+        // cut at `last_seq`, that count is not known (and only the last link's state
+        // reaches a merged archive), so it is only bounded to fit the range.
+        messages: if header.is_some() {
+            let range = (prefix.last_seq + 1).saturating_sub(link.state.first_seq.max(1));
+            link.state.messages.min(range)
+        } else {
+            prefix.messages
+        },
         last_seq: prefix.last_seq,
         ..link.state.clone()
     };
-    let mut w = start_v2(out, state, &consumers, None)?;
+    let mut w = start_v2(out, state, &consumers, header.as_ref())?;
     let mut left = prefix.messages;
     while left > 0 {
         match link.reader.next_entry()? {
@@ -493,6 +584,117 @@ mod tests {
         assert_eq!(n, 3000);
         // Nothing usable: an error, not an empty backup.
         assert!(scan_prefix(&whole[..5]).is_err());
+    }
+
+    #[test]
+    fn an_interrupted_incremental_is_completed_as_the_same_increment() {
+        // Full backup at 100; the incremental since 100 was cut off in its messages.
+        let base = full(&(1..=100).collect::<Vec<_>>(), 100);
+        let msgs: Vec<u64> = (101..=3000).collect();
+        let st = StreamStateJson {
+            first_seq: 1,
+            last_seq: 3000,
+            ..Default::default()
+        };
+        let header = IncrementalHeader {
+            since: 100,
+            absent: vec![(5, 5)],
+        };
+        let mut w = ArchiveWriter::incremental(Vec::new(), &header).unwrap();
+        w.state(&st).unwrap();
+        for &s in &msgs {
+            let mut pad = format!("m{s}").into_bytes();
+            pad.resize(1000, b'x');
+            w.message(s, s as i64, b"a", b"", &pad).unwrap();
+        }
+        let whole = w.finish().unwrap();
+        let cut = &whole[..whole.len() / 2];
+        let p = scan_prefix(cut).unwrap();
+        assert_eq!(p.since, Some(100));
+        assert!(p.last_seq > 100 && p.last_seq < 3000, "{p:?}");
+        assert_eq!(p.last_seq, 100 + p.messages);
+        let kept = copy_prefix(cut, &p, Vec::new()).unwrap();
+        assert_eq!(
+            ArchiveReader::new(&kept[..], ReaderOptions::default())
+                .unwrap()
+                .incremental(),
+            Some(&header)
+        );
+        // Meanwhile 7 and 150 were deleted and 3001..=3010 published: the rest is the
+        // changes after the kept part, its tombstones complete up to there.
+        let l = p.last_seq;
+        let rest_msgs: Vec<u64> = (l + 1..=3010).collect();
+        let mut w = ArchiveWriter::incremental(
+            Vec::new(),
+            &IncrementalHeader {
+                since: l,
+                absent: vec![(5, 5), (7, 7), (150, 150)],
+            },
+        )
+        .unwrap();
+        w.state(&StreamStateJson {
+            first_seq: 1,
+            last_seq: 3010,
+            ..Default::default()
+        })
+        .unwrap();
+        for &s in &rest_msgs {
+            let mut pad = format!("m{s}").into_bytes();
+            pad.resize(1000, b'x');
+            w.message(s, s as i64, b"a", b"", &pad).unwrap();
+        }
+        let rest = w.finish().unwrap();
+        let (merged, s) = merge_increments(
+            vec![&kept[..], &rest[..]],
+            Vec::new(),
+            &ReaderOptions::default(),
+        )
+        .unwrap();
+        assert_eq!((s.messages, s.dropped), (2909, 1), "{s:?}");
+        // The result is the increment since 100 that was asked for ...
+        let mut r = ArchiveReader::new(&merged[..], ReaderOptions::default()).unwrap();
+        assert_eq!(
+            r.incremental(),
+            Some(&IncrementalHeader {
+                since: 100,
+                absent: vec![(5, 5), (7, 7)],
+            })
+        );
+        let mut got = Vec::new();
+        while let Some(e) = r.next_entry().unwrap() {
+            if let Entry::Message { seq, payload, .. } = e {
+                assert!(payload.starts_with(format!("m{seq}x").as_bytes()));
+                got.push(seq);
+            }
+        }
+        let want: Vec<u64> = (101..=3010).filter(|&s| s != 150).collect();
+        assert_eq!(got, want);
+        // ... so it continues the full backup: the chain gives the stream.
+        let (out, _) = merge_chain(
+            vec![&base[..], &merged[..]],
+            Vec::new(),
+            &ReaderOptions::default(),
+        )
+        .unwrap();
+        let mut r = ArchiveReader::new(&out[..], ReaderOptions::default()).unwrap();
+        assert!(r.incremental().is_none());
+        let mut got = Vec::new();
+        while let Some(e) = r.next_entry().unwrap() {
+            match e {
+                Entry::State(st) => assert_eq!(st.last_seq, 3010),
+                Entry::Message { seq, payload, .. } => {
+                    assert!(payload.starts_with(format!("m{seq}").as_bytes()));
+                    got.push(seq);
+                }
+                _ => {}
+            }
+        }
+        let want: Vec<u64> = (1..=3010).filter(|s| ![5, 7, 150].contains(s)).collect();
+        assert_eq!(got, want);
+        // Only a chain that starts with an increment merges that way.
+        let e =
+            merge_increments(vec![&base[..]], Vec::new(), &ReaderOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("incremental"), "{e}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub mod verify;
 pub use error::ArchiveError;
 pub use incremental::{
     ChainSummary, IncrementalHeader, Prefix, copy_prefix, merge_chain, merge_chain_after,
-    scan_prefix,
+    merge_increments, scan_prefix,
 };
 pub use reader::{ArchiveFormat, ArchiveReader, Entry, FrameStats, ReaderOptions};
 pub use s2_frame::{S2FrameReader, S2FrameWriter};

@@ -233,8 +233,9 @@ pub struct StreamBackupArgs {
     #[arg(long, value_name = "PREV")]
     pub since: Option<String>,
     /// Finish the interrupted backup in DIR (a folder or s3:// prefix): keep what it
-    /// received, fetch only the rest (needs natrium-server).
-    #[arg(long, conflicts_with = "since")]
+    /// received, fetch only the rest (needs natrium-server). An incremental one is
+    /// resumed with the same --since.
+    #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
     pub flags: BackupFlags,

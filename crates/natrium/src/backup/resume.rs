@@ -23,6 +23,13 @@
 //!    *new* snapshot's point in time, a normal full backup (restorable by
 //!    `nats stream restore` too) — and `backup.json` is finished as for any backup.
 //!
+//! An interrupted *incremental* backup (`--since PREV`) is resumed the same way, given
+//! the same `--since`: the kept part stays an incremental archive since PREV's
+//! watermark `W`, the rest's tombstones (everything at or below `L` absent at the new
+//! point in time) decide which kept messages survive and which sequences at or below
+//! `W` are tombstones, and the result is the incremental backup since `W` that was
+//! asked for, still continuing PREV (`merge_increments`).
+//!
 //! The kept part is read twice from the target and written once, never fetched from
 //! the server again, never held in memory or staged on local disk. Until step 3
 //! completes, the kept prefix stays as it was, so a resume that is itself interrupted
@@ -34,7 +41,9 @@ use std::time::Instant;
 
 use async_nats::Client;
 use bytes::Bytes;
-use natrium_store::archive::{ReaderOptions, copy_prefix, merge_chain, scan_prefix};
+use natrium_store::archive::{
+    ReaderOptions, copy_prefix, merge_chain, merge_increments, scan_prefix,
+};
 use serde_json::{Value, json};
 
 use super::chain::{Kind, NATRIUM_KEY, NatriumMeta, Parent};
@@ -103,6 +112,30 @@ pub async fn resume_backup(
         dir.discard().await?;
         return backup_stream(client, stream, dir, opts, progress).await;
     };
+    // An interrupted incremental backup is completed as the same increment: it needs
+    // the backup it continues (`--since`, as given the first time), and keeps it.
+    match (prefix.since, &opts.since) {
+        (Some(w), None) => {
+            return Err(BackupError::Usage(format!(
+                "{} holds an interrupted incremental backup (changes after sequence {w}): resume it with --since and the backup it continues",
+                dir.dir.display()
+            )));
+        }
+        (Some(w), Some(p)) if p.meta.watermark != w => {
+            return Err(BackupError::Usage(format!(
+                "{} continues the backup up to sequence {w}, but --since names one up to {}",
+                dir.dir.display(),
+                p.meta.watermark
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(BackupError::Usage(format!(
+                "{} holds an interrupted full backup: resume it without --since",
+                dir.dir.display()
+            )));
+        }
+        _ => {}
+    }
     // 2. The rest, as an incremental backup after the kept part.
     let rest = dir.fresh_sub(REST).await?;
     let mut o = opts.clone();
@@ -149,7 +182,7 @@ pub async fn resume_backup(
     let meta = json!({
         "config": rest_meta.get("config").cloned().unwrap_or(Value::Null),
         "state": rest_meta.get("state").cloned().unwrap_or(Value::Null),
-        NATRIUM_KEY: chain::section(dir, stream, fetched.last_seq, None),
+        NATRIUM_KEY: chain::section(dir, stream, fetched.last_seq, opts.since.as_ref()),
     });
     dir.finish(&meta).await?;
     dir.remove_sub(&rest).await?;
@@ -187,6 +220,7 @@ async fn merge_into(
     let rest_archive = rest.read_archive().await?;
     let (ktx, krx) = tokio::sync::mpsc::channel(PIECES);
     let p = prefix.clone();
+    let incremental = prefix.since.is_some();
     let copier = tokio::task::spawn_blocking(move || {
         let w = copy_prefix(kept, &p, ChannelWrite::new(ktx, PIECE)).map_err(|e| e.to_string())?;
         w.finish().map_err(|e| e.to_string())
@@ -195,7 +229,12 @@ async fn merge_into(
     let merger = tokio::task::spawn_blocking(move || {
         let links: Vec<Box<dyn std::io::Read + Send>> =
             vec![Box::new(ChannelRead::new(krx)), rest_archive];
-        let (w, s) = merge_chain(
+        let merge = if incremental {
+            merge_increments
+        } else {
+            merge_chain
+        };
+        let (w, s) = merge(
             links,
             ChannelWrite::new(mtx, PIECE),
             &ReaderOptions::default(),
