@@ -28,6 +28,10 @@
 #   S3_SERVER           moto (default) or s3s-fs
 #   MOTO_SERVER_BIN     moto_server (default: .venv/bin/moto_server, then PATH)
 #   S3S_FS_BIN          s3s-fs (default: s3s-fs on PATH)
+#   S3S_FS_ROOT         where s3s-fs keeps its objects (default: <work dir>/s3root, on
+#                       the disk the local backups go to; a tmpfs path such as
+#                       /dev/shm/s3root models an object store whose disks are not
+#                       the server's; it then needs twice the backup's size in RAM)
 #   NATRIUM_S3_PART_MIB, NATRIUM_S3_PARTS_IN_FLIGHT  passed through to the CLI (upload shape)
 #
 # Usage: scripts/bench-s3.sh [--size-mb N] [--rounds N] [--chunk-size SZ] [--work DIR]
@@ -47,7 +51,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=${2:?}; shift 2 ;;
     --chunk-size) CHUNK_SIZE=${2:?}; shift 2 ;;
     --work) WORK=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-s3: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -87,10 +91,11 @@ MSGS=$((SIZE_MB * 1024))
 STEP_LIMIT=$((SIZE_MB / 2 + 60))
 
 S3_PID=""
+S3ROOT=${S3S_FS_ROOT:-$WORK/s3root}
 cleanup() {
   stop_pid "$SERVER_PID"; SERVER_PID=""
   stop_pid "$S3_PID"; S3_PID=""
-  rm -rf "$WORK/store" "$WORK"/local.r* "$WORK/s3root"
+  rm -rf "$WORK/store" "$WORK"/local.r* "$S3ROOT"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -105,9 +110,9 @@ if [ "$S3_SERVER" = moto ]; then
   "$S3_BIN" -H 127.0.0.1 -p "$S3_PORT" >"$WORK/s3server.log" 2>&1 </dev/null &
 else
   # s3s-fs serves the directories under its root as buckets.
-  mkdir -p "$WORK/s3root/bench"
+  mkdir -p "$S3ROOT/bench"
   "$S3_BIN" --host 127.0.0.1 --port "$S3_PORT" --access-key bench --secret-key bench \
-    "$WORK/s3root" >"$WORK/s3server.log" 2>&1 </dev/null &
+    "$S3ROOT" >"$WORK/s3server.log" 2>&1 </dev/null &
 fi
 S3_PID=$!
 # Ready: moto gets an unsigned PUT /bench (it accepts those), s3s-fs a TCP connect.

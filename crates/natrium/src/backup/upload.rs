@@ -410,6 +410,156 @@ impl ObjectTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    };
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// An in-memory store whose single-object PUTs of journals fail while `fail` is
+    /// set: the S3 failure a loopback server cannot be told to produce.
+    #[derive(Debug)]
+    struct FailingJournals {
+        inner: Arc<InMemory>,
+        fail: AtomicBool,
+        failed: AtomicUsize,
+    }
+
+    impl std::fmt::Display for FailingJournals {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "FailingJournals")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for FailingJournals {
+        async fn put_opts(
+            &self,
+            location: &ObjPath,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            if self.fail.load(Ordering::SeqCst) && location.as_ref().ends_with(JOURNAL_SUFFIX) {
+                self.failed.fetch_add(1, Ordering::SeqCst);
+                return Err(object_store::Error::Generic {
+                    store: "test",
+                    source: "injected journal write failure".into(),
+                });
+            }
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &ObjPath,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &ObjPath,
+            options: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<ObjPath>>,
+        ) -> BoxStream<'static, object_store::Result<ObjPath>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&ObjPath>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&ObjPath>,
+        ) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &ObjPath,
+            to: &ObjPath,
+            options: CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    /// Journal writes that fail while parts complete must not leave a stale resume
+    /// point: the next journal write, or `stop()`, lists every completed part, and the
+    /// upload recovers to all of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_journal_write_is_redone_and_recovery_keeps_every_part() {
+        let mem = Arc::new(InMemory::new());
+        let store = Arc::new(FailingJournals {
+            inner: mem.clone(),
+            fail: AtomicBool::new(false),
+            failed: AtomicUsize::new(0),
+        });
+        let target = ObjectTarget {
+            store: store.clone(),
+            multipart: mem.clone(),
+            bucket: "b".into(),
+            prefix: ObjPath::from("p"),
+        };
+        let shape = UploadShape {
+            part: 1024,
+            in_flight: 2,
+        };
+        let name = "stream.tar.s2";
+        let mut w = PartWriter::start(&target, name, shape, true).await.unwrap();
+        store.fail.store(true, Ordering::SeqCst);
+        let mut sent = Vec::new();
+        for i in 0..8u8 {
+            let piece = Bytes::from(vec![i; 1024]);
+            sent.extend_from_slice(&piece);
+            w.write(piece).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // Let the 8 parts complete, then one more write starts a journal write that
+        // lists all 8, and fails too.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let failed = store.failed.load(Ordering::SeqCst);
+        w.write(Bytes::from_static(b"tail")).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            store.failed.load(Ordering::SeqCst) > failed,
+            "no journal write failed"
+        );
+        // While the failures lasted, the journal still lists no part.
+        let j = target.read_journal(name).await.unwrap().unwrap();
+        assert!(j.parts.is_empty(), "{j:?}");
+        // The store recovers; the run stops (as on Ctrl-C) and brings the journal up
+        // to date with every part that completed, although the last (failed) attempt
+        // already listed them all.
+        store.fail.store(false, Ordering::SeqCst);
+        w.stop().await;
+        let j = target.read_journal(name).await.unwrap().unwrap();
+        let listed = j.bytes() as usize;
+        assert_eq!(listed, 8 * 1024, "{j:?}");
+        // Recovery completes the upload from the journal: the object is exactly the
+        // listed prefix of what was written.
+        match target.recover_upload(name).await.unwrap() {
+            Recovered::Completed(b) => assert_eq!(b as usize, listed),
+            other => panic!("{other:?}"),
+        }
+        let got = mem
+            .get(&target.key(name))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(&got[..], &sent[..listed]);
+    }
 
     #[test]
     fn journal_round_trips_and_is_bounded() {
