@@ -1086,7 +1086,7 @@ impl Shared {
                     s.written += buf.len() as u64;
                     s.allocated = s.allocated.max(s.written);
                     if interval {
-                        segment::start_writeback(s);
+                        segment::start_writeback(s, false);
                     }
                 }
                 let mut buf = buf;
@@ -1163,10 +1163,7 @@ impl Shared {
             synced?;
             let active = g.active;
             if let Some(s) = g.segs.get_mut(&active) {
-                s.kicked = s
-                    .kicked
-                    .min(s.written.saturating_sub(segment::WRITEBACK_STEP));
-                segment::start_writeback(s);
+                segment::start_writeback(s, true);
             }
             g.unsynced = Some(active);
         } else if !g.abandon_active {

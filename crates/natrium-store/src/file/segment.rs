@@ -141,7 +141,8 @@ pub fn preallocate(seg: &mut Segment, need: u64, limit: u64) {
 pub const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
 
 /// Starts (without waiting for) the disk writes of what `seg` has written since the
-/// last call, once that is at least [`WRITEBACK_STEP`].
+/// last call, once that is at least [`WRITEBACK_STEP`] (or at all, with `force`: a
+/// finished segment's tail).
 ///
 /// Why: a store that does not fsync each append (`Durability::Interval`, and a
 /// restore's staging store) otherwise leaves everything in the page cache until a
@@ -150,8 +151,9 @@ pub const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
 /// earlier. Started in steps, the disk writes while the writer goes on producing, and
 /// the segment's fsync finds little left to do. Durability is unchanged: nothing is
 /// promised until the fsync.
-pub fn start_writeback(seg: &mut Segment) {
-    if seg.written < seg.kicked + WRITEBACK_STEP {
+pub fn start_writeback(seg: &mut Segment, force: bool) {
+    let due = if force { 1 } else { WRITEBACK_STEP };
+    if seg.written < seg.kicked.saturating_add(due) {
         return;
     }
     #[cfg(target_os = "linux")]
