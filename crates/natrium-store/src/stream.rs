@@ -274,6 +274,16 @@ pub trait StreamStore: Send + Sync {
 
     /// Stops and removes all stored data.
     fn delete(&self) -> Result<()>;
+
+    /// Moves an open store's directory to `new_dir` and switches its durability,
+    /// without closing it (see `FileStore::move_dir`). A store without a directory
+    /// refuses.
+    fn move_to(&self, new_dir: &std::path::Path, durability: Durability) -> Result<()> {
+        let _ = (new_dir, durability);
+        Err(crate::error::StoreError::InvalidArgument(
+            "this store has no directory to move".into(),
+        ))
+    }
 }
 
 /// Messages of a store as of one moment, in sequence order (see

@@ -1066,3 +1066,75 @@ fn a_small_stream_keeps_little_space_preallocated() {
     );
     assert!(len <= 16 << 20, "never past the segment size");
 }
+
+/// A store moved while open (a restore's staged store becoming the stream) keeps its
+/// data and index, lives at the new place only, and takes the new durability: what is
+/// appended afterwards is fsynced before it is acknowledged, and everything survives a
+/// reopen there.
+#[test]
+fn an_open_store_moves_and_changes_durability() {
+    let d = tempfile::tempdir().unwrap();
+    let staging = d.path().join(".staging");
+    let fin = d.path().join("FINAL");
+    let s = FileStore::open(
+        &staging,
+        FileStoreOptions {
+            segment_size: 4096,
+            durability: Durability::Interval(Duration::from_secs(3600)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // Bulk-loaded without waiting, over several segments.
+    for i in 1..=300u64 {
+        s.append_raw_msg("f.x", b"", &payload(i), i, i as i64, None, false)
+            .unwrap();
+    }
+    s.write_stream_meta(b"meta").unwrap();
+    // An open consumer store would move under its owner: refused, nothing moved.
+    let c = s
+        .consumer_store("C", natrium_store::ConsumerPolicy::default())
+        .unwrap();
+    let e = s.move_dir(&fin, Durability::Always).unwrap_err();
+    assert!(e.to_string().contains("consumer"), "{e}");
+    assert!(staging.exists() && !fin.exists());
+    c.stop().unwrap();
+    // A target that exists is refused.
+    fs::create_dir(&fin).unwrap();
+    assert!(s.move_dir(&fin, Durability::Always).is_err());
+    fs::remove_dir(&fin).unwrap();
+    s.move_dir(&fin, Durability::Always).unwrap();
+    assert!(!staging.exists());
+    assert_eq!(s.dir(), fin);
+    assert_eq!(s.durability(), Durability::Always);
+    assert_eq!(s.fast_state().msgs, 300);
+    assert_eq!(s.load_msg(150).unwrap().payload, payload(150));
+    // Appends go on at the new place (new segments there), fsynced per `Always`.
+    let before = s.group_fsyncs();
+    for i in 301..=400u64 {
+        let (seq, _) = s.store_msg("f.y", b"", &payload(i), None).unwrap();
+        assert_eq!(seq, i);
+    }
+    assert!(
+        s.group_fsyncs() > before,
+        "no fsync after the switch to Always"
+    );
+    assert!(segments(&fin).len() > 1);
+    assert_eq!(s.stream_meta().unwrap().as_deref(), Some(&b"meta"[..]));
+    s.consumer_store("C", natrium_store::ConsumerPolicy::default())
+        .unwrap()
+        .stop()
+        .unwrap();
+    assert!(fin.join("consumers").join("C").exists());
+    s.stop().unwrap();
+    drop(s);
+    let r = open(&fin, 4096);
+    assert!(r.recovery_report().is_clean(), "{:?}", r.recovery_report());
+    assert_eq!(r.fast_state().msgs, 400);
+    for i in [1u64, 299, 300, 301, 400] {
+        assert_eq!(r.load_msg(i).unwrap().payload, payload(i));
+    }
+    // A memory store has no directory to move.
+    let m = natrium_store::MemStore::new(StoreConfig::default());
+    assert!(m.move_to(&d.path().join("M"), Durability::Always).is_err());
+}

@@ -500,17 +500,6 @@ impl JetStream {
         }
     }
 
-    /// Open a stream directory and make the stream live, as recovery at start does (a
-    /// finished restore is opened this way).
-    pub(crate) fn open_stream_dir(
-        &self,
-        server: &Arc<ServerShared>,
-        jsa: &Arc<JsAccount>,
-        dir: &Path,
-    ) -> Result<Arc<Stream>, EngineError> {
-        self.recover_one(server, jsa, dir)
-    }
-
     fn recover_one(
         &self,
         server: &Arc<ServerShared>,
@@ -531,6 +520,20 @@ impl JetStream {
                 report
             );
         }
+        self.adopt_stream_store(server, jsa, dir, Arc::new(store))
+    }
+
+    /// Makes an open file store in `dir`, holding its stream metadata, the account's
+    /// stream of that name, with its durable consumers: the second half of recovery,
+    /// also used by a restore for the staged store it moved into place
+    /// (`FileStore::move_to`), which need not be opened and scanned again.
+    pub(crate) fn adopt_stream_store(
+        &self,
+        server: &Arc<ServerShared>,
+        jsa: &Arc<JsAccount>,
+        dir: &Path,
+        store: Arc<dyn StreamStore>,
+    ) -> Result<Arc<Stream>, EngineError> {
         let bytes = store.stream_meta()?.ok_or_else(|| EngineError::Meta {
             path: dir.to_path_buf(),
             detail: "no stream metadata".to_string(),
@@ -544,7 +547,7 @@ impl JetStream {
             jsa.account.clone(),
             meta.config,
             meta.created,
-            Arc::new(store),
+            store,
             Some(dir.to_path_buf()),
             self.domain.clone(),
         );

@@ -1020,21 +1020,23 @@ impl Job {
             cs.sync().map_err(|e| fail(&e))?;
             cs.stop().map_err(|e| fail(&e))?;
         }
-        store.sync().map_err(|e| fail(&e))?;
-        store.stop().map_err(|e| fail(&e))?;
-        drop(store);
         let dir = self.jsa.dir.join(&self.cfg.name);
         if dir.exists() || self.jsa.stream(&self.cfg.name).is_some() {
+            let _ = store.delete();
             return Err(ApiError::stream_name_exist_restore_failed());
         }
-        std::fs::rename(&self.staging, &dir).map_err(|e| restore_failed(&e))?;
-        if let Ok(d) = std::fs::File::open(&self.jsa.dir) {
-            let _ = d.sync_all();
-        }
+        // Synced, renamed into place and switched to the server's durability while
+        // open: no second scan of what was just written and verified.
+        store
+            .move_to(&dir, self.js.durability)
+            .map_err(|e| fail(&e))?;
         let stream = self
             .js
-            .open_stream_dir(&self.server, &self.jsa, &dir)
-            .map_err(restore_failed)?;
+            .adopt_stream_store(&self.server, &self.jsa, &dir, store.clone())
+            .map_err(|e| {
+                let _ = store.delete();
+                restore_failed(e)
+            })?;
         self.add_ephemerals(&stream, ephemeral)?;
         Ok(stream)
     }
