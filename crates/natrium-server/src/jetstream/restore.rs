@@ -11,8 +11,10 @@
 //! leaves a half-made stream behind. Here the stream is built hidden — a file stream in
 //! a staging directory `.restore-<name>-<id>` beside the account's streams, a memory
 //! stream in memory — and becomes visible only after the whole archive was read and
-//! verified: the staging store is synced and closed, renamed into place (then the
-//! directory is fsynced), and opened through the same path as a server restart. Any
+//! verified: the staging store is synced, renamed into place while still open (then
+//! the directories are fsynced) and switched to the server's durability
+//! (`FileStore::move_dir`), and becomes the stream as recovery makes one, without a
+//! second scan of what it just wrote (a restart would find the same files). Any
 //! failure removes the staging data; a crash in the middle leaves only a staging
 //! directory, which the next start deletes. Limits are checked before data is taken:
 //! the request's config like a stream create, the archive's declared size against the
@@ -983,8 +985,8 @@ impl Job {
     }
 
     /// Make a file stream live: write its metadata and durable consumers into the
-    /// staging store, sync and close it, rename it into place, and open it as recovery
-    /// does.
+    /// staging store, move it into place while open (synced, renamed, durability
+    /// switched), and make it the stream as recovery does.
     fn activate_file(
         &self,
         store: Arc<dyn StreamStore>,
