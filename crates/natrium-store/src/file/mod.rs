@@ -524,9 +524,16 @@ impl FileStore {
             )));
         }
         fs::rename(&old, new_dir).map_err(io_err("rename", new_dir))?;
+        let msgs_dir = new_dir.join("msgs");
+        // Segments keep their path for unlinking and messages.
+        for seg in g.segs.values_mut() {
+            if let Some(name) = seg.path.file_name() {
+                seg.path = msgs_dir.join(name);
+            }
+        }
         *self.sh.paths.write() = Paths {
             dir: new_dir.to_path_buf(),
-            msgs_dir: new_dir.join("msgs"),
+            msgs_dir,
         };
         let was = self.sh.durability();
         self.sh.durability.set(durability);
