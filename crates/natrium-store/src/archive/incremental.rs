@@ -420,7 +420,10 @@ pub fn copy_prefix<R: Read, W: Write>(r: R, prefix: &Prefix, out: W) -> Result<W
         // cut at `last_seq`, that count is not known (and only the last link's state
         // reaches a merged archive), so it is only bounded to fit the range.
         messages: if header.is_some() {
-            let range = (prefix.last_seq + 1).saturating_sub(link.state.first_seq.max(1));
+            let range = prefix
+                .last_seq
+                .saturating_add(1)
+                .saturating_sub(link.state.first_seq.max(1));
             link.state.messages.min(range)
         } else {
             prefix.messages

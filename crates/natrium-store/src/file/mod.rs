@@ -381,6 +381,47 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     move |e| StoreError::io(op, path, e)
 }
 
+/// Renames `from` to `to`, failing if `to` exists (atomically where the kernel can).
+fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let cs = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
+        let (Ok(a), Ok(b)) = (cs(from), cs(to)) else {
+            return Err(StoreError::InvalidArgument(format!(
+                "path with a NUL byte: {}",
+                to.display()
+            )));
+        };
+        // SAFETY: two valid NUL-terminated paths; no memory of ours is kept.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        // Filesystems without RENAME_NOREPLACE: check, then rename.
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(StoreError::io("rename", to, e));
+        }
+    }
+    if to.exists() {
+        return Err(StoreError::io(
+            "rename",
+            to,
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        ));
+    }
+    fs::rename(from, to).map_err(io_err("rename", to))
+}
+
 impl FileStore {
     /// Opens (creating if needed) the store in `dir`. Fails with `Locked` if another
     /// process has it open. The [`RecoveryReport`] says what recovery repaired.
@@ -494,36 +535,35 @@ impl FileStore {
     /// used, so after a crash the store is complete at one of the two places. Refused
     /// while a consumer store of this store is open (its files would move under it):
     /// stop them first. On an error before the rename nothing changed; an error after
-    /// it (a directory fsync) is returned with the store moved.
+    /// it (a directory fsync) is returned with the store moved but its durability not
+    /// switched.
     pub fn move_dir(&self, new_dir: &Path, durability: Durability) -> Result<()> {
         if !matches!(durability, Durability::Always | Durability::Interval(_)) {
             return Err(StoreError::InvalidArgument(
                 "file store durability must be Always or Interval".into(),
             ));
         }
+        // Held throughout: one move at a time, and the interval flusher's handle is
+        // managed by the move that changed the mode (the flusher never takes it).
+        let mut flusher = self.flusher.lock();
         self.sh.sync_all()?;
+        // Lock order here: inner, consumers, meta_mu, paths (each method that derives a
+        // path from `dir()` does so under consumers or meta_mu, or under inner).
         let mut g = self.sh.inner.write();
         self.sh.check_open(&g)?;
         // Anything appended between that sync and the lock, too (cheap when nothing).
         self.sh.write_out(&mut g)?;
         self.sh.sync_active_locked(&mut g)?;
-        {
-            let mut cons = self.sh.consumers.lock();
-            if cons.values().any(|c| !c.is_closed()) {
-                return Err(StoreError::InvalidArgument(
-                    "cannot move a store while one of its consumer stores is open".into(),
-                ));
-            }
-            cons.clear();
+        let mut cons = self.sh.consumers.lock();
+        if cons.values().any(|c| !c.is_closed()) {
+            return Err(StoreError::InvalidArgument(
+                "cannot move a store while one of its consumer stores is open".into(),
+            ));
         }
+        cons.clear();
+        let _meta = self.sh.meta_mu.lock();
         let old = self.sh.dir();
-        if new_dir.exists() {
-            return Err(StoreError::InvalidArgument(format!(
-                "cannot move the store to {}: it exists",
-                new_dir.display()
-            )));
-        }
-        fs::rename(&old, new_dir).map_err(io_err("rename", new_dir))?;
+        rename_no_replace(&old, new_dir)?;
         let msgs_dir = new_dir.join("msgs");
         // Segments keep their path for unlinking and messages.
         for seg in g.segs.values_mut() {
@@ -535,8 +575,24 @@ impl FileStore {
             dir: new_dir.to_path_buf(),
             msgs_dir,
         };
+        // The rename is made durable before anything is acknowledged under the new
+        // mode: until then an append could be acknowledged in a directory that a crash
+        // would bring back under the old name.
+        let parent = |p: &Path| {
+            p.parent()
+                .filter(|q| !q.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf()
+        };
+        let (new_parent, old_parent) = (parent(new_dir), parent(&old));
+        sync_dir(&new_parent)?;
+        if old_parent != new_parent {
+            sync_dir(&old_parent)?;
+        }
         let was = self.sh.durability();
         self.sh.durability.set(durability);
+        drop(_meta);
+        drop(cons);
         drop(g);
         // An interval flusher ends (or picks up a new interval) once woken; a store
         // that becomes `Interval` gets one. Woken under its lock, so the wake-up cannot
@@ -545,25 +601,15 @@ impl FileStore {
             let _stop = self.sh.stop.lock();
             self.sh.stop_cv.notify_all();
         }
-        {
-            let mut f = self.flusher.lock();
-            match (was, durability) {
-                (Durability::Interval(_), Durability::Interval(_)) => {}
-                (Durability::Interval(_), _) => {
-                    if let Some(h) = f.take() {
-                        let _ = h.join();
-                    }
+        match (was, durability) {
+            (Durability::Interval(_), Durability::Interval(_)) => {}
+            (Durability::Interval(_), _) => {
+                if let Some(h) = flusher.take() {
+                    let _ = h.join();
                 }
-                (_, Durability::Interval(_)) => *f = Some(spawn_flusher(self.sh.clone())),
-                _ => {}
             }
-        }
-        let new_parent = new_dir.parent().unwrap_or(Path::new("."));
-        sync_dir(new_parent)?;
-        if let Some(p) = old.parent()
-            && p != new_parent
-        {
-            sync_dir(p)?;
+            (_, Durability::Interval(_)) => *flusher = Some(spawn_flusher(self.sh.clone())),
+            _ => {}
         }
         Ok(())
     }
@@ -2284,9 +2330,12 @@ impl StreamStore for FileStore {
 
     fn remove_consumer(&self, name: &str) -> Result<()> {
         consumer::validate_name(name)?;
-        if let Some(c) = self.sh.consumers.lock().remove(name) {
+        let mut cons = self.sh.consumers.lock();
+        if let Some(c) = cons.remove(name) {
+            drop(cons);
             return c.delete();
         }
+        // Still under the consumers lock: the path cannot move meanwhile (`move_dir`).
         let d = self.sh.dir().join("consumers").join(name);
         if d.exists() {
             fs::remove_dir_all(&d).map_err(io_err("rmdir", &d))?;

@@ -524,16 +524,41 @@ mod tests {
             w.write(piece).await.unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        // Let the 8 parts complete, then one more write starts a journal write that
-        // lists all 8, and fails too.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // Once the 8 parts completed, one more write starts a journal write that lists
+        // all 8, and fails too (polled, bounded: the parts and the journal write run on
+        // other tasks).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            while let Some(r) = w.running.try_join_next() {
+                w.record(r).unwrap();
+            }
+            if w.completed_run() == 8 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "parts did not complete"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        while w
+            .journal_put
+            .as_ref()
+            .is_some_and(|(_, h)| !h.is_finished())
+        {
+            assert!(std::time::Instant::now() < deadline, "journal write hangs");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let failed = store.failed.load(Ordering::SeqCst);
         w.write(Bytes::from_static(b"tail")).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(
-            store.failed.load(Ordering::SeqCst) > failed,
-            "no journal write failed"
-        );
+        assert_eq!(w.journal_put.as_ref().map(|(n, _)| *n), Some(8));
+        while store.failed.load(Ordering::SeqCst) == failed {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no journal write failed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         // While the failures lasted, the journal still lists no part.
         let j = target.read_journal(name).await.unwrap().unwrap();
         assert!(j.parts.is_empty(), "{j:?}");
