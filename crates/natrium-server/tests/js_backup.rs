@@ -520,6 +520,37 @@ async fn failed_restores_leave_nothing_behind() {
     );
     assert!(leftovers().is_empty(), "{:?}", leftovers());
 
+    // A failure after the stream went live (an ephemeral consumer the server cannot
+    // open: its filter is not a subject) takes the stream back out.
+    let bad = {
+        use natrium_store::archive::{ArchiveWriter, ConsumerStateJson, StreamStateJson};
+        let mut w = ArchiveWriter::new(Vec::new());
+        w.state(&StreamStateJson {
+            messages: 1,
+            first_seq: 1,
+            last_seq: 1,
+            consumer_count: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        w.consumer(
+            "E",
+            &json!({"name": "E", "filter_subject": "g..bad", "ack_policy": "explicit",
+                    "deliver_policy": "all", "replay_policy": "instant"}),
+            &ConsumerStateJson::default(),
+        )
+        .unwrap();
+        w.message(1, 1, b"g.x", b"", b"m").unwrap();
+        w.finish().unwrap()
+    };
+    let done = restore(&client, config.clone(), &bad, 64 * 1024).await;
+    assert!(done.get("error").is_some(), "{done}");
+    assert_eq!(
+        api(&client, "$JS.API.STREAM.INFO.G", "").await["error"]["err_code"],
+        10059
+    );
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+
     // And the good archive still restores under that name afterwards.
     let done = restore(&client, config, &snap.archive, 64 * 1024).await;
     assert_eq!(done["state"]["messages"], 28, "{done}");

@@ -1039,8 +1039,21 @@ impl Job {
                 let _ = store.delete();
                 restore_failed(e)
             })?;
-        self.add_ephemerals(&stream, ephemeral)?;
+        self.add_ephemerals(&stream, ephemeral)
+            .inspect_err(|_| self.withdraw(&stream))?;
         Ok(stream)
+    }
+
+    /// Takes a stream made live by this restore back out (a later step failed), so
+    /// that a failed restore leaves nothing behind.
+    fn withdraw(&self, stream: &Arc<Stream>) {
+        if let Some(s) = self.jsa.remove_stream(&stream.name) {
+            s.close();
+            let _ = s.store.delete();
+            if let Some(dir) = &s.dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 
     /// Make a memory stream live.
@@ -1064,7 +1077,8 @@ impl Job {
         stream.subscribe();
         stream.spawn(self.server.clone());
         self.jsa.insert_stream(stream.clone());
-        self.add_ephemerals(&stream, consumers)?;
+        self.add_ephemerals(&stream, consumers)
+            .inspect_err(|_| self.withdraw(&stream))?;
         Ok(stream)
     }
 
