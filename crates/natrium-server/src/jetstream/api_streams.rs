@@ -436,14 +436,9 @@ fn stream_delete(
     if !is_empty_request(body) {
         return Err(ApiError::not_empty_request());
     }
-    let stream = jsa
-        .remove_stream(name)
-        .ok_or_else(ApiError::stream_not_found)?;
-    stream.close();
-    stream.store.delete().map_err(ApiError::stream_delete)?;
-    if let Some(dir) = &stream.dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    jsa.delete_stream(name)
+        .ok_or_else(ApiError::stream_not_found)?
+        .map_err(ApiError::stream_delete)?;
     if let Some(server) = js.server.upgrade() {
         super::advisory::stream_action(&server, &jsa.account, name, "delete", &js.domain);
     }

@@ -198,6 +198,21 @@ impl JsAccount {
         stream.store.bytes_gauge().detach_all();
         Some(stream)
     }
+
+    /// Takes the stream `name` out of the account, stops it and deletes its data (a
+    /// stream delete; a restore that failed after its stream went live). `None` when
+    /// there is no such stream.
+    pub fn delete_stream(&self, name: &str) -> Option<Result<(), natrium_store::StoreError>> {
+        let stream = self.remove_stream(name)?;
+        stream.close();
+        let deleted = stream.store.delete();
+        if deleted.is_ok()
+            && let Some(dir) = &stream.dir
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Some(deleted)
+    }
 }
 
 /// The server's JetStream.

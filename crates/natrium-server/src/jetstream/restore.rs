@@ -1047,13 +1047,7 @@ impl Job {
     /// Takes a stream made live by this restore back out (a later step failed), so
     /// that a failed restore leaves nothing behind.
     fn withdraw(&self, stream: &Arc<Stream>) {
-        if let Some(s) = self.jsa.remove_stream(&stream.name) {
-            s.close();
-            let _ = s.store.delete();
-            if let Some(dir) = &s.dir {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
+        let _ = self.jsa.delete_stream(&stream.name);
     }
 
     /// Make a memory stream live.

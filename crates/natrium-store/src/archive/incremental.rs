@@ -487,6 +487,13 @@ mod tests {
         w.finish().unwrap()
     }
 
+    /// Writes message `s` with a ~1 KB payload starting `m{s}x` (several make frames).
+    fn padded<W: Write>(w: &mut ArchiveWriter<W>, s: u64) {
+        let mut pad = format!("m{s}").into_bytes();
+        pad.resize(1000, b'x');
+        w.message(s, s as i64, b"a", b"", &pad).unwrap();
+    }
+
     fn seqs(archive: &[u8]) -> (StreamStateJson, Vec<u64>) {
         let mut r = ArchiveReader::new(archive, ReaderOptions::default()).unwrap();
         assert!(r.incremental().is_none());
@@ -542,9 +549,7 @@ mod tests {
         let mut w = ArchiveWriter::new(Vec::new());
         w.state(&st).unwrap();
         for &s in &msgs {
-            let mut pad = format!("m{s}").into_bytes();
-            pad.resize(1000, b'x');
-            w.message(s, s as i64, b"a", b"", &pad).unwrap();
+            padded(&mut w, s);
         }
         let whole = w.finish().unwrap();
         let cut = &whole[..whole.len() * 2 / 3];
@@ -563,9 +568,7 @@ mod tests {
         .unwrap();
         w.state(&st).unwrap();
         for s in p.last_seq + 1..=3000 {
-            let mut pad = format!("m{s}").into_bytes();
-            pad.resize(1000, b'x');
-            w.message(s, s as i64, b"a", b"", &pad).unwrap();
+            padded(&mut w, s);
         }
         let rest = w.finish().unwrap();
         let (merged, s) = merge_chain(
@@ -606,9 +609,7 @@ mod tests {
         let mut w = ArchiveWriter::incremental(Vec::new(), &header).unwrap();
         w.state(&st).unwrap();
         for &s in &msgs {
-            let mut pad = format!("m{s}").into_bytes();
-            pad.resize(1000, b'x');
-            w.message(s, s as i64, b"a", b"", &pad).unwrap();
+            padded(&mut w, s);
         }
         let whole = w.finish().unwrap();
         let cut = &whole[..whole.len() / 2];
@@ -642,9 +643,7 @@ mod tests {
         })
         .unwrap();
         for &s in &rest_msgs {
-            let mut pad = format!("m{s}").into_bytes();
-            pad.resize(1000, b'x');
-            w.message(s, s as i64, b"a", b"", &pad).unwrap();
+            padded(&mut w, s);
         }
         let rest = w.finish().unwrap();
         let (merged, s) = merge_increments(
