@@ -924,8 +924,9 @@ fn interval_mode_puts_off_a_finished_segments_fsync_but_never_loses_it() {
     let s = interval(d.path());
     fill(&s, 300);
     assert!(s.segment_count() > 5, "small segments roll");
-    // A roll fsyncs the segment finished one roll earlier; the one just finished waits
-    // for the next roll or sync. A failing fsync there poisons, as any failed fsync.
+    // A roll leaves the finished segment's fsync to the flusher thread (or, with too
+    // many queued, to a later roll). A failing fsync there poisons, as any failed
+    // fsync, and the writer hears of it.
     s.inject_fault(InjectedFault::Fsync);
     let mut poisoned = None;
     for i in 301..=400u64 {
@@ -934,7 +935,7 @@ fn interval_mode_puts_off_a_finished_segments_fsync_but_never_loses_it() {
             break;
         }
     }
-    let (at, e) = poisoned.expect("the put-off fsync ran at a later roll and failed");
+    let (at, e) = poisoned.expect("the put-off fsync ran and failed");
     assert!(matches!(e, StoreError::Poisoned { .. }), "{e}");
     assert!(
         s.poisoned().unwrap().contains("fsync"),
@@ -955,6 +956,47 @@ fn interval_mode_puts_off_a_finished_segments_fsync_but_never_loses_it() {
     for i in 1..=300 {
         assert_eq!(&s.load_msg(i).unwrap().payload[..], &payload(i)[..]);
     }
+}
+
+#[test]
+fn interval_mode_fsyncs_a_finished_segment_off_the_writers_thread() {
+    let d = tempfile::tempdir().unwrap();
+    let s = FileStore::open(
+        d.path(),
+        FileStoreOptions {
+            segment_size: 4096,
+            durability: Durability::Interval(Duration::from_secs(3600)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    fill(&s, 10);
+    let segs = s.segment_count();
+    // The next fsync fails. Append until exactly one roll, then stop writing: no
+    // writer fsyncs anything (the interval is an hour away), so only the flusher,
+    // woken by the roll, can run into the fault.
+    s.inject_fault(InjectedFault::Fsync);
+    let mut i = 11u64;
+    while s.segment_count() == segs {
+        s.store_msg("f.x", b"", &payload(i), None).unwrap();
+        i += 1;
+        assert!(i < 1000, "no roll");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.poisoned().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the finished segment's fsync never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        s.poisoned().unwrap().contains("fsync"),
+        "{:?}",
+        s.poisoned()
+    );
+    let e = s.store_msg("f.x", b"", b"late", None).unwrap_err();
+    assert!(matches!(e, StoreError::Poisoned { .. }), "{e}");
 }
 
 #[test]
