@@ -26,7 +26,8 @@
 #   JS_FILL_BIN         the fill helper (same place, examples/js_fill)
 #
 # Usage: scripts/bench-backup.sh [--size-mb N] [--rounds N] [--sync-seconds S]
-#                                [--work DIR] [--out DIR] [--only nats|natrium]
+#                                [--work DIR] [--backup-to DIR] [--out DIR]
+#                                [--only nats|natrium]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,6 +43,9 @@ Options:
   --rounds N        rounds per server (default 2)
   --sync-seconds S  length of the baseline sync-publisher window (default 5)
   --chunk-size SZ   natrium stream backup --chunk-size (default: the CLI's, 128KiB)
+  --backup-to DIR   where the backup folders go instead (e.g. /dev/shm, or another
+                    disk: the CLI is a client, a backup need not share the store's
+                    disk); the restore then reads from there too
   --work DIR        where store dirs and backups go (default: a new dir under
                     ${TMPDIR:-/tmp}; must be on the disk you want to measure)
   --out DIR         results and logs (default: the work dir)
@@ -55,6 +59,7 @@ ROUNDS=2
 SYNC_SECONDS=5
 CHUNK_SIZE=""
 WORK=""
+BACKUP_TO=""
 OUT=""
 ONLY=""
 KEEP=0
@@ -65,6 +70,7 @@ while [ $# -gt 0 ]; do
     --sync-seconds) SYNC_SECONDS=${2:?}; shift 2 ;;
     --chunk-size) CHUNK_SIZE=${2:?}; shift 2 ;;
     --work) WORK=${2:?}; shift 2 ;;
+    --backup-to) BACKUP_TO=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
     --only) ONLY=${2:?}; shift 2 ;;
     --keep) KEEP=1; shift ;;
@@ -130,6 +136,13 @@ run() {
   if [ "$side" = nats ]; then bin=$NATS_SERVER_BIN; else bin=$NATRIUM_SERVER_BIN; fi
   dir="$WORK/$side.r$round"
   rm -rf "$dir"; mkdir -p "$dir"
+  # The backup folder: in the run's dir, or a per-run folder under --backup-to
+  # (linked as "$dir/backup" so everything below reads it by one name).
+  if [ -n "$BACKUP_TO" ]; then
+    local bdir="$BACKUP_TO/bench-backup.$$.$side.r$round"
+    rm -rf "$bdir"; mkdir -p "$bdir"
+    ln -s "$bdir" "$dir/backup"
+  fi
   start_js "$bin" "$dir/store" "$OUT/$side.r$round.server.log"
   url="nats://127.0.0.1:$PORT"
 
@@ -215,12 +228,15 @@ print(json.dumps(row))
 EOF
   tail -n 1 "$RAW" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read());
 print("  backup %.1f MB/s (%.1fs), restore %.1f MB/s (%.1fs), disk %.0f MB/s, sync pub %.0f/s -> %.0f/s" % (r["backup_mbs"], r["backup_s"], r["restore_mbs"], r["restore_s"], r["disk_mbs"], r["sync_base"], r["sync_during"]))' >&2
-  [ "$KEEP" = 1 ] || rm -rf "$dir"
+  if [ "$KEEP" != 1 ]; then
+    [ -n "$BACKUP_TO" ] && rm -rf "$BACKUP_TO/bench-backup.$$.$side.r$round"
+    rm -rf "$dir"
+  fi
 }
 
 echo "nats-server:    $NATS_SERVER_BIN ($(timeout 5 "$NATS_SERVER_BIN" --version 2>&1 | head -n 1 || true))"
 echo "natrium-server: $NATRIUM_SERVER_BIN"
-echo "$ROUNDS round(s), $SIZE_MB MiB ($MSGS x 1 KiB), drop_caches: $([ $CAN_DROP = 1 ] && echo yes || echo no), work $WORK"
+echo "$ROUNDS round(s), $SIZE_MB MiB ($MSGS x 1 KiB), drop_caches: $([ $CAN_DROP = 1 ] && echo yes || echo no), work $WORK${BACKUP_TO:+, backups in $BACKUP_TO}"
 
 started=$(date +%s)
 for round in $(seq 1 "$ROUNDS"); do
