@@ -47,10 +47,11 @@
 //! * `Interval(d)`: `wait_durable` only waits for the batch write to the OS (survives
 //!   kill -9); a background thread fsyncs every `d`. Writeback is started every 8 MiB
 //!   (`segment::start_writeback`). At a roll the writer does not wait for the disk: the
-//!   finished segment's trim and fsync, the directory's fsync and the new segment's
-//!   header fsync are put off to the flusher thread, woken at once (`Shared::roll`,
-//!   `Shared::sync_put_off`); a group fsync does any still queued first, and segments
-//!   are marked durable oldest first: durable data stays a prefix of the log.
+//!   finished segment's trim and fsync and the directory's fsync are put off to the
+//!   flusher thread, woken at once (`Shared::roll`, `Shared::sync_put_off`), and the new
+//!   segment's header becomes durable with that segment's first fsync; a group fsync
+//!   does anything still queued first, and segments are marked durable oldest first:
+//!   durable data stays a prefix of the log.
 //!
 //! # Failure: poisoning
 //! A failed write or fsync poisons the store: appends return `Poisoned` (the cause is
@@ -258,12 +259,12 @@ struct Inner {
     /// group fsync does any still here first, and a roll that finds
     /// [`MAX_PUT_OFF`] here does the oldest itself.
     unsynced: VecDeque<u32>,
-    /// Bumped each time `try_recover` rebuilds this state, so that a put-off fsync that
-    /// ran outside the lock across a rebuild marks nothing.
-    generation: u64,
-    /// `Interval` mode only: a segment was created and the directory entry is not yet
-    /// fsynced; the next group fsync does it first.
-    dir_unsynced: bool,
+    /// `Interval` mode only: segment files created (directory entries) and how many of
+    /// those a directory fsync covered when it *finished*; a put-off or group fsync
+    /// does it while `dirs_synced < dirs_created`. Counters, not a flag: a flag cleared
+    /// when a sync starts would let another sync return while that one still runs.
+    dirs_created: u64,
+    dirs_synced: u64,
     /// Stopped or deleted.
     closed: bool,
     /// Reused removal buffer.
@@ -356,6 +357,9 @@ struct Shared {
     stop: Mutex<bool>,
     /// Wakes the flusher.
     stop_cv: Condvar,
+    /// Serializes [`Shared::sync_put_off`] with itself, `try_recover` and `move_dir`.
+    /// Taken before `commit` and `inner`, never under them.
+    put_off_mu: Mutex<()>,
     /// A roll queued put-off work for the flusher (`Shared::wake_flusher`).
     put_off_due: std::sync::atomic::AtomicBool,
     /// Open consumer stores.
@@ -487,6 +491,7 @@ impl FileStore {
             commit_cv: Condvar::new(),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
+            put_off_mu: Mutex::new(()),
             put_off_due: std::sync::atomic::AtomicBool::new(false),
             consumers: Mutex::new(HashMap::new()),
             meta_mu: Mutex::new(()),
@@ -557,8 +562,11 @@ impl FileStore {
         // managed by the move that changed the mode (the flusher never takes it).
         let mut flusher = self.flusher.lock();
         self.sh.sync_all()?;
-        // Lock order here: inner, consumers, meta_mu, paths (each method that derives a
-        // path from `dir()` does so under consumers or meta_mu, or under inner).
+        // No put-off fsync of the old directory runs across the rename.
+        let _put_off = self.sh.put_off_mu.lock();
+        // Lock order here: put_off_mu, inner, consumers, meta_mu, paths (each method
+        // that derives a path from `dir()` does so under consumers or meta_mu, or under
+        // inner).
         let mut g = self.sh.inner.write();
         self.sh.check_open(&g)?;
         // Anything appended between that sync and the lock, too (cheap when nothing).
@@ -604,6 +612,8 @@ impl FileStore {
         drop(_meta);
         drop(cons);
         drop(g);
+        // Before the flusher is woken and joined below: it may be waiting for this.
+        drop(_put_off);
         // An interval flusher ends (or picks up a new interval) once woken; a store
         // that becomes `Interval` gets one. Woken under its lock, so the wake-up cannot
         // fall between its check of the mode and its wait.
@@ -647,6 +657,8 @@ impl FileStore {
     /// poisoned.
     pub fn try_recover(&self) -> Result<RecoveryReport> {
         let sh = &self.sh;
+        // No put-off fsync runs outside the lock while the segments are cut and re-read.
+        let _put_off = sh.put_off_mu.lock();
         let mut c = sh.commit.lock();
         while c.leader {
             sh.commit_cv.wait(&mut c);
@@ -683,7 +695,6 @@ impl FileStore {
             sh.sync_active_locked(&mut fresh)?;
             let new_lsn = fresh.appended;
             fresh.ix.adopt_gauge(sh.bytes.clone());
-            fresh.generation = g.generation + 1;
             *g = fresh;
             Ok((report, Some((old_appended, new_lsn))))
         })();
@@ -773,15 +784,20 @@ fn spawn_flusher(sh: Arc<Shared>) -> JoinHandle<()> {
                         if *stop {
                             return;
                         }
+                        // The interval first: a writer that rolls faster than the
+                        // put-off work finishes must not starve the full sync (of the
+                        // active segment and the consumers), which does that work too.
+                        let due = last_full + every;
+                        if std::time::Instant::now() >= due {
+                            sh.put_off_due
+                                .store(false, std::sync::atomic::Ordering::Release);
+                            break true;
+                        }
                         if sh
                             .put_off_due
                             .swap(false, std::sync::atomic::Ordering::AcqRel)
                         {
                             break false;
-                        }
-                        let due = last_full + every;
-                        if std::time::Instant::now() >= due {
-                            break true;
                         }
                         sh.stop_cv.wait_until(&mut stop, due);
                     }
@@ -966,6 +982,14 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
             file.write_all_at(&seg_header(base), 0)
                 .map_err(io_err("write", &path))?;
             end = SEG_HDR_LEN;
+        } else if outcome.header_lost {
+            // The name holds the base: the header is known, only its write was lost.
+            file.write_all_at(&seg_header(base), 0)
+                .map_err(io_err("write", &path))?;
+            report.notes.push(format!(
+                "{}: header never reached the disk, written again",
+                path.display()
+            ));
         }
         // Whatever a crashed process left in the page cache becomes durable now, before
         // anything is served from it.
@@ -993,8 +1017,8 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
         nospace: false,
         abandon_active: false,
         unsynced: VecDeque::new(),
-        generation: 0,
-        dir_unsynced: false,
+        dirs_created: 0,
+        dirs_synced: 0,
         closed: false,
         scratch: Vec::new(),
         lost: Vec::new(),
@@ -1024,7 +1048,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
 /// directory entry and the new segment's header are fsynced here. Without it
 /// (`Interval` mode) all three are left for later, off the writer's path: the old
 /// segment was queued for a put-off trim and fsync (`Inner::unsynced`), the directory
-/// entry is fsynced by the next put-off or group fsync (`Inner::dir_unsynced`), and the
+/// entry is fsynced by the next put-off or group fsync (`Inner::dirs_created`), and the
 /// header by the first fsync of the new segment itself. Nothing in it is promised
 /// before that fsync, and recovery rewrites a header that never reached the disk.
 fn roll_new(msgs_dir: &Path, g: &mut Inner, sync_now: bool) -> Result<()> {
@@ -1050,7 +1074,7 @@ fn roll_new(msgs_dir: &Path, g: &mut Inner, sync_now: bool) -> Result<()> {
     if sync_now {
         sync_dir(msgs_dir)?;
     } else {
-        g.dir_unsynced = true;
+        g.dirs_created += 1;
     }
     if let Err(e) = file.write_all_at(&seg_header(base), 0) {
         // A full disk: leave no header-less segment behind.
@@ -1070,7 +1094,8 @@ fn roll_new(msgs_dir: &Path, g: &mut Inner, sync_now: bool) -> Result<()> {
             file: Arc::new(file),
             len: SEG_HDR_LEN,
             written: SEG_HDR_LEN,
-            durable: SEG_HDR_LEN,
+            // Under `Interval` the header is not durable until the segment's first fsync.
+            durable: if sync_now { SEG_HDR_LEN } else { 0 },
             allocated: SEG_HDR_LEN,
             kicked: SEG_HDR_LEN,
             no_prealloc: false,
@@ -1148,12 +1173,12 @@ fn drop_dead_front(g: &mut Inner) {
     }
 }
 
-/// Injected fault: the next segment write fails.
 /// How many finished segments an `Interval` store lets wait for their put-off fsync
 /// (`Shared::roll`) before the writer does the oldest itself: 64 MiB of segments at the
 /// default size, a few tenths of a second of this machine's disk writes.
 const MAX_PUT_OFF: usize = 4;
 
+/// Injected fault: the next segment write fails.
 const FAULT_WRITE: u8 = 1;
 /// Injected fault: the next segment fsync fails.
 const FAULT_FSYNC: u8 = 2;
@@ -1338,11 +1363,11 @@ impl Shared {
     /// Does what `roll` put off and the flusher has not done yet (under the lock):
     /// the directory entries, then each queued segment's trim and fsync, oldest first.
     fn sync_unsynced_locked(&self, g: &mut Inner) -> Result<()> {
-        if g.dir_unsynced {
+        if g.dirs_synced < g.dirs_created {
             if let Err(e) = sync_dir(&self.msgs_dir()) {
                 return Err(self.poison(g, e.to_string()));
             }
-            g.dir_unsynced = false;
+            g.dirs_synced = g.dirs_created;
         }
         while let Some(&id) = g.unsynced.front() {
             self.sync_put_off_locked(g, id)?;
@@ -1367,8 +1392,13 @@ impl Shared {
     /// directory entries, then each queued segment's trim and fsync, oldest first, and
     /// only then is each marked durable and dequeued (so durable stays a prefix). A
     /// failure poisons the store, as every failed fsync does.
+    ///
+    /// Serialized by `put_off_mu` with itself, with [`FileStore::try_recover`] (which
+    /// cuts and rebuilds what this works on) and with [`FileStore::move_dir`] (which
+    /// renames the directory this fsyncs).
     fn sync_put_off(&self) -> Result<()> {
-        let (todo, dir, generation) = {
+        let _serial = self.put_off_mu.lock();
+        let (todo, dirs) = {
             let mut g = self.inner.write();
             if g.poisoned.is_some() || g.closed {
                 return Ok(());
@@ -1384,14 +1414,17 @@ impl Shared {
                     Some((*id, s.file.clone(), s.written, s.allocated, s.path.clone()))
                 })
                 .collect();
-            // Entries created after this point set the flag again.
-            let dir = std::mem::take(&mut g.dir_unsynced);
-            (todo, dir, g.generation)
+            let dirs = (g.dirs_synced < g.dirs_created).then_some(g.dirs_created);
+            (todo, dirs)
         };
-        if dir && let Err(e) = sync_dir(&self.msgs_dir()) {
+        if let Some(created) = dirs {
+            let res = sync_dir(&self.msgs_dir());
             let mut g = self.inner.write();
-            g.dir_unsynced = true;
-            return Err(self.poison(&mut g, e.to_string()));
+            if let Err(e) = res {
+                return Err(self.poison(&mut g, e.to_string()));
+            }
+            // Only what existed when this sync started is covered.
+            g.dirs_synced = g.dirs_synced.max(created);
         }
         for (id, file, written, allocated, path) in todo {
             // A finished segment is never written again: its length can be cut and
@@ -1400,11 +1433,12 @@ impl Shared {
             let trimmed = allocated > written && file.set_len(written).is_ok();
             let res = self.take_fault(FAULT_FSYNC).and_then(|()| file.sync_data());
             let mut g = self.inner.write();
-            if g.generation != generation || g.poisoned.is_some() {
-                return Ok(());
-            }
             if let Err(e) = res {
+                // Even if the store was poisoned meanwhile: this failure is its own.
                 return Err(self.poison(&mut g, format!("fsync {}: {e}", path.display())));
+            }
+            if g.poisoned.is_some() {
+                return Ok(());
             }
             if let Some(s) = g.segs.get_mut(&id) {
                 s.durable = s.durable.max(written);
@@ -1457,8 +1491,8 @@ impl Shared {
     /// `Always` fsyncs the finished segment here. `Interval` promises nothing until its
     /// next sync, so the writer does not wait for the disk at a roll: the finished
     /// segment's writeback is started and its trim and fsync are queued for the flusher
-    /// thread (`sync_put_off`), as are the directory entry and the new segment's header
-    /// (`roll_new`). A bulk writer (a restore's staging store) no longer stops for
+    /// thread (`sync_put_off`), as is the directory's; the new segment's header becomes
+    /// durable with that segment's own first fsync (`roll_new`). A bulk writer (a restore's staging store) no longer stops for
     /// three fsyncs and a truncate at every roll (~30 ms per 16 MiB, measured). Segments
     /// still become durable in order, a group fsync (`lead`) first does whatever is
     /// still queued, and a roll that finds [`MAX_PUT_OFF`] segments queued (a flusher

@@ -221,6 +221,8 @@ pub struct ScanOutcome {
     pub corrupt: Vec<CorruptRegion>,
     /// Problem with the segment header.
     pub header_problem: Option<String>,
+    /// The header is all zeros while records follow: its write was lost (see `scan`).
+    pub header_lost: bool,
     /// Bytes of zeros after the last valid record: preallocated space never written (or
     /// a write that never reached the disk at all). Not damage; the caller cuts it off
     /// without reporting anything dropped.
@@ -329,7 +331,12 @@ pub fn scan(
         let h = w
             .slice(0, SEG_HDR_LEN as usize)
             .map_err(|e| StoreError::io("pread", path, e))?;
-        if h[..4] != SEG_MAGIC || u16::from_le_bytes([h[4], h[5]]) != SEG_VERSION {
+        if h.iter().all(|&b| b == 0) {
+            // The header's write never reached the disk, later ones did (an `Interval`
+            // store fsyncs a new segment's header with its first records): nothing is
+            // damaged, the caller writes it again.
+            out.header_lost = true;
+        } else if h[..4] != SEG_MAGIC || u16::from_le_bytes([h[4], h[5]]) != SEG_VERSION {
             out.header_problem = Some("bad segment magic or version".into());
         }
     }
