@@ -20,13 +20,13 @@
 //! `first_seq` is derived (first live key, or `last_seq + 1` when empty), so it can never
 //! drift from the data. `last_seq` only moves forward, except through `truncate`.
 
-use crate::gauge::BytesGauge;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use crate::error::{Result, StoreError};
+use crate::gauge::BytesGauge;
 use crate::subject::SubjectFilter;
 use crate::types::{
     DiscardPolicy, ExpireReport, SimpleState, StoreConfig, StreamState, header_value,
