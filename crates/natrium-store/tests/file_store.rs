@@ -1084,7 +1084,7 @@ fn a_lost_header_before_records_is_written_again() {
     assert!(
         r.notes
             .iter()
-            .any(|n| n.contains("header never reached the disk")),
+            .any(|n| n.contains("header was zeros before intact records")),
         "{r:?}"
     );
     assert_eq!((r.msgs, r.last_seq), (200, 200));

@@ -73,11 +73,16 @@
 //! trusted.
 //!
 //! # Lock order
-//! `inner` (index + segments + write buffer) → `commit` (group-commit state): `inner` may
-//! be held while briefly taking `commit` (to publish a poisoning), never the reverse. The
-//! group-commit leader holds neither across I/O except the batch `pwrite` (under
-//! `inner`); the fsync runs with no lock held. `consumers` is taken with nothing else
-//! held; a consumer store's own mutex is innermost. Readers take `inner` shared.
+//! `flusher` (the flusher thread's handle; `move_dir` only) → `put_off_mu` (serializes
+//! the put-off fsyncs with `try_recover` and `move_dir`) → `inner` (index + segments +
+//! write buffer) → `commit` (group-commit state): `inner` may be held while briefly
+//! taking `commit` (to publish a poisoning), never the reverse, and `put_off_mu` is
+//! never taken under `inner` or `commit`. The group-commit leader holds neither across
+//! I/O except the batch `pwrite` and, in `Interval` mode, whatever put-off directory or
+//! segment fsync the flusher has not done yet (both under `inner`); its own fsync runs
+//! with no lock held. `stop` (the flusher's wake-up mutex) is a leaf, taken under
+//! `inner` by a roll. `consumers` is taken with nothing else held; a consumer store's
+//! own mutex is innermost. Readers take `inner` shared.
 
 pub mod consumer;
 pub mod meta;
@@ -987,7 +992,7 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
             file.write_all_at(&seg_header(base), 0)
                 .map_err(io_err("write", &path))?;
             report.notes.push(format!(
-                "{}: header never reached the disk, written again",
+                "{}: header was zeros before intact records (its write was lost); written again from the file name",
                 path.display()
             ));
         }
@@ -1035,6 +1040,11 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
     });
     if !reuse {
         roll_new(msgs_dir, &mut inner, true)?;
+    } else {
+        // A reused segment's entry may never have been fsynced (an `Interval` roll puts
+        // that off), nor the removal of `.tmp` files: appends acknowledged from here on
+        // must not depend on either.
+        sync_dir(msgs_dir)?;
     }
     report.msgs = inner.ix.msgs();
     report.last_seq = inner.ix.last_seq();

@@ -221,7 +221,8 @@ pub struct ScanOutcome {
     pub corrupt: Vec<CorruptRegion>,
     /// Problem with the segment header.
     pub header_problem: Option<String>,
-    /// The header is all zeros while records follow: its write was lost (see `scan`).
+    /// The header is all zeros and an intact record follows it: only the header's write
+    /// was lost (see `scan`).
     pub header_lost: bool,
     /// Bytes of zeros after the last valid record: preallocated space never written (or
     /// a write that never reached the disk at all). Not damage; the caller cuts it off
@@ -328,13 +329,17 @@ pub fn scan(
         return Ok(out);
     }
     {
-        let h = w
+        let h: [u8; SEG_HDR_LEN as usize] = w
             .slice(0, SEG_HDR_LEN as usize)
-            .map_err(|e| StoreError::io("pread", path, e))?;
-        if h.iter().all(|&b| b == 0) {
-            // The header's write never reached the disk, later ones did (an `Interval`
-            // store fsyncs a new segment's header with its first records): nothing is
-            // damaged, the caller writes it again.
+            .map_err(|e| StoreError::io("pread", path, e))?
+            .try_into()
+            .map_err(|_| StoreError::io("pread", path, std::io::ErrorKind::UnexpectedEof.into()))?;
+        let zero = h.iter().all(|&b| b == 0);
+        if zero && valid_record_at(&mut w, SEG_HDR_LEN).is_some() {
+            // A zeroed header before an intact first record: the header's write was
+            // lost and later ones were not (an `Interval` store fsyncs a new segment's
+            // header only with its first records). The header holds nothing the file
+            // name does not (magic, version, base), so the caller writes it again.
             out.header_lost = true;
         } else if h[..4] != SEG_MAGIC || u16::from_le_bytes([h[4], h[5]]) != SEG_VERSION {
             out.header_problem = Some("bad segment magic or version".into());
