@@ -8,9 +8,12 @@
 #      ack, into the same stream) runs alone for --sync-seconds;
 #   2. disk: page cache dropped (if allowed), the store's files read once
 #      (sequential read rate of this disk, this data);
-#   3. backup: page cache dropped again, `natrium stream backup` with the same
-#      sync publisher running alongside; backup MB/s = stream bytes (state.bytes
-#      of the snapshot) / the CLI's wall time; publisher rate vs the baseline;
+#   3. backup alone: page cache dropped again, `natrium stream backup` with
+#      nothing else running; backup MB/s = stream bytes (state.bytes of the
+#      snapshot) / the CLI's wall time (this backup is then deleted);
+#   3b. backup under load: cache dropped again, the same backup with the sync
+#      publisher running alongside: its MB/s, and the publisher's rate vs the
+#      baseline;
 #   4. restore: the server is stopped, a second fresh server of the same kind
 #      started on a new store dir, and `natrium stream restore` timed (MB/s =
 #      the same stream bytes / wall time); the restored message count is checked.
@@ -167,13 +170,29 @@ run() {
   find "$dir/store" -type f -print0 | timeout -k 5 "$STEP_LIMIT" xargs -0 cat >/dev/null
   t1=$(now)
 
-  # 3. backup, with the sync publisher alongside.
+  # 3. backup alone (its folder next to the one of 3b, removed after).
+  local a0 a1 chunk=()
+  [ -n "$CHUNK_SIZE" ] && chunk=(--chunk-size "$CHUNK_SIZE")
+  local alone="$dir/backup-alone"
+  if [ -n "$BACKUP_TO" ]; then
+    alone="$BACKUP_TO/bench-backup.$$.$side.r$round.alone"
+    rm -rf "$alone"
+  fi
+  drop_caches
+  a0=$(now)
+  rc=0
+  timeout -k 5 "$STEP_LIMIT" "$NATRIUM_BIN" -s "$url" stream backup BENCH "$alone" --json \
+    "${chunk[@]}" >"$dir/backup-alone.json" 2>>"$OUT/client.stderr" </dev/null || rc=$?
+  a1=$(now)
+  [ "$rc" -eq 0 ] || die "$side backup (alone) failed (exit $rc), see $OUT/client.stderr"
+  rm -rf "$alone"
+
+  # 3b. backup, with the sync publisher alongside.
   drop_caches
   sync_pub "$url" "$dir/bk.start" "$dir/bk.stop" "$STEP_LIMIT" "$dir/during.json"
   sleep 0.5
   touch "$dir/bk.start"
-  local b0 b1 chunk=()
-  [ -n "$CHUNK_SIZE" ] && chunk=(--chunk-size "$CHUNK_SIZE")
+  local b0 b1
   b0=$(now)
   rc=0
   timeout -k 5 "$STEP_LIMIT" "$NATRIUM_BIN" -s "$url" stream backup BENCH "$dir/backup" --json \
@@ -199,11 +218,11 @@ run() {
   [ "$rc" -eq 0 ] || die "$side restore failed (exit $rc), see $OUT/client.stderr"
   stop_pid "$SERVER_PID"; SERVER_PID=""
 
-  python3 - "$side" "$round" "$dir" "$store_bytes" "$t0" "$t1" "$b0" "$b1" "$r0" "$r1" >>"$RAW" <<'EOF'
+  python3 - "$side" "$round" "$dir" "$store_bytes" "$t0" "$t1" "$b0" "$b1" "$r0" "$r1" "$a0" "$a1" >>"$RAW" <<'EOF'
 import json, sys
 side, rnd, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 store_bytes = int(sys.argv[4])
-t0, t1, b0, b1, r0, r1 = map(float, sys.argv[5:11])
+t0, t1, b0, b1, r0, r1, a0, a1 = map(float, sys.argv[5:13])
 ld = lambda n: json.load(open(f"{d}/{n}"))
 meta = ld("backup/backup.json")
 state = meta["state"]
@@ -213,13 +232,14 @@ mb = state["bytes"] / 1e6
 row = {
     "server": side, "round": rnd, "messages": state["messages"], "stream_bytes": state["bytes"],
     "archive_bytes": bk["bytes"], "fill_rate": fill["rate"],
+    "backup_alone_s": a1 - a0, "backup_alone_mbs": mb / (a1 - a0),
     "backup_s": b1 - b0, "backup_mbs": mb / (b1 - b0),
     "restore_s": r1 - r0, "restore_mbs": mb / (r1 - r0),
     "restored_messages": rs["messages"],
     "disk_mbs": store_bytes / 1e6 / (t1 - t0),
     "sync_base": base["rate"], "sync_during": during["rate"],
 }
-row["backup_of_disk"] = row["backup_mbs"] / row["disk_mbs"]
+row["backup_of_disk"] = row["backup_alone_mbs"] / row["disk_mbs"]
 row["sync_drop"] = 1 - row["sync_during"] / row["sync_base"] if row["sync_base"] else None
 if row["restored_messages"] != row["messages"]:
     print(f"bench-backup: {side} round {rnd}: restored {row['restored_messages']} of {row['messages']} messages", file=sys.stderr)
@@ -227,7 +247,7 @@ if row["restored_messages"] != row["messages"]:
 print(json.dumps(row))
 EOF
   tail -n 1 "$RAW" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read());
-print("  backup %.1f MB/s (%.1fs), restore %.1f MB/s (%.1fs), disk %.0f MB/s, sync pub %.0f/s -> %.0f/s" % (r["backup_mbs"], r["backup_s"], r["restore_mbs"], r["restore_s"], r["disk_mbs"], r["sync_base"], r["sync_during"]))' >&2
+print("  backup alone %.1f MB/s, backup %.1f MB/s (%.1fs), restore %.1f MB/s (%.1fs), disk %.0f MB/s, sync pub %.0f/s -> %.0f/s" % (r["backup_alone_mbs"], r["backup_mbs"], r["backup_s"], r["restore_mbs"], r["restore_s"], r["disk_mbs"], r["sync_base"], r["sync_during"]))' >&2
   if [ "$KEEP" != 1 ]; then
     [ -n "$BACKUP_TO" ] && rm -rf "$BACKUP_TO/bench-backup.$$.$side.r$round"
     rm -rf "$dir"
@@ -255,10 +275,11 @@ def med(side, key):
     v = [r[key] for r in rows if r["server"] == side and r.get(key) is not None]
     return (statistics.median(v), len(v), (max(v) - min(v)) / statistics.median(v) if v and statistics.median(v) else 0) if v else (None, 0, 0)
 lines = [
-    ("backup", "MB/s", "backup_mbs", "%.1f"),
+    ("backup alone", "MB/s", "backup_alone_mbs", "%.1f"),
+    ("backup w/ sync pub", "MB/s", "backup_mbs", "%.1f"),
     ("restore", "MB/s", "restore_mbs", "%.1f"),
     ("disk read (cold)", "MB/s", "disk_mbs", "%.0f"),
-    ("backup / disk read", "", "backup_of_disk", "%.2f"),
+    ("backup alone / disk rd", "", "backup_of_disk", "%.2f"),
     ("sync pub alone", "msgs/s", "sync_base", "%.0f"),
     ("sync pub during backup", "msgs/s", "sync_during", "%.0f"),
     ("sync pub drop", "", "sync_drop", "%.2f"),
