@@ -560,6 +560,34 @@ fn interval_mode_reports_mode_and_flushes() {
 }
 
 #[test]
+fn interval_mode_keeps_its_interval_while_a_writer_rolls_fast() {
+    let d = tempfile::tempdir().unwrap();
+    let s = FileStore::open(
+        d.path(),
+        FileStoreOptions {
+            segment_size: 4096,
+            durability: Durability::Interval(Duration::from_millis(20)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // Every few appends roll a segment and wake the flusher for the put-off work; the
+    // interval's full sync (the active segment, the consumers) must still come.
+    let start = std::time::Instant::now();
+    let mut i = 1u64;
+    while start.elapsed() < Duration::from_millis(400) && i < 2_000_000 {
+        s.store_msg("f.x", b"", &payload(i), None).unwrap();
+        i += 1;
+    }
+    assert!(s.segment_count() > 10, "the writer rolled");
+    assert!(
+        s.group_fsyncs() >= 3,
+        "interval syncs in 400 ms at 20 ms: {}",
+        s.group_fsyncs()
+    );
+}
+
+#[test]
 fn always_mode_hides_undurable_appends() {
     let d = tempfile::tempdir().unwrap();
     let s = open(d.path(), 1 << 20);
