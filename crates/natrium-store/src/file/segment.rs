@@ -329,19 +329,22 @@ pub fn scan(
         return Ok(out);
     }
     {
-        let h: [u8; SEG_HDR_LEN as usize] = w
-            .slice(0, SEG_HDR_LEN as usize)
-            .map_err(|e| StoreError::io("pread", path, e))?
-            .try_into()
-            .map_err(|_| StoreError::io("pread", path, std::io::ErrorKind::UnexpectedEof.into()))?;
-        let zero = h.iter().all(|&b| b == 0);
+        let (zero, bad) = {
+            let h = w
+                .slice(0, SEG_HDR_LEN as usize)
+                .map_err(|e| StoreError::io("pread", path, e))?;
+            (
+                h.iter().all(|&b| b == 0),
+                h[..4] != SEG_MAGIC || u16::from_le_bytes([h[4], h[5]]) != SEG_VERSION,
+            )
+        };
         if zero && valid_record_at(&mut w, SEG_HDR_LEN).is_some() {
             // A zeroed header before an intact first record: the header's write was
             // lost and later ones were not (an `Interval` store fsyncs a new segment's
             // header only with its first records). The header holds nothing the file
             // name does not (magic, version, base), so the caller writes it again.
             out.header_lost = true;
-        } else if h[..4] != SEG_MAGIC || u16::from_le_bytes([h[4], h[5]]) != SEG_VERSION {
+        } else if bad {
             out.header_problem = Some("bad segment magic or version".into());
         }
     }
