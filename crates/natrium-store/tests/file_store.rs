@@ -22,6 +22,36 @@ fn open(dir: &Path, segment_size: u64) -> FileStore {
     FileStore::open(dir, opts(segment_size)).expect("open")
 }
 
+/// A store with 4 KiB segments in `Interval(every)` durability.
+fn open_interval(dir: &Path, every: Duration, config: StoreConfig) -> FileStore {
+    FileStore::open(
+        dir,
+        FileStoreOptions {
+            segment_size: 4096,
+            durability: Durability::Interval(every),
+            config,
+            ..Default::default()
+        },
+    )
+    .expect("open")
+}
+
+/// `Interval` with an hour's interval: nothing syncs but rolls and explicit syncs.
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A stopped store of `n` messages in 4 KiB segments, left as a crash would leave it
+/// (`as_if_crashed`), and its segment files.
+fn stopped_in_small_segments(n: u64) -> (tempfile::TempDir, Vec<PathBuf>) {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 4096);
+    fill(&s, n);
+    drop(s);
+    as_if_crashed(d.path());
+    let segs = segments(d.path());
+    assert!(segs.len() > 3, "small segments roll");
+    (d, segs)
+}
+
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir.join("msgs"))
         .unwrap()
@@ -562,19 +592,11 @@ fn interval_mode_reports_mode_and_flushes() {
 #[test]
 fn interval_mode_keeps_its_interval_while_a_writer_rolls_fast() {
     let d = tempfile::tempdir().unwrap();
-    let s = FileStore::open(
-        d.path(),
-        FileStoreOptions {
-            segment_size: 4096,
-            durability: Durability::Interval(Duration::from_millis(20)),
-            config: StoreConfig {
-                max_msgs: Some(100),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let config = StoreConfig {
+        max_msgs: Some(100),
+        ..Default::default()
+    };
+    let s = open_interval(d.path(), Duration::from_millis(20), config);
     // Every few appends roll a segment and wake the flusher for the put-off work; the
     // interval's full syncs (the active segment, the consumers) must still come while
     // the writer goes on. Measured: 0.3-0.5 s for three (with a CI run alongside); with
@@ -644,14 +666,7 @@ fn crc32c_of(b: &[u8]) -> u32 {
 /// A store of small (4 KiB) segments whose appends stay in the write buffer until
 /// `sync` (an hour's interval durability), so reads see buffered and written records.
 fn open_unsynced(dir: &Path) -> FileStore {
-    FileStore::open(
-        dir,
-        FileStoreOptions {
-            durability: Durability::Interval(Duration::from_secs(3600)),
-            ..opts(4096)
-        },
-    )
-    .unwrap()
+    open_interval(dir, HOUR, StoreConfig::default())
 }
 
 /// Damage the record in the middle of a segment file.
@@ -944,18 +959,7 @@ fn a_partial_record_before_preallocated_zeros_is_a_torn_tail() {
 #[test]
 fn interval_mode_puts_off_a_finished_segments_fsync_but_never_loses_it() {
     let d = tempfile::tempdir().unwrap();
-    let interval = |dir: &Path| {
-        FileStore::open(
-            dir,
-            FileStoreOptions {
-                segment_size: 4096,
-                durability: Durability::Interval(Duration::from_secs(3600)),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    };
-    let s = interval(d.path());
+    let s = open_unsynced(d.path());
     fill(&s, 300);
     assert!(s.segment_count() > 5, "small segments roll");
     // A roll leaves the finished segment's fsync to the flusher thread (or, with too
@@ -986,7 +990,7 @@ fn interval_mode_puts_off_a_finished_segments_fsync_but_never_loses_it() {
     let crashed = tempfile::tempdir().unwrap();
     copy_live(d.path(), crashed.path());
     drop(s);
-    let s = interval(crashed.path());
+    let s = open_unsynced(crashed.path());
     assert!(s.recovery_report().is_clean(), "{:?}", s.recovery_report());
     assert_eq!(s.state().last_seq, st.last_seq);
     for i in 1..=300 {
@@ -997,15 +1001,7 @@ fn interval_mode_puts_off_a_finished_segments_fsync_but_never_loses_it() {
 #[test]
 fn interval_mode_fsyncs_a_finished_segment_off_the_writers_thread() {
     let d = tempfile::tempdir().unwrap();
-    let s = FileStore::open(
-        d.path(),
-        FileStoreOptions {
-            segment_size: 4096,
-            durability: Durability::Interval(Duration::from_secs(3600)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = open_unsynced(d.path());
     fill(&s, 10);
     let segs = s.segment_count();
     // The next fsync fails. Append until exactly one roll, then stop writing: no
@@ -1064,19 +1060,11 @@ fn a_preallocated_segment_without_its_header_is_empty_not_damaged() {
 fn interval_mode_drops_a_put_off_segment_at_its_limits_and_syncs_the_rest() {
     let d = tempfile::tempdir().unwrap();
     let open_limited = |dir: &Path| {
-        FileStore::open(
-            dir,
-            FileStoreOptions {
-                segment_size: 4096,
-                durability: Durability::Interval(Duration::from_secs(3600)),
-                config: StoreConfig {
-                    max_msgs: Some(5),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .unwrap()
+        let config = StoreConfig {
+            max_msgs: Some(5),
+            ..Default::default()
+        };
+        open_interval(dir, HOUR, config)
     };
     let s = open_limited(d.path());
     // Each roll puts the finished segment's fsync off; with 5 messages kept, that
@@ -1100,13 +1088,7 @@ fn interval_mode_drops_a_put_off_segment_at_its_limits_and_syncs_the_rest() {
 #[test]
 fn a_lost_header_before_records_is_written_again() {
     use std::os::unix::fs::FileExt;
-    let d = tempfile::tempdir().unwrap();
-    let s = open(d.path(), 4096);
-    fill(&s, 200);
-    drop(s);
-    as_if_crashed(d.path());
-    let segs = segments(d.path());
-    assert!(segs.len() > 3, "small segments roll");
+    let (d, segs) = stopped_in_small_segments(200);
     // An `Interval` store fsyncs a new segment's header with its first records: after
     // a crash the records may be on the disk and the header not.
     let f = fs::OpenOptions::new().write(true).open(&segs[1]).unwrap();
@@ -1136,13 +1118,7 @@ fn a_lost_header_before_records_is_written_again() {
 
 #[test]
 fn an_older_segment_of_only_zeros_is_reported() {
-    let d = tempfile::tempdir().unwrap();
-    let s = open(d.path(), 4096);
-    fill(&s, 200);
-    drop(s);
-    as_if_crashed(d.path());
-    let segs = segments(d.path());
-    assert!(segs.len() > 3, "small segments roll");
+    let (d, segs) = stopped_in_small_segments(200);
     // None of a middle segment's writes reached the disk, only its length did.
     let len = fs::metadata(&segs[1]).unwrap().len();
     fs::write(&segs[1], vec![0u8; len as usize]).unwrap();
@@ -1191,15 +1167,7 @@ fn an_open_store_moves_and_changes_durability() {
     let d = tempfile::tempdir().unwrap();
     let staging = d.path().join(".staging");
     let fin = d.path().join("FINAL");
-    let s = FileStore::open(
-        &staging,
-        FileStoreOptions {
-            segment_size: 4096,
-            durability: Durability::Interval(Duration::from_secs(3600)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = open_unsynced(&staging);
     // Bulk-loaded without waiting, over several segments.
     for i in 1..=300u64 {
         s.append_raw_msg("f.x", b"", &payload(i), i, i as i64, None, false)
