@@ -9,7 +9,7 @@
 #   2. disk: page cache dropped (if allowed), the store's files read once
 #      (sequential read rate of this disk, this data);
 #   3. backup alone: page cache dropped again, `natrium stream backup` with
-#      nothing else running; backup MB/s = stream bytes (state.bytes of the
+#      nothing else running; backup MB/s = stream bytes (state.bytes of its
 #      snapshot) / the CLI's wall time (this backup is then deleted);
 #   3b. backup under load: cache dropped again, the same backup with the sync
 #      publisher running alongside: its MB/s, and the publisher's rate vs the
@@ -185,6 +185,7 @@ run() {
     "${chunk[@]}" >"$dir/backup-alone.json" 2>>"$OUT/client.stderr" </dev/null || rc=$?
   a1=$(now)
   [ "$rc" -eq 0 ] || die "$side backup (alone) failed (exit $rc), see $OUT/client.stderr"
+  cp "$alone/backup.json" "$dir/backup-alone.meta.json"
   rm -rf "$alone"
 
   # 3b. backup, with the sync publisher alongside.
@@ -232,7 +233,8 @@ mb = state["bytes"] / 1e6
 row = {
     "server": side, "round": rnd, "messages": state["messages"], "stream_bytes": state["bytes"],
     "archive_bytes": bk["bytes"], "fill_rate": fill["rate"],
-    "backup_alone_s": a1 - a0, "backup_alone_mbs": mb / (a1 - a0),
+    "backup_alone_s": a1 - a0,
+    "backup_alone_mbs": ld("backup-alone.meta.json")["state"]["bytes"] / 1e6 / (a1 - a0),
     "backup_s": b1 - b0, "backup_mbs": mb / (b1 - b0),
     "restore_s": r1 - r0, "restore_mbs": mb / (r1 - r0),
     "restored_messages": rs["messages"],
