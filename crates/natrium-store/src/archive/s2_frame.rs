@@ -8,6 +8,13 @@
 //! 0x80..=0xfe, S2 blocks up to 4 MiB with repeat offsets; reserved types are errors and
 //! every CRC is verified. Memory use is bounded by the largest chunk (16 MiB on the wire,
 //! 4 MiB decoded) whatever the input claims.
+//!
+//! Incompressible input: a chunk that compression barely shrinks (encrypted or already
+//! compressed payloads, random bytes) cost the writer a full compression pass for
+//! nothing, a sixth of a backup's snapshot thread. After such a chunk the writer stores
+//! the next ones uncompressed without trying, 1, 2, 4 … up to [`MAX_SKIP`] of them, and
+//! tries again; one that compresses well resets the back-off. The output is the same
+//! valid stream (uncompressed chunks are part of the format), only with fewer attempts.
 
 use std::io::{self, Read, Write};
 
@@ -20,6 +27,10 @@ pub const MAX_BLOCK_SIZE: usize = 4 << 20;
 /// Largest compressed chunk body accepted: the worst-case encoding of a
 /// [`MAX_BLOCK_SIZE`] block plus its checksum.
 pub const MAX_COMPRESSED_CHUNK: usize = 4 + 32 + MAX_BLOCK_SIZE + MAX_BLOCK_SIZE / 6 + 16;
+
+/// Most chunks stored without a compression attempt after incompressible ones (16 MiB
+/// of input between attempts at most).
+pub const MAX_SKIP: u32 = 16;
 
 const CHUNK_COMPRESSED: u8 = 0x00;
 const CHUNK_UNCOMPRESSED: u8 = 0x01;
@@ -41,6 +52,12 @@ pub struct S2FrameWriter<W: Write> {
     out: Vec<u8>,
     encoder: snap::raw::Encoder,
     wrote_header: bool,
+    /// Chunks still to store without trying to compress them (see the module docs).
+    skip_left: u32,
+    /// How many to skip after the next incompressible chunk (0 after a good one).
+    backoff: u32,
+    /// Compression attempts made (for the tests of the back-off).
+    attempts: u64,
 }
 
 impl<W: Write> S2FrameWriter<W> {
@@ -52,6 +69,9 @@ impl<W: Write> S2FrameWriter<W> {
             out: Vec::new(),
             encoder: snap::raw::Encoder::new(),
             wrote_header: false,
+            skip_left: 0,
+            backoff: 0,
+            attempts: 0,
         }
     }
 
@@ -85,16 +105,10 @@ impl<W: Write> S2FrameWriter<W> {
             return Ok(());
         }
         let crc = masked_crc(&self.buf);
-        let max = snap::raw::max_compress_len(self.buf.len());
-        self.out.resize(max, 0);
-        let n = self
-            .encoder
-            .compress(&self.buf, &mut self.out)
-            .map_err(io::Error::other)?;
-        let (kind, body): (u8, &[u8]) = if n < self.buf.len() {
-            (CHUNK_COMPRESSED, &self.out[..n])
-        } else {
-            (CHUNK_UNCOMPRESSED, &self.buf[..])
+        let n = self.try_compress()?;
+        let (kind, body): (u8, &[u8]) = match n {
+            Some(n) => (CHUNK_COMPRESSED, &self.out[..n]),
+            None => (CHUNK_UNCOMPRESSED, &self.buf[..]),
         };
         let len = (body.len() + 4) as u32;
         let hdr = [kind, len as u8, (len >> 8) as u8, (len >> 16) as u8];
@@ -103,6 +117,35 @@ impl<W: Write> S2FrameWriter<W> {
         self.inner.write_all(body)?;
         self.buf.clear();
         Ok(())
+    }
+
+    /// Compress the buffered chunk into `out` unless the back-off says to skip it; the
+    /// compressed length when that is smaller than the input.
+    fn try_compress(&mut self) -> io::Result<Option<usize>> {
+        if self.skip_left > 0 {
+            self.skip_left -= 1;
+            return Ok(None);
+        }
+        let len = self.buf.len();
+        self.out.resize(snap::raw::max_compress_len(len), 0);
+        self.attempts += 1;
+        let n = self
+            .encoder
+            .compress(&self.buf, &mut self.out)
+            .map_err(io::Error::other)?;
+        // Saving less than 1/32 of a chunk is not worth a pass over the next ones.
+        if n + len / 32 >= len {
+            self.backoff = (self.backoff * 2).clamp(1, MAX_SKIP);
+            self.skip_left = self.backoff;
+        } else {
+            self.backoff = 0;
+        }
+        Ok((n < len).then_some(n))
+    }
+
+    /// Compression attempts made so far.
+    pub fn attempts(&self) -> u64 {
+        self.attempts
     }
 
     /// Writes any buffered data as a last chunk, flushes, and returns the inner writer.
@@ -520,6 +563,62 @@ mod tests {
         let mut back = Vec::new();
         r.read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
+    }
+
+    /// Bytes snappy cannot shrink (xorshift noise).
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn incompressible_chunks_back_off_and_compressible_ones_come_back() {
+        const MIB: usize = WRITE_CHUNK_SIZE;
+        let mut data = noise(40 * MIB, 7);
+        let text: Vec<u8> = b"{\"order\":12345,\"state\":\"paid\"} "
+            .iter()
+            .copied()
+            .cycle()
+            .take(40 * MIB)
+            .collect();
+        data.extend_from_slice(&text);
+        let mut w = S2FrameWriter::new(Vec::new());
+        w.write_all(&data[..40 * MIB]).unwrap();
+        // 40 noise chunks: tried at 1, 3, 6, 11, 20, 37 (skipping 1, 2, 4, 8, 16, 16).
+        assert_eq!(w.attempts(), 6, "noise is not compressed chunk by chunk");
+        let noise_out = w.get_ref().len();
+        assert!(noise_out > 40 * MIB, "noise stays uncompressed");
+        w.write_all(&data[40 * MIB..]).unwrap();
+        let framed = w.finish().unwrap();
+        // The text after the noise is compressed again once the back-off has run out:
+        // at most MAX_SKIP of its chunks are stored as they are.
+        let text_out = framed.len() - noise_out;
+        assert!(
+            text_out < (MAX_SKIP as usize + 2) * MIB,
+            "compressible data after noise: {text_out} bytes"
+        );
+        let mut back = Vec::new();
+        S2FrameReader::new(&framed[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == data, "the stream reads back unchanged");
+    }
+
+    #[test]
+    fn compressible_chunks_are_all_compressed() {
+        let text: Vec<u8> = b"abcdefgh".iter().copied().cycle().take(5 << 20).collect();
+        let mut w = S2FrameWriter::new(Vec::new());
+        w.write_all(&text).unwrap();
+        assert_eq!(w.attempts(), 5);
+        let framed = w.finish().unwrap();
+        assert!(framed.len() < 1 << 20);
     }
 
     #[test]
