@@ -19,12 +19,17 @@
 //! sequences up to `N` that are gone (`PinnedView::split_at`); the answer echoes the
 //! field so a client can tell that the server understood it.
 //!
-//! Two halves, joined by a small bounded channel (so memory is a few chunks, whatever
-//! the stream's size):
-//! - the producer, a blocking thread: reads messages through the store's checksummed
-//!   read path and writes the v2 (`NATSARC1`) archive in S2 framing, cut into chunks;
-//! - the sender, a task: waits for the receiver's interest, publishes chunks as slots of
-//!   the window come back, and ends the transfer.
+//! One thread per transfer, at lower CPU priority than publishers (see `background`),
+//! does all of it: waits for the receiver's interest, reads messages through the store's
+//! checksummed read path, writes the v2 (`NATSARC1`) archive in S2 framing, cuts that
+//! into chunks and publishes each as soon as the window has a free slot (acks return
+//! slots from the server's reader tasks), then sends the end message. Memory is the
+//! frame writer's buffers and one chunk, whatever the stream's size; the window's
+//! chunks wait in the receiver's outbound buffer. Why one thread and not a producer
+//! thread feeding a sending task: a chunk that lies inside one S2 frame is published
+//! straight from the frame writer's buffer, where a hand-off had to copy every byte into
+//! a chunk of its own first (a tenth of the transfer's CPU), and no wake-up crosses
+//! threads per chunk.
 
 use super::api::ApiResponse;
 use super::api::errors::ApiError;
@@ -48,7 +53,6 @@ use natrium_store::archive::{
 use serde::Serialize;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Default chunk size (jsm.go's and nats-server's).
@@ -67,8 +71,6 @@ const INTEREST_WAIT: Duration = Duration::from_secs(2);
 const FLOW_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes of messages the producer reads from the store at a time.
 const READ_BATCH: usize = 1 << 20;
-/// Chunks buffered between producer and sender.
-const PIPE_CHUNKS: usize = 4;
 /// Advisory: snapshot started.
 const SNAPSHOT_CREATE: &str = "io.nats.jetstream.advisory.v1.snapshot_create";
 /// Advisory: snapshot finished.
@@ -272,43 +274,116 @@ pub fn stream_snapshot(
     }))
 }
 
-/// A chunk handed from the producer to the sender.
-enum Piece {
-    /// A full chunk (sent with an ack reply subject).
-    Full(Vec<u8>),
-    /// The rest, shorter than a chunk (possibly empty); the archive is complete.
-    Last(Vec<u8>),
-    /// Producing the archive failed.
-    Failed(String),
+/// Why a transfer stopped before its end: the end message's status line, and the
+/// completion advisory's error text.
+struct Abort {
+    /// E.g. `408 No Flow Response`.
+    status: String,
+    /// E.g. `no flow response`.
+    why: String,
 }
 
-/// `Write` that cuts the compressed stream into chunks for the sender.
-struct ChunkSink {
-    /// Chunk being filled.
+/// `Write` that cuts the compressed stream into chunks and publishes each to the
+/// receiver once the window has room (the transfer's thread blocks meanwhile).
+struct ChunkSender<'a> {
+    /// Publishes into `account`.
+    server: &'a Arc<ServerShared>,
+    /// The account of the stream and of the receiver.
+    account: &'a Arc<Account>,
+    /// The receiver's deliver subject.
+    deliver: &'a [u8],
+    /// Ack subjects are `<prefix>.<chunk length>.<chunk number>`.
+    prefix: &'a str,
+    /// Free and taken slots of the window.
+    slots: &'a AckSlots,
+    /// Chunk size and slot count.
+    window: Window,
+    /// The start of a chunk whose bytes came in more than one write (at a frame's
+    /// edges); a chunk inside one write is published from that write's bytes.
     buf: Vec<u8>,
-    /// Chunk size.
-    chunk: usize,
-    /// To the sender.
-    tx: tokio::sync::mpsc::Sender<Piece>,
-    /// Archive bytes produced (for the completion log).
-    total: u64,
+    /// Chunks published.
+    index: u64,
+    /// Reused for each chunk's ack subject.
+    reply: String,
+    /// Why sending stopped, once it has.
+    abort: Option<Abort>,
 }
 
-impl Write for ChunkSink {
+impl ChunkSender<'_> {
+    /// Stop the transfer: remembered for the end message, an error for the writer.
+    fn fail(&mut self, status: &str, why: &str) -> std::io::Error {
+        self.abort = Some(Abort {
+            status: status.to_string(),
+            why: why.to_string(),
+        });
+        std::io::Error::from(std::io::ErrorKind::BrokenPipe)
+    }
+
+    /// Wait for a free slot (at most [`FLOW_TIMEOUT`] without an ack), then publish
+    /// `data` as the next full chunk, with its ack subject.
+    fn send_chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
+        {
+            let deadline = std::time::Instant::now() + FLOW_TIMEOUT;
+            let mut taken = self.slots.taken.lock();
+            while *taken >= self.window.slots {
+                if self
+                    .slots
+                    .returned
+                    .wait_until(&mut taken, deadline)
+                    .timed_out()
+                {
+                    break;
+                }
+            }
+            if *taken >= self.window.slots {
+                drop(taken);
+                return Err(self.fail("408 No Flow Response", "no flow response"));
+            }
+            *taken += 1;
+        }
+        if !self.account.sublist.has_interest(self.deliver) {
+            return Err(self.fail("408 No Interest", "no interest"));
+        }
+        self.index += 1;
+        self.reply.clear();
+        {
+            use std::fmt::Write as _;
+            let _ = write!(self.reply, "{}.{}.{}", self.prefix, data.len(), self.index);
+        }
+        publish(
+            self.server,
+            self.account,
+            self.deliver,
+            Some(self.reply.as_bytes()),
+            None,
+            data,
+        );
+        Ok(())
+    }
+}
+
+impl Write for ChunkSender<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let chunk = self.window.chunk;
         let mut rest = data;
         while !rest.is_empty() {
-            let take = (self.chunk - self.buf.len()).min(rest.len());
+            if self.buf.is_empty() && rest.len() >= chunk {
+                let (now, later) = rest.split_at(chunk);
+                self.send_chunk(now)?;
+                rest = later;
+                continue;
+            }
+            let take = (chunk - self.buf.len()).min(rest.len());
             self.buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if self.buf.len() == self.chunk {
-                let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
-                self.tx
-                    .blocking_send(Piece::Full(full))
-                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+            if self.buf.len() == chunk {
+                let full = std::mem::take(&mut self.buf);
+                let sent = self.send_chunk(&full);
+                self.buf = full;
+                self.buf.clear();
+                sent?;
             }
         }
-        self.total += data.len() as u64;
         Ok(data.len())
     }
 
@@ -351,9 +426,9 @@ fn produce<W: Write>(cap: &mut Capture, w: W) -> Result<W, String> {
 /// The ack subscription: every message on `<prefix>.>` returns one window slot.
 struct AckSlots {
     /// Chunks sent and not acknowledged.
-    inflight: AtomicUsize,
-    /// Wakes the sender.
-    notify: tokio::sync::Notify,
+    taken: parking_lot::Mutex<usize>,
+    /// Signalled when an ack returns a slot (the transfer's thread waits on it).
+    returned: parking_lot::Condvar,
 }
 
 impl InternalHandler for AckSlots {
@@ -366,12 +441,10 @@ impl InternalHandler for AckSlots {
         _msg: PubMsg<'_>,
     ) -> bool {
         // An ack never returns more slots than are out.
-        if self
-            .inflight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            self.notify.notify_one();
+        let mut taken = self.taken.lock();
+        if *taken > 0 {
+            *taken -= 1;
+            self.returned.notify_one();
         }
         true
     }
@@ -412,7 +485,6 @@ fn start(
     window: Window,
     domain: String,
 ) {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(PIPE_CHUNKS);
     let stream_name = stream_name.to_string();
     super::advisory::send_now(
         &server,
@@ -425,45 +497,30 @@ fn start(
             domain: &domain,
         },
     );
-    let chunk = window.chunk;
-    let spawned = std::thread::Builder::new()
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let _ = std::thread::Builder::new()
         .name(format!("natrium-snapshot-{stream_name}"))
         .spawn(move || {
             // Publishers come first: see `background`.
             super::background::lower_current_thread();
-            let sink = ChunkSink {
-                buf: Vec::with_capacity(chunk),
-                chunk,
-                tx: tx.clone(),
-                total: 0,
-            };
-            let mut cap = cap;
-            let piece = match produce(&mut cap, sink) {
-                Ok(sink) => Piece::Last(sink.buf),
-                Err(e) => Piece::Failed(e),
-            };
-            let _ = tx.blocking_send(piece);
+            // Delivery may wake tasks and spawn (as on any publishing thread).
+            let _rt = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            let start = Timestamp::now();
+            let error = transfer(&server, &account, &stream_name, &deliver, window, cap);
+            super::advisory::send_now(
+                &server,
+                &account,
+                &format!("$JS.EVENT.ADVISORY.STREAM.SNAPSHOT_COMPLETE.{stream_name}"),
+                &CompleteAdvisory {
+                    typed: super::advisory::Typed::new(SNAPSHOT_COMPLETE),
+                    stream: &stream_name,
+                    start,
+                    end: Timestamp::now(),
+                    domain: &domain,
+                    error: error.as_deref().unwrap_or(""),
+                },
+            );
         });
-    if spawned.is_err() {
-        return;
-    }
-    tokio::spawn(async move {
-        let start = Timestamp::now();
-        let error = send(&server, &account, &stream_name, &deliver, window, rx).await;
-        super::advisory::send_now(
-            &server,
-            &account,
-            &format!("$JS.EVENT.ADVISORY.STREAM.SNAPSHOT_COMPLETE.{stream_name}"),
-            &CompleteAdvisory {
-                typed: super::advisory::Typed::new(SNAPSHOT_COMPLETE),
-                stream: &stream_name,
-                start,
-                end: Timestamp::now(),
-                domain: &domain,
-                error: error.as_deref().unwrap_or(""),
-            },
-        );
-    });
 }
 
 /// Publish one message into the account.
@@ -489,24 +546,25 @@ fn publish(
     ctx.flush();
 }
 
-/// The sender: returns the failure text (for the completion advisory), if any.
-async fn send(
+/// The transfer, on its own thread: returns the failure text (for the completion
+/// advisory), if any.
+fn transfer(
     server: &Arc<ServerShared>,
     account: &Arc<Account>,
     stream: &str,
     deliver: &str,
     window: Window,
-    mut rx: tokio::sync::mpsc::Receiver<Piece>,
+    mut cap: Capture,
 ) -> Option<String> {
     let deliver_b = deliver.as_bytes();
-    let waited = tokio::time::Instant::now();
+    let waited = std::time::Instant::now();
     while !account.sublist.has_interest(deliver_b) && waited.elapsed() < INTEREST_WAIT {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        std::thread::sleep(Duration::from_millis(10));
     }
     let prefix = format!("$JS.SNAPSHOT.ACK.{stream}.{}", crate::system::event_id());
     let slots = Arc::new(AckSlots {
-        inflight: AtomicUsize::new(0),
-        notify: tokio::sync::Notify::new(),
+        taken: parking_lot::Mutex::new(0),
+        returned: parking_lot::Condvar::new(),
     });
     let ack_subject = format!("{prefix}.>");
     let handler: Arc<dyn InternalHandler> = slots.clone();
@@ -518,6 +576,33 @@ async fn send(
     let _ = account
         .sublist
         .insert(ack_subject.as_bytes(), None, sub.clone());
+    let mut sender = ChunkSender {
+        server,
+        account,
+        deliver: deliver_b,
+        prefix: &prefix,
+        slots: &slots,
+        window,
+        buf: Vec::with_capacity(window.chunk),
+        index: 0,
+        reply: String::new(),
+        abort: None,
+    };
+    let outcome = match produce(&mut cap, &mut sender) {
+        Ok(_) => {
+            // The rest, shorter than a chunk (possibly empty), goes without an ack.
+            if !sender.buf.is_empty() {
+                publish(server, account, deliver_b, None, None, &sender.buf);
+            }
+            Ok(())
+        }
+        Err(e) => Err(sender.abort.take().unwrap_or(Abort {
+            status: format!("500 {e}"),
+            why: e,
+        })),
+    };
+    let sent = sender.index;
+    crate::client::deliver::remove_sub(account, &sub);
     let end = |status: Option<&str>| {
         let h = status.map(|s| format!("NATS/1.0 {s}\r\n\r\n"));
         publish(
@@ -529,67 +614,14 @@ async fn send(
             b"",
         );
     };
-    let mut index = 0u64;
-    let outcome = loop {
-        let Some(piece) = rx.recv().await else {
-            break Err((
-                "500 snapshot producer stopped".to_string(),
-                "producer stopped",
-            ));
-        };
-        match piece {
-            Piece::Full(data) => {
-                // Wait for a slot of the window.
-                loop {
-                    let notified = slots.notify.notified();
-                    if slots.inflight.load(Ordering::Acquire) < window.slots {
-                        break;
-                    }
-                    if tokio::time::timeout(FLOW_TIMEOUT, notified).await.is_err() {
-                        break;
-                    }
-                }
-                if slots.inflight.load(Ordering::Acquire) >= window.slots {
-                    break Err(("408 No Flow Response".to_string(), "no flow response"));
-                }
-                if !account.sublist.has_interest(deliver_b) {
-                    break Err(("408 No Interest".to_string(), "no interest"));
-                }
-                index += 1;
-                slots.inflight.fetch_add(1, Ordering::AcqRel);
-                let reply = format!("{prefix}.{}.{index}", data.len());
-                publish(
-                    server,
-                    account,
-                    deliver_b,
-                    Some(reply.as_bytes()),
-                    None,
-                    &data,
-                );
-            }
-            Piece::Last(data) => {
-                if !data.is_empty() {
-                    publish(server, account, deliver_b, None, None, &data);
-                }
-                break Ok(());
-            }
-            Piece::Failed(e) => break Err((format!("500 {e}"), "failed")),
-        }
-    };
-    drop(rx);
-    crate::client::deliver::remove_sub(account, &sub);
     match outcome {
         Ok(()) => {
-            end(if index > 0 { Some("204") } else { None });
+            end(if sent > 0 { Some("204") } else { None });
             None
         }
-        Err((status, why)) => {
+        Err(Abort { status, why }) => {
             end(Some(&status));
-            Some(if why == "failed" {
-                status.trim_start_matches("500 ").to_string()
-            } else {
-                why.to_string()
-            })
+            Some(why)
         }
     }
 }
