@@ -7,7 +7,8 @@
 //! `js_fill sync URL STREAM SIZE START_FILE STOP_FILE MAX_SECONDS`: publish one message at
 //! a time to `STREAM.sync`, each waiting for its ack, and count the acks between the
 //! moment START_FILE exists and the moment STOP_FILE exists (or MAX_SECONDS after
-//! start). Prints `{"published":N,"seconds":S,"rate":R}`.
+//! start). Prints `{"published":N,"seconds":S,"rate":R,"max_ack_ms":M}` (M: the longest
+//! wait for one ack in that window).
 //!
 //! Payloads are pseudo-random printable bytes, fresh for every message.
 
@@ -92,11 +93,16 @@ async fn sync_pub(
     let mut n = 0u64;
     let mut i = 0u64;
     let mut checked = Instant::now();
+    // The longest wait for one ack inside the window: a stall shows here even when the
+    // rate looks fine.
+    let mut max_wait = Duration::ZERO;
     loop {
+        let t = Instant::now();
         js.publish(subject.clone(), payload(i, size)).await?.await?;
         i += 1;
         if window.is_some() {
             n += 1;
+            max_wait = max_wait.max(t.elapsed());
         }
         if checked.elapsed() >= Duration::from_millis(5) {
             checked = Instant::now();
@@ -110,7 +116,10 @@ async fn sync_pub(
     }
     let secs = window.map(|w| w.elapsed().as_secs_f64()).unwrap_or(0.0);
     let rate = if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    println!("{{\"published\":{n},\"seconds\":{secs:.3},\"rate\":{rate:.1}}}");
+    let max_ms = max_wait.as_secs_f64() * 1000.0;
+    println!(
+        "{{\"published\":{n},\"seconds\":{secs:.3},\"rate\":{rate:.1},\"max_ack_ms\":{max_ms:.2}}}"
+    );
     Ok(())
 }
 

@@ -11,6 +11,15 @@
 //! it). A higher nice value does the same for CPU on a machine where the server and
 //! its clients share few cores.
 //!
+//! Why not `SCHED_IDLE` for the CPU: tried (2026-11-29). On an otherwise quiet machine
+//! it halved a sync publisher's loss during a backup (9-32% instead of 39-51%), but
+//! with the cores saturated (two spinning processes beside the backup and the
+//! publisher) the backup crawled at 6-10 MB/s (nice 10: 60-86) and the publisher's
+//! longest ack wait grew to 1.2-1.4 s (nice 10: 60-100 ms): the idle-class thread was
+//! preempted while holding the store's read lock, and the publisher's append waited
+//! until the scheduler gave that thread its tiny share again. A nice value keeps a
+//! weight large enough that such a wait stays short.
+//!
 //! Both are best effort: where the kernel refuses (another scheduler, a container that
 //! forbids it), the work simply runs at normal priority.
 
