@@ -33,8 +33,9 @@ const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
 const BULK_NICE: libc::c_int = 10;
 
 /// Puts the calling thread's disk I/O in the idle class and raises its nice value.
-/// Call it first thing in a thread that does bulk work (snapshot producer, restore
-/// importer). Returns whether the I/O class was taken.
+/// Call it first thing in a thread that does bulk work beside live traffic (the
+/// snapshot thread; a restore's importer runs at normal priority: how it competes
+/// with live publishers is not measured yet). Returns whether the I/O class was taken.
 pub fn lower_current_thread() -> bool {
     // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
     unsafe {

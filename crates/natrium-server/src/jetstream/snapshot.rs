@@ -65,11 +65,11 @@ pub const MAX_CHUNK: i64 = 1024 * 1024;
 pub const DEFAULT_WINDOW: i64 = 8 * 1024 * 1024;
 /// Largest window.
 pub const MAX_WINDOW: i64 = 32 * 1024 * 1024;
-/// How long the sender waits for someone to subscribe the deliver subject.
+/// How long the transfer waits for someone to subscribe the deliver subject.
 const INTEREST_WAIT: Duration = Duration::from_secs(2);
 /// How long a full window may stay unacknowledged before the transfer is abandoned.
 const FLOW_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bytes of messages the producer reads from the store at a time.
+/// Bytes of messages the transfer reads from the store at a time.
 const READ_BATCH: usize = 1 << 20;
 /// Advisory: snapshot started.
 const SNAPSHOT_CREATE: &str = "io.nats.jetstream.advisory.v1.snapshot_create";
@@ -202,7 +202,7 @@ impl Capture {
     }
 }
 
-/// What the producer captured when the snapshot was taken.
+/// What the transfer archives: the stream as it was when the snapshot was taken.
 pub(crate) struct Capture {
     /// The stream's store (bulk reads of live messages).
     store: Arc<dyn natrium_store::StreamStore>,
@@ -475,7 +475,7 @@ struct CompleteAdvisory<'a> {
     error: &'a str,
 }
 
-/// Start producer and sender.
+/// Announce the snapshot and start its transfer thread.
 fn start(
     server: Arc<ServerShared>,
     account: Arc<Account>,
