@@ -21,10 +21,7 @@ use std::time::Duration;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
-/// Above this capacity a buffer that is mostly unused is given back to the allocator:
-/// after a write of less than a quarter of it (a burst is over). A buffer that keeps
-/// being filled (a backup's window of chunks, a fast consumer) keeps its capacity, since
-/// growing a fresh one again cost a copy per doubling and a page fault per page.
+/// Above this capacity an idle buffer is given back to the allocator.
 const SHRINK_ABOVE: usize = 8 * 1024 * 1024;
 
 /// Why a write failed.
@@ -161,9 +158,8 @@ pub async fn run(
             if stalled {
                 conn.drained.notify_waiters();
             }
-            let written = spare.len();
             spare.clear();
-            if spare.capacity() > SHRINK_ABOVE && written < spare.capacity() / 4 {
+            if spare.capacity() > SHRINK_ABOVE {
                 spare = Vec::new();
             }
         }

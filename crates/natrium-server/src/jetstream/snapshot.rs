@@ -23,13 +23,16 @@
 //! does all of it: waits for the receiver's interest, reads messages through the store's
 //! checksummed read path, writes the v2 (`NATSARC1`) archive in S2 framing, cuts that
 //! into chunks and publishes each as soon as the window has a free slot (acks return
-//! slots from the server's reader tasks), then sends the end message. Memory is the
-//! frame writer's buffers and one chunk, whatever the stream's size; the window's
-//! chunks wait in the receiver's outbound buffer. Why one thread and not a producer
-//! thread feeding a sending task: a chunk that lies inside one S2 frame is published
-//! straight from the frame writer's buffer, where a hand-off had to copy every byte into
-//! a chunk of its own first (a tenth of the transfer's CPU), and no wake-up crosses
-//! threads per chunk.
+//! slots from the server's reader tasks), then sends the end message. Memory is a few
+//! MiB whatever the stream's size (a read batch, the frame writer's buffers, one chunk);
+//! the window's chunks wait in the receiver's outbound buffer. Why one thread and not a
+//! producer thread feeding a sending task: a chunk that lies inside one S2 frame is
+//! published straight from the frame writer's buffer, where a hand-off had to copy
+//! every byte into a chunk of its own first (a tenth of the transfer's CPU), and no
+//! channel sits between reading and sending (the thread is woken only by acks, when
+//! the window is full). A panic while producing the archive still ends the transfer
+//! with `500` and removes its ack subscription. At server shutdown the thread stops at
+//! its next chunk (the receiver's interest is gone) or after the flow timeout.
 
 use super::api::ApiResponse;
 use super::api::errors::ApiError;
@@ -588,7 +591,19 @@ fn transfer(
         reply: String::new(),
         abort: None,
     };
-    let outcome = match produce(&mut cap, &mut sender) {
+    // A panic in the store or the archive writer must still end the transfer (500)
+    // and remove the ack subscription below, as a producer that stops would.
+    let produced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        produce(&mut cap, &mut sender).map(drop)
+    }))
+    .unwrap_or_else(|_| {
+        sender.abort = Some(Abort {
+            status: "500 snapshot producer stopped".to_string(),
+            why: "producer stopped".to_string(),
+        });
+        Err("producer stopped".to_string())
+    });
+    let outcome = match produced {
         Ok(_) => {
             // The rest, shorter than a chunk (possibly empty), goes without an ack.
             if !sender.buf.is_empty() {

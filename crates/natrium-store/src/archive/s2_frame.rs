@@ -15,6 +15,9 @@
 //! the next ones uncompressed without trying, 1, 2, 4 … up to [`MAX_SKIP`] of them, and
 //! tries again; one that compresses well resets the back-off. The output is the same
 //! valid stream (uncompressed chunks are part of the format), only with fewer attempts.
+//! The price: input that alternates between compressible and incompressible megabytes
+//! can have compressible chunks stored as they are (those that fall in a skip), so its
+//! archive is larger than it could be; never invalid.
 
 use std::io::{self, Read, Write};
 

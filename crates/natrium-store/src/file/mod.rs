@@ -1983,8 +1983,8 @@ impl FileStore {
     }
 }
 
-/// Largest `read_batch` scratch buffer kept for the next call on the same thread (a
-/// bigger one, from a caller asking for more, is freed after its call).
+/// Largest `read_batch` scratch buffer (capacity) kept for the next call on the same
+/// thread (a bigger one, from a caller asking for more, is freed after its call).
 const READ_SCRATCH_KEEP: usize = 4 << 20;
 
 thread_local! {
@@ -2271,7 +2271,7 @@ impl StreamStore for FileStore {
         READ_SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
                 let got = self.read_runs(&locs, &files, start, end, &mut scratch, f);
-                if scratch.len() > READ_SCRATCH_KEEP {
+                if scratch.capacity() > READ_SCRATCH_KEEP {
                     *scratch = Vec::new();
                 }
                 got
