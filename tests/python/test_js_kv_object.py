@@ -389,10 +389,19 @@ async def test_kv_ttl_purge_deletes_and_bucket_delete(js_server):
         await kv2.put("y", b"keep")
         await kv2.delete("x")
         assert len(await kv2.history("x")) == 4
-        # olderthan <= 0: every delete marker goes, along with the data before it
-        assert await kv2.purge_deletes(olderthan=-1)
-        with pytest.raises(jse.NoKeysError):
-            await kv2.history("x")
+        # olderthan <= 0: every delete marker goes, along with the data before it.
+        # nats-py's purge_deletes finds the markers with watchall(), whose initial pass
+        # can end before the marker arrives (a client race, seen once in CI against
+        # nats-server 2.15.1, where nothing was purged): up to 3 tries, then the end
+        # state is required (the bucket's value count below checks it too).
+        for _ in range(3):
+            assert await kv2.purge_deletes(olderthan=-1)
+            try:
+                await kv2.history("x")
+            except jse.NoKeysError:
+                break
+        else:
+            pytest.fail("x's history was never purged")
         assert (await kv2.status()).values == 1
         assert await kv2.keys() == ["y"]
         assert sorted(await kv2.keys(filters=["y", "z"])) == ["y"]
