@@ -1504,10 +1504,10 @@ impl Shared {
     /// thread (`sync_put_off`), as is the directory's; the new segment's header becomes
     /// durable with that segment's own first fsync (`roll_new`). A bulk writer (a
     /// restore's staging store) no longer stops for three fsyncs and a truncate at every
-    /// roll (~30 ms per 16 MiB, measured). Segments still become durable in order, a group fsync (`lead`) first does whatever is
-    /// still queued, and a roll that finds [`MAX_PUT_OFF`] segments queued (a flusher
-    /// behind a slow disk) does the oldest itself, which bounds how far the writer
-    /// runs ahead of the disk.
+    /// roll (~30 ms per 16 MiB, measured). Segments still become durable in order, a
+    /// group fsync (`lead`) first does whatever is still queued, and a roll that finds
+    /// [`MAX_PUT_OFF`] segments queued (a flusher behind a slow disk) does the oldest
+    /// itself, which bounds how far the writer runs ahead of the disk.
     fn roll(&self, g: &mut Inner) -> Result<()> {
         let interval = matches!(self.durability(), Durability::Interval(_));
         if !g.abandon_active && interval {
