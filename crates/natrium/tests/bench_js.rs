@@ -317,6 +317,7 @@ fn fsync_counts_its_syncs() {
         &["fsync", "--dir", &dir_arg, "--msgs", "5", "--size", "64"],
     );
     assert_eq!(v["mode"], "fsync");
+    assert_eq!(v["variant"], "append");
     assert_eq!(u(&v, "published"), 5);
     assert_eq!(v["complete"], true);
     assert!(f(&v, "p50_us") > 0.0);
@@ -325,4 +326,42 @@ fn fsync_counts_its_syncs() {
         0,
         "the fsync file is removed"
     );
+}
+
+#[test]
+fn fsync_prealloc_overwrites_a_preallocated_file() {
+    let dir = TempDir::new();
+    let dir_arg = dir.0.to_string_lossy().into_owned();
+    let v = bench_json(
+        "nats://127.0.0.1:1",
+        &[
+            "fsync",
+            "--dir",
+            &dir_arg,
+            "--msgs",
+            "5",
+            "--size",
+            "64",
+            "--prealloc",
+        ],
+    );
+    assert_eq!(v["variant"], "prealloc");
+    assert_eq!(u(&v, "published"), 5);
+    assert_eq!(v["complete"], true);
+    assert_eq!(
+        std::fs::read_dir(&dir.0).expect("read dir").count(),
+        0,
+        "the fsync file is removed"
+    );
+    // A size that cannot be preallocated is refused up front, and leaves no file.
+    let out = Command::new(NATRIUM)
+        .args(["bench", "fsync", "--dir", &dir_arg, "--prealloc"])
+        .args(["--msgs", "18446744073709551615", "--size", "1KiB"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run natrium");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("too large to preallocate"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&dir.0).expect("read dir").count(), 0);
 }

@@ -8,6 +8,13 @@
 //! `fdatasync` (`File::sync_data`), `--msgs` times or until
 //! `--max-seconds`, and reports syncs per second and their latency. The
 //! file is removed afterwards.
+//!
+//! `--prealloc` first extends the file with `fallocate` to hold every
+//! append, as natrium's file store does for its active segment, so each
+//! `fdatasync` need not also write the file's new size. Without it the loop
+//! is a plain append (what most programs do); with it, it is the same
+//! durable write natrium-server makes per synchronous publish, minus the
+//! server: the stricter ceiling for `js-pub --sync` against natrium.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,6 +46,11 @@ pub struct FsyncArgs {
     #[arg(long, default_value = "128", value_parser = parse_size, value_name = "BYTES")]
     size: usize,
 
+    /// Preallocate the whole file first (`fallocate`), as natrium's store
+    /// does for its active segment, so no append changes the file's size.
+    #[arg(long)]
+    prealloc: bool,
+
     /// Flags shared by every mode (`--subject` is unused).
     #[command(flatten)]
     pub(super) common: CommonArgs,
@@ -54,10 +66,11 @@ struct Outcome {
 /// Runs `bench fsync`.
 pub async fn run(args: FsyncArgs) -> Result<()> {
     let budget = Duration::from_secs_f64(args.common.max_seconds);
-    let (dir, msgs, size) = (args.dir.clone(), args.msgs, args.size);
-    let outcome = tokio::task::spawn_blocking(move || sync_loop(&dir, msgs, size, budget))
-        .await
-        .map_err(|e| Error::Internal(format!("fsync task failed: {e}")))??;
+    let (dir, msgs, size, prealloc) = (args.dir.clone(), args.msgs, args.size, args.prealloc);
+    let outcome =
+        tokio::task::spawn_blocking(move || sync_loop(&dir, msgs, size, prealloc, budget))
+            .await
+            .map_err(|e| Error::Internal(format!("fsync task failed: {e}")))??;
     let us = |q: f64| Some(outcome.hist.value_at_quantile(q) as f64 / 1000.0);
     let has = !outcome.hist.is_empty();
     let complete = outcome.done == args.msgs;
@@ -78,13 +91,30 @@ pub async fn run(args: FsyncArgs) -> Result<()> {
         stop_reason: if complete { "complete" } else { "deadline" },
         complete,
         dir: Some(args.dir.display().to_string()),
+        variant: Some(if args.prealloc { "prealloc" } else { "append" }),
         ..Report::new("fsync", "", &Health::default())
     };
     finish(&report, args.common.json, args.common.max_seconds)
 }
 
-/// Appends and fdatasyncs up to `msgs` times within `budget`.
-fn sync_loop(dir: &std::path::Path, msgs: u64, size: usize, budget: Duration) -> Result<Outcome> {
+/// Appends and fdatasyncs up to `msgs` times within `budget` (into a file
+/// preallocated for all of them first, with `prealloc`).
+fn sync_loop(
+    dir: &std::path::Path,
+    msgs: u64,
+    size: usize,
+    prealloc: bool,
+    budget: Duration,
+) -> Result<Outcome> {
+    let prealloc_len = if prealloc {
+        let len = msgs
+            .checked_mul(size as u64)
+            .and_then(|n| libc::off_t::try_from(n).ok())
+            .ok_or_else(|| Error::Usage("--msgs x --size is too large to preallocate".into()))?;
+        Some(len)
+    } else {
+        None
+    };
     let path = dir.join(format!("natrium-bench-fsync-{}.tmp", std::process::id()));
     let io = |what: &str, e: std::io::Error| {
         Error::Usage(format!("cannot {what} {}: {e}", path.display()))
@@ -94,6 +124,12 @@ fn sync_loop(dir: &std::path::Path, msgs: u64, size: usize, budget: Duration) ->
         .write(true)
         .open(&path)
         .map_err(|e| io("create", e))?;
+    if let Some(len) = prealloc_len
+        && let Err(e) = preallocate(&file, len)
+    {
+        let _ = std::fs::remove_file(&path);
+        return Err(io("preallocate", e));
+    }
     let mut hist = Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
         .map_err(|e| Error::Internal(format!("cannot create latency histogram: {e}")))?;
     let buf = vec![b'n'; size];
@@ -117,4 +153,18 @@ fn sync_loop(dir: &std::path::Path, msgs: u64, size: usize, budget: Duration) ->
         seconds,
         hist,
     })
+}
+
+/// Extends `file` to `len` bytes of allocated (unwritten) space, as the store's
+/// `segment::preallocate` does, and makes that allocation durable before the
+/// loop starts, so the loop's syncs carry only the appends.
+fn preallocate(file: &std::fs::File, len: libc::off_t) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if len > 0 {
+        // SAFETY: plain syscall on an open descriptor owned by `file`.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    file.sync_all()
 }
