@@ -669,6 +669,95 @@ mod tests {
         assert_eq!(w(1024, 1 << 40).slots, 32768);
     }
 
+    /// A view that panics on its first read: a bug in the store or the archive writer.
+    struct PanickingView;
+
+    impl PinnedView for PanickingView {
+        fn watermark(&self) -> u64 {
+            1
+        }
+
+        fn next_msg(&mut self) -> natrium_store::Result<Option<natrium_store::StoredMsg>> {
+            panic!("injected: the store failed mid-snapshot");
+        }
+
+        fn split_at(&mut self, _since: u64) -> natrium_store::Result<Vec<(u64, u64)>> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A producer that panics still ends the transfer the way a failing one does: the
+    /// receiver gets `500 snapshot producer stopped` as the end message, and the ack
+    /// subscription is gone from the account afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_producer_ends_with_500_and_removes_its_ack_subscription() {
+        use crate::logging::Logger;
+        use crate::server::Server;
+        use futures::StreamExt;
+        let mut server = Server::start(
+            crate::options::Options::for_test(),
+            Arc::new(Logger::null()),
+        )
+        .await
+        .expect("start");
+        let client = async_nats::connect(server.client_url())
+            .await
+            .expect("connect");
+        let mut sub = client.subscribe("snap.deliver").await.expect("subscribe");
+        client.flush().await.expect("flush");
+        let account = server.shared().global_account();
+        let acks = |account: &Account| {
+            let mut n = 0;
+            account.sublist.for_each(|subject, _, _| {
+                n += usize::from(subject.starts_with(b"$JS.SNAPSHOT.ACK.PANIC."));
+            });
+            n
+        };
+        assert_eq!(acks(&account), 0);
+        let cap = Capture {
+            store: Arc::new(natrium_store::MemStore::new(Default::default())),
+            view: Box::new(PanickingView),
+            state: StreamState::default(),
+            consumers: Vec::new(),
+            incremental: None,
+        };
+        let window = Window {
+            chunk: MIN_CHUNK as usize,
+            slots: 4,
+        };
+        start(
+            server.shared().clone(),
+            account.clone(),
+            "PANIC",
+            cap,
+            "snap.deliver".to_string(),
+            window,
+            String::new(),
+        );
+        // Chunks of what was written before the panic may come first (each acked);
+        // then the end message, empty, with the status.
+        let end = loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+                .await
+                .expect("an end message within 10s")
+                .expect("subscription open");
+            if msg.payload.is_empty() {
+                break msg;
+            }
+            if let Some(reply) = msg.reply {
+                client.publish(reply, "".into()).await.expect("ack");
+            }
+        };
+        assert_eq!(end.status.map(u16::from), Some(500));
+        assert_eq!(
+            end.description.as_deref(),
+            Some("snapshot producer stopped")
+        );
+        // The thread removes the subscription before it sends the end message.
+        assert_eq!(acks(&account), 0, "the ack subscription is removed");
+        server.shutdown().await;
+    }
+
     #[test]
     fn empty_requests() {
         use super::super::api::is_empty_request;
