@@ -1005,3 +1005,57 @@ async fn an_interrupted_backup_resumes() {
     );
     assert!(!again.status.success());
 }
+
+/// A restore sent as thousands of small chunks (the target server's `max_payload` is
+/// 4 KiB, so the CLI uploads 4 KiB at a time with 8 unanswered) restores the stream
+/// exactly, three times over: the server reads the chunks as one byte stream and checks
+/// every S2 frame's checksum, so a chunk lost, repeated or out of order fails it. (The
+/// ordering itself is pinned down by `stream_restore`'s unit test, which makes the
+/// uploader's answers pile up on purpose.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_in_thousands_of_small_chunks_arrives_in_order() {
+    let from = Server::natrium();
+    let js = from.js().await;
+    js.create_stream(stream::Config {
+        name: "MANY".into(),
+        subjects: vec!["MANY.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // 12 MiB of incompressible messages: ~3,000 upload chunks of 4 KiB.
+    common::publish_noise(&js, "MANY", 3_000, 4096, 0x51_7cc1_b727_220a, 256).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("many");
+    ok_json(cli(
+        &from.url,
+        &["stream", "backup", "MANY", bdir.to_str().unwrap(), "--json"],
+    ));
+    let conf = dir.path().join("small.conf");
+    std::fs::write(&conf, "max_payload: 4096\n").unwrap();
+    for round in 0..3 {
+        let to = Server::natrium_with(&["-c", conf.to_str().unwrap()]);
+        let r = ok_json(cli(
+            &to.url,
+            &["stream", "restore", bdir.to_str().unwrap(), "--json"],
+        ));
+        assert_eq!(r["messages"], 3_000, "round {round}: {r}");
+        assert_eq!(r["last_seq"], 3_000, "round {round}: {r}");
+        assert!(
+            r["bytes"].as_u64().unwrap() > 3_000 * 4096,
+            "round {round}: {r}"
+        );
+        let js_to = to.js().await;
+        let mut a = js.get_stream("MANY").await.unwrap();
+        let b = js_to.get_stream("MANY").await.unwrap();
+        assert_eq!(
+            a.info().await.unwrap().state.bytes,
+            b.clone().info().await.unwrap().state.bytes
+        );
+        for seq in [1, 1_500, 3_000] {
+            let x = a.get_raw_message(seq).await.unwrap();
+            let y = b.get_raw_message(seq).await.unwrap();
+            assert_eq!(x.payload, y.payload, "round {round}, seq {seq}");
+        }
+    }
+}

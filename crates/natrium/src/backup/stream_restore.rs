@@ -18,17 +18,18 @@
 //! Speed: jsm.go sends 64 KiB and waits for each answer, so a restore costs one round
 //! trip per 64 KiB and the server idles between chunks. We send chunks of up to the
 //! server's `max_payload` (at most 1 MiB) and keep [`UPLOAD_WINDOW`] of them in flight
-//! ([`Uploader`]). Both servers take that: NATS keeps a connection's messages in order,
+//! ([`Uploader`], which publishes them strictly in order and awaits only the answers
+//! concurrently). Both servers take that: NATS keeps a connection's messages in order,
 //! nats-server queues upload chunks without a bound, and natrium answers a chunk when it
 //! takes it from its queue (64 chunks deep), so a client with at most that many
 //! unanswered chunks can never overrun it.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use async_nats::Client;
 use bytes::Bytes;
 use futures::StreamExt;
-use futures::stream::FuturesOrdered;
 use serde_json::{Value, json};
 
 use super::layout::{ARCHIVE, StreamDir};
@@ -159,20 +160,34 @@ pub fn upload_chunk(client: &Client) -> usize {
     max.min(MAX_UPLOAD_CHUNK).max(UPLOAD_CHUNK.min(max))
 }
 
-/// One upload request's outcome (an empty answer, or why not).
-type ChunkAnswer = Result<(), BackupError>;
-
-/// Sends upload chunks with up to [`UPLOAD_WINDOW`] requests unanswered; answers are
-/// checked in order (the first bad one fails the upload).
+/// Sends upload chunks with up to [`UPLOAD_WINDOW`] of them unanswered; answers are
+/// checked as they come (the first bad one fails the upload).
+///
+/// Order is everything here: the server reads the chunks as one byte stream in the
+/// order they arrive. So each chunk is published by this task itself, in turn
+/// (`publish_with_reply` completes once the chunk is queued on the connection, whose
+/// writes keep that order), and only the answers are awaited concurrently, on one
+/// subscription (`<inbox>.<n>` answers chunk `n`). An earlier version kept one
+/// `request` future per chunk in a `FuturesOrdered`: a future first polled when the
+/// task's cooperative budget was spent is woken only after the task yields, by which
+/// time a newer chunk's future may have been queued ahead of it, so chunks could go
+/// out of order (seen: chunk 1012 sent before 1010 of a 1 GiB restore, which the
+/// server refused on the frame checksum).
 pub struct Uploader<'a> {
     /// The connection.
     client: &'a Client,
     /// The server's upload subject.
     subject: &'a str,
-    /// How long one chunk's answer may take.
+    /// How long the oldest unanswered chunk may wait for its answer.
     chunk_timeout: Duration,
-    /// Requests sent and not yet answered, oldest first, with their sizes.
-    inflight: FuturesOrdered<futures::future::BoxFuture<'a, (u64, ChunkAnswer)>>,
+    /// Prefix of the answers' subjects.
+    inbox: String,
+    /// The answers (`<inbox>.*`), subscribed on first use.
+    answers: Option<async_nats::Subscriber>,
+    /// Chunks sent and not yet answered, oldest first: (number, bytes).
+    inflight: VecDeque<(u64, u64)>,
+    /// Number of the next chunk.
+    next: u64,
     /// Bytes whose chunks were answered.
     sent: u64,
 }
@@ -184,32 +199,74 @@ impl<'a> Uploader<'a> {
             client,
             subject,
             chunk_timeout,
-            inflight: FuturesOrdered::new(),
+            inbox: client.new_inbox(),
+            answers: None,
+            inflight: VecDeque::with_capacity(UPLOAD_WINDOW),
+            next: 0,
             sent: 0,
         }
     }
 
-    /// Send `data`, first waiting for the oldest answer when the window is full.
+    /// Send `data`, first waiting for an answer when the window is full.
     pub async fn send(&mut self, data: Bytes, progress: &mut Progress) -> Result<(), BackupError> {
         while self.inflight.len() >= UPLOAD_WINDOW {
             self.settle_one(progress).await?;
         }
-        let client = self.client.clone();
-        let subject = self.subject.to_string();
-        let timeout = self.chunk_timeout;
-        let n = data.len() as u64;
-        self.inflight.push_back(Box::pin(async move {
-            (n, send_chunk(&client, &subject, data, timeout).await)
-        }));
+        if self.answers.is_none() {
+            let sub = self
+                .client
+                .subscribe(format!("{}.*", self.inbox))
+                .await
+                .map_err(|e| BackupError::nats("subscribe for upload answers", e))?;
+            self.answers = Some(sub);
+        }
+        let n = self.next;
+        self.next += 1;
+        let len = data.len() as u64;
+        self.client
+            .publish_with_reply(
+                self.subject.to_string(),
+                format!("{}.{n}", self.inbox),
+                data,
+            )
+            .await
+            .map_err(|e| BackupError::nats("upload chunk", e))?;
+        self.inflight.push_back((n, len));
         Ok(())
     }
 
-    /// Wait for the oldest outstanding answer and check it.
+    /// Wait for one answer and check it.
     async fn settle_one(&mut self, progress: &mut Progress) -> Result<(), BackupError> {
-        if let Some((n, answer)) = self.inflight.next().await {
-            answer?;
-            self.sent += n;
-            progress.advance(n);
+        let Some(answers) = self.answers.as_mut() else {
+            return Ok(());
+        };
+        let msg = tokio::time::timeout(self.chunk_timeout, answers.next())
+            .await
+            .map_err(|_| BackupError::Stalled(self.chunk_timeout))?
+            .ok_or_else(|| BackupError::Protocol("upload answers: subscription closed".into()))?;
+        if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            return Err(BackupError::Server(
+                "no one takes the upload any more (no responders): the restore stopped on the server"
+                    .into(),
+            ));
+        }
+        if !msg.payload.is_empty() {
+            return Err(chunk_error(&msg.payload));
+        }
+        let n = msg
+            .subject
+            .rsplit_once('.')
+            .and_then(|(_, n)| n.parse::<u64>().ok());
+        let at = n.and_then(|n| self.inflight.iter().position(|&(m, _)| m == n));
+        let Some(at) = at else {
+            return Err(BackupError::Protocol(format!(
+                "an answer to no chunk in flight: {}",
+                msg.subject
+            )));
+        };
+        if let Some((_, len)) = self.inflight.remove(at) {
+            self.sent += len;
+            progress.advance(len);
         }
         Ok(())
     }
@@ -333,23 +390,6 @@ fn cannot_resume() -> BackupError {
     )
 }
 
-/// Upload one piece of the archive and check the server's answer to it.
-pub async fn send_chunk(
-    client: &Client,
-    upload: &str,
-    data: Bytes,
-    chunk_timeout: Duration,
-) -> Result<(), BackupError> {
-    let reply = tokio::time::timeout(chunk_timeout, client.request(upload.to_string(), data))
-        .await
-        .map_err(|_| BackupError::Stalled(chunk_timeout))?
-        .map_err(|e| BackupError::nats("upload chunk", e))?;
-    if !reply.payload.is_empty() {
-        return Err(chunk_error(&reply.payload));
-    }
-    Ok(())
-}
-
 /// End the upload and read the new stream's info (or the error).
 pub async fn finish(
     client: &Client,
@@ -401,4 +441,110 @@ fn chunk_error(payload: &[u8]) -> BackupError {
         return e;
     }
     BackupError::Server(String::from_utf8_lossy(payload).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::progress::Mode;
+    use std::process::{Command, Stdio};
+
+    /// natrium-server: `NATRIUM_SERVER_BIN`, else beside this test's executable.
+    fn server_bin() -> std::path::PathBuf {
+        if let Some(p) = std::env::var_os("NATRIUM_SERVER_BIN") {
+            return p.into();
+        }
+        let exe = std::env::current_exe().expect("test executable");
+        let bin = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir")
+            .join("natrium-server");
+        assert!(
+            bin.is_file(),
+            "{} missing: run `cargo build -p natrium-server` or set NATRIUM_SERVER_BIN",
+            bin.display()
+        );
+        bin
+    }
+
+    /// Every chunk reaches the server in the order it was given to `send`, also when
+    /// answers pile up while the sender is busy (here: a blocking pause between
+    /// chunks, as a slow disk read is), so that the sending task runs long stretches
+    /// without waiting and spends its cooperative budget.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chunks_go_out_in_order_while_answers_pile_up() {
+        let mut server = Command::new(server_bin())
+            .args(["-a", "127.0.0.1", "-p", "-1", "-l"])
+            .arg(std::env::temp_dir().join(format!("natrium-upl-{}.log", std::process::id())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start natrium-server");
+        let log = std::env::temp_dir().join(format!("natrium-upl-{}.log", std::process::id()));
+        let mut port = None;
+        for _ in 0..200 {
+            if let Ok(text) = std::fs::read_to_string(&log)
+                && let Some(rest) = text.split("Listening for client connections on ").nth(1)
+                && let Some(p) = rest
+                    .lines()
+                    .next()
+                    .and_then(|l| l.trim().rsplit(':').next())
+            {
+                port = p.parse::<u16>().ok();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let port = port.expect("server port");
+        let url = format!("nats://127.0.0.1:{port}");
+        let responder = async_nats::connect(&url).await.expect("connect");
+        let client = async_nats::connect(&url).await.expect("connect");
+        let mut sub = responder.subscribe("upload.here").await.expect("subscribe");
+        responder.flush().await.expect("flush");
+        const CHUNKS: u64 = 3_000;
+        // Answers each chunk at once, and reports the first one out of order.
+        let checker = tokio::spawn(async move {
+            let mut first_bad = None;
+            for want in 0..CHUNKS {
+                let Some(m) = sub.next().await else {
+                    return Err("subscription ended".to_string());
+                };
+                let got = u64::from_le_bytes(m.payload[..8].try_into().expect("8 bytes"));
+                if got != want && first_bad.is_none() {
+                    first_bad = Some(format!("chunk {got} arrived where {want} was due"));
+                }
+                if let Some(r) = m.reply {
+                    responder.publish(r, Bytes::new()).await.expect("answer");
+                }
+            }
+            // The last answers must leave before this client is dropped.
+            responder.flush().await.map_err(|e| e.to_string())?;
+            first_bad.map_or(Ok(()), Err)
+        });
+        let mut progress = Progress::new(Mode::Quiet);
+        let mut up = Uploader::new(&client, "upload.here", Duration::from_secs(20));
+        for i in 0..CHUNKS {
+            let mut data = i.to_le_bytes().to_vec();
+            data.resize(512, b'x');
+            if let Err(e) = up.send(Bytes::from(data), &mut progress).await {
+                panic!("send {i}: {e}");
+            }
+            if i % 4 == 0 {
+                // Blocking on purpose: answers arrive meanwhile.
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        }
+        let sent = up.flush(&mut progress).await;
+        let order = tokio::time::timeout(Duration::from_secs(5), checker).await;
+        let _ = server.kill();
+        let _ = server.wait();
+        let _ = std::fs::remove_file(&log);
+        order
+            .expect("the checker ends")
+            .expect("checker")
+            .expect("chunks in order");
+        assert_eq!(sent.expect("flush"), CHUNKS * 512);
+    }
 }
