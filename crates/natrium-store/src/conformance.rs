@@ -799,6 +799,66 @@ pub fn pinned_view_is_a_point_in_time<H: Harness>(h: &mut H) {
     assert!(v.next_msg().unwrap().is_none());
 }
 
+/// A pinned view's state describes exactly what the view holds: messages above the
+/// watermark (a backup leaves out those not yet durable) are left out of every count,
+/// bytes and subjects included, and later changes to the store do not move it.
+pub fn pinned_view_state_is_as_of_its_watermark<H: Harness>(h: &mut H) {
+    let (s, c) = open_default(h);
+    for i in 1..=10u64 {
+        s.store_msg(
+            &format!("s.{}", i % 3),
+            b"",
+            format!("m{i}").as_bytes(),
+            None,
+        )
+        .unwrap();
+        c.advance(Duration::from_millis(1));
+    }
+    s.remove_msg(4).unwrap();
+    let want = s.fast_state();
+    assert_eq!((want.msgs, want.last_seq, want.num_deleted), (9, 10, 1));
+    // Above the watermark: a subject of its own, and more of an old one.
+    for subj in ["only.late", "only.late", "s.1"] {
+        s.store_msg(subj, b"", b"a late message, longer than the others", None)
+            .unwrap();
+        c.advance(Duration::from_millis(1));
+    }
+    assert_eq!(s.fast_state().num_subjects, 4);
+    let v = s.pinned_view(10).unwrap();
+    let got = v.state().expect("the view knows its state");
+    assert_eq!(got.msgs, want.msgs);
+    assert_eq!(got.bytes, want.bytes);
+    assert_eq!(
+        (got.first_seq, got.first_ts),
+        (want.first_seq, want.first_ts)
+    );
+    assert_eq!((got.last_seq, got.last_ts), (want.last_seq, want.last_ts));
+    assert_eq!(got.num_subjects, 3);
+    assert_eq!(got.num_deleted, want.num_deleted);
+    // The store moving on does not move the view's state.
+    s.remove_msg(1).unwrap();
+    s.store_msg("s.0", b"", b"later still", None).unwrap();
+    assert_eq!(v.state(), Some(got));
+    // A watermark in a run of removed messages: the last live one before it gives
+    // last_ts; a view of nothing is an empty state after the watermark.
+    s.remove_msg(10).unwrap();
+    s.remove_msg(9).unwrap();
+    let v = s.pinned_view(10).unwrap();
+    let got = v.state().unwrap();
+    assert_eq!((got.msgs, got.last_seq), (6, 10));
+    assert_eq!(got.last_ts, s.load_msg(8).unwrap().ts);
+    assert_eq!(got.num_deleted, 10 - 2 + 1 - 6);
+    let v = s.pinned_view(1).unwrap();
+    let got = v.state().unwrap();
+    assert_eq!((got.msgs, got.bytes, got.num_subjects), (0, 0, 0));
+    assert_eq!((got.first_seq, got.last_seq, got.num_deleted), (2, 1, 0));
+    // At or past the end, the view's state is the store's.
+    let v = s.pinned_view(1_000).unwrap();
+    let mut full = s.fast_state();
+    full.deleted.clear();
+    assert_eq!(v.state(), Some(full));
+}
+
 /// Bulk reads of a pinned view (`next_batch`, what snapshots use) see the same point in
 /// time while the store changes between batches.
 pub fn pinned_view_batches<H: Harness>(h: &mut H) {
@@ -1077,7 +1137,8 @@ macro_rules! conformance_tests {
                 compact_variants, truncate_variants, state_queries, limits_discard_old,
                 limits_discard_new, per_subject_limits, max_age_expiry, ttl_expiry,
                 seq_from_time, meta_and_consumers, concurrent_readers, randomized_model,
-                pinned_view_is_a_point_in_time, pinned_view_batches, pinned_view_split_at);
+                pinned_view_is_a_point_in_time, pinned_view_batches, pinned_view_split_at,
+                pinned_view_state_is_as_of_its_watermark);
         }
     };
     (@tests $harness:expr; $($t:ident),* $(,)?) => {

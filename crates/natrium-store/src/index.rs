@@ -960,6 +960,48 @@ impl<T> StreamIndex<T> {
         }
         st
     }
+
+    /// [`StreamIndex::state`] (without the deleted list) as of `watermark`: the live
+    /// messages above it are left out, as if they had not been stored yet. A pinned
+    /// view reports this, so that the state written into a backup describes exactly the
+    /// messages the backup holds (messages still being made durable when the view was
+    /// taken are above its watermark). Costs one step per message above the watermark.
+    pub fn state_at(&self, watermark: u64) -> StreamState {
+        let mut st = self.state(false);
+        if watermark >= self.last_seq {
+            return st;
+        }
+        let mut gone_subjects = 0u64;
+        for (&seq, e) in self.msgs.range(watermark.saturating_add(1)..) {
+            st.msgs -= 1;
+            st.bytes = st.bytes.saturating_sub(e.size);
+            // A subject leaves the count when even its first live message is above the
+            // watermark; counted once, at that first message.
+            if self
+                .subjects
+                .info(e.subj)
+                .is_some_and(|info| info.seqs.first() == seq)
+            {
+                gone_subjects += 1;
+            }
+        }
+        st.num_subjects = st.num_subjects.saturating_sub(gone_subjects);
+        st.last_seq = watermark;
+        st.last_ts = self
+            .msgs
+            .range(..=watermark)
+            .next_back()
+            .map(|(_, e)| e.ts)
+            .unwrap_or(0);
+        if st.msgs == 0 {
+            st.first_seq = watermark + 1;
+            st.first_ts = 0;
+            st.num_deleted = 0;
+        } else {
+            st.num_deleted = (watermark - st.first_seq + 1) - st.msgs;
+        }
+        st
+    }
 }
 
 #[cfg(test)]

@@ -255,6 +255,7 @@ impl StreamStore for MemStore {
         g.views.retain(|w| w.strong_count() > 0);
         g.views.push(Arc::downgrade(&erased));
         let watermark = watermark.min(g.ix.last_seq());
+        let state = g.ix.state_at(watermark);
         let all = SubjectFilter::all();
         let mut msgs = Vec::new();
         let mut seq = g.ix.first_seq().max(1);
@@ -267,6 +268,7 @@ impl StreamStore for MemStore {
         }
         Ok(Box::new(MemPinnedView {
             watermark,
+            state,
             msgs: msgs.into_iter(),
             erased,
         }))
@@ -494,6 +496,8 @@ impl StreamStore for MemStore {
 #[derive(Debug)]
 struct MemPinnedView {
     watermark: u64,
+    /// The state as of the watermark, taken with the view.
+    state: StreamState,
     msgs: std::vec::IntoIter<StoredMsg>,
     /// Sequences erased since the view was taken (left out).
     erased: Arc<Mutex<std::collections::HashSet<u64>>>,
@@ -502,6 +506,10 @@ struct MemPinnedView {
 impl crate::stream::PinnedView for MemPinnedView {
     fn watermark(&self) -> u64 {
         self.watermark
+    }
+
+    fn state(&self) -> Option<StreamState> {
+        Some(self.state.clone())
     }
 
     fn split_at(&mut self, since: u64) -> Result<Vec<(u64, u64)>> {

@@ -171,6 +171,15 @@ pub fn api_state(stream: &Stream, deleted_details: bool) -> StreamState {
     } else {
         stream.store.fast_state()
     };
+    api_state_of(stream, st, deleted_details)
+}
+
+/// [`api_state`] of a store state taken elsewhere (a pinned view's, for a snapshot).
+pub fn api_state_of(
+    stream: &Stream,
+    st: natrium_store::StreamState,
+    deleted_details: bool,
+) -> StreamState {
     let ts = |n: i64| {
         if n == 0 {
             Timestamp::default()

@@ -142,7 +142,13 @@ pub(crate) fn take_capture(stream: &Stream) -> Result<(StreamState, Capture), Ap
         .store
         .pinned_view(state.last_seq)
         .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
-    if view.watermark() < state.last_seq {
+    if let Some(st) = view.state() {
+        // The store's own state as of the watermark, taken with the view: messages
+        // still being made durable are not in the view, and count as published after
+        // the snapshot (their publishers have no ack yet) in every field, bytes and
+        // subjects included.
+        state = super::api_streams::api_state_of(stream, st, false);
+    } else if view.watermark() < state.last_seq {
         // Messages still being made durable are not in the view: they count as
         // published after the snapshot (their publishers have no ack yet).
         state.last_seq = view.watermark();

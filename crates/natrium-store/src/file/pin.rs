@@ -32,6 +32,7 @@ use crate::index::Removed;
 use crate::stream::{MsgBatch, PinnedView, StreamStore};
 use crate::subject::SubjectFilter;
 use crate::types::StoredMsg;
+use crate::types::StreamState;
 
 /// What the store records for one view.
 #[derive(Debug)]
@@ -73,6 +74,8 @@ pub(super) fn note_removed(g: &mut Inner, removed: &[Removed<Loc>]) {
 /// A point-in-time view of a [`FileStore`].
 pub struct FilePinnedView {
     sh: Arc<Shared>,
+    /// The state as of the watermark, taken with the view (under the same lock).
+    state: StreamState,
     hold: Arc<Hold>,
     /// Segment files as they were when the view was taken.
     files: HashMap<u32, Arc<File>>,
@@ -97,6 +100,7 @@ impl FileStore {
         sh.write_out(&mut g)?;
         // Only what readers may see (durable under `Always`): every acknowledged message.
         let watermark = watermark.min(g.ix.last_seq()).min(g.visible);
+        let state = g.ix.state_at(watermark);
         let first = g.ix.first_seq();
         let hold = Arc::new(Hold {
             watermark,
@@ -109,6 +113,7 @@ impl FileStore {
         drop(g);
         Ok(FilePinnedView {
             sh: self.sh.clone(),
+            state,
             hold,
             files,
             cursor: first.max(1),
@@ -134,6 +139,10 @@ impl FilePinnedView {
 impl PinnedView for FilePinnedView {
     fn watermark(&self) -> u64 {
         self.hold.watermark
+    }
+
+    fn state(&self) -> Option<StreamState> {
+        Some(self.state.clone())
     }
 
     /// Bulk: the live messages of the next range through the store's batched reads,
