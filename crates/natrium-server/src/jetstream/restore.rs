@@ -707,6 +707,10 @@ impl Job {
             .to_json(),
             Err(e) => ApiResponse::<StreamCreateBody>::error(e.clone()).to_json(),
         };
+        // Free the name before the client hears the outcome: a client that retries at
+        // once after a failed restore must not be refused as if this one still ran.
+        // (A parked restore holds its own slot; a restored stream holds the name.)
+        drop(self.claim);
         if let Some(Some(reply)) = &reader.end_reply {
             reader.answer(reply, body.as_bytes());
         }
@@ -732,7 +736,6 @@ impl Job {
                 domain: &self.js.domain,
             },
         );
-        drop(self.claim);
     }
 
     /// Keep the staging store of an interrupted resumable upload for a resume, for
