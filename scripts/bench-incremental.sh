@@ -40,10 +40,7 @@ case "$SIZE_MB" in ''|*[!0-9]*|0) die "SIZE_MB must be a positive integer" ;; es
 case "$ROUNDS" in ''|*[!0-9]*|0) die "ROUNDS must be a positive integer" ;; esac
 [ "$SIZE_MB" -ge 2 ] || die "SIZE_MB must be at least 2 (1% must be a message or more)"
 
-REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
-NATRIUM_SERVER_BIN=${NATRIUM_SERVER_BIN:-$REL/natrium-server}
-NATRIUM_BIN=${NATRIUM_BIN:-$REL/natrium}
-JS_FILL_BIN=${JS_FILL_BIN:-$REL/examples/js_fill}
+release_bins
 require_bins "cargo build --release -p natrium -p natrium-server --bins, and --example js_fill" \
   "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN"
 command -v python3 >/dev/null || die "python3 is required (for the summary)"

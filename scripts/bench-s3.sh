@@ -60,10 +60,7 @@ die() { echo "bench-s3: $*" >&2; exit 1; }
 case "$SIZE_MB" in ''|*[!0-9]*|0) die "--size-mb must be a positive integer" ;; esac
 case "$ROUNDS" in ''|*[!0-9]*|0) die "--rounds must be a positive integer" ;; esac
 
-REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
-NATRIUM_SERVER_BIN=${NATRIUM_SERVER_BIN:-$REL/natrium-server}
-NATRIUM_BIN=${NATRIUM_BIN:-$REL/natrium}
-JS_FILL_BIN=${JS_FILL_BIN:-$REL/examples/js_fill}
+release_bins
 S3_SERVER=${S3_SERVER:-moto}
 case "$S3_SERVER" in
   moto)

