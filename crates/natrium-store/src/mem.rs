@@ -508,8 +508,8 @@ impl crate::stream::PinnedView for MemPinnedView {
         self.watermark
     }
 
-    fn state(&self) -> Option<StreamState> {
-        Some(self.state.clone())
+    fn state(&self) -> StreamState {
+        self.state.clone()
     }
 
     fn split_at(&mut self, since: u64) -> Result<Vec<(u64, u64)>> {

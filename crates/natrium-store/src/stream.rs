@@ -294,11 +294,8 @@ pub trait PinnedView: Send {
 
     /// The stream's state (as [`StreamStore::fast_state`]) when the view was taken, as
     /// of the watermark: messages above it (stored but not yet durable then) are left
-    /// out, so it describes exactly what the view holds. `None`: not known (the caller
-    /// derives it from a state of its own).
-    fn state(&self) -> Option<StreamState> {
-        None
-    }
+    /// out, so it describes exactly what the view holds.
+    fn state(&self) -> StreamState;
 
     /// The next message, ascending; `None` after the watermark.
     fn next_msg(&mut self) -> Result<Option<StoredMsg>>;

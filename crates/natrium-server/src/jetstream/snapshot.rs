@@ -137,26 +137,15 @@ fn since_seq(body: &[u8]) -> Result<Option<u64>, ApiError> {
 /// watermark, and its consumers' states (clamped to the watermark). Returns the state
 /// for the API answer (live consumer count) and the capture for the archive.
 pub(crate) fn take_capture(stream: &Stream) -> Result<(StreamState, Capture), ApiError> {
-    let mut state = super::api_streams::api_state(stream, false);
+    // Everything durable now; messages still being made durable are above the
+    // watermark and count as published after the snapshot (their publishers have no
+    // ack yet). The state comes with the view, as of its watermark, so that it
+    // describes exactly the messages the archive holds.
     let view = stream
         .store
-        .pinned_view(state.last_seq)
+        .pinned_view(u64::MAX)
         .map_err(|e| ApiError::stream_snapshot(e.to_string()))?;
-    if let Some(st) = view.state() {
-        // The store's own state as of the watermark, taken with the view: messages
-        // still being made durable are not in the view, and count as published after
-        // the snapshot (their publishers have no ack yet) in every field, bytes and
-        // subjects included.
-        state = super::api_streams::api_state_of(stream, st, false);
-    } else if view.watermark() < state.last_seq {
-        // Messages still being made durable are not in the view: they count as
-        // published after the snapshot (their publishers have no ack yet).
-        state.last_seq = view.watermark();
-        let span = state.last_seq.saturating_sub(state.first_seq.max(1)) + 1;
-        state.messages = state
-            .messages
-            .min(if state.last_seq == 0 { 0 } else { span });
-    }
+    let mut state = super::api_streams::api_state_of(stream, view.state(), false);
     let mut consumers = Vec::new();
     for c in stream.consumers.read().values() {
         let cfg = serde_json::to_value(c.config())
@@ -681,6 +670,10 @@ mod tests {
     impl PinnedView for PanickingView {
         fn watermark(&self) -> u64 {
             1
+        }
+
+        fn state(&self) -> natrium_store::StreamState {
+            natrium_store::StreamState::default()
         }
 
         fn next_msg(&mut self) -> natrium_store::Result<Option<natrium_store::StoredMsg>> {

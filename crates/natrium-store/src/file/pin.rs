@@ -141,8 +141,8 @@ impl PinnedView for FilePinnedView {
         self.hold.watermark
     }
 
-    fn state(&self) -> Option<StreamState> {
-        Some(self.state.clone())
+    fn state(&self) -> StreamState {
+        self.state.clone()
     }
 
     /// Bulk: the live messages of the next range through the store's batched reads,
