@@ -176,8 +176,8 @@ pub fn upload_chunk(client: &Client) -> usize {
 pub struct Uploader<'a> {
     /// The connection.
     client: &'a Client,
-    /// The server's upload subject.
-    subject: &'a str,
+    /// The server's upload subject (made once; a clone shares its bytes).
+    subject: async_nats::Subject,
     /// How long the oldest unanswered chunk may wait for its answer.
     chunk_timeout: Duration,
     /// Prefix of the answers' subjects.
@@ -197,7 +197,7 @@ impl<'a> Uploader<'a> {
     pub fn new(client: &'a Client, subject: &'a str, chunk_timeout: Duration) -> Self {
         Uploader {
             client,
-            subject,
+            subject: async_nats::Subject::from(subject),
             chunk_timeout,
             inbox: client.new_inbox(),
             answers: None,
@@ -224,11 +224,7 @@ impl<'a> Uploader<'a> {
         self.next += 1;
         let len = data.len() as u64;
         self.client
-            .publish_with_reply(
-                self.subject.to_string(),
-                format!("{}.{n}", self.inbox),
-                data,
-            )
+            .publish_with_reply(self.subject.clone(), format!("{}.{n}", self.inbox), data)
             .await
             .map_err(|e| BackupError::nats("upload chunk", e))?;
         self.inflight.push_back((n, len));
@@ -468,21 +464,35 @@ mod tests {
         bin
     }
 
+    /// A server child, killed and its log removed when the test ends, failed or not.
+    struct Reaped(std::process::Child, std::path::PathBuf);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_file(&self.1);
+        }
+    }
+
     /// Every chunk reaches the server in the order it was given to `send`, also when
     /// answers pile up while the sender is busy (here: a blocking pause between
     /// chunks, as a slow disk read is), so that the sending task runs long stretches
     /// without waiting and spends its cooperative budget.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn chunks_go_out_in_order_while_answers_pile_up() {
-        let mut server = Command::new(server_bin())
-            .args(["-a", "127.0.0.1", "-p", "-1", "-l"])
-            .arg(std::env::temp_dir().join(format!("natrium-upl-{}.log", std::process::id())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start natrium-server");
         let log = std::env::temp_dir().join(format!("natrium-upl-{}.log", std::process::id()));
+        let _server = Reaped(
+            Command::new(server_bin())
+                .args(["-a", "127.0.0.1", "-p", "-1", "-l"])
+                .arg(&log)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start natrium-server"),
+            log.clone(),
+        );
         let mut port = None;
         for _ in 0..200 {
             if let Ok(text) = std::fs::read_to_string(&log)
@@ -538,9 +548,6 @@ mod tests {
         }
         let sent = up.flush(&mut progress).await;
         let order = tokio::time::timeout(Duration::from_secs(5), checker).await;
-        let _ = server.kill();
-        let _ = server.wait();
-        let _ = std::fs::remove_file(&log);
         order
             .expect("the checker ends")
             .expect("checker")
