@@ -5,9 +5,10 @@
 //! nats-server 2.12.5+'s chunk protocol, so the wire is theirs exactly — fixed-size chunks
 //! with an ack reply subject, a last short chunk without one, a window of unacknowledged
 //! chunks, and an empty end message (status 204, none, 408 or 500). What we add is a
-//! true point in time: the snapshot's *watermark* is the stream's last sequence when the
-//! request is answered, the consumers' states are read at that same moment (clamped to
-//! the watermark), and the messages come from the store's pinned view — every message
+//! true point in time: the snapshot's *watermark* is the stream's last durable (acked)
+//! sequence when the request is answered, the stream's state is the store's as of that
+//! watermark, the consumers' states are read at that same moment (clamped to the
+//! watermark), and the messages come from the store's pinned view — every message
 //! up to the watermark as it stood then, even if it is deleted, purged or expired while
 //! the backup runs; nothing published later enters the archive. nats-server reads the
 //! live stream instead, so deletes during a backup show up in it. Publishing goes on
