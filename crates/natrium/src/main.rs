@@ -18,6 +18,7 @@ mod bench;
 mod cmd;
 mod connect;
 mod error;
+mod heap;
 mod jsapi;
 mod output;
 mod template;
@@ -196,6 +197,8 @@ fn main() -> ExitCode {
     // crypto backends, so rustls cannot pick one by itself: choose ring, once, before
     // any TLS is set up. An error only means one is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Before any other thread exists: chunk-sized buffers are reused, not mapped anew.
+    heap::keep_freed_memory();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = cli.command.runtime_threads() {
         builder.worker_threads(n);
