@@ -19,6 +19,13 @@ pub struct AccountArgs {
     cmd: Cmd,
 }
 
+impl AccountArgs {
+    /// Backup or restore: the whole data of a stream (or account) moves.
+    pub fn moves_bulk_data(&self) -> bool {
+        matches!(self.cmd, Cmd::Backup(_) | Cmd::Restore(_))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Show the connection, and JetStream usage against the account's limits.

@@ -24,6 +24,13 @@ pub struct StreamArgs {
     cmd: Cmd,
 }
 
+impl StreamArgs {
+    /// Backup or restore: the whole data of a stream (or account) moves.
+    pub fn moves_bulk_data(&self) -> bool {
+        matches!(self.cmd, Cmd::Backup(_) | Cmd::Restore(_))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Back up a stream into a folder (`stream.tar.s2` + `backup.json`), online.
