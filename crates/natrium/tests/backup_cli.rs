@@ -1059,3 +1059,113 @@ async fn a_restore_in_thousands_of_small_chunks_arrives_in_order() {
         }
     }
 }
+
+/// Ctrl-C in the middle of a real transfer (SIGINT to the CLI process, not a simulated
+/// marker): the CLI says so and exits non-zero, the folder keeps its INCOMPLETE marker
+/// and has no `backup.json`, and both `backup verify` and a restore refuse it. A window
+/// of one 1 KiB chunk makes every KiB a round trip, so the backup of ~8 MiB takes long
+/// enough to be interrupted after data has arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_mid_backup_leaves_a_folder_that_restore_refuses() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    js.create_stream(stream::Config {
+        name: "CC".into(),
+        subjects: vec!["cc.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let body = bytes::Bytes::from(vec![b'k'; 1024]);
+    // In rounds: async-nats holds back publishes while too many acks are outstanding.
+    for round in 0..16u32 {
+        let mut acks = Vec::with_capacity(500);
+        for i in 0..500u32 {
+            let subject = format!("cc.{}", (round * 500 + i) % 16);
+            acks.push(js.publish(subject, body.clone()).await.unwrap());
+        }
+        for ack in acks {
+            ack.await.unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("cc");
+    let mut child = Command::new(NATRIUM)
+        .args([
+            "-s",
+            &a.url,
+            "stream",
+            "backup",
+            "CC",
+            bdir.to_str().unwrap(),
+            "--chunk-size",
+            "1KiB",
+            "--window-size",
+            "1KiB",
+            "--quiet",
+        ])
+        .env("XDG_CONFIG_HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run natrium");
+    // Wait until part of the archive has arrived (so the transfer is under way and
+    // the CLI's Ctrl-C handler is installed), then interrupt.
+    let archive = bdir.join("stream.tar.s2");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&archive).map_or(0, |m| m.len()) < 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup wrote nothing within 20 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before it could be interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: signals the child this test started and has not reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Handled by the CLI (an exit code, not death by the signal), and said so.
+    assert!(
+        out.status.code().is_some_and(|c| c != 0),
+        "{:?}: {err}",
+        out.status
+    );
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(bdir.join("INCOMPLETE").exists(), "the marker is gone");
+    assert!(
+        !bdir.join("backup.json").exists(),
+        "backup.json was written"
+    );
+    let size = std::fs::metadata(&archive).unwrap().len();
+    assert!(
+        size < 8000 * 1024,
+        "the whole archive arrived ({size} bytes)"
+    );
+
+    let out = common::natrium(None, &["backup", "verify", bdir.to_str().unwrap()], &[]);
+    assert!(!out.status.success(), "verify passed an interrupted backup");
+    let b = Server::natrium();
+    let out = cli(&b.url, &["stream", "restore", bdir.to_str().unwrap()]);
+    assert!(!out.status.success(), "restore took an interrupted backup");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("incomplete"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<String> = b
+        .js()
+        .await
+        .stream_names()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
