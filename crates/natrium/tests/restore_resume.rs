@@ -149,7 +149,16 @@ fn cli(url: &str, env: &[(&str, String)]) -> Command {
     c
 }
 
-/// Restore `target` into `b`, SIGKILL the CLI once the server staged a third of
+/// How a restore is cut short.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cut {
+    /// SIGKILL: no chance to clean up.
+    Kill,
+    /// SIGINT (Ctrl-C): the CLI stops and says how to resume.
+    CtrlC,
+}
+
+/// Restore `target` into `b`, cut the CLI short once the server staged a third of
 /// `archive` bytes, check nothing is visible, resume, and compare with `want`.
 async fn kill_and_resume(
     b: &Server,
@@ -158,11 +167,23 @@ async fn kill_and_resume(
     archive: u64,
     want: &Digest,
 ) {
+    cut_and_resume(b, target, env, archive, want, Cut::Kill).await;
+}
+
+/// [`kill_and_resume`], cut either way.
+async fn cut_and_resume(
+    b: &Server,
+    target: &str,
+    env: &[(&str, String)],
+    archive: u64,
+    want: &Digest,
+    cut: Cut,
+) {
     let jsb = b.js().await;
     let mut child = cli(&b.url, env)
         .args(["stream", "restore", target, "-q"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Kill it once the server holds a good part of the stream (staged, hidden).
@@ -179,9 +200,30 @@ async fn kill_and_resume(
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    // SIGKILL (what `Child::kill` sends on Unix): no chance to clean up.
-    child.kill().expect("SIGKILL the CLI");
-    let _ = child.wait();
+    match cut {
+        // SIGKILL (what `Child::kill` sends on Unix): no chance to clean up.
+        Cut::Kill => {
+            child.kill().expect("SIGKILL the CLI");
+            let _ = child.wait();
+        }
+        Cut::CtrlC => {
+            let pid = libc::pid_t::try_from(child.id()).unwrap();
+            // SAFETY: signals the child this test started and has not reaped yet.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            // Handled (an exit code, not death by the signal), with the way on.
+            assert!(
+                out.status.code().is_some_and(|c| c != 0),
+                "{:?}: {err}",
+                out.status
+            );
+            assert!(
+                err.contains("interrupted") && err.contains("--resume"),
+                "{err}"
+            );
+        }
+    }
     assert!(missing(&jsb, "BIG").await, "a cut restore is visible");
 
     // The resume waits for the server to park the cut upload, then sends the rest.
@@ -225,6 +267,9 @@ async fn killed_restore_resumes_where_it_stopped() {
     let b = Server::natrium();
     kill_and_resume(&b, bpath, &[], archive, &want).await;
     let jsb = b.js().await;
+    // Ctrl-C instead of a kill: the same, into another fresh server.
+    let c = Server::natrium();
+    cut_and_resume(&c, bpath, &[], archive, &want, Cut::CtrlC).await;
 
     // Nothing left to resume: one clear line, and no stream under that name.
     let out = common::natrium(
