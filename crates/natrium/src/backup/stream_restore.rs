@@ -512,7 +512,11 @@ mod tests {
         let responder = async_nats::connect(&url).await.expect("connect");
         let client = async_nats::connect(&url).await.expect("connect");
         let mut sub = responder.subscribe("upload.here").await.expect("subscribe");
-        responder.flush().await.expect("flush");
+        // `flush` only writes the SUB out; a round trip on the same connection proves
+        // the server has it before the other connection publishes (the answer, "no
+        // responders", comes after the server handled everything sent before it).
+        let probe = responder.request("probe.nobody", Bytes::new()).await;
+        assert!(probe.is_err(), "someone answered the probe");
         const CHUNKS: u64 = 3_000;
         // Answers each chunk at once, and reports the first one out of order.
         let checker = tokio::spawn(async move {
