@@ -1125,17 +1125,8 @@ async fn ctrl_c_mid_backup_leaves_a_folder_that_restore_refuses() {
         );
         std::thread::sleep(Duration::from_millis(2));
     }
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: signals the child this test started and has not reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
     // Handled by the CLI (an exit code, not death by the signal), and said so.
-    assert!(
-        out.status.code().is_some_and(|c| c != 0),
-        "{:?}: {err}",
-        out.status
-    );
+    let err = common::ctrl_c(child);
     assert!(err.contains("interrupted"), "{err}");
     assert!(bdir.join("INCOMPLETE").exists(), "the marker is gone");
     assert!(

@@ -207,17 +207,8 @@ async fn cut_and_resume(
             let _ = child.wait();
         }
         Cut::CtrlC => {
-            let pid = libc::pid_t::try_from(child.id()).unwrap();
-            // SAFETY: signals the child this test started and has not reaped yet.
-            assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-            let out = child.wait_with_output().unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
             // Handled (an exit code, not death by the signal), with the way on.
-            assert!(
-                out.status.code().is_some_and(|c| c != 0),
-                "{:?}: {err}",
-                out.status
-            );
+            let err = common::ctrl_c(child);
             assert!(
                 err.contains("interrupted") && err.contains("--resume"),
                 "{err}"

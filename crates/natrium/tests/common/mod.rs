@@ -255,6 +255,23 @@ pub fn natrium(url: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Output
     c.output().expect("run natrium")
 }
 
+/// Ctrl-C for a CLI run: sends SIGINT to `child` (started by the test, not yet
+/// reaped), waits for it and asserts the CLI handled the signal: it exited with a
+/// non-zero code rather than dying of the signal. Returns its stderr.
+pub fn ctrl_c(child: Child) -> String {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: signals a child this test started and has not reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0, "SIGINT");
+    let out = child.wait_with_output().expect("wait for natrium");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.code().is_some_and(|c| c != 0),
+        "Ctrl-C not handled ({:?}): {err}",
+        out.status
+    );
+    err
+}
+
 /// Asserts a run succeeded and returns its stdout parsed as JSON.
 pub fn ok_json(out: Output) -> Value {
     assert!(
