@@ -1207,3 +1207,108 @@ async fn an_interrupted_resumable_restore_resumes() {
     let done = restore(&client, config_of("R3"), &snap.archive, 64 * 1024).await;
     assert_eq!(done["state"]["messages"], want_msgs.len(), "{done}");
 }
+
+/// A stream deleted while its backup is under way: the delete succeeds at once, the
+/// transfer still ends cleanly (the view keeps the segment files it pinned open, so
+/// the archive is the whole point in time), nothing of the stream is left on disk
+/// afterwards, and a new stream of the same name starts empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_deleted_mid_backup_still_ends_cleanly() {
+    deleted_mid_backup(stream::StorageType::File).await;
+}
+
+/// The same for a memory stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_stream_deleted_mid_backup_still_ends_cleanly() {
+    deleted_mid_backup(stream::StorageType::Memory).await;
+}
+
+async fn deleted_mid_backup(storage: stream::StorageType) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    let config = stream::Config {
+        name: "DX".into(),
+        subjects: vec!["dx".into()],
+        storage,
+        ..Default::default()
+    };
+    js.create_stream(config.clone()).await.unwrap();
+    publish_incompressible(&js, "dx", 60).await;
+    let stream_dirs = || -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut todo = vec![dir.path().to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    if p.file_name().is_some_and(|n| n == "DX") {
+                        found.push(p.clone());
+                    }
+                    todo.push(p);
+                }
+            }
+        }
+        found
+    };
+    let on_disk = usize::from(storage == stream::StorageType::File);
+    assert_eq!(stream_dirs().len(), on_disk, "the stream's folder");
+
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    let answer = api(
+        &client,
+        "$JS.API.STREAM.SNAPSHOT.DX",
+        json!({"deliver_subject": inbox, "chunk_size": 1024, "window_size": 1024}).to_string(),
+    )
+    .await;
+    assert!(answer.get("error").is_none(), "{answer}");
+    // One chunk in, the stream goes (its only chunk in flight is not acked yet).
+    let first = next_in_time(&mut sub).await;
+    assert_eq!(first.payload.len(), 1024);
+    let deleted = api(&client, "$JS.API.STREAM.DELETE.DX", "").await;
+    assert_eq!(deleted["success"], true, "{deleted}");
+    let mut archive = first.payload.to_vec();
+    let mut reply = first.reply;
+    let end = loop {
+        if let Some(r) = reply.take() {
+            client.publish(r, Bytes::new()).await.unwrap();
+        }
+        let m = next_in_time(&mut sub).await;
+        if m.payload.is_empty() {
+            break m.status.map(|c| c.as_u16());
+        }
+        archive.extend_from_slice(&m.payload);
+        reply = m.reply;
+    };
+    assert!(end.is_none() || end == Some(204), "end status {end:?}");
+    let (state, _, msgs) = decode(&archive);
+    assert_eq!(state["messages"], 60, "{state}");
+    assert_eq!(msgs.len(), 60);
+    assert_eq!(msgs.last().map(|m| m.0), Some(60));
+
+    let info = api(&client, "$JS.API.STREAM.INFO.DX", "").await;
+    assert_eq!(info["error"]["err_code"], 10059, "{info}");
+    // The files are released with the view: nothing of DX stays on disk.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !stream_dirs().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left on disk: {:?}",
+            stream_dirs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    js.create_stream(config).await.unwrap();
+    let info = api(&client, "$JS.API.STREAM.INFO.DX", "").await;
+    assert_eq!(info["state"]["messages"], 0, "{info}");
+}
+
+/// The next message of `sub`, within 10 s.
+async fn next_in_time(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("a chunk or the end in time")
+        .expect("subscription open")
+}
