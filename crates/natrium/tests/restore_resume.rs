@@ -354,3 +354,78 @@ async fn account_restore_resume_skips_done_streams() {
     assert!(digest(&jsb, "A1").await == want1);
     assert!(digest(&jsb, "A2").await == want2);
 }
+
+/// The server, not the client, dies mid-restore (SIGKILL while it stages the upload):
+/// after a restart the stream does not exist, the staging folder is gone (removed at
+/// start, before recovery), and a new restore of the same backup gives the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_restore_restarts_without_it() {
+    let a = Server::natrium();
+    let js = a.js().await;
+    // About 24 MiB.
+    fill(&js, "BIG", 2000, 12 * 1024).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("big");
+    let bpath = bdir.to_str().unwrap();
+    ok_json(common::natrium(
+        Some(&a.url),
+        &["stream", "backup", "BIG", bpath, "--json"],
+        &[],
+    ));
+    let want = digest(&js, "BIG").await;
+    let archive = std::fs::metadata(bdir.join("stream.tar.s2")).unwrap().len();
+
+    let mut b = Server::natrium();
+    let mut child = cli(&b.url, &[])
+        .args(["stream", "restore", bpath, "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let staged: u64 = staging(&b, "BIG").iter().map(|p| du(p)).sum();
+        if staged > archive / 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "restore never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "restore finished before the server could be killed; make the stream bigger"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    b.crash_and_restart();
+    // The client loses its server; it must give up, not hang.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the restore client did not end after its server died");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        !status.success(),
+        "a restore cut by the server reported success"
+    );
+    let jsb = b.js().await;
+    assert!(
+        missing(&jsb, "BIG").await,
+        "a cut restore is visible after restart"
+    );
+    assert!(
+        staging(&b, "BIG").is_empty(),
+        "staging left after restart: {:?}",
+        staging(&b, "BIG")
+    );
+    ok_json(common::natrium(
+        Some(&b.url),
+        &["stream", "restore", bpath, "--json"],
+        &[],
+    ));
+    assert!(digest(&jsb, "BIG").await == want, "restored stream differs");
+}

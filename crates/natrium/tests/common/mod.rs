@@ -77,6 +77,9 @@ pub struct Server {
     pub port: u16,
     pub kind: Kind,
     _dir: tempfile::TempDir,
+    /// The binary and extra flags it was started with (for a restart).
+    bin: PathBuf,
+    extra: Vec<String>,
 }
 
 impl Server {
@@ -125,46 +128,28 @@ impl Server {
 
     fn start(bin: &Path, kind: Kind, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sd = dir.path().join("js");
-        let mut child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-            .arg(&sd)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("Listening for client connections on ").nth(1)
-                    && let Some(port) = rest.trim().rsplit(':').next()
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(port.to_string());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(port) => {
-                let port: u16 = port.parse().expect("port number");
-                Server {
-                    child,
-                    url: format!("nats://127.0.0.1:{port}"),
-                    port,
-                    kind,
-                    _dir: dir,
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} did not report its listening port", bin.display());
-            }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, port) = spawn_server(bin, &dir.path().join("js"), &extra);
+        Server {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            kind,
+            _dir: dir,
+            bin: bin.to_path_buf(),
+            extra,
         }
+    }
+
+    /// Kills the server with SIGKILL (no chance to clean up) and starts it again on
+    /// the same store directory; it picks a new port (`url` and `port` follow).
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, port) = spawn_server(&self.bin, &self.store_dir(), &self.extra);
+        self.child = child;
+        self.port = port;
+        self.url = format!("nats://127.0.0.1:{port}");
     }
 
     /// The server's JetStream store directory (`-sd`).
@@ -211,6 +196,41 @@ impl Server {
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+}
+
+/// Starts a server binary with JetStream in `sd` on a port it picks; returns the child
+/// and the port it reported.
+fn spawn_server(bin: &Path, sd: &Path, extra: &[String]) -> (Child, u16) {
+    let mut child = Command::new(bin)
+        .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
+        .arg(sd)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("Listening for client connections on ").nth(1)
+                && let Some(port) = rest.trim().rsplit(':').next()
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(port.to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(port) => (child, port.parse().expect("port number")),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} did not report its listening port", bin.display());
+        }
     }
 }
 
