@@ -1068,63 +1068,14 @@ async fn a_restore_in_thousands_of_small_chunks_arrives_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_mid_backup_leaves_a_folder_that_restore_refuses() {
     let a = Server::natrium();
-    let js = a.js().await;
-    js.create_stream(stream::Config {
-        name: "CC".into(),
-        subjects: vec!["cc.>".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let body = bytes::Bytes::from(vec![b'k'; 1024]);
-    // In rounds: async-nats holds back publishes while too many acks are outstanding.
-    for round in 0..16u32 {
-        let mut acks = Vec::with_capacity(500);
-        for i in 0..500u32 {
-            let subject = format!("cc.{}", (round * 500 + i) % 16);
-            acks.push(js.publish(subject, body.clone()).await.unwrap());
-        }
-        for ack in acks {
-            ack.await.unwrap();
-        }
-    }
+    fill_cc(&a).await;
     let dir = tempfile::tempdir().unwrap();
     let bdir = dir.path().join("cc");
-    let mut child = Command::new(NATRIUM)
-        .args([
-            "-s",
-            &a.url,
-            "stream",
-            "backup",
-            "CC",
-            bdir.to_str().unwrap(),
-            "--chunk-size",
-            "1KiB",
-            "--window-size",
-            "1KiB",
-            "--quiet",
-        ])
-        .env("XDG_CONFIG_HOME", dir.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run natrium");
+    let mut child = slow_backup(&a, "CC", &bdir, dir.path());
     // Wait until part of the archive has arrived (so the transfer is under way and
     // the CLI's Ctrl-C handler is installed), then interrupt.
+    wait_for_archive(&mut child, &bdir);
     let archive = bdir.join("stream.tar.s2");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::fs::metadata(&archive).map_or(0, |m| m.len()) < 64 * 1024 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backup wrote nothing within 20 s"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the backup ended before it could be interrupted"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
     // Handled by the CLI (an exit code, not death by the signal), and said so.
     let err = common::ctrl_c(child);
     assert!(err.contains("interrupted"), "{err}");
@@ -1159,4 +1110,164 @@ async fn ctrl_c_mid_backup_leaves_a_folder_that_restore_refuses() {
         .map(Result::unwrap)
         .collect();
     assert!(names.is_empty(), "{names:?}");
+}
+
+/// Stream `CC` with 8,000 messages of 1 KiB (~8 MiB).
+async fn fill_cc(server: &Server) {
+    let js = server.js().await;
+    js.create_stream(stream::Config {
+        name: "CC".into(),
+        subjects: vec!["cc.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let body = bytes::Bytes::from(vec![b'k'; 1024]);
+    // In rounds: async-nats holds back publishes while too many acks are outstanding.
+    for round in 0..16u32 {
+        let mut acks = Vec::with_capacity(500);
+        for i in 0..500u32 {
+            let subject = format!("cc.{}", (round * 500 + i) % 16);
+            acks.push(js.publish(subject, body.clone()).await.unwrap());
+        }
+        for ack in acks {
+            ack.await.unwrap();
+        }
+    }
+}
+
+/// Start `natrium stream backup STREAM BDIR` with a window of one 1 KiB chunk, so that
+/// every KiB is a round trip and a backup of megabytes can be cut in the middle.
+fn slow_backup(
+    server: &Server,
+    stream: &str,
+    bdir: &Path,
+    config_home: &Path,
+) -> std::process::Child {
+    Command::new(NATRIUM)
+        .args([
+            "-s",
+            &server.url,
+            "stream",
+            "backup",
+            stream,
+            bdir.to_str().unwrap(),
+            "--chunk-size",
+            "1KiB",
+            "--window-size",
+            "1KiB",
+            "--quiet",
+        ])
+        .env("XDG_CONFIG_HOME", config_home)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run natrium")
+}
+
+/// Wait (at most 20 s) until at least 64 KiB of the archive in `bdir` has arrived,
+/// failing if the backup ends first.
+fn wait_for_archive(child: &mut std::process::Child, bdir: &Path) {
+    let archive = bdir.join("stream.tar.s2");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&archive).map_or(0, |m| m.len()) < 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup wrote nothing within 20 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before it could be interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The server dies (SIGKILL) in the middle of a backup: the CLI gives up with an
+/// error instead of hanging, the folder stays marked incomplete, and after the server
+/// restarts the same backup finishes with `--resume`, verifies, and restores every
+/// message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_cut_by_a_server_crash_resumes_after_restart() {
+    let mut a = Server::natrium();
+    fill_cc(&a).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bdir = dir.path().join("cc");
+    let mut child = slow_backup(&a, "CC", &bdir, dir.path());
+    wait_for_archive(&mut child, &bdir);
+    a.crash_and_restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the backup client did not end after its server died");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "a backup cut by the server reported success"
+    );
+    assert!(bdir.join("INCOMPLETE").exists(), "the marker is gone");
+    assert!(
+        !bdir.join("backup.json").exists(),
+        "backup.json was written"
+    );
+
+    let r = ok_json(cli(
+        &a.url,
+        &[
+            "stream",
+            "backup",
+            "CC",
+            bdir.to_str().unwrap(),
+            "--resume",
+            "--json",
+        ],
+    ));
+    assert!(r["resumed_after"].as_u64().is_some_and(|n| n > 0), "{r}");
+    assert_eq!(r["messages"], 8000, "{r}");
+    let out = common::natrium(None, &["backup", "verify", bdir.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = Server::natrium();
+    ok_json(cli(
+        &b.url,
+        &["stream", "restore", bdir.to_str().unwrap(), "--json"],
+    ));
+    let st = b
+        .js()
+        .await
+        .get_stream("CC")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .clone();
+    assert_eq!(
+        (st.messages, st.first_sequence, st.last_sequence),
+        (8000, 1, 8000)
+    );
+    let (src, dst) = (
+        a.js().await.get_stream("CC").await.unwrap(),
+        b.js().await.get_stream("CC").await.unwrap(),
+    );
+    for seq in [1, 2, 1000, 4000, 7999, 8000] {
+        let (x, y) = (
+            src.get_raw_message(seq).await.unwrap(),
+            dst.get_raw_message(seq).await.unwrap(),
+        );
+        assert_eq!(
+            (&x.subject, &x.payload, x.time),
+            (&y.subject, &y.payload, y.time),
+            "seq {seq}"
+        );
+    }
 }
