@@ -13,7 +13,11 @@
 //! exactly the frozen capture. Publishers pause for the time it takes to pin the views
 //! (microseconds per stream), not for the backup.
 //!
-//! Captures not claimed within [`FREEZE_TTL`] are dropped (they hold store resources).
+//! Captures not claimed within [`FREEZE_TTL`] are dropped (they hold store resources:
+//! each pinned view keeps its segment files open, deleted ones included, and records
+//! every message removed below its watermark). A reaper thread does it on time, so a
+//! client that died between the freeze and its claims costs that for the TTL, not
+//! until someone happens to freeze or claim again.
 
 use super::api::errors::ApiError;
 use super::api_server::ApiAnswer;
@@ -22,6 +26,7 @@ use super::snapshot::Capture;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -55,9 +60,50 @@ fn frozen() -> &'static Mutex<HashMap<String, Frozen>> {
 
 /// Drop expired freezes.
 fn expire(now: Instant) {
+    expire_older(now, FREEZE_TTL);
+}
+
+/// Drop freezes taken `ttl` or longer before `now`.
+fn expire_older(now: Instant, ttl: Duration) {
     frozen()
         .lock()
-        .retain(|_, f| now.duration_since(f.taken) < FREEZE_TTL);
+        .retain(|_, f| now.duration_since(f.taken) < ttl);
+}
+
+/// Whether the reaper thread runs (it ends when no freeze is left).
+static REAPER: AtomicBool = AtomicBool::new(false);
+
+/// Make sure a reaper drops every freeze once it is `ttl` old. Call after inserting
+/// a freeze. Returns whether this call started the thread (false: one runs already,
+/// or the thread could not be started, in which case `expire` on the next freeze or
+/// claim still does it).
+fn ensure_reaper(ttl: Duration) -> bool {
+    if REAPER.swap(true, Ordering::AcqRel) {
+        return false;
+    }
+    let started = std::thread::Builder::new()
+        .name("natrium-freeze-reaper".into())
+        .spawn(move || {
+            loop {
+                let wait = {
+                    let all = frozen().lock();
+                    let Some(oldest) = all.values().map(|f| f.taken).min() else {
+                        // Cleared under the map's lock: a freeze inserted after this
+                        // point finds the flag down and starts a new reaper.
+                        REAPER.store(false, Ordering::Release);
+                        return;
+                    };
+                    (oldest + ttl).saturating_duration_since(Instant::now())
+                };
+                std::thread::sleep(wait + Duration::from_millis(10));
+                expire_older(Instant::now(), ttl);
+            }
+        })
+        .is_ok();
+    if !started {
+        REAPER.store(false, Ordering::Release);
+    }
+    started
 }
 
 /// Take the frozen capture of `stream` (once).
@@ -148,5 +194,40 @@ pub fn account_freeze(jsa: &Arc<JsAccount>) -> Result<ApiAnswer, ApiError> {
             captures,
         },
     );
+    ensure_reaper(FREEZE_TTL);
     Ok(ApiAnswer::ok(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unclaimed freeze goes when its time is up, with no further freeze or claim
+    /// to trigger it, and the reaper ends once nothing is left.
+    #[test]
+    fn the_reaper_drops_unclaimed_freezes_on_time() {
+        let token = "reaper-test-token".to_string();
+        frozen().lock().insert(
+            token.clone(),
+            Frozen {
+                account: "A".into(),
+                taken: Instant::now(),
+                captures: HashMap::new(),
+            },
+        );
+        assert!(
+            ensure_reaper(Duration::from_millis(200)),
+            "a reaper ran already"
+        );
+        assert!(frozen().lock().contains_key(&token), "dropped too early");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while frozen().lock().contains_key(&token) {
+            assert!(Instant::now() < deadline, "the freeze outlived its time");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        while REAPER.load(Ordering::Acquire) {
+            assert!(Instant::now() < deadline, "the reaper did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
