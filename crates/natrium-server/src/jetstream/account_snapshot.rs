@@ -13,11 +13,15 @@
 //! exactly the frozen capture. Publishers pause for the time it takes to pin the views
 //! (microseconds per stream), not for the backup.
 //!
-//! Captures not claimed within [`FREEZE_TTL`] are dropped (they hold store resources:
-//! each pinned view keeps its segment files open, deleted ones included, and records
-//! every message removed below its watermark). A reaper thread does it on time, so a
-//! client that died between the freeze and its claims costs that for the TTL, not
-//! until someone happens to freeze or claim again.
+//! A freeze whose captures go unused for [`FREEZE_TTL`] is dropped (captures hold
+//! store resources: each pinned view keeps its segment files open, deleted ones
+//! included, and records every message removed below its watermark). "Unused" means
+//! no claim and no transfer of one of its captures running: a claimed capture keeps
+//! its freeze alive until its transfer ends (`FreezeUse`), and the clock starts again
+//! then, so an account backup whose streams take hours one after the other keeps its
+//! point in time. A reaper thread drops freezes on time, so a client that died between
+//! the freeze and its claims costs that for the TTL, not until someone happens to
+//! freeze or claim again.
 
 use super::api::errors::ApiError;
 use super::api_server::ApiAnswer;
@@ -30,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long a freeze's captures wait to be claimed.
+/// How long a freeze's captures wait, unused, to be claimed.
 pub const FREEZE_TTL: Duration = Duration::from_secs(600);
 /// The answer's type.
 pub const FREEZE_RESPONSE: &str = "io.natrium.api.v1.account_freeze_response";
@@ -49,8 +53,27 @@ pub fn gate(account: &str) -> Arc<RwLock<()>> {
 /// One freeze's unclaimed captures.
 struct Frozen {
     account: String,
+    /// When the freeze was taken, or last used (a claim, or the end of a transfer of
+    /// one of its captures).
     taken: Instant,
+    /// Transfers of its captures running now (the freeze does not expire meanwhile).
+    active: usize,
     captures: HashMap<String, (super::api::stream::StreamState, Capture)>,
+}
+
+/// A claimed capture's hold on its freeze: counted in `active` while it lives; when
+/// dropped (the transfer ended), the freeze's clock starts again.
+pub(crate) struct FreezeUse {
+    token: String,
+}
+
+impl Drop for FreezeUse {
+    fn drop(&mut self) {
+        if let Some(f) = frozen().lock().get_mut(&self.token) {
+            f.active = f.active.saturating_sub(1);
+            f.taken = Instant::now();
+        }
+    }
 }
 
 fn frozen() -> &'static Mutex<HashMap<String, Frozen>> {
@@ -67,7 +90,7 @@ fn expire(now: Instant) {
 fn expire_older(now: Instant, ttl: Duration) {
     frozen()
         .lock()
-        .retain(|_, f| now.duration_since(f.taken) < ttl);
+        .retain(|_, f| f.active > 0 || now.duration_since(f.taken) < ttl);
 }
 
 /// Whether the reaper thread runs (it ends when no freeze is left).
@@ -87,13 +110,21 @@ fn ensure_reaper(ttl: Duration) -> bool {
             loop {
                 let wait = {
                     let all = frozen().lock();
-                    let Some(oldest) = all.values().map(|f| f.taken).min() else {
+                    if all.is_empty() {
                         // Cleared under the map's lock: a freeze inserted after this
                         // point finds the flag down and starts a new reaper.
                         REAPER.store(false, Ordering::Release);
                         return;
-                    };
-                    (oldest + ttl).saturating_duration_since(Instant::now())
+                    }
+                    // Freezes in use are looked at again a TTL from now at the latest
+                    // (their clock restarts when their transfers end).
+                    let oldest = all
+                        .values()
+                        .filter(|f| f.active == 0)
+                        .map(|f| f.taken)
+                        .min();
+                    let now = Instant::now();
+                    oldest.map_or(ttl, |t| (t + ttl).saturating_duration_since(now))
                 };
                 std::thread::sleep(wait + Duration::from_millis(10));
                 expire_older(Instant::now(), ttl);
@@ -118,11 +149,18 @@ pub(crate) fn claim(
     if f.account != account {
         return None;
     }
-    let c = f.captures.remove(stream);
+    let (state, mut capture) = f.captures.remove(stream)?;
     if f.captures.is_empty() {
+        // Nothing left to wait for: the freeze ends with this claim.
         all.remove(token);
+    } else {
+        f.active += 1;
+        f.taken = Instant::now();
+        capture.in_use = Some(FreezeUse {
+            token: token.to_string(),
+        });
     }
-    c
+    Some((state, capture))
 }
 
 /// Per-stream line of the answer.
@@ -191,6 +229,7 @@ pub fn account_freeze(jsa: &Arc<JsAccount>) -> Result<ApiAnswer, ApiError> {
         Frozen {
             account: jsa.account.name.clone(),
             taken: Instant::now(),
+            active: 0,
             captures,
         },
     );
@@ -202,29 +241,55 @@ pub fn account_freeze(jsa: &Arc<JsAccount>) -> Result<ApiAnswer, ApiError> {
 mod tests {
     use super::*;
 
-    /// An unclaimed freeze goes when its time is up, with no further freeze or claim
-    /// to trigger it, and the reaper ends once nothing is left.
+    /// An unused freeze goes when its time is up, with no further freeze or claim to
+    /// trigger it; one whose capture is being transferred stays, and its clock starts
+    /// again when the transfer ends; the reaper ends once nothing is left.
     #[test]
-    fn the_reaper_drops_unclaimed_freezes_on_time() {
-        let token = "reaper-test-token".to_string();
-        frozen().lock().insert(
-            token.clone(),
-            Frozen {
-                account: "A".into(),
-                taken: Instant::now(),
-                captures: HashMap::new(),
-            },
+    fn the_reaper_drops_unused_freezes_on_time() {
+        let ttl = Duration::from_millis(200);
+        let (idle, busy) = (
+            "reaper-test-idle".to_string(),
+            "reaper-test-busy".to_string(),
         );
-        assert!(
-            ensure_reaper(Duration::from_millis(200)),
-            "a reaper ran already"
-        );
-        assert!(frozen().lock().contains_key(&token), "dropped too early");
+        for (token, active) in [(&idle, 0), (&busy, 1)] {
+            frozen().lock().insert(
+                token.clone(),
+                Frozen {
+                    account: "A".into(),
+                    taken: Instant::now(),
+                    active,
+                    captures: HashMap::new(),
+                },
+            );
+        }
+        // The transfer of one of `busy`'s captures.
+        let transfer = FreezeUse {
+            token: busy.clone(),
+        };
+        assert!(ensure_reaper(ttl), "a reaper ran already");
+        let present = |t: &String| frozen().lock().contains_key(t);
+        assert!(present(&idle), "dropped too early");
         let deadline = Instant::now() + Duration::from_secs(5);
-        while frozen().lock().contains_key(&token) {
-            assert!(Instant::now() < deadline, "the freeze outlived its time");
+        while present(&idle) {
+            assert!(
+                Instant::now() < deadline,
+                "the idle freeze outlived its time"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
+        std::thread::sleep(ttl * 2);
+        assert!(present(&busy), "a freeze in use was dropped");
+        let ended = Instant::now();
+        drop(transfer);
+        assert!(present(&busy), "dropped as its transfer ended");
+        while present(&busy) {
+            assert!(
+                Instant::now() < deadline,
+                "the freeze outlived its time after use"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(ended.elapsed() >= ttl, "its clock did not start again");
         while REAPER.load(Ordering::Acquire) {
             assert!(Instant::now() < deadline, "the reaper did not end");
             std::thread::sleep(Duration::from_millis(10));

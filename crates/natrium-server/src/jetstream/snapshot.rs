@@ -164,6 +164,7 @@ pub(crate) fn take_capture(stream: &Stream) -> Result<(StreamState, Capture), Ap
         state: state.clone(),
         consumers,
         incremental: None,
+        in_use: None,
     };
     Ok((state, capture))
 }
@@ -213,6 +214,9 @@ pub(crate) struct Capture {
     consumers: Vec<(String, serde_json::Value, serde_json::Value)>,
     /// An incremental archive: its header (the view then starts after `since`).
     incremental: Option<IncrementalHeader>,
+    /// A capture claimed from an account freeze keeps that freeze alive while its
+    /// transfer runs (dropped with the capture, at the transfer's end).
+    pub(crate) in_use: Option<super::account_snapshot::FreezeUse>,
 }
 
 /// Handle the request: check it, take the point-in-time capture, answer, and start the
@@ -720,6 +724,7 @@ mod tests {
             state: StreamState::default(),
             consumers: Vec::new(),
             incremental: None,
+            in_use: None,
         };
         let window = Window {
             chunk: MIN_CHUNK as usize,
