@@ -1312,3 +1312,72 @@ async fn next_in_time(sub: &mut async_nats::Subscriber) -> async_nats::Message {
         .expect("a chunk or the end in time")
         .expect("subscription open")
 }
+
+/// natrium's keep-alive (`natrium_keepalive`): a receiver busy with what it got (a
+/// slow upload, say) sends `<ack prefix>.keepalive` instead of acks, and the flow
+/// timeout (5 s) counts from the last one: a window left full for 7 s with a keep-alive
+/// every second does not end the transfer, which then goes on to the end. The answer
+/// echoes the field; a keep-alive returns no slot (no chunk comes for one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalives_hold_off_the_flow_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    create(&js, "KA", "ka").await;
+    publish_incompressible(&js, "ka", 10).await;
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    let answer = api(
+        &client,
+        "$JS.API.STREAM.SNAPSHOT.KA",
+        json!({"deliver_subject": inbox, "chunk_size": 1024, "window_size": 1024,
+               "natrium_keepalive": true})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(answer["natrium_keepalive"], true, "{answer}");
+    let first = next_in_time(&mut sub).await;
+    let reply = first
+        .reply
+        .clone()
+        .expect("a full chunk has an ack subject");
+    // `<prefix>.<length>.<number>`: the keep-alive goes to `<prefix>.keepalive`.
+    let prefix = reply
+        .rsplitn(3, '.')
+        .nth(2)
+        .expect("ack prefix")
+        .to_string();
+    let keepalive = format!("{prefix}.keepalive");
+    let held = std::time::Instant::now();
+    while held.elapsed() < Duration::from_secs(7) {
+        client
+            .publish(keepalive.clone(), Bytes::new())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        // Nothing comes meanwhile: the window is full and keep-alives free no slot.
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), sub.next())
+                .await
+                .is_err(),
+            "a message came while the window was full"
+        );
+    }
+    let mut archive = first.payload.to_vec();
+    let mut reply = Some(reply);
+    let end = loop {
+        if let Some(r) = reply.take() {
+            client.publish(r, Bytes::new()).await.unwrap();
+        }
+        let m = next_in_time(&mut sub).await;
+        if m.payload.is_empty() {
+            break m.status.map(|c| c.as_u16());
+        }
+        archive.extend_from_slice(&m.payload);
+        reply = m.reply;
+    };
+    assert!(end.is_none() || end == Some(204), "end status {end:?}");
+    let (_, _, msgs) = decode(&archive);
+    assert_eq!(msgs.len(), 10);
+}

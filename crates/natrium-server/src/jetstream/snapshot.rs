@@ -73,6 +73,13 @@ pub const MAX_WINDOW: i64 = 32 * 1024 * 1024;
 const INTEREST_WAIT: Duration = Duration::from_secs(2);
 /// How long a full window may stay unacknowledged before the transfer is abandoned.
 const FLOW_TIMEOUT: Duration = Duration::from_secs(5);
+/// Last token of the natrium keep-alive subject (`<ack prefix>.keepalive`): a receiver
+/// still busy with what it got (writing it to a slow target) says so, and the flow
+/// timeout counts from then; it returns no slot.
+pub const KEEPALIVE_TOKEN: &str = "keepalive";
+/// Longest a transfer waits for an ack however many keep-alives come (a receiver that
+/// only ever says it is busy holds the stream's pinned view for this long at most).
+const KEEPALIVE_MAX_WAIT: Duration = Duration::from_secs(600);
 /// Bytes of messages the transfer reads from the store at a time.
 const READ_BATCH: usize = 1 << 20;
 /// Advisory: snapshot started.
@@ -108,6 +115,17 @@ impl Window {
             slots: ((window / chunk) as usize).max(1),
         }
     }
+}
+
+/// The natrium extension field `natrium_keepalive: true`: the receiver may send
+/// keep-alives (see [`KEEPALIVE_TOKEN`]); echoed in the answer so that it knows this
+/// server takes them (nats-server ignores the field, and would count a keep-alive as
+/// an ack).
+fn wants_keepalive(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("natrium_keepalive")?.as_bool())
+        .unwrap_or(false)
 }
 
 /// The natrium extension field naming a consistent account freeze
@@ -264,6 +282,7 @@ pub fn stream_snapshot(
         config: Some(stream.config()),
         state: Some(state),
         natrium_since: since,
+        natrium_keepalive: wants_keepalive(body).then_some(true),
     })
     .to_json();
     let window = Window::of(&req);
@@ -326,7 +345,8 @@ impl ChunkSender<'_> {
     /// `data` as the next full chunk, with its ack subject.
     fn send_chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
         {
-            let deadline = std::time::Instant::now() + FLOW_TIMEOUT;
+            let since = std::time::Instant::now();
+            let mut deadline = since + FLOW_TIMEOUT;
             let mut taken = self.slots.taken.lock();
             while *taken >= self.window.slots {
                 if self
@@ -335,7 +355,14 @@ impl ChunkSender<'_> {
                     .wait_until(&mut taken, deadline)
                     .timed_out()
                 {
-                    break;
+                    // A keep-alive since moves the deadline (up to the longest wait).
+                    let alive = self.slots.alive.lock().map(|t| t + FLOW_TIMEOUT);
+                    match alive {
+                        Some(until) if until > deadline && until <= since + KEEPALIVE_MAX_WAIT => {
+                            deadline = until;
+                        }
+                        _ => break,
+                    }
                 }
             }
             if *taken >= self.window.slots {
@@ -432,6 +459,9 @@ struct AckSlots {
     taken: parking_lot::Mutex<usize>,
     /// Signalled when an ack returns a slot (the transfer's thread waits on it).
     returned: parking_lot::Condvar,
+    /// When the receiver last sent a keep-alive (natrium extension; see
+    /// [`KEEPALIVE_TOKEN`]).
+    alive: parking_lot::Mutex<Option<std::time::Instant>>,
 }
 
 impl InternalHandler for AckSlots {
@@ -441,8 +471,17 @@ impl InternalHandler for AckSlots {
         _account: &Arc<Account>,
         _sub: &Subscription,
         _publisher: Publisher<'_>,
-        _msg: PubMsg<'_>,
+        msg: PubMsg<'_>,
     ) -> bool {
+        if msg
+            .subject
+            .rsplit(|&b| b == b'.')
+            .next()
+            .is_some_and(|t| t == KEEPALIVE_TOKEN.as_bytes())
+        {
+            *self.alive.lock() = Some(std::time::Instant::now());
+            return true;
+        }
         // An ack never returns more slots than are out.
         let mut taken = self.taken.lock();
         if *taken > 0 {
@@ -568,6 +607,7 @@ fn transfer(
     let slots = Arc::new(AckSlots {
         taken: parking_lot::Mutex::new(0),
         returned: parking_lot::Condvar::new(),
+        alive: parking_lot::Mutex::new(None),
     });
     let ack_subject = format!("{prefix}.>");
     let handler: Arc<dyn InternalHandler> = slots.clone();

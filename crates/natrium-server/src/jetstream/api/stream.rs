@@ -724,6 +724,10 @@ pub struct StreamSnapshotBody {
     /// field and send a full archive).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub natrium_since: Option<u64>,
+    /// natrium extension: `true` when the request asked for `natrium_keepalive`, so the
+    /// receiver knows keep-alives on `<ack prefix>.keepalive` are understood.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub natrium_keepalive: Option<bool>,
 }
 
 impl ResponseType for StreamSnapshotBody {
