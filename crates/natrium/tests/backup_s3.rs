@@ -1051,3 +1051,90 @@ async fn s3_incremental_chains() {
     );
     assert!(jf.get_stream("INC").await.is_err(), "nothing restored");
 }
+
+/// A TCP proxy on loopback to `to` that passes client-to-server bytes at about `rate`
+/// bytes per second (the other direction untouched): a thin uplink to the object store.
+async fn thin_uplink(to: u16, rate: u64) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = inbound.into_split();
+                let (mut from_server, mut to_server) = outbound.into_split();
+                let up = async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n) = from_client.read(&mut buf).await {
+                        if n == 0 || to_server.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+                    }
+                    let _ = to_server.shutdown().await;
+                };
+                let down = async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                    let _ = to_client.shutdown().await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    (port, task)
+}
+
+/// A backup to an object store slower than the snapshot's flow timeout allows: each
+/// 5 MiB part takes ~7 s through a ~700 KB/s uplink, one part at a time, so the CLI
+/// holds back the stream's chunks (and their acks) longer than the server's 5 s, with
+/// the server's window (256 KiB) full. The CLI's keep-alives keep the transfer going;
+/// the backup completes and restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_object_store_does_not_time_the_backup_out() {
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("slow");
+    let (port, _proxy) = thin_uplink(moto.port, 700 * 1000).await;
+    let a = Server::natrium();
+    let js = a.js().await;
+    // ~11 MiB of incompressible data: three parts, the second held back for a whole
+    // upload of the first.
+    fill_random(&js, "SLOW", 1100, 10 * 1024).await;
+    let want = digest(&js, "SLOW").await;
+    let mut c = s3cli(&moto, Some(&a.url));
+    c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("NATRIUM_S3_PART_MIB", "5")
+        .env("NATRIUM_S3_PARTS_IN_FLIGHT", "1");
+    let started = Instant::now();
+    // A small window, so that the server runs out of it while the CLI waits for a part.
+    let r = ok_json(run(
+        c,
+        &[
+            "stream",
+            "backup",
+            "SLOW",
+            "s3://slow/b",
+            "--window-size",
+            "256KiB",
+            "--json",
+        ],
+    ));
+    assert!(
+        started.elapsed() > Duration::from_secs(10),
+        "the uplink was not slow enough to test anything ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(r["messages"], 1100, "{r}");
+    let b = Server::natrium();
+    ok_json(run(
+        s3cli(&moto, Some(&b.url)),
+        &["stream", "restore", "s3://slow/b", "--json"],
+    ));
+    assert!(
+        digest(&b.js().await, "SLOW").await == want,
+        "restored stream differs"
+    );
+}

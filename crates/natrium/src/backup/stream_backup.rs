@@ -6,6 +6,14 @@
 //! empty message; a status other than 204 (or none) on it is a failure. The folder is
 //! marked unfinished until `backup.json` is written, so an interrupted backup is never
 //! mistaken for a good one.
+//!
+//! Keep-alives: while a chunk is being written the next ones are not read, so not
+//! acknowledged, and a server ends a transfer whose window stays full for 5 s. A slow
+//! target (an `s3://` part over a thin link) can take longer than that while data
+//! still moves. natrium-server takes keep-alives (docs/api.md, `natrium_keepalive`):
+//! when its answer says so, a write that takes longer than [`KEEPALIVE_EVERY`] sends
+//! one every [`KEEPALIVE_EVERY`] until it is done. nats-server does not (it would take
+//! one for an ack), so none is sent to it.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +26,15 @@ use super::layout::{ARCHIVE, StreamDir};
 use super::progress::Progress;
 use super::target::Writer;
 use super::{BackupError, api_request};
+
+/// Whether the server is natrium-server (its INFO's `go` field names the
+/// implementation, `natrium-<version>`, where nats-server's names its Go release).
+pub fn is_natrium(client: &Client) -> bool {
+    client.server_info().go.starts_with("natrium-")
+}
+
+/// How often a receiver busy writing tells natrium-server it is still there.
+pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
 
 /// What a finished backup reports.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -81,6 +98,10 @@ pub async fn backup_stream(
         "deliver_subject": inbox,
         "chunk_size": opts.chunk_size,
     });
+    // nats-server refuses unknown request fields: only natrium-server is asked.
+    if is_natrium(client) {
+        req["natrium_keepalive"] = json!(true);
+    }
     if opts.no_consumers {
         req["no_consumers"] = json!(true);
     }
@@ -116,6 +137,7 @@ pub async fn backup_stream(
             }
         }
     };
+    let keepalive = answer.get("natrium_keepalive") == Some(&Value::Bool(true));
     let state = answer.get("state").cloned().unwrap_or(Value::Null);
     let total = state.get("bytes").and_then(Value::as_u64).unwrap_or(0);
     let messages = state.get("messages").and_then(Value::as_u64).unwrap_or(0);
@@ -128,7 +150,7 @@ pub async fn backup_stream(
         client,
         &mut sub,
         &mut file,
-        opts,
+        (opts, keepalive),
         progress,
         &mut bytes,
         &mut chunks,
@@ -164,16 +186,19 @@ pub async fn backup_stream(
     Ok(summary)
 }
 
-/// Take chunks until the end message, acknowledging and writing each.
+/// Take chunks until the end message, acknowledging and writing each (with
+/// keep-alives while a write takes long, if the server takes them).
 async fn receive(
     client: &Client,
     sub: &mut async_nats::Subscriber,
     file: &mut Writer,
-    opts: &BackupOptions,
+    (opts, keepalive): (&BackupOptions, bool),
     progress: &mut Progress,
     bytes: &mut u64,
     chunks: &mut u64,
 ) -> Result<(), BackupError> {
+    // `<ack prefix>.keepalive`, from the first ack subject (`<prefix>.<len>.<n>`).
+    let mut alive_subject: Option<async_nats::Subject> = None;
     loop {
         let msg = match tokio::time::timeout(opts.idle_timeout, sub.next()).await {
             Ok(Some(m)) => m,
@@ -194,16 +219,52 @@ async fn receive(
             break;
         }
         if let Some(reply) = &msg.reply {
+            if keepalive
+                && alive_subject.is_none()
+                && let Some(prefix) = reply.rsplitn(3, '.').nth(2)
+            {
+                alive_subject = Some(format!("{prefix}.keepalive").into());
+            }
             client
                 .publish(reply.clone(), Bytes::new())
                 .await
                 .map_err(|e| BackupError::nats("ack chunk", e))?;
         }
         let n = msg.payload.len() as u64;
-        file.write(msg.payload).await?;
+        write_keeping_alive(client, file, msg.payload, alive_subject.as_ref()).await?;
         *bytes += n;
         *chunks += 1;
         progress.advance(n);
     }
     Ok(())
+}
+
+/// Write `data`; while that takes longer than [`KEEPALIVE_EVERY`], send a keep-alive
+/// to `alive` (if any) every [`KEEPALIVE_EVERY`].
+async fn write_keeping_alive(
+    client: &Client,
+    file: &mut Writer,
+    data: Bytes,
+    alive: Option<&async_nats::Subject>,
+) -> Result<(), BackupError> {
+    let Some(alive) = alive else {
+        return file.write(data).await;
+    };
+    let write = file.write(data);
+    tokio::pin!(write);
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + KEEPALIVE_EVERY,
+        KEEPALIVE_EVERY,
+    );
+    loop {
+        tokio::select! {
+            done = &mut write => return done,
+            _ = tick.tick() => {
+                client
+                    .publish(alive.clone(), Bytes::new())
+                    .await
+                    .map_err(|e| BackupError::nats("keep-alive", e))?;
+            }
+        }
+    }
 }
