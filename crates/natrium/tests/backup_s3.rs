@@ -1052,10 +1052,21 @@ async fn s3_incremental_chains() {
     assert!(jf.get_stream("INC").await.is_err(), "nothing restored");
 }
 
-/// A TCP proxy on loopback to `to` that passes client-to-server bytes at about `rate`
-/// bytes per second (the other direction untouched): a thin uplink to the object store.
-async fn thin_uplink(to: u16, rate: u64) -> (u16, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A TCP proxy on loopback to `to` that passes bytes at about `up` bytes per second
+/// from client to server and `down` from server to client: a thin link to the object
+/// store.
+async fn thin_link(to: u16, up: u64, down: u64) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, rate: u64) {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+        }
+        let _ = to.shutdown().await;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
@@ -1064,28 +1075,20 @@ async fn thin_uplink(to: u16, rate: u64) -> (u16, tokio::task::JoinHandle<()>) {
                 let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
                     return;
                 };
-                let (mut from_client, mut to_client) = inbound.into_split();
-                let (mut from_server, mut to_server) = outbound.into_split();
-                let up = async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    while let Ok(n) = from_client.read(&mut buf).await {
-                        if n == 0 || to_server.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
-                    }
-                    let _ = to_server.shutdown().await;
-                };
-                let down = async move {
-                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
-                    let _ = to_client.shutdown().await;
-                };
-                tokio::join!(up, down);
+                let (from_client, to_client) = inbound.into_split();
+                let (from_server, to_server) = outbound.into_split();
+                tokio::join!(
+                    pump(from_client, to_server, up),
+                    pump(from_server, to_client, down)
+                );
             });
         }
     });
     (port, task)
 }
+
+/// Unthrottled, for practical purposes.
+const FAST: u64 = 1 << 40;
 
 /// A backup to an object store slower than the snapshot's flow timeout allows: each
 /// 5 MiB part takes ~7 s through a ~700 KB/s uplink, one part at a time, so the CLI
@@ -1097,7 +1100,7 @@ async fn a_slow_object_store_does_not_time_the_backup_out() {
     let Some(bin) = moto_bin() else { return };
     let moto = Moto::start(&bin, false);
     moto.create_bucket("slow");
-    let (port, _proxy) = thin_uplink(moto.port, 700 * 1000).await;
+    let (port, _proxy) = thin_link(moto.port, 700 * 1000, FAST).await;
     let a = Server::natrium();
     let js = a.js().await;
     // ~11 MiB of incompressible data: three parts, the second held back for a whole
@@ -1135,6 +1138,40 @@ async fn a_slow_object_store_does_not_time_the_backup_out() {
     ));
     assert!(
         digest(&b.js().await, "SLOW").await == want,
+        "restored stream differs"
+    );
+}
+
+/// A restore from an object store slower than the server's 5 s restore idle timeout
+/// allows per chunk: through a ~120 KB/s downlink a whole 1 MiB chunk takes ~9 s, so
+/// the CLI sends what has arrived after a second instead; the restore completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_object_store_does_not_time_the_restore_out() {
+    let Some(bin) = moto_bin() else { return };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("slowr");
+    let a = Server::natrium();
+    let js = a.js().await;
+    // ~1.5 MiB of incompressible data.
+    fill_random(&js, "SLOWR", 150, 10 * 1024).await;
+    let want = digest(&js, "SLOWR").await;
+    ok_json(run(
+        s3cli(&moto, Some(&a.url)),
+        &["stream", "backup", "SLOWR", "s3://slowr/b", "--json"],
+    ));
+    let (port, _proxy) = thin_link(moto.port, FAST, 120 * 1000).await;
+    let b = Server::natrium();
+    let mut c = s3cli(&moto, Some(&b.url));
+    c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"));
+    let started = Instant::now();
+    ok_json(run(c, &["stream", "restore", "s3://slowr/b", "--json"]));
+    assert!(
+        started.elapsed() > Duration::from_secs(8),
+        "the downlink was not slow enough to test anything ({:?})",
+        started.elapsed()
+    );
+    assert!(
+        digest(&b.js().await, "SLOWR").await == want,
         "restored stream differs"
     );
 }

@@ -819,6 +819,13 @@ enum ReaderInner {
     Stream(BoxStream<'static, object_store::Result<Bytes>>),
 }
 
+/// How long [`Reader::next_chunk`] fills a chunk from an object store before it
+/// returns what has arrived. Why: a restore's receiver (the server) gives up after 5 s
+/// without a chunk, and over a thin link a whole chunk (up to the server's max
+/// payload, 1 MiB by default) can take longer than that to download while bytes are
+/// still coming.
+pub const PARTIAL_CHUNK_AFTER: Duration = Duration::from_secs(1);
+
 /// A file being read, in chunks.
 pub struct Reader {
     /// Its size in bytes.
@@ -854,8 +861,19 @@ impl Reader {
                 let mut acc = BytesMut::with_capacity(max);
                 acc.extend_from_slice(&self.pending);
                 self.pending = Bytes::new();
+                let partial_at = tokio::time::Instant::now() + PARTIAL_CHUNK_AFTER;
                 while acc.len() < max {
-                    match s.next().await {
+                    let next = if acc.is_empty() {
+                        s.next().await
+                    } else {
+                        // A slow download: go with what came rather than leave the
+                        // receiver without data (`Stream::next` may be cancelled).
+                        match tokio::time::timeout_at(partial_at, s.next()).await {
+                            Ok(next) => next,
+                            Err(_) => break,
+                        }
+                    };
+                    match next {
                         None => break,
                         Some(Ok(mut b)) => {
                             let take = (max - acc.len()).min(b.len());
