@@ -372,7 +372,9 @@ pub async fn upload_merged(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     let piece = stream_restore::upload_chunk(client);
     let merger = tokio::task::spawn_blocking(move || {
-        let pipe = ChannelWrite::new(tx, piece);
+        // A slow download must not leave the server without a chunk for its idle
+        // timeout: pieces go at least about every `PARTIAL_CHUNK_AFTER`.
+        let pipe = ChannelWrite::new(tx, piece).sending_after(super::target::PARTIAL_CHUNK_AFTER);
         let (pipe, summary) = merge_chain_after(sources, pipe, &ReaderOptions::default(), after)
             .map_err(|e| e.to_string())?;
         pipe.finish().map_err(|e| e.to_string())?;

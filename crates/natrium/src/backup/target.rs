@@ -944,6 +944,11 @@ pub struct ChannelWrite {
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     buf: Vec<u8>,
     piece: usize,
+    /// Send a shorter piece once its first byte has waited this long (see
+    /// [`ChannelWrite::sending_after`]); `None`: only whole pieces.
+    max_wait: Option<Duration>,
+    /// When the first byte of the buffered piece came.
+    since: Option<std::time::Instant>,
 }
 
 impl ChannelWrite {
@@ -954,10 +959,21 @@ impl ChannelWrite {
             tx,
             buf: Vec::with_capacity(piece),
             piece,
+            max_wait: None,
+            since: None,
         }
     }
 
+    /// Also send a shorter piece when its first byte has waited `wait` and more data
+    /// comes: a slowly produced stream (an archive merged from a slow download) then
+    /// still reaches the receiver at least about every `wait`.
+    pub fn sending_after(mut self, wait: Duration) -> Self {
+        self.max_wait = Some(wait);
+        self
+    }
+
     fn send(&mut self) -> std::io::Result<()> {
+        self.since = None;
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.piece));
         self.tx
             .blocking_send(Ok(Bytes::from(full)))
@@ -976,8 +992,15 @@ impl ChannelWrite {
 impl Write for ChannelWrite {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         let take = (self.piece - self.buf.len()).min(data.len());
+        if self.buf.is_empty() && take > 0 && self.max_wait.is_some() {
+            self.since = Some(std::time::Instant::now());
+        }
         self.buf.extend_from_slice(&data[..take]);
-        if self.buf.len() == self.piece {
+        let waited = match (self.max_wait, self.since) {
+            (Some(wait), Some(since)) => since.elapsed() >= wait,
+            _ => false,
+        };
+        if self.buf.len() == self.piece || waited {
             self.send()?;
         }
         Ok(take)
@@ -1063,6 +1086,29 @@ mod tests {
         drop(rx);
         let mut w = ChannelWrite::new(tx, 8);
         assert!(w.write_all(&[0; 64]).is_err());
+    }
+
+    /// With `sending_after`, data that trickles in goes on in short pieces once the
+    /// first byte of a piece has waited; without it, only whole pieces (or `finish`).
+    #[test]
+    fn a_slow_producer_sends_short_pieces_only_when_asked() {
+        for (timed, want) in [(true, Some(20usize)), (false, None)] {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+            let mut w = ChannelWrite::new(tx, 1 << 20);
+            if timed {
+                w = w.sending_after(Duration::from_millis(50));
+            }
+            w.write_all(&[1; 10]).unwrap();
+            std::thread::sleep(Duration::from_millis(80));
+            w.write_all(&[2; 10]).unwrap();
+            let got = rx.try_recv().ok().map(|b| b.unwrap().len());
+            assert_eq!(got, want, "timed: {timed}");
+            w.finish().unwrap();
+            let rest: usize = std::iter::from_fn(|| rx.try_recv().ok())
+                .map(|b| b.unwrap().len())
+                .sum();
+            assert_eq!(got.unwrap_or(0) + rest, 20, "every byte, once");
+        }
     }
 
     #[test]
