@@ -5,8 +5,9 @@
 //! with glibc's defaults a buffer that size is its own `mmap`: every chunk then costs a
 //! map, a page fault per 4 KiB page as the socket data is copied in, and an `munmap`
 //! when the chunk has been written out. Measured on a 1 GiB backup into RAM
-//! (2026-11-30, README): 100-170 thousand page faults and ~20% of the CLI's CPU time;
-//! with the thresholds below, ~8 thousand faults and ~10% less wall time.
+//! (2026-11-29, README "eighth pass"): 55-170 thousand page faults and ~15% of the
+//! CLI's CPU time; with the thresholds below, ~8 thousand faults and ~10% less wall
+//! time.
 //!
 //! What: allocations up to [`MMAP_THRESHOLD`] come from the heap, and up to
 //! [`TRIM_THRESHOLD`] of free space at its top is kept rather than returned. Both are
