@@ -1142,6 +1142,45 @@ async fn a_slow_object_store_does_not_time_the_backup_out() {
     );
 }
 
+/// nats-server takes no keep-alives: the same slow backup from it ends with its
+/// `408 No Flow Response`, and the CLI says what to do about it (docs/compat.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_object_store_times_out_a_nats_server_backup_with_a_hint() {
+    let Some(bin) = moto_bin() else { return };
+    let Some(n) = Server::nats("a_slow_object_store_times_out_a_nats_server_backup_with_a_hint")
+    else {
+        return;
+    };
+    let moto = Moto::start(&bin, false);
+    moto.create_bucket("slown");
+    let (port, _proxy) = thin_link(moto.port, 700 * 1000, FAST).await;
+    fill_random(&n.js().await, "SLOWN", 1100, 10 * 1024).await;
+    let mut c = s3cli(&moto, Some(&n.url));
+    c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("NATRIUM_S3_PART_MIB", "5")
+        .env("NATRIUM_S3_PARTS_IN_FLIGHT", "1");
+    let out = run(
+        c,
+        &[
+            "stream",
+            "backup",
+            "SLOWN",
+            "s3://slown/b",
+            "--window-size",
+            "256KiB",
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "nats-server took no keep-alives, yet it finished"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("408 No Flow Response") && err.contains("--window-size"),
+        "{err}"
+    );
+}
+
 /// A restore from an object store slower than the server's 5 s restore idle timeout
 /// allows per chunk: through a ~120 KB/s downlink a whole 1 MiB chunk takes ~9 s, so
 /// the CLI sends what has arrived after a second instead; the restore completes.

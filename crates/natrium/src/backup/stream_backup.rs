@@ -213,7 +213,17 @@ async fn receive(
                         .description
                         .clone()
                         .unwrap_or_else(|| status.to_string());
-                    return Err(BackupError::Server(format!("{code} {text}")));
+                    let mut why = format!("{code} {text}");
+                    if code == 408 && text.contains("Flow") && !keepalive {
+                        // The server waited 5 s for an ack with its window full: this
+                        // side was held (a slow target) and this server takes no
+                        // keep-alives.
+                        why.push_str(
+                            " (no chunk was acknowledged for 5 s, as when writing to the \
+                             target is slow; a larger --window-size gives it more time)",
+                        );
+                    }
+                    return Err(BackupError::Server(why));
                 }
             }
             break;
