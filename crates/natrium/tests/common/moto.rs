@@ -72,17 +72,20 @@ impl Moto {
     }
 
     /// A plain HTTP request (moto without auth takes unsigned ones); status and body.
+    /// Retried on connection errors for a few seconds: a moto that has just started
+    /// (several at once on a busy machine) may reset its first connections. Only for
+    /// requests that may be repeated (all callers: bucket creation and listings).
     pub fn http(&self, method: &str, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let resp = loop {
+            match self.try_http(method, path) {
+                Ok(resp) => break resp,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "{method} {path} on moto: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        };
         let status = resp
             .split_whitespace()
             .nth(1)
@@ -93,6 +96,20 @@ impl Moto {
             .map_or("", |(_, b)| b)
             .to_string();
         (status, body)
+    }
+
+    /// One attempt of [`Moto::http`]: the raw response.
+    fn try_http(&self, method: &str, path: &str) -> std::io::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp)?;
+        Ok(resp)
     }
 
     pub fn create_bucket(&self, name: &str) {
