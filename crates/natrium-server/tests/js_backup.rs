@@ -1269,19 +1269,7 @@ async fn deleted_mid_backup(storage: stream::StorageType) {
     assert_eq!(first.payload.len(), 1024);
     let deleted = api(&client, "$JS.API.STREAM.DELETE.DX", "").await;
     assert_eq!(deleted["success"], true, "{deleted}");
-    let mut archive = first.payload.to_vec();
-    let mut reply = first.reply;
-    let end = loop {
-        if let Some(r) = reply.take() {
-            client.publish(r, Bytes::new()).await.unwrap();
-        }
-        let m = next_in_time(&mut sub).await;
-        if m.payload.is_empty() {
-            break m.status.map(|c| c.as_u16());
-        }
-        archive.extend_from_slice(&m.payload);
-        reply = m.reply;
-    };
+    let (archive, end) = finish_transfer(&client, &mut sub, first).await;
     assert!(end.is_none() || end == Some(204), "end status {end:?}");
     let (state, _, msgs) = decode(&archive);
     assert_eq!(state["messages"], 60, "{state}");
@@ -1364,20 +1352,30 @@ async fn keepalives_hold_off_the_flow_timeout() {
             "a message came while the window was full"
         );
     }
-    let mut archive = first.payload.to_vec();
-    let mut reply = Some(reply);
-    let end = loop {
-        if let Some(r) = reply.take() {
-            client.publish(r, Bytes::new()).await.unwrap();
-        }
-        let m = next_in_time(&mut sub).await;
-        if m.payload.is_empty() {
-            break m.status.map(|c| c.as_u16());
-        }
-        archive.extend_from_slice(&m.payload);
-        reply = m.reply;
-    };
+    let (archive, end) = finish_transfer(&client, &mut sub, first).await;
     assert!(end.is_none() || end == Some(204), "end status {end:?}");
     let (_, _, msgs) = decode(&archive);
     assert_eq!(msgs.len(), 10);
+}
+
+/// Take a transfer from its chunk `first` (not yet acked) to the end: ack each chunk
+/// that asks for it, collect the archive; returns it and the end message's status.
+async fn finish_transfer(
+    client: &async_nats::Client,
+    sub: &mut async_nats::Subscriber,
+    first: async_nats::Message,
+) -> (Vec<u8>, Option<u16>) {
+    let mut archive = first.payload.to_vec();
+    let mut reply = first.reply;
+    loop {
+        if let Some(r) = reply.take() {
+            client.publish(r, Bytes::new()).await.unwrap();
+        }
+        let m = next_in_time(sub).await;
+        if m.payload.is_empty() {
+            return (archive, m.status.map(|c| c.as_u16()));
+        }
+        archive.extend_from_slice(&m.payload);
+        reply = m.reply;
+    }
 }

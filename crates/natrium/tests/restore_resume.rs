@@ -187,19 +187,7 @@ async fn cut_and_resume(
         .spawn()
         .unwrap();
     // Kill it once the server holds a good part of the stream (staged, hidden).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let staged: u64 = staging(b, "BIG").iter().map(|p| du(p)).sum();
-        if staged > archive / 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "restore never got going");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "restore finished before it could be killed; make the stream bigger"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_staged(b, &mut child, archive);
     match cut {
         // SIGKILL (what `Child::kill` sends on Unix): no chance to clean up.
         Cut::Kill => {
@@ -234,26 +222,50 @@ async fn cut_and_resume(
     assert!(staging(b, "BIG").is_empty());
 }
 
-type Digest = (Vec<(u64, String, u64)>, Vec<(String, u64, u64, usize, u64)>);
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_restore_resumes_where_it_stopped() {
+/// A natrium-server stream `BIG` of about 24 MiB with its consumers, backed up into
+/// `dir/big`: the folder, the stream's digest and the archive's size.
+async fn big_backup(dir: &Path) -> (PathBuf, Digest, u64) {
     let a = Server::natrium();
     let js = a.js().await;
-    // About 24 MiB.
     fill(&js, "BIG", 2000, 12 * 1024).await;
-    let dir = tempfile::tempdir().unwrap();
-    let bdir = dir.path().join("big");
-    let bpath = bdir.to_str().unwrap();
+    let bdir = dir.join("big");
     ok_json(common::natrium(
         Some(&a.url),
-        &["stream", "backup", "BIG", bpath, "--json"],
+        &["stream", "backup", "BIG", bdir.to_str().unwrap(), "--json"],
         &[],
     ));
     // After the backup: the digest's ordered consumer is not part of it.
     let want = digest(&js, "BIG").await;
     let archive = std::fs::metadata(bdir.join("stream.tar.s2")).unwrap().len();
     assert!(archive > 16 << 20, "archive of {archive} bytes");
+    (bdir, want, archive)
+}
+
+/// Wait (at most 60 s) until `b` has staged a third of `archive` bytes of the restore
+/// `child` runs, failing if the restore ends first.
+fn wait_until_staged(b: &Server, child: &mut std::process::Child, archive: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let staged: u64 = staging(b, "BIG").iter().map(|p| du(p)).sum();
+        if staged > archive / 3 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "restore never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "restore finished before it could be cut; make the stream bigger"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+type Digest = (Vec<(u64, String, u64)>, Vec<(String, u64, u64, usize, u64)>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_restore_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bdir, want, archive) = big_backup(dir.path()).await;
+    let bpath = bdir.to_str().unwrap();
 
     let b = Server::natrium();
     kill_and_resume(&b, bpath, &[], archive, &want).await;
@@ -360,20 +372,9 @@ async fn account_restore_resume_skips_done_streams() {
 /// start, before recovery), and a new restore of the same backup gives the source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_restore_restarts_without_it() {
-    let a = Server::natrium();
-    let js = a.js().await;
-    // About 24 MiB.
-    fill(&js, "BIG", 2000, 12 * 1024).await;
     let dir = tempfile::tempdir().unwrap();
-    let bdir = dir.path().join("big");
+    let (bdir, want, archive) = big_backup(dir.path()).await;
     let bpath = bdir.to_str().unwrap();
-    ok_json(common::natrium(
-        Some(&a.url),
-        &["stream", "backup", "BIG", bpath, "--json"],
-        &[],
-    ));
-    let want = digest(&js, "BIG").await;
-    let archive = std::fs::metadata(bdir.join("stream.tar.s2")).unwrap().len();
 
     let mut b = Server::natrium();
     let mut child = cli(&b.url, &[])
@@ -382,19 +383,7 @@ async fn a_server_killed_mid_restore_restarts_without_it() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let staged: u64 = staging(&b, "BIG").iter().map(|p| du(p)).sum();
-        if staged > archive / 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "restore never got going");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "restore finished before the server could be killed; make the stream bigger"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_staged(&b, &mut child, archive);
     b.crash_and_restart();
     // The client loses its server; it must give up, not hang.
     let deadline = Instant::now() + Duration::from_secs(60);
