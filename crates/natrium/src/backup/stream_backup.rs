@@ -262,6 +262,10 @@ async fn write_keeping_alive(
     };
     let write = file.write(data);
     tokio::pin!(write);
+    // Most writes finish at once (a local file; a part still filling): no timer then.
+    if let Some(done) = futures::FutureExt::now_or_never(&mut write) {
+        return done;
+    }
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::now() + KEEPALIVE_EVERY,
         KEEPALIVE_EVERY,
