@@ -87,6 +87,8 @@
 pub mod consumer;
 pub mod meta;
 mod pin;
+mod read_ahead;
+pub use read_ahead::{ReadAheadCounts, read_ahead_counts};
 pub mod record;
 pub mod segment;
 
@@ -1929,58 +1931,155 @@ impl FileStore {
     /// zero-fills it again.
     fn read_runs(
         &self,
-        locs: &[(u64, Loc)],
-        files: &[(u32, Arc<fs::File>)],
+        plan: &BatchPlan,
         start: u64,
         end: u64,
         buf: &mut Vec<u8>,
         f: &mut dyn FnMut(MsgRef<'_>) -> bool,
     ) -> Result<u64> {
-        let mut i = 0;
         let mut next = start;
-        while i < locs.len() {
-            // One run: adjacent records of one segment.
-            let (_, first) = locs[i];
-            let mut j = i + 1;
-            let mut run_end = u64::from(first.off) + u64::from(first.len);
-            while j < locs.len()
-                && locs[j].1.seg == first.seg
-                && u64::from(locs[j].1.off) == run_end
-            {
-                run_end += u64::from(locs[j].1.len);
-                j += 1;
+        for run in &plan.runs {
+            let locs = &plan.locs[run.locs.clone()];
+            if buf.len() < run.len {
+                buf.resize(run.len, 0);
             }
-            let Some((_, file)) = files.iter().find(|(id, _)| *id == first.seg) else {
-                return crate::stream::read_batch_one_by_one(self, locs[i].0, end, 1, f);
-            };
-            let len = (run_end - u64::from(first.off)) as usize;
-            if buf.len() < len {
-                buf.resize(len, 0);
-            }
-            let run = &mut buf[..len];
-            if file.read_exact_at(run, u64::from(first.off)).is_err() {
+            let bytes = &mut buf[..run.len];
+            if run.file.read_exact_at(bytes, run.off).is_err() {
                 // Leave it to the single-message path (and its error reporting).
-                return crate::stream::read_batch_one_by_one(self, locs[i].0, end, 1, f);
+                return crate::stream::read_batch_one_by_one(self, locs[0].0, end, 1, f);
             }
-            let mut pos = 0usize;
-            for &(seq, loc) in &locs[i..j] {
-                let rec = &run[pos..pos + loc.len as usize];
-                pos += loc.len as usize;
-                let m = segment::verify_full(rec).then(|| msg_parts(rec, seq));
-                let Some(Ok((m, _ttl))) = m else {
-                    return crate::stream::read_batch_one_by_one(self, seq, end, 1, f);
-                };
-                next = seq + 1;
-                if !f(m) {
-                    return Ok(next);
-                }
+            if let Some(stop) = deliver_run(self, locs, bytes, end, &mut next, f)? {
+                return Ok(stop);
             }
-            i = j;
         }
         // Everything up to `next - 1` was delivered (at least one message); anything
         // between it and `end` is found by the next call.
         Ok(next)
     }
+}
+
+/// A run of adjacent records of one segment: read with one read.
+#[derive(Debug)]
+struct Run {
+    /// The segment's file (as the index had it when the batch was planned).
+    file: Arc<fs::File>,
+    /// Offset of the first record.
+    off: u64,
+    /// Bytes of all its records.
+    len: usize,
+    /// Its records: a range of [`BatchPlan::locs`].
+    locs: std::ops::Range<usize>,
+}
+
+/// What a batched read will read: the locations of up to `max_bytes` of messages, looked
+/// up under the index lock, grouped into runs. Reading them happens outside the lock
+/// (now, or ahead of time on a read-ahead thread, see `read_ahead.rs`).
+#[derive(Debug, Default)]
+struct BatchPlan {
+    /// Sequence and location of each message, ascending by sequence.
+    locs: Vec<(u64, Loc)>,
+    /// The runs, in order.
+    runs: Vec<Run>,
+}
+
+impl BatchPlan {
+    /// The sequence after the last planned message.
+    fn next_seq(&self) -> Option<u64> {
+        self.locs.last().map(|(seq, _)| seq + 1)
+    }
+}
+
+/// What [`plan_batch`] found.
+#[derive(Debug)]
+enum Planned {
+    /// No message is left in `start..=end`.
+    Done,
+    /// Batching does not apply at `start` (the next message is still in the write
+    /// buffer, or lies beyond what readers may see): read one by one from there.
+    OneByOne,
+    /// Read this.
+    Batch(BatchPlan),
+}
+
+/// `read_batch`'s first half, under the index (read) lock: the locations of up to
+/// `max_bytes` of messages from `start` (at most `end`), as runs.
+fn plan_batch(sh: &Shared, start: u64, end: u64, max_bytes: usize) -> Result<Planned> {
+    let g = sh.inner.read();
+    sh.check_open(&g)?;
+    let max = end.min(g.ix.last_seq()).min(g.visible);
+    if start > max {
+        return Ok(Planned::OneByOne);
+    }
+    let mut plan = BatchPlan::default();
+    let mut total = 0usize;
+    for (&seq, e) in g.ix.range(start..=max) {
+        let loc = e.data;
+        let Some(seg) = g.segs.get(&loc.seg) else {
+            break;
+        };
+        if u64::from(loc.off) + u64::from(loc.len) > seg.written {
+            break;
+        }
+        let i = plan.locs.len();
+        match plan.runs.last_mut() {
+            Some(run)
+                if Arc::ptr_eq(&run.file, &seg.file)
+                    && run.off + run.len as u64 == u64::from(loc.off) =>
+            {
+                run.len += loc.len as usize;
+                run.locs.end = i + 1;
+            }
+            _ => plan.runs.push(Run {
+                file: seg.file.clone(),
+                off: u64::from(loc.off),
+                len: loc.len as usize,
+                locs: i..i + 1,
+            }),
+        }
+        plan.locs.push((seq, loc));
+        total += loc.len as usize;
+        if total >= max_bytes {
+            break;
+        }
+    }
+    if plan.locs.is_empty() {
+        let nothing_left = g.ix.range(start..=max).next().is_none() && max == end;
+        return Ok(if nothing_left {
+            Planned::Done
+        } else {
+            Planned::OneByOne
+        });
+    }
+    Ok(Planned::Batch(plan))
+}
+
+/// Hand the messages of one run, read from disk as `bytes`, to `f`, each verified as in
+/// `read_msg`. `next` follows the last message delivered. `Some(n)`: the batch ends here
+/// with `n` as its next sequence (`f` said stop, or a record was not a good record of
+/// its sequence — damaged, erased or compacted meanwhile — and that message went through
+/// `load_next_msg`, which isolates damage exactly as single loads do).
+fn deliver_run<S: StreamStore + ?Sized>(
+    store: &S,
+    locs: &[(u64, Loc)],
+    bytes: &[u8],
+    end: u64,
+    next: &mut u64,
+    f: &mut dyn FnMut(MsgRef<'_>) -> bool,
+) -> Result<Option<u64>> {
+    let mut pos = 0usize;
+    for &(seq, loc) in locs {
+        let rec = bytes.get(pos..pos + loc.len as usize);
+        pos += loc.len as usize;
+        let m = rec.and_then(|rec| segment::verify_full(rec).then(|| msg_parts(rec, seq)));
+        let Some(Ok((m, _ttl))) = m else {
+            return crate::stream::read_batch_one_by_one(store, seq, end, 1, f).map(Some);
+        };
+        *next = seq + 1;
+        if !f(m) {
+            return Ok(Some(*next));
+        }
+    }
+    Ok(None)
 }
 
 /// Largest `read_batch` scratch buffer (capacity) kept for the next call on the same
@@ -2229,55 +2328,23 @@ impl StreamStore for FileStore {
         max_bytes: usize,
         f: &mut dyn FnMut(MsgRef<'_>) -> bool,
     ) -> Result<u64> {
-        // Up to `max_bytes` of locations, as runs of adjacent records in one segment.
-        let mut locs: Vec<(u64, Loc)> = Vec::new();
-        let mut files: Vec<(u32, Arc<fs::File>)> = Vec::new();
-        let done = end.saturating_add(1);
-        {
-            let g = self.sh.inner.read();
-            self.sh.check_open(&g)?;
-            let max = end.min(g.ix.last_seq()).min(g.visible);
-            if start > max {
-                drop(g);
+        let plan = match plan_batch(&self.sh, start, end, max_bytes)? {
+            Planned::Batch(plan) => plan,
+            Planned::Done => return Ok(end.saturating_add(1)),
+            Planned::OneByOne => {
                 return crate::stream::read_batch_one_by_one(self, start, end, 1, f);
             }
-            let mut total = 0usize;
-            for (&seq, e) in g.ix.range(start..=max) {
-                let loc = e.data;
-                let Some(seg) = g.segs.get(&loc.seg) else {
-                    break;
-                };
-                if u64::from(loc.off) + u64::from(loc.len) > seg.written {
-                    break;
-                }
-                if files.last().map(|(id, _)| *id) != Some(loc.seg) {
-                    files.push((loc.seg, seg.file.clone()));
-                }
-                locs.push((seq, loc));
-                total += loc.len as usize;
-                if total >= max_bytes {
-                    break;
-                }
-            }
-            if locs.is_empty() {
-                let nothing_left = g.ix.range(start..=max).next().is_none() && max == end;
-                drop(g);
-                if nothing_left {
-                    return Ok(done);
-                }
-                return crate::stream::read_batch_one_by_one(self, start, end, 1, f);
-            }
-        }
+        };
         READ_SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
-                let got = self.read_runs(&locs, &files, start, end, &mut scratch, f);
+                let got = self.read_runs(&plan, start, end, &mut scratch, f);
                 if scratch.capacity() > READ_SCRATCH_KEEP {
                     *scratch = Vec::new();
                 }
                 got
             }
             // Re-entered from `f` (no caller does): a buffer of its own.
-            Err(_) => self.read_runs(&locs, &files, start, end, &mut Vec::new(), f),
+            Err(_) => self.read_runs(&plan, start, end, &mut Vec::new(), f),
         })
     }
 
@@ -2327,6 +2394,7 @@ impl StreamStore for FileStore {
         let loc = e.data;
         let mut removed = vec![(seq, e)];
         sh.persist_removed(&mut g, &mut removed)?;
+        pin::note_erased(&mut g, seq);
         // The tombstone must be durable before the bytes are destroyed.
         sh.write_out(&mut g)?;
         sh.sync_active_locked(&mut g)?;

@@ -18,15 +18,20 @@
 //! Cost: one map entry per message removed during the backup (dropped as the cursor
 //! passes it), and open handles to the segments that existed at the start. A record
 //! securely erased meanwhile fails verification and is skipped: the erase wins.
+//!
+//! Bulk reads (`next_batch`) plan their next batches ahead and have helper threads read
+//! them meanwhile (`read_ahead.rs`); erases are noted in the view too, so that bytes
+//! read ahead of an erase are not handed out after it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
-use super::{FileStore, Inner, Loc, Shared, segment};
+use super::read_ahead::{DEPTH, ReadAhead, count_fallback};
+use super::{FileStore, Inner, Loc, Planned, Shared, deliver_run, plan_batch, segment};
 use crate::error::{Result, StoreError};
 use crate::index::Removed;
 use crate::stream::{MsgBatch, PinnedView, StreamStore};
@@ -43,9 +48,23 @@ pub(super) struct Hold {
     cursor: AtomicU64,
     /// Locations of messages removed after the view was taken.
     removed: Mutex<BTreeMap<u64, Loc>>,
+    /// Messages securely erased after the view was taken (also in `removed`). Why: a
+    /// batch read ahead may hold a record's bytes from before its erase; the erase must
+    /// still win over every message not yet handed out, so such messages are dropped
+    /// when their batch is delivered.
+    erased: Mutex<BTreeSet<u64>>,
 }
 
 impl Hold {
+    /// The erased sequences from `start` on (usually none).
+    fn erased_from(&self, start: u64) -> Vec<u64> {
+        let e = self.erased.lock();
+        if e.is_empty() {
+            return Vec::new();
+        }
+        e.range(start..).copied().collect()
+    }
+
     /// Record removals the view still needs (called with the store's write lock held).
     fn note(&self, removed: &[Removed<Loc>]) {
         let from = self.cursor.load(Ordering::Acquire);
@@ -54,6 +73,22 @@ impl Hold {
             if *seq >= from && *seq <= self.watermark {
                 m.insert(*seq, e.data);
             }
+        }
+    }
+}
+
+/// Tell every live view that `seq` was securely erased (write lock held, before the
+/// bytes are overwritten).
+pub(super) fn note_erased(g: &mut Inner, seq: u64) {
+    if g.holds.is_empty() {
+        return;
+    }
+    for w in &g.holds {
+        if let Some(h) = w.upgrade()
+            && seq >= h.cursor.load(Ordering::Acquire)
+            && seq <= h.watermark
+        {
+            h.erased.lock().insert(seq);
         }
     }
 }
@@ -81,6 +116,10 @@ pub struct FilePinnedView {
     files: HashMap<u32, Arc<File>>,
     cursor: u64,
     all: SubjectFilter,
+    /// Batches being read ahead (started at the first batched read).
+    ahead: Option<ReadAhead>,
+    /// Reading ahead is off: not wanted, or its threads could not start.
+    ahead_off: bool,
 }
 
 impl std::fmt::Debug for FilePinnedView {
@@ -106,6 +145,7 @@ impl FileStore {
             watermark,
             cursor: AtomicU64::new(first),
             removed: Mutex::new(BTreeMap::new()),
+            erased: Mutex::new(BTreeSet::new()),
         });
         g.holds.retain(|w| w.strong_count() > 0);
         g.holds.push(Arc::downgrade(&hold) as Weak<Hold>);
@@ -118,6 +158,8 @@ impl FileStore {
             files,
             cursor: first.max(1),
             all: SubjectFilter::all(),
+            ahead: None,
+            ahead_off: false,
         })
     }
 }
@@ -130,7 +172,91 @@ impl FilePinnedView {
         super::decode_msg(rec, seq).ok()
     }
 
+    /// The batch at `start` through the read-ahead (see `read_ahead.rs`), planning up
+    /// to [`DEPTH`] batches ahead of it; `None` when the caller should read it itself
+    /// (reading ahead is off, nothing could be planned at `start`, or the queue is out
+    /// of step after a batch ended early: it is then started afresh).
+    fn read_ahead(
+        &mut self,
+        store: &dyn StreamStore,
+        start: u64,
+        max_bytes: usize,
+        f: &mut dyn FnMut(crate::types::MsgRef<'_>) -> bool,
+    ) -> Result<Option<u64>> {
+        if self.ahead_off {
+            return Ok(None);
+        }
+        let w = self.hold.watermark;
+        if let Some(ra) = self.ahead.as_mut()
+            && ra.front_start().is_some_and(|s| s != start)
+        {
+            ra.reset();
+        }
+        if self.ahead.is_none() {
+            self.ahead = ReadAhead::start();
+            if self.ahead.is_none() {
+                self.ahead_off = true;
+                return Ok(None);
+            }
+        }
+        let Some(ra) = self.ahead.as_mut() else {
+            return Ok(None);
+        };
+        while ra.queued() < DEPTH {
+            let from = ra.planned_to().unwrap_or(start);
+            if from > w {
+                break;
+            }
+            let Planned::Batch(plan) = plan_batch(&self.sh, from, w, max_bytes)? else {
+                break;
+            };
+            if !ra.submit(from, plan) {
+                self.ahead = None;
+                self.ahead_off = true;
+                return Ok(None);
+            }
+        }
+        if ra.front_start() != Some(start) {
+            return Ok(None);
+        }
+        let Some(filled) = ra.take_front() else {
+            self.ahead = None;
+            self.ahead_off = true;
+            return Ok(None);
+        };
+        // Erased since (perhaps after its bytes were read ahead): left out.
+        let erased = self.hold.erased_from(start);
+        let mut keep = |m: crate::types::MsgRef<'_>| erased.binary_search(&m.seq).is_ok() || f(m);
+        let f: &mut dyn FnMut(crate::types::MsgRef<'_>) -> bool = &mut keep;
+        let mut next = start;
+        for (i, run) in filled.plan.runs.iter().enumerate() {
+            let locs = &filled.plan.locs[run.locs.clone()];
+            let Some(bytes) = filled.run_bytes(i) else {
+                // Unreadable: the single-message path reports or skips it.
+                count_fallback();
+                let stop = crate::stream::read_batch_one_by_one(store, locs[0].0, w, 1, f)?;
+                ra.recycle(filled);
+                return Ok(Some(stop));
+            };
+            if let Some(stop) = deliver_run(store, locs, bytes, w, &mut next, f)? {
+                if stop != next {
+                    count_fallback();
+                }
+                ra.recycle(filled);
+                return Ok(Some(stop));
+            }
+        }
+        ra.recycle(filled);
+        Ok(Some(next))
+    }
+
     fn advance(&mut self, to: u64) {
+        {
+            let mut e = self.hold.erased.lock();
+            if !e.is_empty() {
+                *e = e.split_off(&to);
+            }
+        }
         self.cursor = to;
         self.hold.cursor.store(to, Ordering::Release);
     }
@@ -161,10 +287,14 @@ impl PinnedView for FilePinnedView {
         if w == 0 || start > w {
             return Ok(false);
         }
-        let next = store.read_batch(start, w, max_bytes, &mut |m| {
+        let mut push = |m: crate::types::MsgRef<'_>| {
             out.push(m);
             true
-        })?;
+        };
+        let next = match self.read_ahead(store, start, max_bytes, &mut push)? {
+            Some(next) => next,
+            None => store.read_batch(start, w, max_bytes, &mut push)?,
+        };
         let held: Vec<(u64, Loc)> = {
             let mut m = self.hold.removed.lock();
             let got = m
@@ -186,8 +316,13 @@ impl PinnedView for FilePinnedView {
                 })
                 .collect()
         };
+        let erased = self.hold.erased_from(start);
         let mut added = false;
         for (seq, loc) in held {
+            // An erase may still be overwriting the record: it wins.
+            if erased.binary_search(&seq).is_ok() {
+                continue;
+            }
             if let Some(m) = self.read_held(seq, loc) {
                 out.push(m.as_msg_ref());
                 added = true;
