@@ -193,7 +193,7 @@ impl FilePinnedView {
             ra.reset();
         }
         if self.ahead.is_none() {
-            self.ahead = ReadAhead::start();
+            self.ahead = ReadAhead::start(&self.sh);
             if self.ahead.is_none() {
                 self.ahead_off = true;
                 return Ok(None);

@@ -40,14 +40,23 @@ use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use super::BatchPlan;
+use super::{BatchPlan, Shared};
 
 /// Batches planned ahead of the one being read.
 pub(super) const DEPTH: usize = 3;
-/// Helper threads: two reads in flight keep this kind of disk busy where one leaves it
-/// idle between requests (a single 4 MiB `O_DIRECT` read at a time reached ~1.3-1.8
-/// GB/s here, two ~1.4-2.0 GB/s; the page cache's own read-ahead ~2.4 GB/s).
-const THREADS: usize = 2;
+/// Helper threads. One read in flight is enough to keep ahead of a backup (1 GiB, 1 KiB
+/// messages, 2 cores: 1,260-1,400 MB/s with one helper, 1,240-1,300 with two), and
+/// two cost a synchronous publisher into the same disk twice as much during the backup
+/// (its fsyncs wait behind more reads: 510-580 acks/s with two, 910-1,070 with one,
+/// 1,100-1,400 before reading ahead).
+const THREADS: usize = 1;
+/// Largest direct read while writers of the stream are waiting for fsyncs: a smaller
+/// read ahead of a publisher's fsync holds it up for less time. Measured as above,
+/// with a sync publisher into the backed-up stream: whole runs (~1 MiB) gave the
+/// publisher 1,040-1,050 acks/s and the backup 1,060-1,090 MB/s; 512 KiB pieces
+/// 1,590-1,620 and ~910; 256 KiB pieces 1,910-1,980 and ~770. Without writers, runs
+/// are read whole (256 KiB pieces alone slowed a backup to 920-940 MB/s).
+const YIELD_PIECE: usize = 256 * 1024;
 /// Alignment of `O_DIRECT` offsets, lengths and buffers (covers 512-byte and 4 KiB
 /// logical blocks).
 const ALIGN: usize = 4096;
@@ -188,9 +197,10 @@ pub(super) struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Start the helper threads; `None` if no thread could be started (the caller
+    /// Start the helper threads for a view of the store `sh` (whose fsyncs tell them
+    /// that writers are waiting); `None` if no thread could be started (the caller
     /// reads for itself).
-    pub(super) fn start() -> Option<ReadAhead> {
+    pub(super) fn start(sh: &Arc<Shared>) -> Option<ReadAhead> {
         let (jobs, job_rx) = std::sync::mpsc::channel::<Job>();
         let (done_tx, results) = std::sync::mpsc::channel::<Filled>();
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -198,9 +208,10 @@ impl ReadAhead {
         for _ in 0..THREADS {
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
+            let mut pacer = Pacer::new(sh);
             let spawned = std::thread::Builder::new()
                 .name("natrium-readahead".into())
-                .spawn(move || helper(&job_rx, &done_tx));
+                .spawn(move || helper(&job_rx, &done_tx, &mut pacer));
             if spawned.is_ok() {
                 started += 1;
             }
@@ -284,8 +295,50 @@ impl ReadAhead {
     }
 }
 
+/// How long after the store's last fsync seen its writers still count as active: a
+/// synchronous publisher fsyncs every millisecond or so, a piece takes a fraction of
+/// that, so "an fsync since the last piece" alone would flip back to whole runs
+/// between two of its fsyncs.
+const WRITERS_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How much a helper reads at once: whole runs, or [`YIELD_PIECE`]s while the store's
+/// writers are waiting for fsyncs (its group-commit count moved within
+/// [`WRITERS_LINGER`]).
+struct Pacer {
+    sh: Arc<Shared>,
+    /// The store's fsync count at the last look.
+    seen: u64,
+    /// When it last moved.
+    moved: Option<std::time::Instant>,
+}
+
+impl Pacer {
+    fn new(sh: &Arc<Shared>) -> Pacer {
+        Pacer {
+            sh: sh.clone(),
+            seen: sh.group_fsyncs.load(std::sync::atomic::Ordering::Relaxed),
+            moved: None,
+        }
+    }
+
+    fn piece(&mut self) -> usize {
+        let count = self
+            .sh
+            .group_fsyncs
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if count != self.seen {
+            self.seen = count;
+            self.moved = Some(std::time::Instant::now());
+        }
+        match self.moved {
+            Some(t) if t.elapsed() < WRITERS_LINGER => YIELD_PIECE,
+            _ => usize::MAX,
+        }
+    }
+}
+
 /// A helper thread: read each job's runs into its buffer until the queue closes.
-fn helper(jobs: &Mutex<Receiver<Job>>, done: &Sender<Filled>) {
+fn helper(jobs: &Mutex<Receiver<Job>>, done: &Sender<Filled>, pacer: &mut Pacer) {
     let mut direct: HashMap<usize, (Arc<File>, Option<File>)> = HashMap::new();
     loop {
         let job = {
@@ -295,7 +348,7 @@ fn helper(jobs: &Mutex<Receiver<Job>>, done: &Sender<Filled>) {
                 Err(_) => return,
             }
         };
-        let filled = read_job(job, &mut direct);
+        let filled = read_job(job, &mut direct, &mut |_| pacer.piece());
         if done.send(filled).is_err() {
             return;
         }
@@ -308,7 +361,13 @@ fn room(len: usize) -> usize {
     len.next_multiple_of(ALIGN) + 2 * ALIGN
 }
 
-fn read_job(job: Job, direct: &mut HashMap<usize, (Arc<File>, Option<File>)>) -> Filled {
+/// Read a job's runs; `piece` says how much one direct read may take (given the
+/// default, whole).
+fn read_job(
+    job: Job,
+    direct: &mut HashMap<usize, (Arc<File>, Option<File>)>,
+    piece: &mut dyn FnMut(usize) -> usize,
+) -> Filled {
     let need: usize = job.plan.runs.iter().map(|r| room(r.len)).sum();
     let mut buf = match job.buf {
         Some(b) if b.cap >= need => b,
@@ -326,7 +385,7 @@ fn read_job(job: Job, direct: &mut HashMap<usize, (Arc<File>, Option<File>)>) ->
         let got = match &entry.1 {
             // Already in the page cache (read or written recently): copy it from there.
             Some(_) if all_cached(&run.file, run.off, run.len) => plain(area).map(|r| (r, false)),
-            Some(d) => match read_direct(d, run.off, run.len, area) {
+            Some(d) => match read_direct(d, run.off, run.len, area, piece) {
                 Ok(r) => Some((r, true)),
                 Err(_) => {
                     // Refused (alignment, or the filesystem after all): plain reads for
@@ -362,19 +421,27 @@ fn open_direct(file: &File) -> Option<File> {
 }
 
 /// Read `off..off + len` with aligned direct reads into `area` (at least
-/// `room(len)` bytes, aligned); the range of `area` that holds the run.
+/// `room(len)` bytes, aligned), each at most `piece(..)` bytes (rounded up to
+/// [`ALIGN`]); the range of `area` that holds the run.
 fn read_direct(
     d: &File,
     off: u64,
     len: usize,
     area: &mut [u8],
+    piece: &mut dyn FnMut(usize) -> usize,
 ) -> std::io::Result<std::ops::Range<usize>> {
     let a_off = off - off % ALIGN as u64;
     let lead = (off - a_off) as usize;
     let want = (lead + len).next_multiple_of(ALIGN);
     let mut got = 0usize;
     while got < lead + len {
-        match d.read_at(&mut area[got..want], a_off + got as u64) {
+        let left = want - got;
+        let step = match piece(left) {
+            p if p >= left => left,
+            p => p.max(1).next_multiple_of(ALIGN),
+        };
+        let upto = got + step;
+        match d.read_at(&mut area[got..upto], a_off + got as u64) {
             Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -505,19 +572,68 @@ mod tests {
         ] {
             let mut buf = AlignedBuf::new(room(len));
             assert_eq!(buf.as_slice().as_ptr() as usize % ALIGN, 0);
-            let r = read_direct(&direct, off as u64, len, buf.as_mut_slice()).unwrap();
+            let r = read_direct(&direct, off as u64, len, buf.as_mut_slice(), &mut |n| n).unwrap();
             assert_eq!(&buf.as_slice()[r], &bytes[off..off + len], "{off}+{len}");
+            // The same in small pieces (as while writers wait), one page at a time.
+            let mut reads = 0;
+            let mut pieces = |_| {
+                reads += 1;
+                1
+            };
+            let mut buf = AlignedBuf::new(room(len));
+            let r = read_direct(&direct, off as u64, len, buf.as_mut_slice(), &mut pieces).unwrap();
+            assert_eq!(
+                &buf.as_slice()[r],
+                &bytes[off..off + len],
+                "{off}+{len} in pieces"
+            );
+            assert_eq!(
+                reads,
+                (off % ALIGN + len).div_ceil(ALIGN),
+                "{off}+{len}: one page a read"
+            );
         }
         // Past the end is an error, not short data.
         let mut buf = AlignedBuf::new(room(200));
-        assert!(read_direct(&direct, (total - 100) as u64, 200, buf.as_mut_slice()).is_err());
+        let past = read_direct(
+            &direct,
+            (total - 100) as u64,
+            200,
+            buf.as_mut_slice(),
+            &mut |n| n,
+        );
+        assert!(past.is_err());
+    }
+
+    #[test]
+    fn reads_come_in_small_pieces_only_while_writers_wait_for_fsyncs() {
+        use crate::stream::StreamStore;
+        let d = tempfile::tempdir().unwrap();
+        let store = crate::file::FileStore::open(d.path(), Default::default()).unwrap();
+        let mut pacer = Pacer::new(&store.sh);
+        assert_eq!(pacer.piece(), usize::MAX, "no writers: whole runs");
+        store.store_msg("a", b"", b"durable", None).unwrap();
+        assert!(
+            store.group_fsyncs() > 0,
+            "an `always` store fsyncs per write"
+        );
+        assert_eq!(pacer.piece(), YIELD_PIECE, "a writer waited for an fsync");
+        assert_eq!(pacer.piece(), YIELD_PIECE, "and may come again soon");
+        std::thread::sleep(WRITERS_LINGER);
+        assert_eq!(
+            pacer.piece(),
+            usize::MAX,
+            "gone for a while: whole runs again"
+        );
     }
 
     #[test]
     fn batches_come_back_in_order_and_a_reset_drops_the_old_ones() {
         let d = tempfile::tempdir().unwrap();
         let (file, bytes) = patterned(d.path(), 64 * 1024);
-        let mut ra = ReadAhead::start().unwrap();
+        let store =
+            crate::file::FileStore::open(d.path().join("store"), Default::default()).unwrap();
+        let mut ra = ReadAhead::start(&store.sh).unwrap();
         let piece = |i: usize| (i * 5000 + 3, 4000 + i);
         for i in 0..4 {
             let (off, len) = piece(i);
