@@ -44,15 +44,18 @@ use super::{BatchPlan, Shared};
 
 /// Batches planned ahead of the one being read.
 pub(super) const DEPTH: usize = 3;
-/// Helper threads. One read in flight is enough to keep ahead of a backup (1 GiB, 1 KiB
-/// messages, 2 cores: 1,260-1,400 MB/s with one helper, 1,240-1,300 with two), and
-/// two cost a synchronous publisher into the same disk twice as much during the backup
-/// (its fsyncs wait behind more reads: 510-580 acks/s with two, 910-1,070 with one,
-/// 1,100-1,400 before reading ahead).
-const THREADS: usize = 1;
+/// Helper threads: two reads in flight. One 1 MiB `O_DIRECT` read at a time leaves
+/// this kind of disk idle between requests (1.1 GB of segments: 0.85 s with one in
+/// flight, 0.42 s with two, 0.42 s through the page cache's own read-ahead), and when
+/// the disk is slow that bounded a backup (1 GiB, 1 KiB messages, 2 cores: 1,130-1,220
+/// MB/s with one helper, 1,280-1,490 with two). But two reads in flight also cost a
+/// synchronous publisher into the same stream twice as much during a backup (its
+/// fsyncs wait behind more reads: 510-580 acks/s with two, 910-1,070 with one): so
+/// while writers wait for fsyncs, the helpers take turns (one read in flight).
+const THREADS: usize = 2;
 /// Largest direct read while writers of the stream are waiting for fsyncs: a smaller
-/// read ahead of a publisher's fsync holds it up for less time. Measured as above,
-/// with a sync publisher into the backed-up stream: whole runs (~1 MiB) gave the
+/// read ahead of a publisher's fsync holds it up for less time. Measured with one
+/// helper and a sync publisher into the backed-up stream: whole runs (~1 MiB) gave the
 /// publisher 1,040-1,050 acks/s and the backup 1,060-1,090 MB/s; 512 KiB pieces
 /// 1,590-1,620 and ~910; 256 KiB pieces 1,910-1,980 and ~770. Without writers, runs
 /// are read whole (256 KiB pieces alone slowed a backup to 920-940 MB/s).
@@ -204,14 +207,17 @@ impl ReadAhead {
         let (jobs, job_rx) = std::sync::mpsc::channel::<Job>();
         let (done_tx, results) = std::sync::mpsc::channel::<Filled>();
         let job_rx = Arc::new(Mutex::new(job_rx));
+        // Held by a helper for a whole job while writers wait (one read in flight).
+        let turns = Arc::new(Mutex::new(()));
         let mut started = 0;
         for _ in 0..THREADS {
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
+            let turns = turns.clone();
             let mut pacer = Pacer::new(sh);
             let spawned = std::thread::Builder::new()
                 .name("natrium-readahead".into())
-                .spawn(move || helper(&job_rx, &done_tx, &mut pacer));
+                .spawn(move || helper(&job_rx, &done_tx, &turns, &mut pacer));
             if spawned.is_ok() {
                 started += 1;
             }
@@ -321,7 +327,8 @@ impl Pacer {
         }
     }
 
-    fn piece(&mut self) -> usize {
+    /// Whether the store's writers are waiting for fsyncs now.
+    fn writers(&mut self) -> bool {
         let count = self
             .sh
             .group_fsyncs
@@ -330,15 +337,26 @@ impl Pacer {
             self.seen = count;
             self.moved = Some(std::time::Instant::now());
         }
-        match self.moved {
-            Some(t) if t.elapsed() < WRITERS_LINGER => YIELD_PIECE,
-            _ => usize::MAX,
+        self.moved.is_some_and(|t| t.elapsed() < WRITERS_LINGER)
+    }
+
+    /// The most one direct read may take now.
+    fn piece(&mut self) -> usize {
+        if self.writers() {
+            YIELD_PIECE
+        } else {
+            usize::MAX
         }
     }
 }
 
 /// A helper thread: read each job's runs into its buffer until the queue closes.
-fn helper(jobs: &Mutex<Receiver<Job>>, done: &Sender<Filled>, pacer: &mut Pacer) {
+fn helper(
+    jobs: &Mutex<Receiver<Job>>,
+    done: &Sender<Filled>,
+    turns: &Mutex<()>,
+    pacer: &mut Pacer,
+) {
     let mut direct: HashMap<usize, (Arc<File>, Option<File>)> = HashMap::new();
     loop {
         let job = {
@@ -348,7 +366,10 @@ fn helper(jobs: &Mutex<Receiver<Job>>, done: &Sender<Filled>, pacer: &mut Pacer)
                 Err(_) => return,
             }
         };
-        let filled = read_job(job, &mut direct, &mut |_| pacer.piece());
+        let filled = {
+            let _turn = pacer.writers().then(|| turns.lock());
+            read_job(job, &mut direct, &mut |_| pacer.piece())
+        };
         if done.send(filled).is_err() {
             return;
         }
