@@ -60,6 +60,9 @@ const THREADS: usize = 2;
 /// 1,590-1,620 and ~910; 256 KiB pieces 1,910-1,980 and ~770. Without writers, runs
 /// are read whole (256 KiB pieces alone slowed a backup to 920-940 MB/s).
 const YIELD_PIECE: usize = 256 * 1024;
+/// Direct handles a helper keeps open at most. Why a bound: each is a file descriptor
+/// (and keeps its segment's inode), and a large stream has thousands of segments.
+const OPEN_DIRECT_MAX: usize = 8;
 /// Alignment of `O_DIRECT` offsets, lengths and buffers (covers 512-byte and 4 KiB
 /// logical blocks).
 const ALIGN: usize = 4096;
@@ -399,6 +402,10 @@ fn read_job(
     for run in &job.plan.runs {
         let area = &mut buf.as_mut_slice()[at..at + room(run.len)];
         let key = Arc::as_ptr(&run.file) as usize;
+        if direct.len() >= OPEN_DIRECT_MAX && !direct.contains_key(&key) {
+            // A view reads its segments in order: the ones left behind are done with.
+            direct.clear();
+        }
         let entry = direct
             .entry(key)
             .or_insert_with(|| (run.file.clone(), open_direct(&run.file)));
@@ -646,6 +653,25 @@ mod tests {
             usize::MAX,
             "gone for a while: whole runs again"
         );
+    }
+
+    #[test]
+    fn a_helper_keeps_few_files_open_however_many_it_reads() {
+        let d = tempfile::tempdir().unwrap();
+        let mut direct = HashMap::new();
+        for i in 0..3 * OPEN_DIRECT_MAX {
+            let sub = d.path().join(format!("f{i}"));
+            std::fs::create_dir(&sub).unwrap();
+            let (file, bytes) = patterned(&sub, 2 * ALIGN + i);
+            let job = Job {
+                id: i as u64,
+                plan: plan(&file, 10, ALIGN + i),
+                buf: None,
+            };
+            let f = read_job(job, &mut direct, &mut |n| n);
+            assert_eq!(f.run_bytes(0).unwrap(), &bytes[10..10 + ALIGN + i]);
+            assert!(direct.len() <= OPEN_DIRECT_MAX, "{} open", direct.len());
+        }
     }
 
     #[test]
