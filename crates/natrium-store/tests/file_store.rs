@@ -714,25 +714,24 @@ fn one_by_one(s: &FileStore, start: u64, end: u64) -> Vec<(u64, i64, String, Vec
     out
 }
 
+/// Append messages 1..=n with payloads of random length below `max_len` (seeded), on
+/// `{prefix}.{seq % subjects}`, and timestamps of ten times their sequence.
+fn append_varied(s: &FileStore, n: u64, seed: u64, max_len: u64, prefix: &str, subjects: u64) {
+    let mut rng = Rng::new(seed);
+    for i in 1..=n {
+        let len = (rng.next_u64() % max_len) as usize;
+        let payload = vec![(i % 251) as u8; len];
+        let subject = format!("{prefix}.{}", i % subjects);
+        s.append_raw_msg(&subject, b"", &payload, i, i as i64 * 10, None, false)
+            .unwrap();
+    }
+}
+
 #[test]
 fn read_batch_matches_single_loads() {
     let d = tempfile::tempdir().unwrap();
     let s = open_unsynced(d.path());
-    let mut rng = Rng::new(7);
-    for i in 1..=400u64 {
-        let len = (rng.next_u64() % 300) as usize;
-        let payload = vec![(i % 251) as u8; len];
-        s.append_raw_msg(
-            &format!("a.{}", i % 7),
-            b"",
-            &payload,
-            i,
-            i as i64 * 10,
-            None,
-            false,
-        )
-        .unwrap();
-    }
+    append_varied(&s, 400, 7, 300, "a", 7);
     for seq in [1u64, 2, 50, 51, 52, 199, 300, 400] {
         s.remove_msg(seq).unwrap();
     }
@@ -794,21 +793,7 @@ fn view_batched(
 fn view_batches_read_ahead_match_single_loads() {
     let d = tempfile::tempdir().unwrap();
     let s = open_unsynced(d.path());
-    let mut rng = Rng::new(11);
-    for i in 1..=600u64 {
-        let len = (rng.next_u64() % 700) as usize;
-        let payload = vec![(i % 251) as u8; len];
-        s.append_raw_msg(
-            &format!("v.{}", i % 5),
-            b"",
-            &payload,
-            i,
-            i as i64 * 10,
-            None,
-            false,
-        )
-        .unwrap();
-    }
+    append_varied(&s, 600, 11, 700, "v", 5);
     for seq in [1u64, 77, 78, 300, 599] {
         s.remove_msg(seq).unwrap();
     }
