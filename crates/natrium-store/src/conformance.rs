@@ -960,6 +960,27 @@ pub fn pinned_view_split_at<H: Harness>(h: &mut H) {
     let mut v = s.pinned_view(5).unwrap();
     assert_eq!(v.split_at(0).unwrap(), vec![]);
     assert_eq!(v.next_msg().unwrap().map(|m| m.seq), Some(3));
+    // A stream without gaps (removals from the front only), before and after the pin:
+    // 31..=60 after a purge.
+    s.purge().unwrap();
+    for i in 31..=60u64 {
+        s.store_msg("u", b"", format!("r{i}").as_bytes(), None)
+            .unwrap();
+    }
+    s.compact(34).unwrap();
+    let mut v = s.pinned_view(55).unwrap();
+    s.compact(42).unwrap();
+    s.store_msg("u", b"", b"late", None).unwrap();
+    assert_eq!(v.split_at(45).unwrap(), vec![(1, 33)]);
+    let mut seqs = Vec::new();
+    while let Some(m) = v.next_msg().unwrap() {
+        seqs.push(m.seq);
+    }
+    assert_eq!(seqs, (46..=55).collect::<Vec<u64>>());
+    let mut v = s.pinned_view(55).unwrap();
+    assert_eq!(v.split_at(50).unwrap(), vec![(1, 41)]);
+    let mut v = s.pinned_view(55).unwrap();
+    assert_eq!(v.split_at(38).unwrap(), vec![(1, 38)]);
 }
 
 /// Tiny deterministic PRNG (xorshift64*), so the suite needs no dependencies.

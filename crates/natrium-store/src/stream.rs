@@ -461,19 +461,29 @@ pub fn read_batch_one_by_one<S: StreamStore + ?Sized>(
 /// outside the range) as ascending inclusive ranges: what [`PinnedView::split_at`]
 /// returns.
 pub fn absent_ranges(present: impl Iterator<Item = u64>, upto: u64) -> Vec<(u64, u64)> {
+    absent_ranges_of_runs(present.map(|s| (s, s)), upto)
+}
+
+/// [`absent_ranges`] of present sequences given as inclusive runs `(first, last)`,
+/// ascending by `first` (runs may overlap): a contiguous stretch costs one step, not
+/// one per sequence.
+pub fn absent_ranges_of_runs(
+    present: impl Iterator<Item = (u64, u64)>,
+    upto: u64,
+) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut next = 1u64;
-    for s in present {
-        if s > upto {
+    for (a, b) in present {
+        if a > upto {
             break;
         }
-        if s < next {
+        if b < next {
             continue;
         }
-        if s > next {
-            out.push((next, s - 1));
+        if a > next {
+            out.push((next, a - 1));
         }
-        next = s + 1;
+        next = b.saturating_add(1);
     }
     if upto >= next {
         out.push((next, upto));
@@ -499,5 +509,27 @@ mod absent_tests {
             absent_ranges([2, 2, 3].into_iter(), 4),
             vec![(1, 1), (4, 4)]
         );
+    }
+
+    #[test]
+    fn runs_give_the_same_as_their_sequences() {
+        use super::absent_ranges_of_runs;
+        let cases: &[&[(u64, u64)]] = &[
+            &[],
+            &[(1, 10)],
+            &[(3, 5), (4, 8), (8, 8), (12, 20)],
+            &[(2, 2), (2, 6), (3, 4), (9, 1_000)],
+            &[(5, u64::MAX)],
+        ];
+        for runs in cases {
+            for upto in [0u64, 1, 4, 7, 10, 15, 30] {
+                let seqs = runs.iter().flat_map(|&(a, b)| a..=b.min(40));
+                assert_eq!(
+                    absent_ranges_of_runs(runs.iter().copied(), upto),
+                    absent_ranges(seqs, upto),
+                    "{runs:?} up to {upto}"
+                );
+            }
+        }
     }
 }

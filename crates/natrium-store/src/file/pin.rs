@@ -250,6 +250,25 @@ impl FilePinnedView {
         Ok(Some(next))
     }
 
+    /// The absent ranges up to `upto` by walking the live index from `from`, merged
+    /// with the held removals (for a stream with gaps).
+    fn absent_by_walk(
+        g: &Inner,
+        held: &BTreeMap<u64, Loc>,
+        from: u64,
+        upto: u64,
+    ) -> Vec<(u64, u64)> {
+        let mut live = g.ix.range(from..=upto).map(|(s, _)| *s).peekable();
+        let mut kept = held.range(from..=upto).map(|(s, _)| *s).peekable();
+        let merged = std::iter::from_fn(|| match (live.peek(), kept.peek()) {
+            (Some(&a), Some(&b)) if a <= b => live.next(),
+            (Some(_), Some(_)) => kept.next(),
+            (Some(_), None) => live.next(),
+            (None, _) => kept.next(),
+        });
+        crate::stream::absent_ranges(merged, upto)
+    }
+
     fn advance(&mut self, to: u64) {
         {
             let mut e = self.hold.erased.lock();
@@ -336,7 +355,10 @@ impl PinnedView for FilePinnedView {
     }
 
     /// Present at the pin = live now or held since (nothing at or below the watermark
-    /// is added after the pin); one pass over the index under its read lock.
+    /// is added after the pin); under the index's read lock, one pass over it, or none
+    /// when the stream has no gaps now (its live part is then one run). Why the
+    /// shortcut: an incremental backup of a 1M-message stream spent 18 ms here, two
+    /// thirds of the server's work for a 1% increment.
     fn split_at(&mut self, since: u64) -> Result<Vec<(u64, u64)>> {
         let upto = since.min(self.hold.watermark);
         let from = self.cursor;
@@ -346,15 +368,22 @@ impl PinnedView for FilePinnedView {
             let g = self.sh.inner.read();
             self.sh.check_open(&g)?;
             let held = self.hold.removed.lock();
-            let mut live = g.ix.range(from..=upto).map(|(s, _)| *s).peekable();
-            let mut kept = held.range(from..=upto).map(|(s, _)| *s).peekable();
-            let merged = std::iter::from_fn(|| match (live.peek(), kept.peek()) {
-                (Some(&a), Some(&b)) if a <= b => live.next(),
-                (Some(_), Some(_)) => kept.next(),
-                (Some(_), None) => live.next(),
-                (None, _) => kept.next(),
-            });
-            crate::stream::absent_ranges(merged, upto)
+            let (first, last) = (g.ix.first_seq(), g.ix.last_seq());
+            if g.ix.msgs() == (last + 1).saturating_sub(first) {
+                // No gaps now (the common case: nothing deleted but from the front):
+                // the live part is one run, no need to walk a million index entries.
+                let run = (from.max(first), upto.min(last));
+                let mut kept = held.range(from..=upto).map(|(s, _)| (*s, *s)).peekable();
+                let before: Vec<(u64, u64)> =
+                    std::iter::from_fn(|| kept.next_if(|&(s, _)| s < run.0)).collect();
+                let live = (run.0 <= run.1).then_some(run);
+                crate::stream::absent_ranges_of_runs(
+                    before.into_iter().chain(live).chain(kept),
+                    upto,
+                )
+            } else {
+                Self::absent_by_walk(&g, &held, from, upto)
+            }
         };
         if since >= self.cursor {
             let next = since.saturating_add(1);
