@@ -63,6 +63,10 @@ const YIELD_PIECE: usize = 256 * 1024;
 /// Direct handles a helper keeps open at most. Why a bound: each is a file descriptor
 /// (and keeps its segment's inode), and a large stream has thousands of segments.
 const OPEN_DIRECT_MAX: usize = 8;
+/// Longest wait for a batch read ahead. Why a bound: a helper that died (a bug) would
+/// otherwise leave the reader waiting forever while the other one keeps the channel
+/// open; after this the reader reads for itself.
+const RESULT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Alignment of `O_DIRECT` offsets, lengths and buffers (covers 512-byte and 4 KiB
 /// logical blocks).
 const ALIGN: usize = 4096;
@@ -180,8 +184,6 @@ pub(super) fn count_fallback() {
     });
 }
 
-impl Filled {}
-
 /// A planned batch, by the sequence it starts at and what follows it.
 struct Queued {
     id: u64,
@@ -270,14 +272,17 @@ impl ReadAhead {
         true
     }
 
-    /// Wait for the oldest submitted batch. `None` if the helpers are gone.
+    /// Wait for the oldest submitted batch. `None` if the helpers are gone, or the
+    /// batch did not come within [`RESULT_WAIT`] (the caller then reads for itself).
     pub(super) fn take_front(&mut self) -> Option<Filled> {
         let q = self.queued.pop_front()?;
         if let Some(f) = self.early.remove(&q.id) {
             return Some(f);
         }
+        let until = std::time::Instant::now() + RESULT_WAIT;
         loop {
-            let f = self.results.recv().ok()?;
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            let f = self.results.recv_timeout(left).ok()?;
             match f.id.cmp(&q.id) {
                 std::cmp::Ordering::Equal => return Some(f),
                 // Submitted before a `reset`: nobody wants it any more.
