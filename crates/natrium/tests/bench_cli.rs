@@ -9,28 +9,15 @@
 //! Servers listen on 127.0.0.1 with a port the server picks itself
 //! (`-p -1`), read back from its log, so parallel tests never collide.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-/// The natrium binary under test.
-const NATRIUM: &str = env!("CARGO_BIN_EXE_natrium");
-
-/// Finds a nats-server binary, or `None` to skip.
-fn nats_server_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("nats-server"))
-        .find(|p| p.is_file())
-}
+use common::{NATRIUM, nats_server_bin};
 
 /// A nats-server child process, killed (by its own handle) on drop.
 struct Server {
@@ -41,38 +28,10 @@ struct Server {
 impl Server {
     /// Starts a server on 127.0.0.1 and waits for its listening line.
     fn start(bin: &Path) -> Server {
-        let mut child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", "-1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        // Keep draining the log after the port is found so the server never
-        // blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("Listening for client connections on ").nth(1)
-                    && let Some(port) = rest.trim().rsplit(':').next()
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(port.to_string());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(port) => Server {
-                child,
-                url: format!("nats://127.0.0.1:{port}"),
-            },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("nats-server did not report its listening port within 15 s");
-            }
+        let (child, port) = common::spawn_listening(bin, &[]);
+        Server {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
         }
     }
 }

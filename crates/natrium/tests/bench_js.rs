@@ -12,17 +12,16 @@
 //! same loads also run against it, which checks the client side against
 //! the reference server.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use serde_json::Value;
 
-/// The natrium binary under test.
-const NATRIUM: &str = env!("CARGO_BIN_EXE_natrium");
+use common::NATRIUM;
 
 /// The natrium-server to test against, if there is one.
 fn natrium_server_bin() -> Option<PathBuf> {
@@ -76,43 +75,12 @@ impl Server {
     /// and waits for its listening line.
     fn start(bin: &Path) -> Server {
         let store = TempDir::new();
-        let mut child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-            .arg(&store.0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        // Keep draining the log after the port is found so the server never
-        // blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("Listening for client connections on ").nth(1)
-                    && let Some(port) = rest.trim().rsplit(':').next()
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(port.to_string());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(port) => Server {
-                child,
-                url: format!("nats://127.0.0.1:{port}"),
-                _store: store,
-            },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{} did not report its listening port within 15 s",
-                    bin.display()
-                );
-            }
+        let args = [OsStr::new("-js"), OsStr::new("-sd"), store.0.as_os_str()];
+        let (child, port) = common::spawn_listening(bin, &args);
+        Server {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod moto;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -202,10 +203,18 @@ impl Server {
 /// Starts a server binary with JetStream in `sd` on a port it picks; returns the child
 /// and the port it reported.
 fn spawn_server(bin: &Path, sd: &Path, extra: &[String]) -> (Child, u16) {
+    let mut args: Vec<&OsStr> = vec![OsStr::new("-js"), OsStr::new("-sd"), sd.as_os_str()];
+    args.extend(extra.iter().map(OsStr::new));
+    spawn_listening(bin, &args)
+}
+
+/// Starts a server binary on 127.0.0.1 with a port it picks (`-p -1`) and `args`;
+/// returns the child and the port its log reported. The log is drained for the
+/// child's whole life, so the server never blocks on a full pipe.
+pub fn spawn_listening(bin: &Path, args: &[&OsStr]) -> (Child, u16) {
     let mut child = Command::new(bin)
-        .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
-        .arg(sd)
-        .args(extra)
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
