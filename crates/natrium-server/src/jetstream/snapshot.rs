@@ -117,38 +117,47 @@ impl Window {
     }
 }
 
-/// The natrium extension field `natrium_keepalive: true`: the receiver may send
-/// keep-alives (see [`KEEPALIVE_TOKEN`]); echoed in the answer so that it knows this
-/// server takes them (nats-server ignores the field, and would count a keep-alive as
-/// an ack).
-fn wants_keepalive(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("natrium_keepalive")?.as_bool())
-        .unwrap_or(false)
+/// The natrium extension fields of a snapshot request (nats-server ignores them, which
+/// is why the answer echoes `natrium_since` and `natrium_keepalive`), read in one parse.
+#[derive(Debug, Default, PartialEq)]
+struct NatriumFields {
+    /// `natrium_since`: an incremental archive after this earlier backup's watermark
+    /// (see `natrium_store::archive::incremental`).
+    since: Option<u64>,
+    /// `natrium_freeze`: claim this stream's state from a consistent account freeze
+    /// (see `account_snapshot`).
+    freeze: Option<String>,
+    /// `natrium_keepalive: true`: the receiver may send keep-alives (see
+    /// [`KEEPALIVE_TOKEN`]); nats-server would count one as an ack.
+    keepalive: bool,
 }
 
-/// The natrium extension field naming a consistent account freeze
-/// (`natrium_freeze`, see `account_snapshot`); ignored by nats-server.
-fn freeze_token(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    v.get("natrium_freeze")?.as_str().map(str::to_string)
-}
-
-/// The natrium extension field asking for an incremental archive (`natrium_since`: the
-/// earlier backup's watermark; see `natrium_store::archive::incremental`). Ignored by
-/// nats-server, which is why the answer echoes it.
-fn since_seq(body: &[u8]) -> Result<Option<u64>, ApiError> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Ok(None);
-    };
-    match v.get("natrium_since") {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(n) => n.as_u64().map(Some).ok_or_else(|| {
-            ApiError::stream_snapshot(
-                "natrium_since must be a stream sequence (an unsigned integer)",
-            )
-        }),
+impl NatriumFields {
+    /// Read them from the request body; a body that is no JSON object has none, and
+    /// only a `natrium_since` that is not a sequence is an error.
+    fn of(body: &[u8]) -> Result<NatriumFields, ApiError> {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Ok(NatriumFields::default());
+        };
+        let since = match v.get("natrium_since") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(n) => Some(n.as_u64().ok_or_else(|| {
+                ApiError::stream_snapshot(
+                    "natrium_since must be a stream sequence (an unsigned integer)",
+                )
+            })?),
+        };
+        Ok(NatriumFields {
+            since,
+            freeze: v
+                .get("natrium_freeze")
+                .and_then(|f| f.as_str())
+                .map(str::to_string),
+            keepalive: v
+                .get("natrium_keepalive")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+        })
     }
 }
 
@@ -257,9 +266,9 @@ pub fn stream_snapshot(
         .server
         .upgrade()
         .ok_or_else(|| ApiError::stream_snapshot("server stopping"))?;
-    let since = since_seq(body)?;
-    let frozen = freeze_token(body);
-    let (state, capture) = match frozen {
+    let natrium = NatriumFields::of(body)?;
+    let since = natrium.since;
+    let (state, capture) = match natrium.freeze {
         Some(token) => {
             super::account_snapshot::claim(&token, &jsa.account.name, name).ok_or_else(|| {
                 ApiError::stream_snapshot(format!(
@@ -282,7 +291,7 @@ pub fn stream_snapshot(
         config: Some(stream.config()),
         state: Some(state),
         natrium_since: since,
-        natrium_keepalive: wants_keepalive(body).then_some(true),
+        natrium_keepalive: natrium.keepalive.then_some(true),
     })
     .to_json();
     let window = Window::of(&req);
@@ -801,6 +810,32 @@ mod tests {
         // The thread removes the subscription before it sends the end message.
         assert_eq!(acks(&account), 0, "the ack subscription is removed");
         server.shutdown().await;
+    }
+
+    #[test]
+    fn natrium_fields_are_read_in_one_parse() {
+        let f = NatriumFields::of(
+            br#"{"deliver_subject":"x","natrium_since":7,"natrium_freeze":"t","natrium_keepalive":true}"#,
+        )
+        .unwrap();
+        let want = NatriumFields {
+            since: Some(7),
+            freeze: Some("t".into()),
+            keepalive: true,
+        };
+        assert_eq!(f, want);
+        // Absent, null or of another type: not asked for; not JSON: none at all.
+        let none = NatriumFields::default();
+        assert_eq!(
+            NatriumFields::of(br#"{"deliver_subject":"x"}"#).unwrap(),
+            none
+        );
+        let odd = br#"{"natrium_since":null,"natrium_freeze":3,"natrium_keepalive":"yes"}"#;
+        assert_eq!(NatriumFields::of(odd).unwrap(), none);
+        assert_eq!(NatriumFields::of(b"{bad").unwrap(), none);
+        // Only a since that is no sequence is refused.
+        assert!(NatriumFields::of(br#"{"natrium_since":-1}"#).is_err());
+        assert!(NatriumFields::of(br#"{"natrium_since":"5"}"#).is_err());
     }
 
     #[test]
