@@ -451,6 +451,17 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
             "domain" => js.domain = Some(conf::as_string(v)?.to_string()),
             "enabled" | "enable" => js.enabled = conf::as_bool(v)?,
             "strict" => js.strict = conf::as_bool(v)?,
+            "backup_share" => {
+                let n = conf::as_i64(v).map_err(|e| e.prefixed("backup_share"))?;
+                let share = u8::try_from(n).ok().filter(|s| (1..=100).contains(s));
+                let Some(share) = share else {
+                    return Err(err(
+                        &e.key_pos,
+                        format!("backup_share must be a percentage from 1 to 100, got {n}"),
+                    ));
+                };
+                js.backup_share = Some(share);
+            }
             "sync_interval" | "sync" => {
                 if let Value::String(s) = &v.value
                     && s.eq_ignore_ascii_case("always")

@@ -193,6 +193,23 @@ fn jetstream_forms_and_storage_sizes() {
 }
 
 #[test]
+fn backup_share_is_a_percentage() {
+    assert_eq!(opts("jetstream {}").unwrap().jetstream.backup_share, None);
+    let js = opts("jetstream { backup_share: 100 }").unwrap().jetstream;
+    assert_eq!(js.backup_share, Some(100));
+    let js = opts("jetstream { backup_share: 1 }").unwrap().jetstream;
+    assert_eq!(js.backup_share, Some(1));
+    for bad in ["0", "101", "-5", "300"] {
+        let e = err(&format!("jetstream {{ backup_share: {bad} }}"));
+        assert!(
+            e.contains("backup_share must be a percentage"),
+            "{bad}: {e}"
+        );
+    }
+    assert!(err("jetstream { backup_share: lots }").contains("backup_share"));
+}
+
+#[test]
 fn load_reads_a_file_and_computes_its_digest() {
     let dir = std::env::temp_dir().join(format!("natrium-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -351,6 +351,9 @@ pub struct JetStreamOptions {
     pub sync_interval: Option<Option<Duration>>,
     /// Strict API request validation.
     pub strict: bool,
+    /// `backup_share` (natrium): percent of the time a snapshot transfer may work while
+    /// publishes are arriving; `None` = the default (see `jetstream::background`).
+    pub backup_share: Option<u8>,
 }
 
 impl Default for Options {

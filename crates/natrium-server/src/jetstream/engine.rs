@@ -247,6 +247,12 @@ pub struct JetStream {
     /// Bytes stored by all accounts' streams, memory and file: every stream in an
     /// account's map has its bytes gauge attached here (see `JsAccount::insert_stream`).
     pub used: StorageTotals,
+    /// Publish batches stored by all streams since start: bulk work (a snapshot's
+    /// transfer) watches it to know when live publishers are there to yield to.
+    pub publish_batches: AtomicU64,
+    /// `jetstream { backup_share }`: percent of the time a snapshot transfer may work
+    /// while publishes arrive (see `background::Yielder`).
+    pub backup_share: u8,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -281,6 +287,11 @@ impl JetStream {
             inline_fsync: AtomicBool::new(false),
             used: Default::default(),
             inline_fsyncs: AtomicU64::new(0),
+            publish_batches: AtomicU64::new(0),
+            backup_share: opts
+                .jetstream
+                .backup_share
+                .unwrap_or(super::background::DEFAULT_BACKUP_SHARE),
         });
         drop(opts);
         for account in server.accounts() {

@@ -57,7 +57,8 @@ use natrium_store::archive::{
 use serde::Serialize;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 /// Default chunk size (jsm.go's and nats-server's).
 pub const DEFAULT_CHUNK: i64 = 128 * 1024;
@@ -434,8 +435,9 @@ impl Write for ChunkSender<'_> {
 /// Write the archive of `cap` into `w`. Messages come from the store's point-in-time
 /// view: every message up to the watermark as it was when the snapshot was taken, even
 /// if deleted, purged or expired since; sequences already deleted then are absent
-/// (restore recreates the gaps).
-fn produce<W: Write>(cap: &mut Capture, w: W) -> Result<W, String> {
+/// (restore recreates the gaps). Between read batches it yields to live publishers
+/// (`js`'s publish counter and `backup_share`, see [`super::background::Yielder`]).
+fn produce<W: Write>(cap: &mut Capture, w: W, js: Option<&JetStream>) -> Result<W, String> {
     let json = |e: serde_json::Error| e.to_string();
     let mut a = match &cap.incremental {
         Some(h) => ArchiveWriter::incremental(w, h).map_err(|e| e.to_string())?,
@@ -449,6 +451,9 @@ fn produce<W: Write>(cap: &mut Capture, w: W) -> Result<W, String> {
         a.consumer(name, cfg, &st).map_err(|e| e.to_string())?;
     }
     let mut batch = natrium_store::stream::MsgBatch::default();
+    let publishes = || js.map_or(0, |js| js.publish_batches.load(Ordering::Relaxed));
+    let share = js.map_or(100, |js| js.backup_share);
+    let mut yielder = super::background::Yielder::new(share, publishes(), Instant::now());
     while cap
         .view
         .next_batch(cap.store.as_ref(), READ_BATCH, &mut batch)
@@ -458,6 +463,8 @@ fn produce<W: Write>(cap: &mut Capture, w: W) -> Result<W, String> {
             a.message(m.seq, m.ts, m.subject.as_bytes(), m.hdrs, m.payload)
                 .map_err(|e| e.to_string())?;
         }
+        // Live publishers come first (see `background`).
+        yielder.step(publishes());
     }
     a.finish().map_err(|e| e.to_string())
 }
@@ -643,7 +650,7 @@ fn transfer(
     // A panic in the store or the archive writer must still end the transfer (500)
     // and remove the ack subscription below, as a producer that stops would.
     let produced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        produce(&mut cap, &mut sender).map(drop)
+        produce(&mut cap, &mut sender, server.js.get().map(|js| &**js)).map(drop)
     }))
     .unwrap_or_else(|_| {
         sender.abort = Some(Abort {

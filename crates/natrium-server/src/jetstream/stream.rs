@@ -651,7 +651,11 @@ impl Stream {
         state.dedup.prune(now, cfg.duplicate_window);
         let mut queued = 0usize;
         // Account and server usage, checked per message against a once-per-batch snapshot.
-        let mut quota = server.js.get().and_then(|js| {
+        let js = server.js.get();
+        if let Some(js) = js {
+            js.publish_batches.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut quota = js.and_then(|js| {
             super::limits::Quota::snapshot(js, &self.account.name, super::limits::Storage::of(&cfg))
         });
         // No account snapshot can freeze the account in the middle of a batch.
