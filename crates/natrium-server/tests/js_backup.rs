@@ -49,6 +49,31 @@ async fn publish_incompressible(js: &jetstream::Context, subject: &str, n: u32) 
     }
 }
 
+/// A synchronous publisher running in the background until `stop` is set, bounded in
+/// count and time; its task returns how many it published. `body(n)` is message n.
+fn background_publisher(
+    client: async_nats::Client,
+    subject: &'static str,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    (max, secs): (u32, u64),
+    body: impl Fn(u32) -> Bytes + Send + 'static,
+) -> tokio::task::JoinHandle<u32> {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let js = jetstream::new(client);
+        let t = std::time::Instant::now();
+        let mut n = 0u32;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed)
+            && n < max
+            && t.elapsed() < Duration::from_secs(secs)
+        {
+            js.publish(subject, body(n)).await.unwrap().await.unwrap();
+            n += 1;
+        }
+        n
+    })
+}
+
 /// Sample archives written by real nats-server versions.
 fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -568,25 +593,9 @@ async fn snapshot_is_a_point_in_time_under_load() {
     }
     js.publish("p", "sync".into()).await.unwrap().await.unwrap();
     // A publisher runs during the whole backup (bounded in count and time).
-    let pubc = s.client().await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let publisher = tokio::spawn(async move {
-        let js = jetstream::new(pubc);
-        let mut n = 0u32;
-        let t = std::time::Instant::now();
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed)
-            && n < 50_000
-            && t.elapsed() < Duration::from_secs(20)
-        {
-            js.publish("p", format!("during-{n}").into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-            n += 1;
-        }
-        n
+    let publisher = background_publisher(s.client().await, "p", &stop, (50_000, 20), |n| {
+        format!("during-{n}").into()
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let snap = snapshot(&client, "P", json!({"chunk_size": 1024})).await;
@@ -634,20 +643,14 @@ async fn snapshot_state_counts_exactly_what_the_archive_holds_under_load() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut publishers = Vec::new();
     for _ in 0..3 {
-        let js = jetstream::new(s.client().await);
-        let (stop, body) = (stop.clone(), body.clone());
-        publishers.push(tokio::spawn(async move {
-            let t = std::time::Instant::now();
-            let mut n = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && n < 20_000
-                && t.elapsed() < Duration::from_secs(30)
-            {
-                js.publish("q", body.clone()).await.unwrap().await.unwrap();
-                n += 1;
-            }
-            n
-        }));
+        let body = body.clone();
+        publishers.push(background_publisher(
+            s.client().await,
+            "q",
+            &stop,
+            (20_000, 30),
+            move |_| body.clone(),
+        ));
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     for round in 0..25 {
@@ -1408,24 +1411,8 @@ async fn a_snapshot_yields_to_live_publishers() {
     let quiet = quiet.elapsed();
     // A sync publisher on the other stream for the whole backup (bounded).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let pubjs = jetstream::new(s.client().await);
-    let publisher = tokio::spawn(async move {
-        let t = std::time::Instant::now();
-        let mut n = 0u32;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed)
-            && n < 200_000
-            && t.elapsed() < Duration::from_secs(60)
-        {
-            pubjs
-                .publish("live", "x".into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-            n += 1;
-        }
-        n
+    let publisher = background_publisher(s.client().await, "live", &stop, (200_000, 60), |_| {
+        Bytes::from_static(b"x")
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let busy = std::time::Instant::now();
