@@ -253,6 +253,9 @@ pub struct JetStream {
     /// `jetstream { backup_share }`: percent of the time a snapshot transfer may work
     /// while publishes arrive (see `background::Yielder`).
     pub backup_share: u8,
+    /// Group fsyncs of all file streams (`FileStoreOptions::disk_fsyncs`): a backup's
+    /// read-ahead keeps its reads short while any stream's writers wait for fsyncs.
+    pub disk_fsyncs: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -288,6 +291,7 @@ impl JetStream {
             used: Default::default(),
             inline_fsyncs: AtomicU64::new(0),
             publish_batches: AtomicU64::new(0),
+            disk_fsyncs: Arc::new(AtomicU64::new(0)),
             backup_share: opts
                 .jetstream
                 .backup_share
@@ -446,6 +450,7 @@ impl JetStream {
         let opts = FileStoreOptions {
             durability: self.durability,
             config: store_config(cfg),
+            disk_fsyncs: Some(self.disk_fsyncs.clone()),
             ..FileStoreOptions::default()
         };
         let store = FileStore::open(dir, opts)?;
@@ -534,6 +539,7 @@ impl JetStream {
     ) -> Result<Arc<Stream>, EngineError> {
         let opts = FileStoreOptions {
             durability: self.durability,
+            disk_fsyncs: Some(self.disk_fsyncs.clone()),
             ..FileStoreOptions::default()
         };
         let store = FileStore::open(dir, opts)?;

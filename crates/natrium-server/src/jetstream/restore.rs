@@ -846,6 +846,8 @@ impl Job {
                         // Synced once at the end, before the rename makes it visible.
                         durability: Durability::Interval(Duration::from_secs(3600)),
                         config: store_config(&self.cfg),
+                        // It becomes the live stream's store (renamed while open).
+                        disk_fsyncs: Some(self.js.disk_fsyncs.clone()),
                         ..FileStoreOptions::default()
                     };
                     Arc::new(FileStore::open(&self.staging, o).map_err(restore_failed)?)

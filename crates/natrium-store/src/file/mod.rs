@@ -183,6 +183,11 @@ pub struct FileStoreOptions {
     pub config: StoreConfig,
     /// Timestamp source.
     pub clock: Arc<dyn Clock>,
+    /// A counter shared by the stores on one disk (a server's streams): every group
+    /// fsync adds one to it as well as to the store's own. A backup's read-ahead
+    /// watches it to keep its reads short while writers of *any* of those stores wait
+    /// for fsyncs (see `read_ahead.rs`); without it, only this store's writers count.
+    pub disk_fsyncs: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for FileStoreOptions {
@@ -193,6 +198,7 @@ impl Default for FileStoreOptions {
             write_buffer: 1024 * 1024,
             config: StoreConfig::default(),
             clock: Arc::new(SystemClock),
+            disk_fsyncs: None,
         }
     }
 }
@@ -377,6 +383,8 @@ struct Shared {
     fault: std::sync::atomic::AtomicU8,
     /// Group-commit fsyncs done (see [`FileStore::group_fsyncs`]).
     group_fsyncs: std::sync::atomic::AtomicU64,
+    /// [`FileStoreOptions::disk_fsyncs`].
+    disk_fsyncs: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// When an append last retried recovery from a full disk.
     nospace_retry: Mutex<Option<std::time::Instant>>,
     /// The directory lock, held until `stop()` (so the stream can be reopened in this
@@ -504,6 +512,7 @@ impl FileStore {
             meta_mu: Mutex::new(()),
             fault: std::sync::atomic::AtomicU8::new(0),
             group_fsyncs: std::sync::atomic::AtomicU64::new(0),
+            disk_fsyncs: opts.disk_fsyncs,
             nospace_retry: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
             bytes,
@@ -1775,6 +1784,9 @@ impl Shared {
         let res = self.take_fault(FAULT_FSYNC).and_then(|()| file.sync_data());
         self.group_fsyncs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(disk) = &self.disk_fsyncs {
+            disk.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut g = self.inner.write();
         if let Err(e) = res {
             let path = g

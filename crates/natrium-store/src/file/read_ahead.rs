@@ -315,12 +315,14 @@ impl ReadAhead {
 /// between two of its fsyncs.
 const WRITERS_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// How much a helper reads at once: whole runs, or [`YIELD_PIECE`]s while the store's
-/// writers are waiting for fsyncs (its group-commit count moved within
-/// [`WRITERS_LINGER`]).
+/// How much a helper reads at once: whole runs, or [`YIELD_PIECE`]s while writers are
+/// waiting for fsyncs: the fsync count moved within [`WRITERS_LINGER`], the one the
+/// store shares with the other stores on its disk if it has one
+/// (`FileStoreOptions::disk_fsyncs`: a sync publisher into another stream waits behind
+/// our reads too), else its own.
 struct Pacer {
     sh: Arc<Shared>,
-    /// The store's fsync count at the last look.
+    /// The fsync count at the last look.
     seen: u64,
     /// When it last moved.
     moved: Option<std::time::Instant>,
@@ -328,19 +330,28 @@ struct Pacer {
 
 impl Pacer {
     fn new(sh: &Arc<Shared>) -> Pacer {
-        Pacer {
+        let mut p = Pacer {
             sh: sh.clone(),
-            seen: sh.group_fsyncs.load(std::sync::atomic::Ordering::Relaxed),
+            seen: 0,
             moved: None,
-        }
+        };
+        p.seen = p.count();
+        p
     }
 
-    /// Whether the store's writers are waiting for fsyncs now.
-    fn writers(&mut self) -> bool {
-        let count = self
+    /// The fsync count watched.
+    fn count(&self) -> u64 {
+        let c = self
             .sh
-            .group_fsyncs
-            .load(std::sync::atomic::Ordering::Relaxed);
+            .disk_fsyncs
+            .as_deref()
+            .unwrap_or(&self.sh.group_fsyncs);
+        c.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether writers are waiting for fsyncs now.
+    fn writers(&mut self) -> bool {
+        let count = self.count();
         if count != self.seen {
             self.seen = count;
             self.moved = Some(std::time::Instant::now());
@@ -657,6 +668,36 @@ mod tests {
             pacer.piece(),
             usize::MAX,
             "gone for a while: whole runs again"
+        );
+    }
+
+    /// Stores sharing a disk counter: a writer of one makes the other's reads short.
+    #[test]
+    fn writers_of_another_store_on_the_disk_count_too() {
+        use crate::stream::StreamStore;
+        let disk = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let opts = || crate::file::FileStoreOptions {
+            disk_fsyncs: Some(disk.clone()),
+            ..Default::default()
+        };
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let read = crate::file::FileStore::open(dirs[0].path(), opts()).unwrap();
+        let written = crate::file::FileStore::open(dirs[1].path(), opts()).unwrap();
+        let alone = crate::file::FileStore::open(dirs[2].path(), Default::default()).unwrap();
+        let mut pacer = Pacer::new(&read.sh);
+        let mut apart = Pacer::new(&alone.sh);
+        assert_eq!(pacer.piece(), usize::MAX, "no writers: whole runs");
+        written.store_msg("a", b"", b"durable", None).unwrap();
+        assert!(disk.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        assert_eq!(
+            pacer.piece(),
+            YIELD_PIECE,
+            "the other store's writer counts"
+        );
+        assert_eq!(
+            apart.piece(),
+            usize::MAX,
+            "a store without the counter: its own only"
         );
     }
 
