@@ -451,17 +451,8 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
             "domain" => js.domain = Some(conf::as_string(v)?.to_string()),
             "enabled" | "enable" => js.enabled = conf::as_bool(v)?,
             "strict" => js.strict = conf::as_bool(v)?,
-            "backup_share" => {
-                let n = conf::as_i64(v).map_err(|e| e.prefixed("backup_share"))?;
-                let share = u8::try_from(n).ok().filter(|s| (1..=100).contains(s));
-                let Some(share) = share else {
-                    return Err(err(
-                        &e.key_pos,
-                        format!("backup_share must be a percentage from 1 to 100, got {n}"),
-                    ));
-                };
-                js.backup_share = Some(share);
-            }
+            "backup_share" => js.backup_share = Some(share(e, "backup_share")?),
+            "restore_share" => js.restore_share = Some(share(e, "restore_share")?),
             "sync_interval" | "sync" => {
                 if let Value::String(s) = &v.value
                     && s.eq_ignore_ascii_case("always")
@@ -497,6 +488,20 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
         }
     }
     Ok(())
+}
+
+/// A natrium `*_share` key: a whole percentage from 1 to 100.
+fn share(e: &Entry, key: &str) -> Result<u8, ConfError> {
+    let n = conf::as_i64(&e.value).map_err(|err| err.prefixed(key))?;
+    u8::try_from(n)
+        .ok()
+        .filter(|s| (1..=100).contains(s))
+        .ok_or_else(|| {
+            err(
+                &e.key_pos,
+                format!("{key} must be a percentage from 1 to 100, got {n}"),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -207,6 +207,10 @@ fn backup_share_is_a_percentage() {
         );
     }
     assert!(err("jetstream { backup_share: lots }").contains("backup_share"));
+    let js = opts("jetstream { restore_share: 10 }").unwrap().jetstream;
+    assert_eq!((js.backup_share, js.restore_share), (None, Some(10)));
+    let e = err("jetstream { restore_share: 0 }");
+    assert!(e.contains("restore_share must be a percentage"), "{e}");
 }
 
 #[test]

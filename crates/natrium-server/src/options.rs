@@ -354,6 +354,9 @@ pub struct JetStreamOptions {
     /// `backup_share` (natrium): percent of the time a snapshot transfer may work while
     /// publishes are arriving; `None` = the default (see `jetstream::background`).
     pub backup_share: Option<u8>,
+    /// `restore_share` (natrium): the same for a restore's import; `None` = 100 (a
+    /// restore runs at full speed unless told otherwise).
+    pub restore_share: Option<u8>,
 }
 
 impl Default for Options {

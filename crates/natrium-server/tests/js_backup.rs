@@ -1383,16 +1383,18 @@ async fn finish_transfer(
     }
 }
 
-/// A snapshot yields to publishers anywhere in the server (`jetstream { backup_share }`):
-/// with a share of 1% and a publisher on another stream, each 1 MiB read batch is
-/// followed by a pause of 99 times its work (at most 100 ms), so 16 MiB take well over
-/// a second; the same snapshot without publishers, or with `backup_share: 100`, takes a
-/// fraction of that (checked: ~0.1 s in a debug build).
+/// A snapshot yields to publishers anywhere in the server (`jetstream { backup_share }`),
+/// and so does a restore if asked (`restore_share`): with a share of 1% and a publisher
+/// on another stream, each MiB read (or stored) is followed by a pause of 99 times its
+/// work (at most 100 ms), so 16 MiB take well over a second; without the publisher, or
+/// with a share of 100, they take a fraction of that (checked: ~0.1 s for the snapshot
+/// and ~0.07 s for the restore in a debug build).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_yields_to_live_publishers() {
+async fn snapshots_and_restores_yield_to_live_publishers() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = js_opts(dir.path());
     o.jetstream.backup_share = Some(1);
+    o.jetstream.restore_share = Some(1);
     let s = TestServer::with(o).await;
     let client = s.client().await;
     let js = jetstream::new(client.clone());
@@ -1409,7 +1411,7 @@ async fn a_snapshot_yields_to_live_publishers() {
     let quiet = std::time::Instant::now();
     let snap = snapshot(&client, "BIG", json!({"chunk_size": 1 << 20})).await;
     let quiet = quiet.elapsed();
-    // A sync publisher on the other stream for the whole backup (bounded).
+    // A sync publisher on the other stream for the whole backup and restore (bounded).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let publisher = background_publisher(s.client().await, "live", &stop, (200_000, 60), |_| {
         Bytes::from_static(b"x")
@@ -1418,15 +1420,27 @@ async fn a_snapshot_yields_to_live_publishers() {
     let busy = std::time::Instant::now();
     let snap2 = snapshot(&client, "BIG", json!({"chunk_size": 1 << 20})).await;
     let busy = busy.elapsed();
+    let mut config = snap.answer["config"].clone();
+    config["name"] = json!("BIG2");
+    config["subjects"] = json!(["big2"]);
+    let restoring = std::time::Instant::now();
+    let answer = restore(&client, config, &snap.archive, 1 << 20).await;
+    let restoring = restoring.elapsed();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(publisher.await.unwrap() > 0);
+    assert!(answer.get("error").is_none(), "{answer}");
+    assert_eq!(answer["state"]["messages"], 4096, "{answer}");
     assert_eq!(snap2.end, snap.end);
     assert_eq!(decode(&snap.archive).2.len(), 4096);
     assert_eq!(decode(&snap2.archive).2.len(), 4096);
-    // 16 batches, each paused 99x its work or 100 ms: at least ~1 s unless a batch
-    // took under 0.6 ms (it does not: 1 MiB of records to check and frame).
+    // 16 MiB, each paused 99x its work or 100 ms: at least ~1 s unless a MiB took
+    // under 0.6 ms (it does not: records to check, frame or store).
     assert!(
         busy >= Duration::from_millis(900),
-        "yielded: {busy:?} with a publisher, {quiet:?} without"
+        "snapshot yielded: {busy:?} with a publisher, {quiet:?} without"
+    );
+    assert!(
+        restoring >= Duration::from_millis(900),
+        "restore yielded: {restoring:?} with a publisher"
     );
 }

@@ -253,6 +253,9 @@ pub struct JetStream {
     /// `jetstream { backup_share }`: percent of the time a snapshot transfer may work
     /// while publishes arrive (see `background::Yielder`).
     pub backup_share: u8,
+    /// `jetstream { restore_share }`: the same for a restore's import (default 100: a
+    /// restore is usually wanted done; see `background`).
+    pub restore_share: u8,
     /// Group fsyncs of all file streams (`FileStoreOptions::disk_fsyncs`): a backup's
     /// read-ahead keeps its reads short while any stream's writers wait for fsyncs.
     pub disk_fsyncs: Arc<AtomicU64>,
@@ -296,6 +299,7 @@ impl JetStream {
                 .jetstream
                 .backup_share
                 .unwrap_or(super::background::DEFAULT_BACKUP_SHARE),
+            restore_share: opts.jetstream.restore_share.unwrap_or(100),
         });
         drop(opts);
         for account in server.accounts() {

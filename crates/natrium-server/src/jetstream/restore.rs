@@ -67,6 +67,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::Duration;
 
+/// Bytes stored between two chances to yield to live publishers.
+const YIELD_EVERY: u64 = 1 << 20;
+
 /// Prefix of staging directories (hidden from recovery, removed at start).
 pub const STAGING_PREFIX: &str = ".restore-";
 /// An upload with no chunk for this long is abandoned (nats-server: 5 s).
@@ -866,6 +869,15 @@ impl Job {
         // declared is checked again every MiB beyond that.
         let mut stored = 0u64;
         let mut next_check = u64::MAX;
+        // Every MiB stored, yield to live publishers as a snapshot does, if configured
+        // (`background::Yielder`, `jetstream { restore_share }`, default 100: never).
+        let publishes = || self.js.publish_batches.load(Ordering::Relaxed);
+        let mut yielder = super::background::Yielder::new(
+            self.js.restore_share,
+            publishes(),
+            std::time::Instant::now(),
+        );
+        let mut next_yield = YIELD_EVERY;
         // The staging store is removed (or parked) by `run`.
         let fail = |e: Failure| -> Failure { e };
         loop {
@@ -950,6 +962,10 @@ impl Job {
                             super::api_streams::check_usage(&self.js, &self.jsa, memory, stored)
                                 .map_err(fail)?;
                             next_check = stored.saturating_add(1 << 20);
+                        }
+                        if stored >= next_yield {
+                            yielder.step(publishes());
+                            next_yield = stored.saturating_add(YIELD_EVERY);
                         }
                     }
                     next = seq + 1;
