@@ -125,7 +125,8 @@ impl Yielder {
             .is_some_and(|t| now.saturating_duration_since(t) < WRITERS_LINGER);
         let pause = if writers && self.share < 100 {
             let rest = f64::from(100 - self.share) / f64::from(self.share);
-            worked.mul_f64(rest).min(MAX_PAUSE)
+            // Bounded before scaling too: no overflow, whatever a step took.
+            worked.min(MAX_PAUSE).mul_f64(rest).min(MAX_PAUSE)
         } else {
             Duration::ZERO
         };
