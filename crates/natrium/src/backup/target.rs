@@ -693,15 +693,11 @@ pub enum Writer {
     Multipart(Box<PartWriter>),
 }
 
-/// Batches a local file's thread may hold unwritten. Why a bound: the receiver acks a
-/// chunk before writing it, so this is how far it can run ahead of a slow disk (about
-/// `LOCAL_QUEUE` x [`LOCAL_BATCH`] plus a chunk); past it, [`Writer::write`] waits, and
-/// the caller's keep-alives go on meanwhile.
+/// Chunks a local file's thread may hold unwritten. Why a bound: the receiver acks a
+/// chunk before writing it, so this is how far it can run ahead of a slow disk (with
+/// 1 MiB chunks, 8 MiB); past it, [`Writer::write`] waits, and the caller's keep-alives
+/// go on meanwhile.
 const LOCAL_QUEUE: usize = 8;
-
-/// Bytes gathered (as the chunks themselves, not copied) before they go to the thread
-/// together: one hand-off and wake-up per MiB instead of per 128 KiB chunk.
-const LOCAL_BATCH: usize = 1 << 20;
 
 /// A local file written on a thread of its own. Why: writing blocks (the page cache's
 /// dirty limits, and [`write_local`]'s wait for the previous writeback step), and a
@@ -711,10 +707,8 @@ const LOCAL_BATCH: usize = 1 << 20;
 /// queue, which is a future the caller can time.
 #[derive(Debug)]
 pub struct LocalFile {
-    /// Batches of chunks on their way to the thread; `None` once closed.
-    tx: Option<tokio::sync::mpsc::Sender<Vec<Bytes>>>,
-    /// Chunks gathered for the next batch, and their bytes.
-    batch: (Vec<Bytes>, usize),
+    /// Chunks on their way to the thread; `None` once closed.
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
     /// The thread: gives the file back, with the first write error if there was one
     /// (after which it writes nothing more).
     thread: Option<std::thread::JoinHandle<(std::fs::File, Option<BackupError>)>>,
@@ -731,16 +725,14 @@ impl LocalFile {
         path: PathBuf,
         replaces: Option<PathBuf>,
     ) -> Result<LocalFile, BackupError> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(LOCAL_QUEUE);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(LOCAL_QUEUE);
         let at = path.clone();
         let thread = std::thread::Builder::new()
             .name("natrium-write".into())
             .spawn(move || {
-                while let Some(batch) = rx.blocking_recv() {
-                    for b in batch {
-                        if let Err(e) = write_local(&mut file, &at, &b) {
-                            return (file, Some(e));
-                        }
+                while let Some(b) = rx.blocking_recv() {
+                    if let Err(e) = write_local(&mut file, &at, &b) {
+                        return (file, Some(e));
                     }
                 }
                 (file, None)
@@ -748,7 +740,6 @@ impl LocalFile {
             .map_err(|e| io(&path, e))?;
         Ok(LocalFile {
             tx: Some(tx),
-            batch: (Vec::new(), 0),
             thread: Some(thread),
             path,
             replaces,
@@ -758,12 +749,11 @@ impl LocalFile {
     /// Queue `b` for the thread (waits while the queue is full). A failed earlier
     /// write is reported here (or by [`LocalFile::close`]).
     async fn write(&mut self, b: Bytes) -> Result<(), BackupError> {
-        self.batch.1 += b.len();
-        self.batch.0.push(b);
-        if self.batch.1 < LOCAL_BATCH {
-            return Ok(());
-        }
-        if self.send_batch().await {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(b).await.is_ok(),
+            None => false,
+        };
+        if sent {
             return Ok(());
         }
         // The thread stopped taking chunks: it failed.
@@ -771,19 +761,9 @@ impl LocalFile {
         Err(err.unwrap_or_else(|| self.gone()))
     }
 
-    /// Hand the gathered chunks to the thread; false if it stopped taking them.
-    async fn send_batch(&mut self) -> bool {
-        let batch = std::mem::take(&mut self.batch).0;
-        match &self.tx {
-            Some(tx) => batch.is_empty() || tx.send(batch).await.is_ok(),
-            None => false,
-        }
-    }
-
-    /// Stop the thread once it wrote everything gathered and queued; the file and the
-    /// first write error, if any.
+    /// Stop the thread once it wrote everything queued; the file and the first write
+    /// error, if any.
     async fn close(&mut self) -> Result<(std::fs::File, Option<BackupError>), BackupError> {
-        self.send_batch().await;
         self.tx = None;
         let Some(thread) = self.thread.take() else {
             return Err(self.gone());
