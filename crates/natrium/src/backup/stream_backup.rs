@@ -9,10 +9,8 @@
 //!
 //! Keep-alives: while a chunk is being written the next ones are not read, so not
 //! acknowledged, and a server ends a transfer whose window stays full for 5 s. A slow
-//! target (an `s3://` part over a thin link, or a slow local disk: local files are
-//! written on their own thread, see `target::LocalFile`, so a write waits in a future
-//! the keep-alive timer can run beside) can take longer than that while data still
-//! moves. natrium-server takes keep-alives (docs/api.md, `natrium_keepalive`):
+//! target (an `s3://` part over a thin link) can take longer than that while data
+//! still moves. natrium-server takes keep-alives (docs/api.md, `natrium_keepalive`):
 //! when its answer says so, a write that takes longer than [`KEEPALIVE_EVERY`] sends
 //! one every [`KEEPALIVE_EVERY`] until it is done. nats-server does not (it would take
 //! one for an ack), so none is sent to it.

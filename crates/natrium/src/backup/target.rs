@@ -319,7 +319,11 @@ impl Target {
             Target::Local(p) => {
                 let path = p.join(name);
                 let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
-                Ok(Writer::File(LocalFile::start(file, path, None)?))
+                Ok(Writer::File {
+                    file,
+                    path,
+                    replaces: None,
+                })
             }
             Target::Object(o) => Ok(Writer::Multipart(Box::new(
                 PartWriter::start(o, name, UploadShape::from_env(size_hint), true).await?,
@@ -339,11 +343,11 @@ impl Target {
             Target::Local(p) => {
                 let path = p.join(format!("{name}.new"));
                 let file = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
-                Ok(Writer::File(LocalFile::start(
+                Ok(Writer::File {
                     file,
                     path,
-                    Some(p.join(name)),
-                )?))
+                    replaces: Some(p.join(name)),
+                })
             }
             Target::Object(o) => Ok(Writer::Multipart(Box::new(
                 PartWriter::start(o, name, UploadShape::from_env(size_hint), false).await?,
@@ -687,107 +691,24 @@ fn is_loopback_http(endpoint: &str) -> bool {
 /// A file being written.
 #[derive(Debug)]
 pub enum Writer {
-    /// A local file, written on its own thread.
-    File(LocalFile),
+    /// A local file.
+    File {
+        /// The open file (written in the pieces given: chunks of 128 KiB or more).
+        file: std::fs::File,
+        /// Its path.
+        path: PathBuf,
+        /// A replacement (`Target::create_replacement`): the file it is renamed over.
+        replaces: Option<PathBuf>,
+    },
     /// A journaled multipart upload.
     Multipart(Box<PartWriter>),
-}
-
-/// Chunks a local file's thread may hold unwritten. Why a bound: the receiver acks a
-/// chunk before writing it, so this is how far it can run ahead of a slow disk (with
-/// 1 MiB chunks, 8 MiB); past it, [`Writer::write`] waits, and the caller's keep-alives
-/// go on meanwhile.
-const LOCAL_QUEUE: usize = 8;
-
-/// A local file written on a thread of its own. Why: writing blocks (the page cache's
-/// dirty limits, and [`write_local`]'s wait for the previous writeback step), and a
-/// blocking write inside the receiving task held everything else that task does: the
-/// chunks' acks and, on a slow disk, the keep-alives that stop natrium-server's flow
-/// timeout (`natrium_keepalive`). On the thread, a write only waits for room in the
-/// queue, which is a future the caller can time.
-#[derive(Debug)]
-pub struct LocalFile {
-    /// Chunks on their way to the thread; `None` once closed.
-    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
-    /// The thread: gives the file back, with the first write error if there was one
-    /// (after which it writes nothing more).
-    thread: Option<std::thread::JoinHandle<(std::fs::File, Option<BackupError>)>>,
-    /// The file's path.
-    path: PathBuf,
-    /// A replacement (`Target::create_replacement`): the file it is renamed over.
-    replaces: Option<PathBuf>,
-}
-
-impl LocalFile {
-    /// Start the writing thread for `file`.
-    fn start(
-        mut file: std::fs::File,
-        path: PathBuf,
-        replaces: Option<PathBuf>,
-    ) -> Result<LocalFile, BackupError> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(LOCAL_QUEUE);
-        let at = path.clone();
-        let thread = std::thread::Builder::new()
-            .name("natrium-write".into())
-            .spawn(move || {
-                while let Some(b) = rx.blocking_recv() {
-                    if let Err(e) = write_local(&mut file, &at, &b) {
-                        return (file, Some(e));
-                    }
-                }
-                (file, None)
-            })
-            .map_err(|e| io(&path, e))?;
-        Ok(LocalFile {
-            tx: Some(tx),
-            thread: Some(thread),
-            path,
-            replaces,
-        })
-    }
-
-    /// Queue `b` for the thread (waits while the queue is full). A failed earlier
-    /// write is reported here (or by [`LocalFile::close`]).
-    async fn write(&mut self, b: Bytes) -> Result<(), BackupError> {
-        let sent = match &self.tx {
-            Some(tx) => tx.send(b).await.is_ok(),
-            None => false,
-        };
-        if sent {
-            return Ok(());
-        }
-        // The thread stopped taking chunks: it failed.
-        let (_, err) = self.close().await?;
-        Err(err.unwrap_or_else(|| self.gone()))
-    }
-
-    /// Stop the thread once it wrote everything queued; the file and the first write
-    /// error, if any.
-    async fn close(&mut self) -> Result<(std::fs::File, Option<BackupError>), BackupError> {
-        self.tx = None;
-        let Some(thread) = self.thread.take() else {
-            return Err(self.gone());
-        };
-        match tokio::task::spawn_blocking(move || thread.join()).await {
-            Ok(Ok(done)) => Ok(done),
-            _ => Err(self.gone()),
-        }
-    }
-
-    /// The error for a writing thread that is gone (closed before, or panicked).
-    fn gone(&self) -> BackupError {
-        io(
-            &self.path,
-            std::io::Error::other("the file's writing thread stopped"),
-        )
-    }
 }
 
 impl Writer {
     /// Append `b`. Waits while too many parts are uploading (back-pressure).
     pub async fn write(&mut self, b: Bytes) -> Result<(), BackupError> {
         match self {
-            Writer::File(local) => local.write(b).await,
+            Writer::File { file, path, .. } => write_local(file, path, &b),
             Writer::Multipart(up) => up.write(b).await,
         }
     }
@@ -796,15 +717,14 @@ impl Writer {
     /// the multipart upload).
     pub async fn finish(self) -> Result<(), BackupError> {
         match self {
-            Writer::File(mut local) => {
-                let (file, err) = local.close().await?;
-                if let Some(e) = err {
-                    return Err(e);
-                }
-                let path = &local.path;
-                file.sync_all().map_err(|e| io(path, e))?;
-                if let Some(to) = &local.replaces {
-                    std::fs::rename(path, to).map_err(|e| io(path, e))?;
+            Writer::File {
+                file,
+                path,
+                replaces,
+            } => {
+                file.sync_all().map_err(|e| io(&path, e))?;
+                if let Some(to) = replaces {
+                    std::fs::rename(&path, &to).map_err(|e| io(&path, e))?;
                     if let Some(dir) = to.parent() {
                         sync_dir(dir)?;
                     }
@@ -820,13 +740,16 @@ impl Writer {
     /// replacement is dropped and the old content stays.
     pub async fn stop(self) {
         match self {
-            Writer::File(mut local) => {
-                let file = local.close().await.ok().map(|(f, _)| f);
-                if local.replaces.is_some() {
+            Writer::File {
+                file,
+                path,
+                replaces,
+            } => {
+                if replaces.is_some() {
                     drop(file);
-                    let _ = std::fs::remove_file(&local.path);
-                } else if let Some(f) = file {
-                    let _ = f.sync_all();
+                    let _ = std::fs::remove_file(&path);
+                } else {
+                    let _ = file.sync_all();
                 }
             }
             Writer::Multipart(up) => up.stop().await,
@@ -1105,64 +1028,6 @@ impl Read for ChannelRead {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Everything written reaches the file, in order, by `finish`; a replacement
-    /// appears under its name only then.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn local_files_are_written_whole_on_their_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = Target::Local(dir.path().to_path_buf());
-        std::fs::write(dir.path().join("r.bin"), b"old").unwrap();
-        let mut want = Vec::new();
-        let mut w = t.create("a.bin", 0).await.unwrap();
-        let mut r = t.create_replacement("r.bin", 0).await.unwrap();
-        // More chunks than the queue holds, of uneven sizes, across writeback steps.
-        for i in 0..40u32 {
-            let chunk: Vec<u8> = (0..(300_000 + i * 977)).map(|k| (k ^ i) as u8).collect();
-            want.extend_from_slice(&chunk);
-            let b = Bytes::from(chunk);
-            w.write(b.clone()).await.unwrap();
-            r.write(b).await.unwrap();
-        }
-        assert_eq!(std::fs::read(dir.path().join("r.bin")).unwrap(), b"old");
-        w.finish().await.unwrap();
-        r.finish().await.unwrap();
-        assert_eq!(std::fs::read(dir.path().join("a.bin")).unwrap(), want);
-        assert_eq!(std::fs::read(dir.path().join("r.bin")).unwrap(), want);
-        assert!(!dir.path().join("r.bin.new").exists());
-    }
-
-    /// A write that fails on the thread is not lost: a later `write` or the `finish`
-    /// reports it. (A pipe cannot seek, so the first write there fails.)
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_local_write_is_reported() {
-        let mut fds = [0; 2];
-        // SAFETY: `pipe` fills the two-element array it is given.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: both descriptors were just created and are owned here alone.
-        let (rd, wr) = unsafe {
-            use std::os::fd::FromRawFd;
-            (
-                std::fs::File::from_raw_fd(fds[0]),
-                std::fs::File::from_raw_fd(fds[1]),
-            )
-        };
-        let mut w = Writer::File(LocalFile::start(wr, PathBuf::from("pipe"), None).unwrap());
-        let mut failed = None;
-        for _ in 0..(LOCAL_QUEUE + 2) {
-            if let Err(e) = w.write(Bytes::from_static(b"data")).await {
-                failed = Some(e);
-                break;
-            }
-        }
-        let e = match failed {
-            Some(e) => e,
-            None => w.finish().await.expect_err("the failed write is reported"),
-        };
-        // The thread's own error (ESPIPE), not just "it stopped".
-        assert!(e.to_string().contains("(os error 29)"), "{e}");
-        drop(rd);
-    }
 
     #[test]
     fn parses_targets() {
