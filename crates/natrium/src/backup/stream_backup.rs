@@ -13,8 +13,12 @@
 //! still moves. natrium-server takes keep-alives (docs/api.md, `natrium_keepalive`):
 //! when its answer says so, a write that takes longer than [`KEEPALIVE_EVERY`] sends
 //! one every [`KEEPALIVE_EVERY`] until it is done. nats-server does not (it would take
-//! one for an ack), so none is sent to it.
+//! one for an ack), so none is sent to it. The keep-alives come from a task of their
+//! own ([`Watchdog`]), because a local file is written inline: that write blocks the
+//! receiving task's thread, and on a slow disk for longer than the flow timeout.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::Client;
@@ -197,8 +201,9 @@ async fn receive(
     bytes: &mut u64,
     chunks: &mut u64,
 ) -> Result<(), BackupError> {
-    // `<ack prefix>.keepalive`, from the first ack subject (`<prefix>.<len>.<n>`).
-    let mut alive_subject: Option<async_nats::Subject> = None;
+    // Sends `<ack prefix>.keepalive` (from the first ack subject, `<prefix>.<len>.<n>`)
+    // while a write takes long; started at the first ack subject.
+    let mut watchdog: Option<Watchdog> = None;
     loop {
         let msg = match tokio::time::timeout(opts.idle_timeout, sub.next()).await {
             Ok(Some(m)) => m,
@@ -230,10 +235,18 @@ async fn receive(
         }
         if let Some(reply) = &msg.reply {
             if keepalive
-                && alive_subject.is_none()
+                && watchdog.is_none()
                 && let Some(prefix) = reply.rsplitn(3, '.').nth(2)
             {
-                alive_subject = Some(format!("{prefix}.keepalive").into());
+                let alive: async_nats::Subject = format!("{prefix}.keepalive").into();
+                let client = client.clone();
+                watchdog = Some(Watchdog::start(KEEPALIVE_EVERY, move || {
+                    let (client, alive) = (client.clone(), alive.clone());
+                    async move {
+                        // A failure here shows up as the next ack's failure.
+                        let _ = client.publish(alive, Bytes::new()).await;
+                    }
+                }));
             }
             client
                 .publish(reply.clone(), Bytes::new())
@@ -241,7 +254,10 @@ async fn receive(
                 .map_err(|e| BackupError::nats("ack chunk", e))?;
         }
         let n = msg.payload.len() as u64;
-        write_keeping_alive(client, file, msg.payload, alive_subject.as_ref()).await?;
+        match &watchdog {
+            Some(w) => w.watch(file.write(msg.payload)).await?,
+            None => file.write(msg.payload).await?,
+        }
         *bytes += n;
         *chunks += 1;
         progress.advance(n);
@@ -249,36 +265,118 @@ async fn receive(
     Ok(())
 }
 
-/// Write `data`; while that takes longer than [`KEEPALIVE_EVERY`], send a keep-alive
-/// to `alive` (if any) every [`KEEPALIVE_EVERY`].
-async fn write_keeping_alive(
-    client: &Client,
-    file: &mut Writer,
-    data: Bytes,
-    alive: Option<&async_nats::Subject>,
-) -> Result<(), BackupError> {
-    let Some(alive) = alive else {
-        return file.write(data).await;
-    };
-    let write = file.write(data);
-    tokio::pin!(write);
-    // Most writes finish at once (a local file; a part still filling): no timer then.
-    if let Some(done) = futures::FutureExt::now_or_never(&mut write) {
-        return done;
-    }
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + KEEPALIVE_EVERY,
-        KEEPALIVE_EVERY,
-    );
-    loop {
-        tokio::select! {
-            done = &mut write => return done,
-            _ = tick.tick() => {
-                client
-                    .publish(alive.clone(), Bytes::new())
-                    .await
-                    .map_err(|e| BackupError::nats("keep-alive", e))?;
+/// Sends keep-alives while a write takes long, from a task of its own. Why a task:
+/// a local file is written inline (the chunk is copied into the file the moment it
+/// arrived, still in this core's cache; handing it to a writer thread made backups
+/// into RAM ~10% slower), so a write held by a slow disk blocks the receiving task's
+/// thread and nothing in that task can run until it returns. The watchdog runs on
+/// another worker thread (the CLI's runtime has one per core) and sends one every
+/// `every` while a write marked by [`Watchdog::watch`] has lasted that long.
+struct Watchdog {
+    /// The running write's start (milliseconds since `base`, plus one), or 0.
+    busy: Arc<AtomicU64>,
+    /// The clock's origin.
+    base: Instant,
+    /// The sending task (stopped when the watchdog is dropped).
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watchdog {
+    /// Start sending with `send` for writes that last `every` or longer.
+    fn start<F, Fut>(every: Duration, send: F) -> Watchdog
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let busy = Arc::new(AtomicU64::new(0));
+        let base = Instant::now();
+        let seen = busy.clone();
+        let task = tokio::spawn(async move {
+            let mut last_sent = 0u64;
+            let mut tick = tokio::time::interval(every / 4);
+            loop {
+                tick.tick().await;
+                let now = millis_since(base) + 1;
+                if keepalive_due(seen.load(Ordering::Acquire), now, last_sent, every) {
+                    send().await;
+                    last_sent = now;
+                }
             }
-        }
+        });
+        Watchdog { busy, base, task }
+    }
+
+    /// Run `write` (which may block its thread) with the watchdog looking.
+    async fn watch<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+        self.busy
+            .store(millis_since(self.base) + 1, Ordering::Release);
+        let done = write.await;
+        self.busy.store(0, Ordering::Release);
+        done
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Milliseconds since `base`.
+fn millis_since(base: Instant) -> u64 {
+    u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether a keep-alive is due at `now`: a write began at `busy` (0: none runs) at
+/// least `every` ago, and none was sent within `every` (times in ms, plus one).
+fn keepalive_due(busy: u64, now: u64, last_sent: u64, every: Duration) -> bool {
+    let every = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+    busy != 0 && now.saturating_sub(busy) >= every && now.saturating_sub(last_sent) >= every
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keepalive_is_due_only_for_a_long_write_and_at_most_once_per_period() {
+        let every = Duration::from_millis(1000);
+        assert!(!keepalive_due(0, 5_000, 0, every), "no write under way");
+        assert!(!keepalive_due(4_500, 5_000, 0, every), "a write of 0.5 s");
+        assert!(keepalive_due(4_000, 5_000, 0, every), "a write of 1 s");
+        assert!(
+            !keepalive_due(1_000, 5_000, 4_500, every),
+            "one sent 0.5 s ago"
+        );
+        assert!(
+            keepalive_due(1_000, 5_000, 4_000, every),
+            "one sent 1 s ago"
+        );
+    }
+
+    /// A write that blocks its thread (as a local file on a slow disk does) still gets
+    /// keep-alives, from the watchdog on another worker; a quick one gets none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blocked_write_gets_keepalives_from_the_watchdog() {
+        let sent = Arc::new(AtomicU64::new(0));
+        let count = sent.clone();
+        let w = Watchdog::start(Duration::from_millis(100), move || {
+            count.fetch_add(1, Ordering::Relaxed);
+            async {}
+        });
+        w.watch(async {}).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(sent.load(Ordering::Relaxed), 0, "quick writes: none");
+        // Blocks this worker thread for 0.55 s, as a write(2) held by the disk would.
+        w.watch(async { std::thread::sleep(Duration::from_millis(550)) })
+            .await;
+        let during = sent.load(Ordering::Relaxed);
+        assert!(
+            (2..=6).contains(&during),
+            "about one per 100 ms after the first: {during}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(sent.load(Ordering::Relaxed), during, "none after the write");
+        drop(w);
     }
 }
