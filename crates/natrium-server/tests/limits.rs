@@ -454,6 +454,39 @@ accounts {{
     }
 }
 
+/// `backup_share` and `restore_share` (natrium keys) take their defaults, and a reload
+/// changes them (transfers read them at every step); a bad value is refused and the
+/// old ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_changes_the_backup_and_restore_shares() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let d = tempfile::tempdir().unwrap();
+    let conf = |extra: &str| {
+        format!(
+            "listen: 127.0.0.1:-1\njetstream {{ store_dir: \"{}\" {extra} }}\n",
+            d.path().display()
+        )
+    };
+    let path = write_conf(d.path(), &conf(""));
+    let s = TestServer::with(config_file::load(&path).unwrap()).await;
+    let shares = || {
+        let js = s.server.shared().js.get().expect("jetstream on");
+        (js.backup_share.load(Relaxed), js.restore_share.load(Relaxed))
+    };
+    assert_eq!(shares(), (10, 100), "defaults");
+    std::fs::write(&path, conf(", backup_share: 40, restore_share: 7")).unwrap();
+    natrium_server::signals::reload(&s.server, &Flags::default()).expect("reload");
+    assert_eq!(shares(), (40, 7));
+    std::fs::write(&path, conf(", backup_share: 0")).unwrap();
+    let e = natrium_server::signals::reload(&s.server, &Flags::default()).unwrap_err();
+    assert!(e.contains("backup_share must be a percentage"), "{e}");
+    assert_eq!(shares(), (40, 7), "a refused reload changes nothing");
+    std::fs::write(&path, conf("")).unwrap();
+    natrium_server::signals::reload(&s.server, &Flags::default()).expect("reload");
+    assert_eq!(shares(), (10, 100), "back to the defaults");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_changes_limits_and_refuses_overcommit() {
     let d = tempfile::tempdir().unwrap();

@@ -88,9 +88,6 @@ const MAX_PAUSE: Duration = Duration::from_millis(100);
 /// [`Yielder::pause_after`], which takes the clock as an argument so it can be tested.
 #[derive(Debug)]
 pub struct Yielder {
-    /// Percent of the time the work may take while publishers are there (100: never
-    /// pause).
-    share: u8,
     /// The server's publish batch counter at the last look.
     seen: u64,
     /// When that counter was last seen moving.
@@ -101,9 +98,8 @@ pub struct Yielder {
 
 impl Yielder {
     /// A yielder starting now, given the publish counter's current value.
-    pub fn new(share: u8, count: u64, now: Instant) -> Yielder {
+    pub fn new(count: u64, now: Instant) -> Yielder {
         Yielder {
-            share: share.clamp(1, 100),
             seen: count,
             moved: None,
             began: now,
@@ -111,10 +107,13 @@ impl Yielder {
     }
 
     /// How long to pause after a unit of work that ends at `now`, given the publish
-    /// counter's value: the work's time scaled so that it makes up `share` percent,
+    /// counter's value and the share (percent of the time the work may take while
+    /// publishers are there; 100 never pauses, 0 counts as 1): the work's time scaled
+    /// so that it makes up `share` percent,
     /// bounded by [`MAX_PAUSE`]; nothing if no publish batch was stored within
     /// [`WRITERS_LINGER`]. Starts the next unit's clock at `now` plus the pause.
-    pub fn pause_after(&mut self, count: u64, now: Instant) -> Duration {
+    pub fn pause_after(&mut self, count: u64, share: u8, now: Instant) -> Duration {
+        let share = share.clamp(1, 100);
         if count != self.seen {
             self.seen = count;
             self.moved = Some(now);
@@ -123,8 +122,8 @@ impl Yielder {
         let writers = self
             .moved
             .is_some_and(|t| now.saturating_duration_since(t) < WRITERS_LINGER);
-        let pause = if writers && self.share < 100 {
-            let rest = f64::from(100 - self.share) / f64::from(self.share);
+        let pause = if writers && share < 100 {
+            let rest = f64::from(100 - share) / f64::from(share);
             // Bounded before scaling too: no overflow, whatever a step took.
             worked.min(MAX_PAUSE).mul_f64(rest).min(MAX_PAUSE)
         } else {
@@ -135,8 +134,8 @@ impl Yielder {
     }
 
     /// After a unit of work: sleep as [`Yielder::pause_after`] says.
-    pub fn step(&mut self, count: u64) {
-        let pause = self.pause_after(count, Instant::now());
+    pub fn step(&mut self, count: u64, share: u8) {
+        let pause = self.pause_after(count, share, Instant::now());
         if !pause.is_zero() {
             std::thread::sleep(pause);
         }
@@ -151,31 +150,31 @@ mod tests {
     fn yields_only_while_publishes_arrive() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut y = Yielder::new(10, 5, t0);
+        let mut y = Yielder::new(5, t0);
         // No publish since the start: full speed.
-        assert_eq!(y.pause_after(5, t0 + ms(2)), Duration::ZERO);
+        assert_eq!(y.pause_after(5, 10, t0 + ms(2)), Duration::ZERO);
         // Publishes arrived: 2 ms of work, at a 10% share, earns 18 ms of pause.
-        assert_eq!(y.pause_after(6, t0 + ms(4)), ms(18));
+        assert_eq!(y.pause_after(6, 10, t0 + ms(4)), ms(18));
         // The next unit's clock starts after the pause: 3 ms of work -> 27 ms.
-        assert_eq!(y.pause_after(6, t0 + ms(25)), ms(27));
+        assert_eq!(y.pause_after(6, 10, t0 + ms(25)), ms(27));
         // The counter has not moved for longer than the linger: full speed again.
-        assert_eq!(y.pause_after(6, t0 + ms(200)), Duration::ZERO);
+        assert_eq!(y.pause_after(6, 10, t0 + ms(200)), Duration::ZERO);
         // A long unit (a slow disk) pauses at most MAX_PAUSE.
-        assert_eq!(y.pause_after(7, t0 + ms(1200)), super::MAX_PAUSE);
+        assert_eq!(y.pause_after(7, 10, t0 + ms(1200)), super::MAX_PAUSE);
     }
 
     #[test]
     fn full_share_never_pauses() {
         let t0 = Instant::now();
-        let mut y = Yielder::new(100, 0, t0);
+        let mut y = Yielder::new(0, t0);
         for i in 1..10u64 {
             let at = t0 + Duration::from_millis(i * 5);
-            assert_eq!(y.pause_after(i, at), Duration::ZERO);
+            assert_eq!(y.pause_after(i, 100, at), Duration::ZERO);
         }
         // Out-of-range shares are clamped, not divided by.
-        let mut z = Yielder::new(0, 0, t0);
+        let mut z = Yielder::new(0, t0);
         assert_eq!(
-            z.pause_after(1, t0 + Duration::from_millis(1)),
+            z.pause_after(1, 0, t0 + Duration::from_millis(1)),
             super::MAX_PAUSE.min(Duration::from_millis(99))
         );
     }

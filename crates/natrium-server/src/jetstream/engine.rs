@@ -251,14 +251,26 @@ pub struct JetStream {
     /// transfer) watches it to know when live publishers are there to yield to.
     pub publish_batches: AtomicU64,
     /// `jetstream { backup_share }`: percent of the time a snapshot transfer may work
-    /// while publishes arrive (see `background::Yielder`).
-    pub backup_share: u8,
+    /// while publishes arrive (see `background::Yielder`). A reload changes it, also
+    /// for transfers under way (read at every step).
+    pub backup_share: std::sync::atomic::AtomicU8,
     /// `jetstream { restore_share }`: the same for a restore's import (default 100: a
     /// restore is usually wanted done; see `background`).
-    pub restore_share: u8,
+    pub restore_share: std::sync::atomic::AtomicU8,
     /// Group fsyncs of all file streams (`FileStoreOptions::disk_fsyncs`): a backup's
     /// read-ahead keeps its reads short while any stream's writers wait for fsyncs.
     pub disk_fsyncs: Arc<AtomicU64>,
+}
+
+/// `jetstream { backup_share }` or its default.
+fn backup_share(o: &crate::options::JetStreamOptions) -> u8 {
+    o.backup_share
+        .unwrap_or(super::background::DEFAULT_BACKUP_SHARE)
+}
+
+/// `jetstream { restore_share }` or its default (100: never yield).
+fn restore_share(o: &crate::options::JetStreamOptions) -> u8 {
+    o.restore_share.unwrap_or(100)
 }
 
 impl std::fmt::Debug for JetStream {
@@ -295,11 +307,8 @@ impl JetStream {
             inline_fsyncs: AtomicU64::new(0),
             publish_batches: AtomicU64::new(0),
             disk_fsyncs: Arc::new(AtomicU64::new(0)),
-            backup_share: opts
-                .jetstream
-                .backup_share
-                .unwrap_or(super::background::DEFAULT_BACKUP_SHARE),
-            restore_share: opts.jetstream.restore_share.unwrap_or(100),
+            backup_share: std::sync::atomic::AtomicU8::new(backup_share(&opts.jetstream)),
+            restore_share: std::sync::atomic::AtomicU8::new(restore_share(&opts.jetstream)),
         });
         drop(opts);
         for account in server.accounts() {
@@ -398,6 +407,10 @@ impl JetStream {
     ) -> Result<(), String> {
         let (mem, store, wanted) = self.check_reload(server, opts)?;
         self.limits.set(mem, store);
+        self.backup_share
+            .store(backup_share(&opts.jetstream), Ordering::Relaxed);
+        self.restore_share
+            .store(restore_share(&opts.jetstream), Ordering::Relaxed);
         for (name, l) in wanted {
             match self.account(&name) {
                 Some(jsa) => *jsa.live_limits.write() = l,

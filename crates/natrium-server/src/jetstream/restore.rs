@@ -872,11 +872,7 @@ impl Job {
         // Every MiB stored, yield to live publishers as a snapshot does, if configured
         // (`background::Yielder`, `jetstream { restore_share }`, default 100: never).
         let publishes = || self.js.publish_batches.load(Ordering::Relaxed);
-        let mut yielder = super::background::Yielder::new(
-            self.js.restore_share,
-            publishes(),
-            std::time::Instant::now(),
-        );
+        let mut yielder = super::background::Yielder::new(publishes(), std::time::Instant::now());
         let mut next_yield = YIELD_EVERY;
         // The staging store is removed (or parked) by `run`.
         let fail = |e: Failure| -> Failure { e };
@@ -964,7 +960,8 @@ impl Job {
                             next_check = stored.saturating_add(1 << 20);
                         }
                         if stored >= next_yield {
-                            yielder.step(publishes());
+                            yielder
+                                .step(publishes(), self.js.restore_share.load(Ordering::Relaxed));
                             next_yield = stored.saturating_add(YIELD_EVERY);
                         }
                     }

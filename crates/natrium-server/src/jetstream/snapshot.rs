@@ -452,8 +452,8 @@ fn produce<W: Write>(cap: &mut Capture, w: W, js: Option<&JetStream>) -> Result<
     }
     let mut batch = natrium_store::stream::MsgBatch::default();
     let publishes = || js.map_or(0, |js| js.publish_batches.load(Ordering::Relaxed));
-    let share = js.map_or(100, |js| js.backup_share);
-    let mut yielder = super::background::Yielder::new(share, publishes(), Instant::now());
+    let share = || js.map_or(100, |js| js.backup_share.load(Ordering::Relaxed));
+    let mut yielder = super::background::Yielder::new(publishes(), Instant::now());
     while cap
         .view
         .next_batch(cap.store.as_ref(), READ_BATCH, &mut batch)
@@ -464,7 +464,7 @@ fn produce<W: Write>(cap: &mut Capture, w: W, js: Option<&JetStream>) -> Result<
                 .map_err(|e| e.to_string())?;
         }
         // Live publishers come first (see `background`).
-        yielder.step(publishes());
+        yielder.step(publishes(), share());
     }
     a.finish().map_err(|e| e.to_string())
 }
