@@ -471,7 +471,10 @@ async fn reload_changes_the_backup_and_restore_shares() {
     let s = TestServer::with(config_file::load(&path).unwrap()).await;
     let shares = || {
         let js = s.server.shared().js.get().expect("jetstream on");
-        (js.backup_share.load(Relaxed), js.restore_share.load(Relaxed))
+        (
+            js.backup_share.load(Relaxed),
+            js.restore_share.load(Relaxed),
+        )
     };
     assert_eq!(shares(), (10, 100), "defaults");
     std::fs::write(&path, conf(", backup_share: 40, restore_share: 7")).unwrap();
