@@ -308,6 +308,11 @@ impl Watchdog {
 
     /// Run `write` (which may block its thread) with the watchdog looking.
     async fn watch<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+        // First let the tasks this one just woke run (the connection task, woken by the
+        // chunk's ack, waits in this worker's LIFO slot, which no other worker may
+        // take): otherwise a write that blocks the thread would hold back every
+        // keep-alive the watchdog hands to the client.
+        tokio::task::yield_now().await;
         self.busy
             .store(millis_since(self.base) + 1, Ordering::Release);
         let done = write.await;
@@ -378,5 +383,43 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(sent.load(Ordering::Relaxed), during, "none after the write");
         drop(w);
+    }
+
+    /// The keep-alives must also get *out* while the write blocks: the client's
+    /// connection task, woken by the chunk's ack just before the write, sits in this
+    /// worker's LIFO slot, which tokio does not let another worker steal, so it could
+    /// not run (and send anything) until the write returned. Here a stand-in for that
+    /// task counts what it forwards: without the yield in `watch`, nothing during the
+    /// write (checked).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keepalives_get_out_while_the_write_blocks_its_thread() {
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let count = forwarded.clone();
+        let connection = tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let keepalive = tx.clone();
+        let w = Watchdog::start(Duration::from_millis(100), move || {
+            let _ = keepalive.send(());
+            async {}
+        });
+        let during = tokio::spawn(async move {
+            // The chunk's ack wakes the connection task (into this worker's LIFO slot).
+            tx.send(()).unwrap();
+            let before = forwarded.load(Ordering::Relaxed);
+            w.watch(async { std::thread::sleep(Duration::from_millis(550)) })
+                .await;
+            forwarded.load(Ordering::Relaxed) - before
+        })
+        .await
+        .unwrap();
+        connection.abort();
+        assert!(
+            during >= 3,
+            "the ack and keep-alives forwarded during the write: {during}"
+        );
     }
 }
