@@ -395,6 +395,16 @@ impl JetStream {
         Ok((mem, store, wanted))
     }
 
+    /// Options for opening a file stream's store: the server's durability, and the
+    /// fsync counter all its file stores share (`FileStoreOptions::disk_fsyncs`).
+    pub fn file_store_options(&self) -> FileStoreOptions {
+        FileStoreOptions {
+            durability: self.durability,
+            disk_fsyncs: Some(self.disk_fsyncs.clone()),
+            ..FileStoreOptions::default()
+        }
+    }
+
     /// Apply a reloaded configuration (after the accounts were reloaded): new server
     /// limits, new account limits, JetStream for accounts that gained it.
     ///
@@ -465,10 +475,8 @@ impl JetStream {
             return Ok(Arc::new(MemStore::new(store_config(cfg))));
         }
         let opts = FileStoreOptions {
-            durability: self.durability,
             config: store_config(cfg),
-            disk_fsyncs: Some(self.disk_fsyncs.clone()),
-            ..FileStoreOptions::default()
+            ..self.file_store_options()
         };
         let store = FileStore::open(dir, opts)?;
         Ok(Arc::new(store))
@@ -554,11 +562,7 @@ impl JetStream {
         jsa: &Arc<JsAccount>,
         dir: &Path,
     ) -> Result<Arc<Stream>, EngineError> {
-        let opts = FileStoreOptions {
-            durability: self.durability,
-            disk_fsyncs: Some(self.disk_fsyncs.clone()),
-            ..FileStoreOptions::default()
-        };
+        let opts = self.file_store_options();
         let store = FileStore::open(dir, opts)?;
         let report = store.recovery_report();
         if !report.is_clean() {

@@ -850,8 +850,7 @@ impl Job {
                         durability: Durability::Interval(Duration::from_secs(3600)),
                         config: store_config(&self.cfg),
                         // It becomes the live stream's store (renamed while open).
-                        disk_fsyncs: Some(self.js.disk_fsyncs.clone()),
-                        ..FileStoreOptions::default()
+                        ..self.js.file_store_options()
                     };
                     Arc::new(FileStore::open(&self.staging, o).map_err(restore_failed)?)
                 };

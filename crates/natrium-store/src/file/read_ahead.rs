@@ -330,23 +330,16 @@ struct Pacer {
 
 impl Pacer {
     fn new(sh: &Arc<Shared>) -> Pacer {
-        let mut p = Pacer {
+        Pacer {
+            seen: watched(sh).load(std::sync::atomic::Ordering::Relaxed),
             sh: sh.clone(),
-            seen: 0,
             moved: None,
-        };
-        p.seen = p.count();
-        p
+        }
     }
 
-    /// The fsync count watched.
+    /// The fsync count watched, now.
     fn count(&self) -> u64 {
-        let c = self
-            .sh
-            .disk_fsyncs
-            .as_deref()
-            .unwrap_or(&self.sh.group_fsyncs);
-        c.load(std::sync::atomic::Ordering::Relaxed)
+        watched(&self.sh).load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether writers are waiting for fsyncs now.
@@ -367,6 +360,12 @@ impl Pacer {
             usize::MAX
         }
     }
+}
+
+/// The fsync counter a [`Pacer`] watches: the one the store shares with the other
+/// stores on its disk, if any, else its own.
+fn watched(sh: &Shared) -> &std::sync::atomic::AtomicU64 {
+    sh.disk_fsyncs.as_deref().unwrap_or(&sh.group_fsyncs)
 }
 
 /// A helper thread: read each job's runs into its buffer until the queue closes.
