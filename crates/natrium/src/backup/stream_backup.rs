@@ -270,8 +270,8 @@ async fn receive(
 /// arrived, still in this core's cache; handing it to a writer thread made backups
 /// into RAM ~10% slower), so a write held by a slow disk blocks the receiving task's
 /// thread and nothing in that task can run until it returns. The watchdog runs on
-/// another worker thread (the CLI's runtime has one per core) and sends one every
-/// `every` while a write marked by [`Watchdog::watch`] has lasted that long.
+/// the other worker thread (stream and account commands run the CLI on two) and sends
+/// one every `every` while a write marked by [`Watchdog::watch`] has lasted that long.
 struct Watchdog {
     /// The running write's start (milliseconds since `base`, plus one), or 0.
     busy: Arc<AtomicU64>,
