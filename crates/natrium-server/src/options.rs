@@ -352,7 +352,7 @@ pub struct JetStreamOptions {
     /// Strict API request validation.
     pub strict: bool,
     /// `backup_share` (natrium): percent of the time a snapshot transfer may work while
-    /// publishes are arriving; `None` = the default (see `jetstream::background`).
+    /// live traffic goes on (publishes, consumer deliveries and acks); `None` = the default (see `jetstream::background`).
     pub backup_share: Option<u8>,
     /// `restore_share` (natrium): the same for a restore's import; `None` = 100 (a
     /// restore runs at full speed unless told otherwise).

@@ -1444,3 +1444,72 @@ async fn snapshots_and_restores_yield_to_live_publishers() {
         "restore yielded: {restoring:?} with a publisher"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_yield_to_live_consumers_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = js_opts(dir.path());
+    o.jetstream.backup_share = Some(1);
+    let s = TestServer::with(o).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    create(&js, "BIG", "big").await;
+    create(&js, "WORK", "work").await;
+    let body = Bytes::from(vec![b'b'; 4096]);
+    let mut acks = Vec::new();
+    for _ in 0..4096 {
+        acks.push(js.publish("big", body.clone()).await.unwrap());
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+    js.publish("work", "job".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let quiet = std::time::Instant::now();
+    snapshot(&client, "BIG", json!({"chunk_size": 1 << 20})).await;
+    let quiet = quiet.elapsed();
+    // A worker that takes the one job and naks it, over and over (bounded): no publish
+    // at all during the backup, only a consumer delivering and taking acks.
+    let stream = js.get_stream("WORK").await.unwrap();
+    let worker = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("W".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let rounds = tokio::spawn(async move {
+        let t = std::time::Instant::now();
+        let mut n = 0u32;
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed)
+            && n < 200_000
+            && t.elapsed() < Duration::from_secs(60)
+        {
+            let mut batch = worker.fetch().max_messages(1).messages().await.unwrap();
+            if let Some(m) = batch.next().await {
+                let m = m.unwrap();
+                m.ack_with(jetstream::AckKind::Nak(None)).await.unwrap();
+                n += 1;
+            }
+        }
+        n
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let busy = std::time::Instant::now();
+    let snap = snapshot(&client, "BIG", json!({"chunk_size": 1 << 20})).await;
+    let busy = busy.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(rounds.await.unwrap() > 0, "the worker got its job");
+    assert_eq!(decode(&snap.archive).2.len(), 4096);
+    // As with a publisher: 16 MiB, each MiB's work followed by 99x its time or 100 ms.
+    assert!(
+        busy >= Duration::from_millis(900),
+        "snapshot yielded: {busy:?} beside a consumer, {quiet:?} without"
+    );
+}

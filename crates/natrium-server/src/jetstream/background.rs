@@ -27,10 +27,11 @@
 //! backup on a 2-core machine (2026-11-30), with the backup's data in the page cache and
 //! the disk idle: what the publisher waits for is CPU, and the backup's bytes are also
 //! handled by the server's normal-priority I/O workers and by the receiving client.
-//! So a transfer also *yields* ([`Yielder`]): while publishes are being stored anywhere
-//! in the server, it works at most a configured share of the time (`jetstream {
+//! So a transfer also *yields* ([`Yielder`]): while live traffic goes on anywhere in
+//! the server (publishes being stored, consumers delivering or taking acks:
+//! `JetStream::live_work`), it works at most a configured share of the time (`jetstream {
 //! backup_share }`, default [`DEFAULT_BACKUP_SHARE`] percent) and sleeps the rest. With
-//! no publishes it runs at full speed. A restore's import can yield the same way
+//! no live traffic it runs at full speed. A restore's import can yield the same way
 //! (`restore_share`), but by default does not: a restore is usually wanted done (2 GB
 //! beside a sync publisher, 2026-11-30: at share 100 2.2-6.6 s and the publisher lost
 //! 28-60%; at 10, 27-35 s and 3-9%).
@@ -76,19 +77,19 @@ pub fn lower_current_thread() -> bool {
 /// 10: 10-14% (the backup then took ~7.5 s instead of ~1.7 s).
 pub const DEFAULT_BACKUP_SHARE: u8 = 10;
 
-/// How long after the last stored publish batch the publishers still count as there.
-const WRITERS_LINGER: Duration = Duration::from_millis(100);
+/// How long after the last round of live traffic the clients still count as there.
+const LIVE_LINGER: Duration = Duration::from_millis(100);
 
 /// The longest single pause: a step that took long (a slow disk) must not make the
 /// transfer look dead to its receiver, nor delay its end by much.
 const MAX_PAUSE: Duration = Duration::from_millis(100);
 
-/// Paces bulk work against live publishers: call [`Yielder::step`] after each unit of
+/// Paces bulk work against live traffic (publishers, consumers): call [`Yielder::step`] after each unit of
 /// work (a read batch). Pure bookkeeping plus a sleep; the decision is
 /// [`Yielder::pause_after`], which takes the clock as an argument so it can be tested.
 #[derive(Debug)]
 pub struct Yielder {
-    /// The server's publish batch counter at the last look.
+    /// The server's live traffic counter (`JetStream::live_work`) at the last look.
     seen: u64,
     /// When that counter was last seen moving.
     moved: Option<Instant>,
@@ -97,7 +98,7 @@ pub struct Yielder {
 }
 
 impl Yielder {
-    /// A yielder starting now, given the publish counter's current value.
+    /// A yielder starting now, given the live traffic counter's current value.
     pub fn new(count: u64, now: Instant) -> Yielder {
         Yielder {
             seen: count,
@@ -106,12 +107,12 @@ impl Yielder {
         }
     }
 
-    /// How long to pause after a unit of work that ends at `now`, given the publish
-    /// counter's value and the share (percent of the time the work may take while
-    /// publishers are there; 100 never pauses, 0 counts as 1): the work's time scaled
+    /// How long to pause after a unit of work that ends at `now`, given the live
+    /// traffic counter's value and the share (percent of the time the work may take while
+    /// live clients are there; 100 never pauses, 0 counts as 1): the work's time scaled
     /// so that it makes up `share` percent,
-    /// bounded by [`MAX_PAUSE`]; nothing if no publish batch was stored within
-    /// [`WRITERS_LINGER`]. Starts the next unit's clock at `now` plus the pause.
+    /// bounded by [`MAX_PAUSE`]; nothing if the counter did not move within
+    /// [`LIVE_LINGER`]. Starts the next unit's clock at `now` plus the pause.
     pub fn pause_after(&mut self, count: u64, share: u8, now: Instant) -> Duration {
         let share = share.clamp(1, 100);
         if count != self.seen {
@@ -121,7 +122,7 @@ impl Yielder {
         let worked = now.saturating_duration_since(self.began);
         let writers = self
             .moved
-            .is_some_and(|t| now.saturating_duration_since(t) < WRITERS_LINGER);
+            .is_some_and(|t| now.saturating_duration_since(t) < LIVE_LINGER);
         let pause = if writers && share < 100 {
             let rest = f64::from(100 - share) / f64::from(share);
             // Bounded before scaling too: no overflow, whatever a step took.

@@ -247,9 +247,11 @@ pub struct JetStream {
     /// Bytes stored by all accounts' streams, memory and file: every stream in an
     /// account's map has its bytes gauge attached here (see `JsAccount::insert_stream`).
     pub used: StorageTotals,
-    /// Publish batches stored by all streams since start: bulk work (a snapshot's
-    /// transfer) watches it to know when live publishers are there to yield to.
-    pub publish_batches: AtomicU64,
+    /// Rounds of live traffic since start: a publish batch stored by any stream, or a
+    /// consumer's round that delivered or acknowledged messages. Bulk work (a
+    /// snapshot's transfer, a restore's import) watches it to know when live clients
+    /// are there to yield to (`background::Yielder`).
+    pub live_work: AtomicU64,
     /// `jetstream { backup_share }`: percent of the time a snapshot transfer may work
     /// while publishes arrive (see `background::Yielder`). A reload changes it, also
     /// for transfers under way (read at every step).
@@ -305,7 +307,7 @@ impl JetStream {
             inline_fsync: AtomicBool::new(false),
             used: Default::default(),
             inline_fsyncs: AtomicU64::new(0),
-            publish_batches: AtomicU64::new(0),
+            live_work: AtomicU64::new(0),
             disk_fsyncs: Arc::new(AtomicU64::new(0)),
             backup_share: std::sync::atomic::AtomicU8::new(backup_share(&opts.jetstream)),
             restore_share: std::sync::atomic::AtomicU8::new(restore_share(&opts.jetstream)),

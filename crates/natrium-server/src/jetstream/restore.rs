@@ -870,8 +870,8 @@ impl Job {
         let mut next_check = u64::MAX;
         // Every MiB stored, yield to live publishers as a snapshot does, if configured
         // (`background::Yielder`, `jetstream { restore_share }`, default 100: never).
-        let publishes = || self.js.publish_batches.load(Ordering::Relaxed);
-        let mut yielder = super::background::Yielder::new(publishes(), std::time::Instant::now());
+        let live = || self.js.live_work.load(Ordering::Relaxed);
+        let mut yielder = super::background::Yielder::new(live(), std::time::Instant::now());
         let mut next_yield = YIELD_EVERY;
         // The staging store is removed (or parked) by `run`.
         let fail = |e: Failure| -> Failure { e };
@@ -959,8 +959,7 @@ impl Job {
                             next_check = stored.saturating_add(1 << 20);
                         }
                         if stored >= next_yield {
-                            yielder
-                                .step(publishes(), self.js.restore_share.load(Ordering::Relaxed));
+                            yielder.step(live(), self.js.restore_share.load(Ordering::Relaxed));
                             next_yield = stored.saturating_add(YIELD_EVERY);
                         }
                     }

@@ -451,9 +451,9 @@ fn produce<W: Write>(cap: &mut Capture, w: W, js: Option<&JetStream>) -> Result<
         a.consumer(name, cfg, &st).map_err(|e| e.to_string())?;
     }
     let mut batch = natrium_store::stream::MsgBatch::default();
-    let publishes = || js.map_or(0, |js| js.publish_batches.load(Ordering::Relaxed));
+    let live = || js.map_or(0, |js| js.live_work.load(Ordering::Relaxed));
     let share = || js.map_or(100, |js| js.backup_share.load(Ordering::Relaxed));
-    let mut yielder = super::background::Yielder::new(publishes(), Instant::now());
+    let mut yielder = super::background::Yielder::new(live(), Instant::now());
     while cap
         .view
         .next_batch(cap.store.as_ref(), READ_BATCH, &mut batch)
@@ -464,7 +464,7 @@ fn produce<W: Write>(cap: &mut Capture, w: W, js: Option<&JetStream>) -> Result<
                 .map_err(|e| e.to_string())?;
         }
         // Live publishers come first (see `background`).
-        yielder.step(publishes(), share());
+        yielder.step(live(), share());
     }
     a.finish().map_err(|e| e.to_string())
 }

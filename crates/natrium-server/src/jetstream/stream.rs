@@ -653,7 +653,7 @@ impl Stream {
         // Account and server usage, checked per message against a once-per-batch snapshot.
         let js = server.js.get();
         if let Some(js) = js {
-            js.publish_batches.fetch_add(1, Ordering::Relaxed);
+            js.live_work.fetch_add(1, Ordering::Relaxed);
         }
         let mut quota = js.and_then(|js| {
             super::limits::Quota::snapshot(js, &self.account.name, super::limits::Storage::of(&cfg))

@@ -193,6 +193,13 @@ impl Task {
                 break;
             }
             self.cycle();
+            if self.dirty
+                && let Some(js) = self.ctx.server.js.get()
+            {
+                // Deliveries or acks in this round: live traffic that bulk work yields to
+                // (`JetStream::live_work`), as it does to publishes.
+                js.live_work.fetch_add(1, Ordering::Relaxed);
+            }
             self.persist().await;
             if self.check_inactive() {
                 break;
