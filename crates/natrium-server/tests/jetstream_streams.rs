@@ -265,3 +265,59 @@ async fn memory_stream_is_gone_after_restart() {
     assert_eq!(info.state.consumer_count, 0);
     s.stop().await;
 }
+
+/// `first_seq` on create: the empty stream reports first N / last N - 1 and the first
+/// message gets N, in both stores (as nats-server 2.15.1 answers), and a file stream
+/// keeps counting from there after a restart even with nothing published yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_seq_on_create_numbers_the_first_message() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = TestServer::with(js_opts(dir.path())).await;
+        let js = jetstream::new(s.client().await);
+        for (name, storage) in [
+            ("F", stream::StorageType::File),
+            ("M", stream::StorageType::Memory),
+            ("E", stream::StorageType::File),
+        ] {
+            let info = js
+                .create_stream(stream::Config {
+                    name: name.into(),
+                    subjects: vec![name.to_lowercase()],
+                    storage,
+                    first_sequence: Some(100),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .cached_info()
+                .clone();
+            assert_eq!(info.state.first_sequence, 100, "{name}");
+            assert_eq!(info.state.last_sequence, 99, "{name}");
+            assert_eq!(info.state.messages, 0, "{name}");
+            if name == "E" {
+                continue; // left empty for the restart below
+            }
+            let ack = js
+                .publish(name.to_lowercase(), "x".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert_eq!(ack.sequence, 100, "{name}");
+        }
+        s.stop().await;
+    }
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    for (subject, next) in [("f", 101), ("e", 100)] {
+        let ack = js
+            .publish(subject, "y".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(ack.sequence, next, "{subject} after a restart");
+    }
+    s.stop().await;
+}

@@ -354,6 +354,18 @@ fn stream_create(
         )));
     }
     let store = js.open_store(&dir, &cfg).map_err(ApiError::stream_create)?;
+    if cfg.first_seq > 1 {
+        // The first message gets `first_seq` (nats-server: the empty stream then
+        // reports first_seq N, last_seq N - 1). Before anything is published, the
+        // store's own compaction past its end does exactly that, durably.
+        if let Err(e) = store.compact(cfg.first_seq) {
+            let _ = store.delete();
+            if cfg.storage != ApiStorage::Memory {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(ApiError::stream_create(e));
+        }
+    }
     let created = Timestamp::now();
     // A memory stream has no directory: nothing of it is kept across a restart.
     let memory = cfg.storage == ApiStorage::Memory;
