@@ -378,6 +378,74 @@ async fn ephemeral_consumer_goes_after_inactivity() {
     s.stop().await;
 }
 
+/// Creating an existing ephemeral again without `inactive_threshold` (a client
+/// re-creating its named ephemeral on reconnect) keeps the 5s default, as nats-server
+/// does; it used to clear it, and such a consumer was never cleaned up. With
+/// `action: create`, the request as sent is compared: a differing one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreating_an_ephemeral_keeps_its_inactive_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    stream_with(&js, "E", "e.>", 0).await;
+    let create = |name: &'static str, extra: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let mut config = serde_json::json!({"name": name});
+            if let (Some(c), Some(x)) = (config.as_object_mut(), extra.as_object()) {
+                c.extend(
+                    x.iter()
+                        .filter(|(k, _)| *k != "action")
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
+            }
+            let mut req = serde_json::json!({"stream_name": "E", "config": config});
+            if let Some(a) = extra.get("action") {
+                req["action"] = a.clone();
+            }
+            let m = client
+                .request(
+                    format!("$JS.API.CONSUMER.CREATE.E.{name}"),
+                    req.to_string().into(),
+                )
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()
+        }
+    };
+    let five = 5_000_000_000u64;
+    assert_eq!(
+        create("Z", serde_json::json!({})).await["config"]["inactive_threshold"],
+        five
+    );
+    let again = create("Z", serde_json::json!({})).await;
+    assert_eq!(again["config"]["inactive_threshold"], five, "{again}");
+    let refused = create("Z", serde_json::json!({"action": "create"})).await;
+    assert_eq!(refused["error"]["err_code"], 10148, "{refused}");
+    let same = create(
+        "Z",
+        serde_json::json!({"action": "create", "inactive_threshold": five}),
+    )
+    .await;
+    assert_eq!(same["config"]["inactive_threshold"], five, "{same}");
+    let short = create(
+        "Y",
+        serde_json::json!({"inactive_threshold": 60_000_000_000u64}),
+    )
+    .await;
+    assert_eq!(short["config"]["inactive_threshold"], 60_000_000_000u64);
+    let back = create("Y", serde_json::json!({})).await;
+    assert_eq!(back["config"]["inactive_threshold"], five, "{back}");
+    let info = client
+        .request("$JS.API.CONSUMER.INFO.E.Y", "".into())
+        .await
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.payload).unwrap();
+    assert_eq!(info["config"]["inactive_threshold"], five, "{info}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_put_get_keys_history_watch() {
     let dir = tempfile::tempdir().unwrap();

@@ -250,6 +250,10 @@ fn create(
         if r.action == ConsumerAction::Create && old != cfg {
             return Err(ApiError::consumer_already_exists());
         }
+        // Stamped on an update too (after the create check, which compares the request
+        // as sent, as nats-server does): an ephemeral updated without a threshold keeps
+        // the 5s, instead of getting none and never being cleaned up.
+        finalize_new_consumer_config(&mut cfg);
         if scfg.retention == RetentionPolicy::WorkQueue {
             let others = other_filters(&stream, &e.name);
             if !partition_unique(&subject_filters(&cfg), &others) && !others.is_empty() {
