@@ -321,3 +321,53 @@ async fn first_seq_on_create_numbers_the_first_message() {
     }
     s.stop().await;
 }
+
+/// A `max_age` added or lowered by a stream update applies at once, with no publish
+/// after it (it used to wait for the next publish, or for the old deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_age_from_an_update_applies_without_a_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    for (name, storage, before) in [
+        ("ADD", stream::StorageType::File, Duration::ZERO),
+        (
+            "LOWER",
+            stream::StorageType::Memory,
+            Duration::from_secs(3600),
+        ),
+    ] {
+        let mut config = stream::Config {
+            name: name.into(),
+            subjects: vec![name.to_lowercase()],
+            storage,
+            max_age: before,
+            ..Default::default()
+        };
+        js.create_stream(config.clone()).await.unwrap();
+        for _ in 0..5 {
+            js.publish(name.to_lowercase(), "x".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        config.max_age = Duration::from_millis(300);
+        js.update_stream(config).await.unwrap();
+        let mut st = js.get_stream(name).await.unwrap();
+        let t = std::time::Instant::now();
+        loop {
+            let n = st.info().await.unwrap().state.messages;
+            if n == 0 {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{name}: {n} messages still there {:?} after the update",
+                t.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    s.stop().await;
+}

@@ -224,6 +224,10 @@ pub struct Stream {
     closed: AtomicBool,
     /// Last stored sequence, watched by consumers.
     pub last_seq: tokio::sync::watch::Sender<u64>,
+    /// Wakes the stream's task after a config update: its expiry deadline was taken
+    /// from the old `max_age`, and a new one (added, or lowered) must apply now, not
+    /// at the next publish or the old deadline.
+    limits_changed: tokio::sync::Notify,
     /// JetStream domain for PubAcks.
     domain: String,
     /// The start of every successful PubAck ([`ack_prefix`]).
@@ -318,6 +322,7 @@ impl Stream {
             subs: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             last_seq: tokio::sync::watch::channel(last).0,
+            limits_changed: tokio::sync::Notify::new(),
             ack_prefix: prefix,
             domain,
             consumers: RwLock::new(BTreeMap::new()),
@@ -350,6 +355,8 @@ impl Stream {
         self.store.update_config(store_config(&cfg))?;
         let resubscribe = self.config.read().subjects != cfg.subjects;
         *self.config.write() = cfg;
+        // A permit is kept if the task is not waiting right now.
+        self.limits_changed.notify_one();
         if resubscribe {
             self.unsubscribe();
             self.subscribe();
@@ -554,6 +561,8 @@ impl Stream {
                     }
                     continue;
                 }
+                // Look at the (new) deadline again.
+                _ = self.limits_changed.notified() => continue,
             }
             let mut answers = self.store_batch(&mut state, &mut batch, &server);
             match &commit {
