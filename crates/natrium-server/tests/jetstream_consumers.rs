@@ -446,6 +446,133 @@ async fn recreating_an_ephemeral_keeps_its_inactive_threshold() {
     s.stop().await;
 }
 
+/// A delivered, unacknowledged message that the stream removes (a limit, a delete)
+/// leaves the consumer's pending set at once, as in nats-server: it holds no
+/// `max_ack_pending` slot until its ack wait runs out, the ack floor moves past it, a
+/// terminated advisory says why, and a restart does not bring it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_messages_leave_the_pending_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = js_opts(dir.path());
+    let s = TestServer::with(opts.clone()).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    let st = js
+        .create_stream(stream::Config {
+            name: "L".into(),
+            subjects: vec!["l.*".into()],
+            max_messages_per_subject: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for subject in ["l.a", "l.b", "l.c"] {
+        js.publish(subject, "old".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("C".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            max_ack_pending: 3,
+            ack_wait: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut terminated = client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.L.C")
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let first: Vec<_> = c
+        .fetch()
+        .max_messages(3)
+        .messages()
+        .await
+        .unwrap()
+        .map(|m| m.unwrap())
+        .collect()
+        .await;
+    assert_eq!(first.len(), 3, "all three delivered, none acked");
+    // Replacing a and b removes 1 and 2 (max_msgs_per_subject); deleting 3 removes it.
+    for subject in ["l.a", "l.b"] {
+        js.publish(subject, "new".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let stream = js.get_stream("L").await.unwrap();
+    stream.delete_message(3).await.unwrap();
+    until(Duration::from_secs(5), || {
+        let mut c = c.clone();
+        async move {
+            let i = c.info().await.unwrap().clone();
+            i.num_ack_pending == 0 && i.ack_floor.stream_sequence == 3
+        }
+    })
+    .await;
+    // The slots are free: the new messages come at once, not after 30 s.
+    let t = std::time::Instant::now();
+    let second: Vec<_> = c
+        .fetch()
+        .max_messages(2)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap()
+        .map(|m| m.unwrap())
+        .collect()
+        .await;
+    assert_eq!(second.len(), 2);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(second.iter().all(|m| &m.payload[..] == b"new"));
+    for m in &second {
+        m.ack().await.unwrap();
+    }
+    let mut reasons = Vec::new();
+    for _ in 0..3 {
+        let m = tokio::time::timeout(Duration::from_secs(5), terminated.next())
+            .await
+            .expect("a terminated advisory per removed delivery")
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        reasons.push((v["stream_seq"].as_u64().unwrap(), v["reason"].clone()));
+    }
+    reasons.sort_by_key(|r| r.0);
+    assert_eq!(
+        reasons,
+        (1..=3)
+            .map(|s| (s, serde_json::json!("Unacknowledged message was deleted")))
+            .collect::<Vec<_>>()
+    );
+    client.flush().await.unwrap();
+    until(Duration::from_secs(5), || {
+        let mut c = c.clone();
+        async move { c.info().await.unwrap().num_ack_pending == 0 }
+    })
+    .await;
+    s.stop().await;
+    // After a restart the removed deliveries are not pending again.
+    let s = TestServer::with(opts).await;
+    let js = jetstream::new(s.client().await);
+    let mut c: consumer::PullConsumer = js
+        .get_stream("L")
+        .await
+        .unwrap()
+        .get_consumer("C")
+        .await
+        .unwrap();
+    let info = c.info().await.unwrap();
+    assert_eq!(info.num_ack_pending, 0, "{info:?}");
+    assert_eq!(info.ack_floor.stream_sequence, 5, "{info:?}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_put_get_keys_history_watch() {
     let dir = tempfile::tempdir().unwrap();

@@ -85,6 +85,11 @@ pub fn store_and_load<H: Harness>(h: &mut H) {
     );
     assert_eq!(st.num_subjects, 2);
     assert_eq!(s.subject_for_seq(2).unwrap(), "bar.baz");
+    assert!(s.has_msg(1) && s.has_msg(2));
+    assert!(
+        !s.has_msg(0) && !s.has_msg(3),
+        "none before the first or past the end"
+    );
     assert!(s.store_msg("", b"", b"x", None).is_err());
     assert!(s.store_msg("a.*", b"", b"x", None).is_err());
     // Empty payload is fine.
@@ -181,6 +186,7 @@ pub fn load_next_filters<H: Harness>(h: &mut H) {
     assert!(matches!(next(&f("zzz"), 0), Err(StoreError::Eof)));
     // Deleted messages are skipped.
     assert!(s.remove_msg(4).unwrap());
+    assert!(!s.has_msg(4) && s.has_msg(3) && s.has_msg(5));
     assert_eq!(next(&f("a.1"), 2).unwrap(), 7);
     assert_eq!(next(&f("*.1"), 4).unwrap(), 7);
 }

@@ -309,6 +309,10 @@ impl StreamStore for MemStore {
             .ok_or(StoreError::NotFound)
     }
 
+    fn has_msg(&self, seq: u64) -> bool {
+        self.read().is_ok_and(|g| g.ix.get(seq).is_some())
+    }
+
     fn remove_msg(&self, seq: u64) -> Result<bool> {
         Ok(self.write()?.ix.remove(seq).is_some())
     }

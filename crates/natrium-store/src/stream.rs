@@ -179,6 +179,11 @@ pub trait StreamStore: Send + Sync {
     /// The subject of the message at `seq`.
     fn subject_for_seq(&self, seq: u64) -> Result<String>;
 
+    /// Whether the message `seq` is stored (not removed, not past the end). Cheap: an
+    /// index lookup, nothing read or allocated (a consumer checks its unacknowledged
+    /// deliveries with it after removals). False on a closed store.
+    fn has_msg(&self, seq: u64) -> bool;
+
     /// Removes a message. Ok(false) if it was not there.
     fn remove_msg(&self, seq: u64) -> Result<bool>;
 

@@ -649,6 +649,9 @@ fn stream_purge(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnsw
     if req.filter.is_empty() && req.keep == 0 {
         stream.consumers_skip_to(stream.store.fast_state().first_seq);
     }
+    if purged > 0 {
+        stream.wake_consumers();
+    }
     Ok(ApiAnswer::ok(
         ApiResponse::new(StreamPurgeBody {
             success: true,
@@ -694,6 +697,7 @@ fn msg_delete(jsa: &Arc<JsAccount>, name: &str, body: &[u8]) -> Result<ApiAnswer
     // errors count in `api.total` only.
     let e = match removed {
         Ok(true) => {
+            stream.wake_consumers();
             return Ok(ApiAnswer::ok(
                 ApiResponse::new(MsgDeleteBody { success: true }).to_json(),
             ));

@@ -46,7 +46,7 @@ use natrium_store::{
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -228,6 +228,11 @@ pub struct Stream {
     /// from the old `max_age`, and a new one (added, or lowered) must apply now, not
     /// at the next publish or the old deadline.
     limits_changed: tokio::sync::Notify,
+    /// Messages removed by retention (work-queue or interest acks) since start. A
+    /// consumer tells removals that may have taken its unacknowledged deliveries
+    /// (limits, expiry, deletes, purges, rollups) from these, which cannot: see
+    /// [`Stream::removals_beyond_retention`].
+    retention_removals: AtomicU64,
     /// JetStream domain for PubAcks.
     domain: String,
     /// The start of every successful PubAck ([`ack_prefix`]).
@@ -323,6 +328,7 @@ impl Stream {
             closed: AtomicBool::new(false),
             last_seq: tokio::sync::watch::channel(last).0,
             limits_changed: tokio::sync::Notify::new(),
+            retention_removals: AtomicU64::new(0),
             ack_prefix: prefix,
             domain,
             consumers: RwLock::new(BTreeMap::new()),
@@ -461,7 +467,7 @@ impl Stream {
             RetentionPolicy::Limits => {}
             RetentionPolicy::WorkQueue => {
                 for &s in seqs {
-                    let _ = self.store.remove_msg(s);
+                    self.remove_retained(s);
                 }
             }
             RetentionPolicy::Interest => {
@@ -476,11 +482,43 @@ impl Stream {
                         .filter(|c| c.matches(&subject))
                         .all(|c| c.machine.lock().is_acked(s));
                     if done {
-                        let _ = self.store.remove_msg(s);
+                        self.remove_retained(s);
                     }
                 }
             }
         }
+    }
+
+    /// Remove a message retention no longer needs, counted as such.
+    pub fn remove_retained(&self, seq: u64) {
+        if let Ok(true) = self.store.remove_msg(seq) {
+            self.retention_removals.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Retention removed `n` messages in one go (a compaction on recovery).
+    pub fn count_retained(&self, n: u64) {
+        self.retention_removals.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Sequences gone from the stream for any reason but retention, since start (plus
+    /// skipped ones, which count alike): it grows when a limit, an expiry, a delete, a
+    /// purge or a rollup removed something, so a consumer compares it with the value at
+    /// its last look to know whether its unacknowledged deliveries may have lost their
+    /// messages (then it checks them: [`super::consumer::machine::Machine::drop_removed`]).
+    /// It may move without such a removal (a retention removal between the two reads
+    /// counts once too many: a needless check), never the other way.
+    pub fn removals_beyond_retention(&self) -> i128 {
+        // Read first, so a retention removal racing with `fast_state` can only add.
+        let retained = self.retention_removals.load(Ordering::Acquire);
+        let st = self.store.fast_state();
+        i128::from(st.last_seq) - i128::from(st.msgs) - i128::from(retained)
+    }
+
+    /// Wake the consumers after a removal that publishes nothing (an expiry, a delete, a
+    /// purge), so they let go of deliveries whose messages are gone.
+    pub fn wake_consumers(&self) {
+        self.last_seq.send_modify(|_| {});
     }
 
     /// Under interest retention: whether any consumer wants messages on `subject`.
@@ -558,6 +596,9 @@ impl Stream {
                     let now = now_nanos();
                     if let Ok(rep) = self.store.expire(now) {
                         self.subject_delete_markers(&rep.emptied_subjects, &mut state.marker_last);
+                        if rep.removed > 0 {
+                            self.wake_consumers();
+                        }
                     }
                     continue;
                 }

@@ -2385,6 +2385,11 @@ impl StreamStore for FileStore {
             .ok_or(StoreError::NotFound)
     }
 
+    fn has_msg(&self, seq: u64) -> bool {
+        let g = self.sh.inner.read();
+        self.sh.check_open(&g).is_ok() && g.ix.get(seq).is_some()
+    }
+
     fn remove_msg(&self, seq: u64) -> Result<bool> {
         let sh = self.sh();
         let mut g = sh.change_guard()?;

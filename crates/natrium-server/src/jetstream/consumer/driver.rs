@@ -138,6 +138,11 @@ struct Task {
     replay: Option<(i64, i64)>,
     /// Rate limit: earliest time of the next push delivery.
     rate_next: i64,
+    /// The stream's [`Stream::removals_beyond_retention`] at the last look: when it
+    /// grows, unacknowledged deliveries are checked against the store
+    /// (`i128::MIN` at the start: checked once, for removals while the server was
+    /// down).
+    removals_seen: i128,
     /// Pacing (replay or rate limit) holds deliveries until this time.
     pace_until: Option<i64>,
 }
@@ -174,6 +179,7 @@ impl Consumer {
             replay: None,
             rate_next: 0,
             pace_until: None,
+            removals_seen: i128::MIN,
         };
         tokio::spawn(task.run(rx));
     }
@@ -374,6 +380,44 @@ impl Task {
         }
     }
 
+    /// Unacknowledged deliveries whose messages the stream no longer holds, dropped from
+    /// the machine (nats-server: as if terminated), when the stream removed anything
+    /// since the last look beyond what retention removed (which never takes a message
+    /// still pending here). Returns `(stream seq, consumer seq, deliveries)` of each.
+    fn drop_removed(&mut self, m: &mut super::machine::Machine) -> Vec<(u64, u64, u64)> {
+        if m.num_ack_pending() == 0 {
+            // Nothing that could be dropped; look again once there is.
+            self.removals_seen = i128::MIN;
+            return Vec::new();
+        }
+        let now = self.c.stream.removals_beyond_retention();
+        if now <= self.removals_seen {
+            return Vec::new();
+        }
+        self.removals_seen = now;
+        let store = &self.c.stream.store;
+        m.drop_removed(|seq| store.has_msg(seq))
+    }
+
+    /// The state store and advisories for deliveries whose messages were removed: each
+    /// is recorded as acknowledged (so a restart does not bring it back) and announced
+    /// as terminated, with nats-server's reason.
+    fn removed_events(&mut self, removed: &[(u64, u64, u64)]) {
+        let now = now_nanos();
+        for &(sseq, dseq, dc) in removed {
+            let _ = self.c.store.update_acks(dseq, sseq);
+            let tokens = AckTokens { dc, sseq, dseq };
+            self.ack_events(
+                &tokens,
+                &AckKind::Term,
+                Some("Unacknowledged message was deleted"),
+                now,
+            );
+        }
+        self.c.last_ack.store(now, Ordering::Relaxed);
+        self.dirty = true;
+    }
+
     /// Max-deliveries advisories for messages the machine gave up on, and the state
     /// store told (a delivery past `max_deliver` leaves its pending set, so a restart
     /// does not bring the message back).
@@ -436,6 +480,7 @@ impl Task {
         let account = &c.stream.account;
         let push = !self.hot.deliver.is_empty();
         let mut m = c.machine.lock();
+        let removed = self.drop_removed(&mut m);
         let mut out = m.tick(now);
         if !push && m.num_waiting() > 0 {
             m.drop_waiting(|r| account.sublist.has_interest(r));
@@ -528,6 +573,9 @@ impl Task {
             self.pin_events(&pins);
         }
         drop(m);
+        if !removed.is_empty() {
+            self.removed_events(&removed);
+        }
         for s in &out {
             self.status(s);
         }

@@ -1177,6 +1177,33 @@ impl Machine {
         self.advance_floor();
     }
 
+    /// Unacknowledged deliveries of messages the stream no longer holds (`exists` says
+    /// false: removed by a limit, an expiry, a delete, a purge or a rollup) are dropped
+    /// as if terminated, as nats-server does: they no longer hold a `max_ack_pending`
+    /// slot nor wait out their ack wait, and the ack floor moves past them. Returns
+    /// `(stream seq, consumer seq, deliveries)` of each, in stream order.
+    pub fn drop_removed(&mut self, exists: impl Fn(u64) -> bool) -> Vec<(u64, u64, u64)> {
+        let gone: Vec<(u64, u64, u64)> = self
+            .pending
+            .iter()
+            .filter(|(s, _)| !exists(**s))
+            .map(|(s, p)| {
+                (
+                    *s,
+                    p.sequence,
+                    self.redelivered.get(s).copied().unwrap_or(1),
+                )
+            })
+            .collect();
+        for &(s, _, _) in &gone {
+            self.forget(s);
+        }
+        if !gone.is_empty() {
+            self.advance_floor();
+        }
+        gone
+    }
+
     /// Skip ahead (stream purged or compacted below `seq`): nothing below it is pending.
     pub fn skip_to(&mut self, seq: u64) {
         if seq > self.next_sseq {

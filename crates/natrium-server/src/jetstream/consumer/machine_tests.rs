@@ -725,6 +725,44 @@ fn skip_to_after_purge() {
 }
 
 #[test]
+fn removed_messages_leave_the_pending_set() {
+    let mut src = Fake::with(6);
+    let mut p = params(Ack::Explicit);
+    p.max_ack_pending = 4;
+    let mut m = Machine::new(p, 1);
+    let d = drain_push(&mut m, &src, 0);
+    assert_eq!(d.len(), 4, "max_ack_pending holds the rest back");
+    // A limit or a delete removes 2 and 3 (delivered, not acked).
+    src.msgs.remove(&2);
+    src.msgs.remove(&3);
+    let gone = m.drop_removed(|s| src.exists(s));
+    assert_eq!(gone, vec![(2, 2, 1), (3, 3, 1)]);
+    assert_eq!(m.num_ack_pending(), 2);
+    assert_eq!(m.ack_floor().stream, 0, "1 is still pending");
+    // Their slots are free at once: 5 and 6 go out without waiting for an ack wait.
+    let d = drain_push(&mut m, &src, 0);
+    assert_eq!(d.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![5, 6]);
+    // The front goes too (max_msgs, max_age): the floor moves past it.
+    src.msgs.remove(&1);
+    assert_eq!(m.drop_removed(|s| src.exists(s)), vec![(1, 1, 1)]);
+    assert_eq!(
+        m.ack_floor(),
+        SequencePair {
+            consumer: 3,
+            stream: 3
+        }
+    );
+    // Nothing removed: nothing dropped; nothing redelivered after the ack wait either.
+    assert!(m.drop_removed(|s| src.exists(s)).is_empty());
+    m.tick(60 * S);
+    let again = drain_push(&mut m, &src, 60 * S);
+    assert_eq!(
+        again.iter().map(|d| d.sseq).collect::<Vec<_>>(),
+        vec![4, 5, 6]
+    );
+}
+
+#[test]
 fn last_per_subject_delivers_the_initial_list_then_new_messages() {
     let src = Fake::with(6);
     // Last per subject were 2 and 4; the stream ends at 6, so new ones start at 7.

@@ -202,7 +202,7 @@ fn remove_acked_work(stream: &Stream, m: &Machine, filter: &SubjectFilter) {
             break;
         }
         if m.is_acked(msg.seq) {
-            let _ = stream.store.remove_msg(msg.seq);
+            stream.remove_retained(msg.seq);
         }
         seq = msg.seq + 1;
     }
@@ -233,8 +233,11 @@ fn remove_acked_by_all(stream: &Stream, name: &str, m: &Machine) {
     }
     let st = stream.store.fast_state();
     let floor = floor.min(st.last_seq);
-    if st.msgs > 0 && floor >= st.first_seq {
-        let _ = stream.store.compact(floor + 1);
+    if st.msgs > 0
+        && floor >= st.first_seq
+        && let Ok(n) = stream.store.compact(floor + 1)
+    {
+        stream.count_retained(n);
     }
 }
 

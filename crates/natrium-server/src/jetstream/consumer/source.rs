@@ -178,7 +178,7 @@ impl Source for StoreSource<'_> {
         if self.with_cached(seq, |_| ()).is_some() {
             return true;
         }
-        self.store.load_msg(seq).is_ok()
+        self.store.has_msg(seq)
     }
 
     fn size(&self, seq: u64) -> Option<u64> {
