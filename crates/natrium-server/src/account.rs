@@ -301,32 +301,120 @@ impl Transform {
     }
 }
 
-/// Maps `subject` (which matched the pattern `from`) onto `to`: `*`/`>` tokens and `$n` /
-/// `{{wildcard(n)}}` references in `to` are filled from what `from`'s wildcards matched.
+/// Maps `subject` (which matched the pattern `from`) onto `to`, as nats-server's subject
+/// transforms do: a `*` token in `to` takes the next `*` match of `from`, in order; `$n`
+/// and `{{wildcard(n)}}` take the `n`th `*` match (1-based, counting `*` tokens only);
+/// a `>` takes what `from`'s `>` matched (the rest of the subject).
 pub fn map_subject(from: &str, to: &str, subject: &[u8]) -> Vec<u8> {
-    // Collect what the source wildcards matched.
     let src: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
-    let mut captured: Vec<Vec<u8>> = Vec::new();
+    let mut stars: Vec<&[u8]> = Vec::new();
+    let mut rest: Vec<u8> = Vec::new();
     for (i, tok) in from.split('.').enumerate() {
         match tok {
-            "*" => captured.push(src.get(i).map(|t| t.to_vec()).unwrap_or_default()),
-            ">" => captured.push(src.get(i..).map(|r| r.join(&b'.')).unwrap_or_default()),
+            "*" => stars.push(src.get(i).copied().unwrap_or_default()),
+            ">" => rest = src.get(i..).map(|r| r.join(&b'.')).unwrap_or_default(),
             _ => {}
         }
     }
     let mut next = 0usize;
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    for tok in to.split('.') {
-        if tok == "*" || tok == ">" {
-            out.push(captured.get(next).cloned().unwrap_or_default());
-            next += 1;
-        } else if let Some(n) = wildcard_ref(tok) {
-            out.push(captured.get(n - 1).cloned().unwrap_or_default());
-        } else {
-            out.push(tok.as_bytes().to_vec());
+    let mut out: Vec<u8> = Vec::with_capacity(to.len() + subject.len());
+    for (i, tok) in to.split('.').enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        match tok {
+            "*" => {
+                out.extend_from_slice(stars.get(next).copied().unwrap_or_default());
+                next += 1;
+            }
+            ">" => out.extend_from_slice(&rest),
+            _ => match wildcard_ref(tok) {
+                Some(n) => out.extend_from_slice(stars.get(n - 1).copied().unwrap_or_default()),
+                None => out.extend_from_slice(tok.as_bytes()),
+            },
         }
     }
-    out.join(&b'.')
+    out
+}
+
+/// Checks an import's `to` mapping of `from` as nats-server does when it loads the
+/// config: references name existing `*` wildcards of `from`, and every one of them is
+/// used (else nats-server refuses: "not using all of the token wildcard(s)"); a `>` in
+/// `from` needs one in `to`.
+pub fn check_import_mapping(from: &str, to: &str) -> Result<(), String> {
+    let stars = from.split('.').filter(|t| *t == "*").count();
+    let mut used = vec![false; stars];
+    let mut next = 0usize;
+    for tok in to.split('.') {
+        let n = match tok {
+            "*" => {
+                next += 1;
+                next
+            }
+            ">" => continue,
+            _ => match wildcard_ref(tok) {
+                Some(n) => n,
+                None if tok.contains("{{") || tok.starts_with('$') => {
+                    return Err(format!("unknown mapping function {tok:?} in {to}"));
+                }
+                None => continue,
+            },
+        };
+        match used.get_mut(n - 1) {
+            Some(u) => *u = true,
+            None => return Err(format!("wildcard index {n} out of range in {to}")),
+        }
+    }
+    if used.iter().any(|u| !u) {
+        return Err(format!("not using all of the token wildcard(s) in {to}"));
+    }
+    if from.ends_with('>') != to.split('.').any(|t| t == ">") {
+        return Err(format!("the full wildcard of {from} and {to} must match"));
+    }
+    Ok(())
+}
+
+/// For a service import whose `to` (what importers publish to) names `subject`'s
+/// wildcards: the pattern importers' requests match (each reference becomes `*`), and
+/// the mapping from it back onto the exporter's subject (each `*` of `subject` becomes a
+/// reference to the local wildcard that carries it). `local.$1.x` for `svc.*` gives
+/// `local.*.x` and `svc.$1`.
+pub fn reverse_import_mapping(subject: &str, to: &str) -> (String, String) {
+    // Which `subject` wildcard each local `*` carries (1-based), in order.
+    let mut carries: Vec<usize> = Vec::new();
+    let mut next = 0usize;
+    let local: Vec<&str> = to
+        .split('.')
+        .map(|tok| match tok {
+            "*" => {
+                next += 1;
+                carries.push(next);
+                "*"
+            }
+            _ => match wildcard_ref(tok) {
+                Some(n) => {
+                    carries.push(n);
+                    "*"
+                }
+                None => tok,
+            },
+        })
+        .collect();
+    let mut k = 0usize;
+    let back: Vec<String> = subject
+        .split('.')
+        .map(|tok| {
+            if tok != "*" {
+                return tok.to_string();
+            }
+            k += 1;
+            match carries.iter().position(|&c| c == k) {
+                Some(j) => format!("${}", j + 1),
+                None => "*".to_string(),
+            }
+        })
+        .collect();
+    (local.join("."), back.join("."))
 }
 
 /// A destination token that refers to the source's `n`th wildcard (1-based): `$n` or the
@@ -473,6 +561,16 @@ pub enum ImportError {
         /// `stream` or `service`.
         kind: &'static str,
     },
+    /// The `to` mapping cannot be applied to the subject (nats-server refuses these too).
+    #[error("Error adding {kind} import {subject:?}: invalid mapping destination: {reason}")]
+    BadMapping {
+        /// Imported subject.
+        subject: String,
+        /// `stream` or `service`.
+        kind: &'static str,
+        /// What is wrong with `to`.
+        reason: String,
+    },
     /// The subject could not be subscribed.
     #[error("Error adding {kind} import {subject:?}: invalid subject")]
     InvalidSubject {
@@ -508,15 +606,27 @@ pub fn wire_imports(
             subject: imp.subject.clone(),
             kind,
         };
+        if imp.prefix.is_none()
+            && let Some(to) = &imp.to
+            && *to != imp.subject
+        {
+            check_import_mapping(&imp.subject, to).map_err(|reason| ImportError::BadMapping {
+                subject: imp.subject.clone(),
+                kind,
+                reason,
+            })?;
+        }
         if imp.service {
-            let local = imp.to.clone().unwrap_or_else(|| imp.subject.clone());
-            let transform = if local == imp.subject {
-                Transform::Same
+            let to = imp.to.clone().unwrap_or_else(|| imp.subject.clone());
+            let (local, transform) = if to == imp.subject {
+                (to, Transform::Same)
             } else {
-                Transform::Map {
+                let (local, back) = reverse_import_mapping(&imp.subject, &to);
+                let transform = Transform::Map {
                     from: local.clone(),
-                    to: imp.subject.clone(),
-                }
+                    to: back,
+                };
+                (local, transform)
             };
             let handler = Arc::new(ServiceImport {
                 exporter: Arc::downgrade(exporter),
@@ -600,10 +710,21 @@ mod tests {
             b"from_a.pub.x"
         );
         let t = Transform::Map {
-            from: "svc.*.>".into(),
+            from: "svc.*.*".into(),
             to: "local.$2.$1".into(),
         };
-        assert_eq!(t.apply(b"svc.a.b.c"), b"local.b.c.a");
+        assert_eq!(t.apply(b"svc.a.b"), b"local.b.a");
+        // `>` takes what `>` matched; `$n` counts `*` tokens only.
+        let t = Transform::Map {
+            from: "ev.*.>".into(),
+            to: "mine.$1.>".into(),
+        };
+        assert_eq!(t.apply(b"ev.k.z.w"), b"mine.k.z.w");
+        let t = Transform::Map {
+            from: "ev.*.>".into(),
+            to: "m.{{wildcard(1)}}.$1.>".into(),
+        };
+        assert_eq!(t.apply(b"ev.k.z.w"), b"m.k.k.z.w");
         let t = Transform::Map {
             from: "orders.*".into(),
             to: "imported.*".into(),
@@ -614,6 +735,44 @@ mod tests {
             to: "local.x".into(),
         };
         assert_eq!(t.apply(b"svc.x"), b"local.x");
+    }
+
+    #[test]
+    fn import_mappings_are_checked_as_nats_server_does() {
+        assert!(check_import_mapping("ev.*.>", "mine.$1.>").is_ok());
+        assert!(check_import_mapping("ev.*.*", "mine.$2.$1").is_ok());
+        assert!(check_import_mapping("ev.*", "mine.{{wildcard(1)}}.x").is_ok());
+        assert!(check_import_mapping("ev.*.>", "mine.*.>").is_ok());
+        let e = check_import_mapping("ev.*.>", "mine.>").unwrap_err();
+        assert!(e.contains("not using all of the token wildcard(s)"), "{e}");
+        assert!(check_import_mapping("ev.*", "mine.$2").is_err());
+        assert!(check_import_mapping("ev.*", "mine.{{split(1,-)}}").is_err());
+        assert!(check_import_mapping("ev.>", "mine.x").is_err());
+    }
+
+    #[test]
+    fn service_imports_map_requests_back() {
+        let (local, back) = reverse_import_mapping("svc.*", "local.$1.x");
+        assert_eq!((local.as_str(), back.as_str()), ("local.*.x", "svc.$1"));
+        let t = Transform::Map {
+            from: local,
+            to: back,
+        };
+        assert_eq!(t.apply(b"local.k.x"), b"svc.k");
+        let (local, back) =
+            reverse_import_mapping("ev.*.*", "mine.{{wildcard(2)}}.{{wildcard(1)}}");
+        assert_eq!((local.as_str(), back.as_str()), ("mine.*.*", "ev.$2.$1"));
+        let t = Transform::Map {
+            from: local,
+            to: back,
+        };
+        assert_eq!(t.apply(b"mine.z.k"), b"ev.k.z");
+        let (local, back) = reverse_import_mapping("ev.*.>", "mine.$1.>");
+        let t = Transform::Map {
+            from: local,
+            to: back,
+        };
+        assert_eq!(t.apply(b"mine.k.z.w"), b"ev.k.z.w");
     }
 
     #[test]

@@ -226,6 +226,86 @@ accounts {
     assert!(err.contains("service import not authorized"), "{err}");
 }
 
+/// Import `to` mappings that name the exporter's wildcards (`$n`, `{{wildcard(n)}}`,
+/// a trailing `>`), as nats-server 2.15.1 maps them: a stream import re-publishes
+/// `ev.k.z.w` as `mine.k.z.w` (not `mine.k.k`), and a service import takes requests on
+/// `local.<token>.x` to the exporter's `svc.<token>` (it used to answer no responders).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_mappings_name_the_exporters_wildcards() {
+    let s = TestServer::with(config(
+        r#"
+accounts {
+  A {
+    users: [{user: a, password: pa}]
+    exports: [{stream: "ev.*.>"}, {service: "svc.*"}, {service: "two.*.*"}]
+  }
+  B {
+    users: [{user: b, password: pb}]
+    imports: [
+      {stream: {account: A, subject: "ev.*.>"}, to: "mine.$1.>"}
+      {service: {account: A, subject: "svc.*"}, to: "local.$1.x"}
+      {service: {account: A, subject: "two.*.*"}, to: "swap.{{wildcard(2)}}.{{wildcard(1)}}"}
+    ]
+  }
+}
+"#,
+    ))
+    .await;
+    let a = user(&s, "a", "pa").await;
+    let b = user(&s, "b", "pb").await;
+    let mut mine = b.subscribe("mine.>").await.unwrap();
+    roundtrip(&b).await;
+    a.publish("ev.k.z.w", "e".into()).await.unwrap();
+    assert_eq!(next(&mut mine).await.subject.as_str(), "mine.k.z.w");
+    let mut svc = a.subscribe("svc.*").await.unwrap();
+    let mut two = a.subscribe("two.*.*").await.unwrap();
+    roundtrip(&a).await;
+    let responder = a.clone();
+    tokio::spawn(async move {
+        loop {
+            let m = tokio::select! {
+                m = svc.next() => m,
+                m = two.next() => m,
+            };
+            let Some(m) = m else { break };
+            if let Some(r) = m.reply {
+                responder
+                    .publish(r, m.subject.as_str().to_string().into())
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let r = tokio::time::timeout(T, b.request("local.k.x", "q".into()))
+        .await
+        .expect("reply in time")
+        .expect("routed to the exporter");
+    assert_eq!(&r.payload[..], b"svc.k");
+    let r = tokio::time::timeout(T, b.request("swap.z.k", "q".into()))
+        .await
+        .expect("reply in time")
+        .expect("routed to the exporter");
+    assert_eq!(&r.payload[..], b"two.k.z");
+    s.stop().await;
+}
+
+#[test]
+fn an_import_mapping_that_drops_a_wildcard_fails_the_start() {
+    let o = config(
+        r#"
+accounts {
+  A { exports: [ {stream: "ev.*.>"} ] }
+  B { imports: [ {stream: {account: A, subject: "ev.*.>"}, to: "mine.>"} ] }
+}
+"#,
+    );
+    let err = natrium_server::server::build_accounts(&o).unwrap_err();
+    assert!(
+        err.contains("not using all of the token wildcard(s)"),
+        "{err}"
+    );
+}
+
 const PERMS: &str = r#"
 authorization {
   users: [
