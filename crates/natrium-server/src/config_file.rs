@@ -167,6 +167,12 @@ fn err(pos: &conf::Pos, message: impl Into<String>) -> ConfError {
     pos.error(message)
 }
 
+/// nats-server's rule for these limits: a 0 in the config means the default, not zero
+/// (a config template that writes 0 for "unset" must not close every connection).
+fn zero_is_default(n: i64, default: i64) -> i64 {
+    if n == 0 { default } else { n }
+}
+
 fn int(v: &Spanned, key: &str) -> Result<i64, ConfError> {
     conf::as_i64(v).map_err(|_| {
         err(
@@ -248,10 +254,16 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
                     ),
                 ));
             }
-            o.max_payload = n;
+            o.max_payload = zero_is_default(n, crate::options::DEFAULT_MAX_PAYLOAD);
         }
-        "max_control_line" => o.max_control_line = conf::as_size(v)?,
-        "max_pending" => o.max_pending = conf::as_size(v)?,
+        "max_control_line" => {
+            let n = conf::as_size(v)?;
+            o.max_control_line = zero_is_default(n, crate::options::DEFAULT_MAX_CONTROL_LINE);
+        }
+        "max_pending" => {
+            let n = conf::as_size(v)?;
+            o.max_pending = zero_is_default(n, crate::options::DEFAULT_MAX_PENDING);
+        }
         "max_connections" | "max_conn" => {
             let n = int(v, &key)?;
             o.max_connections = if n == 0 { -1 } else { n };
@@ -264,8 +276,15 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
             }
             o.max_sub_tokens = n;
         }
-        "ping_interval" => o.ping_interval = duration(v, "ping_interval", o)?,
-        "ping_max" => o.ping_max = int(v, "ping_max")?,
+        "ping_interval" => {
+            o.ping_interval = match duration(v, "ping_interval", o)? {
+                d if d.is_zero() => Options::default().ping_interval,
+                d => d,
+            }
+        }
+        "ping_max" => {
+            o.ping_max = zero_is_default(int(v, "ping_max")?, Options::default().ping_max)
+        }
         "write_deadline" => o.write_deadline = duration(v, "write_deadline", o)?,
         "no_header_support" => o.no_header_support = conf::as_bool(v)?,
         "max_closed_clients" => o.max_closed_clients = int(v, &key)?,
@@ -360,7 +379,8 @@ fn apply_authorization(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
                 if !(0.0..=1e9).contains(&secs) {
                     return Err(err(&v.pos, "invalid authorization timeout"));
                 }
-                o.auth.timeout = Some(Duration::from_secs_f64(secs));
+                // 0 means the default, as with nats-server.
+                o.auth.timeout = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
             }
             "users" => users_value = Some(v),
             "default_permission" | "default_permissions" | "permissions" => {

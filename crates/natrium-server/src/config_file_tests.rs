@@ -250,3 +250,24 @@ fn digest_matches_nats_server() {
         "sha256:ea88600902db0d3f4ffe03be5b0c5cf84714690f60927f9b8142f71d67158146"
     );
 }
+
+#[test]
+fn zero_limits_mean_the_defaults() {
+    // nats-server 2.15.1 reads 0 as "use the default" for these (a template writing 0
+    // for unset must not make every connection fail).
+    let d = Options::default();
+    let o = opts(
+        "max_payload: 0\nmax_control_line: 0\nmax_pending: 0\nping_interval: \"0s\"\nping_max: 0\nauthorization { user: a, password: b, timeout: 0 }",
+    )
+    .unwrap();
+    assert_eq!(
+        (o.max_payload, o.max_control_line, o.max_pending),
+        (d.max_payload, d.max_control_line, d.max_pending)
+    );
+    assert_eq!((o.ping_interval, o.ping_max), (d.ping_interval, d.ping_max));
+    assert_eq!(o.effective_auth_timeout(), d.auth_timeout);
+    // Other values are taken as given.
+    let o = opts("max_payload: 512\nping_max: 5\nping_interval: \"3s\"").unwrap();
+    assert_eq!((o.max_payload, o.ping_max), (512, 5));
+    assert_eq!(o.ping_interval, std::time::Duration::from_secs(3));
+}
