@@ -104,7 +104,11 @@ fn subject_permission(
             let mut p = SubjectPermission::default();
             for e in m.iter() {
                 match e.key.to_ascii_lowercase().as_str() {
-                    "allow" => p.allow = Some(perm_subjects(&e.value, allow_queue)?),
+                    // An empty allow list restricts nothing (nats-server).
+                    "allow" => {
+                        p.allow =
+                            Some(perm_subjects(&e.value, allow_queue)?).filter(|l| !l.is_empty())
+                    }
                     "deny" => p.deny = perm_subjects(&e.value, allow_queue)?,
                     _ if e.used_as_variable => {}
                     _ => {
@@ -117,10 +121,14 @@ fn subject_permission(
             }
             Ok(Some(p))
         }
-        _ => Ok(Some(SubjectPermission {
-            allow: Some(perm_subjects(v, allow_queue)?),
-            deny: Vec::new(),
-        })),
+        _ => {
+            let allow = perm_subjects(v, allow_queue)?;
+            // `publish: []` restricts nothing (nats-server), unlike an allow list.
+            Ok((!allow.is_empty()).then_some(SubjectPermission {
+                allow: Some(allow),
+                deny: Vec::new(),
+            }))
+        }
     }
 }
 

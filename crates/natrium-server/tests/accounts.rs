@@ -342,6 +342,41 @@ async fn permission_violations_have_nats_server_texts_and_keep_the_connection() 
     s.stop().await;
 }
 
+/// Empty permission lists restrict nothing, as in nats-server 2.15.1 (they used to deny
+/// everything); a deny list beside an empty allow list still applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_permission_lists_restrict_nothing() {
+    let s = TestServer::with(config(
+        r#"
+authorization {
+  users: [
+    {user: e1, password: pw, permissions: { publish: [], subscribe: [] }}
+    {user: e2, password: pw, permissions: { publish: { allow: [], deny: ["y"] } }}
+  ]
+}
+"#,
+    ))
+    .await;
+    let out = raw_exchange(
+        s.port(),
+        "CONNECT {\"user\":\"e1\",\"pass\":\"pw\",\"verbose\":false}\r\n\
+         SUB x 1\r\nPUB x 1\r\nz\r\nPING\r\n",
+    )
+    .await;
+    assert_eq!(out, "MSG x 1 1\r\nz\r\nPONG\r\n");
+    let out = raw_exchange(
+        s.port(),
+        "CONNECT {\"user\":\"e2\",\"pass\":\"pw\",\"verbose\":false}\r\n\
+         SUB x 1\r\nPUB x 1\r\nz\r\nPUB y 1\r\nz\r\nPING\r\n",
+    )
+    .await;
+    assert_eq!(
+        out,
+        "MSG x 1 1\r\nz\r\n-ERR 'Permissions Violation for Publish to \"y\"'\r\nPONG\r\n"
+    );
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wildcard_subscription_does_not_leak_denied_subjects() {
     let s = TestServer::with(config(PERMS)).await;
