@@ -732,6 +732,92 @@ async fn subsz_counts_lists_and_filters() {
 
 // ---- /healthz, /accountz, /, 404 ------------------------------------------------------
 
+/// With JetStream on, `/healthz` checks the account, stream and consumer a probe names
+/// (404 with nats-server 2.15.1's texts when missing), and `/varz` carries JetStream's
+/// config, stats and limits; without it, `/jsz` answers 200 with `disabled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_in_healthz_varz_and_jsz() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = Options {
+        http_port: -1,
+        ..Options::for_test()
+    };
+    o.accounts.no_system_account = true;
+    o.jetstream.enabled = true;
+    o.jetstream.store_dir = Some(dir.path().to_path_buf());
+    let env = Env::with(o).await;
+    let c = env.client("js").await;
+    let js = async_nats::jetstream::new(c.clone());
+    let st = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "S".into(),
+            subjects: vec!["s".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    st.create_consumer(async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some("C".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for path in [
+        "/healthz?account=$G",
+        "/healthz?account=$G&stream=S",
+        "/healthz?account=$G&stream=S&consumer=C",
+        "/healthz?account=$G&stream=NOPE&js-server-only=true",
+    ] {
+        let r = env.get(path).await;
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, r#"{"status":"ok"}"#),
+            "{path}"
+        );
+    }
+    for (path, body) in [
+        (
+            "/healthz?account=$G&stream=NOPE",
+            r#"{"status":"unavailable","error":"JetStream stream \"NOPE\" not found on account \"$G\""}"#,
+        ),
+        (
+            "/healthz?account=$G&stream=S&consumer=X&details=true",
+            r#"{"status":"error","errors":[{"type":"CONSUMER","account":"$G","stream":"S","consumer":"X","error":"JetStream consumer \"X\" not found for stream \"S\" on account \"$G\""}]}"#,
+        ),
+        (
+            "/healthz?account=NOPE",
+            r#"{"status":"unavailable","error":"JetStream account \"NOPE\" not found"}"#,
+        ),
+    ] {
+        let r = env.get(path).await;
+        assert_eq!((r.status, r.body.as_str()), (404, body), "{path}");
+    }
+    let v = env.json("/varz").await;
+    let j = &v["jetstream"];
+    assert_eq!(
+        j["config"]["store_dir"],
+        dir.path().join("jetstream").display().to_string()
+    );
+    assert_eq!(j["stats"]["accounts"], 1);
+    assert_eq!(j["stats"]["api"]["level"], 5);
+    assert!(j["stats"]["api"]["total"].as_u64().unwrap() >= 2);
+    assert_eq!(j["limits"]["default_max_consumers"], 1000);
+    drop(c);
+
+    let plain = Env::start().await;
+    assert_eq!(
+        plain.json("/varz").await["jetstream"],
+        serde_json::json!({})
+    );
+    let jsz = plain.json("/jsz").await;
+    assert_eq!(jsz["disabled"], true);
+    assert_eq!(
+        jsz["config"],
+        serde_json::json!({"max_memory": 0, "max_storage": 0})
+    );
+    assert!(jsz.get("limits").is_none(), "{jsz}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_accountz_index_and_unknown_paths() {
     let env = Env::start().await;

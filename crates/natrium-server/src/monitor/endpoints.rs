@@ -161,6 +161,28 @@ fn handle_healthz(mon: &Monitor, q: &Query) -> Reply {
         );
     }
     let mut status = healthz(&opts);
+    // The assets a probe names (nats-server checks them unless told to check less).
+    if status.code == hyper::StatusCode::OK
+        && !opts.account.is_empty()
+        && !(opts.js_server_only || opts.js_enabled_only || opts.js_enabled || opts.js_meta_only)
+        && let Some(js) = mon.server().js.get()
+    {
+        use super::healthz::Missing;
+        let missing = match js.account(&opts.account) {
+            None => Some(Missing::Account),
+            Some(jsa) if !opts.stream.is_empty() => match jsa.stream(&opts.stream) {
+                None => Some(Missing::Stream),
+                Some(st) if !opts.consumer.is_empty() && st.consumer(&opts.consumer).is_none() => {
+                    Some(Missing::Consumer)
+                }
+                Some(_) => None,
+            },
+            Some(_) => None,
+        };
+        if let Some(m) = missing {
+            status = super::healthz::js_asset_status(&opts, m);
+        }
+    }
     if status.code == hyper::StatusCode::OK
         && !opts.js_server_only
         && let Some(js) = mon.server().js.get()

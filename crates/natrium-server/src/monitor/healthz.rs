@@ -4,10 +4,12 @@
 //! verdict, so probes can look at the status alone. nats-server checks, in order: the
 //! request itself (a stream needs an account, a consumer needs a stream → 400), that the
 //! server accepts connections, then JetStream (enabled, meta group, streams, consumers).
-//! natrium runs no JetStream yet, so after the request checks the answer is
-//! `{"status":"ok"}`; the JetStream options (`js-enabled-only`, `js-server-only`,
-//! `js-meta-only`, the deprecated `js-enabled`) are decoded and validated like
-//! nats-server so probes configured for it keep getting the same answers.
+//! natrium runs no cluster, so there is no meta group to check; with JetStream on, a
+//! probe that names an `account`, `stream` or `consumer` gets 404 when that asset is
+//! missing, with nats-server's texts ([`js_asset_status`]); the JetStream options
+//! (`js-enabled-only`, `js-server-only`, `js-meta-only`, the deprecated `js-enabled`)
+//! are decoded and validated like nats-server so probes configured for it keep getting
+//! the same answers.
 
 use super::query::{Query, QueryError};
 use hyper::StatusCode;
@@ -166,10 +168,104 @@ pub fn healthz(o: &HealthzOptions) -> HealthStatus {
     }
 }
 
+/// Which JetStream asset a probe names is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// The account has no JetStream (or does not exist).
+    Account,
+    /// The stream is not in the account.
+    Stream,
+    /// The consumer is not on the stream.
+    Consumer,
+}
+
+/// The answer for a probe whose named asset is missing (nats-server's texts, 404:
+/// `unavailable` with one `error`, or `error` with an `errors` list with `details`).
+pub fn js_asset_status(o: &HealthzOptions, missing: Missing) -> HealthStatus {
+    use super::format::go_quote;
+    let (kind, stream, consumer, error) = match missing {
+        Missing::Account => (
+            HealthzErrorType::Account,
+            String::new(),
+            String::new(),
+            format!("JetStream account {} not found", go_quote(&o.account)),
+        ),
+        Missing::Stream => (
+            HealthzErrorType::Stream,
+            o.stream.clone(),
+            String::new(),
+            format!(
+                "JetStream stream {} not found on account {}",
+                go_quote(&o.stream),
+                go_quote(&o.account)
+            ),
+        ),
+        Missing::Consumer => (
+            HealthzErrorType::Consumer,
+            o.stream.clone(),
+            o.consumer.clone(),
+            format!(
+                "JetStream consumer {} not found for stream {} on account {}",
+                go_quote(&o.consumer),
+                go_quote(&o.stream),
+                go_quote(&o.account)
+            ),
+        ),
+    };
+    if o.details {
+        HealthStatus {
+            status: "error",
+            error: String::new(),
+            errors: vec![HealthzError {
+                kind,
+                account: o.account.clone(),
+                stream,
+                consumer,
+                error,
+            }],
+            warnings: Vec::new(),
+            code: StatusCode::NOT_FOUND,
+        }
+    } else {
+        HealthStatus {
+            status: "unavailable",
+            error,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            code: StatusCode::NOT_FOUND,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::monitor::json::to_compact;
+
+    #[test]
+    fn missing_assets_match_nats_server() {
+        let mut o = HealthzOptions {
+            account: "$G".into(),
+            stream: "S".into(),
+            consumer: "X".into(),
+            ..HealthzOptions::default()
+        };
+        let h = js_asset_status(&o, Missing::Consumer);
+        assert_eq!(h.code, StatusCode::NOT_FOUND);
+        assert_eq!(
+            to_compact(&h).expect("serialises"),
+            r#"{"status":"unavailable","error":"JetStream consumer \"X\" not found for stream \"S\" on account \"$G\""}"#
+        );
+        o.details = true;
+        assert_eq!(
+            to_compact(&js_asset_status(&o, Missing::Stream)).expect("serialises"),
+            r#"{"status":"error","errors":[{"type":"STREAM","account":"$G","stream":"S","error":"JetStream stream \"S\" not found on account \"$G\""}]}"#
+        );
+        assert_eq!(
+            to_compact(&js_asset_status(&o, Missing::Account)).expect("serialises"),
+            r#"{"status":"error","errors":[{"type":"ACCOUNT","account":"$G","error":"JetStream account \"$G\" not found"}]}"#
+        );
+    }
 
     #[test]
     fn bad_requests_match_nats_server() {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use std::time::SystemTime;
 
 /// API counters.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct JszApi {
     /// API level.
     pub level: i64,
@@ -27,24 +27,28 @@ pub struct JszApi {
 }
 
 /// `config`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct JszConfig {
     /// Memory limit in force.
     pub max_memory: i64,
     /// File limit in force.
     pub max_storage: i64,
-    /// Store directory.
+    /// Store directory (omitted when empty, as Go's `omitempty`).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub store_dir: String,
-    /// fsync interval in nanoseconds (0 = always).
+    /// fsync interval in nanoseconds (0 = always; then omitted, as Go's `omitempty`).
+    #[serde(skip_serializing_if = "is_zero")]
     pub sync_interval: i64,
-    /// Compression supported.
+    /// Compression supported (omitted when false, as Go's `omitempty`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub compress_ok: bool,
-    /// Strict API.
+    /// Strict API (omitted when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub strict: bool,
 }
 
 /// `limits`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct JszLimits {
     /// Implicit per-stream consumer cap.
     pub default_max_consumers: i64,
@@ -111,10 +115,14 @@ pub struct Jsz {
     pub server_id: String,
     /// Now.
     pub now: GoTime,
+    /// JetStream is off (then everything else is zero).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
     /// Configuration.
     pub config: JszConfig,
-    /// Server-wide limits.
-    pub limits: JszLimits,
+    /// Server-wide limits (none while disabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<JszLimits>,
     /// Streams.
     pub streams: u64,
     /// Consumers.
@@ -130,6 +138,86 @@ pub struct Jsz {
     pub total: u64,
 }
 
+/// `/varz`'s `jetstream` section while JetStream runs (nats-server's `JetStreamVarz`
+/// of a standalone server: no `meta`).
+#[derive(Debug, Clone, Serialize)]
+pub struct JsVarz {
+    /// Configuration, as in `/jsz`.
+    pub config: JszConfig,
+    /// Usage and API counters.
+    pub stats: JsStats,
+    /// Server-wide limits.
+    pub limits: JszLimits,
+}
+
+/// `stats` of [`JsVarz`]: the server-wide usage part of `/jsz`.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsStats {
+    /// Memory used.
+    pub memory: u64,
+    /// File storage used.
+    pub storage: u64,
+    /// Memory reserved by streams' `max_bytes`.
+    pub reserved_memory: u64,
+    /// File storage reserved by streams' `max_bytes`.
+    pub reserved_storage: u64,
+    /// Accounts with JetStream.
+    pub accounts: u64,
+    /// Raft groups (0).
+    pub ha_assets: u64,
+    /// API counters.
+    pub api: JszApi,
+}
+
+/// The `jetstream` section of `/varz`; `None` (printed `{}`) without JetStream.
+pub fn js_varz(server: &crate::server::ServerShared) -> Option<JsVarz> {
+    let js = server.js.get()?;
+    Some(JsVarz {
+        config: config_of(js, &server.opts()),
+        stats: stats_of(js),
+        limits: JszLimits {
+            default_max_consumers: 1000,
+        },
+    })
+}
+
+/// The `config` part of `/jsz` and `/varz`.
+fn config_of(
+    js: &crate::jetstream::engine::JetStream,
+    opts: &crate::options::Options,
+) -> JszConfig {
+    let sync_interval = match opts.jetstream.sync_interval {
+        Some(Some(d)) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Some(None) => 0,
+        None => 120_000_000_000,
+    };
+    JszConfig {
+        max_memory: js.limits.max(Storage::Memory),
+        max_storage: js.limits.max(Storage::File),
+        store_dir: js.config.store_dir.display().to_string(),
+        sync_interval,
+        compress_ok: false,
+        strict: js.config.strict,
+    }
+}
+
+/// The server-wide usage part of `/jsz` and `/varz`.
+fn stats_of(js: &crate::jetstream::engine::JetStream) -> JsStats {
+    JsStats {
+        memory: server_used(js, Storage::Memory).max(0) as u64,
+        storage: server_used(js, Storage::File).max(0) as u64,
+        reserved_memory: server_reserved(js, Storage::Memory).max(0) as u64,
+        reserved_storage: server_reserved(js, Storage::File).max(0) as u64,
+        accounts: js.accounts.read().len() as u64,
+        ha_assets: 0,
+        api: JszApi {
+            level: crate::options::API_LEVEL,
+            total: js.api_total.load(std::sync::atomic::Ordering::Relaxed),
+            errors: js.api_errors.load(std::sync::atomic::Ordering::Relaxed),
+        },
+    }
+}
+
 /// Build `/jsz`.
 ///
 /// # Errors
@@ -141,7 +229,38 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
     let config_flag = q.bool("config").map_err(|e| e.to_string())?;
     let filter = q.get("acc").to_string();
     let Some(js) = server.js.get() else {
-        return Err("JetStream not enabled".to_string());
+        // nats-server answers 200 with zeros and `disabled` (metrics exporters poll it).
+        return Ok(Jsz {
+            memory: 0,
+            storage: 0,
+            reserved_memory: 0,
+            reserved_storage: 0,
+            accounts: 0,
+            ha_assets: 0,
+            api: JszApi {
+                level: 0,
+                total: 0,
+                errors: 0,
+            },
+            server_id: server.server_id.clone(),
+            now: GoTime(SystemTime::now()),
+            disabled: true,
+            config: JszConfig {
+                max_memory: 0,
+                max_storage: 0,
+                store_dir: String::new(),
+                sync_interval: 0,
+                compress_ok: false,
+                strict: false,
+            },
+            limits: None,
+            streams: 0,
+            consumers: 0,
+            messages: 0,
+            bytes: 0,
+            account_details: Vec::new(),
+            total: 0,
+        });
     };
     let opts = server.opts();
     let mut jsas: Vec<_> = js.accounts.read().values().cloned().collect();
@@ -190,37 +309,23 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
             });
         }
     }
-    let sync_interval = match opts.jetstream.sync_interval {
-        Some(Some(d)) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Some(None) => 0,
-        None => 120_000_000_000,
-    };
     let n = jsas.len() as u64;
+    let stats = stats_of(js);
     Ok(Jsz {
-        memory: server_used(js, Storage::Memory).max(0) as u64,
-        storage: server_used(js, Storage::File).max(0) as u64,
-        reserved_memory: server_reserved(js, Storage::Memory).max(0) as u64,
-        reserved_storage: server_reserved(js, Storage::File).max(0) as u64,
+        memory: stats.memory,
+        storage: stats.storage,
+        reserved_memory: stats.reserved_memory,
+        reserved_storage: stats.reserved_storage,
         accounts: n,
         ha_assets: 0,
-        api: JszApi {
-            level: crate::options::API_LEVEL,
-            total: js.api_total.load(std::sync::atomic::Ordering::Relaxed),
-            errors: js.api_errors.load(std::sync::atomic::Ordering::Relaxed),
-        },
+        api: stats.api,
         server_id: server.server_id.clone(),
         now: GoTime(SystemTime::now()),
-        config: JszConfig {
-            max_memory: js.limits.max(Storage::Memory),
-            max_storage: js.limits.max(Storage::File),
-            store_dir: js.config.store_dir.display().to_string(),
-            sync_interval,
-            compress_ok: false,
-            strict: js.config.strict,
-        },
-        limits: JszLimits {
+        disabled: false,
+        config: config_of(js, &opts),
+        limits: Some(JszLimits {
             default_max_consumers: 1000,
-        },
+        }),
         streams,
         consumers,
         messages,
@@ -228,4 +333,9 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
         account_details: details,
         total: n,
     })
+}
+
+/// For `skip_serializing_if`.
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }

@@ -3,8 +3,8 @@
 //! The field set and order are nats-server 2.15.1's `Varz` struct as a standalone server
 //! without TLS, cluster, gateways, leaf nodes, MQTT or websockets prints it: those
 //! sections are present but empty (`"cluster": {}`), fields Go tags `omitempty` are left
-//! out when empty, and `jetstream` is `{}` because JetStream is not running (which is
-//! what nats-server prints when it is disabled).
+//! out when empty, and `jetstream` is `{}` when JetStream is not running (what
+//! nats-server prints when it is disabled) and its config, stats and limits otherwise.
 
 use super::Monitor;
 use super::json::GoTime;
@@ -129,8 +129,8 @@ pub struct Varz {
     pub mqtt: Empty,
     /// Websocket settings (none).
     pub websocket: Empty,
-    /// JetStream state (not running).
-    pub jetstream: Empty,
+    /// JetStream configuration and usage (`{}` when it is not running).
+    pub jetstream: JetStreamSection,
     /// TLS handshake timeout, seconds.
     pub tls_timeout: f64,
     /// Write deadline, nanoseconds.
@@ -202,6 +202,16 @@ pub struct Varz {
     pub disk_io_wait_stats: DiskIoWaitStats,
 }
 
+/// `jetstream`: the section as in `/jsz`, or `{}` without JetStream.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum JetStreamSection {
+    /// JetStream runs.
+    Running(Box<super::jsz::JsVarz>),
+    /// JetStream is off.
+    Off(Empty),
+}
+
 /// For `skip_serializing_if`.
 fn is_false(b: &bool) -> bool {
     !*b
@@ -260,7 +270,10 @@ pub fn varz(mon: &Monitor) -> Varz {
         leaf: Empty {},
         mqtt: Empty {},
         websocket: Empty {},
-        jetstream: Empty {},
+        jetstream: match super::jsz::js_varz(s) {
+            Some(v) => JetStreamSection::Running(Box::new(v)),
+            None => JetStreamSection::Off(Empty {}),
+        },
         tls_timeout: DEFAULT_TLS_TIMEOUT,
         write_deadline: opts.write_deadline.as_nanos() as u64,
         start: GoTime(s.start_time),
