@@ -371,3 +371,38 @@ async fn max_age_from_an_update_applies_without_a_publish() {
     }
     s.stop().await;
 }
+
+/// A publish asking for an atomic batch (`Nats-Batch-Id`) or a schedule
+/// (`Nats-Schedule`), which natrium streams do not offer, is refused with nats-server's
+/// codes for a stream without them, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_and_schedule_headers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    let mut st = js
+        .create_stream(stream::Config {
+            name: "B".into(),
+            subjects: vec!["b".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for (key, value, code) in [
+        ("Nats-Batch-Id", "b1", 10174),
+        ("Nats-Schedule", "@every 1s", 10188),
+    ] {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(key, value);
+        headers.insert("Nats-Batch-Sequence", "1");
+        let m = client
+            .request_with_headers("b", headers, "x".into())
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(v["error"]["err_code"], code, "{key}: {v}");
+    }
+    assert_eq!(st.info().await.unwrap().state.messages, 0);
+    s.stop().await;
+}

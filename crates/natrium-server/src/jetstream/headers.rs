@@ -115,6 +115,10 @@ pub struct PublishHeaders<'a> {
     pub marker_reason: Option<&'a [u8]>,
     /// `KV-Operation`.
     pub kv_operation: Option<&'a [u8]>,
+    /// `Nats-Batch-Id` (atomic batch publish, which natrium streams do not allow).
+    pub batch_id: Option<&'a [u8]>,
+    /// `Nats-Schedule` (message schedules, which natrium streams do not allow).
+    pub schedule: Option<&'a [u8]>,
 }
 
 impl<'a> PublishHeaders<'a> {
@@ -143,6 +147,8 @@ impl<'a> PublishHeaders<'a> {
                     b"Nats-TTL" => &mut out.ttl,
                     b"Nats-Incr" => &mut out.incr,
                     b"Nats-Marker-Reason" => &mut out.marker_reason,
+                    b"Nats-Batch-Id" => &mut out.batch_id,
+                    b"Nats-Schedule" => &mut out.schedule,
                     _ => continue,
                 }
             } else if line.starts_with(b"KV-Operation:") {

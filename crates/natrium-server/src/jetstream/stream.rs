@@ -881,6 +881,15 @@ impl Stream {
             headers::PublishHeaders::parse(hdrs)
         };
         let set = headers::PublishHeaders::set;
+        // Atomic batches and schedules are stream options natrium does not offer (their
+        // config fields are refused): a message that asks for them is refused as by a
+        // nats-server stream without them, never stored as a plain message.
+        if set(h.batch_id).is_some() {
+            return Err(ApiError::atomic_publish_disabled());
+        }
+        if set(h.schedule).is_some() {
+            return Err(ApiError::message_schedules_disabled());
+        }
         // `allow_msg_counter`: the increment is checked before everything else, as
         // nats-server; without counters a `Nats-Incr` header is refused.
         let incr = if cfg.allow_msg_counter {
