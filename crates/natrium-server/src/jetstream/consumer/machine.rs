@@ -609,6 +609,26 @@ impl Machine {
         self.initial.len() as u64 + src.num_pending(self.next_sseq)
     }
 
+    /// Whether the priority rules hold back a request of `group` right now (nats-server
+    /// answers a `no_wait` one `404` at once instead of keeping it): an `overflow`
+    /// request whose `min_pending` and `min_ack_pending` are both unmet, or a request
+    /// without a pin id while the group is pinned to another client.
+    fn holds_back(&self, group: Option<&PullGroup>, src: &dyn Source) -> bool {
+        let Some(g) = group else {
+            return false;
+        };
+        match self.params.priority {
+            Priority::Overflow if g.min_pending > 0 || g.min_ack_pending > 0 => {
+                let pending_ok = g.min_pending > 0 && g.min_pending as u64 <= self.num_pending(src);
+                let acks_ok =
+                    g.min_ack_pending > 0 && g.min_ack_pending <= self.pending.len() as i64;
+                !(pending_ok || acks_ok)
+            }
+            Priority::Pinned { .. } => self.pin.is_some() && g.id.is_empty(),
+            _ => false,
+        }
+    }
+
     /// Whether max ack pending blocks new deliveries.
     fn blocked(&self) -> bool {
         self.params.ack != Ack::None
@@ -713,7 +733,8 @@ impl Machine {
             }
         }
         let p = &self.params;
-        if no_wait && expires == 0 && !self.has_work(src) {
+        if no_wait && expires == 0 && (!self.has_work(src) || self.holds_back(group.as_ref(), src))
+        {
             return Some(Status::new(reply, "404 No Messages"));
         }
         if p.max_waiting > 0 && self.waiting.len() as i64 >= p.max_waiting {

@@ -596,6 +596,40 @@ fn overflow_serves_only_above_the_backlog() {
 }
 
 #[test]
+fn no_wait_requests_held_back_by_priority_end_at_once() {
+    let src = Fake::with(4);
+    let mut m = Machine::new(with_priority(Priority::Overflow), 1);
+    let no_wait = |min_pending: i64| {
+        let mut r = grouped("g1", "");
+        r.expires = 0;
+        r.no_wait = true;
+        if let Some(g) = r.group.as_mut() {
+            g.min_pending = min_pending;
+        }
+        r
+    };
+    // 4 pending: min_pending 5 would wait, so a no_wait request ends (nats-server: 404).
+    let st = m.add_pull_req(b"a", no_wait(5), 0, &src).unwrap();
+    assert_eq!(st.line, "404 No Messages");
+    assert_eq!(m.num_waiting(), 0);
+    assert!(m.add_pull_req(b"b", no_wait(4), 0, &src).is_none());
+    // Pinned to another client: a no_wait request without the pin id ends too.
+    let mut p = Machine::new(with_priority(Priority::Pinned { ttl: 60 * S }), 1);
+    let mut out = Vec::new();
+    assert!(
+        p.add_pull_req(b"first", grouped("g1", ""), 0, &src)
+            .is_none()
+    );
+    assert!(p.next(&src, false, 0, &mut out).is_some());
+    assert!(p.pin().is_some());
+    let mut other = grouped("g1", "");
+    other.expires = 0;
+    other.no_wait = true;
+    let st = p.add_pull_req(b"other", other, 0, &src).unwrap();
+    assert_eq!(st.line, "404 No Messages");
+}
+
+#[test]
 fn prioritized_serves_lower_numbers_first_and_in_turn_within_one() {
     let src = Fake::with(6);
     let mut m = Machine::new(with_priority(Priority::Prioritized), 1);
