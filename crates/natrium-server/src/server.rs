@@ -713,6 +713,15 @@ pub fn build_accounts(opts: &Options) -> Result<(AccountMap, Option<String>), St
             Arc::new(Account::from_config(&cfg, cache, is_sys)),
         );
     }
+    // A system account named in the config must be one of its accounts (nats-server
+    // refuses to start otherwise); only the default `$SYS` is made up on the spot.
+    if let Some(sys) = &system
+        && opts.accounts.system_account.as_deref() == Some(sys.as_str())
+        && sys != "$SYS"
+        && !map.contains_key(sys)
+    {
+        return Err("error resolving system account: account missing".to_string());
+    }
     if let Some(sys) = &system
         && !map.contains_key(sys)
     {

@@ -598,6 +598,16 @@ fn config_errors_match_nats_server() {
     );
 }
 
+#[test]
+fn a_system_account_that_is_not_defined_fails_the_start() {
+    let o = config("system_account: NOPE\n");
+    let err = natrium_server::server::build_accounts(&o).unwrap_err();
+    assert_eq!(err, "error resolving system account: account missing");
+    // The default one is made up when no accounts block defines it.
+    let o = config("system_account: \"$SYS\"\n");
+    assert!(natrium_server::server::build_accounts(&o).is_ok());
+}
+
 const SYS: &str = r#"
 accounts {
   A { users: [ {user: a, password: pa} ] }
