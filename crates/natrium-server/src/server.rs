@@ -240,10 +240,9 @@ impl ServerShared {
                 _ => false,
             };
             if gone {
-                c.err_and_close(
-                    "Authorization Violation",
-                    CloseReason::AuthenticationViolation,
-                );
+                // nats-server closes such a connection without a word (no -ERR): the
+                // client sees a plain disconnect and reconnects, then fails to log in.
+                c.close(CloseReason::AuthenticationViolation, true);
             }
         }
     }
