@@ -204,7 +204,7 @@ pub fn reload(server: &Server, flags: &Flags) -> Result<(), String> {
             if let Some(js) = shared.js.get()
                 && let Some(h) = js.api_handler.lock().clone()
             {
-                crate::jetstream::api_server::subscribe_account(&acc, &h);
+                crate::jetstream::api_server::subscribe_account(&acc, &h, &js.domain);
             }
         }
     }

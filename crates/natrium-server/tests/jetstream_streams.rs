@@ -406,3 +406,43 @@ async fn batch_and_schedule_headers_are_refused() {
     assert_eq!(st.info().await.unwrap().state.messages, 0);
     s.stop().await;
 }
+
+/// With `jetstream { domain: hub }`, clients that name the domain (async-nats
+/// `with_domain`: `$JS.hub.API.…`) manage streams and consume as with nats-server,
+/// which maps those subjects onto `$JS.API.…`; they got no responders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_under_the_jetstream_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = js_opts(dir.path());
+    o.jetstream.domain = Some("hub".into());
+    let s = TestServer::with(o).await;
+    let client = s.client().await;
+    let js = jetstream::with_domain(client.clone(), "hub");
+    let st = js
+        .create_stream(stream::Config {
+            name: "D".into(),
+            subjects: vec!["d.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create through the domain");
+    let ack = js.publish("d.x", "1".into()).await.unwrap().await.unwrap();
+    assert_eq!((ack.sequence, ack.domain.as_str()), (1, "hub"));
+    let c = st
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("C".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut got = c.fetch().max_messages(1).messages().await.unwrap();
+    let m = futures::StreamExt::next(&mut got).await.unwrap().unwrap();
+    assert_eq!(&m.payload[..], b"1");
+    // Another domain is not ours: nobody answers there.
+    let other = client
+        .request("$JS.elsewhere.API.INFO", "".into())
+        .await
+        .unwrap_err();
+    assert_eq!(other.kind(), async_nats::RequestErrorKind::NoResponders);
+    s.stop().await;
+}

@@ -229,15 +229,62 @@ pub fn start(js: &Arc<JetStream>, server: &Arc<ServerShared>) {
         queue: tx,
     });
     for account in server.accounts() {
-        subscribe_account(&account, &handler);
+        subscribe_account(&account, &handler, &js.domain);
     }
     *js.api_handler.lock() = Some(handler);
 }
 
-/// Subscribe the API handler in one account.
-pub fn subscribe_account(account: &Arc<Account>, handler: &Arc<dyn InternalHandler>) {
+/// Subscribe the API handler in one account: `$JS.API.>`, and with a JetStream
+/// `domain`, also `$JS.<domain>.API.>` (see [`DomainSub`]).
+pub fn subscribe_account(account: &Arc<Account>, handler: &Arc<dyn InternalHandler>, domain: &str) {
     let sub = Arc::new(Subscription::internal(handler.clone(), b"$JS.API.>", None));
     let _ = account.sublist.insert(b"$JS.API.>", None, sub);
+    if !domain.is_empty() {
+        let prefix = format!("$JS.{domain}.API.").into_bytes();
+        let pattern = [&prefix[..], b">"].concat();
+        let sub = Arc::new(Subscription::internal(
+            Arc::new(DomainSub { prefix }),
+            &pattern,
+            None,
+        ));
+        let _ = account.sublist.insert(&pattern, None, sub);
+    }
+}
+
+/// `$JS.<domain>.API.>`: the API as clients address it when they name the server's
+/// JetStream domain (nats.go, nats-py, async-nats with a `domain` option). nats-server
+/// maps these subjects onto `$JS.API.>`; so does this handler, re-publishing each
+/// request in the same account under `$JS.API.` with its reply and headers, so every
+/// API handler (pull requests and direct gets too) serves it unchanged.
+struct DomainSub {
+    /// `$JS.<domain>.API.`.
+    prefix: Vec<u8>,
+}
+
+impl InternalHandler for DomainSub {
+    fn handle(
+        &self,
+        ctx: &mut DeliveryCtx,
+        account: &Arc<Account>,
+        _sub: &Subscription,
+        publisher: Publisher<'_>,
+        msg: PubMsg<'_>,
+    ) -> bool {
+        let Some(rest) = msg.subject.strip_prefix(&self.prefix[..]) else {
+            return false;
+        };
+        let subject = [&b"$JS.API."[..], rest].concat();
+        ctx.publish_once(
+            account,
+            publisher,
+            PubMsg {
+                subject: &subject,
+                reply: msg.reply,
+                headers: msg.headers,
+                payload: msg.payload,
+            },
+        )
+    }
 }
 
 /// Handle one request on the worker and publish the answer.

@@ -394,7 +394,10 @@ fn stream_create(
     stream.spawn(server.clone());
     jsa.insert_stream(stream.clone());
     super::advisory::stream_action(&server, &jsa.account, name, "create", &js.domain);
-    let info = info_of(js, &stream, false);
+    let mut info = info_of(js, &stream, false);
+    // nats-server's create answer leaves the domain out (its info and update answers
+    // carry it).
+    info.domain.clear();
     Ok(ApiAnswer::ok(
         ApiResponse::new(StreamCreateBody {
             info: Some(info),
