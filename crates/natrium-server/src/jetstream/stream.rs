@@ -871,6 +871,8 @@ impl Stream {
         let transformed = cfg
             .subject_transform
             .as_ref()
+            // An empty destination maps nothing (nats-server stores the subject as is).
+            .filter(|tr| !tr.dest.is_empty())
             .and_then(|tr| transform_subject(&tr.src, &tr.dest, m.subject()));
         let subject: &str = transformed.as_deref().unwrap_or(m.subject());
         let hdrs: &[u8] = m.headers().unwrap_or(&[]);
@@ -1003,6 +1005,10 @@ impl Stream {
         // `republish`: the subject's previous sequence goes into `Nats-Last-Sequence`, so
         // look it up before storing (only for streams that republish this subject).
         let republish = cfg.republish.as_ref().and_then(|rp| {
+            // No destination: nothing is republished (nats-server accepts such a config).
+            if rp.dest.is_empty() {
+                return None;
+            }
             let to = transform_subject(&rp.src, &rp.dest, subject)?;
             let last = SubjectFilter::new(subject)
                 .ok()

@@ -81,6 +81,87 @@ fn transform_ok(src: &str, dest: &str) -> bool {
     is_valid_subject(dest.as_bytes())
 }
 
+/// Mapping functions nats-server knows besides `wildcard` (natrium refuses them later as
+/// not supported yet, 10052; anything else is an unknown function, 10156).
+const OTHER_MAPPING_FUNCTIONS: &[&str] = &[
+    "partition",
+    "splitfromleft",
+    "splitfromright",
+    "slicefromleft",
+    "slicefromright",
+    "split",
+    "left",
+    "right",
+    "random",
+];
+
+/// Why nats-server's `NewSubjectTransform` refuses a subject transform's destination
+/// (the text after `stream transform: `), or `None`. The destination may use as many `*`
+/// as the source has and a `>` only if the source ends with one; `$n` and
+/// `{{wildcard(n)}}` name one of the source's `*` (1-based); tokens are not empty. An
+/// empty destination is no transform at all.
+pub fn transform_dest_error(src: &str, dest: &str) -> Option<String> {
+    if dest.is_empty() {
+        return None;
+    }
+    let mapping = |why: String| Some(format!("invalid mapping destination: {why}"));
+    let uses_wildcards = dest
+        .split('.')
+        .any(|t| t == "*" || t == ">" || t.starts_with('$') || t.starts_with("{{"));
+    if src.is_empty() {
+        return uses_wildcards.then(|| "invalid subject".to_string());
+    }
+    let stars = src.split('.').filter(|t| *t == "*").count();
+    let src_gt = src.ends_with(".>") || src == ">";
+    let mut dest_stars = 0usize;
+    for tok in dest.split('.') {
+        if tok.is_empty() {
+            return mapping("invalid transform".to_string());
+        }
+        let index = if let Some(inner) = tok.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) {
+            let inner: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
+            let lower = inner.to_ascii_lowercase();
+            let Some((name, args)) = lower.split_once('(') else {
+                return mapping(format!("unknown function in {tok}"));
+            };
+            if name != "wildcard" {
+                if OTHER_MAPPING_FUNCTIONS.contains(&name) {
+                    continue;
+                }
+                return mapping(format!("unknown function in {tok}"));
+            }
+            match args.strip_suffix(')').and_then(|a| a.parse::<i64>().ok()) {
+                Some(n) => n,
+                None => {
+                    return mapping(format!(
+                        "function argument is invalid or in the wrong format in {tok}"
+                    ));
+                }
+            }
+        } else if let Some(n) = tok.strip_prefix('$').and_then(|d| d.parse::<i64>().ok()) {
+            // `$0` is left as nats-server leaves it.
+            if n == 0 {
+                continue;
+            }
+            n
+        } else {
+            match tok {
+                "*" => dest_stars += 1,
+                ">" if !src_gt => return Some("invalid subject".to_string()),
+                _ => {}
+            }
+            continue;
+        };
+        if index < 1 || index as usize > stars {
+            return mapping(format!("wildcard index out of range in {tok}: [{index}]"));
+        }
+    }
+    if dest_stars > stars {
+        return Some("invalid subject".to_string());
+    }
+    None
+}
+
 /// Fills the defaults nats-server stores for a new stream config, without validating
 /// (the non-pedantic path of `checkStreamCfgLocked`): replicas 1, the `-1` limits, the
 /// duplicate window (2 minutes, capped by `max_age`), `subjects = [name]` for plain
@@ -425,6 +506,9 @@ pub fn check_stream_config(
                 tr.src
             )));
         }
+        if let Some(e) = transform_dest_error(&tr.src, &tr.dest) {
+            return Err(ApiError::stream_transform_invalid_destination(e));
+        }
         if !transform_ok(&tr.src, &tr.dest) {
             return Err(ApiError::stream_transform_invalid_destination(format!(
                 "invalid subject {}",
@@ -737,9 +821,11 @@ fn check_republish(cfg: &mut StreamConfig, pedantic_mode: bool) -> Result<(), Ap
             "stream configuration for republish destination forms a cycle",
         ));
     }
+    // An empty destination is accepted and republishes nothing, as in nats-server.
     if !is_valid_subject(rp.src.as_bytes())
-        || rp.dest.is_empty()
-        || !transform_ok(&rp.src, &rp.dest)
+        || (!rp.dest.is_empty()
+            && (!transform_ok(&rp.src, &rp.dest)
+                || transform_dest_error(&rp.src, &rp.dest).is_some()))
     {
         return Err(invalid(format!(
             "stream configuration for republish with transform from '{}' to '{}' not valid",
@@ -903,4 +989,62 @@ pub fn with_dynamic_stream_metadata(cfg: &StreamConfig) -> StreamConfig {
     let mut c = cfg.clone();
     c.metadata = super::with_dynamic_metadata(&cfg.metadata);
     c
+}
+
+#[cfg(test)]
+mod transform_tests {
+    use super::transform_dest_error;
+
+    #[test]
+    fn transform_destinations_are_checked_as_nats_server_checks_them() {
+        // Accepted: references in range, as many `*`, a `>` with a `>`, no destination.
+        for (src, dest) in [
+            ("a.*", "p.$1"),
+            ("a.*.*", "p.{{wildcard(2)}}.$1"),
+            ("a.*", "p.*"),
+            ("a.>", "p.>"),
+            ("a.*", ""),
+            ("a.*", "p.{{partition(3,1)}}"),
+        ] {
+            assert_eq!(transform_dest_error(src, dest), None, "{src} -> {dest}");
+        }
+        // Refused, with nats-server 2.15.1's texts (after `stream transform: `).
+        for (src, dest, why) in [
+            (
+                "a.*",
+                "p.$2",
+                "invalid mapping destination: wildcard index out of range in $2: [2]",
+            ),
+            (
+                "a.*",
+                "p.{{wildcard(3)}}",
+                "invalid mapping destination: wildcard index out of range in {{wildcard(3)}}: [3]",
+            ),
+            (
+                "a.*",
+                "p.{{wildcard(x)}}",
+                "invalid mapping destination: function argument is invalid or in the wrong format in {{wildcard(x)}}",
+            ),
+            (
+                "a.*",
+                "p.{{nope(1)}}",
+                "invalid mapping destination: unknown function in {{nope(1)}}",
+            ),
+            (
+                "a.*",
+                "p..x",
+                "invalid mapping destination: invalid transform",
+            ),
+            ("a.*", "p.*.*", "invalid subject"),
+            ("a.*", "p.>", "invalid subject"),
+            ("a.>", "p.*", "invalid subject"),
+            ("", "q.$1", "invalid subject"),
+        ] {
+            assert_eq!(
+                transform_dest_error(src, dest).as_deref(),
+                Some(why),
+                "{src} -> {dest}"
+            );
+        }
+    }
 }
