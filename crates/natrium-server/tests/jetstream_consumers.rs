@@ -573,6 +573,59 @@ async fn removed_messages_leave_the_pending_set() {
     s.stop().await;
 }
 
+/// Ack requests answered as nats-server answers them: an unknown ack body still gets its
+/// empty answer (and changes nothing), an ack of a message never delivered gets none,
+/// and a subject that is not an ack subject has no responders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_requests_are_answered_as_nats_server_answers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    let st = stream_with(&js, "A", "a.>", 3).await;
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("C".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = c.fetch().max_messages(1).messages().await.unwrap();
+    let m = batch.next().await.unwrap().unwrap();
+    let reply = m.reply.clone().unwrap();
+    let short = Duration::from_millis(400);
+    let answer = tokio::time::timeout(T_ACK, client.request(reply.clone(), "+FOO".into()))
+        .await
+        .expect("an answer")
+        .expect("an empty answer");
+    assert!(answer.payload.is_empty());
+    let mut c = c;
+    assert_eq!(
+        c.info().await.unwrap().num_ack_pending,
+        1,
+        "+FOO acks nothing"
+    );
+    let never = reply.replace(".1.1.1.", ".1.3.3.");
+    assert_ne!(never, reply.as_str());
+    let got = tokio::time::timeout(short, client.request(never, "+ACK".into())).await;
+    assert!(
+        got.is_err(),
+        "no answer for a message never delivered: {got:?}"
+    );
+    let err = client
+        .request("$JS.ACK.A.C.x.y", "+ACK".into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    // A real ack still gets its answer.
+    m.double_ack().await.unwrap();
+    assert_eq!(c.info().await.unwrap().num_ack_pending, 0);
+    s.stop().await;
+}
+
+const T_ACK: Duration = Duration::from_secs(5);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_put_get_keys_history_watch() {
     let dir = tempfile::tempdir().unwrap();

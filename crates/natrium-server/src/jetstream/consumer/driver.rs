@@ -277,10 +277,11 @@ impl Task {
                 let sseq = tokens.sseq;
                 self.ack_events(&tokens, &kind, reason.as_deref(), now);
                 self.ack_buf.clear();
-                self.c
-                    .machine
-                    .lock()
-                    .ack_into(sseq, kind, now, &mut self.ack_buf);
+                let delivered = {
+                    let mut m = self.c.machine.lock();
+                    m.ack_into(sseq, kind, now, &mut self.ack_buf);
+                    m.delivered().stream
+                };
                 if !self.ack_buf.is_empty() {
                     self.c.last_ack.store(now, Ordering::Relaxed);
                     for &(s, d) in &self.ack_buf {
@@ -289,7 +290,10 @@ impl Task {
                     }
                     self.dirty = true;
                 }
-                if let Some(r) = reply {
+                // An ack of a message never delivered gets no answer (nats-server).
+                if let Some(r) = reply
+                    && sseq <= delivered
+                {
                     self.ack_replies.push(r);
                 }
             }

@@ -216,9 +216,16 @@ impl InternalHandler for AckSub {
             .strip_prefix(&*self.prefix)
             .and_then(parse_ack_tail)
         else {
-            return true;
+            // Not an ack subject nats-server would take: nobody answers (a requester
+            // gets no responders, as from nats-server).
+            return false;
         };
         let Some((kind, next)) = parse_ack_body(msg.payload) else {
+            // An ack body nats-server does not know does nothing, but a requester still
+            // gets its empty answer (an ack_sync-style client would otherwise time out).
+            if let Some(reply) = msg.reply {
+                super::super::api_server::publish(ctx, account, reply, b"");
+            }
             return true;
         };
         c.touch();
