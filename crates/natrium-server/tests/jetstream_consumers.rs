@@ -626,6 +626,67 @@ async fn ack_requests_are_answered_as_nats_server_answers_them() {
 
 const T_ACK: Duration = Duration::from_secs(5);
 
+/// Lowering a stream's `consumer_limits` below what existing consumers have is refused
+/// naming them (nats-server: 10069), and leaves the stream as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_limits_below_existing_consumers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let api = |subject: String, body: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let m = client
+                .request(subject, body.to_string().into())
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()
+        }
+    };
+    let base = serde_json::json!({"name": "S", "subjects": ["s.>"]});
+    api("$JS.API.STREAM.CREATE.S".into(), base.clone()).await;
+    for (name, config) in [
+        (
+            "A",
+            serde_json::json!({"durable_name": "A", "max_ack_pending": 100}),
+        ),
+        (
+            "B",
+            serde_json::json!({"durable_name": "B", "inactive_threshold": 10_000_000_000u64}),
+        ),
+        ("E", serde_json::json!({"name": "E"})),
+    ] {
+        let r = api(
+            format!("$JS.API.CONSUMER.CREATE.S.{name}"),
+            serde_json::json!({"stream_name": "S", "config": config}),
+        )
+        .await;
+        assert!(r.get("error").is_none(), "{r}");
+    }
+    let update = |limits: serde_json::Value| {
+        let mut cfg = base.clone();
+        cfg["consumer_limits"] = limits;
+        api("$JS.API.STREAM.UPDATE.S".into(), cfg)
+    };
+    let r = update(serde_json::json!({"max_ack_pending": 50})).await;
+    assert_eq!(r["error"]["err_code"], 10069, "{r}");
+    assert_eq!(
+        r["error"]["description"],
+        "change to limits violates consumers: A"
+    );
+    let r = update(serde_json::json!({"inactive_threshold": 3_000_000_000u64})).await;
+    assert_eq!(
+        r["error"]["description"],
+        "change to limits violates consumers: B, E"
+    );
+    let r = update(
+        serde_json::json!({"max_ack_pending": 5000, "inactive_threshold": 30_000_000_000u64}),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_put_get_keys_history_watch() {
     let dir = tempfile::tempdir().unwrap();

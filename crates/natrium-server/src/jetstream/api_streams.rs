@@ -430,6 +430,9 @@ fn stream_update(
     let cfg = check_stream_update(&old, cfg, true)?;
     check_stream_supported(&cfg)?;
     check_overlap(jsa, name, &cfg)?;
+    if cfg.consumer_limits != old.consumer_limits {
+        check_consumer_limits(&stream, &cfg.consumer_limits)?;
+    }
     super::limits::check_stream_update(js, jsa, &old, &cfg)?;
     stream
         .update_config(cfg.clone())
@@ -449,6 +452,35 @@ fn stream_update(
     Ok(ApiAnswer::ok(
         ApiResponse::new(StreamUpdateBody { info: Some(info) }).to_json(),
     ))
+}
+
+/// New `consumer_limits` must not be below what an existing consumer already has (its
+/// `max_ack_pending` or `inactive_threshold` above a new, non-zero limit): nats-server
+/// refuses the update naming them (10069), instead of leaving consumers over the limit.
+fn check_consumer_limits(
+    stream: &Stream,
+    limits: &super::api::stream::ConsumerLimits,
+) -> Result<(), ApiError> {
+    let over: Vec<String> = stream
+        .consumers
+        .read()
+        .values()
+        .filter(|c| {
+            let cfg = c.config();
+            (limits.max_ack_pending > 0 && cfg.max_ack_pending > limits.max_ack_pending)
+                || (limits.inactive_threshold > 0
+                    && cfg.inactive_threshold > limits.inactive_threshold)
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    if over.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::stream_update(format!(
+            "change to limits violates consumers: {}",
+            over.join(", ")
+        )))
+    }
 }
 
 fn stream_delete(
