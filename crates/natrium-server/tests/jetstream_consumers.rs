@@ -626,6 +626,111 @@ async fn ack_requests_are_answered_as_nats_server_answers_them() {
 
 const T_ACK: Duration = Duration::from_secs(5);
 
+/// Push consumers count interest as nats-server does: without a `deliver_group` only a
+/// plain subscriber makes them deliver, with one only a queue subscriber of that group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_interest_follows_the_deliver_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    let st = stream_with(&js, "P", "p.>", 2).await;
+    for (name, group) in [("plain", None), ("grouped", Some("g"))] {
+        let deliver = format!("deliver.{name}");
+        let mut c = st
+            .create_consumer(consumer::push::Config {
+                durable_name: Some(name.into()),
+                deliver_subject: deliver.clone(),
+                deliver_group: group.map(Into::into),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // The other kind of subscriber: no interest, nothing delivered.
+        let mut wrong = match group {
+            None => client
+                .queue_subscribe(deliver.clone(), "q".into())
+                .await
+                .unwrap(),
+            Some(_) => client.subscribe(deliver.clone()).await.unwrap(),
+        };
+        client.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!c.info().await.unwrap().push_bound, "{name}");
+        let got = tokio::time::timeout(Duration::from_millis(300), wrong.next()).await;
+        assert!(got.is_err(), "{name}: {got:?}");
+        // The right kind: delivered.
+        let mut right = match group {
+            None => client.subscribe(deliver.clone()).await.unwrap(),
+            Some(g) => client
+                .queue_subscribe(deliver.clone(), g.into())
+                .await
+                .unwrap(),
+        };
+        let m = tokio::time::timeout(T_ACK, right.next())
+            .await
+            .expect(name)
+            .unwrap();
+        assert!(m.payload.starts_with(b"m"), "{name}");
+        assert!(c.info().await.unwrap().push_bound, "{name}");
+    }
+    s.stop().await;
+}
+
+/// A push rate limit lets a burst of the largest message size through at once (nats-server's
+/// limiter), then paces: 5 messages of 200 bytes at 16 kbit/s arrive together; with the
+/// stream's `max_msg_size` at 250 bytes the burst is about one message, so the rest are
+/// paced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_rate_limit_starts_with_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    for (name, max_msg_size, fast) in [("B1", -1, true), ("B2", 250, false)] {
+        let st = js
+            .create_stream(stream::Config {
+                name: name.into(),
+                subjects: vec![name.to_lowercase()],
+                max_message_size: max_msg_size,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            js.publish(name.to_lowercase(), vec![b'x'; 200].into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        let deliver = format!("rate.{name}");
+        let mut sub = client.subscribe(deliver.clone()).await.unwrap();
+        st.create_consumer(consumer::push::Config {
+            deliver_subject: deliver,
+            rate_limit: 16_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..5 {
+            tokio::time::timeout(T_ACK, sub.next())
+                .await
+                .expect(name)
+                .unwrap();
+        }
+        let took = t.elapsed();
+        if fast {
+            assert!(took < Duration::from_millis(150), "{name}: {took:?}");
+        } else {
+            // ~200 bytes each at 2,000 bytes/s, less a 250-byte burst: about 0.28 s.
+            assert!(took >= Duration::from_millis(200), "{name}: {took:?}");
+        }
+    }
+    s.stop().await;
+}
+
 /// Lowering a stream's `consumer_limits` below what existing consumers have is refused
 /// naming them (nats-server: 10069), and leaves the stream as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

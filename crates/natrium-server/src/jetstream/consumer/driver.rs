@@ -71,10 +71,16 @@ struct Hot {
     replay_original: bool,
     /// Push rate limit in bits per second (0 none).
     rate_bps: u64,
+    /// `deliver_group`: which subscribers count as interest (see `push_interest`).
+    deliver_group: Box<[u8]>,
+    /// The rate limit's burst, as time at the limit (ns): nats-server's limiter lets the
+    /// largest message size (the stream's `max_msg_size`, else the server's
+    /// `max_payload`) through at once before pacing.
+    rate_burst: i64,
 }
 
 impl Hot {
-    fn of(c: &Consumer) -> Hot {
+    fn of(c: &Consumer, max_payload: i64) -> Hot {
         let cfg = c.config.read();
         Hot {
             deliver: cfg.deliver_subject.as_bytes().into(),
@@ -96,8 +102,24 @@ impl Hot {
             replay_original: cfg.replay_policy
                 == crate::jetstream::api::consumer::ReplayPolicy::Original,
             rate_bps: cfg.rate_limit_bps,
+            deliver_group: cfg.deliver_group.as_bytes().into(),
+            rate_burst: rate_burst(cfg.rate_limit_bps, c, max_payload),
         }
     }
+}
+
+/// The burst of a push rate limit of `bps`, as time at that rate (ns).
+fn rate_burst(bps: u64, c: &Consumer, max_payload: i64) -> i64 {
+    if bps == 0 {
+        return 0;
+    }
+    let bytes = match c.stream.config().max_msg_size {
+        n if n > 0 => n as u64,
+        _ if max_payload > 0 => max_payload as u64,
+        _ => crate::options::DEFAULT_MAX_PAYLOAD as u64,
+    };
+    let ns = (u128::from(bytes) * 8 * 1_000_000_000) / u128::from(bps);
+    i64::try_from(ns).unwrap_or(i64::MAX)
 }
 
 /// The task's state.
@@ -154,10 +176,11 @@ impl Consumer {
         let Some(rx) = self.rx.lock().take() else {
             return;
         };
+        let max_payload = server.opts().max_payload;
         let task = Task {
             c: self.clone(),
             ctx: DeliveryCtx::new(server, rand::random()),
-            hot: Hot::of(self),
+            hot: Hot::of(self, max_payload),
             ack_replies: Vec::new(),
             acked: Vec::new(),
             ack_buf: Vec::new(),
@@ -267,7 +290,7 @@ impl Task {
         let now = now_nanos();
         match ev {
             Event::Stop => return false,
-            Event::Updated => self.hot = Hot::of(&self.c),
+            Event::Updated => self.hot = Hot::of(&self.c, self.ctx.server.opts().max_payload),
             Event::Ack {
                 tokens,
                 kind,
@@ -492,7 +515,8 @@ impl Task {
                 c.touch();
             }
         }
-        let interest = push && account.sublist.has_interest(&self.hot.deliver);
+        let interest = push
+            && super::push_interest(&account.sublist, &self.hot.deliver, &self.hot.deliver_group);
         if interest {
             c.touch();
         }
@@ -590,8 +614,9 @@ impl Task {
     /// Whether pacing holds the next delivery: replay-original timing of the next new
     /// message, or the push rate limit. Returns when it may go.
     fn pace(&self, m: &super::machine::Machine, src: &StoreSource<'_>, now: i64) -> Option<i64> {
-        if self.hot.rate_bps > 0 && self.rate_next > now {
-            return Some(self.rate_next);
+        // Paced once the deliveries' time at the limit runs more than the burst ahead.
+        if self.hot.rate_bps > 0 && self.rate_next.saturating_sub(self.hot.rate_burst) > now {
+            return Some(self.rate_next.saturating_sub(self.hot.rate_burst));
         }
         if self.hot.replay_original
             && m.next_is_new()
@@ -783,12 +808,11 @@ impl Task {
             consider(self.last_push + self.hot.heartbeat);
         }
         if push
-            && !self
-                .c
-                .stream
-                .account
-                .sublist
-                .has_interest(&self.hot.deliver)
+            && !super::push_interest(
+                &self.c.stream.account.sublist,
+                &self.hot.deliver,
+                &self.hot.deliver_group,
+            )
         {
             consider(now + INTEREST_POLL.as_nanos() as i64);
         }

@@ -241,6 +241,26 @@ fn remove_acked_by_all(stream: &Stream, name: &str, m: &Machine) {
     }
 }
 
+/// Whether a push consumer has interest on its deliver subject, as nats-server counts
+/// it: without a `deliver_group`, a plain subscriber; with one, a queue subscriber of
+/// that group. Others (a queue subscriber for an ungrouped consumer, a plain one for a
+/// grouped consumer) do not make it deliver.
+pub fn push_interest(
+    sublist: &crate::sublist::Sublist<crate::client::subscription::Subscription>,
+    deliver: &[u8],
+    group: &[u8],
+) -> bool {
+    if group.is_empty() {
+        // The common case: no queue groups to look at.
+        let r = sublist.match_subject(deliver);
+        return !r.psubs.is_empty();
+    }
+    let r = sublist.match_subject(deliver);
+    r.qsubs
+        .iter()
+        .any(|members| members.first().and_then(|m| m.queue.as_deref()) == Some(group))
+}
+
 /// Where a new consumer starts (nats-server `selectStartingSeqNo`): the machine, and the
 /// stream sequence to record as the store's starting point.
 fn starting_machine(
@@ -419,15 +439,16 @@ impl Consumer {
         let _ = self.events.send(Event::Stop);
     }
 
-    /// Whether a push consumer's deliver subject has a subscriber.
+    /// Whether a push consumer's deliver subject has a subscriber that counts
+    /// ([`push_interest`]).
     pub fn push_bound(&self) -> bool {
         let cfg = self.config.read();
         !cfg.deliver_subject.is_empty()
-            && self
-                .stream
-                .account
-                .sublist
-                .has_interest(cfg.deliver_subject.as_bytes())
+            && push_interest(
+                &self.stream.account.sublist,
+                cfg.deliver_subject.as_bytes(),
+                cfg.deliver_group.as_bytes(),
+            )
     }
 
     /// The consumer's info, as `CONSUMER.INFO` reports it.
