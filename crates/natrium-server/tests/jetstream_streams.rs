@@ -446,3 +446,37 @@ async fn the_api_answers_under_the_jetstream_domain() {
     assert_eq!(other.kind(), async_nats::RequestErrorKind::NoResponders);
     s.stop().await;
 }
+
+/// A direct get with a negative `batch` answers only the end-of-batch status with the
+/// pending count, as nats-server does (it sent the first message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_get_with_a_negative_batch_sends_only_the_eob() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    js.create_stream(stream::Config {
+        name: "DG".into(),
+        subjects: vec!["dg".into()],
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        js.publish("dg", "x".into()).await.unwrap().await.unwrap();
+    }
+    let m = client
+        .request("$JS.API.DIRECT.GET.DG", r#"{"seq":1,"batch":-1}"#.into())
+        .await
+        .unwrap();
+    assert!(m.payload.is_empty());
+    let h = m.headers.expect("a status");
+    assert_eq!(
+        m.status,
+        Some(async_nats::StatusCode::from_u16(204).unwrap())
+    );
+    assert_eq!(h.get("Nats-Num-Pending").map(|v| v.as_str()), Some("3"));
+    assert!(h.get("Nats-Sequence").is_none());
+    s.stop().await;
+}

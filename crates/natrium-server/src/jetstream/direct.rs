@@ -221,7 +221,8 @@ pub fn direct_get(
     };
     if !req.multi_last.is_empty() {
         multi_last(&stream, ctx, account, reply, &req);
-    } else if req.batch > 0 {
+    } else if req.batch != 0 {
+        // A negative batch sends no message, only the EOB status (nats-server).
         batch(&stream, ctx, account, reply, &req);
     } else {
         match load_one(&stream, &req) {
