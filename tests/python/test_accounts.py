@@ -527,9 +527,6 @@ SYS_ENDPOINTS = {
 }
 
 
-@pytest.mark.natrium_xfail(case="JSZ", reason="JSZ without JetStream answers an error "
-                           '{"code":404,"description":"404 page not found"}; nats-server '
-                           'answers data with "disabled":true')
 @pytest.mark.parametrize("case", list(SYS_ENDPOINTS))
 @async_test()
 async def test_sys_server_request_shape(start_server, case):

@@ -105,11 +105,12 @@ pub fn transform_dest_error(src: &str, dest: &str) -> Option<String> {
         return None;
     }
     let mapping = |why: String| Some(format!("invalid mapping destination: {why}"));
-    let uses_wildcards = dest
-        .split('.')
-        .any(|t| t == "*" || t == ">" || t.starts_with('$') || t.starts_with("{{"));
     if src.is_empty() {
-        return uses_wildcards.then(|| "invalid subject".to_string());
+        // The whole subject (`>`): a `>` takes it; nothing else can name a part of it.
+        let names_a_part = dest
+            .split('.')
+            .any(|t| t == "*" || t.starts_with('$') || t.starts_with("{{"));
+        return names_a_part.then(|| "invalid subject".to_string());
     }
     let stars = src.split('.').filter(|t| *t == "*").count();
     let src_gt = src.ends_with(".>") || src == ">";
@@ -1005,6 +1006,7 @@ mod transform_tests {
             ("a.>", "p.>"),
             ("a.*", ""),
             ("a.*", "p.{{partition(3,1)}}"),
+            ("", "z.>"),
         ] {
             assert_eq!(transform_dest_error(src, dest), None, "{src} -> {dest}");
         }
@@ -1039,6 +1041,7 @@ mod transform_tests {
             ("a.*", "p.>", "invalid subject"),
             ("a.>", "p.*", "invalid subject"),
             ("", "q.$1", "invalid subject"),
+            ("", "q.*", "invalid subject"),
         ] {
             assert_eq!(
                 transform_dest_error(src, dest).as_deref(),
