@@ -626,6 +626,51 @@ async fn ack_requests_are_answered_as_nats_server_answers_them() {
 
 const T_ACK: Duration = Duration::from_secs(5);
 
+/// A consumer created paused announces it with a pause advisory, as nats-server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_created_paused_sends_the_pause_advisory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    stream_with(&js, "PA", "pa.>", 0).await;
+    let mut adv = client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.PA.*")
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let r = client
+        .request(
+            "$JS.API.CONSUMER.CREATE.PA.D",
+            r#"{"stream_name":"PA","config":{"durable_name":"D","pause_until":"2099-01-01T00:00:00Z"}}"#.into(),
+        )
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["paused"], true, "{v}");
+    let m = tokio::time::timeout(T_ACK, adv.next())
+        .await
+        .expect("advisory")
+        .unwrap();
+    assert_eq!(m.subject.as_str(), "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.PA.D");
+    let a: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        (a["paused"].clone(), a["consumer"].clone()),
+        (serde_json::json!(true), serde_json::json!("D"))
+    );
+    // Not paused: no pause advisory.
+    client
+        .request(
+            "$JS.API.CONSUMER.CREATE.PA.E",
+            r#"{"stream_name":"PA","config":{"durable_name":"E"}}"#.into(),
+        )
+        .await
+        .unwrap();
+    let none = tokio::time::timeout(Duration::from_millis(300), adv.next()).await;
+    assert!(none.is_err(), "{none:?}");
+    s.stop().await;
+}
+
 /// Push consumers count interest as nats-server does: without a `deliver_group` only a
 /// plain subscriber makes them deliver, with one only a queue subscriber of that group.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -321,6 +321,28 @@ fn create(
         "create",
         stream.domain(),
     );
+    // Created paused: the pause advisory too, as nats-server sends it.
+    let cfg = c.config();
+    if let Some(until) = cfg.pause_until
+        && Timestamp::now().nanos_until(&until) > 0
+    {
+        advisory::send_now(
+            &server,
+            &stream.account,
+            &format!(
+                "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{}.{}",
+                stream.name, c.name
+            ),
+            &advisory::Pause {
+                typed: advisory::Typed::new(advisory::PAUSE),
+                stream: &stream.name,
+                consumer: &c.name,
+                paused: true,
+                pause_until: until,
+                domain: stream.domain(),
+            },
+        );
+    }
     Ok(info_answer(c.info()))
 }
 
