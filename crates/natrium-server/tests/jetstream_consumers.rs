@@ -626,6 +626,44 @@ async fn ack_requests_are_answered_as_nats_server_answers_them() {
 
 const T_ACK: Duration = Duration::from_secs(5);
 
+/// A waiting pull request whose requester went away no longer counts in `num_waiting`
+/// (nats-server drops such requests when it reports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn num_waiting_leaves_out_requesters_that_went_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    let st = stream_with(&js, "W", "w.>", 0).await;
+    let mut c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("C".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    client
+        .publish_with_reply(
+            "$JS.API.CONSUMER.MSG.NEXT.W.C",
+            inbox,
+            r#"{"batch":1,"expires":30000000000}"#.into(),
+        )
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    until(Duration::from_secs(5), || {
+        let mut c = c.clone();
+        async move { c.info().await.unwrap().num_waiting == 1 }
+    })
+    .await;
+    sub.unsubscribe().await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(c.info().await.unwrap().num_waiting, 0);
+    s.stop().await;
+}
+
 /// A consumer created paused announces it with a pause advisory, as nats-server does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_created_paused_sends_the_pause_advisory() {

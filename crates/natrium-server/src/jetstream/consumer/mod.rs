@@ -455,7 +455,12 @@ impl Consumer {
     pub fn info(&self) -> ConsumerInfo {
         let cfg = self.config();
         let ts = |ns: i64| (ns > 0).then(|| Timestamp::from_store_nanos(ns));
-        let m = self.machine.lock();
+        let mut m = self.machine.lock();
+        // Requests whose requester went away (unsubscribed, disconnected) do not count,
+        // as nats-server drops them when it reports.
+        if m.num_waiting() > 0 {
+            m.drop_waiting(|r| self.stream.account.sublist.has_interest(r));
+        }
         let filter = self.filter.read();
         let src = source::StoreSource::new(self.stream.store.as_ref(), &filter);
         let delivered = m.delivered();
