@@ -626,6 +626,35 @@ async fn ack_requests_are_answered_as_nats_server_answers_them() {
 
 const T_ACK: Duration = Duration::from_secs(5);
 
+/// The create answer of a push consumer shows it as created, even when a subscriber is
+/// already there and deliveries start at once (nats-server's answer: nothing delivered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_consumer_create_answer_shows_nothing_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    stream_with(&js, "PC", "pc.>", 3).await;
+    let mut sub = client.subscribe("pcd").await.unwrap();
+    client.flush().await.unwrap();
+    let r = client
+        .request(
+            "$JS.API.CONSUMER.CREATE.PC.P",
+            r#"{"stream_name":"PC","config":{"durable_name":"P","deliver_subject":"pcd"}}"#.into(),
+        )
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["delivered"]["stream_seq"], 0, "{v}");
+    assert_eq!(v["num_pending"], 3, "{v}");
+    // And then it delivers.
+    tokio::time::timeout(T_ACK, sub.next())
+        .await
+        .expect("delivered")
+        .unwrap();
+    s.stop().await;
+}
+
 /// A waiting pull request whose requester went away no longer counts in `num_waiting`
 /// (nats-server drops such requests when it reports).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -312,6 +312,9 @@ fn create(
         return Err(ApiError::consumer_store_failed(e.to_string()));
     }
     stream.consumers.write().insert(c.name.clone(), c.clone());
+    // The answer shows the consumer as created, before its task delivers anything (a
+    // push consumer with a subscriber already there starts at once), as nats-server's.
+    let created = c.info();
     c.start(server.clone());
     advisory::consumer_action(
         &server,
@@ -343,7 +346,7 @@ fn create(
             },
         );
     }
-    Ok(info_answer(c.info()))
+    Ok(info_answer(created))
 }
 
 /// Open the state store and the consumer. Durable consumers of file streams keep their
