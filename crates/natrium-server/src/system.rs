@@ -200,21 +200,47 @@ fn statsz(s: &ServerShared, mon: &Monitor) -> Statsz {
     }
 }
 
-/// One account's statistics (`AccountStat` in nats-server).
+/// One account's statistics (`AccountStat` in nats-server): the account STATZ request
+/// and `/accstatz`.
 #[derive(serde::Serialize)]
-struct AccountStat {
+pub struct AccountStat {
     acc: String,
     name: String,
     conns: usize,
     leafnodes: usize,
     total_conns: usize,
     num_subscriptions: usize,
-    sent: Counts,
-    received: Counts,
+    sent: DataStats,
+    received: DataStats,
     slow_consumers: u64,
 }
 
-fn account_stat(s: &ServerShared, account: &Account) -> AccountStat {
+/// An account's traffic in one direction, as nats-server's `DataStats`: the totals, then
+/// the parts over gateways, routes and leaf nodes (always zero on a standalone server).
+#[derive(serde::Serialize)]
+struct DataStats {
+    msgs: u64,
+    bytes: u64,
+    gateways: Counts,
+    routes: Counts,
+    leafs: Counts,
+}
+
+impl From<Counts> for DataStats {
+    fn from(c: Counts) -> DataStats {
+        let zero = || Counts { msgs: 0, bytes: 0 };
+        DataStats {
+            msgs: c.msgs,
+            bytes: c.bytes,
+            gateways: zero(),
+            routes: zero(),
+            leafs: zero(),
+        }
+    }
+}
+
+/// One account's statistics.
+pub fn account_stat(s: &ServerShared, account: &Account) -> AccountStat {
     // As nats-server counts it: `received` is what the server received from the
     // account's clients, `sent` what it delivered to them.
     let t = *account.closed_traffic.lock();
@@ -243,8 +269,8 @@ fn account_stat(s: &ServerShared, account: &Account) -> AccountStat {
         leafnodes: 0,
         total_conns: account.num_connections(),
         num_subscriptions: account.sublist.count(),
-        sent,
-        received,
+        sent: sent.into(),
+        received: received.into(),
         slow_consumers: 0,
     }
 }

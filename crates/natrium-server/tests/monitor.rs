@@ -732,6 +732,47 @@ async fn subsz_counts_lists_and_filters() {
 
 // ---- /healthz, /accountz, /, 404 ------------------------------------------------------
 
+/// `/accstatz`: per-account traffic in nats-server's shape, for the accounts with
+/// connections (all with `unused=1`, the named ones with `accounts=`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accstatz_reports_per_account_traffic() {
+    let env = Env::start().await;
+    let empty = env.json("/accstatz").await;
+    assert_eq!(empty["account_statz"], serde_json::json!([]));
+    let c = env.client("acc").await;
+    let mut sub = c.subscribe("x").await.unwrap();
+    c.publish("x", "hi".into()).await.unwrap();
+    futures::StreamExt::next(&mut sub).await.unwrap();
+    roundtrip(&c).await;
+    let v = env.json("/accstatz").await;
+    let a = &v["account_statz"][0];
+    assert_eq!(
+        (a["acc"].as_str(), a["conns"].as_u64()),
+        (Some("$G"), Some(1))
+    );
+    assert!(a["received"]["msgs"].as_u64().unwrap() >= 1, "{v}");
+    assert!(a["sent"]["msgs"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(
+        a["sent"]["routes"],
+        serde_json::json!({"msgs": 0, "bytes": 0})
+    );
+    assert_eq!(
+        env.json("/accstatz?unused=1").await["account_statz"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        env.json("/accstatz?accounts=NOPE").await["account_statz"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        env.json("/accstatz?accounts=$G").await["account_statz"][0]["acc"],
+        "$G"
+    );
+}
+
 /// With JetStream on, `/healthz` checks the account, stream and consumer a probe names
 /// (404 with nats-server 2.15.1's texts when missing), and `/varz` carries JetStream's
 /// config, stats and limits; without it, `/jsz` answers 200 with `disabled`.

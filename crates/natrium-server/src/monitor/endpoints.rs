@@ -38,6 +38,8 @@ pub const HEALTHZ_PATH: &str = "/healthz";
 pub const METRICS_PATH: &str = "/metrics";
 /// `http_req_stats` key and path of `/jsz`.
 pub const JSZ_PATH: &str = "/jsz";
+/// `http_req_stats` key and path of `/accstatz`.
+pub const ACCSTATZ_PATH: &str = "/accstatz";
 
 /// nats-server's `normalizeBasePath`: `/` when empty, otherwise with a leading `/` and
 /// cleaned like Go's `path.Clean` (no trailing `/`, no `.`/`..`/empty segments).
@@ -109,6 +111,10 @@ pub fn dispatch(mon: &Monitor, path: &str, raw_query: &str) -> Reply {
                 body,
             }
         }
+        Some(ACCSTATZ_PATH) => {
+            mon.count(ACCSTATZ_PATH);
+            pretty(&accstatz(mon, &q))
+        }
         Some(JSZ_PATH) => {
             mon.count(JSZ_PATH);
             match super::jsz::jsz(mon, &q) {
@@ -117,6 +123,44 @@ pub fn dispatch(mon: &Monitor, path: &str, raw_query: &str) -> Reply {
             }
         }
         _ => Reply::not_found(),
+    }
+}
+
+/// The `/accstatz` body.
+#[derive(Serialize)]
+struct Accstatz {
+    server_id: String,
+    now: super::json::GoTime,
+    account_statz: Vec<crate::system::AccountStat>,
+}
+
+/// `/accstatz`: per-account traffic, as nats-server's: the accounts with connections,
+/// all of them with `unused=1`, or those named by `accounts=A,B` (or `acc=A`).
+fn accstatz(mon: &Monitor, q: &Query) -> Accstatz {
+    let server = mon.server();
+    let named: Vec<&str> = [q.get("accounts"), q.get("acc")]
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .filter(|n| !n.is_empty())
+        .collect();
+    let unused = matches!(q.get("unused"), "1" | "true");
+    let mut accounts = server.accounts();
+    accounts.sort_by(|a, b| a.name.cmp(&b.name));
+    let account_statz = accounts
+        .iter()
+        .filter(|a| {
+            if named.is_empty() {
+                unused || a.num_connections() > 0
+            } else {
+                named.contains(&a.name.as_str())
+            }
+        })
+        .map(|a| crate::system::account_stat(server, a))
+        .collect();
+    Accstatz {
+        server_id: server.server_id.clone(),
+        now: super::json::GoTime(std::time::SystemTime::now()),
+        account_statz,
     }
 }
 
