@@ -307,6 +307,10 @@ fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&st
         }
         query.push_str("acc=");
         query.push_str(acc);
+        // An account's SUBSZ lists its subscriptions (nats-server's account request).
+        if name == "SUBSZ" && !query.split('&').any(|kv| kv.starts_with("subs=")) {
+            query.push_str("&subs=1");
+        }
     }
     let reply = mon.handle(path, &query);
     let data = if name == "HEALTHZ" {
@@ -327,6 +331,23 @@ fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&st
         Err((code, text)) => format!(
             "{{\"server\":{server},\"error\":{{\"code\":{code},\"description\":{}}}}}",
             serde_json::Value::String(text)
+        ),
+    }
+}
+
+/// `$SYS.REQ.ACCOUNT.<acc>.INFO`: the account's `/accountz` detail as `data`, as
+/// nats-server answers it.
+fn account_info(s: &Arc<ServerShared>, acc: &str) -> String {
+    let mon = Monitor::new(s.clone());
+    let server = to_json(&server_info(s));
+    match crate::monitor::accountz::accountz(&mon, acc) {
+        Ok(a) => match a.account_detail {
+            Some(detail) => format!("{{\"server\":{server},\"data\":{}}}", to_json(&detail)),
+            None => format!("{{\"server\":{server},\"data\":null}}"),
+        },
+        Err(e) => format!(
+            "{{\"server\":{server},\"error\":{{\"code\":400,\"description\":{}}}}}",
+            serde_json::Value::String(e.to_string())
         ),
     }
 }
@@ -390,6 +411,7 @@ impl InternalHandler for ServerRequests {
             };
             match (s.account(acc), *x) {
                 (Some(a), "STATZ") => account_statz(&s, &a),
+                (Some(_), "INFO") => account_info(&s, acc),
                 (Some(_), x) => answer(&s, x, msg.payload, Some(acc)),
                 (None, _) => return true,
             }
@@ -428,15 +450,23 @@ impl InternalHandler for AccountRequests {
                     user: String,
                     account: String,
                     account_name: String,
+                    /// The user's permissions, if any (nats-server: `omitempty`).
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    permissions: Option<serde_json::Value>,
                 }
                 let user = publisher
                     .conn
                     .and_then(|c| c.meta.lock().user.clone())
                     .unwrap_or_default();
+                let permissions = publisher
+                    .conn
+                    .and_then(|c| c.perms.read().clone())
+                    .map(|p| p.to_json());
                 let info = UserInfo {
                     user,
                     account: account.name.clone(),
                     account_name: account.name.clone(),
+                    permissions,
                 };
                 format!(
                     "{{\"server\":{},\"data\":{}}}",
@@ -491,7 +521,7 @@ pub fn start(server: &Arc<ServerShared>) {
         subjects.push(format!("$SYS.REQ.SERVER.PING.{name}"));
         subjects.push(format!("$SYS.REQ.SERVER.{}.{name}", server.server_id));
     }
-    for name in ["CONNZ", "SUBSZ", "STATZ"] {
+    for name in ["CONNZ", "SUBSZ", "STATZ", "INFO"] {
         subjects.push(format!("$SYS.REQ.ACCOUNT.*.{name}"));
     }
     for acc in server.accounts() {

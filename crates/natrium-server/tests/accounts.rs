@@ -696,6 +696,52 @@ async fn server_requests_over_the_system_account() {
     s.stop().await;
 }
 
+/// Account-scoped system requests answer as nats-server's: `USER.INFO` reports the
+/// user's permissions, an account's `SUBSZ` lists its subscriptions, and its `INFO`
+/// answers with the account's detail (it had no responders).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_requests_report_permissions_subscriptions_and_info() {
+    let s = TestServer::with(config(
+        r#"
+accounts {
+  A { users: [ {user: a, password: pa, permissions: {publish: {allow: ["x.>", "$SYS.REQ.>", "_INBOX.>"], deny: ["x.no"]}, subscribe: ">"}} ] }
+  SYS { users: [ {user: sys, password: sys} ] }
+}
+system_account: SYS
+"#,
+    ))
+    .await;
+    let a = user(&s, "a", "pa").await;
+    let _sub = a.subscribe("x.>").await.unwrap();
+    roundtrip(&a).await;
+    let r = a.request("$SYS.REQ.USER.INFO", "".into()).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(
+        v["data"]["permissions"],
+        serde_json::json!({
+            "publish": {"allow": ["x.>", "$SYS.REQ.>", "_INBOX.>"], "deny": ["x.no"]},
+            "subscribe": {"allow": [">"]}
+        }),
+        "{v}"
+    );
+    let sys = user(&s, "sys", "sys").await;
+    let r = sys
+        .request("$SYS.REQ.ACCOUNT.A.SUBSZ", "".into())
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    let list = v["data"]["subscriptions_list"].as_array().expect("a list");
+    assert!(list.iter().any(|x| x["subject"] == "x.>"), "{v}");
+    let r = sys
+        .request("$SYS.REQ.ACCOUNT.A.INFO", "".into())
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["data"]["account_name"], "A", "{v}");
+    assert!(v["data"]["sublist_stats"].is_object(), "{v}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accountz_shows_imports_exports_and_connz_shows_auth() {
     let s = TestServer::with(config(ACCOUNTS)).await;

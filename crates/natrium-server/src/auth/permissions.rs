@@ -92,6 +92,8 @@ pub struct ClientPerms {
     subscribe: Option<Compiled>,
     /// Response rights.
     pub response: Option<ResponsePermission>,
+    /// The rules as configured (for `$SYS.REQ.USER.INFO`, which reports them).
+    pub source: Permissions,
 }
 
 impl std::fmt::Debug for ClientPerms {
@@ -107,7 +109,38 @@ impl ClientPerms {
             publish: p.publish.as_ref().map(Compiled::new),
             subscribe: p.subscribe.as_ref().map(Compiled::new),
             response: p.response,
+            source: p.clone(),
         }
+    }
+
+    /// The rules as nats-server reports them in `$SYS.REQ.USER.INFO` (Go's
+    /// `Permissions`: `publish` and `subscribe` with their `allow`/`deny` lists, and
+    /// `responses` when response rights are granted).
+    pub fn to_json(&self) -> serde_json::Value {
+        let side = |p: &Option<crate::options::SubjectPermission>| match p {
+            None => serde_json::Value::Null,
+            Some(p) => {
+                let mut m = serde_json::Map::new();
+                if let Some(allow) = p.allow.as_ref().filter(|a| !a.is_empty()) {
+                    m.insert("allow".into(), allow.clone().into());
+                }
+                if !p.deny.is_empty() {
+                    m.insert("deny".into(), p.deny.clone().into());
+                }
+                serde_json::Value::Object(m)
+            }
+        };
+        let mut out = serde_json::json!({
+            "publish": side(&self.source.publish),
+            "subscribe": side(&self.source.subscribe),
+        });
+        if let Some(r) = &self.source.response {
+            out["responses"] = serde_json::json!({
+                "max": r.max_msgs,
+                "ttl": r.expires.map_or(0, |d| d.as_nanos() as i64),
+            });
+        }
+        out
     }
 
     /// Whether publishing to `subject` is allowed by the static rules (response rights are
