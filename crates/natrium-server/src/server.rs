@@ -283,6 +283,9 @@ impl ServerShared {
         info.nonce = conn.nonce.clone();
         if connect_info {
             info.connect_info = true;
+            // The first INFO leaves it out when a no_auth_user lets clients in without
+            // credentials; the one after CONNECT says the server has auth (nats-server).
+            info.auth_required = self.auth().configured();
             info.remote_account = conn.meta.lock().account.clone();
             info.acc_is_sys = self.system_account.as_deref() == Some(info.remote_account.as_str());
         }

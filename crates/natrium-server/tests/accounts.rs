@@ -478,7 +478,39 @@ no_auth_user: anon
     .await;
     // No credentials: bound to `anon` in A, with A's default permissions.
     let c = async_nats::connect(s.url()).await.unwrap();
-    assert!(!c.server_info().auth_required);
+    // The first INFO does not ask for credentials (the one after CONNECT says the server
+    // has auth, as nats-server's does).
+    let mut raw = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = tokio::time::timeout(T, raw.read(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    let first = String::from_utf8_lossy(&first[..n]).to_string();
+    assert!(
+        first.starts_with("INFO ") && !first.contains("auth_required"),
+        "{first}"
+    );
+    raw.write_all(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n")
+        .await
+        .unwrap();
+    let mut later = Vec::new();
+    let deadline = tokio::time::Instant::now() + T;
+    while !String::from_utf8_lossy(&later).contains("\"connect_info\":true") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, raw.read(&mut buf))
+            .await
+            .expect("the INFO after CONNECT")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&later));
+        later.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&later).contains("\"auth_required\":true"),
+        "{}",
+        String::from_utf8_lossy(&later)
+    );
+    drop(raw);
     let out = raw_exchange(
         s.port(),
         "CONNECT {\"verbose\":false,\"protocol\":1}\r\nPUB denied 1\r\nx\r\nPUB allowed.x 1\r\nx\r\nPING\r\n",

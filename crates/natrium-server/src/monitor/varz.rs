@@ -252,7 +252,8 @@ pub fn varz(mon: &Monitor) -> Varz {
         go: info.go,
         host: info.host,
         port: info.port,
-        auth_required: info.auth_required,
+        // Users configured, even with a no_auth_user (as nats-server's varz).
+        auth_required: s.auth().configured(),
         max_connections: opts.max_connections,
         max_subscriptions: opts.max_subscriptions,
         ping_interval: opts.ping_interval.as_nanos() as u64,
