@@ -400,8 +400,10 @@ impl Parser {
         }
         let body = &buf[p.body_start..end];
         let (headers, payload) = match p.hdr_len {
-            Some(h) => (Some(&body[..h]), &body[h..]),
-            None => (None, body),
+            // An HPUB with an empty header block is a plain message (nats-server then
+            // delivers MSG, not HMSG).
+            Some(h) if h > 0 => (Some(&body[..h]), &body[h..]),
+            _ => (None, body),
         };
         Ok(Some(Parsed {
             op: ClientOp::Pub(PubMsg {

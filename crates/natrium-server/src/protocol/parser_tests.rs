@@ -326,3 +326,17 @@ fn garbage_never_panics() {
         assert_eq!(a, b, "{:?}", String::from_utf8_lossy(&input));
     }
 }
+
+#[test]
+fn an_hpub_with_an_empty_header_block_is_a_plain_publish() {
+    // nats-server delivers it as MSG, not as an HMSG with a 0-byte header.
+    let (ops, err) = whole(b"HPUB x 0 1\r\na\r\nHPUB y r 0 0\r\n\r\n");
+    assert_eq!(err, None);
+    assert_eq!(
+        ops,
+        vec![
+            Owned::Pub(b"x".to_vec(), None, None, b"a".to_vec()),
+            Owned::Pub(b"y".to_vec(), Some(b"r".to_vec()), None, vec![]),
+        ]
+    );
+}
