@@ -732,6 +732,49 @@ async fn subsz_counts_lists_and_filters() {
 
 // ---- /healthz, /accountz, /, 404 ------------------------------------------------------
 
+/// Closed connections as nats-server records them: an unknown operation is a
+/// `Protocol Violation`, and a connection whose CONNECT was refused keeps its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_connections_record_refused_connects_and_unknown_ops() {
+    let env = Env::start().await;
+    let port = env
+        .server
+        .client_url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    for line in [
+        &b"CONNECT {\"verbose\":false,\"name\":\"unknown-op\"}\r\nFOO\r\n"[..],
+        b"CONNECT {\"verbose\":false,\"name\":\"bad-proto\",\"protocol\":5}\r\n",
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(line).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(T, s.read_to_end(&mut rest)).await;
+    }
+    let v = env
+        .json_until("/connz?state=closed", |v| conns(v).len() >= 2)
+        .await;
+    let reason = |name: &str| {
+        conns(&v)
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["reason"].clone())
+    };
+    assert_eq!(
+        reason("unknown-op"),
+        Some("Protocol Violation".into()),
+        "{v}"
+    );
+    assert_eq!(
+        reason("bad-proto"),
+        Some("Bad Client Protocol Version".into()),
+        "{v}"
+    );
+}
+
 /// `/accstatz`: per-account traffic in nats-server's shape, for the accounts with
 /// connections (all with `unused=1`, the named ones with `accounts=`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

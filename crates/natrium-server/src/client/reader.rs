@@ -327,7 +327,8 @@ impl Reader {
 
     fn parse_error(&mut self, e: &ParseError) {
         let reason = match e {
-            ParseError::UnknownOp => CloseReason::ParseError,
+            // nats-server records an unknown operation as a protocol violation.
+            ParseError::UnknownOp => CloseReason::ProtocolViolation,
             ParseError::ControlLineTooLong { .. } => CloseReason::MaxControlLineExceeded,
             ParseError::MaxPayload { .. } => CloseReason::MaxPayloadExceeded,
             ParseError::BadArgs { .. } | ParseError::HeadersNotSupported => {
@@ -465,6 +466,14 @@ impl Reader {
                 return Flow::Close;
             }
         };
+        // The client's name, lang and version are kept even if the CONNECT is refused
+        // below, so `/connz?state=closed` names the failed connection (nats-server).
+        {
+            let mut meta = self.conn.meta.lock();
+            meta.name = copts.name.clone();
+            meta.lang = copts.lang.clone();
+            meta.version = copts.version.clone();
+        }
         let opts = self.server.opts();
         let identity = self.server.auth().authenticate(&copts, &self.conn.nonce);
         let Some(identity) = identity else {
@@ -514,9 +523,6 @@ impl Reader {
             .store(copts.protocol >= 1, Ordering::Relaxed);
         {
             let mut meta = self.conn.meta.lock();
-            meta.name = copts.name.clone();
-            meta.lang = copts.lang.clone();
-            meta.version = copts.version.clone();
             // nats-server's first RTT estimate: accept to CONNECT; PONGs refine it.
             if meta.rtt_nanos == 0 {
                 meta.rtt_nanos = mono_nanos().saturating_sub(self.conn.start_mono).max(1);
