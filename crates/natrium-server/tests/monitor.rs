@@ -886,6 +886,23 @@ async fn jetstream_in_healthz_varz_and_jsz() {
     assert_eq!(j["stats"]["api"]["level"], 5);
     assert!(j["stats"]["api"]["total"].as_u64().unwrap() >= 2);
     assert_eq!(j["limits"]["default_max_consumers"], 1000);
+    // /jsz paging parameters are integers (nats-server's 400 text otherwise), and page
+    // `account_details`.
+    let r = env.get("/jsz?limit=abc").await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("Error decoding int for 'limit'"),
+        "{}",
+        r.body
+    );
+    let v = env.json("/jsz?accounts=true&offset=1").await;
+    assert!(v.get("account_details").is_none(), "{v}");
+    let v = env.json("/jsz?accounts=true&limit=1").await;
+    assert_eq!(
+        v["account_details"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
     drop(c);
 
     let plain = Env::start().await;

@@ -228,6 +228,9 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
     let streams_flag = q.bool("streams").map_err(|e| e.to_string())?;
     let config_flag = q.bool("config").map_err(|e| e.to_string())?;
     let filter = q.get("acc").to_string();
+    // Paging of `account_details` (nats-server validates both as integers first).
+    let offset = q.int("offset").map_err(|e| e.to_string())?.max(0) as usize;
+    let limit = q.int("limit").map_err(|e| e.to_string())?;
     let Some(js) = server.js.get() else {
         // nats-server answers 200 with zeros and `disabled` (metrics exporters poll it).
         return Ok(Jsz {
@@ -308,6 +311,10 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
                 stream_detail,
             });
         }
+    }
+    let mut details: Vec<JszAccount> = details.into_iter().skip(offset).collect();
+    if limit > 0 {
+        details.truncate(limit as usize);
     }
     let n = jsas.len() as u64;
     let stats = stats_of(js);
