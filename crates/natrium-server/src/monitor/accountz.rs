@@ -101,7 +101,8 @@ pub struct ExportInfo {
     /// `stream` or `service`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// Token required (never, without JWTs).
+    /// Token required (never, without JWTs; omitted when false, as Go's `omitempty`).
+    #[serde(skip_serializing_if = "is_false")]
     pub token_req: bool,
     /// Accounts allowed to import (omitted when public).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -118,7 +119,8 @@ pub struct ImportJson {
     pub subject: String,
     /// Exporting account.
     pub account: String,
-    /// Mapped subject.
+    /// Mapped subject (omitted when none, as nats-server).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub to: String,
     /// Local subject.
     pub local_subject: String,
@@ -209,7 +211,7 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
             .map(|i| ImportJson {
                 subject: i.subject.clone(),
                 account: i.account.clone(),
-                to: i.local_subject.clone(),
+                to: i.to.clone(),
                 local_subject: i.local_subject.clone(),
                 kind: if i.service { "service" } else { "stream" },
                 invalid: false,
