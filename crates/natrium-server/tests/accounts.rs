@@ -477,7 +477,7 @@ no_auth_user: anon
     ))
     .await;
     // No credentials: bound to `anon` in A, with A's default permissions.
-    let c = async_nats::connect(s.url()).await.unwrap();
+    let _anon = async_nats::connect(s.url()).await.unwrap();
     // The first INFO does not ask for credentials (the one after CONNECT says the server
     // has auth, as nats-server's does).
     let mut raw = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
