@@ -104,6 +104,15 @@ pub fn append_and_wait<H: Harness>(h: &mut H) {
     for i in 0..50u64 {
         let ack = s.append_msg("a", b"", &i.to_le_bytes(), None).unwrap();
         assert_eq!(ack.seq, i + 1);
+        // The writer sees what it appended at once, durable or not (its checks of the
+        // next publish depend on it).
+        let written = s
+            .load_last_written(&SubjectFilter::new("a").unwrap())
+            .unwrap();
+        assert_eq!(
+            (written.seq, &written.payload[..]),
+            (i + 1, &i.to_le_bytes()[..])
+        );
         last = Some(ack.ticket);
     }
     s.wait_durable(last.unwrap()).unwrap();

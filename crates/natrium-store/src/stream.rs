@@ -176,6 +176,15 @@ pub trait StreamStore: Send + Sync {
     /// Loads the last message matching `filter` (last-by-subject).
     fn load_last_msg(&self, filter: &SubjectFilter) -> Result<StoredMsg>;
 
+    /// [`StreamStore::load_last_msg`], but also seeing messages appended and not yet
+    /// durable (a file store under `Always` makes loads wait for the fsync). For the
+    /// writer's own checks, which must see every earlier publish: the expected last
+    /// sequence per subject, a counter's previous total, republish's previous sequence.
+    /// Without concurrent publishes in flight both give the same.
+    fn load_last_written(&self, filter: &SubjectFilter) -> Result<StoredMsg> {
+        self.load_last_msg(filter)
+    }
+
     /// The subject of the message at `seq`.
     fn subject_for_seq(&self, seq: u64) -> Result<String>;
 

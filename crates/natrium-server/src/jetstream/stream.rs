@@ -927,7 +927,7 @@ impl Stream {
                 let last = subject_override
                     .map_or(Some(subject), |s| std::str::from_utf8(s).ok())
                     .and_then(|s| SubjectFilter::new(s).ok())
-                    .and_then(|f| self.store.load_last_msg(&f).ok())
+                    .and_then(|f| self.store.load_last_written(&f).ok())
                     .map_or(0, |msg| msg.seq);
                 if expected != last {
                     return Err(ApiError::stream_wrong_last_sequence(last));
@@ -1012,7 +1012,7 @@ impl Stream {
             let to = transform_subject(&rp.src, &rp.dest, subject)?;
             let last = SubjectFilter::new(subject)
                 .ok()
-                .and_then(|f| self.store.load_last_msg(&f).ok())
+                .and_then(|f| self.store.load_last_written(&f).ok())
                 .map_or(0, |msg| msg.seq);
             Some((rp, to, last))
         });
@@ -1021,7 +1021,7 @@ impl Stream {
             Some(incr) => {
                 let prev = SubjectFilter::new(subject)
                     .ok()
-                    .and_then(|f| self.store.load_last_msg(&f).ok());
+                    .and_then(|f| self.store.load_last_written(&f).ok());
                 Some(incr.apply(prev.as_ref().map(|p| &p.payload[..]))?)
             }
             None => None,

@@ -1834,8 +1834,15 @@ impl Shared {
         Ok(g)
     }
 
-    /// Reads and verifies the record of `seq`.
+    /// Reads and verifies the record of `seq`, if loads may see it (durable under
+    /// `Always`).
     fn read_msg(&self, g: &Inner, seq: u64) -> Result<StoredMsg> {
+        self.read_msg_upto(g, seq, g.visible)
+    }
+
+    /// Reads and verifies the record of `seq` if it is at most `visible` (`u64::MAX`:
+    /// whatever was appended, from the file or the write buffer).
+    fn read_msg_upto(&self, g: &Inner, seq: u64, visible: u64) -> Result<StoredMsg> {
         let Some(e) = g.ix.get(seq) else {
             return Err(if seq > g.ix.last_seq() {
                 StoreError::Eof
@@ -1843,7 +1850,7 @@ impl Shared {
                 StoreError::NotFound
             });
         };
-        if seq > g.visible {
+        if seq > visible {
             return Err(StoreError::Eof);
         }
         let loc = e.data;
@@ -1879,12 +1886,22 @@ impl Shared {
 
     /// Loads with corruption isolation: `find` picks a sequence under the read lock; if
     /// its record is damaged it is isolated and `find` runs again.
-    fn load_with(&self, mut find: impl FnMut(&Inner) -> Result<u64>) -> Result<StoredMsg> {
+    fn load_with(&self, find: impl FnMut(&Inner) -> Result<u64>) -> Result<StoredMsg> {
+        self.load_with_upto(find, false)
+    }
+
+    /// [`Shared::load_with`]; with `written`, also messages appended and not yet durable.
+    fn load_with_upto(
+        &self,
+        mut find: impl FnMut(&Inner) -> Result<u64>,
+        written: bool,
+    ) -> Result<StoredMsg> {
         loop {
             let g = self.inner.read();
             self.check_open(&g)?;
             let seq = find(&g)?;
-            match self.read_msg(&g, seq) {
+            let visible = if written { u64::MAX } else { g.visible };
+            match self.read_msg_upto(&g, seq, visible) {
                 Err(StoreError::Corrupt { .. }) => {
                     drop(g);
                     self.isolate(seq);
@@ -2375,6 +2392,16 @@ impl StreamStore for FileStore {
             let max = g.ix.last_seq().min(g.visible);
             g.ix.last_match(filter, max).ok_or(StoreError::NotFound)
         })
+    }
+
+    fn load_last_written(&self, filter: &SubjectFilter) -> Result<StoredMsg> {
+        self.sh.load_with_upto(
+            |g| {
+                g.ix.last_match(filter, g.ix.last_seq())
+                    .ok_or(StoreError::NotFound)
+            },
+            true,
+        )
     }
 
     fn subject_for_seq(&self, seq: u64) -> Result<String> {
