@@ -540,3 +540,33 @@ async fn concurrent_publishes_see_each_other_in_subject_checks() {
     assert_eq!(v["val"], "20", "{v}");
     s.stop().await;
 }
+
+/// Cluster-only stream subjects answer 10010 at once, as a standalone nats-server does
+/// (they went unanswered), and a direct get without a stream name has no responders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_only_stream_subjects_answer_clustering_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    for (subject, kind) in [
+        (
+            "$JS.API.STREAM.LEADER.STEPDOWN.X",
+            "io.nats.jetstream.api.v1.stream_leader_stepdown_response",
+        ),
+        (
+            "$JS.API.STREAM.PEER.REMOVE.X",
+            "io.nats.jetstream.api.v1.stream_remove_peer_response",
+        ),
+    ] {
+        let m = client.request(subject, "{}".into()).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(v["type"], kind, "{v}");
+        assert_eq!(v["error"]["err_code"], 10010, "{v}");
+    }
+    let err = client
+        .request("$JS.API.DIRECT.GET", r#"{"seq":1}"#.into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    s.stop().await;
+}

@@ -129,6 +129,11 @@ impl InternalHandler for ApiSub {
         let Some(js) = self.js.upgrade() else {
             return false;
         };
+        // Direct gets are subscribed per stream in nats-server: without a stream name
+        // nobody listens (the requester gets no responders, not a timeout).
+        if msg.subject == b"$JS.API.DIRECT.GET" {
+            return false;
+        }
         let after = ctx.open_barriers();
         if msg.subject.starts_with(b"$JS.API.DIRECT.GET.") && after.is_empty() {
             return super::direct::direct_get(&js, ctx, account, msg);

@@ -42,6 +42,8 @@ pub fn is_known(t: &[&str]) -> bool {
             | ["STREAM", "NAMES" | "LIST"]
             | ["STREAM", "MSG", "GET" | "DELETE", _]
             | ["STREAM", "SNAPSHOT" | "RESTORE", _]
+            | ["STREAM", "LEADER", "STEPDOWN", _]
+            | ["STREAM", "PEER", "REMOVE", _]
             | ["NATRIUM", "ACCOUNT", "FREEZE"]
     )
 }
@@ -68,6 +70,12 @@ pub fn error_for(t: &[&str], e: ApiError) -> ApiAnswer {
         ["STREAM", "MSG", "DELETE", _] => ApiResponse::<MsgDeleteBody>::error(e).to_json(),
         ["STREAM", "SNAPSHOT", _] => ApiResponse::<StreamSnapshotBody>::error(e).to_json(),
         ["STREAM", "RESTORE", _] => super::restore::error_body(e),
+        ["STREAM", "LEADER", "STEPDOWN", _] => {
+            ApiResponse::<super::api::cluster::StreamLeaderStepdownBody>::error(e).to_json()
+        }
+        ["STREAM", "PEER", "REMOVE", _] => {
+            ApiResponse::<super::api::cluster::StreamRemovePeerBody>::error(e).to_json()
+        }
         _ => format!("{{\"error\":{}}}", super::api::to_go_json(&e)),
     };
     ApiAnswer::err(body)
@@ -106,6 +114,11 @@ pub fn handle(
         }
         ["STREAM", "RESTORE", name] => super::restore::stream_restore(js, jsa, name, &req.payload),
         ["NATRIUM", "ACCOUNT", "FREEZE"] => super::account_snapshot::account_freeze(jsa),
+        // Standalone nats-server refuses these before any lookup (natrium runs no
+        // cluster): 10010, in the subject's response type.
+        ["STREAM", "LEADER", "STEPDOWN", _] | ["STREAM", "PEER", "REMOVE", _] => {
+            Err(ApiError::cluster_required())
+        }
         _ => return None,
     };
     Some(r.unwrap_or_else(|e| error_for(t, e)))
