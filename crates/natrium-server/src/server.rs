@@ -247,6 +247,11 @@ impl ServerShared {
         }
     }
 
+    /// Whether the server is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
     /// Whether lame-duck mode is on.
     pub fn in_lame_duck(&self) -> bool {
         self.lame_duck.load(Ordering::Relaxed)
@@ -526,8 +531,12 @@ impl Server {
         format!("nats://127.0.0.1:{}", self.shared.client_addr.port())
     }
 
-    /// Enter lame-duck mode: stop accepting, tell protocol-1 clients (`ldm: true`), wait the
-    /// grace period, then close clients spread over `lame_duck_duration`, then shut down.
+    /// Enter lame-duck mode, as nats-server does: stop accepting; with no clients, shut
+    /// down at once; otherwise tell protocol-1 clients (`ldm: true`), wait the grace
+    /// period, then close the clients spread over what is left of `lame_duck_duration`
+    /// (duration minus grace, at least 1 s), a random pause of half to all of each
+    /// client's share (at most 1 s) between closes and none after the last, then shut
+    /// down.
     pub async fn lame_duck(&mut self) {
         let s = self.shared.clone();
         if s.lame_duck.swap(true, Ordering::AcqRel) {
@@ -539,6 +548,10 @@ impl Server {
             let _ = t.await;
         }
         let clients = s.clients();
+        if clients.is_empty() {
+            self.shutdown().await;
+            return;
+        }
         for c in &clients {
             if c.proto_info.load(Ordering::Relaxed) {
                 let mut line = Vec::new();
@@ -547,16 +560,23 @@ impl Server {
             }
         }
         let opts = s.opts();
-        tokio::time::sleep(opts.lame_duck_grace_period).await;
+        let (duration, grace) = (opts.lame_duck_duration, opts.lame_duck_grace_period);
+        drop(opts);
+        tokio::time::sleep(grace).await;
         let clients = s.clients();
-        if !clients.is_empty() {
-            let per = opts.lame_duck_duration / clients.len().max(1) as u32;
-            info!(s.log, "Closing existing clients");
-            for c in clients {
-                c.close(CloseReason::ServerShutdown, true);
-                if !per.is_zero() {
-                    tokio::time::sleep(per.min(Duration::from_secs(1))).await;
-                }
+        let (gap, batch) = lame_duck_pacing(duration, grace, clients.len());
+        info!(s.log, "Closing existing clients");
+        let last = clients.len().saturating_sub(1);
+        for (i, c) in clients.into_iter().enumerate() {
+            c.close(CloseReason::ServerShutdown, true);
+            if i == last {
+                break;
+            }
+            if batch <= 1 || i % batch == 0 {
+                // At least half the share, at random up to all of it (nats-server).
+                let half = gap / 2;
+                let extra = gap.saturating_sub(half).mul_f64(rand::random::<f64>());
+                tokio::time::sleep(half + extra).await;
             }
         }
         self.shutdown().await;
@@ -590,6 +610,27 @@ impl Server {
         }
         info!(s.log, "Server Exiting..");
     }
+}
+
+/// How lame duck mode spaces the closing of `clients` clients (nats-server's rule): the
+/// time left after the grace period (at least 1 s) split evenly, at most 1 s each; when
+/// that is under a nanosecond per client, clients are closed in batches with 1 ns pauses.
+/// Returns the pause per step and the clients per step.
+pub fn lame_duck_pacing(duration: Duration, grace: Duration, clients: usize) -> (Duration, usize) {
+    let left = duration.saturating_sub(grace);
+    let left = if left.is_zero() {
+        Duration::from_secs(1)
+    } else {
+        left
+    };
+    let n = clients.max(1) as u128;
+    let per = left.as_nanos() / n;
+    if per < 1 {
+        let batch = usize::try_from(n / left.as_nanos().max(1)).unwrap_or(usize::MAX);
+        return (Duration::from_nanos(1), batch.max(1));
+    }
+    let per = Duration::from_nanos(u64::try_from(per).unwrap_or(u64::MAX));
+    (per.min(Duration::from_secs(1)), 1)
 }
 
 /// Resolve a host string for binding; `0.0.0.0`/`::` and names are allowed.
@@ -757,4 +798,32 @@ pub fn build_accounts(opts: &Options) -> Result<(AccountMap, Option<String>), St
         ));
     }
     Ok((map, system))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lame_duck_pacing;
+    use std::time::Duration;
+
+    #[test]
+    fn lame_duck_spreads_closes_over_the_duration_left_after_the_grace_period() {
+        let s = Duration::from_secs;
+        // 30 clients, 30 s duration, 20 s grace: 10 s left, a third of a second each.
+        assert_eq!(
+            lame_duck_pacing(s(30), s(20), 30),
+            (Duration::from_nanos(333_333_333), 1)
+        );
+        // Few clients over a long duration: at most 1 s between closes.
+        assert_eq!(lame_duck_pacing(s(120), s(10), 10), (s(1), 1));
+        // A grace period as long as the duration leaves 1 s.
+        assert_eq!(
+            lame_duck_pacing(s(30), s(40), 5),
+            (Duration::from_millis(200), 1)
+        );
+        // More clients than nanoseconds: batches with 1 ns pauses.
+        assert_eq!(
+            lame_duck_pacing(Duration::from_nanos(10), Duration::ZERO, 35),
+            (Duration::from_nanos(1), 3)
+        );
+    }
 }

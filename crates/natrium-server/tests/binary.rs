@@ -312,6 +312,74 @@ fn lame_duck_mode_informs_clients_stops_accepting_and_exits() {
     assert!(text.contains("Entering lame duck mode"));
 }
 
+/// Lame duck as nats-server runs it: while clients are still being let go, `/healthz`
+/// says the server is not ready (HTTP 500); with no clients at all the server exits at
+/// once instead of waiting out the grace period.
+#[test]
+fn lame_duck_reports_not_ready_and_exits_at_once_without_clients() {
+    let d = tmpdir("ldm-health");
+    let conf = d.join("l.conf");
+    let log = d.join("server.log");
+    let http = free_port();
+    std::fs::write(
+        &conf,
+        format!("port: -1\nhttp_port: {http}\nlame_duck_grace_period: \"3s\"\n"),
+    )
+    .unwrap();
+    let mut p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
+    let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    let port = port_from_log(&text);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
+        .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    let _ = c.read(&mut buf).unwrap();
+    let health = |http: u16| -> String {
+        let mut h = TcpStream::connect(("127.0.0.1", http)).unwrap();
+        h.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        h.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = h.read_to_string(&mut out);
+        out
+    };
+    assert!(health(http).starts_with("HTTP/1.0 200"), "{}", health(http));
+    let st = Command::new(BIN)
+        .args(["--signal", &format!("ldm={}", p.child.id())])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_for_log(&log, "Entering lame duck mode", Duration::from_secs(5));
+    let during = health(http);
+    assert!(during.starts_with("HTTP/1.0 500"), "{during}");
+    assert!(
+        during.contains("failed to be ready for connections"),
+        "{during}"
+    );
+    drop(c);
+    let status = wait_exit(&mut p, Duration::from_secs(15)).expect("exits");
+    assert!(status.success());
+
+    // No clients: out at once, well within the 3 s grace period.
+    let log2 = d.join("server2.log");
+    std::fs::write(&conf, "port: -1\nlame_duck_grace_period: \"3s\"\n").unwrap();
+    let mut p = spawn(&["-c", conf.to_str().unwrap(), "-l", log2.to_str().unwrap()]);
+    wait_for_log(&log2, "Server is ready", Duration::from_secs(10));
+    let t = Instant::now();
+    let st = Command::new(BIN)
+        .args(["--signal", &format!("ldm={}", p.child.id())])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = wait_exit(&mut p, Duration::from_secs(15)).expect("exits");
+    assert!(status.success());
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
 #[test]
 fn reload_applies_users_and_closes_removed_ones() {
     let d = tmpdir("reload-users");

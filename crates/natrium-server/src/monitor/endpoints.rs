@@ -205,6 +205,13 @@ fn handle_healthz(mon: &Monitor, q: &Query) -> Reply {
         );
     }
     let mut status = healthz(&opts);
+    // Lame duck (or shutting down): the client listener is closed, so the server is not
+    // ready for connections, as nats-server's probe reports (HTTP 500).
+    if status.code == hyper::StatusCode::OK
+        && (mon.server().in_lame_duck() || mon.server().is_shutting_down())
+    {
+        status = super::healthz::not_ready(opts.details);
+    }
     // The assets a probe names (nats-server checks them unless told to check less).
     if status.code == hyper::StatusCode::OK
         && !opts.account.is_empty()

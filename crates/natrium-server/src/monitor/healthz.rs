@@ -168,6 +168,17 @@ pub fn healthz(o: &HealthzOptions) -> HealthStatus {
     }
 }
 
+/// The answer while the client listener is closed (lame duck, shutdown): nats-server's
+/// `readyForConnections` failure, HTTP 500.
+pub fn not_ready(details: bool) -> HealthStatus {
+    HealthStatus::failed(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        details,
+        HealthzErrorType::Connection,
+        "failed to be ready for connections after 1ms: server".to_string(),
+    )
+}
+
 /// Which JetStream asset a probe names is missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Missing {
