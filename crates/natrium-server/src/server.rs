@@ -378,6 +378,28 @@ impl ServerShared {
         );
     }
 
+    /// Record and log a slow consumer found by the write deadline (a write of `bytes`
+    /// did not finish within it), as nats-server records it: counted in `/varz`
+    /// `slow_consumers`, logged with the deadline and the size.
+    pub fn slow_consumer_write_deadline(
+        &self,
+        conn: &ClientConn,
+        deadline: Duration,
+        bytes: usize,
+    ) {
+        self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        info!(
+            self.log,
+            "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {} exceeded with 1 chunks of {} total bytes.",
+            conn.addr,
+            conn.cid,
+            crate::jetstream::api::time::go_duration_string(
+                i64::try_from(deadline.as_nanos()).unwrap_or(i64::MAX)
+            ),
+            bytes
+        );
+    }
+
     /// Log a client protocol error.
     pub fn log_client_error(&self, conn: &ClientConn, msg: &str) {
         error!(self.log, "{} - cid:{} - {}", conn.addr, conn.cid, msg);

@@ -621,6 +621,14 @@ async fn write_deadline_cuts_a_client_whose_socket_stays_full() {
             .any(|c| c.reason.as_str() == "Slow Consumer (Write Deadline)"))
         .await
     );
+    // Counted as a slow consumer, as nats-server counts it (/varz slow_consumers).
+    assert!(
+        shared
+            .stats
+            .slow_consumers
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
     s.stop().await;
 }
 

@@ -144,7 +144,10 @@ pub async fn run(
                 Err(fail) => {
                     let reason = match fail {
                         WriteFail::Io => CloseReason::WriteError,
-                        WriteFail::Deadline => CloseReason::SlowConsumerWriteDeadline,
+                        WriteFail::Deadline => {
+                            server.slow_consumer_write_deadline(&conn, deadline, spare.len());
+                            CloseReason::SlowConsumerWriteDeadline
+                        }
                     };
                     conn.close(reason, false);
                     break;
