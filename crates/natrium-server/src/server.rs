@@ -133,6 +133,10 @@ pub struct ServerShared {
     pub sys_seq: AtomicU64,
     /// Set when shutting down; stops the accept loop.
     shutting_down: AtomicBool,
+    /// Bumped by every reload ([`ServerShared::set_opts`]): connections compare it at
+    /// each read and take the new protocol limits (`max_payload`, `max_control_line`),
+    /// as nats-server applies them to existing clients.
+    pub opts_gen: std::sync::atomic::AtomicU64,
     /// Set in lame-duck mode.
     lame_duck: AtomicBool,
     /// Wakes the accept loop on shutdown or lame duck.
@@ -167,6 +171,7 @@ impl ServerShared {
             opts.log.logtime_utc,
         );
         *self.opts.write() = Arc::new(opts);
+        self.opts_gen.fetch_add(1, Ordering::Release);
     }
 
     /// The global account.
@@ -510,6 +515,7 @@ impl Server {
             closed: Mutex::new(VecDeque::new()),
             next_cid: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
+            opts_gen: std::sync::atomic::AtomicU64::new(0),
             lame_duck: AtomicBool::new(false),
             stop_accepting: Notify::new(),
             active_conns: AtomicUsize::new(0),

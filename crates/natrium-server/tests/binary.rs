@@ -380,6 +380,55 @@ fn lame_duck_reports_not_ready_and_exits_at_once_without_clients() {
     );
 }
 
+/// A reload's new `max_payload` applies to connections already open, as nats-server
+/// applies it (they kept the limit they connected with).
+#[test]
+fn reload_applies_max_payload_to_open_connections() {
+    let d = tmpdir("reload-payload");
+    let conf = d.join("p.conf");
+    let log = d.join("server.log");
+    std::fs::write(&conf, "port: -1\nmax_payload: 1000\n").unwrap();
+    let mut p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
+    let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    let port = port_from_log(&text);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("PONG") {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    std::fs::write(&conf, "port: -1\nmax_payload: 100\n").unwrap();
+    let st = Command::new(BIN)
+        .args(["--signal", &format!("reload={}", p.child.id())])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_for_log(
+        &log,
+        "Reloaded server configuration",
+        Duration::from_secs(10),
+    );
+    let mut msg = b"PUB x 500\r\n".to_vec();
+    msg.extend_from_slice(&[b'p'; 500]);
+    msg.extend_from_slice(b"\r\n");
+    c.write_all(&msg).unwrap();
+    let mut rest = Vec::new();
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => rest.extend_from_slice(&buf[..n]),
+        }
+    }
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("Maximum Payload Violation"), "{rest}");
+    drop(p);
+}
+
 #[test]
 fn reload_applies_users_and_closes_removed_ones() {
     let d = tmpdir("reload-users");

@@ -103,6 +103,9 @@ impl L1Cache {
 
 /// Per-connection state only the reader touches.
 struct Reader {
+    /// The server's options generation the parser limits were taken from (a reload
+    /// bumps it: see `refresh_limits`).
+    opts_gen: u64,
     /// The connection.
     conn: Arc<ClientConn>,
     /// The server.
@@ -182,6 +185,7 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
     );
 
     let mut r = Reader {
+        opts_gen: server.opts_gen.load(Ordering::Acquire),
         account: server.global_account(),
         conn: conn.clone(),
         parser: Parser::new(limits),
@@ -244,6 +248,9 @@ impl Reader {
             }
             self.conn.last_in.store(mono_nanos(), Ordering::Relaxed);
             self.stall_total = Duration::ZERO;
+            if self.server.opts_gen.load(Ordering::Acquire) != self.opts_gen {
+                self.refresh_limits();
+            }
 
             // Handle everything buffered. A stalled receiver pauses us mid-buffer.
             loop {
@@ -539,6 +546,20 @@ impl Reader {
             crate::system::client_connected(&self.server, &self.conn);
         }
         Flow::Continue
+    }
+
+    /// After a reload: the protocol limits from the new options (the account's
+    /// `max_payload` still caps the server's), for the next line and payload parsed.
+    fn refresh_limits(&mut self) {
+        self.opts_gen = self.server.opts_gen.load(Ordering::Acquire);
+        let opts = self.server.opts();
+        let mut limits = self.parser.limits();
+        limits.max_control_line = opts.max_control_line.max(0) as usize;
+        limits.max_payload = opts.max_payload;
+        if self.account.limits.max_payload > 0 {
+            limits.max_payload = limits.max_payload.min(self.account.limits.max_payload);
+        }
+        self.parser.set_limits(limits);
     }
 
     /// Bind the connection to the identity's account and permissions. False if the account
