@@ -388,7 +388,7 @@ fn reload_applies_max_payload_to_open_connections() {
     let conf = d.join("p.conf");
     let log = d.join("server.log");
     std::fs::write(&conf, "port: -1\nmax_payload: 1000\n").unwrap();
-    let mut p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
+    let p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
     let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
     let port = port_from_log(&text);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
