@@ -355,6 +355,25 @@ async fn unanswered_pings_close_a_stale_connection() {
     s.stop().await;
 }
 
+/// No server PING goes to a connection that has not sent CONNECT yet (nats-server waits
+/// for it too); the auth timeout, not the ping timer, deals with such clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_ping_before_connect() {
+    let s = TestServer::with(Options {
+        ping_interval: Duration::from_millis(100),
+        ping_max: 2,
+        ..Options::for_test()
+    })
+    .await;
+    let mut raw = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
+    let (got, eof) = read_until(&mut raw, Duration::from_millis(700), |_| false).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(!eof, "still open: {text}");
+    assert!(text.starts_with("INFO "), "{text}");
+    assert!(!text.contains("PING"), "{text}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_pings_keep_a_connection_alive() {
     let s = TestServer::with(Options {

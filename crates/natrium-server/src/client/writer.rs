@@ -121,7 +121,11 @@ pub async fn run(
                 if now >= ping_at && conn.connected_at.load(Ordering::Acquire) == ping_base {
                     let opts = server.opts();
                     ping_at = now + opts.ping_interval;
-                    ping_timer(&conn, opts.ping_interval, opts.ping_max, &mut pinged);
+                    // No PING before CONNECT (nats-server waits for it too; the auth
+                    // timeout deals with a client that never sends one).
+                    if conn.is_connected() {
+                        ping_timer(&conn, opts.ping_interval, opts.ping_max, &mut pinged);
+                    }
                 }
             }
         }
