@@ -355,6 +355,27 @@ async fn unanswered_pings_close_a_stale_connection() {
     s.stop().await;
 }
 
+/// A second CONNECT keeps the options it does not name (nats-server merges it onto the
+/// first): header support and `echo: false` stay as the first CONNECT set them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connect_keeps_what_it_does_not_name() {
+    let s = TestServer::start().await;
+    let mut raw = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
+    raw.write_all(
+        b"CONNECT {\"verbose\":false,\"headers\":true,\"echo\":false}\r\n\
+          CONNECT {\"verbose\":false}\r\nSUB x 1\r\n\
+          HPUB x 12 13\r\nNATS/1.0\r\n\r\na\r\nPING\r\n",
+    )
+    .await
+    .unwrap();
+    let (got, _) = read_until(&mut raw, T, |b| contains(b, b"PONG")).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("PONG"), "{text}");
+    assert!(!text.contains("-ERR"), "headers still on: {text}");
+    assert!(!text.contains("MSG x"), "echo still off: {text}");
+    s.stop().await;
+}
+
 /// No server PING goes to a connection that has not sent CONNECT yet (nats-server waits
 /// for it too); the auth timeout, not the ping timer, deals with such clients.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

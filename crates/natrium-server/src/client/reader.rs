@@ -116,6 +116,10 @@ struct Reader {
     account: Arc<Account>,
     /// CONNECT options (defaults until CONNECT arrives: verbose and pedantic, as nats-server).
     copts: ConnectOptions,
+    /// The CONNECT object as received so far: a later CONNECT is merged onto it (fields
+    /// it leaves out keep their earlier values), as nats-server decodes it onto the
+    /// options it has.
+    connect_json: Option<serde_json::Map<String, serde_json::Value>>,
     /// Whether auth is required for this connection (no anonymous access).
     auth_required: bool,
     /// Whether any credentials are configured (then a `no_auth_user` may apply).
@@ -190,6 +194,7 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
         conn: conn.clone(),
         parser: Parser::new(limits),
         copts: ConnectOptions::parse(b"{}").unwrap_or_else(|_| unreachable!("static JSON")),
+        connect_json: None,
         auth_required,
         auth_configured: registry.configured(),
         perms: None,
@@ -464,6 +469,20 @@ impl Reader {
     // ---- CONNECT ----------------------------------------------------------------------
 
     fn on_connect(&mut self, json: &[u8]) -> Flow {
+        // A repeated CONNECT keeps what it does not name (nats-server).
+        let merged;
+        let json = match (&mut self.connect_json, serde_json::from_slice(json)) {
+            (Some(prev), Ok(serde_json::Value::Object(now))) => {
+                prev.extend(now);
+                merged = serde_json::to_vec(prev).unwrap_or_default();
+                &merged[..]
+            }
+            (slot @ None, Ok(serde_json::Value::Object(now))) => {
+                *slot = Some(now);
+                json
+            }
+            _ => json,
+        };
         let copts = match ConnectOptions::parse(json) {
             Ok(c) => c,
             Err(e) => {
