@@ -196,6 +196,17 @@ async fn no_responders_status() {
         .unwrap()
         .expect_err("no responders");
     assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    // The 503 counts in no message statistics (as nats-server): the requester's
+    // connection delivered nothing.
+    let cid = c.server_info().client_id;
+    let conn = s
+        .server
+        .shared()
+        .clients()
+        .into_iter()
+        .find(|x| x.cid == cid)
+        .expect("the requester");
+    assert_eq!(conn.out_stats().0, 0);
     s.stop().await;
 }
 

@@ -301,11 +301,11 @@ impl DeliveryCtx {
             return;
         };
         let hdr = write::no_responders_header(subject);
-        if let Delivery::Queued { wake: true, .. } =
-            conn.deliver(reply, &sub.sid, None, Some(&hdr), b"", usize::MAX)
-        {
-            self.pcd.push(conn.clone());
-        }
+        // Written as protocol, not as a delivery: nats-server counts this status in no
+        // message statistics (neither the connection's `/connz` out_msgs nor `/varz`).
+        let mut line = Vec::with_capacity(64 + reply.len() + hdr.len());
+        write::append_msg(&mut line, reply, &sub.sid, None, Some(&hdr), b"");
+        conn.send_proto(&line);
     }
 
     /// Queue a writer wake-up for `conn` (after writing to it directly).
