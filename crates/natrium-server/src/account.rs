@@ -610,9 +610,12 @@ pub fn wire_imports(
             subject: imp.subject.clone(),
             kind,
         };
+        // Only a subject with wildcards is mapped strictly (a literal one keeps the
+        // earlier, lenient mapping onto it, as nats-server builds no transform then).
         if imp.prefix.is_none()
             && let Some(to) = &imp.to
             && *to != imp.subject
+            && imp.subject.split('.').any(|t| t == "*" || t == ">")
         {
             check_import_mapping(&imp.subject, to).map_err(|reason| ImportError::BadMapping {
                 subject: imp.subject.clone(),

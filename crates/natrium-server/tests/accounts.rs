@@ -304,6 +304,16 @@ accounts {
         err.contains("not using all of the token wildcard(s)"),
         "{err}"
     );
+    // A literal exported subject is not mapped strictly: a wildcard `to` still starts.
+    let o = config(
+        r#"
+accounts {
+  A { exports: [ {service: "svc.a"} ] }
+  B { imports: [ {service: {account: A, subject: "svc.a"}, to: "local.*"} ] }
+}
+"#,
+    );
+    assert!(natrium_server::server::build_accounts(&o).is_ok());
 }
 
 const PERMS: &str = r#"

@@ -626,6 +626,44 @@ async fn ack_requests_are_answered_as_nats_server_answers_them() {
 
 const T_ACK: Duration = Duration::from_secs(5);
 
+/// A removal inside the stream (not at its front) also leaves the pending set: the
+/// consumer checks its deliveries against the store when the stream has gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interior_delete_leaves_the_pending_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let js = jetstream::new(s.client().await);
+    let st = stream_with(&js, "G", "g.>", 3).await;
+    let c = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("C".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let got: Vec<_> = c
+        .fetch()
+        .max_messages(3)
+        .messages()
+        .await
+        .unwrap()
+        .map(|m| m.unwrap())
+        .collect()
+        .await;
+    assert_eq!(got.len(), 3);
+    st.delete_message(2).await.unwrap();
+    until(Duration::from_secs(5), || {
+        let mut c = c.clone();
+        async move {
+            let i = c.info().await.unwrap().clone();
+            i.num_ack_pending == 2 && i.ack_floor.stream_sequence == 0
+        }
+    })
+    .await;
+    s.stop().await;
+}
+
 /// The create answer of a push consumer shows it as created, even when a subscriber is
 /// already there and deliveries start at once (nats-server's answer: nothing delivered).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -477,7 +477,11 @@ impl Reader {
                 merged = serde_json::to_vec(prev).unwrap_or_default();
                 &merged[..]
             }
-            (slot @ None, Ok(serde_json::Value::Object(now))) => {
+            (slot @ None, Ok(serde_json::Value::Object(mut now))) => {
+                // Kept for a later CONNECT to merge onto, without the large signed
+                // credentials (JWTs are not supported; their kilobytes are not kept).
+                now.remove("jwt");
+                now.remove("sig");
                 *slot = Some(now);
                 json
             }

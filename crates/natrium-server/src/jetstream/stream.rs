@@ -363,6 +363,8 @@ impl Stream {
         *self.config.write() = cfg;
         // A permit is kept if the task is not waiting right now.
         self.limits_changed.notify_one();
+        // Lower limits may have removed messages just now: consumers let go of them.
+        self.wake_consumers();
         if resubscribe {
             self.unsubscribe();
             self.subscribe();
@@ -506,13 +508,14 @@ impl Stream {
     /// purge or a rollup removed something, so a consumer compares it with the value at
     /// its last look to know whether its unacknowledged deliveries may have lost their
     /// messages (then it checks them: [`super::consumer::machine::Machine::drop_removed`]).
-    /// It may move without such a removal (a retention removal between the two reads
-    /// counts once too many: a needless check), never the other way.
-    pub fn removals_beyond_retention(&self) -> i128 {
-        // Read first, so a retention removal racing with `fast_state` can only add.
+    /// A retention removal racing with the two reads can make it off by one for an
+    /// instant either way, so consumers look for any change, not only growth (a
+    /// needless check at worst). Returns the stream state read with it.
+    pub fn removals_beyond_retention(&self) -> (i128, natrium_store::StreamState) {
         let retained = self.retention_removals.load(Ordering::Acquire);
         let st = self.store.fast_state();
-        i128::from(st.last_seq) - i128::from(st.msgs) - i128::from(retained)
+        let gone = i128::from(st.last_seq) - i128::from(st.msgs) - i128::from(retained);
+        (gone, st)
     }
 
     /// Wake the consumers after a removal that publishes nothing (an expiry, a delete, a

@@ -417,13 +417,20 @@ impl Task {
             self.removals_seen = i128::MIN;
             return Vec::new();
         }
-        let now = self.c.stream.removals_beyond_retention();
-        if now <= self.removals_seen {
+        let (now, st) = self.c.stream.removals_beyond_retention();
+        // Any change, not only growth: a retention removal racing with the two reads
+        // can make one look too high for an instant, and a later real removal would
+        // then bring it back to the saved value. A needless check is the only cost.
+        if now == self.removals_seen {
             return Vec::new();
         }
         self.removals_seen = now;
         let store = &self.c.stream.store;
-        m.drop_removed(|seq| store.has_msg(seq))
+        // Without interior gaps every sequence from the first on is there: only what
+        // fell off the front can be gone (the common case of a stream at its limits),
+        // and no lookup is needed.
+        let (first, gaps) = (st.first_seq, st.num_deleted > 0);
+        m.drop_removed(|seq| seq >= first && (!gaps || store.has_msg(seq)))
     }
 
     /// The state store and advisories for deliveries whose messages were removed: each
