@@ -27,6 +27,32 @@ where
     }
 }
 
+/// Upper bound for a single answer a test waits for.
+const T_ACK: Duration = Duration::from_secs(5);
+
+/// Poll a pull consumer's info until `pred` holds; fails the test after 5 s.
+async fn until_info(c: &consumer::PullConsumer, pred: impl Fn(&consumer::Info) -> bool) {
+    until(Duration::from_secs(5), || {
+        let mut c = c.clone();
+        let pred = &pred;
+        async move { pred(c.info().await.unwrap()) }
+    })
+    .await;
+}
+
+/// A raw JetStream API request with a JSON body; the answer, parsed.
+async fn api(
+    client: &async_nats::Client,
+    subject: impl Into<String>,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let m = client
+        .request(subject.into(), body.to_string().into())
+        .await
+        .unwrap();
+    serde_json::from_slice(&m.payload).unwrap()
+}
+
 fn js_opts(dir: &std::path::Path) -> Options {
     let mut o = Options::for_test();
     o.jetstream.enabled = true;
@@ -404,14 +430,7 @@ async fn recreating_an_ephemeral_keeps_its_inactive_threshold() {
             if let Some(a) = extra.get("action") {
                 req["action"] = a.clone();
             }
-            let m = client
-                .request(
-                    format!("$JS.API.CONSUMER.CREATE.E.{name}"),
-                    req.to_string().into(),
-                )
-                .await
-                .unwrap();
-            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()
+            api(&client, format!("$JS.API.CONSUMER.CREATE.E.{name}"), req).await
         }
     };
     let five = 5_000_000_000u64;
@@ -508,12 +527,8 @@ async fn removed_messages_leave_the_pending_set() {
     }
     let stream = js.get_stream("L").await.unwrap();
     stream.delete_message(3).await.unwrap();
-    until(Duration::from_secs(5), || {
-        let mut c = c.clone();
-        async move {
-            let i = c.info().await.unwrap().clone();
-            i.num_ack_pending == 0 && i.ack_floor.stream_sequence == 3
-        }
+    until_info(&c, |i| {
+        i.num_ack_pending == 0 && i.ack_floor.stream_sequence == 3
     })
     .await;
     // The slots are free: the new messages come at once, not after 30 s.
@@ -551,11 +566,7 @@ async fn removed_messages_leave_the_pending_set() {
             .collect::<Vec<_>>()
     );
     client.flush().await.unwrap();
-    until(Duration::from_secs(5), || {
-        let mut c = c.clone();
-        async move { c.info().await.unwrap().num_ack_pending == 0 }
-    })
-    .await;
+    until_info(&c, |i| i.num_ack_pending == 0).await;
     s.stop().await;
     // After a restart the removed deliveries are not pending again.
     let s = TestServer::with(opts).await;
@@ -624,8 +635,6 @@ async fn ack_requests_are_answered_as_nats_server_answers_them() {
     s.stop().await;
 }
 
-const T_ACK: Duration = Duration::from_secs(5);
-
 /// A removal inside the stream (not at its front) also leaves the pending set: the
 /// consumer checks its deliveries against the store when the stream has gaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -653,12 +662,8 @@ async fn an_interior_delete_leaves_the_pending_set() {
         .await;
     assert_eq!(got.len(), 3);
     st.delete_message(2).await.unwrap();
-    until(Duration::from_secs(5), || {
-        let mut c = c.clone();
-        async move {
-            let i = c.info().await.unwrap().clone();
-            i.num_ack_pending == 2 && i.ack_floor.stream_sequence == 0
-        }
+    until_info(&c, |i| {
+        i.num_ack_pending == 2 && i.ack_floor.stream_sequence == 0
     })
     .await;
     s.stop().await;
@@ -675,14 +680,12 @@ async fn a_push_consumer_create_answer_shows_nothing_delivered() {
     stream_with(&js, "PC", "pc.>", 3).await;
     let mut sub = client.subscribe("pcd").await.unwrap();
     client.flush().await.unwrap();
-    let r = client
-        .request(
-            "$JS.API.CONSUMER.CREATE.PC.P",
-            r#"{"stream_name":"PC","config":{"durable_name":"P","deliver_subject":"pcd"}}"#.into(),
-        )
-        .await
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    let v = api(
+        &client,
+        "$JS.API.CONSUMER.CREATE.PC.P",
+        serde_json::json!({"stream_name": "PC", "config": {"durable_name": "P", "deliver_subject": "pcd"}}),
+    )
+    .await;
     assert_eq!(v["delivered"]["stream_seq"], 0, "{v}");
     assert_eq!(v["num_pending"], 3, "{v}");
     // And then it delivers.
@@ -720,11 +723,7 @@ async fn num_waiting_leaves_out_requesters_that_went_away() {
         .await
         .unwrap();
     client.flush().await.unwrap();
-    until(Duration::from_secs(5), || {
-        let mut c = c.clone();
-        async move { c.info().await.unwrap().num_waiting == 1 }
-    })
-    .await;
+    until_info(&c, |i| i.num_waiting == 1).await;
     sub.unsubscribe().await.unwrap();
     client.flush().await.unwrap();
     assert_eq!(c.info().await.unwrap().num_waiting, 0);
@@ -744,14 +743,12 @@ async fn a_consumer_created_paused_sends_the_pause_advisory() {
         .await
         .unwrap();
     client.flush().await.unwrap();
-    let r = client
-        .request(
-            "$JS.API.CONSUMER.CREATE.PA.D",
-            r#"{"stream_name":"PA","config":{"durable_name":"D","pause_until":"2099-01-01T00:00:00Z"}}"#.into(),
-        )
-        .await
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    let v = api(
+        &client,
+        "$JS.API.CONSUMER.CREATE.PA.D",
+        serde_json::json!({"stream_name": "PA", "config": {"durable_name": "D", "pause_until": "2099-01-01T00:00:00Z"}}),
+    )
+    .await;
     assert_eq!(v["paused"], true, "{v}");
     let m = tokio::time::timeout(T_ACK, adv.next())
         .await
@@ -888,18 +885,8 @@ async fn consumer_limits_below_existing_consumers_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::with(js_opts(dir.path())).await;
     let client = s.client().await;
-    let api = |subject: String, body: serde_json::Value| {
-        let client = client.clone();
-        async move {
-            let m = client
-                .request(subject, body.to_string().into())
-                .await
-                .unwrap();
-            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()
-        }
-    };
     let base = serde_json::json!({"name": "S", "subjects": ["s.>"]});
-    api("$JS.API.STREAM.CREATE.S".into(), base.clone()).await;
+    api(&client, "$JS.API.STREAM.CREATE.S", base.clone()).await;
     for (name, config) in [
         (
             "A",
@@ -912,6 +899,7 @@ async fn consumer_limits_below_existing_consumers_are_refused() {
         ("E", serde_json::json!({"name": "E"})),
     ] {
         let r = api(
+            &client,
             format!("$JS.API.CONSUMER.CREATE.S.{name}"),
             serde_json::json!({"stream_name": "S", "config": config}),
         )
@@ -921,7 +909,7 @@ async fn consumer_limits_below_existing_consumers_are_refused() {
     let update = |limits: serde_json::Value| {
         let mut cfg = base.clone();
         cfg["consumer_limits"] = limits;
-        api("$JS.API.STREAM.UPDATE.S".into(), cfg)
+        api(&client, "$JS.API.STREAM.UPDATE.S", cfg)
     };
     let r = update(serde_json::json!({"max_ack_pending": 50})).await;
     assert_eq!(r["error"]["err_code"], 10069, "{r}");
