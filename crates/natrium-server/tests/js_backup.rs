@@ -74,6 +74,20 @@ fn background_publisher(
     })
 }
 
+/// Stream `BIG` on `big` with 16 MiB (4,096 messages of 4 KiB, published with async
+/// acks): enough for a snapshot to take many read batches, so pacing shows in its time.
+async fn fill_big(js: &jetstream::Context) {
+    create(js, "BIG", "big").await;
+    let body = Bytes::from(vec![b'b'; 4096]);
+    let mut acks = Vec::new();
+    for _ in 0..4096 {
+        acks.push(js.publish("big", body.clone()).await.unwrap());
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+}
+
 /// Sample archives written by real nats-server versions.
 fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1398,16 +1412,8 @@ async fn snapshots_and_restores_yield_to_live_publishers() {
     let s = TestServer::with(o).await;
     let client = s.client().await;
     let js = jetstream::new(client.clone());
-    create(&js, "BIG", "big").await;
+    fill_big(&js).await;
     create(&js, "LIVE", "live").await;
-    let body = Bytes::from(vec![b'b'; 4096]);
-    let mut acks = Vec::new();
-    for _ in 0..4096 {
-        acks.push(js.publish("big", body.clone()).await.unwrap());
-    }
-    for a in acks {
-        a.await.unwrap();
-    }
     let quiet = std::time::Instant::now();
     let snap = snapshot(&client, "BIG", json!({"chunk_size": 1 << 20})).await;
     let quiet = quiet.elapsed();
@@ -1453,16 +1459,8 @@ async fn snapshots_yield_to_live_consumers_too() {
     let s = TestServer::with(o).await;
     let client = s.client().await;
     let js = jetstream::new(client.clone());
-    create(&js, "BIG", "big").await;
+    fill_big(&js).await;
     create(&js, "WORK", "work").await;
-    let body = Bytes::from(vec![b'b'; 4096]);
-    let mut acks = Vec::new();
-    for _ in 0..4096 {
-        acks.push(js.publish("big", body.clone()).await.unwrap());
-    }
-    for a in acks {
-        a.await.unwrap();
-    }
     js.publish("work", "job".into())
         .await
         .unwrap()
