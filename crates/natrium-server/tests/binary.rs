@@ -75,6 +75,58 @@ fn wait_exit(p: &mut Proc, limit: Duration) -> Option<std::process::ExitStatus> 
     None
 }
 
+/// `natrium-server --signal WHAT=PID` for the server `p`; whether it succeeded.
+fn signal(p: &Proc, what: &str) -> bool {
+    Command::new(BIN)
+        .args(["--signal", &format!("{what}={}", p.child.id())])
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A raw client that sent `connect` and got the PONG of its PING (5 s read timeout).
+fn connected(port: u16, connect: &str) -> TcpStream {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(format!("CONNECT {connect}\r\nPING\r\n").as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("PONG") {
+        let n = c.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "closed before PONG: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    c
+}
+
+/// Everything `c` receives until the server closes it or its read timeout passes, and
+/// whether it was closed (false: the timeout, still open).
+fn read_until_closed(c: &mut TcpStream) -> (String, bool) {
+    let mut rest = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match c.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => rest.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break false;
+            }
+            Err(_) => break true,
+        }
+    };
+    (String::from_utf8_lossy(&rest).into_owned(), closed)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -244,11 +296,7 @@ fn sighup_reloads_logging_and_keeps_old_config_on_error() {
     let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
     let port = port_from_log(&text);
     std::fs::write(&conf, "port: -1\ndebug: true\n").unwrap();
-    let st = Command::new(BIN)
-        .args(["--signal", &format!("reload={}", p.child.id())])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(signal(&p, "reload"));
     wait_for_log(
         &log,
         "Reloaded server configuration",
@@ -258,10 +306,7 @@ fn sighup_reloads_logging_and_keeps_old_config_on_error() {
     wait_for_log(&log, "[DBG]", Duration::from_secs(10));
     // A change that cannot be applied live is refused, and the server keeps running.
     std::fs::write(&conf, "port: 1\ndebug: true\n").unwrap();
-    Command::new(BIN)
-        .args(["--signal", &format!("reload={}", p.child.id())])
-        .status()
-        .unwrap();
+    signal(&p, "reload");
     wait_for_log(
         &log,
         "Failed to reload server configuration",
@@ -279,31 +324,11 @@ fn lame_duck_mode_informs_clients_stops_accepting_and_exits() {
     let mut p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
     let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
     let port = port_from_log(&text);
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut c = connected(port, r#"{"verbose":false,"protocol":1}"#);
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n")
-        .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("PONG") {
-        let n = c.read(&mut buf).unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&buf[..n]);
-    }
-    let st = Command::new(BIN)
-        .args(["--signal", &format!("ldm={}", p.child.id())])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(signal(&p, "ldm"));
     // The client is told with an async INFO carrying "ldm":true, then closed.
-    let mut rest = Vec::new();
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => rest.extend_from_slice(&buf[..n]),
-        }
-    }
-    let rest = String::from_utf8_lossy(&rest);
+    let (rest, _) = read_until_closed(&mut c);
     assert!(rest.contains("\"ldm\":true"), "{rest}");
     let status = wait_exit(&mut p, Duration::from_secs(15)).expect("server exits after lame duck");
     assert!(status.success());
@@ -329,12 +354,7 @@ fn lame_duck_reports_not_ready_and_exits_at_once_without_clients() {
     let mut p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
     let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
     let port = port_from_log(&text);
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
-        .unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = [0u8; 4096];
-    let _ = c.read(&mut buf).unwrap();
+    let c = connected(port, r#"{"verbose":false}"#);
     let health = |http: u16| -> String {
         let mut h = TcpStream::connect(("127.0.0.1", http)).unwrap();
         h.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -344,11 +364,7 @@ fn lame_duck_reports_not_ready_and_exits_at_once_without_clients() {
         out
     };
     assert!(health(http).starts_with("HTTP/1.0 200"), "{}", health(http));
-    let st = Command::new(BIN)
-        .args(["--signal", &format!("ldm={}", p.child.id())])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(signal(&p, "ldm"));
     wait_for_log(&log, "Entering lame duck mode", Duration::from_secs(5));
     let during = health(http);
     assert!(during.starts_with("HTTP/1.0 500"), "{during}");
@@ -366,11 +382,7 @@ fn lame_duck_reports_not_ready_and_exits_at_once_without_clients() {
     let mut p = spawn(&["-c", conf.to_str().unwrap(), "-l", log2.to_str().unwrap()]);
     wait_for_log(&log2, "Server is ready", Duration::from_secs(10));
     let t = Instant::now();
-    let st = Command::new(BIN)
-        .args(["--signal", &format!("ldm={}", p.child.id())])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(signal(&p, "ldm"));
     let status = wait_exit(&mut p, Duration::from_secs(15)).expect("exits");
     assert!(status.success());
     assert!(
@@ -391,23 +403,9 @@ fn reload_applies_max_payload_to_open_connections() {
     let p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
     let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
     let port = port_from_log(&text);
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
-        .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("PONG") {
-        let n = c.read(&mut buf).unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&buf[..n]);
-    }
+    let mut c = connected(port, r#"{"verbose":false}"#);
     std::fs::write(&conf, "port: -1\nmax_payload: 100\n").unwrap();
-    let st = Command::new(BIN)
-        .args(["--signal", &format!("reload={}", p.child.id())])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(signal(&p, "reload"));
     wait_for_log(
         &log,
         "Reloaded server configuration",
@@ -417,14 +415,7 @@ fn reload_applies_max_payload_to_open_connections() {
     msg.extend_from_slice(&[b'p'; 500]);
     msg.extend_from_slice(b"\r\n");
     c.write_all(&msg).unwrap();
-    let mut rest = Vec::new();
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => rest.extend_from_slice(&buf[..n]),
-        }
-    }
-    let rest = String::from_utf8_lossy(&rest);
+    let (rest, _) = read_until_closed(&mut c);
     assert!(rest.contains("Maximum Payload Violation"), "{rest}");
     drop(p);
 }
@@ -474,36 +465,16 @@ fn reload_applies_users_and_closes_removed_ones() {
         "port: -1\naccounts {\n A { users: [] }\n B { users: [ {user: b, password: pb} ] }\n}\n",
     )
     .unwrap();
-    Command::new(BIN)
-        .args(["--signal", &format!("reload={}", p.child.id())])
-        .status()
-        .unwrap();
+    signal(&p, "reload");
     wait_for_log(
         &log,
         "Reloaded server configuration",
         Duration::from_secs(10),
     );
     // a's existing connection is closed, without a word, as nats-server closes it.
-    let mut rest = Vec::new();
-    let mut buf = [0u8; 4096];
-    let closed = loop {
-        match a_conn.read(&mut buf) {
-            Ok(0) => break true,
-            Ok(n) => rest.extend_from_slice(&buf[..n]),
-            // The read timeout: still open.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                break false;
-            }
-            Err(_) => break true,
-        }
-    };
+    let (rest, closed) = read_until_closed(&mut a_conn);
     assert!(closed, "the removed user's connection is closed");
-    assert!(!String::from_utf8_lossy(&rest).contains("-ERR"), "{rest:?}");
+    assert!(!rest.contains("-ERR"), "{rest:?}");
     assert!(connect("b", "pb").1.contains("PONG"));
     assert!(connect("a", "pa").1.contains("Authorization Violation"));
 }
