@@ -16,7 +16,7 @@ use serde::Serialize;
 use std::time::SystemTime;
 
 /// API counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct JszApi {
     /// API level.
     pub level: i64,
@@ -27,7 +27,7 @@ pub struct JszApi {
 }
 
 /// `config`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct JszConfig {
     /// Memory limit in force.
     pub max_memory: i64,
@@ -75,20 +75,10 @@ pub struct JszAccount {
     pub name: String,
     /// Id (the name in config mode).
     pub id: String,
-    /// Memory used.
-    pub memory: u64,
-    /// File storage used.
-    pub storage: u64,
-    /// The account's memory limit (0 unlimited).
-    pub reserved_memory: u64,
-    /// The account's file limit (0 unlimited).
-    pub reserved_storage: u64,
-    /// Always 0 here.
-    pub accounts: u64,
-    /// Always 0 here.
-    pub ha_assets: u64,
-    /// API counters.
-    pub api: JszApi,
+    /// Usage as at the top level; here the reservations are the account's limits (0
+    /// unlimited), and `accounts`/`ha_assets` are 0.
+    #[serde(flatten)]
+    pub usage: JsStats,
     /// Streams (with `streams=true`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stream_detail: Vec<JszStream>,
@@ -97,20 +87,9 @@ pub struct JszAccount {
 /// The `/jsz` body.
 #[derive(Debug, Serialize)]
 pub struct Jsz {
-    /// Memory used.
-    pub memory: u64,
-    /// File storage used.
-    pub storage: u64,
-    /// Memory reserved by streams' `max_bytes`.
-    pub reserved_memory: u64,
-    /// File storage reserved by streams' `max_bytes`.
-    pub reserved_storage: u64,
-    /// Accounts with JetStream.
-    pub accounts: u64,
-    /// Raft groups (0).
-    pub ha_assets: u64,
-    /// API counters.
-    pub api: JszApi,
+    /// Usage, reservations, accounts and API counters (the same as `/varz`'s `stats`).
+    #[serde(flatten)]
+    pub stats: JsStats,
     /// Server id.
     pub server_id: String,
     /// Now.
@@ -151,7 +130,7 @@ pub struct JsVarz {
 }
 
 /// `stats` of [`JsVarz`]: the server-wide usage part of `/jsz`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct JsStats {
     /// Memory used.
     pub memory: u64,
@@ -234,28 +213,11 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
     let Some(js) = server.js.get() else {
         // nats-server answers 200 with zeros and `disabled` (metrics exporters poll it).
         return Ok(Jsz {
-            memory: 0,
-            storage: 0,
-            reserved_memory: 0,
-            reserved_storage: 0,
-            accounts: 0,
-            ha_assets: 0,
-            api: JszApi {
-                level: 0,
-                total: 0,
-                errors: 0,
-            },
+            stats: JsStats::default(),
             server_id: server.server_id.clone(),
             now: GoTime(SystemTime::now()),
             disabled: true,
-            config: JszConfig {
-                max_memory: 0,
-                max_storage: 0,
-                store_dir: String::new(),
-                sync_interval: 0,
-                compress_ok: false,
-                strict: false,
-            },
+            config: JszConfig::default(),
             limits: None,
             streams: 0,
             consumers: 0,
@@ -297,16 +259,18 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
             details.push(JszAccount {
                 name: jsa.account.name.clone(),
                 id: jsa.account.name.clone(),
-                memory: jsa.usage(true),
-                storage: jsa.usage(false),
-                reserved_memory: l.max_memory.max(0) as u64,
-                reserved_storage: l.max_store.max(0) as u64,
-                accounts: 0,
-                ha_assets: 0,
-                api: JszApi {
-                    level: 0,
-                    total: jsa.api_total.load(std::sync::atomic::Ordering::Relaxed),
-                    errors: jsa.api_errors.load(std::sync::atomic::Ordering::Relaxed),
+                usage: JsStats {
+                    memory: jsa.usage(true),
+                    storage: jsa.usage(false),
+                    reserved_memory: l.max_memory.max(0) as u64,
+                    reserved_storage: l.max_store.max(0) as u64,
+                    accounts: 0,
+                    ha_assets: 0,
+                    api: JszApi {
+                        level: 0,
+                        total: jsa.api_total.load(std::sync::atomic::Ordering::Relaxed),
+                        errors: jsa.api_errors.load(std::sync::atomic::Ordering::Relaxed),
+                    },
                 },
                 stream_detail,
             });
@@ -317,15 +281,8 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
         details.truncate(limit as usize);
     }
     let n = jsas.len() as u64;
-    let stats = stats_of(js);
     Ok(Jsz {
-        memory: stats.memory,
-        storage: stats.storage,
-        reserved_memory: stats.reserved_memory,
-        reserved_storage: stats.reserved_storage,
-        accounts: n,
-        ha_assets: 0,
-        api: stats.api,
+        stats: stats_of(js),
         server_id: server.server_id.clone(),
         now: GoTime(SystemTime::now()),
         disabled: false,
