@@ -429,8 +429,11 @@ impl Task {
         // Without interior gaps every sequence from the first on is there: only what
         // fell off the front can be gone (the common case of a stream at its limits),
         // and no lookup is needed.
-        let (first, gaps) = (st.first_seq, st.num_deleted > 0);
-        m.drop_removed(|seq| seq >= first && (!gaps || store.has_msg(seq)))
+        let exists = |seq: u64| store.has_msg(seq);
+        m.drop_removed(
+            st.first_seq,
+            (st.num_deleted > 0).then_some(&exists as &dyn Fn(u64) -> bool),
+        )
     }
 
     /// The state store and advisories for deliveries whose messages were removed: each

@@ -1198,24 +1198,33 @@ impl Machine {
         self.advance_floor();
     }
 
-    /// Unacknowledged deliveries of messages the stream no longer holds (`exists` says
-    /// false: removed by a limit, an expiry, a delete, a purge or a rollup) are dropped
-    /// as if terminated, as nats-server does: they no longer hold a `max_ack_pending`
-    /// slot nor wait out their ack wait, and the ack floor moves past them. Returns
+    /// Unacknowledged deliveries of messages the stream no longer holds are dropped as
+    /// if terminated, as nats-server does: they no longer hold a `max_ack_pending` slot
+    /// nor wait out their ack wait, and the ack floor moves past them. Everything below
+    /// `first` (the stream's first sequence) is gone; from `first` on, `exists` decides,
+    /// and `None` means the stream has no gaps there (nothing to look up). Returns
     /// `(stream seq, consumer seq, deliveries)` of each, in stream order.
-    pub fn drop_removed(&mut self, exists: impl Fn(u64) -> bool) -> Vec<(u64, u64, u64)> {
-        let gone: Vec<(u64, u64, u64)> = self
-            .pending
-            .iter()
-            .filter(|(s, _)| !exists(**s))
-            .map(|(s, p)| {
-                (
-                    *s,
-                    p.sequence,
-                    self.redelivered.get(s).copied().unwrap_or(1),
-                )
-            })
-            .collect();
+    pub fn drop_removed(
+        &mut self,
+        first: u64,
+        exists: Option<&dyn Fn(u64) -> bool>,
+    ) -> Vec<(u64, u64, u64)> {
+        let tuple = |(s, p): (&u64, &Pending)| {
+            (
+                *s,
+                p.sequence,
+                self.redelivered.get(s).copied().unwrap_or(1),
+            )
+        };
+        let mut gone: Vec<(u64, u64, u64)> = self.pending.range(..first).map(tuple).collect();
+        if let Some(exists) = exists {
+            gone.extend(
+                self.pending
+                    .range(first..)
+                    .filter(|(s, _)| !exists(**s))
+                    .map(tuple),
+            );
+        }
         for &(s, _, _) in &gone {
             self.forget(s);
         }

@@ -769,7 +769,7 @@ fn removed_messages_leave_the_pending_set() {
     // A limit or a delete removes 2 and 3 (delivered, not acked).
     src.msgs.remove(&2);
     src.msgs.remove(&3);
-    let gone = m.drop_removed(|s| src.exists(s));
+    let gone = m.drop_removed(0, Some(&|s| src.exists(s)));
     assert_eq!(gone, vec![(2, 2, 1), (3, 3, 1)]);
     assert_eq!(m.num_ack_pending(), 2);
     assert_eq!(m.ack_floor().stream, 0, "1 is still pending");
@@ -778,7 +778,7 @@ fn removed_messages_leave_the_pending_set() {
     assert_eq!(d.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![5, 6]);
     // The front goes too (max_msgs, max_age): the floor moves past it.
     src.msgs.remove(&1);
-    assert_eq!(m.drop_removed(|s| src.exists(s)), vec![(1, 1, 1)]);
+    assert_eq!(m.drop_removed(0, Some(&|s| src.exists(s))), vec![(1, 1, 1)]);
     assert_eq!(
         m.ack_floor(),
         SequencePair {
@@ -787,13 +787,25 @@ fn removed_messages_leave_the_pending_set() {
         }
     );
     // Nothing removed: nothing dropped; nothing redelivered after the ack wait either.
-    assert!(m.drop_removed(|s| src.exists(s)).is_empty());
+    assert!(m.drop_removed(0, Some(&|s| src.exists(s))).is_empty());
     m.tick(60 * S);
     let again = drain_push(&mut m, &src, 60 * S);
     assert_eq!(
         again.iter().map(|d| d.sseq).collect::<Vec<_>>(),
         vec![4, 5, 6]
     );
+}
+
+#[test]
+fn removals_off_the_front_need_no_lookups() {
+    let src = Fake::with(5);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    assert_eq!(drain_push(&mut m, &src, 0).len(), 5);
+    // The stream now starts at 3 with no gaps: 1 and 2 are gone, nothing is looked up.
+    assert_eq!(m.drop_removed(3, None), vec![(1, 1, 1), (2, 2, 1)]);
+    assert_eq!(m.num_ack_pending(), 3);
+    assert_eq!(m.ack_floor().stream, 2);
+    assert!(m.drop_removed(3, None).is_empty());
 }
 
 #[test]
