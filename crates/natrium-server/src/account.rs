@@ -56,10 +56,6 @@ pub struct ImportInfo {
     pub account: String,
     /// Local subject.
     pub local_subject: String,
-    /// What `/accountz` shows as `to`: a service import's local subject; empty for a
-    /// stream import, whose mapping shows as `local_subject` only (nats-server leaves
-    /// `to` out there).
-    pub to: String,
     /// Service rather than stream.
     pub service: bool,
     /// Shares the requestor identity.
@@ -649,7 +645,6 @@ pub fn wire_imports(
             importer.imports.lock().push(ImportInfo {
                 subject: imp.subject.clone(),
                 account: imp.account.clone(),
-                to: local.clone(),
                 local_subject: local,
                 service: true,
                 share: imp.share,
@@ -685,7 +680,6 @@ pub fn wire_imports(
             importer.imports.lock().push(ImportInfo {
                 subject: imp.subject.clone(),
                 account: imp.account.clone(),
-                to: String::new(),
                 local_subject: local,
                 service: false,
                 share: false,

@@ -211,7 +211,13 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
             .map(|i| ImportJson {
                 subject: i.subject.clone(),
                 account: i.account.clone(),
-                to: i.to.clone(),
+                // A service import's local subject; a stream import shows its mapping
+                // as `local_subject` only (nats-server leaves `to` out there).
+                to: if i.service {
+                    i.local_subject.clone()
+                } else {
+                    String::new()
+                },
                 local_subject: i.local_subject.clone(),
                 kind: if i.service { "service" } else { "stream" },
                 invalid: false,
