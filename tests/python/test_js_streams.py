@@ -1613,3 +1613,63 @@ async def test_snapshot_restore_request_decode(js_server, case):
             ok = json.loads(await c.api(suffix, go_json({"config": RESTORE_CFG, "state": {},
                                                          "natrium_resumable": "id-1"})))
             assert "error" not in ok and ok["deliver_subject"], ok
+
+
+@async_test()
+async def test_api_audit_advisories(start_js_server):
+    """`$JS.EVENT.ADVISORY.API`: one `api_audit` advisory per answered API request, in
+    the requester's account, naming the client (user, name, server name), the request
+    subject and body (left out when empty) and the answer's JSON, errors included. A
+    `STREAM.MSG.GET` that found its message and an unknown API subject get none, as in
+    nats-server 2.15.1."""
+    import nats as natspy
+
+    s = start_js_server(args=["-n", "audit-srv", "--user", "u", "--pass", "p"])
+    url = s.url.replace("nats://", "nats://u:p@")
+    watcher = await natspy.connect(url, name="watcher")
+    asker = await natspy.connect(url, name="asker")
+    try:
+        got: list[dict] = []
+
+        async def on_audit(m):
+            got.append(json.loads(m.data))
+
+        await watcher.subscribe("$JS.EVENT.ADVISORY.API", cb=on_audit)
+        await watcher.flush()
+        body = json.dumps({"name": "S", "subjects": ["s.>"]}).encode()
+        created = await asker.request("$JS.API.STREAM.CREATE.S", body, timeout=2)
+        await asker.request("s.a", b"x", timeout=2)
+        await asker.request("$JS.API.STREAM.MSG.GET.S", b'{"seq":1}', timeout=2)
+        missing = await asker.request("$JS.API.STREAM.INFO.NOPE", b"", timeout=2)
+        await asker.publish("$JS.API.NOT.A.THING", b"")
+        names = await asker.request("$JS.API.STREAM.NAMES", b"", timeout=2)
+        deadline = time.monotonic() + 5
+        while len(got) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # nothing more may come
+
+        assert [a["subject"] for a in got] == [
+            "$JS.API.STREAM.CREATE.S", "$JS.API.STREAM.INFO.NOPE", "$JS.API.STREAM.NAMES"]
+        assert [list(a) for a in got] == [
+            ["type", "id", "timestamp", "server", "client", "subject", "request", "response"],
+            ["type", "id", "timestamp", "server", "client", "subject", "response"],
+            ["type", "id", "timestamp", "server", "client", "subject", "response"],
+        ]
+        first = got[0]
+        assert first["type"] == "io.nats.jetstream.advisory.v1.api_audit"
+        assert first["server"] == "audit-srv"
+        assert first["request"] == body.decode()
+        assert [a["response"] for a in got] == [
+            created.data.decode(), missing.data.decode(), names.data.decode()]
+        client = first["client"]
+        assert list(client) == ["start", "host", "id", "acc", "user", "name", "lang", "ver",
+                                "rtt", "server", "kind", "client_type"]
+        assert (client["acc"], client["user"], client["name"], client["server"],
+                client["kind"], client["client_type"], client["host"]) == (
+                    "$G", "u", "asker", "audit-srv", "Client", "nats", "127.0.0.1")
+        assert client["rtt"] > 0 and client["lang"] == "python3"
+        assert client["id"] == asker.client_id
+        assert len({a["id"] for a in got}) == 3
+    finally:
+        await asker.close()
+        await watcher.close()

@@ -157,6 +157,95 @@ pub struct AckMetric<'a> {
     pub domain: &'a str,
 }
 
+/// Every answered JetStream API request.
+pub const API_AUDIT: &str = "io.nats.jetstream.advisory.v1.api_audit";
+/// Where [`API_AUDIT`] advisories go.
+pub const API_AUDIT_SUBJECT: &str = "$JS.EVENT.ADVISORY.API";
+
+/// Who made an API request, as nats-server's `ClientInfo` in advisories (field order
+/// and omissions as its JSON). Taken when the request arrives, so the advisory names the
+/// connection as it was then.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestClient {
+    /// When the connection was accepted.
+    pub start: Timestamp,
+    /// Remote IP.
+    pub host: String,
+    /// Connection id.
+    pub id: u64,
+    /// Account.
+    pub acc: String,
+    /// Authenticated user.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// Client name from CONNECT.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Client library language.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub lang: String,
+    /// Client library version.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ver: String,
+    /// Round-trip time in nanoseconds (absent until measured).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rtt: u64,
+    /// Name of the server the client is connected to.
+    pub server: String,
+    /// Always `Client`.
+    pub kind: &'static str,
+    /// Always `nats`.
+    pub client_type: &'static str,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl RequestClient {
+    /// The client behind `conn`, connected to the server called `server`.
+    pub fn of(conn: &crate::client::ClientConn, server: &str) -> RequestClient {
+        let meta = conn.meta.lock();
+        RequestClient {
+            start: Timestamp::from_system_time(conn.start),
+            host: conn.addr.ip().to_string(),
+            id: conn.cid,
+            acc: meta.account.clone(),
+            user: meta.user.clone().unwrap_or_default(),
+            name: meta.name.clone(),
+            lang: meta.lang.clone(),
+            ver: meta.version.clone(),
+            rtt: meta.rtt_nanos,
+            server: server.to_string(),
+            kind: "Client",
+            client_type: "nats",
+        }
+    }
+}
+
+/// `JSAPIAudit`: one answered API request, its body and the answer.
+#[derive(Debug, Serialize)]
+pub struct ApiAudit<'a> {
+    /// Header.
+    #[serde(flatten)]
+    pub typed: Typed,
+    /// Server name.
+    pub server: &'a str,
+    /// Who asked (absent for the server's own requests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<&'a RequestClient>,
+    /// Request subject.
+    pub subject: &'a str,
+    /// Request body (absent when empty).
+    #[serde(skip_serializing_if = "is_empty")]
+    pub request: &'a str,
+    /// The answer's JSON.
+    pub response: &'a str,
+    /// JetStream domain.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub domain: &'a str,
+}
+
 /// Publish `event` on `subject` in `account` through `ctx`, if anyone listens.
 pub fn send<T: Serialize>(ctx: &mut DeliveryCtx, account: &Arc<Account>, subject: &str, event: &T) {
     if !account.sublist.has_interest(subject.as_bytes()) {

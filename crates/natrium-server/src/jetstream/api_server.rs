@@ -42,6 +42,8 @@ pub struct ApiRequest {
     /// (a client's publishes and its later requests are handled in order, as in
     /// nats-server).
     pub after: Vec<(tokio::sync::watch::Receiver<u64>, u64)>,
+    /// Who asked, taken only while someone listens for API audit advisories.
+    pub client: Option<super::advisory::RequestClient>,
 }
 
 impl ApiRequest {
@@ -123,7 +125,7 @@ impl InternalHandler for ApiSub {
         ctx: &mut DeliveryCtx,
         account: &Arc<Account>,
         _sub: &Subscription,
-        _publisher: Publisher<'_>,
+        publisher: Publisher<'_>,
         msg: PubMsg<'_>,
     ) -> bool {
         let Some(js) = self.js.upgrade() else {
@@ -148,6 +150,14 @@ impl InternalHandler for ApiSub {
             headers: msg.headers.map(<[u8]>::to_vec),
             payload: msg.payload.to_vec(),
             after,
+            client: publisher
+                .conn
+                .filter(|_| {
+                    account
+                        .sublist
+                        .has_interest(super::advisory::API_AUDIT_SUBJECT.as_bytes())
+                })
+                .map(|c| super::advisory::RequestClient::of(c, &ctx.server.server_name)),
         };
         if let Err(std::sync::mpsc::TrySendError::Full(req)) = self.queue.try_send(req)
             && let Some(reply) = &req.reply
@@ -342,9 +352,37 @@ fn answer(js: &Arc<JetStream>, mut req: ApiRequest) {
         publish(&mut ctx, &req.account, reply, answer.body.as_bytes());
         ctx.flush();
     }
+    if answer.tally != Tally::Uncounted {
+        audit(js, &server, &req, &answer.body);
+    }
     if let Some(then) = answer.then.take() {
         then();
     }
+}
+
+/// The API audit advisory of an answered request, as nats-server sends it from its API
+/// response helpers (so a request answered outside them, a `STREAM.MSG.GET` that found
+/// its message, has none). Requests that arrived while nobody listened carry no client
+/// and are skipped: the advisory would name nobody.
+fn audit(js: &JetStream, server: &Arc<ServerShared>, req: &ApiRequest, response: &str) {
+    let Some(client) = &req.client else {
+        return;
+    };
+    let request = String::from_utf8_lossy(&req.payload);
+    super::advisory::send_now(
+        server,
+        &req.account,
+        super::advisory::API_AUDIT_SUBJECT,
+        &super::advisory::ApiAudit {
+            typed: super::advisory::Typed::new(super::advisory::API_AUDIT),
+            server: &server.server_name,
+            client: Some(client),
+            subject: &req.subject,
+            request: &request,
+            response,
+            domain: &js.domain,
+        },
+    );
 }
 
 /// Route a request to its handler. `None`: no handler (no answer, as nats-server).
