@@ -253,6 +253,137 @@ async fn durable_state_survives_restart() {
     s.stop().await;
 }
 
+/// Ephemeral consumers of a file stream survive a restart with their config (updates
+/// included) and state, as in nats-server 2.15.1, and then end by their inactive
+/// threshold; `mem_storage` ones (ordered consumers) do not come back, nor do the
+/// consumers of a memory stream. An ephemeral's files go when it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemerals_survive_a_restart_and_then_end_by_inactivity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (short, in_memory) = {
+        let s = TestServer::with(js_opts(dir.path())).await;
+        let client = s.client().await;
+        let js = jetstream::new(client.clone());
+        let st = stream_with(&js, "R", "r.>", 6).await;
+        js.create_stream(stream::Config {
+            name: "M".into(),
+            subjects: vec!["m.>".into()],
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let named = json_ephemeral("N", 60);
+        let made = api(&client, "$JS.API.CONSUMER.CREATE.R.N", named.clone()).await;
+        assert!(made.get("error").is_none(), "{made}");
+        let c: consumer::PullConsumer = st.get_consumer("N").await.unwrap();
+        let mut msgs = c.fetch().max_messages(4).messages().await.unwrap();
+        while let Some(m) = msgs.next().await {
+            let m = m.unwrap();
+            if m.info().unwrap().stream_sequence <= 2 {
+                m.double_ack().await.unwrap();
+            }
+        }
+        // An update of the ephemeral is kept too.
+        let mut updated = named;
+        updated["config"]["description"] = "second".into();
+        let made = api(&client, "$JS.API.CONSUMER.CREATE.R.N", updated).await;
+        assert_eq!(made["config"]["description"], "second", "{made}");
+        let short = api(&client, "$JS.API.CONSUMER.CREATE.R", json_ephemeral("", 2)).await;
+        let short = short["name"].as_str().unwrap().to_string();
+        let mut mem = json_ephemeral("", 60);
+        mem["config"]["mem_storage"] = true.into();
+        let in_memory = api(&client, "$JS.API.CONSUMER.CREATE.R", mem).await;
+        let in_memory = in_memory["name"].as_str().unwrap().to_string();
+        let on_mem_stream = api(
+            &client,
+            "$JS.API.CONSUMER.CREATE.M.K",
+            json_ephemeral_of("M", "K", 60),
+        )
+        .await;
+        assert!(on_mem_stream.get("error").is_none(), "{on_mem_stream}");
+        s.stop().await;
+        (short, in_memory)
+    };
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let names = api(&client, "$JS.API.CONSUMER.NAMES.R", serde_json::json!({})).await;
+    let mut got: Vec<&str> = names["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    got.sort_unstable();
+    let mut want = vec!["N", short.as_str()];
+    want.sort_unstable();
+    assert_eq!(got, want, "{in_memory} (mem_storage) must be gone");
+    let info = api(&client, "$JS.API.CONSUMER.INFO.R.N", serde_json::json!({})).await;
+    assert_eq!(info["config"]["description"], "second", "{info}");
+    assert_eq!(info["config"]["name"], "N");
+    assert!(info["config"].get("durable_name").is_none(), "{info}");
+    assert_eq!(info["delivered"]["stream_seq"], 4, "{info}");
+    assert_eq!(info["ack_floor"]["stream_seq"], 2, "{info}");
+    assert_eq!(info["num_ack_pending"], 2, "{info}");
+    assert_eq!(info["num_pending"], 2, "{info}");
+    // Recovered unnamed ephemerals report their name in the config, as nats-server's.
+    let info = api(
+        &client,
+        format!("$JS.API.CONSUMER.INFO.R.{short}"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(info["config"]["name"], short.as_str(), "{info}");
+    let m = api(&client, "$JS.API.CONSUMER.NAMES.M", serde_json::json!({})).await;
+    assert_eq!(m["error"]["err_code"], 10059, "{m}");
+    // The 2 s one ends without interest, and its files with it.
+    assert!(
+        dir_mentions(dir.path(), "N"),
+        "an ephemeral's state is in files"
+    );
+    until(Duration::from_secs(10), || {
+        let client = client.clone();
+        async move {
+            let n = api(&client, "$JS.API.CONSUMER.NAMES.R", serde_json::json!({})).await;
+            n["consumers"].as_array().unwrap().len() == 1
+        }
+    })
+    .await;
+    assert!(
+        !dir_mentions(dir.path(), &short),
+        "the ended ephemeral's files are left"
+    );
+    s.stop().await;
+}
+
+/// A pull ephemeral's create body for stream `R` (`name` empty: the server picks one).
+fn json_ephemeral(name: &str, inactive_secs: u64) -> serde_json::Value {
+    json_ephemeral_of("R", name, inactive_secs)
+}
+
+/// A pull ephemeral's create body for `stream`.
+fn json_ephemeral_of(stream: &str, name: &str, inactive_secs: u64) -> serde_json::Value {
+    let mut cfg = serde_json::json!({
+        "ack_policy": "explicit",
+        "inactive_threshold": inactive_secs * 1_000_000_000,
+    });
+    if !name.is_empty() {
+        cfg["name"] = name.into();
+    }
+    serde_json::json!({"stream_name": stream, "config": cfg})
+}
+
+/// Whether any file or directory under `root` has `name` as its file name.
+fn dir_mentions(root: &std::path::Path, name: &str) -> bool {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let p = e.path();
+        e.file_name().to_string_lossy() == name || (p.is_dir() && dir_mentions(&p, name))
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_consumer_reads_everything() {
     let dir = tempfile::tempdir().unwrap();

@@ -559,7 +559,7 @@ async fn failed_restores_leave_nothing_behind() {
     );
     assert!(leftovers().is_empty(), "{:?}", leftovers());
 
-    // A failure after the stream went live (an ephemeral consumer the server cannot
+    // A failure after the stream went live (a consumer the server cannot
     // open: its filter is not a subject) takes the stream back out.
     let bad = {
         use natrium_store::archive::{ArchiveWriter, ConsumerStateJson, StreamStateJson};

@@ -12,7 +12,8 @@
 //!   implementations: [`MemStore`] (memory) and [`FileStore`] (append-only segment files,
 //!   checksummed records, group-committed fsync, crash recovery).
 //! * [`ConsumerStore`] — durable consumer state (delivered, ack floor, pending,
-//!   redelivered), memory and file flavours.
+//!   redelivered), memory and file flavours, and [`consumer_snapshots`] (memory state
+//!   snapshotted into a file store on commit, for ephemeral consumers).
 //! * With the `testing` feature, `conformance` — one test suite that every
 //!   `StreamStore` must pass, reusable by other crates.
 //!
@@ -21,6 +22,7 @@
 
 pub mod archive;
 pub mod consumer;
+pub mod consumer_snapshots;
 pub mod error;
 pub mod file;
 pub mod gauge;

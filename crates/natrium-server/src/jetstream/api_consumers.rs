@@ -27,7 +27,7 @@ use super::api_server::{ApiAnswer, ApiRequest};
 use super::consumer::Consumer;
 use super::engine::{JetStream, JsAccount};
 use super::stream::Stream;
-use natrium_store::{ConsumerStore, StoreError};
+use natrium_store::{ConsumerStore, StorageType, StoreError};
 use std::sync::Arc;
 
 /// Consumer subjects this server answers.
@@ -265,9 +265,7 @@ fn create(
             let mut new = cfg;
             new.name = old.name.clone();
             e.update_config(new).map_err(ApiError::consumer_create)?;
-            if e.is_durable() {
-                e.persist_meta().map_err(ApiError::consumer_create)?;
-            }
+            e.persist_meta().map_err(ApiError::consumer_create)?;
         }
         return Ok(info_answer(e.info()));
     }
@@ -307,7 +305,7 @@ fn create(
         .ok_or_else(|| ApiError::consumer_create("server stopping"))?;
     let c = open_consumer(&stream, cfg, name, Timestamp::now(), durable, false)
         .map_err(|e| ApiError::consumer_store_failed(e.to_string()))?;
-    if durable && let Err(e) = c.persist_meta() {
+    if let Err(e) = c.persist_meta() {
         c.delete_state();
         return Err(ApiError::consumer_store_failed(e.to_string()));
     }
@@ -349,25 +347,37 @@ fn create(
     Ok(info_answer(created))
 }
 
-/// Open the state store and the consumer. Durable consumers of file streams keep their
-/// state in files (unless `mem_storage`); everything else keeps it in memory.
+/// Open the state store and the consumer. Consumers of file streams keep their config
+/// and state in files unless `mem_storage` (what ordered consumers ask for), so
+/// ephemerals survive a restart as in nats-server and end by their inactive threshold
+/// after it (their state is snapshotted into the files at most once a second, see
+/// `natrium_store::consumer_snapshots`); memory streams and `mem_storage` consumers keep
+/// it in memory.
+/// `name_in_config`: write the consumer's name into its config (durables, and every
+/// consumer recovered at start, as nats-server reports them).
 pub fn open_consumer(
     stream: &Arc<Stream>,
     mut cfg: ConsumerConfig,
     name: String,
     created: Timestamp,
-    durable: bool,
+    name_in_config: bool,
     recovered: bool,
 ) -> Result<Arc<Consumer>, StoreError> {
     let policy = Consumer::store_policy(&cfg);
-    let store: Arc<dyn ConsumerStore> = if durable && !cfg.mem_storage {
-        stream.store.consumer_store(&name, policy)?
+    let store: Arc<dyn ConsumerStore> = if !cfg.mem_storage {
+        let store = stream.store.consumer_store(&name, policy)?;
+        if cfg.durable_name.is_empty() && store.storage_type() == StorageType::File {
+            // Ephemeral: changes in memory, whole-state snapshots into the files.
+            Arc::new(natrium_store::consumer_snapshots::SnapshotConsumerStore::new(store, policy)?)
+        } else {
+            store
+        }
     } else {
         Arc::new(natrium_store::consumer::MemConsumerStore::new(
             &name, policy,
         ))
     };
-    if cfg.name.is_empty() && durable {
+    if cfg.name.is_empty() && name_in_config {
         cfg.name = name.clone();
     }
     let c = Consumer::open(stream.clone(), cfg, created, store, recovered, name)?;
@@ -523,9 +533,7 @@ fn consumer_pause(
     super::api::consumer_check::set_static_consumer_metadata(&mut cfg);
     c.update_config(cfg.clone())
         .map_err(ApiError::consumer_create)?;
-    if c.is_durable() {
-        c.persist_meta().map_err(ApiError::consumer_create)?;
-    }
+    c.persist_meta().map_err(ApiError::consumer_create)?;
     let remaining = cfg.pause_until.map_or(0, |u| now.nanos_until(&u).max(0));
     if let Some(server) = js.server.upgrade() {
         let (s, _) = lookup(jsa, stream, name)?;

@@ -1020,11 +1020,13 @@ impl Job {
         .map_err(|e| fail(&e))?;
         store.write_stream_meta(&meta).map_err(|e| fail(&e))?;
         let mut ephemeral = Vec::new();
+        let mut persisted = Vec::new();
         for c in consumers {
-            if c.config.durable_name.is_empty() || c.config.mem_storage {
+            if c.config.mem_storage {
                 ephemeral.push(c);
                 continue;
             }
+            persisted.push(c.name.clone());
             let cs = store
                 .consumer_store(&c.name, Consumer::store_policy(&c.config))
                 .map_err(|e| fail(&e))?;
@@ -1055,6 +1057,14 @@ impl Job {
                 let _ = store.delete();
                 restore_failed(e)
             })?;
+        // Going live opens the consumers written above as recovery does, which logs
+        // and skips one it cannot open; a restore must have all of them.
+        if let Some(name) = persisted.iter().find(|n| stream.consumer(n).is_none()) {
+            self.withdraw(&stream);
+            return Err(restore_failed(format!(
+                "consumer {name:?} of the archive could not be opened"
+            )));
+        }
         self.add_ephemerals(&stream, ephemeral)
             .inspect_err(|_| self.withdraw(&stream))?;
         Ok(stream)

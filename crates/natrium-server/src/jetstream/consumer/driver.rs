@@ -734,31 +734,34 @@ impl Task {
     }
 
     /// Write the cycle's state changes; fsync when an ack waits for confirmation or the
-    /// last fsync is [`SYNC_EVERY`] old; then confirm acks and apply retention.
+    /// last fsync is [`SYNC_EVERY`] old; then confirm acks and apply retention. A lazy
+    /// consumer (an ephemeral's file state) is written at most once per [`SYNC_EVERY`]
+    /// (and when it stops), never fsynced here.
     async fn persist(&mut self) {
         let due = self.last_sync.elapsed() >= SYNC_EVERY;
+        let lazy = self.c.lazy_state;
         if self.dirty || (self.unsynced && due) || !self.ack_replies.is_empty() {
-            let fsync = self.c.sync_state
-                && (!self.ack_replies.is_empty() || due)
-                && (self.dirty || self.unsynced);
+            let changed = self.dirty || self.unsynced;
+            let fsync = self.c.sync_state && (!self.ack_replies.is_empty() || due) && changed;
+            let write = !fsync && if lazy { changed && due } else { self.dirty };
             let result = if fsync {
                 let store = self.c.store.clone();
                 match tokio::task::spawn_blocking(move || store.commit(true)).await {
                     Ok(r) => r.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 }
-            } else if self.dirty {
+            } else if write {
                 self.c.store.commit(false).map_err(|e| e.to_string())
             } else {
                 Ok(())
             };
             match result {
                 Ok(()) => {
-                    if fsync {
+                    if fsync || (lazy && write) {
                         self.unsynced = false;
                         self.last_sync = tokio::time::Instant::now();
                     } else if self.dirty {
-                        self.unsynced = self.c.sync_state;
+                        self.unsynced = self.c.sync_state || lazy;
                     }
                 }
                 Err(e) => {

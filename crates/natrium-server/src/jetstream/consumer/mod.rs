@@ -101,6 +101,9 @@ pub struct Consumer {
     pub store: Arc<dyn ConsumerStore>,
     /// Whether state is fsynced (file stream under `Durability::Always`).
     sync_state: bool,
+    /// Whether state is written lazily (an ephemeral's file state: at most once per
+    /// second and when it stops, so it survives a restart, not necessarily a crash).
+    pub(crate) lazy_state: bool,
     /// The rules and the state they act on.
     pub machine: Mutex<Machine>,
     /// The subject filter, compiled.
@@ -342,8 +345,14 @@ impl Consumer {
             store.set_starting(m.delivered().stream)?;
             m
         };
+        // Ephemerals' state is written (it survives a crash of the process) but not
+        // fsynced per ack: losing it to a power cut means redeliveries, and an
+        // ephemeral consumer's acks are not worth an fsync each.
+        let in_file = store.storage_type() == natrium_store::StorageType::File;
         let sync_state = matches!(stream.store.durability(), Durability::Always)
-            && store.storage_type() == natrium_store::StorageType::File;
+            && in_file
+            && !config.durable_name.is_empty();
+        let lazy_state = in_file && config.durable_name.is_empty();
         store.set_deferred(true);
         let (tx, rx) = mpsc::unbounded_channel();
         let now = now_nanos();
@@ -354,6 +363,7 @@ impl Consumer {
             created,
             store,
             sync_state,
+            lazy_state,
             machine: Mutex::new(machine),
             filter: RwLock::new(filter),
             events: tx,
@@ -385,11 +395,6 @@ impl Consumer {
     /// Whether deliveries go to a deliver subject.
     pub fn is_push(&self) -> bool {
         !self.config.read().deliver_subject.is_empty()
-    }
-
-    /// Whether the consumer survives inactivity.
-    pub fn is_durable(&self) -> bool {
-        !self.config.read().durable_name.is_empty()
     }
 
     /// Replace the configuration (already validated as an allowed update).
@@ -519,7 +524,8 @@ impl Consumer {
         }
     }
 
-    /// Persist the config (durable consumers only) in the file stream's consumer store.
+    /// Persist the config in the file stream's consumer store (a `mem_storage`
+    /// consumer's store keeps it in memory).
     /// A memory stream's consumers are not persisted: like the stream, they are gone
     /// after a restart.
     pub fn persist_meta(&self) -> Result<(), super::engine::EngineError> {
