@@ -1507,6 +1507,28 @@ async def test_republish(js_server):
         assert await republished(sub, None) == []
 
 
+@async_test()
+async def test_republished_delete_marker_names_the_expired_message(js_server):
+    """A subject delete marker left by max_age is republished with `Nats-Last-Sequence`
+    = the sequence of the message that expired (nats-server 2.15.1; natrium sent 0)."""
+    async with client(js_server) as c, client(js_server) as sub:
+        await sub.c.send(b"SUB rp.> 7\r\n")
+        await sub.sync()
+        got = json.loads(await c.api("STREAM.CREATE.E", {
+            "name": "E", "subjects": ["e.>"], "max_age": 1_000_000_000,
+            "allow_msg_ttl": True, "subject_delete_marker_ttl": 1_000_000_000,
+            "republish": {"src": ">", "dest": "rp.>"}}))
+        assert "error" not in got, got
+        await c.pub_ack("e.a", "1")
+        await c.pub_ack("e.a", "2")
+        assert [(s, h) for s, h, _ in await republished(sub, 2)] == [
+            ("rp.e.a", rp_hdrs("E", "e.a", 1, 0)), ("rp.e.a", rp_hdrs("E", "e.a", 2, 1))]
+        marker = [("Nats-Marker-Reason", "MaxAge"), ("Nats-TTL", "1s"), ("Nats-Rollup", "sub")]
+        got = await republished(sub, 1)
+        assert [(s, h, b) for s, h, b in got] == [
+            ("rp.e.a", rp_hdrs("E", "e.a", 3, 2, first=marker), b"")]
+
+
 # =========================================================================================
 # Message counters (allow_msg_counter, Nats-Incr)
 # =========================================================================================

@@ -618,7 +618,7 @@ pub fn max_age_expiry<H: Harness>(h: &mut H) {
     assert_eq!(s.next_expiry(), Some(T0 + 13_000_000_000));
     let rep = s.expire(T0 + 100_000_000_000).unwrap();
     assert_eq!(rep.removed, 2);
-    assert_eq!(rep.emptied_subjects, vec!["age".to_string()]);
+    assert_eq!(rep.emptied_subjects, vec![("age".to_string(), 6)]);
     let st = s.state();
     assert_eq!((st.msgs, st.first_seq, st.last_seq), (1, 4, 6));
     assert_eq!(s.next_expiry(), None);

@@ -692,7 +692,7 @@ impl<T> StreamIndex<T> {
                 rep.removed += 1;
                 rep.bytes += e.size;
                 if let Some(name) = emptied {
-                    rep.emptied_subjects.push(name.to_string());
+                    rep.emptied_subjects.push((name.to_string(), seq));
                 }
                 removed.push((seq, e));
             }

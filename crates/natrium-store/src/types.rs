@@ -205,8 +205,9 @@ pub struct ExpireReport {
     pub removed: u64,
     /// Accounted bytes removed.
     pub bytes: u64,
-    /// Subjects that lost their last message (for subject delete markers).
-    pub emptied_subjects: Vec<String>,
+    /// Subjects that lost their last message (for subject delete markers), each with
+    /// the sequence of that message (a marker's `Nats-Last-Sequence` when republished).
+    pub emptied_subjects: Vec<(String, u64)>,
 }
 
 /// Source of timestamps for stored messages. Tests inject a manual clock.

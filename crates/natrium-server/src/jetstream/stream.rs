@@ -598,7 +598,7 @@ impl Stream {
                 _ = sleep => {
                     let now = now_nanos();
                     if let Ok(rep) = self.store.expire(now) {
-                        self.subject_delete_markers(&rep.emptied_subjects, &mut state.marker_last);
+                        self.subject_delete_markers(&rep.emptied_subjects, &mut state);
                         if rep.removed > 0 {
                             self.wake_consumers();
                         }
@@ -657,12 +657,13 @@ impl Stream {
     /// delete). A subject whose expiring last message was itself a marker (ours, or a KV
     /// purge marker, `KV-Operation: PURGE`) gets none, as in nats-server
     /// (`isSubjectDeleteMarker`); `marker_last` holds the subjects whose newest message is
-    /// such a marker (see [`TaskState::marker_last`]).
-    fn subject_delete_markers(&self, emptied: &[String], marker_last: &mut HashSet<String>) {
+    /// such a marker (see [`TaskState::marker_last`]). Each marker's `Nats-Last-Sequence`,
+    /// when republished, is the expired message's sequence ([`TaskState::marker_prev`]).
+    fn subject_delete_markers(&self, emptied: &[(String, u64)], state: &mut TaskState) {
         let ttl = self.config.read().subject_delete_marker_ttl;
         if ttl <= 0 || emptied.is_empty() {
-            for subject in emptied {
-                marker_last.remove(subject);
+            for (subject, _) in emptied {
+                state.marker_last.remove(subject);
             }
             return;
         }
@@ -671,16 +672,20 @@ impl Stream {
             "NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: {}\r\nNats-Rollup: sub\r\n\r\n",
             super::api::time::go_duration_string(secs.max(1) * 1_000_000_000)
         );
-        for subject in emptied {
-            if marker_last.remove(subject) {
+        let republishes = self.config.read().republish.is_some();
+        for (subject, seq) in emptied {
+            if state.marker_last.remove(subject) {
                 continue;
             }
-            let _ = self.enqueue(PubMsg {
+            let queued = self.enqueue(PubMsg {
                 subject: subject.as_bytes(),
                 reply: None,
                 headers: Some(hdr.as_bytes()),
                 payload: b"",
             });
+            if queued.is_ok() && republishes {
+                state.marker_prev.insert(subject.clone(), *seq);
+            }
         }
     }
 
@@ -1017,6 +1022,17 @@ impl Stream {
                 .ok()
                 .and_then(|f| self.store.load_last_written(&f).ok())
                 .map_or(0, |msg| msg.seq);
+            // A delete marker follows the expired message it stands for.
+            let expired = if state.marker_prev.is_empty() {
+                None
+            } else {
+                state.marker_prev.remove(subject)
+            };
+            let last = if last == 0 {
+                expired.unwrap_or(0)
+            } else {
+                last
+            };
             Some((rp, to, last))
         });
         // A counter stores the subject's new total instead of the (empty) payload.
@@ -1278,6 +1294,11 @@ struct TaskState {
     /// marker. When expiry empties a subject it took that newest message, so membership
     /// says whether the expired message was a marker (which leaves no new marker).
     marker_last: HashSet<String>,
+    /// Delete markers queued by expiry and not yet stored, with the sequence of the
+    /// expired message each stands for: republish sends it as `Nats-Last-Sequence`, as
+    /// nats-server does (the subject holds nothing else by then). Only while the stream
+    /// republishes.
+    marker_prev: HashMap<String, u64>,
 }
 
 impl TaskState {
@@ -1325,6 +1346,7 @@ impl TaskState {
             dedup,
             last_msg_id,
             marker_last,
+            marker_prev: HashMap::new(),
         }
     }
 }
