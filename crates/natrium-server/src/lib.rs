@@ -17,5 +17,6 @@ pub mod options;
 pub mod protocol;
 pub mod server;
 pub mod signals;
+pub mod subject_mapping;
 pub mod sublist;
 pub mod system;

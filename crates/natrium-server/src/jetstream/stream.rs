@@ -33,11 +33,12 @@ use super::api::time::Timestamp;
 use super::consumer::Consumer;
 use super::counter;
 use super::headers;
-use crate::account::{Account, map_subject};
+use crate::account::Account;
 use crate::client::deliver::{DeliveryCtx, Publisher};
 use crate::client::subscription::{InternalHandler, Subscription};
 use crate::protocol::PubMsg;
 use crate::server::ServerShared;
+use crate::subject_mapping::map_subject;
 use crate::sublist::subject_matches;
 use natrium_store::{
     DiscardPolicy as StoreDiscard, Durability, StoreConfig, StoreError, StreamStore, SubjectFilter,

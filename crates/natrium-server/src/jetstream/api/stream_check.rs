@@ -26,7 +26,7 @@ use super::{
     MAX_DESCRIPTION_LEN, MAX_METADATA_LEN, MAX_NAME_LEN, META_REQUIRED_LEVEL, ServerLimits,
 };
 use super::{delete_dynamic_metadata, go_json::go_quote, is_valid_asset_name};
-use crate::account::check_transform_dest;
+use crate::subject_mapping::{check_transform_dest, transform_dest_error};
 use crate::sublist::{
     is_valid_subject, subject_is_literal, subject_is_subset_match, subjects_collide,
 };
@@ -79,88 +79,6 @@ fn transform_ok(src: &str, dest: &str) -> bool {
         return true;
     }
     is_valid_subject(dest.as_bytes())
-}
-
-/// Mapping functions nats-server knows besides `wildcard` (natrium refuses them later as
-/// not supported yet, 10052; anything else is an unknown function, 10156).
-const OTHER_MAPPING_FUNCTIONS: &[&str] = &[
-    "partition",
-    "splitfromleft",
-    "splitfromright",
-    "slicefromleft",
-    "slicefromright",
-    "split",
-    "left",
-    "right",
-    "random",
-];
-
-/// Why nats-server's `NewSubjectTransform` refuses a subject transform's destination
-/// (the text after `stream transform: `), or `None`. The destination may use as many `*`
-/// as the source has and a `>` only if the source ends with one; `$n` and
-/// `{{wildcard(n)}}` name one of the source's `*` (1-based); tokens are not empty. An
-/// empty destination is no transform at all.
-pub fn transform_dest_error(src: &str, dest: &str) -> Option<String> {
-    if dest.is_empty() {
-        return None;
-    }
-    let mapping = |why: String| Some(format!("invalid mapping destination: {why}"));
-    if src.is_empty() {
-        // The whole subject (`>`): a `>` takes it; nothing else can name a part of it.
-        let names_a_part = dest
-            .split('.')
-            .any(|t| t == "*" || t.starts_with('$') || t.starts_with("{{"));
-        return names_a_part.then(|| "invalid subject".to_string());
-    }
-    let stars = src.split('.').filter(|t| *t == "*").count();
-    let src_gt = src.ends_with(".>") || src == ">";
-    let mut dest_stars = 0usize;
-    for tok in dest.split('.') {
-        if tok.is_empty() {
-            return mapping("invalid transform".to_string());
-        }
-        let index = if let Some(inner) = tok.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) {
-            let inner: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
-            let lower = inner.to_ascii_lowercase();
-            let Some((name, args)) = lower.split_once('(') else {
-                return mapping(format!("unknown function in {tok}"));
-            };
-            if name != "wildcard" {
-                if OTHER_MAPPING_FUNCTIONS.contains(&name) {
-                    continue;
-                }
-                return mapping(format!("unknown function in {tok}"));
-            }
-            match args.strip_suffix(')').and_then(|a| a.parse::<i64>().ok()) {
-                Some(n) => n,
-                None => {
-                    return mapping(format!(
-                        "function argument is invalid or in the wrong format in {tok}"
-                    ));
-                }
-            }
-        } else if let Some(n) = tok.strip_prefix('$').and_then(|d| d.parse::<i64>().ok()) {
-            // `$0` is left as nats-server leaves it.
-            if n == 0 {
-                continue;
-            }
-            n
-        } else {
-            match tok {
-                "*" => dest_stars += 1,
-                ">" if !src_gt => return Some("invalid subject".to_string()),
-                _ => {}
-            }
-            continue;
-        };
-        if index < 1 || index as usize > stars {
-            return mapping(format!("wildcard index out of range in {tok}: [{index}]"));
-        }
-    }
-    if dest_stars > stars {
-        return Some("invalid subject".to_string());
-    }
-    None
 }
 
 /// Fills the defaults nats-server stores for a new stream config, without validating
@@ -990,64 +908,4 @@ pub fn with_dynamic_stream_metadata(cfg: &StreamConfig) -> StreamConfig {
     let mut c = cfg.clone();
     c.metadata = super::with_dynamic_metadata(&cfg.metadata);
     c
-}
-
-#[cfg(test)]
-mod transform_tests {
-    use super::transform_dest_error;
-
-    #[test]
-    fn transform_destinations_are_checked_as_nats_server_checks_them() {
-        // Accepted: references in range, as many `*`, a `>` with a `>`, no destination.
-        for (src, dest) in [
-            ("a.*", "p.$1"),
-            ("a.*.*", "p.{{wildcard(2)}}.$1"),
-            ("a.*", "p.*"),
-            ("a.>", "p.>"),
-            ("a.*", ""),
-            ("a.*", "p.{{partition(3,1)}}"),
-            ("", "z.>"),
-        ] {
-            assert_eq!(transform_dest_error(src, dest), None, "{src} -> {dest}");
-        }
-        // Refused, with nats-server 2.15.1's texts (after `stream transform: `).
-        for (src, dest, why) in [
-            (
-                "a.*",
-                "p.$2",
-                "invalid mapping destination: wildcard index out of range in $2: [2]",
-            ),
-            (
-                "a.*",
-                "p.{{wildcard(3)}}",
-                "invalid mapping destination: wildcard index out of range in {{wildcard(3)}}: [3]",
-            ),
-            (
-                "a.*",
-                "p.{{wildcard(x)}}",
-                "invalid mapping destination: function argument is invalid or in the wrong format in {{wildcard(x)}}",
-            ),
-            (
-                "a.*",
-                "p.{{nope(1)}}",
-                "invalid mapping destination: unknown function in {{nope(1)}}",
-            ),
-            (
-                "a.*",
-                "p..x",
-                "invalid mapping destination: invalid transform",
-            ),
-            ("a.*", "p.*.*", "invalid subject"),
-            ("a.*", "p.>", "invalid subject"),
-            ("a.>", "p.*", "invalid subject"),
-            ("", "q.$1", "invalid subject"),
-            ("", "q.*", "invalid subject"),
-        ] {
-            assert_eq!(
-                transform_dest_error(src, dest).as_deref(),
-                Some(why),
-                "{src} -> {dest}"
-            );
-        }
-    }
 }

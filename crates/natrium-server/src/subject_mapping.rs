@@ -1,0 +1,469 @@
+//! Subject mappings: import `to` subjects, stream `subject_transform` and `republish`
+//! destinations.
+//!
+//! Why one module: nats-server has a single subject-transform language (`*`, `>`, `$n`,
+//! `{{wildcard(n)}}` and other `{{function(..)}}`s), and three places here read it:
+//! imports (mapping every routed message, and checked when the config loads), stream
+//! transforms and republish (checked on STREAM.CREATE/UPDATE with nats-server's error
+//! texts). Each reads a destination token through [`DestToken::of`], so `{{ Wildcard( 2 ) }}`
+//! or `$0` mean the same thing everywhere; the callers differ only in what they accept.
+
+/// Mapping functions nats-server knows besides `wildcard` (natrium refuses them as not
+/// supported yet, 10052; anything else is an unknown function, 10156).
+const OTHER_MAPPING_FUNCTIONS: &[&str] = &[
+    "partition",
+    "splitfromleft",
+    "splitfromright",
+    "slicefromleft",
+    "slicefromright",
+    "split",
+    "left",
+    "right",
+    "random",
+];
+
+/// One token of a mapping destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestToken<'a> {
+    /// `*`: the source's next `*` match, in order.
+    Star,
+    /// `>`: what the source's `>` matched.
+    Rest,
+    /// `$n` as written (`$0` and `$-1` included: callers judge the range).
+    Dollar(i64),
+    /// `{{wildcard(n)}}` (case and spaces inside the braces ignored, as nats-server).
+    Wildcard(i64),
+    /// `{{name(..)}}` of a mapping function nats-server knows besides `wildcard`.
+    OtherFunction,
+    /// `{{..}}` naming no known function (or not a call at all).
+    UnknownFunction,
+    /// `{{wildcard(..)}}` whose argument is not a number.
+    BadArgument,
+    /// Anything else, copied as is (`$x` and `a{{b` included).
+    Literal(&'a str),
+}
+
+impl<'a> DestToken<'a> {
+    /// Classifies one token. Allocates only for `{{..}}` tokens.
+    pub fn of(tok: &'a str) -> DestToken<'a> {
+        match tok {
+            "*" => return DestToken::Star,
+            ">" => return DestToken::Rest,
+            _ => {}
+        }
+        if let Some(n) = tok.strip_prefix('$').and_then(|d| d.parse::<i64>().ok()) {
+            return DestToken::Dollar(n);
+        }
+        let Some(inner) = tok.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) else {
+            return DestToken::Literal(tok);
+        };
+        let inner: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
+        let lower = inner.to_ascii_lowercase();
+        let Some((name, args)) = lower.split_once('(') else {
+            return DestToken::UnknownFunction;
+        };
+        if name == "wildcard" {
+            return match args.strip_suffix(')').and_then(|a| a.parse::<i64>().ok()) {
+                Some(n) => DestToken::Wildcard(n),
+                None => DestToken::BadArgument,
+            };
+        }
+        if OTHER_MAPPING_FUNCTIONS.contains(&name) {
+            DestToken::OtherFunction
+        } else {
+            DestToken::UnknownFunction
+        }
+    }
+
+    /// The source `*` this token takes (1-based) when it is a reference to one: `$n` or
+    /// `{{wildcard(n)}}` with `n` ≥ 1.
+    pub fn wildcard_ref(self) -> Option<usize> {
+        match self {
+            DestToken::Dollar(n) | DestToken::Wildcard(n) if n >= 1 => usize::try_from(n).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Subject transform for imports: a literal prefix, or a `to` subject whose wildcards
+/// (`*`, `>`) and `$N` references are filled from the source subject's wildcard tokens.
+#[derive(Debug, Clone)]
+pub enum Transform {
+    /// Keep the subject.
+    Same,
+    /// `prefix.subject`.
+    Prefix(String),
+    /// Map the source pattern onto `to`.
+    Map {
+        /// Source pattern.
+        from: String,
+        /// Destination pattern.
+        to: String,
+    },
+}
+
+impl Transform {
+    /// Apply to a published subject that matched the source pattern.
+    pub fn apply(&self, subject: &[u8]) -> Vec<u8> {
+        match self {
+            Transform::Same => subject.to_vec(),
+            Transform::Prefix(p) => {
+                let mut out = Vec::with_capacity(p.len() + 1 + subject.len());
+                out.extend_from_slice(p.as_bytes());
+                out.push(b'.');
+                out.extend_from_slice(subject);
+                out
+            }
+            Transform::Map { from, to } => map_subject(from, to, subject),
+        }
+    }
+}
+
+/// Maps `subject` (which matched the pattern `from`) onto `to`, as nats-server's subject
+/// transforms do: a `*` token in `to` takes the next `*` match of `from`, in order; `$n`
+/// and `{{wildcard(n)}}` take the `n`th `*` match (1-based, counting `*` tokens only);
+/// a `>` takes what `from`'s `>` matched (the rest of the subject).
+pub fn map_subject(from: &str, to: &str, subject: &[u8]) -> Vec<u8> {
+    let src: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
+    let mut stars: Vec<&[u8]> = Vec::new();
+    let mut rest: Vec<u8> = Vec::new();
+    for (i, tok) in from.split('.').enumerate() {
+        match tok {
+            "*" => stars.push(src.get(i).copied().unwrap_or_default()),
+            ">" => rest = src.get(i..).map(|r| r.join(&b'.')).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    let mut next = 0usize;
+    let mut out: Vec<u8> = Vec::with_capacity(to.len() + subject.len());
+    for (i, tok) in to.split('.').enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        let t = DestToken::of(tok);
+        match t {
+            DestToken::Star => {
+                out.extend_from_slice(stars.get(next).copied().unwrap_or_default());
+                next += 1;
+            }
+            DestToken::Rest => out.extend_from_slice(&rest),
+            _ => match t.wildcard_ref() {
+                Some(n) => out.extend_from_slice(stars.get(n - 1).copied().unwrap_or_default()),
+                None => out.extend_from_slice(tok.as_bytes()),
+            },
+        }
+    }
+    out
+}
+
+/// Checks an import's `to` mapping of `from` as nats-server does when it loads the
+/// config: references name existing `*` wildcards of `from`, and every one of them is
+/// used (else nats-server refuses: "not using all of the token wildcard(s)"); a `>` in
+/// `from` needs one in `to`.
+pub fn check_import_mapping(from: &str, to: &str) -> Result<(), String> {
+    let stars = from.split('.').filter(|t| *t == "*").count();
+    let mut used = vec![false; stars];
+    let mut next = 0usize;
+    for tok in to.split('.') {
+        let t = DestToken::of(tok);
+        let n = match t {
+            DestToken::Star => {
+                next += 1;
+                next
+            }
+            DestToken::Rest => continue,
+            DestToken::Literal(l) if !l.starts_with('$') && !l.contains("{{") => continue,
+            _ => match t.wildcard_ref() {
+                Some(n) => n,
+                None => return Err(format!("unknown mapping function {tok:?} in {to}")),
+            },
+        };
+        match used.get_mut(n - 1) {
+            Some(u) => *u = true,
+            None => return Err(format!("wildcard index {n} out of range in {to}")),
+        }
+    }
+    if used.iter().any(|u| !u) {
+        return Err(format!("not using all of the token wildcard(s) in {to}"));
+    }
+    if from.ends_with('>') != to.split('.').any(|t| t == ">") {
+        return Err(format!("the full wildcard of {from} and {to} must match"));
+    }
+    Ok(())
+}
+
+/// For a service import whose `to` (what importers publish to) names `subject`'s
+/// wildcards: the pattern importers' requests match (each reference becomes `*`), and
+/// the mapping from it back onto the exporter's subject (each `*` of `subject` becomes a
+/// reference to the local wildcard that carries it). `local.$1.x` for `svc.*` gives
+/// `local.*.x` and `svc.$1`.
+pub fn reverse_import_mapping(subject: &str, to: &str) -> (String, String) {
+    // Which `subject` wildcard each local `*` carries (1-based), in order.
+    let mut carries: Vec<usize> = Vec::new();
+    let mut next = 0usize;
+    let local: Vec<&str> = to
+        .split('.')
+        .map(|tok| {
+            let t = DestToken::of(tok);
+            if t == DestToken::Star {
+                next += 1;
+                carries.push(next);
+                return "*";
+            }
+            match t.wildcard_ref() {
+                Some(n) => {
+                    carries.push(n);
+                    "*"
+                }
+                None => tok,
+            }
+        })
+        .collect();
+    let mut k = 0usize;
+    let back: Vec<String> = subject
+        .split('.')
+        .map(|tok| {
+            if tok != "*" {
+                return tok.to_string();
+            }
+            k += 1;
+            match carries.iter().position(|&c| c == k) {
+                Some(j) => format!("${}", j + 1),
+                None => "*".to_string(),
+            }
+        })
+        .collect();
+    (local.join("."), back.join("."))
+}
+
+/// Whether every mapping function in a transform destination is one [`Transform`]
+/// implements (`$n` and `{{wildcard(n)}}`); `Err` names the first that is not.
+pub fn check_transform_dest(dest: &str) -> Result<(), String> {
+    for tok in dest.split('.') {
+        if tok.contains("{{") && DestToken::of(tok).wildcard_ref().is_none() {
+            return Err(tok.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Why nats-server's `NewSubjectTransform` refuses a subject transform's destination
+/// (the text after `stream transform: `), or `None`. The destination may use as many `*`
+/// as the source has and a `>` only if the source ends with one; `$n` and
+/// `{{wildcard(n)}}` name one of the source's `*` (1-based); tokens are not empty. An
+/// empty destination is no transform at all.
+pub fn transform_dest_error(src: &str, dest: &str) -> Option<String> {
+    if dest.is_empty() {
+        return None;
+    }
+    let mapping = |why: String| Some(format!("invalid mapping destination: {why}"));
+    if src.is_empty() {
+        // The whole subject (`>`): a `>` takes it; nothing else can name a part of it.
+        let names_a_part = dest
+            .split('.')
+            .any(|t| t == "*" || t.starts_with('$') || t.starts_with("{{"));
+        return names_a_part.then(|| "invalid subject".to_string());
+    }
+    let stars = src.split('.').filter(|t| *t == "*").count();
+    let src_gt = src.ends_with(".>") || src == ">";
+    let mut dest_stars = 0usize;
+    for tok in dest.split('.') {
+        if tok.is_empty() {
+            return mapping("invalid transform".to_string());
+        }
+        let index = match DestToken::of(tok) {
+            DestToken::Wildcard(n) => n,
+            // `$0` is left as nats-server leaves it.
+            DestToken::Dollar(0) => continue,
+            DestToken::Dollar(n) => n,
+            DestToken::OtherFunction | DestToken::Literal(_) => continue,
+            DestToken::UnknownFunction => return mapping(format!("unknown function in {tok}")),
+            DestToken::BadArgument => {
+                return mapping(format!(
+                    "function argument is invalid or in the wrong format in {tok}"
+                ));
+            }
+            DestToken::Star => {
+                dest_stars += 1;
+                continue;
+            }
+            DestToken::Rest if !src_gt => return Some("invalid subject".to_string()),
+            DestToken::Rest => continue,
+        };
+        if index < 1 || index as usize > stars {
+            return mapping(format!("wildcard index out of range in {tok}: [{index}]"));
+        }
+    }
+    if dest_stars > stars {
+        return Some("invalid subject".to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_classified_once_for_everyone() {
+        assert_eq!(DestToken::of("*"), DestToken::Star);
+        assert_eq!(DestToken::of(">"), DestToken::Rest);
+        assert_eq!(DestToken::of("$2"), DestToken::Dollar(2));
+        assert_eq!(DestToken::of("$0").wildcard_ref(), None);
+        assert_eq!(DestToken::of("$x"), DestToken::Literal("$x"));
+        assert_eq!(DestToken::of("{{ Wildcard( 3 ) }}"), DestToken::Wildcard(3));
+        assert_eq!(DestToken::of("{{wildcard(3)}}").wildcard_ref(), Some(3));
+        assert_eq!(DestToken::of("{{wildcard(x)}}"), DestToken::BadArgument);
+        assert_eq!(DestToken::of("{{split(1,-)}}"), DestToken::OtherFunction);
+        assert_eq!(DestToken::of("{{nope(1)}}"), DestToken::UnknownFunction);
+        assert_eq!(DestToken::of("{{nope}}"), DestToken::UnknownFunction);
+        assert_eq!(DestToken::of("a{{b"), DestToken::Literal("a{{b"));
+    }
+
+    #[test]
+    fn transforms() {
+        assert_eq!(Transform::Same.apply(b"a.b"), b"a.b");
+        assert_eq!(
+            Transform::Prefix("from_a".into()).apply(b"pub.x"),
+            b"from_a.pub.x"
+        );
+        let t = Transform::Map {
+            from: "svc.*.*".into(),
+            to: "local.$2.$1".into(),
+        };
+        assert_eq!(t.apply(b"svc.a.b"), b"local.b.a");
+        // `>` takes what `>` matched; `$n` counts `*` tokens only.
+        let t = Transform::Map {
+            from: "ev.*.>".into(),
+            to: "mine.$1.>".into(),
+        };
+        assert_eq!(t.apply(b"ev.k.z.w"), b"mine.k.z.w");
+        let t = Transform::Map {
+            from: "ev.*.>".into(),
+            to: "m.{{wildcard(1)}}.$1.>".into(),
+        };
+        assert_eq!(t.apply(b"ev.k.z.w"), b"m.k.k.z.w");
+        let t = Transform::Map {
+            from: "orders.*".into(),
+            to: "imported.*".into(),
+        };
+        assert_eq!(t.apply(b"orders.1"), b"imported.1");
+        let t = Transform::Map {
+            from: "svc.x".into(),
+            to: "local.x".into(),
+        };
+        assert_eq!(t.apply(b"svc.x"), b"local.x");
+        // Not references: copied as they are.
+        let t = Transform::Map {
+            from: "a.*".into(),
+            to: "b.$0.$x.$1".into(),
+        };
+        assert_eq!(t.apply(b"a.k"), b"b.$0.$x.k");
+    }
+
+    #[test]
+    fn import_mappings_are_checked_as_nats_server_does() {
+        assert!(check_import_mapping("ev.*.>", "mine.$1.>").is_ok());
+        assert!(check_import_mapping("ev.*.*", "mine.$2.$1").is_ok());
+        assert!(check_import_mapping("ev.*", "mine.{{wildcard(1)}}.x").is_ok());
+        assert!(check_import_mapping("ev.*.>", "mine.*.>").is_ok());
+        let e = check_import_mapping("ev.*.>", "mine.>").unwrap_err();
+        assert!(e.contains("not using all of the token wildcard(s)"), "{e}");
+        assert!(check_import_mapping("ev.*", "mine.$2").is_err());
+        assert!(check_import_mapping("ev.*", "mine.{{split(1,-)}}").is_err());
+        assert!(check_import_mapping("ev.*", "mine.$1.$x").is_err());
+        assert!(check_import_mapping("ev.*", "mine.$1.a{{b").is_err());
+        assert!(check_import_mapping("ev.>", "mine.x").is_err());
+    }
+
+    #[test]
+    fn service_imports_map_requests_back() {
+        let (local, back) = reverse_import_mapping("svc.*", "local.$1.x");
+        assert_eq!((local.as_str(), back.as_str()), ("local.*.x", "svc.$1"));
+        let t = Transform::Map {
+            from: local,
+            to: back,
+        };
+        assert_eq!(t.apply(b"local.k.x"), b"svc.k");
+        let (local, back) =
+            reverse_import_mapping("ev.*.*", "mine.{{wildcard(2)}}.{{wildcard(1)}}");
+        assert_eq!((local.as_str(), back.as_str()), ("mine.*.*", "ev.$2.$1"));
+        let t = Transform::Map {
+            from: local,
+            to: back,
+        };
+        assert_eq!(t.apply(b"mine.z.k"), b"ev.k.z");
+        let (local, back) = reverse_import_mapping("ev.*.>", "mine.$1.>");
+        let t = Transform::Map {
+            from: local,
+            to: back,
+        };
+        assert_eq!(t.apply(b"mine.k.z.w"), b"ev.k.z.w");
+    }
+
+    #[test]
+    fn only_wildcard_functions_are_implemented() {
+        assert!(check_transform_dest("p.$1.{{wildcard(2)}}.x").is_ok());
+        assert_eq!(
+            check_transform_dest("p.{{split(1,-)}}"),
+            Err("{{split(1,-)}}".to_string())
+        );
+        assert!(check_transform_dest("p.{{wildcard(0)}}").is_err());
+    }
+
+    #[test]
+    fn transform_destinations_are_checked_as_nats_server_checks_them() {
+        // Accepted: references in range, as many `*`, a `>` with a `>`, no destination.
+        for (src, dest) in [
+            ("a.*", "p.$1"),
+            ("a.*.*", "p.{{wildcard(2)}}.$1"),
+            ("a.*", "p.*"),
+            ("a.>", "p.>"),
+            ("a.*", ""),
+            ("a.*", "p.{{partition(3,1)}}"),
+            ("a.*", "p.$0"),
+            ("", "z.>"),
+        ] {
+            assert_eq!(transform_dest_error(src, dest), None, "{src} -> {dest}");
+        }
+        // Refused, with nats-server 2.15.1's texts (after `stream transform: `).
+        for (src, dest, why) in [
+            (
+                "a.*",
+                "p.$2",
+                "invalid mapping destination: wildcard index out of range in $2: [2]",
+            ),
+            (
+                "a.*",
+                "p.{{wildcard(3)}}",
+                "invalid mapping destination: wildcard index out of range in {{wildcard(3)}}: [3]",
+            ),
+            (
+                "a.*",
+                "p.{{wildcard(x)}}",
+                "invalid mapping destination: function argument is invalid or in the wrong format in {{wildcard(x)}}",
+            ),
+            (
+                "a.*",
+                "p.{{nope(1)}}",
+                "invalid mapping destination: unknown function in {{nope(1)}}",
+            ),
+            (
+                "a.*",
+                "p..x",
+                "invalid mapping destination: invalid transform",
+            ),
+            ("a.*", "p.*.*", "invalid subject"),
+            ("a.*", "p.>", "invalid subject"),
+            ("a.>", "p.*", "invalid subject"),
+            ("", "q.$1", "invalid subject"),
+            ("", "q.*", "invalid subject"),
+        ] {
+            assert_eq!(
+                transform_dest_error(src, dest).as_deref(),
+                Some(why),
+                "{src} -> {dest}"
+            );
+        }
+    }
+}
