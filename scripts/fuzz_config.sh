@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bounded fuzz run of the NATS config-file parser and the options it builds, with
 # cargo-fuzz (libFuzzer). Usage: scripts/fuzz_config.sh [SECONDS]   (default 30)
-# Seeds: the config fixtures of the server's tests and the ones under tests/python.
+# Seeds: the config fixtures of the server's tests and one inline config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}

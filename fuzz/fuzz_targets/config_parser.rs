@@ -1,8 +1,9 @@
 //! Fuzz the NATS config-file parser and the step that turns its map into server options:
 //! any text must give a map or an error (never a panic, never unbounded work), and a map
-//! must give options or an error. Includes resolve in a folder that does not exist and
-//! environment variables are never set, so a run reads no file and depends on nothing
-//! outside the input.
+//! must give options or an error. Relative includes resolve in a folder that does not
+//! exist and environment variables are never set; an absolute include is read as it is,
+//! but only a regular file of bounded size (`conf::read_config_file`), so `/dev/zero` or
+//! `/dev/stdin` is an error, not a hang.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

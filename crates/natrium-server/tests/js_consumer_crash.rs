@@ -877,3 +877,78 @@ async fn interest_consumer_survives_sigkill() {
     assert_eq!(info.state.last_sequence, sc.n, "interest stream last_seq");
     assert_clean(&sc, out);
 }
+
+/// An ephemeral consumer of a file stream across SIGKILL: its state is snapshotted into
+/// its files at most a second after a change (not fsynced per ack), so once a second has
+/// passed after the last ack a killed server comes back with the consumer, its config
+/// and that state; nothing acked is delivered again, nothing unacked is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_consumer_state_survives_sigkill_after_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = (dir.path().join("store"), dir.path().join("server.log"));
+    let mut server = start(&store, &log);
+    let (client, js) = connect(&server).await;
+    js.create_stream(stream::Config {
+        name: "EPH".into(),
+        subjects: vec!["eph.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 1..=10u64 {
+        js.publish(format!("eph.{i}"), payload_for(i).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let made = js_crash_support::api(
+        &client,
+        "$JS.API.CONSUMER.CREATE.EPH.W".into(),
+        serde_json::json!({"stream_name": "EPH", "config": {
+            "name": "W", "ack_policy": "explicit", "inactive_threshold": 60_000_000_000u64,
+            "ack_wait": 30_000_000_000u64}})
+        .to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(made.get("error").is_none(), "{made}");
+    let st = js.get_stream("EPH").await.unwrap();
+    let c: consumer::PullConsumer = st.get_consumer("W").await.unwrap();
+    let mut msgs = c.fetch().max_messages(6).messages().await.unwrap();
+    while let Some(m) = msgs.next().await {
+        let m = m.unwrap();
+        let seq = m.info().unwrap().stream_sequence;
+        if seq <= 4 {
+            m.ack().await.unwrap();
+        }
+    }
+    // The acks are handled (plain acks are not answered: poll), then a snapshot is due
+    // within a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut c2 = c.clone();
+    while c2.info().await.unwrap().ack_floor.stream_sequence != 4 {
+        assert!(Instant::now() < deadline, "the acks were not handled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    drop((c, c2, st, js, client));
+    server.sigkill();
+
+    let server = start(&store, &log);
+    let (client, _js) = connect(&server).await;
+    let info = js_crash_support::api(&client, "$JS.API.CONSUMER.INFO.EPH.W".into(), String::new())
+        .await
+        .unwrap();
+    assert!(info.get("error").is_none(), "the ephemeral is gone: {info}");
+    assert_eq!(info["config"]["name"], "W", "{info}");
+    assert_eq!(
+        info["config"]["inactive_threshold"], 60_000_000_000u64,
+        "{info}"
+    );
+    assert_eq!(info["delivered"]["stream_seq"], 6, "{info}");
+    assert_eq!(info["ack_floor"]["stream_seq"], 4, "{info}");
+    assert_eq!(info["num_ack_pending"], 2, "{info}");
+    assert_eq!(info["num_pending"], 4, "{info}");
+    drop(server);
+}

@@ -53,6 +53,39 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// Largest config file (or included file) read. Config files are kilobytes; the bound
+/// keeps a mistyped path (`include "/dev/zero"`, a log file) from eating memory.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a config file: a regular file of at most [`MAX_CONFIG_FILE_BYTES`] (a device,
+/// FIFO or directory is refused rather than read forever or blocked on).
+pub(crate) fn read_config_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > MAX_CONFIG_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_FILE_BYTES} bytes"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(MAX_CONFIG_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_FILE_BYTES} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Parses the config file at `path`, resolving `$VARIABLES` from the process environment
 /// and includes relative to the file's directory.
 ///
@@ -68,7 +101,7 @@ pub fn parse_file(path: &Path) -> Result<Map, ConfError> {
 /// # Errors
 /// As [`parse_file`].
 pub fn parse_file_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Map, ConfError> {
-    let bytes = std::fs::read(path).map_err(|e| ConfError {
+    let bytes = read_config_file(path).map_err(|e| ConfError {
         file: Some(path.to_path_buf()),
         line: 0,
         column: 0,

@@ -555,7 +555,7 @@ impl<'src, 'sh, 'e> Parser<'src, 'sh, 'e> {
                 format!("include cycle: {} is already being parsed", path.display()),
             ));
         }
-        let bytes = std::fs::read(&path).map_err(|e| {
+        let bytes = super::read_config_file(&path).map_err(|e| {
             include_error(
                 self,
                 ConfErrorKind::Io,

@@ -1493,3 +1493,33 @@ fn duration_and_size_strings_never_panic() {
     }
     assert!(ok > 100 && failed > 100, "ok={ok} failed={failed}");
 }
+
+#[test]
+fn includes_read_only_bounded_regular_files() {
+    // A device or a directory is refused at once (not read forever, not blocked on).
+    for (path, why) in [
+        ("/dev/zero", "not a regular file"),
+        ("/dev/null", "not a regular file"),
+        ("/tmp", "not a regular file"),
+    ] {
+        let text = format!("include '{path}'\n");
+        let e = parse_str_in_dir(&text, &fixtures(), &no_env).expect_err(path);
+        assert_eq!(e.kind, ConfErrorKind::Io, "{path}: {e}");
+        assert!(e.message.contains(why), "{path}: {e}");
+    }
+    // A file past the size bound is refused by its size, before it is read.
+    let dir = temp_dir("big");
+    let big = dir.join("big.conf");
+    let f = std::fs::File::create(&big).expect("create");
+    f.set_len(super::MAX_CONFIG_FILE_BYTES + 1).expect("grow");
+    let e = parse_str_in_dir(
+        &format!("include '{}'\n", big.display()),
+        &fixtures(),
+        &no_env,
+    )
+    .expect_err("too big");
+    assert!(e.message.contains("larger than"), "{e}");
+    let e = super::parse_file(&big).expect_err("too big");
+    assert!(e.message.contains("larger than"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -75,6 +75,9 @@ pub struct Inbound {
     reply_len: Option<u32>,
     /// Header block length; `None` without headers.
     hdr_len: Option<u32>,
+    /// For a subject delete marker queued by expiry: the sequence of the expired message
+    /// it stands for, republished as its `Nats-Last-Sequence` (0 for every other message).
+    expired_seq: u64,
 }
 
 impl Inbound {
@@ -110,6 +113,7 @@ impl Inbound {
             subject_len,
             reply_len,
             hdr_len,
+            expired_seq: 0,
         })
     }
 
@@ -406,12 +410,18 @@ impl Stream {
     /// Queue a published message; returns its number in the queue. Fails only when the
     /// queue is over its byte limit.
     fn enqueue(&self, msg: PubMsg<'_>) -> Result<u64, ApiError> {
+        self.enqueue_with(msg, 0)
+    }
+
+    /// [`Stream::enqueue`], for a delete marker standing for the message at `expired_seq`.
+    fn enqueue_with(&self, msg: PubMsg<'_>, expired_seq: u64) -> Result<u64, ApiError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(ApiError::stream_not_found());
         }
         let subject = String::from_utf8_lossy(msg.subject);
-        let inbound = Inbound::new(&subject, msg.reply, msg.headers, msg.payload)
+        let mut inbound = Inbound::new(&subject, msg.reply, msg.headers, msg.payload)
             .ok_or_else(ApiError::stream_message_exceeds_maximum)?;
+        inbound.expired_seq = expired_seq;
         let size = inbound.size();
         if self.queued.fetch_add(size, Ordering::AcqRel) > MAX_QUEUED_BYTES {
             self.queued.fetch_sub(size, Ordering::AcqRel);
@@ -599,7 +609,7 @@ impl Stream {
                 _ = sleep => {
                     let now = now_nanos();
                     if let Ok(rep) = self.store.expire(now) {
-                        self.subject_delete_markers(&rep.emptied_subjects, &mut state);
+                        self.subject_delete_markers(&rep.emptied_subjects, &mut state.marker_last);
                         if rep.removed > 0 {
                             self.wake_consumers();
                         }
@@ -658,13 +668,13 @@ impl Stream {
     /// delete). A subject whose expiring last message was itself a marker (ours, or a KV
     /// purge marker, `KV-Operation: PURGE`) gets none, as in nats-server
     /// (`isSubjectDeleteMarker`); `marker_last` holds the subjects whose newest message is
-    /// such a marker (see [`TaskState::marker_last`]). Each marker's `Nats-Last-Sequence`,
-    /// when republished, is the expired message's sequence ([`TaskState::marker_prev`]).
-    fn subject_delete_markers(&self, emptied: &[(String, u64)], state: &mut TaskState) {
+    /// such a marker (see [`TaskState::marker_last`]). Each marker carries the expired
+    /// message's sequence, its `Nats-Last-Sequence` when republished.
+    fn subject_delete_markers(&self, emptied: &[(String, u64)], marker_last: &mut HashSet<String>) {
         let ttl = self.config.read().subject_delete_marker_ttl;
         if ttl <= 0 || emptied.is_empty() {
             for (subject, _) in emptied {
-                state.marker_last.remove(subject);
+                marker_last.remove(subject);
             }
             return;
         }
@@ -673,20 +683,19 @@ impl Stream {
             "NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: {}\r\nNats-Rollup: sub\r\n\r\n",
             super::api::time::go_duration_string(secs.max(1) * 1_000_000_000)
         );
-        let republishes = self.config.read().republish.is_some();
         for (subject, seq) in emptied {
-            if state.marker_last.remove(subject) {
+            if marker_last.remove(subject) {
                 continue;
             }
-            let queued = self.enqueue(PubMsg {
-                subject: subject.as_bytes(),
-                reply: None,
-                headers: Some(hdr.as_bytes()),
-                payload: b"",
-            });
-            if queued.is_ok() && republishes {
-                state.marker_prev.insert(subject.clone(), *seq);
-            }
+            let _ = self.enqueue_with(
+                PubMsg {
+                    subject: subject.as_bytes(),
+                    reply: None,
+                    headers: Some(hdr.as_bytes()),
+                    payload: b"",
+                },
+                *seq,
+            );
         }
     }
 
@@ -1023,17 +1032,9 @@ impl Stream {
                 .ok()
                 .and_then(|f| self.store.load_last_written(&f).ok())
                 .map_or(0, |msg| msg.seq);
-            // A delete marker follows the expired message it stands for.
-            let expired = if state.marker_prev.is_empty() {
-                None
-            } else {
-                state.marker_prev.remove(subject)
-            };
-            let last = if last == 0 {
-                expired.unwrap_or(0)
-            } else {
-                last
-            };
+            // A delete marker follows the expired message it stands for (the subject
+            // holds nothing else by then), as nats-server republishes it.
+            let last = if last == 0 { m.expired_seq } else { last };
             Some((rp, to, last))
         });
         // A counter stores the subject's new total instead of the (empty) payload.
@@ -1295,11 +1296,6 @@ struct TaskState {
     /// marker. When expiry empties a subject it took that newest message, so membership
     /// says whether the expired message was a marker (which leaves no new marker).
     marker_last: HashSet<String>,
-    /// Delete markers queued by expiry and not yet stored, with the sequence of the
-    /// expired message each stands for: republish sends it as `Nats-Last-Sequence`, as
-    /// nats-server does (the subject holds nothing else by then). Only while the stream
-    /// republishes.
-    marker_prev: HashMap<String, u64>,
 }
 
 impl TaskState {
@@ -1347,7 +1343,6 @@ impl TaskState {
             dedup,
             last_msg_id,
             marker_last,
-            marker_prev: HashMap::new(),
         }
     }
 }

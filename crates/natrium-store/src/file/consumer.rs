@@ -514,7 +514,10 @@ impl ConsumerStore for FileConsumerStore {
         self.inner.lock().state.clone()
     }
     fn write_config(&self, cfg: &[u8]) -> Result<()> {
-        if self.inner.lock().closed {
+        // Held while writing: a `delete` waits, so it cannot remove the directory while
+        // the config's temp file is being created in it (and leave it half there).
+        let g = self.inner.lock();
+        if g.closed {
             return Err(StoreError::Closed);
         }
         write_meta(

@@ -750,6 +750,14 @@ impl Task {
                     Ok(r) => r.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 }
+            } else if write && lazy {
+                // A whole-state snapshot (and now and then the log's compaction, with
+                // fsyncs): off the runtime's threads.
+                let store = self.c.store.clone();
+                match tokio::task::spawn_blocking(move || store.commit(false)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
             } else if write {
                 self.c.store.commit(false).map_err(|e| e.to_string())
             } else {
@@ -779,7 +787,9 @@ impl Task {
                 }
             }
             self.dirty = false;
-            if !self.failed {
+            // An ephemeral's acks never waited for its state to be written: a failed
+            // snapshot (logged above) does not hold their confirmations back.
+            if !self.failed || lazy {
                 let account = self.c.stream.account.clone();
                 for r in self.ack_replies.drain(..) {
                     self.ctx.publish(
@@ -836,7 +846,10 @@ impl Task {
             consider(self.hot.paused_until);
         }
         if self.unsynced {
-            consider(now + SYNC_EVERY.as_nanos() as i64);
+            // Due [`SYNC_EVERY`] after the last sync or write, not after this cycle.
+            let since = self.last_sync.elapsed().as_nanos();
+            let left = SYNC_EVERY.as_nanos().saturating_sub(since);
+            consider(now + i64::try_from(left).unwrap_or(0));
         }
         if let Some(t) = self.pace_until {
             consider(t);

@@ -13,10 +13,15 @@
 //!   publisher's reader task and the machine's lock is held while delivering.
 //! - Lock order: `Stream::consumers` before `Consumer::machine`; no lock is held while
 //!   waiting for a disk.
-//! - State durability: every delivery and ack is written to the OS at the end of its
-//!   cycle (so a killed process loses none), and fsynced before an ack-with-reply is
-//!   answered and at least every [`driver::SYNC_EVERY`]. A power failure can therefore
-//!   redeliver a message whose ack was not yet fsynced, never lose one.
+//! - State durability of durable consumers: every delivery and ack is written to the OS
+//!   at the end of its cycle (so a killed process loses none), and fsynced before an
+//!   ack-with-reply is answered and at least every [`driver::SYNC_EVERY`]. A power
+//!   failure can therefore redeliver a message whose ack was not yet fsynced, never
+//!   lose one. Ephemeral consumers of file streams keep their state in memory and write
+//!   it as a whole at most every [`driver::SYNC_EVERY`] and when they stop
+//!   (`natrium_store::consumer_snapshots`): a restart keeps it, a killed process loses
+//!   at most that last interval (redeliveries again). `mem_storage` consumers and those
+//!   of memory streams keep nothing.
 
 pub mod driver;
 pub mod machine;
@@ -345,9 +350,11 @@ impl Consumer {
             store.set_starting(m.delivered().stream)?;
             m
         };
-        // Ephemerals' state is written (it survives a crash of the process) but not
-        // fsynced per ack: losing it to a power cut means redeliveries, and an
-        // ephemeral consumer's acks are not worth an fsync each.
+        // Durables fsync their state before an ack is confirmed (under `Always`).
+        // Ephemerals' state is snapshotted into their files at most once a second and
+        // when they stop, never fsynced per ack: a crash loses at most the last second
+        // of it (redeliveries, not messages), and an ephemeral's acks are not worth an
+        // fsync each.
         let in_file = store.storage_type() == natrium_store::StorageType::File;
         let sync_state = matches!(stream.store.durability(), Durability::Always)
             && in_file
