@@ -6,7 +6,7 @@
 #           nats-py and pytest, for differential and cross-language tests; moto (an
 #           S3-compatible server) for the s3:// backup tests.
 # Then runs: cargo fmt/clippy gates, the Rust tests (unit + integration with async-nats),
-# the Python tests, and a bounded fuzz run of the protocol parser.
+# the Python tests, and bounded fuzz runs of the protocol and config-file parsers.
 #
 # Environment knobs: SKIP_LINT=1, SKIP_PY=1, FUZZ_SECONDS (default 30; 0 skips).
 set -euo pipefail
@@ -50,6 +50,8 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 if [ "$FUZZ_SECONDS" != 0 ]; then
   step "Bounded fuzz run of the protocol parser (${FUZZ_SECONDS}s)"
   scripts/fuzz.sh "$FUZZ_SECONDS"
+  step "Bounded fuzz run of the config-file parser (${FUZZ_SECONDS}s)"
+  scripts/fuzz_config.sh "$FUZZ_SECONDS"
 fi
 
 step "All tests passed"
