@@ -380,8 +380,14 @@ pub fn open_consumer(
     if cfg.name.is_empty() && name_in_config {
         cfg.name = name.clone();
     }
-    let c = Consumer::open(stream.clone(), cfg, created, store, recovered, name)?;
-    Ok(c)
+    let stored = !cfg.mem_storage;
+    let opened = Consumer::open(stream.clone(), cfg, created, store, recovered, name.clone());
+    if opened.is_err() && stored && !recovered {
+        // A new consumer that could not open leaves no folder behind (recovered ones
+        // stay on disk, as recovery reports).
+        let _ = stream.store.remove_consumer(&name);
+    }
+    opened
 }
 
 /// The filters of the stream's other consumers (for work-queue uniqueness).
