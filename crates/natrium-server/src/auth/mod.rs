@@ -31,8 +31,17 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether a configured secret is a bcrypt hash.
+/// nats-server's rule (`^\$2[abxy]\$\d{2}\$`): a version, then a two-digit cost; any
+/// other secret, `$2a$xx` included, is compared as plain text.
 fn is_bcrypt(s: &str) -> bool {
-    s.starts_with("$2a$") || s.starts_with("$2b$") || s.starts_with("$2y$")
+    let b = s.as_bytes();
+    b.len() >= 7
+        && b.starts_with(b"$2")
+        && matches!(b[2], b'a' | b'b' | b'x' | b'y')
+        && b[3] == b'$'
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit()
+        && b[6] == b'$'
 }
 
 /// Compare a configured secret (plain or bcrypt) with what the client sent.

@@ -15,7 +15,7 @@
 //!   the client received.
 
 use crate::options::{Permissions, ResponsePermission, SubjectPermission};
-use crate::sublist::{Sublist, subject_matches, subjects_collide};
+use crate::sublist::{Sublist, subject_is_subset_match, subject_matches, subjects_collide};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,12 +56,19 @@ impl Rules {
     }
 }
 
-/// Whether a queue entry named `q` in `index` covers `subject`.
+/// Whether a queue entry of `index` whose subject covers `subject` names the queue group
+/// `q`: by its exact name, or as a pattern when the entry's queue has wildcards (`"foo
+/// q.*"` covers group `q.1`), as nats-server's `queueMatches` (a `*` or `>` can also be
+/// part of a literal group name, hence the exact comparison first).
 fn queue_in(index: &Sublist<()>, subject: &[u8], q: &[u8]) -> bool {
     let mut found = false;
     index.for_each(|s, queue, _| {
-        if !found && queue == Some(q) && subject_matches(s, subject) {
-            found = true;
+        if found || !subject_matches(s, subject) {
+            return;
+        }
+        if let Some(name) = queue {
+            let pattern = name.split(|&b| b == b'.').any(|t| t == b"*" || t == b">");
+            found = name == q || (pattern && subject_is_subset_match(q, name));
         }
     });
     found
@@ -302,6 +309,24 @@ mod tests {
         assert!(d.can_subscribe(b"work", Some(b"good")));
         assert!(!d.can_subscribe(b"work", Some(b"bad")));
         assert!(d.can_subscribe(b"public", None));
+    }
+
+    #[test]
+    fn queue_names_in_entries_are_patterns() {
+        // As nats-server's `queueMatches`: "foo q.*" covers groups q.1 and q.x, not q or
+        // q.1.2; a group literally named "q.*" matches too.
+        let p = perms(None, Some((&["foo q.*", "bar v.>"], &[])));
+        assert!(p.can_subscribe(b"foo", Some(b"q.1")));
+        assert!(p.can_subscribe(b"foo", Some(b"q.*")));
+        assert!(!p.can_subscribe(b"foo", Some(b"q")));
+        assert!(!p.can_subscribe(b"foo", Some(b"q.1.2")));
+        assert!(p.can_subscribe(b"bar", Some(b"v.1.2")));
+        let d = perms(None, Some((&[">"], &["foo q.*"])));
+        assert!(!d.can_subscribe(b"foo", Some(b"q.1")));
+        assert!(d.can_subscribe(b"foo", Some(b"q")));
+        assert!(d.can_subscribe(b"foo", None));
+        assert!(d.delivery_denied(b"foo", Some(b"q.7")));
+        assert!(!d.delivery_denied(b"foo", Some(b"r")));
     }
 
     #[test]

@@ -98,6 +98,30 @@ fn bcrypt_passwords() {
     );
 }
 
+/// bcrypt is recognised as nats-server recognises it: `$2a$`, `$2b$`, `$2x$`, `$2y$` with
+/// a two-digit cost; anything else (`$2a$xx`, `$2c$06$..`) is a plain password.
+#[test]
+fn bcrypt_versions_and_lookalikes() {
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    for version in ["$2a$", "$2b$", "$2x$", "$2y$"] {
+        let h = format!("{version}{}", &hash[4..]);
+        let r = registry(vec![user("h", &h, "$G")], None);
+        let login = |pass: &str| {
+            r.authenticate(&connect(&format!(r#"{{"user":"h","pass":"{pass}"}}"#)), "")
+                .is_some()
+        };
+        assert!(login("s3cret"), "{version}");
+        assert!(!login(&h), "{version}: the hash itself must not log in");
+    }
+    for plain in ["$2a$xx", "$2c$06$abc", "$2a$6$abc"] {
+        let r = registry(vec![user("p", plain, "$G")], None);
+        let ok = r
+            .authenticate(&connect(&format!(r#"{{"user":"p","pass":"{plain}"}}"#)), "")
+            .is_some();
+        assert!(ok, "{plain} is a plain password");
+    }
+}
+
 #[test]
 fn no_auth_user_for_clients_without_credentials() {
     let r = registry(
