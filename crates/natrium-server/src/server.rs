@@ -239,15 +239,44 @@ impl ServerShared {
             let nkey = c.meta.lock().nkey.clone();
             let name = nkey.or(user);
             let gone = match (c.is_connected(), name) {
-                (true, Some(n)) => {
-                    registry.configured() && !registry.has_user(&n) && !c.meta.lock().simple_auth
-                }
+                // A configured user (not the single user or token, `simple_auth`) that the
+                // new config no longer has, also when it has no users at all any more.
+                (true, Some(n)) => !registry.has_user(&n) && !c.meta.lock().simple_auth,
                 _ => false,
             };
             if gone {
                 // nats-server closes such a connection without a word (no -ERR): the
                 // client sees a plain disconnect and reconnects, then fails to log in.
-                c.close(CloseReason::AuthenticationViolation, true);
+                c.close(CloseReason::ClientClosed, true);
+                continue;
+            }
+            if !c.is_connected() {
+                continue;
+            }
+            // The credentials it logged in with, checked against the new users (a changed
+            // password or token, auth added or removed, connection types): refused ones
+            // get nats-server's -ERR and are closed; one whose user now belongs to another
+            // account is closed (it reconnects into the new one).
+            let Some(creds) = c.auth_connect.lock().clone() else {
+                continue;
+            };
+            // Admitted without credentials as the `no_auth_user`: nats-server leaves such a
+            // connection as it is, even when `no_auth_user` is gone or names another user.
+            let anonymous = [&creds.user, &creds.auth_token, &creds.nkey]
+                .iter()
+                .all(|v| v.as_deref().is_none_or(str::is_empty));
+            if anonymous && !c.meta.lock().simple_auth {
+                continue;
+            }
+            match registry.authenticate(&creds, &c.nonce) {
+                None => c.err_and_close(
+                    "Authorization Violation",
+                    CloseReason::AuthenticationViolation,
+                ),
+                Some(id) if id.account != c.meta.lock().account => {
+                    c.close(CloseReason::ClientClosed, true)
+                }
+                Some(_) => {}
             }
         }
     }

@@ -478,3 +478,67 @@ fn reload_applies_users_and_closes_removed_ones() {
     assert!(connect("b", "pb").1.contains("PONG"));
     assert!(connect("a", "pa").1.contains("Authorization Violation"));
 }
+
+/// A reload checks every open connection's credentials again, as nats-server does: a
+/// changed password or token gets `-ERR 'Authorization Violation'` and the close; a user
+/// moved to another account is closed without a word (it reconnects into the new one);
+/// a user whose password did not change, and a client admitted as the `no_auth_user`,
+/// stay connected.
+#[test]
+fn reload_checks_open_connections_credentials_again() {
+    let d = tmpdir("reload-creds");
+    let conf = d.join("c.conf");
+    let log = d.join("server.log");
+    let before = "port: -1\naccounts {\n A { users: [ {user: a, password: pa}, {user: k, password: pk} ] }\n \
+                  B { users: [ {user: m, password: pm} ] }\n}\nno_auth_user: k\n";
+    std::fs::write(&conf, before).unwrap();
+    let p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
+    let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    let port = port_from_log(&text);
+    let login = |creds: &str| -> TcpStream {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(format!("CONNECT {{{creds}\"verbose\":false}}\r\nPING\r\n").as_bytes())
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("PONG") {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => panic!("login {creds}: {}", String::from_utf8_lossy(&got)),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        c
+    };
+    let mut changed = login(r#""user":"a","pass":"pa","#);
+    let mut same = login(r#""user":"k","pass":"pk","#);
+    let mut moved = login(r#""user":"m","pass":"pm","#);
+    let mut anonymous = login("");
+    // a's password changes, m moves from B to A, the no_auth_user goes.
+    let after = "port: -1\naccounts {\n A { users: [ {user: a, password: new}, {user: k, password: pk}, \
+                 {user: m, password: pm} ] }\n B { users: [] }\n}\n";
+    std::fs::write(&conf, after).unwrap();
+    assert!(signal(&p, "reload"));
+    wait_for_log(
+        &log,
+        "Reloaded server configuration",
+        Duration::from_secs(10),
+    );
+    let (rest, closed) = read_until_closed(&mut changed);
+    assert!(
+        closed && rest.contains("Authorization Violation"),
+        "{rest:?}"
+    );
+    let (rest, closed) = read_until_closed(&mut moved);
+    assert!(closed && !rest.contains("-ERR"), "{rest:?}");
+    for (name, c) in [("same", &mut same), ("anonymous", &mut anonymous)] {
+        c.write_all(b"PING\r\n").unwrap();
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).unwrap_or(0);
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).contains("PONG"),
+            "{name} must stay connected"
+        );
+    }
+    drop(p);
+}

@@ -189,6 +189,10 @@ pub struct ClientConn {
     deny_filter: AtomicBool,
     /// Response rights granted by received requests (`allow_responses`).
     pub responses: Mutex<FxHashMap<Box<[u8]>, ResponseGrant>>,
+    /// The CONNECT options the client authenticated with (`{}` for one admitted as the
+    /// `no_auth_user` without CONNECT): a config reload checks them again against the
+    /// new users, as nats-server does.
+    pub auth_connect: Mutex<Option<Box<crate::protocol::connect::ConnectOptions>>>,
 }
 
 impl std::fmt::Debug for ClientConn {
@@ -227,6 +231,7 @@ impl ClientConn {
             delivery_checks: AtomicBool::new(false),
             deny_filter: AtomicBool::new(false),
             responses: Mutex::new(FxHashMap::default()),
+            auth_connect: Mutex::new(None),
         }
     }
 

@@ -379,6 +379,8 @@ impl Reader {
                     if !self.bind(id) {
                         return Flow::Close;
                     }
+                    *self.conn.auth_connect.lock() =
+                        ConnectOptions::parse(b"{}").ok().map(Box::new);
                     self.conn.set_connected();
                 }
                 None => {
@@ -530,6 +532,7 @@ impl Reader {
         if !self.bind(identity) {
             return Flow::Close;
         }
+        *self.conn.auth_connect.lock() = Some(Box::new(copts.clone()));
         let opts = self.server.opts();
         if !(0..=1).contains(&copts.protocol) {
             self.conn.err_and_close(
