@@ -234,27 +234,33 @@ impl InternalHandler for ResponseRouter {
         account: &Arc<Account>,
         _sub: &Subscription,
         _publisher: Publisher<'_>,
+        routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         let now = mono_nanos();
         let (dest, reply) = {
             let mut routes = account.responses.lock();
-            let Some(route) = routes.get(msg.subject) else {
+            let Some(route) = routes.get(routed_by) else {
                 return false;
             };
             if route.expires_at <= now {
-                routes.remove(msg.subject);
+                routes.remove(routed_by);
                 return false;
             }
             let out = (route.dest.upgrade(), route.reply.clone());
             if route.singleton {
-                routes.remove(msg.subject);
+                routes.remove(routed_by);
             }
             out
         };
         let Some(dest) = dest else {
             return false;
         };
+        if routed_by != msg.subject {
+            // A JetStream delivery answering an imported pull request: to the requester's
+            // inbox, still showing the stream subject and with its ack reply.
+            return ctx.publish_routed(&dest, &reply, Publisher::SERVER, msg);
+        }
         ctx.publish(
             &dest,
             Publisher::SERVER,
@@ -283,20 +289,32 @@ impl InternalHandler for StreamImport {
         _account: &Arc<Account>,
         _sub: &Subscription,
         _publisher: Publisher<'_>,
+        routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         let Some(dest) = self.dest.upgrade() else {
             return false;
         };
-        let subject = self.transform.apply(msg.subject);
+        let route = self.transform.apply(routed_by);
+        if routed_by != msg.subject {
+            // A JetStream delivery to an exported deliver subject: routed by it in the
+            // importer too, still showing the stream subject.
+            return ctx.publish_routed(&dest, &route, Publisher::SERVER, msg);
+        }
         ctx.publish(
             &dest,
             Publisher::SERVER,
             PubMsg {
-                subject: &subject,
+                subject: &route,
                 ..msg
             },
         )
+    }
+
+    fn has_interest(&self, subject: &[u8]) -> bool {
+        self.dest
+            .upgrade()
+            .is_some_and(|d| d.sublist.has_interest(&self.transform.apply(subject)))
     }
 }
 
@@ -318,6 +336,7 @@ impl InternalHandler for ServiceImport {
         account: &Arc<Account>,
         _sub: &Subscription,
         publisher: Publisher<'_>,
+        _routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         let Some(exporter) = self.exporter.upgrade() else {

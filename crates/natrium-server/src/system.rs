@@ -396,6 +396,7 @@ impl InternalHandler for ServerRequests {
         account: &Arc<Account>,
         _sub: &Subscription,
         _publisher: Publisher<'_>,
+        _routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         let (Some(s), Some(reply)) = (self.server.upgrade(), msg.reply) else {
@@ -438,6 +439,7 @@ impl InternalHandler for AccountRequests {
         account: &Arc<Account>,
         _sub: &Subscription,
         publisher: Publisher<'_>,
+        _routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         let (Some(s), Some(reply)) = (self.server.upgrade(), msg.reply) else {

@@ -820,3 +820,107 @@ async fn accountz_shows_imports_exports_and_connz_shows_auth() {
     assert_eq!(c["account"], "B");
     s.stop().await;
 }
+
+/// JetStream deliveries cross accounts through imports, as in nats-server: a push
+/// consumer whose deliver subject is exported as a stream reaches the importer's
+/// subscriber (showing the stream subject, with an ack reply that works through an
+/// imported `$JS.ACK.>` service), and waits for that subscriber when it comes later; a
+/// pull request sent through an imported `CONSUMER.MSG.NEXT` service gets its messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_deliveries_reach_importing_accounts() {
+    let store = tempfile::tempdir().unwrap();
+    let mut o = config(&format!(
+        "jetstream {{ store_dir: {:?} }}\naccounts {{\n\
+         A {{ jetstream: enabled, users: [{{user: a, password: a}}],\n\
+              exports: [ {{service: \"$JS.API.CONSUMER.MSG.NEXT.>\", response_type: stream}},\n\
+                         {{stream: \"deliver.b.>\"}}, {{service: \"$JS.ACK.>\"}} ] }}\n\
+         B {{ users: [{{user: b, password: b}}],\n\
+              imports: [ {{service: {{account: A, subject: \"$JS.API.CONSUMER.MSG.NEXT.>\"}}}},\n\
+                         {{stream: {{account: A, subject: \"deliver.b.>\"}}}},\n\
+                         {{service: {{account: A, subject: \"$JS.ACK.>\"}}}} ] }}\n}}\n",
+        store.path()
+    ));
+    o.jetstream.enabled = true;
+    let s = TestServer::with(o).await;
+    let a = user(&s, "a", "a").await;
+    let b = user(&s, "b", "b").await;
+    let js = async_nats::jetstream::new(a.clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "S".into(),
+        subjects: vec!["s.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..3 {
+        js.publish("s.x", format!("m{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let api = |subject: String, body: serde_json::Value| {
+        let a = a.clone();
+        async move {
+            let r = a.request(subject, body.to_string().into()).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&r.payload).unwrap()
+        }
+    };
+    let floor = |name: &'static str| async move {
+        let i = api(
+            format!("$JS.API.CONSUMER.INFO.S.{name}"),
+            serde_json::json!({}),
+        )
+        .await;
+        i["ack_floor"]["stream_seq"].as_u64().unwrap_or(0)
+    };
+    // The push consumer exists before B subscribes: nothing may go out until then.
+    let made = api(
+        "$JS.API.CONSUMER.CREATE.S.P".into(),
+        serde_json::json!({"stream_name": "S", "config": {"durable_name": "P",
+            "deliver_subject": "deliver.b.p", "ack_policy": "explicit"}}),
+    )
+    .await;
+    assert!(made.get("error").is_none(), "{made}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sub = b.subscribe("deliver.b.p").await.unwrap();
+    for i in 0..3 {
+        let m = next(&mut sub).await;
+        assert_eq!(m.subject.as_str(), "s.x");
+        assert_eq!(m.payload, format!("m{i}").as_bytes());
+        let reply = m.reply.expect("ack reply");
+        assert!(reply.as_str().starts_with("$JS.ACK.S.P."), "{reply}");
+        b.publish(reply, "+ACK".into()).await.unwrap();
+    }
+    b.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + T;
+    while floor("P").await != 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B's acks reach the consumer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A pull request through the imported service.
+    let made = api(
+        "$JS.API.CONSUMER.CREATE.S.Q".into(),
+        serde_json::json!({"stream_name": "S", "config": {"durable_name": "Q",
+            "ack_policy": "explicit"}}),
+    )
+    .await;
+    assert!(made.get("error").is_none(), "{made}");
+    let inbox = b.new_inbox();
+    let mut replies = b.subscribe(inbox.clone()).await.unwrap();
+    b.publish_with_reply(
+        "$JS.API.CONSUMER.MSG.NEXT.S.Q",
+        inbox,
+        r#"{"batch":3,"expires":2000000000}"#.into(),
+    )
+    .await
+    .unwrap();
+    for i in 0..3 {
+        let m = next(&mut replies).await;
+        assert_eq!(m.subject.as_str(), "s.x");
+        assert_eq!(m.payload, format!("m{i}").as_bytes());
+    }
+}

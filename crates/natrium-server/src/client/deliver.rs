@@ -150,7 +150,7 @@ impl DeliveryCtx {
             return false;
         }
         let result = account.sublist.match_subject(m.subject);
-        self.route(account, &result, publisher, m)
+        self.route(account, &result, publisher, m.subject, m)
     }
 
     /// [`DeliveryCtx::publish`] to a subject published to once (a reply inbox): the match
@@ -165,7 +165,7 @@ impl DeliveryCtx {
             return false;
         }
         let result = account.sublist.match_subject_once(m.subject);
-        self.route(account, &result, publisher, m)
+        self.route(account, &result, publisher, m.subject, m)
     }
 
     /// Publish into `account`, matching `route` but delivering `m.subject` as the message's
@@ -182,20 +182,22 @@ impl DeliveryCtx {
             return false;
         }
         let result = account.sublist.match_subject(route);
-        self.route(account, &result, publisher, m)
+        self.route(account, &result, publisher, route, m)
     }
 
-    /// Deliver `m` to the subscriptions in `result` (one member per queue group).
+    /// Deliver `m` to the subscriptions in `result` (one member per queue group), which
+    /// matched `routed_by` (`m.subject` but for routed JetStream deliveries).
     pub fn route(
         &mut self,
         account: &Arc<Account>,
         result: &SublistResult<Subscription>,
         publisher: Publisher<'_>,
+        routed_by: &[u8],
         m: PubMsg<'_>,
     ) -> bool {
         let mut delivered = false;
         for sub in &result.psubs {
-            delivered |= self.deliver_to(account, sub, publisher, m);
+            delivered |= self.deliver_to(account, sub, publisher, routed_by, m);
         }
         for group in &result.qsubs {
             if group.is_empty() {
@@ -205,7 +207,7 @@ impl DeliveryCtx {
             let start = (self.next_rand() % group.len() as u64) as usize;
             for i in 0..group.len() {
                 let sub = &group[(start + i) % group.len()];
-                if self.deliver_to(account, sub, publisher, m) {
+                if self.deliver_to(account, sub, publisher, routed_by, m) {
                     delivered = true;
                     break;
                 }
@@ -220,6 +222,7 @@ impl DeliveryCtx {
         account: &Arc<Account>,
         sub: &Arc<Subscription>,
         publisher: Publisher<'_>,
+        routed_by: &[u8],
         m: PubMsg<'_>,
     ) -> bool {
         if sub.is_closed() {
@@ -232,7 +235,9 @@ impl DeliveryCtx {
                     return false;
                 }
                 self.depth += 1;
-                let handled = h.clone().handle(self, account, sub, publisher, m);
+                let handled = h
+                    .clone()
+                    .handle(self, account, sub, publisher, routed_by, m);
                 self.depth -= 1;
                 return handled;
             }

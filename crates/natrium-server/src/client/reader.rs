@@ -855,7 +855,9 @@ impl Reader {
             conn: Some(&self.conn),
             echo: self.copts.echo,
         };
-        let delivered = self.ctx.route(&self.account, &result, publisher, m);
+        let delivered = self
+            .ctx
+            .route(&self.account, &result, publisher, m.subject, m);
         if !delivered
             && let Some(reply) = m.reply
             && self.copts.no_responders

@@ -17,15 +17,26 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// `ctx` (service and stream imports). Returns whether the message was delivered anywhere,
 /// which decides no-responders for the publisher.
 pub trait InternalHandler: Send + Sync {
-    /// Handle one message published in `account`.
+    /// Handle one message published in `account`. `routed_by` is the subject the message
+    /// was matched by: its own subject, except for JetStream deliveries, which are routed
+    /// by a deliver or reply subject and show the stream subject (an import passing such
+    /// a delivery on must route it by `routed_by`, not by `msg.subject`).
     fn handle(
         &self,
         ctx: &mut DeliveryCtx,
         account: &Arc<Account>,
         sub: &Subscription,
         publisher: Publisher<'_>,
+        routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool;
+
+    /// Whether a message routed by `subject` would reach anyone through this handler: a
+    /// push consumer delivers only while its deliver subject has interest, and an import
+    /// passes it on only to where its importer has subscribers. Default: yes.
+    fn has_interest(&self, _subject: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Who receives the messages.

@@ -126,6 +126,7 @@ impl InternalHandler for ApiSub {
         account: &Arc<Account>,
         _sub: &Subscription,
         publisher: Publisher<'_>,
+        _routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         let Some(js) = self.js.upgrade() else {
@@ -283,6 +284,7 @@ impl InternalHandler for DomainSub {
         account: &Arc<Account>,
         _sub: &Subscription,
         publisher: Publisher<'_>,
+        _routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         let Some(rest) = msg.subject.strip_prefix(&self.prefix[..]) else {

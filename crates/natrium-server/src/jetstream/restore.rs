@@ -450,6 +450,7 @@ impl InternalHandler for Upload {
         _account: &Arc<Account>,
         _sub: &Subscription,
         _publisher: Publisher<'_>,
+        _routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         let chunk = Chunk {

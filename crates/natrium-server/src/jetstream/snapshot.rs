@@ -487,6 +487,7 @@ impl InternalHandler for AckSlots {
         _account: &Arc<Account>,
         _sub: &Subscription,
         _publisher: Publisher<'_>,
+        _routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         if msg

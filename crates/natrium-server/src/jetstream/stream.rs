@@ -271,6 +271,7 @@ impl InternalHandler for StreamSub {
         account: &Arc<Account>,
         _sub: &Subscription,
         _publisher: Publisher<'_>,
+        _routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         let Some(stream) = self.stream.upgrade() else {

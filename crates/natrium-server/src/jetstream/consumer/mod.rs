@@ -259,9 +259,13 @@ pub fn push_interest(
     group: &[u8],
 ) -> bool {
     if group.is_empty() {
-        // The common case: no queue groups to look at.
+        // The common case: no queue groups to look at. A client's subscription is
+        // interest; an import's only while its importer has a subscriber there.
         let r = sublist.match_subject(deliver);
-        return !r.psubs.is_empty();
+        return r.psubs.iter().any(|s| match &s.target {
+            crate::client::subscription::SubTarget::Client(_) => true,
+            crate::client::subscription::SubTarget::Internal(h) => h.has_interest(deliver),
+        });
     }
     let r = sublist.match_subject(deliver);
     r.qsubs

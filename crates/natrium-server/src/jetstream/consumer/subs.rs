@@ -206,6 +206,7 @@ impl InternalHandler for AckSub {
         account: &Arc<Account>,
         _sub: &Subscription,
         _publisher: Publisher<'_>,
+        _routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         let Some(c) = self.consumer.upgrade() else {
@@ -274,6 +275,7 @@ impl InternalHandler for FcSub {
         _account: &Arc<Account>,
         _sub: &Subscription,
         _publisher: Publisher<'_>,
+        _routed_by: &[u8],
         msg: PubMsg<'_>,
     ) -> bool {
         if let Some(c) = self.consumer.upgrade() {
