@@ -821,6 +821,45 @@ async fn accountz_shows_imports_exports_and_connz_shows_auth() {
     s.stop().await;
 }
 
+/// With a `no_auth_user` INFO says no auth is required, yet a socket that never sends
+/// CONNECT (nor anything else) is timed out like any other, as nats-server does; a
+/// stream-response service export shows as `Streamed` in `/accountz`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_auth_user_still_times_out_silent_sockets() {
+    let s = TestServer::with(config(
+        "authorization { timeout: 0.3 }\naccounts { A { users: [{user: a, password: a}],\n\
+         exports: [{service: s2, response_type: stream}] } }\nno_auth_user: a\n",
+    ))
+    .await;
+    let mut raw = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(T, raw.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("not closed: {}", String::from_utf8_lossy(&got)),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("\"auth_required\":false") || !text.contains("auth_required"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("-ERR 'Authentication Timeout'\r\n"),
+        "{text}"
+    );
+    let mon = natrium_server::monitor::Monitor::new(s.server.shared().clone());
+    let v: serde_json::Value =
+        serde_json::from_str(&mon.handle("/accountz", "acc=A").body).unwrap();
+    assert_eq!(
+        v["account_detail"]["exports"][0]["response_type"], "Streamed",
+        "{v}"
+    );
+    s.stop().await;
+}
+
 /// JetStream deliveries cross accounts through imports, as in nats-server: a push
 /// consumer whose deliver subject is exported as a stream reaches the importer's
 /// subscriber (showing the stream subject, with an ack reply that works through an

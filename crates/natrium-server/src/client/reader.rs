@@ -168,8 +168,12 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
     let opts = server.opts();
     let registry = server.auth();
     let auth_required = registry.required();
-    let auth_deadline =
-        auth_required.then(|| tokio::time::Instant::now() + opts.effective_auth_timeout());
+    // Whenever auth is configured, also with a `no_auth_user` (INFO then says no auth is
+    // required): a socket that never sends CONNECT (nor anything else) is timed out, as
+    // nats-server does.
+    let auth_deadline = registry
+        .configured()
+        .then(|| tokio::time::Instant::now() + opts.effective_auth_timeout());
     let limits = ParserLimits {
         max_control_line: opts.max_control_line.max(0) as usize,
         max_payload: opts.max_payload,

@@ -195,7 +195,7 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
                 response_type: if e.service {
                     match e.response_type {
                         crate::options::ResponseType::Singleton => "Singleton",
-                        crate::options::ResponseType::Stream => "Stream",
+                        crate::options::ResponseType::Stream => "Streamed",
                         crate::options::ResponseType::Chunked => "Chunked",
                     }
                     .to_string()
