@@ -369,6 +369,31 @@ fn account_statz(s: &Arc<ServerShared>, account: &Account) -> String {
     format!("{{\"server\":{server},\"data\":{}}}", to_json(&data))
 }
 
+/// `$SYS.REQ.ACCOUNT.PING.STATZ` from the system account: `/accstatz` (the accounts with
+/// connections; `{"accounts":[..]}` names some, `{"include_unused":true}` takes all).
+fn accounts_statz(s: &Arc<ServerShared>, payload: &[u8]) -> String {
+    let mut query = Vec::new();
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(payload)
+    {
+        if let Some(serde_json::Value::Array(names)) = map.get("accounts") {
+            let names: Vec<&str> = names.iter().filter_map(|v| v.as_str()).collect();
+            if !names.is_empty() {
+                query.push(format!("accounts={}", names.join(",")));
+            }
+        }
+        if map.get("include_unused") == Some(&serde_json::Value::Bool(true)) {
+            query.push("unused=1".to_string());
+        }
+    }
+    let reply =
+        Monitor::new(s.clone()).handle(crate::monitor::endpoints::ACCSTATZ_PATH, &query.join("&"));
+    format!(
+        "{{\"server\":{},\"data\":{}}}",
+        to_json(&server_info(s)),
+        minify(&reply.body)
+    )
+}
+
 /// Reply to `reply` in `account`.
 fn respond(ctx: &mut DeliveryCtx, account: &Arc<Account>, reply: &[u8], body: &str) {
     ctx.publish(
@@ -411,9 +436,18 @@ impl InternalHandler for ServerRequests {
                 return true;
             };
             match (s.account(acc), *x) {
+                // From the system account, `PING` means every account (nats-server).
+                (None, "STATZ") if *acc == "PING" => accounts_statz(&s, msg.payload),
                 (Some(a), "STATZ") => account_statz(&s, &a),
+                (Some(a), "CONNS") => to_json(&account_conns(&s, &a)),
                 (Some(_), "INFO") => account_info(&s, acc),
                 (Some(_), x) => answer(&s, x, msg.payload, Some(acc)),
+                (None, "INFO") => format!(
+                    "{{\"server\":{},\"data\":null,\"error\":{{\"code\":500,\"description\":{}}}}}",
+                    to_json(&server_info(&s)),
+                    serde_json::Value::String(format!("Account {acc} does not exist"))
+                ),
+                (None, "CONNZ") if *acc != "PING" => answer(&s, "CONNZ", msg.payload, Some(acc)),
                 (None, _) => return true,
             }
         } else {
@@ -523,12 +557,18 @@ pub fn start(server: &Arc<ServerShared>) {
         subjects.push(format!("$SYS.REQ.SERVER.PING.{name}"));
         subjects.push(format!("$SYS.REQ.SERVER.{}.{name}", server.server_id));
     }
-    for name in ["CONNZ", "SUBSZ", "STATZ", "INFO"] {
+    for name in ["CONNZ", "SUBSZ", "STATZ", "INFO", "CONNS"] {
         subjects.push(format!("$SYS.REQ.ACCOUNT.*.{name}"));
     }
     for acc in server.accounts() {
         account_services(server, &acc);
     }
+    // Who am I, for the system account's own users too.
+    let whoami: Arc<dyn InternalHandler> = Arc::new(AccountRequests {
+        server: Arc::downgrade(server),
+    });
+    let sub = Arc::new(Subscription::internal(whoami, b"$SYS.REQ.USER.INFO", None));
+    let _ = sys.sublist.insert(b"$SYS.REQ.USER.INFO", None, sub);
     for subject in subjects {
         let sub = Arc::new(Subscription::internal(
             handler.clone(),
@@ -637,31 +677,38 @@ fn publish_event<T: serde::Serialize>(s: &Arc<ServerShared>, subject: &str, body
 }
 
 /// `account_connections` event on both subjects nats-server uses.
+/// The `account_connections` event (also the answer to `$SYS.REQ.ACCOUNT.<acc>.CONNS`).
+#[derive(serde::Serialize)]
+struct AccountNumConns {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    timestamp: String,
+    server: EventServer,
+    #[serde(flatten)]
+    stat: AccountStat,
+}
+
+/// `account`'s connection counts now.
+fn account_conns(s: &Arc<ServerShared>, account: &Account) -> AccountNumConns {
+    AccountNumConns {
+        kind: "io.nats.server.advisory.v1.account_connections",
+        id: event_id(),
+        timestamp: now_rfc3339(),
+        server: server_info(s),
+        stat: account_stat(s, account),
+    }
+}
+
 fn account_conns_event(s: &Arc<ServerShared>, account_name: &str) {
     let Some(account) = s.account(account_name) else {
         return;
     };
-    #[derive(serde::Serialize)]
-    struct AccountNumConns {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        id: String,
-        timestamp: String,
-        server: EventServer,
-        #[serde(flatten)]
-        stat: AccountStat,
-    }
     for subject in [
         format!("$SYS.ACCOUNT.{account_name}.SERVER.CONNS"),
         format!("$SYS.SERVER.ACCOUNT.{account_name}.CONNS"),
     ] {
-        let body = AccountNumConns {
-            kind: "io.nats.server.advisory.v1.account_connections",
-            id: event_id(),
-            timestamp: now_rfc3339(),
-            server: server_info(s),
-            stat: account_stat(s, &account),
-        };
+        let body = account_conns(s, &account);
         publish_event(s, &subject, &body);
     }
 }

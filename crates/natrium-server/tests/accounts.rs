@@ -728,6 +728,55 @@ async fn server_requests_over_the_system_account() {
             .any(|c| c["account"] == "A" && c["authorized_user"] == "a"),
         "{v}"
     );
+    // From the system account: who am I, every account's STATZ, one account's CONNS,
+    // and an unknown account's INFO (nats-server's error) and CONNZ (empty).
+    let ask = |subject: &'static str, body: &'static str| {
+        let sys = sys.clone();
+        async move {
+            let r = tokio::time::timeout(T, sys.request(subject, body.into()))
+                .await
+                .expect("answered in time")
+                .unwrap_or_else(|e| panic!("{subject}: {e}"));
+            serde_json::from_slice::<serde_json::Value>(&r.payload).unwrap()
+        }
+    };
+    let v = ask("$SYS.REQ.USER.INFO", "").await;
+    assert_eq!(
+        (v["data"]["user"].as_str(), v["data"]["account"].as_str()),
+        (Some("sys"), Some("SYS")),
+        "{v}"
+    );
+    let v = ask("$SYS.REQ.ACCOUNT.PING.STATZ", "").await;
+    let accs: Vec<&str> = v["data"]["account_statz"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["acc"].as_str())
+        .collect();
+    assert!(accs.contains(&"A"), "{v}");
+    let v = ask("$SYS.REQ.ACCOUNT.PING.STATZ", r#"{"include_unused":true}"#).await;
+    assert!(
+        v["data"]["account_statz"].as_array().unwrap().len() > accs.len(),
+        "{v}"
+    );
+    let v = ask("$SYS.REQ.ACCOUNT.A.CONNS", "").await;
+    assert_eq!(
+        v["type"], "io.nats.server.advisory.v1.account_connections",
+        "{v}"
+    );
+    assert_eq!(
+        (v["acc"].as_str(), v["conns"].as_u64()),
+        (Some("A"), Some(1)),
+        "{v}"
+    );
+    let v = ask("$SYS.REQ.ACCOUNT.ZZ.INFO", "").await;
+    assert_eq!(v["error"]["code"], 500, "{v}");
+    assert_eq!(
+        v["error"]["description"], "Account ZZ does not exist",
+        "{v}"
+    );
+    let v = ask("$SYS.REQ.ACCOUNT.ZZ.CONNZ", "").await;
+    assert_eq!(v["data"]["num_connections"], 0, "{v}");
     // Other accounts cannot reach the system account's services.
     let a = user(&s, "a", "pa").await;
     let err = a
