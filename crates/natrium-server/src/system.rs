@@ -705,8 +705,8 @@ fn account_conns_event(s: &Arc<ServerShared>, account_name: &str) {
         return;
     };
     for subject in [
-        format!("$SYS.ACCOUNT.{account_name}.SERVER.CONNS"),
         format!("$SYS.SERVER.ACCOUNT.{account_name}.CONNS"),
+        format!("$SYS.ACCOUNT.{account_name}.SERVER.CONNS"),
     ] {
         let body = account_conns(s, &account);
         publish_event(s, &subject, &body);
@@ -726,8 +726,9 @@ pub fn client_connected(s: &Arc<ServerShared>, c: &ClientConn) {
         received: None,
         reason: None,
     };
-    publish_event(s, &format!("$SYS.ACCOUNT.{account}.CONNECT"), &body);
+    // As nats-server: the account's new connection count first, then the connect event.
     account_conns_event(s, &account);
+    publish_event(s, &format!("$SYS.ACCOUNT.{account}.CONNECT"), &body);
 }
 
 /// `$SYS.ACCOUNT.<acc>.DISCONNECT` for a client that was connected.

@@ -687,6 +687,60 @@ async fn system_account_sees_connect_and_disconnect_events() {
     assert_eq!(v["type"], "io.nats.server.advisory.v1.client_disconnect");
     assert_eq!(v["reason"], "Client Closed");
     assert!(v["received"]["msgs"].as_u64().unwrap() >= 1);
+    // As nats-server: the account's connection counts come before the connect and
+    // disconnect events; a refused login gets a disconnect event in `$G` naming the user
+    // it tried.
+    let mut all = sys.subscribe("$SYS.>").await.unwrap();
+    roundtrip(&sys).await;
+    let b = async_nats::ConnectOptions::with_user_and_password("a".into(), "pa".into())
+        .connect(s.url())
+        .await
+        .unwrap();
+    drop(b);
+    let mut order = Vec::new();
+    let mut raw = None;
+    while order.last().map(String::as_str) != Some("$SYS.ACCOUNT.$G.DISCONNECT") {
+        let ev = next(&mut all).await;
+        if !(ev.subject.contains(".CONNS") || ev.subject.contains("CONNECT")) {
+            continue;
+        }
+        order.push(ev.subject.to_string());
+        match ev.subject.as_str() {
+            // b is gone: now a refused login (after, so the order is fixed).
+            "$SYS.ACCOUNT.A.DISCONNECT" => {
+                let mut r = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
+                r.write_all(
+                    b"CONNECT {\"user\":\"a\",\"pass\":\"bad\",\"verbose\":false}\r\nPING\r\n",
+                )
+                .await
+                .unwrap();
+                raw = Some(r);
+            }
+            "$SYS.ACCOUNT.$G.DISCONNECT" => {
+                let v: serde_json::Value = serde_json::from_slice(&ev.payload).unwrap();
+                assert_eq!(v["reason"], "Authentication Failure", "{v}");
+                assert_eq!(
+                    (v["client"]["acc"].as_str(), v["client"]["user"].as_str()),
+                    (Some("$G"), Some("a")),
+                    "{v}"
+                );
+            }
+            _ => {}
+        }
+    }
+    drop(raw);
+    assert_eq!(
+        order,
+        [
+            "$SYS.SERVER.ACCOUNT.A.CONNS",
+            "$SYS.ACCOUNT.A.SERVER.CONNS",
+            "$SYS.ACCOUNT.A.CONNECT",
+            "$SYS.SERVER.ACCOUNT.A.CONNS",
+            "$SYS.ACCOUNT.A.SERVER.CONNS",
+            "$SYS.ACCOUNT.A.DISCONNECT",
+            "$SYS.ACCOUNT.$G.DISCONNECT",
+        ]
+    );
     s.stop().await;
 }
 

@@ -138,6 +138,8 @@ struct Reader {
     ctx: DeliveryCtx,
     /// Messages and bytes received in this batch, published to atomics once per batch.
     batch_in: (u64, u64),
+    /// CONNECT's credentials were refused: the close gets a disconnect event anyway.
+    login_failed: bool,
     /// PONGs waiting for this client's stream writes (see [`DeliveryCtx::barriers`]).
     pongs_held: u32,
     /// Time spent stalled since the last socket read (capped, as in nats-server).
@@ -211,6 +213,7 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
         },
         ctx: DeliveryCtx::for_client(server.clone(), conn.cid ^ 0x9E37_79B9_7F4A_7C15),
         batch_in: (0, 0),
+        login_failed: false,
         pongs_held: 0,
         stall_total: Duration::ZERO,
         server: server.clone(),
@@ -220,14 +223,16 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
     r.remove_all_subs();
     let _ = writer.await;
     let was_connected = conn.is_connected();
-    if was_connected {
-        let reason = conn.closing().unwrap_or(reason);
-        crate::system::client_disconnected(&server, &conn, reason);
-    }
     server.client_closed(&conn);
+    // As nats-server: the account's new connection count, then the disconnect event; a
+    // failed login gets a disconnect event too (in `$G`, naming the user it tried).
     if was_connected {
         let account = conn.meta.lock().account.clone();
         crate::system::account_changed(&server, &account);
+    }
+    if was_connected || r.login_failed {
+        let reason = conn.closing().unwrap_or(reason);
+        crate::system::client_disconnected(&server, &conn, reason);
     }
 }
 
@@ -513,6 +518,16 @@ impl Reader {
         let opts = self.server.opts();
         let identity = self.server.auth().authenticate(&copts, &self.conn.nonce);
         let Some(identity) = identity else {
+            self.login_failed = true;
+            {
+                // What the closed-connection record and the disconnect event show.
+                let mut meta = self.conn.meta.lock();
+                meta.user = copts.user.clone().filter(|u| !u.is_empty());
+                meta.account = crate::account::GLOBAL_ACCOUNT.to_string();
+                if meta.rtt_nanos == 0 {
+                    meta.rtt_nanos = mono_nanos().saturating_sub(self.conn.start_mono).max(1);
+                }
+            }
             self.server
                 .log_auth_failure(&self.conn, copts.user.as_deref());
             self.conn.err_and_close(
