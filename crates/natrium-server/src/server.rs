@@ -319,7 +319,10 @@ impl ServerShared {
         let mut info = self.base_info();
         info.client_id = conn.cid;
         info.client_ip = conn.addr.ip().to_string();
-        info.nonce = conn.nonce.clone();
+        // The nonce is for signing CONNECT: the INFO after it leaves it out (nats-server).
+        if !connect_info {
+            info.nonce = conn.nonce.clone();
+        }
         if connect_info {
             info.connect_info = true;
             // The first INFO leaves it out when a no_auth_user lets clients in without

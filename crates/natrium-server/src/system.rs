@@ -598,6 +598,9 @@ struct EventClient {
     rtt: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop: Option<String>,
+    /// An nkey user's account name (nats-server's `issuer_key` without JWTs).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    issuer_key: String,
     name_tag: String,
     kind: &'static str,
     client_type: &'static str,
@@ -615,6 +618,11 @@ fn client_info(c: &ClientConn, stop: bool) -> EventClient {
             .unwrap_or_default(),
         host: c.addr.ip().to_string(),
         id: c.cid,
+        issuer_key: if meta.nkey.is_some() {
+            meta.account.clone()
+        } else {
+            String::new()
+        },
         name_tag: meta.account.clone(),
         acc: meta.account,
         user: meta.user.unwrap_or_default(),

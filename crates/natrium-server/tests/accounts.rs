@@ -557,8 +557,50 @@ async fn nkey_users_sign_the_nonce() {
     let mut sub = c.subscribe("nk").await.unwrap();
     c.publish("nk", "hi".into()).await.unwrap();
     assert_eq!(next(&mut sub).await.payload, "hi".as_bytes());
-    let info = c.server_info();
-    assert!(info.nonce.len() >= 11, "INFO carries a nonce");
+    // `/connz?auth=1` names an nkey user's account as its `issuer_key` (nats-server).
+    let mon = natrium_server::monitor::Monitor::new(s.server.shared().clone());
+    let v: serde_json::Value = serde_json::from_str(&mon.handle("/connz", "auth=1").body).unwrap();
+    let me = &v["connections"][0];
+    assert_eq!(me["authorized_user"], kp.public_key().as_str(), "{v}");
+    assert_eq!(me["issuer_key"], "$G", "{v}");
+    // The first INFO carries the nonce to sign; the one sent after CONNECT does not
+    // (nats-server leaves it out there).
+    let mut raw = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(T, raw.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let first = String::from_utf8_lossy(&buf[..n]).to_string();
+    let info: serde_json::Value =
+        serde_json::from_str(first.trim_start_matches("INFO ").trim_end()).unwrap();
+    assert!(info["nonce"].as_str().unwrap_or("").len() >= 11, "{first}");
+    let signed = {
+        let nonce = info["nonce"].as_str().unwrap();
+        let sig = kp.sign(nonce.as_bytes()).unwrap();
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+    };
+    raw.write_all(
+        format!(
+            "CONNECT {{\"nkey\":\"{}\",\"sig\":\"{signed}\",\"verbose\":false,\"protocol\":1}}\r\nPING\r\n",
+            kp.public_key()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = String::new();
+    while !got.contains("connect_info") {
+        let n = tokio::time::timeout(T, raw.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let line = got.lines().find(|l| l.contains("connect_info")).unwrap();
+    assert!(!line.contains("nonce"), "{line}");
     // Another key is refused.
     let other = nkeys::KeyPair::new_user();
     let bad = async_nats::ConnectOptions::with_nkey(other.seed().unwrap())
@@ -849,13 +891,23 @@ async fn account_requests_report_permissions_subscriptions_and_info() {
     let s = TestServer::with(config(
         r#"
 accounts {
-  A { users: [ {user: a, password: pa, permissions: {publish: {allow: ["x.>", "$SYS.REQ.>", "_INBOX.>"], deny: ["x.no"]}, subscribe: ">"}} ] }
+  A { users: [ {user: a, password: pa, permissions: {publish: {allow: ["x.>", "$SYS.REQ.>", "_INBOX.>"], deny: ["x.no"]}, subscribe: ">"}},
+                {user: p, password: pp, permissions: {publish: {deny: ["y"]}}} ] }
   SYS { users: [ {user: sys, password: sys} ] }
 }
 system_account: SYS
 "#,
     ))
     .await;
+    // A side without rules shows as `{}` (nats-server), not null.
+    let p = user(&s, "p", "pp").await;
+    let r = p.request("$SYS.REQ.USER.INFO", "".into()).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(
+        v["data"]["permissions"],
+        serde_json::json!({"publish": {"deny": ["y"]}, "subscribe": {}}),
+        "{v}"
+    );
     let a = user(&s, "a", "pa").await;
     let _sub = a.subscribe("x.>").await.unwrap();
     roundtrip(&a).await;

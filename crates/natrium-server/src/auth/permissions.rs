@@ -124,8 +124,9 @@ impl ClientPerms {
     /// `Permissions`: `publish` and `subscribe` with their `allow`/`deny` lists, and
     /// `responses` when response rights are granted).
     pub fn to_json(&self) -> serde_json::Value {
+        // A side without rules is `{}`, as nats-server reports it.
         let side = |p: &Option<crate::options::SubjectPermission>| match p {
-            None => serde_json::Value::Null,
+            None => serde_json::Value::Object(serde_json::Map::new()),
             Some(p) => {
                 let mut m = serde_json::Map::new();
                 if let Some(allow) = p.allow.as_ref().filter(|a| !a.is_empty()) {

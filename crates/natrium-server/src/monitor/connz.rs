@@ -238,6 +238,9 @@ pub struct ConnInfo {
     /// Subscription details (`subs=detail`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subscriptions_list_detail: Vec<SubDetail>,
+    /// For an nkey user, its account's name (`auth=1`), as nats-server reports it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub issuer_key: String,
     /// Account name tag (`auth=1`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name_tag: String,
@@ -357,6 +360,7 @@ fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -
         account: String::new(),
         subscriptions_list: Vec::new(),
         subscriptions_list_detail: Vec::new(),
+        issuer_key: String::new(),
         name_tag: String::new(),
         rtt_nanos: meta.rtt_nanos,
     };
@@ -373,6 +377,9 @@ fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -
         let acc = account_of(&meta);
         if acc != GLOBAL_ACCOUNT {
             info.account = acc.to_string();
+        }
+        if meta.nkey.is_some() {
+            info.issuer_key = acc.to_string();
         }
         info.name_tag = acc.to_string();
     }
@@ -410,6 +417,7 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
         account: String::new(),
         subscriptions_list: Vec::new(),
         subscriptions_list_detail: Vec::new(),
+        issuer_key: String::new(),
         name_tag: String::new(),
         rtt_nanos: cc.meta.rtt_nanos,
     };
@@ -418,6 +426,9 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
         let acc = closed_account(cc);
         if !acc.is_empty() {
             info.account = acc.to_string();
+            if cc.meta.nkey.is_some() {
+                info.issuer_key = acc.to_string();
+            }
             info.name_tag = acc.to_string();
         }
     }
