@@ -368,7 +368,8 @@ fn export_item(v: &Spanned) -> Result<ExportConfig, ConfError> {
             "threshold" | "response_threshold" | "response_max_time" | "response_time" => {
                 response_threshold = conf::duration_strict(&e.value, &e.key)?;
             }
-            "latency" | "account_token_position" | "allow_trace" => {}
+            "latency" => check_latency(&e.value)?,
+            "account_token_position" | "allow_trace" => {}
             _ if e.used_as_variable => {}
             _ => return Err(unknown(e)),
         }
@@ -388,6 +389,30 @@ fn export_item(v: &Spanned) -> Result<ExportConfig, ConfError> {
         response_type,
         response_threshold,
     })
+}
+
+/// An export's `latency` (tracking is not implemented, see docs/compat.md), checked as
+/// nats-server checks it: a `sampling` of 1-100 (a number or `NN%`), or `headers`.
+fn check_latency(v: &Spanned) -> Result<(), ConfError> {
+    let sampling = match &v.value {
+        Value::Map(m) => m.get_value("sampling"),
+        _ => None,
+    };
+    let Some(sampling) = sampling else {
+        return Ok(());
+    };
+    let pct = match &sampling.value {
+        Value::Int(n) => Some(*n),
+        Value::String(t) if t.eq_ignore_ascii_case("headers") => return Ok(()),
+        Value::String(t) => t.trim_end_matches('%').trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match pct {
+        Some(1..=100) => Ok(()),
+        _ => Err(sampling
+            .pos
+            .error("bad sampling percentage, should be 1-100")),
+    }
 }
 
 fn import_item(v: &Spanned) -> Result<ImportConfig, ConfError> {
@@ -440,6 +465,14 @@ fn import_item(v: &Spanned) -> Result<ImportConfig, ConfError> {
         return Err(v
             .pos
             .error("Stream import can not have a 'prefix' and a 'to' property"));
+    }
+    if !service
+        && let Some(p) = &prefix
+        && p.split('.').any(|t| t == "*" || t == ">")
+    {
+        return Err(v.pos.error(format!(
+            "Error adding stream import {subject:?}: stream import prefix can not contain wildcard tokens"
+        )));
     }
     Ok(ImportConfig {
         account,
@@ -607,7 +640,23 @@ pub fn accounts(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
                                 return Err(ae.value.pos.error("Imports should be an array"));
                             };
                             for i in items {
-                                acc.imports.push(import_item(i)?);
+                                let imp = import_item(i)?;
+                                // Two service imports may not be mapped (`to`) onto one
+                                // local subject (nats-server; the same subject imported
+                                // from two accounts without `to` is accepted).
+                                if imp.service
+                                    && let Some(local) = imp.to.as_deref()
+                                    && let Some(prev) = acc
+                                        .imports
+                                        .iter()
+                                        .find(|p| p.service && p.to.as_deref() == Some(local))
+                                {
+                                    return Err(i.pos.error(format!(
+                                        "Duplicate service import subject {local:?}, previously used in import for account {:?}, subject {:?}",
+                                        prev.account, prev.subject
+                                    )));
+                                }
+                                acc.imports.push(imp);
                             }
                         }
                         "jetstream" => acc.jetstream = account_jetstream(&ae.value)?,

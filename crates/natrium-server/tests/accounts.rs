@@ -680,6 +680,31 @@ fn config_errors_match_nats_server() {
         bad("accounts { B { imports: [ {stream: {account: Z, subject: x}} ] } }")
             .contains("account not defined for stream import")
     );
+    assert!(
+        bad("accounts { A { exports: [{stream: \">\"}] }\n B { imports: [{stream: {account: A, subject: \">\"}, prefix: \"p.>\"}] } }")
+            .contains("stream import prefix can not contain wildcard tokens")
+    );
+    let dup = bad(
+        "accounts { A { exports: [{service: s1}, {service: s2}] }\n B { imports: [{service: {account: A, subject: s1}, to: t}, {service: {account: A, subject: s2}, to: t}] } }",
+    );
+    assert!(
+        dup.contains("Duplicate service import subject \"t\", previously used in import for account \"A\", subject \"s1\""),
+        "{dup}"
+    );
+    for sampling in ["150", "0", "\"101%\""] {
+        let e = bad(&format!(
+            "accounts {{ A {{ exports: [{{service: s, latency: {{sampling: {sampling}, subject: lat}}}}] }} }}"
+        ));
+        assert!(
+            e.contains("bad sampling percentage, should be 1-100"),
+            "{sampling}: {e}"
+        );
+    }
+    // Accepted: a percentage in range, and one subject imported from two accounts.
+    config("accounts { A { exports: [{service: s, latency: {sampling: 50%, subject: lat}}] } }");
+    config(
+        "accounts { A { exports: [{service: s}] }\n C { exports: [{service: s}] }\n B { imports: [{service: {account: A, subject: s}}, {service: {account: C, subject: s}}] } }",
+    );
 }
 
 #[test]
