@@ -69,8 +69,9 @@ pub struct Account {
     pub name: String,
     /// The account's subject index.
     pub sublist: Sublist<Subscription>,
-    /// Connection and payload limits.
-    pub limits: AccountLimits,
+    /// Connection and payload limits (a reload may change them: read with
+    /// [`Account::limits`], once per decision).
+    limits: parking_lot::RwLock<AccountLimits>,
     /// JetStream limits, when JetStream is enabled for the account.
     pub jetstream: Option<AccountJsLimits>,
     /// Exports.
@@ -123,13 +124,23 @@ impl Account {
         )
     }
 
+    /// The connection and payload limits in force.
+    pub fn limits(&self) -> AccountLimits {
+        *self.limits.read()
+    }
+
+    /// Replace the limits (config reload).
+    pub fn set_limits(&self, limits: AccountLimits) {
+        *self.limits.write() = limits;
+    }
+
     /// An account from its configuration (imports are wired separately, once every
     /// account exists).
     pub fn from_config(c: &AccountConfig, cache: bool, is_system: bool) -> Self {
         Account {
             name: c.name.clone(),
             sublist: Sublist::with_cache(cache),
-            limits: c.limits,
+            limits: parking_lot::RwLock::new(c.limits),
             jetstream: c.jetstream,
             exports: c.exports.clone(),
             imports: Mutex::new(Vec::new()),

@@ -227,7 +227,55 @@ impl ServerShared {
                 wire_imports(acc, a, &map).map_err(|e| e.to_string())?;
             }
         }
+        let changed: Vec<Arc<Account>> = opts
+            .accounts
+            .accounts
+            .iter()
+            .filter_map(|a| {
+                let acc = map.get(&a.name)?;
+                (!added.contains(&a.name) && acc.limits() != a.limits).then(|| {
+                    acc.set_limits(a.limits);
+                    acc.clone()
+                })
+            })
+            .collect();
+        drop(map);
+        for acc in changed {
+            self.enforce_account_limits(&acc);
+        }
         Ok(added)
+    }
+
+    /// After a reload changed `account`'s limits, as nats-server: the oldest connections
+    /// beyond a lower `max_connections`, and every connection holding more subscriptions
+    /// than a lower `max_subscriptions`, are told why and closed (new connections and new
+    /// subscriptions meet the new limits, as does `max_payload`).
+    fn enforce_account_limits(&self, account: &Account) {
+        let limits = account.limits();
+        let mine: Vec<Arc<ClientConn>> = self
+            .clients()
+            .into_iter()
+            .filter(|c| c.is_connected() && c.meta.lock().account == account.name)
+            .collect();
+        let mut over = 0;
+        if limits.max_connections >= 0 {
+            over = mine.len().saturating_sub(limits.max_connections as usize);
+        }
+        for (i, c) in mine.iter().enumerate() {
+            if i < over {
+                c.err_and_close(
+                    "maximum account active connections exceeded",
+                    CloseReason::MaxAccountConnectionsExceeded,
+                );
+            } else if limits.max_subscriptions > 0
+                && c.subs.lock().len() as i64 > limits.max_subscriptions
+            {
+                c.err_and_close(
+                    "maximum subscriptions exceeded",
+                    CloseReason::MaxSubscriptionsExceeded,
+                );
+            }
+        }
     }
 
     /// Replace the users registry (reload), and close connections whose user is gone.

@@ -542,3 +542,81 @@ fn reload_checks_open_connections_credentials_again() {
     }
     drop(p);
 }
+
+/// A reload that lowers an account's limits applies them as nats-server does: the
+/// oldest connections beyond `max_connections` and any holding more subscriptions than
+/// `max_subscriptions` are told why and closed; new connections meet the new
+/// `max_payload`.
+#[test]
+fn reload_applies_account_limits() {
+    let d = tmpdir("reload-acct-limits");
+    let conf = d.join("l.conf");
+    let log = d.join("server.log");
+    let with = |conns: i64, subs: i64, payload: i64| {
+        format!(
+            "port: -1\naccounts {{ A {{ users: [{{user: a, password: a}}], \
+             limits: {{max_connections: {conns}, max_subscriptions: {subs}, max_payload: {payload}}} }} }}\n"
+        )
+    };
+    std::fs::write(&conf, with(5, 5, 100)).unwrap();
+    let p = spawn(&["-c", conf.to_str().unwrap(), "-l", log.to_str().unwrap()]);
+    let text = wait_for_log(&log, "Server is ready", Duration::from_secs(10));
+    let port = port_from_log(&text);
+    let login = |subs: &str| -> TcpStream {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(
+            format!(
+                "CONNECT {{\"user\":\"a\",\"pass\":\"a\",\"verbose\":false}}\r\n{subs}PING\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("PONG") {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => panic!("login: {}", String::from_utf8_lossy(&got)),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        c
+    };
+    let mut oldest = login("SUB x 1\r\n");
+    let mut many_subs = login("SUB x 1\r\nSUB y 2\r\n");
+    let mut fine = login("SUB x 1\r\n");
+    std::fs::write(&conf, with(2, 1, 5)).unwrap();
+    assert!(signal(&p, "reload"));
+    wait_for_log(
+        &log,
+        "Reloaded server configuration",
+        Duration::from_secs(10),
+    );
+    let (rest, closed) = read_until_closed(&mut oldest);
+    assert!(
+        closed && rest.contains("maximum account active connections exceeded"),
+        "{rest:?}"
+    );
+    let (rest, closed) = read_until_closed(&mut many_subs);
+    assert!(
+        closed && rest.contains("maximum subscriptions exceeded"),
+        "{rest:?}"
+    );
+    fine.write_all(b"PING\r\n").unwrap();
+    let mut buf = [0u8; 256];
+    let n = fine.read(&mut buf).unwrap_or(0);
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).contains("PONG"),
+        "the third stays"
+    );
+    // The closed ones leave the account's count just after their sockets close.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut new = login("");
+    new.write_all(b"PUB x 6\r\nabcdef\r\n").unwrap();
+    let (rest, closed) = read_until_closed(&mut new);
+    assert!(
+        closed && rest.contains("Maximum Payload Violation"),
+        "{rest:?}"
+    );
+    drop(p);
+}

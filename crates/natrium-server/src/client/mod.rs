@@ -64,6 +64,8 @@ pub enum CloseReason {
     MaxConnectionsExceeded,
     /// The account is at its `max_connections`.
     MaxAccountConnectionsExceeded,
+    /// A reload lowered the account's `max_subscriptions` below what the client holds.
+    MaxSubscriptionsExceeded,
     /// `no_responders` without `headers`.
     NoRespondersRequiresHeaders,
     /// The server is shutting down.
@@ -89,6 +91,7 @@ impl CloseReason {
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
             CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
             CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
+            CloseReason::MaxSubscriptionsExceeded => "Maximum Subscriptions Exceeded",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::ServerShutdown => "Server Shutdown",
         }

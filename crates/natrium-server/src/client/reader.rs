@@ -601,8 +601,8 @@ impl Reader {
         let mut limits = self.parser.limits();
         limits.max_control_line = opts.max_control_line.max(0) as usize;
         limits.max_payload = opts.max_payload;
-        if self.account.limits.max_payload > 0 {
-            limits.max_payload = limits.max_payload.min(self.account.limits.max_payload);
+        if self.account.limits().max_payload > 0 {
+            limits.max_payload = limits.max_payload.min(self.account.limits().max_payload);
         }
         self.parser.set_limits(limits);
     }
@@ -620,7 +620,7 @@ impl Reader {
         let was_connected = self.conn.is_connected();
         let same = Arc::ptr_eq(&account, &self.account);
         if !(was_connected && same) {
-            let max = account.limits.max_connections;
+            let max = account.limits().max_connections;
             if max >= 0 && account.num_connections() as i64 >= max {
                 self.conn.err_and_close(
                     "maximum account active connections exceeded",
@@ -640,16 +640,16 @@ impl Reader {
         self.l1.genid = u64::MAX;
         let opts = self.server.opts();
         let server_max = opts.max_subscriptions;
-        let acc_max = account.limits.max_subscriptions;
+        let acc_max = account.limits().max_subscriptions;
         self.max_subs = match (server_max > 0, acc_max > 0) {
             (true, true) => server_max.min(acc_max),
             (true, false) => server_max,
             (false, true) => acc_max,
             (false, false) => 0,
         };
-        if account.limits.max_payload > 0 {
+        if account.limits().max_payload > 0 {
             let mut limits = self.parser.limits();
-            limits.max_payload = limits.max_payload.min(account.limits.max_payload);
+            limits.max_payload = limits.max_payload.min(account.limits().max_payload);
             self.parser.set_limits(limits);
         }
         {
