@@ -329,6 +329,22 @@ impl ServerShared {
         }
     }
 
+    /// Close, with nats-server's `-ERR 'Authorization Violation'`, every client that has
+    /// not logged in yet (a reload changed the authorization).
+    pub fn close_unauthenticated(&self) {
+        if !self.auth().configured() {
+            return;
+        }
+        for c in self.clients() {
+            if !c.is_connected() && c.closing().is_none() {
+                c.err_and_close(
+                    "Authorization Violation",
+                    CloseReason::AuthenticationViolation,
+                );
+            }
+        }
+    }
+
     /// Whether the server is shutting down.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)

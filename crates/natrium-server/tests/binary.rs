@@ -514,6 +514,13 @@ fn reload_checks_open_connections_credentials_again() {
     let mut same = login(r#""user":"k","pass":"pk","#);
     let mut moved = login(r#""user":"m","pass":"pm","#);
     let mut anonymous = login("");
+    // A client still between INFO and CONNECT when the authorization changes.
+    let mut pending = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    pending
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut info = [0u8; 4096];
+    assert!(pending.read(&mut info).unwrap() > 0);
     // a's password changes, m moves from B to A, the no_auth_user goes.
     let after = "port: -1\naccounts {\n A { users: [ {user: a, password: new}, {user: k, password: pk}, \
                  {user: m, password: pm} ] }\n B { users: [] }\n}\n";
@@ -531,6 +538,12 @@ fn reload_checks_open_connections_credentials_again() {
     );
     let (rest, closed) = read_until_closed(&mut moved);
     assert!(closed && !rest.contains("-ERR"), "{rest:?}");
+    // nats-server's reload refuses a client with no credentials to check yet.
+    let (rest, closed) = read_until_closed(&mut pending);
+    assert!(
+        closed && rest.contains("Authorization Violation"),
+        "{rest:?}"
+    );
     for (name, c) in [("same", &mut same), ("anonymous", &mut anonymous)] {
         c.write_all(b"PING\r\n").unwrap();
         let mut buf = [0u8; 256];
