@@ -461,7 +461,7 @@ pub fn wire_imports(
         if imp.prefix.is_none()
             && let Some(to) = &imp.to
             && *to != imp.subject
-            && imp.subject.split('.').any(|t| t == "*" || t == ">")
+            && !crate::sublist::subject_is_literal(imp.subject.as_bytes())
         {
             check_import_mapping(&imp.subject, to).map_err(|reason| ImportError::BadMapping {
                 subject: imp.subject.clone(),

@@ -468,7 +468,7 @@ fn import_item(v: &Spanned) -> Result<ImportConfig, ConfError> {
     }
     if !service
         && let Some(p) = &prefix
-        && p.split('.').any(|t| t == "*" || t == ">")
+        && !crate::sublist::subject_is_literal(p.as_bytes())
     {
         return Err(v.pos.error(format!(
             "Error adding stream import {subject:?}: stream import prefix can not contain wildcard tokens"

@@ -278,8 +278,11 @@ impl ServerShared {
         }
     }
 
-    /// Replace the users registry (reload), and close connections whose user is gone.
-    pub fn set_auth(&self, registry: AuthRegistry) {
+    /// Replace the users registry (reload) and check every connection against it, as
+    /// nats-server's reload of the authorization does. With `changed` (the authorization
+    /// config changed), clients that have not logged in yet are refused too: they have
+    /// no credentials to check yet (they reconnect).
+    pub fn set_auth(&self, registry: AuthRegistry, changed: bool) {
         let registry = Arc::new(registry);
         *self.auth.write() = registry.clone();
         for c in self.clients() {
@@ -299,6 +302,12 @@ impl ServerShared {
                 continue;
             }
             if !c.is_connected() {
+                if changed && registry.configured() && c.closing().is_none() {
+                    c.err_and_close(
+                        "Authorization Violation",
+                        CloseReason::AuthenticationViolation,
+                    );
+                }
                 continue;
             }
             // The credentials it logged in with, checked against the new users (a changed
@@ -325,22 +334,6 @@ impl ServerShared {
                     c.close(CloseReason::ClientClosed, true)
                 }
                 Some(_) => {}
-            }
-        }
-    }
-
-    /// Close, with nats-server's `-ERR 'Authorization Violation'`, every client that has
-    /// not logged in yet (a reload changed the authorization).
-    pub fn close_unauthenticated(&self) {
-        if !self.auth().configured() {
-            return;
-        }
-        for c in self.clients() {
-            if !c.is_connected() && c.closing().is_none() {
-                c.err_and_close(
-                    "Authorization Violation",
-                    CloseReason::AuthenticationViolation,
-                );
             }
         }
     }

@@ -212,12 +212,7 @@ pub fn reload(server: &Server, flags: &Flags) -> Result<(), String> {
         js.reload(shared, &new)?;
     }
     let auth_changed = old.auth != new.auth || old.accounts != new.accounts;
-    shared.set_auth(crate::auth::AuthRegistry::from_options(&new));
-    if auth_changed {
-        // As nats-server's reload of the authorization: a client that has not logged in
-        // yet has no credentials to check again, so it is refused (it reconnects).
-        shared.close_unauthenticated();
-    }
+    shared.set_auth(crate::auth::AuthRegistry::from_options(&new), auth_changed);
     shared.set_opts(new);
     Ok(())
 }

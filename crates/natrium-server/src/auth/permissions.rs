@@ -15,7 +15,9 @@
 //!   the client received.
 
 use crate::options::{Permissions, ResponsePermission, SubjectPermission};
-use crate::sublist::{Sublist, subject_is_subset_match, subject_matches, subjects_collide};
+use crate::sublist::{
+    Sublist, subject_is_literal, subject_is_subset_match, subject_matches, subjects_collide,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,8 +69,7 @@ fn queue_in(index: &Sublist<()>, subject: &[u8], q: &[u8]) -> bool {
             return;
         }
         if let Some(name) = queue {
-            let pattern = name.split(|&b| b == b'.').any(|t| t == b"*" || t == b">");
-            found = name == q || (pattern && subject_is_subset_match(q, name));
+            found = name == q || (!subject_is_literal(name) && subject_is_subset_match(q, name));
         }
     });
     found
@@ -207,10 +208,7 @@ impl ClientPerms {
         if !p.deny.any {
             return false;
         }
-        let wildcard = subject
-            .split(|&b| b == b'.')
-            .any(|t| t == b"*" || t == b">");
-        (wildcard || queue.is_some())
+        (!subject_is_literal(subject) || queue.is_some())
             && p.deny
                 .subjects
                 .iter()

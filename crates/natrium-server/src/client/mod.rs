@@ -192,9 +192,9 @@ pub struct ClientConn {
     deny_filter: AtomicBool,
     /// Response rights granted by received requests (`allow_responses`).
     pub responses: Mutex<FxHashMap<Box<[u8]>, ResponseGrant>>,
-    /// The CONNECT options the client authenticated with (`{}` for one admitted as the
-    /// `no_auth_user` without CONNECT): a config reload checks them again against the
-    /// new users, as nats-server does.
+    /// The CONNECT options the client authenticated with (none for one admitted as the
+    /// `no_auth_user` without CONNECT, which a reload leaves alone): a config reload
+    /// checks them again against the new users, as nats-server does.
     pub auth_connect: Mutex<Option<Box<crate::protocol::connect::ConnectOptions>>>,
 }
 

@@ -388,8 +388,6 @@ impl Reader {
                     if !self.bind(id) {
                         return Flow::Close;
                     }
-                    *self.conn.auth_connect.lock() =
-                        ConnectOptions::parse(b"{}").ok().map(Box::new);
                     self.conn.set_connected();
                 }
                 None => {
@@ -601,10 +599,19 @@ impl Reader {
         let mut limits = self.parser.limits();
         limits.max_control_line = opts.max_control_line.max(0) as usize;
         limits.max_payload = opts.max_payload;
-        if self.account.limits().max_payload > 0 {
-            limits.max_payload = limits.max_payload.min(self.account.limits().max_payload);
-        }
         self.parser.set_limits(limits);
+        drop(opts);
+        self.cap_payload_by_account();
+    }
+
+    /// The account's `max_payload`, when set, caps the parser's.
+    fn cap_payload_by_account(&mut self) {
+        let account_max = self.account.limits().max_payload;
+        if account_max > 0 {
+            let mut limits = self.parser.limits();
+            limits.max_payload = limits.max_payload.min(account_max);
+            self.parser.set_limits(limits);
+        }
     }
 
     /// Bind the connection to the identity's account and permissions. False if the account
@@ -647,11 +654,6 @@ impl Reader {
             (false, true) => acc_max,
             (false, false) => 0,
         };
-        if account.limits().max_payload > 0 {
-            let mut limits = self.parser.limits();
-            limits.max_payload = limits.max_payload.min(account.limits().max_payload);
-            self.parser.set_limits(limits);
-        }
         {
             let mut meta = self.conn.meta.lock();
             meta.account = account.name.clone();
@@ -660,6 +662,7 @@ impl Reader {
             meta.simple_auth = id.user.is_none();
         }
         self.account = account;
+        self.cap_payload_by_account();
         true
     }
 

@@ -231,9 +231,8 @@ pub struct ApiAudit<'a> {
     pub typed: Typed,
     /// Server name.
     pub server: &'a str,
-    /// Who asked (absent for the server's own requests).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client: Option<&'a RequestClient>,
+    /// Who asked.
+    pub client: &'a RequestClient,
     /// Request subject.
     pub subject: &'a str,
     /// Request body (absent when empty).

@@ -378,7 +378,7 @@ fn audit(js: &JetStream, server: &Arc<ServerShared>, req: &ApiRequest, response:
         &super::advisory::ApiAudit {
             typed: super::advisory::Typed::new(super::advisory::API_AUDIT),
             server: &server.server_name,
-            client: Some(client),
+            client,
             subject: &req.subject,
             request: &request,
             response,

@@ -408,6 +408,14 @@ impl Stream {
         }
     }
 
+    /// The newest message on `subject` as the publish checks must see it: appended ones
+    /// included, durable or not (`StreamStore::load_last_written`), so publishes in
+    /// flight together see each other.
+    fn last_written(&self, subject: &str) -> Option<natrium_store::StoredMsg> {
+        let filter = SubjectFilter::new(subject).ok()?;
+        self.store.load_last_written(&filter).ok()
+    }
+
     /// Queue a published message; returns its number in the queue. Fails only when the
     /// queue is over its byte limit.
     fn enqueue(&self, msg: PubMsg<'_>) -> Result<u64, ApiError> {
@@ -945,8 +953,7 @@ impl Stream {
                 let expected = headers::go_parse_int64(v) as u64;
                 let last = subject_override
                     .map_or(Some(subject), |s| std::str::from_utf8(s).ok())
-                    .and_then(|s| SubjectFilter::new(s).ok())
-                    .and_then(|f| self.store.load_last_written(&f).ok())
+                    .and_then(|s| self.last_written(s))
                     .map_or(0, |msg| msg.seq);
                 if expected != last {
                     return Err(ApiError::stream_wrong_last_sequence(last));
@@ -1029,10 +1036,7 @@ impl Stream {
                 return None;
             }
             let to = transform_subject(&rp.src, &rp.dest, subject)?;
-            let last = SubjectFilter::new(subject)
-                .ok()
-                .and_then(|f| self.store.load_last_written(&f).ok())
-                .map_or(0, |msg| msg.seq);
+            let last = self.last_written(subject).map_or(0, |msg| msg.seq);
             // A delete marker follows the expired message it stands for (the subject
             // holds nothing else by then), as nats-server republishes it.
             let last = if last == 0 { m.expired_seq } else { last };
@@ -1041,9 +1045,7 @@ impl Stream {
         // A counter stores the subject's new total instead of the (empty) payload.
         let total = match &incr {
             Some(incr) => {
-                let prev = SubjectFilter::new(subject)
-                    .ok()
-                    .and_then(|f| self.store.load_last_written(&f).ok());
+                let prev = self.last_written(subject);
                 Some(incr.apply(prev.as_ref().map(|p| &p.payload[..]))?)
             }
             None => None,

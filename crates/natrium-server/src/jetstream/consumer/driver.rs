@@ -744,17 +744,11 @@ impl Task {
             let changed = self.dirty || self.unsynced;
             let fsync = self.c.sync_state && (!self.ack_replies.is_empty() || due) && changed;
             let write = !fsync && if lazy { changed && due } else { self.dirty };
-            let result = if fsync {
+            // An fsync, or a lazy consumer's whole-state snapshot (now and then with the
+            // log's compaction and its fsyncs): off the runtime's threads.
+            let result = if fsync || (write && lazy) {
                 let store = self.c.store.clone();
-                match tokio::task::spawn_blocking(move || store.commit(true)).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
-            } else if write && lazy {
-                // A whole-state snapshot (and now and then the log's compaction, with
-                // fsyncs): off the runtime's threads.
-                let store = self.c.store.clone();
-                match tokio::task::spawn_blocking(move || store.commit(false)).await {
+                match tokio::task::spawn_blocking(move || store.commit(fsync)).await {
                     Ok(r) => r.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 }
