@@ -6,12 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
-tools="$PWD/target/tools"
-if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "$tools/bin/cargo-fuzz" ]; then
-  echo "installing cargo-fuzz into $tools (one time)"
-  cargo install --quiet --locked --root "$tools" cargo-fuzz
-fi
-export PATH="$tools/bin:$PATH"
+. scripts/lib/fuzz.sh
 mkdir -p fuzz/corpus/protocol_parser
 # Seed the corpus with real protocol bytes.
 printf 'CONNECT {"verbose":false}\r\nSUB foo 1\r\nPUB foo 5\r\nhello\r\nPING\r\n' > fuzz/corpus/protocol_parser/seed1

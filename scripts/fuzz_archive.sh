@@ -5,12 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
-tools="$PWD/target/tools"
-if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "$tools/bin/cargo-fuzz" ]; then
-  echo "installing cargo-fuzz into $tools (one time)"
-  cargo install --quiet --locked --root "$tools" cargo-fuzz
-fi
-export PATH="$tools/bin:$PATH"
+. scripts/lib/fuzz.sh
 corpus=fuzz/corpus/archive_reader
 mkdir -p "$corpus"
 for f in crates/natrium-store/tests/data/backup/*.s2; do
