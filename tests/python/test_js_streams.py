@@ -266,13 +266,17 @@ async def test_create_error(js_server, case):
 
 # Config fields natrium accepts in the schema but does not implement yet: nats-server
 # creates the stream; natrium refuses it (documented in docs/compat.md) and stores nothing.
-# Default values (what clients send when the feature is unused) pass on both.
+# Default values (what clients send when the feature is unused) pass on both. Local
+# mirrors and sources are implemented (test_js_sourcing.py); origins elsewhere are not.
+EXTERNAL = "external (mirrors and sources in other accounts or domains)"
 UNSUPPORTED = {
-    "mirror": {"mirror": {"name": "ORDERS"}},
-    "sources": {"sources": [{"name": "ORDERS"}]},
-    "allow_atomic": {"subjects": ["u.>"], "allow_atomic": True},
-    "allow_msg_schedules": {"subjects": ["u.>"], "allow_msg_schedules": True,
-                            "allow_rollup_hdrs": True},
+    "mirror_external": ({"mirror": {"name": "ORDERS", "external": {"api": "$JS.hub.API"}}},
+                        EXTERNAL),
+    "sources_external": ({"sources": [{"name": "ORDERS", "external": {"api": "$JS.hub.API"}}]},
+                         EXTERNAL),
+    "allow_atomic": ({"subjects": ["u.>"], "allow_atomic": True}, "allow_atomic"),
+    "allow_msg_schedules": ({"subjects": ["u.>"], "allow_msg_schedules": True,
+                             "allow_rollup_hdrs": True}, "allow_msg_schedules"),
 }
 UNSUPPORTED_DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "republish": None,
                         "subject_transform": None, "allow_msg_counter": False,
@@ -284,20 +288,23 @@ UNSUPPORTED_DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "rep
 async def test_unsupported_field_refused(js_server, case):
     async with client(js_server) as c:
         await create(c, "ORDERS", subjects=["orders.>"])
-        body = {"name": "U", **UNSUPPORTED[case]}
+        extra, field = UNSUPPORTED[case]
+        body = {"name": "U", **extra}
         got = json.loads(await c.api("STREAM.CREATE.U", body))
         names = json.loads(await c.api("STREAM.NAMES"))["streams"]
         if js_server.impl == "natrium":
             assert got["error"] == {"code": 500, "err_code": 10052, "description":
-                                    f"stream configuration field {case} is not supported by natrium yet"}
+                                    f"stream configuration field {field} is not supported by natrium yet"}
             assert names == ["ORDERS"]
             # An update that turns the feature on is refused too and changes nothing.
             await create(c, "U", subjects=["u.>"])
             upd = json.loads(await c.api("STREAM.UPDATE.U", {"name": "U", "subjects": ["u.>"],
-                                                              **UNSUPPORTED[case]}))
+                                                              **extra}))
             assert "error" in upd, upd
             info = json.loads(await c.api("STREAM.INFO.U"))
-            assert case not in info["config"] or not info["config"][case]
+            for key in extra:
+                if key != "subjects":
+                    assert not info["config"].get(key), info
         else:
             assert "error" not in got, got
             assert sorted(names) == ["ORDERS", "U"]

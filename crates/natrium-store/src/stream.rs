@@ -86,8 +86,9 @@ pub trait StreamStore: Send + Sync {
 
     /// [`StreamStore::store_raw_msg`] without waiting for durability: the message is
     /// stored (and readable) when this returns, but may still sit in a write buffer
-    /// until [`StreamStore::sync`] or [`StreamStore::wait_durable`]. For bulk loads
-    /// (restores) that sync once at the end.
+    /// until [`StreamStore::sync`] or [`StreamStore::wait_durable`] with the returned
+    /// ticket. For bulk loads (restores) that sync once at the end, and for mirrors,
+    /// whose batches share one fsync as publishes do.
     #[allow(clippy::too_many_arguments)]
     fn append_raw_msg(
         &self,
@@ -98,8 +99,9 @@ pub trait StreamStore: Send + Sync {
         ts: i64,
         ttl: Option<Ttl>,
         discard_new_check: bool,
-    ) -> Result<()> {
-        self.store_raw_msg(subject, hdrs, payload, seq, ts, ttl, discard_new_check)
+    ) -> Result<Ticket> {
+        self.store_raw_msg(subject, hdrs, payload, seq, ts, ttl, discard_new_check)?;
+        Ok(Ticket::DONE)
     }
 
     /// Consumes sequence `seq` (0 = next) without storing a message. Returns it.

@@ -245,15 +245,91 @@ pub(crate) fn info_of(js: &JetStream, stream: &Stream, with_cluster: bool) -> St
             ..Default::default()
         }
     });
+    let (mirror, sources) = match js.server.upgrade() {
+        Some(server) => (
+            stream.links.mirror_info(&server, &stream.account.name),
+            stream.links.sources_info(&server, &stream.account.name),
+        ),
+        None => (None, Vec::new()),
+    };
     StreamInfo {
         config: with_dynamic_stream_metadata(&stream.config()),
         created: stream.created,
         state: api_state(stream, false),
         domain: js.domain.clone(),
         cluster,
+        mirror,
+        sources,
         ts: Timestamp::now(),
         ..StreamInfo::default()
     }
+}
+
+/// The checks of a mirror or sources that need the account's other streams, as
+/// nats-server runs them inside its config check: an origin that exists must not allow
+/// bigger messages than the copy (10030 / 10046), a mirror inherits its origin's
+/// `allow_direct` as `mirror_direct` (pedantic mode refuses a difference), and no chain of
+/// sources and mirrors may lead back to the stream (`detected cycle`).
+fn check_links(jsa: &JsAccount, cfg: &mut StreamConfig, pedantic: bool) -> Result<(), ApiError> {
+    let origin = |name: &str| jsa.stream(name).map(|s| s.config());
+    if let Some(m) = &cfg.mirror
+        && m.external.is_none()
+        && let Some(ocfg) = origin(&m.name)
+    {
+        if cfg.max_msg_size > 0 && ocfg.max_msg_size > 0 && cfg.max_msg_size < ocfg.max_msg_size {
+            return Err(ApiError::mirror_max_message_size_too_big());
+        }
+        if pedantic && cfg.mirror_direct != ocfg.allow_direct {
+            return Err(ApiError::pedantic(
+                "origin stream has direct get set, mirror has it disabled",
+            ));
+        }
+        cfg.mirror_direct = ocfg.allow_direct;
+    }
+    for src in cfg.sources.iter().filter(|s| s.external.is_none()) {
+        if let Some(ocfg) = origin(&src.name)
+            && cfg.max_msg_size > 0
+            && ocfg.max_msg_size > 0
+            && cfg.max_msg_size < ocfg.max_msg_size
+        {
+            return Err(ApiError::source_max_message_size_too_big());
+        }
+    }
+    // Walk the graph of sources and mirrors from this stream (its new config).
+    let overlaps = |subjects: &[String], filter: &str| {
+        filter.is_empty()
+            || subjects
+                .iter()
+                .any(|s| subjects_collide(s.as_bytes(), filter.as_bytes()))
+    };
+    let cycle = || ApiError::stream_invalid_config("detected cycle");
+    let mut to_visit: Vec<StreamConfig> = vec![cfg.clone()];
+    let mut visited: Vec<String> = Vec::new();
+    // Each stream is expanded once at most, so the walk ends.
+    while let Some(c) = to_visit.pop() {
+        if visited.contains(&c.name) {
+            continue;
+        }
+        visited.push(c.name.clone());
+        for src in c.sources.iter().filter(|s| s.external.is_none()) {
+            if visited.contains(&src.name) {
+                if overlaps(&c.subjects, &src.filter_subject) {
+                    return Err(cycle());
+                }
+            } else if let Some(ocfg) = origin(&src.name) {
+                to_visit.push(ocfg);
+            }
+        }
+        if let Some(m) = c.mirror.as_ref().filter(|m| m.external.is_none()) {
+            if visited.contains(&m.name) {
+                return Err(cycle());
+            }
+            if let Some(ocfg) = origin(&m.name) {
+                to_visit.push(ocfg);
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn check_ctx(
@@ -332,10 +408,11 @@ fn stream_create(
     check_stream_create_request(name, &req)?;
     let mut requested = req.config.clone();
     set_static_stream_metadata(&mut requested);
-    let cfg = check_stream_config(
+    let mut cfg = check_stream_config(
         &requested,
         &check_ctx(js, jsa, req.pedantic, requested.storage),
     )?;
+    check_links(jsa, &mut cfg, req.pedantic)?;
     check_stream_standalone_replicas(&cfg)?;
     check_stream_supported(&cfg)?;
     if let Some(existing) = jsa.stream(name) {
@@ -431,10 +508,11 @@ fn stream_update(
     let req = StreamConfigRequest::decode_request(body, Mode::Strict)?;
     let mut requested = req.config.clone();
     set_static_stream_metadata(&mut requested);
-    let cfg = check_stream_config(
+    let mut cfg = check_stream_config(
         &requested,
         &check_ctx(js, jsa, req.pedantic, requested.storage),
     )?;
+    check_links(jsa, &mut cfg, req.pedantic)?;
     if cfg.name != name {
         return Err(ApiError::stream_mismatch());
     }
@@ -459,6 +537,7 @@ fn stream_update(
     )
     .map_err(ApiError::stream_update)?;
     if let Some(server) = js.server.upgrade() {
+        stream.start_links(&server);
         super::advisory::stream_action(&server, &jsa.account, name, "modify", &js.domain);
     }
     let info = info_of(js, &stream, false);

@@ -26,6 +26,8 @@ pub const TTL: &str = "Nats-TTL";
 pub const MARKER_REASON: &str = "Nats-Marker-Reason";
 /// `KV-Operation` (a KV client's `DEL`/`PURGE`).
 pub const KV_OPERATION: &str = "KV-Operation";
+/// `Nats-Stream-Source`: where a sourced message came from.
+pub const STREAM_SOURCE: &str = "Nats-Stream-Source";
 /// `Nats-Required-Api-Level`.
 pub const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
 
@@ -119,6 +121,8 @@ pub struct PublishHeaders<'a> {
     pub batch_id: Option<&'a [u8]>,
     /// `Nats-Schedule` (message schedules, which natrium streams do not allow).
     pub schedule: Option<&'a [u8]>,
+    /// `Nats-Stream-Source` (only a sourcing stream's own copies may carry it).
+    pub stream_source: Option<&'a [u8]>,
 }
 
 impl<'a> PublishHeaders<'a> {
@@ -149,6 +153,7 @@ impl<'a> PublishHeaders<'a> {
                     b"Nats-Marker-Reason" => &mut out.marker_reason,
                     b"Nats-Batch-Id" => &mut out.batch_id,
                     b"Nats-Schedule" => &mut out.schedule,
+                    b"Nats-Stream-Source" => &mut out.stream_source,
                     _ => continue,
                 }
             } else if line.starts_with(b"KV-Operation:") {
@@ -203,6 +208,32 @@ pub fn replace_ttl(block: &[u8], secs: u64) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(format!("{TTL}: {secs}\r\n\r\n").as_bytes());
+    out
+}
+
+/// The header block a sourced copy is stored with, as nats-server builds it
+/// (`processInboundSourceMsg`): the origin's block without its `Nats-Stream-Source` (a
+/// chain of sources keeps only the newest), `Nats-Expected-*` (checked by the origin
+/// already) and `Nats-Batch-*` lines, then `Nats-Stream-Source: <value>` as the last
+/// header. Keys match exactly, at a line start, as nats-server's header edits do.
+pub fn sourced_block(block: &[u8], value: &str) -> Vec<u8> {
+    const STATUS: &[u8] = b"NATS/1.0\r\n";
+    let mut out = Vec::with_capacity(block.len() + STREAM_SOURCE.len() + value.len() + 16);
+    let (status, body) = split_status(block).unwrap_or((STATUS, &[]));
+    out.extend_from_slice(status);
+    for line in lines(body).filter(|l| {
+        !l.is_empty()
+            && value_of(l, STREAM_SOURCE).is_none()
+            && !l.starts_with(b"Nats-Expected-")
+            && !l.starts_with(b"Nats-Batch-")
+    }) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(STREAM_SOURCE.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
     out
 }
 

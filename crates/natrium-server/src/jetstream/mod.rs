@@ -4,7 +4,8 @@
 //! - `limits`: server, account and stream storage limits (reservations, publish checks);
 //! - `engine`: which accounts have JetStream, their streams, recovery from disk;
 //! - `stream`: one stream and its publish pipeline (checks, append, group commit, PubAck);
-//!   `counter`: message counters (`Nats-Incr`) it applies;
+//!   `counter`: message counters (`Nats-Incr`) it applies; `sourcing`: mirrors and
+//!   sources, which copy other streams' messages into it;
 //! - `consumer`: consumers (state machine, delivery task, ack and pull subjects);
 //! - `api_server`: the `$JS.API.>` subscription and its worker; `api_streams`,
 //!   `api_consumers` and `direct` answer the account, stream and consumer requests;
@@ -29,4 +30,5 @@ pub mod headers;
 pub mod limits;
 pub mod restore;
 pub mod snapshot;
+pub mod sourcing;
 pub mod stream;

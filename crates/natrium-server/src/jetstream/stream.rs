@@ -33,6 +33,7 @@ use super::api::time::Timestamp;
 use super::consumer::Consumer;
 use super::counter;
 use super::headers;
+use super::sourcing::{Links, SourcedBy};
 use crate::account::Account;
 use crate::client::deliver::{DeliveryCtx, Publisher};
 use crate::client::subscription::{InternalHandler, Subscription};
@@ -78,6 +79,9 @@ pub struct Inbound {
     /// For a subject delete marker queued by expiry: the sequence of the expired message
     /// it stands for, republished as its `Nats-Last-Sequence` (0 for every other message).
     expired_seq: u64,
+    /// For a copy made by a mirror or source link: where it came from (`None` for
+    /// publishes).
+    sourced: Option<Box<SourcedBy>>,
 }
 
 impl Inbound {
@@ -114,6 +118,7 @@ impl Inbound {
             reply_len,
             hdr_len,
             expired_seq: 0,
+            sourced: None,
         })
     }
 
@@ -248,6 +253,8 @@ pub struct Stream {
     /// The account's freeze gate: held shared while a batch is stored, taken exclusively
     /// for an instant by a consistent account snapshot (`account_snapshot`).
     gate: Arc<parking_lot::RwLock<()>>,
+    /// The mirror or sources this stream copies from (`sourcing`).
+    pub links: Links,
 }
 
 impl std::fmt::Debug for Stream {
@@ -339,6 +346,7 @@ impl Stream {
             domain,
             consumers: RwLock::new(BTreeMap::new()),
             gate: super::account_snapshot::gate(&account_name),
+            links: Links::default(),
         })
     }
 
@@ -446,10 +454,47 @@ impl Stream {
         Ok(tx.0)
     }
 
+    /// Queue a copy read by a mirror or source link (see `sourcing`): stored by this
+    /// stream's task like a publish, without a reply. Fails as [`Stream::enqueue`].
+    pub fn enqueue_sourced(
+        &self,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        by: SourcedBy,
+    ) -> Result<u64, ApiError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ApiError::stream_not_found());
+        }
+        let mut inbound = Inbound::new(subject, None, headers, payload)
+            .ok_or_else(ApiError::stream_message_exceeds_maximum)?;
+        inbound.sourced = Some(Box::new(by));
+        let size = inbound.size();
+        if self.queued.fetch_add(size, Ordering::AcqRel) > MAX_QUEUED_BYTES {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return Err(ApiError::insufficient_resources());
+        }
+        let mut tx = self.tx.lock();
+        if tx.1.send(inbound).is_err() {
+            drop(tx);
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return Err(ApiError::stream_not_found());
+        }
+        tx.0 += 1;
+        Ok(tx.0)
+    }
+
+    /// Start, keep or stop the stream's mirror and source links to match its config.
+    pub fn start_links(self: &Arc<Self>, server: &Arc<ServerShared>) {
+        let cfg = self.config();
+        self.links.reconcile(self, server, &cfg);
+    }
+
     /// Stop accepting publishes, drop the subscriptions and stop the consumers (delete
     /// or shutdown).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.links.stop_all();
         self.unsubscribe();
         let consumers = std::mem::take(&mut *self.consumers.write());
         for c in consumers.values() {
@@ -567,6 +612,7 @@ impl Stream {
             return;
         };
         let stream = self.clone();
+        self.start_links(&server);
         tokio::spawn(async move { stream.run(rx, server).await });
     }
 
@@ -741,7 +787,15 @@ impl Stream {
         let mut republish: Option<DeliveryCtx> = None;
         for m in batch.drain(..) {
             queued += m.size();
-            let result = self.store_one(&cfg, state, &m, now, &mut quota, (server, &mut republish));
+            let result = match &m.sourced {
+                // The link will read this one again (an earlier copy was refused).
+                Some(by) if by.link.failed() => continue,
+                Some(by) if by.mirror_ts.is_some() => self.store_mirrored(&cfg, &m, by, &mut quota),
+                _ => self.store_one(&cfg, state, &m, now, &mut quota, (server, &mut republish)),
+            };
+            if let Some(by) = &m.sourced {
+                by.link.record(by.origin_seq, result.is_ok());
+            }
             if let Ok(Stored::New { ticket, .. }) = result {
                 out.ticket = Some(ticket);
             }
@@ -876,6 +930,55 @@ impl Stream {
         PubAckResponse { error: None, ack }
     }
 
+    /// Store a mirror's copy at its origin sequence and timestamp, skipping the origin
+    /// sequences before it that the mirror does not hold, as nats-server's mirrors do
+    /// (so sequences line up). A copy at or below the mirror's last sequence is already
+    /// there (the link re-read it) and is not stored again. Limits apply as for any
+    /// message; nothing else is checked (the origin did).
+    fn store_mirrored(
+        &self,
+        cfg: &StreamConfig,
+        m: &Inbound,
+        by: &SourcedBy,
+        quota: &mut Option<super::limits::Quota>,
+    ) -> Result<Stored, ApiError> {
+        let seq = by.origin_seq;
+        let last = self.store.fast_state().last_seq;
+        if seq <= last {
+            return Ok(Stored::Duplicate { seq });
+        }
+        let hdrs = m.headers().unwrap_or(&[]);
+        let ttl = if cfg.allow_msg_ttl && !hdrs.is_empty() {
+            headers::get_set_str(hdrs, headers::TTL)
+                .and_then(|v| headers::parse_ttl(v).ok())
+                .flatten()
+        } else {
+            None
+        };
+        let size = self.store.msg_size(m.subject(), hdrs, m.payload());
+        if let Some(q) = quota.as_mut() {
+            q.admit(size).map_err(|e| e.to_api())?;
+        }
+        if seq > last + 1 {
+            self.store
+                .skip_msgs(last + 1, seq - last - 1)
+                .map_err(|e| store_error(&e))?;
+        }
+        let ts = by.mirror_ts.unwrap_or_else(now_nanos);
+        let ticket = self
+            .store
+            .append_raw_msg(m.subject(), hdrs, m.payload(), seq, ts, ttl, true)
+            .map_err(|e| store_error(&e))?;
+        if let Some(q) = quota.as_mut() {
+            q.stored(size);
+        }
+        Ok(Stored::New {
+            seq,
+            ticket,
+            total: None,
+        })
+    }
+
     /// Check and append one message. The checks run in nats-server's order
     /// (`processJetStreamMsg`), since a message failing several of them must get the same
     /// error: expectations (stream, TTL allowed, last subject sequence, last sequence)
@@ -945,7 +1048,8 @@ impl Stream {
                     .map_err(|_| headers::InvalidTtl)
                     .and_then(headers::parse_ttl);
             }
-            if matches!(ttl, Ok(Some(_))) && !cfg.allow_msg_ttl {
+            // A copy keeps the TTL its origin accepted (nats-server stores it verbatim).
+            if matches!(ttl, Ok(Some(_))) && !cfg.allow_msg_ttl && m.sourced.is_none() {
                 return Err(ApiError::message_ttl_disabled());
             }
             let subject_override = set(h.expected_last_subj_seq_subj);
@@ -966,6 +1070,10 @@ impl Stream {
                 if headers::go_parse_int64(v) as u64 != last {
                     return Err(ApiError::stream_wrong_last_sequence(last));
                 }
+            }
+            // Only a source's own copies may say where they came from.
+            if m.sourced.is_none() && set(h.stream_source).is_some() {
+                return Err(ApiError::message_source_hdr_not_allowed());
             }
             msg_id = set(h.msg_id).and_then(|v| std::str::from_utf8(v).ok());
             if let Some(id) = msg_id

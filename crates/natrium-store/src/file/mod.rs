@@ -2182,9 +2182,8 @@ impl StreamStore for FileStore {
         ts: i64,
         ttl: Option<Ttl>,
         discard_new_check: bool,
-    ) -> Result<()> {
+    ) -> Result<Ticket> {
         self.raw_append(subject, hdrs, payload, seq, ts, ttl, discard_new_check)
-            .map(|_| ())
     }
 
     fn skip_msg(&self, seq: u64) -> Result<u64> {

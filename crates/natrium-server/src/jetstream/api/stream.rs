@@ -403,6 +403,9 @@ pub struct StreamSourceInfo {
     pub external: Option<ExternalStream>,
     /// Messages behind.
     pub lag: u64,
+    /// The last origin sequence a source copied (sources only; nats-server 2.15).
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub seq: u64,
     /// Time since last contact (ns); -1 if never.
     pub active: i64,
     /// Last setup error.

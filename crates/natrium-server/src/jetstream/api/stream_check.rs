@@ -554,7 +554,7 @@ fn check_mirror(
 }
 
 /// `StreamSource.composeIName`: what makes two sources duplicates.
-fn source_index_name(src: &StreamSource) -> String {
+pub(crate) fn source_index_name(src: &StreamSource) -> String {
     let mut iname = src.name.clone();
     if let Some(ext) = &src.external {
         // nats-server hashes the API prefix; equality is all that matters here.
@@ -759,10 +759,13 @@ fn check_republish(cfg: &mut StreamConfig, pedantic_mode: bool) -> Result<(), Ap
 /// yet, when it is set to something other than its default (`None`: nothing unsupported
 /// is in use). Absent, null, empty and `false` values are the defaults clients send.
 pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
-    if cfg.mirror.is_some() {
-        Some("mirror")
-    } else if !cfg.sources.is_empty() {
-        Some("sources")
+    let links = || cfg.mirror.iter().chain(cfg.sources.iter());
+    if links().any(|l| l.external.is_some()) {
+        Some("external (mirrors and sources in other accounts or domains)")
+    } else if links().any(|l| l.consumer.is_some()) {
+        Some("consumer (mirrors and sources through a durable consumer)")
+    } else if !cfg.sources.is_empty() && cfg.allow_msg_counter {
+        Some("sources (on a counter stream)")
     } else if cfg
         .republish
         .as_ref()

@@ -1284,21 +1284,29 @@ fn stream_create_fills_nats_server_defaults() {
     assert_config_matches(&s, &cfg);
 }
 
-/// nats-server accepts these recorded creates; natrium refuses them (docs/compat.md,
-/// "Stream config fields natrium refuses"): the config checks still agree with
-/// nats-server's (so bad values get its errors), then the unsupported field is refused.
+/// The recorded mirror and sources creates pass natrium's checks as nats-server's
+/// (local mirrors and sources are implemented, `sourcing`); what natrium refuses of them
+/// (docs/compat.md, "Stream config fields natrium refuses") is origins elsewhere
+/// (`external`), durable-consumer links and sources on a counter stream: the config
+/// checks run first, so bad values still get nats-server's errors.
 #[test]
 fn stream_create_unsupported_fields_are_refused() {
-    for (name, field) in [
-        ("stream_create_mirror", "mirror"),
-        ("stream_create_sources", "sources"),
-    ] {
+    for name in ["stream_create_mirror", "stream_create_sources"] {
         let s = sample(name);
         let cfg = create_stream(&s, &StreamCheckContext::default(), true)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_config_matches(&s, &cfg);
-        assert_eq!(unsupported_stream_field(&cfg), Some(field), "{name}");
-        let err = check_stream_supported(&cfg).expect_err(name);
+        assert_eq!(unsupported_stream_field(&cfg), None, "{name}");
+        let mut ext = cfg.clone();
+        for link in ext.mirror.iter_mut().chain(ext.sources.iter_mut()) {
+            link.external = Some(ExternalStream {
+                api: "$JS.hub.API".into(),
+                deliver: String::new(),
+            });
+        }
+        let field = "external (mirrors and sources in other accounts or domains)";
+        assert_eq!(unsupported_stream_field(&ext), Some(field), "{name}");
+        let err = check_stream_supported(&ext).expect_err(name);
         assert_eq!(
             (err.code, err.err_code, err.description.as_str()),
             (
@@ -1310,6 +1318,12 @@ fn stream_create_unsupported_fields_are_refused() {
             "{name}"
         );
     }
+    let mut counted = created_stream("stream_create_sources");
+    counted.allow_msg_counter = true;
+    assert_eq!(
+        unsupported_stream_field(&counted),
+        Some("sources (on a counter stream)")
+    );
     // Defaults (what clients send when the feature is unused) pass; counters are
     // implemented.
     let cfg = created_stream("stream_create_full");
