@@ -1,0 +1,199 @@
+"""Mirrors and sources, side by side: each test runs against nats-server 2.15.1 and
+natrium-server (the ``impl`` parameter) and asserts what nats-server was measured to do,
+so a difference fails on one side. Times, identities and the order of ``sources`` in
+stream info (a Go map in nats-server) are the only things normalised."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+
+from natsutil import async_test, connect
+
+
+async def api(nc, subject: str, body=None) -> dict:
+    data = b"" if body is None else json.dumps(body).encode()
+    r = await nc.request(f"$JS.API.{subject}", data, timeout=5)
+    return json.loads(r.data)
+
+
+async def until(nc, stream: str, pred, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await api(nc, f"STREAM.INFO.{stream}")
+        if pred(info):
+            return info
+        assert time.monotonic() < deadline, f"{stream} never got there: {info}"
+        await asyncio.sleep(0.05)
+
+
+async def msg(nc, stream: str, seq: int):
+    r = await api(nc, f"STREAM.MSG.GET.{stream}", {"seq": seq})
+    if "message" not in r:
+        return r["error"]["err_code"]
+    m = r["message"]
+    hdrs = base64.b64decode(m.get("hdrs") or b"").decode()
+    return m["subject"], hdrs, base64.b64decode(m.get("data") or b"").decode(), m["time"]
+
+
+def without_identity(hdrs: str) -> str:
+    """The header block with the origin identity (a hash of its creation time) cut off
+    the `Nats-Stream-Source` value."""
+    out = []
+    for line in hdrs.split("\r\n"):
+        if line.startswith("Nats-Stream-Source: "):
+            parts = line.split(" ")
+            assert len(parts) == 7 and len(parts[6]) == 8, line
+            line = " ".join(parts[:6])
+        out.append(line)
+    return "|".join(out)
+
+
+def link(info: dict) -> dict:
+    """A mirror/source status without its live `active` time (checked for its sign)."""
+    out = dict(info)
+    active = out.pop("active")
+    assert active == -1 or active >= 0, info
+    out["active_seen"] = active >= 0
+    return out
+
+
+@async_test()
+async def test_mirror_and_sources(js_server):
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        o = await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"], "allow_direct": True})
+        assert "error" not in o, o
+        for i in range(5):
+            await js.publish(f"o.{i % 2}", f"x{i}".encode(),
+                             headers={"Nats-Msg-Id": f"id{i}", "Foo": "bar"})
+        assert (await api(nc, "STREAM.MSG.DELETE.O", {"seq": 2}))["success"] is True
+
+        m = await api(nc, "STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O"}})
+        assert m["config"]["mirror"] == {"name": "O"}
+        assert m["config"]["mirror_direct"] is True
+        assert "subjects" not in m["config"]
+        s = await api(nc, "STREAM.CREATE.S", {"name": "S", "subjects": ["s.>"], "sources": [
+            {"name": "O", "filter_subject": "o.1"},
+            {"name": "NOPE"},
+            {"name": "O", "subject_transforms": [{"src": "o.0", "dest": "t.0"}]}]})
+        assert "error" not in s, s
+        mm = await api(nc, "STREAM.CREATE.MM", {"name": "MM", "mirror": {"name": "NOPE2"}})
+        assert mm["config"]["mirror_direct"] is False
+
+        mi = await until(nc, "M", lambda i: i["state"]["last_seq"] == 5)
+        assert link(mi["mirror"]) == {"name": "O", "lag": 0, "active_seen": True}
+        st = mi["state"]
+        assert (st["messages"], st["first_seq"], st["last_seq"], st["num_deleted"],
+                st["num_subjects"], st["consumer_count"]) == (4, 1, 5, 1, 2, 0)
+        for seq in (1, 3, 4, 5):
+            assert await msg(nc, "M", seq) == await msg(nc, "O", seq), seq
+        assert await msg(nc, "M", 2) == 10037
+
+        si = await until(nc, "S", lambda i: i["state"]["messages"] == 4
+                         and any("error" in x for x in i["sources"]))
+        sources = sorted((link(x) for x in si["sources"]), key=json.dumps)
+        assert sources == sorted([
+            {"name": "O", "lag": 0, "seq": 4, "filter_subject": "o.1", "active_seen": True},
+            {"name": "NOPE", "lag": 0, "active_seen": False,
+             "error": {"code": 404, "err_code": 10059, "description": "stream not found"}},
+            {"name": "O", "lag": 0, "seq": 5, "active_seen": True,
+             "subject_transforms": [{"src": "o.0", "dest": "t.0"}]},
+        ], key=json.dumps), si["sources"]
+        copies = sorted([(await msg(nc, "S", seq))[:3] for seq in range(1, 5)])
+        copies = [(subj, without_identity(h), body) for subj, h, body in copies]
+        assert copies == [
+            ("o.1", "NATS/1.0|Nats-Msg-Id: id3|Foo: bar|Nats-Stream-Source: O 4 o.1 > o.1||", "x3"),
+            ("t.0", "NATS/1.0|Nats-Msg-Id: id0|Foo: bar|Nats-Stream-Source: O 1 o.0 t.0 o.0||", "x0"),
+            ("t.0", "NATS/1.0|Nats-Msg-Id: id2|Foo: bar|Nats-Stream-Source: O 3 o.0 t.0 o.0||", "x2"),
+            ("t.0", "NATS/1.0|Nats-Msg-Id: id4|Foo: bar|Nats-Stream-Source: O 5 o.0 t.0 o.0||", "x4"),
+        ]
+        # Every copy names the same origin identity.
+        idents = {(await msg(nc, "S", seq))[1].split("Nats-Stream-Source: ")[1].split(" ")[5][:8]
+                  for seq in range(1, 5)}
+        assert len(idents) == 1, idents
+
+        mmi = await until(nc, "MM", lambda i: "error" in i["mirror"])
+        assert link(mmi["mirror"]) == {
+            "name": "NOPE2", "lag": 0, "active_seen": False,
+            "error": {"code": 404, "err_code": 10059, "description": "stream not found"}}
+
+        for subject in ("s.x", "o.x"):
+            r = await nc.request(subject, b"hi", headers={"Nats-Stream-Source": "O 1 > > o.1"}, timeout=5)
+            assert json.loads(r.data)["error"] == {
+                "code": 400, "err_code": 10227, "description": "message stream source header is not allowed"}
+
+        assert (await api(nc, "STREAM.INFO.O"))["state"]["consumer_count"] == 0
+        assert (await api(nc, "CONSUMER.LIST.O", {}))["total"] == 0
+
+        errors = {
+            "mirror_update": await api(nc, "STREAM.UPDATE.M",
+                                       {"name": "M", "mirror": {"name": "O", "filter_subject": "o.1"}}),
+            "mirror_with_subjects": await api(nc, "STREAM.UPDATE.S",
+                                              {"name": "S", "subjects": ["s.>"], "mirror": {"name": "O"}}),
+            "self_source": await api(nc, "STREAM.CREATE.C1",
+                                     {"name": "C1", "subjects": ["c1"], "sources": [{"name": "C1"}]}),
+            "mirror_cycle": await api(nc, "STREAM.CREATE.C2", {"name": "C2", "mirror": {"name": "C2"}}),
+            "small_mirror": await api(nc, "STREAM.CREATE.C3",
+                                      {"name": "C3", "mirror": {"name": "O"}, "max_msg_size": 1}),
+        }
+        got = {k: v.get("error") for k, v in errors.items()}
+        assert got == {
+            "mirror_update": {"code": 400, "err_code": 10055,
+                              "description": "stream mirror configuration can not be updated"},
+            "mirror_with_subjects": {"code": 400, "err_code": 10034,
+                                     "description": "stream mirrors can not contain subjects"},
+            "self_source": {"code": 500, "err_code": 10052, "description": "detected cycle"},
+            "mirror_cycle": {"code": 500, "err_code": 10052, "description": "detected cycle"},
+            "small_mirror": None,
+        }, got
+        # The origin allows any size (-1), so a small mirror is fine; the other way round
+        # is refused.
+        await api(nc, "STREAM.CREATE.BIG", {"name": "BIG", "subjects": ["big"], "max_msg_size": 100})
+        small = await api(nc, "STREAM.CREATE.C4",
+                          {"name": "C4", "sources": [{"name": "BIG"}], "max_msg_size": 10})
+        assert small["error"] == {"code": 400, "err_code": 10046,
+                                  "description": "stream source must have max message size >= target"}
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_mirror_follows_live_and_resumes_after_restart(start_js_server):
+    srv = start_js_server()
+    nc = await connect(srv.url)
+    js = nc.jetstream()
+    await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o"]})
+    await api(nc, "STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O", "opt_start_seq": 3}})
+    await api(nc, "STREAM.CREATE.S", {"name": "S", "subjects": ["s"], "sources": [{"name": "O"}]})
+    for i in range(6):
+        await js.publish("o", str(i).encode())
+    mi = await until(nc, "M", lambda i: i["state"]["last_seq"] == 6)
+    # Started at origin sequence 3: the mirror's first is 3, nothing before it counted.
+    assert (mi["state"]["messages"], mi["state"]["first_seq"]) == (4, 3), mi["state"]
+    await until(nc, "S", lambda i: i["state"]["messages"] == 6)
+    await js.publish("s", b"own")
+    await nc.close()
+    srv.stop()
+
+    srv = start_js_server(srv.store_dir)
+    nc = await connect(srv.url)
+    js = nc.jetstream()
+    try:
+        for i in range(6, 8):
+            await js.publish("o", str(i).encode())
+        mi = await until(nc, "M", lambda i: i["state"]["last_seq"] == 8)
+        assert mi["state"]["messages"] == 6
+        si = await until(nc, "S", lambda i: i["state"]["messages"] == 9)
+        await asyncio.sleep(0.5)
+        si = await api(nc, "STREAM.INFO.S")
+        assert si["state"]["messages"] == 9, si["state"]
+        assert si["sources"][0]["seq"] == 8
+        subj, hdrs, body, _ = await msg(nc, "S", 9)
+        assert (subj, body) == ("o", "7")
+        assert without_identity(hdrs) == "NATS/1.0|Nats-Stream-Source: O 8 > > o||"
+    finally:
+        await nc.close()
