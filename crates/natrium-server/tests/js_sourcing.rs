@@ -453,3 +453,48 @@ async fn sources_follow_updates_and_cycles_and_sizes_are_refused() {
     assert_eq!(small["error"]["err_code"], 10030, "{small}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_whose_copies_were_purged_does_not_start_over_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    ok(
+        &client,
+        "$JS.API.STREAM.CREATE.O",
+        json!({"name": "O", "subjects": ["o"]}),
+    )
+    .await;
+    for i in 0..10 {
+        publish(&js, "o", &format!("{i}"), &[]).await;
+    }
+    ok(
+        &client,
+        "$JS.API.STREAM.CREATE.S",
+        json!({"name": "S", "subjects": ["s"], "sources": [{"name": "O"}]}),
+    )
+    .await;
+    until_info(&client, "S", |v| state(v, "messages") == 10).await;
+    ok(&client, "$JS.API.STREAM.PURGE.S", Value::Null).await;
+    // The record is written when the link goes idle (at most a second later).
+    let record = dir.path().join("jetstream/$G/streams/S/sources.nmeta");
+    assert!(
+        support::eventually(Duration::from_secs(5), || record.exists()).await,
+        "no progress record at {}",
+        record.display()
+    );
+    drop(client);
+    s.stop().await;
+
+    let s = TestServer::with(opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    publish(&js, "o", "10", &[]).await;
+    until_info(&client, "S", |v| state(v, "last_seq") == 11).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let info = ok(&client, "$JS.API.STREAM.INFO.S", Value::Null).await;
+    assert_eq!(state(&info, "messages"), 1, "only the new message: {info}");
+    assert_eq!(get(&client, "S", 11).await.unwrap().2, "10");
+    s.stop().await;
+}

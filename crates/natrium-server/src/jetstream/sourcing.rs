@@ -19,12 +19,14 @@
 //!   any `Nats-Stream-Source`, `Nats-Expected-*` and `Nats-Batch-*` it had.
 //!
 //! Where a link starts: a mirror after its own last sequence; a source after the
-//! newest copy of its own in the stream (the last `Nats-Stream-Source` naming it),
-//! found by reading the stream backwards once at start; otherwise at the configured
-//! `opt_start_seq` / `opt_start_time`, or the origin's first message. The stream's
-//! content is the progress record, so a crash loses no progress and copies nothing
-//! twice that was stored (a source whose copies were all removed from the stream since
-//! starts over, as in nats-server before it kept a separate record).
+//! later of two records: the newest copy of its own in the stream (the last
+//! `Nats-Stream-Source` naming it, found by reading the stream backwards once at start)
+//! and `sources.nmeta` in the stream's directory, where the links of a file stream note
+//! how far their *durable* copies go, at most once a second and when idle (so a source
+//! whose copies were all purged or aged out does not start over, as nats-server 2.12+
+//! keeps its `SourcesState`). Without either, at the configured `opt_start_seq` /
+//! `opt_start_time`, or the origin's first message. Neither record can run ahead of the
+//! stored copies, so a crash copies again at most what it lost, and never skips one.
 //!
 //! Invariants:
 //! - One task per link, with at most one batch in the stream's queue at a time; it waits
@@ -56,6 +58,8 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// How often an idle link looks at its origin again (it may have been deleted or
 /// created meanwhile), and so how stale `active` can get.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// Least time between two writes of a stream's progress record while its sources copy.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// First and longest wait before a link retries after the stream refused a copy.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -97,6 +101,8 @@ pub struct Link {
 struct LinkState {
     /// The last origin sequence stored (or found already stored); 0 before any.
     sseq: u64,
+    /// The last origin sequence whose copy is durable (what `sources.nmeta` records).
+    durable: u64,
     /// Whether `sseq` has been settled from the stream's content yet.
     started: bool,
     /// When the origin was last seen (Unix ns); 0 if never.
@@ -248,6 +254,32 @@ pub fn stream_identity(created: &Timestamp) -> String {
 pub struct Links {
     /// Running links, the mirror or the sources in config order.
     links: Mutex<Vec<Arc<Link>>>,
+    /// When `sources.nmeta` was last written, and what it holds.
+    saved: Mutex<Saved>,
+}
+
+/// The persisted progress record's bookkeeping.
+#[derive(Default)]
+struct Saved {
+    /// When it was last written.
+    at: Option<std::time::Instant>,
+    /// `(index name, durable origin sequence)` as last written.
+    record: Vec<(String, u64)>,
+}
+
+/// The progress record's file in a stream's directory.
+const SOURCES_FILE: &str = "sources.nmeta";
+
+/// The progress record of the stream in `dir`: index name → last durable origin
+/// sequence. A missing file is an empty record; a damaged one is logged by the caller
+/// and ignored (the backwards scan still finds where each source was).
+fn read_record(dir: &std::path::Path) -> Result<Vec<(String, u64)>, String> {
+    use natrium_store::file::meta::{MetaKind, read_meta};
+    match read_meta(&dir.join(SOURCES_FILE), MetaKind::SourcesState) {
+        Ok(None) => Ok(Vec::new()),
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl Links {
@@ -279,6 +311,34 @@ impl Links {
             gone.stop();
         }
         *links = next;
+    }
+
+    /// Write the progress record if it changed and was last written over a second ago
+    /// (`force`: whatever the time). Blocking: called off the async workers.
+    fn save(&self, dir: &std::path::Path, force: bool) {
+        use natrium_store::file::meta::{MetaKind, write_meta};
+        let record: Vec<(String, u64)> = self
+            .links
+            .lock()
+            .iter()
+            .filter(|l| !l.mirror)
+            .map(|l| (l.iname.clone(), l.state.lock().durable))
+            .filter(|(_, seq)| *seq > 0)
+            .collect();
+        let mut saved = self.saved.lock();
+        if saved.record == record || (!force && saved.at.is_some_and(|t| t.elapsed() < SAVE_EVERY))
+        {
+            return;
+        }
+        let Ok(bytes) = serde_json::to_vec(&record) else {
+            return;
+        };
+        // A failed write leaves the previous record, which is behind, never ahead: the
+        // next batch tries again.
+        if write_meta(&dir.join(SOURCES_FILE), MetaKind::SourcesState, &bytes).is_ok() {
+            saved.record = record;
+            saved.at = Some(std::time::Instant::now());
+        }
     }
 
     /// Stop every link (the stream is deleted or the server stops).
@@ -354,8 +414,9 @@ fn recover_sources(store: &dyn StreamStore, inames: &[String]) -> Vec<(String, u
     found
 }
 
-/// Settle where `link` starts, from the stream's content (see the module docs).
-fn settle_start(link: &Link, stream: &Stream) {
+/// Settle where `link` starts, from the stream's content and progress record (see the
+/// module docs).
+fn settle_start(link: &Link, stream: &Stream, server: &ServerShared) {
     let mut st = link.state.lock();
     if st.started {
         return;
@@ -363,14 +424,30 @@ fn settle_start(link: &Link, stream: &Stream) {
     st.started = true;
     if link.mirror {
         st.sseq = stream.store.fast_state().last_seq;
+        st.durable = st.sseq;
         return;
     }
     drop(st);
-    let found = recover_sources(&*stream.store, std::slice::from_ref(&link.iname));
-    if let Some((_, seq)) = found.first() {
-        let mut st = link.state.lock();
-        st.sseq = st.sseq.max(*seq);
+    let mut start = recover_sources(&*stream.store, std::slice::from_ref(&link.iname))
+        .first()
+        .map_or(0, |(_, seq)| *seq);
+    if let Some(dir) = &stream.dir {
+        match read_record(dir) {
+            Ok(record) => {
+                if let Some((_, seq)) = record.iter().find(|(i, _)| *i == link.iname) {
+                    start = start.max(*seq);
+                }
+            }
+            Err(e) => crate::warn!(
+                server.log,
+                "Ignoring the sources record of stream '{}' ({e}); its sources resume after their newest copies",
+                stream.name
+            ),
+        }
     }
+    let mut st = link.state.lock();
+    st.sseq = st.sseq.max(start);
+    st.durable = st.durable.max(start);
 }
 
 /// Read up to one batch of `origin` messages for `link` from sequence `from`.
@@ -416,9 +493,9 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
             continue;
         };
         {
-            let (t, l) = (target.clone(), link.clone());
+            let (t, l, s) = (target.clone(), link.clone(), server.clone());
             // The backwards read of a source's start touches the disk: off the workers.
-            if tokio::task::spawn_blocking(move || settle_start(&l, &t))
+            if tokio::task::spawn_blocking(move || settle_start(&l, &t, &s))
                 .await
                 .is_err()
             {
@@ -438,7 +515,15 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
         let mut seen = origin.last_seq.subscribe();
         let batch = read_batch(&link, &*origin.store, from);
         if batch.is_empty() {
-            drop((target, origin));
+            drop(origin);
+            // Idle: the record catches up with the last batches.
+            if let Some(dir) = target.dir.clone()
+                && !link.mirror
+            {
+                let t = target.clone();
+                let _ = tokio::task::spawn_blocking(move || t.links.save(&dir, true)).await;
+            }
+            drop(target);
             tokio::select! {
                 _ = seen.changed() => {}
                 _ = link.wake.notified() => {}
@@ -472,6 +557,7 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
             }
         }
         let mut processed = target.processed.subscribe();
+        let dir = target.dir.clone().filter(|_| !link.mirror);
         drop(target);
         if let Some(n) = last_queued {
             tokio::select! {
@@ -479,7 +565,15 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
                 _ = link.wake.notified() => return,
             }
         }
-        let failed = link.state.lock().failed.take();
+        // The stream answers a batch only once it is durable: what is stored now is.
+        let failed = {
+            let mut st = link.state.lock();
+            st.durable = st.sseq;
+            st.failed.take()
+        };
+        if let (Some(dir), Some(target)) = (dir, stream.upgrade()) {
+            let _ = tokio::task::spawn_blocking(move || target.links.save(&dir, false)).await;
+        }
         match (failed, last_queued) {
             (None, Some(_)) => retry = RETRY_MIN,
             _ => {

@@ -10,7 +10,8 @@
 //! ```text
 //!   0  4  magic  "NTRM"
 //!   4  4  version (1)
-//!   8  4  kind   (1 store format, 2 stream meta, 3 consumer config, 4 consumer state)
+//!   8  4  kind   (1 store format, 2 stream meta, 3 consumer config, 4 consumer state,
+//!                 5 sources state)
 //!  12  8  payload length
 //!  20  …  payload
 //!  end 4  CRC-32C of everything before it
@@ -42,6 +43,8 @@ pub enum MetaKind {
     ConsumerConfig = 3,
     /// `consumers/NAME/state.nmeta`.
     ConsumerState = 4,
+    /// `sources.nmeta`: how far a stream's sources have copied (the server's record).
+    SourcesState = 5,
 }
 
 /// fsyncs a directory so renames/creates/unlinks in it are durable.
