@@ -593,3 +593,79 @@ async def test_account_system_imports(start_server, case):
             assert [c["lang"] for c in reply["data"]["connections"]] == ["python3"]
     finally:
         await a.close()
+
+
+SYS_JS_CONF = """
+server_tags: ["region:eu", "az:1"]
+accounts {
+  A { jetstream: enabled, users: [{user: a, password: a}] }
+  SYS { users: [{user: sys, password: sys}] }
+}
+system_account: SYS
+"""
+
+
+@async_test()
+async def test_sys_requests_as_go_tools_send_them(start_js_server):
+    """Found by a monitoring probe: natscli marshals nats-server's option structs, so
+    CONNZ carries `state` as a number, HEALTHZ names the account `account`, JSZ asks for
+    consumers with `consumer`; `$SYS.REQ.ACCOUNT.<acc>.JSZ` answers the account's detail;
+    routez/gatewayz/leafz answer their standalone shapes; tags are reported."""
+    server = start_js_server(config=SYS_JS_CONF)
+    a = await connect(server.url, user="a", password="a")
+    sys_nc = await connect(server.url, user="sys", password="sys")
+    try:
+        await a.request("$JS.API.STREAM.CREATE.S1", json.dumps({"name": "S1", "subjects": ["s1"]}).encode(), timeout=5)
+        await a.request("$JS.API.CONSUMER.CREATE.S1.C1",
+                        json.dumps({"stream_name": "S1", "config": {"durable_name": "C1", "ack_policy": "explicit"}}).encode(),
+                        timeout=5)
+        await a.request("s1", b"x", timeout=5)
+
+        async def req(subject, body):
+            r = await sys_nc.request(subject, json.dumps(body).encode(), timeout=5)
+            return json.loads(r.data)
+
+        go_connz = {"sort": "", "auth": False, "subscriptions": False, "subscriptions_detail": False,
+                    "offset": 0, "limit": 0, "cid": 0, "mqtt_client": "", "user": "", "acc": "",
+                    "filter_subject": ""}
+        for state in (0, 1, 2):
+            got = await req("$SYS.REQ.SERVER.PING.CONNZ", {**go_connz, "state": state})
+            assert "error" not in got and got["data"]["num_connections"] >= 0, got
+        got = await req("$SYS.REQ.ACCOUNT.A.CONNZ", {**go_connz, "state": 0})
+        assert got["data"]["num_connections"] == 1, got
+        bad = await req("$SYS.REQ.SERVER.PING.CONNZ", {"state": "closed"})
+        assert bad["error"]["code"] == 400 and "cannot unmarshal string" in bad["error"]["description"], bad
+        assert "data" not in bad
+        sort = await req("$SYS.REQ.SERVER.PING.CONNZ", {"sort": "bogus"})
+        assert sort["data"] is None and sort["error"] == {"code": 500, "description": "invalid sorting option: bogus"}
+
+        ok = await req("$SYS.REQ.SERVER.PING.HEALTHZ", {"account": "A", "stream": "S1"})
+        assert ok["data"] == {"status": "ok", "status_code": 200}, ok
+        ok = await req("$SYS.REQ.SERVER.PING.HEALTHZ", {"account": "A", "stream": "S1", "consumer": "C1"})
+        assert ok["data"]["status_code"] == 200, ok
+
+        jsz = await req("$SYS.REQ.SERVER.PING.JSZ", {"accounts": True, "streams": True, "consumer": True})
+        [acc] = [d for d in jsz["data"]["account_details"] if d["name"] == "A"]
+        [st] = acc["stream_detail"]
+        assert st["cluster"] == {"leader": jsz["server"]["name"]}
+        [c] = st["consumer_detail"]
+        assert (c["stream_name"], c["name"], c["num_pending"], "config" in c) == ("S1", "C1", 1, False), c
+        # `streams` alone implies the account list.
+        jsz = await req("$SYS.REQ.SERVER.PING.JSZ", {"streams": True})
+        assert any(d["name"] == "A" for d in jsz["data"]["account_details"]), jsz
+        one = await req("$SYS.REQ.ACCOUNT.A.JSZ", {"streams": True})
+        assert one["data"]["name"] == "A" and one["data"]["stream_detail"][0]["name"] == "S1", one
+        nojs = await req("$SYS.REQ.ACCOUNT.SYS.JSZ", {})
+        assert nojs["error"]["description"] == 'account "SYS" not jetstream enabled', nojs
+
+        for name, keys in (("ROUTEZ", ["server_id", "server_name", "now", "num_routes", "routes"]),
+                           ("GATEWAYZ", ["server_id", "now", "outbound_gateways", "inbound_gateways"]),
+                           ("LEAFZ", ["server_id", "now", "leafnodes", "leafs"])):
+            got = await req(f"$SYS.REQ.SERVER.PING.{name}", {})
+            assert list(got["data"]) == keys, got
+        varz = await req("$SYS.REQ.SERVER.PING.VARZ", {})
+        assert varz["data"]["tags"] == ["region:eu", "az:1"]
+        assert varz["server"]["tags"] == ["region:eu", "az:1"]
+    finally:
+        await a.close()
+        await sys_nc.close()

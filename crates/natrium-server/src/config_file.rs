@@ -70,7 +70,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "websocket",
     "ws",
     "mqtt",
-    "server_tags",
     "server_metadata",
     "feature_flags",
     "default_js_domain",
@@ -229,6 +228,20 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
         }
         "port" => o.port = int(v, "port")? as i32,
         "host" | "net" => o.host = conf::as_string(v)?.to_string(),
+        "server_tags" => {
+            // A list of strings, or one string of comma-separated tags (nats-server).
+            o.server_tags = match &v.value {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| conf::as_string(i).map(str::to_string))
+                    .collect::<Result<_, _>>()?,
+                _ => conf::as_string(v)?
+                    .split(',')
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+            };
+        }
         "server_name" => {
             let name = conf::as_string(v)?;
             if name.contains(' ') {

@@ -45,6 +45,9 @@ pub struct Options {
     pub port: i32,
     /// Server name; defaults to the server id.
     pub server_name: Option<String>,
+    /// `server_tags`: labels reported in `/varz` and system events (operators filter
+    /// servers by them).
+    pub server_tags: Vec<String>,
     /// Monitoring listen host; defaults to `host`.
     pub http_host: Option<String>,
     /// Monitoring port; `0` disables, `-1` random.
@@ -367,6 +370,7 @@ impl Default for Options {
             host: "0.0.0.0".to_string(),
             port: DEFAULT_PORT,
             server_name: None,
+            server_tags: Vec::new(),
             http_host: None,
             http_port: 0,
             http_base_path: String::new(),

@@ -31,6 +31,9 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("ACCOUNTZ", "/accountz"),
     ("HEALTHZ", "/healthz"),
     ("JSZ", "/jsz"),
+    ("ROUTEZ", "/routez"),
+    ("GATEWAYZ", "/gatewayz"),
+    ("LEAFZ", "/leafz"),
     ("STATSZ", ""),
     ("IDZ", ""),
 ];
@@ -56,7 +59,11 @@ struct EventServer {
     name: String,
     host: String,
     id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    domain: String,
     ver: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
     feature_flags: crate::monitor::varz::FeatureFlags,
     jetstream: bool,
     flags: u64,
@@ -70,7 +77,9 @@ fn server_info(s: &ServerShared) -> EventServer {
         name: s.server_name.clone(),
         host: s.opts().host.clone(),
         id: s.server_id.clone(),
+        domain: s.opts().jetstream.domain.clone().unwrap_or_default(),
         ver: NATS_COMPAT_VERSION,
+        tags: s.opts().server_tags.clone(),
         feature_flags: crate::monitor::varz::FeatureFlags::CURRENT,
         jetstream: js,
         flags: u64::from(js),
@@ -109,24 +118,55 @@ fn minify(json: &str) -> String {
     out
 }
 
-/// Turn a request's JSON options into the monitoring query string.
-fn options_to_query(payload: &[u8]) -> String {
+/// Turn a request's JSON options for endpoint `name` into the monitoring query string.
+/// The JSON names are nats-server's option structs' (`ConnzOptions`, `JSzOptions`, ...),
+/// which differ from the HTTP parameters in places; CONNZ's `state` is the number Go
+/// clients send (`ConnState`: 0 open, 1 closed, 2 any).
+///
+/// # Errors
+/// A `state` that is not a number, with nats-server's decoding error text (answered 400).
+fn options_to_query(name: &str, payload: &[u8]) -> Result<String, String> {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(payload)
     else {
-        return String::new();
+        return Ok(String::new());
     };
     let mut parts = Vec::new();
     for (k, v) in map {
-        let key = match k.as_str() {
-            "subscriptions" => "subs",
-            "subscriptions_detail" => {
+        let key = match (name, k.as_str()) {
+            (_, "subscriptions") => "subs",
+            (_, "subscriptions_detail") => {
                 if v == serde_json::Value::Bool(true) {
                     parts.push("subs=detail".to_string());
                 }
                 continue;
             }
-            "account" => "acc",
-            other => other,
+            ("CONNZ", "state") => {
+                let state = match &v {
+                    serde_json::Value::Number(n) => match n.as_i64() {
+                        Some(0) => "open",
+                        Some(1) => "closed",
+                        Some(2) => "any",
+                        // nats-server takes any other number as "open".
+                        _ => "open",
+                    },
+                    serde_json::Value::Null => continue,
+                    other => {
+                        return Err(format!(
+                            "json: cannot unmarshal {} into Go struct field ConnzEventOptions.state of type server.ConnState",
+                            go_json_kind(other)
+                        ));
+                    }
+                };
+                parts.push(format!("state={state}"));
+                continue;
+            }
+            // HEALTHZ's HTTP parameter is `account` too.
+            ("HEALTHZ", "account") => "account",
+            (_, "account") => "acc",
+            ("JSZ", "consumer") => "consumers",
+            ("JSZ", "leader_only") => "leader-only",
+            ("JSZ", "stream_leader_only") => "stream-leader-only",
+            (_, other) => other,
         };
         match v {
             serde_json::Value::Bool(true) => parts.push(format!("{key}=1")),
@@ -135,7 +175,19 @@ fn options_to_query(payload: &[u8]) -> String {
             _ => {}
         }
     }
-    parts.join("&")
+    Ok(parts.join("&"))
+}
+
+/// How Go's JSON decoder names a value's kind in its type errors.
+fn go_json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
 }
 
 /// `sent`/`received` counters.
@@ -300,7 +352,16 @@ fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&st
         .find(|(n, _)| *n == name)
         .map(|(_, p)| *p)
         .unwrap_or("");
-    let mut query = options_to_query(payload);
+    let mut query = match options_to_query(name, payload) {
+        Ok(q) => q,
+        // A body nats-server cannot decode gets 400 and no `data`.
+        Err(text) => {
+            return format!(
+                "{{\"server\":{server},\"error\":{{\"code\":400,\"description\":{}}}}}",
+                serde_json::Value::String(text)
+            );
+        }
+    };
     if let Some(acc) = account {
         if !query.is_empty() {
             query.push('&');
@@ -328,10 +389,55 @@ fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&st
     };
     match data {
         Ok(d) => format!("{{\"server\":{server},\"data\":{d}}}"),
-        Err((code, text)) => format!(
-            "{{\"server\":{server},\"error\":{{\"code\":{code},\"description\":{}}}}}",
+        // nats-server answers a handler's error with 500 (400 is for bodies it cannot
+        // decode) and a null `data`.
+        Err((_, text)) => format!(
+            "{{\"server\":{server},\"data\":null,\"error\":{{\"code\":500,\"description\":{}}}}}",
             serde_json::Value::String(text)
         ),
+    }
+}
+
+/// `$SYS.REQ.ACCOUNT.<acc>.JSZ`: the account's entry of `/jsz?acc=<acc>` (with the
+/// request's `streams`, `consumer` and `config` options) as `data`, or nats-server's
+/// error when the account does not exist or has no JetStream (`JszAccount`).
+fn account_jsz(s: &Arc<ServerShared>, acc: &str, payload: &[u8]) -> String {
+    let server = to_json(&server_info(s));
+    let fail = |text: String| {
+        format!(
+            "{{\"server\":{server},\"data\":null,\"error\":{{\"code\":500,\"description\":{}}}}}",
+            serde_json::Value::String(text)
+        )
+    };
+    let quoted = serde_json::Value::String(acc.to_string());
+    let Some(js) = s.js.get() else {
+        return fail("jetstream not enabled".to_string());
+    };
+    if s.account(acc).is_none() {
+        return fail(format!("account {quoted} not found"));
+    }
+    if js.account(acc).is_none() {
+        return fail(format!("account {quoted} not jetstream enabled"));
+    }
+    let mut query = match options_to_query("JSZ", payload) {
+        Ok(q) => q,
+        Err(text) => return fail(text),
+    };
+    // Only this account, whatever the body asked for.
+    query = query
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("acc=") && !kv.starts_with("accounts="))
+        .chain(std::iter::once(format!("acc={acc}").as_str()))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mon = Monitor::new(s.clone());
+    let q = crate::monitor::query::Query::parse(&query);
+    match crate::monitor::jsz::jsz(&mon, &q) {
+        Ok(j) => match j.account_details.first() {
+            Some(d) => format!("{{\"server\":{server},\"data\":{}}}", to_json(d)),
+            None => fail(format!("account {quoted} not jetstream enabled")),
+        },
+        Err(text) => fail(text),
     }
 }
 
@@ -441,6 +547,7 @@ impl InternalHandler for ServerRequests {
                 (Some(a), "STATZ") => account_statz(&s, &a),
                 (Some(a), "CONNS") => to_json(&account_conns(&s, &a)),
                 (Some(_), "INFO") => account_info(&s, acc),
+                (_, "JSZ") => account_jsz(&s, acc, msg.payload),
                 (Some(_), x) => answer(&s, x, msg.payload, Some(acc)),
                 (None, "INFO") => format!(
                     "{{\"server\":{},\"data\":null,\"error\":{{\"code\":500,\"description\":{}}}}}",
@@ -557,7 +664,7 @@ pub fn start(server: &Arc<ServerShared>) {
         subjects.push(format!("$SYS.REQ.SERVER.PING.{name}"));
         subjects.push(format!("$SYS.REQ.SERVER.{}.{name}", server.server_id));
     }
-    for name in ["CONNZ", "SUBSZ", "STATZ", "INFO", "CONNS"] {
+    for name in ["CONNZ", "SUBSZ", "STATZ", "INFO", "CONNS", "JSZ", "LEAFZ"] {
         subjects.push(format!("$SYS.REQ.ACCOUNT.*.{name}"));
     }
     for acc in server.accounts() {
@@ -782,14 +889,37 @@ mod tests {
 
     #[test]
     fn request_options_become_query_parameters() {
+        let q = |name: &str, body: &[u8]| options_to_query(name, body).unwrap();
         assert_eq!(
-            options_to_query(br#"{"subscriptions":true,"limit":5,"sort":"cid"}"#),
+            q("CONNZ", br#"{"subscriptions":true,"limit":5,"sort":"cid"}"#),
             "limit=5&sort=cid&subs=1"
         );
-        assert_eq!(options_to_query(b""), "");
+        assert_eq!(q("CONNZ", b""), "");
         assert_eq!(
-            options_to_query(br#"{"subscriptions_detail":true}"#),
+            q("CONNZ", br#"{"subscriptions_detail":true}"#),
             "subs=detail"
+        );
+        // What Go clients (natscli) send: the state as a number.
+        assert_eq!(q("CONNZ", br#"{"state":0,"acc":""}"#), "state=open");
+        assert_eq!(q("CONNZ", br#"{"state":1}"#), "state=closed");
+        assert_eq!(q("CONNZ", br#"{"state":2}"#), "state=any");
+        assert!(
+            options_to_query("CONNZ", br#"{"state":"closed"}"#)
+                .unwrap_err()
+                .contains("cannot unmarshal string")
+        );
+        // HEALTHZ keeps `account`; elsewhere it is `acc`.
+        assert_eq!(
+            q("HEALTHZ", br#"{"account":"A","stream":"S"}"#),
+            "account=A&stream=S"
+        );
+        assert_eq!(q("SUBSZ", br#"{"account":"A"}"#), "acc=A");
+        assert_eq!(
+            q(
+                "JSZ",
+                br#"{"accounts":true,"consumer":true,"leader_only":true}"#
+            ),
+            "accounts=1&consumers=1&leader-only=1"
         );
     }
 }

@@ -40,6 +40,41 @@ pub const METRICS_PATH: &str = "/metrics";
 pub const JSZ_PATH: &str = "/jsz";
 /// `http_req_stats` key and path of `/accstatz`.
 pub const ACCSTATZ_PATH: &str = "/accstatz";
+/// `http_req_stats` key and path of `/routez` (no routes: natrium is standalone).
+pub const ROUTEZ_PATH: &str = "/routez";
+/// `http_req_stats` key and path of `/gatewayz` (no gateways).
+pub const GATEWAYZ_PATH: &str = "/gatewayz";
+/// `http_req_stats` key and path of `/leafz` (no leaf nodes).
+pub const LEAFZ_PATH: &str = "/leafz";
+
+/// `/routez` of a server without routes, as nats-server answers it standalone (metrics
+/// scrapers configured for it get an empty answer instead of an error).
+#[derive(Serialize)]
+struct Routez {
+    server_id: String,
+    server_name: String,
+    now: super::json::GoTime,
+    num_routes: u64,
+    routes: [(); 0],
+}
+
+/// `/gatewayz` of a server without gateways.
+#[derive(Serialize)]
+struct Gatewayz {
+    server_id: String,
+    now: super::json::GoTime,
+    outbound_gateways: std::collections::BTreeMap<String, ()>,
+    inbound_gateways: std::collections::BTreeMap<String, ()>,
+}
+
+/// `/leafz` of a server without leaf nodes.
+#[derive(Serialize)]
+struct Leafz {
+    server_id: String,
+    now: super::json::GoTime,
+    leafnodes: u64,
+    leafs: [(); 0],
+}
 
 /// nats-server's `normalizeBasePath`: `/` when empty, otherwise with a leading `/` and
 /// cleaned like Go's `path.Clean` (no trailing `/`, no `.`/`..`/empty segments).
@@ -114,6 +149,40 @@ pub fn dispatch(mon: &Monitor, path: &str, raw_query: &str) -> Reply {
         Some(ACCSTATZ_PATH) => {
             mon.count(ACCSTATZ_PATH);
             pretty(&accstatz(mon, &q))
+        }
+        Some(p @ (ROUTEZ_PATH | GATEWAYZ_PATH | LEAFZ_PATH)) => {
+            let s = mon.server();
+            let now = super::json::GoTime(std::time::SystemTime::now());
+            match p {
+                ROUTEZ_PATH => {
+                    mon.count(ROUTEZ_PATH);
+                    pretty(&Routez {
+                        server_id: s.server_id.clone(),
+                        server_name: s.server_name.clone(),
+                        now,
+                        num_routes: 0,
+                        routes: [],
+                    })
+                }
+                GATEWAYZ_PATH => {
+                    mon.count(GATEWAYZ_PATH);
+                    pretty(&Gatewayz {
+                        server_id: s.server_id.clone(),
+                        now,
+                        outbound_gateways: Default::default(),
+                        inbound_gateways: Default::default(),
+                    })
+                }
+                _ => {
+                    mon.count(LEAFZ_PATH);
+                    pretty(&Leafz {
+                        server_id: s.server_id.clone(),
+                        now,
+                        leafnodes: 0,
+                        leafs: [],
+                    })
+                }
+            }
         }
         Some(JSZ_PATH) => {
             mon.count(JSZ_PATH);

@@ -3,12 +3,16 @@
 //! Top level: usage and stream reservations of the whole server, its configuration and
 //! counts. `account_details` (with `accounts=true` or `acc=<name>`) lists each account's
 //! usage; as in nats-server its `reserved_memory`/`reserved_storage` are the account's
-//! limits (what enabling it reserved on the server), or 0 when unlimited. With
-//! `streams=true` each account lists its streams' state (and config with `config=true`).
+//! limits (what enabling it reserved on the server), or 2^64 - 1 when unlimited (the
+//! limit -1 as Go prints it unsigned). With `streams=true` each account lists its
+//! streams' state (and config with `config=true`), and with `consumers=true` each
+//! stream its consumers' info; as in nats-server, `consumers` implies `streams`, and
+//! `streams` implies `accounts` unless one account is asked for.
 //! Clustering fields (`meta_cluster`, raft groups) are omitted: natrium is standalone.
 
 use super::Monitor;
 use super::json::GoTime;
+use crate::jetstream::api::consumer::ConsumerInfo;
 use crate::jetstream::api::stream::{StreamConfig, StreamState};
 use crate::jetstream::api::time::Timestamp;
 use crate::jetstream::limits::{Storage, server_reserved, server_used};
@@ -39,6 +43,9 @@ pub struct JszConfig {
     /// fsync interval in nanoseconds (0 = always; then omitted, as Go's `omitempty`).
     #[serde(skip_serializing_if = "is_zero")]
     pub sync_interval: i64,
+    /// JetStream domain (omitted when none).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domain: String,
     /// Compression supported (omitted when false, as Go's `omitempty`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub compress_ok: bool,
@@ -61,11 +68,24 @@ pub struct JszStream {
     pub name: String,
     /// Creation time.
     pub created: Timestamp,
+    /// Where it runs: `{"leader": <server name>}` (nats-server reports it standalone too).
+    pub cluster: JszCluster,
     /// Config (with `config=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<StreamConfig>,
     /// State.
     pub state: StreamState,
+    /// Its consumers (with `consumers=true`), as CONSUMER.INFO reports them, their config
+    /// only with `config=true`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consumer_detail: Vec<ConsumerInfo>,
+}
+
+/// A stream's `cluster` in `stream_detail`.
+#[derive(Debug, Serialize)]
+pub struct JszCluster {
+    /// The server that leads it (this one).
+    pub leader: String,
 }
 
 /// One account in `account_details`.
@@ -175,6 +195,7 @@ fn config_of(
         max_storage: js.limits.max(Storage::File),
         store_dir: js.config.store_dir.display().to_string(),
         sync_interval,
+        domain: opts.jetstream.domain.clone().unwrap_or_default(),
         compress_ok: false,
         strict: js.config.strict,
     }
@@ -205,8 +226,13 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
     let server = mon.server();
     let accounts_flag = q.bool("accounts").map_err(|e| e.to_string())?;
     let streams_flag = q.bool("streams").map_err(|e| e.to_string())?;
+    let consumers_flag = q.bool("consumers").map_err(|e| e.to_string())?;
     let config_flag = q.bool("config").map_err(|e| e.to_string())?;
     let filter = q.get("acc").to_string();
+    // nats-server's implications (`Jsz`): consumers need their streams, and streams an
+    // account list.
+    let streams_flag = streams_flag || consumers_flag;
+    let accounts_flag = accounts_flag || (streams_flag && filter.is_empty());
     // Paging of `account_details` (nats-server validates both as integers first).
     let offset = q.int("offset").map_err(|e| e.to_string())?.max(0) as usize;
     let limit = q.int("limit").map_err(|e| e.to_string())?;
@@ -241,11 +267,28 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
             messages += st.msgs;
             bytes += st.bytes;
             if streams_flag {
+                let consumer_detail = if consumers_flag {
+                    let list: Vec<_> = s.consumers.read().values().cloned().collect();
+                    list.iter()
+                        .map(|c| {
+                            let mut info = c.info();
+                            info.config = config_flag.then(|| c.config());
+                            info.cluster = None;
+                            info
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 stream_detail.push(JszStream {
                     name: s.name.clone(),
                     created: s.created,
+                    cluster: JszCluster {
+                        leader: server.server_name.clone(),
+                    },
                     config: config_flag.then(|| s.config()),
                     state: crate::jetstream::api_streams::api_state(s, false),
+                    consumer_detail,
                 });
             }
         }
@@ -262,8 +305,9 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
                 usage: JsStats {
                     memory: jsa.usage(true),
                     storage: jsa.usage(false),
-                    reserved_memory: l.max_memory.max(0) as u64,
-                    reserved_storage: l.max_store.max(0) as u64,
+                    // -1 (unlimited) as Go prints it unsigned.
+                    reserved_memory: l.max_memory as u64,
+                    reserved_storage: l.max_store as u64,
                     accounts: 0,
                     ha_assets: 0,
                     api: JszApi {

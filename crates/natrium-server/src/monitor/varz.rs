@@ -189,6 +189,9 @@ pub struct Varz {
     pub config_load_time: GoTime,
     /// `sha256:<hex>` of the configuration file, or empty.
     pub config_digest: String,
+    /// `server_tags` (omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Feature flags in effect.
     pub feature_flags: FeatureFlags,
     /// The system account's name, when there is one.
@@ -304,6 +307,7 @@ pub fn varz(mon: &Monitor) -> Varz {
         http_req_stats: mon.http_req_stats(),
         config_load_time: GoTime(s.start_time),
         config_digest: opts.config_digest.clone().unwrap_or_default(),
+        tags: opts.server_tags.clone(),
         feature_flags: FeatureFlags::CURRENT,
         system_account: system_account_name(mon),
         slow_consumer_stats: KindCounts {
