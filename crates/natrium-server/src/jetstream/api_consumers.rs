@@ -92,7 +92,9 @@ pub fn handle(
             consumer_create(js, jsa, req)?
         }
         ["CONSUMER", "INFO", stream, name] => consumer_info(jsa, stream, name, &req.payload),
-        ["CONSUMER", "DELETE", stream, name] => consumer_delete(js, jsa, stream, name),
+        ["CONSUMER", "DELETE", stream, name] => {
+            consumer_delete(js, jsa, stream, name, &req.payload)
+        }
         ["CONSUMER", "NAMES", stream] => consumer_names(jsa, stream, &req.payload),
         ["CONSUMER", "LIST", stream] => consumer_list(jsa, stream, &req.payload),
         ["CONSUMER", "PAUSE", stream, name] => consumer_pause(js, jsa, stream, name, &req.payload),
@@ -153,7 +155,10 @@ fn check_update(
     if old.opt_start_seq != new.opt_start_seq {
         return fail("start sequence can not be updated");
     }
-    if old.opt_start_time != new.opt_start_time {
+    // Compared as instants (Go's `time.Equal`): the same time with another UTC offset
+    // is no change.
+    let instant = |t: &Option<Timestamp>| t.as_ref().map(Timestamp::unix_nanos_i128);
+    if instant(&old.opt_start_time) != instant(&new.opt_start_time) {
         return fail("start time can not be updated");
     }
     if old.ack_policy != new.ack_policy {
@@ -262,10 +267,15 @@ fn create(
         }
         check_update(&stream, &old, &cfg)?;
         if old != cfg {
+            let filters_changed = subject_filters(&old) != subject_filters(&cfg);
             let mut new = cfg;
             new.name = old.name.clone();
             e.update_config(new).map_err(ApiError::consumer_create)?;
             e.persist_meta().map_err(ApiError::consumer_create)?;
+            if filters_changed {
+                // Messages only this consumer's old filter wanted are wanted no more.
+                stream.sweep_interest();
+            }
         }
         return Ok(info_answer(e.info()));
     }
@@ -303,6 +313,13 @@ fn create(
         .server
         .upgrade()
         .ok_or_else(|| ApiError::consumer_create("server stopping"))?;
+    // A generated or given name the store cannot take (over 255 bytes): nats-server's
+    // store refuses it and answers with this text.
+    if name.len() > 255 {
+        return Err(ApiError::consumer_create(
+            "error creating store for consumer",
+        ));
+    }
     let c = open_consumer(&stream, cfg, name, Timestamp::now(), durable, false)
         .map_err(|e| ApiError::consumer_store_failed(e.to_string()))?;
     if let Err(e) = c.persist_meta() {
@@ -434,7 +451,13 @@ fn consumer_delete(
     jsa: &JsAccount,
     stream: &str,
     name: &str,
+    body: &[u8],
 ) -> Result<ApiAnswer, ApiError> {
+    // As nats-server: a body is refused before anything is looked up (and nothing is
+    // deleted), as STREAM.DELETE and CONSUMER.INFO do.
+    if !super::api::is_empty_request(body) {
+        return Err(ApiError::not_empty_request());
+    }
     let s = jsa.stream(stream).ok_or_else(ApiError::stream_not_found)?;
     let c = s
         .remove_consumer(name)
@@ -454,7 +477,9 @@ fn sorted(stream: &Stream) -> Vec<Arc<Consumer>> {
 }
 
 fn consumer_names(jsa: &JsAccount, stream: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
-    let req = if body.is_empty() {
+    // nats-server decodes the options only from a JSON object or array; any other body
+    // means none.
+    let req = if !super::api::is_json_object_or_array(body) {
         ConsumersRequest::default()
     } else {
         ConsumersRequest::decode_request(body, Mode::Strict)?
@@ -483,7 +508,7 @@ fn consumer_names(jsa: &JsAccount, stream: &str, body: &[u8]) -> Result<ApiAnswe
 }
 
 fn consumer_list(jsa: &JsAccount, stream: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
-    let req = if body.is_empty() {
+    let req = if !super::api::is_json_object_or_array(body) {
         ConsumersRequest::default()
     } else {
         ConsumersRequest::decode_request(body, Mode::Strict)?

@@ -525,9 +525,15 @@ fn stream_update(
         check_consumer_limits(&stream, &cfg.consumer_limits)?;
     }
     super::limits::check_stream_update(js, jsa, &old, &cfg)?;
+    let to_interest = old.retention != cfg.retention
+        && cfg.retention == super::api::stream::RetentionPolicy::Interest;
     stream
         .update_config(cfg.clone())
         .map_err(ApiError::stream_update)?;
+    if to_interest {
+        // What no consumer wants (or has acked) goes now, as in nats-server.
+        stream.sweep_interest();
+    }
     js.persist_meta(
         &stream,
         &StreamMeta {

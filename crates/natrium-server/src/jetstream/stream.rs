@@ -556,6 +556,24 @@ impl Stream {
         }
     }
 
+    /// Interest retention, checked again over every stored message (up to a million):
+    /// drop those no consumer wants any more. nats-server does this when a stream turns
+    /// to interest retention (`checkStateForInterestStream`) and when a consumer's filter
+    /// changes (`cleanupNoInterestMessages`); without it such messages stayed for good and
+    /// a later consumer got messages already consumed.
+    pub fn sweep_interest(&self) {
+        if self.config.read().retention != RetentionPolicy::Interest {
+            return;
+        }
+        let st = self.store.fast_state();
+        if st.msgs == 0 || st.first_seq > st.last_seq {
+            return;
+        }
+        let seqs: Vec<u64> = (st.first_seq..=st.last_seq).take(1_000_000).collect();
+        self.apply_retention(&seqs);
+        self.wake_consumers();
+    }
+
     /// Remove a message retention no longer needs, counted as such.
     pub fn remove_retained(&self, seq: u64) {
         if let Ok(true) = self.store.remove_msg(seq) {

@@ -439,6 +439,31 @@ impl Machine {
                 && !self.redelivered.contains_key(&sseq))
     }
 
+    /// Take new parameters (a config update). A changed `ack_wait` or `backoff` applies
+    /// to what is already delivered too, as nats-server re-times its pending messages on
+    /// an update: each deadline becomes its last delivery time plus the new delay (so a
+    /// raised wait gives a slow worker the time, a lowered one redelivers sooner).
+    pub fn set_params(&mut self, params: Params) {
+        let retime =
+            params.ack_wait != self.params.ack_wait || params.backoff != self.params.backoff;
+        self.params = params;
+        if !retime {
+            return;
+        }
+        let timed: Vec<u64> = self.deadline_of.keys().copied().collect();
+        for sseq in timed {
+            let Some(p) = self.pending.get(&sseq).copied() else {
+                continue;
+            };
+            if p.timestamp <= 0 {
+                continue;
+            }
+            let count = self.redelivered.get(&sseq).copied().unwrap_or(1);
+            let due = p.timestamp.saturating_add(self.ack_delay(count));
+            self.set_deadline(sseq, due);
+        }
+    }
+
     fn ack_delay(&self, count: u64) -> i64 {
         if self.params.backoff.is_empty() {
             self.params.ack_wait
@@ -1170,7 +1195,11 @@ impl Machine {
                 return;
             }
             AckKind::Progress => {
-                if self.pending.contains_key(&sseq) {
+                if let Some(p) = self.pending.get_mut(&sseq) {
+                    // The wait starts again from now, as if just delivered (nats-server
+                    // moves the pending timestamp too, so a restart or an ack_wait
+                    // update keeps the extension).
+                    p.timestamp = now;
                     let count = self.redelivered.get(&sseq).copied().unwrap_or(1);
                     let at = now.saturating_add(self.ack_delay(count));
                     self.set_deadline(sseq, at);

@@ -188,6 +188,41 @@ fn progress_resets_the_ack_wait() {
 }
 
 #[test]
+fn an_ack_wait_update_retimes_what_is_already_delivered() {
+    let src = Fake::with(3);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    drain_push(&mut m, &src, S);
+    // Message 2 asked for more time at 10 s: its wait runs from there.
+    m.ack(2, AckKind::Progress, 10 * S);
+    // Lowered to 5 s: due 5 s after each delivery (or progress), not after the old 30 s.
+    let mut p = params(Ack::Explicit);
+    p.ack_wait = 5 * S;
+    m.set_params(p);
+    assert_eq!(m.next_deadline(), Some(6 * S));
+    m.tick(6 * S);
+    let ds = drain_push(&mut m, &src, 6 * S);
+    assert_eq!(ds.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![1, 3]);
+    // Raised to 60 s: the redelivered ones (at 6 s) are not due before 66 s, message 2
+    // (progress at 10 s) not before 70 s.
+    let mut p = params(Ack::Explicit);
+    p.ack_wait = 60 * S;
+    m.set_params(p);
+    m.tick(40 * S);
+    assert!(drain_push(&mut m, &src, 40 * S).is_empty());
+    assert_eq!(m.next_deadline(), Some(66 * S));
+    m.tick(66 * S);
+    let ds = drain_push(&mut m, &src, 66 * S);
+    assert_eq!(ds.iter().map(|d| d.sseq).collect::<Vec<_>>(), vec![1, 3]);
+    assert_eq!(m.next_deadline(), Some(70 * S));
+    // Parameters that do not touch the wait leave deadlines alone.
+    let mut p = params(Ack::Explicit);
+    p.ack_wait = 60 * S;
+    p.max_ack_pending = 7;
+    m.set_params(p);
+    assert_eq!(m.next_deadline(), Some(70 * S));
+}
+
+#[test]
 fn term_stops_redelivery() {
     let src = Fake::with(1);
     let mut m = Machine::new(params(Ack::Explicit), 1);

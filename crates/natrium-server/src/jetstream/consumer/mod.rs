@@ -411,7 +411,9 @@ impl Consumer {
     /// Replace the configuration (already validated as an allowed update).
     pub fn update_config(&self, cfg: ConsumerConfig) -> Result<(), StoreError> {
         let filter = compile_filter(&cfg)?;
-        self.machine.lock().params = params(&cfg, &self.stream.name, &self.name);
+        self.machine
+            .lock()
+            .set_params(params(&cfg, &self.stream.name, &self.name));
         *self.filter.write() = filter;
         *self.config.write() = cfg;
         self.send(Event::Updated);

@@ -1,0 +1,128 @@
+"""Stream and consumer updates, side by side with nats-server 2.15.1 (the ``impl``
+parameter): cases a differential probe found natrium answering differently, each
+asserting what nats-server was measured to do."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from natsutil import async_test, connect
+
+
+async def api(nc, subject: str, body=None) -> dict:
+    if body is None:
+        data = b""
+    elif isinstance(body, bytes):
+        data = body
+    else:
+        data = json.dumps(body).encode()
+    r = await nc.request(f"$JS.API.{subject}", data, timeout=5)
+    return json.loads(r.data)
+
+
+async def durable(nc, stream: str, name: str, **cfg) -> dict:
+    got = await api(nc, f"CONSUMER.CREATE.{stream}.{name}",
+                    {"stream_name": stream, "config": {"durable_name": name, "ack_policy": "explicit", **cfg}})
+    assert "error" not in got, got
+    return got
+
+
+@async_test()
+async def test_turning_to_interest_retention_drops_what_nobody_wants(js_server):
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.A", {"name": "A", "subjects": ["a.>"]})
+        for _ in range(3):
+            await js.publish("a.1", b"x")
+        upd = await api(nc, "STREAM.UPDATE.A", {"name": "A", "subjects": ["a.>"], "retention": "interest"})
+        st = upd["state"]
+        assert (st["messages"], st["first_seq"], st["last_seq"]) == (0, 4, 3), st
+        assert (await api(nc, "STREAM.MSG.GET.A", {"seq": 1}))["error"]["err_code"] == 10037
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_a_filter_change_on_an_interest_stream_drops_what_nobody_wants(js_server):
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.F", {"name": "F", "subjects": ["f.>"], "retention": "interest"})
+        await durable(nc, "F", "c1")
+        await durable(nc, "F", "c2")
+        for _ in range(3):
+            await js.publish("f.a", b"x")
+        sub = await js.pull_subscribe_bind("c1", "F")
+        for m in await sub.fetch(3, timeout=5):
+            await m.ack_sync()
+        # c2 wanted them too; now it wants something else: nobody is left.
+        await durable(nc, "F", "c2", filter_subject="f.zzz")
+        await asyncio.sleep(0.2)
+        info = await api(nc, "STREAM.INFO.F")
+        assert (info["state"]["messages"], info["state"]["first_seq"]) == (0, 4), info["state"]
+        c3 = await durable(nc, "F", "c3")
+        assert c3["num_pending"] == 0, c3
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_consumer_requests_with_bodies(js_server):
+    nc = await connect(js_server.url)
+    try:
+        await api(nc, "STREAM.CREATE.S", {"name": "S", "subjects": ["s"]})
+        await durable(nc, "S", "c1")
+        # A body on DELETE is refused, and the consumer stays (also when it is missing).
+        for name in ("c1", "nope"):
+            got = await api(nc, f"CONSUMER.DELETE.S.{name}", b'{"stream_name":"S"}')
+            assert got["error"] == {"code": 400, "err_code": 10038,
+                                    "description": "expected an empty request payload"}, got
+        # NAMES and LIST ignore bodies that are not a JSON object or array.
+        for body in (b"x", b"123", b'"str"', b"true"):
+            names = await api(nc, "CONSUMER.NAMES.S", body)
+            assert names["consumers"] == ["c1"], (body, names)
+            lst = await api(nc, "CONSUMER.LIST.S", body)
+            assert lst["total"] == 1, (body, lst)
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_consumer_start_time_compares_instants_and_long_names(js_server):
+    nc = await connect(js_server.url)
+    try:
+        await api(nc, "STREAM.CREATE.S", {"name": "S", "subjects": ["s"]})
+        await durable(nc, "S", "ot", deliver_policy="by_start_time",
+                      opt_start_time="2020-01-01T01:00:00+01:00")
+        upd = await api(nc, "CONSUMER.CREATE.S.ot", {"stream_name": "S", "config": {
+            "durable_name": "ot", "ack_policy": "explicit", "deliver_policy": "by_start_time",
+            "opt_start_time": "2020-01-01T00:00:00Z", "max_deliver": 3}})
+        assert "error" not in upd, upd
+        assert upd["config"]["max_deliver"] == 3
+        long = "n" * 256
+        got = await api(nc, "CONSUMER.CREATE.S", {"stream_name": "S", "config": {"name": long}})
+        assert got["error"] == {"code": 500, "err_code": 10012,
+                                "description": "error creating store for consumer"}, got
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_an_ack_wait_update_applies_to_delivered_messages(js_server):
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.W", {"name": "W", "subjects": ["w"]})
+        await durable(nc, "W", "c", ack_wait=30_000_000_000)
+        await js.publish("w", b"m1")
+        sub = await js.pull_subscribe_bind("c", "W")
+        [m] = await sub.fetch(1, timeout=5)
+        assert m.metadata.num_delivered == 1
+        await durable(nc, "W", "c", ack_wait=1_000_000_000)
+        await asyncio.sleep(1.5)
+        [m] = await sub.fetch(1, timeout=5)
+        assert (m.data, m.metadata.num_delivered) == (b"m1", 2)
+    finally:
+        await nc.close()
