@@ -79,6 +79,10 @@ pub struct ClosedConn {
     pub out_msgs: u64,
     /// Bytes delivered to the client.
     pub out_bytes: u64,
+    /// Its last publish, (un)subscribe or delivery (`/connz` `last_activity`).
+    pub last_activity: SystemTime,
+    /// Its subscriptions when it closed.
+    pub subs: Vec<crate::monitor::subsz::SubDetail>,
 }
 
 /// Errors that stop the server from starting.
@@ -428,11 +432,20 @@ impl ServerShared {
             self.stats.stale_connections.fetch_add(1, Ordering::Relaxed);
         }
         let (out_msgs, out_bytes) = conn.out_stats();
+        let stop = SystemTime::now();
+        let idle =
+            crate::client::mono_nanos().saturating_sub(conn.last_activity.load(Ordering::Relaxed));
+        let last_activity = stop
+            .checked_sub(Duration::from_nanos(idle))
+            .unwrap_or(stop)
+            .max(conn.start);
         let record = ClosedConn {
             cid: conn.cid,
             addr: conn.addr,
             start: conn.start,
-            stop: SystemTime::now(),
+            stop,
+            last_activity,
+            subs: std::mem::take(&mut *conn.closed_subs.lock()),
             reason,
             meta: conn.meta.lock().clone(),
             in_msgs: conn.in_msgs.load(Ordering::Relaxed),
@@ -835,6 +848,8 @@ async fn refuse_max_connections(s: Arc<ServerShared>, conn: Arc<ClientConn>, str
         in_bytes: 0,
         out_msgs: 0,
         out_bytes: 0,
+        last_activity: conn.start,
+        subs: Vec::new(),
     };
     s.closed.lock().push_back(record);
 }

@@ -556,6 +556,67 @@ async fn connz_closed_connections_and_filters() {
     drop(other);
 }
 
+/// `last_activity` moves with publishes, subscriptions and deliveries, not with PINGs
+/// (nats-server's `c.last`), and a closed connection keeps it and its subscriptions
+/// (with their account, as nats-server lists them after a close).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connz_last_activity_ignores_pings_and_closed_connections_keep_subscriptions() {
+    let env = Env::start().await;
+    let c = env.client("pinger").await;
+    let _sub = c.subscribe("a.b").await.unwrap();
+    c.publish("x", "1".into()).await.unwrap();
+    c.flush().await.unwrap();
+    let cid = c.server_info().client_id;
+    let at = |v: &Value| {
+        conns(v)
+            .iter()
+            .find(|x| x["cid"] == cid)
+            .map(|x| x["last_activity"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    // Wall times are derived from a monotonic clock per request: equal within a
+    // millisecond.
+    let nanos = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp_nanos()
+    };
+    let same = |a: &str, b: &str| (nanos(a) - nanos(b)).abs() < 1_000_000;
+    let before = at(&env.json("/connz").await);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A flush is a PING/PONG round trip: no activity.
+    c.flush().await.unwrap();
+    let v = env.json("/connz").await;
+    assert!(
+        same(&at(&v), &before),
+        "a PING moved last_activity: {} vs {before}",
+        at(&v)
+    );
+    let me = conns(&v).iter().find(|x| x["cid"] == cid).unwrap();
+    assert_eq!(me["idle"], "1s");
+    drop(_sub);
+    drop(c);
+    let v = env
+        .json_until("/connz?state=closed&subs=detail", |v| {
+            conns(v).iter().any(|x| x["cid"] == cid)
+        })
+        .await;
+    let closed = conns(&v).iter().find(|x| x["cid"] == cid).unwrap();
+    assert!(
+        same(closed["last_activity"].as_str().unwrap(), &before),
+        "{closed}"
+    );
+    assert_eq!(closed["subscriptions"], 1, "{closed}");
+    let d = &closed["subscriptions_list_detail"][0];
+    assert_eq!(
+        (d["account"].clone(), d["subject"].clone(), d["sid"].clone()),
+        ("$G".into(), "a.b".into(), "1".into())
+    );
+    let v = env.json("/connz?state=closed&subs=1").await;
+    let closed = conns(&v).iter().find(|x| x["cid"] == cid).unwrap();
+    assert_eq!(closed["subscriptions_list"], serde_json::json!(["a.b"]));
+}
+
 // ---- errors ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,7 +220,28 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
     };
     let reason = r.read_loop(&mut rd).await;
     conn.close(reason, true);
-    r.remove_all_subs();
+    let mut subs = r.remove_all_subs();
+    // What `/connz?state=closed` lists for it, as nats-server keeps it.
+    if server.opts().max_closed_clients > 0 {
+        subs.sort_by(|a, b| {
+            a.sid
+                .len()
+                .cmp(&b.sid.len())
+                .then_with(|| a.sid.cmp(&b.sid))
+        });
+        // Unlike an open connection's, these name the account (nats-server's
+        // `newSubDetail` at close).
+        let account = conn.meta.lock().account.clone();
+        *conn.closed_subs.lock() = subs
+            .iter()
+            .map(|s| {
+                let mut d = crate::monitor::subsz::SubDetail::new(s, conn.cid);
+                d.account = account.clone();
+                d.account_tag = account.clone();
+                d
+            })
+            .collect();
+    }
     let _ = writer.await;
     let was_connected = conn.is_connected();
     server.client_closed(&conn);
@@ -270,10 +291,16 @@ impl Reader {
             loop {
                 let mut pos = 0;
                 let mut flow = Flow::Continue;
+                // Whether this buffer held activity `/connz` shows (not PING/PONG).
+                let mut active = false;
                 while pos < buf.len() {
                     match self.parser.parse(&buf[pos..]) {
                         Ok(Some(parsed)) => {
                             pos += parsed.len;
+                            active |= matches!(
+                                parsed.op,
+                                ClientOp::Pub(_) | ClientOp::Sub { .. } | ClientOp::Unsub { .. }
+                            );
                             flow = self.handle(parsed.op);
                             if matches!(flow, Flow::Close)
                                 || self.ctx.stalled.is_some()
@@ -291,6 +318,11 @@ impl Reader {
                     }
                 }
                 buf.drain(..pos);
+                if active {
+                    self.conn
+                        .last_activity
+                        .store(mono_nanos(), Ordering::Relaxed);
+                }
                 self.end_batch();
                 if matches!(flow, Flow::Close) {
                     return self
@@ -544,7 +576,7 @@ impl Reader {
         drop(opts);
         // A second CONNECT re-authenticates and drops existing subscriptions.
         if self.conn.is_connected() {
-            self.remove_all_subs();
+            let _ = self.remove_all_subs();
         }
         if !self.bind(identity) {
             return Flow::Close;
@@ -824,15 +856,17 @@ impl Reader {
         Flow::Continue
     }
 
-    fn remove_all_subs(&mut self) {
+    /// Remove every subscription of the connection; returns them.
+    fn remove_all_subs(&mut self) -> Vec<Arc<Subscription>> {
         let subs: Vec<Arc<Subscription>> = self.conn.subs.lock().drain().map(|(_, s)| s).collect();
         for s in &subs {
             s.closed.store(true, Ordering::Release);
         }
         self.account.sublist.remove_batch(
-            subs.into_iter()
-                .map(|s| (s.subject.clone(), s.queue.clone(), s)),
+            subs.iter()
+                .map(|s| (s.subject.clone(), s.queue.clone(), s.clone())),
         );
+        subs
     }
 
     // ---- PUB ----------------------------------------------------------------------------

@@ -89,6 +89,8 @@ pub async fn run(
     let mut sleep_for = ping_at;
     // Whether a PING was ever sent; the first one always goes out, to measure RTT.
     let mut pinged = false;
+    // `out_msgs` as of the last write: whether the next one carried messages.
+    let mut msgs_flushed = 0u64;
     // The CONNECT time the PING schedule is based on (0: accept time).
     let mut ping_base = 0u64;
 
@@ -160,6 +162,11 @@ pub async fn run(
             let mut out = conn.out.lock();
             out.inflight = 0;
             out.last_flush = Some(std::time::Instant::now());
+            // A write that carried messages is activity (a PONG alone is not).
+            if out.out_msgs != msgs_flushed {
+                msgs_flushed = out.out_msgs;
+                conn.last_activity.store(mono_nanos(), Ordering::Relaxed);
+            }
             let stalled = std::mem::take(&mut out.stall_waiters);
             drop(out);
             if stalled {

@@ -8,10 +8,10 @@
 //! closed ones; only the `cid` order is ascending, every other sort is descending except
 //! `uptime` and `reason`.
 //!
-//! What natrium does not record is approximated: `last_activity` is the later of the last read and the last completed write (nats-server
-//! counts inbound messages/subscriptions and deliveries), and a closed connection keeps
-//! neither its subscriptions nor its pending bytes nor its last activity (shown as the
-//! close time).
+//! `last_activity` is, as nats-server's, the last publish, subscribe, unsubscribe or
+//! write that delivered messages (PINGs and PONGs do not count), kept for closed
+//! connections too. What natrium does not record: a closed connection keeps neither its
+//! subscriptions nor its pending bytes.
 
 use super::Monitor;
 use super::format::{go_duration, my_uptime};
@@ -321,17 +321,11 @@ impl Clock {
 /// A `ConnInfo` for an open connection.
 fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -> ConnInfo {
     let meta = c.meta.lock().clone();
-    let (out_msgs, out_bytes, pending, last_flush) = {
+    let (out_msgs, out_bytes, pending) = {
         let out = c.out.lock();
-        (
-            out.out_msgs,
-            out.out_bytes,
-            out.buf.len() + out.inflight,
-            out.last_flush,
-        )
+        (out.out_msgs, out.out_bytes, out.buf.len() + out.inflight)
     };
-    let last_in = mono_to_instant(c.last_in.load(Ordering::Relaxed));
-    let last_mono = last_flush.map_or(last_in, |f| f.max(last_in));
+    let last_mono = mono_to_instant(c.last_activity.load(Ordering::Relaxed));
     let last = clock.wall(last_mono).max(c.start);
     let subs = subs_of(c);
     let mut info = ConnInfo {
@@ -388,9 +382,7 @@ fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -
 
 /// A `ConnInfo` for a closed connection.
 fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo {
-    // natrium does not keep the last activity of a closed connection; its close is the
-    // last thing that happened on it.
-    let last = cc.stop;
+    let last = cc.last_activity;
     let mut info = ConnInfo {
         cid: cc.cid,
         kind: "Client",
@@ -409,7 +401,7 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
         out_msgs: cc.out_msgs,
         in_bytes: cc.in_bytes,
         out_bytes: cc.out_bytes,
-        subscriptions: 0,
+        subscriptions: cc.subs.len(),
         name: cc.meta.name.clone(),
         lang: cc.meta.lang.clone(),
         version: cc.meta.version.clone(),
@@ -421,6 +413,11 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
         name_tag: String::new(),
         rtt_nanos: cc.meta.rtt_nanos,
     };
+    if o.subs_detail {
+        info.subscriptions_list_detail = cc.subs.clone();
+    } else if o.subs {
+        info.subscriptions_list = cc.subs.iter().map(|s| s.subject.clone()).collect();
+    }
     if o.auth {
         info.authorized_user = raw_auth_user(&cc.meta, token_auth);
         let acc = closed_account(cc);

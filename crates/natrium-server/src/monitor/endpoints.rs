@@ -148,7 +148,10 @@ pub fn dispatch(mon: &Monitor, path: &str, raw_query: &str) -> Reply {
         }
         Some(ACCSTATZ_PATH) => {
             mon.count(ACCSTATZ_PATH);
-            pretty(&accstatz(mon, &q))
+            match accstatz(mon, &q) {
+                Ok(a) => pretty(&a),
+                Err(e) => Reply::bad_request(e),
+            }
         }
         Some(p @ (ROUTEZ_PATH | GATEWAYZ_PATH | LEAFZ_PATH)) => {
             let s = mon.server();
@@ -205,14 +208,14 @@ struct Accstatz {
 
 /// `/accstatz`: per-account traffic, as nats-server's: the accounts with connections,
 /// all of them with `unused=1`, or those named by `accounts=A,B` (or `acc=A`).
-fn accstatz(mon: &Monitor, q: &Query) -> Accstatz {
+fn accstatz(mon: &Monitor, q: &Query) -> Result<Accstatz, String> {
     let server = mon.server();
     let named: Vec<&str> = [q.get("accounts"), q.get("acc")]
         .into_iter()
         .flat_map(|v| v.split(','))
         .filter(|n| !n.is_empty())
         .collect();
-    let unused = matches!(q.get("unused"), "1" | "true");
+    let unused = q.bool("unused").map_err(|e| e.to_string())?;
     let mut accounts = server.accounts();
     accounts.sort_by(|a, b| a.name.cmp(&b.name));
     let account_statz = accounts
@@ -221,16 +224,18 @@ fn accstatz(mon: &Monitor, q: &Query) -> Accstatz {
             if named.is_empty() {
                 unused || a.num_connections() > 0
             } else {
-                named.contains(&a.name.as_str())
+                // Named accounts are listed only with connections too, unless unused
+                // ones are asked for (nats-server's `AccountStatz`).
+                named.contains(&a.name.as_str()) && (unused || a.num_connections() > 0)
             }
         })
         .map(|a| crate::system::account_stat(server, a))
         .collect();
-    Accstatz {
+    Ok(Accstatz {
         server_id: server.server_id.clone(),
         now: super::json::GoTime(std::time::SystemTime::now()),
         account_statz,
-    }
+    })
 }
 
 /// `/connz`: decode, count, build.
