@@ -126,3 +126,37 @@ async def test_an_ack_wait_update_applies_to_delivered_messages(js_server):
         assert (m.data, m.metadata.num_delivered) == (b"m1", 2)
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_small_api_answers(js_server):
+    nc = await connect(js_server.url)
+    try:
+        await api(nc, "STREAM.CREATE.S", {"name": "S", "subjects": ["s"]})
+        # An empty Nats-Required-Api-Level asks for nothing.
+        r = await nc.request("$JS.API.STREAM.INFO.S", b"", headers={"Nats-Required-Api-Level": ""}, timeout=5)
+        assert "error" not in json.loads(r.data), r.data
+        # A dotted durable name on DURABLE.CREATE: no responder at all.
+        try:
+            await nc.request("$JS.API.CONSUMER.DURABLE.CREATE.S.a.b",
+                             json.dumps({"stream_name": "S", "config": {"durable_name": "a.b"}}).encode(),
+                             timeout=1)
+            raise AssertionError("answered")
+        except Exception as e:  # no responders or timeout, depending on the client
+            assert "answered" not in str(e), e
+        # PAUSE keeps and reports pause_until in UTC.
+        await durable(nc, "S", "p0")
+        got = await api(nc, "CONSUMER.PAUSE.S.p0", {"pause_until": "2099-02-01T01:00:00+01:00"})
+        assert got["pause_until"] == "2099-02-01T00:00:00Z", got
+        info = await api(nc, "CONSUMER.INFO.S.p0")
+        assert info["config"]["pause_until"] == "2099-02-01T00:00:00Z", info["config"]
+        # A direct consumer is not listed (nor counted).
+        d = await api(nc, "CONSUMER.CREATE.S", {"stream_name": "S", "config": {
+            "ack_policy": "none", "direct": True, "deliver_subject": "dd", "mem_storage": True}})
+        assert "error" not in d, d
+        names = await api(nc, "CONSUMER.NAMES.S")
+        assert names["consumers"] == ["p0"] and names["total"] == 1, names
+        lst = await api(nc, "CONSUMER.LIST.S")
+        assert lst["total"] == 1, lst
+    finally:
+        await nc.close()

@@ -103,6 +103,26 @@ async fn get(
     ))
 }
 
+/// [`get`] of a message that must be there. Stream info counts a message once it is
+/// appended, reads return it once it is durable (one fsync later), so retry briefly.
+async fn must_get(
+    client: &async_nats::Client,
+    stream: &str,
+    seq: u64,
+) -> (String, String, String, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(m) = get(client, stream, seq).await {
+            return m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{stream} has no message {seq}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn state(v: &Value, key: &str) -> u64 {
     v["state"][key].as_u64().unwrap_or(0)
 }
@@ -145,15 +165,15 @@ async fn a_mirror_keeps_sequences_times_and_headers_and_follows_live() {
     assert!(info["mirror"]["active"].as_i64().unwrap() >= 0, "{info}");
     assert!(info["mirror"].get("seq").is_none(), "{info}");
     for seq in [1u64, 3, 4, 5] {
-        let o = get(&client, "O", seq).await.unwrap();
-        let m = get(&client, "M", seq).await.unwrap();
+        let o = must_get(&client, "O", seq).await;
+        let m = must_get(&client, "M", seq).await;
         assert_eq!(o, m, "seq {seq}: same subject, headers, payload and time");
     }
     assert!(get(&client, "M", 2).await.is_none());
     // Live: new origin messages follow.
     let seq = publish(&js, "o.9", "late", &[]).await;
     until_info(&client, "M", |v| state(v, "last_seq") == seq).await;
-    assert_eq!(get(&client, "M", seq).await.unwrap().2, "late");
+    assert_eq!(must_get(&client, "M", seq).await.2, "late");
     // No consumer shows up on the origin.
     let o = ok(&client, "$JS.API.STREAM.INFO.O", Value::Null).await;
     assert_eq!(o["state"]["consumer_count"], 0);
@@ -212,7 +232,7 @@ async fn sources_append_with_a_source_header_through_filters_and_transforms() {
     assert_eq!(a["seq"], 2);
     let mut got = Vec::new();
     for seq in 1..=2 {
-        let (subject, hdrs, payload, _) = get(&client, "S", seq).await.unwrap();
+        let (subject, hdrs, payload, _) = must_get(&client, "S", seq).await;
         got.push((subject, hdrs, payload));
     }
     got.sort();
@@ -254,7 +274,7 @@ async fn sources_append_with_a_source_header_through_filters_and_transforms() {
     )
     .await;
     until_info(&client, "S", |v| state(v, "messages") == 4).await;
-    let (_, hdrs, payload, _) = get(&client, "S", 4).await.unwrap();
+    let (_, hdrs, payload, _) = must_get(&client, "S", 4).await;
     assert_eq!(payload, "again");
     assert!(hdrs.contains("Foo: y"), "{hdrs}");
     assert!(!hdrs.contains("Nats-Expected"), "{hdrs}");
@@ -374,7 +394,7 @@ async fn a_full_discard_new_stream_holds_the_source_back_until_there_is_room() {
         state(v, "messages") == 4 && state(v, "last_seq") == 8
     })
     .await;
-    let (_, hdrs, payload, _) = get(&client, "W", 5).await.unwrap();
+    let (_, hdrs, payload, _) = must_get(&client, "W", 5).await;
     assert_eq!(payload, "4");
     assert!(hdrs.contains("Nats-Stream-Source: O 5 > > o "), "{hdrs}");
     s.stop().await;
@@ -495,6 +515,6 @@ async fn a_source_whose_copies_were_purged_does_not_start_over_after_a_restart()
     tokio::time::sleep(Duration::from_millis(500)).await;
     let info = ok(&client, "$JS.API.STREAM.INFO.S", Value::Null).await;
     assert_eq!(state(&info, "messages"), 1, "only the new message: {info}");
-    assert_eq!(get(&client, "S", 11).await.unwrap().2, "10");
+    assert_eq!(must_get(&client, "S", 11).await.2, "10");
     s.stop().await;
 }

@@ -35,7 +35,9 @@ pub fn is_known(t: &[&str]) -> bool {
     matches!(
         t,
         ["CONSUMER", "CREATE", _, ..]
-            | ["CONSUMER", "DURABLE", "CREATE", _, ..]
+            // nats-server listens on `DURABLE.CREATE.*.*` only: a dotted durable name
+            // (more tokens) gets no answer at all.
+            | ["CONSUMER", "DURABLE", "CREATE", _, _]
             | [
                 "CONSUMER",
                 "DELETE" | "INFO" | "PAUSE" | "RESET" | "UNPIN",
@@ -472,8 +474,16 @@ fn consumer_delete(
     ))
 }
 
+/// The consumers NAMES and LIST show: all but `direct` ones (nats-server's
+/// `getPublicConsumers`), in name order.
 fn sorted(stream: &Stream) -> Vec<Arc<Consumer>> {
-    stream.consumers.read().values().cloned().collect()
+    stream
+        .consumers
+        .read()
+        .values()
+        .filter(|c| !c.config().direct)
+        .cloned()
+        .collect()
 }
 
 fn consumer_names(jsa: &JsAccount, stream: &str, body: &[u8]) -> Result<ApiAnswer, ApiError> {
@@ -557,7 +567,8 @@ fn consumer_pause(
     let (_, c) = lookup(jsa, stream, name)?;
     let mut cfg = c.config();
     let now = Timestamp::now();
-    let until = req.pause_until;
+    // In UTC, as nats-server keeps and reports it (`req.PauseUntil.UTC()`).
+    let until = req.pause_until.to_utc();
     // As nats-server: any non-zero time is kept in the config (one in the past pauses
     // nothing), and the API level the config needs is recorded again.
     cfg.pause_until = (!until.is_zero()).then_some(until);

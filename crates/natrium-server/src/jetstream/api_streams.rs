@@ -228,7 +228,13 @@ pub fn api_state_of(
         num_deleted,
         deleted,
         lost: None,
-        consumer_count: stream.consumers.read().len() as i64,
+        // `direct` consumers are not counted (nats-server's `numPublicConsumers`).
+        consumer_count: stream
+            .consumers
+            .read()
+            .values()
+            .filter(|c| !c.config().direct)
+            .count() as i64,
     }
 }
 

@@ -269,6 +269,10 @@ pub fn is_valid_asset_name(name: &str) -> bool {
 /// Whether a `Nats-Required-Api-Level` header value makes nats-server refuse the request
 /// (error 10185, or status `412 Required Api Level`): unparsable or above our level.
 pub fn required_api_level_unmet(header_value: &str) -> bool {
+    // An empty value asks for nothing (nats-server checks the length first).
+    if header_value.is_empty() {
+        return false;
+    }
     match header_value.parse::<i64>() {
         Ok(level) => level > crate::options::API_LEVEL,
         Err(_) => true,
