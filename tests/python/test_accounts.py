@@ -669,3 +669,30 @@ async def test_sys_requests_as_go_tools_send_them(start_js_server):
     finally:
         await a.close()
         await sys_nc.close()
+
+
+@async_test()
+async def test_sys_requests_honour_event_filters(start_server):
+    """A $SYS.REQ.SERVER.PING.* request filtered to other servers gets no answer from
+    this one; matching filters (substring name, exact name, tags) still get one."""
+    server = start_server("server_name: mon1\nserver_tags: [\"t:1\"]\n" + SYS_CONF)
+    sys_nc = await connect(server.url, user="sys", password="sys")
+    try:
+        async def answered(subject, body) -> bool:
+            try:
+                await sys_nc.request(subject, json.dumps(body).encode(), timeout=0.5)
+                return True
+            except Exception:
+                return False
+        assert await answered("$SYS.REQ.SERVER.PING.VARZ", {"server_name": "mon"})
+        assert not await answered("$SYS.REQ.SERVER.PING.VARZ", {"server_name": "mon", "exact_match": True})
+        assert await answered("$SYS.REQ.SERVER.PING.VARZ", {"server_name": "mon1", "exact_match": True})
+        assert not await answered("$SYS.REQ.SERVER.PING.STATSZ", {"server_name": "other"})
+        assert await answered("$SYS.REQ.SERVER.PING.CONNZ", {"tags": ["t:1"]})
+        assert not await answered("$SYS.REQ.SERVER.PING.CONNZ", {"tags": ["t:1", "nope"]})
+        assert not await answered("$SYS.REQ.SERVER.PING.HEALTHZ", {"cluster": "c"})
+        assert not await answered("$SYS.REQ.SERVER.PING.JSZ", {"domain": "nomatch"})
+        # IDZ answers whatever the filter.
+        assert await answered("$SYS.REQ.SERVER.PING.IDZ", {"server_name": "nomatch"})
+    finally:
+        await sys_nc.close()

@@ -178,6 +178,46 @@ fn options_to_query(name: &str, payload: &[u8]) -> Result<String, String> {
     Ok(parts.join("&"))
 }
 
+/// Whether a request's event filter options (nats-server's `EventFilterOptions`:
+/// `server_name`, `host` and `cluster` as substrings, or exactly with `exact_match`; every
+/// one of `tags`; `domain` exactly) rule this server out.
+fn filtered_out(s: &ServerShared, payload: &[u8]) -> bool {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(payload)
+    else {
+        return false;
+    };
+    let text = |k: &str| map.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let exact = map.get("exact_match").and_then(|v| v.as_bool()) == Some(true);
+    let differs = |want: &str, have: &str| {
+        !want.is_empty()
+            && if exact {
+                want != have
+            } else {
+                !have.contains(want)
+            }
+    };
+    let opts = s.opts();
+    if differs(text("server_name"), &s.server_name) || differs(text("host"), &opts.host) {
+        return true;
+    }
+    // Standalone: no cluster name, so any cluster filter misses.
+    if !text("cluster").is_empty() {
+        return true;
+    }
+    if let Some(tags) = map.get("tags").and_then(|v| v.as_array())
+        && tags.iter().filter_map(|t| t.as_str()).any(|t| {
+            !opts
+                .server_tags
+                .iter()
+                .any(|have| have.eq_ignore_ascii_case(t))
+        })
+    {
+        return true;
+    }
+    let domain = text("domain");
+    !domain.is_empty() && opts.jetstream.domain.as_deref().unwrap_or("") != domain
+}
+
 /// How Go's JSON decoder names a value's kind in its type errors.
 fn go_json_kind(v: &serde_json::Value) -> &'static str {
     match v {
@@ -533,6 +573,11 @@ impl InternalHandler for ServerRequests {
         let (Some(s), Some(reply)) = (self.server.upgrade(), msg.reply) else {
             return true;
         };
+        // A request meant for other servers (by name, host, cluster, tags or domain)
+        // gets no answer from this one, as nats-server filters them (IDZ excepted).
+        if !msg.subject.ends_with(b".IDZ") && filtered_out(&s, msg.payload) {
+            return true;
+        }
         let subject = String::from_utf8_lossy(msg.subject);
         let tokens: Vec<&str> = subject.split('.').collect();
         // $SYS.REQ.SERVER.PING → STATSZ; $SYS.REQ.SERVER.<PING|id>.<X> → X.
