@@ -254,6 +254,10 @@ struct Statsz {
     received_from_clients: Counts,
     slow_consumers: u64,
     active_servers: u32,
+    /// JetStream's config, usage and limits (as in `/varz`, without the store
+    /// directory), when JetStream runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jetstream: Option<crate::monitor::jsz::JsVarz>,
     gomaxprocs: usize,
 }
 
@@ -288,6 +292,10 @@ fn statsz(s: &ServerShared, mon: &Monitor) -> Statsz {
         received_from_clients: received,
         slow_consumers: s.stats.slow_consumers.load(Ordering::Relaxed),
         active_servers: 1,
+        jetstream: crate::monitor::jsz::js_varz(s).map(|mut j| {
+            j.config.store_dir.clear();
+            j
+        }),
         gomaxprocs: crate::monitor::process::parallelism(),
     }
 }

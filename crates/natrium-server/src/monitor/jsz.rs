@@ -196,7 +196,11 @@ fn config_of(
         store_dir: js.config.store_dir.display().to_string(),
         sync_interval,
         domain: opts.jetstream.domain.clone().unwrap_or_default(),
-        compress_ok: false,
+        // nats-server sets it only when both limits are configured (the path that
+        // builds its config from them); with computed defaults it stays false.
+        compress_ok: js.config.max_memory_source
+            == crate::jetstream::config::LimitSource::Configured
+            && js.config.max_store_source == crate::jetstream::config::LimitSource::Configured,
         strict: js.config.strict,
     }
 }
