@@ -106,7 +106,8 @@ async def test_mirror_and_sources(js_server):
         assert await msg(nc, "M", 2) == 10037
 
         si = await until(nc, "S", lambda i: i["state"]["messages"] == 4
-                         and any("error" in x for x in i["sources"]))
+                         and any("error" in x for x in i["sources"])
+                         and sum(x.get("seq", 0) for x in i["sources"]) == 9)
         sources = sorted((link(x) for x in si["sources"]), key=json.dumps)
         assert sources == sorted([
             {"name": "O", "lag": 0, "seq": 4, "filter_subject": "o.1", "active_seen": True},
@@ -207,5 +208,72 @@ async def test_mirror_follows_live_and_resumes_after_restart(start_js_server):
         subj, hdrs, body, _ = await must(nc, "S", 9)
         assert (subj, body) == ("o", "7")
         assert without_identity(hdrs) == "NATS/1.0|Nats-Stream-Source: O 8 > > o||"
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_links_count_as_consumers_of_interest_and_workqueue_origins(js_server):
+    """A mirror or source is a consumer of its origin: an interest origin keeps messages
+    for it (and drops them once copied and nobody else wants them), a work queue gives
+    them away to it."""
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.I", {"name": "I", "subjects": ["i"], "retention": "interest"})
+        await api(nc, "STREAM.CREATE.IM", {"name": "IM", "mirror": {"name": "I"}})
+        await api(nc, "STREAM.CREATE.W", {"name": "W", "subjects": ["w"], "retention": "workqueue"})
+        await api(nc, "STREAM.CREATE.WS", {"name": "WS", "sources": [{"name": "W"}]})
+        await asyncio.sleep(0.3)
+        for i in range(5):
+            await js.publish("i", str(i).encode())
+            await js.publish("w", str(i).encode())
+        await until(nc, "IM", lambda i: i["state"]["messages"] == 5)
+        await until(nc, "WS", lambda i: i["state"]["messages"] == 5)
+        await until(nc, "I", lambda i: i["state"]["messages"] == 0)
+        await until(nc, "W", lambda i: i["state"]["messages"] == 0)
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_copies_of_rollups_counters_and_ttls(js_server):
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.R", {"name": "R", "subjects": ["r.>"], "allow_rollup_hdrs": True,
+                                          "allow_msg_ttl": True})
+        await api(nc, "STREAM.CREATE.C", {"name": "C", "subjects": ["c"], "allow_msg_counter": True})
+        await js.publish("r.a", b"1")
+        await js.publish("r.a", b"2", headers={"Nats-Rollup": "sub"})
+        await js.publish("r.t", b"t", headers={"Nats-TTL": "1s"})
+        await nc.request("c", b"", headers={"Nats-Incr": "5"}, timeout=5)
+        # A plain stream sourcing all of them: nothing stalls, nothing expires.
+        await api(nc, "STREAM.CREATE.P", {"name": "P", "sources": [{"name": "R"}, {"name": "C"}]})
+        info = await until(nc, "P", lambda i: i["state"]["messages"] == 3)
+        await asyncio.sleep(1.5)
+        info = await api(nc, "STREAM.INFO.P")
+        assert info["state"]["messages"] == 3, info["state"]
+        bodies = sorted([(await must(nc, "P", s))[2] for s in range(1, 4)])
+        assert bodies == ["2", "t", '{"val":"5"}'], bodies
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_a_sealed_mirror_copies_nothing_more(js_server):
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o"]})
+        await js.publish("o", b"1")
+        await api(nc, "STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O"}})
+        await until(nc, "M", lambda i: i["state"]["messages"] == 1)
+        sealed = await api(nc, "STREAM.UPDATE.M", {"name": "M", "mirror": {"name": "O"}, "sealed": True})
+        assert sealed["config"]["sealed"] is True, sealed
+        for i in range(3):
+            await js.publish("o", str(i).encode())
+        await asyncio.sleep(0.8)
+        assert (await api(nc, "STREAM.INFO.M"))["state"]["messages"] == 1
     finally:
         await nc.close()

@@ -110,6 +110,14 @@ pub trait StreamStore: Send + Sync {
     /// Consumes `num` sequences starting at `seq` (0 = next) without storing messages.
     fn skip_msgs(&self, seq: u64, num: u64) -> Result<()>;
 
+    /// [`StreamStore::skip_msgs`] without waiting for durability: the sequences are
+    /// consumed when this returns; [`StreamStore::wait_durable`] with the returned ticket
+    /// makes that durable (a mirror's gaps share its batch's fsync).
+    fn append_skip_msgs(&self, seq: u64, num: u64) -> Result<Ticket> {
+        self.skip_msgs(seq, num)?;
+        Ok(Ticket::DONE)
+    }
+
     /// Blocks until everything appended up to `ticket` is durable per the mode. Concurrent
     /// callers share one flush/fsync.
     fn wait_durable(&self, ticket: Ticket) -> Result<()>;

@@ -28,10 +28,17 @@
 //! `opt_start_time`, or the origin's first message. Neither record can run ahead of the
 //! stored copies, so a crash copies again at most what it lost, and never skips one.
 //!
+//! A link is a consumer of its origin, as nats-server's are: it joins the origin's
+//! `readers`, so an interest origin keeps what the link has not copied yet, and a
+//! work-queue origin gives away what the link copied.
+//!
 //! Invariants:
 //! - One task per link, with at most one batch in the stream's queue at a time; it waits
 //!   until the stream has finished that batch before reading on, so a link's messages
 //!   are stored in origin order.
+//! - A link's progress (`sseq`, and so `sources.nmeta` and the origin's retention) moves
+//!   only when the stream reports a copy durable (`Stream::answer`); a batch whose fsync
+//!   fails is reported refused and read again.
 //! - A copy the stream refuses (a limit with discard new, a sealed stream, ...) stops the
 //!   link at that origin sequence: the stream task drops the rest of the link's batch
 //!   ([`Link::failed`] is set), and the link retries from that sequence after a
@@ -39,7 +46,9 @@
 //! - Lock order: [`Link::state`] is a leaf lock.
 
 use super::api::errors::ApiError;
-use super::api::stream::{StreamConfig, StreamSource, StreamSourceInfo, SubjectTransform};
+use super::api::stream::{
+    RetentionPolicy, StreamConfig, StreamSource, StreamSourceInfo, SubjectTransform,
+};
 use super::api::time::Timestamp;
 use super::headers;
 use super::stream::{Stream, now_nanos, transform_subject};
@@ -94,15 +103,21 @@ pub struct Link {
     stopped: AtomicBool,
     /// Wakes the link's task when it is stopped.
     wake: tokio::sync::Notify,
+    /// The origin stream this link is registered with as a reader (see
+    /// `Stream::readers`), so it can leave when it stops or the origin changes.
+    origin: Mutex<Weak<Stream>>,
 }
 
 /// What a link knows about its progress.
 #[derive(Default)]
 struct LinkState {
-    /// The last origin sequence stored (or found already stored); 0 before any.
+    /// The last origin sequence whose copy is stored and durable (or found already
+    /// stored); 0 before any. What `sources.nmeta` records.
     sseq: u64,
-    /// The last origin sequence whose copy is durable (what `sources.nmeta` records).
-    durable: u64,
+    /// The next origin sequence to read (0: from `sseq`): past what a filtered link has
+    /// looked at already, so it does not read the origin again from its last copy
+    /// whenever the origin grows.
+    next: u64,
     /// Whether `sseq` has been settled from the stream's content yet.
     started: bool,
     /// When the origin was last seen (Unix ns); 0 if never.
@@ -146,7 +161,40 @@ impl Link {
             state: Mutex::new(LinkState::default()),
             stopped: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
+            origin: Mutex::new(Weak::new()),
         }))
+    }
+
+    /// Whether the link copies messages on `subject` (its filters).
+    pub fn matches(&self, subject: &str) -> bool {
+        self.filter.matches(subject)
+    }
+
+    /// Whether origin message `seq` (on one of the link's subjects) has been copied
+    /// durably: for interest retention on the origin, the link has "acknowledged" it.
+    pub fn copied(&self, seq: u64) -> bool {
+        seq <= self.state.lock().sseq
+    }
+
+    /// Read `origin` from now on: join its readers (leaving a previous origin's).
+    fn register(self: &Arc<Self>, origin: &Arc<Stream>) {
+        let mut current = self.origin.lock();
+        if current.upgrade().is_some_and(|o| Arc::ptr_eq(&o, origin)) {
+            return;
+        }
+        if let Some(old) = current.upgrade() {
+            old.readers.write().retain(|l| !Arc::ptr_eq(l, self));
+        }
+        origin.readers.write().push(self.clone());
+        *current = Arc::downgrade(origin);
+    }
+
+    /// Leave the origin's readers.
+    fn unregister(self: &Arc<Self>) {
+        let old = std::mem::take(&mut *self.origin.lock());
+        if let Some(o) = old.upgrade() {
+            o.readers.write().retain(|l| !Arc::ptr_eq(l, self));
+        }
     }
 
     /// Whether the stream task should drop this link's queued copies (one was refused
@@ -155,19 +203,26 @@ impl Link {
         self.state.lock().failed.is_some()
     }
 
-    /// The stream task's outcome for a copy: stored (or not needed), or refused.
+    /// The stream task's outcome for a copy: stored and durable (or not needed), or
+    /// refused (by a check, or because its batch did not become durable). Copies are
+    /// reported in origin order, so the first refusal is where the link reads again.
     pub fn record(&self, origin_seq: u64, stored: bool) {
         let mut st = self.state.lock();
         if stored {
-            st.sseq = st.sseq.max(origin_seq);
-        } else if st.failed.is_none() {
+            // Copies before a refusal in the same batch still count (they are reported
+            // once durable, after the refusal was).
+            if st.failed.is_none_or(|f| origin_seq < f) {
+                st.sseq = st.sseq.max(origin_seq);
+            }
+        } else if st.failed.is_none_or(|f| origin_seq < f) {
             st.failed = Some(origin_seq);
         }
     }
 
     /// Stop the link's task.
-    fn stop(&self) {
+    fn stop(self: &Arc<Self>) {
         self.stopped.store(true, Ordering::Release);
+        self.unregister();
         self.wake.notify_one();
     }
 
@@ -263,8 +318,11 @@ pub struct Links {
 struct Saved {
     /// When it was last written.
     at: Option<std::time::Instant>,
-    /// `(index name, durable origin sequence)` as last written.
+    /// `(index name, durable origin sequence)` as last written (or read at start): a
+    /// link that has not settled yet keeps its entry from here.
     record: Vec<(String, u64)>,
+    /// Whether `record` has been read from the file yet.
+    loaded: bool,
 }
 
 /// The progress record's file in a stream's directory.
@@ -294,9 +352,12 @@ impl Links {
         let mut next: Vec<Arc<Link>> = Vec::with_capacity(wanted.len());
         for (src, mirror) in wanted {
             let iname = super::api::stream_check::source_index_name(src);
+            // Same index name, same filters and transforms: the running link goes on (a
+            // changed `opt_start_*` only matters to a link that starts from nothing; a
+            // new link would race the old one's batch in flight and copy twice).
             if let Some(pos) = links
                 .iter()
-                .position(|l| l.iname == iname && l.mirror == mirror && l.cfg == *src)
+                .position(|l| l.iname == iname && l.mirror == mirror)
             {
                 next.push(links.remove(pos));
                 continue;
@@ -313,19 +374,57 @@ impl Links {
         *links = next;
     }
 
-    /// Write the progress record if it changed and was last written over a second ago
-    /// (`force`: whatever the time). Blocking: called off the async workers.
-    fn save(&self, dir: &std::path::Path, force: bool) {
+    /// The recorded progress of link `iname` (read from the file the first time).
+    fn recorded(&self, stream: &Stream, iname: &str, server: &ServerShared) -> u64 {
+        let mut saved = self.saved.lock();
+        if !saved.loaded {
+            saved.loaded = true;
+            if let Some(dir) = &stream.dir {
+                match read_record(dir) {
+                    Ok(r) => saved.record = r,
+                    Err(e) => crate::warn!(
+                        server.log,
+                        "Ignoring the sources record of stream '{}' ({e}); its sources resume after their newest copies",
+                        stream.name
+                    ),
+                }
+            }
+        }
+        saved
+            .record
+            .iter()
+            .find(|(i, _)| i == iname)
+            .map_or(0, |(_, seq)| *seq)
+    }
+
+    /// Write the progress record of `stream` (its directory `dir`) if it changed and was
+    /// last written over a second ago (`force`: whatever the time). Blocking: called off
+    /// the async workers. Under an interval durability the stream is fsynced first, so
+    /// the record never claims copies a crash could still take away.
+    fn save(&self, stream: &Stream, dir: &std::path::Path, force: bool) {
         use natrium_store::file::meta::{MetaKind, write_meta};
-        let record: Vec<(String, u64)> = self
-            .links
-            .lock()
+        if stream.is_closed() {
+            return;
+        }
+        let links = self.links.lock().clone();
+        let mut saved = self.saved.lock();
+        if !saved.loaded {
+            // Nothing settled yet: nothing new to say.
+            return;
+        }
+        let record: Vec<(String, u64)> = links
             .iter()
             .filter(|l| !l.mirror)
-            .map(|l| (l.iname.clone(), l.state.lock().durable))
+            .map(|l| {
+                let kept = saved
+                    .record
+                    .iter()
+                    .find(|(i, _)| *i == l.iname)
+                    .map_or(0, |(_, s)| *s);
+                (l.iname.clone(), l.state.lock().sseq.max(kept))
+            })
             .filter(|(_, seq)| *seq > 0)
             .collect();
-        let mut saved = self.saved.lock();
         if saved.record == record || (!force && saved.at.is_some_and(|t| t.elapsed() < SAVE_EVERY))
         {
             return;
@@ -333,6 +432,11 @@ impl Links {
         let Ok(bytes) = serde_json::to_vec(&record) else {
             return;
         };
+        if !matches!(stream.store.durability(), natrium_store::Durability::Always)
+            && stream.store.sync().is_err()
+        {
+            return;
+        }
         // A failed write leaves the previous record, which is behind, never ahead: the
         // next batch tries again.
         if write_meta(&dir.join(SOURCES_FILE), MetaKind::SourcesState, &bytes).is_ok() {
@@ -415,39 +519,22 @@ fn recover_sources(store: &dyn StreamStore, inames: &[String]) -> Vec<(String, u
 }
 
 /// Settle where `link` starts, from the stream's content and progress record (see the
-/// module docs).
+/// module docs). `Link::state` is a leaf lock: never held while the store is read.
 fn settle_start(link: &Link, stream: &Stream, server: &ServerShared) {
-    let mut st = link.state.lock();
-    if st.started {
+    if link.state.lock().started {
         return;
     }
+    let start = if link.mirror {
+        stream.store.fast_state().last_seq
+    } else {
+        let found = recover_sources(&*stream.store, std::slice::from_ref(&link.iname))
+            .first()
+            .map_or(0, |(_, seq)| *seq);
+        found.max(stream.links.recorded(stream, &link.iname, server))
+    };
+    let mut st = link.state.lock();
     st.started = true;
-    if link.mirror {
-        st.sseq = stream.store.fast_state().last_seq;
-        st.durable = st.sseq;
-        return;
-    }
-    drop(st);
-    let mut start = recover_sources(&*stream.store, std::slice::from_ref(&link.iname))
-        .first()
-        .map_or(0, |(_, seq)| *seq);
-    if let Some(dir) = &stream.dir {
-        match read_record(dir) {
-            Ok(record) => {
-                if let Some((_, seq)) = record.iter().find(|(i, _)| *i == link.iname) {
-                    start = start.max(*seq);
-                }
-            }
-            Err(e) => crate::warn!(
-                server.log,
-                "Ignoring the sources record of stream '{}' ({e}); its sources resume after their newest copies",
-                stream.name
-            ),
-        }
-    }
-    let mut st = link.state.lock();
     st.sseq = st.sseq.max(start);
-    st.durable = st.durable.max(start);
 }
 
 /// Read up to one batch of `origin` messages for `link` from sequence `from`.
@@ -481,17 +568,21 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
     let mut retry = RETRY_MIN;
     loop {
         if link.is_stopped() {
+            link.unregister();
             return;
         }
         let Some(target) = stream.upgrade().filter(|s| !s.is_closed()) else {
+            link.unregister();
             return;
         };
         let Some(origin) = lookup(&server, &target.account.name, &link.cfg.name) else {
+            link.unregister();
             link.state.lock().error = Some(ApiError::stream_not_found());
             drop(target);
             pause(&link, IDLE_CHECK).await;
             continue;
         };
+        link.register(&origin);
         {
             let (t, l, s) = (target.clone(), link.clone(), server.clone());
             // The backwards read of a source's start touches the disk: off the workers.
@@ -499,6 +590,7 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
                 .await
                 .is_err()
             {
+                link.unregister();
                 return;
             }
         }
@@ -506,22 +598,30 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
             let mut st = link.state.lock();
             st.error = None;
             st.last_active = now_nanos();
-            if st.sseq == 0 {
+            let from = if st.sseq == 0 {
                 configured_start(&link.cfg, &*origin.store)
             } else {
                 st.sseq + 1
-            }
+            };
+            from.max(st.next)
         };
         let mut seen = origin.last_seq.subscribe();
+        // Everything up to here is durable in the origin, so readable: a read that finds
+        // nothing has looked at all of it.
+        let readable = *seen.borrow_and_update();
         let batch = read_batch(&link, &*origin.store, from);
         if batch.is_empty() {
+            {
+                let mut st = link.state.lock();
+                st.next = st.next.max(from).max(readable.saturating_add(1));
+            }
             drop(origin);
             // Idle: the record catches up with the last batches.
             if let Some(dir) = target.dir.clone()
                 && !link.mirror
             {
                 let t = target.clone();
-                let _ = tokio::task::spawn_blocking(move || t.links.save(&dir, true)).await;
+                let _ = tokio::task::spawn_blocking(move || t.links.save(&t, &dir, true)).await;
             }
             drop(target);
             tokio::select! {
@@ -532,8 +632,10 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
             continue;
         }
         let ident = stream_identity(&origin.created);
+        let origin_weak = Arc::downgrade(&origin);
         drop(origin);
         let mut last_queued = None;
+        let mut queued_seqs: Vec<u64> = Vec::with_capacity(batch.len());
         for m in batch {
             let subject = link.map_subject(&m.subject);
             let subject = subject.as_deref().unwrap_or(&m.subject);
@@ -551,7 +653,10 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
                 target.enqueue_sourced(subject, Some(&block), &m.payload, by)
             };
             match queued {
-                Ok(n) => last_queued = Some(n),
+                Ok(n) => {
+                    last_queued = Some(n);
+                    queued_seqs.push(m.seq);
+                }
                 // The stream's queue is full or the stream is going: read again later.
                 Err(_) => break,
             }
@@ -562,17 +667,39 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
         if let Some(n) = last_queued {
             tokio::select! {
                 _ = processed.wait_for(|p| *p >= n) => {}
-                _ = link.wake.notified() => return,
+                _ = link.wake.notified() => {
+                    link.unregister();
+                    return;
+                }
             }
         }
-        // The stream answers a batch only once it is durable: what is stored now is.
-        let failed = {
+        // The stream reports copies to the link once they are durable (or refused).
+        let (failed, copied_to) = {
             let mut st = link.state.lock();
-            st.durable = st.sseq;
-            st.failed.take()
+            let failed = st.failed.take();
+            st.next = match (failed, queued_seqs.last()) {
+                (Some(f), _) => f,
+                (None, Some(last)) => last + 1,
+                (None, None) => st.next,
+            };
+            (failed, st.sseq)
         };
+        // A work-queue origin gives away what was copied; an interest origin drops what
+        // nobody else wants any more (the link counts as a consumer there).
+        if let Some(origin) = origin_weak.upgrade()
+            && origin.retention() != RetentionPolicy::Limits
+        {
+            let done: Vec<u64> = queued_seqs
+                .into_iter()
+                .filter(|s| *s <= copied_to)
+                .collect();
+            if !done.is_empty() {
+                origin.apply_retention(&done);
+            }
+        }
         if let (Some(dir), Some(target)) = (dir, stream.upgrade()) {
-            let _ = tokio::task::spawn_blocking(move || target.links.save(&dir, false)).await;
+            let _ =
+                tokio::task::spawn_blocking(move || target.links.save(&target, &dir, false)).await;
         }
         match (failed, last_queued) {
             (None, Some(_)) => retry = RETRY_MIN,

@@ -255,6 +255,10 @@ pub struct Stream {
     gate: Arc<parking_lot::RwLock<()>>,
     /// The mirror or sources this stream copies from (`sourcing`).
     pub links: Links,
+    /// Links of other streams that copy from this one: for interest retention they
+    /// count as consumers (a message is kept until they copied it), and a work queue
+    /// gives its messages away to them.
+    pub readers: RwLock<Vec<Arc<super::sourcing::Link>>>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -347,6 +351,7 @@ impl Stream {
             consumers: RwLock::new(BTreeMap::new()),
             gate: super::account_snapshot::gate(&account_name),
             links: Links::default(),
+            readers: RwLock::new(Vec::new()),
         })
     }
 
@@ -540,6 +545,9 @@ impl Stream {
             RetentionPolicy::Interest => {
                 let consumers: Vec<Arc<Consumer>> =
                     self.consumers.read().values().cloned().collect();
+                // Mirrors and sources reading this stream count as consumers that have
+                // acknowledged what they copied (nats-server's links are consumers).
+                let readers = self.readers.read().clone();
                 for &s in seqs {
                     let Ok(subject) = self.store.subject_for_seq(s) else {
                         continue;
@@ -547,7 +555,11 @@ impl Stream {
                     let done = consumers
                         .iter()
                         .filter(|c| c.matches(&subject))
-                        .all(|c| c.machine.lock().is_acked(s));
+                        .all(|c| c.machine.lock().is_acked(s))
+                        && readers
+                            .iter()
+                            .filter(|l| l.matches(&subject))
+                            .all(|l| l.copied(s));
                     if done {
                         self.remove_retained(s);
                     }
@@ -610,6 +622,7 @@ impl Stream {
     /// Under interest retention: whether any consumer wants messages on `subject`.
     fn has_interest(&self, subject: &str) -> bool {
         self.consumers.read().values().any(|c| c.matches(subject))
+            || self.readers.read().iter().any(|l| l.matches(subject))
     }
 
     /// Tell the consumers everything below `first` is gone (after a purge).
@@ -787,6 +800,7 @@ impl Stream {
             outcomes: Vec::with_capacity(batch.len()),
             count: batch.len() as u64,
             durable_error: None,
+            sourced: Vec::new(),
         };
         let now = now_nanos();
         state.dedup.prune(now, cfg.duplicate_window);
@@ -812,7 +826,11 @@ impl Stream {
                 _ => self.store_one(&cfg, state, &m, now, &mut quota, (server, &mut republish)),
             };
             if let Some(by) = &m.sourced {
-                by.link.record(by.origin_seq, result.is_ok());
+                match &result {
+                    // Counted once durable (`answer`).
+                    Ok(_) => out.sourced.push((by.link.clone(), by.origin_seq)),
+                    Err(_) => by.link.record(by.origin_seq, false),
+                }
             }
             if let Ok(Stored::New { ticket, .. }) = result {
                 out.ticket = Some(ticket);
@@ -898,6 +916,13 @@ impl Stream {
     /// batches, in order, and let consumers and waiting PINGs know. A batch whose
     /// `durable_error` is set answers every message it stored with that error instead.
     fn answer(&self, batches: &mut Vec<Answers>, server: &Arc<ServerShared>) {
+        // Links learn what they copied before `processed` tells them the batch is done.
+        for b in batches.iter_mut() {
+            let ok = b.durable_error.is_none();
+            for (link, seq) in b.sourced.drain(..) {
+                link.record(seq, ok);
+            }
+        }
         let _ = self.last_seq.send(self.store.fast_state().last_seq);
         let count: u64 = batches.iter().map(|b| b.count).sum();
         self.processed.send_modify(|p| *p += count);
@@ -960,6 +985,9 @@ impl Stream {
         by: &SourcedBy,
         quota: &mut Option<super::limits::Quota>,
     ) -> Result<Stored, ApiError> {
+        if cfg.sealed {
+            return Err(ApiError::stream_sealed());
+        }
         let seq = by.origin_seq;
         let last = self.store.fast_state().last_seq;
         if seq <= last {
@@ -978,8 +1006,9 @@ impl Stream {
             q.admit(size).map_err(|e| e.to_api())?;
         }
         if seq > last + 1 {
+            // Made durable with the batch's fsync, not one of its own.
             self.store
-                .skip_msgs(last + 1, seq - last - 1)
+                .append_skip_msgs(last + 1, seq - last - 1)
                 .map_err(|e| store_error(&e))?;
         }
         let ts = by.mirror_ts.unwrap_or_else(now_nanos);
@@ -1045,7 +1074,8 @@ impl Stream {
         let incr = if cfg.allow_msg_counter {
             Some(counter::increment(hdrs, m.payload())?)
         } else {
-            if set(h.incr).is_some() {
+            // A copy of a counter's message is stored as it is (nats-server).
+            if set(h.incr).is_some() && m.sourced.is_none() {
                 return Err(ApiError::message_incr_disabled());
             }
             None
@@ -1066,9 +1096,13 @@ impl Stream {
                     .map_err(|_| headers::InvalidTtl)
                     .and_then(headers::parse_ttl);
             }
-            // A copy keeps the TTL its origin accepted (nats-server stores it verbatim).
-            if matches!(ttl, Ok(Some(_))) && !cfg.allow_msg_ttl && m.sourced.is_none() {
-                return Err(ApiError::message_ttl_disabled());
+            if matches!(ttl, Ok(Some(_))) && !cfg.allow_msg_ttl {
+                // A copy is stored verbatim, header included, but expires only where
+                // TTLs are allowed (nats-server).
+                if m.sourced.is_none() {
+                    return Err(ApiError::message_ttl_disabled());
+                }
+                ttl = Ok(None);
             }
             let subject_override = set(h.expected_last_subj_seq_subj);
             if let Some(v) = set(h.expected_last_subj_seq) {
@@ -1104,7 +1138,11 @@ impl Stream {
             {
                 return Err(ApiError::stream_wrong_last_msg_id(&state.last_msg_id));
             }
-            if let Some(v) = set(h.rollup) {
+            if let Some(v) = set(h.rollup)
+                // A copy's rollup applies only where rollups are allowed; elsewhere it is
+                // stored as a plain message (nats-server does not refuse copies for it).
+                && (m.sourced.is_none() || (cfg.allow_rollup_hdrs && !cfg.deny_purge))
+            {
                 if !cfg.allow_rollup_hdrs || cfg.deny_purge {
                     return Err(ApiError::stream_rollup_failed("rollup not permitted"));
                 }
@@ -1297,6 +1335,9 @@ struct Answers {
     count: u64,
     /// Making the batch durable failed: its stored messages are answered with this.
     durable_error: Option<ApiError>,
+    /// Copies made for mirror or source links (link, origin sequence): reported to
+    /// their links once the batch is durable, or as refused if that failed.
+    sourced: Vec<(Arc<super::sourcing::Link>, u64)>,
 }
 
 /// Runs the fsyncs of a stream whose store fsyncs before acking, on the blocking pool

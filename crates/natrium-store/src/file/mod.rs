@@ -2205,6 +2205,11 @@ impl StreamStore for FileStore {
     }
 
     fn skip_msgs(&self, seq: u64, num: u64) -> Result<()> {
+        let t = self.append_skip_msgs(seq, num)?;
+        self.wait_durable(t)
+    }
+
+    fn append_skip_msgs(&self, seq: u64, num: u64) -> Result<Ticket> {
         self.retry_after_no_space();
         let sh = self.sh();
         let t = {
@@ -2215,7 +2220,7 @@ impl StreamStore for FileStore {
                 return Err(StoreError::SequenceMismatch { expected, got: seq });
             }
             if num == 0 {
-                return Ok(());
+                return Ok(Ticket::DONE);
             }
             let n = i64::try_from(num)
                 .map_err(|_| StoreError::InvalidArgument("skip count too large".into()))?;
@@ -2223,7 +2228,7 @@ impl StreamStore for FileStore {
             sh.put_control(&mut g, Kind::Skip, expected, n)?;
             g.appended
         };
-        self.wait_durable(Ticket(t))
+        Ok(Ticket(t))
     }
 
     fn wait_durable(&self, ticket: Ticket) -> Result<()> {
