@@ -96,7 +96,7 @@ async def test_mirror_and_sources(js_server):
         mm = await api(nc, "STREAM.CREATE.MM", {"name": "MM", "mirror": {"name": "NOPE2"}})
         assert mm["config"]["mirror_direct"] is False
 
-        mi = await until(nc, "M", lambda i: i["state"]["last_seq"] == 5)
+        mi = await until(nc, "M", lambda i: i["state"]["last_seq"] == 5 and i["mirror"]["lag"] == 0)
         assert link(mi["mirror"]) == {"name": "O", "lag": 0, "active_seen": True}
         st = mi["state"]
         assert (st["messages"], st["first_seq"], st["last_seq"], st["num_deleted"],

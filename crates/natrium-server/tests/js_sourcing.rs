@@ -157,7 +157,11 @@ async fn a_mirror_keeps_sequences_times_and_headers_and_follows_live() {
     .await;
     // Inherited from the origin's allow_direct, as nats-server.
     assert_eq!(created["config"]["mirror_direct"], true);
-    let info = until_info(&client, "M", |v| state(v, "last_seq") == 5).await;
+    // `lag` counts from durable copies: wait for both.
+    let info = until_info(&client, "M", |v| {
+        state(v, "last_seq") == 5 && v["mirror"]["lag"] == 0
+    })
+    .await;
     assert_eq!(state(&info, "messages"), 4);
     assert_eq!(state(&info, "num_deleted"), 1);
     assert_eq!(info["mirror"]["name"], "O");

@@ -352,6 +352,14 @@ impl<T> StreamIndex<T> {
         }
     }
 
+    /// Raises `last_ts` to `ts` (recovery of a FLOOR record, which carries the time of
+    /// the last message when its messages are all gone).
+    pub fn bump_last_ts(&mut self, ts: i64) {
+        if ts > self.last_ts {
+            self.last_ts = ts;
+        }
+    }
+
     /// Checks whether a message may be stored (size and discard-new limits).
     /// `discard_new_check` is false for replicated/raw stores where the leader already
     /// decided.

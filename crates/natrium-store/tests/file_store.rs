@@ -1329,3 +1329,34 @@ fn an_open_store_moves_and_changes_durability() {
     let m = natrium_store::MemStore::new(StoreConfig::default());
     assert!(m.move_to(&d.path().join("M"), Durability::Always).is_err());
 }
+
+/// A purged stream reopens with the time of its last message (nats-server keeps
+/// `last_ts` across a restart; a new source of a purged stream starts from it).
+#[test]
+fn a_purged_store_keeps_its_last_timestamp_across_a_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = natrium_store::ManualClock::new(1_000_000_000_000);
+    let opts = || FileStoreOptions {
+        segment_size: 4096,
+        clock: clock.clone(),
+        ..Default::default()
+    };
+    let s = FileStore::open(d.path(), opts()).unwrap();
+    for _ in 0..3 {
+        s.store_msg("p", b"", b"x", None).unwrap();
+    }
+    let last_ts = s.fast_state().last_ts;
+    assert!(last_ts > 0);
+    clock.advance(Duration::from_secs(5));
+    s.purge().unwrap();
+    assert_eq!(s.fast_state().last_ts, last_ts);
+    s.stop().unwrap();
+    drop(s);
+    let s = FileStore::open(d.path(), opts()).unwrap();
+    let st = s.fast_state();
+    assert_eq!((st.msgs, st.first_seq, st.last_seq), (0, 4, 3));
+    assert_eq!(
+        st.last_ts, last_ts,
+        "the last message's time, not the purge's"
+    );
+}

@@ -419,6 +419,28 @@ fn stream_create(
         &check_ctx(js, jsa, req.pedantic, requested.storage),
     )?;
     check_links(jsa, &mut cfg, req.pedantic)?;
+    // A filter that is no subject fails the link's setup, which nats-server reports
+    // as the create's error (an update takes a source's, as it sets sources up later).
+    if let Some(f) = cfg
+        .mirror
+        .as_ref()
+        .map(|m| &m.filter_subject)
+        .filter(|f| !f.is_empty() && !crate::sublist::is_valid_subject(f.as_bytes()))
+    {
+        return Err(ApiError::stream_create(format!(
+            "subject filter '{f}' for the mirror invalid subject"
+        )));
+    }
+    if let Some(f) = cfg
+        .sources
+        .iter()
+        .map(|s| &s.filter_subject)
+        .find(|f| !f.is_empty() && !crate::sublist::is_valid_subject(f.as_bytes()))
+    {
+        return Err(ApiError::stream_create(format!(
+            "subject filter '{f}' for the source: invalid subject"
+        )));
+    }
     check_stream_standalone_replicas(&cfg)?;
     check_stream_supported(&cfg)?;
     if let Some(existing) = jsa.stream(name) {

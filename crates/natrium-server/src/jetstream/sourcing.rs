@@ -118,6 +118,10 @@ struct LinkState {
     /// looked at already, so it does not read the origin again from its last copy
     /// whenever the origin grows.
     next: u64,
+    /// The identity of the origin it read last (a hash of its creation time): a source
+    /// whose origin was deleted and created again starts over on the new one, as
+    /// nats-server's sources do.
+    origin_ident: String,
     /// Whether `sseq` has been settled from the stream's content yet.
     started: bool,
     /// When the origin was last seen (Unix ns); 0 if never.
@@ -247,11 +251,12 @@ impl Link {
     /// The status nats-server reports for the link (`StreamSourceInfo`).
     pub fn info(&self, origin: Option<&Arc<Stream>>) -> StreamSourceInfo {
         let st = self.state.lock();
-        let (sseq, last_active, error) = (st.sseq, st.last_active, st.error.clone());
+        let (sseq, next, last_active, error) = (st.sseq, st.next, st.last_active, st.error.clone());
         drop(st);
+        // What is left to copy from where the link reads (its start, for a new one).
         let lag = origin.map_or(0, |o| {
             o.store
-                .num_pending(sseq.saturating_add(1), &self.filter, false)
+                .num_pending(sseq.saturating_add(1).max(next), &self.filter, false)
         });
         StreamSourceInfo {
             name: self.cfg.name.clone(),
@@ -482,14 +487,26 @@ fn lookup(server: &ServerShared, account: &str, name: &str) -> Option<Arc<Stream
         .filter(|s| !s.is_closed())
 }
 
-/// Where a link starts reading in `origin` when the stream holds nothing of it yet.
-fn configured_start(src: &StreamSource, origin: &dyn StreamStore) -> u64 {
+/// Where a link starts reading in `origin` when the stream (`target`) holds nothing of
+/// it yet, as nats-server sets up a new source's consumer: `opt_start_seq`; else
+/// `opt_start_time`, but not before the stream's own last message; else, for a stream
+/// that has had messages removed from its front (first sequence above 1), after its last
+/// message's time (so re-adding a source to a purged stream does not copy its origin
+/// again); else the origin's first message. Worked out once per link start: a start time
+/// in the future is where it stays, not a moving target.
+fn configured_start(src: &StreamSource, origin: &dyn StreamStore, target: &dyn StreamStore) -> u64 {
     if src.opt_start_seq > 0 {
-        src.opt_start_seq
-    } else if let Some(t) = &src.opt_start_time {
-        origin.seq_from_time(t.unix_nanos_saturating())
-    } else {
-        1
+        return src.opt_start_seq;
+    }
+    let st = target.fast_state();
+    let last_ts = (st.msgs > 0 || st.last_seq > 0)
+        .then_some(st.last_ts)
+        .filter(|t| *t > 0);
+    match (&src.opt_start_time, last_ts) {
+        (Some(t), Some(last)) => origin.seq_from_time(t.unix_nanos_saturating().max(last)),
+        (Some(t), None) => origin.seq_from_time(t.unix_nanos_saturating()),
+        (None, Some(last)) if st.first_seq > 1 => origin.seq_from_time(last),
+        _ => 1,
     }
 }
 
@@ -583,6 +600,18 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
             continue;
         };
         link.register(&origin);
+        let ident = stream_identity(&origin.created);
+        {
+            let mut st = link.state.lock();
+            if st.origin_ident != ident {
+                if !st.origin_ident.is_empty() && !link.mirror {
+                    // A new stream under the old name: its sequences start over.
+                    st.sseq = 0;
+                    st.next = 0;
+                }
+                st.origin_ident = ident.clone();
+            }
+        }
         {
             let (t, l, s) = (target.clone(), link.clone(), server.clone());
             // The backwards read of a source's start touches the disk: off the workers.
@@ -594,17 +623,32 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
                 return;
             }
         }
-        let from = {
+        let fresh = {
             let mut st = link.state.lock();
             st.error = None;
             st.last_active = now_nanos();
-            let from = if st.sseq == 0 {
-                configured_start(&link.cfg, &*origin.store)
-            } else {
-                st.sseq + 1
-            };
-            from.max(st.next)
+            st.sseq == 0 && st.next == 0
         };
+        // Worked out once: stores are read without the link's lock held.
+        let start = fresh.then(|| configured_start(&link.cfg, &*origin.store, &*target.store));
+        let from = {
+            let mut st = link.state.lock();
+            if let Some(start) = start
+                && st.next == 0
+            {
+                st.next = start.max(1);
+            }
+            (st.sseq + 1).max(st.next)
+        };
+        // An empty mirror starting past sequence 1 reports that start at once (first
+        // `start`, last `start - 1`), as nats-server's; only the link writes to a mirror.
+        if link.mirror
+            && let Some(start) = start.filter(|s| *s > 1)
+            && target.store.fast_state().last_seq == 0
+        {
+            let store = target.store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.compact(start)).await;
+        }
         let mut seen = origin.last_seq.subscribe();
         // Everything up to here is durable in the origin, so readable: a read that finds
         // nothing has looked at all of it.
@@ -631,7 +675,6 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
             }
             continue;
         }
-        let ident = stream_identity(&origin.created);
         let origin_weak = Arc::downgrade(&origin);
         drop(origin);
         let mut last_queued = None;

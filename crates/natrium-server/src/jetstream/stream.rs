@@ -822,7 +822,9 @@ impl Stream {
             let result = match &m.sourced {
                 // The link will read this one again (an earlier copy was refused).
                 Some(by) if by.link.failed() => continue,
-                Some(by) if by.mirror_ts.is_some() => self.store_mirrored(&cfg, &m, by, &mut quota),
+                Some(by) if by.mirror_ts.is_some() => {
+                    self.store_mirrored(&cfg, &m, by, &mut quota, (server, &mut republish))
+                }
                 _ => self.store_one(&cfg, state, &m, now, &mut quota, (server, &mut republish)),
             };
             if let Some(by) = &m.sourced {
@@ -973,6 +975,72 @@ impl Stream {
         PubAckResponse { error: None, ack }
     }
 
+    /// Where a message stored on `subject` is republished, if the stream republishes it:
+    /// (config, destination subject, the subject's previous sequence). Looked up before
+    /// storing. `expired_seq` stands in for the previous sequence of a delete marker (the
+    /// subject holds nothing else by then), as nats-server republishes it.
+    fn republish_target<'c>(
+        &self,
+        cfg: &'c StreamConfig,
+        subject: &str,
+        expired_seq: u64,
+    ) -> Option<(&'c super::api::stream::RePublish, String, u64)> {
+        let rp = cfg.republish.as_ref()?;
+        // No destination: nothing is republished (nats-server accepts such a config).
+        if rp.dest.is_empty() {
+            return None;
+        }
+        let to = transform_subject(&rp.src, &rp.dest, subject)?;
+        let last = self.last_written(subject).map_or(0, |msg| msg.seq);
+        let last = if last == 0 { expired_seq } else { last };
+        Some((rp, to, last))
+    }
+
+    /// Republish a stored message (`republish_target`), with its headers.
+    fn republish(
+        &self,
+        (rp, to, last): (&super::api::stream::RePublish, String, u64),
+        (subject, hdrs, payload): (&str, &[u8], &[u8]),
+        (seq, ts): (u64, i64),
+        server: &Arc<ServerShared>,
+        ctx: &mut Option<DeliveryCtx>,
+    ) {
+        let ctx = ctx.get_or_insert_with(|| DeliveryCtx::new(server.clone(), rand::random()));
+        let rp_hdrs = republish_headers(
+            &self.name,
+            subject,
+            hdrs,
+            (seq, ts, last),
+            rp.headers_only.then_some(payload.len()),
+        );
+        ctx.publish(
+            &self.account,
+            Publisher::SERVER,
+            PubMsg {
+                subject: to.as_bytes(),
+                reply: None,
+                headers: Some(&rp_hdrs),
+                payload: if rp.headers_only { b"" } else { payload },
+            },
+        );
+    }
+
+    /// Apply a stored message's rollup: everything before it on its subject (or in the
+    /// stream) goes.
+    fn roll_up(&self, rollup: Option<Rollup>, subject: &str, seq: u64) {
+        match rollup {
+            Some(Rollup::Subject) => {
+                if let Ok(f) = SubjectFilter::new(subject) {
+                    let _ = self.store.purge_ex(&f, seq, 0);
+                }
+            }
+            Some(Rollup::All) => {
+                let _ = self.store.purge_ex(&SubjectFilter::all(), seq, 0);
+            }
+            None => {}
+        }
+    }
+
     /// Store a mirror's copy at its origin sequence and timestamp, skipping the origin
     /// sequences before it that the mirror does not hold, as nats-server's mirrors do
     /// (so sequences line up). A copy at or below the mirror's last sequence is already
@@ -984,6 +1052,7 @@ impl Stream {
         m: &Inbound,
         by: &SourcedBy,
         quota: &mut Option<super::limits::Quota>,
+        (server, republish_ctx): (&Arc<ServerShared>, &mut Option<DeliveryCtx>),
     ) -> Result<Stored, ApiError> {
         if cfg.sealed {
             return Err(ApiError::stream_sealed());
@@ -993,15 +1062,39 @@ impl Stream {
         if seq <= last {
             return Ok(Stored::Duplicate { seq });
         }
+        // The mirror's own subject transform applies, as to a publish (nats-server).
+        let transformed = cfg
+            .subject_transform
+            .as_ref()
+            .filter(|tr| !tr.dest.is_empty())
+            .and_then(|tr| transform_subject(&tr.src, &tr.dest, m.subject()));
+        let subject: &str = transformed.as_deref().unwrap_or(m.subject());
         let hdrs = m.headers().unwrap_or(&[]);
-        let ttl = if cfg.allow_msg_ttl && !hdrs.is_empty() {
-            headers::get_set_str(hdrs, headers::TTL)
+        let h = if hdrs.is_empty() {
+            headers::PublishHeaders::default()
+        } else {
+            headers::PublishHeaders::parse(hdrs)
+        };
+        let ttl = if cfg.allow_msg_ttl {
+            headers::PublishHeaders::set(h.ttl)
+                .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|v| headers::parse_ttl(v).ok())
                 .flatten()
         } else {
             None
         };
-        let size = self.store.msg_size(m.subject(), hdrs, m.payload());
+        // A rollup applies where the mirror allows rollups, so a KV mirror drops what
+        // its origin's purges dropped.
+        let rollup = headers::PublishHeaders::set(h.rollup)
+            .filter(|_| cfg.allow_rollup_hdrs && !cfg.deny_purge)
+            .and_then(
+                |v| match String::from_utf8_lossy(v).to_lowercase().as_str() {
+                    "sub" => Some(Rollup::Subject),
+                    "all" => Some(Rollup::All),
+                    _ => None,
+                },
+            );
+        let size = self.store.msg_size(subject, hdrs, m.payload());
         if let Some(q) = quota.as_mut() {
             q.admit(size).map_err(|e| e.to_api())?;
         }
@@ -1011,14 +1104,25 @@ impl Stream {
                 .append_skip_msgs(last + 1, seq - last - 1)
                 .map_err(|e| store_error(&e))?;
         }
+        let republish = self.republish_target(cfg, subject, 0);
         let ts = by.mirror_ts.unwrap_or_else(now_nanos);
         let ticket = self
             .store
-            .append_raw_msg(m.subject(), hdrs, m.payload(), seq, ts, ttl, true)
+            .append_raw_msg(subject, hdrs, m.payload(), seq, ts, ttl, true)
             .map_err(|e| store_error(&e))?;
         if let Some(q) = quota.as_mut() {
             q.stored(size);
         }
+        if let Some(target) = republish {
+            self.republish(
+                target,
+                (subject, hdrs, m.payload()),
+                (seq, ts),
+                server,
+                republish_ctx,
+            );
+        }
+        self.roll_up(rollup, subject, seq);
         Ok(Stored::New {
             seq,
             ticket,
@@ -1194,18 +1298,7 @@ impl Stream {
         }
         // `republish`: the subject's previous sequence goes into `Nats-Last-Sequence`, so
         // look it up before storing (only for streams that republish this subject).
-        let republish = cfg.republish.as_ref().and_then(|rp| {
-            // No destination: nothing is republished (nats-server accepts such a config).
-            if rp.dest.is_empty() {
-                return None;
-            }
-            let to = transform_subject(&rp.src, &rp.dest, subject)?;
-            let last = self.last_written(subject).map_or(0, |msg| msg.seq);
-            // A delete marker follows the expired message it stands for (the subject
-            // holds nothing else by then), as nats-server republishes it.
-            let last = if last == 0 { m.expired_seq } else { last };
-            Some((rp, to, last))
-        });
+        let republish = self.republish_target(cfg, subject, m.expired_seq);
         // A counter stores the subject's new total instead of the (empty) payload.
         let total = match &incr {
             Some(incr) => {
@@ -1236,38 +1329,16 @@ impl Stream {
         } else if !state.marker_last.is_empty() {
             state.marker_last.remove(subject);
         }
-        if let Some((rp, to, last)) = republish {
-            let ctx = republish_ctx
-                .get_or_insert_with(|| DeliveryCtx::new(server.clone(), rand::random()));
-            let rp_hdrs = republish_headers(
-                &self.name,
-                subject,
-                hdrs,
-                (ack.seq, ack.ts, last),
-                rp.headers_only.then_some(payload.len()),
-            );
-            ctx.publish(
-                &self.account,
-                Publisher::SERVER,
-                PubMsg {
-                    subject: to.as_bytes(),
-                    reply: None,
-                    headers: Some(&rp_hdrs),
-                    payload: if rp.headers_only { b"" } else { payload },
-                },
+        if let Some(target) = republish {
+            self.republish(
+                target,
+                (subject, hdrs, payload),
+                (ack.seq, ack.ts),
+                server,
+                republish_ctx,
             );
         }
-        match rollup {
-            Some(Rollup::Subject) => {
-                if let Ok(f) = SubjectFilter::new(subject) {
-                    let _ = self.store.purge_ex(&f, ack.seq, 0);
-                }
-            }
-            Some(Rollup::All) => {
-                let _ = self.store.purge_ex(&SubjectFilter::all(), ack.seq, 0);
-            }
-            None => {}
-        }
+        self.roll_up(rollup, subject, ack.seq);
         Ok(Stored::New {
             seq: ack.seq,
             ticket: ack.ticket,

@@ -960,7 +960,10 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
                     let n = u64::try_from(h.aux).unwrap_or(0);
                     ix.skip(h.seq, n);
                 }
-                Kind::Floor => ix.bump_last_seq(h.seq.saturating_sub(1)),
+                Kind::Floor => {
+                    ix.bump_last_seq(h.seq.saturating_sub(1));
+                    ix.bump_last_ts(h.ts);
+                }
                 Kind::Truncate => {
                     ix.truncate(h.seq, &mut removed);
                     dec(&mut removed, &mut segs);
@@ -1596,7 +1599,13 @@ impl Shared {
     fn put_control(&self, g: &mut Inner, kind: Kind, seq: u64, aux: i64) -> Result<()> {
         self.reserve(g, record::OVERHEAD)?;
         let floor = g.ix.first_seq();
-        let ts = self.clock.now();
+        // A FLOOR record carries the last message's time: once a purge has removed the
+        // messages, it is the only record left to say when the stream last stored one
+        // (nats-server keeps `last_ts` across a restart of a purged stream).
+        let ts = match kind {
+            Kind::Floor if g.ix.last_ts() > 0 => g.ix.last_ts(),
+            _ => self.clock.now(),
+        };
         self.put(
             g,
             &RecordFields {

@@ -529,6 +529,9 @@ fn check_mirror(
                 tr.dest
             )));
         }
+        if let Some(why) = transform_dest_error(&tr.src, &tr.dest) {
+            return Err(ApiError::mirror_invalid_transform_destination(why));
+        }
         for (inner, other) in mirror.subject_transforms.iter().enumerate() {
             if inner != outer && subjects_collide(tr.src.as_bytes(), other.src.as_bytes()) {
                 return Err(ApiError::mirror_overlapping_subject_filters());
@@ -620,6 +623,9 @@ fn check_sources(
                     "invalid subject {}",
                     tr.dest
                 )));
+            }
+            if let Some(why) = transform_dest_error(&tr.src, &tr.dest) {
+                return Err(ApiError::source_invalid_transform_destination(why));
             }
         }
         for (outer, tr) in src.subject_transforms.iter().enumerate() {
