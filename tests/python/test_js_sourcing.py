@@ -277,3 +277,67 @@ async def test_a_sealed_mirror_copies_nothing_more(js_server):
         assert (await api(nc, "STREAM.INFO.M"))["state"]["messages"] == 1
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_a_mirror_applies_its_transform_rollups_and_republish(js_server):
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        got = []
+
+        async def on(m):
+            got.append(m.subject)
+        sub = await nc.subscribe("rp.>", cb=on)
+        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"], "allow_rollup_hdrs": True})
+        created = await api(nc, "STREAM.CREATE.M", {
+            "name": "M", "mirror": {"name": "O"}, "allow_rollup_hdrs": True,
+            "subject_transform": {"src": "o.>", "dest": "mt.>"},
+            "republish": {"src": ">", "dest": "rp.>"}})
+        assert "error" not in created, created
+        # One at a time, so each is copied before the origin's rollup removes it.
+        for i in (1, 2):
+            await js.publish("o.a", str(i).encode())
+            await until(nc, "M", lambda inf, i=i: inf["state"]["last_seq"] == i)
+        await js.publish("o.a", b"3", headers={"Nats-Rollup": "sub"})
+        info = await until(nc, "M", lambda i: i["state"]["last_seq"] == 3 and i["state"]["messages"] == 1)
+        subj, _, body, _ = await must(nc, "M", 3)
+        assert (subj, body) == ("mt.a", "3")
+        await asyncio.sleep(0.3)
+        assert got == ["rp.mt.a"] * 3, got
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_a_source_follows_a_recreated_origin_and_bad_filters_are_refused(js_server):
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o"]})
+        for i in range(3):
+            await js.publish("o", f"old{i}".encode())
+        await api(nc, "STREAM.CREATE.S", {"name": "S", "subjects": ["s"], "sources": [{"name": "O"}]})
+        await until(nc, "S", lambda i: i["state"]["messages"] == 3)
+        await api(nc, "STREAM.DELETE.O")
+        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o"]})
+        await js.publish("o", b"new0")
+        await until(nc, "S", lambda i: i["state"]["messages"] == 4, timeout=30)
+        subj, hdrs, body, _ = await must(nc, "S", 4)
+        assert body == "new0" and " 1 > > o " in hdrs, hdrs
+
+        bad = {
+            "mirror_filter": await api(nc, "STREAM.CREATE.C5", {"name": "C5", "mirror": {"name": "O", "filter_subject": "o..a"}}),
+            "mirror_dest": await api(nc, "STREAM.CREATE.C6", {"name": "C6", "mirror": {"name": "O", "subject_transforms": [{"src": "o.*", "dest": "x.$2"}]}}),
+            "source_filter": await api(nc, "STREAM.CREATE.C7", {"name": "C7", "sources": [{"name": "O", "filter_subject": "o..a"}]}),
+            "source_dest": await api(nc, "STREAM.CREATE.C8", {"name": "C8", "sources": [{"name": "O", "subject_transforms": [{"src": "o.*", "dest": "x.$2"}]}]}),
+        }
+        assert {k: v.get("error") for k, v in bad.items()} == {
+            "mirror_filter": {"code": 500, "err_code": 10049, "description": "subject filter 'o..a' for the mirror invalid subject"},
+            "mirror_dest": {"code": 400, "err_code": 10154, "description": "mirror transform: invalid mapping destination: wildcard index out of range in $2: [2]"},
+            "source_filter": {"code": 500, "err_code": 10049, "description": "subject filter 'o..a' for the source: invalid subject"},
+            "source_dest": {"code": 400, "err_code": 10146, "description": "source transform: invalid mapping destination: wildcard index out of range in $2: [2]"},
+        }
+    finally:
+        await nc.close()
