@@ -538,8 +538,32 @@ impl Stream {
         match retention {
             RetentionPolicy::Limits => {}
             RetentionPolicy::WorkQueue => {
+                let readers = self.readers.read().clone();
+                if readers.is_empty() {
+                    for &s in seqs {
+                        self.remove_retained(s);
+                    }
+                    return;
+                }
+                // With mirrors or sources reading it, a message goes once each of them
+                // that wants it has copied it, and a consumer that wants it (if any)
+                // has acknowledged it: nats-server's links are consumers of the queue.
+                let consumers: Vec<Arc<Consumer>> =
+                    self.consumers.read().values().cloned().collect();
                 for &s in seqs {
-                    self.remove_retained(s);
+                    let Ok(subject) = self.store.subject_for_seq(s) else {
+                        continue;
+                    };
+                    let copied = readers
+                        .iter()
+                        .filter(|l| l.matches(&subject))
+                        .all(|l| l.copied(s));
+                    let mut wanting = consumers.iter().filter(|c| c.matches(&subject)).peekable();
+                    let acked =
+                        wanting.peek().is_none() || wanting.any(|c| c.machine.lock().is_acked(s));
+                    if copied && acked {
+                        self.remove_retained(s);
+                    }
                 }
             }
             RetentionPolicy::Interest => {
