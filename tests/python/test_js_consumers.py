@@ -1103,7 +1103,7 @@ async def test_pull_consumer_deleted(js_server):
         await c.sync()
         assert_json(await c.capi("CONSUMER.DELETE.ORDERS.P"),
                     go_json({"type": API + "consumer_delete_response", "success": True}))
-        got = lines(await c.collect(n=1, timeout=2, quiet=0.2), inbox)
+        got = lines(await c.collect(n=1, timeout=5, quiet=0.2), inbox)
         assert got == [status_line("409 Consumer Deleted")]
 
 
