@@ -341,3 +341,30 @@ async def test_a_source_follows_a_recreated_origin_and_bad_filters_are_refused(j
         }
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_a_direct_mirror_answers_for_its_deleted_origin(js_server):
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"], "allow_direct": True})
+        await js.publish("o.a", b"v1")
+        await js.publish("o.a", b"v2")
+        m = await api(nc, "STREAM.CREATE.M", {"name": "M", "mirror": {"name": "O"}})
+        assert m["config"]["mirror_direct"] is True
+        await until(nc, "M", lambda i: i["state"]["messages"] == 2)
+        await must(nc, "M", 2)
+        await api(nc, "STREAM.DELETE.O")
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                r = await nc.request("$JS.API.DIRECT.GET.O", json.dumps({"last_by_subj": "o.a"}).encode(), timeout=1)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "no mirror answered"
+                await asyncio.sleep(0.1)
+        assert r.data == b"v2"
+        assert r.headers["Nats-Stream"] == "M" and r.headers["Nats-Sequence"] == "2", r.headers
+    finally:
+        await nc.close()

@@ -186,12 +186,34 @@ pub fn direct_get(
         Some((n, s)) => (n, Some(s)),
         None => (rest, None),
     };
-    let Some(stream) = js.account(&account.name).and_then(|a| a.stream(name)) else {
+    let Some(jsa) = js.account(&account.name) else {
         return false;
     };
-    if !stream.config().allow_direct {
-        return false;
-    }
+    // The stream itself when it allows direct gets; else a mirror of it that serves
+    // them (`mirror_direct`), as nats-server's mirrors answer for their origin (in one
+    // server the origin answers while it can, so a mirror matters once it is gone).
+    let stream = match jsa.stream(name).filter(|s| s.config().allow_direct) {
+        Some(s) => s,
+        None => {
+            let mirror = jsa
+                .streams
+                .read()
+                .values()
+                .find(|s| {
+                    let cfg = s.config();
+                    cfg.mirror_direct
+                        && cfg
+                            .mirror
+                            .as_ref()
+                            .is_some_and(|m| m.name == name && m.external.is_none())
+                })
+                .cloned();
+            match mirror {
+                Some(m) if jsa.stream(name).is_none() => m,
+                _ => return false,
+            }
+        }
+    };
     let Some(reply) = msg.reply else {
         return true;
     };
