@@ -389,9 +389,19 @@ fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&st
             );
         }
         "IDZ" => {
-            return to_json(&serde_json::json!({
-                "name": s.server_name, "host": s.opts().host, "id": s.server_id
-            }));
+            /// nats-server's `ServerID`, in its field order.
+            #[derive(serde::Serialize)]
+            struct Idz<'a> {
+                name: &'a str,
+                host: &'a str,
+                id: &'a str,
+            }
+            let opts = s.opts();
+            return to_json(&Idz {
+                name: &s.server_name,
+                host: &opts.host,
+                id: &s.server_id,
+            });
         }
         _ => {}
     }
