@@ -444,6 +444,11 @@ impl Stream {
         let mut inbound = Inbound::new(&subject, msg.reply, msg.headers, msg.payload)
             .ok_or_else(ApiError::stream_message_exceeds_maximum)?;
         inbound.expired_seq = expired_seq;
+        self.push(inbound)
+    }
+
+    /// Put a message on the queue, within its byte limit; returns its number.
+    fn push(&self, inbound: Inbound) -> Result<u64, ApiError> {
         let size = inbound.size();
         if self.queued.fetch_add(size, Ordering::AcqRel) > MAX_QUEUED_BYTES {
             self.queued.fetch_sub(size, Ordering::AcqRel);
@@ -474,19 +479,7 @@ impl Stream {
         let mut inbound = Inbound::new(subject, None, headers, payload)
             .ok_or_else(ApiError::stream_message_exceeds_maximum)?;
         inbound.sourced = Some(Box::new(by));
-        let size = inbound.size();
-        if self.queued.fetch_add(size, Ordering::AcqRel) > MAX_QUEUED_BYTES {
-            self.queued.fetch_sub(size, Ordering::AcqRel);
-            return Err(ApiError::insufficient_resources());
-        }
-        let mut tx = self.tx.lock();
-        if tx.1.send(inbound).is_err() {
-            drop(tx);
-            self.queued.fetch_sub(size, Ordering::AcqRel);
-            return Err(ApiError::stream_not_found());
-        }
-        tx.0 += 1;
-        Ok(tx.0)
+        self.push(inbound)
     }
 
     /// Start, keep or stop the stream's mirror and source links to match its config.
