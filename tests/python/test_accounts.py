@@ -696,3 +696,31 @@ async def test_sys_requests_honour_event_filters(start_server):
         assert await answered("$SYS.REQ.SERVER.PING.IDZ", {"server_name": "nomatch"})
     finally:
         await sys_nc.close()
+
+
+@async_test()
+async def test_account_scoped_connz_ignores_another_account_in_the_body(start_server):
+    """Security: a user of A asking for CONNZ through its system imports sees A's
+    connections only, whatever `acc` the body names (or smuggles into another option)."""
+    server = start_server("""
+accounts {
+  A { users: [{user: a, password: a}] }
+  B { users: [{user: b, password: b}] }
+  SYS { users: [{user: sys, password: sys}] }
+}
+system_account: SYS
+""")
+    a = await connect(server.url, user="a", password="a")
+    b = await connect(server.url, user="b", password="b", name="secret-b")
+    try:
+        await b.subscribe("b.private")
+        await b.flush()
+        for subject in ("$SYS.REQ.SERVER.PING.CONNZ", "$SYS.REQ.ACCOUNT.PING.CONNZ"):
+            for body in ({"acc": "B", "subscriptions": True}, {"sort": "cid&acc=B"}, {"user": "b&acc=B"}):
+                r = json.loads((await a.request(subject, json.dumps(body).encode(), timeout=5)).data)
+                conns = (r.get("data") or {}).get("connections") or []
+                assert all(c.get("name") != "secret-b" for c in conns), (subject, body, r)
+                assert "b.private" not in json.dumps(r), (subject, body)
+    finally:
+        await a.close()
+        await b.close()

@@ -171,11 +171,28 @@ fn options_to_query(name: &str, payload: &[u8]) -> Result<String, String> {
         match v {
             serde_json::Value::Bool(true) => parts.push(format!("{key}=1")),
             serde_json::Value::Number(n) => parts.push(format!("{key}={n}")),
-            serde_json::Value::String(s) if !s.is_empty() => parts.push(format!("{key}={s}")),
+            // Escaped: a value must not smuggle in parameters of its own.
+            serde_json::Value::String(s) if !s.is_empty() => {
+                parts.push(format!("{key}={}", query_escape(&s)))
+            }
             _ => {}
         }
     }
     Ok(parts.join("&"))
+}
+
+/// `s` percent-encoded for a query string value (everything but unreserved bytes).
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'*' | b'>' | b'$')
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Whether a request's event filter options (nats-server's `EventFilterOptions`:
@@ -421,15 +438,27 @@ fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&st
         }
     };
     if let Some(acc) = account {
-        if !query.is_empty() {
-            query.push('&');
+        // The subject's account, and only it: an `acc` (or `account`) in the body must
+        // not reach another account's connections or subscriptions.
+        let key = if name == "HEALTHZ" {
+            "account="
+        } else {
+            "acc="
+        };
+        let rest: Vec<&str> = query
+            .split('&')
+            .filter(|kv| !kv.is_empty() && !kv.starts_with("acc=") && !kv.starts_with("account="))
+            .collect();
+        let mut scoped = format!("{key}{}", query_escape(acc));
+        for kv in &rest {
+            scoped.push('&');
+            scoped.push_str(kv);
         }
-        query.push_str("acc=");
-        query.push_str(acc);
         // An account's SUBSZ lists its subscriptions (nats-server's account request).
-        if name == "SUBSZ" && !query.split('&').any(|kv| kv.starts_with("subs=")) {
-            query.push_str("&subs=1");
+        if name == "SUBSZ" && !rest.iter().any(|kv| kv.starts_with("subs=")) {
+            scoped.push_str("&subs=1");
         }
+        query = scoped;
     }
     let reply = mon.handle(path, &query);
     let data = if name == "HEALTHZ" {
