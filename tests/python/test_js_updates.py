@@ -160,3 +160,27 @@ async def test_small_api_answers(js_server):
         assert lst["total"] == 1, lst
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_turning_to_interest_keeps_what_no_consumer_has_taken(js_server):
+    """With consumers, only what they acknowledged goes when a stream turns to interest
+    retention; messages none of them takes stay (nats-server)."""
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.A", {"name": "A", "subjects": ["a.>", "b.>"]})
+        for subj in ("a.1", "a.2", "b.1", "b.2"):
+            await js.publish(subj, b"x")
+        await durable(nc, "A", "c", filter_subject="b.1")
+        sub = await js.pull_subscribe_bind("c", "A")
+        [m] = await sub.fetch(1, timeout=5)
+        await m.ack_sync()
+        upd = await api(nc, "STREAM.UPDATE.A", {"name": "A", "subjects": ["a.>", "b.>"], "retention": "interest"})
+        assert "error" not in upd, upd
+        await asyncio.sleep(0.2)
+        info = await api(nc, "STREAM.INFO.A")
+        assert info["state"]["messages"] == 3, info["state"]
+        assert (await api(nc, "STREAM.MSG.GET.A", {"seq": 3}))["error"]["err_code"] == 10037
+    finally:
+        await nc.close()

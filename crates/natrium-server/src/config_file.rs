@@ -230,14 +230,15 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
         "host" | "net" => o.host = conf::as_string(v)?.to_string(),
         "server_tags" => {
             // A list of strings, or one string of comma-separated tags (nats-server).
+            // Lower-cased, as nats-server keeps them.
             o.server_tags = match &v.value {
                 Value::Array(items) => items
                     .iter()
-                    .map(|i| conf::as_string(i).map(str::to_string))
+                    .map(|i| conf::as_string(i).map(str::to_lowercase))
                     .collect::<Result<_, _>>()?,
                 _ => conf::as_string(v)?
                     .split(',')
-                    .map(|t| t.trim().to_string())
+                    .map(|t| t.trim().to_lowercase())
                     .filter(|t| !t.is_empty())
                     .collect(),
             };

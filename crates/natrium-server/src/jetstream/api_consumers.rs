@@ -315,9 +315,9 @@ fn create(
         .server
         .upgrade()
         .ok_or_else(|| ApiError::consumer_create("server stopping"))?;
-    // A generated or given name the store cannot take (over 255 bytes): nats-server's
-    // store refuses it and answers with this text.
-    if name.len() > 255 {
+    // A name a file store cannot take (over 255 bytes, a file name): nats-server's file
+    // store refuses it and answers with this text; memory streams take it.
+    if name.len() > 255 && !stream.is_memory() {
         return Err(ApiError::consumer_create(
             "error creating store for consumer",
         ));

@@ -559,8 +559,8 @@ fn stream_update(
         .update_config(cfg.clone())
         .map_err(ApiError::stream_update)?;
     if to_interest {
-        // What no consumer wants (or has acked) goes now, as in nats-server.
-        stream.sweep_interest();
+        // What the consumers have acknowledged goes now, as in nats-server.
+        stream.sweep_after_turning_to_interest();
     }
     js.persist_meta(
         &stream,

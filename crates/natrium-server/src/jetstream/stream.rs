@@ -603,6 +603,38 @@ impl Stream {
         self.wake_consumers();
     }
 
+    /// A stream just turned to interest retention: drop what its consumers have already
+    /// acknowledged, as nats-server does then (each consumer acks again what lies below
+    /// its ack floor, `checkStateForInterestStream`). A message no consumer has taken
+    /// stays; without any consumer (or link) nothing is wanted and everything goes.
+    pub fn sweep_after_turning_to_interest(&self) {
+        let st = self.store.fast_state();
+        if st.msgs == 0 || st.first_seq > st.last_seq {
+            return;
+        }
+        let consumers: Vec<Arc<Consumer>> = self.consumers.read().values().cloned().collect();
+        if consumers.is_empty() {
+            self.sweep_interest();
+            return;
+        }
+        let floor = consumers
+            .iter()
+            .map(|c| c.machine.lock().ack_floor().stream)
+            .max()
+            .unwrap_or(0)
+            .min(st.last_seq);
+        let seqs: Vec<u64> = (st.first_seq..=floor)
+            .take(1_000_000)
+            .filter(|s| {
+                self.store
+                    .subject_for_seq(*s)
+                    .is_ok_and(|subj| consumers.iter().any(|c| c.matches(&subj)))
+            })
+            .collect();
+        self.apply_retention(&seqs);
+        self.wake_consumers();
+    }
+
     /// Remove a message retention no longer needs, counted as such.
     pub fn remove_retained(&self, seq: u64) {
         if let Ok(true) = self.store.remove_msg(seq) {

@@ -446,20 +446,26 @@ impl Machine {
     pub fn set_params(&mut self, params: Params) {
         let retime =
             params.ack_wait != self.params.ack_wait || params.backoff != self.params.backoff;
-        self.params = params;
         if !retime {
+            self.params = params;
             return;
         }
-        let timed: Vec<u64> = self.deadline_of.keys().copied().collect();
-        for sseq in timed {
-            let Some(p) = self.pending.get(&sseq).copied() else {
-                continue;
-            };
-            if p.timestamp <= 0 {
-                continue;
-            }
+        // Deadlines the old wait set (by sequence, with their delivery time); others (a
+        // NAK's own delay) stay as they are.
+        let timed: Vec<(u64, i64)> = self
+            .deadline_of
+            .iter()
+            .filter_map(|(sseq, at)| {
+                let p = self.pending.get(sseq)?;
+                let count = self.redelivered.get(sseq).copied().unwrap_or(1);
+                (p.timestamp > 0 && *at == p.timestamp.saturating_add(self.ack_delay(count)))
+                    .then_some((*sseq, p.timestamp))
+            })
+            .collect();
+        self.params = params;
+        for (sseq, delivered) in timed {
             let count = self.redelivered.get(&sseq).copied().unwrap_or(1);
-            let due = p.timestamp.saturating_add(self.ack_delay(count));
+            let due = delivered.saturating_add(self.ack_delay(count));
             self.set_deadline(sseq, due);
         }
     }
@@ -1197,8 +1203,8 @@ impl Machine {
             AckKind::Progress => {
                 if let Some(p) = self.pending.get_mut(&sseq) {
                     // The wait starts again from now, as if just delivered (nats-server
-                    // moves the pending timestamp too, so a restart or an ack_wait
-                    // update keeps the extension).
+                    // moves the pending timestamp too, so an ack_wait update keeps the
+                    // extension).
                     p.timestamp = now;
                     let count = self.redelivered.get(&sseq).copied().unwrap_or(1);
                     let at = now.saturating_add(self.ack_delay(count));

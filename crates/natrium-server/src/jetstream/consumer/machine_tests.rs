@@ -223,6 +223,23 @@ fn an_ack_wait_update_retimes_what_is_already_delivered() {
 }
 
 #[test]
+fn an_ack_wait_update_keeps_a_naks_own_delay() {
+    let src = Fake::with(1);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    drain_push(&mut m, &src, S);
+    m.ack(1, AckKind::Nak(Some(100 * S)), 2 * S);
+    let mut p = params(Ack::Explicit);
+    p.ack_wait = 2 * S;
+    m.set_params(p);
+    assert_eq!(m.next_deadline(), Some(102 * S));
+    m.tick(50 * S);
+    assert!(
+        drain_push(&mut m, &src, 50 * S).is_empty(),
+        "NAK delay cut short"
+    );
+}
+
+#[test]
 fn term_stops_redelivery() {
     let src = Fake::with(1);
     let mut m = Machine::new(params(Ack::Explicit), 1);
