@@ -288,7 +288,13 @@ fn create(
     if maxc <= 0 || (acct.max_consumers > 0 && acct.max_consumers < maxc) {
         maxc = acct.max_consumers;
     }
-    let count = stream.consumers.read().len() as i64;
+    // `direct` consumers (nats-server's internal ones) do not count.
+    let count = stream
+        .consumers
+        .read()
+        .values()
+        .filter(|c| !c.config().direct)
+        .count() as i64;
     if maxc > 0 && count >= maxc {
         return Err(ApiError::maximum_consumers_limit());
     }

@@ -272,8 +272,10 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
             bytes += st.bytes;
             if streams_flag {
                 let consumer_detail = if consumers_flag {
+                    // Not `direct` ones, as nats-server lists only public consumers.
                     let list: Vec<_> = s.consumers.read().values().cloned().collect();
                     list.iter()
+                        .filter(|c| !c.config().direct)
                         .map(|c| {
                             let mut info = c.info();
                             info.config = config_flag.then(|| c.config());
