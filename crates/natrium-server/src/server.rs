@@ -135,6 +135,9 @@ pub struct ServerShared {
     pub system_account: Option<String>,
     /// Sequence number of system messages (`server.seq`).
     pub sys_seq: AtomicU64,
+    /// HTTP monitoring requests per endpoint path (`http_req_stats`): kept here, not in
+    /// the HTTP listener's state, so `$SYS` VARZ reports them too.
+    pub http_req_stats: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Set when shutting down; stops the accept loop.
     shutting_down: AtomicBool,
     /// Bumped by every reload ([`ServerShared::set_opts`]): connections compare it at
@@ -604,6 +607,7 @@ impl Server {
             auth: RwLock::new(Arc::new(auth)),
             system_account,
             sys_seq: AtomicU64::new(0),
+            http_req_stats: Mutex::new(std::collections::BTreeMap::new()),
             opts: RwLock::new(Arc::new(opts)),
             log: log.clone(),
             server_id,

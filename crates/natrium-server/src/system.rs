@@ -395,7 +395,7 @@ pub fn account_stat(s: &ServerShared, account: &Account) -> AccountStat {
 /// Build the answer for endpoint `name` with request body `payload`. `account` limits
 /// account-scoped endpoints to one account.
 fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&str>) -> String {
-    let mon = Monitor::new(s.clone());
+    let mon = Monitor::for_system(s.clone());
     let server = to_json(&server_info(s));
     match name {
         // nats-server answers these two without the usual envelope.
@@ -517,7 +517,7 @@ fn account_jsz(s: &Arc<ServerShared>, acc: &str, payload: &[u8]) -> String {
         .chain(std::iter::once(format!("acc={acc}").as_str()))
         .collect::<Vec<_>>()
         .join("&");
-    let mon = Monitor::new(s.clone());
+    let mon = Monitor::for_system(s.clone());
     let q = crate::monitor::query::Query::parse(&query);
     match crate::monitor::jsz::jsz(&mon, &q) {
         Ok(j) => match j.account_details.first() {
@@ -531,7 +531,7 @@ fn account_jsz(s: &Arc<ServerShared>, acc: &str, payload: &[u8]) -> String {
 /// `$SYS.REQ.ACCOUNT.<acc>.INFO`: the account's `/accountz` detail as `data`, as
 /// nats-server answers it.
 fn account_info(s: &Arc<ServerShared>, acc: &str) -> String {
-    let mon = Monitor::new(s.clone());
+    let mon = Monitor::for_system(s.clone());
     let server = to_json(&server_info(s));
     match crate::monitor::accountz::accountz(&mon, acc) {
         Ok(a) => match a.account_detail {
@@ -578,8 +578,8 @@ fn accounts_statz(s: &Arc<ServerShared>, payload: &[u8]) -> String {
             query.push("unused=1".to_string());
         }
     }
-    let reply =
-        Monitor::new(s.clone()).handle(crate::monitor::endpoints::ACCSTATZ_PATH, &query.join("&"));
+    let reply = Monitor::for_system(s.clone())
+        .handle(crate::monitor::endpoints::ACCSTATZ_PATH, &query.join("&"));
     format!(
         "{{\"server\":{},\"data\":{}}}",
         to_json(&server_info(s)),

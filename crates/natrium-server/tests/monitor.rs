@@ -617,6 +617,29 @@ async fn connz_last_activity_ignores_pings_and_closed_connections_keep_subscript
     assert_eq!(closed["subscriptions_list"], serde_json::json!(["a.b"]));
 }
 
+/// `http_req_stats` counts HTTP requests only, and `$SYS` VARZ (answered through
+/// `Monitor::for_system`) reports the same counters (nats-server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_varz_reports_the_http_request_counters() {
+    let env = Env::start().await;
+    env.json("/varz").await;
+    env.json("/connz").await;
+    env.json("/connz").await;
+    let sys = monitor::Monitor::for_system(env.server.shared().clone());
+    for _ in 0..2 {
+        let r = sys.handle("/varz", "");
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(
+            v["http_req_stats"],
+            serde_json::json!({"/varz": 1, "/connz": 2}),
+            "{}",
+            v["http_req_stats"]
+        );
+    }
+    let v = env.json("/varz").await;
+    assert_eq!(v["http_req_stats"]["/varz"], 2);
+}
+
 // ---- errors ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,7 +37,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -47,10 +46,11 @@ use tokio::net::TcpListener;
 /// Monitoring state for one server: the server, plus what only monitoring keeps.
 #[derive(Debug)]
 pub struct Monitor {
-    /// The monitored server.
+    /// The monitored server (which keeps the request counters, `http_req_stats`).
     server: Arc<ServerShared>,
-    /// Requests per endpoint path (`/varz` → n), for `/varz http_req_stats`.
-    http_req_stats: Mutex<BTreeMap<&'static str, u64>>,
+    /// Whether requests answered through this instance count in `http_req_stats`: the
+    /// HTTP listener's do, `$SYS` requests do not (nats-server counts HTTP only).
+    counting: bool,
     /// CPU usage over the last sampling window.
     cpu: process::CpuSampler,
 }
@@ -60,8 +60,17 @@ impl Monitor {
     pub fn new(server: Arc<ServerShared>) -> Self {
         Monitor {
             server,
-            http_req_stats: Mutex::new(BTreeMap::new()),
+            counting: true,
             cpu: process::CpuSampler::new(),
+        }
+    }
+
+    /// Monitoring state for answering `$SYS` requests: reads the HTTP counters, adds
+    /// nothing to them.
+    pub fn for_system(server: Arc<ServerShared>) -> Self {
+        Monitor {
+            counting: false,
+            ..Monitor::new(server)
         }
     }
 
@@ -77,12 +86,15 @@ impl Monitor {
 
     /// Count a request to `path` in `http_req_stats`.
     pub fn count(&self, path: &'static str) {
-        *self.http_req_stats.lock().entry(path).or_insert(0) += 1;
+        if self.counting {
+            *self.server.http_req_stats.lock().entry(path).or_insert(0) += 1;
+        }
     }
 
     /// The request counters, sorted by path (Go sorts map keys when encoding).
     pub fn http_req_stats(&self) -> BTreeMap<String, u64> {
-        self.http_req_stats
+        self.server
+            .http_req_stats
             .lock()
             .iter()
             .map(|(k, v)| ((*k).to_string(), *v))
