@@ -184,3 +184,26 @@ async def test_turning_to_interest_keeps_what_no_consumer_has_taken(js_server):
         assert (await api(nc, "STREAM.MSG.GET.A", {"seq": 3}))["error"]["err_code"] == 10037
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_an_interest_stream_dates_publishes_nobody_wanted(start_js_server):
+    """A publish skipped for lack of interest still sets last_ts, also after a restart."""
+    srv = start_js_server()
+    nc = await connect(srv.url)
+    js = nc.jetstream()
+    await api(nc, "STREAM.CREATE.I", {"name": "I", "subjects": ["i"], "retention": "interest"})
+    for _ in range(3):
+        await js.publish("i", b"x")
+    st = (await api(nc, "STREAM.INFO.I"))["state"]
+    assert (st["messages"], st["last_seq"]) == (0, 3), st
+    assert not st["last_ts"].startswith("0001"), st
+    await nc.close()
+    srv.stop()
+    srv = start_js_server(srv.store_dir)
+    nc = await connect(srv.url)
+    try:
+        st2 = (await api(nc, "STREAM.INFO.I"))["state"]
+        assert st2["last_seq"] == 3 and not st2["last_ts"].startswith("0001"), st2
+    finally:
+        await nc.close()

@@ -470,6 +470,15 @@ impl<T> StreamIndex<T> {
         }
     }
 
+    /// The time of a skip, as nats-server's stores keep it: always for a skip for lack
+    /// of interest (`no_interest`: interest retention reads it), else only while no time
+    /// is known yet.
+    pub fn note_skip_time(&mut self, ts: i64, no_interest: bool) {
+        if no_interest || self.last_ts == 0 {
+            self.last_ts = self.last_ts.max(ts);
+        }
+    }
+
     fn enforce_subject_limit(&mut self, id: u32, maxp: u64, removed: &mut Vec<Removed<T>>) {
         while let Some(info) = self.subjects.info(id) {
             if info.seqs.len() as u64 <= maxp {

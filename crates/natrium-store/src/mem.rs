@@ -221,6 +221,8 @@ impl StreamStore for MemStore {
             return Err(StoreError::SequenceMismatch { expected, got: seq });
         }
         g.ix.skip(expected, 1);
+        let now = self.clock.now();
+        g.ix.note_skip_time(now, true);
         Ok(expected)
     }
 
@@ -231,6 +233,8 @@ impl StreamStore for MemStore {
             return Err(StoreError::SequenceMismatch { expected, got: seq });
         }
         g.ix.skip(expected, num);
+        let now = self.clock.now();
+        g.ix.note_skip_time(now, false);
         Ok(())
     }
 

@@ -959,6 +959,9 @@ fn recover(msgs_dir: &Path, segment_size: u64, report: &mut RecoveryReport) -> R
                 Kind::Skip => {
                     let n = u64::try_from(h.aux).unwrap_or(0);
                     ix.skip(h.seq, n);
+                    // A skip for lack of interest sets the time; one of a mirror's gaps is
+                    // followed by its next copy, whose own time then wins.
+                    ix.note_skip_time(h.ts, true);
                 }
                 Kind::Floor => {
                     ix.bump_last_seq(h.seq.saturating_sub(1));
@@ -2206,6 +2209,8 @@ impl StreamStore for FileStore {
                 return Err(StoreError::SequenceMismatch { expected, got: seq });
             }
             g.ix.skip(expected, 1);
+            let now = sh.clock.now();
+            g.ix.note_skip_time(now, true);
             sh.put_control(&mut g, Kind::Skip, expected, 1)?;
             (expected, g.appended)
         };
@@ -2234,6 +2239,8 @@ impl StreamStore for FileStore {
             let n = i64::try_from(num)
                 .map_err(|_| StoreError::InvalidArgument("skip count too large".into()))?;
             g.ix.skip(expected, num);
+            let now = sh.clock.now();
+            g.ix.note_skip_time(now, false);
             sh.put_control(&mut g, Kind::Skip, expected, n)?;
             g.appended
         };
