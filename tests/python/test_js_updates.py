@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from natsutil import async_test, connect
 
@@ -205,5 +206,43 @@ async def test_an_interest_stream_dates_publishes_nobody_wanted(start_js_server)
     try:
         st2 = (await api(nc, "STREAM.INFO.I"))["state"]
         assert st2["last_seq"] == 3 and not st2["last_ts"].startswith("0001"), st2
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_a_progress_ack_survives_a_restart(start_js_server):
+    """+WPI restarts the ack wait, and the stored state keeps that: after a restart the
+    message is not redelivered on its original deadline."""
+    srv = start_js_server()
+    nc = await connect(srv.url)
+    js = nc.jetstream()
+    await api(nc, "STREAM.CREATE.W", {"name": "W", "subjects": ["w"]})
+    await durable(nc, "W", "c", ack_wait=3_000_000_000)
+    await js.publish("w", b"m1")
+    sub = await js.pull_subscribe_bind("c", "W")
+    [m] = await sub.fetch(1, timeout=5)
+    t0 = time.monotonic()
+    await asyncio.sleep(2.0)
+    await m.in_progress()
+    await nc.flush()
+    await asyncio.sleep(0.2)
+    await nc.close()
+    srv.stop()
+    srv = start_js_server(srv.store_dir)
+    nc = await connect(srv.url)
+    js = nc.jetstream()
+    try:
+        sub = await js.pull_subscribe_bind("c", "W")
+        wait = 3.6 - (time.monotonic() - t0)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        try:
+            early = await sub.fetch(1, timeout=0.5)
+        except Exception:
+            early = []
+        assert early == [], "redelivered on the deadline before the progress ack"
+        [again] = await sub.fetch(1, timeout=5)
+        assert again.metadata.num_delivered == 2
     finally:
         await nc.close()

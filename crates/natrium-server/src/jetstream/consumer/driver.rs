@@ -300,11 +300,21 @@ impl Task {
                 let sseq = tokens.sseq;
                 self.ack_events(&tokens, &kind, reason.as_deref(), now);
                 self.ack_buf.clear();
-                let delivered = {
+                let progress = matches!(kind, AckKind::Progress);
+                let (delivered, still_pending) = {
                     let mut m = self.c.machine.lock();
                     m.ack_into(sseq, kind, now, &mut self.ack_buf);
-                    m.delivered().stream
+                    (m.delivered().stream, progress && m.is_pending(sseq))
                 };
+                // A progress ack moves the delivery time in the stored state too (as
+                // nats-server's `updateDelivered`), so a restart keeps the extension.
+                if still_pending {
+                    let _ = self
+                        .c
+                        .store
+                        .update_delivered(tokens.dseq, sseq, tokens.dc.max(1), now);
+                    self.dirty = true;
+                }
                 if !self.ack_buf.is_empty() {
                     self.c.last_ack.store(now, Ordering::Relaxed);
                     for &(s, d) in &self.ack_buf {

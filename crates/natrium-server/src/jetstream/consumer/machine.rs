@@ -426,6 +426,11 @@ impl Machine {
         self.next_sseq
     }
 
+    /// Whether `sseq` was delivered and awaits its ack.
+    pub fn is_pending(&self, sseq: u64) -> bool {
+        self.pending.contains_key(&sseq)
+    }
+
     /// Whether `sseq` is acknowledged (for interest and work-queue retention).
     pub fn is_acked(&self, sseq: u64) -> bool {
         if self.params.ack == Ack::None {
@@ -1203,8 +1208,8 @@ impl Machine {
             AckKind::Progress => {
                 if let Some(p) = self.pending.get_mut(&sseq) {
                     // The wait starts again from now, as if just delivered (nats-server
-                    // moves the pending timestamp too, so an ack_wait update keeps the
-                    // extension).
+                    // moves the pending timestamp too, so an ack_wait update and a
+                    // restart keep the extension; the driver stores it).
                     p.timestamp = now;
                     let count = self.redelivered.get(&sseq).copied().unwrap_or(1);
                     let at = now.saturating_add(self.ack_delay(count));
