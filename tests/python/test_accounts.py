@@ -655,6 +655,9 @@ async def test_sys_requests_as_go_tools_send_them(start_js_server):
         assert any(d["name"] == "A" for d in jsz["data"]["account_details"]), jsz
         one = await req("$SYS.REQ.ACCOUNT.A.JSZ", {"streams": True})
         assert one["data"]["name"] == "A" and one["data"]["stream_detail"][0]["name"] == "S1", one
+        # `consumer` alone does not bring stream details into the account's answer.
+        alone = await req("$SYS.REQ.ACCOUNT.A.JSZ", {"consumer": True})
+        assert "stream_detail" not in alone["data"], alone
         nojs = await req("$SYS.REQ.ACCOUNT.SYS.JSZ", {})
         assert nojs["error"]["description"] == 'account "SYS" not jetstream enabled', nojs
 

@@ -510,11 +510,19 @@ fn account_jsz(s: &Arc<ServerShared>, acc: &str, payload: &[u8]) -> String {
         Ok(q) => q,
         Err(text) => return fail(text),
     };
-    // Only this account, whatever the body asked for.
+    // Only this account, whatever the body asked for; consumers only beside streams
+    // (nats-server's account detail does not turn `streams` on for `consumer`).
+    let streams = query.split('&').any(|kv| kv == "streams=1");
+    let scoped = format!("acc={}", query_escape(acc));
     query = query
         .split('&')
-        .filter(|kv| !kv.is_empty() && !kv.starts_with("acc=") && !kv.starts_with("accounts="))
-        .chain(std::iter::once(format!("acc={acc}").as_str()))
+        .filter(|kv| {
+            !kv.is_empty()
+                && !kv.starts_with("acc=")
+                && !kv.starts_with("accounts=")
+                && (streams || !kv.starts_with("consumers="))
+        })
+        .chain(std::iter::once(scoped.as_str()))
         .collect::<Vec<_>>()
         .join("&");
     let mon = Monitor::for_system(s.clone());
