@@ -562,17 +562,43 @@ async fn connz_closed_connections_and_filters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connz_last_activity_ignores_pings_and_closed_connections_keep_subscriptions() {
     let env = Env::start().await;
-    let c = env.client("pinger").await;
-    let _sub = c.subscribe("a.b").await.unwrap();
-    c.publish("x", "1".into()).await.unwrap();
-    c.flush().await.unwrap();
-    let cid = c.server_info().client_id;
-    let at = |v: &Value| {
+    let port = env
+        .server
+        .client_url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    // A raw client, so nothing but what the test sends reaches the server (a library
+    // client would unsubscribe on its own before closing).
+    let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (rd, mut wr) = s.into_split();
+    let mut rd = BufReader::new(rd);
+    let mut line = String::new();
+    rd.read_line(&mut line).await.unwrap(); // INFO
+    let pong = async |rd: &mut BufReader<tokio::net::tcp::OwnedReadHalf>| loop {
+        let mut l = String::new();
+        tokio::time::timeout(T, rd.read_line(&mut l))
+            .await
+            .unwrap()
+            .unwrap();
+        if l.starts_with("PONG") {
+            break;
+        }
+    };
+    wr.write_all(
+        b"CONNECT {\"verbose\":false,\"name\":\"pinger\"}\r\nSUB a.b 1\r\nPUB x 1\r\n1\r\nPING\r\n",
+    )
+    .await
+    .unwrap();
+    pong(&mut rd).await;
+    let find = |v: &Value| {
         conns(v)
             .iter()
-            .find(|x| x["cid"] == cid)
-            .map(|x| x["last_activity"].as_str().unwrap().to_string())
-            .unwrap()
+            .find(|x| x["name"] == "pinger")
+            .cloned()
+            .unwrap_or_else(|| panic!("no pinger in {v}"))
     };
     // Wall times are derived from a monotonic clock per request: equal within a
     // millisecond.
@@ -582,20 +608,22 @@ async fn connz_last_activity_ignores_pings_and_closed_connections_keep_subscript
             .unix_timestamp_nanos()
     };
     let same = |a: &str, b: &str| (nanos(a) - nanos(b)).abs() < 1_000_000;
-    let before = at(&env.json("/connz").await);
+    let first = find(&env.json("/connz").await);
+    let before = first["last_activity"].as_str().unwrap().to_string();
+    let cid = first["cid"].clone();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    // A flush is a PING/PONG round trip: no activity.
-    c.flush().await.unwrap();
-    let v = env.json("/connz").await;
+    // A PING/PONG round trip is no activity.
+    wr.write_all(b"PING\r\n").await.unwrap();
+    pong(&mut rd).await;
+    let me = find(&env.json("/connz").await);
+    let now = me["last_activity"].as_str().unwrap();
     assert!(
-        same(&at(&v), &before),
-        "a PING moved last_activity: {} vs {before}",
-        at(&v)
+        same(now, &before),
+        "a PING moved last_activity: {now} vs {before}"
     );
-    let me = conns(&v).iter().find(|x| x["cid"] == cid).unwrap();
     assert_eq!(me["idle"], "1s");
-    drop(_sub);
-    drop(c);
+    drop(wr);
+    drop(rd);
     let v = env
         .json_until("/connz?state=closed&subs=detail", |v| {
             conns(v).iter().any(|x| x["cid"] == cid)
