@@ -416,7 +416,12 @@ impl ServerShared {
     }
 
     /// Called by a connection task once it has fully closed.
-    pub fn client_closed(&self, conn: &Arc<ClientConn>) {
+    /// `subs` are the subscriptions it had, kept for the closed-connections list.
+    pub fn client_closed(
+        &self,
+        conn: &Arc<ClientConn>,
+        subs: Vec<Arc<crate::client::subscription::Subscription>>,
+    ) {
         self.clients.lock().remove(&conn.cid);
         let account = conn.meta.lock().account.clone();
         if conn.is_connected()
@@ -435,6 +440,7 @@ impl ServerShared {
             self.stats.stale_connections.fetch_add(1, Ordering::Relaxed);
         }
         let (out_msgs, out_bytes) = conn.out_stats();
+        let max = self.opts().max_closed_clients.max(0) as usize;
         let stop = SystemTime::now();
         let idle =
             crate::client::mono_nanos().saturating_sub(conn.last_activity.load(Ordering::Relaxed));
@@ -448,7 +454,11 @@ impl ServerShared {
             start: conn.start,
             stop,
             last_activity,
-            subs: std::mem::take(&mut *conn.closed_subs.lock()),
+            subs: if max > 0 {
+                crate::monitor::connz::closed_sub_details(subs, conn.cid, &account)
+            } else {
+                Vec::new()
+            },
             reason,
             meta: conn.meta.lock().clone(),
             in_msgs: conn.in_msgs.load(Ordering::Relaxed),
@@ -456,7 +466,6 @@ impl ServerShared {
             out_msgs,
             out_bytes,
         };
-        let max = self.opts().max_closed_clients.max(0) as usize;
         {
             let mut closed = self.closed.lock();
             closed.push_back(record);

@@ -171,8 +171,6 @@ pub struct ClientConn {
     /// nanos): `/connz`'s `last_activity` and `idle`, which PINGs and PONGs do not move
     /// (nats-server's `c.last`).
     pub last_activity: AtomicU64,
-    /// Its subscriptions as they were when it closed, for the closed-connections list.
-    pub closed_subs: Mutex<Vec<crate::monitor::subsz::SubDetail>>,
     /// When CONNECT was processed (mono nanos, 0 before): the writer restarts its first-PING
     /// timer from there, as nats-server does.
     pub connected_at: AtomicU64,
@@ -229,7 +227,6 @@ impl ClientConn {
             proto_info: AtomicBool::new(false),
             last_in: AtomicU64::new(mono_nanos()),
             last_activity: AtomicU64::new(mono_nanos()),
-            closed_subs: Mutex::new(Vec::new()),
             connected_at: AtomicU64::new(0),
             pings_out: AtomicU32::new(0),
             ping_sent_at: AtomicU64::new(0),

@@ -22,7 +22,6 @@
 
 use super::{ClientConn, CloseReason};
 use crate::protocol::write;
-use std::time::Instant;
 
 /// Pending data and flags for one connection. Guarded by `ClientConn::out`.
 #[derive(Debug, Default)]
@@ -42,8 +41,6 @@ pub struct Outbound {
     pub out_msgs: u64,
     /// Payload bytes delivered to this connection.
     pub out_bytes: u64,
-    /// When the writer last finished writing everything (for `/connz` and stall checks).
-    pub last_flush: Option<Instant>,
     /// A producer is waiting for this connection to drain (see "Fast producers" above);
     /// the writer signals `ClientConn::drained` after its next write.
     pub stall_waiters: bool,

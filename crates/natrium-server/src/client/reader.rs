@@ -220,31 +220,10 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
     };
     let reason = r.read_loop(&mut rd).await;
     conn.close(reason, true);
-    let mut subs = r.remove_all_subs();
-    // What `/connz?state=closed` lists for it, as nats-server keeps it.
-    if server.opts().max_closed_clients > 0 {
-        subs.sort_by(|a, b| {
-            a.sid
-                .len()
-                .cmp(&b.sid.len())
-                .then_with(|| a.sid.cmp(&b.sid))
-        });
-        // Unlike an open connection's, these name the account (nats-server's
-        // `newSubDetail` at close).
-        let account = conn.meta.lock().account.clone();
-        *conn.closed_subs.lock() = subs
-            .iter()
-            .map(|s| {
-                let mut d = crate::monitor::subsz::SubDetail::new(s, conn.cid);
-                d.account = account.clone();
-                d.account_tag = account.clone();
-                d
-            })
-            .collect();
-    }
+    let subs = r.remove_all_subs();
     let _ = writer.await;
     let was_connected = conn.is_connected();
-    server.client_closed(&conn);
+    server.client_closed(&conn, subs);
     // As nats-server: the account's new connection count, then the disconnect event; a
     // failed login gets a disconnect event too (in `$G`, naming the user it tried).
     if was_connected {

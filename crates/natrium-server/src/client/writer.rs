@@ -161,7 +161,6 @@ pub async fn run(
             }
             let mut out = conn.out.lock();
             out.inflight = 0;
-            out.last_flush = Some(std::time::Instant::now());
             // A write that carried messages is activity (a PONG alone is not).
             if out.out_msgs != msgs_flushed {
                 msgs_flushed = out.out_msgs;

@@ -9,9 +9,8 @@
 //! `uptime` and `reason`.
 //!
 //! `last_activity` is, as nats-server's, the last publish, subscribe, unsubscribe or
-//! write that delivered messages (PINGs and PONGs do not count), kept for closed
-//! connections too. What natrium does not record: a closed connection keeps neither its
-//! subscriptions nor its pending bytes.
+//! write that delivered messages (PINGs and PONGs do not count). A closed connection
+//! keeps it and its subscriptions (`closed_sub_details`), not its pending bytes.
 
 use super::Monitor;
 use super::format::{go_duration, my_uptime};
@@ -291,13 +290,37 @@ fn rtt_string(nanos: u64) -> String {
 /// map's, i.e. arbitrary; sid order makes ours stable).
 fn subs_of(c: &ClientConn) -> Vec<Arc<Subscription>> {
     let mut subs: Vec<_> = c.subs.lock().values().cloned().collect();
+    sort_by_sid(&mut subs);
+    subs
+}
+
+/// Subscriptions in sid order (shorter sids first, so `2` before `10`).
+fn sort_by_sid(subs: &mut [Arc<Subscription>]) {
     subs.sort_by(|a, b| {
         a.sid
             .len()
             .cmp(&b.sid.len())
             .then_with(|| a.sid.cmp(&b.sid))
     });
-    subs
+}
+
+/// What the closed-connections list keeps of a connection's subscriptions, in sid
+/// order. Unlike an open connection's, these name the account (nats-server's
+/// `newSubDetail` at close).
+pub fn closed_sub_details(
+    mut subs: Vec<Arc<Subscription>>,
+    cid: u64,
+    account: &str,
+) -> Vec<SubDetail> {
+    sort_by_sid(&mut subs);
+    subs.iter()
+        .map(|s| {
+            let mut d = SubDetail::new(s, cid);
+            d.account = account.to_string();
+            d.account_tag = account.to_string();
+            d
+        })
+        .collect()
 }
 
 /// Clock pair for converting monotonic instants to wall-clock times.
