@@ -199,42 +199,57 @@ impl<'a> PublishHeaders<'a> {
 /// last header, the way nats-server rewrites a raised TTL (`removeHeaderIfPresent` then
 /// `genHeader`: exact-case key at a line start, followed by a colon).
 pub fn replace_ttl(block: &[u8], secs: u64) -> Vec<u8> {
-    const STATUS: &[u8] = b"NATS/1.0\r\n";
     let mut out = Vec::with_capacity(block.len() + 24);
-    let (status, body) = split_status(block).unwrap_or((STATUS, &[]));
-    out.extend_from_slice(status);
-    for line in lines(body).filter(|l| !l.is_empty() && value_of(l, TTL).is_none()) {
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(format!("{TTL}: {secs}\r\n\r\n").as_bytes());
+    rewrite(
+        &mut out,
+        block,
+        |l| value_of(l, TTL).is_none(),
+        TTL,
+        format_args!("{secs}"),
+    );
     out
 }
 
-/// The header block a sourced copy is stored with, as nats-server builds it
+/// `block` into `out` (replacing what it held) with only the lines `keep` takes, then
+/// `key: value` as the last header (nats-server's `removeHeaderIfPresent` then
+/// `genHeader`). A block without a status line gets `NATS/1.0`.
+fn rewrite(
+    out: &mut Vec<u8>,
+    block: &[u8],
+    keep: impl Fn(&[u8]) -> bool,
+    key: &str,
+    value: std::fmt::Arguments<'_>,
+) {
+    use std::io::Write;
+    const STATUS: &[u8] = b"NATS/1.0\r\n";
+    out.clear();
+    let (status, body) = split_status(block).unwrap_or((STATUS, &[]));
+    out.extend_from_slice(status);
+    for line in lines(body).filter(|l| !l.is_empty() && keep(l)) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{key}: {value}\r\n\r\n");
+}
+
+/// The header block a sourced copy is stored with (into `out`), as nats-server builds it
 /// (`processInboundSourceMsg`): the origin's block without its `Nats-Stream-Source` (a
 /// chain of sources keeps only the newest), `Nats-Expected-*` (checked by the origin
 /// already) and `Nats-Batch-*` lines, then `Nats-Stream-Source: <value>` as the last
 /// header. Keys match exactly, at a line start, as nats-server's header edits do.
-pub fn sourced_block(block: &[u8], value: &str) -> Vec<u8> {
-    const STATUS: &[u8] = b"NATS/1.0\r\n";
-    let mut out = Vec::with_capacity(block.len() + STREAM_SOURCE.len() + value.len() + 16);
-    let (status, body) = split_status(block).unwrap_or((STATUS, &[]));
-    out.extend_from_slice(status);
-    for line in lines(body).filter(|l| {
-        !l.is_empty()
-            && value_of(l, STREAM_SOURCE).is_none()
-            && !l.starts_with(b"Nats-Expected-")
-            && !l.starts_with(b"Nats-Batch-")
-    }) {
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(STREAM_SOURCE.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n\r\n");
-    out
+pub fn sourced_block(out: &mut Vec<u8>, block: &[u8], value: std::fmt::Arguments<'_>) {
+    rewrite(
+        out,
+        block,
+        |l| {
+            value_of(l, STREAM_SOURCE).is_none()
+                && !l.starts_with(b"Nats-Expected-")
+                && !l.starts_with(b"Nats-Batch-")
+        },
+        STREAM_SOURCE,
+        value,
+    );
 }
 
 /// A `Nats-TTL` value that is not a duration of at least one second, a count of

@@ -53,7 +53,7 @@ use super::api::time::Timestamp;
 use super::headers;
 use super::stream::{Stream, now_nanos, transform_subject};
 use crate::server::ServerShared;
-use natrium_store::{StoreError, StoredMsg, StreamStore, SubjectFilter};
+use natrium_store::{StoredMsg, StreamStore, SubjectFilter};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -275,13 +275,19 @@ impl Link {
         }
     }
 
-    /// `Nats-Stream-Source` for a copy of origin message `seq` on `subject`.
-    fn header_value(&self, seq: u64, subject: &str, ident: &str) -> String {
+    /// The header block of a source's copy of `m` into `out` (replacing what it held):
+    /// the origin's headers, rewritten as `headers::sourced_block` does, with
+    /// `Nats-Stream-Source: <origin> <seq> <filter> <dest> <subject> <identity>`.
+    fn source_block(&self, out: &mut Vec<u8>, m: &StoredMsg, ident: &str) {
         let mut parts = self.iname.splitn(3, ' ');
         let origin = parts.next().unwrap_or_default();
         let filter = parts.next().unwrap_or(">");
         let dest = parts.next().unwrap_or(">");
-        format!("{origin} {seq} {filter} {dest} {subject} {ident}")
+        headers::sourced_block(
+            out,
+            &m.hdrs,
+            format_args!("{origin} {} {filter} {dest} {} {ident}", m.seq, m.subject),
+        );
     }
 }
 
@@ -499,9 +505,7 @@ fn configured_start(src: &StreamSource, origin: &dyn StreamStore, target: &dyn S
         return src.opt_start_seq;
     }
     let st = target.fast_state();
-    let last_ts = (st.msgs > 0 || st.last_seq > 0)
-        .then_some(st.last_ts)
-        .filter(|t| *t > 0);
+    let last_ts = (st.last_ts > 0).then_some(st.last_ts);
     match (&src.opt_start_time, last_ts) {
         (Some(t), Some(last)) => origin.seq_from_time(t.unix_nanos_saturating().max(last)),
         (Some(t), None) => origin.seq_from_time(t.unix_nanos_saturating()),
@@ -510,29 +514,24 @@ fn configured_start(src: &StreamSource, origin: &dyn StreamStore, target: &dyn S
     }
 }
 
-/// The origin sequence of the newest copy in `store` for each link in `inames`
-/// (index name → sequence), reading backwards from the end until every link is found.
-fn recover_sources(store: &dyn StreamStore, inames: &[String]) -> Vec<(String, u64)> {
-    let mut found: Vec<(String, u64)> = Vec::new();
+/// The origin sequence of the newest copy in `store` made by link `iname` (0: none),
+/// reading backwards from the end.
+fn newest_copy(store: &dyn StreamStore, iname: &str) -> u64 {
     let all = SubjectFilter::all();
     let mut at = store.fast_state().last_seq;
-    while at > 0 && found.len() < inames.len() {
-        let msg = match store.load_prev_msg(&all, at) {
-            Ok(m) => m,
-            Err(_) => break,
+    while at > 0 {
+        let Ok(msg) = store.load_prev_msg(&all, at) else {
+            break;
         };
         at = msg.seq.saturating_sub(1);
-        let Some(value) = headers::get_set_str(&msg.hdrs, headers::STREAM_SOURCE) else {
-            continue;
-        };
-        if let Some((iname, seq)) = parse_source_header(value)
-            && inames.contains(&iname)
-            && !found.iter().any(|(i, _)| *i == iname)
+        if let Some((name, seq)) =
+            headers::get_set_str(&msg.hdrs, headers::STREAM_SOURCE).and_then(parse_source_header)
+            && name == iname
         {
-            found.push((iname, seq));
+            return seq;
         }
     }
-    found
+    0
 }
 
 /// Settle where `link` starts, from the stream's content and progress record (see the
@@ -544,10 +543,11 @@ fn settle_start(link: &Link, stream: &Stream, server: &ServerShared) {
     let start = if link.mirror {
         stream.store.fast_state().last_seq
     } else {
-        let found = recover_sources(&*stream.store, std::slice::from_ref(&link.iname))
-            .first()
-            .map_or(0, |(_, seq)| *seq);
-        found.max(stream.links.recorded(stream, &link.iname, server))
+        newest_copy(&*stream.store, &link.iname).max(stream.links.recorded(
+            stream,
+            &link.iname,
+            server,
+        ))
     };
     let mut st = link.state.lock();
     st.started = true;
@@ -566,7 +566,7 @@ fn read_batch(link: &Link, origin: &dyn StreamStore, from: u64) -> Vec<StoredMsg
                 bytes += m.payload.len() + m.hdrs.len() + m.subject.len();
                 out.push(m);
             }
-            Err(StoreError::NotFound) | Err(_) => break,
+            Err(_) => break,
         }
     }
     out
@@ -583,6 +583,10 @@ async fn pause(link: &Link, d: Duration) {
 /// A link's task: copy what the origin has, then wait for more.
 async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
     let mut retry = RETRY_MIN;
+    // The progress last handed to the record's writer when idle.
+    let mut idle_saved = 0u64;
+    // A copy's header block, rebuilt in place for each copy.
+    let mut block: Vec<u8> = Vec::new();
     loop {
         if link.is_stopped() {
             link.unregister();
@@ -612,7 +616,7 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
                 st.origin_ident = ident.clone();
             }
         }
-        {
+        if !link.state.lock().started {
             let (t, l, s) = (target.clone(), link.clone(), server.clone());
             // The backwards read of a source's start touches the disk: off the workers.
             if tokio::task::spawn_blocking(move || settle_start(&l, &t, &s))
@@ -655,15 +659,18 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
         let readable = *seen.borrow_and_update();
         let batch = read_batch(&link, &*origin.store, from);
         if batch.is_empty() {
-            {
+            let sseq = {
                 let mut st = link.state.lock();
                 st.next = st.next.max(from).max(readable.saturating_add(1));
-            }
+                st.sseq
+            };
             drop(origin);
-            // Idle: the record catches up with the last batches.
+            // Idle: the record catches up with the last batches (once per change).
             if let Some(dir) = target.dir.clone()
                 && !link.mirror
+                && sseq != idle_saved
             {
+                idle_saved = sseq;
                 let t = target.clone();
                 let _ = tokio::task::spawn_blocking(move || t.links.save(&t, &dir, true)).await;
             }
@@ -691,8 +698,7 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
                 let hdrs = (!m.hdrs.is_empty()).then_some(&m.hdrs[..]);
                 target.enqueue_sourced(subject, hdrs, &m.payload, by)
             } else {
-                let value = link.header_value(m.seq, &m.subject, &ident);
-                let block = headers::sourced_block(&m.hdrs, &value);
+                link.source_block(&mut block, &m, &ident);
                 target.enqueue_sourced(subject, Some(&block), &m.payload, by)
             };
             match queued {
@@ -787,7 +793,20 @@ mod tests {
             ..StreamSource::default()
         };
         let link = Link::new(&src, false).unwrap();
-        assert_eq!(link.header_value(3, "o.0", "ID"), "O 3 o.0 t.0 o.0 ID");
+        let m = StoredMsg {
+            seq: 3,
+            ts: 1,
+            subject: "o.0".into(),
+            hdrs: bytes::Bytes::from_static(b"NATS/1.0\r\nNats-Expected-Stream: O\r\nK: v\r\n\r\n"),
+            payload: bytes::Bytes::new(),
+            ttl: None,
+        };
+        let mut block = b"left over".to_vec();
+        link.source_block(&mut block, &m, "ID");
+        assert_eq!(
+            block,
+            b"NATS/1.0\r\nK: v\r\nNats-Stream-Source: O 3 o.0 t.0 o.0 ID\r\n\r\n"
+        );
         assert_eq!(link.map_subject("o.0").as_deref(), Some("t.0"));
         assert_eq!(link.map_subject("o.1"), None);
     }
