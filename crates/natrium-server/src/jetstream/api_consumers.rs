@@ -293,7 +293,7 @@ fn create(
         .consumers
         .read()
         .values()
-        .filter(|c| !c.config().direct)
+        .filter(|c| !c.is_direct())
         .count() as i64;
     if maxc > 0 && count >= maxc {
         return Err(ApiError::maximum_consumers_limit());
@@ -487,7 +487,7 @@ fn sorted(stream: &Stream) -> Vec<Arc<Consumer>> {
         .consumers
         .read()
         .values()
-        .filter(|c| !c.config().direct)
+        .filter(|c| !c.is_direct())
         .cloned()
         .collect()
 }

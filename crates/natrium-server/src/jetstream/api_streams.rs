@@ -233,7 +233,7 @@ pub fn api_state_of(
             .consumers
             .read()
             .values()
-            .filter(|c| !c.config().direct)
+            .filter(|c| !c.is_direct())
             .count() as i64,
     }
 }

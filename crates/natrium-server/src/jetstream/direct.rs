@@ -192,8 +192,9 @@ pub fn direct_get(
     // The stream itself when it allows direct gets; else a mirror of it that serves
     // them (`mirror_direct`), as nats-server's mirrors answer for their origin (in one
     // server the origin answers while it can, so a mirror matters once it is gone).
-    let stream = match jsa.stream(name).filter(|s| s.config().allow_direct) {
-        Some(s) => s,
+    let stream = match jsa.stream(name) {
+        Some(s) if s.config().allow_direct => s,
+        Some(_) => return false,
         None => {
             let mirror = jsa
                 .streams
@@ -209,8 +210,8 @@ pub fn direct_get(
                 })
                 .cloned();
             match mirror {
-                Some(m) if jsa.stream(name).is_none() => m,
-                _ => return false,
+                Some(m) => m,
+                None => return false,
             }
         }
     };

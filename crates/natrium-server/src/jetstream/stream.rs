@@ -547,10 +547,7 @@ impl Stream {
                     let Ok(subject) = self.store.subject_for_seq(s) else {
                         continue;
                     };
-                    let copied = readers
-                        .iter()
-                        .filter(|l| l.matches(&subject))
-                        .all(|l| l.copied(s));
+                    let copied = readers_done(&readers, &subject, s);
                     let mut wanting = consumers.iter().filter(|c| c.matches(&subject)).peekable();
                     let acked =
                         wanting.peek().is_none() || wanting.any(|c| c.machine.lock().is_acked(s));
@@ -573,10 +570,7 @@ impl Stream {
                         .iter()
                         .filter(|c| c.matches(&subject))
                         .all(|c| c.machine.lock().is_acked(s))
-                        && readers
-                            .iter()
-                            .filter(|l| l.matches(&subject))
-                            .all(|l| l.copied(s));
+                        && readers_done(&readers, &subject, s);
                     if done {
                         self.remove_retained(s);
                     }
@@ -1112,11 +1106,7 @@ impl Stream {
             return Ok(Stored::Duplicate { seq });
         }
         // The mirror's own subject transform applies, as to a publish (nats-server).
-        let transformed = cfg
-            .subject_transform
-            .as_ref()
-            .filter(|tr| !tr.dest.is_empty())
-            .and_then(|tr| transform_subject(&tr.src, &tr.dest, m.subject()));
+        let transformed = stored_subject(cfg, m.subject());
         let subject: &str = transformed.as_deref().unwrap_or(m.subject());
         let hdrs = m.headers().unwrap_or(&[]);
         let h = if hdrs.is_empty() {
@@ -1136,13 +1126,7 @@ impl Stream {
         // its origin's purges dropped.
         let rollup = headers::PublishHeaders::set(h.rollup)
             .filter(|_| cfg.allow_rollup_hdrs && !cfg.deny_purge)
-            .and_then(
-                |v| match String::from_utf8_lossy(v).to_lowercase().as_str() {
-                    "sub" => Some(Rollup::Subject),
-                    "all" => Some(Rollup::All),
-                    _ => None,
-                },
-            );
+            .and_then(|v| Rollup::parse(v).ok());
         let size = self.store.msg_size(subject, hdrs, m.payload());
         if let Some(q) = quota.as_mut() {
             q.admit(size).map_err(|e| e.to_api())?;
@@ -1197,13 +1181,8 @@ impl Stream {
             return Err(ApiError::stream_sealed());
         }
         // `subject_transform` picks the stored subject before any check, as nats-server
-        // (`processJetStreamMsg`); no allocation for streams without one.
-        let transformed = cfg
-            .subject_transform
-            .as_ref()
-            // An empty destination maps nothing (nats-server stores the subject as is).
-            .filter(|tr| !tr.dest.is_empty())
-            .and_then(|tr| transform_subject(&tr.src, &tr.dest, m.subject()));
+        // (`processJetStreamMsg`).
+        let transformed = stored_subject(cfg, m.subject());
         let subject: &str = transformed.as_deref().unwrap_or(m.subject());
         let hdrs: &[u8] = m.headers().unwrap_or(&[]);
         // Every header the checks below read, in one pass over the block.
@@ -1299,17 +1278,12 @@ impl Stream {
                 if !cfg.allow_rollup_hdrs || cfg.deny_purge {
                     return Err(ApiError::stream_rollup_failed("rollup not permitted"));
                 }
-                let v = String::from_utf8_lossy(v).to_lowercase();
-                rollup = Some(match v.as_str() {
-                    "sub" => Rollup::Subject,
-                    "all" => Rollup::All,
-                    other => {
-                        return Err(ApiError::stream_rollup_failed(format!(
-                            "rollup value invalid: {}",
-                            super::api::go_json::go_quote(other)
-                        )));
-                    }
-                });
+                rollup = Some(Rollup::parse(v).map_err(|other| {
+                    ApiError::stream_rollup_failed(format!(
+                        "rollup value invalid: {}",
+                        super::api::go_json::go_quote(&other)
+                    ))
+                })?);
             }
         }
         if cfg.max_msg_size > 0 && hdrs.len() + m.payload().len() > cfg.max_msg_size as usize {
@@ -1394,6 +1368,25 @@ impl Stream {
             total,
         })
     }
+}
+
+/// Whether every mirror or source reading a stream that takes `subject` has copied
+/// message `seq` (for its retention; see `Stream::readers`).
+fn readers_done(readers: &[Arc<super::sourcing::Link>], subject: &str, seq: u64) -> bool {
+    readers
+        .iter()
+        .filter(|l| l.matches(subject))
+        .all(|l| l.copied(seq))
+}
+
+/// The subject a message on `subject` is stored under when the stream has a
+/// `subject_transform` that maps it (`None`: stored as is; an empty destination maps
+/// nothing, as in nats-server). No allocation for streams without one.
+fn stored_subject(cfg: &StreamConfig, subject: &str) -> Option<String> {
+    cfg.subject_transform
+        .as_ref()
+        .filter(|tr| !tr.dest.is_empty())
+        .and_then(|tr| transform_subject(&tr.src, &tr.dest, subject))
 }
 
 /// A subject mapped by a `src` -> `dest` transform (an empty `src` matches every
@@ -1551,6 +1544,17 @@ enum Rollup {
     Subject,
     /// `all`: the new message replaces the whole stream.
     All,
+}
+
+impl Rollup {
+    /// A `Nats-Rollup` value (any case); the lower-cased value when it is neither.
+    fn parse(v: &[u8]) -> Result<Rollup, String> {
+        match String::from_utf8_lossy(v).to_lowercase().as_str() {
+            "sub" => Ok(Rollup::Subject),
+            "all" => Ok(Rollup::All),
+            other => Err(other.to_string()),
+        }
+    }
 }
 
 /// The outcome of storing one message.

@@ -275,7 +275,7 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
                     // Not `direct` ones, as nats-server lists only public consumers.
                     let list: Vec<_> = s.consumers.read().values().cloned().collect();
                     list.iter()
-                        .filter(|c| !c.config().direct)
+                        .filter(|c| !c.is_direct())
                         .map(|c| {
                             let mut info = c.info();
                             info.config = config_flag.then(|| c.config());

@@ -398,6 +398,12 @@ impl Consumer {
         self.config.read().clone()
     }
 
+    /// A `direct` consumer (nats-server's internal kind): not listed, counted or limited
+    /// as the stream's public consumers are. Read without copying the config.
+    pub fn is_direct(&self) -> bool {
+        self.config.read().direct
+    }
+
     /// Whether the consumer's filter takes messages on `subject`.
     pub fn matches(&self, subject: &str) -> bool {
         self.filter.read().matches(subject)
