@@ -695,6 +695,11 @@ async def test_sys_requests_honour_event_filters(start_server):
         assert not await answered("$SYS.REQ.SERVER.PING.CONNZ", {"tags": ["t:1", "nope"]})
         assert not await answered("$SYS.REQ.SERVER.PING.HEALTHZ", {"cluster": "c"})
         assert not await answered("$SYS.REQ.SERVER.PING.JSZ", {"domain": "nomatch"})
+        # The same endpoints answer a filter this server matches (so the silence above
+        # is the filter's doing).
+        assert await answered("$SYS.REQ.SERVER.PING.STATSZ", {"server_name": "mon1"})
+        assert await answered("$SYS.REQ.SERVER.PING.HEALTHZ", {"tags": ["t:1"]})
+        assert await answered("$SYS.REQ.SERVER.PING.JSZ", {"server_name": "mon"})
         # IDZ answers whatever the filter.
         assert await answered("$SYS.REQ.SERVER.PING.IDZ", {"server_name": "nomatch"})
     finally:

@@ -146,7 +146,8 @@ fn options_to_query(name: &str, payload: &[u8]) -> Result<String, String> {
                         Some(0) => "open",
                         Some(1) => "closed",
                         Some(2) => "any",
-                        // nats-server takes any other number as "open".
+                        // nats-server lists nothing for other numbers; natrium lists
+                        // the open ones (docs/compat.md).
                         _ => "open",
                     },
                     serde_json::Value::Null => continue,
@@ -179,6 +180,39 @@ fn options_to_query(name: &str, payload: &[u8]) -> Result<String, String> {
         }
     }
     Ok(parts.join("&"))
+}
+
+/// A `$SYS` answer carrying `data` (JSON text), after the `server` block.
+fn data_answer(server: &str, data: &str) -> String {
+    format!("{{\"server\":{server},\"data\":{data}}}")
+}
+
+/// A `$SYS` error answer as nats-server gives it: a handler's error is 500 with a null
+/// `data`; a body it cannot decode (400) has no `data`.
+fn error_answer(server: &str, code: u16, text: &str) -> String {
+    let text = serde_json::Value::String(text.to_string());
+    if code == 400 {
+        format!("{{\"server\":{server},\"error\":{{\"code\":400,\"description\":{text}}}}}")
+    } else {
+        format!(
+            "{{\"server\":{server},\"data\":null,\"error\":{{\"code\":{code},\"description\":{text}}}}}"
+        )
+    }
+}
+
+/// `query` answering for account `acc` only (under parameter `key`, first, so it is the
+/// one read): the body's own `acc`/`account` options are dropped, and so is every
+/// parameter `drop` names. The account-scoped requests rely on it: a body must not reach
+/// another account.
+fn scope_to_account(query: &str, key: &str, acc: &str, drop: impl Fn(&str) -> bool) -> String {
+    let mut out = format!("{key}={}", query_escape(acc));
+    for kv in query.split('&').filter(|kv| {
+        !kv.is_empty() && !kv.starts_with("acc=") && !kv.starts_with("account=") && !drop(kv)
+    }) {
+        out.push('&');
+        out.push_str(kv);
+    }
+    out
 }
 
 /// `s` percent-encoded for a query string value (everything but unreserved bytes).
@@ -429,36 +463,15 @@ fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&st
         .unwrap_or("");
     let mut query = match options_to_query(name, payload) {
         Ok(q) => q,
-        // A body nats-server cannot decode gets 400 and no `data`.
-        Err(text) => {
-            return format!(
-                "{{\"server\":{server},\"error\":{{\"code\":400,\"description\":{}}}}}",
-                serde_json::Value::String(text)
-            );
-        }
+        Err(text) => return error_answer(&server, 400, &text),
     };
     if let Some(acc) = account {
-        // The subject's account, and only it: an `acc` (or `account`) in the body must
-        // not reach another account's connections or subscriptions.
-        let key = if name == "HEALTHZ" {
-            "account="
-        } else {
-            "acc="
-        };
-        let rest: Vec<&str> = query
-            .split('&')
-            .filter(|kv| !kv.is_empty() && !kv.starts_with("acc=") && !kv.starts_with("account="))
-            .collect();
-        let mut scoped = format!("{key}{}", query_escape(acc));
-        for kv in &rest {
-            scoped.push('&');
-            scoped.push_str(kv);
-        }
+        let key = if name == "HEALTHZ" { "account" } else { "acc" };
+        query = scope_to_account(&query, key, acc, |_| false);
         // An account's SUBSZ lists its subscriptions (nats-server's account request).
-        if name == "SUBSZ" && !rest.iter().any(|kv| kv.starts_with("subs=")) {
-            scoped.push_str("&subs=1");
+        if name == "SUBSZ" && !query.split('&').any(|kv| kv.starts_with("subs=")) {
+            query.push_str("&subs=1");
         }
-        query = scoped;
     }
     let reply = mon.handle(path, &query);
     let data = if name == "HEALTHZ" {
@@ -475,13 +488,8 @@ fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&st
         Err((reply.status.as_u16(), reply.body.trim().to_string()))
     };
     match data {
-        Ok(d) => format!("{{\"server\":{server},\"data\":{d}}}"),
-        // nats-server answers a handler's error with 500 (400 is for bodies it cannot
-        // decode) and a null `data`.
-        Err((_, text)) => format!(
-            "{{\"server\":{server},\"data\":null,\"error\":{{\"code\":500,\"description\":{}}}}}",
-            serde_json::Value::String(text)
-        ),
+        Ok(d) => data_answer(&server, &d),
+        Err((_, text)) => error_answer(&server, 500, &text),
     }
 }
 
@@ -490,12 +498,7 @@ fn answer(s: &Arc<ServerShared>, name: &str, payload: &[u8], account: Option<&st
 /// error when the account does not exist or has no JetStream (`JszAccount`).
 fn account_jsz(s: &Arc<ServerShared>, acc: &str, payload: &[u8]) -> String {
     let server = to_json(&server_info(s));
-    let fail = |text: String| {
-        format!(
-            "{{\"server\":{server},\"data\":null,\"error\":{{\"code\":500,\"description\":{}}}}}",
-            serde_json::Value::String(text)
-        )
-    };
+    let fail = |text: String| error_answer(&server, 500, &text);
     let quoted = serde_json::Value::String(acc.to_string());
     let Some(js) = s.js.get() else {
         return fail("jetstream not enabled".to_string());
@@ -513,23 +516,14 @@ fn account_jsz(s: &Arc<ServerShared>, acc: &str, payload: &[u8]) -> String {
     // Only this account, whatever the body asked for; consumers only beside streams
     // (nats-server's account detail does not turn `streams` on for `consumer`).
     let streams = query.split('&').any(|kv| kv == "streams=1");
-    let scoped = format!("acc={}", query_escape(acc));
-    query = query
-        .split('&')
-        .filter(|kv| {
-            !kv.is_empty()
-                && !kv.starts_with("acc=")
-                && !kv.starts_with("accounts=")
-                && (streams || !kv.starts_with("consumers="))
-        })
-        .chain(std::iter::once(scoped.as_str()))
-        .collect::<Vec<_>>()
-        .join("&");
+    query = scope_to_account(&query, "acc", acc, |kv| {
+        kv.starts_with("accounts=") || (!streams && kv.starts_with("consumers="))
+    });
     let mon = Monitor::for_system(s.clone());
     let q = crate::monitor::query::Query::parse(&query);
     match crate::monitor::jsz::jsz(&mon, &q) {
         Ok(j) => match j.account_details.first() {
-            Some(d) => format!("{{\"server\":{server},\"data\":{}}}", to_json(d)),
+            Some(d) => data_answer(&server, &to_json(d)),
             None => fail(format!("account {quoted} not jetstream enabled")),
         },
         Err(text) => fail(text),
@@ -543,13 +537,10 @@ fn account_info(s: &Arc<ServerShared>, acc: &str) -> String {
     let server = to_json(&server_info(s));
     match crate::monitor::accountz::accountz(&mon, acc) {
         Ok(a) => match a.account_detail {
-            Some(detail) => format!("{{\"server\":{server},\"data\":{}}}", to_json(&detail)),
-            None => format!("{{\"server\":{server},\"data\":null}}"),
+            Some(detail) => data_answer(&server, &to_json(&detail)),
+            None => data_answer(&server, "null"),
         },
-        Err(e) => format!(
-            "{{\"server\":{server},\"error\":{{\"code\":400,\"description\":{}}}}}",
-            serde_json::Value::String(e.to_string())
-        ),
+        Err(e) => error_answer(&server, 400, &e.to_string()),
     }
 }
 
@@ -649,10 +640,10 @@ impl InternalHandler for ServerRequests {
                 (Some(_), "INFO") => account_info(&s, acc),
                 (_, "JSZ") => account_jsz(&s, acc, msg.payload),
                 (Some(_), x) => answer(&s, x, msg.payload, Some(acc)),
-                (None, "INFO") => format!(
-                    "{{\"server\":{},\"data\":null,\"error\":{{\"code\":500,\"description\":{}}}}}",
-                    to_json(&server_info(&s)),
-                    serde_json::Value::String(format!("Account {acc} does not exist"))
+                (None, "INFO") => error_answer(
+                    &to_json(&server_info(&s)),
+                    500,
+                    &format!("Account {acc} does not exist"),
                 ),
                 (None, "CONNZ") if *acc != "PING" => answer(&s, "CONNZ", msg.payload, Some(acc)),
                 (None, _) => return true,
@@ -984,6 +975,20 @@ mod tests {
         assert_eq!(
             minify("{\n  \"a b\": \"x y\\\" z\",\n  \"n\": 1\n}"),
             "{\"a b\":\"x y\\\" z\",\"n\":1}"
+        );
+    }
+
+    #[test]
+    fn account_scope_drops_the_bodys_accounts_and_comes_first() {
+        assert_eq!(
+            scope_to_account("acc=B&sort=cid&account=C", "acc", "A", |_| false),
+            "acc=A&sort=cid"
+        );
+        assert_eq!(
+            scope_to_account("consumers=1&accounts=1", "acc", "A b", |kv| {
+                kv.starts_with("accounts=")
+            }),
+            "acc=A%20b&consumers=1"
         );
     }
 
