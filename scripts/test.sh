@@ -12,8 +12,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# A one-shot build gains nothing from incremental caches (they were a third of target/).
+export CARGO_INCREMENTAL=0
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "Disk space where the build goes"
+df -h . || true
 
 step "Python venv with pinned packages"
 if [ ! -x .venv/bin/python ]; then
@@ -53,5 +58,8 @@ if [ "$FUZZ_SECONDS" != 0 ]; then
   step "Bounded fuzz run of the config-file parser (${FUZZ_SECONDS}s)"
   scripts/fuzz_config.sh "$FUZZ_SECONDS"
 fi
+
+step "Build size"
+du -sh target 2>/dev/null || true
 
 step "All tests passed"
