@@ -274,13 +274,14 @@ UNSUPPORTED = {
                         EXTERNAL),
     "sources_external": ({"sources": [{"name": "ORDERS", "external": {"api": "$JS.hub.API"}}]},
                          EXTERNAL),
-    "allow_atomic": ({"subjects": ["u.>"], "allow_atomic": True}, "allow_atomic"),
+    "allow_batched": ({"subjects": ["u.>"], "allow_batched": True}, "allow_batched"),
     "allow_msg_schedules": ({"subjects": ["u.>"], "allow_msg_schedules": True,
                              "allow_rollup_hdrs": True}, "allow_msg_schedules"),
 }
 UNSUPPORTED_DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "republish": None,
                         "subject_transform": None, "allow_msg_counter": False,
-                        "allow_atomic": False, "allow_msg_schedules": False}
+                        "allow_atomic": False, "allow_batched": False,
+                        "allow_msg_schedules": False}
 
 
 @pytest.mark.parametrize("case", list(UNSUPPORTED))

@@ -515,8 +515,67 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
             | "max_concurrent_io"
             | "extension_hint"
             | "tpm"
-            | "limits"
             | "max_catchup" => {}
+            "limits" => apply_jetstream_limits(js, v)?,
+            _ if e.used_as_variable => {}
+            _ => return Err(err(&e.key_pos, format!("unknown field {:?}", e.key))),
+        }
+    }
+    Ok(())
+}
+
+/// `jetstream { limits { … } }`: the atomic batch limits in `batch { … }` are used;
+/// the other server-wide JetStream limits are accepted and not acted on yet.
+fn apply_jetstream_limits(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfError> {
+    let Value::Map(m) = &v.value else {
+        return Err(err(&v.pos, "Expected a map to define JetStreamLimits"));
+    };
+    for e in m.iter() {
+        match e.key.to_ascii_lowercase().as_str() {
+            "batch" => {
+                let Value::Map(b) = &e.value.value else {
+                    return Err(err(&e.value.pos, "Expected a map to define batch limits"));
+                };
+                let l = &mut js.batch_limits;
+                // Zero or negative keeps nats-server's default, as there.
+                let positive = |e: &Entry, key: &str| -> Result<Option<u64>, ConfError> {
+                    let n = conf::as_i64(&e.value).map_err(|err| err.prefixed(key))?;
+                    Ok(u64::try_from(n).ok().filter(|n| *n > 0))
+                };
+                for be in b.iter() {
+                    let key = be.key.to_ascii_lowercase();
+                    match key.as_str() {
+                        "max_inflight_per_stream" => {
+                            if let Some(n) = positive(be, &key)? {
+                                l.max_inflight_per_stream = n as usize;
+                            }
+                        }
+                        "max_inflight_total" => {
+                            if let Some(n) = positive(be, &key)? {
+                                l.max_inflight_total = n as usize;
+                            }
+                        }
+                        "max_msgs" => {
+                            if let Some(n) = positive(be, &key)? {
+                                l.max_msgs = n;
+                            }
+                        }
+                        "timeout" => {
+                            let d = conf::duration_strict(&be.value, "timeout")?;
+                            if !d.is_zero() {
+                                l.timeout = d;
+                            }
+                        }
+                        _ if be.used_as_variable => {}
+                        _ => return Err(err(&be.key_pos, format!("unknown field {:?}", be.key))),
+                    }
+                }
+            }
+            "max_ack_pending"
+            | "max_ha_assets"
+            | "max_request_batch"
+            | "duplicate_window"
+            | "default_max_consumers" => {}
             _ if e.used_as_variable => {}
             _ => return Err(err(&e.key_pos, format!("unknown field {:?}", e.key))),
         }

@@ -271,3 +271,28 @@ fn zero_limits_mean_the_defaults() {
     assert_eq!((o.max_payload, o.ping_max), (512, 5));
     assert_eq!(o.ping_interval, std::time::Duration::from_secs(3));
 }
+
+#[test]
+fn jetstream_batch_limits() {
+    let o = opts(
+        "jetstream { limits { max_request_batch: 10, batch { max_msgs: 3, \
+         max_inflight_per_stream: 2, max_inflight_total: 7, timeout: \"600ms\" } } }",
+    )
+    .unwrap();
+    let l = o.jetstream.batch_limits;
+    assert_eq!(
+        (
+            l.max_msgs,
+            l.max_inflight_per_stream,
+            l.max_inflight_total,
+            l.timeout
+        ),
+        (3, 2, 7, std::time::Duration::from_millis(600))
+    );
+    // Zero keeps nats-server's default.
+    let o = opts("jetstream { limits { batch { max_msgs: 0 } } }").unwrap();
+    assert_eq!(o.jetstream.batch_limits.max_msgs, 1000);
+    assert!(err("jetstream { limits { batch { bogus: 1 } } }").contains("bogus"));
+    assert!(err("jetstream { limits { bogus: 1 } }").contains("bogus"));
+    assert!(err("jetstream { limits { batch: 5 } }").contains("batch limits"));
+}

@@ -360,6 +360,8 @@ pub struct JetStreamOptions {
     /// `restore_share` (natrium): the same for a restore's import; `None` = 100 (a
     /// restore runs at full speed unless told otherwise).
     pub restore_share: Option<u8>,
+    /// `limits { batch { … } }`: atomic batch publish limits.
+    pub batch_limits: crate::jetstream::atomic_batch::BatchLimits,
 }
 
 impl Default for Options {

@@ -775,13 +775,13 @@ async fn request_errors_match_nats_server() {
     );
     // A config with a field natrium does not act on yet is refused, as on create.
     let cfg =
-        json!({"config": {"name": "M", "subjects": ["m"], "allow_atomic": true}, "state": {}});
+        json!({"config": {"name": "M", "subjects": ["m"], "allow_batched": true}, "state": {}});
     let v = api(&client, "$JS.API.STREAM.RESTORE.M", cfg.to_string()).await;
     assert_eq!(err(&v), Some(10052), "{v}");
     assert!(
         v["error"]["description"]
             .as_str()
-            .is_some_and(|d| d.contains("allow_atomic")),
+            .is_some_and(|d| d.contains("allow_batched")),
         "{v}"
     );
     // A second restore of a name that is being restored is refused.

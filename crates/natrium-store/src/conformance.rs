@@ -16,7 +16,7 @@ use crate::consumer::{AckPolicy, ConsumerPolicy};
 use crate::error::StoreError;
 use crate::stream::StreamStore;
 use crate::subject::SubjectFilter;
-use crate::types::{Clock, DiscardPolicy, ManualClock, StoreConfig, Ttl};
+use crate::types::{Clock, DiscardPolicy, GroupMsg, ManualClock, StoreConfig, Ttl};
 
 /// How the suite opens the store under test.
 pub trait Harness {
@@ -517,6 +517,71 @@ pub fn limits_discard_new<H: Harness>(h: &mut H) {
         Err(StoreError::MaxBytes { .. })
     ));
     assert_eq!(s.state().msgs, 5);
+}
+
+/// `append_group`: consecutive sequences with skips, one ticket; a group that breaks a
+/// limit part way is taken back whole (sequences reused, nothing readable), also after a
+/// reopen; with room, it goes in.
+pub fn append_group<H: Harness>(h: &mut H) {
+    let c = clock();
+    let s = h.open(
+        StoreConfig {
+            max_msgs: Some(4),
+            discard: DiscardPolicy::New,
+            ..Default::default()
+        },
+        c.clone(),
+    );
+    s.store_msg("before", b"", b"0", None).unwrap();
+    let m = |subject: &'static str, payload: &'static [u8], skip: bool| GroupMsg {
+        subject,
+        hdrs: b"NATS/1.0\r\nK: v\r\n\r\n",
+        payload,
+        ttl: None,
+        skip,
+    };
+    let ack = s
+        .append_group(&[
+            m("g.a", b"1", false),
+            m("g.skip", b"", true),
+            m("g.b", b"2", false),
+        ])
+        .unwrap();
+    s.wait_durable(ack.ticket).unwrap();
+    assert_eq!(
+        ack.stored.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        vec![2, 3, 4]
+    );
+    assert!(ack.stored.iter().all(|(_, ts)| *ts >= T0));
+    assert_eq!(s.load_msg(2).unwrap().payload.as_ref(), b"1");
+    assert_eq!(s.load_msg(4).unwrap().subject, "g.b");
+    assert!(!s.has_msg(3), "a skipped entry stores nothing");
+    let st = s.state();
+    assert_eq!((st.msgs, st.last_seq), (3, 4));
+    // Two more would break max_msgs (4) at the second: neither stays.
+    let e = s
+        .append_group(&[m("h.a", b"3", false), m("h.b", b"4", false)])
+        .unwrap_err();
+    assert!(matches!(e, StoreError::MaxMsgs { limit: 4 }), "{e:?}");
+    let st = s.state();
+    assert_eq!(
+        (st.msgs, st.last_seq),
+        (3, 4),
+        "the failed group is taken back"
+    );
+    assert!(s.load_last_msg(&f("h.a")).is_err());
+    let s = reopen(h, s, &c);
+    if h.persistent() {
+        let st = s.state();
+        assert_eq!((st.msgs, st.last_seq), (3, 4), "taken back across a reopen");
+        assert!(s.load_last_msg(&f("h.a")).is_err());
+    }
+    // With room, the next group takes the sequence after the last kept one.
+    let next = s.state().last_seq + 1;
+    let ack = s.append_group(&[m("h.a", b"3", false)]).unwrap();
+    s.wait_durable(ack.ticket).unwrap();
+    assert_eq!(ack.stored[0].0, next);
+    assert_eq!(s.load_msg(next).unwrap().payload.as_ref(), b"3");
 }
 
 /// max_msgs_per_subject, discard-new-per-subject and the rollup exception.
@@ -1179,7 +1244,7 @@ macro_rules! conformance_tests {
             $crate::conformance_tests!(@tests $harness;
                 store_and_load, append_and_wait, raw_store, skip_msgs, load_next_filters,
                 load_last_and_prev, remove_and_deleted_tracking, purge_all, purge_ex_variants,
-                compact_variants, truncate_variants, state_queries, limits_discard_old,
+                compact_variants, truncate_variants, append_group, state_queries, limits_discard_old,
                 limits_discard_new, per_subject_limits, max_age_expiry, ttl_expiry,
                 seq_from_time, meta_and_consumers, concurrent_readers, randomized_model,
                 pinned_view_is_a_point_in_time, pinned_view_batches, pinned_view_split_at,

@@ -48,9 +48,9 @@ pub use mem::MemStore;
 pub use stream::{PinnedView, StreamStore};
 pub use subject::{SubjectFilter, subject_matches, validate_subject};
 pub use types::{
-    Clock, DiscardPolicy, Durability, ExpireReport, ManualClock, MsgRef, SimpleState, StorageType,
-    StoreAck, StoreConfig, StoredMsg, StreamState, SystemClock, Ticket, Ttl, file_msg_size,
-    mem_msg_size,
+    Clock, DiscardPolicy, Durability, ExpireReport, GroupAck, GroupMsg, ManualClock, MsgRef,
+    SimpleState, StorageType, StoreAck, StoreConfig, StoredMsg, StreamState, SystemClock, Ticket,
+    Ttl, file_msg_size, mem_msg_size,
 };
 
 /// Largest headers + payload a store accepts (64 MiB), whatever `max_msg_size` says. It

@@ -18,8 +18,8 @@ use crate::index::{Removed, StreamIndex};
 use crate::stream::StreamStore;
 use crate::subject::{SubjectFilter, validate_subject};
 use crate::types::{
-    Clock, Durability, ExpireReport, SimpleState, StorageType, StoreAck, StoreConfig, StoredMsg,
-    StreamState, SystemClock, Ticket, Ttl, mem_msg_size,
+    Clock, Durability, ExpireReport, GroupAck, GroupMsg, SimpleState, StorageType, StoreAck,
+    StoreConfig, StoredMsg, StreamState, SystemClock, Ticket, Ttl, mem_msg_size,
 };
 
 /// One message's bytes: headers followed by payload.
@@ -212,6 +212,37 @@ impl StreamStore for MemStore {
             ttl,
             discard_new_check,
         )
+    }
+
+    fn append_group(&self, msgs: &[GroupMsg<'_>]) -> Result<GroupAck> {
+        let mut g = self.write()?;
+        let before = g.ix.last_seq();
+        let mut stored = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let seq = g.ix.last_seq() + 1;
+            let now = self.clock.now();
+            let ts = now.max(g.ix.last_ts());
+            let r = if m.skip {
+                g.ix.skip(seq, 1);
+                g.ix.note_skip_time(now, true);
+                Ok(())
+            } else {
+                Self::store_locked(&mut g, m.subject, m.hdrs, m.payload, seq, ts, m.ttl, true)
+            };
+            if let Err(e) = r {
+                // Take the group back: nothing of it may stay.
+                let Inner { ix, scratch, .. } = &mut *g;
+                scratch.clear();
+                ix.truncate(before, scratch);
+                scratch.clear();
+                return Err(e);
+            }
+            stored.push((seq, ts));
+        }
+        Ok(GroupAck {
+            stored,
+            ticket: Ticket::DONE,
+        })
     }
 
     fn skip_msg(&self, seq: u64) -> Result<u64> {

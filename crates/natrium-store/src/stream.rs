@@ -28,8 +28,8 @@ use crate::consumer::{ConsumerPolicy, ConsumerStore};
 use crate::error::Result;
 use crate::subject::SubjectFilter;
 use crate::types::{
-    Durability, ExpireReport, MsgRef, SimpleState, StorageType, StoreAck, StoreConfig, StoredMsg,
-    StreamState, Ticket, Ttl,
+    Durability, ExpireReport, GroupAck, GroupMsg, MsgRef, SimpleState, StorageType, StoreAck,
+    StoreConfig, StoredMsg, StreamState, Ticket, Ttl,
 };
 
 /// Storage for one stream. See the module docs for the concurrency and durability model.
@@ -103,6 +103,15 @@ pub trait StreamStore: Send + Sync {
         self.store_raw_msg(subject, hdrs, payload, seq, ts, ttl, discard_new_check)?;
         Ok(Ticket::DONE)
     }
+
+    /// Appends `msgs` as one atomic group (JetStream atomic batch publish): consecutive
+    /// sequences, appended under one hold of the store's lock, so no reader and no
+    /// fsync sees part of the group; if one append fails (a limit, the disk), the ones
+    /// before it are taken back (`truncate`) and nothing of the group stays readable.
+    /// Limits apply per message as in [`StreamStore::append_msg`] (so a discard-old
+    /// limit may drop older messages as the group goes in). Not durable until
+    /// [`StreamStore::wait_durable`] with the returned ticket.
+    fn append_group(&self, msgs: &[GroupMsg<'_>]) -> Result<GroupAck>;
 
     /// Consumes sequence `seq` (0 = next) without storing a message. Returns it.
     fn skip_msg(&self, seq: u64) -> Result<u64>;

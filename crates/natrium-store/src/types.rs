@@ -154,6 +154,32 @@ pub struct StoreAck {
     pub ticket: Ticket,
 }
 
+/// One message of an atomic group (see `StreamStore::append_group`).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupMsg<'a> {
+    /// Subject to store under.
+    pub subject: &'a str,
+    /// Header block (empty for none).
+    pub hdrs: &'a [u8],
+    /// Payload.
+    pub payload: &'a [u8],
+    /// Per-message TTL.
+    pub ttl: Option<Ttl>,
+    /// Consume the sequence without storing the message (an interest stream with no
+    /// interest in it, as `skip_msg`).
+    pub skip: bool,
+}
+
+/// Returned by a successful `StreamStore::append_group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "under Durability::Always the group is not durable until wait_durable(ticket)"]
+pub struct GroupAck {
+    /// Sequence and timestamp of each message, in order.
+    pub stored: Vec<(u64, i64)>,
+    /// Pass to `wait_durable` before acknowledging the publisher.
+    pub ticket: Ticket,
+}
+
 /// A position in the store's write log. `wait_durable(t)` returns once everything appended
 /// up to and including `t` is durable per the store's [`Durability`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

@@ -402,3 +402,47 @@ impl<'a> GroupPin<'a> {
         )
     }
 }
+
+/// An atomic batch was given up.
+pub const BATCH_ABANDONED: &str = "io.nats.jetstream.advisory.v1.stream_batch_abandoned";
+
+/// `JSStreamBatchAbandonedAdvisory` (without `account`: it goes to the stream's own
+/// account, not the system account's copy nats-server also sends).
+#[derive(Debug, Serialize)]
+pub struct BatchAbandoned<'a> {
+    /// Header.
+    #[serde(flatten)]
+    pub typed: Typed,
+    /// The stream.
+    pub stream: &'a str,
+    /// JetStream domain.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub domain: &'a str,
+    /// The batch id.
+    pub batch: &'a str,
+    /// `timeout`, `large`, `incomplete` or `unsupported`.
+    pub reason: &'static str,
+}
+
+/// `$JS.EVENT.ADVISORY.STREAM.BATCH_ABANDONED.<stream>`.
+pub fn batch_abandoned(
+    server: &Arc<crate::server::ServerShared>,
+    account: &Arc<Account>,
+    (stream, domain): (&str, &str),
+    batch: &str,
+    reason: &'static str,
+) {
+    let subject = format!("$JS.EVENT.ADVISORY.STREAM.BATCH_ABANDONED.{stream}");
+    send_now(
+        server,
+        account,
+        &subject,
+        &BatchAbandoned {
+            typed: Typed::new(BATCH_ABANDONED),
+            stream,
+            domain,
+            batch,
+            reason,
+        },
+    );
+}

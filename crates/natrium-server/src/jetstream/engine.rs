@@ -262,6 +262,11 @@ pub struct JetStream {
     /// Group fsyncs of all file streams (`FileStoreOptions::disk_fsyncs`): a backup's
     /// read-ahead keeps its reads short while any stream's writers wait for fsyncs.
     pub disk_fsyncs: Arc<AtomicU64>,
+    /// Atomic batches open in all streams (`atomic_batch::Batches` share it), held under
+    /// `batch_limits.max_inflight_total`.
+    pub atomic_batches: Arc<std::sync::atomic::AtomicUsize>,
+    /// `jetstream { limits { batch { … } } }` or nats-server's defaults.
+    pub batch_limits: super::atomic_batch::BatchLimits,
 }
 
 /// `jetstream { backup_share }` or its default.
@@ -311,6 +316,8 @@ impl JetStream {
             disk_fsyncs: Arc::new(AtomicU64::new(0)),
             backup_share: std::sync::atomic::AtomicU8::new(backup_share(&opts.jetstream)),
             restore_share: std::sync::atomic::AtomicU8::new(restore_share(&opts.jetstream)),
+            atomic_batches: Default::default(),
+            batch_limits: opts.jetstream.batch_limits,
         });
         drop(opts);
         for account in server.accounts() {

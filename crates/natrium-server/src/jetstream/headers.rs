@@ -117,8 +117,14 @@ pub struct PublishHeaders<'a> {
     pub marker_reason: Option<&'a [u8]>,
     /// `KV-Operation`.
     pub kv_operation: Option<&'a [u8]>,
-    /// `Nats-Batch-Id` (atomic batch publish, which natrium streams do not allow).
+    /// `Nats-Batch-Id` (atomic batch publish, see `atomic_batch`).
     pub batch_id: Option<&'a [u8]>,
+    /// `Nats-Batch-Sequence`.
+    pub batch_seq: Option<&'a [u8]>,
+    /// `Nats-Batch-Commit`.
+    pub batch_commit: Option<&'a [u8]>,
+    /// `Nats-Required-Api-Level`.
+    pub required_api_level: Option<&'a [u8]>,
     /// `Nats-Schedule` (message schedules, which natrium streams do not allow).
     pub schedule: Option<&'a [u8]>,
     /// `Nats-Stream-Source` (only a sourcing stream's own copies may carry it).
@@ -152,6 +158,9 @@ impl<'a> PublishHeaders<'a> {
                     b"Nats-Incr" => &mut out.incr,
                     b"Nats-Marker-Reason" => &mut out.marker_reason,
                     b"Nats-Batch-Id" => &mut out.batch_id,
+                    b"Nats-Batch-Sequence" => &mut out.batch_seq,
+                    b"Nats-Batch-Commit" => &mut out.batch_commit,
+                    b"Nats-Required-Api-Level" => &mut out.required_api_level,
                     b"Nats-Schedule" => &mut out.schedule,
                     b"Nats-Stream-Source" => &mut out.stream_source,
                     _ => continue,
@@ -231,6 +240,30 @@ fn rewrite(
     }
     // Writing into a Vec cannot fail.
     let _ = write!(out, "{key}: {value}\r\n\r\n");
+}
+
+/// `block` with `key: value` appended as its last header (nats-server's `genHeader`),
+/// every other line kept. A block without a status line gets `NATS/1.0`.
+pub fn with_header(block: &[u8], key: &str, value: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(block.len() + key.len() + value.len() + 8);
+    rewrite(&mut out, block, |_| true, key, format_args!("{value}"));
+    out
+}
+
+/// `block` without its `key` lines (exact-case key at a line start, followed by a
+/// colon: nats-server's `removeHeaderIfPresent`).
+pub fn without_header(block: &[u8], key: &str) -> Vec<u8> {
+    let Some((status, body)) = split_status(block) else {
+        return block.to_vec();
+    };
+    let mut out = Vec::with_capacity(block.len());
+    out.extend_from_slice(status);
+    for line in lines(body).filter(|l| !l.is_empty() && value_of(l, key).is_none()) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// The header block a sourced copy is stored with (into `out`), as nats-server builds it

@@ -20,6 +20,7 @@ pub mod api_consumers;
 pub mod api_server;
 pub mod api_streams;
 pub mod archive_state;
+pub mod atomic_batch;
 pub mod background;
 pub mod config;
 pub mod consumer;

@@ -115,8 +115,8 @@ use crate::index::{Removed, StreamIndex};
 use crate::stream::StreamStore;
 use crate::subject::{SubjectFilter, validate_subject};
 use crate::types::{
-    Clock, Durability, ExpireReport, MsgRef, SimpleState, StorageType, StoreAck, StoreConfig,
-    StoredMsg, StreamState, SystemClock, Ticket, Ttl, file_msg_size,
+    Clock, Durability, ExpireReport, GroupAck, GroupMsg, MsgRef, SimpleState, StorageType,
+    StoreAck, StoreConfig, StoredMsg, StreamState, SystemClock, Ticket, Ttl, file_msg_size,
 };
 
 /// Size of the reserve file a store deletes when the disk is full, so that removals can
@@ -1653,6 +1653,36 @@ impl Shared {
         Ok(())
     }
 
+    /// Removes every message above `seq` from the index and records that (lock held).
+    fn truncate_locked(&self, g: &mut Inner, seq: u64) -> Result<()> {
+        let mut removed = Vec::new();
+        g.ix.truncate(seq, &mut removed);
+        for (_, e) in removed.drain(..) {
+            if let Some(s) = g.segs.get_mut(&e.data.seg) {
+                s.live = s.live.saturating_sub(1);
+            }
+        }
+        g.floor_written = g.floor_written.min(g.ix.first_seq());
+        self.put_control(g, Kind::Truncate, seq, 0)?;
+        g.visible = g.visible.min(seq);
+        drop_dead_front(g);
+        Ok(())
+    }
+
+    /// Takes back a group whose append failed part way (`append_group`): the index
+    /// forgets it at once, so nothing of it is read; the truncate record follows it to
+    /// the disk where the disk still takes writes. Where it does not (the store is
+    /// poisoned by then), the group never became durable as a whole and recovery drops
+    /// a torn group (`StreamStore::append_group`'s callers mark their last message).
+    fn take_back_locked(&self, g: &mut Inner, before: u64) {
+        if g.ix.last_seq() <= before {
+            return;
+        }
+        // A failed record write poisons the store, which then reports the cause on
+        // every later call; the index has forgotten the group either way.
+        let _ = self.truncate_locked(g, before);
+    }
+
     /// Appends a message record and updates the index (lock held, checks done).
     #[allow(clippy::too_many_arguments)]
     fn append_locked(
@@ -2198,6 +2228,43 @@ impl StreamStore for FileStore {
         self.raw_append(subject, hdrs, payload, seq, ts, ttl, discard_new_check)
     }
 
+    fn append_group(&self, msgs: &[GroupMsg<'_>]) -> Result<GroupAck> {
+        for m in msgs.iter().filter(|m| !m.skip) {
+            Shared::validate_msg(m.subject, m.hdrs, m.payload)?;
+        }
+        self.retry_after_no_space();
+        let sh = self.sh();
+        let mut g = sh.inner.write();
+        sh.check_appendable(&g)?;
+        let before = g.ix.last_seq();
+        let mut stored = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let seq = g.ix.last_seq() + 1;
+            let now = sh.clock.now();
+            let ts = now.max(g.ix.last_ts());
+            let r = if m.skip {
+                g.ix.skip(seq, 1);
+                g.ix.note_skip_time(now, true);
+                sh.put_control(&mut g, Kind::Skip, seq, 1)
+            } else {
+                g.ix.check_store(m.subject, m.hdrs, m.payload.len(), true)
+                    .and_then(|()| {
+                        let ttl = Ttl::encode(m.ttl);
+                        sh.append_locked(&mut g, seq, ts, m.subject, m.hdrs, m.payload, ttl)
+                    })
+            };
+            if let Err(e) = r {
+                sh.take_back_locked(&mut g, before);
+                return Err(e);
+            }
+            stored.push((seq, ts));
+        }
+        Ok(GroupAck {
+            stored,
+            ticket: Ticket(g.appended),
+        })
+    }
+
     fn skip_msg(&self, seq: u64) -> Result<u64> {
         self.retry_after_no_space();
         let sh = self.sh();
@@ -2535,17 +2602,7 @@ impl StreamStore for FileStore {
     fn truncate(&self, seq: u64) -> Result<()> {
         let sh = self.sh();
         let mut g = sh.change_guard()?;
-        let mut removed = Vec::new();
-        g.ix.truncate(seq, &mut removed);
-        for (_, e) in removed.drain(..) {
-            if let Some(s) = g.segs.get_mut(&e.data.seg) {
-                s.live = s.live.saturating_sub(1);
-            }
-        }
-        g.floor_written = g.floor_written.min(g.ix.first_seq());
-        sh.put_control(&mut g, Kind::Truncate, seq, 0)?;
-        g.visible = g.visible.min(seq);
-        drop_dead_front(&mut g);
+        sh.truncate_locked(&mut g, seq)?;
         sh.finish_change(g)
     }
 

@@ -1376,9 +1376,9 @@ fn stream_create_unsupported_fields_are_refused() {
             },
         ),
         (
-            "allow_atomic",
+            "allow_batched",
             StreamConfig {
-                allow_atomic: true,
+                allow_batched: true,
                 ..Default::default()
             },
         ),

@@ -24,6 +24,8 @@
 //! - Lock order: `config` may be read while holding nothing else; no lock is held while
 //!   publishing acks (publishing can re-enter internal subscriptions).
 
+mod atomic_commit;
+
 use super::api::direct::headers::LAST_SEQUENCE;
 use super::api::errors::ApiError;
 use super::api::pub_ack::{PubAck, PubAckResponse};
@@ -238,6 +240,9 @@ pub struct Stream {
     /// from the old `max_age`, and a new one (added, or lowered) must apply now, not
     /// at the next publish or the old deadline.
     limits_changed: tokio::sync::Notify,
+    /// Set by an update that turns `allow_atomic` off: the task drops the open atomic
+    /// batches before it takes another message (nats-server discards them on update).
+    drop_batches: AtomicBool,
     /// Messages removed by retention (work-queue or interest acks) since start. A
     /// consumer tells removals that may have taken its unacknowledged deliveries
     /// (limits, expiry, deletes, purges, rollups) from these, which cannot: see
@@ -345,6 +350,7 @@ impl Stream {
             closed: AtomicBool::new(false),
             last_seq: tokio::sync::watch::channel(last).0,
             limits_changed: tokio::sync::Notify::new(),
+            drop_batches: AtomicBool::new(false),
             retention_removals: AtomicU64::new(0),
             ack_prefix: prefix,
             domain,
@@ -379,7 +385,11 @@ impl Stream {
     pub fn update_config(self: &Arc<Self>, cfg: StreamConfig) -> Result<(), StoreError> {
         self.store.update_config(store_config(&cfg))?;
         let resubscribe = self.config.read().subjects != cfg.subjects;
+        let drop_batches = !cfg.allow_atomic;
         *self.config.write() = cfg;
+        if drop_batches {
+            self.drop_batches.store(true, Ordering::Release);
+        }
         // A permit is kept if the task is not waiting right now.
         self.limits_changed.notify_one();
         // Lower limits may have removed messages just now: consumers let go of them.
@@ -445,6 +455,12 @@ impl Stream {
             .ok_or_else(ApiError::stream_message_exceeds_maximum)?;
         inbound.expired_seq = expired_seq;
         self.push(inbound)
+    }
+
+    /// Give back inbound-queue bytes held by messages that left it another way (staged
+    /// batch messages, see `atomic_commit`).
+    fn release_queued(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
     }
 
     /// Put a message on the queue, within its byte limit; returns its number.
@@ -696,6 +712,7 @@ impl Stream {
         mut rx: mpsc::UnboundedReceiver<Inbound>,
         server: Arc<ServerShared>,
     ) {
+        self.drop_torn_batch(&server);
         let mut state = TaskState::recover(&self);
         let mut batch: Vec<Inbound> = Vec::with_capacity(BATCH);
         // Fsync before ack: stored batches go to the group-commit task, so storing the next
@@ -719,6 +736,13 @@ impl Stream {
         let mut inline: Vec<Answers> = Vec::with_capacity(1);
         loop {
             let expiry = self.store.next_expiry();
+            let batch_due = Self::next_batch_deadline(&state);
+            let batch_timeout = async {
+                match batch_due {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
             let sleep = async {
                 match expiry {
                     Some(at) => {
@@ -745,8 +769,21 @@ impl Stream {
                     }
                     continue;
                 }
-                // Look at the (new) deadline again.
-                _ = self.limits_changed.notified() => continue,
+                _ = batch_timeout => {
+                    self.expire_batches(&mut state, &server);
+                    continue;
+                }
+                // Look at the (new) deadline again; a stream that stopped allowing
+                // atomic batches drops the open ones (nats-server).
+                _ = self.limits_changed.notified() => {
+                    if self.drop_batches.swap(false, Ordering::AcqRel) {
+                        self.clear_batches(&mut state);
+                    }
+                    continue;
+                }
+            }
+            if self.drop_batches.swap(false, Ordering::AcqRel) {
+                self.clear_batches(&mut state);
             }
             let mut answers = self.store_batch(&mut state, &mut batch, &server);
             match &commit {
@@ -862,6 +899,20 @@ impl Stream {
         let mut republish: Option<DeliveryCtx> = None;
         for m in batch.drain(..) {
             queued += m.size();
+            if atomic_commit::is_batch_msg(&m) {
+                self.batch_msg(
+                    &cfg,
+                    state,
+                    m,
+                    now,
+                    &mut quota,
+                    server,
+                    &mut republish,
+                    &mut queued,
+                    &mut out,
+                );
+                continue;
+            }
             let result = match &m.sourced {
                 // The link will read this one again (an earlier copy was refused).
                 Some(by) if by.link.failed() => continue,
@@ -985,9 +1036,19 @@ impl Stream {
                 start = *end;
                 wire.clear();
                 match (outcome, &b.durable_error) {
-                    (Outcome::Stored(_) | Outcome::Counter(..), Some(e)) => wire.extend_from_slice(
+                    (
+                        Outcome::Stored(_) | Outcome::Counter(..) | Outcome::Batch { .. },
+                        Some(e),
+                    ) => wire.extend_from_slice(
                         &PubAckResponse::error(self.name.clone(), e.clone()).to_wire(),
                     ),
+                    (Outcome::Staged, _) => {}
+                    (Outcome::Batch { seq, id, count }, _) => {
+                        let mut ack = self.ack(*seq, false);
+                        ack.ack.batch = id.clone();
+                        ack.ack.count = *count;
+                        wire.extend_from_slice(&ack.to_wire())
+                    }
                     (Outcome::Stored(seq) | Outcome::Skipped(seq), _) => {
                         wire.extend_from_slice(&self.ack_prefix);
                         wire.extend_from_slice(itoa::Buffer::new().format(*seq).as_bytes());
@@ -1192,12 +1253,10 @@ impl Stream {
             headers::PublishHeaders::parse(hdrs)
         };
         let set = headers::PublishHeaders::set;
-        // Atomic batches and schedules are stream options natrium does not offer (their
-        // config fields are refused): a message that asks for them is refused as by a
-        // nats-server stream without them, never stored as a plain message.
-        if set(h.batch_id).is_some() {
-            return Err(ApiError::atomic_publish_disabled());
-        }
+        // Schedules are a stream option natrium does not offer (the config field is
+        // refused): a message that asks for one is refused as by a nats-server stream
+        // without them, never stored as a plain message. (Batch messages went to
+        // `atomic_commit` before getting here.)
         if set(h.schedule).is_some() {
             return Err(ApiError::message_schedules_disabled());
         }
@@ -1431,6 +1490,17 @@ enum Outcome {
     Duplicate(u64),
     /// Not stored (interest retention without interest); this sequence was used up.
     Skipped(u64),
+    /// A batch message staged until its batch commits (answered with an empty message).
+    Staged,
+    /// An atomic batch committed: its last sequence, id and message count.
+    Batch {
+        /// Sequence of the batch's last message.
+        seq: u64,
+        /// The batch id.
+        id: String,
+        /// Messages stored.
+        count: u64,
+    },
     /// Refused.
     Failed(ApiError),
 }
@@ -1590,6 +1660,8 @@ struct TaskState {
     /// marker. When expiry empties a subject it took that newest message, so membership
     /// says whether the expired message was a marker (which leaves no new marker).
     marker_last: HashSet<String>,
+    /// Open atomic batches (`allow_atomic`), made at the first batch message.
+    batches: Option<super::atomic_batch::Batches<Inbound>>,
 }
 
 impl TaskState {
@@ -1637,6 +1709,7 @@ impl TaskState {
             dedup,
             last_msg_id,
             marker_last,
+            batches: None,
         }
     }
 }
