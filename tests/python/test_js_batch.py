@@ -30,6 +30,8 @@ import pytest
 from jsutil import (API, TS, api_error, assert_json, client, create, create_resp, go_json, info_resp,
                     norm_json, pub_error, state, state_of, stream_cfg, without_state)
 from natsutil import assert_no_msg, async_test, connect, sync
+from consumer_util import CClient, ccfg, cclient, cinfo_json, lines, make_consumer, msg_line, status_line
+from jsutil import norm_hdr
 
 BID = "Nats-Batch-Id"
 BSEQ = "Nats-Batch-Sequence"

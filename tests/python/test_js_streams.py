@@ -275,8 +275,6 @@ UNSUPPORTED = {
     "sources_external": ({"sources": [{"name": "ORDERS", "external": {"api": "$JS.hub.API"}}]},
                          EXTERNAL),
     "allow_batched": ({"subjects": ["u.>"], "allow_batched": True}, "allow_batched"),
-    "allow_msg_schedules": ({"subjects": ["u.>"], "allow_msg_schedules": True,
-                             "allow_rollup_hdrs": True}, "allow_msg_schedules"),
 }
 UNSUPPORTED_DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "republish": None,
                         "subject_transform": None, "allow_msg_counter": False,

@@ -125,8 +125,22 @@ pub struct PublishHeaders<'a> {
     pub batch_commit: Option<&'a [u8]>,
     /// `Nats-Required-Api-Level`.
     pub required_api_level: Option<&'a [u8]>,
-    /// `Nats-Schedule` (message schedules, which natrium streams do not allow).
+    /// `Nats-Schedule` (message schedules, see `schedule`).
     pub schedule: Option<&'a [u8]>,
+    /// `Nats-Schedule-Target`.
+    pub schedule_target: Option<&'a [u8]>,
+    /// `Nats-Schedule-Source`.
+    pub schedule_source: Option<&'a [u8]>,
+    /// `Nats-Schedule-TTL`.
+    pub schedule_ttl: Option<&'a [u8]>,
+    /// `Nats-Schedule-Rollup`.
+    pub schedule_rollup: Option<&'a [u8]>,
+    /// `Nats-Schedule-Time-Zone`.
+    pub schedule_time_zone: Option<&'a [u8]>,
+    /// `Nats-Schedule-Next` (set by the stream on a fired message, or `purge`).
+    pub schedule_next: Option<&'a [u8]>,
+    /// `Nats-Scheduler` (on a fired message: the schedule's subject).
+    pub scheduler: Option<&'a [u8]>,
     /// `Nats-Stream-Source` (only a sourcing stream's own copies may carry it).
     pub stream_source: Option<&'a [u8]>,
 }
@@ -162,6 +176,13 @@ impl<'a> PublishHeaders<'a> {
                     b"Nats-Batch-Commit" => &mut out.batch_commit,
                     b"Nats-Required-Api-Level" => &mut out.required_api_level,
                     b"Nats-Schedule" => &mut out.schedule,
+                    b"Nats-Schedule-Target" => &mut out.schedule_target,
+                    b"Nats-Schedule-Source" => &mut out.schedule_source,
+                    b"Nats-Schedule-TTL" => &mut out.schedule_ttl,
+                    b"Nats-Schedule-Rollup" => &mut out.schedule_rollup,
+                    b"Nats-Schedule-Time-Zone" => &mut out.schedule_time_zone,
+                    b"Nats-Schedule-Next" => &mut out.schedule_next,
+                    b"Nats-Scheduler" => &mut out.scheduler,
                     b"Nats-Stream-Source" => &mut out.stream_source,
                     _ => continue,
                 }
@@ -261,6 +282,52 @@ pub fn without_header(block: &[u8], key: &str) -> Vec<u8> {
     for line in lines(body).filter(|l| !l.is_empty() && value_of(l, key).is_none()) {
         out.extend_from_slice(line);
         out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The header block of a message a schedule fires (nats-server's
+/// `getScheduledMessages`): the schedule's (or its source's) block without the lines
+/// whose key starts `Nats-Schedule` (which takes `Nats-Scheduler` too) or
+/// `Nats-Expected-`, nor `Nats-Msg-Id`, `Nats-TTL` and `Nats-Rollup`; then
+/// `Nats-Scheduler`, `Nats-Schedule-Next` and, where given, `Nats-TTL` and `Nats-Rollup`.
+pub fn fired_block(
+    block: &[u8],
+    scheduler: &str,
+    next: &str,
+    ttl: Option<&str>,
+    rollup: Option<&str>,
+) -> Vec<u8> {
+    const STATUS: &[u8] = b"NATS/1.0\r\n";
+    let (status, body) = split_status(block).unwrap_or((STATUS, &[]));
+    let mut out = Vec::with_capacity(block.len() + scheduler.len() + 96);
+    out.extend_from_slice(status);
+    let dropped = |l: &[u8]| {
+        l.is_empty()
+            || l.starts_with(b"Nats-Schedule")
+            || l.starts_with(b"Nats-Expected-")
+            || [MSG_ID, TTL, ROLLUP]
+                .iter()
+                .any(|k| value_of(l, k).is_some())
+    };
+    for line in lines(body).filter(|l| !dropped(l)) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    let mut add = |k: &str, v: &str| {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    };
+    add("Nats-Scheduler", scheduler);
+    add("Nats-Schedule-Next", next);
+    if let Some(ttl) = ttl {
+        add(TTL, ttl);
+    }
+    if let Some(r) = rollup {
+        add(ROLLUP, r);
     }
     out.extend_from_slice(b"\r\n");
     out

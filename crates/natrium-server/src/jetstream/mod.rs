@@ -30,6 +30,7 @@ pub mod engine;
 pub mod headers;
 pub mod limits;
 pub mod restore;
+pub mod schedule;
 pub mod snapshot;
 pub mod sourcing;
 pub mod stream;

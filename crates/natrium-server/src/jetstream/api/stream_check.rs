@@ -786,8 +786,6 @@ pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
         Some("subject_transform (mapping functions other than wildcard)")
     } else if cfg.allow_batched {
         Some("allow_batched")
-    } else if cfg.allow_msg_schedules {
-        Some("allow_msg_schedules")
     } else {
         None
     }

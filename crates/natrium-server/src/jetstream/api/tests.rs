@@ -1382,13 +1382,6 @@ fn stream_create_unsupported_fields_are_refused() {
                 ..Default::default()
             },
         ),
-        (
-            "allow_msg_schedules",
-            StreamConfig {
-                allow_msg_schedules: true,
-                ..Default::default()
-            },
-        ),
     ] {
         assert_eq!(unsupported_stream_field(&cfg), Some(field));
     }

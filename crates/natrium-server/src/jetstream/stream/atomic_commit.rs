@@ -64,6 +64,8 @@ struct Prepared<'a> {
     skip: bool,
     /// The message is a subject delete marker (`TaskState::marker_last`).
     marker: bool,
+    /// `Nats-Schedule-Next: purge`: the schedule subject to purge once stored.
+    purge_schedule: Option<String>,
 }
 
 /// What a batch has written per subject so far (nats-server's `inflight`): for the
@@ -349,9 +351,7 @@ impl Stream {
             } else if subject_override.is_some() {
                 return Err(ApiError::stream_expected_last_seq_per_subject_invalid());
             }
-            if set(h.schedule).is_some() {
-                return Err(ApiError::message_schedules_disabled());
-            }
+            let sched = self.check_schedule(cfg, &subject, &h, now)?;
             let mut rollup = None;
             if let Some(v) = set(h.rollup) {
                 if !cfg.allow_rollup_hdrs || cfg.deny_purge {
@@ -374,7 +374,18 @@ impl Stream {
                 }
                 rollup = Some(r);
             }
-            let size = self.store.msg_size(&subject, hdrs_ref, &payload);
+            // A schedule replaces the one before it on its subject (its header is
+            // added below, once `h` is done with the block).
+            if sched.add_rollup {
+                if written.contains_key(subject.as_ref()) {
+                    return Err(ApiError::stream_rollup_failed("batch rollup sub invalid"));
+                }
+                rollup = Some(Rollup::Subject);
+            }
+            if sched.add_rollup {
+                hdrs = Cow::Owned(headers::with_header(&hdrs, headers::ROLLUP, "sub"));
+            }
+            let size = self.store.msg_size(&subject, &hdrs, &payload);
             let w = written.entry(subject.to_string()).or_default();
             w.msgs += 1;
             w.bytes += size;
@@ -417,6 +428,7 @@ impl Stream {
             }
             prepared.push(Prepared {
                 marker,
+                purge_schedule: sched.purge,
                 subject,
                 hdrs,
                 payload,
@@ -479,9 +491,16 @@ impl Stream {
             }
             last_on.insert(&p.subject, *seq);
         }
-        for (p, (seq, _)) in prepared.iter().zip(&ack.stored) {
-            if !p.skip {
-                self.roll_up(p.rollup, &p.subject, *seq);
+        for (p, (seq, ts)) in prepared.iter().zip(&ack.stored) {
+            if p.skip {
+                continue;
+            }
+            self.roll_up(p.rollup, &p.subject, *seq);
+            if state.schedules.is_some() {
+                Self::note_stored(state, &p.subject, &p.hdrs, (*seq, *ts), now);
+            }
+            if let Some(scheduler) = &p.purge_schedule {
+                self.purge_schedule(state, scheduler);
             }
         }
         let last = ack.stored.last().map_or(fast.last_seq, |(seq, _)| *seq);

@@ -25,6 +25,7 @@
 //!   publishing acks (publishing can re-enter internal subscriptions).
 
 mod atomic_commit;
+mod schedules;
 
 use super::api::direct::headers::LAST_SEQUENCE;
 use super::api::errors::ApiError;
@@ -84,6 +85,8 @@ pub struct Inbound {
     /// For a copy made by a mirror or source link: where it came from (`None` for
     /// publishes).
     sourced: Option<Box<SourcedBy>>,
+    /// Fired by one of the stream's schedules (stored without a client's checks).
+    scheduled: bool,
 }
 
 impl Inbound {
@@ -120,6 +123,7 @@ impl Inbound {
             reply_len,
             hdr_len,
             expired_seq: 0,
+            scheduled: false,
             sourced: None,
         })
     }
@@ -714,6 +718,7 @@ impl Stream {
     ) {
         self.drop_torn_batch(&server);
         let mut state = TaskState::recover(&self);
+        self.recover_schedules(&mut state);
         let mut batch: Vec<Inbound> = Vec::with_capacity(BATCH);
         // Fsync before ack: stored batches go to the group-commit task, so storing the next
         // batch overlaps the fsync of the previous ones. Otherwise nothing waits for the
@@ -737,6 +742,16 @@ impl Stream {
         loop {
             let expiry = self.store.next_expiry();
             let batch_due = Self::next_batch_deadline(&state);
+            let fire_at = Self::schedule_deadline(&mut state, now_nanos());
+            let fire = async {
+                match fire_at {
+                    Some(at) => {
+                        let wait = u64::try_from(at.saturating_sub(now_nanos())).unwrap_or(0);
+                        tokio::time::sleep(Duration::from_nanos(wait)).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             let batch_timeout = async {
                 match batch_due {
                     Some(d) => tokio::time::sleep(d).await,
@@ -769,6 +784,10 @@ impl Stream {
                     }
                     continue;
                 }
+                _ = fire => {
+                    self.fire_schedules(&mut state);
+                    continue;
+                }
                 _ = batch_timeout => {
                     self.expire_batches(&mut state, &server);
                     continue;
@@ -778,6 +797,10 @@ impl Stream {
                 _ = self.limits_changed.notified() => {
                     if self.drop_batches.swap(false, Ordering::AcqRel) {
                         self.clear_batches(&mut state);
+                    }
+                    // Schedules turned on or off: (re)build or drop the table.
+                    if self.config.read().allow_msg_schedules != state.schedules.is_some() {
+                        self.recover_schedules(&mut state);
                     }
                     continue;
                 }
@@ -1253,20 +1276,17 @@ impl Stream {
             headers::PublishHeaders::parse(hdrs)
         };
         let set = headers::PublishHeaders::set;
-        // Schedules are a stream option natrium does not offer (the config field is
-        // refused): a message that asks for one is refused as by a nats-server stream
-        // without them, never stored as a plain message. (Batch messages went to
-        // `atomic_commit` before getting here.)
-        if set(h.schedule).is_some() {
-            return Err(ApiError::message_schedules_disabled());
-        }
+        // Made by the stream or a link, not published by a client: stored as it is,
+        // without the checks a client's publish gets (nats-server's `sourced`). (Batch
+        // messages went to `atomic_commit` before getting here.)
+        let copy = m.sourced.is_some() || m.scheduled;
         // `allow_msg_counter`: the increment is checked before everything else, as
         // nats-server; without counters a `Nats-Incr` header is refused.
         let incr = if cfg.allow_msg_counter {
             Some(counter::increment(hdrs, m.payload())?)
         } else {
             // A copy of a counter's message is stored as it is (nats-server).
-            if set(h.incr).is_some() && m.sourced.is_none() {
+            if set(h.incr).is_some() && !copy {
                 return Err(ApiError::message_incr_disabled());
             }
             None
@@ -1276,6 +1296,7 @@ impl Stream {
         // `Ok(None)`: no TTL. A value that does not parse passes the "TTLs allowed"
         // check (nats-server reads it as no TTL there) and is refused after the others.
         let mut ttl: Result<Option<Ttl>, headers::InvalidTtl> = Ok(None);
+        let mut sched = schedules::ScheduleCheck::default();
         if !hdrs.is_empty() {
             if let Some(expected) = set(h.expected_stream)
                 && expected != self.name.as_bytes()
@@ -1290,7 +1311,7 @@ impl Stream {
             if matches!(ttl, Ok(Some(_))) && !cfg.allow_msg_ttl {
                 // A copy is stored verbatim, header included, but expires only where
                 // TTLs are allowed (nats-server).
-                if m.sourced.is_none() {
+                if !copy {
                     return Err(ApiError::message_ttl_disabled());
                 }
                 ttl = Ok(None);
@@ -1314,8 +1335,16 @@ impl Stream {
                     return Err(ApiError::stream_wrong_last_sequence(last));
                 }
             }
+            if !copy {
+                sched = self.check_schedule(cfg, subject, &h, now)?;
+            } else if set(h.schedule_next) == Some(super::schedule::NEXT_PURGE.as_bytes())
+                && let Some(s) = set(h.scheduler)
+            {
+                // A one-off schedule fired (or a copy of such a message): purge it.
+                sched.purge = Some(String::from_utf8_lossy(s).into_owned());
+            }
             // Only a source's own copies may say where they came from.
-            if m.sourced.is_none() && set(h.stream_source).is_some() {
+            if !copy && set(h.stream_source).is_some() {
                 return Err(ApiError::message_source_hdr_not_allowed());
             }
             msg_id = set(h.msg_id).and_then(|v| std::str::from_utf8(v).ok());
@@ -1332,7 +1361,7 @@ impl Stream {
             if let Some(v) = set(h.rollup)
                 // A copy's rollup applies only where rollups are allowed; elsewhere it is
                 // stored as a plain message (nats-server does not refuse copies for it).
-                && (m.sourced.is_none() || (cfg.allow_rollup_hdrs && !cfg.deny_purge))
+                && (!copy || (cfg.allow_rollup_hdrs && !cfg.deny_purge))
             {
                 if !cfg.allow_rollup_hdrs || cfg.deny_purge {
                     return Err(ApiError::stream_rollup_failed("rollup not permitted"));
@@ -1343,6 +1372,10 @@ impl Stream {
                         super::api::go_json::go_quote(&other)
                     ))
                 })?);
+            }
+            // A schedule replaces the one before it on its subject.
+            if sched.add_rollup {
+                rollup = Some(Rollup::Subject);
             }
         }
         if cfg.max_msg_size > 0 && hdrs.len() + m.payload().len() > cfg.max_msg_size as usize {
@@ -1366,7 +1399,12 @@ impl Stream {
         // already on the subject cannot outlive the message; not with one message per
         // subject, where there is never an older marker beside it.
         let raised: Option<Vec<u8>>;
+        let rolled: Vec<u8>;
         let mut hdrs = hdrs;
+        if sched.add_rollup {
+            rolled = headers::with_header(hdrs, headers::ROLLUP, "sub");
+            hdrs = &rolled;
+        }
         if let Some(Ttl::After(d)) = ttl
             && cfg.subject_delete_marker_ttl > 0
             && cfg.max_msgs_per_subject != 1
@@ -1421,6 +1459,12 @@ impl Stream {
             );
         }
         self.roll_up(rollup, subject, ack.seq);
+        if state.schedules.is_some() {
+            Self::note_stored(state, subject, hdrs, (ack.seq, ack.ts), now);
+        }
+        if let Some(scheduler) = sched.purge {
+            self.purge_schedule(state, &scheduler);
+        }
         Ok(Stored::New {
             seq: ack.seq,
             ticket: ack.ticket,
@@ -1662,6 +1706,10 @@ struct TaskState {
     marker_last: HashSet<String>,
     /// Open atomic batches (`allow_atomic`), made at the first batch message.
     batches: Option<super::atomic_batch::Batches<Inbound>>,
+    /// Live message schedules (`allow_msg_schedules`; `None` when not allowed).
+    schedules: Option<super::schedule::Schedules>,
+    /// When the task wakes to fire schedules (Unix ns; see `schedule_deadline`).
+    schedule_deadline: Option<i64>,
 }
 
 impl TaskState {
@@ -1710,6 +1758,8 @@ impl TaskState {
             last_msg_id,
             marker_last,
             batches: None,
+            schedules: None,
+            schedule_deadline: None,
         }
     }
 }
