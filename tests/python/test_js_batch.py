@@ -987,8 +987,8 @@ FEATURE_CASES = {
             ("s.a", B(2, "1", (E_STREAM, "nope")), "", INCR_DISABLED),
         ],
         stored=[]),
-    # The order of the checks (natrium_xfail: natrium checks for a missing increment
-    # first, and calls an unparsable one "disabled" on a plain stream).
+    # The order of the checks: a missing increment only after the expectations, TTL and
+    # message id; an unparsable one is "invalid" before "disabled".
     "counter_missing_increment_expected_stream": dict(
         cfg=COUNTER,
         steps=[("s.a", B(1, "1", (E_STREAM, "nope")), "", STREAM_MISMATCH)],
@@ -1136,7 +1136,7 @@ FEATURE_CASES = {
             ("s.a", B(1, "x", (RAL, "99")), "1", INVALID_COMMIT),
         ],
         stored=[]),
-    # An empty value is no requirement and is not removed (natrium_xfail).
+    # An empty value is no requirement and is not removed.
     "required_api_level_empty_kept": dict(
         steps=[("s.a", B(1, "1", (RAL, "")), "1", ack(1, "b", 1))],
         stored=[(1, "s.a", B(1, "1", (RAL, "")), "1")]),
@@ -1188,24 +1188,6 @@ FEATURE_CASES = {
 }
 
 
-@pytest.mark.natrium_xfail(
-    reason="on a counter stream a message without Nats-Incr is refused as 'increment is "
-           "missing' before the expected-stream check (nats-server: 'expected stream does "
-           "not match')", case="counter_missing_increment_expected_stream")
-@pytest.mark.natrium_xfail(
-    reason="on a counter stream a message without Nats-Incr is refused as 'increment is "
-           "missing' before the batch's duplicate message ID check", case="counter_missing_increment_duplicate_msg_id")
-@pytest.mark.natrium_xfail(
-    reason="on a counter stream a message without Nats-Incr is refused as 'increment is "
-           "missing' before the TTL check (nats-server: 'per-message TTL is disabled')",
-    case="counter_missing_increment_ttl_disabled")
-@pytest.mark.natrium_xfail(
-    reason="an unparsable Nats-Incr on a stream without counters is 'message counters is "
-           "disabled' (10168); nats-server: 'message counter increment is invalid' (10171)",
-    case="counter_invalid_increment_on_plain_stream")
-@pytest.mark.natrium_xfail(
-    reason="an empty Nats-Required-Api-Level is removed from the stored batch message "
-           "(nats-server keeps it)", case="required_api_level_empty_kept")
 @pytest.mark.parametrize("case", list(FEATURE_CASES))
 @async_test()
 async def test_feature_case(js_server, case):
@@ -1487,10 +1469,12 @@ async def test_consumers_see_batch_without_replies(js_server):
                 msg_line("s.a", "4", "S", "P", 1, 4, 1, 1, sid=sid, hdr=hdr_block(B(1, bid="e"))),
                 msg_line("s.b", "5", "S", "P", 1, 5, 2, 0, sid=sid, hdr=hdr_block(B(2, None, (BCOMMIT, "1"), bid="e"))),
             ]
-            await assert_stream(c, "S", [
+            stored = [
                 (1, "s.a", B(1), "1"), (2, "s.b", B(2), "2"), (3, "s.c", B(3, "1"), "3"),
                 (4, "s.a", B(1, bid="e"), "4"), (5, "s.b", B(2, None, (BCOMMIT, "1"), bid="e"), "5"),
-            ])
+            ]
+            size = sum(fsize(s, b, h) for _, s, h, b in stored)
+            await assert_stream_state(c, "S", with_consumers(state(5, size, 1, 5, num_subjects=3), 2), stored)
         finally:
             p.close()
 

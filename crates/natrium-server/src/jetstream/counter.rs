@@ -129,11 +129,23 @@ fn sub_mag(a: &[u8], b: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The increment of a publish to a counter stream, checked in nats-server's order:
-/// missing (absent or empty), not an integer, a payload, other expectation/rollup headers.
-pub fn increment(hdrs: &[u8], payload: &[u8]) -> Result<IncrValue, ApiError> {
-    let raw = headers::get_set(hdrs, INCR).ok_or_else(ApiError::message_incr_missing)?;
+/// The `Nats-Incr` checks of a publish that come first in nats-server's order: not an
+/// integer, counters not allowed (`counters`), a payload, other expectation/rollup
+/// headers. `Ok(None)` without an increment (absent or empty): on a counter stream that
+/// is [`ApiError::message_incr_missing`], which nats-server checks only after the
+/// expected-stream, TTL and message-id checks (the caller's job).
+pub fn increment(
+    hdrs: &[u8],
+    payload: &[u8],
+    counters: bool,
+) -> Result<Option<IncrValue>, ApiError> {
+    let Some(raw) = headers::get_set(hdrs, INCR) else {
+        return Ok(None);
+    };
     let incr = Decimal::parse(raw.trim_ascii()).ok_or_else(ApiError::message_incr_invalid)?;
+    if !counters {
+        return Err(ApiError::message_incr_disabled());
+    }
     if !payload.is_empty() {
         return Err(ApiError::message_incr_payload());
     }
@@ -143,7 +155,7 @@ pub fn increment(hdrs: &[u8], payload: &[u8]) -> Result<IncrValue, ApiError> {
     {
         return Err(ApiError::message_incr_invalid());
     }
-    Ok(IncrValue(incr))
+    Ok(Some(IncrValue(incr)))
 }
 
 /// A checked increment (see [`increment`]).
@@ -187,9 +199,35 @@ mod tests {
     fn sum(prev: Option<&str>, incr: &str) -> Result<String, u16> {
         let h = format!("NATS/1.0\r\n{INCR}: {incr}\r\n\r\n");
         let body = prev.map(body);
-        increment(h.as_bytes(), b"")
+        increment(h.as_bytes(), b"", true)
+            .and_then(|i| i.ok_or_else(ApiError::message_incr_missing))
             .and_then(|i| i.apply(body.as_deref()))
             .map_err(|e| e.err_code)
+    }
+
+    #[test]
+    fn the_first_checks_in_nats_server_order() {
+        let code = |h: &str, payload: &[u8], counters: bool| {
+            increment(h.as_bytes(), payload, counters)
+                .map(|i| i.is_some())
+                .map_err(|e| e.err_code)
+        };
+        // Not an integer comes before "counters are off".
+        assert_eq!(
+            code("NATS/1.0\r\nNats-Incr: x\r\n\r\n", b"", false),
+            Err(10171)
+        );
+        assert_eq!(
+            code("NATS/1.0\r\nNats-Incr: 1\r\n\r\n", b"", false),
+            Err(10168)
+        );
+        assert_eq!(
+            code("NATS/1.0\r\nNats-Incr: 1\r\n\r\n", b"p", true),
+            Err(10170)
+        );
+        // Missing (absent or empty) is left to the caller, checked later.
+        assert_eq!(code("NATS/1.0\r\nNats-Incr:\r\n\r\n", b"", true), Ok(false));
+        assert_eq!(code("NATS/1.0\r\nA: b\r\n\r\n", b"", true), Ok(false));
     }
 
     #[test]

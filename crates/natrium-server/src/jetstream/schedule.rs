@@ -67,21 +67,36 @@ fn round_sec(ns: i64) -> i64 {
     if r * 2 >= SEC { floor + SEC } else { floor }
 }
 
-/// When `pattern` fires next, as nats-server's `parseMsgSchedule`: `(unix ns, repeats)`,
-/// or `None` for an invalid pattern. `base` is the time the schedule counts from (the
-/// schedule message's time, or the firing it follows); a repeating schedule that would
-/// be due before `now` (after a restart) fires once, from `now`. An empty pattern is
-/// `Some((0, false))`: no schedule.
-pub fn next_fire(pattern: &str, tz: Option<Tz>, base: i64, now: i64) -> Option<(i64, bool)> {
+/// What a valid pattern says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fire {
+    /// Not a schedule: an empty pattern, or `@at` Go's zero time
+    /// (`0001-01-01T00:00:00Z`), which nats-server reads as "no schedule".
+    Never,
+    /// Due at this time (Unix ns); whether it repeats.
+    At(i64, bool),
+}
+
+/// Unix seconds of Go's zero time, 0001-01-01T00:00:00Z.
+const GO_ZERO_SECS: i128 = -62_135_596_800;
+
+/// When `pattern` fires next, as nats-server's `parseMsgSchedule`, or `None` for an
+/// invalid pattern. `base` is the time the schedule counts from (the schedule
+/// message's time, or the firing it follows); a repeating schedule that would be due
+/// before `now` (after a restart) fires once, from `now`.
+pub fn next_fire(pattern: &str, tz: Option<Tz>, base: i64, now: i64) -> Option<Fire> {
     if pattern.is_empty() {
-        return Some((0, false));
+        return Some(Fire::Never);
     }
     if let Some(at) = pattern.strip_prefix("@at ") {
         if tz.is_some() {
             return None;
         }
         let t = super::api::time::Timestamp::parse_rfc3339(at).ok()?;
-        return Some((t.unix_nanos_saturating(), false));
+        if t.unix_nanos_i128() == GO_ZERO_SECS * i128::from(SEC) {
+            return Some(Fire::Never);
+        }
+        return Some(Fire::At(t.unix_nanos_saturating(), false));
     }
     if let Some(every) = pattern.strip_prefix("@every ") {
         if tz.is_some() {
@@ -95,7 +110,7 @@ pub fn next_fire(pattern: &str, tz: Option<Tz>, base: i64, now: i64) -> Option<(
         if next < now {
             next = round_sec(now).checked_add(d)?;
         }
-        return Some((next, true));
+        return Some(Fire::At(next, true));
     }
     let pattern = match pattern {
         "@yearly" | "@annually" => "0 0 0 1 1 *",
@@ -111,7 +126,7 @@ pub fn next_fire(pattern: &str, tz: Option<Tz>, base: i64, now: i64) -> Option<(
     if next < now {
         next = cron.next_after(round_sec(now), tz)?;
     }
-    Some((next, true))
+    Some(Fire::At(next, true))
 }
 
 /// Bit 63 of a field: it was `*` (or `?`) without a step, which changes how days match.
@@ -461,15 +476,19 @@ mod tests {
 
     #[test]
     fn at_and_every() {
-        assert_eq!(next_fire("", None, T, T), Some((0, false)));
+        assert_eq!(next_fire("", None, T, T), Some(Fire::Never));
+        assert_eq!(
+            next_fire("@at 0001-01-01T00:00:00Z", None, T, T),
+            Some(Fire::Never)
+        );
         assert_eq!(
             next_fire("@at 2026-01-05T10:21:00Z", None, T, T),
-            Some((utc("2026-01-05T10:21:00Z"), false))
+            Some(Fire::At(utc("2026-01-05T10:21:00Z"), false))
         );
         // In the past it is still the time (it fires at once).
         assert_eq!(
             next_fire("@at 2020-01-01T00:00:00Z", None, T, T),
-            Some((utc("2020-01-01T00:00:00Z"), false))
+            Some(Fire::At(utc("2020-01-01T00:00:00Z"), false))
         );
         assert_eq!(next_fire("@at tomorrow", None, T, T), None);
         let ams = zone(Some(b"Europe/Amsterdam")).unwrap();
@@ -477,16 +496,16 @@ mod tests {
         // @every counts from the base rounded to the second.
         assert_eq!(
             next_fire("@every 5s", None, T + 600_000_000, T),
-            Some((T + 6 * SEC, true))
+            Some(Fire::At(T + 6 * SEC, true))
         );
         assert_eq!(
             next_fire("@every 5s", None, T + 400_000_000, T),
-            Some((T + 5 * SEC, true))
+            Some(Fire::At(T + 5 * SEC, true))
         );
         // Overdue (after a restart): once, from now.
         assert_eq!(
             next_fire("@every 1m", None, T - 3600 * SEC, T),
-            Some((T + 60 * SEC, true))
+            Some(Fire::At(T + 60 * SEC, true))
         );
         assert_eq!(next_fire("@every 500ms", None, T, T), None);
         assert_eq!(next_fire("@every 1x", None, T, T), None);
@@ -495,7 +514,10 @@ mod tests {
 
     #[test]
     fn cron_patterns() {
-        let next = |p: &str| next_fire(p, None, T, T).map(|(t, _)| t);
+        let next = |p: &str| match next_fire(p, None, T, T) {
+            Some(Fire::At(t, _)) => Some(t),
+            _ => None,
+        };
         assert_eq!(next("* * * * * *"), Some(T + SEC));
         assert_eq!(next("0 * * * * *"), Some(utc("2026-01-05T10:21:00Z")));
         assert_eq!(next("*/15 * * * * *"), Some(utc("2026-01-05T10:20:45Z")));
@@ -532,8 +554,8 @@ mod tests {
         let ams = zone(Some(b"Europe/Amsterdam")).unwrap();
         // 12:00 in Amsterdam in January is 11:00 UTC.
         assert_eq!(
-            next_fire("0 0 12 * * *", ams, T, T).map(|(t, _)| t),
-            Some(utc("2026-01-05T11:00:00Z"))
+            next_fire("0 0 12 * * *", ams, T, T),
+            Some(Fire::At(utc("2026-01-05T11:00:00Z"), true))
         );
         assert_eq!(zone(Some(b"Mars/Olympus")), Err(()));
         assert_eq!(zone(Some(b"")), Err(()));

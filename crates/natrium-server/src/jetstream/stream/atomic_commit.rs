@@ -249,7 +249,7 @@ impl Stream {
             };
             let mut hdrs: Cow<'_, [u8]> = Cow::Borrowed(m.headers().unwrap_or(&[]));
             // The API level was checked when staged; nats-server stores without it.
-            if headers::get(&hdrs, headers::REQUIRED_API_LEVEL).is_some() {
+            if headers::get_set(&hdrs, headers::REQUIRED_API_LEVEL).is_some() {
                 hdrs = Cow::Owned(headers::without_header(&hdrs, headers::REQUIRED_API_LEVEL));
             }
             // Committed by an end-of-batch marker: the last message says so itself.
@@ -269,14 +269,7 @@ impl Stream {
             if hdrs_ref.len() > MAX_HEADER_SIZE {
                 return Err(ApiError::stream_header_exceeds_maximum());
             }
-            let incr = if cfg.allow_msg_counter {
-                Some(counter::increment(hdrs_ref, m.payload())?)
-            } else {
-                if set(h.incr).is_some() {
-                    return Err(ApiError::message_incr_disabled());
-                }
-                None
-            };
+            let incr = counter::increment(hdrs_ref, m.payload(), cfg.allow_msg_counter)?;
             if let Some(expected) = set(h.expected_stream)
                 && expected != self.name.as_bytes()
             {
@@ -301,6 +294,9 @@ impl Stream {
             }
             if set(h.stream_source).is_some() {
                 return Err(ApiError::message_source_hdr_not_allowed());
+            }
+            if cfg.allow_msg_counter && incr.is_none() {
+                return Err(ApiError::message_incr_missing());
             }
             let payload: Cow<'_, [u8]> = match &incr {
                 Some(incr) => {

@@ -1280,16 +1280,13 @@ impl Stream {
         // without the checks a client's publish gets (nats-server's `sourced`). (Batch
         // messages went to `atomic_commit` before getting here.)
         let copy = m.sourced.is_some() || m.scheduled;
-        // `allow_msg_counter`: the increment is checked before everything else, as
-        // nats-server; without counters a `Nats-Incr` header is refused.
-        let incr = if cfg.allow_msg_counter {
-            Some(counter::increment(hdrs, m.payload())?)
-        } else {
-            // A copy of a counter's message is stored as it is (nats-server).
-            if set(h.incr).is_some() && !copy {
-                return Err(ApiError::message_incr_disabled());
-            }
+        // `Nats-Incr`: checked before everything else, as nats-server (a missing one on
+        // a counter stream only after the expectations, below). A copy of a counter's
+        // message is stored as it is.
+        let incr = if copy && !cfg.allow_msg_counter {
             None
+        } else {
+            counter::increment(hdrs, m.payload(), cfg.allow_msg_counter)?
         };
         let mut msg_id: Option<&str> = None;
         let mut rollup: Option<Rollup> = None;
@@ -1377,6 +1374,9 @@ impl Stream {
             if sched.add_rollup {
                 rollup = Some(Rollup::Subject);
             }
+        }
+        if cfg.allow_msg_counter && incr.is_none() && !copy {
+            return Err(ApiError::message_incr_missing());
         }
         if cfg.max_msg_size > 0 && hdrs.len() + m.payload().len() > cfg.max_msg_size as usize {
             return Err(ApiError::stream_message_exceeds_maximum());

@@ -71,9 +71,9 @@ impl Stream {
         let tz = schedule::zone(h.schedule_time_zone)
             .map_err(|()| or_disabled(ApiError::message_schedules_time_zone_invalid()))?;
         let pattern = h.schedule.map(text).unwrap_or_default();
-        schedule::next_fire(&pattern, tz, now, now)
+        let fire = schedule::next_fire(&pattern, tz, now, now)
             .ok_or_else(|| or_disabled(ApiError::message_schedules_pattern_invalid()))?;
-        if !pattern.is_empty() {
+        if fire != schedule::Fire::Never {
             if !allow {
                 return Err(ApiError::message_schedules_disabled());
             }
@@ -167,7 +167,10 @@ impl Stream {
         };
         let due = headers::get_set_str(hdrs, schedule::SCHEDULE).and_then(|pattern| {
             let tz = schedule::zone(headers::get(hdrs, schedule::TIME_ZONE)).ok()?;
-            schedule::next_fire(pattern, tz, ts, now).map(|(due, _)| due)
+            match schedule::next_fire(pattern, tz, ts, now)? {
+                schedule::Fire::At(due, _) => Some(due),
+                schedule::Fire::Never => None,
+            }
         });
         let scheduler = headers::get_set_str(hdrs, schedule::SCHEDULER);
         match due {
@@ -238,7 +241,9 @@ impl Stream {
         }
         let pattern = headers::get_set_str(&sm.hdrs, schedule::SCHEDULE)?;
         let tz = schedule::zone(headers::get(&sm.hdrs, schedule::TIME_ZONE)).ok()?;
-        let (next, repeat) = schedule::next_fire(pattern, tz, due, now)?;
+        let schedule::Fire::At(next, repeat) = schedule::next_fire(pattern, tz, due, now)? else {
+            return None;
+        };
         let ttl = headers::get_set_str(&sm.hdrs, schedule::TTL);
         if let Some(t) = ttl
             && headers::parse_ttl(t).is_err()
