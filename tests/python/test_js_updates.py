@@ -8,6 +8,8 @@ import asyncio
 import json
 import time
 
+import pytest
+
 from natsutil import async_test, connect
 
 
@@ -215,6 +217,12 @@ async def test_a_progress_ack_survives_a_restart(start_js_server):
     """+WPI restarts the ack wait, and the stored state keeps that: after a restart the
     message is not redelivered on its original deadline."""
     srv = start_js_server()
+    if srv.impl != "natrium":
+        # nats-server keeps the progress ack across a restart only sometimes (it writes
+        # consumer state asynchronously; 2 of 4 runs here redelivered on the original
+        # deadline), so only natrium's guarantee is asserted.
+        srv.stop()
+        pytest.skip("nats-server does not reliably keep a progress ack across a restart")
     nc = await connect(srv.url)
     js = nc.jetstream()
     await api(nc, "STREAM.CREATE.W", {"name": "W", "subjects": ["w"]})

@@ -178,3 +178,38 @@ async fn a_batch_torn_by_a_crash_is_dropped_on_recovery() {
     assert_eq!((last.seq, last.subject.as_str()), (3, "t.c"));
     store.stop().unwrap();
 }
+
+#[tokio::test]
+async fn deleting_a_stream_releases_its_open_batches_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path());
+    // One open batch in the whole server.
+    o.jetstream.batch_limits.max_inflight_total = 1;
+    let s = TestServer::with(o).await;
+    let c = s.client().await;
+    for name in ["A", "B"] {
+        let subject = format!("{}.>", name.to_lowercase());
+        api(
+            &c,
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            json!({"name": name, "subjects": [subject], "allow_atomic": true}),
+        )
+        .await;
+    }
+    assert_eq!(batch_msg(&c, "a.x", "open", 1, None).await, "");
+    let refused = batch_msg(&c, "b.x", "other", 1, None).await;
+    assert!(refused.contains("10210"), "{refused}");
+    let deleted = api(&c, "$JS.API.STREAM.DELETE.A", json!({})).await;
+    assert_eq!(deleted["success"], true, "{deleted}");
+    // Well before the batch's 10 s timeout, the server's count has room again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let r = batch_msg(&c, "b.x", "other", 1, None).await;
+        if r.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still refused: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.stop().await;
+}

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use natrium_store::conformance::Rng;
 use natrium_store::{
-    Durability, FileStore, FileStoreOptions, InjectedFault, StoreConfig, StoreError, StreamStore,
-    SubjectFilter,
+    Durability, FileStore, FileStoreOptions, GroupMsg, InjectedFault, StoreConfig, StoreError,
+    StreamStore, SubjectFilter,
 };
 
 fn opts(segment_size: u64) -> FileStoreOptions {
@@ -511,6 +511,47 @@ fn write_failure_enospc_then_space_freed() {
     let s = open(d.path(), 1 << 20);
     let st = s.state();
     assert_eq!((st.msgs, st.first_seq, st.last_seq), (1, 52, 52));
+}
+
+/// A group whose append fails part way (here: a full disk after a segment roll has
+/// fsynced the group's first records) is taken back, and stays taken back when the
+/// store recovers from the full disk in place, although part of it is on disk and its
+/// truncate record is not.
+#[test]
+fn a_failed_group_stays_taken_back_after_recovery_in_place() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path(), 4096);
+    s.store_msg("before", b"", b"0", None).unwrap();
+    let payload = vec![b'x'; 500];
+    let group: Vec<GroupMsg<'_>> = (0..24)
+        .map(|_| GroupMsg {
+            subject: "g",
+            hdrs: b"",
+            payload: &payload,
+            ttl: None,
+            skip: false,
+        })
+        .collect();
+    // The first roll's write succeeds (and is fsynced), the next write fails.
+    s.inject_fault(InjectedFault::WriteAfter(1));
+    let e = s.append_group(&group).unwrap_err();
+    assert!(matches!(e, StoreError::NoSpace { .. }), "{e}");
+    assert_eq!(s.state().last_seq, 1, "taken back at once");
+    let report = s.try_recover().unwrap();
+    let st = s.state();
+    assert_eq!((st.msgs, st.last_seq), (1, 1), "{report:?}");
+    assert!(
+        report.notes.iter().any(|n| n.contains("took back")),
+        "{report:?}"
+    );
+    // Publishing goes on after it, and a reopen agrees.
+    let (seq, _) = s.store_msg("after", b"", b"1", None).unwrap();
+    assert_eq!(seq, 2);
+    drop(s);
+    let s = open(d.path(), 4096);
+    let st = s.state();
+    assert_eq!((st.msgs, st.last_seq), (2, 2));
+    assert_eq!(s.load_msg(2).unwrap().subject, "after");
 }
 
 #[test]

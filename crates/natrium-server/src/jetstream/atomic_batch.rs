@@ -107,6 +107,9 @@ impl CommitMark {
 pub struct BatchHeaders {
     /// `Nats-Batch-Id` (not empty).
     pub id: String,
+    /// The id was not UTF-8 (refused as an invalid id: ids are map keys and go back in
+    /// the PubAck as text).
+    pub id_invalid: bool,
     /// `Nats-Batch-Sequence`: `None` when absent, empty or not a number.
     pub seq: Option<u64>,
     /// `Nats-Batch-Commit`.
@@ -123,8 +126,10 @@ impl BatchHeaders {
         commit: Option<&[u8]>,
         api_level_unmet: bool,
     ) -> BatchHeaders {
+        let text = std::str::from_utf8(id);
         BatchHeaders {
-            id: String::from_utf8_lossy(id).into_owned(),
+            id: text.unwrap_or_default().to_string(),
+            id_invalid: text.is_err(),
             seq: seq.and_then(parse_seq),
             commit: CommitMark::parse(commit),
             api_level_unmet,
@@ -258,7 +263,7 @@ impl<T> Batches<T> {
             abandoned: None,
             dropped: Vec::new(),
         };
-        if h.id.len() > MAX_ID_LEN {
+        if h.id_invalid || h.id.len() > MAX_ID_LEN {
             return refuse(ApiError::atomic_publish_invalid_batch_id());
         }
         let Some(seq) = h.seq else {
@@ -424,6 +429,8 @@ mod tests {
         let l = BatchLimits::default();
         let long = "x".repeat(65);
         assert_eq!(err_code(&b.accept(h(&long, "1", None), 0, t, &l)), 10179);
+        let not_utf8 = BatchHeaders::new(&[0xff, 0xfe], Some(b"1"), None, false);
+        assert_eq!(err_code(&b.accept(not_utf8, 0, t, &l)), 10179);
         assert!(matches!(
             b.accept(h("a", "1", None), 1, t, &l),
             Step::Staged

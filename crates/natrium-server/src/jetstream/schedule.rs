@@ -152,12 +152,12 @@ pub struct Cron {
 
 /// A field's range and names.
 struct Bounds {
-    min: u32,
-    max: u32,
-    names: &'static [(&'static str, u32)],
+    min: u64,
+    max: u64,
+    names: &'static [(&'static str, u64)],
 }
 
-const MONTHS: &[(&str, u32)] = &[
+const MONTHS: &[(&str, u64)] = &[
     ("jan", 1),
     ("feb", 2),
     ("mar", 3),
@@ -171,7 +171,7 @@ const MONTHS: &[(&str, u32)] = &[
     ("nov", 11),
     ("dec", 12),
 ];
-const DAYS: &[(&str, u32)] = &[
+const DAYS: &[(&str, u64)] = &[
     ("sun", 0),
     ("mon", 1),
     ("tue", 2),
@@ -182,7 +182,7 @@ const DAYS: &[(&str, u32)] = &[
 ];
 
 /// Go's `strconv.Atoi` of a non-negative number (a `+` sign is allowed).
-fn atoi(s: &str) -> Option<u32> {
+fn atoi(s: &str) -> Option<u64> {
     let digits = s.strip_prefix('+').unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -280,7 +280,15 @@ impl Cron {
                     continue 'wrap;
                 }
             }
-            return local_nanos(tz, t);
+            // A wall-clock time the zone repeats (DST ending) may be the earlier,
+            // already past instant: then walk on from the next second.
+            match local_nanos(tz, t, base) {
+                Some(at) if at > base => return Some(at),
+                _ => {
+                    t += chrono::Duration::seconds(1);
+                    continue 'wrap;
+                }
+            }
         }
     }
 }
@@ -295,14 +303,21 @@ fn add_month(t: NaiveDateTime) -> Option<NaiveDateTime> {
     NaiveDate::from_ymd_opt(y, m, 1)?.and_hms_opt(0, 0, 0)
 }
 
-/// A wall-clock time in `tz` as Unix ns: the earlier of two (a repeated hour), or the
-/// time one hour on for one a DST gap skipped.
-fn local_nanos(tz: Tz, t: NaiveDateTime) -> Option<i64> {
-    let dt = tz.from_local_datetime(&t).earliest().or_else(|| {
-        tz.from_local_datetime(&(t + chrono::Duration::hours(1)))
-            .earliest()
-    })?;
-    dt.timestamp_nanos_opt()
+/// A wall-clock time in `tz` as Unix ns: of two (a repeated hour), the earlier one
+/// after `base`; for one a DST gap skipped, the time one hour on.
+fn local_nanos(tz: Tz, t: NaiveDateTime, base: i64) -> Option<i64> {
+    use chrono::LocalResult;
+    let ns = |dt: chrono::DateTime<Tz>| dt.timestamp_nanos_opt();
+    match tz.from_local_datetime(&t) {
+        LocalResult::Single(dt) => ns(dt),
+        LocalResult::Ambiguous(a, b) => match ns(a) {
+            Some(a) if a > base => Some(a),
+            _ => ns(b),
+        },
+        LocalResult::None => ns(tz
+            .from_local_datetime(&(t + chrono::Duration::hours(1)))
+            .earliest()?),
+    }
 }
 
 /// One comma-separated cron field as a bit set (nats-server's `getField`).
@@ -357,9 +372,10 @@ fn range(expr: &str, b: &Bounds) -> Option<u64> {
     }
     let mut bits = 0u64;
     let mut i = start;
+    // `end` is at most 59, so the shift stays in range; a huge step ends the loop.
     while i <= end {
         bits |= 1 << i;
-        i += step;
+        i = i.saturating_add(step);
     }
     Some(bits | extra)
 }
@@ -534,6 +550,10 @@ mod tests {
         // Day of month OR day of week when both are restricted.
         assert_eq!(next("0 0 0 15 * MON"), Some(utc("2026-01-12T00:00:00Z")));
         assert_eq!(next("0 0 0 31 2 *"), None, "never matches");
+        assert_eq!(
+            next("*/4294967296 * * * * *"),
+            Some(utc("2026-01-05T10:21:00Z"))
+        );
         for bad in [
             "* * * * *",
             "60 * * * * *",
@@ -556,6 +576,13 @@ mod tests {
         assert_eq!(
             next_fire("0 0 12 * * *", ams, T, T),
             Some(Fire::At(utc("2026-01-05T11:00:00Z"), true))
+        );
+        // Inside the hour DST repeats (2026-10-25, 02:10 CET, the second 02:10): the
+        // next minute is 02:11 CET, not the 02:11 CEST an hour ago.
+        let second_pass = utc("2026-10-25T01:10:00Z");
+        assert_eq!(
+            next_fire("0 * * * * *", ams, second_pass, second_pass),
+            Some(Fire::At(utc("2026-10-25T01:11:00Z"), true))
         );
         assert_eq!(zone(Some(b"Mars/Olympus")), Err(()));
         assert_eq!(zone(Some(b"")), Err(()));

@@ -381,12 +381,19 @@ struct Shared {
     meta_mu: Mutex<()>,
     /// Fault injection for tests: 0 none, 1 next segment write fails, 2 next fsync fails.
     fault: std::sync::atomic::AtomicU8,
+    /// Writes that succeed before an injected write fault fires (testing).
+    fault_skip: std::sync::atomic::AtomicU32,
     /// Group-commit fsyncs done (see [`FileStore::group_fsyncs`]).
     group_fsyncs: std::sync::atomic::AtomicU64,
     /// [`FileStoreOptions::disk_fsyncs`].
     disk_fsyncs: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// When an append last retried recovery from a full disk.
     nospace_retry: Mutex<Option<std::time::Instant>>,
+    /// Groups taken back (`append_group`): (last sequence before the group, write-log
+    /// position just past the truncate record). A leaf lock. `try_recover` rebuilds the
+    /// index from the disk, where part of a failed group may be (a segment roll fsyncs
+    /// what came before it) while its truncate record is not; it truncates again then.
+    taken_back: Mutex<Vec<(u64, u64)>>,
     /// The directory lock, held until `stop()` (so the stream can be reopened in this
     /// process even while stale references to the stopped store are still alive).
     lock: Mutex<Option<DirLock>>,
@@ -511,9 +518,11 @@ impl FileStore {
             consumers: Mutex::new(HashMap::new()),
             meta_mu: Mutex::new(()),
             fault: std::sync::atomic::AtomicU8::new(0),
+            fault_skip: std::sync::atomic::AtomicU32::new(0),
             group_fsyncs: std::sync::atomic::AtomicU64::new(0),
             disk_fsyncs: opts.disk_fsyncs,
             nospace_retry: Mutex::new(None),
+            taken_back: Mutex::new(Vec::new()),
             lock: Mutex::new(Some(lock)),
             bytes,
         });
@@ -681,6 +690,7 @@ impl FileStore {
         }
         c.leader = true;
         drop(c);
+        let durable = sh.commit.lock().durable;
         let res = (|| {
             let mut g = sh.inner.write();
             if g.closed {
@@ -690,6 +700,22 @@ impl FileStore {
                 return Ok((RecoveryReport::default(), None));
             };
             let keep_written = !matches!(sh.durability(), Durability::Always);
+            // Groups taken back whose truncate record is not kept by the cut below.
+            let on_disk = if keep_written {
+                g.appended - g.buf.len() as u64
+            } else {
+                durable
+            };
+            let take_back = {
+                let mut t = sh.taken_back.lock();
+                let to = t
+                    .iter()
+                    .filter(|(_, end)| *end > on_disk)
+                    .map(|(b, _)| *b)
+                    .min();
+                t.clear();
+                to
+            };
             for s in g.segs.values() {
                 let cut = if keep_written { s.written } else { s.durable };
                 let cur = s.file.metadata().map_err(io_err("stat", &s.path))?.len();
@@ -704,6 +730,14 @@ impl FileStore {
             let mut fresh = recover(&sh.msgs_dir(), sh.segment_size, &mut report)?;
             let old_appended = g.appended;
             fresh.appended = old_appended + 1;
+            if let Some(before) = take_back
+                && fresh.ix.last_seq() > before
+            {
+                report.notes.push(format!(
+                    "took back a failed group append again: sequences after {before}"
+                ));
+                sh.truncate_locked(&mut fresh, before)?;
+            }
             let mut removed = Vec::new();
             fresh.ix.update_config(cfg, &mut removed);
             sh.persist_removed(&mut fresh, &mut removed)?;
@@ -773,10 +807,14 @@ impl FileStore {
     /// Makes the next segment write or fsync fail (testing the poisoning path).
     #[cfg(feature = "testing")]
     pub fn inject_fault(&self, fault: InjectedFault) {
-        let v = match fault {
-            InjectedFault::Write => FAULT_WRITE,
-            InjectedFault::Fsync => FAULT_FSYNC,
+        let (v, skip) = match fault {
+            InjectedFault::Write => (FAULT_WRITE, 0),
+            InjectedFault::WriteAfter(n) => (FAULT_WRITE, n),
+            InjectedFault::Fsync => (FAULT_FSYNC, 0),
         };
+        self.sh
+            .fault_skip
+            .store(skip, std::sync::atomic::Ordering::SeqCst);
         self.sh.fault.store(v, std::sync::atomic::Ordering::SeqCst);
     }
 }
@@ -1216,6 +1254,8 @@ const FAULT_FSYNC: u8 = 2;
 pub enum InjectedFault {
     /// The next `pwrite` of buffered records fails with ENOSPC.
     Write,
+    /// The `pwrite` after this many more succeed fails with ENOSPC.
+    WriteAfter(u32),
     /// The next fsync of a segment fails with EIO.
     Fsync,
 }
@@ -1240,6 +1280,10 @@ impl Shared {
     fn take_fault(&self, kind: u8) -> std::io::Result<()> {
         use std::sync::atomic::Ordering;
         if self.fault.load(Ordering::Relaxed) == kind
+            && self
+                .fault_skip
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
             && self
                 .fault
                 .compare_exchange(kind, 0, Ordering::SeqCst, Ordering::SeqCst)
@@ -1679,8 +1723,13 @@ impl Shared {
             return;
         }
         // A failed record write poisons the store, which then reports the cause on
-        // every later call; the index has forgotten the group either way.
-        let _ = self.truncate_locked(g, before);
+        // every later call; the index has forgotten the group either way, and
+        // `try_recover` takes it back again if the record did not reach the disk.
+        let end = match self.truncate_locked(g, before) {
+            Ok(()) => g.appended,
+            Err(_) => u64::MAX,
+        };
+        self.taken_back.lock().push((before, end));
     }
 
     /// Appends a message record and updates the index (lock held, checks done).

@@ -40,6 +40,7 @@ const BATCH_COMMIT: &str = "Nats-Batch-Commit";
 /// byte search first: most header blocks do not mention batches at all.
 pub(super) fn is_batch_msg(m: &Inbound) -> bool {
     m.sourced.is_none()
+        && !m.scheduled
         && m.headers().is_some_and(|h| {
             memchr::memmem::find(h, b"Nats-Batch-Id").is_some()
                 && headers::get_set(h, "Nats-Batch-Id").is_some()
@@ -138,6 +139,9 @@ impl Stream {
             }),
         );
         let msize = m.size();
+        // A batch past its timeout is gone before this message is looked at (so its id
+        // can start over), as nats-server's timer would have dropped it.
+        self.expire_batches(state, server);
         let batches = state
             .batches
             .get_or_insert_with(|| Batches::new(js.atomic_batches.clone()));
@@ -504,8 +508,12 @@ impl Stream {
     }
 
     /// Recovery: a stream whose newest message belongs to a batch but is not its commit
-    /// was cut off while the batch went in (a crash between the group's appends). The
-    /// batch was never acknowledged, so its messages are taken back.
+    /// was cut off while the batch went in (a crash between the group's appends, or a
+    /// failed group whose truncate record never reached the disk). The batch was never
+    /// acknowledged, so its messages are taken back. Only the very end of the stream
+    /// counts (its last message at the last sequence), and only the batch's own run of
+    /// messages: same id, batch sequences counting down by one to 1, none a commit,
+    /// none made by the stream itself (a link's copy or a fired schedule).
     pub(super) fn drop_torn_batch(&self, server: &ServerShared) {
         if !self.config.read().allow_atomic {
             return;
@@ -514,23 +522,38 @@ impl Stream {
         let Ok(last) = self.store.load_last_msg(&all) else {
             return;
         };
-        let torn = |hdrs: &[u8]| {
-            headers::get(hdrs, headers::STREAM_SOURCE).is_none()
-                && headers::get_set(hdrs, "Nats-Batch-Id").is_some()
-                && headers::get(hdrs, BATCH_COMMIT).is_none()
-        };
-        if !torn(&last.hdrs) {
+        if last.seq != self.store.fast_state().last_seq {
             return;
         }
-        let Some(id) = headers::get_set(&last.hdrs, "Nats-Batch-Id").map(<[u8]>::to_vec) else {
+        // (batch id, batch sequence) of a message that may be part of a torn batch.
+        let torn_part = |hdrs: &[u8]| -> Option<(Vec<u8>, u64)> {
+            if headers::get(hdrs, headers::STREAM_SOURCE).is_some()
+                || headers::get(hdrs, super::super::schedule::SCHEDULER).is_some()
+                || headers::get(hdrs, BATCH_COMMIT).is_some()
+            {
+                return None;
+            }
+            let id = headers::get_set(hdrs, "Nats-Batch-Id")?.to_vec();
+            let seq = headers::get_str(hdrs, "Nats-Batch-Sequence")?
+                .parse()
+                .ok()?;
+            Some((id, seq))
+        };
+        let Some((id, mut bseq)) = torn_part(&last.hdrs) else {
             return;
         };
-        // Walk back over the batch's messages (consecutive, same id).
+        // Walk back over the batch's earlier messages.
         let mut first = last.seq;
-        while first > 1 {
-            match self.store.load_msg(first - 1) {
-                Ok(m) if headers::get_set(&m.hdrs, "Nats-Batch-Id") == Some(&id[..]) => {
+        while bseq > 1 && first > 1 {
+            match self
+                .store
+                .load_msg(first - 1)
+                .ok()
+                .and_then(|m| torn_part(&m.hdrs))
+            {
+                Some((prev_id, prev_seq)) if prev_id == id && prev_seq + 1 == bseq => {
                     first -= 1;
+                    bseq = prev_seq;
                 }
                 _ => break,
             }

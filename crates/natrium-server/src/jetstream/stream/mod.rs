@@ -512,6 +512,8 @@ impl Stream {
     /// or shutdown).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        // The task ends once it has answered what is queued (see `run`).
+        self.limits_changed.notify_one();
         self.links.stop_all();
         self.unsubscribe();
         let consumers = std::mem::take(&mut *self.consumers.write());
@@ -740,6 +742,12 @@ impl Stream {
             && rt.metrics().num_workers() >= 2;
         let mut inline: Vec<Answers> = Vec::with_capacity(1);
         loop {
+            // Closed (deleted, or the server is stopping) and nothing left to answer:
+            // the task ends, dropping its open batches and schedule table with it.
+            if self.closed.load(Ordering::Acquire) && rx.is_empty() {
+                self.clear_batches(&mut state);
+                break;
+            }
             let expiry = self.store.next_expiry();
             let batch_due = Self::next_batch_deadline(&state);
             let fire_at = Self::schedule_deadline(&mut state, now_nanos());

@@ -222,23 +222,35 @@ impl Stream {
         };
         for (subject, seq, due) in table.take_due(now) {
             match self.fired_message(&subject, seq, due, now) {
-                Some(inbound) => {
-                    // A full queue: the schedule stays in flight and fires after a
-                    // restart (nats-server keeps a failed fire in flight as well).
-                    let _ = self.push(inbound);
+                Fired::Message(inbound) => {
+                    // A full queue: it fires at the next wake-up instead.
+                    if self.push(*inbound).is_err() {
+                        table.not_inflight(&subject);
+                    }
                 }
-                None => table.remove_subject(&subject),
+                // The schedule is not durable yet (its fsync is still under way).
+                Fired::NotYet => table.not_inflight(&subject),
+                Fired::Gone => table.remove_subject(&subject),
             }
         }
     }
 
-    /// The message the schedule stored at `seq` on `subject` fires, due at `due`;
-    /// `None` if it is gone or no longer a valid schedule.
-    fn fired_message(&self, subject: &str, seq: u64, due: i64, now: i64) -> Option<Inbound> {
-        let sm = self.store.load_msg(seq).ok()?;
-        if sm.subject != subject {
-            return None;
+    /// The message the schedule stored at `seq` on `subject` fires, due at `due`.
+    fn fired_message(&self, subject: &str, seq: u64, due: i64, now: i64) -> Fired {
+        match self.store.load_msg(seq) {
+            Ok(sm) if sm.subject == subject => match self.fire(sm, due, now) {
+                Some(inbound) => Fired::Message(Box::new(inbound)),
+                None => Fired::Gone,
+            },
+            Err(natrium_store::StoreError::Eof) => Fired::NotYet,
+            _ => Fired::Gone,
         }
+    }
+
+    /// The message schedule `sm` fires, due at `due`; `None` if it is no longer a valid
+    /// schedule.
+    fn fire(&self, sm: natrium_store::StoredMsg, due: i64, now: i64) -> Option<Inbound> {
+        let subject = sm.subject.as_str();
         let pattern = headers::get_set_str(&sm.hdrs, schedule::SCHEDULE)?;
         let tz = schedule::zone(headers::get(&sm.hdrs, schedule::TIME_ZONE)).ok()?;
         let schedule::Fire::At(next, repeat) = schedule::next_fire(pattern, tz, due, now)? else {
@@ -271,25 +283,37 @@ impl Stream {
         Some(inbound)
     }
 
-    /// Rebuild the schedule table from the stored messages (stream start).
+    /// Rebuild the schedule table from the stored messages (stream start, or schedules
+    /// turned on): what matters is each subject's newest message — a schedule arms its
+    /// subject, a fired message moves its schedule on — so only those are read, in
+    /// sequence order (a schedule before the messages it fired).
     pub(super) fn recover_schedules(&self, state: &mut TaskState) {
         if !self.config.read().allow_msg_schedules {
             state.schedules = None;
             return;
         }
         state.schedules = Some(Schedules::new());
-        let all = SubjectFilter::all();
         let now = now_nanos();
-        let mut seq = self.store.fast_state().first_seq;
-        while let Ok(m) = self.store.load_next_msg(&all, seq) {
-            if !m.hdrs.is_empty() {
+        let mut seqs = self.store.last_seqs(&SubjectFilter::all());
+        seqs.sort_unstable();
+        for seq in seqs {
+            if let Ok(m) = self.store.load_msg(seq)
+                && !m.hdrs.is_empty()
+            {
                 Self::note_stored(state, &m.subject, &m.hdrs, (m.seq, m.ts), now);
-            } else if let Some(t) = state.schedules.as_mut() {
-                t.remove_subject(&m.subject);
             }
-            seq = m.seq + 1;
         }
     }
+}
+
+/// What firing one schedule gives.
+enum Fired {
+    /// Its message, to store.
+    Message(Box<Inbound>),
+    /// The schedule message is stored but not readable yet (not durable): try again.
+    NotYet,
+    /// It is gone, or no longer a valid schedule.
+    Gone,
 }
 
 /// `Nats-Schedule-Next` of a repeating schedule: Go's RFC 3339 with nanoseconds, in the
