@@ -39,11 +39,12 @@ const BATCH_COMMIT: &str = "Nats-Batch-Commit";
 /// Whether a message is part of an atomic batch (a non-empty `Nats-Batch-Id`). A quick
 /// byte search first: most header blocks do not mention batches at all.
 pub(super) fn is_batch_msg(m: &Inbound) -> bool {
+    static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"Nats-Batch-Id"));
     m.sourced.is_none()
         && !m.scheduled
         && m.headers().is_some_and(|h| {
-            memchr::memmem::find(h, b"Nats-Batch-Id").is_some()
-                && headers::get_set(h, "Nats-Batch-Id").is_some()
+            KEY.find(h).is_some() && headers::get_set(h, "Nats-Batch-Id").is_some()
         })
 }
 

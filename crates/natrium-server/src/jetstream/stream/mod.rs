@@ -750,7 +750,10 @@ impl Stream {
             }
             let expiry = self.store.next_expiry();
             let batch_due = Self::next_batch_deadline(&state);
-            let fire_at = Self::schedule_deadline(&mut state, now_nanos());
+            let fire_at = match state.schedules {
+                Some(_) => Self::schedule_deadline(&mut state, now_nanos()),
+                None => None,
+            };
             let fire = async {
                 match fire_at {
                     Some(at) => {
