@@ -28,7 +28,7 @@ import time
 import pytest
 
 from jsutil import (API, TS, api_error, assert_json, client, create, create_resp, go_json, info_resp,
-                    norm_json, pub_error, state, state_of, stream_cfg, without_state)
+                    JsClient, norm_json, pub_error, state, state_of, stream_cfg, without_state)
 from natsutil import assert_no_msg, async_test, connect, sync
 from consumer_util import CClient, ccfg, cclient, cinfo_json, lines, make_consumer, msg_line, status_line
 from jsutil import norm_hdr
@@ -1519,3 +1519,42 @@ async def test_sealed_stream(start_js_server):
         assert elapsed < 2.7, elapsed
         await adv.expect([])
         await assert_stream(c, "S", [(1, "s.a", B(1, "1"), "1")])
+
+
+# =========================================================================================
+# 8. Fast batch publish (reply subjects ending ".$FI") on streams without it
+# =========================================================================================
+
+
+async def fast_batch_pub(c, subject: str, reply: str, body: str = "x") -> str:
+    """Publish with a fast-batch reply subject (under the client's inbox) and return the
+    one answer's payload."""
+    await c.c.send(c._pub(subject, body, None, reply))
+    deadline = time.monotonic() + 5
+    while True:
+        f = await c._frame(deadline)
+        if f is not None:
+            assert f.subject == reply, f
+            return f.data.decode()
+
+
+@async_test()
+async def test_fast_batch_reply_without_allow_batched(js_server):
+    """A publish whose reply subject ends ``.$FI`` is a fast-batch message, even when the
+    rest of the reply does not parse: a stream without ``allow_batched`` answers "batch
+    publish is disabled" (after its sealed and size checks) and stores nothing."""
+    inbox = JsClient.INBOX
+    disabled = err(400, 10205, "batch publish is disabled")
+    async with client(js_server) as c:
+        await create(c, "S", subjects=["s.>"], max_msg_size=64)
+        for reply in (f"{inbox}.uuid1.10.fail.1.0.$FI", f"{inbox}.$FI", f"{inbox}.a.b.$FI"):
+            assert await fast_batch_pub(c, "s.a", reply) == disabled, reply
+        assert await fast_batch_pub(c, "s.a", f"{inbox}.u.10.fail.1.0.$FI", "y" * 65) == MSG_TOO_BIG
+        # A reply that only contains "$FI" is an ordinary publish.
+        assert await fast_batch_pub(c, "s.a", f"{inbox}.$FI.x") == ack(1)
+        await assert_stream(c, "S", [(1, "s.a", None, "x")])
+        got = await c.api("STREAM.UPDATE.S", {"name": "S", "subjects": ["s.>"], "max_msg_size": 64,
+                                              "sealed": True})
+        assert "error" not in json.loads(got), got
+        assert await fast_batch_pub(c, "s.a", f"{inbox}.u.10.fail.1.0.$FI") == err(
+            400, 10109, "invalid operation on sealed stream")

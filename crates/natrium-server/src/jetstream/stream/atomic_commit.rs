@@ -48,6 +48,15 @@ pub(super) fn is_batch_msg(m: &Inbound) -> bool {
         })
 }
 
+/// Whether a publish is part of a *fast* batch: its reply subject ends `.$FI`
+/// (nats-server's `getFastBatch`, which routes even a malformed one there).
+pub(super) fn is_fast_batch_msg(m: &Inbound) -> bool {
+    m.sourced.is_none()
+        && !m.scheduled
+        && m.reply()
+            .is_some_and(|r| r.len() > 4 && r.ends_with(b".$FI"))
+}
+
 /// One message of a batch, checked and in the form it is stored in.
 struct Prepared<'a> {
     /// Stored subject (after `subject_transform`).

@@ -933,6 +933,26 @@ impl Stream {
         let mut republish: Option<DeliveryCtx> = None;
         for m in batch.drain(..) {
             queued += m.size();
+            if atomic_commit::is_fast_batch_msg(&m) {
+                // Fast batch publish (`allow_batched`) is not offered (the config field
+                // is refused), so every stream answers as a nats-server stream without
+                // it: after the sealed and size checks, "batch publish is disabled".
+                let e = if cfg.sealed {
+                    ApiError::stream_sealed()
+                } else if cfg.max_msg_size > 0
+                    && m.headers().map_or(0, <[u8]>::len) + m.payload().len()
+                        > cfg.max_msg_size as usize
+                {
+                    ApiError::stream_message_exceeds_maximum()
+                } else {
+                    ApiError::batch_publish_disabled()
+                };
+                if let Some(reply) = m.reply() {
+                    out.replies.extend_from_slice(reply);
+                    out.outcomes.push((out.replies.len(), Outcome::Failed(e)));
+                }
+                continue;
+            }
             if atomic_commit::is_batch_msg(&m) {
                 self.batch_msg(
                     &cfg,
