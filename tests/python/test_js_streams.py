@@ -274,7 +274,6 @@ UNSUPPORTED = {
                         EXTERNAL),
     "sources_external": ({"sources": [{"name": "ORDERS", "external": {"api": "$JS.hub.API"}}]},
                          EXTERNAL),
-    "allow_batched": ({"subjects": ["u.>"], "allow_batched": True}, "allow_batched"),
 }
 UNSUPPORTED_DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "republish": None,
                         "subject_transform": None, "allow_msg_counter": False,

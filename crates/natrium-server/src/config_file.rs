@@ -545,14 +545,17 @@ fn apply_jetstream_limits(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), 
                 for be in b.iter() {
                     let key = be.key.to_ascii_lowercase();
                     match key.as_str() {
+                        // One setting for atomic and fast batches, as in nats-server.
                         "max_inflight_per_stream" => {
                             if let Some(n) = positive(be, &key)? {
                                 l.max_inflight_per_stream = n as usize;
+                                l.fast_inflight_per_stream = n as usize;
                             }
                         }
                         "max_inflight_total" => {
                             if let Some(n) = positive(be, &key)? {
                                 l.max_inflight_total = n as usize;
+                                l.fast_inflight_total = n as usize;
                             }
                         }
                         "max_msgs" => {

@@ -774,14 +774,14 @@ async fn request_errors_match_nats_server() {
         "io.nats.jetstream.api.v1.stream_restore_response"
     );
     // A config with a field natrium does not act on yet is refused, as on create.
-    let cfg =
-        json!({"config": {"name": "M", "subjects": ["m"], "allow_batched": true}, "state": {}});
+    let cfg = json!({"config": {"name": "M", "subjects": ["m"],
+            "republish": {"src": ">", "dest": "rp.{{partition(2,1)}}"}}, "state": {}});
     let v = api(&client, "$JS.API.STREAM.RESTORE.M", cfg.to_string()).await;
     assert_eq!(err(&v), Some(10052), "{v}");
     assert!(
         v["error"]["description"]
             .as_str()
-            .is_some_and(|d| d.contains("allow_batched")),
+            .is_some_and(|d| d.contains("republish")),
         "{v}"
     );
     // A second restore of a name that is being restored is refused.

@@ -35,6 +35,11 @@ pub struct BatchLimits {
     pub max_inflight_total: usize,
     /// A batch with no message for this long is abandoned.
     pub timeout: Duration,
+    /// Open fast batches (`allow_batched`) per stream (the same config key as
+    /// `max_inflight_per_stream`; nats-server's defaults differ by kind).
+    pub fast_inflight_per_stream: usize,
+    /// Open fast batches in the whole server.
+    pub fast_inflight_total: usize,
 }
 
 impl Default for BatchLimits {
@@ -44,6 +49,8 @@ impl Default for BatchLimits {
             max_inflight_per_stream: 50,
             max_inflight_total: 1000,
             timeout: Duration::from_secs(10),
+            fast_inflight_per_stream: 1000,
+            fast_inflight_total: 50_000,
         }
     }
 }

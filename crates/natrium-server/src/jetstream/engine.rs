@@ -265,6 +265,8 @@ pub struct JetStream {
     /// Atomic batches open in all streams (`atomic_batch::Batches` share it), held under
     /// `batch_limits.max_inflight_total`.
     pub atomic_batches: Arc<std::sync::atomic::AtomicUsize>,
+    /// Fast batches open in all streams (`fast_batch::FastBatches` share it).
+    pub fast_batches: Arc<std::sync::atomic::AtomicUsize>,
     /// `jetstream { limits { batch { … } } }` or nats-server's defaults.
     pub batch_limits: super::atomic_batch::BatchLimits,
 }
@@ -317,6 +319,7 @@ impl JetStream {
             backup_share: std::sync::atomic::AtomicU8::new(backup_share(&opts.jetstream)),
             restore_share: std::sync::atomic::AtomicU8::new(restore_share(&opts.jetstream)),
             atomic_batches: Default::default(),
+            fast_batches: Default::default(),
             batch_limits: opts.jetstream.batch_limits,
         });
         drop(opts);

@@ -27,6 +27,7 @@ pub mod consumer;
 pub mod counter;
 pub mod direct;
 pub mod engine;
+pub mod fast_batch;
 pub mod headers;
 pub mod limits;
 pub mod restore;

@@ -784,8 +784,6 @@ pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
         .is_some_and(|tr| check_transform_dest(&tr.dest).is_err())
     {
         Some("subject_transform (mapping functions other than wildcard)")
-    } else if cfg.allow_batched {
-        Some("allow_batched")
     } else {
         None
     }

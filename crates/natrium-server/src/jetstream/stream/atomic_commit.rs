@@ -48,15 +48,6 @@ pub(super) fn is_batch_msg(m: &Inbound) -> bool {
         })
 }
 
-/// Whether a publish is part of a *fast* batch: its reply subject ends `.$FI`
-/// (nats-server's `getFastBatch`, which routes even a malformed one there).
-pub(super) fn is_fast_batch_msg(m: &Inbound) -> bool {
-    m.sourced.is_none()
-        && !m.scheduled
-        && m.reply()
-            .is_some_and(|r| r.len() > 4 && r.ends_with(b".$FI"))
-}
-
 /// One message of a batch, checked and in the form it is stored in.
 struct Prepared<'a> {
     /// Stored subject (after `subject_transform`).
@@ -202,17 +193,29 @@ impl Stream {
         self.release_queued(freed);
     }
 
-    /// Drop every open batch (the stream no longer allows them).
-    pub(super) fn clear_batches(&self, state: &mut TaskState) {
-        if let Some(b) = state.batches.as_mut() {
+    /// Drop the open batches of each kind the stream does not allow (`all`: every one,
+    /// the stream is going away).
+    pub(super) fn clear_batches(&self, state: &mut TaskState, all: bool) {
+        let cfg = self.config.read();
+        let (atomic, fast) = (all || !cfg.allow_atomic, all || !cfg.allow_batched);
+        drop(cfg);
+        if atomic && let Some(b) = state.batches.as_mut() {
             let freed = b.clear().iter().map(Inbound::size).sum();
             self.release_queued(freed);
         }
+        if fast && let Some(f) = state.fast.as_mut() {
+            f.clear();
+        }
     }
 
-    /// How long until the next open batch times out.
+    /// How long until the next open batch (atomic or fast) times out.
     pub(super) fn next_batch_deadline(state: &TaskState) -> Option<Duration> {
-        let at = state.batches.as_ref()?.next_deadline()?;
+        let atomic = state.batches.as_ref().and_then(|b| b.next_deadline());
+        let fast = state.fast.as_ref().and_then(|f| f.next_deadline());
+        let at = match (atomic, fast) {
+            (Some(a), Some(f)) => a.min(f),
+            (a, f) => a.or(f)?,
+        };
         Some(at.saturating_duration_since(Instant::now()))
     }
 

@@ -25,6 +25,7 @@
 //!   publishing acks (publishing can re-enter internal subscriptions).
 
 mod atomic_commit;
+mod fast_commit;
 mod schedules;
 
 use super::api::direct::headers::LAST_SEQUENCE;
@@ -389,7 +390,7 @@ impl Stream {
     pub fn update_config(self: &Arc<Self>, cfg: StreamConfig) -> Result<(), StoreError> {
         self.store.update_config(store_config(&cfg))?;
         let resubscribe = self.config.read().subjects != cfg.subjects;
-        let drop_batches = !cfg.allow_atomic;
+        let drop_batches = !cfg.allow_atomic || !cfg.allow_batched;
         *self.config.write() = cfg;
         if drop_batches {
             self.drop_batches.store(true, Ordering::Release);
@@ -745,7 +746,7 @@ impl Stream {
             // Closed (deleted, or the server is stopping) and nothing left to answer:
             // the task ends, dropping its open batches and schedule table with it.
             if self.closed.load(Ordering::Acquire) && rx.is_empty() {
-                self.clear_batches(&mut state);
+                self.clear_batches(&mut state, true);
                 break;
             }
             let expiry = self.store.next_expiry();
@@ -800,6 +801,7 @@ impl Stream {
                     continue;
                 }
                 _ = batch_timeout => {
+                    Self::expire_fast_batches(&mut state);
                     self.expire_batches(&mut state, &server);
                     continue;
                 }
@@ -807,7 +809,7 @@ impl Stream {
                 // atomic batches drops the open ones (nats-server).
                 _ = self.limits_changed.notified() => {
                     if self.drop_batches.swap(false, Ordering::AcqRel) {
-                        self.clear_batches(&mut state);
+                        self.clear_batches(&mut state, false);
                     }
                     // Schedules turned on or off: (re)build or drop the table.
                     if self.config.read().allow_msg_schedules != state.schedules.is_some() {
@@ -817,7 +819,7 @@ impl Stream {
                 }
             }
             if self.drop_batches.swap(false, Ordering::AcqRel) {
-                self.clear_batches(&mut state);
+                self.clear_batches(&mut state, false);
             }
             let mut answers = self.store_batch(&mut state, &mut batch, &server);
             match &commit {
@@ -933,24 +935,17 @@ impl Stream {
         let mut republish: Option<DeliveryCtx> = None;
         for m in batch.drain(..) {
             queued += m.size();
-            if atomic_commit::is_fast_batch_msg(&m) {
-                // Fast batch publish (`allow_batched`) is not offered (the config field
-                // is refused), so every stream answers as a nats-server stream without
-                // it: after the sealed and size checks, "batch publish is disabled".
-                let e = if cfg.sealed {
-                    ApiError::stream_sealed()
-                } else if cfg.max_msg_size > 0
-                    && m.headers().map_or(0, <[u8]>::len) + m.payload().len()
-                        > cfg.max_msg_size as usize
-                {
-                    ApiError::stream_message_exceeds_maximum()
-                } else {
-                    ApiError::batch_publish_disabled()
-                };
-                if let Some(reply) = m.reply() {
-                    out.replies.extend_from_slice(reply);
-                    out.outcomes.push((out.replies.len(), Outcome::Failed(e)));
-                }
+            if fast_commit::is_fast_batch_msg(&m) {
+                self.fast_batch_msg(
+                    &cfg,
+                    state,
+                    &m,
+                    now,
+                    &mut quota,
+                    server,
+                    &mut republish,
+                    &mut out,
+                );
                 continue;
             }
             if atomic_commit::is_batch_msg(&m) {
@@ -1097,6 +1092,10 @@ impl Stream {
                         &PubAckResponse::error(self.name.clone(), e.clone()).to_wire(),
                     ),
                     (Outcome::Staged, _) => {}
+                    (Outcome::Raw(bytes), None) => wire.extend_from_slice(bytes),
+                    (Outcome::Raw(_), Some(e)) => wire.extend_from_slice(
+                        &PubAckResponse::error(self.name.clone(), e.clone()).to_wire(),
+                    ),
                     (Outcome::Batch { seq, id, count }, _) => {
                         let mut ack = self.ack(*seq, false);
                         ack.ack.batch = id.clone();
@@ -1567,6 +1566,8 @@ enum Outcome {
     Skipped(u64),
     /// A batch message staged until its batch commits (answered with an empty message).
     Staged,
+    /// A fast batch's flow message or PubAck, ready to send.
+    Raw(Vec<u8>),
     /// An atomic batch committed: its last sequence, id and message count.
     Batch {
         /// Sequence of the batch's last message.
@@ -1737,6 +1738,8 @@ struct TaskState {
     marker_last: HashSet<String>,
     /// Open atomic batches (`allow_atomic`), made at the first batch message.
     batches: Option<super::atomic_batch::Batches<Inbound>>,
+    /// Open fast batches (`allow_batched`), made at the first fast-batch message.
+    fast: Option<super::fast_batch::FastBatches>,
     /// Live message schedules (`allow_msg_schedules`; `None` when not allowed).
     schedules: Option<super::schedule::Schedules>,
     /// When the task wakes to fire schedules (Unix ns; see `schedule_deadline`).
@@ -1789,6 +1792,7 @@ impl TaskState {
             last_msg_id,
             marker_last,
             batches: None,
+            fast: None,
             schedules: None,
             schedule_deadline: None,
         }
