@@ -60,6 +60,14 @@ fn parse_int(s: &[u8]) -> i64 {
         .unwrap_or(-1)
 }
 
+/// Go's `parseUint64`: plain ASCII digits that fit.
+fn parse_uint(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
 /// A reply subject's fast batch (nats-server's `getFastBatch`): `None` if the reply
 /// does not end `.$FI` (not a fast-batch message); `Some(None)` if it does but does not
 /// parse (refused as an invalid pattern).
@@ -74,11 +82,11 @@ pub fn parse_reply(reply: &[u8]) -> Option<Option<FastMsg>> {
         if !(OP_START..=OP_PING).contains(&op) {
             return None;
         }
-        let seq = parse_int(parts.next()?);
-        if seq <= 0 {
+        let seq = parse_uint(parts.next()?)?;
+        // 2^64 - 1 is refused so the next sequence cannot overflow (nats-server).
+        if seq == 0 || seq == u64::MAX {
             return None;
         }
-        let seq = seq as u64;
         let eob = op == OP_COMMIT_EOB;
         if (seq == 1 && eob) || (op == OP_START && seq != 1) || (op == OP_APPEND && seq <= 1) {
             return None;
@@ -111,6 +119,12 @@ pub fn parse_reply(reply: &[u8]) -> Option<Option<FastMsg>> {
 /// An answer to send on the message's reply subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
+    /// The first message's `{"type":"ack","seq":0,"msgs":M}` (not sent on a `no_ack`
+    /// stream, unlike later ones).
+    Start {
+        /// Acknowledgement interval.
+        msgs: u16,
+    },
     /// `{"type":"ack","seq":N,"msgs":M}`: stored up to batch sequence N; acknowledged
     /// every M messages from now on.
     Ack {
@@ -151,8 +165,11 @@ pub enum Reply {
         /// Batch sequence.
         count: u64,
     },
-    /// An error PubAck, as for a plain publish.
+    /// An error PubAck, as for a plain publish (not sent on a `no_ack` stream).
     Error(ApiError),
+    /// An error PubAck for the first message of a gap-fail batch, sent even on a
+    /// `no_ack` stream (nats-server).
+    FirstError(ApiError),
 }
 
 /// What to do with a message after [`FastBatches::begin`].
@@ -194,6 +211,10 @@ struct Open {
     gap_ok: bool,
     /// A commit arrived (waiting for its last message to be stored).
     commit: bool,
+    /// Messages that passed the checks and are not registered as stored: a message the
+    /// store then refused stays counted here (nats-server's `pending`, which such a
+    /// refusal leaves behind, with the effects that has on later acks and commits).
+    pending: u64,
     /// When it is dropped unless a message comes first.
     deadline: Instant,
 }
@@ -324,7 +345,8 @@ impl FastBatches {
             self.remove(&m.id);
         }
         if !self.open.contains_key(&m.id) {
-            if m.seq != 1 {
+            // Only a message with sequence 1 starts a batch (a ping never does).
+            if m.seq != 1 || m.ping {
                 out.push(Reply::Error(ApiError::batch_publish_unknown_batch_id()));
                 return Begin::Done;
             }
@@ -353,6 +375,7 @@ impl FastBatches {
                     max_ack_msgs: m.flow,
                     gap_ok: m.gap_ok,
                     commit: false,
+                    pending: 0,
                     deadline: now + limits.timeout,
                 },
             );
@@ -380,7 +403,9 @@ impl FastBatches {
                 });
                 if b.gap_ok {
                     b.lseq = m.seq;
-                    b.pseq = b.lseq;
+                    if b.pending == 0 {
+                        b.pseq = b.lseq;
+                    }
                     send = !self.flow(id, out);
                 } else {
                     self.commit(id, out);
@@ -401,12 +426,11 @@ impl FastBatches {
         }
         b.lseq += 1;
         if b.lseq != m.seq {
-            if m.seq > b.lseq {
-                out.push(Reply::Gap {
-                    last_seq: b.lseq,
-                    seq: m.seq,
-                });
-            }
+            // Reported also for a sequence seen before (nats-server 2.15.1).
+            out.push(Reply::Gap {
+                last_seq: b.lseq,
+                seq: m.seq,
+            });
             if b.gap_ok && m.seq > b.lseq {
                 b.lseq = m.seq;
             } else {
@@ -418,7 +442,9 @@ impl FastBatches {
         if m.commit {
             if m.eob {
                 b.lseq -= 1;
-                b.pseq = b.lseq;
+                if b.pending == 0 {
+                    b.pseq = b.lseq;
+                }
             }
             self.commit(id, out);
             if m.eob {
@@ -427,10 +453,7 @@ impl FastBatches {
         }
         if m.seq == 1 && !m.commit {
             let b = &self.open[id];
-            out.push(Reply::Ack {
-                seq: 0,
-                msgs: b.ack_msgs,
-            });
+            out.push(Reply::Start { msgs: b.ack_msgs });
         }
         Begin::Store
     }
@@ -449,8 +472,10 @@ impl FastBatches {
             return;
         };
         if duplicate.is_some() {
-            b.pseq = m.seq;
-            self.flow(id, out);
+            if b.pending == 0 {
+                b.pseq = m.seq;
+                self.flow(id, out);
+            }
             if !m.commit {
                 return;
             }
@@ -466,7 +491,7 @@ impl FastBatches {
                     id: id.to_string(),
                     count: m.seq,
                 },
-                None => Reply::Error(error),
+                None => Reply::FirstError(error),
             });
             self.remove(id);
             return;
@@ -479,9 +504,21 @@ impl FastBatches {
         }
         if duplicate.is_none() {
             b.lseq -= 1;
-            b.pseq = b.lseq;
+            if b.pending == 0 {
+                b.pseq = b.lseq;
+            }
         }
         self.commit(id, out);
+    }
+
+    /// The message passed the checks but the store refused it (nats-server answers
+    /// that as a plain publish error and the batch goes on; the message stays counted
+    /// as pending).
+    pub fn store_failed(&mut self, m: &FastMsg, error: ApiError, out: &mut Vec<Reply>) {
+        if let Some(b) = self.open.get_mut(m.id.as_str()) {
+            b.pending += 1;
+        }
+        out.push(Reply::Error(error));
     }
 
     /// The message was stored at `stream_seq` (nats-server's
@@ -492,12 +529,15 @@ impl FastBatches {
             return;
         };
         b.sseq = stream_seq;
-        b.pseq = b.lseq;
+        // Nothing else pending: everything seen so far is stored (duplicates too).
+        let caught_up = b.pending == 0;
+        b.pseq = if caught_up { b.lseq } else { m.seq };
         if b.lseq == b.pseq && b.commit {
+            let count = if caught_up { b.lseq } else { m.seq };
             let reply = Reply::PubAck {
                 stream_seq,
                 id: id.to_string(),
-                count: b.lseq,
+                count,
             };
             self.remove(id);
             out.push(reply);
@@ -564,7 +604,7 @@ mod tests {
         let mut out = Vec::new();
         let m1 = fm("p.b.2.fail.1.0.$FI");
         assert_eq!(f.begin(&m1, false, t, &limits(), &mut out), Begin::Store);
-        assert_eq!(out, vec![Reply::Ack { seq: 0, msgs: 2 }]);
+        assert_eq!(out, vec![Reply::Start { msgs: 2 }]);
         out.clear();
         f.stored(&m1, 1, &mut out);
         assert!(out.is_empty());

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::super::api::errors::ApiError;
-use super::super::api::pub_ack::PubAck;
+use super::super::api::errors::{ApiError, ErrorId};
+use super::super::api::pub_ack::{PubAck, PubAckResponse};
 use super::super::api::stream::StreamConfig;
 use super::super::fast_batch::{Begin, FastBatches, FastLimits, Reply};
 use super::super::headers::{self, PublishHeaders};
@@ -58,8 +58,15 @@ impl Stream {
         let Some(reply) = m.reply() else {
             return;
         };
+        let no_ack = cfg.no_ack;
         for r in replies {
             let wire = match r {
+                // Sent only where the stream answers publishes at all.
+                Reply::Start { .. } | Reply::Error(_) if no_ack => continue,
+                Reply::Start { msgs } => {
+                    format!("{{\"type\":\"ack\",\"seq\":0,\"msgs\":{msgs}}}").into_bytes()
+                }
+                Reply::FirstError(e) => PubAckResponse::error(self.name.clone(), e).to_wire(),
                 Reply::Ack { seq, msgs } => {
                     format!("{{\"type\":\"ack\",\"seq\":{seq},\"msgs\":{msgs}}}").into_bytes()
                 }
@@ -190,6 +197,8 @@ impl Stream {
                 Some(seq),
                 replies,
             ),
+            // Refused by the store itself (a check nats-server makes only when storing).
+            Err(e) if e.is(ErrorId::StreamWrongLastMsgId) => fast.store_failed(&fm, e, replies),
             Err(e) => fast.failed(&fm, e, None, replies),
         }
     }

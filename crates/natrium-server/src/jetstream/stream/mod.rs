@@ -1072,7 +1072,12 @@ impl Stream {
         let count: u64 = batches.iter().map(|b| b.count).sum();
         self.processed.send_modify(|p| *p += count);
         let no_ack = self.config.read().no_ack;
-        if no_ack || batches.iter().all(|b| b.outcomes.is_empty()) {
+        // A `no_ack` stream sends only a fast batch's flow messages (`Outcome::Raw`).
+        let sent = |o: &Outcome| !no_ack || matches!(o, Outcome::Raw(_));
+        if batches
+            .iter()
+            .all(|b| b.outcomes.iter().all(|(_, o)| !sent(o)))
+        {
             batches.clear();
             return;
         }
@@ -1083,6 +1088,9 @@ impl Stream {
             for (end, outcome) in &b.outcomes {
                 let reply = &b.replies[start..*end];
                 start = *end;
+                if !sent(outcome) {
+                    continue;
+                }
                 wire.clear();
                 match (outcome, &b.durable_error) {
                     (
