@@ -248,15 +248,23 @@ impl FastBatches {
         self.open.is_empty()
     }
 
+    /// Whether `id` is open.
+    pub fn contains(&self, id: &str) -> bool {
+        self.open.contains_key(id)
+    }
+
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.open.values().map(|b| b.deadline).min()
     }
 
-    /// Drop batches past their deadline (no advisory, as nats-server).
+    /// Drop batches past their deadline (no advisory, as nats-server). A committing
+    /// batch is dropped too: one is only still open when its commit can never be
+    /// answered (a message the store refused stays pending), and nats-server, which
+    /// stops its timer then, would keep it and its slot for good.
     pub fn expire(&mut self, now: Instant) {
         let before = self.open.len();
-        self.open.retain(|_, b| b.commit || b.deadline > now);
+        self.open.retain(|_, b| b.deadline > now);
         self.total
             .fetch_sub(before - self.open.len(), Ordering::AcqRel);
     }
@@ -305,10 +313,12 @@ impl FastBatches {
             return false;
         };
         let am = u64::from(b.ack_msgs.max(1));
-        if b.pseq < b.fseq + am {
+        // `fseq <= pseq`; differences, not sums, so sequences near 2^64 cannot overflow.
+        let ahead = b.pseq.saturating_sub(b.fseq);
+        if ahead < am {
             return false;
         }
-        b.fseq += (b.pseq - b.fseq) / am * am;
+        b.fseq += ahead / am * am;
         let cap = Self::interval_cap(n, b.max_ack_msgs);
         if b.ack_msgs < cap {
             b.ack_msgs = b.ack_msgs.saturating_mul(2).min(cap);
@@ -337,11 +347,7 @@ impl FastBatches {
             return Begin::Done;
         }
         // A batch past its deadline is gone even if the sweep has not run yet.
-        if self
-            .open
-            .get(&m.id)
-            .is_some_and(|b| !b.commit && b.deadline <= now)
-        {
+        if self.open.get(&m.id).is_some_and(|b| b.deadline <= now) {
             self.remove(&m.id);
         }
         if !self.open.contains_key(&m.id) {
@@ -391,9 +397,7 @@ impl FastBatches {
         };
         // Every message restarts the inactivity timer (an expired batch was dropped
         // above, so nats-server's "timer already fired" case cannot arise here).
-        if !b.commit {
-            b.deadline = now + limits.timeout;
-        }
+        b.deadline = now + limits.timeout;
         if m.ping {
             let mut send = true;
             if m.seq > b.lseq {
@@ -626,6 +630,41 @@ mod tests {
             }]
         );
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn a_commit_that_can_never_be_answered_expires_with_its_slot() {
+        let total = Arc::new(AtomicUsize::new(0));
+        let mut f = FastBatches::new(total.clone());
+        let t = Instant::now();
+        let mut out = Vec::new();
+        let m1 = fm("p.b.10.fail.1.0.$FI");
+        f.begin(&m1, false, t, &limits(), &mut out);
+        f.stored(&m1, 1, &mut out);
+        // Message 2 (the commit) passes the checks, then the store refuses it.
+        let m2 = fm("p.b.10.fail.2.2.$FI");
+        assert_eq!(f.begin(&m2, false, t, &limits(), &mut out), Begin::Store);
+        f.store_failed(&m2, ApiError::stream_wrong_last_msg_id("x"), &mut out);
+        assert!(f.contains("b"));
+        f.expire(t + Duration::from_secs(11));
+        assert!(f.is_empty());
+        assert_eq!(total.load(Ordering::Acquire), 0);
+        assert_eq!(f.next_deadline(), None);
+    }
+
+    #[test]
+    fn sequences_near_the_top_do_not_overflow() {
+        let mut f = FastBatches::new(Arc::new(AtomicUsize::new(0)));
+        let t = Instant::now();
+        let mut out = Vec::new();
+        let m1 = fm("p.b.250.ok.1.0.$FI");
+        f.begin(&m1, false, t, &limits(), &mut out);
+        f.stored(&m1, 1, &mut out);
+        for seq in [u64::MAX - 3, u64::MAX - 2, u64::MAX - 1] {
+            let ping = fm(&format!("p.b.250.ok.{seq}.4.$FI"));
+            f.begin(&ping, false, t, &limits(), &mut out);
+        }
+        assert!(f.contains("b"));
     }
 
     #[test]

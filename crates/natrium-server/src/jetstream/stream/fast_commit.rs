@@ -54,6 +54,23 @@ impl Stream {
             (server, republish),
             (&mut ticket, &mut replies),
         );
+        if ticket.is_some() {
+            state.fast_ticket = state.fast_ticket.max(ticket);
+        }
+        // An answer that says messages are stored waits for (and, if it failed, reports)
+        // the fsync of every fast-batch message stored so far, also when this message
+        // itself stored nothing (a ping, an end-of-batch commit, a refused message).
+        let claims = replies.iter().any(|r| {
+            matches!(
+                r,
+                Reply::Ack { .. } | Reply::PubAck { .. } | Reply::Duplicate { .. }
+            )
+        });
+        let ticket = if claims {
+            ticket.max(state.fast_ticket)
+        } else {
+            ticket
+        };
         out.ticket = out.ticket.max(ticket);
         let Some(reply) = m.reply() else {
             return;

@@ -1748,6 +1748,8 @@ struct TaskState {
     batches: Option<super::atomic_batch::Batches<Inbound>>,
     /// Open fast batches (`allow_batched`), made at the first fast-batch message.
     fast: Option<super::fast_batch::FastBatches>,
+    /// Durability ticket of the newest fast-batch message stored (see `fast_commit`).
+    fast_ticket: Option<Ticket>,
     /// Live message schedules (`allow_msg_schedules`; `None` when not allowed).
     schedules: Option<super::schedule::Schedules>,
     /// When the task wakes to fire schedules (Unix ns; see `schedule_deadline`).
@@ -1801,6 +1803,7 @@ impl TaskState {
             marker_last,
             batches: None,
             fast: None,
+            fast_ticket: None,
             schedules: None,
             schedule_deadline: None,
         }
