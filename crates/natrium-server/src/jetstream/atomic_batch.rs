@@ -215,11 +215,13 @@ impl<T> Batches<T> {
     }
 
     /// Number of open batches.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.open.len()
     }
 
     /// Whether no batch is open.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }

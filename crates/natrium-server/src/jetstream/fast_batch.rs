@@ -16,6 +16,7 @@
 //! stream task (`stream/fast_commit.rs`) stores the messages and sends the answers once
 //! they are durable.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,9 +26,9 @@ use super::api::errors::ApiError;
 
 /// The batch a fast-batch message belongs to, from its reply subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FastMsg {
-    /// Batch id.
-    pub id: String,
+pub struct FastMsg<'a> {
+    /// Batch id (borrowed from the reply subject: no allocation per message).
+    pub id: Cow<'a, str>,
     /// Batch sequence (1-based).
     pub seq: u64,
     /// The publisher's largest acknowledgement interval (initial flow).
@@ -71,7 +72,7 @@ fn parse_uint(s: &[u8]) -> Option<u64> {
 /// A reply subject's fast batch (nats-server's `getFastBatch`): `None` if the reply
 /// does not end `.$FI` (not a fast-batch message); `Some(None)` if it does but does not
 /// parse (refused as an invalid pattern).
-pub fn parse_reply(reply: &[u8]) -> Option<Option<FastMsg>> {
+pub fn parse_reply(reply: &[u8]) -> Option<Option<FastMsg<'_>>> {
     let body = reply.strip_suffix(b".$FI")?;
     if body.is_empty() {
         return None;
@@ -104,7 +105,7 @@ pub fn parse_reply(reply: &[u8]) -> Option<Option<FastMsg>> {
         // Something (a prefix) must come before the id.
         parts.next()?;
         Some(FastMsg {
-            id: String::from_utf8_lossy(id).into_owned(),
+            id: String::from_utf8_lossy(id),
             seq,
             flow,
             gap_ok,
@@ -244,11 +245,13 @@ impl FastBatches {
     }
 
     /// Whether none is open.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
 
     /// Whether `id` is open.
+    #[cfg(test)]
     pub fn contains(&self, id: &str) -> bool {
         self.open.contains_key(id)
     }
@@ -336,7 +339,7 @@ impl FastBatches {
     /// batch, in its order. Answers go into `out`.
     pub fn begin(
         &mut self,
-        m: &FastMsg,
+        m: &FastMsg<'_>,
         api_level_unmet: bool,
         now: Instant,
         limits: &FastLimits,
@@ -347,10 +350,14 @@ impl FastBatches {
             return Begin::Done;
         }
         // A batch past its deadline is gone even if the sweep has not run yet.
-        if self.open.get(&m.id).is_some_and(|b| b.deadline <= now) {
+        if self
+            .open
+            .get(m.id.as_ref())
+            .is_some_and(|b| b.deadline <= now)
+        {
             self.remove(&m.id);
         }
-        if !self.open.contains_key(&m.id) {
+        if !self.open.contains_key(m.id.as_ref()) {
             // Only a message with sequence 1 starts a batch (a ping never does).
             if m.seq != 1 || m.ping {
                 out.push(Reply::Error(ApiError::batch_publish_unknown_batch_id()));
@@ -371,7 +378,7 @@ impl FastBatches {
                 1
             };
             self.open.insert(
-                m.id.clone(),
+                m.id.to_string(),
                 Open {
                     lseq: 0,
                     sseq: 0,
@@ -391,7 +398,7 @@ impl FastBatches {
             out.push(Reply::Error(ApiError::required_api_level()));
             return Begin::Done;
         }
-        let id = m.id.as_str();
+        let id = m.id.as_ref();
         let Some(b) = self.open.get_mut(id) else {
             return Begin::Done;
         };
@@ -466,12 +473,12 @@ impl FastBatches {
     /// of the message stored at that stream sequence).
     pub fn failed(
         &mut self,
-        m: &FastMsg,
+        m: &FastMsg<'_>,
         error: ApiError,
         duplicate: Option<u64>,
         out: &mut Vec<Reply>,
     ) {
-        let id = m.id.as_str();
+        let id = m.id.as_ref();
         let Some(b) = self.open.get_mut(id) else {
             return;
         };
@@ -518,8 +525,8 @@ impl FastBatches {
     /// The message passed the checks but the store refused it (nats-server answers
     /// that as a plain publish error and the batch goes on; the message stays counted
     /// as pending).
-    pub fn store_failed(&mut self, m: &FastMsg, error: ApiError, out: &mut Vec<Reply>) {
-        if let Some(b) = self.open.get_mut(m.id.as_str()) {
+    pub fn store_failed(&mut self, m: &FastMsg<'_>, error: ApiError, out: &mut Vec<Reply>) {
+        if let Some(b) = self.open.get_mut(m.id.as_ref()) {
             b.pending += 1;
         }
         out.push(Reply::Error(error));
@@ -527,8 +534,8 @@ impl FastBatches {
 
     /// The message was stored at `stream_seq` (nats-server's
     /// `fastBatchRegisterSequences`, standalone: nothing else is pending).
-    pub fn stored(&mut self, m: &FastMsg, stream_seq: u64, out: &mut Vec<Reply>) {
-        let id = m.id.as_str();
+    pub fn stored(&mut self, m: &FastMsg<'_>, stream_seq: u64, out: &mut Vec<Reply>) {
+        let id = m.id.as_ref();
         let Some(b) = self.open.get_mut(id) else {
             return;
         };
@@ -555,7 +562,7 @@ impl FastBatches {
 mod tests {
     use super::*;
 
-    fn fm(reply: &str) -> FastMsg {
+    fn fm(reply: &str) -> FastMsg<'_> {
         parse_reply(reply.as_bytes()).unwrap().unwrap()
     }
 
@@ -568,7 +575,7 @@ mod tests {
         assert_eq!(
             m,
             FastMsg {
-                id: "uuid".into(),
+                id: Cow::Borrowed("uuid"),
                 seq: 1,
                 flow: 10,
                 gap_ok: false,
@@ -661,7 +668,8 @@ mod tests {
         f.begin(&m1, false, t, &limits(), &mut out);
         f.stored(&m1, 1, &mut out);
         for seq in [u64::MAX - 3, u64::MAX - 2, u64::MAX - 1] {
-            let ping = fm(&format!("p.b.250.ok.{seq}.4.$FI"));
+            let reply = format!("p.b.250.ok.{seq}.4.$FI");
+            let ping = fm(&reply);
             f.begin(&ping, false, t, &limits(), &mut out);
         }
         assert!(f.contains("b"));

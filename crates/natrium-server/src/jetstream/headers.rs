@@ -199,8 +199,9 @@ impl<'a> PublishHeaders<'a> {
         out
     }
 
-    /// A header's value if present and not empty (as [`get_set`]).
-    pub fn set(v: Option<&'a [u8]>) -> Option<&'a [u8]> {
+    /// A header's value if present and not empty (as [`get_set`]). Any block's value,
+    /// not only this struct's (callers rewrite blocks as they go).
+    pub fn set(v: Option<&[u8]>) -> Option<&[u8]> {
         v.filter(|v| !v.is_empty())
     }
 

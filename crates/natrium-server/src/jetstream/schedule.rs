@@ -407,11 +407,13 @@ impl Schedules {
     }
 
     /// Number of live schedules.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_subject.len()
     }
 
     /// Whether there are none.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.by_subject.is_empty()
     }

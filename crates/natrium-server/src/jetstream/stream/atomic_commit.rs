@@ -110,20 +110,12 @@ impl Stream {
         };
         let hdrs = m.headers().unwrap_or(&[]);
         let h = PublishHeaders::parse(hdrs);
-        // Stream-wide checks first, in nats-server's order.
-        let size = self.store.msg_size(m.subject(), hdrs, m.payload());
-        let pre = if cfg.sealed {
-            Some(ApiError::stream_sealed())
-        } else if let Some(Err(e)) = quota.as_ref().map(|q| q.admit(size)) {
-            Some(e.to_api())
-        } else if cfg.max_msg_size > 0 && hdrs.len() + m.payload().len() > cfg.max_msg_size as usize
-        {
-            Some(ApiError::stream_message_exceeds_maximum())
-        } else if !cfg.allow_atomic {
-            Some(ApiError::atomic_publish_disabled())
-        } else {
-            None
-        };
+        let pre = self.batch_pre_check(
+            cfg,
+            &m,
+            quota,
+            (cfg.allow_atomic, ApiError::atomic_publish_disabled),
+        );
         let Some(js) = server.js.get().filter(|_| pre.is_none()) else {
             answer(
                 out,
@@ -177,6 +169,31 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// The stream-wide checks of a batch message (atomic or fast), in nats-server's order,
+    /// before its batch is looked at: sealed, the server's and account's storage, the
+    /// message size, then whether the stream allows this kind of batch (`allowed`,
+    /// else `disabled()`). The error to answer, if any.
+    pub(super) fn batch_pre_check(
+        &self,
+        cfg: &StreamConfig,
+        m: &Inbound,
+        quota: &Option<super::super::limits::Quota>,
+        (allowed, disabled): (bool, fn() -> ApiError),
+    ) -> Option<ApiError> {
+        let hdrs = m.headers().unwrap_or(&[]);
+        if cfg.sealed {
+            return Some(ApiError::stream_sealed());
+        }
+        let size = self.store.msg_size(m.subject(), hdrs, m.payload());
+        if let Some(Err(e)) = quota.as_ref().map(|q| q.admit(size)) {
+            return Some(e.to_api());
+        }
+        if cfg.max_msg_size > 0 && hdrs.len() + m.payload().len() > cfg.max_msg_size as usize {
+            return Some(ApiError::stream_message_exceeds_maximum());
+        }
+        (!allowed).then(disabled)
     }
 
     /// Drop batches idle past the timeout (their advisory says `timeout`); returns the
@@ -246,11 +263,7 @@ impl Stream {
         server: &Arc<ServerShared>,
         republish: &mut Option<DeliveryCtx>,
     ) -> Result<(u64, natrium_store::Ticket), ApiError> {
-        // A header's value if present and not empty (`PublishHeaders::set`, for any
-        // lifetime: the blocks here are rewritten per message).
-        fn set(v: Option<&[u8]>) -> Option<&[u8]> {
-            v.filter(|v| !v.is_empty())
-        }
+        let set = PublishHeaders::set;
         let fast = self.store.fast_state();
         let mut prepared: Vec<Prepared<'_>> = Vec::with_capacity(msgs.len());
         let mut written: HashMap<String, Written> = HashMap::new();
@@ -425,15 +438,9 @@ impl Stream {
             }
             let mut ttl = ttl.map_err(|_| ApiError::message_ttl_invalid())?;
             // Raised to the delete-marker TTL, as for a single publish (`store_one`).
-            if let Some(Ttl::After(d)) = ttl
-                && cfg.subject_delete_marker_ttl > 0
-                && cfg.max_msgs_per_subject != 1
-            {
-                let min = (cfg.subject_delete_marker_ttl / 1_000_000_000) as u64;
-                if d.as_secs() < min {
-                    ttl = Some(Ttl::After(Duration::from_secs(min)));
-                    hdrs = Cow::Owned(headers::replace_ttl(&hdrs, min));
-                }
+            if let Some(min) = super::marker_ttl_floor(cfg, ttl) {
+                ttl = Some(Ttl::After(Duration::from_secs(min)));
+                hdrs = Cow::Owned(headers::replace_ttl(&hdrs, min));
             }
             let skip = cfg.retention == RetentionPolicy::Interest && !self.has_interest(&subject);
             if !skip {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::super::api::errors::{ApiError, ErrorId};
-use super::super::api::pub_ack::{PubAck, PubAckResponse};
+use super::super::api::pub_ack::PubAckResponse;
 use super::super::api::stream::StreamConfig;
 use super::super::fast_batch::{Begin, FastBatches, FastLimits, Reply};
-use super::super::headers::{self, PublishHeaders};
+use super::super::headers;
 use super::{Answers, Inbound, Outcome, Stored, Stream, TaskState};
 use crate::client::deliver::DeliveryCtx;
 use crate::server::ServerShared;
@@ -99,25 +99,12 @@ impl Stream {
                     stream_seq,
                     id,
                     count,
-                } => {
-                    let mut ack = PubAck::new(self.name.clone(), stream_seq);
-                    ack.domain = self.domain.clone();
-                    ack.batch = id;
-                    ack.count = count;
-                    ack.to_wire()
-                }
+                } => self.batch_ack(stream_seq, false, id, count),
                 Reply::Duplicate {
                     stream_seq,
                     id,
                     count,
-                } => {
-                    let mut ack = PubAck::new(self.name.clone(), stream_seq);
-                    ack.domain = self.domain.clone();
-                    ack.duplicate = true;
-                    ack.batch = id;
-                    ack.count = count;
-                    ack.to_wire()
-                }
+                } => self.batch_ack(stream_seq, true, id, count),
                 Reply::Error(e) => {
                     out.replies.extend_from_slice(reply);
                     out.outcomes.push((out.replies.len(), Outcome::Failed(e)));
@@ -143,21 +130,12 @@ impl Stream {
         (ticket, replies): (&mut Option<natrium_store::Ticket>, &mut Vec<Reply>),
     ) {
         let hdrs = m.headers().unwrap_or(&[]);
-        // Stream-wide checks first, in nats-server's order.
-        let size = self.store.msg_size(m.subject(), hdrs, m.payload());
-        let pre = if cfg.sealed {
-            Some(ApiError::stream_sealed())
-        } else if let Some(Err(e)) = quota.as_ref().map(|q| q.admit(size)) {
-            Some(e.to_api())
-        } else if cfg.max_msg_size > 0 && hdrs.len() + m.payload().len() > cfg.max_msg_size as usize
-        {
-            Some(ApiError::stream_message_exceeds_maximum())
-        } else if !cfg.allow_batched {
-            Some(ApiError::batch_publish_disabled())
-        } else {
-            None
-        };
-        if let Some(e) = pre {
+        if let Some(e) = self.batch_pre_check(
+            cfg,
+            m,
+            quota,
+            (cfg.allow_batched, ApiError::batch_publish_disabled),
+        ) {
             replies.push(Reply::Error(e));
             return;
         }
@@ -174,10 +152,10 @@ impl Stream {
             total: js.batch_limits.fast_inflight_total,
             timeout: js.batch_limits.timeout,
         };
-        let api_level_unmet = PublishHeaders::set(PublishHeaders::parse(hdrs).required_api_level)
-            .is_some_and(|v| {
-                super::super::api::required_api_level_unmet(&String::from_utf8_lossy(v))
-            });
+        let api_level = headers::get_set(hdrs, headers::REQUIRED_API_LEVEL);
+        let api_level_unmet = api_level.is_some_and(|v| {
+            super::super::api::required_api_level_unmet(&String::from_utf8_lossy(v))
+        });
         let fast = state
             .fast
             .get_or_insert_with(|| FastBatches::new(js.fast_batches.clone()));
@@ -186,7 +164,7 @@ impl Stream {
         }
         // Stored like any publish (the API level header is not kept, as nats-server).
         let stripped;
-        let m = if headers::get_set(hdrs, headers::REQUIRED_API_LEVEL).is_some() {
+        let m = if api_level.is_some() {
             let block = headers::without_header(hdrs, headers::REQUIRED_API_LEVEL);
             match Inbound::new(m.subject(), m.reply(), Some(&block), m.payload()) {
                 Some(i) => {

@@ -1105,10 +1105,7 @@ impl Stream {
                         &PubAckResponse::error(self.name.clone(), e.clone()).to_wire(),
                     ),
                     (Outcome::Batch { seq, id, count }, _) => {
-                        let mut ack = self.ack(*seq, false);
-                        ack.ack.batch = id.clone();
-                        ack.ack.count = *count;
-                        wire.extend_from_slice(&ack.to_wire())
+                        wire.extend_from_slice(&self.batch_ack(*seq, false, id.clone(), *count))
                     }
                     (Outcome::Stored(seq) | Outcome::Skipped(seq), _) => {
                         wire.extend_from_slice(&self.ack_prefix);
@@ -1131,6 +1128,14 @@ impl Stream {
             }
         }
         ctx.flush();
+    }
+
+    /// The PubAck of a batch (atomic or fast): `"batch"` and `"count"` added.
+    fn batch_ack(&self, seq: u64, duplicate: bool, id: String, count: u64) -> Vec<u8> {
+        let mut ack = self.ack(seq, duplicate);
+        ack.ack.batch = id;
+        ack.ack.count = count;
+        ack.to_wire()
     }
 
     fn ack(&self, seq: u64, duplicate: bool) -> PubAckResponse {
@@ -1443,16 +1448,10 @@ impl Stream {
             rolled = headers::with_header(hdrs, headers::ROLLUP, "sub");
             hdrs = &rolled;
         }
-        if let Some(Ttl::After(d)) = ttl
-            && cfg.subject_delete_marker_ttl > 0
-            && cfg.max_msgs_per_subject != 1
-        {
-            let min = (cfg.subject_delete_marker_ttl / 1_000_000_000) as u64;
-            if d.as_secs() < min {
-                ttl = Some(Ttl::After(Duration::from_secs(min)));
-                raised = Some(headers::replace_ttl(hdrs, min));
-                hdrs = raised.as_deref().unwrap_or(hdrs);
-            }
+        if let Some(min) = marker_ttl_floor(cfg, ttl) {
+            ttl = Some(Ttl::After(Duration::from_secs(min)));
+            raised = Some(headers::replace_ttl(hdrs, min));
+            hdrs = raised.as_deref().unwrap_or(hdrs);
         }
         // `republish`: the subject's previous sequence goes into `Nats-Last-Sequence`, so
         // look it up before storing (only for streams that republish this subject).
@@ -1509,6 +1508,21 @@ impl Stream {
             total,
         })
     }
+}
+
+/// With `subject_delete_marker_ttl`, the whole seconds a shorter message TTL is raised to
+/// (the header rewritten), as nats-server does, so a marker already on the subject
+/// cannot outlive the message; never with one message per subject, where there is no
+/// older marker beside it. `None`: the TTL stays.
+fn marker_ttl_floor(cfg: &StreamConfig, ttl: Option<Ttl>) -> Option<u64> {
+    let Some(Ttl::After(d)) = ttl else {
+        return None;
+    };
+    if cfg.subject_delete_marker_ttl <= 0 || cfg.max_msgs_per_subject == 1 {
+        return None;
+    }
+    let min = (cfg.subject_delete_marker_ttl / 1_000_000_000) as u64;
+    (d.as_secs() < min).then_some(min)
 }
 
 /// Whether every mirror or source reading a stream that takes `subject` has copied

@@ -38,10 +38,6 @@ pub(super) struct ScheduleCheck {
     pub purge: Option<String>,
 }
 
-fn set(v: Option<&[u8]>) -> Option<&[u8]> {
-    v.filter(|v| !v.is_empty())
-}
-
 fn text(v: &[u8]) -> String {
     String::from_utf8_lossy(v).into_owned()
 }
@@ -59,6 +55,7 @@ impl Stream {
         h: &PublishHeaders<'_>,
         now: i64,
     ) -> Result<ScheduleCheck, ApiError> {
+        let set = PublishHeaders::set;
         let allow = cfg.allow_msg_schedules;
         let or_disabled = |e: ApiError| {
             if allow {
