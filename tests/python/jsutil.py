@@ -14,6 +14,7 @@ compared byte for byte."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import difflib
 import json
 import re
@@ -375,3 +376,50 @@ async def store(c: JsClient, subject: str, body=b"", headers=None, *, stream: st
     if stream is not None:
         assert d["stream"] == stream, ack
     return d["seq"]
+
+
+# -- stored messages ---------------------------------------------------------------------
+
+
+def hdr_block(headers) -> str:
+    """A header block from ``(key, value)`` pairs, as a client sends it."""
+    return "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+
+
+def fsize(subject: str, body: str, headers=None) -> int:
+    """File store accounting of one message (nats-server's fileStoreMsgSizeRaw)."""
+    h = len(hdr_block(headers)) if headers is not None else 0
+    return 30 + len(subject) + len(body) + (h + 4 if h else 0)
+
+
+def b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+async def assert_stream(c: JsClient, stream: str, msgs, timeout: float = 3.0) -> None:
+    """The file stream holds exactly ``msgs`` -- ``(seq, subject, headers or None, body)``,
+    in sequence order, contiguous -- with these exact headers (checked with
+    STREAM.MSG.GET), and its state (file store byte accounting) matches. The state is
+    polled up to ``timeout``: a message published without a reply subject has no answer
+    to wait for."""
+    if msgs:
+        st = state(len(msgs), sum(fsize(s, b, h) for _, s, h, b in msgs), msgs[0][0], msgs[-1][0],
+                   num_subjects=len({s for _, s, _, _ in msgs}))
+    else:
+        st = state()
+    want = go_json(st)
+    deadline = time.monotonic() + timeout
+    while True:
+        got = state_of(await c.api(f"STREAM.INFO.{stream}"))
+        if got == want or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    assert got == want, f"stream {stream} state\n  got      {got}\n  expected {want}"
+    for seq, subject, headers, body in msgs:
+        m = {"subject": subject, "seq": seq}
+        if headers is not None:
+            m["hdrs"] = b64(hdr_block(headers))
+        m["data"] = b64(body)
+        m["time"] = TS
+        assert_json(await c.api(f"STREAM.MSG.GET.{stream}", {"seq": seq}),
+                    go_json({"type": API + "stream_msg_get_response", "message": m}))

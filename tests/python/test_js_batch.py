@@ -27,8 +27,9 @@ import time
 
 import pytest
 
-from jsutil import (API, TS, api_error, assert_json, client, create, create_resp, go_json, info_resp,
-                    JsClient, norm_json, pub_error, state, state_of, stream_cfg, without_state)
+from jsutil import (API, TS, api_error, assert_json, assert_stream, b64, client, create, create_resp,
+                    fsize, go_json, hdr_block, info_resp, JsClient, norm_json, pub_error, state,
+                    state_of, stream_cfg, without_state)
 from natsutil import assert_no_msg, async_test, connect, sync
 from consumer_util import CClient, ccfg, cclient, cinfo_json, lines, make_consumer, msg_line, status_line
 from jsutil import norm_hdr
@@ -55,14 +56,8 @@ def B(seq, commit: str | None = None, *extra, bid: str = "b") -> list[tuple[str,
     return h + list(extra)
 
 
-def hdr_block(headers) -> str:
-    return "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
 
 
-def fsize(subject: str, body: str, headers=None) -> int:
-    """File store accounting of one message (nats-server's fileStoreMsgSizeRaw)."""
-    h = len(hdr_block(headers)) if headers is not None else 0
-    return 30 + len(subject) + len(body) + (h + 4 if h else 0)
 
 
 def ack(seq: int, batch: str | None = None, count: int | None = None, stream: str = "S") -> str:
@@ -126,35 +121,8 @@ async def run_steps(c, steps) -> None:
             assert got == expected, f"{what}:\n  got      {got}\n  expected {expected}"
 
 
-def b64(s: str) -> str:
-    return base64.b64encode(s.encode()).decode()
 
 
-async def assert_stream(c, stream: str, msgs, timeout: float = 3.0) -> None:
-    """The stream holds exactly ``msgs`` — ``(seq, subject, headers or None, body)``, in
-    sequence order, contiguous — with these exact headers (checked with STREAM.MSG.GET),
-    and its state (file store byte accounting) matches."""
-    if msgs:
-        st = state(len(msgs), sum(fsize(s, b, h) for _, s, h, b in msgs), msgs[0][0], msgs[-1][0],
-                   num_subjects=len({s for _, s, _, _ in msgs}))
-    else:
-        st = state()
-    want = go_json(st)
-    deadline = time.monotonic() + timeout
-    while True:  # a commit published without a reply subject has no ack to wait for
-        got = state_of(await c.api(f"STREAM.INFO.{stream}"))
-        if got == want or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.02)
-    assert got == want, f"stream {stream} state\n  got      {got}\n  expected {want}"
-    for seq, subject, headers, body in msgs:
-        m = {"subject": subject, "seq": seq}
-        if headers is not None:
-            m["hdrs"] = b64(hdr_block(headers))
-        m["data"] = b64(body)
-        m["time"] = TS
-        assert_json(await c.api(f"STREAM.MSG.GET.{stream}", {"seq": seq}),
-                    go_json({"type": API + "stream_msg_get_response", "message": m}))
 
 
 _ADV_ID = re.compile(r'"id":"[0-9A-Za-z]{22}"')

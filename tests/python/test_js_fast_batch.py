@@ -33,14 +33,14 @@ reaches a ``_R.>`` subscriber."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 
 import pytest
 
-from jsutil import (API, TS, api_error, assert_json, client, create, create_resp, go_json,
-                    info_resp, pub_error, state, state_of, stream_cfg, without_state)
+from jsutil import (API, TS, api_error, assert_json, assert_stream, b64, client, create, create_resp,
+                    fsize, go_json, hdr_block, info_resp, pub_error, state, state_of, stream_cfg,
+                    without_state)
 from natsutil import async_test
 
 P = "_R.fb"  # reply prefix, under JsClient's inbox subscription (_R.>)
@@ -175,45 +175,12 @@ async def run(c, steps, end_quiet: bool = True) -> None:
 # -- stream checks -----------------------------------------------------------------------
 
 
-def hdr_block(headers) -> str:
-    return "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
 
 
-def fsize(subject: str, body: str, headers=None) -> int:
-    """File store accounting of one message."""
-    h = len(hdr_block(headers)) if headers is not None else 0
-    return 30 + len(subject) + len(body) + (h + 4 if h else 0)
 
 
-def b64(s: str) -> str:
-    return base64.b64encode(s.encode()).decode()
 
 
-async def assert_stream(c, stream: str, msgs) -> None:
-    """The stream holds exactly ``msgs`` — ``(seq, subject, headers or None, body)``,
-    contiguous — checked with STREAM.INFO (state, polled for up to 3 s) and
-    STREAM.MSG.GET (exact headers)."""
-    if msgs:
-        st = state(len(msgs), sum(fsize(s, b, h) for _, s, h, b in msgs), msgs[0][0], msgs[-1][0],
-                   num_subjects=len({s for _, s, _, _ in msgs}))
-    else:
-        st = state()
-    want = go_json(st)
-    deadline = time.monotonic() + 3.0
-    while True:  # a message without any reply to wait for may still be on its way in
-        got = state_of(await c.api(f"STREAM.INFO.{stream}"))
-        if got == want or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.02)
-    assert got == want, f"stream {stream} state\n  got      {got}\n  expected {want}"
-    for seq, subject, headers, body in msgs:
-        m = {"subject": subject, "seq": seq}
-        if headers is not None:
-            m["hdrs"] = b64(hdr_block(headers))
-        m["data"] = b64(body)
-        m["time"] = TS
-        assert_json(await c.api(f"STREAM.MSG.GET.{stream}", {"seq": seq}),
-                    go_json({"type": API + "stream_msg_get_response", "message": m}))
 
 
 async def last_seq(c, stream: str = "S") -> tuple[int, int]:
