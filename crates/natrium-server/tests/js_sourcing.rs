@@ -7,31 +7,9 @@ mod support;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, Context};
-use natrium_server::options::Options;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
-use support::TestServer;
-
-fn opts(dir: &Path) -> Options {
-    let mut o = Options::for_test();
-    o.jetstream.enabled = true;
-    o.jetstream.store_dir = Some(dir.to_path_buf());
-    o
-}
-
-async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&body).unwrap()
-    };
-    let r = client
-        .request(subject.to_string(), body.into())
-        .await
-        .unwrap();
-    serde_json::from_slice(&r.payload).unwrap()
-}
+use support::{TestServer, api, js_options as opts};
 
 async fn ok(client: &async_nats::Client, subject: &str, body: Value) -> Value {
     let v = api(client, subject, body).await;

@@ -78,3 +78,29 @@ pub async fn roundtrip(client: &async_nats::Client) {
         .expect("round trip in time")
         .expect("subscription open");
 }
+
+/// Options for a JetStream server with its store under `dir`.
+pub fn js_options(dir: &std::path::Path) -> Options {
+    let mut o = Options::for_test();
+    o.jetstream.enabled = true;
+    o.jetstream.store_dir = Some(dir.to_path_buf());
+    o
+}
+
+/// A JetStream API request (`null`: an empty body) and its JSON answer.
+pub async fn api(
+    client: &async_nats::Client,
+    subject: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&body).expect("JSON")
+    };
+    let r = client
+        .request(subject.to_string(), body.into())
+        .await
+        .expect("API answer");
+    serde_json::from_slice(&r.payload).expect("JSON answer")
+}
