@@ -4,7 +4,7 @@
 //! nats-server's rules: keys are matched case-insensitively, an unknown key is an error
 //! (`file:line:col: unknown field "x"`), integer durations are accepted as seconds with a
 //! warning, and the size/duration traps are nats-server's. Keys nats-server knows but that
-//! natrium does not implement (clustering, TLS, operator mode, websocket, MQTT…) are
+//! natrium does not implement (clustering, operator mode, websocket, MQTT…) are
 //! accepted with a warning, so an existing config still starts.
 
 use crate::conf::{self, ConfError, Entry, Map, Spanned, Value};
@@ -48,7 +48,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "prof_port",
     "prof_block_rate",
     "proxy_protocol",
-    "tls",
     "ocsp",
     "write_timeout",
     "operator",
@@ -332,6 +331,8 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
         "ports_file_dir" => o.ports_file_dir = Some(PathBuf::from(conf::as_string(v)?)),
         "disable_sublist_cache" | "no_sublist_cache" => o.disable_sublist_cache = conf::as_bool(v)?,
         "authorization" => apply_authorization(o, v)?,
+        "tls" => crate::config_tls::apply_tls(o, v)?,
+        "allow_non_tls" => o.allow_non_tls = conf::as_bool(v)?,
         "store_dir" | "storedir" => {
             if o.jetstream.store_dir.is_some() {
                 return Err(err(&e.key_pos, "Duplicate 'store_dir' configuration"));

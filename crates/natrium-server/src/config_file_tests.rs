@@ -139,7 +139,7 @@ fn unknown_keys_are_errors_with_position() {
 
 #[test]
 fn known_but_unsupported_keys_warn() {
-    let o = opts("cluster { port: 6222 }\ntls { cert_file: x }\n").unwrap();
+    let o = opts("cluster { port: 6222 }\nwebsocket { port: 8080 }\n").unwrap();
     assert_eq!(o.warnings.len(), 2);
     assert!(o.warnings[0].contains("not supported by natrium-server"));
 }
@@ -295,4 +295,90 @@ fn jetstream_batch_limits() {
     assert!(err("jetstream { limits { batch { bogus: 1 } } }").contains("bogus"));
     assert!(err("jetstream { limits { bogus: 1 } }").contains("bogus"));
     assert!(err("jetstream { limits { batch: 5 } }").contains("batch limits"));
+}
+
+/// A `tls {}` block naming the test certificates (`tests/data/tls`), plus `extra` keys.
+fn tls_block(extra: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/tls");
+    format!(
+        "tls {{\n cert_file: \"{dir}/server-cert.pem\"\n key_file: \"{dir}/server-key.pem\"\n \
+         ca_file: \"{dir}/ca.pem\"\n {extra}\n}}"
+    )
+}
+
+#[test]
+fn tls_block_keys() {
+    let o = opts(&tls_block(
+        "verify: true\ntimeout: 0.5\nmin_version: \"1.3\"",
+    ))
+    .unwrap();
+    let t = o.tls.clone().expect("TLS configured");
+    assert!(t.verify);
+    assert_eq!(t.timeout, Duration::from_millis(500));
+    assert_eq!(t.min_version, Some(crate::tls::TlsVersion::V1_3));
+    assert!(!t.handshake_first);
+    assert_eq!(o.effective_auth_timeout(), Duration::from_millis(1500));
+    // `timeout` as a duration string; 0 is the default.
+    let t = opts(&tls_block("timeout: \"3s\"")).unwrap().tls.unwrap();
+    assert_eq!(t.timeout, Duration::from_secs(3));
+    let t = opts(&tls_block("timeout: 0")).unwrap().tls.unwrap();
+    assert_eq!(t.timeout, crate::tls::DEFAULT_TLS_TIMEOUT);
+    // handshake_first: booleans, on/off, auto (50 ms fallback), a duration.
+    for (v, first, fallback) in [
+        ("true", true, None),
+        ("\"on\"", true, None),
+        ("\"off\"", false, None),
+        ("\"auto\"", true, Some(Duration::from_millis(50))),
+        ("\"300ms\"", true, Some(Duration::from_millis(300))),
+    ] {
+        let t = opts(&tls_block(&format!("handshake_first: {v}")))
+            .unwrap()
+            .tls
+            .unwrap();
+        assert_eq!(
+            (t.handshake_first, t.first_fallback),
+            (first, fallback),
+            "{v}"
+        );
+    }
+    let t = opts(&tls_block("first: true")).unwrap().tls.unwrap();
+    assert!(t.handshake_first, "the `first` alias");
+    let o = opts(&format!("{}\nallow_non_tls: true", tls_block(""))).unwrap();
+    assert!(o.allow_non_tls);
+}
+
+#[test]
+fn tls_block_errors() {
+    assert!(
+        err(&tls_block("bogus: 1")).contains("error parsing tls config, unknown field \"bogus\""),
+        "{}",
+        err(&tls_block("bogus: 1"))
+    );
+    assert!(err(&tls_block("verify: 1")).contains("expected 'verify' to be a boolean"));
+    assert!(err(&tls_block("handshake_first: \"soon\"")).contains("is invalid"));
+    assert!(err(&tls_block("min_version: \"1.1\"")).contains("unsupported TLS version"));
+    assert!(err(&tls_block("cipher_suites: []")).contains("cannot be empty"));
+    // Checks natrium does not make are refused, not ignored.
+    for key in [
+        "verify_and_map: true",
+        "pinned_certs: []",
+        "ocsp_peer: true",
+    ] {
+        assert!(
+            err(&tls_block(key)).contains("is not supported by natrium-server"),
+            "{key}"
+        );
+    }
+    // Files are read while parsing: a missing one is an error with its position.
+    let e = err("tls {\n cert_file: \"/nonexistent/c.pem\"\n key_file: \"/nonexistent/k.pem\"\n}");
+    assert!(
+        e.contains("/nonexistent/c.pem") && e.starts_with("1:"),
+        "{e}"
+    );
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/tls");
+    let e = err(&format!("tls {{ cert_file: \"{dir}/server-cert.pem\" }}"));
+    assert!(e.contains("missing 'key_file'"), "{e}");
+    // Suites and curves only warn: rustls' are all secure.
+    let o = opts(&tls_block("cipher_suites: [\"TLS_AES_128_GCM_SHA256\"]")).unwrap();
+    assert!(o.warnings.iter().any(|w| w.contains("cipher_suites")));
 }

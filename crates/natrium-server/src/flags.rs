@@ -77,7 +77,17 @@ pub struct Flags {
     pub pass: Option<String>,
     /// `--auth`.
     pub auth_token: Option<String>,
-    /// Flags nats-server knows that we accept but do not act on (TLS, cluster, syslog…),
+    /// `--tls` as given: `Some(false)` (`--tls=false`) turns TLS off, config file too.
+    pub tls: Option<bool>,
+    /// `--tlscert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tlskey`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tlscacert`.
+    pub tls_ca: Option<PathBuf>,
+    /// `--tlsverify`.
+    pub tls_verify: Option<bool>,
+    /// Flags nats-server knows that we accept but do not act on (cluster, syslog…),
     /// reported as warnings.
     pub unsupported: Vec<String>,
     /// Arguments left after the flags.
@@ -93,6 +103,9 @@ pub enum FlagError {
     /// A value flag at the end of the arguments.
     #[error("flag needs an argument: -{0}")]
     MissingValue(String),
+    /// Flags that do not fit together (nats-server's wording).
+    #[error("{0}")]
+    Conflict(String),
     /// A value that does not parse.
     #[error("invalid value {value:?} for flag -{flag}: {reason}")]
     BadValue {
@@ -158,11 +171,11 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ("user", Kind::Value, "user"),
     ("pass", Kind::Value, "pass"),
     ("auth", Kind::Value, "auth"),
-    ("tls", Kind::Bool, "unsupported"),
-    ("tlscert", Kind::Value, "unsupported"),
-    ("tlskey", Kind::Value, "unsupported"),
-    ("tlsverify", Kind::Bool, "unsupported"),
-    ("tlscacert", Kind::Value, "unsupported"),
+    ("tls", Kind::Bool, "tls"),
+    ("tlscert", Kind::Value, "tlscert"),
+    ("tlskey", Kind::Value, "tlskey"),
+    ("tlsverify", Kind::Bool, "tlsverify"),
+    ("tlscacert", Kind::Value, "tlscacert"),
     ("routes", Kind::Value, "unsupported"),
     ("cluster", Kind::Value, "unsupported"),
     ("cluster_listen", Kind::Value, "unsupported"),
@@ -237,7 +250,30 @@ impl Flags {
             f.set(name, canon, &value)?;
             i += 1;
         }
+        if f.tls_override() {
+            if f.tls_cert.is_none() {
+                return Err(FlagError::Conflict(
+                    "TLS Server certificate must be present and valid".into(),
+                ));
+            }
+            if f.tls_key.is_none() {
+                return Err(FlagError::Conflict(
+                    "TLS Server private key must be present and valid".into(),
+                ));
+            }
+        }
         Ok(f)
+    }
+
+    /// Whether the `--tls*` flags replace the config file's TLS: as nats-server, any of
+    /// them does, unless `--tls=false` turns TLS off altogether.
+    fn tls_override(&self) -> bool {
+        self.tls != Some(false)
+            && (self.tls == Some(true)
+                || self.tls_cert.is_some()
+                || self.tls_key.is_some()
+                || self.tls_ca.is_some()
+                || self.tls_verify.is_some())
     }
 
     fn set(&mut self, name: &str, canon: &str, v: &str) -> Result<(), FlagError> {
@@ -286,6 +322,11 @@ impl Flags {
             "user" => self.user = Some(v.to_string()),
             "pass" => self.pass = Some(v.to_string()),
             "auth" => self.auth_token = Some(v.to_string()),
+            "tls" => self.tls = Some(parse_bool(name, v)?),
+            "tlscert" => self.tls_cert = Some(PathBuf::from(v)),
+            "tlskey" => self.tls_key = Some(PathBuf::from(v)),
+            "tlscacert" => self.tls_ca = Some(PathBuf::from(v)),
+            "tlsverify" => self.tls_verify = Some(parse_bool(name, v)?),
             _ => self.unsupported.push(format!("-{name}")),
         }
         Ok(())
@@ -351,6 +392,18 @@ impl Flags {
         if let Some(t) = &self.auth_token {
             o.auth.token = Some(t.clone());
         }
+        if self.tls == Some(false) {
+            o.tls = None;
+        } else if self.tls_override() {
+            // The certificate, key, CA and verify come from the flags; the file's other
+            // TLS settings (timeout, handshake_first, min_version) stay.
+            let mut t = o.tls.take().unwrap_or_default();
+            t.cert_file = self.tls_cert.clone();
+            t.key_file = self.tls_key.clone();
+            t.ca_file = self.tls_ca.clone();
+            t.verify = self.tls_verify.unwrap_or(false);
+            o.tls = Some(t);
+        }
         for u in &self.unsupported {
             o.warnings.push(format!(
                 "flag {u} is not supported by natrium-server and is ignored"
@@ -397,6 +450,13 @@ Authorization Options:
         --user <user>                User required for connections
         --pass <password>            Password required for connections
         --auth <token>               Authorization token required for connections
+
+TLS Options:
+        --tls                        Enable TLS, do not verify clients (default: false)
+        --tlscert <file>             Server certificate file
+        --tlskey <file>              Private key for server certificate
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
 
 Common Options:
     -h, --help                       Show this message
@@ -465,12 +525,62 @@ mod tests {
             ..Default::default()
         };
         o.log.debug = true;
-        let f = Flags::parse(["-p", "5678", "--user", "u", "--pass", "p", "-tls"]).unwrap();
+        let f =
+            Flags::parse(["-p", "5678", "--user", "u", "--pass", "p", "--routes", "x"]).unwrap();
         f.apply(&mut o);
         assert_eq!(o.port, 5678);
         assert!(o.log.debug, "flags not given must not clobber the file");
         assert_eq!(o.auth.user.as_deref(), Some("u"));
         assert_eq!(o.warnings.len(), 1);
+    }
+
+    #[test]
+    fn tls_flags_replace_the_files_certificates_and_keep_its_timeout() {
+        let mut o = crate::options::Options {
+            tls: Some(crate::tls::TlsOptions {
+                cert_file: Some("file.pem".into()),
+                key_file: Some("file-key.pem".into()),
+                verify: true,
+                timeout: std::time::Duration::from_secs(5),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let f = Flags::parse(["--tlscert", "c.pem", "--tlskey=k.pem"]).unwrap();
+        f.apply(&mut o);
+        let t = o.tls.clone().unwrap();
+        assert_eq!(t.cert_file, Some(PathBuf::from("c.pem")));
+        assert_eq!(t.key_file, Some(PathBuf::from("k.pem")));
+        assert!(!t.verify, "verify comes from the flags once they override");
+        assert_eq!(t.timeout, std::time::Duration::from_secs(5));
+        // `--tls=false` turns TLS off, whatever the file says.
+        Flags::parse(["--tls=false", "--tlscert", "c.pem"])
+            .unwrap()
+            .apply(&mut o);
+        assert_eq!(o.tls, None);
+        // Without the flags the file's TLS stays.
+        let mut o2 = crate::options::Options {
+            tls: t.clone().into(),
+            ..Default::default()
+        };
+        Flags::parse(["-p", "1"]).unwrap().apply(&mut o2);
+        assert_eq!(o2.tls, Some(t));
+    }
+
+    #[test]
+    fn tls_flags_need_a_certificate_and_a_key() {
+        assert_eq!(
+            Flags::parse(["--tls"]),
+            Err(FlagError::Conflict(
+                "TLS Server certificate must be present and valid".into()
+            ))
+        );
+        assert_eq!(
+            Flags::parse(["--tlsverify", "--tlscert", "c.pem"]),
+            Err(FlagError::Conflict(
+                "TLS Server private key must be present and valid".into()
+            ))
+        );
     }
 
     #[test]

@@ -96,6 +96,11 @@ pub struct Options {
     pub accounts: AccountsConfig,
     /// JetStream settings.
     pub jetstream: JetStreamOptions,
+    /// TLS for client connections (`tls {}`, `--tls*`); `None`: plain TCP only.
+    pub tls: Option<crate::tls::TlsOptions>,
+    /// `allow_non_tls`: with TLS configured, also admit clients that stay in the clear
+    /// (INFO says `tls_available`; the first byte a client sends tells which it wants).
+    pub allow_non_tls: bool,
     /// Warnings produced while building the options (printed at start, never fatal).
     pub warnings: Vec<String>,
 }
@@ -403,6 +408,8 @@ impl Default for Options {
                 strict: true,
                 ..JetStreamOptions::default()
             },
+            tls: None,
+            allow_non_tls: false,
             warnings: Vec::new(),
         }
     }
@@ -418,9 +425,15 @@ impl Options {
         }
     }
 
-    /// The auth timeout in effect: the `authorization` block's value if set.
+    /// The auth timeout in effect: the `authorization` block's value if set, else, with
+    /// TLS, the TLS timeout plus one second (nats-server's `getDefaultAuthTimeout`), else
+    /// the default.
     pub fn effective_auth_timeout(&self) -> Duration {
-        self.auth.timeout.unwrap_or(self.auth_timeout)
+        match (&self.auth.timeout, &self.tls) {
+            (Some(t), _) => *t,
+            (None, Some(tls)) => tls.timeout + Duration::from_secs(1),
+            (None, None) => self.auth_timeout,
+        }
     }
 
     /// Check cross-field rules nats-server enforces at start.
@@ -442,6 +455,9 @@ impl Options {
             && name.contains(' ')
         {
             return Err("server name cannot contain spaces".to_string());
+        }
+        if let Some(tls) = &self.tls {
+            crate::tls::ServerTls::build(tls).map_err(|e| e.to_string())?;
         }
         Ok(())
     }

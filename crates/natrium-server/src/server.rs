@@ -131,6 +131,8 @@ pub struct ServerShared {
     accounts: RwLock<FxHashMap<String, Arc<Account>>>,
     /// Users and credentials; replaced whole on reload.
     auth: RwLock<Arc<AuthRegistry>>,
+    /// TLS for new client connections, built from `opts.tls`; replaced on reload.
+    tls: RwLock<Option<Arc<crate::tls::ServerTls>>>,
     /// Name of the system account, if there is one.
     pub system_account: Option<String>,
     /// Sequence number of system messages (`server.seq`).
@@ -177,6 +179,21 @@ impl ServerShared {
             opts.log.logtime,
             opts.log.logtime_utc,
         );
+        // New connections get the new TLS settings (certificates re-read, e.g. renewed
+        // ones); open ones keep their session. Validation built it already, so a failure
+        // here means a file changed since: keep serving with the old settings.
+        match opts
+            .tls
+            .as_ref()
+            .map(crate::tls::ServerTls::build)
+            .transpose()
+        {
+            Ok(tls) => *self.tls.write() = tls.map(Arc::new),
+            Err(e) => error!(
+                self.log,
+                "Reloading TLS failed, keeping the old settings: {}", e
+            ),
+        }
         *self.opts.write() = Arc::new(opts);
         self.opts_gen.fetch_add(1, Ordering::Release);
     }
@@ -202,6 +219,11 @@ impl ServerShared {
         let mut v: Vec<_> = self.accounts.read().values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// TLS settings for new client connections, when TLS is configured.
+    pub fn tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
+        self.tls.read().clone()
     }
 
     /// The current users registry.
@@ -374,12 +396,20 @@ impl ServerShared {
             domain: opts.jetstream.domain.clone().unwrap_or_default(),
             ldm: self.in_lame_duck(),
             api_lvl: API_LEVEL,
+            tls_required: opts.tls.is_some() && !opts.allow_non_tls,
+            tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
+            tls_available: opts.tls.is_some() && opts.allow_non_tls,
             ..ServerInfo::default()
         }
     }
 
     /// The INFO JSON for one client; `connect_info` for the one after the first PONG.
     pub fn client_info_json(&self, conn: &ClientConn, connect_info: bool) -> String {
+        self.client_info(conn, connect_info).to_json()
+    }
+
+    /// The INFO for one client; `connect_info` for the one after the first PONG.
+    pub fn client_info(&self, conn: &ClientConn, connect_info: bool) -> ServerInfo {
         let mut info = self.base_info();
         info.client_id = conn.cid;
         info.client_ip = conn.addr.ip().to_string();
@@ -395,7 +425,7 @@ impl ServerShared {
             info.remote_account = conn.meta.lock().account.clone();
             info.acc_is_sys = self.system_account.as_deref() == Some(info.remote_account.as_str());
         }
-        info.to_json()
+        info
     }
 
     /// Number of open client connections.
@@ -611,7 +641,15 @@ impl Server {
         })?;
         let (accounts, system_account) = build_accounts(&opts).map_err(StartError::Options)?;
         let auth = AuthRegistry::from_options(&opts);
+        let tls = opts
+            .tls
+            .as_ref()
+            .map(crate::tls::ServerTls::build)
+            .transpose()
+            .map_err(|e| StartError::Options(e.to_string()))?
+            .map(Arc::new);
         let shared = Arc::new(ServerShared {
+            tls: RwLock::new(tls),
             accounts: RwLock::new(accounts),
             auth: RwLock::new(Arc::new(auth)),
             system_account,

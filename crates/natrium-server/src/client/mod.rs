@@ -15,6 +15,7 @@ pub mod deliver;
 pub mod outbound;
 pub mod reader;
 pub mod subscription;
+pub mod transport;
 pub mod writer;
 
 use crate::auth::permissions::{ClientPerms, ResponseGrant};
@@ -70,6 +71,8 @@ pub enum CloseReason {
     NoRespondersRequiresHeaders,
     /// The server is shutting down.
     ServerShutdown,
+    /// The TLS handshake failed or timed out.
+    TlsHandshakeError,
 }
 
 impl CloseReason {
@@ -94,6 +97,7 @@ impl CloseReason {
             CloseReason::MaxSubscriptionsExceeded => "Maximum Subscriptions Exceeded",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::TlsHandshakeError => "TLS Handshake Error",
         }
     }
 
@@ -125,6 +129,8 @@ pub struct ClientMeta {
     pub account: String,
     /// Round-trip time measured with the server's PING, in nanoseconds (0: unknown).
     pub rtt_nanos: u64,
+    /// The TLS session, for a connection that came in over TLS (`/connz`).
+    pub tls: Option<crate::tls::TlsInfo>,
 }
 
 /// Monotonic clock origin shared by the activity timestamps below.

@@ -12,6 +12,7 @@
 
 use super::deliver::{DeliveryCtx, Publisher};
 use super::subscription::Subscription;
+use super::transport::{self, ConnReader, ConnWriter};
 use super::{ClientConn, CloseReason, mono_nanos, writer};
 use crate::account::Account;
 use crate::auth::Identity;
@@ -21,7 +22,7 @@ use crate::protocol::write;
 use crate::protocol::{ClientOp, ParseError, Parser, ParserLimits, PubMsg};
 use crate::server::ServerShared;
 use crate::sublist::{SublistResult, is_valid_literal_subject, is_valid_subject};
-use crate::{debug, trace};
+use crate::{debug, error, trace};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -163,16 +164,21 @@ enum Flow {
     Close,
 }
 
-/// Run a connection: send INFO, start the writer, read until closed, then clean up.
+/// Run a connection: send INFO (and run the TLS handshake), start the writer, read until
+/// closed, then clean up.
 pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerShared>) {
     let _ = stream.set_nodelay(true);
-    let (mut rd, wr) = stream.into_split();
+    let Some((mut rd, wr)) = open(&conn, stream, &server).await else {
+        // The TLS handshake failed: nothing was read, nothing else to undo.
+        server.client_closed(&conn, Vec::new());
+        return;
+    };
     let opts = server.opts();
     let registry = server.auth();
     let auth_required = registry.required();
     // Whenever auth is configured, also with a `no_auth_user` (INFO then says no auth is
     // required): a socket that never sends CONNECT (nor anything else) is timed out, as
-    // nats-server does.
+    // nats-server does. The clock starts after the TLS handshake, as there.
     let auth_deadline = registry
         .configured()
         .then(|| tokio::time::Instant::now() + opts.effective_auth_timeout());
@@ -182,11 +188,6 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
         headers: false,
     };
     drop(opts);
-
-    let info = server.client_info_json(&conn, false);
-    let mut line = Vec::with_capacity(info.len() + 8);
-    write::append_info(&mut line, info.as_bytes());
-    conn.send_proto(&line);
 
     let writer = tokio::spawn(writer::run(conn.clone(), wr, server.clone(), auth_deadline));
     debug!(
@@ -236,8 +237,123 @@ pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerSha
     }
 }
 
+/// Sends the first INFO and, when TLS is configured, runs the handshake, in nats-server's
+/// order: INFO in the clear and then the client's handshake; or, with `handshake_first`,
+/// the handshake and then INFO inside TLS. With `allow_non_tls` the client's first byte
+/// says whether it starts TLS (a handshake record) or stays in the clear. Returns `None`
+/// (the connection marked closed) when the handshake fails.
+async fn open(
+    conn: &Arc<ClientConn>,
+    mut stream: TcpStream,
+    server: &Arc<ServerShared>,
+) -> Option<(ConnReader, ConnWriter)> {
+    let Some(tls) = server.tls() else {
+        let mut line = Vec::new();
+        write::append_info(&mut line, server.client_info_json(conn, false).as_bytes());
+        conn.send_proto(&line);
+        return Some(transport::plain(stream));
+    };
+    let allow_plain = server.opts().allow_non_tls;
+    // TLS first: wait for the client's handshake, or (with a fallback delay) only that
+    // long before treating it as a client that waits for INFO.
+    let first = tls.opts.handshake_first
+        && match tls.opts.first_fallback {
+            None => true,
+            Some(wait) => first_byte(&stream, wait).await.is_some(),
+        };
+    let mut use_tls = true;
+    if !first {
+        let mut info = server.client_info(conn, false);
+        info.tls_required = !allow_plain;
+        info.tls_available = allow_plain;
+        let mut line = Vec::new();
+        write::append_info(&mut line, info.to_json().as_bytes());
+        let deadline = server.opts().write_deadline;
+        if !matches!(
+            tokio::time::timeout(
+                deadline,
+                tokio::io::AsyncWriteExt::write_all(&mut stream, &line)
+            )
+            .await,
+            Ok(Ok(()))
+        ) {
+            conn.close(CloseReason::WriteError, false);
+            return None;
+        }
+        if allow_plain {
+            use_tls =
+                first_byte(&stream, tls.opts.timeout).await == Some(crate::tls::TLS_HANDSHAKE_BYTE);
+        }
+    }
+    if !use_tls {
+        return Some(transport::plain(stream));
+    }
+    debug!(
+        server.log,
+        "{} - cid:{} - Starting TLS client connection handshake", conn.addr, conn.cid
+    );
+    // A shutdown (or a reload that drops the client) while the handshake runs ends it.
+    let shaken = tokio::select! {
+        r = tls.accept(stream) => r,
+        _ = conn.writer_wake.notified() => {
+            conn.close(CloseReason::ServerShutdown, false);
+            return None;
+        }
+    };
+    let stream = match shaken {
+        Ok(s) => s,
+        Err(e) => {
+            // A peer that connects and leaves without a word is a probe (a load
+            // balancer's health check): debug level, as nats-server.
+            let probe = matches!(&e, crate::tls::HandshakeError::Io(io)
+                if io.kind() == std::io::ErrorKind::UnexpectedEof);
+            if probe {
+                debug!(
+                    server.log,
+                    "{} - cid:{} - TLS handshake error: {}", conn.addr, conn.cid, e
+                );
+            } else {
+                error!(
+                    server.log,
+                    "{} - cid:{} - TLS handshake error: {}", conn.addr, conn.cid, e
+                );
+            }
+            conn.close(CloseReason::TlsHandshakeError, false);
+            return None;
+        }
+    };
+    let info = crate::tls::TlsInfo::of(stream.get_ref().1, first);
+    debug!(
+        server.log,
+        "{} - cid:{} - TLS version {}, cipher suite {}",
+        conn.addr,
+        conn.cid,
+        info.version,
+        info.cipher_suite
+    );
+    conn.meta.lock().tls = Some(info);
+    if first {
+        let mut info = server.client_info(conn, false);
+        info.tls_required = true;
+        info.tls_available = false;
+        let mut line = Vec::new();
+        write::append_info(&mut line, info.to_json().as_bytes());
+        conn.send_proto(&line);
+    }
+    Some(transport::tls(stream))
+}
+
+/// The first byte the client sent, if one arrives within `wait` (left in the socket).
+async fn first_byte(stream: &TcpStream, wait: Duration) -> Option<u8> {
+    let mut b = [0u8; 1];
+    match tokio::time::timeout(wait, stream.peek(&mut b)).await {
+        Ok(Ok(1)) => Some(b[0]),
+        _ => None,
+    }
+}
+
 impl Reader {
-    async fn read_loop(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf) -> CloseReason {
+    async fn read_loop(&mut self, rd: &mut ConnReader) -> CloseReason {
         let mut buf: Vec<u8> = Vec::with_capacity(MIN_READ);
         let mut read_size = MIN_READ;
         loop {
@@ -252,6 +368,11 @@ impl Reader {
             let n = match rd.read_buf(&mut buf).await {
                 Ok(0) => return self.conn.closing().unwrap_or(CloseReason::ClientClosed),
                 Ok(n) => n,
+                // A TLS peer that closes the socket without a close_notify alert: as
+                // good as a plain close (most clients do this).
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return self.conn.closing().unwrap_or(CloseReason::ClientClosed);
+                }
                 Err(_) => return self.conn.closing().unwrap_or(CloseReason::ReadError),
             };
             // Grow the read size for busy connections, shrink it for quiet ones.

@@ -11,52 +11,17 @@
 //!   `ping_max` unanswered ones close the connection as stale;
 //! - the auth timeout, when the server requires authentication.
 
+use super::transport::{ConnWriter, WriteFail};
 use super::{ClientConn, CloseReason, mono_nanos};
 use crate::protocol::write;
 use crate::server::ServerShared;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
 /// Above this capacity an idle buffer is given back to the allocator.
 const SHRINK_ABOVE: usize = 8 * 1024 * 1024;
-
-/// Why a write failed.
-enum WriteFail {
-    /// The socket errored or closed.
-    Io,
-    /// The socket stayed full past the write deadline.
-    Deadline,
-}
-
-/// Write all of `data`, waiting at most `deadline` in total for the socket to drain.
-async fn write_all(
-    wr: &OwnedWriteHalf,
-    mut data: &[u8],
-    deadline: Duration,
-) -> Result<(), WriteFail> {
-    let mut until: Option<Instant> = None;
-    while !data.is_empty() {
-        match wr.try_write(data) {
-            Ok(0) => return Err(WriteFail::Io),
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let at = *until.get_or_insert_with(|| Instant::now() + deadline);
-                match tokio::time::timeout_at(at, wr.writable()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return Err(WriteFail::Io),
-                    Err(_) => return Err(WriteFail::Deadline),
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(WriteFail::Io),
-        }
-    }
-    Ok(())
-}
 
 /// The first server PING comes after min(ping_interval, 2s) plus up to 20% jitter, as in
 /// nats-server, so a fleet of clients that connected together does not ping in lockstep.
@@ -75,7 +40,7 @@ fn first_ping_delay(interval: Duration) -> Duration {
 /// on the way out, which ends the reader's pending read.
 pub async fn run(
     conn: Arc<ClientConn>,
-    wr: OwnedWriteHalf,
+    mut wr: ConnWriter,
     server: Arc<ServerShared>,
     auth_deadline: Option<Instant>,
 ) {
@@ -145,7 +110,7 @@ pub async fn run(
         }
         if !spare.is_empty() {
             let deadline = server.opts().write_deadline;
-            match write_all(&wr, &spare, deadline).await {
+            match wr.write_all(&spare, deadline).await {
                 Ok(()) => {}
                 Err(fail) => {
                     let reason = match fail {
@@ -181,10 +146,7 @@ pub async fn run(
         }
     }
     // Ends the reader's read too; the fd stays open until both halves drop.
-    // SAFETY: the fd belongs to the socket `wr` keeps alive for the duration of the call.
-    unsafe {
-        libc::shutdown(wr.as_ref().as_raw_fd(), libc::SHUT_RDWR);
-    }
+    wr.shutdown().await;
 }
 
 /// One tick of the PING timer. As in nats-server, a PING is skipped when the client sent

@@ -225,6 +225,15 @@ pub struct ConnInfo {
     /// Client library version.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// TLS version of a TLS connection (`1.2`, `1.3`).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub tls_version: &'static str,
+    /// Negotiated cipher suite, in Go's spelling.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_cipher_suite: String,
+    /// The TLS handshake came before INFO (`handshake_first`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_first: bool,
     /// Authenticated user (`auth=1`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub authorized_user: String,
@@ -373,6 +382,12 @@ fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -
         name: meta.name.clone(),
         lang: meta.lang.clone(),
         version: meta.version.clone(),
+        tls_version: meta.tls.as_ref().map_or("", |t| t.version),
+        tls_cipher_suite: meta
+            .tls
+            .as_ref()
+            .map_or_else(String::new, |t| t.cipher_suite.clone()),
+        tls_first: meta.tls.as_ref().is_some_and(|t| t.first),
         authorized_user: String::new(),
         account: String::new(),
         subscriptions_list: Vec::new(),
@@ -428,6 +443,13 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
         name: cc.meta.name.clone(),
         lang: cc.meta.lang.clone(),
         version: cc.meta.version.clone(),
+        tls_version: cc.meta.tls.as_ref().map_or("", |t| t.version),
+        tls_cipher_suite: cc
+            .meta
+            .tls
+            .as_ref()
+            .map_or_else(String::new, |t| t.cipher_suite.clone()),
+        tls_first: cc.meta.tls.as_ref().is_some_and(|t| t.first),
         authorized_user: String::new(),
         account: String::new(),
         subscriptions_list: Vec::new(),
@@ -584,6 +606,10 @@ pub fn connz(mon: &Monitor, o: &ConnzOptions) -> Result<Connz, ConnzError> {
     out.num_connections = page.len();
     out.connections = Some(page);
     Ok(out)
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[cfg(test)]

@@ -15,9 +15,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-/// nats-server's default TLS timeout, in seconds (TLS is not configurable yet).
-const DEFAULT_TLS_TIMEOUT: f64 = 2.0;
-
 /// An empty JSON object, for the sections a standalone server has nothing to say about.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Empty {}
@@ -94,6 +91,12 @@ pub struct Varz {
     /// Clients must authenticate.
     #[serde(skip_serializing_if = "is_false")]
     pub auth_required: bool,
+    /// Clients must use TLS (INFO's `tls_required`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_required: bool,
+    /// Client certificates are required and verified.
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_verify: bool,
     /// Maximum client connections.
     pub max_connections: i64,
     /// Maximum subscriptions per connection, when limited.
@@ -257,6 +260,8 @@ pub fn varz(mon: &Monitor) -> Varz {
         port: info.port,
         // Users configured, even with a no_auth_user (as nats-server's varz).
         auth_required: s.auth().configured(),
+        tls_required: opts.tls.is_some() && !opts.allow_non_tls,
+        tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
         max_connections: opts.max_connections,
         max_subscriptions: opts.max_subscriptions,
         ping_interval: opts.ping_interval.as_nanos() as u64,
@@ -278,7 +283,11 @@ pub fn varz(mon: &Monitor) -> Varz {
             Some(v) => JetStreamSection::Running(Box::new(v)),
             None => JetStreamSection::Off(Empty {}),
         },
-        tls_timeout: DEFAULT_TLS_TIMEOUT,
+        tls_timeout: opts
+            .tls
+            .as_ref()
+            .map_or(crate::tls::DEFAULT_TLS_TIMEOUT, |t| t.timeout)
+            .as_secs_f64(),
         write_deadline: opts.write_deadline.as_nanos() as u64,
         start: GoTime(s.start_time),
         now: GoTime(now),

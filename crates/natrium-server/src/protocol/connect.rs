@@ -110,6 +110,12 @@ pub struct ServerInfo {
     /// TLS required.
     #[serde(skip_serializing_if = "is_false")]
     pub tls_required: bool,
+    /// Client certificates are required and verified.
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_verify: bool,
+    /// TLS is offered but not required (`allow_non_tls`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_available: bool,
     /// Largest publish.
     pub max_payload: i64,
     /// JetStream enabled.

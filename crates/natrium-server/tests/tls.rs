@@ -1,0 +1,394 @@
+//! TLS for client connections, driven by async-nats (and raw sockets where a client
+//! library would hide what the server does): INFO in the clear then the client's
+//! handshake, `handshake_first`, client certificates (`verify`), `allow_non_tls`,
+//! `min_version`, the handshake timeout, and what `/connz` and INFO say.
+//!
+//! The certificates are in `tests/data/tls` (`generate.sh` makes them).
+
+mod support;
+
+use futures::StreamExt;
+use natrium_server::client::CloseReason;
+use natrium_server::options::Options;
+use natrium_server::tls::{TlsOptions, TlsVersion};
+use std::path::PathBuf;
+use std::time::Duration;
+use support::{TestServer, eventually};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/tls")
+        .join(name)
+}
+
+fn tls_opts() -> TlsOptions {
+    TlsOptions {
+        cert_file: Some(data("server-cert.pem")),
+        key_file: Some(data("server-key.pem")),
+        ..TlsOptions::default()
+    }
+}
+
+async fn server(tls: TlsOptions, allow_non_tls: bool) -> TestServer {
+    TestServer::with(Options {
+        tls: Some(tls),
+        allow_non_tls,
+        ..Options::for_test()
+    })
+    .await
+}
+
+fn url(s: &TestServer) -> String {
+    format!("nats://localhost:{}", s.port())
+}
+
+fn trusting() -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new().add_root_certificates(data("ca.pem"))
+}
+
+/// The first line the server sends on a fresh socket, and the socket.
+async fn first_line(s: &TestServer) -> (String, BufReader<TcpStream>) {
+    let sock = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
+    let mut rd = BufReader::new(sock);
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(5), rd.read_line(&mut line))
+        .await
+        .expect("INFO in time")
+        .unwrap();
+    (line, rd)
+}
+
+fn info_json(line: &str) -> serde_json::Value {
+    let body = line.strip_prefix("INFO ").expect("an INFO line").trim_end();
+    serde_json::from_str(body).unwrap()
+}
+
+/// The reason the server recorded for the connection from `port` (the client's side).
+async fn closed_reason(s: &TestServer, local_port: u16) -> Option<CloseReason> {
+    let shared = s.server.shared().clone();
+    let mut found = None;
+    eventually(Duration::from_secs(5), || {
+        found = shared
+            .closed_clients()
+            .iter()
+            .find(|c| c.addr.port() == local_port)
+            .map(|c| c.reason);
+        found.is_some()
+    })
+    .await;
+    found
+}
+
+#[tokio::test]
+async fn a_tls_client_talks_through_the_upgrade_and_connz_shows_the_session() {
+    let s = server(tls_opts(), false).await;
+    // INFO comes in the clear and says TLS is required.
+    let (line, _sock) = first_line(&s).await;
+    let info = info_json(&line);
+    assert_eq!(info["tls_required"], true);
+    assert!(info.get("tls_verify").is_none());
+    assert!(info.get("tls_available").is_none());
+
+    let nc = trusting()
+        .connect(url(&s))
+        .await
+        .expect("TLS client connects");
+    let mut sub = nc.subscribe("t.>").await.unwrap();
+    // A payload larger than one TLS record (16 KiB) crosses in pieces.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    nc.publish("t.big", big.clone().into()).await.unwrap();
+    nc.publish("t.small", "hi".into()).await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.payload.as_ref(), big.as_slice());
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.payload.as_ref(), b"hi");
+
+    let tls: Vec<_> = s
+        .server
+        .shared()
+        .clients()
+        .iter()
+        .filter_map(|c| c.meta.lock().tls.clone())
+        .collect();
+    assert_eq!(tls.len(), 1, "{tls:?}");
+    assert_eq!(tls[0].version, "1.3");
+    assert!(tls[0].cipher_suite.starts_with("TLS_"), "{:?}", tls[0]);
+    assert!(!tls[0].first);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stays_in_the_clear_is_closed_as_a_handshake_error() {
+    let s = server(tls_opts(), false).await;
+    let (_, mut sock) = first_line(&s).await;
+    let port = sock.get_ref().local_addr().unwrap().port();
+    sock.get_mut()
+        .write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
+        .await
+        .unwrap();
+    // No PONG: the server reads our CONNECT as a broken handshake and hangs up.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut rest),
+    )
+    .await
+    .expect("the server closes");
+    assert!(!String::from_utf8_lossy(&rest).contains("PONG"));
+    assert_eq!(
+        closed_reason(&s, port).await,
+        Some(CloseReason::TlsHandshakeError)
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_tls_timeout() {
+    let s = server(
+        TlsOptions {
+            timeout: Duration::from_millis(300),
+            ..tls_opts()
+        },
+        false,
+    )
+    .await;
+    let (_, mut sock) = first_line(&s).await;
+    let port = sock.get_ref().local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut rest),
+    )
+    .await
+    .expect("closed by the TLS timeout, not the test's");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(
+        closed_reason(&s, port).await,
+        Some(CloseReason::TlsHandshakeError)
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn verify_admits_only_clients_with_a_certificate_from_the_ca() {
+    let s = server(
+        TlsOptions {
+            verify: true,
+            ca_file: Some(data("ca.pem")),
+            ..tls_opts()
+        },
+        false,
+    )
+    .await;
+    let (line, _) = first_line(&s).await;
+    assert_eq!(info_json(&line)["tls_verify"], true);
+
+    // No client certificate.
+    let e = trusting()
+        .connect(url(&s))
+        .await
+        .expect_err("no certificate, no entry");
+    let _ = e;
+    // A certificate from another CA.
+    let e = trusting()
+        .add_client_certificate(data("stranger-cert.pem"), data("stranger-key.pem"))
+        .connect(url(&s))
+        .await
+        .expect_err("an unknown CA's certificate is refused");
+    let _ = e;
+    // The right one.
+    let nc = trusting()
+        .add_client_certificate(data("client-cert.pem"), data("client-key.pem"))
+        .connect(url(&s))
+        .await
+        .expect("a certificate from the CA is admitted");
+    support::roundtrip(&nc).await;
+    let refused = s
+        .server
+        .shared()
+        .closed_clients()
+        .iter()
+        .filter(|c| c.reason == CloseReason::TlsHandshakeError)
+        .count();
+    assert!(refused >= 2, "both refusals recorded, got {refused}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn handshake_first_takes_tls_before_info() {
+    let s = server(
+        TlsOptions {
+            handshake_first: true,
+            ..tls_opts()
+        },
+        false,
+    )
+    .await;
+    let nc = trusting()
+        .tls_first()
+        .connect(url(&s))
+        .await
+        .expect("a TLS-first client connects");
+    support::roundtrip(&nc).await;
+    let firsts: Vec<bool> = s
+        .server
+        .shared()
+        .clients()
+        .iter()
+        .filter_map(|c| c.meta.lock().tls.as_ref().map(|t| t.first))
+        .collect();
+    assert_eq!(firsts, vec![true]);
+    // A client that waits for INFO gets nothing in the clear.
+    let sock = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
+    let mut rd = BufReader::new(sock);
+    let mut line = String::new();
+    let r = tokio::time::timeout(Duration::from_millis(300), rd.read_line(&mut line)).await;
+    assert!(
+        r.is_err() || line.is_empty(),
+        "no INFO before TLS: {line:?}"
+    );
+    // And an ordinary async-nats client cannot connect.
+    assert!(trusting().connect(url(&s)).await.is_err());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn handshake_first_with_a_fallback_admits_both_kinds_of_client() {
+    let s = server(
+        TlsOptions {
+            handshake_first: true,
+            first_fallback: Some(Duration::from_millis(50)),
+            ..tls_opts()
+        },
+        false,
+    )
+    .await;
+    let first = trusting().tls_first().connect(url(&s)).await.unwrap();
+    let later = trusting().connect(url(&s)).await.unwrap();
+    support::roundtrip(&first).await;
+    support::roundtrip(&later).await;
+    let mut firsts: Vec<bool> = s
+        .server
+        .shared()
+        .clients()
+        .iter()
+        .filter_map(|c| c.meta.lock().tls.as_ref().map(|t| t.first))
+        .collect();
+    firsts.sort();
+    assert_eq!(firsts, vec![false, true]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn allow_non_tls_serves_plain_and_tls_clients() {
+    let s = server(tls_opts(), true).await;
+    let (line, _) = first_line(&s).await;
+    let info = info_json(&line);
+    assert!(info.get("tls_required").is_none(), "{info}");
+    assert_eq!(info["tls_available"], true);
+    let plain = async_nats::connect(url(&s)).await.expect("plain client");
+    let tls = trusting()
+        .require_tls(true)
+        .connect(url(&s))
+        .await
+        .expect("TLS client");
+    let mut sub = plain.subscribe("mixed").await.unwrap();
+    support::roundtrip(&plain).await;
+    tls.publish("mixed", "across".into()).await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.payload.as_ref(), b"across");
+    let sessions = s
+        .server
+        .shared()
+        .clients()
+        .iter()
+        .filter(|c| c.meta.lock().tls.is_some())
+        .count();
+    assert_eq!(sessions, 1);
+    s.stop().await;
+}
+
+/// A rustls client limited to TLS 1.2, trusting the test CA.
+fn tls12_only() -> rustls::ClientConfig {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(data("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth()
+}
+
+#[tokio::test]
+async fn min_version_refuses_older_clients() {
+    let s = server(tls_opts(), false).await;
+    let nc = async_nats::ConnectOptions::new()
+        .tls_client_config(tls12_only())
+        .connect(url(&s))
+        .await
+        .expect("TLS 1.2 is accepted by default");
+    support::roundtrip(&nc).await;
+    let v: Vec<_> = s
+        .server
+        .shared()
+        .clients()
+        .iter()
+        .filter_map(|c| c.meta.lock().tls.as_ref().map(|t| t.version))
+        .collect();
+    assert_eq!(v, vec!["1.2"]);
+    s.stop().await;
+
+    let s = server(
+        TlsOptions {
+            min_version: Some(TlsVersion::V1_3),
+            ..tls_opts()
+        },
+        false,
+    )
+    .await;
+    assert!(
+        async_nats::ConnectOptions::new()
+            .tls_client_config(tls12_only())
+            .connect(url(&s))
+            .await
+            .is_err(),
+        "a TLS 1.2 client is refused with min_version 1.3"
+    );
+    trusting()
+        .connect(url(&s))
+        .await
+        .expect("TLS 1.3 still works");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn auth_timeout_defaults_to_the_tls_timeout_plus_one_second() {
+    let opts = Options {
+        tls: Some(TlsOptions {
+            timeout: Duration::from_millis(1500),
+            ..tls_opts()
+        }),
+        ..Options::for_test()
+    };
+    assert_eq!(opts.effective_auth_timeout(), Duration::from_millis(2500));
+    let plain = Options::for_test();
+    assert_eq!(plain.effective_auth_timeout(), Duration::from_secs(2));
+}
