@@ -341,6 +341,11 @@ fn tls_block_keys() {
             "{v}"
         );
     }
+    let t = opts(&tls_block("verify_and_map: true"))
+        .unwrap()
+        .tls
+        .unwrap();
+    assert!(t.map && t.verify, "verify_and_map implies verify");
     let t = opts(&tls_block("first: true")).unwrap().tls.unwrap();
     assert!(t.handshake_first, "the `first` alias");
     let o = opts(&format!("{}\nallow_non_tls: true", tls_block(""))).unwrap();
@@ -360,7 +365,7 @@ fn tls_block_errors() {
     assert!(err(&tls_block("cipher_suites: []")).contains("cannot be empty"));
     // Checks natrium does not make are refused, not ignored.
     for key in [
-        "verify_and_map: true",
+        "cert_store: \"WindowsCurrentUser\"",
         "pinned_certs: []",
         "ocsp_peer: true",
     ] {

@@ -4,7 +4,7 @@
 //! the cipher choice (`cipher_suites`, `curve_preferences`) are accepted with a warning:
 //! rustls offers only suites nats-server also counts as secure. Options that would make
 //! the server *refuse* connections it otherwise admits (`pinned_certs`, `ocsp_peer`,
-//! certificate mapping, OS certificate stores) are errors: a config that asks for a check
+//! OS certificate stores) are errors: a config that asks for a check
 //! natrium does not make must not start as if it did.
 
 use crate::conf::{self, ConfError, Spanned, Value};
@@ -130,6 +130,10 @@ pub fn apply_tls(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
             "key_file" => t.key_file = Some(file(v, "key_file")?),
             "ca_file" => t.ca_file = Some(file(v, "ca_file")?),
             "verify" => t.verify = boolean(v, "verify")?,
+            "verify_and_map" => {
+                t.map = boolean(v, "verify_and_map")?;
+                t.verify |= t.map;
+            }
             // A client-side setting (skip verifying the server): nothing to do here.
             "insecure" => {
                 boolean(v, "insecure")?;
@@ -162,8 +166,7 @@ pub fn apply_tls(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
                     e.key_pos, e.key
                 ));
             }
-            "verify_and_map"
-            | "pinned_certs"
+            "pinned_certs"
             | "ocsp_peer"
             | "cert_store"
             | "cert_match_by"

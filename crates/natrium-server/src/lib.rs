@@ -22,3 +22,4 @@ pub mod subject_mapping;
 pub mod sublist;
 pub mod system;
 pub mod tls;
+pub mod tls_identity;

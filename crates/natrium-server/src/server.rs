@@ -351,10 +351,16 @@ impl ServerShared {
             let anonymous = [&creds.user, &creds.auth_token, &creds.nkey]
                 .iter()
                 .all(|v| v.as_deref().is_none_or(str::is_empty));
-            if anonymous && !c.meta.lock().simple_auth {
+            // (Under `verify_and_map` the certificate is the credential: checked again.)
+            if anonymous && !c.meta.lock().simple_auth && !registry.tls_map() {
                 continue;
             }
-            match registry.authenticate(&creds, &c.nonce) {
+            let certs = c.peer_certs();
+            match registry.authenticate_with(
+                &creds,
+                &c.nonce,
+                certs.as_deref().and_then(|v| v.first()),
+            ) {
                 None => c.err_and_close(
                     "Authorization Violation",
                     CloseReason::AuthenticationViolation,

@@ -56,6 +56,9 @@ pub struct TlsOptions {
     pub ca_file: Option<PathBuf>,
     /// Require and verify a client certificate (`verify`, `--tlsverify`).
     pub verify: bool,
+    /// `verify_and_map`: also log the client in as the configured user its certificate
+    /// names (see [`crate::tls_identity`]); implies `verify`.
+    pub map: bool,
     /// Time allowed for the handshake. Also raises the default auth timeout to this plus
     /// one second, as nats-server does, so a slow handshake does not eat the login time.
     pub timeout: Duration,
@@ -77,6 +80,7 @@ impl Default for TlsOptions {
             key_file: None,
             ca_file: None,
             verify: false,
+            map: false,
             timeout: DEFAULT_TLS_TIMEOUT,
             handshake_first: false,
             first_fallback: None,
@@ -154,6 +158,8 @@ pub struct ServerTls {
     pub opts: TlsOptions,
     /// The rustls acceptor (shares one `ServerConfig`).
     acceptor: TlsAcceptor,
+    /// When the server's certificate expires (`/varz tls_cert_not_after`).
+    pub not_after: Option<std::time::SystemTime>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -199,6 +205,7 @@ impl ServerTls {
             (Some(_), None) => return Err(TlsError::MissingKey),
         };
         let chain = read_certs(cert_file)?;
+        let not_after = leaf_not_after(&chain[0]);
         let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| pem_error(key_file, e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions: &[&'static rustls::SupportedProtocolVersion] = match o.min_version {
@@ -243,6 +250,7 @@ impl ServerTls {
         Ok(ServerTls {
             opts: o.clone(),
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            not_after,
         })
     }
 
@@ -256,6 +264,14 @@ impl ServerTls {
     }
 }
 
+/// The expiry of a DER certificate, if it parses.
+fn leaf_not_after(der: &[u8]) -> Option<std::time::SystemTime> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let secs = u64::try_from(cert.validity().not_after.timestamp()).ok()?;
+    std::time::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
 /// What `/connz` shows about a TLS connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsInfo {
@@ -265,6 +281,9 @@ pub struct TlsInfo {
     pub cipher_suite: String,
     /// `tls_first`: the handshake came before INFO.
     pub first: bool,
+    /// The certificates the client presented, leaf first (`tls_peer_certs`, and the
+    /// identity `verify_and_map` maps).
+    pub peer_certs: Arc<Vec<crate::tls_identity::PeerCert>>,
 }
 
 impl TlsInfo {
@@ -279,10 +298,17 @@ impl TlsInfo {
             .negotiated_cipher_suite()
             .map(|s| go_cipher_name(s.suite()))
             .unwrap_or_default();
+        let peer_certs = conn
+            .peer_certificates()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| crate::tls_identity::PeerCert::parse(c))
+            .collect();
         TlsInfo {
             version,
             cipher_suite,
             first,
+            peer_certs: Arc::new(peer_certs),
         }
     }
 }

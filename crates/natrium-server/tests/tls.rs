@@ -392,3 +392,114 @@ async fn auth_timeout_defaults_to_the_tls_timeout_plus_one_second() {
     let plain = Options::for_test();
     assert_eq!(plain.effective_auth_timeout(), Duration::from_secs(2));
 }
+
+/// Load a config text as the server would (a temporary file), on loopback port 0.
+fn config(text: &str) -> Options {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.conf");
+    std::fs::write(&path, text).unwrap();
+    let mut o = natrium_server::config_file::load(&path).unwrap_or_else(|e| panic!("config: {e}"));
+    o.host = "127.0.0.1".into();
+    o.port = 0;
+    o
+}
+
+fn map_config(users: &str) -> Options {
+    config(&format!(
+        "tls {{ cert_file: {:?}, key_file: {:?}, ca_file: {:?}, verify_and_map: true }}\n\
+         accounts {{ A {{ users: [ {users} ] }} }}\n",
+        data("server-cert.pem"),
+        data("server-key.pem"),
+        data("ca.pem"),
+    ))
+}
+
+fn alice() -> async_nats::ConnectOptions {
+    trusting().add_client_certificate(data("client-cert.pem"), data("client-key.pem"))
+}
+
+#[tokio::test]
+async fn verify_and_map_logs_the_certificate_in_as_its_user() {
+    // The certificate's e-mail address names the user; its account applies.
+    let s = TestServer::with(map_config(
+        r#"{user: "alice@example.com"}, {user: bob, password: pw}"#,
+    ))
+    .await;
+    let nc = alice().connect(url(&s)).await.expect("mapped by e-mail");
+    support::roundtrip(&nc).await;
+    let metas: Vec<_> = s
+        .server
+        .shared()
+        .clients()
+        .iter()
+        .map(|c| c.meta.lock().clone())
+        .collect();
+    assert_eq!(metas.len(), 1);
+    assert_eq!(metas[0].user.as_deref(), Some("alice@example.com"));
+    assert_eq!(metas[0].account, "A");
+    let peer = &metas[0].tls.as_ref().unwrap().peer_certs;
+    assert_eq!(peer[0].subject, "CN=alice,OU=Clients,O=Natrium Test");
+    // A user name and password in CONNECT do not replace the certificate: bob's
+    // credentials without a certificate of bob's are refused.
+    assert!(
+        trusting()
+            .user_and_password("bob".into(), "pw".into())
+            .connect(url(&s))
+            .await
+            .is_err(),
+        "no certificate: refused before any password is looked at"
+    );
+    // With alice's certificate, bob's name in CONNECT is ignored: she is alice. A
+    // password is still compared with the mapped user's (none), as in nats-server.
+    assert!(
+        alice()
+            .user_and_password("bob".into(), "pw".into())
+            .connect(url(&s))
+            .await
+            .is_err(),
+        "bob's password is not alice's (empty) one"
+    );
+    let nc2 = alice()
+        .user_and_password("bob".into(), String::new())
+        .connect(url(&s))
+        .await
+        .expect("the certificate decides");
+    support::roundtrip(&nc2).await;
+    let users: Vec<_> = s
+        .server
+        .shared()
+        .clients()
+        .iter()
+        .filter_map(|c| c.meta.lock().user.clone())
+        .collect();
+    assert_eq!(users, vec!["alice@example.com", "alice@example.com"]);
+    s.stop().await;
+
+    // By subject, written as a DN in another order with other spacing.
+    let s = TestServer::with(map_config(
+        r#"{user: "O=Natrium Test, OU=Clients, CN=alice"}"#,
+    ))
+    .await;
+    let nc = alice()
+        .connect(url(&s))
+        .await
+        .expect("mapped by subject DN");
+    support::roundtrip(&nc).await;
+    s.stop().await;
+
+    // No user matches the certificate: refused.
+    let s = TestServer::with(map_config(r#"{user: "CN=bob,OU=Clients,O=Natrium Test"}"#)).await;
+    assert!(alice().connect(url(&s)).await.is_err());
+    let reasons: Vec<_> = s
+        .server
+        .shared()
+        .closed_clients()
+        .iter()
+        .map(|c| c.reason)
+        .collect();
+    assert!(
+        reasons.contains(&CloseReason::AuthenticationViolation),
+        "{reasons:?}"
+    );
+    s.stop().await;
+}

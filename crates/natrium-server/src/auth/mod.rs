@@ -14,6 +14,7 @@ pub mod permissions;
 use crate::account::GLOBAL_ACCOUNT;
 use crate::options::{Options, SimpleAuth};
 use crate::protocol::connect::ConnectOptions;
+use crate::tls_identity::PeerCert;
 use base64::Engine;
 use permissions::ClientPerms;
 use std::collections::HashMap;
@@ -98,6 +99,13 @@ pub struct AuthUser {
     pub conn_types: Vec<String>,
 }
 
+impl AuthUser {
+    /// Whether the user may connect as a plain NATS client (`allowed_connection_types`).
+    fn standard_allowed(&self) -> bool {
+        self.conn_types.is_empty() || self.conn_types.iter().any(|t| t == "STANDARD")
+    }
+}
+
 /// Who a connection authenticated as.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -121,6 +129,8 @@ pub struct AuthRegistry {
     no_auth_user: Option<Arc<AuthUser>>,
     /// Whether nkey users exist (then INFO carries a nonce).
     has_nkeys: bool,
+    /// `verify_and_map`: users are named by the client's certificate, not by CONNECT.
+    tls_map: bool,
 }
 
 impl AuthRegistry {
@@ -155,6 +165,7 @@ impl AuthRegistry {
             .and_then(|n| users.get(n).cloned());
         AuthRegistry {
             has_nkeys: users.values().any(|u| u.nkey),
+            tls_map: o.tls.as_ref().is_some_and(|t| t.map),
             simple: o.auth.clone(),
             users,
             no_auth_user,
@@ -182,8 +193,24 @@ impl AuthRegistry {
         self.users.contains_key(name)
     }
 
+    /// Whether users are named by client certificates (`verify_and_map`).
+    pub fn tls_map(&self) -> bool {
+        self.tls_map
+    }
+
     /// Authenticate CONNECT's credentials. `None` is an authorization violation.
     pub fn authenticate(&self, c: &ConnectOptions, nonce: &str) -> Option<Identity> {
+        self.authenticate_with(c, nonce, None)
+    }
+
+    /// Authenticate CONNECT's credentials and, with `verify_and_map`, the client's
+    /// (verified) certificate `cert`. `None` is an authorization violation.
+    pub fn authenticate_with(
+        &self,
+        c: &ConnectOptions,
+        nonce: &str,
+        cert: Option<&PeerCert>,
+    ) -> Option<Identity> {
         if !self.configured() {
             // nats-server still reports the user name the client sent (`/connz?auth=1`).
             return Some(Identity {
@@ -201,6 +228,22 @@ impl AuthRegistry {
                 let u = self.users.get(key).filter(|u| u.nkey)?;
                 let sig = c.sig.as_deref()?;
                 if nonce.is_empty() || !verify_nkey(key, nonce, sig) {
+                    return None;
+                }
+                return self.identity(u);
+            }
+            if self.tls_map {
+                // As nats-server: the certificate names the user (a user name in CONNECT
+                // is ignored); a password, if the user has one, must still match.
+                let name = cert?.map_user(
+                    self.users
+                        .values()
+                        .filter(|u| !u.nkey && u.standard_allowed())
+                        .map(|u| u.name.as_str()),
+                )?;
+                let u = self.users.get(name)?;
+                let configured = u.password.as_deref().unwrap_or("");
+                if !secret_matches(configured, pass_given.unwrap_or("")) {
                     return None;
                 }
                 return self.identity(u);
@@ -246,7 +289,7 @@ impl AuthRegistry {
     }
 
     fn identity(&self, u: &Arc<AuthUser>) -> Option<Identity> {
-        if !u.conn_types.is_empty() && !u.conn_types.iter().any(|t| t == "STANDARD") {
+        if !u.standard_allowed() {
             return None;
         }
         Some(Identity {

@@ -249,6 +249,11 @@ impl ClientConn {
         }
     }
 
+    /// The certificates the client presented over TLS, leaf first (cheap to clone).
+    pub fn peer_certs(&self) -> Option<Arc<Vec<crate::tls_identity::PeerCert>>> {
+        self.meta.lock().tls.as_ref().map(|t| t.peer_certs.clone())
+    }
+
     /// Set the nonce (before the connection is shared).
     pub fn with_nonce(mut self, nonce: String) -> Self {
         self.nonce = nonce;

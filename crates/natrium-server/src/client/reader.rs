@@ -512,7 +512,13 @@ impl Reader {
             // Anything but CONNECT first: allowed only as the `no_auth_user`.
             let anonymous = ConnectOptions::parse(b"{}").ok();
             let id = match (self.auth_required, anonymous) {
-                (false, Some(c)) => self.server.auth().authenticate(&c, &self.conn.nonce),
+                (false, Some(c)) => {
+                    let certs = self.conn.peer_certs();
+                    let cert = certs.as_deref().and_then(|v| v.first());
+                    self.server
+                        .auth()
+                        .authenticate_with(&c, &self.conn.nonce, cert)
+                }
                 _ => None,
             };
             match id {
@@ -646,7 +652,12 @@ impl Reader {
             meta.version = copts.version.clone();
         }
         let opts = self.server.opts();
-        let identity = self.server.auth().authenticate(&copts, &self.conn.nonce);
+        let certs = self.conn.peer_certs();
+        let cert = certs.as_deref().and_then(|v| v.first());
+        let identity = self
+            .server
+            .auth()
+            .authenticate_with(&copts, &self.conn.nonce, cert);
         let Some(identity) = identity else {
             self.login_failed = true;
             {

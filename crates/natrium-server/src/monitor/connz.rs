@@ -231,6 +231,9 @@ pub struct ConnInfo {
     /// Negotiated cipher suite, in Go's spelling.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub tls_cipher_suite: String,
+    /// The client's certificates (`auth=1`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls_peer_certs: Vec<TlsPeerCert>,
     /// The TLS handshake came before INFO (`handshake_first`).
     #[serde(skip_serializing_if = "is_false")]
     pub tls_first: bool,
@@ -387,6 +390,7 @@ fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -
             .tls
             .as_ref()
             .map_or_else(String::new, |t| t.cipher_suite.clone()),
+        tls_peer_certs: Vec::new(),
         tls_first: meta.tls.as_ref().is_some_and(|t| t.first),
         authorized_user: String::new(),
         account: String::new(),
@@ -405,6 +409,7 @@ fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -
             .collect();
     }
     if o.auth {
+        info.tls_peer_certs = peer_certs(&meta);
         info.authorized_user = raw_auth_user(&meta, token_auth);
         let acc = account_of(&meta);
         if acc != GLOBAL_ACCOUNT {
@@ -449,6 +454,7 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
             .tls
             .as_ref()
             .map_or_else(String::new, |t| t.cipher_suite.clone()),
+        tls_peer_certs: Vec::new(),
         tls_first: cc.meta.tls.as_ref().is_some_and(|t| t.first),
         authorized_user: String::new(),
         account: String::new(),
@@ -464,6 +470,7 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
         info.subscriptions_list = cc.subs.iter().map(|s| s.subject.clone()).collect();
     }
     if o.auth {
+        info.tls_peer_certs = peer_certs(&cc.meta);
         info.authorized_user = raw_auth_user(&cc.meta, token_auth);
         let acc = closed_account(cc);
         if !acc.is_empty() {
@@ -606,6 +613,34 @@ pub fn connz(mon: &Monitor, o: &ConnzOptions) -> Result<Connz, ConnzError> {
     out.num_connections = page.len();
     out.connections = Some(page);
     Ok(out)
+}
+
+/// One client certificate in `tls_peer_certs`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsPeerCert {
+    /// Subject, in Go's form.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    /// SHA-256 of the SubjectPublicKeyInfo, hex.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub spki_sha256: String,
+    /// SHA-256 of the certificate, hex.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cert_sha256: String,
+}
+
+/// `tls_peer_certs` of a connection's session.
+fn peer_certs(meta: &crate::client::ClientMeta) -> Vec<TlsPeerCert> {
+    meta.tls.as_ref().map_or_else(Vec::new, |t| {
+        t.peer_certs
+            .iter()
+            .map(|c| TlsPeerCert {
+                subject: c.subject.clone(),
+                spki_sha256: c.spki_sha256.clone(),
+                cert_sha256: c.cert_sha256.clone(),
+            })
+            .collect()
+    })
 }
 
 fn is_false(b: &bool) -> bool {

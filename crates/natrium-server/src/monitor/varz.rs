@@ -206,6 +206,9 @@ pub struct Varz {
     pub stale_connection_stats: KindCounts,
     /// Disk I/O contention.
     pub disk_io_wait_stats: DiskIoWaitStats,
+    /// When the client TLS certificate expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_not_after: Option<GoTime>,
 }
 
 /// `jetstream`: the section as in `/jsz`, or `{}` without JetStream.
@@ -328,5 +331,6 @@ pub fn varz(mon: &Monitor) -> Varz {
             ..KindCounts::default()
         },
         disk_io_wait_stats: DiskIoWaitStats::default(),
+        tls_cert_not_after: s.tls().and_then(|t| t.not_after).map(GoTime),
     }
 }
