@@ -1,12 +1,10 @@
-//! Authentication flags: `--nkey` against both servers (an nkey user in a
-//! config file) and `--tlsca` against nats-server with a self-signed
-//! certificate (natrium-server has no TLS yet).
+//! Authentication flags against both servers: `--nkey` (an nkey user in a
+//! config file), `--tlsca` for a TLS server, and `--tlscert`/`--tlskey` for
+//! one that verifies client certificates (`tests/data/tls` certificates).
 
 mod common;
 
-use std::process::Command;
-
-use common::{Kind, Server, assert_one_line_error, natrium};
+use common::{Server, assert_one_line_error, natrium};
 
 #[test]
 fn nkey_seed_file_authenticates() {
@@ -52,105 +50,110 @@ fn nkey_seed_file_authenticates() {
     }
 }
 
+/// A file of the shared TLS test certificates (`tests/data/tls`).
+fn tls_data(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/tls")
+        .join(name)
+        .to_str()
+        .expect("utf8")
+        .to_string()
+}
+
 #[test]
 fn tls_with_ca_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    std::fs::write(
-        d.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write ext");
-    // A CA, and a server certificate it signs.
-    let steps: [&[&str]; 3] = [
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=natrium test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "srv.csr",
-        ],
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "srv.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "cert.pem",
-        ],
-    ];
-    for args in steps {
-        match Command::new("openssl").args(args).current_dir(d).output() {
-            Ok(o) if o.status.success() => {}
-            _ => {
-                eprintln!("SKIPPED tls_with_ca_file: no working openssl to make certificates");
-                return;
-            }
-        }
-    }
-    let (cert, key, ca) = (d.join("cert.pem"), d.join("key.pem"), d.join("ca.pem"));
-    let ca = ca.to_str().expect("utf8");
-    let (cert, key) = (cert.to_str().expect("utf8"), key.to_str().expect("utf8"));
-    let Some(s) = Server::nats_with(
-        "tls_with_ca_file",
-        &["--tls", "--tlscert", cert, "--tlskey", key],
-    ) else {
-        return;
-    };
-    assert_eq!(s.kind, Kind::Nats);
-    let out = s.ok(&[
-        "--tlsca",
-        ca,
-        "server",
-        "check",
-        "connection",
-        "--connect-warn",
-        "5s",
-        "--connect-critical",
-        "10s",
-    ]);
-    assert!(out.starts_with("CONNECTION OK"), "{out}");
-    // Without the CA the server's certificate is not trusted.
-    let (code, err) = s.fails(&["stream", "ls", "--timeout", "3s"]);
-    assert_eq!(code, 1);
-    assert_one_line_error(&err);
-    // A missing CA file is named.
-    let o = natrium(
-        Some(&s.url),
-        &["--tlsca", "/nonexistent/ca.pem", "stream", "ls"],
-        &[],
+    let (cert, key, ca) = (
+        tls_data("server-cert.pem"),
+        tls_data("server-key.pem"),
+        tls_data("ca.pem"),
     );
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_one_line_error(&err);
-    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    let flags = ["--tls", "--tlscert", &cert, "--tlskey", &key];
+    let mut servers = vec![Server::natrium_with(&flags)];
+    servers.extend(Server::nats_with("tls_with_ca_file", &flags));
+    for s in servers {
+        let out = s.ok(&[
+            "--tlsca",
+            &ca,
+            "server",
+            "check",
+            "connection",
+            "--connect-warn",
+            "5s",
+            "--connect-critical",
+            "10s",
+        ]);
+        assert!(out.starts_with("CONNECTION OK"), "{:?}: {out}", s.kind);
+        let v = s.json(&["--tlsca", &ca, "account", "info"]);
+        assert_eq!(v["streams"], 0, "{:?}", s.kind);
+        // Without the CA the server's certificate is not trusted.
+        let (code, err) = s.fails(&["stream", "ls", "--timeout", "3s"]);
+        assert_eq!(code, 1, "{:?}", s.kind);
+        assert_one_line_error(&err);
+        // A missing CA file is named.
+        let o = natrium(
+            Some(&s.url),
+            &["--tlsca", "/nonexistent/ca.pem", "stream", "ls"],
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_one_line_error(&err);
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    }
+}
+
+#[test]
+fn tls_client_certificate_for_a_verifying_server() {
+    let (cert, key, ca) = (
+        tls_data("server-cert.pem"),
+        tls_data("server-key.pem"),
+        tls_data("ca.pem"),
+    );
+    let flags = [
+        "--tlsverify",
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+        "--tlscacert",
+        &ca,
+    ];
+    let mut servers = vec![Server::natrium_with(&flags)];
+    servers.extend(Server::nats_with(
+        "tls_client_certificate_for_a_verifying_server",
+        &flags,
+    ));
+    let (ccert, ckey) = (tls_data("client-cert.pem"), tls_data("client-key.pem"));
+    for s in servers {
+        let v = s.json(&[
+            "--tlsca",
+            &ca,
+            "--tlscert",
+            &ccert,
+            "--tlskey",
+            &ckey,
+            "account",
+            "info",
+        ]);
+        assert_eq!(v["streams"], 0, "{:?}", s.kind);
+        // Without a client certificate the handshake fails.
+        let (code, err) = s.fails(&["--tlsca", &ca, "stream", "ls", "--timeout", "3s"]);
+        assert_eq!(code, 1, "{:?}", s.kind);
+        assert_one_line_error(&err);
+        // A certificate from a CA the server does not trust fails too.
+        let (code, err) = s.fails(&[
+            "--tlsca",
+            &ca,
+            "--tlscert",
+            &tls_data("stranger-cert.pem"),
+            "--tlskey",
+            &tls_data("stranger-key.pem"),
+            "stream",
+            "ls",
+            "--timeout",
+            "3s",
+        ]);
+        assert_eq!(code, 1, "{:?}", s.kind);
+        assert_one_line_error(&err);
+    }
 }
