@@ -503,3 +503,52 @@ async fn verify_and_map_logs_the_certificate_in_as_its_user() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_reload_turns_tls_on_for_new_connections_and_keeps_open_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.conf");
+    std::fs::write(&path, "host: 127.0.0.1\nport: 0\n").unwrap();
+    let mut o = natrium_server::config_file::load(&path).unwrap();
+    o.host = "127.0.0.1".into();
+    let s = TestServer::with(o).await;
+    let before = async_nats::connect(url(&s)).await.unwrap();
+    let (line, _) = first_line(&s).await;
+    assert!(info_json(&line).get("tls_required").is_none());
+
+    std::fs::write(
+        &path,
+        format!(
+            "host: 127.0.0.1\nport: 0\ntls {{ cert_file: {:?}, key_file: {:?} }}\n",
+            data("server-cert.pem"),
+            data("server-key.pem")
+        ),
+    )
+    .unwrap();
+    natrium_server::signals::reload(&s.server, &natrium_server::flags::Flags::default())
+        .expect("reload");
+    let (line, _) = first_line(&s).await;
+    assert_eq!(info_json(&line)["tls_required"], true);
+    let after = trusting()
+        .connect(url(&s))
+        .await
+        .expect("TLS after the reload");
+    support::roundtrip(&after).await;
+    // The connection from before stays as it was.
+    support::roundtrip(&before).await;
+
+    // A reload naming a missing key file fails and leaves TLS as it was.
+    std::fs::write(
+        &path,
+        format!(
+            "host: 127.0.0.1\nport: 0\ntls {{ cert_file: {:?}, key_file: \"/nonexistent/key.pem\" }}\n",
+            data("server-cert.pem")
+        ),
+    )
+    .unwrap();
+    let e = natrium_server::signals::reload(&s.server, &natrium_server::flags::Flags::default())
+        .unwrap_err();
+    assert!(e.contains("/nonexistent/key.pem"), "{e}");
+    trusting().connect(url(&s)).await.expect("TLS still on");
+    s.stop().await;
+}
