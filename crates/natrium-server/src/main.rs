@@ -17,6 +17,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flags = match Flags::parse(args) {
         Ok(f) => f,
+        // Flags that parse but do not fit together: nats-server reports these as a
+        // configuration error (exit 1, no usage text).
+        Err(e @ natrium_server::flags::FlagError::Conflict(_)) => {
+            eprintln!("natrium-server: {e}");
+            return ExitCode::from(1);
+        }
         Err(e) => {
             eprintln!("{e}");
             eprint!("{USAGE}");

@@ -207,7 +207,13 @@ impl ServerTls {
         let chain = read_certs(cert_file)?;
         let not_after = leaf_not_after(&chain[0]);
         let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| pem_error(key_file, e))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // Prefer AES-128-GCM, as Go's TLS does on hardware with AES support (rustls'
+        // own default puts AES-256 first), and choose by the server's order, as Go does.
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider
+            .cipher_suites
+            .sort_by_key(|s| !format!("{:?}", s.suite()).contains("AES_128_GCM"));
+        let provider = Arc::new(provider);
         let versions: &[&'static rustls::SupportedProtocolVersion] = match o.min_version {
             Some(TlsVersion::V1_3) => &[&rustls::version::TLS13],
             _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -244,9 +250,10 @@ impl ServerTls {
             }
             builder.with_no_client_auth()
         };
-        let config = builder
+        let mut config = builder
             .with_single_cert(chain, key)
             .map_err(TlsError::KeyPair)?;
+        config.ignore_client_order = true;
         Ok(ServerTls {
             opts: o.clone(),
             acceptor: TlsAcceptor::from(Arc::new(config)),
@@ -254,9 +261,14 @@ impl ServerTls {
         })
     }
 
-    /// Runs the server side of the handshake on `stream`, bounded by the TLS timeout.
-    pub async fn accept(&self, stream: TcpStream) -> Result<TlsStream<TcpStream>, HandshakeError> {
-        match tokio::time::timeout(self.opts.timeout, self.acceptor.accept(stream)).await {
+    /// Runs the server side of the handshake on `stream`, to be done by `deadline` (the
+    /// TLS timeout after the connection's first wait for the client).
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+        deadline: tokio::time::Instant,
+    ) -> Result<TlsStream<TcpStream>, HandshakeError> {
+        match tokio::time::timeout_at(deadline, self.acceptor.accept(stream)).await {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => Err(HandshakeError::Io(e)),
             Err(_) => Err(HandshakeError::Timeout),

@@ -97,7 +97,7 @@ impl CloseReason {
             CloseReason::MaxSubscriptionsExceeded => "Maximum Subscriptions Exceeded",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::ServerShutdown => "Server Shutdown",
-            CloseReason::TlsHandshakeError => "TLS Handshake Error",
+            CloseReason::TlsHandshakeError => "TLS Handshake Failure",
         }
     }
 

@@ -261,6 +261,8 @@ async fn open(
             None => true,
             Some(wait) => first_byte(&stream, wait).await.is_some(),
         };
+    // The TLS timeout covers waiting for the client's first byte and the handshake.
+    let deadline = tokio::time::Instant::now() + tls.opts.timeout;
     let mut use_tls = true;
     if !first {
         let mut info = server.client_info(conn, false);
@@ -280,9 +282,33 @@ async fn open(
             conn.close(CloseReason::WriteError, false);
             return None;
         }
-        if allow_plain {
-            use_tls =
-                first_byte(&stream, tls.opts.timeout).await == Some(crate::tls::TLS_HANDSHAKE_BYTE);
+        // The client's first byte tells whether it starts TLS. With `allow_non_tls` a
+        // client that does not stays in the clear; otherwise it is dropped without a TLS
+        // alert (as nats-server: Go's TLS does not answer a first record that is not a
+        // handshake).
+        match first_byte(&stream, tls.opts.timeout).await {
+            Some(crate::tls::TLS_HANDSHAKE_BYTE) => {}
+            _ if allow_plain => use_tls = false,
+            first => {
+                let why = match first {
+                    Some(_) => "first record does not look like a TLS handshake",
+                    None => "timeout",
+                };
+                error!(
+                    server.log,
+                    "{} - cid:{} - TLS handshake error: {}", conn.addr, conn.cid, why
+                );
+                // Read what the client sent before closing: a socket closed with unread
+                // data resets the connection instead of ending it.
+                let mut sink = [0u8; 4096];
+                for _ in 0..16 {
+                    if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+                conn.close(CloseReason::TlsHandshakeError, false);
+                return None;
+            }
         }
     }
     if !use_tls {
@@ -294,7 +320,7 @@ async fn open(
     );
     // A shutdown (or a reload that drops the client) while the handshake runs ends it.
     let shaken = tokio::select! {
-        r = tls.accept(stream) => r,
+        r = tls.accept(stream, deadline) => r,
         _ = conn.writer_wake.notified() => {
             conn.close(CloseReason::ServerShutdown, false);
             return None;
