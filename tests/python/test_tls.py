@@ -591,6 +591,8 @@ CONFIG_ERRORS = {
         f'tls {{\n  cert_file: "{pem("client-cert.pem")}"\n  key_file: "{pem("server-key.pem")}"\n}}\n',
         "certificate/key pair"),
     "bad_min_version": (tls_conf('min_version: "1.1"'), "unsupported tls version"),
+    "https_without_tls": ("https_port: -1\n", "tls cert and key required for https"),
+    "http_and_https": (tls_conf(top="https_port: 8443\n"), "can't specify both http"),
 }
 
 
@@ -633,3 +635,33 @@ def test_tls_flag_errors(run_server_to_exit, case):
     assert rc not in (0, None), (rc, out, err)
     word = "certificate" if case == "no_cert" else "private key"
     assert f"tls server {word} must be present and valid" in (out + err).lower(), (rc, out, err)
+
+
+# --- 11. HTTPS monitoring -----------------------------------------------------------------
+
+HTTPS_RE = re.compile(rb"Starting https monitor on \S+:(\d+)")
+
+
+@async_test()
+async def test_https_monitoring(start_server):
+    """``https_port`` serves the monitoring endpoints over TLS with the server's
+    certificate, without asking for a client certificate even when NATS clients need one;
+    plain HTTP on that port gets no answer."""
+    conf = tls_conf(*VERIFY).replace("http_port: -1\n", "https_port: -1\n", 1)
+    server = start_server(config=conf)
+    deadline = time.monotonic() + 5
+    while not (m := HTTPS_RE.search(server.log_path.read_bytes())):
+        assert time.monotonic() < deadline, server.log()
+        await asyncio.sleep(0.02)
+    port = int(m.group(1))
+
+    def get(url: str, ctx: ssl.SSLContext | None) -> dict:
+        with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
+            return json.loads(r.read())
+
+    varz = await asyncio.to_thread(get, f"https://127.0.0.1:{port}/varz", client_ctx())
+    assert varz["tls_required"] is True and varz["tls_verify"] is True, varz
+    assert varz["https_port"] == -1, varz  # as configured, not as bound
+    assert "http_port" not in varz or varz["http_port"] == 0, varz
+    with pytest.raises(Exception):
+        await asyncio.to_thread(get, f"http://127.0.0.1:{port}/varz", None)

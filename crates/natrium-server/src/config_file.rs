@@ -35,8 +35,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "mappings",
     "maps",
     "default_sentinel",
-    "https",
-    "https_port",
     "cluster",
     "gateway",
     "leaf",
@@ -255,6 +253,12 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
             o.http_port = p;
         }
         "http_port" | "monitor_port" => o.http_port = int(v, &key)? as i32,
+        "https" => {
+            let (h, p) = host_port(v)?;
+            o.http_host = h;
+            o.https_port = p;
+        }
+        "https_port" => o.https_port = int(v, &key)? as i32,
         "http_base_path" => o.http_base_path = conf::as_string(v)?.to_string(),
         "max_payload" => {
             let n = conf::as_size(v)?;

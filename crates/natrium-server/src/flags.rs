@@ -288,10 +288,7 @@ impl Flags {
             "name" => self.server_name = Some(v.to_string()),
             "pid" => self.pid_file = Some(PathBuf::from(v)),
             "http_port" => self.http_port = Some(parse_int(name, v)?),
-            "https_port" => {
-                self.https_port = Some(parse_int(name, v)?);
-                self.unsupported.push(format!("-{name}"));
-            }
+            "https_port" => self.https_port = Some(parse_int(name, v)?),
             "ports_file_dir" => self.ports_file_dir = Some(PathBuf::from(v)),
             "client_advertise" => self.client_advertise = Some(v.to_string()),
             "log" => self.log_file = Some(PathBuf::from(v)),
@@ -348,6 +345,9 @@ impl Flags {
         }
         if let Some(p) = self.http_port {
             o.http_port = p;
+        }
+        if let Some(p) = self.https_port {
+            o.https_port = p;
         }
         if let Some(d) = &self.ports_file_dir {
             o.ports_file_dir = Some(d.clone());
@@ -423,6 +423,7 @@ Server Options:
         --server_name <server_name>  Server name (default: auto)
     -P, --pid <file>                 File to store PID
     -m, --http_port <port>           Use port for http monitoring
+    -ms,--https_port <port>          Use port for https monitoring
     -c, --config <file>              Configuration file
     -t                               Test configuration and exit
     -sl,--signal <signal>[=<pid>]    Send signal to natrium-server process (ldm, stop, quit, term, reopen, reload)

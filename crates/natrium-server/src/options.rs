@@ -52,6 +52,9 @@ pub struct Options {
     pub http_host: Option<String>,
     /// Monitoring port; `0` disables, `-1` random.
     pub http_port: i32,
+    /// Monitoring over HTTPS on this port instead (`https_port`, `https`, `-ms`), with the
+    /// client TLS certificate; `0` disables, `-1` random.
+    pub https_port: i32,
     /// Prefix for monitoring paths.
     pub http_base_path: String,
     /// Largest message (headers included) a client may publish.
@@ -380,6 +383,7 @@ impl Default for Options {
             server_tags: Vec::new(),
             http_host: None,
             http_port: 0,
+            https_port: 0,
             http_base_path: String::new(),
             max_payload: DEFAULT_MAX_PAYLOAD,
             max_control_line: DEFAULT_MAX_CONTROL_LINE,
@@ -458,6 +462,15 @@ impl Options {
         }
         if let Some(tls) = &self.tls {
             crate::tls::ServerTls::build(tls).map_err(|e| e.to_string())?;
+        }
+        if self.http_port != 0 && self.https_port != 0 {
+            return Err(format!(
+                "can't specify both HTTP ({}) and HTTPs ({}) ports",
+                self.http_port, self.https_port
+            ));
+        }
+        if self.https_port != 0 && self.tls.is_none() {
+            return Err("TLS cert and key required for HTTPS".to_string());
         }
         Ok(())
     }

@@ -139,7 +139,9 @@ fn write_process_files(opts: &Options, server: &Server, http: Option<std::net::S
             "nats": [format!("nats://{}:{}", opts.host, server.client_addr().port())],
         });
         if let Some(h) = http {
-            ports["monitoring"] = serde_json::json!([format!("http://{}:{}", h.ip(), h.port())]);
+            let scheme = if opts.http_port == 0 { "https" } else { "http" };
+            ports["monitoring"] =
+                serde_json::json!([format!("{scheme}://{}:{}", h.ip(), h.port())]);
         }
         let path = dir.join(format!("{exe}_{pid}.ports"));
         if let Err(e) = std::fs::write(&path, ports.to_string()) {
@@ -171,6 +173,12 @@ fn reload_blockers(old: &Options, new: &Options) -> Option<String> {
         return Some(format!(
             "config reload not supported for HTTPPort: old={}, new={}",
             old.http_port, new.http_port
+        ));
+    }
+    if old.https_port != new.https_port {
+        return Some(format!(
+            "config reload not supported for HTTPSPort: old={}, new={}",
+            old.https_port, new.https_port
         ));
     }
     if old.server_name != new.server_name {

@@ -158,6 +158,9 @@ pub struct ServerTls {
     pub opts: TlsOptions,
     /// The rustls acceptor (shares one `ServerConfig`).
     acceptor: TlsAcceptor,
+    /// The same certificate for HTTPS monitoring, which never asks for a client
+    /// certificate (as nats-server).
+    https: TlsAcceptor,
     /// When the server's certificate expires (`/varz tls_cert_not_after`).
     pub not_after: Option<std::time::SystemTime>,
 }
@@ -221,6 +224,12 @@ impl ServerTls {
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
             .map_err(TlsError::KeyPair)?;
+        let https = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(TlsError::KeyPair)?
+            .with_no_client_auth()
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(TlsError::KeyPair)?;
         let builder = if o.verify {
             let ca = o.ca_file.as_ref().ok_or(TlsError::VerifyWithoutCa)?;
             let mut roots = rustls::RootCertStore::empty();
@@ -257,6 +266,7 @@ impl ServerTls {
         Ok(ServerTls {
             opts: o.clone(),
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            https: TlsAcceptor::from(Arc::new(https)),
             not_after,
         })
     }
@@ -269,6 +279,20 @@ impl ServerTls {
         deadline: tokio::time::Instant,
     ) -> Result<TlsStream<TcpStream>, HandshakeError> {
         match tokio::time::timeout_at(deadline, self.acceptor.accept(stream)).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(HandshakeError::Io(e)),
+            Err(_) => Err(HandshakeError::Timeout),
+        }
+    }
+}
+
+impl ServerTls {
+    /// The handshake of an HTTPS monitoring connection, bounded by the TLS timeout.
+    pub async fn accept_https(
+        &self,
+        stream: TcpStream,
+    ) -> Result<TlsStream<TcpStream>, HandshakeError> {
+        match tokio::time::timeout(self.opts.timeout, self.https.accept(stream)).await {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => Err(HandshakeError::Io(e)),
             Err(_) => Err(HandshakeError::Timeout),

@@ -552,3 +552,94 @@ async fn a_reload_turns_tls_on_for_new_connections_and_keeps_open_ones() {
     trusting().connect(url(&s)).await.expect("TLS still on");
     s.stop().await;
 }
+
+/// `GET path` over HTTPS to 127.0.0.1:`port`, trusting the test CA: the whole response.
+async fn https_get(port: u16, path: &str) -> std::io::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::AsyncReadExt;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(data("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let sock = TcpStream::connect(("127.0.0.1", port)).await?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, sock).await?;
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test]
+async fn https_monitoring_serves_with_the_server_certificate() {
+    let s = server(
+        TlsOptions {
+            // Client certificates are required of NATS clients, not of HTTPS monitoring.
+            verify: true,
+            ca_file: Some(data("ca.pem")),
+            ..tls_opts()
+        },
+        false,
+    )
+    .await;
+    let mut opts = (*s.server.shared().opts()).clone();
+    opts.https_port = -1;
+    s.server.shared().set_opts(opts);
+    let mon = natrium_server::monitor::start(s.server.shared().clone())
+        .await
+        .unwrap()
+        .expect("an HTTPS monitor");
+    let port = mon.addr.port();
+    let body = https_get(port, "/varz").await.expect("HTTPS works");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("\"tls_required\": true"), "{body}");
+    // Plain HTTP on the HTTPS port gets no answer.
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    sock.write_all(b"GET /varz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut out),
+    )
+    .await;
+    assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
+    mon.stop();
+    s.stop().await;
+}
+
+#[test]
+fn https_monitoring_needs_tls_and_excludes_http() {
+    let o = Options {
+        https_port: 8443,
+        ..Options::for_test()
+    };
+    assert_eq!(
+        o.validate().unwrap_err(),
+        "TLS cert and key required for HTTPS"
+    );
+    let o = Options {
+        https_port: 8443,
+        http_port: 8222,
+        tls: Some(tls_opts()),
+        ..Options::for_test()
+    };
+    assert!(
+        o.validate()
+            .unwrap_err()
+            .contains("can't specify both HTTP")
+    );
+}

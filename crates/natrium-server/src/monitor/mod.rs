@@ -125,18 +125,18 @@ impl MonitorHandle {
     }
 }
 
-/// Start the monitoring listener if `http_port` is set. `-1` picks a random port.
+/// Start the monitoring listener if `http_port` (or, with TLS, `https_port`) is set. `-1`
+/// picks a random port.
 pub async fn start(server: Arc<ServerShared>) -> Result<Option<MonitorHandle>, StartError> {
     let opts = server.opts();
-    if opts.http_port == 0 {
-        return Ok(None);
-    }
-    let host = opts.http_host.clone().unwrap_or_else(|| opts.host.clone());
-    let port = if opts.http_port < 0 {
-        0
-    } else {
-        opts.http_port
+    // HTTPS only when no plain HTTP port is set (nats-server refuses both at once).
+    let (wanted, secure) = match (opts.http_port, opts.https_port) {
+        (0, 0) => return Ok(None),
+        (0, p) => (p, true),
+        (p, _) => (p, false),
     };
+    let host = opts.http_host.clone().unwrap_or_else(|| opts.host.clone());
+    let port = wanted.max(0);
     let bind = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -154,7 +154,8 @@ pub async fn start(server: Arc<ServerShared>) -> Result<Option<MonitorHandle>, S
     })?;
     info!(
         server.log,
-        "Starting http monitor on {}:{}",
+        "Starting {} monitor on {}:{}",
+        if secure { "https" } else { "http" },
         host,
         addr.port()
     );
@@ -168,14 +169,27 @@ pub async fn start(server: Arc<ServerShared>) -> Result<Option<MonitorHandle>, S
                 continue;
             };
             let mon = mon.clone();
+            let tls = if secure { mon.server().tls() } else { None };
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                     let mon = mon.clone();
                     async move { Ok::<_, Infallible>(route(&mon, &req)) }
                 });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                if !secure {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                    return;
+                }
+                // The certificate in force now (a reload may have replaced it).
+                let Some(tls) = tls else {
+                    return;
+                };
+                if let Ok(stream) = tls.accept_https(stream).await {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                }
             });
         }
     });

@@ -272,7 +272,7 @@ pub fn varz(mon: &Monitor) -> Varz {
         http_host: opts.http_host.clone().unwrap_or_else(|| opts.host.clone()),
         http_port: opts.http_port,
         http_base_path: opts.http_base_path.clone(),
-        https_port: 0,
+        https_port: opts.https_port,
         auth_timeout: opts.effective_auth_timeout().as_secs_f64(),
         max_control_line: opts.max_control_line,
         max_payload: opts.max_payload,
