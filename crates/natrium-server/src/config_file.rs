@@ -64,8 +64,6 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "trusted_keys",
     "connect_error_reports",
     "reconnect_error_reports",
-    "websocket",
-    "ws",
     "mqtt",
     "server_metadata",
     "feature_flags",
@@ -336,6 +334,7 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
         "disable_sublist_cache" | "no_sublist_cache" => o.disable_sublist_cache = conf::as_bool(v)?,
         "authorization" => apply_authorization(o, v)?,
         "tls" => crate::config_tls::apply_tls(o, v)?,
+        "websocket" | "ws" => crate::config_websocket::apply_websocket(o, v)?,
         "allow_non_tls" => o.allow_non_tls = conf::as_bool(v)?,
         "store_dir" | "storedir" => {
             if o.jetstream.store_dir.is_some() {

@@ -118,6 +118,12 @@ fn min_version(v: &Spanned) -> Result<TlsVersion, ConfError> {
 
 /// Applies the top-level `tls` block to `o`.
 pub fn apply_tls(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
+    o.tls = Some(parse_tls(o, v)?);
+    Ok(())
+}
+
+/// Reads a `tls` block (top level or `websocket`'s); warnings go to `o`.
+pub fn parse_tls(o: &mut Options, v: &Spanned) -> Result<TlsOptions, ConfError> {
     let Value::Map(m) = &v.value else {
         return Err(v.pos.error("error parsing tls config, expected a map"));
     };
@@ -192,6 +198,5 @@ pub fn apply_tls(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
     // nats-server checks the files while parsing, so a bad one is a config error with
     // its position.
     crate::tls::ServerTls::build(&t).map_err(|err| v.pos.error(err.to_string()))?;
-    o.tls = Some(t);
-    Ok(())
+    Ok(t)
 }

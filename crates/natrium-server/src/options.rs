@@ -101,11 +101,39 @@ pub struct Options {
     pub jetstream: JetStreamOptions,
     /// TLS for client connections (`tls {}`, `--tls*`); `None`: plain TCP only.
     pub tls: Option<crate::tls::TlsOptions>,
+    /// The `websocket {}` listener, when configured with a port.
+    pub websocket: Option<WebsocketOptions>,
     /// `allow_non_tls`: with TLS configured, also admit clients that stay in the clear
     /// (INFO says `tls_available`; the first byte a client sends tells which it wants).
     pub allow_non_tls: bool,
     /// Warnings produced while building the options (printed at start, never fatal).
     pub warnings: Vec<String>,
+}
+
+/// Default time a WebSocket client has for its upgrade request (natrium bounds it even
+/// when the config does not).
+pub const DEFAULT_WS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `websocket {}` block: a second listener for clients that speak NATS over
+/// WebSocket (browsers with nats.ws, clients behind HTTP proxies).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WebsocketOptions {
+    /// Listen host; the client listener's when unset.
+    pub host: Option<String>,
+    /// Port; `-1` picks a random one.
+    pub port: i32,
+    /// Serve plain `ws://` (nats-server insists on saying so explicitly).
+    pub no_tls: bool,
+    /// `wss://` certificate settings.
+    pub tls: Option<crate::tls::TlsOptions>,
+    /// Which browser origins may connect.
+    pub origins: crate::client::websocket::OriginPolicy,
+    /// `allowed_origins` as configured (for `/varz`).
+    pub allowed_origins: Vec<String>,
+    /// `compression`: accepted, but permessage-deflate is never negotiated.
+    pub compression: bool,
+    /// `handshake_timeout` as configured (`None`: [`DEFAULT_WS_HANDSHAKE_TIMEOUT`]).
+    pub handshake_timeout: Option<Duration>,
 }
 
 /// Logging settings.
@@ -413,6 +441,7 @@ impl Default for Options {
                 ..JetStreamOptions::default()
             },
             tls: None,
+            websocket: None,
             allow_non_tls: false,
             warnings: Vec::new(),
         }
@@ -468,6 +497,14 @@ impl Options {
                 "can't specify both HTTP ({}) and HTTPs ({}) ports",
                 self.http_port, self.https_port
             ));
+        }
+        if let Some(ws) = &self.websocket {
+            if ws.tls.is_none() && !ws.no_tls {
+                return Err("websocket requires TLS configuration".to_string());
+            }
+            if let Some(tls) = &ws.tls {
+                crate::tls::ServerTls::build(tls).map_err(|e| format!("websocket: {e}"))?;
+            }
         }
         if self.https_port != 0 && self.tls.is_none() {
             return Err("TLS cert and key required for HTTPS".to_string());

@@ -113,6 +113,8 @@ pub struct ServerShared {
     pub server_name: String,
     /// Address the client listener is bound to.
     pub client_addr: SocketAddr,
+    /// Address the WebSocket listener is bound to, when configured.
+    pub websocket_addr: Option<SocketAddr>,
     /// When the server started.
     pub start_time: SystemTime,
     /// Shared counters.
@@ -645,6 +647,10 @@ impl Server {
             addr: bind.clone(),
             source,
         })?;
+        let websocket = match &opts.websocket {
+            Some(w) => Some(crate::websocket_listener::bind(w, &opts.host, &log).await?),
+            None => None,
+        };
         let (accounts, system_account) = build_accounts(&opts).map_err(StartError::Options)?;
         let auth = AuthRegistry::from_options(&opts);
         let tls = opts
@@ -666,6 +672,7 @@ impl Server {
             server_id,
             server_name,
             client_addr,
+            websocket_addr: websocket.as_ref().map(|w| w.addr),
             start_time: SystemTime::now(),
             stats: ServerStats::default(),
             jetstream,
@@ -696,6 +703,9 @@ impl Server {
             let _ = shared.js.set(js);
         }
         let accept_task = tokio::spawn(accept_loop(shared.clone(), listener));
+        if let Some(w) = websocket {
+            crate::websocket_listener::spawn(shared.clone(), w);
+        }
         info!(log, "Server is ready");
         Ok(Server {
             shared,
@@ -857,25 +867,11 @@ async fn accept_loop(s: Arc<ServerShared>, listener: TcpListener) {
                 continue;
             }
         };
-        let cid = s.next_cid.fetch_add(1, Ordering::Relaxed);
-        s.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        let nonce = if s.auth().needs_nonce() {
-            crate::auth::new_nonce()
-        } else {
-            String::new()
-        };
-        let conn = Arc::new(ClientConn::new(cid, addr).with_nonce(nonce));
-        let max = s.opts().max_connections;
-        {
-            let mut clients = s.clients.lock();
-            if max >= 0 && clients.len() as i64 >= max {
-                drop(clients);
-                tokio::spawn(refuse_max_connections(s.clone(), conn, stream));
-                continue;
-            }
-            clients.insert(cid, conn.clone());
+        let conn = s.new_client(addr);
+        if !s.admit(&conn) {
+            tokio::spawn(refuse_max_connections(s.clone(), conn, stream));
+            continue;
         }
-        s.active_conns.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(reader::run(conn, stream, s.clone()));
     }
     drop(listener);
@@ -890,25 +886,71 @@ async fn refuse_max_connections(s: Arc<ServerShared>, conn: Arc<ClientConn>, str
     write::append_err(&mut bytes, "maximum connections exceeded");
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&bytes)).await;
     let _ = stream.shutdown().await;
-    error!(
-        s.log,
-        "{} - cid:{} - maximum connections exceeded", conn.addr, conn.cid
-    );
-    let record = ClosedConn {
-        cid: conn.cid,
-        addr: conn.addr,
-        start: conn.start,
-        stop: SystemTime::now(),
-        reason: CloseReason::MaxConnectionsExceeded,
-        meta: Default::default(),
-        in_msgs: 0,
-        in_bytes: 0,
-        out_msgs: 0,
-        out_bytes: 0,
-        last_activity: conn.start,
-        subs: Vec::new(),
-    };
-    s.closed.lock().push_back(record);
+    s.record_refused(&conn);
+}
+
+impl ServerShared {
+    /// A new connection from `addr`: its id, and the nonce INFO carries when nkey users
+    /// exist. Counted in `/varz total_connections`.
+    pub(crate) fn new_client(&self, addr: SocketAddr) -> Arc<ClientConn> {
+        let cid = self.next_cid.fetch_add(1, Ordering::Relaxed);
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let nonce = if self.auth().needs_nonce() {
+            crate::auth::new_nonce()
+        } else {
+            String::new()
+        };
+        Arc::new(ClientConn::new(cid, addr).with_nonce(nonce))
+    }
+
+    /// Registers `conn` unless the server is at `max_connections`. A registered
+    /// connection's task must end in [`ServerShared::client_closed`].
+    pub(crate) fn admit(&self, conn: &Arc<ClientConn>) -> bool {
+        let max = self.opts().max_connections;
+        {
+            let mut clients = self.clients.lock();
+            if max >= 0 && clients.len() as i64 >= max {
+                return false;
+            }
+            clients.insert(conn.cid, conn.clone());
+        }
+        self.active_conns.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Whether listeners should stop accepting (shutdown or lame duck).
+    pub(crate) fn stop_accepting(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire) || self.in_lame_duck()
+    }
+
+    /// Signalled when listeners should stop accepting.
+    pub(crate) fn stop_accepting_signal(&self) -> &Notify {
+        &self.stop_accepting
+    }
+
+    /// Records a connection refused at `max_connections` in the closed list.
+    pub(crate) fn record_refused(&self, conn: &ClientConn) {
+        let s = self;
+        error!(
+            s.log,
+            "{} - cid:{} - maximum connections exceeded", conn.addr, conn.cid
+        );
+        let record = ClosedConn {
+            cid: conn.cid,
+            addr: conn.addr,
+            start: conn.start,
+            stop: SystemTime::now(),
+            reason: CloseReason::MaxConnectionsExceeded,
+            meta: Default::default(),
+            in_msgs: 0,
+            in_bytes: 0,
+            out_msgs: 0,
+            out_bytes: 0,
+            last_activity: conn.start,
+            subs: Vec::new(),
+        };
+        s.closed.lock().push_back(record);
+    }
 }
 
 /// Accounts by name.

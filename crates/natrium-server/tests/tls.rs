@@ -45,6 +45,7 @@ fn url(s: &TestServer) -> String {
 }
 
 fn trusting() -> async_nats::ConnectOptions {
+    support::install_crypto_provider();
     async_nats::ConnectOptions::new().add_root_certificates(data("ca.pem"))
 }
 

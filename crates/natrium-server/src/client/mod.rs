@@ -16,6 +16,7 @@ pub mod outbound;
 pub mod reader;
 pub mod subscription;
 pub mod transport;
+pub mod websocket;
 pub mod writer;
 
 use crate::auth::permissions::{ClientPerms, ResponseGrant};
@@ -131,6 +132,8 @@ pub struct ClientMeta {
     pub rtt_nanos: u64,
     /// The TLS session, for a connection that came in over TLS (`/connz`).
     pub tls: Option<crate::tls::TlsInfo>,
+    /// The client came in over WebSocket (`/connz` type `websocket`).
+    pub websocket: bool,
 }
 
 /// Monotonic clock origin shared by the activity timestamps below.
@@ -202,6 +205,11 @@ pub struct ClientConn {
     deny_filter: AtomicBool,
     /// Response rights granted by received requests (`allow_responses`).
     pub responses: Mutex<FxHashMap<Box<[u8]>, ResponseGrant>>,
+    /// WebSocket control frames (pongs, the close answer) the reader found to send,
+    /// already framed; the writer sends them before other data.
+    pub ws_control: Mutex<Vec<u8>>,
+    /// A WebSocket close frame was queued, so the writer does not send another.
+    pub ws_close_sent: AtomicBool,
     /// The CONNECT options the client authenticated with (none for one admitted as the
     /// `no_auth_user` without CONNECT, which a reload leaves alone): a config reload
     /// checks them again against the new users, as nats-server does.
@@ -246,7 +254,18 @@ impl ClientConn {
             deny_filter: AtomicBool::new(false),
             responses: Mutex::new(FxHashMap::default()),
             auth_connect: Mutex::new(None),
+            ws_control: Mutex::new(Vec::new()),
+            ws_close_sent: AtomicBool::new(false),
         }
+    }
+
+    /// Queues a WebSocket control frame for the writer and wakes it.
+    pub fn ws_send_control(&self, opcode: u8, payload: &[u8]) {
+        if opcode == websocket::OP_CLOSE && self.ws_close_sent.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        websocket::control_frame(opcode, payload, &mut self.ws_control.lock());
+        self.writer_wake.notify_one();
     }
 
     /// The certificates the client presented over TLS, leaf first (cheap to clone).

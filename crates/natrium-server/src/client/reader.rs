@@ -168,11 +168,23 @@ enum Flow {
 /// closed, then clean up.
 pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerShared>) {
     let _ = stream.set_nodelay(true);
-    let Some((mut rd, wr)) = open(&conn, stream, &server).await else {
+    let Some((rd, wr)) = open(&conn, stream, &server).await else {
         // The TLS handshake failed: nothing was read, nothing else to undo.
         server.client_closed(&conn, Vec::new());
         return;
     };
+    serve(conn, rd, wr, server).await;
+}
+
+/// Serve a connection whose transport is set up and whose INFO is sent or queued: start
+/// the writer, read until closed, then clean up. (WebSocket connections come here from
+/// their own listener.)
+pub async fn serve(
+    conn: Arc<ClientConn>,
+    mut rd: ConnReader,
+    wr: ConnWriter,
+    server: Arc<ServerShared>,
+) {
     let opts = server.opts();
     let registry = server.auth();
     let auth_required = registry.required();

@@ -1,13 +1,17 @@
-//! A client connection's socket, plain TCP or TLS, as one reader and one writer half.
+//! A client connection's socket, plain TCP or TLS, possibly carrying WebSocket frames, as
+//! one reader and one writer half.
 //!
 //! Why an enum and not a boxed trait object: the plain path is the hot one and keeps its
 //! non-blocking `try_write` (a write that fits the socket buffer arms no timer and no
 //! waker); TLS goes through rustls' `AsyncWrite`. One `match` per read or write is all the
 //! plain path pays.
 
+use super::websocket::{self, Decoder, ProtocolError, Reply};
+use super::{ClientConn, CloseReason};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
@@ -30,10 +34,21 @@ pub enum ConnReader {
     Plain(OwnedReadHalf),
     /// TLS (the halves share the session through tokio's split lock).
     Tls(ReadHalf<TlsStream<TcpStream>>),
+    /// WebSocket frames over either of the above.
+    Ws(Box<WsReader>),
 }
 
-/// The writing half.
-pub enum ConnWriter {
+/// The writing half: the socket, and the WebSocket framing when the client came in
+/// over WebSocket.
+pub struct ConnWriter {
+    /// The socket.
+    base: BaseWriter,
+    /// WebSocket framing state, for WebSocket clients.
+    ws: Option<Box<WsWriter>>,
+}
+
+/// The socket of a writing half.
+enum BaseWriter {
     /// Plain TCP.
     Plain(OwnedWriteHalf),
     /// TLS, with the socket's descriptor for the final `shutdown`.
@@ -43,14 +58,22 @@ pub enum ConnWriter {
 /// Splits a plain connection.
 pub fn plain(stream: TcpStream) -> (ConnReader, ConnWriter) {
     let (rd, wr) = stream.into_split();
-    (ConnReader::Plain(rd), ConnWriter::Plain(wr))
+    let wr = ConnWriter {
+        base: BaseWriter::Plain(wr),
+        ws: None,
+    };
+    (ConnReader::Plain(rd), wr)
 }
 
 /// Splits a connection after its TLS handshake.
 pub fn tls(stream: TlsStream<TcpStream>) -> (ConnReader, ConnWriter) {
     let fd = stream.get_ref().0.as_raw_fd();
     let (rd, wr) = tokio::io::split(stream);
-    (ConnReader::Tls(rd), ConnWriter::Tls(wr, fd))
+    let wr = ConnWriter {
+        base: BaseWriter::Tls(wr, fd),
+        ws: None,
+    };
+    (ConnReader::Tls(rd), wr)
 }
 
 impl AsyncRead for ConnReader {
@@ -62,11 +85,172 @@ impl AsyncRead for ConnReader {
         match self.get_mut() {
             ConnReader::Plain(r) => Pin::new(r).poll_read(cx, buf),
             ConnReader::Tls(r) => Pin::new(r).poll_read(cx, buf),
+            ConnReader::Ws(r) => r.poll_read(cx, buf),
         }
     }
 }
 
+/// The reading half of a WebSocket connection: hands out the NATS bytes the client's
+/// frames carry; pings and the close are answered through the connection's control
+/// queue (the writer sends them).
+pub struct WsReader {
+    /// The socket underneath.
+    inner: ConnReader,
+    /// Frame state across reads.
+    decoder: Decoder,
+    /// Raw bytes read from the socket.
+    raw: Box<[u8]>,
+    /// Decoded bytes not yet handed out, from `pos` on.
+    ready: Vec<u8>,
+    pos: usize,
+    /// Control frames found by the last decode.
+    replies: Vec<Reply>,
+    /// Where control answers go.
+    conn: Arc<ClientConn>,
+}
+
+impl WsReader {
+    /// Reads WebSocket frames from `inner` for `conn`.
+    pub fn wrap(inner: ConnReader, conn: Arc<ClientConn>) -> ConnReader {
+        ConnReader::Ws(Box::new(WsReader {
+            inner,
+            decoder: Decoder::default(),
+            raw: vec![0u8; 32 * 1024].into_boxed_slice(),
+            ready: Vec::new(),
+            pos: 0,
+            replies: Vec::new(),
+            conn,
+        }))
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if self.pos < self.ready.len() {
+                let n = buf.remaining().min(self.ready.len() - self.pos);
+                buf.put_slice(&self.ready[self.pos..self.pos + n]);
+                self.pos += n;
+                if self.pos == self.ready.len() {
+                    self.ready.clear();
+                    self.pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if self.decoder.closed() {
+                // The client sent a close frame: end of stream.
+                return Poll::Ready(Ok(()));
+            }
+            let mut rb = ReadBuf::new(&mut self.raw);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+            let n = rb.filled().len();
+            if n == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let res = self
+                .decoder
+                .decode(&self.raw[..n], &mut self.ready, &mut self.replies);
+            for r in self.replies.drain(..) {
+                match r {
+                    Reply::Pong(p) => self.conn.ws_send_control(websocket::OP_PONG, &p),
+                    Reply::Close(p) => self.conn.ws_send_control(websocket::OP_CLOSE, &p),
+                }
+            }
+            if let Err(ProtocolError(why)) = res {
+                let payload = websocket::close_payload(websocket::CLOSE_PROTOCOL_ERROR, &why);
+                self.conn.ws_send_control(websocket::OP_CLOSE, &payload);
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
+            }
+        }
+    }
+}
+
+/// WebSocket framing of a writing half: every write goes out as one binary frame.
+pub struct WsWriter {
+    /// A frame header being built (reused).
+    frame: Vec<u8>,
+    /// The connection (its control queue and close state).
+    conn: Arc<ClientConn>,
+}
+
+/// Up to this size a payload is copied behind its frame header (one write); above it the
+/// header and the payload are written one after the other.
+const WS_COPY_MAX: usize = 64 * 1024;
+
 impl ConnWriter {
+    /// Wraps `self` so that everything written goes out in WebSocket frames for `conn`.
+    pub fn websocket(self, conn: Arc<ClientConn>) -> ConnWriter {
+        ConnWriter {
+            base: self.base,
+            ws: Some(Box::new(WsWriter {
+                frame: Vec::new(),
+                conn,
+            })),
+        }
+    }
+
+    /// Writes all of `data` (in one WebSocket frame for a WebSocket client), waiting at
+    /// most `deadline` in total for the peer to take it.
+    pub async fn write_all(&mut self, data: &[u8], deadline: Duration) -> Result<(), WriteFail> {
+        let Some(ws) = self.ws.as_mut() else {
+            return self.base.write_all(data, deadline).await;
+        };
+        // Control frames the reader queued go first (a pong must not wait behind a
+        // backlog, and the close answer must come before the end).
+        let queued = std::mem::take(&mut *ws.conn.ws_control.lock());
+        if !queued.is_empty() {
+            self.base.write_all(&queued, deadline).await?;
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        ws.frame.clear();
+        websocket::frame_header(websocket::OP_BINARY, data.len(), &mut ws.frame);
+        if data.len() <= WS_COPY_MAX {
+            ws.frame.extend_from_slice(data);
+            return self.base.write_all(&ws.frame, deadline).await;
+        }
+        self.base.write_all(&ws.frame, deadline).await?;
+        self.base.write_all(data, deadline).await
+    }
+
+    /// Sends the WebSocket control frames the reader queued (nothing to do otherwise).
+    pub async fn flush_control(&mut self, deadline: Duration) -> Result<(), WriteFail> {
+        match self.ws.is_some() {
+            true => self.write_all(&[], deadline).await,
+            false => Ok(()),
+        }
+    }
+
+    /// Ends the connection, closed for `reason`: a WebSocket client gets its close frame
+    /// and a TLS session says goodbye first (best effort, briefly), then the socket is
+    /// shut down both ways, which also ends the reader's pending read.
+    pub async fn shutdown(&mut self, reason: CloseReason) {
+        let brief = Duration::from_millis(100);
+        if let Some(ws) = &self.ws {
+            let payload =
+                websocket::close_payload(websocket::close_status(reason), reason.as_str());
+            ws.conn.ws_send_control(websocket::OP_CLOSE, &payload);
+            let _ = self.flush_control(brief).await;
+        }
+        let fd = match &mut self.base {
+            BaseWriter::Plain(wr) => wr.as_ref().as_raw_fd(),
+            BaseWriter::Tls(wr, fd) => {
+                let _ = tokio::time::timeout(brief, wr.shutdown()).await;
+                *fd
+            }
+        };
+        // SAFETY: the descriptor belongs to the socket this writer keeps open (the fd
+        // stays valid until both halves drop); no memory of ours is passed.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+impl BaseWriter {
     /// Writes all of `data`, waiting at most `deadline` in total for the peer to take it.
     pub async fn write_all(
         &mut self,
@@ -74,7 +258,7 @@ impl ConnWriter {
         deadline: Duration,
     ) -> Result<(), WriteFail> {
         match self {
-            ConnWriter::Plain(wr) => {
+            BaseWriter::Plain(wr) => {
                 let mut until: Option<Instant> = None;
                 while !data.is_empty() {
                     match wr.try_write(data) {
@@ -94,7 +278,7 @@ impl ConnWriter {
                 }
                 Ok(())
             }
-            ConnWriter::Tls(wr, _) => {
+            BaseWriter::Tls(wr, _) => {
                 let write = async {
                     wr.write_all(data).await?;
                     wr.flush().await
@@ -105,23 +289,6 @@ impl ConnWriter {
                     Err(_) => Err(WriteFail::Deadline),
                 }
             }
-        }
-    }
-
-    /// Ends the connection: a TLS session says goodbye first (best effort, briefly), then
-    /// the socket is shut down both ways, which also ends the reader's pending read.
-    pub async fn shutdown(&mut self) {
-        let fd = match self {
-            ConnWriter::Plain(wr) => wr.as_ref().as_raw_fd(),
-            ConnWriter::Tls(wr, fd) => {
-                let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
-                *fd
-            }
-        };
-        // SAFETY: the descriptor belongs to the socket this writer keeps open (the fd
-        // stays valid until both halves drop); no memory of ours is passed.
-        unsafe {
-            libc::shutdown(fd, libc::SHUT_RDWR);
         }
     }
 }

@@ -108,6 +108,17 @@ pub async fn run(
             conn.drained.notify_waiters();
             break;
         }
+        // WebSocket pongs and close answers the reader queued (nothing for other
+        // transports).
+        if spare.is_empty()
+            && wr
+                .flush_control(server.opts().write_deadline)
+                .await
+                .is_err()
+        {
+            conn.close(CloseReason::WriteError, false);
+            break;
+        }
         if !spare.is_empty() {
             let deadline = server.opts().write_deadline;
             match wr.write_all(&spare, deadline).await {
@@ -146,7 +157,8 @@ pub async fn run(
         }
     }
     // Ends the reader's read too; the fd stays open until both halves drop.
-    wr.shutdown().await;
+    wr.shutdown(conn.closing().unwrap_or(CloseReason::ClientClosed))
+        .await;
 }
 
 /// One tick of the PING timer. As in nats-server, a PING is skipped when the client sent

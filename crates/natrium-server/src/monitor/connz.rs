@@ -366,7 +366,7 @@ fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -
     let mut info = ConnInfo {
         cid: c.cid,
         kind: "Client",
-        client_type: "nats",
+        client_type: if meta.websocket { "websocket" } else { "nats" },
         ip: c.addr.ip().to_string(),
         port: c.addr.port(),
         start: GoTime(c.start),
@@ -429,7 +429,11 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
     let mut info = ConnInfo {
         cid: cc.cid,
         kind: "Client",
-        client_type: "nats",
+        client_type: if cc.meta.websocket {
+            "websocket"
+        } else {
+            "nats"
+        },
         ip: cc.addr.ip().to_string(),
         port: cc.addr.port(),
         start: GoTime(cc.start),

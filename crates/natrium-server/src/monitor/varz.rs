@@ -131,7 +131,7 @@ pub struct Varz {
     /// MQTT settings (none).
     pub mqtt: Empty,
     /// Websocket settings (none).
-    pub websocket: Empty,
+    pub websocket: WebsocketVarz,
     /// JetStream configuration and usage (`{}` when it is not running).
     pub jetstream: JetStreamSection,
     /// TLS handshake timeout, seconds.
@@ -221,6 +221,43 @@ pub enum JetStreamSection {
     Off(Empty),
 }
 
+/// `websocket`: the listener's settings (`{}` when there is none).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WebsocketVarz {
+    /// Listen host.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// Bound port.
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub port: i64,
+    /// Configured upgrade timeout, nanoseconds.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub handshake_timeout: u64,
+    /// Plain `ws://`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_tls: bool,
+    /// Same-origin check.
+    #[serde(skip_serializing_if = "is_false")]
+    pub same_origin: bool,
+    /// Allowed origins.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+    /// Compression configured.
+    #[serde(skip_serializing_if = "is_false")]
+    pub compression: bool,
+    /// Expiry of the `wss://` certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_not_after: Option<GoTime>,
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
 /// For `skip_serializing_if`.
 fn is_false(b: &bool) -> bool {
     !*b
@@ -281,7 +318,19 @@ pub fn varz(mon: &Monitor) -> Varz {
         gateway: Empty {},
         leaf: Empty {},
         mqtt: Empty {},
-        websocket: Empty {},
+        websocket: opts
+            .websocket
+            .as_ref()
+            .map_or_else(WebsocketVarz::default, |w| WebsocketVarz {
+                host: w.host.clone().unwrap_or_else(|| opts.host.clone()),
+                port: s.websocket_addr.map_or(0, |a| i64::from(a.port())),
+                handshake_timeout: w.handshake_timeout.map_or(0, |d| d.as_nanos() as u64),
+                no_tls: w.no_tls,
+                same_origin: w.origins.same_origin,
+                allowed_origins: w.allowed_origins.clone(),
+                compression: w.compression,
+                tls_cert_not_after: None,
+            }),
         jetstream: match super::jsz::js_varz(s) {
             Some(v) => JetStreamSection::Running(Box::new(v)),
             None => JetStreamSection::Off(Empty {}),

@@ -104,3 +104,11 @@ pub async fn api(
         .expect("API answer");
     serde_json::from_slice(&r.payload).expect("JSON answer")
 }
+
+/// Chooses ring as rustls' process-wide crypto provider. async-nats builds its TLS
+/// config with rustls' default provider, which rustls cannot pick by itself when a build
+/// enables several (the whole workspace's test build does: the CLI's object_store brings
+/// aws-lc-rs). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,233 @@
+//! The `websocket {}` listener: accepts TCP (and, for `wss://`, TLS), reads the HTTP
+//! upgrade request, answers `101 Switching Protocols` or nats-server's HTTP error, and
+//! hands the connection to the same reader and writer tasks as any client, with the
+//! WebSocket framing in its transport (`client/transport.rs`, `client/websocket.rs`).
+//!
+//! Why a listener of its own: nats-server serves WebSocket on its own port, and a client
+//! must know before connecting which protocol it speaks there.
+
+use crate::client::transport::{self, ConnReader, ConnWriter, WsReader};
+use crate::client::websocket::{self, Upgrade};
+use crate::client::{CloseReason, reader};
+use crate::options::{DEFAULT_WS_HANDSHAKE_TIMEOUT, WebsocketOptions};
+use crate::protocol::write;
+use crate::server::{ServerShared, StartError};
+use crate::tls::{ServerTls, TlsInfo};
+use crate::{error, info, warn};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+/// A bound WebSocket listener, not yet accepting.
+pub struct Bound {
+    listener: TcpListener,
+    opts: WebsocketOptions,
+    tls: Option<Arc<ServerTls>>,
+    /// The bound address.
+    pub addr: SocketAddr,
+}
+
+/// Binds the listener `opts` describes (`host` defaults to the client listener's).
+pub async fn bind(
+    opts: &WebsocketOptions,
+    default_host: &str,
+    log: &crate::logging::Logger,
+) -> Result<Bound, StartError> {
+    let host = opts
+        .host
+        .clone()
+        .unwrap_or_else(|| default_host.to_string());
+    let port = opts.port.max(0);
+    let bind = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let tls = opts
+        .tls
+        .as_ref()
+        .map(ServerTls::build)
+        .transpose()
+        .map_err(|e| StartError::Options(format!("websocket: {e}")))?
+        .map(Arc::new);
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: bind.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: bind.clone(),
+        source,
+    })?;
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    info!(
+        log,
+        "Listening for websocket clients on {}://{}:{}",
+        scheme,
+        host,
+        addr.port()
+    );
+    if tls.is_none() {
+        warn!(
+            log,
+            "Websocket not configured with TLS. DO NOT USE IN PRODUCTION!"
+        );
+    }
+    Ok(Bound {
+        listener,
+        opts: opts.clone(),
+        tls,
+        addr,
+    })
+}
+
+/// Accepts WebSocket clients until the server stops accepting (the task ends by itself).
+pub fn spawn(s: Arc<ServerShared>, bound: Bound) {
+    tokio::spawn(async move {
+        let Bound {
+            listener,
+            opts,
+            tls,
+            ..
+        } = bound;
+        let opts = Arc::new(opts);
+        loop {
+            let stop = s.stop_accepting_signal().notified();
+            tokio::pin!(stop);
+            stop.as_mut().enable();
+            if s.stop_accepting() {
+                break;
+            }
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = &mut stop => break,
+            };
+            match accepted {
+                Ok((stream, addr)) => {
+                    tokio::spawn(connection(
+                        s.clone(),
+                        stream,
+                        addr,
+                        opts.clone(),
+                        tls.clone(),
+                    ));
+                }
+                Err(e) => {
+                    error!(s.log, "Error accepting websocket connection: {}", e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+}
+
+/// One WebSocket client: TLS if configured, the upgrade, then the NATS connection.
+async fn connection(
+    s: Arc<ServerShared>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    opts: Arc<WebsocketOptions>,
+    tls: Option<Arc<ServerTls>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now()
+        + opts
+            .handshake_timeout
+            .unwrap_or(DEFAULT_WS_HANDSHAKE_TIMEOUT);
+    let (rd, wr, up, session) = match tls {
+        None => {
+            let mut stream = stream;
+            let Some(up) = upgrade(&mut stream, &opts, false, deadline, &s, addr).await else {
+                return;
+            };
+            let (rd, wr) = transport::plain(stream);
+            (rd, wr, up, None)
+        }
+        Some(tls) => {
+            let mut stream = match tls.accept(stream, deadline).await {
+                Ok(st) => st,
+                Err(e) => {
+                    error!(s.log, "{} - websocket TLS handshake error: {}", addr, e);
+                    return;
+                }
+            };
+            let Some(up) = upgrade(&mut stream, &opts, true, deadline, &s, addr).await else {
+                return;
+            };
+            let session = TlsInfo::of(stream.get_ref().1, false);
+            let (rd, wr) = transport::tls(stream);
+            (rd, wr, up, Some(session))
+        }
+    };
+    // Behind a proxy the client's own address comes in `X-Forwarded-For` (nats-server
+    // reports it as the connection's IP).
+    let addr = up
+        .forwarded_for
+        .map_or(addr, |ip| SocketAddr::new(ip, addr.port()));
+    let conn = s.new_client(addr);
+    {
+        let mut meta = conn.meta.lock();
+        meta.websocket = true;
+        meta.tls = session;
+    }
+    let rd: ConnReader = WsReader::wrap(rd, conn.clone());
+    let mut wr: ConnWriter = wr.websocket(conn.clone());
+    let mut info = Vec::new();
+    write::append_info(&mut info, s.client_info_json(&conn, false).as_bytes());
+    if !s.admit(&conn) {
+        // As on the client port: INFO, the error, then the end (a close frame here).
+        write::append_err(&mut info, "maximum connections exceeded");
+        let _ = wr.write_all(&info, Duration::from_secs(2)).await;
+        wr.shutdown(CloseReason::MaxConnectionsExceeded).await;
+        s.record_refused(&conn);
+        return;
+    }
+    conn.send_proto(&info);
+    reader::serve(conn, rd, wr, s).await;
+}
+
+/// Reads the upgrade request from `st` and answers it. `None` when it was refused (the
+/// HTTP error is sent and logged), timed out, or the client went away.
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    st: &mut S,
+    opts: &WebsocketOptions,
+    tls: bool,
+    deadline: Instant,
+    s: &ServerShared,
+    addr: SocketAddr,
+) -> Option<Upgrade> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, st.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return None,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let refused = match websocket::parse_upgrade(&buf, &opts.origins, tls) {
+            Ok(None) => continue,
+            Ok(Some(up)) if buf.len() > up.head_len => websocket::HttpError {
+                status: 400,
+                reason: "client sent data before handshake is complete".into(),
+            },
+            Ok(Some(up)) => {
+                let answer = websocket::switching_protocols(&up.key);
+                let sent = tokio::time::timeout_at(deadline, st.write_all(&answer)).await;
+                return matches!(sent, Ok(Ok(()))).then_some(up);
+            }
+            Err(e) => e,
+        };
+        error!(
+            s.log,
+            "{} - websocket handshake error: {}", addr, refused.reason
+        );
+        let answer = websocket::http_error(refused.status);
+        let _ = tokio::time::timeout_at(deadline, st.write_all(&answer)).await;
+        let _ = tokio::time::timeout_at(deadline, st.shutdown()).await;
+        return None;
+    }
+}
