@@ -387,3 +387,63 @@ fn tls_block_errors() {
     let o = opts(&tls_block("cipher_suites: [\"TLS_AES_128_GCM_SHA256\"]")).unwrap();
     assert!(o.warnings.iter().any(|w| w.contains("cipher_suites")));
 }
+
+#[test]
+fn websocket_block() {
+    let o = opts(
+        "websocket {\n listen: \"127.0.0.1:8080\"\n no_tls: true\n same_origin: true\n \
+         allowed_origins: [\"https://app.example.com\", \"http://localhost:3000\"]\n \
+         handshake_timeout: \"3s\"\n compression: true\n}",
+    )
+    .unwrap();
+    let w = o.websocket.clone().expect("configured");
+    assert_eq!((w.host.as_deref(), w.port), (Some("127.0.0.1"), 8080));
+    assert!(w.no_tls && w.compression && w.origins.same_origin);
+    assert_eq!(w.handshake_timeout, Some(Duration::from_secs(3)));
+    assert_eq!(
+        w.origins.allowed,
+        vec![
+            ("https".into(), "app.example.com".into(), "443".into()),
+            ("http".into(), "localhost".into(), "3000".into()),
+        ]
+    );
+    o.validate().unwrap();
+    // The `ws` alias, and a block without a port configures nothing (as nats-server).
+    assert!(
+        opts("ws { port: 8081, no_tls: true }")
+            .unwrap()
+            .websocket
+            .is_some()
+    );
+    assert!(
+        opts("websocket { no_tls: true }")
+            .unwrap()
+            .websocket
+            .is_none()
+    );
+    // TLS is required unless no_tls says otherwise.
+    let o = opts("websocket { port: 8080 }").unwrap();
+    assert_eq!(
+        o.validate().unwrap_err(),
+        "websocket requires TLS configuration"
+    );
+    let o = opts(&format!("websocket {{ port: 8080\n {} }}", tls_block(""))).unwrap();
+    assert!(o.websocket.as_ref().unwrap().tls.is_some());
+    o.validate().unwrap();
+}
+
+#[test]
+fn websocket_block_errors_and_warnings() {
+    assert!(err("websocket { port: 1, bogus: 2 }").contains("unknown field \"bogus\""));
+    assert!(
+        err("websocket { port: 1, allowed_origins: [\"ftp://x\"] }")
+            .contains("unable to parse allowed origin")
+    );
+    // Replacing the users for WebSocket clients is refused, not ignored.
+    assert!(
+        err("websocket { port: 1, no_tls: true, authorization { user: a, password: b } }")
+            .contains("not supported by natrium-server")
+    );
+    let o = opts("websocket { port: 1, no_tls: true, jwt_cookie: my_jwt }").unwrap();
+    assert!(o.warnings.iter().any(|w| w.contains("jwt_cookie")));
+}
