@@ -98,6 +98,11 @@ pub struct ConnectArgs {
     #[arg(long, env = "NATS_CA", global = true, value_name = "FILE")]
     pub tlsca: Option<PathBuf>,
 
+    /// Start TLS before the server's greeting, for servers configured with
+    /// `handshake_first`.
+    #[arg(long, global = true)]
+    pub tlsfirst: bool,
+
     /// Named context to take connection settings from (see `natrium
     /// context`); the selected one is used when not given.
     #[arg(long, env = "NATS_CONTEXT", global = true, value_name = "NAME")]
@@ -242,6 +247,9 @@ impl ConnectArgs {
                 .add_client_certificate(cert.clone(), key.clone())
                 .require_tls(true);
         }
+        if self.tlsfirst {
+            opts = opts.tls_first();
+        }
         Ok(opts
             .connection_timeout(self.timeout)
             .request_timeout(Some(self.timeout)))
@@ -278,6 +286,7 @@ mod tests {
             tlscert: None,
             tlskey: None,
             tlsca: None,
+            tlsfirst: false,
             context: None,
             timeout: Duration::from_secs(1),
         }

@@ -157,3 +157,33 @@ fn tls_client_certificate_for_a_verifying_server() {
         assert_one_line_error(&err);
     }
 }
+
+#[test]
+fn tls_first_for_a_handshake_first_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("tls-first.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{ cert_file: {:?}, key_file: {:?}, handshake_first: true }}\n",
+            tls_data("server-cert.pem"),
+            tls_data("server-key.pem")
+        ),
+    )
+    .expect("write conf");
+    let conf = conf.to_str().expect("utf8");
+    let ca = tls_data("ca.pem");
+    let mut servers = vec![Server::natrium_with(&["-c", conf])];
+    servers.extend(Server::nats_with(
+        "tls_first_for_a_handshake_first_server",
+        &["-c", conf],
+    ));
+    for s in servers {
+        let v = s.json(&["--tlsca", &ca, "--tlsfirst", "account", "info"]);
+        assert_eq!(v["streams"], 0, "{:?}", s.kind);
+        // Waiting for the greeting first gets nowhere: the server waits for TLS.
+        let (code, err) = s.fails(&["--tlsca", &ca, "stream", "ls", "--timeout", "2s"]);
+        assert_eq!(code, 1, "{:?}", s.kind);
+        assert_one_line_error(&err);
+    }
+}
