@@ -139,7 +139,7 @@ fn unknown_keys_are_errors_with_position() {
 
 #[test]
 fn known_but_unsupported_keys_warn() {
-    let o = opts("cluster { port: 6222 }\nwebsocket { port: 8080 }\n").unwrap();
+    let o = opts("cluster { port: 6222 }\nmqtt { port: 1883 }\n").unwrap();
     assert_eq!(o.warnings.len(), 2);
     assert!(o.warnings[0].contains("not supported by natrium-server"));
 }
