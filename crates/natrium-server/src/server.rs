@@ -115,6 +115,8 @@ pub struct ServerShared {
     pub client_addr: SocketAddr,
     /// Address the WebSocket listener is bound to, when configured.
     pub websocket_addr: Option<SocketAddr>,
+    /// When the `wss://` certificate expires (`/varz websocket.tls_cert_not_after`).
+    pub websocket_cert_not_after: Option<SystemTime>,
     /// When the server started.
     pub start_time: SystemTime,
     /// Shared counters.
@@ -673,6 +675,7 @@ impl Server {
             server_name,
             client_addr,
             websocket_addr: websocket.as_ref().map(|w| w.addr),
+            websocket_cert_not_after: websocket.as_ref().and_then(|w| w.cert_not_after()),
             start_time: SystemTime::now(),
             stats: ServerStats::default(),
             jetstream,

@@ -30,6 +30,13 @@ pub struct Bound {
     pub addr: SocketAddr,
 }
 
+impl Bound {
+    /// When the `wss://` certificate expires.
+    pub fn cert_not_after(&self) -> Option<std::time::SystemTime> {
+        self.tls.as_ref().and_then(|t| t.not_after)
+    }
+}
+
 /// Binds the listener `opts` describes (`host` defaults to the client listener's).
 pub async fn bind(
     opts: &WebsocketOptions,
@@ -92,8 +99,9 @@ pub fn spawn(s: Arc<ServerShared>, bound: Bound) {
             listener,
             opts,
             tls,
-            ..
+            addr,
         } = bound;
+        let port = addr.port();
         let opts = Arc::new(opts);
         loop {
             let stop = s.stop_accepting_signal().notified();
@@ -114,6 +122,7 @@ pub fn spawn(s: Arc<ServerShared>, bound: Bound) {
                         addr,
                         opts.clone(),
                         tls.clone(),
+                        port,
                     ));
                 }
                 Err(e) => {
@@ -132,8 +141,10 @@ async fn connection(
     addr: SocketAddr,
     opts: Arc<WebsocketOptions>,
     tls: Option<Arc<ServerTls>>,
+    port: u16,
 ) {
     let _ = stream.set_nodelay(true);
+    let secure = tls.is_some();
     let deadline = Instant::now()
         + opts
             .handshake_timeout
@@ -148,6 +159,34 @@ async fn connection(
             (rd, wr, up, None)
         }
         Some(tls) => {
+            // Plain HTTP on the wss:// port gets the answer Go's HTTPS server gives.
+            let mut first = [0u8; 1];
+            if let Ok(Ok(1)) = tokio::time::timeout_at(deadline, stream.peek(&mut first)).await
+                && first[0] != crate::tls::TLS_HANDSHAKE_BYTE
+            {
+                error!(
+                    s.log,
+                    "{} - websocket handshake error: client sent an HTTP request to an HTTPS server",
+                    addr
+                );
+                let mut stream = stream;
+                let _ = tokio::time::timeout_at(
+                    deadline,
+                    stream.write_all(
+                        b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+                    ),
+                )
+                .await;
+                // Take in the request first: closing with unread data would reset the
+                // connection and the client might lose the answer.
+                let mut sink = [0u8; 4096];
+                for _ in 0..16 {
+                    if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+                return;
+            }
             let mut stream = match tls.accept(stream, deadline).await {
                 Ok(st) => st,
                 Err(e) => {
@@ -176,8 +215,15 @@ async fn connection(
     }
     let rd: ConnReader = WsReader::wrap(rd, conn.clone());
     let mut wr: ConnWriter = wr.websocket(conn.clone());
+    // As nats-server: the WebSocket port, and TLS as this listener has it (not the
+    // client port's).
+    let mut fields = s.client_info(&conn, false);
+    fields.port = port;
+    fields.tls_required = secure;
+    fields.tls_available = secure;
+    fields.tls_verify = false;
     let mut info = Vec::new();
-    write::append_info(&mut info, s.client_info_json(&conn, false).as_bytes());
+    write::append_info(&mut info, fields.to_json().as_bytes());
     if !s.admit(&conn) {
         // As on the client port: INFO, the error, then the end (a close frame here).
         write::append_err(&mut info, "maximum connections exceeded");

@@ -210,7 +210,8 @@ fn check_origin(
     let (scheme, oh, op) = parse_origin(origin).ok_or("invalid origin")?;
     if p.same_origin {
         let (rh, rp) = host_and_port(host, tls).ok_or("invalid host")?;
-        if oh != rh || op != rp {
+        let request_scheme = if tls { "https" } else { "http" };
+        if oh != rh || op != rp || scheme != request_scheme {
             return Err("not same origin");
         }
     }
@@ -743,6 +744,9 @@ mod tests {
         };
         let ok = req("Origin: http://127.0.0.1:8080\r\n");
         assert!(parse_upgrade(ok.as_bytes(), &same, false).is_ok());
+        // The scheme counts too: an https page is not the same origin as a ws:// server.
+        let https = req("Origin: https://127.0.0.1:8080\r\n");
+        assert!(parse_upgrade(https.as_bytes(), &same, false).is_err());
         let other = req("Origin: http://example.com\r\n");
         let e = parse_upgrade(other.as_bytes(), &same, false).unwrap_err();
         assert_eq!(
