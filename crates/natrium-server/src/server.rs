@@ -115,8 +115,8 @@ pub struct ServerShared {
     pub client_addr: SocketAddr,
     /// Address the WebSocket listener is bound to, when configured.
     pub websocket_addr: Option<SocketAddr>,
-    /// When the `wss://` certificate expires (`/varz websocket.tls_cert_not_after`).
-    pub websocket_cert_not_after: Option<SystemTime>,
+    /// `wss://` TLS settings for new WebSocket connections; replaced on reload.
+    websocket_tls: RwLock<Option<Arc<crate::tls::ServerTls>>>,
     /// When the server started.
     pub start_time: SystemTime,
     /// Shared counters.
@@ -198,6 +198,15 @@ impl ServerShared {
                 "Reloading TLS failed, keeping the old settings: {}", e
             ),
         }
+        // The WebSocket listener runs only if it was configured at start (a reload
+        // cannot add or remove it, see `signals::reload_blockers`).
+        if self.websocket_addr.is_some() {
+            let ws_tls = opts.websocket.as_ref().and_then(|w| w.tls.as_ref());
+            match ws_tls.map(crate::tls::ServerTls::build).transpose() {
+                Ok(tls) => *self.websocket_tls.write() = tls.map(Arc::new),
+                Err(e) => error!(self.log, "Reloading websocket TLS failed: {}", e),
+            }
+        }
         *self.opts.write() = Arc::new(opts);
         self.opts_gen.fetch_add(1, Ordering::Release);
     }
@@ -228,6 +237,11 @@ impl ServerShared {
     /// TLS settings for new client connections, when TLS is configured.
     pub fn tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
         self.tls.read().clone()
+    }
+
+    /// `wss://` TLS settings for new WebSocket connections.
+    pub fn websocket_tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
+        self.websocket_tls.read().clone()
     }
 
     /// The current users registry.
@@ -360,11 +374,9 @@ impl ServerShared {
                 continue;
             }
             let certs = c.peer_certs();
-            match registry.authenticate_with(
-                &creds,
-                &c.nonce,
-                certs.as_deref().and_then(|v| v.first()),
-            ) {
+            let cert = certs.as_deref().and_then(|v| v.first());
+            match registry.authenticate_with(&creds, &c.nonce, cert, crate::auth::ConnKind::of(&c))
+            {
                 None => c.err_and_close(
                     "Authorization Violation",
                     CloseReason::AuthenticationViolation,
@@ -426,6 +438,16 @@ impl ServerShared {
         // The nonce is for signing CONNECT: the INFO after it leaves it out (nats-server).
         if !connect_info {
             info.nonce = conn.nonce.clone();
+        }
+        // A WebSocket client hears about the WebSocket listener: its port, and its TLS
+        // (as nats-server; `tls_verify` stays the client port's).
+        if conn.meta.lock().websocket
+            && let Some(ws) = self.websocket_addr
+        {
+            let secure = self.websocket_tls().is_some();
+            info.port = ws.port();
+            info.tls_required = secure;
+            info.tls_available = secure;
         }
         if connect_info {
             info.connect_info = true;
@@ -675,7 +697,7 @@ impl Server {
             server_name,
             client_addr,
             websocket_addr: websocket.as_ref().map(|w| w.addr),
-            websocket_cert_not_after: websocket.as_ref().and_then(|w| w.cert_not_after()),
+            websocket_tls: RwLock::new(websocket.as_ref().and_then(|w| w.tls())),
             start_time: SystemTime::now(),
             stats: ServerStats::default(),
             jetstream,
@@ -871,13 +893,28 @@ async fn accept_loop(s: Arc<ServerShared>, listener: TcpListener) {
             }
         };
         let conn = s.new_client(addr);
-        if !s.admit(&conn) {
-            tokio::spawn(refuse_max_connections(s.clone(), conn, stream));
-            continue;
+        match s.admit(&conn) {
+            Admission::Admitted => {}
+            Admission::Full => {
+                tokio::spawn(refuse_max_connections(s.clone(), conn, stream));
+                continue;
+            }
+            Admission::Stopping => break,
         }
         tokio::spawn(reader::run(conn, stream, s.clone()));
     }
     drop(listener);
+}
+
+/// What [`ServerShared::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Registered.
+    Admitted,
+    /// At `max_connections`.
+    Full,
+    /// The server no longer takes clients.
+    Stopping,
 }
 
 /// Over `max_connections`: send INFO, then the error, then close (as nats-server does).
@@ -906,19 +943,23 @@ impl ServerShared {
         Arc::new(ClientConn::new(cid, addr).with_nonce(nonce))
     }
 
-    /// Registers `conn` unless the server is at `max_connections`. A registered
-    /// connection's task must end in [`ServerShared::client_closed`].
-    pub(crate) fn admit(&self, conn: &Arc<ClientConn>) -> bool {
+    /// Registers `conn` unless the server is at `max_connections` or no longer takes
+    /// clients (shutdown, lame duck: a WebSocket upgrade can finish after that began). A
+    /// registered connection's task must end in [`ServerShared::client_closed`].
+    pub(crate) fn admit(&self, conn: &Arc<ClientConn>) -> Admission {
         let max = self.opts().max_connections;
         {
             let mut clients = self.clients.lock();
+            if self.stop_accepting() {
+                return Admission::Stopping;
+            }
             if max >= 0 && clients.len() as i64 >= max {
-                return false;
+                return Admission::Full;
             }
             clients.insert(conn.cid, conn.clone());
         }
         self.active_conns.fetch_add(1, Ordering::AcqRel);
-        true
+        Admission::Admitted
     }
 
     /// Whether listeners should stop accepting (shutdown or lame duck).
@@ -952,7 +993,12 @@ impl ServerShared {
             last_activity: conn.start,
             subs: Vec::new(),
         };
-        s.closed.lock().push_back(record);
+        let max = s.opts().max_closed_clients.max(0) as usize;
+        let mut closed = s.closed.lock();
+        closed.push_back(record);
+        while closed.len() > max {
+            closed.pop_front();
+        }
     }
 }
 

@@ -181,6 +181,16 @@ fn reload_blockers(old: &Options, new: &Options) -> Option<String> {
             old.https_port, new.https_port
         ));
     }
+    // WebSocket settings other than its certificates need a restart (as nats-server).
+    let ws_without_tls = |o: &Options| {
+        o.websocket.clone().map(|mut w| {
+            w.tls = None;
+            w
+        })
+    };
+    if ws_without_tls(old) != ws_without_tls(new) {
+        return Some("config reload not supported for Websocket".to_string());
+    }
     if old.server_name != new.server_name {
         return Some("config reload not supported for ServerName".to_string());
     }

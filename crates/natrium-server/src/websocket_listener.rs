@@ -11,7 +11,7 @@ use crate::client::websocket::{self, Upgrade};
 use crate::client::{CloseReason, reader};
 use crate::options::{DEFAULT_WS_HANDSHAKE_TIMEOUT, WebsocketOptions};
 use crate::protocol::write;
-use crate::server::{ServerShared, StartError};
+use crate::server::{Admission, ServerShared, StartError};
 use crate::tls::{ServerTls, TlsInfo};
 use crate::{error, info, warn};
 use std::net::SocketAddr;
@@ -31,9 +31,9 @@ pub struct Bound {
 }
 
 impl Bound {
-    /// When the `wss://` certificate expires.
-    pub fn cert_not_after(&self) -> Option<std::time::SystemTime> {
-        self.tls.as_ref().and_then(|t| t.not_after)
+    /// The `wss://` TLS settings the listener was started with.
+    pub fn tls(&self) -> Option<Arc<ServerTls>> {
+        self.tls.clone()
     }
 }
 
@@ -95,13 +95,7 @@ pub async fn bind(
 /// Accepts WebSocket clients until the server stops accepting (the task ends by itself).
 pub fn spawn(s: Arc<ServerShared>, bound: Bound) {
     tokio::spawn(async move {
-        let Bound {
-            listener,
-            opts,
-            tls,
-            addr,
-        } = bound;
-        let port = addr.port();
+        let Bound { listener, opts, .. } = bound;
         let opts = Arc::new(opts);
         loop {
             let stop = s.stop_accepting_signal().notified();
@@ -116,14 +110,7 @@ pub fn spawn(s: Arc<ServerShared>, bound: Bound) {
             };
             match accepted {
                 Ok((stream, addr)) => {
-                    tokio::spawn(connection(
-                        s.clone(),
-                        stream,
-                        addr,
-                        opts.clone(),
-                        tls.clone(),
-                        port,
-                    ));
+                    tokio::spawn(connection(s.clone(), stream, addr, opts.clone()));
                 }
                 Err(e) => {
                     error!(s.log, "Error accepting websocket connection: {}", e);
@@ -140,23 +127,25 @@ async fn connection(
     stream: TcpStream,
     addr: SocketAddr,
     opts: Arc<WebsocketOptions>,
-    tls: Option<Arc<ServerTls>>,
-    port: u16,
 ) {
+    // The certificate in force now (a reload may have renewed it).
+    let tls = s.websocket_tls();
     let _ = stream.set_nodelay(true);
-    let secure = tls.is_some();
     let deadline = Instant::now()
         + opts
             .handshake_timeout
             .unwrap_or(DEFAULT_WS_HANDSHAKE_TIMEOUT);
-    let (rd, wr, up, session) = match tls {
+    let (rd, wr, session) = match tls {
         None => {
             let mut stream = stream;
-            let Some(up) = upgrade(&mut stream, &opts, false, deadline, &s, addr).await else {
+            if upgrade(&mut stream, &opts, false, deadline, &s, addr)
+                .await
+                .is_none()
+            {
                 return;
-            };
+            }
             let (rd, wr) = transport::plain(stream);
-            (rd, wr, up, None)
+            (rd, wr, None)
         }
         Some(tls) => {
             // Plain HTTP on the wss:// port gets the answer Go's HTTPS server gives.
@@ -194,19 +183,17 @@ async fn connection(
                     return;
                 }
             };
-            let Some(up) = upgrade(&mut stream, &opts, true, deadline, &s, addr).await else {
+            if upgrade(&mut stream, &opts, true, deadline, &s, addr)
+                .await
+                .is_none()
+            {
                 return;
-            };
+            }
             let session = TlsInfo::of(stream.get_ref().1, false);
             let (rd, wr) = transport::tls(stream);
-            (rd, wr, up, Some(session))
+            (rd, wr, Some(session))
         }
     };
-    // Behind a proxy the client's own address comes in `X-Forwarded-For` (nats-server
-    // reports it as the connection's IP).
-    let addr = up
-        .forwarded_for
-        .map_or(addr, |ip| SocketAddr::new(ip, addr.port()));
     let conn = s.new_client(addr);
     {
         let mut meta = conn.meta.lock();
@@ -215,22 +202,22 @@ async fn connection(
     }
     let rd: ConnReader = WsReader::wrap(rd, conn.clone());
     let mut wr: ConnWriter = wr.websocket(conn.clone());
-    // As nats-server: the WebSocket port, and TLS as this listener has it (not the
-    // client port's).
-    let mut fields = s.client_info(&conn, false);
-    fields.port = port;
-    fields.tls_required = secure;
-    fields.tls_available = secure;
-    fields.tls_verify = false;
     let mut info = Vec::new();
-    write::append_info(&mut info, fields.to_json().as_bytes());
-    if !s.admit(&conn) {
-        // As on the client port: INFO, the error, then the end (a close frame here).
-        write::append_err(&mut info, "maximum connections exceeded");
-        let _ = wr.write_all(&info, Duration::from_secs(2)).await;
-        wr.shutdown(CloseReason::MaxConnectionsExceeded).await;
-        s.record_refused(&conn);
-        return;
+    write::append_info(&mut info, s.client_info_json(&conn, false).as_bytes());
+    match s.admit(&conn) {
+        Admission::Admitted => {}
+        Admission::Full => {
+            // As on the client port: INFO, the error, then the end (a close frame here).
+            write::append_err(&mut info, "maximum connections exceeded");
+            let _ = wr.write_all(&info, Duration::from_secs(2)).await;
+            wr.shutdown(CloseReason::MaxConnectionsExceeded).await;
+            s.record_refused(&conn);
+            return;
+        }
+        Admission::Stopping => {
+            wr.shutdown(CloseReason::ServerShutdown).await;
+            return;
+        }
     }
     conn.send_proto(&info);
     reader::serve(conn, rd, wr, s).await;

@@ -644,3 +644,23 @@ fn https_monitoring_needs_tls_and_excludes_http() {
             .contains("can't specify both HTTP")
     );
 }
+
+#[tokio::test]
+async fn a_silent_tls_client_does_not_hold_up_shutdown() {
+    let s = server(
+        TlsOptions {
+            timeout: Duration::from_secs(8),
+            ..tls_opts()
+        },
+        false,
+    )
+    .await;
+    // Connected, INFO read, then nothing: the server waits for the handshake.
+    let (_line, _sock) = first_line(&s).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), s.stop())
+        .await
+        .expect("shutdown does not wait for the TLS timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

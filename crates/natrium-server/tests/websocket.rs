@@ -342,3 +342,110 @@ async fn a_silent_socket_is_dropped_after_the_handshake_timeout() {
     assert!(out.is_empty());
     s.stop().await;
 }
+
+/// Reads frames until a close frame; returns the data bytes before it and the close
+/// payload.
+async fn until_close(sock: &mut TcpStream) -> (Vec<u8>, Vec<u8>) {
+    let mut data = Vec::new();
+    loop {
+        let (b0, p) = tokio::time::timeout(Duration::from_secs(5), read_frame(sock))
+            .await
+            .expect("a frame in time");
+        if b0 == 0x88 {
+            return (data, p);
+        }
+        data.extend_from_slice(&p);
+    }
+}
+
+#[tokio::test]
+async fn the_close_answer_comes_after_the_data_it_follows() {
+    let s = ws_server(plain()).await;
+    let mut sock = upgraded(ws_port(&s)).await;
+    // Everything in one write: the close must not overtake the answers to what
+    // preceded it.
+    let mut burst = frame(
+        0x82,
+        b"CONNECT {\"verbose\":false}\r\nSUB x 1\r\nPUB x 5\r\nhello\r\nPING\r\n",
+    );
+    burst.extend(frame(0x88, &1000u16.to_be_bytes()));
+    sock.write_all(&burst).await.unwrap();
+    let (data, close) = until_close(&mut sock).await;
+    let data = String::from_utf8_lossy(&data);
+    assert!(data.contains("MSG x 1 5\r\nhello\r\n"), "{data}");
+    assert!(data.ends_with("PONG\r\n"), "{data}");
+    assert_eq!(close, 1000u16.to_be_bytes());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_ping_flood_keeps_one_pong_waiting() {
+    let conn = natrium_server::client::ClientConn::new(1, "127.0.0.1:1".parse().unwrap());
+    for i in 0..10_000u32 {
+        conn.ws_pong(&i.to_be_bytes());
+    }
+    assert_eq!(conn.ws.lock().pong, Some(9_999u32.to_be_bytes().to_vec()));
+}
+
+#[tokio::test]
+async fn info_over_websocket_names_the_websocket_listener() {
+    let s = ws_server(plain()).await;
+    let port = ws_port(&s);
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // A forwarded-for header does not change the address the server reports.
+    let req = UPGRADE.replace("\r\n\r\n", "\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        sock.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    let (_, info) = read_frame(&mut sock).await;
+    let info: serde_json::Value =
+        serde_json::from_slice(info.strip_prefix(b"INFO ").unwrap().trim_ascii_end()).unwrap();
+    assert_eq!(info["port"], port);
+    assert_eq!(info["client_ip"], "127.0.0.1");
+    // The INFO after CONNECT says the same.
+    sock.write_all(&frame(0x82, b"CONNECT {\"protocol\":1}\r\nPING\r\n"))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("connect_info") {
+        let (_, p) = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut sock))
+            .await
+            .unwrap();
+        got.extend_from_slice(&p);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let line = text.lines().find(|l| l.contains("connect_info")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.strip_prefix("INFO ").unwrap()).unwrap();
+    assert_eq!(v["port"], port);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_cannot_change_websocket_settings_but_renews_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.conf");
+    let conf = |extra: &str| {
+        format!(
+            "host: 127.0.0.1\nport: 0\nwebsocket {{ host: 127.0.0.1, port: -1\n tls {{ cert_file: {:?}, key_file: {:?} }}\n {extra} }}\n",
+            data("server-cert.pem"),
+            data("server-key.pem")
+        )
+    };
+    std::fs::write(&path, conf("")).unwrap();
+    let o = natrium_server::config_file::load(&path).unwrap();
+    let s = TestServer::with(o).await;
+    std::fs::write(&path, conf("same_origin: true")).unwrap();
+    let e = natrium_server::signals::reload(&s.server, &natrium_server::flags::Flags::default())
+        .unwrap_err();
+    assert!(e.contains("Websocket"), "{e}");
+    // Only the certificate changed: accepted.
+    std::fs::write(&path, conf("")).unwrap();
+    natrium_server::signals::reload(&s.server, &natrium_server::flags::Flags::default())
+        .expect("a certificate reload");
+    assert!(s.server.shared().websocket_tls().is_some());
+    s.stop().await;
+}

@@ -99,10 +99,38 @@ pub struct AuthUser {
     pub conn_types: Vec<String>,
 }
 
+/// How a client connection came in, for `allowed_connection_types` and for which
+/// listener's `verify_and_map` applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    /// The client port (`STANDARD`).
+    Standard,
+    /// The WebSocket port (`WEBSOCKET`).
+    Websocket,
+}
+
+impl ConnKind {
+    /// The kind of `conn`.
+    pub fn of(conn: &crate::client::ClientConn) -> ConnKind {
+        if conn.meta.lock().websocket {
+            ConnKind::Websocket
+        } else {
+            ConnKind::Standard
+        }
+    }
+
+    fn type_name(self) -> &'static str {
+        match self {
+            ConnKind::Standard => "STANDARD",
+            ConnKind::Websocket => "WEBSOCKET",
+        }
+    }
+}
+
 impl AuthUser {
-    /// Whether the user may connect as a plain NATS client (`allowed_connection_types`).
-    fn standard_allowed(&self) -> bool {
-        self.conn_types.is_empty() || self.conn_types.iter().any(|t| t == "STANDARD")
+    /// Whether the user may connect this way (`allowed_connection_types`).
+    fn allowed(&self, kind: ConnKind) -> bool {
+        self.conn_types.is_empty() || self.conn_types.iter().any(|t| t == kind.type_name())
     }
 }
 
@@ -129,8 +157,13 @@ pub struct AuthRegistry {
     no_auth_user: Option<Arc<AuthUser>>,
     /// Whether nkey users exist (then INFO carries a nonce).
     has_nkeys: bool,
-    /// `verify_and_map`: users are named by the client's certificate, not by CONNECT.
+    /// `verify_and_map` on the client port: its users are named by the client's
+    /// certificate, not by CONNECT.
     tls_map: bool,
+    /// `verify_and_map` in the `websocket { tls {} }` block, for WebSocket clients.
+    ws_tls_map: bool,
+    /// The `no_auth_user`'s name (it needs no credentials on any listener).
+    no_auth_name: Option<String>,
 }
 
 impl AuthRegistry {
@@ -166,6 +199,12 @@ impl AuthRegistry {
         AuthRegistry {
             has_nkeys: users.values().any(|u| u.nkey),
             tls_map: o.tls.as_ref().is_some_and(|t| t.map),
+            ws_tls_map: o
+                .websocket
+                .as_ref()
+                .and_then(|w| w.tls.as_ref())
+                .is_some_and(|t| t.map),
+            no_auth_name: o.accounts.no_auth_user.clone(),
             simple: o.auth.clone(),
             users,
             no_auth_user,
@@ -193,14 +232,32 @@ impl AuthRegistry {
         self.users.contains_key(name)
     }
 
-    /// Whether users are named by client certificates (`verify_and_map`).
+    /// Whether users are named by client certificates (`verify_and_map`) on some
+    /// listener.
     pub fn tls_map(&self) -> bool {
-        self.tls_map
+        self.tls_map || self.ws_tls_map
+    }
+
+    /// Whether `verify_and_map` applies to connections of `kind`.
+    fn maps(&self, kind: ConnKind) -> bool {
+        match kind {
+            ConnKind::Standard => self.tls_map,
+            ConnKind::Websocket => self.ws_tls_map,
+        }
+    }
+
+    /// nats-server's `canTLSMap`: a user without a password that some listener's
+    /// `verify_and_map` could select is a certificate identity, never a password login.
+    fn certificate_only(&self, u: &AuthUser) -> bool {
+        u.password.as_deref().unwrap_or("").is_empty()
+            && self.no_auth_name.as_deref() != Some(u.name.as_str())
+            && ((self.tls_map && u.allowed(ConnKind::Standard))
+                || (self.ws_tls_map && u.allowed(ConnKind::Websocket)))
     }
 
     /// Authenticate CONNECT's credentials. `None` is an authorization violation.
     pub fn authenticate(&self, c: &ConnectOptions, nonce: &str) -> Option<Identity> {
-        self.authenticate_with(c, nonce, None)
+        self.authenticate_with(c, nonce, None, ConnKind::Standard)
     }
 
     /// Authenticate CONNECT's credentials and, with `verify_and_map`, the client's
@@ -210,6 +267,7 @@ impl AuthRegistry {
         c: &ConnectOptions,
         nonce: &str,
         cert: Option<&PeerCert>,
+        kind: ConnKind,
     ) -> Option<Identity> {
         if !self.configured() {
             // nats-server still reports the user name the client sent (`/connz?auth=1`).
@@ -230,15 +288,15 @@ impl AuthRegistry {
                 if nonce.is_empty() || !verify_nkey(key, nonce, sig) {
                     return None;
                 }
-                return self.identity(u);
+                return self.identity(u, kind);
             }
-            if self.tls_map {
+            if self.maps(kind) {
                 // As nats-server: the certificate names the user (a user name in CONNECT
                 // is ignored); a password, if the user has one, must still match.
                 let name = cert?.map_user(
                     self.users
                         .values()
-                        .filter(|u| !u.nkey && u.standard_allowed())
+                        .filter(|u| !u.nkey && u.allowed(kind))
                         .map(|u| u.name.as_str()),
                 )?;
                 let u = self.users.get(name)?;
@@ -246,22 +304,25 @@ impl AuthRegistry {
                 if !secret_matches(configured, pass_given.unwrap_or("")) {
                     return None;
                 }
-                return self.identity(u);
+                return self.identity(u, kind);
             }
             if let Some(name) = user_given {
                 if let Some(u) = self.users.get(name).filter(|u| !u.nkey) {
+                    if self.certificate_only(u) {
+                        return None;
+                    }
                     let configured = u.password.as_deref().unwrap_or("");
                     if !secret_matches(configured, pass_given.unwrap_or("")) {
                         return None;
                     }
-                    return self.identity(u);
+                    return self.identity(u, kind);
                 }
                 // Fall through: it may be the single user.
             } else if token_given.is_none()
                 && pass_given.is_none()
                 && let Some(u) = &self.no_auth_user
             {
-                return self.identity(u);
+                return self.identity(u, kind);
             }
         }
         if let Some(token) = &self.simple.token {
@@ -288,8 +349,8 @@ impl AuthRegistry {
         None
     }
 
-    fn identity(&self, u: &Arc<AuthUser>) -> Option<Identity> {
-        if !u.standard_allowed() {
+    fn identity(&self, u: &Arc<AuthUser>, kind: ConnKind) -> Option<Identity> {
+        if !u.allowed(kind) {
             return None;
         }
         Some(Identity {

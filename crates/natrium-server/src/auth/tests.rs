@@ -192,3 +192,103 @@ fn connection_types_restrict_users() {
             .is_none()
     );
 }
+
+/// A registry whose `verify_and_map` is on for the client port (`standard`) and/or the
+/// WebSocket port (`ws`).
+fn mapping_registry(users: Vec<UserConfig>, standard: bool, ws: bool) -> AuthRegistry {
+    let tls = |map: bool| crate::tls::TlsOptions {
+        map,
+        verify: map,
+        ..Default::default()
+    };
+    let o = Options {
+        accounts: AccountsConfig {
+            users,
+            ..AccountsConfig::default()
+        },
+        tls: standard.then(|| tls(true)),
+        websocket: ws.then(|| crate::options::WebsocketOptions {
+            port: 1,
+            tls: Some(tls(true)),
+            ..Default::default()
+        }),
+        ..Options::default()
+    };
+    AuthRegistry::from_options(&o)
+}
+
+fn cert_only(name: &str) -> UserConfig {
+    UserConfig {
+        name: name.into(),
+        password: None,
+        account: "$G".into(),
+        ..UserConfig::default()
+    }
+}
+
+#[test]
+fn a_certificate_identity_cannot_log_in_by_name() {
+    // verify_and_map only on the WebSocket port: alice (no password) is a certificate
+    // identity there, so naming her on the client port without a certificate fails
+    // (nats-server's canTLSMap), while a password user still logs in.
+    let mut bob = user("bob", "pw", "$G");
+    bob.allowed_connection_types = vec![];
+    let r = mapping_registry(vec![cert_only("alice@example.com"), bob], false, true);
+    let c = connect(r#"{"user":"alice@example.com"}"#);
+    assert!(
+        r.authenticate_with(&c, "", None, ConnKind::Standard)
+            .is_none()
+    );
+    let c = connect(r#"{"user":"bob","pass":"pw"}"#);
+    assert!(
+        r.authenticate_with(&c, "", None, ConnKind::Standard)
+            .is_some()
+    );
+    // Without mapping anywhere, a password-less user is just that (nats-server too).
+    let r = mapping_registry(vec![cert_only("carol")], false, false);
+    let c = connect(r#"{"user":"carol"}"#);
+    assert!(
+        r.authenticate_with(&c, "", None, ConnKind::Standard)
+            .is_some()
+    );
+    // Mapping on the client port does not map WebSocket clients: there bob's password
+    // still counts.
+    let r = mapping_registry(vec![user("bob", "pw", "$G")], true, false);
+    let c = connect(r#"{"user":"bob","pass":"pw"}"#);
+    assert!(
+        r.authenticate_with(&c, "", None, ConnKind::Websocket)
+            .is_some()
+    );
+    assert!(
+        r.authenticate_with(&c, "", None, ConnKind::Standard)
+            .is_none(),
+        "no certificate"
+    );
+}
+
+#[test]
+fn allowed_connection_types_follow_the_transport() {
+    let mut std_only = user("s", "pw", "$G");
+    std_only.allowed_connection_types = vec!["STANDARD".into()];
+    let mut ws_only = user("w", "pw", "$G");
+    ws_only.allowed_connection_types = vec!["WEBSOCKET".into()];
+    let r = registry(vec![std_only, ws_only], None);
+    let s = connect(r#"{"user":"s","pass":"pw"}"#);
+    let w = connect(r#"{"user":"w","pass":"pw"}"#);
+    assert!(
+        r.authenticate_with(&s, "", None, ConnKind::Standard)
+            .is_some()
+    );
+    assert!(
+        r.authenticate_with(&s, "", None, ConnKind::Websocket)
+            .is_none()
+    );
+    assert!(
+        r.authenticate_with(&w, "", None, ConnKind::Websocket)
+            .is_some()
+    );
+    assert!(
+        r.authenticate_with(&w, "", None, ConnKind::Standard)
+            .is_none()
+    );
+}

@@ -136,6 +136,15 @@ pub struct ClientMeta {
     pub websocket: bool,
 }
 
+/// WebSocket control frames waiting for the writer.
+#[derive(Debug, Default)]
+pub struct WsControl {
+    /// The payload of the pong to send next.
+    pub pong: Option<Vec<u8>>,
+    /// The payload of the close frame to end with, when the reader chose it.
+    pub close: Option<Vec<u8>>,
+}
+
 /// Monotonic clock origin shared by the activity timestamps below.
 fn clock_origin() -> Instant {
     static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -205,11 +214,8 @@ pub struct ClientConn {
     deny_filter: AtomicBool,
     /// Response rights granted by received requests (`allow_responses`).
     pub responses: Mutex<FxHashMap<Box<[u8]>, ResponseGrant>>,
-    /// WebSocket control frames (pongs, the close answer) the reader found to send,
-    /// already framed; the writer sends them before other data.
-    pub ws_control: Mutex<Vec<u8>>,
-    /// A WebSocket close frame was queued, so the writer does not send another.
-    pub ws_close_sent: AtomicBool,
+    /// WebSocket control frames the reader found to send (see [`WsControl`]).
+    pub ws: Mutex<WsControl>,
     /// The CONNECT options the client authenticated with (none for one admitted as the
     /// `no_auth_user` without CONNECT, which a reload leaves alone): a config reload
     /// checks them again against the new users, as nats-server does.
@@ -254,18 +260,25 @@ impl ClientConn {
             deny_filter: AtomicBool::new(false),
             responses: Mutex::new(FxHashMap::default()),
             auth_connect: Mutex::new(None),
-            ws_control: Mutex::new(Vec::new()),
-            ws_close_sent: AtomicBool::new(false),
+            ws: Mutex::new(WsControl::default()),
         }
     }
 
-    /// Queues a WebSocket control frame for the writer and wakes it.
-    pub fn ws_send_control(&self, opcode: u8, payload: &[u8]) {
-        if opcode == websocket::OP_CLOSE && self.ws_close_sent.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        websocket::control_frame(opcode, payload, &mut self.ws_control.lock());
+    /// Queues the answer to a WebSocket ping and wakes the writer. Only the newest
+    /// unsent answer is kept (RFC 6455 §5.5.3 allows it), so a ping flood against a
+    /// blocked writer costs no memory.
+    pub fn ws_pong(&self, payload: &[u8]) {
+        self.ws.lock().pong = Some(payload.to_vec());
         self.writer_wake.notify_one();
+    }
+
+    /// Sets the close frame the connection ends with (the answer to the client's close,
+    /// or a protocol error). It goes out after the last data, when the writer shuts down.
+    pub fn ws_close(&self, payload: &[u8]) {
+        let mut ws = self.ws.lock();
+        if ws.close.is_none() {
+            ws.close = Some(payload.to_vec());
+        }
     }
 
     /// The certificates the client presented over TLS, leaf first (cheap to clone).

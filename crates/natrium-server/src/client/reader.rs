@@ -15,8 +15,8 @@ use super::subscription::Subscription;
 use super::transport::{self, ConnReader, ConnWriter};
 use super::{ClientConn, CloseReason, mono_nanos, writer};
 use crate::account::Account;
-use crate::auth::Identity;
 use crate::auth::permissions::ClientPerms;
+use crate::auth::{ConnKind, Identity};
 use crate::protocol::connect::ConnectOptions;
 use crate::protocol::write;
 use crate::protocol::{ClientOp, ParseError, Parser, ParserLimits, PubMsg};
@@ -168,8 +168,19 @@ enum Flow {
 /// closed, then clean up.
 pub async fn run(conn: Arc<ClientConn>, stream: TcpStream, server: Arc<ServerShared>) {
     let _ = stream.set_nodelay(true);
-    let Some((rd, wr)) = open(&conn, stream, &server).await else {
-        // The TLS handshake failed: nothing was read, nothing else to undo.
+    // A close (server shutdown, lame duck) ends the waits of the TLS setup too: the
+    // writer is not running yet, so its wake-up means nothing but that. (INFO queued at
+    // the end of `open` wakes it in the same poll that `open` completes, which wins.)
+    let opened = tokio::select! {
+        biased;
+        r = open(&conn, stream, &server) => r,
+        _ = conn.writer_wake.notified() => {
+            conn.close(CloseReason::ServerShutdown, false);
+            None
+        }
+    };
+    let Some((rd, wr)) = opened else {
+        // The TLS setup failed or was cut short: nothing was read, nothing else to undo.
         server.client_closed(&conn, Vec::new());
         return;
     };
@@ -271,7 +282,7 @@ async fn open(
     let first = tls.opts.handshake_first
         && match tls.opts.first_fallback {
             None => true,
-            Some(wait) => first_byte(&stream, wait).await.is_some(),
+            Some(wait) => first_byte(&stream, wait).await != First::Timeout,
         };
     // The TLS timeout covers waiting for the client's first byte and the handshake.
     let deadline = tokio::time::Instant::now() + tls.opts.timeout;
@@ -299,17 +310,27 @@ async fn open(
         // alert (as nats-server: Go's TLS does not answer a first record that is not a
         // handshake).
         match first_byte(&stream, tls.opts.timeout).await {
-            Some(crate::tls::TLS_HANDSHAKE_BYTE) => {}
+            First::Byte(crate::tls::TLS_HANDSHAKE_BYTE) => {}
             _ if allow_plain => use_tls = false,
             first => {
                 let why = match first {
-                    Some(_) => "first record does not look like a TLS handshake",
-                    None => "timeout",
+                    First::Eof => "EOF",
+                    First::Timeout => "timeout",
+                    First::Byte(_) => "first record does not look like a TLS handshake",
                 };
-                error!(
-                    server.log,
-                    "{} - cid:{} - TLS handshake error: {}", conn.addr, conn.cid, why
-                );
+                // A peer that connects and leaves without a word is a probe (a load
+                // balancer's health check): debug level, as nats-server.
+                if first == First::Eof {
+                    debug!(
+                        server.log,
+                        "{} - cid:{} - TLS handshake error: {}", conn.addr, conn.cid, why
+                    );
+                } else {
+                    error!(
+                        server.log,
+                        "{} - cid:{} - TLS handshake error: {}", conn.addr, conn.cid, why
+                    );
+                }
                 // Read what the client sent before closing: a socket closed with unread
                 // data resets the connection instead of ending it.
                 let mut sink = [0u8; 4096];
@@ -381,12 +402,24 @@ async fn open(
     Some(transport::tls(stream))
 }
 
-/// The first byte the client sent, if one arrives within `wait` (left in the socket).
-async fn first_byte(stream: &TcpStream, wait: Duration) -> Option<u8> {
+/// What a client sent first, peeked (left in the socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum First {
+    /// Its first byte.
+    Byte(u8),
+    /// It closed (or the socket failed) without sending anything.
+    Eof,
+    /// Nothing within the wait.
+    Timeout,
+}
+
+/// The first byte the client sends, if one arrives within `wait`.
+async fn first_byte(stream: &TcpStream, wait: Duration) -> First {
     let mut b = [0u8; 1];
     match tokio::time::timeout(wait, stream.peek(&mut b)).await {
-        Ok(Ok(1)) => Some(b[0]),
-        _ => None,
+        Ok(Ok(1)) => First::Byte(b[0]),
+        Ok(_) => First::Eof,
+        Err(_) => First::Timeout,
     }
 }
 
@@ -553,9 +586,12 @@ impl Reader {
                 (false, Some(c)) => {
                     let certs = self.conn.peer_certs();
                     let cert = certs.as_deref().and_then(|v| v.first());
-                    self.server
-                        .auth()
-                        .authenticate_with(&c, &self.conn.nonce, cert)
+                    self.server.auth().authenticate_with(
+                        &c,
+                        &self.conn.nonce,
+                        cert,
+                        ConnKind::of(&self.conn),
+                    )
                 }
                 _ => None,
             };
@@ -692,10 +728,12 @@ impl Reader {
         let opts = self.server.opts();
         let certs = self.conn.peer_certs();
         let cert = certs.as_deref().and_then(|v| v.first());
-        let identity = self
-            .server
-            .auth()
-            .authenticate_with(&copts, &self.conn.nonce, cert);
+        let identity = self.server.auth().authenticate_with(
+            &copts,
+            &self.conn.nonce,
+            cert,
+            ConnKind::of(&self.conn),
+        );
         let Some(identity) = identity else {
             self.login_failed = true;
             {

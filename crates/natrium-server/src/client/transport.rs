@@ -154,13 +154,13 @@ impl WsReader {
                 .decode(&self.raw[..n], &mut self.ready, &mut self.replies);
             for r in self.replies.drain(..) {
                 match r {
-                    Reply::Pong(p) => self.conn.ws_send_control(websocket::OP_PONG, &p),
-                    Reply::Close(p) => self.conn.ws_send_control(websocket::OP_CLOSE, &p),
+                    Reply::Pong(p) => self.conn.ws_pong(&p),
+                    Reply::Close(p) => self.conn.ws_close(&p),
                 }
             }
             if let Err(ProtocolError(why)) = res {
                 let payload = websocket::close_payload(websocket::CLOSE_PROTOCOL_ERROR, &why);
-                self.conn.ws_send_control(websocket::OP_CLOSE, &payload);
+                self.conn.ws_close(&payload);
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
             }
         }
@@ -197,11 +197,12 @@ impl ConnWriter {
         let Some(ws) = self.ws.as_mut() else {
             return self.base.write_all(data, deadline).await;
         };
-        // Control frames the reader queued go first (a pong must not wait behind a
-        // backlog, and the close answer must come before the end).
-        let queued = std::mem::take(&mut *ws.conn.ws_control.lock());
-        if !queued.is_empty() {
-            self.base.write_all(&queued, deadline).await?;
+        // A pong the reader queued goes first: it must not wait behind a backlog.
+        let pong = ws.conn.ws.lock().pong.take();
+        if let Some(p) = pong {
+            ws.frame.clear();
+            websocket::control_frame(websocket::OP_PONG, &p, &mut ws.frame);
+            self.base.write_all(&ws.frame, deadline).await?;
         }
         if data.is_empty() {
             return Ok(());
@@ -229,11 +230,17 @@ impl ConnWriter {
     /// shut down both ways, which also ends the reader's pending read.
     pub async fn shutdown(&mut self, reason: CloseReason) {
         let brief = Duration::from_millis(100);
-        if let Some(ws) = &self.ws {
-            let payload =
-                websocket::close_payload(websocket::close_status(reason), reason.as_str());
-            ws.conn.ws_send_control(websocket::OP_CLOSE, &payload);
-            let _ = self.flush_control(brief).await;
+        if let Some(ws) = self.ws.as_mut() {
+            // One close frame, after all data: the reader's choice (the answer to the
+            // client's close, or a protocol error), else the status for `reason`.
+            let chosen = ws.conn.ws.lock().close.take();
+            let payload = chosen.unwrap_or_else(|| {
+                websocket::close_payload(websocket::close_status(reason), reason.as_str())
+            });
+            ws.frame.clear();
+            websocket::control_frame(websocket::OP_CLOSE, &payload, &mut ws.frame);
+            let frame = std::mem::take(&mut ws.frame);
+            let _ = self.base.write_all(&frame, brief).await;
         }
         let fd = match &mut self.base {
             BaseWriter::Plain(wr) => wr.as_ref().as_raw_fd(),

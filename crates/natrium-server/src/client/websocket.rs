@@ -13,7 +13,6 @@
 //! status, a ping with a pong carrying its payload.
 
 use crate::client::CloseReason;
-use std::net::IpAddr;
 
 /// The GUID RFC 6455 appends to the client's key.
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -98,8 +97,6 @@ fn host_and_port(hostport: &str, tls: bool) -> Option<(String, String)> {
 pub struct Upgrade {
     /// `Sec-WebSocket-Key`.
     pub key: String,
-    /// The client's address as a proxy reported it (`X-Forwarded-For`), if valid.
-    pub forwarded_for: Option<IpAddr>,
     /// Bytes of the request head (anything after it was sent too early).
     pub head_len: usize,
 }
@@ -183,10 +180,8 @@ pub fn parse_upgrade(
     }
     check_origin(h, host, origins, tls)
         .map_err(|e| refuse(403, format!("origin not allowed: {e}")))?;
-    let forwarded_for = header(h, "X-Forwarded-For").and_then(|v| v.parse().ok());
     Ok(Some(Upgrade {
         key: key.to_string(),
-        forwarded_for,
         head_len,
     }))
 }

@@ -329,7 +329,7 @@ pub fn varz(mon: &Monitor) -> Varz {
                 same_origin: w.origins.same_origin,
                 allowed_origins: w.allowed_origins.clone(),
                 compression: w.compression,
-                tls_cert_not_after: s.websocket_cert_not_after.map(GoTime),
+                tls_cert_not_after: s.websocket_tls().and_then(|t| t.not_after).map(GoTime),
             }),
         jetstream: match super::jsz::js_varz(s) {
             Some(v) => JetStreamSection::Running(Box::new(v)),
