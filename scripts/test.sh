@@ -6,7 +6,8 @@
 #           nats-py and pytest, for differential and cross-language tests; moto (an
 #           S3-compatible server) for the s3:// backup tests.
 # Then runs: cargo fmt/clippy gates, the Rust tests (unit + integration with async-nats),
-# the Python tests, and bounded fuzz runs of the protocol and config-file parsers.
+# the Python tests, and bounded fuzz runs of the protocol, config-file and WebSocket
+# parsers.
 #
 # Environment knobs: SKIP_LINT=1, SKIP_PY=1, FUZZ_SECONDS (default 30; 0 skips).
 set -euo pipefail
@@ -57,6 +58,8 @@ if [ "$FUZZ_SECONDS" != 0 ]; then
   scripts/fuzz.sh "$FUZZ_SECONDS"
   step "Bounded fuzz run of the config-file parser (${FUZZ_SECONDS}s)"
   scripts/fuzz_config.sh "$FUZZ_SECONDS"
+  step "Bounded fuzz run of the WebSocket upgrade and frame decoder (${FUZZ_SECONDS}s)"
+  scripts/fuzz_websocket.sh "$FUZZ_SECONDS"
 fi
 
 step "Build size"
