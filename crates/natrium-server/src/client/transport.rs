@@ -217,6 +217,11 @@ impl ConnWriter {
         self.base.write_all(data, deadline).await
     }
 
+    /// Whether this connection speaks WebSocket.
+    pub fn is_websocket(&self) -> bool {
+        self.ws.is_some()
+    }
+
     /// Sends the WebSocket control frames the reader queued (nothing to do otherwise).
     pub async fn flush_control(&mut self, deadline: Duration) -> Result<(), WriteFail> {
         match self.ws.is_some() {

@@ -111,6 +111,7 @@ pub async fn run(
         // WebSocket pongs and close answers the reader queued (nothing for other
         // transports).
         if spare.is_empty()
+            && wr.is_websocket()
             && wr
                 .flush_control(server.opts().write_deadline)
                 .await
