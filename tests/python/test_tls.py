@@ -24,7 +24,7 @@ nats-py only starts TLS when INFO says ``tls_required`` (or with
 ``tls_handshake_first``), so the TLS client of an ``allow_non_tls`` server is a raw
 socket upgraded with ``StreamWriter.start_tls`` after INFO.
 
-The certificates are in ``tests/data/tls`` (see its ``generate.sh``): ``ca.pem`` signs the
+The certificates are in ``tests/data/tls`` (see its ``generate.py``): ``ca.pem`` signs the
 server's (``localhost``, ``127.0.0.1``) and alice's client certificate; the stranger's is
 signed by a CA the server does not trust."""
 

@@ -3,7 +3,7 @@
 //! handshake, `handshake_first`, client certificates (`verify`), `allow_non_tls`,
 //! `min_version`, the handshake timeout, and what `/connz` and INFO say.
 //!
-//! The certificates are in `tests/data/tls` (`generate.sh` makes them).
+//! The certificates are in `tests/data/tls` (`generate.py` makes them).
 
 mod support;
 
