@@ -659,18 +659,7 @@ impl Server {
         } else {
             None
         };
-        let port = if opts.port < 0 { 0 } else { opts.port };
-        let bind = format!("{}:{}", opts.host, port);
-        let listener = TcpListener::bind(bind_addr(&opts.host, port))
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: bind.clone(),
-                source,
-            })?;
-        let client_addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: bind.clone(),
-            source,
-        })?;
+        let (listener, client_addr) = bind_listener(&opts.host, opts.port).await?;
         let websocket = match &opts.websocket {
             Some(w) => Some(crate::websocket_listener::bind(w, &opts.host, &log).await?),
             None => None,
@@ -856,6 +845,22 @@ pub fn lame_duck_pacing(duration: Duration, grace: Duration, clients: usize) -> 
 }
 
 /// Resolve a host string for binding; `0.0.0.0`/`::` and names are allowed.
+/// Binds a listener on `host` and `port` (`-1` or `0`: a random port), with the address
+/// in the error (the client, monitoring and WebSocket listeners all bind this way).
+pub(crate) async fn bind_listener(
+    host: &str,
+    port: i32,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind = bind_addr(host, port.max(0));
+    let listen_error = |source| StartError::Listen {
+        addr: bind.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&bind).await.map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, addr))
+}
+
 fn bind_addr(host: &str, port: i32) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")

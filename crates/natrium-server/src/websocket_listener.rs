@@ -47,12 +47,6 @@ pub async fn bind(
         .host
         .clone()
         .unwrap_or_else(|| default_host.to_string());
-    let port = opts.port.max(0);
-    let bind = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
     let tls = opts
         .tls
         .as_ref()
@@ -60,16 +54,7 @@ pub async fn bind(
         .transpose()
         .map_err(|e| StartError::Options(format!("websocket: {e}")))?
         .map(Arc::new);
-    let listener = TcpListener::bind(&bind)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: bind.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: bind.clone(),
-        source,
-    })?;
+    let (listener, addr) = crate::server::bind_listener(&host, opts.port).await?;
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     info!(
         log,

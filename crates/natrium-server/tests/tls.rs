@@ -61,6 +61,18 @@ async fn first_line(s: &TestServer) -> (String, BufReader<TcpStream>) {
     (line, rd)
 }
 
+/// Everything the server sends until it closes the connection (within 5 s).
+async fn read_until_closed(sock: &mut BufReader<TcpStream>) -> Vec<u8> {
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(sock, &mut rest),
+    )
+    .await
+    .expect("the server closes the connection");
+    rest
+}
+
 fn info_json(line: &str) -> serde_json::Value {
     let body = line.strip_prefix("INFO ").expect("an INFO line").trim_end();
     serde_json::from_str(body).unwrap()
@@ -98,19 +110,7 @@ async fn a_tls_client_talks_through_the_upgrade_and_connz_shows_the_session() {
         .expect("TLS client connects");
     let mut sub = nc.subscribe("t.>").await.unwrap();
     // A payload larger than one TLS record (16 KiB) crosses in pieces.
-    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    nc.publish("t.big", big.clone().into()).await.unwrap();
-    nc.publish("t.small", "hi".into()).await.unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(m.payload.as_ref(), big.as_slice());
-    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(m.payload.as_ref(), b"hi");
+    support::big_then_small(&nc, &mut sub, "t").await;
 
     let tls: Vec<_> = s
         .server
@@ -136,13 +136,7 @@ async fn a_client_that_stays_in_the_clear_is_closed_as_a_handshake_error() {
         .await
         .unwrap();
     // No PONG: the server reads our CONNECT as a broken handshake and hangs up.
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut rest),
-    )
-    .await
-    .expect("the server closes");
+    let rest = read_until_closed(&mut sock).await;
     assert!(!String::from_utf8_lossy(&rest).contains("PONG"));
     assert_eq!(
         closed_reason(&s, port).await,
@@ -164,13 +158,7 @@ async fn a_silent_client_is_closed_after_the_tls_timeout() {
     let (_, mut sock) = first_line(&s).await;
     let port = sock.get_ref().local_addr().unwrap().port();
     let started = std::time::Instant::now();
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut rest),
-    )
-    .await
-    .expect("closed by the TLS timeout, not the test's");
+    read_until_closed(&mut sock).await;
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert_eq!(
         closed_reason(&s, port).await,

@@ -129,19 +129,7 @@ async fn async_nats_over_ws_talks_with_a_tcp_client() {
     let tcp = s.client().await;
     let mut sub = ws.subscribe("mix.>").await.unwrap();
     support::roundtrip(&ws).await;
-    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    tcp.publish("mix.big", big.clone().into()).await.unwrap();
-    tcp.publish("mix.small", "hi".into()).await.unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(m.payload.as_ref(), big.as_slice());
-    let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(m.payload.as_ref(), b"hi");
+    support::big_then_small(&tcp, &mut sub, "mix").await;
     // And the other way, as a request.
     let mut svc = tcp.subscribe("svc").await.unwrap();
     support::roundtrip(&tcp).await;

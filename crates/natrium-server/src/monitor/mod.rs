@@ -41,7 +41,6 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// Monitoring state for one server: the server, plus what only monitoring keeps.
 #[derive(Debug)]
@@ -136,22 +135,7 @@ pub async fn start(server: Arc<ServerShared>) -> Result<Option<MonitorHandle>, S
         (p, _) => (p, false),
     };
     let host = opts.http_host.clone().unwrap_or_else(|| opts.host.clone());
-    let port = wanted.max(0);
-    let bind = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let listener = TcpListener::bind(&bind)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: bind.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: bind.clone(),
-        source,
-    })?;
+    let (listener, addr) = crate::server::bind_listener(&host, wanted).await?;
     info!(
         server.log,
         "Starting {} monitor on {}:{}",

@@ -112,3 +112,33 @@ pub async fn api(
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// The next message on `sub`, within 5 s.
+pub async fn next_msg(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("a message in time")
+        .expect("subscription open")
+}
+
+/// Publishes a payload larger than a TLS record or a WebSocket read (300 KB), then a
+/// small one, on `prefix.big` and `prefix.small`, and checks both arrive on `sub`, intact
+/// and in order.
+pub async fn big_then_small(
+    publisher: &async_nats::Client,
+    sub: &mut async_nats::Subscriber,
+    prefix: &str,
+) {
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    publisher
+        .publish(format!("{prefix}.big"), big.clone().into())
+        .await
+        .expect("publish");
+    publisher
+        .publish(format!("{prefix}.small"), "hi".into())
+        .await
+        .expect("publish");
+    assert_eq!(next_msg(sub).await.payload.as_ref(), big.as_slice());
+    assert_eq!(next_msg(sub).await.payload.as_ref(), b"hi");
+}
