@@ -93,6 +93,9 @@ pub struct Account {
     router: Mutex<Option<Arc<Subscription>>>,
     /// Internal subscriptions created for imports (removed on reload).
     import_subs: Mutex<Vec<(Arc<Account>, Arc<Subscription>)>>,
+    /// Subject mappings applied to what this account's clients publish (`None`: none,
+    /// and publishing pays nothing for the feature).
+    pub mappings: Option<crate::subject_mapping::Mappings>,
 }
 
 impl std::fmt::Debug for Account {
@@ -151,6 +154,7 @@ impl Account {
             reply_prefix: format!("{REPLY_PREFIX}{}.", reply_token()),
             router: Mutex::new(None),
             import_subs: Mutex::new(Vec::new()),
+            mappings: crate::subject_mapping::Mappings::build(&c.mappings),
         }
     }
 

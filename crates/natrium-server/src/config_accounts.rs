@@ -669,7 +669,8 @@ pub fn accounts(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
                                 )));
                             }
                         }
-                        "mappings" | "maps" | "msg_trace" | "trace_dest" => {
+                        "mappings" | "maps" => acc.mappings = mappings(&ae.value)?,
+                        "msg_trace" | "trace_dest" => {
                             o.warnings.push(format!(
                                 "{}: account {:?} is not yet supported by natrium-server",
                                 ae.key_pos, ae.key
@@ -735,4 +736,122 @@ fn check_imports(o: &Options, v: &Spanned) -> Result<(), ConfError> {
         }
     }
     Ok(())
+}
+
+/// A `mappings {}` block (top level or an account's), as nats-server's
+/// `parseAccountMappings`: each source subject maps to a destination string, or to one or
+/// a list of `{destination, weight}` entries (`weight` a percentage, `40%` or `40`).
+pub fn mappings(v: &Spanned) -> Result<Vec<crate::subject_mapping::MappingConfig>, ConfError> {
+    use crate::subject_mapping::{MappingConfig, check_mapping_dest};
+    let m = map_of(v, "mappings")?;
+    let mut out: Vec<MappingConfig> = Vec::new();
+    for e in m.iter() {
+        if e.used_as_variable {
+            continue;
+        }
+        let src = e.key.as_str();
+        if !is_valid_subject(src.as_bytes()) {
+            return Err(e
+                .key_pos
+                .error(format!("Subject {src:?} is not a valid subject")));
+        }
+        let dests: Vec<(String, u8)> = match &e.value.value {
+            Value::String(d) => {
+                check_mapping_dest(src, d).map_err(|err| {
+                    e.value
+                        .pos
+                        .error(format!("Error adding mapping for {src:?} to {d:?} : {err}"))
+                })?;
+                vec![(d.clone(), 100)]
+            }
+            Value::Array(items) => items.iter().map(map_dest).collect::<Result<_, _>>()?,
+            Value::Map(_) => vec![map_dest(&e.value)?],
+            other => {
+                return Err(e.value.pos.error(format!(
+                    "Unknown type {} for mapping destination",
+                    other.type_name()
+                )));
+            }
+        };
+        let fail = |err: String| {
+            e.value
+                .pos
+                .error(format!("Error adding mapping for {src:?} : {err}"))
+        };
+        let mut seen = HashSet::new();
+        let mut total = 0u32;
+        for (d, w) in &dests {
+            if !seen.insert(d.as_str()) {
+                return Err(fail(format!("duplicate entry for {d:?}")));
+            }
+            total += u32::from(*w);
+            if total > 100 {
+                return Err(fail("total weight needs to be <= 100".into()));
+            }
+            check_mapping_dest(src, d).map_err(fail)?;
+        }
+        let cfg = MappingConfig {
+            from: src.to_string(),
+            dests,
+        };
+        // A source given twice: the later one replaces the earlier (nats-server).
+        match out.iter_mut().find(|c| c.from == cfg.from) {
+            Some(existing) => *existing = cfg,
+            None => out.push(cfg),
+        }
+    }
+    Ok(out)
+}
+
+/// One `{destination, weight}` entry of a weighted mapping.
+fn map_dest(v: &Spanned) -> Result<(String, u8), ConfError> {
+    let Value::Map(m) = &v.value else {
+        return Err(v.pos.error("Expected an entry for the mapping destination"));
+    };
+    let mut dest = String::new();
+    let mut weight: Option<u8> = None;
+    for e in m.iter() {
+        match e.key.to_ascii_lowercase().as_str() {
+            "dest" | "destination" => dest = conf::as_string(&e.value)?.to_string(),
+            "weight" => {
+                let n: i64 = match &e.value.value {
+                    Value::String(s) => s.trim_end_matches('%').parse().map_err(|_| {
+                        e.value.pos.error(format!(
+                            "Invalid weight {:?} for mapping destination",
+                            s.trim_end_matches('%')
+                        ))
+                    })?,
+                    Value::Int(n) => *n,
+                    other => {
+                        return Err(e.value.pos.error(format!(
+                            "Unknown entry type for weight of {}",
+                            other.type_name()
+                        )));
+                    }
+                };
+                if !(0..=100).contains(&n) {
+                    return Err(e
+                        .value
+                        .pos
+                        .error(format!("Invalid weight {n} for mapping destination")));
+                }
+                weight = Some(n as u8);
+            }
+            // Cluster-scoped destinations: natrium is not clustered, so they never apply.
+            "cluster" => {
+                conf::as_string(&e.value)?;
+            }
+            _ if e.used_as_variable => {}
+            _ => {
+                return Err(e
+                    .key_pos
+                    .error(format!("Unknown field {:?} for mapping destination", e.key)));
+            }
+        }
+    }
+    let weight = weight.ok_or_else(|| {
+        v.pos
+            .error(format!("Missing weight for mapping destination {dest:?}"))
+    })?;
+    Ok((dest, weight))
 }

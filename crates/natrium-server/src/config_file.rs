@@ -32,8 +32,6 @@ pub enum ConfigError {
 /// Top-level keys nats-server accepts that natrium ignores (with a warning).
 const UNSUPPORTED_TOP: &[&str] = &[
     "client_advertise",
-    "mappings",
-    "maps",
     "default_sentinel",
     "cluster",
     "gateway",
@@ -334,6 +332,7 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
         "disable_sublist_cache" | "no_sublist_cache" => o.disable_sublist_cache = conf::as_bool(v)?,
         "authorization" => apply_authorization(o, v)?,
         "tls" => crate::config_tls::apply_tls(o, v)?,
+        "mappings" | "maps" => o.mappings = crate::config_accounts::mappings(v)?,
         "websocket" | "ws" => crate::config_websocket::apply_websocket(o, v)?,
         "allow_non_tls" => o.allow_non_tls = conf::as_bool(v)?,
         "store_dir" | "storedir" => {

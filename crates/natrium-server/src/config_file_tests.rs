@@ -447,3 +447,25 @@ fn websocket_block_errors_and_warnings() {
     let o = opts("websocket { port: 1, no_tls: true, jwt_cookie: my_jwt }").unwrap();
     assert!(o.warnings.iter().any(|w| w.contains("jwt_cookie")));
 }
+
+#[test]
+fn mappings_blocks() {
+    let o = opts(
+        "mappings { \"a.*\": \"b.$1\", w: [ {destination: x, weight: 40%}, {dest: y, weight: 10} ] }\n\
+         accounts { A { users: [ {user: u, password: p} ], maps: { in: out } } }",
+    )
+    .unwrap();
+    assert_eq!(o.mappings.len(), 2);
+    assert_eq!(o.mappings[0].dests, vec![("b.$1".to_string(), 100)]);
+    assert_eq!(
+        o.mappings[1].dests,
+        vec![("x".to_string(), 40), ("y".to_string(), 10)]
+    );
+    assert_eq!(o.accounts.accounts[0].mappings[0].from, "in");
+    assert!(err("mappings { \"a b\": c }").contains("is not a valid subject"));
+    assert!(
+        err("mappings { x: [ {destination: a, weight: 70}, {destination: b, weight: 40} ] }")
+            .contains("total weight needs to be <= 100")
+    );
+    assert!(err("mappings { \"x.*\": \"y.{{partition(2,1)}}\" }").contains("not supported"));
+}

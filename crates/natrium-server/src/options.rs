@@ -101,6 +101,8 @@ pub struct Options {
     pub jetstream: JetStreamOptions,
     /// TLS for client connections (`tls {}`, `--tls*`); `None`: plain TCP only.
     pub tls: Option<crate::tls::TlsOptions>,
+    /// Top-level `mappings {}`: subject mappings of the global account.
+    pub mappings: Vec<crate::subject_mapping::MappingConfig>,
     /// The `websocket {}` listener, when configured with a port.
     pub websocket: Option<WebsocketOptions>,
     /// `allow_non_tls`: with TLS configured, also admit clients that stay in the clear
@@ -345,6 +347,8 @@ pub struct AccountConfig {
     pub jetstream: Option<AccountJsLimits>,
     /// Connection limits.
     pub limits: AccountLimits,
+    /// Subject mappings applied to what the account's clients publish.
+    pub mappings: Vec<crate::subject_mapping::MappingConfig>,
 }
 
 /// Everything about users and accounts.
@@ -441,6 +445,7 @@ impl Default for Options {
                 ..JetStreamOptions::default()
             },
             tls: None,
+            mappings: Vec::new(),
             websocket: None,
             allow_non_tls: false,
             warnings: Vec::new(),

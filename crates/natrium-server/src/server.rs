@@ -1021,6 +1021,7 @@ pub fn build_accounts(opts: &Options) -> Result<(AccountMap, Option<String>), St
     let global = crate::options::AccountConfig {
         name: GLOBAL_ACCOUNT.to_string(),
         jetstream: global_js,
+        mappings: opts.mappings.clone(),
         ..Default::default()
     };
     map.insert(

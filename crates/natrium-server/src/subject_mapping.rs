@@ -467,3 +467,197 @@ mod tests {
         }
     }
 }
+
+/// One configured subject mapping (`mappings { src: dest }`, or weighted
+/// `src: [{destination: d, weight: 40%}, ...]`), as the config gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingConfig {
+    /// Source subject (wildcards allowed).
+    pub from: String,
+    /// Destinations and their weights in percent (a plain `src: dest` is one at 100).
+    pub dests: Vec<(String, u8)>,
+}
+
+/// Checks a mapping destination against its source as nats-server does when it adds
+/// the mapping: wildcard references must name a `*` of the source. Mapping functions
+/// other than `wildcard` are refused (natrium does not implement them yet).
+pub fn check_mapping_dest(from: &str, to: &str) -> Result<(), String> {
+    if to.is_empty() || to.split('.').any(str::is_empty) {
+        return Err("invalid mapping destination".into());
+    }
+    let stars = from.split('.').filter(|t| *t == "*").count();
+    for tok in to.split('.') {
+        let t = DestToken::of(tok);
+        match t {
+            DestToken::Star | DestToken::Rest | DestToken::Literal(_) => {}
+            DestToken::OtherFunction => {
+                return Err(format!(
+                    "mapping function {tok} is not supported by natrium-server"
+                ));
+            }
+            DestToken::UnknownFunction | DestToken::BadArgument => {
+                return Err(format!("invalid mapping destination: {tok}"));
+            }
+            DestToken::Dollar(_) | DestToken::Wildcard(_) => match t.wildcard_ref() {
+                Some(n) if n <= stars => {}
+                _ => {
+                    return Err(format!(
+                        "invalid mapping destination: wildcard index out of range in {tok}"
+                    ));
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+/// A mapping ready to apply: destinations sorted by weight, each with the upper bound of
+/// its share of `0..100`; `None` keeps the subject (the weight left over when the
+/// destinations do not add up to 100, as nats-server).
+#[derive(Debug, Clone)]
+struct Mapping {
+    from: String,
+    literal: bool,
+    dests: Vec<(Option<String>, u8)>,
+}
+
+/// An account's subject mappings, applied to what its clients publish before it is
+/// routed: the first mapping whose source matches picks a destination by weight.
+#[derive(Debug, Clone, Default)]
+pub struct Mappings {
+    list: Vec<Mapping>,
+}
+
+impl Mappings {
+    /// Builds from checked configs; `None` when there are none (the publish path then
+    /// pays nothing).
+    pub fn build(configs: &[MappingConfig]) -> Option<Mappings> {
+        if configs.is_empty() {
+            return None;
+        }
+        let list = configs
+            .iter()
+            .map(|c| {
+                let mut dests: Vec<(Option<String>, u8)> =
+                    c.dests.iter().map(|(d, w)| (Some(d.clone()), *w)).collect();
+                let total: u32 = c.dests.iter().map(|(_, w)| u32::from(*w)).sum();
+                let listed_self = c.dests.iter().any(|(d, _)| *d == c.from);
+                if total != 100 && !listed_self {
+                    let rest = if c.dests.is_empty() {
+                        100
+                    } else {
+                        100 - total.min(100)
+                    };
+                    dests.push((None, rest as u8));
+                }
+                dests.sort_by_key(|(_, w)| *w);
+                let mut upto = 0u8;
+                for d in &mut dests {
+                    upto = upto.saturating_add(d.1);
+                    d.1 = upto;
+                }
+                Mapping {
+                    literal: !c.from.split('.').any(|t| t == "*" || t == ">"),
+                    from: c.from.clone(),
+                    dests,
+                }
+            })
+            .collect();
+        Some(Mappings { list })
+    }
+
+    /// The subject `subject` is published to after mapping, or `None` to keep it.
+    pub fn select(&self, subject: &[u8]) -> Option<Vec<u8>> {
+        let m = self.list.iter().find(|m| {
+            if m.literal {
+                m.from.as_bytes() == subject
+            } else {
+                crate::sublist::subject_matches(m.from.as_bytes(), subject)
+            }
+        })?;
+        let dest = match m.dests.as_slice() {
+            [(d, 100)] => d.as_ref(),
+            dests => {
+                let w = (rand::random::<u32>() % 100) as u8;
+                dests
+                    .iter()
+                    .find(|(_, upto)| w < *upto)
+                    .and_then(|(d, _)| d.as_ref())
+            }
+        }?;
+        Some(map_subject(&m.from, dest, subject))
+    }
+}
+
+#[cfg(test)]
+mod mapping_tests {
+    use super::*;
+
+    fn cfg(from: &str, dests: &[(&str, u8)]) -> MappingConfig {
+        MappingConfig {
+            from: from.into(),
+            dests: dests.iter().map(|(d, w)| (d.to_string(), *w)).collect(),
+        }
+    }
+
+    #[test]
+    fn first_matching_source_maps_with_its_wildcards() {
+        let m = Mappings::build(&[
+            cfg("orders.new", &[("orders.v2.new", 100)]),
+            cfg("req.*.*", &[("svc.$2.{{wildcard(1)}}", 100)]),
+            cfg("events.>", &[("archive.>", 100)]),
+        ])
+        .unwrap();
+        assert_eq!(m.select(b"orders.new").unwrap(), b"orders.v2.new");
+        assert_eq!(m.select(b"req.a.b").unwrap(), b"svc.b.a");
+        assert_eq!(m.select(b"events.x.y").unwrap(), b"archive.x.y");
+        assert_eq!(m.select(b"orders.old"), None);
+        assert!(Mappings::build(&[]).is_none());
+    }
+
+    #[test]
+    fn weights_split_the_traffic_and_the_rest_keeps_the_subject() {
+        let m = Mappings::build(&[cfg("w", &[("a", 30), ("b", 20)])]).unwrap();
+        let (mut a, mut b, mut same) = (0, 0, 0);
+        for _ in 0..10_000 {
+            match m.select(b"w") {
+                Some(s) if s == b"a" => a += 1,
+                Some(s) if s == b"b" => b += 1,
+                None => same += 1,
+                Some(other) => panic!("{other:?}"),
+            }
+        }
+        // 30% / 20% / 50%, within a wide margin.
+        assert!((2_500..3_500).contains(&a), "{a}");
+        assert!((1_500..2_500).contains(&b), "{b}");
+        assert!((4_500..5_500).contains(&same), "{same}");
+        // Listing the source itself means the rest is dropped on purpose: all traffic
+        // goes to the listed ones.
+        let m = Mappings::build(&[cfg("w", &[("a", 50), ("w", 50)])]).unwrap();
+        for _ in 0..200 {
+            let s = m.select(b"w");
+            assert!(s.as_deref() == Some(b"a".as_slice()) || s.as_deref() == Some(b"w".as_slice()));
+        }
+    }
+
+    #[test]
+    fn destination_checks() {
+        assert!(check_mapping_dest("a.*", "b.$1").is_ok());
+        assert!(
+            check_mapping_dest("a.*", "b").is_ok(),
+            "dropping a wildcard is allowed"
+        );
+        assert!(
+            check_mapping_dest("a.*", "b.$2")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(check_mapping_dest("a.*", "b.{{nope(1)}}").is_err());
+        assert!(
+            check_mapping_dest("a.*", "b.{{partition(3,1)}}")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(check_mapping_dest("a", "b..c").is_err());
+    }
+}

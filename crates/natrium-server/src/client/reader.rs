@@ -1065,6 +1065,24 @@ impl Reader {
             // nats-server reports it but still routes the message (verified on 2.15.1).
             self.conn.send_err("Invalid Publish Subject");
         }
+        // The account's subject mappings come next: as in nats-server, permissions and
+        // routing see the mapped subject.
+        let mapped;
+        let m = match self
+            .account
+            .mappings
+            .as_ref()
+            .and_then(|mp| mp.select(m.subject))
+        {
+            Some(s) => {
+                mapped = s;
+                PubMsg {
+                    subject: &mapped,
+                    ..m
+                }
+            }
+            None => m,
+        };
         if m.subject.starts_with(b"$GNR.") || !self.pub_allowed(m.subject) {
             self.conn.send_err(&format!(
                 "Permissions Violation for Publish to {}",
