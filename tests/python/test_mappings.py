@@ -191,3 +191,61 @@ def test_config_errors(run_server_to_exit, case):
     rc, out, err = run_server_to_exit(f"mappings {{ {block} }}\n")
     assert rc not in (0, None), (rc, out, err)
     assert keyword in (out + err).lower(), (rc, out, err)
+
+
+def fnv1a32(data: bytes) -> int:
+    h = 0x811C9DC5
+    for b in data:
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+@async_test()
+async def test_mapping_functions(start_server):
+    """The mapping functions nats-server offers: partition (FNV-1a of the named
+    wildcards, or of the whole subject), splitFromLeft/Right, sliceFromLeft/Right, split,
+    left, right; names are case-insensitive."""
+    server = start_server(config="""
+mappings {
+  "part.*": "out.{{partition(4,1)}}.{{wildcard(1)}}"
+  "whole.*.*": "all.{{Partition(3)}}.$2"
+  "sfl.*": "fx.{{splitFromLeft(1,2)}}"
+  "sfr.*": "fy.{{SplitFromRight(1,2)}}"
+  "slf.*": "fz.{{sliceFromLeft(1,2)}}"
+  "slr.*": "fw.{{sliceFromRight(1,2)}}"
+  "spl.*": "fs.{{split(1,-)}}"
+  "lft.*": "fl.{{left(1,2)}}"
+  "rgt.*": "fr.{{right(1,2)}}"
+}
+""")
+    nc = await connect(server.url)
+    try:
+        prefixes = ["out", "all", "fx", "fy", "fz", "fw", "fs", "fl", "fr"]
+        subs = [await nc.subscribe(f"{p}.>") for p in prefixes]
+        await sync(nc)
+        keys = [f"k{i}" for i in range(12)]
+        for k in keys:
+            await nc.publish(f"part.{k}", b"")
+            await nc.publish(f"whole.{k}.z", b"")
+        for src in ["sfl", "sfr", "slf", "slr", "lft", "rgt"]:
+            await nc.publish(f"{src}.abcde", b"")
+        await nc.publish("spl.-a-b--c-", b"")
+        await sync(nc)
+        got = {p: [] for p in prefixes}
+        for p, sub in zip(prefixes, subs):
+            while True:
+                try:
+                    got[p].append((await sub.next_msg(timeout=0.2)).subject)
+                except nats.errors.TimeoutError:
+                    break
+        assert got["out"] == [f"out.{fnv1a32(k.encode()) % 4}.{k}" for k in keys], got["out"]
+        assert got["all"] == [f"all.{fnv1a32(f'whole.{k}.z'.encode()) % 3}.z" for k in keys], got["all"]
+        assert got["fx"] == ["fx.ab.cde"]
+        assert got["fy"] == ["fy.abc.de"]
+        assert got["fz"] == ["fz.ab.cd.e"]
+        assert got["fw"] == ["fw.a.bc.de"]
+        assert got["fs"] == ["fs.a.b.c"]
+        assert got["fl"] == ["fl.ab"]
+        assert got["fr"] == ["fr.de"]
+    finally:
+        await nc.close()

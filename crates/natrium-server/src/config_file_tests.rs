@@ -467,5 +467,6 @@ fn mappings_blocks() {
         err("mappings { x: [ {destination: a, weight: 70}, {destination: b, weight: 40} ] }")
             .contains("total weight needs to be <= 100")
     );
-    assert!(err("mappings { \"x.*\": \"y.{{partition(2,1)}}\" }").contains("not supported"));
+    assert!(opts("mappings { \"x.*\": \"y.{{partition(2,1)}}\" }").is_ok());
+    assert!(err("mappings { \"x.*\": \"y.{{partition(2,3)}}\" }").contains("out of range"));
 }

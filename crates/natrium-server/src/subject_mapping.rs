@@ -478,37 +478,347 @@ pub struct MappingConfig {
     pub dests: Vec<(String, u8)>,
 }
 
-/// Checks a mapping destination against its source as nats-server does when it adds
-/// the mapping: wildcard references must name a `*` of the source. Mapping functions
-/// other than `wildcard` are refused (natrium does not implement them yet).
-pub fn check_mapping_dest(from: &str, to: &str) -> Result<(), String> {
+/// A mapping function in a destination token (`{{name(args)}}`), with its wildcard
+/// arguments already turned into source token positions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MapFn {
+    /// `partition(n, w...)`: FNV-1a of the named tokens (or of the whole subject), mod n.
+    Partition(u32, Vec<usize>),
+    /// `splitFromLeft(w, pos)`.
+    SplitFromLeft(usize, i64),
+    /// `splitFromRight(w, pos)`.
+    SplitFromRight(usize, i64),
+    /// `sliceFromLeft(w, size)`.
+    SliceFromLeft(usize, i64),
+    /// `sliceFromRight(w, size)`.
+    SliceFromRight(usize, i64),
+    /// `split(w, delimiter)`.
+    Split(usize, String),
+    /// `left(w, len)`.
+    Left(usize, i64),
+    /// `right(w, len)`.
+    Right(usize, i64),
+    /// `random(n)`.
+    Random(u32),
+}
+
+/// One part of a compiled mapping destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DestPart {
+    /// Copied as is.
+    Literal(String),
+    /// The source token at this position.
+    Token(usize),
+    /// Everything the source's `>` matched.
+    Rest,
+    /// A mapping function.
+    Func(MapFn),
+}
+
+/// Parses the arguments of `{{name(args)}}` (`name` case-insensitive, spaces allowed
+/// around the braces, the name and the arguments), or `None` if `tok` is not such a call.
+fn function_call(tok: &str) -> Option<(String, Vec<String>)> {
+    let inner = tok.strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let (name, rest) = inner.split_once('(')?;
+    let args = rest.trim_end().strip_suffix(')')?;
+    let args = args.split(',').map(|a| a.trim().to_string()).collect();
+    Some((name.trim().to_ascii_lowercase(), args))
+}
+
+/// Compiles a mapping destination for source `from` (nats-server's
+/// `NewSubjectTransform` rules): `*` takes the next source `*`, `$n` and
+/// `{{wildcard(n)}}` the `n`th, `>` the rest, and the other mapping functions their
+/// arguments (wildcard numbers, then an integer or a delimiter).
+fn compile_dest(from: &str, to: &str) -> Result<Vec<DestPart>, String> {
     if to.is_empty() || to.split('.').any(str::is_empty) {
         return Err("invalid mapping destination".into());
     }
-    let stars = from.split('.').filter(|t| *t == "*").count();
+    // Source token position of each `*`, in order (wildcard n is stars[n - 1]).
+    let stars: Vec<usize> = from
+        .split('.')
+        .enumerate()
+        .filter(|(_, t)| *t == "*")
+        .map(|(i, _)| i)
+        .collect();
+    let wildcard = |arg: &str, tok: &str| -> Result<usize, String> {
+        let n: usize = arg
+            .parse()
+            .map_err(|_| format!("invalid mapping destination: invalid argument in {tok}"))?;
+        n.checked_sub(1)
+            .and_then(|i| stars.get(i).copied())
+            .ok_or_else(|| {
+                format!("invalid mapping destination: wildcard index out of range in {tok}")
+            })
+    };
+    let int = |arg: &str, tok: &str| -> Result<i64, String> {
+        arg.parse::<i32>()
+            .map(i64::from)
+            .map_err(|_| format!("invalid mapping destination: invalid argument in {tok}"))
+    };
+    let mut next_star = 0usize;
+    let mut parts = Vec::new();
     for tok in to.split('.') {
-        let t = DestToken::of(tok);
-        match t {
-            DestToken::Star | DestToken::Rest | DestToken::Literal(_) => {}
-            DestToken::OtherFunction => {
-                return Err(format!(
-                    "mapping function {tok} is not supported by natrium-server"
-                ));
+        let part = match DestToken::of(tok) {
+            DestToken::Star => {
+                let p = stars.get(next_star).copied().ok_or_else(|| {
+                    "invalid mapping destination: more `*` than the source has".to_string()
+                })?;
+                next_star += 1;
+                DestPart::Token(p)
             }
+            DestToken::Rest => DestPart::Rest,
+            DestToken::Literal(l) => DestPart::Literal(l.to_string()),
+            DestToken::Dollar(_) | DestToken::Wildcard(_) => DestPart::Token(wildcard(
+                &match DestToken::of(tok) {
+                    DestToken::Dollar(n) | DestToken::Wildcard(n) => n.to_string(),
+                    _ => String::new(),
+                },
+                tok,
+            )?),
             DestToken::UnknownFunction | DestToken::BadArgument => {
                 return Err(format!("invalid mapping destination: {tok}"));
             }
-            DestToken::Dollar(_) | DestToken::Wildcard(_) => match t.wildcard_ref() {
-                Some(n) if n <= stars => {}
-                _ => {
-                    return Err(format!(
-                        "invalid mapping destination: wildcard index out of range in {tok}"
-                    ));
-                }
-            },
+            DestToken::OtherFunction => {
+                let (name, args) = function_call(tok)
+                    .ok_or_else(|| format!("invalid mapping destination: {tok}"))?;
+                let two = |args: &[String]| -> Result<(), String> {
+                    match args.len() {
+                        0 | 1 => Err(format!(
+                            "invalid mapping destination: not enough arguments in {tok}"
+                        )),
+                        2 => Ok(()),
+                        _ => Err(format!(
+                            "invalid mapping destination: too many arguments in {tok}"
+                        )),
+                    }
+                };
+                let f = match name.as_str() {
+                    "partition" => {
+                        let n = args.first().filter(|a| !a.is_empty()).ok_or_else(|| {
+                            format!("invalid mapping destination: not enough arguments in {tok}")
+                        })?;
+                        let n: u32 = n.parse().map_err(|_| {
+                            format!("invalid mapping destination: invalid argument in {tok}")
+                        })?;
+                        let ws = args[1..]
+                            .iter()
+                            .map(|a| wildcard(a, tok))
+                            .collect::<Result<_, _>>()?;
+                        MapFn::Partition(n, ws)
+                    }
+                    "random" => {
+                        if args.len() != 1 || args[0].is_empty() {
+                            return Err(format!(
+                                "invalid mapping destination: not enough arguments in {tok}"
+                            ));
+                        }
+                        MapFn::Random(args[0].parse().map_err(|_| {
+                            format!("invalid mapping destination: invalid argument in {tok}")
+                        })?)
+                    }
+                    "split" => {
+                        two(&args)?;
+                        if args[1].contains(' ') || args[1].contains('.') {
+                            return Err(format!(
+                                "invalid mapping destination: invalid argument in {tok}"
+                            ));
+                        }
+                        MapFn::Split(wildcard(&args[0], tok)?, args[1].clone())
+                    }
+                    other => {
+                        two(&args)?;
+                        let (w, n) = (wildcard(&args[0], tok)?, int(&args[1], tok)?);
+                        match other {
+                            "splitfromleft" => MapFn::SplitFromLeft(w, n),
+                            "splitfromright" => MapFn::SplitFromRight(w, n),
+                            "slicefromleft" => MapFn::SliceFromLeft(w, n),
+                            "slicefromright" => MapFn::SliceFromRight(w, n),
+                            "left" => MapFn::Left(w, n),
+                            "right" => MapFn::Right(w, n),
+                            _ => return Err(format!("invalid mapping destination: {tok}")),
+                        }
+                    }
+                };
+                DestPart::Func(f)
+            }
+        };
+        parts.push(part);
+    }
+    Ok(parts)
+}
+
+/// Checks a mapping destination against its source as nats-server does when it adds
+/// the mapping (references name a `*` of the source, functions have valid arguments).
+pub fn check_mapping_dest(from: &str, to: &str) -> Result<(), String> {
+    compile_dest(from, to).map(|_| ())
+}
+
+fn fnv1a32(parts: &[&[u8]]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for p in parts {
+        for b in *p {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
         }
     }
-    Ok(())
+    h
+}
+
+/// Appends what `f` makes of the source `tokens` (nats-server's
+/// `TransformTokenizedSubject`, case by case).
+fn apply_fn(f: &MapFn, subject: &[u8], tokens: &[&[u8]], out: &mut Vec<u8>) {
+    let tok = |i: usize| tokens.get(i).copied().unwrap_or_default();
+    let number = |n: u32, out: &mut Vec<u8>| out.extend_from_slice(n.to_string().as_bytes());
+    match f {
+        MapFn::Partition(n, ws) => {
+            let h = if ws.is_empty() {
+                fnv1a32(&[subject])
+            } else {
+                let parts: Vec<&[u8]> = ws.iter().map(|&i| tok(i)).collect();
+                fnv1a32(&parts)
+            };
+            number(if *n == 0 { 0 } else { h % n }, out);
+        }
+        MapFn::Random(n) => number(
+            if *n == 0 {
+                0
+            } else {
+                rand::random::<u32>() % n
+            },
+            out,
+        ),
+        MapFn::SplitFromLeft(w, pos) | MapFn::SplitFromRight(w, pos) => {
+            let t = tok(*w);
+            let len = t.len() as i64;
+            if *pos > 0 && *pos < len {
+                let at = match f {
+                    MapFn::SplitFromLeft(..) => *pos,
+                    _ => len - pos,
+                } as usize;
+                out.extend_from_slice(&t[..at]);
+                out.push(b'.');
+                out.extend_from_slice(&t[at..]);
+            } else {
+                out.extend_from_slice(t);
+            }
+        }
+        MapFn::SliceFromLeft(w, size) => {
+            let t = tok(*w);
+            let (len, size) = (t.len(), *size);
+            if size > 0 && (size as usize) < len {
+                let size = size as usize;
+                let mut i = 0;
+                while i + size <= len {
+                    if i != 0 {
+                        out.push(b'.');
+                    }
+                    out.extend_from_slice(&t[i..i + size]);
+                    if i + size != len && i + 2 * size > len {
+                        out.push(b'.');
+                        out.extend_from_slice(&t[i + size..]);
+                        break;
+                    }
+                    i += size;
+                }
+            } else {
+                out.extend_from_slice(t);
+            }
+        }
+        MapFn::SliceFromRight(w, size) => {
+            let t = tok(*w);
+            let (len, size) = (t.len(), *size);
+            if size > 0 && (size as usize) < len {
+                let size = size as usize;
+                let rem = len % size;
+                if rem > 0 {
+                    out.extend_from_slice(&t[..rem]);
+                    out.push(b'.');
+                }
+                let mut i = rem;
+                while i + size <= len {
+                    out.extend_from_slice(&t[i..i + size]);
+                    if i + size < len {
+                        out.push(b'.');
+                    }
+                    i += size;
+                }
+            } else {
+                out.extend_from_slice(t);
+            }
+        }
+        MapFn::Split(w, delim) => {
+            let t = tok(*w);
+            let pieces: Vec<&[u8]> = split_bytes(t, delim.as_bytes());
+            for (j, piece) in pieces.iter().enumerate() {
+                out.extend_from_slice(piece);
+                if j + 1 < pieces.len()
+                    && !pieces[j + 1].is_empty()
+                    && !(j == 0 && piece.is_empty())
+                {
+                    out.push(b'.');
+                }
+            }
+        }
+        MapFn::Left(w, n) | MapFn::Right(w, n) => {
+            let t = tok(*w);
+            let len = t.len() as i64;
+            if *n > 0 && *n < len {
+                let n = *n as usize;
+                match f {
+                    MapFn::Left(..) => out.extend_from_slice(&t[..n]),
+                    _ => out.extend_from_slice(&t[t.len() - n..]),
+                }
+            } else {
+                out.extend_from_slice(t);
+            }
+        }
+    }
+}
+
+/// `s` split on every `delim` (Go's `strings.Split`; an empty delimiter splits into
+/// single bytes).
+fn split_bytes<'a>(s: &'a [u8], delim: &[u8]) -> Vec<&'a [u8]> {
+    if delim.is_empty() {
+        return s.chunks(1).collect();
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + delim.len() <= s.len() {
+        if &s[i..i + delim.len()] == delim {
+            out.push(&s[start..i]);
+            i += delim.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// Applies a compiled destination to a subject its source matched.
+fn apply_dest(parts: &[DestPart], from_len: usize, subject: &[u8]) -> Vec<u8> {
+    let tokens: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
+    let mut out = Vec::with_capacity(subject.len() + 16);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        match part {
+            DestPart::Literal(l) => out.extend_from_slice(l.as_bytes()),
+            DestPart::Token(p) => {
+                out.extend_from_slice(tokens.get(*p).copied().unwrap_or_default())
+            }
+            // The source's `>` is its last token: the rest starts at that position.
+            DestPart::Rest => {
+                let rest = tokens.get(from_len.saturating_sub(1)..).unwrap_or_default();
+                out.extend_from_slice(&rest.join(&b'.'));
+            }
+            DestPart::Func(f) => apply_fn(f, subject, &tokens, &mut out),
+        }
+    }
+    out
 }
 
 /// A mapping ready to apply: destinations sorted by weight, each with the upper bound of
@@ -517,8 +827,10 @@ pub fn check_mapping_dest(from: &str, to: &str) -> Result<(), String> {
 #[derive(Debug, Clone)]
 struct Mapping {
     from: String,
+    /// Tokens in `from` (for `>`).
+    from_len: usize,
     literal: bool,
-    dests: Vec<(Option<String>, u8)>,
+    dests: Vec<(Option<Vec<DestPart>>, u8)>,
 }
 
 /// An account's subject mappings, applied to what its clients publish before it is
@@ -529,8 +841,8 @@ pub struct Mappings {
 }
 
 impl Mappings {
-    /// Builds from checked configs; `None` when there are none (the publish path then
-    /// pays nothing).
+    /// Builds from checked configs (a destination that does not compile is skipped);
+    /// `None` when there are none (the publish path then pays nothing).
     pub fn build(configs: &[MappingConfig]) -> Option<Mappings> {
         if configs.is_empty() {
             return None;
@@ -538,8 +850,11 @@ impl Mappings {
         let list = configs
             .iter()
             .map(|c| {
-                let mut dests: Vec<(Option<String>, u8)> =
-                    c.dests.iter().map(|(d, w)| (Some(d.clone()), *w)).collect();
+                let mut dests: Vec<(Option<Vec<DestPart>>, u8)> = c
+                    .dests
+                    .iter()
+                    .filter_map(|(d, w)| compile_dest(&c.from, d).ok().map(|p| (Some(p), *w)))
+                    .collect();
                 let total: u32 = c.dests.iter().map(|(_, w)| u32::from(*w)).sum();
                 let listed_self = c.dests.iter().any(|(d, _)| *d == c.from);
                 if total != 100 && !listed_self {
@@ -558,6 +873,7 @@ impl Mappings {
                 }
                 Mapping {
                     literal: !c.from.split('.').any(|t| t == "*" || t == ">"),
+                    from_len: c.from.split('.').count(),
                     from: c.from.clone(),
                     dests,
                 }
@@ -585,13 +901,45 @@ impl Mappings {
                     .and_then(|(d, _)| d.as_ref())
             }
         }?;
-        Some(map_subject(&m.from, dest, subject))
+        Some(apply_dest(dest, m.from_len, subject))
     }
 }
 
 #[cfg(test)]
 mod mapping_tests {
     use super::*;
+
+    fn one(from: &str, to: &str, subject: &str) -> String {
+        let m = Mappings::build(&[cfg(from, &[(to, 100)])]).unwrap();
+        String::from_utf8(m.select(subject.as_bytes()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn mapping_functions_as_nats_server() {
+        // FNV-1a 32 of "key1" is 0x5b5ac2f0 -> mod 4 = 0 (checked against nats-server by
+        // the differential test); of the whole subject when no tokens are named.
+        assert_eq!(fnv1a32(&[b"a"]), 0xe40c292c);
+        assert_eq!(
+            one("p.*", "out.{{partition(4,1)}}", "p.key1"),
+            format!("out.{}", fnv1a32(&[b"key1"]) % 4)
+        );
+        assert_eq!(
+            one("p.*", "out.{{Partition(5)}}", "p.x"),
+            format!("out.{}", fnv1a32(&[b"p.x"]) % 5)
+        );
+        assert_eq!(one("s.*", "{{splitFromLeft(1,2)}}", "s.abcdef"), "ab.cdef");
+        assert_eq!(one("s.*", "{{splitFromRight(1,2)}}", "s.abcdef"), "abcd.ef");
+        assert_eq!(one("s.*", "{{splitFromLeft(1,9)}}", "s.abc"), "abc");
+        assert_eq!(one("s.*", "{{sliceFromLeft(1,2)}}", "s.abcde"), "ab.cd.e");
+        assert_eq!(one("s.*", "{{sliceFromRight(1,2)}}", "s.abcde"), "a.bc.de");
+        assert_eq!(one("s.*", "{{left(1,2)}}", "s.abcde"), "ab");
+        assert_eq!(one("s.*", "{{right(1,2)}}", "s.abcde"), "de");
+        assert_eq!(one("s.*", "{{split(1,-)}}", "s.a-b--c-"), "a.b.c");
+        assert_eq!(one("s.*", "{{split(1,-)}}", "s.-a"), "a");
+        let r = one("r", "r.{{random(3)}}", "r");
+        assert!(["r.0", "r.1", "r.2"].contains(&r.as_str()), "{r}");
+        assert_eq!(one("a.*.>", "b.$1.>", "a.x.y.z"), "b.x.y.z");
+    }
 
     fn cfg(from: &str, dests: &[(&str, u8)]) -> MappingConfig {
         MappingConfig {
@@ -653,11 +1001,14 @@ mod mapping_tests {
                 .contains("out of range")
         );
         assert!(check_mapping_dest("a.*", "b.{{nope(1)}}").is_err());
+        assert!(check_mapping_dest("a.*", "b.{{partition(3,1)}}").is_ok());
+        assert!(check_mapping_dest("a.*", "b.{{partition(3,2)}}").is_err());
         assert!(
-            check_mapping_dest("a.*", "b.{{partition(3,1)}}")
+            check_mapping_dest("a.*", "b.{{left(1)}}")
                 .unwrap_err()
-                .contains("not supported")
+                .contains("not enough")
         );
+        assert!(check_mapping_dest("a.*", "b.{{split(1,a b)}}").is_err());
         assert!(check_mapping_dest("a", "b..c").is_err());
     }
 }
