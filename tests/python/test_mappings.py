@@ -11,6 +11,7 @@ maps differently, sends data to the wrong place."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import nats
 import pytest
@@ -247,5 +248,32 @@ mappings {
         assert got["fs"] == ["fs.a.b.c"]
         assert got["fl"] == ["fl.ab"]
         assert got["fr"] == ["fr.de"]
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_mapping_functions_in_stream_transform_and_republish(start_js_server):
+    server = start_js_server()
+    nc = await connect(server.url)
+    try:
+        js = nc.jetstream()
+        rp = await nc.subscribe("rp.>")
+        await sync(nc)
+        resp = await nc.request("$JS.API.STREAM.CREATE.PT", json.dumps({
+            "name": "PT", "subjects": ["in.>"],
+            "subject_transform": {"src": "in.*", "dest": "out.{{partition(3,1)}}.{{wildcard(1)}}"},
+            "republish": {"src": "out.*.*", "dest": "rp.{{left(2,2)}}.{{wildcard(1)}}"},
+        }).encode(), timeout=5)
+        body = json.loads(resp.data)
+        assert "error" not in body, body
+        for k in ["alpha", "beta", "gamma"]:
+            await js.publish(f"in.{k}", k.encode())
+        for seq, k in enumerate(["alpha", "beta", "gamma"], start=1):
+            part = fnv1a32(k.encode()) % 3
+            stored = await js.get_msg("PT", seq)
+            assert stored.subject == f"out.{part}.{k}", stored.subject
+            m = await rp.next_msg(timeout=5)
+            assert m.subject == f"rp.{k[:2]}.{part}", m.subject
     finally:
         await nc.close()

@@ -236,15 +236,37 @@ pub fn reverse_import_mapping(subject: &str, to: &str) -> (String, String) {
     (local.join("."), back.join("."))
 }
 
-/// Whether every mapping function in a transform destination is one [`Transform`]
-/// implements (`$n` and `{{wildcard(n)}}`); `Err` names the first that is not.
-pub fn check_transform_dest(dest: &str) -> Result<(), String> {
-    for tok in dest.split('.') {
-        if tok.contains("{{") && DestToken::of(tok).wildcard_ref().is_none() {
-            return Err(tok.to_string());
-        }
+/// Whether every mapping function in a stream transform or republish destination (for
+/// source `src`, empty meaning every subject) is one natrium applies; `Err` names the
+/// first token that is not.
+pub fn check_transform_dest(src: &str, dest: &str) -> Result<(), String> {
+    if !has_other_function(dest) {
+        return Ok(());
     }
-    Ok(())
+    let src = if src.is_empty() { ">" } else { src };
+    compile_dest(src, dest).map(|_| ()).map_err(|_| {
+        dest.split('.')
+            .find(|t| t.contains("{{"))
+            .unwrap_or(dest)
+            .to_string()
+    })
+}
+
+/// Whether `dest` uses a mapping function other than `wildcard`.
+fn has_other_function(dest: &str) -> bool {
+    dest.split('.')
+        .any(|t| matches!(DestToken::of(t), DestToken::OtherFunction))
+}
+
+/// Maps `subject` (which matched `from`) onto `to` with every mapping function
+/// nats-server has, or `None` if `to` does not compile. [`map_subject`] is the faster
+/// path for destinations without functions.
+pub fn map_subject_with_functions(from: &str, to: &str, subject: &[u8]) -> Option<Vec<u8>> {
+    if !has_other_function(to) {
+        return Some(map_subject(from, to, subject));
+    }
+    let parts = compile_dest(from, to).ok()?;
+    Some(apply_dest(&parts, from.split('.').count(), subject))
 }
 
 /// Why nats-server's `NewSubjectTransform` refuses a subject transform's destination
@@ -402,13 +424,18 @@ mod tests {
     }
 
     #[test]
-    fn only_wildcard_functions_are_implemented() {
-        assert!(check_transform_dest("p.$1.{{wildcard(2)}}.x").is_ok());
+    fn transform_functions_are_checked_against_the_source() {
+        assert!(check_transform_dest("a.*.*", "p.$1.{{wildcard(2)}}.x").is_ok());
+        assert!(check_transform_dest("a.*", "p.{{split(1,-)}}").is_ok());
+        assert!(check_transform_dest("", "p.{{partition(3)}}").is_ok());
         assert_eq!(
-            check_transform_dest("p.{{split(1,-)}}"),
-            Err("{{split(1,-)}}".to_string())
+            check_transform_dest("a.*", "p.{{split(2,-)}}"),
+            Err("{{split(2,-)}}".to_string())
         );
-        assert!(check_transform_dest("p.{{wildcard(0)}}").is_err());
+        assert_eq!(
+            map_subject_with_functions("a.*", "p.{{left(1,2)}}", b"a.xyz"),
+            Some(b"p.xy".to_vec())
+        );
     }
 
     #[test]

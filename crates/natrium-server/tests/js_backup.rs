@@ -776,6 +776,7 @@ async fn request_errors_match_nats_server() {
     // A config with a field natrium does not act on yet is refused, as on create.
     let cfg = json!({"config": {"name": "M", "subjects": ["m"],
             "republish": {"src": ">", "dest": "rp.{{partition(2,1)}}"}}, "state": {}});
+    // (`partition(2,1)` names a wildcard `>` does not have: natrium cannot apply it.)
     let v = api(&client, "$JS.API.STREAM.RESTORE.M", cfg.to_string()).await;
     assert_eq!(err(&v), Some(10052), "{v}");
     assert!(

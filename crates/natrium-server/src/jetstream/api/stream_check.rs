@@ -775,15 +775,15 @@ pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
     } else if cfg
         .republish
         .as_ref()
-        .is_some_and(|rp| check_transform_dest(&rp.dest).is_err())
+        .is_some_and(|rp| check_transform_dest(&rp.src, &rp.dest).is_err())
     {
-        Some("republish (mapping functions other than wildcard)")
+        Some("republish (this mapping function)")
     } else if cfg
         .subject_transform
         .as_ref()
-        .is_some_and(|tr| check_transform_dest(&tr.dest).is_err())
+        .is_some_and(|tr| check_transform_dest(&tr.src, &tr.dest).is_err())
     {
-        Some("subject_transform (mapping functions other than wildcard)")
+        Some("subject_transform (this mapping function)")
     } else {
         None
     }

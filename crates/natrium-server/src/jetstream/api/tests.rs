@@ -1351,9 +1351,19 @@ fn stream_create_unsupported_fields_are_refused() {
         ..Default::default()
     };
     assert_eq!(unsupported_stream_field(&rp), None);
+    // Mapping functions are applied; one that names no wildcard of the source is not.
     assert_eq!(
         unsupported_stream_field(&tr("out.{{partition(3,1)}}")),
-        Some("subject_transform (mapping functions other than wildcard)")
+        None
+    );
+    assert_eq!(
+        unsupported_stream_field(&tr("out.{{partition(3,2)}}")),
+        Some("subject_transform (this mapping function)")
+    );
+    assert_eq!(
+        crate::jetstream::stream::transform_subject("in.*", "out.{{left(1,2)}}", "in.abc")
+            .as_deref(),
+        Some("out.ab")
     );
     assert_eq!(
         crate::jetstream::stream::transform_subject("in.*", "out.{{ Wildcard( 1 ) }}", "in.a")
@@ -1373,7 +1383,7 @@ fn stream_create_unsupported_fields_are_refused() {
     };
     assert_eq!(
         unsupported_stream_field(&cfg),
-        Some("republish (mapping functions other than wildcard)")
+        Some("republish (this mapping function)")
     );
     // Atomic and fast batches and schedules are supported.
     let cfg = StreamConfig {

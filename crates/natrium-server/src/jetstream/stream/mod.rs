@@ -43,7 +43,7 @@ use crate::client::deliver::{DeliveryCtx, Publisher};
 use crate::client::subscription::{InternalHandler, Subscription};
 use crate::protocol::PubMsg;
 use crate::server::ServerShared;
-use crate::subject_mapping::map_subject;
+use crate::subject_mapping::map_subject_with_functions;
 use crate::sublist::subject_matches;
 use natrium_store::{
     DiscardPolicy as StoreDiscard, Durability, StoreConfig, StoreError, StreamStore, SubjectFilter,
@@ -1551,7 +1551,7 @@ pub fn transform_subject(src: &str, dest: &str, subject: &str) -> Option<String>
     if !subject_matches(src.as_bytes(), subject.as_bytes()) {
         return None;
     }
-    String::from_utf8(map_subject(src, dest, subject.as_bytes())).ok()
+    String::from_utf8(map_subject_with_functions(src, dest, subject.as_bytes())?).ok()
 }
 
 /// The header block of a republished message, as nats-server writes it: the stored
