@@ -975,7 +975,6 @@ async def test_compression_negotiated(start_server):
         c.close()
 
 
-@pytest.mark.natrium_xfail(reason="documented in docs/compat.md: Nats-No-Masking is not honoured")
 @async_test()
 async def test_no_masking_header(start_server):
     server = start_server(config=ws_conf())
@@ -988,8 +987,6 @@ async def test_no_masking_header(start_server):
         c.close()
 
 
-@pytest.mark.natrium_xfail(reason="documented in docs/compat.md: the websocket headers {} option is "
-                                  "ignored")
 @async_test()
 async def test_configured_headers(start_server):
     server = start_server(config=ws_conf('headers { "X-Test": "hello" }'))

@@ -446,6 +446,23 @@ fn websocket_block_errors_and_warnings() {
     );
     let o = opts("websocket { port: 1, no_tls: true, jwt_cookie: my_jwt }").unwrap();
     assert!(o.warnings.iter().any(|w| w.contains("jwt_cookie")));
+    // Extra response headers, but none the handshake itself owns (nats-server's rule).
+    let o = opts("websocket { port: 1, no_tls: true, headers { X-Frame-Options: DENY } }").unwrap();
+    assert_eq!(
+        o.websocket.as_ref().unwrap().headers,
+        vec![("X-Frame-Options".to_string(), "DENY".to_string())]
+    );
+    o.validate().unwrap();
+    for bad in ["Upgrade", "Sec-WebSocket-Protocol", "nats-no-masking"] {
+        let o = opts(&format!(
+            "websocket {{ port: 1, no_tls: true, headers {{ {bad}: x }} }}"
+        ))
+        .unwrap();
+        assert!(
+            o.validate().unwrap_err().contains("invalid header"),
+            "{bad}"
+        );
+    }
 }
 
 #[test]

@@ -82,8 +82,26 @@ pub fn apply_websocket(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
                     e.key
                 )));
             }
+            "headers" => {
+                let Value::Map(hm) = &v.value else {
+                    return Err(v.pos.error(format!(
+                        "error parsing headers: unsupported type {}",
+                        v.value.type_name()
+                    )));
+                };
+                for h in hm.iter() {
+                    let Value::String(val) = &h.value.value else {
+                        return Err(h.value.pos.error(format!(
+                            "error parsing header key {}: unsupported type {}",
+                            h.key,
+                            h.value.value.type_name()
+                        )));
+                    };
+                    w.headers.push((h.key.clone(), val.clone()));
+                }
+            }
             "advertise" | "jwt_cookie" | "user_cookie" | "pass_cookie" | "token_cookie"
-            | "no_auth_user" | "headers" | "ping_interval" => {
+            | "no_auth_user" | "ping_interval" => {
                 o.warnings.push(format!(
                     "{}: websocket {:?} is not supported by natrium-server and is ignored",
                     e.key_pos, e.key

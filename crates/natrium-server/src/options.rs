@@ -136,6 +136,8 @@ pub struct WebsocketOptions {
     pub compression: bool,
     /// `handshake_timeout` as configured (`None`: [`DEFAULT_WS_HANDSHAKE_TIMEOUT`]).
     pub handshake_timeout: Option<Duration>,
+    /// `headers {}`: extra headers for the `101` answer, in config order.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Logging settings.
@@ -509,6 +511,20 @@ impl Options {
             }
             if let Some(tls) = &ws.tls {
                 crate::tls::ServerTls::build(tls).map_err(|e| format!("websocket: {e}"))?;
+            }
+            for (key, _) in &ws.headers {
+                let k = key.to_ascii_lowercase();
+                if matches!(
+                    k.as_str(),
+                    "host" | "content-length" | "connection" | "upgrade" | "nats-no-masking"
+                ) {
+                    return Err(format!("websocket: invalid header {key:?} not allowed"));
+                }
+                if k.starts_with("sec-websocket-") {
+                    return Err(format!(
+                        "websocket: invalid header {key:?}, \"Sec-WebSocket-\" prefix not allowed"
+                    ));
+                }
             }
         }
         if self.https_port != 0 && self.tls.is_none() {

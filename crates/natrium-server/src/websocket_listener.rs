@@ -120,17 +120,14 @@ async fn connection(
         + opts
             .handshake_timeout
             .unwrap_or(DEFAULT_WS_HANDSHAKE_TIMEOUT);
-    let (rd, wr, session) = match tls {
+    let (rd, wr, session, up) = match tls {
         None => {
             let mut stream = stream;
-            if upgrade(&mut stream, &opts, false, deadline, &s, addr)
-                .await
-                .is_none()
-            {
+            let Some(up) = upgrade(&mut stream, &opts, false, deadline, &s, addr).await else {
                 return;
-            }
+            };
             let (rd, wr) = transport::plain(stream);
-            (rd, wr, None)
+            (rd, wr, None, up)
         }
         Some(tls) => {
             // Plain HTTP on the wss:// port gets the answer Go's HTTPS server gives.
@@ -168,15 +165,12 @@ async fn connection(
                     return;
                 }
             };
-            if upgrade(&mut stream, &opts, true, deadline, &s, addr)
-                .await
-                .is_none()
-            {
+            let Some(up) = upgrade(&mut stream, &opts, true, deadline, &s, addr).await else {
                 return;
-            }
+            };
             let session = TlsInfo::of(stream.get_ref().1, false);
             let (rd, wr) = transport::tls(stream);
-            (rd, wr, Some(session))
+            (rd, wr, Some(session), up)
         }
     };
     let conn = s.new_client(addr);
@@ -185,7 +179,7 @@ async fn connection(
         meta.websocket = true;
         meta.tls = session;
     }
-    let rd: ConnReader = WsReader::wrap(rd, conn.clone());
+    let rd: ConnReader = WsReader::wrap(rd, conn.clone(), !up.no_masking);
     let mut wr: ConnWriter = wr.websocket(conn.clone());
     let mut info = Vec::new();
     write::append_info(&mut info, s.client_info_json(&conn, false).as_bytes());
@@ -233,7 +227,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
                 reason: "client sent data before handshake is complete".into(),
             },
             Ok(Some(up)) => {
-                let answer = websocket::switching_protocols(&up.key);
+                let answer = websocket::switching_protocols(&up, &opts.headers);
                 let sent = tokio::time::timeout_at(deadline, st.write_all(&answer)).await;
                 return matches!(sent, Ok(Ok(()))).then_some(up);
             }

@@ -111,10 +111,16 @@ pub struct WsReader {
 
 impl WsReader {
     /// Reads WebSocket frames from `inner` for `conn`.
-    pub fn wrap(inner: ConnReader, conn: Arc<ClientConn>) -> ConnReader {
+    /// `masked`: the client masks its frames (all but those that asked for
+    /// `Nats-No-Masking`).
+    pub fn wrap(inner: ConnReader, conn: Arc<ClientConn>, masked: bool) -> ConnReader {
         ConnReader::Ws(Box::new(WsReader {
             inner,
-            decoder: Decoder::default(),
+            decoder: if masked {
+                Decoder::default()
+            } else {
+                Decoder::unmasked()
+            },
             raw: vec![0u8; 32 * 1024].into_boxed_slice(),
             ready: Vec::new(),
             pos: 0,

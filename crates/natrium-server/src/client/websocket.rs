@@ -97,6 +97,9 @@ fn host_and_port(hostport: &str, tls: bool) -> Option<(String, String)> {
 pub struct Upgrade {
     /// `Sec-WebSocket-Key`.
     pub key: String,
+    /// `Nats-No-Masking: true`: the client will not mask its frames (leaf nodes and
+    /// other trusted peers ask for this to save work).
+    pub no_masking: bool,
     /// Bytes of the request head (anything after it was sent too early).
     pub head_len: usize,
 }
@@ -180,8 +183,10 @@ pub fn parse_upgrade(
     }
     check_origin(h, host, origins, tls)
         .map_err(|e| refuse(403, format!("origin not allowed: {e}")))?;
+    let no_masking = header(h, "Nats-No-Masking") == Some("true");
     Ok(Some(Upgrade {
         key: key.to_string(),
+        no_masking,
         head_len,
     }))
 }
@@ -230,14 +235,22 @@ pub fn accept_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
 }
 
-/// The `101 Switching Protocols` answer.
-pub fn switching_protocols(key: &str) -> Vec<u8> {
-    format!(
+/// The `101 Switching Protocols` answer: nats-server's headers, `Nats-No-Masking` when
+/// the client asked for it, then the configured `extra` headers.
+pub fn switching_protocols(up: &Upgrade, extra: &[(String, String)]) -> Vec<u8> {
+    let mut out = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        accept_key(key)
-    )
-    .into_bytes()
+         Sec-WebSocket-Accept: {}\r\n",
+        accept_key(&up.key)
+    );
+    if up.no_masking {
+        out.push_str("Nats-No-Masking: true\r\n");
+    }
+    for (k, v) in extra {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
 }
 
 /// The answer to a refused upgrade, shaped as Go's `http.Error` (body: the status text).
@@ -347,6 +360,9 @@ enum State {
 /// control payloads, both bounded).
 #[derive(Debug)]
 pub struct Decoder {
+    /// Client frames carry a mask (always, unless the client asked for
+    /// `Nats-No-Masking`).
+    masked: bool,
     state: State,
     header: Vec<u8>,
     mask: [u8; 4],
@@ -359,6 +375,7 @@ pub struct Decoder {
 impl Default for Decoder {
     fn default() -> Self {
         Decoder {
+            masked: true,
             state: State::Header,
             header: Vec::with_capacity(14),
             mask: [0; 4],
@@ -370,15 +387,23 @@ impl Default for Decoder {
 }
 
 /// Bytes a frame header needs, once its first two bytes are known.
-fn header_len(b1: u8) -> usize {
+fn header_len(b1: u8, masked: bool) -> usize {
     2 + match b1 & 0x7F {
         126 => 2,
         127 => 8,
         _ => 0,
-    } + 4
+    } + if masked { 4 } else { 0 }
 }
 
 impl Decoder {
+    /// A decoder for a client that does not mask its frames (`Nats-No-Masking`).
+    pub fn unmasked() -> Decoder {
+        Decoder {
+            masked: false,
+            ..Decoder::default()
+        }
+    }
+
     /// Whether the client has closed.
     pub fn closed(&self) -> bool {
         matches!(self.state, State::Closed)
@@ -399,7 +424,7 @@ impl Decoder {
                     let need = if self.header.len() < 2 {
                         2
                     } else {
-                        header_len(self.header[1])
+                        header_len(self.header[1], self.masked)
                     };
                     let take = (need - self.header.len()).min(input.len());
                     self.header.extend_from_slice(&input[..take]);
@@ -407,7 +432,9 @@ impl Decoder {
                     if self.header.len() == 2 {
                         self.check_first_bytes()?;
                     }
-                    if self.header.len() >= 2 && self.header.len() == header_len(self.header[1]) {
+                    if self.header.len() >= 2
+                        && self.header.len() == header_len(self.header[1], self.masked)
+                    {
                         self.start_payload(replies)?;
                     }
                 }
@@ -449,7 +476,7 @@ impl Decoder {
         if compressed {
             return err("compressed frame received without negotiated permessage-deflate");
         }
-        if b1 & 0x80 == 0 {
+        if self.masked && b1 & 0x80 == 0 {
             return err("mask bit missing");
         }
         let final_frame = b0 & 0x80 != 0;
@@ -500,7 +527,11 @@ impl Decoder {
             }
             n => (u64::from(n), 2),
         };
-        self.mask.copy_from_slice(&h[mask_at..mask_at + 4]);
+        if self.masked {
+            self.mask.copy_from_slice(&h[mask_at..mask_at + 4]);
+        } else {
+            self.mask = [0; 4];
+        }
         self.mask_pos = 0;
         self.header.clear();
         let control = matches!(op, OP_PING | OP_PONG | OP_CLOSE).then_some(op);
@@ -674,6 +705,29 @@ mod tests {
             let (_, _, r) = decode_all(&input);
             assert_eq!(r, Err(ProtocolError(want.to_string())), "{want}");
         }
+    }
+
+    #[test]
+    fn a_no_masking_client_sends_plain_frames() {
+        let mut d = Decoder::unmasked();
+        let (mut out, mut replies) = (Vec::new(), Vec::new());
+        let mut input = vec![0x82, 6];
+        input.extend_from_slice(b"PING\r\n");
+        for chunk in input.chunks(3) {
+            d.decode(chunk, &mut out, &mut replies).unwrap();
+        }
+        assert_eq!(out, b"PING\r\n");
+        let r = req("Nats-No-Masking: true\r\n");
+        let up = parse_upgrade(r.as_bytes(), &OriginPolicy::default(), false)
+            .unwrap()
+            .unwrap();
+        assert!(up.no_masking);
+        let answer =
+            String::from_utf8(switching_protocols(&up, &[("X-A".into(), "1".into())])).unwrap();
+        assert!(
+            answer.contains("\r\nNats-No-Masking: true\r\nX-A: 1\r\n\r\n"),
+            "{answer}"
+        );
     }
 
     #[test]
