@@ -7,8 +7,8 @@
 use libfuzzer_sys::fuzz_target;
 use natrium_server::client::websocket::{self, Decoder, OriginPolicy};
 
-fn run(input: &[u8], chunks: &[usize]) -> (Vec<u8>, String, Option<String>) {
-    let mut d = Decoder::default();
+fn run(input: &[u8], chunks: &[usize], inflate: bool) -> (Vec<u8>, String, Option<String>) {
+    let mut d = if inflate { Decoder::default().with_inflate(1 << 16) } else { Decoder::default() };
     let (mut out, mut replies) = (Vec::new(), Vec::new());
     let mut pos = 0;
     let mut i = 0;
@@ -33,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
     // The first bytes choose the read sizes; the rest is the frame stream.
     let (sizes, frames) = data.split_at(data.len().min(4));
     let chunks: Vec<usize> = sizes.iter().map(|b| usize::from(*b % 17) + 1).collect();
-    let whole = run(frames, &[]);
-    let split = run(frames, &chunks);
-    assert_eq!(whole, split);
+    for inflate in [false, true] {
+        let whole = run(frames, &[], inflate);
+        let split = run(frames, &chunks, inflate);
+        assert_eq!(whole, split);
+    }
 });

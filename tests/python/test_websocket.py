@@ -954,7 +954,6 @@ async def test_no_handshake_timeout_by_default(start_server):
 
 # --- 12. what natrium leaves out (docs/compat.md) ----------------------------------------------
 
-@pytest.mark.natrium_xfail(reason="documented in docs/compat.md: permessage-deflate is never negotiated")
 @async_test()
 async def test_compression_negotiated(start_server):
     """With ``compression: true`` and a client offering permessage-deflate, nats-server
@@ -1011,5 +1010,39 @@ async def test_browser_frames_at_most_4k(start_server):
             sizes.append(len(p))
         assert data == b"MSG b 1 10000\r\n" + b"z" * 10_000 + b"\r\nPONG\r\n"
         assert max(sizes) <= 4096, sizes
+    finally:
+        c.close()
+
+
+@async_test()
+async def test_compressed_client_frames(start_server):
+    """With permessage-deflate negotiated, a client's compressed message (RSV1 on its
+    first frame, no context takeover) is inflated; small answers come back uncompressed,
+    large ones compressed."""
+    server = start_server(config=ws_conf("compression: true"))
+    port = ws_port(server)
+    c = await WsConn.open(port)
+    try:
+        await c.send(upgrade_request(port, headers={"Sec-WebSocket-Extensions": "permessage-deflate"}))
+        assert await c.read_response() == b"HTTP/1.1 101 Switching Protocols"
+        await c.read_frame()  # INFO
+        def deflate(data: bytes) -> bytes:
+            z = zlib.compressobj(wbits=-15)
+            out = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+            assert out.endswith(b"\x00\x00\xff\xff")
+            return out[:-4]
+        payload = b"x" * 500
+        body = CONNECT + b"SUB big 1\r\nPUB big 500\r\n" + payload + b"\r\nPING\r\n"
+        await c.send(frame(OP_BINARY, deflate(body), rsv=4))
+        got = b""
+        compressed_seen = False
+        while b"PONG\r\n" not in got:
+            b0, p = await c.read_frame()
+            if b0 & 0x40:
+                compressed_seen = True
+                p = zlib.decompressobj(-15).decompress(p + b"\x00\x00\xff\xff")
+            got += p
+        assert b"MSG big 1 500\r\n" + payload + b"\r\n" in got, got[:80]
+        assert compressed_seen, "the 500-byte MSG comes back compressed"
     finally:
         c.close()

@@ -179,8 +179,18 @@ async fn connection(
         meta.websocket = true;
         meta.tls = session;
     }
-    let rd: ConnReader = WsReader::wrap(rd, conn.clone(), !up.no_masking);
-    let mut wr: ConnWriter = wr.websocket(conn.clone());
+    let deflate = opts.compression && up.offers_deflate;
+    let mut decoder = if up.no_masking {
+        websocket::Decoder::unmasked()
+    } else {
+        websocket::Decoder::default()
+    };
+    if deflate {
+        let max_payload = usize::try_from(s.opts().max_payload).unwrap_or(usize::MAX);
+        decoder = decoder.with_inflate(max_payload);
+    }
+    let rd: ConnReader = WsReader::wrap(rd, conn.clone(), decoder);
+    let mut wr: ConnWriter = wr.websocket(conn.clone(), deflate);
     let mut info = Vec::new();
     write::append_info(&mut info, s.client_info_json(&conn, false).as_bytes());
     match s.admit(&conn) {
@@ -227,7 +237,8 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
                 reason: "client sent data before handshake is complete".into(),
             },
             Ok(Some(up)) => {
-                let answer = websocket::switching_protocols(&up, &opts.headers);
+                let deflate = opts.compression && up.offers_deflate;
+                let answer = websocket::switching_protocols(&up, deflate, &opts.headers);
                 let sent = tokio::time::timeout_at(deadline, st.write_all(&answer)).await;
                 return matches!(sent, Ok(Ok(()))).then_some(up);
             }

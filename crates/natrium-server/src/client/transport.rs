@@ -111,16 +111,11 @@ pub struct WsReader {
 
 impl WsReader {
     /// Reads WebSocket frames from `inner` for `conn`.
-    /// `masked`: the client masks its frames (all but those that asked for
-    /// `Nats-No-Masking`).
-    pub fn wrap(inner: ConnReader, conn: Arc<ClientConn>, masked: bool) -> ConnReader {
+    /// `decoder` carries what the upgrade negotiated (masking, compression).
+    pub fn wrap(inner: ConnReader, conn: Arc<ClientConn>, decoder: Decoder) -> ConnReader {
         ConnReader::Ws(Box::new(WsReader {
             inner,
-            decoder: if masked {
-                Decoder::default()
-            } else {
-                Decoder::unmasked()
-            },
+            decoder,
             raw: vec![0u8; 32 * 1024].into_boxed_slice(),
             ready: Vec::new(),
             pos: 0,
@@ -177,21 +172,30 @@ impl WsReader {
 pub struct WsWriter {
     /// A frame header being built (reused).
     frame: Vec<u8>,
+    /// permessage-deflate was negotiated: messages of at least [`WS_COMPRESS_MIN`] bytes
+    /// go out compressed.
+    deflate: bool,
     /// The connection (its control queue and close state).
     conn: Arc<ClientConn>,
 }
+
+/// Smaller writes go out uncompressed even with permessage-deflate (nats-server's
+/// threshold).
+const WS_COMPRESS_MIN: usize = 64;
 
 /// Up to this size a payload is copied behind its frame header (one write); above it the
 /// header and the payload are written one after the other.
 const WS_COPY_MAX: usize = 64 * 1024;
 
 impl ConnWriter {
-    /// Wraps `self` so that everything written goes out in WebSocket frames for `conn`.
-    pub fn websocket(self, conn: Arc<ClientConn>) -> ConnWriter {
+    /// Wraps `self` so that everything written goes out in WebSocket frames for `conn`,
+    /// compressed when `deflate` was negotiated.
+    pub fn websocket(self, conn: Arc<ClientConn>, deflate: bool) -> ConnWriter {
         ConnWriter {
             base: self.base,
             ws: Some(Box::new(WsWriter {
                 frame: Vec::new(),
+                deflate,
                 conn,
             })),
         }
@@ -214,6 +218,23 @@ impl ConnWriter {
             return Ok(());
         }
         ws.frame.clear();
+        if ws.deflate && data.len() >= WS_COMPRESS_MIN {
+            // One compressed message, no context carried over (as negotiated): raw
+            // deflate, sync-flushed, without the final empty block's 00 00 ff ff.
+            use std::io::Write;
+            let mut enc =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+            if enc.write_all(data).is_ok() && enc.flush().is_ok() {
+                let mut body = enc.get_ref().as_slice();
+                if body.ends_with(&[0x00, 0x00, 0xff, 0xff]) {
+                    body = &body[..body.len() - 4];
+                }
+                websocket::frame_header(websocket::OP_BINARY | 0x40, body.len(), &mut ws.frame);
+                ws.frame.extend_from_slice(body);
+                return self.base.write_all(&ws.frame, deadline).await;
+            }
+            ws.frame.clear();
+        }
         websocket::frame_header(websocket::OP_BINARY, data.len(), &mut ws.frame);
         if data.len() <= WS_COPY_MAX {
             ws.frame.extend_from_slice(data);

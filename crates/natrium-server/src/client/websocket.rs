@@ -100,6 +100,8 @@ pub struct Upgrade {
     /// `Nats-No-Masking: true`: the client will not mask its frames (leaf nodes and
     /// other trusted peers ask for this to save work).
     pub no_masking: bool,
+    /// The client offers permessage-deflate (`Sec-WebSocket-Extensions`).
+    pub offers_deflate: bool,
     /// Bytes of the request head (anything after it was sent too early).
     pub head_len: usize,
 }
@@ -184,9 +186,18 @@ pub fn parse_upgrade(
     check_origin(h, host, origins, tls)
         .map_err(|e| refuse(403, format!("origin not allowed: {e}")))?;
     let no_masking = header(h, "Nats-No-Masking") == Some("true");
+    // nats-server's `wsPMCExtensionSupport`: any parameter of any extension named
+    // permessage-deflate.
+    let offers_deflate = h
+        .iter()
+        .filter(|x| x.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+        .filter_map(|x| std::str::from_utf8(x.value).ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().eq_ignore_ascii_case("permessage-deflate"));
     Ok(Some(Upgrade {
         key: key.to_string(),
         no_masking,
+        offers_deflate,
         head_len,
     }))
 }
@@ -235,14 +246,21 @@ pub fn accept_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
 }
 
-/// The `101 Switching Protocols` answer: nats-server's headers, `Nats-No-Masking` when
-/// the client asked for it, then the configured `extra` headers.
-pub fn switching_protocols(up: &Upgrade, extra: &[(String, String)]) -> Vec<u8> {
+/// The `101 Switching Protocols` answer: nats-server's headers, permessage-deflate
+/// (without context takeover either way) when `deflate` was negotiated,
+/// `Nats-No-Masking` when the client asked for it, then the configured `extra` headers.
+pub fn switching_protocols(up: &Upgrade, deflate: bool, extra: &[(String, String)]) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {}\r\n",
         accept_key(&up.key)
     );
+    if deflate {
+        out.push_str(
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; \
+             client_no_context_takeover\r\n",
+        );
+    }
     if up.no_masking {
         out.push_str("Nats-No-Masking: true\r\n");
     }
@@ -363,6 +381,10 @@ pub struct Decoder {
     /// Client frames carry a mask (always, unless the client asked for
     /// `Nats-No-Masking`).
     masked: bool,
+    /// permessage-deflate, when negotiated.
+    inflate: Option<Inflate>,
+    /// The frame being read is its message's last.
+    frame_final: bool,
     state: State,
     header: Vec<u8>,
     mask: [u8; 4],
@@ -376,6 +398,8 @@ impl Default for Decoder {
     fn default() -> Self {
         Decoder {
             masked: true,
+            inflate: None,
+            frame_final: true,
             state: State::Header,
             header: Vec::with_capacity(14),
             mask: [0; 4],
@@ -384,6 +408,21 @@ impl Default for Decoder {
             control: Vec::new(),
         }
     }
+}
+
+/// The inflate side of permessage-deflate.
+#[derive(Debug)]
+struct Inflate {
+    /// Largest inflated message (`max_payload`).
+    max_out: usize,
+    /// Largest compressed message.
+    max_in: usize,
+    /// The compressed bytes of the message being read.
+    buf: Vec<u8>,
+    /// The message being read is compressed.
+    active: bool,
+    /// Its last frame was empty and came at the end of a read: inflate first thing next.
+    pending: bool,
 }
 
 /// Bytes a frame header needs, once its first two bytes are known.
@@ -404,6 +443,20 @@ impl Decoder {
         }
     }
 
+    /// Accepts compressed messages (permessage-deflate, no context takeover), each
+    /// inflating to at most `max_payload` bytes (as nats-server, from at most 8 times
+    /// that, and never more than 64 MiB, compressed).
+    pub fn with_inflate(mut self, max_payload: usize) -> Decoder {
+        self.inflate = Some(Inflate {
+            max_out: max_payload,
+            max_in: max_payload.saturating_mul(8).min(64 * 1024 * 1024),
+            buf: Vec::new(),
+            active: false,
+            pending: false,
+        });
+        self
+    }
+
     /// Whether the client has closed.
     pub fn closed(&self) -> bool {
         matches!(self.state, State::Closed)
@@ -417,7 +470,13 @@ impl Decoder {
         out: &mut Vec<u8>,
         replies: &mut Vec<Reply>,
     ) -> Result<(), ProtocolError> {
+        if self.inflate.as_ref().is_some_and(|i| i.pending) {
+            self.finish_data(out)?;
+        }
         while !input.is_empty() {
+            if self.inflate.as_ref().is_some_and(|i| i.pending) {
+                self.finish_data(out)?;
+            }
             match self.state {
                 State::Closed => return Ok(()),
                 State::Header => {
@@ -442,9 +501,15 @@ impl Decoder {
                     let n = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
                     let (chunk, rest) = input.split_at(n);
                     input = rest;
-                    let dst = match control {
-                        Some(_) => &mut self.control,
-                        None => &mut *out,
+                    let dst = match (control, &mut self.inflate) {
+                        (Some(_), _) => &mut self.control,
+                        (None, Some(i)) if i.active => {
+                            if i.buf.len() + n > i.max_in {
+                                return Err(ProtocolError("maximum payload exceeded".into()));
+                            }
+                            &mut i.buf
+                        }
+                        (None, _) => &mut *out,
                     };
                     let start = dst.len();
                     dst.extend_from_slice(chunk);
@@ -459,9 +524,13 @@ impl Decoder {
                         self.finish_control(op, replies)?;
                     } else {
                         self.state = State::Header;
+                        self.finish_data(out)?;
                     }
                 }
             }
+        }
+        if self.inflate.as_ref().is_some_and(|i| i.pending) {
+            self.finish_data(out)?;
         }
         Ok(())
     }
@@ -473,7 +542,7 @@ impl Decoder {
             return err("RSV2 and RSV3 must be clear");
         }
         let compressed = b0 & 0x40 != 0;
-        if compressed {
+        if compressed && self.inflate.is_none() {
             return err("compressed frame received without negotiated permessage-deflate");
         }
         if self.masked && b1 & 0x80 == 0 {
@@ -491,6 +560,9 @@ impl Decoder {
                 if !final_frame {
                     return err("control frame does not have final bit set");
                 }
+                if compressed {
+                    return err("control frame must not be compressed");
+                }
             }
             OP_TEXT | OP_BINARY => {
                 if self.in_message {
@@ -499,9 +571,13 @@ impl Decoder {
                     );
                 }
                 self.in_message = !final_frame;
+                if let Some(i) = &mut self.inflate {
+                    i.active = compressed;
+                }
             }
             OP_CONTINUATION => {
-                if !self.in_message {
+                // The compressed bit belongs on a message's first frame only.
+                if !self.in_message || compressed {
                     return err("invalid continuation frame");
                 }
                 self.in_message = !final_frame;
@@ -533,18 +609,64 @@ impl Decoder {
             self.mask = [0; 4];
         }
         self.mask_pos = 0;
+        self.frame_final = h[0] & 0x80 != 0;
         self.header.clear();
         let control = matches!(op, OP_PING | OP_PONG | OP_CLOSE).then_some(op);
         self.control.clear();
         if len == 0 {
             match control {
                 Some(op) => self.finish_control(op, replies)?,
-                None => self.state = State::Header,
+                None => {
+                    self.state = State::Header;
+                    // `out` is not at hand here: an empty final frame of a compressed
+                    // message is inflated by the next `decode` step (see `pending`).
+                    if let Some(i) = &mut self.inflate
+                        && self.frame_final
+                        && i.active
+                    {
+                        i.pending = true;
+                    }
+                }
             }
         } else {
             self.state = State::Payload { left: len, control };
         }
         Ok(())
+    }
+
+    /// At the end of a data frame: a compressed message's last frame is inflated into
+    /// `out` (bounded by `max_payload`).
+    fn finish_data(&mut self, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+        let Some(i) = &mut self.inflate else {
+            return Ok(());
+        };
+        if !(i.active && (self.frame_final || i.pending)) {
+            return Ok(());
+        }
+        i.pending = false;
+        i.active = false;
+        // The sync-flush marker the peer stripped, then an empty final block so the
+        // stream ends cleanly (nats-server appends the same).
+        i.buf
+            .extend_from_slice(&[0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff]);
+        use std::io::Read;
+        let start = out.len();
+        let limit = i.max_out as u64 + 1;
+        let r = flate2::read::DeflateDecoder::new(&i.buf[..])
+            .take(limit)
+            .read_to_end(out);
+        i.buf.clear();
+        match r {
+            Ok(n) if n as u64 >= limit => {
+                out.truncate(start);
+                Err(ProtocolError("maximum payload exceeded".into()))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                out.truncate(start);
+                Err(ProtocolError(format!("unable to decompress: {e}")))
+            }
+        }
     }
 
     fn finish_control(&mut self, op: u8, replies: &mut Vec<Reply>) -> Result<(), ProtocolError> {
@@ -707,6 +829,66 @@ mod tests {
         }
     }
 
+    /// Raw deflate of `data`, sync-flushed, without the trailing 00 00 ff ff (what a
+    /// permessage-deflate peer sends).
+    fn deflated(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.flush().unwrap();
+        let mut v = enc.get_ref().clone();
+        assert!(v.ends_with(&[0, 0, 0xff, 0xff]));
+        v.truncate(v.len() - 4);
+        v
+    }
+
+    #[test]
+    fn compressed_messages_inflate_once_complete() {
+        let msg = b"PUB a 11\r\nhello world\r\nPING\r\n".repeat(20);
+        let z = deflated(&msg);
+        let (a, b) = z.split_at(z.len() / 2);
+        // One frame; two frames; two frames and an empty final one; then a plain one.
+        let mut input = frame(0xC2, &z);
+        input.extend(frame(0x42, a));
+        input.extend(frame(0x80, b));
+        input.extend(frame(0x42, &z));
+        input.extend(frame(0x80, b""));
+        input.extend(frame(0x82, b"PING\r\n"));
+        let mut want = msg.repeat(3);
+        want.extend_from_slice(b"PING\r\n");
+        for step in [1, 5, 64, input.len()] {
+            let mut d = Decoder::default().with_inflate(1 << 20);
+            let (mut out, mut replies) = (Vec::new(), Vec::new());
+            for chunk in input.chunks(step) {
+                d.decode(chunk, &mut out, &mut replies).unwrap();
+            }
+            assert_eq!(out, want, "step {step}");
+        }
+        // Without negotiation a compressed frame is a protocol error; with it, a
+        // compressed continuation or control frame still is.
+        let (_, _, r) = decode_all(&frame(0xC2, &z));
+        assert!(
+            r.unwrap_err()
+                .0
+                .contains("without negotiated permessage-deflate")
+        );
+        let mut d = Decoder::default().with_inflate(1 << 20);
+        let mut input = frame(0x42, a);
+        input.extend(frame(0xC0, b));
+        let e = d
+            .decode(&input, &mut Vec::new(), &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e.0, "invalid continuation frame");
+        // A message that inflates past max_payload is refused.
+        let bomb = deflated(&vec![b'x'; 100_000]);
+        let mut d = Decoder::default().with_inflate(1000);
+        let e = d
+            .decode(&frame(0xC2, &bomb), &mut Vec::new(), &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e.0, "maximum payload exceeded");
+    }
+
     #[test]
     fn a_no_masking_client_sends_plain_frames() {
         let mut d = Decoder::unmasked();
@@ -722,8 +904,12 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(up.no_masking);
-        let answer =
-            String::from_utf8(switching_protocols(&up, &[("X-A".into(), "1".into())])).unwrap();
+        let answer = String::from_utf8(switching_protocols(
+            &up,
+            false,
+            &[("X-A".into(), "1".into())],
+        ))
+        .unwrap();
         assert!(
             answer.contains("\r\nNats-No-Masking: true\r\nX-A: 1\r\n\r\n"),
             "{answer}"
