@@ -994,8 +994,6 @@ async def test_configured_headers(start_server):
     assert c.header("X-Test") == "hello", c.headers
 
 
-@pytest.mark.natrium_xfail(reason="documented in docs/compat.md: frames are not cut to 4 KiB for "
-                                  "Mozilla/ user agents")
 @async_test()
 async def test_browser_frames_at_most_4k(start_server):
     server = start_server(config=ws_conf())

@@ -190,7 +190,7 @@ async fn connection(
         decoder = decoder.with_inflate(max_payload);
     }
     let rd: ConnReader = WsReader::wrap(rd, conn.clone(), decoder);
-    let mut wr: ConnWriter = wr.websocket(conn.clone(), deflate);
+    let mut wr: ConnWriter = wr.websocket(conn.clone(), deflate, up.browser);
     let mut info = Vec::new();
     write::append_info(&mut info, s.client_info_json(&conn, false).as_bytes());
     match s.admit(&conn) {

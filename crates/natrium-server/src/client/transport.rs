@@ -175,9 +175,15 @@ pub struct WsWriter {
     /// permessage-deflate was negotiated: messages of at least [`WS_COMPRESS_MIN`] bytes
     /// go out compressed.
     deflate: bool,
+    /// A browser: uncompressed data goes out in messages of at most
+    /// [`WS_BROWSER_FRAME`] bytes.
+    browser: bool,
     /// The connection (its control queue and close state).
     conn: Arc<ClientConn>,
 }
+
+/// Largest message sent to a browser (nats-server's `wsFrameSizeForBrowsers`).
+const WS_BROWSER_FRAME: usize = 4096;
 
 /// Smaller writes go out uncompressed even with permessage-deflate (nats-server's
 /// threshold).
@@ -189,13 +195,14 @@ const WS_COPY_MAX: usize = 64 * 1024;
 
 impl ConnWriter {
     /// Wraps `self` so that everything written goes out in WebSocket frames for `conn`,
-    /// compressed when `deflate` was negotiated.
-    pub fn websocket(self, conn: Arc<ClientConn>, deflate: bool) -> ConnWriter {
+    /// compressed when `deflate` was negotiated, in small frames for a `browser`.
+    pub fn websocket(self, conn: Arc<ClientConn>, deflate: bool, browser: bool) -> ConnWriter {
         ConnWriter {
             base: self.base,
             ws: Some(Box::new(WsWriter {
                 frame: Vec::new(),
                 deflate,
+                browser,
                 conn,
             })),
         }
@@ -234,6 +241,14 @@ impl ConnWriter {
                 return self.base.write_all(&ws.frame, deadline).await;
             }
             ws.frame.clear();
+        }
+        if ws.browser && data.len() > WS_BROWSER_FRAME {
+            // The NATS byte stream does not care where messages end: several small ones.
+            for chunk in data.chunks(WS_BROWSER_FRAME) {
+                websocket::frame_header(websocket::OP_BINARY, chunk.len(), &mut ws.frame);
+                ws.frame.extend_from_slice(chunk);
+            }
+            return self.base.write_all(&ws.frame, deadline).await;
         }
         websocket::frame_header(websocket::OP_BINARY, data.len(), &mut ws.frame);
         if data.len() <= WS_COPY_MAX {

@@ -102,6 +102,9 @@ pub struct Upgrade {
     pub no_masking: bool,
     /// The client offers permessage-deflate (`Sec-WebSocket-Extensions`).
     pub offers_deflate: bool,
+    /// The client is likely a browser (`User-Agent: Mozilla/...`): browsers cope better
+    /// with frames of at most 4 KiB (nats-server's experience).
+    pub browser: bool,
     /// Bytes of the request head (anything after it was sent too early).
     pub head_len: usize,
 }
@@ -194,10 +197,12 @@ pub fn parse_upgrade(
         .filter_map(|x| std::str::from_utf8(x.value).ok())
         .flat_map(|v| v.split([',', ';']))
         .any(|p| p.trim().eq_ignore_ascii_case("permessage-deflate"));
+    let browser = header(h, "User-Agent").is_some_and(|ua| ua.starts_with("Mozilla/"));
     Ok(Some(Upgrade {
         key: key.to_string(),
         no_masking,
         offers_deflate,
+        browser,
         head_len,
     }))
 }
