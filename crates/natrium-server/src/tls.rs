@@ -278,11 +278,7 @@ impl ServerTls {
         stream: TcpStream,
         deadline: tokio::time::Instant,
     ) -> Result<TlsStream<TcpStream>, HandshakeError> {
-        match tokio::time::timeout_at(deadline, self.acceptor.accept(stream)).await {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(HandshakeError::Io(e)),
-            Err(_) => Err(HandshakeError::Timeout),
-        }
+        handshake(&self.acceptor, stream, deadline).await
     }
 }
 
@@ -292,11 +288,21 @@ impl ServerTls {
         &self,
         stream: TcpStream,
     ) -> Result<TlsStream<TcpStream>, HandshakeError> {
-        match tokio::time::timeout(self.opts.timeout, self.https.accept(stream)).await {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(HandshakeError::Io(e)),
-            Err(_) => Err(HandshakeError::Timeout),
-        }
+        let deadline = tokio::time::Instant::now() + self.opts.timeout;
+        handshake(&self.https, stream, deadline).await
+    }
+}
+
+/// The server side of a handshake with `acceptor`, to be done by `deadline`.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    deadline: tokio::time::Instant,
+) -> Result<TlsStream<TcpStream>, HandshakeError> {
+    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(HandshakeError::Io(e)),
+        Err(_) => Err(HandshakeError::Timeout),
     }
 }
 

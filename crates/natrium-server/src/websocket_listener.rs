@@ -179,7 +179,7 @@ async fn connection(
         meta.websocket = true;
         meta.tls = session;
     }
-    let deflate = opts.compression && up.offers_deflate;
+    let deflate = negotiates_deflate(&opts, &up);
     let mut decoder = if up.no_masking {
         websocket::Decoder::unmasked()
     } else {
@@ -237,7 +237,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
                 reason: "client sent data before handshake is complete".into(),
             },
             Ok(Some(up)) => {
-                let deflate = opts.compression && up.offers_deflate;
+                let deflate = negotiates_deflate(opts, &up);
                 let answer = websocket::switching_protocols(&up, deflate, &opts.headers);
                 let sent = tokio::time::timeout_at(deadline, st.write_all(&answer)).await;
                 return matches!(sent, Ok(Ok(()))).then_some(up);
@@ -253,4 +253,10 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = tokio::time::timeout_at(deadline, st.shutdown()).await;
         return None;
     }
+}
+
+/// Whether permessage-deflate is on for this connection: configured, and offered by the
+/// client.
+fn negotiates_deflate(opts: &WebsocketOptions, up: &Upgrade) -> bool {
+    opts.compression && up.offers_deflate
 }

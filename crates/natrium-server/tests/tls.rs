@@ -112,13 +112,7 @@ async fn a_tls_client_talks_through_the_upgrade_and_connz_shows_the_session() {
     // A payload larger than one TLS record (16 KiB) crosses in pieces.
     support::big_then_small(&nc, &mut sub, "t").await;
 
-    let tls: Vec<_> = s
-        .server
-        .shared()
-        .clients()
-        .iter()
-        .filter_map(|c| c.meta.lock().tls.clone())
-        .collect();
+    let tls = support::tls_sessions(&s);
     assert_eq!(tls.len(), 1, "{tls:?}");
     assert_eq!(tls[0].version, "1.3");
     assert!(tls[0].cipher_suite.starts_with("TLS_"), "{:?}", tls[0]);
@@ -228,13 +222,7 @@ async fn handshake_first_takes_tls_before_info() {
         .await
         .expect("a TLS-first client connects");
     support::roundtrip(&nc).await;
-    let firsts: Vec<bool> = s
-        .server
-        .shared()
-        .clients()
-        .iter()
-        .filter_map(|c| c.meta.lock().tls.as_ref().map(|t| t.first))
-        .collect();
+    let firsts: Vec<bool> = support::tls_sessions(&s).iter().map(|t| t.first).collect();
     assert_eq!(firsts, vec![true]);
     // A client that waits for INFO gets nothing in the clear.
     let sock = TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
@@ -265,13 +253,7 @@ async fn handshake_first_with_a_fallback_admits_both_kinds_of_client() {
     let later = trusting().connect(url(&s)).await.unwrap();
     support::roundtrip(&first).await;
     support::roundtrip(&later).await;
-    let mut firsts: Vec<bool> = s
-        .server
-        .shared()
-        .clients()
-        .iter()
-        .filter_map(|c| c.meta.lock().tls.as_ref().map(|t| t.first))
-        .collect();
+    let mut firsts: Vec<bool> = support::tls_sessions(&s).iter().map(|t| t.first).collect();
     firsts.sort();
     assert_eq!(firsts, vec![false, true]);
     s.stop().await;
@@ -298,13 +280,7 @@ async fn allow_non_tls_serves_plain_and_tls_clients() {
         .unwrap()
         .unwrap();
     assert_eq!(m.payload.as_ref(), b"across");
-    let sessions = s
-        .server
-        .shared()
-        .clients()
-        .iter()
-        .filter(|c| c.meta.lock().tls.is_some())
-        .count();
+    let sessions = support::tls_sessions(&s).len();
     assert_eq!(sessions, 1);
     s.stop().await;
 }
@@ -335,12 +311,9 @@ async fn min_version_refuses_older_clients() {
         .await
         .expect("TLS 1.2 is accepted by default");
     support::roundtrip(&nc).await;
-    let v: Vec<_> = s
-        .server
-        .shared()
-        .clients()
+    let v: Vec<_> = support::tls_sessions(&s)
         .iter()
-        .filter_map(|c| c.meta.lock().tls.as_ref().map(|t| t.version))
+        .map(|t| t.version)
         .collect();
     assert_eq!(v, vec!["1.2"]);
     s.stop().await;

@@ -175,12 +175,9 @@ async fn wss_uses_the_websocket_tls_certificate() {
         .await
         .expect("a wss:// client connects");
     support::roundtrip(&nc).await;
-    let sessions: Vec<_> = s
-        .server
-        .shared()
-        .clients()
+    let sessions: Vec<_> = support::tls_sessions(&s)
         .iter()
-        .filter_map(|c| c.meta.lock().tls.as_ref().map(|t| t.version))
+        .map(|t| t.version)
         .collect();
     assert_eq!(sessions, vec!["1.3"]);
     s.stop().await;

@@ -142,3 +142,13 @@ pub async fn big_then_small(
     assert_eq!(next_msg(sub).await.payload.as_ref(), big.as_slice());
     assert_eq!(next_msg(sub).await.payload.as_ref(), b"hi");
 }
+
+/// The TLS sessions of the server's open client connections, in connection order.
+pub fn tls_sessions(s: &TestServer) -> Vec<natrium_server::tls::TlsInfo> {
+    s.server
+        .shared()
+        .clients()
+        .iter()
+        .filter_map(|c| c.meta.lock().tls.clone())
+        .collect()
+}
