@@ -442,6 +442,18 @@ pub fn wire_imports(
     accounts: &FxHashMap<String, Arc<Account>>,
 ) -> Result<(), ImportError> {
     for imp in &config.imports {
+        wire_import(importer, imp, accounts)?;
+    }
+    Ok(())
+}
+
+/// Wire one import into `importer`, given all accounts by name.
+pub fn wire_import(
+    importer: &Arc<Account>,
+    imp: &crate::options::ImportConfig,
+    accounts: &FxHashMap<String, Arc<Account>>,
+) -> Result<(), ImportError> {
+    {
         let kind = if imp.service { "service" } else { "stream" };
         let exporter = accounts
             .get(&imp.account)

@@ -46,20 +46,7 @@ const UNSUPPORTED_TOP: &[&str] = &[
     "proxy_protocol",
     "ocsp",
     "write_timeout",
-    "operator",
-    "operators",
-    "roots",
-    "root",
-    "root_operators",
-    "root_operator",
-    "resolver",
-    "account_resolver",
-    "accounts_resolver",
     "resolver_tls",
-    "resolver_preload",
-    "resolver_pinned_accounts",
-    "trusted",
-    "trusted_keys",
     "connect_error_reports",
     "reconnect_error_reports",
     "mqtt",
@@ -205,7 +192,7 @@ pub fn apply(o: &mut Options, map: &Map) -> Result<(), ConfError> {
     for e in map.iter() {
         apply_entry(o, e)?;
     }
-    Ok(())
+    crate::config_operator::finish(o)
 }
 
 fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
@@ -350,6 +337,7 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
         "no_system_account" | "no_system" | "no_sys_acc" => {
             o.accounts.no_system_account = conf::as_bool(v)?
         }
+        k if crate::config_operator::apply_entry(o, k, e)? => {}
         k if UNSUPPORTED_TOP.contains(&k) => {
             o.warnings.push(format!(
                 "{}: {:?} is not supported by natrium-server and is ignored",

@@ -103,6 +103,11 @@ pub struct Options {
     pub tls: Option<crate::tls::TlsOptions>,
     /// Top-level `mappings {}`: subject mappings of the global account.
     pub mappings: Vec<crate::subject_mapping::MappingConfig>,
+    /// `operator`, `trusted_keys`, `resolver` and `resolver_preload` as read, until
+    /// [`crate::config_operator::finish`] checks them.
+    pub operator_options: Option<crate::config_operator::OperatorOptions>,
+    /// Operator (JWT) mode, checked: who may sign accounts and users. `None`: off.
+    pub operator: Option<std::sync::Arc<crate::config_operator::OperatorAuth>>,
     /// The `websocket {}` listener, when configured with a port.
     pub websocket: Option<WebsocketOptions>,
     /// `allow_non_tls`: with TLS configured, also admit clients that stay in the clear
@@ -448,6 +453,8 @@ impl Default for Options {
             },
             tls: None,
             mappings: Vec::new(),
+            operator_options: None,
+            operator: None,
             websocket: None,
             allow_non_tls: false,
             warnings: Vec::new(),

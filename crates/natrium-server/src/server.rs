@@ -375,7 +375,15 @@ impl ServerShared {
             }
             let certs = c.peer_certs();
             let cert = certs.as_deref().and_then(|v| v.first());
-            match registry.authenticate_with(&creds, &c.nonce, cert, crate::auth::ConnKind::of(&c))
+            match registry
+                .authenticate_with(
+                    &creds,
+                    &c.nonce,
+                    cert,
+                    crate::auth::ConnKind::of(&c),
+                    Some(c.addr.ip()),
+                )
+                .ok()
             {
                 None => c.err_and_close(
                     "Authorization Violation",
@@ -587,15 +595,16 @@ impl ServerShared {
     }
 
     /// Log an authentication failure.
-    pub fn log_auth_failure(&self, conn: &ClientConn, user: Option<&str>) {
+    pub fn log_auth_failure(&self, conn: &ClientConn, user: Option<&str>, reason: Option<&str>) {
+        let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
         match user {
             Some(u) => error!(
                 self.log,
-                "{} - cid:{} - authentication error - User {:?}", conn.addr, conn.cid, u
+                "{} - cid:{} - authentication error - User {:?}{why}", conn.addr, conn.cid, u
             ),
             None => error!(
                 self.log,
-                "{} - cid:{} - authentication error", conn.addr, conn.cid
+                "{} - cid:{} - authentication error{why}", conn.addr, conn.cid
             ),
         }
     }

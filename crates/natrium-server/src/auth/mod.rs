@@ -9,6 +9,7 @@
 //! The server never says which part of the credentials was wrong: every failure is the
 //! same `Authorization Violation`.
 
+pub mod operator;
 pub mod permissions;
 
 use crate::account::GLOBAL_ACCOUNT;
@@ -144,6 +145,29 @@ pub struct Identity {
     pub label: Option<String>,
     /// Account to bind to.
     pub account: String,
+    /// When the login stops being valid (unix seconds): a user JWT's `exp`.
+    pub expires: Option<i64>,
+    /// The user's own subscription limit (-1: none; a user JWT's `subs`).
+    pub max_subs: i64,
+    /// The user's own payload limit (-1: none; a user JWT's `payload`).
+    pub max_payload: i64,
+    /// What monitoring shows of a JWT user.
+    pub jwt_user: Option<Arc<operator::JwtUser>>,
+}
+
+impl Identity {
+    /// An identity with no limits of its own.
+    fn plain(user: Option<Arc<AuthUser>>, label: Option<String>, account: String) -> Identity {
+        Identity {
+            user,
+            label,
+            account,
+            expires: None,
+            max_subs: -1,
+            max_payload: -1,
+            jwt_user: None,
+        }
+    }
 }
 
 /// Users and how to check them.
@@ -164,6 +188,8 @@ pub struct AuthRegistry {
     ws_tls_map: bool,
     /// The `no_auth_user`'s name (it needs no credentials on any listener).
     no_auth_name: Option<String>,
+    /// Operator (JWT) mode: users log in with user JWTs checked against these.
+    operator: Option<Arc<crate::config_operator::OperatorAuth>>,
 }
 
 impl AuthRegistry {
@@ -205,6 +231,7 @@ impl AuthRegistry {
                 .and_then(|w| w.tls.as_ref())
                 .is_some_and(|t| t.map),
             no_auth_name: o.accounts.no_auth_user.clone(),
+            operator: o.operator.clone(),
             simple: o.auth.clone(),
             users,
             no_auth_user,
@@ -213,7 +240,7 @@ impl AuthRegistry {
 
     /// Whether any credentials are configured.
     pub fn configured(&self) -> bool {
-        self.simple.required() || !self.users.is_empty()
+        self.simple.required() || !self.users.is_empty() || self.operator.is_some()
     }
 
     /// `auth_required` as INFO reports it: false when a `no_auth_user` lets anonymous
@@ -224,7 +251,12 @@ impl AuthRegistry {
 
     /// Whether INFO must carry a nonce.
     pub fn needs_nonce(&self) -> bool {
-        self.has_nkeys
+        self.has_nkeys || self.operator.is_some()
+    }
+
+    /// Whether users log in with JWTs (operator mode).
+    pub fn operator_mode(&self) -> bool {
+        self.operator.is_some()
     }
 
     /// Whether a user with this name (or nkey) exists.
@@ -257,12 +289,30 @@ impl AuthRegistry {
 
     /// Authenticate CONNECT's credentials. `None` is an authorization violation.
     pub fn authenticate(&self, c: &ConnectOptions, nonce: &str) -> Option<Identity> {
-        self.authenticate_with(c, nonce, None, ConnKind::Standard)
+        self.authenticate_with(c, nonce, None, ConnKind::Standard, None)
+            .ok()
     }
 
     /// Authenticate CONNECT's credentials and, with `verify_and_map`, the client's
-    /// (verified) certificate `cert`. `None` is an authorization violation.
+    /// (verified) certificate `cert`; `peer` is the client's address. An error is an
+    /// authorization violation, with the reason for the log when there is one.
     pub fn authenticate_with(
+        &self,
+        c: &ConnectOptions,
+        nonce: &str,
+        cert: Option<&PeerCert>,
+        kind: ConnKind,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Identity, Option<String>> {
+        if let Some(op) = &self.operator {
+            return operator::authenticate(op, c, nonce, kind, peer)
+                .map_err(|e| Some(e.to_string()));
+        }
+        self.authenticate_configured(c, nonce, cert, kind)
+            .ok_or(None)
+    }
+
+    fn authenticate_configured(
         &self,
         c: &ConnectOptions,
         nonce: &str,
@@ -271,11 +321,11 @@ impl AuthRegistry {
     ) -> Option<Identity> {
         if !self.configured() {
             // nats-server still reports the user name the client sent (`/connz?auth=1`).
-            return Some(Identity {
-                user: None,
-                label: c.user.clone().filter(|u| !u.is_empty()),
-                account: GLOBAL_ACCOUNT.to_string(),
-            });
+            return Some(Identity::plain(
+                None,
+                c.user.clone().filter(|u| !u.is_empty()),
+                GLOBAL_ACCOUNT.to_string(),
+            ));
         }
         let user_given = c.user.as_deref().filter(|u| !u.is_empty());
         let nkey_given = c.nkey.as_deref().filter(|k| !k.is_empty());
@@ -326,13 +376,13 @@ impl AuthRegistry {
             }
         }
         if let Some(token) = &self.simple.token {
-            return token_given
-                .filter(|t| secret_matches(token, t))
-                .map(|_| Identity {
-                    user: None,
-                    label: Some("[REDACTED]".to_string()),
-                    account: GLOBAL_ACCOUNT.to_string(),
-                });
+            return token_given.filter(|t| secret_matches(token, t)).map(|_| {
+                Identity::plain(
+                    None,
+                    Some("[REDACTED]".to_string()),
+                    GLOBAL_ACCOUNT.to_string(),
+                )
+            });
         }
         if let Some(user) = &self.simple.user {
             let ok = user_given.is_some_and(|u| ct_eq(u.as_bytes(), user.as_bytes()))
@@ -340,11 +390,8 @@ impl AuthRegistry {
                     self.simple.password.as_deref().unwrap_or(""),
                     pass_given.unwrap_or(""),
                 );
-            return ok.then(|| Identity {
-                user: None,
-                label: Some(user.clone()),
-                account: GLOBAL_ACCOUNT.to_string(),
-            });
+            return ok
+                .then(|| Identity::plain(None, Some(user.clone()), GLOBAL_ACCOUNT.to_string()));
         }
         None
     }
@@ -353,11 +400,11 @@ impl AuthRegistry {
         if !u.allowed(kind) {
             return None;
         }
-        Some(Identity {
-            user: Some(u.clone()),
-            label: Some(u.name.clone()),
-            account: u.account.clone(),
-        })
+        Some(Identity::plain(
+            Some(u.clone()),
+            Some(u.name.clone()),
+            u.account.clone(),
+        ))
     }
 }
 

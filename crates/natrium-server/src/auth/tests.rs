@@ -236,32 +236,32 @@ fn a_certificate_identity_cannot_log_in_by_name() {
     let r = mapping_registry(vec![cert_only("alice@example.com"), bob], false, true);
     let c = connect(r#"{"user":"alice@example.com"}"#);
     assert!(
-        r.authenticate_with(&c, "", None, ConnKind::Standard)
-            .is_none()
+        r.authenticate_with(&c, "", None, ConnKind::Standard, None)
+            .is_err()
     );
     let c = connect(r#"{"user":"bob","pass":"pw"}"#);
     assert!(
-        r.authenticate_with(&c, "", None, ConnKind::Standard)
-            .is_some()
+        r.authenticate_with(&c, "", None, ConnKind::Standard, None)
+            .is_ok()
     );
     // Without mapping anywhere, a password-less user is just that (nats-server too).
     let r = mapping_registry(vec![cert_only("carol")], false, false);
     let c = connect(r#"{"user":"carol"}"#);
     assert!(
-        r.authenticate_with(&c, "", None, ConnKind::Standard)
-            .is_some()
+        r.authenticate_with(&c, "", None, ConnKind::Standard, None)
+            .is_ok()
     );
     // Mapping on the client port does not map WebSocket clients: there bob's password
     // still counts.
     let r = mapping_registry(vec![user("bob", "pw", "$G")], true, false);
     let c = connect(r#"{"user":"bob","pass":"pw"}"#);
     assert!(
-        r.authenticate_with(&c, "", None, ConnKind::Websocket)
-            .is_some()
+        r.authenticate_with(&c, "", None, ConnKind::Websocket, None)
+            .is_ok()
     );
     assert!(
-        r.authenticate_with(&c, "", None, ConnKind::Standard)
-            .is_none(),
+        r.authenticate_with(&c, "", None, ConnKind::Standard, None)
+            .is_err(),
         "no certificate"
     );
 }
@@ -276,19 +276,19 @@ fn allowed_connection_types_follow_the_transport() {
     let s = connect(r#"{"user":"s","pass":"pw"}"#);
     let w = connect(r#"{"user":"w","pass":"pw"}"#);
     assert!(
-        r.authenticate_with(&s, "", None, ConnKind::Standard)
-            .is_some()
+        r.authenticate_with(&s, "", None, ConnKind::Standard, None)
+            .is_ok()
     );
     assert!(
-        r.authenticate_with(&s, "", None, ConnKind::Websocket)
-            .is_none()
+        r.authenticate_with(&s, "", None, ConnKind::Websocket, None)
+            .is_err()
     );
     assert!(
-        r.authenticate_with(&w, "", None, ConnKind::Websocket)
-            .is_some()
+        r.authenticate_with(&w, "", None, ConnKind::Websocket, None)
+            .is_ok()
     );
     assert!(
-        r.authenticate_with(&w, "", None, ConnKind::Standard)
-            .is_none()
+        r.authenticate_with(&w, "", None, ConnKind::Standard, None)
+            .is_err()
     );
 }

@@ -74,6 +74,8 @@ pub enum CloseReason {
     ServerShutdown,
     /// The TLS handshake failed or timed out.
     TlsHandshakeError,
+    /// The user JWT expired while connected.
+    AuthenticationExpired,
 }
 
 impl CloseReason {
@@ -99,6 +101,7 @@ impl CloseReason {
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::ServerShutdown => "Server Shutdown",
             CloseReason::TlsHandshakeError => "TLS Handshake Failure",
+            CloseReason::AuthenticationExpired => "Authentication Expired",
         }
     }
 
@@ -175,6 +178,9 @@ pub struct ClientConn {
     pub out: Mutex<Outbound>,
     /// Wakes the writer task.
     pub writer_wake: Notify,
+    /// When the login expires (unix seconds; 0: never): a user JWT's `exp`. The writer
+    /// task closes the connection then, with `User Authentication Expired`.
+    pub expires_unix: std::sync::atomic::AtomicI64,
     /// Signalled by the writer after a write when a stalled producer is waiting.
     pub drained: Notify,
     /// The client negotiated headers (HPUB/HMSG).
@@ -241,6 +247,7 @@ impl ClientConn {
             start_mono: mono_nanos(),
             out: Mutex::new(Outbound::default()),
             writer_wake: Notify::new(),
+            expires_unix: std::sync::atomic::AtomicI64::new(0),
             drained: Notify::new(),
             headers: AtomicBool::new(false),
             connected: AtomicBool::new(false),

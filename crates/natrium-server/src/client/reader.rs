@@ -129,8 +129,10 @@ struct Reader {
     perms: Option<Arc<ClientPerms>>,
     /// Publish permission results by subject (static rules only).
     pub_cache: FxHashMap<Box<[u8]>, bool>,
-    /// Effective subscription limit (server and account), 0 = none.
+    /// Effective subscription limit (server, account and user), -1 = none.
     max_subs: i64,
+    /// The user's own payload limit (a user JWT's `payload`; -1: none).
+    user_max_payload: i64,
     /// The connect-info INFO has been sent after the first PONG.
     first_pong_sent: bool,
     /// Private match cache.
@@ -229,7 +231,8 @@ pub async fn serve(
         auth_configured: registry.configured(),
         perms: None,
         pub_cache: FxHashMap::default(),
-        max_subs: 0,
+        max_subs: -1,
+        user_max_payload: -1,
         first_pong_sent: false,
         l1: L1Cache {
             genid: u64::MAX,
@@ -586,12 +589,16 @@ impl Reader {
                 (false, Some(c)) => {
                     let certs = self.conn.peer_certs();
                     let cert = certs.as_deref().and_then(|v| v.first());
-                    self.server.auth().authenticate_with(
-                        &c,
-                        &self.conn.nonce,
-                        cert,
-                        ConnKind::of(&self.conn),
-                    )
+                    self.server
+                        .auth()
+                        .authenticate_with(
+                            &c,
+                            &self.conn.nonce,
+                            cert,
+                            ConnKind::of(&self.conn),
+                            Some(self.conn.addr.ip()),
+                        )
+                        .ok()
                 }
                 _ => None,
             };
@@ -733,25 +740,14 @@ impl Reader {
             &self.conn.nonce,
             cert,
             ConnKind::of(&self.conn),
+            Some(self.conn.addr.ip()),
         );
-        let Some(identity) = identity else {
-            self.login_failed = true;
-            {
-                // What the closed-connection record and the disconnect event show.
-                let mut meta = self.conn.meta.lock();
-                meta.user = copts.user.clone().filter(|u| !u.is_empty());
-                meta.account = crate::account::GLOBAL_ACCOUNT.to_string();
-                if meta.rtt_nanos == 0 {
-                    meta.rtt_nanos = mono_nanos().saturating_sub(self.conn.start_mono).max(1);
-                }
+        let identity = match identity {
+            Ok(id) => id,
+            Err(reason) => {
+                self.refuse_login(&copts, reason.as_deref());
+                return Flow::Close;
             }
-            self.server
-                .log_auth_failure(&self.conn, copts.user.as_deref());
-            self.conn.err_and_close(
-                "Authorization Violation",
-                CloseReason::AuthenticationViolation,
-            );
-            return Flow::Close;
         };
         if copts.new_account || copts.account.as_deref().is_some_and(|a| !a.is_empty()) {
             self.conn.err_and_close(
@@ -810,6 +806,27 @@ impl Reader {
         Flow::Continue
     }
 
+    /// A refused login: recorded for `/connz?state=closed` and the disconnect event,
+    /// logged (with the reason, when there is one), answered with nats-server's violation.
+    fn refuse_login(&mut self, copts: &ConnectOptions, reason: Option<&str>) {
+        self.login_failed = true;
+        {
+            // What the closed-connection record and the disconnect event show.
+            let mut meta = self.conn.meta.lock();
+            meta.user = copts.user.clone().filter(|u| !u.is_empty());
+            meta.account = crate::account::GLOBAL_ACCOUNT.to_string();
+            if meta.rtt_nanos == 0 {
+                meta.rtt_nanos = mono_nanos().saturating_sub(self.conn.start_mono).max(1);
+            }
+        }
+        self.server
+            .log_auth_failure(&self.conn, copts.user.as_deref(), reason);
+        self.conn.err_and_close(
+            "Authorization Violation",
+            CloseReason::AuthenticationViolation,
+        );
+    }
+
     /// After a reload: the protocol limits from the new options (the account's
     /// `max_payload` still caps the server's), for the next line and payload parsed.
     fn refresh_limits(&mut self) {
@@ -826,11 +843,15 @@ impl Reader {
     /// The account's `max_payload`, when set, caps the parser's.
     fn cap_payload_by_account(&mut self) {
         let account_max = self.account.limits().max_payload;
+        let mut limits = self.parser.limits();
         if account_max > 0 {
-            let mut limits = self.parser.limits();
             limits.max_payload = limits.max_payload.min(account_max);
-            self.parser.set_limits(limits);
         }
+        // A user JWT's `payload` (0 included) caps it too.
+        if self.user_max_payload >= 0 {
+            limits.max_payload = limits.max_payload.min(self.user_max_payload);
+        }
+        self.parser.set_limits(limits);
     }
 
     /// Bind the connection to the identity's account and permissions. False if the account
@@ -867,12 +888,24 @@ impl Reader {
         let opts = self.server.opts();
         let server_max = opts.max_subscriptions;
         let acc_max = account.limits().max_subscriptions;
-        self.max_subs = match (server_max > 0, acc_max > 0) {
-            (true, true) => server_max.min(acc_max),
-            (true, false) => server_max,
-            (false, true) => acc_max,
-            (false, false) => 0,
-        };
+        // -1: no limit. The server's and the account's 0 mean none, a user JWT's 0 means
+        // no subscriptions at all (as in nats-server).
+        self.user_max_payload = id.max_payload;
+        self.max_subs = [
+            (server_max > 0).then_some(server_max),
+            (acc_max > 0).then_some(acc_max),
+            (id.max_subs >= 0).then_some(id.max_subs),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(-1);
+        self.conn
+            .expires_unix
+            .store(id.expires.unwrap_or(0), Ordering::Relaxed);
+        if id.expires.is_some() {
+            self.conn.writer_wake.notify_one();
+        }
         {
             let mut meta = self.conn.meta.lock();
             meta.account = account.name.clone();
@@ -989,7 +1022,7 @@ impl Reader {
             return Flow::Continue;
         }
         let mut subs = self.conn.subs.lock();
-        if self.max_subs > 0 && subs.len() as i64 >= self.max_subs {
+        if self.max_subs >= 0 && subs.len() as i64 >= self.max_subs {
             drop(subs);
             self.server
                 .log_client_error(&self.conn, "maximum subscriptions exceeded");

@@ -338,6 +338,7 @@ pub fn close_status(reason: CloseReason) -> u16 {
     match reason {
         ClientClosed => CLOSE_NORMAL,
         AuthenticationTimeout
+        | AuthenticationExpired
         | AuthenticationViolation
         | SlowConsumerPendingBytes
         | SlowConsumerWriteDeadline

@@ -1,0 +1,708 @@
+//! Operator (JWT) mode in the config: `operator`, `trusted_keys`, `resolver`,
+//! `resolver_preload`.
+//!
+//! Why here and not at CONNECT: in operator mode the accounts come from account JWTs, not
+//! from an `accounts {}` block. With the `MEMORY` resolver (and the JWTs a `full` or
+//! `cache` resolver finds in its directory at start) every account is known when the
+//! config is read, so each account JWT is verified once and turned into the same
+//! [`AccountConfig`] an `accounts {}` block gives. Everything downstream (limits,
+//! JetStream, imports, exports, mappings, monitoring) then works as for configured
+//! accounts. What stays JWT-specific is who may log in: [`OperatorAuth`] keeps, per
+//! account, the keys that may sign users, the revocations and the default permissions,
+//! for `auth` to check user JWTs against.
+//!
+//! nats-server's rules are followed: an operator needs a resolver; operator mode refuses
+//! configured accounts and users; `system_account` must agree with the operator's; an
+//! account JWT counts only if a trusted key signed it. Not supported (refused with a
+//! clear error, see `docs/compat.md`): the `URL(...)` resolver, and accounts pushed while
+//! running (`$SYS.REQ.CLAIMS.UPDATE`); a `full` or `cache` resolver reads its directory at
+//! start only.
+
+use crate::conf::{self, ConfError, Entry, Pos, Spanned, Value};
+use crate::jwt::{self, AccountNats, ActivationNats, Claims, OperatorNats, UserPermissionLimits};
+use crate::options::{
+    AccountConfig, AccountJsLimits, AccountLimits, DEFAULT_ALLOW_RESPONSE_EXPIRATION, ExportConfig,
+    ImportConfig, Options, Permissions, ResponsePermission, ResponseType, SubjectPermission,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where account JWTs come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolver {
+    /// `MEMORY`: only `resolver_preload`.
+    Memory,
+    /// `{type: full|cache, dir: …}`: the `<account>.jwt` files in `dir` at start, and
+    /// `resolver_preload`.
+    Dir {
+        /// `full` (true) or `cache`.
+        full: bool,
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+/// The operator keys as the config gives them, before [`finish`] checks them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OperatorOptions {
+    /// Decoded operator JWTs (`operator`).
+    pub operators: Vec<Claims<OperatorNats>>,
+    /// The raw operator JWTs, for monitoring.
+    pub operator_jwts: Vec<String>,
+    /// `trusted_keys`.
+    pub trusted_keys: Vec<String>,
+    /// `resolver`.
+    pub resolver: Option<Resolver>,
+    /// `resolver_preload`: account public key to JWT.
+    pub preload: Vec<(String, String)>,
+    /// Where the first operator key was set, for errors about the whole setup.
+    pub pos: Pos,
+}
+
+impl PartialEq for Claims<OperatorNats> {
+    fn eq(&self, other: &Self) -> bool {
+        self.jti == other.jti && self.sub == other.sub && self.iat == other.iat
+    }
+}
+
+/// A user-signing key of an account, with its scope's template when it is scoped.
+pub type SigningKeys = BTreeMap<String, Option<UserPermissionLimits>>;
+
+/// What authenticating an account's users needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountAuth {
+    /// The account's display name (`name` in its JWT; `{{account-name()}}`).
+    pub name: String,
+    /// Keys that may sign users (the account key itself is one, with no scope).
+    pub signing_keys: SigningKeys,
+    /// Revoked users (public key or `*`) with the time before which their JWTs are void.
+    pub revocations: BTreeMap<String, i64>,
+    /// Permissions of users whose JWT has none.
+    pub default_permissions: Option<Permissions>,
+    /// Bearer-token users refused.
+    pub disallow_bearer: bool,
+    /// The account JWT's expiry (unix seconds, 0: none).
+    pub expires: i64,
+    /// The account JWT's tags (`{{account-tag(x)}}`).
+    pub tags: Vec<String>,
+    /// The account JWT.
+    pub jwt: String,
+}
+
+/// Operator mode, checked: the keys trusted to sign accounts, and each account's login
+/// rules.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OperatorAuth {
+    /// Operator keys (and signing keys) trusted to sign account JWTs.
+    pub trusted_keys: Vec<String>,
+    /// Accounts by public key.
+    pub accounts: BTreeMap<String, AccountAuth>,
+    /// The operator JWTs (`/varz trusted_operators_jwt`).
+    pub operator_jwts: Vec<String>,
+}
+
+fn strings(v: &Spanned, what: &str) -> Result<Vec<String>, ConfError> {
+    match &v.value {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match &i.value {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(i.pos.error(format!(
+                    "error parsing {what}: unsupported type {} where string is expected",
+                    other.type_name()
+                ))),
+            })
+            .collect(),
+        other => Err(v.pos.error(format!(
+            "error parsing {what}: unsupported type {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// Read an operator JWT from a file, or take it inline (a string starting `eyJ`).
+fn read_operator(text: &str, at: &Pos) -> Result<(String, Claims<OperatorNats>), ConfError> {
+    let contents = match std::fs::read_to_string(text) {
+        Ok(c) => c,
+        Err(e) if !text.starts_with("eyJ") => {
+            return Err(at.error(format!("error parsing operator JWT: {e}")));
+        }
+        Err(_) => text.to_string(),
+    };
+    let token = jwt::parse_decorated(&contents).to_string();
+    let claims = jwt::decode::<OperatorNats>(&token)
+        .map_err(|e| at.error(format!("error parsing operator JWT: {e}")))?;
+    if claims.iss != claims.sub && !claims.nats.signing_keys.contains(&claims.iss) {
+        return Err(at.error("error parsing operator JWT: not self-signed by the operator"));
+    }
+    Ok((token, claims))
+}
+
+/// Apply one of the operator-mode keys. `false` when `key` is none of them.
+pub fn apply_entry(o: &mut Options, key: &str, e: &Entry) -> Result<bool, ConfError> {
+    let v = &e.value;
+    match key {
+        "operator" | "operators" | "roots" | "root" | "root_operators" | "root_operator" => {
+            let op = o.operator_options.get_or_insert_with(Default::default);
+            op.pos = e.key_pos.clone();
+            op.operators.clear();
+            op.operator_jwts.clear();
+            for s in strings(v, "operators")? {
+                let (token, claims) = read_operator(&s, &v.pos)?;
+                op.operator_jwts.push(token);
+                op.operators.push(claims);
+            }
+        }
+        "trusted" | "trusted_keys" => {
+            let keys = strings(v, "trusted")?;
+            for k in &keys {
+                if !jwt::is_public_key(k, nkeys::KeyPairType::Operator) {
+                    return Err(v.pos.error(format!(
+                        "trust key {k:?} required to be a valid public operator nkey"
+                    )));
+                }
+            }
+            let op = o.operator_options.get_or_insert_with(Default::default);
+            if op.operators.is_empty() {
+                op.pos = e.key_pos.clone();
+            }
+            op.trusted_keys = keys;
+        }
+        "resolver" | "account_resolver" | "accounts_resolver" => {
+            let r = resolver(v)?;
+            o.operator_options
+                .get_or_insert_with(Default::default)
+                .resolver = Some(r);
+        }
+        "resolver_preload" => {
+            let Value::Map(m) = &v.value else {
+                return Err(v
+                    .pos
+                    .error("preload should be a map of account_public_key:account_jwt"));
+            };
+            let mut preload = Vec::new();
+            for pe in m.iter() {
+                let Value::String(token) = &pe.value.value else {
+                    return Err(pe
+                        .value
+                        .pos
+                        .error("preload map value should be a string JWT"));
+                };
+                if jwt::decode::<AccountNats>(token).is_err() {
+                    return Err(pe.value.pos.error("invalid account JWT"));
+                }
+                preload.push((pe.key.clone(), token.trim().to_string()));
+            }
+            o.operator_options
+                .get_or_insert_with(Default::default)
+                .preload = preload;
+        }
+        "resolver_pinned_accounts" => {
+            return Err(e
+                .key_pos
+                .error("resolver_pinned_accounts is not supported by natrium-server"));
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn resolver(v: &Spanned) -> Result<Resolver, ConfError> {
+    let bad = || {
+        v.pos.error(
+            "error parsing account resolver, should be MEM or  URL(\"url\") or a map containing dir and type state=[FULL|CACHE])",
+        )
+    };
+    match &v.value {
+        Value::String(s) => {
+            let upper = s.trim().to_ascii_uppercase();
+            if upper.starts_with("MEM") {
+                Ok(Resolver::Memory)
+            } else if upper.starts_with("URL") {
+                Err(v.pos.error(
+                    "the URL account resolver is not supported by natrium-server (use MEMORY or a full/cache resolver directory)",
+                ))
+            } else {
+                Err(bad())
+            }
+        }
+        Value::Map(m) => {
+            let mut dir = None;
+            let mut kind = String::new();
+            let mut ttl = false;
+            let mut del = false;
+            let mut hard_delete = false;
+            let mut interval = false;
+            for e in m.iter() {
+                match e.key.to_ascii_lowercase().as_str() {
+                    "dir" => dir = Some(PathBuf::from(conf::as_string(&e.value)?)),
+                    "type" => kind = conf::as_string(&e.value)?.to_ascii_uppercase(),
+                    "allow_delete" => del = conf::as_bool(&e.value)?,
+                    "hard_delete" => hard_delete = true,
+                    "ttl" => ttl = true,
+                    "interval" => interval = true,
+                    "limit" | "timeout" => {}
+                    _ => {}
+                }
+            }
+            let check_dir = |full: bool| -> Result<Resolver, ConfError> {
+                let Some(dir) = dir.clone().filter(|d| !d.as_os_str().is_empty()) else {
+                    return Err(v
+                        .pos
+                        .error("dir has no value and needs to point to a directory"));
+                };
+                if let Ok(md) = std::fs::metadata(&dir)
+                    && !md.is_dir()
+                {
+                    return Err(v.pos.error("dir needs to point to an accessible directory"));
+                }
+                Ok(Resolver::Dir { full, dir })
+            };
+            match kind.as_str() {
+                "CACHE" => {
+                    if interval {
+                        return Err(v.pos.error("CACHE does not accept sync"));
+                    }
+                    if del {
+                        return Err(v.pos.error("CACHE does not accept allow_delete"));
+                    }
+                    if hard_delete {
+                        return Err(v.pos.error("CACHE does not accept hard_delete"));
+                    }
+                    check_dir(false)
+                }
+                "FULL" => {
+                    if ttl {
+                        return Err(v.pos.error("FULL does not accept ttl"));
+                    }
+                    if hard_delete && !del {
+                        return Err(v.pos.error("hard_delete has no effect without delete"));
+                    }
+                    check_dir(true)
+                }
+                "MEM" | "MEMORY" => Ok(Resolver::Memory),
+                _ => Err(bad()),
+            }
+        }
+        other => Err(v.pos.error(format!(
+            "error parsing operator resolver, wrong type {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// After the whole file is read: check operator mode as nats-server's
+/// `validateTrustedOperators` does, and turn every account JWT into an account.
+pub fn finish(o: &mut Options) -> Result<(), ConfError> {
+    let Some(op) = o.operator_options.clone() else {
+        return Ok(());
+    };
+    if op.operators.is_empty() && op.trusted_keys.is_empty() {
+        // A resolver without an operator: nats-server ignores it.
+        o.warnings.push(
+            "resolver settings without an operator are ignored (operator mode is off)".into(),
+        );
+        return Ok(());
+    }
+    let at = &op.pos;
+    let Some(resolver) = op.resolver.clone() else {
+        return Err(at.error("operators require an account resolver to be configured"));
+    };
+    if !o.accounts.accounts.is_empty() {
+        return Err(at.error("operators do not allow Accounts to be configured directly"));
+    }
+    if !o.accounts.users.is_empty() || o.auth.required() {
+        return Err(at.error("operators do not allow users to be configured directly"));
+    }
+    if !op.operators.is_empty() && !op.trusted_keys.is_empty() {
+        return Err(at.error("conflicting options for 'TrustedKeys' and 'TrustedOperators'"));
+    }
+    if o.accounts.system_account.is_none()
+        && let Some(first) = op.operators.first()
+        && !first.nats.system_account.is_empty()
+    {
+        o.accounts.system_account = Some(first.nats.system_account.clone());
+    }
+    if let Some(sys) = &o.accounts.system_account
+        && op
+            .operators
+            .iter()
+            .any(|c| !c.nats.system_account.is_empty())
+        && !op.operators.iter().any(|c| c.nats.system_account == *sys)
+    {
+        return Err(at.error("system_account in config and operator JWT must be identical"));
+    }
+    if o.accounts.system_account.is_none() && matches!(resolver, Resolver::Dir { .. }) {
+        return Err(at.error(
+            "using nats based account resolver - the system account needs to be specified in configuration or the operator jwt",
+        ));
+    }
+    let mut trusted = op.trusted_keys.clone();
+    for c in &op.operators {
+        if !c.nats.strict_signing_key_usage {
+            trusted.push(c.sub.clone());
+        }
+        trusted.extend(c.nats.signing_keys.iter().cloned());
+    }
+    for k in &trusted {
+        if !jwt::is_public_key(k, nkeys::KeyPairType::Operator) {
+            return Err(at.error(format!(
+                "trusted Keys {k:?} are required to be a valid public operator nkey"
+            )));
+        }
+    }
+
+    // Every account JWT: from the resolver's directory, then the preloads (newer wins).
+    let mut tokens: BTreeMap<String, String> = BTreeMap::new();
+    if let Resolver::Dir { dir, .. } = &resolver
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(key) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".jwt"))
+            else {
+                continue;
+            };
+            // Bounded: an account JWT is at most [`jwt::MAX_TOKEN_SIZE`].
+            match std::fs::metadata(&path) {
+                Ok(md) if md.len() <= jwt::MAX_TOKEN_SIZE as u64 => {}
+                _ => continue,
+            }
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                tokens.insert(key.to_string(), jwt::parse_decorated(&text).to_string());
+            }
+        }
+    }
+    let now = jwt::unix_now();
+    let mut decoded: BTreeMap<String, Claims<AccountNats>> = BTreeMap::new();
+    let mut raw: BTreeMap<String, String> = BTreeMap::new();
+    let sources = tokens.into_iter().chain(op.preload.iter().cloned());
+    for (key, token) in sources {
+        let claims = match jwt::decode::<AccountNats>(&token) {
+            Ok(c) => c,
+            Err(e) => {
+                o.warnings.push(format!(
+                    "account JWT for {key} is not valid and is ignored: {e}"
+                ));
+                continue;
+            }
+        };
+        if claims.sub != key {
+            o.warnings.push(format!(
+                "account JWT for {key} is about another account ({}) and is ignored",
+                claims.sub
+            ));
+            continue;
+        }
+        if !trusted.contains(&claims.iss) {
+            o.warnings.push(format!(
+                "account JWT for {key} is not signed by a trusted operator and is ignored"
+            ));
+            continue;
+        }
+        if claims.exp > 0 && now > claims.exp {
+            o.warnings.push(format!(
+                "account JWT for {key} has expired; its users cannot log in"
+            ));
+        }
+        if decoded.get(&key).is_none_or(|old| old.iat <= claims.iat) {
+            raw.insert(key.clone(), token);
+            decoded.insert(key, claims);
+        }
+    }
+
+    let mut accounts = Vec::new();
+    let mut auth = OperatorAuth {
+        trusted_keys: trusted,
+        accounts: BTreeMap::new(),
+        operator_jwts: op.operator_jwts.clone(),
+    };
+    for (key, c) in &decoded {
+        accounts.push(account_config(key, c, o.jetstream.enabled));
+        let mut signing_keys: SigningKeys = c
+            .nats
+            .signing_keys
+            .iter()
+            .map(|k| (k.key.clone(), k.template.clone()))
+            .collect();
+        signing_keys.insert(key.clone(), None);
+        auth.accounts.insert(
+            key.clone(),
+            AccountAuth {
+                name: c.name.clone(),
+                signing_keys,
+                revocations: c.nats.revocations.clone(),
+                default_permissions: permissions(&c.nats.default_permissions),
+                disallow_bearer: c.nats.limits.disallow_bearer,
+                expires: c.exp,
+                tags: c.nats.tags.clone(),
+                jwt: raw.get(key).cloned().unwrap_or_default(),
+            },
+        );
+    }
+    activate_private_exports(&decoded, &mut accounts, &mut o.warnings);
+    if let Some(sys) = &o.accounts.system_account
+        && !decoded.contains_key(sys)
+    {
+        // The system account exists even when no JWT for it was given (nats-server then
+        // runs it with no limits).
+        accounts.push(AccountConfig {
+            name: sys.clone(),
+            ..AccountConfig::default()
+        });
+    }
+    o.accounts.accounts = accounts;
+    o.accounts.accounts_block = true;
+    drop_unusable_imports(o);
+    o.operator = Some(std::sync::Arc::new(auth));
+    Ok(())
+}
+
+/// A JWT permission list as config permissions: an empty allow list means "no allow
+/// list" (nats-server's `buildPermissionsFromJwt`).
+fn subject_permission(p: &jwt::PermissionJwt) -> Option<SubjectPermission> {
+    (!p.allow.is_empty() || !p.deny.is_empty()).then(|| SubjectPermission {
+        allow: (!p.allow.is_empty()).then(|| p.allow.clone()),
+        deny: p.deny.clone(),
+    })
+}
+
+/// A JWT's permissions, `None` when it sets none.
+pub fn permissions(l: &UserPermissionLimits) -> Option<Permissions> {
+    let publish = subject_permission(&l.publish);
+    let subscribe = subject_permission(&l.subscribe);
+    let response = l.resp.as_ref().map(|r| ResponsePermission {
+        max_msgs: if r.max == 0 { 1 } else { r.max },
+        expires: Some(if r.ttl > 0 {
+            Duration::from_nanos(r.ttl as u64)
+        } else {
+            DEFAULT_ALLOW_RESPONSE_EXPIRATION
+        }),
+    });
+    (publish.is_some() || subscribe.is_some() || response.is_some()).then_some(Permissions {
+        publish,
+        subscribe,
+        response,
+    })
+}
+
+/// nats-server's `toUnlimited`: a positive value is a limit, anything else none.
+fn to_unlimited(v: i64) -> i64 {
+    if v > 0 { v } else { -1 }
+}
+
+fn js_limits(l: &jwt::AccountLimitsJwt) -> AccountJsLimits {
+    AccountJsLimits {
+        max_memory: l.mem_storage,
+        max_store: l.disk_storage,
+        max_streams: l.streams,
+        max_consumers: l.consumer,
+        max_bytes_required: l.max_bytes_required,
+        memory_max_stream_bytes: to_unlimited(l.mem_max_stream_bytes),
+        store_max_stream_bytes: to_unlimited(l.disk_max_stream_bytes),
+        max_ack_pending: to_unlimited(l.max_ack_pending),
+    }
+}
+
+/// An account JWT as an account.
+fn account_config(key: &str, c: &Claims<AccountNats>, js_on: bool) -> AccountConfig {
+    let n = &c.nats;
+    let l = &n.limits;
+    // JetStream is on when storage is allowed (nats-server's `IsJSEnabled`); with tiered
+    // limits only, the R1 tier applies (a single server has no other).
+    let jetstream = if l.mem_storage != 0 || l.disk_storage != 0 {
+        Some(js_limits(l))
+    } else {
+        l.tiered_limits
+            .get("R1")
+            .filter(|t| t.mem_storage != 0 || t.disk_storage != 0)
+            .map(js_limits)
+    };
+    let exports = n
+        .exports
+        .iter()
+        .filter(|e| !e.subject.is_empty())
+        .map(|e| ExportConfig {
+            subject: e.subject.clone(),
+            service: e.kind == "service",
+            accounts: e.token_req.then(Vec::new),
+            response_type: match e.response_type.as_str() {
+                "Stream" => ResponseType::Stream,
+                "Chunked" => ResponseType::Chunked,
+                _ => ResponseType::Singleton,
+            },
+            response_threshold: if e.response_threshold > 0 {
+                Duration::from_nanos(e.response_threshold as u64)
+            } else {
+                Duration::from_secs(120)
+            },
+        })
+        .collect();
+    let imports = n
+        .imports
+        .iter()
+        .filter(|i| !i.subject.is_empty() && !i.account.is_empty())
+        .map(|i| {
+            let service = i.kind == "service";
+            if service {
+                let (local, remote) = if !i.local_subject.is_empty() {
+                    (i.local_subject.clone(), i.subject.clone())
+                } else if !i.to.is_empty() {
+                    (i.subject.clone(), i.to.clone())
+                } else {
+                    (i.subject.clone(), i.subject.clone())
+                };
+                ImportConfig {
+                    account: i.account.clone(),
+                    subject: remote.clone(),
+                    service: true,
+                    to: (local != remote).then_some(local),
+                    prefix: None,
+                    share: i.share,
+                }
+            } else {
+                ImportConfig {
+                    account: i.account.clone(),
+                    subject: i.subject.clone(),
+                    service: false,
+                    to: (!i.local_subject.is_empty()).then(|| i.local_subject.clone()),
+                    prefix: (i.local_subject.is_empty() && !i.to.is_empty()).then(|| i.to.clone()),
+                    share: false,
+                }
+            }
+        })
+        .collect();
+    let mappings = n
+        .mappings
+        .iter()
+        .filter(|(_, dests)| !dests.is_empty())
+        .map(|(from, dests)| crate::subject_mapping::MappingConfig {
+            from: from.clone(),
+            dests: dests
+                .iter()
+                .map(|d| {
+                    (
+                        d.subject.clone(),
+                        if d.weight == 0 { 100 } else { d.weight },
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    AccountConfig {
+        name: key.to_string(),
+        exports,
+        imports,
+        jetstream: jetstream.filter(|_| js_on),
+        limits: AccountLimits {
+            max_connections: l.conn,
+            max_subscriptions: l.subs,
+            max_payload: l.payload,
+        },
+        mappings,
+    }
+}
+
+/// An import of a private (`token_req`) export carries an activation token the exporter
+/// signed for the importer; a valid one admits the importer to that export.
+fn activate_private_exports(
+    decoded: &BTreeMap<String, Claims<AccountNats>>,
+    accounts: &mut [AccountConfig],
+    warnings: &mut Vec<String>,
+) {
+    let now = jwt::unix_now();
+    let mut grants: Vec<(String, String, bool, String)> = Vec::new();
+    for (importer, c) in decoded {
+        for i in &c.nats.imports {
+            if i.token.is_empty() {
+                continue;
+            }
+            let Some(exporter) = decoded.get(&i.account) else {
+                continue;
+            };
+            let act = match jwt::decode::<ActivationNats>(jwt::parse_decorated(&i.token)) {
+                Ok(a) => a,
+                Err(e) => {
+                    warnings.push(format!(
+                        "activation token of {importer}'s import of {:?} is not valid: {e}",
+                        i.subject
+                    ));
+                    continue;
+                }
+            };
+            let signer_ok = act.iss == i.account
+                || (act.nats.issuer_account == i.account
+                    && exporter.nats.signing_keys.iter().any(|k| k.key == act.iss));
+            let subject_ok = crate::sublist::subject_is_subset_match(
+                i.subject.as_bytes(),
+                act.nats.subject.as_bytes(),
+            );
+            if !signer_ok || act.sub != *importer || !subject_ok || act.check_times(now).is_err() {
+                warnings.push(format!(
+                    "activation token of {importer}'s import of {:?} does not authorize it",
+                    i.subject
+                ));
+                continue;
+            }
+            grants.push((
+                i.account.clone(),
+                i.subject.clone(),
+                i.kind == "service",
+                importer.clone(),
+            ));
+        }
+    }
+    for (exporter, subject, service, importer) in grants {
+        let Some(acc) = accounts.iter_mut().find(|a| a.name == exporter) else {
+            continue;
+        };
+        for x in &mut acc.exports {
+            if x.service == service
+                && crate::sublist::subject_is_subset_match(subject.as_bytes(), x.subject.as_bytes())
+                && let Some(list) = &mut x.accounts
+                && !list.contains(&importer)
+            {
+                list.push(importer.clone());
+            }
+        }
+    }
+}
+
+/// nats-server skips (and logs) an account JWT's imports it cannot wire, rather than
+/// refusing to start: try each one on throwaway accounts and keep those that work.
+fn drop_unusable_imports(o: &mut Options) {
+    use crate::account::{Account, wire_import};
+    let map: rustc_hash::FxHashMap<String, std::sync::Arc<Account>> = o
+        .accounts
+        .accounts
+        .iter()
+        .map(|a| {
+            (
+                a.name.clone(),
+                std::sync::Arc::new(Account::from_config(a, false, false)),
+            )
+        })
+        .collect();
+    for a in &mut o.accounts.accounts {
+        let Some(importer) = map.get(&a.name) else {
+            continue;
+        };
+        let mut kept = Vec::with_capacity(a.imports.len());
+        for imp in a.imports.drain(..) {
+            match wire_import(importer, &imp, &map) {
+                Ok(()) => kept.push(imp),
+                Err(e) => o.warnings.push(format!(
+                    "account {}: import of {:?} from {} skipped: {e}",
+                    a.name, imp.subject, imp.account
+                )),
+            }
+        }
+        a.imports = kept;
+        importer.clear_imports();
+    }
+}
