@@ -423,7 +423,7 @@ pub fn finish(o: &mut Options) -> Result<(), ConfError> {
         operator_jwts: op.operator_jwts.clone(),
     };
     for (key, c) in &decoded {
-        accounts.push(account_config(key, c, o.jetstream.enabled));
+        accounts.push(account_config(key, c));
         let mut signing_keys: SigningKeys = c
             .nats
             .signing_keys
@@ -510,7 +510,7 @@ fn js_limits(l: &jwt::AccountLimitsJwt) -> AccountJsLimits {
 }
 
 /// An account JWT as an account.
-fn account_config(key: &str, c: &Claims<AccountNats>, js_on: bool) -> AccountConfig {
+fn account_config(key: &str, c: &Claims<AccountNats>) -> AccountConfig {
     let n = &c.nats;
     let l = &n.limits;
     // JetStream is on when storage is allowed (nats-server's `IsJSEnabled`); with tiered
@@ -598,7 +598,7 @@ fn account_config(key: &str, c: &Claims<AccountNats>, js_on: bool) -> AccountCon
         name: key.to_string(),
         exports,
         imports,
-        jetstream: jetstream.filter(|_| js_on),
+        jetstream,
         limits: AccountLimits {
             max_connections: l.conn,
             max_subscriptions: l.subs,

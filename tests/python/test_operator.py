@@ -1,0 +1,277 @@
+"""Operator (JWT) mode, against natrium-server and nats-server 2.15.1 with the same config
+and the same tokens: an operator JWT inline in the config, account JWTs preloaded into a
+MEMORY resolver, users logging in with ``.creds`` files through nats-py (which signs the
+server's nonce with the user's seed).
+
+Why it matters: operator mode is how most managed and multi-tenant NATS deployments run
+(nsc, Synadia Cloud): the server is given no users, only the operator it trusts. A server
+that cannot read these configs cannot replace nats-server there."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import nats
+import pytest
+
+import jwtutil as J
+import nkeys_shim
+from natsutil import assert_no_msg, async_test, next_msgs, sync
+
+nkeys_shim.install()  # nats-py signs nonces with ``nkeys`` (the shim when not installed)
+
+
+class Tenants:
+    """An operator, its system account, and accounts A (JetStream on, exports a service
+    and a private stream, has a scoped signing key) and B (no JetStream, imports both)."""
+
+    def __init__(self):
+        self.op = J.operator_key()
+        self.sys = J.account_key()
+        self.a = J.account_key()
+        self.b = J.account_key()
+        self.a_scoped = J.account_key()
+        self.revoked = J.user_key()
+
+    def config(self, extra: str = "", a_limits: dict | None = None) -> str:
+        a = J.account_jwt(
+            self.op, self.a, name="A",
+            limits={**J.UNLIMITED, **J.JS_UNLIMITED, **(a_limits or {})},
+            exports=[{"subject": "svc.>", "type": "service"},
+                     {"subject": "priv.>", "type": "stream", "token_req": True}],
+            signing_keys=[{"kind": "user_scope", "key": self.a_scoped.public, "role": "r",
+                           "template": {"pub": {"allow": ["own.{{name()}}.>"]},
+                                        "sub": {"allow": ["own.{{name()}}.>", "_INBOX.>"]},
+                                        "subs": -1, "data": -1, "payload": -1}}],
+            revocations={self.revoked.public: int(time.time()) + 30},
+        )
+        b = J.account_jwt(
+            self.op, self.b, name="B",
+            limits={**J.UNLIMITED, "payload": 1024},
+            imports=[{"subject": "svc.>", "account": self.a.public, "type": "service"},
+                     {"subject": "priv.>", "account": self.a.public, "type": "stream",
+                      "token": J.activation_jwt(self.a, self.b.public, "priv.>")}],
+        )
+        sys = J.account_jwt(self.op, self.sys, name="SYS")
+        return J.operator_config(
+            J.operator_jwt(self.op, system_account=self.sys.public),
+            {self.a.public: a, self.b.public: b, self.sys.public: sys},
+            extra,
+        )
+
+
+async def login(server, tmp_path, jwt: str, user: J.Key, **kw) -> nats.NATS:
+    errors: list = []
+
+    async def on_error(e):
+        errors.append(e)
+
+    creds = J.creds_file(tmp_path / f"{user.public[:8]}.creds", jwt, user)
+    nc = await nats.connect(server.url, user_credentials=creds, allow_reconnect=False,
+                            connect_timeout=3, error_cb=on_error, **kw)
+    nc.test_errors = errors  # type: ignore[attr-defined]
+    return nc
+
+
+async def refused(server, tmp_path, jwt: str, user: J.Key) -> str:
+    """The error a refused login gets."""
+    try:
+        nc = await login(server, tmp_path, jwt, user)
+    except Exception as e:  # noqa: BLE001 - nats-py raises several kinds here
+        return str(e)
+    await nc.close()
+    raise AssertionError("login was accepted")
+
+
+@async_test()
+async def test_users_log_in_into_their_accounts(start_js_server, tmp_path):
+    t = Tenants()
+    server = start_js_server(config=t.config())
+    alice, bob = J.user_key(), J.user_key()
+    na = await login(server, tmp_path, J.user_jwt(t.a, alice), alice)
+    nb = await login(server, tmp_path, J.user_jwt(t.b, bob), bob)
+    try:
+        # INFO asks for a signed nonce and says auth is required.
+        assert na._server_info.get("auth_required") is True
+        assert na._server_info.get("nonce")
+        # Accounts are isolated.
+        sa = await na.subscribe("x")
+        sb = await nb.subscribe("x")
+        await sync(na)
+        await sync(nb)
+        await na.publish("x", b"from a")
+        [m] = await next_msgs(sa, 1)
+        assert m.data == b"from a"
+        await assert_no_msg(sb)
+        # B's service import of A's svc.>.
+        async def responder(msg):
+            await msg.respond(b"pong:" + msg.subject.encode())
+        await na.subscribe("svc.>", cb=responder)
+        await sync(na)
+        r = await nb.request("svc.ping", b"", timeout=3)
+        assert r.data == b"pong:svc.ping"
+        # B's stream import of A's private priv.> through the activation token.
+        sp = await nb.subscribe("priv.>")
+        await sync(nb)
+        await na.publish("priv.one", b"secret")
+        [m] = await next_msgs(sp, 1)
+        assert (m.subject, m.data) == ("priv.one", b"secret")
+    finally:
+        await na.close()
+        await nb.close()
+
+
+@async_test()
+async def test_jetstream_follows_the_account_jwt(start_js_server, tmp_path):
+    t = Tenants()
+    server = start_js_server(config=t.config(a_limits={"streams": 1}))
+    alice, bob = J.user_key(), J.user_key()
+    na = await login(server, tmp_path, J.user_jwt(t.a, alice), alice)
+    nb = await login(server, tmp_path, J.user_jwt(t.b, bob), bob)
+    try:
+        js = na.jetstream()
+        await js.add_stream(name="ORDERS", subjects=["orders.>"])
+        ack = await js.publish("orders.1", b"x")
+        assert ack.seq == 1
+        # The JWT allows one stream.
+        with pytest.raises(nats.js.errors.BadRequestError) as e:
+            await js.add_stream(name="MORE", subjects=["more.>"])
+        assert e.value.err_code == 10027, e.value
+        info = await js.account_info()
+        assert info.limits.max_streams == 1
+        # B has no JetStream in its JWT.
+        r = await nb.request("$JS.API.INFO", b"", timeout=3)
+        body = json.loads(r.data)
+        assert body["error"]["err_code"] == 10039, body
+    finally:
+        await na.close()
+        await nb.close()
+
+
+@async_test()
+async def test_refused_logins(start_server, tmp_path):
+    t = Tenants()
+    server = start_server(config=t.config())
+    u = J.user_key()
+    # Signed by an account the operator never signed.
+    err = await refused(server, tmp_path, J.user_jwt(J.account_key(), u), u)
+    assert "authorization violation" in err.lower(), err
+    # Expired.
+    err = await refused(server, tmp_path,
+                        J.user_jwt(t.a, u, claims={"exp": int(time.time()) - 5}), u)
+    assert "authorization violation" in err.lower(), err
+    # Revoked (issued before the revocation time).
+    err = await refused(server, tmp_path, J.user_jwt(t.a, t.revoked), t.revoked)
+    assert "authorization violation" in err.lower(), err
+    # A scoped signing key's user that sets permissions itself.
+    err = await refused(server, tmp_path,
+                        J.user_jwt(t.a_scoped, u, issuer_account=t.a.public,
+                                   **{"pub": {"allow": [">"]}}), u)
+    assert "authorization violation" in err.lower(), err
+    # Not from an allowed network.
+    err = await refused(server, tmp_path, J.user_jwt(t.a, u, src=["10.0.0.0/8"]), u)
+    assert "authorization violation" in err.lower(), err
+    # Only WebSocket connections allowed.
+    err = await refused(server, tmp_path,
+                        J.user_jwt(t.a, u, allowed_connection_types=["WEBSOCKET"]), u)
+    assert "authorization violation" in err.lower(), err
+    # A user name and password mean nothing in operator mode.
+    with pytest.raises(Exception) as e:
+        await nats.connect(server.url, user="a", password="b", allow_reconnect=False,
+                           connect_timeout=3)
+    assert "authorization violation" in str(e.value).lower()
+
+
+@async_test()
+async def test_permissions_from_the_jwt_and_the_scope(start_server, tmp_path):
+    t = Tenants()
+    server = start_server(config=t.config())
+    u, s = J.user_key(), J.user_key()
+    nc = await login(server, tmp_path, J.user_jwt(t.a, u, **{"pub": {"deny": ["secret.>"]}}), u)
+    sc = await login(server, tmp_path,
+                     J.user_jwt(t.a_scoped, s, name="bob", issuer_account=t.a.public,
+                                scoped=True), s)
+    try:
+        await nc.publish("secret.x", b"no")
+        await sync(nc)
+        await asyncio.sleep(0.2)
+        assert any("permissions violation for publish to \"secret.x\"" in str(e).lower()
+                   for e in nc.test_errors), nc.test_errors
+        # The scope's template, with {{name()}} = bob.
+        sub = await sc.subscribe("own.bob.x")
+        await sync(sc)
+        await sc.publish("own.bob.x", b"mine")
+        [m] = await next_msgs(sub, 1)
+        assert m.data == b"mine"
+        await sc.publish("own.alice.x", b"not mine")
+        await sync(sc)
+        await asyncio.sleep(0.2)
+        assert any("permissions violation for publish to \"own.alice.x\"" in str(e).lower()
+                   for e in sc.test_errors), sc.test_errors
+    finally:
+        await nc.close()
+        await sc.close()
+
+
+@async_test()
+async def test_payload_limit_of_the_account(start_server, tmp_path):
+    t = Tenants()
+    server = start_server(config=t.config())
+    u = J.user_key()
+    nc = await login(server, tmp_path, J.user_jwt(t.b, u), u)
+    try:
+        # B's JWT allows 1024-byte messages; nats-py checks INFO's max_payload only, so
+        # the server must refuse the bigger one itself.
+        await nc.publish("y", b"x" * 2000)
+        for _ in range(30):
+            if nc.is_closed:
+                break
+            await asyncio.sleep(0.1)
+        # The server closes the connection (nats-py may see the -ERR or only the reset).
+        assert nc.is_closed, nc.test_errors
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_an_expiring_user_is_disconnected(start_server, tmp_path):
+    t = Tenants()
+    server = start_server(config=t.config())
+    u = J.user_key()
+    nc = await login(server, tmp_path,
+                     J.user_jwt(t.a, u, claims={"exp": int(time.time()) + 2}), u)
+    try:
+        for _ in range(60):
+            if nc.is_closed or any("expired" in str(e).lower() for e in nc.test_errors):
+                break
+            await asyncio.sleep(0.1)
+        seen = [str(e).lower() for e in [*nc.test_errors, nc.last_error] if e]
+        assert any("user authentication expired" in e for e in seen), seen
+    finally:
+        await nc.close()
+
+
+def test_config_errors(run_server_to_exit):
+    t = Tenants()
+    good = t.config()
+    cases = {
+        "no resolver": (f"operator: {J.operator_jwt(t.op, system_account=t.sys.public)}\n",
+                        # nats-server falls back to a URL resolver built from the
+                        # operator's (empty) account server URL, and fails on it.
+                        ("operators require an account resolver", "could not fetch")),
+        "accounts block": (good + "accounts { X { users [ {user: a, password: b} ] } }\n",
+                           "operators do not allow accounts to be configured directly"),
+        "system account differs": (good + f"system_account: {t.a.public}\n",
+                                   "system_account in config and operator jwt must be identical"),
+        "bad trusted key": ("trusted_keys: [\"OBAD\"]\nresolver: MEMORY\n",
+                            "valid public operator nkey"),
+        "bad preload": (good.replace(f"{t.a.public}: eyJ", f"{t.a.public}: eyJx"),
+                        "invalid account jwt"),
+    }
+    for name, (config, keyword) in cases.items():
+        rc, out, err = run_server_to_exit(config)
+        assert rc not in (0, None), (name, rc, out, err)
+        keywords = keyword if isinstance(keyword, tuple) else (keyword,)
+        assert any(k in (out + err).lower() for k in keywords), (name, out + err)
