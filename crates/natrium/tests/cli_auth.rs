@@ -1,6 +1,7 @@
 //! Authentication flags against both servers: `--nkey` (an nkey user in a
 //! config file), `--tlsca` for a TLS server, and `--tlscert`/`--tlskey` for
-//! one that verifies client certificates (`tests/data/tls` certificates).
+//! one that verifies client certificates (`tests/data/tls` certificates), and
+//! `--creds` (a user JWT and seed, as nsc writes them) for a server in operator mode.
 
 mod common;
 
@@ -47,6 +48,80 @@ fn nkey_seed_file_authenticates() {
             "3s",
         ]);
         assert_one_line_error(&err);
+    }
+}
+
+#[test]
+fn creds_file_logs_in_to_an_operator_mode_server() {
+    use natrium_server::jwt::encode;
+    use serde_json::json;
+    let op = nkeys::KeyPair::new_operator();
+    let sys = nkeys::KeyPair::new_account();
+    let acc = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let account = |key: &nkeys::KeyPair, limits: serde_json::Value| {
+        encode(
+            json!({"sub": key.public_key(), "name": "a",
+                   "nats": {"limits": limits, "type": "account", "version": 2}}),
+            &op,
+        )
+    };
+    let unlimited = json!({"subs": -1, "data": -1, "payload": -1, "conn": -1,
+                           "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1});
+    let operator = encode(
+        json!({"sub": op.public_key(), "nats": {"system_account": sys.public_key(),
+               "type": "operator", "version": 2}}),
+        &op,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("op.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "operator: {operator}\nresolver: MEMORY\nresolver_preload {{\n {}: {}\n {}: {}\n}}\n",
+            acc.public_key(),
+            account(&acc, unlimited),
+            sys.public_key(),
+            account(&sys, json!({"subs": -1, "conn": -1, "payload": -1})),
+        ),
+    )
+    .expect("write conf");
+    let jwt = encode(
+        json!({"sub": user.public_key(), "nats": {"subs": -1, "data": -1, "payload": -1,
+               "type": "user", "version": 2}}),
+        &acc,
+    );
+    let creds = dir.path().join("user.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().expect("seed")
+        ),
+    )
+    .expect("write creds");
+    let store = dir.path().join("store");
+    let args = [
+        "-c",
+        conf.to_str().expect("utf8"),
+        "-js",
+        "-sd",
+        store.to_str().expect("utf8"),
+    ];
+    let mut servers = vec![Server::natrium_with(&args)];
+    servers.extend(Server::nats_with(
+        "creds_file_logs_in_to_an_operator_mode_server",
+        &args,
+    ));
+    let creds = creds.to_str().expect("utf8");
+    for s in servers {
+        // Without credentials: refused, in one line.
+        let (code, err) = s.fails(&["account", "info", "--timeout", "3s"]);
+        assert_eq!(code, 1, "{:?}", s.kind);
+        assert_one_line_error(&err);
+        // With them: the account's JetStream, as its JWT allows.
+        let v = s.json(&["--creds", creds, "account", "info"]);
+        assert_eq!(v["streams"], 0, "{:?}: {v}", s.kind);
     }
 }
 
