@@ -353,10 +353,33 @@ pub fn finish(o: &mut Options) -> Result<(), ConfError> {
             )));
         }
     }
+    resolve_accounts(o, &op, &resolver, trusted);
+    Ok(())
+}
 
-    // Every account JWT: from the resolver's directory, then the preloads (newer wins).
+/// Read the account JWTs again (after a push into the resolver's directory) and rebuild
+/// the accounts from them: the same result a restart would give.
+pub fn refresh_accounts(o: &mut Options) {
+    let (Some(op), Some(auth)) = (o.operator_options.clone(), o.operator.clone()) else {
+        return;
+    };
+    let Some(resolver) = op.resolver.clone() else {
+        return;
+    };
+    o.accounts.accounts.clear();
+    resolve_accounts(o, &op, &resolver, auth.trusted_keys.clone());
+}
+
+/// Every account JWT (from the resolver's directory, then the preloads; the newest of
+/// each account wins), verified against `trusted`, as accounts and login rules.
+fn resolve_accounts(
+    o: &mut Options,
+    op: &OperatorOptions,
+    resolver: &Resolver,
+    trusted: Vec<String>,
+) {
     let mut tokens: BTreeMap<String, String> = BTreeMap::new();
-    if let Resolver::Dir { dir, .. } = &resolver
+    if let Resolver::Dir { dir, .. } = resolver
         && let Ok(entries) = std::fs::read_dir(dir)
     {
         for entry in entries.flatten() {
@@ -460,7 +483,6 @@ pub fn finish(o: &mut Options) -> Result<(), ConfError> {
     o.accounts.accounts_block = true;
     drop_unusable_imports(o);
     o.operator = Some(std::sync::Arc::new(auth));
-    Ok(())
 }
 
 /// A JWT permission list as config permissions: an empty allow list means "no allow
@@ -705,4 +727,92 @@ fn drop_unusable_imports(o: &mut Options) {
         a.imports = kept;
         importer.clear_imports();
     }
+}
+
+/// Why a pushed account JWT was not taken (the `$SYS` answer's error).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message} - {reason}")]
+pub struct PushError {
+    /// The account, or `n/a` when the JWT did not decode.
+    pub account: String,
+    /// nats-server's message (`jwt update resulted in error`, `jwt validation failed`).
+    pub message: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+/// An account JWT pushed while running (`$SYS.REQ.CLAIMS.UPDATE`, as `nsc push` sends
+/// it; `for_account` when the subject named the account): checked, stored in the
+/// resolver's directory (temp file, fsync, rename, fsync of the directory, so a crash
+/// keeps the old or the new JWT), and the options rebuilt with it. A JWT older than the
+/// stored one is ignored, as by nats-server. Returns the account and the new options.
+pub fn push_account(
+    o: &Options,
+    for_account: Option<&str>,
+    token: &[u8],
+) -> Result<(String, Options), PushError> {
+    let fail = |account: &str, message: &'static str, reason: String| PushError {
+        account: account.to_string(),
+        message,
+        reason,
+    };
+    let Some(Resolver::Dir { dir, .. }) = o
+        .operator_options
+        .as_ref()
+        .and_then(|op| op.resolver.clone())
+    else {
+        return Err(fail(
+            "n/a",
+            "jwt update resulted in error",
+            "store is read-only".into(),
+        ));
+    };
+    let trusted = o
+        .operator
+        .as_ref()
+        .map(|a| a.trusted_keys.clone())
+        .unwrap_or_default();
+    let text = std::str::from_utf8(token).map_err(|_| {
+        fail(
+            "n/a",
+            "jwt update resulted in error",
+            "the JWT is not UTF-8".into(),
+        )
+    })?;
+    let text = text.trim();
+    let claims = jwt::decode::<AccountNats>(text)
+        .map_err(|e| fail("n/a", "jwt update resulted in error", e.to_string()))?;
+    let account = claims.sub.clone();
+    claims
+        .check_times(jwt::unix_now())
+        .map_err(|e| fail(&account, "jwt validation failed", e.to_string()))?;
+    if let Some(key) = for_account
+        && key != account
+    {
+        return Err(fail(
+            key,
+            "jwt update resulted in error",
+            "subject does not match jwt content".into(),
+        ));
+    }
+    if !trusted.contains(&claims.iss) {
+        return Err(fail(
+            &account,
+            "jwt update resulted in error",
+            "the JWT is not signed by a trusted operator key".into(),
+        ));
+    }
+    let path = dir.join(format!("{account}.jwt"));
+    let existing = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| jwt::decode::<AccountNats>(jwt::parse_decorated(&t)).ok());
+    if existing.is_none_or(|e| e.iat <= claims.iat) {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| fail(&account, "jwt update resulted in error", e.to_string()))?;
+        crate::jetstream::engine::write_atomic(&path, text.as_bytes())
+            .map_err(|e| fail(&account, "jwt update resulted in error", e.to_string()))?;
+    }
+    let mut new = o.clone();
+    refresh_accounts(&mut new);
+    Ok((account, new))
 }

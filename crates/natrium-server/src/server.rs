@@ -339,7 +339,12 @@ impl ServerShared {
             let gone = match (c.is_connected(), name) {
                 // A configured user (not the single user or token, `simple_auth`) that the
                 // new config no longer has, also when it has no users at all any more.
-                (true, Some(n)) => !registry.has_user(&n) && !c.meta.lock().simple_auth,
+                // (JWT users are configured nowhere: their JWT is checked again below.)
+                (true, Some(n)) => {
+                    !registry.operator_mode()
+                        && !registry.has_user(&n)
+                        && !c.meta.lock().simple_auth
+                }
                 _ => false,
             };
             if gone {
@@ -366,7 +371,7 @@ impl ServerShared {
             };
             // Admitted without credentials as the `no_auth_user`: nats-server leaves such a
             // connection as it is, even when `no_auth_user` is gone or names another user.
-            let anonymous = [&creds.user, &creds.auth_token, &creds.nkey]
+            let anonymous = [&creds.user, &creds.auth_token, &creds.nkey, &creds.jwt]
                 .iter()
                 .all(|v| v.as_deref().is_none_or(str::is_empty));
             // (Under `verify_and_map` the certificate is the credential: checked again.)

@@ -211,6 +211,16 @@ pub fn reload(server: &Server, flags: &Flags) -> Result<(), String> {
     if let Some(b) = reload_blockers(&old, &new) {
         return Err(b);
     }
+    apply(shared, &old, new)
+}
+
+/// Put new options into force on a running server: a reload, or account JWTs pushed in
+/// operator mode. Checked before anything changes; on an error the old options stay.
+pub fn apply(
+    shared: &Arc<crate::server::ServerShared>,
+    old: &Options,
+    new: Options,
+) -> Result<(), String> {
     if let Some(js) = shared.js.get() {
         // Check the new limits before anything changes (nats-server refuses the reload).
         js.check_reload(shared, &new).map(|_| ())?;

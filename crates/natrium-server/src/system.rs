@@ -742,6 +742,141 @@ pub fn account_services(server: &Arc<ServerShared>, account: &Arc<Account>) {
     }
 }
 
+/// The account-JWT requests of a `full` or `cache` resolver: `nsc push`'s
+/// `$SYS.REQ.CLAIMS.UPDATE` (and the per-account and older update subjects), lookups of a
+/// stored JWT and the list of stored accounts.
+struct ClaimsRequests {
+    /// The server.
+    server: Weak<ServerShared>,
+}
+
+/// Pushes are applied one at a time (each rebuilds the options from the previous ones).
+static PUSH_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// Publish `body` on `subject` from the system account (an answer sent after the request
+/// was handled).
+fn publish_answer(s: &Arc<ServerShared>, subject: &str, body: &str) {
+    let Some(sys) = s.system_account() else {
+        return;
+    };
+    let mut ctx = DeliveryCtx::new(s.clone(), rand::random());
+    respond(&mut ctx, &sys, subject.as_bytes(), body);
+    ctx.flush();
+}
+
+/// Store and apply a pushed account JWT, then answer as nats-server's
+/// `respondToUpdate` does.
+fn push_claims(
+    s: &Arc<ServerShared>,
+    for_account: Option<&str>,
+    token: &[u8],
+    reply: Option<&str>,
+) {
+    let result = {
+        let _one_at_a_time = PUSH_LOCK.lock();
+        let old = s.opts();
+        crate::config_operator::push_account(&old, for_account, token).and_then(|(acc, new)| {
+            crate::signals::apply(s, &old, new)
+                .map(|()| acc.clone())
+                .map_err(|reason| crate::config_operator::PushError {
+                    account: acc,
+                    message: "jwt update resulted in error",
+                    reason,
+                })
+        })
+    };
+    let server = to_json(&server_info(s));
+    let body = match &result {
+        Ok(acc) => {
+            crate::debug!(s.log, "jwt updated - {acc}");
+            let data = serde_json::json!({"account": acc, "code": 200, "message": "jwt updated"});
+            format!("{{\"server\":{server},\"data\":{data}}}")
+        }
+        Err(e) => {
+            crate::error!(s.log, "{} - {} - {}", e.message, e.account, e.reason);
+            let err = serde_json::json!({"account": e.account, "code": 500,
+                                         "description": e.to_string()});
+            format!("{{\"server\":{server},\"error\":{err}}}")
+        }
+    };
+    if let Some(reply) = reply {
+        publish_answer(s, reply, &body);
+    }
+}
+
+impl InternalHandler for ClaimsRequests {
+    fn handle(
+        &self,
+        ctx: &mut DeliveryCtx,
+        account: &Arc<Account>,
+        _sub: &Subscription,
+        _publisher: Publisher<'_>,
+        _routed_by: &[u8],
+        msg: PubMsg<'_>,
+    ) -> bool {
+        let Some(s) = self.server.upgrade() else {
+            return true;
+        };
+        let subject = String::from_utf8_lossy(msg.subject).into_owned();
+        let tokens: Vec<&str> = subject.split('.').collect();
+        let reply = msg.reply.map(|r| String::from_utf8_lossy(r).into_owned());
+        match tokens.as_slice() {
+            ["$SYS", "REQ", "CLAIMS", "UPDATE"]
+            | ["$SYS", "REQ", "ACCOUNT", _, "CLAIMS", "UPDATE"]
+            | ["$SYS", "ACCOUNT", _, "CLAIMS", "UPDATE"] => {
+                let for_account = match tokens.as_slice() {
+                    ["$SYS", "REQ", "ACCOUNT", a, ..] | ["$SYS", "ACCOUNT", a, ..] => {
+                        Some(a.to_string())
+                    }
+                    _ => None,
+                };
+                // Bounded by max_payload; stored and applied off the publisher's task
+                // (a file write with fsyncs, then the accounts rebuilt).
+                let token = msg.payload.to_vec();
+                tokio::task::spawn_blocking(move || {
+                    push_claims(&s, for_account.as_deref(), &token, reply.as_deref());
+                });
+            }
+            ["$SYS", "REQ", "ACCOUNT", acc, "CLAIMS", "LOOKUP"] => {
+                let Some(reply) = msg.reply else {
+                    return true;
+                };
+                let jwt = s
+                    .opts()
+                    .operator
+                    .as_ref()
+                    .and_then(|o| o.accounts.get(*acc).map(|a| a.jwt.clone()))
+                    .unwrap_or_default();
+                respond(ctx, account, reply, &jwt);
+            }
+            ["$SYS", "REQ", "CLAIMS", "LIST"] => {
+                let Some(reply) = msg.reply else {
+                    return true;
+                };
+                let ids: Vec<String> = s
+                    .opts()
+                    .operator
+                    .as_ref()
+                    .map(|o| {
+                        o.accounts
+                            .iter()
+                            .filter(|(_, a)| !a.jwt.is_empty())
+                            .map(|(k, _)| k.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let body = data_answer(
+                    &to_json(&server_info(&s)),
+                    &serde_json::Value::from(ids).to_string(),
+                );
+                respond(ctx, account, reply, &body);
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
 /// Subscribe the system account's request handlers.
 pub fn start(server: &Arc<ServerShared>) {
     let Some(sys) = server.system_account() else {
@@ -767,6 +902,32 @@ pub fn start(server: &Arc<ServerShared>) {
     });
     let sub = Arc::new(Subscription::internal(whoami, b"$SYS.REQ.USER.INFO", None));
     let _ = sys.sublist.insert(b"$SYS.REQ.USER.INFO", None, sub);
+    // A `full` or `cache` resolver takes account JWTs pushed while running.
+    let dir_resolver = server.opts().operator_options.as_ref().is_some_and(|o| {
+        matches!(
+            o.resolver,
+            Some(crate::config_operator::Resolver::Dir { .. })
+        )
+    }) && server.opts().operator.is_some();
+    if dir_resolver {
+        let claims: Arc<dyn InternalHandler> = Arc::new(ClaimsRequests {
+            server: Arc::downgrade(server),
+        });
+        for subject in [
+            "$SYS.REQ.CLAIMS.UPDATE",
+            "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE",
+            "$SYS.ACCOUNT.*.CLAIMS.UPDATE",
+            "$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP",
+            "$SYS.REQ.CLAIMS.LIST",
+        ] {
+            let sub = Arc::new(Subscription::internal(
+                claims.clone(),
+                subject.as_bytes(),
+                None,
+            ));
+            let _ = sys.sublist.insert(subject.as_bytes(), None, sub);
+        }
+    }
     for subject in subjects {
         let sub = Arc::new(Subscription::internal(
             handler.clone(),

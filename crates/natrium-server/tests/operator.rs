@@ -579,3 +579,123 @@ async fn a_full_resolver_reads_its_directory() {
     roundtrip(&c).await;
     srv.stop().await;
 }
+
+/// `nsc push` into a full resolver: a new account's users can log in at once, the JWT is
+/// stored in the directory (and served by LOOKUP and LIST), and an update that revokes a
+/// connected user closes its connection.
+#[tokio::test]
+async fn pushed_account_jwts_apply_while_running() {
+    let s = setup();
+    let store = tempfile::tempdir().expect("store");
+    let jwt_dir = tempfile::tempdir().expect("jwt dir");
+    let text = config_text(&s, store.path()).replace(
+        "resolver: MEMORY",
+        &format!(
+            "resolver {{ type: full, dir: {:?} }}",
+            jwt_dir.path().display()
+        ),
+    );
+    let srv = TestServer::with(load(&text).expect("config")).await;
+    let admin = KeyPair::new_user();
+    let sys = login(&srv, &user_jwt(&s.sys, &admin, json!({}), None), &admin)
+        .await
+        .expect("system user logs in");
+
+    // A new account C, pushed as nsc does.
+    let c = KeyPair::new_account();
+    let c_jwt = account_jwt(
+        &s,
+        &c,
+        json!({"limits": {"subs": -1, "payload": -1, "conn": -1}}),
+    );
+    let carol = KeyPair::new_user();
+    assert!(
+        login(&srv, &user_jwt(&c, &carol, json!({}), None), &carol)
+            .await
+            .is_err()
+    );
+    let r = sys
+        .request("$SYS.REQ.CLAIMS.UPDATE", c_jwt.clone().into())
+        .await
+        .expect("answered");
+    let v: Value = serde_json::from_slice(&r.payload).expect("json");
+    assert_eq!(v["data"]["code"], 200, "{v}");
+    assert_eq!(v["data"]["account"], c.public_key().as_str(), "{v}");
+    assert_eq!(v["data"]["message"], "jwt updated", "{v}");
+    let stored = std::fs::read_to_string(jwt_dir.path().join(format!("{}.jwt", c.public_key())))
+        .expect("stored in the directory");
+    assert_eq!(stored, c_jwt);
+    let carol_c = login(&srv, &user_jwt(&c, &carol, json!({}), None), &carol)
+        .await
+        .expect("C's user logs in after the push");
+    roundtrip(&carol_c).await;
+    let lookup = sys
+        .request(
+            format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.LOOKUP", c.public_key()),
+            "".into(),
+        )
+        .await
+        .expect("lookup");
+    assert_eq!(std::str::from_utf8(&lookup.payload).expect("utf8"), c_jwt);
+    let list = sys
+        .request("$SYS.REQ.CLAIMS.LIST", "".into())
+        .await
+        .expect("list");
+    let v: Value = serde_json::from_slice(&list.payload).expect("json");
+    assert!(
+        v["data"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|k| k == c.public_key().as_str())),
+        "{v}"
+    );
+
+    // Refused: not signed by the operator; a subject that names another account.
+    let rogue = encode(
+        json!({"sub": c.public_key(), "nats": {"type": "account", "version": 2}}),
+        &KeyPair::new_operator(),
+    );
+    let r = sys
+        .request("$SYS.REQ.CLAIMS.UPDATE", rogue.into())
+        .await
+        .expect("answered");
+    let v: Value = serde_json::from_slice(&r.payload).expect("json");
+    assert_eq!(v["error"]["code"], 500, "{v}");
+    let r = sys
+        .request(
+            format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", s.b.public_key()),
+            c_jwt.clone().into(),
+        )
+        .await
+        .expect("answered");
+    let v: Value = serde_json::from_slice(&r.payload).expect("json");
+    assert!(
+        v["error"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("subject does not match jwt content")),
+        "{v}"
+    );
+    // C is still as pushed.
+    roundtrip(&carol_c).await;
+
+    // An update of C that revokes carol closes her connection.
+    let revoking = encode(
+        json!({"sub": c.public_key(), "name": "acc", "iat": jwt_now() + 1,
+               "nats": {"limits": {"subs": -1, "payload": -1, "conn": -1},
+                        "revocations": {carol.public_key(): jwt_now() + 1},
+                        "type": "account", "version": 2}}),
+        &s.operator,
+    );
+    let r = sys
+        .request("$SYS.REQ.CLAIMS.UPDATE", revoking.into())
+        .await
+        .expect("answered");
+    let v: Value = serde_json::from_slice(&r.payload).expect("json");
+    assert_eq!(v["data"]["code"], 200, "{v}");
+    assert!(
+        support::eventually(T, || carol_c.connection_state()
+            != async_nats::connection::State::Connected)
+        .await,
+        "revoked user disconnected"
+    );
+    srv.stop().await;
+}
