@@ -275,3 +275,41 @@ def test_config_errors(run_server_to_exit):
         assert rc not in (0, None), (name, rc, out, err)
         keywords = keyword if isinstance(keyword, tuple) else (keyword,)
         assert any(k in (out + err).lower() for k in keywords), (name, out + err)
+
+
+@async_test()
+async def test_push_into_a_full_resolver(start_server, tmp_path):
+    """``nsc push`` into a ``full`` resolver: the answer, the JWT stored in the directory,
+    and the new account's users logging in at once."""
+    t = Tenants()
+    jwt_dir = tmp_path / "jwt"
+    jwt_dir.mkdir()
+    config = t.config().replace("resolver: MEMORY",
+                                f'resolver {{ type: full, dir: "{jwt_dir}" }}')
+    server = start_server(config=config)
+    admin, carol = J.user_key(), J.user_key()
+    sysc = await login(server, tmp_path, J.user_jwt(t.sys, admin), admin)
+    try:
+        c = J.account_key()
+        c_jwt = J.account_jwt(t.op, c, name="C")
+        err = await refused(server, tmp_path, J.user_jwt(c, carol), carol)
+        assert "authorization violation" in err.lower(), err
+        r = await sysc.request("$SYS.REQ.CLAIMS.UPDATE", c_jwt.encode(), timeout=3)
+        body = json.loads(r.data)
+        assert body["data"] == {"account": c.public, "code": 200, "message": "jwt updated"}, body
+        assert {"name", "host", "id", "ver"} <= set(body["server"]), body
+        assert (jwt_dir / f"{c.public}.jwt").read_text() == c_jwt
+        nc = await login(server, tmp_path, J.user_jwt(c, carol), carol)
+        await sync(nc)
+        await nc.close()
+        # The account in the subject must be the JWT's.
+        r = await sysc.request(f"$SYS.REQ.ACCOUNT.{t.b.public}.CLAIMS.UPDATE", c_jwt.encode(),
+                               timeout=3)
+        body = json.loads(r.data)
+        assert body["error"]["code"] == 500, body
+        assert "subject does not match jwt content" in body["error"]["description"], body
+        # A lookup answers with the stored JWT.
+        r = await sysc.request(f"$SYS.REQ.ACCOUNT.{c.public}.CLAIMS.LOOKUP", b"", timeout=3)
+        assert r.data.decode() == c_jwt
+    finally:
+        await sysc.close()
