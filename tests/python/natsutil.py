@@ -214,3 +214,38 @@ async def transcript(port: int, steps, timeout: float = 5.0) -> dict[str, bytes]
         for c in conns.values():
             c.close()
     return {k: _INFO_LINE.sub(b"", v) for k, v in out.items()}
+
+
+# --- monitoring ---------------------------------------------------------------------------
+
+MONITOR_RE = re.compile(rb"Starting http monitor on \S+:(\d+)")
+
+
+def port_from_log(server, regex: "re.Pattern") -> int:
+    """The port a server logged a listener on (``regex`` captures it), bounded wait."""
+    deadline = time.monotonic() + 5
+    while True:
+        m = regex.search(server.log_path.read_bytes())
+        if m:
+            return int(m.group(1))
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {regex.pattern!r} line in the log:\n{server.log()}")
+        time.sleep(0.02)
+
+
+def monitor_port(server) -> int:
+    """The HTTP monitoring port of a server started with ``http_port: -1`` / ``-m -1``."""
+    return port_from_log(server, MONITOR_RE)
+
+
+async def monz(server, path: str) -> dict:
+    """GET a monitoring endpoint as JSON."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{monitor_port(server)}{path}"
+
+    def get():
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.loads(r.read())
+
+    return await asyncio.to_thread(get)

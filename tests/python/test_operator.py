@@ -18,7 +18,7 @@ import pytest
 
 import jwtutil as J
 import nkeys_shim
-from natsutil import assert_no_msg, async_test, next_msgs, sync
+from natsutil import assert_no_msg, async_test, monz, next_msgs, sync
 
 nkeys_shim.install()  # nats-py signs nonces with ``nkeys`` (the shim when not installed)
 
@@ -313,3 +313,31 @@ async def test_push_into_a_full_resolver(start_server, tmp_path):
         assert r.data.decode() == c_jwt
     finally:
         await sysc.close()
+
+
+@async_test()
+async def test_connz_shows_jwt_users(start_server, tmp_path):
+    """``/connz?auth=1`` for JWT users: the user key, the account, the JWT (not for a
+    bearer token), the key that signed it, the account JWT's name and the user's tags."""
+    t = Tenants()
+    server = start_server(config=t.config("http_port: -1\n"))
+    u, s = J.user_key(), J.user_key()
+    user_jwt = J.user_jwt(t.a, u, tags=["team:blue"])
+    nc = await login(server, tmp_path, user_jwt, u)
+    sc = await login(server, tmp_path,
+                     J.user_jwt(t.a_scoped, s, name="bob", issuer_account=t.a.public,
+                                scoped=True), s)
+    try:
+        conns = {c["authorized_user"]: c for c in (await monz(server, "/connz?auth=1"))["connections"]}
+        c = conns[u.public]
+        assert c["account"] == t.a.public, c
+        assert c["jwt"] == user_jwt, c
+        assert c["issuer_key"] == t.a.public, c
+        assert c["name_tag"] == "A", c
+        assert c["tags"] == ["team:blue"], c
+        c = conns[s.public]
+        assert c["issuer_key"] == t.a_scoped.public, c
+        assert "tags" not in c, c
+    finally:
+        await nc.close()
+        await sc.close()

@@ -42,7 +42,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from natsutil import RawConn, async_test, connect, sync
+from natsutil import RawConn, async_test, connect, monz, sync
 
 TLS_DIR = Path(__file__).resolve().parents[1] / "data" / "tls"
 
@@ -50,7 +50,6 @@ TLS_DIR = Path(__file__).resolve().parents[1] / "data" / "tls"
 # (its ClosedState TLSHandshakeError prints as "TLS Handshake Failure").
 HANDSHAKE_FAILURE = "TLS Handshake Failure"
 
-MONITOR_RE = re.compile(rb"Starting http monitor on \S+:(\d+)")
 ABSENT = "<absent>"
 
 
@@ -80,27 +79,6 @@ def client_ctx(identity: str | None = None, max_version: ssl.TLSVersion | None =
 
 
 # --- monitoring -------------------------------------------------------------------------
-
-def monitor_port(server) -> int:
-    deadline = time.monotonic() + 5
-    while True:
-        m = MONITOR_RE.search(server.log_path.read_bytes())
-        if m:
-            return int(m.group(1))
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no http monitor line in the log:\n{server.log()}")
-        time.sleep(0.02)
-
-
-async def monz(server, path: str) -> dict:
-    url = f"http://127.0.0.1:{monitor_port(server)}{path}"
-
-    def get():
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return json.loads(r.read())
-
-    return await asyncio.to_thread(get)
-
 
 def tls_fields(conn: dict) -> dict:
     return {k: v for k, v in conn.items() if k.startswith("tls")}

@@ -41,17 +41,15 @@ import re
 import ssl
 import struct
 import time
-import urllib.request
 import zlib
 from pathlib import Path
 
 import pytest
 
-from natsutil import RawConn, async_test, connect, sync
+from natsutil import RawConn, async_test, connect, monz, port_from_log, sync
 
 TLS_DIR = Path(__file__).resolve().parents[1] / "data" / "tls"
 
-MONITOR_RE = re.compile(rb"Starting http monitor on \S+:(\d+)")
 # Both servers: "Listening for websocket clients on ws://127.0.0.1:PORT" (wss:// with TLS).
 WS_LISTEN_RE = re.compile(rb"Listening for websocket clients on wss?://\S+:(\d+)")
 
@@ -87,33 +85,8 @@ def ws_conf(*lines: str, top: str = "", tls: bool = False) -> str:
     return "http_port: -1\n" + top + "websocket {\n" + "".join(f"  {x}\n" for x in body) + "}\n"
 
 
-def _port_from_log(server, regex: re.Pattern) -> int:
-    deadline = time.monotonic() + 5
-    while True:
-        m = regex.search(server.log_path.read_bytes())
-        if m:
-            return int(m.group(1))
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {regex.pattern!r} line in the log:\n{server.log()}")
-        time.sleep(0.02)
-
-
 def ws_port(server) -> int:
-    return _port_from_log(server, WS_LISTEN_RE)
-
-
-def monitor_port(server) -> int:
-    return _port_from_log(server, MONITOR_RE)
-
-
-async def monz(server, path: str) -> dict:
-    url = f"http://127.0.0.1:{monitor_port(server)}{path}"
-
-    def get():
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return json.loads(r.read())
-
-    return await asyncio.to_thread(get)
+    return port_from_log(server, WS_LISTEN_RE)
 
 
 async def conns_when(server, n: int, state: str = "open") -> list[dict]:

@@ -324,20 +324,27 @@ pub fn authenticate(
         max_payload: limits.payload,
         jwt_user: Some(Arc::new(JwtUser {
             issuer: user.iss.clone(),
-            name: user.name.clone(),
+            jwt: if limits.bearer_token {
+                String::new()
+            } else {
+                token.to_string()
+            },
+            account_name: acc.name.clone(),
             tags: user.nats.tags.clone(),
         })),
     })
 }
 
-/// What monitoring shows of a JWT user.
+/// What monitoring shows of a JWT user (`/connz?auth=1`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JwtUser {
-    /// The key that signed the user (`issuer_key`).
+    /// The key that signed the user (`issuer_key`): the account or its signing key.
     pub issuer: String,
-    /// `name` of the JWT (`name_tag`).
-    pub name: String,
-    /// Tags.
+    /// The user JWT (`jwt`), empty for a bearer token (nats-server redacts those).
+    pub jwt: String,
+    /// The account JWT's name (`name_tag`).
+    pub account_name: String,
+    /// The user's tags (`tags`).
     pub tags: Vec<String>,
 }
 

@@ -137,6 +137,8 @@ pub struct ClientMeta {
     pub tls: Option<crate::tls::TlsInfo>,
     /// The client came in over WebSocket (`/connz` type `websocket`).
     pub websocket: bool,
+    /// A JWT user's details for `/connz?auth=1` (operator mode).
+    pub jwt_user: Option<std::sync::Arc<crate::auth::operator::JwtUser>>,
 }
 
 /// WebSocket control frames waiting for the writer.

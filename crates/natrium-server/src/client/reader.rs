@@ -911,6 +911,7 @@ impl Reader {
             meta.account = account.name.clone();
             meta.user = id.label.clone();
             meta.nkey = id.user.as_ref().filter(|u| u.nkey).map(|u| u.name.clone());
+            meta.jwt_user = id.jwt_user.clone();
             meta.simple_auth = id.user.is_none();
         }
         self.account = account;

@@ -249,12 +249,19 @@ pub struct ConnInfo {
     /// Subscription details (`subs=detail`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subscriptions_list_detail: Vec<SubDetail>,
-    /// For an nkey user, its account's name (`auth=1`), as nats-server reports it.
+    /// A JWT user's JWT (`auth=1`; not for bearer tokens).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub jwt: String,
+    /// For an nkey user, its account's name (`auth=1`), as nats-server reports it; for a
+    /// JWT user the key that signed it.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub issuer_key: String,
     /// Account name tag (`auth=1`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name_tag: String,
+    /// A JWT user's tags (`auth=1`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// RTT in nanoseconds, for sorting.
     #[serde(skip)]
     rtt_nanos: u64,
@@ -396,8 +403,10 @@ fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -
         account: String::new(),
         subscriptions_list: Vec::new(),
         subscriptions_list_detail: Vec::new(),
+        jwt: String::new(),
         issuer_key: String::new(),
         name_tag: String::new(),
+        tags: Vec::new(),
         rtt_nanos: meta.rtt_nanos,
     };
     if o.subs_detail {
@@ -419,8 +428,21 @@ fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -
             info.issuer_key = acc.to_string();
         }
         info.name_tag = acc.to_string();
+        jwt_fields(&mut info, meta.jwt_user.as_deref());
     }
     info
+}
+
+/// A JWT user's `jwt`, `issuer_key`, `name_tag` (the account JWT's name) and `tags`.
+fn jwt_fields(info: &mut ConnInfo, user: Option<&crate::auth::operator::JwtUser>) {
+    if let Some(u) = user {
+        info.jwt = u.jwt.clone();
+        info.issuer_key = u.issuer.clone();
+        if !u.account_name.is_empty() {
+            info.name_tag = u.account_name.clone();
+        }
+        info.tags = u.tags.clone();
+    }
 }
 
 /// A `ConnInfo` for a closed connection.
@@ -464,8 +486,10 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
         account: String::new(),
         subscriptions_list: Vec::new(),
         subscriptions_list_detail: Vec::new(),
+        jwt: String::new(),
         issuer_key: String::new(),
         name_tag: String::new(),
+        tags: Vec::new(),
         rtt_nanos: cc.meta.rtt_nanos,
     };
     if o.subs_detail {
@@ -483,6 +507,7 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
                 info.issuer_key = acc.to_string();
             }
             info.name_tag = acc.to_string();
+            jwt_fields(&mut info, cc.meta.jwt_user.as_deref());
         }
     }
     info
