@@ -606,7 +606,8 @@ async fn pushed_account_jwts_apply_while_running() {
     let c_jwt = account_jwt(
         &s,
         &c,
-        json!({"limits": {"subs": -1, "payload": -1, "conn": -1}}),
+        json!({"limits": {"subs": -1, "payload": -1, "conn": -1, "mem_storage": -1,
+                          "disk_storage": -1, "streams": 1, "consumer": -1}}),
     );
     let carol = KeyPair::new_user();
     assert!(
@@ -629,6 +630,24 @@ async fn pushed_account_jwts_apply_while_running() {
         .await
         .expect("C's user logs in after the push");
     roundtrip(&carol_c).await;
+    // JetStream as the pushed JWT allows: one stream.
+    let js = async_nats::jetstream::new(carol_c.clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "C1".into(),
+        subjects: vec!["c1.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("C has JetStream");
+    let err = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "C2".into(),
+            subjects: vec!["c2.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect_err("one stream only");
+    assert!(err.to_string().contains("10027"), "{err}");
     let lookup = sys
         .request(
             format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.LOOKUP", c.public_key()),
