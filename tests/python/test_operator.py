@@ -177,6 +177,17 @@ async def test_refused_logins(start_server, tmp_path):
     err = await refused(server, tmp_path,
                         J.user_jwt(t.a, u, allowed_connection_types=["WEBSOCKET"]), u)
     assert "authorization violation" in err.lower(), err
+    # Outside the user's connect times (UTC, an hour from now for an hour).
+    def hhmmss(offset_s: int) -> str:
+        return time.strftime("%H:%M:%S", time.gmtime(time.time() + offset_s))
+    later = [{"start": hhmmss(3600), "end": hhmmss(7200)}]
+    err = await refused(server, tmp_path,
+                        J.user_jwt(t.a, u, times=later, times_location="UTC"), u)
+    assert "authorization violation" in err.lower(), err
+    # Inside them: admitted.
+    now = [{"start": hhmmss(-3600), "end": hhmmss(3600)}]
+    nc = await login(server, tmp_path, J.user_jwt(t.a, u, times=now, times_location="UTC"), u)
+    await nc.close()
     # A user name and password mean nothing in operator mode.
     with pytest.raises(Exception) as e:
         await nats.connect(server.url, user="a", password="b", allow_reconnect=False,

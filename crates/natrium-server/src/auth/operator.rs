@@ -64,9 +64,80 @@ pub enum JwtLoginError {
     /// The client's address is not in `src`.
     #[error("bad src IP {0}")]
     Source(String),
-    /// `times` restrictions are not supported yet.
-    #[error("user JWT connect times (times) are not supported by natrium-server")]
-    Times,
+    /// Outside the user's connect times.
+    #[error("outside connect times")]
+    OutsideTimes,
+    /// A `times_location` other than the server's own zone or UTC.
+    #[error(
+        "connect times in {0:?} are not supported by natrium-server (only UTC or the server's local time)"
+    )]
+    TimesLocation(String),
+    /// A `times` entry that is not `HH:MM:SS`.
+    #[error("connect time {0:?} is not HH:MM:SS")]
+    TimeFormat(String),
+}
+
+/// Seconds since midnight of an `HH:MM:SS` time.
+fn seconds_of_day(t: &str) -> Result<i64, JwtLoginError> {
+    let bad = || JwtLoginError::TimeFormat(t.to_string());
+    let mut parts = t.split(':');
+    let mut field = |max: i64| -> Result<i64, JwtLoginError> {
+        let v: i64 = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+        if (0..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(bad())
+        }
+    };
+    let (h, m, s) = (field(23)?, field(59)?, field(59)?);
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(h * 3600 + m * 60 + s)
+}
+
+/// nats-server's `validateTimes`: `Ok(None)` without ranges; `Ok(Some(left))` when `now`
+/// (seconds since midnight in the ranges' zone) is inside one of them, with the most
+/// seconds left of any; an error outside all of them. A range whose start is after its
+/// end crosses midnight.
+fn connect_window(ranges: &[jwt::TimeRange], now: i64) -> Result<Option<i64>, JwtLoginError> {
+    if ranges.is_empty() {
+        return Ok(None);
+    }
+    let mut best: Option<i64> = None;
+    for r in ranges {
+        let (start, mut end) = (seconds_of_day(&r.start)?, seconds_of_day(&r.end)?);
+        let left = if start < now && end > now {
+            Some(end - now)
+        } else if start > end {
+            if end > now {
+                Some(end - now)
+            } else {
+                end += 86_400;
+                (start < now && end > now).then(|| end - now)
+            }
+        } else {
+            None
+        };
+        if let Some(l) = left
+            && best.is_none_or(|b| l > b)
+        {
+            best = Some(l);
+        }
+    }
+    best.map(Some).ok_or(JwtLoginError::OutsideTimes)
+}
+
+/// Now as seconds since midnight in `location` (empty: the server's local time, as
+/// nats-server's `time.Local`; or UTC).
+fn now_in(location: &str) -> Result<i64, JwtLoginError> {
+    let offset = match location {
+        "" | "Local" => crate::logging::local_offset(),
+        "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Z" => time::UtcOffset::UTC,
+        other => return Err(JwtLoginError::TimesLocation(other.to_string())),
+    };
+    let t = time::OffsetDateTime::now_utc().to_offset(offset);
+    Ok(i64::from(t.hour()) * 3600 + i64::from(t.minute()) * 60 + i64::from(t.second()))
 }
 
 /// Whether `ip` is in one of the CIDRs (nats-server's `validateSrc`).
@@ -298,9 +369,19 @@ pub fn authenticate(
             peer.map(|p| p.to_string()).unwrap_or_default(),
         ));
     }
-    if !limits.times.is_empty() {
-        return Err(JwtLoginError::Times);
-    }
+    let window = if limits.times.is_empty() {
+        None
+    } else {
+        connect_window(&limits.times, now_in(&limits.times_location)?)?
+    };
+    // The login ends at the JWT's expiry or the end of the connect window, whichever
+    // comes first (nats-server's `setExpiration`).
+    let expires = match (user.exp > 0, window) {
+        (true, Some(left)) => Some(user.exp.min(now + left)),
+        (true, None) => Some(user.exp),
+        (false, Some(left)) => Some(now + left),
+        (false, None) => None,
+    };
     let perms = permissions(&limits)
         .or_else(|| acc.default_permissions.clone())
         .map(|p| Arc::new(ClientPerms::compile(&p)));
@@ -319,7 +400,7 @@ pub fn authenticate(
         label: Some(user.sub.clone()),
         user: Some(Arc::new(auth_user)),
         account,
-        expires: (user.exp > 0).then_some(user.exp),
+        expires,
         max_subs: limits.subs,
         max_payload: limits.payload,
         jwt_user: Some(Arc::new(JwtUser {
@@ -351,6 +432,42 @@ pub struct JwtUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_times() {
+        let r = |a: &str, b: &str| jwt::TimeRange {
+            start: a.into(),
+            end: b.into(),
+        };
+        let at = |h: i64, m: i64| h * 3600 + m * 60;
+        assert_eq!(connect_window(&[], at(3, 0)), Ok(None));
+        let day = [r("11:00:00", "22:00:00")];
+        assert_eq!(connect_window(&day, at(13, 0)), Ok(Some(9 * 3600)));
+        assert_eq!(
+            connect_window(&day, at(23, 0)),
+            Err(JwtLoginError::OutsideTimes)
+        );
+        // Crossing midnight, before and after it.
+        let night = [r("22:00:00", "06:00:00")];
+        assert_eq!(connect_window(&night, at(5, 0)), Ok(Some(3600)));
+        assert_eq!(connect_window(&night, at(23, 30)), Ok(Some(at(6, 30))));
+        assert_eq!(
+            connect_window(&night, at(12, 0)),
+            Err(JwtLoginError::OutsideTimes)
+        );
+        // The range with the most time left wins.
+        let both = [r("12:00:00", "14:00:00"), r("10:00:00", "20:00:00")];
+        assert_eq!(connect_window(&both, at(13, 0)), Ok(Some(7 * 3600)));
+        assert!(matches!(
+            connect_window(&[r("25:00:00", "26:00:00")], 0),
+            Err(JwtLoginError::TimeFormat(_))
+        ));
+        assert!(matches!(
+            now_in("Mars/Olympus"),
+            Err(JwtLoginError::TimesLocation(_))
+        ));
+        assert!(now_in("UTC").is_ok_and(|s| (0..86_400).contains(&s)));
+    }
 
     #[test]
     fn cidrs() {
