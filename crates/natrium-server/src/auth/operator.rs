@@ -183,35 +183,50 @@ fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
     }
 }
 
-/// nats-server's `processUserPermissionsTemplate`, for the templates that name no tags:
+/// Most subjects one permission list may expand to through tag templates (nats-server's
+/// bound too: a user's tags must not blow up the server's memory).
+const MAX_TEMPLATE_EXPANSIONS: usize = 4096;
+
+/// The `{{...}}` templates in `s`, as (the template text, its operation).
+fn templates_in(s: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    let mut base = 0;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let text = &s[base + start..base + start + len + 2];
+        out.push((text, text[2..text.len() - 2].trim()));
+        base += start + len + 2;
+        rest = &s[base..];
+    }
+    out
+}
+
+/// nats-server's `processUserPermissionsTemplate` for one permission list:
 /// `{{name()}}`, `{{subject()}}`, `{{account-name()}}`, `{{account-subject()}}`, and
-/// `{{tag(x)}}` / `{{account-tag(x)}}` with one value each.
+/// `{{tag(x)}}` / `{{account-tag(x)}}`, which expand to every value of the `x:` tags (all
+/// combinations when several appear). An unknown operation is an error; a subject that
+/// comes out invalid (or a tag with no value) is dropped from an allow list and an error
+/// in a deny list (`strict`).
 fn apply_templates(
     list: &[String],
     user: &Claims<UserNats>,
     account: &str,
     acc: &AccountAuth,
-    account_tags: &[String],
     strict: bool,
 ) -> Result<Vec<String>, JwtLoginError> {
+    if !list.iter().any(|s| s.contains("{{")) {
+        return Ok(list.to_vec());
+    }
     let mut out = Vec::with_capacity(list.len());
-    'subjects: for s in list {
-        if !s.contains("{{") {
-            out.push(s.clone());
-            continue;
-        }
-        let mut subject = String::new();
-        let mut rest = s.as_str();
-        while let Some(start) = rest.find("{{") {
-            subject.push_str(&rest[..start]);
-            let Some(end) = rest[start..].find("}}") else {
-                return Err(JwtLoginError::Template(format!(
-                    "unclosed template in {s:?}"
-                )));
-            };
-            let op = rest[start + 2..start + end].trim();
+    for s in list {
+        let templates = templates_in(s);
+        let mut values: Vec<Vec<String>> = Vec::with_capacity(templates.len());
+        for (_, op) in &templates {
             let lower = op.to_ascii_lowercase();
-            let tag_of = |prefix: &str, tags: &[String]| -> Option<Vec<String>> {
+            let tag_values = |prefix: &str, tags: &[String]| -> Option<Vec<String>> {
                 let name = lower.strip_prefix(prefix)?.strip_suffix(')')?;
                 let want = format!("{name}:");
                 Some(
@@ -220,43 +235,72 @@ fn apply_templates(
                         .collect(),
                 )
             };
-            let value = match lower.as_str() {
-                "name()" => user.name.clone(),
-                "subject()" => user.sub.clone(),
-                "account-name()" => acc.name.clone(),
-                "account-subject()" => account.to_string(),
+            let v = match lower.as_str() {
+                "name()" => vec![user.name.clone()],
+                "subject()" => vec![user.sub.clone()],
+                "account-name()" => vec![acc.name.clone()],
+                "account-subject()" => vec![account.to_string()],
                 _ => {
-                    let values = tag_of("account-tag(", account_tags)
-                        .or_else(|| tag_of("tag(", &user.nats.tags))
+                    let found = tag_values("account-tag(", &acc.tags)
+                        .or_else(|| tag_values("tag(", &user.nats.tags))
                         .ok_or_else(|| {
                             JwtLoginError::Template(format!(
                                 "template operation in {s:?}: {op:?} is not defined"
                             ))
                         })?;
-                    match values.as_slice() {
-                        [one] => one.clone(),
-                        [] if strict => {
+                    if found.is_empty() {
+                        if strict {
                             return Err(JwtLoginError::Template(format!(
                                 "generated invalid subject {s:?}: {op:?} is not defined"
                             )));
                         }
-                        [] => continue 'subjects,
-                        _ => {
-                            return Err(JwtLoginError::Template(format!(
-                                "{op:?} has several values; natrium-server expands one"
-                            )));
-                        }
+                        // An invalid subject, dropped below.
+                        vec![" ".to_string()]
+                    } else {
+                        found
                     }
                 }
             };
-            subject.push_str(&value);
-            rest = &rest[start + end + 2..];
+            values.push(v);
         }
-        subject.push_str(rest);
-        if crate::sublist::is_valid_subject(subject.as_bytes()) {
-            out.push(subject);
-        } else if strict {
-            return Err(JwtLoginError::Template("generated invalid subject".into()));
+        let combinations = values
+            .iter()
+            .try_fold(1usize, |n, v| n.checked_mul(v.len()));
+        match combinations {
+            Some(n) if out.len() + n <= MAX_TEMPLATE_EXPANSIONS => {}
+            _ => {
+                return Err(JwtLoginError::Template(format!(
+                    "permission template expansion limit of {MAX_TEMPLATE_EXPANSIONS} exceeded"
+                )));
+            }
+        }
+        // Every combination of the templates' values, like an odometer.
+        let mut pick = vec![0usize; values.len()];
+        loop {
+            let mut subject = s.clone();
+            for (i, (text, _)) in templates.iter().enumerate() {
+                subject = subject.replace(text, &values[i][pick[i]]);
+            }
+            if crate::sublist::is_valid_subject(subject.as_bytes()) {
+                out.push(subject);
+            } else if strict {
+                return Err(JwtLoginError::Template("generated invalid subject".into()));
+            }
+            let mut i = values.len();
+            loop {
+                if i == 0 {
+                    break;
+                }
+                i -= 1;
+                pick[i] += 1;
+                if pick[i] < values[i].len() {
+                    break;
+                }
+                pick[i] = 0;
+            }
+            if pick.iter().all(|p| *p == 0) {
+                break;
+            }
         }
     }
     Ok(out)
@@ -269,13 +313,12 @@ fn templated(
     acc: &AccountAuth,
 ) -> Result<UserPermissionLimits, JwtLoginError> {
     let mut l = t.clone();
-    let tags = &acc.tags;
     let had_sub_allow = !l.subscribe.allow.is_empty();
     let had_pub_allow = !l.publish.allow.is_empty();
-    l.subscribe.allow = apply_templates(&t.subscribe.allow, user, account, acc, tags, false)?;
-    l.subscribe.deny = apply_templates(&t.subscribe.deny, user, account, acc, tags, true)?;
-    l.publish.allow = apply_templates(&t.publish.allow, user, account, acc, tags, false)?;
-    l.publish.deny = apply_templates(&t.publish.deny, user, account, acc, tags, true)?;
+    l.subscribe.allow = apply_templates(&t.subscribe.allow, user, account, acc, false)?;
+    l.subscribe.deny = apply_templates(&t.subscribe.deny, user, account, acc, true)?;
+    l.publish.allow = apply_templates(&t.publish.allow, user, account, acc, false)?;
+    l.publish.deny = apply_templates(&t.publish.deny, user, account, acc, true)?;
     // An allow list emptied by the templates allows nothing (nats-server adds `deny >`).
     if had_sub_allow && l.subscribe.allow.is_empty() {
         l.subscribe.deny.push(">".into());
@@ -432,6 +475,86 @@ pub struct JwtUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn claims(name: &str, tags: &[&str]) -> Claims<UserNats> {
+        Claims {
+            jti: String::new(),
+            iat: 0,
+            iss: String::new(),
+            sub: "UKEY".into(),
+            name: name.into(),
+            exp: 0,
+            nbf: 0,
+            nats: UserNats {
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                ..UserNats::default()
+            },
+        }
+    }
+
+    fn account_auth(tags: &[&str]) -> AccountAuth {
+        AccountAuth {
+            name: "acme".into(),
+            signing_keys: Default::default(),
+            revocations: Default::default(),
+            default_permissions: None,
+            disallow_bearer: false,
+            expires: 0,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            jwt: String::new(),
+        }
+    }
+
+    #[test]
+    fn permission_templates() {
+        let u = claims("bob", &["dept:a", "dept:b", "site:x"]);
+        let acc = account_auth(&["region:eu"]);
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let got = apply_templates(
+            &list(&[
+                "own.{{name()}}.>",
+                "k.{{ subject() }}",
+                "a.{{account-name()}}.{{account-subject()}}",
+                "plain",
+            ]),
+            &u,
+            "AKEY",
+            &acc,
+            false,
+        )
+        .expect("expands");
+        assert_eq!(got, list(&["own.bob.>", "k.UKEY", "a.acme.AKEY", "plain"]));
+        // Tags: every value, every combination.
+        let got = apply_templates(
+            &list(&["d.{{tag(dept)}}.{{tag(site)}}.{{account-tag(region)}}"]),
+            &u,
+            "AKEY",
+            &acc,
+            false,
+        )
+        .expect("expands");
+        assert_eq!(got, list(&["d.a.x.eu", "d.b.x.eu"]));
+        // A tag without values: dropped from an allow list, an error in a deny list.
+        let none = list(&["n.{{tag(missing)}}"]);
+        assert_eq!(apply_templates(&none, &u, "AKEY", &acc, false), Ok(vec![]));
+        assert!(apply_templates(&none, &u, "AKEY", &acc, true).is_err());
+        // Unknown operations are errors.
+        assert!(apply_templates(&list(&["x.{{nope()}}"]), &u, "AKEY", &acc, false).is_err());
+        // The expansion is bounded.
+        let many: Vec<String> = (0..70).map(|i| format!("t:{i}")).collect();
+        let mut big = claims("bob", &[]);
+        big.nats.tags = many;
+        assert!(matches!(
+            apply_templates(
+                &list(&["x.{{tag(t)}}.{{tag(t)}}"]),
+                &big,
+                "AKEY",
+                &acc,
+                false
+            ),
+            Err(JwtLoginError::Template(_))
+        ));
+    }
 
     #[test]
     fn connect_times() {
