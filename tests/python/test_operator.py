@@ -352,3 +352,25 @@ async def test_connz_shows_jwt_users(start_server, tmp_path):
     finally:
         await nc.close()
         await sc.close()
+
+
+@async_test()
+async def test_an_expiring_account_disconnects_its_users(start_server, tmp_path):
+    t = Tenants()
+    e = J.account_key()
+    e_jwt = J.encode({"sub": e.public, "name": "E", "exp": int(time.time()) + 3,
+                      "nats": {"type": "account", "version": 2, "limits": dict(J.UNLIMITED)}},
+                     t.op)
+    config = t.config().replace("resolver_preload {\n", f"resolver_preload {{\n  {e.public}: {e_jwt}\n")
+    server = start_server(config=config)
+    u = J.user_key()
+    nc = await login(server, tmp_path, J.user_jwt(e, u), u)
+    try:
+        for _ in range(80):
+            if nc.is_closed:
+                break
+            await asyncio.sleep(0.1)
+        seen = [str(x).lower() for x in [*nc.test_errors, nc.last_error] if x]
+        assert any("account authentication expired" in x for x in seen), seen
+    finally:
+        await nc.close()

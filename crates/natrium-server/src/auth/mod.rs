@@ -145,8 +145,12 @@ pub struct Identity {
     pub label: Option<String>,
     /// Account to bind to.
     pub account: String,
-    /// When the login stops being valid (unix seconds): a user JWT's `exp`.
+    /// When the login stops being valid (unix seconds): a user JWT's `exp`, the end of
+    /// its connect window, or its account JWT's `exp`.
     pub expires: Option<i64>,
+    /// `expires` is the account JWT's (the client is told `Account Authentication
+    /// Expired` rather than `User Authentication Expired`).
+    pub account_expires_first: bool,
     /// The user's own subscription limit (-1: none; a user JWT's `subs`).
     pub max_subs: i64,
     /// The user's own payload limit (-1: none; a user JWT's `payload`).
@@ -163,6 +167,7 @@ impl Identity {
             label,
             account,
             expires: None,
+            account_expires_first: false,
             max_subs: -1,
             max_payload: -1,
             jwt_user: None,

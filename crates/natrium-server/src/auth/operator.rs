@@ -419,11 +419,18 @@ pub fn authenticate(
     };
     // The login ends at the JWT's expiry or the end of the connect window, whichever
     // comes first (nats-server's `setExpiration`).
-    let expires = match (user.exp > 0, window) {
+    let user_expires = match (user.exp > 0, window) {
         (true, Some(left)) => Some(user.exp.min(now + left)),
         (true, None) => Some(user.exp),
         (false, Some(left)) => Some(now + left),
         (false, None) => None,
+    };
+    // An account JWT that expires first ends the login too, with its own message.
+    let account_first = acc.expires > 0 && user_expires.is_none_or(|u| acc.expires < u);
+    let expires = if account_first {
+        Some(acc.expires)
+    } else {
+        user_expires
     };
     let perms = permissions(&limits)
         .or_else(|| acc.default_permissions.clone())
@@ -444,6 +451,7 @@ pub fn authenticate(
         user: Some(Arc::new(auth_user)),
         account,
         expires,
+        account_expires_first: account_first,
         max_subs: limits.subs,
         max_payload: limits.payload,
         jwt_user: Some(Arc::new(JwtUser {

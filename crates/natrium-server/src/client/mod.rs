@@ -183,6 +183,8 @@ pub struct ClientConn {
     /// When the login expires (unix seconds; 0: never): a user JWT's `exp`. The writer
     /// task closes the connection then, with `User Authentication Expired`.
     pub expires_unix: std::sync::atomic::AtomicI64,
+    /// `expires_unix` is the account JWT's expiry (`Account Authentication Expired`).
+    pub expires_account: AtomicBool,
     /// Signalled by the writer after a write when a stalled producer is waiting.
     pub drained: Notify,
     /// The client negotiated headers (HPUB/HMSG).
@@ -250,6 +252,7 @@ impl ClientConn {
             out: Mutex::new(Outbound::default()),
             writer_wake: Notify::new(),
             expires_unix: std::sync::atomic::AtomicI64::new(0),
+            expires_account: AtomicBool::new(false),
             drained: Notify::new(),
             headers: AtomicBool::new(false),
             connected: AtomicBool::new(false),

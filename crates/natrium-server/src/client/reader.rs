@@ -901,6 +901,9 @@ impl Reader {
         .min()
         .unwrap_or(-1);
         self.conn
+            .expires_account
+            .store(id.account_expires_first, Ordering::Relaxed);
+        self.conn
             .expires_unix
             .store(id.expires.unwrap_or(0), Ordering::Relaxed);
         if id.expires.is_some() {

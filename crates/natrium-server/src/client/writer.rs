@@ -87,10 +87,12 @@ pub async fn run(
                 if let Some(e) = expires_at
                     && now >= e
                 {
-                    conn.err_and_close(
-                        "User Authentication Expired",
-                        CloseReason::AuthenticationExpired,
-                    );
+                    let text = if conn.expires_account.load(Ordering::Relaxed) {
+                        "Account Authentication Expired"
+                    } else {
+                        "User Authentication Expired"
+                    };
+                    conn.err_and_close(text, CloseReason::AuthenticationExpired);
                 }
                 if let Some(a) = auth_at
                     && now >= a
