@@ -374,3 +374,35 @@ async def test_an_expiring_account_disconnects_its_users(start_server, tmp_path)
         assert any("account authentication expired" in x for x in seen), seen
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_account_token_position(start_server, tmp_path):
+    """An export with ``account_token_position``: each importer may import only the
+    subjects carrying its own account key at that token."""
+    op, sys, a, b = J.operator_key(), J.account_key(), J.account_key(), J.account_key()
+    a_jwt = J.account_jwt(op, a, name="A", exports=[
+        {"subject": "pos.*.>", "type": "stream", "account_token_position": 2}])
+    b_jwt = J.account_jwt(op, b, name="B", imports=[
+        {"subject": f"pos.{b.public}.>", "account": a.public, "type": "stream"},
+        {"subject": f"pos.{a.public}.>", "account": a.public, "type": "stream",
+         "local_subject": "stolen.>"}])
+    server = start_server(config=J.operator_config(
+        J.operator_jwt(op, system_account=sys.public),
+        {a.public: a_jwt, b.public: b_jwt, sys.public: J.account_jwt(op, sys, name="SYS")}))
+    ua, ub = J.user_key(), J.user_key()
+    na = await login(server, tmp_path, J.user_jwt(a, ua), ua)
+    nb = await login(server, tmp_path, J.user_jwt(b, ub), ub)
+    try:
+        mine = await nb.subscribe(f"pos.{b.public}.>")
+        stolen = await nb.subscribe("stolen.>")
+        await sync(nb)
+        await na.publish(f"pos.{b.public}.x", b"for b")
+        await na.publish(f"pos.{a.public}.x", b"for a")
+        await sync(na)
+        [m] = await next_msgs(mine, 1)
+        assert m.data == b"for b"
+        await assert_no_msg(stolen)
+    finally:
+        await na.close()
+        await nb.close()

@@ -469,6 +469,7 @@ fn resolve_accounts(
         );
     }
     activate_private_exports(&decoded, &mut accounts, &mut o.warnings);
+    check_account_token_positions(&decoded, &mut accounts, &mut o.warnings);
     if let Some(sys) = &o.accounts.system_account
         && !decoded.contains_key(sys)
     {
@@ -692,6 +693,43 @@ fn activate_private_exports(
                 list.push(importer.clone());
             }
         }
+    }
+}
+
+/// An export with `account_token_position` n may only be imported with the importer's
+/// own account key as the n-th token of the subject (per-account subjects under one
+/// export); other imports of it are dropped, as nats-server refuses them.
+fn check_account_token_positions(
+    decoded: &BTreeMap<String, Claims<AccountNats>>,
+    accounts: &mut [AccountConfig],
+    warnings: &mut Vec<String>,
+) {
+    for a in accounts.iter_mut() {
+        a.imports.retain(|imp| {
+            let Some(exporter) = decoded.get(&imp.account) else {
+                return true;
+            };
+            let positioned = exporter.nats.exports.iter().find(|x| {
+                x.account_token_position > 0
+                    && (x.kind == "service") == imp.service
+                    && crate::sublist::subject_is_subset_match(
+                        imp.subject.as_bytes(),
+                        x.subject.as_bytes(),
+                    )
+            });
+            let Some(x) = positioned else {
+                return true;
+            };
+            let pos = x.account_token_position as usize;
+            let ok = imp.subject.split('.').nth(pos - 1) == Some(a.name.as_str());
+            if !ok {
+                warnings.push(format!(
+                    "account {}: import of {:?} from {} skipped: token {pos} must be the importing account",
+                    a.name, imp.subject, imp.account
+                ));
+            }
+            ok
+        });
     }
 }
 
