@@ -406,3 +406,63 @@ async def test_account_token_position(start_server, tmp_path):
     finally:
         await na.close()
         await nb.close()
+
+
+@async_test()
+async def test_review_findings_behave_as_nats_server(start_server, tmp_path):
+    """Cases a review found: a user with only a response permission publishes replies
+    only; a user that requires a proxy is refused (no trusted proxies); an activation
+    the exporter revoked no longer admits the import; under an operator with strict
+    signing-key usage only the account's signing keys sign users."""
+    op, op_sk, sys = J.operator_key(), J.operator_key(), J.account_key()
+    a, a_sk, b, b_sk = J.account_key(), J.account_key(), J.account_key(), J.account_key()
+    act = J.activation_jwt(a, b.public, "rev.>")
+    # Activations issued up to now are revoked for B.
+    a_jwt = J.encode({"sub": a.public, "name": "A", "nats": {
+        "type": "account", "version": 2, "limits": dict(J.UNLIMITED),
+        "signing_keys": [a_sk.public],
+        "exports": [{"subject": "rev.>", "type": "stream", "token_req": True,
+                     "revocations": {b.public: int(time.time()) + 5}}]}}, op_sk)
+    b_jwt = J.encode({"sub": b.public, "name": "B", "nats": {
+        "type": "account", "version": 2, "limits": dict(J.UNLIMITED),
+        "signing_keys": [b_sk.public],
+        "imports": [{"subject": "rev.>", "account": a.public, "type": "stream",
+                     "token": act}]}}, op_sk)
+    sys_jwt = J.encode({"sub": sys.public, "name": "SYS", "nats": {
+        "type": "account", "version": 2, "limits": dict(J.UNLIMITED)}}, op_sk)
+    op_jwt = J.operator_jwt(op, system_account=sys.public, signing_keys=[op_sk.public],
+                            strict_signing_key_usage=True)
+    server = start_server(config=J.operator_config(
+        op_jwt, {a.public: a_jwt, b.public: b_jwt, sys.public: sys_jwt}))
+    u = J.user_key()
+    # Strict signing keys: the account key itself may not sign users.
+    err = await refused(server, tmp_path, J.user_jwt(a, u), u)
+    assert "authorization violation" in err.lower(), err
+    # A proxy is required: refused.
+    with pytest.raises(Exception):
+        nc = await login(server, tmp_path,
+                         J.user_jwt(a_sk, u, issuer_account=a.public, proxy_required=True), u)
+        await nc.close()
+    # Only a response permission: replies yes, anything else no.
+    nc = await login(server, tmp_path,
+                     J.user_jwt(a_sk, u, issuer_account=a.public, resp={"max": 1, "ttl": 0}), u)
+    ub = J.user_key()
+    nb = await login(server, tmp_path, J.user_jwt(b_sk, ub, issuer_account=b.public), ub)
+    try:
+        await nc.publish("anything", b"x")
+        await sync(nc)
+        await asyncio.sleep(0.2)
+        assert any('permissions violation for publish to "anything"' in str(e).lower()
+                   for e in nc.test_errors), nc.test_errors
+        # The revoked activation: B gets nothing of A's rev.>.
+        sub = await nb.subscribe("rev.>")
+        await sync(nb)
+        ua = J.user_key()
+        na = await login(server, tmp_path, J.user_jwt(a_sk, ua, issuer_account=a.public), ua)
+        await na.publish("rev.1", b"x")
+        await sync(na)
+        await na.close()
+        await assert_no_msg(sub)
+    finally:
+        await nc.close()
+        await nb.close()

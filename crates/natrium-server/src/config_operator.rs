@@ -360,12 +360,22 @@ pub fn finish(o: &mut Options) -> Result<(), ConfError> {
 /// Read the account JWTs again (after a push into the resolver's directory) and rebuild
 /// the accounts from them: the same result a restart would give.
 pub fn refresh_accounts(o: &mut Options) {
-    let (Some(op), Some(auth)) = (o.operator_options.clone(), o.operator.clone()) else {
+    refresh_accounts_with(o, None);
+}
+
+/// [`refresh_accounts`], with `pushed` (account key, JWT) taken as if it were in the
+/// directory already.
+fn refresh_accounts_with(o: &mut Options, pushed: Option<(String, String)>) {
+    let (Some(mut op), Some(auth)) = (o.operator_options.clone(), o.operator.clone()) else {
         return;
     };
     let Some(resolver) = op.resolver.clone() else {
         return;
     };
+    // Warnings are for the start-up log; a rebuild's own are not kept piling up.
+    o.warnings.clear();
+    // The preloads come after the directory (the newest of each account wins).
+    op.preload.extend(pushed);
     o.accounts.accounts.clear();
     resolve_accounts(o, &op, &resolver, auth.trusted_keys.clone());
 }
@@ -453,7 +463,15 @@ fn resolve_accounts(
             .iter()
             .map(|k| (k.key.clone(), k.template.clone()))
             .collect();
-        signing_keys.insert(key.clone(), None);
+        // Under an operator with strict signing-key usage that signed this account with
+        // a signing key, only the account's signing keys sign users (nats-server).
+        let strict = op
+            .operators
+            .iter()
+            .any(|o| o.nats.strict_signing_key_usage && o.nats.signing_keys.contains(&c.iss));
+        if !strict {
+            signing_keys.insert(key.clone(), None);
+        }
         auth.accounts.insert(
             key.clone(),
             AccountAuth {
@@ -507,6 +525,22 @@ pub fn permissions(l: &UserPermissionLimits) -> Option<Permissions> {
             DEFAULT_ALLOW_RESPONSE_EXPIRATION
         }),
     });
+    // With response rights, the blanket publish allow is turned off (nats-server's
+    // `validateResponsePermissions`): such a user publishes replies only, unless it has
+    // a publish allow list of its own.
+    let publish = match (publish, &response) {
+        (None, Some(_)) => Some(SubjectPermission {
+            allow: Some(Vec::new()),
+            deny: Vec::new(),
+        }),
+        (Some(mut p), Some(_)) => {
+            if p.allow.is_none() {
+                p.allow = Some(Vec::new());
+            }
+            Some(p)
+        }
+        (p, None) => p,
+    };
     (publish.is_some() || subscribe.is_some() || response.is_some()).then_some(Permissions {
         publish,
         subscribe,
@@ -658,26 +692,46 @@ fn activate_private_exports(
                     continue;
                 }
             };
+            let service = i.kind == "service";
+            // The subject in the exporter (a legacy service import's `to`).
+            let remote = if service && i.local_subject.is_empty() && !i.to.is_empty() {
+                &i.to
+            } else {
+                &i.subject
+            };
             let signer_ok = act.iss == i.account
                 || (act.nats.issuer_account == i.account
                     && exporter.nats.signing_keys.iter().any(|k| k.key == act.iss));
             let subject_ok = crate::sublist::subject_is_subset_match(
-                i.subject.as_bytes(),
+                remote.as_bytes(),
                 act.nats.subject.as_bytes(),
             );
-            if !signer_ok || act.sub != *importer || !subject_ok || act.check_times(now).is_err() {
+            let kind_ok = act.nats.kind.is_empty() || act.nats.kind == i.kind;
+            // The exporter revoked activations issued before a time.
+            let revoked = exporter.nats.exports.iter().any(|x| {
+                (x.kind == "service") == service
+                    && crate::sublist::subject_is_subset_match(
+                        remote.as_bytes(),
+                        x.subject.as_bytes(),
+                    )
+                    && [importer.as_str(), "*"]
+                        .iter()
+                        .any(|k| x.revocations.get(*k).is_some_and(|t| *t >= act.iat))
+            });
+            if !signer_ok
+                || act.sub != *importer
+                || !subject_ok
+                || !kind_ok
+                || revoked
+                || act.check_times(now).is_err()
+            {
                 warnings.push(format!(
                     "activation token of {importer}'s import of {:?} does not authorize it",
                     i.subject
                 ));
                 continue;
             }
-            grants.push((
-                i.account.clone(),
-                i.subject.clone(),
-                i.kind == "service",
-                importer.clone(),
-            ));
+            grants.push((i.account.clone(), remote.clone(), service, importer.clone()));
         }
     }
     for (exporter, subject, service, importer) in grants {
@@ -779,16 +833,57 @@ pub struct PushError {
     pub reason: String,
 }
 
+/// A pushed account JWT, checked and staged: [`Pushed::commit`] stores it once the new
+/// options are in force; dropping it uncommitted leaves the directory as it was.
+pub struct Pushed {
+    /// The account.
+    pub account: String,
+    /// The options with the pushed JWT.
+    pub options: Options,
+    /// The staged file and where it goes (`None`: older than the stored JWT, nothing to
+    /// store).
+    staged: Option<(PathBuf, PathBuf)>,
+}
+
+impl Pushed {
+    /// Move the staged JWT into place: rename, then fsync of the directory, so a crash
+    /// keeps the old or the new JWT.
+    pub fn commit(mut self) -> Result<(), PushError> {
+        let Some((tmp, path)) = self.staged.take() else {
+            return Ok(());
+        };
+        let fail = |e: std::io::Error| PushError {
+            account: self.account.clone(),
+            message: "jwt update resulted in error",
+            reason: e.to_string(),
+        };
+        std::fs::rename(&tmp, &path).map_err(fail)?;
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)
+    }
+}
+
+impl Drop for Pushed {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = self.staged.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
 /// An account JWT pushed while running (`$SYS.REQ.CLAIMS.UPDATE`, as `nsc push` sends
-/// it; `for_account` when the subject named the account): checked, stored in the
-/// resolver's directory (temp file, fsync, rename, fsync of the directory, so a crash
-/// keeps the old or the new JWT), and the options rebuilt with it. A JWT older than the
-/// stored one is ignored, as by nats-server. Returns the account and the new options.
+/// it; `for_account` when the subject named the account): checked, written to a
+/// temporary file (fsynced) in the resolver's directory, and the options rebuilt with
+/// it. The caller applies the options, then [`Pushed::commit`]s the file, so a push that
+/// cannot be applied leaves nothing behind. A JWT older than the stored one is ignored,
+/// as by nats-server.
 pub fn push_account(
     o: &Options,
     for_account: Option<&str>,
     token: &[u8],
-) -> Result<(String, Options), PushError> {
+) -> Result<Pushed, PushError> {
     let fail = |account: &str, message: &'static str, reason: String| PushError {
         account: account.to_string(),
         message,
@@ -821,9 +916,14 @@ pub fn push_account(
     let claims = jwt::decode::<AccountNats>(text)
         .map_err(|e| fail("n/a", "jwt update resulted in error", e.to_string()))?;
     let account = claims.sub.clone();
-    claims
-        .check_times(jwt::unix_now())
-        .map_err(|e| fail(&account, "jwt validation failed", e.to_string()))?;
+    // The key names the file: only a valid account key may (no path of any kind).
+    if !jwt::is_public_key(&account, nkeys::KeyPairType::Account) {
+        return Err(fail(
+            "n/a",
+            "jwt update resulted in error",
+            "invalid public key".into(),
+        ));
+    }
     if let Some(key) = for_account
         && key != account
     {
@@ -844,13 +944,21 @@ pub fn push_account(
     let existing = std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| jwt::decode::<AccountNats>(jwt::parse_decorated(&t)).ok());
+    let mut pushed = Pushed {
+        account: account.clone(),
+        options: o.clone(),
+        staged: None,
+    };
     if existing.is_none_or(|e| e.iat <= claims.iat) {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| fail(&account, "jwt update resulted in error", e.to_string()))?;
-        crate::jetstream::engine::write_atomic(&path, text.as_bytes())
-            .map_err(|e| fail(&account, "jwt update resulted in error", e.to_string()))?;
+        use std::io::Write;
+        let io = |e: std::io::Error| fail(&account, "jwt update resulted in error", e.to_string());
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let tmp = dir.join(format!(".{account}.jwt.tmp"));
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        pushed.staged = Some((tmp, path));
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        refresh_accounts_with(&mut pushed.options, Some((account, text.to_string())));
     }
-    let mut new = o.clone();
-    refresh_accounts(&mut new);
-    Ok((account, new))
+    Ok(pushed)
 }

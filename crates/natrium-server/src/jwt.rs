@@ -235,6 +235,8 @@ pub struct UserNats {
     /// Tags (for templates).
     #[serde(deserialize_with = "null_as_default")]
     pub tags: Tags,
+    /// The user must come through a trusted proxy (natrium has none: refused).
+    pub proxy_required: bool,
 }
 
 impl ClaimKind for UserNats {
@@ -302,6 +304,10 @@ pub struct ExportJwt {
     pub response_threshold: i64,
     /// Which subject token must equal the importer's account (0: none).
     pub account_token_position: u32,
+    /// Revoked activations: importing account (or `*`) to the time before which its
+    /// activation tokens are void.
+    #[serde(deserialize_with = "null_as_default")]
+    pub revocations: BTreeMap<String, i64>,
 }
 
 /// One import of an account JWT.

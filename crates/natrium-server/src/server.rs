@@ -380,24 +380,29 @@ impl ServerShared {
             }
             let certs = c.peer_certs();
             let cert = certs.as_deref().and_then(|v| v.first());
-            match registry
-                .authenticate_with(
-                    &creds,
-                    &c.nonce,
-                    cert,
-                    crate::auth::ConnKind::of(&c),
-                    Some(c.addr.ip()),
-                )
-                .ok()
-            {
-                None => c.err_and_close(
+            let checked = registry.authenticate_with(
+                &creds,
+                &c.nonce,
+                cert,
+                crate::auth::ConnKind::of(&c),
+                Some(c.addr.ip()),
+            );
+            match checked {
+                Err(Some(crate::auth::operator::JwtLoginError::Revoked)) => {
+                    c.err_and_close("User Authentication Revoked", CloseReason::Revocation)
+                }
+                Err(_) => c.err_and_close(
                     "Authorization Violation",
                     CloseReason::AuthenticationViolation,
                 ),
-                Some(id) if id.account != c.meta.lock().account => {
+                Ok(id) if id.account != c.meta.lock().account => {
                     c.close(CloseReason::ClientClosed, true)
                 }
-                Some(_) => {}
+                // A JWT user whose rights changed (the account's default permissions,
+                // its signing key's scope) reconnects to get them: its connection keeps
+                // the rights it logged in with.
+                Ok(id) if jwt_rights_changed(&c, &id) => c.close(CloseReason::ClientClosed, true),
+                Ok(_) => {}
             }
         }
     }
@@ -1018,6 +1023,17 @@ impl ServerShared {
         while closed.len() > max {
             closed.pop_front();
         }
+    }
+}
+
+/// Whether a JWT user's permissions or limits differ from those it logged in with.
+fn jwt_rights_changed(c: &ClientConn, now: &crate::auth::Identity) -> bool {
+    let meta = c.meta.lock();
+    match (&meta.jwt_user, &now.jwt_user) {
+        (Some(before), Some(after)) => {
+            before.rights != after.rights || before.default_rights != after.default_rights
+        }
+        _ => false,
     }
 }
 

@@ -197,8 +197,13 @@ fn reload_blockers(old: &Options, new: &Options) -> Option<String> {
     None
 }
 
+/// Held while the options change (a reload, an account JWT push), so that one change
+/// never starts from options another is replacing.
+pub static RELOAD_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 /// Re-read the config file and apply it, keeping the old options on any error.
 pub fn reload(server: &Server, flags: &Flags) -> Result<(), String> {
+    let _one_at_a_time = RELOAD_LOCK.lock();
     let shared = server.shared();
     let old = shared.opts();
     let Some(path) = old.config_file.clone() else {
@@ -211,15 +216,18 @@ pub fn reload(server: &Server, flags: &Flags) -> Result<(), String> {
     if let Some(b) = reload_blockers(&old, &new) {
         return Err(b);
     }
-    apply(shared, &old, new)
+    apply(shared, &old, new, true)
 }
 
 /// Put new options into force on a running server: a reload, or account JWTs pushed in
 /// operator mode. Checked before anything changes; on an error the old options stay.
+/// `refuse_unauthenticated`: a changed authorization also closes clients that have not
+/// logged in yet (a reload does; an account push does not).
 pub fn apply(
     shared: &Arc<crate::server::ServerShared>,
     old: &Options,
     new: Options,
+    refuse_unauthenticated: bool,
 ) -> Result<(), String> {
     if let Some(js) = shared.js.get() {
         // Check the new limits before anything changes (nats-server refuses the reload).
@@ -239,7 +247,8 @@ pub fn apply(
     if let Some(js) = shared.js.get() {
         js.reload(shared, &new)?;
     }
-    let auth_changed = old.auth != new.auth || old.accounts != new.accounts;
+    let auth_changed =
+        refuse_unauthenticated && (old.auth != new.auth || old.accounts != new.accounts);
     shared.set_auth(crate::auth::AuthRegistry::from_options(&new), auth_changed);
     shared.set_opts(new);
     Ok(())

@@ -750,9 +750,6 @@ struct ClaimsRequests {
     server: Weak<ServerShared>,
 }
 
-/// Pushes are applied one at a time (each rebuilds the options from the previous ones).
-static PUSH_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-
 /// Publish `body` on `subject` from the system account (an answer sent after the request
 /// was handled).
 fn publish_answer(s: &Arc<ServerShared>, subject: &str, body: &str) {
@@ -773,16 +770,23 @@ fn push_claims(
     reply: Option<&str>,
 ) {
     let result = {
-        let _one_at_a_time = PUSH_LOCK.lock();
+        // One change of the options at a time: pushes and reloads.
+        let _one_at_a_time = crate::signals::RELOAD_LOCK.lock();
         let old = s.opts();
-        crate::config_operator::push_account(&old, for_account, token).and_then(|(acc, new)| {
-            crate::signals::apply(s, &old, new)
-                .map(|()| acc.clone())
-                .map_err(|reason| crate::config_operator::PushError {
-                    account: acc,
+        crate::config_operator::push_account(&old, for_account, token).and_then(|pushed| {
+            let acc = pushed.account.clone();
+            let new = pushed.options.clone();
+            // Clients still logging in are not affected by an account push (a reload of
+            // the authorization refuses them).
+            crate::signals::apply(s, &old, new, false).map_err(|reason| {
+                crate::config_operator::PushError {
+                    account: acc.clone(),
                     message: "jwt update resulted in error",
                     reason,
-                })
+                }
+            })?;
+            pushed.commit()?;
+            Ok(acc)
         })
     };
     let server = to_json(&server_info(s));

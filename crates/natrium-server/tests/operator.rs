@@ -693,8 +693,22 @@ async fn pushed_account_jwts_apply_while_running() {
             .is_some_and(|d| d.contains("subject does not match jwt content")),
         "{v}"
     );
+    // A subject that is not an account key never names a file.
+    let traversal = encode(
+        json!({"sub": "../../evil", "nats": {"type": "account", "version": 2}}),
+        &s.operator,
+    );
+    let r = sys
+        .request("$SYS.REQ.CLAIMS.UPDATE", traversal.into())
+        .await
+        .expect("answered");
+    let v: Value = serde_json::from_slice(&r.payload).expect("json");
+    assert_eq!(v["error"]["code"], 500, "{v}");
+    assert!(!jwt_dir.path().join("../../evil.jwt").exists());
     // C is still as pushed.
     roundtrip(&carol_c).await;
+    let (mut carol_raw, _, _) =
+        raw_login(&srv, &user_jwt(&c, &carol, json!({}), None), &carol).await;
 
     // An update of C that revokes carol closes her connection.
     let revoking = encode(
@@ -716,5 +730,11 @@ async fn pushed_account_jwts_apply_while_running() {
         .await,
         "revoked user disconnected"
     );
+    let mut line = String::new();
+    tokio::time::timeout(T, carol_raw.read_line(&mut line))
+        .await
+        .expect("told in time")
+        .expect("line");
+    assert_eq!(line.trim(), "-ERR 'User Authentication Revoked'");
     srv.stop().await;
 }

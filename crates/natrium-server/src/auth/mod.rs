@@ -300,7 +300,7 @@ impl AuthRegistry {
 
     /// Authenticate CONNECT's credentials and, with `verify_and_map`, the client's
     /// (verified) certificate `cert`; `peer` is the client's address. An error is an
-    /// authorization violation, with the reason for the log when there is one.
+    /// authorization violation, with the reason when there is one (JWT logins).
     pub fn authenticate_with(
         &self,
         c: &ConnectOptions,
@@ -308,10 +308,9 @@ impl AuthRegistry {
         cert: Option<&PeerCert>,
         kind: ConnKind,
         peer: Option<std::net::IpAddr>,
-    ) -> Result<Identity, Option<String>> {
+    ) -> Result<Identity, Option<operator::JwtLoginError>> {
         if let Some(op) = &self.operator {
-            return operator::authenticate(op, c, nonce, kind, peer)
-                .map_err(|e| Some(e.to_string()));
+            return operator::authenticate(op, c, nonce, kind, peer).map_err(Some);
         }
         self.authenticate_configured(c, nonce, cert, kind)
             .ok_or(None)

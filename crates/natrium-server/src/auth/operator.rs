@@ -72,6 +72,9 @@ pub enum JwtLoginError {
         "connect times in {0:?} are not supported by natrium-server (only UTC or the server's local time)"
     )]
     TimesLocation(String),
+    /// The user must come through a trusted proxy; natrium has none.
+    #[error("user requires a trusted proxy, and natrium-server has none")]
+    ProxyRequired,
     /// A `times` entry that is not `HH:MM:SS`.
     #[error("connect time {0:?} is not HH:MM:SS")]
     TimeFormat(String),
@@ -344,6 +347,9 @@ pub fn authenticate(
         .filter(|t| !t.is_empty())
         .ok_or(JwtLoginError::Missing)?;
     let user = jwt::decode::<UserNats>(token)?;
+    if user.nats.proxy_required {
+        return Err(JwtLoginError::ProxyRequired);
+    }
     let now = jwt::unix_now();
     user.check_times(now)?;
     let account = if user.nats.issuer_account.is_empty() {
@@ -432,7 +438,9 @@ pub fn authenticate(
     } else {
         user_expires
     };
-    let perms = permissions(&limits)
+    let own = permissions(&limits);
+    let own_perms = own.is_some();
+    let perms = own
         .or_else(|| acc.default_permissions.clone())
         .map(|p| Arc::new(ClientPerms::compile(&p)));
     let auth_user = AuthUser {
@@ -463,6 +471,12 @@ pub fn authenticate(
             },
             account_name: acc.name.clone(),
             tags: user.nats.tags.clone(),
+            default_rights: if own_perms {
+                None
+            } else {
+                acc.default_permissions.clone()
+            },
+            rights: limits,
         })),
     })
 }
@@ -478,6 +492,10 @@ pub struct JwtUser {
     pub account_name: String,
     /// The user's tags (`tags`).
     pub tags: Vec<String>,
+    /// The permissions and limits the login got (compared when the account changes).
+    pub rights: UserPermissionLimits,
+    /// The account's default permissions when the user has none of its own.
+    pub default_rights: Option<crate::options::Permissions>,
 }
 
 #[cfg(test)]

@@ -76,6 +76,8 @@ pub enum CloseReason {
     TlsHandshakeError,
     /// The user JWT expired while connected.
     AuthenticationExpired,
+    /// The user's JWT was revoked while connected.
+    Revocation,
 }
 
 impl CloseReason {
@@ -102,6 +104,7 @@ impl CloseReason {
             CloseReason::ServerShutdown => "Server Shutdown",
             CloseReason::TlsHandshakeError => "TLS Handshake Failure",
             CloseReason::AuthenticationExpired => "Authentication Expired",
+            CloseReason::Revocation => "Credentials Revoked",
         }
     }
 

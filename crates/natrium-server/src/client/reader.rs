@@ -745,7 +745,7 @@ impl Reader {
         let identity = match identity {
             Ok(id) => id,
             Err(reason) => {
-                self.refuse_login(&copts, reason.as_deref());
+                self.refuse_login(&copts, reason.map(|r| r.to_string()).as_deref());
                 return Flow::Close;
             }
         };

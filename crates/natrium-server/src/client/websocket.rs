@@ -339,6 +339,7 @@ pub fn close_status(reason: CloseReason) -> u16 {
         ClientClosed => CLOSE_NORMAL,
         AuthenticationTimeout
         | AuthenticationExpired
+        | Revocation
         | AuthenticationViolation
         | SlowConsumerPendingBytes
         | SlowConsumerWriteDeadline
