@@ -278,6 +278,10 @@ def test_config_errors(run_server_to_exit):
                                    "system_account in config and operator jwt must be identical"),
         "bad trusted key": ("trusted_keys: [\"OBAD\"]\nresolver: MEMORY\n",
                             "valid public operator nkey"),
+        "operator wants a newer server": (
+            J.operator_config(J.operator_jwt(t.op, system_account=t.sys.public,
+                                             assert_server_version="2.99.0"), {}),
+            "expected minor version 99 > server minor version 15"),
         "bad preload": (good.replace(f"{t.a.public}: eyJ", f"{t.a.public}: eyJx"),
                         "invalid account jwt"),
     }

@@ -339,6 +339,9 @@ pub fn finish(o: &mut Options) -> Result<(), ConfError> {
             "using nats based account resolver - the system account needs to be specified in configuration or the operator jwt",
         ));
     }
+    for c in &op.operators {
+        check_server_version(c, at)?;
+    }
     let mut trusted = op.trusted_keys.clone();
     for c in &op.operators {
         if !c.nats.strict_signing_key_usage {
@@ -502,6 +505,56 @@ fn resolve_accounts(
     o.accounts.accounts_block = true;
     drop_unusable_imports(o);
     o.operator = Some(std::sync::Arc::new(auth));
+}
+
+/// `major.minor.update` of a version string (`v` prefix allowed; empty is 0.0.0).
+fn version_parts(v: &str) -> Option<(u64, u64, u64)> {
+    let v = v.trim().trim_start_matches('v');
+    if v.is_empty() {
+        return Some((0, 0, 0));
+    }
+    let core = v.split(['-', '+']).next().unwrap_or(v);
+    let mut it = core.split('.').map(|p| p.parse::<u64>().ok());
+    let parts = (it.next()??, it.next()??, it.next()??);
+    it.next().is_none().then_some(parts)
+}
+
+/// nats-server's check of an operator's `assert_server_version` against its own version
+/// (natrium answers as nats-server [`crate::options::NATS_COMPAT_VERSION`]).
+fn check_server_version(c: &Claims<OperatorNats>, at: &Pos) -> Result<(), ConfError> {
+    let want = &c.nats.assert_server_version;
+    let Some((major, minor, update)) = version_parts(want) else {
+        return Err(at.error(format!(
+            "operator {} expects version {want} got error instead: invalid version",
+            c.sub
+        )));
+    };
+    let (smajor, sminor, supdate) =
+        version_parts(crate::options::NATS_COMPAT_VERSION).unwrap_or((0, 0, 0));
+    let fail = |what: &str, w: u64, s: u64| {
+        Err(at.error(format!(
+            "operator {} expected {what} version {w} > server {what} version {s}",
+            c.sub
+        )))
+    };
+    if major != smajor {
+        return if major > smajor {
+            fail("major", major, smajor)
+        } else {
+            Ok(())
+        };
+    }
+    if minor != sminor {
+        return if minor > sminor {
+            fail("minor", minor, sminor)
+        } else {
+            Ok(())
+        };
+    }
+    if update > supdate {
+        return fail("update", update, supdate);
+    }
+    Ok(())
 }
 
 /// A JWT permission list as config permissions: an empty allow list means "no allow
