@@ -470,3 +470,26 @@ async def test_review_findings_behave_as_nats_server(start_server, tmp_path):
     finally:
         await nc.close()
         await nb.close()
+
+
+@async_test()
+async def test_connect_event_of_a_jwt_user(start_server, tmp_path):
+    t = Tenants()
+    server = start_server(config=t.config())
+    admin, u = J.user_key(), J.user_key()
+    sysc = await login(server, tmp_path, J.user_jwt(t.sys, admin), admin)
+    try:
+        events = await sysc.subscribe(f"$SYS.ACCOUNT.{t.a.public}.CONNECT")
+        await sync(sysc)
+        user_jwt = J.user_jwt(t.a, u, tags=["team:blue"])
+        nc = await login(server, tmp_path, user_jwt, u)
+        [m] = await next_msgs(events, 1)
+        await nc.close()
+        client = json.loads(m.data)["client"]
+        assert client["acc"] == t.a.public, client
+        assert client["jwt"] == user_jwt, client
+        assert client["issuer_key"] == t.a.public, client
+        assert client["name_tag"] == "A", client
+        assert client["tags"] == ["team:blue"], client
+    finally:
+        await sysc.close()

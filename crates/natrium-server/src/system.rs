@@ -961,10 +961,17 @@ struct EventClient {
     rtt: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop: Option<String>,
-    /// An nkey user's account name (nats-server's `issuer_key` without JWTs).
+    /// A JWT user's JWT.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    jwt: String,
+    /// An nkey user's account name (nats-server's `issuer_key` without JWTs); the key
+    /// that signed a JWT user.
     #[serde(skip_serializing_if = "String::is_empty")]
     issuer_key: String,
     name_tag: String,
+    /// A JWT user's tags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
     kind: &'static str,
     client_type: &'static str,
 }
@@ -975,7 +982,8 @@ fn is_zero(n: &u64) -> bool {
 
 fn client_info(c: &ClientConn, stop: bool) -> EventClient {
     let meta = c.meta.lock().clone();
-    EventClient {
+    let jwt_user = meta.jwt_user.clone();
+    let mut info = EventClient {
         start: time::OffsetDateTime::from(c.start)
             .format(&Rfc3339)
             .unwrap_or_default(),
@@ -995,9 +1003,20 @@ fn client_info(c: &ClientConn, stop: bool) -> EventClient {
         // nats-server reports the RTT only once it has been measured, on disconnect.
         rtt: if stop { meta.rtt_nanos } else { 0 },
         stop: stop.then(now_rfc3339),
+        jwt: String::new(),
+        tags: Vec::new(),
         kind: "Client",
         client_type: "nats",
+    };
+    if let Some(u) = jwt_user {
+        info.jwt = u.jwt.clone();
+        info.issuer_key = u.issuer.clone();
+        if !u.account_name.is_empty() {
+            info.name_tag = u.account_name.clone();
+        }
+        info.tags = u.tags.clone();
     }
+    info
 }
 
 /// Counts in a disconnect event.
