@@ -493,3 +493,22 @@ async def test_connect_event_of_a_jwt_user(start_server, tmp_path):
         assert client["tags"] == ["team:blue"], client
     finally:
         await sysc.close()
+
+
+@async_test()
+async def test_accountz_of_a_jwt_account(start_server, tmp_path):
+    t = Tenants()
+    server = start_server(config=t.config("http_port: -1\n"))
+    u = J.user_key()
+    nc = await login(server, tmp_path, J.user_jwt(t.b, u), u)  # B is registered on login
+    try:
+        detail = (await monz(server, f"/accountz?acc={t.b.public}"))["account_detail"]
+        assert detail["account_name"] == t.b.public, detail
+        assert detail["issuer_key"] == t.op.public, detail
+        assert detail["name_tag"] == "B", detail
+        assert detail["jwt"].startswith("eyJ"), detail
+        claims = detail["decoded_jwt"]
+        assert claims["sub"] == t.b.public and claims["iss"] == t.op.public, claims
+        assert claims["nats"]["limits"]["payload"] == 1024, claims
+    finally:
+        await nc.close()

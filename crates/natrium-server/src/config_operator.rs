@@ -86,6 +86,8 @@ pub struct AccountAuth {
     pub expires: i64,
     /// The account JWT's tags (`{{account-tag(x)}}`).
     pub tags: Vec<String>,
+    /// The operator key that signed the account JWT (`/accountz issuer_key`).
+    pub issuer: String,
     /// The account JWT.
     pub jwt: String,
 }
@@ -485,6 +487,7 @@ fn resolve_accounts(
                 disallow_bearer: c.nats.limits.disallow_bearer,
                 expires: c.exp,
                 tags: c.nats.tags.clone(),
+                issuer: c.iss.clone(),
                 jwt: raw.get(key).cloned().unwrap_or_default(),
             },
         );

@@ -569,6 +569,12 @@ fn key_kind_name(kind: nkeys::KeyPairType) -> &'static str {
     }
 }
 
+/// The claims of a token as JSON, unverified (for monitoring a token already verified).
+pub fn claims_json(token: &str) -> Option<serde_json::Value> {
+    let payload = token.split('.').nth(1)?;
+    serde_json::from_slice(&b64("claims", payload).ok()?).ok()
+}
+
 /// The JWT inside a decorated file (`-----BEGIN NATS ... JWT-----` … `------END …`, as
 /// nsc writes `.jwt` and `.creds` files), or the trimmed text when it is a bare token.
 pub fn parse_decorated(text: &str) -> &str {

@@ -527,6 +527,7 @@ mod tests {
             disallow_bearer: false,
             expires: 0,
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            issuer: String::new(),
             jwt: String::new(),
         }
     }

@@ -66,9 +66,21 @@ pub struct AccountInfo {
     /// Imports (omitted when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<ImportJson>,
+    /// The account JWT (operator mode).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub jwt: String,
+    /// The operator key that signed the account JWT.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub issuer_key: String,
     /// Name tag (the name unless tagged).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name_tag: String,
+    /// The account JWT's tags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The account JWT's claims.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoded_jwt: Option<serde_json::Value>,
     /// The account's subject-index counters.
     pub sublist_stats: SublistStatsJson,
     /// natrium only: JetStream usage, reservations and limits of the account.
@@ -159,6 +171,15 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
         .iter()
         .find(|a| a.name == acc)
         .ok_or_else(|| AccountzError::NoAccount(acc.to_string()))?;
+    // Operator mode: what the account JWT says.
+    let opts = s.opts();
+    let jwt_of = |name: &str| {
+        opts.operator
+            .as_ref()
+            .and_then(|o| o.accounts.get(name))
+            .filter(|j| !j.jwt.is_empty())
+            .cloned()
+    };
     let clients = s
         .clients()
         .iter()
@@ -225,7 +246,14 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
                 tracking: false,
             })
             .collect(),
-        name_tag: a.name.clone(),
+        jwt: jwt_of(&a.name).map(|j| j.jwt).unwrap_or_default(),
+        issuer_key: jwt_of(&a.name).map(|j| j.issuer).unwrap_or_default(),
+        name_tag: jwt_of(&a.name)
+            .map(|j| j.name)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| a.name.clone()),
+        tags: jwt_of(&a.name).map(|j| j.tags).unwrap_or_default(),
+        decoded_jwt: jwt_of(&a.name).and_then(|j| crate::jwt::claims_json(&j.jwt)),
         sublist_stats: SublistStatsJson::from(&stats),
         jetstream: s.js.get().and_then(|js| js.account(&a.name)).map(|jsa| {
             use crate::jetstream::limits::{Storage, account_reserved};
