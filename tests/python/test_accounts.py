@@ -732,3 +732,52 @@ system_account: SYS
     finally:
         await a.close()
         await b.close()
+
+
+RELOAD_BEFORE = """
+accounts {
+  A { users [ {user: a, password: a} ], exports [ {service: "svc.>"} ] }
+  B { users [ {user: b, password: b} ], imports [ {service: {account: A, subject: "svc.>"}} ] }
+}
+"""
+RELOAD_AFTER = """
+accounts {
+  A { users [ {user: a, password: a} ], exports [ {service: "svc.>"}, {stream: "news.>"} ] }
+  B { users [ {user: b, password: b} ], imports [ {stream: {account: A, subject: "news.>"}} ] }
+}
+"""
+
+
+@async_test()
+async def test_reload_rewires_imports_and_exports(start_server):
+    """A config reload (SIGHUP) that adds an export and swaps an import: the new import
+    delivers, the dropped one has no responders, without reconnecting."""
+    import signal as _signal
+
+    server = start_server(config=RELOAD_BEFORE)
+    na = await connect(server.url, user="a", password="a")
+    nb = await connect(server.url, user="b", password="b")
+    try:
+        async def responder(msg):
+            await msg.respond(b"pong")
+        await na.subscribe("svc.>", cb=responder)
+        await sync(na)
+        assert (await nb.request("svc.x", b"", timeout=2)).data == b"pong"
+        (server.workdir / "server.conf").write_text(RELOAD_AFTER)
+        server.proc.send_signal(_signal.SIGHUP)
+        for _ in range(50):
+            if "Reloaded server configuration" in server.log():
+                break
+            await asyncio.sleep(0.1)
+        assert "Reloaded server configuration" in server.log(), server.log()[-2000:]
+        news = await nb.subscribe("news.>")
+        await sync(nb)
+        await na.publish("news.1", b"hello")
+        [m] = await next_msgs(news, 1)
+        assert m.data == b"hello"
+        with pytest.raises(nats.errors.NoRespondersError):
+            await nb.request("svc.x", b"", timeout=2)
+        assert na.is_connected and nb.is_connected
+    finally:
+        await na.close()
+        await nb.close()

@@ -74,8 +74,11 @@ pub struct Account {
     limits: parking_lot::RwLock<AccountLimits>,
     /// JetStream limits, when JetStream is enabled for the account.
     pub jetstream: Option<AccountJsLimits>,
-    /// Exports.
-    pub exports: Vec<ExportConfig>,
+    /// Exports (a reload or an account push may change them: read with
+    /// [`Account::exports`]).
+    exports: parking_lot::RwLock<Vec<ExportConfig>>,
+    /// The imports as configured, to tell whether a reload changed them.
+    import_config: Mutex<Vec<crate::options::ImportConfig>>,
     /// Imports into this account, for monitoring.
     pub imports: Mutex<Vec<ImportInfo>>,
     /// Whether this is the system account.
@@ -145,7 +148,8 @@ impl Account {
             sublist: Sublist::with_cache(cache),
             limits: parking_lot::RwLock::new(c.limits),
             jetstream: c.jetstream,
-            exports: c.exports.clone(),
+            exports: parking_lot::RwLock::new(c.exports.clone()),
+            import_config: Mutex::new(Vec::new()),
             imports: Mutex::new(Vec::new()),
             is_system,
             nconns: AtomicUsize::new(0),
@@ -164,19 +168,34 @@ impl Account {
     }
 
     /// The export that covers `subject` for `importer`, if it is allowed.
-    pub fn export_for(
-        &self,
-        subject: &str,
-        service: bool,
-        importer: &str,
-    ) -> Option<&ExportConfig> {
-        self.exports.iter().find(|e| {
-            e.service == service
-                && subject_is_subset_match(subject.as_bytes(), e.subject.as_bytes())
-                && e.accounts
-                    .as_ref()
-                    .is_none_or(|list| list.iter().any(|a| a == importer))
-        })
+    pub fn export_for(&self, subject: &str, service: bool, importer: &str) -> Option<ExportConfig> {
+        self.exports
+            .read()
+            .iter()
+            .find(|e| {
+                e.service == service
+                    && subject_is_subset_match(subject.as_bytes(), e.subject.as_bytes())
+                    && e.accounts
+                        .as_ref()
+                        .is_none_or(|list| list.iter().any(|a| a == importer))
+            })
+            .cloned()
+    }
+
+    /// The exports in force.
+    pub fn exports(&self) -> Vec<ExportConfig> {
+        self.exports.read().clone()
+    }
+
+    /// Replace the exports (a reload or an account push); the importers' imports are
+    /// wired again by the caller.
+    pub fn set_exports(&self, exports: Vec<ExportConfig>) {
+        *self.exports.write() = exports;
+    }
+
+    /// The imports as last wired from the configuration.
+    pub fn import_config(&self) -> Vec<crate::options::ImportConfig> {
+        self.import_config.lock().clone()
     }
 
     /// Remove every internal subscription made for this account's imports.
@@ -441,6 +460,7 @@ pub fn wire_imports(
     config: &AccountConfig,
     accounts: &FxHashMap<String, Arc<Account>>,
 ) -> Result<(), ImportError> {
+    *importer.import_config.lock() = config.imports.clone();
     for imp in &config.imports {
         wire_import(importer, imp, accounts)?;
     }
@@ -463,7 +483,6 @@ pub fn wire_import(
             })?;
         let export = exporter
             .export_for(&imp.subject, imp.service, &importer.name)
-            .cloned()
             .ok_or_else(|| ImportError::NotAuthorized {
                 subject: imp.subject.clone(),
                 kind,

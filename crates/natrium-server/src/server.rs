@@ -250,8 +250,9 @@ impl ServerShared {
     }
 
     /// Apply a reloaded configuration's accounts: accounts that are new are created and
-    /// their imports wired; existing accounts keep their subscriptions (changes to their
-    /// imports and exports take effect on restart).
+    /// their imports wired; existing accounts keep their subscriptions, take changed
+    /// limits and exports, and have their imports wired again when any import or export
+    /// changed (mappings take effect on restart).
     pub fn reload_accounts(&self, opts: &Options) -> Result<Vec<String>, String> {
         // Validate the whole new account set first, so a bad reload changes nothing.
         build_accounts(opts)?;
@@ -267,10 +268,29 @@ impl ServerShared {
                 added.push(a.name.clone());
             }
         }
+        // Changed exports or imports of existing accounts: the new exports replace the
+        // old, and every existing account's imports are wired again (an importer may
+        // have lost or gained the right to an export). The new set was validated above.
+        let mut rewire = false;
         for a in &opts.accounts.accounts {
-            if added.contains(&a.name)
-                && let Some(acc) = map.get(&a.name)
+            if let Some(acc) = map.get(&a.name)
+                && !added.contains(&a.name)
             {
+                if acc.exports() != a.exports {
+                    acc.set_exports(a.exports.clone());
+                    rewire = true;
+                }
+                rewire |= acc.import_config() != a.imports;
+            }
+        }
+        for a in &opts.accounts.accounts {
+            let Some(acc) = map.get(&a.name) else {
+                continue;
+            };
+            if added.contains(&a.name) {
+                wire_imports(acc, a, &map).map_err(|e| e.to_string())?;
+            } else if rewire {
+                acc.clear_imports();
                 wire_imports(acc, a, &map).map_err(|e| e.to_string())?;
             }
         }

@@ -738,3 +738,83 @@ async fn pushed_account_jwts_apply_while_running() {
     assert_eq!(line.trim(), "-ERR 'User Authentication Revoked'");
     srv.stop().await;
 }
+
+/// Pushed changes of existing accounts' exports and imports apply at once: a new export
+/// and a new import connect, a dropped import disconnects.
+#[tokio::test]
+async fn pushed_imports_and_exports_apply_while_running() {
+    let s = setup();
+    let store = tempfile::tempdir().expect("store");
+    let jwt_dir = tempfile::tempdir().expect("jwt dir");
+    let text = config_text(&s, store.path()).replace(
+        "resolver: MEMORY",
+        &format!(
+            "resolver {{ type: full, dir: {:?} }}",
+            jwt_dir.path().display()
+        ),
+    );
+    let srv = TestServer::with(load(&text).expect("config")).await;
+    let admin = KeyPair::new_user();
+    let sys = login(&srv, &user_jwt(&s.sys, &admin, json!({}), None), &admin)
+        .await
+        .expect("system user logs in");
+    let push = |token: String| {
+        let sys = sys.clone();
+        async move {
+            let r = sys
+                .request("$SYS.REQ.CLAIMS.UPDATE", token.into())
+                .await
+                .expect("answered");
+            let v: Value = serde_json::from_slice(&r.payload).expect("json");
+            assert_eq!(v["data"]["code"], 200, "{v}");
+        }
+    };
+    let later = |nats: Value, key: &KeyPair| {
+        let mut nats = nats;
+        nats["type"] = "account".into();
+        nats["version"] = 2.into();
+        encode(
+            json!({"sub": key.public_key(), "name": "acc", "iat": jwt_now() + 1, "nats": nats}),
+            &s.operator,
+        )
+    };
+    let unlimited = json!({"subs": -1, "data": -1, "payload": -1, "conn": -1, "imports": -1,
+                           "exports": -1});
+    // A now also exports news.>; B imports it and no longer imports svc.>.
+    push(later(
+        json!({"limits": unlimited, "exports": [{"subject": "svc.>", "type": "service"},
+                                                {"subject": "news.>", "type": "stream"}]}),
+        &s.a,
+    ))
+    .await;
+    push(later(
+        json!({"limits": unlimited,
+               "imports": [{"subject": "news.>", "account": s.a.public_key(), "type": "stream"}]}),
+        &s.b,
+    ))
+    .await;
+    let (ua, ub) = (KeyPair::new_user(), KeyPair::new_user());
+    let a = login(&srv, &user_jwt(&s.a, &ua, json!({}), None), &ua)
+        .await
+        .expect("a");
+    let b = login(&srv, &user_jwt(&s.b, &ub, json!({}), None), &ub)
+        .await
+        .expect("b");
+    let mut news = b.subscribe("news.>").await.expect("sub");
+    let _svc = a.subscribe("svc.>").await.expect("sub");
+    roundtrip(&b).await;
+    roundtrip(&a).await;
+    a.publish("news.today", "hello".into()).await.expect("pub");
+    roundtrip(&a).await;
+    let m = tokio::time::timeout(T, news.next())
+        .await
+        .expect("in time")
+        .expect("msg");
+    assert_eq!(&m.payload[..], b"hello");
+    let err = b
+        .request("svc.ping", "".into())
+        .await
+        .expect_err("import dropped");
+    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    srv.stop().await;
+}

@@ -206,7 +206,7 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
         client_connections: clients,
         subscriptions: stats.num_subs,
         exports: a
-            .exports
+            .exports()
             .iter()
             .map(|e| ExportInfo {
                 subject: e.subject.clone(),
