@@ -743,15 +743,17 @@ accounts {
 RELOAD_AFTER = """
 accounts {
   A { users [ {user: a, password: a} ], exports [ {service: "svc.>"}, {stream: "news.>"} ] }
-  B { users [ {user: b, password: b} ], imports [ {stream: {account: A, subject: "news.>"}} ] }
+  B { users [ {user: b, password: b} ], imports [ {stream: {account: A, subject: "news.>"}} ],
+      mappings { "old.>": "new.>" } }
 }
 """
 
 
 @async_test()
 async def test_reload_rewires_imports_and_exports(start_server):
-    """A config reload (SIGHUP) that adds an export and swaps an import: the new import
-    delivers, the dropped one has no responders, without reconnecting."""
+    """A config reload (SIGHUP) that adds an export, swaps an import and adds a mapping:
+    the new import delivers, the dropped one has no responders, the mapping maps, all
+    without reconnecting."""
     import signal as _signal
 
     server = start_server(config=RELOAD_BEFORE)
@@ -777,6 +779,12 @@ async def test_reload_rewires_imports_and_exports(start_server):
         assert m.data == b"hello"
         with pytest.raises(nats.errors.NoRespondersError):
             await nb.request("svc.x", b"", timeout=2)
+        # The new mapping applies to B's open connection too.
+        mapped = await nb.subscribe("new.>")
+        await sync(nb)
+        await nb.publish("old.1", b"moved")
+        [m] = await next_msgs(mapped, 1)
+        assert (m.subject, m.data) == ("new.1", b"moved")
         assert na.is_connected and nb.is_connected
     finally:
         await na.close()

@@ -98,7 +98,17 @@ pub struct Account {
     import_subs: Mutex<Vec<(Arc<Account>, Arc<Subscription>)>>,
     /// Subject mappings applied to what this account's clients publish (`None`: none,
     /// and publishing pays nothing for the feature).
-    pub mappings: Option<crate::subject_mapping::Mappings>,
+    /// Readers keep their own copy of the `Arc`, refreshed when the options change, so
+    /// publishing takes no lock for it.
+    mappings: parking_lot::RwLock<AccountMappings>,
+}
+
+/// An account's subject mappings: as configured, and compiled.
+struct AccountMappings {
+    /// The configuration (to tell whether a reload changed it).
+    config: Vec<crate::subject_mapping::MappingConfig>,
+    /// Compiled; `None` when there are none (publishing then pays nothing for them).
+    compiled: Option<Arc<crate::subject_mapping::Mappings>>,
 }
 
 impl std::fmt::Debug for Account {
@@ -158,7 +168,10 @@ impl Account {
             reply_prefix: format!("{REPLY_PREFIX}{}.", reply_token()),
             router: Mutex::new(None),
             import_subs: Mutex::new(Vec::new()),
-            mappings: crate::subject_mapping::Mappings::build(&c.mappings),
+            mappings: parking_lot::RwLock::new(AccountMappings {
+                config: c.mappings.clone(),
+                compiled: crate::subject_mapping::Mappings::build(&c.mappings).map(Arc::new),
+            }),
         }
     }
 
@@ -180,6 +193,23 @@ impl Account {
                         .is_none_or(|list| list.iter().any(|a| a == importer))
             })
             .cloned()
+    }
+
+    /// The subject mappings in force.
+    pub fn mappings(&self) -> Option<Arc<crate::subject_mapping::Mappings>> {
+        self.mappings.read().compiled.clone()
+    }
+
+    /// Replace the mappings (a reload or an account push) when they changed; whether
+    /// they did.
+    pub fn set_mappings(&self, config: &[crate::subject_mapping::MappingConfig]) -> bool {
+        let mut m = self.mappings.write();
+        if m.config == config {
+            return false;
+        }
+        m.config = config.to_vec();
+        m.compiled = crate::subject_mapping::Mappings::build(config).map(Arc::new);
+        true
     }
 
     /// The exports in force.

@@ -251,8 +251,8 @@ impl ServerShared {
 
     /// Apply a reloaded configuration's accounts: accounts that are new are created and
     /// their imports wired; existing accounts keep their subscriptions, take changed
-    /// limits and exports, and have their imports wired again when any import or export
-    /// changed (mappings take effect on restart).
+    /// limits, exports and mappings, and have their imports wired again when any import
+    /// or export changed.
     pub fn reload_accounts(&self, opts: &Options) -> Result<Vec<String>, String> {
         // Validate the whole new account set first, so a bad reload changes nothing.
         build_accounts(opts)?;
@@ -272,10 +272,15 @@ impl ServerShared {
         // old, and every existing account's imports are wired again (an importer may
         // have lost or gained the right to an export). The new set was validated above.
         let mut rewire = false;
+        // Mappings: readers pick the new ones up with the new options.
+        if let Some(global) = map.get(GLOBAL_ACCOUNT) {
+            global.set_mappings(&opts.mappings);
+        }
         for a in &opts.accounts.accounts {
             if let Some(acc) = map.get(&a.name)
                 && !added.contains(&a.name)
             {
+                acc.set_mappings(&a.mappings);
                 if acc.exports() != a.exports {
                     acc.set_exports(a.exports.clone());
                     rewire = true;

@@ -129,6 +129,9 @@ struct Reader {
     perms: Option<Arc<ClientPerms>>,
     /// Publish permission results by subject (static rules only).
     pub_cache: FxHashMap<Box<[u8]>, bool>,
+    /// The account's subject mappings, refreshed when the options change (a reload or
+    /// an account push) and on CONNECT.
+    mappings: Option<Arc<crate::subject_mapping::Mappings>>,
     /// Effective subscription limit (server, account and user), -1 = none.
     max_subs: i64,
     /// The user's own payload limit (a user JWT's `payload`; -1: none).
@@ -232,6 +235,7 @@ pub async fn serve(
         perms: None,
         pub_cache: FxHashMap::default(),
         max_subs: -1,
+        mappings: server.global_account().mappings(),
         user_max_payload: -1,
         first_pong_sent: false,
         l1: L1Cache {
@@ -838,6 +842,7 @@ impl Reader {
         self.parser.set_limits(limits);
         drop(opts);
         self.cap_payload_by_account();
+        self.mappings = self.account.mappings();
     }
 
     /// The account's `max_payload`, when set, caps the parser's.
@@ -919,6 +924,7 @@ impl Reader {
         }
         self.account = account;
         self.cap_payload_by_account();
+        self.mappings = self.account.mappings();
         true
     }
 
@@ -1105,12 +1111,7 @@ impl Reader {
         // The account's subject mappings come next: as in nats-server, permissions and
         // routing see the mapped subject.
         let mapped;
-        let m = match self
-            .account
-            .mappings
-            .as_ref()
-            .and_then(|mp| mp.select(m.subject))
-        {
+        let m = match self.mappings.as_ref().and_then(|mp| mp.select(m.subject)) {
             Some(s) => {
                 mapped = s;
                 PubMsg {
