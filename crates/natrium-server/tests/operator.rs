@@ -580,15 +580,18 @@ async fn a_full_resolver_reads_its_directory() {
     srv.stop().await;
 }
 
-/// `nsc push` into a full resolver: a new account's users can log in at once, the JWT is
-/// stored in the directory (and served by LOOKUP and LIST), and an update that revokes a
-/// connected user closes its connection.
-#[tokio::test]
-async fn pushed_account_jwts_apply_while_running() {
-    let s = setup();
+/// A server of `s` with a `full` resolver in a fresh directory, and a system user.
+struct FullResolver {
+    srv: TestServer,
+    sys: async_nats::Client,
+    jwt_dir: tempfile::TempDir,
+    _store: tempfile::TempDir,
+}
+
+async fn full_resolver(s: &Setup) -> FullResolver {
     let store = tempfile::tempdir().expect("store");
     let jwt_dir = tempfile::tempdir().expect("jwt dir");
-    let text = config_text(&s, store.path()).replace(
+    let text = config_text(s, store.path()).replace(
         "resolver: MEMORY",
         &format!(
             "resolver {{ type: full, dir: {:?} }}",
@@ -600,6 +603,40 @@ async fn pushed_account_jwts_apply_while_running() {
     let sys = login(&srv, &user_jwt(&s.sys, &admin, json!({}), None), &admin)
         .await
         .expect("system user logs in");
+    FullResolver {
+        srv,
+        sys,
+        jwt_dir,
+        _store: store,
+    }
+}
+
+/// Push `token` on `subject` as the system user; the answer.
+async fn push_on(sys: &async_nats::Client, subject: String, token: &str) -> Value {
+    let r = sys
+        .request(subject, token.to_string().into())
+        .await
+        .expect("answered");
+    serde_json::from_slice(&r.payload).expect("json")
+}
+
+/// Push `token` as `nsc push` does; the answer.
+async fn push(sys: &async_nats::Client, token: &str) -> Value {
+    push_on(sys, "$SYS.REQ.CLAIMS.UPDATE".into(), token).await
+}
+
+/// `nsc push` into a full resolver: a new account's users can log in at once, the JWT is
+/// stored in the directory (and served by LOOKUP and LIST), and an update that revokes a
+/// connected user closes its connection.
+#[tokio::test]
+async fn pushed_account_jwts_apply_while_running() {
+    let s = setup();
+    let FullResolver {
+        srv,
+        sys,
+        jwt_dir,
+        _store,
+    } = full_resolver(&s).await;
 
     // A new account C, pushed as nsc does.
     let c = KeyPair::new_account();
@@ -615,11 +652,7 @@ async fn pushed_account_jwts_apply_while_running() {
             .await
             .is_err()
     );
-    let r = sys
-        .request("$SYS.REQ.CLAIMS.UPDATE", c_jwt.clone().into())
-        .await
-        .expect("answered");
-    let v: Value = serde_json::from_slice(&r.payload).expect("json");
+    let v = push(&sys, &c_jwt).await;
     assert_eq!(v["data"]["code"], 200, "{v}");
     assert_eq!(v["data"]["account"], c.public_key().as_str(), "{v}");
     assert_eq!(v["data"]["message"], "jwt updated", "{v}");
@@ -673,20 +706,14 @@ async fn pushed_account_jwts_apply_while_running() {
         json!({"sub": c.public_key(), "nats": {"type": "account", "version": 2}}),
         &KeyPair::new_operator(),
     );
-    let r = sys
-        .request("$SYS.REQ.CLAIMS.UPDATE", rogue.into())
-        .await
-        .expect("answered");
-    let v: Value = serde_json::from_slice(&r.payload).expect("json");
+    let v = push(&sys, &rogue).await;
     assert_eq!(v["error"]["code"], 500, "{v}");
-    let r = sys
-        .request(
-            format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", s.b.public_key()),
-            c_jwt.clone().into(),
-        )
-        .await
-        .expect("answered");
-    let v: Value = serde_json::from_slice(&r.payload).expect("json");
+    let v = push_on(
+        &sys,
+        format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", s.b.public_key()),
+        &c_jwt,
+    )
+    .await;
     assert!(
         v["error"]["description"]
             .as_str()
@@ -698,11 +725,7 @@ async fn pushed_account_jwts_apply_while_running() {
         json!({"sub": "../../evil", "nats": {"type": "account", "version": 2}}),
         &s.operator,
     );
-    let r = sys
-        .request("$SYS.REQ.CLAIMS.UPDATE", traversal.into())
-        .await
-        .expect("answered");
-    let v: Value = serde_json::from_slice(&r.payload).expect("json");
+    let v = push(&sys, &traversal).await;
     assert_eq!(v["error"]["code"], 500, "{v}");
     assert!(!jwt_dir.path().join("../../evil.jwt").exists());
     // C is still as pushed.
@@ -718,11 +741,7 @@ async fn pushed_account_jwts_apply_while_running() {
                         "type": "account", "version": 2}}),
         &s.operator,
     );
-    let r = sys
-        .request("$SYS.REQ.CLAIMS.UPDATE", revoking.into())
-        .await
-        .expect("answered");
-    let v: Value = serde_json::from_slice(&r.payload).expect("json");
+    let v = push(&sys, &revoking).await;
     assert_eq!(v["data"]["code"], 200, "{v}");
     assert!(
         support::eventually(T, || carol_c.connection_state()
@@ -744,28 +763,16 @@ async fn pushed_account_jwts_apply_while_running() {
 #[tokio::test]
 async fn pushed_imports_and_exports_apply_while_running() {
     let s = setup();
-    let store = tempfile::tempdir().expect("store");
-    let jwt_dir = tempfile::tempdir().expect("jwt dir");
-    let text = config_text(&s, store.path()).replace(
-        "resolver: MEMORY",
-        &format!(
-            "resolver {{ type: full, dir: {:?} }}",
-            jwt_dir.path().display()
-        ),
-    );
-    let srv = TestServer::with(load(&text).expect("config")).await;
-    let admin = KeyPair::new_user();
-    let sys = login(&srv, &user_jwt(&s.sys, &admin, json!({}), None), &admin)
-        .await
-        .expect("system user logs in");
-    let push = |token: String| {
+    let FullResolver {
+        srv,
+        sys,
+        jwt_dir: _jwt_dir,
+        _store,
+    } = full_resolver(&s).await;
+    let pushed = |token: String| {
         let sys = sys.clone();
         async move {
-            let r = sys
-                .request("$SYS.REQ.CLAIMS.UPDATE", token.into())
-                .await
-                .expect("answered");
-            let v: Value = serde_json::from_slice(&r.payload).expect("json");
+            let v = push(&sys, &token).await;
             assert_eq!(v["data"]["code"], 200, "{v}");
         }
     };
@@ -781,13 +788,13 @@ async fn pushed_imports_and_exports_apply_while_running() {
     let unlimited = json!({"subs": -1, "data": -1, "payload": -1, "conn": -1, "imports": -1,
                            "exports": -1});
     // A now also exports news.>; B imports it and no longer imports svc.>.
-    push(later(
+    pushed(later(
         json!({"limits": unlimited, "exports": [{"subject": "svc.>", "type": "service"},
                                                 {"subject": "news.>", "type": "stream"}]}),
         &s.a,
     ))
     .await;
-    push(later(
+    pushed(later(
         json!({"limits": unlimited,
                "imports": [{"subject": "news.>", "account": s.a.public_key(), "type": "stream"}]}),
         &s.b,
