@@ -169,6 +169,17 @@ async fn raw_connect(srv: &TestServer, connect: Value) -> (BufReader<TcpStream>,
     (rd, info, reply)
 }
 
+/// Send `bytes` on a logged-in raw connection and read the next line.
+async fn send_and_read(rd: &mut BufReader<TcpStream>, bytes: &[u8]) -> String {
+    rd.get_mut().write_all(bytes).await.expect("send");
+    let mut line = String::new();
+    tokio::time::timeout(T, rd.read_line(&mut line))
+        .await
+        .expect("reply")
+        .expect("line");
+    line
+}
+
 #[tokio::test]
 async fn users_log_in_with_creds_into_their_accounts() {
     let s = setup();
@@ -243,15 +254,7 @@ async fn users_log_in_with_creds_into_their_accounts() {
     // connection with nats-server's error.
     let bob3 = KeyPair::new_user();
     let (mut rd, _, _) = raw_login(&srv, &user_jwt(&s.b, &bob3, json!({}), None), &bob3).await;
-    rd.get_mut()
-        .write_all(b"PUB y 2000\r\n")
-        .await
-        .expect("send");
-    let mut line = String::new();
-    tokio::time::timeout(T, rd.read_line(&mut line))
-        .await
-        .expect("reply")
-        .expect("line");
+    let line = send_and_read(&mut rd, b"PUB y 2000\r\n").await;
     assert_eq!(line.trim(), "-ERR 'Maximum Payload Violation'");
     drop(rd);
 
@@ -371,15 +374,7 @@ async fn permissions_come_from_the_jwt_or_the_scope() {
     let u = KeyPair::new_user();
     let jwt = user_jwt(&s.a, &u, json!({"pub": {"deny": ["secret.>"]}}), None);
     let (mut rd, _, _) = raw_login(&srv, &jwt, &u).await;
-    rd.get_mut()
-        .write_all(b"PUB secret.x 2\r\nno\r\nPING\r\n")
-        .await
-        .expect("send");
-    let mut line = String::new();
-    tokio::time::timeout(T, rd.read_line(&mut line))
-        .await
-        .expect("reply")
-        .expect("line");
+    let line = send_and_read(&mut rd, b"PUB secret.x 2\r\nno\r\nPING\r\n").await;
     assert!(
         line.starts_with("-ERR 'Permissions Violation for Publish to \"secret.x\"'"),
         "{line}"
@@ -417,15 +412,7 @@ async fn permissions_come_from_the_jwt_or_the_scope() {
     assert_eq!(&m.payload[..], b"mine");
     // Outside the template: a permissions violation, and nothing delivered.
     let (mut rd, _, _) = raw_login(&srv, &scoped, &su).await;
-    rd.get_mut()
-        .write_all(b"PUB other.x 2\r\nno\r\nPING\r\n")
-        .await
-        .expect("send");
-    let mut line = String::new();
-    tokio::time::timeout(T, rd.read_line(&mut line))
-        .await
-        .expect("reply")
-        .expect("line");
+    let line = send_and_read(&mut rd, b"PUB other.x 2\r\nno\r\nPING\r\n").await;
     assert!(
         line.starts_with("-ERR 'Permissions Violation for Publish to \"other.x\"'"),
         "{line}"
