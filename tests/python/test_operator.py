@@ -282,6 +282,10 @@ def test_config_errors(run_server_to_exit):
             J.operator_config(J.operator_jwt(t.op, system_account=t.sys.public,
                                              assert_server_version="2.99.0"), {}),
             "expected minor version 99 > server minor version 15"),
+        "no system account JWT": (
+            J.operator_config(J.operator_jwt(t.op, system_account=t.sys.public),
+                              {t.a.public: J.account_jwt(t.op, t.a)}),
+            "error resolving system account"),
         "bad preload": (good.replace(f"{t.a.public}: eyJ", f"{t.a.public}: eyJx"),
                         "invalid account jwt"),
     }

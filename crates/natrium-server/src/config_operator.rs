@@ -494,16 +494,8 @@ fn resolve_accounts(
     }
     activate_private_exports(&decoded, &mut accounts, &mut o.warnings);
     check_account_token_positions(&decoded, &mut accounts, &mut o.warnings);
-    if let Some(sys) = &o.accounts.system_account
-        && !decoded.contains_key(sys)
-    {
-        // The system account exists even when no JWT for it was given (nats-server then
-        // runs it with no limits).
-        accounts.push(AccountConfig {
-            name: sys.clone(),
-            ..AccountConfig::default()
-        });
-    }
+    // (A system account with no JWT is refused when the accounts are built, with
+    // nats-server's "error resolving system account: account missing".)
     o.accounts.accounts = accounts;
     o.accounts.accounts_block = true;
     drop_unusable_imports(o);
