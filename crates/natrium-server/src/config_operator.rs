@@ -88,6 +88,9 @@ pub struct AccountAuth {
     pub tags: Vec<String>,
     /// The operator key that signed the account JWT (`/accountz issuer_key`).
     pub issuer: String,
+    /// The account JWT's `subs` and `payload` limits (-1: none; 0: none allowed), folded
+    /// into each login's own limits as nats-server's `minLimit` does.
+    pub subs_payload: (i64, i64),
     /// The account JWT.
     pub jwt: String,
 }
@@ -488,6 +491,7 @@ fn resolve_accounts(
                 expires: c.exp,
                 tags: c.nats.tags.clone(),
                 issuer: c.iss.clone(),
+                subs_payload: (c.nats.limits.subs, c.nats.limits.payload),
                 jwt: raw.get(key).cloned().unwrap_or_default(),
             },
         );

@@ -143,6 +143,16 @@ fn now_in(location: &str) -> Result<i64, JwtLoginError> {
     Ok(i64::from(t.hour()) * 3600 + i64::from(t.minute()) * 60 + i64::from(t.second()))
 }
 
+/// nats-server's `minLimit`: -1 is no limit; otherwise the smaller limit wins (0 means
+/// none allowed).
+fn min_limit(own: i64, other: i64) -> i64 {
+    match (own < 0, other < 0) {
+        (true, _) => other,
+        (false, true) => own,
+        (false, false) => own.min(other),
+    }
+}
+
 /// Whether `ip` is in one of the CIDRs (nats-server's `validateSrc`).
 fn source_allowed(src: &[String], ip: Option<IpAddr>) -> bool {
     if src.is_empty() {
@@ -460,8 +470,8 @@ pub fn authenticate(
         account,
         expires,
         account_expires_first: account_first,
-        max_subs: limits.subs,
-        max_payload: limits.payload,
+        max_subs: min_limit(limits.subs, acc.subs_payload.0),
+        max_payload: min_limit(limits.payload, acc.subs_payload.1),
         jwt_user: Some(Arc::new(JwtUser {
             issuer: user.iss.clone(),
             jwt: if limits.bearer_token {
@@ -528,6 +538,7 @@ mod tests {
             expires: 0,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             issuer: String::new(),
+            subs_payload: (-1, -1),
             jwt: String::new(),
         }
     }
@@ -617,6 +628,15 @@ mod tests {
             Err(JwtLoginError::TimesLocation(_))
         ));
         assert!(now_in("UTC").is_ok_and(|s| (0..86_400).contains(&s)));
+    }
+
+    #[test]
+    fn limits_fold_as_nats_server() {
+        assert_eq!(min_limit(-1, -1), -1);
+        assert_eq!(min_limit(-1, 0), 0);
+        assert_eq!(min_limit(5, -1), 5);
+        assert_eq!(min_limit(5, 3), 3);
+        assert_eq!(min_limit(0, 3), 0);
     }
 
     #[test]
