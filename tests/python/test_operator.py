@@ -10,6 +10,7 @@ that cannot read these configs cannot replace nats-server there."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 
@@ -18,7 +19,7 @@ import pytest
 
 import jwtutil as J
 import nkeys_shim
-from natsutil import assert_no_msg, async_test, monz, next_msgs, sync
+from natsutil import RawConn, assert_no_msg, async_test, monz, next_msgs, sync
 
 nkeys_shim.install()  # nats-py signs nonces with ``nkeys`` (the shim when not installed)
 
@@ -516,3 +517,44 @@ async def test_accountz_of_a_jwt_account(start_server, tmp_path):
         assert claims["nats"]["limits"]["payload"] == 1024, claims
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_info_user_info_varz_and_accstatz(start_server, tmp_path):
+    """What a probe found different: the INFO after CONNECT carries the payload limit the
+    user publishes under (nats-py sizes messages by it); ``$SYS.REQ.USER.INFO`` names
+    the account and user by their JWT names and says when the login expires; ``/varz``
+    shows the trusted operators; ``/accstatz`` names the account by its JWT name."""
+    t = Tenants()
+    server = start_server(config=t.config("http_port: -1\n"))
+    u, ub = J.user_key(), J.user_key()
+    nc = await login(server, tmp_path,
+                     J.user_jwt(t.a, u, name="alice", payload=10,
+                                claims={"exp": int(time.time()) + 3600}), u)
+    nb = await login(server, tmp_path, J.user_jwt(t.b, ub), ub)
+    try:
+        await sync(nc)
+        await sync(nb)
+        # The INFO after CONNECT, read on a raw connection (nats-py keeps the first).
+        for signer, limit in ((t.a, 10), (t.b, 1024)):
+            key = J.user_key()
+            raw = await RawConn.open(server.port)
+            sig = base64.urlsafe_b64encode(key.sign(raw.info["nonce"].encode())).rstrip(b"=")
+            jwt = J.user_jwt(signer, key, payload=limit if signer is t.a else -1)
+            await raw.handshake(jwt=jwt, sig=sig.decode())
+            assert raw.connect_info["max_payload"] == limit, raw.connect_info
+            raw.writer.close()
+        r = await nc.request("$SYS.REQ.USER.INFO", b"", timeout=3)
+        data = json.loads(r.data)["data"]
+        assert data["user"] == u.public and data["account"] == t.a.public, data
+        assert data["account_name"] == "A" and data["user_name"] == "alice", data
+        assert 3500 * 10**9 <= data["expires"] <= 3600 * 10**9, data
+        varz = await monz(server, "/varz")
+        assert len(varz["trusted_operators_jwt"]) == 1, varz.get("trusted_operators_jwt")
+        claim = varz["trusted_operators_claim"][0]
+        assert claim["sub"] == t.op.public and claim["nats"]["type"] == "operator", claim
+        stats = {a["acc"]: a for a in (await monz(server, "/accstatz"))["account_statz"]}
+        assert stats[t.a.public]["name"] == "A", stats
+    finally:
+        await nc.close()
+        await nb.close()

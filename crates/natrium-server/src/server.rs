@@ -499,6 +499,12 @@ impl ServerShared {
             info.auth_required = self.auth().configured();
             info.remote_account = conn.meta.lock().account.clone();
             info.acc_is_sys = self.system_account.as_deref() == Some(info.remote_account.as_str());
+            // The limit this client publishes under (account and user limits included),
+            // so clients size their messages by it (nats-server's `mpay`).
+            let mpay = conn.max_payload.load(Ordering::Relaxed);
+            if mpay >= 0 {
+                info.max_payload = info.max_payload.min(mpay);
+            }
         }
         info
     }

@@ -413,9 +413,17 @@ pub fn account_stat(s: &ServerShared, account: &Account) -> AccountStat {
         sent.msgs += om;
         sent.bytes += ob;
     }
+    // `name` is the account's name tag: its JWT's name in operator mode.
+    let name = s
+        .opts()
+        .operator
+        .as_ref()
+        .and_then(|o| o.accounts.get(&account.name).map(|a| a.name.clone()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| account.name.clone());
     AccountStat {
         acc: account.name.clone(),
-        name: account.name.clone(),
+        name,
         conns: account.num_connections(),
         leafnodes: 0,
         total_conns: account.num_connections(),
@@ -684,10 +692,25 @@ impl InternalHandler for AccountRequests {
                     user: String,
                     account: String,
                     account_name: String,
+                    /// A JWT user's name.
+                    #[serde(skip_serializing_if = "String::is_empty")]
+                    user_name: String,
                     /// The user's permissions, if any (nats-server: `omitempty`).
                     #[serde(skip_serializing_if = "Option::is_none")]
                     permissions: Option<serde_json::Value>,
+                    /// Nanoseconds until a JWT login expires (whole seconds; omitted
+                    /// when it does not).
+                    #[serde(skip_serializing_if = "is_zero")]
+                    expires: u64,
                 }
+                let jwt_user = publisher.conn.and_then(|c| c.meta.lock().jwt_user.clone());
+                let expires = publisher
+                    .conn
+                    .map(|c| c.expires_unix.load(Ordering::Relaxed))
+                    .filter(|e| *e > 0)
+                    .map_or(0, |e| {
+                        e.saturating_sub(crate::jwt::unix_now()).max(0) as u64 * 1_000_000_000
+                    });
                 let user = publisher
                     .conn
                     .and_then(|c| c.meta.lock().user.clone())
@@ -699,8 +722,14 @@ impl InternalHandler for AccountRequests {
                 let info = UserInfo {
                     user,
                     account: account.name.clone(),
-                    account_name: account.name.clone(),
+                    account_name: jwt_user
+                        .as_ref()
+                        .map(|u| u.account_name.clone())
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| account.name.clone()),
+                    user_name: jwt_user.map(|u| u.user_name.clone()).unwrap_or_default(),
                     permissions,
+                    expires,
                 };
                 format!(
                     "{{\"server\":{},\"data\":{}}}",

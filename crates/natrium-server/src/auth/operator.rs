@@ -480,6 +480,7 @@ pub fn authenticate(
                 token.to_string()
             },
             account_name: acc.name.clone(),
+            user_name: user.name.clone(),
             tags: user.nats.tags.clone(),
             default_rights: if own_perms {
                 None
@@ -500,6 +501,8 @@ pub struct JwtUser {
     pub jwt: String,
     /// The account JWT's name (`name_tag`).
     pub account_name: String,
+    /// The user JWT's name (`$SYS.REQ.USER.INFO user_name`).
+    pub user_name: String,
     /// The user's tags (`tags`).
     pub tags: Vec<String>,
     /// The permissions and limits the login got (compared when the account changes).

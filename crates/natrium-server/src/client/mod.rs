@@ -188,6 +188,9 @@ pub struct ClientConn {
     pub expires_unix: std::sync::atomic::AtomicI64,
     /// `expires_unix` is the account JWT's expiry (`Account Authentication Expired`).
     pub expires_account: AtomicBool,
+    /// The largest message this client may publish once logged in (server, account and
+    /// user limits; -1 until known), for the INFO after CONNECT (nats-server's `mpay`).
+    pub max_payload: std::sync::atomic::AtomicI64,
     /// Signalled by the writer after a write when a stalled producer is waiting.
     pub drained: Notify,
     /// The client negotiated headers (HPUB/HMSG).
@@ -256,6 +259,7 @@ impl ClientConn {
             writer_wake: Notify::new(),
             expires_unix: std::sync::atomic::AtomicI64::new(0),
             expires_account: AtomicBool::new(false),
+            max_payload: std::sync::atomic::AtomicI64::new(-1),
             drained: Notify::new(),
             headers: AtomicBool::new(false),
             connected: AtomicBool::new(false),

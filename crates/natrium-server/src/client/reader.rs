@@ -856,6 +856,9 @@ impl Reader {
         if self.user_max_payload >= 0 {
             limits.max_payload = limits.max_payload.min(self.user_max_payload);
         }
+        self.conn
+            .max_payload
+            .store(limits.max_payload, Ordering::Relaxed);
         self.parser.set_limits(limits);
     }
 

@@ -197,6 +197,12 @@ pub struct Varz {
     pub tags: Vec<String>,
     /// Feature flags in effect.
     pub feature_flags: FeatureFlags,
+    /// Operator mode: the trusted operators' JWTs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_operators_jwt: Vec<String>,
+    /// Operator mode: the trusted operators' claims.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_operators_claim: Vec<serde_json::Value>,
     /// The system account's name, when there is one.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub system_account: String,
@@ -370,6 +376,21 @@ pub fn varz(mon: &Monitor) -> Varz {
         config_digest: opts.config_digest.clone().unwrap_or_default(),
         tags: opts.server_tags.clone(),
         feature_flags: FeatureFlags::CURRENT,
+        trusted_operators_jwt: opts
+            .operator
+            .as_ref()
+            .map(|o| o.operator_jwts.clone())
+            .unwrap_or_default(),
+        trusted_operators_claim: opts
+            .operator
+            .as_ref()
+            .map(|o| {
+                o.operator_jwts
+                    .iter()
+                    .filter_map(|t| crate::jwt::claims_json(t))
+                    .collect()
+            })
+            .unwrap_or_default(),
         system_account: system_account_name(mon),
         slow_consumer_stats: KindCounts {
             clients: slow,
