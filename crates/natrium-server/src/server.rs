@@ -503,7 +503,11 @@ impl ServerShared {
             // so clients size their messages by it (nats-server's `mpay`).
             let mpay = conn.max_payload.load(Ordering::Relaxed);
             if mpay >= 0 {
-                info.max_payload = info.max_payload.min(mpay);
+                info.max_payload = if info.max_payload < 0 {
+                    mpay
+                } else {
+                    info.max_payload.min(mpay)
+                };
             }
         }
         info

@@ -849,12 +849,14 @@ impl Reader {
     fn cap_payload_by_account(&mut self) {
         let account_max = self.account.limits().max_payload;
         let mut limits = self.parser.limits();
+        // A negative limit is none: a cap replaces it rather than losing to it.
+        let cap = |current: i64, cap: i64| if current < 0 { cap } else { current.min(cap) };
         if account_max > 0 {
-            limits.max_payload = limits.max_payload.min(account_max);
+            limits.max_payload = cap(limits.max_payload, account_max);
         }
         // A user JWT's `payload` (0 included) caps it too.
         if self.user_max_payload >= 0 {
-            limits.max_payload = limits.max_payload.min(self.user_max_payload);
+            limits.max_payload = cap(limits.max_payload, self.user_max_payload);
         }
         self.conn
             .max_payload
