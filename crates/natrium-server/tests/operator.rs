@@ -118,7 +118,13 @@ fn config_text(s: &Setup, store: &std::path::Path) -> String {
                          "token": activation}],
         }),
     );
-    let sys = account_jwt(s, &s.sys, json!({"limits": {"subs": -1, "conn": -1}}));
+    // (A limit the JWT leaves out is 0, none allowed: the system user pushes JWTs, so
+    // its account needs `payload`.)
+    let sys = account_jwt(
+        s,
+        &s.sys,
+        json!({"limits": {"subs": -1, "conn": -1, "payload": -1}}),
+    );
     format!(
         "listen: 127.0.0.1:-1\njetstream {{ store_dir: {:?} }}\noperator: {op}\nresolver: MEMORY\nresolver_preload {{\n  {}: {a}\n  {}: {b}\n  {}: {sys}\n}}\n",
         store.display(),
