@@ -13,10 +13,10 @@
 //!
 //! nats-server's rules are followed: an operator needs a resolver; operator mode refuses
 //! configured accounts and users; `system_account` must agree with the operator's; an
-//! account JWT counts only if a trusted key signed it. Not supported (refused with a
-//! clear error, see `docs/compat.md`): the `URL(...)` resolver, and accounts pushed while
-//! running (`$SYS.REQ.CLAIMS.UPDATE`); a `full` or `cache` resolver reads its directory at
-//! start only.
+//! account JWT counts only if a trusted key signed it. An account JWT pushed while
+//! running ([`push_account`]) rebuilds the accounts the same way, with the pushed JWT
+//! taken as if it were in the directory. Not supported (refused with a clear error, see
+//! `docs/compat.md`): the `URL(...)` resolver and `resolver_pinned_accounts`.
 
 use crate::conf::{self, ConfError, Entry, Pos, Spanned, Value};
 use crate::jwt::{self, AccountNats, ActivationNats, Claims, OperatorNats, UserPermissionLimits};
@@ -33,11 +33,10 @@ use std::time::Duration;
 pub enum Resolver {
     /// `MEMORY`: only `resolver_preload`.
     Memory,
-    /// `{type: full|cache, dir: …}`: the `<account>.jwt` files in `dir` at start, and
-    /// `resolver_preload`.
+    /// `{type: full|cache, dir: …}`: the `<account>.jwt` files in `dir`, and
+    /// `resolver_preload` (natrium keeps a `cache` resolver's JWTs as a `full` one does,
+    /// see `docs/compat.md`).
     Dir {
-        /// `full` (true) or `cache`.
-        full: bool,
         /// The directory.
         dir: PathBuf,
     },
@@ -127,9 +126,28 @@ fn strings(v: &Spanned, what: &str) -> Result<Vec<String>, ConfError> {
     }
 }
 
+/// A JWT file's text (plain or decorated, as nsc writes them), read only when it is no
+/// larger than a token may be ([`jwt::MAX_TOKEN_SIZE`], plus room for the decoration).
+fn read_jwt_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const DECORATION: u64 = 4096;
+    let mut text = String::new();
+    let limit = jwt::MAX_TOKEN_SIZE as u64 + DECORATION;
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
 /// Read an operator JWT from a file, or take it inline (a string starting `eyJ`).
 fn read_operator(text: &str, at: &Pos) -> Result<(String, Claims<OperatorNats>), ConfError> {
-    let contents = match std::fs::read_to_string(text) {
+    let contents = match read_jwt_file(std::path::Path::new(text)) {
         Ok(c) => c,
         Err(e) if !text.starts_with("eyJ") => {
             return Err(at.error(format!("error parsing operator JWT: {e}")));
@@ -252,7 +270,7 @@ fn resolver(v: &Spanned) -> Result<Resolver, ConfError> {
                     _ => {}
                 }
             }
-            let check_dir = |full: bool| -> Result<Resolver, ConfError> {
+            let check_dir = || -> Result<Resolver, ConfError> {
                 let Some(dir) = dir.clone().filter(|d| !d.as_os_str().is_empty()) else {
                     return Err(v
                         .pos
@@ -263,7 +281,7 @@ fn resolver(v: &Spanned) -> Result<Resolver, ConfError> {
                 {
                     return Err(v.pos.error("dir needs to point to an accessible directory"));
                 }
-                Ok(Resolver::Dir { full, dir })
+                Ok(Resolver::Dir { dir })
             };
             match kind.as_str() {
                 "CACHE" => {
@@ -276,7 +294,7 @@ fn resolver(v: &Spanned) -> Result<Resolver, ConfError> {
                     if hard_delete {
                         return Err(v.pos.error("CACHE does not accept hard_delete"));
                     }
-                    check_dir(false)
+                    check_dir()
                 }
                 "FULL" => {
                     if ttl {
@@ -285,7 +303,7 @@ fn resolver(v: &Spanned) -> Result<Resolver, ConfError> {
                     if hard_delete && !del {
                         return Err(v.pos.error("hard_delete has no effect without delete"));
                     }
-                    check_dir(true)
+                    check_dir()
                 }
                 "MEM" | "MEMORY" => Ok(Resolver::Memory),
                 _ => Err(bad()),
@@ -365,15 +383,10 @@ pub fn finish(o: &mut Options) -> Result<(), ConfError> {
     Ok(())
 }
 
-/// Read the account JWTs again (after a push into the resolver's directory) and rebuild
-/// the accounts from them: the same result a restart would give.
-pub fn refresh_accounts(o: &mut Options) {
-    refresh_accounts_with(o, None);
-}
-
-/// [`refresh_accounts`], with `pushed` (account key, JWT) taken as if it were in the
-/// directory already.
-fn refresh_accounts_with(o: &mut Options, pushed: Option<(String, String)>) {
+/// Read the account JWTs again and rebuild the accounts from them, with `pushed`
+/// (account key, JWT) taken as if it were in the resolver's directory already: the same
+/// result a restart would give once the push is stored.
+fn refresh_accounts(o: &mut Options, pushed: (String, String)) {
     let (Some(mut op), Some(auth)) = (o.operator_options.clone(), o.operator.clone()) else {
         return;
     };
@@ -383,7 +396,7 @@ fn refresh_accounts_with(o: &mut Options, pushed: Option<(String, String)>) {
     // Warnings are for the start-up log; a rebuild's own are not kept piling up.
     o.warnings.clear();
     // The preloads come after the directory (the newest of each account wins).
-    op.preload.extend(pushed);
+    op.preload.push(pushed);
     o.accounts.accounts.clear();
     resolve_accounts(o, &op, &resolver, auth.trusted_keys.clone());
 }
@@ -409,13 +422,14 @@ fn resolve_accounts(
             else {
                 continue;
             };
-            // Bounded: an account JWT is at most [`jwt::MAX_TOKEN_SIZE`].
-            match std::fs::metadata(&path) {
-                Ok(md) if md.len() <= jwt::MAX_TOKEN_SIZE as u64 => {}
-                _ => continue,
-            }
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                tokens.insert(key.to_string(), jwt::parse_decorated(&text).to_string());
+            match read_jwt_file(&path) {
+                Ok(text) => {
+                    tokens.insert(key.to_string(), jwt::parse_decorated(&text).to_string());
+                }
+                Err(e) => o.warnings.push(format!(
+                    "account JWT file {} is ignored: {e}",
+                    path.display()
+                )),
             }
         }
     }
@@ -873,14 +887,13 @@ fn drop_unusable_imports(o: &mut Options) {
     }
 }
 
-/// Why a pushed account JWT was not taken (the `$SYS` answer's error).
+/// Why a pushed account JWT was not taken (the `$SYS` answer's error, with nats-server's
+/// wording).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message} - {reason}")]
+#[error("jwt update resulted in error - {reason}")]
 pub struct PushError {
     /// The account, or `n/a` when the JWT did not decode.
     pub account: String,
-    /// nats-server's message (`jwt update resulted in error`, `jwt validation failed`).
-    pub message: &'static str,
     /// Why.
     pub reason: String,
 }
@@ -906,7 +919,6 @@ impl Pushed {
         };
         let fail = |e: std::io::Error| PushError {
             account: self.account.clone(),
-            message: "jwt update resulted in error",
             reason: e.to_string(),
         };
         std::fs::rename(&tmp, &path).map_err(fail)?;
@@ -936,9 +948,8 @@ pub fn push_account(
     for_account: Option<&str>,
     token: &[u8],
 ) -> Result<Pushed, PushError> {
-    let fail = |account: &str, message: &'static str, reason: String| PushError {
+    let fail = |account: &str, reason: String| PushError {
         account: account.to_string(),
-        message,
         reason,
     };
     let Some(Resolver::Dir { dir, .. }) = o
@@ -946,54 +957,35 @@ pub fn push_account(
         .as_ref()
         .and_then(|op| op.resolver.clone())
     else {
-        return Err(fail(
-            "n/a",
-            "jwt update resulted in error",
-            "store is read-only".into(),
-        ));
+        return Err(fail("n/a", "store is read-only".into()));
     };
     let trusted = o
         .operator
         .as_ref()
         .map(|a| a.trusted_keys.clone())
         .unwrap_or_default();
-    let text = std::str::from_utf8(token).map_err(|_| {
-        fail(
-            "n/a",
-            "jwt update resulted in error",
-            "the JWT is not UTF-8".into(),
-        )
-    })?;
+    let text =
+        std::str::from_utf8(token).map_err(|_| fail("n/a", "the JWT is not UTF-8".into()))?;
     let text = text.trim();
-    let claims = jwt::decode::<AccountNats>(text)
-        .map_err(|e| fail("n/a", "jwt update resulted in error", e.to_string()))?;
+    let claims = jwt::decode::<AccountNats>(text).map_err(|e| fail("n/a", e.to_string()))?;
     let account = claims.sub.clone();
     // The key names the file: only a valid account key may (no path of any kind).
     if !jwt::is_public_key(&account, nkeys::KeyPairType::Account) {
-        return Err(fail(
-            "n/a",
-            "jwt update resulted in error",
-            "invalid public key".into(),
-        ));
+        return Err(fail("n/a", "invalid public key".into()));
     }
     if let Some(key) = for_account
         && key != account
     {
-        return Err(fail(
-            key,
-            "jwt update resulted in error",
-            "subject does not match jwt content".into(),
-        ));
+        return Err(fail(key, "subject does not match jwt content".into()));
     }
     if !trusted.contains(&claims.iss) {
         return Err(fail(
             &account,
-            "jwt update resulted in error",
             "the JWT is not signed by a trusted operator key".into(),
         ));
     }
     let path = dir.join(format!("{account}.jwt"));
-    let existing = std::fs::read_to_string(&path)
+    let existing = read_jwt_file(&path)
         .ok()
         .and_then(|t| jwt::decode::<AccountNats>(jwt::parse_decorated(&t)).ok());
     let mut pushed = Pushed {
@@ -1003,14 +995,14 @@ pub fn push_account(
     };
     if existing.is_none_or(|e| e.iat <= claims.iat) {
         use std::io::Write;
-        let io = |e: std::io::Error| fail(&account, "jwt update resulted in error", e.to_string());
+        let io = |e: std::io::Error| fail(&account, e.to_string());
         std::fs::create_dir_all(&dir).map_err(io)?;
         let tmp = dir.join(format!(".{account}.jwt.tmp"));
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         pushed.staged = Some((tmp, path));
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
-        refresh_accounts_with(&mut pushed.options, Some((account, text.to_string())));
+        refresh_accounts(&mut pushed.options, (account, text.to_string()));
     }
     Ok(pushed)
 }

@@ -810,7 +810,6 @@ fn push_claims(
             crate::signals::apply(s, &old, new, false).map_err(|reason| {
                 crate::config_operator::PushError {
                     account: acc.clone(),
-                    message: "jwt update resulted in error",
                     reason,
                 }
             })?;
@@ -826,7 +825,7 @@ fn push_claims(
             format!("{{\"server\":{server},\"data\":{data}}}")
         }
         Err(e) => {
-            crate::error!(s.log, "{} - {} - {}", e.message, e.account, e.reason);
+            crate::error!(s.log, "{} (account {})", e, e.account);
             let err = serde_json::json!({"account": e.account, "code": 500,
                                          "description": e.to_string()});
             format!("{{\"server\":{server},\"error\":{err}}}")
