@@ -218,8 +218,6 @@ pub fn permissions(v: &Spanned) -> Result<Permissions, ConfError> {
     Ok(p)
 }
 
-const CONNECTION_TYPES: &[&str] = &["STANDARD", "WEBSOCKET", "LEAFNODE", "MQTT", "IN_PROCESS"];
-
 /// A `users` array.
 pub fn users(
     v: &Spanned,
@@ -265,7 +263,8 @@ pub fn users(
                         _ => return Err(e.value.pos.error("expected connection types")),
                     };
                     for t in &list {
-                        if !CONNECTION_TYPES.contains(&t.to_ascii_uppercase().as_str()) {
+                        if !crate::auth::CONNECTION_TYPES.contains(&t.to_ascii_uppercase().as_str())
+                        {
                             return Err(e
                                 .value
                                 .pos

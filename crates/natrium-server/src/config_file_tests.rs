@@ -164,6 +164,22 @@ fn authorization_block() {
 }
 
 #[test]
+fn allowed_connection_types_as_nats_server() {
+    // nats-server's whole list, the WebSocket variants of leaf and MQTT included.
+    let o = opts(
+        "authorization { users: [ {user: a, password: b, allowed_connection_types: [STANDARD, LEAFNODE_WS, mqtt_ws, IN_PROCESS]} ] }",
+    )
+    .unwrap();
+    assert_eq!(o.accounts.users[0].allowed_connection_types.len(), 4);
+    assert!(
+        err(
+            "authorization { users: [ {user: a, password: b, allowed_connection_types: [BOGUS]} ] }"
+        )
+        .contains("unknown connection type")
+    );
+}
+
+#[test]
 fn jetstream_forms_and_storage_sizes() {
     assert!(opts("jetstream: enabled").unwrap().jetstream.enabled);
     assert!(opts("jetstream: true").unwrap().jetstream.enabled);

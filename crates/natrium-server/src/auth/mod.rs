@@ -100,6 +100,18 @@ pub struct AuthUser {
     pub conn_types: Vec<String>,
 }
 
+/// The connection types `allowed_connection_types` may name, in config files and user
+/// JWTs alike (nats-server's list; natrium serves `STANDARD` and `WEBSOCKET`).
+pub const CONNECTION_TYPES: &[&str] = &[
+    "STANDARD",
+    "WEBSOCKET",
+    "LEAFNODE",
+    "LEAFNODE_WS",
+    "MQTT",
+    "MQTT_WS",
+    "IN_PROCESS",
+];
+
 /// How a client connection came in, for `allowed_connection_types` and for which
 /// listener's `verify_and_map` applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -400,16 +400,11 @@ pub fn authenticate(
         .iter()
         .map(|t| t.to_ascii_uppercase())
         .collect();
-    let known = [
-        "STANDARD",
-        "WEBSOCKET",
-        "LEAFNODE",
-        "LEAFNODE_WS",
-        "MQTT",
-        "MQTT_WS",
-        "IN_PROCESS",
-    ];
-    if !conn_types.is_empty() && !conn_types.iter().any(|t| known.contains(&t.as_str())) {
+    if !conn_types.is_empty()
+        && !conn_types
+            .iter()
+            .any(|t| super::CONNECTION_TYPES.contains(&t.as_str()))
+    {
         return Err(JwtLoginError::ConnectionType);
     }
     if !limits.bearer_token {
