@@ -28,6 +28,18 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// An account's name tag, as monitoring and events show it: the `name` of its JWT in
+/// operator mode, else the account's own name.
+pub fn name_tag(o: &Options, account: &str) -> String {
+    o.operator
+        .as_ref()
+        .and_then(|op| op.accounts.get(account))
+        .map(|a| a.name.as_str())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(account)
+        .to_string()
+}
+
 /// Where account JWTs come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolver {

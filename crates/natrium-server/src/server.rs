@@ -1065,9 +1065,7 @@ impl ServerShared {
 fn jwt_rights_changed(c: &ClientConn, now: &crate::auth::Identity) -> bool {
     let meta = c.meta.lock();
     match (&meta.jwt_user, &now.jwt_user) {
-        (Some(before), Some(after)) => {
-            before.rights != after.rights || before.default_rights != after.default_rights
-        }
+        (Some(before), Some(after)) => before.rights != after.rights,
         _ => false,
     }
 }

@@ -413,17 +413,9 @@ pub fn account_stat(s: &ServerShared, account: &Account) -> AccountStat {
         sent.msgs += om;
         sent.bytes += ob;
     }
-    // `name` is the account's name tag: its JWT's name in operator mode.
-    let name = s
-        .opts()
-        .operator
-        .as_ref()
-        .and_then(|o| o.accounts.get(&account.name).map(|a| a.name.clone()))
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| account.name.clone());
     AccountStat {
         acc: account.name.clone(),
-        name,
+        name: crate::config_operator::name_tag(&s.opts(), &account.name),
         conns: account.num_connections(),
         leafnodes: 0,
         total_conns: account.num_connections(),
@@ -706,10 +698,12 @@ impl InternalHandler for AccountRequests {
                 let jwt_user = publisher.conn.and_then(|c| c.meta.lock().jwt_user.clone());
                 let expires = publisher
                     .conn
-                    .map(|c| c.expires_unix.load(Ordering::Relaxed))
+                    .map(|c| c.expires_mono.load(Ordering::Relaxed))
                     .filter(|e| *e > 0)
                     .map_or(0, |e| {
-                        e.saturating_sub(crate::jwt::unix_now()).max(0) as u64 * 1_000_000_000
+                        // Whole seconds left, as nats-server truncates them.
+                        let left = e.saturating_sub(crate::client::mono_nanos());
+                        left / 1_000_000_000 * 1_000_000_000
                     });
                 let user = publisher
                     .conn
@@ -722,11 +716,7 @@ impl InternalHandler for AccountRequests {
                 let info = UserInfo {
                     user,
                     account: account.name.clone(),
-                    account_name: jwt_user
-                        .as_ref()
-                        .map(|u| u.account_name.clone())
-                        .filter(|n| !n.is_empty())
-                        .unwrap_or_else(|| account.name.clone()),
+                    account_name: crate::config_operator::name_tag(&s.opts(), &account.name),
                     user_name: jwt_user.map(|u| u.user_name.clone()).unwrap_or_default(),
                     permissions,
                     expires,
@@ -1008,7 +998,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-fn client_info(c: &ClientConn, stop: bool) -> EventClient {
+fn client_info(s: &ServerShared, c: &ClientConn, stop: bool) -> EventClient {
     let meta = c.meta.lock().clone();
     let jwt_user = meta.jwt_user.clone();
     let mut info = EventClient {
@@ -1022,7 +1012,7 @@ fn client_info(c: &ClientConn, stop: bool) -> EventClient {
         } else {
             String::new()
         },
-        name_tag: meta.account.clone(),
+        name_tag: crate::config_operator::name_tag(&s.opts(), &meta.account),
         acc: meta.account,
         user: meta.user.unwrap_or_default(),
         name: meta.name,
@@ -1039,9 +1029,6 @@ fn client_info(c: &ClientConn, stop: bool) -> EventClient {
     if let Some(u) = jwt_user {
         info.jwt = u.jwt.clone();
         info.issuer_key = u.issuer.clone();
-        if !u.account_name.is_empty() {
-            info.name_tag = u.account_name.clone();
-        }
         info.tags = u.tags.clone();
     }
     info
@@ -1139,7 +1126,7 @@ pub fn client_connected(s: &Arc<ServerShared>, c: &ClientConn) {
         id: event_id(),
         timestamp: now_rfc3339(),
         server: server_info(s),
-        client: client_info(c, false),
+        client: client_info(s, c, false),
         sent: None,
         received: None,
         reason: None,
@@ -1158,7 +1145,7 @@ pub fn client_disconnected(s: &Arc<ServerShared>, c: &ClientConn, reason: CloseR
         id: event_id(),
         timestamp: now_rfc3339(),
         server: server_info(s),
-        client: client_info(c, true),
+        client: client_info(s, c, true),
         // From the client's side: what it sent is what the server received.
         sent: Some(MsgBytes {
             msgs: c.in_msgs.load(Ordering::Relaxed),

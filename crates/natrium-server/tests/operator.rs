@@ -818,3 +818,46 @@ async fn pushed_imports_and_exports_apply_while_running() {
     assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
     srv.stop().await;
 }
+
+/// A push that changes the rights a connected user got (here the account's default
+/// permissions) closes that user's connection, so it logs in again with the new ones;
+/// a user of another account stays connected.
+#[tokio::test]
+async fn pushed_default_permissions_reach_connected_users() {
+    let s = setup();
+    let FullResolver {
+        srv,
+        sys,
+        jwt_dir: _jwt_dir,
+        _store,
+    } = full_resolver(&s).await;
+    let (ua, ub) = (KeyPair::new_user(), KeyPair::new_user());
+    let (mut a, _, _) = raw_login(&srv, &user_jwt(&s.a, &ua, json!({}), None), &ua).await;
+    let (mut b, _, _) = raw_login(&srv, &user_jwt(&s.b, &ub, json!({}), None), &ub).await;
+    let a_jwt = encode(
+        json!({"sub": s.a.public_key(), "name": "acc", "iat": jwt_now() + 1,
+               "nats": {"limits": {"subs": -1, "data": -1, "payload": -1, "conn": -1},
+                        "default_permissions": {"pub": {"deny": ["x.>"]}},
+                        "type": "account", "version": 2}}),
+        &s.operator,
+    );
+    let v = push(&sys, &a_jwt).await;
+    assert_eq!(v["data"]["code"], 200, "{v}");
+    // A's user is closed (no -ERR: it reconnects), B's answers a PING.
+    let mut line = String::new();
+    let n = tokio::time::timeout(T, a.read_line(&mut line))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "A's connection closed, got {line:?}");
+    assert_eq!(send_and_read(&mut b, b"PING\r\n").await.trim(), "PONG");
+    // Logging in again gets the new default: x.1 is denied.
+    let ua2 = KeyPair::new_user();
+    let (mut a2, _, _) = raw_login(&srv, &user_jwt(&s.a, &ua2, json!({}), None), &ua2).await;
+    let line = send_and_read(&mut a2, b"PUB x.1 1\r\nx\r\nPING\r\n").await;
+    assert!(
+        line.starts_with("-ERR 'Permissions Violation for Publish to \"x.1\"'"),
+        "{line}"
+    );
+    srv.stop().await;
+}

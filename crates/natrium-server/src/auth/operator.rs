@@ -443,11 +443,10 @@ pub fn authenticate(
     } else {
         user_expires
     };
-    let own = permissions(&limits);
-    let own_perms = own.is_some();
-    let perms = own
-        .or_else(|| acc.default_permissions.clone())
-        .map(|p| Arc::new(ClientPerms::compile(&p)));
+    let granted = permissions(&limits).or_else(|| acc.default_permissions.clone());
+    let perms = granted.as_ref().map(|p| Arc::new(ClientPerms::compile(p)));
+    let max_subs = min_limit(limits.subs, acc.subs_payload.0);
+    let max_payload = min_limit(limits.payload, acc.subs_payload.1);
     let auth_user = AuthUser {
         name: user.sub.clone(),
         password: None,
@@ -465,8 +464,8 @@ pub fn authenticate(
         account,
         expires,
         account_expires_first: account_first,
-        max_subs: min_limit(limits.subs, acc.subs_payload.0),
-        max_payload: min_limit(limits.payload, acc.subs_payload.1),
+        max_subs,
+        max_payload,
         jwt_user: Some(Arc::new(JwtUser {
             issuer: user.iss.clone(),
             jwt: if limits.bearer_token {
@@ -474,15 +473,9 @@ pub fn authenticate(
             } else {
                 token.to_string()
             },
-            account_name: acc.name.clone(),
             user_name: user.name.clone(),
             tags: user.nats.tags.clone(),
-            default_rights: if own_perms {
-                None
-            } else {
-                acc.default_permissions.clone()
-            },
-            rights: limits,
+            rights: (granted, max_subs, max_payload),
         })),
     })
 }
@@ -494,16 +487,14 @@ pub struct JwtUser {
     pub issuer: String,
     /// The user JWT (`jwt`), empty for a bearer token (nats-server redacts those).
     pub jwt: String,
-    /// The account JWT's name (`name_tag`).
-    pub account_name: String,
     /// The user JWT's name (`$SYS.REQ.USER.INFO user_name`).
     pub user_name: String,
     /// The user's tags (`tags`).
     pub tags: Vec<String>,
-    /// The permissions and limits the login got (compared when the account changes).
-    pub rights: UserPermissionLimits,
-    /// The account's default permissions when the user has none of its own.
-    pub default_rights: Option<crate::options::Permissions>,
+    /// The permissions (its own, or the account's defaults), subscription limit and
+    /// payload limit the login got: a connection whose account changed them logs in
+    /// again.
+    pub rights: (Option<crate::options::Permissions>, i64, i64),
 }
 
 #[cfg(test)]

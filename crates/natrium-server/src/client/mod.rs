@@ -183,10 +183,11 @@ pub struct ClientConn {
     pub out: Mutex<Outbound>,
     /// Wakes the writer task.
     pub writer_wake: Notify,
-    /// When the login expires (unix seconds; 0: never): a user JWT's `exp`. The writer
-    /// task closes the connection then, with `User Authentication Expired`.
-    pub expires_unix: std::sync::atomic::AtomicI64,
-    /// `expires_unix` is the account JWT's expiry (`Account Authentication Expired`).
+    /// When the login expires ([`mono_nanos`]; 0: never), from a JWT's `exp`, set once at
+    /// CONNECT. The writer task closes the connection then, with
+    /// `User Authentication Expired`.
+    pub expires_mono: AtomicU64,
+    /// `expires_mono` is the account JWT's expiry (`Account Authentication Expired`).
     pub expires_account: AtomicBool,
     /// The largest message this client may publish once logged in (server, account and
     /// user limits; -1 until known), for the INFO after CONNECT (nats-server's `mpay`).
@@ -257,7 +258,7 @@ impl ClientConn {
             start_mono: mono_nanos(),
             out: Mutex::new(Outbound::default()),
             writer_wake: Notify::new(),
-            expires_unix: std::sync::atomic::AtomicI64::new(0),
+            expires_mono: AtomicU64::new(0),
             expires_account: AtomicBool::new(false),
             max_payload: std::sync::atomic::AtomicI64::new(-1),
             drained: Notify::new(),

@@ -913,9 +913,14 @@ impl Reader {
         self.conn
             .expires_account
             .store(id.account_expires_first, Ordering::Relaxed);
-        self.conn
-            .expires_unix
-            .store(id.expires.unwrap_or(0), Ordering::Relaxed);
+        // The wall-clock expiry as a deadline on the monotonic clock, converted once.
+        let deadline = id.expires.map_or(0, |exp| {
+            let left = exp.saturating_sub(crate::jwt::unix_now()).max(0) as u64;
+            mono_nanos()
+                .saturating_add(left.saturating_mul(1_000_000_000))
+                .max(1)
+        });
+        self.conn.expires_mono.store(deadline, Ordering::Relaxed);
         if id.expires.is_some() {
             self.conn.writer_wake.notify_one();
         }

@@ -67,12 +67,9 @@ pub async fn run(
             ping_at = tokio::time::Instant::from_std(super::mono_to_instant(connected_at))
                 + first_ping_delay(server.opts().ping_interval);
         }
-        // A JWT login's expiry (rare: read the wall clock only when there is one).
-        let expiry = conn.expires_unix.load(Ordering::Relaxed);
-        let expires_at = (expiry > 0).then(|| {
-            let left = expiry.saturating_sub(crate::jwt::unix_now()).max(0) as u64;
-            Instant::now() + std::time::Duration::from_secs(left)
-        });
+        // A JWT login's expiry: a fixed deadline, so the timer is not re-armed per loop.
+        let expiry = conn.expires_mono.load(Ordering::Relaxed);
+        let expires_at = (expiry > 0).then(|| Instant::from_std(super::mono_to_instant(expiry)));
         let next = auth_at.map_or(ping_at, |a| a.min(ping_at));
         let next = expires_at.map_or(next, |e| e.min(next));
         if next != sleep_for {

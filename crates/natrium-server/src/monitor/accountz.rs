@@ -248,10 +248,7 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
             .collect(),
         jwt: jwt_of(&a.name).map(|j| j.jwt).unwrap_or_default(),
         issuer_key: jwt_of(&a.name).map(|j| j.issuer).unwrap_or_default(),
-        name_tag: jwt_of(&a.name)
-            .map(|j| j.name)
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| a.name.clone()),
+        name_tag: crate::config_operator::name_tag(&opts, &a.name),
         tags: jwt_of(&a.name).map(|j| j.tags).unwrap_or_default(),
         decoded_jwt: jwt_of(&a.name).and_then(|j| crate::jwt::claims_json(&j.jwt)),
         sublist_stats: SublistStatsJson::from(&stats),

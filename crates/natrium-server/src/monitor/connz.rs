@@ -20,6 +20,7 @@ use super::subsz::{DEFAULT_LIST_SIZE, SubDetail, page_bounds};
 use crate::account::GLOBAL_ACCOUNT;
 use crate::client::subscription::Subscription;
 use crate::client::{ClientConn, ClientMeta, mono_to_instant};
+use crate::options::Options;
 use crate::server::ClosedConn;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -361,7 +362,13 @@ impl Clock {
 }
 
 /// A `ConnInfo` for an open connection.
-fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -> ConnInfo {
+fn open_info(
+    c: &ClientConn,
+    clock: Clock,
+    o: &ConnzOptions,
+    token_auth: bool,
+    opts: &Options,
+) -> ConnInfo {
     let meta = c.meta.lock().clone();
     let (out_msgs, out_bytes, pending) = {
         let out = c.out.lock();
@@ -427,26 +434,23 @@ fn open_info(c: &ClientConn, clock: Clock, o: &ConnzOptions, token_auth: bool) -
         if meta.nkey.is_some() {
             info.issuer_key = acc.to_string();
         }
-        info.name_tag = acc.to_string();
+        info.name_tag = crate::config_operator::name_tag(opts, acc);
         jwt_fields(&mut info, meta.jwt_user.as_deref());
     }
     info
 }
 
-/// A JWT user's `jwt`, `issuer_key`, `name_tag` (the account JWT's name) and `tags`.
+/// A JWT user's `jwt`, `issuer_key` and `tags`.
 fn jwt_fields(info: &mut ConnInfo, user: Option<&crate::auth::operator::JwtUser>) {
     if let Some(u) = user {
         info.jwt = u.jwt.clone();
         info.issuer_key = u.issuer.clone();
-        if !u.account_name.is_empty() {
-            info.name_tag = u.account_name.clone();
-        }
         info.tags = u.tags.clone();
     }
 }
 
 /// A `ConnInfo` for a closed connection.
-fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo {
+fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool, opts: &Options) -> ConnInfo {
     let last = cc.last_activity;
     let mut info = ConnInfo {
         cid: cc.cid,
@@ -506,7 +510,7 @@ fn closed_info(cc: &ClosedConn, o: &ConnzOptions, token_auth: bool) -> ConnInfo 
             if cc.meta.nkey.is_some() {
                 info.issuer_key = acc.to_string();
             }
-            info.name_tag = acc.to_string();
+            info.name_tag = crate::config_operator::name_tag(opts, acc);
             jwt_fields(&mut info, cc.meta.jwt_user.as_deref());
         }
     }
@@ -570,7 +574,8 @@ pub fn connz(mon: &Monitor, o: &ConnzOptions) -> Result<Connz, ConnzError> {
         return Ok(out);
     }
     out.server_id = s.server_id.clone();
-    let token_auth = s.opts().auth.token.is_some();
+    let opts = s.opts();
+    let token_auth = opts.auth.token.is_some();
 
     let all_open = s.clients();
     let mut clist = all_open.clone();
@@ -623,7 +628,7 @@ pub fn connz(mon: &Monitor, o: &ConnzOptions) -> Result<Connz, ConnzError> {
 
     let mut infos: Vec<ConnInfo> = open
         .iter()
-        .map(|c| open_info(c, clock, o, token_auth))
+        .map(|c| open_info(c, clock, o, token_auth, &opts))
         .collect();
     infos.extend(
         closed
@@ -633,7 +638,7 @@ pub fn connz(mon: &Monitor, o: &ConnzOptions) -> Result<Connz, ConnzError> {
                     && (o.user.is_empty() || raw_auth_user(&cc.meta, token_auth) == o.user)
                     && o.mqtt_client.is_empty()
             })
-            .map(|cc| closed_info(cc, o, token_auth)),
+            .map(|cc| closed_info(cc, o, token_auth, &opts)),
     );
     infos.sort_by_key(|i| i.cid);
     sort_infos(&mut infos, sort, clock.sys);
