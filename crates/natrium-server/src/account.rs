@@ -100,15 +100,8 @@ pub struct Account {
     /// and publishing pays nothing for the feature).
     /// Readers keep their own copy of the `Arc`, refreshed when the options change, so
     /// publishing takes no lock for it.
-    mappings: parking_lot::RwLock<AccountMappings>,
-}
-
-/// An account's subject mappings: as configured, and compiled.
-struct AccountMappings {
-    /// The configuration (to tell whether a reload changed it).
-    config: Vec<crate::subject_mapping::MappingConfig>,
-    /// Compiled; `None` when there are none (publishing then pays nothing for them).
-    compiled: Option<Arc<crate::subject_mapping::Mappings>>,
+    /// `None` when there are none (publishing then pays nothing for them).
+    mappings: parking_lot::RwLock<Option<Arc<crate::subject_mapping::Mappings>>>,
 }
 
 impl std::fmt::Debug for Account {
@@ -168,10 +161,9 @@ impl Account {
             reply_prefix: format!("{REPLY_PREFIX}{}.", reply_token()),
             router: Mutex::new(None),
             import_subs: Mutex::new(Vec::new()),
-            mappings: parking_lot::RwLock::new(AccountMappings {
-                config: c.mappings.clone(),
-                compiled: crate::subject_mapping::Mappings::build(&c.mappings).map(Arc::new),
-            }),
+            mappings: parking_lot::RwLock::new(
+                crate::subject_mapping::Mappings::build(&c.mappings).map(Arc::new),
+            ),
         }
     }
 
@@ -197,19 +189,13 @@ impl Account {
 
     /// The subject mappings in force.
     pub fn mappings(&self) -> Option<Arc<crate::subject_mapping::Mappings>> {
-        self.mappings.read().compiled.clone()
+        self.mappings.read().clone()
     }
 
-    /// Replace the mappings (a reload or an account push) when they changed; whether
-    /// they did.
-    pub fn set_mappings(&self, config: &[crate::subject_mapping::MappingConfig]) -> bool {
-        let mut m = self.mappings.write();
-        if m.config == config {
-            return false;
-        }
-        m.config = config.to_vec();
-        m.compiled = crate::subject_mapping::Mappings::build(config).map(Arc::new);
-        true
+    /// Replace the mappings (a reload or an account push); readers pick them up with the
+    /// new options.
+    pub fn set_mappings(&self, config: &[crate::subject_mapping::MappingConfig]) {
+        *self.mappings.write() = crate::subject_mapping::Mappings::build(config).map(Arc::new);
     }
 
     /// The exports in force.
