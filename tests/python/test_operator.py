@@ -76,6 +76,25 @@ async def login(server, tmp_path, jwt: str, user: J.Key, **kw) -> nats.NATS:
     return nc
 
 
+async def publish_denied(nc, subject: str) -> None:
+    """Publish on ``subject`` and expect the server's permissions violation for it."""
+    await nc.publish(subject, b"x")
+    await sync(nc)
+    await asyncio.sleep(0.2)
+    want = f'permissions violation for publish to "{subject}"'
+    assert any(want in str(e).lower() for e in nc.test_errors), nc.test_errors
+
+
+async def closed_with(nc, text: str, wait: float = 8.0) -> None:
+    """Wait (bounded) for the server to close ``nc`` and expect ``text`` in its error."""
+    for _ in range(int(wait * 10)):
+        if nc.is_closed:
+            break
+        await asyncio.sleep(0.1)
+    seen = [str(e).lower() for e in [*nc.test_errors, nc.last_error] if e]
+    assert any(text in e for e in seen), seen
+
+
 async def refused(server, tmp_path, jwt: str, user: J.Key) -> str:
     """The error a refused login gets."""
     try:
@@ -206,22 +225,14 @@ async def test_permissions_from_the_jwt_and_the_scope(start_server, tmp_path):
                      J.user_jwt(t.a_scoped, s, name="bob", issuer_account=t.a.public,
                                 scoped=True), s)
     try:
-        await nc.publish("secret.x", b"no")
-        await sync(nc)
-        await asyncio.sleep(0.2)
-        assert any("permissions violation for publish to \"secret.x\"" in str(e).lower()
-                   for e in nc.test_errors), nc.test_errors
+        await publish_denied(nc, "secret.x")
         # The scope's template, with {{name()}} = bob.
         sub = await sc.subscribe("own.bob.x")
         await sync(sc)
         await sc.publish("own.bob.x", b"mine")
         [m] = await next_msgs(sub, 1)
         assert m.data == b"mine"
-        await sc.publish("own.alice.x", b"not mine")
-        await sync(sc)
-        await asyncio.sleep(0.2)
-        assert any("permissions violation for publish to \"own.alice.x\"" in str(e).lower()
-                   for e in sc.test_errors), sc.test_errors
+        await publish_denied(sc, "own.alice.x")
     finally:
         await nc.close()
         await sc.close()
@@ -255,12 +266,7 @@ async def test_an_expiring_user_is_disconnected(start_server, tmp_path):
     nc = await login(server, tmp_path,
                      J.user_jwt(t.a, u, claims={"exp": int(time.time()) + 2}), u)
     try:
-        for _ in range(60):
-            if nc.is_closed or any("expired" in str(e).lower() for e in nc.test_errors):
-                break
-            await asyncio.sleep(0.1)
-        seen = [str(e).lower() for e in [*nc.test_errors, nc.last_error] if e]
-        assert any("user authentication expired" in e for e in seen), seen
+        await closed_with(nc, "user authentication expired")
     finally:
         await nc.close()
 
@@ -375,12 +381,7 @@ async def test_an_expiring_account_disconnects_its_users(start_server, tmp_path)
     u = J.user_key()
     nc = await login(server, tmp_path, J.user_jwt(e, u), u)
     try:
-        for _ in range(80):
-            if nc.is_closed:
-                break
-            await asyncio.sleep(0.1)
-        seen = [str(x).lower() for x in [*nc.test_errors, nc.last_error] if x]
-        assert any("account authentication expired" in x for x in seen), seen
+        await closed_with(nc, "account authentication expired")
     finally:
         await nc.close()
 
@@ -458,11 +459,7 @@ async def test_review_findings_behave_as_nats_server(start_server, tmp_path):
     ub = J.user_key()
     nb = await login(server, tmp_path, J.user_jwt(b_sk, ub, issuer_account=b.public), ub)
     try:
-        await nc.publish("anything", b"x")
-        await sync(nc)
-        await asyncio.sleep(0.2)
-        assert any('permissions violation for publish to "anything"' in str(e).lower()
-                   for e in nc.test_errors), nc.test_errors
+        await publish_denied(nc, "anything")
         # The revoked activation: B gets nothing of A's rev.>.
         sub = await nb.subscribe("rev.>")
         await sync(nb)
