@@ -32,11 +32,17 @@ struct Setup {
 }
 
 fn account_jwt(s: &Setup, key: &KeyPair, nats: Value) -> String {
+    account_jwt_at(s, key, nats, jwt_now())
+}
+
+/// An account JWT issued at `iat` (an update pushed later must be newer than the stored
+/// one, which was issued when the test started).
+fn account_jwt_at(s: &Setup, key: &KeyPair, nats: Value, iat: i64) -> String {
     let mut nats = nats;
     nats["type"] = "account".into();
     nats["version"] = 2.into();
     encode(
-        json!({"sub": key.public_key(), "name": "acc", "nats": nats}),
+        json!({"sub": key.public_key(), "name": "acc", "iat": iat, "nats": nats}),
         &s.operator,
     )
 }
@@ -727,12 +733,12 @@ async fn pushed_account_jwts_apply_while_running() {
         raw_login(&srv, &user_jwt(&c, &carol, json!({}), None), &carol).await;
 
     // An update of C that revokes carol closes her connection.
-    let revoking = encode(
-        json!({"sub": c.public_key(), "name": "acc", "iat": jwt_now() + 1,
-               "nats": {"limits": {"subs": -1, "payload": -1, "conn": -1},
-                        "revocations": {carol.public_key(): jwt_now() + 1},
-                        "type": "account", "version": 2}}),
-        &s.operator,
+    let revoking = account_jwt_at(
+        &s,
+        &c,
+        json!({"limits": {"subs": -1, "payload": -1, "conn": -1},
+               "revocations": {carol.public_key(): jwt_now() + 1}}),
+        jwt_now() + 1,
     );
     let v = push(&sys, &revoking).await;
     assert_eq!(v["data"]["code"], 200, "{v}");
@@ -769,15 +775,7 @@ async fn pushed_imports_and_exports_apply_while_running() {
             assert_eq!(v["data"]["code"], 200, "{v}");
         }
     };
-    let later = |nats: Value, key: &KeyPair| {
-        let mut nats = nats;
-        nats["type"] = "account".into();
-        nats["version"] = 2.into();
-        encode(
-            json!({"sub": key.public_key(), "name": "acc", "iat": jwt_now() + 1, "nats": nats}),
-            &s.operator,
-        )
-    };
+    let later = |nats: Value, key: &KeyPair| account_jwt_at(&s, key, nats, jwt_now() + 1);
     let unlimited = json!({"subs": -1, "data": -1, "payload": -1, "conn": -1, "imports": -1,
                            "exports": -1});
     // A now also exports news.>; B imports it and no longer imports svc.>.
@@ -834,12 +832,12 @@ async fn pushed_default_permissions_reach_connected_users() {
     let (ua, ub) = (KeyPair::new_user(), KeyPair::new_user());
     let (mut a, _, _) = raw_login(&srv, &user_jwt(&s.a, &ua, json!({}), None), &ua).await;
     let (mut b, _, _) = raw_login(&srv, &user_jwt(&s.b, &ub, json!({}), None), &ub).await;
-    let a_jwt = encode(
-        json!({"sub": s.a.public_key(), "name": "acc", "iat": jwt_now() + 1,
-               "nats": {"limits": {"subs": -1, "data": -1, "payload": -1, "conn": -1},
-                        "default_permissions": {"pub": {"deny": ["x.>"]}},
-                        "type": "account", "version": 2}}),
-        &s.operator,
+    let a_jwt = account_jwt_at(
+        &s,
+        &s.a,
+        json!({"limits": {"subs": -1, "data": -1, "payload": -1, "conn": -1},
+               "default_permissions": {"pub": {"deny": ["x.>"]}}}),
+        jwt_now() + 1,
     );
     let v = push(&sys, &a_jwt).await;
     assert_eq!(v["data"]["code"], 200, "{v}");
