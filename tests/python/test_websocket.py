@@ -320,7 +320,7 @@ async def test_upgrade_response_and_info_frame(start_server):
 @async_test()
 async def test_info_fields(start_server):
     """INFO over WebSocket has the same keys as INFO on the plain port of the same server
-    (the servers' key sets differ in documented ways: ``xkey``, ``git_commit``), the same
+    (the servers' key sets differ in a documented way: ``git_commit``), the same
     server identity, and this connection's own id and address."""
     server = start_server(config=ws_conf())
     c = await ws_open(ws_port(server))

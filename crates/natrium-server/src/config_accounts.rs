@@ -605,6 +605,7 @@ pub fn accounts(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
                     Some(d) => Some(permissions(d)?),
                     None => None,
                 };
+                acc.default_permissions = defaults.clone();
                 let mut account_users = Vec::new();
                 for ae in am.iter() {
                     match ae.key.to_ascii_lowercase().as_str() {

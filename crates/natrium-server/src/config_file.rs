@@ -391,7 +391,10 @@ fn apply_authorization(o: &mut Options, v: &Spanned) -> Result<(), ConfError> {
             "default_permission" | "default_permissions" | "permissions" => {
                 defaults = Some(crate::config_accounts::permissions(v)?)
             }
-            "auth_callout" | "auth_hook" | "proxy_required" => {
+            "auth_callout" | "auth_hook" => {
+                o.auth_callout = Some(crate::config_auth_callout::parse(v)?);
+            }
+            "proxy_required" => {
                 o.warnings.push(format!(
                     "{}: authorization {:?} is not supported by natrium-server",
                     e.key_pos, e.key

@@ -740,6 +740,8 @@ fn account_config(key: &str, c: &Claims<AccountNats>) -> AccountConfig {
             max_payload: l.payload,
         },
         mappings,
+        // A JWT account's defaults are applied at login (`AccountAuth`).
+        default_permissions: None,
     }
 }
 

@@ -12,7 +12,8 @@
 //! key is the verification key. Only version 2 claims are read (nats-server 2.x tools
 //! have written them since 2020); a version 1 token is refused with a clear error.
 //!
-//! [`encode`] writes tokens too, for tests and tools; the server never signs.
+//! [`encode`] writes tokens too: for tests and tools, and for the one token the server
+//! signs itself, an auth callout request (with its own server key).
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
@@ -107,6 +108,10 @@ pub struct Claims<N> {
     /// Expiry, unix seconds (0: none).
     #[serde(default)]
     pub exp: i64,
+    /// The audience: the server for an auth callout's answer, the account to place the
+    /// user in for a user JWT an auth callout service issued.
+    #[serde(default)]
+    pub aud: String,
     /// Not valid before, unix seconds (0: no bound).
     #[serde(default)]
     pub nbf: i64,

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod client;
 pub mod conf;
 pub mod config_accounts;
+pub mod config_auth_callout;
 pub mod config_file;
 pub mod config_operator;
 pub mod config_tls;

@@ -97,6 +97,8 @@ pub struct Options {
     pub auth: SimpleAuth,
     /// Users lists, accounts, permissions, imports and exports.
     pub accounts: AccountsConfig,
+    /// `authorization { auth_callout {} }`: logins decided by an external service.
+    pub auth_callout: Option<crate::auth::callout::CalloutConfig>,
     /// JetStream settings.
     pub jetstream: JetStreamOptions,
     /// TLS for client connections (`tls {}`, `--tls*`); `None`: plain TCP only.
@@ -356,6 +358,9 @@ pub struct AccountConfig {
     pub limits: AccountLimits,
     /// Subject mappings applied to what the account's clients publish.
     pub mappings: Vec<crate::subject_mapping::MappingConfig>,
+    /// `default_permissions`: for the account's users without their own, and for users
+    /// an auth callout places in the account without permissions.
+    pub default_permissions: Option<Permissions>,
 }
 
 /// Everything about users and accounts.
@@ -447,6 +452,7 @@ impl Default for Options {
             ports_file_dir: None,
             auth: SimpleAuth::default(),
             accounts: AccountsConfig::default(),
+            auth_callout: None,
             jetstream: JetStreamOptions {
                 strict: true,
                 ..JetStreamOptions::default()
@@ -485,6 +491,7 @@ impl Options {
 
     /// Check cross-field rules nats-server enforces at start.
     pub fn validate(&self) -> Result<(), String> {
+        crate::config_auth_callout::finish(self)?;
         if self.max_payload > i32::MAX as i64 {
             return Err(format!(
                 "max_payload ({}) cannot be higher than the maximum allowed value of {}",

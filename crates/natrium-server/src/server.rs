@@ -109,6 +109,11 @@ pub struct ServerShared {
     pub log: Arc<Logger>,
     /// Server id (an nkey public key).
     pub server_id: String,
+    /// The key behind `server_id`: the server signs auth callout requests with it.
+    pub server_key: nkeys::KeyPair,
+    /// The server's curve key (INFO `xkey`): auth callout requests are sealed with it and
+    /// sealed answers opened.
+    pub server_xkey: nkeys::XKey,
     /// Server name.
     pub server_name: String,
     /// Address the client listener is bound to.
@@ -461,6 +466,7 @@ impl ServerShared {
             domain: opts.jetstream.domain.clone().unwrap_or_default(),
             ldm: self.in_lame_duck(),
             api_lvl: API_LEVEL,
+            xkey: self.server_xkey.public_key(),
             tls_required: opts.tls.is_some() && !opts.allow_non_tls,
             tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
             tls_available: opts.tls.is_some() && opts.allow_non_tls,
@@ -681,7 +687,8 @@ impl Server {
             opts.log.logtime,
             opts.log.logtime_utc,
         );
-        let server_id = nkeys::KeyPair::new_server().public_key();
+        let server_key = nkeys::KeyPair::new_server();
+        let server_id = server_key.public_key();
         let server_name = opts
             .server_name
             .clone()
@@ -737,6 +744,8 @@ impl Server {
             opts: RwLock::new(Arc::new(opts)),
             log: log.clone(),
             server_id,
+            server_key,
+            server_xkey: nkeys::XKey::new(),
             server_name,
             client_addr,
             websocket_addr: websocket.as_ref().map(|w| w.addr),

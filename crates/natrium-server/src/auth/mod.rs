@@ -9,6 +9,7 @@
 //! The server never says which part of the credentials was wrong: every failure is the
 //! same `Authorization Violation`.
 
+pub mod callout;
 pub mod operator;
 pub mod permissions;
 

@@ -103,7 +103,10 @@ fn seconds_of_day(t: &str) -> Result<i64, JwtLoginError> {
 /// (seconds since midnight in the ranges' zone) is inside one of them, with the most
 /// seconds left of any; an error outside all of them. A range whose start is after its
 /// end crosses midnight.
-fn connect_window(ranges: &[jwt::TimeRange], now: i64) -> Result<Option<i64>, JwtLoginError> {
+pub(crate) fn connect_window(
+    ranges: &[jwt::TimeRange],
+    now: i64,
+) -> Result<Option<i64>, JwtLoginError> {
     if ranges.is_empty() {
         return Ok(None);
     }
@@ -133,7 +136,7 @@ fn connect_window(ranges: &[jwt::TimeRange], now: i64) -> Result<Option<i64>, Jw
 
 /// Now as seconds since midnight in `location` (empty: the server's local time, as
 /// nats-server's `time.Local`; or UTC).
-fn now_in(location: &str) -> Result<i64, JwtLoginError> {
+pub(crate) fn now_in(location: &str) -> Result<i64, JwtLoginError> {
     let offset = match location {
         "" | "Local" => crate::logging::local_offset(),
         "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Z" => time::UtcOffset::UTC,
@@ -510,6 +513,7 @@ mod tests {
             name: name.into(),
             exp: 0,
             nbf: 0,
+            aud: String::new(),
             nats: UserNats {
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 ..UserNats::default()

@@ -16,7 +16,7 @@ use super::transport::{self, ConnReader, ConnWriter};
 use super::{ClientConn, CloseReason, mono_nanos, writer};
 use crate::account::Account;
 use crate::auth::permissions::ClientPerms;
-use crate::auth::{ConnKind, Identity};
+use crate::auth::{ConnKind, Identity, callout};
 use crate::protocol::connect::ConnectOptions;
 use crate::protocol::write;
 use crate::protocol::{ClientOp, ParseError, Parser, ParserLimits, PubMsg};
@@ -148,6 +148,9 @@ struct Reader {
     login_failed: bool,
     /// PONGs waiting for this client's stream writes (see [`DeliveryCtx::barriers`]).
     pongs_held: u32,
+    /// A CONNECT the auth callout service must decide: the read loop asks it before it
+    /// handles anything else the client sent.
+    callout: Option<Box<ConnectOptions>>,
     /// Time spent stalled since the last socket read (capped, as in nats-server).
     stall_total: Duration,
 }
@@ -246,6 +249,7 @@ pub async fn serve(
         batch_in: (0, 0),
         login_failed: false,
         pongs_held: 0,
+        callout: None,
         stall_total: Duration::ZERO,
         server: server.clone(),
     };
@@ -483,6 +487,7 @@ impl Reader {
                             if matches!(flow, Flow::Close)
                                 || self.ctx.stalled.is_some()
                                 || self.pongs_held > 0
+                                || self.callout.is_some()
                             {
                                 break;
                             }
@@ -507,6 +512,15 @@ impl Reader {
                         .conn
                         .closing()
                         .unwrap_or(CloseReason::ProtocolViolation);
+                }
+                if let Some(copts) = self.callout.take() {
+                    if matches!(self.run_callout(*copts).await, Flow::Close) {
+                        return self
+                            .conn
+                            .closing()
+                            .unwrap_or(CloseReason::AuthenticationViolation);
+                    }
+                    continue;
                 }
                 if self.pongs_held > 0 {
                     self.release_pongs().await;
@@ -736,23 +750,74 @@ impl Reader {
             meta.lang = copts.lang.clone();
             meta.version = copts.version.clone();
         }
-        let opts = self.server.opts();
         let certs = self.conn.peer_certs();
         let cert = certs.as_deref().and_then(|v| v.first());
-        let identity = self.server.auth().authenticate_with(
-            &copts,
-            &self.conn.nonce,
-            cert,
-            ConnKind::of(&self.conn),
-            Some(self.conn.addr.ip()),
-        );
-        let identity = match identity {
+        let identity = self
+            .server
+            .auth()
+            .authenticate_with(
+                &copts,
+                &self.conn.nonce,
+                cert,
+                ConnKind::of(&self.conn),
+                Some(self.conn.addr.ip()),
+            )
+            .map_err(|reason| reason.map(|r| r.to_string()));
+        let delegated = self.server.opts().auth_callout.as_ref().is_some_and(|cfg| {
+            let into = identity.as_ref().ok().map(|id| id.account.as_str());
+            cfg.delegates(callout::raw_auth_user(&copts), into)
+        });
+        if delegated {
+            // The auth callout service decides; the read loop asks it next, before
+            // anything else the client sent.
+            self.callout = Some(Box::new(copts));
+            return Flow::Continue;
+        }
+        self.complete_connect(copts, identity)
+    }
+
+    /// Ask the auth callout service about a delegated CONNECT, then finish it.
+    async fn run_callout(&mut self, copts: ConnectOptions) -> Flow {
+        let (cfg, wait) = {
+            let o = self.server.opts();
+            (o.auth_callout.clone(), o.effective_auth_timeout())
+        };
+        let result = match cfg {
+            Some(cfg) => {
+                let kind = ConnKind::of(&self.conn);
+                callout::call(&self.server, &self.conn, &cfg, &copts, kind, wait)
+                    .await
+                    .map_err(|e| Some(e.to_string()))
+            }
+            // Reloaded away meanwhile: nobody decided, so nobody is admitted.
+            None => Err(None),
+        };
+        self.complete_connect(copts, result)
+    }
+
+    /// The rest of CONNECT, once it is known who the client is (`Err`: nobody, with the
+    /// reason for the log when there is one).
+    fn complete_connect(
+        &mut self,
+        copts: ConnectOptions,
+        identity: Result<Identity, Option<String>>,
+    ) -> Flow {
+        let mut identity = match identity {
             Ok(id) => id,
             Err(reason) => {
-                self.refuse_login(&copts, reason.map(|r| r.to_string()).as_deref());
+                self.refuse_login(&copts, reason.as_deref());
                 return Flow::Close;
             }
         };
+        let opts = self.server.opts();
+        // Users of the callout account may not publish authorization requests.
+        if opts
+            .auth_callout
+            .as_ref()
+            .is_some_and(|c| c.account == identity.account)
+        {
+            callout::deny_callout_subject(&mut identity);
+        }
         if copts.new_account || copts.account.as_deref().is_some_and(|a| !a.is_empty()) {
             self.conn.err_and_close(
                 "Authorization Violation",

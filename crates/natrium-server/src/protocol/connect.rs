@@ -148,6 +148,9 @@ pub struct ServerInfo {
     /// JetStream API level.
     #[serde(skip_serializing_if = "is_zero_i")]
     pub api_lvl: i64,
+    /// The server's curve key, for auth callout services that seal their answers.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub xkey: String,
 }
 
 fn is_false(b: &bool) -> bool {
