@@ -21,6 +21,8 @@ import pytest
 
 import jwtutil as J
 import nkeys_shim
+
+nkeys_shim.install()  # nats-py signs nonces with ``nkeys`` (the shim when not installed)
 from natsutil import assert_no_msg, async_test, monz, next_msgs, sync
 
 PASSWORDS = {"bob": "secret", "carol": "pw2", "dave": "pw3", "erin": "pw4", "local": "lpw"}
@@ -324,3 +326,116 @@ async def test_requests_are_sealed_with_xkey(impl, start_server):
             await attempt
     finally:
         await raw.close()
+
+
+class OperatorCallout:
+    """Operator mode: account AUTH's JWT delegates its logins (``authorization`` with the
+    service's user key in ``auth_users`` and APP as an allowed account). Clients log in
+    with AUTH's sentinel user (a bearer JWT allowed nothing); the service decides by the
+    client's ``name`` and issues a user JWT from AUTH or from APP, which places the user
+    there. OTHER is an account the callout may not use."""
+
+    def __init__(self):
+        self.op = J.operator_key()
+        self.sys = J.account_key()
+        self.auth = J.account_key()
+        self.app = J.account_key()
+        self.other = J.account_key()
+        self.service_user = J.user_key()
+        self.sentinel = J.user_key()
+        self.requests: list[dict] = []
+        self.nc = None
+
+    def config(self) -> str:
+        auth = J.account_jwt(self.op, self.auth, name="AUTH", authorization={
+            "auth_users": [self.service_user.public],
+            "allowed_accounts": [self.app.public]})
+        preload = {
+            self.sys.public: J.account_jwt(self.op, self.sys, name="SYS"),
+            self.auth.public: auth,
+            self.app.public: J.account_jwt(self.op, self.app, name="APP"),
+            self.other.public: J.account_jwt(self.op, self.other, name="OTHER"),
+        }
+        return J.operator_config(J.operator_jwt(self.op, system_account=self.sys.public),
+                                 preload)
+
+    def sentinel_jwt(self) -> str:
+        return J.user_jwt(self.auth, self.sentinel, name="sentinel", bearer_token=True,
+                          **{"pub": {"deny": [">"]}, "sub": {"deny": [">"]}})
+
+    async def start(self, server, tmp_path):
+        creds = J.creds_file(tmp_path / "service.creds",
+                             J.user_jwt(self.auth, self.service_user, name="service"),
+                             self.service_user)
+        self.nc = await nats.connect(server.url, user_credentials=creds, allow_reconnect=False)
+        await self.nc.subscribe("$SYS.REQ.USER.AUTH", cb=self.handle)
+        await sync(self.nc)
+
+    async def handle(self, msg):
+        req = decode_claims(msg.data.decode())
+        self.requests.append(req)
+        n = req["nats"]
+        user_nkey, server_id = n["user_nkey"], n["server_id"]["id"]
+        who = n["connect_opts"].get("name", "")
+        issuers = {"bob": self.app, "carol": self.auth, "stranger": self.other}
+        answer = {"type": "authorization_response", "version": 2}
+        if who in issuers:
+            answer["jwt"] = J.encode({"sub": user_nkey, "name": who,
+                                      "nats": {"type": "user", "version": 2}}, issuers[who])
+        else:
+            answer["error"] = f"no such user {who!r}"
+        await msg.respond(J.encode({"sub": user_nkey, "aud": server_id, "nats": answer},
+                                   self.auth).encode())
+
+    async def login(self, server, tmp_path, name: str):
+        creds = J.creds_file(tmp_path / "sentinel.creds", self.sentinel_jwt(), self.sentinel)
+        return await nats.connect(server.url, user_credentials=creds, name=name,
+                                  allow_reconnect=False, connect_timeout=3)
+
+
+@async_test()
+async def test_operator_mode_callout(start_server, tmp_path):
+    t = OperatorCallout()
+    server = start_server(config=t.config())
+    await t.start(server, tmp_path)
+    app_user = J.user_key()
+    native = await nats.connect(
+        server.url, allow_reconnect=False,
+        user_credentials=J.creds_file(tmp_path / "app.creds", J.user_jwt(t.app, app_user),
+                                      app_user))
+    try:
+        # bob's JWT comes from APP: he lands in APP, next to APP's own users.
+        bob = await t.login(server, tmp_path, "bob")
+        carol = await t.login(server, tmp_path, "carol")
+        try:
+            s_native = await native.subscribe("news")
+            s_carol = await carol.subscribe("news")
+            await sync(native)
+            await sync(carol)
+            await bob.publish("news", b"from bob")
+            await sync(bob)
+            assert (await next_msgs(s_native, 1))[0].data == b"from bob"
+            # carol's JWT comes from AUTH: she is in AUTH, apart from APP.
+            await assert_no_msg(s_carol)
+            await carol.publish("news", b"from carol")
+            await sync(carol)
+            assert (await next_msgs(s_carol, 1))[0].data == b"from carol"
+            await assert_no_msg(s_native)
+        finally:
+            await bob.close()
+            await carol.close()
+        # Refused by the service, and a JWT from an account the callout may not use.
+        for name in ("mallory", "stranger"):
+            with pytest.raises(Exception) as e:  # noqa: B017 - nats-py raises several kinds
+                await t.login(server, tmp_path, name)
+            assert "authorization violation" in str(e.value).lower(), e.value
+        # What the service was asked: about AUTH, with the sentinel's JWT.
+        req = t.requests[0]
+        assert req["sub"] == t.auth.public
+        assert req["nats"]["connect_opts"]["jwt"] == t.sentinel_jwt() or \
+            decode_claims(req["nats"]["connect_opts"]["jwt"])["sub"] == t.sentinel.public
+        assert [r["nats"]["connect_opts"]["name"] for r in t.requests] == [
+            "bob", "carol", "mallory", "stranger"]
+    finally:
+        await native.close()
+        await t.nc.close()

@@ -104,6 +104,8 @@ pub struct AccountAuth {
     pub subs_payload: (i64, i64),
     /// The account JWT.
     pub jwt: String,
+    /// The account's auth callout (its JWT's `authorization`), when it has one.
+    pub callout: Option<crate::auth::callout::CalloutConfig>,
 }
 
 /// Operator mode, checked: the keys trusted to sign accounts, and each account's login
@@ -519,6 +521,10 @@ fn resolve_accounts(
                 issuer: c.iss.clone(),
                 subs_payload: (c.nats.limits.subs, c.nats.limits.payload),
                 jwt: raw.get(key).cloned().unwrap_or_default(),
+                callout: crate::auth::callout::CalloutConfig::of_account(
+                    key,
+                    &c.nats.authorization,
+                ),
             },
         );
     }

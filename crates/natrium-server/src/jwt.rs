@@ -410,6 +410,23 @@ pub struct AccountNats {
     /// Tags.
     #[serde(deserialize_with = "null_as_default")]
     pub tags: Tags,
+    /// Logins delegated to an auth callout service running in this account.
+    pub authorization: ExternalAuthJwt,
+}
+
+/// An account JWT's `authorization`: its auth callout, on when `auth_users` is not empty.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ExternalAuthJwt {
+    /// The service's own users (public keys): they log in with their JWTs.
+    #[serde(deserialize_with = "null_as_default")]
+    pub auth_users: Vec<String>,
+    /// Accounts (public keys, or `*` for any) the service may place users in, besides
+    /// its own.
+    #[serde(deserialize_with = "null_as_default")]
+    pub allowed_accounts: Vec<String>,
+    /// The service's curve key: requests are sealed for it.
+    pub xkey: String,
 }
 
 impl ClaimKind for AccountNats {

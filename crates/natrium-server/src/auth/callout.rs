@@ -63,12 +63,37 @@ pub struct CalloutConfig {
     pub auth_users: Vec<String>,
     /// The service's curve key: requests are sealed for it and answers may be.
     pub xkey: Option<String>,
-    /// Only logins into these accounts go to the service (empty: every account). A
-    /// login that matched no configured user always goes.
+    /// Config mode: only logins into these accounts go to the service (empty: every
+    /// account; a login that matched no configured user always goes). Operator mode:
+    /// the accounts besides its own (public keys, or `*`) the service may place users in.
     pub allowed_accounts: Vec<String>,
+    /// An account JWT's callout (operator mode): `issuer` and `account` are the
+    /// account's key, its signing keys may sign answers and users, and users may be
+    /// placed in `allowed_accounts` by a JWT those accounts issued.
+    pub operator: bool,
 }
 
 impl CalloutConfig {
+    /// The callout of account `key` from its JWT's `authorization`: on when it names
+    /// `auth_users` (nats-server's `HasExternalAuthorization`).
+    pub fn of_account(key: &str, a: &jwt::ExternalAuthJwt) -> Option<CalloutConfig> {
+        (!a.auth_users.is_empty()).then(|| CalloutConfig {
+            issuer: key.to_string(),
+            account: key.to_string(),
+            auth_users: a.auth_users.clone(),
+            xkey: (!a.xkey.is_empty()).then(|| a.xkey.clone()),
+            allowed_accounts: a.allowed_accounts.clone(),
+            operator: true,
+        })
+    }
+
+    /// Whether the service may place users in `account` (operator mode).
+    fn allows(&self, account: &str) -> bool {
+        account == self.account
+            || (self.allowed_accounts.len() == 1 && self.allowed_accounts[0] == "*")
+            || self.allowed_accounts.iter().any(|a| a == account)
+    }
+
     /// nats-server's rule for which logins the service decides. `raw_user` is the name
     /// the client gave (its nkey, else its user name, else its token); `authenticated`
     /// the account a configured user matched, if one did. The service's own users keep
@@ -199,6 +224,25 @@ pub enum CalloutError {
         /// The callout account.
         account: String,
     },
+    /// Operator mode: the answer is signed by a key the account does not know.
+    #[error("Auth callout signing key is unknown")]
+    UnknownSigner,
+    /// Operator mode: the user JWT comes from an account the service may not use.
+    #[error(
+        "Account {issuer:?} not permitted as valid account option for auth callout for account {account:?}"
+    )]
+    NotAllowed {
+        /// The user JWT's issuer account.
+        issuer: String,
+        /// The callout account.
+        account: String,
+    },
+    /// Operator mode: the user JWT's signer is not a key of its account.
+    #[error("User JWT issuer {0:?} is not known")]
+    UnknownIssuer(String),
+    /// Operator mode: a scoped signing key's template does not apply.
+    #[error("User JWT is not valid: {0}")]
+    Scope(String),
     /// The user must come through a trusted proxy; natrium has none.
     #[error("Proxy required")]
     ProxyRequired,
@@ -348,14 +392,16 @@ pub fn check_response(
     user_nkey: &str,
     server_id: &str,
     open: Option<Opener<'_>>,
+    signing_key: &dyn Fn(&str) -> bool,
 ) -> Result<(Claims<UserNats>, String), CalloutError> {
     let account = || cfg.account.clone();
     if payload.is_empty() {
         return Err(CalloutError::NoReason { account: account() });
     }
     let opened;
+    let sealed = open.is_some() && !payload.starts_with(b"eyJ");
     let token = match open {
-        Some(open) if !payload.starts_with(b"eyJ") => {
+        Some(open) if sealed => {
             opened = open(payload).map_err(|reason| CalloutError::Decrypt {
                 account: account(),
                 reason,
@@ -403,24 +449,50 @@ pub fn check_response(
     if !r.error.is_empty() {
         return Err(CalloutError::Refused(r.error.clone()));
     }
+    // Operator mode: a plain answer must come from the account or one of its signing
+    // keys (a sealed one proved itself by opening with the service's key).
+    if cfg.operator && !sealed {
+        let signer = if r.issuer_account.is_empty() {
+            &response.iss
+        } else {
+            &r.issuer_account
+        };
+        if signer != &cfg.account && !signing_key(signer) {
+            return Err(CalloutError::UnknownSigner);
+        }
+    }
     let user = jwt::decode::<UserNats>(&r.jwt).map_err(CalloutError::UserJwt)?;
     user.check_times(jwt::unix_now())
         .map_err(CalloutError::UserJwt)?;
     Ok((user, r.jwt.clone()))
 }
 
+/// Where granted users may go, and with which defaults.
+pub enum Placement<'a> {
+    /// Config mode: the user JWT's audience names a configured account, which
+    /// `exists` knows; `defaults` gives an account's default permissions.
+    Config {
+        /// Whether an account of that name exists.
+        exists: &'a dyn Fn(&str) -> bool,
+        /// An account's default permissions.
+        defaults: &'a dyn Fn(&str) -> Option<Permissions>,
+    },
+    /// Operator mode: the user JWT's issuer account, with its signing keys, scopes and
+    /// default permissions.
+    Operator(&'a crate::config_operator::OperatorAuth),
+}
+
 /// The login the granted user JWT `user` makes for a client that connected as
-/// `client_user` over `kind`: its account (the JWT's audience, which `account_exists`
-/// must know), permissions (its own, else `default_permissions`), connection types and
-/// expiry. nats-server's `processReply`, in its order.
+/// `client_user` over `kind`: its account, permissions (its own, its signing key's
+/// scope, else the account's defaults), connection types and expiry. nats-server's
+/// `processReply`, in its order.
 pub fn identity(
     cfg: &CalloutConfig,
     user: &Claims<UserNats>,
     user_nkey: &str,
     client_user: Option<String>,
     kind: ConnKind,
-    account_exists: &dyn Fn(&str) -> bool,
-    default_permissions: Option<&Permissions>,
+    place: &Placement<'_>,
 ) -> Result<Identity, CalloutError> {
     let account = || cfg.account.clone();
     if user.nats.proxy_required {
@@ -433,54 +505,91 @@ pub fn identity(
             account: account(),
         });
     }
-    let limits = &user.nats.limits;
     let now = jwt::unix_now();
-    let window = if limits.times.is_empty() {
+    let own = &user.nats.limits;
+    let window = if own.times.is_empty() {
         None
     } else {
-        let at = super::operator::now_in(&limits.times_location)
+        let at = super::operator::now_in(&own.times_location)
             .map_err(|e| CalloutError::Times(e.to_string()))?;
-        super::operator::connect_window(&limits.times, at)
+        super::operator::connect_window(&own.times, at)
             .map_err(|_| CalloutError::OutsideTimes { account: account() })?
     };
-    let conn_types: Vec<String> = limits
+    let conn_types: Vec<String> = own
         .allowed_connection_types
         .iter()
         .map(|t| t.to_ascii_uppercase())
         .filter(|t| super::CONNECTION_TYPES.contains(&t.as_str()))
         .collect();
-    if conn_types.is_empty() && !limits.allowed_connection_types.is_empty() {
+    if conn_types.is_empty() && !own.allowed_connection_types.is_empty() {
         return Err(CalloutError::ConnectionType { account: account() });
     }
-    if !user.nats.issuer_account.is_empty() {
-        return Err(CalloutError::IssuerAccount { account: account() });
-    }
-    if user.iss != cfg.issuer {
-        return Err(CalloutError::WrongIssuer {
-            account: account(),
-            expected: cfg.issuer.clone(),
-            got: user.iss.clone(),
-        });
-    }
-    if !account_exists(&user.aud) {
-        return Err(CalloutError::Placement {
-            placement: user.aud.clone(),
-            account: account(),
-        });
-    }
+    // The account the user goes to, and its permissions.
+    let (target, granted) = match place {
+        Placement::Config { exists, defaults } => {
+            if !user.nats.issuer_account.is_empty() {
+                return Err(CalloutError::IssuerAccount { account: account() });
+            }
+            if user.iss != cfg.issuer {
+                return Err(CalloutError::WrongIssuer {
+                    account: account(),
+                    expected: cfg.issuer.clone(),
+                    got: user.iss.clone(),
+                });
+            }
+            if !exists(&user.aud) {
+                return Err(CalloutError::Placement {
+                    placement: user.aud.clone(),
+                    account: account(),
+                });
+            }
+            let granted = crate::config_operator::permissions(own).or_else(|| defaults(&user.aud));
+            (user.aud.clone(), granted)
+        }
+        Placement::Operator(op) => {
+            let issuer = if user.nats.issuer_account.is_empty() {
+                &user.iss
+            } else {
+                &user.nats.issuer_account
+            };
+            if !cfg.allows(issuer) {
+                return Err(CalloutError::NotAllowed {
+                    issuer: user.iss.clone(),
+                    account: account(),
+                });
+            }
+            let acc = op
+                .accounts
+                .get(issuer)
+                .ok_or_else(|| CalloutError::Placement {
+                    placement: issuer.clone(),
+                    account: account(),
+                })?;
+            let scope = acc
+                .signing_keys
+                .get(&user.iss)
+                .ok_or_else(|| CalloutError::UnknownIssuer(user.iss.clone()))?;
+            let limits = match scope {
+                Some(template) => super::operator::templated(template, user, issuer, acc)
+                    .map_err(|e| CalloutError::Scope(e.to_string()))?,
+                None => own.clone(),
+            };
+            let granted = crate::config_operator::permissions(&limits)
+                .or_else(|| acc.default_permissions.clone());
+            (issuer.clone(), granted)
+        }
+    };
     let expires = match (user.exp > 0, window) {
         (true, Some(left)) => Some(user.exp.min(now + left)),
         (true, None) => Some(user.exp),
         (false, Some(left)) => Some(now + left),
         (false, None) => None,
     };
-    let granted =
-        crate::config_operator::permissions(limits).or_else(|| default_permissions.cloned());
     let auth_user = AuthUser {
         name: user.sub.clone(),
         password: None,
         nkey: false,
-        account: user.aud.clone(),
+        account: target.clone(),
         perms: granted.as_ref().map(|p| Arc::new(ClientPerms::compile(p))),
         conn_types,
     };
@@ -495,7 +604,7 @@ pub fn identity(
     Ok(Identity {
         user: Some(Arc::new(auth_user)),
         label,
-        account: user.aud.clone(),
+        account: target,
         expires,
         account_expires_first: false,
         max_subs: -1,
@@ -702,32 +811,36 @@ pub async fn call(
         let xkey = &server.server_xkey;
         move |sealed: &[u8]| xkey.open(sealed, sender).map_err(|e| e.to_string())
     });
+    let opts = server.opts();
+    let op = opts.operator.clone();
+    let callout_account = op.as_ref().and_then(|o| o.accounts.get(&cfg.account));
+    let signing_key = |key: &str| callout_account.is_some_and(|a| a.signing_keys.contains_key(key));
     let (user, _token) = check_response(
         cfg,
         &payload,
         &user_nkey,
         &server.server_id,
         open_with.as_ref().map(|f| f as Opener<'_>),
+        &signing_key,
     )?;
+    let client_user = Some(raw_auth_user(c).to_string()).filter(|u| !u.is_empty());
     let exists = |name: &str| !name.is_empty() && server.account(name).is_some();
     // A user without permissions of its own gets its account's defaults.
-    let defaults = server
-        .opts()
-        .accounts
-        .accounts
-        .iter()
-        .find(|a| a.name == user.aud)
-        .and_then(|a| a.default_permissions.clone());
-    let client_user = Some(raw_auth_user(c).to_string()).filter(|u| !u.is_empty());
-    identity(
-        cfg,
-        &user,
-        &user_nkey,
-        client_user,
-        kind,
-        &exists,
-        defaults.as_ref(),
-    )
+    let defaults = |name: &str| {
+        opts.accounts
+            .accounts
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.default_permissions.clone())
+    };
+    let place = match (cfg.operator, op.as_deref()) {
+        (true, Some(op)) => Placement::Operator(op),
+        _ => Placement::Config {
+            exists: &exists,
+            defaults: &defaults,
+        },
+    };
+    identity(cfg, &user, &user_nkey, client_user, kind, &place)
 }
 
 #[cfg(test)]

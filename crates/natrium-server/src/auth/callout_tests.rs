@@ -8,7 +8,12 @@ fn config(issuer: &nkeys::KeyPair) -> CalloutConfig {
         auth_users: vec!["auth".into()],
         xkey: None,
         allowed_accounts: vec![],
+        operator: false,
     }
+}
+
+fn no_signing_key(_: &str) -> bool {
+    false
 }
 
 /// A user JWT the service would issue for `user_nkey`, placed in `account`.
@@ -133,15 +138,24 @@ fn responses_are_checked() {
     let granted = user_jwt(&issuer, &user, "APP", json!({}));
     let ok = response(&issuer, &user, &server, json!({"jwt": granted}));
     let (claims, token) =
-        check_response(&cfg, ok.as_bytes(), &user, &server, None).expect("admits");
+        check_response(&cfg, ok.as_bytes(), &user, &server, None, &no_signing_key).expect("admits");
     assert_eq!(
         (claims.sub.as_str(), claims.aud.as_str()),
         (user.as_str(), "APP")
     );
     assert_eq!(token, granted);
 
-    let check =
-        |payload: &str| check_response(&cfg, payload.as_bytes(), &user, &server, None).err();
+    let check = |payload: &str| {
+        check_response(
+            &cfg,
+            payload.as_bytes(),
+            &user,
+            &server,
+            None,
+            &no_signing_key,
+        )
+        .err()
+    };
     assert_eq!(
         check(""),
         Some(CalloutError::NoReason {
@@ -198,7 +212,7 @@ fn responses_are_checked() {
     let mut tampered = ok.clone().into_bytes();
     let n = tampered.len();
     tampered[n - 3] ^= 1;
-    assert!(check_response(&cfg, &tampered, &user, &server, None).is_err());
+    assert!(check_response(&cfg, &tampered, &user, &server, None, &no_signing_key).is_err());
 }
 
 #[test]
@@ -220,10 +234,21 @@ fn sealed_responses_open_with_the_server_key() {
         .expect("seals");
     let sender = nkeys::XKey::from_public_key(&service.public_key()).expect("key");
     let open = |b: &[u8]| server_x.open(b, &sender).map_err(|e| e.to_string());
-    let (claims, _) = check_response(&cfg, &sealed, &user, &server, Some(&open)).expect("opens");
+    let (claims, _) =
+        check_response(&cfg, &sealed, &user, &server, Some(&open), &no_signing_key).expect("opens");
     assert_eq!(claims.aud, "APP");
     // A plain JWT is taken as is, even with xkeys on.
-    assert!(check_response(&cfg, answer.as_bytes(), &user, &server, Some(&open)).is_ok());
+    assert!(
+        check_response(
+            &cfg,
+            answer.as_bytes(),
+            &user,
+            &server,
+            Some(&open),
+            &no_signing_key
+        )
+        .is_ok()
+    );
     // Sealed for someone else: it does not open.
     let stranger = nkeys::XKey::new();
     let wrong = service
@@ -233,7 +258,7 @@ fn sealed_responses_open_with_the_server_key() {
         )
         .expect("seals");
     assert!(matches!(
-        check_response(&cfg, &wrong, &user, &server, Some(&open)),
+        check_response(&cfg, &wrong, &user, &server, Some(&open), &no_signing_key),
         Err(CalloutError::Decrypt { .. })
     ));
 }
@@ -244,17 +269,14 @@ fn granted_logins() {
     let cfg = config(&issuer);
     let user = nkeys::KeyPair::new_user().public_key();
     let exists = |a: &str| a == "APP";
+    let none = |_: &str| None;
+    let place = Placement::Config {
+        exists: &exists,
+        defaults: &none,
+    };
     let decode = |t: &str| jwt::decode::<UserNats>(t).expect("decodes");
     let login = |t: &str, kind: ConnKind| {
-        identity(
-            &cfg,
-            &decode(t),
-            &user,
-            Some("bob".into()),
-            kind,
-            &exists,
-            None,
-        )
+        identity(&cfg, &decode(t), &user, Some("bob".into()), kind, &place)
     };
     // Placed in the audience, named by the JWT, with its permissions.
     let t = user_jwt(
@@ -341,16 +363,12 @@ fn granted_logins() {
         }),
         ..Permissions::default()
     };
-    let id = identity(
-        &cfg,
-        &decode(&t),
-        &user,
-        None,
-        ConnKind::Standard,
-        &exists,
-        Some(&defaults),
-    )
-    .expect("admits");
+    let with_defaults = |_: &str| Some(defaults.clone());
+    let place = Placement::Config {
+        exists: &exists,
+        defaults: &with_defaults,
+    };
+    let id = identity(&cfg, &decode(&t), &user, None, ConnKind::Standard, &place).expect("admits");
     let perms = id
         .user
         .as_ref()
@@ -372,4 +390,116 @@ fn callout_account_users_may_not_publish_requests() {
     assert!(!perms.can_publish(CALLOUT_SUBJECT.as_bytes()));
     assert!(perms.can_publish(b"anything.else"));
     assert!(perms.can_subscribe(CALLOUT_SUBJECT.as_bytes(), None));
+}
+
+/// Operator mode: answers from the account or its signing keys, users issued by the
+/// account, a signing key (its scope applies) or an allowed account.
+#[test]
+fn operator_mode_answers_and_placements() {
+    use crate::config_operator::{AccountAuth, OperatorAuth};
+    let auth_acc = nkeys::KeyPair::new_account();
+    let auth_sk = nkeys::KeyPair::new_account();
+    let app = nkeys::KeyPair::new_account();
+    let app_scoped = nkeys::KeyPair::new_account();
+    let other = nkeys::KeyPair::new_account();
+    let account_auth = |keys: Vec<(String, Option<jwt::UserPermissionLimits>)>| AccountAuth {
+        name: "acc".into(),
+        signing_keys: keys.into_iter().collect(),
+        revocations: Default::default(),
+        default_permissions: None,
+        disallow_bearer: false,
+        expires: 0,
+        tags: vec![],
+        issuer: String::new(),
+        subs_payload: (-1, -1),
+        jwt: String::new(),
+        callout: None,
+    };
+    let scope: jwt::UserPermissionLimits =
+        serde_json::from_value(json!({"pub": {"allow": ["own.{{name()}}.>"]}})).expect("scope");
+    let mut op = OperatorAuth::default();
+    op.accounts.insert(
+        auth_acc.public_key(),
+        account_auth(vec![
+            (auth_acc.public_key(), None),
+            (auth_sk.public_key(), None),
+        ]),
+    );
+    op.accounts.insert(
+        app.public_key(),
+        account_auth(vec![
+            (app.public_key(), None),
+            (app_scoped.public_key(), Some(scope)),
+        ]),
+    );
+    op.accounts.insert(
+        other.public_key(),
+        account_auth(vec![(other.public_key(), None)]),
+    );
+    let ext = jwt::ExternalAuthJwt {
+        auth_users: vec!["USERVICE".into()],
+        allowed_accounts: vec![app.public_key()],
+        xkey: String::new(),
+    };
+    let cfg = CalloutConfig::of_account(&auth_acc.public_key(), &ext).expect("callout on");
+    assert!(cfg.operator && cfg.issuer == auth_acc.public_key());
+    assert!(CalloutConfig::of_account("A", &jwt::ExternalAuthJwt::default()).is_none());
+
+    let server = nkeys::KeyPair::new_server().public_key();
+    let user = nkeys::KeyPair::new_user().public_key();
+    let sk = auth_sk.public_key();
+    let is_sk = |k: &str| k == sk;
+    // An answer signed by the account's signing key (with issuer_account) is taken; one
+    // by an unrelated account key is not.
+    let granted = user_jwt(&auth_acc, &user, "", json!({}));
+    let by_sk = response(
+        &auth_sk,
+        &user,
+        &server,
+        json!({"jwt": granted, "issuer_account": auth_acc.public_key()}),
+    );
+    assert!(check_response(&cfg, by_sk.as_bytes(), &user, &server, None, &is_sk).is_ok());
+    let by_other = response(&other, &user, &server, json!({"jwt": granted}));
+    assert_eq!(
+        check_response(&cfg, by_other.as_bytes(), &user, &server, None, &is_sk).err(),
+        Some(CalloutError::UnknownSigner)
+    );
+
+    let place = Placement::Operator(&op);
+    let login = |t: &str| {
+        let claims = jwt::decode::<UserNats>(t).expect("decodes");
+        identity(&cfg, &claims, &user, None, ConnKind::Standard, &place)
+    };
+    // Issued by the callout account itself: placed there.
+    let id = login(&granted).expect("admits");
+    assert_eq!(id.account, auth_acc.public_key());
+    // Issued by an allowed account: placed there.
+    let t = user_jwt(&app, &user, "", json!({}));
+    assert_eq!(login(&t).expect("admits").account, app.public_key());
+    // By that account's scoped key: the scope's template gives the permissions.
+    let t = user_jwt(
+        &app_scoped,
+        &user,
+        "",
+        json!({"issuer_account": app.public_key()}),
+    );
+    let id = login(&t).expect("admits");
+    let perms = id
+        .user
+        .as_ref()
+        .and_then(|u| u.perms.clone())
+        .expect("perms");
+    assert!(perms.can_publish(b"own.alice.x"));
+    assert!(!perms.can_publish(b"own.bob.x"));
+    // An account the callout may not use.
+    let t = user_jwt(&other, &user, "", json!({}));
+    assert!(matches!(login(&t), Err(CalloutError::NotAllowed { .. })));
+    // A key the allowed account does not know.
+    let t = user_jwt(
+        &other,
+        &user,
+        "",
+        json!({"issuer_account": app.public_key()}),
+    );
+    assert!(matches!(login(&t), Err(CalloutError::UnknownIssuer(_))));
 }

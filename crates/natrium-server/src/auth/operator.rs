@@ -322,7 +322,7 @@ fn apply_templates(
     Ok(out)
 }
 
-fn templated(
+pub(crate) fn templated(
     t: &UserPermissionLimits,
     user: &Claims<UserNats>,
     account: &str,
@@ -533,6 +533,7 @@ mod tests {
             issuer: String::new(),
             subs_payload: (-1, -1),
             jwt: String::new(),
+            callout: None,
         }
     }
 

@@ -150,7 +150,7 @@ struct Reader {
     pongs_held: u32,
     /// A CONNECT the auth callout service must decide: the read loop asks it before it
     /// handles anything else the client sent.
-    callout: Option<Box<ConnectOptions>>,
+    callout: Option<Box<(ConnectOptions, callout::CalloutConfig)>>,
     /// Time spent stalled since the last socket read (capped, as in nats-server).
     stall_total: Duration,
 }
@@ -513,8 +513,9 @@ impl Reader {
                         .closing()
                         .unwrap_or(CloseReason::ProtocolViolation);
                 }
-                if let Some(copts) = self.callout.take() {
-                    if matches!(self.run_callout(*copts).await, Flow::Close) {
+                if let Some(pending) = self.callout.take() {
+                    let (copts, cfg) = *pending;
+                    if matches!(self.run_callout(copts, cfg).await, Flow::Close) {
                         return self
                             .conn
                             .closing()
@@ -763,35 +764,50 @@ impl Reader {
                 Some(self.conn.addr.ip()),
             )
             .map_err(|reason| reason.map(|r| r.to_string()));
-        let delegated = self.server.opts().auth_callout.as_ref().is_some_and(|cfg| {
-            let into = identity.as_ref().ok().map(|id| id.account.as_str());
-            cfg.delegates(callout::raw_auth_user(&copts), into)
-        });
-        if delegated {
+        if let Some(cfg) = self.delegated_to(&copts, &identity) {
             // The auth callout service decides; the read loop asks it next, before
             // anything else the client sent.
-            self.callout = Some(Box::new(copts));
+            self.callout = Some(Box::new((copts, cfg)));
             return Flow::Continue;
         }
         self.complete_connect(copts, identity)
     }
 
+    /// The auth callout that decides this login, if one does: the config's (for the
+    /// users it delegates), or in operator mode the callout of the account whose user
+    /// JWT (a "sentinel", usually) the client logged in with, unless it is one of that
+    /// callout's own users.
+    fn delegated_to(
+        &self,
+        copts: &ConnectOptions,
+        identity: &Result<Identity, Option<String>>,
+    ) -> Option<callout::CalloutConfig> {
+        let opts = self.server.opts();
+        if let Some(cfg) = &opts.auth_callout {
+            let into = identity.as_ref().ok().map(|id| id.account.as_str());
+            return cfg
+                .delegates(callout::raw_auth_user(copts), into)
+                .then(|| cfg.clone());
+        }
+        let id = identity.as_ref().ok()?;
+        let cfg = opts
+            .operator
+            .as_ref()?
+            .accounts
+            .get(&id.account)?
+            .callout
+            .as_ref()?;
+        let user = id.user.as_ref()?;
+        (!cfg.auth_users.iter().any(|u| u == &user.name)).then(|| cfg.clone())
+    }
+
     /// Ask the auth callout service about a delegated CONNECT, then finish it.
-    async fn run_callout(&mut self, copts: ConnectOptions) -> Flow {
-        let (cfg, wait) = {
-            let o = self.server.opts();
-            (o.auth_callout.clone(), o.effective_auth_timeout())
-        };
-        let result = match cfg {
-            Some(cfg) => {
-                let kind = ConnKind::of(&self.conn);
-                callout::call(&self.server, &self.conn, &cfg, &copts, kind, wait)
-                    .await
-                    .map_err(|e| Some(e.to_string()))
-            }
-            // Reloaded away meanwhile: nobody decided, so nobody is admitted.
-            None => Err(None),
-        };
+    async fn run_callout(&mut self, copts: ConnectOptions, cfg: callout::CalloutConfig) -> Flow {
+        let wait = self.server.opts().effective_auth_timeout();
+        let kind = ConnKind::of(&self.conn);
+        let result = callout::call(&self.server, &self.conn, &cfg, &copts, kind, wait)
+            .await
+            .map_err(|e| Some(e.to_string()));
         self.complete_connect(copts, result)
     }
 
@@ -810,12 +826,16 @@ impl Reader {
             }
         };
         let opts = self.server.opts();
-        // Users of the callout account may not publish authorization requests.
-        if opts
-            .auth_callout
-            .as_ref()
-            .is_some_and(|c| c.account == identity.account)
-        {
+        // Users of a callout account may not publish authorization requests.
+        let callout_account = match &opts.auth_callout {
+            Some(c) => c.account == identity.account,
+            None => opts
+                .operator
+                .as_ref()
+                .and_then(|o| o.accounts.get(&identity.account))
+                .is_some_and(|a| a.callout.is_some()),
+        };
+        if callout_account {
             callout::deny_callout_subject(&mut identity);
         }
         if copts.new_account || copts.account.as_deref().is_some_and(|a| !a.is_empty()) {
