@@ -251,6 +251,13 @@ async fn silent_on(srv: &Srv, issuer: &KeyPair) {
         .await
         .expect("subscribe");
     roundtrip(&svc).await;
+    // The login's reply subscription in AUTH must not stay behind.
+    let reply_subs = || match srv {
+        Srv::Natrium(t) => t.server.shared().account("AUTH").map_or(0, |a| {
+            a.sublist.matching_subs_for_pattern(b"$SYS._INBOX.>").len()
+        }),
+        Srv::Go { .. } => 0,
+    };
     let started = std::time::Instant::now();
     let refused = connect_as(srv, "bob", "pw").await;
     assert!(refused.is_err(), "admitted without an answer");
@@ -258,6 +265,10 @@ async fn silent_on(srv: &Srv, issuer: &KeyPair) {
         started.elapsed() < Duration::from_secs(4),
         "{:?}",
         started.elapsed()
+    );
+    assert!(
+        support::eventually(Duration::from_secs(3), || reply_subs() == 0).await,
+        "a reply subscription stayed behind"
     );
     // The request did arrive; a late answer to it changes nothing.
     let msg = tokio::time::timeout(T, requests.next())

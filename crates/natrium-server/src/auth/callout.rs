@@ -679,6 +679,22 @@ impl InternalHandler for ReplySlot {
     }
 }
 
+/// Removes the reply subscription when dropped.
+struct Unsubscribe<'a> {
+    /// The callout account, whose index holds it.
+    account: &'a Arc<Account>,
+    /// The reply subject.
+    subject: &'a [u8],
+    /// The subscription.
+    sub: &'a Arc<Subscription>,
+}
+
+impl Drop for Unsubscribe<'_> {
+    fn drop(&mut self) {
+        self.account.sublist.remove(self.subject, None, self.sub);
+    }
+}
+
 /// A random `$SYS._INBOX.<server>.<8 chars>` reply subject, as nats-server's.
 fn reply_inbox(server_id: &str) -> String {
     const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -775,6 +791,13 @@ pub async fn call(
     });
     let sub = Arc::new(Subscription::internal(slot, inbox.as_bytes(), None));
     let _ = account.sublist.insert(inbox.as_bytes(), None, sub.clone());
+    // Removed however this ends: answered, timed out, or the connection's task dropped
+    // mid-wait (server shutdown).
+    let _unsubscribe = Unsubscribe {
+        account: &account,
+        subject: inbox.as_bytes(),
+        sub: &sub,
+    };
     let delivered = {
         let mut ctx = DeliveryCtx::new(server.clone(), conn.cid);
         let d = ctx.publish(
@@ -790,16 +813,12 @@ pub async fn call(
         ctx.flush();
         d
     };
-    let answer = if delivered {
-        tokio::time::timeout(wait, rx).await
-    } else {
-        account.sublist.remove(inbox.as_bytes(), None, &sub);
+    if !delivered {
         return Err(CalloutError::NoService {
             account: cfg.account.clone(),
         });
-    };
-    account.sublist.remove(inbox.as_bytes(), None, &sub);
-    let payload = match answer {
+    }
+    let payload = match tokio::time::timeout(wait, rx).await {
         Ok(Ok(p)) => p,
         _ => {
             return Err(CalloutError::Timeout {
