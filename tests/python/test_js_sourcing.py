@@ -368,3 +368,82 @@ async def test_a_direct_mirror_answers_for_its_deleted_origin(js_server):
         assert r.headers["Nats-Stream"] == "M" and r.headers["Nats-Sequence"] == "2", r.headers
     finally:
         await nc.close()
+
+
+CROSS_ACCOUNT = """
+accounts {
+  PUB {
+    jetstream: enabled
+    users: [ { user: pub, password: pwd } ]
+    exports: [
+      { service: "$JS.API.CONSUMER.CREATE.>", accounts: [ INT ] }
+      { service: "$JS.FC.>" }
+      { stream: "deliver.int.>", accounts: [ INT ] }
+    ]
+  }
+  INT {
+    jetstream: enabled
+    users: [ { user: int, password: pwd } ]
+    imports: [
+      { service: { account: PUB, subject: "$JS.API.CONSUMER.CREATE.>" }, to: "JS.PUB.CONSUMER.CREATE.>" }
+      { service: { account: PUB, subject: "$JS.FC.>" } }
+      { stream: { account: PUB, subject: "deliver.int.>" } }
+    ]
+  }
+  OTHER {
+    jetstream: enabled
+    users: [ { user: other, password: pwd } ]
+  }
+}
+"""
+
+
+@async_test()
+async def test_cross_account_mirror_and_source(start_js_server):
+    """Mirrors and sources of a stream in another account, through an `external` API
+    prefix that the account imports (nats-server's own cross-account test setup): they
+    copy as local ones do, `Nats-Stream-Source` names the link by a hash of the prefix,
+    and an account without the import copies nothing."""
+    server = start_js_server(config=CROSS_ACCOUNT)
+    pub = await connect(server.url, user="pub", password="pwd")
+    internal = await connect(server.url, user="int", password="pwd")
+    other = await connect(server.url, user="other", password="pwd")
+    try:
+        r = await api(pub, "STREAM.CREATE.S", {"name": "S", "subjects": ["public.>"]})
+        assert "error" not in r, r
+        for i in range(3):
+            await pub.request("public.a", f"m{i}".encode(), timeout=5)
+        ext = {"api": "JS.PUB", "deliver": "deliver.int"}
+        r = await api(internal, "STREAM.CREATE.M",
+                      {"name": "M", "mirror": {"name": "S", "external": ext}})
+        assert "error" not in r, r
+        assert r["config"]["mirror"]["external"] == ext, r
+        r = await api(internal, "STREAM.CREATE.C",
+                      {"name": "C", "subjects": ["c.>"],
+                       "sources": [{"name": "S", "external": ext}]})
+        assert "error" not in r, r
+        for i in range(3, 5):
+            await pub.request("public.b", f"m{i}".encode(), timeout=5)
+        m = await until(internal, "M", lambda i: i["state"]["messages"] == 5)
+        assert m["mirror"]["name"] == "S" and m["mirror"]["external"] == ext, m["mirror"]
+        c = await until(internal, "C", lambda i: i["state"]["messages"] == 5)
+        [src] = c["sources"]
+        assert src["external"] == ext, src
+        # The mirror keeps the origin's sequences and subjects; the source's header
+        # names the link by the origin and the prefix's hash.
+        subject, _, data, _ = await must(internal, "M", 4)
+        assert (subject, data) == ("public.b", "m3")
+        subject, hdrs, data, _ = await must(internal, "C", 1)
+        assert (subject, data) == ("public.a", "m0")
+        assert without_identity(hdrs) == \
+            "NATS/1.0|Nats-Stream-Source: S:zdbDttDq 1 > > public.a||", hdrs
+        # Without the import, the same link finds nothing to copy.
+        r = await api(other, "STREAM.CREATE.X",
+                      {"name": "X", "mirror": {"name": "S", "external": ext}})
+        assert "error" not in r, r
+        await asyncio.sleep(0.5)
+        x = await api(other, "STREAM.INFO.X")
+        assert x["state"]["messages"] == 0, x
+    finally:
+        for nc in (pub, internal, other):
+            await nc.close()

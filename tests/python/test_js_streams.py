@@ -266,14 +266,14 @@ async def test_create_error(js_server, case):
 
 # Config fields natrium accepts in the schema but does not implement yet: nats-server
 # creates the stream; natrium refuses it (documented in docs/compat.md) and stores nothing.
-# Default values (what clients send when the feature is unused) pass on both. Local
-# mirrors and sources are implemented (test_js_sourcing.py); origins elsewhere are not.
-EXTERNAL = "external (mirrors and sources in other accounts or domains)"
+# Default values (what clients send when the feature is unused) pass on both. Mirrors
+# and sources, local and external, are implemented (test_js_sourcing.py); links through
+# a durable consumer are not.
+CONSUMER_LINK = "consumer (mirrors and sources through a durable consumer)"
+DURABLE = {"name": "C", "deliver_subject": "dlv.c"}
 UNSUPPORTED = {
-    "mirror_external": ({"mirror": {"name": "ORDERS", "external": {"api": "$JS.hub.API"}}},
-                        EXTERNAL),
-    "sources_external": ({"sources": [{"name": "ORDERS", "external": {"api": "$JS.hub.API"}}]},
-                         EXTERNAL),
+    "mirror_consumer": ({"mirror": {"name": "ORDERS", "consumer": DURABLE}}, CONSUMER_LINK),
+    "sources_consumer": ({"sources": [{"name": "ORDERS", "consumer": DURABLE}]}, CONSUMER_LINK),
 }
 UNSUPPORTED_DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "republish": None,
                         "subject_transform": None, "allow_msg_counter": False,

@@ -510,3 +510,94 @@ async fn a_source_whose_copies_were_purged_does_not_start_over_after_a_restart()
     assert_eq!(must_get(&client, "S", 11).await.2, "10");
     s.stop().await;
 }
+
+/// `external` links: through this server's own domain (`$JS.<domain>.API`, the same
+/// account), and through an import that covers only the consumer-create request of one
+/// filter (nats-server's `TestJetStreamMirrorCrossAccountWithFilteredSubjectAndSubjectTransform`
+/// setup): a mirror filtered on the imported subject copies, one filtered on another
+/// subject finds no origin and copies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_links_through_the_domain_and_through_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"
+jetstream {{ store_dir: {:?}, domain: hub }}
+accounts {{
+  PUB {{
+    jetstream: enabled
+    users: [ {{ user: pub, password: pwd }} ]
+    exports: [ {{ service: "$JS.API.CONSUMER.CREATE.S.*.public.a", accounts: [ INT ] }} ]
+  }}
+  INT {{
+    jetstream: enabled
+    users: [ {{ user: int, password: pwd }} ]
+    imports: [ {{ service: {{ account: PUB, subject: "$JS.API.CONSUMER.CREATE.S.*.public.a" }},
+                  to: "JS.PUB.CONSUMER.CREATE.S.*.public.a" }} ]
+  }}
+}}
+"#,
+            dir.path().join("store")
+        ),
+    )
+    .unwrap();
+    let mut o = natrium_server::config_file::load(&conf).expect("config");
+    o.host = "127.0.0.1".into();
+    o.port = 0;
+    let s = TestServer::with(o).await;
+    let login = |user: &'static str| {
+        let url = s.url();
+        async move {
+            async_nats::ConnectOptions::with_user_and_password(user.into(), "pwd".into())
+                .connect(url)
+                .await
+                .expect("login")
+        }
+    };
+    let public = login("pub").await;
+    let internal = login("int").await;
+    let pjs = jetstream::new(public.clone());
+    let ijs = jetstream::new(internal.clone());
+    ok(
+        &public,
+        "$JS.API.STREAM.CREATE.S",
+        json!({"name": "S", "subjects": ["public.>"]}),
+    )
+    .await;
+    publish(&pjs, "public.a", "a1", &[]).await;
+    publish(&pjs, "public.b", "b1", &[]).await;
+    // The same account through its own domain.
+    ok(
+        &public,
+        "$JS.API.STREAM.CREATE.D",
+        json!({"name": "D", "mirror": {"name": "S", "external": {"api": "$JS.hub.API"}}}),
+    )
+    .await;
+    until_info(&public, "D", |v| v["state"]["messages"] == 2).await;
+    // Another account, through the one imported filter.
+    let ext = json!({"api": "JS.PUB", "deliver": "deliver.int"});
+    ok(
+        &internal,
+        "$JS.API.STREAM.CREATE.MA",
+        json!({"name": "MA", "mirror": {"name": "S", "filter_subject": "public.a", "external": ext}}),
+    )
+    .await;
+    ok(
+        &internal,
+        "$JS.API.STREAM.CREATE.MB",
+        json!({"name": "MB", "mirror": {"name": "S", "filter_subject": "public.b", "external": ext}}),
+    )
+    .await;
+    publish(&pjs, "public.a", "a2", &[]).await;
+    until_info(&internal, "MA", |v| v["state"]["messages"] == 2).await;
+    let (subject, _, data, _) = must_get(&internal, "MA", 3).await;
+    assert_eq!((subject.as_str(), data.as_str()), ("public.a", "a2"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mb = until_info(&internal, "MB", |_| true).await;
+    assert_eq!(mb["state"]["messages"], 0, "{mb}");
+    assert_eq!(mb["mirror"]["error"]["err_code"], 10059, "{mb}");
+    drop(ijs);
+    s.stop().await;
+}

@@ -1,9 +1,11 @@
-//! Mirrors and sources: streams that copy the messages of other streams in their account.
+//! Mirrors and sources: streams that copy the messages of other streams.
 //!
 //! Why in-process: nats-server drives a mirror or a source through an internal consumer
 //! on the origin stream (a push consumer with flow control and heartbeats, over
-//! subjects), because its origin may live on another server. natrium is one server and
-//! supports origins in the same account, whose store is right here. So a *link* (one
+//! subjects), because its origin may live on another server. natrium is one server, so
+//! every origin's store is right here: in the same account, or for an `external` link
+//! in the account its API prefix leads to through the account's imports
+//! ([`external_account`]). So a *link* (one
 //! per mirror or source) reads the origin's store in sequence order and hands the
 //! messages to the sourcing stream's own publish queue, where they are checked, stored
 //! and made durable like any publish (group commit included). No consumer shows up on
@@ -307,10 +309,15 @@ pub fn parse_source_header(value: &str) -> Option<(String, u64)> {
 /// A stream's identity as nats-server derives it (`getHash` of its creation time in
 /// RFC 3339 with nanoseconds): 8 characters of base 62 taken from a SHA-256.
 pub fn stream_identity(created: &Timestamp) -> String {
+    short_hash(&created.to_utc().to_rfc3339_nano())
+}
+
+/// nats-server's `getHash`: the first 8 bytes of the SHA-256 of `s`, each as one of 62
+/// digits (stream identities, and the API prefix of an external link's index name).
+pub fn short_hash(s: &str) -> String {
     const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let sum = Sha256::digest(created.to_utc().to_rfc3339_nano().as_bytes());
-    sum.iter()
-        .take(8)
+    Sha256::digest(s.as_bytes())[..8]
+        .iter()
         .map(|b| DIGITS[(*b as usize) % DIGITS.len()] as char)
         .collect()
 }
@@ -469,7 +476,7 @@ impl Links {
         links
             .iter()
             .find(|l| l.mirror)
-            .map(|l| l.info(lookup(server, account, &l.cfg.name).as_ref()))
+            .map(|l| l.info(lookup(server, account, &l.cfg).as_ref()))
     }
 
     /// The sources' statuses.
@@ -478,19 +485,69 @@ impl Links {
         links
             .iter()
             .filter(|l| !l.mirror)
-            .map(|l| l.info(lookup(server, account, &l.cfg.name).as_ref()))
+            .map(|l| l.info(lookup(server, account, &l.cfg).as_ref()))
             .collect()
     }
 }
 
-/// The live stream `name` of `account`.
-fn lookup(server: &ServerShared, account: &str, name: &str) -> Option<Arc<Stream>> {
+/// The live origin stream of link `src` of a stream in `account`: `src.name` in the
+/// same account, or for an `external` link in the account its API prefix leads to.
+fn lookup(server: &ServerShared, account: &str, src: &StreamSource) -> Option<Arc<Stream>> {
+    let origin_account = match &src.external {
+        None => account.to_string(),
+        Some(ext) => external_account(server, account, src, &ext.api)?,
+    };
     server
         .js
         .get()?
-        .account(account)?
-        .stream(name)
+        .account(&origin_account)?
+        .stream(&src.name)
         .filter(|s| !s.is_closed())
+}
+
+/// The account whose JetStream an `external` link with API prefix `api` reaches from
+/// `account`: where nats-server's consumer-create request for the link
+/// (`<api>.CONSUMER.CREATE.<origin>[.<name>.<filter>]`) would be answered. That is this
+/// account itself for `$JS.<domain>.API` of this server's own domain, or the exporting
+/// account of a service import whose local subject covers the request and whose
+/// exported subject is in `$JS.API.`, when that export admits this account. `None`
+/// when the request would reach no JetStream here (another domain, no such import).
+fn external_account(
+    server: &ServerShared,
+    account: &str,
+    src: &StreamSource,
+    api: &str,
+) -> Option<String> {
+    let domain = &server.js.get()?.domain;
+    if !domain.is_empty() && api == format!("$JS.{domain}.API") {
+        return Some(account.to_string());
+    }
+    let filter = match (
+        src.filter_subject.as_str(),
+        src.subject_transforms.as_slice(),
+    ) {
+        (f, []) if !f.is_empty() => Some(f),
+        (_, [one]) if !one.src.is_empty() => Some(one.src.as_str()),
+        _ => None,
+    };
+    let request = match filter {
+        Some(f) => format!("{api}.CONSUMER.CREATE.{}.link.{f}", src.name),
+        None => format!("{api}.CONSUMER.CREATE.{}", src.name),
+    }
+    .replace("..", ".");
+    let acc = server.account(account)?;
+    acc.import_config().into_iter().find_map(|imp| {
+        let local = imp.to.as_deref().unwrap_or(&imp.subject);
+        let covers = imp.service
+            && crate::sublist::subject_matches(local.as_bytes(), request.as_bytes())
+            && imp.subject.starts_with("$JS.API.");
+        let admitted = || {
+            server
+                .account(&imp.account)
+                .is_some_and(|e| e.export_for(&imp.subject, true, account).is_some())
+        };
+        (covers && admitted()).then(|| imp.account.clone())
+    })
 }
 
 /// Where a link starts reading in `origin` when the stream (`target`) holds nothing of
@@ -596,7 +653,7 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
             link.unregister();
             return;
         };
-        let Some(origin) = lookup(&server, &target.account.name, &link.cfg.name) else {
+        let Some(origin) = lookup(&server, &target.account.name, &link.cfg) else {
             link.unregister();
             link.state.lock().error = Some(ApiError::stream_not_found());
             drop(target);

@@ -560,9 +560,9 @@ fn check_mirror(
 pub(crate) fn source_index_name(src: &StreamSource) -> String {
     let mut iname = src.name.clone();
     if let Some(ext) = &src.external {
-        // nats-server hashes the API prefix; equality is all that matters here.
+        // As nats-server: a hash of the API prefix (it shows in `Nats-Stream-Source`).
         iname.push(':');
-        iname.push_str(&ext.api);
+        iname.push_str(&crate::jetstream::sourcing::short_hash(&ext.api));
     }
     let (source, destination) = if src.subject_transforms.is_empty() {
         let s = if src.filter_subject.is_empty() {
@@ -766,9 +766,7 @@ fn check_republish(cfg: &mut StreamConfig, pedantic_mode: bool) -> Result<(), Ap
 /// is in use). Absent, null, empty and `false` values are the defaults clients send.
 pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
     let links = || cfg.mirror.iter().chain(cfg.sources.iter());
-    if links().any(|l| l.external.is_some()) {
-        Some("external (mirrors and sources in other accounts or domains)")
-    } else if links().any(|l| l.consumer.is_some()) {
+    if links().any(|l| l.consumer.is_some()) {
         Some("consumer (mirrors and sources through a durable consumer)")
     } else if !cfg.sources.is_empty() && cfg.allow_msg_counter {
         Some("sources (on a counter stream)")

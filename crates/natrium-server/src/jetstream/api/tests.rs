@@ -1286,8 +1286,8 @@ fn stream_create_fills_nats_server_defaults() {
 
 /// The recorded mirror and sources creates pass natrium's checks as nats-server's
 /// (local mirrors and sources are implemented, `sourcing`); what natrium refuses of them
-/// (docs/compat.md, "Stream config fields natrium refuses") is origins elsewhere
-/// (`external`), durable-consumer links and sources on a counter stream: the config
+/// (docs/compat.md, "Stream config fields natrium refuses") is durable-consumer links
+/// and sources on a counter stream: the config
 /// checks run first, so bad values still get nats-server's errors.
 #[test]
 fn stream_create_unsupported_fields_are_refused() {
@@ -1297,6 +1297,8 @@ fn stream_create_unsupported_fields_are_refused() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_config_matches(&s, &cfg);
         assert_eq!(unsupported_stream_field(&cfg), None, "{name}");
+        // Origins elsewhere (`external`) are implemented; links through a durable
+        // consumer are not.
         let mut ext = cfg.clone();
         for link in ext.mirror.iter_mut().chain(ext.sources.iter_mut()) {
             link.external = Some(ExternalStream {
@@ -1304,7 +1306,14 @@ fn stream_create_unsupported_fields_are_refused() {
                 deliver: String::new(),
             });
         }
-        let field = "external (mirrors and sources in other accounts or domains)";
+        assert_eq!(unsupported_stream_field(&ext), None, "{name}");
+        for link in ext.mirror.iter_mut().chain(ext.sources.iter_mut()) {
+            link.consumer = Some(StreamConsumerSource {
+                name: "C".into(),
+                deliver_subject: String::new(),
+            });
+        }
+        let field = "consumer (mirrors and sources through a durable consumer)";
         assert_eq!(unsupported_stream_field(&ext), Some(field), "{name}");
         let err = check_stream_supported(&ext).expect_err(name);
         assert_eq!(
