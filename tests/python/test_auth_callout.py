@@ -23,7 +23,7 @@ import jwtutil as J
 import nkeys_shim
 
 nkeys_shim.install()  # nats-py signs nonces with ``nkeys`` (the shim when not installed)
-from natsutil import assert_no_msg, async_test, monz, next_msgs, sync
+from natsutil import RawConn, assert_no_msg, async_test, monz, next_msgs, sync
 
 PASSWORDS = {"bob": "secret", "carol": "pw2", "dave": "pw3", "erin": "pw4", "local": "lpw"}
 
@@ -52,9 +52,11 @@ class Service:
             "local": {"aud": "APP", "nats": {}},
         }
         self.nc = None
+        self.delay = 0.0
 
-    def config(self, extra: str = "") -> str:
+    def config(self, extra: str = "", top: str = "") -> str:
         return (
+            f"{top}\n"
             "accounts {\n"
             "  AUTH { users: [ { user: auth, password: pwd } ] }\n"
             "  APP { users: [ { user: local, password: lpw } ] }\n"
@@ -75,6 +77,8 @@ class Service:
     async def handle(self, msg):
         req = decode_claims(msg.data.decode())
         self.requests.append(req)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         n = req["nats"]
         user_nkey = n["user_nkey"]
         server_id = n["server_id"]["id"]
@@ -346,10 +350,10 @@ class OperatorCallout:
         self.requests: list[dict] = []
         self.nc = None
 
-    def config(self) -> str:
+    def config(self, **authorization) -> str:
         auth = J.account_jwt(self.op, self.auth, name="AUTH", authorization={
             "auth_users": [self.service_user.public],
-            "allowed_accounts": [self.app.public]})
+            "allowed_accounts": [self.app.public], **authorization})
         preload = {
             self.sys.public: J.account_jwt(self.op, self.sys, name="SYS"),
             self.auth.public: auth,
@@ -439,3 +443,140 @@ async def test_operator_mode_callout(start_server, tmp_path):
     finally:
         await native.close()
         await t.nc.close()
+
+
+@async_test()
+async def test_the_no_auth_user_goes_to_the_service(start_server):
+    """A client without credentials is the no_auth_user, and that login is the
+    service's to decide too: before an op sent ahead of CONNECT is handled, and with
+    the no_auth_user's name and password in the request (nats-server fills them in)."""
+    svc = Service()
+    svc.grants.pop("local")  # the service refuses the no_auth_user
+    server = start_server(config=svc.config(top="no_auth_user: local"))
+    await svc.start(server)
+    try:
+        # PING before any CONNECT: refused, after asking the service.
+        raw = await RawConn.open(server.port)
+        await raw.send(b"PING\r\n")
+        assert (await raw.read_line()).startswith(b"-ERR 'Authorization Violation'")
+        raw.close()
+        [req] = svc.requests
+        co = req["nats"]["connect_opts"]
+        assert (co.get("user"), co.get("pass")) == ("local", "lpw"), co
+        assert req["nats"]["client_info"]["user"] == "local"
+        # CONNECT {} once the service admits the no_auth_user: in, as it grants.
+        svc.grants["local"] = {"aud": "APP", "nats": {}}
+        raw = await RawConn.open(server.port)
+        await raw.handshake()
+        raw.close()
+        assert len(svc.requests) == 2
+    finally:
+        await svc.close()
+
+
+@async_test()
+async def test_a_forged_request_before_connect_is_denied(start_server):
+    """With the service's own user as the no_auth_user, a publish to the callout subject
+    sent ahead of CONNECT meets the callout account's deny, as after CONNECT."""
+    svc = Service()
+    server = start_server(config=svc.config(top="no_auth_user: auth"))
+    await svc.start(server)
+    try:
+        raw = await RawConn.open(server.port)
+        await raw.send(b"PUB $SYS.REQ.USER.AUTH 6\r\nforged\r\nPING\r\n")
+        lines = [await raw.read_line()]
+        while lines[-1] != b"PONG\r\n":
+            lines.append(await raw.read_line())
+        assert any(b"Permissions Violation" in line for line in lines), lines
+        raw.close()
+        await asyncio.sleep(0.2)
+        assert svc.requests == []
+    finally:
+        await svc.close()
+
+
+@async_test()
+async def test_request_names_tokens_and_server_tags(start_server):
+    svc = Service()
+    server = start_server(config=svc.config(top="server_tags: [\"region:eu\", \"tier:1\"]"))
+    await svc.start(server)
+    try:
+        raw = await RawConn.open(server.port)
+        await raw.send(b'CONNECT {"auth_token":"s3cret","verbose":false}\r\nPING\r\n')
+        assert (await raw.read_line()).startswith(b"-ERR 'Authorization Violation'")
+        raw.close()
+        [req] = svc.requests
+        n = req["nats"]
+        assert n["client_info"]["user"] == "[REDACTED]", n["client_info"]
+        assert n["connect_opts"]["auth_token"] == "s3cret"
+        assert n["server_id"]["tags"] == ["region:eu", "tier:1"], n["server_id"]
+    finally:
+        await svc.close()
+
+
+@async_test()
+async def test_the_service_has_the_auth_timeout_from_connect(start_server):
+    """The auth timer stops at CONNECT: a client that took most of the timeout to send
+    CONNECT still gets the service's answer, which takes most of it again."""
+    svc = Service()
+    svc.delay = 0.6
+    server = start_server(config=svc.config())
+    await svc.start(server)
+    try:
+        raw = await RawConn.open(server.port)
+        await asyncio.sleep(0.6)
+        await raw.handshake(user="carol", **{"pass": "pw2"})
+        raw.close()
+    finally:
+        await svc.close()
+
+
+@async_test()
+async def test_operator_mode_service_may_not_publish_requests(start_server, tmp_path):
+    t = OperatorCallout()
+    server = start_server(config=t.config())
+    await t.start(server, tmp_path)
+    errors: list = []
+
+    async def on_error(e):
+        errors.append(e)
+
+    creds = J.creds_file(tmp_path / "svc2.creds",
+                         J.user_jwt(t.auth, t.service_user, name="service"), t.service_user)
+    nc = await nats.connect(server.url, user_credentials=creds, allow_reconnect=False,
+                            error_cb=on_error)
+    try:
+        await nc.publish("$SYS.REQ.USER.AUTH", b"forged")
+        await sync(nc)
+        await asyncio.sleep(0.2)
+        assert any('permissions violation for publish to "$sys.req.user.auth"'
+                   in str(e).lower() for e in errors), errors
+        assert t.requests == []
+    finally:
+        await nc.close()
+        await t.nc.close()
+
+
+@async_test()
+async def test_operator_mode_bad_xkey_refuses_instead_of_sending_in_the_clear(start_server,
+                                                                                tmp_path):
+    """An account JWT whose callout xkey is not a curve key: both servers start (with a
+    warning), and a sentinel login is refused without any request reaching the service
+    unsealed. (nats-server also refuses the service's own login then; natrium admits it,
+    docs/compat.md.)"""
+    t = OperatorCallout()
+    server = start_server(config=t.config(xkey="XBAD"))
+    try:
+        await t.start(server, tmp_path)
+    except Exception:  # noqa: BLE001 - nats-server refuses the service's own login too
+        assert server.impl == "nats-server"
+    try:
+        with pytest.raises(Exception) as e:  # noqa: B017 - nats-py raises several kinds
+            await t.login(server, tmp_path, "carol")
+        assert "authorization violation" in str(e.value).lower(), e.value
+        await asyncio.sleep(0.2)
+        assert t.requests == []
+        assert "validation issues" in server.log().lower()
+    finally:
+        if t.nc is not None:
+            await t.nc.close()

@@ -82,8 +82,8 @@ pub fn parse(v: &Spanned) -> Result<CalloutConfig, ConfError> {
 /// are not configured accounts, and only logs an unknown callout account or unknown
 /// `auth_users`; natrium refuses those too, since no login could then ever succeed
 /// (every user would wait for a service that cannot log in), and says why at start.
-/// Operator mode has its callouts in account JWTs, which natrium does not read yet, so
-/// the block is refused there rather than ignored.
+/// Operator mode has its callouts in account JWTs (`authorization`, read by
+/// `config_operator`), so the block is refused there rather than ignored.
 pub fn finish(o: &Options) -> Result<(), String> {
     let Some(c) = &o.auth_callout else {
         return Ok(());

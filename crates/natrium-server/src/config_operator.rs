@@ -19,7 +19,9 @@
 //! `docs/compat.md`): the `URL(...)` resolver and `resolver_pinned_accounts`.
 
 use crate::conf::{self, ConfError, Entry, Pos, Spanned, Value};
-use crate::jwt::{self, AccountNats, ActivationNats, Claims, OperatorNats, UserPermissionLimits};
+use crate::jwt::{
+    self, AccountNats, ActivationNats, ClaimKind, Claims, OperatorNats, UserPermissionLimits,
+};
 use crate::options::{
     AccountConfig, AccountJsLimits, AccountLimits, DEFAULT_ALLOW_RESPONSE_EXPIRATION, ExportConfig,
     ImportConfig, Options, Permissions, ResponsePermission, ResponseType, SubjectPermission,
@@ -467,6 +469,12 @@ fn resolve_accounts(
                 claims.sub
             ));
             continue;
+        }
+        if let Some(issue) = claims.nats.validation_issue() {
+            // nats-server logs these and uses the account; a callout with a bad `xkey`
+            // then refuses its logins rather than send requests unsealed.
+            o.warnings
+                .push(format!("Account [{key}] has validation issues: {issue}"));
         }
         if !trusted.contains(&claims.iss) {
             o.warnings.push(format!(

@@ -139,6 +139,13 @@ pub trait ClaimKind: DeserializeOwned {
     const TYPE: &'static str;
     /// The nkey kind of a valid issuer.
     const ISSUER: nkeys::KeyPairType;
+
+    /// What the jwt library's `Validate` finds wrong with the claim's own fields beyond
+    /// what deserializing checks (nats-server logs these as validation issues and uses
+    /// the claim anyway). Default: nothing.
+    fn validation_issue(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Tags, a list of strings (nats-server lowercases them).
@@ -432,6 +439,36 @@ pub struct ExternalAuthJwt {
 impl ClaimKind for AccountNats {
     const TYPE: &'static str = "account";
     const ISSUER: nkeys::KeyPairType = nkeys::KeyPairType::Operator;
+
+    /// The jwt library's `ExternalAuthorization.Validate`.
+    fn validation_issue(&self) -> Option<String> {
+        let a = &self.authorization;
+        if !a.allowed_accounts.is_empty() && a.auth_users.is_empty() {
+            return Some(
+                "External authorization cannot have accounts without users specified".into(),
+            );
+        }
+        if let Some(u) = a
+            .auth_users
+            .iter()
+            .find(|u| !is_public_key(u, nkeys::KeyPairType::User))
+        {
+            return Some(format!("AuthUser {u:?} is not a valid user public key"));
+        }
+        for acc in &a.allowed_accounts {
+            if acc == "*" {
+                if a.allowed_accounts.len() > 1 {
+                    return Some("AllowedAccounts can only be a list of accounts or \"*\"".into());
+                }
+            } else if !is_public_key(acc, nkeys::KeyPairType::Account) {
+                return Some(format!("Account {acc:?} is not a valid account public key"));
+            }
+        }
+        if !a.xkey.is_empty() && nkeys::XKey::from_public_key(&a.xkey).is_err() {
+            return Some(format!("XKey {:?} is not a valid public xkey", a.xkey));
+        }
+        None
+    }
 }
 
 /// `nats` of an activation claim (permission to import a private export).
@@ -563,6 +600,7 @@ pub fn decode<N: ClaimKind>(token: &str) -> Result<Claims<N>, JwtError> {
     let claims: Claims<N> = serde_json::from_slice(&payload).map_err(|e| JwtError::Claims {
         reason: e.to_string(),
     })?;
+
     let sig = b64("signature", s)?;
     let signer = nkeys::KeyPair::from_public_key(&claims.iss).map_err(|_| JwtError::Issuer {
         issuer: claims.iss.clone(),

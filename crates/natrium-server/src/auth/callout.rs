@@ -113,13 +113,45 @@ impl CalloutConfig {
     }
 }
 
-/// The name nats-server matches `auth_users` against (`getRawAuthUser`).
-pub fn raw_auth_user(c: &ConnectOptions) -> &str {
-    [&c.nkey, &c.user, &c.auth_token]
-        .into_iter()
-        .filter_map(|v| v.as_deref())
-        .find(|s| !s.is_empty())
-        .unwrap_or("")
+/// The name nats-server matches `auth_users` against and reports as the client's user
+/// (`getRawAuthUser`): the nkey, else the user name, else a user JWT's subject, else
+/// `[REDACTED]` for a token.
+pub fn raw_auth_user(c: &ConnectOptions) -> String {
+    let given = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    given(&c.nkey)
+        .or_else(|| given(&c.user))
+        .or_else(|| {
+            let token = given(&c.jwt)?;
+            let claims = jwt::claims_json(&token)?;
+            claims["sub"].as_str().map(str::to_string)
+        })
+        .or_else(|| given(&c.auth_token).map(|_| "[REDACTED]".to_string()))
+        .unwrap_or_default()
+}
+
+/// A CONNECT as the auth callout sees it: with no credentials at all, the
+/// `no_auth_user`'s name and password (or nkey) filled in, as nats-server fills them in
+/// before it authenticates (`no_auth`: the registry's [`super::AuthRegistry::no_auth_login`]).
+pub fn with_no_auth_user(
+    c: &ConnectOptions,
+    no_auth: Option<(String, Option<String>, bool)>,
+) -> ConnectOptions {
+    let empty = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+    let mut c = c.clone();
+    if let Some((name, password, nkey)) = no_auth
+        && empty(&c.user)
+        && empty(&c.pass)
+        && empty(&c.auth_token)
+        && empty(&c.nkey)
+    {
+        if nkey {
+            c.nkey = Some(name);
+        } else {
+            c.user = Some(name);
+            c.pass = password;
+        }
+    }
+    c
 }
 
 /// Why the service's answer did not admit the client. The client only sees
@@ -149,6 +181,14 @@ pub enum CalloutError {
     NoReason {
         /// The callout account.
         account: String,
+    },
+    /// The request could not be sealed for the service's `xkey` (not a curve key).
+    #[error("Error encrypting auth request claim on account {account:?}: {reason}")]
+    Encrypt {
+        /// The callout account.
+        account: String,
+        /// What failed.
+        reason: String,
     },
     /// A sealed answer that does not open with the server's key.
     #[error("Error decrypting auth callout response on account {account:?}: {reason}")]
@@ -285,6 +325,8 @@ pub struct ServerIdent<'a> {
     pub version: &'a str,
     /// The server's curve key, when requests are sealed.
     pub xkey: Option<String>,
+    /// `server_tags`.
+    pub tags: &'a [String],
 }
 
 /// What the server says of the client in a request (`client_info`).
@@ -323,6 +365,9 @@ pub fn request_claims(
         "id": server.id,
         "version": server.version,
     });
+    if !server.tags.is_empty() {
+        server_id["tags"] = json!(server.tags);
+    }
     if let Some(x) = &server.xkey {
         server_id["xkey"] = json!(x);
     }
@@ -570,8 +615,15 @@ pub fn identity(
                 .get(&user.iss)
                 .ok_or_else(|| CalloutError::UnknownIssuer(user.iss.clone()))?;
             let limits = match scope {
-                Some(template) => super::operator::templated(template, user, issuer, acc)
-                    .map_err(|e| CalloutError::Scope(e.to_string()))?,
+                Some(template) => {
+                    if *own != jwt::UserPermissionLimits::default() {
+                        return Err(CalloutError::Scope(
+                            "scoped users require no permissions or limits set".into(),
+                        ));
+                    }
+                    super::operator::templated(template, user, issuer, acc)
+                        .map_err(|e| CalloutError::Scope(e.to_string()))?
+                }
                 None => own.clone(),
             };
             let granted = crate::config_operator::permissions(&limits)
@@ -727,10 +779,18 @@ pub async fn call(
         })?;
     let user_key = nkeys::KeyPair::new_user();
     let user_nkey = user_key.public_key();
-    let service_xkey = cfg
-        .xkey
-        .as_deref()
-        .and_then(|k| nkeys::XKey::from_public_key(k).ok());
+    // A key that does not parse (an account JWT's is not checked when loaded) refuses
+    // the login: the request carries the client's credentials and must not go out in
+    // the clear instead.
+    let service_xkey = match cfg.xkey.as_deref() {
+        Some(k) => Some(
+            nkeys::XKey::from_public_key(k).map_err(|e| CalloutError::Encrypt {
+                account: cfg.account.clone(),
+                reason: e.to_string(),
+            })?,
+        ),
+        None => None,
+    };
     let opts = server.opts();
     let version = crate::options::NATS_COMPAT_VERSION;
     let ident = ServerIdent {
@@ -741,13 +801,14 @@ pub async fn call(
         xkey: service_xkey
             .as_ref()
             .map(|_| server.server_xkey.public_key()),
+        tags: &opts.server_tags,
     };
     let client = {
         let meta = conn.meta.lock();
         ClientIdent {
             host: conn.addr.ip().to_string(),
             id: conn.cid,
-            user: raw_auth_user(c).to_string(),
+            user: raw_auth_user(c),
             kind: "Client",
             client_type: if meta.websocket { "websocket" } else { "nats" },
             nonce: if c.sig.as_deref().is_some_and(|s| !s.is_empty()) {
@@ -771,7 +832,7 @@ pub async fn call(
             let sealed = server
                 .server_xkey
                 .seal(token.as_bytes(), recipient)
-                .map_err(|e| CalloutError::Decrypt {
+                .map_err(|e| CalloutError::Encrypt {
                     account: cfg.account.clone(),
                     reason: e.to_string(),
                 })?;
@@ -842,7 +903,7 @@ pub async fn call(
         open_with.as_ref().map(|f| f as Opener<'_>),
         &signing_key,
     )?;
-    let client_user = Some(raw_auth_user(c).to_string()).filter(|u| !u.is_empty());
+    let client_user = Some(raw_auth_user(c)).filter(|u| !u.is_empty());
     let exists = |name: &str| !name.is_empty() && server.account(name).is_some();
     // A user without permissions of its own gets its account's defaults.
     let defaults = |name: &str| {

@@ -68,15 +68,39 @@ fn who_is_delegated() {
 }
 
 #[test]
-fn raw_user_prefers_nkey_then_user_then_token() {
+fn raw_user_prefers_nkey_then_user_then_jwt_then_token() {
     let mut c = ConnectOptions::parse(br#"{"user":"u","auth_token":"t"}"#).expect("parses");
     assert_eq!(raw_auth_user(&c), "u");
     c.nkey = Some("UKEY".into());
     assert_eq!(raw_auth_user(&c), "UKEY");
+    // A token is never shown.
     let t = ConnectOptions::parse(br#"{"auth_token":"t"}"#).expect("parses");
-    assert_eq!(raw_auth_user(&t), "t");
+    assert_eq!(raw_auth_user(&t), "[REDACTED]");
+    // A user JWT: its subject.
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let mut j = t.clone();
+    j.jwt = Some(user_jwt(&account, &user.public_key(), "", json!({})));
+    assert_eq!(raw_auth_user(&j), user.public_key());
     let none = ConnectOptions::parse(b"{}").expect("parses");
     assert_eq!(raw_auth_user(&none), "");
+}
+
+#[test]
+fn the_no_auth_user_fills_an_empty_connect() {
+    let empty = ConnectOptions::parse(b"{}").expect("parses");
+    let filled = with_no_auth_user(&empty, Some(("local".into(), Some("pw".into()), false)));
+    assert_eq!(
+        (filled.user.as_deref(), filled.pass.as_deref()),
+        (Some("local"), Some("pw"))
+    );
+    let nkey = with_no_auth_user(&empty, Some(("UKEY".into(), None, true)));
+    assert_eq!(nkey.nkey.as_deref(), Some("UKEY"));
+    // Credentials of its own, or no no_auth_user: unchanged.
+    let token = ConnectOptions::parse(br#"{"auth_token":"t"}"#).expect("parses");
+    let kept = with_no_auth_user(&token, Some(("local".into(), None, false)));
+    assert_eq!(kept.user, None);
+    assert_eq!(with_no_auth_user(&empty, None).user, None);
 }
 
 #[test]
@@ -91,6 +115,7 @@ fn request_carries_the_login() {
         id: "NSERVER",
         version: "2.15.1",
         xkey: Some("XKEY".into()),
+        tags: &["region:eu".to_string()],
     };
     let client = ClientIdent {
         host: "127.0.0.1".into(),
@@ -111,7 +136,8 @@ fn request_carries_the_login() {
     assert_eq!(n["user_nkey"], "UNEW");
     assert_eq!(
         n["server_id"],
-        json!({"name": "n1", "host": "0.0.0.0", "id": "NSERVER", "version": "2.15.1", "xkey": "XKEY"})
+        json!({"name": "n1", "host": "0.0.0.0", "id": "NSERVER", "version": "2.15.1",
+               "tags": ["region:eu"], "xkey": "XKEY"})
     );
     assert_eq!(
         n["client_info"],
@@ -491,6 +517,14 @@ fn operator_mode_answers_and_placements() {
         .expect("perms");
     assert!(perms.can_publish(b"own.alice.x"));
     assert!(!perms.can_publish(b"own.bob.x"));
+    // A scoped key's user may not bring limits of its own.
+    let t = user_jwt(
+        &app_scoped,
+        &user,
+        "",
+        json!({"issuer_account": app.public_key(), "pub": {"allow": [">"]}}),
+    );
+    assert!(matches!(login(&t), Err(CalloutError::Scope(_))));
     // An account the callout may not use.
     let t = user_jwt(&other, &user, "", json!({}));
     assert!(matches!(login(&t), Err(CalloutError::NotAllowed { .. })));

@@ -277,6 +277,15 @@ impl AuthRegistry {
         self.operator.is_some()
     }
 
+    /// The `no_auth_user`'s name, password and whether it is an nkey: nats-server puts
+    /// them in a CONNECT that carries no credentials before anything checks it (the
+    /// auth callout sees them so).
+    pub fn no_auth_login(&self) -> Option<(String, Option<String>, bool)> {
+        self.no_auth_user
+            .as_ref()
+            .map(|u| (u.name.clone(), u.password.clone(), u.nkey))
+    }
+
     /// Whether a user with this name (or nkey) exists.
     pub fn has_user(&self, name: &str) -> bool {
         self.users.contains_key(name)

@@ -189,6 +189,9 @@ pub struct ClientConn {
     pub expires_mono: AtomicU64,
     /// `expires_mono` is the account JWT's expiry (`Account Authentication Expired`).
     pub expires_account: AtomicBool,
+    /// A CONNECT is with the auth callout service: the auth timer stops (nats-server
+    /// clears it on CONNECT); the callout's own wait is bounded by the auth timeout.
+    pub callout_pending: AtomicBool,
     /// The largest message this client may publish once logged in (server, account and
     /// user limits; -1 until known), for the INFO after CONNECT (nats-server's `mpay`).
     pub max_payload: std::sync::atomic::AtomicI64,
@@ -259,6 +262,7 @@ impl ClientConn {
             out: Mutex::new(Outbound::default()),
             writer_wake: Notify::new(),
             expires_mono: AtomicU64::new(0),
+            callout_pending: AtomicBool::new(false),
             expires_account: AtomicBool::new(false),
             max_payload: std::sync::atomic::AtomicI64::new(-1),
             drained: Notify::new(),

@@ -150,7 +150,8 @@ struct Reader {
     pongs_held: u32,
     /// A CONNECT the auth callout service must decide: the read loop asks it before it
     /// handles anything else the client sent.
-    callout: Option<Box<(ConnectOptions, callout::CalloutConfig)>>,
+    /// (the CONNECT, the CONNECT as the service is told it, the callout).
+    callout: Option<Box<(ConnectOptions, ConnectOptions, callout::CalloutConfig)>>,
     /// Time spent stalled since the last socket read (capped, as in nats-server).
     stall_total: Duration,
 }
@@ -170,6 +171,8 @@ enum Flow {
     Continue,
     /// Stop: the connection is closing.
     Close,
+    /// Not handled yet: handle this op again once the pending auth callout is done.
+    Again,
 }
 
 /// Run a connection: send INFO (and run the TLS handshake), start the writer, read until
@@ -478,12 +481,15 @@ impl Reader {
                 while pos < buf.len() {
                     match self.parser.parse(&buf[pos..]) {
                         Ok(Some(parsed)) => {
-                            pos += parsed.len;
+                            let len = parsed.len;
                             active |= matches!(
                                 parsed.op,
                                 ClientOp::Pub(_) | ClientOp::Sub { .. } | ClientOp::Unsub { .. }
                             );
                             flow = self.handle(parsed.op);
+                            if !matches!(flow, Flow::Again) {
+                                pos += len;
+                            }
                             if matches!(flow, Flow::Close)
                                 || self.ctx.stalled.is_some()
                                 || self.pongs_held > 0
@@ -514,8 +520,8 @@ impl Reader {
                         .unwrap_or(CloseReason::ProtocolViolation);
                 }
                 if let Some(pending) = self.callout.take() {
-                    let (copts, cfg) = *pending;
-                    if matches!(self.run_callout(copts, cfg).await, Flow::Close) {
+                    let (copts, asked, cfg) = *pending;
+                    if matches!(self.run_callout(copts, asked, cfg).await, Flow::Close) {
                         return self
                             .conn
                             .closing()
@@ -623,6 +629,20 @@ impl Reader {
             };
             match id {
                 Some(id) => {
+                    // The anonymous login may be the auth callout's to decide, before
+                    // this op is handled (nats-server runs the callout here too).
+                    let anonymous = ConnectOptions::parse(b"{}").ok();
+                    let identity = Ok(id);
+                    if let Some(copts) = anonymous
+                        && let Some((asked, cfg)) = self.delegated_to(&copts, &identity)
+                    {
+                        self.callout = Some(Box::new((copts, asked, cfg)));
+                        return Flow::Again;
+                    }
+                    let Ok(mut id) = identity else {
+                        return Flow::Close;
+                    };
+                    self.deny_callout_requests(&mut id);
                     if !self.bind(id) {
                         return Flow::Close;
                     }
@@ -764,30 +784,32 @@ impl Reader {
                 Some(self.conn.addr.ip()),
             )
             .map_err(|reason| reason.map(|r| r.to_string()));
-        if let Some(cfg) = self.delegated_to(&copts, &identity) {
+        if let Some((asked, cfg)) = self.delegated_to(&copts, &identity) {
             // The auth callout service decides; the read loop asks it next, before
             // anything else the client sent.
-            self.callout = Some(Box::new((copts, cfg)));
+            self.callout = Some(Box::new((copts, asked, cfg)));
             return Flow::Continue;
         }
         self.complete_connect(copts, identity)
     }
 
-    /// The auth callout that decides this login, if one does: the config's (for the
-    /// users it delegates), or in operator mode the callout of the account whose user
-    /// JWT (a "sentinel", usually) the client logged in with, unless it is one of that
-    /// callout's own users.
+    /// The auth callout that decides this login, if one does, and the CONNECT as the
+    /// service is to see it (the `no_auth_user` filled in when it carries no
+    /// credentials): the config's callout, for the users it delegates; or in operator
+    /// mode the callout of the account whose user JWT (a "sentinel", usually) the client
+    /// logged in with, unless it is one of that callout's own users.
     fn delegated_to(
         &self,
         copts: &ConnectOptions,
         identity: &Result<Identity, Option<String>>,
-    ) -> Option<callout::CalloutConfig> {
+    ) -> Option<(ConnectOptions, callout::CalloutConfig)> {
         let opts = self.server.opts();
         if let Some(cfg) = &opts.auth_callout {
+            let asked = callout::with_no_auth_user(copts, self.server.auth().no_auth_login());
             let into = identity.as_ref().ok().map(|id| id.account.as_str());
             return cfg
-                .delegates(callout::raw_auth_user(copts), into)
-                .then(|| cfg.clone());
+                .delegates(&callout::raw_auth_user(&asked), into)
+                .then(|| (asked, cfg.clone()));
         }
         let id = identity.as_ref().ok()?;
         let cfg = opts
@@ -798,16 +820,41 @@ impl Reader {
             .callout
             .as_ref()?;
         let user = id.user.as_ref()?;
-        (!cfg.auth_users.iter().any(|u| u == &user.name)).then(|| cfg.clone())
+        (!cfg.auth_users.iter().any(|u| u == &user.name)).then(|| (copts.clone(), cfg.clone()))
     }
 
-    /// Ask the auth callout service about a delegated CONNECT, then finish it.
-    async fn run_callout(&mut self, copts: ConnectOptions, cfg: callout::CalloutConfig) -> Flow {
+    /// Users of a callout account may not publish authorization requests
+    /// (`$SYS.REQ.USER.AUTH` joins their publish deny list).
+    fn deny_callout_requests(&self, identity: &mut Identity) {
+        let opts = self.server.opts();
+        let callout_account = match &opts.auth_callout {
+            Some(c) => c.account == identity.account,
+            None => opts
+                .operator
+                .as_ref()
+                .and_then(|o| o.accounts.get(&identity.account))
+                .is_some_and(|a| a.callout.is_some()),
+        };
+        if callout_account {
+            callout::deny_callout_subject(identity);
+        }
+    }
+
+    /// Ask the auth callout service about a delegated CONNECT (`asked`: as the service
+    /// is told it), then finish it.
+    async fn run_callout(
+        &mut self,
+        copts: ConnectOptions,
+        asked: ConnectOptions,
+        cfg: callout::CalloutConfig,
+    ) -> Flow {
         let wait = self.server.opts().effective_auth_timeout();
         let kind = ConnKind::of(&self.conn);
-        let result = callout::call(&self.server, &self.conn, &cfg, &copts, kind, wait)
+        self.conn.callout_pending.store(true, Ordering::Release);
+        let result = callout::call(&self.server, &self.conn, &cfg, &asked, kind, wait)
             .await
             .map_err(|e| Some(e.to_string()));
+        self.conn.callout_pending.store(false, Ordering::Release);
         self.complete_connect(copts, result)
     }
 
@@ -825,19 +872,8 @@ impl Reader {
                 return Flow::Close;
             }
         };
+        self.deny_callout_requests(&mut identity);
         let opts = self.server.opts();
-        // Users of a callout account may not publish authorization requests.
-        let callout_account = match &opts.auth_callout {
-            Some(c) => c.account == identity.account,
-            None => opts
-                .operator
-                .as_ref()
-                .and_then(|o| o.accounts.get(&identity.account))
-                .is_some_and(|a| a.callout.is_some()),
-        };
-        if callout_account {
-            callout::deny_callout_subject(&mut identity);
-        }
         if copts.new_account || copts.account.as_deref().is_some_and(|a| !a.is_empty()) {
             self.conn.err_and_close(
                 "Authorization Violation",

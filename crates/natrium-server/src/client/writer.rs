@@ -95,7 +95,7 @@ pub async fn run(
                     && now >= a
                 {
                     auth_at = None;
-                    if !conn.is_connected() {
+                    if !conn.is_connected() && !conn.callout_pending.load(Ordering::Acquire) {
                         conn.err_and_close("Authentication Timeout", CloseReason::AuthenticationTimeout);
                     }
                 }
