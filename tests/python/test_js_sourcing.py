@@ -10,6 +10,8 @@ import base64
 import json
 import time
 
+import pytest
+
 from natsutil import async_test, connect
 
 
@@ -447,3 +449,112 @@ async def test_cross_account_mirror_and_source(start_js_server):
     finally:
         for nc in (pub, internal, other):
             await nc.close()
+
+
+def exports_imports(exports: str, imports: str) -> str:
+    return f"""
+accounts {{
+  PUB {{
+    jetstream: enabled
+    users: [ {{ user: pub, password: pwd }} ]
+    exports: [
+{exports}
+    ]
+  }}
+  INT {{
+    jetstream: enabled
+    users: [ {{ user: int, password: pwd }} ]
+    imports: [
+{imports}
+    ]
+  }}
+}}
+"""
+
+
+DELIVER_EXPORT = '{ service: "$JS.FC.>" }\n{ stream: "deliver.int.>", accounts: [ INT ] }'
+DELIVER_IMPORT = ('{ service: { account: PUB, subject: "$JS.FC.>" } }\n'
+                  '{ stream: { account: PUB, subject: "deliver.int.>" } }')
+CREATE_EXPORT = '{ service: "$JS.API.CONSUMER.CREATE.>", accounts: [ INT ] }'
+# (exports, imports, the origin mirrored, deliver prefix, messages copied)
+EXTERNAL_CASES = {
+    # The documented setup: it copies.
+    "create_and_deliver": (CREATE_EXPORT + "\n" + DELIVER_EXPORT,
+                           '{ service: { account: PUB, subject: "$JS.API.CONSUMER.CREATE.>" },'
+                           ' to: "JS.PUB.CONSUMER.CREATE.>" }\n' + DELIVER_IMPORT,
+                           "S", "deliver.int", 3),
+    # A `$1` reference in the import's local subject maps as nats-server maps it.
+    "dollar_reference": ('{ service: "$JS.API.CONSUMER.CREATE.*", accounts: [ INT ] }\n'
+                         + DELIVER_EXPORT,
+                         '{ service: { account: PUB, subject: "$JS.API.CONSUMER.CREATE.*" },'
+                         ' to: "JS.PUB.CONSUMER.CREATE.$1" }\n' + DELIVER_IMPORT,
+                         "S", "deliver.int", 3),
+    # PUB exports the create request of S only; an import renaming it onto SECRET
+    # must not reach SECRET.
+    "renamed_onto_another_stream": (
+        '{ service: "$JS.API.CONSUMER.CREATE.S", accounts: [ INT ] }\n' + DELIVER_EXPORT,
+        '{ service: { account: PUB, subject: "$JS.API.CONSUMER.CREATE.S" },'
+        ' to: "JS.PUB.CONSUMER.CREATE.SECRET" }\n' + DELIVER_IMPORT,
+        "SECRET", "deliver.int", 0),
+    # An export of another API (stream info) imported under the create subject.
+    "another_api_renamed": (
+        '{ service: "$JS.API.STREAM.INFO.>", accounts: [ INT ] }\n' + DELIVER_EXPORT,
+        '{ service: { account: PUB, subject: "$JS.API.STREAM.INFO.>" },'
+        ' to: "JS.PUB.CONSUMER.CREATE.>" }\n' + DELIVER_IMPORT,
+        "SECRET", "deliver.int", 0),
+    # Without the deliveries' import (or a deliver prefix), nothing comes back.
+    "no_delivery_import": (CREATE_EXPORT,
+                           '{ service: { account: PUB, subject: "$JS.API.CONSUMER.CREATE.>" },'
+                           ' to: "JS.PUB.CONSUMER.CREATE.>" }',
+                           "S", "deliver.int", 0),
+    "no_deliver_prefix": (CREATE_EXPORT + "\n" + DELIVER_EXPORT,
+                          '{ service: { account: PUB, subject: "$JS.API.CONSUMER.CREATE.>" },'
+                          ' to: "JS.PUB.CONSUMER.CREATE.>" }\n' + DELIVER_IMPORT,
+                          "S", "", 0),
+}
+
+
+@pytest.mark.parametrize("case", list(EXTERNAL_CASES))
+@async_test()
+async def test_external_links_need_the_exporters_consent(start_js_server, case):
+    """What an external mirror copies depends on what the origin's account exports and
+    the mirroring account imports, as in nats-server: the create request must reach the
+    same origin through the export, and the deliveries must come back."""
+    exports, imports, origin, deliver, want = EXTERNAL_CASES[case]
+    server = start_js_server(config=exports_imports(exports, imports))
+    pub = await connect(server.url, user="pub", password="pwd")
+    internal = await connect(server.url, user="int", password="pwd")
+    try:
+        for name in ("S", "SECRET"):
+            r = await api(pub, f"STREAM.CREATE.{name}",
+                          {"name": name, "subjects": [name.lower() + ".>"]})
+            assert "error" not in r, r
+            for i in range(3):
+                await pub.request(f"{name.lower()}.a", f"{name}{i}".encode(), timeout=5)
+        r = await api(internal, "STREAM.CREATE.M", {"name": "M", "mirror": {
+            "name": origin, "external": {"api": "JS.PUB", "deliver": deliver}}})
+        assert "error" not in r, r
+        if want:
+            await until(internal, "M", lambda i: i["state"]["messages"] == want)
+        else:
+            await asyncio.sleep(1.5)
+            info = await api(internal, "STREAM.INFO.M")
+            assert info["state"]["messages"] == 0, info
+    finally:
+        await pub.close()
+        await internal.close()
+
+
+@async_test()
+async def test_external_delivery_prefix_must_not_overlap_a_local_origin(js_server):
+    nc = await connect(js_server.url)
+    try:
+        r = await api(nc, "STREAM.CREATE.X", {"name": "X", "subjects": ["foo.>"]})
+        assert "error" not in r, r
+        r = await api(nc, "STREAM.CREATE.C", {"name": "C", "subjects": ["c"], "sources": [
+            {"name": "X"}, {"name": "S", "external": {"api": "JS.PUB", "deliver": "foo"}}]})
+        assert r["error"] == {"code": 400, "err_code": 10022, "description":
+                              "stream external delivery prefix foo overlaps with stream "
+                              "subject foo.>"}, r
+    finally:
+        await nc.close()

@@ -511,11 +511,12 @@ async fn a_source_whose_copies_were_purged_does_not_start_over_after_a_restart()
     s.stop().await;
 }
 
-/// `external` links: through this server's own domain (`$JS.<domain>.API`, the same
-/// account), and through an import that covers only the consumer-create request of one
-/// filter (nats-server's `TestJetStreamMirrorCrossAccountWithFilteredSubjectAndSubjectTransform`
-/// setup): a mirror filtered on the imported subject copies, one filtered on another
-/// subject finds no origin and copies nothing.
+/// `external` links: through an import that covers only the consumer-create request of
+/// one filter (nats-server's `TestJetStreamMirrorCrossAccountWithFilteredSubjectAndSubjectTransform`
+/// setup) plus the deliveries' stream import, a mirror filtered on the imported subject
+/// copies, one filtered on another subject finds no origin and copies nothing; so does a
+/// link through this server's own `$JS.<domain>.API`, which nats-server does not answer
+/// for a stream's own requests either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_links_through_the_domain_and_through_imports() {
     let dir = tempfile::tempdir().unwrap();
@@ -529,13 +530,15 @@ accounts {{
   PUB {{
     jetstream: enabled
     users: [ {{ user: pub, password: pwd }} ]
-    exports: [ {{ service: "$JS.API.CONSUMER.CREATE.S.*.public.a", accounts: [ INT ] }} ]
+    exports: [ {{ service: "$JS.API.CONSUMER.CREATE.S.*.public.a", accounts: [ INT ] }},
+               {{ stream: "deliver.int.>", accounts: [ INT ] }} ]
   }}
   INT {{
     jetstream: enabled
     users: [ {{ user: int, password: pwd }} ]
     imports: [ {{ service: {{ account: PUB, subject: "$JS.API.CONSUMER.CREATE.S.*.public.a" }},
-                  to: "JS.PUB.CONSUMER.CREATE.S.*.public.a" }} ]
+                  to: "JS.PUB.CONSUMER.CREATE.S.*.public.a" }},
+               {{ stream: {{ account: PUB, subject: "deliver.int.>" }} }} ]
   }}
 }}
 "#,
@@ -568,14 +571,14 @@ accounts {{
     .await;
     publish(&pjs, "public.a", "a1", &[]).await;
     publish(&pjs, "public.b", "b1", &[]).await;
-    // The same account through its own domain.
+    // The same account through its own domain: not answered.
     ok(
         &public,
         "$JS.API.STREAM.CREATE.D",
-        json!({"name": "D", "mirror": {"name": "S", "external": {"api": "$JS.hub.API"}}}),
+        json!({"name": "D", "mirror": {"name": "S",
+               "external": {"api": "$JS.hub.API", "deliver": "dd"}}}),
     )
     .await;
-    until_info(&public, "D", |v| v["state"]["messages"] == 2).await;
     // Another account, through the one imported filter.
     let ext = json!({"api": "JS.PUB", "deliver": "deliver.int"});
     ok(
@@ -595,9 +598,12 @@ accounts {{
     let (subject, _, data, _) = must_get(&internal, "MA", 3).await;
     assert_eq!((subject.as_str(), data.as_str()), ("public.a", "a2"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mb = until_info(&internal, "MB", |_| true).await;
-    assert_eq!(mb["state"]["messages"], 0, "{mb}");
-    assert_eq!(mb["mirror"]["error"]["err_code"], 10059, "{mb}");
+    for name in ["MB", "D"] {
+        let client = if name == "D" { &public } else { &internal };
+        let v = until_info(client, name, |_| true).await;
+        assert_eq!(v["state"]["messages"], 0, "{v}");
+        assert_eq!(v["mirror"]["error"]["err_code"], 10059, "{v}");
+    }
     drop(ijs);
     s.stop().await;
 }

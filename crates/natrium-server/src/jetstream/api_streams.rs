@@ -292,13 +292,29 @@ fn check_links(jsa: &JsAccount, cfg: &mut StreamConfig, pedantic: bool) -> Resul
         }
         cfg.mirror_direct = ocfg.allow_direct;
     }
+    // The subjects of the local origins, which an external source's delivery prefix
+    // must not overlap (nats-server's check; 10022).
+    let mut origin_subjects: Vec<String> = Vec::new();
     for src in cfg.sources.iter().filter(|s| s.external.is_none()) {
-        if let Some(ocfg) = origin(&src.name)
-            && cfg.max_msg_size > 0
-            && ocfg.max_msg_size > 0
-            && cfg.max_msg_size < ocfg.max_msg_size
-        {
-            return Err(ApiError::source_max_message_size_too_big());
+        if let Some(ocfg) = origin(&src.name) {
+            if cfg.max_msg_size > 0 && ocfg.max_msg_size > 0 && cfg.max_msg_size < ocfg.max_msg_size
+            {
+                return Err(ApiError::source_max_message_size_too_big());
+            }
+            origin_subjects.extend(ocfg.subjects.iter().cloned());
+        }
+    }
+    let prefixes = cfg
+        .sources
+        .iter()
+        .filter_map(|s| s.external.as_ref())
+        .map(|e| e.deliver.as_str())
+        .filter(|p| !p.is_empty());
+    for pfx in prefixes {
+        for sub in &origin_subjects {
+            if subjects_collide(sub.as_bytes(), format!("{pfx}.{sub}").as_bytes()) {
+                return Err(ApiError::stream_external_del_prefix_overlaps(pfx, sub));
+            }
         }
     }
     // Walk the graph of sources and mirrors from this stream (its new config).

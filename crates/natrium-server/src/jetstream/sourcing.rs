@@ -49,7 +49,7 @@
 
 use super::api::errors::ApiError;
 use super::api::stream::{
-    RetentionPolicy, StreamConfig, StreamSource, StreamSourceInfo, SubjectTransform,
+    ExternalStream, RetentionPolicy, StreamConfig, StreamSource, StreamSourceInfo, SubjectTransform,
 };
 use super::api::time::Timestamp;
 use super::headers;
@@ -495,7 +495,7 @@ impl Links {
 fn lookup(server: &ServerShared, account: &str, src: &StreamSource) -> Option<Arc<Stream>> {
     let origin_account = match &src.external {
         None => account.to_string(),
-        Some(ext) => external_account(server, account, src, &ext.api)?,
+        Some(ext) => external_account(server, account, src, ext)?,
     };
     server
         .js
@@ -505,22 +505,30 @@ fn lookup(server: &ServerShared, account: &str, src: &StreamSource) -> Option<Ar
         .filter(|s| !s.is_closed())
 }
 
-/// The account whose JetStream an `external` link with API prefix `api` reaches from
-/// `account`: where nats-server's consumer-create request for the link
-/// (`<api>.CONSUMER.CREATE.<origin>[.<name>.<filter>]`) would be answered. That is this
-/// account itself for `$JS.<domain>.API` of this server's own domain, or the exporting
-/// account of a service import whose local subject covers the request and whose
-/// exported subject is in `$JS.API.`, when that export admits this account. `None`
-/// when the request would reach no JetStream here (another domain, no such import).
+/// The account whose JetStream an `external` link (API prefix `api`) reaches from
+/// `account`, and whose messages can reach `account` back: where nats-server's
+/// consumer-create request for the link (`<api>.CONSUMER.CREATE.<origin>[.<name>.
+/// <filter>]`) would be answered, and from where its deliveries (`<deliver>.<name>`)
+/// would come. That takes, from one exporting account:
+/// - a service import whose local subject covers the request and maps it onto the
+///   exporter's `$JS.API` request for the same origin and filter (what nats-server's API
+///   would check against the request's body), under an export that admits `account`;
+/// - a stream import that brings the deliveries over unrenamed, under an export that
+///   admits `account`.
+///
+/// `None` when no account qualifies: nothing is copied, as nats-server copies nothing
+/// when its request or its deliveries cannot get through. (A request through this
+/// server's own `$JS.<domain>.API` is not answered either: nats-server maps domain
+/// subjects for clients, not for a stream's own requests.)
 fn external_account(
     server: &ServerShared,
     account: &str,
     src: &StreamSource,
-    api: &str,
+    ext: &ExternalStream,
 ) -> Option<String> {
-    let domain = &server.js.get()?.domain;
-    if !domain.is_empty() && api == format!("$JS.{domain}.API") {
-        return Some(account.to_string());
+    use crate::subject_mapping::{Transform, reverse_import_mapping};
+    if ext.deliver.is_empty() {
+        return None;
     }
     let filter = match (
         src.filter_subject.as_str(),
@@ -530,24 +538,50 @@ fn external_account(
         (_, [one]) if !one.src.is_empty() => Some(one.src.as_str()),
         _ => None,
     };
-    let request = match filter {
-        Some(f) => format!("{api}.CONSUMER.CREATE.{}.link.{f}", src.name),
-        None => format!("{api}.CONSUMER.CREATE.{}", src.name),
-    }
-    .replace("..", ".");
+    let tail = match filter {
+        Some(f) => format!("CONSUMER.CREATE.{}.link.{f}", src.name),
+        None => format!("CONSUMER.CREATE.{}", src.name),
+    };
+    let request = format!("{}.{tail}", ext.api).replace("..", ".");
+    let answered_as = format!("$JS.API.{tail}");
+    let delivery = format!("{}.link", ext.deliver);
     let acc = server.account(account)?;
-    acc.import_config().into_iter().find_map(|imp| {
-        let local = imp.to.as_deref().unwrap_or(&imp.subject);
-        let covers = imp.service
-            && crate::sublist::subject_matches(local.as_bytes(), request.as_bytes())
-            && imp.subject.starts_with("$JS.API.");
-        let admitted = || {
-            server
-                .account(&imp.account)
-                .is_some_and(|e| e.export_for(&imp.subject, true, account).is_some())
+    let imports = acc.import_config();
+    let admits = |exporter: &str, subject: &str, service: bool| {
+        server
+            .account(exporter)
+            .is_some_and(|e| e.export_for(subject, service, account).is_some())
+    };
+    let api_of = imports.iter().filter(|i| i.service).find_map(|imp| {
+        let to = imp.to.clone().unwrap_or_else(|| imp.subject.clone());
+        let (local, transform) = if to == imp.subject {
+            (to, Transform::Same)
+        } else {
+            let (local, back) = reverse_import_mapping(&imp.subject, &to);
+            (
+                local.clone(),
+                Transform::Map {
+                    from: local,
+                    to: back,
+                },
+            )
         };
-        (covers && admitted()).then(|| imp.account.clone())
-    })
+        if !crate::sublist::subject_matches(local.as_bytes(), request.as_bytes()) {
+            return None;
+        }
+        let mapped = transform.apply(request.as_bytes());
+        (mapped == answered_as.as_bytes() && admits(&imp.account, &answered_as, true))
+            .then(|| imp.account.clone())
+    })?;
+    let delivered = imports.iter().any(|imp| {
+        !imp.service
+            && imp.account == api_of
+            && imp.prefix.is_none()
+            && imp.to.as_ref().is_none_or(|to| *to == imp.subject)
+            && crate::sublist::subject_matches(imp.subject.as_bytes(), delivery.as_bytes())
+            && admits(&imp.account, &delivery, false)
+    });
+    delivered.then_some(api_of)
 }
 
 /// Where a link starts reading in `origin` when the stream (`target`) holds nothing of
