@@ -580,3 +580,38 @@ async def test_operator_mode_bad_xkey_refuses_instead_of_sending_in_the_clear(st
     finally:
         if t.nc is not None:
             await t.nc.close()
+
+
+@async_test()
+async def test_request_carries_the_client_certificate(start_server):
+    """Over TLS with client certificates verified, the request's `client_tls` says the
+    version and cipher and carries the client's certificate, leaf first, in the
+    verified chain (nats-server appends the CA it verified against; natrium sends the
+    chain the client presented, docs/compat.md)."""
+    import ssl
+    from pathlib import Path
+
+    tls_dir = Path(__file__).resolve().parents[1] / "data" / "tls"
+    tls = (f'tls {{ cert_file: "{tls_dir / "server-cert.pem"}", '
+           f'key_file: "{tls_dir / "server-key.pem"}", verify: true, '
+           f'ca_file: "{tls_dir / "ca.pem"}" }}')
+    ctx = ssl.create_default_context(cafile=str(tls_dir / "ca.pem"))
+    ctx.load_cert_chain(str(tls_dir / "client-cert.pem"), str(tls_dir / "client-key.pem"))
+    svc = Service()
+    server = start_server(config=svc.config(top=tls))
+    svc.nc = await nats.connect(server.url, user="auth", password="pwd", tls=ctx,
+                                allow_reconnect=False)
+    await svc.nc.subscribe("$SYS.REQ.USER.AUTH", cb=svc.handle)
+    await sync(svc.nc)
+    try:
+        nc = await nats.connect(server.url, user="carol", password="pw2", tls=ctx,
+                                allow_reconnect=False)
+        await nc.close()
+        [req] = svc.requests
+        t = req["nats"]["client_tls"]
+        assert t["version"] == "1.3" and t["cipher"].startswith("TLS_"), t
+        leaf = (tls_dir / "client-cert.pem").read_text()
+        assert t["verified_chains"][0][0].strip() == leaf.strip(), t
+        assert "certs" not in t, t
+    finally:
+        await svc.close()

@@ -37,6 +37,24 @@ pub struct PeerCert {
     /// The subject's RDNs, most specific first (RFC 4514 order), each a set of
     /// attributes.
     pub rdns: Vec<Vec<Attribute>>,
+    /// The whole certificate in PEM, as Go's `pem.EncodeToMemory` writes it (an auth
+    /// callout request carries the client's certificates so).
+    pub pem: String,
+}
+
+/// `der` as a PEM `CERTIFICATE` block: base64 in lines of 64 characters, each ending in
+/// a newline, between the BEGIN and END lines (Go's `pem.EncodeToMemory`).
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 60);
+    out.push_str("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
 }
 
 /// Short names of the attribute types Go and LDAP print by name.
@@ -171,6 +189,7 @@ impl PeerCert {
             dns_names,
             uris,
             rdns,
+            pem: pem_certificate(der),
         })
     }
 
@@ -307,6 +326,12 @@ mod tests {
         assert_eq!(c.cert_sha256.len(), 64);
         assert_eq!(c.spki_sha256.len(), 64);
         assert_ne!(c.cert_sha256, c.spki_sha256);
+        // The PEM is the file's certificate block, byte for byte.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/tls/client-cert.pem");
+        let file = std::fs::read_to_string(path).unwrap();
+        assert!(file.contains(&c.pem), "{}", c.pem);
+        assert!(c.pem.lines().all(|l| l.len() <= 64));
         assert_eq!(
             c.rdns,
             vec![

@@ -344,9 +344,22 @@ pub struct ClientIdent {
     pub client_type: &'static str,
     /// The nonce, when the client signed it.
     pub nonce: String,
-    /// The client's TLS session: protocol version and cipher (the certificates are not
-    /// sent; see docs/compat.md).
-    pub tls: Option<(String, String)>,
+    /// The client's TLS session, when it has one.
+    pub tls: Option<ClientTls>,
+}
+
+/// The client's TLS session as a request shows it (`client_tls`).
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// `1.2` or `1.3`.
+    pub version: String,
+    /// The cipher suite, in Go's spelling.
+    pub cipher: String,
+    /// The certificates the client presented, leaf first, in PEM.
+    pub certs: Vec<String>,
+    /// The server verified them (`verify`): they are sent as the one verified chain,
+    /// else as the peer's certificates, as nats-server sends them.
+    pub verified: bool,
 }
 
 /// The claims of an authorization request: signed by the server key, about `issuer`,
@@ -417,8 +430,16 @@ pub fn request_claims(
         "type": "authorization_request",
         "version": 2,
     });
-    if let Some((version, cipher)) = &client.tls {
-        nats["client_tls"] = json!({ "version": version, "cipher": cipher });
+    if let Some(t) = &client.tls {
+        let mut tls = json!({ "version": t.version, "cipher": t.cipher });
+        if !t.certs.is_empty() {
+            if t.verified {
+                tls["verified_chains"] = json!([t.certs]);
+            } else {
+                tls["certs"] = json!(t.certs);
+            }
+        }
+        nats["client_tls"] = tls;
     }
     json!({
         "aud": REQUEST_AUDIENCE,
@@ -816,10 +837,19 @@ pub async fn call(
             } else {
                 String::new()
             },
-            tls: meta
-                .tls
-                .as_ref()
-                .map(|t| (t.version.to_string(), t.cipher_suite.clone())),
+            tls: meta.tls.as_ref().map(|t| ClientTls {
+                version: t.version.to_string(),
+                cipher: t.cipher_suite.clone(),
+                certs: t.peer_certs.iter().map(|c| c.pem.clone()).collect(),
+                verified: if meta.websocket {
+                    opts.websocket
+                        .as_ref()
+                        .and_then(|w| w.tls.as_ref())
+                        .is_some_and(|o| o.verify)
+                } else {
+                    opts.tls.as_ref().is_some_and(|o| o.verify)
+                },
+            }),
         }
     };
     let expires = jwt::unix_now() + wait.as_secs().max(1) as i64;

@@ -124,7 +124,12 @@ fn request_carries_the_login() {
         kind: "Client",
         client_type: "nats",
         nonce: String::new(),
-        tls: Some(("1.3".into(), "TLS_AES_128_GCM_SHA256".into())),
+        tls: Some(ClientTls {
+            version: "1.3".into(),
+            cipher: "TLS_AES_128_GCM_SHA256".into(),
+            certs: vec!["PEM".into()],
+            verified: true,
+        }),
     };
     let v = request_claims("AISSUER", &server, &client, &c, "UNEW", 99);
     assert_eq!(v["aud"], REQUEST_AUDIENCE);
@@ -147,7 +152,10 @@ fn request_carries_the_login() {
         n["connect_opts"],
         json!({"user": "bob", "pass": "pw", "name": "app", "lang": "rust", "version": "1.0", "protocol": 1})
     );
-    assert_eq!(n["client_tls"]["version"], "1.3");
+    assert_eq!(
+        n["client_tls"],
+        json!({"version": "1.3", "cipher": "TLS_AES_128_GCM_SHA256", "verified_chains": [["PEM"]]})
+    );
     // Signed by the server key, it decodes as a claim of the server's.
     let key = nkeys::KeyPair::new_server();
     let token = jwt::encode(v, &key);
