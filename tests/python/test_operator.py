@@ -295,6 +295,10 @@ def test_config_errors(run_server_to_exit):
             "error resolving system account"),
         "bad preload": (good.replace(f"{t.a.public}: eyJ", f"{t.a.public}: eyJx"),
                         "invalid account jwt"),
+        "hard_delete without allow_delete": (
+            good.replace("resolver: MEMORY",
+                         'resolver { type: full, dir: "./jwt", hard_delete: false }'),
+            "hard_delete has no effect without delete"),
     }
     for name, (config, keyword) in cases.items():
         rc, out, err = run_server_to_exit(config)
@@ -337,6 +341,108 @@ async def test_push_into_a_full_resolver(start_server, tmp_path):
         # A lookup answers with the stored JWT.
         r = await sysc.request(f"$SYS.REQ.ACCOUNT.{c.public}.CLAIMS.LOOKUP", b"", timeout=3)
         assert r.data.decode() == c_jwt
+    finally:
+        await sysc.close()
+
+
+async def claims_delete(sysc, signer: J.Key, accounts: list, sub: str | None = None) -> dict:
+    """``nsc``'s account deletion: a generic claim about ``signer`` (or ``sub``) listing
+    ``accounts``, on ``$SYS.REQ.CLAIMS.DELETE``; the parsed answer."""
+    token = J.encode({"sub": sub or signer.public, "nats": {"accounts": accounts}}, signer)
+    r = await sysc.request("$SYS.REQ.CLAIMS.DELETE", token.encode(), timeout=3)
+    return json.loads(r.data)
+
+
+@async_test()
+async def test_delete_from_a_full_resolver(start_server, tmp_path):
+    """``nsc push --prune`` / ``nsc delete account``: with ``allow_delete`` the account's
+    JWT file is renamed to ``.jwt.deleted``, its users are closed with ``Account
+    Authentication Expired`` and can no longer log in; the refusals are nats-server's."""
+    t = Tenants()
+    jwt_dir = tmp_path / "jwt"
+    jwt_dir.mkdir()
+    config = t.config().replace(
+        "resolver: MEMORY",
+        f'resolver {{ type: full, dir: "{jwt_dir}", allow_delete: true }}')
+    server = start_server(config=config)
+    admin, carol, alice = J.user_key(), J.user_key(), J.user_key()
+    sysc = await login(server, tmp_path, J.user_jwt(t.sys, admin), admin)
+    try:
+        c = J.account_key()
+        c_jwt = J.account_jwt(t.op, c, name="C")
+        r = await sysc.request("$SYS.REQ.CLAIMS.UPDATE", c_jwt.encode(), timeout=3)
+        assert "data" in json.loads(r.data)
+        nc = await login(server, tmp_path, J.user_jwt(c, carol), carol)
+        na = await login(server, tmp_path, J.user_jwt(t.a, alice), alice)
+        # Refused: not signed by the operator, not about its signer, the system account,
+        # not an account key.
+        stranger = J.operator_key()
+        for signer, accounts, sub, reason in (
+                (stranger, [c.public], None, "not trusted"),
+                (t.op, [c.public], t.a.public, "not self signed"),
+                (t.op, [t.sys.public], None, "not allowed to delete system account"),
+                (t.op, ["bogus"], None, "malformed request")):
+            body = await claims_delete(sysc, signer, accounts, sub)
+            by = sub or signer.public
+            assert body["error"] == {
+                "code": 500,
+                "description": f"delete accounts request by {by} failed - {reason}"}, body
+        assert (jwt_dir / f"{c.public}.jwt").exists()
+        body = await claims_delete(sysc, t.op, [c.public])
+        assert body["data"] == {"code": 200, "message": "deleted 1 accounts"}, body
+        assert not (jwt_dir / f"{c.public}.jwt").exists()
+        assert (jwt_dir / f"{c.public}.jwt.deleted").read_text() == c_jwt
+        await closed_with(nc, "account authentication expired")
+        err = await refused(server, tmp_path, J.user_jwt(c, carol), carol)
+        assert "authorization violation" in err.lower(), err
+        # Other accounts' users stay.
+        await sync(na)
+        assert not na.is_closed
+        await na.close()
+    finally:
+        await sysc.close()
+
+
+@async_test()
+async def test_hard_delete_of_a_preloaded_account(start_server, tmp_path):
+    """``hard_delete``: no ``.jwt.deleted`` is kept; an account that came from
+    ``resolver_preload`` is gone too (nats-server stores preloads in the directory)."""
+    t = Tenants()
+    jwt_dir = tmp_path / "jwt"
+    jwt_dir.mkdir()
+    config = t.config().replace(
+        "resolver: MEMORY",
+        f'resolver {{ type: full, dir: "{jwt_dir}", allow_delete: true, hard_delete: true }}')
+    server = start_server(config=config)
+    admin, alice = J.user_key(), J.user_key()
+    sysc = await login(server, tmp_path, J.user_jwt(t.sys, admin), admin)
+    try:
+        body = await claims_delete(sysc, t.op, [t.a.public])
+        assert body["data"] == {"code": 200, "message": "deleted 1 accounts"}, body
+        assert not (jwt_dir / f"{t.a.public}.jwt").exists()
+        assert not (jwt_dir / f"{t.a.public}.jwt.deleted").exists()
+        err = await refused(server, tmp_path, J.user_jwt(t.a, alice), alice)
+        assert "authorization violation" in err.lower(), err
+    finally:
+        await sysc.close()
+
+
+@async_test()
+async def test_delete_needs_allow_delete(start_server, tmp_path):
+    t = Tenants()
+    jwt_dir = tmp_path / "jwt"
+    jwt_dir.mkdir()
+    config = t.config().replace("resolver: MEMORY",
+                                f'resolver {{ type: full, dir: "{jwt_dir}" }}')
+    server = start_server(config=config)
+    admin = J.user_key()
+    sysc = await login(server, tmp_path, J.user_jwt(t.sys, admin), admin)
+    try:
+        body = await claims_delete(sysc, t.op, [t.a.public])
+        assert body["error"] == {
+            "code": 500,
+            "description": f"delete accounts request by {t.op.public} failed - "
+                           "delete must be enabled in server config"}, body
     finally:
         await sysc.close()
 

@@ -53,7 +53,21 @@ pub enum Resolver {
     Dir {
         /// The directory.
         dir: PathBuf,
+        /// What `$SYS.REQ.CLAIMS.DELETE` may do there (`allow_delete`, `hard_delete`).
+        deletes: Deletes,
     },
+}
+
+/// What a `full` resolver does with an account deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Deletes {
+    /// Refused (no `allow_delete`).
+    #[default]
+    Refused,
+    /// The JWT file is renamed to `<key>.jwt.deleted` (nats-server's default).
+    Rename,
+    /// The JWT file is removed (`hard_delete`).
+    Remove,
 }
 
 /// The operator keys as the config gives them, before [`finish`] checks them.
@@ -273,13 +287,17 @@ fn resolver(v: &Spanned) -> Result<Resolver, ConfError> {
             let mut ttl = false;
             let mut del = false;
             let mut hard_delete = false;
+            let mut hard_delete_set = false;
             let mut interval = false;
             for e in m.iter() {
                 match e.key.to_ascii_lowercase().as_str() {
                     "dir" => dir = Some(PathBuf::from(conf::as_string(&e.value)?)),
                     "type" => kind = conf::as_string(&e.value)?.to_ascii_uppercase(),
                     "allow_delete" => del = conf::as_bool(&e.value)?,
-                    "hard_delete" => hard_delete = true,
+                    "hard_delete" => {
+                        hard_delete_set = true;
+                        hard_delete = conf::as_bool(&e.value)?;
+                    }
                     "ttl" => ttl = true,
                     "interval" => interval = true,
                     "limit" | "timeout" => {}
@@ -297,7 +315,12 @@ fn resolver(v: &Spanned) -> Result<Resolver, ConfError> {
                 {
                     return Err(v.pos.error("dir needs to point to an accessible directory"));
                 }
-                Ok(Resolver::Dir { dir })
+                let deletes = match (del, hard_delete) {
+                    (false, _) => Deletes::Refused,
+                    (true, false) => Deletes::Rename,
+                    (true, true) => Deletes::Remove,
+                };
+                Ok(Resolver::Dir { dir, deletes })
             };
             match kind.as_str() {
                 "CACHE" => {
@@ -307,7 +330,7 @@ fn resolver(v: &Spanned) -> Result<Resolver, ConfError> {
                     if del {
                         return Err(v.pos.error("CACHE does not accept allow_delete"));
                     }
-                    if hard_delete {
+                    if hard_delete_set {
                         return Err(v.pos.error("CACHE does not accept hard_delete"));
                     }
                     check_dir()
@@ -316,7 +339,7 @@ fn resolver(v: &Spanned) -> Result<Resolver, ConfError> {
                     if ttl {
                         return Err(v.pos.error("FULL does not accept ttl"));
                     }
-                    if hard_delete && !del {
+                    if hard_delete_set && !del {
                         return Err(v.pos.error("hard_delete has no effect without delete"));
                     }
                     check_dir()
@@ -402,7 +425,7 @@ pub fn finish(o: &mut Options) -> Result<(), ConfError> {
 /// Read the account JWTs again and rebuild the accounts from them, with `pushed`
 /// (account key, JWT) taken as if it were in the resolver's directory already: the same
 /// result a restart would give once the push is stored.
-fn refresh_accounts(o: &mut Options, pushed: (String, String)) {
+fn refresh_accounts(o: &mut Options, pushed: Option<(String, String)>) {
     let (Some(mut op), Some(auth)) = (o.operator_options.clone(), o.operator.clone()) else {
         return;
     };
@@ -412,7 +435,7 @@ fn refresh_accounts(o: &mut Options, pushed: (String, String)) {
     // Warnings are for the start-up log; a rebuild's own are not kept piling up.
     o.warnings.clear();
     // The preloads come after the directory (the newest of each account wins).
-    op.preload.push(pushed);
+    op.preload.extend(pushed);
     o.accounts.accounts.clear();
     resolve_accounts(o, &op, &resolver, auth.trusted_keys.clone());
 }
@@ -965,6 +988,110 @@ impl Drop for Pushed {
     }
 }
 
+/// Why an account deletion (`$SYS.REQ.CLAIMS.DELETE`) failed, worded as nats-server's
+/// answer: `delete accounts request by <subject> failed - <reason>`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message} - {reason}")]
+pub struct DeleteError {
+    /// What was tried (`delete accounts request by … failed`, or how many were deleted).
+    pub message: String,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// The result of an account deletion: how many were deleted, and the options without
+/// them, to apply.
+pub struct Deleted {
+    /// Accounts deleted (a key with no JWT file counts, as in nats-server).
+    pub count: usize,
+    /// The accounts asked to be deleted.
+    pub keys: Vec<String>,
+    /// The file operations that failed.
+    pub failures: Vec<String>,
+    /// The options rebuilt without them.
+    pub options: Options,
+}
+
+/// Delete accounts from a `full` resolver with `allow_delete`, as `nsc push --prune`
+/// and `nsc delete account` ask (`$SYS.REQ.CLAIMS.DELETE`): a generic claim signed by
+/// an operator key (or signing key) about itself, whose `nats.accounts` lists the
+/// account keys. Each JWT file is renamed to `<key>.jwt.deleted` (or removed with
+/// `hard_delete`), then the directory is fsynced and the accounts are rebuilt without
+/// them (their preloads go too). The system account cannot be deleted.
+pub fn delete_accounts(o: &Options, token: &[u8]) -> Result<Deleted, DeleteError> {
+    let failed = |by: &str, reason: &str| DeleteError {
+        message: format!("delete accounts request by {by} failed"),
+        reason: reason.to_string(),
+    };
+    let text = std::str::from_utf8(token).map_err(|_| failed("", "the JWT is not UTF-8"))?;
+    let claims = jwt::decode_generic(text).map_err(|e| failed("", &e.to_string()))?;
+    let by = claims.sub.clone();
+    let (dir, deletes) = match o
+        .operator_options
+        .as_ref()
+        .and_then(|op| op.resolver.clone())
+    {
+        Some(Resolver::Dir { dir, deletes }) => (dir, deletes),
+        _ => return Err(failed(&by, "delete must be enabled in server config")),
+    };
+    if deletes == Deletes::Refused {
+        return Err(failed(&by, "delete must be enabled in server config"));
+    }
+    if claims.sub != claims.iss {
+        return Err(failed(&by, "not self signed"));
+    }
+    let trusted = o
+        .operator
+        .as_ref()
+        .is_some_and(|a| a.trusted_keys.contains(&claims.iss));
+    if !trusted {
+        return Err(failed(&by, "not trusted"));
+    }
+    let Some(list) = claims.data.get("accounts").and_then(|v| v.as_array()) else {
+        return Err(failed(&by, "malformed request"));
+    };
+    let system = o.accounts.system_account.clone().unwrap_or_default();
+    let mut keys = Vec::new();
+    for entry in list {
+        match entry.as_str() {
+            Some(k) if jwt::is_public_key(k, nkeys::KeyPairType::Account) => {
+                if k == system {
+                    return Err(failed(&by, "not allowed to delete system account"));
+                }
+                keys.push(k.to_string());
+            }
+            _ => return Err(failed(&by, "malformed request")),
+        }
+    }
+    let mut errors = Vec::new();
+    for key in &keys {
+        let path = dir.join(format!("{key}.jwt"));
+        let done = match deletes {
+            Deletes::Remove => std::fs::remove_file(&path),
+            _ => std::fs::rename(&path, dir.join(format!("{key}.jwt.deleted"))),
+        };
+        match done {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| failed(&by, &e.to_string()))?;
+    let mut options = o.clone();
+    if let Some(op) = options.operator_options.as_mut() {
+        op.preload.retain(|(k, _)| !keys.contains(k));
+    }
+    refresh_accounts(&mut options, None);
+    Ok(Deleted {
+        count: keys.len() - errors.len(),
+        keys,
+        failures: errors,
+        options,
+    })
+}
+
 /// An account JWT pushed while running (`$SYS.REQ.CLAIMS.UPDATE`, as `nsc push` sends
 /// it; `for_account` when the subject named the account): checked, written to a
 /// temporary file (fsynced) in the resolver's directory, and the options rebuilt with
@@ -1030,7 +1157,7 @@ pub fn push_account(
         pushed.staged = Some((tmp, path));
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
-        refresh_accounts(&mut pushed.options, (account, text.to_string()));
+        refresh_accounts(&mut pushed.options, Some((account, text.to_string())));
     }
     Ok(pushed)
 }

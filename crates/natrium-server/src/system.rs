@@ -826,6 +826,62 @@ fn push_claims(
     }
 }
 
+/// Delete accounts (`$SYS.REQ.CLAIMS.DELETE`, see
+/// [`crate::config_operator::delete_accounts`]) and answer as nats-server does. The
+/// deleted accounts' connections are closed with `Account Authentication Expired`, as
+/// nats-server closes them, before the options without those accounts are applied.
+fn delete_claims(s: &Arc<ServerShared>, token: &[u8], reply: Option<&str>) {
+    let result = {
+        let _one_at_a_time = crate::signals::RELOAD_LOCK.lock();
+        let old = s.opts();
+        crate::config_operator::delete_accounts(&old, token).map(|deleted| {
+            for c in s.clients() {
+                let account = c.meta.lock().account.clone();
+                if deleted.keys.contains(&account) {
+                    c.err_and_close(
+                        "Account Authentication Expired",
+                        crate::client::CloseReason::AuthenticationExpired,
+                    );
+                }
+            }
+            let applied = crate::signals::apply(s, &old, deleted.options.clone(), false);
+            (deleted, applied)
+        })
+    };
+    let server = to_json(&server_info(s));
+    let body = match &result {
+        Ok((deleted, Ok(()))) if deleted.failures.is_empty() => {
+            let message = format!("deleted {} accounts", deleted.count);
+            crate::info!(s.log, "{message}");
+            let data = serde_json::json!({"code": 200, "message": message});
+            format!("{{\"server\":{server},\"data\":{data}}}")
+        }
+        Ok((deleted, applied)) => {
+            let mut reasons = deleted.failures.clone();
+            if let Err(e) = applied {
+                reasons.push(e.clone());
+            }
+            let description = format!(
+                "deleted {} accounts, failed for {} - {}",
+                deleted.count,
+                deleted.failures.len(),
+                reasons.join("\n")
+            );
+            crate::error!(s.log, "{description}");
+            let err = serde_json::json!({"code": 500, "description": description});
+            format!("{{\"server\":{server},\"error\":{err}}}")
+        }
+        Err(e) => {
+            crate::error!(s.log, "{e}");
+            let err = serde_json::json!({"code": 500, "description": e.to_string()});
+            format!("{{\"server\":{server},\"error\":{err}}}")
+        }
+    };
+    if let Some(reply) = reply {
+        publish_answer(s, reply, &body);
+    }
+}
+
 impl InternalHandler for ClaimsRequests {
     fn handle(
         &self,
@@ -857,6 +913,12 @@ impl InternalHandler for ClaimsRequests {
                 let token = msg.payload.to_vec();
                 tokio::task::spawn_blocking(move || {
                     push_claims(&s, for_account.as_deref(), &token, reply.as_deref());
+                });
+            }
+            ["$SYS", "REQ", "CLAIMS", "DELETE"] => {
+                let token = msg.payload.to_vec();
+                tokio::task::spawn_blocking(move || {
+                    delete_claims(&s, &token, reply.as_deref());
                 });
             }
             ["$SYS", "REQ", "ACCOUNT", acc, "CLAIMS", "LOOKUP"] => {
@@ -941,6 +1003,7 @@ pub fn start(server: &Arc<ServerShared>) {
             "$SYS.ACCOUNT.*.CLAIMS.UPDATE",
             "$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP",
             "$SYS.REQ.CLAIMS.LIST",
+            "$SYS.REQ.CLAIMS.DELETE",
         ] {
             let sub = Arc::new(Subscription::internal(
                 claims.clone(),
