@@ -295,6 +295,8 @@ def test_config_errors(run_server_to_exit):
             "error resolving system account"),
         "bad preload": (good.replace(f"{t.a.public}: eyJ", f"{t.a.public}: eyJx"),
                         "invalid account jwt"),
+        "bad pinned account": (good + "resolver_pinned_accounts: [ NOTAKEY ]\n",
+                               "pinned account key"),
         "hard_delete without allow_delete": (
             good.replace("resolver: MEMORY",
                          'resolver { type: full, dir: "./jwt", hard_delete: false }'),
@@ -425,6 +427,26 @@ async def test_hard_delete_of_a_preloaded_account(start_server, tmp_path):
         assert "authorization violation" in err.lower(), err
     finally:
         await sysc.close()
+
+
+@async_test()
+async def test_pinned_accounts(start_server, tmp_path):
+    """``resolver_pinned_accounts``: only the listed accounts' users (and the system
+    account's) log in; ``/varz`` counts the refusals."""
+    t = Tenants()
+    server = start_server(
+        config=t.config(f"resolver_pinned_accounts: [ {t.a.public} ]\nhttp_port: -1\n"))
+    alice, bob, admin = J.user_key(), J.user_key(), J.user_key()
+    na = await login(server, tmp_path, J.user_jwt(t.a, alice), alice)
+    ns = await login(server, tmp_path, J.user_jwt(t.sys, admin), admin)
+    try:
+        err = await refused(server, tmp_path, J.user_jwt(t.b, bob), bob)
+        assert "authorization violation" in err.lower(), err
+        varz = await monz(server, "/varz")
+        assert varz.get("pinned_account_fails") == 1, varz.get("pinned_account_fails")
+    finally:
+        await na.close()
+        await ns.close()
 
 
 @async_test()

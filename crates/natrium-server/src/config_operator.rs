@@ -16,7 +16,7 @@
 //! account JWT counts only if a trusted key signed it. An account JWT pushed while
 //! running ([`push_account`]) rebuilds the accounts the same way, with the pushed JWT
 //! taken as if it were in the directory. Not supported (refused with a clear error, see
-//! `docs/compat.md`): the `URL(...)` resolver and `resolver_pinned_accounts`.
+//! `docs/compat.md`): the `URL(...)` resolver.
 
 use crate::conf::{self, ConfError, Entry, Pos, Spanned, Value};
 use crate::jwt::{
@@ -83,6 +83,9 @@ pub struct OperatorOptions {
     pub resolver: Option<Resolver>,
     /// `resolver_preload`: account public key to JWT.
     pub preload: Vec<(String, String)>,
+    /// `resolver_pinned_accounts`: only these accounts' users may log in (the system
+    /// account always may). `None`: any account.
+    pub pinned: Option<Vec<String>>,
     /// Where the first operator key was set, for errors about the whole setup.
     pub pos: Pos,
 }
@@ -134,6 +137,9 @@ pub struct OperatorAuth {
     pub accounts: BTreeMap<String, AccountAuth>,
     /// The operator JWTs (`/varz trusted_operators_jwt`).
     pub operator_jwts: Vec<String>,
+    /// `resolver_pinned_accounts` with the system account added: only these accounts'
+    /// users may log in. `None`: any account.
+    pub pinned: Option<std::collections::BTreeSet<String>>,
 }
 
 fn strings(v: &Spanned, what: &str) -> Result<Vec<String>, ConfError> {
@@ -253,9 +259,28 @@ pub fn apply_entry(o: &mut Options, key: &str, e: &Entry) -> Result<bool, ConfEr
                 .preload = preload;
         }
         "resolver_pinned_accounts" => {
-            return Err(e
-                .key_pos
-                .error("resolver_pinned_accounts is not supported by natrium-server"));
+            let keys = match &e.value.value {
+                Value::String(k) => vec![k.clone()],
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| match &i.value {
+                        Value::String(k) => Ok(k.clone()),
+                        other => Err(i.pos.error(format!(
+                            "error parsing resolver_pinned_accounts: unsupported type in array {}",
+                            other.type_name()
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
+                other => {
+                    return Err(e.value.pos.error(format!(
+                        "error parsing resolver_pinned_accounts: unsupported type {}",
+                        other.type_name()
+                    )));
+                }
+            };
+            o.operator_options
+                .get_or_insert_with(Default::default)
+                .pinned = Some(keys);
         }
         _ => return Ok(false),
     }
@@ -418,6 +443,15 @@ pub fn finish(o: &mut Options) -> Result<(), ConfError> {
             )));
         }
     }
+    if let Some(keys) = &op.pinned {
+        for k in keys {
+            if !jwt::is_public_key(k, nkeys::KeyPairType::Account) {
+                return Err(at.error(format!(
+                    "pinned account key {k:?} is not a valid public account nkey"
+                )));
+            }
+        }
+    }
     resolve_accounts(o, &op, &resolver, trusted);
     Ok(())
 }
@@ -521,6 +555,13 @@ fn resolve_accounts(
         trusted_keys: trusted,
         accounts: BTreeMap::new(),
         operator_jwts: op.operator_jwts.clone(),
+        // The system account (the operator's own) can always log in.
+        pinned: op.pinned.as_ref().map(|keys| {
+            keys.iter()
+                .cloned()
+                .chain(o.accounts.system_account.clone())
+                .collect()
+        }),
     };
     for (key, c) in &decoded {
         accounts.push(account_config(key, c));

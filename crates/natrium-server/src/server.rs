@@ -40,6 +40,9 @@ pub struct ServerStats {
     pub stale_connections: AtomicU64,
     /// Connections accepted since start.
     pub total_connections: AtomicU64,
+    /// JWT logins refused because `resolver_pinned_accounts` does not list the account
+    /// (`/varz pinned_account_fails`).
+    pub pinned_account_fails: AtomicU64,
 }
 
 impl ServerStats {

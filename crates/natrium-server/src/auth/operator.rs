@@ -32,6 +32,12 @@ pub enum JwtLoginError {
         /// The account's key.
         account: String,
     },
+    /// `resolver_pinned_accounts` does not list the user's account.
+    #[error("account {account} not listed as operator pinned account")]
+    NotPinned {
+        /// The account's key.
+        account: String,
+    },
     /// The user's issuer is not one of the account's signing keys.
     #[error("user JWT issuer {issuer} is not a signing key of account {account}")]
     UnknownIssuer {
@@ -370,6 +376,9 @@ pub fn authenticate(
     } else {
         user.nats.issuer_account.clone()
     };
+    if op.pinned.as_ref().is_some_and(|p| !p.contains(&account)) {
+        return Err(JwtLoginError::NotPinned { account });
+    }
     let acc = op
         .accounts
         .get(&account)

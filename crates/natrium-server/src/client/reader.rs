@@ -783,7 +783,15 @@ impl Reader {
                 ConnKind::of(&self.conn),
                 Some(self.conn.addr.ip()),
             )
-            .map_err(|reason| reason.map(|r| r.to_string()));
+            .map_err(|reason| {
+                if let Some(crate::auth::operator::JwtLoginError::NotPinned { .. }) = &reason {
+                    self.server
+                        .stats
+                        .pinned_account_fails
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                reason.map(|r| r.to_string())
+            });
         if let Some((asked, cfg)) = self.delegated_to(&copts, &identity) {
             // The auth callout service decides; the read loop asks it next, before
             // anything else the client sent.

@@ -206,6 +206,9 @@ pub struct Varz {
     /// The system account's name, when there is one.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub system_account: String,
+    /// Logins refused by `resolver_pinned_accounts`.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub pinned_account_fails: u64,
     /// Slow consumers by connection kind.
     pub slow_consumer_stats: KindCounts,
     /// Stale connections by connection kind.
@@ -392,6 +395,10 @@ pub fn varz(mon: &Monitor) -> Varz {
             })
             .unwrap_or_default(),
         system_account: system_account_name(mon),
+        pinned_account_fails: s
+            .stats
+            .pinned_account_fails
+            .load(std::sync::atomic::Ordering::Relaxed),
         slow_consumer_stats: KindCounts {
             clients: slow,
             ..KindCounts::default()
