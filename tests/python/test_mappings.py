@@ -16,7 +16,7 @@ import json
 import nats
 import pytest
 
-from natsutil import assert_no_msg, async_test, connect, next_msgs, sync
+from natsutil import assert_no_msg, async_test, connect, monz, next_msgs, sync
 
 
 async def received(nc, subjects: list[str], publish: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
@@ -277,3 +277,36 @@ async def test_mapping_functions_in_stream_transform_and_republish(start_js_serv
             assert m.subject == f"rp.{k[:2]}.{part}", m.subject
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_accountz_lists_the_mappings(start_server):
+    """``/accountz?acc=`` shows an account's mappings by source, as nats-server's
+    ``mappings``; top-level mappings belong to ``$G``."""
+    server = start_server(config="""
+http_port: -1
+mappings { "g.>": "global.>" }
+accounts {
+  A {
+    users: [ { user: a, password: a } ]
+    mappings {
+      "foo": "bar"
+      "w.*": [ { destination: "x.$1", weight: 60% }, { destination: "y.$1", weight: 40% } ]
+      "c.*.*": [ { destination: "canary.$2", weight: 20% } ]
+    }
+  }
+  B { users: [ { user: b, password: b } ] }
+}
+""")
+    a = (await monz(server, "/accountz?acc=A"))["account_detail"]
+    # nats-server's routing table: the source added for what the destinations leave,
+    # rising weights, each the running total.
+    assert a["mappings"] == {
+        "foo": [{"subject": "bar", "weight": 100}],
+        "w.*": [{"subject": "y.$1", "weight": 40}, {"subject": "x.$1", "weight": 100}],
+        "c.*.*": [{"subject": "canary.$2", "weight": 20}, {"subject": "c.$1.$2", "weight": 100}],
+    }, a.get("mappings")
+    b = (await monz(server, "/accountz?acc=B"))["account_detail"]
+    assert "mappings" not in b, b
+    g = (await monz(server, "/accountz?acc=$G"))["account_detail"]
+    assert g["mappings"] == {"g.>": [{"subject": "global.>", "weight": 100}]}, g

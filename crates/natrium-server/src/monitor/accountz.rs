@@ -1,8 +1,8 @@
 //! `/accountz`: the accounts this server knows, and one account's details with `acc=`.
 //!
 //! The detail view carries the fields nats-server always prints, the connection and
-//! subscription counts, and the account's configured exports and imports (no JWTs or
-//! mappings: natrium has no operator mode).
+//! subscription counts, the account's subject mappings, exports and imports, and in
+//! operator mode what its JWT says.
 
 use super::Monitor;
 use super::json::GoTime;
@@ -60,6 +60,9 @@ pub struct AccountInfo {
     pub client_connections: usize,
     /// Subscriptions.
     pub subscriptions: u64,
+    /// Subject mappings by source, each with its destinations (omitted when none).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub mappings: std::collections::BTreeMap<String, Vec<MapDest>>,
     /// Exports (omitted when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exports: Vec<ExportInfo>,
@@ -105,6 +108,15 @@ pub struct AccountJetStream {
     pub limits: crate::jetstream::api::account::AccountLimits,
 }
 
+/// One destination of a subject mapping, as nats-server's `MapDest`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MapDest {
+    /// The destination subject.
+    pub subject: String,
+    /// Its weight in percent.
+    pub weight: u8,
+}
+
 /// One export, as nats-server's `ExtExport`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportInfo {
@@ -145,6 +157,47 @@ pub struct ImportJson {
     pub share: bool,
     /// Latency tracking.
     pub tracking: bool,
+}
+
+/// A mapping's destinations as nats-server keeps and shows them: with the source itself
+/// added for the weight the destinations leave (unless it is one of them), in rising
+/// order of weight, each weight the running total (the upper bound of its share of a
+/// random draw from 1 to 100).
+fn routing_table(from: &str, dests: &[(String, u8)]) -> Vec<MapDest> {
+    let mut all: Vec<(String, u8)> = dests.to_vec();
+    let total: u32 = dests.iter().map(|(_, w)| u32::from(*w)).sum();
+    if total != 100 && !dests.iter().any(|(d, _)| d == from) {
+        // The source as a destination: its `*` tokens become `$1`, `$2`, ...
+        let mut n = 0;
+        let own: Vec<String> = from
+            .split('.')
+            .map(|t| {
+                if t == "*" {
+                    n += 1;
+                    format!("${n}")
+                } else {
+                    t.to_string()
+                }
+            })
+            .collect();
+        let left = if dests.is_empty() {
+            100
+        } else {
+            100u32.saturating_sub(total) as u8
+        };
+        all.push((own.join("."), left));
+    }
+    all.sort_by_key(|(_, w)| *w);
+    let mut running = 0u8;
+    all.into_iter()
+        .map(|(subject, weight)| {
+            running = running.saturating_add(weight);
+            MapDest {
+                subject,
+                weight: running,
+            }
+        })
+        .collect()
 }
 
 /// For `skip_serializing_if`.
@@ -205,6 +258,22 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
         leafnode_connections: 0,
         client_connections: clients,
         subscriptions: stats.num_subs,
+        mappings: {
+            let configured = if a.name == GLOBAL_ACCOUNT {
+                Some(&opts.mappings)
+            } else {
+                opts.accounts
+                    .accounts
+                    .iter()
+                    .find(|c| c.name == a.name)
+                    .map(|c| &c.mappings)
+            };
+            configured
+                .into_iter()
+                .flatten()
+                .map(|m| (m.from.clone(), routing_table(&m.from, &m.dests)))
+                .collect()
+        },
         exports: a
             .exports()
             .iter()
