@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import time
+from datetime import datetime
 
 import nats
 import pytest
@@ -35,6 +36,7 @@ class Tenants:
         self.b = J.account_key()
         self.a_scoped = J.account_key()
         self.revoked = J.user_key()
+        self.revoked_at = int(time.time()) + 30
 
     def config(self, extra: str = "", a_limits: dict | None = None) -> str:
         a = J.account_jwt(
@@ -46,7 +48,7 @@ class Tenants:
                            "template": {"pub": {"allow": ["own.{{name()}}.>"]},
                                         "sub": {"allow": ["own.{{name()}}.>", "_INBOX.>"]},
                                         "subs": -1, "data": -1, "payload": -1}}],
-            revocations={self.revoked.public: int(time.time()) + 30},
+            revocations={self.revoked.public: self.revoked_at},
         )
         b = J.account_jwt(
             self.op, self.b, name="B",
@@ -640,6 +642,13 @@ async def test_accountz_of_a_jwt_account(start_server, tmp_path):
         claims = detail["decoded_jwt"]
         assert claims["sub"] == t.b.public and claims["iss"] == t.op.public, claims
         assert claims["nats"]["limits"]["payload"] == 1024, claims
+        assert "revoked_user" not in detail, detail
+        # A's revocation, as the time before which the user's JWTs are void.
+        a = (await monz(server, f"/accountz?acc={t.a.public}"))["account_detail"]
+        [(key, when)] = a["revoked_user"].items()
+        assert key == t.revoked.public, a["revoked_user"]
+        # (nats-server writes it in its local zone, natrium in UTC: compare instants.)
+        assert datetime.fromisoformat(when).timestamp() == t.revoked_at, when
     finally:
         await nc.close()
 

@@ -84,6 +84,10 @@ pub struct AccountInfo {
     /// The account JWT's claims.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decoded_jwt: Option<serde_json::Value>,
+    /// The account JWT's user revocations: user key (or `*`) to the time before which
+    /// its JWTs are void.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub revoked_user: std::collections::BTreeMap<String, GoTime>,
     /// The account's subject-index counters.
     pub sublist_stats: SublistStatsJson,
     /// natrium only: JetStream usage, reservations and limits of the account.
@@ -320,6 +324,18 @@ pub fn accountz(mon: &Monitor, acc: &str) -> Result<Accountz, AccountzError> {
         name_tag: crate::config_operator::name_tag(&opts, &a.name),
         tags: jwt_of(&a.name).map(|j| j.tags).unwrap_or_default(),
         decoded_jwt: jwt_of(&a.name).and_then(|j| crate::jwt::claims_json(&j.jwt)),
+        revoked_user: jwt_of(&a.name)
+            .map(|j| {
+                j.revocations
+                    .iter()
+                    .map(|(k, t)| {
+                        let at = std::time::UNIX_EPOCH
+                            + std::time::Duration::from_secs((*t).max(0) as u64);
+                        (k.clone(), GoTime(at))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         sublist_stats: SublistStatsJson::from(&stats),
         jetstream: s.js.get().and_then(|js| js.account(&a.name)).map(|jsa| {
             use crate::jetstream::limits::{Storage, account_reserved};
