@@ -65,6 +65,16 @@ class Tenants:
         )
 
 
+def full_resolver(t: Tenants, tmp_path, options: str = ""):
+    """``t``'s config with a ``full`` resolver in a fresh directory (``options`` added to
+    its block); the directory and the config."""
+    jwt_dir = tmp_path / "jwt"
+    jwt_dir.mkdir()
+    extra = f", {options}" if options else ""
+    return jwt_dir, t.config().replace(
+        "resolver: MEMORY", f'resolver {{ type: full, dir: "{jwt_dir}"{extra} }}')
+
+
 async def login(server, tmp_path, jwt: str, user: J.Key, **kw) -> nats.NATS:
     errors: list = []
 
@@ -316,10 +326,7 @@ async def test_push_into_a_full_resolver(start_server, tmp_path):
     """``nsc push`` into a ``full`` resolver: the answer, the JWT stored in the directory,
     and the new account's users logging in at once."""
     t = Tenants()
-    jwt_dir = tmp_path / "jwt"
-    jwt_dir.mkdir()
-    config = t.config().replace("resolver: MEMORY",
-                                f'resolver {{ type: full, dir: "{jwt_dir}" }}')
+    jwt_dir, config = full_resolver(t, tmp_path)
     server = start_server(config=config)
     admin, carol = J.user_key(), J.user_key()
     sysc = await login(server, tmp_path, J.user_jwt(t.sys, admin), admin)
@@ -363,11 +370,7 @@ async def test_delete_from_a_full_resolver(start_server, tmp_path):
     JWT file is renamed to ``.jwt.deleted``, its users are closed with ``Account
     Authentication Expired`` and can no longer log in; the refusals are nats-server's."""
     t = Tenants()
-    jwt_dir = tmp_path / "jwt"
-    jwt_dir.mkdir()
-    config = t.config().replace(
-        "resolver: MEMORY",
-        f'resolver {{ type: full, dir: "{jwt_dir}", allow_delete: true }}')
+    jwt_dir, config = full_resolver(t, tmp_path, "allow_delete: true")
     server = start_server(config=config)
     admin, carol, alice = J.user_key(), J.user_key(), J.user_key()
     sysc = await login(server, tmp_path, J.user_jwt(t.sys, admin), admin)
@@ -412,11 +415,7 @@ async def test_hard_delete_of_a_preloaded_account(start_server, tmp_path):
     """``hard_delete``: no ``.jwt.deleted`` is kept; an account that came from
     ``resolver_preload`` is gone too (nats-server stores preloads in the directory)."""
     t = Tenants()
-    jwt_dir = tmp_path / "jwt"
-    jwt_dir.mkdir()
-    config = t.config().replace(
-        "resolver: MEMORY",
-        f'resolver {{ type: full, dir: "{jwt_dir}", allow_delete: true, hard_delete: true }}')
+    jwt_dir, config = full_resolver(t, tmp_path, "allow_delete: true, hard_delete: true")
     server = start_server(config=config)
     admin, alice = J.user_key(), J.user_key()
     sysc = await login(server, tmp_path, J.user_jwt(t.sys, admin), admin)
@@ -454,10 +453,7 @@ async def test_pinned_accounts(start_server, tmp_path):
 @async_test()
 async def test_delete_needs_allow_delete(start_server, tmp_path):
     t = Tenants()
-    jwt_dir = tmp_path / "jwt"
-    jwt_dir.mkdir()
-    config = t.config().replace("resolver: MEMORY",
-                                f'resolver {{ type: full, dir: "{jwt_dir}" }}')
+    jwt_dir, config = full_resolver(t, tmp_path)
     server = start_server(config=config)
     admin = J.user_key()
     sysc = await login(server, tmp_path, J.user_jwt(t.sys, admin), admin)

@@ -528,10 +528,9 @@ pub fn is_public_key(key: &str, kind: nkeys::KeyPairType) -> bool {
     nkeys::KeyPair::from_public_key(key).is_ok_and(|k| k.key_pair_type() == kind)
 }
 
-/// Decode a token of kind `N` and verify its signature by its own issuer. Whether that
-/// issuer is *trusted* is the caller's question; so is the time check
-/// ([`Claims::check_times`]).
-pub fn decode<N: ClaimKind>(token: &str) -> Result<Claims<N>, JwtError> {
+/// The trimmed token and its three dot-separated parts (header, claims, signature),
+/// after the size bound.
+fn split(token: &str) -> Result<(&str, [&str; 3]), JwtError> {
     let token = token.trim();
     if token.len() > MAX_TOKEN_SIZE {
         return Err(JwtError::TooLarge {
@@ -540,11 +539,17 @@ pub fn decode<N: ClaimKind>(token: &str) -> Result<Claims<N>, JwtError> {
         });
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwtError::Chunks);
-    };
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) => Ok((token, [h, p, s])),
+        _ => Err(JwtError::Chunks),
+    }
+}
+
+/// Decode a token of kind `N` and verify its signature by its own issuer. Whether that
+/// issuer is *trusted* is the caller's question; so is the time check
+/// ([`Claims::check_times`]).
+pub fn decode<N: ClaimKind>(token: &str) -> Result<Claims<N>, JwtError> {
+    let (token, [h, p, s]) = split(token)?;
     #[derive(Deserialize)]
     struct Header {
         #[serde(default)]
@@ -636,19 +641,7 @@ pub struct GenericClaims {
 /// key), as `jwt.DecodeGeneric` does. Whether the issuer is trusted is the caller's
 /// question.
 pub fn decode_generic(token: &str) -> Result<GenericClaims, JwtError> {
-    let token = token.trim();
-    if token.len() > MAX_TOKEN_SIZE {
-        return Err(JwtError::TooLarge {
-            size: token.len(),
-            max: MAX_TOKEN_SIZE,
-        });
-    }
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwtError::Chunks);
-    };
+    let (token, [h, p, sig]) = split(token)?;
     let header: serde_json::Value =
         serde_json::from_slice(&b64("header", h)?).map_err(|e| JwtError::Header {
             reason: e.to_string(),

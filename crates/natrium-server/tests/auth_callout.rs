@@ -135,6 +135,20 @@ async fn connect_as(srv: &Srv, user: &str, pass: &str) -> Result<async_nats::Cli
         .map_err(|e| e.to_string())
 }
 
+/// The service's connection (as the configured `auth` user) and its subscription to
+/// the authorization requests, in place.
+async fn service(srv: &Srv) -> (async_nats::Client, async_nats::Subscriber) {
+    let svc = connect_as(srv, "auth", "pwd")
+        .await
+        .expect("service logs in");
+    let requests = svc
+        .subscribe("$SYS.REQ.USER.AUTH")
+        .await
+        .expect("subscribe");
+    roundtrip(&svc).await;
+    (svc, requests)
+}
+
 /// The answer granting `request`'s user a JWT for account APP, signed by `issuer`.
 fn grant(issuer: &KeyPair, request: &Value) -> String {
     let n = &request["nats"];
@@ -164,14 +178,7 @@ async fn sealed_requests_and_answers() {
 
 async fn sealed_on(srv: &Srv, issuer: &KeyPair, service_x: &XKey) {
     let service_x = XKey::from_seed(&service_x.seed().expect("seed")).expect("xkey");
-    let svc = connect_as(srv, "auth", "pwd")
-        .await
-        .expect("service logs in");
-    let mut requests = svc
-        .subscribe("$SYS.REQ.USER.AUTH")
-        .await
-        .expect("subscribe");
-    roundtrip(&svc).await;
+    let (svc, mut requests) = service(srv).await;
     let seal_answers = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let seal = seal_answers.clone();
     let svc_task = svc.clone();
@@ -243,14 +250,7 @@ async fn a_silent_service_refuses_within_the_auth_timeout() {
 }
 
 async fn silent_on(srv: &Srv, issuer: &KeyPair) {
-    let svc = connect_as(srv, "auth", "pwd")
-        .await
-        .expect("service logs in");
-    let mut requests = svc
-        .subscribe("$SYS.REQ.USER.AUTH")
-        .await
-        .expect("subscribe");
-    roundtrip(&svc).await;
+    let (svc, mut requests) = service(srv).await;
     // The login's reply subscription in AUTH must not stay behind.
     let reply_subs = || match srv {
         Srv::Natrium(t) => t.server.shared().account("AUTH").map_or(0, |a| {
