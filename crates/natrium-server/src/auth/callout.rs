@@ -571,16 +571,14 @@ pub fn identity(
             account: account(),
         });
     }
-    let now = jwt::unix_now();
     let own = &user.nats.limits;
-    let window = if own.times.is_empty() {
-        None
-    } else {
-        let at = super::operator::now_in(&own.times_location)
-            .map_err(|e| CalloutError::Times(e.to_string()))?;
-        super::operator::connect_window(&own.times, at)
-            .map_err(|_| CalloutError::OutsideTimes { account: account() })?
-    };
+    let expires =
+        super::operator::login_expiry(user.exp, own, jwt::unix_now()).map_err(|e| match e {
+            super::operator::JwtLoginError::OutsideTimes => {
+                CalloutError::OutsideTimes { account: account() }
+            }
+            other => CalloutError::Times(other.to_string()),
+        })?;
     let conn_types: Vec<String> = own
         .allowed_connection_types
         .iter()
@@ -651,12 +649,6 @@ pub fn identity(
                 .or_else(|| acc.default_permissions.clone());
             (issuer.clone(), granted)
         }
-    };
-    let expires = match (user.exp > 0, window) {
-        (true, Some(left)) => Some(user.exp.min(now + left)),
-        (true, None) => Some(user.exp),
-        (false, Some(left)) => Some(now + left),
-        (false, None) => None,
     };
     let auth_user = AuthUser {
         name: user.sub.clone(),

@@ -109,10 +109,7 @@ fn seconds_of_day(t: &str) -> Result<i64, JwtLoginError> {
 /// (seconds since midnight in the ranges' zone) is inside one of them, with the most
 /// seconds left of any; an error outside all of them. A range whose start is after its
 /// end crosses midnight.
-pub(crate) fn connect_window(
-    ranges: &[jwt::TimeRange],
-    now: i64,
-) -> Result<Option<i64>, JwtLoginError> {
+fn connect_window(ranges: &[jwt::TimeRange], now: i64) -> Result<Option<i64>, JwtLoginError> {
     if ranges.is_empty() {
         return Ok(None);
     }
@@ -140,9 +137,30 @@ pub(crate) fn connect_window(
     best.map(Some).ok_or(JwtLoginError::OutsideTimes)
 }
 
+/// When a login ends (unix seconds; `None`: never): at the JWT's expiry `exp` (0: none)
+/// or the end of the current window of the user's connect `times`, whichever comes
+/// first (nats-server's `setExpiration`). Outside every window: `OutsideTimes`.
+pub(crate) fn login_expiry(
+    exp: i64,
+    limits: &UserPermissionLimits,
+    now: i64,
+) -> Result<Option<i64>, JwtLoginError> {
+    let window = if limits.times.is_empty() {
+        None
+    } else {
+        connect_window(&limits.times, now_in(&limits.times_location)?)?
+    };
+    Ok(match (exp > 0, window) {
+        (true, Some(left)) => Some(exp.min(now + left)),
+        (true, None) => Some(exp),
+        (false, Some(left)) => Some(now + left),
+        (false, None) => None,
+    })
+}
+
 /// Now as seconds since midnight in `location` (empty: the server's local time, as
 /// nats-server's `time.Local`; or UTC).
-pub(crate) fn now_in(location: &str) -> Result<i64, JwtLoginError> {
+fn now_in(location: &str) -> Result<i64, JwtLoginError> {
     let offset = match location {
         "" | "Local" => crate::logging::local_offset(),
         "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Z" => time::UtcOffset::UTC,
@@ -435,19 +453,7 @@ pub fn authenticate(
             peer.map(|p| p.to_string()).unwrap_or_default(),
         ));
     }
-    let window = if limits.times.is_empty() {
-        None
-    } else {
-        connect_window(&limits.times, now_in(&limits.times_location)?)?
-    };
-    // The login ends at the JWT's expiry or the end of the connect window, whichever
-    // comes first (nats-server's `setExpiration`).
-    let user_expires = match (user.exp > 0, window) {
-        (true, Some(left)) => Some(user.exp.min(now + left)),
-        (true, None) => Some(user.exp),
-        (false, Some(left)) => Some(now + left),
-        (false, None) => None,
-    };
+    let user_expires = login_expiry(user.exp, &limits, now)?;
     // An account JWT that expires first ends the login too, with its own message.
     let account_first = acc.expires > 0 && user_expires.is_none_or(|u| acc.expires < u);
     let expires = if account_first {

@@ -631,17 +631,13 @@ impl Reader {
                 Some(id) => {
                     // The anonymous login may be the auth callout's to decide, before
                     // this op is handled (nats-server runs the callout here too).
-                    let anonymous = ConnectOptions::parse(b"{}").ok();
-                    let identity = Ok(id);
-                    if let Some(copts) = anonymous
-                        && let Some((asked, cfg)) = self.delegated_to(&copts, &identity)
+                    let mut id = id;
+                    if let Ok(copts) = ConnectOptions::parse(b"{}")
+                        && let Some((asked, cfg)) = self.delegated_to(&copts, Some(&id))
                     {
                         self.callout = Some(Box::new((copts, asked, cfg)));
                         return Flow::Again;
                     }
-                    let Ok(mut id) = identity else {
-                        return Flow::Close;
-                    };
                     self.deny_callout_requests(&mut id);
                     if !self.bind(id) {
                         return Flow::Close;
@@ -792,7 +788,7 @@ impl Reader {
                 }
                 reason.map(|r| r.to_string())
             });
-        if let Some((asked, cfg)) = self.delegated_to(&copts, &identity) {
+        if let Some((asked, cfg)) = self.delegated_to(&copts, identity.as_ref().ok()) {
             // The auth callout service decides; the read loop asks it next, before
             // anything else the client sent.
             self.callout = Some(Box::new((copts, asked, cfg)));
@@ -801,25 +797,25 @@ impl Reader {
         self.complete_connect(copts, identity)
     }
 
-    /// The auth callout that decides this login, if one does, and the CONNECT as the
-    /// service is to see it (the `no_auth_user` filled in when it carries no
+    /// The auth callout that decides this login (`identity`: whom the credentials named,
+    /// if anyone), if one does, and the CONNECT as the service is to see it (the `no_auth_user` filled in when it carries no
     /// credentials): the config's callout, for the users it delegates; or in operator
     /// mode the callout of the account whose user JWT (a "sentinel", usually) the client
     /// logged in with, unless it is one of that callout's own users.
     fn delegated_to(
         &self,
         copts: &ConnectOptions,
-        identity: &Result<Identity, Option<String>>,
+        identity: Option<&Identity>,
     ) -> Option<(ConnectOptions, callout::CalloutConfig)> {
         let opts = self.server.opts();
         if let Some(cfg) = &opts.auth_callout {
             let asked = callout::with_no_auth_user(copts, self.server.auth().no_auth_login());
-            let into = identity.as_ref().ok().map(|id| id.account.as_str());
+            let into = identity.map(|id| id.account.as_str());
             return cfg
                 .delegates(&callout::raw_auth_user(&asked), into)
                 .then(|| (asked, cfg.clone()));
         }
-        let id = identity.as_ref().ok()?;
+        let id = identity?;
         let cfg = opts
             .operator
             .as_ref()?
