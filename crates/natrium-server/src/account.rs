@@ -19,7 +19,7 @@ use crate::client::mono_nanos;
 use crate::client::subscription::{InternalHandler, Subscription};
 use crate::options::{AccountConfig, AccountJsLimits, AccountLimits, ExportConfig, ResponseType};
 use crate::protocol::PubMsg;
-use crate::subject_mapping::{Transform, check_import_mapping, reverse_import_mapping};
+use crate::subject_mapping::{Transform, check_import_mapping, service_import_transform};
 use crate::sublist::{Sublist, subject_is_subset_match};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -521,17 +521,7 @@ pub fn wire_import(
             })?;
         }
         if imp.service {
-            let to = imp.to.clone().unwrap_or_else(|| imp.subject.clone());
-            let (local, transform) = if to == imp.subject {
-                (to, Transform::Same)
-            } else {
-                let (local, back) = reverse_import_mapping(&imp.subject, &to);
-                let transform = Transform::Map {
-                    from: local.clone(),
-                    to: back,
-                };
-                (local, transform)
-            };
+            let (local, transform) = service_import_transform(&imp.subject, imp.to.as_deref());
             let handler = Arc::new(ServiceImport {
                 exporter: Arc::downgrade(exporter),
                 export,

@@ -192,6 +192,25 @@ pub fn check_import_mapping(from: &str, to: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A service import of `subject` made available as `to` (its `to`, else the subject
+/// itself): the local subject the importer's requests are matched by, and the transform
+/// that turns such a request into the exporter's subject.
+pub fn service_import_transform(subject: &str, to: Option<&str>) -> (String, Transform) {
+    match to {
+        Some(to) if to != subject => {
+            let (local, back) = reverse_import_mapping(subject, to);
+            (
+                local.clone(),
+                Transform::Map {
+                    from: local,
+                    to: back,
+                },
+            )
+        }
+        _ => (subject.to_string(), Transform::Same),
+    }
+}
+
 /// For a service import whose `to` (what importers publish to) names `subject`'s
 /// wildcards: the pattern importers' requests match (each reference becomes `*`), and
 /// the mapping from it back onto the exporter's subject (each `*` of `subject` becomes a

@@ -526,7 +526,7 @@ fn external_account(
     src: &StreamSource,
     ext: &ExternalStream,
 ) -> Option<String> {
-    use crate::subject_mapping::{Transform, reverse_import_mapping};
+    use crate::subject_mapping::service_import_transform;
     if ext.deliver.is_empty() {
         return None;
     }
@@ -553,19 +553,7 @@ fn external_account(
             .is_some_and(|e| e.export_for(subject, service, account).is_some())
     };
     let api_of = imports.iter().filter(|i| i.service).find_map(|imp| {
-        let to = imp.to.clone().unwrap_or_else(|| imp.subject.clone());
-        let (local, transform) = if to == imp.subject {
-            (to, Transform::Same)
-        } else {
-            let (local, back) = reverse_import_mapping(&imp.subject, &to);
-            (
-                local.clone(),
-                Transform::Map {
-                    from: local,
-                    to: back,
-                },
-            )
-        };
+        let (local, transform) = service_import_transform(&imp.subject, imp.to.as_deref());
         if !crate::sublist::subject_matches(local.as_bytes(), request.as_bytes()) {
             return None;
         }
