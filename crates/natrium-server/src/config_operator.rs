@@ -1029,27 +1029,25 @@ impl Drop for Pushed {
     }
 }
 
-/// Why an account deletion (`$SYS.REQ.CLAIMS.DELETE`) failed, worded as nats-server's
-/// answer: `delete accounts request by <subject> failed - <reason>`.
+/// Why an account deletion (`$SYS.REQ.CLAIMS.DELETE`) was refused, worded as
+/// nats-server's answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message} - {reason}")]
+#[error("delete accounts request by {by} failed - {reason}")]
 pub struct DeleteError {
-    /// What was tried (`delete accounts request by … failed`, or how many were deleted).
-    pub message: String,
-    /// Why it failed.
+    /// The request's subject (empty when it did not decode).
+    pub by: String,
+    /// Why it was refused.
     pub reason: String,
 }
 
-/// The result of an account deletion: how many were deleted, and the options without
-/// them, to apply.
+/// The result of an account deletion: the accounts deleted, the file operations that
+/// failed, and the options without the deleted accounts, to apply.
 pub struct Deleted {
     /// Accounts deleted (a key with no JWT file counts, as in nats-server).
-    pub count: usize,
-    /// The accounts asked to be deleted.
     pub keys: Vec<String>,
-    /// The file operations that failed.
+    /// The file operations that failed (their accounts stay).
     pub failures: Vec<String>,
-    /// The options rebuilt without them.
+    /// The options rebuilt without the deleted accounts.
     pub options: Options,
 }
 
@@ -1061,7 +1059,7 @@ pub struct Deleted {
 /// them (their preloads go too). The system account cannot be deleted.
 pub fn delete_accounts(o: &Options, token: &[u8]) -> Result<Deleted, DeleteError> {
     let failed = |by: &str, reason: &str| DeleteError {
-        message: format!("delete accounts request by {by} failed"),
+        by: by.to_string(),
         reason: reason.to_string(),
     };
     let text = std::str::from_utf8(token).map_err(|_| failed("", "the JWT is not UTF-8"))?;
@@ -1092,29 +1090,28 @@ pub fn delete_accounts(o: &Options, token: &[u8]) -> Result<Deleted, DeleteError
         return Err(failed(&by, "malformed request"));
     };
     let system = o.accounts.system_account.clone().unwrap_or_default();
-    let mut keys = Vec::new();
+    let mut asked = Vec::new();
     for entry in list {
         match entry.as_str() {
             Some(k) if jwt::is_public_key(k, nkeys::KeyPairType::Account) => {
                 if k == system {
                     return Err(failed(&by, "not allowed to delete system account"));
                 }
-                keys.push(k.to_string());
+                asked.push(k.to_string());
             }
             _ => return Err(failed(&by, "malformed request")),
         }
     }
-    let mut errors = Vec::new();
-    for key in &keys {
+    let (mut keys, mut failures) = (Vec::new(), Vec::new());
+    for key in asked {
         let path = dir.join(format!("{key}.jwt"));
         let done = match deletes {
             Deletes::Remove => std::fs::remove_file(&path),
             _ => std::fs::rename(&path, dir.join(format!("{key}.jwt.deleted"))),
         };
         match done {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => errors.push(e.to_string()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => failures.push(e.to_string()),
+            _ => keys.push(key),
         }
     }
     std::fs::File::open(&dir)
@@ -1126,9 +1123,8 @@ pub fn delete_accounts(o: &Options, token: &[u8]) -> Result<Deleted, DeleteError
     }
     refresh_accounts(&mut options, None);
     Ok(Deleted {
-        count: keys.len() - errors.len(),
         keys,
-        failures: errors,
+        failures,
         options,
     })
 }

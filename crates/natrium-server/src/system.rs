@@ -807,23 +807,36 @@ fn push_claims(
             Ok(acc)
         })
     };
-    let server = to_json(&server_info(s));
-    let body = match &result {
+    let outcome = match &result {
         Ok(acc) => {
             crate::debug!(s.log, "jwt updated - {acc}");
-            let data = serde_json::json!({"account": acc, "code": 200, "message": "jwt updated"});
-            format!("{{\"server\":{server},\"data\":{data}}}")
+            Ok(serde_json::json!({"account": acc, "code": 200, "message": "jwt updated"}))
         }
         Err(e) => {
             crate::error!(s.log, "{} (account {})", e, e.account);
-            let err = serde_json::json!({"account": e.account, "code": 500,
-                                         "description": e.to_string()});
-            format!("{{\"server\":{server},\"error\":{err}}}")
+            Err(serde_json::json!({"account": e.account, "code": 500,
+                                   "description": e.to_string()}))
         }
     };
-    if let Some(reply) = reply {
-        publish_answer(s, reply, &body);
-    }
+    claims_answer(s, reply, outcome);
+}
+
+/// Answer a claims change on `reply` as nats-server's `respondToUpdate` does: the
+/// server's identity with `data` on success, `error` otherwise.
+fn claims_answer(
+    s: &Arc<ServerShared>,
+    reply: Option<&str>,
+    outcome: Result<serde_json::Value, serde_json::Value>,
+) {
+    let Some(reply) = reply else {
+        return;
+    };
+    let server = to_json(&server_info(s));
+    let body = match outcome {
+        Ok(data) => format!("{{\"server\":{server},\"data\":{data}}}"),
+        Err(err) => format!("{{\"server\":{server},\"error\":{err}}}"),
+    };
+    publish_answer(s, reply, &body);
 }
 
 /// Delete accounts (`$SYS.REQ.CLAIMS.DELETE`, see
@@ -848,13 +861,11 @@ fn delete_claims(s: &Arc<ServerShared>, token: &[u8], reply: Option<&str>) {
             (deleted, applied)
         })
     };
-    let server = to_json(&server_info(s));
-    let body = match &result {
+    let outcome = match &result {
         Ok((deleted, Ok(()))) if deleted.failures.is_empty() => {
-            let message = format!("deleted {} accounts", deleted.count);
+            let message = format!("deleted {} accounts", deleted.keys.len());
             crate::info!(s.log, "{message}");
-            let data = serde_json::json!({"code": 200, "message": message});
-            format!("{{\"server\":{server},\"data\":{data}}}")
+            Ok(serde_json::json!({"code": 200, "message": message}))
         }
         Ok((deleted, applied)) => {
             let mut reasons = deleted.failures.clone();
@@ -863,23 +874,19 @@ fn delete_claims(s: &Arc<ServerShared>, token: &[u8], reply: Option<&str>) {
             }
             let description = format!(
                 "deleted {} accounts, failed for {} - {}",
-                deleted.count,
+                deleted.keys.len(),
                 deleted.failures.len(),
                 reasons.join("\n")
             );
             crate::error!(s.log, "{description}");
-            let err = serde_json::json!({"code": 500, "description": description});
-            format!("{{\"server\":{server},\"error\":{err}}}")
+            Err(serde_json::json!({"code": 500, "description": description}))
         }
         Err(e) => {
             crate::error!(s.log, "{e}");
-            let err = serde_json::json!({"code": 500, "description": e.to_string()});
-            format!("{{\"server\":{server},\"error\":{err}}}")
+            Err(serde_json::json!({"code": 500, "description": e.to_string()}))
         }
     };
-    if let Some(reply) = reply {
-        publish_answer(s, reply, &body);
-    }
+    claims_answer(s, reply, outcome);
 }
 
 impl InternalHandler for ClaimsRequests {
