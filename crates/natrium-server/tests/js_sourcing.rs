@@ -562,7 +562,6 @@ accounts {{
     let public = login("pub").await;
     let internal = login("int").await;
     let pjs = jetstream::new(public.clone());
-    let ijs = jetstream::new(internal.clone());
     ok(
         &public,
         "$JS.API.STREAM.CREATE.S",
@@ -604,6 +603,5 @@ accounts {{
         assert_eq!(v["state"]["messages"], 0, "{v}");
         assert_eq!(v["mirror"]["error"]["err_code"], 10059, "{v}");
     }
-    drop(ijs);
     s.stop().await;
 }
