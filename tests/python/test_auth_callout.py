@@ -615,3 +615,53 @@ async def test_request_carries_the_client_certificate(start_server):
         assert "certs" not in t, t
     finally:
         await svc.close()
+
+
+@async_test()
+async def test_a_reload_closes_a_single_user_service(start_server):
+    """The service logged in as the single `authorization { user }` of the callout
+    account (`$G` by default) is denied the callout subject, and a reload closes its
+    connection, as nats-server closes it (the client reconnects)."""
+    import signal
+
+    svc = Service()
+    config = (
+        "authorization {\n"
+        "  user: auth\n  password: pwd\n  timeout: 1\n"
+        f"  auth_callout {{ issuer: {svc.issuer.public}, auth_users: [ auth ] }}\n"
+        "}\n"
+    )
+    server = start_server(config=config)
+    errors: list = []
+
+    async def on_error(e):
+        errors.append(e)
+
+    nc = await nats.connect(server.url, user="auth", password="pwd", allow_reconnect=False,
+                            error_cb=on_error)
+    try:
+        await nc.publish("$SYS.REQ.USER.AUTH", b"forged")
+        await sync(nc)
+        await asyncio.sleep(0.2)
+        assert any('permissions violation for publish to "$sys.req.user.auth"'
+                   in str(e).lower() for e in errors), errors
+        server.proc.send_signal(signal.SIGHUP)
+        for _ in range(50):
+            if nc.is_closed:
+                break
+            await asyncio.sleep(0.1)
+        assert nc.is_closed
+        assert "Reloaded server configuration" in server.log(), server.log()[-2000:]
+    finally:
+        await nc.close()
+
+
+def test_auth_callout_in_an_operator_config_is_refused(run_server_to_exit):
+    t = OperatorCallout()
+    issuer = J.account_key().public
+    config = t.config() + (f"authorization {{ auth_callout {{ issuer: {issuer},"
+                           " auth_users: [ a ] } }\n")
+    rc, out, err = run_server_to_exit(config)
+    assert rc not in (0, None), (rc, out, err)
+    assert "operators do not allow authorization callouts to be configured directly" in (
+        out + err).lower(), out + err

@@ -83,15 +83,14 @@ pub fn parse(v: &Spanned) -> Result<CalloutConfig, ConfError> {
 /// `auth_users`; natrium refuses those too, since no login could then ever succeed
 /// (every user would wait for a service that cannot log in), and says why at start.
 /// Operator mode has its callouts in account JWTs (`authorization`, read by
-/// `config_operator`), so the block is refused there rather than ignored.
+/// `config_operator`); the block is refused there, with nats-server's error.
 pub fn finish(o: &Options) -> Result<(), String> {
     let Some(c) = &o.auth_callout else {
         return Ok(());
     };
     if o.operator_options.is_some() {
         return Err(
-            "auth_callout in the config is not supported in operator mode by natrium-server"
-                .to_string(),
+            "operators do not allow authorization callouts to be configured directly".to_string(),
         );
     }
     let known = |name: &str| {
