@@ -74,6 +74,96 @@ fn kv_lifecycle() {
     }
 }
 
+/// `kv create`, `update`, `revert`, `compact`, `edit` and `del BUCKET`, shaped like the
+/// nats CLI's commands of those names.
+#[test]
+fn kv_conditional_writes_revert_compact_edit() {
+    for s in Server::both("kv_conditional") {
+        let k = s.kind;
+        s.ok(&["kv", "add", "C", "--history", "5"]);
+
+        // create: only for a new key, or one whose last operation was a delete.
+        let c = s.json(&["kv", "create", "C", "a", "one"]);
+        assert_eq!(c["revision"], 1, "{k:?}");
+        let (code, err) = s.fails(&["kv", "create", "C", "a", "again"]);
+        assert_eq!(code, 1, "{k:?}");
+        assert_one_line_error(&err);
+        assert!(err.contains("the key exists"), "{k:?}: {err}");
+
+        // update: only from the stated revision.
+        assert_eq!(s.ok(&["kv", "update", "C", "a", "two", "1"]), "two\n");
+        let (code, err) = s.fails(&["kv", "update", "C", "a", "three", "1"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("no longer at revision 1"), "{k:?}: {err}");
+        assert_eq!(s.ok(&["kv", "get", "C", "a", "--raw"]), "two\n");
+
+        // revert: the old value comes back as a new revision; history is kept.
+        let r = s.json(&["kv", "revert", "C", "a", "1", "-f"]);
+        assert_eq!(r["revision"], 3, "{k:?}");
+        assert_eq!(s.ok(&["kv", "get", "C", "a", "--raw"]), "one\n");
+        let table = s.ok(&["kv", "revert", "C", "a", "2", "-f"]);
+        assert!(table.contains("History for C > a"), "{k:?}: {table}");
+        assert_eq!(s.ok(&["kv", "get", "C", "a", "--raw"]), "two\n");
+        let (_, err) = s.fails(&["kv", "revert", "C", "a", "99", "-f"]);
+        assert!(err.contains("revision 99 not found"), "{k:?}: {err}");
+
+        // a deleted key may be created again.
+        s.ok(&["kv", "put", "C", "b", "bee"]);
+        s.ok(&["kv", "del", "C", "b", "-f"]);
+        assert_eq!(s.json(&["kv", "create", "C", "b", "new"])["revision"], 7);
+        s.ok(&["kv", "del", "C", "b", "-f"]);
+
+        // compact: the deleted key's history goes, its recent marker stays; a and its
+        // 4 revisions are untouched.
+        let before = s.json(&["kv", "info", "C"]);
+        assert_eq!(before["state"]["messages"], 8, "{k:?}: {before}");
+        let cmp = s.json(&["kv", "compact", "C", "-f"]);
+        assert_eq!(cmp["purged_keys"], 1, "{k:?}");
+        assert_eq!(cmp["markers_kept"], 1);
+        let after = s.json(&["kv", "info", "C"]);
+        assert_eq!(after["state"]["messages"], 5, "{k:?}: {after}");
+        let h = s.json(&["kv", "history", "C", "b"]);
+        let ops: Vec<&str> = h
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|e| e["operation"].as_str().expect("op"))
+            .collect();
+        assert_eq!(ops, ["DEL"], "{k:?}");
+        assert_eq!(
+            s.json(&["kv", "history", "C", "a"])
+                .as_array()
+                .map(Vec::len),
+            Some(4)
+        );
+
+        // edit: only the settings given change.
+        let e = s.json(&[
+            "kv",
+            "edit",
+            "C",
+            "--history",
+            "2",
+            "--ttl",
+            "1m",
+            "--description",
+            "edited",
+        ]);
+        assert_eq!(e["config"]["max_msgs_per_subject"], 2, "{k:?}");
+        assert_eq!(e["config"]["max_age"], 60_000_000_000i64);
+        assert_eq!(e["config"]["duplicate_window"], 60_000_000_000i64);
+        assert_eq!(e["config"]["description"], "edited");
+        assert_eq!(e["config"]["max_msg_size"], -1);
+        let (_, err) = s.fails(&["kv", "edit", "C", "--history", "65"]);
+        assert!(err.contains("history must be between 1 and 64"), "{err}");
+
+        // del with no key deletes the bucket (as `nats kv del BUCKET`).
+        s.ok(&["kv", "del", "C", "-f"]);
+        let (code, _) = s.fails(&["kv", "info", "C"]);
+        assert_eq!(code, 1, "{k:?}");
+    }
+}
+
 #[test]
 fn object_lifecycle() {
     for s in Server::both("object_lifecycle") {

@@ -74,12 +74,76 @@ enum Cmd {
         #[arg(long)]
         raw: bool,
     },
-    /// Delete a key (keeps its history).
-    Del {
+    /// Change a bucket's settings (only the ones given).
+    Edit {
+        /// Bucket name.
+        bucket: String,
+        /// Values kept per key.
+        #[arg(long)]
+        history: Option<i64>,
+        /// How long values live (0: forever).
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+        /// Largest value accepted, e.g. 1M (-1 unlimited).
+        #[arg(long, value_parser = parse_i32_size, allow_negative_numbers = true)]
+        max_value_size: Option<i32>,
+        /// Largest total size, e.g. 1G (-1 unlimited).
+        #[arg(long, value_parser = parse_i64_size, allow_negative_numbers = true)]
+        max_bucket_size: Option<i64>,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Store a value only if the key is new or its last operation was a delete.
+    Create {
         /// Bucket name.
         bucket: String,
         /// Key.
         key: String,
+        /// Value (else stdin).
+        value: Option<String>,
+        /// Let this value expire after the duration (the bucket must allow per-key TTLs).
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+    },
+    /// Store a value only if the key's latest revision is REVISION.
+    Update {
+        /// Bucket name.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+        /// The revision the key must be at.
+        revision: u64,
+    },
+    /// Store an earlier revision's value again as the newest (an update, so it fails if the
+    /// key changes meanwhile).
+    Revert {
+        /// Bucket name.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The revision whose value to restore.
+        revision: u64,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Delete a key (keeps its history), or with no key the whole bucket.
+    #[command(alias = "rm")]
+    Del {
+        /// Bucket name.
+        bucket: String,
+        /// Key (none: delete the bucket and everything in it).
+        key: Option<String>,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Reclaim the space of deleted keys: their history goes, and delete markers older
+    /// than 30 minutes too.
+    Compact {
+        /// Bucket name.
+        bucket: String,
         #[command(flatten)]
         force: Force,
     },
@@ -114,13 +178,6 @@ enum Cmd {
         /// Exit after this many updates.
         #[arg(long)]
         count: Option<u64>,
-    },
-    /// Delete a bucket and everything in it.
-    Rm {
-        /// Bucket name.
-        bucket: String,
-        #[command(flatten)]
-        force: Force,
     },
     /// Show a bucket's configuration and state.
     #[command(alias = "status")]
@@ -210,26 +267,86 @@ pub async fn run(conn: &ConnectArgs, a: KvArgs) -> Result<()> {
         }
         Cmd::Put { bucket, key, value } => {
             let s = store(&js, &bucket).await?;
-            let value = match value {
-                Some(v) => v.into_bytes(),
-                None => {
-                    use std::io::Read;
-                    let mut buf = Vec::new();
-                    std::io::stdin().read_to_end(&mut buf).map_err(|e| {
-                        Error::BadInput(format!("cannot read the value from stdin: {e}"))
-                    })?;
-                    buf
-                }
-            };
+            let value = value_or_stdin(value)?;
             let rev = s
                 .put(&key, value.clone().into())
                 .await
                 .map_err(|e| Error::nats(format!("kv put {bucket} {key}"), e))?;
-            if json {
-                output::json(&json!({"bucket": bucket, "key": key, "revision": rev}))
-            } else {
-                output::out_bytes(&value, true)
+            stored(json, &bucket, &key, rev, &value)
+        }
+        Cmd::Create {
+            bucket,
+            key,
+            value,
+            ttl,
+        } => {
+            let s = store(&js, &bucket).await?;
+            let value = value_or_stdin(value)?;
+            let op = format!("kv create {bucket} {key}");
+            let rev = match ttl {
+                Some(ttl) => s.create_with_ttl(&key, value.clone().into(), ttl).await,
+                None => s.create(&key, value.clone().into()).await,
             }
+            .map_err(|e| match e.kind() {
+                kv::CreateErrorKind::AlreadyExists => {
+                    Error::BadInput(format!("{op}: the key exists"))
+                }
+                _ => Error::nats(&op, e),
+            })?;
+            stored(json, &bucket, &key, rev, &value)
+        }
+        Cmd::Update {
+            bucket,
+            key,
+            value,
+            revision,
+        } => {
+            let s = store(&js, &bucket).await?;
+            let op = format!("kv update {bucket} {key}");
+            let rev = s
+                .update(&key, value.clone().into(), revision)
+                .await
+                .map_err(|e| update_error(&op, revision, e))?;
+            stored(json, &bucket, &key, rev, value.as_bytes())
+        }
+        Cmd::Revert {
+            bucket,
+            key,
+            revision,
+            force,
+        } => {
+            let s = store(&js, &bucket).await?;
+            let op = format!("kv revert {bucket} {key}");
+            let entries = history(&s, &op, &key).await?;
+            if entries.len() <= 1 {
+                return Err(Error::BadInput(format!(
+                    "{op}: the key has no earlier revision to revert to (bucket history 1?)"
+                )));
+            }
+            let old = s
+                .entry_for_revision(&key, revision)
+                .await
+                .map_err(|e| Error::nats(&op, e))?
+                .ok_or_else(|| Error::BadInput(format!("{op}: revision {revision} not found")))?;
+            if !json && !force.force {
+                out(format!(
+                    "Revision: {}\n\n{}\n",
+                    old.revision,
+                    short_value(&old.value)
+                ))?;
+            }
+            force.confirm(&format!("Really revert to revision {revision}?"))?;
+            // The newest revision read above: an update, not a put, so a change made
+            // meanwhile is not overwritten.
+            let latest = entries.last().map_or(0, |e| e.revision);
+            let rev = s
+                .update(&key, old.value.clone(), latest)
+                .await
+                .map_err(|e| update_error(&op, latest, e))?;
+            if json {
+                return output::json(&json!({"bucket": bucket, "key": key, "revision": rev}));
+            }
+            print_history(&bucket, &key, &history(&s, &op, &key).await?)
         }
         Cmd::Get {
             bucket,
@@ -261,7 +378,26 @@ pub async fn run(conn: &ConnectArgs, a: KvArgs) -> Result<()> {
                 output::out_bytes(&e.value, true)
             }
         }
-        Cmd::Del { bucket, key, force } => {
+        Cmd::Del {
+            bucket,
+            key: None,
+            force,
+        } => {
+            valid_name("bucket", &bucket)?;
+            force.confirm(&format!("Delete bucket {bucket} and all its values?"))?;
+            js.delete_key_value(&bucket)
+                .await
+                .map_err(|e| Error::nats(format!("kv del {bucket}"), e))?;
+            if !json {
+                out(format!("Deleted bucket {bucket}"))?;
+            }
+            Ok(())
+        }
+        Cmd::Del {
+            bucket,
+            key: Some(key),
+            force,
+        } => {
             let s = store(&js, &bucket).await?;
             force.confirm(&format!("Delete key {bucket} > {key}?"))?;
             s.delete(&key)
@@ -286,35 +422,12 @@ pub async fn run(conn: &ConnectArgs, a: KvArgs) -> Result<()> {
         Cmd::History { bucket, key } => {
             let s = store(&js, &bucket).await?;
             let op = format!("kv history {bucket} {key}");
-            let mut h = s.history(&key).await.map_err(|e| Error::nats(&op, e))?;
-            let mut entries = Vec::new();
-            while let Some(e) = h.next().await {
-                let e = e.map_err(|e| Error::nats(&op, e))?;
-                entries.push(e);
-            }
+            let entries = history(&s, &op, &key).await?;
             if json {
                 let v: Vec<Value> = entries.iter().map(entry_json).collect();
                 return output::json(&v);
             }
-            let mut t = output::table(
-                Some(&format!("History for {bucket} > {key}")),
-                &["Key", "Revision", "Op", "Created", "Length", "Value"],
-            );
-            for e in &entries {
-                let mut v = String::from_utf8_lossy(&e.value).into_owned();
-                if v.chars().count() > 40 {
-                    v = v.chars().take(37).collect::<String>() + "...";
-                }
-                t.row([
-                    e.key.clone(),
-                    e.revision.to_string(),
-                    op_name(e.operation).to_string(),
-                    output::time_short(&fmt_time(&e.created)),
-                    e.value.len().to_string(),
-                    v,
-                ]);
-            }
-            t.print()
+            print_history(&bucket, &key, &entries)
         }
         Cmd::Ls {
             bucket: Some(bucket),
@@ -419,22 +532,220 @@ pub async fn run(conn: &ConnectArgs, a: KvArgs) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Rm { bucket, force } => {
-            valid_name("bucket", &bucket)?;
-            force.confirm(&format!("Delete bucket {bucket} and all its values?"))?;
-            js.delete_key_value(&bucket)
-                .await
-                .map_err(|e| Error::nats(format!("kv rm {bucket}"), e))?;
-            if !json {
-                out(format!("Deleted bucket {bucket}"))?;
+        Cmd::Compact { bucket, force } => {
+            let s = store(&js, &bucket).await?;
+            force.confirm(&format!(
+                "Purge all historic values and audit trails for deleted keys in bucket {bucket}?"
+            ))?;
+            let (purged, kept) = compact(&client, &s, &bucket).await?;
+            if json {
+                output::json(
+                    &json!({"bucket": bucket, "purged_keys": purged, "markers_kept": kept}),
+                )
+            } else {
+                out(format!(
+                    "Compacted {bucket}: {purged} deleted keys purged ({kept} of them keep a recent delete marker)"
+                ))
             }
-            Ok(())
+        }
+        Cmd::Edit {
+            bucket,
+            history,
+            ttl,
+            max_value_size,
+            max_bucket_size,
+            description,
+        } => {
+            valid_name("bucket", &bucket)?;
+            let stream = format!("KV_{bucket}");
+            let op = format!("kv edit {bucket}");
+            let si = jsapi::stream_info(&client, &stream).await?;
+            let mut c = match si.get("config") {
+                Some(Value::Object(c)) => c.clone(),
+                _ => {
+                    return Err(Error::BadInput(format!(
+                        "{op}: the stream info has no config"
+                    )));
+                }
+            };
+            if let Some(h) = history {
+                if !(1..=64).contains(&h) {
+                    return Err(Error::BadInput(format!(
+                        "{op}: history must be between 1 and 64"
+                    )));
+                }
+                c.insert("max_msgs_per_subject".into(), json!(h));
+            }
+            if let Some(ttl) = ttl {
+                let ns = i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX);
+                c.insert("max_age".into(), json!(ns));
+                // As the clients set it: the duplicate window is 2 minutes, or the TTL if
+                // that is shorter (a window longer than max_age is refused).
+                let two_min = 120_000_000_000i64;
+                let window = if ns > 0 && ns < two_min { ns } else { two_min };
+                c.insert("duplicate_window".into(), json!(window));
+            }
+            if let Some(v) = max_value_size {
+                c.insert("max_msg_size".into(), json!(v));
+            }
+            if let Some(v) = max_bucket_size {
+                c.insert("max_bytes".into(), json!(v));
+            }
+            if let Some(d) = description {
+                c.insert("description".into(), json!(d));
+            }
+            jsapi::request(
+                &client,
+                &format!("STREAM.UPDATE.{stream}"),
+                &Value::Object(c),
+                &op,
+            )
+            .await?;
+            info(&client, &bucket, json).await
         }
         Cmd::Info { bucket } => {
             valid_name("bucket", &bucket)?;
             info(&client, &bucket, json).await
         }
     }
+}
+
+/// The value from the command line, else all of stdin (as `nats kv put` reads it).
+fn value_or_stdin(value: Option<String>) -> Result<Vec<u8>> {
+    match value {
+        Some(v) => Ok(v.into_bytes()),
+        None => {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::BadInput(format!("cannot read the value from stdin: {e}")))?;
+            Ok(buf)
+        }
+    }
+}
+
+/// Reports a stored value: its revision with `--json`, else the value (as `nats kv put`).
+fn stored(json: bool, bucket: &str, key: &str, rev: u64, value: &[u8]) -> Result<()> {
+    if json {
+        output::json(&json!({"bucket": bucket, "key": key, "revision": rev}))
+    } else {
+        output::out_bytes(value, true)
+    }
+}
+
+/// Says which revision an update expected when the key has moved on.
+fn update_error(op: &str, expected: u64, e: kv::UpdateError) -> Error {
+    match e.kind() {
+        kv::UpdateErrorKind::WrongLastRevision => Error::BadInput(format!(
+            "{op}: the key is no longer at revision {expected} (wrong last sequence)"
+        )),
+        _ => Error::nats(op, e),
+    }
+}
+
+/// A value cut for one line: at most 40 characters, middle elided.
+fn short_value(value: &[u8]) -> String {
+    let v = String::from_utf8_lossy(value);
+    let n = v.chars().count();
+    if n <= 40 {
+        return v.into_owned();
+    }
+    let head: String = v.chars().take(15).collect();
+    let tail: String = v.chars().skip(n - 15).collect();
+    format!("{head}...{tail}")
+}
+
+/// Every kept revision of `key`, oldest first.
+async fn history(s: &kv::Store, op: &str, key: &str) -> Result<Vec<kv::Entry>> {
+    let mut h = s.history(key).await.map_err(|e| Error::nats(op, e))?;
+    let mut entries = Vec::new();
+    while let Some(e) = h.next().await {
+        entries.push(e.map_err(|e| Error::nats(op, e))?);
+    }
+    Ok(entries)
+}
+
+fn print_history(bucket: &str, key: &str, entries: &[kv::Entry]) -> Result<()> {
+    let mut t = output::table(
+        Some(&format!("History for {bucket} > {key}")),
+        &["Key", "Revision", "Op", "Created", "Length", "Value"],
+    );
+    for e in entries {
+        t.row([
+            e.key.clone(),
+            e.revision.to_string(),
+            op_name(e.operation).to_string(),
+            output::time_short(&fmt_time(&e.created)),
+            e.value.len().to_string(),
+            short_value(&e.value),
+        ]);
+    }
+    t.print()
+}
+
+/// Delete markers younger than this keep the marker itself when compacting (so that
+/// watchers and mirrors that are behind still see the delete), as the Go client's
+/// `PurgeDeletes` does by default.
+const KEEP_MARKERS_YOUNGER_THAN: Duration = Duration::from_secs(30 * 60);
+
+/// Purges the history of every key whose latest operation is a delete or purge; returns
+/// how many keys were purged and how many of them kept their (recent) marker.
+async fn compact(client: &async_nats::Client, s: &kv::Store, bucket: &str) -> Result<(u64, u64)> {
+    let op = format!("kv compact {bucket}");
+    // The latest entry of every key, headers only: what `keys()` reads, but keeping the
+    // deleted ones.
+    let consumer = s
+        .stream
+        .create_consumer(jetstream::consumer::push::OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            filter_subject: format!("{}>", s.prefix),
+            headers_only: true,
+            deliver_policy: jetstream::consumer::DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::nats(&op, e))?;
+    let mut markers: Vec<(String, time::OffsetDateTime)> = Vec::new();
+    if consumer.cached_info().num_pending > 0 {
+        let mut msgs = consumer.messages().await.map_err(|e| Error::nats(&op, e))?;
+        while let Some(m) = msgs.next().await {
+            let m = m.map_err(|e| Error::nats(&op, e))?;
+            let info = m
+                .info()
+                .map_err(|e| Error::BadInput(format!("{op}: {e}")))?;
+            let (pending, published) = (info.pending, info.published);
+            let deleted = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("KV-Operation"))
+                .is_some_and(|v| matches!(v.as_str(), "DEL" | "PURGE"));
+            if deleted {
+                markers.push((m.subject.to_string(), published));
+            }
+            if pending == 0 {
+                break;
+            }
+        }
+    }
+    let limit = time::OffsetDateTime::now_utc() - KEEP_MARKERS_YOUNGER_THAN;
+    let (mut purged, mut kept) = (0, 0);
+    for (subject, created) in markers {
+        let mut body = json!({ "filter": subject });
+        if created > limit {
+            body["keep"] = json!(1);
+            kept += 1;
+        }
+        jsapi::request(
+            client,
+            &format!("STREAM.PURGE.{}", s.stream_name),
+            &body,
+            &op,
+        )
+        .await?;
+        purged += 1;
+    }
+    Ok((purged, kept))
 }
 
 async fn info(client: &async_nats::Client, bucket: &str, json: bool) -> Result<()> {
