@@ -383,3 +383,139 @@ fn account_info_shows_usage_and_limits() {
         assert!(table.contains("Account Statistics"), "{table}");
     }
 }
+
+/// `stream subjects`, `seal` and `copy`, and `consumer pause`, `resume`, `unpin` and
+/// `copy`, shaped like the nats CLI's commands of those names.
+#[test]
+fn stream_and_consumer_maintenance_commands() {
+    for s in Server::both("stream_and_consumer_maintenance") {
+        let k = s.kind;
+        s.ok(&["stream", "add", "M", "--subjects", "m.>", "--defaults"]);
+        s.ok(&["pub", "m.a", "x", "--count", "3", "-q"]);
+        s.ok(&["pub", "m.b.1", "x", "-q"]);
+        s.ok(&["pub", "m.b.2", "x", "--count", "2", "-q"]);
+        assert!(eventually(
+            || s.json(&["stream", "info", "M"])["state"]["messages"] == 6
+        ));
+
+        // subjects: counts, filter, order.
+        let all = s.json(&["stream", "subjects", "M"]);
+        assert_eq!(
+            all,
+            serde_json::json!({"m.a": 3, "m.b.1": 1, "m.b.2": 2}),
+            "{k:?}"
+        );
+        assert_eq!(
+            s.ok(&["stream", "subjects", "M", "--names"]),
+            "m.a\nm.b.2\nm.b.1\n"
+        );
+        assert_eq!(
+            s.ok(&[
+                "stream", "subjects", "M", "m.b.*", "--names", "--sort", "name", "-R"
+            ]),
+            "m.b.2\nm.b.1\n"
+        );
+        let table = s.ok(&["stream", "subjects", "M"]);
+        assert!(table.contains("3 Subjects in stream M"), "{k:?}: {table}");
+        assert_eq!(
+            s.ok(&["stream", "subjects", "M", "x.>"]),
+            "No subjects found matching x.>\n"
+        );
+
+        // copy: the configuration with a new name; flags change it.
+        let c = s.json(&[
+            "stream",
+            "copy",
+            "M",
+            "M2",
+            "--subjects",
+            "m2.>",
+            "--max-msgs",
+            "10",
+        ]);
+        assert_eq!(c["config"]["name"], "M2", "{k:?}");
+        assert_eq!(c["config"]["subjects"], serde_json::json!(["m2.>"]));
+        assert_eq!(c["config"]["max_msgs"], 10);
+        assert_eq!(c["state"]["messages"], 0);
+        // Without new subjects the copy overlaps its source: the server's own error.
+        let (code, err) = s.fails(&["stream", "copy", "M", "M3"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("err_code 10065"), "{k:?}: {err}");
+
+        // consumer copy, pause, resume.
+        s.ok(&[
+            "consumer",
+            "add",
+            "M",
+            "C1",
+            "--defaults",
+            "--filter",
+            "m.a",
+        ]);
+        let cp = s.json(&["consumer", "copy", "M", "C1", "C2", "--filter", "m.b.>"]);
+        assert_eq!(cp["name"], "C2", "{k:?}");
+        assert_eq!(cp["config"]["durable_name"], "C2");
+        assert_eq!(cp["config"]["filter_subject"], "m.b.>");
+        assert_eq!(cp["num_pending"], 3);
+        let p = s.json(&["consumer", "pause", "M", "C2", "1h", "-f"]);
+        assert_eq!(p["paused"], true, "{k:?}");
+        let left = p["pause_remaining"].as_u64().expect("remaining");
+        assert!(
+            left > 3_590_000_000_000 && left <= 3_600_000_000_000,
+            "{left}"
+        );
+        let info = s.json(&["consumer", "info", "M", "C2"]);
+        assert_eq!(info["paused"], true);
+        let text = s.ok(&["consumer", "pause", "M", "C2", "2030-01-02 03:04:05", "-f"]);
+        assert!(
+            text.starts_with("Paused M > C2 until 2030-01-02T03:04:05"),
+            "{k:?}: {text}"
+        );
+        let (code, err) = s.fails(&["consumer", "pause", "M", "C2", "2001-01-01T00:00:00Z", "-f"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("did not pause"), "{k:?}: {err}");
+        let (_, err) = s.fails(&["consumer", "pause", "M", "C2", "soon", "-f"]);
+        assert!(err.contains("expected a duration"), "{err}");
+        assert_eq!(
+            s.ok(&["consumer", "resume", "M", "C2", "-f"]),
+            "Consumer M > C2 was resumed\n"
+        );
+        assert_eq!(
+            s.json(&["consumer", "info", "M", "C2"])["paused"],
+            Value::Null
+        );
+
+        // unpin: a pinned-client group.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("pinned.json");
+        std::fs::write(
+            &cfg,
+            r#"{"durable_name":"P","ack_policy":"explicit","priority_groups":["G"],"priority_policy":"pinned_client"}"#,
+        )
+        .expect("write");
+        s.ok(&[
+            "consumer",
+            "add",
+            "M",
+            "P",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--defaults",
+        ]);
+        assert_eq!(
+            s.ok(&["consumer", "unpin", "M", "P", "G", "-f"]),
+            "Unpinned the client of group G on M > P\n",
+            "{k:?}"
+        );
+        let (code, err) = s.fails(&["consumer", "unpin", "M", "P", "NOPE", "-f"]);
+        assert_eq!(code, 1, "{k:?}");
+        assert_one_line_error(&err);
+
+        // seal: no more messages.
+        let sealed = s.json(&["stream", "seal", "M", "-f"]);
+        assert_eq!(sealed["config"]["sealed"], true, "{k:?}");
+        let (code, err) = s.fails(&["stream", "purge", "M", "-f"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("err_code 10109"), "{k:?}: {err}");
+    }
+}

@@ -107,6 +107,121 @@ enum Cmd {
         /// Stream name.
         stream: String,
     },
+    /// Pause a consumer: no deliveries until the given time.
+    Pause {
+        /// Stream name.
+        stream: String,
+        /// Consumer name.
+        name: String,
+        /// Until when: a duration (1h30m) or a time, RFC 3339 or `YYYY-MM-DD HH:MM:SS` (UTC).
+        until: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Resume a paused consumer now.
+    Resume {
+        /// Stream name.
+        stream: String,
+        /// Consumer name.
+        name: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Unpin the pinned client of a priority group, so another may be pinned.
+    Unpin {
+        /// Stream name.
+        stream: String,
+        /// Consumer name.
+        name: String,
+        /// The priority group.
+        group: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Create a consumer with another one's configuration; flags given change the copy.
+    #[command(alias = "cp")]
+    Copy {
+        /// Stream name.
+        stream: String,
+        /// The consumer whose configuration to copy.
+        source: String,
+        /// The new consumer's name.
+        destination: String,
+        #[command(flatten)]
+        cfg: ConfigFlags,
+    },
+}
+
+/// Reads `consumer pause`'s time: a duration from now, an RFC 3339 time, or
+/// `YYYY-MM-DD HH:MM:SS` taken as UTC.
+fn parse_pause_until(s: &str, now: time::OffsetDateTime) -> Result<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(d) = crate::units::parse_duration(s) {
+        return Ok(now + d);
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s, &fmt)
+        .map(time::PrimitiveDateTime::assume_utc)
+        .map_err(|_| {
+            Error::BadInput(format!(
+                "pause until {s:?}: expected a duration (1h30m), an RFC 3339 time or YYYY-MM-DD HH:MM:SS"
+            ))
+        })
+}
+
+/// Sends CONSUMER.PAUSE (`until` None resumes) and reports the consumer's pause state.
+async fn pause(
+    client: &async_nats::Client,
+    stream: &str,
+    name: &str,
+    until: Option<time::OffsetDateTime>,
+    json: bool,
+) -> Result<()> {
+    use time::format_description::well_known::Rfc3339;
+    let (body, op) = match until {
+        Some(t) => {
+            let t = t
+                .format(&Rfc3339)
+                .map_err(|e| Error::BadInput(e.to_string()))?;
+            (
+                json!({ "pause_until": t }),
+                format!("consumer pause {stream} {name}"),
+            )
+        }
+        None => (Value::Null, format!("consumer resume {stream} {name}")),
+    };
+    let resp = jsapi::request(
+        client,
+        &format!("CONSUMER.PAUSE.{stream}.{name}"),
+        &body,
+        &op,
+    )
+    .await?;
+    let paused = resp.get("paused").and_then(Value::as_bool).unwrap_or(false);
+    if until.is_some() && !paused {
+        return Err(Error::BadInput(format!(
+            "{op}: the consumer did not pause (a time in the past?)"
+        )));
+    }
+    if json {
+        return output::json(&resp);
+    }
+    if paused {
+        let remaining = resp
+            .get("pause_remaining")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        out(format!(
+            "Paused {stream} > {name} until {} ({})",
+            output::s(&resp, "pause_until"),
+            output::duration_ns(remaining - remaining % 1_000_000_000)
+        ))
+    } else {
+        out(format!("Consumer {stream} > {name} was resumed"))
+    }
 }
 
 /// Where a new consumer starts.
@@ -383,6 +498,92 @@ pub async fn run(conn: &ConnectArgs, a: ConsumerArgs) -> Result<()> {
             if json {
                 output::json(&resp)
             } else {
+                print_info(&resp)
+            }
+        }
+        Cmd::Pause {
+            stream,
+            name,
+            until,
+            force,
+        } => {
+            valid_name("stream", &stream)?;
+            valid_name("consumer", &name)?;
+            let t = parse_pause_until(&until, time::OffsetDateTime::now_utc())?;
+            force.confirm(&format!(
+                "Really pause consumer {stream} > {name} until {t}?"
+            ))?;
+            let client = conn.connect().await?;
+            pause(&client, &stream, &name, Some(t), json).await
+        }
+        Cmd::Resume {
+            stream,
+            name,
+            force,
+        } => {
+            valid_name("stream", &stream)?;
+            valid_name("consumer", &name)?;
+            force.confirm(&format!("Really resume consumer {stream} > {name}?"))?;
+            let client = conn.connect().await?;
+            pause(&client, &stream, &name, None, json).await
+        }
+        Cmd::Unpin {
+            stream,
+            name,
+            group,
+            force,
+        } => {
+            valid_name("stream", &stream)?;
+            valid_name("consumer", &name)?;
+            force.confirm(&format!(
+                "Really unpin the client of group {group} on consumer {stream} > {name}?"
+            ))?;
+            let client = conn.connect().await?;
+            let resp = jsapi::request(
+                &client,
+                &format!("CONSUMER.UNPIN.{stream}.{name}"),
+                &json!({ "group": group }),
+                &format!("consumer unpin {stream} {name}"),
+            )
+            .await?;
+            if json {
+                output::json(&resp)
+            } else {
+                out(format!(
+                    "Unpinned the client of group {group} on {stream} > {name}"
+                ))
+            }
+        }
+        Cmd::Copy {
+            stream,
+            source,
+            destination,
+            cfg,
+        } => {
+            valid_name("stream", &stream)?;
+            valid_name("consumer", &source)?;
+            valid_name("consumer", &destination)?;
+            let client = conn.connect().await?;
+            let info = jsapi::consumer_info(&client, &stream, &source).await?;
+            let mut c = info
+                .get("config")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            c.insert("name".into(), json!(destination));
+            // A durable source makes a durable copy; an ephemeral's copy is named, and
+            // a named consumer is durable unless it sets an inactive threshold.
+            if c.contains_key("durable_name") {
+                c.insert("durable_name".into(), json!(destination));
+            }
+            cfg.apply(&mut c);
+            let resp = create(&client, &stream, &destination, c, "create").await?;
+            if json {
+                output::json(&resp)
+            } else {
+                out(format!(
+                    "Consumer {stream} > {source} was copied to {destination}\n"
+                ))?;
                 print_info(&resp)
             }
         }

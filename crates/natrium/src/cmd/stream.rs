@@ -152,6 +152,54 @@ enum Cmd {
     },
     /// A table of every stream with its state.
     Report,
+    /// The subjects a stream holds messages on, with their counts.
+    #[command(alias = "subj")]
+    Subjects {
+        /// Stream name.
+        name: String,
+        /// Only subjects matching this filter.
+        #[arg(default_value = ">")]
+        filter: String,
+        /// Sort by subject name instead of message count.
+        #[arg(long, value_enum, default_value = "messages")]
+        sort: SubjectSort,
+        /// Reverse the order.
+        #[arg(short = 'R', long)]
+        reverse: bool,
+        /// Print only the subject names.
+        #[arg(long)]
+        names: bool,
+    },
+    /// Seal a stream: no more messages, deletes or purges, for good.
+    Seal {
+        /// Stream name.
+        name: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Create a stream with another stream's configuration (no data is copied); flags
+    /// given change the copy.
+    #[command(alias = "cp")]
+    Copy {
+        /// The stream whose configuration to copy.
+        #[arg(value_name = "SOURCE")]
+        original: String,
+        /// The new stream's name.
+        destination: String,
+        #[command(flatten)]
+        cfg: ConfigFlags,
+    },
+}
+
+/// Orders of `stream subjects`.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum SubjectSort {
+    /// By message count, largest first (as the nats CLI).
+    #[value(alias = "count")]
+    Messages,
+    /// By subject.
+    #[value(alias = "subjects")]
+    Name,
 }
 
 /// Retention policies.
@@ -483,6 +531,26 @@ fn read_config(path: &std::path::Path) -> Result<serde_json::Map<String, Value>>
     }
 }
 
+/// Every subject of `stream` matching `filter` with its message count, read through
+/// STREAM.INFO's `subjects_filter` page by page.
+async fn subjects(client: &Client, stream: &str, filter: &str) -> Result<Vec<(String, u64)>> {
+    let op = format!("stream subjects {stream}");
+    let mut all: Vec<(String, u64)> = Vec::new();
+    loop {
+        let body = json!({ "subjects_filter": filter, "offset": all.len() });
+        let v = jsapi::request(client, &format!("STREAM.INFO.{stream}"), &body, &op).await?;
+        let page = v.pointer("/state/subjects").and_then(Value::as_object);
+        let got = page.map_or(0, |p| p.len());
+        if let Some(p) = page {
+            all.extend(p.iter().map(|(s, n)| (s.clone(), n.as_u64().unwrap_or(0))));
+        }
+        let total = v.get("total").and_then(Value::as_u64).unwrap_or(0);
+        if got == 0 || all.len() as u64 >= total {
+            return Ok(all);
+        }
+    }
+}
+
 /// Runs `natrium stream …`.
 pub async fn run(conn: &ConnectArgs, a: StreamArgs) -> Result<()> {
     let json = a.json.json;
@@ -744,6 +812,105 @@ pub async fn run(conn: &ConnectArgs, a: StreamArgs) -> Result<()> {
                 output::json(&resp)
             } else {
                 out(format!("Deleted message {seq} from stream {name}"))
+            }
+        }
+        Cmd::Subjects {
+            name,
+            filter,
+            sort,
+            reverse,
+            names,
+        } => {
+            valid_name("stream", &name)?;
+            let client = conn.connect().await?;
+            let mut subjects = subjects(&client, &name, &filter).await?;
+            match sort {
+                SubjectSort::Messages => {
+                    subjects.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)))
+                }
+                SubjectSort::Name => subjects.sort(),
+            }
+            if reverse {
+                subjects.reverse();
+            }
+            if json {
+                let m: serde_json::Map<String, Value> =
+                    subjects.into_iter().map(|(s, n)| (s, json!(n))).collect();
+                return output::json(&Value::Object(m));
+            }
+            if subjects.is_empty() {
+                return out(format!("No subjects found matching {filter}"));
+            }
+            if names {
+                for (s, _) in subjects {
+                    out(s)?;
+                }
+                return Ok(());
+            }
+            let mut t = output::table(
+                Some(&format!("{} Subjects in stream {name}", subjects.len())),
+                &["Subject", "Count"],
+            );
+            for (s, n) in subjects {
+                t.row([s, output::num(n)]);
+            }
+            t.print()
+        }
+        Cmd::Seal { name, force } => {
+            valid_name("stream", &name)?;
+            let client = conn.connect().await?;
+            force.confirm(&format!(
+                "Really seal stream {name}? A sealed stream cannot be unsealed"
+            ))?;
+            let info = jsapi::stream_info(&client, &name).await?;
+            let mut c = info
+                .get("config")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            c.insert("sealed".into(), json!(true));
+            let resp = jsapi::request(
+                &client,
+                &format!("STREAM.UPDATE.{name}"),
+                &Value::Object(c),
+                &format!("stream seal {name}"),
+            )
+            .await?;
+            if json {
+                output::json(&resp)
+            } else {
+                out(format!("Stream {name} was sealed\n"))?;
+                print_info(&resp)
+            }
+        }
+        Cmd::Copy {
+            original: source,
+            destination,
+            cfg,
+        } => {
+            valid_name("stream", &source)?;
+            valid_name("stream", &destination)?;
+            let client = conn.connect().await?;
+            let info = jsapi::stream_info(&client, &source).await?;
+            let mut c = info
+                .get("config")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            c.insert("name".into(), json!(destination));
+            cfg.apply(&mut c);
+            let resp = jsapi::request(
+                &client,
+                &format!("STREAM.CREATE.{destination}"),
+                &Value::Object(c),
+                &format!("stream copy {source} {destination}"),
+            )
+            .await?;
+            if json {
+                output::json(&resp)
+            } else {
+                out(format!("Stream {source} was copied to {destination}\n"))?;
+                print_info(&resp)
             }
         }
         Cmd::Report => {
