@@ -223,6 +223,16 @@ impl ConnectArgs {
         }
         if let Some(user) = &self.user {
             opts = opts.user_and_password(user.clone(), self.password.clone().unwrap_or_default());
+        } else if self.token.is_none() && self.creds.is_none() && self.nkey.is_none() {
+            // Credentials in the URL (`nats://user:pass@host`, `nats://token@host`), as
+            // the nats CLI takes them; async-nats itself does not read them.
+            if let Some(addr) = self.servers()?.iter().find(|a| a.has_user_pass()) {
+                let user = url_decode(addr.username().unwrap_or_default());
+                opts = match addr.password() {
+                    Some(pass) => opts.user_and_password(user, url_decode(pass)),
+                    None => opts.token(user),
+                };
+            }
         }
         for (what, path) in [
             ("TLS certificate", &self.tlscert),
@@ -265,14 +275,60 @@ impl ConnectArgs {
         opts.connect(servers)
             .await
             .map_err(|source| Error::Connect {
-                server: self.server_url().to_string(),
+                server: redact_passwords(self.server_url()),
                 source,
             })
     }
 }
 
+/// Percent-decodes a URL's user or password (`p%40ss` is `p@ss`).
+fn url_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// A server list fit for an error message: any password in a URL shown as `xxxxx`.
+fn redact_passwords(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| {
+            let start = u.find("://").map_or(0, |i| i + 3);
+            let end = u[start..].find('/').map_or(u.len(), |i| start + i);
+            match u[start..end].rfind('@') {
+                Some(at) => {
+                    let userinfo = &u[start..start + at];
+                    match userinfo.find(':') {
+                        Some(c) => format!(
+                            "{}{}:xxxxx{}",
+                            &u[..start],
+                            &userinfo[..c],
+                            &u[start + at..]
+                        ),
+                        None => u.to_string(),
+                    }
+                }
+                None => u.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn passwords_in_urls_are_redacted_for_messages() {
+        use super::redact_passwords;
+        assert_eq!(
+            redact_passwords("nats://u:secret@127.0.0.1:4222,nats://127.0.0.1:4223"),
+            "nats://u:xxxxx@127.0.0.1:4222,nats://127.0.0.1:4223"
+        );
+        assert_eq!(redact_passwords("tls://token@h:1/x"), "tls://token@h:1/x");
+        assert_eq!(redact_passwords("h:4222"), "h:4222");
+        assert_eq!(redact_passwords("nats://u:p@ss@h"), "nats://u:xxxxx@h");
+        assert_eq!(super::url_decode("p%40ss%3A"), "p@ss:");
+    }
+
     use super::*;
 
     fn args(server: &str) -> ConnectArgs {

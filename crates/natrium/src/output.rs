@@ -126,6 +126,15 @@ pub fn prompt(question: &str, default: Option<&str>) -> Result<String> {
         .map_err(|e| Error::NeedInput(format!("{question}: {e}")))
 }
 
+/// Asks for a secret twice, without echoing it; fails if the two differ.
+pub fn prompt_secret_twice(question: &str, again: &str) -> Result<String> {
+    dialoguer::Password::new()
+        .with_prompt(question)
+        .with_confirmation(again, "the two entries do not match")
+        .interact()
+        .map_err(|e| Error::NeedInput(format!("{question}: {e}")))
+}
+
 /// Asks the user to pick one of `choices`; returns the chosen one.
 pub fn select(question: &str, choices: &[&str], default: usize) -> Result<String> {
     let i = dialoguer::Select::new()

@@ -262,3 +262,47 @@ fn tls_first_for_a_handshake_first_server() {
         assert_one_line_error(&err);
     }
 }
+
+/// Credentials in the server URL (`nats://user:pass@host`, `nats://token@host`) log in as
+/// with the nats CLI, percent-encoding decoded; a refused password is not echoed.
+#[test]
+fn credentials_in_the_server_url() {
+    let mut servers = vec![
+        Server::natrium_with(&["--user", "al@ice", "--pass", "p:ss w"]),
+        Server::natrium_with(&["--auth", "t0ken"]),
+    ];
+    servers.extend(Server::nats_with(
+        "credentials_in_the_server_url",
+        &["--user", "al@ice", "--pass", "p:ss w"],
+    ));
+    servers.extend(Server::nats_with(
+        "credentials_in_the_server_url",
+        &["--auth", "t0ken"],
+    ));
+    for s in servers {
+        let k = s.kind;
+        let user = s.extra.iter().any(|a| a == "--user");
+        let good = if user {
+            format!("nats://al%40ice:p%3Ass%20w@127.0.0.1:{}", s.port)
+        } else {
+            format!("nats://t0ken@127.0.0.1:{}", s.port)
+        };
+        let out = natrium(Some(&good), &["pub", "x", "y"], &[]);
+        assert!(
+            out.status.success(),
+            "{k:?} {good}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bad = if user {
+            format!("nats://al%40ice:wrong-secret@127.0.0.1:{}", s.port)
+        } else {
+            format!("nats://n0pe@127.0.0.1:{}", s.port)
+        };
+        let out = natrium(Some(&bad), &["pub", "x", "y", "--timeout", "3s"], &[]);
+        assert!(!out.status.success(), "{k:?} {bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_one_line_error(&err);
+        assert!(err.contains("authorization violation"), "{k:?}: {err}");
+        assert!(!err.contains("wrong-secret"), "{k:?}: {err}");
+    }
+}

@@ -417,3 +417,166 @@ fn token_auth() {
     let (_, err) = s.fails(&["--token", "wrong", "account", "info", "--timeout", "3s"]);
     assert_one_line_error(&err);
 }
+
+/// `server list` and `server request` with a system account user, against both servers;
+/// without one they fail and say why.
+#[test]
+fn server_list_and_request_need_the_system_account() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("sys.conf");
+    std::fs::write(
+        &conf,
+        "accounts {\n  SYS { users [{user: sys, password: sys}] }\n  \
+         A { users [{user: a, password: a}], jetstream: enabled }\n}\nsystem_account: SYS\n",
+    )
+    .expect("write config");
+    let conf = conf.to_str().expect("utf8");
+    let servers: Vec<Server> = std::iter::once(Server::natrium_with(&["-c", conf]))
+        .chain(Server::nats_with("server_list_and_request", &["-c", conf]))
+        .collect();
+    for s in servers {
+        let k = s.kind;
+        let sys = format!("nats://sys:sys@127.0.0.1:{}", s.port);
+        let user = format!("nats://a:a@127.0.0.1:{}", s.port);
+        let run = |url: &str, args: &[&str]| natrium(Some(url), args, &[]);
+        let json = |url: &str, args: &[&str]| -> Value {
+            let mut a = args.to_vec();
+            a.push("--json");
+            let out = run(url, &a);
+            assert!(
+                out.status.success(),
+                "{k:?} {a:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).expect("json")
+        };
+
+        let list = json(&sys, &["server", "list"]);
+        let list = list.as_array().expect("array");
+        assert_eq!(list.len(), 1, "{k:?}");
+        let id = list[0]["server"]["id"].as_str().expect("id").to_string();
+        assert!(
+            list[0]["statsz"]["connections"].as_u64().expect("conns") >= 1,
+            "{k:?}"
+        );
+        let table = run(&sys, &["server", "list", "--sort", "conns", "-R"]);
+        let table = String::from_utf8_lossy(&table.stdout);
+        assert!(
+            table.contains("Server Overview: 1 servers"),
+            "{k:?}: {table}"
+        );
+
+        let varz = json(&sys, &["server", "request", "variables"]);
+        assert_eq!(varz[0]["data"]["server_id"], id.as_str(), "{k:?}");
+        assert_eq!(varz[0]["server"]["id"], id.as_str());
+        let connz = json(
+            &sys,
+            &[
+                "server",
+                "request",
+                "connections",
+                "--options",
+                r#"{"subscriptions":true}"#,
+            ],
+        );
+        let conns = connz[0]["data"]["connections"]
+            .as_array()
+            .expect("connections");
+        assert!(
+            conns.iter().all(|c| c.get("subscriptions_list").is_some()),
+            "{k:?}: {connz}"
+        );
+        let health = json(&sys, &["server", "request", "health"]);
+        assert_eq!(health[0]["data"]["status"], "ok", "{k:?}");
+
+        let bad = run(&sys, &["server", "request", "jsz", "--options", "[1]"]);
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("must be a JSON object"));
+
+        // Not the system account: nobody answers, and the CLI says why.
+        let out = run(&user, &["server", "list"]);
+        assert!(!out.status.success(), "{k:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_one_line_error(&err);
+        assert!(
+            err.contains("needs a user of the system account"),
+            "{k:?}: {err}"
+        );
+    }
+}
+
+/// `server passwd` makes bcrypt hashes a config's `password` accepts.
+#[test]
+fn server_passwd_hashes_with_bcrypt() {
+    let out = natrium(
+        None,
+        &["server", "passwd", "--pass", "correct horse", "--cost", "4"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(hash.starts_with("$2"), "{hash}");
+    assert!(bcrypt::verify("correct horse", &hash).expect("verify"));
+    assert!(!bcrypt::verify("wrong horse!", &hash).expect("verify"));
+
+    // From the environment, as `nats server passwd` reads PASSWORD.
+    let out = natrium(
+        None,
+        &["server", "passwd", "--cost", "4", "--json"],
+        &[("PASSWORD", "from the env")],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(bcrypt::verify("from the env", v["hash"].as_str().expect("hash")).expect("verify"));
+
+    let out = natrium(
+        None,
+        &["server", "passwd", "--generate", "--cost", "4"],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let pass = lines
+        .next()
+        .and_then(|l| l.strip_prefix("Generated password: "))
+        .expect("password line");
+    assert_eq!(pass.len(), 22);
+    let hash = lines
+        .next()
+        .and_then(|l| l.trim().strip_prefix("bcrypt hash: "))
+        .expect("hash line");
+    assert!(bcrypt::verify(pass, hash).expect("verify"));
+
+    // Too short, or a cost bcrypt does not take: refused, nothing printed.
+    let out = natrium(None, &["server", "passwd", "--pass", "short"], &[]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10 characters"));
+    let out = natrium(
+        None,
+        &["server", "passwd", "--pass", "long enough!", "--cost", "3"],
+        &[],
+    );
+    assert!(!out.status.success());
+
+    // From stdin off a terminal.
+    let mut child = Command::new(NATRIUM)
+        .args(["server", "passwd", "--cost", "4"])
+        .env_remove("PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"piped password\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(bcrypt::verify("piped password", &hash).expect("verify"));
+}

@@ -56,7 +56,8 @@ async fn account_ping(conn: &ConnectArgs, what: &str) -> Result<Vec<Value>> {
     let client = conn.connect().await?;
     let wait = conn.timeout.min(std::time::Duration::from_secs(2));
     let subject = format!("$SYS.REQ.ACCOUNT.PING.{what}");
-    let got = crate::cmd::server::gather(&client, &subject, b"{}", wait).await?;
+    let got = crate::cmd::server::gather(&client, &subject, bytes::Bytes::from_static(b"{}"), wait)
+        .await?;
     if got.is_empty() {
         return Err(Error::NoResponders(format!(
             "account report: no server answered on {subject}"

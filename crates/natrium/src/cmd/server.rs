@@ -39,6 +39,39 @@ enum Cmd {
     },
     /// Show what a server says about itself.
     Info,
+    /// A table of every server that answers (needs a system account user).
+    #[command(alias = "ls")]
+    List {
+        /// Sort by this column.
+        #[arg(long, value_enum, default_value = "name")]
+        sort: ListSort,
+        /// Reverse the order.
+        #[arg(short = 'R', long)]
+        reverse: bool,
+    },
+    /// Ask every server for one of its monitoring reports and print the answers as JSON
+    /// (needs a system account user).
+    Request {
+        /// Which report.
+        #[arg(value_enum)]
+        kind: RequestKind,
+        /// The report's options as JSON, e.g. '{"subscriptions":true}' for connections.
+        #[arg(long, value_name = "JSON")]
+        options: Option<String>,
+    },
+    /// Hash a password with bcrypt for a configuration file's `password`.
+    #[command(alias = "mkpasswd")]
+    Passwd {
+        /// The password (else read from stdin, or asked twice on a terminal).
+        #[arg(short, long, env = "PASSWORD", hide_env_values = true)]
+        pass: Option<String>,
+        /// Generate a random password and print it with its hash.
+        #[arg(short, long, conflicts_with = "pass")]
+        generate: bool,
+        /// bcrypt cost (work factor).
+        #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
+    },
     /// Health checks with Nagios output and exit codes (0 OK, 1 WARNING,
     /// 2 CRITICAL).
     Check {
@@ -106,12 +139,94 @@ enum Check {
     },
 }
 
+/// Columns `server list` sorts by.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ListSort {
+    Name,
+    #[value(alias = "conn")]
+    Conns,
+    #[value(alias = "sub")]
+    Subs,
+    Mem,
+    Cpu,
+    Slow,
+    Uptime,
+    Rtt,
+}
+
+/// Reports `server request` asks for: `$SYS.REQ.SERVER.PING.<subject>`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum RequestKind {
+    /// `/varz`.
+    #[value(alias = "varz")]
+    Variables,
+    /// `/connz`.
+    #[value(alias = "connz", alias = "conns")]
+    Connections,
+    /// `/subsz`.
+    #[value(alias = "subsz", alias = "subs")]
+    Subscriptions,
+    /// `/accountz`.
+    #[value(alias = "accountz")]
+    Accounts,
+    /// `/jsz`.
+    #[value(alias = "jsz", alias = "js")]
+    Jetstream,
+    /// `/healthz`.
+    #[value(alias = "healthz")]
+    Health,
+    /// The server's statistics (what `server list` shows).
+    #[value(alias = "statsz")]
+    Stats,
+    /// The server's identity.
+    #[value(alias = "idz")]
+    Id,
+}
+
+impl RequestKind {
+    fn subject(self) -> &'static str {
+        match self {
+            RequestKind::Variables => "VARZ",
+            RequestKind::Connections => "CONNZ",
+            RequestKind::Subscriptions => "SUBSZ",
+            RequestKind::Accounts => "ACCOUNTZ",
+            RequestKind::Jetstream => "JSZ",
+            RequestKind::Health => "HEALTHZ",
+            RequestKind::Stats => "STATSZ",
+            RequestKind::Id => "IDZ",
+        }
+    }
+}
+
+/// Reads a password for `server passwd`: asked twice on a terminal, else stdin's first
+/// line.
+fn read_password() -> Result<String> {
+    if output::interactive() {
+        return output::prompt_secret_twice("Enter password", "Re-enter password");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Error::BadInput(format!("cannot read the password from stdin: {e}")))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// A random password of 22 characters from letters and digits.
+fn random_password() -> String {
+    use rand::RngExt;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..22)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
 /// Sends a request and gathers every answer until `wait` has passed (or
 /// no-responders says nobody is there).
 pub async fn gather(
     client: &Client,
     subject: &str,
-    body: &'static [u8],
+    body: bytes::Bytes,
     wait: Duration,
 ) -> Result<Vec<(Value, Duration)>> {
     let inbox = client.new_inbox();
@@ -121,7 +236,7 @@ pub async fn gather(
         .map_err(|e| Error::nats("subscribe", e))?;
     let start = Instant::now();
     client
-        .publish_with_reply(subject.to_string(), inbox, bytes::Bytes::from_static(body))
+        .publish_with_reply(subject.to_string(), inbox, body)
         .await
         .map_err(|e| Error::nats(format!("publish to {subject}"), e))?;
     client.flush().await.map_err(|e| Error::nats("flush", e))?;
@@ -176,7 +291,7 @@ pub async fn run(conn: &ConnectArgs, a: ServerArgs) -> Result<()> {
         Cmd::Ping { count } => {
             let client = conn.connect().await?;
             let wait = conn.timeout.min(Duration::from_secs(2));
-            let all = gather(&client, "$SYS.REQ.SERVER.PING", b"", wait).await?;
+            let all = gather(&client, "$SYS.REQ.SERVER.PING", bytes::Bytes::new(), wait).await?;
             let mut rows: Vec<(String, Duration)> = all
                 .iter()
                 .map(|(v, d)| {
@@ -221,7 +336,13 @@ pub async fn run(conn: &ConnectArgs, a: ServerArgs) -> Result<()> {
         Cmd::Info => {
             let client = conn.connect().await?;
             let wait = conn.timeout.min(Duration::from_secs(2));
-            let varz = gather(&client, "$SYS.REQ.SERVER.PING.VARZ", b"", wait).await?;
+            let varz = gather(
+                &client,
+                "$SYS.REQ.SERVER.PING.VARZ",
+                bytes::Bytes::new(),
+                wait,
+            )
+            .await?;
             if let Some((v, _)) = varz.into_iter().next() {
                 if json {
                     return output::json(&v);
@@ -268,6 +389,142 @@ pub async fn run(conn: &ConnectArgs, a: ServerArgs) -> Result<()> {
             ])
         }
         Cmd::Check { check } => run_check(conn, check).await,
+        Cmd::List { sort, reverse } => {
+            let client = conn.connect().await?;
+            let wait = conn.timeout.min(Duration::from_secs(2));
+            let mut all =
+                gather(&client, "$SYS.REQ.SERVER.PING", bytes::Bytes::new(), wait).await?;
+            if all.is_empty() {
+                return Err(Error::BadInput(
+                    "server list: no server answered $SYS.REQ.SERVER.PING (it needs a user of the system account)".into(),
+                ));
+            }
+            let st = |v: &Value, k: &str| {
+                v.pointer(&format!("/statsz/{k}"))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            let name = |v: &Value| {
+                v.pointer("/server/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let num = |v: &Value, k: &str| st(v, k).as_f64().unwrap_or(0.0);
+            all.sort_by(|(a, ra), (b, rb)| {
+                let f = |k| num(a, k).total_cmp(&num(b, k));
+                match sort {
+                    ListSort::Name => name(a).cmp(&name(b)),
+                    ListSort::Conns => f("connections"),
+                    ListSort::Subs => f("subscriptions"),
+                    ListSort::Mem => f("mem"),
+                    ListSort::Cpu => f("cpu"),
+                    ListSort::Slow => f("slow_consumers"),
+                    // Oldest start first: longest uptime first.
+                    ListSort::Uptime => st(a, "start").as_str().cmp(&st(b, "start").as_str()),
+                    ListSort::Rtt => ra.cmp(rb),
+                }
+            });
+            if reverse {
+                all.reverse();
+            }
+            if json {
+                let v: Vec<Value> = all.iter().map(|(v, _)| v.clone()).collect();
+                return output::json(&v);
+            }
+            let mut t = output::table(
+                Some(&format!("Server Overview: {} servers", all.len())),
+                &[
+                    "Name", "Host", "Version", "JS", "Conns", "Subs", "Mem", "CPU %", "Cores",
+                    "Slow", "Started", "RTT",
+                ],
+            );
+            for (v, rtt) in &all {
+                let server = v.get("server").cloned().unwrap_or(Value::Null);
+                t.row([
+                    name(v),
+                    output::s(&server, "host").to_string(),
+                    output::s(&server, "ver").to_string(),
+                    if output::b(&server, "jetstream") {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .to_string(),
+                    output::num(st(v, "connections").as_u64().unwrap_or(0)),
+                    output::num(st(v, "subscriptions").as_u64().unwrap_or(0)),
+                    output::bytes(st(v, "mem").as_u64().unwrap_or(0)),
+                    format!("{:.0}", num(v, "cpu")),
+                    st(v, "cores").as_u64().unwrap_or(0).to_string(),
+                    output::num(st(v, "slow_consumers").as_u64().unwrap_or(0)),
+                    output::time_short(st(v, "start").as_str().unwrap_or("")),
+                    output::duration_ns(rtt.as_nanos() as u64),
+                ]);
+            }
+            t.print()
+        }
+        Cmd::Request { kind, options } => {
+            let body = match options {
+                Some(o) => {
+                    let v: Value = serde_json::from_str(&o).map_err(|e| {
+                        Error::BadInput(format!("--options is not valid JSON: {e}"))
+                    })?;
+                    if !v.is_object() {
+                        return Err(Error::BadInput("--options must be a JSON object".into()));
+                    }
+                    bytes::Bytes::from(serde_json::to_vec(&v)?)
+                }
+                None => bytes::Bytes::new(),
+            };
+            let client = conn.connect().await?;
+            let wait = conn.timeout.min(Duration::from_secs(2));
+            let subject = format!("$SYS.REQ.SERVER.PING.{}", kind.subject());
+            let all = gather(&client, &subject, body, wait).await?;
+            if all.is_empty() {
+                return Err(Error::BadInput(format!(
+                    "server request: no server answered {subject} (it needs a user of the system account)"
+                )));
+            }
+            let v: Vec<Value> = all.into_iter().map(|(v, _)| v).collect();
+            if let Some(e) = v.iter().find_map(|v| v.get("error")) {
+                return Err(Error::BadInput(format!(
+                    "server request: the server answered {e}"
+                )));
+            }
+            output::json(&v)
+        }
+        Cmd::Passwd {
+            pass,
+            generate,
+            cost,
+        } => {
+            let password = match (pass, generate) {
+                (Some(p), _) => p,
+                (None, true) => random_password(),
+                (None, false) => read_password()?,
+            };
+            // As `nats server passwd`: a short password is refused, not hashed.
+            if password.chars().count() < 10 {
+                return Err(Error::BadInput(
+                    "the password must have at least 10 characters".into(),
+                ));
+            }
+            let hash = bcrypt::hash(&password, cost)
+                .map_err(|e| Error::BadInput(format!("cannot hash the password: {e}")))?;
+            if json {
+                let mut v = json!({ "hash": hash });
+                if generate {
+                    v["password"] = json!(password);
+                }
+                return output::json(&v);
+            }
+            if generate {
+                out(format!("Generated password: {password}"))?;
+                out(format!("       bcrypt hash: {hash}"))
+            } else {
+                out(hash)
+            }
+        }
     }
 }
 

@@ -80,7 +80,7 @@ pub struct Server {
     _dir: tempfile::TempDir,
     /// The binary and extra flags it was started with (for a restart).
     bin: PathBuf,
-    extra: Vec<String>,
+    pub extra: Vec<String>,
 }
 
 impl Server {
@@ -275,6 +275,7 @@ pub fn natrium(url: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Output
         "NATS_KEY",
         "NATS_CA",
         "NATS_TIMEOUT",
+        "PASSWORD",
     ] {
         c.env_remove(v);
     }
