@@ -333,3 +333,58 @@ fn fsync_prealloc_overwrites_a_preallocated_file() {
     assert!(stderr.contains("too large to preallocate"), "{stderr}");
     assert_eq!(std::fs::read_dir(&dir.0).expect("read dir").count(), 0);
 }
+
+#[test]
+fn kv_puts_and_gets_are_each_awaited() {
+    for (name, srv) in servers("kv_puts_and_gets_are_each_awaited") {
+        let v = bench_json(
+            &srv.url,
+            &[
+                "kv",
+                "--op",
+                "put",
+                "--msgs",
+                "200",
+                "--keys",
+                "50",
+                "--clients",
+                "2",
+            ],
+        );
+        assert_eq!(v["mode"], "kv", "{name}");
+        assert_eq!(v["variant"], "put", "{name}");
+        assert_eq!(v["stream"], "KV_natrium-bench", "{name}");
+        assert_eq!(u(&v, "published"), 200, "{name}: {v}");
+        assert_eq!(v["complete"], true, "{name}");
+        let (p50, p99) = (f(&v, "p50_us"), f(&v, "p99_us"));
+        assert!(p50 > 0.0 && p50 <= p99, "{name}: {v}");
+        // history 1: one value per key is left of the 200 puts.
+        let info = Command::new(NATRIUM)
+            .args(["-s", &srv.url, "kv", "info", "natrium-bench", "--json"])
+            .env_remove("NATS_URL")
+            .output()
+            .expect("run natrium");
+        let info: Value = serde_json::from_slice(&info.stdout).expect("kv info json");
+        assert_eq!(info["state"]["messages"], 50, "{name}: {info}");
+
+        // Gets on a fresh memory bucket (filled first, untimed).
+        let v = bench_json(
+            &srv.url,
+            &[
+                "kv",
+                "--op",
+                "get",
+                "--msgs",
+                "300",
+                "--keys",
+                "20",
+                "--storage",
+                "memory",
+            ],
+        );
+        assert_eq!(v["variant"], "get", "{name}");
+        assert_eq!(v["storage"], "memory", "{name}");
+        assert_eq!(u(&v, "published"), 300, "{name}: {v}");
+        assert!(f(&v, "p50_us") > 0.0, "{name}: {v}");
+    }
+}

@@ -10,9 +10,9 @@
 //! one `Bytes` payload, a flush only at the end, subscribers counting in a
 //! loop over the subscription stream.
 //!
-//! JetStream modes (`js-pub`, `js-consume`) measure the persistence path:
-//! acknowledged publishes into a stream and consumption through pull or
-//! push consumers; `fsync` measures the disk's own durable-append rate as
+//! JetStream modes (`js-pub`, `js-consume`, `kv`) measure the persistence
+//! path: acknowledged publishes into a stream, consumption through pull or
+//! push consumers, and key/value puts and gets; `fsync` measures the disk's own durable-append rate as
 //! the ceiling for a server that syncs before every ack.
 //!
 //! Each mode lives in its own file; the shared machinery (connections,
@@ -25,6 +25,7 @@ mod fsync;
 mod jetstream;
 mod js_consume;
 mod js_publish;
+mod kv;
 mod publish;
 mod pubsub;
 mod report;
@@ -64,6 +65,8 @@ enum Mode {
     JsConsume(js_consume::JsConsumeArgs),
     /// The disk's raw write + fdatasync rate (no server involved).
     Fsync(fsync::FsyncArgs),
+    /// Key/value: puts or gets on a bucket, each awaited, with latency percentiles.
+    Kv(kv::KvArgs),
 }
 
 /// Flags shared by every benchmark mode.
@@ -108,6 +111,7 @@ impl BenchArgs {
             Mode::JsPub(a) => &a.common,
             Mode::JsConsume(a) => &a.common,
             Mode::Fsync(a) => &a.common,
+            Mode::Kv(a) => &a.common,
         };
         (common.threads > 0).then_some(usize::from(common.threads))
     }
@@ -124,5 +128,6 @@ pub async fn run(conn: &ConnectArgs, args: BenchArgs) -> Result<()> {
         Mode::JsPub(a) => js_publish::run(conn, a).await,
         Mode::JsConsume(a) => js_consume::run(conn, a).await,
         Mode::Fsync(a) => fsync::run(a).await,
+        Mode::Kv(a) => kv::run(conn, a).await,
     }
 }
