@@ -519,3 +519,75 @@ fn stream_and_consumer_maintenance_commands() {
         assert!(err.contains("err_code 10109"), "{k:?}: {err}");
     }
 }
+
+/// `pub -J` waits for the PubAck; `sub` with JetStream flags reads the stream through an
+/// ordered consumer (`--all`, `--last`, `--start-sequence`, `--new`, `-T`).
+#[test]
+fn pub_jetstream_and_sub_from_a_stream() {
+    for s in Server::both("pub_jetstream_and_sub_from_a_stream") {
+        let k = s.kind;
+        s.ok(&["stream", "add", "S", "--subjects", "s.>", "--defaults"]);
+        assert_eq!(
+            s.ok(&["pub", "-J", "s.a", "one"]),
+            ">>> Stored in Stream: S Sequence: 1\n",
+            "{k:?}"
+        );
+        let ack: Value =
+            serde_json::from_str(s.ok(&["pub", "--jetstream", "s.b", "two", "--json"]).trim())
+                .expect("json");
+        assert_eq!(ack["stream"], "S", "{k:?}");
+        assert_eq!(ack["seq"], 2);
+        let dup = s.ok(&[
+            "pub",
+            "-J",
+            "s.a",
+            "three",
+            "-H",
+            "Nats-Msg-Id:m1",
+            "--count",
+            "2",
+        ]);
+        assert_eq!(
+            dup,
+            ">>> Stored in Stream: S Sequence: 3\n>>> Stored in Stream: S Sequence: 3 Duplicate: true\n",
+            "{k:?}"
+        );
+        let (code, err) = s.fails(&["pub", "-J", "nowhere", "x"]);
+        assert_eq!(code, 1);
+        assert_one_line_error(&err);
+        assert!(err.contains("no stream takes the subject"), "{k:?}: {err}");
+
+        let all: Vec<Value> = s
+            .ok(&["sub", "s.>", "--all", "-T", "--json"])
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        let seqs: Vec<u64> = all
+            .iter()
+            .map(|m| m["seq"].as_u64().expect("seq"))
+            .collect();
+        assert_eq!(seqs, [1, 2, 3], "{k:?}");
+        assert_eq!(all[2]["pending"], 0);
+        assert_eq!(all[1]["data"], "two");
+        assert_eq!(all[0]["stream"], "S");
+        assert_eq!(
+            s.ok(&["sub", "s.a", "--last", "-T", "--raw"]),
+            "three\n",
+            "{k:?}"
+        );
+        assert_eq!(
+            s.ok(&["sub", "s.>", "--start-sequence", "2", "-T", "--raw"]),
+            "two\nthree\n"
+        );
+        let text = s.ok(&["sub", "s.b", "--stream", "S", "--all", "-T"]);
+        assert!(
+            text.starts_with("[#1] Received JetStream message: stream: S seq: 2 / pending: 0 / subject: s.b / time: "),
+            "{k:?}: {text}"
+        );
+        // Nothing new: -T ends at once.
+        assert_eq!(s.ok(&["sub", "s.>", "--new", "-T"]), "", "{k:?}");
+        let (code, err) = s.fails(&["sub", "t.x", "--all", "-T"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("no stream takes it"), "{k:?}: {err}");
+    }
+}

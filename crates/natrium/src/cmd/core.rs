@@ -41,6 +41,10 @@ pub struct PubArgs {
     /// Print one JSON object per published message.
     #[arg(long)]
     json: bool,
+    /// Publish to JetStream: wait for each message's acknowledgement (PubAck) and show
+    /// the stream and sequence that stored it.
+    #[arg(short = 'J', long, conflicts_with = "reply")]
+    jetstream: bool,
 }
 
 /// Arguments of `natrium sub`.
@@ -63,6 +67,73 @@ pub struct SubArgs {
     /// Print one JSON object per message.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    js: SubJetStream,
+}
+
+/// `natrium sub`'s JetStream flags: any of them reads the subject's messages from the
+/// stream that holds it, through an ordered consumer, instead of subscribing to live
+/// traffic.
+#[derive(Args, Debug, Default)]
+struct SubJetStream {
+    /// The stream to read (default: the one stream whose subjects take the subject).
+    #[arg(long, value_name = "STREAM")]
+    stream: Option<String>,
+    /// Every message the stream holds on the subject, then new ones.
+    #[arg(long, group = "start")]
+    all: bool,
+    /// Only messages stored from now on.
+    #[arg(long, group = "start")]
+    new: bool,
+    /// The last message on the subject, then new ones.
+    #[arg(long, group = "start")]
+    last: bool,
+    /// The last message of each matching subject, then new ones.
+    #[arg(long, group = "start")]
+    last_per_subject: bool,
+    /// Messages stored within this long (e.g. 1h), then new ones.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", group = "start")]
+    since: Option<Duration>,
+    /// Messages from this stream sequence on.
+    #[arg(long, value_name = "SEQUENCE", group = "start")]
+    start_sequence: Option<u64>,
+    /// Stop once every message held when the consumer started has arrived.
+    #[arg(short = 'T', long)]
+    terminate_at_end: bool,
+}
+
+impl SubJetStream {
+    fn wanted(&self) -> bool {
+        self.stream.is_some()
+            || self.all
+            || self.new
+            || self.last
+            || self.last_per_subject
+            || self.since.is_some()
+            || self.start_sequence.is_some()
+            || self.terminate_at_end
+    }
+
+    fn deliver_policy(&self) -> async_nats::jetstream::consumer::DeliverPolicy {
+        use async_nats::jetstream::consumer::DeliverPolicy;
+        if self.new {
+            DeliverPolicy::New
+        } else if self.last {
+            DeliverPolicy::Last
+        } else if self.last_per_subject {
+            DeliverPolicy::LastPerSubject
+        } else if let Some(d) = self.since {
+            DeliverPolicy::ByStartTime {
+                start_time: time::OffsetDateTime::now_utc() - d,
+            }
+        } else if let Some(seq) = self.start_sequence {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: seq,
+            }
+        } else {
+            DeliverPolicy::All
+        }
+    }
 }
 
 /// Arguments of `natrium request`.
@@ -166,6 +237,34 @@ pub async fn sync(client: &Client) -> Result<()> {
     Ok(())
 }
 
+/// Publishes one message to JetStream and returns its PubAck as the server sent it.
+async fn publish_acked(
+    client: &Client,
+    subject: &str,
+    headers: Option<HeaderMap>,
+    payload: bytes::Bytes,
+    op: &str,
+) -> Result<serde_json::Value> {
+    let r = match headers {
+        Some(h) => {
+            client
+                .request_with_headers(subject.to_string(), h, payload)
+                .await
+        }
+        None => client.request(subject.to_string(), payload).await,
+    };
+    let m = r.map_err(|e| match e.kind() {
+        async_nats::RequestErrorKind::NoResponders => {
+            Error::NoResponders(format!("{op}: no stream takes the subject (no responders)"))
+        }
+        async_nats::RequestErrorKind::TimedOut => Error::Timeout(op.to_string()),
+        _ => Error::nats(op, e),
+    })?;
+    let v: serde_json::Value = serde_json::from_slice(&m.payload)
+        .map_err(|e| Error::BadInput(format!("{op}: the answer is not a PubAck ({e})")))?;
+    crate::jsapi::check(v, op)
+}
+
 /// Runs `natrium pub`.
 pub async fn publish(conn: &ConnectArgs, a: PubArgs) -> Result<()> {
     let body = Template::parse(&body_or_stdin(a.body)?, false)?;
@@ -180,6 +279,34 @@ pub async fn publish(conn: &ConnectArgs, a: PubArgs) -> Result<()> {
         let payload = bytes::Bytes::from(body.render(&vars));
         let len = payload.len();
         let hdrs = render_headers(&headers, &vars);
+        if a.jetstream {
+            let ack = publish_acked(&client, &a.subject, hdrs, payload, &op).await?;
+            if a.json {
+                output::json_line(&ack)?;
+            } else if !a.quiet {
+                let mut line = format!(
+                    ">>> Stored in Stream: {} Sequence: {}",
+                    output::s(&ack, "stream"),
+                    output::u(&ack, "seq")
+                );
+                if let Some(d) = ack.get("domain").and_then(serde_json::Value::as_str) {
+                    line.push_str(&format!(" Domain: {d:?}"));
+                }
+                if output::b(&ack, "duplicate") {
+                    line.push_str(" Duplicate: true");
+                }
+                if let Some(v) = ack.get("val").and_then(serde_json::Value::as_str) {
+                    line.push_str(&format!(" Counter Value: {v}"));
+                }
+                out(line)?;
+            }
+            if let Some(d) = a.sleep
+                && n < a.count
+            {
+                tokio::time::sleep(d).await;
+            }
+            continue;
+        }
         let subject = a.subject.clone();
         let r = match (&a.reply, hdrs) {
             (Some(r), Some(h)) => {
@@ -243,9 +370,114 @@ fn print_headers(m: &Message) -> Result<()> {
     Ok(())
 }
 
+/// The one stream whose subjects take `subject`, for `sub` without `--stream`.
+async fn stream_for(client: &Client, subject: &str) -> Result<String> {
+    let op = format!("find the stream holding {subject:?}");
+    let names = crate::jsapi::list_all(
+        client,
+        "STREAM.NAMES",
+        "streams",
+        json!({ "subject": subject }),
+        &op,
+    )
+    .await?;
+    match names.as_slice() {
+        [one] => Ok(one.as_str().unwrap_or_default().to_string()),
+        [] => Err(Error::BadInput(format!(
+            "{op}: no stream takes it; name one with --stream"
+        ))),
+        many => Err(Error::BadInput(format!(
+            "{op}: {} streams take it; name one with --stream",
+            many.len()
+        ))),
+    }
+}
+
+/// `natrium sub` with JetStream flags: an ordered consumer on the stream, filtered to the
+/// subject.
+async fn subscribe_stream(client: Client, a: SubArgs) -> Result<()> {
+    use async_nats::jetstream::consumer::push::OrderedConfig;
+    if a.queue.is_some() {
+        return Err(Error::BadInput(
+            "sub: --queue cannot be combined with JetStream flags".into(),
+        ));
+    }
+    let stream = match &a.js.stream {
+        Some(s) => s.clone(),
+        None => stream_for(&client, &a.subject).await?,
+    };
+    crate::jsapi::valid_name("stream", &stream)?;
+    let op = format!("sub {} from stream {stream}", a.subject);
+    let js = async_nats::jetstream::new(client.clone());
+    let s = js
+        .get_stream(&stream)
+        .await
+        .map_err(|e| Error::nats(&op, e))?;
+    let consumer = s
+        .create_consumer(OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            filter_subject: a.subject.clone(),
+            deliver_policy: a.js.deliver_policy(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::nats(&op, e))?;
+    let pending = consumer.cached_info().num_pending;
+    eprintln!(
+        "Subscribing to {} in stream {stream} ({pending} pending)",
+        a.subject
+    );
+    if a.js.terminate_at_end && pending == 0 {
+        return Ok(());
+    }
+    let mut msgs = consumer.messages().await.map_err(|e| Error::nats(&op, e))?;
+    let mut n = 0u64;
+    while let Some(m) = msgs.next().await {
+        let m = m.map_err(|e| Error::nats(&op, e))?;
+        let info = m
+            .info()
+            .map_err(|e| Error::BadInput(format!("{op}: {e}")))?;
+        let (seq, left, ts) = (info.stream_sequence, info.pending, info.published);
+        let ts = ts
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        n += 1;
+        if a.json {
+            let mut v = message_json(&m.message, n);
+            v["stream"] = json!(stream);
+            v["seq"] = json!(seq);
+            v["pending"] = json!(left);
+            v["time"] = json!(ts);
+            output::json_line(&v)?;
+        } else if a.raw {
+            out_bytes(&m.payload, true)?;
+        } else {
+            out(format!(
+                "[#{n}] Received JetStream message: stream: {stream} seq: {seq} / pending: {left} / subject: {} / time: {ts}",
+                m.subject.as_str()
+            ))?;
+            print_headers(&m.message)?;
+            if !a.headers_only {
+                if m.headers.is_some() {
+                    out("")?;
+                }
+                out_bytes(&m.payload, true)?;
+            }
+            out("")?;
+        }
+        if a.count.is_some_and(|c| n >= c) || (a.js.terminate_at_end && left == 0) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `natrium sub`.
 pub async fn subscribe(conn: &ConnectArgs, a: SubArgs) -> Result<()> {
     let client = conn.connect().await?;
+    if a.js.wanted() {
+        return subscribe_stream(client, a).await;
+    }
     let op = format!("subscribe to {:?}", a.subject);
     let mut sub = match &a.queue {
         Some(q) => client.queue_subscribe(a.subject.clone(), q.clone()).await,
