@@ -558,3 +558,60 @@ async def test_external_delivery_prefix_must_not_overlap_a_local_origin(js_serve
                               "subject foo.>"}, r
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_a_counter_stream_sums_the_counters_it_sources(js_server):
+    """A counter stream sourcing counter streams adds each copy's difference from the last
+    total seen from that origin and subject, rewrites the copy's `Nats-Incr` to that
+    difference, and carries `Nats-Counter-Sources` on every message of the subject."""
+    nc = await connect(js_server.url)
+    try:
+        for name in ("C1", "C2"):
+            r = await api(nc, f"STREAM.CREATE.{name}", {"name": name, "subjects": [f"{name.lower()}.>"],
+                                                          "allow_msg_counter": True})
+            assert "error" not in r, r
+
+        async def incr(subject: str, by: str) -> str:
+            r = await nc.request(subject, b"", headers={"Nats-Incr": by}, timeout=5)
+            ack = json.loads(r.data)
+            assert "error" not in ack, ack
+            return ack["val"]
+
+        assert await incr("c1.hits", "5") == "5"
+        assert await incr("c2.hits", "3") == "3"
+        r = await api(nc, "STREAM.CREATE.AGG", {
+            "name": "AGG", "subjects": ["agg.>"], "allow_msg_counter": True,
+            "sources": [
+                {"name": "C1", "subject_transforms": [{"src": "c1.>", "dest": "agg.>"}]},
+                {"name": "C2", "subject_transforms": [{"src": "c2.>", "dest": "agg.>"}]},
+            ]})
+        assert "error" not in r, r
+        await until(nc, "AGG", lambda i: i["state"]["messages"] == 2)
+
+        async def last() -> tuple[str, str, str]:
+            r = await api(nc, "STREAM.MSG.GET.AGG", {"last_by_subj": "agg.hits"})
+            m = r["message"]
+            hdrs = base64.b64decode(m.get("hdrs") or b"").decode()
+            return m["seq"], without_identity(hdrs), base64.b64decode(m["data"]).decode()
+
+        seq, hdrs, body = await last()
+        assert body == '{"val":"8"}', body
+        assert 'Nats-Counter-Sources: {"C1":{"c1.hits":"5"},"C2":{"c2.hits":"3"}}' in hdrs, hdrs
+
+        # The origin goes down by 2: the copy adds -2, whatever its own increment said.
+        assert await incr("c1.hits", "-2") == "3"
+        await until(nc, "AGG", lambda i: i["state"]["messages"] == 3)
+        seq, hdrs, body = await last()
+        assert seq == 3 and body == '{"val":"6"}', (seq, body)
+        assert hdrs == ("NATS/1.0|Nats-Incr: -2|Nats-Stream-Source: C1 2 c1.> agg.> c1.hits|"
+                        'Nats-Counter-Sources: {"C1":{"c1.hits":"3"},"C2":{"c2.hits":"3"}}||'), hdrs
+
+        # A local increment carries the sources on.
+        assert await incr("agg.hits", "10") == "16"
+        seq, hdrs, body = await last()
+        assert (seq, body) == (4, '{"val":"16"}')
+        assert hdrs == ('NATS/1.0|Nats-Incr: 10|Nats-Counter-Sources: '
+                        '{"C1":{"c1.hits":"3"},"C2":{"c2.hits":"3"}}||'), hdrs
+    finally:
+        await nc.close()

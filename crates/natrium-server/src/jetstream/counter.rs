@@ -13,6 +13,12 @@ use super::headers;
 /// `Nats-Incr`: the increment header.
 pub const INCR: &str = "Nats-Incr";
 
+/// `Nats-Counter-Sources`: on a counter stream that sources other counters, the last
+/// total seen from each origin stream and subject (`{"<origin>":{"<subject>":"<val>"}}`),
+/// carried on every counter message of the subject so the next copy can add only the
+/// difference.
+pub const COUNTER_SOURCES: &str = "Nats-Counter-Sources";
+
 /// Headers nats-server refuses beside `Nats-Incr` (`message counter increment is
 /// invalid`): expectations and rollups do not combine with counters.
 const REFUSED_WITH_INCR: [&str; 6] = [
@@ -63,6 +69,31 @@ impl Decimal {
         }
         s.extend(self.digits.iter().map(|d| char::from(b'0' + d)));
         s
+    }
+
+    fn zero() -> Decimal {
+        Decimal {
+            neg: false,
+            digits: Vec::new(),
+        }
+    }
+
+    fn negated(&self) -> Decimal {
+        Decimal {
+            neg: !self.neg && !self.digits.is_empty(),
+            digits: self.digits.clone(),
+        }
+    }
+
+    /// A counter body's `val` (`{"val":"<integer>"}`); `None` if it is not one.
+    fn of_body(body: &[u8]) -> Option<Decimal> {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            val: String,
+        }
+        serde_json::from_slice::<Body>(body)
+            .ok()
+            .and_then(|b| Decimal::parse(b.val.as_bytes()))
     }
 
     fn add(&self, other: &Decimal) -> Decimal {
@@ -158,33 +189,139 @@ pub fn increment(
     Ok(Some(IncrValue(incr)))
 }
 
+/// The increment of a message a source copies into a counter stream: only its form is
+/// checked (a copy keeps its payload, the origin's total, and is stored whatever else it
+/// carries, as nats-server stores copies verbatim). `Ok(None)` without one.
+pub fn copied_increment(hdrs: &[u8]) -> Result<Option<IncrValue>, ApiError> {
+    match headers::get_set(hdrs, INCR) {
+        None => Ok(None),
+        Some(raw) => Decimal::parse(raw.trim_ascii())
+            .map(|d| Some(IncrValue(d)))
+            .ok_or_else(ApiError::message_incr_invalid),
+    }
+}
+
 /// A checked increment (see [`increment`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncrValue(Decimal);
 
+/// The subject's last counter message, as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Previous<'a> {
+    /// Its body, `{"val":"<total>"}`.
+    pub payload: &'a [u8],
+    /// Its header block (for `Nats-Counter-Sources`).
+    pub hdrs: &'a [u8],
+}
+
+/// What a counter message stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The subject's new total, for the PubAck's `val`.
+    pub total: String,
+    /// The stored body, `{"val":"<total>"}`.
+    pub body: Vec<u8>,
+    /// The header block to store instead of the published one, when it changes: a
+    /// copy's `Nats-Incr` becomes the difference it makes, and `Nats-Counter-Sources`
+    /// is set whenever the subject counts any source.
+    pub hdrs: Option<Vec<u8>>,
+}
+
+/// Origin stream → origin subject → last total seen from it (sorted, as Go's
+/// `json.Marshal` writes map keys).
+type Sources = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
+
 impl IncrValue {
-    /// The new total: the previous stored counter message's `val` (`None`: the subject
-    /// has none, counting from 0) plus the increment. A previous body that is not a
-    /// counter value is `message counter is broken`.
-    pub fn apply(&self, previous: Option<&[u8]>) -> Result<String, ApiError> {
-        let prev = match previous {
-            None => Decimal {
-                neg: false,
-                digits: Vec::new(),
-            },
-            Some(body) => {
-                #[derive(serde::Deserialize)]
-                struct Body {
-                    val: String,
-                }
-                serde_json::from_slice::<Body>(body)
-                    .ok()
-                    .and_then(|b| Decimal::parse(b.val.as_bytes()))
-                    .ok_or_else(ApiError::message_counter_broken)?
+    /// What storing this increment on `subject` writes, given the subject's previous
+    /// counter message, as nats-server's `processJetStreamMsg` works it out:
+    ///
+    /// - the total and the sources seen so far come from the previous message (a body
+    ///   or `Nats-Counter-Sources` that does not parse is `message counter is broken`);
+    /// - a copy from a source (`Nats-Stream-Source: <origin> <seq> <filter> <dest>
+    ///   <subject> …`) carries the origin's total in its payload: it adds the difference
+    ///   to the last total seen from that origin stream and subject, and its
+    ///   `Nats-Incr` is rewritten to that difference;
+    /// - the sources map rides on every message of the subject once it holds any.
+    pub fn update(
+        &self,
+        previous: Option<Previous<'_>>,
+        hdrs: &[u8],
+        payload: &[u8],
+        subject: &str,
+    ) -> Result<Update, ApiError> {
+        let mut total = Decimal::zero();
+        let mut sources = Sources::new();
+        if let Some(p) = previous {
+            total = Decimal::of_body(p.payload).ok_or_else(ApiError::message_counter_broken)?;
+            if let Some(v) = headers::get_set(p.hdrs, COUNTER_SOURCES) {
+                sources = serde_json::from_slice::<Option<Sources>>(v)
+                    .map_err(|_| ApiError::message_counter_broken())?
+                    .unwrap_or_default();
             }
-        };
-        Ok(prev.add(&self.0).to_text())
+        }
+        let mut incr = self.0.clone();
+        let mut out: Option<Vec<u8>> = None;
+        if let Some(src) = headers::get_set_str(hdrs, headers::STREAM_SOURCE) {
+            let fields: Vec<&str> = src.split(' ').collect();
+            let origin = fields[0].to_string();
+            let origin_subject = fields.get(4).copied().unwrap_or(subject).to_string();
+            // Go's json.Unmarshal into {"val": string}: a body that is not an object
+            // with a string `val` is broken; a `val` that is not a number counts as 0.
+            #[derive(serde::Deserialize)]
+            struct Body {
+                val: String,
+            }
+            let sourced = serde_json::from_slice::<Body>(payload)
+                .map_err(|_| ApiError::message_counter_broken())?;
+            let sourced = Decimal::parse(sourced.val.as_bytes()).unwrap_or_else(Decimal::zero);
+            let seen = sources.entry(origin).or_default();
+            let before = seen
+                .get(&origin_subject)
+                .and_then(|v| Decimal::parse(v.as_bytes()))
+                .unwrap_or_else(Decimal::zero);
+            seen.insert(origin_subject, sourced.to_text());
+            incr = sourced.add(&before.negated());
+            out = Some(headers::set_header(hdrs, INCR, &incr.to_text()));
+        }
+        let total = total.add(&incr).to_text();
+        if !sources.is_empty() {
+            let block = out.as_deref().unwrap_or(hdrs);
+            out = Some(headers::set_header(
+                block,
+                COUNTER_SOURCES,
+                &sources_json(&sources),
+            ));
+        }
+        Ok(Update {
+            body: body(&total),
+            total,
+            hdrs: out,
+        })
     }
+}
+
+/// The sources map as Go's `json.Marshal` writes it (sorted keys, Go's escaping).
+fn sources_json(sources: &Sources) -> String {
+    use super::api::go_json::go_quote;
+    let mut out = String::from("{");
+    for (i, (origin, subjects)) in sources.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&go_quote(origin));
+        out.push_str(":{");
+        for (j, (subject, val)) in subjects.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str(&go_quote(subject));
+            out.push(':');
+            out.push_str(&go_quote(val));
+        }
+        out.push('}');
+    }
+    out.push('}');
+    out
 }
 
 /// The stored body of a counter message.
@@ -201,7 +338,14 @@ mod tests {
         let body = prev.map(body);
         increment(h.as_bytes(), b"", true)
             .and_then(|i| i.ok_or_else(ApiError::message_incr_missing))
-            .and_then(|i| i.apply(body.as_deref()))
+            .and_then(|i| {
+                let prev = body.as_deref().map(|b| Previous {
+                    payload: b,
+                    hdrs: b"",
+                });
+                i.update(prev, h.as_bytes(), b"", "s")
+            })
+            .map(|u| u.total)
             .map_err(|e| e.err_code)
     }
 
@@ -230,6 +374,92 @@ mod tests {
         assert_eq!(code("NATS/1.0\r\nA: b\r\n\r\n", b"", true), Ok(false));
     }
 
+    fn copy(origin_subject: &str, val: &str, incr: &str) -> (Vec<u8>, Vec<u8>) {
+        let h = format!(
+            "NATS/1.0\r\n{INCR}: {incr}\r\nNats-Stream-Source: ORIG 7 > > {origin_subject}\r\n\r\n"
+        );
+        (h.into_bytes(), body(val))
+    }
+
+    #[test]
+    fn copies_add_the_difference_from_their_origin_and_subject() {
+        let incr = |h: &[u8]| copied_increment(h).expect("form").expect("present");
+        // First copy of c.a from ORIG: total 5 there, nothing here yet.
+        let (h1, b1) = copy("c.a", "5", "5");
+        let u1 = incr(&h1).update(None, &h1, &b1, "c.a").expect("update");
+        assert_eq!(u1.total, "5");
+        let h1s = u1.hdrs.expect("headers");
+        assert_eq!(
+            String::from_utf8_lossy(&h1s),
+            "NATS/1.0\r\nNats-Incr: 5\r\nNats-Stream-Source: ORIG 7 > > c.a\r\nNats-Counter-Sources: {\"ORIG\":{\"c.a\":\"5\"}}\r\n\r\n"
+        );
+        // A local increment of 100 carries the sources on.
+        let local = b"NATS/1.0\r\nNats-Incr: 100\r\n\r\n";
+        let prev = Previous {
+            payload: &u1.body,
+            hdrs: &h1s,
+        };
+        let u2 = increment(local, b"", true)
+            .expect("ok")
+            .expect("incr")
+            .update(Some(prev), local, b"", "c.a")
+            .expect("update");
+        assert_eq!(u2.total, "105");
+        let h2s = u2.hdrs.expect("headers");
+        assert!(
+            String::from_utf8_lossy(&h2s)
+                .ends_with("Nats-Counter-Sources: {\"ORIG\":{\"c.a\":\"5\"}}\r\n\r\n")
+        );
+        // The origin moves to 3 (its own increment -2): only -2 is added here, whatever
+        // the copy's own Nats-Incr said.
+        let (h3, b3) = copy("c.a", "3", "999");
+        let prev = Previous {
+            payload: &u2.body,
+            hdrs: &h2s,
+        };
+        let u3 = incr(&h3)
+            .update(Some(prev), &h3, &b3, "c.a")
+            .expect("update");
+        assert_eq!(u3.total, "103");
+        let h3s = String::from_utf8_lossy(&u3.hdrs.expect("headers")).into_owned();
+        assert!(h3s.starts_with("NATS/1.0\r\nNats-Incr: -2\r\n"), "{h3s}");
+        // Another origin subject is counted on its own.
+        let (h4, b4) = copy("c.b", "10", "10");
+        let prev = Previous {
+            payload: &u3.body,
+            hdrs: h3s.as_bytes(),
+        };
+        let u4 = incr(&h4)
+            .update(Some(prev), &h4, &b4, "c.a")
+            .expect("update");
+        assert_eq!(u4.total, "113");
+        assert!(
+            String::from_utf8_lossy(&u4.hdrs.expect("h"))
+                .contains("{\"ORIG\":{\"c.a\":\"3\",\"c.b\":\"10\"}}")
+        );
+        // Broken sources or a copy whose body is not a counter: refused.
+        let bad = Previous {
+            payload: &u1.body,
+            hdrs: b"NATS/1.0\r\nNats-Counter-Sources: [\r\n\r\n",
+        };
+        assert_eq!(
+            incr(&h3)
+                .update(Some(bad), &h3, &b3, "c.a")
+                .map_err(|e| e.err_code),
+            Err(10172)
+        );
+        assert_eq!(
+            incr(&h3)
+                .update(None, &h3, b"nope", "c.a")
+                .map_err(|e| e.err_code),
+            Err(10172)
+        );
+        assert_eq!(
+            copied_increment(b"NATS/1.0\r\nNats-Incr: x\r\n\r\n").map_err(|e| e.err_code),
+            Err(10171)
+        );
+    }
+
     #[test]
     fn sums_like_big_int() {
         assert_eq!(sum(None, "5"), Ok("5".into()));
@@ -248,7 +478,11 @@ mod tests {
         for bad in ["x", "1.5", "1_000", "0x10", "-", "+"] {
             assert_eq!(sum(None, bad), Err(10171), "{bad}");
         }
-        let broken = IncrValue(Decimal::parse(b"1").expect("1")).apply(Some(b"{}"));
+        let prev = Previous {
+            payload: b"{}",
+            hdrs: b"",
+        };
+        let broken = IncrValue(Decimal::parse(b"1").expect("1")).update(Some(prev), b"", b"", "s");
         assert_eq!(broken.map_err(|e| e.err_code), Err(10172));
     }
 }

@@ -272,6 +272,38 @@ pub fn with_header(block: &[u8], key: &str, value: &str) -> Vec<u8> {
     out
 }
 
+/// `block` with header `key` set to `value` the way nats-server's `setHeader` does it:
+/// the first `key` line (exact key at a line start, then a colon) keeps its place and
+/// gets the new value (after one space if it had one); without such a line, `key: value`
+/// is appended as the last header. A block without a status line gets `NATS/1.0`.
+pub fn set_header(block: &[u8], key: &str, value: &str) -> Vec<u8> {
+    let Some((status, body)) = split_status(block) else {
+        return with_header(block, key, value);
+    };
+    if !lines(body).any(|l| value_of(l, key).is_some()) {
+        return with_header(block, key, value);
+    }
+    let mut out = Vec::with_capacity(block.len() + value.len());
+    out.extend_from_slice(status);
+    let mut done = false;
+    for line in lines(body).filter(|l| !l.is_empty()) {
+        if !done && value_of(line, key).is_some() {
+            done = true;
+            out.extend_from_slice(key.as_bytes());
+            out.push(b':');
+            if line.get(key.len() + 1) == Some(&b' ') {
+                out.push(b' ');
+            }
+            out.extend_from_slice(value.as_bytes());
+        } else {
+            out.extend_from_slice(line);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
 /// `block` without its `key` lines (exact-case key at a line start, followed by a
 /// colon: nats-server's `removeHeaderIfPresent`).
 pub fn without_header(block: &[u8], key: &str) -> Vec<u8> {
@@ -412,6 +444,24 @@ mod tests {
         assert_eq!(get(h, "Nats-Msg"), None);
         assert_eq!(get(b"NATS/1.0\r\n\r\n", MSG_ID), None);
         assert_eq!(get(b"garbage", MSG_ID), None);
+    }
+
+    #[test]
+    fn set_header_replaces_in_place_or_appends() {
+        let h = b"NATS/1.0\r\nA: 1\r\nNats-Incr: 5\r\nB:2\r\nNats-Incr: 7\r\n\r\n";
+        assert_eq!(
+            set_header(h, "Nats-Incr", "-12"),
+            b"NATS/1.0\r\nA: 1\r\nNats-Incr: -12\r\nB:2\r\nNats-Incr: 7\r\n\r\n"
+        );
+        assert_eq!(
+            set_header(h, "B", "3"),
+            b"NATS/1.0\r\nA: 1\r\nNats-Incr: 5\r\nB:3\r\nNats-Incr: 7\r\n\r\n"
+        );
+        assert_eq!(
+            set_header(h, "C", "x"),
+            b"NATS/1.0\r\nA: 1\r\nNats-Incr: 5\r\nB:2\r\nNats-Incr: 7\r\nC: x\r\n\r\n"
+        );
+        assert_eq!(set_header(b"", "C", "x"), b"NATS/1.0\r\nC: x\r\n\r\n");
     }
 
     #[test]

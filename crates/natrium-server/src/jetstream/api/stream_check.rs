@@ -768,8 +768,6 @@ pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
     let links = || cfg.mirror.iter().chain(cfg.sources.iter());
     if links().any(|l| l.consumer.is_some()) {
         Some("consumer (mirrors and sources through a durable consumer)")
-    } else if !cfg.sources.is_empty() && cfg.allow_msg_counter {
-        Some("sources (on a counter stream)")
     } else if cfg
         .republish
         .as_ref()

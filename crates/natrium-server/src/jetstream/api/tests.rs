@@ -1286,9 +1286,8 @@ fn stream_create_fills_nats_server_defaults() {
 
 /// The recorded mirror and sources creates pass natrium's checks as nats-server's
 /// (local mirrors and sources are implemented, `sourcing`); what natrium refuses of them
-/// (docs/compat.md, "Stream config fields natrium refuses") is durable-consumer links
-/// and sources on a counter stream: the config
-/// checks run first, so bad values still get nats-server's errors.
+/// (docs/compat.md, "Stream config fields natrium refuses") is durable-consumer links:
+/// the config checks run first, so bad values still get nats-server's errors.
 #[test]
 fn stream_create_unsupported_fields_are_refused() {
     for name in ["stream_create_mirror", "stream_create_sources"] {
@@ -1327,12 +1326,10 @@ fn stream_create_unsupported_fields_are_refused() {
             "{name}"
         );
     }
+    // A counter stream sums the counters it sources (`counter::IncrValue::update`).
     let mut counted = created_stream("stream_create_sources");
     counted.allow_msg_counter = true;
-    assert_eq!(
-        unsupported_stream_field(&counted),
-        Some("sources (on a counter stream)")
-    );
+    assert_eq!(unsupported_stream_field(&counted), None);
     // Defaults (what clients send when the feature is unused) pass; counters are
     // implemented.
     let cfg = created_stream("stream_create_full");

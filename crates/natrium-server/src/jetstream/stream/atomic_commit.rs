@@ -269,8 +269,8 @@ impl Stream {
         let mut written: HashMap<String, Written> = HashMap::new();
         let mut ids: HashSet<String> = HashSet::new();
         let mut expected_seen: HashMap<String, u64> = HashMap::new();
-        // Counter bodies written by the batch so far, by subject.
-        let mut totals: HashMap<String, Vec<u8>> = HashMap::new();
+        // Counter bodies and header blocks written by the batch so far, by subject.
+        let mut totals: HashMap<String, (Vec<u8>, Vec<u8>)> = HashMap::new();
         let mut total_size = 0u64;
         for (i, m) in msgs.iter().enumerate() {
             let subject: Cow<'_, str> = match stored_subject(cfg, m.subject()) {
@@ -328,16 +328,26 @@ impl Stream {
             if cfg.allow_msg_counter && incr.is_none() {
                 return Err(ApiError::message_incr_missing());
             }
+            // The sources a counter subject counts ride on (`Nats-Counter-Sources`); the
+            // block is swapped in below, once `h` is done with it.
+            let mut counter_hdrs: Option<Vec<u8>> = None;
             let payload: Cow<'_, [u8]> = match &incr {
                 Some(incr) => {
                     let prev = match totals.get(subject.as_ref()) {
-                        Some(body) => Some(body.clone()),
-                        None => self.last_written(&subject).map(|p| p.payload.to_vec()),
+                        Some(written) => Some(written.clone()),
+                        None => self
+                            .last_written(&subject)
+                            .map(|p| (p.payload.to_vec(), p.hdrs.to_vec())),
                     };
-                    let total = incr.apply(prev.as_deref())?;
-                    let body = counter::body(&total);
-                    totals.insert(subject.to_string(), body.clone());
-                    Cow::Owned(body)
+                    let prev_ref = prev.as_ref().map(|(body, hdrs)| counter::Previous {
+                        payload: body,
+                        hdrs,
+                    });
+                    let up = incr.update(prev_ref, hdrs_ref, m.payload(), &subject)?;
+                    let stored_hdrs = up.hdrs.clone().unwrap_or_else(|| hdrs_ref.to_vec());
+                    totals.insert(subject.to_string(), (up.body.clone(), stored_hdrs));
+                    counter_hdrs = up.hdrs;
+                    Cow::Owned(up.body)
                 }
                 None => Cow::Borrowed(m.payload()),
             };
@@ -410,6 +420,9 @@ impl Stream {
             }
             if sched.add_rollup {
                 hdrs = Cow::Owned(headers::with_header(&hdrs, headers::ROLLUP, "sub"));
+            }
+            if let Some(h) = counter_hdrs {
+                hdrs = Cow::Owned(h);
             }
             let size = self.store.msg_size(&subject, &hdrs, &payload);
             let w = written.entry(subject.to_string()).or_default();

@@ -1326,8 +1326,11 @@ impl Stream {
         // `Nats-Incr`: checked before everything else, as nats-server (a missing one on
         // a counter stream only after the expectations, below). A copy of a counter's
         // message is stored as it is.
-        let incr = if copy && !cfg.allow_msg_counter {
+        let incr = if !cfg.allow_msg_counter && copy {
             None
+        } else if copy {
+            // A source's copy of another counter: only the header's form is checked.
+            counter::copied_increment(hdrs)?
         } else {
             counter::increment(hdrs, m.payload(), cfg.allow_msg_counter)?
         };
@@ -1418,7 +1421,8 @@ impl Stream {
                 rollup = Some(Rollup::Subject);
             }
         }
-        if cfg.allow_msg_counter && incr.is_none() && !copy {
+        // Copies too: a counter stream sources only counters (nats-server).
+        if cfg.allow_msg_counter && incr.is_none() {
             return Err(ApiError::message_incr_missing());
         }
         if cfg.max_msg_size > 0 && hdrs.len() + m.payload().len() > cfg.max_msg_size as usize {
@@ -1456,16 +1460,24 @@ impl Stream {
         // `republish`: the subject's previous sequence goes into `Nats-Last-Sequence`, so
         // look it up before storing (only for streams that republish this subject).
         let republish = self.republish_target(cfg, subject, m.expired_seq);
-        // A counter stores the subject's new total instead of the (empty) payload.
-        let total = match &incr {
+        // A counter stores the subject's new total instead of the (empty) payload, and
+        // the sources it counts in its headers.
+        let counted = match &incr {
             Some(incr) => {
                 let prev = self.last_written(subject);
-                Some(incr.apply(prev.as_ref().map(|p| &p.payload[..]))?)
+                let prev = prev.as_ref().map(|p| counter::Previous {
+                    payload: &p.payload,
+                    hdrs: &p.hdrs,
+                });
+                Some(incr.update(prev, hdrs, m.payload(), subject)?)
             }
             None => None,
         };
-        let counter_body = total.as_deref().map(counter::body);
-        let payload: &[u8] = counter_body.as_deref().unwrap_or(m.payload());
+        if let Some(h) = counted.as_ref().and_then(|u| u.hdrs.as_deref()) {
+            hdrs = h;
+        }
+        let total = counted.as_ref().map(|u| u.total.clone());
+        let payload: &[u8] = counted.as_ref().map_or(m.payload(), |u| &u.body[..]);
         let size = self.store.msg_size(subject, hdrs, payload);
         if let Some(q) = quota.as_mut() {
             q.admit(size).map_err(|e| e.to_api())?;
