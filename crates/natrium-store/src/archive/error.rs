@@ -135,6 +135,14 @@ pub enum ArchiveError {
         reason: &'static str,
     },
 
+    /// An archive the v1 converter does not take (not a full v2 archive, or one that
+    /// ends early).
+    #[error("cannot convert to a v1 archive: {reason}")]
+    NotConvertible {
+        /// Why.
+        reason: &'static str,
+    },
+
     /// A required file of a v1 archive is missing.
     #[error("missing {file} in archive")]
     MissingFile {

@@ -7,6 +7,8 @@
 //! * [`v1`] with [`tar_reader`], [`filestore_blk`], [`index_db`], [`seqset`],
 //!   [`consumer_odat`] — import of legacy tar snapshots of nats-server ≤ 2.14.
 //! * [`reader`] — [`ArchiveReader`], one entry stream over both formats.
+//! * [`v1_writer`] — conversion of a v2 archive into a v1 one, for restores into
+//!   nats-server 2.10 to 2.14.
 //! * [`verify`] — offline verification of a backup directory.
 //! * [`incremental`] — natrium's incremental archives and the merge of a backup chain
 //!   into one v2 archive.
@@ -25,6 +27,7 @@ pub mod seqset;
 pub mod state_json;
 pub mod tar_reader;
 pub mod v1;
+pub mod v1_writer;
 pub mod v2;
 pub mod varint;
 pub mod verify;
@@ -41,6 +44,7 @@ pub use state_json::{
     parse_go_time,
 };
 pub use v1::{IndexDbUse, V1Report};
+pub use v1_writer::{Converted, V1Writer, convert_to_v1};
 pub use v2::ArchiveWriter;
 pub use verify::{
     BackupSummary, ConsumerSummary, DamagedStream, StreamSummary, verify_archive,
