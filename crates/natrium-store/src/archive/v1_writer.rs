@@ -419,7 +419,10 @@ mod tests {
         out
     }
 
-    fn message_entries(entries: &[Entry]) -> Vec<(u64, i64, Vec<u8>, Vec<u8>, Vec<u8>)> {
+    /// (seq, ts, subject, header, body) as read back.
+    type Msg = (u64, i64, Vec<u8>, Vec<u8>, Vec<u8>);
+
+    fn message_entries(entries: &[Entry]) -> Vec<Msg> {
         entries
             .iter()
             .filter_map(|e| match e {
@@ -435,7 +438,7 @@ mod tests {
             .collect()
     }
 
-    fn expected_messages() -> Vec<(u64, i64, Vec<u8>, Vec<u8>, Vec<u8>)> {
+    fn expected_messages() -> Vec<Msg> {
         messages()
             .into_iter()
             .map(|(s, t, subj, h, b)| (s, t, subj.into(), h.into(), b.into_bytes()))
