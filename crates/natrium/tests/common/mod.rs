@@ -120,6 +120,20 @@ impl Server {
         }
     }
 
+    /// Starts nats-server 2.14 (`NATS_SERVER_214_BIN`, which `scripts/test.sh` installs:
+    /// the last release that reads only v1 archives), or prints why not.
+    pub fn nats_214(test: &str) -> Option<Server> {
+        match std::env::var_os("NATS_SERVER_214_BIN").map(PathBuf::from) {
+            Some(bin) if bin.is_file() => Some(Self::start(&bin, Kind::Nats, &[])),
+            _ => {
+                eprintln!(
+                    "SKIPPED {test} against nats-server 2.14: set NATS_SERVER_214_BIN (scripts/test.sh installs it)"
+                );
+                None
+            }
+        }
+    }
+
     /// natrium-server, plus nats-server when it is available.
     pub fn both(test: &str) -> Vec<Server> {
         let mut v = vec![Self::natrium()];
