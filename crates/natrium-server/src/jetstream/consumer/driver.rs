@@ -59,6 +59,12 @@ struct Hot {
     headers_only: bool,
     /// Flow control on.
     flow_control: bool,
+    /// `flow_control` ack policy: flow-control responses ack, and a flow-control request
+    /// also goes out with an idle heartbeat while acks are pending, and when
+    /// `max_ack_pending` is reached.
+    ack_by_fc: bool,
+    /// `max_ack_pending` (0 or less: none).
+    max_ack_pending: i64,
     /// Push idle heartbeat (ns, 0 none).
     heartbeat: i64,
     /// Paused until (ns, 0 none).
@@ -86,6 +92,8 @@ impl Hot {
             deliver: cfg.deliver_subject.as_bytes().into(),
             headers_only: cfg.headers_only,
             flow_control: cfg.flow_control,
+            ack_by_fc: cfg.ack_policy == crate::jetstream::api::consumer::AckPolicy::FlowControl,
+            max_ack_pending: cfg.max_ack_pending,
             heartbeat: cfg.idle_heartbeat,
             paused_until: cfg
                 .pause_until
@@ -340,16 +348,41 @@ impl Task {
                     self.status(&s);
                 }
             }
-            Event::FlowControl(subject) => {
+            Event::FlowControl { subject, last } => {
+                // Only the latest request counts (nats-server ignores older ones, acks
+                // included).
                 if self.fc.fcid.as_deref() == Some(&*subject) {
                     self.fc.maxpb = (self.fc.maxpb * 2).min(FC_LIMIT);
                     self.fc.pbytes = (self.fc.pbytes - self.fc.fcsz).max(0);
                     self.fc.fcid = None;
                     self.fc.fcsz = 0;
+                    if self.hot.ack_by_fc
+                        && let Some((sseq, _)) = last
+                    {
+                        self.ack_up_to(sseq, now);
+                    }
                 }
             }
         }
         true
+    }
+
+    /// A flow-control response's ack (`flow_control` ack policy): everything delivered up
+    /// to stream sequence `sseq` is acknowledged, as an ack under `AckAll`.
+    fn ack_up_to(&mut self, sseq: u64, now: i64) {
+        self.ack_buf.clear();
+        self.c
+            .machine
+            .lock()
+            .ack_into(sseq, AckKind::Ack, now, &mut self.ack_buf);
+        if !self.ack_buf.is_empty() {
+            self.c.last_ack.store(now, Ordering::Relaxed);
+            for &(s, d) in &self.ack_buf {
+                let _ = self.c.store.update_acks(d, s);
+                self.acked.push(s);
+            }
+            self.dirty = true;
+        }
     }
 
     /// Advisories and metrics about an ack, sent before it is applied (they describe
@@ -561,6 +594,10 @@ impl Task {
                 headers,
             });
             self.last_push = now;
+            // Acks ride on flow-control responses: ask for one while any are due.
+            if self.hot.ack_by_fc && m.num_ack_pending() > 0 && self.fc.fcid.is_none() {
+                self.send_flow_control();
+            }
         }
         self.again = false;
         let paused = self.hot.paused_until > now;
@@ -595,7 +632,18 @@ impl Task {
                             let cost = (bits / self.hot.rate_bps as u128).min(i64::MAX as u128);
                             self.rate_next = self.rate_next.max(now).saturating_add(cost as i64);
                         }
-                        self.deliver(&d, &msg, now)
+                        self.deliver(&d, &msg, now);
+                        // `flow_control` ack policy: at `max_ack_pending` nothing more
+                        // goes out until a flow-control response acks, so ask for one
+                        // (nats-server's `needFlowControl`).
+                        if self.hot.ack_by_fc
+                            && d.target == Target::Push
+                            && self.fc.fcid.is_none()
+                            && self.hot.max_ack_pending > 0
+                            && m.num_ack_pending() as i64 >= self.hot.max_ack_pending
+                        {
+                            self.send_flow_control();
+                        }
                     }
                     Err(_) => {
                         // Removed between finding and loading: nothing to send; the

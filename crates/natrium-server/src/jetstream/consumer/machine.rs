@@ -380,7 +380,9 @@ impl Machine {
             } else {
                 now
             };
-            m.set_deadline(*sseq, due);
+            if m.redelivers() {
+                m.set_deadline(*sseq, due);
+            }
         }
         m
     }
@@ -469,10 +471,21 @@ impl Machine {
             .collect();
         self.params = params;
         for (sseq, delivered) in timed {
+            if !self.redelivers() {
+                self.clear_deadline(sseq);
+                continue;
+            }
             let count = self.redelivered.get(&sseq).copied().unwrap_or(1);
             let due = delivered.saturating_add(self.ack_delay(count));
             self.set_deadline(sseq, due);
         }
+    }
+
+    /// Whether an unacknowledged delivery is ever sent again by itself: not without an
+    /// ack wait (the `flow_control` ack policy has none; nats-server's `checkPending`
+    /// does nothing then).
+    fn redelivers(&self) -> bool {
+        self.params.ack_wait > 0 || !self.params.backoff.is_empty()
     }
 
     fn ack_delay(&self, count: u64) -> i64 {
@@ -1132,8 +1145,10 @@ impl Machine {
                         timestamp: now,
                     },
                 );
-                let delay = self.ack_delay(count);
-                self.set_deadline(sseq, now.saturating_add(delay));
+                if self.redelivers() {
+                    let delay = self.ack_delay(count);
+                    self.set_deadline(sseq, now.saturating_add(delay));
+                }
             }
         }
         Delivery {

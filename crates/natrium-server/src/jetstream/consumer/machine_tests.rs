@@ -133,6 +133,23 @@ fn ack_all_covers_everything_below() {
     assert_eq!(m.num_ack_pending(), 1);
 }
 
+/// The `flow_control` ack policy's shape: acks cover everything below (Ack::All) and,
+/// with no ack wait, nothing is ever redelivered by itself.
+#[test]
+fn without_an_ack_wait_nothing_is_redelivered() {
+    let src = Fake::with(3);
+    let mut p = params(Ack::All);
+    p.ack_wait = 0;
+    let mut m = Machine::new(p, 1);
+    assert_eq!(drain_push(&mut m, &src, 0).len(), 3);
+    assert_eq!(m.next_deadline(), None);
+    m.tick(3600 * S);
+    assert!(drain_push(&mut m, &src, 3600 * S).is_empty());
+    assert_eq!(m.num_redelivered(), 0);
+    assert_eq!(m.ack(2, AckKind::Ack, 3600 * S), vec![(1, 1), (2, 2)]);
+    assert_eq!(m.num_ack_pending(), 1);
+}
+
 #[test]
 fn ack_none_has_nothing_pending() {
     let src = Fake::with(3);

@@ -83,7 +83,14 @@ pub enum Event {
         req: PullArgs,
     },
     /// A flow-control response arrived on this subject.
-    FlowControl(Box<[u8]>),
+    FlowControl {
+        /// The subject the response came on (the request's reply subject).
+        subject: Box<[u8]>,
+        /// `(stream, consumer)` sequences from its `Nats-Last-Stream` and
+        /// `Nats-Last-Consumer` headers: what the receiver has taken, which acks
+        /// everything up to there under the `flow_control` ack policy.
+        last: Option<(u64, u64)>,
+    },
     /// The configuration changed.
     Updated,
     /// Stop the task.
@@ -146,8 +153,10 @@ pub fn params(cfg: &ConsumerConfig, stream: &str, name: &str) -> Params {
     Params {
         ack: match cfg.ack_policy {
             AckPolicy::None => Ack::None,
-            AckPolicy::All => Ack::All,
-            AckPolicy::Explicit | AckPolicy::FlowControl => Ack::Explicit,
+            AckPolicy::Explicit => Ack::Explicit,
+            // Acked up to a sequence by flow-control responses (nats-server: "functions
+            // like AckAll").
+            AckPolicy::All | AckPolicy::FlowControl => Ack::All,
         },
         ack_wait: cfg.ack_wait,
         backoff: cfg.backoff.clone(),
@@ -177,8 +186,8 @@ fn store_policy(cfg: &ConsumerConfig) -> ConsumerPolicy {
     ConsumerPolicy {
         ack: match cfg.ack_policy {
             AckPolicy::None => StoreAck::None,
-            AckPolicy::All => StoreAck::All,
-            AckPolicy::Explicit | AckPolicy::FlowControl => StoreAck::Explicit,
+            AckPolicy::All | AckPolicy::FlowControl => StoreAck::All,
+            AckPolicy::Explicit => StoreAck::Explicit,
         },
         max_deliver: (cfg.max_deliver > 0).then_some(cfg.max_deliver as u64),
     }

@@ -279,7 +279,21 @@ impl InternalHandler for FcSub {
         msg: PubMsg<'_>,
     ) -> bool {
         if let Some(c) = self.consumer.upgrade() {
-            c.send(Event::FlowControl(msg.subject.into()));
+            let seq = |key| {
+                msg.headers
+                    .and_then(|h| crate::jetstream::headers::get(h, key))
+                    .map(crate::jetstream::headers::go_parse_int64)
+            };
+            // nats-server acks only with a positive stream sequence; a consumer
+            // sequence below 1 counts as 0.
+            let last = match (seq("Nats-Last-Stream"), seq("Nats-Last-Consumer")) {
+                (Some(s), d) if s > 0 => Some((s as u64, d.unwrap_or(0).max(0) as u64)),
+                _ => None,
+            };
+            c.send(Event::FlowControl {
+                subject: msg.subject.into(),
+                last,
+            });
         }
         true
     }
@@ -305,8 +319,16 @@ impl Consumer {
         let fc: Arc<dyn InternalHandler> = Arc::new(FcSub {
             consumer: Arc::downgrade(self),
         });
+        // Under the `flow_control` ack policy only flow-control responses ack: nats-server
+        // does not listen for acks at all.
+        let by_fc = self.config.read().ack_policy
+            == crate::jetstream::api::consumer::AckPolicy::FlowControl;
         let mut subs = self.subs.lock();
-        for (subject, handler) in [(ack_subject, ack), (fc_subject, fc)] {
+        let mut wanted = vec![(fc_subject, fc)];
+        if !by_fc {
+            wanted.push((ack_subject, ack));
+        }
+        for (subject, handler) in wanted {
             let sub = Arc::new(Subscription::internal(handler, subject.as_bytes(), None));
             if account
                 .sublist
