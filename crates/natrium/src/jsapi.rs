@@ -101,6 +101,34 @@ pub async fn stream_info(client: &Client, name: &str) -> Result<Value> {
     .await
 }
 
+/// Reads stream `name`'s configuration, lets `change` edit it, and sends it back with
+/// `STREAM.UPDATE`; returns the server's answer (the updated stream info). `op` names
+/// the operation in errors.
+pub async fn update_stream_config(
+    client: &Client,
+    name: &str,
+    op: &str,
+    change: impl FnOnce(&mut serde_json::Map<String, Value>) -> Result<()>,
+) -> Result<Value> {
+    let info = stream_info(client, name).await?;
+    let mut cfg = match info.get("config") {
+        Some(Value::Object(c)) => c.clone(),
+        _ => {
+            return Err(crate::error::Error::BadInput(format!(
+                "{op}: the stream info has no config"
+            )));
+        }
+    };
+    change(&mut cfg)?;
+    request(
+        client,
+        &format!("STREAM.UPDATE.{name}"),
+        &Value::Object(cfg),
+        op,
+    )
+    .await
+}
+
 /// Fetches `$JS.API.CONSUMER.INFO.<stream>.<name>`.
 pub async fn consumer_info(client: &Client, stream: &str, name: &str) -> Result<Value> {
     request(

@@ -222,3 +222,55 @@ fn object_lifecycle() {
         assert_eq!(s.json(&["object", "ls"]), serde_json::json!([]));
     }
 }
+
+/// `object edit` changes only what is given; `object seal` makes the bucket read-only.
+#[test]
+fn object_edit_and_seal() {
+    for s in Server::both("object_edit_and_seal") {
+        let k = s.kind;
+        s.ok(&["object", "add", "B", "--description", "before"]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("a.txt");
+        std::fs::write(&f, b"hello").expect("write");
+        s.ok(&["object", "put", "B", f.to_str().expect("utf8")]);
+
+        let e = s.json(&[
+            "object",
+            "edit",
+            "B",
+            "--max-bucket-size",
+            "10MiB",
+            "--ttl",
+            "1h",
+        ]);
+        assert_eq!(e["config"]["max_bytes"], 10 * 1024 * 1024, "{k:?}");
+        assert_eq!(e["config"]["max_age"], 3_600_000_000_000i64);
+        assert_eq!(e["config"]["description"], "before");
+
+        let sealed = s.json(&["object", "seal", "B", "-f"]);
+        assert_eq!(sealed["config"]["sealed"], true, "{k:?}");
+        // Still readable, no longer writable.
+        let out = dir.path().join("out.txt");
+        s.ok(&[
+            "object",
+            "get",
+            "B",
+            "a.txt",
+            "-O",
+            out.to_str().expect("utf8"),
+        ]);
+        assert_eq!(std::fs::read(&out).expect("read"), b"hello");
+        let (code, err) = s.fails(&[
+            "object",
+            "put",
+            "B",
+            f.to_str().expect("utf8"),
+            "--name",
+            "b.txt",
+        ]);
+        assert_eq!(code, 1, "{k:?}");
+        assert_one_line_error(&err);
+        let (code, _) = s.fails(&["object", "seal", "NOPE", "-f"]);
+        assert_eq!(code, 1);
+    }
+}

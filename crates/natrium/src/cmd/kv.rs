@@ -557,49 +557,38 @@ pub async fn run(conn: &ConnectArgs, a: KvArgs) -> Result<()> {
             description,
         } => {
             valid_name("bucket", &bucket)?;
-            let stream = format!("KV_{bucket}");
             let op = format!("kv edit {bucket}");
-            let si = jsapi::stream_info(&client, &stream).await?;
-            let mut c = match si.get("config") {
-                Some(Value::Object(c)) => c.clone(),
-                _ => {
-                    return Err(Error::BadInput(format!(
-                        "{op}: the stream info has no config"
-                    )));
+            if let Some(h) = history
+                && !(1..=64).contains(&h)
+            {
+                return Err(Error::BadInput(format!(
+                    "{op}: history must be between 1 and 64"
+                )));
+            }
+            jsapi::update_stream_config(&client, &format!("KV_{bucket}"), &op, |c| {
+                if let Some(h) = history {
+                    c.insert("max_msgs_per_subject".into(), json!(h));
                 }
-            };
-            if let Some(h) = history {
-                if !(1..=64).contains(&h) {
-                    return Err(Error::BadInput(format!(
-                        "{op}: history must be between 1 and 64"
-                    )));
+                if let Some(ttl) = ttl {
+                    let ns = i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX);
+                    c.insert("max_age".into(), json!(ns));
+                    // As the clients set it: the duplicate window is 2 minutes, or the
+                    // TTL if that is shorter (a window longer than max_age is refused).
+                    let two_min = 120_000_000_000i64;
+                    let window = if ns > 0 && ns < two_min { ns } else { two_min };
+                    c.insert("duplicate_window".into(), json!(window));
                 }
-                c.insert("max_msgs_per_subject".into(), json!(h));
-            }
-            if let Some(ttl) = ttl {
-                let ns = i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX);
-                c.insert("max_age".into(), json!(ns));
-                // As the clients set it: the duplicate window is 2 minutes, or the TTL if
-                // that is shorter (a window longer than max_age is refused).
-                let two_min = 120_000_000_000i64;
-                let window = if ns > 0 && ns < two_min { ns } else { two_min };
-                c.insert("duplicate_window".into(), json!(window));
-            }
-            if let Some(v) = max_value_size {
-                c.insert("max_msg_size".into(), json!(v));
-            }
-            if let Some(v) = max_bucket_size {
-                c.insert("max_bytes".into(), json!(v));
-            }
-            if let Some(d) = description {
-                c.insert("description".into(), json!(d));
-            }
-            jsapi::request(
-                &client,
-                &format!("STREAM.UPDATE.{stream}"),
-                &Value::Object(c),
-                &op,
-            )
+                if let Some(v) = max_value_size {
+                    c.insert("max_msg_size".into(), json!(v));
+                }
+                if let Some(v) = max_bucket_size {
+                    c.insert("max_bytes".into(), json!(v));
+                }
+                if let Some(d) = description {
+                    c.insert("description".into(), json!(d));
+                }
+                Ok(())
+            })
             .await?;
             info(&client, &bucket, json).await
         }

@@ -95,6 +95,27 @@ enum Cmd {
         #[command(flatten)]
         force: Force,
     },
+    /// Seal a bucket: no more changes, for good.
+    Seal {
+        /// Bucket name.
+        bucket: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Change a bucket's settings (only the ones given).
+    Edit {
+        /// Bucket name.
+        bucket: String,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Largest total size, e.g. 1G (-1 unlimited).
+        #[arg(long, value_parser = parse_bucket_size, allow_negative_numbers = true)]
+        max_bucket_size: Option<i64>,
+        /// How long objects live (0: forever).
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+    },
     /// Print the bucket's objects, then changes as they happen.
     Watch {
         /// Bucket name.
@@ -379,6 +400,48 @@ pub async fn run(conn: &ConnectArgs, a: ObjectArgs) -> Result<()> {
                 ]);
             }
             t.print()
+        }
+        Cmd::Seal { bucket, force } => {
+            valid_name("bucket", &bucket)?;
+            force.confirm(&format!(
+                "Really seal bucket {bucket}? A sealed bucket cannot be unsealed or changed"
+            ))?;
+            let op = format!("object seal {bucket}");
+            jsapi::update_stream_config(&client, &format!("OBJ_{bucket}"), &op, |c| {
+                c.insert("sealed".into(), json!(true));
+                Ok(())
+            })
+            .await?;
+            if !json {
+                out(format!("{bucket} has been sealed\n"))?;
+            }
+            bucket_info(&client, &bucket, json).await
+        }
+        Cmd::Edit {
+            bucket,
+            description,
+            max_bucket_size,
+            ttl,
+        } => {
+            valid_name("bucket", &bucket)?;
+            let op = format!("object edit {bucket}");
+            jsapi::update_stream_config(&client, &format!("OBJ_{bucket}"), &op, |c| {
+                if let Some(d) = description {
+                    c.insert("description".into(), json!(d));
+                }
+                if let Some(v) = max_bucket_size {
+                    c.insert("max_bytes".into(), json!(v));
+                }
+                if let Some(t) = ttl {
+                    c.insert(
+                        "max_age".into(),
+                        json!(i64::try_from(t.as_nanos()).unwrap_or(i64::MAX)),
+                    );
+                }
+                Ok(())
+            })
+            .await?;
+            bucket_info(&client, &bucket, json).await
         }
         Cmd::Info { bucket, name: None } => {
             valid_name("bucket", &bucket)?;

@@ -862,19 +862,11 @@ pub async fn run(conn: &ConnectArgs, a: StreamArgs) -> Result<()> {
             force.confirm(&format!(
                 "Really seal stream {name}? A sealed stream cannot be unsealed"
             ))?;
-            let info = jsapi::stream_info(&client, &name).await?;
-            let mut c = info
-                .get("config")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            c.insert("sealed".into(), json!(true));
-            let resp = jsapi::request(
-                &client,
-                &format!("STREAM.UPDATE.{name}"),
-                &Value::Object(c),
-                &format!("stream seal {name}"),
-            )
+            let op = format!("stream seal {name}");
+            let resp = jsapi::update_stream_config(&client, &name, &op, |c| {
+                c.insert("sealed".into(), json!(true));
+                Ok(())
+            })
             .await?;
             if json {
                 output::json(&resp)
