@@ -134,14 +134,14 @@ impl ConnectArgs {
             .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse::<ServerAddr>().map_err(|e| Error::InvalidServer {
-                    url: s.to_string(),
+                    url: redact_passwords(s),
                     reason: e.to_string(),
                 })
             })
             .collect::<Result<_>>()?;
         if servers.is_empty() {
             return Err(Error::InvalidServer {
-                url: self.server_url().to_string(),
+                url: redact_passwords(self.server_url()),
                 reason: "no server given".into(),
             });
         }
@@ -288,27 +288,23 @@ fn url_decode(s: &str) -> String {
         .into_owned()
 }
 
-/// A server list fit for an error message: any password in a URL shown as `xxxxx`.
-fn redact_passwords(urls: &str) -> String {
+/// A server list fit for a message: the credentials of each URL (a password, or a
+/// token given as the user) shown as `xxxxx`; a user name with a password stays.
+pub fn redact_passwords(urls: &str) -> String {
     urls.split(',')
         .map(|u| {
             let start = u.find("://").map_or(0, |i| i + 3);
-            let end = u[start..].find('/').map_or(u.len(), |i| start + i);
-            match u[start..end].rfind('@') {
-                Some(at) => {
-                    let userinfo = &u[start..start + at];
-                    match userinfo.find(':') {
-                        Some(c) => format!(
-                            "{}{}:xxxxx{}",
-                            &u[..start],
-                            &userinfo[..c],
-                            &u[start + at..]
-                        ),
-                        None => u.to_string(),
-                    }
-                }
-                None => u.to_string(),
-            }
+            // The credentials end at the last `@` before the host: a password may hold
+            // characters that would otherwise start the path.
+            let Some(at) = u[start..].rfind('@') else {
+                return u.to_string();
+            };
+            let userinfo = &u[start..start + at];
+            let shown = match userinfo.find(':') {
+                Some(c) => format!("{}:xxxxx", &userinfo[..c]),
+                None => "xxxxx".to_string(),
+            };
+            format!("{}{shown}{}", &u[..start], &u[start + at..])
         })
         .collect::<Vec<_>>()
         .join(",")
@@ -323,7 +319,8 @@ mod tests {
             redact_passwords("nats://u:secret@127.0.0.1:4222,nats://127.0.0.1:4223"),
             "nats://u:xxxxx@127.0.0.1:4222,nats://127.0.0.1:4223"
         );
-        assert_eq!(redact_passwords("tls://token@h:1/x"), "tls://token@h:1/x");
+        assert_eq!(redact_passwords("tls://token@h:1/x"), "tls://xxxxx@h:1/x");
+        assert_eq!(redact_passwords("nats://u:a/b@h"), "nats://u:xxxxx@h");
         assert_eq!(redact_passwords("h:4222"), "h:4222");
         assert_eq!(redact_passwords("nats://u:p@ss@h"), "nats://u:xxxxx@h");
         assert_eq!(super::url_decode("p%40ss%3A"), "p@ss:");

@@ -1328,10 +1328,37 @@ async fn natrium_to_nats_server_2_14_converts_to_v1() {
     let mut t = jsb.get_stream("TAIL").await.unwrap();
     let t = t.info().await.unwrap().state.clone();
     assert_eq!((t.messages, t.first_sequence, t.last_sequence), (3, 1, 5));
+    let mut ta = js.get_stream("TAIL").await.unwrap();
+    let ta = ta.info().await.unwrap().state.clone();
+    assert_eq!(
+        t.last_timestamp, ta.last_timestamp,
+        "the last time of a stream ending in deletes"
+    );
     let mut e = jsb.get_stream("EMPTY").await.unwrap();
     let e = e.info().await.unwrap().state.clone();
     assert_eq!((e.messages, e.first_sequence, e.last_sequence), (0, 6, 5));
     assert_eq!(contents(&jsb, "ORD").await, contents(&js, "ORD").await);
+
+    // A memory stream would come back empty there: refused, nothing created.
+    js.create_stream(stream::Config {
+        name: "MEM".into(),
+        subjects: vec!["MEM.>".into()],
+        storage: stream::StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    publish_range(&js, "MEM", 1, 3).await;
+    let mem = dir.path().join("mem");
+    ok_json(cli(
+        &a.url,
+        &["stream", "backup", "MEM", mem.to_str().unwrap(), "--json"],
+    ));
+    let out = cli(&b.url, &["stream", "restore", mem.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("memory-storage"), "{err}");
+    assert!(jsb.get_stream("MEM").await.is_err());
 
     // An incremental chain cannot go into a v1-only server.
     let chain = dir.path().join("chain");

@@ -386,5 +386,23 @@ fn kv_puts_and_gets_are_each_awaited() {
         assert_eq!(v["storage"], "memory", "{name}");
         assert_eq!(u(&v, "published"), 300, "{name}: {v}");
         assert!(f(&v, "p50_us") > 0.0, "{name}: {v}");
+
+        // A bucket of another name is made once and never deleted by a later run.
+        bench_json(
+            &srv.url,
+            &["kv", "--msgs", "5", "--keys", "5", "--bucket", "mine"],
+        );
+        let out = Command::new(NATRIUM)
+            .args([
+                "-s", &srv.url, "bench", "kv", "--msgs", "5", "--bucket", "mine",
+            ])
+            .env_remove("NATS_URL")
+            .output()
+            .expect("run natrium");
+        assert!(!out.status.success(), "{name}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("exists"),
+            "{name}"
+        );
     }
 }

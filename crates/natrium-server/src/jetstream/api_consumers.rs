@@ -660,22 +660,10 @@ fn consumer_reset(
         ConsumerResetRequest::decode_request(body, Mode::Unmarshal)?
     };
     let (s, c) = lookup(jsa, stream, name)?;
-    let seq = {
-        let mut m = c.machine.lock();
-        let seq = if req.seq == 0 {
-            m.ack_floor().stream + 1
-        } else {
-            req.seq
-        };
-        let first = s.store.fast_state().first_seq;
-        let seq = seq.max(first).max(1);
-        m.restart_at(seq);
-        seq
-    };
-    c.store
-        .reset(seq - 1)
-        .map_err(|e| ApiError::consumer_invalid_reset(e.to_string()))?;
-    c.wake();
+    let first = s.store.fast_state().first_seq;
+    let seq = c
+        .reset_to((req.seq != 0).then_some(req.seq), first)
+        .map_err(ApiError::consumer_invalid_reset)?;
     let info = c.info();
     Ok(ApiAnswer::ok(
         ApiResponse::new(ConsumerResetBody {

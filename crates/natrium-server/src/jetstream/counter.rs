@@ -265,15 +265,9 @@ impl IncrValue {
             let fields: Vec<&str> = src.split(' ').collect();
             let origin = fields[0].to_string();
             let origin_subject = fields.get(4).copied().unwrap_or(subject).to_string();
-            // Go's json.Unmarshal into {"val": string}: a body that is not an object
-            // with a string `val` is broken; a `val` that is not a number counts as 0.
-            #[derive(serde::Deserialize)]
-            struct Body {
-                val: String,
-            }
-            let sourced = serde_json::from_slice::<Body>(payload)
-                .map_err(|_| ApiError::message_counter_broken())?;
-            let sourced = Decimal::parse(sourced.val.as_bytes()).unwrap_or_else(Decimal::zero);
+            // A `val` that is not a number counts as 0 (Go's `SetString` fails quietly).
+            let sourced = go_counter_value(payload).ok_or_else(ApiError::message_counter_broken)?;
+            let sourced = Decimal::parse(sourced.as_bytes()).unwrap_or_else(Decimal::zero);
             let seen = sources.entry(origin).or_default();
             let before = seen
                 .get(&origin_subject)
@@ -302,26 +296,33 @@ impl IncrValue {
 
 /// The sources map as Go's `json.Marshal` writes it (sorted keys, Go's escaping).
 fn sources_json(sources: &Sources) -> String {
-    use super::api::go_json::go_quote;
-    let mut out = String::from("{");
-    for (i, (origin, subjects)) in sources.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&go_quote(origin));
-        out.push_str(":{");
-        for (j, (subject, val)) in subjects.iter().enumerate() {
-            if j > 0 {
-                out.push(',');
+    super::api::to_go_json(sources)
+}
+
+/// The `val` of a counter body as Go's `json.Unmarshal` into a struct with a string
+/// field `val` reads it: `None` (an error) unless the body is a JSON object or `null`;
+/// the key matched without regard to case; a missing or `null` value is `""`; a value
+/// that is not a string is an error.
+fn go_counter_value(payload: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<serde_json::Value>(payload).ok()? {
+        serde_json::Value::Null => Some(String::new()),
+        serde_json::Value::Object(fields) => {
+            // Go prefers the exact key, then a case-insensitive one.
+            let v = fields.get("val").or_else(|| {
+                fields
+                    .iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("val"))
+                    .map(|(_, v)| v)
+                    .next_back()
+            });
+            match v {
+                None | Some(serde_json::Value::Null) => Some(String::new()),
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(_) => None,
             }
-            out.push_str(&go_quote(subject));
-            out.push(':');
-            out.push_str(&go_quote(val));
         }
-        out.push('}');
+        _ => None,
     }
-    out.push('}');
-    out
 }
 
 /// The stored body of a counter message.
@@ -457,6 +458,20 @@ mod tests {
         assert_eq!(
             copied_increment(b"NATS/1.0\r\nNats-Incr: x\r\n\r\n").map_err(|e| e.err_code),
             Err(10171)
+        );
+        let broken = incr(&h3).update(None, &h3, b"[1]", "c.a");
+        assert_eq!(broken.map_err(|e| e.err_code), Err(10172));
+        // As Go's json.Unmarshal: null, `{}` and another case of the key are read.
+        for body in [&b"null"[..], b"{}", b"{\"VAL\":\"4\"}"] {
+            assert!(incr(&h3).update(None, &h3, body, "c.a").is_ok(), "{body:?}");
+        }
+        // A subject with characters Go's JSON escapes.
+        let (h5, b5) = copy("c.<&>", "1", "1");
+        let u5 = incr(&h5).update(None, &h5, &b5, "c.a").expect("update");
+        let h5s = String::from_utf8_lossy(&u5.hdrs.expect("h")).into_owned();
+        assert!(
+            h5s.contains(r#"{"ORIG":{"c.\u003c\u0026\u003e":"1"}}"#),
+            "{h5s}"
         );
     }
 

@@ -29,6 +29,10 @@ use super::varint::{put_uvarint, put_varint};
 /// default block size for streams without limits is 8 MiB).
 pub const BLOCK_SIZE: usize = 8 * 1024 * 1024;
 
+/// Largest record nats-server takes when it rebuilds a block (`rlBadThresh`): a longer
+/// one is read as corruption and the block is cut there.
+pub const MAX_RECORD: usize = 32 * 1024 * 1024;
+
 /// `o.dat` magic and version.
 const ODAT_MAGIC: u8 = 22;
 const ODAT_VERSION: u8 = 2;
@@ -51,8 +55,6 @@ pub struct V1Writer<W: Write> {
     block_size: usize,
     /// Highest sequence written into a record.
     last_written: u64,
-    /// Timestamp of that record.
-    last_ts: i64,
 }
 
 impl<W: Write> V1Writer<W> {
@@ -74,7 +76,6 @@ impl<W: Write> V1Writer<W> {
             key: HashKey::for_block(stream, 1),
             block_size: BLOCK_SIZE,
             last_written: 0,
-            last_ts: 0,
         };
         let meta = with_created(config, created, None)?;
         v.member("meta.inf", &meta)?;
@@ -125,15 +126,15 @@ impl<W: Write> V1Writer<W> {
             + if with_hdrs { 4 + hdrs.len() } else { 0 }
             + payload.len()
             + 8;
-        let rl32 = u32::try_from(rl)
-            .ok()
-            .filter(|r| r & (1 << 31) == 0)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "message too large for a block record",
-                )
-            })?;
+        if rl > MAX_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "message {seq} of {rl} bytes is over the 32 MiB nats-server 2.14 takes in a block"
+                ),
+            ));
+        }
+        let rl32 = rl as u32;
         let start = self.block.len();
         self.block
             .extend_from_slice(&(rl32 | if with_hdrs { 1 << 31 } else { 0 }).to_le_bytes());
@@ -194,22 +195,29 @@ impl<W: Write> V1Writer<W> {
         }
         self.record(seq, ts, subject, hdrs, payload)?;
         self.last_written = seq;
-        self.last_ts = ts;
         Ok(())
     }
 
-    /// Ends the messages at `last_seq` (a skip record keeps sequences deleted after the
-    /// last message), writes the consumers (`created`: Unix ns for their `meta.inf`) and
-    /// the end of the tar; returns the writer.
+    /// Ends the messages at `last_seq` (a skip record, stamped `last_ts`, keeps the
+    /// sequences deleted after the last message), writes the consumers (`created`: Unix
+    /// ns for their `meta.inf`) and the end of the tar; returns the writer.
     pub fn finish(
         mut self,
         last_seq: u64,
+        last_ts: i64,
         consumers: &[(String, serde_json::Value, ConsumerStateJson)],
         created: i64,
     ) -> io::Result<W> {
+        for (name, _, _) in consumers {
+            if !valid_consumer_name(name) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("consumer name {name:?} cannot be a filestore directory"),
+                ));
+            }
+        }
         if last_seq > self.last_written {
-            let ts = self.last_ts;
-            self.record(last_seq | EBIT, ts, b"", b"", b"")?;
+            self.record(last_seq | EBIT, last_ts, b"", b"", b"")?;
         }
         self.flush_block()?;
         for (name, config, state) in consumers {
@@ -222,6 +230,15 @@ impl<W: Write> V1Writer<W> {
         }
         self.tar.into_inner()
     }
+}
+
+/// A name nats-server takes for a consumer directory: not empty, no `.`, `*`, `>`,
+/// path separators, whitespace or control characters.
+fn valid_consumer_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\')
+        })
 }
 
 /// `{"Created": <time>, ["Name": <name>,] <config fields>}`: a filestore `meta.inf`
@@ -317,9 +334,11 @@ pub fn convert_to_v1<R: Read, W: Write>(
     let mut w = V1Writer::new(framed, stream, config, created, mtime)?;
     let mut consumers: BTreeMap<String, (serde_json::Value, ConsumerStateJson)> = BTreeMap::new();
     let mut done = Converted::default();
+    let mut last_ts = 0;
     while let Some(e) = r.next_entry()? {
         match e {
-            Entry::StreamMeta { .. } | Entry::State(_) => {}
+            Entry::StreamMeta { .. } => {}
+            Entry::State(st) => last_ts = st.last_ts,
             Entry::Consumer {
                 name,
                 config,
@@ -342,7 +361,7 @@ pub fn convert_to_v1<R: Read, W: Write>(
                 done.consumers = consumers.len() as u64;
                 let list: Vec<(String, serde_json::Value, ConsumerStateJson)> =
                     consumers.into_iter().map(|(n, (c, s))| (n, c, s)).collect();
-                let framed = w.finish(last_seq, &list, created)?;
+                let framed = w.finish(last_seq, last_ts, &list, created)?;
                 return Ok((framed.finish()?, done));
             }
         }
@@ -549,7 +568,7 @@ mod tests {
             "a repeated sequence is refused"
         );
         let v1 = w
-            .finish(20, &[], NS)
+            .finish(20, NS + 9, &[], NS)
             .expect("finish")
             .finish()
             .expect("frame");
@@ -559,6 +578,23 @@ mod tests {
             matches!(entries.last(), Some(Entry::End { last_seq: 20 })),
             "{entries:?}"
         );
+    }
+
+    #[test]
+    fn what_nats_server_2_14_cannot_take_is_refused() {
+        let cfg = json!({"name": "S"});
+        let mut w = V1Writer::new(Vec::new(), "S", &cfg, NS, 1).expect("new");
+        let big = vec![b'x'; MAX_RECORD];
+        assert!(
+            w.message(1, NS, b"s", b"", &big).is_err(),
+            "a record over 32 MiB"
+        );
+        w.message(1, NS, b"s", b"", b"ok").expect("small");
+        for bad in ["", "a/b", "..", "a.b", "a b"] {
+            let w = V1Writer::new(Vec::new(), "S", &cfg, NS, 1).expect("new");
+            let c = vec![(bad.to_string(), json!({}), ConsumerStateJson::default())];
+            assert!(w.finish(0, 0, &c, NS).is_err(), "consumer {bad:?}");
+        }
     }
 
     #[test]

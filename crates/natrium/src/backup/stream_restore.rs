@@ -86,6 +86,15 @@ pub async fn restore_stream(
     // nats-server before 2.15 reads only v1 (tar) archives: a v2 backup is converted as
     // it goes up.
     let convert = needs_v1(client) && is_v2(dir).await?;
+    if convert && meta.pointer("/config/storage").and_then(Value::as_str) == Some("memory") {
+        // nats-server 2.14 builds a memory stream empty and never reads the archive's
+        // blocks: the restore would report success with nothing in it.
+        return Err(BackupError::Unsupported(format!(
+            "{} holds a memory-storage stream, which nats-server {} restores empty from a v1 archive; restore it into natrium-server or nats-server 2.15+",
+            dir.target.display(),
+            client.server_info().version
+        )));
+    }
     let b = begin(client, &meta, rename, dir, &id, resume).await?;
     progress.start(&b.name, file.size, 0);
     let sent = match b.after {

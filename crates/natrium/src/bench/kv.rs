@@ -29,6 +29,9 @@ use crate::units::parse_size;
 /// Largest latency the histogram tracks: one hour in nanoseconds.
 const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 
+/// The bucket a run uses unless told otherwise; the only one it deletes and recreates.
+const DEFAULT_BUCKET: &str = "natrium-bench";
+
 /// Most keys a run may use (they are preformatted in memory).
 const MAX_KEYS: u64 = 10_000_000;
 
@@ -66,8 +69,9 @@ pub struct KvArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
     clients: u32,
 
-    /// The bucket (created afresh for the run).
-    #[arg(long, default_value = "natrium-bench", value_name = "NAME")]
+    /// The bucket: created for the run; one that exists is refused, except the default
+    /// one, which is made afresh.
+    #[arg(long, default_value = DEFAULT_BUCKET, value_name = "NAME")]
     bucket: String,
 
     /// Values kept per key.
@@ -118,8 +122,17 @@ async fn prepare_bucket(
     bench
         .bounded(
             async {
-                // A missing bucket is not an error here: there is nothing to remove.
-                let _ = js.delete_key_value(name).await;
+                // The run's own bucket is made afresh; someone else's is not touched.
+                if js.get_key_value(name).await.is_ok() {
+                    if name != DEFAULT_BUCKET {
+                        return Err(Error::Usage(format!(
+                            "bucket {name:?} exists: bench kv makes a bucket of its own (delete it first or name another)"
+                        )));
+                    }
+                    js.delete_key_value(name)
+                        .await
+                        .map_err(|e| Error::nats(format!("delete bucket {name:?}"), e))?;
+                }
                 js.create_key_value(kv::Config {
                     bucket: name.to_string(),
                     history: args.history,

@@ -209,7 +209,10 @@ pub async fn run(conn: &ConnectArgs, a: AccountArgs) -> Result<()> {
     let si = client.server_info();
     out("Account Information\n")?;
     output::kv_block(&[
-        ("Connected URL", conn.server_url().to_string()),
+        (
+            "Connected URL",
+            crate::connect::redact_passwords(conn.server_url()),
+        ),
         ("Connected Address", format!("{}:{}", si.host, si.port)),
         ("Connected Server ID", si.server_id.clone()),
         ("Connected Server Name", si.server_name.clone()),

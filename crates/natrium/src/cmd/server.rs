@@ -509,7 +509,8 @@ pub async fn run(conn: &ConnectArgs, a: ServerArgs) -> Result<()> {
                     "the password must have at least 10 characters".into(),
                 ));
             }
-            let hash = bcrypt::hash(&password, cost)
+            // Longer than bcrypt takes (72 bytes) is refused, not cut (as Go's bcrypt).
+            let hash = bcrypt::non_truncating_hash(&password, cost)
                 .map_err(|e| Error::BadInput(format!("cannot hash the password: {e}")))?;
             if json {
                 let mut v = json!({ "hash": hash });
@@ -626,7 +627,7 @@ async fn run_check(conn: &ConnectArgs, check: Check) -> Result<()> {
                 ),
                 format!(
                     "connected to {} in {}",
-                    conn.server_url(),
+                    crate::connect::redact_passwords(conn.server_url()),
                     output::duration_ns(ct.as_nanos() as u64)
                 ),
             );

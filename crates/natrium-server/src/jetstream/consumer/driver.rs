@@ -357,9 +357,9 @@ impl Task {
                     self.fc.fcid = None;
                     self.fc.fcsz = 0;
                     if self.hot.ack_by_fc
-                        && let Some((sseq, _)) = last
+                        && let Some((sseq, dseq)) = last
                     {
-                        self.ack_up_to(sseq, now);
+                        self.ack_up_to(sseq, dseq, now);
                     }
                 }
             }
@@ -369,12 +369,19 @@ impl Task {
 
     /// A flow-control response's ack (`flow_control` ack policy): everything delivered up
     /// to stream sequence `sseq` is acknowledged, as an ack under `AckAll`.
-    fn ack_up_to(&mut self, sseq: u64, now: i64) {
+    /// Nothing is acked unless both sequences are above the ack floor (nats-server's
+    /// `processAckMsg` under `AckAll`), so an answer without a consumer sequence acks
+    /// nothing.
+    fn ack_up_to(&mut self, sseq: u64, dseq: u64, now: i64) {
         self.ack_buf.clear();
-        self.c
-            .machine
-            .lock()
-            .ack_into(sseq, AckKind::Ack, now, &mut self.ack_buf);
+        {
+            let mut m = self.c.machine.lock();
+            let floor = m.ack_floor();
+            if dseq <= floor.consumer || sseq <= floor.stream {
+                return;
+            }
+            m.ack_into(sseq, AckKind::Ack, now, &mut self.ack_buf);
+        }
         if !self.ack_buf.is_empty() {
             self.c.last_ack.store(now, Ordering::Relaxed);
             for &(s, d) in &self.ack_buf {
@@ -574,15 +581,18 @@ impl Task {
             c.touch();
         }
         // Push idle heartbeat.
-        if push && self.hot.heartbeat > 0 && now - self.last_push >= self.hot.heartbeat {
+        // Only while someone listens (nats-server's `isActive`).
+        if push && interest && self.hot.heartbeat > 0 && now - self.last_push >= self.hot.heartbeat
+        {
             let d = m.delivered();
             let mut headers = vec![
                 ("Nats-Last-Consumer", d.consumer.to_string()),
                 ("Nats-Last-Stream", d.stream.to_string()),
             ];
-            if let Some(id) = &self.fc.fcid
-                && self.fc_stalled()
-            {
+            // An unanswered flow-control request rides on every heartbeat (nats-server),
+            // so a receiver that missed it can answer: under the `flow_control` ack
+            // policy nothing else would ever ack again.
+            if let Some(id) = &self.fc.fcid {
                 headers.push((
                     "Nats-Consumer-Stalled",
                     String::from_utf8_lossy(id).into_owned(),

@@ -456,6 +456,22 @@ impl Consumer {
         self.send(Event::Updated);
     }
 
+    /// `CONSUMER.RESET`: start over at stream sequence `seq` (`None`: right after the
+    /// ack floor, so every delivery not acknowledged goes out again), not below the
+    /// stream's `first` sequence. Returns the sequence it starts at.
+    pub fn reset_to(&self, seq: Option<u64>, first: u64) -> Result<u64, String> {
+        let seq = {
+            let mut m = self.machine.lock();
+            let seq = seq.unwrap_or_else(|| m.ack_floor().stream + 1);
+            let seq = seq.max(first).max(1);
+            m.restart_at(seq);
+            seq
+        };
+        self.store.reset(seq - 1).map_err(|e| e.to_string())?;
+        self.wake();
+        Ok(seq)
+    }
+
     /// Whether the consumer was deleted or stopped.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
