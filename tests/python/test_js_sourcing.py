@@ -589,29 +589,138 @@ async def test_a_counter_stream_sums_the_counters_it_sources(js_server):
         assert "error" not in r, r
         await until(nc, "AGG", lambda i: i["state"]["messages"] == 2)
 
-        async def last() -> tuple[str, str, str]:
-            r = await api(nc, "STREAM.MSG.GET.AGG", {"last_by_subj": "agg.hits"})
-            m = r["message"]
-            hdrs = base64.b64decode(m.get("hdrs") or b"").decode()
-            return m["seq"], without_identity(hdrs), base64.b64decode(m["data"]).decode()
+        async def last(seq: int) -> tuple[str, str, str]:
+            """The last message on agg.hits once it is `seq` (natrium's info counts a
+            message when appended, reads return it once durable)."""
+            deadline = time.monotonic() + 5
+            while True:
+                r = await api(nc, "STREAM.MSG.GET.AGG", {"last_by_subj": "agg.hits"})
+                m = r.get("message")
+                if m and m["seq"] == seq:
+                    hdrs = base64.b64decode(m.get("hdrs") or b"").decode()
+                    return m["seq"], without_identity(hdrs), base64.b64decode(m["data"]).decode()
+                assert time.monotonic() < deadline, r
+                await asyncio.sleep(0.02)
 
-        seq, hdrs, body = await last()
+        seq, hdrs, body = await last(2)
         assert body == '{"val":"8"}', body
         assert 'Nats-Counter-Sources: {"C1":{"c1.hits":"5"},"C2":{"c2.hits":"3"}}' in hdrs, hdrs
 
         # The origin goes down by 2: the copy adds -2, whatever its own increment said.
         assert await incr("c1.hits", "-2") == "3"
         await until(nc, "AGG", lambda i: i["state"]["messages"] == 3)
-        seq, hdrs, body = await last()
+        seq, hdrs, body = await last(3)
         assert seq == 3 and body == '{"val":"6"}', (seq, body)
         assert hdrs == ("NATS/1.0|Nats-Incr: -2|Nats-Stream-Source: C1 2 c1.> agg.> c1.hits|"
                         'Nats-Counter-Sources: {"C1":{"c1.hits":"3"},"C2":{"c2.hits":"3"}}||'), hdrs
 
         # A local increment carries the sources on.
         assert await incr("agg.hits", "10") == "16"
-        seq, hdrs, body = await last()
+        seq, hdrs, body = await last(4)
         assert (seq, body) == (4, '{"val":"16"}')
         assert hdrs == ('NATS/1.0|Nats-Incr: 10|Nats-Counter-Sources: '
                         '{"C1":{"c1.hits":"3"},"C2":{"c2.hits":"3"}}||'), hdrs
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_a_source_through_a_durable_consumer(js_server):
+    """`sources: [{"name": O, "consumer": {"name": C, "deliver_subject": D}}]` (2.15):
+    the copies come through the origin's own push consumer C (ack policy
+    `flow_control`), whose ack floor follows the copies; `Nats-Stream-Source` names the
+    origin with `:C=<hash of the consumer name>`."""
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"]})
+        r = await api(nc, "CONSUMER.CREATE.O.C", {"stream_name": "O", "config": {
+            "durable_name": "C", "deliver_subject": "dsrc", "ack_policy": "flow_control",
+            "max_ack_pending": 100, "filter_subject": "o.a"}})
+        assert "error" not in r, r
+        for i in range(5):
+            await js.publish("o.a", f"a{i}".encode())
+        await js.publish("o.b", b"not for C")
+        r = await api(nc, "STREAM.CREATE.S", {"name": "S", "sources": [
+            {"name": "O", "consumer": {"name": "C", "deliver_subject": "dsrc"}}]})
+        assert "error" not in r, r
+        info = await until(nc, "S", lambda i: i["state"]["messages"] == 5)
+        subject, hdrs, body, _ = await must(nc, "S", 1)
+        assert (subject, body) == ("o.a", "a0")
+        assert without_identity(hdrs) == "NATS/1.0|Nats-Stream-Source: O:C=jZ6RvVRH 1 > > o.a||", hdrs
+
+        async def consumer_floor():
+            c = await api(nc, "CONSUMER.INFO.O.C")
+            return c["ack_floor"]["stream_seq"], c["delivered"]["stream_seq"], c["num_ack_pending"]
+
+        deadline = time.monotonic() + 10
+        while (f := await consumer_floor()) != (5, 5, 0):
+            assert time.monotonic() < deadline, f
+            await asyncio.sleep(0.05)
+
+        # More later: copied, and acked on the origin.
+        for i in range(3):
+            await js.publish("o.a", f"later{i}".encode())
+        await until(nc, "S", lambda i: i["state"]["messages"] == 8)
+        deadline = time.monotonic() + 10
+        while (f := await consumer_floor()) != (9, 9, 0):
+            assert time.monotonic() < deadline, f
+            await asyncio.sleep(0.05)
+        bodies = [(await must(nc, "S", s))[2] for s in range(1, 9)]
+        assert bodies == ["a0", "a1", "a2", "a3", "a4", "later0", "later1", "later2"], bodies
+        info = await api(nc, "STREAM.INFO.S")
+        src = info["sources"][0]
+        assert (src["name"], src["seq"], src["lag"]) == ("O", 9, 0), src
+        assert "error" not in src and src["active"] >= 0, src
+
+        # A consumer that does not exist: nothing is copied and no error is shown.
+        r = await api(nc, "STREAM.CREATE.S2", {"name": "S2", "sources": [
+            {"name": "O", "consumer": {"name": "NOPE", "deliver_subject": "d2"}}]})
+        assert "error" not in r, r
+        await asyncio.sleep(1.5)
+        info = await api(nc, "STREAM.INFO.S2")
+        assert info["state"]["messages"] == 0
+        assert "error" not in info["sources"][0], info["sources"]
+    finally:
+        await nc.close()
+
+
+@async_test()
+async def test_a_durable_consumer_source_empties_a_work_queue_origin(start_js_server):
+    """Copies through a work-queue origin's durable consumer are acknowledged by the
+    flow-control answers, so the origin gives them away; after a restart the source goes
+    on where it was, copying nothing twice."""
+    srv = start_js_server()
+    nc = await connect(srv.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.WQ", {"name": "WQ", "subjects": ["wq.>"], "retention": "workqueue"})
+        r = await api(nc, "CONSUMER.CREATE.WQ.C", {"stream_name": "WQ", "config": {
+            "durable_name": "C", "deliver_subject": "dwq", "ack_policy": "flow_control",
+            "max_ack_pending": 100}})
+        assert "error" not in r, r
+        r = await api(nc, "STREAM.CREATE.S", {"name": "S", "sources": [
+            {"name": "WQ", "consumer": {"name": "C", "deliver_subject": "dwq"}}]})
+        assert "error" not in r, r
+        for i in range(4):
+            await js.publish("wq.x", f"w{i}".encode())
+        await until(nc, "S", lambda i: i["state"]["messages"] == 4)
+        await until(nc, "WQ", lambda i: i["state"]["messages"] == 0)
+    finally:
+        await nc.close()
+    srv.stop()
+    srv = start_js_server(srv.store_dir)
+    nc = await connect(srv.url)
+    js = nc.jetstream()
+    try:
+        for i in range(2):
+            await js.publish("wq.x", f"after{i}".encode())
+        await until(nc, "S", lambda i: i["state"]["messages"] == 6)
+        await until(nc, "WQ", lambda i: i["state"]["messages"] == 0)
+        await asyncio.sleep(0.5)
+        info = await api(nc, "STREAM.INFO.S")
+        assert info["state"]["messages"] == 6, info["state"]
+        bodies = [(await must(nc, "S", s))[2] for s in range(1, 7)]
+        assert bodies == ["w0", "w1", "w2", "w3", "after0", "after1"], bodies
     finally:
         await nc.close()

@@ -383,7 +383,15 @@ impl Links {
             let Some(link) = Link::new(src, mirror) else {
                 continue;
             };
-            tokio::spawn(run(link.clone(), Arc::downgrade(stream), server.clone()));
+            if link.cfg.consumer.is_some() {
+                tokio::spawn(through_consumer::run(
+                    link.clone(),
+                    Arc::downgrade(stream),
+                    server.clone(),
+                ));
+            } else {
+                tokio::spawn(run(link.clone(), Arc::downgrade(stream), server.clone()));
+            }
             next.push(link);
         }
         for gone in links.drain(..) {
@@ -835,6 +843,353 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
                 pause(&link, retry).await;
                 retry = (retry * 2).min(RETRY_MAX);
             }
+        }
+    }
+}
+
+/// Sources through a durable consumer of the origin (`consumer: {name,
+/// deliver_subject}`, nats-server 2.15): the origin's owner made a push consumer with
+/// the `flow_control` ack policy, and the link takes what that consumer delivers.
+///
+/// Why not the store reads of [`run`]: the consumer is the origin side's record of how
+/// far the link got (its ack floor), and its filters decide what is copied, so the link
+/// drives it as nats-server's does: it subscribes to the deliver subject, resets the
+/// consumer to where the copies end (nats-server: to its ack floor), copies each
+/// delivery as a source copy (`Nats-Stream-Source` names `<origin>:C=<hash of the
+/// consumer name>`), and answers each flow-control request, once the copies before it
+/// are durable, with `Nats-Last-Stream` / `Nats-Last-Consumer`, which acknowledges them
+/// on the origin. A copy the stream refuses, or a full stream queue, restarts the link
+/// from its last durable copy (the consumer is reset there), so nothing is skipped and
+/// nothing stored twice.
+///
+/// Bounded memory: deliveries wait in an unbounded channel, but the consumer's flow
+/// control stops it once a window of unanswered bytes is out, and requests are answered
+/// only after the copies before them are durable.
+mod through_consumer {
+    use super::*;
+    use crate::account::Account;
+    use crate::client::deliver::{DeliveryCtx, Publisher};
+    use crate::client::subscription::{InternalHandler, Subscription};
+    use crate::protocol::PubMsg;
+    use std::collections::VecDeque;
+    use tokio::sync::mpsc;
+
+    /// What the deliver-subject subscription hands to the link.
+    enum Pushed {
+        /// A delivery: `(stream seq, consumer seq)` from its ack reply.
+        Msg {
+            subject: String,
+            sseq: u64,
+            dseq: u64,
+            hdrs: Vec<u8>,
+            payload: Vec<u8>,
+        },
+        /// A flow-control request, answered on `reply`.
+        FlowControl { reply: String },
+        /// An idle heartbeat: the consumer is alive.
+        Alive,
+    }
+
+    struct DeliverSub {
+        tx: mpsc::UnboundedSender<Pushed>,
+    }
+
+    /// `(stream seq, consumer seq)` of an ack reply
+    /// `$JS.ACK.<stream>.<consumer>.<count>.<sseq>.<dseq>.<ts>.<pending>`.
+    fn ack_seqs(reply: &[u8]) -> Option<(u64, u64)> {
+        let text = std::str::from_utf8(reply).ok()?;
+        let t: Vec<&str> = text.split('.').collect();
+        if t.len() < 9 || t[0] != "$JS" || t[1] != "ACK" {
+            return None;
+        }
+        // The v2 form (12 tokens) puts a domain and an account hash before the stream.
+        let at = match t.len() {
+            9 => 5,
+            12 => 7,
+            _ => return None,
+        };
+        Some((t[at].parse().ok()?, t[at + 1].parse().ok()?))
+    }
+
+    impl InternalHandler for DeliverSub {
+        fn handle(
+            &self,
+            _ctx: &mut DeliveryCtx,
+            _account: &Arc<Account>,
+            _sub: &Subscription,
+            _publisher: Publisher<'_>,
+            _routed_by: &[u8],
+            msg: PubMsg<'_>,
+        ) -> bool {
+            let hdrs = msg.headers.unwrap_or(&[]);
+            let pushed = if hdrs.starts_with(b"NATS/1.0 100") {
+                match msg.reply {
+                    Some(r) if memchr::memmem::find(hdrs, b"FlowControl Request").is_some() => {
+                        Pushed::FlowControl {
+                            reply: String::from_utf8_lossy(r).into_owned(),
+                        }
+                    }
+                    _ => Pushed::Alive,
+                }
+            } else {
+                let Some((sseq, dseq)) = msg.reply.and_then(ack_seqs) else {
+                    return true;
+                };
+                Pushed::Msg {
+                    subject: String::from_utf8_lossy(msg.subject).into_owned(),
+                    sseq,
+                    dseq,
+                    hdrs: hdrs.to_vec(),
+                    payload: msg.payload.to_vec(),
+                }
+            };
+            let _ = self.tx.send(pushed);
+            true
+        }
+    }
+
+    /// The subscription, removed from the origin account when dropped.
+    struct Subscribed {
+        account: Arc<Account>,
+        subject: String,
+        sub: Arc<Subscription>,
+    }
+
+    impl Drop for Subscribed {
+        fn drop(&mut self) {
+            self.account
+                .sublist
+                .remove(self.subject.as_bytes(), None, &self.sub);
+        }
+    }
+
+    /// Answers a flow-control request, acknowledging up to `(sseq, dseq)` (nothing with
+    /// `sseq` 0).
+    fn answer(server: &Arc<ServerShared>, account: &Arc<Account>, reply: &str, last: (u64, u64)) {
+        let hdrs = (last.0 > 0).then(|| {
+            format!(
+                "NATS/1.0\r\nNats-Last-Consumer: {}\r\nNats-Last-Stream: {}\r\n\r\n",
+                last.1, last.0
+            )
+        });
+        let mut ctx = DeliveryCtx::new(server.clone(), rand::random());
+        ctx.publish_routed(
+            account,
+            reply.as_bytes(),
+            Publisher::SERVER,
+            PubMsg {
+                subject: reply.as_bytes(),
+                reply: None,
+                headers: hdrs.as_deref().map(str::as_bytes),
+                payload: b"",
+            },
+        );
+        ctx.flush();
+    }
+
+    pub(super) async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
+        let Some(cons) = link.cfg.consumer.clone() else {
+            return;
+        };
+        let mut retry = RETRY_MIN;
+        let mut block: Vec<u8> = Vec::new();
+        loop {
+            if link.is_stopped() {
+                return;
+            }
+            let Some(target) = stream.upgrade().filter(|s| !s.is_closed()) else {
+                return;
+            };
+            // Without its origin or consumer the link waits, showing no error (as
+            // nats-server's, whose reset request just goes unanswered).
+            let Some((origin, consumer)) = lookup(&server, &target.account.name, &link.cfg)
+                .and_then(|o| o.consumer(&cons.name).map(|c| (o, c)))
+            else {
+                drop(target);
+                pause(&link, IDLE_CHECK).await;
+                continue;
+            };
+            // Where the copies end: the stream's own last copy from this link, found once.
+            if !link.state.lock().started {
+                let store = target.store.clone();
+                let iname = link.iname.clone();
+                let Ok(last) =
+                    tokio::task::spawn_blocking(move || newest_copy(&*store, &iname)).await
+                else {
+                    return;
+                };
+                let mut st = link.state.lock();
+                st.sseq = st.sseq.max(last);
+                st.started = true;
+            }
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let sub = Arc::new(Subscription::internal(
+                Arc::new(DeliverSub { tx }),
+                cons.deliver_subject.as_bytes(),
+                None,
+            ));
+            if origin
+                .account
+                .sublist
+                .insert(cons.deliver_subject.as_bytes(), None, sub.clone())
+                .is_err()
+            {
+                drop((target, origin, consumer));
+                pause(&link, IDLE_CHECK).await;
+                continue;
+            }
+            let _subscribed = Subscribed {
+                account: origin.account.clone(),
+                subject: cons.deliver_subject.clone(),
+                sub,
+            };
+            // Deliver again from after the last durable copy (or the consumer's ack
+            // floor, if that is further).
+            let copied = link.state.lock().sseq;
+            let floor = consumer.machine.lock().ack_floor().stream;
+            let first = origin.store.fast_state().first_seq;
+            if consumer
+                .reset_to(Some(copied.max(floor) + 1), first)
+                .is_err()
+            {
+                drop((target, origin, consumer, _subscribed));
+                pause(&link, retry).await;
+                retry = (retry * 2).min(RETRY_MAX);
+                continue;
+            }
+            {
+                let mut st = link.state.lock();
+                st.error = None;
+                st.failed = None;
+                st.last_active = now_nanos();
+            }
+            let ident = stream_identity(&origin.created);
+            let account = origin.account.clone();
+            let origin_weak = Arc::downgrade(&origin);
+            let consumer_weak = Arc::downgrade(&consumer);
+            drop((origin, consumer));
+            // Queued copies not yet known durable: (stream seq, consumer seq).
+            let mut queued: VecDeque<(u64, u64)> = VecDeque::new();
+            let mut last_queued: Option<u64> = None;
+            // The last durable copy's (stream seq, consumer seq).
+            let mut durable = (copied, 0u64);
+            let restart = loop {
+                let pushed = tokio::select! {
+                    p = rx.recv() => p,
+                    _ = link.wake.notified() => return,
+                    _ = tokio::time::sleep(IDLE_CHECK) => {
+                        let gone = origin_weak.upgrade().is_none_or(|o| o.is_closed())
+                            || consumer_weak.upgrade().is_none_or(|c| c.is_closed());
+                        if gone || link.is_stopped() || target.is_closed() {
+                            break true;
+                        }
+                        continue;
+                    }
+                };
+                let Some(pushed) = pushed else { break true };
+                link.state.lock().last_active = now_nanos();
+                match pushed {
+                    Pushed::Alive => {}
+                    Pushed::Msg {
+                        subject,
+                        sseq,
+                        dseq,
+                        hdrs,
+                        payload,
+                    } => {
+                        // Already copied (a delivery from before a reset).
+                        if sseq <= durable.0 || queued.back().is_some_and(|q| sseq <= q.0) {
+                            continue;
+                        }
+                        let m = StoredMsg {
+                            seq: sseq,
+                            ts: 0,
+                            subject: subject.clone(),
+                            hdrs: hdrs.into(),
+                            payload: bytes::Bytes::new(),
+                            ttl: None,
+                        };
+                        link.source_block(&mut block, &m, &ident);
+                        let mapped = link.map_subject(&subject);
+                        let by = SourcedBy {
+                            link: link.clone(),
+                            origin_seq: sseq,
+                            mirror_ts: None,
+                        };
+                        match target.enqueue_sourced(
+                            mapped.as_deref().unwrap_or(&subject),
+                            Some(&block),
+                            &payload,
+                            by,
+                        ) {
+                            Ok(n) => {
+                                last_queued = Some(n);
+                                queued.push_back((sseq, dseq));
+                            }
+                            Err(_) => break true,
+                        }
+                    }
+                    Pushed::FlowControl { reply } => {
+                        if let Some(n) = last_queued {
+                            let mut processed = target.processed.subscribe();
+                            tokio::select! {
+                                _ = processed.wait_for(|p| *p >= n) => {}
+                                _ = link.wake.notified() => return,
+                            }
+                        }
+                        let (done, failed) = {
+                            let st = link.state.lock();
+                            (st.sseq, st.failed.is_some())
+                        };
+                        while let Some(&(s, d)) = queued.front() {
+                            if s > done {
+                                break;
+                            }
+                            durable = (s, d);
+                            queued.pop_front();
+                        }
+                        answer(&server, &account, &reply, durable);
+                        if failed {
+                            break true;
+                        }
+                    }
+                }
+            };
+            // Restart: what was queued settles first, then the consumer is reset to
+            // after the last durable copy.
+            if let Some(n) = last_queued {
+                let mut processed = target.processed.subscribe();
+                tokio::select! {
+                    _ = processed.wait_for(|p| *p >= n) => {}
+                    _ = link.wake.notified() => return,
+                }
+            }
+            link.state.lock().failed = None;
+            drop(target);
+            if restart {
+                pause(&link, retry).await;
+                retry = (retry * 2).min(RETRY_MAX);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::ack_seqs;
+
+        #[test]
+        fn ack_replies_name_stream_and_consumer_sequences() {
+            assert_eq!(
+                ack_seqs(b"$JS.ACK.O.C.1.17.5.1795875321000000000.0"),
+                Some((17, 5))
+            );
+            assert_eq!(
+                ack_seqs(b"$JS.ACK.dom.HASH.O.C.1.17.5.1795875321000000000.0.rand"),
+                Some((17, 5))
+            );
+            assert_eq!(ack_seqs(b"$JS.ACK.O.C.1.17.5.1.0.x"), None);
+            assert_eq!(ack_seqs(b"$JS.FC.O.C.1234"), None);
+            assert_eq!(ack_seqs(b"$JS.ACK.O.C.x.17.5.0.0"), Some((17, 5)));
         }
     }
 }

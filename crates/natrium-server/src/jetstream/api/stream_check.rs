@@ -564,6 +564,11 @@ pub(crate) fn source_index_name(src: &StreamSource) -> String {
         iname.push(':');
         iname.push_str(&crate::jetstream::sourcing::short_hash(&ext.api));
     }
+    if let Some(c) = &src.consumer {
+        // A link through a durable consumer: `:C=` and a hash of its name.
+        iname.push_str(":C=");
+        iname.push_str(&crate::jetstream::sourcing::short_hash(&c.name));
+    }
     let (source, destination) = if src.subject_transforms.is_empty() {
         let s = if src.filter_subject.is_empty() {
             ">".to_string()
@@ -765,9 +770,14 @@ fn check_republish(cfg: &mut StreamConfig, pedantic_mode: bool) -> Result<(), Ap
 /// yet, when it is set to something other than its default (`None`: nothing unsupported
 /// is in use). Absent, null, empty and `false` values are the defaults clients send.
 pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
-    let links = || cfg.mirror.iter().chain(cfg.sources.iter());
-    if links().any(|l| l.consumer.is_some()) {
-        Some("consumer (mirrors and sources through a durable consumer)")
+    if cfg.mirror.as_ref().is_some_and(|m| m.consumer.is_some()) {
+        Some("consumer (a mirror through a durable consumer)")
+    } else if cfg
+        .sources
+        .iter()
+        .any(|s| s.consumer.is_some() && s.external.is_some())
+    {
+        Some("consumer (an external source through a durable consumer)")
     } else if cfg
         .republish
         .as_ref()
