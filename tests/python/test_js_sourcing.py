@@ -724,3 +724,40 @@ async def test_a_durable_consumer_source_empties_a_work_queue_origin(start_js_se
         assert bodies == ["w0", "w1", "w2", "w3", "after0", "after1"], bodies
     finally:
         await nc.close()
+
+
+@async_test()
+async def test_a_mirror_through_a_durable_consumer(js_server):
+    """`mirror: {"name": O, "consumer": {...}}`: the mirror keeps the origin's sequences,
+    times and headers, and the consumer's ack floor follows it."""
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"]})
+        r = await api(nc, "CONSUMER.CREATE.O.C", {"stream_name": "O", "config": {
+            "durable_name": "C", "deliver_subject": "dmir", "ack_policy": "flow_control",
+            "max_ack_pending": 100}})
+        assert "error" not in r, r
+        await js.publish("o.a", b"one", headers={"X-H": "1"})
+        await js.publish("o.b", b"two")
+        await api(nc, "STREAM.MSG.DELETE.O", {"seq": 2})
+        await js.publish("o.c", b"three")
+        r = await api(nc, "STREAM.CREATE.M", {"name": "M", "mirror": {
+            "name": "O", "consumer": {"name": "C", "deliver_subject": "dmir"}}})
+        assert "error" not in r, r
+        await until(nc, "M", lambda i: i["state"]["last_seq"] == 3 and i["state"]["messages"] == 2)
+        for seq in (1, 3):
+            got = await must(nc, "M", seq)
+            want = await must(nc, "O", seq)
+            assert got == want, (seq, got, want)
+        deadline = time.monotonic() + 10
+        while True:
+            c = await api(nc, "CONSUMER.INFO.O.C")
+            if (c["ack_floor"]["stream_seq"], c["num_ack_pending"]) == (3, 0):
+                break
+            assert time.monotonic() < deadline, c
+            await asyncio.sleep(0.05)
+        info = await api(nc, "STREAM.INFO.M")
+        assert info["mirror"]["name"] == "O" and "error" not in info["mirror"], info["mirror"]
+    finally:
+        await nc.close()

@@ -267,16 +267,17 @@ async def test_create_error(js_server, case):
 # Config fields natrium accepts in the schema but does not implement yet: nats-server
 # creates the stream; natrium refuses it (documented in docs/compat.md) and stores nothing.
 # Default values (what clients send when the feature is unused) pass on both. Mirrors
-# and sources, local and external, and local sources through a durable consumer are
-# implemented (test_js_sourcing.py); a mirror through a durable consumer and an external
-# source through one are not.
+# and sources, local and external, and local ones through a durable consumer are
+# implemented (test_js_sourcing.py); an external origin through a durable consumer is not.
 DURABLE = {"name": "C", "deliver_subject": "dlv.c"}
+EXTERNAL_CONSUMER = "consumer (an external origin through a durable consumer)"
 UNSUPPORTED = {
-    "mirror_consumer": ({"mirror": {"name": "ORDERS", "consumer": DURABLE}},
-                        "consumer (a mirror through a durable consumer)"),
+    "external_mirror_consumer": (
+        {"mirror": {"name": "ORDERS", "consumer": DURABLE, "external": {"api": "$JS.hub.API"}}},
+        EXTERNAL_CONSUMER),
     "external_sources_consumer": (
         {"sources": [{"name": "ORDERS", "consumer": DURABLE, "external": {"api": "$JS.hub.API"}}]},
-        "consumer (an external source through a durable consumer)"),
+        EXTERNAL_CONSUMER),
 }
 UNSUPPORTED_DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "republish": None,
                         "subject_transform": None, "allow_msg_counter": False,

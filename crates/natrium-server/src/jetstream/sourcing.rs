@@ -847,7 +847,7 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
     }
 }
 
-/// Sources through a durable consumer of the origin (`consumer: {name,
+/// Mirrors and sources through a durable consumer of the origin (`consumer: {name,
 /// deliver_subject}`, nats-server 2.15): the origin's owner made a push consumer with
 /// the `flow_control` ack policy, and the link takes what that consumer delivers.
 ///
@@ -855,8 +855,8 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
 /// far the link got (its ack floor), and its filters decide what is copied, so the link
 /// drives it as nats-server's does: it subscribes to the deliver subject, resets the
 /// consumer to where the copies end (nats-server: to its ack floor), copies each
-/// delivery as a source copy (`Nats-Stream-Source` names `<origin>:C=<hash of the
-/// consumer name>`), and answers each flow-control request, once the copies before it
+/// delivery (a mirror at the origin's sequence and time; a source as a copy whose
+/// `Nats-Stream-Source` names `<origin>:C=<hash of the consumer name>`), and answers each flow-control request, once the copies before it
 /// are durable, with `Nats-Last-Stream` / `Nats-Last-Consumer`, which acknowledges them
 /// on the origin. A copy the stream refuses, or a full stream queue, restarts the link
 /// from its last durable copy (the consumer is reset there), so nothing is skipped and
@@ -876,11 +876,13 @@ mod through_consumer {
 
     /// What the deliver-subject subscription hands to the link.
     enum Pushed {
-        /// A delivery: `(stream seq, consumer seq)` from its ack reply.
+        /// A delivery: stream and consumer sequences and the stored time, from its ack
+        /// reply.
         Msg {
             subject: String,
             sseq: u64,
             dseq: u64,
+            ts: i64,
             hdrs: Vec<u8>,
             payload: Vec<u8>,
         },
@@ -894,9 +896,9 @@ mod through_consumer {
         tx: mpsc::UnboundedSender<Pushed>,
     }
 
-    /// `(stream seq, consumer seq)` of an ack reply
+    /// `(stream seq, consumer seq, timestamp)` of an ack reply
     /// `$JS.ACK.<stream>.<consumer>.<count>.<sseq>.<dseq>.<ts>.<pending>`.
-    fn ack_seqs(reply: &[u8]) -> Option<(u64, u64)> {
+    fn ack_seqs(reply: &[u8]) -> Option<(u64, u64, i64)> {
         let text = std::str::from_utf8(reply).ok()?;
         let t: Vec<&str> = text.split('.').collect();
         if t.len() < 9 || t[0] != "$JS" || t[1] != "ACK" {
@@ -908,7 +910,11 @@ mod through_consumer {
             12 => 7,
             _ => return None,
         };
-        Some((t[at].parse().ok()?, t[at + 1].parse().ok()?))
+        Some((
+            t[at].parse().ok()?,
+            t[at + 1].parse().ok()?,
+            t[at + 2].parse().ok()?,
+        ))
     }
 
     impl InternalHandler for DeliverSub {
@@ -932,13 +938,14 @@ mod through_consumer {
                     _ => Pushed::Alive,
                 }
             } else {
-                let Some((sseq, dseq)) = msg.reply.and_then(ack_seqs) else {
+                let Some((sseq, dseq, ts)) = msg.reply.and_then(ack_seqs) else {
                     return true;
                 };
                 Pushed::Msg {
                     subject: String::from_utf8_lossy(msg.subject).into_owned(),
                     sseq,
                     dseq,
+                    ts,
                     hdrs: hdrs.to_vec(),
                     payload: msg.payload.to_vec(),
                 }
@@ -1009,12 +1016,20 @@ mod through_consumer {
                 pause(&link, IDLE_CHECK).await;
                 continue;
             };
-            // Where the copies end: the stream's own last copy from this link, found once.
+            // Where the copies end: a mirror's last sequence, or a source's own last copy
+            // in the stream, found once.
             if !link.state.lock().started {
                 let store = target.store.clone();
                 let iname = link.iname.clone();
-                let Ok(last) =
-                    tokio::task::spawn_blocking(move || newest_copy(&*store, &iname)).await
+                let mirror = link.mirror;
+                let Ok(last) = tokio::task::spawn_blocking(move || {
+                    if mirror {
+                        store.fast_state().last_seq
+                    } else {
+                        newest_copy(&*store, &iname)
+                    }
+                })
+                .await
                 else {
                     return;
                 };
@@ -1094,6 +1109,7 @@ mod through_consumer {
                         subject,
                         sseq,
                         dseq,
+                        ts,
                         hdrs,
                         payload,
                     } => {
@@ -1101,24 +1117,31 @@ mod through_consumer {
                         if sseq <= durable.0 || queued.back().is_some_and(|q| sseq <= q.0) {
                             continue;
                         }
-                        let m = StoredMsg {
-                            seq: sseq,
-                            ts: 0,
-                            subject: subject.clone(),
-                            hdrs: hdrs.into(),
-                            payload: bytes::Bytes::new(),
-                            ttl: None,
-                        };
-                        link.source_block(&mut block, &m, &ident);
                         let mapped = link.map_subject(&subject);
                         let by = SourcedBy {
                             link: link.clone(),
                             origin_seq: sseq,
-                            mirror_ts: None,
+                            mirror_ts: link.mirror.then_some(ts),
+                        };
+                        // A mirror keeps the origin's headers; a source's copy says where
+                        // it came from.
+                        let block: Option<&[u8]> = if link.mirror {
+                            (!hdrs.is_empty()).then_some(&hdrs[..])
+                        } else {
+                            let m = StoredMsg {
+                                seq: sseq,
+                                ts,
+                                subject: subject.clone(),
+                                hdrs: hdrs.into(),
+                                payload: bytes::Bytes::new(),
+                                ttl: None,
+                            };
+                            link.source_block(&mut block, &m, &ident);
+                            Some(&block)
                         };
                         match target.enqueue_sourced(
                             mapped.as_deref().unwrap_or(&subject),
-                            Some(&block),
+                            block,
                             &payload,
                             by,
                         ) {
@@ -1181,15 +1204,15 @@ mod through_consumer {
         fn ack_replies_name_stream_and_consumer_sequences() {
             assert_eq!(
                 ack_seqs(b"$JS.ACK.O.C.1.17.5.1795875321000000000.0"),
-                Some((17, 5))
+                Some((17, 5, 1795875321000000000))
             );
             assert_eq!(
                 ack_seqs(b"$JS.ACK.dom.HASH.O.C.1.17.5.1795875321000000000.0.rand"),
-                Some((17, 5))
+                Some((17, 5, 1795875321000000000))
             );
             assert_eq!(ack_seqs(b"$JS.ACK.O.C.1.17.5.1.0.x"), None);
             assert_eq!(ack_seqs(b"$JS.FC.O.C.1234"), None);
-            assert_eq!(ack_seqs(b"$JS.ACK.O.C.x.17.5.0.0"), Some((17, 5)));
+            assert_eq!(ack_seqs(b"$JS.ACK.O.C.x.17.5.0.0"), Some((17, 5, 0)));
         }
     }
 }

@@ -1286,9 +1286,9 @@ fn stream_create_fills_nats_server_defaults() {
 
 /// The recorded mirror and sources creates pass natrium's checks as nats-server's
 /// (local mirrors and sources are implemented, `sourcing`); what natrium refuses of them
-/// (docs/compat.md, "Stream config fields natrium refuses") is a mirror through a
-/// durable consumer and an external source through one: the config checks run first, so
-/// bad values still get nats-server's errors.
+/// (docs/compat.md, "Stream config fields natrium refuses") is a link to an external
+/// origin through a durable consumer: the config checks run first, so bad values still
+/// get nats-server's errors.
 #[test]
 fn stream_create_unsupported_fields_are_refused() {
     for name in ["stream_create_mirror", "stream_create_sources"] {
@@ -1307,8 +1307,8 @@ fn stream_create_unsupported_fields_are_refused() {
             });
         }
         assert_eq!(unsupported_stream_field(&ext), None, "{name}");
-        // Local sources through a durable consumer are implemented; a mirror through
-        // one, or an external origin's consumer, not yet.
+        // Local mirrors and sources through a durable consumer are implemented; an
+        // external origin's consumer not yet.
         let mut local = cfg.clone();
         for link in local.mirror.iter_mut().chain(local.sources.iter_mut()) {
             link.consumer = Some(StreamConsumerSource {
@@ -1316,27 +1316,14 @@ fn stream_create_unsupported_fields_are_refused() {
                 deliver_subject: String::new(),
             });
         }
-        let local_refusal = unsupported_stream_field(&local);
-        if local.mirror.is_some() {
-            assert_eq!(
-                local_refusal,
-                Some("consumer (a mirror through a durable consumer)"),
-                "{name}"
-            );
-        } else {
-            assert_eq!(local_refusal, None, "{name}");
-        }
+        assert_eq!(unsupported_stream_field(&local), None, "{name}");
         for link in ext.mirror.iter_mut().chain(ext.sources.iter_mut()) {
             link.consumer = Some(StreamConsumerSource {
                 name: "C".into(),
                 deliver_subject: String::new(),
             });
         }
-        let field = if ext.mirror.is_some() {
-            "consumer (a mirror through a durable consumer)"
-        } else {
-            "consumer (an external source through a durable consumer)"
-        };
+        let field = "consumer (an external origin through a durable consumer)";
         assert_eq!(unsupported_stream_field(&ext), Some(field), "{name}");
         let err = check_stream_supported(&ext).expect_err(name);
         assert_eq!(
