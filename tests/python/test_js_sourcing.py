@@ -673,6 +673,18 @@ async def test_a_source_through_a_durable_consumer(js_server):
         assert (src["name"], src["seq"], src["lag"]) == ("O", 9, 0), src
         assert "error" not in src and src["active"] >= 0, src
 
+        # Removing the source lets go of the consumer's deliver subject.
+        assert (await api(nc, "CONSUMER.INFO.O.C")).get("push_bound") is True
+        r = await api(nc, "STREAM.UPDATE.S", {"name": "S", "sources": []})
+        assert "error" not in r, r
+        deadline = time.monotonic() + 10
+        while (await api(nc, "CONSUMER.INFO.O.C")).get("push_bound"):
+            assert time.monotonic() < deadline, "still bound"
+            await asyncio.sleep(0.05)
+        await js.publish("o.a", b"not copied")
+        await asyncio.sleep(0.5)
+        assert (await api(nc, "STREAM.INFO.S"))["state"]["messages"] == 8
+
         # A consumer that does not exist: nothing is copied and no error is shown.
         r = await api(nc, "STREAM.CREATE.S2", {"name": "S2", "sources": [
             {"name": "O", "consumer": {"name": "NOPE", "deliver_subject": "d2"}}]})
