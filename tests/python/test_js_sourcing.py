@@ -773,3 +773,58 @@ async def test_a_mirror_through_a_durable_consumer(js_server):
         assert info["mirror"]["name"] == "O" and "error" not in info["mirror"], info["mirror"]
     finally:
         await nc.close()
+
+
+RESET_EXPORT = '{ service: "$JS.API.CONSUMER.RESET.>", accounts: [ INT ] }'
+RESET_IMPORT = ('{ service: { account: PUB, subject: "$JS.API.CONSUMER.RESET.>" },'
+                ' to: "JS.PUB.CONSUMER.RESET.>" }')
+FC_EXPORT, FC_IMPORT = '{ service: "$JS.FC.>" }', '{ service: { account: PUB, subject: "$JS.FC.>" } }'
+DLV_EXPORT = '{ stream: "dlv.>", accounts: [ INT ] }'
+DLV_IMPORT = '{ stream: { account: PUB, subject: "dlv.>" } }'
+# (exports, imports, copies, acknowledged on the origin)
+EXTERNAL_CONSUMER_CASES = {
+    "reset_deliveries_and_acks": ([RESET_EXPORT, FC_EXPORT, DLV_EXPORT],
+                                  [RESET_IMPORT, FC_IMPORT, DLV_IMPORT], 3, 3),
+    "no_flow_control_import": ([RESET_EXPORT, DLV_EXPORT], [RESET_IMPORT, DLV_IMPORT], 3, 0),
+    "no_reset_import": ([FC_EXPORT, DLV_EXPORT], [FC_IMPORT, DLV_IMPORT], 0, 0),
+    "no_deliveries_import": ([RESET_EXPORT, FC_EXPORT], [RESET_IMPORT, FC_IMPORT], 0, 0),
+}
+
+
+@pytest.mark.parametrize("case", list(EXTERNAL_CONSUMER_CASES))
+@async_test()
+async def test_external_source_through_a_durable_consumer(start_js_server, case):
+    """A source in another account through the exporter's durable consumer copies when
+    the reset request and the deliveries get through the imports, and acknowledges on
+    the origin only when the flow-control answers get back too, as in nats-server."""
+    exports, imports, copies, acked = EXTERNAL_CONSUMER_CASES[case]
+    server = start_js_server(config=exports_imports("\n".join(exports), "\n".join(imports)))
+    pub = await connect(server.url, user="pub", password="pwd")
+    internal = await connect(server.url, user="int", password="pwd")
+    try:
+        await api(pub, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"]})
+        r = await api(pub, "CONSUMER.CREATE.O.C", {"stream_name": "O", "config": {
+            "durable_name": "C", "deliver_subject": "dlv.c", "ack_policy": "flow_control",
+            "max_ack_pending": 100}})
+        assert "error" not in r, r
+        for i in range(3):
+            await pub.request("o.a", f"m{i}".encode(), timeout=5)
+        r = await api(internal, "STREAM.CREATE.S", {"name": "S", "sources": [{
+            "name": "O", "external": {"api": "JS.PUB", "deliver": ""},
+            "consumer": {"name": "C", "deliver_subject": "dlv.c"}}]})
+        assert "error" not in r, r
+        if copies:
+            await until(internal, "S", lambda i: i["state"]["messages"] == copies)
+            hdrs = (await must(internal, "S", 1))[1]
+            assert without_identity(hdrs) == \
+                "NATS/1.0|Nats-Stream-Source: O:zdbDttDq:C=jZ6RvVRH 1 > > o.a||", hdrs
+        # Acks come with the flow-control answers, on the idle heartbeat (1 s).
+        await asyncio.sleep(2.5)
+        info = await api(internal, "STREAM.INFO.S")
+        assert info["state"]["messages"] == copies, info["state"]
+        c = await api(pub, "CONSUMER.INFO.O.C")
+        assert c["ack_floor"]["stream_seq"] == acked, c
+        assert c["num_ack_pending"] == copies - acked, c
+    finally:
+        await pub.close()
+        await internal.close()

@@ -266,51 +266,31 @@ async def test_create_error(js_server, case):
 
 # Config fields natrium accepts in the schema but does not implement yet: nats-server
 # creates the stream; natrium refuses it (documented in docs/compat.md) and stores nothing.
-# Default values (what clients send when the feature is unused) pass on both. Mirrors
-# and sources, local and external, and local ones through a durable consumer are
-# implemented (test_js_sourcing.py); an external origin through a durable consumer is not.
+# Every 2.15 stream config field is implemented now; what natrium refused until it was
+# (links through a durable consumer, local or external) is accepted as nats-server
+# accepts it, and the default values clients send when a feature is unused pass on both.
 DURABLE = {"name": "C", "deliver_subject": "dlv.c"}
-EXTERNAL_CONSUMER = "consumer (an external origin through a durable consumer)"
-UNSUPPORTED = {
-    "external_mirror_consumer": (
-        {"mirror": {"name": "ORDERS", "consumer": DURABLE, "external": {"api": "$JS.hub.API"}}},
-        EXTERNAL_CONSUMER),
-    "external_sources_consumer": (
-        {"sources": [{"name": "ORDERS", "consumer": DURABLE, "external": {"api": "$JS.hub.API"}}]},
-        EXTERNAL_CONSUMER),
+ACCEPTED = {
+    "mirror_consumer": {"mirror": {"name": "ORDERS", "consumer": DURABLE}},
+    "sources_consumer": {"sources": [{"name": "ORDERS", "consumer": DURABLE}]},
+    "external_sources_consumer": {"sources": [{"name": "ORDERS", "consumer": DURABLE,
+                                               "external": {"api": "$JS.hub.API"}}]},
 }
-UNSUPPORTED_DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "republish": None,
-                        "subject_transform": None, "allow_msg_counter": False,
-                        "allow_atomic": False, "allow_batched": False,
-                        "allow_msg_schedules": False}
+DEFAULTS = {"subjects": ["d.>"], "mirror": None, "sources": [], "republish": None,
+            "subject_transform": None, "allow_msg_counter": False,
+            "allow_atomic": False, "allow_batched": False, "allow_msg_schedules": False}
 
 
-@pytest.mark.parametrize("case", list(UNSUPPORTED))
+@pytest.mark.parametrize("case", list(ACCEPTED))
 @async_test()
-async def test_unsupported_field_refused(js_server, case):
+async def test_former_natrium_refusals_are_accepted(js_server, case):
     async with client(js_server) as c:
         await create(c, "ORDERS", subjects=["orders.>"])
-        extra, field = UNSUPPORTED[case]
-        body = {"name": "U", **extra}
-        got = json.loads(await c.api("STREAM.CREATE.U", body))
+        got = json.loads(await c.api("STREAM.CREATE.U", {"name": "U", **ACCEPTED[case]}))
+        assert "error" not in got, got
         names = json.loads(await c.api("STREAM.NAMES"))["streams"]
-        if js_server.impl == "natrium":
-            assert got["error"] == {"code": 500, "err_code": 10052, "description":
-                                    f"stream configuration field {field} is not supported by natrium yet"}
-            assert names == ["ORDERS"]
-            # An update that turns the feature on is refused too and changes nothing.
-            await create(c, "U", subjects=["u.>"])
-            upd = json.loads(await c.api("STREAM.UPDATE.U", {"name": "U", "subjects": ["u.>"],
-                                                              **extra}))
-            assert "error" in upd, upd
-            info = json.loads(await c.api("STREAM.INFO.U"))
-            for key in extra:
-                if key != "subjects":
-                    assert not info["config"].get(key), info
-        else:
-            assert "error" not in got, got
-            assert sorted(names) == ["ORDERS", "U"]
-        ok = json.loads(await c.api("STREAM.CREATE.D", {"name": "D", **UNSUPPORTED_DEFAULTS}))
+        assert sorted(names) == ["ORDERS", "U"]
+        ok = json.loads(await c.api("STREAM.CREATE.D", {"name": "D", **DEFAULTS}))
         assert "error" not in ok, ok
 
 

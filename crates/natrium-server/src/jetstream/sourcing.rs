@@ -535,24 +535,34 @@ fn external_account(
     ext: &ExternalStream,
 ) -> Option<String> {
     use crate::subject_mapping::service_import_transform;
-    if ext.deliver.is_empty() {
-        return None;
-    }
-    let filter = match (
-        src.filter_subject.as_str(),
-        src.subject_transforms.as_slice(),
-    ) {
-        (f, []) if !f.is_empty() => Some(f),
-        (_, [one]) if !one.src.is_empty() => Some(one.src.as_str()),
-        _ => None,
-    };
-    let tail = match filter {
-        Some(f) => format!("CONSUMER.CREATE.{}.link.{f}", src.name),
-        None => format!("CONSUMER.CREATE.{}", src.name),
+    // A link through a durable consumer resets it and takes its deliveries; any other
+    // link creates a consumer that delivers under the deliver prefix.
+    let (tail, delivery) = match &src.consumer {
+        Some(c) => (
+            format!("CONSUMER.RESET.{}.{}", src.name, c.name),
+            c.deliver_subject.clone(),
+        ),
+        None => {
+            if ext.deliver.is_empty() {
+                return None;
+            }
+            let filter = match (
+                src.filter_subject.as_str(),
+                src.subject_transforms.as_slice(),
+            ) {
+                (f, []) if !f.is_empty() => Some(f),
+                (_, [one]) if !one.src.is_empty() => Some(one.src.as_str()),
+                _ => None,
+            };
+            let tail = match filter {
+                Some(f) => format!("CONSUMER.CREATE.{}.link.{f}", src.name),
+                None => format!("CONSUMER.CREATE.{}", src.name),
+            };
+            (tail, format!("{}.link", ext.deliver))
+        }
     };
     let request = format!("{}.{tail}", ext.api).replace("..", ".");
     let answered_as = format!("$JS.API.{tail}");
-    let delivery = format!("{}.link", ext.deliver);
     let acc = server.account(account)?;
     let imports = acc.import_config();
     let admits = |exporter: &str, subject: &str, service: bool| {
@@ -578,6 +588,33 @@ fn external_account(
             && admits(&imp.account, &delivery, false)
     });
     delivered.then_some(api_of)
+}
+
+/// Whether flow-control answers from `account` reach consumer `consumer` of stream
+/// `origin` in `exporter`: a service import from `exporter` that takes
+/// `$JS.FC.<origin>.<consumer>.*` over unrenamed, under an export that admits `account`
+/// (nats-server's setup for external links, `$JS.FC.>`). Without it the deliveries of a
+/// link through a durable consumer are copied but never acknowledged, as there.
+fn fc_reaches(
+    server: &ServerShared,
+    account: &str,
+    exporter: &str,
+    origin: &str,
+    consumer: &str,
+) -> bool {
+    let reply = format!("$JS.FC.{origin}.{consumer}.x");
+    let Some(acc) = server.account(account) else {
+        return false;
+    };
+    acc.import_config().iter().any(|imp| {
+        imp.service
+            && imp.account == exporter
+            && imp.to.as_ref().is_none_or(|to| *to == imp.subject)
+            && crate::sublist::subject_matches(imp.subject.as_bytes(), reply.as_bytes())
+            && server
+                .account(exporter)
+                .is_some_and(|e| e.export_for(&reply, true, account).is_some())
+    })
 }
 
 /// Where a link starts reading in `origin` when the stream (`target`) holds nothing of
@@ -1080,6 +1117,16 @@ mod through_consumer {
             }
             let ident = stream_identity(&origin.created);
             let account = origin.account.clone();
+            // A local link's answers reach the consumer; an external one's only through
+            // an import of the flow-control subjects.
+            let acks = link.cfg.external.is_none()
+                || fc_reaches(
+                    &server,
+                    &target.account.name,
+                    &account.name,
+                    &origin.name,
+                    &cons.name,
+                );
             let origin_weak = Arc::downgrade(&origin);
             let consumer_weak = Arc::downgrade(&consumer);
             drop((origin, consumer));
@@ -1171,7 +1218,9 @@ mod through_consumer {
                             durable = (s, d);
                             queued.pop_front();
                         }
-                        answer(&server, &account, &reply, durable);
+                        if acks {
+                            answer(&server, &account, &reply, durable);
+                        }
                         if failed {
                             break true;
                         }

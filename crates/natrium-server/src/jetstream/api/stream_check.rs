@@ -770,10 +770,7 @@ fn check_republish(cfg: &mut StreamConfig, pedantic_mode: bool) -> Result<(), Ap
 /// yet, when it is set to something other than its default (`None`: nothing unsupported
 /// is in use). Absent, null, empty and `false` values are the defaults clients send.
 pub fn unsupported_stream_field(cfg: &StreamConfig) -> Option<&'static str> {
-    let links = || cfg.mirror.iter().chain(cfg.sources.iter());
-    if links().any(|s| s.consumer.is_some() && s.external.is_some()) {
-        Some("consumer (an external origin through a durable consumer)")
-    } else if cfg
+    if cfg
         .republish
         .as_ref()
         .is_some_and(|rp| check_transform_dest(&rp.src, &rp.dest).is_err())

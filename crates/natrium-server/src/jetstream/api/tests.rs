@@ -1286,9 +1286,9 @@ fn stream_create_fills_nats_server_defaults() {
 
 /// The recorded mirror and sources creates pass natrium's checks as nats-server's
 /// (local mirrors and sources are implemented, `sourcing`); what natrium refuses of them
-/// (docs/compat.md, "Stream config fields natrium refuses") is a link to an external
-/// origin through a durable consumer: the config checks run first, so bad values still
-/// get nats-server's errors.
+/// (docs/compat.md, "Stream config fields natrium refuses") is only a subject mapping
+/// function that does not compile: the config checks run first, so bad values still get
+/// nats-server's errors.
 #[test]
 fn stream_create_unsupported_fields_are_refused() {
     for name in ["stream_create_mirror", "stream_create_sources"] {
@@ -1297,8 +1297,7 @@ fn stream_create_unsupported_fields_are_refused() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_config_matches(&s, &cfg);
         assert_eq!(unsupported_stream_field(&cfg), None, "{name}");
-        // Origins elsewhere (`external`) are implemented; links through a durable
-        // consumer are not.
+        // Origins elsewhere (`external`) are implemented.
         let mut ext = cfg.clone();
         for link in ext.mirror.iter_mut().chain(ext.sources.iter_mut()) {
             link.external = Some(ExternalStream {
@@ -1307,35 +1306,15 @@ fn stream_create_unsupported_fields_are_refused() {
             });
         }
         assert_eq!(unsupported_stream_field(&ext), None, "{name}");
-        // Local mirrors and sources through a durable consumer are implemented; an
-        // external origin's consumer not yet.
-        let mut local = cfg.clone();
-        for link in local.mirror.iter_mut().chain(local.sources.iter_mut()) {
-            link.consumer = Some(StreamConsumerSource {
-                name: "C".into(),
-                deliver_subject: String::new(),
-            });
-        }
-        assert_eq!(unsupported_stream_field(&local), None, "{name}");
+        // Links through a durable consumer, local or external, are implemented.
         for link in ext.mirror.iter_mut().chain(ext.sources.iter_mut()) {
             link.consumer = Some(StreamConsumerSource {
                 name: "C".into(),
                 deliver_subject: String::new(),
             });
         }
-        let field = "consumer (an external origin through a durable consumer)";
-        assert_eq!(unsupported_stream_field(&ext), Some(field), "{name}");
-        let err = check_stream_supported(&ext).expect_err(name);
-        assert_eq!(
-            (err.code, err.err_code, err.description.as_str()),
-            (
-                500,
-                ErrorId::StreamInvalidConfig.err_code(),
-                format!("stream configuration field {field} is not supported by natrium yet")
-                    .as_str()
-            ),
-            "{name}"
-        );
+        assert_eq!(unsupported_stream_field(&ext), None, "{name}");
+        assert!(check_stream_supported(&ext).is_ok(), "{name}");
     }
     // A counter stream sums the counters it sources (`counter::IncrValue::update`).
     let mut counted = created_stream("stream_create_sources");
