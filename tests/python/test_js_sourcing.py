@@ -685,6 +685,20 @@ async def test_a_source_through_a_durable_consumer(js_server):
         await asyncio.sleep(0.5)
         assert (await api(nc, "STREAM.INFO.S"))["state"]["messages"] == 8
 
+        # A consumer of another ack policy is refused, and the link says why.
+        r = await api(nc, "CONSUMER.CREATE.O.EX", {"stream_name": "O", "config": {
+            "durable_name": "EX", "deliver_subject": "dex", "ack_policy": "explicit"}})
+        assert "error" not in r, r
+        r = await api(nc, "STREAM.CREATE.S3", {"name": "S3", "sources": [
+            {"name": "O", "consumer": {"name": "EX", "deliver_subject": "dex"}}]})
+        assert "error" not in r, r
+        deadline = time.monotonic() + 10
+        while "error" not in (src := (await api(nc, "STREAM.INFO.S3"))["sources"][0]):
+            assert time.monotonic() < deadline, src
+            await asyncio.sleep(0.1)
+        assert src["error"]["err_code"] == 10217, src
+        assert (await api(nc, "STREAM.INFO.S3"))["state"]["messages"] == 0
+
         # A consumer that does not exist: nothing is copied and no error is shown.
         r = await api(nc, "STREAM.CREATE.S2", {"name": "S2", "sources": [
             {"name": "O", "consumer": {"name": "NOPE", "deliver_subject": "d2"}}]})

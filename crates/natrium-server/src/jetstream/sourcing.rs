@@ -923,7 +923,8 @@ mod through_consumer {
             hdrs: Vec<u8>,
             payload: Vec<u8>,
         },
-        /// A flow-control request, answered on `reply`.
+        /// A flow-control request to answer on `reply`: a request, or the unanswered one
+        /// an idle heartbeat names (`Nats-Consumer-Stalled`), as nats-server answers both.
         FlowControl { reply: String },
         /// An idle heartbeat: the consumer is alive.
         Alive,
@@ -931,26 +932,32 @@ mod through_consumer {
 
     struct DeliverSub {
         tx: mpsc::UnboundedSender<Pushed>,
+        /// `<stream>.<consumer>.` of the origin consumer: replies naming another are not
+        /// its deliveries (nats-server's `isCurrentSub`).
+        names: String,
     }
 
-    /// `(stream seq, consumer seq, timestamp)` of an ack reply
-    /// `$JS.ACK.<stream>.<consumer>.<count>.<sseq>.<dseq>.<ts>.<pending>`.
-    fn ack_seqs(reply: &[u8]) -> Option<(u64, u64, i64)> {
+    /// A delivery's ack reply: `$JS.ACK.<stream>.<consumer>.<count>.<sseq>.<dseq>.<ts>.
+    /// <pending>` (9 tokens), or with a domain and an account hash after `ACK` (11 or
+    /// more, as nats-server accepts). Returns `(stream, consumer, count, sseq, dseq, ts)`.
+    fn ack_tokens(reply: &[u8]) -> Option<(&str, &str, u64, u64, u64, i64)> {
         let text = std::str::from_utf8(reply).ok()?;
         let t: Vec<&str> = text.split('.').collect();
         if t.len() < 9 || t[0] != "$JS" || t[1] != "ACK" {
             return None;
         }
-        // The v2 form (12 tokens) puts a domain and an account hash before the stream.
         let at = match t.len() {
-            9 => 5,
-            12 => 7,
+            9 => 2,
+            n if n >= 11 => 4,
             _ => return None,
         };
         Some((
-            t[at].parse().ok()?,
-            t[at + 1].parse().ok()?,
+            t[at],
+            t[at + 1],
             t[at + 2].parse().ok()?,
+            t[at + 3].parse().ok()?,
+            t[at + 4].parse().ok()?,
+            t[at + 5].parse().ok()?,
         ))
     }
 
@@ -966,18 +973,36 @@ mod through_consumer {
         ) -> bool {
             let hdrs = msg.headers.unwrap_or(&[]);
             let pushed = if hdrs.starts_with(b"NATS/1.0 100") {
-                match msg.reply {
-                    Some(r) if memchr::memmem::find(hdrs, b"FlowControl Request").is_some() => {
+                let stalled = headers::get_set_str(hdrs, "Nats-Consumer-Stalled");
+                match (msg.reply, stalled) {
+                    (Some(r), _)
+                        if memchr::memmem::find(hdrs, b"FlowControl Request").is_some() =>
+                    {
                         Pushed::FlowControl {
                             reply: String::from_utf8_lossy(r).into_owned(),
                         }
                     }
+                    (_, Some(fc)) => Pushed::FlowControl {
+                        reply: fc.to_string(),
+                    },
                     _ => Pushed::Alive,
                 }
             } else {
-                let Some((sseq, dseq, ts)) = msg.reply.and_then(ack_seqs) else {
+                let Some((stream, consumer, count, sseq, dseq, ts)) =
+                    msg.reply.and_then(ack_tokens)
+                else {
                     return true;
                 };
+                let named = self
+                    .names
+                    .strip_prefix(stream)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .and_then(|r| r.strip_prefix(consumer))
+                    == Some(".");
+                // Not the origin consumer's, or a redelivery (none under this ack policy).
+                if !named || count != 1 {
+                    return true;
+                }
                 Pushed::Msg {
                     subject: String::from_utf8_lossy(msg.subject).into_owned(),
                     sseq,
@@ -995,15 +1020,12 @@ mod through_consumer {
     /// The subscription, removed from the origin account when dropped.
     struct Subscribed {
         account: Arc<Account>,
-        subject: String,
         sub: Arc<Subscription>,
     }
 
     impl Drop for Subscribed {
         fn drop(&mut self) {
-            self.account
-                .sublist
-                .remove(self.subject.as_bytes(), None, &self.sub);
+            crate::client::deliver::remove_sub(&self.account, &self.sub);
         }
     }
 
@@ -1031,12 +1053,21 @@ mod through_consumer {
         ctx.flush();
     }
 
+    /// Why a round of the link ended.
+    enum Ended {
+        /// The link was stopped.
+        Stopped,
+        /// Go again at once (the origin or consumer changed, the deliveries stopped).
+        Again,
+        /// Go again after a back-off (a copy was refused, the queue was full).
+        Refused,
+    }
+
     pub(super) async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
         let Some(cons) = link.cfg.consumer.clone() else {
             return;
         };
         let mut retry = RETRY_MIN;
-        let mut block: Vec<u8> = Vec::new();
         loop {
             if link.is_stopped() {
                 return;
@@ -1044,224 +1075,285 @@ mod through_consumer {
             let Some(target) = stream.upgrade().filter(|s| !s.is_closed()) else {
                 return;
             };
-            // Without its origin or consumer the link waits, showing no error (as
-            // nats-server's, whose reset request just goes unanswered).
-            let Some((origin, consumer)) = lookup(&server, &target.account.name, &link.cfg)
-                .and_then(|o| o.consumer(&cons.name).map(|c| (o, c)))
-            else {
-                drop(target);
-                pause(&link, IDLE_CHECK).await;
-                continue;
-            };
-            // Where the copies end: a mirror's last sequence, or a source's own last copy
-            // in the stream, found once.
-            if !link.state.lock().started {
-                let store = target.store.clone();
-                let iname = link.iname.clone();
-                let mirror = link.mirror;
-                let Ok(last) = tokio::task::spawn_blocking(move || {
-                    if mirror {
-                        store.fast_state().last_seq
-                    } else {
-                        newest_copy(&*store, &iname)
-                    }
-                })
-                .await
-                else {
-                    return;
-                };
-                let mut st = link.state.lock();
-                st.sseq = st.sseq.max(last);
-                st.started = true;
-            }
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let sub = Arc::new(Subscription::internal(
-                Arc::new(DeliverSub { tx }),
-                cons.deliver_subject.as_bytes(),
-                None,
-            ));
-            if origin
-                .account
-                .sublist
-                .insert(cons.deliver_subject.as_bytes(), None, sub.clone())
-                .is_err()
-            {
-                drop((target, origin, consumer));
-                pause(&link, IDLE_CHECK).await;
-                continue;
-            }
-            let _subscribed = Subscribed {
-                account: origin.account.clone(),
-                subject: cons.deliver_subject.clone(),
-                sub,
-            };
-            // Deliver again from after the last durable copy (or the consumer's ack
-            // floor, if that is further).
-            let copied = link.state.lock().sseq;
-            let floor = consumer.machine.lock().ack_floor().stream;
-            let first = origin.store.fast_state().first_seq;
-            if consumer
-                .reset_to(Some(copied.max(floor) + 1), first)
-                .is_err()
-            {
-                drop((target, origin, consumer, _subscribed));
-                pause(&link, retry).await;
-                retry = (retry * 2).min(RETRY_MAX);
-                continue;
-            }
-            {
-                let mut st = link.state.lock();
-                st.error = None;
-                st.failed = None;
-                st.last_active = now_nanos();
-            }
-            let ident = stream_identity(&origin.created);
-            let account = origin.account.clone();
-            // A local link's answers reach the consumer; an external one's only through
-            // an import of the flow-control subjects.
-            let acks = link.cfg.external.is_none()
-                || fc_reaches(
-                    &server,
-                    &target.account.name,
-                    &account.name,
-                    &origin.name,
-                    &cons.name,
-                );
-            let origin_weak = Arc::downgrade(&origin);
-            let consumer_weak = Arc::downgrade(&consumer);
-            drop((origin, consumer));
-            // Queued copies not yet known durable: (stream seq, consumer seq).
-            let mut queued: VecDeque<(u64, u64)> = VecDeque::new();
-            let mut last_queued: Option<u64> = None;
-            // The last durable copy's (stream seq, consumer seq).
-            let mut durable = (copied, 0u64);
-            let restart = loop {
-                let pushed = tokio::select! {
-                    p = rx.recv() => p,
-                    _ = link.wake.notified() => return,
-                    _ = tokio::time::sleep(IDLE_CHECK) => {
-                        let gone = origin_weak.upgrade().is_none_or(|o| o.is_closed())
-                            || consumer_weak.upgrade().is_none_or(|c| c.is_closed());
-                        if gone || link.is_stopped() || target.is_closed() {
-                            break true;
-                        }
-                        continue;
-                    }
-                };
-                let Some(pushed) = pushed else { break true };
-                link.state.lock().last_active = now_nanos();
-                match pushed {
-                    Pushed::Alive => {}
-                    Pushed::Msg {
-                        subject,
-                        sseq,
-                        dseq,
-                        ts,
-                        hdrs,
-                        payload,
-                    } => {
-                        // Already copied (a delivery from before a reset).
-                        if sseq <= durable.0 || queued.back().is_some_and(|q| sseq <= q.0) {
-                            continue;
-                        }
-                        let mapped = link.map_subject(&subject);
-                        let by = SourcedBy {
-                            link: link.clone(),
-                            origin_seq: sseq,
-                            mirror_ts: link.mirror.then_some(ts),
-                        };
-                        // A mirror keeps the origin's headers; a source's copy says where
-                        // it came from.
-                        let block: Option<&[u8]> = if link.mirror {
-                            (!hdrs.is_empty()).then_some(&hdrs[..])
-                        } else {
-                            let m = StoredMsg {
-                                seq: sseq,
-                                ts,
-                                subject: subject.clone(),
-                                hdrs: hdrs.into(),
-                                payload: bytes::Bytes::new(),
-                                ttl: None,
-                            };
-                            link.source_block(&mut block, &m, &ident);
-                            Some(&block)
-                        };
-                        match target.enqueue_sourced(
-                            mapped.as_deref().unwrap_or(&subject),
-                            block,
-                            &payload,
-                            by,
-                        ) {
-                            Ok(n) => {
-                                last_queued = Some(n);
-                                queued.push_back((sseq, dseq));
-                            }
-                            Err(_) => break true,
-                        }
-                    }
-                    Pushed::FlowControl { reply } => {
-                        if let Some(n) = last_queued {
-                            let mut processed = target.processed.subscribe();
-                            tokio::select! {
-                                _ = processed.wait_for(|p| *p >= n) => {}
-                                _ = link.wake.notified() => return,
-                            }
-                        }
-                        let (done, failed) = {
-                            let st = link.state.lock();
-                            (st.sseq, st.failed.is_some())
-                        };
-                        while let Some(&(s, d)) = queued.front() {
-                            if s > done {
-                                break;
-                            }
-                            durable = (s, d);
-                            queued.pop_front();
-                        }
-                        if acks {
-                            answer(&server, &account, &reply, durable);
-                        }
-                        if failed {
-                            break true;
-                        }
-                    }
+            match round(&link, &cons, &target, &server).await {
+                Ended::Stopped => return,
+                Ended::Again => {
+                    retry = RETRY_MIN;
+                    drop(target);
+                    pause(&link, IDLE_CHECK).await;
                 }
-            };
-            // Restart: what was queued settles first, then the consumer is reset to
-            // after the last durable copy.
-            if let Some(n) = last_queued {
-                let mut processed = target.processed.subscribe();
-                tokio::select! {
-                    _ = processed.wait_for(|p| *p >= n) => {}
-                    _ = link.wake.notified() => return,
+                Ended::Refused => {
+                    drop(target);
+                    pause(&link, retry).await;
+                    retry = (retry * 2).min(RETRY_MAX);
                 }
-            }
-            link.state.lock().failed = None;
-            drop(target);
-            if restart {
-                pause(&link, retry).await;
-                retry = (retry * 2).min(RETRY_MAX);
             }
         }
     }
 
+    /// One subscription's life: find the origin and its consumer, reset it, copy its
+    /// deliveries and answer its flow-control requests until something changes.
+    async fn round(
+        link: &Arc<Link>,
+        cons: &super::super::api::stream::StreamConsumerSource,
+        target: &Arc<Stream>,
+        server: &Arc<ServerShared>,
+    ) -> Ended {
+        use super::super::api::consumer::AckPolicy;
+        use super::super::api::errors::ErrorId;
+        // Without its origin or consumer the link waits, showing no error (as
+        // nats-server's, whose reset request just goes unanswered).
+        let Some((origin, consumer)) = lookup(server, &target.account.name, &link.cfg)
+            .and_then(|o| o.consumer(&cons.name).map(|c| (o, c)))
+        else {
+            return Ended::Again;
+        };
+        {
+            let cfg = consumer.config();
+            if cfg.ack_policy != AckPolicy::FlowControl
+                || cfg.deliver_subject != cons.deliver_subject
+            {
+                link.state.lock().error = Some(ApiError::from_id(if link.mirror {
+                    ErrorId::MirrorConsumerRequiresAckFc
+                } else {
+                    ErrorId::SourceConsumerRequiresAckFc
+                }));
+                return Ended::Again;
+            }
+        }
+        // A new origin under the old name: a source starts over on it (a mirror's
+        // sequences are the origin's own).
+        let ident = stream_identity(&origin.created);
+        {
+            let mut st = link.state.lock();
+            if st.origin_ident != ident {
+                if !st.origin_ident.is_empty() && !link.mirror {
+                    st.sseq = 0;
+                }
+                st.origin_ident = ident.clone();
+            }
+        }
+        // Where the copies end: a mirror's last sequence, or a source's own last copy in
+        // the stream, found once.
+        if !link.state.lock().started {
+            let store = target.store.clone();
+            let iname = link.iname.clone();
+            let mirror = link.mirror;
+            let Ok(last) = tokio::task::spawn_blocking(move || {
+                if mirror {
+                    store.fast_state().last_seq
+                } else {
+                    newest_copy(&*store, &iname)
+                }
+            })
+            .await
+            else {
+                return Ended::Stopped;
+            };
+            let mut st = link.state.lock();
+            st.sseq = st.sseq.max(last);
+            st.started = true;
+        }
+        // Back to the consumer's ack floor, as nats-server resets it: what it delivered
+        // and was not acknowledged goes out again; what is already copied is skipped
+        // below, and acknowledged with the next answer. Only then the subscription, so
+        // nothing delivered before the reset arrives.
+        let first = origin.store.fast_state().first_seq;
+        let c2 = consumer.clone();
+        let reset = tokio::task::spawn_blocking(move || c2.reset_to(None, first)).await;
+        if !matches!(reset, Ok(Ok(_))) {
+            return Ended::Refused;
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sub = Arc::new(Subscription::internal(
+            Arc::new(DeliverSub {
+                tx,
+                names: format!("{}.{}.", origin.name, cons.name),
+            }),
+            cons.deliver_subject.as_bytes(),
+            None,
+        ));
+        if origin
+            .account
+            .sublist
+            .insert(cons.deliver_subject.as_bytes(), None, sub.clone())
+            .is_err()
+        {
+            return Ended::Again;
+        }
+        let _subscribed = Subscribed {
+            account: origin.account.clone(),
+            sub,
+        };
+        {
+            let mut st = link.state.lock();
+            st.error = None;
+            st.failed = None;
+            st.last_active = now_nanos();
+        }
+        let account = origin.account.clone();
+        // A local link's answers reach the consumer; an external one's only through an
+        // import of the flow-control subjects.
+        let acks = link.cfg.external.is_none()
+            || fc_reaches(
+                server,
+                &target.account.name,
+                &account.name,
+                &origin.name,
+                &cons.name,
+            );
+        let origin_weak = Arc::downgrade(&origin);
+        let consumer_weak = Arc::downgrade(&consumer);
+        drop((origin, consumer));
+        let copied = link.state.lock().sseq;
+        // Queued copies not yet known durable: (stream seq, consumer seq).
+        let mut queued: VecDeque<(u64, u64)> = VecDeque::new();
+        let mut last_queued: Option<u64> = None;
+        // What the next answer acknowledges: the last delivery copied durably (or
+        // skipped as copied already), as (stream seq, consumer seq).
+        let mut done = (0u64, 0u64);
+        // The last delivery's consumer sequence: they must follow on without a gap.
+        let mut last_dseq = 0u64;
+        let mut block: Vec<u8> = Vec::new();
+        let mut check = tokio::time::interval(IDLE_CHECK);
+        check.tick().await;
+        let ended = loop {
+            let pushed = tokio::select! {
+                p = rx.recv() => p,
+                _ = link.wake.notified() => return Ended::Stopped,
+                _ = check.tick() => {
+                    let gone = origin_weak.upgrade().is_none_or(|o| o.is_closed())
+                        || consumer_weak.upgrade().is_none_or(|c| c.is_closed());
+                    if gone || link.is_stopped() || target.is_closed() {
+                        break Ended::Again;
+                    }
+                    continue;
+                }
+            };
+            let Some(pushed) = pushed else {
+                break Ended::Again;
+            };
+            link.state.lock().last_active = now_nanos();
+            match pushed {
+                Pushed::Alive => {}
+                Pushed::Msg {
+                    subject,
+                    sseq,
+                    dseq,
+                    ts,
+                    hdrs,
+                    payload,
+                } => {
+                    // A gap in the consumer's sequence: something was missed; reset.
+                    if dseq != last_dseq + 1 {
+                        break Ended::Refused;
+                    }
+                    last_dseq = dseq;
+                    // Copied before the reset: only acknowledged with the next answer.
+                    if sseq <= copied || queued.back().is_some_and(|q| sseq <= q.0) {
+                        if queued.is_empty() {
+                            done = (sseq, dseq);
+                        }
+                        continue;
+                    }
+                    let mapped = link.map_subject(&subject);
+                    let by = SourcedBy {
+                        link: link.clone(),
+                        origin_seq: sseq,
+                        mirror_ts: link.mirror.then_some(ts),
+                    };
+                    // A mirror keeps the origin's headers; a source's copy says where it
+                    // came from.
+                    let block: Option<&[u8]> = if link.mirror {
+                        (!hdrs.is_empty()).then_some(&hdrs[..])
+                    } else {
+                        let m = StoredMsg {
+                            seq: sseq,
+                            ts,
+                            subject: subject.clone(),
+                            hdrs: hdrs.into(),
+                            payload: bytes::Bytes::new(),
+                            ttl: None,
+                        };
+                        link.source_block(&mut block, &m, &ident);
+                        Some(&block)
+                    };
+                    match target.enqueue_sourced(
+                        mapped.as_deref().unwrap_or(&subject),
+                        block,
+                        &payload,
+                        by,
+                    ) {
+                        Ok(n) => {
+                            last_queued = Some(n);
+                            queued.push_back((sseq, dseq));
+                        }
+                        Err(_) => break Ended::Refused,
+                    }
+                }
+                Pushed::FlowControl { reply } => {
+                    if let Some(n) = last_queued {
+                        let mut processed = target.processed.subscribe();
+                        tokio::select! {
+                            _ = processed.wait_for(|p| *p >= n) => {}
+                            _ = link.wake.notified() => return Ended::Stopped,
+                        }
+                    }
+                    let (durable, failed) = {
+                        let st = link.state.lock();
+                        (st.sseq, st.failed.is_some())
+                    };
+                    while let Some(&(s, d)) = queued.front() {
+                        if s > durable {
+                            break;
+                        }
+                        done = (s, d);
+                        queued.pop_front();
+                    }
+                    if acks {
+                        answer(server, &account, &reply, done);
+                    }
+                    if failed {
+                        break Ended::Refused;
+                    }
+                }
+            }
+        };
+        // What was queued settles before the next round resets the consumer; the
+        // subscription goes with this round.
+        drop(_subscribed);
+        if let Some(n) = last_queued {
+            let mut processed = target.processed.subscribe();
+            tokio::select! {
+                _ = processed.wait_for(|p| *p >= n) => {}
+                _ = link.wake.notified() => return Ended::Stopped,
+            }
+        }
+        link.state.lock().failed = None;
+        ended
+    }
+
     #[cfg(test)]
     mod tests {
-        use super::ack_seqs;
+        use super::ack_tokens;
 
         #[test]
-        fn ack_replies_name_stream_and_consumer_sequences() {
+        fn ack_replies_name_the_consumer_and_its_sequences() {
             assert_eq!(
-                ack_seqs(b"$JS.ACK.O.C.1.17.5.1795875321000000000.0"),
-                Some((17, 5, 1795875321000000000))
+                ack_tokens(b"$JS.ACK.O.C.1.17.5.1795875321000000000.0"),
+                Some(("O", "C", 1, 17, 5, 1795875321000000000))
             );
             assert_eq!(
-                ack_seqs(b"$JS.ACK.dom.HASH.O.C.1.17.5.1795875321000000000.0.rand"),
-                Some((17, 5, 1795875321000000000))
+                ack_tokens(b"$JS.ACK.dom.HASH.O.C.2.17.5.1795875321000000000.0"),
+                Some(("O", "C", 2, 17, 5, 1795875321000000000))
             );
-            assert_eq!(ack_seqs(b"$JS.ACK.O.C.1.17.5.1.0.x"), None);
-            assert_eq!(ack_seqs(b"$JS.FC.O.C.1234"), None);
-            assert_eq!(ack_seqs(b"$JS.ACK.O.C.x.17.5.0.0"), Some((17, 5, 0)));
+            assert_eq!(
+                ack_tokens(b"$JS.ACK.dom.HASH.O.C.1.17.5.9.0.rand"),
+                Some(("O", "C", 1, 17, 5, 9))
+            );
+            assert_eq!(ack_tokens(b"$JS.ACK.O.C.1.17.5.1.0.x"), None);
+            assert_eq!(ack_tokens(b"$JS.FC.O.C.1234"), None);
+            assert_eq!(ack_tokens(b"$JS.ACK.O.C.x.17.5.0.0"), None);
         }
     }
 }

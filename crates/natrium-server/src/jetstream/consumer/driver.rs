@@ -299,6 +299,11 @@ impl Task {
         match ev {
             Event::Stop => return false,
             Event::Updated => self.hot = Hot::of(&self.c, self.ctx.server.opts().max_payload),
+            Event::FlowControlReset => {
+                self.fc.fcid = None;
+                self.fc.fcsz = 0;
+                self.fc.pbytes = 0;
+            }
             Event::Ack {
                 tokens,
                 kind,
