@@ -586,9 +586,14 @@ impl Task {
             c.touch();
         }
         // Push idle heartbeat.
-        // Only while someone listens (nats-server's `isActive`).
-        if push && interest && self.hot.heartbeat > 0 && now - self.last_push >= self.hot.heartbeat
-        {
+        // Sent only while someone listens (nats-server's `isActive`); without a listener
+        // the beat is skipped, and the next one is a whole interval away (so the task
+        // does not wake again at once for it).
+        let beat = push && self.hot.heartbeat > 0 && now - self.last_push >= self.hot.heartbeat;
+        if beat && !interest {
+            self.last_push = now;
+        }
+        if beat && interest {
             let d = m.delivered();
             let mut headers = vec![
                 ("Nats-Last-Consumer", d.consumer.to_string()),
