@@ -122,14 +122,19 @@ pub fn send_signal_command(arg: &str) -> Result<(), SignalError> {
     Ok(())
 }
 
-/// Write the PID file and the ports file, if asked for.
+/// Write the PID file, if asked for: before the server starts, as nats-server does, so
+/// whoever waits for "Server is ready" finds it written.
+fn write_pid_file(opts: &Options, log: &Logger) {
+    if let Some(p) = &opts.pid_file
+        && let Err(e) = std::fs::write(p, std::process::id().to_string())
+    {
+        error!(log, "Could not write pidfile: {}", e);
+    }
+}
+
+/// Write the ports file, if asked for (the ports are known once the server listens).
 fn write_process_files(opts: &Options, server: &Server, http: Option<std::net::SocketAddr>) {
     let pid = std::process::id();
-    if let Some(p) = &opts.pid_file
-        && let Err(e) = std::fs::write(p, pid.to_string())
-    {
-        error!(server.shared().log, "Could not write pidfile: {}", e);
-    }
     if let Some(dir) = &opts.ports_file_dir {
         let exe = std::env::current_exe()
             .ok()
@@ -271,6 +276,7 @@ pub async fn run_until_stopped(
     let mut sigusr2 =
         signal(SignalKind::user_defined2()).map_err(|e| StartError::Options(e.to_string()))?;
 
+    write_pid_file(&opts, &logger);
     let mut server = Server::start(opts.clone(), logger.clone()).await?;
     let http = monitor::start(server.shared().clone()).await?;
     write_process_files(&opts, &server, http.as_ref().map(|h| h.addr));
