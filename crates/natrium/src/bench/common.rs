@@ -19,6 +19,7 @@ use std::time::Duration;
 use async_nats::{Client, Event, Subject, Subscriber};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
+use hdrhistogram::Histogram;
 use tokio::sync::{Barrier, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
@@ -432,9 +433,84 @@ pub async fn join<T>(handle: JoinHandle<T>) -> Result<T> {
         .map_err(|e| Error::Internal(format!("benchmark task failed: {e}")))
 }
 
+/// Awaits every task (so none is left running), then returns their results in order,
+/// or the first task's error.
+pub async fn join_all<T>(handles: Vec<JoinHandle<Result<T>>>) -> Result<Vec<T>> {
+    let mut results = Vec::with_capacity(handles.len());
+    for h in handles {
+        results.push(join(h).await?);
+    }
+    results.into_iter().collect()
+}
+
+/// Largest latency a histogram tracks (larger values are clamped): one hour in
+/// nanoseconds.
+pub const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
+
+/// An empty latency histogram (nanoseconds, 3 significant digits).
+pub fn latency_histogram() -> Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+        .map_err(|e| Error::Internal(format!("cannot create latency histogram: {e}")))
+}
+
+/// The clients' latency histograms added up.
+pub fn merge_histograms<'a>(
+    parts: impl IntoIterator<Item = &'a Histogram<u64>>,
+) -> Result<Histogram<u64>> {
+    let mut all = latency_histogram()?;
+    for h in parts {
+        all.add(h)
+            .map_err(|e| Error::Internal(format!("cannot merge latency histograms: {e}")))?;
+    }
+    Ok(all)
+}
+
+/// Seconds from the earliest start to the latest end of the clients' `(start, end)`
+/// spans; 0 without any.
+pub fn span(spans: impl IntoIterator<Item = (Instant, Instant)>) -> f64 {
+    let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+    for (s, e) in spans {
+        first = Some(first.map_or(s, |f| f.min(s)));
+        last = Some(last.map_or(e, |l| l.max(e)));
+    }
+    match (first, last) {
+        (Some(s), Some(e)) => e.duration_since(s).as_secs_f64(),
+        _ => 0.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn span_runs_from_the_first_start_to_the_last_end() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(span([(at(10), at(500)), (at(0), at(300))]), 0.5);
+        assert_eq!(span([]), 0.0);
+    }
+
+    #[test]
+    fn merged_latency_reports_percentiles_only_when_something_was_timed() {
+        let mut a = latency_histogram().expect("histogram");
+        a.record(2_000).expect("record");
+        let mut b = latency_histogram().expect("histogram");
+        b.record(4_000).expect("record");
+        let all = merge_histograms([&a, &b]).expect("merge");
+        assert_eq!(all.len(), 2);
+        let health = Health::default();
+        let r = super::super::report::Report::new("t", "s", &health).with_latency(&all);
+        assert_eq!(r.max_us.map(|v| v.round()), Some(4.0));
+        assert!(
+            r.p50_us.is_some_and(|v| (1.9..=2.1).contains(&v)),
+            "{:?}",
+            r.p50_us
+        );
+        let none = merge_histograms([]).expect("merge");
+        let r = super::super::report::Report::new("t", "s", &health).with_latency(&none);
+        assert!(r.p50_us.is_none() && r.mean_us.is_none());
+    }
 
     #[test]
     fn split_spreads_remainder() {

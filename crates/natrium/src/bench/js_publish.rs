@@ -25,16 +25,14 @@ use tokio::sync::Barrier;
 use tokio::time::{Instant, timeout_at};
 
 use super::CommonArgs;
-use super::common::{Bench, GRACE, join, payload, split};
+use super::common::{
+    Bench, GRACE, join_all, latency_histogram, merge_histograms, payload, span, split,
+};
 use super::jetstream::{StreamArgs, context, prepare_stream, publish_window};
 use super::report::{ClientStats, Report, finish, rate};
 use crate::connect::ConnectArgs;
 use crate::error::{Error, Result};
 use crate::units::parse_size;
-
-/// Largest latency the histogram tracks (larger values are clamped): one
-/// hour in nanoseconds.
-const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 
 /// Flags of `bench js-pub`.
 #[derive(Args, Debug)]
@@ -91,11 +89,6 @@ struct Outcome {
     hist: Option<Histogram<u64>>,
 }
 
-fn new_histogram() -> Result<Histogram<u64>> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
-        .map_err(|e| Error::Internal(format!("cannot create latency histogram: {e}")))
-}
-
 async fn measure(bench: &Bench<'_>, args: &JsPubArgs) -> Result<Report> {
     let n = args.pubs as usize;
     let window = if args.sync {
@@ -134,35 +127,11 @@ async fn measure(bench: &Bench<'_>, args: &JsPubArgs) -> Result<Report> {
             })
         })
         .collect();
-    let mut outcomes = Vec::with_capacity(n);
-    let mut first_err = None;
-    for h in handles {
-        match join(h).await? {
-            Ok(o) => outcomes.push(o),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
+    let outcomes = join_all(handles).await?;
 
-    let mut hist = None;
-    for o in &outcomes {
-        if let Some(h) = &o.hist {
-            hist.get_or_insert(new_histogram()?)
-                .add(h)
-                .map_err(|e| Error::Internal(format!("cannot merge latency histograms: {e}")))?;
-        }
-    }
-    let hist = hist.filter(|h| !h.is_empty());
-    let start = outcomes.iter().map(|o| o.start).min();
-    let end = outcomes.iter().map(|o| o.end).max();
-    let seconds = match (start, end) {
-        (Some(s), Some(e)) => e.duration_since(s).as_secs_f64(),
-        _ => 0.0,
-    };
+    // Sync publishers time each ack; async ones report no latency.
+    let hist = merge_histograms(outcomes.iter().filter_map(|o| o.hist.as_ref()))?;
+    let seconds = span(outcomes.iter().map(|o| (o.start, o.end)));
     let acked: u64 = outcomes.iter().map(|o| o.acked).sum();
     let size = args.size as u64;
     let clients = outcomes
@@ -173,10 +142,6 @@ async fn measure(bench: &Bench<'_>, args: &JsPubArgs) -> Result<Report> {
             ClientStats::new("pub", i + 1, o.acked, o.acked * size, secs)
         })
         .collect();
-    let us = |q: f64| {
-        hist.as_ref()
-            .map(|h| h.value_at_quantile(q) as f64 / 1000.0)
-    };
     let complete = acked == args.msgs;
     let msgs_per_sec = rate(acked, seconds);
     Ok(Report {
@@ -188,11 +153,6 @@ async fn measure(bench: &Bench<'_>, args: &JsPubArgs) -> Result<Report> {
         bytes_per_sec: rate(acked * size, seconds),
         published: acked,
         pub_msgs_per_sec: Some(msgs_per_sec),
-        p50_us: us(0.50),
-        p90_us: us(0.90),
-        p99_us: us(0.99),
-        max_us: hist.as_ref().map(|h| h.max() as f64 / 1000.0),
-        mean_us: hist.as_ref().map(|h| h.mean() / 1000.0),
         stop_reason: if complete { "complete" } else { "deadline" },
         complete,
         clients,
@@ -201,7 +161,8 @@ async fn measure(bench: &Bench<'_>, args: &JsPubArgs) -> Result<Report> {
         variant: Some(if args.sync { "sync" } else { "async" }),
         max_pending: Some(window as u64),
         ..Report::new("js-pub", &bench.subject, &bench.health)
-    })
+    }
+    .with_latency(&hist))
 }
 
 /// Publishes `count` messages one at a time, timing each ack.
@@ -212,7 +173,7 @@ async fn sync_loop(
     count: u64,
     deadline: Instant,
 ) -> Result<Outcome> {
-    let mut hist = new_histogram()?;
+    let mut hist = latency_histogram()?;
     let op = || format!("publish to stream subject {:?}", subject.as_str());
     let start = Instant::now();
     let mut acked = 0u64;

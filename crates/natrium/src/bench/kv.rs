@@ -19,15 +19,14 @@ use tokio::sync::Barrier;
 use tokio::time::{Instant, timeout_at};
 
 use super::CommonArgs;
-use super::common::{Bench, GRACE, join, payload, split};
+use super::common::{
+    Bench, GRACE, join_all, latency_histogram, merge_histograms, payload, span, split,
+};
 use super::jetstream::{Storage, context};
 use super::report::{ClientStats, Report, finish, rate};
 use crate::connect::ConnectArgs;
 use crate::error::{Error, Result};
 use crate::units::parse_size;
-
-/// Largest latency the histogram tracks: one hour in nanoseconds.
-const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 
 /// The bucket a run uses unless told otherwise; the only one it deletes and recreates.
 const DEFAULT_BUCKET: &str = "natrium-bench";
@@ -103,11 +102,6 @@ struct Outcome {
     start: Instant,
     end: Instant,
     hist: Histogram<u64>,
-}
-
-fn new_histogram() -> Result<Histogram<u64>> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
-        .map_err(|e| Error::Internal(format!("cannot create latency histogram: {e}")))
 }
 
 /// Deletes the bucket if it exists and creates it with the run's settings.
@@ -196,31 +190,10 @@ async fn measure(bench: &Bench<'_>, args: &KvArgs) -> Result<Report> {
             op_loop(&store, op, &keys, offset, &body, count, deadline).await
         }));
     }
-    let mut outcomes = Vec::with_capacity(n);
-    let mut first_err = None;
-    for h in handles {
-        match join(h).await? {
-            Ok(o) => outcomes.push(o),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
+    let outcomes = join_all(handles).await?;
 
-    let mut hist = new_histogram()?;
-    for o in &outcomes {
-        hist.add(&o.hist)
-            .map_err(|e| Error::Internal(format!("cannot merge latency histograms: {e}")))?;
-    }
-    let start = outcomes.iter().map(|o| o.start).min();
-    let end = outcomes.iter().map(|o| o.end).max();
-    let seconds = match (start, end) {
-        (Some(s), Some(e)) => e.duration_since(s).as_secs_f64(),
-        _ => 0.0,
-    };
+    let hist = merge_histograms(outcomes.iter().map(|o| &o.hist))?;
+    let seconds = span(outcomes.iter().map(|o| (o.start, o.end)));
     let done: u64 = outcomes.iter().map(|o| o.done).sum();
     let size = args.size as u64;
     let clients = outcomes
@@ -231,7 +204,6 @@ async fn measure(bench: &Bench<'_>, args: &KvArgs) -> Result<Report> {
             ClientStats::new("kv", i + 1, o.done, o.done * size, secs)
         })
         .collect();
-    let us = |q: f64| (!hist.is_empty()).then(|| hist.value_at_quantile(q) as f64 / 1000.0);
     let complete = done == args.msgs;
     let msgs_per_sec = rate(done, seconds);
     Ok(Report {
@@ -242,11 +214,6 @@ async fn measure(bench: &Bench<'_>, args: &KvArgs) -> Result<Report> {
         msgs_per_sec,
         bytes_per_sec: rate(done * size, seconds),
         published: done,
-        p50_us: us(0.50),
-        p90_us: us(0.90),
-        p99_us: us(0.99),
-        max_us: (!hist.is_empty()).then(|| hist.max() as f64 / 1000.0),
-        mean_us: (!hist.is_empty()).then(|| hist.mean() / 1000.0),
         stop_reason: if complete { "complete" } else { "deadline" },
         complete,
         clients,
@@ -257,7 +224,8 @@ async fn measure(bench: &Bench<'_>, args: &KvArgs) -> Result<Report> {
             KvOp::Get => "get",
         }),
         ..Report::new("kv", &format!("$KV.{}.>", args.bucket), &bench.health)
-    })
+    }
+    .with_latency(&hist))
 }
 
 /// Runs `count` operations one after another on keys `offset`, `offset + 1`, …
@@ -271,7 +239,7 @@ async fn op_loop(
     count: u64,
     deadline: Instant,
 ) -> Result<Outcome> {
-    let mut hist = new_histogram()?;
+    let mut hist = latency_histogram()?;
     let start = Instant::now();
     let mut done = 0u64;
     let n = keys.len() as u64;

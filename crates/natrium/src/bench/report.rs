@@ -118,6 +118,21 @@ pub struct ClientStats {
 }
 
 impl Report {
+    /// This report with the latency percentiles, maximum and mean of `hist` in
+    /// microseconds (left out when it holds nothing).
+    pub fn with_latency(mut self, hist: &hdrhistogram::Histogram<u64>) -> Self {
+        if hist.is_empty() {
+            return self;
+        }
+        let us = |ns: u64| Some(ns as f64 / 1000.0);
+        self.p50_us = us(hist.value_at_quantile(0.50));
+        self.p90_us = us(hist.value_at_quantile(0.90));
+        self.p99_us = us(hist.value_at_quantile(0.99));
+        self.max_us = us(hist.max());
+        self.mean_us = Some(hist.mean() / 1000.0);
+        self
+    }
+
     /// An empty report for `mode`, carrying the run's connection-health
     /// counters; each mode fills in what it measured.
     pub fn new(mode: &'static str, subject: &str, health: &Health) -> Self {

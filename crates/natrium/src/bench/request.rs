@@ -22,7 +22,9 @@ use tokio::sync::Barrier;
 use tokio::time::{Instant, timeout_at};
 
 use super::CommonArgs;
-use super::common::{Bench, GRACE, join, payload, split};
+use super::common::{
+    Bench, GRACE, join_all, latency_histogram, merge_histograms, payload, span, split,
+};
 use super::report::{ClientStats, Report, finish, rate};
 use crate::connect::ConnectArgs;
 use crate::error::{Error, Result};
@@ -30,10 +32,6 @@ use crate::units::parse_size;
 
 /// Queue group the repliers join when there is more than one.
 const QUEUE_GROUP: &str = "natrium-bench-repliers";
-
-/// Largest latency the histogram tracks (larger values are clamped): one
-/// hour in nanoseconds.
-const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 
 /// Flags of `bench request`.
 #[derive(Args, Debug)]
@@ -84,11 +82,6 @@ struct ReqOutcome {
     end: Instant,
 }
 
-fn new_histogram() -> Result<Histogram<u64>> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
-        .map_err(|e| Error::Internal(format!("cannot create latency histogram: {e}")))
-}
-
 /// Answers every request on `client`'s subscription with its own payload.
 async fn reply_loop(client: Client, mut sub: async_nats::Subscriber) {
     while let Some(msg) = sub.next().await {
@@ -124,34 +117,14 @@ async fn measure(bench: &Bench<'_>, args: &RequestArgs) -> Result<Report> {
             tokio::spawn(request_loop(client, subject, body, count, gate, deadline))
         })
         .collect();
-    let mut outcomes = Vec::with_capacity(nreq);
-    let mut first_err = None;
-    for h in handles {
-        match join(h).await? {
-            Ok(o) => outcomes.push(o),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
+    let outcomes = join_all(handles).await;
     for r in &repliers {
         r.abort();
     }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
+    let outcomes = outcomes?;
 
-    let mut hist = new_histogram()?;
-    for o in &outcomes {
-        hist.add(&o.hist)
-            .map_err(|e| Error::Internal(format!("cannot merge latency histograms: {e}")))?;
-    }
-    let start = outcomes.iter().map(|o| o.start).min();
-    let end = outcomes.iter().map(|o| o.end).max();
-    let seconds = match (start, end) {
-        (Some(s), Some(e)) => e.duration_since(s).as_secs_f64(),
-        _ => 0.0,
-    };
+    let hist = merge_histograms(outcomes.iter().map(|o| &o.hist))?;
+    let seconds = span(outcomes.iter().map(|o| (o.start, o.end)));
     let done: u64 = outcomes.iter().map(|o| o.done).sum();
     let size = args.size as u64;
     let clients = outcomes
@@ -162,8 +135,6 @@ async fn measure(bench: &Bench<'_>, args: &RequestArgs) -> Result<Report> {
             ClientStats::new("req", i + 1, o.done, o.done * size * 2, secs)
         })
         .collect();
-    let us = |ns: u64| Some(ns as f64 / 1000.0);
-    let has = !hist.is_empty();
     let complete = done == args.msgs;
     Ok(Report {
         msgs: args.msgs,
@@ -177,16 +148,12 @@ async fn measure(bench: &Bench<'_>, args: &RequestArgs) -> Result<Report> {
         expected: args.msgs,
         received: done,
         missing: args.msgs - done,
-        p50_us: us(hist.value_at_quantile(0.50)).filter(|_| has),
-        p90_us: us(hist.value_at_quantile(0.90)).filter(|_| has),
-        p99_us: us(hist.value_at_quantile(0.99)).filter(|_| has),
-        max_us: us(hist.max()).filter(|_| has),
-        mean_us: Some(hist.mean() / 1000.0).filter(|_| has),
         stop_reason: if complete { "complete" } else { "deadline" },
         complete,
         clients,
         ..Report::new("request", &bench.subject, &bench.health)
-    })
+    }
+    .with_latency(&hist))
 }
 
 /// Makes `count` sequential requests, recording each round trip's latency.
@@ -198,7 +165,7 @@ async fn request_loop(
     gate: Arc<Barrier>,
     deadline: Instant,
 ) -> Result<ReqOutcome> {
-    let mut hist = new_histogram()?;
+    let mut hist = latency_histogram()?;
     let op = || format!("request on {:?}", subject.as_str());
     // Warm up, then meet the others at the gate even on failure, so that
     // one failing requester doesn't leave the rest waiting there.
