@@ -842,3 +842,41 @@ async def test_external_source_through_a_durable_consumer(start_js_server, case)
     finally:
         await pub.close()
         await internal.close()
+
+
+@async_test()
+async def test_a_durable_consumer_source_recovers_from_a_refused_copy(js_server):
+    """A copy the sourcing stream refuses (discard new at max_msgs) stops the link; once
+    the limit is raised the rest comes through, each message once, and the origin's
+    consumer ends acknowledged."""
+    nc = await connect(js_server.url)
+    js = nc.jetstream()
+    try:
+        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"]})
+        r = await api(nc, "CONSUMER.CREATE.O.C", {"stream_name": "O", "config": {
+            "durable_name": "C", "deliver_subject": "drf", "ack_policy": "flow_control",
+            "max_ack_pending": 100}})
+        assert "error" not in r, r
+        for i in range(5):
+            await js.publish("o.a", f"m{i}".encode())
+        cfg = {"name": "S", "max_msgs": 2, "discard": "new",
+               "sources": [{"name": "O", "consumer": {"name": "C", "deliver_subject": "drf"}}]}
+        r = await api(nc, "STREAM.CREATE.S", cfg)
+        assert "error" not in r, r
+        await until(nc, "S", lambda i: i["state"]["messages"] == 2)
+        await asyncio.sleep(1)
+        assert (await api(nc, "STREAM.INFO.S"))["state"]["messages"] == 2
+        r = await api(nc, "STREAM.UPDATE.S", {**cfg, "max_msgs": -1})
+        assert "error" not in r, r
+        await until(nc, "S", lambda i: i["state"]["messages"] == 5, timeout=20)
+        bodies = [(await must(nc, "S", s))[2] for s in range(1, 6)]
+        assert bodies == [f"m{i}" for i in range(5)], bodies
+        deadline = time.monotonic() + 15
+        while True:
+            c = await api(nc, "CONSUMER.INFO.O.C")
+            if (c["ack_floor"]["stream_seq"], c["num_ack_pending"]) == (5, 0):
+                break
+            assert time.monotonic() < deadline, c
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()

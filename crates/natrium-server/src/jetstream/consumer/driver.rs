@@ -299,11 +299,6 @@ impl Task {
         match ev {
             Event::Stop => return false,
             Event::Updated => self.hot = Hot::of(&self.c, self.ctx.server.opts().max_payload),
-            Event::FlowControlReset => {
-                self.fc.fcid = None;
-                self.fc.fcsz = 0;
-                self.fc.pbytes = 0;
-            }
             Event::Ack {
                 tokens,
                 kind,
@@ -328,14 +323,7 @@ impl Task {
                         .update_delivered(tokens.dseq, sseq, tokens.dc.max(1), now);
                     self.dirty = true;
                 }
-                if !self.ack_buf.is_empty() {
-                    self.c.last_ack.store(now, Ordering::Relaxed);
-                    for &(s, d) in &self.ack_buf {
-                        let _ = self.c.store.update_acks(d, s);
-                        self.acked.push(s);
-                    }
-                    self.dirty = true;
-                }
+                self.store_acked(now);
                 // An ack of a message never delivered gets no answer (nats-server).
                 if let Some(r) = reply
                     && sseq <= delivered
@@ -387,14 +375,21 @@ impl Task {
             }
             m.ack_into(sseq, AckKind::Ack, now, &mut self.ack_buf);
         }
-        if !self.ack_buf.is_empty() {
-            self.c.last_ack.store(now, Ordering::Relaxed);
-            for &(s, d) in &self.ack_buf {
-                let _ = self.c.store.update_acks(d, s);
-                self.acked.push(s);
-            }
-            self.dirty = true;
+        self.store_acked(now);
+    }
+
+    /// Records what the machine just acknowledged (`ack_buf`) in the consumer's store,
+    /// for retention, and as the last ack time.
+    fn store_acked(&mut self, now: i64) {
+        if self.ack_buf.is_empty() {
+            return;
         }
+        self.c.last_ack.store(now, Ordering::Relaxed);
+        for &(s, d) in &self.ack_buf {
+            let _ = self.c.store.update_acks(d, s);
+            self.acked.push(s);
+        }
+        self.dirty = true;
     }
 
     /// Advisories and metrics about an ack, sent before it is applied (they describe

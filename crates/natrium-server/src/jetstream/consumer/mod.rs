@@ -91,8 +91,6 @@ pub enum Event {
         /// everything up to there under the `flow_control` ack policy.
         last: Option<(u64, u64)>,
     },
-    /// The consumer was reset (`CONSUMER.RESET`): its flow-control window starts over.
-    FlowControlReset,
     /// The configuration changed.
     Updated,
     /// Stop the task.
@@ -470,9 +468,6 @@ impl Consumer {
             seq
         };
         self.store.reset(seq - 1).map_err(|e| e.to_string())?;
-        // A flow-control request out before the reset is forgotten with it: what went
-        // out is delivered again.
-        self.send(Event::FlowControlReset);
         self.wake();
         Ok(seq)
     }
