@@ -101,6 +101,11 @@ pub async fn stream_info(client: &Client, name: &str) -> Result<Value> {
     .await
 }
 
+/// The `config` object of a stream or consumer info, if it has one.
+pub fn config_of(info: &Value) -> Option<serde_json::Map<String, Value>> {
+    info.get("config").and_then(Value::as_object).cloned()
+}
+
 /// Reads stream `name`'s configuration, lets `change` edit it, and sends it back with
 /// `STREAM.UPDATE`; returns the server's answer (the updated stream info). `op` names
 /// the operation in errors.
@@ -111,14 +116,9 @@ pub async fn update_stream_config(
     change: impl FnOnce(&mut serde_json::Map<String, Value>) -> Result<()>,
 ) -> Result<Value> {
     let info = stream_info(client, name).await?;
-    let mut cfg = match info.get("config") {
-        Some(Value::Object(c)) => c.clone(),
-        _ => {
-            return Err(crate::error::Error::BadInput(format!(
-                "{op}: the stream info has no config"
-            )));
-        }
-    };
+    let mut cfg = config_of(&info).ok_or_else(|| {
+        crate::error::Error::BadInput(format!("{op}: the stream info has no config"))
+    })?;
     change(&mut cfg)?;
     request(
         client,

@@ -488,11 +488,7 @@ pub async fn run(conn: &ConnectArgs, a: ConsumerArgs) -> Result<()> {
             valid_name("consumer", &name)?;
             let client = conn.connect().await?;
             let info = jsapi::consumer_info(&client, &stream, &name).await?;
-            let mut c = info
-                .get("config")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
+            let mut c = jsapi::config_of(&info).unwrap_or_default();
             cfg.apply(&mut c);
             let resp = create(&client, &stream, &name, c, "update").await?;
             if json {
@@ -565,11 +561,7 @@ pub async fn run(conn: &ConnectArgs, a: ConsumerArgs) -> Result<()> {
             valid_name("consumer", &destination)?;
             let client = conn.connect().await?;
             let info = jsapi::consumer_info(&client, &stream, &source).await?;
-            let mut c = info
-                .get("config")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
+            let mut c = jsapi::config_of(&info).unwrap_or_default();
             c.insert("name".into(), json!(destination));
             // A durable source makes a durable copy; an ephemeral's copy is named, and
             // a named consumer is durable unless it sets an inactive threshold.

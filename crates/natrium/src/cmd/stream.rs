@@ -574,11 +574,7 @@ pub async fn run(conn: &ConnectArgs, a: StreamArgs) -> Result<()> {
             let info = jsapi::stream_info(&client, &name).await?;
             let mut c = match &config {
                 Some(p) => read_config(p)?,
-                None => info
-                    .get("config")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default(),
+                None => jsapi::config_of(&info).unwrap_or_default(),
             };
             cfg.apply(&mut c);
             c.insert("name".into(), json!(name));
@@ -884,11 +880,7 @@ pub async fn run(conn: &ConnectArgs, a: StreamArgs) -> Result<()> {
             valid_name("stream", &destination)?;
             let client = conn.connect().await?;
             let info = jsapi::stream_info(&client, &source).await?;
-            let mut c = info
-                .get("config")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
+            let mut c = jsapi::config_of(&info).unwrap_or_default();
             c.insert("name".into(), json!(destination));
             cfg.apply(&mut c);
             let resp = jsapi::request(
