@@ -277,18 +277,19 @@ impl Link {
         }
     }
 
-    /// The header block of a source's copy of `m` into `out` (replacing what it held):
-    /// the origin's headers, rewritten as `headers::sourced_block` does, with
-    /// `Nats-Stream-Source: <origin> <seq> <filter> <dest> <subject> <identity>`.
-    fn source_block(&self, out: &mut Vec<u8>, m: &StoredMsg, ident: &str) {
+    /// The header block of a source's copy of origin message `seq` (on `subject`, with
+    /// headers `hdrs`) into `out` (replacing what it held): the origin's headers,
+    /// rewritten as `headers::sourced_block` does, with `Nats-Stream-Source: <origin>
+    /// <seq> <filter> <dest> <subject> <identity>`.
+    fn source_block(&self, out: &mut Vec<u8>, seq: u64, subject: &str, hdrs: &[u8], ident: &str) {
         let mut parts = self.iname.splitn(3, ' ');
         let origin = parts.next().unwrap_or_default();
         let filter = parts.next().unwrap_or(">");
         let dest = parts.next().unwrap_or(">");
         headers::sourced_block(
             out,
-            &m.hdrs,
-            format_args!("{origin} {} {filter} {dest} {} {ident}", m.seq, m.subject),
+            hdrs,
+            format_args!("{origin} {seq} {filter} {dest} {subject} {ident}"),
         );
     }
 }
@@ -565,29 +566,54 @@ fn external_account(
     let answered_as = format!("$JS.API.{tail}");
     let acc = server.account(account)?;
     let imports = acc.import_config();
-    let admits = |exporter: &str, subject: &str, service: bool| {
-        server
-            .account(exporter)
-            .is_some_and(|e| e.export_for(subject, service, account).is_some())
-    };
     let api_of = imports.iter().filter(|i| i.service).find_map(|imp| {
         let (local, transform) = service_import_transform(&imp.subject, imp.to.as_deref());
         if !crate::sublist::subject_matches(local.as_bytes(), request.as_bytes()) {
             return None;
         }
         let mapped = transform.apply(request.as_bytes());
-        (mapped == answered_as.as_bytes() && admits(&imp.account, &answered_as, true))
-            .then(|| imp.account.clone())
+        (mapped == answered_as.as_bytes()
+            && admits(server, &imp.account, &answered_as, true, account))
+        .then(|| imp.account.clone())
     })?;
-    let delivered = imports.iter().any(|imp| {
-        !imp.service
-            && imp.account == api_of
+    imported_unrenamed(server, account, &api_of, &delivery, false).then_some(api_of)
+}
+
+/// Whether `exporter` exports `subject` (a service when `service`, else a stream) to
+/// `account`.
+fn admits(
+    server: &ServerShared,
+    exporter: &str,
+    subject: &str,
+    service: bool,
+    account: &str,
+) -> bool {
+    server
+        .account(exporter)
+        .is_some_and(|e| e.export_for(subject, service, account).is_some())
+}
+
+/// Whether `account` imports `subject` from `exporter` as it is (not renamed, no
+/// prefix; a service import when `service`, else a stream import), under an export
+/// that admits it.
+fn imported_unrenamed(
+    server: &ServerShared,
+    account: &str,
+    exporter: &str,
+    subject: &str,
+    service: bool,
+) -> bool {
+    let Some(acc) = server.account(account) else {
+        return false;
+    };
+    acc.import_config().iter().any(|imp| {
+        imp.service == service
+            && imp.account == exporter
             && imp.prefix.is_none()
             && imp.to.as_ref().is_none_or(|to| *to == imp.subject)
-            && crate::sublist::subject_matches(imp.subject.as_bytes(), delivery.as_bytes())
-            && admits(&imp.account, &delivery, false)
-    });
-    delivered.then_some(api_of)
+            && crate::sublist::subject_matches(imp.subject.as_bytes(), subject.as_bytes())
+            && admits(server, exporter, subject, service, account)
+    })
 }
 
 /// Whether flow-control answers from `account` reach consumer `consumer` of stream
@@ -603,18 +629,7 @@ fn fc_reaches(
     consumer: &str,
 ) -> bool {
     let reply = format!("$JS.FC.{origin}.{consumer}.x");
-    let Some(acc) = server.account(account) else {
-        return false;
-    };
-    acc.import_config().iter().any(|imp| {
-        imp.service
-            && imp.account == exporter
-            && imp.to.as_ref().is_none_or(|to| *to == imp.subject)
-            && crate::sublist::subject_matches(imp.subject.as_bytes(), reply.as_bytes())
-            && server
-                .account(exporter)
-                .is_some_and(|e| e.export_for(&reply, true, account).is_some())
-    })
+    imported_unrenamed(server, account, exporter, &reply, true)
 }
 
 /// Where a link starts reading in `origin` when the stream (`target`) holds nothing of
@@ -822,7 +837,7 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
                 let hdrs = (!m.hdrs.is_empty()).then_some(&m.hdrs[..]);
                 target.enqueue_sourced(subject, hdrs, &m.payload, by)
             } else {
-                link.source_block(&mut block, &m, &ident);
+                link.source_block(&mut block, m.seq, &m.subject, &m.hdrs, &ident);
                 target.enqueue_sourced(subject, Some(&block), &m.payload, by)
             };
             match queued {
@@ -914,14 +929,16 @@ mod through_consumer {
     /// What the deliver-subject subscription hands to the link.
     enum Pushed {
         /// A delivery: stream and consumer sequences and the stored time, from its ack
-        /// reply.
+        /// reply; its subject, headers and payload copied into one buffer.
         Msg {
-            subject: String,
             sseq: u64,
             dseq: u64,
             ts: i64,
-            hdrs: Vec<u8>,
-            payload: Vec<u8>,
+            data: Vec<u8>,
+            /// Where the subject ends in `data`.
+            subject_end: usize,
+            /// Where the headers end in `data` (the payload follows).
+            hdrs_end: usize,
         },
         /// A flow-control request to answer on `reply`: a request, or the unanswered one
         /// an idle heartbeat names (`Nats-Consumer-Stalled`), as nats-server answers both.
@@ -1003,13 +1020,18 @@ mod through_consumer {
                 if !named || count != 1 {
                     return true;
                 }
+                let mut data =
+                    Vec::with_capacity(msg.subject.len() + hdrs.len() + msg.payload.len());
+                data.extend_from_slice(msg.subject);
+                data.extend_from_slice(hdrs);
+                data.extend_from_slice(msg.payload);
                 Pushed::Msg {
-                    subject: String::from_utf8_lossy(msg.subject).into_owned(),
                     sseq,
                     dseq,
                     ts,
-                    hdrs: hdrs.to_vec(),
-                    payload: msg.payload.to_vec(),
+                    data,
+                    subject_end: msg.subject.len(),
+                    hdrs_end: msg.subject.len() + hdrs.len(),
                 }
             };
             let _ = self.tx.send(pushed);
@@ -1237,13 +1259,19 @@ mod through_consumer {
             match pushed {
                 Pushed::Alive => {}
                 Pushed::Msg {
-                    subject,
                     sseq,
                     dseq,
                     ts,
-                    hdrs,
-                    payload,
+                    data,
+                    subject_end,
+                    hdrs_end,
                 } => {
+                    let (subject, rest) = data.split_at(subject_end);
+                    let (hdrs, payload) = rest.split_at(hdrs_end - subject_end);
+                    // The protocol parser takes only UTF-8 subjects.
+                    let Ok(subject) = std::str::from_utf8(subject) else {
+                        continue;
+                    };
                     // A gap in the consumer's sequence: something was missed; reset.
                     if dseq != last_dseq + 1 {
                         break Ended::Refused;
@@ -1256,7 +1284,7 @@ mod through_consumer {
                         }
                         continue;
                     }
-                    let mapped = link.map_subject(&subject);
+                    let mapped = link.map_subject(subject);
                     let by = SourcedBy {
                         link: link.clone(),
                         origin_seq: sseq,
@@ -1265,23 +1293,15 @@ mod through_consumer {
                     // A mirror keeps the origin's headers; a source's copy says where it
                     // came from.
                     let block: Option<&[u8]> = if link.mirror {
-                        (!hdrs.is_empty()).then_some(&hdrs[..])
+                        (!hdrs.is_empty()).then_some(hdrs)
                     } else {
-                        let m = StoredMsg {
-                            seq: sseq,
-                            ts,
-                            subject: subject.clone(),
-                            hdrs: hdrs.into(),
-                            payload: bytes::Bytes::new(),
-                            ttl: None,
-                        };
-                        link.source_block(&mut block, &m, &ident);
+                        link.source_block(&mut block, sseq, subject, hdrs, &ident);
                         Some(&block)
                     };
                     match target.enqueue_sourced(
-                        mapped.as_deref().unwrap_or(&subject),
+                        mapped.as_deref().unwrap_or(subject),
                         block,
-                        &payload,
+                        payload,
                         by,
                     ) {
                         Ok(n) => {
@@ -1400,7 +1420,7 @@ mod tests {
             ttl: None,
         };
         let mut block = b"left over".to_vec();
-        link.source_block(&mut block, &m, "ID");
+        link.source_block(&mut block, m.seq, &m.subject, &m.hdrs, "ID");
         assert_eq!(
             block,
             b"NATS/1.0\r\nK: v\r\nNats-Stream-Source: O 3 o.0 t.0 o.0 ID\r\n\r\n"
