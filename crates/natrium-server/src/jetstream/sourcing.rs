@@ -905,14 +905,15 @@ async fn run(link: Arc<Link>, stream: Weak<Stream>, server: Arc<ServerShared>) {
 ///
 /// Why not the store reads of [`run`]: the consumer is the origin side's record of how
 /// far the link got (its ack floor), and its filters decide what is copied, so the link
-/// drives it as nats-server's does: it subscribes to the deliver subject, resets the
-/// consumer to where the copies end (nats-server: to its ack floor), copies each
-/// delivery (a mirror at the origin's sequence and time; a source as a copy whose
-/// `Nats-Stream-Source` names `<origin>:C=<hash of the consumer name>`), and answers each flow-control request, once the copies before it
-/// are durable, with `Nats-Last-Stream` / `Nats-Last-Consumer`, which acknowledges them
-/// on the origin. A copy the stream refuses, or a full stream queue, restarts the link
-/// from its last durable copy (the consumer is reset there), so nothing is skipped and
-/// nothing stored twice.
+/// drives it as nats-server's does: it resets the consumer to its ack floor, then
+/// subscribes to the deliver subject, copies each delivery (a mirror at the origin's
+/// sequence and time; a source as a copy whose `Nats-Stream-Source` names
+/// `<origin>:C=<hash of the consumer name>`), skipping what it holds already, and
+/// answers each flow-control request (or the one a heartbeat reports stalled), once the
+/// copies before it are durable, with `Nats-Last-Stream` / `Nats-Last-Consumer`, which
+/// acknowledges them on the origin. A copy the stream refuses, a full stream queue or a
+/// gap in the consumer's sequence starts a new round from the ack floor, so nothing is
+/// skipped and nothing stored twice.
 ///
 /// Bounded memory: deliveries wait in an unbounded channel, but the consumer's flow
 /// control stops it once a window of unanswered bytes is out, and requests are answered
