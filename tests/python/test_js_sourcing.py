@@ -31,6 +31,22 @@ async def until(nc, stream: str, pred, timeout: float = 10.0) -> dict:
         await asyncio.sleep(0.05)
 
 
+async def consumer_until(nc, stream: str, name: str, pred, timeout: float = 10.0) -> dict:
+    """CONSUMER.INFO of `stream` > `name` once `pred` holds for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await api(nc, f"CONSUMER.INFO.{stream}.{name}")
+        if pred(info):
+            return info
+        assert time.monotonic() < deadline, f"{stream} > {name} never got there: {info}"
+        await asyncio.sleep(0.05)
+
+
+def floors(c: dict) -> tuple[int, int, int]:
+    """A consumer's (ack floor, delivered) stream sequences and acks pending."""
+    return c["ack_floor"]["stream_seq"], c["delivered"]["stream_seq"], c["num_ack_pending"]
+
+
 async def msg(nc, stream: str, seq: int):
     r = await api(nc, f"STREAM.MSG.GET.{stream}", {"seq": seq})
     if "message" not in r:
@@ -649,23 +665,13 @@ async def test_a_source_through_a_durable_consumer(js_server):
         assert (subject, body) == ("o.a", "a0")
         assert without_identity(hdrs) == "NATS/1.0|Nats-Stream-Source: O:C=jZ6RvVRH 1 > > o.a||", hdrs
 
-        async def consumer_floor():
-            c = await api(nc, "CONSUMER.INFO.O.C")
-            return c["ack_floor"]["stream_seq"], c["delivered"]["stream_seq"], c["num_ack_pending"]
-
-        deadline = time.monotonic() + 10
-        while (f := await consumer_floor()) != (5, 5, 0):
-            assert time.monotonic() < deadline, f
-            await asyncio.sleep(0.05)
+        await consumer_until(nc, "O", "C", lambda c: floors(c) == (5, 5, 0))
 
         # More later: copied, and acked on the origin.
         for i in range(3):
             await js.publish("o.a", f"later{i}".encode())
         await until(nc, "S", lambda i: i["state"]["messages"] == 8)
-        deadline = time.monotonic() + 10
-        while (f := await consumer_floor()) != (9, 9, 0):
-            assert time.monotonic() < deadline, f
-            await asyncio.sleep(0.05)
+        await consumer_until(nc, "O", "C", lambda c: floors(c) == (9, 9, 0))
         bodies = [(await must(nc, "S", s))[2] for s in range(1, 9)]
         assert bodies == ["a0", "a1", "a2", "a3", "a4", "later0", "later1", "later2"], bodies
         info = await api(nc, "STREAM.INFO.S")
@@ -677,10 +683,7 @@ async def test_a_source_through_a_durable_consumer(js_server):
         assert (await api(nc, "CONSUMER.INFO.O.C")).get("push_bound") is True
         r = await api(nc, "STREAM.UPDATE.S", {"name": "S", "sources": []})
         assert "error" not in r, r
-        deadline = time.monotonic() + 10
-        while (await api(nc, "CONSUMER.INFO.O.C")).get("push_bound"):
-            assert time.monotonic() < deadline, "still bound"
-            await asyncio.sleep(0.05)
+        await consumer_until(nc, "O", "C", lambda c: not c.get("push_bound"))
         await js.publish("o.a", b"not copied")
         await asyncio.sleep(0.5)
         assert (await api(nc, "STREAM.INFO.S"))["state"]["messages"] == 8
@@ -692,10 +695,8 @@ async def test_a_source_through_a_durable_consumer(js_server):
         r = await api(nc, "STREAM.CREATE.S3", {"name": "S3", "sources": [
             {"name": "O", "consumer": {"name": "EX", "deliver_subject": "dex"}}]})
         assert "error" not in r, r
-        deadline = time.monotonic() + 10
-        while "error" not in (src := (await api(nc, "STREAM.INFO.S3"))["sources"][0]):
-            assert time.monotonic() < deadline, src
-            await asyncio.sleep(0.1)
+        info = await until(nc, "S3", lambda i: "error" in i["sources"][0])
+        src = info["sources"][0]
         assert src["error"]["err_code"] == 10217, src
         assert (await api(nc, "STREAM.INFO.S3"))["state"]["messages"] == 0
 
@@ -776,13 +777,8 @@ async def test_a_mirror_through_a_durable_consumer(js_server):
             got = await must(nc, "M", seq)
             want = await must(nc, "O", seq)
             assert got == want, (seq, got, want)
-        deadline = time.monotonic() + 10
-        while True:
-            c = await api(nc, "CONSUMER.INFO.O.C")
-            if (c["ack_floor"]["stream_seq"], c["num_ack_pending"]) == (3, 0):
-                break
-            assert time.monotonic() < deadline, c
-            await asyncio.sleep(0.05)
+        await consumer_until(
+            nc, "O", "C", lambda c: (c["ack_floor"]["stream_seq"], c["num_ack_pending"]) == (3, 0))
         info = await api(nc, "STREAM.INFO.M")
         assert info["mirror"]["name"] == "O" and "error" not in info["mirror"], info["mirror"]
     finally:
@@ -871,12 +867,8 @@ async def test_a_durable_consumer_source_recovers_from_a_refused_copy(js_server)
         await until(nc, "S", lambda i: i["state"]["messages"] == 5, timeout=20)
         bodies = [(await must(nc, "S", s))[2] for s in range(1, 6)]
         assert bodies == [f"m{i}" for i in range(5)], bodies
-        deadline = time.monotonic() + 15
-        while True:
-            c = await api(nc, "CONSUMER.INFO.O.C")
-            if (c["ack_floor"]["stream_seq"], c["num_ack_pending"]) == (5, 0):
-                break
-            assert time.monotonic() < deadline, c
-            await asyncio.sleep(0.1)
+        await consumer_until(
+            nc, "O", "C", lambda c: (c["ack_floor"]["stream_seq"], c["num_ack_pending"]) == (5, 0),
+            timeout=15)
     finally:
         await nc.close()
