@@ -942,9 +942,11 @@ impl Task {
             self.c.touch();
             return false;
         }
-        self.c.stream.remove_consumer(&self.c.name);
+        // Files first, then the listing: whoever sees the consumer gone (CONSUMER.NAMES)
+        // must find its files gone too, as after a CONSUMER.DELETE's answer.
         self.c.stop();
         self.c.delete_state();
+        self.c.stream.remove_consumer(&self.c.name);
         let c = &self.c;
         advisory::send(
             &mut self.ctx,
