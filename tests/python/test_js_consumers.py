@@ -1152,6 +1152,77 @@ async def test_reset_odd(shared_js, case):
         assert_json(await c.capi("CONSUMER.RESET.ORDERS.A", body), expected)
 
 
+def reset_summary(text: str):
+    """A reset answer as (reset_seq, ack floor's stream seq, num_pending), or its error."""
+    d = json.loads(text)
+    if "error" in d:
+        return d["error"]["err_code"], d["error"]["description"]
+    return d["reset_seq"], d["ack_floor"]["stream_seq"], d["num_pending"]
+
+
+@async_test()
+async def test_reset_keeps_to_the_deliver_policy(shared_js):
+    """A chosen reset sequence may not go below a by_start_sequence or by_start_time
+    start, and last/new/last_per_subject consumers take none (10204); a reset to the
+    ack floor is always allowed. A sequence below the stream's first is kept as given."""
+    async with fresh_client(shared_js) as c:
+        await orders(c, 10)
+        got = json.loads((await c.req("$JS.API.STREAM.MSG.GET.ORDERS", {"seq": 6})).data)
+        at_six = got["message"]["time"]  # raw: capi's answers have times masked
+        await make_consumer(c, "ORDERS", "SS", deliver_policy="by_start_sequence", opt_start_seq=5)
+        await make_consumer(c, "ORDERS", "ST", deliver_policy="by_start_time", opt_start_time=at_six)
+        await make_consumer(c, "ORDERS", "LAST", deliver_policy="last")
+        await make_consumer(c, "ORDERS", "NEW", deliver_policy="new")
+        await make_consumer(c, "ORDERS", "LPS", deliver_policy="last_per_subject", filter_subject="orders.>")
+        await make_consumer(c, "ORDERS", "ALL")
+        cases = [
+            ("SS", 4, (10204, "invalid reset: below start seq")),
+            ("SS", 5, (5, 4, 6)),
+            ("ST", 5, (10204, "invalid reset: below start time")),
+            ("ST", 6, (6, 5, 5)),
+            ("ST", None, (6, 5, 5)),
+            ("LAST", 3, (10204, "invalid reset: not allowed")),
+            ("LAST", None, (10, 9, 1)),
+            ("NEW", 2, (10204, "invalid reset: not allowed")),
+            ("LPS", 1, (10204, "invalid reset: not allowed")),
+            ("ALL", 3, (3, 2, 8)),
+        ]
+        for name, seq, want in cases:
+            body = {"seq": seq} if seq else None
+            got = reset_summary(await c.capi(f"CONSUMER.RESET.ORDERS.{name}", body))
+            assert got == want, (name, seq, got)
+        # The refused resets changed nothing.
+        d = json.loads(await c.capi("CONSUMER.INFO.ORDERS.LAST"))
+        assert d["ack_floor"]["stream_seq"] == 9, d
+        # Below the first sequence (after a purge): kept as given, delivery skips ahead;
+        # the start time is looked up again in what the stream holds now.
+        confirmed_purge = json.loads(await c.capi("STREAM.PURGE.ORDERS", {"keep": 3}))
+        assert confirmed_purge["purged"] == 7, confirmed_purge
+        got = reset_summary(await c.capi("CONSUMER.RESET.ORDERS.ALL", {"seq": 2}))
+        assert got == (2, 1, 3), got
+        got = reset_summary(await c.capi("CONSUMER.RESET.ORDERS.ALL"))
+        assert got == (2, 1, 3), got
+        got = reset_summary(await c.capi("CONSUMER.RESET.ORDERS.ST", {"seq": 6}))
+        assert got == (10204, "invalid reset: below start time"), got
+        got = await c.pull_lines("ORDERS", "ALL", J({"batch": 1, "no_wait": True}), n=1, quiet=0.1)
+        assert got == [m(7, "ALL", 1, 8, 1, 2)], got
+
+
+@async_test()
+async def test_reset_on_an_interest_stream_drops_what_it_skips(js_server):
+    """Interest retention: a reset past messages counts them as acknowledged by that
+    consumer, so messages no other consumer wants go, as in nats-server."""
+    async with cclient(js_server) as c:
+        await create(c, "I", subjects=["i.>"], retention="interest")
+        await make_consumer(c, "I", "A", ack_policy="explicit")
+        for i in range(5):
+            await store(c, f"i.{i}", f"m{i}")
+        got = json.loads(await c.capi("CONSUMER.RESET.I.A", {"seq": 4}))
+        assert (got["reset_seq"], got["num_pending"]) == (4, 2), got
+        st = json.loads(await c.capi("STREAM.INFO.I"))["state"]
+        assert (st["messages"], st["first_seq"]) == (2, 4), st
+
+
 @async_test()
 async def test_reset_missing(shared_js):
     """nats-server does not answer a reset of a missing consumer or stream."""

@@ -659,10 +659,9 @@ fn consumer_reset(
     } else {
         ConsumerResetRequest::decode_request(body, Mode::Unmarshal)?
     };
-    let (s, c) = lookup(jsa, stream, name)?;
-    let first = s.store.fast_state().first_seq;
+    let (_, c) = lookup(jsa, stream, name)?;
     let seq = c
-        .reset_to((req.seq != 0).then_some(req.seq), first)
+        .reset_to((req.seq != 0).then_some(req.seq))
         .map_err(ApiError::consumer_invalid_reset)?;
     let info = c.info();
     Ok(ApiAnswer::ok(

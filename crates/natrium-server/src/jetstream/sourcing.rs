@@ -1181,9 +1181,8 @@ mod through_consumer {
         // and was not acknowledged goes out again; what is already copied is skipped
         // below, and acknowledged with the next answer. Only then the subscription, so
         // nothing delivered before the reset arrives.
-        let first = origin.store.fast_state().first_seq;
         let c2 = consumer.clone();
-        let reset = tokio::task::spawn_blocking(move || c2.reset_to(None, first)).await;
+        let reset = tokio::task::spawn_blocking(move || c2.reset_to(None)).await;
         if !matches!(reset, Ok(Ok(_))) {
             return Ended::Refused;
         }

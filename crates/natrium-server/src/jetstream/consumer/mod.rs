@@ -457,17 +457,41 @@ impl Consumer {
     }
 
     /// `CONSUMER.RESET`: start over at stream sequence `seq` (`None`: right after the
-    /// ack floor, so every delivery not acknowledged goes out again), not below the
-    /// stream's `first` sequence. Returns the sequence it starts at.
-    pub fn reset_to(&self, seq: Option<u64>, first: u64) -> Result<u64, String> {
+    /// ack floor, so every delivery not acknowledged goes out again). Returns the
+    /// sequence it starts at.
+    ///
+    /// As nats-server: a chosen sequence may not go below where the consumer was
+    /// configured to start (`by_start_sequence`, `by_start_time`), and only those
+    /// policies and `all` take one; a sequence below the stream's first is kept as
+    /// given (the ack floor lands below the first message, and delivery skips ahead).
+    pub fn reset_to(&self, seq: Option<u64>) -> Result<u64, ResetRefused> {
+        if let Some(seq) = seq {
+            let cfg = self.config.read();
+            match cfg.deliver_policy {
+                DeliverPolicy::All => {}
+                DeliverPolicy::ByStartSequence if seq < cfg.opt_start_seq => {
+                    return Err(ResetRefused::BelowStartSeq);
+                }
+                DeliverPolicy::ByStartSequence => {}
+                DeliverPolicy::ByStartTime => {
+                    let ns = cfg.opt_start_time.map_or(0, |t| t.unix_nanos_saturating());
+                    if seq < self.stream.store.seq_from_time(ns) {
+                        return Err(ResetRefused::BelowStartTime);
+                    }
+                }
+                _ => return Err(ResetRefused::NotAllowed),
+            }
+        }
         let seq = {
             let mut m = self.machine.lock();
-            let seq = seq.unwrap_or_else(|| m.ack_floor().stream + 1);
-            let seq = seq.max(first).max(1);
+            let seq = seq.unwrap_or_else(|| m.ack_floor().stream + 1).max(1);
             m.restart_at(seq);
             seq
         };
-        self.store.reset(seq - 1).map_err(|e| e.to_string())?;
+        self.store
+            .reset(seq - 1)
+            .map_err(|e| ResetRefused::Store(e.to_string()))?;
+        self.stream.sweep_interest_below(seq);
         self.wake();
         Ok(seq)
     }
@@ -593,4 +617,22 @@ impl Consumer {
         let _ = self.store.delete();
         let _ = self.stream.store.remove_consumer(&self.name);
     }
+}
+
+/// Why a `CONSUMER.RESET` was refused; the texts are nats-server's (after its
+/// "invalid reset: ", error 10204).
+#[derive(Debug, thiserror::Error)]
+pub enum ResetRefused {
+    /// The sequence is below the configured `opt_start_seq`.
+    #[error("below start seq")]
+    BelowStartSeq,
+    /// The sequence is below the first message at or after `opt_start_time`.
+    #[error("below start time")]
+    BelowStartTime,
+    /// The deliver policy (`last`, `new`, `last_per_subject`) takes no sequence.
+    #[error("not allowed")]
+    NotAllowed,
+    /// The consumer's state could not be written.
+    #[error("{0}")]
+    Store(String),
 }

@@ -620,6 +620,25 @@ impl Stream {
         self.wake_consumers();
     }
 
+    /// Interest retention, after a consumer was reset to start at `seq`: what lies below
+    /// it counts as acknowledged by that consumer now, so messages every other consumer
+    /// is done with too go, as nats-server's reset does (`checkStateForInterestStream`).
+    /// At most a million sequences are looked at, as in [`Self::sweep_interest`].
+    pub fn sweep_interest_below(&self, seq: u64) {
+        if self.config.read().retention != RetentionPolicy::Interest {
+            return;
+        }
+        let st = self.store.fast_state();
+        if st.msgs == 0 || st.first_seq >= seq {
+            return;
+        }
+        let seqs: Vec<u64> = (st.first_seq..seq.min(st.last_seq + 1))
+            .take(1_000_000)
+            .collect();
+        self.apply_retention(&seqs);
+        self.wake_consumers();
+    }
+
     /// A stream just turned to interest retention: drop what its consumers have already
     /// acknowledged, as nats-server does then (each consumer acks again what lies below
     /// its ack floor, `checkStateForInterestStream`). A message no consumer has taken
