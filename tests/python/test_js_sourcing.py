@@ -678,6 +678,10 @@ async def test_a_source_through_a_durable_consumer(js_server):
         src = info["sources"][0]
         assert (src["name"], src["seq"], src["lag"]) == ("O", 9, 0), src
         assert "error" not in src and src["active"] >= 0, src
+        # What the consumer's filter leaves out is no lag.
+        await js.publish("o.b", b"not for C either")
+        src = (await api(nc, "STREAM.INFO.S"))["sources"][0]
+        assert (src["seq"], src["lag"]) == (9, 0), src
 
         # Removing the source lets go of the consumer's deliver subject.
         assert (await api(nc, "CONSUMER.INFO.O.C")).get("push_bound") is True

@@ -255,10 +255,14 @@ impl Link {
         let st = self.state.lock();
         let (sseq, next, last_active, error) = (st.sseq, st.next, st.last_active, st.error.clone());
         drop(st);
-        // What is left to copy from where the link reads (its start, for a new one).
+        // What is left to copy from where the link reads (its start, for a new one);
+        // through a durable consumer, only what that consumer's filter takes.
         let lag = origin.map_or(0, |o| {
-            o.store
-                .num_pending(sseq.saturating_add(1).max(next), &self.filter, false)
+            let start = sseq.saturating_add(1).max(next);
+            match self.cfg.consumer.as_ref().and_then(|c| o.consumer(&c.name)) {
+                Some(c) => c.stored_from(start),
+                None => o.store.num_pending(start, &self.filter, false),
+            }
         });
         StreamSourceInfo {
             name: self.cfg.name.clone(),

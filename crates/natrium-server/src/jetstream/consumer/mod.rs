@@ -418,6 +418,13 @@ impl Consumer {
         self.filter.read().matches(subject)
     }
 
+    /// How many stored messages from stream sequence `start` on its filter takes (a
+    /// mirror or source copying through this consumer reports that as its lag).
+    pub fn stored_from(&self, start: u64) -> u64 {
+        let filter = self.filter.read();
+        self.stream.store.num_pending(start, &filter, false)
+    }
+
     /// Whether deliveries go to a deliver subject.
     pub fn is_push(&self) -> bool {
         !self.config.read().deliver_subject.is_empty()
