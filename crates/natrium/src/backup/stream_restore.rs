@@ -25,6 +25,8 @@
 //! unanswered chunks can never overrun it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::Client;
@@ -178,6 +180,13 @@ async fn upload_as_v1(
     progress: &mut Progress,
 ) -> Result<u64, BackupError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    // Progress counts the v2 archive read, whose size the bar was started with (the v1
+    // archive's size is known only at its end).
+    let read = Arc::new(AtomicU64::new(0));
+    let source = Box::new(CountingRead {
+        inner: source,
+        read: read.clone(),
+    });
     let piece = upload_chunk(client);
     let name = b.name.clone();
     let created = std::time::SystemTime::now()
@@ -193,16 +202,40 @@ async fn upload_as_v1(
         pipe.finish().map_err(|e| e.to_string())
     });
     let mut up = Uploader::new(client, &b.upload, chunk_timeout);
+    let mut uploaded = Progress::new(super::progress::Mode::Quiet);
+    let mut shown = 0;
+    let mut show = |progress: &mut Progress| {
+        let now = read.load(Ordering::Relaxed);
+        progress.advance(now.saturating_sub(shown));
+        shown = shown.max(now);
+    };
     // The converter sends only `Ok` pieces; it reports its failures when joined.
     while let Some(Ok(piece)) = rx.recv().await {
-        up.send(piece, progress).await?;
+        up.send(piece, &mut uploaded).await?;
+        show(progress);
     }
-    let sent = up.flush(progress).await?;
+    let sent = up.flush(&mut uploaded).await?;
+    show(progress);
     converter
         .await
         .map_err(|e| BackupError::Protocol(format!("converting to a v1 archive: {e}")))?
         .map_err(|e| BackupError::Protocol(format!("converting to a v1 archive: {e}")))?;
     Ok(sent)
+}
+
+/// A reader that counts the bytes read through it (for progress while the reads happen
+/// on another thread).
+struct CountingRead<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// The id a restore of this backup is resumable under: a hash of its `backup.json`,
@@ -532,6 +565,23 @@ mod tests {
     use super::*;
     use crate::backup::progress::Mode;
     use std::process::{Command, Stdio};
+
+    /// The v1 conversion's progress counts what the converter read of the v2 archive.
+    #[test]
+    fn counting_read_counts_what_passes() {
+        use std::io::Read;
+        let read = Arc::new(AtomicU64::new(0));
+        let mut r = CountingRead {
+            inner: &b"0123456789"[..],
+            read: read.clone(),
+        };
+        let mut buf = [0u8; 4];
+        r.read_exact(&mut buf).unwrap();
+        assert_eq!(read.load(Ordering::Relaxed), 4);
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        assert_eq!((read.load(Ordering::Relaxed), rest.len()), (10, 6));
+    }
 
     /// natrium-server: `NATRIUM_SERVER_BIN`, else beside this test's executable.
     fn server_bin() -> std::path::PathBuf {
