@@ -173,6 +173,42 @@ async def test_kv_delete_purge_history_keys(js_server):
 
 
 @async_test()
+async def test_kv_wildcard_keys_purge_and_bypass(js_server):
+    """A purge of `a.*` (nats-py does not check purge keys) stores its marker on the
+    subject `$KV.W.a.*` and rolls up every key it matches, as nats.py's own test_kv_simple
+    expects of nats-server; keys with wildcard tokens, put with validation off, are
+    stored and read back as they are."""
+    nc = await connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        kv = await js.create_key_value(bucket="W", history=5)
+        await kv.put("hello", b"world")
+        for i in range(3):
+            await kv.put(f"hello.{i}", b"x")
+        await kv.put("hello.1.deep", b"not one token")
+        assert (await kv.status()).values == 5
+        await kv.purge("hello.*")
+        # "hello" and "hello.1.deep" stay, beside the marker itself.
+        assert (await kv.status()).values == 3
+        with pytest.raises(jse.NotFoundError):
+            await kv.get("hello.2")
+        assert (await kv.get("hello")).value == b"world"
+        assert (await kv.get("hello.1.deep")).value == b"not one token"
+        assert await settled_keys(kv, ["hello", "hello.1.deep"]) == ["hello", "hello.1.deep"]
+
+        seq = await kv.put("x.*", b"v", validate_keys=False)
+        assert seq == 7, seq
+        entry = await kv.get("x.*", validate_keys=False)
+        assert (entry.key, entry.value, entry.revision) == ("x.*", b"v", 7)
+        assert await kv.update("x.*", b"v2", last=7, validate_keys=False) == 8
+        # The raw message is on the subject as published.
+        info = await js.stream_info("KV_W", subjects_filter="$KV.W.x.>")
+        assert info.state.subjects == {"$KV.W.x.*": 2}, info.state.subjects
+    finally:
+        await nc.close()
+
+
+@async_test()
 async def test_kv_watch(js_server):
     nc = await connect(js_server.url)
     try:

@@ -91,10 +91,41 @@ pub fn store_and_load<H: Harness>(h: &mut H) {
         "none before the first or past the end"
     );
     assert!(s.store_msg("", b"", b"x", None).is_err());
-    assert!(s.store_msg("a.*", b"", b"x", None).is_err());
+    assert!(s.store_msg("a..b", b"", b"x", None).is_err());
     // Empty payload is fine.
     let (seq3, _) = s.store_msg("e", b"", b"", None).unwrap();
     assert!(s.load_msg(seq3).unwrap().payload.is_empty());
+}
+
+/// Subjects with wildcard tokens are stored as they are (nats-server stores a publish
+/// to `a.*`); as a filter, a wildcard matches them like any other token.
+pub fn wildcard_subjects<H: Harness>(h: &mut H) {
+    let (s, c) = open_default(h);
+    let fill = |s: &dyn StreamStore| {
+        for subject in ["a.*", "a.b", "a.>", "a.b.*"] {
+            s.store_msg(subject, b"", subject.as_bytes(), None).unwrap();
+        }
+    };
+    fill(&*s);
+    let s = reopen(h, s, &c);
+    if !h.persistent() {
+        fill(&*s);
+    }
+    assert_eq!(s.subject_for_seq(1).unwrap(), "a.*");
+    assert_eq!(
+        s.load_last_msg(&f("a.*")).unwrap().seq,
+        3,
+        "a.> is one token under a.*"
+    );
+    let literal = s.subjects_totals(&f("a.b.*"));
+    assert_eq!(literal.get("a.b.*"), Some(&1), "{literal:?}");
+    let all = s.subjects_totals(&f(">"));
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(s.filtered_state(0, &f("a.*")).msgs, 3);
+    // A purge by a stored wildcard subject purges what it matches, itself included.
+    assert_eq!(s.purge_ex(&f("a.*"), 0, 0).unwrap(), 3);
+    assert_eq!(s.subject_for_seq(4).unwrap(), "a.b.*");
+    assert_eq!(s.fast_state().msgs, 1);
 }
 
 /// `append_msg` + `wait_durable` and `sync`.
@@ -1242,7 +1273,7 @@ macro_rules! conformance_tests {
             #[allow(unused_imports)]
             use super::*;
             $crate::conformance_tests!(@tests $harness;
-                store_and_load, append_and_wait, raw_store, skip_msgs, load_next_filters,
+                store_and_load, wildcard_subjects, append_and_wait, raw_store, skip_msgs, load_next_filters,
                 load_last_and_prev, remove_and_deleted_tracking, purge_all, purge_ex_variants,
                 compact_variants, truncate_variants, append_group, state_queries, limits_discard_old,
                 limits_discard_new, per_subject_limits, max_age_expiry, ttl_expiry,

@@ -140,7 +140,14 @@ fn validate_pattern(p: &str) -> Result<bool> {
 }
 
 /// Validates a subject a message is stored under: non-empty, no empty tokens, no
-/// whitespace, no wildcards.
+/// whitespace.
+///
+/// Wildcard tokens (`*`, `>`) are taken, as nats-server stores them: a raw publish to
+/// `s.*` is a message on the subject `s.*`, and clients rely on it (nats.py's
+/// `kv.purge("a.*")` publishes a rollup marker there, which purges every `a.<key>`).
+/// Such a subject is stored as it is; where a stored subject is later used as a
+/// filter (a rollup, a last-by-subject get) its wildcards act as wildcards, as in
+/// nats-server.
 pub fn validate_subject(s: &str) -> Result<()> {
     let bad = || StoreError::InvalidSubject {
         subject: s.to_string(),
@@ -149,7 +156,7 @@ pub fn validate_subject(s: &str) -> Result<()> {
         return Err(bad());
     }
     for t in s.split('.') {
-        if t.is_empty() || t == "*" || t == ">" {
+        if t.is_empty() {
             return Err(bad());
         }
         if t.bytes()
@@ -213,7 +220,8 @@ mod tests {
     fn subject_validation() {
         assert!(validate_subject("a.b").is_ok());
         assert!(validate_subject("").is_err());
-        assert!(validate_subject("a.*").is_err());
+        assert!(validate_subject("a.*").is_ok());
+        assert!(validate_subject("a.>.b").is_ok());
         assert!(validate_subject("a. b").is_err());
         assert!(validate_subject("a..b").is_err());
     }
