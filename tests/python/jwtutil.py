@@ -69,6 +69,19 @@ def encode(claims: dict, signer: Key) -> str:
     return f"{signed}.{_b64(signer.sign(signed.encode()))}"
 
 
+def encode_v1(claims: dict, signer: Key) -> str:
+    """A version 1 token, as nsc before 2.0 wrote them: header ``jwt``/``ed25519``, the
+    kind in a top-level ``type``, and the signature over the payload part alone."""
+    claims = dict(claims)
+    claims.setdefault("iss", signer.public)
+    claims.setdefault("iat", int(time.time()))
+    claims.setdefault("jti", base64.b32encode(hashlib.sha256(
+        json.dumps(claims, sort_keys=True).encode()).digest()).decode().rstrip("="))
+    header = _b64(json.dumps({"typ": "jwt", "alg": "ed25519"}).encode())
+    payload = _b64(json.dumps(claims).encode())
+    return f"{header}.{payload}.{_b64(signer.sign(payload.encode()))}"
+
+
 def operator_jwt(op: Key, system_account: str | None = None, **nats) -> str:
     n = {"type": "operator", "version": 2, **nats}
     if system_account:

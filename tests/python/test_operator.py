@@ -156,6 +156,59 @@ async def test_users_log_in_into_their_accounts(start_js_server, tmp_path):
 
 
 @async_test()
+async def test_version_1_tokens(start_server, tmp_path):
+    """Tokens from nsc before 2.0 (version 1: kind at the top, payload-only signature)
+    are read as nats-server reads them: an operator, accounts with an export, an import
+    through a version 1 activation, and users with version 1 defaults (no limits) and
+    permissions; a version 1 token whose signature covers the header too is refused."""
+    op, sys_acc, a, b = J.operator_key(), J.account_key(), J.account_key(), J.account_key()
+    limits = {"subs": -1, "conn": -1, "imports": -1, "exports": -1, "data": -1,
+              "payload": -1, "wildcards": True}
+    op_jwt = J.encode_v1({"sub": op.public, "name": "op1", "type": "operator",
+                          "nats": {"system_account": sys_acc.public}}, op)
+    activation = J.encode_v1({"sub": b.public, "type": "activation",
+                              "nats": {"subject": "priv.>", "type": "stream"}}, a)
+    preload = {
+        sys_acc.public: J.encode_v1({"sub": sys_acc.public, "name": "SYS", "type": "account",
+                                     "nats": {"limits": limits}}, op),
+        a.public: J.encode_v1({"sub": a.public, "name": "A", "type": "account", "nats": {
+            "limits": limits, "exports": [{"subject": "priv.>", "type": "stream",
+                                            "token_req": True}]}}, op),
+        b.public: J.encode_v1({"sub": b.public, "name": "B", "type": "account", "nats": {
+            "limits": limits, "imports": [{"account": a.public, "subject": "priv.>",
+                                            "type": "stream", "token": activation}]}}, op),
+    }
+    server = start_server(config=J.operator_config(op_jwt, preload))
+    alice, bob, carol = J.user_key(), J.user_key(), J.user_key()
+    na = await login(server, tmp_path, J.encode_v1({"sub": alice.public, "name": "alice",
+                                                    "type": "user", "nats": {"pub": {}, "sub": {}}},
+                                                   a), alice)
+    nb = await login(server, tmp_path, J.encode_v1({"sub": bob.public, "name": "bob",
+                                                    "type": "user", "nats": {
+                                                        "pub": {"deny": ["no.>"]}, "sub": {}}},
+                                                   b), bob)
+    try:
+        sp = await nb.subscribe("priv.>")
+        await sync(nb)
+        await na.publish("priv.one", b"secret")
+        [m] = await next_msgs(sp, 1)
+        assert (m.subject, m.data) == ("priv.one", b"secret")
+        # bob's permissions came through.
+        await publish_denied(nb, "no.way")
+    finally:
+        await na.close()
+        await nb.close()
+    # The version 2 signing rule (header included) does not verify a version 1 token.
+    v1_claims = {"sub": carol.public, "name": "carol", "type": "user", "iss": a.public,
+                 "iat": int(time.time()), "jti": "X", "nats": {}}
+    header = J._b64(json.dumps({"typ": "jwt", "alg": "ed25519"}).encode())
+    payload = J._b64(json.dumps(v1_claims).encode())
+    wrongly_signed = f"{header}.{payload}.{J._b64(a.sign(f'{header}.{payload}'.encode()))}"
+    err = await refused(server, tmp_path, wrongly_signed, carol)
+    assert "authorization violation" in err.lower(), err
+
+
+@async_test()
 async def test_jetstream_follows_the_account_jwt(start_js_server, tmp_path):
     t = Tenants()
     server = start_js_server(config=t.config(a_limits={"streams": 1}))
