@@ -42,6 +42,20 @@ async def consumer_until(nc, stream: str, name: str, pred, timeout: float = 10.0
         await asyncio.sleep(0.05)
 
 
+async def flow_control_origin(nc, deliver: str, stream: str = "O", *, subjects=("o.>",),
+                              retention: str = "limits", **consumer) -> None:
+    """Origin stream ``stream`` and its durable push consumer C on ``deliver`` with the
+    ``flow_control`` ack policy (``max_ack_pending`` 100), as a durable-consumer link
+    reads it; ``consumer`` adds config fields."""
+    r = await api(nc, f"STREAM.CREATE.{stream}", {"name": stream, "subjects": list(subjects),
+                                                 "retention": retention})
+    assert "error" not in r, r
+    r = await api(nc, f"CONSUMER.CREATE.{stream}.C", {"stream_name": stream, "config": {
+        "durable_name": "C", "deliver_subject": deliver, "ack_policy": "flow_control",
+        "max_ack_pending": 100, **consumer}})
+    assert "error" not in r, r
+
+
 def floors(c: dict) -> tuple[int, int, int]:
     """A consumer's (ack floor, delivered) stream sequences and acks pending."""
     return c["ack_floor"]["stream_seq"], c["delivered"]["stream_seq"], c["num_ack_pending"]
@@ -649,11 +663,7 @@ async def test_a_source_through_a_durable_consumer(js_server):
     nc = await connect(js_server.url)
     js = nc.jetstream()
     try:
-        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"]})
-        r = await api(nc, "CONSUMER.CREATE.O.C", {"stream_name": "O", "config": {
-            "durable_name": "C", "deliver_subject": "dsrc", "ack_policy": "flow_control",
-            "max_ack_pending": 100, "filter_subject": "o.a"}})
-        assert "error" not in r, r
+        await flow_control_origin(nc, "dsrc", filter_subject="o.a")
         for i in range(5):
             await js.publish("o.a", f"a{i}".encode())
         await js.publish("o.b", b"not for C")
@@ -725,11 +735,7 @@ async def test_a_durable_consumer_source_empties_a_work_queue_origin(start_js_se
     nc = await connect(srv.url)
     js = nc.jetstream()
     try:
-        await api(nc, "STREAM.CREATE.WQ", {"name": "WQ", "subjects": ["wq.>"], "retention": "workqueue"})
-        r = await api(nc, "CONSUMER.CREATE.WQ.C", {"stream_name": "WQ", "config": {
-            "durable_name": "C", "deliver_subject": "dwq", "ack_policy": "flow_control",
-            "max_ack_pending": 100}})
-        assert "error" not in r, r
+        await flow_control_origin(nc, "dwq", "WQ", subjects=["wq.>"], retention="workqueue")
         r = await api(nc, "STREAM.CREATE.S", {"name": "S", "sources": [
             {"name": "WQ", "consumer": {"name": "C", "deliver_subject": "dwq"}}]})
         assert "error" not in r, r
@@ -764,11 +770,7 @@ async def test_a_mirror_through_a_durable_consumer(js_server):
     nc = await connect(js_server.url)
     js = nc.jetstream()
     try:
-        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"]})
-        r = await api(nc, "CONSUMER.CREATE.O.C", {"stream_name": "O", "config": {
-            "durable_name": "C", "deliver_subject": "dmir", "ack_policy": "flow_control",
-            "max_ack_pending": 100}})
-        assert "error" not in r, r
+        await flow_control_origin(nc, "dmir")
         await js.publish("o.a", b"one", headers={"X-H": "1"})
         await js.publish("o.b", b"two")
         await api(nc, "STREAM.MSG.DELETE.O", {"seq": 2})
@@ -816,11 +818,7 @@ async def test_external_source_through_a_durable_consumer(start_js_server, case)
     pub = await connect(server.url, user="pub", password="pwd")
     internal = await connect(server.url, user="int", password="pwd")
     try:
-        await api(pub, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"]})
-        r = await api(pub, "CONSUMER.CREATE.O.C", {"stream_name": "O", "config": {
-            "durable_name": "C", "deliver_subject": "dlv.c", "ack_policy": "flow_control",
-            "max_ack_pending": 100}})
-        assert "error" not in r, r
+        await flow_control_origin(pub, "dlv.c")
         for i in range(3):
             await pub.request("o.a", f"m{i}".encode(), timeout=5)
         r = await api(internal, "STREAM.CREATE.S", {"name": "S", "sources": [{
@@ -852,11 +850,7 @@ async def test_a_durable_consumer_source_recovers_from_a_refused_copy(js_server)
     nc = await connect(js_server.url)
     js = nc.jetstream()
     try:
-        await api(nc, "STREAM.CREATE.O", {"name": "O", "subjects": ["o.>"]})
-        r = await api(nc, "CONSUMER.CREATE.O.C", {"stream_name": "O", "config": {
-            "durable_name": "C", "deliver_subject": "drf", "ack_policy": "flow_control",
-            "max_ack_pending": 100}})
-        assert "error" not in r, r
+        await flow_control_origin(nc, "drf")
         for i in range(5):
             await js.publish("o.a", f"m{i}".encode())
         cfg = {"name": "S", "max_msgs": 2, "discard": "new",
