@@ -607,15 +607,10 @@ pub fn decode<N: ClaimKind>(token: &str) -> Result<Claims<N>, JwtError> {
         version: 0,
     });
     // The jwt library's rule: a top-level `type` makes it version 1, else `nats.version`.
-    let version = if ident.v1_kind.is_empty() {
-        nats.version
+    let (version, kind) = if ident.v1_kind.is_empty() {
+        (nats.version, nats.kind)
     } else {
-        1
-    };
-    let kind = if ident.v1_kind.is_empty() {
-        nats.kind
-    } else {
-        ident.v1_kind
+        (1, ident.v1_kind)
     };
     if version > 2 {
         return Err(JwtError::Claims {

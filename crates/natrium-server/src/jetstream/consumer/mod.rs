@@ -473,15 +473,19 @@ impl Consumer {
     /// given (the ack floor lands below the first message, and delivery skips ahead).
     pub fn reset_to(&self, seq: Option<u64>) -> Result<u64, ResetRefused> {
         if let Some(seq) = seq {
-            let cfg = self.config.read();
-            match cfg.deliver_policy {
+            // Read under the config lock; the store is asked after it is let go.
+            let (policy, start_seq, start_time) = {
+                let cfg = self.config.read();
+                (cfg.deliver_policy, cfg.opt_start_seq, cfg.opt_start_time)
+            };
+            match policy {
                 DeliverPolicy::All => {}
-                DeliverPolicy::ByStartSequence if seq < cfg.opt_start_seq => {
+                DeliverPolicy::ByStartSequence if seq < start_seq => {
                     return Err(ResetRefused::BelowStartSeq);
                 }
                 DeliverPolicy::ByStartSequence => {}
                 DeliverPolicy::ByStartTime => {
-                    let ns = cfg.opt_start_time.map_or(0, |t| t.unix_nanos_saturating());
+                    let ns = start_time.map_or(0, |t| t.unix_nanos_saturating());
                     if seq < self.stream.store.seq_from_time(ns) {
                         return Err(ResetRefused::BelowStartTime);
                     }

@@ -608,22 +608,13 @@ impl Stream {
     /// changes (`cleanupNoInterestMessages`); without it such messages stayed for good and
     /// a later consumer got messages already consumed.
     pub fn sweep_interest(&self) {
-        if self.config.read().retention != RetentionPolicy::Interest {
-            return;
-        }
-        let st = self.store.fast_state();
-        if st.msgs == 0 || st.first_seq > st.last_seq {
-            return;
-        }
-        let seqs: Vec<u64> = (st.first_seq..=st.last_seq).take(1_000_000).collect();
-        self.apply_retention(&seqs);
-        self.wake_consumers();
+        self.sweep_interest_below(u64::MAX);
     }
 
     /// Interest retention, after a consumer was reset to start at `seq`: what lies below
     /// it counts as acknowledged by that consumer now, so messages every other consumer
     /// is done with too go, as nats-server's reset does (`checkStateForInterestStream`).
-    /// At most a million sequences are looked at, as in [`Self::sweep_interest`].
+    /// At most a million sequences are looked at.
     pub fn sweep_interest_below(&self, seq: u64) {
         if self.config.read().retention != RetentionPolicy::Interest {
             return;
@@ -632,7 +623,7 @@ impl Stream {
         if st.msgs == 0 || st.first_seq >= seq {
             return;
         }
-        let seqs: Vec<u64> = (st.first_seq..seq.min(st.last_seq + 1))
+        let seqs: Vec<u64> = (st.first_seq..seq.min(st.last_seq.saturating_add(1)))
             .take(1_000_000)
             .collect();
         self.apply_retention(&seqs);
