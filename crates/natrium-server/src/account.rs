@@ -102,6 +102,9 @@ pub struct Account {
     /// publishing takes no lock for it.
     /// `None` when there are none (publishing then pays nothing for them).
     mappings: parking_lot::RwLock<Option<Arc<crate::subject_mapping::Mappings>>>,
+    /// Push consumers waiting for a subscriber on their deliver subject, woken by the
+    /// client `SUB` path (see [`crate::interest_watch`]).
+    pub interest_watch: Arc<crate::interest_watch::InterestWatch>,
 }
 
 impl std::fmt::Debug for Account {
@@ -164,6 +167,7 @@ impl Account {
             mappings: parking_lot::RwLock::new(
                 crate::subject_mapping::Mappings::build(&c.mappings).map(Arc::new),
             ),
+            interest_watch: Arc::default(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod config_operator;
 pub mod config_tls;
 pub mod config_websocket;
 pub mod flags;
+pub mod interest_watch;
 pub mod jetstream;
 pub mod jwt;
 pub mod logging;

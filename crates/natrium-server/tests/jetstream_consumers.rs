@@ -168,6 +168,51 @@ async fn push_consumer_delivers_and_redelivers_after_nak() {
     s.stop().await;
 }
 
+/// A push consumer created before anyone subscribes to its deliver subject (as nats.py
+/// does: create, then subscribe) waits on the account's interest watch, so the `SUB`
+/// wakes it at once instead of at the next interest poll; once bound it leaves the
+/// watch. Both a literal and a wildcard subscription count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_consumer_without_subscriber_is_woken_by_the_sub() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::with(js_opts(dir.path())).await;
+    let client = s.client().await;
+    let js = jetstream::new(client.clone());
+    let st = stream_with(&js, "IW", "iw.>", 3).await;
+    let acc = s.server.shared().account("$G").expect("global account");
+    let watch = acc.interest_watch.clone();
+    assert_eq!(watch.waiting(), 0);
+    for (deliver, sub_on) in [("dlv.lit", "dlv.lit"), ("dlv.wild", "dlv.*")] {
+        st.create_consumer(consumer::push::Config {
+            durable_name: Some(deliver.replace('.', "_")),
+            deliver_subject: deliver.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert!(
+            support::eventually(T_ACK, || watch.waiting() == 1).await,
+            "an unbound push consumer waits on its deliver subject"
+        );
+        let mut sub = client.subscribe(sub_on).await.unwrap();
+        for want in 1..=3u64 {
+            let m = support::next_msg(&mut sub).await;
+            let seq = m
+                .reply
+                .as_deref()
+                .and_then(|r| r.split('.').nth(5))
+                .and_then(|t| t.parse::<u64>().ok());
+            assert_eq!(seq, Some(want), "delivery to {sub_on}");
+        }
+        assert!(
+            support::eventually(T_ACK, || watch.waiting() == 0).await,
+            "a bound push consumer leaves the watch"
+        );
+        sub.unsubscribe().await.unwrap();
+    }
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_wait_expiry_redelivers() {
     let dir = tempfile::tempdir().unwrap();

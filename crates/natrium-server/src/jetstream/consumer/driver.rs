@@ -175,6 +175,11 @@ struct Task {
     removals_seen: i128,
     /// Pacing (replay or rate limit) holds deliveries until this time.
     pace_until: Option<i64>,
+    /// While a push consumer has no subscriber: its registration with the account's
+    /// [`crate::interest_watch::InterestWatch`], so a `SUB` wakes it at once.
+    watch: Option<crate::interest_watch::WatchGuard>,
+    /// What the watch wakes.
+    interest_arrived: Arc<tokio::sync::Notify>,
 }
 
 impl Consumer {
@@ -211,6 +216,8 @@ impl Consumer {
             rate_next: 0,
             pace_until: None,
             removals_seen: i128::MIN,
+            watch: None,
+            interest_arrived: Arc::new(tokio::sync::Notify::new()),
         };
         tokio::spawn(task.run(rx));
     }
@@ -267,6 +274,7 @@ impl Task {
                     None => std::future::pending().await,
                 }
             };
+            let arrived = self.interest_arrived.clone();
             tokio::select! {
                 ev = rx.recv() => {
                     let Some(ev) = ev else { break };
@@ -277,6 +285,7 @@ impl Task {
                 }
                 _ = new_msgs.changed() => {}
                 _ = drained => {}
+                _ = arrived.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -575,8 +584,29 @@ impl Task {
                 c.touch();
             }
         }
-        let interest = push
+        let mut interest = push
             && super::push_interest(&account.sublist, &self.hot.deliver, &self.hot.deliver_group);
+        if push && !interest {
+            if self
+                .watch
+                .as_ref()
+                .is_none_or(|g| g.subject() != &*self.hot.deliver)
+            {
+                self.watch = Some(
+                    account
+                        .interest_watch
+                        .watch(&self.hot.deliver, self.interest_arrived.clone()),
+                );
+                // A subscriber that came in before the registration wakes nobody.
+                interest = super::push_interest(
+                    &account.sublist,
+                    &self.hot.deliver,
+                    &self.hot.deliver_group,
+                );
+            }
+        } else {
+            self.watch = None;
+        }
         if interest {
             c.touch();
         }
