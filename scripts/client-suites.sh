@@ -21,12 +21,10 @@
 #                test_fetch_cancelled_errors_raised  run alone, the test's own
 #                                             `unittest.mock` import fails (against
 #                                             nats-server too)
-#                test_ordered_consumer_larger_streams  flaky against natrium (about
-#                                             half the runs, 0 of 8 against nats-server):
-#                                             its close() flushes data queued while the
-#                                             killed server was away into the dead
-#                                             socket; the timing that exposes it is not
-#                                             diagnosed yet
+#                test_ordered_consumer_larger_streams  timing-dependent against any
+#                                             server (its close() can meet an ordered
+#                                             consumer's reset queued while the test had
+#                                             killed the server); see scripts/README.md
 #   async-nats   create_stream_with_replicas  clustering (not implemented)
 #                connect_domain, schemas, tls_with_native_certs, custom_tls_client
 #                                             need the internet (demo.nats.io, GitHub)
