@@ -171,6 +171,22 @@ impl Account {
         }
     }
 
+    /// A client subscription on `subject` was just added to this account's index: wake
+    /// the push consumers waiting for it, here and, through this account's stream
+    /// imports, in the exporting accounts (an import's subscription in the exporter is
+    /// what counts there; a waiter it matches checks for itself whether the new
+    /// subscriber reaches it).
+    ///
+    /// Lock order: `import_subs`, then the exporter's watch (a leaf lock).
+    pub fn subscribed(&self, subject: &[u8]) {
+        self.interest_watch.subscribed(subject);
+        for (exporter, sub) in self.import_subs.lock().iter() {
+            if !std::ptr::eq(Arc::as_ptr(exporter), self) && exporter.interest_watch.waiting() > 0 {
+                exporter.interest_watch.subscribed(&sub.subject);
+            }
+        }
+    }
+
     /// Client connections bound to this account.
     pub fn num_connections(&self) -> usize {
         self.nconns.load(Ordering::Relaxed)

@@ -1102,9 +1102,20 @@ async fn jetstream_deliveries_reach_importing_accounts() {
     .await;
     assert!(made.get("error").is_none(), "{made}");
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // B's `SUB` wakes the waiting consumer in A through the import: the first delivery
+    // follows at once, not at the consumer's next look for a subscriber (1 s apart,
+    // the last one before the sleep above).
+    let subscribed_at = tokio::time::Instant::now();
     let mut sub = b.subscribe("deliver.b.p").await.unwrap();
     for i in 0..3 {
         let m = next(&mut sub).await;
+        if i == 0 {
+            let waited = subscribed_at.elapsed();
+            assert!(
+                waited < Duration::from_millis(500),
+                "first delivery {waited:?} after B subscribed"
+            );
+        }
         assert_eq!(m.subject.as_str(), "s.x");
         assert_eq!(m.payload, format!("m{i}").as_bytes());
         let reply = m.reply.expect("ack reply");

@@ -170,8 +170,9 @@ async fn push_consumer_delivers_and_redelivers_after_nak() {
 
 /// A push consumer created before anyone subscribes to its deliver subject (as nats.py
 /// does: create, then subscribe) waits on the account's interest watch, so the `SUB`
-/// wakes it at once instead of at the next interest poll; once bound it leaves the
-/// watch. Both a literal and a wildcard subscription count.
+/// wakes it at once instead of at its next look for a subscriber (1 s after it
+/// registered); once bound it leaves the watch. Both a literal and a wildcard
+/// subscription count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_consumer_without_subscriber_is_woken_by_the_sub() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,9 +195,17 @@ async fn push_consumer_without_subscriber_is_woken_by_the_sub() {
             support::eventually(T_ACK, || watch.waiting() == 1).await,
             "an unbound push consumer waits on its deliver subject"
         );
+        let subscribed_at = tokio::time::Instant::now();
         let mut sub = client.subscribe(sub_on).await.unwrap();
         for want in 1..=3u64 {
             let m = support::next_msg(&mut sub).await;
+            if want == 1 {
+                let waited = subscribed_at.elapsed();
+                assert!(
+                    waited < Duration::from_millis(500),
+                    "first delivery {waited:?} after subscribing to {sub_on}"
+                );
+            }
             let seq = m
                 .reply
                 .as_deref()

@@ -1198,7 +1198,7 @@ impl Reader {
         subs.insert(sid.into(), sub);
         drop(subs);
         // A push consumer may be waiting for exactly this subscriber.
-        self.account.interest_watch.subscribed(subject);
+        self.account.subscribed(subject);
         if let Some(p) = &self.perms
             && p.sub_needs_delivery_filter(subject, queue)
         {

@@ -1207,6 +1207,11 @@ mod through_consumer {
         {
             return Ended::Again;
         }
+        // The origin's consumer waits for this subscriber (`interest_watch.rs`).
+        origin
+            .account
+            .interest_watch
+            .subscribed(cons.deliver_subject.as_bytes());
         let _subscribed = Subscribed {
             account: origin.account.clone(),
             sub,
