@@ -1107,6 +1107,29 @@ async def test_pull_consumer_deleted(js_server):
         assert got == [status_line("409 Consumer Deleted")]
 
 
+@async_test()
+async def test_pull_requests_are_told_of_a_server_shutdown(js_server):
+    """A graceful stop tells every waiting pull request, before the connection closes,
+    with what it still wanted (nats-server's `signalPullConsumers`): a client then asks
+    again after reconnecting instead of waiting out the request's expiry."""
+    async with cclient(js_server) as c:
+        await orders(c, 0)
+        await make_consumer(c, "ORDERS", "P", ack_policy="explicit")
+        await make_consumer(c, "ORDERS", "Q", ack_policy="explicit")
+        inbox = c._inbox()
+        await c.send("$JS.API.CONSUMER.MSG.NEXT.ORDERS.P", J({"batch": 3, "expires": 30 * SEC}), reply=inbox)
+        await c.send("$JS.API.CONSUMER.MSG.NEXT.ORDERS.Q",
+                     J({"batch": 2, "max_bytes": 5000, "expires": 30 * SEC}), reply=inbox)
+        await c.sync()
+        await c.expect_nothing(0.2)
+        js_server.stop()
+        got = sorted(lines(await c.collect(frames=2, timeout=5, stop_on_status=False), inbox))
+        assert got == sorted([
+            status_line("409 Server Shutdown", ("Nats-Pending-Messages", 3), ("Nats-Pending-Bytes", 0)),
+            status_line("409 Server Shutdown", ("Nats-Pending-Messages", 2), ("Nats-Pending-Bytes", 5000)),
+        ])
+
+
 def reset_resp(name: str, cfg: dict, reset_seq: int, **kw) -> str:
     return cinfo_json("ORDERS", name, cfg, kind="consumer_reset_response", extra={"reset_seq": reset_seq}, **kw)
 

@@ -862,7 +862,12 @@ impl Server {
     /// Stop accepting, close every connection, and wait for their tasks to finish.
     pub async fn shutdown(&mut self) {
         let s = self.shared.clone();
-        if !s.shutting_down.swap(true, Ordering::AcqRel) {
+        let first = !s.shutting_down.swap(true, Ordering::AcqRel);
+        if first {
+            // Pull requests learn first, while their connections are still open.
+            if let Some(js) = s.js.get() {
+                js.signal_pull_consumers(&s);
+            }
             info!(s.log, "Initiating Shutdown...");
         }
         s.stop_accepting.notify_waiters();

@@ -684,6 +684,37 @@ impl JetStream {
         }
     }
 
+    /// Tell every waiting pull request that the server is stopping (`409 Server
+    /// Shutdown` with its pending counts, as nats-server does for R1 consumers). Called
+    /// before the connections close, which write out what is queued for them first.
+    /// Returns how many requests were told.
+    pub fn signal_pull_consumers(&self, server: &Arc<crate::server::ServerShared>) -> usize {
+        let mut ctx = crate::client::deliver::DeliveryCtx::new(server.clone(), rand::random());
+        let mut told = 0;
+        for jsa in self.accounts.read().values() {
+            let streams: Vec<Arc<Stream>> = jsa.streams.read().values().cloned().collect();
+            for stream in streams {
+                let consumers: Vec<Arc<super::consumer::Consumer>> =
+                    stream.consumers.read().values().cloned().collect();
+                for c in consumers {
+                    let statuses = c.machine.lock().shutdown_statuses();
+                    for st in &statuses {
+                        super::consumer::subs::send_status(
+                            &mut ctx,
+                            &stream.account,
+                            &st.reply,
+                            &st.line,
+                            &st.headers,
+                        );
+                    }
+                    told += statuses.len();
+                }
+            }
+        }
+        ctx.flush();
+        told
+    }
+
     /// Stop every stream (server shutdown): no more publishes, stores flushed and closed.
     pub fn shutdown(&self) {
         for jsa in self.accounts.read().values() {

@@ -922,6 +922,17 @@ impl Machine {
         self.waiting.retain(|w| keep(&w.reply));
     }
 
+    /// What each waiting request is told when the server stops (nats-server's
+    /// `signalPullConsumers`): `409 Server Shutdown` with what it still wanted, so a
+    /// client asks again once it has reconnected instead of waiting out its expiry.
+    /// The requests stay; the consumer stops with the server.
+    pub fn shutdown_statuses(&self) -> Vec<Status> {
+        self.waiting
+            .iter()
+            .map(|w| Status::new(&w.reply, "409 Server Shutdown").pending(w.batch, w.max_bytes))
+            .collect()
+    }
+
     /// Answer every waiting request (consumer deleted, server stopping).
     pub fn close_waiting(&mut self, line: &str) -> Vec<Status> {
         // A bare status line, as nats-server sends it (no pending counts).
