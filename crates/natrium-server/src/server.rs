@@ -918,6 +918,11 @@ pub fn lame_duck_pacing(duration: Duration, grace: Duration, clients: usize) -> 
 /// Resolve a host string for binding; `0.0.0.0`/`::` and names are allowed.
 /// Binds a listener on `host` and `port` (`-1` or `0`: a random port), with the address
 /// in the error (the client, monitoring and WebSocket listeners all bind this way).
+///
+/// The IPv4 wildcard `0.0.0.0` (the default) is bound as a dual-stack IPv6 socket, as Go
+/// binds it for nats-server, so clients reach the server over IPv6 (`[::1]`) too; where
+/// the host has no IPv6 it is bound as plain IPv4. The address returned is the one asked
+/// for (`0.0.0.0:<port>`), and accepted peers are shown as IPv4 ([`canonical_peer`]).
 pub(crate) async fn bind_listener(
     host: &str,
     port: i32,
@@ -927,9 +932,42 @@ pub(crate) async fn bind_listener(
         addr: bind.clone(),
         source,
     };
+    if host == "0.0.0.0"
+        && let Ok(listener) = bind_dual_stack(u16::try_from(port.max(0)).unwrap_or(0))
+    {
+        let port = listener.local_addr().map_err(listen_error)?.port();
+        return Ok((
+            listener,
+            SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
+        ));
+    }
     let listener = TcpListener::bind(&bind).await.map_err(listen_error)?;
     let addr = listener.local_addr().map_err(listen_error)?;
     Ok((listener, addr))
+}
+
+/// A listener on `[::]:port` that takes IPv4 connections too (`IPV6_V6ONLY` off).
+fn bind_dual_stack(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)).into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// A peer's address as nats-server shows it: an IPv4 client of a dual-stack listener
+/// arrives as an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`), shown as plain IPv4.
+pub(crate) fn canonical_peer(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::from((v4, v6.port())),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
 }
 
 fn bind_addr(host: &str, port: i32) -> String {
@@ -960,7 +998,7 @@ async fn accept_loop(s: Arc<ServerShared>, listener: TcpListener) {
             _ = &mut stop => break,
         };
         let (stream, addr) = match accepted {
-            Ok(x) => x,
+            Ok((stream, addr)) => (stream, canonical_peer(addr)),
             Err(e) => {
                 error!(s.log, "Error accepting client connection: {}", e);
                 // Usually out of file descriptors: back off instead of spinning.
@@ -1170,6 +1208,41 @@ pub fn build_accounts(opts: &Options) -> Result<(AccountMap, Option<String>), St
 mod tests {
     use super::lame_duck_pacing;
     use std::time::Duration;
+
+    /// The default `0.0.0.0` listener is one dual-stack socket (nats-server's, by Go,
+    /// takes IPv6 clients too), and its IPv4 clients are shown as IPv4. Only
+    /// 127.0.0.1 is connected to.
+    #[tokio::test]
+    async fn the_ipv4_wildcard_is_bound_dual_stack_and_shows_ipv4_peers() {
+        let (listener, addr) = super::bind_listener("0.0.0.0", 0).await.unwrap();
+        assert_eq!(addr.ip(), std::net::Ipv4Addr::UNSPECIFIED, "{addr}");
+        assert_ne!(addr.port(), 0);
+        let local = listener.local_addr().unwrap();
+        if local.is_ipv6() {
+            let only_v6 = socket2::SockRef::from(&listener).only_v6().unwrap();
+            assert!(!only_v6, "IPv4 clients must be taken too");
+        }
+        let client = tokio::net::TcpStream::connect(("127.0.0.1", addr.port()));
+        let (accepted, client) = tokio::join!(listener.accept(), client);
+        let (_conn, peer) = accepted.unwrap();
+        let client = client.unwrap();
+        let shown = super::canonical_peer(peer);
+        assert_eq!(shown, client.local_addr().unwrap(), "raw peer {peer}");
+    }
+
+    #[test]
+    fn canonical_peer_unmaps_ipv4_and_keeps_real_ipv6() {
+        use std::net::SocketAddr;
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:4222".parse().unwrap();
+        assert_eq!(
+            super::canonical_peer(mapped),
+            "127.0.0.1:4222".parse::<SocketAddr>().unwrap()
+        );
+        let v6: SocketAddr = "[::1]:4222".parse().unwrap();
+        assert_eq!(super::canonical_peer(v6), v6);
+        let v4: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        assert_eq!(super::canonical_peer(v4), v4);
+    }
 
     #[test]
     fn lame_duck_spreads_closes_over_the_duration_left_after_the_grace_period() {

@@ -95,6 +95,7 @@ pub fn spawn(s: Arc<ServerShared>, bound: Bound) {
             };
             match accepted {
                 Ok((stream, addr)) => {
+                    let addr = crate::server::canonical_peer(addr);
                     tokio::spawn(connection(s.clone(), stream, addr, opts.clone()));
                 }
                 Err(e) => {
