@@ -8,10 +8,12 @@
 # is kept in this repository: the suites are cloned at pinned commits into a scratch
 # directory. Needs network access (git, PyPI, crates.io); not part of CI.
 #
-# Usage: scripts/client-suites.sh [py|rs|all] [--work DIR] [--server PATH]
+# Usage: scripts/client-suites.sh [py|py2|rs|all] [--work DIR] [--server PATH]
 #                                 [--py-git DIR] [--rs-git DIR]
 #   --work DIR     scratch directory (default /tmp/natrium-client-suites)
 #   --server PATH  natrium-server binary (default target/debug/natrium-server)
+#   py2 runs the new nats.py packages' suites (nats-core, nats-jetstream,
+#   nats-key-value; they need Python >= 3.13: python3.13 on PATH or $PY313)
 #   --py-git DIR, --rs-git DIR
 #                  a local git directory holding the pinned commit (a mirror), used
 #                  instead of cloning from GitHub
@@ -25,6 +27,10 @@
 #                                             server (its close() can meet an ordered
 #                                             consumer's reset queued while the test had
 #                                             killed the server); see scripts/README.md
+#   nats-core    test_cluster_reconnect_sequential_shutdown[3|5]  clustering
+#   nats-jetstream, nats-key-value  test_*get_message_with_multi_value_header,
+#                test_keys_filtered           fail against nats-server 2.15.1 too
+#                test_consumer_reset_to_ack_floor  flaky against both servers
 #   async-nats   create_stream_with_replicas  clustering (not implemented)
 #                connect_domain, schemas, tls_with_native_certs, custom_tls_client
 #                                             need the internet (demo.nats.io, GitHub)
@@ -44,7 +50,7 @@ py_git=""
 rs_git=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        py | rs | all) which=$1 ;;
+        py | py2 | rs | all) which=$1 ;;
         --work) work=$2; shift ;;
         --server) server=$2; shift ;;
         --py-git) py_git=$2; shift ;;
@@ -100,6 +106,37 @@ if [ "$which" = py ] || [ "$which" = all ]; then
         nats/tests/test_client_nkeys.py nats/tests/test_client_websocket.py \
         nats/tests/test_custom_headers_websocket.py nats/tests/test_client_async_await.py \
         | grep -E '^(FAILED|ERROR)|passed|failed' || status=1
+fi
+
+if [ "$which" = py2 ] || [ "$which" = all ]; then
+    checkout "$NATS_PY_REPO" "$NATS_PY_COMMIT" "$work/nats.py" "$py_git"
+    py313=""
+    for c in "${PY313:-}" python3.13 python3.14 "$HOME"/.pyenv/versions/3.1[3-9]*/bin/python; do
+        if [ -n "$c" ] && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 13))' 2>/dev/null; then
+            py313=$c
+            break
+        fi
+    done
+    if [ -z "$py313" ]; then
+        echo "== nats.py's new packages need Python >= 3.13 (python3.13 or \$PY313): skipped"
+        status=1
+    else
+        py="$work/nats.py/venv313/bin/python"
+        if [ ! -x "$py" ]; then
+            "$py313" -m venv "$work/nats.py/venv313"
+            "$py" -m pip install -q pytest==9.2.0 pytest-asyncio==1.5.0 pytest-timeout==2.4.0 \
+                nkeys==0.2.1 websockets==17.4
+            "$py" -m pip install -q -e "$work/nats.py/nats-core" -e "$work/nats.py/nats-server" \
+                -e "$work/nats.py/nats-jetstream" -e "$work/nats.py/nats-key-value"
+        fi
+        # Each suite starts `nats-server` through the nats-server package, by PATH.
+        for pkg in nats-core nats-jetstream nats-key-value; do
+            echo "== nats.py $pkg's own suite against natrium-server"
+            (cd "$work/nats.py/$pkg" && PATH="$work/shim:$PATH" timeout 1500 "$py" -m pytest -q \
+                -p no:cacheprovider -p no:logging --timeout 60 tests \
+                | grep -E '^(FAILED|ERROR)|^[0-9]+ (passed|failed)') || status=1
+        done
+    fi
 fi
 
 if [ "$which" = rs ] || [ "$which" = all ]; then
