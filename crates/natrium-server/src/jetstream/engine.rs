@@ -691,24 +691,28 @@ impl JetStream {
     pub fn signal_pull_consumers(&self, server: &Arc<crate::server::ServerShared>) -> usize {
         let mut ctx = crate::client::deliver::DeliveryCtx::new(server.clone(), rand::random());
         let mut told = 0;
-        for jsa in self.accounts.read().values() {
-            let streams: Vec<Arc<Stream>> = jsa.streams.read().values().cloned().collect();
-            for stream in streams {
-                let consumers: Vec<Arc<super::consumer::Consumer>> =
-                    stream.consumers.read().values().cloned().collect();
-                for c in consumers {
-                    let statuses = c.machine.lock().shutdown_statuses();
-                    for st in &statuses {
-                        super::consumer::subs::send_status(
-                            &mut ctx,
-                            &stream.account,
-                            &st.reply,
-                            &st.line,
-                            &st.headers,
-                        );
-                    }
-                    told += statuses.len();
+        // Collected first: no JetStream lock is held while the statuses are routed.
+        let streams: Vec<Arc<Stream>> = self
+            .accounts
+            .read()
+            .values()
+            .flat_map(|jsa| jsa.streams.read().values().cloned().collect::<Vec<_>>())
+            .collect();
+        for stream in streams {
+            let consumers: Vec<Arc<super::consumer::Consumer>> =
+                stream.consumers.read().values().cloned().collect();
+            for c in consumers {
+                let statuses = c.machine.lock().shutdown_statuses();
+                for st in &statuses {
+                    super::consumer::subs::send_status(
+                        &mut ctx,
+                        &stream.account,
+                        &st.reply,
+                        &st.line,
+                        &st.headers,
+                    );
                 }
+                told += statuses.len();
             }
         }
         ctx.flush();
