@@ -932,8 +932,11 @@ pub(crate) async fn bind_listener(
         addr: bind.clone(),
         source,
     };
+    // A port out of u16's range skips the dual-stack attempt, so the plain bind below
+    // reports it instead of silently listening on a random port.
     if host == "0.0.0.0"
-        && let Ok(listener) = bind_dual_stack(u16::try_from(port.max(0)).unwrap_or(0))
+        && let Ok(port) = u16::try_from(port.max(0))
+        && let Ok(listener) = bind_dual_stack(port)
     {
         let port = listener.local_addr().map_err(listen_error)?.port();
         return Ok((
@@ -1228,6 +1231,13 @@ mod tests {
         let client = client.unwrap();
         let shown = super::canonical_peer(peer);
         assert_eq!(shown, client.local_addr().unwrap(), "raw peer {peer}");
+    }
+
+    /// A port beyond u16 is an error on the wildcard too, never a random port.
+    #[tokio::test]
+    async fn an_out_of_range_port_on_the_wildcard_is_an_error() {
+        let err = super::bind_listener("0.0.0.0", 70000).await.unwrap_err();
+        assert!(err.to_string().contains("70000"), "{err}");
     }
 
     #[test]

@@ -1197,13 +1197,14 @@ impl Reader {
         }
         subs.insert(sid.into(), sub);
         drop(subs);
-        // A push consumer may be waiting for exactly this subscriber.
-        self.account.subscribed(subject);
         if let Some(p) = &self.perms
             && p.sub_needs_delivery_filter(subject, queue)
         {
             self.conn.enable_deny_filter();
         }
+        // A push consumer may be waiting for exactly this subscriber; woken only once
+        // the deny filter is in place, so its first delivery is filtered too.
+        self.account.subscribed(subject);
         self.ok();
         Flow::Continue
     }

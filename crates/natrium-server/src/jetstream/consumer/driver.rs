@@ -607,6 +607,9 @@ impl Task {
                     &self.hot.deliver,
                     &self.hot.deliver_group,
                 );
+                if interest {
+                    self.watch = None;
+                }
             }
         } else {
             self.watch = None;
