@@ -54,6 +54,34 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| StoreError::io("fsync dir", dir, e))
 }
 
+/// Creates `dir` and whatever of its ancestors is missing, then fsyncs the parent of
+/// every folder it created, so their names survive a power loss, not just a killed
+/// process. (`create_dir_all` alone leaves a new stream's folder, and a new account's,
+/// in the page cache of their parents.) What goes into `dir` itself is the caller's to
+/// sync, as with any folder.
+pub fn create_dir_durable(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(p) = at {
+        if p.as_os_str().is_empty() || p.exists() {
+            break;
+        }
+        missing.push(p);
+        at = p.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| StoreError::io("mkdir", dir, e))?;
+    for created in missing {
+        match created.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}
+
 /// Writes a metadata file atomically (temp → fsync → rename → fsync dir).
 pub fn write_meta(path: &Path, kind: MetaKind, payload: &[u8]) -> Result<()> {
     let mut buf = Vec::with_capacity(payload.len() + 24);
@@ -178,6 +206,21 @@ impl DirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn create_dir_durable_makes_missing_ancestors_and_refuses_a_file_in_the_way() {
+        let d = tempfile::tempdir().unwrap();
+        let deep = d.path().join("acc").join("streams").join("S");
+        create_dir_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        create_dir_durable(&deep).unwrap();
+        let file = d.path().join("f");
+        fs::write(&file, b"x").unwrap();
+        assert!(matches!(
+            create_dir_durable(&file.join("sub")),
+            Err(StoreError::Io { .. })
+        ));
+    }
 
     #[test]
     fn meta_roundtrip_and_corruption() {

@@ -52,6 +52,11 @@
 //!   segment's header becomes durable with that segment's first fsync; a group fsync
 //!   does anything still queued first, and segments are marked durable oldest first:
 //!   durable data stays a prefix of the log.
+//! * Folders: a new store's folder, and any missing ancestor (a new account's), is
+//!   created by `meta::create_dir_durable`, which fsyncs each new folder's parent, so a
+//!   stream whose create was answered is still there after a power loss; its own
+//!   entries (`msgs/`, `consumers/`, `store.nmeta`) are durable with `store.nmeta`'s
+//!   directory fsync. A consumer's folder: see `consumer.rs` (`FileConsumerStore::open`).
 //!
 //! # Failure: poisoning
 //! A failed write or fsync poisons the store: appends return `Poisoned` (the cause is
@@ -104,7 +109,7 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock, RwLockWriteGuard};
 
 pub use self::consumer::FileConsumerStore;
-use self::meta::{DirLock, MetaKind, read_meta, sync_dir, write_meta};
+use self::meta::{DirLock, MetaKind, create_dir_durable, read_meta, sync_dir, write_meta};
 use self::record::{Kind, RecordFields};
 pub use self::segment::{CorruptRegion, TruncatedTail};
 use self::segment::{SEG_HDR_LEN, Segment, parse_seg_name, seg_header, seg_name};
@@ -471,7 +476,9 @@ impl FileStore {
             ));
         }
         let segment_size = opts.segment_size.clamp(4096, 1 << 30);
-        fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
+        // The folder's own entries (`msgs/`, `consumers/`) become durable with the
+        // fsync of `store.nmeta`'s rename below, or were already.
+        create_dir_durable(&dir)?;
         let lock = DirLock::acquire(&dir)?;
         let msgs_dir = dir.join("msgs");
         fs::create_dir_all(&msgs_dir).map_err(io_err("mkdir", &msgs_dir))?;
