@@ -18,7 +18,7 @@
 //! interest that arrives by other paths (an importing account's subscription).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -31,6 +31,8 @@ use crate::sublist::{subject_is_literal, subject_matches};
 pub struct InterestWatch {
     /// How many watches are registered: the `SUB` path reads only this when it is zero.
     waiting: AtomicUsize,
+    /// The next waiter id: unique per watch, so a guard removes only its own waiter.
+    next_id: AtomicU64,
     /// Waiters by literal deliver subject.
     by_subject: Mutex<FxHashMap<Box<[u8]>, Vec<Waiter>>>,
 }
@@ -89,7 +91,7 @@ impl InterestWatch {
     /// Wake `notify` when a subscription matching the literal `subject` is added, until
     /// the returned guard is dropped.
     pub fn watch(self: &Arc<Self>, subject: &[u8], notify: Arc<Notify>) -> WatchGuard {
-        let id = rand::random::<u64>();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut map = self.by_subject.lock();
         map.entry(subject.into())
             .or_default()

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 
-use super::meta::{MetaKind, read_meta, sync_dir, tmp_path, write_meta};
+use super::meta::{MetaKind, create_dir_durable, read_meta, sync_dir, tmp_path, write_meta};
 use crate::consumer::{
     ConsumerPolicy, ConsumerState, ConsumerStore, Reader, check_update, put_uvarint, put_varint,
 };
@@ -137,11 +137,7 @@ impl FileConsumerStore {
             let p = p.to_path_buf();
             move |e| StoreError::io(op, p, e)
         };
-        let created = !dir.exists();
-        fs::create_dir_all(dir).map_err(io("mkdir", dir))?;
-        if created && let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
-        }
+        create_dir_durable(dir)?;
         let snap_path = dir.join("state.nmeta");
         let (gen_, mut state) = match read_meta(&snap_path, MetaKind::ConsumerState)? {
             Some(p) if p.len() >= 8 => {
