@@ -36,8 +36,11 @@ pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// How often a push consumer without a subscriber looks for one. A client `SUB` in the
 /// consumer's account or in an account importing its deliver subject, and a sourcing
 /// link's subscription, wake it at once (`interest_watch.rs`); the poll only catches
-/// interest that arrives by another path, and bounds what an idle, unbound consumer
-/// costs (one look a second, where it used to be twenty).
+/// interest that arrives by another path (a stream's own subscription on its subjects
+/// when the deliver subject is a stream's, an import wired after the subscription, a
+/// system service), so such a consumer may start up to a second late; it also bounds
+/// what an idle, unbound consumer costs (one look a second, where it used to be
+/// twenty).
 const INTEREST_POLL: Duration = Duration::from_secs(1);
 /// Flow-control window limit (nats-server `JsFlowControlMaxPending`).
 const FC_LIMIT: i64 = 32 * 1024 * 1024;
