@@ -332,7 +332,12 @@ impl Flags {
     /// Apply the given flags over options from defaults and the config file.
     pub fn apply(&self, o: &mut crate::options::Options) {
         if let Some(h) = &self.host {
-            o.host = h.clone();
+            // nats-server puts its default host back in place of an empty one.
+            o.host = if h.is_empty() {
+                "0.0.0.0".into()
+            } else {
+                h.clone()
+            };
         }
         if let Some(p) = self.port {
             o.port = p;

@@ -927,6 +927,8 @@ pub(crate) async fn bind_listener(
     host: &str,
     port: i32,
 ) -> Result<(TcpListener, SocketAddr), StartError> {
+    // An empty host is every interface, as nats-server's default host.
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
     let bind = bind_addr(host, port.max(0));
     let listen_error = |source| StartError::Listen {
         addr: bind.clone(),
@@ -1238,6 +1240,14 @@ mod tests {
     async fn an_out_of_range_port_on_the_wildcard_is_an_error() {
         let err = super::bind_listener("0.0.0.0", 70000).await.unwrap_err();
         assert!(err.to_string().contains("70000"), "{err}");
+    }
+
+    /// `-a ""` binds every interface, as nats-server does.
+    #[tokio::test]
+    async fn an_empty_host_is_the_wildcard() {
+        let (_listener, addr) = super::bind_listener("", 0).await.unwrap();
+        assert_eq!(addr.ip(), std::net::Ipv4Addr::UNSPECIFIED, "{addr}");
+        assert_ne!(addr.port(), 0);
     }
 
     #[test]
