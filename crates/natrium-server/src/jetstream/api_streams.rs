@@ -251,6 +251,10 @@ pub(crate) fn info_of(js: &JetStream, stream: &Stream, with_cluster: bool) -> St
             ..Default::default()
         }
     });
+    // The state first, the links' statuses after: a link clears its error before it
+    // copies, so a copy counted in `state` is never shown beside the error it cleared
+    // (read the other way round, a copy landing between the two reads was).
+    let state = api_state(stream, false);
     let (mirror, sources) = match js.server.upgrade() {
         Some(server) => (
             stream.links.mirror_info(&server, &stream.account.name),
@@ -261,7 +265,7 @@ pub(crate) fn info_of(js: &JetStream, stream: &Stream, with_cluster: bool) -> St
     StreamInfo {
         config: with_dynamic_stream_metadata(&stream.config()),
         created: stream.created,
-        state: api_state(stream, false),
+        state,
         domain: js.domain.clone(),
         cluster,
         mirror,
