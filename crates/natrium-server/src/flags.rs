@@ -329,15 +329,16 @@ impl Flags {
         Ok(())
     }
 
-    /// Apply the given flags over options from defaults and the config file.
+    /// Apply the given flags over options from defaults and the config file (start and
+    /// reload both merge here).
     pub fn apply(&self, o: &mut crate::options::Options) {
         if let Some(h) = &self.host {
-            // nats-server puts its default host back in place of an empty one.
-            o.host = if h.is_empty() {
-                "0.0.0.0".into()
-            } else {
-                h.clone()
-            };
+            o.host = h.clone();
+        }
+        // An empty host, from `-a ""` or the file's `host: ""`, is the default host, as
+        // nats-server's baseline options make it (its INFO then says `0.0.0.0`).
+        if o.host.is_empty() {
+            o.host = "0.0.0.0".into();
         }
         if let Some(p) = self.port {
             o.port = p;
@@ -538,6 +539,26 @@ mod tests {
         assert!(o.log.debug, "flags not given must not clobber the file");
         assert_eq!(o.auth.user.as_deref(), Some("u"));
         assert_eq!(o.warnings.len(), 1);
+    }
+
+    /// `-a ""` and the file's `host: ""` are nats-server's default host (its INFO says
+    /// `0.0.0.0`), not an empty one.
+    #[test]
+    fn an_empty_host_is_the_default_host() {
+        let mut o = crate::options::Options {
+            host: "127.0.0.1".into(),
+            ..Default::default()
+        };
+        Flags::parse(["-a", ""]).unwrap().apply(&mut o);
+        assert_eq!(o.host, "0.0.0.0");
+        Flags::parse(["-a", "::1"]).unwrap().apply(&mut o);
+        assert_eq!(o.host, "::1");
+        let mut from_file = crate::options::Options {
+            host: String::new(),
+            ..Default::default()
+        };
+        Flags::parse(["-p", "1"]).unwrap().apply(&mut from_file);
+        assert_eq!(from_file.host, "0.0.0.0");
     }
 
     #[test]
