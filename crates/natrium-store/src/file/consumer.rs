@@ -620,6 +620,14 @@ mod tests {
         open_with(d, Durability::Always)
     }
 
+    /// Why the store in `d` does not open.
+    fn open_fails(d: &Path) -> StoreError {
+        match FileConsumerStore::open(d, "c", ConsumerPolicy::default(), Durability::Always) {
+            Ok(_) => panic!("the store must not open"),
+            Err(e) => e,
+        }
+    }
+
     #[test]
     fn survives_reopen_and_compaction() {
         let t = tempfile::tempdir().unwrap();
@@ -669,10 +677,7 @@ mod tests {
         let mut raw = fs::read(&log).unwrap();
         raw[LOG_HDR as usize + 6] ^= 0xff;
         fs::write(&log, &raw).unwrap();
-        assert!(matches!(
-            FileConsumerStore::open(&d, "c", ConsumerPolicy::default(), Durability::Always),
-            Err(StoreError::Corrupt { .. })
-        ));
+        assert!(matches!(open_fails(&d), StoreError::Corrupt { .. }));
     }
 
     /// A new log's header is not fsynced on its own, so a crash can leave it empty or
@@ -697,10 +702,7 @@ mod tests {
         let mut raw = fs::read(&log).unwrap();
         raw[..LOG_HDR as usize].fill(0);
         fs::write(&log, &raw).unwrap();
-        assert!(matches!(
-            FileConsumerStore::open(&d, "c", ConsumerPolicy::default(), Durability::Always),
-            Err(StoreError::Corrupt { .. })
-        ));
+        assert!(matches!(open_fails(&d), StoreError::Corrupt { .. }));
     }
 
     #[test]
