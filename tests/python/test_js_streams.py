@@ -249,6 +249,31 @@ CREATE_ERRORS = {
                         create_err(400, 10128, "Stream name can not contain path separators")),
     "name_too_long": ("N" * 256, {"name": "N" * 256},
                       create_err(500, 10052, "stream name is too long, maximum allowed is 255")),
+    # A transform's destination has no `*`, and a `>` exactly when its source has one (an
+    # empty source is `>`).
+    "transform_dest_star": ("T", {"name": "T", "subjects": ["st.*"],
+                                  "subject_transform": {"src": "st.*", "dest": "foo.*"}},
+                            create_err(400, 10156, "stream transform: invalid subject")),
+    "transform_dest_without_gt": ("T", {"name": "T", "subjects": ["st.>"],
+                                        "subject_transform": {"src": "st.>", "dest": "foo.x"}},
+                                  create_err(400, 10156, "stream transform: invalid subject")),
+    "transform_empty_src_literal_dest": ("T", {"name": "T", "subjects": ["st.>"],
+                                               "subject_transform": {"src": "", "dest": "foo.x"}},
+                                         create_err(400, 10156, "stream transform: invalid subject")),
+    "republish_dest_star": ("T", {"name": "T", "subjects": ["st.*"],
+                                  "republish": {"src": "st.*", "dest": "foo.*"}},
+                            create_err(500, 10052, "stream configuration for republish with "
+                                       "transform from 'st.*' to 'foo.*' not valid")),
+    "republish_gt_dropped": ("T", {"name": "T", "subjects": ["st.>"],
+                                   "republish": {"src": "st.*.>", "dest": "foo.$1"}},
+                             create_err(500, 10052, "stream configuration for republish with "
+                                        "transform from 'st.*.>' to 'foo.$1' not valid")),
+    "source_transform_dest_star": ("T", {"name": "T", "sources": [{"name": "ORDERS", "subject_transforms": [
+        {"src": "orders.*", "dest": "x.*"}]}]},
+        create_err(400, 10146, "source transform: invalid subject")),
+    "mirror_transform_without_gt": ("T", {"name": "T", "mirror": {"name": "ORDERS", "subject_transforms": [
+        {"src": "orders.>", "dest": "x"}]}},
+        create_err(400, 10154, "mirror transform: invalid subject")),
 }
 
 
@@ -1239,6 +1264,14 @@ DIRECT = {
         (dmsg("kv.a", 1, pre=ROLL, pending=3, last=0), b"1"),
         eob(3, 1, upto=8)]),
     "multi_last_seq_past_all": ("KV", {"multi_last": ["kv.>"], "seq": 99}, True, [eob(0, 0, upto=8)]),
+    # A filter given twice names its subject once; an empty filter names nothing.
+    "multi_last_repeated_filter": ("KV", {"multi_last": ["kv.a", "kv.a"]}, True, [
+        (dmsg("kv.a", 1, pre=ROLL, pending=0, last=0), b"1"),
+        eob(0, 1, upto=8)]),
+    "multi_last_empty_filter": ("KV", {"multi_last": [""]}, True, status("404 No Results")),
+    "multi_last_empty_beside_another": ("KV", {"multi_last": ["kv.b", ""]}, True, [
+        (dmsg("kv.b", 2, pre=XYZ, pending=0, last=0), b"1"),
+        eob(0, 2, upto=8)]),
     "next_by_subj_invalid": ("KV", {"seq": 1, "next_by_subj": "a..b"}, False, NOT_FOUND),
     "batch_next_by_subj_invalid": ("KV", {"seq": 1, "batch": 2, "next_by_subj": "a..b"}, True, NOT_FOUND),
     "start_time_near_future": ("KV", {"start_time": "2200-01-01T00:00:00Z"}, False, NOT_FOUND),

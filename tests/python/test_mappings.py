@@ -183,6 +183,8 @@ CONFIG_ERRORS = {
                               "duplicate entry"),
     "unknown_field": ('"x": [ {destination: a, weight: 10, bogus: 1} ]', "unknown field"),
     "wildcard_out_of_range": ('"x.*": "y.$2"', "error adding mapping"),
+    "star_in_destination": ('"x.*": "y.*"', 'error adding mapping for "x.*" to "y.*" : invalid subject'),
+    "gt_dropped": ('"x.>": "y.z"', 'error adding mapping for "x.>" to "y.z" : invalid subject'),
 }
 
 

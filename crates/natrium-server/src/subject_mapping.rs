@@ -288,55 +288,52 @@ pub fn map_subject_with_functions(from: &str, to: &str, subject: &[u8]) -> Optio
     Some(apply_dest(&parts, from.split('.').count(), subject))
 }
 
-/// Why nats-server's `NewSubjectTransform` refuses a subject transform's destination
-/// (the text after `stream transform: `), or `None`. The destination may use as many `*`
-/// as the source has and a `>` only if the source ends with one; `$n` and
-/// `{{wildcard(n)}}` name one of the source's `*` (1-based); tokens are not empty. An
-/// empty destination is no transform at all.
+/// Why nats-server refuses a subject transform's destination (the text after `stream
+/// transform: `), or `None`. Its checks run in this order: every token is non-empty, none
+/// follows a `>` and every `{{..}}` names a known function (`ValidateMapping`); then the
+/// destination has no `*` and has a `>` exactly when the source has one, an empty source
+/// counting as `>` (`NewSubjectTransform`: "invalid subject"); then each `$n` or
+/// `{{wildcard(n)}}` names one of the source's `*` (1-based). An empty destination is no
+/// transform at all.
 pub fn transform_dest_error(src: &str, dest: &str) -> Option<String> {
     if dest.is_empty() {
         return None;
     }
     let mapping = |why: String| Some(format!("invalid mapping destination: {why}"));
-    if src.is_empty() {
-        // The whole subject (`>`): a `>` takes it; nothing else can name a part of it.
-        let names_a_part = dest
-            .split('.')
-            .any(|t| t == "*" || t.starts_with('$') || t.starts_with("{{"));
-        return names_a_part.then(|| "invalid subject".to_string());
+    let src = if src.is_empty() { ">" } else { src };
+    let mut after_rest = false;
+    for tok in dest.split('.') {
+        if tok.is_empty() || after_rest {
+            return mapping("invalid transform".to_string());
+        }
+        match DestToken::of(tok) {
+            DestToken::UnknownFunction => return mapping(format!("unknown function in {tok}")),
+            DestToken::Rest => after_rest = true,
+            _ => {}
+        }
     }
     let stars = src.split('.').filter(|t| *t == "*").count();
     let src_gt = src.ends_with(".>") || src == ">";
-    let mut dest_stars = 0usize;
+    let dest_star = dest.split('.').any(|t| t == "*");
+    if dest_star || src_gt != after_rest {
+        return Some("invalid subject".to_string());
+    }
     for tok in dest.split('.') {
-        if tok.is_empty() {
-            return mapping("invalid transform".to_string());
-        }
         let index = match DestToken::of(tok) {
             DestToken::Wildcard(n) => n,
             // `$0` is left as nats-server leaves it.
             DestToken::Dollar(0) => continue,
             DestToken::Dollar(n) => n,
-            DestToken::OtherFunction | DestToken::Literal(_) => continue,
-            DestToken::UnknownFunction => return mapping(format!("unknown function in {tok}")),
             DestToken::BadArgument => {
                 return mapping(format!(
                     "function argument is invalid or in the wrong format in {tok}"
                 ));
             }
-            DestToken::Star => {
-                dest_stars += 1;
-                continue;
-            }
-            DestToken::Rest if !src_gt => return Some("invalid subject".to_string()),
-            DestToken::Rest => continue,
+            _ => continue,
         };
         if index < 1 || index as usize > stars {
             return mapping(format!("wildcard index out of range in {tok}: [{index}]"));
         }
-    }
-    if dest_stars > stars {
-        return Some("invalid subject".to_string());
     }
     None
 }
@@ -463,8 +460,8 @@ mod tests {
         for (src, dest) in [
             ("a.*", "p.$1"),
             ("a.*.*", "p.{{wildcard(2)}}.$1"),
-            ("a.*", "p.*"),
             ("a.>", "p.>"),
+            ("a.*.>", "p.$1.>"),
             ("a.*", ""),
             ("a.*", "p.{{partition(3,1)}}"),
             ("a.*", "p.$0"),
@@ -499,11 +496,20 @@ mod tests {
                 "p..x",
                 "invalid mapping destination: invalid transform",
             ),
+            ("a.*", "p.*", "invalid subject"),
             ("a.*", "p.*.*", "invalid subject"),
             ("a.*", "p.>", "invalid subject"),
             ("a.>", "p.*", "invalid subject"),
+            ("a.>", "p.x", "invalid subject"),
+            ("a.*.>", "p.$1", "invalid subject"),
+            ("", "q.x", "invalid subject"),
             ("", "q.$1", "invalid subject"),
             ("", "q.*", "invalid subject"),
+            (
+                "a.>",
+                "p.>.x",
+                "invalid mapping destination: invalid transform",
+            ),
         ] {
             assert_eq!(
                 transform_dest_error(src, dest).as_deref(),
@@ -694,8 +700,14 @@ fn compile_dest(from: &str, to: &str) -> Result<Vec<DestPart>, String> {
 }
 
 /// Checks a mapping destination against its source as nats-server does when it adds
-/// the mapping (references name a `*` of the source, functions have valid arguments).
+/// the mapping (no `*` in the destination, a `>` on both sides or neither, references
+/// name a `*` of the source, functions have valid arguments).
 pub fn check_mapping_dest(from: &str, to: &str) -> Result<(), String> {
+    // Only the "invalid subject" verdict is taken from the transform check: its token
+    // errors come first there, and `compile_dest` words those as nats-server's config does.
+    if let Some(why) = transform_dest_error(from, to).filter(|w| w == "invalid subject") {
+        return Err(why);
+    }
     compile_dest(from, to).map(|_| ())
 }
 
@@ -1056,5 +1068,19 @@ mod mapping_tests {
         );
         assert!(check_mapping_dest("a.*", "b.{{split(1,a b)}}").is_err());
         assert!(check_mapping_dest("a", "b..c").is_err());
+        // As nats-server 2.15.1: `Error adding mapping for "a.*" to "b.*" : invalid subject`.
+        assert_eq!(
+            check_mapping_dest("a.*", "b.*"),
+            Err("invalid subject".into())
+        );
+        assert_eq!(
+            check_mapping_dest("a.>", "b.x"),
+            Err("invalid subject".into())
+        );
+        assert_eq!(
+            check_mapping_dest("a.*", "b.>"),
+            Err("invalid subject".into())
+        );
+        assert!(check_mapping_dest("a.>", "b.>").is_ok());
     }
 }

@@ -351,7 +351,14 @@ fn multi_last(
     reply: &[u8],
     req: &MsgGetRequest,
 ) {
-    let Ok(filter) = SubjectFilter::multi(req.multi_last.iter()) else {
+    // An empty filter matches nothing here (nats-server skips it), not everything as
+    // elsewhere; with no other filter the answer is "no results".
+    let filters = req.multi_last.iter().filter(|f| !f.is_empty());
+    if filters.clone().next().is_none() {
+        send(ctx, account, reply, dh::NO_RESULTS, b"");
+        return;
+    }
+    let Ok(filter) = SubjectFilter::multi(filters) else {
         send(ctx, account, reply, dh::NO_RESULTS, b"");
         return;
     };
@@ -413,11 +420,14 @@ fn multi_last(
 }
 
 /// The last sequence of every subject matching `filter` among messages at or before
-/// `up_to`, ascending.
+/// `up_to`, ascending, each once (a filter given twice names its subjects once).
 fn last_seqs_up_to(stream: &Stream, filter: &SubjectFilter, up_to: u64, last_seq: u64) -> Vec<u64> {
     let store = &stream.store;
     if up_to >= last_seq {
-        return store.last_seqs(filter);
+        let mut seqs = store.last_seqs(filter);
+        seqs.sort_unstable();
+        seqs.dedup();
+        return seqs;
     }
     let mut seqs: Vec<u64> = store
         .subjects_totals(filter)
