@@ -774,6 +774,37 @@ async def test_pause_resume(js_server):
 
 
 @async_test()
+async def test_pause_advisories(js_server):
+    """A pause that runs out by itself says so ("paused": false); a pause request that
+    changes nothing (resuming what is not paused) sends no advisory."""
+    async with cclient(js_server) as c:
+        await orders(c)
+        await make_consumer(c, "ORDERS", "A", ack_policy="explicit")
+        await c.sub("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.ORDERS.A")
+        await c.sync()
+
+        async def pauses(wait: float) -> list[bool]:
+            out = []
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    m = await c.msg(deadline)
+                except asyncio.TimeoutError:
+                    return out
+                if m is not None and m.subject.startswith("$JS.EVENT."):
+                    out.append(json.loads(m.data)["paused"])
+
+        until = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 2)) + "Z"
+        await c.capi("CONSUMER.PAUSE.ORDERS.A", {"pause_until": until})
+        assert await pauses(0.3) == [True]
+        assert await pauses(3.5) == [False], "no advisory when the pause ran out"
+        await c.capi("CONSUMER.PAUSE.ORDERS.A")  # ends the (past) pause: a change
+        assert await pauses(0.3) == [False]
+        await c.capi("CONSUMER.PAUSE.ORDERS.A", {})  # not paused: no change
+        assert await pauses(0.5) == []
+
+
+@async_test()
 async def test_pause_info(js_server):
     async with cclient(js_server) as c:
         await orders(c)
@@ -1649,6 +1680,109 @@ async def test_ack_wait_redelivery_and_max_deliver(js_server, case):
         if case == "state":
             # Out of deliveries: no longer pending an ack, but the floor does not move.
             assert summary(await c.info("ORDERS", "W")) == (2, 1, 0, 0, 0, 1, 0, 0)
+
+
+@async_test()
+async def test_plain_nak_redelivers_at_once_despite_backoff(js_server):
+    """A plain -NAK queues the message for redelivery now; the backoff times only
+    redeliveries after an ack wait ran out (nats-server's processNak)."""
+    async with cclient(js_server) as c:
+        await orders(c, 1)
+        await make_consumer(c, "ORDERS", "B", ack_policy="explicit", backoff=[2 * SEC, 4 * SEC],
+                            max_deliver=4)
+        first = (await pulled(c, "B", 1))[0]
+        await c.ack(first.reply, "-NAK", confirm=False)
+        t0 = time.monotonic()
+        got = await c.pull_lines("ORDERS", "B", J({"batch": 1, "expires": 1500 * MS}), n=1)
+        assert got == [m(0, "B", 2, 1, 2, 0)]
+        assert time.monotonic() - t0 < 1.0, "redelivery waited for the backoff"
+
+
+@async_test()
+async def test_progress_after_the_ack_wait_ran_out_keeps_the_redelivery(js_server):
+    """+WPI after the wait ran out does not take the message back from redelivery."""
+    async with cclient(js_server) as c:
+        await orders(c, 1)
+        await make_consumer(c, "ORDERS", "W", ack_policy="explicit", ack_wait=300 * MS)
+        first = (await pulled(c, "W", 1))[0]
+        await asyncio.sleep(0.6)
+        confirmed(await c.ack(first.reply, "+WPI"))
+        got = await c.pull_lines("ORDERS", "W", J({"batch": 1, "expires": 200 * MS}), n=1)
+        assert got == [m(0, "W", 2, 1, 2, 0)]
+
+
+@async_test()
+async def test_inactive_pull_consumer_waits_for_its_pending_acks(js_server):
+    """A pull consumer whose worker holds an unacked message is not deleted as inactive
+    before that message's ack wait has run out (nats-server's deleteNotActive: the
+    threshold counts from the last ack still expected)."""
+    async with cclient(js_server) as c:
+        await orders(c, 1)
+        await make_consumer(c, "ORDERS", "I", ack_policy="explicit", ack_wait=1500 * MS,
+                            inactive_threshold=200 * MS)
+        t0 = time.monotonic()
+        await pulled(c, "I", 1)
+        await asyncio.sleep(1.2)
+        assert '"error"' not in await c.info("ORDERS", "I"), "deleted with an ack pending"
+        gone = None
+        while time.monotonic() - t0 < 8:
+            if '"error"' in await c.info("ORDERS", "I"):
+                gone = time.monotonic() - t0
+                break
+            await asyncio.sleep(0.1)
+        # Past the ack wait (1.5 s), its redelivery's wait (1.5 s more) and the threshold.
+        assert gone is not None and gone >= 3.0, gone
+
+
+@async_test()
+async def test_acks_of_an_ack_none_consumer_find_no_responders(js_server):
+    """nats-server does not listen for acks of an `ack_policy: none` consumer: every ack
+    form, +NXT included, is answered by no responders and changes nothing."""
+    async with cclient(js_server) as c:
+        await orders(c, 2)
+        await make_consumer(c, "ORDERS", "N", ack_policy="none")
+        first = (await pulled(c, "N", 1))[0]
+        for body in ("+ACK", "-NAK", "+TERM", "+NXT"):
+            f = await c.req(first.reply, body)
+            assert f.hdr is not None and f.hdr.startswith(b"NATS/1.0 503"), (body, f.hdr)
+        info = json.loads(await c.info("ORDERS", "N"))
+        assert info["num_waiting"] == 0 and info["num_redelivered"] == 0, info
+
+
+@async_test()
+async def test_ack_metric_names_the_delivery_acknowledged(js_server):
+    """A sampled ack of a redelivered message reports the redelivery's consumer
+    sequence."""
+    async with cclient(js_server) as c, cclient(js_server) as w:
+        await orders(c, 1)
+        await make_consumer(c, "ORDERS", "M", ack_policy="explicit", sample_freq="100%")
+        await w.sub("$JS.EVENT.METRIC.CONSUMER.ACK.ORDERS.M")
+        await w.sync()
+        first = (await pulled(c, "M", 1))[0]
+        await c.ack(first.reply, "-NAK", confirm=False)
+        again = (await pulled(c, "M", 1))[0]
+        confirmed(await c.ack(again.reply, "+ACK"))
+        deadline = time.monotonic() + 3
+        while True:
+            mm = await w.msg(deadline)
+            if mm is not None and mm.subject.startswith("$JS.EVENT.METRIC."):
+                break
+        d = json.loads(mm.data)
+        assert (d["consumer_seq"], d["stream_seq"], d["deliveries"]) == (2, 1, 2), d
+
+
+@async_test()
+async def test_update_of_a_durable_by_name_only_keeps_it_durable(js_server):
+    """An update naming a durable by `name` alone does not make it an ephemeral with
+    the 5 s threshold."""
+    async with cclient(js_server) as c:
+        await orders(c, 1)
+        await make_consumer(c, "ORDERS", "U", ack_policy="explicit")
+        text = await c.capi("CONSUMER.CREATE.ORDERS.U", create_body(
+            "ORDERS", "update", name="U", ack_policy="explicit"))
+        cfg = json.loads(text)["config"]
+        assert "inactive_threshold" not in cfg, cfg
+        assert cfg["name"] == "U"
 
 
 # =========================================================================================

@@ -15,8 +15,8 @@ use super::api::consumer::{
 };
 use super::api::consumer_check::{
     ConsumerCreateSubject, check_consumer_config, check_consumer_standalone_replicas,
-    check_workqueue_consumer, finalize_new_consumer_config, is_valid_group_name, partition_unique,
-    set_consumer_config_defaults, set_static_consumer_metadata, subject_filters,
+    check_workqueue_consumer, finalize_new_consumer_config, is_durable, is_valid_group_name,
+    partition_unique, set_consumer_config_defaults, set_static_consumer_metadata, subject_filters,
 };
 use super::api::errors::ApiError;
 use super::api::go_json::{GoRequest, Mode};
@@ -259,8 +259,11 @@ fn create(
         }
         // Stamped on an update too (after the create check, which compares the request
         // as sent, as nats-server does): an ephemeral updated without a threshold keeps
-        // the 5s, instead of getting none and never being cleaned up.
-        finalize_new_consumer_config(&mut cfg);
+        // the 5s, instead of getting none and never being cleaned up. A durable stays
+        // durable (no threshold stamped) when the update names it by `name` only.
+        if !is_durable(&old) {
+            finalize_new_consumer_config(&mut cfg);
+        }
         if scfg.retention == RetentionPolicy::WorkQueue {
             let others = other_filters(&stream, &e.name);
             if !partition_unique(&subject_filters(&cfg), &others) && !others.is_empty() {
@@ -572,6 +575,7 @@ fn consumer_pause(
     };
     let (_, c) = lookup(jsa, stream, name)?;
     let mut cfg = c.config();
+    let before = cfg.pause_until;
     let now = Timestamp::now();
     // In UTC, as nats-server keeps and reports it (`req.PauseUntil.UTC()`).
     let until = req.pause_until.to_utc();
@@ -583,7 +587,10 @@ fn consumer_pause(
         .map_err(ApiError::consumer_create)?;
     c.persist_meta().map_err(ApiError::consumer_create)?;
     let remaining = cfg.pause_until.map_or(0, |u| now.nanos_until(&u).max(0));
-    if let Some(server) = js.server.upgrade() {
+    // The advisory tells of a change: resuming a consumer that was not paused, or
+    // pausing again to the same time, sends none (as nats-server).
+    let changed = before.unwrap_or_default() != cfg.pause_until.unwrap_or_default();
+    if changed && let Some(server) = js.server.upgrade() {
         let (s, _) = lookup(jsa, stream, name)?;
         advisory::send_now(
             &server,

@@ -182,6 +182,13 @@ struct Task {
     removals_seen: i128,
     /// Pacing (replay or rate limit) holds deliveries until this time.
     pace_until: Option<i64>,
+    /// The pause end (ns, as `Hot::paused_until`) whose end is settled: its "unpaused"
+    /// advisory went out, or the pause had already ended when the task first saw it
+    /// (nats-server's pause timer runs only for a pause still ahead).
+    pause_told: i64,
+    /// A pull consumer is not deleted as inactive before this time (ns): the last ack
+    /// its pending deliveries may still get, plus the threshold (0 none).
+    inactive_hold: i64,
     /// While a push consumer has no subscriber: its registration with the account's
     /// [`crate::interest_watch::InterestWatch`], so a `SUB` wakes it at once.
     watch: Option<crate::interest_watch::WatchGuard>,
@@ -222,10 +229,14 @@ impl Consumer {
             replay: None,
             rate_next: 0,
             pace_until: None,
+            inactive_hold: 0,
+            pause_told: 0,
             removals_seen: i128::MIN,
             watch: None,
             interest_arrived: Arc::new(tokio::sync::Notify::new()),
         };
+        let mut task = task;
+        task.settle_past_pause();
         tokio::spawn(task.run(rx));
     }
 }
@@ -314,7 +325,10 @@ impl Task {
         let now = now_nanos();
         match ev {
             Event::Stop => return false,
-            Event::Updated => self.hot = Hot::of(&self.c, self.ctx.server.opts().max_payload),
+            Event::Updated => {
+                self.hot = Hot::of(&self.c, self.ctx.server.opts().max_payload);
+                self.settle_past_pause();
+            }
             Event::Ack {
                 tokens,
                 kind,
@@ -461,7 +475,9 @@ impl Task {
                         typed: advisory::Typed::new(advisory::ACK_METRIC),
                         stream,
                         consumer,
-                        consumer_seq: p.sequence,
+                        // The delivery acknowledged (a redelivery's own sequence),
+                        // as nats-server reports it.
+                        consumer_seq: t.dseq,
                         stream_seq: t.sseq,
                         ack_time: now - p.timestamp,
                         deliveries: t.dc,
@@ -576,9 +592,48 @@ impl Task {
         );
     }
 
+    /// A pause that has already ended when the task learns of it gets no "unpaused"
+    /// advisory of its own (the pause request's advisory said so).
+    fn settle_past_pause(&mut self) {
+        if self.hot.paused_until <= now_nanos() {
+            self.pause_told = self.hot.paused_until;
+        }
+    }
+
+    /// A pause ran out by itself: the "unpaused" advisory, once (nats-server's pause
+    /// timer sends it with the config's `pause_until`).
+    fn pause_ended(&mut self, now: i64) {
+        if self.hot.paused_until == 0
+            || self.hot.paused_until > now
+            || self.pause_told == self.hot.paused_until
+        {
+            return;
+        }
+        self.pause_told = self.hot.paused_until;
+        let c = self.c.clone();
+        let until = c.config().pause_until.unwrap_or_default();
+        advisory::send(
+            &mut self.ctx,
+            &c.stream.account,
+            &format!(
+                "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{}.{}",
+                c.stream.name, c.name
+            ),
+            &advisory::Pause {
+                typed: advisory::Typed::new(advisory::PAUSE),
+                stream: &c.stream.name,
+                consumer: &c.name,
+                paused: false,
+                pause_until: until,
+                domain: c.stream.domain(),
+            },
+        );
+    }
+
     /// Time passes, then deliver what can be delivered.
     fn cycle(&mut self) {
         let now = now_nanos();
+        self.pause_ended(now);
         let c = self.c.clone();
         let account = &c.stream.account;
         let push = !self.hot.deliver.is_empty();
@@ -947,7 +1002,8 @@ impl Task {
             consider(now + INTEREST_POLL.as_nanos() as i64);
         }
         if self.hot.inactive > 0 {
-            consider(self.c.last_activity.load(Ordering::Relaxed) + self.hot.inactive);
+            let idle = self.c.last_activity.load(Ordering::Relaxed) + self.hot.inactive;
+            consider(idle.max(self.inactive_hold));
         }
         if self.hot.paused_until > now {
             consider(self.hot.paused_until);
@@ -968,19 +1024,35 @@ impl Task {
     }
 
     /// Delete the consumer after `inactive_threshold` without interest or requests.
-    /// Returns true when it was deleted.
+    /// A pull consumer's worker may still be processing what it took without pulling
+    /// again, so, as nats-server's `deleteNotActive`, the threshold counts from the last
+    /// moment an ack of a pending delivery is still expected (its delivery plus its ack
+    /// wait) when that is later. Returns true when it was deleted.
     fn check_inactive(&mut self) -> bool {
         if self.hot.inactive <= 0 {
             return false;
         }
         let now = now_nanos();
         let last = self.c.last_activity.load(Ordering::Relaxed);
-        if now - last < self.hot.inactive {
+        if now - last < self.hot.inactive || now < self.inactive_hold {
             return false;
         }
-        if self.c.machine.lock().num_waiting() > 0 || self.c.push_bound() {
-            self.c.touch();
-            return false;
+        {
+            let m = self.c.machine.lock();
+            if m.num_waiting() > 0 || self.c.push_bound() {
+                drop(m);
+                self.c.touch();
+                return false;
+            }
+            if self.hot.deliver.is_empty()
+                && let Some(due) = m.last_ack_due()
+            {
+                let hold = due.saturating_add(self.hot.inactive);
+                if hold > now {
+                    self.inactive_hold = hold;
+                    return false;
+                }
+            }
         }
         // Files first, then the listing: whoever sees the consumer gone (CONSUMER.NAMES)
         // must find its files gone too, as after a CONSUMER.DELETE's answer.

@@ -555,7 +555,11 @@ impl Machine {
             }
             self.deadlines.remove(&(at, sseq));
             self.deadline_of.remove(&sseq);
-            if self.pending.contains_key(&sseq) {
+            if let Some(p) = self.pending.get_mut(&sseq) {
+                // Its wait starts over from now, as nats-server moves the pending
+                // timestamp of what it queues for redelivery: a pull consumer's
+                // inactivity counts from the last ack still expected (`last_ack_due`).
+                p.timestamp = p.timestamp.max(now);
                 self.redeliver.insert(sseq);
             }
         }
@@ -1179,6 +1183,19 @@ impl Machine {
         std::mem::take(&mut self.exceeded)
     }
 
+    /// The latest time an ack of a pending delivery is still expected: its last
+    /// delivery (or progress) plus the ack wait that applies to it (`None`: nothing
+    /// pending).
+    pub fn last_ack_due(&self) -> Option<i64> {
+        self.pending
+            .iter()
+            .map(|(sseq, p)| {
+                let count = self.redelivered.get(sseq).copied().unwrap_or(1);
+                p.timestamp.saturating_add(self.ack_delay(count))
+            })
+            .max()
+    }
+
     /// The pending entry of `sseq` (its consumer seq and last delivery time).
     pub fn pending_of(&self, sseq: u64) -> Option<Pending> {
         self.pending.get(&sseq).copied()
@@ -1216,16 +1233,11 @@ impl Machine {
                     match delay {
                         Some(d) if d > 0 => self.set_deadline(sseq, now.saturating_add(d)),
                         _ => {
-                            // Honour backoff for the next delivery, as nats-server does
-                            // for a plain NAK when backoff is set.
+                            // Redelivered at once, backoff or not: a plain NAK asks
+                            // for it (nats-server's `processNak` queues it; the
+                            // backoff times only redeliveries after an ack wait).
                             self.clear_deadline(sseq);
-                            let count = self.redelivered.get(&sseq).copied().unwrap_or(1);
-                            if !self.params.backoff.is_empty() {
-                                let at = now.saturating_add(self.ack_delay(count + 1));
-                                self.set_deadline(sseq, at);
-                            } else {
-                                self.redeliver.insert(sseq);
-                            }
+                            self.redeliver.insert(sseq);
                         }
                     }
                 }
@@ -1238,9 +1250,13 @@ impl Machine {
                     // restart keep the extension; the driver stores it).
                     p.timestamp = now;
                     let count = self.redelivered.get(&sseq).copied().unwrap_or(1);
-                    let at = now.saturating_add(self.ack_delay(count));
-                    self.set_deadline(sseq, at);
-                    self.redeliver.remove(&sseq);
+                    // Already due for redelivery (its wait ran out before the
+                    // progress came): it stays queued, as in nats-server, whose
+                    // progress update moves only the timestamp.
+                    if !self.redeliver.contains(&sseq) {
+                        let at = now.saturating_add(self.ack_delay(count));
+                        self.set_deadline(sseq, at);
+                    }
                 }
                 return;
             }

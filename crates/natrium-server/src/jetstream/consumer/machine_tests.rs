@@ -193,6 +193,31 @@ fn nak_redelivers_now_or_after_a_delay() {
 }
 
 #[test]
+fn a_plain_nak_redelivers_at_once_even_with_backoff() {
+    let src = Fake::with(1);
+    let mut p = params(Ack::Explicit);
+    p.backoff = vec![S, 2 * S, 5 * S];
+    let mut m = Machine::new(p, 1);
+    drain_push(&mut m, &src, 0);
+    m.ack(1, AckKind::Nak(None), 1);
+    let ds = drain_push(&mut m, &src, 1);
+    assert_eq!((ds.len(), ds[0].sseq, ds[0].count), (1, 1, 2));
+    // The redelivery's own wait is the backoff's second step.
+    assert_eq!(m.next_deadline(), Some(1 + 2 * S));
+}
+
+#[test]
+fn progress_after_the_wait_ran_out_does_not_take_back_the_redelivery() {
+    let src = Fake::with(1);
+    let mut m = Machine::new(params(Ack::Explicit), 1);
+    drain_push(&mut m, &src, 0);
+    m.tick(31 * S);
+    m.ack(1, AckKind::Progress, 32 * S);
+    let ds = drain_push(&mut m, &src, 33 * S);
+    assert_eq!((ds.len(), ds[0].sseq, ds[0].count), (1, 1, 2));
+}
+
+#[test]
 fn progress_resets_the_ack_wait() {
     let src = Fake::with(1);
     let mut m = Machine::new(params(Ack::Explicit), 1);

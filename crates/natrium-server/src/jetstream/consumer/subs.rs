@@ -319,13 +319,17 @@ impl Consumer {
         let fc: Arc<dyn InternalHandler> = Arc::new(FcSub {
             consumer: Arc::downgrade(self),
         });
-        // Under the `flow_control` ack policy only flow-control responses ack: nats-server
-        // does not listen for acks at all.
-        let by_fc = self.config.read().ack_policy
-            == crate::jetstream::api::consumer::AckPolicy::FlowControl;
+        // Under the `flow_control` ack policy only flow-control responses ack, and under
+        // `none` nothing does: nats-server does not listen for acks at all then (an ack,
+        // `+NXT` included, finds no responders).
+        use crate::jetstream::api::consumer::AckPolicy;
+        let listens = !matches!(
+            self.config.read().ack_policy,
+            AckPolicy::FlowControl | AckPolicy::None
+        );
         let mut subs = self.subs.lock();
         let mut wanted = vec![(fc_subject, fc)];
-        if !by_fc {
+        if listens {
             wanted.push((ack_subject, ack));
         }
         for (subject, handler) in wanted {
