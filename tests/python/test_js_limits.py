@@ -136,3 +136,61 @@ accounts {{
     assert rc == 1, (rc, text)
     msg = f"Can't start JetStream: Error enabling jetstream on configured accounts: {err}"
     assert msg in text, text
+
+
+SERVER_API_LIMITS = """
+http: 127.0.0.1:-1
+jetstream {
+  limits { max_ack_pending: 100, max_request_batch: 50, duplicate_window: "1m", default_max_consumers: 2 }
+}
+"""
+
+
+@async_test()
+async def test_server_api_limits(start_js_server):
+    """`jetstream { limits { … } }` bounds what stream and consumer configs may ask for,
+    fills their defaults, and shows in /varz (as nats-server 2.15.1)."""
+    from natsutil import monz
+
+    server = start_js_server(config=SERVER_API_LIMITS)
+    c = await RawConn.open(server.port)
+    await c.handshake()
+    cl = JsClient(c)
+    await c.send(f"SUB {JsClient.INBOX}.> 1\r\n".encode())
+    await cl.sync()
+    created = json.loads(await cl.api("STREAM.CREATE.D", {"name": "D", "subjects": ["d.>"]}))
+    assert created["config"]["duplicate_window"] == 60_000_000_000, created
+    assert created["config"]["max_consumers"] == -1, created
+    check(await cl.api("STREAM.CREATE.W", {"name": "W", "duplicate_window": 120_000_000_000}),
+          (500, 10052, "duplicates window can not be larger then server limit of 1m0s"), "window")
+    check(await cl.api("CONSUMER.CREATE.D.big", {"stream_name": "D", "config": {
+        "durable_name": "big", "ack_policy": "explicit", "max_ack_pending": 500}}),
+        (400, 10121, "consumer max ack pending exceeds system limit of 100"), "max_ack_pending")
+    c0 = json.loads(await cl.api("CONSUMER.CREATE.D.c0", {"stream_name": "D", "config": {
+        "durable_name": "c0", "ack_policy": "explicit"}}))
+    assert (c0["config"]["max_ack_pending"], c0["config"]["max_batch"]) == (100, 50), c0
+    check(await cl.api("CONSUMER.CREATE.D.c1", {"stream_name": "D", "config": {"durable_name": "c1"}}),
+          None, "second consumer")
+    check(await cl.api("CONSUMER.CREATE.D.c2", {"stream_name": "D", "config": {"durable_name": "c2"}}),
+          (400, 10026, "maximum consumers limit reached"), "third consumer")
+    varz = await monz(server, "/varz")
+    assert varz["jetstream"]["limits"] == {"max_request_batch": 50, "max_ack_pending": 100,
+                                           "max_duplicate_window": 60_000_000_000,
+                                           "default_max_consumers": 2}, varz["jetstream"]
+
+
+@async_test(timeout=120)
+async def test_a_stream_takes_1000_consumers_by_default(js_server):
+    """nats-server 2.15's `default_max_consumers` is 1000 when the config sets none."""
+    c = await RawConn.open(js_server.port)
+    await c.handshake()
+    cl = JsClient(c)
+    await c.send(f"SUB {JsClient.INBOX}.> 1\r\n".encode())
+    await cl.sync()
+    check(await cl.api("STREAM.CREATE.D", {"name": "D", "subjects": ["d.>"], "storage": "memory"}),
+          None, "stream")
+    for i in range(1000):
+        check(await cl.api(f"CONSUMER.CREATE.D.c{i}", {"stream_name": "D", "config": {
+            "name": f"c{i}", "mem_storage": True}}), None, f"consumer {i}")
+    check(await cl.api("CONSUMER.CREATE.D.last", {"stream_name": "D", "config": {
+        "name": "last", "mem_storage": True}}), (400, 10026, "maximum consumers limit reached"), "1001st")

@@ -518,8 +518,10 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
     Ok(())
 }
 
-/// `jetstream { limits { … } }`: the atomic batch limits in `batch { … }` are used;
-/// the other server-wide JetStream limits are accepted and not acted on yet.
+/// `jetstream { limits { … } }`: the atomic batch limits in `batch { … }`, and the
+/// limits consumer and stream configs are checked against (`max_ack_pending`,
+/// `max_request_batch`, `duplicate_window`, `default_max_consumers`); `max_ha_assets`
+/// is accepted (no replicated assets here).
 fn apply_jetstream_limits(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfError> {
     let Value::Map(m) = &v.value else {
         return Err(err(&v.pos, "Expected a map to define JetStreamLimits"));
@@ -568,11 +570,31 @@ fn apply_jetstream_limits(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), 
                     }
                 }
             }
-            "max_ack_pending"
-            | "max_ha_assets"
-            | "max_request_batch"
-            | "duplicate_window"
-            | "default_max_consumers" => {}
+            "max_ack_pending" => {
+                js.api_limits.max_ack_pending =
+                    conf::as_i64(&e.value).map_err(|err| err.prefixed("max_ack_pending"))?;
+            }
+            "max_request_batch" => {
+                js.api_limits.max_request_batch =
+                    conf::as_i64(&e.value).map_err(|err| err.prefixed("max_request_batch"))?;
+            }
+            "default_max_consumers" => {
+                js.api_limits.default_max_consumers =
+                    conf::as_i64(&e.value).map_err(|err| err.prefixed("default_max_consumers"))?;
+            }
+            "duplicate_window" => {
+                // A string only, as nats-server's `time.ParseDuration(mv.(string))`.
+                if !matches!(e.value.value, Value::String(_)) {
+                    return Err(err(
+                        &e.value.pos,
+                        "duplicate_window: expected a duration string",
+                    ));
+                }
+                let d = conf::duration_strict(&e.value, "duplicate_window")?;
+                js.api_limits.duplicates = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+            }
+            // Replicated assets: nothing here is replicated.
+            "max_ha_assets" => {}
             _ if e.used_as_variable => {}
             _ => return Err(err(&e.key_pos, format!("unknown field {:?}", e.key))),
         }

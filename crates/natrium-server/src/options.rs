@@ -414,6 +414,9 @@ pub struct JetStreamOptions {
     pub restore_share: Option<u8>,
     /// `limits { batch { … } }`: atomic batch publish limits.
     pub batch_limits: crate::jetstream::atomic_batch::BatchLimits,
+    /// `limits { max_ack_pending, max_request_batch, duplicate_window,
+    /// default_max_consumers }`: what consumer and stream configs may ask for.
+    pub api_limits: crate::jetstream::api::ServerLimits,
 }
 
 impl Default for Options {
@@ -455,6 +458,10 @@ impl Default for Options {
             auth_callout: None,
             jetstream: JetStreamOptions {
                 strict: true,
+                api_limits: crate::jetstream::api::ServerLimits {
+                    default_max_consumers: crate::jetstream::api::DEFAULT_MAX_CONSUMERS,
+                    ..Default::default()
+                },
                 ..JetStreamOptions::default()
             },
             tls: None,

@@ -184,7 +184,8 @@ fn server_block_spellings_and_size_syntaxes() {
         e.contains("max_file_store sizes defined as strings must end in K, M, G, T"),
         "{e}"
     );
-    // -1 resolves to unlimited, an explicit 0 stays 0, the store dir gets `/jetstream`.
+    // -1 asks for the computed default (as nats-server), an explicit 0 stays 0, the store
+    // dir gets `/jetstream`.
     let o = load(
         d.path(),
         &format!(
@@ -194,9 +195,10 @@ fn server_block_spellings_and_size_syntaxes() {
     )
     .unwrap();
     let c = resolve(&o.jetstream).unwrap();
-    assert_eq!((c.max_memory, c.max_store), (0, -1));
+    assert_eq!(c.max_memory, 0);
+    assert!(c.max_store > 0, "{}", c.max_store);
     assert_eq!(c.store_dir, d.path().join("jetstream"));
-    assert_eq!(c.max_store_source, LimitSource::Configured);
+    assert_eq!(c.max_store_source, LimitSource::Computed);
 }
 
 #[test]
@@ -535,16 +537,16 @@ system_account: SYS
     let info = request(&a, "$JS.API.INFO", &Value::Null).await;
     assert_eq!(info["limits"]["max_storage"], 6 << 20, "{info}");
 
-    // -1 lifts the limits.
-    std::fs::write(&path, conf("max_file: -1", "max_file: -1")).unwrap();
+    // -1 lifts the account's limit (the server's is then its own, here 4 TiB).
+    std::fs::write(&path, conf("max_file: 4T", "max_file: -1")).unwrap();
     natrium_server::signals::reload(&s.server, &Flags::default()).expect("reload");
-    let huge = serde_json::json!({"name": "HUGE", "max_bytes": 1i64 << 50});
+    let huge = serde_json::json!({"name": "HUGE", "max_bytes": 1i64 << 41});
     let r = request(&a, "$JS.API.STREAM.CREATE.HUGE", &huge).await;
     assert!(r.get("error").is_none(), "{r}");
 
     // An account added by a reload gets JetStream, checked the same way.
     let with_b = conf3(
-        "max_file: -1",
+        "max_file: 4T",
         "max_file: -1",
         "B { jetstream { max_file: 1MB }, users [ {user: b, password: b} ] }",
     );
@@ -821,10 +823,11 @@ fn startup_log_says_how_each_limit_was_chosen() {
         "listen: 127.0.0.1:-1\njetstream {{ store_dir: \"{}\", max_mem: -1, max_file: 5MB }}\n",
         d.path().display()
     ));
-    assert!(text.contains("  Max Memory:      unlimited"), "{text}");
+    // -1 is the computed default, as in nats-server (not "unlimited").
+    assert!(!text.contains("  Max Memory:      unlimited"), "{text}");
     assert!(text.contains("  Max Storage:     5.00 MB"), "{text}");
     assert!(
-        text.contains("JetStream limits: max memory as configured, max storage as configured"),
+        text.contains("JetStream limits: max memory computed as 75% of physical memory, max storage as configured"),
         "{text}"
     );
 }

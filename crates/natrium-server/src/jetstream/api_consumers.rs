@@ -22,7 +22,7 @@ use super::api::errors::ApiError;
 use super::api::go_json::{GoRequest, Mode};
 use super::api::stream::RetentionPolicy;
 use super::api::time::Timestamp;
-use super::api::{ApiPaged, ApiResponse, LIST_LIMIT, NAMES_LIMIT, ServerLimits};
+use super::api::{ApiPaged, ApiResponse, LIST_LIMIT, NAMES_LIMIT};
 use super::api_server::{ApiAnswer, ApiRequest};
 use super::consumer::Consumer;
 use super::engine::{JetStream, JsAccount};
@@ -249,7 +249,7 @@ fn create(
     set_static_consumer_metadata(&mut cfg);
     let scfg = stream.config();
     let acct = account_limits(jsa);
-    let server = ServerLimits::default();
+    let server = js.api_limits;
     set_consumer_config_defaults(&mut cfg, &scfg, &server, &acct, r.pedantic)?;
     check_consumer_config(&cfg, &server, &scfg, &acct, false)?;
     if let Some(e) = existing {
@@ -290,6 +290,11 @@ fn create(
     let mut maxc = scfg.max_consumers;
     if maxc <= 0 || (acct.max_consumers > 0 && acct.max_consumers < maxc) {
         maxc = acct.max_consumers;
+    }
+    if maxc <= 0 {
+        // Neither the stream nor the account sets one: the server's default (1000
+        // unless `jetstream { limits { default_max_consumers } }` says otherwise).
+        maxc = server.default_max_consumers;
     }
     // `direct` consumers (nats-server's internal ones) do not count.
     let count = stream

@@ -19,7 +19,7 @@ use super::api::stream_check::{
     set_static_stream_metadata, with_dynamic_stream_metadata,
 };
 use super::api::time::Timestamp;
-use super::api::{ApiPaged, ApiResponse, LIST_LIMIT, NAMES_LIMIT, ServerLimits};
+use super::api::{ApiPaged, ApiResponse, LIST_LIMIT, NAMES_LIMIT};
 use super::api::{is_empty_request, is_json_object_or_array};
 use super::api_server::{ApiAnswer, ApiRequest, Tally};
 use super::engine::{JetStream, JsAccount, StreamMeta};
@@ -364,7 +364,6 @@ pub(crate) fn check_ctx(
     pedantic: bool,
     storage: ApiStorage,
 ) -> StreamCheckContext {
-    let _ = js;
     let limits = jsa.limits();
     let cap = match storage {
         ApiStorage::Memory => limits.memory_max_stream_bytes,
@@ -372,7 +371,7 @@ pub(crate) fn check_ctx(
     };
     StreamCheckContext {
         pedantic,
-        server: ServerLimits::default(),
+        server: js.api_limits,
         max_bytes_required: limits.max_bytes_required,
         max_stream_bytes: cap,
     }

@@ -82,7 +82,9 @@ pub fn resolve(js: &JetStreamOptions) -> std::io::Result<JsConfig> {
         None => (std::env::temp_dir().join("nats").join(STORE_SUBDIR), true),
     };
     std::fs::create_dir_all(&store_dir)?;
-    let (max_memory, max_memory_source) = match js.max_memory {
+    // A negative limit in the config asks for the computed default, as in nats-server
+    // (`max_mem: -1` is not "unlimited").
+    let (max_memory, max_memory_source) = match js.max_memory.filter(|v| *v >= 0) {
         Some(v) => (v, LimitSource::Configured),
         None => match system_memory() {
             Some(m) => (m / 4 * 3, LimitSource::Computed),
@@ -90,7 +92,7 @@ pub fn resolve(js: &JetStreamOptions) -> std::io::Result<JsConfig> {
         },
     };
     let mut disk_at_start = None;
-    let (max_store, max_store_source) = match js.max_store {
+    let (max_store, max_store_source) = match js.max_store.filter(|v| *v >= 0) {
         Some(v) => (v, LimitSource::Configured),
         None => match disk_available(&store_dir) {
             Some(free) => {
@@ -257,8 +259,11 @@ mod tests {
             ..js
         };
         let c = resolve(&js).unwrap();
-        assert_eq!((c.max_memory, c.max_store), (0, -1));
-        assert_eq!(c.max_store_source, LimitSource::Configured);
+        assert_eq!(c.max_memory, 0);
+        assert_eq!(c.max_memory_source, LimitSource::Configured);
+        // -1 is "compute it", as in nats-server.
+        assert_eq!(c.max_store_source, LimitSource::Computed);
+        assert!(c.max_store > 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -269,6 +269,8 @@ pub struct JetStream {
     pub fast_batches: Arc<std::sync::atomic::AtomicUsize>,
     /// `jetstream { limits { batch { … } } }` or nats-server's defaults.
     pub batch_limits: super::atomic_batch::BatchLimits,
+    /// `jetstream { limits { … } }` that stream and consumer configs are checked against.
+    pub api_limits: super::api::ServerLimits,
 }
 
 /// `jetstream { backup_share }` or its default.
@@ -321,6 +323,7 @@ impl JetStream {
             atomic_batches: Default::default(),
             fast_batches: Default::default(),
             batch_limits: opts.jetstream.batch_limits,
+            api_limits: opts.jetstream.api_limits,
         });
         drop(opts);
         for account in server.accounts() {

@@ -40,9 +40,13 @@ pub struct JszConfig {
     /// Store directory (omitted when empty, as Go's `omitempty`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub store_dir: String,
-    /// fsync interval in nanoseconds (0 = always; then omitted, as Go's `omitempty`).
+    /// fsync interval in nanoseconds (with `always`, the 2-minute default, as
+    /// nats-server reports it beside `sync_always`).
     #[serde(skip_serializing_if = "is_zero")]
     pub sync_interval: i64,
+    /// `sync_interval: always` (omitted when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sync_always: bool,
     /// JetStream domain (omitted when none).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub domain: String,
@@ -54,11 +58,33 @@ pub struct JszConfig {
     pub strict: bool,
 }
 
-/// `limits`.
+/// `limits`: the `jetstream { limits { … } }` in force (zero ones omitted, as Go's
+/// `omitempty`).
 #[derive(Debug, Clone, Serialize)]
 pub struct JszLimits {
+    /// Largest pull batch a consumer may allow.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_request_batch: i64,
+    /// Largest consumer `max_ack_pending`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_ack_pending: i64,
+    /// Largest stream duplicate window (ns).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_duplicate_window: i64,
     /// Implicit per-stream consumer cap.
     pub default_max_consumers: i64,
+}
+
+impl JszLimits {
+    fn of(js: &crate::jetstream::engine::JetStream) -> JszLimits {
+        let l = js.api_limits;
+        JszLimits {
+            max_request_batch: l.max_request_batch,
+            max_ack_pending: l.max_ack_pending,
+            max_duplicate_window: l.duplicates,
+            default_max_consumers: l.default_max_consumers,
+        }
+    }
 }
 
 /// One stream in `stream_detail`.
@@ -174,9 +200,7 @@ pub fn js_varz(server: &crate::server::ServerShared) -> Option<JsVarz> {
     Some(JsVarz {
         config: config_of(js, &server.opts()),
         stats: stats_of(js),
-        limits: JszLimits {
-            default_max_consumers: 1000,
-        },
+        limits: JszLimits::of(js),
     })
 }
 
@@ -187,14 +211,15 @@ fn config_of(
 ) -> JszConfig {
     let sync_interval = match opts.jetstream.sync_interval {
         Some(Some(d)) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Some(None) => 0,
-        None => 120_000_000_000,
+        Some(None) | None => 120_000_000_000,
     };
+    let sync_always = matches!(opts.jetstream.sync_interval, Some(None));
     JszConfig {
         max_memory: js.limits.max(Storage::Memory),
         max_storage: js.limits.max(Storage::File),
         store_dir: js.config.store_dir.display().to_string(),
         sync_interval,
+        sync_always,
         domain: opts.jetstream.domain.clone().unwrap_or_default(),
         // nats-server sets it only when both limits are configured (the path that
         // builds its config from them); with computed defaults it stays false.
@@ -337,9 +362,7 @@ pub fn jsz(mon: &Monitor, q: &super::query::Query) -> Result<Jsz, String> {
         now: GoTime(SystemTime::now()),
         disabled: false,
         config: config_of(js, &opts),
-        limits: Some(JszLimits {
-            default_max_consumers: 1000,
-        }),
+        limits: Some(JszLimits::of(js)),
         streams,
         consumers,
         messages,

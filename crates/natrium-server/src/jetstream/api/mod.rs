@@ -88,7 +88,13 @@ pub struct ServerLimits {
     pub max_ack_pending: i64,
     /// `duplicate_window` (ns): largest stream duplicate window.
     pub duplicates: i64,
+    /// `default_max_consumers`: consumers a stream may have when neither its config nor
+    /// its account sets a limit (nats-server 2.15: 1000 unless configured; 0 none).
+    pub default_max_consumers: i64,
 }
+
+/// nats-server 2.15's `default_max_consumers` when the config sets none.
+pub const DEFAULT_MAX_CONSUMERS: i64 = 1000;
 
 /// nats-server's `isJSONObjectOrArray`: whether a request body (after JSON whitespace)
 /// starts with `{` or `[`. Handlers with an optional body (stream info, names, list,
