@@ -489,8 +489,8 @@ pub fn account_jetstream(v: &Spanned) -> Result<Option<AccountJsLimits>, ConfErr
         Value::Bool(b) => return Ok(b.then(AccountJsLimits::default)),
         Value::String(s) => {
             return match s.to_ascii_lowercase().as_str() {
-                "enabled" | "enable" | "true" => Ok(Some(AccountJsLimits::default())),
-                "disabled" | "disable" | "false" => Ok(None),
+                "enabled" | "enable" => Ok(Some(AccountJsLimits::default())),
+                "disabled" | "disable" => Ok(None),
                 _ => Err(v.pos.error(format!(
                     "Expected 'enabled' or 'disabled' for string value, got '{s}'"
                 ))),

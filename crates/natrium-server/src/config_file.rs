@@ -274,6 +274,9 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
             if n > 255 {
                 return Err(err(&v.pos, "max_sub_tokens can not exceed 255"));
             }
+            if n <= 0 {
+                return Err(err(&v.pos, format!("{key} value can not be negative")));
+            }
             o.max_sub_tokens = n;
         }
         "ping_interval" => {
@@ -285,7 +288,14 @@ fn apply_entry(o: &mut Options, e: &Entry) -> Result<(), ConfError> {
         "ping_max" => {
             o.ping_max = zero_is_default(int(v, "ping_max")?, Options::default().ping_max)
         }
-        "write_deadline" => o.write_deadline = duration(v, "write_deadline", o)?,
+        "write_deadline" => {
+            // 0 is the default (10 s), as nats-server's baseline options make it, not
+            // "every blocked write is a slow consumer".
+            o.write_deadline = match duration(v, "write_deadline", o)? {
+                d if d.is_zero() => Options::default().write_deadline,
+                d => d,
+            }
+        }
         "no_header_support" => o.no_header_support = conf::as_bool(v)?,
         "max_closed_clients" => o.max_closed_clients = int(v, &key)?,
         "lame_duck_duration" => {
@@ -435,8 +445,8 @@ fn apply_jetstream(js: &mut JetStreamOptions, v: &Spanned) -> Result<(), ConfErr
         }
         Value::String(s) => {
             match s.to_ascii_lowercase().as_str() {
-                "enabled" | "enable" | "true" => js.enabled = true,
-                "disabled" | "disable" | "false" => js.enabled = false,
+                "enabled" | "enable" => js.enabled = true,
+                "disabled" | "disable" => js.enabled = false,
                 _ => {
                     return Err(err(
                         &v.pos,

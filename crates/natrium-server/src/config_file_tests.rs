@@ -125,6 +125,23 @@ fn limits_and_logging() {
     // 0 connections means unlimited in nats-server.
     assert_eq!(opts("max_conn: 0").unwrap().max_connections, -1);
     assert!(err("max_sub_tokens: 300").contains("255"));
+    // A quoted "true"/"false" is a string, and jetstream's strings are enabled/disabled.
+    assert!(
+        err("jetstream: \"true\"")
+            .contains("Expected 'enabled' or 'disabled' for string value, got 'true'")
+    );
+    assert!(err("accounts { A { jetstream: \"false\" } }").contains("got 'false'"));
+    // As nats-server 2.15.1: no token limit below 1; a zero write deadline is the default.
+    assert!(err("max_sub_tokens: 0").contains("max_sub_tokens value can not be negative"));
+    assert!(err("max_sub_tokens: -3").contains("can not be negative"));
+    assert_eq!(
+        opts("write_deadline: 0").unwrap().write_deadline,
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        opts("write_deadline: \"0s\"").unwrap().write_deadline,
+        Duration::from_secs(10)
+    );
 }
 
 #[test]

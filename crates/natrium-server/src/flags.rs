@@ -343,8 +343,17 @@ impl Flags {
         if let Some(p) = self.port {
             o.port = p;
         }
+        // Port 0 (`-p 0`, `port: 0`, `listen: h:0`) is the default port, as nats-server's
+        // baseline options make it; `-1` asks for a random one.
+        if o.port == 0 {
+            o.port = crate::options::DEFAULT_PORT;
+        }
         if let Some(n) = &self.server_name {
             o.server_name = Some(n.clone());
+        }
+        // An empty name is no name: the server's id stands in, as in nats-server.
+        if o.server_name.as_deref() == Some("") {
+            o.server_name = None;
         }
         if let Some(p) = &self.pid_file {
             o.pid_file = Some(p.clone());
@@ -559,6 +568,23 @@ mod tests {
         };
         Flags::parse(["-p", "1"]).unwrap().apply(&mut from_file);
         assert_eq!(from_file.host, "0.0.0.0");
+    }
+
+    /// Port 0 is the default port and an empty server name none, as nats-server's
+    /// baseline options make them.
+    #[test]
+    fn port_zero_is_the_default_port_and_an_empty_name_none() {
+        let mut o = crate::options::Options {
+            port: 0,
+            server_name: Some(String::new()),
+            ..Default::default()
+        };
+        Flags::default().apply(&mut o);
+        assert_eq!((o.port, o.server_name.as_deref()), (4222, None));
+        Flags::parse(["-p", "-1", "-n", "x"]).unwrap().apply(&mut o);
+        assert_eq!((o.port, o.server_name.as_deref()), (-1, Some("x")));
+        Flags::parse(["-p", "0"]).unwrap().apply(&mut o);
+        assert_eq!(o.port, 4222);
     }
 
     #[test]

@@ -29,6 +29,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // What follows the flags is a command, as nats-server takes it: `version` and
+    // `help`, anything else is refused (not ignored, which would start a server the
+    // caller did not ask for).
+    match flags.rest.first().map(String::as_str) {
+        None => {}
+        Some("version") => {
+            println!("nats-server: v{NATS_COMPAT_VERSION} (natrium-server {NATRIUM_VERSION})");
+            return ExitCode::SUCCESS;
+        }
+        Some("help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("natrium-server: unrecognized command: {other:?}");
+            return ExitCode::from(1);
+        }
+    }
     if flags.help {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
@@ -73,7 +91,7 @@ fn main() -> ExitCode {
     }
     if flags.test_config {
         if let Some(path) = &flags.config {
-            println!(
+            eprintln!(
                 "natrium-server: configuration file {} is valid ({})",
                 path.display(),
                 opts.config_digest.as_deref().unwrap_or("")

@@ -934,6 +934,14 @@ pub(crate) async fn bind_listener(
         addr: bind.clone(),
         source,
     };
+    // Below -1 is no port (nats-server: `listen tcp: address -5: invalid port`), not a
+    // random one.
+    if port < -1 {
+        return Err(StartError::Listen {
+            addr: bind_addr(host, port),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid port"),
+        });
+    }
     // A port out of u16's range skips the dual-stack attempt, so the plain bind below
     // reports it instead of silently listening on a random port.
     if host == "0.0.0.0"

@@ -226,6 +226,24 @@ fn bad_config_fails_before_any_port_opens() {
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
 
+/// Words after the flags are a command, as nats-server reads them: `version`, `help`,
+/// or an error (never a server started with them ignored).
+#[test]
+fn commands_after_the_flags() {
+    let out = Command::new(BIN).arg("version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("nats-server: v2.15.1"));
+    let out = Command::new(BIN).arg("help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
+    for args in [&["foo"][..], &["-p", "-1", "--", "-p", "5"]] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("unrecognized command: \""), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn config_check_mode() {
     let d = tmpdir("check");
@@ -236,7 +254,8 @@ fn config_check_mode() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    // On stderr, as nats-server prints it.
+    let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("is valid (sha256:"), "{text}");
     let bad = d.join("bad.conf");
     std::fs::write(&bad, "port: [1, 2\n").unwrap();

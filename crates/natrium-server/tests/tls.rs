@@ -470,7 +470,7 @@ async fn verify_and_map_logs_the_certificate_in_as_its_user() {
 async fn a_reload_turns_tls_on_for_new_connections_and_keeps_open_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("server.conf");
-    std::fs::write(&path, "host: 127.0.0.1\nport: 0\n").unwrap();
+    std::fs::write(&path, "host: 127.0.0.1\nport: -1\n").unwrap();
     let mut o = natrium_server::config_file::load(&path).unwrap();
     o.host = "127.0.0.1".into();
     let s = TestServer::with(o).await;
@@ -481,7 +481,7 @@ async fn a_reload_turns_tls_on_for_new_connections_and_keeps_open_ones() {
     std::fs::write(
         &path,
         format!(
-            "host: 127.0.0.1\nport: 0\ntls {{ cert_file: {:?}, key_file: {:?} }}\n",
+            "host: 127.0.0.1\nport: -1\ntls {{ cert_file: {:?}, key_file: {:?} }}\n",
             data("server-cert.pem"),
             data("server-key.pem")
         ),
@@ -503,7 +503,7 @@ async fn a_reload_turns_tls_on_for_new_connections_and_keeps_open_ones() {
     std::fs::write(
         &path,
         format!(
-            "host: 127.0.0.1\nport: 0\ntls {{ cert_file: {:?}, key_file: \"/nonexistent/key.pem\" }}\n",
+            "host: 127.0.0.1\nport: -1\ntls {{ cert_file: {:?}, key_file: \"/nonexistent/key.pem\" }}\n",
             data("server-cert.pem")
         ),
     )

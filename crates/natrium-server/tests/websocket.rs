@@ -415,7 +415,7 @@ async fn a_reload_cannot_change_websocket_settings_but_renews_its_certificate() 
     let path = dir.path().join("server.conf");
     let conf = |extra: &str| {
         format!(
-            "host: 127.0.0.1\nport: 0\nwebsocket {{ host: 127.0.0.1, port: -1\n tls {{ cert_file: {:?}, key_file: {:?} }}\n {extra} }}\n",
+            "host: 127.0.0.1\nport: -1\nwebsocket {{ host: 127.0.0.1, port: -1\n tls {{ cert_file: {:?}, key_file: {:?} }}\n {extra} }}\n",
             data("server-cert.pem"),
             data("server-key.pem")
         )
