@@ -68,6 +68,12 @@ pub fn load(path: &Path) -> Result<Options, ConfigError> {
     let map = conf::parse_file(path)?;
     let mut opts = Options::default();
     apply(&mut opts, &map)?;
+    if map.iter().next().is_none() {
+        opts.warnings.push(format!(
+            "{}: config has no values or is empty",
+            path.display()
+        ));
+    }
     opts.config_file = Some(path.to_path_buf());
     opts.config_digest = Some(digest(&map));
     Ok(opts)

@@ -68,6 +68,13 @@ fn main() -> ExitCode {
     if let Some(path) = &flags.config {
         match config_file::load(path) {
             Ok(loaded) => {
+                // Checking a config (`-t`), a warning fails it, as in nats-server.
+                if flags.test_config && !loaded.warnings.is_empty() {
+                    for w in &loaded.warnings {
+                        eprintln!("natrium-server: {w}");
+                    }
+                    return ExitCode::from(1);
+                }
                 for w in &loaded.warnings {
                     eprintln!("{w}");
                 }

@@ -257,6 +257,29 @@ fn config_check_mode() {
     // On stderr, as nats-server prints it.
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("is valid (sha256:"), "{text}");
+    // A warning fails the check, as in nats-server: an integer duration, an empty file.
+    for (name, text, says) in [
+        (
+            "warn.conf",
+            "ping_interval: 30\n",
+            "ping_interval should be converted to a duration",
+        ),
+        (
+            "empty.conf",
+            "# nothing\n",
+            "config has no values or is empty",
+        ),
+    ] {
+        let f = d.join(name);
+        std::fs::write(&f, text).unwrap();
+        let out = Command::new(BIN)
+            .args(["-t", "-c", f.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{name}: {err}");
+    }
     let bad = d.join("bad.conf");
     std::fs::write(&bad, "port: [1, 2\n").unwrap();
     let out = Command::new(BIN)
