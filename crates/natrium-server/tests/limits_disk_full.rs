@@ -56,8 +56,9 @@ fn opts(dir: &Path) -> Options {
     let mut o = Options::for_test();
     o.jetstream.enabled = true;
     o.jetstream.store_dir = Some(dir.to_path_buf());
-    // No configured limit: the real disk is what runs out.
-    o.jetstream.max_store = Some(-1);
+    // A limit far above the disk, so the disk fills first (-1 would be the computed default,
+    // 75% of this small filesystem).
+    o.jetstream.max_store = Some(1 << 40);
     o
 }
 

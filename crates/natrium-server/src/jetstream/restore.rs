@@ -44,7 +44,7 @@ use super::api::stream::{
     StorageType as ApiStorage, StreamConfig, StreamCreateBody, StreamRestoreBody,
     StreamRestoreRequest, without_natrium_fields,
 };
-use super::api::stream_check::{check_stream_config, set_static_stream_metadata};
+use super::api::stream_check::check_stream_config;
 use super::api::time::Timestamp;
 use super::api_server::ApiAnswer;
 use super::consumer::{Consumer, ConsumerMeta};
@@ -55,6 +55,7 @@ use crate::client::deliver::{DeliveryCtx, Publisher};
 use crate::client::subscription::{InternalHandler, Subscription};
 use crate::protocol::PubMsg;
 use crate::server::ServerShared;
+use crate::warn;
 use natrium_store::archive::{ArchiveReader, Entry, ReaderOptions};
 use natrium_store::consumer::{ConsumerState, ConsumerStore, MemConsumerStore};
 use natrium_store::{Durability, FileStore, FileStoreOptions, MemStore, StreamStore};
@@ -323,7 +324,8 @@ pub fn stream_restore(
     name: &str,
     body: &[u8],
 ) -> Result<ApiAnswer, ApiError> {
-    if body.trim_ascii().is_empty() {
+    // No body, or an object without members (`{}`): 10003, as nats-server answers.
+    if body.trim_ascii().is_empty() || super::api::is_empty_request(body.trim_ascii()) {
         return Err(ApiError::bad_request());
     }
     let req = StreamRestoreRequest::decode_request(&without_natrium_fields(body), Mode::Strict)?;
@@ -337,7 +339,8 @@ pub fn stream_restore(
     if name.contains(['/', '\\']) {
         return Err(ApiError::stream_name_contains_path_separators());
     }
-    set_static_stream_metadata(&mut cfg);
+    // The metadata stays as the request sent it (a restore recreates the stream as it
+    // was; nats-server does not restamp `_nats.req.level` here).
     let cfg = check_stream_config(
         &cfg,
         &super::api_streams::check_ctx(js, jsa, false, cfg.storage),
@@ -506,14 +509,14 @@ impl ChunkReader {
         ctx.flush();
     }
 
-    /// Whether the upload ends with no more data (reads up to the end request).
-    fn rest_is_empty(&mut self) -> std::io::Result<bool> {
+    /// Reads the upload up to its end request; how many bytes came after the archive.
+    fn rest_len(&mut self) -> std::io::Result<u64> {
         let mut buf = [0u8; 256];
-        let mut extra = 0usize;
+        let mut extra = 0u64;
         loop {
             match std::io::Read::read(self, &mut buf)? {
-                0 => return Ok(extra == 0),
-                n => extra += n,
+                0 => return Ok(extra),
+                n => extra += n as u64,
             }
         }
     }
@@ -981,14 +984,18 @@ impl Job {
             return Err(fail(restore_failed("archive has no stream state")));
         }
         drop(archive);
-        // Everything was read: the upload must end here.
-        match reader.rest_is_empty() {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(fail(restore_failed(
-                    "unexpected data after the archive end",
-                )));
-            }
+        // Everything up to the archive's end marker was read and checked. What follows
+        // it is not part of the archive: S2 padding or index frames that tools append,
+        // or a second archive. nats-server stops reading at the marker; so does this,
+        // and says so in the log.
+        match reader.rest_len() {
+            Ok(0) => {}
+            Ok(n) => warn!(
+                self.server.log,
+                "Restore of stream '{}': ignored {} bytes after the archive's end marker",
+                self.cfg.name,
+                n
+            ),
             Err(e) => return Err(fail(restore_failed(e))),
         }
         let created = staged.created.unwrap_or_else(Timestamp::now);

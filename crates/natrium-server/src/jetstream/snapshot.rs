@@ -74,6 +74,9 @@ pub const MAX_WINDOW: i64 = 32 * 1024 * 1024;
 const INTEREST_WAIT: Duration = Duration::from_secs(2);
 /// How long a full window may stay unacknowledged before the transfer is abandoned.
 const FLOW_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a snapshot waiting for acks looks whether its receiver is still there.
+const INTEREST_CHECK: Duration = Duration::from_millis(250);
 /// Last token of the natrium keep-alive subject (`<ack prefix>.keepalive`): a receiver
 /// still busy with what it got (writing it to a slow target) says so, and the flow
 /// timeout counts from then; it returns no slot.
@@ -98,9 +101,10 @@ pub struct Window {
 }
 
 impl Window {
-    /// Clamp a request's sizes (0 = default).
+    /// Clamp a request's sizes (0 = default; a negative chunk size is raised to the
+    /// smallest, as nats-server does).
     pub fn of(req: &StreamSnapshotRequest) -> Window {
-        let chunk = if req.chunk_size <= 0 {
+        let chunk = if req.chunk_size == 0 {
             DEFAULT_CHUNK
         } else {
             req.chunk_size.clamp(MIN_CHUNK, MAX_CHUNK)
@@ -358,13 +362,21 @@ impl ChunkSender<'_> {
             let since = std::time::Instant::now();
             let mut deadline = since + FLOW_TIMEOUT;
             let mut taken = self.slots.taken.lock();
+            let mut gone = false;
             while *taken >= self.window.slots {
-                if self
-                    .slots
-                    .returned
-                    .wait_until(&mut taken, deadline)
-                    .timed_out()
-                {
+                // Waiting for acks, look now and then whether the receiver is still
+                // there: one that left ends the snapshot at once (as nats-server, which
+                // watches the interest), not after the flow timeout, so the pinned view
+                // of the stream is not held for nothing.
+                let step = (std::time::Instant::now() + INTEREST_CHECK).min(deadline);
+                if self.slots.returned.wait_until(&mut taken, step).timed_out() {
+                    if std::time::Instant::now() < deadline {
+                        if !self.account.sublist.has_interest(self.deliver) {
+                            gone = true;
+                            break;
+                        }
+                        continue;
+                    }
                     // A keep-alive since moves the deadline (up to the longest wait).
                     let alive = self.slots.alive.lock().map(|t| t + FLOW_TIMEOUT);
                     match alive {
@@ -374,6 +386,10 @@ impl ChunkSender<'_> {
                         _ => break,
                     }
                 }
+            }
+            if gone {
+                drop(taken);
+                return Err(self.fail("408 No Interest", "no interest"));
             }
             if *taken >= self.window.slots {
                 drop(taken);
