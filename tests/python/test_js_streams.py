@@ -835,6 +835,11 @@ MAX_SIZE = {
     "over_limit": ("x" * 65, None, pub_error("SZ", 400, 10054, "message size exceeds maximum allowed")),
     "headers_count": ("x" * 40, [("H", "y" * 30)],
                       pub_error("SZ", 400, 10054, "message size exceeds maximum allowed")),
+    # The size is checked before the other headers: no "duplicate", no expectation error.
+    "over_limit_duplicate": ("x" * 65, [("Nats-Msg-Id", "d")],
+                             pub_error("SZ", 400, 10054, "message size exceeds maximum allowed")),
+    "over_limit_wrong_last_seq": ("x" * 65, [("Nats-Expected-Last-Sequence", "7")],
+                                  pub_error("SZ", 400, 10054, "message size exceeds maximum allowed")),
 }
 
 
@@ -844,7 +849,26 @@ async def test_pub_max_msg_size(js_server, case):
     body, headers, expected = MAX_SIZE[case]
     async with client(js_server) as c:
         await create(c, "SZ", subjects=["sz"], max_msg_size=64)
+        if case == "over_limit_duplicate":
+            await store(c, "sz", "small", [("Nats-Msg-Id", "d")])
         assert await c.pub_ack("sz", body, headers) == expected
+
+
+@async_test()
+async def test_a_published_status_line_is_not_stored(js_server):
+    """A status on the first header line of a publish is taken out before storing (a
+    consumer must not read a stored message as a status frame); with nothing else in
+    the block, no header is stored at all."""
+    async with client(js_server) as c:
+        await create(c, "ST", subjects=["st"])
+        for hdr in (b"NATS/1.0 503\r\n\r\n", b"NATS/1.0 100 Idle Heartbeat\r\nFoo: 1\r\n\r\n"):
+            ack = json.loads(await c.pub_ack("st", b"", hdr))
+            assert "error" not in ack, ack
+        got = []
+        for seq in (1, 2):
+            msg = json.loads(await c.api("STREAM.MSG.GET.ST", {"seq": seq}))["message"]
+            got.append(base64.b64decode(msg.get("hdrs", "")))
+        assert got == [b"", b"NATS/1.0\r\nFoo: 1\r\n\r\n"], got
 
 
 DISCARD = {
@@ -1594,6 +1618,9 @@ COUNTER_PUBS = [
     ("c.b", [("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "", val_ack(8, "1")),
     ("c.b", [("Nats-Incr", "1"), ("Nats-Msg-Id", "m1")], "", '{"stream":"C","seq":8,"duplicate": true}'),
     ("c.b", [("Nats-Incr", "1"), ("X-Foo", "bar")], "", val_ack(9, "2")),
+    # Only leading spaces are dropped from an increment.
+    ("c.b", [("Nats-Incr", "1 ")], "", incr_err(*INVALID)),
+    ("c.b", [("Nats-Incr", "\t1")], "", incr_err(*INVALID)),
 ]
 
 

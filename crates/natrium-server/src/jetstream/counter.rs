@@ -173,7 +173,8 @@ pub fn increment(
     let Some(raw) = headers::get_set(hdrs, INCR) else {
         return Ok(None);
     };
-    let incr = Decimal::parse(raw.trim_ascii()).ok_or_else(ApiError::message_incr_invalid)?;
+    let incr =
+        Decimal::parse(leading_spaces_off(raw)).ok_or_else(ApiError::message_incr_invalid)?;
     if !counters {
         return Err(ApiError::message_incr_disabled());
     }
@@ -189,13 +190,20 @@ pub fn increment(
     Ok(Some(IncrValue(incr)))
 }
 
+/// An increment as nats-server reads it: leading spaces dropped, nothing else (`"1 "`
+/// and `"\t1"` are invalid there).
+fn leading_spaces_off(raw: &[u8]) -> &[u8] {
+    let start = raw.iter().position(|b| *b != b' ').unwrap_or(raw.len());
+    &raw[start..]
+}
+
 /// The increment of a message a source copies into a counter stream: only its form is
 /// checked (a copy keeps its payload, the origin's total, and is stored whatever else it
 /// carries, as nats-server stores copies verbatim). `Ok(None)` without one.
 pub fn copied_increment(hdrs: &[u8]) -> Result<Option<IncrValue>, ApiError> {
     match headers::get_set(hdrs, INCR) {
         None => Ok(None),
-        Some(raw) => Decimal::parse(raw.trim_ascii())
+        Some(raw) => Decimal::parse(leading_spaces_off(raw))
             .map(|d| Some(IncrValue(d)))
             .ok_or_else(ApiError::message_incr_invalid),
     }

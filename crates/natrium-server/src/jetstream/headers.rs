@@ -264,6 +264,29 @@ fn rewrite(
     let _ = write!(out, "{key}: {value}\r\n\r\n");
 }
 
+/// A published header block without a status on its first line, as nats-server stores
+/// it (`removeHeaderStatusIfPresent`): `NATS/1.0 503\r\nFoo: 1\r\n\r\n` becomes
+/// `NATS/1.0\r\nFoo: 1\r\n\r\n`, and a block left with no header at all is no block.
+/// A client must not be able to store what a consumer would read as a status frame.
+/// Borrows unless there is a status to take out.
+pub fn without_status(block: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const VERSION: &[u8] = b"NATS/1.0";
+    const EMPTY: &[u8] = b"NATS/1.0\r\n\r\n";
+    let Some(cr) = memchr::memchr(b'\r', block) else {
+        return std::borrow::Cow::Borrowed(block);
+    };
+    if !block.starts_with(VERSION) || cr <= VERSION.len() {
+        return std::borrow::Cow::Borrowed(block);
+    }
+    let mut out = Vec::with_capacity(block.len() - (cr - VERSION.len()));
+    out.extend_from_slice(VERSION);
+    out.extend_from_slice(&block[cr..]);
+    if out == EMPTY {
+        out.clear();
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `block` with `key: value` appended as its last header (nats-server's `genHeader`),
 /// every other line kept. A block without a status line gets `NATS/1.0`.
 pub fn with_header(block: &[u8], key: &str, value: &str) -> Vec<u8> {
@@ -435,6 +458,21 @@ pub fn go_parse_int64(v: &[u8]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_line_is_taken_out_as_nats_server_does() {
+        assert_eq!(&*without_status(b"NATS/1.0 503\r\n\r\n"), b"");
+        assert_eq!(
+            &*without_status(b"NATS/1.0 100 Idle Heartbeat\r\nFoo: 1\r\n\r\n"),
+            b"NATS/1.0\r\nFoo: 1\r\n\r\n"
+        );
+        let plain: &[u8] = b"NATS/1.0\r\nFoo: 1\r\n\r\n";
+        assert!(matches!(
+            without_status(plain),
+            std::borrow::Cow::Borrowed(b) if b == plain
+        ));
+        assert_eq!(&*without_status(b""), b"");
+    }
 
     #[test]
     fn lookup_is_exact_first_and_trims() {

@@ -1300,11 +1300,11 @@ impl Stream {
         })
     }
 
-    /// Check and append one message. The checks run in nats-server's order
-    /// (`processJetStreamMsg`), since a message failing several of them must get the same
-    /// error: expectations (stream, TTL allowed, last subject sequence, last sequence)
-    /// before de-duplication, then the expected last msg id, rollup, sizes, and the TTL
-    /// value last. An empty header value counts as absent.
+    /// Check and append one message. The checks run in nats-server 2.15.1's order, since
+    /// a message failing several of them must get the same error: the seal, sizes, the
+    /// counter increment, expectations (stream, TTL allowed, last subject sequence, last
+    /// sequence) before de-duplication, then the expected last msg id, rollup, and the
+    /// TTL value last. An empty header value counts as absent.
     fn store_one(
         &self,
         cfg: &StreamConfig,
@@ -1321,7 +1321,19 @@ impl Stream {
         // (`processJetStreamMsg`).
         let transformed = stored_subject(cfg, m.subject());
         let subject: &str = transformed.as_deref().unwrap_or(m.subject());
-        let hdrs: &[u8] = m.headers().unwrap_or(&[]);
+        // A status on the first header line is not stored (nats-server strips it from
+        // every inbound message first).
+        let unstatused = headers::without_status(m.headers().unwrap_or(&[]));
+        let hdrs: &[u8] = &unstatused;
+        // Sizes right after the seal, before any header is looked at: nats-server 2.15.1
+        // refuses an oversized message so even when it is also a duplicate or breaks an
+        // expectation (a client must not be told "duplicate" for it).
+        if cfg.max_msg_size > 0 && hdrs.len() + m.payload().len() > cfg.max_msg_size as usize {
+            return Err(ApiError::stream_message_exceeds_maximum());
+        }
+        if hdrs.len() > MAX_HEADER_SIZE {
+            return Err(ApiError::stream_header_exceeds_maximum());
+        }
         // Every header the checks below read, in one pass over the block.
         let h = if hdrs.is_empty() {
             headers::PublishHeaders::default()
@@ -1434,12 +1446,6 @@ impl Stream {
         // Copies too: a counter stream sources only counters (nats-server).
         if cfg.allow_msg_counter && incr.is_none() {
             return Err(ApiError::message_incr_missing());
-        }
-        if cfg.max_msg_size > 0 && hdrs.len() + m.payload().len() > cfg.max_msg_size as usize {
-            return Err(ApiError::stream_message_exceeds_maximum());
-        }
-        if hdrs.len() > MAX_HEADER_SIZE {
-            return Err(ApiError::stream_header_exceeds_maximum());
         }
         if cfg.retention == RetentionPolicy::Interest && !self.has_interest(subject) {
             // Nobody wants it: use up the sequence without storing, as nats-server.
