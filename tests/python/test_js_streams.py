@@ -855,6 +855,19 @@ async def test_pub_max_msg_size(js_server, case):
 
 
 @async_test()
+async def test_a_msg_id_is_compared_as_bytes(js_server):
+    """A `Nats-Msg-Id` that is not UTF-8 de-duplicates and satisfies
+    `Nats-Expected-Last-Msg-Id` as any other (nats-server compares the bytes)."""
+    async with client(js_server) as c:
+        await create(c, "NU", subjects=["nu"])
+        hdr = b"NATS/1.0\r\nNats-Msg-Id: caf\xe9\r\n\r\n"
+        assert await c.pub_ack("nu", b"1", hdr) == ack(1, "NU")
+        assert await c.pub_ack("nu", b"2", hdr) == '{"stream":"NU","seq":1,"duplicate": true}'
+        expect = b"NATS/1.0\r\nNats-Expected-Last-Msg-Id: caf\xe9\r\n\r\n"
+        assert await c.pub_ack("nu", b"3", expect) == ack(2, "NU")
+
+
+@async_test()
 async def test_a_published_status_line_is_not_stored(js_server):
     """A status on the first header line of a publish is taken out before storing (a
     consumer must not read a stored message as a status frame); with nothing else in

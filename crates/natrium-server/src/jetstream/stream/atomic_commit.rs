@@ -58,8 +58,8 @@ struct Prepared<'a> {
     payload: Cow<'a, [u8]>,
     /// Per-message TTL.
     ttl: Option<Ttl>,
-    /// `Nats-Msg-Id`, remembered for de-duplication once stored.
-    msg_id: Option<String>,
+    /// `Nats-Msg-Id` (its bytes), remembered for de-duplication once stored.
+    msg_id: Option<Vec<u8>>,
     /// Rollup to apply once stored.
     rollup: Option<Rollup>,
     /// An interest stream with no interest in it: the sequence is used up, nothing kept.
@@ -267,7 +267,7 @@ impl Stream {
         let fast = self.store.fast_state();
         let mut prepared: Vec<Prepared<'_>> = Vec::with_capacity(msgs.len());
         let mut written: HashMap<String, Written> = HashMap::new();
-        let mut ids: HashSet<String> = HashSet::new();
+        let mut ids: HashSet<Vec<u8>> = HashSet::new();
         let mut expected_seen: HashMap<String, u64> = HashMap::new();
         // Counter bodies and header blocks written by the batch so far, by subject.
         let mut totals: HashMap<String, (Vec<u8>, Vec<u8>)> = HashMap::new();
@@ -314,11 +314,9 @@ impl Stream {
             if !matches!(ttl, Ok(None)) && !cfg.allow_msg_ttl {
                 return Err(ApiError::message_ttl_disabled());
             }
-            let msg_id = set(h.msg_id)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .map(str::to_string);
+            let msg_id = set(h.msg_id).map(<[u8]>::to_vec);
             if let Some(id) = &msg_id
-                && (!ids.insert(id.clone()) || state.dedup.ids.contains_key(id.as_str()))
+                && (!ids.insert(id.clone()) || state.dedup.ids.contains_key(id.as_slice()))
             {
                 return Err(ApiError::atomic_publish_contains_duplicate_message());
             }
@@ -501,7 +499,7 @@ impl Stream {
         let mut last_on: HashMap<&str, u64> = HashMap::new();
         for ((p, (seq, ts)), target) in prepared.iter().zip(&ack.stored).zip(targets) {
             if let Some(id) = &p.msg_id {
-                state.dedup.insert(id.clone(), *seq, now);
+                state.dedup.insert(id, *seq, now);
             }
             state.set_last_msg_id(p.msg_id.as_deref());
             if p.skip {

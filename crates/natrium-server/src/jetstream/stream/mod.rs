@@ -179,13 +179,14 @@ pub fn store_config(cfg: &StreamConfig) -> StoreConfig {
     }
 }
 
-/// The `Nats-Msg-Id` de-duplication window.
+/// The `Nats-Msg-Id` de-duplication window. Ids are the header's bytes as sent (not
+/// necessarily UTF-8; nats-server compares them as they are).
 #[derive(Default)]
 struct Dedup {
     /// id → (sequence, timestamp ns).
-    ids: HashMap<String, (u64, i64)>,
+    ids: HashMap<Box<[u8]>, (u64, i64)>,
     /// Insertion order, for expiry.
-    order: VecDeque<(i64, String)>,
+    order: VecDeque<(i64, Box<[u8]>)>,
 }
 
 impl Dedup {
@@ -202,9 +203,9 @@ impl Dedup {
         }
     }
 
-    fn insert(&mut self, id: String, seq: u64, ts: i64) {
-        self.order.push_back((ts, id.clone()));
-        self.ids.insert(id, (seq, ts));
+    fn insert(&mut self, id: &[u8], seq: u64, ts: i64) {
+        self.order.push_back((ts, id.into()));
+        self.ids.insert(id.into(), (seq, ts));
     }
 }
 
@@ -1356,7 +1357,7 @@ impl Stream {
         } else {
             counter::increment(hdrs, m.payload(), cfg.allow_msg_counter)?
         };
-        let mut msg_id: Option<&str> = None;
+        let mut msg_id: Option<&[u8]> = None;
         let mut rollup: Option<Rollup> = None;
         // `Ok(None)`: no TTL. A value that does not parse passes the "TTLs allowed"
         // check (nats-server reads it as no TTL there) and is refused after the others.
@@ -1412,16 +1413,18 @@ impl Stream {
             if !copy && set(h.stream_source).is_some() {
                 return Err(ApiError::message_source_hdr_not_allowed());
             }
-            msg_id = set(h.msg_id).and_then(|v| std::str::from_utf8(v).ok());
+            msg_id = set(h.msg_id);
             if let Some(id) = msg_id
                 && let Some((seq, _)) = state.dedup.ids.get(id)
             {
                 return Ok(Stored::Duplicate { seq: *seq });
             }
             if let Some(v) = set(h.expected_last_msg_id)
-                && v != state.last_msg_id.as_bytes()
+                && v != state.last_msg_id.as_slice()
             {
-                return Err(ApiError::stream_wrong_last_msg_id(&state.last_msg_id));
+                return Err(ApiError::stream_wrong_last_msg_id(String::from_utf8_lossy(
+                    &state.last_msg_id,
+                )));
             }
             if let Some(v) = set(h.rollup)
                 // A copy's rollup applies only where rollups are allowed; elsewhere it is
@@ -1451,7 +1454,7 @@ impl Stream {
             // Nobody wants it: use up the sequence without storing, as nats-server.
             let seq = self.store.skip_msg(0).map_err(|e| store_error(&e))?;
             if let Some(id) = msg_id {
-                state.dedup.insert(id.to_string(), seq, now);
+                state.dedup.insert(id, seq, now);
             }
             state.set_last_msg_id(msg_id);
             return Ok(Stored::Skipped { seq });
@@ -1506,7 +1509,7 @@ impl Stream {
             q.stored(size);
         }
         if let Some(id) = msg_id {
-            state.dedup.insert(id.to_string(), ack.seq, now);
+            state.dedup.insert(id, ack.seq, now);
         }
         state.set_last_msg_id(msg_id);
         if cfg.subject_delete_marker_ttl > 0 && h.is_delete_marker() {
@@ -1781,7 +1784,7 @@ struct TaskState {
     /// De-duplication window.
     dedup: Dedup,
     /// `Nats-Msg-Id` of the last stored message (for `Nats-Expected-Last-Msg-Id`).
-    last_msg_id: String,
+    last_msg_id: Vec<u8>,
     /// Under `subject_delete_marker_ttl`: subjects whose newest stored message is a delete
     /// marker. When expiry empties a subject it took that newest message, so membership
     /// says whether the expired message was a marker (which leaves no new marker).
@@ -1799,10 +1802,10 @@ struct TaskState {
 }
 
 impl TaskState {
-    /// Remember the last stored message's `Nats-Msg-Id` (reusing the string).
-    fn set_last_msg_id(&mut self, id: Option<&str>) {
+    /// Remember the last stored message's `Nats-Msg-Id` (reusing the buffer).
+    fn set_last_msg_id(&mut self, id: Option<&[u8]>) {
         self.last_msg_id.clear();
-        self.last_msg_id.push_str(id.unwrap_or(""));
+        self.last_msg_id.extend_from_slice(id.unwrap_or(b""));
     }
 
     /// Rebuild the de-duplication window and last message id from the store, so they
@@ -1812,26 +1815,26 @@ impl TaskState {
         let mut dedup = Dedup::default();
         let now = now_nanos();
         let state = stream.store.fast_state();
-        let mut last_msg_id = String::new();
+        let mut last_msg_id = Vec::new();
         if state.msgs > 0 {
             if cfg.duplicate_window > 0 {
                 let from = stream.store.seq_from_time(now - cfg.duplicate_window);
                 let all = SubjectFilter::all();
                 let mut seq = from.max(state.first_seq);
                 while let Ok(m) = stream.store.load_next_msg(&all, seq) {
-                    if let Some(id) = headers::get_str(&m.hdrs, headers::MSG_ID)
+                    if let Some(id) = headers::get(&m.hdrs, headers::MSG_ID)
                         && !id.is_empty()
                         && now - m.ts <= cfg.duplicate_window
                     {
-                        dedup.insert(id.to_string(), m.seq, m.ts);
+                        dedup.insert(id, m.seq, m.ts);
                     }
                     seq = m.seq + 1;
                 }
             }
             if let Ok(m) = stream.store.load_msg(state.last_seq) {
-                last_msg_id = headers::get_str(&m.hdrs, headers::MSG_ID)
-                    .unwrap_or("")
-                    .to_string();
+                last_msg_id = headers::get(&m.hdrs, headers::MSG_ID)
+                    .unwrap_or(b"")
+                    .to_vec();
             }
         }
         let marker_last = if cfg.subject_delete_marker_ttl > 0 {
