@@ -70,6 +70,13 @@ STEPS = [
     ("a", "STREAM.CREATE.S3", {"name": "S3", "subjects": ["s3"]}, None),
     ("a", "STREAM.CREATE.S4", {"name": "S4", "subjects": ["s4"]},
      (400, 10027, "maximum number of streams reached")),
+    # The account's limits come before the config's checks (nats-server's order).
+    ("a", "STREAM.CREATE.S4", {"name": "S4", "subjects": ["s1"]},
+     (400, 10027, "maximum number of streams reached")),
+    ("a", "STREAM.CREATE.S4", {"name": "S4", "subjects": ["s4"], "max_age": -5},
+     (400, 10027, "maximum number of streams reached")),
+    # With the storage named, the account's byte limit before the per-stream one.
+    ("c", "STREAM.CREATE.C3", {"name": "C3", "storage": "file", "max_bytes": 9 * MB}, STORAGE),
     ("a", "STREAM.UPDATE.S3", {"name": "S3", "subjects": ["s3"], "max_consumers": 5},
      (400, 10026, "maximum consumers limit reached")),
     # Reservations: max_bytes is reserved against the account; a stream without max_bytes

@@ -431,6 +431,11 @@ fn stream_create(
 ) -> Result<ApiAnswer, ApiError> {
     let req = StreamConfigRequest::decode_request(body, Mode::Strict)?;
     check_stream_create_request(name, &req)?;
+    // The account's limits first, on the request as sent (nats-server's order).
+    let storage_given = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .is_some_and(|v| v.get("storage").is_some());
+    super::limits::check_stream_create_early(js, jsa, &req.config, storage_given)?;
     let mut requested = req.config.clone();
     set_static_stream_metadata(&mut requested);
     let mut cfg = check_stream_config(

@@ -275,6 +275,30 @@ pub fn check_stream_create(
     jsa: &JsAccount,
     cfg: &StreamConfig,
 ) -> Result<(), ApiError> {
+    check_stream_create_limits(js, jsa, cfg, true)
+}
+
+/// nats-server's early limits check of a stream create (`jsNonClusteredStreamLimitsCheck`),
+/// on the request as sent, before its config is checked: the stream count, the consumer
+/// cap and, only when the request names its storage (an unset storage type matches no
+/// case of nats-server's byte check), the byte reservation. So an account at its stream
+/// limit gets 10027 whatever else is wrong with the config, and an account limit is
+/// reported before the per-stream one (10122).
+pub fn check_stream_create_early(
+    js: &JetStream,
+    jsa: &JsAccount,
+    cfg: &StreamConfig,
+    storage_given: bool,
+) -> Result<(), ApiError> {
+    check_stream_create_limits(js, jsa, cfg, storage_given)
+}
+
+fn check_stream_create_limits(
+    js: &JetStream,
+    jsa: &JsAccount,
+    cfg: &StreamConfig,
+    check_bytes_too: bool,
+) -> Result<(), ApiError> {
     let limits = jsa.limits();
     let count = jsa
         .streams
@@ -287,6 +311,9 @@ pub fn check_stream_create(
             .with_detail(format!("limit {}, in use {count}", limits.max_streams)));
     }
     check_consumers_cap(&limits, cfg)?;
+    if !check_bytes_too {
+        return Ok(());
+    }
     let storage = Storage::of(cfg);
     check_bytes(
         storage,
