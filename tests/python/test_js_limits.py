@@ -7,6 +7,7 @@ followed by `` (<limit, usage, request>)`` (see docs/compat.md), so the comparis
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -201,3 +202,44 @@ async def test_a_stream_takes_1000_consumers_by_default(js_server):
             "name": f"c{i}", "mem_storage": True}}), None, f"consumer {i}")
     check(await cl.api("CONSUMER.CREATE.D.last", {"stream_name": "D", "config": {
         "name": "last", "mem_storage": True}}), (400, 10026, "maximum consumers limit reached"), "1001st")
+
+
+PURGE_CONF = """
+listen: 127.0.0.1:-1
+jetstream {{ store_dir: "{store}" }}
+accounts {{
+  A {{ jetstream: enabled, users [ {{ user: a, password: a }} ] }}
+  SYS {{ users [ {{ user: sys, password: sys }} ] }}
+}}
+system_account: SYS
+"""
+
+
+@async_test(timeout=60)
+async def test_account_purge_from_the_system_account(start_server, tmp_path, impl):
+    """`$JS.API.ACCOUNT.PURGE.<acc>` from the system account deletes every stream of the
+    account and answers `initiated` (also for an account with nothing in it); from the
+    account itself it gets no answer."""
+    store = tmp_path / f"purge-{impl}"
+    store.mkdir()
+    s = start_server(PURGE_CONF.format(store=store))
+    a, sys = await login(s.port, "a"), await login(s.port, "sys")
+    try:
+        for name in ("S1", "S2"):
+            check(await a.api(f"STREAM.CREATE.{name}", {"name": name, "subjects": [name.lower()]}),
+                  None, name)
+        assert json.loads(await a.pub_ack("s1", b"x"))["seq"] == 1
+        await a.no_response("$JS.API.ACCOUNT.PURGE.A", b"")
+        assert json.loads(await sys.api("ACCOUNT.PURGE.A")) == {
+            "type": "io.nats.jetstream.api.v1.account_purge_response", "initiated": True}
+        assert json.loads(await sys.api("ACCOUNT.PURGE.NOPE"))["initiated"] is True
+        # nats-server purges in the background ("initiated"): allow it a moment.
+        for _ in range(20):
+            info = json.loads((await a.req("$JS.API.INFO")).data)
+            if info["streams"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert (info["streams"], info["storage"]) == (0, 0), info
+    finally:
+        a.close()
+        sys.close()

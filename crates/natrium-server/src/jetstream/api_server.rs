@@ -387,6 +387,30 @@ fn audit(js: &JetStream, server: &Arc<ServerShared>, req: &ApiRequest, response:
     );
 }
 
+/// `$JS.API.ACCOUNT.PURGE.<account>`, from the system account only: deletes every stream
+/// of the account (their consumers and files with them) and answers `initiated`, as
+/// nats-server does, also for an account with nothing to purge. Anyone else gets no
+/// answer (nats-server serves it on the system account's API only).
+fn account_purge(js: &Arc<JetStream>, req: &ApiRequest, target: &str) -> Option<ApiAnswer> {
+    let server = js.server.upgrade()?;
+    let system = server.system_account()?;
+    if system.name != req.account.name {
+        return None;
+    }
+    if let Some(jsa) = js.account(target) {
+        let names: Vec<String> = jsa.streams.read().keys().cloned().collect();
+        for name in names {
+            if let Some(Ok(())) = jsa.delete_stream(&name) {
+                super::advisory::stream_action(&server, &jsa.account, &name, "delete", &js.domain);
+            }
+        }
+    }
+    Some(ApiAnswer::ok(
+        super::api::ApiResponse::new(super::api::account::AccountPurgeBody { initiated: true })
+            .to_json(),
+    ))
+}
+
 /// Route a request to its handler. `None`: no handler (no answer, as nats-server).
 fn dispatch(
     js: &Arc<JetStream>,
@@ -394,6 +418,9 @@ fn dispatch(
     req: &ApiRequest,
 ) -> Option<ApiAnswer> {
     let tokens = req.tokens();
+    if let ["ACCOUNT", "PURGE", target] = tokens.as_slice() {
+        return account_purge(js, req, target);
+    }
     let consumer = super::api_consumers::is_known(&tokens);
     if !consumer && !super::api_streams::is_known(&tokens) {
         return None;
