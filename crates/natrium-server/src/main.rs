@@ -68,6 +68,16 @@ fn main() -> ExitCode {
     if let Some(path) = &flags.config {
         match config_file::load(path) {
             Ok(loaded) => {
+                // `-sd` and the file's `store_dir` both: nats-server refuses the pair
+                // (the flag is read first, the file's then repeats it), rather than
+                // letting one silently win.
+                if flags.store_dir.is_some() && loaded.jetstream.store_dir.is_some() {
+                    eprintln!(
+                        "natrium-server: {}: Duplicate 'store_dir' configuration",
+                        path.display()
+                    );
+                    return ExitCode::from(1);
+                }
                 // Checking a config (`-t`), a warning fails it, as in nats-server.
                 if flags.test_config && !loaded.warnings.is_empty() {
                     for w in &loaded.warnings {

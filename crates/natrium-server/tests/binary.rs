@@ -226,6 +226,27 @@ fn bad_config_fails_before_any_port_opens() {
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
 
+/// `-sd` beside a config file's `store_dir` is refused, as nats-server refuses it.
+#[test]
+fn store_dir_flag_beside_the_files_store_dir_is_refused() {
+    let d = tmpdir("sd-dup");
+    let conf = d.join("c.conf");
+    std::fs::write(
+        &conf,
+        format!("jetstream {{ store_dir: {:?} }}\n", d.join("a").display()),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["-c", conf.to_str().unwrap(), "-sd"])
+        .arg(d.join("b"))
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Duplicate 'store_dir' configuration"), "{err}");
+}
+
 /// Words after the flags are a command, as nats-server reads them: `version`, `help`,
 /// or an error (never a server started with them ignored).
 #[test]
