@@ -233,6 +233,12 @@ async def test_account_purge_from_the_system_account(start_server, tmp_path, imp
         assert json.loads(await sys.api("ACCOUNT.PURGE.A")) == {
             "type": "io.nats.jetstream.api.v1.account_purge_response", "initiated": True}
         assert json.loads(await sys.api("ACCOUNT.PURGE.NOPE"))["initiated"] is True
+        # The system account has no JetStream: one answer for any other API request.
+        for suffix in ("STREAM.NAMES", "STREAM.CREATE.X", "DIRECT.GET.X", "FOO"):
+            assert json.loads(await sys.api(suffix, {})) == {
+                "type": "io.nats.jetstream.api.v1.system_response",
+                "error": {"code": 503, "err_code": 10039,
+                          "description": "JetStream not enabled for account"}}, suffix
         # nats-server purges in the background ("initiated"): allow it a moment.
         for _ in range(20):
             info = json.loads((await a.req("$JS.API.INFO")).data)

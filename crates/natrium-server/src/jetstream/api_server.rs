@@ -111,6 +111,9 @@ impl ApiAnswer {
     }
 }
 
+/// nats-server's answer to a JetStream API request from the system account.
+const SYSTEM_NOT_ENABLED: &str = r#"{"type":"io.nats.jetstream.api.v1.system_response","error":{"code":503,"err_code":10039,"description":"JetStream not enabled for account"}}"#;
+
 /// The `$JS.API.>` subscription handler.
 struct ApiSub {
     /// The engine.
@@ -132,6 +135,17 @@ impl InternalHandler for ApiSub {
         let Some(js) = self.js.upgrade() else {
             return false;
         };
+        // The system account has no JetStream: nats-server answers everything but INFO
+        // (account purges aside) with one `system_response` error, whatever the request.
+        if account.is_system
+            && msg.subject != b"$JS.API.INFO"
+            && !msg.subject.starts_with(b"$JS.API.ACCOUNT.PURGE.")
+        {
+            if let Some(reply) = msg.reply {
+                publish(ctx, account, reply, SYSTEM_NOT_ENABLED.as_bytes());
+            }
+            return true;
+        }
         // Direct gets are subscribed per stream in nats-server: without a stream name
         // nobody listens (the requester gets no responders, not a timeout).
         if msg.subject == b"$JS.API.DIRECT.GET" {
