@@ -309,6 +309,29 @@ pub fn consumer_action(
     );
 }
 
+/// A consumer's pause advisory: its subject and body (`paused` and the config's
+/// `pause_until`), for the pause request, a consumer created paused, and a pause that ran
+/// out.
+pub fn pause<'a>(
+    stream: &'a str,
+    consumer: &'a str,
+    paused: bool,
+    pause_until: crate::jetstream::api::time::Timestamp,
+    domain: &'a str,
+) -> (String, Pause<'a>) {
+    (
+        format!("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{stream}.{consumer}"),
+        Pause {
+            typed: Typed::new(PAUSE),
+            stream,
+            consumer,
+            paused,
+            pause_until,
+            domain,
+        },
+    )
+}
+
 /// Stream created/updated/deleted advisory.
 pub fn stream_action(
     server: &Arc<crate::server::ServerShared>,

@@ -360,22 +360,8 @@ fn create(
     if let Some(until) = cfg.pause_until
         && Timestamp::now().nanos_until(&until) > 0
     {
-        advisory::send_now(
-            &server,
-            &stream.account,
-            &format!(
-                "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{}.{}",
-                stream.name, c.name
-            ),
-            &advisory::Pause {
-                typed: advisory::Typed::new(advisory::PAUSE),
-                stream: &stream.name,
-                consumer: &c.name,
-                paused: true,
-                pause_until: until,
-                domain: stream.domain(),
-            },
-        );
+        let (subject, body) = advisory::pause(&stream.name, &c.name, true, until, stream.domain());
+        advisory::send_now(&server, &stream.account, &subject, &body);
     }
     Ok(info_answer(created))
 }
@@ -597,19 +583,9 @@ fn consumer_pause(
     let changed = before.unwrap_or_default() != cfg.pause_until.unwrap_or_default();
     if changed && let Some(server) = js.server.upgrade() {
         let (s, _) = lookup(jsa, stream, name)?;
-        advisory::send_now(
-            &server,
-            &s.account,
-            &format!("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{stream}.{name}"),
-            &advisory::Pause {
-                typed: advisory::Typed::new(advisory::PAUSE),
-                stream,
-                consumer: name,
-                paused: remaining > 0,
-                pause_until: cfg.pause_until.unwrap_or_default(),
-                domain: s.domain(),
-            },
-        );
+        let until = cfg.pause_until.unwrap_or_default();
+        let (subject, body) = advisory::pause(stream, name, remaining > 0, until, s.domain());
+        advisory::send_now(&server, &s.account, &subject, &body);
     }
     Ok(ApiAnswer::ok(
         ApiResponse::new(ConsumerPauseBody {

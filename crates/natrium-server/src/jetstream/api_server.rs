@@ -406,11 +406,10 @@ fn audit(js: &JetStream, server: &Arc<ServerShared>, req: &ApiRequest, response:
 /// nats-server does, also for an account with nothing to purge. Anyone else gets no
 /// answer (nats-server serves it on the system account's API only).
 fn account_purge(js: &Arc<JetStream>, req: &ApiRequest, target: &str) -> Option<ApiAnswer> {
-    let server = js.server.upgrade()?;
-    let system = server.system_account()?;
-    if system.name != req.account.name {
+    if !req.account.is_system {
         return None;
     }
+    let server = js.server.upgrade()?;
     if let Some(jsa) = js.account(target) {
         let names: Vec<String> = jsa.streams.read().keys().cloned().collect();
         for name in names {

@@ -275,7 +275,7 @@ pub fn check_stream_create(
     jsa: &JsAccount,
     cfg: &StreamConfig,
 ) -> Result<(), ApiError> {
-    check_stream_create_limits(js, jsa, cfg, true)
+    check_stream_create_early(js, jsa, cfg, true)
 }
 
 /// nats-server's early limits check of a stream create (`jsNonClusteredStreamLimitsCheck`),
@@ -290,15 +290,6 @@ pub fn check_stream_create_early(
     cfg: &StreamConfig,
     storage_given: bool,
 ) -> Result<(), ApiError> {
-    check_stream_create_limits(js, jsa, cfg, storage_given)
-}
-
-fn check_stream_create_limits(
-    js: &JetStream,
-    jsa: &JsAccount,
-    cfg: &StreamConfig,
-    check_bytes_too: bool,
-) -> Result<(), ApiError> {
     let limits = jsa.limits();
     let count = jsa
         .streams
@@ -311,7 +302,7 @@ fn check_stream_create_limits(
             .with_detail(format!("limit {}, in use {count}", limits.max_streams)));
     }
     check_consumers_cap(&limits, cfg)?;
-    if !check_bytes_too {
+    if !storage_given {
         return Ok(());
     }
     let storage = Storage::of(cfg);

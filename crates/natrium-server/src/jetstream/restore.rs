@@ -325,7 +325,7 @@ pub fn stream_restore(
     body: &[u8],
 ) -> Result<ApiAnswer, ApiError> {
     // No body, or an object without members (`{}`): 10003, as nats-server answers.
-    if body.trim_ascii().is_empty() || super::api::is_empty_request(body.trim_ascii()) {
+    if super::api::is_empty_request(body.trim_ascii()) {
         return Err(ApiError::bad_request());
     }
     let req = StreamRestoreRequest::decode_request(&without_natrium_fields(body), Mode::Strict)?;

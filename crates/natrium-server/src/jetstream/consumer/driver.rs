@@ -204,7 +204,7 @@ impl Consumer {
             return;
         };
         let max_payload = server.opts().max_payload;
-        let task = Task {
+        let mut task = Task {
             c: self.clone(),
             ctx: DeliveryCtx::new(server, rand::random()),
             hot: Hot::of(self, max_payload),
@@ -235,7 +235,6 @@ impl Consumer {
             watch: None,
             interest_arrived: Arc::new(tokio::sync::Notify::new()),
         };
-        let mut task = task;
         task.settle_past_pause();
         tokio::spawn(task.run(rx));
     }
@@ -612,22 +611,9 @@ impl Task {
         self.pause_told = self.hot.paused_until;
         let c = self.c.clone();
         let until = c.config().pause_until.unwrap_or_default();
-        advisory::send(
-            &mut self.ctx,
-            &c.stream.account,
-            &format!(
-                "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.{}.{}",
-                c.stream.name, c.name
-            ),
-            &advisory::Pause {
-                typed: advisory::Typed::new(advisory::PAUSE),
-                stream: &c.stream.name,
-                consumer: &c.name,
-                paused: false,
-                pause_until: until,
-                domain: c.stream.domain(),
-            },
-        );
+        let (subject, body) =
+            advisory::pause(&c.stream.name, &c.name, false, until, c.stream.domain());
+        advisory::send(&mut self.ctx, &c.stream.account, &subject, &body);
     }
 
     /// Time passes, then deliver what can be delivered.
